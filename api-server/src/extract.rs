@@ -1,0 +1,254 @@
+//! Extractors that answer in the API's error shape: JSON bodies, path ids, the authenticated
+//! user, the client address.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, FieldErrors};
+use crate::request_context::RequestContext;
+use crate::state::AppState;
+
+/// A JSON body: 415 without a JSON content type, 413 over the body limit, 400 for malformed
+/// JSON, and 400 with per-field errors for wrong types or missing fields.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Send the body as JSON with Content-Type: application/json.",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e: BytesRejection| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        "The request body is too large.",
+                    )
+                } else {
+                    ApiError::bad_request("unreadable_body", "The request body could not be read.")
+                }
+            })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Deserialises a body, reporting which field is wrong.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let inner = e.inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::bad_request(
+                "malformed_json",
+                format!("The body is not valid JSON: {inner}."),
+            );
+        }
+        let path = e.path().to_string();
+        let message = inner.to_string();
+        // A missing field is reported at its parent; name the field itself.
+        let field = match message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            Some(name) if path == "." => name.to_owned(),
+            Some(name) => format!("{path}.{name}"),
+            None if path == "." => "non_field_errors".to_owned(),
+            None => path,
+        };
+        let problem = strip_position(&message);
+        ApiError::validation(FieldErrors::from([(field, vec![problem])]))
+    })?;
+    de.end().map_err(|_| {
+        ApiError::bad_request(
+            "malformed_json",
+            "The body has trailing characters after the JSON value.",
+        )
+    })?;
+    Ok(value)
+}
+
+/// serde_json appends " at line L column C"; the field name says more to an API client.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Path parameters; a value of the wrong type (`/api/orgs/abc/`) is a 404, as no such object exists.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| ApiPath(v))
+            .map_err(|_| ApiError::not_found())
+    }
+}
+
+/// The user an access token authenticates; also counts the request against the user's rate
+/// limit.
+pub struct AuthUser {
+    /// The user id.
+    pub id: i64,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            ApiError::unauthorized("Authentication credentials were not provided.")
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or_else(|| {
+                ApiError::unauthorized("Use the header Authorization: Bearer <access token>.")
+            })?;
+        let claims = state
+            .tokens
+            .verify_access(token)
+            .map_err(|_| ApiError::unauthorized("The access token is invalid or expired."))?;
+        let context = parts.extensions.get::<Arc<RequestContext>>().cloned();
+        if let Some(ctx) = &context {
+            ctx.set_user(claims.user_id);
+        }
+        record_rate(
+            state,
+            context.as_deref(),
+            "user",
+            state.limits.check_user(claims.user_id),
+        )?;
+        Ok(AuthUser { id: claims.user_id })
+    }
+}
+
+/// Counts a request against the per-address limit of the account endpoints.
+pub struct IpRateLimited;
+
+impl FromRequestParts<AppState> for IpRateLimited {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ip = client_ip(parts, state.config.trust_forwarded_for);
+        let context = parts.extensions.get::<Arc<RequestContext>>().cloned();
+        record_rate(state, context.as_deref(), "ip", state.limits.check_ip(ip))?;
+        Ok(IpRateLimited)
+    }
+}
+
+type RateCheck =
+    Result<Option<crate::rate_limit::RateInfo>, (crate::rate_limit::RateInfo, ApiError)>;
+
+fn record_rate(
+    state: &AppState,
+    context: Option<&RequestContext>,
+    limit: &str,
+    check: RateCheck,
+) -> Result<(), ApiError> {
+    match check {
+        Ok(None) => Ok(()),
+        Ok(Some(info)) => {
+            if let Some(ctx) = context {
+                ctx.set_rate(info);
+            }
+            Ok(())
+        }
+        Err((info, error)) => {
+            if let Some(ctx) = context {
+                ctx.set_rate(info);
+            }
+            state.metrics.rate_limited(limit);
+            Err(error)
+        }
+    }
+}
+
+/// The client's address: the peer, or the last `X-Forwarded-For` hop when the deployment says a
+/// trusted proxy sets it (the last hop is the one that proxy saw; earlier ones are client-made).
+fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> IpAddr {
+    if trust_forwarded_for {
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|hop| hop.trim().parse().ok());
+        if let Some(ip) = forwarded {
+            return ip;
+        }
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| {
+            addr.ip()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        inner: Option<Inner>,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Inner {
+        n: i64,
+    }
+
+    #[test]
+    fn body_errors_name_fields() {
+        assert!(parse_json::<Body>(br#"{"name": "x"}"#).is_ok());
+        let err = parse_json::<Body>(br#"{}"#).unwrap_err();
+        assert_eq!(err.code(), "invalid");
+        let err = parse_json::<Body>(br#"{"name": 5}"#).unwrap_err();
+        assert_eq!(err.code(), "invalid");
+        let err = parse_json::<Body>(br#"{"name": "x", "inner": {}}"#).unwrap_err();
+        assert_eq!(err.code(), "invalid");
+        let err = parse_json::<Body>(br#"{"name": "#).unwrap_err();
+        assert_eq!(err.code(), "malformed_json");
+        let err = parse_json::<Body>(br#"{"name": "x"} {}"#).unwrap_err();
+        assert_eq!(err.code(), "malformed_json");
+    }
+}

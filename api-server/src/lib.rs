@@ -1,0 +1,199 @@
+//! The ChatBoard REST API as a library: [`router`] builds it around an [`AppState`], [`serve`]
+//! runs it; the `api-server` and `chatboard` binaries are thin wrappers around these.
+
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod rate_limit;
+pub mod request_context;
+pub mod routes;
+pub mod state;
+pub mod validate;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Router, ServiceExt};
+use chatboard_core::config::{redact_url, Config};
+use chatboard_core::store::{self, StoreError};
+use tokio::net::TcpListener;
+use tower::Layer;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::ApiError;
+pub use crate::state::AppState;
+
+/// Largest request body accepted (uploads never pass through the API).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Opens the database, applies migrations and builds the state.
+pub async fn build_state(config: Config) -> Result<AppState, StartError> {
+    let store = store::connect(&config.database_url, config.db_max_connections)
+        .await
+        .map_err(|source| StartError::Database {
+            url: redact_url(&config.database_url),
+            source,
+        })?;
+    store
+        .migrate()
+        .await
+        .map_err(|source| StartError::Database {
+            url: redact_url(&config.database_url),
+            source,
+        })?;
+    Ok(AppState::new(config, store)?)
+}
+
+/// Why the API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("database {url}: {source}")]
+    Database {
+        /// The URL, without password.
+        url: String,
+        /// What failed.
+        source: StoreError,
+    },
+    /// Metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// Every route of the API, with its middleware. Paths are registered without trailing slashes;
+/// [`app`] maps both spellings onto them.
+pub fn router(state: AppState) -> Router {
+    use routes::{auth, health, orgs};
+    let api = Router::new()
+        .route("/auth/register", post(auth::register))
+        .route("/auth/token", post(auth::token))
+        .route("/auth/token/refresh", post(auth::refresh))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/me", get(auth::me).patch(auth::update_me))
+        .route("/api/orgs", get(orgs::list).post(orgs::create))
+        .route("/api/orgs/accept-invite", post(orgs::accept_invite))
+        .route(
+            "/api/orgs/{id}",
+            get(orgs::get).patch(orgs::rename).delete(orgs::delete),
+        )
+        .route("/api/orgs/{id}/members", get(orgs::members))
+        .route("/api/orgs/{id}/invite", post(orgs::invite))
+        .route(
+            "/api/orgs/{id}/members/{user_id}/role",
+            post(orgs::set_role),
+        )
+        .route(
+            "/api/orgs/{id}/members/{user_id}",
+            axum::routing::delete(orgs::remove_member),
+        )
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        // The schema is served at /api/schema (and /api/schema/), the bundled Swagger UI at
+        // /api/docs/: its assets ship inside the binary, so the page needs no internet access.
+        .merge(SwaggerUi::new("/api/docs").url("/api/schema", openapi::ApiDoc::openapi()))
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This method is not allowed here.",
+            )
+        })
+        .with_state(state.clone());
+    api.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(|_| -> Response {
+            tracing::error!("handler panicked");
+            ApiError::internal().into_response()
+        }))
+        .layer(middleware::from_fn_with_state(
+            state,
+            request_context::track_request,
+        ))
+}
+
+/// Strips one trailing slash so that `/api/orgs/` and `/api/orgs` reach the same route without a
+/// redirect. The docs page keeps its own paths (its assets are relative to `/api/docs/`).
+fn strip_trailing_slash(mut request: Request) -> Request {
+    let path = request.uri().path();
+    if path.len() > 1 && path.ends_with('/') && !path.starts_with("/api/docs") {
+        let trimmed = &path[..path.len() - 1];
+        let new = match request.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_owned(),
+        };
+        if let Ok(uri) = new.parse::<Uri>() {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
+/// The router behind trailing-slash normalisation: what is served.
+pub fn app(state: AppState) -> tower::util::MapRequest<Router, fn(Request) -> Request> {
+    tower::util::MapRequestLayer::new(strip_trailing_slash as fn(Request) -> Request)
+        .layer(router(state))
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits_state = state.clone();
+    // Rate-limit buckets of idle clients are dropped once a minute.
+    let janitor = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limits_state.limits.forget_idle();
+        }
+    });
+    let service = app(state);
+    let result = axum::serve(
+        listener,
+        service.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    janitor.abort();
+    result
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining connections");
+}

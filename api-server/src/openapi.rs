@@ -1,0 +1,51 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{auth, health, orgs};
+
+/// The ChatBoard REST API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ChatBoard API",
+        description = "Team chat: accounts, organizations, rooms and messages.\n\n\
+            Conventions: JSON in and out; every path also answers without its trailing slash; \
+            errors are `{detail, code, errors?}`; authenticated endpoints take \
+            `Authorization: Bearer <access token>` and are limited per user \
+            (`X-RateLimit-Limit`, `X-RateLimit-Remaining`, `Retry-After` on 429); register, \
+            token and refresh are limited per client address; bodies over 1 MiB answer 413; \
+            every response carries `X-Request-Id`."
+    ),
+    paths(
+        auth::register, auth::token, auth::refresh, auth::logout, auth::me, auth::update_me,
+        orgs::list, orgs::create, orgs::get, orgs::rename, orgs::delete, orgs::members, orgs::invite,
+        orgs::accept_invite, orgs::set_role, orgs::remove_member,
+        health::live, health::ready, health::metrics,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Accounts and tokens"),
+        (name = "orgs", description = "Organizations, members and invitations"),
+        (name = "health", description = "Probes and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}

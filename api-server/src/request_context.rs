@@ -1,0 +1,105 @@
+//! Per-request bookkeeping: the request id, one JSON log line, metrics and rate-limit headers.
+//!
+//! The middleware puts a [`RequestContext`] into the request's extensions; extractors deeper down
+//! record the authenticated user and the rate-limit standing in it, and the middleware reads
+//! them back once the response is ready.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::rate_limit::RateInfo;
+use crate::state::AppState;
+
+/// `X-Request-Id`.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static RATE_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+static RATE_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+
+/// What handlers learn about a request that its log line and headers need.
+#[derive(Default)]
+pub struct RequestContext {
+    user_id: OnceLock<i64>,
+    rate: OnceLock<RateInfo>,
+}
+
+impl RequestContext {
+    /// Records the authenticated user.
+    pub fn set_user(&self, user_id: i64) {
+        let _ = self.user_id.set(user_id);
+    }
+
+    /// Records the rate-limit standing.
+    pub fn set_rate(&self, info: RateInfo) {
+        let _ = self.rate.set(info);
+    }
+}
+
+/// An incoming id is kept when it is short and plain; anything else is replaced.
+fn valid_request_id(value: &HeaderValue) -> Option<String> {
+    let s = value.to_str().ok()?;
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    ok.then(|| s.to_owned())
+}
+
+/// The middleware; see the module docs.
+pub async fn track_request(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(valid_request_id)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    // The route template, not the path, keeps metric labels bounded.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let context = Arc::new(RequestContext::default());
+    request.extensions_mut().insert(context.clone());
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        request.headers_mut().insert(&REQUEST_ID, value);
+    }
+
+    state.metrics.in_flight().inc();
+    let mut response = next.run(request).await;
+    state.metrics.in_flight().dec();
+
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert(&REQUEST_ID, value);
+    }
+    if let Some(rate) = context.rate.get() {
+        headers.insert(&RATE_LIMIT, HeaderValue::from(rate.limit));
+        headers.insert(&RATE_REMAINING, HeaderValue::from(rate.remaining));
+    }
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .observe(&method, &route, status, elapsed.as_secs_f64());
+    tracing::info!(
+        target: "chatboard::request",
+        request_id = %request_id,
+        method = %method,
+        route = %route,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        user_id = context.user_id.get().copied(),
+        "request"
+    );
+    response
+}

@@ -1,0 +1,340 @@
+//! `/auth/`: accounts, tokens and the caller's profile.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chatboard_core::auth::{hash_password, new_token_id, verify_password};
+use chatboard_core::model::User;
+use chatboard_core::store::{NewUser, ProfilePatch, RefreshOutcome, StoreError};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{blocking, present};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, AuthUser, IpRateLimited};
+use crate::state::AppState;
+use crate::validate::Validator;
+
+/// Password length bounds, in characters.
+const PASSWORD_MIN: usize = 8;
+const PASSWORD_MAX: usize = 128;
+/// Longest first or last name.
+const NAME_MAX: usize = 150;
+/// Longest avatar URL.
+const AVATAR_URL_MAX: usize = 500;
+
+/// Body of `POST /auth/register/`.
+#[derive(Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    /// Email address (trimmed and lower-cased).
+    email: String,
+    /// 8 to 128 characters.
+    password: String,
+    /// Given name, up to 150 characters.
+    #[serde(default)]
+    first_name: Option<String>,
+    /// Family name, up to 150 characters.
+    #[serde(default)]
+    last_name: Option<String>,
+}
+
+/// Body of `POST /auth/token/`.
+#[derive(Deserialize, ToSchema)]
+pub struct TokenRequest {
+    /// Email address.
+    email: String,
+    /// Password.
+    password: String,
+}
+
+/// Body of `POST /auth/token/refresh/` and `POST /auth/logout/`.
+#[derive(Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    /// A refresh token.
+    refresh: String,
+}
+
+/// A pair of tokens.
+#[derive(Serialize, ToSchema)]
+pub struct TokenPair {
+    /// Access token for `Authorization: Bearer`.
+    access: String,
+    /// Single-use refresh token.
+    refresh: String,
+    /// Always `Bearer`.
+    token_type: &'static str,
+    /// Access token lifetime in seconds.
+    expires_in: u64,
+}
+
+/// Body of `PATCH /auth/me/`: each field optional; `avatar_url: null` or `""` clears it.
+#[derive(Deserialize, ToSchema)]
+pub struct ProfileUpdate {
+    /// Given name.
+    #[serde(default)]
+    first_name: Option<String>,
+    /// Family name.
+    #[serde(default)]
+    last_name: Option<String>,
+    /// http(s) URL of a picture.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    avatar_url: Option<Option<String>>,
+}
+
+/// Creates an account.
+#[utoipa::path(post, path = "/auth/register/", tag = "auth", request_body = RegisterRequest,
+    responses((status = 201, body = User), (status = 400, body = ErrorBody), (status = 409, description = "email_taken", body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn register(
+    _: IpRateLimited,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    let mut v = Validator::default();
+    let email = v.email("email", &body.email);
+    let password_len = body.password.chars().count();
+    if password_len < PASSWORD_MIN {
+        v.add(
+            "password",
+            format!("Must be at least {PASSWORD_MIN} characters."),
+        );
+    } else if password_len > PASSWORD_MAX {
+        v.add(
+            "password",
+            format!("Must be at most {PASSWORD_MAX} characters."),
+        );
+    }
+    let first_name = v.text(
+        "first_name",
+        body.first_name.as_deref().unwrap_or(""),
+        0,
+        NAME_MAX,
+    );
+    let last_name = v.text(
+        "last_name",
+        body.last_name.as_deref().unwrap_or(""),
+        0,
+        NAME_MAX,
+    );
+    v.finish()?;
+
+    let password = body.password;
+    let password_hash = blocking(move || hash_password(&password))
+        .await?
+        .map_err(|e| {
+            tracing::error!(error = %e, "password hashing failed");
+            ApiError::internal()
+        })?;
+    let user = state
+        .store
+        .create_user(
+            NewUser {
+                email,
+                password_hash,
+                first_name,
+                last_name,
+            },
+            Utc::now(),
+        )
+        .await?;
+    tracing::info!(user_id = user.id, "account registered");
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Logs in: exchanges email and password for an access and a refresh token.
+#[utoipa::path(post, path = "/auth/token/", tag = "auth", request_body = TokenRequest,
+    responses((status = 200, body = TokenPair), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn token(
+    _: IpRateLimited,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<TokenRequest>,
+) -> ApiResult<Json<TokenPair>> {
+    let email = body.email.trim().to_lowercase();
+    let found = if body.password.chars().count() > PASSWORD_MAX {
+        None
+    } else {
+        state.store.credentials_by_email(&email).await?
+    };
+    let (user_id, hash) = match found {
+        Some((user, hash)) => (Some(user.id), Some(hash)),
+        None => (None, None),
+    };
+    let password = body.password;
+    let valid = blocking(move || verify_password(&password, hash.as_deref())).await?;
+    let user_id = match user_id {
+        Some(id) if valid => id,
+        // One answer for an unknown email and a wrong password, so accounts cannot be probed.
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "No active account found with the given credentials.",
+            ))
+        }
+    };
+    let family = new_token_id();
+    Ok(Json(issue_pair(&state, user_id, &family, true).await?))
+}
+
+/// Mints an access token and a refresh token of `family`; a new family is recorded when `new_family`.
+async fn issue_pair(
+    state: &AppState,
+    user_id: i64,
+    family: &str,
+    new_family: bool,
+) -> ApiResult<TokenPair> {
+    let now = Utc::now();
+    let signing = |e| {
+        tracing::error!(error = %e, "token signing failed");
+        ApiError::internal()
+    };
+    let refresh = state
+        .tokens
+        .issue_refresh(user_id, family, now)
+        .map_err(signing)?;
+    if new_family {
+        state
+            .store
+            .start_session(user_id, family, &refresh.jti, refresh.expires_at, now)
+            .await?;
+    }
+    let access = state.tokens.issue_access(user_id, now).map_err(signing)?;
+    Ok(TokenPair {
+        access,
+        refresh: refresh.token,
+        token_type: "Bearer",
+        expires_in: state.tokens.access_ttl().as_secs(),
+    })
+}
+
+fn invalid_refresh() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "token_not_valid",
+        "The refresh token is invalid or expired.",
+    )
+}
+
+/// Exchanges a refresh token for a new pair. Each refresh token works once; presenting a used
+/// one revokes every token of its login.
+#[utoipa::path(post, path = "/auth/token/refresh/", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn refresh(
+    _: IpRateLimited,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> ApiResult<Json<TokenPair>> {
+    let claims = state
+        .tokens
+        .verify_refresh(body.refresh.trim())
+        .map_err(|_| invalid_refresh())?;
+    let now = Utc::now();
+    let next = state
+        .tokens
+        .issue_refresh(claims.user_id, &claims.fam, now)
+        .map_err(|e| {
+            tracing::error!(error = %e, "token signing failed");
+            ApiError::internal()
+        })?;
+    match state
+        .store
+        .rotate_refresh(&claims.fam, &claims.jti, &next.jti, next.expires_at, now)
+        .await?
+    {
+        RefreshOutcome::Rotated { user_id } => {
+            let access = state.tokens.issue_access(user_id, now).map_err(|e| {
+                tracing::error!(error = %e, "token signing failed");
+                ApiError::internal()
+            })?;
+            Ok(Json(TokenPair {
+                access,
+                refresh: next.token,
+                token_type: "Bearer",
+                expires_in: state.tokens.access_ttl().as_secs(),
+            }))
+        }
+        RefreshOutcome::Reused => {
+            tracing::warn!(
+                user_id = claims.user_id,
+                "refresh token reused; its session is revoked"
+            );
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "token_reused",
+                "This refresh token was already used; the session has been revoked. Log in again.",
+            ))
+        }
+        RefreshOutcome::Invalid => Err(invalid_refresh()),
+    }
+}
+
+/// Logs out: revokes the login that the refresh token belongs to.
+#[utoipa::path(post, path = "/auth/logout/", tag = "auth", request_body = RefreshRequest, security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn logout(
+    user: AuthUser,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> ApiResult<StatusCode> {
+    let claims = state
+        .tokens
+        .verify_refresh(body.refresh.trim())
+        .ok()
+        .filter(|c| c.user_id == user.id)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_refresh_token",
+                "Send a refresh token of your own login.",
+            )
+        })?;
+    // Logging out twice is not an error: the outcome is the same.
+    state
+        .store
+        .revoke_session(user.id, &claims.fam, Utc::now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn current_user(state: &AppState, user: &AuthUser) -> ApiResult<User> {
+    state
+        .store
+        .user_by_id(user.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("The account of this token no longer exists."))
+}
+
+/// The caller's account.
+#[utoipa::path(get, path = "/auth/me/", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
+pub async fn me(user: AuthUser, State(state): State<AppState>) -> ApiResult<Json<User>> {
+    Ok(Json(current_user(&state, &user).await?))
+}
+
+/// Changes the caller's profile (not the email).
+#[utoipa::path(patch, path = "/auth/me/", tag = "auth", request_body = ProfileUpdate, security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn update_me(
+    user: AuthUser,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ProfileUpdate>,
+) -> ApiResult<Json<User>> {
+    let mut v = Validator::default();
+    let patch = ProfilePatch {
+        first_name: body
+            .first_name
+            .map(|s| v.text("first_name", &s, 0, NAME_MAX)),
+        last_name: body.last_name.map(|s| v.text("last_name", &s, 0, NAME_MAX)),
+        avatar_url: body
+            .avatar_url
+            .map(|url| url.and_then(|u| v.optional_url("avatar_url", &u, AVATAR_URL_MAX))),
+    };
+    v.finish()?;
+    match state.store.update_profile(user.id, patch).await {
+        Ok(updated) => Ok(Json(updated)),
+        Err(StoreError::NotFound) => Err(ApiError::unauthorized(
+            "The account of this token no longer exists.",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,119 @@
+//! Input rules shared by the handlers, collecting every problem before answering 400.
+
+use crate::error::{ApiError, FieldErrors};
+
+/// Collects field problems; [`Validator::finish`] turns them into one 400.
+#[derive(Default)]
+pub struct Validator {
+    errors: FieldErrors,
+}
+
+impl Validator {
+    /// Records a problem with `field`.
+    pub fn add(&mut self, field: &str, problem: impl Into<String>) {
+        self.errors
+            .entry(field.to_owned())
+            .or_default()
+            .push(problem.into());
+    }
+
+    /// A trimmed string of `min..=max` characters.
+    pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) -> String {
+        let trimmed = value.trim();
+        let len = trimmed.chars().count();
+        if len < min {
+            self.add(
+                field,
+                if min == 1 {
+                    "This field may not be blank.".to_owned()
+                } else {
+                    format!("Must be at least {min} characters.")
+                },
+            );
+        } else if len > max {
+            self.add(field, format!("Must be at most {max} characters."));
+        }
+        trimmed.to_owned()
+    }
+
+    /// A trimmed, lower-cased email address.
+    pub fn email(&mut self, field: &str, value: &str) -> String {
+        let email = value.trim().to_lowercase();
+        if email.chars().count() > 254 {
+            self.add(field, "Must be at most 254 characters.");
+        } else if !is_valid_email(&email) {
+            self.add(field, "Enter a valid email address.");
+        }
+        email
+    }
+
+    /// An optional http(s) URL of at most `max` characters; blank means "none".
+    pub fn optional_url(&mut self, field: &str, value: &str, max: usize) -> Option<String> {
+        let url = value.trim();
+        if url.is_empty() {
+            return None;
+        }
+        if url.chars().count() > max {
+            self.add(field, format!("Must be at most {max} characters."));
+        } else if !(url.starts_with("https://") || url.starts_with("http://"))
+            || url.contains(char::is_whitespace)
+        {
+            self.add(field, "Enter a valid http(s) URL.");
+        }
+        Some(url.to_owned())
+    }
+
+    /// 400 with every recorded problem, or `Ok` when there were none.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(self.errors))
+        }
+    }
+}
+
+fn is_valid_email(email: &str) -> bool {
+    // The crate checks RFC 5322 syntax; we also want a dotted domain, as mail is sent to it.
+    email_address::EmailAddress::parse_with_options(
+        email,
+        email_address::Options::default().without_display_text(),
+    )
+    .is_ok()
+        && email
+            .rsplit_once('@')
+            .is_some_and(|(_, domain)| domain.contains('.') && !domain.ends_with('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        for ok in ["a@b.co", "first.last+tag@example.org"] {
+            assert!(is_valid_email(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@b.co",
+            "a b@c.co",
+            "Name <a@b.co>",
+            "a@b.co.",
+        ] {
+            assert!(!is_valid_email(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn text_lengths_count_characters() {
+        let mut v = Validator::default();
+        assert_eq!(v.text("name", "  ü ", 1, 1), "ü");
+        v.text("blank", "   ", 1, 10);
+        v.text("long", &"x".repeat(11), 1, 10);
+        let err = v.finish().unwrap_err();
+        assert_eq!(err.status(), axum::http::StatusCode::BAD_REQUEST);
+    }
+}

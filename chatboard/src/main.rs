@@ -1,0 +1,47 @@
+//! `chatboard`: the whole platform in one process on the embedded default (SQLite in a data
+//! directory). It composes the same service libraries as the scale-out binaries.
+
+use anyhow::Context;
+use chatboard_core::config::{Config, Env};
+use clap::{Parser, Subcommand};
+
+/// ChatBoard, single node. Configuration comes from the environment; see README.md.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the platform (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    chatboard_core::telemetry::init_logging();
+    let (config, data_dir) =
+        Config::for_single_node(&Env::from_process()).context("invalid configuration")?;
+    let state = api_server::build_state(config.clone()).await?;
+    if let Some(Command::Migrate) = cli.command {
+        tracing::info!("migrations applied");
+        return Ok(());
+    }
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (CHATBOARD_ADDR)", config.addr))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %data_dir.display(), "chatboard listening");
+    println!(
+        "ChatBoard is running at http://{addr}/  (API docs: http://{addr}/api/docs/, data: {})",
+        data_dir.display()
+    );
+    api_server::serve(listener, state.clone(), api_server::shutdown_signal()).await?;
+    state.store.close().await;
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! HS256 JWTs: short-lived access tokens and rotating refresh tokens.
+//!
+//! Both carry a `type` claim and each kind is only accepted where it belongs, so a refresh token
+//! never authenticates a request and an access token never refreshes a session.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::secret_token::new_token_id;
+use crate::config::JwtSecret;
+
+/// Which kind of token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// Authenticates requests.
+    Access,
+    /// Obtains new tokens.
+    Refresh,
+}
+
+/// Claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The user id as a string (JWT convention).
+    pub sub: String,
+    /// The user id.
+    pub user_id: i64,
+    /// Expiry, unix seconds.
+    pub exp: i64,
+    /// Issue time, unix seconds.
+    pub iat: i64,
+    /// Unique token id.
+    pub jti: String,
+    /// Always `access`.
+    #[serde(rename = "type")]
+    pub kind: TokenKind,
+}
+
+/// Claims of a refresh token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshClaims {
+    /// The user id as a string.
+    pub sub: String,
+    /// The user id.
+    pub user_id: i64,
+    /// Expiry, unix seconds.
+    pub exp: i64,
+    /// Issue time, unix seconds.
+    pub iat: i64,
+    /// Unique token id: the store records whether it has been used.
+    pub jti: String,
+    /// The login family this token belongs to.
+    pub fam: String,
+    /// Always `refresh`.
+    #[serde(rename = "type")]
+    pub kind: TokenKind,
+}
+
+/// A freshly minted refresh token and what the store must record about it.
+#[derive(Debug, Clone)]
+pub struct IssuedRefresh {
+    /// The encoded JWT.
+    pub token: String,
+    /// Its token id.
+    pub jti: String,
+    /// Its expiry.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Why a token was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    /// Bad signature, wrong algorithm, malformed, wrong kind or expired.
+    #[error("invalid or expired token")]
+    Invalid,
+    /// Encoding failed.
+    #[error("could not sign token: {0}")]
+    Signing(String),
+}
+
+/// Issues and checks tokens with one HMAC key.
+#[derive(Clone)]
+pub struct TokenIssuer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
+}
+
+impl TokenIssuer {
+    /// Seconds of clock skew tolerated on expiry.
+    const LEEWAY_SECS: u64 = 5;
+
+    /// A token issuer with the given key and lifetimes.
+    pub fn new(secret: &JwtSecret, access_ttl: Duration, refresh_ttl: Duration) -> Self {
+        // Only HS256 is accepted: this is what refuses `alg: none` and algorithm swaps.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = Self::LEEWAY_SECS;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+            access_ttl,
+            refresh_ttl,
+        }
+    }
+
+    /// Lifetime of access tokens.
+    pub fn access_ttl(&self) -> Duration {
+        self.access_ttl
+    }
+
+    /// Mints an access token for `user_id`.
+    pub fn issue_access(&self, user_id: i64, now: DateTime<Utc>) -> Result<String, TokenError> {
+        let claims = AccessClaims {
+            sub: user_id.to_string(),
+            user_id,
+            iat: now.timestamp(),
+            exp: now.timestamp() + secs(self.access_ttl),
+            jti: new_token_id(),
+            kind: TokenKind::Access,
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| TokenError::Signing(e.to_string()))
+    }
+
+    /// Mints a refresh token of login family `family`.
+    pub fn issue_refresh(
+        &self,
+        user_id: i64,
+        family: &str,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedRefresh, TokenError> {
+        let jti = new_token_id();
+        let exp = now.timestamp() + secs(self.refresh_ttl);
+        let claims = RefreshClaims {
+            sub: user_id.to_string(),
+            user_id,
+            iat: now.timestamp(),
+            exp,
+            jti: jti.clone(),
+            fam: family.to_owned(),
+            kind: TokenKind::Refresh,
+        };
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| TokenError::Signing(e.to_string()))?;
+        let expires_at = DateTime::from_timestamp(exp, 0)
+            .ok_or(TokenError::Signing("expiry out of range".into()))?;
+        Ok(IssuedRefresh {
+            token,
+            jti,
+            expires_at,
+        })
+    }
+
+    /// Checks an access token and returns its claims.
+    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let claims: AccessClaims = decode(token, &self.decoding, &self.validation)
+            .map_err(|_| TokenError::Invalid)?
+            .claims;
+        if claims.kind != TokenKind::Access || claims.sub != claims.user_id.to_string() {
+            return Err(TokenError::Invalid);
+        }
+        Ok(claims)
+    }
+
+    /// Checks a refresh token's signature and expiry and returns its claims; whether it was
+    /// already used is the store's business.
+    pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
+        let claims: RefreshClaims = decode(token, &self.decoding, &self.validation)
+            .map_err(|_| TokenError::Invalid)?
+            .claims;
+        if claims.kind != TokenKind::Refresh || claims.sub != claims.user_id.to_string() {
+            return Err(TokenError::Invalid);
+        }
+        Ok(claims)
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issuer() -> TokenIssuer {
+        let secret = JwtSecret::new(vec![7; 32]).unwrap();
+        TokenIssuer::new(&secret, Duration::from_secs(900), Duration::from_secs(3600))
+    }
+
+    #[test]
+    fn kinds_are_not_interchangeable() {
+        let issuer = issuer();
+        let now = Utc::now();
+        let access = issuer.issue_access(5, now).unwrap();
+        let refresh = issuer.issue_refresh(5, "fam", now).unwrap();
+        assert_eq!(issuer.verify_access(&access).unwrap().user_id, 5);
+        assert_eq!(issuer.verify_refresh(&refresh.token).unwrap().fam, "fam");
+        assert_eq!(
+            issuer.verify_access(&refresh.token).unwrap_err(),
+            TokenError::Invalid
+        );
+        assert_eq!(
+            issuer.verify_refresh(&access).unwrap_err(),
+            TokenError::Invalid
+        );
+    }
+
+    #[test]
+    fn expired_and_foreign_tokens_are_refused() {
+        let issuer = issuer();
+        let old = issuer
+            .issue_access(5, Utc::now() - chrono::Duration::hours(1))
+            .unwrap();
+        assert_eq!(issuer.verify_access(&old).unwrap_err(), TokenError::Invalid);
+        let other = TokenIssuer::new(
+            &JwtSecret::new(vec![8; 32]).unwrap(),
+            Duration::from_secs(900),
+            Duration::from_secs(900),
+        );
+        let foreign = other.issue_access(5, Utc::now()).unwrap();
+        assert_eq!(
+            issuer.verify_access(&foreign).unwrap_err(),
+            TokenError::Invalid
+        );
+    }
+}

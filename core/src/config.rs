@@ -1,0 +1,436 @@
+//! Configuration from environment variables (and an optional `.env` file).
+//!
+//! Each variable is read by name through [`Env`], so a bad value stops start-up with an error
+//! that names the variable. README.md lists every variable with its default.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use rand::RngCore;
+
+/// A configuration problem, always naming the variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The variable is set to something that cannot be used.
+    #[error("{var} is invalid ({value:?}): {reason}")]
+    Invalid {
+        /// The variable's name.
+        var: &'static str,
+        /// The value found.
+        value: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The variable must be set for this service.
+    #[error("{var} must be set: {reason}")]
+    Missing {
+        /// The variable's name.
+        var: &'static str,
+        /// What it is needed for.
+        reason: &'static str,
+    },
+    /// The data directory or the key file inside it could not be used.
+    #[error("CHATBOARD_DATA_DIR ({path}): {source}")]
+    DataDir {
+        /// The path that failed.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Where configuration values come from: the process environment, or a map in tests.
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    /// Reads the process environment, after loading `.env` from the working directory if present.
+    pub fn from_process() -> Self {
+        // A missing .env is the normal case; a malformed one is reported when variables are read.
+        let _ = dotenvy::dotenv();
+        Self {
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    /// Uses the given variables only (for tests and embedding).
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// The raw value of a variable; an empty value counts as unset.
+    pub fn get(&self, var: &str) -> Option<&str> {
+        self.vars
+            .get(var)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    /// Parses a variable, or returns `default` when it is unset.
+    pub fn parse_or<T>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        match self.get(var) {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| ConfigError::Invalid {
+                    var,
+                    value: raw.to_owned(),
+                    reason: e.to_string(),
+                }),
+        }
+    }
+
+    /// Parses a boolean flag (`true/false/1/0/yes/no/on/off`).
+    pub fn flag(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(var).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) => match v.as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err(ConfigError::Invalid {
+                    var,
+                    value: v,
+                    reason: "expected true or false".into(),
+                }),
+            },
+        }
+    }
+
+    /// A duration given in whole seconds, at least one.
+    pub fn seconds(&self, var: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+        let secs: u64 = self.parse_or(var, default.as_secs())?;
+        if secs == 0 {
+            return Err(ConfigError::Invalid {
+                var,
+                value: "0".into(),
+                reason: "must be at least 1 second".into(),
+            });
+        }
+        Ok(Duration::from_secs(secs))
+    }
+}
+
+/// The HMAC key that signs access and refresh tokens.
+#[derive(Clone)]
+pub struct JwtSecret(Vec<u8>);
+
+impl JwtSecret {
+    /// Shortest key accepted: HS256 wants at least 256 bits.
+    pub const MIN_BYTES: usize = 32;
+
+    /// Wraps a key, refusing short ones.
+    pub fn new(bytes: Vec<u8>) -> Result<Self, String> {
+        if bytes.len() < Self::MIN_BYTES {
+            return Err(format!("must be at least {} bytes", Self::MIN_BYTES));
+        }
+        Ok(Self(bytes))
+    }
+
+    /// The key bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for JwtSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwtSecret(..)")
+    }
+}
+
+/// Everything the API needs to run, whichever binary starts it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP listen address (`CHATBOARD_ADDR`).
+    pub addr: SocketAddr,
+    /// `postgres://...` or `sqlite://...` (`DATABASE_URL`).
+    pub database_url: String,
+    /// Largest database pool (`CHATBOARD_DB_MAX_CONNECTIONS`).
+    pub db_max_connections: u32,
+    /// Token signing key (`CHATBOARD_JWT_SECRET`).
+    pub jwt_secret: JwtSecret,
+    /// Access token lifetime (`CHATBOARD_ACCESS_TOKEN_TTL`, seconds).
+    pub access_token_ttl: Duration,
+    /// Refresh token lifetime (`CHATBOARD_REFRESH_TOKEN_TTL`, seconds).
+    pub refresh_token_ttl: Duration,
+    /// Organization invitation lifetime (`CHATBOARD_INVITE_TTL`, seconds).
+    pub invite_ttl: Duration,
+    /// Requests per minute per user on authenticated endpoints; 0 disables
+    /// (`CHATBOARD_RATE_LIMIT_PER_USER`).
+    pub rate_limit_per_user: u32,
+    /// Requests per minute per client address on register/token/refresh; 0 disables
+    /// (`CHATBOARD_RATE_LIMIT_PER_IP`).
+    pub rate_limit_per_ip: u32,
+    /// Take the client address from the last `X-Forwarded-For` hop
+    /// (`CHATBOARD_TRUST_FORWARDED_FOR`); only behind a proxy that sets it.
+    pub trust_forwarded_for: bool,
+}
+
+/// Defaults shared by both binaries.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// `CHATBOARD_ADDR`.
+    pub const ADDR: &str = "127.0.0.1:8080";
+    /// `CHATBOARD_DATA_DIR`.
+    pub const DATA_DIR: &str = "./chatboard-data";
+    /// `CHATBOARD_DB_MAX_CONNECTIONS`.
+    pub const DB_MAX_CONNECTIONS: u32 = 10;
+    /// `CHATBOARD_ACCESS_TOKEN_TTL`: 15 minutes.
+    pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+    /// `CHATBOARD_REFRESH_TOKEN_TTL`: 7 days.
+    pub const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+    /// `CHATBOARD_INVITE_TTL`: 7 days.
+    pub const INVITE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+    /// `CHATBOARD_RATE_LIMIT_PER_USER`.
+    pub const RATE_LIMIT_PER_USER: u32 = 100;
+    /// `CHATBOARD_RATE_LIMIT_PER_IP`.
+    pub const RATE_LIMIT_PER_IP: u32 = 10;
+}
+
+impl Config {
+    /// Configuration of the scale-out `api-server`: `DATABASE_URL` and `CHATBOARD_JWT_SECRET`
+    /// are required, since replicas must share both.
+    pub fn for_api_server(env: &Env) -> Result<Self, ConfigError> {
+        let database_url = env.get("DATABASE_URL").ok_or(ConfigError::Missing {
+            var: "DATABASE_URL",
+            reason: "the api-server needs a database (postgres://user@host/db)",
+        })?;
+        let secret = env
+            .get("CHATBOARD_JWT_SECRET")
+            .ok_or(ConfigError::Missing {
+                var: "CHATBOARD_JWT_SECRET",
+                reason: "all api-server replicas must sign tokens with the same key",
+            })?;
+        let jwt_secret = parse_secret(secret)?;
+        Self::common(env, database_url.to_owned(), jwt_secret)
+    }
+
+    /// Configuration of the single-node `chatboard` binary: everything defaults to files under
+    /// `CHATBOARD_DATA_DIR`, which is created if needed, including a generated signing key.
+    pub fn for_single_node(env: &Env) -> Result<(Self, PathBuf), ConfigError> {
+        let data_dir = PathBuf::from(env.get("CHATBOARD_DATA_DIR").unwrap_or(defaults::DATA_DIR));
+        std::fs::create_dir_all(&data_dir).map_err(|source| ConfigError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+        let database_url = match env.get("DATABASE_URL") {
+            Some(url) => url.to_owned(),
+            None => format!("sqlite://{}", data_dir.join("chatboard.db").display()),
+        };
+        let jwt_secret = match env.get("CHATBOARD_JWT_SECRET") {
+            Some(secret) => parse_secret(secret)?,
+            None => stored_secret(&data_dir)?,
+        };
+        Ok((Self::common(env, database_url, jwt_secret)?, data_dir))
+    }
+
+    fn common(env: &Env, database_url: String, jwt_secret: JwtSecret) -> Result<Self, ConfigError> {
+        if !(database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+            || database_url.starts_with("sqlite:"))
+        {
+            return Err(ConfigError::Invalid {
+                var: "DATABASE_URL",
+                value: redact_url(&database_url),
+                reason: "expected a postgres:// or sqlite:// URL".into(),
+            });
+        }
+        let addr_default = defaults::ADDR.parse().map_err(|_| ConfigError::Invalid {
+            var: "CHATBOARD_ADDR",
+            value: defaults::ADDR.into(),
+            reason: "default does not parse".into(),
+        })?;
+        let db_max_connections =
+            env.parse_or("CHATBOARD_DB_MAX_CONNECTIONS", defaults::DB_MAX_CONNECTIONS)?;
+        if db_max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                var: "CHATBOARD_DB_MAX_CONNECTIONS",
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            addr: env.parse_or("CHATBOARD_ADDR", addr_default)?,
+            database_url,
+            db_max_connections,
+            jwt_secret,
+            access_token_ttl: env
+                .seconds("CHATBOARD_ACCESS_TOKEN_TTL", defaults::ACCESS_TOKEN_TTL)?,
+            refresh_token_ttl: env
+                .seconds("CHATBOARD_REFRESH_TOKEN_TTL", defaults::REFRESH_TOKEN_TTL)?,
+            invite_ttl: env.seconds("CHATBOARD_INVITE_TTL", defaults::INVITE_TTL)?,
+            rate_limit_per_user: env.parse_or(
+                "CHATBOARD_RATE_LIMIT_PER_USER",
+                defaults::RATE_LIMIT_PER_USER,
+            )?,
+            rate_limit_per_ip: env
+                .parse_or("CHATBOARD_RATE_LIMIT_PER_IP", defaults::RATE_LIMIT_PER_IP)?,
+            trust_forwarded_for: env.flag("CHATBOARD_TRUST_FORWARDED_FOR", false)?,
+        })
+    }
+
+    /// A configuration for tests and embedding: the given database, a fixed key, no rate limits.
+    pub fn for_tests(database_url: impl Into<String>, jwt_secret: JwtSecret) -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.into(),
+            db_max_connections: 5,
+            jwt_secret,
+            access_token_ttl: defaults::ACCESS_TOKEN_TTL,
+            refresh_token_ttl: defaults::REFRESH_TOKEN_TTL,
+            invite_ttl: defaults::INVITE_TTL,
+            rate_limit_per_user: 0,
+            rate_limit_per_ip: 0,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+fn parse_secret(raw: &str) -> Result<JwtSecret, ConfigError> {
+    JwtSecret::new(raw.as_bytes().to_vec()).map_err(|reason| ConfigError::Invalid {
+        var: "CHATBOARD_JWT_SECRET",
+        value: "<hidden>".into(),
+        reason,
+    })
+}
+
+/// Reads the signing key kept in the data directory, creating it on first start so that tokens
+/// stay valid across restarts.
+fn stored_secret(data_dir: &Path) -> Result<JwtSecret, ConfigError> {
+    let path = data_dir.join("jwt-secret");
+    let io_err = |source| ConfigError::DataDir {
+        path: path.clone(),
+        source,
+    };
+    let hex_key = match std::fs::read_to_string(&path) {
+        Ok(existing) => existing.trim().to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 64];
+            rand::rngs::OsRng.fill_bytes(&mut key);
+            let hex_key = hex::encode(key);
+            write_private_file(&path, &hex_key).map_err(io_err)?;
+            hex_key
+        }
+        Err(e) => return Err(io_err(e)),
+    };
+    JwtSecret::new(hex_key.into_bytes()).map_err(|reason| ConfigError::Invalid {
+        var: "CHATBOARD_DATA_DIR",
+        value: path.display().to_string(),
+        reason: format!("stored signing key {reason}"),
+    })
+}
+
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+/// Hides the password part of a database URL before it is printed.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let env = Env::from_pairs([
+            ("DATABASE_URL", "postgres://u@h/db"),
+            ("CHATBOARD_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("CHATBOARD_ADDR", "not-an-address"),
+        ]);
+        let err = Config::for_api_server(&env).unwrap_err().to_string();
+        assert!(err.contains("CHATBOARD_ADDR"), "{err}");
+    }
+
+    #[test]
+    fn api_server_requires_database_and_secret() {
+        let err = Config::for_api_server(&Env::from_pairs([("X", "y")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("DATABASE_URL"), "{err}");
+        let env = Env::from_pairs([
+            ("DATABASE_URL", "postgres://u@h/db"),
+            ("CHATBOARD_JWT_SECRET", "short"),
+        ]);
+        let err = Config::for_api_server(&env).unwrap_err().to_string();
+        assert!(err.contains("CHATBOARD_JWT_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn single_node_keeps_its_generated_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::from_pairs([("CHATBOARD_DATA_DIR", dir.path().to_str().unwrap())]);
+        let (first, _) = Config::for_single_node(&env).unwrap();
+        let (second, data_dir) = Config::for_single_node(&env).unwrap();
+        assert_eq!(first.jwt_secret.as_bytes(), second.jwt_secret.as_bytes());
+        assert!(first.database_url.starts_with("sqlite://"));
+        assert_eq!(data_dir, dir.path());
+    }
+
+    #[test]
+    fn zero_ttl_and_bad_flags_are_refused() {
+        let base = [
+            ("DATABASE_URL", "sqlite://x.db"),
+            ("CHATBOARD_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ];
+        for (var, value) in [
+            ("CHATBOARD_ACCESS_TOKEN_TTL", "0"),
+            ("CHATBOARD_TRUST_FORWARDED_FOR", "maybe"),
+            ("CHATBOARD_RATE_LIMIT_PER_USER", "-1"),
+            ("CHATBOARD_DB_MAX_CONNECTIONS", "0"),
+        ] {
+            let env = Env::from_pairs(base.iter().copied().chain([(var, value)]));
+            let err = Config::for_api_server(&env).unwrap_err().to_string();
+            assert!(err.contains(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_hidden_in_urls() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

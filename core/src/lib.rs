@@ -1,0 +1,10 @@
+//! Shared library of the ChatBoard services: configuration, domain types, storage and auth.
+//!
+//! Every service crate (api-server, and later gateway, worker, operator) builds on these pieces,
+//! and the single-node `chatboard` binary composes the same services, so no rule lives twice.
+
+pub mod auth;
+pub mod config;
+pub mod model;
+pub mod store;
+pub mod telemetry;

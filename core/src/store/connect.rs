@@ -1,0 +1,80 @@
+//! Opening a store from a `DATABASE_URL`.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use super::sql::{postgres, sqlite};
+use super::{Store, StoreError, StoreResult};
+
+/// The database engine behind a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// PostgreSQL: the scale-out shape.
+    Postgres,
+    /// SQLite: the single-node embedded default.
+    Sqlite,
+}
+
+impl Engine {
+    /// The engine a URL names, if any.
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Engine::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Some(Engine::Sqlite)
+        } else {
+            None
+        }
+    }
+}
+
+/// How long a request may wait for a pooled connection before the store reports unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens the database named by `url` with at most `max_connections` connections. Migrations are
+/// not applied here; call [`Store::migrate`].
+pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
+    match Engine::of_url(url) {
+        Some(Engine::Postgres) => {
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect(url)
+                .await?;
+            Ok(Arc::new(postgres::SqlStore::new(pool.clone(), pool)))
+        }
+        Some(Engine::Sqlite) => {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            // SQLite allows one writer at a time. Funnelling every write transaction through a
+            // single pooled connection queues writers in-process instead of failing them with
+            // SQLITE_BUSY, while WAL lets the reader pool run alongside.
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(ACQUIRE_TIMEOUT * 2)
+                .connect_with(options.clone())
+                .await?;
+            let reader = if url.contains(":memory:") {
+                writer.clone()
+            } else {
+                SqlitePoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options.read_only(true))
+                    .await?
+            };
+            Ok(Arc::new(sqlite::SqlStore::new(reader, writer)))
+        }
+        None => Err(StoreError::Database(sqlx::Error::Configuration(
+            "DATABASE_URL must start with postgres:// or sqlite:".into(),
+        ))),
+    }
+}

@@ -1,0 +1,208 @@
+//! The storage interface every service uses, with PostgreSQL and SQLite implementations.
+//!
+//! The traits speak in domain terms; rules that must hold under concurrency (unique emails, one
+//! open invitation per address, never losing the last admin, single-use refresh tokens) are
+//! enforced inside the store's transactions, not by callers.
+
+mod connect;
+mod sql;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::model::{Invite, OrgMember, OrgView, Role, User};
+
+pub use connect::{connect, Engine};
+
+/// What a store call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique rule was hit; the string is the API error code (`email_taken`, ...).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The object does not exist (or is not visible to the caller).
+    #[error("not found")]
+    NotFound,
+    /// The change would leave an organization without an admin.
+    #[error("an organization must keep at least one admin")]
+    LastAdmin,
+    /// The invitation was issued to another address.
+    #[error("this invitation was issued to another email address")]
+    InviteEmailMismatch,
+    /// The database is unreachable or timed out.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// Any other database failure.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// Applying the schema migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                StoreError::Unavailable(e)
+            }
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A new account; the password is already hashed.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Normalised email.
+    pub email: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+}
+
+/// Profile fields to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProfilePatch {
+    /// New given name.
+    pub first_name: Option<String>,
+    /// New family name.
+    pub last_name: Option<String>,
+    /// New avatar: `Some(None)` clears it.
+    pub avatar_url: Option<Option<String>>,
+}
+
+/// Accounts.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates an account; `Conflict("email_taken")` if the email is in use.
+    async fn create_user(&self, user: NewUser, now: DateTime<Utc>) -> StoreResult<User>;
+    /// Looks an account up by id.
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>>;
+    /// The account and its password hash, by normalised email.
+    async fn credentials_by_email(&self, email: &str) -> StoreResult<Option<(User, String)>>;
+    /// Changes profile fields and returns the updated account.
+    async fn update_profile(&self, id: i64, patch: ProfilePatch) -> StoreResult<User>;
+}
+
+/// How presenting a refresh token went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The token was valid and is now used; a successor was recorded in the same family.
+    Rotated {
+        /// Whose session it is.
+        user_id: i64,
+    },
+    /// The token had been used before: its whole family is now revoked.
+    Reused,
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
+/// Refresh-token families (one per login) with rotation and reuse detection.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Records a new login family and its first refresh token.
+    async fn start_session(
+        &self,
+        user_id: i64,
+        family_id: &str,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Uses refresh token `jti` of `family_id` and records `next_jti` as its successor.
+    async fn rotate_refresh(
+        &self,
+        family_id: &str,
+        jti: &str,
+        next_jti: &str,
+        next_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<RefreshOutcome>;
+    /// Revokes a family (logout); false if it is not the user's or already revoked.
+    async fn revoke_session(
+        &self,
+        user_id: i64,
+        family_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+}
+
+/// A new invitation; the token is already hashed.
+#[derive(Debug, Clone)]
+pub struct NewInvite {
+    /// Organization.
+    pub org_id: i64,
+    /// Normalised address.
+    pub email: String,
+    /// Role granted.
+    pub role: Role,
+    /// SHA-256 of the token, hex.
+    pub token_hash: String,
+    /// Who invited.
+    pub invited_by: i64,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Organizations, members and invitations. Every read is scoped by the caller's membership.
+#[async_trait]
+pub trait OrgStore: Send + Sync {
+    /// Creates an organization with `creator` as its ADMIN.
+    async fn create_org(
+        &self,
+        creator: i64,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<OrgView>;
+    /// The organizations `user_id` belongs to, oldest first.
+    async fn orgs_for_user(&self, user_id: i64) -> StoreResult<Vec<OrgView>>;
+    /// The organization as `user_id` sees it; `None` if it does not exist or they are not in it.
+    async fn org_for_member(&self, org_id: i64, user_id: i64) -> StoreResult<Option<OrgView>>;
+    /// The caller's role in an organization, `None` when not a member.
+    async fn member_role(&self, org_id: i64, user_id: i64) -> StoreResult<Option<Role>>;
+    /// Renames an organization (`Conflict("managed_by_operator")` for managed ones).
+    async fn rename_org(&self, org_id: i64, name: &str) -> StoreResult<()>;
+    /// Deletes an organization and everything in it (`Conflict("managed_by_operator")` for
+    /// managed ones).
+    async fn delete_org(&self, org_id: i64) -> StoreResult<()>;
+    /// The members, in joining order.
+    async fn org_members(&self, org_id: i64) -> StoreResult<Vec<OrgMember>>;
+    /// Creates an invitation: `Conflict("already_member")` or `Conflict("invite_pending")`.
+    async fn create_invite(&self, invite: NewInvite, now: DateTime<Utc>) -> StoreResult<Invite>;
+    /// Accepts an open, unexpired invitation for a user whose email must match; joining is
+    /// idempotent for someone who is already a member. `NotFound` for unknown, used, revoked or
+    /// expired tokens.
+    async fn accept_invite(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        user_email: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(i64, Role)>;
+    /// Changes a member's role (`NotFound`, `LastAdmin`).
+    async fn set_member_role(&self, org_id: i64, user_id: i64, role: Role) -> StoreResult<()>;
+    /// Removes a member (`NotFound`, `LastAdmin`).
+    async fn remove_member(&self, org_id: i64, user_id: i64) -> StoreResult<()>;
+}
+
+/// The whole storage interface, as services hold it (`Arc<dyn Store>`).
+#[async_trait]
+pub trait Store: UserStore + SessionStore + OrgStore {
+    /// Which engine is behind it.
+    fn engine(&self) -> Engine;
+    /// Applies the schema migrations that have not run yet.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// A cheap round trip, for readiness checks.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Closes the pools, waiting for connections in use.
+    async fn close(&self);
+}

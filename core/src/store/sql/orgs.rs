@@ -1,0 +1,280 @@
+// Organizations, members and invitations.
+
+impl SqlStore {
+    async fn org_view(&self, org_id: i64, user_id: i64) -> StoreResult<Option<OrgView>> {
+        let sql = format!("{ORG_VIEW_SELECT} WHERE o.id = $2");
+        let row: Option<OrgViewRow> = sqlx::query_as(&sql).bind(user_id).bind(org_id).fetch_optional(&self.read).await?;
+        row.map(OrgView::try_from).transpose()
+    }
+
+    async fn insert_org(&self, creator: i64, name: &str, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+        let base = slugify(name);
+        let mut tx = self.write.begin().await?;
+        let taken: Vec<(String,)> = sqlx::query_as("SELECT slug FROM orgs WHERE slug = $1 OR slug LIKE $2")
+            .bind(&base)
+            .bind(format!("{base}-%"))
+            .fetch_all(&mut *tx)
+            .await?;
+        let taken: Vec<String> = taken.into_iter().map(|(s,)| s).collect();
+        let slug = free_slug(&base, &taken);
+        let (org_id,): (i64,) = sqlx::query_as(
+            "INSERT INTO orgs (name, slug, managed, created_by, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(name)
+        .bind(&slug)
+        .bind(false)
+        .bind(creator)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO org_members (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)")
+            .bind(org_id)
+            .bind(creator)
+            .bind(Role::Admin.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(org_id)
+    }
+
+    /// Role of `user_id` inside a transaction.
+    async fn role_in(tx: &mut Tx<'_>, org_id: i64, user_id: i64) -> StoreResult<Option<Role>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT role FROM org_members WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id)
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        row.map(|(r,)| parse_role(&r)).transpose()
+    }
+
+    /// Fails with `LastAdmin` when `user_id` is the only ADMIN of the org.
+    async fn ensure_other_admin(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<()> {
+        let (admins,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM org_members WHERE org_id = $1 AND role = $2")
+            .bind(org_id)
+            .bind(Role::Admin.as_str())
+            .fetch_one(&mut **tx)
+            .await?;
+        if admins <= 1 {
+            return Err(StoreError::LastAdmin);
+        }
+        Ok(())
+    }
+
+    /// `NotFound` if the org does not exist, `Conflict` if the operator owns it.
+    async fn ensure_unmanaged(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<()> {
+        let row: Option<(bool,)> = sqlx::query_as("SELECT managed FROM orgs WHERE id = $1")
+            .bind(org_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        match row {
+            None => Err(StoreError::NotFound),
+            Some((true,)) => Err(StoreError::Conflict("managed_by_operator")),
+            Some((false,)) => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl OrgStore for SqlStore {
+    async fn create_org(&self, creator: i64, name: &str, now: DateTime<Utc>) -> StoreResult<OrgView> {
+        // Two orgs created with the same name at once may pick the same free slug; the unique
+        // index rejects one of them, which then picks again.
+        let mut attempts = 0;
+        let org_id = loop {
+            match self.insert_org(creator, name, now).await {
+                Ok(id) => break id,
+                Err(e) if is_unique_violation(&e) && attempts < 5 => attempts += 1,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let sql = format!("{ORG_VIEW_SELECT} WHERE o.id = $2");
+        let row: OrgViewRow = sqlx::query_as(&sql).bind(creator).bind(org_id).fetch_one(&self.write).await?;
+        OrgView::try_from(row)
+    }
+
+    async fn orgs_for_user(&self, user_id: i64) -> StoreResult<Vec<OrgView>> {
+        let sql = format!("{ORG_VIEW_SELECT} ORDER BY o.id");
+        let rows: Vec<OrgViewRow> = sqlx::query_as(&sql).bind(user_id).fetch_all(&self.read).await?;
+        rows.into_iter().map(OrgView::try_from).collect()
+    }
+
+    async fn org_for_member(&self, org_id: i64, user_id: i64) -> StoreResult<Option<OrgView>> {
+        self.org_view(org_id, user_id).await
+    }
+
+    async fn member_role(&self, org_id: i64, user_id: i64) -> StoreResult<Option<Role>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT role FROM org_members WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id)
+            .bind(user_id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|(r,)| parse_role(&r)).transpose()
+    }
+
+    async fn rename_org(&self, org_id: i64, name: &str) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        Self::ensure_unmanaged(&mut tx, org_id).await?;
+        sqlx::query("UPDATE orgs SET name = $2 WHERE id = $1").bind(org_id).bind(name).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_org(&self, org_id: i64) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        Self::ensure_unmanaged(&mut tx, org_id).await?;
+        sqlx::query("DELETE FROM orgs WHERE id = $1").bind(org_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn org_members(&self, org_id: i64) -> StoreResult<Vec<OrgMember>> {
+        let rows: Vec<OrgMemberRow> = sqlx::query_as(
+            "SELECT m.user_id, u.email, u.first_name, u.last_name, m.role, m.joined_at \
+             FROM org_members m JOIN users u ON u.id = m.user_id \
+             WHERE m.org_id = $1 ORDER BY m.joined_at, m.user_id",
+        )
+        .bind(org_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter().map(OrgMember::try_from).collect()
+    }
+
+    async fn create_invite(&self, invite: NewInvite, now: DateTime<Utc>) -> StoreResult<Invite> {
+        let mut tx = self.write.begin().await?;
+        if !lock_org(&mut tx, invite.org_id).await? {
+            return Err(StoreError::NotFound);
+        }
+        let member: Option<(i64,)> = sqlx::query_as(
+            "SELECT m.user_id FROM org_members m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 AND u.email = $2",
+        )
+        .bind(invite.org_id)
+        .bind(&invite.email)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if member.is_some() {
+            return Err(StoreError::Conflict("already_member"));
+        }
+        let open: Option<(i64, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT id, expires_at FROM org_invites \
+             WHERE org_id = $1 AND email = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(invite.org_id)
+        .bind(&invite.email)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match open {
+            Some((_, expires_at)) if expires_at > now => return Err(StoreError::Conflict("invite_pending")),
+            // An expired invitation no longer blocks a new one: retire it.
+            Some((id, _)) => {
+                sqlx::query("UPDATE org_invites SET revoked_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {}
+        }
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO org_invites (org_id, email, role, token_hash, invited_by, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(invite.org_id)
+        .bind(&invite.email)
+        .bind(invite.role.as_str())
+        .bind(&invite.token_hash)
+        .bind(invite.invited_by)
+        .bind(now)
+        .bind(invite.expires_at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("invite_pending") } else { e.into() })?;
+        tx.commit().await?;
+        Ok(Invite { id, org_id: invite.org_id, email: invite.email, role: invite.role, expires_at: invite.expires_at })
+    }
+
+    async fn accept_invite(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        user_email: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(i64, Role)> {
+        let mut tx = self.write.begin().await?;
+        let invite: Option<InviteRow> = sqlx::query_as(
+            "SELECT id, org_id, email, role, expires_at, accepted_at, revoked_at FROM org_invites WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let invite = match invite {
+            Some(i) if i.accepted_at.is_none() && i.revoked_at.is_none() && i.expires_at > now => i,
+            _ => return Err(StoreError::NotFound),
+        };
+        if !invite.email.eq_ignore_ascii_case(user_email) {
+            return Err(StoreError::InviteEmailMismatch);
+        }
+        if !lock_org(&mut tx, invite.org_id).await? {
+            return Err(StoreError::NotFound);
+        }
+        let role = match Self::role_in(&mut tx, invite.org_id, user_id).await? {
+            // Already in (joined another way): keep the role they have.
+            Some(existing) => existing,
+            None => {
+                let role = parse_role(&invite.role)?;
+                sqlx::query("INSERT INTO org_members (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)")
+                    .bind(invite.org_id)
+                    .bind(user_id)
+                    .bind(role.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                role
+            }
+        };
+        sqlx::query("UPDATE org_invites SET accepted_at = $2 WHERE id = $1")
+            .bind(invite.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((invite.org_id, role))
+    }
+
+    async fn set_member_role(&self, org_id: i64, user_id: i64, role: Role) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        if !lock_org(&mut tx, org_id).await? {
+            return Err(StoreError::NotFound);
+        }
+        let current = Self::role_in(&mut tx, org_id, user_id).await?.ok_or(StoreError::NotFound)?;
+        if current == Role::Admin && role != Role::Admin {
+            Self::ensure_other_admin(&mut tx, org_id).await?;
+        }
+        sqlx::query("UPDATE org_members SET role = $3 WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id)
+            .bind(user_id)
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn remove_member(&self, org_id: i64, user_id: i64) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        if !lock_org(&mut tx, org_id).await? {
+            return Err(StoreError::NotFound);
+        }
+        let current = Self::role_in(&mut tx, org_id, user_id).await?.ok_or(StoreError::NotFound)?;
+        if current == Role::Admin {
+            Self::ensure_other_admin(&mut tx, org_id).await?;
+        }
+        sqlx::query("DELETE FROM org_members WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

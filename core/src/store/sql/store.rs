@@ -1,0 +1,36 @@
+// The store for one engine: a reader pool and a writer pool (the same pool on PostgreSQL).
+
+/// The SQL store for this engine.
+pub struct SqlStore {
+    read: Pool,
+    write: Pool,
+}
+
+impl SqlStore {
+    /// Wraps the pools; reads go to `read`, transactions and writes to `write`.
+    pub fn new(read: Pool, write: Pool) -> Self {
+        Self { read, write }
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn engine(&self) -> Engine {
+        ENGINE
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.write).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}

@@ -1,0 +1,51 @@
+// Accounts.
+
+#[async_trait]
+impl UserStore for SqlStore {
+    async fn create_user(&self, user: NewUser, now: DateTime<Utc>) -> StoreResult<User> {
+        let sql = format!(
+            "INSERT INTO users (email, password_hash, first_name, last_name, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLUMNS}"
+        );
+        let row: UserRow = sqlx::query_as(&sql)
+            .bind(&user.email)
+            .bind(&user.password_hash)
+            .bind(&user.first_name)
+            .bind(&user.last_name)
+            .bind(now)
+            .fetch_one(&self.write)
+            .await
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("email_taken") } else { e.into() })?;
+        Ok(row.into())
+    }
+
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let row: Option<UserRow> = sqlx::query_as(&sql).bind(id).fetch_optional(&self.read).await?;
+        Ok(row.map(User::from))
+    }
+
+    async fn credentials_by_email(&self, email: &str) -> StoreResult<Option<(User, String)>> {
+        let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1");
+        let row: Option<UserWithHashRow> = sqlx::query_as(&sql).bind(email).fetch_optional(&self.read).await?;
+        Ok(row.map(|r| (r.user.into(), r.password_hash)))
+    }
+
+    async fn update_profile(&self, id: i64, patch: ProfilePatch) -> StoreResult<User> {
+        let sql = format!(
+            "UPDATE users SET first_name = COALESCE($2, first_name), last_name = COALESCE($3, last_name), \
+             avatar_url = CASE WHEN $4 THEN $5 ELSE avatar_url END \
+             WHERE id = $1 RETURNING {USER_COLUMNS}"
+        );
+        let set_avatar = patch.avatar_url.is_some();
+        let row: Option<UserRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .bind(patch.first_name)
+            .bind(patch.last_name)
+            .bind(set_avatar)
+            .bind(patch.avatar_url.flatten())
+            .fetch_optional(&self.write)
+            .await?;
+        row.map(User::from).ok_or(StoreError::NotFound)
+    }
+}
