@@ -1,0 +1,462 @@
+//! `/auth/`: registration, tokens, refresh rotation, logout, profile; on both engines.
+
+mod common;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use common::{Engine, TestApp, TEST_SECRET};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+both_engines!(
+    register_creates_normalised_accounts,
+    register_rejects_bad_input,
+    malformed_and_oversized_bodies,
+    login_gives_the_same_answer_for_unknown_email_and_wrong_password,
+    profile_read_and_update,
+    forged_and_misused_tokens_are_refused,
+    refresh_rotates_and_reuse_revokes_the_family,
+    logout_revokes_the_session,
+);
+
+async fn register_creates_normalised_accounts(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let r = app
+        .post("/auth/register/", None, json!({"email": "  Alice@Example.COM ", "password": "password123", "first_name": "Alice"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["email"], "alice@example.com");
+    assert_eq!(r.body["first_name"], "Alice");
+    assert_eq!(r.body["last_name"], "");
+    assert!(r.body["avatar_url"].is_null());
+    assert!(r.body["created_at"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
+    assert!(
+        !r.text.contains("argon2") && !r.text.contains("password"),
+        "no hash or password in {}",
+        r.text
+    );
+
+    // Same address in another spelling: taken.
+    let dup = app
+        .post(
+            "/auth/register/",
+            None,
+            json!({"email": "ALICE@example.com", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(dup.status, StatusCode::CONFLICT);
+    assert_eq!(dup.code(), "email_taken");
+
+    // The normalised address logs in, whatever its spelling.
+    let t = app
+        .post(
+            "/auth/token/",
+            None,
+            json!({"email": "Alice@example.com ", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(t.status, StatusCode::OK, "{}", t.text);
+    assert_eq!(t.body["token_type"], "Bearer");
+    assert_eq!(t.body["expires_in"], 900);
+}
+
+async fn register_rejects_bad_input(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"password": "password123"}), "email"),
+        (json!({"email": "a@b.co"}), "password"),
+        (json!({"email": 5, "password": "password123"}), "email"),
+        (json!({"email": "a@b.co", "password": ["x"]}), "password"),
+        (json!({"email": null, "password": "password123"}), "email"),
+        (
+            json!({"email": "not-an-email", "password": "password123"}),
+            "email",
+        ),
+        (
+            json!({"email": format!("{}@b.co", "a".repeat(300)), "password": "password123"}),
+            "email",
+        ),
+        (json!({"email": "a@b.co", "password": "short"}), "password"),
+        (
+            json!({"email": "a@b.co", "password": "p".repeat(129)}),
+            "password",
+        ),
+        (
+            json!({"email": "a@b.co", "password": "password123", "first_name": "x".repeat(151)}),
+            "first_name",
+        ),
+        (
+            json!({"email": "a@b.co", "password": "password123", "last_name": 12}),
+            "last_name",
+        ),
+    ];
+    for (body, field) in cases {
+        let r = app.post("/auth/register/", None, body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text);
+        assert_eq!(r.code(), "invalid", "{body}");
+        assert!(r.body["detail"].is_string());
+        assert!(
+            r.body["errors"][field].is_array(),
+            "{body} should blame {field}: {}",
+            r.text
+        );
+    }
+    // Exactly at the limits is fine; unknown fields are ignored.
+    let ok = app
+        .post(
+            "/auth/register/",
+            None,
+            json!({"email": "edge@b.co", "password": "p".repeat(128), "first_name": "x".repeat(150), "is_admin": true}),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
+}
+
+async fn malformed_and_oversized_bodies(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let r = app
+        .post_raw(
+            "/auth/register/",
+            Some("application/json"),
+            b"{\"email\": ".to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.code(), "malformed_json");
+    let r = app
+        .post_raw(
+            "/auth/register/",
+            Some("application/json"),
+            b"[1,2]".to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = app
+        .post_raw("/auth/register/", Some("text/plain"), b"{}".to_vec())
+        .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(r.code(), "unsupported_media_type");
+    let r = app.post_raw("/auth/register/", None, b"{}".to_vec()).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Two MiB of valid JSON: refused for its size, before parsing.
+    let huge =
+        serde_json::to_vec(&json!({"email": "a@b.co", "password": "x".repeat(2 * 1024 * 1024)}))
+            .unwrap();
+    let r = app
+        .post_raw("/auth/register/", Some("application/json"), huge)
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text);
+    assert_eq!(r.code(), "body_too_large");
+}
+
+async fn login_gives_the_same_answer_for_unknown_email_and_wrong_password(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    app.user("bob@example.com").await;
+    let wrong = app
+        .post(
+            "/auth/token/",
+            None,
+            json!({"email": "bob@example.com", "password": "nope-nope"}),
+        )
+        .await;
+    let unknown = app
+        .post(
+            "/auth/token/",
+            None,
+            json!({"email": "nobody@example.com", "password": "nope-nope"}),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.body, unknown.body);
+    let missing = app
+        .post("/auth/token/", None, json!({"email": "bob@example.com"}))
+        .await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    assert!(missing.body["errors"]["password"].is_array());
+}
+
+async fn profile_read_and_update(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let u = app.user("carol@example.com").await;
+    let me = app.get("/auth/me/", &u.access).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["id"], u.id);
+    assert_eq!(me.body["email"], "carol@example.com");
+
+    let r = app
+        .patch(
+            "/auth/me/",
+            &u.access,
+            json!({"first_name": " Carol ", "avatar_url": "https://img.example/c.png", "email": "evil@example.com"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["first_name"], "Carol");
+    assert_eq!(r.body["avatar_url"], "https://img.example/c.png");
+    assert_eq!(
+        r.body["email"], "carol@example.com",
+        "email is not changeable here"
+    );
+
+    // Absent fields stay; null clears the avatar.
+    let r = app
+        .patch("/auth/me/", &u.access, json!({"last_name": "Jones"}))
+        .await;
+    assert_eq!(r.body["first_name"], "Carol");
+    assert_eq!(r.body["avatar_url"], "https://img.example/c.png");
+    let r = app
+        .patch("/auth/me/", &u.access, json!({"avatar_url": null}))
+        .await;
+    assert!(r.body["avatar_url"].is_null(), "{}", r.text);
+
+    for bad in [
+        json!({"avatar_url": "javascript:alert(1)"}),
+        json!({"avatar_url": format!("https://x.example/{}", "a".repeat(600))}),
+        json!({"first_name": "x".repeat(151)}),
+        json!({"first_name": 3}),
+    ] {
+        let r = app.patch("/auth/me/", &u.access, bad.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text);
+    }
+    let r = app.call(Method::GET, "/auth/me/", None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.code(), "not_authenticated");
+}
+
+fn b64(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+}
+
+fn sign(claims: &Value, secret: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+async fn forged_and_misused_tokens_are_refused(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let u = app.user("dave@example.com").await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = |exp: i64, kind: &str| json!({"sub": u.id.to_string(), "user_id": u.id, "exp": exp, "iat": now, "jti": "x", "type": kind});
+
+    // A correctly signed token works: the forging below is faithful.
+    assert_eq!(
+        app.get("/auth/me/", &sign(&claims(now + 60, "access"), TEST_SECRET))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    let mut tampered = u.access.clone();
+    tampered.pop();
+    tampered.push(if u.access.ends_with('A') { 'B' } else { 'A' });
+    let (header, payload_sig) = u.access.split_once('.').unwrap();
+    let (_, sig) = payload_sig.split_once('.').unwrap();
+    let other_user = format!(
+        "{header}.{}.{sig}",
+        b64(
+            &json!({"sub": "999", "user_id": 999, "exp": now + 600, "iat": now, "jti": "y", "type": "access"})
+        )
+    );
+    let alg_none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&claims(now + 600, "access"))
+    );
+    let forged: Vec<(&str, String)> = vec![
+        ("tampered signature", tampered),
+        ("payload swapped", other_user),
+        ("alg none", alg_none),
+        ("expired", sign(&claims(now - 120, "access"), TEST_SECRET)),
+        (
+            "other key",
+            sign(
+                &claims(now + 600, "access"),
+                b"another-secret-another-secret-0123456",
+            ),
+        ),
+        ("refresh as access", u.refresh.clone()),
+        (
+            "wrong type claim",
+            sign(&claims(now + 600, "refresh"), TEST_SECRET),
+        ),
+        ("garbage", "not.a.jwt".to_owned()),
+        ("empty", String::new()),
+    ];
+    for (what, token) in forged {
+        let r = app.get("/auth/me/", &token).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}: {}", r.text);
+        assert_eq!(r.code(), "not_authenticated", "{what}");
+    }
+    let r = app
+        .client
+        .get(format!("{}/auth/me/", app.base))
+        .header("authorization", format!("Basic {}", u.access))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // And the other way round: an access token never refreshes.
+    let r = app
+        .post("/auth/token/refresh/", None, json!({"refresh": u.access}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let expired_refresh = sign(
+        &json!({"sub": u.id.to_string(), "user_id": u.id, "exp": now - 120, "iat": now - 999, "jti": "z", "fam": "f", "type": "refresh"}),
+        TEST_SECRET,
+    );
+    let r = app
+        .post(
+            "/auth/token/refresh/",
+            None,
+            json!({"refresh": expired_refresh}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // A well-signed refresh token the server never issued is refused too.
+    let unknown_refresh = sign(
+        &json!({"sub": u.id.to_string(), "user_id": u.id, "exp": now + 600, "iat": now, "jti": "z", "fam": "f", "type": "refresh"}),
+        TEST_SECRET,
+    );
+    let r = app
+        .post(
+            "/auth/token/refresh/",
+            None,
+            json!({"refresh": unknown_refresh}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn refresh_rotates_and_reuse_revokes_the_family(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let u = app.user("erin@example.com").await;
+    let other_login = app
+        .post(
+            "/auth/token/",
+            None,
+            json!({"email": u.email, "password": "password123"}),
+        )
+        .await;
+    let other_refresh = other_login.body["refresh"].as_str().unwrap().to_owned();
+
+    let first = app
+        .post("/auth/token/refresh/", None, json!({"refresh": u.refresh}))
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let second_refresh = first.body["refresh"].as_str().unwrap().to_owned();
+    assert_ne!(second_refresh, u.refresh);
+    assert_eq!(
+        app.get("/auth/me/", first.body["access"].as_str().unwrap())
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    let second = app
+        .post(
+            "/auth/token/refresh/",
+            None,
+            json!({"refresh": second_refresh}),
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::OK);
+    let third_refresh = second.body["refresh"].as_str().unwrap().to_owned();
+
+    // The first token again: reuse. The whole family dies, including the newest token.
+    let reused = app
+        .post("/auth/token/refresh/", None, json!({"refresh": u.refresh}))
+        .await;
+    assert_eq!(reused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reused.code(), "token_reused");
+    let after = app
+        .post(
+            "/auth/token/refresh/",
+            None,
+            json!({"refresh": third_refresh}),
+        )
+        .await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED, "{}", after.text);
+
+    // Another login of the same user is a separate family and keeps working.
+    let other = app
+        .post(
+            "/auth/token/refresh/",
+            None,
+            json!({"refresh": other_refresh}),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.text);
+}
+
+async fn logout_revokes_the_session(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let u = app.user("frank@example.com").await;
+    let v = app.user("gina@example.com").await;
+
+    // Someone else's refresh token cannot log them out.
+    let r = app
+        .post(
+            "/auth/logout/",
+            Some(&u.access),
+            json!({"refresh": v.refresh}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = app
+        .post("/auth/logout/", None, json!({"refresh": u.refresh}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    let r = app
+        .post(
+            "/auth/logout/",
+            Some(&u.access),
+            json!({"refresh": u.refresh}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = app
+        .post("/auth/token/refresh/", None, json!({"refresh": u.refresh}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Logging out again changes nothing and is not an error.
+    let r = app
+        .post(
+            "/auth/logout/",
+            Some(&u.access),
+            json!({"refresh": u.refresh}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    // Gina's session is untouched.
+    assert_eq!(
+        app.post("/auth/token/refresh/", None, json!({"refresh": v.refresh}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}

@@ -1,0 +1,306 @@
+//! Cross-cutting behaviour: request ids, trailing slashes, rate limits, health, metrics, the
+//! OpenAPI schema and docs page, unknown routes, a database outage. Both engines.
+
+mod common;
+
+use common::{Engine, TestApp};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+both_engines!(
+    every_response_carries_a_request_id,
+    paths_answer_with_and_without_trailing_slash,
+    per_user_rate_limit_with_headers,
+    per_address_rate_limit_on_account_endpoints,
+    health_and_metrics,
+    schema_and_docs_page,
+    unknown_routes_and_methods_use_the_error_shape,
+    database_outage_is_503_without_internals,
+);
+
+async fn every_response_carries_a_request_id(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let r = app
+        .client
+        .get(format!("{}/health/live", app.base))
+        .send()
+        .await
+        .unwrap();
+    let generated = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(generated.len(), 36, "a UUID: {generated}");
+    let r = app
+        .client
+        .get(format!("{}/health/live", app.base))
+        .header("x-request-id", "trace-abc_123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-abc_123");
+    // An id that could smuggle content into logs is replaced.
+    let r = app
+        .client
+        .get(format!("{}/nope", app.base))
+        .header("x-request-id", "a b\"c")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.headers()["x-request-id"], "a b\"c");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = app
+        .client
+        .get(format!("{}/health/live", app.base))
+        .header("x-request-id", "x".repeat(200))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"].len(), 36);
+}
+
+async fn paths_answer_with_and_without_trailing_slash(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let u = app.user("alice@example.com").await;
+    for path in [
+        "/auth/me/",
+        "/auth/me",
+        "/api/orgs/",
+        "/api/orgs",
+        "/health/live",
+        "/health/live/",
+    ] {
+        let r = app.get(path, &u.access).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text);
+    }
+    let r = app
+        .post("/api/orgs", Some(&u.access), json!({"name": "NoSlash"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let id = r.body["id"].as_i64().unwrap();
+    assert_eq!(
+        app.get(&format!("/api/orgs/{id}"), &u.access).await.status,
+        StatusCode::OK
+    );
+    // Query strings survive the normalisation.
+    assert_eq!(
+        app.get("/api/orgs/?x=1", &u.access).await.status,
+        StatusCode::OK
+    );
+}
+
+async fn per_user_rate_limit_with_headers(engine: Engine) {
+    let Some(app) = TestApp::spawn_with(engine, |c| c.rate_limit_per_user = 3).await else {
+        return;
+    };
+    let u = app.user("alice@example.com").await;
+    let v = app.user("bob@example.com").await;
+    for remaining in ["2", "1", "0"] {
+        let r = app.get("/auth/me/", &u.access).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.headers["x-ratelimit-limit"], "3");
+        assert_eq!(r.headers["x-ratelimit-remaining"], remaining);
+    }
+    let r = app.get("/api/orgs/", &u.access).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.code(), "rate_limited");
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=20).contains(&retry), "retry after {retry}s");
+    assert_eq!(r.headers["x-ratelimit-remaining"], "0");
+    // Another user has a budget of their own.
+    assert_eq!(app.get("/auth/me/", &v.access).await.status, StatusCode::OK);
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("chatboard_rate_limited_total{limit=\"user\"} 1"),
+        "{metrics}"
+    );
+}
+
+async fn per_address_rate_limit_on_account_endpoints(engine: Engine) {
+    let Some(app) = TestApp::spawn_with(engine, |c| c.rate_limit_per_ip = 2).await else {
+        return;
+    };
+    let body = |n: u32| json!({"email": format!("u{n}@example.com"), "password": "password123"});
+    let first = app.post("/auth/register/", None, body(1)).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert_eq!(first.headers["x-ratelimit-limit"], "2");
+    assert_eq!(first.headers["x-ratelimit-remaining"], "1");
+    // Failed attempts count too (that is the point against guessing).
+    let r = app
+        .post(
+            "/auth/token/",
+            None,
+            json!({"email": "u1@example.com", "password": "wrong-wrong"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = app
+        .post(
+            "/auth/token/",
+            None,
+            json!({"email": "u1@example.com", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers.contains_key("retry-after"));
+    assert_eq!(
+        app.post("/auth/register/", None, body(2)).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Other endpoints are not behind the per-address limit.
+    assert_eq!(
+        app.client
+            .get(format!("{}/health/ready", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+async fn health_and_metrics(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let live = app.call(Method::GET, "/health/live", None, None).await;
+    assert_eq!(live.body, json!({"status": "ok"}));
+    let ready = app.call(Method::GET, "/health/ready", None, None).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(
+        ready.body,
+        json!({"status": "ok", "checks": {"database": "ok"}})
+    );
+
+    let u = app.user("alice@example.com").await;
+    app.get("/auth/me/", &u.access).await;
+    app.get("/api/orgs/12345/", &u.access).await;
+    let r = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"chatboard_http_requests_total{method="GET",route="/auth/me",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"chatboard_http_requests_total{method="GET",route="/api/orgs/{id}",status="404"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"chatboard_http_request_duration_seconds_bucket{method="POST",route="/auth/register",status="201",le="#));
+    assert!(text.contains("chatboard_http_requests_in_flight"));
+}
+
+async fn schema_and_docs_page(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    for path in ["/api/schema/", "/api/schema"] {
+        let r = app.call(Method::GET, path, None, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert!(r.body["openapi"].as_str().unwrap().starts_with("3."));
+        let paths = r.body["paths"].as_object().unwrap();
+        for p in [
+            "/auth/register/",
+            "/auth/token/",
+            "/auth/token/refresh/",
+            "/auth/logout/",
+            "/auth/me/",
+            "/api/orgs/",
+            "/api/orgs/{id}/",
+            "/api/orgs/{id}/members/",
+            "/api/orgs/{id}/invite/",
+            "/api/orgs/accept-invite/",
+            "/api/orgs/{id}/members/{user_id}/role/",
+            "/api/orgs/{id}/members/{user_id}/",
+            "/health/live",
+            "/health/ready",
+            "/metrics",
+        ] {
+            assert!(paths.contains_key(p), "schema lacks {p}");
+        }
+        assert!(r.body["components"]["securitySchemes"]["bearer"].is_object());
+        assert!(r.body["components"]["schemas"]["ErrorBody"].is_object());
+    }
+    let page = app.call(Method::GET, "/api/docs/", None, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("swagger-ui"), "{}", page.text);
+    // The page's scripts are served by us, not a CDN.
+    assert!(!page.text.contains("https://"), "{}", page.text);
+    for asset in [
+        "/api/docs/swagger-ui.css",
+        "/api/docs/swagger-ui-bundle.js",
+        "/api/docs/swagger-initializer.js",
+    ] {
+        let r = app
+            .client
+            .get(format!("{}{asset}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{asset}");
+        let body = r.text().await.unwrap();
+        if asset.ends_with("initializer.js") {
+            assert!(body.contains("/api/schema"), "{body}");
+        }
+    }
+}
+
+async fn unknown_routes_and_methods_use_the_error_shape(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let r = app.call(Method::GET, "/no/such/thing/", None, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.code(), "not_found");
+    let r = app.call(Method::PUT, "/auth/me/", None, None).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.code(), "method_not_allowed");
+}
+
+async fn database_outage_is_503_without_internals(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let u = app.user("alice@example.com").await;
+    app.break_database().await;
+    let ready = app.call(Method::GET, "/health/ready", None, None).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.body["status"], "unavailable");
+    assert_ne!(ready.body["checks"]["database"], "ok");
+    assert_eq!(
+        app.call(Method::GET, "/health/live", None, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = app.get("/api/orgs/", &u.access).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(r.code(), "unavailable");
+    let lower = r.text.to_lowercase();
+    assert!(
+        !lower.contains("sqlx") && !lower.contains("pool") && !lower.contains("select"),
+        "{}",
+        r.text
+    );
+}
