@@ -1,5 +1,7 @@
 //! `/auth/`: registration, tokens, refresh rotation, logout, profile; on both engines.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 mod common;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

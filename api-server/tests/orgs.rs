@@ -1,5 +1,7 @@
 //! `/api/orgs/`: organizations, members, invitations, roles; tenant isolation. Both engines.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 mod common;
 
 use common::{Engine, TestApp, TestUser};

@@ -1,6 +1,8 @@
 //! Cross-cutting behaviour: request ids, trailing slashes, rate limits, health, metrics, the
 //! OpenAPI schema and docs page, unknown routes, a database outage. Both engines.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 mod common;
 
 use common::{Engine, TestApp};

@@ -42,13 +42,14 @@ macro_rules! both_engines {
 }
 
 /// A database that exists for one test.
-enum TestDb {
+pub enum TestDb {
     Sqlite(tempfile::TempDir),
     Postgres { admin_url: String, name: String },
 }
 
 impl TestDb {
-    async fn create(engine: Engine) -> Option<(Self, String)> {
+    /// A fresh database and its URL; `None` when the engine is not available (skip).
+    pub async fn create(engine: Engine) -> Option<(Self, String)> {
         match engine {
             Engine::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");

@@ -1,0 +1,177 @@
+//! The `chatboard` binary as a user runs it: start, serve, restart on the same data directory.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// `chatboard` with only `CHATBOARD_DATA_DIR` set, run from that directory, so that neither the
+/// caller's environment (a `DATABASE_URL` of CI, say) nor a `.env` file leaks in.
+fn bare_command(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatboard"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CHATBOARD_DATA_DIR", data_dir)
+        .current_dir(data_dir);
+    cmd
+}
+
+/// A running `chatboard` process and the lines it prints.
+struct Node {
+    child: Child,
+    base: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Node {
+    fn start(data_dir: &Path) -> Node {
+        let mut child = bare_command(data_dir)
+            .env("CHATBOARD_ADDR", "127.0.0.1:0")
+            .env("CHATBOARD_RATE_LIMIT_PER_IP", "0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start chatboard");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut node = Node {
+            child,
+            base: String::new(),
+            lines,
+        };
+        let banner = node.wait_for(|l| l.starts_with("ChatBoard is running at "));
+        let url = banner.split_whitespace().nth(4).expect("url in banner");
+        node.base = url.trim_end_matches('/').to_owned();
+        node
+    }
+
+    fn wait_for(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("expected output from chatboard");
+            if pred(&line) {
+                return line;
+            }
+        }
+    }
+
+    fn stop(mut self) {
+        // SIGTERM, as a service manager would; the process drains and exits 0.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "chatboard exited with {status}");
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
+    let mut req = client.post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.expect("request");
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn data_and_sessions_survive_a_restart_and_requests_are_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let mut node = Node::start(dir.path());
+    let (status, user) = post(
+        &client,
+        format!("{}/auth/register/", node.base),
+        None,
+        json!({"email": "a@example.com", "password": "password123"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, tokens) = post(
+        &client,
+        format!("{}/auth/token/", node.base),
+        None,
+        json!({"email": "a@example.com", "password": "password123"}),
+    )
+    .await;
+    let access = tokens["access"].as_str().unwrap().to_owned();
+    let (status, org) = post(
+        &client,
+        format!("{}/api/orgs/", node.base),
+        Some(&access),
+        json!({"name": "Persisted"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    // One JSON line per request, with id, route, status, latency and user.
+    let line = node.wait_for(|l| l.contains("\"route\":\"/api/orgs\""));
+    let log: Value = serde_json::from_str(&line).expect("JSON log line");
+    assert_eq!(log["status"], 201);
+    assert_eq!(log["method"], "POST");
+    assert_eq!(log["user_id"], user["id"]);
+    assert!(log["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(log["latency_ms"].is_number());
+    node.stop();
+
+    assert!(dir.path().join("chatboard.db").exists());
+    assert!(dir.path().join("jwt-secret").exists());
+    let node = Node::start(dir.path());
+    // The old access token is still valid: the signing key was kept, and so was the data.
+    let r = client
+        .get(format!("{}/api/orgs/{}/", node.base, org["id"]))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["name"], "Persisted");
+    node.stop();
+}
+
+#[test]
+fn invalid_configuration_names_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value) in [
+        ("CHATBOARD_ADDR", "nonsense"),
+        ("CHATBOARD_RATE_LIMIT_PER_USER", "lots"),
+        ("DATABASE_URL", "mysql://x"),
+    ] {
+        let out = bare_command(dir.path()).env(var, value).output().unwrap();
+        assert!(!out.status.success(), "{var}={value} should stop start-up");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(var), "{var}: {stderr}");
+    }
+}
+
+#[test]
+fn migrate_subcommand_prepares_the_database_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bare_command(dir.path()).arg("migrate").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("chatboard.db").exists());
+}
