@@ -112,7 +112,16 @@ pub fn postgres_url() -> Option<String> {
             if std::env::var("CHATBOARD_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
                 panic!("CHATBOARD_REQUIRE_SERVICES=1 but DATABASE_URL does not name a PostgreSQL server");
             }
-            eprintln!("note: DATABASE_URL is not a postgres:// URL; skipping the PostgreSQL variant of this test");
+            // Once per test binary, and written past the test harness's output capture so that a
+            // developer sees it without --nocapture.
+            static NOTE: std::sync::Once = std::sync::Once::new();
+            NOTE.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "note: DATABASE_URL is not a postgres:// URL; PostgreSQL variants are skipped"
+                );
+            });
             None
         }
     }
