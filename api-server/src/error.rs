@@ -85,6 +85,11 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "permission_denied", detail)
     }
 
+    /// 403 with a specific code.
+    pub fn forbidden_because(code: &'static str, detail: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, detail)
+    }
+
     /// 404: also what a caller gets for objects it may not see.
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "Not found.")
@@ -184,6 +189,11 @@ fn conflict_detail(code: &str) -> &'static str {
         "managed_by_operator" => {
             "This object is managed by the Kubernetes operator; change its custom resource instead."
         }
+        "dm_immutable" => {
+            "A direct-message room cannot be renamed, re-levelled or joined by others."
+        }
+        "dm_cannot_leave" => "A direct-message room always keeps its two members.",
+        "message_deleted" => "The message has been deleted.",
         _ => "The request conflicts with the current state.",
     }
 }

@@ -71,13 +71,14 @@ pub enum StartError {
 /// Every route of the API, with its middleware. Paths are registered without trailing slashes;
 /// [`app`] maps both spellings onto them.
 pub fn router(state: AppState) -> Router {
-    use routes::{auth, health, orgs};
+    use routes::{auth, health, messages, orgs, rooms};
     let api = Router::new()
         .route("/auth/register", post(auth::register))
         .route("/auth/token", post(auth::token))
         .route("/auth/token/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
         .route("/auth/me", get(auth::me).patch(auth::update_me))
+        .route("/auth/me/unread-counts", get(auth::unread_counts))
         .route("/api/orgs", get(orgs::list).post(orgs::create))
         .route("/api/orgs/accept-invite", post(orgs::accept_invite))
         .route(
@@ -93,6 +94,25 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/orgs/{id}/members/{user_id}",
             axum::routing::delete(orgs::remove_member),
+        )
+        .route("/api/rooms", get(rooms::list).post(rooms::create))
+        .route("/api/rooms/dm", post(rooms::open_dm))
+        .route(
+            "/api/rooms/{id}",
+            get(rooms::get).patch(rooms::update).delete(rooms::delete),
+        )
+        .route("/api/rooms/{id}/join", post(rooms::join))
+        .route("/api/rooms/{id}/leave", post(rooms::leave))
+        .route("/api/rooms/{id}/invite", post(rooms::invite))
+        .route("/api/rooms/{id}/members", get(rooms::members))
+        .route("/api/rooms/{id}/read/{msg_id}", post(rooms::mark_read))
+        .route(
+            "/api/rooms/{id}/messages",
+            get(messages::list).post(messages::post),
+        )
+        .route(
+            "/api/rooms/{id}/messages/{msg_id}",
+            axum::routing::patch(messages::edit).delete(messages::delete),
         )
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))

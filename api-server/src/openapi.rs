@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, health, orgs};
+use crate::routes::{auth, health, messages, orgs, rooms};
 
 /// The ChatBoard REST API.
 #[derive(OpenApi)]
@@ -20,14 +20,20 @@ use crate::routes::{auth, health, orgs};
     ),
     paths(
         auth::register, auth::token, auth::refresh, auth::logout, auth::me, auth::update_me,
+        auth::unread_counts,
         orgs::list, orgs::create, orgs::get, orgs::rename, orgs::delete, orgs::members, orgs::invite,
         orgs::accept_invite, orgs::set_role, orgs::remove_member,
+        rooms::list, rooms::create, rooms::open_dm, rooms::get, rooms::update, rooms::delete,
+        rooms::join, rooms::leave, rooms::invite, rooms::members, rooms::mark_read,
+        messages::list, messages::post, messages::edit, messages::delete,
         health::live, health::ready, health::metrics,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "orgs", description = "Organizations, members and invitations"),
+        (name = "rooms", description = "Rooms, direct messages, membership and read receipts"),
+        (name = "messages", description = "Messages with cursor paging"),
         (name = "health", description = "Probes and metrics"),
     )
 )]

@@ -63,6 +63,47 @@ impl Validator {
         Some(url.to_owned())
     }
 
+    /// An optional positive integer given as text (a query parameter).
+    pub fn optional_id(&mut self, field: &str, raw: Option<&str>) -> Option<i64> {
+        let raw = raw?;
+        match raw.trim().parse::<i64>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                self.add(field, "Must be a positive integer id.");
+                None
+            }
+        }
+    }
+
+    /// An optional integer in `min..=max` given as text, or `default` when absent.
+    pub fn int_in(
+        &mut self,
+        field: &str,
+        raw: Option<&str>,
+        min: i64,
+        max: i64,
+        default: i64,
+    ) -> i64 {
+        let Some(raw) = raw else { return default };
+        match raw.trim().parse::<i64>() {
+            Ok(n) if (min..=max).contains(&n) => n,
+            _ => {
+                self.add(field, format!("Must be an integer from {min} to {max}."));
+                default
+            }
+        }
+    }
+
+    /// Message text: not blank, at most `max` characters; kept as written.
+    pub fn message_body(&mut self, field: &str, value: &str, max: usize) -> String {
+        if value.trim().is_empty() {
+            self.add(field, "This field may not be blank.");
+        } else if value.chars().count() > max {
+            self.add(field, format!("Must be at most {max} characters."));
+        }
+        value.to_owned()
+    }
+
     /// 400 with every recorded problem, or `Ok` when there were none.
     pub fn finish(self) -> Result<(), ApiError> {
         if self.errors.is_empty() {

@@ -112,3 +112,143 @@ pub struct Invite {
     /// When it stops being valid.
     pub expires_at: DateTime<Utc>,
 }
+
+/// Who may join a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AccessLevel {
+    /// Any organization member; every member is joined on creation and on joining the org.
+    Public,
+    /// Only MANAGERs and ADMINs; they are joined on creation.
+    ManagerOnly,
+    /// Only by invitation from the room's creator or an org ADMIN.
+    Private,
+}
+
+impl AccessLevel {
+    /// The name stored in the database and shown in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessLevel::Public => "PUBLIC",
+            AccessLevel::ManagerOnly => "MANAGER_ONLY",
+            AccessLevel::Private => "PRIVATE",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "PUBLIC" => Some(AccessLevel::Public),
+            "MANAGER_ONLY" => Some(AccessLevel::ManagerOnly),
+            "PRIVATE" => Some(AccessLevel::Private),
+            _ => None,
+        }
+    }
+
+    /// Whether an org member with `role` may hold a seat in a room of this level without an
+    /// invitation.
+    pub fn admits(self, role: Role) -> bool {
+        match self {
+            AccessLevel::Public => true,
+            AccessLevel::ManagerOnly => role >= Role::Manager,
+            AccessLevel::Private => false,
+        }
+    }
+}
+
+/// A room (channel or direct message).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Room {
+    /// Room id.
+    pub id: i64,
+    /// Organization id.
+    pub org: i64,
+    /// Display name.
+    pub name: String,
+    /// True for a direct-message room between two users.
+    pub is_dm: bool,
+    /// Who may join.
+    pub access_level: AccessLevel,
+    /// Creator's user id (null once that account is gone).
+    pub created_by: Option<i64>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// How many members it has.
+    pub members_count: i64,
+    /// Id of the newest message, or null when there is none.
+    pub last_msg_id: Option<i64>,
+}
+
+/// One member of a room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RoomMember {
+    /// The member's user id.
+    pub user_id: i64,
+    /// Email.
+    pub email: String,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// Role in the room's organization (null if they have left it).
+    pub org_role: Option<Role>,
+    /// Newest message they marked read, or null.
+    pub last_read_msg_id: Option<i64>,
+    /// When they joined the room.
+    pub joined_at: DateTime<Utc>,
+}
+
+/// A file attached to a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FileRef {
+    /// Upload id.
+    pub id: String,
+    /// Sanitised file name.
+    pub filename: String,
+    /// MIME type.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Short-lived download URL.
+    pub download_url: String,
+}
+
+/// A chat message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Message {
+    /// Message id; increases with time within a room.
+    pub id: i64,
+    /// Room id.
+    pub room: i64,
+    /// Organization id.
+    pub org: i64,
+    /// Sender's user id (null once that account is gone).
+    pub sender: Option<i64>,
+    /// Text; empty once deleted.
+    pub body: String,
+    /// Attached file, or null.
+    pub file: Option<FileRef>,
+    /// The sender's idempotency key, if one was given.
+    pub client_msg_id: Option<String>,
+    /// True once deleted (the message stays in listings with an empty body).
+    pub is_deleted: bool,
+    /// When it was sent.
+    pub created_at: DateTime<Utc>,
+    /// When it was last edited, or null.
+    pub edited_at: Option<DateTime<Utc>>,
+}
+
+/// Read state and unread count of one room, for the unread-counts endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UnreadCount {
+    /// Room id.
+    pub room_id: i64,
+    /// Room name.
+    pub room_name: String,
+    /// Messages from others after the read pointer, not counting deleted ones.
+    pub unread_count: i64,
+    /// Newest message marked read, or null.
+    pub last_read_msg_id: Option<i64>,
+    /// Newest message of the room, or null.
+    pub last_msg_id: Option<i64>,
+}

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chatboard_core::auth::{hash_password, new_token_id, verify_password};
-use chatboard_core::model::User;
+use chatboard_core::model::{UnreadCount, User};
 use chatboard_core::store::{NewUser, ProfilePatch, RefreshOutcome, StoreError};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -337,4 +337,29 @@ pub async fn update_me(
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Unread counts of every room of the caller.
+#[derive(Serialize, ToSchema)]
+pub struct UnreadCounts {
+    /// One entry per room the caller is a member of, by room id.
+    unread_counts: Vec<UnreadCount>,
+    /// Sum of the counts.
+    total: i64,
+}
+
+/// Unread messages per room: messages from others after the caller's read pointer, not counting
+/// deleted ones. The caller's own messages are never unread.
+#[utoipa::path(get, path = "/auth/me/unread-counts/", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = UnreadCounts), (status = 401, body = ErrorBody)))]
+pub async fn unread_counts(
+    user: AuthUser,
+    State(state): State<AppState>,
+) -> ApiResult<Json<UnreadCounts>> {
+    let unread_counts = state.store.unread_counts(user.id).await?;
+    let total = unread_counts.iter().map(|c| c.unread_count).sum();
+    Ok(Json(UnreadCounts {
+        unread_counts,
+        total,
+    }))
 }

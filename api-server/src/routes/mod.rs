@@ -2,7 +2,9 @@
 
 pub mod auth;
 pub mod health;
+pub mod messages;
 pub mod orgs;
+pub mod rooms;
 
 use serde::{Deserialize, Deserializer};
 

@@ -345,6 +345,42 @@ impl TestApp {
         assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     }
 
+    /// Creates a room in `org` as `by` and returns its id.
+    pub async fn room(&self, by: &TestUser, org: i64, name: &str, level: &str) -> i64 {
+        let r = self
+            .post(
+                "/api/rooms/",
+                Some(&by.access),
+                json!({"org": org, "name": name, "access_level": level}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["id"].as_i64().expect("room id")
+    }
+
+    /// Posts `body` to `room` as `by` and returns the message id.
+    pub async fn send(&self, by: &TestUser, room: i64, body: &str) -> i64 {
+        let r = self
+            .post(
+                &format!("/api/rooms/{room}/messages/"),
+                Some(&by.access),
+                json!({ "body": body }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["id"].as_i64().expect("message id")
+    }
+
+    /// Ids of the items of a JSON array under `key` ("" for the body itself).
+    pub fn ids(value: &Value, key: &str) -> Vec<i64> {
+        value
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|v| v[key].as_i64().expect("id"))
+            .collect()
+    }
+
     /// Closes the database pools, as if the database went away.
     pub async fn break_database(&self) {
         self.state.store.close().await;

@@ -10,7 +10,10 @@ mod sql;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::model::{Invite, OrgMember, OrgView, Role, User};
+use crate::events::OutboxEvent;
+use crate::model::{
+    AccessLevel, Invite, Message, OrgMember, OrgView, Role, Room, RoomMember, UnreadCount, User,
+};
 
 pub use connect::{connect, Engine};
 
@@ -194,9 +197,175 @@ pub trait OrgStore: Send + Sync {
     async fn remove_member(&self, org_id: i64, user_id: i64) -> StoreResult<()>;
 }
 
+/// A new room (not a direct message).
+#[derive(Debug, Clone)]
+pub struct NewRoom {
+    /// Organization.
+    pub org_id: i64,
+    /// Display name.
+    pub name: String,
+    /// Who may join.
+    pub access_level: AccessLevel,
+    /// Creator; becomes a member.
+    pub created_by: i64,
+}
+
+/// Room fields to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct RoomPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New access level (members stay; it governs who may join from now on).
+    pub access_level: Option<AccessLevel>,
+}
+
+/// A room as one user may act on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomAccess {
+    /// The room.
+    pub room: Room,
+    /// The user's role in the room's organization.
+    pub org_role: Role,
+    /// Whether the user is a member of the room.
+    pub is_member: bool,
+}
+
+/// How a user came into a room, recorded in the `member.joined` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinVia {
+    /// They joined themselves.
+    Join,
+    /// The creator or an org ADMIN added them.
+    Invite,
+}
+
+impl JoinVia {
+    /// Name in the event data.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JoinVia::Join => "join",
+            JoinVia::Invite => "room_invite",
+        }
+    }
+}
+
+/// Rooms, their members and read state. Callers check permissions; the store keeps the
+/// invariants (DM uniqueness, seat rules that need a transaction) and writes the events.
+#[async_trait]
+pub trait RoomStore: Send + Sync {
+    /// Creates a room, seats its first members by access level and records `room.created`.
+    async fn create_room(&self, room: NewRoom, now: DateTime<Utc>) -> StoreResult<Room>;
+    /// The direct-message room of two org members, created if needed (`true` when created).
+    async fn open_dm(
+        &self,
+        org_id: i64,
+        user_id: i64,
+        other_id: i64,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Room, bool)>;
+    /// The rooms `user_id` is a member of, optionally of one org, by id.
+    async fn rooms_for_user(&self, user_id: i64, org_id: Option<i64>) -> StoreResult<Vec<Room>>;
+    /// The room as `user_id` may see it; `None` when it does not exist or they are not in its org.
+    async fn room_access(&self, room_id: i64, user_id: i64) -> StoreResult<Option<RoomAccess>>;
+    /// Changes name or access level (`Conflict("dm_immutable")` for direct messages).
+    async fn update_room(&self, room_id: i64, patch: RoomPatch) -> StoreResult<Room>;
+    /// Deletes a room with its messages and read state.
+    async fn delete_room(&self, room_id: i64) -> StoreResult<()>;
+    /// Seats an org member in a room; `false` when they already were. Records `member.joined`.
+    async fn add_room_member(
+        &self,
+        room_id: i64,
+        user_id: i64,
+        via: JoinVia,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Removes a member; `false` when they were not one.
+    async fn remove_room_member(&self, room_id: i64, user_id: i64) -> StoreResult<bool>;
+    /// The members, in joining order.
+    async fn room_members(&self, room_id: i64) -> StoreResult<Vec<RoomMember>>;
+    /// Moves a member's read pointer forward to `msg_id` (never back) and returns where it
+    /// stands; `NotFound` when the message is not in the room or the user is not a member.
+    async fn mark_read(&self, room_id: i64, user_id: i64, msg_id: i64) -> StoreResult<i64>;
+    /// Unread counts of every room of the user, in one query whatever their number.
+    async fn unread_counts(&self, user_id: i64) -> StoreResult<Vec<UnreadCount>>;
+}
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Room.
+    pub room_id: i64,
+    /// Sender, who must be a room member.
+    pub sender_id: i64,
+    /// Validated text.
+    pub body: String,
+    /// Idempotency key.
+    pub client_msg_id: Option<String>,
+}
+
+/// Which page of a room's messages to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageCursor {
+    /// The newest messages, newest first.
+    Newest,
+    /// Messages older than the id, newest first.
+    Before(i64),
+    /// Messages newer than the id, oldest first.
+    After(i64),
+}
+
+/// Messages. Every call is scoped to a room; callers check membership for reads, and
+/// `post_message` checks it again inside its transaction.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Stores a message with its `message.created` event; `false` with the original when the
+    /// sender already sent this `client_msg_id` to the room. `NotFound` if not a member.
+    async fn post_message(
+        &self,
+        msg: NewMessage,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Message, bool)>;
+    /// Up to `limit` messages of a page.
+    async fn list_messages(
+        &self,
+        room_id: i64,
+        cursor: PageCursor,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
+    /// One message of a room.
+    async fn message(&self, room_id: i64, msg_id: i64) -> StoreResult<Option<Message>>;
+    /// Replaces the body and records `message.updated` (`Conflict("message_deleted")` once
+    /// deleted).
+    async fn edit_message(
+        &self,
+        room_id: i64,
+        msg_id: i64,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Message>;
+    /// Soft-deletes (empty body, `is_deleted`) and records `message.deleted`; deleting again
+    /// changes nothing and records nothing.
+    async fn delete_message(
+        &self,
+        room_id: i64,
+        msg_id: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Message>;
+}
+
+/// The event outbox, read by the relay.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Events after `position`, oldest first, at most `limit`.
+    async fn outbox_after(&self, position: i64, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
+}
+
 /// The whole storage interface, as services hold it (`Arc<dyn Store>`).
 #[async_trait]
-pub trait Store: UserStore + SessionStore + OrgStore {
+pub trait Store:
+    UserStore + SessionStore + OrgStore + RoomStore + MessageStore + OutboxStore
+{
     /// Which engine is behind it.
     fn engine(&self) -> Engine;
     /// Applies the schema migrations that have not run yet.

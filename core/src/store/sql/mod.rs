@@ -33,6 +33,9 @@ pub mod postgres {
     include!("users.rs");
     include!("sessions.rs");
     include!("orgs.rs");
+    include!("outbox.rs");
+    include!("rooms.rs");
+    include!("messages.rs");
 }
 
 /// SQLite.
@@ -60,4 +63,7 @@ pub mod sqlite {
     include!("users.rs");
     include!("sessions.rs");
     include!("orgs.rs");
+    include!("outbox.rs");
+    include!("rooms.rs");
+    include!("messages.rs");
 }

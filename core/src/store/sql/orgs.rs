@@ -189,6 +189,8 @@ impl OrgStore for SqlStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("invite_pending") } else { e.into() })?;
+        let event = NewEvent::org_invited(invite.org_id, id, &invite.email, invite.role, invite.invited_by);
+        write_event(&mut tx, &event, now).await?;
         tx.commit().await?;
         Ok(Invite { id, org_id: invite.org_id, email: invite.email, role: invite.role, expires_at: invite.expires_at })
     }
@@ -229,6 +231,8 @@ impl OrgStore for SqlStore {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                Self::join_public_rooms(&mut tx, invite.org_id, user_id, now).await?;
+                write_event(&mut tx, &NewEvent::joined(invite.org_id, None, user_id, "org_invite"), now).await?;
                 role
             }
         };
@@ -247,7 +251,10 @@ impl OrgStore for SqlStore {
             return Err(StoreError::NotFound);
         }
         let current = Self::role_in(&mut tx, org_id, user_id).await?.ok_or(StoreError::NotFound)?;
-        if current == Role::Admin && role != Role::Admin {
+        if current == role {
+            return Ok(());
+        }
+        if current == Role::Admin {
             Self::ensure_other_admin(&mut tx, org_id).await?;
         }
         sqlx::query("UPDATE org_members SET role = $3 WHERE org_id = $1 AND user_id = $2")
@@ -256,6 +263,11 @@ impl OrgStore for SqlStore {
             .bind(role.as_str())
             .execute(&mut *tx)
             .await?;
+        // A seat in a MANAGER_ONLY room goes with the role that allowed it.
+        if !AccessLevel::ManagerOnly.admits(role) {
+            Self::leave_org_rooms(&mut tx, org_id, user_id, Some(AccessLevel::ManagerOnly)).await?;
+        }
+        write_event(&mut tx, &NewEvent::role_changed(org_id, user_id, current, role), Utc::now()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -274,6 +286,7 @@ impl OrgStore for SqlStore {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
+        Self::leave_org_rooms(&mut tx, org_id, user_id, None).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -3,10 +3,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::rows::*;
-use crate::model::{Invite, OrgMember, OrgView, Role, User};
+use crate::events::{EventType, NewEvent, OutboxEvent};
+use crate::model::{AccessLevel, Invite, Message, OrgMember, OrgView, Role, Room, RoomMember, UnreadCount, User};
 use crate::store::{
-    Engine, NewInvite, NewUser, OrgStore, ProfilePatch, RefreshOutcome, SessionStore, Store, StoreError,
-    StoreResult, UserStore,
+    Engine, JoinVia, MessageStore, NewInvite, NewMessage, NewRoom, NewUser, OrgStore, OutboxStore, PageCursor,
+    ProfilePatch, RefreshOutcome, RoomAccess, RoomPatch, RoomStore, SessionStore, Store, StoreError, StoreResult,
+    UserStore,
 };
 
 type Pool = sqlx::Pool<Db>;

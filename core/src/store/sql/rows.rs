@@ -2,8 +2,11 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{OrgMember, OrgView, Role, User};
-use crate::store::StoreError;
+use crate::events::OutboxEvent;
+use crate::model::{
+    AccessLevel, Message, OrgMember, OrgView, Role, Room, RoomMember, UnreadCount, User,
+};
+use crate::store::{RoomAccess, StoreError};
 
 /// Columns selected for a user.
 pub(super) const USER_COLUMNS: &str = "id, email, first_name, last_name, avatar_url, created_at";
@@ -103,6 +106,185 @@ pub(super) struct InviteRow {
     pub expires_at: DateTime<Utc>,
     pub accepted_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Columns of the room object; the subqueries are index probes (members by room, newest
+/// message by the `(room_id, id)` key).
+pub(super) const ROOM_COLUMNS: &str =
+    "r.id, r.org_id, r.name, r.is_dm, r.access_level, r.created_by, r.created_at, \
+     (SELECT COUNT(*) FROM room_members c WHERE c.room_id = r.id) AS members_count, \
+     (SELECT MAX(l.id) FROM messages l WHERE l.room_id = r.id) AS last_msg_id";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct RoomRow {
+    id: i64,
+    org_id: i64,
+    name: String,
+    is_dm: bool,
+    access_level: String,
+    created_by: Option<i64>,
+    created_at: DateTime<Utc>,
+    members_count: i64,
+    last_msg_id: Option<i64>,
+}
+
+impl TryFrom<RoomRow> for Room {
+    type Error = StoreError;
+    fn try_from(r: RoomRow) -> Result<Self, StoreError> {
+        Ok(Room {
+            id: r.id,
+            org: r.org_id,
+            name: r.name,
+            is_dm: r.is_dm,
+            access_level: parse_access_level(&r.access_level)?,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            members_count: r.members_count,
+            last_msg_id: r.last_msg_id,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct RoomAccessRow {
+    #[sqlx(flatten)]
+    room: RoomRow,
+    org_role: String,
+    is_member: bool,
+}
+
+impl TryFrom<RoomAccessRow> for RoomAccess {
+    type Error = StoreError;
+    fn try_from(r: RoomAccessRow) -> Result<Self, StoreError> {
+        Ok(RoomAccess {
+            room: Room::try_from(r.room)?,
+            org_role: parse_role(&r.org_role)?,
+            is_member: r.is_member,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct RoomMemberRow {
+    user_id: i64,
+    email: String,
+    first_name: String,
+    last_name: String,
+    org_role: Option<String>,
+    last_read_msg_id: Option<i64>,
+    joined_at: DateTime<Utc>,
+}
+
+impl TryFrom<RoomMemberRow> for RoomMember {
+    type Error = StoreError;
+    fn try_from(r: RoomMemberRow) -> Result<Self, StoreError> {
+        Ok(RoomMember {
+            user_id: r.user_id,
+            email: r.email,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            org_role: r.org_role.as_deref().map(parse_role).transpose()?,
+            last_read_msg_id: r.last_read_msg_id,
+            joined_at: r.joined_at,
+        })
+    }
+}
+
+/// Columns of the message object.
+pub(super) const MESSAGE_COLUMNS: &str =
+    "id, room_id, org_id, sender_id, body, client_msg_id, is_deleted, created_at, edited_at";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct MessageRow {
+    id: i64,
+    room_id: i64,
+    org_id: i64,
+    sender_id: Option<i64>,
+    body: String,
+    client_msg_id: Option<String>,
+    is_deleted: bool,
+    created_at: DateTime<Utc>,
+    edited_at: Option<DateTime<Utc>>,
+}
+
+impl From<MessageRow> for Message {
+    fn from(r: MessageRow) -> Self {
+        Message {
+            id: r.id,
+            room: r.room_id,
+            org: r.org_id,
+            sender: r.sender_id,
+            body: r.body,
+            file: None,
+            client_msg_id: r.client_msg_id,
+            is_deleted: r.is_deleted,
+            created_at: r.created_at,
+            edited_at: r.edited_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct UnreadRow {
+    room_id: i64,
+    room_name: String,
+    unread_count: i64,
+    last_read_msg_id: Option<i64>,
+    last_msg_id: Option<i64>,
+}
+
+impl From<UnreadRow> for UnreadCount {
+    fn from(r: UnreadRow) -> Self {
+        UnreadCount {
+            room_id: r.room_id,
+            room_name: r.room_name,
+            unread_count: r.unread_count,
+            last_read_msg_id: r.last_read_msg_id,
+            last_msg_id: r.last_msg_id,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct OutboxRow {
+    position: i64,
+    event_id: String,
+    event_type: String,
+    org_id: i64,
+    room_id: Option<i64>,
+    payload: String,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<OutboxRow> for OutboxEvent {
+    type Error = StoreError;
+    fn try_from(r: OutboxRow) -> Result<Self, StoreError> {
+        let data = serde_json::from_str(&r.payload)
+            .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.into())))?;
+        Ok(OutboxEvent {
+            position: r.position,
+            id: r.event_id,
+            event_type: r.event_type,
+            org_id: r.org_id,
+            room_id: r.room_id,
+            data,
+            created_at: r.created_at,
+        })
+    }
+}
+
+/// An access-level column's value; the CHECK constraint makes anything else a corrupt row.
+pub(super) fn parse_access_level(s: &str) -> Result<AccessLevel, StoreError> {
+    AccessLevel::parse(s).ok_or_else(|| {
+        StoreError::Database(sqlx::Error::Decode(
+            format!("unknown access level {s:?}").into(),
+        ))
+    })
+}
+
+/// The key that makes a direct-message room unique per pair of users.
+pub(super) fn dm_key(a: i64, b: i64) -> String {
+    format!("{}:{}", a.min(b), a.max(b))
 }
 
 /// A role column's value; the CHECK constraint makes anything else a corrupt row.

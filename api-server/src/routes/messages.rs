@@ -1,0 +1,219 @@
+//! `/api/rooms/{id}/messages/`: posting, cursor paging, editing and deleting messages.
+//!
+//! Every call needs a seat in the room (404 otherwise, as for the room itself).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chatboard_core::model::{Message, Role};
+use chatboard_core::store::{NewMessage, PageCursor};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
+use crate::routes::rooms::member_access;
+use crate::state::AppState;
+use crate::validate::Validator;
+
+/// Longest message body, in characters.
+pub const BODY_MAX: usize = 4000;
+/// Longest `client_msg_id`.
+pub const CLIENT_MSG_ID_MAX: usize = 64;
+/// Page size when `limit` is absent.
+const DEFAULT_LIMIT: i64 = 50;
+/// Largest page.
+const MAX_LIMIT: i64 = 100;
+
+/// Paging parameters of `GET /api/rooms/{id}/messages/`.
+#[derive(Deserialize, IntoParams)]
+pub struct PageQuery {
+    /// 1 to 100, default 50.
+    limit: Option<String>,
+    /// Messages older than this id, newest first.
+    before: Option<String>,
+    /// Messages newer than this id, oldest first.
+    after: Option<String>,
+}
+
+/// A page of messages.
+#[derive(Serialize, ToSchema)]
+pub struct MessagePage {
+    /// Newest first (no cursor or `before`), oldest first (`after`).
+    results: Vec<Message>,
+    /// Path and query of the following page in the same direction, or null at the end.
+    next: Option<String>,
+}
+
+/// Body of `POST /api/rooms/{id}/messages/`.
+#[derive(Deserialize, ToSchema)]
+pub struct PostMessageRequest {
+    /// Non-blank text of at most 4,000 characters (required unless `file_id` is given).
+    #[serde(default)]
+    body: Option<String>,
+    /// Id of a completed upload of the sender's.
+    #[serde(default)]
+    file_id: Option<String>,
+    /// Up to 64 characters: resending the same value returns the original message.
+    #[serde(default)]
+    client_msg_id: Option<String>,
+}
+
+/// Body of `PATCH /api/rooms/{id}/messages/{msg_id}/`.
+#[derive(Deserialize, ToSchema)]
+pub struct EditMessageRequest {
+    /// The new non-blank text, at most 4,000 characters.
+    body: String,
+}
+
+/// A page of a room's messages. `next` continues in the same direction; it is null once there
+/// is nothing further.
+#[utoipa::path(get, path = "/api/rooms/{id}/messages/", tag = "messages", params(("id" = i64, Path), PageQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = MessagePage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list(
+    user: AuthUser,
+    State(state): State<AppState>,
+    ApiPath(room_id): ApiPath<i64>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> ApiResult<Json<MessagePage>> {
+    let mut v = Validator::default();
+    let limit = v.int_in("limit", query.limit.as_deref(), 1, MAX_LIMIT, DEFAULT_LIMIT);
+    let before = v.optional_id("before", query.before.as_deref());
+    let after = v.optional_id("after", query.after.as_deref());
+    if query.before.is_some() && query.after.is_some() {
+        v.add("after", "Use either before or after, not both.");
+    }
+    v.finish()?;
+    member_access(&state, room_id, user.id).await?;
+    let cursor = match (before, after) {
+        (Some(id), _) => PageCursor::Before(id),
+        (_, Some(id)) => PageCursor::After(id),
+        _ => PageCursor::Newest,
+    };
+    // One extra row says whether a next page exists without a second query.
+    let limit = limit as usize;
+    let mut results = state
+        .store
+        .list_messages(room_id, cursor, (limit + 1) as u32)
+        .await?;
+    let more = results.len() > limit;
+    results.truncate(limit);
+    let next = match (more, results.last()) {
+        (true, Some(last)) => {
+            let direction = match cursor {
+                PageCursor::After(_) => "after",
+                _ => "before",
+            };
+            Some(format!(
+                "/api/rooms/{room_id}/messages/?{direction}={}&limit={limit}",
+                last.id
+            ))
+        }
+        _ => None,
+    };
+    Ok(Json(MessagePage { results, next }))
+}
+
+/// Posts a message: 201 when stored; 200 with the original when this sender already posted the
+/// same `client_msg_id` to the room (nothing new is stored or announced).
+#[utoipa::path(post, path = "/api/rooms/{id}/messages/", tag = "messages", request_body = PostMessageRequest,
+    params(("id" = i64, Path)), security(("bearer" = [])),
+    responses((status = 201, body = Message), (status = 200, description = "a repeated client_msg_id", body = Message),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn post(
+    user: AuthUser,
+    State(state): State<AppState>,
+    ApiPath(room_id): ApiPath<i64>,
+    ApiJson(request): ApiJson<PostMessageRequest>,
+) -> ApiResult<(StatusCode, Json<Message>)> {
+    let mut v = Validator::default();
+    if request.file_id.is_some() {
+        // Uploads arrive with their own issue; until then no id names a completed upload.
+        v.add("file_id", "No completed upload of yours has this id.");
+    }
+    let body = v.message_body("body", request.body.as_deref().unwrap_or(""), BODY_MAX);
+    let client_msg_id = request
+        .client_msg_id
+        .as_deref()
+        .map(|id| v.text("client_msg_id", id, 1, CLIENT_MSG_ID_MAX));
+    v.finish()?;
+    // Membership is checked inside the store's transaction: a non-member gets NotFound (404).
+    let (message, created) = state
+        .store
+        .post_message(
+            NewMessage {
+                room_id,
+                sender_id: user.id,
+                body,
+                client_msg_id,
+            },
+            Utc::now(),
+        )
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(message)))
+}
+
+/// Edits a message (its sender); deleted messages answer 409.
+#[utoipa::path(patch, path = "/api/rooms/{id}/messages/{msg_id}/", tag = "messages", request_body = EditMessageRequest,
+    params(("id" = i64, Path), ("msg_id" = i64, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Message), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn edit(
+    user: AuthUser,
+    State(state): State<AppState>,
+    ApiPath((room_id, msg_id)): ApiPath<(i64, i64)>,
+    ApiJson(request): ApiJson<EditMessageRequest>,
+) -> ApiResult<Json<Message>> {
+    let mut v = Validator::default();
+    let body = v.message_body("body", &request.body, BODY_MAX);
+    v.finish()?;
+    member_access(&state, room_id, user.id).await?;
+    let message = existing(&state, room_id, msg_id).await?;
+    if message.sender != Some(user.id) {
+        return Err(ApiError::forbidden("Only the sender may edit a message."));
+    }
+    let message = state
+        .store
+        .edit_message(room_id, msg_id, &body, Utc::now())
+        .await?;
+    Ok(Json(message))
+}
+
+/// Deletes a message (its sender or an org ADMIN): it stays in listings with `is_deleted: true`
+/// and an empty body. Deleting it again answers 204 too.
+#[utoipa::path(delete, path = "/api/rooms/{id}/messages/{msg_id}/", tag = "messages",
+    params(("id" = i64, Path), ("msg_id" = i64, Path)), security(("bearer" = [])),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    user: AuthUser,
+    State(state): State<AppState>,
+    ApiPath((room_id, msg_id)): ApiPath<(i64, i64)>,
+) -> ApiResult<StatusCode> {
+    let access = member_access(&state, room_id, user.id).await?;
+    let message = existing(&state, room_id, msg_id).await?;
+    if message.sender != Some(user.id) && access.org_role != Role::Admin {
+        return Err(ApiError::forbidden(
+            "Only the sender or an organization ADMIN may delete a message.",
+        ));
+    }
+    state
+        .store
+        .delete_message(room_id, msg_id, Utc::now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn existing(state: &AppState, room_id: i64, msg_id: i64) -> ApiResult<Message> {
+    state
+        .store
+        .message(room_id, msg_id)
+        .await?
+        .ok_or_else(ApiError::not_found)
+}

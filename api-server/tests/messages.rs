@@ -1,0 +1,660 @@
+//! Messages, cursor paging, idempotent sends, edit and delete, read receipts, unread counts and
+//! the event outbox. Both engines.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{Engine, TestApp, TestUser};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+both_engines!(
+    posting_returns_the_message_object,
+    message_input_is_validated,
+    cursor_paging_walks_both_ways,
+    paging_parameters_are_validated,
+    client_msg_id_makes_sending_idempotent,
+    edit_and_delete_rules,
+    membership_is_enforced_on_every_call,
+    read_pointer_is_monotonic_and_room_checked,
+    unread_counts_skip_own_and_deleted_messages,
+    every_change_writes_its_event,
+);
+
+/// An org with an ADMIN (alice) and a MEMBER (bob) sharing a PUBLIC room.
+async fn room_for_two(app: &TestApp) -> (i64, i64, TestUser, TestUser) {
+    let alice = app.user("alice@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    app.join(org, &alice, &bob, "MEMBER").await;
+    let room = app.room(&alice, org, "general", "PUBLIC").await;
+    (org, room, alice, bob)
+}
+
+fn messages_path(room: i64) -> String {
+    format!("/api/rooms/{room}/messages/")
+}
+
+async fn posting_returns_the_message_object(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, _alice, bob) = room_for_two(&app).await;
+    let r = app
+        .post(
+            &messages_path(room),
+            Some(&bob.access),
+            json!({"body": "  hello\nworld "}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let m = &r.body;
+    assert!(m["id"].is_i64());
+    assert_eq!(m["room"], room);
+    assert_eq!(m["org"], org);
+    assert_eq!(m["sender"], bob.id);
+    assert_eq!(m["body"], "  hello\nworld ", "text is kept as written");
+    assert_eq!(m["file"], Value::Null);
+    assert_eq!(m["client_msg_id"], Value::Null);
+    assert_eq!(m["is_deleted"], false);
+    assert!(m["created_at"].is_string());
+    assert_eq!(m["edited_at"], Value::Null);
+
+    let view = app.get(&format!("/api/rooms/{room}/"), &bob.access).await;
+    assert_eq!(view.body["last_msg_id"], m["id"]);
+    // Exactly 4,000 characters (multi-byte ones count once) is accepted.
+    let r = app
+        .post(
+            &messages_path(room),
+            Some(&bob.access),
+            json!({"body": "ü".repeat(4000)}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
+async fn message_input_is_validated(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (_org, room, alice, _bob) = room_for_two(&app).await;
+    let cases = [
+        (json!({"body": ""}), "body"),
+        (json!({"body": " \n\t "}), "body"),
+        (json!({}), "body"),
+        (json!({"body": null}), "body"),
+        (json!({"body": "x".repeat(4001)}), "body"),
+        (json!({"body": 42}), "body"),
+        (json!({"body": ["a"]}), "body"),
+        (
+            json!({"body": "hi", "client_msg_id": "c".repeat(65)}),
+            "client_msg_id",
+        ),
+        (json!({"body": "hi", "client_msg_id": ""}), "client_msg_id"),
+        (json!({"body": "hi", "client_msg_id": 7}), "client_msg_id"),
+        (
+            json!({"body": "hi", "file_id": "3f1c1b7e-0000-4000-8000-000000000000"}),
+            "file_id",
+        ),
+    ];
+    for (body, field) in cases {
+        let r = app
+            .post(&messages_path(room), Some(&alice.access), body.clone())
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text);
+        assert!(
+            r.body["errors"][field].is_array(),
+            "{body} should name {field}: {}",
+            r.text
+        );
+    }
+    let r = app
+        .post_raw(
+            &messages_path(room),
+            Some("application/json"),
+            b"{\"body\": \"unterminated".to_vec(),
+        )
+        .await;
+    assert!(r.status == StatusCode::BAD_REQUEST || r.status == StatusCode::UNAUTHORIZED);
+    // Nothing was stored by any of them.
+    let page = app.get(&messages_path(room), &alice.access).await;
+    assert_eq!(page.body["results"], json!([]));
+}
+
+async fn cursor_paging_walks_both_ways(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, bob) = room_for_two(&app).await;
+    // Another room's messages interleave with ours and must never show up.
+    let other = app.room(&alice, org, "random", "PUBLIC").await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        ids.push(app.send(&bob, room, &format!("m{i}")).await);
+        app.send(&alice, other, "noise").await;
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+
+    // Default page: everything, newest first, no next.
+    let page = app.get(&messages_path(room), &alice.access).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let newest_first: Vec<i64> = ids.iter().rev().copied().collect();
+    assert_eq!(TestApp::ids(&page.body["results"], "id"), newest_first);
+    assert_eq!(page.body["next"], Value::Null);
+
+    // Backwards in pages of 3 by following next.
+    let mut seen = Vec::new();
+    let mut path = format!("{}?limit=3", messages_path(room));
+    let mut pages = 0;
+    loop {
+        let page = app.get(&path, &alice.access).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text);
+        seen.extend(TestApp::ids(&page.body["results"], "id"));
+        pages += 1;
+        match page.body["next"].as_str() {
+            Some(next) => path = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, newest_first);
+    assert_eq!(pages, 3);
+
+    // Forwards from the first message, oldest first.
+    let mut seen = Vec::new();
+    let mut path = format!("{}?after={}&limit=4", messages_path(room), ids[0]);
+    loop {
+        let page = app.get(&path, &alice.access).await;
+        seen.extend(TestApp::ids(&page.body["results"], "id"));
+        match page.body["next"].as_str() {
+            Some(next) => {
+                assert!(next.contains("after="), "{next}");
+                path = next.to_owned()
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids[1..].to_vec());
+
+    // A page before a middle id.
+    let page = app
+        .get(
+            &format!("{}?before={}&limit=2", messages_path(room), ids[4]),
+            &alice.access,
+        )
+        .await;
+    assert_eq!(
+        TestApp::ids(&page.body["results"], "id"),
+        vec![ids[3], ids[2]]
+    );
+    assert!(page.body["next"].is_string());
+    // Past the newest: empty, no next.
+    let page = app
+        .get(
+            &format!("{}?after={}", messages_path(room), ids[6]),
+            &alice.access,
+        )
+        .await;
+    assert_eq!(page.body, json!({"results": [], "next": null}));
+}
+
+async fn paging_parameters_are_validated(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (_org, room, alice, _bob) = room_for_two(&app).await;
+    app.send(&alice, room, "one").await;
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=abc", "limit"),
+        ("limit=-5", "limit"),
+        ("limit=", "limit"),
+        ("before=abc", "before"),
+        ("before=-1", "before"),
+        ("before=0", "before"),
+        ("after=1.5", "after"),
+        ("after=99999999999999999999999", "after"),
+        ("before=5&after=3", "after"),
+    ] {
+        let r = app
+            .get(&format!("{}?{query}", messages_path(room)), &alice.access)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.text);
+        assert!(r.body["errors"][field].is_array(), "{query}: {}", r.text);
+    }
+    for query in [
+        "limit=1",
+        "limit=100",
+        "before=99999",
+        "after=1",
+        "unknown=1",
+    ] {
+        let r = app
+            .get(&format!("{}?{query}", messages_path(room)), &alice.access)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.text);
+    }
+}
+
+async fn client_msg_id_makes_sending_idempotent(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, bob) = room_for_two(&app).await;
+    let send = |user: &TestUser, room: i64, body: &str, cid: &str| {
+        let (token, path) = (user.access.clone(), messages_path(room));
+        let body = json!({"body": body, "client_msg_id": cid});
+        let app = &app;
+        async move { app.post(&path, Some(&token), body).await }
+    };
+    let first = send(&bob, room, "hello", "c-1").await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert_eq!(first.body["client_msg_id"], "c-1");
+    let again = send(&bob, room, "hello (retry)", "c-1").await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.body, first.body, "the original, unchanged");
+    // The key is per sender and per room.
+    assert_eq!(
+        send(&alice, room, "hi", "c-1").await.status,
+        StatusCode::CREATED
+    );
+    let other = app.room(&alice, org, "random", "PUBLIC").await;
+    assert_eq!(
+        send(&bob, other, "hi", "c-1").await.status,
+        StatusCode::CREATED
+    );
+
+    // Eight concurrent retries of one send store it once.
+    let attempts =
+        futures::future::join_all((0..8).map(|_| send(&bob, room, "burst", "c-burst"))).await;
+    let created = attempts
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let ids: HashSet<i64> = attempts
+        .iter()
+        .map(|r| r.body["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(created, 1, "{attempts:?}");
+    assert_eq!(ids.len(), 1);
+    assert!(attempts.iter().all(|r| r.status.is_success()));
+    let page = app.get(&messages_path(room), &bob.access).await;
+    assert_eq!(page.body["results"].as_array().unwrap().len(), 3);
+}
+
+async fn edit_and_delete_rules(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, bob) = room_for_two(&app).await;
+    let carol = app.user("carol@example.com").await;
+    app.join(org, &alice, &carol, "MANAGER").await;
+    let msg = app.send(&bob, room, "draft").await;
+    let path = format!("/api/rooms/{room}/messages/{msg}/");
+
+    let r = app
+        .patch(&path, &bob.access, json!({"body": "final"}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["body"], "final");
+    assert!(r.body["edited_at"].is_string());
+    for bad in [
+        json!({"body": ""}),
+        json!({"body": "x".repeat(4001)}),
+        json!({}),
+        json!({"body": 1}),
+    ] {
+        let r = app.patch(&path, &bob.access, bad.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    // Only the sender edits, even an ADMIN may not.
+    assert_eq!(
+        app.patch(&path, &alice.access, json!({"body": "mine"}))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    // A MANAGER who is not the sender may not delete; the sender or an ADMIN may.
+    assert_eq!(
+        app.delete(&path, &carol.access).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let r = app.delete(&path, &alice.access).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_eq!(
+        app.delete(&path, &bob.access).await.status,
+        StatusCode::NO_CONTENT,
+        "again"
+    );
+
+    let page = app.get(&messages_path(room), &bob.access).await;
+    let shown = &page.body["results"][0];
+    assert_eq!(shown["id"], msg);
+    assert_eq!(shown["is_deleted"], true);
+    assert_eq!(shown["body"], "");
+    let r = app
+        .patch(&path, &bob.access, json!({"body": "resurrect"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.code(), "message_deleted");
+
+    let own = app.send(&carol, room, "mine").await;
+    let r = app
+        .delete(&format!("/api/rooms/{room}/messages/{own}/"), &carol.access)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = app
+        .delete(&format!("/api/rooms/{room}/messages/999999/"), &bob.access)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+async fn membership_is_enforced_on_every_call(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, bob) = room_for_two(&app).await;
+    let secret = app.room(&alice, org, "secret", "PRIVATE").await;
+    let secret_msg = app.send(&alice, secret, "for alice only").await;
+    let msg = app.send(&alice, room, "public").await;
+
+    // Bob is in the org but not in the private room.
+    let sp = messages_path(secret);
+    assert_eq!(
+        app.get(&sp, &bob.access).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.post(&sp, Some(&bob.access), json!({"body": "x"}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let one = format!("/api/rooms/{secret}/messages/{secret_msg}/");
+    assert_eq!(
+        app.patch(&one, &bob.access, json!({"body": "x"}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.delete(&one, &bob.access).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Another room's message id through this room's path is not found.
+    let crossed = format!("/api/rooms/{room}/messages/{secret_msg}/");
+    assert_eq!(
+        app.patch(&crossed, &alice.access, json!({"body": "x"}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.delete(&crossed, &alice.access).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Leaving ends access at once.
+    app.post(
+        &format!("/api/rooms/{room}/leave/"),
+        Some(&bob.access),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        app.get(&messages_path(room), &bob.access).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let r = app
+        .post(
+            &messages_path(room),
+            Some(&bob.access),
+            json!({"body": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = app
+        .post(
+            &format!("/api/rooms/{room}/read/{msg}/"),
+            Some(&bob.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Without a token: 401.
+    let r = app
+        .call(reqwest::Method::GET, &messages_path(room), None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn read_pointer_is_monotonic_and_room_checked(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, bob) = room_for_two(&app).await;
+    let other = app.room(&alice, org, "random", "PUBLIC").await;
+    let m1 = app.send(&alice, room, "1").await;
+    let m2 = app.send(&alice, room, "2").await;
+    let elsewhere = app.send(&alice, other, "x").await;
+    let read = |id: i64| format!("/api/rooms/{room}/read/{id}/");
+
+    let r = app.post(&read(m2), Some(&bob.access), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body, json!({"room_id": room, "last_read_msg_id": m2}));
+    // Backwards is ignored: the pointer stays.
+    let r = app.post(&read(m1), Some(&bob.access), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["last_read_msg_id"], m2);
+    // A message of another room, or none at all.
+    assert_eq!(
+        app.post(&read(elsewhere), Some(&bob.access), json!({}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.post(&read(999999), Some(&bob.access), json!({}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.post(
+            &format!("/api/rooms/{room}/read/abc/"),
+            Some(&bob.access),
+            json!({})
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    let members = app
+        .get(&format!("/api/rooms/{room}/members/"), &alice.access)
+        .await;
+    let bob_row = members
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user_id"] == bob.id)
+        .unwrap();
+    assert_eq!(bob_row["last_read_msg_id"], m2);
+}
+
+async fn unread_counts_skip_own_and_deleted_messages(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, bob) = room_for_two(&app).await;
+    let quiet = app.room(&alice, org, "quiet", "PUBLIC").await;
+    let counts = |user: &TestUser| {
+        let token = user.access.clone();
+        let app = &app;
+        async move {
+            let r = app.get("/auth/me/unread-counts/", &token).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            r.body
+        }
+    };
+    let empty = counts(&bob).await;
+    assert_eq!(empty["total"], 0);
+    assert_eq!(
+        empty["unread_counts"],
+        json!([
+            {"room_id": room, "room_name": "general", "unread_count": 0, "last_read_msg_id": null, "last_msg_id": null},
+            {"room_id": quiet, "room_name": "quiet", "unread_count": 0, "last_read_msg_id": null, "last_msg_id": null},
+        ])
+    );
+
+    let a1 = app.send(&alice, room, "a1").await;
+    app.send(&bob, room, "own messages never count").await;
+    let a2 = app.send(&alice, room, "a2").await;
+    let a3 = app.send(&alice, room, "a3").await;
+    let c = counts(&bob).await;
+    assert_eq!(c["unread_counts"][0]["unread_count"], 3);
+    assert_eq!(c["unread_counts"][0]["last_msg_id"], a3);
+    assert_eq!(c["total"], 3);
+    assert_eq!(
+        counts(&alice).await["total"],
+        1,
+        "alice sees bob's one message"
+    );
+
+    // Reading to a2 leaves a3; deleting a3 leaves nothing.
+    app.post(
+        &format!("/api/rooms/{room}/read/{a2}/"),
+        Some(&bob.access),
+        json!({}),
+    )
+    .await;
+    let c = counts(&bob).await;
+    assert_eq!(c["unread_counts"][0]["unread_count"], 1);
+    assert_eq!(c["unread_counts"][0]["last_read_msg_id"], a2);
+    app.delete(&format!("/api/rooms/{room}/messages/{a3}/"), &alice.access)
+        .await;
+    assert_eq!(counts(&bob).await["total"], 0);
+    // A deleted message before the pointer changes nothing.
+    app.delete(&format!("/api/rooms/{room}/messages/{a1}/"), &alice.access)
+        .await;
+    assert_eq!(counts(&bob).await["total"], 0);
+
+    // Bob's own message after his pointer, then others': only theirs count.
+    app.send(&bob, room, "mine").await;
+    app.send(&alice, room, "yours 1").await;
+    app.send(&alice, quiet, "elsewhere").await;
+    let c = counts(&bob).await;
+    assert_eq!(c["unread_counts"][0]["unread_count"], 1);
+    assert_eq!(c["unread_counts"][1]["unread_count"], 1);
+    assert_eq!(c["total"], 2);
+    // Without a token: 401.
+    let r = app
+        .call(reqwest::Method::GET, "/auth/me/unread-counts/", None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn every_change_writes_its_event(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let store = app.state.store.clone();
+    let alice = app.user("alice@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    app.join(org, &alice, &bob, "MEMBER").await;
+    let room = app.room(&alice, org, "general", "PUBLIC").await;
+    let msg = app.send(&bob, room, "hello").await;
+    let path = format!("/api/rooms/{room}/messages/{msg}/");
+    app.patch(&path, &bob.access, json!({"body": "hello!"}))
+        .await;
+    app.delete(&path, &bob.access).await;
+    app.post(
+        &format!("/api/orgs/{org}/members/{}/role/", bob.id),
+        Some(&alice.access),
+        json!({"role": "MANAGER"}),
+    )
+    .await;
+    let private = app.room(&alice, org, "secret", "PRIVATE").await;
+    app.post(
+        &format!("/api/rooms/{private}/invite/"),
+        Some(&alice.access),
+        json!({"user_id": bob.id}),
+    )
+    .await;
+
+    let events = store.outbox_after(0, 100).await.unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        vec![
+            "member.invited",
+            "member.joined",
+            "room.created",
+            "message.created",
+            "message.updated",
+            "message.deleted",
+            "member.role_changed",
+            "room.created",
+            "member.joined",
+        ]
+    );
+    let ids: HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids.len(), events.len(), "event ids are unique");
+    assert!(events.iter().all(|e| e.org_id == org));
+    let created = &events[3];
+    assert_eq!(created.room_id, Some(room));
+    assert_eq!(created.data["id"], msg);
+    assert_eq!(created.data["body"], "hello");
+    assert_eq!(events[4].data["body"], "hello!");
+    assert_eq!(events[5].data["is_deleted"], true);
+    assert_eq!(events[6].data["role"], "MANAGER");
+    assert_eq!(events[8].data["user_id"], bob.id);
+    assert!(
+        !events[0].data.to_string().contains("token"),
+        "never the invite token"
+    );
+    // Reading the outbox twice gives the same ids: they are stored, not made up on reading.
+    let again = store.outbox_after(0, 100).await.unwrap();
+    assert_eq!(again, events);
+
+    // Refused or repeated changes write nothing.
+    let before = events.len();
+    let outsider = app.user("olga@example.com").await;
+    app.post(
+        &messages_path(room),
+        Some(&outsider.access),
+        json!({"body": "x"}),
+    )
+    .await;
+    app.post(&messages_path(room), Some(&bob.access), json!({"body": ""}))
+        .await;
+    app.delete(&path, &bob.access).await; // already deleted
+    let r = app
+        .post(
+            &messages_path(room),
+            Some(&bob.access),
+            json!({"body": "once", "client_msg_id": "k"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = app
+        .post(
+            &messages_path(room),
+            Some(&bob.access),
+            json!({"body": "once", "client_msg_id": "k"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let after = store
+        .outbox_after(events.last().unwrap().position, 100)
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 1, "only the one new message: {after:?}");
+    assert_eq!(after[0].event_type, "message.created");
+    assert!(store.outbox_after(0, 100).await.unwrap().len() == before + 1);
+}

@@ -1,0 +1,350 @@
+// Rooms, room members and read state.
+
+impl SqlStore {
+    /// The room object, read inside `tx` (so it sees the transaction's own changes).
+    async fn room_in(tx: &mut Tx<'_>, room_id: i64) -> StoreResult<Room> {
+        let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.id = $1");
+        let row: RoomRow = sqlx::query_as(&sql).bind(room_id).fetch_one(&mut **tx).await?;
+        Room::try_from(row)
+    }
+
+    /// The ids of a room's members, by id.
+    async fn member_ids_in(tx: &mut Tx<'_>, room_id: i64) -> StoreResult<Vec<i64>> {
+        let rows: Vec<(i64,)> =
+            sqlx::query_as("SELECT user_id FROM room_members WHERE room_id = $1 ORDER BY user_id")
+                .bind(room_id)
+                .fetch_all(&mut **tx)
+                .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Seats every member of `org_id` whose role the access level admits, plus `creator`.
+    async fn seat_initial_members(
+        tx: &mut Tx<'_>,
+        room_id: i64,
+        org_id: i64,
+        level: AccessLevel,
+        creator: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let admitted: &[Role] = match level {
+            AccessLevel::Public => &[Role::Member, Role::Manager, Role::Admin],
+            AccessLevel::ManagerOnly => &[Role::Manager, Role::Admin],
+            AccessLevel::Private => &[],
+        };
+        for role in admitted {
+            sqlx::query(
+                "INSERT INTO room_members (room_id, user_id, joined_at) \
+                 SELECT $1, user_id, $2 FROM org_members WHERE org_id = $3 AND role = $4 \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(room_id)
+            .bind(now)
+            .bind(org_id)
+            .bind(role.as_str())
+            .execute(&mut **tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO room_members (room_id, user_id, joined_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(room_id)
+        .bind(creator)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Seats a new org member in the org's PUBLIC rooms.
+    async fn join_public_rooms(
+        tx: &mut Tx<'_>,
+        org_id: i64,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO room_members (room_id, user_id, joined_at) \
+             SELECT id, $2, $3 FROM rooms WHERE org_id = $1 AND access_level = $4 AND NOT is_dm \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(org_id)
+        .bind(user_id)
+        .bind(now)
+        .bind(AccessLevel::Public.as_str())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Takes a user out of the org's rooms: all of them (`only_level` None), or those of one
+    /// access level.
+    async fn leave_org_rooms(
+        tx: &mut Tx<'_>,
+        org_id: i64,
+        user_id: i64,
+        only_level: Option<AccessLevel>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM room_members WHERE user_id = $2 AND room_id IN \
+             (SELECT id FROM rooms WHERE org_id = $1 AND ($3 IS NULL OR (access_level = $3 AND NOT is_dm)))",
+        )
+        .bind(org_id)
+        .bind(user_id)
+        .bind(only_level.map(AccessLevel::as_str))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn existing_dm(&self, org_id: i64, key: &str) -> StoreResult<Option<Room>> {
+        let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.org_id = $1 AND r.dm_key = $2");
+        let row: Option<RoomRow> = sqlx::query_as(&sql).bind(org_id).bind(key).fetch_optional(&self.write).await?;
+        row.map(Room::try_from).transpose()
+    }
+
+    async fn insert_dm(
+        &self,
+        org_id: i64,
+        user_id: i64,
+        other_id: i64,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Room> {
+        let mut tx = self.write.begin().await?;
+        let (room_id,): (i64,) = sqlx::query_as(
+            "INSERT INTO rooms (org_id, name, is_dm, access_level, dm_key, created_by, created_at) \
+             VALUES ($1, $2, TRUE, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(org_id)
+        .bind(name)
+        .bind(AccessLevel::Private.as_str())
+        .bind(dm_key(user_id, other_id))
+        .bind(user_id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        for member in [user_id, other_id] {
+            sqlx::query("INSERT INTO room_members (room_id, user_id, joined_at) VALUES ($1, $2, $3)")
+                .bind(room_id)
+                .bind(member)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let room = Self::room_in(&mut tx, room_id).await?;
+        write_event(&mut tx, &NewEvent::room_created(&room, &[user_id.min(other_id), user_id.max(other_id)]), now).await?;
+        tx.commit().await?;
+        Ok(room)
+    }
+}
+
+#[async_trait]
+impl RoomStore for SqlStore {
+    async fn create_room(&self, new: NewRoom, now: DateTime<Utc>) -> StoreResult<Room> {
+        let mut tx = self.write.begin().await?;
+        let (room_id,): (i64,) = sqlx::query_as(
+            "INSERT INTO rooms (org_id, name, is_dm, access_level, created_by, created_at) \
+             VALUES ($1, $2, FALSE, $3, $4, $5) RETURNING id",
+        )
+        .bind(new.org_id)
+        .bind(&new.name)
+        .bind(new.access_level.as_str())
+        .bind(new.created_by)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        Self::seat_initial_members(&mut tx, room_id, new.org_id, new.access_level, new.created_by, now).await?;
+        let room = Self::room_in(&mut tx, room_id).await?;
+        let members = Self::member_ids_in(&mut tx, room_id).await?;
+        write_event(&mut tx, &NewEvent::room_created(&room, &members), now).await?;
+        tx.commit().await?;
+        Ok(room)
+    }
+
+    async fn open_dm(
+        &self,
+        org_id: i64,
+        user_id: i64,
+        other_id: i64,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Room, bool)> {
+        let key = dm_key(user_id, other_id);
+        if let Some(room) = self.existing_dm(org_id, &key).await? {
+            return Ok((room, false));
+        }
+        match self.insert_dm(org_id, user_id, other_id, name, now).await {
+            Ok(room) => Ok((room, true)),
+            // Both users opened it at the same moment: the other request created it.
+            Err(StoreError::Database(e)) if is_unique_violation(&e) => {
+                let room = self.existing_dm(org_id, &key).await?.ok_or(StoreError::NotFound)?;
+                Ok((room, false))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn rooms_for_user(&self, user_id: i64, org_id: Option<i64>) -> StoreResult<Vec<Room>> {
+        let sql = format!(
+            "SELECT {ROOM_COLUMNS} FROM room_members rm JOIN rooms r ON r.id = rm.room_id \
+             WHERE rm.user_id = $1 AND ($2 IS NULL OR r.org_id = $2) ORDER BY r.id"
+        );
+        let rows: Vec<RoomRow> = sqlx::query_as(&sql).bind(user_id).bind(org_id).fetch_all(&self.read).await?;
+        rows.into_iter().map(Room::try_from).collect()
+    }
+
+    async fn room_access(&self, room_id: i64, user_id: i64) -> StoreResult<Option<RoomAccess>> {
+        let sql = format!(
+            "SELECT {ROOM_COLUMNS}, om.role AS org_role, \
+               EXISTS (SELECT 1 FROM room_members x WHERE x.room_id = r.id AND x.user_id = $2) AS is_member \
+             FROM rooms r JOIN org_members om ON om.org_id = r.org_id AND om.user_id = $2 \
+             WHERE r.id = $1"
+        );
+        let row: Option<RoomAccessRow> = sqlx::query_as(&sql).bind(room_id).bind(user_id).fetch_optional(&self.read).await?;
+        row.map(RoomAccess::try_from).transpose()
+    }
+
+    async fn update_room(&self, room_id: i64, patch: RoomPatch) -> StoreResult<Room> {
+        let mut tx = self.write.begin().await?;
+        let found: Option<(bool,)> = sqlx::query_as("SELECT is_dm FROM rooms WHERE id = $1")
+            .bind(room_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match found {
+            None => return Err(StoreError::NotFound),
+            Some((true,)) => return Err(StoreError::Conflict("dm_immutable")),
+            Some((false,)) => {}
+        }
+        if let Some(name) = &patch.name {
+            sqlx::query("UPDATE rooms SET name = $2 WHERE id = $1").bind(room_id).bind(name).execute(&mut *tx).await?;
+        }
+        if let Some(level) = patch.access_level {
+            sqlx::query("UPDATE rooms SET access_level = $2 WHERE id = $1")
+                .bind(room_id)
+                .bind(level.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let room = Self::room_in(&mut tx, room_id).await?;
+        tx.commit().await?;
+        Ok(room)
+    }
+
+    async fn delete_room(&self, room_id: i64) -> StoreResult<()> {
+        let done = sqlx::query("DELETE FROM rooms WHERE id = $1").bind(room_id).execute(&self.write).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn add_room_member(
+        &self,
+        room_id: i64,
+        user_id: i64,
+        via: JoinVia,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        let room: Option<(i64,)> = sqlx::query_as("SELECT org_id FROM rooms WHERE id = $1")
+            .bind(room_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (org_id,) = room.ok_or(StoreError::NotFound)?;
+        let added = sqlx::query(
+            "INSERT INTO room_members (room_id, user_id, joined_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if added {
+            write_event(&mut tx, &NewEvent::joined(org_id, Some(room_id), user_id, via.as_str()), now).await?;
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    async fn remove_room_member(&self, room_id: i64, user_id: i64) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")
+            .bind(room_id)
+            .bind(user_id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn room_members(&self, room_id: i64) -> StoreResult<Vec<RoomMember>> {
+        let rows: Vec<RoomMemberRow> = sqlx::query_as(
+            "SELECT rm.user_id, u.email, u.first_name, u.last_name, om.role AS org_role, \
+                    rm.last_read_msg_id, rm.joined_at \
+             FROM room_members rm \
+             JOIN users u ON u.id = rm.user_id \
+             JOIN rooms r ON r.id = rm.room_id \
+             LEFT JOIN org_members om ON om.org_id = r.org_id AND om.user_id = rm.user_id \
+             WHERE rm.room_id = $1 ORDER BY rm.joined_at, rm.user_id",
+        )
+        .bind(room_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter().map(RoomMember::try_from).collect()
+    }
+
+    async fn mark_read(&self, room_id: i64, user_id: i64, msg_id: i64) -> StoreResult<i64> {
+        let message: Option<(i64,)> = sqlx::query_as("SELECT seq FROM messages WHERE room_id = $1 AND id = $2")
+            .bind(room_id)
+            .bind(msg_id)
+            .fetch_optional(&self.write)
+            .await?;
+        let (seq,) = message.ok_or(StoreError::NotFound)?;
+        // Only forwards: a late or repeated receipt for an older message changes nothing.
+        sqlx::query(
+            "UPDATE room_members SET last_read_msg_id = $3, last_read_seq = $4 \
+             WHERE room_id = $1 AND user_id = $2 AND (last_read_msg_id IS NULL OR last_read_msg_id < $3)",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .bind(msg_id)
+        .bind(seq)
+        .execute(&self.write)
+        .await?;
+        let now_at: Option<(Option<i64>,)> =
+            sqlx::query_as("SELECT last_read_msg_id FROM room_members WHERE room_id = $1 AND user_id = $2")
+                .bind(room_id)
+                .bind(user_id)
+                .fetch_optional(&self.write)
+                .await?;
+        match now_at {
+            Some((Some(id),)) => Ok(id),
+            _ => Err(StoreError::NotFound),
+        }
+    }
+
+    async fn unread_counts(&self, user_id: i64) -> StoreResult<Vec<UnreadCount>> {
+        // One statement for any number of rooms. The room's message count comes from its
+        // `last_seq` counter, so the cost per room is three index probes: the newest message,
+        // the reader's own messages after their pointer and deleted ones after it (both rare),
+        // never a scan of the unread messages themselves.
+        let rows: Vec<UnreadRow> = sqlx::query_as(
+            "SELECT r.id AS room_id, r.name AS room_name, rm.last_read_msg_id, \
+               (SELECT MAX(l.id) FROM messages l WHERE l.room_id = r.id) AS last_msg_id, \
+               r.last_seq - rm.last_read_seq \
+                 - (SELECT COUNT(*) FROM messages o WHERE o.room_id = r.id AND o.sender_id = $1 \
+                      AND o.id > COALESCE(rm.last_read_msg_id, 0)) \
+                 - (SELECT COUNT(*) FROM messages d WHERE d.room_id = r.id AND d.is_deleted \
+                      AND d.id > COALESCE(rm.last_read_msg_id, 0) \
+                      AND (d.sender_id IS NULL OR d.sender_id <> $1)) AS unread_count \
+             FROM room_members rm JOIN rooms r ON r.id = rm.room_id \
+             WHERE rm.user_id = $1 ORDER BY r.id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(UnreadCount::from).collect())
+    }
+}
