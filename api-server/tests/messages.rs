@@ -642,6 +642,7 @@ async fn every_change_writes_its_event(engine: Engine) {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
+    let first_once = r.body.clone();
     let r = app
         .post(
             &messages_path(room),
@@ -656,5 +657,9 @@ async fn every_change_writes_its_event(engine: Engine) {
         .unwrap();
     assert_eq!(after.len(), 1, "only the one new message: {after:?}");
     assert_eq!(after[0].event_type, "message.created");
+    assert_eq!(
+        after[0].data, first_once,
+        "the event carries the message exactly as the API shows it"
+    );
     assert!(store.outbox_after(0, 100).await.unwrap().len() == before + 1);
 }

@@ -14,7 +14,9 @@ CREATE TABLE rooms (
     -- How many messages the room has had: each message takes the next number under this row's
     -- lock, which also makes message ids commit in increasing order within a room. Unread counts
     -- are last_seq minus the reader's last_read_seq, with no scan of the messages.
-    last_seq     BIGINT      NOT NULL DEFAULT 0
+    last_seq     BIGINT      NOT NULL DEFAULT 0,
+    -- Id of the newest message, set by the same statement that takes the seq.
+    last_msg_id  BIGINT
 );
 CREATE INDEX rooms_org ON rooms (org_id, access_level);
 CREATE UNIQUE INDEX rooms_dm ON rooms (org_id, dm_key) WHERE dm_key IS NOT NULL;

@@ -10,7 +10,8 @@ CREATE TABLE rooms (
     dm_key       TEXT,
     created_by   INTEGER REFERENCES users (id) ON DELETE SET NULL,
     created_at   TEXT    NOT NULL,
-    last_seq     INTEGER NOT NULL DEFAULT 0
+    last_seq     INTEGER NOT NULL DEFAULT 0,
+    last_msg_id  INTEGER
 );
 CREATE INDEX rooms_org ON rooms (org_id, access_level);
 CREATE UNIQUE INDEX rooms_dm ON rooms (org_id, dm_key) WHERE dm_key IS NOT NULL;

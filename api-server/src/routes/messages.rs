@@ -86,7 +86,6 @@ pub async fn list(
         v.add("after", "Use either before or after, not both.");
     }
     v.finish()?;
-    member_access(&state, room_id, user.id).await?;
     let cursor = match (before, after) {
         (Some(id), _) => PageCursor::Before(id),
         (_, Some(id)) => PageCursor::After(id),
@@ -96,8 +95,9 @@ pub async fn list(
     let limit = limit as usize;
     let mut results = state
         .store
-        .list_messages(room_id, cursor, (limit + 1) as u32)
-        .await?;
+        .list_messages(room_id, user.id, cursor, (limit + 1) as u32)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     let more = results.len() > limit;
     results.truncate(limit);
     let next = match (more, results.last()) {

@@ -326,13 +326,15 @@ pub trait MessageStore: Send + Sync {
         msg: NewMessage,
         now: DateTime<Utc>,
     ) -> StoreResult<(Message, bool)>;
-    /// Up to `limit` messages of a page.
+    /// Up to `limit` messages of a page, as `reader` sees them; `None` when the reader has no
+    /// seat in the room (or there is no such room). One query on the common path.
     async fn list_messages(
         &self,
         room_id: i64,
+        reader: i64,
         cursor: PageCursor,
         limit: u32,
-    ) -> StoreResult<Vec<Message>>;
+    ) -> StoreResult<Option<Vec<Message>>>;
     /// One message of a room.
     async fn message(&self, room_id: i64, msg_id: i64) -> StoreResult<Option<Message>>;
     /// Replaces the body and records `message.updated` (`Conflict("message_deleted")` once

@@ -1,6 +1,25 @@
 // Messages: posting with its event, cursor pages, edits and soft deletes.
 
 impl SqlStore {
+    /// The message the sender already posted with this `client_msg_id`, while still a member.
+    async fn earlier_send(&self, msg: &NewMessage) -> StoreResult<(Message, bool)> {
+        let Some(client_id) = &msg.client_msg_id else {
+            return Err(StoreError::NotFound);
+        };
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages \
+             WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $3 \
+               AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2)"
+        );
+        let row: Option<MessageRow> = sqlx::query_as(&sql)
+            .bind(msg.room_id)
+            .bind(msg.sender_id)
+            .bind(client_id)
+            .fetch_optional(&self.write)
+            .await?;
+        row.map(|r| (Message::from(r), false)).ok_or(StoreError::NotFound)
+    }
+
     async fn message_in(tx: &mut Tx<'_>, room_id: i64, msg_id: i64) -> StoreResult<Option<Message>> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND id = $2");
         let row: Option<MessageRow> = sqlx::query_as(&sql).bind(room_id).bind(msg_id).fetch_optional(&mut **tx).await?;
@@ -11,71 +30,72 @@ impl SqlStore {
 #[async_trait]
 impl MessageStore for SqlStore {
     async fn post_message(&self, msg: NewMessage, now: DateTime<Utc>) -> StoreResult<(Message, bool)> {
-        let mut tx = self.write.begin().await?;
-        // Taking the room's next seq locks its row until commit, so messages of one room commit
-        // one at a time and in id order: a reader that has seen id N will never later find a
-        // committed message below N. The same statement checks membership.
-        let slot: Option<(i64, i64)> = sqlx::query_as(
-            "UPDATE rooms SET last_seq = last_seq + 1 \
-             WHERE id = $1 AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) \
-             RETURNING org_id, last_seq",
-        )
-        .bind(msg.room_id)
-        .bind(msg.sender_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (org_id, seq) = slot.ok_or(StoreError::NotFound)?;
-        if let Some(client_id) = &msg.client_msg_id {
-            // Under the room lock, so two racing retries cannot both insert.
-            let sql = format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $3"
-            );
-            let earlier: Option<MessageRow> = sqlx::query_as(&sql)
-                .bind(msg.room_id)
-                .bind(msg.sender_id)
-                .bind(client_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(earlier) = earlier {
-                tx.rollback().await?;
-                return Ok((Message::from(earlier), false));
-            }
+        // Timestamps are stored to the microsecond; the event payload must say the same.
+        let now = now.trunc_subsecs(6);
+        let template = Message {
+            id: 0,
+            room: msg.room_id,
+            org: 0,
+            sender: Some(msg.sender_id),
+            body: msg.body.clone(),
+            file: None,
+            client_msg_id: msg.client_msg_id.clone(),
+            is_deleted: false,
+            created_at: now,
+            edited_at: None,
+        };
+        let payload = serde_json::to_string(&template)
+            .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
+        let event_id = uuid::Uuid::new_v4().to_string();
+        let inserted = {
+            let _gate = self.post_gates.enter(msg.room_id).await;
+            insert_message(&self.write, &msg, &payload, &event_id, now).await
+        };
+        match inserted {
+            Ok(Some(row)) => Ok((Message::from(row), true)),
+            // Not a member, or a repeated send; a retry racing the original loses on the unique
+            // index and lands here too. Either way the earlier message answers, if there is one.
+            Ok(None) => self.earlier_send(&msg).await,
+            Err(e) if is_unique_violation(&e) => self.earlier_send(&msg).await,
+            Err(e) => Err(e.into()),
         }
-        let sql = format!(
-            "INSERT INTO messages (room_id, org_id, seq, sender_id, body, client_msg_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {MESSAGE_COLUMNS}"
-        );
-        let row: MessageRow = sqlx::query_as(&sql)
-            .bind(msg.room_id)
-            .bind(org_id)
-            .bind(seq)
-            .bind(msg.sender_id)
-            .bind(&msg.body)
-            .bind(&msg.client_msg_id)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-        let message = Message::from(row);
-        write_event(&mut tx, &NewEvent::message(EventType::MessageCreated, &message), now).await?;
-        tx.commit().await?;
-        Ok((message, true))
     }
 
-    async fn list_messages(&self, room_id: i64, cursor: PageCursor, limit: u32) -> StoreResult<Vec<Message>> {
+    async fn list_messages(
+        &self,
+        room_id: i64,
+        reader: i64,
+        cursor: PageCursor,
+        limit: u32,
+    ) -> StoreResult<Option<Vec<Message>>> {
         let (condition, order, bound) = match cursor {
             PageCursor::Newest => ("", "DESC", None),
-            PageCursor::Before(id) => ("AND id < $3", "DESC", Some(id)),
-            PageCursor::After(id) => ("AND id > $3", "ASC", Some(id)),
+            PageCursor::Before(id) => ("AND id < $4", "DESC", Some(id)),
+            PageCursor::After(id) => ("AND id > $4", "ASC", Some(id)),
         };
+        // The membership test rides along as a one-time filter, so a member's page is one round
+        // trip; only an empty page needs a second look to tell "no messages" from "no seat".
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 {condition} ORDER BY id {order} LIMIT $2"
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 {condition} \
+               AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) \
+             ORDER BY id {order} LIMIT $3"
         );
-        let mut query = sqlx::query_as::<_, MessageRow>(&sql).bind(room_id).bind(i64::from(limit));
+        let mut query = sqlx::query_as::<_, MessageRow>(&sql).bind(room_id).bind(reader).bind(i64::from(limit));
         if let Some(id) = bound {
             query = query.bind(id);
         }
         let rows = query.fetch_all(&self.read).await?;
-        Ok(rows.into_iter().map(Message::from).collect())
+        if rows.is_empty() {
+            let seat: Option<(i64,)> = sqlx::query_as("SELECT user_id FROM room_members WHERE room_id = $1 AND user_id = $2")
+                .bind(room_id)
+                .bind(reader)
+                .fetch_optional(&self.read)
+                .await?;
+            if seat.is_none() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(rows.into_iter().map(Message::from).collect()))
     }
 
     async fn message(&self, room_id: i64, msg_id: i64) -> StoreResult<Option<Message>> {

@@ -1,6 +1,6 @@
 // Names every engine module uses; included first into each of them.
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use super::rows::*;
 use crate::events::{EventType, NewEvent, OutboxEvent};

@@ -108,12 +108,11 @@ pub(super) struct InviteRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// Columns of the room object; the subqueries are index probes (members by room, newest
-/// message by the `(room_id, id)` key).
+/// Columns of the room object; the member count is an index range count.
 pub(super) const ROOM_COLUMNS: &str =
     "r.id, r.org_id, r.name, r.is_dm, r.access_level, r.created_by, r.created_at, \
      (SELECT COUNT(*) FROM room_members c WHERE c.room_id = r.id) AS members_count, \
-     (SELECT MAX(l.id) FROM messages l WHERE l.room_id = r.id) AS last_msg_id";
+     r.last_msg_id";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct RoomRow {
@@ -196,7 +195,7 @@ pub(super) const MESSAGE_COLUMNS: &str =
 
 #[derive(sqlx::FromRow)]
 pub(super) struct MessageRow {
-    id: i64,
+    pub id: i64,
     room_id: i64,
     org_id: i64,
     sender_id: Option<i64>,
@@ -270,6 +269,36 @@ impl TryFrom<OutboxRow> for OutboxEvent {
             data,
             created_at: r.created_at,
         })
+    }
+}
+
+/// Posts to one room take that room's row lock in the database. Many waiters on one row lock
+/// wake together on every release and all but one go back to sleep, which costs more CPU than
+/// the posts themselves. So each process lets one post per room at a time reach the database and
+/// queues the rest here, where waiting is cheap. Rooms share a fixed set of gates (a room maps
+/// to one by id), which bounds memory whatever the number of rooms.
+pub(super) struct PostGates {
+    gates: Vec<tokio::sync::Mutex<()>>,
+}
+
+/// Number of gates: enough that busy rooms rarely share one.
+const POST_GATES: usize = 256;
+
+impl Default for PostGates {
+    fn default() -> Self {
+        Self {
+            gates: (0..POST_GATES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+}
+
+impl PostGates {
+    /// Waits for the gate of `room_id`; posting to that room may go ahead while it is held.
+    pub async fn enter(&self, room_id: i64) -> tokio::sync::MutexGuard<'_, ()> {
+        let slot = room_id.rem_euclid(POST_GATES as i64) as usize;
+        self.gates[slot].lock().await
     }
 }
 

@@ -4,12 +4,13 @@
 pub struct SqlStore {
     read: Pool,
     write: Pool,
+    post_gates: PostGates,
 }
 
 impl SqlStore {
     /// Wraps the pools; reads go to `read`, transactions and writes to `write`.
     pub fn new(read: Pool, write: Pool) -> Self {
-        Self { read, write }
+        Self { read, write, post_gates: PostGates::default() }
     }
 }
 

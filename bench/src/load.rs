@@ -1,0 +1,228 @@
+//! The load runner: `concurrency` clients each send one request after another (closed loop)
+//! until a count or a deadline, recording every latency in an HDR histogram.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use hdrhistogram::Histogram;
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use crate::seed::Seeded;
+
+/// What one request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// The newest page of the big room.
+    ListFirst,
+    /// A page 1,000 messages above the oldest of the big room.
+    ListDeep,
+    /// A message into the big room (every client the same room).
+    Post,
+    /// A message into one of the rooms, client i always room i.
+    PostSpread,
+    /// The reader's unread counts over all their rooms.
+    Unread,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 5] = [
+        Scenario::ListFirst,
+        Scenario::ListDeep,
+        Scenario::Post,
+        Scenario::PostSpread,
+        Scenario::Unread,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::ListFirst => "list-first",
+            Scenario::ListDeep => "list-deep",
+            Scenario::Post => "post",
+            Scenario::PostSpread => "post-spread",
+            Scenario::Unread => "unread",
+        }
+    }
+
+    /// The scenarios a command-line name selects.
+    pub fn select(name: &str) -> anyhow::Result<Vec<Scenario>> {
+        if name == "all" {
+            return Ok(Self::ALL.to_vec());
+        }
+        match Self::ALL.into_iter().find(|s| s.name() == name) {
+            Some(s) => Ok(vec![s]),
+            None => bail!("unknown scenario {name}"),
+        }
+    }
+}
+
+/// When a run ends.
+#[derive(Debug, Clone, Copy)]
+pub enum Stop {
+    /// After this many requests in all.
+    After(u64),
+    /// After this long.
+    Within(Duration),
+}
+
+/// What a run measured.
+pub struct Outcome {
+    /// Latencies in microseconds.
+    pub latencies: Histogram<u64>,
+    /// Requests that did not answer 2xx.
+    pub errors: u64,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+pub async fn run(
+    seeded: &Seeded,
+    scenario: Scenario,
+    concurrency: usize,
+    stop: Stop,
+) -> anyhow::Result<Outcome> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    let total = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
+    let sent = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = match stop {
+        Stop::Within(d) => Some(started + d),
+        Stop::After(_) => None,
+    };
+    let mut workers = Vec::with_capacity(concurrency);
+    for client in 0..concurrency {
+        let http = http.clone();
+        let (total, sent, errors) = (total.clone(), sent.clone(), errors.clone());
+        let target = Target::new(seeded, scenario, client);
+        workers.push(tokio::spawn(async move {
+            let mut mine = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let mut n: u64 = 0;
+            loop {
+                if let Stop::After(limit) = stop {
+                    if sent.fetch_add(1, Ordering::Relaxed) >= limit {
+                        break;
+                    }
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                let begin = Instant::now();
+                let ok = target.send(&http, n).await;
+                mine.saturating_record(begin.elapsed().as_micros() as u64);
+                if !ok {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+                n += 1;
+            }
+            total.lock().await.add(&mine)?;
+            anyhow::Ok(())
+        }));
+    }
+    for worker in workers {
+        worker.await??;
+    }
+    let elapsed = started.elapsed();
+    let latencies = Arc::try_unwrap(total)
+        .map_err(|_| anyhow::anyhow!("histogram still shared"))?
+        .into_inner();
+    Ok(Outcome {
+        latencies,
+        errors: errors.load(Ordering::Relaxed),
+        elapsed,
+    })
+}
+
+/// One client's request, prepared once.
+struct Target {
+    scenario: Scenario,
+    url: String,
+    token: String,
+    tag: String,
+}
+
+impl Target {
+    fn new(seeded: &Seeded, scenario: Scenario, client: usize) -> Self {
+        let api = &seeded.api;
+        let big = seeded.big_room;
+        let (url, token) = match scenario {
+            Scenario::ListFirst => (
+                format!("{api}/api/rooms/{big}/messages/?limit=50"),
+                &seeded.reader_token,
+            ),
+            Scenario::ListDeep => (
+                format!(
+                    "{api}/api/rooms/{big}/messages/?limit=50&before={}",
+                    seeded.deep_cursor
+                ),
+                &seeded.reader_token,
+            ),
+            Scenario::Post => (
+                format!("{api}/api/rooms/{big}/messages/"),
+                &seeded.writer_token,
+            ),
+            Scenario::PostSpread => {
+                let room = seeded.rooms[client % seeded.rooms.len()];
+                (
+                    format!("{api}/api/rooms/{room}/messages/"),
+                    &seeded.writer_token,
+                )
+            }
+            Scenario::Unread => (
+                format!("{api}/auth/me/unread-counts/"),
+                &seeded.reader_token,
+            ),
+        };
+        Self {
+            scenario,
+            url,
+            token: token.clone(),
+            tag: format!("{}-{}-{client}", std::process::id(), scenario.name()),
+        }
+    }
+
+    /// Sends the n-th request; true on a 2xx answer whose body was read whole.
+    async fn send(&self, http: &reqwest::Client, n: u64) -> bool {
+        let request = match self.scenario {
+            Scenario::Post | Scenario::PostSpread => http.post(&self.url).json(&json!({
+                "body": "Benchmark post: the quick brown fox jumps over the lazy dog.",
+                "client_msg_id": format!("{}-{n}", self.tag),
+            })),
+            _ => http.get(&self.url),
+        };
+        match request.bearer_auth(&self.token).send().await {
+            Ok(response) => {
+                let ok = response.status().is_success();
+                response.bytes().await.is_ok() && ok
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+pub fn print_header() {
+    println!("| scenario | clients | requests | errors | req/s | p50 ms | p99 ms | max ms |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+}
+
+pub fn print_row(scenario: Scenario, clients: usize, outcome: &Outcome) {
+    let h = &outcome.latencies;
+    let ms = |us: u64| us as f64 / 1000.0;
+    println!(
+        "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} |",
+        scenario.name(),
+        clients,
+        h.len(),
+        outcome.errors,
+        h.len() as f64 / outcome.elapsed.as_secs_f64(),
+        ms(h.value_at_quantile(0.50)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.max()),
+    );
+}
