@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
+pub mod page_cache;
 pub mod rate_limit;
 pub mod request_context;
 pub mod routes;

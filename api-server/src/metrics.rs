@@ -1,7 +1,8 @@
 //! Prometheus metrics of the HTTP API (`chatboard_` prefix, base units).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// The API's metrics, in a registry of their own (so tests and embedded servers do not clash).
@@ -11,6 +12,8 @@ pub struct Metrics {
     duration: HistogramVec,
     in_flight: IntGauge,
     rate_limited: IntCounterVec,
+    page_cache_hits: IntCounter,
+    page_cache_misses: IntCounter,
 }
 
 /// Latency buckets in seconds, from 1 ms to 10 s.
@@ -48,6 +51,14 @@ impl Metrics {
             ),
             &["limit"],
         )?;
+        let page_cache = IntCounterVec::new(
+            Opts::new(
+                "chatboard_message_page_cache_total",
+                "Message page reads, by whether the page cache could answer (hit) or not (miss).",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(page_cache.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
@@ -58,6 +69,8 @@ impl Metrics {
             duration,
             in_flight,
             rate_limited,
+            page_cache_hits: page_cache.with_label_values(&["hit"]),
+            page_cache_misses: page_cache.with_label_values(&["miss"]),
         })
     }
 
@@ -77,6 +90,15 @@ impl Metrics {
     /// Counts a 429 of the `limit` kind (`user` or `ip`).
     pub fn rate_limited(&self, limit: &str) {
         self.rate_limited.with_label_values(&[limit]).inc();
+    }
+
+    /// Counts a message page read answered from the cache (`hit`) or the database.
+    pub fn page_cache(&self, hit: bool) {
+        if hit {
+            self.page_cache_hits.inc();
+        } else {
+            self.page_cache_misses.inc();
+        }
     }
 
     /// The text exposition of every metric.

@@ -8,6 +8,7 @@ use chatboard_core::config::Config;
 use chatboard_core::store::Store;
 
 use crate::metrics::Metrics;
+use crate::page_cache::PageCache;
 use crate::rate_limit::RateLimits;
 
 /// Cheap-to-clone handle on everything the handlers share.
@@ -26,6 +27,8 @@ pub struct Shared {
     pub limits: RateLimits,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Serialised message pages.
+    pub pages: PageCache,
 }
 
 impl AppState {
@@ -42,6 +45,7 @@ impl AppState {
             tokens,
             limits,
             metrics: Metrics::new()?,
+            pages: PageCache::new(config.page_cache_mb),
             config,
         })))
     }

@@ -22,6 +22,8 @@ both_engines!(
     read_pointer_is_monotonic_and_room_checked,
     unread_counts_skip_own_and_deleted_messages,
     every_change_writes_its_event,
+    repeated_page_reads_never_go_stale,
+    concurrent_posts_keep_order_and_counts_exact,
 );
 
 /// An org with an ADMIN (alice) and a MEMBER (bob) sharing a PUBLIC room.
@@ -662,4 +664,140 @@ async fn every_change_writes_its_event(engine: Engine) {
         "the event carries the message exactly as the API shows it"
     );
     assert!(store.outbox_after(0, 100).await.unwrap().len() == before + 1);
+}
+
+async fn repeated_page_reads_never_go_stale(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (_org, room, alice, bob) = room_for_two(&app).await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(app.send(&alice, room, &format!("m{i}")).await);
+    }
+    let newest = messages_path(room);
+    let deep = format!("{}?before={}&limit=2", messages_path(room), ids[3]);
+    let bodies = |reply: &common::Reply| -> Vec<String> {
+        reply.body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["body"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Read twice (the second may come from the cache): identical.
+    let first = app.get(&newest, &bob.access).await;
+    assert_eq!(app.get(&newest, &bob.access).await.body, first.body);
+    assert_eq!(bodies(&app.get(&deep, &bob.access).await), ["m2", "m1"]);
+
+    // A new message shows on the newest page; the deep page is unaffected.
+    let m6 = app.send(&bob, room, "m6").await;
+    assert_eq!(bodies(&app.get(&newest, &alice.access).await)[0], "m6");
+    assert_eq!(bodies(&app.get(&deep, &alice.access).await), ["m2", "m1"]);
+    // An edit deep down shows on the deep page.
+    let r = app
+        .patch(
+            &format!("{}{}/", messages_path(room), ids[1]),
+            &alice.access,
+            json!({"body": "m1 edited"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        bodies(&app.get(&deep, &bob.access).await),
+        ["m2", "m1 edited"]
+    );
+    // A delete shows on every page that holds it.
+    app.delete(&format!("{}{}/", messages_path(room), m6), &bob.access)
+        .await;
+    let page = app.get(&newest, &alice.access).await;
+    assert_eq!(page.body["results"][0]["is_deleted"], true);
+    // Losing the seat ends access even to a page read a moment ago.
+    app.post(
+        &format!("/api/rooms/{room}/leave/"),
+        Some(&bob.access),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        app.get(&deep, &bob.access).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get(&newest, &bob.access).await.status,
+        StatusCode::NOT_FOUND
+    );
+    // The metrics saw both kinds of read.
+    let metrics = app
+        .call(reqwest::Method::GET, "/metrics", None, None)
+        .await
+        .text;
+    assert!(
+        metrics.contains("chatboard_message_page_cache_total{result=\"hit\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("chatboard_message_page_cache_total{result=\"miss\"}"));
+}
+
+async fn concurrent_posts_keep_order_and_counts_exact(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (_org, room, alice, bob) = room_for_two(&app).await;
+    let carol = app.user("carol@example.com").await;
+    let org = app
+        .get(&format!("/api/rooms/{room}/"), &alice.access)
+        .await
+        .body["org"]
+        .as_i64()
+        .unwrap();
+    app.join(org, &alice, &carol, "MEMBER").await;
+    // Three senders at once, 30 messages each.
+    let app_ref = &app;
+    let mut posts = Vec::new();
+    for user in [&alice, &bob, &carol] {
+        for i in 0..30 {
+            let token = user.access.clone();
+            posts.push(async move {
+                app_ref
+                    .post(
+                        &messages_path(room),
+                        Some(&token),
+                        json!({"body": format!("{i}")}),
+                    )
+                    .await
+            });
+        }
+    }
+    let replies = futures::future::join_all(posts).await;
+    assert!(replies.iter().all(|r| r.status == StatusCode::CREATED));
+    let mut posted: Vec<i64> = replies
+        .iter()
+        .map(|r| r.body["id"].as_i64().unwrap())
+        .collect();
+    posted.sort();
+    posted.dedup();
+    assert_eq!(posted.len(), 90);
+
+    // Paging back from the newest returns every message once, in id order.
+    let mut seen = Vec::new();
+    let mut path = format!("{}?limit=7", messages_path(room));
+    loop {
+        let page = app.get(&path, &bob.access).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text);
+        seen.extend(TestApp::ids(&page.body["results"], "id"));
+        match page.body["next"].as_str() {
+            Some(next) => path = next.to_owned(),
+            None => break,
+        }
+    }
+    seen.reverse();
+    assert_eq!(seen, posted);
+    // Everyone else's messages count, exactly: 60 for each reader.
+    for user in [&alice, &bob, &carol] {
+        let counts = app.get("/auth/me/unread-counts/", &user.access).await;
+        assert_eq!(counts.body["total"], 60, "{}", counts.text);
+    }
+    let view = app.get(&format!("/api/rooms/{room}/"), &bob.access).await;
+    assert_eq!(view.body["last_msg_id"], *posted.last().unwrap());
 }

@@ -184,6 +184,8 @@ pub struct Config {
     /// Take the client address from the last `X-Forwarded-For` hop
     /// (`CHATBOARD_TRUST_FORWARDED_FOR`); only behind a proxy that sets it.
     pub trust_forwarded_for: bool,
+    /// Memory for cached message pages, in MiB; 0 disables (`CHATBOARD_PAGE_CACHE_MB`).
+    pub page_cache_mb: u32,
 }
 
 /// Defaults shared by both binaries.
@@ -206,6 +208,8 @@ pub mod defaults {
     pub const RATE_LIMIT_PER_USER: u32 = 100;
     /// `CHATBOARD_RATE_LIMIT_PER_IP`.
     pub const RATE_LIMIT_PER_IP: u32 = 10;
+    /// `CHATBOARD_PAGE_CACHE_MB`.
+    pub const PAGE_CACHE_MB: u32 = 64;
 }
 
 impl Config {
@@ -287,6 +291,7 @@ impl Config {
             rate_limit_per_ip: env
                 .parse_or("CHATBOARD_RATE_LIMIT_PER_IP", defaults::RATE_LIMIT_PER_IP)?,
             trust_forwarded_for: env.flag("CHATBOARD_TRUST_FORWARDED_FOR", false)?,
+            page_cache_mb: env.parse_or("CHATBOARD_PAGE_CACHE_MB", defaults::PAGE_CACHE_MB)?,
         })
     }
 
@@ -303,6 +308,7 @@ impl Config {
             rate_limit_per_user: 0,
             rate_limit_per_ip: 0,
             trust_forwarded_for: false,
+            page_cache_mb: defaults::PAGE_CACHE_MB,
         }
     }
 }

@@ -16,7 +16,10 @@ CREATE TABLE rooms (
     -- are last_seq minus the reader's last_read_seq, with no scan of the messages.
     last_seq     BIGINT      NOT NULL DEFAULT 0,
     -- Id of the newest message, set by the same statement that takes the seq.
-    last_msg_id  BIGINT
+    last_msg_id  BIGINT,
+    -- Bumped by every edit and delete of a message: with last_msg_id it tells whether a cached
+    -- page of the room is still current.
+    edit_version BIGINT      NOT NULL DEFAULT 0
 );
 CREATE INDEX rooms_org ON rooms (org_id, access_level);
 CREATE UNIQUE INDEX rooms_dm ON rooms (org_id, dm_key) WHERE dm_key IS NOT NULL;

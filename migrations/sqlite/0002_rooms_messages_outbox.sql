@@ -11,7 +11,8 @@ CREATE TABLE rooms (
     created_by   INTEGER REFERENCES users (id) ON DELETE SET NULL,
     created_at   TEXT    NOT NULL,
     last_seq     INTEGER NOT NULL DEFAULT 0,
-    last_msg_id  INTEGER
+    last_msg_id  INTEGER,
+    edit_version INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX rooms_org ON rooms (org_id, access_level);
 CREATE UNIQUE INDEX rooms_dm ON rooms (org_id, dm_key) WHERE dm_key IS NOT NULL;

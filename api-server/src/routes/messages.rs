@@ -2,8 +2,11 @@
 //!
 //! Every call needs a seat in the room (404 otherwise, as for the room itself).
 
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chatboard_core::model::{Message, Role};
 use chatboard_core::store::{NewMessage, PageCursor};
@@ -13,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
+use crate::page_cache::PageKey;
 use crate::routes::rooms::member_access;
 use crate::state::AppState;
 use crate::validate::Validator;
@@ -77,7 +81,7 @@ pub async fn list(
     State(state): State<AppState>,
     ApiPath(room_id): ApiPath<i64>,
     ApiQuery(query): ApiQuery<PageQuery>,
-) -> ApiResult<Json<MessagePage>> {
+) -> ApiResult<Response> {
     let mut v = Validator::default();
     let limit = v.int_in("limit", query.limit.as_deref(), 1, MAX_LIMIT, DEFAULT_LIMIT);
     let before = v.optional_id("before", query.before.as_deref());
@@ -91,6 +95,23 @@ pub async fn list(
         (_, Some(id)) => PageCursor::After(id),
         _ => PageCursor::Newest,
     };
+    // The seat check and the room's version in one cheap query; the page itself comes from the
+    // cache when nothing that could change it has happened since it was built.
+    let version = state
+        .store
+        .page_version(room_id, user.id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let key = PageKey {
+        room_id,
+        cursor,
+        limit: limit as u32,
+    };
+    if let Some(json) = state.pages.get(&key, version) {
+        state.metrics.page_cache(true);
+        return Ok(json_response(json));
+    }
+    state.metrics.page_cache(false);
     // One extra row says whether a next page exists without a second query.
     let limit = limit as usize;
     let mut results = state
@@ -113,7 +134,17 @@ pub async fn list(
         }
         _ => None,
     };
-    Ok(Json(MessagePage { results, next }))
+    let json = serde_json::to_vec(&MessagePage { results, next }).map_err(|e| {
+        tracing::error!(error = %e, "page serialisation failed");
+        ApiError::internal()
+    })?;
+    let json = Bytes::from(json);
+    state.pages.put(key, version, json.clone());
+    Ok(json_response(json))
+}
+
+fn json_response(json: Bytes) -> Response {
+    ([(CONTENT_TYPE, "application/json")], json).into_response()
 }
 
 /// Posts a message: 201 when stored; 200 with the original when this sender already posted the

@@ -305,7 +305,7 @@ pub struct NewMessage {
 }
 
 /// Which page of a room's messages to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PageCursor {
     /// The newest messages, newest first.
     Newest,
@@ -313,6 +313,16 @@ pub enum PageCursor {
     Before(i64),
     /// Messages newer than the id, oldest first.
     After(i64),
+}
+
+/// Where a room's messages stand, for telling whether a cached page is still current: new
+/// messages move `last_msg_id`, edits and deletes move `edit_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PageVersion {
+    /// Newest message id, if any.
+    pub last_msg_id: Option<i64>,
+    /// Count of edits and deletes so far.
+    pub edit_version: i64,
 }
 
 /// Messages. Every call is scoped to a room; callers check membership for reads, and
@@ -335,6 +345,8 @@ pub trait MessageStore: Send + Sync {
         cursor: PageCursor,
         limit: u32,
     ) -> StoreResult<Option<Vec<Message>>>;
+    /// The room's [`PageVersion`] as `reader` may see it; `None` without a seat in the room.
+    async fn page_version(&self, room_id: i64, reader: i64) -> StoreResult<Option<PageVersion>>;
     /// One message of a room.
     async fn message(&self, room_id: i64, msg_id: i64) -> StoreResult<Option<Message>>;
     /// Replaces the body and records `message.updated` (`Conflict("message_deleted")` once

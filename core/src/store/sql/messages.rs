@@ -20,6 +20,15 @@ impl SqlStore {
         row.map(|r| (Message::from(r), false)).ok_or(StoreError::NotFound)
     }
 
+    /// Marks every cached page of the room as possibly stale.
+    async fn bump_edit_version(tx: &mut Tx<'_>, room_id: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE rooms SET edit_version = edit_version + 1 WHERE id = $1")
+            .bind(room_id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     async fn message_in(tx: &mut Tx<'_>, room_id: i64, msg_id: i64) -> StoreResult<Option<Message>> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND id = $2");
         let row: Option<MessageRow> = sqlx::query_as(&sql).bind(room_id).bind(msg_id).fetch_optional(&mut **tx).await?;
@@ -98,6 +107,18 @@ impl MessageStore for SqlStore {
         Ok(Some(rows.into_iter().map(Message::from).collect()))
     }
 
+    async fn page_version(&self, room_id: i64, reader: i64) -> StoreResult<Option<PageVersion>> {
+        let row: Option<(Option<i64>, i64)> = sqlx::query_as(
+            "SELECT r.last_msg_id, r.edit_version FROM rooms r WHERE r.id = $1 \
+               AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2)",
+        )
+        .bind(room_id)
+        .bind(reader)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|(last_msg_id, edit_version)| PageVersion { last_msg_id, edit_version }))
+    }
+
     async fn message(&self, room_id: i64, msg_id: i64) -> StoreResult<Option<Message>> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND id = $2");
         let row: Option<MessageRow> = sqlx::query_as(&sql).bind(room_id).bind(msg_id).fetch_optional(&self.read).await?;
@@ -120,6 +141,7 @@ impl MessageStore for SqlStore {
             };
         };
         let message = Message::from(row);
+        Self::bump_edit_version(&mut tx, room_id).await?;
         write_event(&mut tx, &NewEvent::message(EventType::MessageUpdated, &message), now).await?;
         tx.commit().await?;
         Ok(message)
@@ -137,6 +159,7 @@ impl MessageStore for SqlStore {
             return Self::message_in(&mut tx, room_id, msg_id).await?.ok_or(StoreError::NotFound);
         };
         let message = Message::from(row);
+        Self::bump_edit_version(&mut tx, room_id).await?;
         write_event(&mut tx, &NewEvent::message(EventType::MessageDeleted, &message), now).await?;
         tx.commit().await?;
         Ok(message)
