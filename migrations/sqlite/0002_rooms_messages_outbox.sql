@@ -31,10 +31,10 @@ CREATE INDEX room_members_user ON room_members (user_id, room_id);
 -- writer makes commit order too.
 CREATE TABLE messages (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    room_id       INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+    room_id       INTEGER NOT NULL,
     org_id        INTEGER NOT NULL,
     seq           INTEGER NOT NULL,
-    sender_id     INTEGER REFERENCES users (id) ON DELETE SET NULL,
+    sender_id     INTEGER,
     body          TEXT    NOT NULL,
     client_msg_id TEXT,
     is_deleted    BOOLEAN NOT NULL DEFAULT FALSE,
@@ -49,7 +49,7 @@ CREATE UNIQUE INDEX messages_client_id ON messages (room_id, sender_id, client_m
 
 CREATE TABLE outbox (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id     TEXT    NOT NULL UNIQUE,
+    event_id     TEXT    NOT NULL,
     event_type   TEXT    NOT NULL,
     org_id       INTEGER NOT NULL,
     room_id      INTEGER,

@@ -123,6 +123,11 @@ impl OrgStore for SqlStore {
     async fn delete_org(&self, org_id: i64) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         Self::ensure_unmanaged(&mut tx, org_id).await?;
+        // Rooms and memberships cascade; messages carry no foreign key and go explicitly.
+        sqlx::query("DELETE FROM messages WHERE room_id IN (SELECT id FROM rooms WHERE org_id = $1)")
+            .bind(org_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM orgs WHERE id = $1").bind(org_id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())

@@ -233,10 +233,14 @@ impl RoomStore for SqlStore {
     }
 
     async fn delete_room(&self, room_id: i64) -> StoreResult<()> {
-        let done = sqlx::query("DELETE FROM rooms WHERE id = $1").bind(room_id).execute(&self.write).await?;
+        let mut tx = self.write.begin().await?;
+        // Messages carry no foreign key (see the migration), so they go explicitly.
+        sqlx::query("DELETE FROM messages WHERE room_id = $1").bind(room_id).execute(&mut *tx).await?;
+        let done = sqlx::query("DELETE FROM rooms WHERE id = $1").bind(room_id).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        tx.commit().await?;
         Ok(())
     }
 
