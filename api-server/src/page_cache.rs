@@ -60,6 +60,11 @@ impl PageCache {
         Self { pages }
     }
 
+    /// Whether pages are kept at all.
+    pub fn enabled(&self) -> bool {
+        self.pages.is_some()
+    }
+
     /// The cached page if the room has not changed in a way that could alter it since.
     pub fn get(&self, key: &PageKey, now: PageVersion) -> Option<Bytes> {
         let page = self.pages.as_ref()?.get(key)?;

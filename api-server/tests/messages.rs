@@ -24,6 +24,7 @@ both_engines!(
     every_change_writes_its_event,
     repeated_page_reads_never_go_stale,
     concurrent_posts_keep_order_and_counts_exact,
+    pages_without_the_cache,
 );
 
 /// An org with an ADMIN (alice) and a MEMBER (bob) sharing a PUBLIC room.
@@ -800,4 +801,38 @@ async fn concurrent_posts_keep_order_and_counts_exact(engine: Engine) {
     }
     let view = app.get(&format!("/api/rooms/{room}/"), &bob.access).await;
     assert_eq!(view.body["last_msg_id"], *posted.last().unwrap());
+}
+
+async fn pages_without_the_cache(engine: Engine) {
+    let Some(app) = TestApp::spawn_with(engine, |c| c.page_cache_mb = 0).await else {
+        return;
+    };
+    let (org, room, alice, bob) = room_for_two(&app).await;
+    let secret = app.room(&alice, org, "secret", "PRIVATE").await;
+    let a = app.send(&alice, room, "a").await;
+    let b = app.send(&bob, room, "b").await;
+    let page = app
+        .get(&format!("{}?limit=1", messages_path(room)), &bob.access)
+        .await;
+    assert_eq!(TestApp::ids(&page.body["results"], "id"), vec![b]);
+    let next = page.body["next"].as_str().unwrap().to_owned();
+    let older = app.get(&next, &bob.access).await;
+    assert_eq!(TestApp::ids(&older.body["results"], "id"), vec![a]);
+    assert_eq!(older.body["next"], Value::Null);
+    // An empty room is an empty page for a member and 404 for anyone else.
+    let empty = app.get(&messages_path(secret), &alice.access).await;
+    assert_eq!(empty.body, json!({"results": [], "next": null}));
+    assert_eq!(
+        app.get(&messages_path(secret), &bob.access).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let metrics = app
+        .call(reqwest::Method::GET, "/metrics", None, None)
+        .await
+        .text;
+    assert!(
+        metrics.contains("chatboard_message_page_cache_total{result=\"hit\"} 0"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("chatboard_message_page_cache_total{result=\"miss\"} 0"));
 }
