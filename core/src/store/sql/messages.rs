@@ -56,10 +56,7 @@ impl MessageStore for SqlStore {
         let payload = serde_json::to_string(&template)
             .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
         let event_id = uuid::Uuid::new_v4().to_string();
-        let inserted = {
-            let _gate = self.post_gates.enter(msg.room_id).await;
-            insert_message(&self.write, &msg, &payload, &event_id, now).await
-        };
+        let inserted = self.post_queues.submit(&self.write, &msg, payload, event_id, now).await;
         match inserted {
             Ok(Some(row)) => Ok((Message::from(row), true)),
             // Not a member, or a repeated send; a retry racing the original loses on the unique

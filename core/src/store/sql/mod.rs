@@ -76,6 +76,143 @@ pub mod postgres {
             .await
     }
 
+    /// Stores several posts to one room in one transaction (see `post_queue.rs`): the room's
+    /// lock first, then the posts that may go in, their ids allocated under the lock and their
+    /// seqs in id order, their events, and the room's counters. One answer per post, in order:
+    /// the row, or `None` for a sender without a seat or an already used `client_msg_id`.
+    async fn insert_batch_atomic(
+        write: &sqlx::Pool<Db>,
+        room_id: i64,
+        batch: &[PendingPost],
+    ) -> Result<Vec<Option<super::rows::MessageRow>>, sqlx::Error> {
+        let none = || batch.iter().map(|_| None).collect::<Vec<_>>();
+        let mut tx = write.begin().await?;
+        let room: Option<(i64, i64)> =
+            sqlx::query_as("SELECT org_id, last_seq FROM rooms WHERE id = $1 FOR UPDATE")
+                .bind(room_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((org_id, last_seq)) = room else {
+            return Ok(none());
+        };
+        let senders: Vec<i64> = batch.iter().map(|p| p.msg.sender_id).collect();
+        let client_ids: Vec<Option<String>> =
+            batch.iter().map(|p| p.msg.client_msg_id.clone()).collect();
+        let allowed: Vec<(i64,)> = sqlx::query_as(
+            "SELECT t.n FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS t(sender_id, client_msg_id, n) \
+             WHERE EXISTS (SELECT 1 FROM room_members rm WHERE rm.room_id = $1 AND rm.user_id = t.sender_id) \
+               AND (t.client_msg_id IS NULL OR NOT EXISTS ( \
+                 SELECT 1 FROM messages m WHERE m.room_id = $1 AND m.sender_id = t.sender_id \
+                   AND m.client_msg_id = t.client_msg_id))",
+        )
+        .bind(room_id)
+        .bind(&senders)
+        .bind(&client_ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        // A retry queued in the same batch as its original goes no further than the original.
+        let mut seen = std::collections::HashSet::new();
+        let chosen: Vec<usize> = allowed
+            .into_iter()
+            .filter_map(|(n,)| usize::try_from(n - 1).ok())
+            .filter(|&i| i < batch.len())
+            .filter(|&i| match &batch[i].msg.client_msg_id {
+                Some(id) => seen.insert((batch[i].msg.sender_id, id.clone())),
+                None => true,
+            })
+            .collect();
+        if chosen.is_empty() {
+            tx.rollback().await?;
+            return Ok(none());
+        }
+        let pick = |f: &dyn Fn(&PendingPost) -> String| {
+            chosen.iter().map(|&i| f(&batch[i])).collect::<Vec<_>>()
+        };
+        let senders: Vec<i64> = chosen.iter().map(|&i| batch[i].msg.sender_id).collect();
+        let client_ids: Vec<Option<String>> = chosen
+            .iter()
+            .map(|&i| batch[i].msg.client_msg_id.clone())
+            .collect();
+        let bodies = pick(&|p| p.msg.body.clone());
+        let event_ids = pick(&|p| p.event_id.clone());
+        let payloads = pick(&|p| p.payload.clone());
+        let times: Vec<chrono::DateTime<chrono::Utc>> =
+            chosen.iter().map(|&i| batch[i].now).collect();
+        let sql = format!(
+            "WITH t AS MATERIALIZED ( \
+               SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id, u.* \
+               FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[]) \
+                 WITH ORDINALITY AS u(sender_id, body, client_msg_id, event_id, payload, created_at, n)), \
+             m AS ( \
+               INSERT INTO messages (id, room_id, org_id, seq, sender_id, body, client_msg_id, created_at) \
+               OVERRIDING SYSTEM VALUE \
+               SELECT t.id, $1, $2, $3 + row_number() OVER (ORDER BY t.id), t.sender_id, t.body, \
+                      t.client_msg_id, t.created_at FROM t \
+               RETURNING {cols}), \
+             e AS ( \
+               INSERT INTO outbox (event_id, event_type, org_id, room_id, payload, created_at) \
+               SELECT t.event_id, $10, m.org_id, m.room_id, \
+                 (t.payload::jsonb || jsonb_build_object('id', m.id, 'org', m.org_id))::text, t.created_at \
+               FROM m JOIN t ON t.id = m.id) \
+             SELECT m.id, m.room_id, m.org_id, m.sender_id, m.body, m.client_msg_id, m.is_deleted, \
+                    m.created_at, m.edited_at, t.n FROM m JOIN t ON t.id = m.id",
+            cols = super::rows::MESSAGE_COLUMNS
+        );
+        let rows: Vec<super::rows::BatchRow> = sqlx::query_as(&sql)
+            .bind(room_id)
+            .bind(org_id)
+            .bind(last_seq)
+            .bind(&senders)
+            .bind(&bodies)
+            .bind(&client_ids)
+            .bind(&event_ids)
+            .bind(&payloads)
+            .bind(&times)
+            .bind(crate::events::EventType::MessageCreated.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+        let newest = rows.iter().map(|r| r.message.id).max();
+        sqlx::query("UPDATE rooms SET last_seq = last_seq + $2, last_msg_id = $3 WHERE id = $1")
+            .bind(room_id)
+            .bind(rows.len() as i64)
+            .bind(newest)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut answers = none();
+        for row in rows {
+            // n numbers the chosen posts from 1; map it back to the batch.
+            if let Some(&i) = usize::try_from(row.n - 1).ok().and_then(|k| chosen.get(k)) {
+                answers[i] = Some(row.message);
+            }
+        }
+        Ok(answers)
+    }
+
+    /// One answer per post of the batch, stored together when possible. If the transaction fails
+    /// as a whole (say, a retry on another replica won a unique-index race), nothing of it was
+    /// stored, and the posts go one by one so each gets its own answer.
+    async fn insert_batch(
+        write: &sqlx::Pool<Db>,
+        room_id: i64,
+        batch: &[PendingPost],
+    ) -> Vec<Result<Option<super::rows::MessageRow>, sqlx::Error>> {
+        match insert_batch_atomic(write, room_id, batch).await {
+            Ok(rows) => rows.into_iter().map(Ok).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, room_id, posts = batch.len(), "batched post failed; posting one by one");
+                let mut answers = Vec::with_capacity(batch.len());
+                for post in batch {
+                    answers.push(
+                        insert_message(write, &post.msg, &post.payload, &post.event_id, post.now)
+                            .await,
+                    );
+                }
+                answers
+            }
+        }
+    }
+
     include!("store.rs");
     include!("users.rs");
     include!("sessions.rs");
@@ -83,6 +220,7 @@ pub mod postgres {
     include!("outbox.rs");
     include!("rooms.rs");
     include!("messages.rs");
+    include!("post_queue.rs");
 }
 
 /// SQLite.
@@ -172,6 +310,22 @@ pub mod sqlite {
         Ok(Some(row))
     }
 
+    /// SQLite's single writer already serialises every write, so a batch is just its posts in
+    /// turn; see the PostgreSQL version for what the answers mean.
+    async fn insert_batch(
+        write: &sqlx::Pool<Db>,
+        _room_id: i64,
+        batch: &[PendingPost],
+    ) -> Vec<Result<Option<super::rows::MessageRow>, sqlx::Error>> {
+        let mut answers = Vec::with_capacity(batch.len());
+        for post in batch {
+            answers.push(
+                insert_message(write, &post.msg, &post.payload, &post.event_id, post.now).await,
+            );
+        }
+        answers
+    }
+
     include!("store.rs");
     include!("users.rs");
     include!("sessions.rs");
@@ -179,4 +333,5 @@ pub mod sqlite {
     include!("outbox.rs");
     include!("rooms.rs");
     include!("messages.rs");
+    include!("post_queue.rs");
 }

@@ -194,6 +194,14 @@ pub(super) const MESSAGE_COLUMNS: &str =
     "id, room_id, org_id, sender_id, body, client_msg_id, is_deleted, created_at, edited_at";
 
 #[derive(sqlx::FromRow)]
+pub(super) struct BatchRow {
+    #[sqlx(flatten)]
+    pub message: MessageRow,
+    /// Position of the post in its batch, from 1.
+    pub n: i64,
+}
+
+#[derive(sqlx::FromRow)]
 pub(super) struct MessageRow {
     pub id: i64,
     room_id: i64,
@@ -269,36 +277,6 @@ impl TryFrom<OutboxRow> for OutboxEvent {
             data,
             created_at: r.created_at,
         })
-    }
-}
-
-/// Posts to one room take that room's row lock in the database. Many waiters on one row lock
-/// wake together on every release and all but one go back to sleep, which costs more CPU than
-/// the posts themselves. So each process lets one post per room at a time reach the database and
-/// queues the rest here, where waiting is cheap. Rooms share a fixed set of gates (a room maps
-/// to one by id), which bounds memory whatever the number of rooms.
-pub(super) struct PostGates {
-    gates: Vec<tokio::sync::Mutex<()>>,
-}
-
-/// Number of gates: enough that busy rooms rarely share one.
-const POST_GATES: usize = 256;
-
-impl Default for PostGates {
-    fn default() -> Self {
-        Self {
-            gates: (0..POST_GATES)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
-        }
-    }
-}
-
-impl PostGates {
-    /// Waits for the gate of `room_id`; posting to that room may go ahead while it is held.
-    pub async fn enter(&self, room_id: i64) -> tokio::sync::MutexGuard<'_, ()> {
-        let slot = room_id.rem_euclid(POST_GATES as i64) as usize;
-        self.gates[slot].lock().await
     }
 }
 

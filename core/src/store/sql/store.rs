@@ -4,13 +4,13 @@
 pub struct SqlStore {
     read: Pool,
     write: Pool,
-    post_gates: PostGates,
+    post_queues: PostQueues,
 }
 
 impl SqlStore {
     /// Wraps the pools; reads go to `read`, transactions and writes to `write`.
     pub fn new(read: Pool, write: Pool) -> Self {
-        Self { read, write, post_gates: PostGates::default() }
+        Self { read, write, post_queues: PostQueues::default() }
     }
 }
 
