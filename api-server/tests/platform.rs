@@ -235,6 +235,17 @@ async fn schema_and_docs_page(engine: Engine) {
             "/api/orgs/accept-invite/",
             "/api/orgs/{id}/members/{user_id}/role/",
             "/api/orgs/{id}/members/{user_id}/",
+            "/auth/me/unread-counts/",
+            "/api/rooms/",
+            "/api/rooms/dm/",
+            "/api/rooms/{id}/",
+            "/api/rooms/{id}/join/",
+            "/api/rooms/{id}/leave/",
+            "/api/rooms/{id}/invite/",
+            "/api/rooms/{id}/members/",
+            "/api/rooms/{id}/read/{msg_id}/",
+            "/api/rooms/{id}/messages/",
+            "/api/rooms/{id}/messages/{msg_id}/",
             "/health/live",
             "/health/ready",
             "/metrics",
@@ -243,6 +254,18 @@ async fn schema_and_docs_page(engine: Engine) {
         }
         assert!(r.body["components"]["securitySchemes"]["bearer"].is_object());
         assert!(r.body["components"]["schemas"]["ErrorBody"].is_object());
+        for schema in [
+            "Room",
+            "Message",
+            "MessagePage",
+            "UnreadCounts",
+            "RoomMember",
+        ] {
+            assert!(
+                r.body["components"]["schemas"][schema].is_object(),
+                "schema lacks {schema}"
+            );
+        }
     }
     let page = app.call(Method::GET, "/api/docs/", None, None).await;
     assert_eq!(page.status, StatusCode::OK);
