@@ -14,6 +14,7 @@ pub mod validate;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
@@ -21,6 +22,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Router, ServiceExt};
+use chatboard_core::bus::{Bus, BusError, LocalBus, NatsBus};
 use chatboard_core::config::{redact_url, Config};
 use chatboard_core::store::{self, StoreError};
 use tokio::net::TcpListener;
@@ -50,7 +52,17 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
             url: redact_url(&config.database_url),
             source,
         })?;
-    Ok(AppState::new(config, store)?)
+    let bus: Arc<dyn Bus> = match &config.nats_url {
+        Some(url) => Arc::new(NatsBus::connect(url, &config.nats_prefix).await.map_err(
+            |source| StartError::Bus {
+                url: redact_url(url),
+                source,
+            },
+        )?),
+        None => Arc::new(LocalBus::default()),
+    };
+    tracing::info!(bus = bus.kind(), "bus ready");
+    Ok(AppState::new(config, store, bus)?)
 }
 
 /// Why the API could not start.
@@ -63,6 +75,14 @@ pub enum StartError {
         url: String,
         /// What failed.
         source: StoreError,
+    },
+    /// The bus (NATS) could not be reached.
+    #[error("NATS {url}: {source}")]
+    Bus {
+        /// The URL, without password.
+        url: String,
+        /// What failed.
+        source: BusError,
     },
     /// Metrics could not be registered.
     #[error("metrics: {0}")]

@@ -14,6 +14,7 @@ pub struct Metrics {
     rate_limited: IntCounterVec,
     page_cache_hits: IntCounter,
     page_cache_misses: IntCounter,
+    bus_publish_failures: IntCounter,
 }
 
 /// Latency buckets in seconds, from 1 ms to 10 s.
@@ -59,6 +60,11 @@ impl Metrics {
             &["result"],
         )?;
         registry.register(Box::new(page_cache.clone()))?;
+        let bus_publish_failures = IntCounter::new(
+            "chatboard_bus_publish_failures_total",
+            "Committed changes whose announcement on the bus failed (live delivery delayed).",
+        )?;
+        registry.register(Box::new(bus_publish_failures.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
@@ -71,6 +77,7 @@ impl Metrics {
             rate_limited,
             page_cache_hits: page_cache.with_label_values(&["hit"]),
             page_cache_misses: page_cache.with_label_values(&["miss"]),
+            bus_publish_failures,
         })
     }
 
@@ -99,6 +106,11 @@ impl Metrics {
         } else {
             self.page_cache_misses.inc();
         }
+    }
+
+    /// Counts a failed bus publish.
+    pub fn bus_publish_failed(&self) {
+        self.bus_publish_failures.inc();
     }
 
     /// The text exposition of every metric.

@@ -4,6 +4,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use chatboard_core::auth::TokenIssuer;
+use chatboard_core::bus::{Bus, BusEvent};
 use chatboard_core::config::Config;
 use chatboard_core::store::Store;
 
@@ -29,11 +30,17 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Serialised message pages.
     pub pages: PageCache,
+    /// Where committed changes are announced to WebSocket gateways.
+    pub bus: Arc<dyn Bus>,
 }
 
 impl AppState {
     /// Builds the state around an opened, migrated store.
-    pub fn new(config: Config, store: Arc<dyn Store>) -> Result<Self, prometheus::Error> {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+    ) -> Result<Self, prometheus::Error> {
         let tokens = TokenIssuer::new(
             &config.jwt_secret,
             config.access_token_ttl,
@@ -46,8 +53,21 @@ impl AppState {
             limits,
             metrics: Metrics::new()?,
             pages: PageCache::new(config.page_cache_mb),
+            bus,
             config,
         })))
+    }
+}
+
+impl AppState {
+    /// Announces a committed change. The change is already stored, so a failure here only
+    /// delays live delivery (clients catch up from the database when they resume): it is
+    /// logged and counted, never turned into an error for the request that made the change.
+    pub async fn announce(&self, event: BusEvent) {
+        if let Err(e) = self.bus.publish(&event).await {
+            self.metrics.bus_publish_failed();
+            tracing::warn!(error = %e, room_id = event.room(), "bus publish failed");
+        }
     }
 }
 

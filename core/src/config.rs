@@ -186,6 +186,10 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// Memory for cached message pages, in MiB; 0 disables (`CHATBOARD_PAGE_CACHE_MB`).
     pub page_cache_mb: u32,
+    /// NATS server for the bus (`NATS_URL`); without it the bus is in-process.
+    pub nats_url: Option<String>,
+    /// First token of every NATS subject and of the stream name (`CHATBOARD_NATS_PREFIX`).
+    pub nats_prefix: String,
 }
 
 /// Defaults shared by both binaries.
@@ -210,6 +214,8 @@ pub mod defaults {
     pub const RATE_LIMIT_PER_IP: u32 = 10;
     /// `CHATBOARD_PAGE_CACHE_MB`.
     pub const PAGE_CACHE_MB: u32 = 64;
+    /// `CHATBOARD_NATS_PREFIX`.
+    pub const NATS_PREFIX: &str = "chat";
 }
 
 impl Config {
@@ -292,6 +298,8 @@ impl Config {
                 .parse_or("CHATBOARD_RATE_LIMIT_PER_IP", defaults::RATE_LIMIT_PER_IP)?,
             trust_forwarded_for: env.flag("CHATBOARD_TRUST_FORWARDED_FOR", false)?,
             page_cache_mb: env.parse_or("CHATBOARD_PAGE_CACHE_MB", defaults::PAGE_CACHE_MB)?,
+            nats_url: nats_url(env)?,
+            nats_prefix: nats_prefix(env)?,
         })
     }
 
@@ -309,8 +317,42 @@ impl Config {
             rate_limit_per_ip: 0,
             trust_forwarded_for: false,
             page_cache_mb: defaults::PAGE_CACHE_MB,
+            nats_url: None,
+            nats_prefix: defaults::NATS_PREFIX.to_owned(),
         }
     }
+}
+
+fn nats_url(env: &Env) -> Result<Option<String>, ConfigError> {
+    match env.get("NATS_URL") {
+        None | Some("") => Ok(None),
+        Some(url) if url.starts_with("nats://") || url.starts_with("tls://") => {
+            Ok(Some(url.to_owned()))
+        }
+        Some(url) => Err(ConfigError::Invalid {
+            var: "NATS_URL",
+            value: redact_url(url),
+            reason: "expected a nats:// or tls:// URL".into(),
+        }),
+    }
+}
+
+fn nats_prefix(env: &Env) -> Result<String, ConfigError> {
+    let prefix = env
+        .get("CHATBOARD_NATS_PREFIX")
+        .unwrap_or(defaults::NATS_PREFIX);
+    if prefix.is_empty()
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(ConfigError::Invalid {
+            var: "CHATBOARD_NATS_PREFIX",
+            value: prefix.to_owned(),
+            reason: "use letters, digits, '-' and '_' only".into(),
+        });
+    }
+    Ok(prefix.to_owned())
 }
 
 fn parse_secret(raw: &str) -> Result<JwtSecret, ConfigError> {

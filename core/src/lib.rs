@@ -4,6 +4,7 @@
 //! and the single-node `chatboard` binary composes the same services, so no rule lives twice.
 
 pub mod auth;
+pub mod bus;
 pub mod config;
 pub mod events;
 pub mod model;

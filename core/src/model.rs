@@ -236,6 +236,10 @@ pub struct Message {
     pub created_at: DateTime<Utc>,
     /// When it was last edited, or null.
     pub edited_at: Option<DateTime<Utc>>,
+    /// Position in its room (1, 2, 3, ... with no gaps, in id order). Not part of the API's
+    /// message object; the bus carries it so that gateways can tell a gap from a quiet room.
+    #[serde(skip)]
+    pub seq: i64,
 }
 
 /// Read state and unread count of one room, for the unread-counts endpoint.

@@ -34,7 +34,7 @@ pub async fn live() -> Json<Health> {
     })
 }
 
-/// 200 when the database answers, else 503 with what failed.
+/// 200 when the database (and NATS, in the scale-out shape) answer, else 503 with what failed.
 #[utoipa::path(get, path = "/health/ready", tag = "health", responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let database = match tokio::time::timeout(CHECK_TIMEOUT, state.store.ping()).await {
@@ -45,7 +45,19 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Health>) 
         }
         Err(_) => "timeout",
     };
-    let checks = BTreeMap::from([("database", database)]);
+    let mut checks = BTreeMap::from([("database", database)]);
+    // The in-process bus cannot fail; NATS can.
+    if state.bus.kind() == "nats" {
+        let nats = match tokio::time::timeout(CHECK_TIMEOUT, state.bus.ping()).await {
+            Ok(Ok(())) => "ok",
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: NATS check failed");
+                "error"
+            }
+            Err(_) => "timeout",
+        };
+        checks.insert("nats", nats);
+    }
     if checks.values().all(|c| *c == "ok") {
         (
             StatusCode::OK,

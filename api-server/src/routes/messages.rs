@@ -8,6 +8,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use chatboard_core::bus::BusEvent;
 use chatboard_core::model::{Message, Role};
 use chatboard_core::store::{NewMessage, PageCursor};
 use chrono::Utc;
@@ -192,6 +193,8 @@ pub async fn post(
         )
         .await?;
     let status = if created {
+        // Only a new message is news: a repeated send was announced the first time.
+        state.announce(BusEvent::new_message(message.clone())).await;
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -222,6 +225,9 @@ pub async fn edit(
         .store
         .edit_message(room_id, msg_id, &body, Utc::now())
         .await?;
+    state
+        .announce(BusEvent::MessageUpdated(message.clone()))
+        .await;
     Ok(Json(message))
 }
 
@@ -246,6 +252,12 @@ pub async fn delete(
         .store
         .delete_message(room_id, msg_id, Utc::now())
         .await?;
+    state
+        .announce(BusEvent::MessageDeleted {
+            id: msg_id,
+            room: room_id,
+        })
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

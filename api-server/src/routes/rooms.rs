@@ -8,6 +8,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use chatboard_core::bus::BusEvent;
 use chatboard_core::model::{AccessLevel, Role, Room, RoomMember};
 use chatboard_core::store::{JoinVia, NewRoom, RoomAccess, RoomPatch};
 use chrono::Utc;
@@ -439,6 +440,13 @@ pub async fn mark_read(
 ) -> ApiResult<Json<ReadState>> {
     member_access(&state, room_id, user.id).await?;
     let last_read_msg_id = state.store.mark_read(room_id, user.id, msg_id).await?;
+    state
+        .announce(BusEvent::Read {
+            room: room_id,
+            user_id: user.id,
+            last_read_msg_id,
+        })
+        .await;
     Ok(Json(ReadState {
         room_id,
         last_read_msg_id,

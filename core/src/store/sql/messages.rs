@@ -52,6 +52,7 @@ impl MessageStore for SqlStore {
             is_deleted: false,
             created_at: now,
             edited_at: None,
+            seq: 0,
         };
         let payload = serde_json::to_string(&template)
             .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;

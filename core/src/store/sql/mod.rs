@@ -154,8 +154,8 @@ pub mod postgres {
                SELECT t.event_id, $10, m.org_id, m.room_id, \
                  (t.payload::jsonb || jsonb_build_object('id', m.id, 'org', m.org_id))::text, t.created_at \
                FROM m JOIN t ON t.id = m.id) \
-             SELECT m.id, m.room_id, m.org_id, m.sender_id, m.body, m.client_msg_id, m.is_deleted, \
-                    m.created_at, m.edited_at, t.n FROM m JOIN t ON t.id = m.id",
+             SELECT m.id, m.room_id, m.org_id, m.seq, m.sender_id, m.body, m.client_msg_id, \
+                    m.is_deleted, m.created_at, m.edited_at, t.n FROM m JOIN t ON t.id = m.id",
             cols = super::rows::MESSAGE_COLUMNS
         );
         let rows: Vec<super::rows::BatchRow> = sqlx::query_as(&sql)

@@ -191,7 +191,7 @@ impl TryFrom<RoomMemberRow> for RoomMember {
 
 /// Columns of the message object.
 pub(super) const MESSAGE_COLUMNS: &str =
-    "id, room_id, org_id, sender_id, body, client_msg_id, is_deleted, created_at, edited_at";
+    "id, room_id, org_id, seq, sender_id, body, client_msg_id, is_deleted, created_at, edited_at";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct BatchRow {
@@ -206,6 +206,7 @@ pub(super) struct MessageRow {
     pub id: i64,
     room_id: i64,
     org_id: i64,
+    seq: i64,
     sender_id: Option<i64>,
     body: String,
     client_msg_id: Option<String>,
@@ -227,6 +228,7 @@ impl From<MessageRow> for Message {
             is_deleted: r.is_deleted,
             created_at: r.created_at,
             edited_at: r.edited_at,
+            seq: r.seq,
         }
     }
 }

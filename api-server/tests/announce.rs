@@ -1,0 +1,150 @@
+//! Committed changes are announced on the bus, on the in-process bus and on NATS JetStream
+//! (`NATS_URL`; skipped with a note without it, a failure under `CHATBOARD_REQUIRE_SERVICES=1`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::time::Duration;
+
+use chatboard_core::bus::{BusEvent, BusStream, Delivery, NatsBus};
+use common::{Engine, TestApp};
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::json;
+
+async fn next_event(stream: &mut BusStream) -> BusEvent {
+    match tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
+        Ok(Some(Delivery::Event(event))) => event,
+        other => panic!("expected an event, got {other:?}"),
+    }
+}
+
+async fn quiet(stream: &mut BusStream) -> bool {
+    tokio::time::timeout(Duration::from_millis(300), stream.next())
+        .await
+        .is_err()
+}
+
+/// Posts, edits, deletes and reads through HTTP and checks what the bus carried.
+async fn changes_are_announced(app: &TestApp) {
+    let mut events = app.state.bus.subscribe().await.unwrap();
+    let alice = app.user("alice@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    app.join(org, &alice, &bob, "MEMBER").await;
+    let room = app.room(&alice, org, "general", "PUBLIC").await;
+    let path = format!("/api/rooms/{room}/messages/");
+
+    let r = app
+        .post(
+            &path,
+            Some(&bob.access),
+            json!({"body": "hi", "client_msg_id": "k1"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let id = r.body["id"].as_i64().unwrap();
+    match next_event(&mut events).await {
+        BusEvent::Message { message, seq } => {
+            assert_eq!((message.id, message.room, seq), (id, room, 1));
+            assert_eq!(serde_json::to_value(&message).unwrap(), r.body);
+        }
+        other => panic!("expected the message, got {other:?}"),
+    }
+    // A repeated send is not news.
+    let again = app
+        .post(
+            &path,
+            Some(&bob.access),
+            json!({"body": "hi", "client_msg_id": "k1"}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert!(quiet(&mut events).await);
+
+    let second = app.send(&alice, room, "second").await;
+    assert!(matches!(next_event(&mut events).await,
+        BusEvent::Message { message, seq: 2 } if message.id == second));
+    app.patch(&format!("{path}{id}/"), &bob.access, json!({"body": "hi!"}))
+        .await;
+    assert!(matches!(next_event(&mut events).await,
+        BusEvent::MessageUpdated(m) if m.id == id && m.body == "hi!"));
+    app.delete(&format!("{path}{id}/"), &bob.access).await;
+    assert_eq!(
+        next_event(&mut events).await,
+        BusEvent::MessageDeleted { id, room }
+    );
+    app.post(
+        &format!("/api/rooms/{room}/read/{second}/"),
+        Some(&bob.access),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        next_event(&mut events).await,
+        BusEvent::Read {
+            room,
+            user_id: bob.id,
+            last_read_msg_id: second
+        }
+    );
+    // Refused changes announce nothing.
+    app.post(&path, Some(&bob.access), json!({"body": ""}))
+        .await;
+    assert!(quiet(&mut events).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_are_announced_on_the_local_bus() {
+    let app = TestApp::spawn(Engine::Sqlite).await.unwrap();
+    assert_eq!(app.state.bus.kind(), "local");
+    changes_are_announced(&app).await;
+    let ready = app
+        .call(reqwest::Method::GET, "/health/ready", None, None)
+        .await;
+    assert_eq!(ready.body["checks"], json!({"database": "ok"}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_are_announced_on_nats() {
+    let url = match std::env::var("NATS_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            assert!(
+                std::env::var("CHATBOARD_REQUIRE_SERVICES").map_or(true, |v| v != "1"),
+                "CHATBOARD_REQUIRE_SERVICES=1 but NATS_URL is not set"
+            );
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: NATS_URL is not set; NATS variants are skipped"
+            );
+            return;
+        }
+    };
+    let prefix = format!("test{}", uuid::Uuid::new_v4().simple());
+    let (nats_url, nats_prefix) = (url.clone(), prefix.clone());
+    let app = TestApp::spawn_with(Engine::Sqlite, move |c| {
+        c.nats_url = Some(nats_url);
+        c.nats_prefix = nats_prefix;
+    })
+    .await
+    .unwrap();
+    assert_eq!(app.state.bus.kind(), "nats");
+    changes_are_announced(&app).await;
+    let ready = app
+        .call(reqwest::Method::GET, "/health/ready", None, None)
+        .await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(
+        ready.body["checks"],
+        json!({"database": "ok", "nats": "ok"})
+    );
+    NatsBus::connect(&url, &prefix)
+        .await
+        .unwrap()
+        .delete_stream()
+        .await
+        .unwrap();
+}

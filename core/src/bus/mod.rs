@@ -1,0 +1,163 @@
+//! The bus: how a change committed by one process reaches the WebSocket connections held by
+//! every process. NATS JetStream in the scale-out shape, in-process channels on a single node,
+//! one trait in front of both so the gateway is written once.
+//!
+//! The bus carries no state of record. A committed message is in the database before it is
+//! published, so a subscriber that misses something (it lagged, NATS restarted) resynchronises
+//! from the database; [`Delivery::Missed`] tells it when it must.
+
+mod local;
+mod nats;
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+
+use crate::model::Message;
+
+pub use local::LocalBus;
+pub use nats::NatsBus;
+
+/// What travels on the bus: what gateways push to sockets, in the WebSocket frame shapes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum BusEvent {
+    /// A new message, with its position in the room: consecutive seqs mean nothing was missed.
+    #[serde(rename = "message")]
+    Message {
+        /// The message object.
+        #[serde(flatten)]
+        message: Message,
+        /// Its seq in the room.
+        seq: i64,
+    },
+    /// An edited message.
+    #[serde(rename = "message.updated")]
+    MessageUpdated(Message),
+    /// A deleted message.
+    #[serde(rename = "message.deleted")]
+    MessageDeleted {
+        /// Message id.
+        id: i64,
+        /// Room id.
+        room: i64,
+    },
+    /// A member's read pointer moved.
+    #[serde(rename = "read")]
+    Read {
+        /// Room id.
+        room: i64,
+        /// Whose pointer.
+        user_id: i64,
+        /// Where it stands now.
+        last_read_msg_id: i64,
+    },
+    /// Someone started or stopped typing (ephemeral: never stored).
+    #[serde(rename = "typing")]
+    Typing {
+        /// Room id.
+        room: i64,
+        /// Who.
+        user_id: i64,
+        /// Their email, for display.
+        user_email: String,
+        /// Started (true) or stopped.
+        is_typing: bool,
+    },
+}
+
+impl BusEvent {
+    /// The event for a newly stored message.
+    pub fn new_message(message: Message) -> Self {
+        let seq = message.seq;
+        BusEvent::Message { message, seq }
+    }
+
+    /// Decodes an event from its JSON form, restoring the message's own `seq` (which the
+    /// message object does not carry on the wire).
+    pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        let mut event: BusEvent = serde_json::from_slice(bytes)?;
+        if let BusEvent::Message { message, seq } = &mut event {
+            message.seq = *seq;
+        }
+        Ok(event)
+    }
+
+    /// The room the event belongs to.
+    pub fn room(&self) -> i64 {
+        match self {
+            BusEvent::Message { message: m, .. } | BusEvent::MessageUpdated(m) => m.room,
+            BusEvent::MessageDeleted { room, .. }
+            | BusEvent::Read { room, .. }
+            | BusEvent::Typing { room, .. } => *room,
+        }
+    }
+
+    /// A key that names this change exactly once, so a publish repeated after a failure is
+    /// delivered once; `None` for events that are not worth de-duplicating.
+    pub fn dedup_key(&self) -> Option<String> {
+        match self {
+            BusEvent::Message { message: m, .. } => Some(format!("msg-{}-created", m.id)),
+            BusEvent::MessageUpdated(m) => Some(format!(
+                "msg-{}-edited-{}",
+                m.id,
+                m.edited_at
+                    .map(|t| t.timestamp_micros())
+                    .unwrap_or_default()
+            )),
+            BusEvent::MessageDeleted { id, .. } => Some(format!("msg-{id}-deleted")),
+            BusEvent::Read {
+                room,
+                user_id,
+                last_read_msg_id,
+            } => Some(format!("read-{room}-{user_id}-{last_read_msg_id}")),
+            BusEvent::Typing { .. } => None,
+        }
+    }
+
+    /// Ephemeral events are best effort and never kept by the bus.
+    pub fn is_ephemeral(&self) -> bool {
+        matches!(self, BusEvent::Typing { .. })
+    }
+}
+
+/// What a subscription yields.
+// Deliveries pass one at a time through a stream; boxing the event would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    /// The next event.
+    Event(BusEvent),
+    /// Events were lost on the way to this subscriber (it fell behind, or the bus restarted
+    /// without its history): resynchronise from the database.
+    Missed,
+}
+
+/// A subscription to every room's events, in publish order per room.
+pub type BusStream = Pin<Box<dyn Stream<Item = Delivery> + Send>>;
+
+/// What a bus call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The bus could not be reached or refused the operation.
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+    /// An event could not be encoded.
+    #[error("bus event encoding: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Publish and subscribe, whatever carries the events.
+#[async_trait]
+pub trait Bus: Send + Sync {
+    /// Publishes an event after the change it describes has been committed.
+    async fn publish(&self, event: &BusEvent) -> Result<(), BusError>;
+    /// Every event published from now on, of every room.
+    async fn subscribe(&self) -> Result<BusStream, BusError>;
+    /// A cheap round trip, for readiness checks.
+    async fn ping(&self) -> Result<(), BusError>;
+    /// Which bus this is, for logs and health output.
+    fn kind(&self) -> &'static str;
+}

@@ -1,0 +1,162 @@
+//! The bus of the scale-out shape: NATS JetStream.
+//!
+//! Room events are published to `<prefix>.room.<room id>` and kept for an hour in one stream, with
+//! JetStream's de-duplication keyed on [`BusEvent::dedup_key`]: a publish retried after a lost
+//! acknowledgement is delivered once. Each subscriber reads the stream through an ordered
+//! consumer, which survives a NATS restart by resuming after the last event it saw. Typing
+//! notices are plain NATS messages on `<prefix>.typing.<room id>`: best effort, never stored.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use async_trait::async_trait;
+use futures::StreamExt;
+
+use super::{Bus, BusError, BusEvent, BusStream, Delivery};
+
+/// How long the stream keeps events: long enough to ride out a restart; the database has the rest.
+const RETENTION: Duration = Duration::from_secs(3600);
+/// How long JetStream remembers de-duplication keys.
+const DEDUP_WINDOW: Duration = Duration::from_secs(120);
+
+/// A connection to NATS with the room stream in place.
+pub struct NatsBus {
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    prefix: String,
+    stream_name: String,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(e.to_string())
+}
+
+impl NatsBus {
+    /// Connects to `url` and creates the stream if needed. `prefix` namespaces the subjects and
+    /// the stream (`chat` in production; tests use their own).
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("chatboard")
+            .connect(url)
+            .await
+            .map_err(unavailable)?;
+        let jetstream = jetstream::new(client.clone());
+        let stream_name = format!("{}_ROOMS", prefix.to_uppercase().replace(['.', '-'], "_"));
+        jetstream
+            .get_or_create_stream(stream::Config {
+                name: stream_name.clone(),
+                subjects: vec![format!("{prefix}.room.>")],
+                max_age: RETENTION,
+                duplicate_window: DEDUP_WINDOW,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        Ok(Self {
+            client,
+            jetstream,
+            prefix: prefix.to_owned(),
+            stream_name,
+        })
+    }
+
+    /// Deletes the stream (tests clean up after themselves with it).
+    pub async fn delete_stream(&self) -> Result<(), BusError> {
+        self.jetstream
+            .delete_stream(&self.stream_name)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Bus for NatsBus {
+    async fn publish(&self, event: &BusEvent) -> Result<(), BusError> {
+        let payload = serde_json::to_vec(event)?;
+        if event.is_ephemeral() {
+            let subject = format!("{}.typing.{}", self.prefix, event.room());
+            return self
+                .client
+                .publish(subject, payload.into())
+                .await
+                .map_err(unavailable);
+        }
+        let subject = format!("{}.room.{}", self.prefix, event.room());
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(key) = event.dedup_key() {
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, key.as_str());
+        }
+        // Waiting for the stream's acknowledgement: once this returns, every subscriber will get
+        // the event, even across a NATS restart.
+        self.jetstream
+            .publish_with_headers(subject, headers, payload.into())
+            .await
+            .map_err(unavailable)?
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn subscribe(&self) -> Result<BusStream, BusError> {
+        let stream = self
+            .jetstream
+            .get_stream(&self.stream_name)
+            .await
+            .map_err(unavailable)?;
+        let consumer = stream
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: self.client.new_inbox(),
+                filter_subject: format!("{}.room.>", self.prefix),
+                deliver_policy: consumer::DeliverPolicy::New,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        let rooms = consumer
+            .messages()
+            .await
+            .map_err(unavailable)?
+            .filter_map(|item| async move {
+                match item {
+                    Ok(message) => decode(&message.message.payload),
+                    // The ordered consumer recreates itself after errors, but whether anything
+                    // fell through the gap is unknown: have the subscriber check the database.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "bus subscription interrupted");
+                        Some(Delivery::Missed)
+                    }
+                }
+            });
+        let typing = self
+            .client
+            .subscribe(format!("{}.typing.>", self.prefix))
+            .await
+            .map_err(unavailable)?
+            .filter_map(|message| async move { decode(&message.payload) });
+        Ok(Box::pin(futures::stream::select(rooms, typing)))
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        tokio::time::timeout(Duration::from_secs(2), self.client.flush())
+            .await
+            .map_err(|_| BusError::Unavailable("timeout".into()))?
+            .map_err(unavailable)
+    }
+
+    fn kind(&self) -> &'static str {
+        "nats"
+    }
+}
+
+/// An event from its JSON; anything else is logged and skipped (it cannot be ours).
+fn decode(payload: &[u8]) -> Option<Delivery> {
+    match BusEvent::from_json(payload) {
+        Ok(event) => Some(Delivery::Event(event)),
+        Err(e) => {
+            tracing::warn!(error = %e, "undecodable bus event skipped");
+            None
+        }
+    }
+}

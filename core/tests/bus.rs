@@ -1,0 +1,234 @@
+//! The bus, through its trait, on both implementations: the in-process bus and NATS JetStream.
+//! NATS tests read `NATS_URL`; without it they print a note and pass, unless
+//! `CHATBOARD_REQUIRE_SERVICES=1`, which makes the skip a failure.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatboard_core::bus::{Bus, BusEvent, BusStream, Delivery, LocalBus, NatsBus};
+use chatboard_core::model::Message;
+use chrono::Utc;
+use futures::StreamExt;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Local,
+    Nats,
+}
+
+/// A bus of the kind, with its own NATS stream and subjects, deleted at the end.
+struct TestBus {
+    bus: Arc<dyn Bus>,
+    nats: Option<Arc<NatsBus>>,
+}
+
+impl TestBus {
+    async fn new(kind: Kind) -> Option<Self> {
+        match kind {
+            Kind::Local => Some(Self {
+                bus: Arc::new(LocalBus::default()),
+                nats: None,
+            }),
+            Kind::Nats => {
+                let url = match std::env::var("NATS_URL") {
+                    Ok(url) if !url.is_empty() => url,
+                    _ => {
+                        if std::env::var("CHATBOARD_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
+                            panic!("CHATBOARD_REQUIRE_SERVICES=1 but NATS_URL is not set");
+                        }
+                        use std::io::Write;
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "note: NATS_URL is not set; NATS variants are skipped"
+                        );
+                        return None;
+                    }
+                };
+                let prefix = format!("test{}", uuid::Uuid::new_v4().simple());
+                let nats = Arc::new(
+                    NatsBus::connect(&url, &prefix)
+                        .await
+                        .expect("connect to NATS_URL"),
+                );
+                Some(Self {
+                    bus: nats.clone(),
+                    nats: Some(nats),
+                })
+            }
+        }
+    }
+
+    async fn cleanup(self) {
+        if let Some(nats) = self.nats {
+            nats.delete_stream().await.expect("delete test stream");
+        }
+    }
+}
+
+fn message(id: i64, room: i64) -> Message {
+    Message {
+        id,
+        room,
+        org: 1,
+        sender: Some(7),
+        body: format!("message {id}"),
+        file: None,
+        client_msg_id: None,
+        is_deleted: false,
+        created_at: Utc::now(),
+        edited_at: None,
+        seq: id,
+    }
+}
+
+/// The next delivery, or a failure after a few seconds.
+async fn next(stream: &mut BusStream) -> Delivery {
+    tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("a delivery within 5 s")
+        .expect("the stream goes on")
+}
+
+/// Whether nothing arrives within a short while.
+async fn quiet(stream: &mut BusStream) -> bool {
+    tokio::time::timeout(Duration::from_millis(300), stream.next())
+        .await
+        .is_err()
+}
+
+macro_rules! both_kinds {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(super::Kind::Local).await } )*
+        }
+        mod nats {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(super::Kind::Nats).await } )*
+        }
+    };
+}
+
+both_kinds!(
+    every_subscriber_gets_every_event_in_order,
+    typing_and_read_events_travel_too,
+    a_repeated_publish_is_delivered_once,
+    subscribers_get_only_later_events,
+    ping_answers,
+);
+
+async fn every_subscriber_gets_every_event_in_order(kind: Kind) {
+    let Some(t) = TestBus::new(kind).await else {
+        return;
+    };
+    let mut a = t.bus.subscribe().await.unwrap();
+    let mut b = t.bus.subscribe().await.unwrap();
+    let events: Vec<BusEvent> = (1..=60)
+        .map(|id| match id % 3 {
+            0 => BusEvent::new_message(message(id, 1)),
+            1 => BusEvent::new_message(message(id, 2)),
+            _ => BusEvent::MessageDeleted {
+                id: id - 1,
+                room: 3,
+            },
+        })
+        .collect();
+    for event in &events {
+        t.bus.publish(event).await.unwrap();
+    }
+    for stream in [&mut a, &mut b] {
+        let mut got = Vec::new();
+        for _ in 0..events.len() {
+            match next(stream).await {
+                Delivery::Event(e) => got.push(e),
+                Delivery::Missed => panic!("nothing should be missed"),
+            }
+        }
+        assert_eq!(got, events);
+        assert!(quiet(stream).await, "no extra deliveries");
+    }
+    t.cleanup().await;
+}
+
+async fn typing_and_read_events_travel_too(kind: Kind) {
+    let Some(t) = TestBus::new(kind).await else {
+        return;
+    };
+    let mut s = t.bus.subscribe().await.unwrap();
+    let typing = BusEvent::Typing {
+        room: 4,
+        user_id: 9,
+        user_email: "t@example.com".into(),
+        is_typing: true,
+    };
+    let read = BusEvent::Read {
+        room: 4,
+        user_id: 9,
+        last_read_msg_id: 12,
+    };
+    t.bus.publish(&typing).await.unwrap();
+    assert_eq!(next(&mut s).await, Delivery::Event(typing));
+    t.bus.publish(&read).await.unwrap();
+    assert_eq!(next(&mut s).await, Delivery::Event(read));
+    t.cleanup().await;
+}
+
+async fn a_repeated_publish_is_delivered_once(kind: Kind) {
+    let Some(t) = TestBus::new(kind).await else {
+        return;
+    };
+    let mut s = t.bus.subscribe().await.unwrap();
+    let first = BusEvent::new_message(message(1, 1));
+    t.bus.publish(&first).await.unwrap();
+    t.bus.publish(&first).await.unwrap();
+    let second = BusEvent::new_message(message(2, 1));
+    t.bus.publish(&second).await.unwrap();
+    assert_eq!(next(&mut s).await, Delivery::Event(first));
+    assert_eq!(next(&mut s).await, Delivery::Event(second));
+    assert!(quiet(&mut s).await);
+    t.cleanup().await;
+}
+
+async fn subscribers_get_only_later_events(kind: Kind) {
+    let Some(t) = TestBus::new(kind).await else {
+        return;
+    };
+    t.bus
+        .publish(&BusEvent::new_message(message(1, 1)))
+        .await
+        .unwrap();
+    let mut s = t.bus.subscribe().await.unwrap();
+    assert!(quiet(&mut s).await, "history is the database's job");
+    let later = BusEvent::new_message(message(2, 1));
+    t.bus.publish(&later).await.unwrap();
+    assert_eq!(next(&mut s).await, Delivery::Event(later));
+    t.cleanup().await;
+}
+
+async fn ping_answers(kind: Kind) {
+    let Some(t) = TestBus::new(kind).await else {
+        return;
+    };
+    t.bus.ping().await.unwrap();
+    assert!(["local", "nats"].contains(&t.bus.kind()));
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_lagging_local_subscriber_is_told_it_missed_events() {
+    let bus = LocalBus::with_capacity(4);
+    let mut s = bus.subscribe().await.unwrap();
+    for id in 1..=10 {
+        bus.publish(&BusEvent::new_message(message(id, 1)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(next(&mut s).await, Delivery::Missed);
+    // Then it carries on with what is still buffered.
+    assert!(
+        matches!(next(&mut s).await, Delivery::Event(BusEvent::Message { message: m, seq: 7 }) if m.id == 7),
+        "the four newest remain"
+    );
+}
