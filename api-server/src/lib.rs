@@ -190,6 +190,17 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, Router::new(), shutdown).await
+}
+
+/// Serves the API and `extra` routes (the single-node binary adds the gateway's) on one
+/// listener, with the same trailing-slash handling.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    extra: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let limits_state = state.clone();
     // Rate-limit buckets of idle clients are dropped once a minute.
     let janitor = tokio::spawn(async move {
@@ -199,7 +210,8 @@ pub async fn serve(
             limits_state.limits.forget_idle();
         }
     });
-    let service = app(state);
+    let service = tower::util::MapRequestLayer::new(strip_trailing_slash as fn(Request) -> Request)
+        .layer(router(state).merge(extra));
     let result = axum::serve(
         listener,
         service.into_make_service_with_connect_info::<SocketAddr>(),

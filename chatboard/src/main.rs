@@ -1,5 +1,6 @@
 //! `chatboard`: the whole platform in one process on the embedded default (SQLite in a data
-//! directory). It composes the same service libraries as the scale-out binaries.
+//! directory, in-process bus): the REST API and the WebSocket gateway on one port. It composes
+//! the same service libraries as the scale-out binaries.
 
 use anyhow::Context;
 use chatboard_core::config::{Config, Env};
@@ -41,7 +42,18 @@ async fn main() -> anyhow::Result<()> {
         "ChatBoard is running at http://{addr}/  (API docs: http://{addr}/api/docs/, data: {})",
         data_dir.display()
     );
-    api_server::serve(listener, state.clone(), api_server::shutdown_signal()).await?;
+    // The gateway shares the API's store and in-process bus, and its port.
+    let gateway =
+        gateway::GatewayState::start(state.store.clone(), state.tokens.clone(), state.bus.clone())
+            .await
+            .context("cannot start the WebSocket gateway")?;
+    api_server::serve_with(
+        listener,
+        state.clone(),
+        gateway::router(gateway),
+        api_server::shutdown_signal(),
+    )
+    .await?;
     state.store.close().await;
     Ok(())
 }

@@ -175,3 +175,66 @@ fn migrate_subcommand_prepares_the_database_and_exits() {
     );
     assert!(dir.path().join("chatboard.db").exists());
 }
+
+#[tokio::test]
+async fn one_port_serves_the_api_and_the_websocket_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let node = Node::start(dir.path());
+    let body = json!({"email": "a@example.com", "password": "password123"});
+    post(
+        &client,
+        format!("{}/auth/register/", node.base),
+        None,
+        body.clone(),
+    )
+    .await;
+    let (_, tokens) = post(&client, format!("{}/auth/token/", node.base), None, body).await;
+    let access = tokens["access"].as_str().unwrap().to_owned();
+    let (_, org) = post(
+        &client,
+        format!("{}/api/orgs/", node.base),
+        Some(&access),
+        json!({"name": "Live"}),
+    )
+    .await;
+    let (status, room) = post(
+        &client,
+        format!("{}/api/rooms/", node.base),
+        Some(&access),
+        json!({"org": org["id"], "name": "general"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let ws = node.base.replace("http://", "ws://");
+    let url = format!("{ws}/ws/rooms/{}/?token={access}", room["id"]);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(next(&mut socket).await["type"], "connection");
+    let (status, sent) = post(
+        &client,
+        format!("{}/api/rooms/{}/messages/", node.base, room["id"]),
+        Some(&access),
+        json!({"body": "over the wire"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let live = next(&mut socket).await;
+    assert_eq!(live["type"], "message");
+    assert_eq!(live["id"], sent["id"]);
+    drop(socket);
+    node.stop();
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next frame of a socket, as JSON.
+async fn next(socket: &mut Socket) -> Value {
+    use futures::StreamExt;
+    let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    serde_json::from_str(frame.to_text().unwrap()).unwrap()
+}
