@@ -63,9 +63,23 @@ pub async fn follow_room(
     if send_json(&mut socket, &hello).await.is_err() {
         return;
     }
+    // Without `since`, the client wants what comes next: start after the newest message as it
+    // stands now that the connection is following the room, so a later catch-up (after a gap)
+    // never replays older history it did not ask for.
+    let last_id = match since {
+        Some(id) => id,
+        None => match store.page_version(room_id, user_id).await {
+            Ok(Some(version)) => version.last_msg_id.unwrap_or(0),
+            Ok(None) => return close_with(socket, close::NOT_MEMBER, "not a member").await,
+            Err(e) => {
+                tracing::warn!(error = %e, room_id, "reading the room's position failed");
+                return close_with(socket, 1011, "try again").await;
+            }
+        },
+    };
     let mut at = Position {
         user_id,
-        last_id: since.unwrap_or(0),
+        last_id,
         last_seq: None,
     };
     if since.is_some()

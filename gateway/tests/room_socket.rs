@@ -290,6 +290,13 @@ async fn members_get_live_messages_edits_deletes_and_receipts() {
         json!({"type": "read", "room": room, "user_id": alice.id, "last_read_msg_id": id})
     );
 
+    // A new connection without `since` starts after what is already there.
+    let mut fresh = p.connect(room, &bob.token, None).await;
+    assert_eq!(frame(&mut fresh).await["type"], "connection");
+    let next = p.post(&alice, room, "next").await;
+    assert_eq!(frame(&mut fresh).await["id"].as_i64(), Some(next));
+    assert_eq!(frame(&mut s).await["id"].as_i64(), Some(next));
+
     s.send(Ws::Text(r#"{"type":"ping"}"#.into())).await.unwrap();
     assert_eq!(frame(&mut s).await, json!({"type": "pong"}));
     s.send(Ws::Text("not json".into())).await.unwrap();
