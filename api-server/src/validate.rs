@@ -94,12 +94,10 @@ impl Validator {
         }
     }
 
-    /// Message text: not blank, at most `max` characters; kept as written.
-    pub fn message_body(&mut self, field: &str, value: &str, max: usize) -> String {
-        if value.trim().is_empty() {
-            self.add(field, "This field may not be blank.");
-        } else if value.chars().count() > max {
-            self.add(field, format!("Must be at most {max} characters."));
+    /// Message text, by the rule every entry point shares; kept as written.
+    pub fn message_body(&mut self, field: &str, value: &str) -> String {
+        if let Some(problem) = chatboard_core::model::message_body_problem(value) {
+            self.add(field, problem);
         }
         value.to_owned()
     }

@@ -213,6 +213,23 @@ pub struct FileRef {
     pub download_url: String,
 }
 
+/// Longest message body, in characters (not bytes).
+pub const MESSAGE_BODY_MAX: usize = 4000;
+/// Longest `client_msg_id`, in characters.
+pub const CLIENT_MSG_ID_MAX: usize = 64;
+
+/// Why a message body is refused, or `None` when it is fine: it must not be blank and may have
+/// at most [`MESSAGE_BODY_MAX`] characters. The body is stored as written.
+pub fn message_body_problem(body: &str) -> Option<String> {
+    if body.trim().is_empty() {
+        Some("This field may not be blank.".to_owned())
+    } else if body.chars().count() > MESSAGE_BODY_MAX {
+        Some(format!("Must be at most {MESSAGE_BODY_MAX} characters."))
+    } else {
+        None
+    }
+}
+
 /// A chat message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Message {

@@ -6,14 +6,13 @@
 //! their seq, the room's gapless count: a seq beyond the next one means a message was committed
 //! but its announcement is late or lost, and the database, which has it, fills the gap first.
 
-use std::sync::Arc;
-
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use chatboard_core::bus::BusEvent;
 use chatboard_core::model::Message;
 use chatboard_core::store::{PageCursor, Store};
 use serde_json::json;
 
+use crate::client_frames::{on_client_frame, Member};
 use crate::hub::{Following, Live};
 
 /// Close codes of the protocol (API.md).
@@ -53,12 +52,11 @@ pub async fn close_with(mut socket: WebSocket, code: u16, reason: &'static str) 
 /// Serves a member's connection to a room until either side ends it.
 pub async fn follow_room(
     mut socket: WebSocket,
-    store: Arc<dyn Store>,
+    member: Member,
     mut following: Following,
-    room_id: i64,
-    user_id: i64,
     since: Option<i64>,
 ) {
+    let (store, room_id, user_id) = (member.store.clone(), member.room_id, member.user_id);
     let hello = json!({"type": "connection", "room": room_id, "user_id": user_id});
     if send_json(&mut socket, &hello).await.is_err() {
         return;
@@ -106,7 +104,7 @@ pub async fn follow_room(
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(WsMessage::Text(text))) => {
-                    if on_client_frame(&mut socket, text.as_str()).await.is_err() {
+                    if on_client_frame(&mut socket, &member, text.as_str()).await.is_err() {
                         return;
                     }
                 }
@@ -138,6 +136,8 @@ async fn on_event(
             }
             deliver(socket, at, message).await
         }
+        // Typists do not hear their own typing.
+        BusEvent::Typing { user_id, .. } if *user_id == at.user_id => Ok(()),
         other => send_json(socket, other).await,
     }
 }
@@ -189,32 +189,8 @@ async fn deliver(
     Ok(())
 }
 
-/// Answers a client frame. Only `ping` is served so far; anything else gets an error frame.
-async fn on_client_frame(socket: &mut WebSocket, text: &str) -> Result<(), axum::Error> {
-    let kind = serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned));
-    match kind.as_deref() {
-        Some("ping") => send_json(socket, &json!({"type": "pong"})).await,
-        Some(other) => {
-            let detail = format!("Frames of type {other:?} are not supported.");
-            send_json(
-                socket,
-                &json!({"type": "error", "code": "unsupported", "detail": detail}),
-            )
-            .await
-        }
-        None => {
-            send_json(
-                socket,
-                &json!({"type": "error", "code": "invalid_frame", "detail": "Send JSON objects with a \"type\"."}),
-            )
-            .await
-        }
-    }
-}
-
-async fn send_json(
+/// Sends one JSON text frame.
+pub(crate) async fn send_json(
     socket: &mut WebSocket,
     value: &impl serde::Serialize,
 ) -> Result<(), axum::Error> {

@@ -3,10 +3,12 @@
 //! So far: the per-room endpoint `GET /ws/rooms/{room_id}/?token=..[&since=..]` (the token may
 //! instead come as the `bearer.<JWT>` subprotocol), the close codes for a bad token, a missing
 //! room and a non-member, the `connection` frame, replay after `since` then live messages with
-//! no gap and no duplicate, edits, deletes, read receipts and typing passed through, `ping` /
-//! `pong`, and the slow-consumer close. Sending over the socket, presence, the multiplexed
-//! endpoint and the protection limits come next (see the gateway issue).
+//! no gap and no duplicate, edits, deletes, read receipts and typing passed through, client
+//! `message` (stored as a REST post, then acknowledged), `typing`, `read` and `ping` frames, and
+//! the slow-consumer close. Presence, the multiplexed endpoint and the protection limits come
+//! next (see the gateway issue).
 
+pub mod client_frames;
 pub mod connection;
 pub mod hub;
 
@@ -23,6 +25,7 @@ use chatboard_core::auth::TokenIssuer;
 use chatboard_core::bus::{Bus, BusError};
 use chatboard_core::store::Store;
 
+use crate::client_frames::Member;
 use crate::connection::{close, close_with, follow_room};
 use crate::hub::Hub;
 
@@ -34,6 +37,7 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 pub struct GatewayState {
     store: Arc<dyn Store>,
     tokens: TokenIssuer,
+    bus: Arc<dyn Bus>,
     hub: Arc<Hub>,
 }
 
@@ -47,7 +51,8 @@ impl GatewayState {
         Ok(Self {
             store,
             tokens,
-            hub: Hub::start(bus).await?,
+            hub: Hub::start(bus.clone()).await?,
+            bus,
         })
     }
 }
@@ -107,16 +112,23 @@ async fn room_socket(
         if !access.is_member {
             return close_with(socket, close::NOT_MEMBER, "not a member").await;
         }
-        // Follow first, then read the database: nothing can fall between the two.
-        let following = state.hub.follow(room_id);
-        follow_room(
-            socket,
-            state.store.clone(),
-            following,
+        let user_email = match state.store.user_by_id(user_id).await {
+            Ok(Some(user)) => user.email,
+            Ok(None) => return close_with(socket, close::UNAUTHENTICATED, "unknown account").await,
+            Err(e) => {
+                tracing::warn!(error = %e, "account lookup failed");
+                return close_with(socket, 1011, "try again").await;
+            }
+        };
+        let member = Member {
+            store: state.store.clone(),
+            bus: state.bus.clone(),
             room_id,
             user_id,
-            since,
-        )
-        .await;
+            user_email,
+        };
+        // Follow first, then read the database: nothing can fall between the two.
+        let following = state.hub.follow(room_id);
+        follow_room(socket, member, following, since).await;
     })
 }

@@ -407,3 +407,111 @@ async fn continuous_posting_with_random_reconnects_loses_nothing() {
     );
     assert_eq!(seen, posted, "every message exactly once");
 }
+
+/// True when no frame arrives for a short while.
+async fn quiet(socket: &mut Socket) -> bool {
+    tokio::time::timeout(Duration::from_millis(300), socket.next())
+        .await
+        .is_err()
+}
+
+/// Reads frames until one of `kind` arrives, returning it and the others seen on the way.
+async fn frame_of(socket: &mut Socket, kind: &str) -> (Value, Vec<Value>) {
+    let mut others = Vec::new();
+    loop {
+        let f = frame(socket).await;
+        if f["type"] == kind {
+            return (f, others);
+        }
+        others.push(f);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_from_clients_post_type_and_read() {
+    let p = Platform::start().await;
+    let (room, alice, bob, _org) = p.team().await;
+    let mut a = p.connect(room, &alice.token, None).await;
+    let mut b = p.connect(room, &bob.token, None).await;
+    assert_eq!(frame(&mut a).await["type"], "connection");
+    assert_eq!(frame(&mut b).await["type"], "connection");
+
+    // A message over the socket: stored, acknowledged, delivered to everyone in the room.
+    let send = json!({"type": "message", "body": "from a socket", "client_msg_id": "c-1"});
+    b.send(Ws::Text(send.to_string().into())).await.unwrap();
+    let (ack, _) = frame_of(&mut b, "ack").await;
+    assert_eq!(ack["client_msg_id"], "c-1");
+    let id = ack["id"].as_i64().unwrap();
+    let (m, _) = frame_of(&mut a, "message").await;
+    assert_eq!(
+        (m["id"].as_i64(), m["body"].as_str()),
+        (Some(id), Some("from a socket"))
+    );
+    assert_eq!(m["sender"], bob.id);
+    let page = p
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/rooms/{room}/messages/"),
+            &alice.token,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(page["results"][0]["id"].as_i64(), Some(id));
+    // The same client_msg_id again: the same message, acknowledged, nothing new delivered.
+    b.send(Ws::Text(send.to_string().into())).await.unwrap();
+    let (again, _) = frame_of(&mut b, "ack").await;
+    assert_eq!(again["id"].as_i64(), Some(id));
+    assert!(
+        quiet(&mut a).await,
+        "a repeated send is not delivered again"
+    );
+    // The REST rules apply.
+    for bad in [
+        json!({"type": "message", "body": "   "}),
+        json!({"type": "message", "body": "x".repeat(4001)}),
+        json!({"type": "message", "body": "ok", "client_msg_id": "c".repeat(65)}),
+        json!({"type": "message"}),
+        json!({"type": "shout"}),
+    ] {
+        b.send(Ws::Text(bad.to_string().into())).await.unwrap();
+        let (e, _) = frame_of(&mut b, "error").await;
+        assert!(
+            e["code"].is_string() && e["detail"].is_string(),
+            "{bad}: {e}"
+        );
+    }
+
+    // Typing reaches the others, not the typist.
+    a.send(Ws::Text(
+        json!({"type": "typing", "is_typing": true})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        frame_of(&mut b, "typing").await.0,
+        json!({"type": "typing", "room": room, "user_id": alice.id,
+               "user_email": "alice@example.com", "is_typing": true})
+    );
+    assert!(quiet(&mut a).await, "no echo to the typist");
+
+    // A read receipt over the socket moves the pointer and tells the room.
+    a.send(Ws::Text(
+        json!({"type": "read", "msg_id": id}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        frame_of(&mut b, "read").await.0,
+        json!({"type": "read", "room": room, "user_id": alice.id, "last_read_msg_id": id})
+    );
+    a.send(Ws::Text(
+        json!({"type": "read", "msg_id": 999_999})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(frame_of(&mut a, "error").await.0["code"], "not_found");
+}

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chatboard_core::bus::BusEvent;
-use chatboard_core::model::{Message, Role};
+use chatboard_core::model::{Message, Role, CLIENT_MSG_ID_MAX};
 use chatboard_core::store::{NewMessage, PageCursor};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -22,10 +22,6 @@ use crate::routes::rooms::member_access;
 use crate::state::AppState;
 use crate::validate::Validator;
 
-/// Longest message body, in characters.
-pub const BODY_MAX: usize = 4000;
-/// Longest `client_msg_id`.
-pub const CLIENT_MSG_ID_MAX: usize = 64;
 /// Page size when `limit` is absent.
 const DEFAULT_LIMIT: i64 = 50;
 /// Largest page.
@@ -173,7 +169,7 @@ pub async fn post(
         // Uploads arrive with their own issue; until then no id names a completed upload.
         v.add("file_id", "No completed upload of yours has this id.");
     }
-    let body = v.message_body("body", request.body.as_deref().unwrap_or(""), BODY_MAX);
+    let body = v.message_body("body", request.body.as_deref().unwrap_or(""));
     let client_msg_id = request
         .client_msg_id
         .as_deref()
@@ -214,7 +210,7 @@ pub async fn edit(
     ApiJson(request): ApiJson<EditMessageRequest>,
 ) -> ApiResult<Json<Message>> {
     let mut v = Validator::default();
-    let body = v.message_body("body", &request.body, BODY_MAX);
+    let body = v.message_body("body", &request.body);
     v.finish()?;
     member_access(&state, room_id, user.id).await?;
     let message = existing(&state, room_id, msg_id).await?;
