@@ -57,10 +57,6 @@ pub async fn follow_room(
     since: Option<i64>,
 ) {
     let (store, room_id, user_id) = (member.store.clone(), member.room_id, member.user_id);
-    let hello = json!({"type": "connection", "room": room_id, "user_id": user_id});
-    if send_json(&mut socket, &hello).await.is_err() {
-        return;
-    }
     // Without `since`, the client wants what comes next: start after the newest message as it
     // stands now that the connection is following the room, so a later catch-up (after a gap)
     // never replays older history it did not ask for.
@@ -75,6 +71,11 @@ pub async fn follow_room(
             }
         },
     };
+    // Only now greet: whatever is committed after the client sees this is delivered.
+    let hello = json!({"type": "connection", "room": room_id, "user_id": user_id});
+    if send_json(&mut socket, &hello).await.is_err() {
+        return;
+    }
     let mut at = Position {
         user_id,
         last_id,

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use chatboard_core::bus::NatsBus;
 use chatboard_core::config::{Config, JwtSecret};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -28,20 +29,40 @@ struct User {
 }
 
 impl Platform {
+    /// The single-node shape: one store and the in-process bus shared by API and gateway.
     async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// With `nats` (URL, subject prefix), the scale-out shape: the gateway opens its own store on
+    /// the same database and its own NATS connection, as a separate pod would, so everything it
+    /// delivers has crossed NATS.
+    async fn start_with(nats: Option<(String, String)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let secret = JwtSecret::new(b"gateway-test-secret-gateway-test-secret".to_vec()).unwrap();
-        let state = api_server::build_state(Config::for_tests(url, secret))
+        let mut config = Config::for_tests(url.clone(), secret);
+        if let Some((nats_url, prefix)) = &nats {
+            config.nats_url = Some(nats_url.clone());
+            config.nats_prefix = prefix.clone();
+        }
+        let state = api_server::build_state(config).await.unwrap();
+        let gateway = match &nats {
+            None => gateway::GatewayState::start(
+                state.store.clone(),
+                state.tokens.clone(),
+                state.bus.clone(),
+            )
             .await
-            .unwrap();
-        let gateway = gateway::GatewayState::start(
-            state.store.clone(),
-            state.tokens.clone(),
-            state.bus.clone(),
-        )
-        .await
-        .unwrap();
+            .unwrap(),
+            Some((nats_url, prefix)) => {
+                let store = chatboard_core::store::connect(&url, 5).await.unwrap();
+                let bus = std::sync::Arc::new(NatsBus::connect(nats_url, prefix).await.unwrap());
+                gateway::GatewayState::start(store, state.tokens.clone(), bus)
+                    .await
+                    .unwrap()
+            }
+        };
         let api_listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .unwrap();
@@ -514,4 +535,68 @@ async fn frames_from_clients_post_type_and_read() {
     .await
     .unwrap();
     assert_eq!(frame_of(&mut a, "error").await.0["code"], "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_nats_a_post_on_one_process_reaches_sockets_on_another() {
+    let url = match std::env::var("NATS_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            assert!(
+                std::env::var("CHATBOARD_REQUIRE_SERVICES").map_or(true, |v| v != "1"),
+                "CHATBOARD_REQUIRE_SERVICES=1 but NATS_URL is not set"
+            );
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: NATS_URL is not set; NATS variants are skipped"
+            );
+            return;
+        }
+    };
+    let prefix = format!("test{}", uuid_like());
+    let p = Platform::start_with(Some((url.clone(), prefix.clone()))).await;
+    let (room, alice, bob, _org) = p.team().await;
+    let first = p.post(&alice, room, "before").await;
+    let mut s = p.connect(room, &bob.token, Some(0)).await;
+    assert_eq!(frame(&mut s).await["type"], "connection");
+    assert_eq!(frame(&mut s).await["id"].as_i64(), Some(first), "replayed");
+    let mut live = Vec::new();
+    for i in 0..20 {
+        live.push(p.post(&alice, room, &format!("live {i}")).await);
+    }
+    for expected in live {
+        assert_eq!(frame(&mut s).await["id"].as_i64(), Some(expected));
+    }
+    // Sent over the socket on the gateway, announced over NATS, acknowledged.
+    s.send(Ws::Text(
+        json!({"type": "message", "body": "from the socket"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    // The acknowledgement and the message itself, in either order.
+    let two = [frame(&mut s).await, frame(&mut s).await];
+    let ack = two.iter().find(|f| f["type"] == "ack").expect("an ack");
+    let echo = two
+        .iter()
+        .find(|f| f["type"] == "message")
+        .expect("the message");
+    assert_eq!(echo["id"], ack["id"]);
+    NatsBus::connect(&url, &prefix)
+        .await
+        .unwrap()
+        .delete_stream()
+        .await
+        .unwrap();
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{nanos:x}{}", std::process::id())
 }
