@@ -214,6 +214,8 @@ pub mod defaults {
     pub const RATE_LIMIT_PER_IP: u32 = 10;
     /// `CHATBOARD_PAGE_CACHE_MB`.
     pub const PAGE_CACHE_MB: u32 = 64;
+    /// `CHATBOARD_ADDR` of the `gateway` binary.
+    pub const GATEWAY_ADDR: &str = "127.0.0.1:8081";
     /// `CHATBOARD_NATS_PREFIX`.
     pub const NATS_PREFIX: &str = "chat";
 }
@@ -234,6 +236,29 @@ impl Config {
             })?;
         let jwt_secret = parse_secret(secret)?;
         Self::common(env, database_url.to_owned(), jwt_secret)
+    }
+
+    /// Configuration of the scale-out `gateway`: like the api-server's (same database, same
+    /// signing key), plus `NATS_URL`, which it cannot do without; it listens on
+    /// [`defaults::GATEWAY_ADDR`] unless `CHATBOARD_ADDR` says otherwise.
+    pub fn for_gateway(env: &Env) -> Result<Self, ConfigError> {
+        let mut config = Self::for_api_server(env)?;
+        if config.nats_url.is_none() {
+            return Err(ConfigError::Missing {
+                var: "NATS_URL",
+                reason: "gateways hear about new messages from NATS (nats://host:4222)",
+            });
+        }
+        if env.get("CHATBOARD_ADDR").is_none() {
+            config.addr = defaults::GATEWAY_ADDR
+                .parse()
+                .map_err(|_| ConfigError::Invalid {
+                    var: "CHATBOARD_ADDR",
+                    value: defaults::GATEWAY_ADDR.into(),
+                    reason: "default does not parse".into(),
+                })?;
+        }
+        Ok(config)
     }
 
     /// Configuration of the single-node `chatboard` binary: everything defaults to files under

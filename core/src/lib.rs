@@ -8,5 +8,6 @@ pub mod bus;
 pub mod config;
 pub mod events;
 pub mod model;
+pub mod shutdown;
 pub mod store;
 pub mod telemetry;

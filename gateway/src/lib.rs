@@ -17,13 +17,14 @@ use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
+use axum::{Json, Router};
 use chatboard_core::auth::TokenIssuer;
 use chatboard_core::bus::{Bus, BusError};
 use chatboard_core::store::Store;
+use serde_json::json;
 
 use crate::client_frames::Member;
 use crate::connection::{close, close_with, follow_room};
@@ -63,6 +64,47 @@ pub fn router(state: GatewayState) -> Router {
         .route("/ws/rooms/{room_id}", get(room_socket))
         .route("/ws/rooms/{room_id}/", get(room_socket))
         .with_state(state)
+}
+
+/// `/health/live` and `/health/ready` (database and bus), for the gateway's own binary; in the
+/// single-node binary the API's health routes answer for the whole process.
+pub fn health_router(state: GatewayState) -> Router {
+    Router::new()
+        .route(
+            "/health/live",
+            get(|| async { Json(json!({"status": "ok"})) }),
+        )
+        .route("/health/ready", get(ready))
+        .with_state(state)
+}
+
+async fn ready(State(state): State<GatewayState>) -> (StatusCode, Json<serde_json::Value>) {
+    let timeout = std::time::Duration::from_secs(2);
+    let verdict = |ok: Option<bool>| match ok {
+        Some(true) => "ok",
+        Some(false) => "error",
+        None => "timeout",
+    };
+    let database = tokio::time::timeout(timeout, state.store.ping())
+        .await
+        .ok()
+        .map(|r| r.is_ok());
+    let bus = tokio::time::timeout(timeout, state.bus.ping())
+        .await
+        .ok()
+        .map(|r| r.is_ok());
+    let checks = json!({"database": verdict(database), state.bus.kind(): verdict(bus)});
+    if database == Some(true) && bus == Some(true) {
+        (
+            StatusCode::OK,
+            Json(json!({"status": "ok", "checks": checks})),
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "checks": checks})),
+        )
+    }
 }
 
 /// The subprotocol prefix that carries the token outside the URL.

@@ -1,0 +1,43 @@
+//! `gateway`: the WebSocket gateway for the scale-out shape. It shares the API's database and
+//! signing key and hears about changes over NATS; run as many replicas as connections need.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use chatboard_core::auth::TokenIssuer;
+use chatboard_core::bus::NatsBus;
+use chatboard_core::config::{redact_url, Config, Env};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    chatboard_core::telemetry::init_logging();
+    let config = Config::for_gateway(&Env::from_process()).context("invalid configuration")?;
+    // Migrations are the api-server's job; the gateway only reads.
+    let store = chatboard_core::store::connect(&config.database_url, config.db_max_connections)
+        .await
+        .with_context(|| format!("database {}", redact_url(&config.database_url)))?;
+    let nats_url = config.nats_url.clone().unwrap_or_default();
+    let bus = NatsBus::connect(&nats_url, &config.nats_prefix)
+        .await
+        .with_context(|| format!("NATS {}", redact_url(&nats_url)))?;
+    let tokens = TokenIssuer::new(
+        &config.jwt_secret,
+        config.access_token_ttl,
+        config.refresh_token_ttl,
+    );
+    let state = gateway::GatewayState::start(store.clone(), tokens, Arc::new(bus))
+        .await
+        .context("subscribing to NATS")?;
+    let app = gateway::router(state.clone()).merge(gateway::health_router(state));
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (CHATBOARD_ADDR)", config.addr))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "gateway listening on ws://{addr}/ws/rooms/{{room_id}}/");
+    println!("ChatBoard gateway is running at ws://{addr}/");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(chatboard_core::shutdown::signal())
+        .await?;
+    store.close().await;
+    Ok(())
+}
