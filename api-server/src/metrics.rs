@@ -113,6 +113,12 @@ impl Metrics {
         self.bus_publish_failures.inc();
     }
 
+    /// The registry, so services embedded in the same process (the single-node gateway) can add
+    /// their metrics to the same `/metrics`.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> Result<String, prometheus::Error> {
         let mut out = Vec::new();

@@ -100,6 +100,7 @@ mod tests {
         PageVersion {
             last_msg_id: last,
             edit_version: edits,
+            last_seq: last.unwrap_or(0),
         }
     }
 

@@ -2,8 +2,11 @@
 //! directory, in-process bus): the REST API and the WebSocket gateway on one port. It composes
 //! the same service libraries as the scale-out binaries.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use chatboard_core::config::{Config, Env};
+use chatboard_core::presence::LocalPresence;
 use clap::{Parser, Subcommand};
 
 /// ChatBoard, single node. Configuration comes from the environment; see README.md.
@@ -43,15 +46,26 @@ async fn main() -> anyhow::Result<()> {
         data_dir.display()
     );
     // The gateway shares the API's store and in-process bus, and its port.
-    let gateway =
-        gateway::GatewayState::start(state.store.clone(), state.tokens.clone(), state.bus.clone())
-            .await
-            .context("cannot start the WebSocket gateway")?;
+    let gateway = gateway::GatewayState::start(gateway::GatewayParts {
+        store: state.store.clone(),
+        tokens: state.tokens.clone(),
+        bus: state.bus.clone(),
+        presence: Arc::new(LocalPresence::new()),
+        settings: config.gateway,
+        registry: state.metrics.registry().clone(),
+    })
+    .await
+    .context("cannot start the WebSocket gateway")?;
+    let draining = gateway.clone();
     api_server::serve_with(
         listener,
         state.clone(),
         gateway::router(gateway),
-        api_server::shutdown_signal(),
+        async move {
+            api_server::shutdown_signal().await;
+            // Close every socket with 1012 so clients reconnect after the restart.
+            draining.shut_down(gateway::session::DRAIN_TIMEOUT).await;
+        },
     )
     .await?;
     state.store.close().await;

@@ -190,6 +190,45 @@ pub struct Config {
     pub nats_url: Option<String>,
     /// First token of every NATS subject and of the stream name (`CHATBOARD_NATS_PREFIX`).
     pub nats_prefix: String,
+    /// WebSocket limits and timings.
+    pub gateway: GatewaySettings,
+}
+
+/// How the WebSocket gateway treats connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewaySettings {
+    /// Open connections per user on one gateway process; 0 = no cap
+    /// (`CHATBOARD_WS_MAX_CONNECTIONS_PER_USER`).
+    pub max_connections_per_user: u32,
+    /// How often an idle connection is pinged; one that has not answered for two intervals is
+    /// dropped (`CHATBOARD_WS_PING_INTERVAL`, seconds).
+    pub ping_interval: Duration,
+    /// How long presence entries outlive a gateway that stopped refreshing them
+    /// (`CHATBOARD_PRESENCE_TTL`, seconds; scale-out shape).
+    pub presence_ttl: Duration,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            max_connections_per_user: defaults::WS_MAX_CONNECTIONS_PER_USER,
+            ping_interval: defaults::WS_PING_INTERVAL,
+            presence_ttl: defaults::PRESENCE_TTL,
+        }
+    }
+}
+
+impl GatewaySettings {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            max_connections_per_user: env.parse_or(
+                "CHATBOARD_WS_MAX_CONNECTIONS_PER_USER",
+                defaults::WS_MAX_CONNECTIONS_PER_USER,
+            )?,
+            ping_interval: env.seconds("CHATBOARD_WS_PING_INTERVAL", defaults::WS_PING_INTERVAL)?,
+            presence_ttl: env.seconds("CHATBOARD_PRESENCE_TTL", defaults::PRESENCE_TTL)?,
+        })
+    }
 }
 
 /// Defaults shared by both binaries.
@@ -218,6 +257,12 @@ pub mod defaults {
     pub const GATEWAY_ADDR: &str = "127.0.0.1:8081";
     /// `CHATBOARD_NATS_PREFIX`.
     pub const NATS_PREFIX: &str = "chat";
+    /// `CHATBOARD_WS_MAX_CONNECTIONS_PER_USER`.
+    pub const WS_MAX_CONNECTIONS_PER_USER: u32 = 16;
+    /// `CHATBOARD_WS_PING_INTERVAL`: 30 seconds.
+    pub const WS_PING_INTERVAL: Duration = Duration::from_secs(30);
+    /// `CHATBOARD_PRESENCE_TTL`: 60 seconds.
+    pub const PRESENCE_TTL: Duration = Duration::from_secs(60);
 }
 
 impl Config {
@@ -325,6 +370,7 @@ impl Config {
             page_cache_mb: env.parse_or("CHATBOARD_PAGE_CACHE_MB", defaults::PAGE_CACHE_MB)?,
             nats_url: nats_url(env)?,
             nats_prefix: nats_prefix(env)?,
+            gateway: GatewaySettings::from_env(env)?,
         })
     }
 
@@ -344,6 +390,7 @@ impl Config {
             page_cache_mb: defaults::PAGE_CACHE_MB,
             nats_url: None,
             nats_prefix: defaults::NATS_PREFIX.to_owned(),
+            gateway: GatewaySettings::default(),
         }
     }
 }

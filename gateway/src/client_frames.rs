@@ -1,32 +1,16 @@
 //! Frames from the client: `ping`, `typing`, `read` and `message`. A message sent over the
 //! socket takes exactly the REST path: the same validation, idempotency on `client_msg_id`, the
 //! same transaction with its outbox event, the same announcement; then it is acknowledged.
+//! On the multiplexed endpoint `typing`, `read` and `message` name their `room`.
 
-use std::sync::Arc;
-
-use axum::extract::ws::WebSocket;
-use chatboard_core::bus::{Bus, BusEvent};
+use chatboard_core::bus::BusEvent;
 use chatboard_core::model::{message_body_problem, CLIENT_MSG_ID_MAX};
-use chatboard_core::store::{NewMessage, Store, StoreError};
+use chatboard_core::store::{NewMessage, StoreError};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::connection::send_json;
-
-/// Who is on the other end, in which room.
-pub struct Member {
-    /// The database.
-    pub store: Arc<dyn Store>,
-    /// Where changes are announced.
-    pub bus: Arc<dyn Bus>,
-    /// The room followed.
-    pub room_id: i64,
-    /// The user.
-    pub user_id: i64,
-    /// The user's email (typing frames carry it).
-    pub user_email: String,
-}
+use crate::session::{Session, Step};
 
 /// The frames a client may send.
 #[derive(Deserialize)]
@@ -35,135 +19,163 @@ enum ClientFrame {
     Ping,
     Typing {
         is_typing: bool,
+        #[serde(default)]
+        room: Option<i64>,
     },
     Read {
         msg_id: i64,
+        #[serde(default)]
+        room: Option<i64>,
     },
     Message {
         body: String,
         #[serde(default)]
         client_msg_id: Option<String>,
+        #[serde(default)]
+        room: Option<i64>,
     },
 }
 
-/// Answers one client frame; an `Err` ends the connection.
-pub async fn on_client_frame(
-    socket: &mut WebSocket,
-    member: &Member,
-    text: &str,
-) -> Result<(), axum::Error> {
-    let frame = match serde_json::from_str::<ClientFrame>(text) {
-        Ok(frame) => frame,
-        Err(e) => return error(socket, "invalid_frame", &e.to_string()).await,
-    };
-    match frame {
-        ClientFrame::Ping => send_json(socket, &json!({"type": "pong"})).await,
-        ClientFrame::Typing { is_typing } => {
-            announce(
-                member,
-                BusEvent::Typing {
-                    room: member.room_id,
-                    user_id: member.user_id,
-                    user_email: member.user_email.clone(),
+impl Session {
+    /// Answers one client frame; an `Err` ends the connection.
+    pub(crate) async fn on_client_frame(&mut self, text: &str) -> Step {
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
+            Ok(frame) => frame,
+            Err(e) => return self.error("invalid_frame", &e.to_string()).await,
+        };
+        match frame {
+            ClientFrame::Ping => self.send_json(&json!({"type": "pong"})).await,
+            ClientFrame::Typing { is_typing, room } => {
+                let Some(room) = self.target_room(room).await? else {
+                    return Ok(());
+                };
+                let event = BusEvent::Typing {
+                    room,
+                    user_id: self.user_id,
+                    user_email: self.user_email.clone(),
                     is_typing,
-                },
-            )
-            .await;
-            Ok(())
-        }
-        ClientFrame::Read { msg_id } => {
-            match member
-                .store
-                .mark_read(member.room_id, member.user_id, msg_id)
-                .await
-            {
-                Ok(last_read_msg_id) => {
-                    announce(
-                        member,
-                        BusEvent::Read {
-                            room: member.room_id,
-                            user_id: member.user_id,
+                };
+                self.announce(event).await;
+                Ok(())
+            }
+            ClientFrame::Read { msg_id, room } => {
+                let Some(room) = self.target_room(room).await? else {
+                    return Ok(());
+                };
+                match self
+                    .shared
+                    .store
+                    .mark_read(room, self.user_id, msg_id)
+                    .await
+                {
+                    Ok(last_read_msg_id) => {
+                        let event = BusEvent::Read {
+                            room,
+                            user_id: self.user_id,
                             last_read_msg_id,
-                        },
-                    )
-                    .await;
-                    Ok(())
+                        };
+                        self.announce(event).await;
+                        Ok(())
+                    }
+                    Err(StoreError::NotFound) => {
+                        self.error("not_found", "No such message in this room.")
+                            .await
+                    }
+                    Err(e) => self.unavailable(e).await,
                 }
-                Err(StoreError::NotFound) => {
-                    error(socket, "not_found", "No such message in this room.").await
-                }
-                Err(e) => unavailable(socket, e).await,
             }
-        }
-        ClientFrame::Message {
-            body,
-            client_msg_id,
-        } => send_message(socket, member, body, client_msg_id).await,
-    }
-}
-
-async fn send_message(
-    socket: &mut WebSocket,
-    member: &Member,
-    body: String,
-    client_msg_id: Option<String>,
-) -> Result<(), axum::Error> {
-    if let Some(problem) = message_body_problem(&body) {
-        return error(socket, "invalid", &format!("body: {problem}")).await;
-    }
-    let client_msg_id = client_msg_id.map(|id| id.trim().to_owned());
-    if client_msg_id
-        .as_deref()
-        .is_some_and(|id| id.is_empty() || id.chars().count() > CLIENT_MSG_ID_MAX)
-    {
-        let detail = format!("client_msg_id: 1 to {CLIENT_MSG_ID_MAX} characters.");
-        return error(socket, "invalid", &detail).await;
-    }
-    let posted = member
-        .store
-        .post_message(
-            NewMessage {
-                room_id: member.room_id,
-                sender_id: member.user_id,
+            ClientFrame::Message {
                 body,
-                client_msg_id: client_msg_id.clone(),
-            },
-            Utc::now(),
-        )
-        .await;
-    match posted {
-        Ok((message, created)) => {
-            if created {
-                announce(member, BusEvent::new_message(message.clone())).await;
+                client_msg_id,
+                room,
+            } => {
+                let Some(room) = self.target_room(room).await? else {
+                    return Ok(());
+                };
+                self.send_message(room, body, client_msg_id).await
             }
-            send_json(
-                socket,
-                &json!({"type": "ack", "client_msg_id": client_msg_id, "id": message.id}),
-            )
-            .await
         }
-        // The seat went away since the connection opened.
-        Err(StoreError::NotFound) => Err(axum::Error::new("no longer a member of the room")),
-        Err(e) => unavailable(socket, e).await,
     }
-}
 
-/// Announces a committed change; a failure only delays live delivery (see the API's note).
-async fn announce(member: &Member, event: BusEvent) {
-    if let Err(e) = member.bus.publish(&event).await {
-        tracing::warn!(error = %e, room_id = member.room_id, "bus publish failed");
+    /// The room a frame is about: the connection's own, or the one it names (multiplexed).
+    /// `None` after answering with an error frame.
+    async fn target_room(
+        &mut self,
+        named: Option<i64>,
+    ) -> Result<Option<i64>, crate::session::Ended> {
+        let room = match (self.fixed_room, named) {
+            (Some(fixed), Some(named)) if fixed != named => {
+                self.error("invalid", "This connection follows another room.")
+                    .await?;
+                return Ok(None);
+            }
+            (Some(fixed), _) => fixed,
+            (None, Some(named)) => named,
+            (None, None) => {
+                self.error("invalid", "room: required on the multiplexed connection.")
+                    .await?;
+                return Ok(None);
+            }
+        };
+        if !self.positions.contains_key(&room) {
+            self.error("not_found", "No such room among this connection's rooms.")
+                .await?;
+            return Ok(None);
+        }
+        Ok(Some(room))
     }
-}
 
-async fn error(socket: &mut WebSocket, code: &str, detail: &str) -> Result<(), axum::Error> {
-    send_json(
-        socket,
-        &json!({"type": "error", "code": code, "detail": detail}),
-    )
-    .await
-}
+    async fn send_message(
+        &mut self,
+        room: i64,
+        body: String,
+        client_msg_id: Option<String>,
+    ) -> Step {
+        if let Some(problem) = message_body_problem(&body) {
+            return self.error("invalid", &format!("body: {problem}")).await;
+        }
+        let client_msg_id = client_msg_id.map(|id| id.trim().to_owned());
+        if client_msg_id
+            .as_deref()
+            .is_some_and(|id| id.is_empty() || id.chars().count() > CLIENT_MSG_ID_MAX)
+        {
+            let detail = format!("client_msg_id: 1 to {CLIENT_MSG_ID_MAX} characters.");
+            return self.error("invalid", &detail).await;
+        }
+        let new = NewMessage {
+            room_id: room,
+            sender_id: self.user_id,
+            body,
+            client_msg_id: client_msg_id.clone(),
+        };
+        match self.shared.store.post_message(new, Utc::now()).await {
+            Ok((message, created)) => {
+                let id = message.id;
+                if created {
+                    self.announce(BusEvent::new_message(message)).await;
+                }
+                self.send_json(&json!({"type": "ack", "client_msg_id": client_msg_id, "id": id}))
+                    .await
+            }
+            // The seat went away since the connection opened.
+            Err(StoreError::NotFound) => {
+                self.seat_lost(room).await?;
+                self.error("not_found", "You are no longer a member of this room.")
+                    .await
+            }
+            Err(e) => self.unavailable(e).await,
+        }
+    }
 
-async fn unavailable(socket: &mut WebSocket, e: StoreError) -> Result<(), axum::Error> {
-    tracing::warn!(error = %e, "store call from the gateway failed");
-    error(socket, "unavailable", "Try again shortly.").await
+    /// Announces a committed change; a failure only delays live delivery (see the API's note).
+    async fn announce(&mut self, event: BusEvent) {
+        if let Err(e) = self.shared.bus.publish(&event).await {
+            tracing::warn!(error = %e, room_id = event.room(), "bus publish failed");
+        }
+    }
+
+    async fn unavailable(&mut self, e: StoreError) -> Step {
+        tracing::warn!(error = %e, "store call from the gateway failed");
+        self.error("unavailable", "Try again shortly.").await
+    }
 }

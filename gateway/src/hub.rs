@@ -1,18 +1,24 @@
 //! The hub: this process's one subscription to the bus, fanned out to the connections that
-//! follow each room.
+//! follow each room, and presence changes fanned out to the connections that share a room
+//! with the user who came or went.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chatboard_core::bus::{Bus, BusError, BusEvent, Delivery};
+use chatboard_core::presence::{Presence, PresenceChange};
+use chatboard_core::store::Store;
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 /// What a connection receives from the hub.
 #[derive(Debug, Clone)]
 pub enum Live {
-    /// An event of the room.
+    /// An event of one of its rooms.
     Event(Arc<BusEvent>),
+    /// Someone sharing one of its rooms came or went.
+    Presence(PresenceChange),
     /// Events may have been lost on the way: catch up from the database.
     Resync,
 }
@@ -20,45 +26,75 @@ pub enum Live {
 /// Events a connection may have waiting before it counts as too slow.
 pub const QUEUE: usize = 1024;
 
-type Followers = HashMap<i64, Vec<(u64, mpsc::Sender<Live>)>>;
+/// One connection's entry in a room.
+struct Follower {
+    id: u64,
+    user_id: i64,
+    sender: mpsc::Sender<Live>,
+    too_slow: Arc<AtomicBool>,
+}
+
+impl Follower {
+    /// Queues `live`; false (and the connection marked too slow) when its queue is full.
+    fn offer(&self, live: Live) -> bool {
+        match self.sender.try_send(live) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.too_slow.store(true, Ordering::Relaxed);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
 
 /// Connections by room.
 pub struct Hub {
-    rooms: Mutex<Followers>,
-    next_id: Mutex<u64>,
+    rooms: Mutex<HashMap<i64, Vec<Follower>>>,
+    next_id: AtomicU64,
 }
 
-/// A connection's place in the hub; leaving the room when dropped.
-pub struct Following {
+/// A connection's place in the hub: it leaves every room when dropped.
+pub struct Subscription {
     hub: Arc<Hub>,
-    room_id: i64,
     id: u64,
-    /// The room's events, in bus order.
+    rooms: Vec<i64>,
+    too_slow: Arc<AtomicBool>,
+    /// The rooms' events, in bus order per room.
     pub events: mpsc::Receiver<Live>,
 }
 
-impl Drop for Following {
+impl Subscription {
+    /// Whether the hub found the queue full: the connection must close as too slow.
+    pub fn too_slow(&self) -> bool {
+        self.too_slow.load(Ordering::Relaxed)
+    }
+
+    /// Stops following one room (the user lost the seat).
+    pub fn leave(&mut self, room_id: i64) {
+        self.rooms.retain(|r| *r != room_id);
+        self.hub.remove(self.id, room_id);
+    }
+}
+
+impl Drop for Subscription {
     fn drop(&mut self) {
-        let mut rooms = self
-            .hub
-            .rooms
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(list) = rooms.get_mut(&self.room_id) {
-            list.retain(|(id, _)| *id != self.id);
-            if list.is_empty() {
-                rooms.remove(&self.room_id);
-            }
+        for room_id in &self.rooms {
+            self.hub.remove(self.id, *room_id);
         }
     }
 }
 
 impl Hub {
-    /// Subscribes to the bus and starts dispatching.
-    pub async fn start(bus: Arc<dyn Bus>) -> Result<Arc<Self>, BusError> {
+    /// Subscribes to the bus and to presence changes and starts dispatching.
+    pub async fn start(
+        bus: Arc<dyn Bus>,
+        presence: Arc<dyn Presence>,
+        store: Arc<dyn Store>,
+    ) -> Result<Arc<Self>, BusError> {
         let hub = Arc::new(Hub {
             rooms: Mutex::new(HashMap::new()),
-            next_id: Mutex::new(0),
+            next_id: AtomicU64::new(1),
         });
         let mut stream = bus.subscribe().await?;
         let dispatcher = Arc::downgrade(&hub);
@@ -71,46 +107,116 @@ impl Hub {
             }
             tracing::error!("bus subscription ended");
         });
+        let changes = presence.changes();
+        tokio::spawn(dispatch_presence(Arc::downgrade(&hub), changes, store));
         Ok(hub)
     }
 
-    /// Follows a room from now on.
-    pub fn follow(self: &Arc<Self>, room_id: i64) -> Following {
+    fn rooms(&self) -> MutexGuard<'_, HashMap<i64, Vec<Follower>>> {
+        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Follows `rooms` for `user_id` from now on, with one queue for all of them.
+    pub fn subscribe(self: &Arc<Self>, user_id: i64, rooms: &[i64]) -> Subscription {
         let (sender, events) = mpsc::channel(QUEUE);
-        let id = {
-            let mut next = self.next_id.lock().unwrap_or_else(PoisonError::into_inner);
-            *next += 1;
-            *next
-        };
-        self.rooms
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(room_id)
-            .or_default()
-            .push((id, sender));
-        Following {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let too_slow = Arc::new(AtomicBool::new(false));
+        {
+            let mut map = self.rooms();
+            for room_id in rooms {
+                map.entry(*room_id).or_default().push(Follower {
+                    id,
+                    user_id,
+                    sender: sender.clone(),
+                    too_slow: too_slow.clone(),
+                });
+            }
+        }
+        Subscription {
             hub: self.clone(),
-            room_id,
             id,
+            rooms: rooms.to_vec(),
+            too_slow,
             events,
         }
     }
 
+    fn remove(&self, id: u64, room_id: i64) {
+        let mut rooms = self.rooms();
+        if let Some(list) = rooms.get_mut(&room_id) {
+            list.retain(|f| f.id != id);
+            if list.is_empty() {
+                rooms.remove(&room_id);
+            }
+        }
+    }
+
+    /// Whether any connection follows any room here.
+    fn is_idle(&self) -> bool {
+        self.rooms().is_empty()
+    }
+
     fn dispatch(&self, delivery: Delivery) {
-        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut rooms = self.rooms();
         match delivery {
             Delivery::Event(event) => {
                 let event = Arc::new(event);
                 if let Some(list) = rooms.get_mut(&event.room()) {
-                    // A follower whose queue is full is dropped from the room: its receiver
-                    // then ends, and the connection closes as too slow.
-                    list.retain(|(_, sender)| sender.try_send(Live::Event(event.clone())).is_ok());
+                    // A follower whose queue is full leaves the room and closes as too slow.
+                    list.retain(|f| f.offer(Live::Event(event.clone())));
                 }
             }
             Delivery::Missed => {
+                let mut told = HashSet::new();
                 for list in rooms.values_mut() {
-                    list.retain(|(_, sender)| sender.try_send(Live::Resync).is_ok());
+                    list.retain(|f| !told.insert(f.id) || f.offer(Live::Resync));
                 }
+            }
+        }
+    }
+
+    /// Tells the followers of `room_ids` (once each, never the user themself) about `change`.
+    fn dispatch_change(&self, change: PresenceChange, room_ids: &[i64]) {
+        let mut told = HashSet::new();
+        let mut rooms = self.rooms();
+        for room_id in room_ids {
+            if let Some(list) = rooms.get_mut(room_id) {
+                list.retain(|f| {
+                    f.user_id == change.user_id
+                        || !told.insert(f.id)
+                        || f.offer(Live::Presence(change))
+                });
+            }
+        }
+    }
+}
+
+/// Presence changes go to the connections that share a room with the user.
+async fn dispatch_presence(
+    hub: std::sync::Weak<Hub>,
+    mut changes: broadcast::Receiver<PresenceChange>,
+    store: Arc<dyn Store>,
+) {
+    loop {
+        let change = match changes.recv().await {
+            Ok(change) => change,
+            Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                tracing::warn!(skipped, "presence changes skipped: the gateway fell behind");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let Some(hub) = hub.upgrade() else { return };
+        if hub.is_idle() {
+            continue;
+        }
+        match store.room_positions(change.user_id).await {
+            Ok(positions) => {
+                let room_ids: Vec<i64> = positions.iter().map(|p| p.room_id).collect();
+                hub.dispatch_change(change, &room_ids);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, user_id = change.user_id, "presence: rooms lookup failed")
             }
         }
     }

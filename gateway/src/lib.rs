@@ -1,73 +1,142 @@
 //! The WebSocket gateway: live room events from the bus, with resume from the database.
 //!
-//! So far: the per-room endpoint `GET /ws/rooms/{room_id}/?token=..[&since=..]` (the token may
-//! instead come as the `bearer.<JWT>` subprotocol), the close codes for a bad token, a missing
-//! room and a non-member, the `connection` frame, replay after `since` then live messages with
-//! no gap and no duplicate, edits, deletes, read receipts and typing passed through, client
-//! `message` (stored as a REST post, then acknowledged), `typing`, `read` and `ping` frames, and
-//! the slow-consumer close. Presence, the multiplexed endpoint and the protection limits come
-//! next (see the gateway issue).
+//! Endpoints: `GET /ws/rooms/{room_id}/?token=..[&since=..]` follows one room, `GET /ws/?token=..`
+//! all of the user's rooms (frames carry `room`). The token may instead come as the
+//! `bearer.<JWT>` subprotocol. See API.md for frames and close codes; [`session`] for how a
+//! connection gets every message once, in order.
 
 pub mod client_frames;
-pub mod connection;
 pub mod hub;
+pub mod metrics;
+pub mod session;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chatboard_core::auth::TokenIssuer;
 use chatboard_core::bus::{Bus, BusError};
+use chatboard_core::config::GatewaySettings;
+use chatboard_core::presence::Presence;
 use chatboard_core::store::Store;
 use serde_json::json;
+use tokio::sync::watch;
 
-use crate::client_frames::Member;
-use crate::connection::{close, close_with, follow_room};
 use crate::hub::Hub;
+use crate::metrics::GatewayMetrics;
+use crate::session::{close, close_socket, Position, Session};
 
 /// Largest frame a client may send.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
-/// What the gateway's handlers share.
-#[derive(Clone)]
-pub struct GatewayState {
+/// Initial read buffer per connection; it grows for larger frames. Small, because idle
+/// connections are the common case and tungstenite's default (128 KiB) would dominate memory.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// What every connection shares.
+pub(crate) struct Shared {
     store: Arc<dyn Store>,
     tokens: TokenIssuer,
     bus: Arc<dyn Bus>,
+    presence: Arc<dyn Presence>,
     hub: Arc<Hub>,
+    settings: GatewaySettings,
+    metrics: GatewayMetrics,
+    per_user: Mutex<HashMap<i64, u32>>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// What the gateway's handlers share.
+#[derive(Clone)]
+pub struct GatewayState {
+    shared: Arc<Shared>,
+}
+
+/// What the gateway needs to start.
+pub struct GatewayParts {
+    /// The database the API uses.
+    pub store: Arc<dyn Store>,
+    /// Verifies access tokens.
+    pub tokens: TokenIssuer,
+    /// Where committed changes are announced.
+    pub bus: Arc<dyn Bus>,
+    /// Who is online.
+    pub presence: Arc<dyn Presence>,
+    /// Limits and timings.
+    pub settings: GatewaySettings,
+    /// Where the gateway's metrics are registered (the process's `/metrics`).
+    pub registry: prometheus::Registry,
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The bus subscription failed.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// A metric could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 impl GatewayState {
-    /// Subscribes to the bus and builds the state around the store the API uses.
-    pub async fn start(
-        store: Arc<dyn Store>,
-        tokens: TokenIssuer,
-        bus: Arc<dyn Bus>,
-    ) -> Result<Self, BusError> {
+    /// Subscribes to the bus and presence and builds the state.
+    pub async fn start(parts: GatewayParts) -> Result<Self, StartError> {
+        let hub = Hub::start(
+            parts.bus.clone(),
+            parts.presence.clone(),
+            parts.store.clone(),
+        )
+        .await?;
         Ok(Self {
-            store,
-            tokens,
-            hub: Hub::start(bus.clone()).await?,
-            bus,
+            shared: Arc::new(Shared {
+                store: parts.store,
+                tokens: parts.tokens,
+                bus: parts.bus,
+                presence: parts.presence,
+                hub,
+                settings: parts.settings,
+                metrics: GatewayMetrics::new(parts.registry)?,
+                per_user: Mutex::new(HashMap::new()),
+                shutdown: watch::channel(false).0,
+            }),
         })
+    }
+
+    /// Open connections.
+    pub fn connections(&self) -> i64 {
+        self.shared.metrics.connections.get()
+    }
+
+    /// Closes every connection with 1012 (reconnect elsewhere), waits up to `timeout` for them
+    /// to go, and withdraws this process's presence entries.
+    pub async fn shut_down(&self, timeout: std::time::Duration) {
+        self.shared.shutdown.send_replace(true);
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.shared.presence.withdraw().await;
     }
 }
 
 /// The gateway's routes (with and without the trailing slash).
 pub fn router(state: GatewayState) -> Router {
     Router::new()
+        .route("/ws", get(user_socket))
+        .route("/ws/", get(user_socket))
         .route("/ws/rooms/{room_id}", get(room_socket))
         .route("/ws/rooms/{room_id}/", get(room_socket))
         .with_state(state)
 }
 
-/// `/health/live` and `/health/ready` (database and bus), for the gateway's own binary; in the
-/// single-node binary the API's health routes answer for the whole process.
+/// `/health/live`, `/health/ready` (database and bus) and `/metrics`, for the gateway's own
+/// binary; in the single-node binary the API's routes answer for the whole process.
 pub fn health_router(state: GatewayState) -> Router {
     Router::new()
         .route(
@@ -75,34 +144,48 @@ pub fn health_router(state: GatewayState) -> Router {
             get(|| async { Json(json!({"status": "ok"})) }),
         )
         .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
+async fn metrics(State(state): State<GatewayState>) -> Response {
+    match state.shared.metrics.render() {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics rendering failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
 async fn ready(State(state): State<GatewayState>) -> (StatusCode, Json<serde_json::Value>) {
+    let shared = &state.shared;
     let timeout = std::time::Duration::from_secs(2);
     let verdict = |ok: Option<bool>| match ok {
         Some(true) => "ok",
         Some(false) => "error",
         None => "timeout",
     };
-    let database = tokio::time::timeout(timeout, state.store.ping())
+    let database = tokio::time::timeout(timeout, shared.store.ping())
         .await
         .ok()
         .map(|r| r.is_ok());
-    let bus = tokio::time::timeout(timeout, state.bus.ping())
+    let bus = tokio::time::timeout(timeout, shared.bus.ping())
         .await
         .ok()
         .map(|r| r.is_ok());
-    let checks = json!({"database": verdict(database), state.bus.kind(): verdict(bus)});
-    if database == Some(true) && bus == Some(true) {
+    let checks = json!({"database": verdict(database), shared.bus.kind(): verdict(bus)});
+    let draining = *shared.shutdown.borrow();
+    if database == Some(true) && bus == Some(true) && !draining {
         (
             StatusCode::OK,
             Json(json!({"status": "ok", "checks": checks})),
         )
     } else {
+        let status = if draining { "draining" } else { "unavailable" };
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "checks": checks})),
+            Json(json!({"status": status, "checks": checks})),
         )
     }
 }
@@ -110,13 +193,12 @@ async fn ready(State(state): State<GatewayState>) -> (StatusCode, Json<serde_jso
 /// The subprotocol prefix that carries the token outside the URL.
 const BEARER_PROTOCOL: &str = "bearer.";
 
-async fn room_socket(
-    State(state): State<GatewayState>,
-    Path(room): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+/// The token (query or subprotocol) and the upgrade, configured for our limits.
+fn prepare(
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
     upgrade: WebSocketUpgrade,
-) -> Response {
+) -> (Option<String>, WebSocketUpgrade) {
     let offered: Vec<String> = headers
         .get_all("sec-websocket-protocol")
         .iter()
@@ -126,51 +208,309 @@ async fn room_socket(
     let from_protocol = offered
         .iter()
         .find_map(|p| p.strip_prefix(BEARER_PROTOCOL).map(str::to_owned));
-    let token = query.get("token").cloned().or(from_protocol.clone());
-    let since = query.get("since").and_then(|s| s.parse::<i64>().ok());
+    let token = query.get("token").cloned().or(from_protocol);
     let mut upgrade = upgrade
         .max_frame_size(MAX_FRAME_BYTES)
-        .max_message_size(MAX_FRAME_BYTES);
+        .max_message_size(MAX_FRAME_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        // Write each frame straight away: nothing is gained by holding frames back.
+        .write_buffer_size(0);
     if let Some(p) = offered.iter().find(|p| p.starts_with(BEARER_PROTOCOL)) {
         // Echo the protocol the token came in, as browsers require.
         upgrade = upgrade.protocols([p.clone()]);
     }
+    (token, upgrade)
+}
+
+/// A user's connection slot on this process, given back when dropped.
+struct Slot {
+    shared: Arc<Shared>,
+    user_id: i64,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.metrics.connections.dec();
+        let mut per_user = self
+            .shared
+            .per_user
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = per_user.get_mut(&self.user_id) {
+            *count -= 1;
+            if *count == 0 {
+                per_user.remove(&self.user_id);
+            }
+        }
+    }
+}
+
+/// Who the token names, with a slot under the per-user cap; `None` after closing the socket.
+async fn admit(
+    shared: &Arc<Shared>,
+    socket: WebSocket,
+    token: Option<&str>,
+) -> Result<(WebSocket, i64, String, Slot), ()> {
+    let user_id = match token.map(|t| shared.tokens.verify_access(t)) {
+        Some(Ok(claims)) => claims.user_id,
+        _ => {
+            close_socket(
+                socket,
+                shared,
+                close::UNAUTHENTICATED,
+                "unauthenticated",
+                "unauthenticated",
+            )
+            .await;
+            return Err(());
+        }
+    };
+    if *shared.shutdown.borrow() {
+        close_socket(
+            socket,
+            shared,
+            close::RESTARTING,
+            "server restarting",
+            "shutdown",
+        )
+        .await;
+        return Err(());
+    }
+    let user_email = match shared.store.user_by_id(user_id).await {
+        Ok(Some(user)) => user.email,
+        Ok(None) => {
+            close_socket(
+                socket,
+                shared,
+                close::UNAUTHENTICATED,
+                "unknown account",
+                "unauthenticated",
+            )
+            .await;
+            return Err(());
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "account lookup failed");
+            close_socket(
+                socket,
+                shared,
+                close::SERVER_ERROR,
+                "try again",
+                "server_error",
+            )
+            .await;
+            return Err(());
+        }
+    };
+    let cap = shared.settings.max_connections_per_user;
+    let admitted = {
+        let mut per_user = shared
+            .per_user
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let count = per_user.entry(user_id).or_insert(0);
+        if cap > 0 && *count >= cap {
+            false
+        } else {
+            *count += 1;
+            true
+        }
+    };
+    if !admitted {
+        close_socket(
+            socket,
+            shared,
+            close::POLICY,
+            "too many connections",
+            "too_many_connections",
+        )
+        .await;
+        return Err(());
+    }
+    shared.metrics.connections.inc();
+    let slot = Slot {
+        shared: shared.clone(),
+        user_id,
+    };
+    Ok((socket, user_id, user_email, slot))
+}
+
+/// Runs an admitted session with the user counted as present.
+async fn serve(session: Session, replay: bool, slot: Slot) {
+    let (presence, user_id) = (session.shared.presence.clone(), session.user_id);
+    presence.connected(user_id).await;
+    session.run(replay).await;
+    presence.disconnected(user_id).await;
+    drop(slot);
+}
+
+async fn room_socket(
+    State(state): State<GatewayState>,
+    Path(room): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let (token, upgrade) = prepare(&query, &headers, upgrade);
+    let since = query.get("since").and_then(|s| s.parse::<i64>().ok());
+    let shared = state.shared;
     upgrade.on_upgrade(move |socket| async move {
-        let user_id = match token.as_deref().map(|t| state.tokens.verify_access(t)) {
-            Some(Ok(claims)) => claims.user_id,
-            _ => return close_with(socket, close::UNAUTHENTICATED, "unauthenticated").await,
+        let Ok((socket, user_id, user_email, slot)) =
+            admit(&shared, socket, token.as_deref()).await
+        else {
+            return;
         };
         let Ok(room_id) = room.parse::<i64>() else {
-            return close_with(socket, close::NO_ROOM, "no such room").await;
+            return close_socket(socket, &shared, close::NO_ROOM, "no such room", "no_room").await;
         };
-        let access = match state.store.room_access(room_id, user_id).await {
-            Ok(Some(access)) => access,
-            Ok(None) => return close_with(socket, close::NO_ROOM, "no such room").await,
+        match shared.store.room_access(room_id, user_id).await {
+            Ok(Some(access)) if access.is_member => {}
+            Ok(Some(_)) => {
+                return close_socket(
+                    socket,
+                    &shared,
+                    close::NOT_MEMBER,
+                    "not a member",
+                    "not_member",
+                )
+                .await
+            }
+            Ok(None) => {
+                return close_socket(socket, &shared, close::NO_ROOM, "no such room", "no_room")
+                    .await
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "room check failed");
-                return close_with(socket, 1011, "try again").await;
+                return close_socket(
+                    socket,
+                    &shared,
+                    close::SERVER_ERROR,
+                    "try again",
+                    "server_error",
+                )
+                .await;
             }
-        };
-        if !access.is_member {
-            return close_with(socket, close::NOT_MEMBER, "not a member").await;
         }
-        let user_email = match state.store.user_by_id(user_id).await {
-            Ok(Some(user)) => user.email,
-            Ok(None) => return close_with(socket, close::UNAUTHENTICATED, "unknown account").await,
+        // Follow first, then read where the room stands: nothing can fall between the two.
+        let subscription = shared.hub.subscribe(user_id, &[room_id]);
+        let version = match shared.store.page_version(room_id, user_id).await {
+            Ok(Some(version)) => version,
+            Ok(None) => {
+                return close_socket(
+                    socket,
+                    &shared,
+                    close::NOT_MEMBER,
+                    "not a member",
+                    "not_member",
+                )
+                .await
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "account lookup failed");
-                return close_with(socket, 1011, "try again").await;
+                tracing::warn!(error = %e, room_id, "reading the room's position failed");
+                return close_socket(
+                    socket,
+                    &shared,
+                    close::SERVER_ERROR,
+                    "try again",
+                    "server_error",
+                )
+                .await;
             }
         };
-        let member = Member {
-            store: state.store.clone(),
-            bus: state.bus.clone(),
-            room_id,
+        // Without `since`, the client wants what comes next: start after the newest message as
+        // it stands now. With it, the replay sets the position; if there is nothing to replay
+        // the room's newest seq is the one to expect next after.
+        let position = match since {
+            Some(id) if id < version.last_msg_id.unwrap_or(0) => Position {
+                last_id: id,
+                last_seq: None,
+            },
+            Some(id) => Position {
+                last_id: id,
+                last_seq: Some(version.last_seq),
+            },
+            None => Position {
+                last_id: version.last_msg_id.unwrap_or(0),
+                last_seq: Some(version.last_seq),
+            },
+        };
+        let session = Session {
+            socket,
+            shared: shared.clone(),
             user_id,
             user_email,
+            fixed_room: Some(room_id),
+            positions: HashMap::from([(room_id, position)]),
+            subscription,
         };
-        // Follow first, then read the database: nothing can fall between the two.
-        let following = state.hub.follow(room_id);
-        follow_room(socket, member, following, since).await;
+        serve(session, since.is_some(), slot).await;
+    })
+}
+
+async fn user_socket(
+    State(state): State<GatewayState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let (token, upgrade) = prepare(&query, &headers, upgrade);
+    let shared = state.shared;
+    upgrade.on_upgrade(move |socket| async move {
+        let Ok((socket, user_id, user_email, slot)) =
+            admit(&shared, socket, token.as_deref()).await
+        else {
+            return;
+        };
+        let rooms = match shared.store.room_positions(user_id).await {
+            Ok(rooms) => rooms.iter().map(|r| r.room_id).collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::warn!(error = %e, "rooms lookup failed");
+                return close_socket(
+                    socket,
+                    &shared,
+                    close::SERVER_ERROR,
+                    "try again",
+                    "server_error",
+                )
+                .await;
+            }
+        };
+        // Follow first, then read where the rooms stand (rooms joined in between are picked up
+        // by the next connection).
+        let subscription = shared.hub.subscribe(user_id, &rooms);
+        let positions = match shared.store.room_positions(user_id).await {
+            Ok(now) => now
+                .into_iter()
+                .filter(|r| rooms.contains(&r.room_id))
+                .map(|r| {
+                    let at = Position {
+                        last_id: r.last_msg_id.unwrap_or(0),
+                        last_seq: Some(r.last_seq),
+                    };
+                    (r.room_id, at)
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "rooms lookup failed");
+                return close_socket(
+                    socket,
+                    &shared,
+                    close::SERVER_ERROR,
+                    "try again",
+                    "server_error",
+                )
+                .await;
+            }
+        };
+        let session = Session {
+            socket,
+            shared: shared.clone(),
+            user_id,
+            user_email,
+            fixed_room: None,
+            positions,
+            subscription,
+        };
+        serve(session, false, slot).await;
     })
 }

@@ -7,6 +7,9 @@ use anyhow::Context;
 use chatboard_core::auth::TokenIssuer;
 use chatboard_core::bus::NatsBus;
 use chatboard_core::config::{redact_url, Config, Env};
+use chatboard_core::presence::{NatsPresence, PresenceSettings};
+use gateway::session::DRAIN_TIMEOUT;
+use gateway::{GatewayParts, GatewayState};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -25,18 +28,39 @@ async fn main() -> anyhow::Result<()> {
         config.access_token_ttl,
         config.refresh_token_ttl,
     );
-    let state = gateway::GatewayState::start(store.clone(), tokens, Arc::new(bus))
-        .await
-        .context("subscribing to NATS")?;
-    let app = gateway::router(state.clone()).merge(gateway::health_router(state));
+    let presence = NatsPresence::start(
+        bus.client(),
+        &config.nats_prefix,
+        PresenceSettings {
+            ttl: config.gateway.presence_ttl,
+        },
+    )
+    .await
+    .context("opening the presence bucket in NATS")?;
+    let state = GatewayState::start(GatewayParts {
+        store: store.clone(),
+        tokens,
+        bus: Arc::new(bus),
+        presence: Arc::new(presence),
+        settings: config.gateway,
+        registry: prometheus::Registry::new(),
+    })
+    .await
+    .context("starting the gateway")?;
+    let app = gateway::router(state.clone()).merge(gateway::health_router(state.clone()));
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {} (CHATBOARD_ADDR)", config.addr))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "gateway listening on ws://{addr}/ws/rooms/{{room_id}}/");
     println!("ChatBoard gateway is running at ws://{addr}/");
+    let draining = state.clone();
     axum::serve(listener, app)
-        .with_graceful_shutdown(chatboard_core::shutdown::signal())
+        .with_graceful_shutdown(async move {
+            chatboard_core::shutdown::signal().await;
+            // Close every socket with 1012 so clients reconnect to another replica.
+            draining.shut_down(DRAIN_TIMEOUT).await;
+        })
         .await?;
     store.close().await;
     Ok(())

@@ -61,6 +61,11 @@ impl NatsBus {
         })
     }
 
+    /// The underlying connection (presence shares it).
+    pub fn client(&self) -> async_nats::Client {
+        self.client.clone()
+    }
+
     /// Deletes the stream (tests clean up after themselves with it).
     pub async fn delete_stream(&self) -> Result<(), BusError> {
         self.jetstream

@@ -284,6 +284,10 @@ pub trait RoomStore: Send + Sync {
     async fn remove_room_member(&self, room_id: i64, user_id: i64) -> StoreResult<bool>;
     /// The members, in joining order.
     async fn room_members(&self, room_id: i64) -> StoreResult<Vec<RoomMember>>;
+    /// Every room the user sits in, with its newest message (what a live connection starts from).
+    async fn room_positions(&self, user_id: i64) -> StoreResult<Vec<RoomPosition>>;
+    /// Ids of the other users who share a room with the user (only `room`, when given).
+    async fn room_mates(&self, user_id: i64, room: Option<i64>) -> StoreResult<Vec<i64>>;
     /// Moves a member's read pointer forward to `msg_id` (never back) and returns where it
     /// stands; `NotFound` when the message is not in the room or the user is not a member.
     async fn mark_read(&self, room_id: i64, user_id: i64, msg_id: i64) -> StoreResult<i64>;
@@ -323,6 +327,19 @@ pub struct PageVersion {
     pub last_msg_id: Option<i64>,
     /// Count of edits and deletes so far.
     pub edit_version: i64,
+    /// Seq of the newest message (0 in an empty room).
+    pub last_seq: i64,
+}
+
+/// Where a room stands, for a connection that starts following it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomPosition {
+    /// Room id.
+    pub room_id: i64,
+    /// Newest message id, if any.
+    pub last_msg_id: Option<i64>,
+    /// Its seq (0 in an empty room).
+    pub last_seq: i64,
 }
 
 /// Messages. Every call is scoped to a room; callers check membership for reads, and

@@ -106,15 +106,15 @@ impl MessageStore for SqlStore {
     }
 
     async fn page_version(&self, room_id: i64, reader: i64) -> StoreResult<Option<PageVersion>> {
-        let row: Option<(Option<i64>, i64)> = sqlx::query_as(
-            "SELECT r.last_msg_id, r.edit_version FROM rooms r WHERE r.id = $1 \
+        let row: Option<(Option<i64>, i64, i64)> = sqlx::query_as(
+            "SELECT r.last_msg_id, r.edit_version, r.last_seq FROM rooms r WHERE r.id = $1 \
                AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2)",
         )
         .bind(room_id)
         .bind(reader)
         .fetch_optional(&self.read)
         .await?;
-        Ok(row.map(|(last_msg_id, edit_version)| PageVersion { last_msg_id, edit_version }))
+        Ok(row.map(|(last_msg_id, edit_version, last_seq)| PageVersion { last_msg_id, edit_version, last_seq }))
     }
 
     async fn message(&self, room_id: i64, msg_id: i64) -> StoreResult<Option<Message>> {

@@ -6,7 +6,7 @@ use super::rows::*;
 use crate::events::{EventType, NewEvent, OutboxEvent};
 use crate::model::{AccessLevel, Invite, Message, OrgMember, OrgView, Role, Room, RoomMember, UnreadCount, User};
 use crate::store::{
-    Engine, JoinVia, MessageStore, NewInvite, NewMessage, NewRoom, NewUser, OrgStore, OutboxStore, PageCursor, PageVersion,
+    Engine, JoinVia, MessageStore, NewInvite, NewMessage, NewRoom, NewUser, OrgStore, OutboxStore, PageCursor, PageVersion, RoomPosition,
     ProfilePatch, RefreshOutcome, RoomAccess, RoomPatch, RoomStore, SessionStore, Store, StoreError, StoreResult,
     UserStore,
 };

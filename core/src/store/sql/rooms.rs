@@ -299,6 +299,33 @@ impl RoomStore for SqlStore {
         rows.into_iter().map(RoomMember::try_from).collect()
     }
 
+    async fn room_positions(&self, user_id: i64) -> StoreResult<Vec<RoomPosition>> {
+        let rows: Vec<(i64, Option<i64>, i64)> = sqlx::query_as(
+            "SELECT r.id, r.last_msg_id, r.last_seq FROM room_members rm \
+             JOIN rooms r ON r.id = rm.room_id WHERE rm.user_id = $1 ORDER BY r.id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(room_id, last_msg_id, last_seq)| RoomPosition { room_id, last_msg_id, last_seq })
+            .collect())
+    }
+
+    async fn room_mates(&self, user_id: i64, room: Option<i64>) -> StoreResult<Vec<i64>> {
+        let rows: Vec<(i64,)> = sqlx::query_as(
+            "SELECT DISTINCT other.user_id FROM room_members mine \
+             JOIN room_members other ON other.room_id = mine.room_id AND other.user_id <> mine.user_id \
+             WHERE mine.user_id = $1 AND ($2 IS NULL OR mine.room_id = $2)",
+        )
+        .bind(user_id)
+        .bind(room)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
     async fn mark_read(&self, room_id: i64, user_id: i64, msg_id: i64) -> StoreResult<i64> {
         let message: Option<(i64,)> = sqlx::query_as("SELECT seq FROM messages WHERE room_id = $1 AND id = $2")
             .bind(room_id)

@@ -1,0 +1,338 @@
+//! Presence across processes: a NATS KV bucket with one key per (user, process).
+//!
+//! A process puts `<user id>.<process id>` when a user's first connection to it opens, deletes
+//! it when the last one closes, and re-puts all of its keys every third of the bucket's TTL so
+//! they outlive it only while the process is alive: a process that dies without cleaning up
+//! drops out of everybody's view one TTL later. Every process watches the bucket and keeps a
+//! mirror of the other processes' keys; its own users it knows first-hand.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, kv};
+use async_trait::async_trait;
+use futures::StreamExt;
+use rand::distributions::{Alphanumeric, DistString};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use super::{Presence, PresenceChange, CHANGES_QUEUE};
+use crate::bus::BusError;
+
+/// How presence is kept in NATS.
+#[derive(Debug, Clone, Copy)]
+pub struct PresenceSettings {
+    /// How long a process's entries outlive its last refresh.
+    pub ttl: Duration,
+}
+
+impl Default for PresenceSettings {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Keys refreshed at once.
+const REFRESH_CONCURRENCY: usize = 64;
+
+/// Who is connected where, as this process knows it.
+#[derive(Default)]
+struct View {
+    /// This process's connections per user.
+    mine: HashMap<i64, usize>,
+    /// Other processes holding a user, with when their entry was last written.
+    others: HashMap<i64, HashMap<String, Instant>>,
+}
+
+impl View {
+    fn is_online(&self, user_id: i64) -> bool {
+        self.mine.contains_key(&user_id) || self.others.contains_key(&user_id)
+    }
+}
+
+struct Shared {
+    client: async_nats::Client,
+    bucket: String,
+    kv: kv::Store,
+    process: String,
+    ttl: Duration,
+    view: Mutex<View>,
+    changes: broadcast::Sender<PresenceChange>,
+}
+
+impl Shared {
+    fn view(&self) -> MutexGuard<'_, View> {
+        self.view.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies `change` to the view and reports the user's transition, if any.
+    fn update(&self, user_id: i64, change: impl FnOnce(&mut View)) {
+        let (before, after) = {
+            let mut view = self.view();
+            let before = view.is_online(user_id);
+            change(&mut view);
+            (before, view.is_online(user_id))
+        };
+        if before != after {
+            let _ = self.changes.send(PresenceChange {
+                user_id,
+                online: after,
+            });
+        }
+    }
+
+    fn key(&self, user_id: i64) -> String {
+        format!("{user_id}.{}", self.process)
+    }
+
+    async fn put(&self, user_id: i64) {
+        if let Err(e) = self.kv.put(self.key(user_id), "1".into()).await {
+            tracing::warn!(error = %e, user_id, "presence put failed; the next refresh retries");
+        }
+    }
+
+    /// Another process's entry changed.
+    fn on_entry(&self, entry: kv::Entry) {
+        let Some((user, process)) = entry.key.split_once('.') else {
+            return;
+        };
+        let Ok(user_id) = user.parse::<i64>() else {
+            return;
+        };
+        if process == self.process {
+            return; // our own: known first-hand
+        }
+        let process = process.to_owned();
+        match entry.operation {
+            kv::Operation::Put => {
+                // Date the entry by when it was written, so a replayed old one expires on time.
+                let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+                let age_ns = (i128::from(now_ns) - entry.created.unix_timestamp_nanos()).max(0);
+                let age = Duration::from_nanos(u64::try_from(age_ns).unwrap_or(u64::MAX));
+                if age >= self.ttl {
+                    return;
+                }
+                let written = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+                self.update(user_id, |view| {
+                    view.others
+                        .entry(user_id)
+                        .or_default()
+                        .insert(process, written);
+                });
+            }
+            kv::Operation::Delete | kv::Operation::Purge => {
+                self.update(user_id, |view| remove_other(view, user_id, &process));
+            }
+        }
+    }
+
+    /// Forgets other processes' entries that were not refreshed in time.
+    fn sweep(&self) {
+        let cutoff = Instant::now().checked_sub(self.ttl);
+        let Some(cutoff) = cutoff else { return };
+        let stale: Vec<(i64, String)> = self
+            .view()
+            .others
+            .iter()
+            .flat_map(|(user, processes)| {
+                processes
+                    .iter()
+                    .filter(|(_, written)| **written < cutoff)
+                    .map(|(process, _)| (*user, process.clone()))
+            })
+            .collect();
+        for (user_id, process) in stale {
+            self.update(user_id, |view| remove_other(view, user_id, &process));
+        }
+    }
+}
+
+fn remove_other(view: &mut View, user_id: i64, process: &str) {
+    if let Some(processes) = view.others.get_mut(&user_id) {
+        processes.remove(process);
+        if processes.is_empty() {
+            view.others.remove(&user_id);
+        }
+    }
+}
+
+/// Presence kept in a NATS KV bucket `<PREFIX>_PRESENCE`.
+pub struct NatsPresence {
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for NatsPresence {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(e.to_string())
+}
+
+impl NatsPresence {
+    /// Opens (or creates) the bucket and starts mirroring it.
+    pub async fn start(
+        client: async_nats::Client,
+        prefix: &str,
+        settings: PresenceSettings,
+    ) -> Result<Self, BusError> {
+        let jetstream = jetstream::new(client.clone());
+        let bucket = format!(
+            "{}_PRESENCE",
+            prefix.to_uppercase().replace(['.', '-'], "_")
+        );
+        // The bucket's stream is created directly, as the KV conventions lay it out: the
+        // client's own `create_key_value` first queries account limits in a form that servers
+        // before 2.10 do not answer.
+        let stream = jetstream::stream::Config {
+            name: format!("KV_{bucket}"),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
+            max_age: settings.ttl,
+            storage: jetstream::stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: jetstream::stream::DiscardPolicy::New,
+            num_replicas: 1,
+            ..Default::default()
+        };
+        if let Err(create) = jetstream.get_or_create_stream(stream).await {
+            return Err(unavailable(format!("presence bucket {bucket}: {create}")));
+        }
+        let kv = jetstream
+            .get_key_value(&bucket)
+            .await
+            .map_err(|e| unavailable(format!("presence bucket {bucket}: {e}")))?;
+        let shared = Arc::new(Shared {
+            client,
+            bucket,
+            kv,
+            process: Alphanumeric.sample_string(&mut rand::thread_rng(), 12),
+            ttl: settings.ttl,
+            view: Mutex::new(View::default()),
+            changes: broadcast::channel(CHANGES_QUEUE).0,
+        });
+        let period = (settings.ttl / 3).max(Duration::from_millis(200));
+        let tasks = vec![
+            tokio::spawn(watch(shared.clone())),
+            tokio::spawn(refresh_and_sweep(shared.clone(), period)),
+        ];
+        Ok(Self { shared, tasks })
+    }
+}
+
+impl NatsPresence {
+    /// Deletes the bucket (tests clean up after themselves with it).
+    pub async fn delete_bucket(&self) -> Result<(), BusError> {
+        let jetstream = jetstream::new(self.shared.client.clone());
+        jetstream
+            .delete_key_value(&self.shared.bucket)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// Mirrors the bucket, watching again whenever the watch ends (NATS restarted).
+async fn watch(shared: Arc<Shared>) {
+    loop {
+        match shared.kv.watch_with_history(">").await {
+            Ok(mut entries) => {
+                while let Some(entry) = entries.next().await {
+                    match entry {
+                        Ok(entry) => shared.on_entry(entry),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "presence watch failed");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot watch the presence bucket"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Keeps this process's entries alive and drops others' that were not.
+async fn refresh_and_sweep(shared: Arc<Shared>, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let users: Vec<i64> = shared.view().mine.keys().copied().collect();
+        futures::stream::iter(users)
+            .for_each_concurrent(REFRESH_CONCURRENCY, |user_id| {
+                let shared = shared.clone();
+                async move { shared.put(user_id).await }
+            })
+            .await;
+        shared.sweep();
+    }
+}
+
+#[async_trait]
+impl Presence for NatsPresence {
+    async fn connected(&self, user_id: i64) {
+        let mut first = false;
+        self.shared.update(user_id, |view| {
+            let count = view.mine.entry(user_id).or_insert(0);
+            *count += 1;
+            first = *count == 1;
+        });
+        if first {
+            self.shared.put(user_id).await;
+        }
+    }
+
+    async fn disconnected(&self, user_id: i64) {
+        let mut last = false;
+        self.shared.update(user_id, |view| {
+            if let Some(count) = view.mine.get_mut(&user_id) {
+                *count -= 1;
+                if *count == 0 {
+                    view.mine.remove(&user_id);
+                    last = true;
+                }
+            }
+        });
+        if last {
+            if let Err(e) = self.shared.kv.delete(self.shared.key(user_id)).await {
+                tracing::warn!(error = %e, user_id, "presence delete failed; the entry expires");
+            }
+        }
+    }
+
+    fn online(&self, user_ids: &[i64]) -> Vec<i64> {
+        let view = self.shared.view();
+        user_ids
+            .iter()
+            .copied()
+            .filter(|id| view.is_online(*id))
+            .collect()
+    }
+
+    fn changes(&self) -> broadcast::Receiver<PresenceChange> {
+        self.shared.changes.subscribe()
+    }
+
+    async fn withdraw(&self) {
+        let users: Vec<i64> = std::mem::take(&mut self.shared.view().mine)
+            .into_keys()
+            .collect();
+        futures::stream::iter(users)
+            .for_each_concurrent(REFRESH_CONCURRENCY, |user_id| async move {
+                let _ = self.shared.kv.delete(self.shared.key(user_id)).await;
+            })
+            .await;
+    }
+}

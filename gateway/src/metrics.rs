@@ -1,0 +1,91 @@
+//! Prometheus metrics of the gateway (`chatboard_ws_` prefix, base units).
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// The gateway's metrics.
+pub struct GatewayMetrics {
+    registry: Registry,
+    /// Open WebSocket connections.
+    pub connections: IntGauge,
+    /// Frames received from clients.
+    pub frames_in: IntCounter,
+    /// Frames sent to clients.
+    pub frames_out: IntCounter,
+    /// Message frames delivered (live and replayed).
+    pub deliveries: IntCounter,
+    /// Commit-to-socket-write latency of live messages.
+    pub fanout_seconds: Histogram,
+    closes: IntCounterVec,
+}
+
+/// Fan-out latency buckets in seconds, from 0.5 ms to 5 s.
+const FANOUT_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+impl GatewayMetrics {
+    /// Creates the metrics and registers them in `registry` (the process's `/metrics`).
+    pub fn new(registry: Registry) -> Result<Self, prometheus::Error> {
+        let connections = IntGauge::new(
+            "chatboard_ws_connections",
+            "Open WebSocket connections on this gateway.",
+        )?;
+        let frames_in = IntCounter::new(
+            "chatboard_ws_frames_in_total",
+            "Frames received from WebSocket clients.",
+        )?;
+        let frames_out = IntCounter::new(
+            "chatboard_ws_frames_out_total",
+            "Frames sent to WebSocket clients.",
+        )?;
+        let deliveries = IntCounter::new(
+            "chatboard_ws_deliveries_total",
+            "Message frames delivered to WebSocket clients (live and replayed).",
+        )?;
+        let fanout_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "chatboard_ws_fanout_seconds",
+                "Latency from a message's commit to its write on a WebSocket, live deliveries only.",
+            )
+            .buckets(FANOUT_BUCKETS.to_vec()),
+        )?;
+        let closes = IntCounterVec::new(
+            Opts::new(
+                "chatboard_ws_closes_total",
+                "Connections closed by the gateway, by reason (slow_consumer, rate_limit, \
+                 dead_peer, shutdown, too_many_connections, unauthenticated, not_member, no_room).",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(frames_in.clone()))?;
+        registry.register(Box::new(frames_out.clone()))?;
+        registry.register(Box::new(deliveries.clone()))?;
+        registry.register(Box::new(fanout_seconds.clone()))?;
+        registry.register(Box::new(closes.clone()))?;
+        Ok(Self {
+            registry,
+            connections,
+            frames_in,
+            frames_out,
+            deliveries,
+            fanout_seconds,
+            closes,
+        })
+    }
+
+    /// Counts a connection the gateway closed, by reason.
+    pub fn closed(&self, reason: &str) {
+        self.closes.with_label_values(&[reason]).inc();
+    }
+
+    /// The text exposition of every metric in the registry.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+}

@@ -1,0 +1,382 @@
+//! One WebSocket connection following one room (`/ws/rooms/{id}/`) or all of its user's rooms
+//! (`/ws/`): replay from the database, live events from the hub, presence, client frames and
+//! the protections (frame rate, heartbeat, slow consumer, shutdown).
+//!
+//! The connection follows its rooms on the hub *before* reading where they stand, so every
+//! message is either in the replay or arrives live (or both, and ids drop the copy). Live
+//! messages carry their seq, the room's gapless count: a seq beyond the next one means a message
+//! was committed but its announcement is late or lost, and the database, which has it, fills
+//! the gap first. So each room's messages reach the socket once each, in id order.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
+use chatboard_core::bus::BusEvent;
+use chatboard_core::model::Message;
+use chatboard_core::presence::PresenceChange;
+use chatboard_core::store::PageCursor;
+use chrono::Utc;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde_json::json;
+
+use crate::hub::{Live, Subscription};
+use crate::Shared;
+
+/// Close codes of the protocol (API.md).
+pub mod close {
+    /// Missing, invalid or expired token.
+    pub const UNAUTHENTICATED: u16 = 4001;
+    /// Not a member of the room.
+    pub const NOT_MEMBER: u16 = 4003;
+    /// No such room.
+    pub const NO_ROOM: u16 = 4004;
+    /// Too many frames, too many connections, or a protocol violation.
+    pub const POLICY: u16 = 4008;
+    /// The client reads too slowly.
+    pub const TOO_SLOW: u16 = 4009;
+    /// The server is going away: reconnect (to another gateway).
+    pub const RESTARTING: u16 = 1012;
+    /// The server failed: try again.
+    pub const SERVER_ERROR: u16 = 1011;
+}
+
+/// Client frames allowed per second per connection (and as a burst).
+pub const FRAMES_PER_SECOND: u32 = 20;
+
+/// Messages read from the database per page while catching up.
+const CATCH_UP_PAGE: u32 = 100;
+
+/// The connection is over (the socket failed or was closed); nothing more to send.
+#[derive(Debug)]
+pub(crate) struct Ended;
+
+/// What a step of the connection yields: go on, or stop.
+pub(crate) type Step = Result<(), Ended>;
+
+/// Where a connection stands in a room.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Position {
+    /// Newest message id delivered (or the start point).
+    pub last_id: i64,
+    /// Its seq, once known.
+    pub last_seq: Option<i64>,
+}
+
+/// Sends a close frame on a socket that has no session yet.
+pub(crate) async fn close_socket(
+    mut socket: WebSocket,
+    shared: &Shared,
+    code: u16,
+    reason: &'static str,
+    metric: &str,
+) {
+    shared.metrics.closed(metric);
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    let _ = socket.send(WsMessage::Close(Some(frame))).await;
+}
+
+/// One authenticated connection.
+pub(crate) struct Session {
+    pub(crate) socket: WebSocket,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) user_id: i64,
+    pub(crate) user_email: String,
+    /// The room of a per-room connection; `None` on the multiplexed endpoint.
+    pub(crate) fixed_room: Option<i64>,
+    pub(crate) positions: HashMap<i64, Position>,
+    pub(crate) subscription: Subscription,
+}
+
+impl Session {
+    /// Greets, replays, then serves the connection until it ends.
+    pub(crate) async fn run(mut self, replay: bool) {
+        let mut shutdown = self.shared.shutdown.subscribe();
+        let hello = json!({
+            "type": "connection",
+            "room": self.fixed_room,
+            "user_id": self.user_id,
+            "user_email": self.user_email,
+        });
+        if self.send_json(&hello).await.is_err() || self.send_presence_snapshot().await.is_err() {
+            return;
+        }
+        if replay {
+            let rooms: Vec<i64> = self.positions.keys().copied().collect();
+            for room_id in rooms {
+                if self.catch_up(room_id).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let ping_every = self.shared.settings.ping_interval;
+        let mut heartbeat =
+            tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let limiter = frame_limiter();
+        let mut last_heard = Instant::now();
+        loop {
+            if *shutdown.borrow_and_update() {
+                return self
+                    .close(close::RESTARTING, "server restarting", "shutdown")
+                    .await;
+            }
+            let step = tokio::select! {
+                changed = shutdown.changed() => match changed {
+                    Ok(()) => continue,
+                    // The gateway itself is gone.
+                    Err(_) => return self.close(close::RESTARTING, "server restarting", "shutdown").await,
+                },
+                live = self.subscription.events.recv() => match live {
+                    _ if self.subscription.too_slow() => {
+                        return self.close(close::TOO_SLOW, "too slow", "slow_consumer").await;
+                    }
+                    Some(live) => self.on_live(live).await,
+                    None => return,
+                },
+                incoming = self.socket.recv() => {
+                    last_heard = Instant::now();
+                    match incoming {
+                        Some(Ok(WsMessage::Text(text))) => {
+                            self.shared.metrics.frames_in.inc();
+                            if limiter.check().is_err() {
+                                return self.close(close::POLICY, "rate limit", "rate_limit").await;
+                            }
+                            self.on_client_frame(text.as_str()).await
+                        }
+                        Some(Ok(WsMessage::Binary(_))) => {
+                            self.shared.metrics.frames_in.inc();
+                            if limiter.check().is_err() {
+                                return self.close(close::POLICY, "rate limit", "rate_limit").await;
+                            }
+                            self.error("invalid_frame", "Frames are JSON text.").await
+                        }
+                        Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return,
+                        // Pings are answered by the library; pongs only show the peer is alive.
+                        Some(Ok(_)) => Ok(()),
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    let silent = last_heard.elapsed();
+                    if silent >= ping_every * 2 {
+                        self.shared.metrics.closed("dead_peer");
+                        return;
+                    }
+                    if silent >= ping_every {
+                        self.send(WsMessage::Ping(Default::default())).await
+                    } else {
+                        Ok(())
+                    }
+                }
+            };
+            if step.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Sends a close frame and ends.
+    pub(crate) async fn close(mut self, code: u16, reason: &'static str, metric: &str) {
+        self.shared.metrics.closed(metric);
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = self.send(WsMessage::Close(Some(frame))).await;
+    }
+
+    /// Sends one frame; a peer that does not take it within a ping interval is given up on.
+    async fn send(&mut self, frame: WsMessage) -> Step {
+        let limit = self.shared.settings.ping_interval;
+        match tokio::time::timeout(limit, self.socket.send(frame)).await {
+            Ok(Ok(())) => {
+                self.shared.metrics.frames_out.inc();
+                Ok(())
+            }
+            Ok(Err(_)) => Err(Ended),
+            Err(_) => {
+                self.shared.metrics.closed("slow_consumer");
+                Err(Ended)
+            }
+        }
+    }
+
+    /// Sends one JSON text frame.
+    pub(crate) async fn send_json(&mut self, value: &impl serde::Serialize) -> Step {
+        let text = serde_json::to_string(value).map_err(|e| {
+            tracing::error!(error = %e, "frame encoding failed");
+            Ended
+        })?;
+        self.send(WsMessage::Text(text.into())).await
+    }
+
+    /// Sends an `error` frame.
+    pub(crate) async fn error(&mut self, code: &str, detail: &str) -> Step {
+        self.send_json(&json!({"type": "error", "code": code, "detail": detail}))
+            .await
+    }
+
+    /// Who of the user's room-mates is online now.
+    async fn send_presence_snapshot(&mut self) -> Step {
+        let mates = match self
+            .shared
+            .store
+            .room_mates(self.user_id, self.fixed_room)
+            .await
+        {
+            Ok(mates) => mates,
+            Err(e) => {
+                // Presence is a courtesy: the connection works without the snapshot.
+                tracing::warn!(error = %e, "room mates lookup failed");
+                return Ok(());
+            }
+        };
+        for user_id in self.shared.presence.online(&mates) {
+            self.send_presence(PresenceChange {
+                user_id,
+                online: true,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn send_presence(&mut self, change: PresenceChange) -> Step {
+        let status = if change.online { "online" } else { "offline" };
+        self.send_json(&json!({"type": "presence", "user_id": change.user_id, "status": status}))
+            .await
+    }
+
+    async fn on_live(&mut self, live: Live) -> Step {
+        match live {
+            Live::Event(event) => self.on_event(&event).await,
+            Live::Presence(change) if change.user_id != self.user_id => {
+                self.send_presence(change).await
+            }
+            Live::Presence(_) => Ok(()),
+            Live::Resync => {
+                let rooms: Vec<i64> = self.positions.keys().copied().collect();
+                for room_id in rooms {
+                    self.catch_up(room_id).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Delivers a live event, filling any gap from the database first.
+    async fn on_event(&mut self, event: &BusEvent) -> Step {
+        let room_id = event.room();
+        let Some(at) = self.positions.get(&room_id).copied() else {
+            return Ok(()); // a room this connection stopped following
+        };
+        match event {
+            BusEvent::Message { message, seq } => {
+                if message.id <= at.last_id || at.last_seq.is_some_and(|last| *seq <= last) {
+                    return Ok(()); // already delivered (replay, or a repeated announcement)
+                }
+                if at.last_seq.is_some_and(|last| *seq > last + 1) {
+                    // Something committed before this one has not been announced yet: the
+                    // database has it, and the catch-up delivers this one too, in order.
+                    return self.catch_up(room_id).await;
+                }
+                self.deliver(message, true).await
+            }
+            // Typists do not hear their own typing.
+            BusEvent::Typing { user_id, .. } if *user_id == self.user_id => Ok(()),
+            other => self.send_json(other).await,
+        }
+    }
+
+    /// Delivers every stored message of the room after the connection's position, oldest first.
+    pub(crate) async fn catch_up(&mut self, room_id: i64) -> Step {
+        loop {
+            let Some(at) = self.positions.get(&room_id).copied() else {
+                return Ok(());
+            };
+            let page = self
+                .shared
+                .store
+                .list_messages(
+                    room_id,
+                    self.user_id,
+                    PageCursor::After(at.last_id),
+                    CATCH_UP_PAGE,
+                )
+                .await;
+            let page = match page {
+                Ok(Some(page)) => page,
+                Ok(None) => return self.seat_lost(room_id).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, room_id, "catch-up read failed");
+                    let shared = self.shared.clone();
+                    let frame = CloseFrame {
+                        code: close::SERVER_ERROR,
+                        reason: Utf8Bytes::from_static("try again"),
+                    };
+                    shared.metrics.closed("server_error");
+                    let _ = self.send(WsMessage::Close(Some(frame))).await;
+                    return Err(Ended);
+                }
+            };
+            let full = page.len() as u32 == CATCH_UP_PAGE;
+            for message in &page {
+                self.deliver(message, false).await?;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The user no longer sits in the room: a per-room connection ends, a multiplexed one
+    /// stops following it.
+    pub(crate) async fn seat_lost(&mut self, room_id: i64) -> Step {
+        self.positions.remove(&room_id);
+        self.subscription.leave(room_id);
+        if self.fixed_room.is_some() {
+            self.shared.metrics.closed("not_member");
+            let frame = CloseFrame {
+                code: close::NOT_MEMBER,
+                reason: Utf8Bytes::from_static("not a member"),
+            };
+            let _ = self.send(WsMessage::Close(Some(frame))).await;
+            return Err(Ended);
+        }
+        Ok(())
+    }
+
+    async fn deliver(&mut self, message: &Message, live: bool) -> Step {
+        let frame = BusEvent::new_message(message.clone());
+        self.send_json(&frame).await?;
+        let metrics = &self.shared.metrics;
+        metrics.deliveries.inc();
+        if live {
+            let latency = (Utc::now() - message.created_at)
+                .to_std()
+                .unwrap_or_default();
+            metrics.fanout_seconds.observe(latency.as_secs_f64());
+        }
+        self.positions.insert(
+            message.room,
+            Position {
+                last_id: message.id,
+                last_seq: Some(message.seq),
+            },
+        );
+        Ok(())
+    }
+}
+
+fn frame_limiter() -> DefaultDirectRateLimiter {
+    let rate = NonZeroU32::new(FRAMES_PER_SECOND).unwrap_or(NonZeroU32::MIN);
+    RateLimiter::direct(Quota::per_second(rate))
+}
+
+/// How long a graceful shutdown waits for connections to close.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);

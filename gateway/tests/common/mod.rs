@@ -1,0 +1,464 @@
+//! A platform to drive as clients would: the API and one or more gateways on one database, on
+//! the in-process bus (single node) or over NATS (scale-out, each gateway with its own store,
+//! NATS connection and presence, as separate pods would have).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)] // tests fail loudly by design
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatboard_core::bus::{Bus, NatsBus};
+use chatboard_core::config::{Config, GatewaySettings, JwtSecret};
+use chatboard_core::presence::{LocalPresence, NatsPresence, Presence, PresenceSettings};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message as Ws;
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A running gateway.
+pub struct Gateway {
+    /// `ws://host:port`
+    pub ws: String,
+    /// `http://host:port` (health and metrics)
+    pub http: String,
+    pub state: gateway::GatewayState,
+    pub bus: Arc<dyn Bus>,
+    pub presence: Arc<dyn Presence>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+pub struct Platform {
+    pub api: String,
+    pub http: reqwest::Client,
+    pub gw: Gateway,
+    pub db_url: String,
+    pub nats: Option<(String, String)>,
+    pub settings: GatewaySettings,
+    tokens: chatboard_core::auth::TokenIssuer,
+    store: Arc<dyn chatboard_core::store::Store>,
+    api_bus: Arc<dyn Bus>,
+    _dir: tempfile::TempDir,
+}
+
+pub struct User {
+    pub id: i64,
+    pub token: String,
+}
+
+/// The NATS server from `NATS_URL`; `None` (with a note) on a laptop without one, a failure
+/// when CI requires the services.
+pub fn nats_url() -> Option<String> {
+    match std::env::var("NATS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CHATBOARD_REQUIRE_SERVICES").map_or(true, |v| v != "1"),
+                "CHATBOARD_REQUIRE_SERVICES=1 but NATS_URL is not set"
+            );
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: NATS_URL is not set; NATS variants are skipped"
+            );
+            None
+        }
+    }
+}
+
+/// A subject prefix no other test uses.
+pub fn unique_prefix() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("test{nanos:x}{}", std::process::id())
+}
+
+/// Settings for tests: quick heartbeats and presence expiry.
+pub fn quick_settings() -> GatewaySettings {
+    GatewaySettings {
+        max_connections_per_user: 16,
+        ping_interval: Duration::from_secs(5),
+        presence_ttl: Duration::from_secs(3),
+    }
+}
+
+impl Platform {
+    /// The single-node shape.
+    pub async fn start() -> Self {
+        Self::start_with(None, quick_settings()).await
+    }
+
+    /// With `nats` (URL, subject prefix), the scale-out shape.
+    pub async fn start_with(nats: Option<(String, String)>, settings: GatewaySettings) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db_url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let secret = JwtSecret::new(b"gateway-test-secret-gateway-test-secret".to_vec()).unwrap();
+        let mut config = Config::for_tests(db_url.clone(), secret);
+        if let Some((nats_url, prefix)) = &nats {
+            config.nats_url = Some(nats_url.clone());
+            config.nats_prefix = prefix.clone();
+        }
+        let state = api_server::build_state(config).await.unwrap();
+        let (tokens, store, api_bus) =
+            (state.tokens.clone(), state.store.clone(), state.bus.clone());
+        let api_listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let api = api_listener.local_addr().unwrap();
+        tokio::spawn(api_server::serve(
+            api_listener,
+            state,
+            std::future::pending(),
+        ));
+        let gw = Self::gateway(&nats, &db_url, &tokens, &store, &api_bus, settings).await;
+        Self {
+            api: format!("http://{api}"),
+            http: reqwest::Client::new(),
+            gw,
+            db_url,
+            nats,
+            settings,
+            tokens,
+            store,
+            api_bus,
+            _dir: dir,
+        }
+    }
+
+    /// Another gateway on the same platform (a second pod in the NATS shape).
+    pub async fn another_gateway(&self) -> Gateway {
+        Self::gateway(
+            &self.nats,
+            &self.db_url,
+            &self.tokens,
+            &self.store,
+            &self.api_bus,
+            self.settings,
+        )
+        .await
+    }
+
+    async fn gateway(
+        nats: &Option<(String, String)>,
+        db_url: &str,
+        tokens: &chatboard_core::auth::TokenIssuer,
+        store: &Arc<dyn chatboard_core::store::Store>,
+        api_bus: &Arc<dyn Bus>,
+        settings: GatewaySettings,
+    ) -> Gateway {
+        let (store, bus, presence): (_, Arc<dyn Bus>, Arc<dyn Presence>) = match nats {
+            None => (
+                store.clone(),
+                api_bus.clone(),
+                Arc::new(LocalPresence::new()),
+            ),
+            Some((url, prefix)) => {
+                let store = chatboard_core::store::connect(db_url, 5).await.unwrap();
+                let bus = NatsBus::connect(url, prefix).await.unwrap();
+                let presence = NatsPresence::start(
+                    bus.client(),
+                    prefix,
+                    PresenceSettings {
+                        ttl: settings.presence_ttl,
+                    },
+                )
+                .await
+                .unwrap();
+                (store, Arc::new(bus), Arc::new(presence))
+            }
+        };
+        let state = gateway::GatewayState::start(gateway::GatewayParts {
+            store,
+            tokens: tokens.clone(),
+            bus: bus.clone(),
+            presence: presence.clone(),
+            settings,
+            registry: prometheus::Registry::new(),
+        })
+        .await
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = gateway::router(state.clone()).merge(gateway::health_router(state.clone()));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Gateway {
+            ws: format!("ws://{addr}"),
+            http: format!("http://{addr}"),
+            state,
+            bus,
+            presence,
+            server,
+        }
+    }
+
+    /// Deletes the NATS stream and presence bucket of this test.
+    pub async fn cleanup(&self) {
+        if let Some((url, prefix)) = &self.nats {
+            let bus = NatsBus::connect(url, prefix).await.unwrap();
+            let presence = NatsPresence::start(bus.client(), prefix, PresenceSettings::default())
+                .await
+                .unwrap();
+            let _ = presence.delete_bucket().await;
+            let _ = bus.delete_stream().await;
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> Value {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.api))
+            .bearer_auth(token);
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().await.unwrap_or(Value::Null)
+    }
+
+    pub async fn user(&self, email: &str) -> User {
+        let body = json!({"email": email, "password": "password123"});
+        let created: Value = self
+            .http
+            .post(format!("{}/auth/register/", self.api))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let tokens: Value = self
+            .http
+            .post(format!("{}/auth/token/", self.api))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        User {
+            id: created["id"].as_i64().unwrap(),
+            token: tokens["access"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Alice (ADMIN) and Bob (MEMBER) in an org with a PUBLIC room; returns (room, alice, bob, org).
+    pub async fn team(&self) -> (i64, User, User, i64) {
+        let alice = self.user("alice@example.com").await;
+        let bob = self.user("bob@example.com").await;
+        let org = self
+            .call(
+                reqwest::Method::POST,
+                "/api/orgs/",
+                &alice.token,
+                json!({"name": "Acme"}),
+            )
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        self.join_org(org, &alice, &bob, "bob@example.com").await;
+        let room = self.room(org, &alice, "general").await;
+        (room, alice, bob, org)
+    }
+
+    /// `user` accepts an invitation from `admin` into `org`.
+    pub async fn join_org(&self, org: i64, admin: &User, user: &User, email: &str) {
+        let invite = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/orgs/{org}/invite/"),
+                &admin.token,
+                json!({"email": email}),
+            )
+            .await;
+        self.call(
+            reqwest::Method::POST,
+            "/api/orgs/accept-invite/",
+            &user.token,
+            json!({"token": invite["token"]}),
+        )
+        .await;
+    }
+
+    /// A PUBLIC room (every org member sits in it).
+    pub async fn room(&self, org: i64, creator: &User, name: &str) -> i64 {
+        self.call(
+            reqwest::Method::POST,
+            "/api/rooms/",
+            &creator.token,
+            json!({"org": org, "name": name}),
+        )
+        .await["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    pub async fn post(&self, user: &User, room: i64, body: &str) -> i64 {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/rooms/{room}/messages/"),
+            &user.token,
+            json!({ "body": body }),
+        )
+        .await["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    pub async fn connect(&self, room: i64, token: &str, since: Option<i64>) -> Socket {
+        connect_to(&self.gw.ws, room, token, since).await
+    }
+
+    /// The multiplexed endpoint.
+    pub async fn connect_all(&self, token: &str) -> Socket {
+        tokio_tungstenite::connect_async(format!("{}/ws/?token={token}", self.gw.ws))
+            .await
+            .unwrap()
+            .0
+    }
+}
+
+/// Opens the per-room endpoint of the gateway at `ws`.
+pub async fn connect_to(ws: &str, room: i64, token: &str, since: Option<i64>) -> Socket {
+    let mut url = format!("{ws}/ws/rooms/{room}/?token={token}");
+    if let Some(id) = since {
+        url.push_str(&format!("&since={id}"));
+    }
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+/// The next text frame as JSON, whatever its type.
+pub async fn any_frame(socket: &mut Socket) -> Value {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("socket open")
+            .expect("frame");
+        match next {
+            Ws::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Ws::Ping(_) | Ws::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// The next text frame that is not a presence notice.
+pub async fn frame(socket: &mut Socket) -> Value {
+    loop {
+        let f = any_frame(socket).await;
+        if f["type"] != "presence" {
+            return f;
+        }
+    }
+}
+
+/// Reads frames until one of `kind` arrives, returning it and the others seen on the way.
+pub async fn frame_of(socket: &mut Socket, kind: &str) -> (Value, Vec<Value>) {
+    let mut others = Vec::new();
+    loop {
+        let f = any_frame(socket).await;
+        if f["type"] == kind {
+            return (f, others);
+        }
+        others.push(f);
+    }
+}
+
+/// True when no frame other than presence arrives for a short while.
+pub async fn quiet(socket: &mut Socket) -> bool {
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), socket.next()).await {
+            Err(_) => return true,
+            Ok(Some(Ok(Ws::Text(text)))) if text.as_str().contains("\"presence\"") => continue,
+            Ok(_) => return false,
+        }
+    }
+}
+
+/// The close code the server ends with.
+pub async fn close_code(socket: &mut Socket) -> u16 {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame within 10 s")
+        {
+            Some(Ok(Ws::Close(Some(frame)))) => return u16::from(frame.code),
+            Some(Ok(Ws::Close(None))) => return u16::from(CloseCode::Status),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+/// A metric's value from the gateway's `/metrics` (0 when absent).
+pub async fn metric(gw: &Gateway, name_and_labels: &str) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", gw.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == name_and_labels)
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+/// Runs each named `async fn(Arc<Platform>)` as two tests: on the single node and over NATS.
+#[macro_export]
+macro_rules! both_shapes {
+    ($($name:ident),* $(,)?) => {
+        mod single_node {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let p = std::sync::Arc::new($crate::common::Platform::start().await);
+                    super::$name(p).await;
+                }
+            )*
+        }
+        mod nats {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(url) = $crate::common::nats_url() else { return };
+                    let nats = Some((url, $crate::common::unique_prefix()));
+                    let p = std::sync::Arc::new(
+                        $crate::common::Platform::start_with(nats, $crate::common::quick_settings()).await,
+                    );
+                    super::$name(p.clone()).await;
+                    p.cleanup().await;
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,242 @@
+//! The multiplexed endpoint `/ws/` and presence, in both shapes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use futures::SinkExt;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message as Ws;
+
+/// One socket follows every room of its user; frames carry their room, and client frames name it.
+async fn one_socket_follows_all_of_a_users_rooms(p: Arc<Platform>) {
+    let (general, alice, bob, org) = p.team().await;
+    let random = p.room(org, &alice, "random").await;
+    // A room Bob is not in.
+    let carol = p.user("carol@example.com").await;
+    let elsewhere_org = p
+        .call(
+            reqwest::Method::POST,
+            "/api/orgs/",
+            &carol.token,
+            json!({"name": "Else"}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let elsewhere = p.room(elsewhere_org, &carol, "private").await;
+
+    let mut s = p.connect_all(&bob.token).await;
+    assert_eq!(
+        frame(&mut s).await,
+        json!({"type": "connection", "room": null, "user_id": bob.id, "user_email": "bob@example.com"})
+    );
+    let first = p.post(&alice, general, "in general").await;
+    let second = p.post(&alice, random, "in random").await;
+    p.post(&carol, elsewhere, "not for bob").await;
+    let a = frame(&mut s).await;
+    let b = frame(&mut s).await;
+    assert_eq!(
+        (a["id"].as_i64(), a["room"].as_i64()),
+        (Some(first), Some(general))
+    );
+    assert_eq!(
+        (b["id"].as_i64(), b["room"].as_i64()),
+        (Some(second), Some(random))
+    );
+    assert!(quiet(&mut s).await, "nothing from rooms Bob is not in");
+
+    // Client frames name their room.
+    let send = json!({"type": "message", "room": random, "body": "over the socket", "client_msg_id": "m1"});
+    s.send(Ws::Text(send.to_string().into())).await.unwrap();
+    let (ack, _) = frame_of(&mut s, "ack").await;
+    let page = p
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/rooms/{random}/messages/"),
+            &alice.token,
+            serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(page["results"][0]["id"], ack["id"]);
+    for (bad, code) in [
+        (json!({"type": "message", "body": "where?"}), "invalid"),
+        (
+            json!({"type": "message", "room": elsewhere, "body": "sneaky"}),
+            "not_found",
+        ),
+        (
+            json!({"type": "typing", "room": elsewhere, "is_typing": true}),
+            "not_found",
+        ),
+        (json!({"type": "read", "msg_id": first}), "invalid"),
+    ] {
+        s.send(Ws::Text(bad.to_string().into())).await.unwrap();
+        let (e, _) = frame_of(&mut s, "error").await;
+        assert_eq!(e["code"], code, "{bad}");
+    }
+    let mut a_socket = p.connect(general, &alice.token, None).await;
+    frame(&mut a_socket).await;
+    s.send(Ws::Text(
+        json!({"type": "typing", "room": general, "is_typing": true})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let (typing, _) = frame_of(&mut a_socket, "typing").await;
+    assert_eq!(
+        (typing["room"].as_i64(), typing["user_id"].as_i64()),
+        (Some(general), Some(bob.id))
+    );
+    s.send(Ws::Text(
+        json!({"type": "read", "room": general, "msg_id": first})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let (read, _) = frame_of(&mut a_socket, "read").await;
+    assert_eq!(read["last_read_msg_id"].as_i64(), Some(first));
+}
+
+/// Room-mates learn who comes and goes; a newcomer learns who is already there; nobody hears
+/// about themself, and strangers hear nothing.
+async fn presence_goes_to_room_mates(p: Arc<Platform>) {
+    let (_room, alice, bob, _org) = p.team().await;
+    let stranger = p.user("stranger@example.com").await;
+    let lonely_org = p
+        .call(
+            reqwest::Method::POST,
+            "/api/orgs/",
+            &stranger.token,
+            json!({"name": "Alone"}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    p.room(lonely_org, &stranger, "solo").await;
+    let mut outsider = p.connect_all(&stranger.token).await;
+    frame(&mut outsider).await;
+
+    let mut b = p.connect_all(&bob.token).await;
+    frame(&mut b).await;
+    // Once Bob's snapshot is out (it precedes the answer to a ping), only changes follow.
+    b.send(Ws::Text(json!({"type": "ping"}).to_string().into())).await.unwrap();
+    let (_, snapshot) = frame_of(&mut b, "pong").await;
+    assert!(snapshot.is_empty(), "nobody else online yet: {snapshot:?}");
+    let mut a = p.connect_all(&alice.token).await;
+    let (hello, before) = frame_of(&mut a, "connection").await;
+    assert!(before.is_empty() && hello["user_id"] == alice.id);
+    // Alice learns Bob is here (the snapshot) ...
+    let (seen, _) = frame_of(&mut a, "presence").await;
+    assert_eq!(
+        seen,
+        json!({"type": "presence", "user_id": bob.id, "status": "online"})
+    );
+    // ... and Bob learns Alice arrived.
+    let (arrived, _) = frame_of(&mut b, "presence").await;
+    assert_eq!(
+        arrived,
+        json!({"type": "presence", "user_id": alice.id, "status": "online"})
+    );
+    // A second connection of Alice's changes nothing; closing it neither.
+    let mut a2 = p.connect_all(&alice.token).await;
+    frame(&mut a2).await;
+    drop(a2);
+    drop(a);
+    let (left, _) = frame_of(&mut b, "presence").await;
+    assert_eq!(
+        left,
+        json!({"type": "presence", "user_id": alice.id, "status": "offline"})
+    );
+    assert!(quiet(&mut b).await);
+    // The stranger shares no room with either and heard nothing.
+    let mut heard = Vec::new();
+    while !quiet_or_collect(&mut outsider, &mut heard).await {}
+    assert!(heard.is_empty(), "{heard:?}");
+}
+
+/// Collects any text frame arriving within a short while; true once quiet.
+async fn quiet_or_collect(socket: &mut Socket, into: &mut Vec<serde_json::Value>) -> bool {
+    use futures::StreamExt;
+    match tokio::time::timeout(std::time::Duration::from_millis(300), socket.next()).await {
+        Err(_) => true,
+        Ok(Some(Ok(Ws::Text(text)))) => {
+            into.push(serde_json::from_str(text.as_str()).unwrap());
+            false
+        }
+        Ok(_) => false,
+    }
+}
+
+both_shapes!(
+    one_socket_follows_all_of_a_users_rooms,
+    presence_goes_to_room_mates
+);
+
+/// In the scale-out shape presence crosses gateways, and a gateway that dies without saying
+/// goodbye drops out of everybody's view once its entries expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_crosses_gateways_and_forgets_dead_ones() {
+    use chatboard_core::bus::NatsBus;
+    use chatboard_core::presence::{NatsPresence, Presence, PresenceSettings};
+    let Some(url) = nats_url() else { return };
+    let prefix = unique_prefix();
+    let p = Platform::start_with(Some((url.clone(), prefix.clone())), quick_settings()).await;
+    let (room, alice, bob, _org) = p.team().await;
+    let other = p.another_gateway().await;
+    let mut b = p.connect(room, &bob.token, None).await;
+    frame(&mut b).await;
+    b.send(Ws::Text(json!({"type": "ping"}).to_string().into())).await.unwrap();
+    frame_of(&mut b, "pong").await;
+    let mut a = connect_to(&other.ws, room, &alice.token, None).await;
+    frame(&mut a).await;
+    let (arrived, _) = frame_of(&mut b, "presence").await;
+    assert_eq!(
+        arrived,
+        json!({"type": "presence", "user_id": alice.id, "status": "online"})
+    );
+    // Any pod can say who is online.
+    assert_eq!(
+        p.gw.presence.online(&[alice.id, bob.id]),
+        vec![alice.id, bob.id]
+    );
+    drop(a);
+    let (left, _) = frame_of(&mut b, "presence").await;
+    assert_eq!(
+        left,
+        json!({"type": "presence", "user_id": alice.id, "status": "offline"})
+    );
+
+    // A pod that holds Alice dies: its entry is never deleted, only no longer refreshed.
+    let bus = NatsBus::connect(&url, &prefix).await.unwrap();
+    let doomed = NatsPresence::start(
+        bus.client(),
+        &prefix,
+        PresenceSettings {
+            ttl: quick_settings().presence_ttl,
+        },
+    )
+    .await
+    .unwrap();
+    doomed.connected(alice.id).await;
+    let (back, _) = frame_of(&mut b, "presence").await;
+    assert_eq!(back["status"], "online");
+    let died = std::time::Instant::now();
+    drop(doomed);
+    let (gone, _) = frame_of(&mut b, "presence").await;
+    assert_eq!(
+        gone,
+        json!({"type": "presence", "user_id": alice.id, "status": "offline"})
+    );
+    let waited = died.elapsed();
+    assert!(
+        waited >= quick_settings().presence_ttl / 2,
+        "offline only once the entry expired, not at once ({waited:?})"
+    );
+    p.cleanup().await;
+}
