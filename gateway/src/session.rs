@@ -156,7 +156,11 @@ impl Session {
                             }
                             self.error("invalid_frame", "Frames are JSON text.").await
                         }
-                        Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return,
+                        Some(Ok(WsMessage::Close(_))) | None => return,
+                        // A frame over the size limit, or not WebSocket at all.
+                        Some(Err(_)) => {
+                            return self.close(close::POLICY, "protocol violation", "protocol").await;
+                        }
                         // Pings are answered by the library; pongs only show the peer is alive.
                         Some(Ok(_)) => Ok(()),
                     }
@@ -167,11 +171,7 @@ impl Session {
                         self.shared.metrics.closed("dead_peer");
                         return;
                     }
-                    if silent >= ping_every {
-                        self.send(WsMessage::Ping(Default::default())).await
-                    } else {
-                        Ok(())
-                    }
+                    self.send(WsMessage::Ping(Default::default())).await
                 }
             };
             if step.is_err() {

@@ -125,7 +125,9 @@ async fn presence_goes_to_room_mates(p: Arc<Platform>) {
     let mut b = p.connect_all(&bob.token).await;
     frame(&mut b).await;
     // Once Bob's snapshot is out (it precedes the answer to a ping), only changes follow.
-    b.send(Ws::Text(json!({"type": "ping"}).to_string().into())).await.unwrap();
+    b.send(Ws::Text(json!({"type": "ping"}).to_string().into()))
+        .await
+        .unwrap();
     let (_, snapshot) = frame_of(&mut b, "pong").await;
     assert!(snapshot.is_empty(), "nobody else online yet: {snapshot:?}");
     let mut a = p.connect_all(&alice.token).await;
@@ -191,7 +193,9 @@ async fn presence_crosses_gateways_and_forgets_dead_ones() {
     let other = p.another_gateway().await;
     let mut b = p.connect(room, &bob.token, None).await;
     frame(&mut b).await;
-    b.send(Ws::Text(json!({"type": "ping"}).to_string().into())).await.unwrap();
+    b.send(Ws::Text(json!({"type": "ping"}).to_string().into()))
+        .await
+        .unwrap();
     frame_of(&mut b, "pong").await;
     let mut a = connect_to(&other.ws, room, &alice.token, None).await;
     frame(&mut a).await;

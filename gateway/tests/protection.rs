@@ -1,0 +1,259 @@
+//! The gateway's protections: frame rate, frame size, connections per user, heartbeat, slow
+//! consumers, graceful shutdown, and the metrics that show them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::time::Duration;
+
+use chatboard_core::bus::BusEvent;
+use chatboard_core::config::GatewaySettings;
+use common::*;
+use futures::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message as Ws;
+
+async fn platform(settings: GatewaySettings) -> Platform {
+    Platform::start_with(None, settings).await
+}
+
+/// Polls `check` until it holds or `limit` passes.
+async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_twenty_frames_a_second_closes_with_4008() {
+    let p = platform(quick_settings()).await;
+    let (room, _alice, bob, _org) = p.team().await;
+    let mut s = p.connect(room, &bob.token, None).await;
+    frame(&mut s).await;
+    // Twenty at once are fine (the burst) ...
+    for _ in 0..20 {
+        s.send(Ws::Text(json!({"type": "ping"}).to_string().into()))
+            .await
+            .unwrap();
+    }
+    for _ in 0..20 {
+        assert_eq!(frame(&mut s).await["type"], "pong");
+    }
+    // ... twenty more at once are not.
+    for _ in 0..20 {
+        if s.send(Ws::Text(json!({"type": "ping"}).to_string().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert_eq!(close_code(&mut s).await, 4008);
+    assert_eq!(
+        metric(&p.gw, r#"chatboard_ws_closes_total{reason="rate_limit"}"#).await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_over_64_kib_are_refused() {
+    let p = platform(quick_settings()).await;
+    let (room, _alice, bob, _org) = p.team().await;
+    let mut s = p.connect(room, &bob.token, None).await;
+    frame(&mut s).await;
+    // Just under the limit is a (bad) message, answered with an error frame.
+    let body = "x".repeat(60 * 1024);
+    s.send(Ws::Text(
+        json!({"type": "message", "body": body}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(frame_of(&mut s, "error").await.0["code"], "invalid");
+    let huge = "x".repeat(65 * 1024);
+    s.send(Ws::Text(huge.into())).await.unwrap();
+    assert_eq!(close_code(&mut s).await, 4008);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_user_are_capped() {
+    let p = platform(GatewaySettings {
+        max_connections_per_user: 2,
+        ..quick_settings()
+    })
+    .await;
+    let (room, alice, bob, _org) = p.team().await;
+    let mut first = p.connect(room, &bob.token, None).await;
+    frame(&mut first).await;
+    let mut second = p.connect_all(&bob.token).await;
+    frame(&mut second).await;
+    let mut third = p.connect(room, &bob.token, None).await;
+    assert_eq!(close_code(&mut third).await, 4008);
+    // Other users are not affected.
+    let mut alices = p.connect(room, &alice.token, None).await;
+    assert_eq!(frame(&mut alices).await["type"], "connection");
+    // A slot frees when a connection closes.
+    first.close(None).await.unwrap();
+    let freed = eventually(Duration::from_secs(5), || async {
+        metric(&p.gw, "chatboard_ws_connections").await == 2.0
+    })
+    .await;
+    assert!(freed);
+    let mut again = p.connect(room, &bob.token, None).await;
+    assert_eq!(frame(&mut again).await["type"], "connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_that_stop_answering_pings_are_dropped() {
+    let p = platform(GatewaySettings {
+        ping_interval: Duration::from_millis(500),
+        ..quick_settings()
+    })
+    .await;
+    let (room, _alice, bob, _org) = p.team().await;
+    // A client that keeps reading answers the pings (the library does) and stays.
+    let mut alive = p.connect(room, &bob.token, None).await;
+    frame(&mut alive).await;
+    let mut pings = 0;
+    let reader = async {
+        while let Some(Ok(f)) = alive.next().await {
+            if matches!(f, Ws::Ping(_)) {
+                pings += 1;
+            }
+        }
+    };
+    // A client that stops reading never answers.
+    let mut dead = p.connect(room, &bob.token, None).await;
+    frame(&mut dead).await;
+    let _ = tokio::time::timeout(Duration::from_secs(4), reader).await;
+    assert!(pings >= 3, "idle connections are pinged ({pings})");
+    assert_eq!(
+        metric(&p.gw, r#"chatboard_ws_closes_total{reason="dead_peer"}"#).await,
+        1.0
+    );
+    assert_eq!(metric(&p.gw, "chatboard_ws_connections").await, 1.0);
+    drop(dead);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_reads_too_slowly_is_dropped_not_buffered() {
+    let p = platform(GatewaySettings {
+        ping_interval: Duration::from_secs(1),
+        ..quick_settings()
+    })
+    .await;
+    let (room, alice, bob, _org) = p.team().await;
+    let mut slow = p.connect(room, &bob.token, None).await;
+    frame(&mut slow).await;
+    let mut fine = p.connect(room, &alice.token, None).await;
+    frame(&mut fine).await;
+    // Alice reads everything as it comes.
+    let reader = tokio::spawn(async move {
+        let mut typing = 0;
+        while typing < 600 {
+            if frame(&mut fine).await["type"] == "typing" {
+                typing += 1;
+            }
+        }
+        fine
+    });
+    // Far more than the socket buffers hold, to a client that reads nothing.
+    let big = "x".repeat(32 * 1024);
+    for _ in 0..600 {
+        let event = BusEvent::Typing {
+            room,
+            user_id: alice.id + 1000,
+            user_email: big.clone(),
+            is_typing: true,
+        };
+        p.gw.bus.publish(&event).await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    let dropped = eventually(Duration::from_secs(10), || async {
+        metric(
+            &p.gw,
+            r#"chatboard_ws_closes_total{reason="slow_consumer"}"#,
+        )
+        .await
+            >= 1.0
+    })
+    .await;
+    assert!(dropped, "the slow client was dropped");
+    drop(slow);
+    // Alice, who reads, got everything and is still connected.
+    let mut fine = reader.await.unwrap();
+    fine.send(Ws::Text(json!({"type": "ping"}).to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(frame(&mut fine).await["type"], "pong");
+    assert_eq!(
+        metric(
+            &p.gw,
+            r#"chatboard_ws_closes_total{reason="slow_consumer"}"#
+        )
+        .await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutting_down_closes_sockets_with_1012_and_turns_new_ones_away() {
+    let p = platform(quick_settings()).await;
+    let (room, alice, bob, _org) = p.team().await;
+    let mut a = p.connect_all(&alice.token).await;
+    frame(&mut a).await;
+    let mut b = p.connect(room, &bob.token, None).await;
+    frame(&mut b).await;
+    let state = p.gw.state.clone();
+    let drained = tokio::spawn(async move { state.shut_down(Duration::from_secs(5)).await });
+    assert_eq!(close_code(&mut a).await, 1012);
+    assert_eq!(close_code(&mut b).await, 1012);
+    drained.await.unwrap();
+    assert_eq!(p.gw.state.connections(), 0);
+    let ready = reqwest::get(format!("{}/health/ready", p.gw.http))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503, "not ready while draining");
+    let mut late = p.connect(room, &bob.token, None).await;
+    assert_eq!(close_code(&mut late).await, 1012);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_connections_frames_deliveries_and_fanout_latency() {
+    let p = platform(quick_settings()).await;
+    let (room, alice, bob, _org) = p.team().await;
+    let mut b = p.connect(room, &bob.token, None).await;
+    frame(&mut b).await;
+    assert_eq!(metric(&p.gw, "chatboard_ws_connections").await, 1.0);
+    for i in 0..3 {
+        p.post(&alice, room, &format!("m{i}")).await;
+        assert_eq!(frame(&mut b).await["type"], "message");
+    }
+    b.send(Ws::Text(json!({"type": "ping"}).to_string().into()))
+        .await
+        .unwrap();
+    frame(&mut b).await;
+    assert_eq!(metric(&p.gw, "chatboard_ws_deliveries_total").await, 3.0);
+    assert_eq!(
+        metric(&p.gw, "chatboard_ws_fanout_seconds_count").await,
+        3.0
+    );
+    assert_eq!(metric(&p.gw, "chatboard_ws_frames_in_total").await, 1.0);
+    // connection + 3 messages + pong
+    assert_eq!(metric(&p.gw, "chatboard_ws_frames_out_total").await, 5.0);
+    drop(b);
+    let closed = eventually(Duration::from_secs(5), || async {
+        metric(&p.gw, "chatboard_ws_connections").await == 0.0
+    })
+    .await;
+    assert!(closed);
+}
