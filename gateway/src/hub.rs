@@ -96,17 +96,10 @@ impl Hub {
             rooms: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         });
-        let mut stream = bus.subscribe().await?;
-        let dispatcher = Arc::downgrade(&hub);
-        tokio::spawn(async move {
-            while let Some(delivery) = stream.next().await {
-                let Some(hub) = dispatcher.upgrade() else {
-                    return;
-                };
-                hub.dispatch(delivery);
-            }
-            tracing::error!("bus subscription ended");
-        });
+        // The first subscription must work (a gateway that cannot hear anything should not
+        // start); later ones are retried for as long as it takes.
+        let stream = bus.subscribe().await?;
+        tokio::spawn(listen(Arc::downgrade(&hub), bus, stream));
         let changes = presence.changes();
         tokio::spawn(dispatch_presence(Arc::downgrade(&hub), changes, store));
         Ok(hub)
@@ -188,6 +181,37 @@ impl Hub {
                 });
             }
         }
+    }
+}
+
+/// Dispatches the bus's deliveries; if the subscription ends, subscribes again and has every
+/// connection catch up on what it may have missed in between.
+async fn listen(
+    hub: std::sync::Weak<Hub>,
+    bus: Arc<dyn Bus>,
+    mut stream: chatboard_core::bus::BusStream,
+) {
+    loop {
+        while let Some(delivery) = stream.next().await {
+            let Some(hub) = hub.upgrade() else { return };
+            hub.dispatch(delivery);
+        }
+        tracing::error!("bus subscription ended; subscribing again");
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            if hub.strong_count() == 0 {
+                return;
+            }
+            match bus.subscribe().await {
+                Ok(again) => {
+                    stream = again;
+                    break;
+                }
+                Err(e) => tracing::warn!(error = %e, "bus subscription failed; retrying"),
+            }
+        }
+        let Some(hub) = hub.upgrade() else { return };
+        hub.dispatch(Delivery::Missed);
     }
 }
 

@@ -16,6 +16,8 @@ use super::{Bus, BusError, BusEvent, BusStream, Delivery};
 
 /// How long the stream keeps events: long enough to ride out a restart; the database has the rest.
 const RETENTION: Duration = Duration::from_secs(3600);
+/// How long a publish waits for JetStream's acknowledgement.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long JetStream remembers de-duplication keys.
 const DEDUP_WINDOW: Duration = Duration::from_secs(120);
 
@@ -88,6 +90,11 @@ impl Bus for NatsBus {
                 .await
                 .map_err(unavailable);
         }
+        // While NATS is away, fail at once rather than hold the request that made the change:
+        // the change is stored, and subscribers catch up from the database.
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(BusError::Unavailable("not connected to NATS".into()));
+        }
         let subject = format!("{}.room.{}", self.prefix, event.room());
         let mut headers = async_nats::HeaderMap::new();
         if let Some(key) = event.dedup_key() {
@@ -95,12 +102,19 @@ impl Bus for NatsBus {
         }
         // Waiting for the stream's acknowledgement: once this returns, every subscriber will get
         // the event, even across a NATS restart.
-        self.jetstream
-            .publish_with_headers(subject, headers, payload.into())
+        let published = async {
+            self.jetstream
+                .publish_with_headers(subject, headers, payload.into())
+                .await
+                .map_err(unavailable)?
+                .await
+                .map_err(unavailable)
+        };
+        tokio::time::timeout(PUBLISH_TIMEOUT, published)
             .await
-            .map_err(unavailable)?
-            .await
-            .map_err(unavailable)?;
+            .map_err(|_| {
+                BusError::Unavailable("no acknowledgement from JetStream in time".into())
+            })??;
         Ok(())
     }
 

@@ -1,0 +1,296 @@
+//! Nothing lost, nothing twice, when the parts under the gateway go away mid-stream: a gateway
+//! shuts down (its clients resume on another) or NATS itself restarts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use futures::StreamExt;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message as Ws;
+
+/// Messages posted per test.
+const TOTAL: usize = 90;
+
+/// A client that follows `room` until it has seen `total` messages, resuming with `since` on
+/// the next gateway in `gateways` whenever its connection ends. Returns the ids it saw.
+async fn follow(
+    gateways: Vec<String>,
+    room: i64,
+    token: String,
+    total: usize,
+) -> (Vec<i64>, usize) {
+    let mut seen: Vec<i64> = Vec::new();
+    let mut at = 0usize;
+    let mut connections = 0usize;
+    let started = std::time::Instant::now();
+    while seen.len() < total {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "all {total} messages within 60 s; got {}",
+            seen.len()
+        );
+        let since = seen.last().copied().unwrap_or(0);
+        let url = format!(
+            "{}/ws/rooms/{room}/?token={token}&since={since}",
+            gateways[at]
+        );
+        let Ok((mut socket, _)) = tokio_tungstenite::connect_async(url).await else {
+            // That gateway is gone: go to the next one.
+            at = (at + 1).min(gateways.len() - 1);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        connections += 1;
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(20), socket.next())
+                .await
+                .expect("the stream goes on within 20 s");
+            match next {
+                Some(Ok(Ws::Text(text))) => {
+                    let f: Value = serde_json::from_str(text.as_str()).unwrap();
+                    if f["type"] == "message" {
+                        seen.push(f["id"].as_i64().unwrap());
+                        if seen.len() == total {
+                            break;
+                        }
+                    }
+                }
+                Some(Ok(Ws::Close(frame))) => {
+                    if frame.is_some_and(|f| u16::from(f.code) == 1012) {
+                        at = (at + 1).min(gateways.len() - 1);
+                    }
+                    break;
+                }
+                Some(Ok(_)) => {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(60),
+                        "stalled at {}",
+                        seen.len()
+                    );
+                }
+                Some(Err(_)) | None => break,
+            }
+        }
+    }
+    (seen, connections)
+}
+
+/// Posts `total` messages from `user`, counting them in `posted` as it goes.
+async fn post_all(
+    p: Arc<Platform>,
+    user: User,
+    room: i64,
+    total: usize,
+    posted: Arc<AtomicUsize>,
+) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for i in 0..total {
+        ids.push(p.post(&user, room, &format!("m{i}")).await);
+        posted.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    ids
+}
+
+async fn wait_for(posted: &AtomicUsize, n: usize) {
+    while posted.load(Ordering::SeqCst) < n {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A gateway shuts down mid-stream (1012); its clients resume on another gateway with `since`
+/// and end up with every message exactly once, in order.
+async fn a_gateway_shutting_down_mid_stream_loses_nothing(p: Arc<Platform>) {
+    let (room, alice, bob, org) = p.team().await;
+    let carol = p.user("carol@example.com").await;
+    p.join_org(org, &alice, &carol, "carol@example.com").await;
+    let second = p.another_gateway().await;
+    let gateways = vec![p.gw.ws.clone(), second.ws.clone()];
+    let clients: Vec<_> = [bob.token.clone(), carol.token.clone()]
+        .into_iter()
+        .map(|token| tokio::spawn(follow(gateways.clone(), room, token, TOTAL)))
+        .collect();
+    // Let both clients connect to the first gateway before anything is posted.
+    while p.gw.state.connections() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let posted = Arc::new(AtomicUsize::new(0));
+    let poster = tokio::spawn(post_all(p.clone(), alice, room, TOTAL, posted.clone()));
+    wait_for(&posted, TOTAL / 3).await;
+    p.gw.state.shut_down(Duration::from_secs(5)).await;
+    let mut ids = poster.await.unwrap();
+    ids.sort();
+    for client in clients {
+        let (seen, connections) = client.await.unwrap();
+        assert!(connections >= 2, "the client moved to the other gateway");
+        assert_eq!(seen, ids, "every message exactly once, in id order");
+    }
+}
+
+both_shapes!(a_gateway_shutting_down_mid_stream_loses_nothing);
+
+/// A NATS server of this test's own, so it can be killed and restarted.
+struct OwnNats {
+    binary: std::path::PathBuf,
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl OwnNats {
+    /// Starts one, or `None` (with a note) when no `nats-server` binary is installed.
+    fn start() -> Option<Self> {
+        let binary = std::env::var_os("NATS_SERVER_BIN")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                [
+                    "/usr/sbin/nats-server",
+                    "/usr/bin/nats-server",
+                    "/usr/local/bin/nats-server",
+                ]
+                .iter()
+                .map(std::path::PathBuf::from)
+                .find(|p| p.exists())
+            });
+        let Some(binary) = binary else {
+            assert!(
+                std::env::var("CHATBOARD_REQUIRE_SERVICES").map_or(true, |v| v != "1"),
+                "CHATBOARD_REQUIRE_SERVICES=1 but no nats-server binary (set NATS_SERVER_BIN)"
+            );
+            eprintln!("note: no nats-server binary; the NATS restart test is skipped");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut nats = Self {
+            binary,
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        nats.run();
+        Some(nats)
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn run(&mut self) {
+        let child = std::process::Command::new(&self.binary)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("nats-server did not start");
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// NATS is killed mid-stream and comes back: clients that stay connected end up with every
+/// message exactly once, in order (what was not announced is caught up from the database).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_restart_mid_stream_loses_nothing() {
+    let Some(mut nats) = OwnNats::start() else {
+        return;
+    };
+    let p =
+        Arc::new(Platform::start_with(Some((nats.url(), unique_prefix())), quick_settings()).await);
+    let (room, alice, bob, org) = p.team().await;
+    let carol = p.user("carol@example.com").await;
+    p.join_org(org, &alice, &carol, "carol@example.com").await;
+    let clients: Vec<_> = [bob.token.clone(), carol.token.clone()]
+        .into_iter()
+        .map(|token| tokio::spawn(follow(vec![p.gw.ws.clone()], room, token, TOTAL)))
+        .collect();
+    while p.gw.state.connections() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let posted = Arc::new(AtomicUsize::new(0));
+    let sender = User {
+        id: alice.id,
+        token: alice.token.clone(),
+    };
+    let poster = tokio::spawn(post_all(p.clone(), sender, room, TOTAL - 1, posted.clone()));
+    wait_for(&posted, TOTAL / 3).await;
+    nats.kill();
+    wait_for(&posted, 2 * TOTAL / 3).await;
+    nats.run();
+    let mut ids = poster.await.unwrap();
+    // Once NATS answers the API again, one last message: announced, so it arrives live, and
+    // everything before it that was never announced is filled in from the database.
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        let ready = http
+            .get(format!("{}/health/ready", p.api))
+            .send()
+            .await
+            .unwrap();
+        if ready.status().is_success() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ids.push(p.post(&alice, room, "after the restart").await);
+    // The outage was real: announcements failed while NATS was down.
+    let metrics = http
+        .get(format!("{}/metrics", p.api))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let failures = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("chatboard_bus_publish_failures_total "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        failures > 0.0,
+        "some announcements failed during the outage"
+    );
+    ids.sort();
+    for client in clients {
+        let (seen, connections) = client.await.unwrap();
+        assert_eq!(connections, 1, "the clients stayed connected");
+        assert_eq!(seen, ids, "every message exactly once, in id order");
+    }
+}
