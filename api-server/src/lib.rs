@@ -21,6 +21,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::{middleware, Router, ServiceExt};
 use chatboard_core::bus::{Bus, BusError, LocalBus, NatsBus};
 use chatboard_core::config::{redact_url, Config};
@@ -213,13 +214,21 @@ pub async fn serve_with(
     let service = tower::util::MapRequestLayer::new(strip_trailing_slash as fn(Request) -> Request)
         .layer(router(state).merge(extra));
     let result = axum::serve(
-        listener,
+        listener.tap_io(no_delay),
         service.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await;
     janitor.abort();
     result
+}
+
+/// Small writes (WebSocket frames, short responses) go out at once instead of waiting for
+/// Nagle's algorithm to coalesce them with later ones.
+pub fn no_delay(stream: &mut tokio::net::TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

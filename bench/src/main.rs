@@ -4,6 +4,8 @@
 
 mod load;
 mod seed;
+mod ws_load;
+mod ws_seed;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -60,6 +62,69 @@ enum Command {
         #[arg(long, default_value_t = 15)]
         seconds: u64,
     },
+    /// Creates `rooms` orgs of `members` users, each org with one PUBLIC room seating all of
+    /// them, straight through the store, and writes the rooms and minted access tokens to a
+    /// state file. The platform's database and key come from `--data-dir` (single node) or
+    /// from DATABASE_URL and CHATBOARD_JWT_SECRET (scale-out).
+    WsSeed {
+        /// The single-node binary's data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Rooms (one org each).
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        /// Members per room.
+        #[arg(long, default_value_t = 100)]
+        members: usize,
+        /// Where to write the state.
+        #[arg(long, default_value = "ws-state.json")]
+        state: PathBuf,
+    },
+    /// Opens `connections` idle authenticated WebSockets (members of the seeded rooms, from
+    /// source addresses 127.0.0.2, .3, ... on loopback), holds them, and prints the gateway's
+    /// resident memory per connection.
+    WsIdle {
+        /// The gateway, ws://host:port.
+        #[arg(long, default_value = "ws://127.0.0.1:8080")]
+        ws: String,
+        /// State file written by `ws-seed`.
+        #[arg(long, default_value = "ws-state.json")]
+        state: PathBuf,
+        /// Connections to open.
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// The gateway's process id, to read its memory from /proc.
+        #[arg(long)]
+        gateway_pid: Option<u32>,
+        /// Seconds to hold the connections before measuring.
+        #[arg(long, default_value_t = 5)]
+        hold: u64,
+    },
+    /// Connects every member of every seeded room, sends `rate` messages/s spread over the
+    /// rooms for `seconds`, and prints deliveries, losses and post-to-delivery latency.
+    WsFanout {
+        /// The gateway, ws://host:port.
+        #[arg(long, default_value = "ws://127.0.0.1:8080")]
+        ws: String,
+        /// The API, http://host:port (needed with --via rest).
+        #[arg(long)]
+        api: Option<String>,
+        /// State file written by `ws-seed`.
+        #[arg(long, default_value = "ws-state.json")]
+        state: PathBuf,
+        /// Messages per second, over all rooms.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// Seconds of sending.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// ws (message frames) or rest (POST).
+        #[arg(long, default_value = "ws")]
+        via: String,
+        /// The gateway's process id, to read its memory from /proc.
+        #[arg(long)]
+        gateway_pid: Option<u32>,
+    },
 }
 
 #[tokio::main]
@@ -99,6 +164,52 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
                 load::print_row(scenario, concurrency, &loaded);
             }
+        }
+        Command::WsSeed {
+            data_dir,
+            rooms,
+            members,
+            state,
+        } => {
+            let config = ws_seed::platform_config(data_dir.as_deref())?;
+            let started = std::time::Instant::now();
+            let seeded = ws_seed::seed(&config, rooms, members).await?;
+            std::fs::write(&state, serde_json::to_vec(&seeded)?)?;
+            println!(
+                "{rooms} rooms x {members} members seeded in {:.1} s; state written to {}",
+                started.elapsed().as_secs_f64(),
+                state.display()
+            );
+        }
+        Command::WsIdle {
+            ws,
+            state,
+            connections,
+            gateway_pid,
+            hold,
+        } => {
+            let seeded: ws_seed::WsSeeded = serde_json::from_slice(&std::fs::read(&state)?)?;
+            let target = ws_load::Target::new(&ws, None, gateway_pid)?;
+            ws_load::idle(&target, &seeded, connections, Duration::from_secs(hold)).await?;
+        }
+        Command::WsFanout {
+            ws,
+            api,
+            state,
+            rate,
+            seconds,
+            via,
+            gateway_pid,
+        } => {
+            let via = match via.as_str() {
+                "ws" => ws_load::SendVia::WebSocket,
+                "rest" if api.is_some() => ws_load::SendVia::Rest,
+                "rest" => anyhow::bail!("--via rest needs --api"),
+                other => anyhow::bail!("--via: ws or rest, not {other}"),
+            };
+            let seeded: ws_seed::WsSeeded = serde_json::from_slice(&std::fs::read(&state)?)?;
+            let target = ws_load::Target::new(&ws, api, gateway_pid)?;
+            ws_load::fanout(&target, &seeded, rate, seconds, via).await?;
         }
     }
     Ok(())

@@ -6,17 +6,27 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use axum::extract::ws::Utf8Bytes;
 use chatboard_core::bus::{Bus, BusError, BusEvent, Delivery};
 use chatboard_core::presence::{Presence, PresenceChange};
 use chatboard_core::store::Store;
 use futures::StreamExt;
 use tokio::sync::{broadcast, mpsc};
 
+/// An event with its frame, encoded once for every connection that gets it.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// The event.
+    pub event: BusEvent,
+    /// Its JSON text frame.
+    pub text: Utf8Bytes,
+}
+
 /// What a connection receives from the hub.
 #[derive(Debug, Clone)]
 pub enum Live {
     /// An event of one of its rooms.
-    Event(Arc<BusEvent>),
+    Event(Arc<Outgoing>),
     /// Someone sharing one of its rooms came or went.
     Presence(PresenceChange),
     /// Events may have been lost on the way: catch up from the database.
@@ -153,11 +163,19 @@ impl Hub {
         let mut rooms = self.rooms();
         match delivery {
             Delivery::Event(event) => {
-                let event = Arc::new(event);
-                if let Some(list) = rooms.get_mut(&event.room()) {
-                    // A follower whose queue is full leaves the room and closes as too slow.
-                    list.retain(|f| f.offer(Live::Event(event.clone())));
-                }
+                let Some(list) = rooms.get_mut(&event.room()) else {
+                    return; // nobody here follows the room
+                };
+                let text = match serde_json::to_string(&event) {
+                    Ok(text) => Utf8Bytes::from(text),
+                    Err(e) => {
+                        tracing::error!(error = %e, "event encoding failed");
+                        return;
+                    }
+                };
+                let outgoing = Arc::new(Outgoing { event, text });
+                // A follower whose queue is full leaves the room and closes as too slow.
+                list.retain(|f| f.offer(Live::Event(outgoing.clone())));
             }
             Delivery::Missed => {
                 let mut told = HashSet::new();

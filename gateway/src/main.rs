@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use chatboard_core::auth::TokenIssuer;
 use chatboard_core::bus::NatsBus;
 use chatboard_core::config::{redact_url, Config, Env};
@@ -55,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(%addr, "gateway listening on ws://{addr}/ws/rooms/{{room_id}}/");
     println!("ChatBoard gateway is running at ws://{addr}/");
     let draining = state.clone();
-    axum::serve(listener, app)
+    axum::serve(listener.tap_io(gateway::no_delay), app)
         .with_graceful_shutdown(async move {
             chatboard_core::shutdown::signal().await;
             // Close every socket with 1012 so clients reconnect to another replica.

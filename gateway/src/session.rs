@@ -22,7 +22,7 @@ use chrono::Utc;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::json;
 
-use crate::hub::{Live, Subscription};
+use crate::hub::{Live, Outgoing, Subscription};
 use crate::Shared;
 
 /// Close codes of the protocol (API.md).
@@ -97,6 +97,16 @@ impl Session {
     /// Greets, replays, then serves the connection until it ends.
     pub(crate) async fn run(mut self, replay: bool) {
         let mut shutdown = self.shared.shutdown.subscribe();
+        // Resolves when the gateway starts shutting down (or is gone); made once, polled on
+        // every turn of the loop.
+        let shutting_down = async move {
+            while !*shutdown.borrow_and_update() {
+                if shutdown.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::pin!(shutting_down);
         let hello = json!({
             "type": "connection",
             "room": self.fixed_room,
@@ -121,17 +131,12 @@ impl Session {
         let limiter = frame_limiter();
         let mut last_heard = Instant::now();
         loop {
-            if *shutdown.borrow_and_update() {
-                return self
-                    .close(close::RESTARTING, "server restarting", "shutdown")
-                    .await;
-            }
             let step = tokio::select! {
-                changed = shutdown.changed() => match changed {
-                    Ok(()) => continue,
-                    // The gateway itself is gone.
-                    Err(_) => return self.close(close::RESTARTING, "server restarting", "shutdown").await,
-                },
+                // In this order: shutdown first, then queued events before client frames.
+                biased;
+                () = &mut shutting_down => {
+                    return self.close(close::RESTARTING, "server restarting", "shutdown").await;
+                }
                 live = self.subscription.events.recv() => match live {
                     _ if self.subscription.too_slow() => {
                         return self.close(close::TOO_SLOW, "too slow", "slow_consumer").await;
@@ -254,7 +259,7 @@ impl Session {
 
     async fn on_live(&mut self, live: Live) -> Step {
         match live {
-            Live::Event(event) => self.on_event(&event).await,
+            Live::Event(outgoing) => self.on_event(&outgoing).await,
             Live::Presence(change) if change.user_id != self.user_id => {
                 self.send_presence(change).await
             }
@@ -270,7 +275,8 @@ impl Session {
     }
 
     /// Delivers a live event, filling any gap from the database first.
-    async fn on_event(&mut self, event: &BusEvent) -> Step {
+    async fn on_event(&mut self, outgoing: &Outgoing) -> Step {
+        let event = &outgoing.event;
         let room_id = event.room();
         let Some(at) = self.positions.get(&room_id).copied() else {
             return Ok(()); // a room this connection stopped following
@@ -285,11 +291,11 @@ impl Session {
                     // database has it, and the catch-up delivers this one too, in order.
                     return self.catch_up(room_id).await;
                 }
-                self.deliver(message, true).await
+                self.deliver(message, Some(outgoing.text.clone())).await
             }
             // Typists do not hear their own typing.
             BusEvent::Typing { user_id, .. } if *user_id == self.user_id => Ok(()),
-            other => self.send_json(other).await,
+            _ => self.send(WsMessage::Text(outgoing.text.clone())).await,
         }
     }
 
@@ -326,7 +332,7 @@ impl Session {
             };
             let full = page.len() as u32 == CATCH_UP_PAGE;
             for message in &page {
-                self.deliver(message, false).await?;
+                self.deliver(message, None).await?;
             }
             if !full {
                 return Ok(());
@@ -351,12 +357,20 @@ impl Session {
         Ok(())
     }
 
-    async fn deliver(&mut self, message: &Message, live: bool) -> Step {
-        let frame = BusEvent::new_message(message.clone());
-        self.send_json(&frame).await?;
+    /// Sends a message frame (`live` carries the frame the hub encoded; replayed messages are
+    /// encoded here) and moves the room's position.
+    async fn deliver(&mut self, message: &Message, live: Option<Utf8Bytes>) -> Step {
+        let is_live = live.is_some();
+        match live {
+            Some(text) => self.send(WsMessage::Text(text)).await?,
+            None => {
+                self.send_json(&BusEvent::new_message(message.clone()))
+                    .await?
+            }
+        }
         let metrics = &self.shared.metrics;
         metrics.deliveries.inc();
-        if live {
+        if is_live {
             let latency = (Utc::now() - message.created_at)
                 .to_std()
                 .unwrap_or_default();

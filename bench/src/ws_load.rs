@@ -1,0 +1,422 @@
+//! The WebSocket load generator: many connections from many source addresses, messages sent
+//! at a fixed rate over WebSocket or REST, and what arrives measured at every receiver.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use tokio::net::TcpSocket;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message as Ws;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::ws_seed::WsSeeded;
+
+type Socket = WebSocketStream<tokio::net::TcpStream>;
+
+/// Connections per source address (the ephemeral port range holds about 28,000).
+const PER_SOURCE: usize = 20_000;
+/// Connections opened at once.
+const CONNECT_CONCURRENCY: usize = 128;
+/// How long the connections must have been quiet before sending starts.
+const QUIET: Duration = Duration::from_secs(2);
+/// Longest wait for that.
+const MAX_SETTLE: Duration = Duration::from_secs(300);
+/// Frames per second one connection may send (the gateway allows 20).
+const SEND_PER_CONNECTION: f64 = 15.0;
+
+/// Where the gateway listens.
+pub struct Target {
+    /// `ws://host:port`
+    pub ws: String,
+    addr: SocketAddr,
+    /// `http://host:port` of the API, for sending over REST.
+    pub api: Option<String>,
+    /// The gateway's process id, to read its memory.
+    pub gateway_pid: Option<u32>,
+}
+
+impl Target {
+    /// Resolves the gateway's address.
+    pub fn new(ws: &str, api: Option<String>, gateway_pid: Option<u32>) -> anyhow::Result<Self> {
+        let hostport = ws
+            .strip_prefix("ws://")
+            .context("--ws must be ws://host:port")?
+            .trim_end_matches('/');
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(hostport)?
+            .find(SocketAddr::is_ipv4)
+            .context("--ws does not resolve to an IPv4 address")?;
+        Ok(Self {
+            ws: format!("ws://{hostport}"),
+            addr,
+            api,
+            gateway_pid,
+        })
+    }
+
+    /// Opens the per-room endpoint as one member, from source address number `n`.
+    async fn connect(&self, room: i64, token: &str, n: usize) -> anyhow::Result<Socket> {
+        let source = if self.addr.ip().is_loopback() {
+            // 127.0.0.2, 127.0.0.3, ...: each its own range of ephemeral ports.
+            let k = u8::try_from(2 + n / PER_SOURCE).context("too many connections")?;
+            Ipv4Addr::new(127, 0, 0, k)
+        } else {
+            Ipv4Addr::UNSPECIFIED
+        };
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::from((source, 0)))?;
+        let stream = socket.connect(self.addr).await?;
+        stream.set_nodelay(true)?;
+        let url = format!("{}/ws/rooms/{room}/?token={token}", self.ws);
+        // Small buffers: the client side holds as many connections as the gateway.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let (socket, _) =
+            tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
+        Ok(socket)
+    }
+
+    /// CPU time the gateway process has used so far, when its pid is known.
+    fn gateway_cpu(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.gateway_pid?)).ok()?;
+        // Fields after the command name (which is in parentheses and may hold spaces).
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // The kernel reports in USER_HZ, 100 on Linux.
+        Some(Duration::from_millis(ticks * 10))
+    }
+
+    /// The gateway's resident memory in KiB, when its pid is known.
+    fn gateway_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.gateway_pid?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+}
+
+/// Waits for the first text frame (the `connection` greeting): the connection is authenticated.
+async fn greeted(socket: &mut Socket) -> anyhow::Result<()> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
+            Ok(Some(Ok(Ws::Text(text)))) if text.as_str().contains("\"connection\"") => {
+                return Ok(())
+            }
+            Ok(Some(Ok(Ws::Close(frame)))) => bail!("closed: {frame:?}"),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => return Err(e.into()),
+            Ok(None) => bail!("closed before the greeting"),
+            Err(_) => bail!("no greeting within 30 s"),
+        }
+    }
+}
+
+/// Holds `connections` idle authenticated connections and reports the gateway's memory.
+pub async fn idle(
+    target: &Target,
+    seeded: &WsSeeded,
+    connections: usize,
+    hold: Duration,
+) -> anyhow::Result<()> {
+    let members: Vec<(i64, &str)> = seeded
+        .rooms
+        .iter()
+        .flat_map(|r| r.tokens.iter().map(move |t| (r.id, t.as_str())))
+        .collect();
+    anyhow::ensure!(!members.is_empty(), "the state has no members");
+    let before = target.gateway_rss_kib();
+    let started = Instant::now();
+    let (stop_tx, stop) = watch::channel(false);
+    let open = Arc::new(AtomicU64::new(0));
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..connections)
+        .map(|n| {
+            let (room, token) = members[n % members.len()];
+            let (open, mut stop) = (open.clone(), stop.clone());
+            async move {
+                let mut socket = target.connect(room, token, n).await?;
+                greeted(&mut socket).await?;
+                open.fetch_add(1, Ordering::Relaxed);
+                // Keep reading, so pings are answered, until told to stop.
+                tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            _ = stop.changed() => break,
+                            frame = socket.next() => if !matches!(frame, Some(Ok(_))) { break },
+                        }
+                    }
+                    let _ = socket.close(None).await;
+                });
+                Ok(())
+            }
+        })
+        .buffer_unordered(CONNECT_CONCURRENCY)
+        .collect()
+        .await;
+    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    let opened = open.load(Ordering::Relaxed);
+    println!(
+        "opened {opened} of {connections} connections in {:.1} s ({} failed{})",
+        started.elapsed().as_secs_f64(),
+        failed.len(),
+        failed
+            .first()
+            .map(|e| format!(", first: {e:#}"))
+            .unwrap_or_default()
+    );
+    tokio::time::sleep(hold).await;
+    let after = target.gateway_rss_kib();
+    if let (Some(before), Some(after)) = (before, after) {
+        let per = (after.saturating_sub(before)) as f64 / opened.max(1) as f64;
+        println!(
+            "gateway RSS: {before} KiB before, {after} KiB with {opened} connections: {per:.1} KiB per connection"
+        );
+    }
+    let _ = stop_tx.send(true);
+    drop(stop);
+    Ok(())
+}
+
+/// How `fanout` sends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SendVia {
+    /// `message` frames on the senders' own connections.
+    WebSocket,
+    /// `POST /api/rooms/{id}/messages/`.
+    Rest,
+}
+
+/// Every member of every room connected; `rate` messages/s spread over the rooms for
+/// `seconds`; reports deliveries, losses and post-to-delivery latency.
+pub async fn fanout(
+    target: &Target,
+    seeded: &WsSeeded,
+    rate: f64,
+    seconds: u64,
+    via: SendVia,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(rate > 0.0, "--rate must be positive");
+    let epoch = Instant::now();
+    let (stop_tx, stop) = watch::channel(false);
+    let per_room = rate / seeded.rooms.len() as f64;
+    let senders_per_room = (per_room / SEND_PER_CONNECTION).ceil().max(1.0) as usize;
+    let mut receivers = Vec::new();
+    let mut send_sinks = Vec::new();
+    let mut n = 0usize;
+    let started = Instant::now();
+    let mut histograms = Vec::new();
+    let last_frame = Arc::new(AtomicU64::new(0));
+    for room in &seeded.rooms {
+        // One histogram per room, shared by its receivers (one each would cost more memory
+        // than the connections themselves).
+        let room_latencies = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+            1,
+            600_000_000,
+            3,
+        )?));
+        histograms.push(room_latencies.clone());
+        anyhow::ensure!(
+            room.tokens.len() >= senders_per_room,
+            "room {} is too small for the rate",
+            room.id
+        );
+        let sockets: Vec<anyhow::Result<Socket>> =
+            futures::stream::iter(room.tokens.iter().enumerate())
+                .map(|(i, token)| {
+                    let k = n + i;
+                    async move {
+                        let mut s = target.connect(room.id, token, k).await?;
+                        greeted(&mut s).await?;
+                        Ok(s)
+                    }
+                })
+                .buffered(CONNECT_CONCURRENCY)
+                .collect()
+                .await;
+        n += room.tokens.len();
+        for (i, socket) in sockets.into_iter().enumerate() {
+            let (sink, stream) = socket?.split();
+            if i < senders_per_room {
+                send_sinks.push((
+                    room.id,
+                    room.tokens[i].clone(),
+                    room.tokens.len() as u64,
+                    sink,
+                ));
+            }
+            receivers.push(tokio::spawn(receive(
+                stream,
+                epoch,
+                stop.clone(),
+                room_latencies.clone(),
+                last_frame.clone(),
+            )));
+        }
+    }
+    let opened = started.elapsed();
+    // Everyone arriving is a presence notice to everyone in their room: wait for that storm to
+    // pass before measuring.
+    let settling = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let quiet_for = epoch
+            .elapsed()
+            .saturating_sub(Duration::from_nanos(last_frame.load(Ordering::Relaxed)));
+        if quiet_for >= QUIET || settling.elapsed() >= MAX_SETTLE {
+            break;
+        }
+    }
+    println!(
+        "{} connections in {} rooms open in {:.1} s, settled in {:.1} s; sending {rate} msg/s over {} for {seconds} s",
+        receivers.len(),
+        seeded.rooms.len(),
+        opened.as_secs_f64(),
+        settling.elapsed().as_secs_f64(),
+        if via == SendVia::Rest { "REST" } else { "WebSocket" }
+    );
+    let expected = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(AtomicU64::new(0));
+    let http = reqwest::Client::new();
+    let period = Duration::from_secs_f64(senders_per_room as f64 / per_room);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    let cpu_before = target.gateway_cpu();
+    // Unique per run: the same senders' ids from an earlier run would be (rightly) de-duplicated.
+    let run = chrono::Utc::now().timestamp_micros();
+    let mut senders = Vec::new();
+    for (k, (room, token, members, mut sink)) in send_sinks.into_iter().enumerate() {
+        let (expected, sent, failures, http) = (
+            expected.clone(),
+            sent.clone(),
+            failures.clone(),
+            http.clone(),
+        );
+        let api = target.api.clone();
+        // Spread the senders' ticks over one period.
+        let offset = period.mul_f64((k % 97) as f64 / 97.0);
+        senders.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut i = 0u64;
+            loop {
+                if tick.tick().await >= deadline {
+                    break;
+                }
+                let body = format!("b{}", epoch.elapsed().as_nanos());
+                let ok = match (via, &api) {
+                    (SendVia::WebSocket, _) => {
+                        let frame = serde_json::json!({"type": "message", "body": body, "client_msg_id": format!("{run}-{k}-{i}")});
+                        sink.send(Ws::Text(frame.to_string().into())).await.is_ok()
+                    }
+                    (SendVia::Rest, Some(api)) => http
+                        .post(format!("{api}/api/rooms/{room}/messages/"))
+                        .bearer_auth(&token)
+                        .json(&serde_json::json!({"body": body}))
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success()),
+                    (SendVia::Rest, None) => false,
+                };
+                i += 1;
+                if ok {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    expected.fetch_add(members, Ordering::Relaxed);
+                } else {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            sink
+        }));
+    }
+    let mut sinks = Vec::new();
+    for s in senders {
+        sinks.push(s.await?);
+    }
+    let sending = Duration::from_secs(seconds);
+    let rss = target.gateway_rss_kib();
+    // Let the last messages arrive.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu = match (cpu_before, target.gateway_cpu()) {
+        (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+        _ => None,
+    };
+    let _ = stop_tx.send(true);
+    let mut total = 0u64;
+    for r in receivers {
+        total += r.await?;
+    }
+    let mut latencies = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    for h in &histograms {
+        latencies.add(&*h.lock().unwrap_or_else(PoisonError::into_inner))?;
+    }
+    drop(sinks);
+    let (sent, expected, failures) = (
+        sent.load(Ordering::Relaxed),
+        expected.load(Ordering::Relaxed),
+        failures.load(Ordering::Relaxed),
+    );
+    println!(
+        "| sent | failed sends | deliveries expected | delivered | lost | delivered/s | p50 ms | p99 ms | max ms | gateway RSS MiB | gateway CPU µs/delivery |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {sent} | {failures} | {expected} | {total} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} |",
+        expected.saturating_sub(total),
+        total as f64 / sending.as_secs_f64(),
+        latencies.value_at_quantile(0.5) as f64 / 1000.0,
+        latencies.value_at_quantile(0.99) as f64 / 1000.0,
+        latencies.max() as f64 / 1000.0,
+        rss.map(|k| format!("{:.0}", k as f64 / 1024.0)).unwrap_or_else(|| "-".into()),
+        cpu.map(|c| format!("{:.1}", c.as_secs_f64() * 1e6 / total.max(1) as f64))
+            .unwrap_or_else(|| "-".into()),
+    );
+    Ok(())
+}
+
+/// Counts message frames and records their latency (from the send time in the body) until
+/// stopped; returns the count.
+async fn receive(
+    mut stream: futures::stream::SplitStream<Socket>,
+    epoch: Instant,
+    mut stop: watch::Receiver<bool>,
+    latencies: Arc<Mutex<Histogram<u64>>>,
+    last_frame: Arc<AtomicU64>,
+) -> u64 {
+    let mut count = 0;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return count,
+            frame = stream.next() => match frame {
+                Some(Ok(Ws::Text(text))) => {
+                    last_frame.store(epoch.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    if let Some(sent) = sent_at(text.as_str()) {
+                        count += 1;
+                        let micros = (epoch.elapsed().as_nanos() as u64).saturating_sub(sent) / 1000;
+                        let mut h = latencies.lock().unwrap_or_else(PoisonError::into_inner);
+                        let _ = h.record(micros.max(1));
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => return count,
+            }
+        }
+    }
+}
+
+/// The send time carried in a message frame's body (`"body":"b<nanos>"`).
+fn sent_at(frame: &str) -> Option<u64> {
+    if !frame.starts_with("{\"type\":\"message\"") {
+        return None;
+    }
+    let start = frame.find("\"body\":\"b")? + 9;
+    let digits = &frame[start..];
+    let end = digits.find('"')?;
+    digits[..end].parse().ok()
+}
