@@ -16,7 +16,16 @@ use crate::routes::{auth, health, messages, orgs, rooms};
             `Authorization: Bearer <access token>` and are limited per user \
             (`X-RateLimit-Limit`, `X-RateLimit-Remaining`, `Retry-After` on 429); register, \
             token and refresh are limited per client address; bodies over 1 MiB answer 413; \
-            every response carries `X-Request-Id`."
+            every response carries `X-Request-Id`.\n\n\
+            Live events: WebSockets at `GET /ws/rooms/{room_id}/?token=..[&since=msg_id]` (one \
+            room, replay then live without gap or duplicate) and `GET /ws/?token=..` (all of the \
+            user's rooms; frames carry `room`), served by the gateway (the same port on a single \
+            node). The token may be sent as the `bearer.<JWT>` subprotocol instead. Frames \
+            (JSON text): server `connection`, `message`, `message.updated`, `message.deleted`, \
+            `typing`, `presence`, `read`, `ack`, `pong`, `error`; client `message`, `typing`, \
+            `read`, `ping`. Close codes: 4001 unauthenticated, 4003 not a member, 4004 no such \
+            room, 4008 rate limit (20 frames/s), frame over 64 KiB or too many connections, \
+            4009 too slow, 1012 server restarting. See README.md, 'Live events over WebSocket'."
     ),
     paths(
         auth::register, auth::token, auth::refresh, auth::logout, auth::me, auth::update_me,

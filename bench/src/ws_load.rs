@@ -390,9 +390,13 @@ async fn receive(
     last_frame: Arc<AtomicU64>,
 ) -> u64 {
     let mut count = 0;
+    let stopped = async move {
+        let _ = stop.changed().await;
+    };
+    tokio::pin!(stopped);
     loop {
         tokio::select! {
-            _ = stop.changed() => return count,
+            biased;
             frame = stream.next() => match frame {
                 Some(Ok(Ws::Text(text))) => {
                     last_frame.store(epoch.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -405,7 +409,8 @@ async fn receive(
                 }
                 Some(Ok(_)) => {}
                 _ => return count,
-            }
+            },
+            () = &mut stopped => return count,
         }
     }
 }

@@ -233,32 +233,56 @@ async fn listen(
     }
 }
 
-/// Presence changes go to the connections that share a room with the user.
+/// Presence changes go to the connections that share a room with the user. Changes come in
+/// bursts (a gateway full of clients reconnecting), so they are taken in batches with one
+/// database read for the rooms of all of them.
 async fn dispatch_presence(
     hub: std::sync::Weak<Hub>,
     mut changes: broadcast::Receiver<PresenceChange>,
     store: Arc<dyn Store>,
 ) {
+    const BATCH: usize = 1000;
     loop {
-        let change = match changes.recv().await {
-            Ok(change) => change,
+        let mut batch = Vec::new();
+        match changes.recv().await {
+            Ok(change) => batch.push(change),
             Err(broadcast::error::RecvError::Lagged(skipped)) => {
                 tracing::warn!(skipped, "presence changes skipped: the gateway fell behind");
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,
-        };
+        }
+        while batch.len() < BATCH {
+            match changes.try_recv() {
+                Ok(change) => batch.push(change),
+                Err(broadcast::error::TryRecvError::Lagged(skipped)) => {
+                    tracing::warn!(skipped, "presence changes skipped: the gateway fell behind");
+                }
+                Err(_) => break,
+            }
+        }
         let Some(hub) = hub.upgrade() else { return };
         if hub.is_idle() {
             continue;
         }
-        match store.room_positions(change.user_id).await {
-            Ok(positions) => {
-                let room_ids: Vec<i64> = positions.iter().map(|p| p.room_id).collect();
-                hub.dispatch_change(change, &room_ids);
-            }
+        let mut users: Vec<i64> = batch.iter().map(|c| c.user_id).collect();
+        users.sort_unstable();
+        users.dedup();
+        let seats = match store.seats_of(&users).await {
+            Ok(seats) => seats,
             Err(e) => {
-                tracing::warn!(error = %e, user_id = change.user_id, "presence: rooms lookup failed")
+                tracing::warn!(error = %e, "presence: rooms lookup failed");
+                continue;
+            }
+        };
+        let mut rooms_of: HashMap<i64, Vec<i64>> = HashMap::new();
+        for (user_id, room_id) in seats {
+            rooms_of.entry(user_id).or_default().push(room_id);
+        }
+        // In order, so a user who came and went within the batch ends up offline.
+        for change in batch {
+            if let Some(rooms) = rooms_of.get(&change.user_id) {
+                hub.dispatch_change(change, rooms);
             }
         }
     }

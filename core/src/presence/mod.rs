@@ -25,7 +25,7 @@ pub struct PresenceChange {
 }
 
 /// Changes waiting for a slow listener before it starts missing them.
-const CHANGES_QUEUE: usize = 4096;
+const CHANGES_QUEUE: usize = 65_536;
 
 /// Counts this process's connections and answers for everyone's.
 #[async_trait]

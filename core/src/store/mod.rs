@@ -286,6 +286,8 @@ pub trait RoomStore: Send + Sync {
     async fn room_members(&self, room_id: i64) -> StoreResult<Vec<RoomMember>>;
     /// Every room the user sits in, with its newest message (what a live connection starts from).
     async fn room_positions(&self, user_id: i64) -> StoreResult<Vec<RoomPosition>>;
+    /// `(user id, room id)` for every seat of the given users.
+    async fn seats_of(&self, user_ids: &[i64]) -> StoreResult<Vec<(i64, i64)>>;
     /// Ids of the other users who share a room with the user (only `room`, when given).
     async fn room_mates(&self, user_id: i64, room: Option<i64>) -> StoreResult<Vec<i64>>;
     /// Moves a member's read pointer forward to `msg_id` (never back) and returns where it

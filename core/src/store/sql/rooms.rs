@@ -313,6 +313,24 @@ impl RoomStore for SqlStore {
             .collect())
     }
 
+    async fn seats_of(&self, user_ids: &[i64]) -> StoreResult<Vec<(i64, i64)>> {
+        let mut seats = Vec::new();
+        // Bounded statements: engines cap the number of parameters.
+        for chunk in user_ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT user_id, room_id FROM room_members WHERE user_id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query_as::<_, (i64, i64)>(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            seats.extend(query.fetch_all(&self.read).await?);
+        }
+        Ok(seats)
+    }
+
     async fn room_mates(&self, user_id: i64, room: Option<i64>) -> StoreResult<Vec<i64>> {
         let rows: Vec<(i64,)> = sqlx::query_as(
             "SELECT DISTINCT other.user_id FROM room_members mine \
