@@ -38,6 +38,9 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// connections are the common case and tungstenite's default (128 KiB) would dominate memory.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
+/// Frames written out together when a connection has several waiting.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
 /// What every connection shares.
 pub(crate) struct Shared {
     store: Arc<dyn Store>,
@@ -220,8 +223,8 @@ fn prepare(
         .max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
         .read_buffer_size(READ_BUFFER_BYTES)
-        // Write each frame straight away: nothing is gained by holding frames back.
-        .write_buffer_size(0);
+        // Frames queued while batching (see the session) go out together, up to this much.
+        .write_buffer_size(WRITE_BATCH_BYTES);
     if let Some(p) = offered.iter().find(|p| p.starts_with(BEARER_PROTOCOL)) {
         // Echo the protocol the token came in, as browsers require.
         upgrade = upgrade.protocols([p.clone()]);
@@ -449,6 +452,7 @@ async fn room_socket(
             fixed_room: Some(room_id),
             positions: HashMap::from([(room_id, position)]),
             subscription,
+            batching: false,
         };
         serve(session, since.is_some(), slot).await;
     })
@@ -517,6 +521,7 @@ async fn user_socket(
             fixed_room: None,
             positions,
             subscription,
+            batching: false,
         };
         serve(session, false, slot).await;
     })

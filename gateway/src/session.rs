@@ -19,6 +19,7 @@ use chatboard_core::model::Message;
 use chatboard_core::presence::PresenceChange;
 use chatboard_core::store::PageCursor;
 use chrono::Utc;
+use futures::SinkExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::json;
 
@@ -91,6 +92,9 @@ pub(crate) struct Session {
     pub(crate) fixed_room: Option<i64>,
     pub(crate) positions: HashMap<i64, Position>,
     pub(crate) subscription: Subscription,
+    /// While set, frames are queued in the socket's write buffer and go out with the next
+    /// flush (see [`Session::on_live_batch`]).
+    pub(crate) batching: bool,
 }
 
 impl Session {
@@ -141,7 +145,7 @@ impl Session {
                     _ if self.subscription.too_slow() => {
                         return self.close(close::TOO_SLOW, "too slow", "slow_consumer").await;
                     }
-                    Some(live) => self.on_live(live).await,
+                    Some(live) => self.on_live_batch(live).await,
                     None => return,
                 },
                 incoming = self.socket.recv() => {
@@ -195,10 +199,16 @@ impl Session {
         let _ = self.send(WsMessage::Close(Some(frame))).await;
     }
 
-    /// Sends one frame; a peer that does not take it within a ping interval is given up on.
+    /// Sends one frame (or queues it while batching); a peer that does not take it within a
+    /// ping interval is given up on.
     async fn send(&mut self, frame: WsMessage) -> Step {
         let limit = self.shared.settings.ping_interval;
-        match tokio::time::timeout(limit, self.socket.send(frame)).await {
+        let sent = if self.batching {
+            tokio::time::timeout(limit, self.socket.feed(frame)).await
+        } else {
+            tokio::time::timeout(limit, self.socket.send(frame)).await
+        };
+        match sent {
             Ok(Ok(())) => {
                 self.shared.metrics.frames_out.inc();
                 Ok(())
@@ -209,6 +219,39 @@ impl Session {
                 Err(Ended)
             }
         }
+    }
+
+    /// Writes out whatever is queued in the socket's write buffer.
+    async fn flush(&mut self) -> Step {
+        let limit = self.shared.settings.ping_interval;
+        match tokio::time::timeout(limit, self.socket.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Ended),
+            Err(_) => {
+                self.shared.metrics.closed("slow_consumer");
+                Err(Ended)
+            }
+        }
+    }
+
+    /// Handles `first` and whatever else is already queued (up to a bound), then writes them
+    /// out together: when the gateway is busy and events pile up, a socket gets several frames
+    /// per system call instead of one, so the busier it is the less each delivery costs.
+    async fn on_live_batch(&mut self, first: Live) -> Step {
+        const MAX_BATCH: usize = 64;
+        self.batching = true;
+        let mut step = self.on_live(first).await;
+        let mut handled = 1;
+        while step.is_ok() && handled < MAX_BATCH {
+            let Ok(next) = self.subscription.events.try_recv() else {
+                break;
+            };
+            step = self.on_live(next).await;
+            handled += 1;
+        }
+        self.batching = false;
+        step?;
+        self.flush().await
     }
 
     /// Sends one JSON text frame.
