@@ -348,6 +348,7 @@ pub async fn fanout(
         _ => None,
     };
     let _ = stop_tx.send(true);
+    let connections = receivers.len();
     let mut total = 0u64;
     for r in receivers {
         total += r.await?;
@@ -363,17 +364,19 @@ pub async fn fanout(
         failures.load(Ordering::Relaxed),
     );
     println!(
-        "| sent | failed sends | deliveries expected | delivered | lost | delivered/s | p50 ms | p99 ms | max ms | gateway RSS MiB | gateway CPU µs/delivery |"
+        "| sent | failed sends | deliveries expected | delivered | lost | delivered/s | p50 ms | p99 ms | max ms | gateway RSS MiB | RSS KiB/connection | gateway CPU µs/delivery |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {sent} | {failures} | {expected} | {total} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} |",
+        "| {sent} | {failures} | {expected} | {total} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
         expected.saturating_sub(total),
         total as f64 / sending.as_secs_f64(),
         latencies.value_at_quantile(0.5) as f64 / 1000.0,
         latencies.value_at_quantile(0.99) as f64 / 1000.0,
         latencies.max() as f64 / 1000.0,
         rss.map(|k| format!("{:.0}", k as f64 / 1024.0)).unwrap_or_else(|| "-".into()),
+        rss.map(|k| format!("{:.1}", k as f64 / connections.max(1) as f64))
+            .unwrap_or_else(|| "-".into()),
         cpu.map(|c| format!("{:.1}", c.as_secs_f64() * 1e6 / total.max(1) as f64))
             .unwrap_or_else(|| "-".into()),
     );
