@@ -300,15 +300,7 @@ async fn admit(
             return Err(());
         }
         Err(e) => {
-            tracing::warn!(error = %e, "account lookup failed");
-            close_socket(
-                socket,
-                shared,
-                close::SERVER_ERROR,
-                "try again",
-                "server_error",
-            )
-            .await;
+            server_error(socket, shared, &e, "account lookup failed").await;
             return Err(());
         }
     };
@@ -343,6 +335,24 @@ async fn admit(
         user_id,
     };
     Ok((socket, user_id, user_email, slot))
+}
+
+/// Logs a failed lookup and closes with 1011 (try again).
+async fn server_error(
+    socket: WebSocket,
+    shared: &Shared,
+    e: &(dyn std::fmt::Display + Sync),
+    what: &'static str,
+) {
+    tracing::warn!(error = %e, "{what}");
+    close_socket(
+        socket,
+        shared,
+        close::SERVER_ERROR,
+        "try again",
+        "server_error",
+    )
+    .await;
 }
 
 /// Runs an admitted session with the user counted as present.
@@ -390,15 +400,7 @@ async fn room_socket(
                     .await
             }
             Err(e) => {
-                tracing::warn!(error = %e, "room check failed");
-                return close_socket(
-                    socket,
-                    &shared,
-                    close::SERVER_ERROR,
-                    "try again",
-                    "server_error",
-                )
-                .await;
+                return server_error(socket, &shared, &e, "room check failed").await;
             }
         }
         // Follow first, then read where the room stands: nothing can fall between the two.
@@ -416,15 +418,8 @@ async fn room_socket(
                 .await
             }
             Err(e) => {
-                tracing::warn!(error = %e, room_id, "reading the room's position failed");
-                return close_socket(
-                    socket,
-                    &shared,
-                    close::SERVER_ERROR,
-                    "try again",
-                    "server_error",
-                )
-                .await;
+                return server_error(socket, &shared, &e, "reading the room's position failed")
+                    .await;
             }
         };
         // Without `since`, the client wants what comes next: start after the newest message as
@@ -475,15 +470,7 @@ async fn user_socket(
         let rooms = match shared.store.room_positions(user_id).await {
             Ok(rooms) => rooms.iter().map(|r| r.room_id).collect::<Vec<_>>(),
             Err(e) => {
-                tracing::warn!(error = %e, "rooms lookup failed");
-                return close_socket(
-                    socket,
-                    &shared,
-                    close::SERVER_ERROR,
-                    "try again",
-                    "server_error",
-                )
-                .await;
+                return server_error(socket, &shared, &e, "rooms lookup failed").await;
             }
         };
         // Follow first, then read where the rooms stand (rooms joined in between are picked up
@@ -502,15 +489,7 @@ async fn user_socket(
                 })
                 .collect(),
             Err(e) => {
-                tracing::warn!(error = %e, "rooms lookup failed");
-                return close_socket(
-                    socket,
-                    &shared,
-                    close::SERVER_ERROR,
-                    "try again",
-                    "server_error",
-                )
-                .await;
+                return server_error(socket, &shared, &e, "rooms lookup failed").await;
             }
         };
         let session = Session {
