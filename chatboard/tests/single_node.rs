@@ -221,8 +221,28 @@ async fn one_port_serves_the_api_and_the_websocket_gateway() {
     let live = next(&mut socket).await;
     assert_eq!(live["type"], "message");
     assert_eq!(live["id"], sent["id"]);
-    drop(socket);
-    node.stop();
+    // The gateway's metrics are on the same /metrics.
+    let metrics = client
+        .get(format!("{}/metrics", node.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("chatboard_ws_connections 1"), "{metrics}");
+    // SIGTERM closes open sockets with 1012 (reconnect) before the process exits.
+    let stopping = tokio::task::spawn_blocking(move || node.stop());
+    let closed = loop {
+        use futures::StreamExt;
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame)))) => break frame,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(closed.map(|f| u16::from(f.code)), Some(1012));
+    stopping.await.unwrap();
 }
 
 type Socket =
