@@ -69,6 +69,34 @@ impl AppState {
             tracing::warn!(error = %e, room_id = event.room(), "bus publish failed");
         }
     }
+
+    /// The rooms a user sits in now: read before a change that can cost seats, so that
+    /// [`AppState::announce_seats_lost`] can tell the gateways which ones went.
+    pub async fn seats(&self, user_id: i64) -> Vec<i64> {
+        match self.store.room_positions(user_id).await {
+            Ok(rooms) => rooms.into_iter().map(|r| r.room_id).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, user_id, "reading seats failed; open sockets keep them until they resume");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Announces `member.left` for every room of `before` the user no longer sits in, so their
+    /// open WebSockets stop following those rooms at once.
+    pub async fn announce_seats_lost(&self, user_id: i64, before: &[i64]) {
+        if before.is_empty() {
+            return;
+        }
+        let after = self.seats(user_id).await;
+        for room in before.iter().filter(|r| !after.contains(r)) {
+            self.announce(BusEvent::MemberLeft {
+                room: *room,
+                user_id,
+            })
+            .await;
+        }
+    }
 }
 
 impl Deref for AppState {

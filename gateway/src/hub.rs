@@ -72,6 +72,9 @@ pub struct Subscription {
     too_slow: Arc<AtomicBool>,
     /// The rooms' events, in bus order per room.
     pub events: mpsc::Receiver<Live>,
+    /// Keeps the queue open while the connection follows no room at all (a user without
+    /// rooms, or one who lost every seat): the connection lives on for presence and pings.
+    _open: mpsc::Sender<Live>,
 }
 
 impl Subscription {
@@ -141,6 +144,7 @@ impl Hub {
             rooms: rooms.to_vec(),
             too_slow,
             events,
+            _open: sender,
         }
     }
 

@@ -338,6 +338,12 @@ impl Session {
             }
             // Typists do not hear their own typing.
             BusEvent::Typing { user_id, .. } if *user_id == self.user_id => Ok(()),
+            // Seat changes are for the gateway, not for clients.
+            BusEvent::MemberLeft { user_id, .. } if *user_id == self.user_id => {
+                self.seat_lost(room_id).await
+            }
+            BusEvent::MemberLeft { .. } => Ok(()),
+            BusEvent::RoomDeleted { .. } => self.seat_lost(room_id).await,
             _ => self.send(WsMessage::Text(outgoing.text.clone())).await,
         }
     }

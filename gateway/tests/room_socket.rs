@@ -6,6 +6,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use futures::SinkExt;
@@ -294,7 +295,54 @@ async fn frames_from_clients_post_type_and_read(p: Arc<Platform>) {
     assert_eq!(frame_of(&mut a, "error").await.0["code"], "not_found");
 }
 
+/// Losing a seat ends the live feed at once: a per-room socket closes with 4003, a
+/// multiplexed one stops following that room and keeps the others.
+async fn a_lost_seat_stops_the_live_feed_at_once(p: Arc<Platform>) {
+    let (general, alice, bob, org) = p.team().await;
+    let random = p.room(org, &alice, "random").await;
+    let mut per_room = p.connect(general, &bob.token, None).await;
+    frame(&mut per_room).await;
+    let mut all = p.connect_all(&bob.token).await;
+    frame(&mut all).await;
+    p.call(
+        reqwest::Method::POST,
+        &format!("/api/rooms/{general}/leave/"),
+        &bob.token,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(close_code(&mut per_room).await, 4003);
+    p.post(&alice, general, "bob is gone").await;
+    let still = p.post(&alice, random, "bob is here").await;
+    let f = frame(&mut all).await;
+    assert_eq!(
+        (f["room"].as_i64(), f["id"].as_i64()),
+        (Some(random), Some(still)),
+        "{f}"
+    );
+
+    // Removed from the org: every seat there goes, and with it the multiplexed feed of them.
+    p.call(
+        reqwest::Method::DELETE,
+        &format!("/api/orgs/{org}/members/{}/", bob.id),
+        &alice.token,
+        Value::Null,
+    )
+    .await;
+    let mut again = p.connect(random, &bob.token, None).await;
+    assert_eq!(close_code(&mut again).await, 4004, "outside the org now");
+    // The removal's announcement reaches the open socket before this post's does.
+    p.post(&alice, random, "after the removal").await;
+    use futures::StreamExt;
+    let next = tokio::time::timeout(Duration::from_millis(500), all.next()).await;
+    assert!(
+        next.is_err(),
+        "nothing from the org's rooms any more; got {next:?}"
+    );
+}
+
 both_shapes!(
+    a_lost_seat_stops_the_live_feed_at_once,
     bad_tokens_missing_rooms_and_outsiders_are_closed_with_their_codes,
     members_get_live_messages_edits_deletes_and_receipts,
     resuming_with_since_replays_then_goes_live_without_gap_or_duplicate,

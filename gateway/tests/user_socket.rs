@@ -101,6 +101,15 @@ async fn one_socket_follows_all_of_a_users_rooms(p: Arc<Platform>) {
     .unwrap();
     let (read, _) = frame_of(&mut a_socket, "read").await;
     assert_eq!(read["last_read_msg_id"].as_i64(), Some(first));
+
+    // A user without any room may connect too, and stays connected.
+    let loner = p.user("loner@example.com").await;
+    let mut l = p.connect_all(&loner.token).await;
+    assert_eq!(frame(&mut l).await["type"], "connection");
+    l.send(Ws::Text(json!({"type": "ping"}).to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(frame(&mut l).await["type"], "pong");
 }
 
 /// Room-mates learn who comes and goes; a newcomer learns who is already there; nobody hears

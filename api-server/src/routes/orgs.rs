@@ -176,7 +176,14 @@ pub async fn delete(
     ApiPath(org_id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
     require_role(&state, org_id, user.id, Role::Admin).await?;
+    let mut seated = Vec::new();
+    for member in state.store.org_members(org_id).await? {
+        seated.push((member.user_id, state.seats(member.user_id).await));
+    }
     state.store.delete_org(org_id).await?;
+    for (user_id, before) in seated {
+        state.announce_seats_lost(user_id, &before).await;
+    }
     tracing::info!(org_id, user_id = user.id, "organization deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -286,10 +293,12 @@ pub async fn set_role(
     ApiJson(body): ApiJson<RoleRequest>,
 ) -> ApiResult<Json<RoleResponse>> {
     require_role(&state, org_id, user.id, Role::Admin).await?;
+    let before = state.seats(member_id).await;
     state
         .store
         .set_member_role(org_id, member_id, body.role)
         .await?;
+    state.announce_seats_lost(member_id, &before).await;
     tracing::info!(
         org_id,
         member_id,
@@ -317,7 +326,9 @@ pub async fn remove_member(
         Role::Admin
     };
     require_role(&state, org_id, user.id, needed).await?;
+    let before = state.seats(member_id).await;
     state.store.remove_member(org_id, member_id).await?;
+    state.announce_seats_lost(member_id, &before).await;
     tracing::info!(org_id, member_id, by = user.id, "member removed");
     Ok(StatusCode::NO_CONTENT)
 }

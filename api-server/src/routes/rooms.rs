@@ -301,6 +301,9 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     manager_access(&state, room_id, user.id).await?;
     state.store.delete_room(room_id).await?;
+    state
+        .announce(BusEvent::RoomDeleted { room: room_id })
+        .await;
     tracing::info!(room_id, user_id = user.id, "room deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -366,6 +369,12 @@ pub async fn leave(
         ));
     }
     state.store.remove_room_member(room_id, user.id).await?;
+    state
+        .announce(BusEvent::MemberLeft {
+            room: room_id,
+            user_id: user.id,
+        })
+        .await;
     Ok(Json(LeftRoom {
         room_id,
         left: true,

@@ -54,6 +54,21 @@ pub enum BusEvent {
         /// Where it stands now.
         last_read_msg_id: i64,
     },
+    /// A user no longer sits in a room (left, removed from the org, demoted out of a
+    /// MANAGER_ONLY room): their open connections stop following it. Not sent to clients.
+    #[serde(rename = "member.left")]
+    MemberLeft {
+        /// Room id.
+        room: i64,
+        /// Who lost the seat.
+        user_id: i64,
+    },
+    /// A room was deleted: every connection stops following it. Not sent to clients.
+    #[serde(rename = "room.deleted")]
+    RoomDeleted {
+        /// Room id.
+        room: i64,
+    },
     /// Someone started or stopped typing (ephemeral: never stored).
     #[serde(rename = "typing")]
     Typing {
@@ -91,7 +106,9 @@ impl BusEvent {
             BusEvent::Message { message: m, .. } | BusEvent::MessageUpdated(m) => m.room,
             BusEvent::MessageDeleted { room, .. }
             | BusEvent::Read { room, .. }
-            | BusEvent::Typing { room, .. } => *room,
+            | BusEvent::Typing { room, .. }
+            | BusEvent::MemberLeft { room, .. }
+            | BusEvent::RoomDeleted { room } => *room,
         }
     }
 
@@ -113,7 +130,11 @@ impl BusEvent {
                 user_id,
                 last_read_msg_id,
             } => Some(format!("read-{room}-{user_id}-{last_read_msg_id}")),
-            BusEvent::Typing { .. } => None,
+            // A seat can be lost, regained and lost again within the de-duplication window;
+            // repeating one of these is harmless.
+            BusEvent::Typing { .. }
+            | BusEvent::MemberLeft { .. }
+            | BusEvent::RoomDeleted { .. } => None,
         }
     }
 
