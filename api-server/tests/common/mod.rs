@@ -15,16 +15,11 @@ use chatboard_core::config::{Config, JwtSecret};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sqlx::Connection;
 
 /// The key every test server signs with, so tests can forge tokens on purpose.
 pub const TEST_SECRET: &[u8] = b"test-secret-test-secret-test-secret-0123";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Sqlite,
-    Postgres,
-}
+pub use chatboard_core::testing::{TestDb, TestEngine as Engine};
 
 /// Runs `$name(Engine)` as one test per engine: `sqlite::$name` and `postgres::$name`.
 #[macro_export]
@@ -39,109 +34,6 @@ macro_rules! both_engines {
                async fn $name() { super::$name($crate::common::Engine::Postgres).await } )*
         }
     };
-}
-
-/// A database that exists for one test.
-pub enum TestDb {
-    Sqlite(tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
-}
-
-impl TestDb {
-    /// A fresh database and its URL; `None` when the engine is not available (skip).
-    pub async fn create(engine: Engine) -> Option<(Self, String)> {
-        match engine {
-            Engine::Sqlite => {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let url = format!("sqlite://{}", dir.path().join("test.db").display());
-                Some((TestDb::Sqlite(dir), url))
-            }
-            Engine::Postgres => {
-                let admin_url = postgres_url()?;
-                let name = format!("chatboard_test_{}", uuid_like());
-                let mut conn = sqlx::PgConnection::connect(&admin_url)
-                    .await
-                    .expect("connect to DATABASE_URL");
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create test database");
-                conn.close().await.ok();
-                let url = with_database(&admin_url, &name);
-                Some((TestDb::Postgres { admin_url, name }, url))
-            }
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let TestDb::Postgres { admin_url, name } = self {
-            let (admin_url, name) = (admin_url.clone(), name.clone());
-            // Drop runs outside async context; use a private runtime on its own thread.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async {
-                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
-                        let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&mut conn)
-                                .await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
-}
-
-fn uuid_like() -> String {
-    use rand::Rng;
-    let n: u64 = rand::thread_rng().gen();
-    format!("{n:016x}")
-}
-
-/// `DATABASE_URL` when it names PostgreSQL; otherwise skip (or fail under CI).
-pub fn postgres_url() -> Option<String> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Some(url),
-        _ => {
-            if std::env::var("CHATBOARD_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
-                panic!("CHATBOARD_REQUIRE_SERVICES=1 but DATABASE_URL does not name a PostgreSQL server");
-            }
-            // Once per test binary, and written past the test harness's output capture so that a
-            // developer sees it without --nocapture.
-            static NOTE: std::sync::Once = std::sync::Once::new();
-            NOTE.call_once(|| {
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "note: DATABASE_URL is not a postgres:// URL; PostgreSQL variants are skipped"
-                );
-            });
-            None
-        }
-    }
-}
-
-/// The same server URL with another database name.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let after_scheme = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[after_scheme..].find('/') {
-        Some(slash) => &base[..after_scheme + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
 }
 
 /// A running API server and a client for it.

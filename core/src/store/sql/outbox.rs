@@ -32,4 +32,43 @@ impl OutboxStore for SqlStore {
         .await?;
         rows.into_iter().map(OutboxEvent::try_from).collect()
     }
+
+    async fn outbox_unpublished(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
+        let rows: Vec<OutboxRow> = sqlx::query_as(
+            "SELECT id AS position, event_id, event_type, org_id, room_id, payload, created_at \
+             FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.write)
+        .await?;
+        rows.into_iter().map(OutboxEvent::try_from).collect()
+    }
+
+    async fn mark_published(&self, positions: &[i64], now: DateTime<Utc>) -> StoreResult<()> {
+        for chunk in positions.chunks(500) {
+            let placeholders: Vec<String> = (2..=chunk.len() + 1).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "UPDATE outbox SET published_at = $1 WHERE published_at IS NULL AND id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(now);
+            for position in chunk {
+                query = query.bind(*position);
+            }
+            query.execute(&self.write).await?;
+        }
+        Ok(())
+    }
+
+    async fn outbox_backlog(&self) -> StoreResult<(i64, Option<DateTime<Utc>>)> {
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&self.read)
+            .await?;
+        let oldest: Option<(DateTime<Utc>,)> = sqlx::query_as(
+            "SELECT created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1",
+        )
+        .fetch_optional(&self.read)
+        .await?;
+        Ok((count, oldest.map(|(t,)| t)))
+    }
 }

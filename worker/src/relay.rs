@@ -1,0 +1,86 @@
+//! The outbox relay: outbox rows (written in the transaction of their change) become jobs.
+//!
+//! Each round reads the oldest events not yet handed over, enqueues them, and only then marks
+//! them handed over. A relay that dies in between enqueues them again on its next round; the
+//! queue de-duplicates on the event id, so the job exists once. Several relays may run at once
+//! for the same reason: they may both read a row, but only one job results.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatboard_core::store::{Store, StoreError};
+use chrono::Utc;
+
+use crate::queue::{JobQueue, QueueError};
+
+/// Why a round failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The queue failed.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// Moves outbox events into the job queue.
+pub struct Relay {
+    store: Arc<dyn Store>,
+    queue: Arc<dyn JobQueue>,
+    batch: u32,
+}
+
+impl Relay {
+    /// A relay handing over up to `batch` events per round.
+    pub fn new(store: Arc<dyn Store>, queue: Arc<dyn JobQueue>, batch: u32) -> Self {
+        Self {
+            store,
+            queue,
+            batch: batch.max(1),
+        }
+    }
+
+    /// One round: returns how many events were handed over. Events enqueued before a failure
+    /// are still marked, so a round's progress is kept.
+    pub async fn relay_once(&self) -> Result<usize, RelayError> {
+        let events = self.store.outbox_unpublished(self.batch).await?;
+        let mut handed = Vec::with_capacity(events.len());
+        let mut failure = None;
+        for event in &events {
+            match self.queue.enqueue(event).await {
+                Ok(()) => handed.push(event.position),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        self.store.mark_published(&handed, Utc::now()).await?;
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(handed.len()),
+        }
+    }
+
+    /// Relays until `stop` resolves: back to back while there is a backlog, every `idle`
+    /// otherwise, backing off after failures.
+    pub async fn run(self, idle: Duration, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut pause = idle;
+        loop {
+            match self.relay_once().await {
+                Ok(n) if n as u32 == self.batch => pause = Duration::ZERO,
+                Ok(_) => pause = idle,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay round failed; retrying");
+                    pause = (pause * 2).clamp(idle, Duration::from_secs(30));
+                }
+            }
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
