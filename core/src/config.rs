@@ -257,6 +257,8 @@ pub mod defaults {
     pub const GATEWAY_ADDR: &str = "127.0.0.1:8081";
     /// `CHATBOARD_NATS_PREFIX`.
     pub const NATS_PREFIX: &str = "chat";
+    /// `CHATBOARD_ADDR` of the `worker` binary (health and metrics).
+    pub const WORKER_ADDR: &str = "127.0.0.1:8082";
     /// `CHATBOARD_WS_MAX_CONNECTIONS_PER_USER`.
     pub const WS_MAX_CONNECTIONS_PER_USER: u32 = 16;
     /// `CHATBOARD_WS_PING_INTERVAL`: 30 seconds.
@@ -392,6 +394,60 @@ impl Config {
             nats_prefix: defaults::NATS_PREFIX.to_owned(),
             gateway: GatewaySettings::default(),
         }
+    }
+}
+
+/// Configuration of the `worker` binary (scale-out shape): it needs the database and NATS, and
+/// no signing key.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Health and metrics listen address (`CHATBOARD_ADDR`, default 127.0.0.1:8082).
+    pub addr: SocketAddr,
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `CHATBOARD_DB_MAX_CONNECTIONS`.
+    pub db_max_connections: u32,
+    /// `NATS_URL`.
+    pub nats_url: String,
+    /// `CHATBOARD_NATS_PREFIX`.
+    pub nats_prefix: String,
+}
+
+impl WorkerConfig {
+    /// Reads and checks the worker's variables.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let database_url = env.get("DATABASE_URL").ok_or(ConfigError::Missing {
+            var: "DATABASE_URL",
+            reason: "the worker reads the outbox from the platform's database",
+        })?;
+        let nats_url = nats_url(env)?.ok_or(ConfigError::Missing {
+            var: "NATS_URL",
+            reason: "the worker hands jobs over through NATS JetStream (nats://host:4222)",
+        })?;
+        let default_addr: SocketAddr =
+            defaults::WORKER_ADDR
+                .parse()
+                .map_err(|_| ConfigError::Invalid {
+                    var: "CHATBOARD_ADDR",
+                    value: defaults::WORKER_ADDR.into(),
+                    reason: "default does not parse".into(),
+                })?;
+        let db_max_connections =
+            env.parse_or("CHATBOARD_DB_MAX_CONNECTIONS", defaults::DB_MAX_CONNECTIONS)?;
+        if db_max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                var: "CHATBOARD_DB_MAX_CONNECTIONS",
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            addr: env.parse_or("CHATBOARD_ADDR", default_addr)?,
+            database_url: database_url.to_owned(),
+            db_max_connections,
+            nats_url,
+            nats_prefix: nats_prefix(env)?,
+        })
     }
 }
 

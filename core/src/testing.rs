@@ -120,3 +120,27 @@ fn with_database(url: &str, name: &str) -> String {
         None => format!("{base}/{name}"),
     }
 }
+
+/// `NATS_URL`, or `None` (with a note) on a laptop without NATS; a failure when CI requires the
+/// services (`CHATBOARD_REQUIRE_SERVICES=1`).
+pub fn nats_url() -> Option<String> {
+    match std::env::var("NATS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var("CHATBOARD_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
+                panic!("CHATBOARD_REQUIRE_SERVICES=1 but NATS_URL is not set");
+            }
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: NATS_URL is not set; NATS variants are skipped"
+            );
+            None
+        }
+    }
+}
+
+/// A NATS subject prefix (and stream/bucket name stem) no other test uses.
+pub fn unique_prefix() -> String {
+    format!("test{}{}", uuid_like(), std::process::id())
+}

@@ -5,3 +5,4 @@
 
 pub mod queue;
 pub mod relay;
+pub mod service;

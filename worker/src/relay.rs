@@ -12,6 +12,7 @@ use chatboard_core::store::{Store, StoreError};
 use chrono::Utc;
 
 use crate::queue::{JobQueue, QueueError};
+use crate::service::WorkerMetrics;
 
 /// Why a round failed.
 #[derive(Debug, thiserror::Error)]
@@ -65,14 +66,26 @@ impl Relay {
 
     /// Relays until `stop` resolves: back to back while there is a backlog, every `idle`
     /// otherwise, backing off after failures.
-    pub async fn run(self, idle: Duration, stop: impl std::future::Future<Output = ()>) {
+    pub async fn run(
+        self,
+        metrics: Arc<WorkerMetrics>,
+        idle: Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
         tokio::pin!(stop);
         let mut pause = idle;
         loop {
             match self.relay_once().await {
-                Ok(n) if n as u32 == self.batch => pause = Duration::ZERO,
-                Ok(_) => pause = idle,
+                Ok(n) => {
+                    metrics.relayed.inc_by(n as u64);
+                    pause = if n >= self.batch as usize {
+                        Duration::ZERO
+                    } else {
+                        idle
+                    };
+                }
                 Err(e) => {
+                    metrics.relay_failures.inc();
                     tracing::warn!(error = %e, "outbox relay round failed; retrying");
                     pause = (pause * 2).clamp(idle, Duration::from_secs(30));
                 }

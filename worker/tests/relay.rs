@@ -6,32 +6,10 @@ use std::sync::Arc;
 
 use chatboard_core::model::AccessLevel;
 use chatboard_core::store::{NewMessage, NewRoom, NewUser, Store};
-use chatboard_core::testing::{TestDb, TestEngine};
+use chatboard_core::testing::{nats_url, unique_prefix, TestDb, TestEngine};
 use chrono::Utc;
 use worker::queue::{JobQueue, NatsJobQueue};
 use worker::relay::Relay;
-
-fn nats_url() -> Option<String> {
-    match std::env::var("NATS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CHATBOARD_REQUIRE_SERVICES").map_or(true, |v| v != "1"),
-                "CHATBOARD_REQUIRE_SERVICES=1 but NATS_URL is not set"
-            );
-            eprintln!("note: NATS_URL is not set; the relay tests are skipped");
-            None
-        }
-    }
-}
-
-fn unique_prefix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("test{nanos:x}{}", std::process::id())
-}
 
 /// A store with a room, returning (store, room, author).
 async fn store_with_room(url: &str) -> (Arc<dyn Store>, i64, i64) {

@@ -55,35 +55,8 @@ pub struct User {
     pub token: String,
 }
 
-/// The NATS server from `NATS_URL`; `None` (with a note) on a laptop without one, a failure
-/// when CI requires the services.
-pub fn nats_url() -> Option<String> {
-    match std::env::var("NATS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CHATBOARD_REQUIRE_SERVICES").map_or(true, |v| v != "1"),
-                "CHATBOARD_REQUIRE_SERVICES=1 but NATS_URL is not set"
-            );
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "note: NATS_URL is not set; NATS variants are skipped"
-            );
-            None
-        }
-    }
-}
-
-/// A subject prefix no other test uses.
-pub fn unique_prefix() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("test{nanos:x}{}", std::process::id())
-}
+#[allow(unused_imports)] // not every test binary uses both
+pub use chatboard_core::testing::{nats_url, unique_prefix};
 
 /// Settings for tests: quick heartbeats and presence expiry.
 pub fn quick_settings() -> GatewaySettings {
