@@ -307,14 +307,37 @@ impl Session {
                 self.send_presence(change).await
             }
             Live::Presence(_) => Ok(()),
-            Live::Resync => {
-                let rooms: Vec<i64> = self.positions.keys().copied().collect();
-                for room_id in rooms {
-                    self.catch_up(room_id).await?;
+            Live::Resync => self.resync().await,
+        }
+    }
+
+    /// Events may have been lost: catch up the rooms that moved since this connection's
+    /// position (one query for all of them, so a NATS restart does not cost every connection
+    /// one read per room).
+    async fn resync(&mut self) -> Step {
+        let mut rooms: Vec<i64> = self.positions.keys().copied().collect();
+        if rooms.len() > 1 {
+            match self.shared.store.room_positions(self.user_id).await {
+                Ok(now) => {
+                    let moved = |room_id: i64| {
+                        let at = self.positions.get(&room_id);
+                        match now.iter().find(|r| r.room_id == room_id) {
+                            // Gone from the list: the seat is lost, which catch_up handles.
+                            None => true,
+                            Some(r) => at.is_none_or(|at| r.last_msg_id.unwrap_or(0) > at.last_id),
+                        }
+                    };
+                    rooms.retain(|room_id| moved(*room_id));
                 }
-                Ok(())
+                Err(e) => {
+                    tracing::warn!(error = %e, "resync positions read failed; reading every room")
+                }
             }
         }
+        for room_id in rooms {
+            self.catch_up(room_id).await?;
+        }
+        Ok(())
     }
 
     /// Delivers a live event, filling any gap from the database first.

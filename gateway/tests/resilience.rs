@@ -81,6 +81,33 @@ async fn follow(
     (seen, connections)
 }
 
+/// A multiplexed connection that stays up, collecting the ids of `room`'s messages until it has
+/// `total` (it cannot resume: it must get everything live or through the gateway's catch-up).
+async fn follow_all(gateway: String, room: i64, token: String, total: usize) -> Vec<i64> {
+    let url = format!("{gateway}/ws/?token={token}");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    while seen.len() < total {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "stalled at {}",
+            seen.len()
+        );
+        match tokio::time::timeout(Duration::from_secs(20), socket.next()).await {
+            Ok(Some(Ok(Ws::Text(text)))) => {
+                let f: Value = serde_json::from_str(text.as_str()).unwrap();
+                if f["type"] == "message" && f["room"].as_i64() == Some(room) {
+                    seen.push(f["id"].as_i64().unwrap());
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("the multiplexed connection ended: {other:?}"),
+        }
+    }
+    seen
+}
+
 /// Posts `total` messages from `user`, counting them in `posted` as it goes.
 async fn post_all(
     p: Arc<Platform>,
@@ -236,11 +263,14 @@ async fn a_nats_restart_mid_stream_loses_nothing() {
     let (room, alice, bob, org) = p.team().await;
     let carol = p.user("carol@example.com").await;
     p.join_org(org, &alice, &carol, "carol@example.com").await;
+    // A second room, so the multiplexed connection follows more than one.
+    p.room(org, &alice, "other").await;
     let clients: Vec<_> = [bob.token.clone(), carol.token.clone()]
         .into_iter()
         .map(|token| tokio::spawn(follow(vec![p.gw.ws.clone()], room, token, TOTAL)))
         .collect();
-    while p.gw.state.connections() < 2 {
+    let multiplexed = tokio::spawn(follow_all(p.gw.ws.clone(), room, bob.token.clone(), TOTAL));
+    while p.gw.state.connections() < 3 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let posted = Arc::new(AtomicUsize::new(0));
@@ -293,4 +323,5 @@ async fn a_nats_restart_mid_stream_loses_nothing() {
         assert_eq!(connections, 1, "the clients stayed connected");
         assert_eq!(seen, ids, "every message exactly once, in id order");
     }
+    assert_eq!(multiplexed.await.unwrap(), ids, "the multiplexed one too");
 }
