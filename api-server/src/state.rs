@@ -82,6 +82,20 @@ impl AppState {
         }
     }
 
+    /// Announces `member.seated` for every room the user sits in now that is not in `before`,
+    /// so their multiplexed WebSockets start following those rooms at once.
+    pub async fn announce_seats_gained(&self, user_id: i64, before: &[i64]) {
+        for room in self
+            .seats(user_id)
+            .await
+            .into_iter()
+            .filter(|r| !before.contains(r))
+        {
+            self.announce(BusEvent::MemberSeated { room, user_id })
+                .await;
+        }
+    }
+
     /// Announces `member.left` for every room of `before` the user no longer sits in, so their
     /// open WebSockets stop following those rooms at once.
     pub async fn announce_seats_lost(&self, user_id: i64, before: &[i64]) {

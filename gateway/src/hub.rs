@@ -29,6 +29,8 @@ pub enum Live {
     Event(Arc<Outgoing>),
     /// Someone sharing one of its rooms came or went.
     Presence(PresenceChange),
+    /// Its user was given a seat in this room (multiplexed connections start following it).
+    Seated(i64),
     /// Events may have been lost on the way: catch up from the database.
     Resync,
 }
@@ -58,9 +60,10 @@ impl Follower {
     }
 }
 
-/// Connections by room.
+/// Connections by room, and multiplexed connections by user.
 pub struct Hub {
     rooms: Mutex<HashMap<i64, Vec<Follower>>>,
+    users: Mutex<HashMap<i64, Vec<Follower>>>,
     next_id: AtomicU64,
 }
 
@@ -68,13 +71,17 @@ pub struct Hub {
 pub struct Subscription {
     hub: Arc<Hub>,
     id: u64,
+    user_id: i64,
+    /// Registered by user too (multiplexed): told about new seats.
+    by_user: bool,
     rooms: Vec<i64>,
     too_slow: Arc<AtomicBool>,
     /// The rooms' events, in bus order per room.
     pub events: mpsc::Receiver<Live>,
     /// Keeps the queue open while the connection follows no room at all (a user without
     /// rooms, or one who lost every seat): the connection lives on for presence and pings.
-    _open: mpsc::Sender<Live>,
+    /// Also what a room joined later is followed with.
+    sender: mpsc::Sender<Live>,
 }
 
 impl Subscription {
@@ -88,12 +95,47 @@ impl Subscription {
         self.rooms.retain(|r| *r != room_id);
         self.hub.remove(self.id, room_id);
     }
+
+    /// Starts following one more room (the user got a seat).
+    pub fn join(&mut self, room_id: i64) {
+        if self.rooms.contains(&room_id) {
+            return;
+        }
+        self.rooms.push(room_id);
+        self.hub
+            .rooms()
+            .entry(room_id)
+            .or_default()
+            .push(self.follower());
+    }
+
+    fn follower(&self) -> Follower {
+        Follower {
+            id: self.id,
+            user_id: self.user_id,
+            sender: self.sender.clone(),
+            too_slow: self.too_slow.clone(),
+        }
+    }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
         for room_id in &self.rooms {
             self.hub.remove(self.id, *room_id);
+        }
+        if self.by_user {
+            let mut users = self
+                .hub
+                .users
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(list) = users.get_mut(&self.user_id) {
+                list.retain(|f| f.id != self.id);
+                if list.is_empty() {
+                    users.remove(&self.user_id);
+                }
+            }
         }
     }
 }
@@ -107,6 +149,7 @@ impl Hub {
     ) -> Result<Arc<Self>, BusError> {
         let hub = Arc::new(Hub {
             rooms: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         });
         // The first subscription must work (a gateway that cannot hear anything should not
@@ -122,30 +165,37 @@ impl Hub {
         self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Follows `rooms` for `user_id` from now on, with one queue for all of them.
-    pub fn subscribe(self: &Arc<Self>, user_id: i64, rooms: &[i64]) -> Subscription {
+    /// Follows `rooms` for `user_id` from now on, with one queue for all of them. With
+    /// `by_user` (the multiplexed endpoint) the connection is also told of new seats.
+    pub fn subscribe(self: &Arc<Self>, user_id: i64, rooms: &[i64], by_user: bool) -> Subscription {
         let (sender, events) = mpsc::channel(QUEUE);
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let too_slow = Arc::new(AtomicBool::new(false));
+        let subscription = Subscription {
+            hub: self.clone(),
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            user_id,
+            by_user,
+            rooms: rooms.to_vec(),
+            too_slow: Arc::new(AtomicBool::new(false)),
+            events,
+            sender,
+        };
         {
             let mut map = self.rooms();
             for room_id in rooms {
-                map.entry(*room_id).or_default().push(Follower {
-                    id,
-                    user_id,
-                    sender: sender.clone(),
-                    too_slow: too_slow.clone(),
-                });
+                map.entry(*room_id)
+                    .or_default()
+                    .push(subscription.follower());
             }
         }
-        Subscription {
-            hub: self.clone(),
-            id,
-            rooms: rooms.to_vec(),
-            too_slow,
-            events,
-            _open: sender,
+        if by_user {
+            self.users
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(user_id)
+                .or_default()
+                .push(subscription.follower());
         }
+        subscription
     }
 
     fn remove(&self, id: u64, room_id: i64) {
@@ -166,6 +216,13 @@ impl Hub {
     fn dispatch(&self, delivery: Delivery) {
         let mut rooms = self.rooms();
         match delivery {
+            Delivery::Event(BusEvent::MemberSeated { room, user_id }) => {
+                drop(rooms);
+                let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(list) = users.get_mut(&user_id) {
+                    list.retain(|f| f.offer(Live::Seated(room)));
+                }
+            }
             Delivery::Event(event) => {
                 let Some(list) = rooms.get_mut(&event.room()) else {
                     return; // nobody here follows the room

@@ -404,7 +404,7 @@ async fn room_socket(
             }
         }
         // Follow first, then read where the room stands: nothing can fall between the two.
-        let subscription = shared.hub.subscribe(user_id, &[room_id]);
+        let subscription = shared.hub.subscribe(user_id, &[room_id], false);
         let version = match shared.store.page_version(room_id, user_id).await {
             Ok(Some(version)) => version,
             Ok(None) => {
@@ -475,7 +475,7 @@ async fn user_socket(
         };
         // Follow first, then read where the rooms stand (rooms joined in between are picked up
         // by the next connection).
-        let subscription = shared.hub.subscribe(user_id, &rooms);
+        let subscription = shared.hub.subscribe(user_id, &rooms, true);
         let positions = match shared.store.room_positions(user_id).await {
             Ok(now) => now
                 .into_iter()

@@ -307,8 +307,34 @@ impl Session {
                 self.send_presence(change).await
             }
             Live::Presence(_) => Ok(()),
+            Live::Seated(room_id) => self.seated(room_id).await,
             Live::Resync => self.resync().await,
         }
+    }
+
+    /// A multiplexed connection's user got a seat: follow the room from its newest message on
+    /// (following first, then reading where it stands, as at connection time).
+    async fn seated(&mut self, room_id: i64) -> Step {
+        if self.fixed_room.is_some() || self.positions.contains_key(&room_id) {
+            return Ok(());
+        }
+        self.subscription.join(room_id);
+        match self.shared.store.page_version(room_id, self.user_id).await {
+            Ok(Some(version)) => {
+                let at = Position {
+                    last_id: version.last_msg_id.unwrap_or(0),
+                    last_seq: Some(version.last_seq),
+                };
+                self.positions.insert(room_id, at);
+            }
+            // Not (or no longer) a member after all.
+            Ok(None) => self.subscription.leave(room_id),
+            Err(e) => {
+                tracing::warn!(error = %e, room_id, "reading a new room's position failed");
+                self.subscription.leave(room_id);
+            }
+        }
+        Ok(())
     }
 
     /// Events may have been lost: catch up the rooms that moved since this connection's
@@ -365,7 +391,7 @@ impl Session {
             BusEvent::MemberLeft { user_id, .. } if *user_id == self.user_id => {
                 self.seat_lost(room_id).await
             }
-            BusEvent::MemberLeft { .. } => Ok(()),
+            BusEvent::MemberLeft { .. } | BusEvent::MemberSeated { .. } => Ok(()),
             BusEvent::RoomDeleted { .. } => self.seat_lost(room_id).await,
             _ => self.send(WsMessage::Text(outgoing.text.clone())).await,
         }

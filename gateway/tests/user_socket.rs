@@ -102,6 +102,41 @@ async fn one_socket_follows_all_of_a_users_rooms(p: Arc<Platform>) {
     let (read, _) = frame_of(&mut a_socket, "read").await;
     assert_eq!(read["last_read_msg_id"].as_i64(), Some(first));
 
+    // Rooms that come later are followed from then on: a new PUBLIC room seats Bob, and so
+    // does an invitation to a PRIVATE one.
+    let later = p.room(org, &alice, "later").await;
+    let private = p
+        .call(
+            reqwest::Method::POST,
+            "/api/rooms/",
+            &alice.token,
+            json!({"org": org, "name": "private", "access_level": "PRIVATE"}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    p.call(
+        reqwest::Method::POST,
+        &format!("/api/rooms/{private}/invite/"),
+        &alice.token,
+        json!({"user_id": bob.id}),
+    )
+    .await;
+    let in_later = p.post(&alice, later, "news").await;
+    let in_private = p.post(&alice, private, "secret").await;
+    let (m1, _) = frame_of(&mut s, "message").await;
+    let (m2, _) = frame_of(&mut s, "message").await;
+    assert_eq!(
+        [
+            (m1["room"].as_i64(), m1["id"].as_i64()),
+            (m2["room"].as_i64(), m2["id"].as_i64())
+        ],
+        [
+            (Some(later), Some(in_later)),
+            (Some(private), Some(in_private))
+        ]
+    );
+
     // A user without any room may connect too, and stays connected.
     let loner = p.user("loner@example.com").await;
     let mut l = p.connect_all(&loner.token).await;

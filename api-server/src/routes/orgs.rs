@@ -274,10 +274,13 @@ pub async fn accept_invite(
         .user_by_id(user.id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("Unknown account."))?;
+    let before = state.seats(user.id).await;
     let (org_id, role) = state
         .store
         .accept_invite(&hash_token(&token), user.id, &me.email, Utc::now())
         .await?;
+    // Joining the org seats the user in its PUBLIC rooms.
+    state.announce_seats_gained(user.id, &before).await;
     tracing::info!(org_id, user_id = user.id, "invitation accepted");
     Ok(Json(AcceptResponse { org_id, role }))
 }

@@ -185,6 +185,22 @@ pub async fn create(
             Utc::now(),
         )
         .await?;
+    // Everyone seated with the room's creation follows it on their multiplexed sockets.
+    match state.store.room_members(room.id).await {
+        Ok(members) => {
+            for member in members {
+                state
+                    .announce(BusEvent::MemberSeated {
+                        room: room.id,
+                        user_id: member.user_id,
+                    })
+                    .await;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, room_id = room.id, "reading the new room's members failed")
+        }
+    }
     tracing::info!(
         room_id = room.id,
         org_id = room.org,
@@ -227,6 +243,16 @@ pub async fn open_dm(
         .store
         .open_dm(body.org, user.id, body.user_id, &name, Utc::now())
         .await?;
+    if created {
+        for user_id in [user.id, body.user_id] {
+            state
+                .announce(BusEvent::MemberSeated {
+                    room: room.id,
+                    user_id,
+                })
+                .await;
+        }
+    }
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -345,6 +371,14 @@ pub async fn join(
         .store
         .add_room_member(room_id, user.id, JoinVia::Join, Utc::now())
         .await?;
+    if added {
+        state
+            .announce(BusEvent::MemberSeated {
+                room: room_id,
+                user_id: user.id,
+            })
+            .await;
+    }
     let status = if added {
         StatusCode::CREATED
     } else {
@@ -417,6 +451,14 @@ pub async fn invite(
         .store
         .add_room_member(room_id, body.user_id, JoinVia::Invite, Utc::now())
         .await?;
+    if added {
+        state
+            .announce(BusEvent::MemberSeated {
+                room: room_id,
+                user_id: body.user_id,
+            })
+            .await;
+    }
     let status = if added {
         StatusCode::CREATED
     } else {

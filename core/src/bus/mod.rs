@@ -63,6 +63,15 @@ pub enum BusEvent {
         /// Who lost the seat.
         user_id: i64,
     },
+    /// A user was given a seat: their multiplexed connections start following the room. Not
+    /// sent to clients.
+    #[serde(rename = "member.seated")]
+    MemberSeated {
+        /// Room id.
+        room: i64,
+        /// Who got the seat.
+        user_id: i64,
+    },
     /// A room was deleted: every connection stops following it. Not sent to clients.
     #[serde(rename = "room.deleted")]
     RoomDeleted {
@@ -108,6 +117,7 @@ impl BusEvent {
             | BusEvent::Read { room, .. }
             | BusEvent::Typing { room, .. }
             | BusEvent::MemberLeft { room, .. }
+            | BusEvent::MemberSeated { room, .. }
             | BusEvent::RoomDeleted { room } => *room,
         }
     }
@@ -134,6 +144,7 @@ impl BusEvent {
             // repeating one of these is harmless.
             BusEvent::Typing { .. }
             | BusEvent::MemberLeft { .. }
+            | BusEvent::MemberSeated { .. }
             | BusEvent::RoomDeleted { .. } => None,
         }
     }
