@@ -82,6 +82,25 @@ impl AppState {
         }
     }
 
+    /// Announces that `user_id` now sits in `room`, with where the room stands, so their
+    /// multiplexed WebSockets follow it from there.
+    pub async fn announce_seated(&self, room: i64, user_id: i64) {
+        let after = match self.store.page_version(room, user_id).await {
+            Ok(Some(version)) => version.last_msg_id.unwrap_or(0),
+            Ok(None) => return, // no seat after all
+            Err(e) => {
+                tracing::warn!(error = %e, room, "reading the room's position failed; sockets pick the room up on reconnect");
+                return;
+            }
+        };
+        self.announce(BusEvent::MemberSeated {
+            room,
+            user_id,
+            after,
+        })
+        .await;
+    }
+
     /// Announces `member.seated` for every room the user sits in now that is not in `before`,
     /// so their multiplexed WebSockets start following those rooms at once.
     pub async fn announce_seats_gained(&self, user_id: i64, before: &[i64]) {
@@ -91,8 +110,7 @@ impl AppState {
             .into_iter()
             .filter(|r| !before.contains(r))
         {
-            self.announce(BusEvent::MemberSeated { room, user_id })
-                .await;
+            self.announce_seated(room, user_id).await;
         }
     }
 

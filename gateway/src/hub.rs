@@ -29,8 +29,13 @@ pub enum Live {
     Event(Arc<Outgoing>),
     /// Someone sharing one of its rooms came or went.
     Presence(PresenceChange),
-    /// Its user was given a seat in this room (multiplexed connections start following it).
-    Seated(i64),
+    /// Its user was given a seat in `room` (multiplexed connections follow it from `after`).
+    Seated {
+        /// Room id.
+        room: i64,
+        /// Deliver messages after this id.
+        after: i64,
+    },
     /// Events may have been lost on the way: catch up from the database.
     Resync,
 }
@@ -96,17 +101,12 @@ impl Subscription {
         self.hub.remove(self.id, room_id);
     }
 
-    /// Starts following one more room (the user got a seat).
-    pub fn join(&mut self, room_id: i64) {
-        if self.rooms.contains(&room_id) {
-            return;
+    /// Records a room the hub added this connection to (the user got a seat), so that it is
+    /// left again when the connection ends.
+    pub fn adopt(&mut self, room_id: i64) {
+        if !self.rooms.contains(&room_id) {
+            self.rooms.push(room_id);
         }
-        self.rooms.push(room_id);
-        self.hub
-            .rooms()
-            .entry(room_id)
-            .or_default()
-            .push(self.follower());
     }
 
     fn follower(&self) -> Follower {
@@ -216,11 +216,27 @@ impl Hub {
     fn dispatch(&self, delivery: Delivery) {
         let mut rooms = self.rooms();
         match delivery {
-            Delivery::Event(BusEvent::MemberSeated { room, user_id }) => {
-                drop(rooms);
+            Delivery::Event(BusEvent::MemberSeated {
+                room,
+                user_id,
+                after,
+            }) => {
+                // The user's multiplexed connections follow the room from this point of the
+                // stream on, so nothing announced after the seat passes them by.
                 let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
                 if let Some(list) = users.get_mut(&user_id) {
-                    list.retain(|f| f.offer(Live::Seated(room)));
+                    let followers = rooms.entry(room).or_default();
+                    for f in list.iter() {
+                        if !followers.iter().any(|g| g.id == f.id) {
+                            followers.push(Follower {
+                                id: f.id,
+                                user_id: f.user_id,
+                                sender: f.sender.clone(),
+                                too_slow: f.too_slow.clone(),
+                            });
+                        }
+                    }
+                    list.retain(|f| f.offer(Live::Seated { room, after }));
                 }
             }
             Delivery::Event(event) => {

@@ -250,8 +250,10 @@ impl Session {
             handled += 1;
         }
         self.batching = false;
-        step?;
-        self.flush().await
+        // Write out what was queued even when the batch ends the connection: its frames, and
+        // the close frame that says why.
+        let flushed = self.flush().await;
+        step.and(flushed)
     }
 
     /// Sends one JSON text frame.
@@ -307,34 +309,27 @@ impl Session {
                 self.send_presence(change).await
             }
             Live::Presence(_) => Ok(()),
-            Live::Seated(room_id) => self.seated(room_id).await,
+            Live::Seated { room, after } => self.seated(room, after).await,
             Live::Resync => self.resync().await,
         }
     }
 
-    /// A multiplexed connection's user got a seat: follow the room from its newest message on
-    /// (following first, then reading where it stands, as at connection time).
-    async fn seated(&mut self, room_id: i64) -> Step {
+    /// A multiplexed connection's user got a seat: the hub already follows the room for it
+    /// from the seat's point in the stream; deliver what came after `after` from the database
+    /// first (live copies are then dropped by id).
+    async fn seated(&mut self, room_id: i64, after: i64) -> Step {
         if self.fixed_room.is_some() || self.positions.contains_key(&room_id) {
             return Ok(());
         }
-        self.subscription.join(room_id);
-        match self.shared.store.page_version(room_id, self.user_id).await {
-            Ok(Some(version)) => {
-                let at = Position {
-                    last_id: version.last_msg_id.unwrap_or(0),
-                    last_seq: Some(version.last_seq),
-                };
-                self.positions.insert(room_id, at);
-            }
-            // Not (or no longer) a member after all.
-            Ok(None) => self.subscription.leave(room_id),
-            Err(e) => {
-                tracing::warn!(error = %e, room_id, "reading a new room's position failed");
-                self.subscription.leave(room_id);
-            }
-        }
-        Ok(())
+        self.subscription.adopt(room_id);
+        self.positions.insert(
+            room_id,
+            Position {
+                last_id: after,
+                last_seq: None,
+            },
+        );
+        self.catch_up(room_id).await
     }
 
     /// Events may have been lost: catch up the rooms that moved since this connection's

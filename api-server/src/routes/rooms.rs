@@ -189,12 +189,7 @@ pub async fn create(
     match state.store.room_members(room.id).await {
         Ok(members) => {
             for member in members {
-                state
-                    .announce(BusEvent::MemberSeated {
-                        room: room.id,
-                        user_id: member.user_id,
-                    })
-                    .await;
+                state.announce_seated(room.id, member.user_id).await;
             }
         }
         Err(e) => {
@@ -245,12 +240,7 @@ pub async fn open_dm(
         .await?;
     if created {
         for user_id in [user.id, body.user_id] {
-            state
-                .announce(BusEvent::MemberSeated {
-                    room: room.id,
-                    user_id,
-                })
-                .await;
+            state.announce_seated(room.id, user_id).await;
         }
     }
     let status = if created {
@@ -372,12 +362,7 @@ pub async fn join(
         .add_room_member(room_id, user.id, JoinVia::Join, Utc::now())
         .await?;
     if added {
-        state
-            .announce(BusEvent::MemberSeated {
-                room: room_id,
-                user_id: user.id,
-            })
-            .await;
+        state.announce_seated(room_id, user.id).await;
     }
     let status = if added {
         StatusCode::CREATED
@@ -452,12 +437,7 @@ pub async fn invite(
         .add_room_member(room_id, body.user_id, JoinVia::Invite, Utc::now())
         .await?;
     if added {
-        state
-            .announce(BusEvent::MemberSeated {
-                room: room_id,
-                user_id: body.user_id,
-            })
-            .await;
+        state.announce_seated(room_id, body.user_id).await;
     }
     let status = if added {
         StatusCode::CREATED

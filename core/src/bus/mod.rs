@@ -71,6 +71,9 @@ pub enum BusEvent {
         room: i64,
         /// Who got the seat.
         user_id: i64,
+        /// The room's newest message id right after the seat was given (0 if none): the
+        /// connection delivers everything after it.
+        after: i64,
     },
     /// A room was deleted: every connection stops following it. Not sent to clients.
     #[serde(rename = "room.deleted")]
