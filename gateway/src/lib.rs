@@ -430,8 +430,10 @@ async fn room_socket(
                 last_id: id,
                 last_seq: None,
             },
-            Some(id) => Position {
-                last_id: id,
+            // At or beyond the newest message (a bogus `since` is clamped, or live messages
+            // would be taken for duplicates until ids caught up with it).
+            Some(_) => Position {
+                last_id: version.last_msg_id.unwrap_or(0),
                 last_seq: Some(version.last_seq),
             },
             None => Position {

@@ -140,6 +140,11 @@ async fn resuming_with_since_replays_then_goes_live_without_gap_or_duplicate(p: 
     }
     let live = p.post(&alice, room, "live").await;
     assert_eq!(frame(&mut s).await["id"].as_i64(), Some(live));
+    // A `since` beyond the newest message does not hold back what comes next.
+    let mut ahead = p.connect(room, &bob.token, Some(live + 1_000)).await;
+    assert_eq!(frame(&mut ahead).await["type"], "connection");
+    let next = p.post(&alice, room, "next").await;
+    assert_eq!(frame(&mut ahead).await["id"].as_i64(), Some(next));
 }
 
 /// Posts continuously from several senders while a client drops and resumes from the last id
