@@ -338,22 +338,9 @@ impl Config {
                 reason: "expected a postgres:// or sqlite:// URL".into(),
             });
         }
-        let addr_default = defaults::ADDR.parse().map_err(|_| ConfigError::Invalid {
-            var: "CHATBOARD_ADDR",
-            value: defaults::ADDR.into(),
-            reason: "default does not parse".into(),
-        })?;
-        let db_max_connections =
-            env.parse_or("CHATBOARD_DB_MAX_CONNECTIONS", defaults::DB_MAX_CONNECTIONS)?;
-        if db_max_connections == 0 {
-            return Err(ConfigError::Invalid {
-                var: "CHATBOARD_DB_MAX_CONNECTIONS",
-                value: "0".into(),
-                reason: "must be at least 1".into(),
-            });
-        }
+        let db_max_connections = db_max_connections(env)?;
         Ok(Self {
-            addr: env.parse_or("CHATBOARD_ADDR", addr_default)?,
+            addr: listen_addr(env, defaults::ADDR)?,
             database_url,
             db_max_connections,
             jwt_secret,
@@ -424,31 +411,37 @@ impl WorkerConfig {
             var: "NATS_URL",
             reason: "the worker hands jobs over through NATS JetStream (nats://host:4222)",
         })?;
-        let default_addr: SocketAddr =
-            defaults::WORKER_ADDR
-                .parse()
-                .map_err(|_| ConfigError::Invalid {
-                    var: "CHATBOARD_ADDR",
-                    value: defaults::WORKER_ADDR.into(),
-                    reason: "default does not parse".into(),
-                })?;
-        let db_max_connections =
-            env.parse_or("CHATBOARD_DB_MAX_CONNECTIONS", defaults::DB_MAX_CONNECTIONS)?;
-        if db_max_connections == 0 {
-            return Err(ConfigError::Invalid {
-                var: "CHATBOARD_DB_MAX_CONNECTIONS",
-                value: "0".into(),
-                reason: "must be at least 1".into(),
-            });
-        }
         Ok(Self {
-            addr: env.parse_or("CHATBOARD_ADDR", default_addr)?,
+            addr: listen_addr(env, defaults::WORKER_ADDR)?,
             database_url: database_url.to_owned(),
-            db_max_connections,
+            db_max_connections: db_max_connections(env)?,
             nats_url,
             nats_prefix: nats_prefix(env)?,
         })
     }
+}
+
+/// `CHATBOARD_ADDR`, or `default`.
+fn listen_addr(env: &Env, default: &str) -> Result<SocketAddr, ConfigError> {
+    let fallback = default.parse().map_err(|_| ConfigError::Invalid {
+        var: "CHATBOARD_ADDR",
+        value: default.into(),
+        reason: "default does not parse".into(),
+    })?;
+    env.parse_or("CHATBOARD_ADDR", fallback)
+}
+
+/// `CHATBOARD_DB_MAX_CONNECTIONS`, at least 1.
+fn db_max_connections(env: &Env) -> Result<u32, ConfigError> {
+    let max = env.parse_or("CHATBOARD_DB_MAX_CONNECTIONS", defaults::DB_MAX_CONNECTIONS)?;
+    if max == 0 {
+        return Err(ConfigError::Invalid {
+            var: "CHATBOARD_DB_MAX_CONNECTIONS",
+            value: "0".into(),
+            reason: "must be at least 1".into(),
+        });
+    }
+    Ok(max)
 }
 
 fn nats_url(env: &Env) -> Result<Option<String>, ConfigError> {

@@ -3,14 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use chatboard_core::model::AccessLevel;
-use chatboard_core::store::{NewMessage, NewRoom, NewUser};
 use chatboard_core::testing::{nats_url, unique_prefix, TestDb, TestEngine};
-use chrono::Utc;
+use common::{post, store_with_room};
 use worker::queue::NatsJobQueue;
 
 fn worker() -> Command {
@@ -43,43 +43,8 @@ async fn relays_the_outbox_and_reports_it() {
     let Some((_db, db_url)) = TestDb::create(TestEngine::Postgres).await else {
         return;
     };
-    let store = chatboard_core::store::connect(&db_url, 2).await.unwrap();
-    store.migrate().await.unwrap();
-    let now = Utc::now();
-    let user = store
-        .create_user(
-            NewUser {
-                email: "w@example.com".into(),
-                password_hash: "!".into(),
-                first_name: String::new(),
-                last_name: String::new(),
-            },
-            now,
-        )
-        .await
-        .unwrap();
-    let org = store.create_org(user.id, "Work", now).await.unwrap();
-    let room = store
-        .create_room(
-            NewRoom {
-                org_id: org.id,
-                name: "jobs".into(),
-                access_level: AccessLevel::Public,
-                created_by: user.id,
-            },
-            now,
-        )
-        .await
-        .unwrap();
-    for i in 0..20 {
-        let message = NewMessage {
-            room_id: room.id,
-            sender_id: user.id,
-            body: format!("m{i}"),
-            client_msg_id: None,
-        };
-        store.post_message(message, Utc::now()).await.unwrap();
-    }
+    let (store, room, author) = store_with_room(&db_url).await;
+    post(&store, room, author, 20).await;
     let (waiting, _) = store.outbox_backlog().await.unwrap();
     assert!(waiting >= 21);
 
