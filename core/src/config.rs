@@ -517,6 +517,12 @@ pub mod defaults {
     pub const NATS_PREFIX: &str = "chat";
     /// `CHATBOARD_ADDR` of the `worker` binary (health and metrics).
     pub const WORKER_ADDR: &str = "127.0.0.1:8082";
+    /// `CHATBOARD_ADDR` of the `operator` binary (health and metrics).
+    pub const OPERATOR_ADDR: &str = "127.0.0.1:8083";
+    /// `CHATBOARD_OPERATOR_RESYNC`: 5 minutes.
+    pub const OPERATOR_RESYNC: Duration = Duration::from_secs(300);
+    /// `CHATBOARD_OPERATOR_LEASE_TTL`: 15 seconds.
+    pub const OPERATOR_LEASE_TTL: Duration = Duration::from_secs(15);
     /// `CHATBOARD_WS_MAX_CONNECTIONS_PER_USER`.
     pub const WS_MAX_CONNECTIONS_PER_USER: u32 = 16;
     /// `CHATBOARD_WS_PING_INTERVAL`: 30 seconds.
@@ -719,6 +725,90 @@ impl WorkerConfig {
             email: EmailSettings::from_env(env)?,
             uploads: UploadSettings::from_env(env)?,
             presence_ttl: env.seconds("CHATBOARD_PRESENCE_TTL", defaults::PRESENCE_TTL)?,
+        })
+    }
+}
+
+/// Configuration of the `operator` binary: the database, and how it meets the Kubernetes API
+/// (which it finds in-cluster or through `KUBECONFIG`).
+#[derive(Debug, Clone)]
+pub struct OperatorConfig {
+    /// Health and metrics listen address (`CHATBOARD_ADDR`, default 127.0.0.1:8083).
+    pub addr: SocketAddr,
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `CHATBOARD_DB_MAX_CONNECTIONS`.
+    pub db_max_connections: u32,
+    /// Watch one namespace only (`CHATBOARD_OPERATOR_NAMESPACE`); every namespace when unset.
+    pub namespace: Option<String>,
+    /// How often every resource is reconciled even when nothing changed, correcting drift
+    /// (`CHATBOARD_OPERATOR_RESYNC`, seconds).
+    pub resync: Duration,
+    /// Elect a leader through a Lease (`CHATBOARD_OPERATOR_LEADER_ELECTION`, default true).
+    pub leader_election: bool,
+    /// The Lease's name (`CHATBOARD_OPERATOR_LEASE_NAME`, default `chatboard-operator`).
+    pub lease_name: String,
+    /// The Lease's namespace (`CHATBOARD_OPERATOR_LEASE_NAMESPACE`, else `POD_NAMESPACE`, else
+    /// `default`).
+    pub lease_namespace: String,
+    /// How long a leader's claim lasts unrenewed (`CHATBOARD_OPERATOR_LEASE_TTL`, seconds).
+    pub lease_ttl: Duration,
+    /// This replica's name in the Lease and in Events (`POD_NAME`, else `HOSTNAME`).
+    pub identity: String,
+    /// Lifetime of the ADMIN invitations it sends (`CHATBOARD_INVITE_TTL`, seconds).
+    pub invite_ttl: Duration,
+    /// Webhook target rules (`CHATBOARD_WEBHOOK_ALLOW_PRIVATE`).
+    pub webhooks: WebhookSettings,
+    /// For the links in invitation emails (`CHATBOARD_PUBLIC_URL`).
+    pub email: EmailSettings,
+}
+
+impl OperatorConfig {
+    /// Reads and checks the operator's variables.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let database_url = env.get("DATABASE_URL").ok_or(ConfigError::Missing {
+            var: "DATABASE_URL",
+            reason: "the operator writes tenant configuration into the platform's database",
+        })?;
+        let resync = env.seconds("CHATBOARD_OPERATOR_RESYNC", defaults::OPERATOR_RESYNC)?;
+        let lease_ttl =
+            env.seconds("CHATBOARD_OPERATOR_LEASE_TTL", defaults::OPERATOR_LEASE_TTL)?;
+        for (var, value) in [
+            ("CHATBOARD_OPERATOR_RESYNC", resync),
+            ("CHATBOARD_OPERATOR_LEASE_TTL", lease_ttl),
+        ] {
+            if value < Duration::from_secs(1) {
+                return Err(ConfigError::Invalid {
+                    var,
+                    value: "0".into(),
+                    reason: "must be at least 1 second".into(),
+                });
+            }
+        }
+        let non_empty = |var: &str| {
+            env.get(var)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| v.trim().to_owned())
+        };
+        Ok(Self {
+            addr: listen_addr(env, defaults::OPERATOR_ADDR)?,
+            database_url: database_url.to_owned(),
+            db_max_connections: db_max_connections(env)?,
+            namespace: non_empty("CHATBOARD_OPERATOR_NAMESPACE"),
+            resync,
+            leader_election: env.flag("CHATBOARD_OPERATOR_LEADER_ELECTION", true)?,
+            lease_name: non_empty("CHATBOARD_OPERATOR_LEASE_NAME")
+                .unwrap_or_else(|| "chatboard-operator".into()),
+            lease_namespace: non_empty("CHATBOARD_OPERATOR_LEASE_NAMESPACE")
+                .or_else(|| non_empty("POD_NAMESPACE"))
+                .unwrap_or_else(|| "default".into()),
+            lease_ttl,
+            identity: non_empty("POD_NAME")
+                .or_else(|| non_empty("HOSTNAME"))
+                .unwrap_or_else(|| format!("operator-{}", std::process::id())),
+            invite_ttl: env.seconds("CHATBOARD_INVITE_TTL", defaults::INVITE_TTL)?,
+            webhooks: WebhookSettings::from_env(env)?,
+            email: EmailSettings::from_env(env)?,
         })
     }
 }

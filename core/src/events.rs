@@ -96,8 +96,15 @@ impl NewEvent {
         }
     }
 
-    /// `member.invited`: an invitation to an organization (never its token).
-    pub fn org_invited(org_id: i64, invite_id: i64, email: &str, role: Role, by: i64) -> Self {
+    /// `member.invited`: an invitation to an organization (never its token); `by` is `None`
+    /// when the operator invited.
+    pub fn org_invited(
+        org_id: i64,
+        invite_id: i64,
+        email: &str,
+        role: Role,
+        by: Option<i64>,
+    ) -> Self {
         Self {
             event_type: EventType::MemberInvited,
             org_id,

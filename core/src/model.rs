@@ -79,8 +79,36 @@ pub struct OrgView {
     pub member_count: i64,
     /// True when an `Organization` custom resource owns it.
     pub managed: bool,
+    /// Members can read but nobody can write (set by the platform team).
+    pub suspended: bool,
+    /// Read-only for good: its custom resource was deleted and the data retained.
+    pub archived: bool,
+    /// Limits set by the platform team; null fields mean the deployment's defaults.
+    pub quotas: OrgQuotas,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+}
+
+impl OrgView {
+    /// Whether members may change anything in it (neither suspended nor archived).
+    pub fn writable(&self) -> bool {
+        !self.suspended && !self.archived
+    }
+}
+
+/// Limits of one organization; `None` means the deployment's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OrgQuotas {
+    /// Most members.
+    pub max_members: Option<i32>,
+    /// Most rooms (direct messages included).
+    pub max_rooms: Option<i32>,
+    /// Largest attachment, in bytes.
+    pub upload_max_bytes: Option<i64>,
+    /// Days messages are kept before the worker deletes them.
+    pub retention_days: Option<i32>,
+    /// Requests per minute per member for writes in this organization.
+    pub rate_limit_per_minute: Option<i32>,
 }
 
 /// One member of an organization.
@@ -441,4 +469,41 @@ pub struct Upload {
     pub uploaded_at: Option<DateTime<Utc>>,
     /// When it expires (set on completion).
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Whether `email` is an address mail can be sent to: RFC 5322 syntax, no display name, a
+/// dotted domain. Callers trim and lower-case it first.
+pub fn is_valid_email(email: &str) -> bool {
+    // The crate checks RFC 5322 syntax; we also want a dotted domain, as mail is sent to it.
+    email_address::EmailAddress::parse_with_options(
+        email,
+        email_address::Options::default().without_display_text(),
+    )
+    .is_ok()
+        && email
+            .rsplit_once('@')
+            .is_some_and(|(_, domain)| domain.contains('.') && !domain.ends_with('.'))
+}
+
+#[cfg(test)]
+mod email_tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        for ok in ["a@b.co", "first.last+tag@example.org"] {
+            assert!(is_valid_email(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@b.co",
+            "a b@c.co",
+            "Name <a@b.co>",
+            "a@b.co.",
+        ] {
+            assert!(!is_valid_email(bad), "{bad}");
+        }
+    }
 }

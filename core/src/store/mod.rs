@@ -6,6 +6,7 @@
 
 mod connect;
 mod sql;
+mod tenant;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -17,6 +18,10 @@ use crate::model::{
 };
 
 pub use connect::{connect, Engine};
+pub use tenant::{
+    AppliedAdmins, AppliedOrg, AppliedWebhook, ManagedOrg, ManagedOrgRef, ManagedWebhook,
+    SpecAdmin, TenantStore,
+};
 
 /// What a store call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -773,6 +778,7 @@ pub trait Store:
     + WebhookStore
     + EmailStore
     + UploadStore
+    + TenantStore
 {
     /// Which engine is behind it.
     fn engine(&self) -> Engine;

@@ -231,6 +231,7 @@ pub mod postgres {
     include!("webhooks.rs");
     include!("email.rs");
     include!("uploads.rs");
+    include!("tenants.rs");
 }
 
 /// SQLite.
@@ -350,4 +351,5 @@ pub mod sqlite {
     include!("webhooks.rs");
     include!("email.rs");
     include!("uploads.rs");
+    include!("tenants.rs");
 }

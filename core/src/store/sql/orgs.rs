@@ -1,5 +1,37 @@
 // Organizations, members and invitations.
 
+/// Inserts an organization with a free slug derived from its name; managed when a resource owns
+/// it. A slug taken by a concurrent insert fails the unique index: callers retry.
+async fn insert_org_row(
+    tx: &mut Tx<'_>,
+    name: &str,
+    creator: Option<i64>,
+    resource_key: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    let base = slugify(name);
+    let taken: Vec<(String,)> = sqlx::query_as("SELECT slug FROM orgs WHERE slug = $1 OR slug LIKE $2")
+        .bind(&base)
+        .bind(format!("{base}-%"))
+        .fetch_all(&mut **tx)
+        .await?;
+    let taken: Vec<String> = taken.into_iter().map(|(s,)| s).collect();
+    let slug = free_slug(&base, &taken);
+    let (org_id,): (i64,) = sqlx::query_as(
+        "INSERT INTO orgs (name, slug, managed, created_by, resource_key, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(name)
+    .bind(&slug)
+    .bind(resource_key.is_some())
+    .bind(creator)
+    .bind(resource_key)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(org_id)
+}
+
 impl SqlStore {
     async fn org_view(&self, org_id: i64, user_id: i64) -> StoreResult<Option<OrgView>> {
         let sql = format!("{ORG_VIEW_SELECT} WHERE o.id = $2");
@@ -8,25 +40,8 @@ impl SqlStore {
     }
 
     async fn insert_org(&self, creator: i64, name: &str, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
-        let base = slugify(name);
         let mut tx = self.write.begin().await?;
-        let taken: Vec<(String,)> = sqlx::query_as("SELECT slug FROM orgs WHERE slug = $1 OR slug LIKE $2")
-            .bind(&base)
-            .bind(format!("{base}-%"))
-            .fetch_all(&mut *tx)
-            .await?;
-        let taken: Vec<String> = taken.into_iter().map(|(s,)| s).collect();
-        let slug = free_slug(&base, &taken);
-        let (org_id,): (i64,) = sqlx::query_as(
-            "INSERT INTO orgs (name, slug, managed, created_by, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(name)
-        .bind(&slug)
-        .bind(false)
-        .bind(creator)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+        let org_id = insert_org_row(&mut tx, name, Some(creator), None, now).await?;
         sqlx::query("INSERT INTO org_members (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)")
             .bind(org_id)
             .bind(creator)
@@ -194,7 +209,7 @@ impl OrgStore for SqlStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("invite_pending") } else { e.into() })?;
-        let event = NewEvent::org_invited(invite.org_id, id, &invite.email, invite.role, invite.invited_by);
+        let event = NewEvent::org_invited(invite.org_id, id, &invite.email, invite.role, Some(invite.invited_by));
         write_event(&mut tx, &event, now).await?;
         if let Some(email) = &invite.email_message {
             insert_email(&mut tx, email, now).await?;

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 
 use crate::events::OutboxEvent;
 use crate::model::{
-    AccessLevel, DeliveryStatus, FileRef, Message, OrgMember, OrgView, Role, Room, RoomMember,
-    UnreadCount, User, Webhook, WebhookDelivery,
+    AccessLevel, DeliveryStatus, FileRef, Message, OrgMember, OrgQuotas, OrgView, Role, Room,
+    RoomMember, UnreadCount, User, Webhook, WebhookDelivery,
 };
 use crate::store::{DueDelivery, RoomAccess, StoreError};
 
@@ -55,8 +55,9 @@ pub(super) struct UserWithHashRow {
 
 /// The org object as a member sees it; `$1` is the member's user id.
 pub(super) const ORG_VIEW_SELECT: &str =
-    "SELECT o.id, o.name, o.slug, m.role, o.managed, o.created_at, \
-       (SELECT COUNT(*) FROM org_members c WHERE c.org_id = o.id) AS member_count \
+    "SELECT o.id, o.name, o.slug, m.role, o.managed, o.suspended, o.archived_at, \
+       o.max_members, o.max_rooms, o.upload_max_bytes, o.retention_days, o.rate_limit_per_minute, \
+       o.created_at, (SELECT COUNT(*) FROM org_members c WHERE c.org_id = o.id) AS member_count \
      FROM orgs o JOIN org_members m ON m.org_id = o.id AND m.user_id = $1";
 
 #[derive(sqlx::FromRow)]
@@ -66,8 +67,34 @@ pub(super) struct OrgViewRow {
     slug: String,
     role: String,
     managed: bool,
+    suspended: bool,
+    archived_at: Option<DateTime<Utc>>,
+    #[sqlx(flatten)]
+    quotas: QuotaRow,
     created_at: DateTime<Utc>,
     member_count: i64,
+}
+
+/// An org's quota columns.
+#[derive(sqlx::FromRow)]
+pub(super) struct QuotaRow {
+    max_members: Option<i32>,
+    max_rooms: Option<i32>,
+    upload_max_bytes: Option<i64>,
+    retention_days: Option<i32>,
+    rate_limit_per_minute: Option<i32>,
+}
+
+impl From<QuotaRow> for OrgQuotas {
+    fn from(r: QuotaRow) -> Self {
+        OrgQuotas {
+            max_members: r.max_members,
+            max_rooms: r.max_rooms,
+            upload_max_bytes: r.upload_max_bytes,
+            retention_days: r.retention_days,
+            rate_limit_per_minute: r.rate_limit_per_minute,
+        }
+    }
 }
 
 impl TryFrom<OrgViewRow> for OrgView {
@@ -80,6 +107,9 @@ impl TryFrom<OrgViewRow> for OrgView {
             role: parse_role(&r.role)?,
             member_count: r.member_count,
             managed: r.managed,
+            suspended: r.suspended,
+            archived: r.archived_at.is_some(),
+            quotas: r.quotas.into(),
             created_at: r.created_at,
         })
     }

@@ -28,6 +28,19 @@ async fn pause_deliveries(tx: &mut Tx<'_>, webhook_id: i64) -> StoreResult<()> {
     Ok(())
 }
 
+/// Makes the parked deliveries of a webhook switched back on due now.
+async fn resume_deliveries(tx: &mut Tx<'_>, webhook_id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE webhook_deliveries SET next_attempt_at = $2 \
+         WHERE webhook_id = $1 AND status IN ('pending', 'retrying') AND next_attempt_at IS NULL",
+    )
+    .bind(webhook_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl WebhookStore for SqlStore {
     async fn create_webhook(&self, hook: NewWebhook, now: DateTime<Utc>) -> StoreResult<Webhook> {
@@ -94,16 +107,7 @@ impl WebhookStore for SqlStore {
             .await?;
         match patch.is_active {
             Some(false) => pause_deliveries(&mut tx, id).await?,
-            Some(true) => {
-                sqlx::query(
-                    "UPDATE webhook_deliveries SET next_attempt_at = $2 \
-                     WHERE webhook_id = $1 AND status IN ('pending', 'retrying') AND next_attempt_at IS NULL",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
+            Some(true) => resume_deliveries(&mut tx, id, now).await?,
             None => {}
         }
         tx.commit().await?;

@@ -1,0 +1,353 @@
+// Organizations and webhooks owned by custom resources (the operator's side).
+
+/// A managed org's current columns, to compare with what its resource says.
+#[derive(sqlx::FromRow)]
+struct ManagedOrgRow {
+    id: i64,
+    name: String,
+    managed: bool,
+    suspended: bool,
+    archived_at: Option<DateTime<Utc>>,
+    #[sqlx(flatten)]
+    quotas: QuotaRow,
+}
+
+/// An open invitation: id, role, expiry.
+type OpenInvite = (i64, String, DateTime<Utc>);
+
+async fn open_invite(tx: &mut Tx<'_>, org_id: i64, email: &str) -> StoreResult<Option<OpenInvite>> {
+    Ok(sqlx::query_as(
+        "SELECT id, role, expires_at FROM org_invites \
+         WHERE org_id = $1 AND email = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(org_id)
+    .bind(email)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+async fn revoke_invite(tx: &mut Tx<'_>, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query("UPDATE org_invites SET revoked_at = $2 WHERE id = $1").bind(id).bind(now).execute(&mut **tx).await?;
+    Ok(())
+}
+
+async fn set_role(tx: &mut Tx<'_>, org_id: i64, user_id: i64, role: Role) -> StoreResult<()> {
+    sqlx::query("UPDATE org_members SET role = $3 WHERE org_id = $1 AND user_id = $2")
+        .bind(org_id)
+        .bind(user_id)
+        .bind(role.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn user_id_by_email(tx: &mut Tx<'_>, email: &str) -> StoreResult<Option<i64>> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE email = $1").bind(email).fetch_optional(&mut **tx).await?;
+    Ok(row.map(|(id,)| id))
+}
+
+async fn member_count(pool: &Pool, org_id: i64) -> StoreResult<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM org_members WHERE org_id = $1").bind(org_id).fetch_one(pool).await?;
+    Ok(n)
+}
+
+impl SqlStore {
+    /// Makes one listed admin ADMIN, or invites them; says what it did.
+    async fn grant_admin(tx: &mut Tx<'_>, org_id: i64, admin: &SpecAdmin, now: DateTime<Utc>, done: &mut AppliedAdmins) -> StoreResult<()> {
+        if let Some(user_id) = user_id_by_email(tx, &admin.email).await? {
+            match Self::role_in(tx, org_id, user_id).await? {
+                Some(Role::Admin) => {}
+                Some(previous) => {
+                    set_role(tx, org_id, user_id, Role::Admin).await?;
+                    write_event(tx, &NewEvent::role_changed(org_id, user_id, previous, Role::Admin), now).await?;
+                    done.granted.push(admin.email.clone());
+                }
+                None => {
+                    sqlx::query("INSERT INTO org_members (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)")
+                        .bind(org_id)
+                        .bind(user_id)
+                        .bind(Role::Admin.as_str())
+                        .bind(now)
+                        .execute(&mut **tx)
+                        .await?;
+                    Self::join_public_rooms(tx, org_id, user_id, now).await?;
+                    write_event(tx, &NewEvent::joined(org_id, None, user_id, "operator"), now).await?;
+                    done.granted.push(admin.email.clone());
+                }
+            }
+            return Ok(());
+        }
+        match open_invite(tx, org_id, &admin.email).await? {
+            Some((_, role, expires_at)) if role == Role::Admin.as_str() && expires_at > now => return Ok(()),
+            // Expired, or for a lesser role: replaced by an ADMIN invitation.
+            Some((id, _, _)) => revoke_invite(tx, id, now).await?,
+            None => {}
+        }
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO org_invites (org_id, email, role, token_hash, invited_by, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, NULL, $5, $6) RETURNING id",
+        )
+        .bind(org_id)
+        .bind(&admin.email)
+        .bind(Role::Admin.as_str())
+        .bind(&admin.token_hash)
+        .bind(now)
+        .bind(admin.expires_at)
+        .fetch_one(&mut **tx)
+        .await?;
+        write_event(tx, &NewEvent::org_invited(org_id, id, &admin.email, Role::Admin, None), now).await?;
+        insert_email(tx, &admin.email_message, now).await?;
+        done.invited.push(admin.email.clone());
+        Ok(())
+    }
+
+    /// Takes back what the operator gave an address no longer listed.
+    async fn revoke_admin(tx: &mut Tx<'_>, org_id: i64, email: &str, now: DateTime<Utc>, done: &mut AppliedAdmins) -> StoreResult<()> {
+        let mut revoked = false;
+        if let Some(user_id) = user_id_by_email(tx, email).await? {
+            if Self::role_in(tx, org_id, user_id).await? == Some(Role::Admin) {
+                set_role(tx, org_id, user_id, Role::Member).await?;
+                Self::leave_org_rooms(tx, org_id, user_id, Some(AccessLevel::ManagerOnly)).await?;
+                write_event(tx, &NewEvent::role_changed(org_id, user_id, Role::Admin, Role::Member), now).await?;
+                revoked = true;
+            }
+        }
+        if let Some((id, role, _)) = open_invite(tx, org_id, email).await? {
+            if role == Role::Admin.as_str() {
+                revoke_invite(tx, id, now).await?;
+                revoked = true;
+            }
+        }
+        if revoked {
+            done.revoked.push(email.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn create_managed_org(&self, org: &ManagedOrg, now: DateTime<Utc>) -> StoreResult<i64> {
+        let mut attempts = 0;
+        loop {
+            let mut tx = self.write.begin().await?;
+            let inserted = insert_org_row(&mut tx, &org.name, None, Some(&org.resource_key), now).await;
+            match inserted {
+                Ok(org_id) => {
+                    Self::write_org_settings(&mut tx, org_id, org, None).await?;
+                    tx.commit().await?;
+                    return Ok(org_id);
+                }
+                // A concurrent insert took the slug (or the resource key): look again.
+                Err(e) if is_unique_violation(&e) && attempts < 5 => attempts += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Writes what a resource says into its org row (and takes it out of the archive).
+    async fn write_org_settings(tx: &mut Tx<'_>, org_id: i64, org: &ManagedOrg, name: Option<&str>) -> StoreResult<()> {
+        let q = &org.quotas;
+        sqlx::query(
+            "UPDATE orgs SET name = COALESCE($2, name), managed = $3, suspended = $4, archived_at = NULL, \
+               max_members = $5, max_rooms = $6, upload_max_bytes = $7, retention_days = $8, rate_limit_per_minute = $9 \
+             WHERE id = $1",
+        )
+        .bind(org_id)
+        .bind(name)
+        .bind(true)
+        .bind(org.suspended)
+        .bind(q.max_members)
+        .bind(q.max_rooms)
+        .bind(q.upload_max_bytes)
+        .bind(q.retention_days)
+        .bind(q.rate_limit_per_minute)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TenantStore for SqlStore {
+    async fn apply_managed_org(&self, org: ManagedOrg, now: DateTime<Utc>) -> StoreResult<AppliedOrg> {
+        let row: Option<ManagedOrgRow> = sqlx::query_as(
+            "SELECT id, name, managed, suspended, archived_at, \
+               max_members, max_rooms, upload_max_bytes, retention_days, rate_limit_per_minute \
+             FROM orgs WHERE resource_key = $1",
+        )
+        .bind(&org.resource_key)
+        .fetch_optional(&self.write)
+        .await?;
+        let (org_id, created, changed) = match row {
+            None => (self.create_managed_org(&org, now).await?, true, true),
+            Some(row) => {
+                let in_place = row.managed
+                    && row.archived_at.is_none()
+                    && row.name == org.name
+                    && row.suspended == org.suspended
+                    && OrgQuotas::from(row.quotas) == org.quotas;
+                if !in_place {
+                    let mut tx = self.write.begin().await?;
+                    Self::write_org_settings(&mut tx, row.id, &org, Some(&org.name)).await?;
+                    tx.commit().await?;
+                }
+                (row.id, row.archived_at.is_some(), !in_place)
+            }
+        };
+        Ok(AppliedOrg { org_id, created, changed, member_count: member_count(&self.write, org_id).await? })
+    }
+
+    async fn apply_org_admins(&self, org_id: i64, admins: Vec<SpecAdmin>, now: DateTime<Utc>) -> StoreResult<AppliedAdmins> {
+        let mut tx = self.write.begin().await?;
+        if !lock_org(&mut tx, org_id).await? {
+            return Err(StoreError::NotFound);
+        }
+        let listed: Vec<(String,)> = sqlx::query_as("SELECT email FROM org_spec_admins WHERE org_id = $1 ORDER BY email")
+            .bind(org_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let listed: Vec<String> = listed.into_iter().map(|(e,)| e).collect();
+        let mut done = AppliedAdmins::default();
+        for admin in &admins {
+            Self::grant_admin(&mut tx, org_id, admin, now, &mut done).await?;
+        }
+        for email in listed.iter().filter(|e| !admins.iter().any(|a| &a.email == *e)) {
+            Self::revoke_admin(&mut tx, org_id, email, now, &mut done).await?;
+        }
+        let mut wanted: Vec<&str> = admins.iter().map(|a| a.email.as_str()).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if wanted != listed.iter().map(String::as_str).collect::<Vec<_>>() {
+            sqlx::query("DELETE FROM org_spec_admins WHERE org_id = $1").bind(org_id).execute(&mut *tx).await?;
+            for email in wanted {
+                sqlx::query("INSERT INTO org_spec_admins (org_id, email) VALUES ($1, $2)")
+                    .bind(org_id)
+                    .bind(email)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn managed_org(&self, resource_key: &str) -> StoreResult<Option<ManagedOrgRef>> {
+        let row: Option<(i64, Option<DateTime<Utc>>)> = sqlx::query_as("SELECT id, archived_at FROM orgs WHERE resource_key = $1")
+            .bind(resource_key)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|(org_id, archived_at)| ManagedOrgRef { org_id, archived: archived_at.is_some() }))
+    }
+
+    async fn archive_managed_org(&self, resource_key: &str, now: DateTime<Utc>) -> StoreResult<Option<i64>> {
+        let mut tx = self.write.begin().await?;
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE orgs SET archived_at = COALESCE(archived_at, $2), managed = $3 WHERE resource_key = $1 RETURNING id",
+        )
+        .bind(resource_key)
+        .bind(now)
+        .bind(false)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((org_id,)) = row {
+            // Its webhooks' resources are gone or going too; nothing may still point at them.
+            sqlx::query("UPDATE webhooks SET managed = $2 WHERE org_id = $1").bind(org_id).bind(false).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM org_spec_admins WHERE org_id = $1").bind(org_id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE org_invites SET revoked_at = $2 WHERE org_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL")
+                .bind(org_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(row.map(|(id,)| id))
+    }
+
+    async fn purge_managed_org(&self, resource_key: &str) -> StoreResult<Option<i64>> {
+        let mut tx = self.write.begin().await?;
+        let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM orgs WHERE resource_key = $1").bind(resource_key).fetch_optional(&mut *tx).await?;
+        let Some((org_id,)) = row else {
+            return Ok(None);
+        };
+        // Rooms, memberships, webhooks and invitations cascade; messages go explicitly.
+        sqlx::query("DELETE FROM messages WHERE org_id = $1").bind(org_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM orgs WHERE id = $1").bind(org_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Some(org_id))
+    }
+
+    async fn apply_managed_webhook(&self, hook: ManagedWebhook, now: DateTime<Utc>) -> StoreResult<AppliedWebhook> {
+        let mut tx = self.write.begin().await?;
+        let row: Option<(i64, i64, String, String, String, bool, bool, Option<i32>, Option<String>)> = sqlx::query_as(
+            "SELECT id, org_id, url, events, secret, is_active, managed, max_attempts, disabled_reason \
+             FROM webhooks WHERE resource_key = $1",
+        )
+        .bind(&hook.resource_key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let events = encode_events(&hook.events);
+        let Some((id, org_id, url, old_events, secret, is_active, managed, max_attempts, disabled_reason)) = row else {
+            let (id,): (i64,) = sqlx::query_as(
+                "INSERT INTO webhooks (org_id, url, events, secret, is_active, managed, max_attempts, resource_key, \
+                   created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+            )
+            .bind(hook.org_id)
+            .bind(&hook.url)
+            .bind(&events)
+            .bind(&hook.secret)
+            .bind(hook.active)
+            .bind(true)
+            .bind(hook.max_attempts)
+            .bind(&hook.resource_key)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(AppliedWebhook { webhook_id: id, created: true, changed: true, disabled_reason: None });
+        };
+        // A webhook its target switched off (410) stays off until its URL changes or the
+        // resource switches it off and on again: re-enabling it on every resync would only
+        // collect another 410.
+        let disabled_reason = if url != hook.url || !hook.active { None } else { disabled_reason };
+        let active = hook.active && disabled_reason.is_none();
+        let in_place = org_id == hook.org_id
+            && url == hook.url
+            && old_events == events
+            && secret == hook.secret
+            && is_active == active
+            && managed
+            && max_attempts == hook.max_attempts;
+        if !in_place {
+            sqlx::query(
+                "UPDATE webhooks SET org_id = $2, url = $3, events = $4, secret = $5, is_active = $6, managed = $7, \
+                   max_attempts = $8, disabled_reason = $9, updated_at = $10 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(hook.org_id)
+            .bind(&hook.url)
+            .bind(&events)
+            .bind(&hook.secret)
+            .bind(active)
+            .bind(true)
+            .bind(hook.max_attempts)
+            .bind(&disabled_reason)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if is_active && !active {
+                pause_deliveries(&mut tx, id).await?;
+            } else if active && !is_active {
+                resume_deliveries(&mut tx, id, now).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(AppliedWebhook { webhook_id: id, created: false, changed: !in_place, disabled_reason })
+    }
+
+    async fn remove_managed_webhook(&self, resource_key: &str) -> StoreResult<Option<i64>> {
+        let row: Option<(i64,)> = sqlx::query_as("DELETE FROM webhooks WHERE resource_key = $1 RETURNING id")
+            .bind(resource_key)
+            .fetch_optional(&self.write)
+            .await?;
+        Ok(row.map(|(id,)| id))
+    }
+}

@@ -1,0 +1,151 @@
+//! What the operator writes: organizations and webhooks owned by custom resources.
+//!
+//! Every call is idempotent and level-triggered: it makes the database say what the resource
+//! says (correcting drift made through other paths) and reports whether anything changed, so a
+//! reconcile that finds everything in place writes nothing.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{OutgoingEmail, StoreResult};
+use crate::model::OrgQuotas;
+
+/// An organization as its custom resource describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagedOrg {
+    /// The owning resource, `<namespace>/<name>`.
+    pub resource_key: String,
+    /// Display name.
+    pub name: String,
+    /// Limits (`None` fields: the deployment's defaults).
+    pub quotas: OrgQuotas,
+    /// Members read; nobody writes.
+    pub suspended: bool,
+}
+
+/// What applying a [`ManagedOrg`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppliedOrg {
+    /// The organization's id.
+    pub org_id: i64,
+    /// It was created (or taken back from the archive) by this call.
+    pub created: bool,
+    /// Some field differed and was corrected.
+    pub changed: bool,
+    /// Members now.
+    pub member_count: i64,
+}
+
+/// One admin an Organization lists, with the invitation to send if they have no account yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecAdmin {
+    /// Normalised email.
+    pub email: String,
+    /// SHA-256 of a fresh invitation token (used only if an invitation is created).
+    pub token_hash: String,
+    /// When that invitation would expire.
+    pub expires_at: DateTime<Utc>,
+    /// The invitation email carrying the token.
+    pub email_message: OutgoingEmail,
+}
+
+/// What applying an Organization's admins did, by email.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppliedAdmins {
+    /// Existing users made ADMIN (added to the org or promoted).
+    pub granted: Vec<String>,
+    /// New ADMIN invitations sent.
+    pub invited: Vec<String>,
+    /// Admins dropped from the list: demoted to MEMBER or their open invitation revoked.
+    pub revoked: Vec<String>,
+}
+
+impl AppliedAdmins {
+    /// Whether anything changed.
+    pub fn changed(&self) -> bool {
+        !(self.granted.is_empty() && self.invited.is_empty() && self.revoked.is_empty())
+    }
+}
+
+/// A webhook as its custom resource describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagedWebhook {
+    /// The owning resource, `<namespace>/<name>`.
+    pub resource_key: String,
+    /// Its organization.
+    pub org_id: i64,
+    /// Target URL, already checked.
+    pub url: String,
+    /// Event type names, or `["*"]`.
+    pub events: Vec<String>,
+    /// The HMAC key.
+    pub secret: String,
+    /// Deliver events.
+    pub active: bool,
+    /// Attempts per delivery (`None`: the deployment's default).
+    pub max_attempts: Option<i32>,
+}
+
+/// What applying a [`ManagedWebhook`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedWebhook {
+    /// The webhook's id.
+    pub webhook_id: i64,
+    /// It was created by this call.
+    pub created: bool,
+    /// Some field differed and was corrected.
+    pub changed: bool,
+    /// Why delivery switched it off (a 410 from the target), if it did: it stays off until its
+    /// URL changes or the resource switches it off and on again.
+    pub disabled_reason: Option<String>,
+}
+
+/// A managed organization's place in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManagedOrgRef {
+    /// Its id.
+    pub org_id: i64,
+    /// It was archived (its resource was deleted with `Retain`).
+    pub archived: bool,
+}
+
+/// The operator's side of tenant configuration.
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    /// Creates, takes back from the archive or corrects the organization owned by
+    /// `org.resource_key`; it is marked managed.
+    async fn apply_managed_org(
+        &self,
+        org: ManagedOrg,
+        now: DateTime<Utc>,
+    ) -> StoreResult<AppliedOrg>;
+    /// Makes the listed users ADMIN (or invites them) and takes back what an earlier list gave
+    /// to addresses no longer on it. `NotFound` if the org does not exist.
+    async fn apply_org_admins(
+        &self,
+        org_id: i64,
+        admins: Vec<SpecAdmin>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<AppliedAdmins>;
+    /// The organization a resource owns (or owned, if archived).
+    async fn managed_org(&self, resource_key: &str) -> StoreResult<Option<ManagedOrgRef>>;
+    /// Archives the organization a resource owns: read-only, no longer managed, data kept.
+    /// Returns its id, `None` if there was none.
+    async fn archive_managed_org(
+        &self,
+        resource_key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<i64>>;
+    /// Deletes the organization a resource owns and everything in it. Returns its id, `None`
+    /// if there was none.
+    async fn purge_managed_org(&self, resource_key: &str) -> StoreResult<Option<i64>>;
+    /// Creates or corrects the webhook owned by `hook.resource_key`; it is marked managed.
+    async fn apply_managed_webhook(
+        &self,
+        hook: ManagedWebhook,
+        now: DateTime<Utc>,
+    ) -> StoreResult<AppliedWebhook>;
+    /// Deletes the webhook a resource owns, with its delivery log. Returns its id, `None` if
+    /// there was none.
+    async fn remove_managed_webhook(&self, resource_key: &str) -> StoreResult<Option<i64>>;
+}

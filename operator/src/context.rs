@@ -1,0 +1,135 @@
+//! What every reconcile shares: the clients, the settings, the metrics, and each resource's
+//! failure count for backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chatboard_core::store::Store;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource, ResourceExt};
+
+use crate::metrics::Metrics;
+
+/// Settings the reconcilers need.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Every resource is reconciled again after this long, correcting drift.
+    pub resync: Duration,
+    /// How soon a resource waiting for something outside it (a webhook's Organization or
+    /// Secret, a target's DNS name) is looked at again, besides the watches.
+    pub recheck: Duration,
+    /// Lifetime of ADMIN invitations.
+    pub invite_ttl: Duration,
+    /// Allow webhook targets on private addresses.
+    pub allow_private_webhooks: bool,
+    /// Base of the links in invitation emails.
+    pub public_url: Option<String>,
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    /// The Kubernetes API.
+    pub client: Client,
+    /// The platform's database.
+    pub store: Arc<dyn Store>,
+    /// Settings.
+    pub settings: Settings,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    recorder: Recorder,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+/// First retry after a failed reconcile; doubled per further failure.
+const BACKOFF_BASE: Duration = Duration::from_secs(2);
+/// Longest wait between retries.
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+impl Context {
+    /// A context; Events are signed by `identity` (the pod name).
+    pub fn new(
+        client: Client,
+        store: Arc<dyn Store>,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        identity: &str,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: "chatboard-operator".into(),
+            instance: Some(identity.to_owned()),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            store,
+            settings,
+            metrics,
+            failures: Mutex::default(),
+        }
+    }
+
+    /// Publishes an Event about `obj`; failing to is logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, object = %obj.meta().name.as_deref().unwrap_or(""), "could not publish an Event");
+        }
+    }
+
+    /// How long to wait before retrying `key` after its latest failure: 2 s, doubling, ≤ 5 min.
+    pub fn backoff(&self, key: &str) -> Duration {
+        let Ok(mut failures) = self.failures.lock() else {
+            return BACKOFF_MAX;
+        };
+        let n = failures.entry(key.to_owned()).or_insert(0);
+        *n = n.saturating_add(1);
+        BACKOFF_BASE
+            .saturating_mul(1 << (*n - 1).min(16))
+            .min(BACKOFF_MAX)
+    }
+
+    /// Forgets `key`'s failures after a successful reconcile.
+    pub fn succeeded(&self, key: &str) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(key);
+        }
+    }
+}
+
+/// `<namespace>/<name>` of a resource: its key in the database and in logs.
+pub fn resource_key<K: Resource>(obj: &K) -> crate::error::Result<String> {
+    let namespace = obj
+        .meta()
+        .namespace
+        .as_deref()
+        .ok_or(crate::error::Error::Unnamed("namespace"))?;
+    let name = obj
+        .meta()
+        .name
+        .as_deref()
+        .ok_or(crate::error::Error::Unnamed("name"))?;
+    Ok(format!("{namespace}/{name}"))
+}
+
+/// A resource's namespace (they are all namespaced).
+pub fn namespace_of<K: ResourceExt>(obj: &K) -> crate::error::Result<String> {
+    obj.namespace()
+        .ok_or(crate::error::Error::Unnamed("namespace"))
+}

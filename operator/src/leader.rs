@@ -1,0 +1,152 @@
+//! Leader election through a `coordination.k8s.io` Lease, as client-go does it: the holder
+//! renews the Lease every third of its duration; another replica takes it over only once a
+//! renewal is overdue. Every write is a replace guarded by the Lease's `resourceVersion`, so of
+//! two replicas racing for it exactly one wins (the other gets 409 Conflict).
+//!
+//! (The crates we looked at either pin an older `kube` or rely on server-side-apply field
+//! ownership for the race; a replace with optimistic concurrency is the smallest correct form.)
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{ObjectMeta, PostParams};
+use kube::{Api, Client};
+use tokio::sync::watch;
+
+/// One replica's candidacy for a Lease.
+pub struct LeaderElection {
+    api: Api<Lease>,
+    name: String,
+    identity: String,
+    ttl: Duration,
+}
+
+impl LeaderElection {
+    /// A candidacy for the Lease `namespace/name` under `identity` (unique per replica).
+    pub fn new(client: Client, namespace: &str, name: &str, identity: &str, ttl: Duration) -> Self {
+        Self {
+            api: Api::namespaced(client, namespace),
+            name: name.into(),
+            identity: identity.into(),
+            ttl,
+        }
+    }
+
+    /// Takes or renews the Lease if it is free, ours or overdue; says whether we hold it now.
+    pub async fn try_acquire_or_renew(&self) -> Result<bool, kube::Error> {
+        let now = Timestamp::now();
+        let ttl_secs = i32::try_from(self.ttl.as_secs()).unwrap_or(i32::MAX);
+        let Some(lease) = self.api.get_opt(&self.name).await? else {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(self.name.clone()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some(self.identity.clone()),
+                    acquire_time: Some(MicroTime(now)),
+                    renew_time: Some(MicroTime(now)),
+                    lease_duration_seconds: Some(ttl_secs),
+                    lease_transitions: Some(0),
+                    ..LeaseSpec::default()
+                }),
+            };
+            return lost_race_is_false(self.api.create(&PostParams::default(), &lease).await);
+        };
+        let spec = lease.spec.clone().unwrap_or_default();
+        let ours = spec.holder_identity.as_deref() == Some(self.identity.as_str());
+        let free = spec.holder_identity.as_deref().is_none_or(str::is_empty);
+        let overdue = match (&spec.renew_time, spec.lease_duration_seconds) {
+            (Some(renewed), Some(secs)) => {
+                renewed.0 + SignedDuration::from_secs(i64::from(secs)) < now
+            }
+            _ => true,
+        };
+        if !(ours || free || overdue) {
+            return Ok(false);
+        }
+        let mut next = lease.clone();
+        next.spec = Some(LeaseSpec {
+            holder_identity: Some(self.identity.clone()),
+            acquire_time: if ours {
+                spec.acquire_time.clone()
+            } else {
+                Some(MicroTime(now))
+            },
+            renew_time: Some(MicroTime(now)),
+            lease_duration_seconds: Some(ttl_secs),
+            lease_transitions: Some(spec.lease_transitions.unwrap_or(0) + i32::from(!ours)),
+            ..spec
+        });
+        lost_race_is_false(
+            self.api
+                .replace(&self.name, &PostParams::default(), &next)
+                .await,
+        )
+    }
+
+    /// Gives the Lease up if we hold it, so another replica takes over at once.
+    pub async fn step_down(&self) -> Result<(), kube::Error> {
+        let Some(mut lease) = self.api.get_opt(&self.name).await? else {
+            return Ok(());
+        };
+        let Some(spec) = lease.spec.as_mut() else {
+            return Ok(());
+        };
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.renew_time = None;
+        spec.acquire_time = None;
+        lost_race_is_false(
+            self.api
+                .replace(&self.name, &PostParams::default(), &lease)
+                .await,
+        )
+        .map(|_| ())
+    }
+
+    /// Campaigns until `shutdown` fires, telling `leading` whether we hold the Lease. Leadership
+    /// is given up when a renewal has not succeeded for two thirds of the Lease's duration, well
+    /// before another replica may take it.
+    pub async fn run(self, leading: watch::Sender<bool>, mut shutdown: watch::Receiver<bool>) {
+        let period = self.ttl / 3;
+        let mut last_renewal: Option<tokio::time::Instant> = None;
+        loop {
+            match self.try_acquire_or_renew().await {
+                Ok(true) => last_renewal = Some(tokio::time::Instant::now()),
+                Ok(false) => last_renewal = None,
+                Err(e) => {
+                    tracing::warn!(error = %e, lease = %self.name, "could not reach the leader Lease")
+                }
+            }
+            let holding = last_renewal.is_some_and(|t| t.elapsed() < period * 2);
+            if *leading.borrow() != holding {
+                tracing::info!(identity = %self.identity, leading = holding, "leadership changed");
+            }
+            leading.send_replace(holding);
+            tokio::select! {
+                _ = tokio::time::sleep(period) => {}
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+        }
+        if *leading.borrow() {
+            leading.send_replace(false);
+            if let Err(e) = self.step_down().await {
+                tracing::warn!(error = %e, "could not give the leader Lease up");
+            }
+        }
+    }
+}
+
+/// A 409 (someone else created or changed the Lease first) means we did not get it.
+fn lost_race_is_false<T>(result: Result<T, kube::Error>) -> Result<bool, kube::Error> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,104 @@
+//! The operator's Prometheus metrics.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+/// Reconciliations, their duration, what is not Ready, and leadership.
+pub struct Metrics {
+    /// Where they are registered (served at `/metrics`).
+    pub registry: Registry,
+    reconciliations: IntCounterVec,
+    duration: HistogramVec,
+    not_ready: IntGaugeVec,
+    /// 1 while this replica leads.
+    pub leader: IntGauge,
+    // Which resources are not Ready, per kind, so the gauge counts each once.
+    not_ready_keys: Mutex<HashMap<&'static str, HashSet<String>>>,
+}
+
+impl Metrics {
+    /// Creates the metrics in a registry of their own.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let reconciliations = IntCounterVec::new(
+            Opts::new(
+                "chatboard_operator_reconciliations_total",
+                "Reconciliations by kind and result (ok, invalid, error).",
+            ),
+            &["kind", "result"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "chatboard_operator_reconcile_duration_seconds",
+                "Time one reconciliation took.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["kind"],
+        )?;
+        let not_ready = IntGaugeVec::new(
+            Opts::new(
+                "chatboard_operator_resources_not_ready",
+                "Resources whose Ready condition is False, by kind.",
+            ),
+            &["kind"],
+        )?;
+        let leader = IntGauge::new(
+            "chatboard_operator_leader",
+            "1 while this replica holds the leader Lease.",
+        )?;
+        registry.register(Box::new(reconciliations.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(not_ready.clone()))?;
+        registry.register(Box::new(leader.clone()))?;
+        for kind in ["Organization", "Webhook"] {
+            not_ready.with_label_values(&[kind]).set(0);
+            for result in ["ok", "invalid", "error"] {
+                reconciliations.with_label_values(&[kind, result]).reset();
+            }
+        }
+        Ok(Self {
+            registry,
+            reconciliations,
+            duration,
+            not_ready,
+            leader,
+            not_ready_keys: Mutex::default(),
+        })
+    }
+
+    /// Counts one reconciliation of `kind` that took `took` and ended with `result`.
+    pub fn reconciled(&self, kind: &'static str, result: &'static str, took: Duration) {
+        self.reconciliations
+            .with_label_values(&[kind, result])
+            .inc();
+        self.duration
+            .with_label_values(&[kind])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records whether the resource `key` of `kind` is Ready (`None`: it is gone).
+    pub fn set_ready(&self, kind: &'static str, key: &str, ready: Option<bool>) {
+        let Ok(mut keys) = self.not_ready_keys.lock() else {
+            return;
+        };
+        let set = keys.entry(kind).or_default();
+        match ready {
+            Some(false) => {
+                set.insert(key.to_owned());
+            }
+            _ => {
+                set.remove(key);
+            }
+        }
+        self.not_ready
+            .with_label_values(&[kind])
+            .set(set.len() as i64);
+    }
+}

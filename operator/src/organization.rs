@@ -1,0 +1,292 @@
+//! The Organization reconciler: the org row (name, quotas, suspension), its admins, and what
+//! happens to the org when the resource goes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chatboard_core::auth::{hash_token, new_secret_token};
+use chatboard_core::model::{is_valid_email, OrgQuotas};
+use chatboard_core::store::{EmailKind, ManagedOrg, OutgoingEmail, SpecAdmin};
+use chrono::{DateTime, Utc};
+use crds::{DeletionPolicy, Organization, OrganizationSpec, OrganizationStatus};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{finalizer, Event as Finalize};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use crate::context::{namespace_of, resource_key, Context};
+use crate::error::{Error, Result};
+use crate::status::{with_ready, Readiness};
+
+/// The finalizer both kinds carry until the database has been cleaned up.
+pub const FINALIZER: &str = "chatboard.io/cleanup";
+/// Kind label in metrics and logs.
+const KIND: &str = "Organization";
+
+/// Reconciles one Organization (the controller calls this).
+pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let key = resource_key(&*org)?;
+    let invalid = checked_spec(&org.spec).is_err();
+    let api: Api<Organization> = Api::namespaced(ctx.client.clone(), &namespace_of(&*org)?);
+    let outcome = finalizer(&api, FINALIZER, org, |event| async {
+        match event {
+            Finalize::Apply(org) => apply(&org, &ctx).await,
+            Finalize::Cleanup(org) => cleanup(&org, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    });
+    let result = match &outcome {
+        Err(_) => "error",
+        Ok(_) if invalid => "invalid",
+        Ok(_) => "ok",
+    };
+    if outcome.is_ok() {
+        ctx.succeeded(&key);
+    }
+    ctx.metrics.reconciled(KIND, result, started.elapsed());
+    outcome
+}
+
+/// What to do after a failed reconcile: try again, later each time.
+pub fn error_policy(org: Arc<Organization>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = resource_key(&*org).unwrap_or_default();
+    let delay = ctx.backoff(&key);
+    tracing::warn!(resource = %key, error = %error, retry_in = ?delay, "Organization reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Brings the database in line with the spec.
+async fn apply(org: &Organization, ctx: &Context) -> Result<Action> {
+    let key = resource_key(org)?;
+    let spec = match checked_spec(&org.spec) {
+        Ok(spec) => spec,
+        Err(problem) => {
+            // Nothing is applied from an invalid spec; the last good one stays in force.
+            let readiness = Readiness::not_ready("InvalidSpec", problem);
+            if write_status(org, ctx, &readiness, None).await? {
+                ctx.event(org, true, "InvalidSpec", readiness.message.clone())
+                    .await;
+            }
+            return Ok(Action::await_change());
+        }
+    };
+    let now = Utc::now();
+    let applied = ctx
+        .store
+        .apply_managed_org(
+            ManagedOrg {
+                resource_key: key.clone(),
+                name: spec.name.clone(),
+                quotas: spec.quotas,
+                suspended: spec.suspended,
+            },
+            now,
+        )
+        .await?;
+    if applied.created {
+        ctx.event(
+            org,
+            false,
+            "Created",
+            format!("Organization {} is in place", applied.org_id),
+        )
+        .await;
+        tracing::info!(resource = %key, org_id = applied.org_id, "organization in place");
+    } else if applied.changed {
+        ctx.event(
+            org,
+            false,
+            "Updated",
+            format!("Organization {} now matches the spec", applied.org_id),
+        )
+        .await;
+        tracing::info!(resource = %key, org_id = applied.org_id, "organization corrected");
+    }
+    let admins: Vec<SpecAdmin> = spec
+        .admins
+        .iter()
+        .map(|email| spec_admin(ctx, &spec.name, email, now))
+        .collect();
+    let done = ctx
+        .store
+        .apply_org_admins(applied.org_id, admins, now)
+        .await?;
+    for email in &done.granted {
+        ctx.event(org, false, "AdminGranted", format!("{email} is an ADMIN"))
+            .await;
+    }
+    for email in &done.invited {
+        ctx.event(
+            org,
+            false,
+            "AdminInvited",
+            format!("{email} has no account yet; an ADMIN invitation was sent"),
+        )
+        .await;
+    }
+    for email in &done.revoked {
+        ctx.event(
+            org,
+            false,
+            "AdminRevoked",
+            format!("{email} is no longer listed and is not an ADMIN any more"),
+        )
+        .await;
+    }
+    let readiness = Readiness::ready(if spec.suspended {
+        "Suspended: members can read but not write"
+    } else {
+        ""
+    });
+    let status = OrganizationStatus {
+        org_id: Some(applied.org_id),
+        member_count: Some(applied.member_count),
+        ..OrganizationStatus::default()
+    };
+    write_status(org, ctx, &readiness, Some(status)).await?;
+    Ok(Action::requeue(ctx.settings.resync))
+}
+
+/// Archives or purges the org per `deletionPolicy`.
+async fn cleanup(org: &Organization, ctx: &Context) -> Result<Action> {
+    let key = resource_key(org)?;
+    let (done, verb) = match org.spec.deletion_policy {
+        DeletionPolicy::Retain => (
+            ctx.store.archive_managed_org(&key, Utc::now()).await?,
+            "archived",
+        ),
+        DeletionPolicy::Delete => (
+            ctx.store.purge_managed_org(&key).await?,
+            "deleted with all its data",
+        ),
+    };
+    if let Some(org_id) = done {
+        tracing::info!(resource = %key, org_id, "organization {verb}");
+        ctx.event(
+            org,
+            false,
+            "Deleted",
+            format!("Organization {org_id} {verb}"),
+        )
+        .await;
+    }
+    ctx.metrics.set_ready(KIND, &key, None);
+    Ok(Action::await_change())
+}
+
+/// A spec after the checks the schema cannot make.
+struct CheckedSpec {
+    name: String,
+    admins: Vec<String>,
+    quotas: OrgQuotas,
+    suspended: bool,
+}
+
+/// Checks a spec; the error says what is wrong, for the Ready condition.
+fn checked_spec(spec: &OrganizationSpec) -> std::result::Result<CheckedSpec, String> {
+    let name = spec.display_name.trim();
+    if name.is_empty() || name.chars().count() > 120 {
+        return Err("spec.displayName must be 1 to 120 characters".into());
+    }
+    let mut admins: Vec<String> = spec
+        .admins
+        .iter()
+        .map(|a| a.trim().to_lowercase())
+        .collect();
+    let bad: Vec<&str> = admins
+        .iter()
+        .filter(|a| !is_valid_email(a))
+        .map(String::as_str)
+        .collect();
+    if !bad.is_empty() {
+        return Err(format!(
+            "spec.admins has invalid email addresses: {}",
+            bad.join(", ")
+        ));
+    }
+    admins.sort();
+    admins.dedup();
+    let q = spec.quotas.clone().unwrap_or_default();
+    let int = |field: &str, v: Option<u32>, max: u32| match v {
+        Some(n) if n == 0 || n > max => Err(format!("spec.quotas.{field} must be 1 to {max}")),
+        Some(n) => Ok(Some(n as i32)),
+        None => Ok(None),
+    };
+    let quotas = OrgQuotas {
+        max_members: int("maxMembers", q.max_members, 1_000_000)?,
+        max_rooms: int("maxRooms", q.max_rooms, 1_000_000)?,
+        upload_max_bytes: match q.upload_max_bytes {
+            Some(n) if n < 1 => return Err("spec.quotas.uploadMaxBytes must be at least 1".into()),
+            other => other,
+        },
+        retention_days: int("messageRetentionDays", q.message_retention_days, 36_500)?,
+        rate_limit_per_minute: int("rateLimitPerMinute", q.rate_limit_per_minute, 100_000)?,
+    };
+    Ok(CheckedSpec {
+        name: name.to_owned(),
+        admins,
+        quotas,
+        suspended: spec.suspended,
+    })
+}
+
+/// An admin with the invitation to send should they have no account.
+fn spec_admin(ctx: &Context, org_name: &str, email: &str, now: DateTime<Utc>) -> SpecAdmin {
+    let token = new_secret_token();
+    let expires_at = now + ctx.settings.invite_ttl;
+    let base = ctx.settings.public_url.as_deref().unwrap_or("");
+    let body = format!(
+        "Your platform team made you an ADMIN of {org_name} on ChatBoard.\n\n\
+         To accept, sign in to ChatBoard with this address (register first if you have no \
+         account) and accept the invitation:\n\n\
+         \x20   POST {base}/api/orgs/accept-invite/  {{\"token\": \"{token}\"}}\n\n\
+         Invitation token: {token}\n\n\
+         The invitation expires on {expires} UTC. If you did not expect it, ignore this email.\n",
+        expires = expires_at.format("%Y-%m-%d %H:%M"),
+    );
+    SpecAdmin {
+        email: email.to_owned(),
+        token_hash: hash_token(&token),
+        expires_at,
+        email_message: OutgoingEmail {
+            kind: EmailKind::Invitation,
+            to: email.to_owned(),
+            subject: format!("You are an admin of {org_name} on ChatBoard"),
+            body,
+        },
+    }
+}
+
+/// Writes the status when it differs from what is there; says whether it did. `status` carries
+/// the fields besides the conditions (`None`: keep them).
+async fn write_status(
+    org: &Organization,
+    ctx: &Context,
+    readiness: &Readiness,
+    status: Option<OrganizationStatus>,
+) -> Result<bool> {
+    let key = resource_key(org)?;
+    ctx.metrics.set_ready(KIND, &key, Some(readiness.ready));
+    let current = org.status.clone().unwrap_or_default();
+    let mut next = status.unwrap_or_else(|| current.clone());
+    next.observed_generation = org.metadata.generation;
+    next.conditions = with_ready(&current.conditions, readiness, org.metadata.generation);
+    if next == current {
+        return Ok(false);
+    }
+    let api: Api<Organization> = Api::namespaced(ctx.client.clone(), &namespace_of(org)?);
+    api.patch_status(
+        &org.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": next })),
+    )
+    .await?;
+    Ok(true)
+}

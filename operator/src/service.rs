@@ -1,0 +1,173 @@
+//! Wiring: the two controllers, leadership, and the HTTP side (health and metrics).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use crds::{Organization, Webhook};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{watcher, Controller};
+use kube::{Api, Client, ResourceExt};
+use prometheus::{Encoder, TextEncoder};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::context::Context;
+use crate::{organization, webhook};
+
+/// Which namespaces to watch.
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs both controllers until `stop` resolves, then lets the reconciles in flight finish.
+pub async fn run_controllers(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let ns = namespace.as_deref();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let orgs = Controller::new(
+        api::<Organization>(&ctx.client, ns),
+        watcher::Config::default(),
+    )
+    .graceful_shutdown_on(stopped())
+    .run(
+        organization::reconcile,
+        organization::error_policy,
+        ctx.clone(),
+    )
+    .for_each(|outcome| async move {
+        if let Err(e) = outcome {
+            tracing::debug!(error = %e, "Organization controller");
+        }
+    });
+    let hooks = Controller::new(api::<Webhook>(&ctx.client, ns), watcher::Config::default());
+    let known = hooks.store();
+    let managed = format!("{}={}", webhook::MANAGED_BY.0, webhook::MANAGED_BY.1);
+    let hooks = hooks
+        .owns(
+            api::<Secret>(&ctx.client, ns),
+            watcher::Config::default().labels(&managed),
+        )
+        // A webhook waiting for its Organization is looked at again as soon as that changes.
+        .watches(
+            api::<Organization>(&ctx.client, ns),
+            watcher::Config::default(),
+            move |org| {
+                let namespace = org.namespace();
+                let name = org.name_any();
+                known
+                    .state()
+                    .into_iter()
+                    .filter(|h| h.namespace() == namespace && h.spec.organization_ref.name == name)
+                    .map(|h| ObjectRef::from_obj(&*h))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(stopped())
+        .run(webhook::reconcile, webhook::error_policy, ctx.clone())
+        .for_each(|outcome| async move {
+            if let Err(e) = outcome {
+                tracing::debug!(error = %e, "Webhook controller");
+            }
+        });
+    let stopper = async move {
+        stop.await;
+        stop_tx.send_replace(true);
+    };
+    tokio::join!(orgs, hooks, stopper);
+}
+
+/// Runs the controllers whenever `leading` is true, until `shutdown` is true.
+pub async fn run_while_leading(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    mut leading: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            r = leading.wait_for(|l| *l) => if r.is_err() { return },
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        ctx.metrics.leader.set(1);
+        tracing::info!("leading: controllers started");
+        let mut lost = leading.clone();
+        let mut stop = shutdown.clone();
+        run_controllers(ctx.clone(), namespace.clone(), async move {
+            tokio::select! {
+                _ = lost.wait_for(|l| !*l) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        })
+        .await;
+        ctx.metrics.leader.set(0);
+        tracing::info!("controllers stopped");
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+/// What the health endpoints look at.
+#[derive(Clone)]
+pub struct ServiceState {
+    /// Reconciles' context (database, metrics).
+    pub ctx: Arc<Context>,
+    /// Whether this replica leads.
+    pub leading: watch::Receiver<bool>,
+}
+
+/// `/health/live`, `/health/ready` and `/metrics`.
+pub fn router(state: ServiceState) -> Router {
+    Router::new()
+        .route(
+            "/health/live",
+            get(|| async { Json(json!({"status": "ok"})) }),
+        )
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Ready when the database answers; standby replicas are ready too (they take over on their
+/// own), and the body says who leads.
+async fn ready(State(state): State<ServiceState>) -> Response {
+    let leader = *state.leading.borrow();
+    match state.ctx.store.ping().await {
+        Ok(()) => Json(json!({"status": "ok", "database": "ok", "leader": leader})).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "database": e.to_string(), "leader": leader})),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<ServiceState>) -> Response {
+    let mut body = Vec::new();
+    match TextEncoder::new().encode(&state.ctx.metrics.registry.gather(), &mut body) {
+        Ok(()) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}

@@ -1,0 +1,386 @@
+//! The Webhook reconciler: the webhook row of its Organization's org, its signing secret (read
+//! from the referenced Secret, or from one the operator creates and owns), and its newest
+//! delivery in the status.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chatboard_core::auth::new_secret_token;
+use chatboard_core::store::ManagedWebhook;
+use chatboard_core::webhook_target::{check_target, parse_target, TargetError};
+use chrono::{SecondsFormat, Utc};
+use crds::{LastDelivery, Webhook, WebhookStatus};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::ByteString;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{finalizer, Event as Finalize};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::context::{namespace_of, resource_key, Context};
+use crate::error::{Error, Result};
+use crate::organization::FINALIZER;
+use crate::status::{with_ready, Readiness};
+
+/// Kind label in metrics and logs.
+const KIND: &str = "Webhook";
+/// The key of the HMAC secret in a Secret the operator creates.
+pub const SECRET_KEY: &str = "secret";
+/// Label on the Secrets the operator creates (the controller watches only these).
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "chatboard-operator");
+/// Shortest HMAC secret accepted from a referenced Secret.
+const SECRET_MIN: usize = 16;
+/// Longest HMAC secret accepted.
+const SECRET_MAX: usize = 1024;
+
+/// The name of the Secret the operator creates for a webhook without `secretRef`.
+pub fn owned_secret_name(webhook_name: &str) -> String {
+    format!("{webhook_name}-hmac")
+}
+
+/// Reconciles one Webhook (the controller calls this).
+pub async fn reconcile(hook: Arc<Webhook>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let key = resource_key(&*hook)?;
+    let api: Api<Webhook> = Api::namespaced(ctx.client.clone(), &namespace_of(&*hook)?);
+    let invalid = AtomicBool::new(false);
+    let outcome = finalizer(&api, FINALIZER, hook, |event| async {
+        match event {
+            Finalize::Apply(hook) => apply(&hook, &ctx, &invalid).await,
+            Finalize::Cleanup(hook) => cleanup(&hook, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    });
+    if outcome.is_ok() {
+        ctx.succeeded(&key);
+    }
+    let result = match &outcome {
+        Err(_) => "error",
+        Ok(_) if invalid.load(Ordering::Relaxed) => "invalid",
+        Ok(_) => "ok",
+    };
+    ctx.metrics.reconciled(KIND, result, started.elapsed());
+    outcome
+}
+
+/// What to do after a failed reconcile: try again, later each time.
+pub fn error_policy(hook: Arc<Webhook>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = resource_key(&*hook).unwrap_or_default();
+    let delay = ctx.backoff(&key);
+    tracing::warn!(resource = %key, error = %error, retry_in = ?delay, "Webhook reconcile failed");
+    Action::requeue(delay)
+}
+
+/// The outcome of a step that may find the spec unusable for now.
+enum Step<T> {
+    Go(T),
+    /// Not Ready for this reason; look again after the given time (`None`: on change only).
+    Stop(Readiness, Option<Duration>),
+}
+
+/// Brings the database in line with the spec; `invalid` is set when the spec cannot be applied.
+async fn apply(hook: &Webhook, ctx: &Context, invalid: &AtomicBool) -> Result<Action> {
+    let key = resource_key(hook)?;
+    let prepared = match prepare(hook, ctx).await? {
+        Step::Go(prepared) => prepared,
+        Step::Stop(readiness, recheck) => {
+            if write_status(hook, ctx, &readiness, None).await? {
+                ctx.event(hook, true, readiness.reason, readiness.message.clone())
+                    .await;
+            }
+            invalid.store(true, Ordering::Relaxed);
+            return Ok(recheck.map_or_else(Action::await_change, Action::requeue));
+        }
+    };
+    let now = Utc::now();
+    let applied = ctx.store.apply_managed_webhook(prepared, now).await?;
+    if applied.created {
+        ctx.event(
+            hook,
+            false,
+            "Created",
+            format!("Webhook {} is in place", applied.webhook_id),
+        )
+        .await;
+        tracing::info!(resource = %key, webhook_id = applied.webhook_id, "webhook in place");
+    } else if applied.changed {
+        ctx.event(
+            hook,
+            false,
+            "Updated",
+            format!("Webhook {} now matches the spec", applied.webhook_id),
+        )
+        .await;
+        tracing::info!(resource = %key, webhook_id = applied.webhook_id, "webhook corrected");
+    }
+    let newest = ctx
+        .store
+        .webhook_deliveries(applied.webhook_id, None, 1)
+        .await?;
+    let last_delivery = newest.first().map(|d| LastDelivery {
+        status: d.status.as_str().to_owned(),
+        status_code: d.last_status_code,
+        at: Some(
+            d.delivered_at
+                .unwrap_or(d.created_at)
+                .to_rfc3339_opts(SecondsFormat::Secs, true),
+        ),
+    });
+    let readiness = match &applied.disabled_reason {
+        Some(reason) => Readiness::not_ready(
+            "DisabledByTarget",
+            format!("{reason}; change the URL, or set active to false and back to true, to deliver again"),
+        ),
+        None if !hook.spec.active => Readiness::ready("Inactive: events are not delivered"),
+        None => Readiness::ready(""),
+    };
+    let status = WebhookStatus {
+        webhook_id: Some(applied.webhook_id),
+        last_delivery,
+        ..WebhookStatus::default()
+    };
+    write_status(hook, ctx, &readiness, Some(status)).await?;
+    Ok(Action::requeue(ctx.settings.resync))
+}
+
+/// Everything the database row needs, or why it cannot be written yet.
+async fn prepare(hook: &Webhook, ctx: &Context) -> Result<Step<ManagedWebhook>> {
+    let spec = &hook.spec;
+    let namespace = namespace_of(hook)?;
+    let url = match parse_target(&spec.url) {
+        Ok(url) => url,
+        Err(e) => {
+            return Ok(Step::Stop(
+                Readiness::not_ready("InvalidURL", format!("spec.url: {e}")),
+                None,
+            ))
+        }
+    };
+    match check_target(&url, ctx.settings.allow_private_webhooks).await {
+        Ok(()) => {}
+        Err(e @ TargetError::Unresolvable(_)) => {
+            return Ok(Step::Stop(
+                Readiness::not_ready("UnresolvableURL", e.to_string()),
+                Some(ctx.settings.recheck),
+            ));
+        }
+        Err(e) => {
+            return Ok(Step::Stop(
+                Readiness::not_ready("InvalidURL", format!("spec.url: {e}")),
+                None,
+            ))
+        }
+    }
+    if let Some(n) = spec.max_attempts.filter(|n| !(1..=20).contains(n)) {
+        return Ok(Step::Stop(
+            Readiness::not_ready(
+                "InvalidSpec",
+                format!("spec.maxAttempts is {n}; it must be 1 to 20"),
+            ),
+            None,
+        ));
+    }
+    let mut events: Vec<String> = spec
+        .events
+        .iter()
+        .filter_map(|e| {
+            serde_json::to_value(e)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+        })
+        .collect();
+    events.sort();
+    events.dedup();
+    if events.is_empty() {
+        return Ok(Step::Stop(
+            Readiness::not_ready(
+                "InvalidSpec",
+                "spec.events must name at least one event type",
+            ),
+            None,
+        ));
+    }
+    if events.iter().any(|e| e == "*") {
+        events = vec!["*".to_owned()];
+    }
+    let org_key = format!("{namespace}/{}", spec.organization_ref.name);
+    let org_id = match ctx.store.managed_org(&org_key).await? {
+        Some(org) if !org.archived => org.org_id,
+        _ => {
+            let message = format!(
+                "Organization {} is not (yet) in place in namespace {namespace}",
+                spec.organization_ref.name
+            );
+            return Ok(Step::Stop(
+                Readiness::not_ready("OrganizationNotFound", message),
+                Some(ctx.settings.recheck),
+            ));
+        }
+    };
+    let secret = match signing_secret(hook, ctx, &namespace).await? {
+        Step::Go(secret) => secret,
+        Step::Stop(readiness, recheck) => return Ok(Step::Stop(readiness, recheck)),
+    };
+    Ok(Step::Go(ManagedWebhook {
+        resource_key: resource_key(hook)?,
+        org_id,
+        url: url.to_string(),
+        events,
+        secret,
+        active: spec.active,
+        max_attempts: spec.max_attempts,
+    }))
+}
+
+/// The HMAC secret: from `secretRef`, or from the Secret the operator owns (created here when
+/// missing). A value changed in either is picked up on the next reconcile (at once for owned
+/// Secrets, which are watched).
+async fn signing_secret(hook: &Webhook, ctx: &Context, namespace: &str) -> Result<Step<String>> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    if let Some(reference) = &hook.spec.secret_ref {
+        let Some(secret) = secrets.get_opt(&reference.name).await? else {
+            let message = format!("Secret {} not found", reference.name);
+            return Ok(Step::Stop(
+                Readiness::not_ready("SecretNotFound", message),
+                Some(ctx.settings.recheck),
+            ));
+        };
+        return Ok(match secret_value(&secret, &reference.key) {
+            Ok(value) => Step::Go(value),
+            Err(problem) => Step::Stop(
+                Readiness::not_ready(
+                    "InvalidSecret",
+                    format!("Secret {} {problem}", reference.name),
+                ),
+                Some(ctx.settings.recheck),
+            ),
+        });
+    }
+    let name = owned_secret_name(&hook.name_any());
+    let uid = hook.meta().uid.clone().unwrap_or_default();
+    if let Some(secret) = secrets.get_opt(&name).await? {
+        let owned = secret.owner_references().iter().any(|o| o.uid == uid);
+        if !owned {
+            let message = format!(
+                "Secret {name} exists and does not belong to this Webhook; name it in spec.secretRef to use it"
+            );
+            return Ok(Step::Stop(
+                Readiness::not_ready("SecretConflict", message),
+                Some(ctx.settings.recheck),
+            ));
+        }
+        return Ok(match secret_value(&secret, SECRET_KEY) {
+            Ok(value) => Step::Go(value),
+            Err(problem) => Step::Stop(
+                Readiness::not_ready(
+                    "InvalidSecret",
+                    format!("Secret {name} {problem}; delete it to have a new one made"),
+                ),
+                Some(ctx.settings.recheck),
+            ),
+        });
+    }
+    let value = format!("whsec_{}", new_secret_token());
+    let owner = hook
+        .controller_owner_ref(&())
+        .ok_or(Error::Unnamed("uid"))?;
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(BTreeMap::from([(
+                MANAGED_BY.0.to_owned(),
+                MANAGED_BY.1.to_owned(),
+            )])),
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(
+            SECRET_KEY.to_owned(),
+            ByteString(value.clone().into_bytes()),
+        )])),
+        ..Secret::default()
+    };
+    secrets.create(&PostParams::default(), &secret).await?;
+    ctx.event(
+        hook,
+        false,
+        "SecretCreated",
+        format!("Created Secret {name} with the signing key (key `{SECRET_KEY}`)"),
+    )
+    .await;
+    Ok(Step::Go(value))
+}
+
+/// The secret under `key`, checked.
+fn secret_value(secret: &Secret, key: &str) -> std::result::Result<String, String> {
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.clone())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .map(|s| s.clone().into_bytes())
+        })
+        .ok_or_else(|| format!("has no key `{key}`"))?;
+    let value = String::from_utf8(bytes).map_err(|_| format!("key `{key}` is not UTF-8 text"))?;
+    let value = value.trim().to_owned();
+    if value.len() < SECRET_MIN || value.len() > SECRET_MAX {
+        return Err(format!(
+            "key `{key}` must hold {SECRET_MIN} to {SECRET_MAX} bytes"
+        ));
+    }
+    Ok(value)
+}
+
+/// Removes the webhook from the database; an owned Secret goes with the resource (owner
+/// reference).
+async fn cleanup(hook: &Webhook, ctx: &Context) -> Result<Action> {
+    let key = resource_key(hook)?;
+    if let Some(id) = ctx.store.remove_managed_webhook(&key).await? {
+        tracing::info!(resource = %key, webhook_id = id, "webhook removed");
+        ctx.event(hook, false, "Deleted", format!("Webhook {id} removed"))
+            .await;
+    }
+    ctx.metrics.set_ready(KIND, &key, None);
+    Ok(Action::await_change())
+}
+
+/// Writes the status when it differs from what is there; says whether it did.
+async fn write_status(
+    hook: &Webhook,
+    ctx: &Context,
+    readiness: &Readiness,
+    status: Option<WebhookStatus>,
+) -> Result<bool> {
+    let key = resource_key(hook)?;
+    ctx.metrics.set_ready(KIND, &key, Some(readiness.ready));
+    let current = hook.status.clone().unwrap_or_default();
+    let mut next = status.unwrap_or_else(|| current.clone());
+    next.observed_generation = hook.metadata.generation;
+    next.conditions = with_ready(&current.conditions, readiness, hook.metadata.generation);
+    if next == current {
+        return Ok(false);
+    }
+    let api: Api<Webhook> = Api::namespaced(ctx.client.clone(), &namespace_of(hook)?);
+    api.patch_status(
+        &hook.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": next })),
+    )
+    .await?;
+    Ok(true)
+}

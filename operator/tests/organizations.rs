@@ -1,0 +1,308 @@
+//! The Organization controller against a fake Kubernetes API and a real database.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod support;
+
+use std::time::Duration;
+
+use chatboard_core::model::Role;
+use chatboard_core::store::StoreError;
+use chatboard_core::testing::TestEngine;
+use chrono::Utc;
+use crds::{Organization, OrganizationSpec};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use support::{eventually, ready_of, Harness, NS, ORGS};
+
+fn org(name: &str, spec: serde_json::Value) -> Organization {
+    let spec: OrganizationSpec = serde_json::from_value(spec).expect("spec");
+    Organization::new(name, spec)
+}
+
+/// The stored object once its Ready condition says `status` for `generation`.
+async fn ready(h: &Harness, name: &str, status: &str, generation: i64) -> serde_json::Value {
+    eventually(
+        &format!("{name} Ready={status} at generation {generation}"),
+        || async {
+            let o = h.api.get(ORGS, NS, name)?;
+            let (s, _, _) = ready_of(&o)?;
+            (s == status && o["status"]["observedGeneration"] == generation).then_some(o)
+        },
+    )
+    .await
+}
+
+async fn lifecycle(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_millis(500)).await else {
+        return;
+    };
+    let ops = h.user("ops@acme.example").await;
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    let spec = json!({
+        "displayName": "Acme Corp",
+        "admins": ["Ops@Acme.example", "new@acme.example"],
+        "quotas": {"maxMembers": 500, "maxRooms": 200, "messageRetentionDays": 365},
+    });
+    orgs.create(&PostParams::default(), &org("acme", spec))
+        .await
+        .unwrap();
+
+    // Created: the org row, the existing user as ADMIN, an invitation for the other address.
+    let obj = ready(&h, "acme", "True", 1).await;
+    let org_id = obj["status"]["orgId"].as_i64().expect("orgId");
+    assert_eq!(obj["status"]["memberCount"], 1);
+    assert_eq!(
+        obj["metadata"]["finalizers"],
+        json!(["chatboard.io/cleanup"])
+    );
+    let view = h
+        .store
+        .org_for_member(org_id, ops)
+        .await
+        .unwrap()
+        .expect("ops is a member");
+    assert_eq!(
+        (view.name.as_str(), view.role, view.managed, view.suspended),
+        ("Acme Corp", Role::Admin, true, false)
+    );
+    assert_eq!(
+        (
+            view.quotas.max_members,
+            view.quotas.max_rooms,
+            view.quotas.retention_days
+        ),
+        (Some(500), Some(200), Some(365))
+    );
+    let now = Utc::now();
+    let emails = h
+        .store
+        .claim_due_emails(now, now + chrono::Duration::minutes(10), 10)
+        .await
+        .unwrap();
+    assert_eq!(emails.len(), 1, "one invitation: {emails:?}");
+    assert_eq!(emails[0].email.to, "new@acme.example");
+    assert!(emails[0].email.subject.contains("Acme Corp"));
+    assert!(emails[0]
+        .email
+        .body
+        .contains("https://chat.example/api/orgs/accept-invite/"));
+    let reasons = h.event_reasons("acme");
+    for reason in ["Created", "AdminGranted", "AdminInvited"] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "{reason} in {reasons:?}"
+        );
+    }
+
+    // Re-running on an unchanged resource changes nothing: no status write, no Event, no email.
+    let patches = h.api.requests("PATCH", "/organizations/acme/status");
+    let events = reasons.len();
+    let series = r#"chatboard_operator_reconciliations_total{kind="Organization",result="ok"}"#;
+    let before = h.metric(series);
+    eventually("three more reconciles", || async {
+        (h.metric(series) >= before + 3.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        h.api.requests("PATCH", "/organizations/acme/status"),
+        patches
+    );
+    assert_eq!(h.event_reasons("acme").len(), events);
+    let now = Utc::now();
+    assert!(h
+        .store
+        .claim_due_emails(now, now + chrono::Duration::minutes(10), 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Update: renamed, suspended, and the invited address dropped from the list.
+    let change = json!({"spec": {"displayName": "Acme Inc", "suspended": true, "admins": ["ops@acme.example"]}});
+    orgs.patch("acme", &PatchParams::default(), &Patch::Merge(change))
+        .await
+        .unwrap();
+    let obj = ready(&h, "acme", "True", 2).await;
+    assert!(ready_of(&obj).unwrap().2.contains("Suspended"));
+    let view = h.store.org_for_member(org_id, ops).await.unwrap().unwrap();
+    assert_eq!((view.name.as_str(), view.suspended), ("Acme Inc", true));
+    eventually("AdminRevoked and Updated events", || async {
+        let r = h.event_reasons("acme");
+        (r.iter().any(|r| r == "AdminRevoked") && r.iter().any(|r| r == "Updated")).then_some(())
+    })
+    .await;
+
+    // The REST API may not rename or delete it; drift made in the database is corrected.
+    assert!(matches!(
+        h.store.rename_org(org_id, "Mine now").await,
+        Err(StoreError::Conflict("managed_by_operator"))
+    ));
+    assert!(matches!(
+        h.store.delete_org(org_id).await,
+        Err(StoreError::Conflict("managed_by_operator"))
+    ));
+    h.sql(&format!(
+        "UPDATE orgs SET name = 'Hacked', max_members = NULL WHERE id = {org_id}"
+    ))
+    .await;
+    h.sql(&format!(
+        "UPDATE org_members SET role = 'MEMBER' WHERE org_id = {org_id} AND user_id = {ops}"
+    ))
+    .await;
+    eventually("drift corrected", || async {
+        let v = h.store.org_for_member(org_id, ops).await.unwrap()?;
+        (v.name == "Acme Inc" && v.quotas.max_members == Some(500) && v.role == Role::Admin)
+            .then_some(())
+    })
+    .await;
+
+    // Deleted with the default policy (Retain): archived, data kept, finalizer released.
+    orgs.delete("acme", &DeleteParams::default()).await.unwrap();
+    eventually("acme gone", || async {
+        h.api.get(ORGS, NS, "acme").is_none().then_some(())
+    })
+    .await;
+    let view = h
+        .store
+        .org_for_member(org_id, ops)
+        .await
+        .unwrap()
+        .expect("data kept");
+    assert!(view.archived && !view.managed, "{view:?}");
+    assert!(h.event_reasons("acme").iter().any(|r| r == "Deleted"));
+
+    // The same resource created again takes its org back.
+    orgs.create(
+        &PostParams::default(),
+        &org(
+            "acme",
+            json!({"displayName": "Acme Inc", "admins": ["ops@acme.example"]}),
+        ),
+    )
+    .await
+    .unwrap();
+    let obj = ready(&h, "acme", "True", 1).await;
+    assert_eq!(obj["status"]["orgId"].as_i64(), Some(org_id));
+    let view = h.store.org_for_member(org_id, ops).await.unwrap().unwrap();
+    assert!(!view.archived && view.managed);
+    h.stop().await;
+}
+
+async fn invalid_spec_is_not_applied(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    orgs.create(
+        &PostParams::default(),
+        &org(
+            "bad",
+            json!({"displayName": "Bad", "admins": ["ok@bad.example", "not-an-email"]}),
+        ),
+    )
+    .await
+    .unwrap();
+    let obj = ready(&h, "bad", "False", 1).await;
+    let (_, reason, message) = ready_of(&obj).unwrap();
+    assert_eq!(reason, "InvalidSpec");
+    assert!(message.contains("not-an-email"), "{message}");
+    assert!(
+        h.store.managed_org("tenants/bad").await.unwrap().is_none(),
+        "nothing applied"
+    );
+    assert!(h.event_reasons("bad").iter().any(|r| r == "InvalidSpec"));
+    assert!(
+        h.metric(
+            r#"chatboard_operator_reconciliations_total{kind="Organization",result="invalid"}"#
+        ) >= 1.0
+    );
+    assert_eq!(
+        h.metric(r#"chatboard_operator_resources_not_ready{kind="Organization"}"#),
+        1.0
+    );
+
+    // A blank name is caught too (the schema's minLength lets spaces through).
+    let change = json!({"spec": {"displayName": "   ", "admins": ["ok@bad.example"]}});
+    orgs.patch("bad", &PatchParams::default(), &Patch::Merge(change))
+        .await
+        .unwrap();
+    let obj = ready(&h, "bad", "False", 2).await;
+    assert!(ready_of(&obj).unwrap().2.contains("displayName"));
+
+    // Fixed: applied.
+    let change = json!({"spec": {"displayName": "Good"}});
+    orgs.patch("bad", &PatchParams::default(), &Patch::Merge(change))
+        .await
+        .unwrap();
+    let obj = ready(&h, "bad", "True", 3).await;
+    assert!(obj["status"]["orgId"].is_i64());
+    assert_eq!(
+        h.metric(r#"chatboard_operator_resources_not_ready{kind="Organization"}"#),
+        0.0
+    );
+    h.stop().await;
+}
+
+async fn delete_policy_purges(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
+    let ops = h.user("ops@gone.example").await;
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    let spec =
+        json!({"displayName": "Gone", "admins": ["ops@gone.example"], "deletionPolicy": "Delete"});
+    orgs.create(&PostParams::default(), &org("gone", spec))
+        .await
+        .unwrap();
+    let obj = ready(&h, "gone", "True", 1).await;
+    let org_id = obj["status"]["orgId"].as_i64().unwrap();
+    assert!(h.store.org_for_member(org_id, ops).await.unwrap().is_some());
+    orgs.delete("gone", &DeleteParams::default()).await.unwrap();
+    eventually("gone removed", || async {
+        h.api.get(ORGS, NS, "gone").is_none().then_some(())
+    })
+    .await;
+    assert!(
+        h.store.org_for_member(org_id, ops).await.unwrap().is_none(),
+        "purged"
+    );
+    assert!(h.store.managed_org("tenants/gone").await.unwrap().is_none());
+    h.stop().await;
+}
+
+async fn errors_are_retried_with_backoff(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
+    // The first two status writes fail: the reconcile errors, and is retried 2 s then 4 s later.
+    h.api
+        .fail(axum::http::Method::PATCH, "/organizations/flaky/status", 2);
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    orgs.create(
+        &PostParams::default(),
+        &org("flaky", json!({"displayName": "Flaky"})),
+    )
+    .await
+    .unwrap();
+    ready(&h, "flaky", "True", 1).await;
+    assert_eq!(
+        h.metric(r#"chatboard_operator_reconciliations_total{kind="Organization",result="error"}"#),
+        2.0
+    );
+    assert_eq!(
+        h.store
+            .managed_org("tenants/flaky")
+            .await
+            .unwrap()
+            .map(|o| o.archived),
+        Some(false)
+    );
+    h.stop().await;
+}
+
+both_engines!(
+    lifecycle,
+    invalid_spec_is_not_applied,
+    delete_policy_purges,
+    errors_are_retried_with_backoff
+);

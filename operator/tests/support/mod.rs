@@ -1,0 +1,208 @@
+//! A running operator (both controllers) against the fake Kubernetes API and a fresh database.
+
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+pub mod fake_api;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatboard_core::store::{NewUser, Store};
+use chatboard_core::testing::{TestDb, TestEngine};
+use chrono::Utc;
+use operator::context::{Context, Settings};
+use operator::metrics::Metrics;
+use tokio::sync::watch;
+
+pub use fake_api::FakeApi;
+
+/// The namespace tests put their resources in.
+pub const NS: &str = "tenants";
+/// Collections in the fake API.
+pub const ORGS: &str = "chatboard.io/v1alpha1/organizations";
+pub const WEBHOOKS: &str = "chatboard.io/v1alpha1/webhooks";
+pub const SECRETS: &str = "v1/secrets";
+pub const EVENTS: &str = "events.k8s.io/v1/events";
+
+/// An operator under test.
+pub struct Harness {
+    pub api: FakeApi,
+    pub store: Arc<dyn Store>,
+    pub ctx: Arc<Context>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    /// The database's URL (for drift made behind the store's back).
+    pub url: String,
+    _db: TestDb,
+}
+
+impl Harness {
+    /// Starts one (resync after `resync`); `None` when the engine is unavailable (skip).
+    pub async fn start(engine: TestEngine, resync: Duration) -> Option<Self> {
+        let (db, url) = TestDb::create(engine).await?;
+        let store = chatboard_core::store::connect(&url, 5)
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        let api = FakeApi::start().await;
+        let settings = Settings {
+            resync,
+            recheck: Duration::from_millis(500),
+            invite_ttl: Duration::from_secs(7 * 24 * 3600),
+            allow_private_webhooks: true,
+            public_url: Some("https://chat.example".into()),
+        };
+        let metrics = Arc::new(Metrics::new().expect("metrics"));
+        let ctx = Arc::new(Context::new(
+            api.client(),
+            store.clone(),
+            settings,
+            metrics,
+            "operator-test",
+        ));
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(operator::service::run_controllers(
+            ctx.clone(),
+            Some(NS.into()),
+            async move {
+                let mut stopped = stopped;
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        ));
+        Some(Self {
+            api,
+            store,
+            ctx,
+            stop,
+            task,
+            url,
+            _db: db,
+        })
+    }
+
+    /// Runs one SQL statement directly, as someone editing the database by hand would.
+    pub async fn sql(&self, statement: &str) {
+        use sqlx::Connection;
+        if self.url.starts_with("postgres") {
+            let mut conn = sqlx::PgConnection::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::query(statement)
+                .execute(&mut conn)
+                .await
+                .expect("statement");
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::query(statement)
+                .execute(&mut conn)
+                .await
+                .expect("statement");
+        }
+    }
+
+    /// The value of a counter or gauge line of the metrics, 0 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// A registered user.
+    pub async fn user(&self, email: &str) -> i64 {
+        let user = NewUser {
+            email: email.into(),
+            password_hash: "x".into(),
+            first_name: String::new(),
+            last_name: String::new(),
+        };
+        self.store
+            .create_user(user, Utc::now())
+            .await
+            .expect("user")
+            .id
+    }
+
+    /// The Prometheus text of the operator's metrics.
+    pub fn metrics(&self) -> String {
+        use prometheus::Encoder;
+        let mut out = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&self.ctx.metrics.registry.gather(), &mut out)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Reasons of the Events published about the object `name`.
+    pub fn event_reasons(&self, name: &str) -> Vec<String> {
+        self.api
+            .list(EVENTS, NS)
+            .into_iter()
+            .filter(|e| e["regarding"]["name"].as_str() == Some(name))
+            .filter_map(|e| e["reason"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Stops the controllers and waits for them.
+    pub async fn stop(self) {
+        self.stop.send_replace(true);
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("controllers stop")
+            .ok();
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing after 20 s with `what`.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The Ready condition of a stored object: (status, reason, message).
+pub fn ready_of(object: &serde_json::Value) -> Option<(String, String, String)> {
+    object["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or("").to_owned(),
+                c["reason"].as_str().unwrap_or("").to_owned(),
+                c["message"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+}
+
+/// Runs an async scenario on both engines.
+#[macro_export]
+macro_rules! both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(chatboard_core::testing::TestEngine::Sqlite).await; })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(chatboard_core::testing::TestEngine::Postgres).await; })*
+        }
+    };
+}
