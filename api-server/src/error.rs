@@ -120,6 +120,16 @@ impl ApiError {
         )
     }
 
+    /// 403 for a write to an organization that takes none (`org_suspended`, `org_archived`).
+    pub fn read_only(code: &'static str) -> Self {
+        let detail = if code == "org_archived" {
+            "This organization is archived: it can be read but not changed."
+        } else {
+            "This organization is suspended: members can read but not write."
+        };
+        Self::new(StatusCode::FORBIDDEN, code, detail)
+    }
+
     /// 503.
     pub fn unavailable() -> Self {
         Self::new(
@@ -166,6 +176,7 @@ impl From<StoreError> for ApiError {
                 "last_admin",
                 "An organization must keep at least one ADMIN.",
             ),
+            StoreError::Forbidden(code) => ApiError::read_only(code),
             StoreError::InviteEmailMismatch => {
                 ApiError::forbidden("This invitation was issued to another email address.")
             }
@@ -194,6 +205,12 @@ fn conflict_detail(code: &str) -> &'static str {
         }
         "dm_cannot_leave" => "A direct-message room always keeps its two members.",
         "message_deleted" => "The message has been deleted.",
+        "member_limit_reached" => {
+            "The organization has as many members as its quota allows; ask your platform team."
+        }
+        "room_limit_reached" => {
+            "The organization has as many rooms as its quota allows; ask your platform team."
+        }
         _ => "The request conflicts with the current state.",
     }
 }

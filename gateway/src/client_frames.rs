@@ -164,6 +164,11 @@ impl Session {
                 self.error("not_found", "You are no longer a member of this room.")
                     .await
             }
+            // The organization was suspended or archived by the platform team.
+            Err(StoreError::Forbidden(code)) => {
+                self.error(code, "This organization takes no new messages now.")
+                    .await
+            }
             Err(e) => self.unavailable(e).await,
         }
     }

@@ -26,34 +26,64 @@ fn webhook(name: &str, spec: serde_json::Value) -> Webhook {
 async fn create_org(h: &Harness, name: &str) {
     let spec: OrganizationSpec = serde_json::from_value(json!({"displayName": name})).unwrap();
     let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
-    orgs.create(&PostParams::default(), &Organization::new(name, spec)).await.unwrap();
+    orgs.create(&PostParams::default(), &Organization::new(name, spec))
+        .await
+        .unwrap();
 }
 
 /// The stored webhook once Ready is `status` with `reason` at `generation`.
-async fn state(h: &Harness, name: &str, status: &str, reason: &str, generation: i64) -> serde_json::Value {
-    eventually(&format!("{name} Ready={status} ({reason}) at generation {generation}"), || async {
-        let o = h.api.get(WEBHOOKS, NS, name)?;
-        let (s, r, _) = ready_of(&o)?;
-        (s == status && r == reason && o["status"]["observedGeneration"] == generation).then_some(o)
-    })
+async fn state(
+    h: &Harness,
+    name: &str,
+    status: &str,
+    reason: &str,
+    generation: i64,
+) -> serde_json::Value {
+    eventually(
+        &format!("{name} Ready={status} ({reason}) at generation {generation}"),
+        || async {
+            let o = h.api.get(WEBHOOKS, NS, name)?;
+            let (s, r, _) = ready_of(&o)?;
+            (s == status && r == reason && o["status"]["observedGeneration"] == generation)
+                .then_some(o)
+        },
+    )
     .await
 }
 
 /// The HMAC secret the worker would sign this webhook's deliveries with.
 async fn signing_secret(h: &Harness, webhook_id: i64) -> String {
-    let delivery = h.store.create_test_delivery(webhook_id, Utc::now()).await.unwrap();
+    let delivery = h
+        .store
+        .create_test_delivery(webhook_id, Utc::now())
+        .await
+        .unwrap();
     let now = Utc::now() + chrono::Duration::seconds(1);
-    let due = h.store.claim_due_deliveries(now, now + chrono::Duration::minutes(1), 100, &[]).await.unwrap();
-    due.into_iter().find(|d| d.id == delivery).expect("the test delivery").secret
+    let due = h
+        .store
+        .claim_due_deliveries(now, now + chrono::Duration::minutes(1), 100, &[])
+        .await
+        .unwrap();
+    due.into_iter()
+        .find(|d| d.id == delivery)
+        .expect("the test delivery")
+        .secret
 }
 
 fn secret_in(object: &serde_json::Value, key: &str) -> String {
     let encoded = object["data"][key].as_str().expect("data");
-    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(encoded).unwrap()).unwrap()
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 async fn owned_secret_lifecycle(engine: TestEngine) {
-    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else { return };
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
     let hooks: Api<Webhook> = Api::namespaced(h.api.client(), NS);
     let spec = json!({
         "organizationRef": {"name": "acme"},
@@ -61,7 +91,10 @@ async fn owned_secret_lifecycle(engine: TestEngine) {
         "events": ["message.created", "member.joined"],
         "maxAttempts": 5,
     });
-    hooks.create(&PostParams::default(), &webhook("acme-audit", spec)).await.unwrap();
+    hooks
+        .create(&PostParams::default(), &webhook("acme-audit", spec))
+        .await
+        .unwrap();
 
     // Its Organization does not exist yet: not Ready, nothing written.
     let obj = state(&h, "acme-audit", "False", "OrganizationNotFound", 1).await;
@@ -73,62 +106,139 @@ async fn owned_secret_lifecycle(engine: TestEngine) {
     create_org(&h, "acme").await;
     let obj = state(&h, "acme-audit", "True", "Reconciled", 1).await;
     let id = obj["status"]["webhookId"].as_i64().expect("webhookId");
-    let secret = h.api.get(SECRETS, NS, "acme-audit-hmac").expect("owned Secret");
-    assert_eq!(secret["metadata"]["ownerReferences"][0]["uid"], obj["metadata"]["uid"]);
+    let secret = h
+        .api
+        .get(SECRETS, NS, "acme-audit-hmac")
+        .expect("owned Secret");
+    assert_eq!(
+        secret["metadata"]["ownerReferences"][0]["uid"],
+        obj["metadata"]["uid"]
+    );
     assert_eq!(secret["metadata"]["ownerReferences"][0]["controller"], true);
-    assert_eq!(secret["metadata"]["labels"]["app.kubernetes.io/managed-by"], "chatboard-operator");
+    assert_eq!(
+        secret["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "chatboard-operator"
+    );
     let value = secret_in(&secret, "secret");
     assert!(value.starts_with("whsec_"));
     assert_eq!(signing_secret(&h, id).await, value);
     let row = h.store.webhook(id).await.unwrap().expect("row");
-    assert_eq!((row.url.as_str(), row.events.clone(), row.managed, row.is_active), ("http://127.0.0.1:9/hook", vec!["member.joined".to_owned(), "message.created".to_owned()], true, true));
-    assert!(h.event_reasons("acme-audit").iter().any(|r| r == "SecretCreated"));
+    assert_eq!(
+        (
+            row.url.as_str(),
+            row.events.clone(),
+            row.managed,
+            row.is_active
+        ),
+        (
+            "http://127.0.0.1:9/hook",
+            vec!["member.joined".to_owned(), "message.created".to_owned()],
+            true,
+            true
+        )
+    );
+    assert!(h
+        .event_reasons("acme-audit")
+        .iter()
+        .any(|r| r == "SecretCreated"));
 
     // The REST API may not change or delete it.
-    let patch = WebhookPatch { is_active: Some(false), ..WebhookPatch::default() };
-    assert!(matches!(h.store.update_webhook(id, patch, Utc::now()).await, Err(StoreError::Conflict("managed_by_operator"))));
-    assert!(matches!(h.store.delete_webhook(id).await, Err(StoreError::Conflict("managed_by_operator"))));
+    let patch = WebhookPatch {
+        is_active: Some(false),
+        ..WebhookPatch::default()
+    };
+    assert!(matches!(
+        h.store.update_webhook(id, patch, Utc::now()).await,
+        Err(StoreError::Conflict("managed_by_operator"))
+    ));
+    assert!(matches!(
+        h.store.delete_webhook(id).await,
+        Err(StoreError::Conflict("managed_by_operator"))
+    ));
 
     // Rotation: a new value in the owned Secret is picked up at once (the Secret is watched).
     let secrets: Api<Secret> = Api::namespaced(h.api.client(), NS);
     let rotated = "rotated-secret-0123456789";
-    let change = json!({"data": {"secret": base64::engine::general_purpose::STANDARD.encode(rotated)}});
-    secrets.patch("acme-audit-hmac", &PatchParams::default(), &Patch::Merge(change)).await.unwrap();
-    eventually("rotated secret in use", || async { (signing_secret(&h, id).await == rotated).then_some(()) }).await;
+    let change =
+        json!({"data": {"secret": base64::engine::general_purpose::STANDARD.encode(rotated)}});
+    secrets
+        .patch(
+            "acme-audit-hmac",
+            &PatchParams::default(),
+            &Patch::Merge(change),
+        )
+        .await
+        .unwrap();
+    eventually("rotated secret in use", || async {
+        (signing_secret(&h, id).await == rotated).then_some(())
+    })
+    .await;
 
     // Deleting the owned Secret makes a new one, with a new value.
-    secrets.delete("acme-audit-hmac", &DeleteParams::default()).await.unwrap();
-    let fresh = eventually("a new Secret", || async { h.api.get(SECRETS, NS, "acme-audit-hmac") }).await;
+    secrets
+        .delete("acme-audit-hmac", &DeleteParams::default())
+        .await
+        .unwrap();
+    let fresh = eventually("a new Secret", || async {
+        h.api.get(SECRETS, NS, "acme-audit-hmac")
+    })
+    .await;
     let fresh = secret_in(&fresh, "secret");
     assert_ne!(fresh, rotated);
-    eventually("new secret in use", || async { (signing_secret(&h, id).await == fresh).then_some(()) }).await;
+    eventually("new secret in use", || async {
+        (signing_secret(&h, id).await == fresh).then_some(())
+    })
+    .await;
 
     // Spec changes apply; `*` stands alone.
     let change = json!({"spec": {"events": ["*", "message.created"], "active": false, "url": "http://127.0.0.1:9/v2"}});
-    hooks.patch("acme-audit", &PatchParams::default(), &Patch::Merge(change)).await.unwrap();
+    hooks
+        .patch("acme-audit", &PatchParams::default(), &Patch::Merge(change))
+        .await
+        .unwrap();
     state(&h, "acme-audit", "True", "Reconciled", 2).await;
     let row = h.store.webhook(id).await.unwrap().unwrap();
-    assert_eq!((row.url.as_str(), row.events.clone(), row.is_active), ("http://127.0.0.1:9/v2", vec!["*".to_owned()], false));
+    assert_eq!(
+        (row.url.as_str(), row.events.clone(), row.is_active),
+        ("http://127.0.0.1:9/v2", vec!["*".to_owned()], false)
+    );
 
     // Drift in the database is corrected on the next reconcile (here, prompted by a label).
-    h.sql(&format!("UPDATE webhooks SET url = 'http://127.0.0.1:9/elsewhere' WHERE id = {id}")).await;
+    h.sql(&format!(
+        "UPDATE webhooks SET url = 'http://127.0.0.1:9/elsewhere' WHERE id = {id}"
+    ))
+    .await;
     let label = json!({"metadata": {"labels": {"touched": "yes"}}});
-    hooks.patch("acme-audit", &PatchParams::default(), &Patch::Merge(label)).await.unwrap();
+    hooks
+        .patch("acme-audit", &PatchParams::default(), &Patch::Merge(label))
+        .await
+        .unwrap();
     eventually("url restored", || async {
         (h.store.webhook(id).await.unwrap()?.url == "http://127.0.0.1:9/v2").then_some(())
     })
     .await;
 
     // Deleted: the row goes, and the owned Secret with the resource.
-    hooks.delete("acme-audit", &DeleteParams::default()).await.unwrap();
-    eventually("webhook gone", || async { h.api.get(WEBHOOKS, NS, "acme-audit").is_none().then_some(()) }).await;
+    hooks
+        .delete("acme-audit", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("webhook gone", || async {
+        h.api
+            .get(WEBHOOKS, NS, "acme-audit")
+            .is_none()
+            .then_some(())
+    })
+    .await;
     assert!(h.store.webhook(id).await.unwrap().is_none());
     assert!(h.api.get(SECRETS, NS, "acme-audit-hmac").is_none());
     h.stop().await;
 }
 
 async fn referenced_secret(engine: TestEngine) {
-    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else { return };
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
     create_org(&h, "acme").await;
     let hooks: Api<Webhook> = Api::namespaced(h.api.client(), NS);
     let spec = json!({
@@ -137,39 +247,78 @@ async fn referenced_secret(engine: TestEngine) {
         "events": ["*"],
         "secretRef": {"name": "audit-hmac"},
     });
-    hooks.create(&PostParams::default(), &webhook("audit", spec)).await.unwrap();
+    hooks
+        .create(&PostParams::default(), &webhook("audit", spec))
+        .await
+        .unwrap();
     state(&h, "audit", "False", "SecretNotFound", 1).await;
 
     // Too short to be a signing key.
     let secrets: Api<Secret> = Api::namespaced(h.api.client(), NS);
     let secret = |value: &str| Secret {
-        metadata: ObjectMeta { name: Some("audit-hmac".into()), ..ObjectMeta::default() },
-        data: Some(BTreeMap::from([("secret".to_owned(), ByteString(value.as_bytes().to_vec()))])),
+        metadata: ObjectMeta {
+            name: Some("audit-hmac".into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            "secret".to_owned(),
+            ByteString(value.as_bytes().to_vec()),
+        )])),
         ..Secret::default()
     };
-    secrets.create(&PostParams::default(), &secret("short")).await.unwrap();
+    secrets
+        .create(&PostParams::default(), &secret("short"))
+        .await
+        .unwrap();
     state(&h, "audit", "False", "InvalidSecret", 1).await;
 
     // Fixed (found on the next recheck; referenced Secrets are not watched).
     let good = "a-perfectly-good-signing-key";
-    secrets.replace("audit-hmac", &PostParams::default(), &secret(good)).await.unwrap();
+    secrets
+        .replace("audit-hmac", &PostParams::default(), &secret(good))
+        .await
+        .unwrap();
     let obj = state(&h, "audit", "True", "Reconciled", 1).await;
     let id = obj["status"]["webhookId"].as_i64().unwrap();
     assert_eq!(signing_secret(&h, id).await, good);
-    assert!(h.api.get(SECRETS, NS, "audit-hmac").unwrap()["metadata"]["ownerReferences"].is_null(), "not taken over");
+    assert!(
+        h.api.get(SECRETS, NS, "audit-hmac").unwrap()["metadata"]["ownerReferences"].is_null(),
+        "not taken over"
+    );
 
     // An invalid URL (the schema forbids it, but a resource may predate the schema) is refused.
     let change = json!({"spec": {"url": "http://user:pw@127.0.0.1/x"}});
-    hooks.patch("audit", &PatchParams::default(), &Patch::Merge(change)).await.unwrap();
+    hooks
+        .patch("audit", &PatchParams::default(), &Patch::Merge(change))
+        .await
+        .unwrap();
     let obj = state(&h, "audit", "False", "InvalidURL", 2).await;
     assert!(ready_of(&obj).unwrap().2.contains("credentials"));
-    assert_eq!(h.store.webhook(id).await.unwrap().unwrap().url, "http://127.0.0.1:9/hook", "last good spec stays");
+    assert_eq!(
+        h.store.webhook(id).await.unwrap().unwrap().url,
+        "http://127.0.0.1:9/hook",
+        "last good spec stays"
+    );
 
     // The status reports the newest delivery.
-    hooks.patch("audit", &PatchParams::default(), &Patch::Merge(json!({"spec": {"url": "http://127.0.0.1:9/hook"}}))).await.unwrap();
+    hooks
+        .patch(
+            "audit",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"url": "http://127.0.0.1:9/hook"}})),
+        )
+        .await
+        .unwrap();
     state(&h, "audit", "True", "Reconciled", 3).await;
     assert_eq!(signing_secret(&h, id).await, good);
-    hooks.patch("audit", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}}))).await.unwrap();
+    hooks
+        .patch(
+            "audit",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}})),
+        )
+        .await
+        .unwrap();
     eventually("lastDelivery", || async {
         let o = h.api.get(WEBHOOKS, NS, "audit")?;
         (o["status"]["lastDelivery"]["status"] == "pending").then_some(())
@@ -179,22 +328,39 @@ async fn referenced_secret(engine: TestEngine) {
 }
 
 async fn secret_name_taken(engine: TestEngine) {
-    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else { return };
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
     create_org(&h, "acme").await;
     // Someone else's Secret already has the name the operator would use.
     let secrets: Api<Secret> = Api::namespaced(h.api.client(), NS);
     let theirs = Secret {
-        metadata: ObjectMeta { name: Some("hook-hmac".into()), ..ObjectMeta::default() },
-        data: Some(BTreeMap::from([("secret".to_owned(), ByteString(b"someone-elses-key-0000".to_vec()))])),
+        metadata: ObjectMeta {
+            name: Some("hook-hmac".into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            "secret".to_owned(),
+            ByteString(b"someone-elses-key-0000".to_vec()),
+        )])),
         ..Secret::default()
     };
-    secrets.create(&PostParams::default(), &theirs).await.unwrap();
+    secrets
+        .create(&PostParams::default(), &theirs)
+        .await
+        .unwrap();
     let hooks: Api<Webhook> = Api::namespaced(h.api.client(), NS);
     let spec = json!({"organizationRef": {"name": "acme"}, "url": "http://127.0.0.1:9/h", "events": ["*"]});
-    hooks.create(&PostParams::default(), &webhook("hook", spec)).await.unwrap();
+    hooks
+        .create(&PostParams::default(), &webhook("hook", spec))
+        .await
+        .unwrap();
     state(&h, "hook", "False", "SecretConflict", 1).await;
     assert!(h.store.managed_org("tenants/acme").await.unwrap().is_some());
-    assert_eq!(h.metric(r#"chatboard_operator_resources_not_ready{kind="Webhook"}"#), 1.0);
+    assert_eq!(
+        h.metric(r#"chatboard_operator_resources_not_ready{kind="Webhook"}"#),
+        1.0
+    );
     h.stop().await;
 }
 

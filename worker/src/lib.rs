@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod mail;
 pub mod queue;
 pub mod relay;
+pub mod retention;
 pub mod runtime;
 pub mod service;
 pub mod signing;

@@ -19,6 +19,7 @@ use crate::jobs::EventJobs;
 use crate::mail::{MailSetupError, Mailer};
 use crate::queue::{consume, NatsJobQueue};
 use crate::relay::Relay;
+use crate::retention::RetentionSweeper;
 use crate::service::{watch_backlog, WorkerMetrics};
 use crate::uploads::UploadJanitor;
 use objects::ObjectStore;
@@ -31,6 +32,8 @@ const RELAY_IDLE: Duration = Duration::from_millis(100);
 pub const EMAIL_RETRY_BASE: Duration = Duration::from_secs(30);
 /// How often expired and abandoned uploads are looked for.
 const UPLOAD_SWEEP_EVERY: Duration = Duration::from_secs(10 * 60);
+/// How often messages past their organization's retention are deleted.
+const RETENTION_SWEEP_EVERY: Duration = Duration::from_secs(10 * 60);
 /// How often the backlog gauges are refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(5);
 
@@ -134,6 +137,9 @@ fn start_common(parts: Parts, running: &mut Running) -> Result<EventJobs, StartE
         let stop = running.stopped();
         running.spawn(janitor.run(UPLOAD_SWEEP_EVERY, stop));
     }
+    let sweeper = RetentionSweeper::new(parts.store.clone(), parts.metrics.clone());
+    let stop = running.stopped();
+    running.spawn(sweeper.run(RETENTION_SWEEP_EVERY, stop));
     let (store, metrics) = (parts.store.clone(), parts.metrics.clone());
     let stop = running.stopped();
     running.spawn(async move {

@@ -49,6 +49,8 @@ pub struct WorkerMetrics {
     pub uploads_expired: IntCounter,
     /// Uploads never completed, cleaned up.
     pub uploads_abandoned: IntCounter,
+    /// Messages deleted because their organization's retention period ended.
+    pub messages_purged: IntCounter,
 }
 
 impl WorkerMetrics {
@@ -138,6 +140,10 @@ impl WorkerMetrics {
             "chatboard_uploads_abandoned_total",
             "Uploads presigned but never completed within a day, cleaned up.",
         )?;
+        let messages_purged = IntCounter::new(
+            "chatboard_messages_purged_total",
+            "Messages deleted because their organization's retention period ended.",
+        )?;
         for kind in ["invitation", "digest"] {
             for result in ["sent", "retry", "failed"] {
                 emails.with_label_values(&[kind, result]);
@@ -162,6 +168,7 @@ impl WorkerMetrics {
         registry.register(Box::new(email_backlog.clone()))?;
         registry.register(Box::new(uploads_expired.clone()))?;
         registry.register(Box::new(uploads_abandoned.clone()))?;
+        registry.register(Box::new(messages_purged.clone()))?;
         Ok(Self {
             registry,
             outbox_backlog,
@@ -179,6 +186,7 @@ impl WorkerMetrics {
             email_backlog,
             uploads_expired,
             uploads_abandoned,
+            messages_purged,
         })
     }
 

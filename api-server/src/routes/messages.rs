@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
 use crate::page_cache::PageKey;
-use crate::routes::rooms::member_access;
+use crate::routes::rooms::{member_access, writable};
 use crate::state::AppState;
 use crate::validate::Validator;
 
@@ -172,6 +172,9 @@ pub async fn post(
     if request.file_id.is_some() && file.is_none() {
         v.add("file_id", "No completed upload of yours has this id.");
     }
+    if let Some(file) = &file {
+        check_org_upload_limit(&state, room_id, user.id, file.size).await?;
+    }
     let raw_body = request.body.as_deref().unwrap_or("");
     // With a file the text is optional; without one it is required.
     let body = if file.is_some() && raw_body.trim().is_empty() {
@@ -208,6 +211,26 @@ pub async fn post(
     Ok((status, Json(message)))
 }
 
+/// 413 when the room's organization has a smaller upload quota than the file (uploads belong
+/// to their owner until attached, so the org's limit applies here).
+async fn check_org_upload_limit(
+    state: &AppState,
+    room_id: i64,
+    user_id: i64,
+    size: i64,
+) -> ApiResult<()> {
+    let access = member_access(state, room_id, user_id).await?;
+    let org = state.store.org_for_member(access.room.org, user_id).await?;
+    match org.and_then(|o| o.quotas.upload_max_bytes) {
+        Some(max) if size > max => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "file_too_large",
+            format!("This organization accepts attachments of at most {max} bytes."),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The caller's ready upload `id`, as an attachment; `None` for anything else.
 async fn ready_upload_of(
     state: &AppState,
@@ -241,7 +264,7 @@ pub async fn edit(
     let mut v = Validator::default();
     let body = v.message_body("body", &request.body);
     v.finish()?;
-    member_access(&state, room_id, user.id).await?;
+    writable(&member_access(&state, room_id, user.id).await?)?;
     let message = existing(&state, room_id, msg_id).await?;
     if message.sender != Some(user.id) {
         return Err(ApiError::forbidden("Only the sender may edit a message."));
@@ -267,6 +290,7 @@ pub async fn delete(
     ApiPath((room_id, msg_id)): ApiPath<(i64, i64)>,
 ) -> ApiResult<StatusCode> {
     let access = member_access(&state, room_id, user.id).await?;
+    writable(&access)?;
     let message = existing(&state, room_id, msg_id).await?;
     if message.sender != Some(user.id) && access.org_role != Role::Admin {
         return Err(ApiError::forbidden(

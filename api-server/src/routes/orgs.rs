@@ -108,6 +108,16 @@ pub(crate) async fn require_role(
     Ok(role)
 }
 
+/// 403 when the organization is suspended or archived (404 when the caller is not in it).
+pub(crate) async fn org_writable(state: &AppState, org_id: i64, user_id: i64) -> ApiResult<()> {
+    let org = org_view(state, org_id, user_id).await?;
+    match (org.archived, org.suspended) {
+        (true, _) => Err(ApiError::read_only("org_archived")),
+        (false, true) => Err(ApiError::read_only("org_suspended")),
+        (false, false) => Ok(()),
+    }
+}
+
 async fn org_view(state: &AppState, org_id: i64, user_id: i64) -> ApiResult<OrgView> {
     state
         .store
@@ -160,6 +170,7 @@ pub async fn rename(
     ApiJson(body): ApiJson<OrgRequest>,
 ) -> ApiResult<Json<OrgView>> {
     require_role(&state, org_id, user.id, Role::Admin).await?;
+    org_writable(&state, org_id, user.id).await?;
     let mut v = Validator::default();
     let name = v.text("name", &body.name, 1, ORG_NAME_MAX);
     v.finish()?;

@@ -100,6 +100,14 @@ pub(crate) async fn room_access(
         .ok_or_else(ApiError::not_found)
 }
 
+/// 403 when the room's organization is suspended or archived.
+pub(crate) fn writable(access: &RoomAccess) -> ApiResult<()> {
+    match access.org_read_only {
+        Some(code) => Err(ApiError::read_only(code)),
+        None => Ok(()),
+    }
+}
+
 /// The room, for someone with a seat in it; 404 otherwise.
 pub(crate) async fn member_access(
     state: &AppState,
@@ -293,7 +301,7 @@ pub async fn update(
         .as_deref()
         .map(|n| v.text("name", n, 1, ROOM_NAME_MAX));
     v.finish()?;
-    manager_access(&state, room_id, user.id).await?;
+    writable(&manager_access(&state, room_id, user.id).await?)?;
     state
         .store
         .update_room(
@@ -315,7 +323,7 @@ pub async fn delete(
     State(state): State<AppState>,
     ApiPath(room_id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    manager_access(&state, room_id, user.id).await?;
+    writable(&manager_access(&state, room_id, user.id).await?)?;
     state.store.delete_room(room_id).await?;
     state
         .announce(BusEvent::RoomDeleted { room: room_id })
@@ -339,6 +347,7 @@ pub async fn join(
     if access.is_member {
         return Ok((StatusCode::OK, Json(access.room)));
     }
+    writable(&access)?;
     if access.room.is_dm {
         return Err(ApiError::forbidden_because(
             "dm_not_joinable",
@@ -413,6 +422,7 @@ pub async fn invite(
     ApiJson(body): ApiJson<RoomInviteRequest>,
 ) -> ApiResult<(StatusCode, Json<Room>)> {
     let access = manager_access(&state, room_id, user.id).await?;
+    writable(&access)?;
     if access.room.is_dm {
         return Err(ApiError::conflict(
             "dm_immutable",

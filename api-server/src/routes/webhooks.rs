@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
-use crate::routes::orgs::require_role;
+use crate::routes::orgs::{org_writable, require_role};
 use crate::state::AppState;
 use crate::validate::Validator;
 
@@ -158,6 +158,7 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateWebhookRequest>,
 ) -> ApiResult<(StatusCode, Json<WebhookCreated>)> {
     require_role(&state, body.org, user.id, Role::Admin).await?;
+    org_writable(&state, body.org, user.id).await?;
     let mut v = Validator::default();
     let events = check_events(&mut v, &body.events);
     v.finish()?;
@@ -217,7 +218,8 @@ pub async fn update(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<UpdateWebhookRequest>,
 ) -> ApiResult<Json<Webhook>> {
-    admin_webhook(&state, id, user.id).await?;
+    let hook = admin_webhook(&state, id, user.id).await?;
+    org_writable(&state, hook.org, user.id).await?;
     let mut v = Validator::default();
     let events = body.events.as_deref().map(|e| check_events(&mut v, e));
     v.finish()?;
@@ -244,7 +246,8 @@ pub async fn delete(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    admin_webhook(&state, id, user.id).await?;
+    let hook = admin_webhook(&state, id, user.id).await?;
+    org_writable(&state, hook.org, user.id).await?;
     state.store.delete_webhook(id).await?;
     tracing::info!(webhook_id = id, user_id = user.id, "webhook deleted");
     Ok(StatusCode::NO_CONTENT)
@@ -282,6 +285,7 @@ pub async fn test(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<(StatusCode, Json<TestQueued>)> {
     let hook = admin_webhook(&state, id, user.id).await?;
+    org_writable(&state, hook.org, user.id).await?;
     if !hook.is_active {
         return Err(ApiError::conflict(
             "webhook_inactive",

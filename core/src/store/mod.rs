@@ -35,6 +35,10 @@ pub enum StoreError {
     /// The change would leave an organization without an admin.
     #[error("an organization must keep at least one admin")]
     LastAdmin,
+    /// The organization takes no changes now; the string is the API error code
+    /// (`org_suspended`, `org_archived`).
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
     /// The invitation was issued to another address.
     #[error("this invitation was issued to another email address")]
     InviteEmailMismatch,
@@ -238,6 +242,8 @@ pub struct RoomAccess {
     pub org_role: Role,
     /// Whether the user is a member of the room.
     pub is_member: bool,
+    /// Why its organization takes no changes (`org_suspended`, `org_archived`), if it does not.
+    pub org_read_only: Option<&'static str>,
 }
 
 /// How a user came into a room, recorded in the `member.joined` event.

@@ -1,5 +1,8 @@
 // Messages: posting with its event, cursor pages, edits and soft deletes.
 
+/// An org's `suspended` and `archived_at`.
+type SuspendedArchived = (bool, Option<DateTime<Utc>>);
+
 impl SqlStore {
     /// The message the sender already posted with this `client_msg_id`, while still a member.
     async fn earlier_send(&self, msg: &NewMessage) -> StoreResult<(Message, bool)> {
@@ -18,6 +21,23 @@ impl SqlStore {
             .fetch_optional(&self.write)
             .await?;
         row.map(|r| (Message::from(r), false)).ok_or(StoreError::NotFound)
+    }
+
+    /// Why a post was refused: its organization takes no messages (`Forbidden`), or the sender
+    /// has no seat (`NotFound`).
+    async fn why_not_posted(&self, room_id: i64) -> StoreError {
+        let org: Result<Option<SuspendedArchived>, _> = sqlx::query_as(
+            "SELECT o.suspended, o.archived_at FROM rooms r JOIN orgs o ON o.id = r.org_id WHERE r.id = $1",
+        )
+        .bind(room_id)
+        .fetch_optional(&self.write)
+        .await;
+        match org {
+            Ok(Some((_, Some(_)))) => StoreError::Forbidden("org_archived"),
+            Ok(Some((true, None))) => StoreError::Forbidden("org_suspended"),
+            Ok(_) => StoreError::NotFound,
+            Err(e) => e.into(),
+        }
     }
 
     /// Marks every cached page of the room as possibly stale.
@@ -64,7 +84,10 @@ impl MessageStore for SqlStore {
             Ok(Some(row)) => Ok((Message::from(row), true)),
             // Not a member, or a repeated send; a retry racing the original loses on the unique
             // index and lands here too. Either way the earlier message answers, if there is one.
-            Ok(None) => self.earlier_send(&msg).await,
+            Ok(None) => match self.earlier_send(&msg).await {
+                Err(StoreError::NotFound) => Err(self.why_not_posted(msg.room_id).await),
+                answer => answer,
+            },
             Err(e) if is_unique_violation(&e) => self.earlier_send(&msg).await,
             Err(e) => Err(e.into()),
         }

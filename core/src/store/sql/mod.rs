@@ -52,6 +52,7 @@ pub mod postgres {
                  last_msg_id = nextval(pg_get_serial_sequence('messages', 'id')) \
                WHERE id = $1 \
                  AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) \
+                 AND EXISTS (SELECT 1 FROM orgs o WHERE o.id = rooms.org_id AND NOT o.suspended AND o.archived_at IS NULL) \
                  AND ($4::text IS NULL OR NOT EXISTS ( \
                    SELECT 1 FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $4)) \
                RETURNING org_id, last_seq, last_msg_id), \
@@ -104,6 +105,16 @@ pub mod postgres {
         let Some((org_id, last_seq)) = room else {
             return Ok(none());
         };
+        // A suspended or archived organization takes no posts (each then learns why alone).
+        let writable: Option<(i32,)> = sqlx::query_as(
+            "SELECT 1 FROM orgs WHERE id = $1 AND NOT suspended AND archived_at IS NULL",
+        )
+        .bind(org_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if writable.is_none() {
+            return Ok(none());
+        }
         let senders: Vec<i64> = batch.iter().map(|p| p.msg.sender_id).collect();
         let client_ids: Vec<Option<String>> =
             batch.iter().map(|p| p.msg.client_msg_id.clone()).collect();
@@ -275,6 +286,7 @@ pub mod sqlite {
             "UPDATE rooms SET last_seq = last_seq + 1 \
              WHERE id = $1 \
                AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) \
+               AND EXISTS (SELECT 1 FROM orgs o WHERE o.id = rooms.org_id AND o.suspended = 0 AND o.archived_at IS NULL) \
                AND ($3 IS NULL OR NOT EXISTS ( \
                  SELECT 1 FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $3)) \
              RETURNING org_id, last_seq",

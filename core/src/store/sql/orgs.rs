@@ -32,6 +32,44 @@ async fn insert_org_row(
     Ok(org_id)
 }
 
+/// An organization's limits, read under its lock.
+struct OrgGate {
+    max_members: Option<i32>,
+    max_rooms: Option<i32>,
+}
+
+/// Locks an organization that is to change: `NotFound` if it does not exist, `Forbidden` when it
+/// is suspended or archived.
+async fn lock_writable_org(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<OrgGate> {
+    if !lock_org(tx, org_id).await? {
+        return Err(StoreError::NotFound);
+    }
+    let (suspended, archived_at, max_members, max_rooms): (bool, Option<DateTime<Utc>>, Option<i32>, Option<i32>) =
+        sqlx::query_as("SELECT suspended, archived_at, max_members, max_rooms FROM orgs WHERE id = $1")
+            .bind(org_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    if archived_at.is_some() {
+        return Err(StoreError::Forbidden("org_archived"));
+    }
+    if suspended {
+        return Err(StoreError::Forbidden("org_suspended"));
+    }
+    Ok(OrgGate { max_members, max_rooms })
+}
+
+/// `Conflict("room_limit_reached")` when the org already has its most rooms.
+async fn ensure_room_quota(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<()> {
+    let gate = lock_writable_org(tx, org_id).await?;
+    if let Some(max) = gate.max_rooms {
+        let (rooms,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM rooms WHERE org_id = $1").bind(org_id).fetch_one(&mut **tx).await?;
+        if rooms >= i64::from(max) {
+            return Err(StoreError::Conflict("room_limit_reached"));
+        }
+    }
+    Ok(())
+}
+
 impl SqlStore {
     async fn org_view(&self, org_id: i64, user_id: i64) -> StoreResult<Option<OrgView>> {
         let sql = format!("{ORG_VIEW_SELECT} WHERE o.id = $2");
@@ -162,9 +200,7 @@ impl OrgStore for SqlStore {
 
     async fn create_invite(&self, invite: NewInvite, now: DateTime<Utc>) -> StoreResult<Invite> {
         let mut tx = self.write.begin().await?;
-        if !lock_org(&mut tx, invite.org_id).await? {
-            return Err(StoreError::NotFound);
-        }
+        lock_writable_org(&mut tx, invite.org_id).await?;
         let member: Option<(i64,)> = sqlx::query_as(
             "SELECT m.user_id FROM org_members m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 AND u.email = $2",
         )
@@ -239,13 +275,20 @@ impl OrgStore for SqlStore {
         if !invite.email.eq_ignore_ascii_case(user_email) {
             return Err(StoreError::InviteEmailMismatch);
         }
-        if !lock_org(&mut tx, invite.org_id).await? {
-            return Err(StoreError::NotFound);
-        }
+        let gate = lock_writable_org(&mut tx, invite.org_id).await?;
         let role = match Self::role_in(&mut tx, invite.org_id, user_id).await? {
             // Already in (joined another way): keep the role they have.
             Some(existing) => existing,
             None => {
+                if let Some(max) = gate.max_members {
+                    let (members,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM org_members WHERE org_id = $1")
+                        .bind(invite.org_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if members >= i64::from(max) {
+                        return Err(StoreError::Conflict("member_limit_reached"));
+                    }
+                }
                 let role = parse_role(&invite.role)?;
                 sqlx::query("INSERT INTO org_members (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)")
                     .bind(invite.org_id)
@@ -270,9 +313,7 @@ impl OrgStore for SqlStore {
 
     async fn set_member_role(&self, org_id: i64, user_id: i64, role: Role) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
-        if !lock_org(&mut tx, org_id).await? {
-            return Err(StoreError::NotFound);
-        }
+        lock_writable_org(&mut tx, org_id).await?;
         let current = Self::role_in(&mut tx, org_id, user_id).await?.ok_or(StoreError::NotFound)?;
         if current == role {
             return Ok(());

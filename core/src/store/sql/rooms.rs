@@ -113,6 +113,7 @@ impl SqlStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Room> {
         let mut tx = self.write.begin().await?;
+        ensure_room_quota(&mut tx, org_id).await?;
         let (room_id,): (i64,) = sqlx::query_as(
             "INSERT INTO rooms (org_id, name, is_dm, access_level, dm_key, created_by, created_at) \
              VALUES ($1, $2, TRUE, $3, $4, $5, $6) RETURNING id",
@@ -144,6 +145,7 @@ impl SqlStore {
 impl RoomStore for SqlStore {
     async fn create_room(&self, new: NewRoom, now: DateTime<Utc>) -> StoreResult<Room> {
         let mut tx = self.write.begin().await?;
+        ensure_room_quota(&mut tx, new.org_id).await?;
         let (room_id,): (i64,) = sqlx::query_as(
             "INSERT INTO rooms (org_id, name, is_dm, access_level, created_by, created_at) \
              VALUES ($1, $2, FALSE, $3, $4, $5) RETURNING id",
@@ -198,8 +200,10 @@ impl RoomStore for SqlStore {
     async fn room_access(&self, room_id: i64, user_id: i64) -> StoreResult<Option<RoomAccess>> {
         let sql = format!(
             "SELECT {ROOM_COLUMNS}, om.role AS org_role, \
-               EXISTS (SELECT 1 FROM room_members x WHERE x.room_id = r.id AND x.user_id = $2) AS is_member \
+               EXISTS (SELECT 1 FROM room_members x WHERE x.room_id = r.id AND x.user_id = $2) AS is_member, \
+               o.suspended AS org_suspended, (o.archived_at IS NOT NULL) AS org_archived \
              FROM rooms r JOIN org_members om ON om.org_id = r.org_id AND om.user_id = $2 \
+               JOIN orgs o ON o.id = r.org_id \
              WHERE r.id = $1"
         );
         let row: Option<RoomAccessRow> = sqlx::query_as(&sql).bind(room_id).bind(user_id).fetch_optional(&self.read).await?;

@@ -192,6 +192,8 @@ pub(super) struct RoomAccessRow {
     room: RoomRow,
     org_role: String,
     is_member: bool,
+    org_suspended: bool,
+    org_archived: bool,
 }
 
 impl TryFrom<RoomAccessRow> for RoomAccess {
@@ -201,6 +203,13 @@ impl TryFrom<RoomAccessRow> for RoomAccess {
             room: Room::try_from(r.room)?,
             org_role: parse_role(&r.org_role)?,
             is_member: r.is_member,
+            org_read_only: if r.org_archived {
+                Some("org_archived")
+            } else if r.org_suspended {
+                Some("org_suspended")
+            } else {
+                None
+            },
         })
     }
 }

@@ -343,6 +343,41 @@ impl TenantStore for SqlStore {
         Ok(AppliedWebhook { webhook_id: id, created: false, changed: !in_place, disabled_reason })
     }
 
+    async fn purge_expired_messages(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+        let orgs: Vec<(i64, i32)> = sqlx::query_as("SELECT id, retention_days FROM orgs WHERE retention_days IS NOT NULL")
+            .fetch_all(&self.read)
+            .await?;
+        let mut purged: u64 = 0;
+        for (org_id, days) in orgs {
+            let left = u64::from(limit).saturating_sub(purged);
+            if left == 0 {
+                break;
+            }
+            let cutoff = now - chrono::Duration::days(i64::from(days));
+            let mut tx = self.write.begin().await?;
+            let rooms: Vec<(i64,)> = sqlx::query_as(
+                "DELETE FROM messages WHERE id IN ( \
+                   SELECT id FROM messages WHERE org_id = $1 AND created_at < $2 ORDER BY id LIMIT $3) \
+                 RETURNING room_id",
+            )
+            .bind(org_id)
+            .bind(cutoff)
+            .bind(i64::try_from(left).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await?;
+            purged += rooms.len() as u64;
+            let mut touched: Vec<i64> = rooms.into_iter().map(|(r,)| r).collect();
+            touched.sort_unstable();
+            touched.dedup();
+            // Cached pages of these rooms may hold what just went.
+            for room_id in touched {
+                Self::bump_edit_version(&mut tx, room_id).await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(purged)
+    }
+
     async fn remove_managed_webhook(&self, resource_key: &str) -> StoreResult<Option<i64>> {
         let row: Option<(i64,)> = sqlx::query_as("DELETE FROM webhooks WHERE resource_key = $1 RETURNING id")
             .bind(resource_key)

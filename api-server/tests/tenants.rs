@@ -1,0 +1,303 @@
+//! What an Organization resource sets, as the API enforces it: suspension and archiving make an
+//! org read-only, member and room quotas, and message retention. The operator's store calls set
+//! the org up here (operator/tests drive them from Kubernetes). Both engines.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use chatboard_core::model::OrgQuotas;
+use chatboard_core::store::{EmailKind, ManagedOrg, OutgoingEmail, SpecAdmin};
+use chrono::Utc;
+use common::{Engine, TestApp, TestUser};
+use reqwest::StatusCode;
+use serde_json::json;
+
+both_engines!(
+    suspension_and_archiving_make_the_org_read_only,
+    member_and_room_quotas,
+    messages_past_retention_are_purged,
+);
+
+/// A managed org (resource `tenants/<name>`) with `admin` as its ADMIN.
+async fn managed_org(
+    app: &TestApp,
+    admin: &TestUser,
+    name: &str,
+    quotas: OrgQuotas,
+    suspended: bool,
+) -> i64 {
+    let now = Utc::now();
+    let org = ManagedOrg {
+        resource_key: format!("tenants/{name}"),
+        name: name.into(),
+        quotas,
+        suspended,
+    };
+    let applied = app.state.store.apply_managed_org(org, now).await.unwrap();
+    let admin = SpecAdmin {
+        email: admin.email.clone(),
+        token_hash: "unused".into(),
+        expires_at: now,
+        email_message: OutgoingEmail {
+            kind: EmailKind::Invitation,
+            to: admin.email.clone(),
+            subject: String::new(),
+            body: String::new(),
+        },
+    };
+    app.state
+        .store
+        .apply_org_admins(applied.org_id, vec![admin], now)
+        .await
+        .unwrap();
+    applied.org_id
+}
+
+async fn suspension_and_archiving_make_the_org_read_only(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let admin = app.user("admin@acme.example").await;
+    let org = managed_org(&app, &admin, "acme", OrgQuotas::default(), false).await;
+    let room = app.room(&admin, org, "general", "PUBLIC").await;
+    let msg = app.send(&admin, room, "before").await;
+
+    managed_org(&app, &admin, "acme", OrgQuotas::default(), true).await;
+    let r = app.get(&format!("/api/orgs/{org}/"), &admin.access).await;
+    assert_eq!(
+        (
+            r.body["suspended"].clone(),
+            r.body["archived"].clone(),
+            r.body["managed"].clone()
+        ),
+        (json!(true), json!(false), json!(true))
+    );
+    // Reading works.
+    let r = app
+        .get(&format!("/api/rooms/{room}/messages/"), &admin.access)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Writing does not.
+    let messages = format!("/api/rooms/{room}/messages/");
+    let writes = [
+        app.post(&messages, Some(&admin.access), json!({"body": "during"}))
+            .await,
+        app.patch(
+            &format!("{messages}{msg}/"),
+            &admin.access,
+            json!({"body": "edited"}),
+        )
+        .await,
+        app.delete(&format!("{messages}{msg}/"), &admin.access)
+            .await,
+        app.post(
+            "/api/rooms/",
+            Some(&admin.access),
+            json!({"org": org, "name": "new", "access_level": "PUBLIC"}),
+        )
+        .await,
+        app.patch(
+            &format!("/api/rooms/{room}/"),
+            &admin.access,
+            json!({"name": "renamed"}),
+        )
+        .await,
+        app.post(
+            &format!("/api/orgs/{org}/invite/"),
+            Some(&admin.access),
+            json!({"email": "x@acme.example", "role": "MEMBER"}),
+        )
+        .await,
+        app.post(
+            "/api/webhooks/",
+            Some(&admin.access),
+            json!({"org": org, "url": "https://example.com/h", "events": ["*"]}),
+        )
+        .await,
+    ];
+    for r in writes {
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::FORBIDDEN, "org_suspended"),
+            "{}",
+            r.text
+        );
+    }
+
+    // Lifted: writes work again.
+    managed_org(&app, &admin, "acme", OrgQuotas::default(), false).await;
+    app.send(&admin, room, "after").await;
+
+    // Archived (its resource deleted with Retain): read-only, no longer managed, and deletable.
+    app.state
+        .store
+        .archive_managed_org("tenants/acme", Utc::now())
+        .await
+        .unwrap();
+    let r = app
+        .post(&messages, Some(&admin.access), json!({"body": "archived"}))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, "org_archived"),
+        "{}",
+        r.text
+    );
+    let r = app
+        .patch(
+            &format!("/api/orgs/{org}/"),
+            &admin.access,
+            json!({"name": "New name"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, "org_archived"),
+        "{}",
+        r.text
+    );
+    let r = app.get(&messages, &admin.access).await;
+    assert_eq!(
+        r.body["results"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        r.text
+    );
+    let r = app
+        .delete(&format!("/api/orgs/{org}/"), &admin.access)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+}
+
+async fn member_and_room_quotas(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let admin = app.user("admin@acme.example").await;
+    let quotas = OrgQuotas {
+        max_members: Some(2),
+        max_rooms: Some(2),
+        ..OrgQuotas::default()
+    };
+    let org = managed_org(&app, &admin, "acme", quotas, false).await;
+    let r = app.get(&format!("/api/orgs/{org}/"), &admin.access).await;
+    assert_eq!(r.body["quotas"]["max_members"], 2);
+
+    let bob = app.user("bob@acme.example").await;
+    app.join(org, &admin, &bob, "MEMBER").await;
+    let carol = app.user("carol@acme.example").await;
+    let r = app
+        .post(
+            &format!("/api/orgs/{org}/invite/"),
+            Some(&admin.access),
+            json!({"email": carol.email, "role": "MEMBER"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let token = r.body["token"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            "/api/orgs/accept-invite/",
+            Some(&carol.access),
+            json!({"token": token}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "member_limit_reached"),
+        "{}",
+        r.text
+    );
+
+    app.room(&admin, org, "one", "PUBLIC").await;
+    let r = app
+        .post(
+            "/api/rooms/dm/",
+            Some(&admin.access),
+            json!({"org": org, "user_id": bob.id}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let r = app
+        .post(
+            "/api/rooms/",
+            Some(&admin.access),
+            json!({"org": org, "name": "three", "access_level": "PUBLIC"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "room_limit_reached"),
+        "{}",
+        r.text
+    );
+}
+
+async fn messages_past_retention_are_purged(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let admin = app.user("admin@acme.example").await;
+    let quotas = OrgQuotas {
+        retention_days: Some(30),
+        ..OrgQuotas::default()
+    };
+    let kept_org = managed_org(&app, &admin, "forever", OrgQuotas::default(), false).await;
+    let org = managed_org(&app, &admin, "acme", quotas, false).await;
+    let room = app.room(&admin, org, "general", "PUBLIC").await;
+    let kept_room = app.room(&admin, kept_org, "general", "PUBLIC").await;
+    for i in 0..5 {
+        app.send(&admin, room, &format!("m{i}")).await;
+        app.send(&admin, kept_room, &format!("k{i}")).await;
+    }
+    // Read once so the page is cached: purging must make it stale.
+    let page = |room: i64| format!("/api/rooms/{room}/messages/");
+    assert_eq!(
+        app.get(&page(room), &admin.access).await.body["results"]
+            .as_array()
+            .map(Vec::len),
+        Some(5)
+    );
+
+    // Nothing is old enough yet.
+    assert_eq!(
+        app.state
+            .store
+            .purge_expired_messages(Utc::now(), 100)
+            .await
+            .unwrap(),
+        0
+    );
+    // Thirty-one days on, batch by batch.
+    let later = Utc::now() + chrono::Duration::days(31);
+    assert_eq!(
+        app.state
+            .store
+            .purge_expired_messages(later, 3)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        app.state
+            .store
+            .purge_expired_messages(later, 100)
+            .await
+            .unwrap(),
+        2
+    );
+    let r = app.get(&page(room), &admin.access).await;
+    assert_eq!(
+        r.body["results"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        r.text
+    );
+    let r = app.get(&page(kept_room), &admin.access).await;
+    assert_eq!(
+        r.body["results"].as_array().map(Vec::len),
+        Some(5),
+        "org without retention keeps everything"
+    );
+}
