@@ -157,7 +157,8 @@ fn json_response(json: Bytes) -> Response {
 #[utoipa::path(post, path = "/api/rooms/{id}/messages/", tag = "messages", request_body = PostMessageRequest,
     params(("id" = i64, Path)), security(("bearer" = [])),
     responses((status = 201, body = Message), (status = 200, description = "a repeated client_msg_id", body = Message),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 403, description = "org_suspended or org_archived: the organization is read-only", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, description = "file_too_large: over the organization's uploadMaxBytes", body = ErrorBody)))]
 pub async fn post(
     user: AuthUser,
     State(state): State<AppState>,

@@ -315,7 +315,8 @@ async fn invitation_email(
 /// Accepts an invitation addressed to the caller's email.
 #[utoipa::path(post, path = "/api/orgs/accept-invite/", tag = "orgs", request_body = AcceptRequest, security(("bearer" = [])),
     responses((status = 200, body = AcceptResponse), (status = 400, body = ErrorBody), (status = 403, description = "issued to another email", body = ErrorBody),
-        (status = 404, description = "unknown, used, revoked or expired", body = ErrorBody)))]
+        (status = 404, description = "unknown, used, revoked or expired", body = ErrorBody),
+        (status = 409, description = "member_limit_reached: the organization's maxMembers quota", body = ErrorBody)))]
 pub async fn accept_invite(
     user: AuthUser,
     State(state): State<AppState>,

@@ -165,8 +165,10 @@ pub async fn list(
 /// Creates a room (org MANAGER or ADMIN). PUBLIC rooms seat every org member, MANAGER_ONLY rooms
 /// every MANAGER and ADMIN, PRIVATE rooms only the creator.
 #[utoipa::path(post, path = "/api/rooms/", tag = "rooms", request_body = CreateRoomRequest, security(("bearer" = [])),
-    responses((status = 201, body = Room), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, description = "not a member of that organization", body = ErrorBody)))]
+    responses((status = 201, body = Room), (status = 400, body = ErrorBody),
+        (status = 403, description = "permission_denied, or org_suspended / org_archived", body = ErrorBody),
+        (status = 404, description = "not a member of that organization", body = ErrorBody),
+        (status = 409, description = "room_limit_reached: the organization's maxRooms quota", body = ErrorBody)))]
 pub async fn create(
     user: AuthUser,
     State(state): State<AppState>,
