@@ -214,7 +214,7 @@ async fn continuous_posting_with_random_reconnects_loses_nothing(p: Arc<Platform
 }
 
 async fn frames_from_clients_post_type_and_read(p: Arc<Platform>) {
-    let (room, alice, bob, _org) = p.team().await;
+    let (room, alice, bob, org) = p.team().await;
     let mut a = p.connect(room, &alice.token, None).await;
     let mut b = p.connect(room, &bob.token, None).await;
     assert_eq!(frame(&mut a).await["type"], "connection");
@@ -298,10 +298,30 @@ async fn frames_from_clients_post_type_and_read(p: Arc<Platform>) {
     .await
     .unwrap();
     assert_eq!(frame_of(&mut a, "error").await.0["code"], "not_found");
+
+    // A suspended organization (the operator's doing) takes no messages: an error frame says why.
+    p.sql(&format!(
+        "UPDATE orgs SET suspended = TRUE WHERE id = {org}"
+    ))
+    .await;
+    let send = json!({"type": "message", "body": "while suspended"});
+    b.send(Ws::Text(send.to_string().into())).await.unwrap();
+    let (e, _) = frame_of(&mut b, "error").await;
+    assert_eq!(e["code"], "org_suspended", "{e}");
+    let page = p
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/rooms/{room}/messages/"),
+            &alice.token,
+            Value::Null,
+        )
+        .await;
+    assert_ne!(
+        page["results"][0]["body"], "while suspended",
+        "nothing was posted"
+    );
 }
 
-/// Losing a seat ends the live feed at once: a per-room socket closes with 4003, a
-/// multiplexed one stops following that room and keeps the others.
 async fn a_lost_seat_stops_the_live_feed_at_once(p: Arc<Platform>) {
     let (general, alice, bob, org) = p.team().await;
     let random = p.room(org, &alice, "random").await;
