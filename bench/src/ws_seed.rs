@@ -107,7 +107,7 @@ async fn seed_room(
                     email: user.email.clone(),
                     role: Role::Member,
                     token_hash: token_hash.clone(),
-                    invited_by: owner.id,
+                    invited_by: Some(owner.id),
                     expires_at: now + chrono::Duration::days(1),
                     email_message: None,
                 },

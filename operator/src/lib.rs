@@ -11,6 +11,7 @@ pub mod error;
 pub mod leader;
 pub mod metrics;
 pub mod organization;
+pub mod reconciler;
 pub mod service;
 pub mod status;
 pub mod webhook;

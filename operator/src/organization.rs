@@ -1,79 +1,61 @@
 //! The Organization reconciler: the org row (name, quotas, suspension), its admins, and what
 //! happens to the org when the resource goes.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::AtomicBool;
 
 use chatboard_core::auth::{hash_token, new_secret_token};
 use chatboard_core::model::{is_valid_email, OrgQuotas};
 use chatboard_core::store::{EmailKind, ManagedOrg, OutgoingEmail, SpecAdmin};
 use chrono::{DateTime, Utc};
 use crds::{DeletionPolicy, Organization, OrganizationSpec, OrganizationStatus};
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{finalizer, Event as Finalize};
-use kube::{Api, ResourceExt};
-use serde_json::json;
 
-use crate::context::{namespace_of, resource_key, Context};
-use crate::error::{Error, Result};
-use crate::status::{with_ready, Readiness};
+use crate::context::{resource_key, Context};
+use crate::error::Result;
+use crate::reconciler::{refuse, write_status, Reconciled};
+use crate::status::Readiness;
 
-/// The finalizer both kinds carry until the database has been cleaned up.
-pub const FINALIZER: &str = "chatboard.io/cleanup";
-/// Kind label in metrics and logs.
-const KIND: &str = "Organization";
+impl Reconciled for Organization {
+    type Status = OrganizationStatus;
+    const KIND: &'static str = "Organization";
 
-/// Reconciles one Organization (the controller calls this).
-pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Action> {
-    let started = Instant::now();
-    let key = resource_key(&*org)?;
-    let invalid = checked_spec(&org.spec).is_err();
-    let api: Api<Organization> = Api::namespaced(ctx.client.clone(), &namespace_of(&*org)?);
-    let outcome = finalizer(&api, FINALIZER, org, |event| async {
-        match event {
-            Finalize::Apply(org) => apply(&org, &ctx).await,
-            Finalize::Cleanup(org) => cleanup(&org, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    });
-    let result = match &outcome {
-        Err(_) => "error",
-        Ok(_) if invalid => "invalid",
-        Ok(_) => "ok",
-    };
-    if outcome.is_ok() {
-        ctx.succeeded(&key);
+    fn status(&self) -> Option<&OrganizationStatus> {
+        self.status.as_ref()
     }
-    ctx.metrics.reconciled(KIND, result, started.elapsed());
-    outcome
-}
 
-/// What to do after a failed reconcile: try again, later each time.
-pub fn error_policy(org: Arc<Organization>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = resource_key(&*org).unwrap_or_default();
-    let delay = ctx.backoff(&key);
-    tracing::warn!(resource = %key, error = %error, retry_in = ?delay, "Organization reconcile failed");
-    Action::requeue(delay)
+    fn conditions(status: &OrganizationStatus) -> &[Condition] {
+        &status.conditions
+    }
+
+    fn stamp(status: &mut OrganizationStatus, generation: Option<i64>, conditions: Vec<Condition>) {
+        status.observed_generation = generation;
+        status.conditions = conditions;
+    }
+
+    async fn apply(&self, ctx: &Context, invalid: &AtomicBool) -> Result<Action> {
+        apply(self, ctx, invalid).await
+    }
+
+    async fn cleanup(&self, ctx: &Context) -> Result<Action> {
+        cleanup(self, ctx).await
+    }
 }
 
 /// Brings the database in line with the spec.
-async fn apply(org: &Organization, ctx: &Context) -> Result<Action> {
+async fn apply(org: &Organization, ctx: &Context, invalid: &AtomicBool) -> Result<Action> {
     let key = resource_key(org)?;
     let spec = match checked_spec(&org.spec) {
         Ok(spec) => spec,
         Err(problem) => {
             // Nothing is applied from an invalid spec; the last good one stays in force.
-            let readiness = Readiness::not_ready("InvalidSpec", problem);
-            if write_status(org, ctx, &readiness, None).await? {
-                ctx.event(org, true, "InvalidSpec", readiness.message.clone())
-                    .await;
-            }
+            refuse(
+                org,
+                ctx,
+                invalid,
+                Readiness::not_ready("InvalidSpec", problem),
+            )
+            .await?;
             return Ok(Action::await_change());
         }
     };
@@ -147,7 +129,7 @@ async fn apply(org: &Organization, ctx: &Context) -> Result<Action> {
     });
     let status = OrganizationStatus {
         org_id: Some(applied.org_id),
-        member_count: Some(applied.member_count),
+        member_count: Some(done.member_count),
         ..OrganizationStatus::default()
     };
     write_status(org, ctx, &readiness, Some(status)).await?;
@@ -177,7 +159,6 @@ async fn cleanup(org: &Organization, ctx: &Context) -> Result<Action> {
         )
         .await;
     }
-    ctx.metrics.set_ready(KIND, &key, None);
     Ok(Action::await_change())
 }
 
@@ -262,31 +243,4 @@ fn spec_admin(ctx: &Context, org_name: &str, email: &str, now: DateTime<Utc>) ->
             body,
         },
     }
-}
-
-/// Writes the status when it differs from what is there; says whether it did. `status` carries
-/// the fields besides the conditions (`None`: keep them).
-async fn write_status(
-    org: &Organization,
-    ctx: &Context,
-    readiness: &Readiness,
-    status: Option<OrganizationStatus>,
-) -> Result<bool> {
-    let key = resource_key(org)?;
-    ctx.metrics.set_ready(KIND, &key, Some(readiness.ready));
-    let current = org.status.clone().unwrap_or_default();
-    let mut next = status.unwrap_or_else(|| current.clone());
-    next.observed_generation = org.metadata.generation;
-    next.conditions = with_ready(&current.conditions, readiness, org.metadata.generation);
-    if next == current {
-        return Ok(false);
-    }
-    let api: Api<Organization> = Api::namespaced(ctx.client.clone(), &namespace_of(org)?);
-    api.patch_status(
-        &org.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": next })),
-    )
-    .await?;
-    Ok(true)
 }

@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::context::Context;
-use crate::{organization, webhook};
+use crate::{reconciler, webhook};
 
 /// Which namespaces to watch.
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -52,8 +52,8 @@ pub async fn run_controllers(
     )
     .graceful_shutdown_on(stopped())
     .run(
-        organization::reconcile,
-        organization::error_policy,
+        reconciler::reconcile::<Organization>,
+        reconciler::error_policy::<Organization>,
         ctx.clone(),
     )
     .for_each(|outcome| async move {
@@ -85,7 +85,11 @@ pub async fn run_controllers(
             },
         )
         .graceful_shutdown_on(stopped())
-        .run(webhook::reconcile, webhook::error_policy, ctx.clone())
+        .run(
+            reconciler::reconcile::<Webhook>,
+            reconciler::error_policy::<Webhook>,
+            ctx.clone(),
+        )
         .for_each(|outcome| async move {
             if let Err(e) = outcome {
                 tracing::debug!(error = %e, "Webhook controller");

@@ -3,9 +3,8 @@
 //! delivery in the status.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use chatboard_core::auth::new_secret_token;
 use chatboard_core::store::ManagedWebhook;
@@ -13,20 +12,17 @@ use chatboard_core::webhook_target::{check_target, parse_target, TargetError};
 use chrono::{SecondsFormat, Utc};
 use crds::{LastDelivery, Webhook, WebhookStatus};
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::ByteString;
-use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{finalizer, Event as Finalize};
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
 use crate::context::{namespace_of, resource_key, Context};
 use crate::error::{Error, Result};
-use crate::organization::FINALIZER;
-use crate::status::{with_ready, Readiness};
+use crate::reconciler::{refuse, write_status, Reconciled};
+use crate::status::Readiness;
 
-/// Kind label in metrics and logs.
-const KIND: &str = "Webhook";
 /// The key of the HMAC secret in a Secret the operator creates.
 pub const SECRET_KEY: &str = "secret";
 /// Label on the Secrets the operator creates (the controller watches only these).
@@ -41,49 +37,37 @@ pub fn owned_secret_name(webhook_name: &str) -> String {
     format!("{webhook_name}-hmac")
 }
 
-/// Reconciles one Webhook (the controller calls this).
-pub async fn reconcile(hook: Arc<Webhook>, ctx: Arc<Context>) -> Result<Action> {
-    let started = Instant::now();
-    let key = resource_key(&*hook)?;
-    let api: Api<Webhook> = Api::namespaced(ctx.client.clone(), &namespace_of(&*hook)?);
-    let invalid = AtomicBool::new(false);
-    let outcome = finalizer(&api, FINALIZER, hook, |event| async {
-        match event {
-            Finalize::Apply(hook) => apply(&hook, &ctx, &invalid).await,
-            Finalize::Cleanup(hook) => cleanup(&hook, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    });
-    if outcome.is_ok() {
-        ctx.succeeded(&key);
-    }
-    let result = match &outcome {
-        Err(_) => "error",
-        Ok(_) if invalid.load(Ordering::Relaxed) => "invalid",
-        Ok(_) => "ok",
-    };
-    ctx.metrics.reconciled(KIND, result, started.elapsed());
-    outcome
-}
-
-/// What to do after a failed reconcile: try again, later each time.
-pub fn error_policy(hook: Arc<Webhook>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = resource_key(&*hook).unwrap_or_default();
-    let delay = ctx.backoff(&key);
-    tracing::warn!(resource = %key, error = %error, retry_in = ?delay, "Webhook reconcile failed");
-    Action::requeue(delay)
-}
-
 /// The outcome of a step that may find the spec unusable for now.
 enum Step<T> {
     Go(T),
     /// Not Ready for this reason; look again after the given time (`None`: on change only).
     Stop(Readiness, Option<Duration>),
+}
+
+impl Reconciled for Webhook {
+    type Status = WebhookStatus;
+    const KIND: &'static str = "Webhook";
+
+    fn status(&self) -> Option<&WebhookStatus> {
+        self.status.as_ref()
+    }
+
+    fn conditions(status: &WebhookStatus) -> &[Condition] {
+        &status.conditions
+    }
+
+    fn stamp(status: &mut WebhookStatus, generation: Option<i64>, conditions: Vec<Condition>) {
+        status.observed_generation = generation;
+        status.conditions = conditions;
+    }
+
+    async fn apply(&self, ctx: &Context, invalid: &AtomicBool) -> Result<Action> {
+        apply(self, ctx, invalid).await
+    }
+
+    async fn cleanup(&self, ctx: &Context) -> Result<Action> {
+        cleanup(self, ctx).await
+    }
 }
 
 /// Brings the database in line with the spec; `invalid` is set when the spec cannot be applied.
@@ -92,11 +76,7 @@ async fn apply(hook: &Webhook, ctx: &Context, invalid: &AtomicBool) -> Result<Ac
     let prepared = match prepare(hook, ctx).await? {
         Step::Go(prepared) => prepared,
         Step::Stop(readiness, recheck) => {
-            if write_status(hook, ctx, &readiness, None).await? {
-                ctx.event(hook, true, readiness.reason, readiness.message.clone())
-                    .await;
-            }
-            invalid.store(true, Ordering::Relaxed);
+            refuse(hook, ctx, invalid, readiness).await?;
             return Ok(recheck.map_or_else(Action::await_change, Action::requeue));
         }
     };
@@ -355,32 +335,5 @@ async fn cleanup(hook: &Webhook, ctx: &Context) -> Result<Action> {
         ctx.event(hook, false, "Deleted", format!("Webhook {id} removed"))
             .await;
     }
-    ctx.metrics.set_ready(KIND, &key, None);
     Ok(Action::await_change())
-}
-
-/// Writes the status when it differs from what is there; says whether it did.
-async fn write_status(
-    hook: &Webhook,
-    ctx: &Context,
-    readiness: &Readiness,
-    status: Option<WebhookStatus>,
-) -> Result<bool> {
-    let key = resource_key(hook)?;
-    ctx.metrics.set_ready(KIND, &key, Some(readiness.ready));
-    let current = hook.status.clone().unwrap_or_default();
-    let mut next = status.unwrap_or_else(|| current.clone());
-    next.observed_generation = hook.metadata.generation;
-    next.conditions = with_ready(&current.conditions, readiness, hook.metadata.generation);
-    if next == current {
-        return Ok(false);
-    }
-    let api: Api<Webhook> = Api::namespaced(ctx.client.clone(), &namespace_of(hook)?);
-    api.patch_status(
-        &hook.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": next })),
-    )
-    .await?;
-    Ok(true)
 }

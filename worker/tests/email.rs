@@ -46,7 +46,7 @@ async fn member(s: &Setup, email: &str, first_name: &str) -> i64 {
                 email: email.into(),
                 role: Role::Member,
                 token_hash: hash_token(&token),
-                invited_by: s.author,
+                invited_by: Some(s.author),
                 expires_at: now + chrono::Duration::days(1),
                 email_message: None,
             },

@@ -99,6 +99,26 @@ pub(crate) async fn require_role(
         .member_role(org_id, user_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
+    at_least(role, needed)
+}
+
+/// As [`require_role`], for a change: also 403 when the organization is suspended or archived.
+pub(crate) async fn require_role_to_write(
+    state: &AppState,
+    org_id: i64,
+    user_id: i64,
+    needed: Role,
+) -> ApiResult<Role> {
+    let org = org_view(state, org_id, user_id).await?;
+    at_least(org.role, needed)?;
+    match (org.archived, org.suspended) {
+        (true, _) => Err(ApiError::read_only("org_archived")),
+        (false, true) => Err(ApiError::read_only("org_suspended")),
+        (false, false) => Ok(org.role),
+    }
+}
+
+fn at_least(role: Role, needed: Role) -> ApiResult<Role> {
     if role < needed {
         return Err(ApiError::forbidden(format!(
             "This needs the {} role in the organization.",
@@ -106,16 +126,6 @@ pub(crate) async fn require_role(
         )));
     }
     Ok(role)
-}
-
-/// 403 when the organization is suspended or archived (404 when the caller is not in it).
-pub(crate) async fn org_writable(state: &AppState, org_id: i64, user_id: i64) -> ApiResult<()> {
-    let org = org_view(state, org_id, user_id).await?;
-    match (org.archived, org.suspended) {
-        (true, _) => Err(ApiError::read_only("org_archived")),
-        (false, true) => Err(ApiError::read_only("org_suspended")),
-        (false, false) => Ok(()),
-    }
 }
 
 async fn org_view(state: &AppState, org_id: i64, user_id: i64) -> ApiResult<OrgView> {
@@ -169,8 +179,7 @@ pub async fn rename(
     ApiPath(org_id): ApiPath<i64>,
     ApiJson(body): ApiJson<OrgRequest>,
 ) -> ApiResult<Json<OrgView>> {
-    require_role(&state, org_id, user.id, Role::Admin).await?;
-    org_writable(&state, org_id, user.id).await?;
+    require_role_to_write(&state, org_id, user.id, Role::Admin).await?;
     let mut v = Validator::default();
     let name = v.text("name", &body.name, 1, ORG_NAME_MAX);
     v.finish()?;
@@ -246,7 +255,7 @@ pub async fn invite(
                 email,
                 role,
                 token_hash: hash_token(&token),
-                invited_by: user.id,
+                invited_by: Some(user.id),
                 expires_at,
                 email_message: Some(email_message),
             },

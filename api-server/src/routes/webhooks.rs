@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
-use crate::routes::orgs::{org_writable, require_role};
+use crate::routes::orgs::{require_role, require_role_to_write};
 use crate::state::AppState;
 use crate::validate::Validator;
 
@@ -121,14 +121,31 @@ async fn check_url(state: &AppState, raw: &str) -> ApiResult<String> {
     Ok(url.to_string())
 }
 
+/// What the caller means to do with a webhook.
+#[derive(PartialEq)]
+enum Access {
+    Read,
+    /// Change it, or send through it: the organization must take changes.
+    Write,
+}
+
 /// The webhook, if the caller is an ADMIN of its organization.
-async fn admin_webhook(state: &AppState, id: i64, user_id: i64) -> ApiResult<Webhook> {
+async fn admin_webhook(
+    state: &AppState,
+    id: i64,
+    user_id: i64,
+    access: Access,
+) -> ApiResult<Webhook> {
     let hook = state
         .store
         .webhook(id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    require_role(state, hook.org, user_id, Role::Admin).await?;
+    if access == Access::Write {
+        require_role_to_write(state, hook.org, user_id, Role::Admin).await?;
+    } else {
+        require_role(state, hook.org, user_id, Role::Admin).await?;
+    }
     Ok(hook)
 }
 
@@ -157,8 +174,7 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateWebhookRequest>,
 ) -> ApiResult<(StatusCode, Json<WebhookCreated>)> {
-    require_role(&state, body.org, user.id, Role::Admin).await?;
-    org_writable(&state, body.org, user.id).await?;
+    require_role_to_write(&state, body.org, user.id, Role::Admin).await?;
     let mut v = Validator::default();
     let events = check_events(&mut v, &body.events);
     v.finish()?;
@@ -205,7 +221,9 @@ pub async fn get(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Webhook>> {
-    Ok(Json(admin_webhook(&state, id, user.id).await?))
+    Ok(Json(
+        admin_webhook(&state, id, user.id, Access::Read).await?,
+    ))
 }
 
 /// Changes a webhook (ADMIN). Operator-managed webhooks answer 409.
@@ -218,8 +236,7 @@ pub async fn update(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<UpdateWebhookRequest>,
 ) -> ApiResult<Json<Webhook>> {
-    let hook = admin_webhook(&state, id, user.id).await?;
-    org_writable(&state, hook.org, user.id).await?;
+    admin_webhook(&state, id, user.id, Access::Write).await?;
     let mut v = Validator::default();
     let events = body.events.as_deref().map(|e| check_events(&mut v, e));
     v.finish()?;
@@ -246,8 +263,7 @@ pub async fn delete(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    let hook = admin_webhook(&state, id, user.id).await?;
-    org_writable(&state, hook.org, user.id).await?;
+    admin_webhook(&state, id, user.id, Access::Write).await?;
     state.store.delete_webhook(id).await?;
     tracing::info!(webhook_id = id, user_id = user.id, "webhook deleted");
     Ok(StatusCode::NO_CONTENT)
@@ -262,7 +278,7 @@ pub async fn events(
     ApiPath(id): ApiPath<i64>,
     ApiQuery(query): ApiQuery<LogQuery>,
 ) -> ApiResult<Json<Vec<WebhookDelivery>>> {
-    admin_webhook(&state, id, user.id).await?;
+    admin_webhook(&state, id, user.id, Access::Read).await?;
     let mut v = Validator::default();
     let limit = v.int_in("limit", query.limit.as_deref(), 1, MAX_LIMIT, DEFAULT_LIMIT);
     let before = v.optional_id("before", query.before.as_deref());
@@ -284,8 +300,7 @@ pub async fn test(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<(StatusCode, Json<TestQueued>)> {
-    let hook = admin_webhook(&state, id, user.id).await?;
-    org_writable(&state, hook.org, user.id).await?;
+    let hook = admin_webhook(&state, id, user.id, Access::Write).await?;
     if !hook.is_active {
         return Err(ApiError::conflict(
             "webhook_inactive",

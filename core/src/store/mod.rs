@@ -162,8 +162,8 @@ pub struct NewInvite {
     pub role: Role,
     /// SHA-256 of the token, hex.
     pub token_hash: String,
-    /// Who invited.
-    pub invited_by: i64,
+    /// Who invited (`None`: the operator, for an Organization's admins).
+    pub invited_by: Option<i64>,
     /// Expiry.
     pub expires_at: DateTime<Utc>,
     /// The invitation email, queued in the same transaction (it carries the token).

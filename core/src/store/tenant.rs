@@ -32,8 +32,6 @@ pub struct AppliedOrg {
     pub created: bool,
     /// Some field differed and was corrected.
     pub changed: bool,
-    /// Members now.
-    pub member_count: i64,
 }
 
 /// One admin an Organization lists, with the invitation to send if they have no account yet.
@@ -58,6 +56,8 @@ pub struct AppliedAdmins {
     pub invited: Vec<String>,
     /// Admins dropped from the list: demoted to MEMBER or their open invitation revoked.
     pub revoked: Vec<String>,
+    /// Members once the admins are in place.
+    pub member_count: i64,
 }
 
 impl AppliedAdmins {

@@ -83,6 +83,24 @@ fn uuid_like() -> String {
     format!("{n:016x}")
 }
 
+/// Runs one SQL statement on the database at `url` (either engine), behind the store's back: for
+/// tests that make drift or set what only another service writes.
+pub async fn execute_sql(url: &str, statement: &str) {
+    if url.starts_with("postgres") {
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+        sqlx::query(statement)
+            .execute(&mut conn)
+            .await
+            .expect("statement");
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
+        sqlx::query(statement)
+            .execute(&mut conn)
+            .await
+            .expect("statement");
+    }
+}
+
 /// `DATABASE_URL` when it names PostgreSQL; otherwise skip (or fail under CI).
 pub fn postgres_url() -> Option<String> {
     match std::env::var("DATABASE_URL") {

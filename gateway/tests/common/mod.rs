@@ -194,14 +194,7 @@ impl Platform {
 
     /// Runs one SQL statement on the platform's database (as the operator's writes would).
     pub async fn sql(&self, statement: &str) {
-        use sqlx::Connection;
-        if self.db_url.starts_with("postgres") {
-            let mut conn = sqlx::PgConnection::connect(&self.db_url).await.unwrap();
-            sqlx::query(statement).execute(&mut conn).await.unwrap();
-        } else {
-            let mut conn = sqlx::SqliteConnection::connect(&self.db_url).await.unwrap();
-            sqlx::query(statement).execute(&mut conn).await.unwrap();
-        }
+        chatboard_core::testing::execute_sql(&self.db_url, statement).await;
     }
 
     pub async fn call(

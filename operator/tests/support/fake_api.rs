@@ -17,6 +17,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
@@ -315,7 +316,7 @@ fn watch(api: &FakeApi, target: &Target, query: &BTreeMap<String, String>) -> Re
             json!({"type": c.kind, "object": c.object})
         )))
     };
-    let stream = async_stream(replay.iter().map(line).collect(), move |tx| async move {
+    let stream = then_from_channel(replay.iter().map(line).collect(), move |tx| async move {
         loop {
             match live.recv().await {
                 Ok(c) if c.rv > since && wanted(&c) => {
@@ -336,7 +337,7 @@ fn watch(api: &FakeApi, target: &Target, query: &BTreeMap<String, String>) -> Re
 }
 
 /// A stream of `first` then whatever `more` sends.
-fn async_stream<F, Fut>(
+fn then_from_channel<F, Fut>(
     first: Vec<Result<Bytes, Infallible>>,
     more: F,
 ) -> impl futures::Stream<Item = Result<Bytes, Infallible>>
@@ -348,8 +349,6 @@ where
     tokio::spawn(more(tx));
     futures::stream::iter(first).chain(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
-
-use futures::StreamExt;
 
 /// Stores `object` at `key` as a new version and tells watchers.
 fn commit(

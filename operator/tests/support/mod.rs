@@ -83,24 +83,7 @@ impl Harness {
 
     /// Runs one SQL statement directly, as someone editing the database by hand would.
     pub async fn sql(&self, statement: &str) {
-        use sqlx::Connection;
-        if self.url.starts_with("postgres") {
-            let mut conn = sqlx::PgConnection::connect(&self.url)
-                .await
-                .expect("connect");
-            sqlx::query(statement)
-                .execute(&mut conn)
-                .await
-                .expect("statement");
-        } else {
-            let mut conn = sqlx::SqliteConnection::connect(&self.url)
-                .await
-                .expect("connect");
-            sqlx::query(statement)
-                .execute(&mut conn)
-                .await
-                .expect("statement");
-        }
+        chatboard_core::testing::execute_sql(&self.url, statement).await;
     }
 
     /// The value of a counter or gauge line of the metrics, 0 when absent.

@@ -32,6 +32,71 @@ async fn insert_org_row(
     Ok(org_id)
 }
 
+/// An open invitation.
+struct OpenInvite {
+    id: i64,
+    role: String,
+    expires_at: DateTime<Utc>,
+}
+
+/// The open (neither accepted nor revoked) invitation for an address, if any.
+async fn open_invite(tx: &mut Tx<'_>, org_id: i64, email: &str) -> StoreResult<Option<OpenInvite>> {
+    let row: Option<(i64, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT id, role, expires_at FROM org_invites \
+         WHERE org_id = $1 AND email = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(org_id)
+    .bind(email)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|(id, role, expires_at)| OpenInvite { id, role, expires_at }))
+}
+
+async fn revoke_invite(tx: &mut Tx<'_>, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query("UPDATE org_invites SET revoked_at = $2 WHERE id = $1").bind(id).bind(now).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Stores an invitation with its `member.invited` event and its email; `Conflict("invite_pending")`
+/// if another is open for the address.
+async fn insert_invite(tx: &mut Tx<'_>, invite: &NewInvite, now: DateTime<Utc>) -> StoreResult<i64> {
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO org_invites (org_id, email, role, token_hash, invited_by, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(invite.org_id)
+    .bind(&invite.email)
+    .bind(invite.role.as_str())
+    .bind(&invite.token_hash)
+    .bind(invite.invited_by)
+    .bind(now)
+    .bind(invite.expires_at)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("invite_pending") } else { e.into() })?;
+    let event = NewEvent::org_invited(invite.org_id, id, &invite.email, invite.role, invite.invited_by);
+    write_event(tx, &event, now).await?;
+    if let Some(email) = &invite.email_message {
+        insert_email(tx, email, now).await?;
+    }
+    Ok(id)
+}
+
+async fn set_role(tx: &mut Tx<'_>, org_id: i64, user_id: i64, role: Role) -> StoreResult<()> {
+    sqlx::query("UPDATE org_members SET role = $3 WHERE org_id = $1 AND user_id = $2")
+        .bind(org_id)
+        .bind(user_id)
+        .bind(role.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn member_count<'e, E: sqlx::Executor<'e, Database = Db>>(db: E, org_id: i64) -> StoreResult<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM org_members WHERE org_id = $1").bind(org_id).fetch_one(db).await?;
+    Ok(n)
+}
+
 /// An organization's limits, read under its lock.
 struct OrgGate {
     max_members: Option<i32>,
@@ -89,6 +154,19 @@ impl SqlStore {
             .await?;
         tx.commit().await?;
         Ok(org_id)
+    }
+
+    /// Adds a member with their seats in the PUBLIC rooms and the `member.joined` event.
+    async fn add_member(tx: &mut Tx<'_>, org_id: i64, user_id: i64, role: Role, via: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("INSERT INTO org_members (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)")
+            .bind(org_id)
+            .bind(user_id)
+            .bind(role.as_str())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        Self::join_public_rooms(tx, org_id, user_id, now).await?;
+        write_event(tx, &NewEvent::joined(org_id, None, user_id, via), now).await
     }
 
     /// Role of `user_id` inside a transaction.
@@ -211,45 +289,13 @@ impl OrgStore for SqlStore {
         if member.is_some() {
             return Err(StoreError::Conflict("already_member"));
         }
-        let open: Option<(i64, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT id, expires_at FROM org_invites \
-             WHERE org_id = $1 AND email = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
-        )
-        .bind(invite.org_id)
-        .bind(&invite.email)
-        .fetch_optional(&mut *tx)
-        .await?;
-        match open {
-            Some((_, expires_at)) if expires_at > now => return Err(StoreError::Conflict("invite_pending")),
+        match open_invite(&mut tx, invite.org_id, &invite.email).await? {
+            Some(open) if open.expires_at > now => return Err(StoreError::Conflict("invite_pending")),
             // An expired invitation no longer blocks a new one: retire it.
-            Some((id, _)) => {
-                sqlx::query("UPDATE org_invites SET revoked_at = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            Some(open) => revoke_invite(&mut tx, open.id, now).await?,
             None => {}
         }
-        let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO org_invites (org_id, email, role, token_hash, invited_by, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        )
-        .bind(invite.org_id)
-        .bind(&invite.email)
-        .bind(invite.role.as_str())
-        .bind(&invite.token_hash)
-        .bind(invite.invited_by)
-        .bind(now)
-        .bind(invite.expires_at)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("invite_pending") } else { e.into() })?;
-        let event = NewEvent::org_invited(invite.org_id, id, &invite.email, invite.role, Some(invite.invited_by));
-        write_event(&mut tx, &event, now).await?;
-        if let Some(email) = &invite.email_message {
-            insert_email(&mut tx, email, now).await?;
-        }
+        let id = insert_invite(&mut tx, &invite, now).await?;
         tx.commit().await?;
         Ok(Invite { id, org_id: invite.org_id, email: invite.email, role: invite.role, expires_at: invite.expires_at })
     }
@@ -281,24 +327,12 @@ impl OrgStore for SqlStore {
             Some(existing) => existing,
             None => {
                 if let Some(max) = gate.max_members {
-                    let (members,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM org_members WHERE org_id = $1")
-                        .bind(invite.org_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    if members >= i64::from(max) {
+                    if member_count(&mut *tx, invite.org_id).await? >= i64::from(max) {
                         return Err(StoreError::Conflict("member_limit_reached"));
                     }
                 }
                 let role = parse_role(&invite.role)?;
-                sqlx::query("INSERT INTO org_members (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)")
-                    .bind(invite.org_id)
-                    .bind(user_id)
-                    .bind(role.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                Self::join_public_rooms(&mut tx, invite.org_id, user_id, now).await?;
-                write_event(&mut tx, &NewEvent::joined(invite.org_id, None, user_id, "org_invite"), now).await?;
+                Self::add_member(&mut tx, invite.org_id, user_id, role, "org_invite", now).await?;
                 role
             }
         };
@@ -321,12 +355,7 @@ impl OrgStore for SqlStore {
         if current == Role::Admin {
             Self::ensure_other_admin(&mut tx, org_id).await?;
         }
-        sqlx::query("UPDATE org_members SET role = $3 WHERE org_id = $1 AND user_id = $2")
-            .bind(org_id)
-            .bind(user_id)
-            .bind(role.as_str())
-            .execute(&mut *tx)
-            .await?;
+        set_role(&mut tx, org_id, user_id, role).await?;
         // A seat in a MANAGER_ONLY room goes with the role that allowed it.
         if !AccessLevel::ManagerOnly.admits(role) {
             Self::leave_org_rooms(&mut tx, org_id, user_id, Some(AccessLevel::ManagerOnly)).await?;

@@ -1,5 +1,19 @@
 // Organizations and webhooks owned by custom resources (the operator's side).
 
+/// A managed webhook's current columns, to compare with what its resource says.
+#[derive(sqlx::FromRow)]
+struct ManagedWebhookRow {
+    id: i64,
+    org_id: i64,
+    url: String,
+    events: String,
+    secret: String,
+    is_active: bool,
+    managed: bool,
+    max_attempts: Option<i32>,
+    disabled_reason: Option<String>,
+}
+
 /// A managed org's current columns, to compare with what its resource says.
 #[derive(sqlx::FromRow)]
 struct ManagedOrgRow {
@@ -12,43 +26,9 @@ struct ManagedOrgRow {
     quotas: QuotaRow,
 }
 
-/// An open invitation: id, role, expiry.
-type OpenInvite = (i64, String, DateTime<Utc>);
-
-async fn open_invite(tx: &mut Tx<'_>, org_id: i64, email: &str) -> StoreResult<Option<OpenInvite>> {
-    Ok(sqlx::query_as(
-        "SELECT id, role, expires_at FROM org_invites \
-         WHERE org_id = $1 AND email = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
-    )
-    .bind(org_id)
-    .bind(email)
-    .fetch_optional(&mut **tx)
-    .await?)
-}
-
-async fn revoke_invite(tx: &mut Tx<'_>, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
-    sqlx::query("UPDATE org_invites SET revoked_at = $2 WHERE id = $1").bind(id).bind(now).execute(&mut **tx).await?;
-    Ok(())
-}
-
-async fn set_role(tx: &mut Tx<'_>, org_id: i64, user_id: i64, role: Role) -> StoreResult<()> {
-    sqlx::query("UPDATE org_members SET role = $3 WHERE org_id = $1 AND user_id = $2")
-        .bind(org_id)
-        .bind(user_id)
-        .bind(role.as_str())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 async fn user_id_by_email(tx: &mut Tx<'_>, email: &str) -> StoreResult<Option<i64>> {
     let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE email = $1").bind(email).fetch_optional(&mut **tx).await?;
     Ok(row.map(|(id,)| id))
-}
-
-async fn member_count(pool: &Pool, org_id: i64) -> StoreResult<i64> {
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM org_members WHERE org_id = $1").bind(org_id).fetch_one(pool).await?;
-    Ok(n)
 }
 
 impl SqlStore {
@@ -63,40 +43,28 @@ impl SqlStore {
                     done.granted.push(admin.email.clone());
                 }
                 None => {
-                    sqlx::query("INSERT INTO org_members (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)")
-                        .bind(org_id)
-                        .bind(user_id)
-                        .bind(Role::Admin.as_str())
-                        .bind(now)
-                        .execute(&mut **tx)
-                        .await?;
-                    Self::join_public_rooms(tx, org_id, user_id, now).await?;
-                    write_event(tx, &NewEvent::joined(org_id, None, user_id, "operator"), now).await?;
+                    Self::add_member(tx, org_id, user_id, Role::Admin, "operator", now).await?;
                     done.granted.push(admin.email.clone());
                 }
             }
             return Ok(());
         }
         match open_invite(tx, org_id, &admin.email).await? {
-            Some((_, role, expires_at)) if role == Role::Admin.as_str() && expires_at > now => return Ok(()),
+            Some(open) if open.role == Role::Admin.as_str() && open.expires_at > now => return Ok(()),
             // Expired, or for a lesser role: replaced by an ADMIN invitation.
-            Some((id, _, _)) => revoke_invite(tx, id, now).await?,
+            Some(open) => revoke_invite(tx, open.id, now).await?,
             None => {}
         }
-        let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO org_invites (org_id, email, role, token_hash, invited_by, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, NULL, $5, $6) RETURNING id",
-        )
-        .bind(org_id)
-        .bind(&admin.email)
-        .bind(Role::Admin.as_str())
-        .bind(&admin.token_hash)
-        .bind(now)
-        .bind(admin.expires_at)
-        .fetch_one(&mut **tx)
-        .await?;
-        write_event(tx, &NewEvent::org_invited(org_id, id, &admin.email, Role::Admin, None), now).await?;
-        insert_email(tx, &admin.email_message, now).await?;
+        let invite = NewInvite {
+            org_id,
+            email: admin.email.clone(),
+            role: Role::Admin,
+            token_hash: admin.token_hash.clone(),
+            invited_by: None,
+            expires_at: admin.expires_at,
+            email_message: Some(admin.email_message.clone()),
+        };
+        insert_invite(tx, &invite, now).await?;
         done.invited.push(admin.email.clone());
         Ok(())
     }
@@ -112,11 +80,9 @@ impl SqlStore {
                 revoked = true;
             }
         }
-        if let Some((id, role, _)) = open_invite(tx, org_id, email).await? {
-            if role == Role::Admin.as_str() {
-                revoke_invite(tx, id, now).await?;
-                revoked = true;
-            }
+        if let Some(open) = open_invite(tx, org_id, email).await?.filter(|o| o.role == Role::Admin.as_str()) {
+            revoke_invite(tx, open.id, now).await?;
+            revoked = true;
         }
         if revoked {
             done.revoked.push(email.to_owned());
@@ -192,7 +158,7 @@ impl TenantStore for SqlStore {
                 (row.id, row.archived_at.is_some(), !in_place)
             }
         };
-        Ok(AppliedOrg { org_id, created, changed, member_count: member_count(&self.write, org_id).await? })
+        Ok(AppliedOrg { org_id, created, changed })
     }
 
     async fn apply_org_admins(&self, org_id: i64, admins: Vec<SpecAdmin>, now: DateTime<Utc>) -> StoreResult<AppliedAdmins> {
@@ -225,6 +191,7 @@ impl TenantStore for SqlStore {
                     .await?;
             }
         }
+        done.member_count = member_count(&mut *tx, org_id).await?;
         tx.commit().await?;
         Ok(done)
     }
@@ -276,7 +243,7 @@ impl TenantStore for SqlStore {
 
     async fn apply_managed_webhook(&self, hook: ManagedWebhook, now: DateTime<Utc>) -> StoreResult<AppliedWebhook> {
         let mut tx = self.write.begin().await?;
-        let row: Option<(i64, i64, String, String, String, bool, bool, Option<i32>, Option<String>)> = sqlx::query_as(
+        let row: Option<ManagedWebhookRow> = sqlx::query_as(
             "SELECT id, org_id, url, events, secret, is_active, managed, max_attempts, disabled_reason \
              FROM webhooks WHERE resource_key = $1",
         )
@@ -284,7 +251,7 @@ impl TenantStore for SqlStore {
         .fetch_optional(&mut *tx)
         .await?;
         let events = encode_events(&hook.events);
-        let Some((id, org_id, url, old_events, secret, is_active, managed, max_attempts, disabled_reason)) = row else {
+        let Some(row) = row else {
             let (id,): (i64,) = sqlx::query_as(
                 "INSERT INTO webhooks (org_id, url, events, secret, is_active, managed, max_attempts, resource_key, \
                    created_at, updated_at) \
@@ -307,15 +274,16 @@ impl TenantStore for SqlStore {
         // A webhook its target switched off (410) stays off until its URL changes or the
         // resource switches it off and on again: re-enabling it on every resync would only
         // collect another 410.
-        let disabled_reason = if url != hook.url || !hook.active { None } else { disabled_reason };
+        let id = row.id;
+        let disabled_reason = if row.url != hook.url || !hook.active { None } else { row.disabled_reason };
         let active = hook.active && disabled_reason.is_none();
-        let in_place = org_id == hook.org_id
-            && url == hook.url
-            && old_events == events
-            && secret == hook.secret
-            && is_active == active
-            && managed
-            && max_attempts == hook.max_attempts;
+        let in_place = row.org_id == hook.org_id
+            && row.url == hook.url
+            && row.events == events
+            && row.secret == hook.secret
+            && row.is_active == active
+            && row.managed
+            && row.max_attempts == hook.max_attempts;
         if !in_place {
             sqlx::query(
                 "UPDATE webhooks SET org_id = $2, url = $3, events = $4, secret = $5, is_active = $6, managed = $7, \
@@ -333,9 +301,9 @@ impl TenantStore for SqlStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            if is_active && !active {
+            if row.is_active && !active {
                 pause_deliveries(&mut tx, id).await?;
-            } else if active && !is_active {
+            } else if active && !row.is_active {
                 resume_deliveries(&mut tx, id, now).await?;
             }
         }

@@ -1,0 +1,143 @@
+//! What both controllers share: the finalizer around apply and cleanup, metrics and backoff per
+//! reconcile, and a status write that happens only when the status changed.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{finalizer, Error as FinalizerError, Event as Finalize};
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::context::{namespace_of, resource_key, Context};
+use crate::error::{Error, Result};
+use crate::status::{with_ready, Readiness};
+
+/// The finalizer both kinds carry until the database has been cleaned up.
+pub const FINALIZER: &str = "chatboard.io/cleanup";
+
+/// A custom resource the operator reconciles into the database.
+pub trait Reconciled:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    /// Its status.
+    type Status: Clone + Default + PartialEq + Serialize + Send + Sync;
+    /// Kind label in metrics and logs.
+    const KIND: &'static str;
+    /// The status as stored, if any.
+    fn status(&self) -> Option<&Self::Status>;
+    /// The status's conditions.
+    fn conditions(status: &Self::Status) -> &[Condition];
+    /// Sets the fields every status has.
+    fn stamp(status: &mut Self::Status, generation: Option<i64>, conditions: Vec<Condition>);
+    /// Brings the database in line with the spec; sets `invalid` when the spec cannot apply.
+    fn apply(
+        &self,
+        ctx: &Context,
+        invalid: &AtomicBool,
+    ) -> impl Future<Output = Result<Action>> + Send;
+    /// Undoes what the resource made, before its finalizer is released.
+    fn cleanup(&self, ctx: &Context) -> impl Future<Output = Result<Action>> + Send;
+}
+
+/// Reconciles one resource (the controllers call this).
+pub async fn reconcile<K: Reconciled>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let key = resource_key(&*obj)?;
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace_of(&*obj)?);
+    let invalid = AtomicBool::new(false);
+    let outcome = finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            Finalize::Apply(obj) => obj.apply(&ctx, &invalid).await,
+            Finalize::Cleanup(obj) => {
+                let action = obj.cleanup(&ctx).await?;
+                ctx.metrics.set_ready(K::KIND, &key, None);
+                Ok(action)
+            }
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    });
+    let result = match &outcome {
+        Err(_) => "error",
+        Ok(_) if invalid.load(Ordering::Relaxed) => "invalid",
+        Ok(_) => "ok",
+    };
+    if outcome.is_ok() {
+        ctx.succeeded(&key);
+    }
+    ctx.metrics.reconciled(K::KIND, result, started.elapsed());
+    outcome
+}
+
+/// What to do after a failed reconcile: try again, later each time.
+pub fn error_policy<K: Reconciled>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = resource_key(&*obj).unwrap_or_default();
+    let delay = ctx.backoff(&key);
+    tracing::warn!(kind = K::KIND, resource = %key, error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Writes the status when it differs from what is there; says whether it did. `status` carries
+/// the fields besides the conditions (`None`: keep them).
+pub async fn write_status<K: Reconciled>(
+    obj: &K,
+    ctx: &Context,
+    readiness: &Readiness,
+    status: Option<K::Status>,
+) -> Result<bool> {
+    ctx.metrics
+        .set_ready(K::KIND, &resource_key(obj)?, Some(readiness.ready));
+    let current = obj.status().cloned().unwrap_or_default();
+    let generation = obj.meta().generation;
+    let mut next = status.unwrap_or_else(|| current.clone());
+    K::stamp(
+        &mut next,
+        generation,
+        with_ready(K::conditions(&current), readiness, generation),
+    );
+    if next == current {
+        return Ok(false);
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace_of(obj)?);
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": next })),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Not Ready for a spec that cannot apply: status, and a Warning Event the first time.
+pub async fn refuse<K: Reconciled>(
+    obj: &K,
+    ctx: &Context,
+    invalid: &AtomicBool,
+    readiness: Readiness,
+) -> Result<()> {
+    invalid.store(true, Ordering::Relaxed);
+    if write_status(obj, ctx, &readiness, None).await? {
+        ctx.event(obj, true, readiness.reason, readiness.message.clone())
+            .await;
+    }
+    Ok(())
+}
