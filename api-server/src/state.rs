@@ -13,6 +13,7 @@ use objects::ObjectStore;
 use crate::metrics::Metrics;
 use crate::page_cache::PageCache;
 use crate::rate_limit::RateLimits;
+use chatboard_core::org_rate::OrgRateLimits;
 
 /// Cheap-to-clone handle on everything the handlers share.
 #[derive(Clone)]
@@ -28,6 +29,8 @@ pub struct Shared {
     pub config: Config,
     /// Request rate limits.
     pub limits: RateLimits,
+    /// Organizations' posting limits (`rateLimitPerMinute`).
+    pub org_limits: OrgRateLimits,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Serialised message pages.
@@ -55,6 +58,7 @@ impl AppState {
         let limits = RateLimits::new(config.rate_limit_per_user, config.rate_limit_per_ip);
         let (objects, local_files) = object_storage(&config);
         Ok(Self(Arc::new(Shared {
+            org_limits: OrgRateLimits::new(store.clone()),
             store,
             tokens,
             limits,

@@ -17,6 +17,8 @@ both_engines!(
     suspension_and_archiving_make_the_org_read_only,
     member_and_room_quotas,
     messages_past_retention_are_purged,
+    members_are_held_to_the_org_posting_limit,
+    attachments_over_the_org_upload_limit_are_refused,
 );
 
 /// A managed org (resource `tenants/<name>`) with `admin` as its ADMIN.
@@ -300,4 +302,119 @@ async fn messages_past_retention_are_purged(engine: Engine) {
         Some(5),
         "org without retention keeps everything"
     );
+}
+
+async fn members_are_held_to_the_org_posting_limit(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let admin = app.user("admin@acme.example").await;
+    let quotas = OrgQuotas {
+        rate_limit_per_minute: Some(3),
+        ..OrgQuotas::default()
+    };
+    let org = managed_org(&app, &admin, "acme", quotas, false).await;
+    let bob = app.user("bob@acme.example").await;
+    app.join(org, &admin, &bob, "MEMBER").await;
+    let general = app.room(&admin, org, "general", "PUBLIC").await;
+    let random = app.room(&admin, org, "random", "PUBLIC").await;
+    for i in 0..3 {
+        app.send(&admin, general, &format!("m{i}")).await;
+    }
+    // The fourth in a minute is refused, in any room of the org, with a time to wait.
+    for room in [general, random] {
+        let r = app
+            .post(
+                &format!("/api/rooms/{room}/messages/"),
+                Some(&admin.access),
+                json!({"body": "more"}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            "{}",
+            r.text
+        );
+        assert!(r.headers.get("retry-after").is_some());
+    }
+    // Per member: Bob still may post.
+    app.send(&bob, general, "hello").await;
+    // Another organization's rooms are not counted against this one's limit.
+    let other = app.org(&admin, "Elsewhere").await;
+    let elsewhere = app.room(&admin, other, "general", "PUBLIC").await;
+    app.send(&admin, elsewhere, "fine").await;
+}
+
+/// Uploads `bytes` as a text file of `user`'s and returns the ready upload's id.
+async fn uploaded(app: &TestApp, user: &TestUser, bytes: &[u8]) -> String {
+    let r = app
+        .post(
+            "/api/uploads/presign/",
+            Some(&user.access),
+            json!({"filename": "a.txt", "content_type": "text/plain", "size": bytes.len()}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let put = app
+        .client
+        .put(r.body["upload_url"].as_str().unwrap())
+        .header("Content-Type", "text/plain")
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    let r = app
+        .post(
+            &format!("/api/uploads/{id}/complete/"),
+            Some(&user.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    id
+}
+
+async fn attachments_over_the_org_upload_limit_are_refused(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let Some(app) = TestApp::spawn_with(engine, |c| c.uploads.local_dir = Some(path)).await else {
+        return;
+    };
+    let admin = app.user("admin@acme.example").await;
+    let quotas = OrgQuotas {
+        upload_max_bytes: Some(10),
+        ..OrgQuotas::default()
+    };
+    let org = managed_org(&app, &admin, "acme", quotas, false).await;
+    let room = app.room(&admin, org, "general", "PUBLIC").await;
+    let big = uploaded(&app, &admin, b"twenty bytes of text").await;
+    let small = uploaded(&app, &admin, b"tiny").await;
+    let messages = format!("/api/rooms/{room}/messages/");
+    let r = app
+        .post(&messages, Some(&admin.access), json!({"file_id": big}))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "file_too_large"),
+        "{}",
+        r.text
+    );
+    let r = app
+        .post(&messages, Some(&admin.access), json!({"file_id": small}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // The same file may go to an organization without that limit.
+    let other = app.org(&admin, "Elsewhere").await;
+    let elsewhere = app.room(&admin, other, "general", "PUBLIC").await;
+    let r = app
+        .post(
+            &format!("/api/rooms/{elsewhere}/messages/"),
+            Some(&admin.access),
+            json!({"file_id": big}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 }

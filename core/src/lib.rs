@@ -8,6 +8,7 @@ pub mod bus;
 pub mod config;
 pub mod events;
 pub mod model;
+pub mod org_rate;
 pub mod presence;
 pub mod shutdown;
 pub mod store;

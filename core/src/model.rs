@@ -107,7 +107,7 @@ pub struct OrgQuotas {
     pub upload_max_bytes: Option<i64>,
     /// Days messages are kept before the worker deletes them.
     pub retention_days: Option<i32>,
-    /// Requests per minute per member for writes in this organization.
+    /// Messages one member may post per minute in this organization.
     pub rate_limit_per_minute: Option<i32>,
 }
 

@@ -38,7 +38,7 @@ pub struct Quotas {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 36_500))]
     pub message_retention_days: Option<u32>,
-    /// Requests per minute per member.
+    /// Messages per minute per member (REST posts and WebSocket message frames).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100_000))]
     pub rate_limit_per_minute: Option<u32>,

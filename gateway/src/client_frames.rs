@@ -142,6 +142,17 @@ impl Session {
             let detail = format!("client_msg_id: 1 to {CLIENT_MSG_ID_MAX} characters.");
             return self.error("invalid", &detail).await;
         }
+        match self.shared.org_limits.check_post(room, self.user_id).await {
+            Ok(None) => {}
+            Ok(Some(wait)) => {
+                let detail = format!(
+                    "Your organization allows fewer messages a minute; try again in {} s.",
+                    wait.as_secs_f64().ceil()
+                );
+                return self.error("rate_limited", &detail).await;
+            }
+            Err(e) => return self.unavailable(e).await,
+        }
         let new = NewMessage {
             file: None,
             room_id: room,

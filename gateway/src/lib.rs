@@ -10,6 +10,7 @@ pub mod hub;
 pub mod metrics;
 pub mod session;
 
+use chatboard_core::org_rate::OrgRateLimits;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -51,6 +52,7 @@ pub(crate) struct Shared {
     settings: GatewaySettings,
     metrics: GatewayMetrics,
     per_user: Mutex<HashMap<i64, u32>>,
+    org_limits: OrgRateLimits,
     shutdown: watch::Sender<bool>,
 }
 
@@ -98,6 +100,7 @@ impl GatewayState {
         .await?;
         Ok(Self {
             shared: Arc::new(Shared {
+                org_limits: OrgRateLimits::new(parts.store.clone()),
                 store: parts.store,
                 tokens: parts.tokens,
                 bus: parts.bus,

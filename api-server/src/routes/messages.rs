@@ -158,7 +158,8 @@ fn json_response(json: Bytes) -> Response {
     params(("id" = i64, Path)), security(("bearer" = [])),
     responses((status = 201, body = Message), (status = 200, description = "a repeated client_msg_id", body = Message),
         (status = 400, body = ErrorBody), (status = 403, description = "org_suspended or org_archived: the organization is read-only", body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 413, description = "file_too_large: over the organization's uploadMaxBytes", body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 413, description = "file_too_large: over the organization's uploadMaxBytes", body = ErrorBody),
+        (status = 429, description = "rate_limited: over the organization's rateLimitPerMinute (see Retry-After)", body = ErrorBody)))]
 pub async fn post(
     user: AuthUser,
     State(state): State<AppState>,
@@ -188,6 +189,9 @@ pub async fn post(
         .as_deref()
         .map(|id| v.text("client_msg_id", id, 1, CLIENT_MSG_ID_MAX));
     v.finish()?;
+    if let Some(wait) = state.org_limits.check_post(room_id, user.id).await? {
+        return Err(ApiError::rate_limited(wait.as_secs_f64().ceil() as u64));
+    }
     // Membership is checked inside the store's transaction: a non-member gets NotFound (404).
     let (message, created) = state
         .store

@@ -148,6 +148,9 @@ pub trait TenantStore: Send + Sync {
     /// Deletes the webhook a resource owns, with its delivery log. Returns its id, `None` if
     /// there was none.
     async fn remove_managed_webhook(&self, resource_key: &str) -> StoreResult<Option<i64>>;
+    /// A room's organization and its `rate_limit_per_minute` (`None` when the room does not
+    /// exist).
+    async fn room_rate_limit(&self, room_id: i64) -> StoreResult<Option<(i64, Option<i32>)>>;
     /// Deletes up to `limit` messages older than their organization's retention period (orgs
     /// without one keep everything); returns how many went.
     async fn purge_expired_messages(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<u64>;

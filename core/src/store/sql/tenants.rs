@@ -346,6 +346,13 @@ impl TenantStore for SqlStore {
         Ok(purged)
     }
 
+    async fn room_rate_limit(&self, room_id: i64) -> StoreResult<Option<(i64, Option<i32>)>> {
+        Ok(sqlx::query_as("SELECT o.id, o.rate_limit_per_minute FROM rooms r JOIN orgs o ON o.id = r.org_id WHERE r.id = $1")
+            .bind(room_id)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
     async fn remove_managed_webhook(&self, resource_key: &str) -> StoreResult<Option<i64>> {
         let row: Option<(i64,)> = sqlx::query_as("DELETE FROM webhooks WHERE resource_key = $1 RETURNING id")
             .bind(resource_key)

@@ -1,0 +1,103 @@
+//! The per-organization posting limit (`rateLimitPerMinute` of an Organization resource):
+//! messages one member may post per minute in that organization, over REST and WebSocket alike,
+//! on top of the global per-user request limit. Counted per process, like the other limits.
+//!
+//! Posting is the hot path, so the organization's limit is looked up once per room and kept for
+//! [`CACHE_TTL`]: a changed quota applies within that time.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::store::{Store, StoreResult};
+
+/// How long a room's organization limit is trusted before it is read again.
+pub const CACHE_TTL: Duration = Duration::from_secs(10);
+/// Rooms remembered before stale entries are dropped.
+const ROOMS_KEPT: usize = 10_000;
+
+/// A room's organization and its limit (`None`: no limit).
+type RoomLimit = Option<(i64, u32)>;
+/// An organization's limit and the limiter counting its members' posts.
+type OrgLimiter = (u32, Arc<DefaultKeyedRateLimiter<i64>>);
+
+/// Per-organization posting limits of one process.
+pub struct OrgRateLimits {
+    store: Arc<dyn Store>,
+    rooms: Mutex<HashMap<i64, (Instant, RoomLimit)>>,
+    // One limiter per organization, keyed by member; rebuilt when the quota changes.
+    orgs: Mutex<HashMap<i64, OrgLimiter>>,
+}
+
+impl OrgRateLimits {
+    /// Limits read from `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            rooms: Mutex::default(),
+            orgs: Mutex::default(),
+        }
+    }
+
+    /// Counts one post by `user_id` in `room_id`: `Ok(None)` when allowed, `Ok(Some(wait))`
+    /// when the member is over their organization's limit and may post again after `wait`.
+    pub async fn check_post(&self, room_id: i64, user_id: i64) -> StoreResult<Option<Duration>> {
+        let Some((org_id, per_minute)) = self.room_limit(room_id).await? else {
+            return Ok(None);
+        };
+        let limiter = {
+            let mut orgs = self
+                .orgs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match orgs.get(&org_id) {
+                Some((quota, limiter)) if *quota == per_minute => limiter.clone(),
+                _ => {
+                    let Some(n) = NonZeroU32::new(per_minute) else {
+                        return Ok(None);
+                    };
+                    let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(n)));
+                    orgs.insert(org_id, (per_minute, limiter.clone()));
+                    limiter
+                }
+            }
+        };
+        Ok(limiter
+            .check_key(&user_id)
+            .err()
+            .map(|not_until| not_until.wait_time_from(DefaultClock::default().now())))
+    }
+
+    async fn room_limit(&self, room_id: i64) -> StoreResult<RoomLimit> {
+        let now = Instant::now();
+        {
+            let rooms = self
+                .rooms
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((at, limit)) = rooms.get(&room_id) {
+                if now.duration_since(*at) < CACHE_TTL {
+                    return Ok(*limit);
+                }
+            }
+        }
+        let limit = self
+            .store
+            .room_rate_limit(room_id)
+            .await?
+            .and_then(|(org, per_minute)| Some((org, u32::try_from(per_minute?).ok()?)));
+        let mut rooms = self
+            .rooms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if rooms.len() >= ROOMS_KEPT {
+            rooms.retain(|_, (at, _)| now.duration_since(*at) < CACHE_TTL);
+        }
+        rooms.insert(room_id, (now, limit));
+        Ok(limit)
+    }
+}
