@@ -40,6 +40,22 @@ pub struct Harness {
 impl Harness {
     /// Starts one (resync after `resync`); `None` when the engine is unavailable (skip).
     pub async fn start(engine: TestEngine, resync: Duration) -> Option<Self> {
+        Self::start_with(engine, resync, None).await
+    }
+
+    /// Starts one whose controllers run only while `leading` says so.
+    pub async fn start_following(
+        engine: TestEngine,
+        leading: watch::Receiver<bool>,
+    ) -> Option<Self> {
+        Self::start_with(engine, Duration::from_secs(60), Some(leading)).await
+    }
+
+    async fn start_with(
+        engine: TestEngine,
+        resync: Duration,
+        leading: Option<watch::Receiver<bool>>,
+    ) -> Option<Self> {
         let (db, url) = TestDb::create(engine).await?;
         let store = chatboard_core::store::connect(&url, 5)
             .await
@@ -62,14 +78,22 @@ impl Harness {
             "operator-test",
         ));
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(operator::service::run_controllers(
-            ctx.clone(),
-            Some(NS.into()),
-            async move {
-                let mut stopped = stopped;
-                let _ = stopped.wait_for(|s| *s).await;
-            },
-        ));
+        let task = match leading {
+            Some(leading) => tokio::spawn(operator::service::run_while_leading(
+                ctx.clone(),
+                Some(NS.into()),
+                leading,
+                stopped,
+            )),
+            None => tokio::spawn(operator::service::run_controllers(
+                ctx.clone(),
+                Some(NS.into()),
+                async move {
+                    let mut stopped = stopped;
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            )),
+        };
         Some(Self {
             api,
             store,

@@ -1,0 +1,91 @@
+//! The operator as a service: controllers run only while this replica leads, and the health
+//! and metrics endpoints.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod support;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chatboard_core::testing::TestEngine;
+use crds::{Organization, OrganizationSpec};
+use kube::api::{Api, PostParams};
+use operator::service::{router, ServiceState};
+use serde_json::json;
+use support::{eventually, ready_of, Harness, NS, ORGS};
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+async fn get(app: &axum::Router, path: &str) -> (StatusCode, String) {
+    let response = app
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+async fn reconciles_only_while_leading(engine: TestEngine) {
+    let (leading_tx, leading) = watch::channel(false);
+    let Some(h) = Harness::start_following(engine, leading.clone()).await else {
+        return;
+    };
+    let app = router(ServiceState {
+        ctx: h.ctx.clone(),
+        leading,
+    });
+    let spec: OrganizationSpec = serde_json::from_value(json!({"displayName": "Acme"})).unwrap();
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    orgs.create(&PostParams::default(), &Organization::new("acme", spec))
+        .await
+        .unwrap();
+
+    // A standby is live and ready, says it does not lead, and leaves the resource alone.
+    assert_eq!(get(&app, "/health/live").await.0, StatusCode::OK);
+    let (status, body) = get(&app, "/health/ready").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(r#""leader":false"#), "{body}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        h.api.get(ORGS, NS, "acme").unwrap()["status"].is_null(),
+        "not reconciled while standing by"
+    );
+    assert_eq!(h.metric("chatboard_operator_leader"), 0.0);
+
+    // Once it leads, it reconciles.
+    leading_tx.send_replace(true);
+    eventually("Ready while leading", || async {
+        let o = h.api.get(ORGS, NS, "acme")?;
+        (ready_of(&o)?.0 == "True").then_some(())
+    })
+    .await;
+    assert_eq!(h.metric("chatboard_operator_leader"), 1.0);
+    let (_, body) = get(&app, "/health/ready").await;
+    assert!(body.contains(r#""leader":true"#), "{body}");
+    let (status, metrics) = get(&app, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    for name in [
+        r#"chatboard_operator_reconciliations_total{kind="Organization",result="ok"}"#,
+        "chatboard_operator_reconcile_duration_seconds_bucket",
+        r#"chatboard_operator_resources_not_ready{kind="Webhook"} 0"#,
+        "chatboard_operator_leader 1",
+    ] {
+        assert!(metrics.contains(name), "{name} in\n{metrics}");
+    }
+
+    // Losing the lead stops the controllers.
+    leading_tx.send_replace(false);
+    eventually("controllers stopped", || async {
+        (h.metric("chatboard_operator_leader") == 0.0).then_some(())
+    })
+    .await;
+    h.stop().await;
+}
+
+both_engines!(reconciles_only_while_leading);
