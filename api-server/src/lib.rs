@@ -38,21 +38,23 @@ pub use crate::state::AppState;
 /// Largest request body accepted (uploads never pass through the API).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// Opens the database, applies migrations and builds the state.
-pub async fn build_state(config: Config) -> Result<AppState, StartError> {
+/// Opens the database and applies pending migrations (nothing else: the Helm chart's migration
+/// Job runs this before an install or upgrade, when NATS may not be there yet).
+pub async fn migrate(config: &Config) -> Result<Arc<dyn store::Store>, StartError> {
+    let database_error = |source| StartError::Database {
+        url: redact_url(&config.database_url),
+        source,
+    };
     let store = store::connect(&config.database_url, config.db_max_connections)
         .await
-        .map_err(|source| StartError::Database {
-            url: redact_url(&config.database_url),
-            source,
-        })?;
-    store
-        .migrate()
-        .await
-        .map_err(|source| StartError::Database {
-            url: redact_url(&config.database_url),
-            source,
-        })?;
+        .map_err(database_error)?;
+    store.migrate().await.map_err(database_error)?;
+    Ok(store)
+}
+
+/// Opens the database, applies migrations and builds the state.
+pub async fn build_state(config: Config) -> Result<AppState, StartError> {
+    let store = migrate(&config).await?;
     let bus: Arc<dyn Bus> = match &config.nats_url {
         Some(url) => Arc::new(NatsBus::connect(url, &config.nats_prefix).await.map_err(
             |source| StartError::Bus {

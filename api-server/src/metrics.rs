@@ -1,13 +1,11 @@
 //! Prometheus metrics of the HTTP API (`chatboard_` prefix, base units).
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
-};
+use chatboard_core::metrics::MetricRegistry;
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts};
 
 /// The API's metrics, in a registry of their own (so tests and embedded servers do not clash).
 pub struct Metrics {
-    registry: Registry,
+    registry: MetricRegistry,
     requests: IntCounterVec,
     duration: HistogramVec,
     in_flight: IntGauge,
@@ -25,7 +23,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 impl Metrics {
     /// Creates and registers the metrics.
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new();
+        let registry = MetricRegistry::new();
         let requests = IntCounterVec::new(
             Opts::new(
                 "chatboard_http_requests_total",
@@ -59,16 +57,16 @@ impl Metrics {
             ),
             &["result"],
         )?;
-        registry.register(Box::new(page_cache.clone()))?;
+        registry.register(&page_cache)?;
         let bus_publish_failures = IntCounter::new(
             "chatboard_bus_publish_failures_total",
             "Committed changes whose announcement on the bus failed (live delivery delayed).",
         )?;
-        registry.register(Box::new(bus_publish_failures.clone()))?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
-        registry.register(Box::new(in_flight.clone()))?;
-        registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(&bus_publish_failures)?;
+        registry.register(&requests)?;
+        registry.register(&duration)?;
+        registry.register(&in_flight)?;
+        registry.register(&rate_limited)?;
         Ok(Self {
             registry,
             requests,
@@ -115,14 +113,12 @@ impl Metrics {
 
     /// The registry, so services embedded in the same process (the single-node gateway) can add
     /// their metrics to the same `/metrics`.
-    pub fn registry(&self) -> &Registry {
+    pub fn registry(&self) -> &MetricRegistry {
         &self.registry
     }
 
     /// The text exposition of every metric.
     pub fn render(&self) -> Result<String, prometheus::Error> {
-        let mut out = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
-        String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
+        self.registry.render()
     }
 }

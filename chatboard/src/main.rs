@@ -32,11 +32,13 @@ async fn main() -> anyhow::Result<()> {
     chatboard_core::telemetry::init_logging();
     let (config, data_dir) =
         Config::for_single_node(&Env::from_process()).context("invalid configuration")?;
-    let state = api_server::build_state(config.clone()).await?;
     if let Some(Command::Migrate) = cli.command {
+        let store = api_server::migrate(&config).await?;
+        store.close().await;
         tracing::info!("migrations applied");
         return Ok(());
     }
+    let state = api_server::build_state(config.clone()).await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {} (CHATBOARD_ADDR)", config.addr))?;

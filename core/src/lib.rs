@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bus;
 pub mod config;
 pub mod events;
+pub mod metrics;
 pub mod model;
 pub mod org_rate;
 pub mod presence;

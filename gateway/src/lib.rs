@@ -75,7 +75,7 @@ pub struct GatewayParts {
     /// Limits and timings.
     pub settings: GatewaySettings,
     /// Where the gateway's metrics are registered (the process's `/metrics`).
-    pub registry: prometheus::Registry,
+    pub registry: chatboard_core::metrics::MetricRegistry,
 }
 
 /// Why the gateway could not start.

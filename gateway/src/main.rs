@@ -44,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
         bus: Arc::new(bus),
         presence: Arc::new(presence),
         settings: config.gateway,
-        registry: prometheus::Registry::new(),
+        registry: chatboard_core::metrics::MetricRegistry::new(),
     })
     .await
     .context("starting the gateway")?;

@@ -1,13 +1,11 @@
 //! Prometheus metrics of the gateway (`chatboard_ws_` prefix, base units).
 
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
-};
+use chatboard_core::metrics::MetricRegistry;
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
 
 /// The gateway's metrics.
 pub struct GatewayMetrics {
-    registry: Registry,
+    registry: MetricRegistry,
     /// Open WebSocket connections.
     pub connections: IntGauge,
     /// Frames received from clients.
@@ -28,7 +26,7 @@ const FANOUT_BUCKETS: &[f64] = &[
 
 impl GatewayMetrics {
     /// Creates the metrics and registers them in `registry` (the process's `/metrics`).
-    pub fn new(registry: Registry) -> Result<Self, prometheus::Error> {
+    pub fn new(registry: MetricRegistry) -> Result<Self, prometheus::Error> {
         let connections = IntGauge::new(
             "chatboard_ws_connections",
             "Open WebSocket connections on this gateway.",
@@ -61,12 +59,12 @@ impl GatewayMetrics {
             ),
             &["reason"],
         )?;
-        registry.register(Box::new(connections.clone()))?;
-        registry.register(Box::new(frames_in.clone()))?;
-        registry.register(Box::new(frames_out.clone()))?;
-        registry.register(Box::new(deliveries.clone()))?;
-        registry.register(Box::new(fanout_seconds.clone()))?;
-        registry.register(Box::new(closes.clone()))?;
+        registry.register(&connections)?;
+        registry.register(&frames_in)?;
+        registry.register(&frames_out)?;
+        registry.register(&deliveries)?;
+        registry.register(&fanout_seconds)?;
+        registry.register(&closes)?;
         Ok(Self {
             registry,
             connections,
@@ -85,8 +83,6 @@ impl GatewayMetrics {
 
     /// The text exposition of every metric in the registry.
     pub fn render(&self) -> Result<String, prometheus::Error> {
-        let mut out = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
-        String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
+        self.registry.render()
     }
 }

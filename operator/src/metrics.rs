@@ -4,14 +4,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-};
+use chatboard_core::metrics::MetricRegistry;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts};
 
 /// Reconciliations, their duration, what is not Ready, and leadership.
 pub struct Metrics {
     /// Where they are registered (served at `/metrics`).
-    pub registry: Registry,
+    pub registry: MetricRegistry,
     reconciliations: IntCounterVec,
     duration: HistogramVec,
     not_ready: IntGaugeVec,
@@ -24,7 +23,7 @@ pub struct Metrics {
 impl Metrics {
     /// Creates the metrics in a registry of their own.
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new();
+        let registry = MetricRegistry::new();
         let reconciliations = IntCounterVec::new(
             Opts::new(
                 "chatboard_operator_reconciliations_total",
@@ -53,10 +52,10 @@ impl Metrics {
             "chatboard_operator_leader",
             "1 while this replica holds the leader Lease.",
         )?;
-        registry.register(Box::new(reconciliations.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
-        registry.register(Box::new(not_ready.clone()))?;
-        registry.register(Box::new(leader.clone()))?;
+        registry.register(&reconciliations)?;
+        registry.register(&duration)?;
+        registry.register(&not_ready)?;
+        registry.register(&leader)?;
         for kind in ["Organization", "Webhook"] {
             not_ready.with_label_values(&[kind]).set(0);
             for result in ["ok", "invalid", "error"] {

@@ -14,7 +14,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
 use kube::{Api, Client, ResourceExt};
-use prometheus::{Encoder, TextEncoder};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -169,9 +168,8 @@ async fn ready(State(state): State<ServiceState>) -> Response {
 }
 
 async fn metrics(State(state): State<ServiceState>) -> Response {
-    let mut body = Vec::new();
-    match TextEncoder::new().encode(&state.ctx.metrics.registry.gather(), &mut body) {
-        Ok(()) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response(),
+    match state.ctx.metrics.registry.render() {
+        Ok(body) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

@@ -8,17 +8,15 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use chatboard_core::metrics::MetricRegistry;
 use chatboard_core::store::Store;
 use chrono::Utc;
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
 use serde_json::json;
 
 /// The worker's metrics.
 pub struct WorkerMetrics {
-    registry: Registry,
+    registry: MetricRegistry,
     /// Outbox events not yet handed to the job queue.
     pub outbox_backlog: IntGauge,
     /// Age of the oldest of them, in seconds (0 when none).
@@ -56,11 +54,11 @@ pub struct WorkerMetrics {
 impl WorkerMetrics {
     /// Creates the metrics in a registry of their own.
     pub fn new() -> Result<Self, prometheus::Error> {
-        Self::register_in(Registry::new())
+        Self::register_in(MetricRegistry::new())
     }
 
     /// Creates the metrics in `registry` (the single-node binary shares the API's).
-    pub fn register_in(registry: Registry) -> Result<Self, prometheus::Error> {
+    pub fn register_in(registry: MetricRegistry) -> Result<Self, prometheus::Error> {
         let outbox_backlog = IntGauge::new(
             "chatboard_outbox_backlog",
             "Outbox events not yet handed to the job queue.",
@@ -153,22 +151,22 @@ impl WorkerMetrics {
         for result in ["delivered", "retry", "failed", "gone"] {
             webhook_attempts.with_label_values(&[result]);
         }
-        registry.register(Box::new(outbox_backlog.clone()))?;
-        registry.register(Box::new(outbox_oldest_age.clone()))?;
-        registry.register(Box::new(relayed.clone()))?;
-        registry.register(Box::new(relay_failures.clone()))?;
-        registry.register(Box::new(jobs.clone()))?;
-        registry.register(Box::new(webhook_backlog.clone()))?;
-        registry.register(Box::new(webhook_oldest_age.clone()))?;
-        registry.register(Box::new(webhook_attempts.clone()))?;
-        registry.register(Box::new(webhook_request_seconds.clone()))?;
-        registry.register(Box::new(webhook_delivery_lag_seconds.clone()))?;
-        registry.register(Box::new(webhook_attempts_per_delivery.clone()))?;
-        registry.register(Box::new(emails.clone()))?;
-        registry.register(Box::new(email_backlog.clone()))?;
-        registry.register(Box::new(uploads_expired.clone()))?;
-        registry.register(Box::new(uploads_abandoned.clone()))?;
-        registry.register(Box::new(messages_purged.clone()))?;
+        registry.register(&outbox_backlog)?;
+        registry.register(&outbox_oldest_age)?;
+        registry.register(&relayed)?;
+        registry.register(&relay_failures)?;
+        registry.register(&jobs)?;
+        registry.register(&webhook_backlog)?;
+        registry.register(&webhook_oldest_age)?;
+        registry.register(&webhook_attempts)?;
+        registry.register(&webhook_request_seconds)?;
+        registry.register(&webhook_delivery_lag_seconds)?;
+        registry.register(&webhook_attempts_per_delivery)?;
+        registry.register(&emails)?;
+        registry.register(&email_backlog)?;
+        registry.register(&uploads_expired)?;
+        registry.register(&uploads_abandoned)?;
+        registry.register(&messages_purged)?;
         Ok(Self {
             registry,
             outbox_backlog,
@@ -191,9 +189,7 @@ impl WorkerMetrics {
     }
 
     fn render(&self) -> Result<String, prometheus::Error> {
-        let mut out = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
-        String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
+        self.registry.render()
     }
 }
 

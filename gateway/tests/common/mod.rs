@@ -158,7 +158,7 @@ impl Platform {
             bus: bus.clone(),
             presence: presence.clone(),
             settings,
-            registry: prometheus::Registry::new(),
+            registry: chatboard_core::metrics::MetricRegistry::new(),
         })
         .await
         .unwrap();

@@ -138,12 +138,7 @@ impl Harness {
 
     /// The Prometheus text of the operator's metrics.
     pub fn metrics(&self) -> String {
-        use prometheus::Encoder;
-        let mut out = Vec::new();
-        prometheus::TextEncoder::new()
-            .encode(&self.ctx.metrics.registry.gather(), &mut out)
-            .unwrap();
-        String::from_utf8(out).unwrap()
+        self.ctx.metrics.registry.render().unwrap()
     }
 
     /// Reasons of the Events published about the object `name`.

@@ -21,7 +21,16 @@ impl Store for SqlStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.write).await?;
+        // Migrations recorded in the database but unknown to this binary are tolerated: during a
+        // rolling upgrade (or a rollback) an older release starts against a schema a newer one
+        // has already migrated. Migrations only add, so the older code still works on it.
+        let migrator = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Borrowed(MIGRATOR.migrations.as_ref()),
+            ignore_missing: true,
+            locking: MIGRATOR.locking,
+            no_tx: MIGRATOR.no_tx,
+        };
+        migrator.run(&self.write).await?;
         Ok(())
     }
 

@@ -1,0 +1,127 @@
+"""Checks charts/chatboard with real tools, offline: helm lint, helm template, strict schema
+validation of every rendered manifest, promtool on the rendered alert rules and their unit tests.
+
+Run through .ci/check-chart, which installs the tools and passes their directory. Exits non-zero
+with a list of every problem found (not just the first).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import kubernetes_validate
+import yaml
+
+CHART = "charts/chatboard"
+# Oldest supported (Chart.yaml kubeVersion) and newest: templates branch on the version.
+KUBE_VERSIONS = ["1.25.0", "1.35.0"]
+# Custom resources of other projects; no schema for them ships with kubernetes-validate.
+FOREIGN_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("keda.sh/v1alpha1", "ScaledObject"),
+}
+# The chart needs a database and a bus; the default render sets only those.
+REQUIRED = ["--set", "database.url=postgres://chat@db/chat", "--set", "nats.url=nats://nats:4222"]
+SCENARIOS = {
+    "defaults": REQUIRED,
+    "full": ["-f", f"{CHART}/ci/full-values.yaml"],
+    "keda": ["-f", f"{CHART}/ci/keda-values.yaml"],
+}
+# tests/alerts_test.yaml expects the full-featured render as release "chat" in namespace "chat".
+ALERT_TEST_SCENARIO = "full"
+
+problems = []
+
+
+def run(cmd, env):
+    """Runs a tool; returns stdout, or records its failure and returns None."""
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        problems.append(f"{' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}")
+        return None
+    return proc.stdout
+
+
+def validate(scenario, kube_version, docs):
+    """Validates each rendered manifest strictly (unknown fields are errors)."""
+    for doc in docs:
+        kind = (doc.get("apiVersion"), doc.get("kind"))
+        if kind in FOREIGN_KINDS:
+            continue
+        name = f"{scenario}@{kube_version}: {kind[1]}/{doc.get('metadata', {}).get('name')}"
+        try:
+            kubernetes_validate.validate(doc, kube_version, strict=True)
+        except kubernetes_validate.ValidationError as err:
+            problems.append(f"{name}: {err.message} at {'/'.join(map(str, err.path))}")
+        except kubernetes_validate.SchemaNotFoundError:
+            # Every non-foreign kind we render is built in, so a missing schema is a typo.
+            problems.append(f"{name}: no Kubernetes schema for {kind[0]} {kind[1]}")
+
+
+def check_alerts(tools, env, docs, scratch):
+    """promtool check + unit tests on the rendered PrometheusRule."""
+    rules = [d for d in docs if d.get("kind") == "PrometheusRule"]
+    if len(rules) != 1:
+        problems.append(f"expected one PrometheusRule in the full render, found {len(rules)}")
+        return
+    rules_file = os.path.join(scratch, "rendered-rules.yaml")
+    with open(rules_file, "w") as f:
+        yaml.safe_dump(rules[0]["spec"], f)
+    shutil.copy(f"{CHART}/tests/alerts_test.yaml", scratch)
+    promtool = os.path.join(tools, "bin", "promtool")
+    if run([promtool, "check", "rules", rules_file], env) is not None:
+        print("promtool check rules: ok")
+    out = run([promtool, "test", "rules", os.path.join(scratch, "alerts_test.yaml")], env)
+    if out is not None:
+        print("promtool test rules: ok")
+
+
+def main():
+    tools = sys.argv[1]
+    helm = os.path.join(tools, "bin", "helm")
+    scratch = tempfile.mkdtemp(prefix="chart-check-")
+    # Hermetic Helm: no kubeconfig, caches in scratch; `template` never contacts a cluster.
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
+        env[var] = os.path.join(scratch, var.lower())
+    try:
+        for scenario, values in SCENARIOS.items():
+            if run([helm, "lint", "--strict", CHART, *values], env) is not None:
+                print(f"helm lint ({scenario}): ok")
+            for kube_version in KUBE_VERSIONS:
+                out = run(
+                    [helm, "template", "chat", CHART, "--namespace", "chat",
+                     "--kube-version", kube_version, "--include-crds", *values],
+                    env,
+                )
+                if out is None:
+                    continue
+                docs = [d for d in yaml.safe_load_all(out) if d]
+                before = len(problems)
+                validate(scenario, kube_version, docs)
+                if len(problems) == before:
+                    print(f"render {scenario} for Kubernetes {kube_version}: {len(docs)} manifests valid")
+                if scenario == ALERT_TEST_SCENARIO and kube_version == KUBE_VERSIONS[-1]:
+                    check_alerts(tools, env, docs, scratch)
+        # Without the required values the chart must refuse to render, with a clear message.
+        proc = subprocess.run([helm, "template", "chat", CHART], env=env, capture_output=True, text=True)
+        if proc.returncode == 0 or "database" not in proc.stderr:
+            problems.append("rendering without database.url should fail and name the missing value")
+        else:
+            print("render without required values: refused")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    if problems:
+        print(f"\n{len(problems)} chart problem(s):", file=sys.stderr)
+        for p in problems:
+            print(f"- {p}", file=sys.stderr)
+        sys.exit(1)
+    print("chart: ok")
+
+
+if __name__ == "__main__":
+    main()
