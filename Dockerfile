@@ -11,16 +11,17 @@ ARG RUST_VERSION=1.95
 FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 COPY . .
-# Cache mounts keep the registry and the target directory between builds; the binaries are copied
-# out in the same step because the target cache is not part of the layer.
+# The dist profile (Cargo.toml) is release without symbols. Cache mounts keep
+# the registry and the target directory between builds; the binaries are copied out in the same
+# step because the target cache is not part of the layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked \
+    cargo build --profile dist --locked \
         --bin api-server --bin gateway --bin worker --bin operator --bin chatboard \
     && mkdir -p /out/bin /out/data \
-    && cp target/release/api-server target/release/gateway target/release/worker \
-          target/release/operator target/release/chatboard /out/bin/
+    && cp target/dist/api-server target/dist/gateway target/dist/worker \
+          target/dist/operator target/dist/chatboard /out/bin/
 
 # distroless/cc: glibc, libgcc, CA certificates and tzdata, no shell; "nonroot" is uid 65532.
 FROM gcr.io/distroless/cc-debian12:nonroot
