@@ -6,6 +6,7 @@ pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod page_cache;
+pub mod process;
 pub mod rate_limit;
 pub mod request_context;
 pub mod routes;
@@ -24,7 +25,7 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::{middleware, Router, ServiceExt};
 use chatboard_core::bus::{Bus, BusError, LocalBus, NatsBus};
-use chatboard_core::config::{redact_url, Config};
+use chatboard_core::config::{redact_url, Config, DatabaseConfig};
 use chatboard_core::store::{self, StoreError};
 use tokio::net::TcpListener;
 use tower::Layer;
@@ -40,12 +41,12 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Opens the database and applies pending migrations (nothing else: the Helm chart's migration
 /// Job runs this before an install or upgrade, when NATS may not be there yet).
-pub async fn migrate(config: &Config) -> Result<Arc<dyn store::Store>, StartError> {
+pub async fn migrate(database: &DatabaseConfig) -> Result<Arc<dyn store::Store>, StartError> {
     let database_error = |source| StartError::Database {
-        url: redact_url(&config.database_url),
+        url: redact_url(&database.database_url),
         source,
     };
-    let store = store::connect(&config.database_url, config.db_max_connections)
+    let store = store::connect(&database.database_url, database.max_connections)
         .await
         .map_err(database_error)?;
     store.migrate().await.map_err(database_error)?;
@@ -54,7 +55,7 @@ pub async fn migrate(config: &Config) -> Result<Arc<dyn store::Store>, StartErro
 
 /// Opens the database, applies migrations and builds the state.
 pub async fn build_state(config: Config) -> Result<AppState, StartError> {
-    let store = migrate(&config).await?;
+    let store = migrate(&config.database()).await?;
     let bus: Arc<dyn Bus> = match &config.nats_url {
         Some(url) => Arc::new(NatsBus::connect(url, &config.nats_prefix).await.map_err(
             |source| StartError::Bus {

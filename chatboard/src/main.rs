@@ -2,7 +2,12 @@
 //! directory, in-process bus): the REST API and the WebSocket gateway on one port, and the
 //! worker's jobs (webhook deliveries) in-process. It composes the same service libraries as the
 //! scale-out binaries.
+//!
+//! Invoked under another service's name (`api-server`, `gateway`, `worker`, `operator`, e.g.
+//! through a symlink) it is that service: the container image ships this one binary, linked
+//! under each name, instead of five that mostly hold the same code.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -28,12 +33,29 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    match invoked_as().as_deref() {
+        Some("api-server") => api_server::process::run().await,
+        Some("gateway") => gateway::process::run().await,
+        Some("worker") => worker::process::run().await,
+        Some("operator") => operator::process::run().await,
+        _ => single_node().await,
+    }
+}
+
+/// The name this binary was started under (argv[0] without directories or extension).
+fn invoked_as() -> Option<String> {
+    let arg0 = std::env::args_os().next()?;
+    Path::new(&arg0).file_stem()?.to_str().map(str::to_owned)
+}
+
+/// The single node: API, gateway and jobs in this process.
+async fn single_node() -> anyhow::Result<()> {
     let cli = Cli::parse();
     chatboard_core::telemetry::init_logging();
     let (config, data_dir) =
         Config::for_single_node(&Env::from_process()).context("invalid configuration")?;
     if let Some(Command::Migrate) = cli.command {
-        let store = api_server::migrate(&config).await?;
+        let store = api_server::migrate(&config.database()).await?;
         store.close().await;
         tracing::info!("migrations applied");
         return Ok(());

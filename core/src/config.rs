@@ -550,6 +550,14 @@ pub mod defaults {
 }
 
 impl Config {
+    /// The database settings alone (for [`DatabaseConfig`] users such as migrations).
+    pub fn database(&self) -> DatabaseConfig {
+        DatabaseConfig {
+            database_url: self.database_url.clone(),
+            max_connections: self.db_max_connections,
+        }
+    }
+
     /// Configuration of the scale-out `api-server`: `DATABASE_URL` and `CHATBOARD_JWT_SECRET`
     /// are required, since replicas must share both.
     pub fn for_api_server(env: &Env) -> Result<Self, ConfigError> {
@@ -725,6 +733,30 @@ impl WorkerConfig {
             email: EmailSettings::from_env(env)?,
             uploads: UploadSettings::from_env(env)?,
             presence_ttl: env.seconds("CHATBOARD_PRESENCE_TTL", defaults::PRESENCE_TTL)?,
+        })
+    }
+}
+
+/// The database alone: what `api-server migrate` needs (the Helm chart's migration Job runs
+/// before the release's other Secrets exist, so it gets no signing key and no NATS).
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `CHATBOARD_DB_MAX_CONNECTIONS`.
+    pub max_connections: u32,
+}
+
+impl DatabaseConfig {
+    /// Reads `DATABASE_URL` (required) and `CHATBOARD_DB_MAX_CONNECTIONS`.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let database_url = env.get("DATABASE_URL").ok_or(ConfigError::Missing {
+            var: "DATABASE_URL",
+            reason: "migrations are applied to the platform's database",
+        })?;
+        Ok(Self {
+            database_url: database_url.to_owned(),
+            max_connections: db_max_connections(env)?,
         })
     }
 }

@@ -8,6 +8,7 @@
 pub mod client_frames;
 pub mod hub;
 pub mod metrics;
+pub mod process;
 pub mod session;
 
 use chatboard_core::org_rate::OrgRateLimits;

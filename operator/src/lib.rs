@@ -11,6 +11,7 @@ pub mod error;
 pub mod leader;
 pub mod metrics;
 pub mod organization;
+pub mod process;
 pub mod reconciler;
 pub mod service;
 pub mod status;

@@ -1,76 +1,7 @@
 //! `operator`: reconciles Organization and Webhook custom resources into ChatBoard's database.
 //! Run two replicas: a Lease elects the one that works; the other waits to take over.
 
-use std::sync::Arc;
-
-use anyhow::Context as _;
-use chatboard_core::config::{redact_url, Env, OperatorConfig};
-use operator::context::{Context, Settings};
-use operator::leader::LeaderElection;
-use operator::metrics::Metrics;
-use operator::service::{router, run_while_leading, ServiceState};
-use tokio::sync::watch;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    chatboard_core::telemetry::init_logging();
-    let config = OperatorConfig::from_env(&Env::from_process()).context("invalid configuration")?;
-    // Migrations are the api-server's job.
-    let store = chatboard_core::store::connect(&config.database_url, config.db_max_connections)
-        .await
-        .with_context(|| format!("database {}", redact_url(&config.database_url)))?;
-    let client = kube::Client::try_default()
-        .await
-        .context("no Kubernetes API found (in-cluster service account or KUBECONFIG)")?;
-    let metrics = Arc::new(Metrics::new()?);
-    let settings = Settings {
-        resync: config.resync,
-        recheck: std::time::Duration::from_secs(30).min(config.resync),
-        invite_ttl: config.invite_ttl,
-        allow_private_webhooks: config.webhooks.allow_private,
-        public_url: config.email.public_url.clone(),
-    };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        store.clone(),
-        settings,
-        metrics,
-        &config.identity,
-    ));
-    let (shutdown_tx, shutdown) = watch::channel(false);
-    let (leading_tx, leading) = watch::channel(!config.leader_election);
-    let election = config.leader_election.then(|| {
-        let election = LeaderElection::new(
-            client,
-            &config.lease_namespace,
-            &config.lease_name,
-            &config.identity,
-            config.lease_ttl,
-        );
-        tokio::spawn(election.run(leading_tx, shutdown.clone()))
-    });
-    let controllers = tokio::spawn(run_while_leading(
-        ctx.clone(),
-        config.namespace.clone(),
-        leading.clone(),
-        shutdown.clone(),
-    ));
-
-    let listener = tokio::net::TcpListener::bind(config.addr)
-        .await
-        .with_context(|| format!("cannot listen on {} (CHATBOARD_ADDR)", config.addr))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, identity = %config.identity, namespace = ?config.namespace, "operator running");
-    println!("ChatBoard operator is running (health and metrics at http://{addr}/)");
-    axum::serve(listener, router(ServiceState { ctx, leading }))
-        .with_graceful_shutdown(chatboard_core::shutdown::signal())
-        .await?;
-    // Stop reconciling, then give the Lease up so a standby takes over at once.
-    shutdown_tx.send_replace(true);
-    let _ = controllers.await;
-    if let Some(election) = election {
-        let _ = election.await;
-    }
-    store.close().await;
-    Ok(())
+    operator::process::run().await
 }

@@ -82,6 +82,18 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// Forgets every resource's readiness: a replica that stops leading no longer knows it, and
+    /// only the leader's count is current.
+    pub fn forget_readiness(&self) {
+        let Ok(mut keys) = self.not_ready_keys.lock() else {
+            return;
+        };
+        for (kind, set) in keys.iter_mut() {
+            set.clear();
+            self.not_ready.with_label_values(&[*kind]).set(0);
+        }
+    }
+
     /// Records whether the resource `key` of `kind` is Ready (`None`: it is gone).
     pub fn set_ready(&self, kind: &'static str, key: &str, ready: Option<bool>) {
         let Ok(mut keys) = self.not_ready_keys.lock() else {

@@ -124,6 +124,7 @@ pub async fn run_while_leading(
             }
         })
         .await;
+        ctx.metrics.forget_readiness();
         ctx.metrics.leader.set(0);
         tracing::info!("controllers stopped");
         if *shutdown.borrow() {

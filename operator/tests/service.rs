@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chatboard_core::testing::TestEngine;
-use crds::{Organization, OrganizationSpec};
+use crds::{Organization, OrganizationSpec, Webhook, WebhookSpec};
 use kube::api::{Api, PostParams};
 use operator::service::{router, ServiceState};
 use serde_json::json;
@@ -79,12 +79,32 @@ async fn reconciles_only_while_leading(engine: TestEngine) {
         assert!(metrics.contains(name), "{name} in\n{metrics}");
     }
 
-    // Losing the lead stops the controllers.
+    // A Webhook whose Organization does not exist is not Ready, and counted.
+    let spec: WebhookSpec = serde_json::from_value(json!({
+        "organizationRef": {"name": "nobody"}, "url": "https://hooks.example.com/h", "events": ["*"]
+    }))
+    .unwrap();
+    let hooks: Api<Webhook> = Api::namespaced(h.api.client(), NS);
+    hooks
+        .create(&PostParams::default(), &Webhook::new("orphan", spec))
+        .await
+        .unwrap();
+    eventually("the orphan Webhook counted as not Ready", || async {
+        (h.metric(r#"chatboard_operator_resources_not_ready{kind="Webhook"}"#) == 1.0).then_some(())
+    })
+    .await;
+
+    // Losing the lead stops the controllers, and a standby reports nothing as not Ready: the
+    // new leader does (an alert summing over replicas would otherwise count it twice, forever).
     leading_tx.send_replace(false);
     eventually("controllers stopped", || async {
         (h.metric("chatboard_operator_leader") == 0.0).then_some(())
     })
     .await;
+    assert_eq!(
+        h.metric(r#"chatboard_operator_resources_not_ready{kind="Webhook"}"#),
+        0.0
+    );
     h.stop().await;
 }
 

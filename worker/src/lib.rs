@@ -7,6 +7,7 @@ pub mod delivery;
 pub mod digest;
 pub mod jobs;
 pub mod mail;
+pub mod process;
 pub mod queue;
 pub mod relay;
 pub mod retention;

@@ -3,74 +3,7 @@
 //! replicas as you like: jobs are de-duplicated by event id and deliveries are claimed under a
 //! lease.
 
-use std::sync::Arc;
-
-use anyhow::Context;
-use chatboard_core::config::{redact_url, Env, WorkerConfig};
-use chatboard_core::presence::{NatsPresence, PresenceSettings};
-use worker::queue::NatsJobQueue;
-use worker::runtime::{start_scale_out, Parts, EMAIL_RETRY_BASE};
-use worker::service::{router, ServiceState, WorkerMetrics};
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    chatboard_core::telemetry::init_logging();
-    let config = WorkerConfig::from_env(&Env::from_process()).context("invalid configuration")?;
-    // Migrations are the api-server's job.
-    let store = chatboard_core::store::connect(&config.database_url, config.db_max_connections)
-        .await
-        .with_context(|| format!("database {}", redact_url(&config.database_url)))?;
-    let nats = async_nats::ConnectOptions::new()
-        .name("chatboard-worker")
-        .connect(&config.nats_url)
-        .await
-        .with_context(|| format!("NATS {}", redact_url(&config.nats_url)))?;
-    let queue = NatsJobQueue::start(nats.clone(), &config.nats_prefix)
-        .await
-        .context("creating the job stream")?;
-    // Presence tells the digest job who is offline; the worker only reads it.
-    let presence = NatsPresence::start(
-        nats.clone(),
-        &config.nats_prefix,
-        PresenceSettings {
-            ttl: config.presence_ttl,
-        },
-    )
-    .await
-    .context("opening the presence bucket")?;
-    let metrics = Arc::new(WorkerMetrics::new()?);
-    // The worker deletes files; it never signs URLs, so it needs no signing key.
-    let storage = objects::from_settings(&config.uploads, &[]).0;
-    let running = start_scale_out(
-        Parts {
-            store: store.clone(),
-            presence: Arc::new(presence),
-            webhooks: config.webhooks,
-            email: config.email.clone(),
-            email_retry_base: EMAIL_RETRY_BASE,
-            objects: storage.clone(),
-            metrics: metrics.clone(),
-        },
-        Arc::new(queue),
-    )?;
-    let listener = tokio::net::TcpListener::bind(config.addr)
-        .await
-        .with_context(|| format!("cannot listen on {} (CHATBOARD_ADDR)", config.addr))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, "worker running; health and metrics on http://{addr}/");
-    println!("ChatBoard worker is running (health and metrics at http://{addr}/)");
-    let app = router(ServiceState {
-        store: store.clone(),
-        nats,
-        metrics,
-        smtp_url: config.email.smtp_url.clone(),
-        objects: storage,
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(chatboard_core::shutdown::signal())
-        .await?;
-    // Finish the relay round and the webhook attempts in flight, then stop.
-    running.shut_down().await;
-    store.close().await;
-    Ok(())
+    worker::process::run().await
 }

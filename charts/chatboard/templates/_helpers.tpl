@@ -267,9 +267,13 @@ spec:
             periodSeconds: 5
             timeoutSeconds: 3
             failureThreshold: 2
-          {{- with .lifecycle }}
+          {{- if and $v.preStopSleepSeconds (semverCompare ">=1.30-0" $root.Capabilities.KubeVersion.Version) }}
+          {{- /* Keep serving while endpoints and the ingress drop this pod, then take SIGTERM.
+               The sleep action needs Kubernetes 1.30; the image has no shell to run sleep in. */}}
           lifecycle:
-            {{- . | nindent 12 }}
+            preStop:
+              sleep:
+                seconds: {{ int $v.preStopSleepSeconds }}
           {{- end }}
           resources:
             {{- toYaml $v.resources | nindent 12 }}

@@ -1,0 +1,126 @@
+//! The `chatboard` binary started under another service's name is that service: the container
+//! image ships it once, linked as `api-server`, `gateway`, `worker` and `operator`.
+//!
+//! Each case sets an environment to which only the intended service answers with its own
+//! complaint (the variable it alone requires or reads), so a wrong dispatch fails the test.
+
+#![cfg(unix)]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Environment variables of one run.
+type Vars<'a> = &'a [(&'a str, &'a str)];
+
+/// Unreachable on purpose: every case fails in its configuration, before connecting.
+const DB: &str = "postgres://postgres@127.0.0.1:1/unused";
+const SECRET: &str = "a-signing-key-of-at-least-thirty-two-bytes";
+
+/// `chatboard` linked under `name` in `dir`.
+fn linked_as(dir: &Path, name: &str) -> PathBuf {
+    let link = dir.join(name);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_chatboard"), &link).unwrap();
+    link
+}
+
+/// Runs `program` with only `vars` (and PATH) set, from `dir`, so no `.env` or CI variable
+/// leaks in. Kills it after a minute: a process still running then started a server instead
+/// of refusing its configuration.
+fn run(dir: &Path, program: &Path, args: &[&str], vars: Vars) -> Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CHATBOARD_DATA_DIR", dir.join("data"))
+        .env("CHATBOARD_ADDR", "127.0.0.1:0")
+        .envs(vars.iter().copied())
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!(
+                "{} kept running: it did not act as the named service",
+                program.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn answers_to_each_service_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+
+    // Only the api-server (and the single node, under its own name) has a CLI with --version.
+    let out = run(dir, &linked_as(dir, "api-server"), &["--version"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("api-server "),
+        "{stdout}"
+    );
+
+    // (name, environment, what only that service complains about)
+    let cases: [(&str, Vars, &str); 4] = [
+        // The api-server wants a signing key; the worker and operator need none.
+        (
+            "api-server",
+            &[("DATABASE_URL", DB)],
+            "CHATBOARD_JWT_SECRET",
+        ),
+        // With a key the api-server would connect; the gateway insists on NATS first.
+        (
+            "gateway",
+            &[("DATABASE_URL", DB), ("CHATBOARD_JWT_SECRET", SECRET)],
+            "gateways hear about new messages from NATS",
+        ),
+        // Without a key the api-server and gateway would name it; the worker names NATS.
+        (
+            "worker",
+            &[("DATABASE_URL", DB)],
+            "the worker hands jobs over",
+        ),
+        // Only the operator reads its Lease settings.
+        (
+            "operator",
+            &[
+                ("DATABASE_URL", DB),
+                ("CHATBOARD_OPERATOR_LEASE_TTL", "soon"),
+            ],
+            "CHATBOARD_OPERATOR_LEASE_TTL",
+        ),
+    ];
+    for (name, vars, complaint) in cases {
+        let program = dir.join(name);
+        if !program.exists() {
+            linked_as(dir, name);
+        }
+        let out = run(dir, &program, &[], vars);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{name} should refuse this configuration"
+        );
+        assert!(stderr.contains(complaint), "{name}: {stderr}");
+    }
+}
+
+#[test]
+fn under_its_own_name_it_is_the_single_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = Path::new(env!("CARGO_BIN_EXE_chatboard"));
+    let out = run(dir.path(), program, &["--version"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("chatboard "),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,72 @@
+//! `gateway`: the WebSocket gateway for the scale-out shape. It shares the API's database and
+//! signing key and hears about changes over NATS; run as many replicas as connections need.
+//!
+//! The process itself lives here, in the library, so that one binary can be every service (see
+//! the `chatboard` binary and the Dockerfile).
+
+use std::sync::Arc;
+
+use crate::session::DRAIN_TIMEOUT;
+use crate::{GatewayParts, GatewayState};
+use anyhow::Context;
+use axum::serve::ListenerExt;
+use chatboard_core::auth::TokenIssuer;
+use chatboard_core::bus::NatsBus;
+use chatboard_core::config::{redact_url, Config, Env};
+use chatboard_core::presence::{NatsPresence, PresenceSettings};
+
+/// Runs the `gateway` process until SIGTERM; what its binary's `main` (and the image's
+/// multi-call `chatboard` binary, when invoked as `gateway`) does.
+pub async fn run() -> anyhow::Result<()> {
+    chatboard_core::telemetry::init_logging();
+    let config = Config::for_gateway(&Env::from_process()).context("invalid configuration")?;
+    // Migrations are the api-server's job; the gateway only reads.
+    let store = chatboard_core::store::connect(&config.database_url, config.db_max_connections)
+        .await
+        .with_context(|| format!("database {}", redact_url(&config.database_url)))?;
+    let nats_url = config.nats_url.clone().unwrap_or_default();
+    let bus = NatsBus::connect(&nats_url, &config.nats_prefix)
+        .await
+        .with_context(|| format!("NATS {}", redact_url(&nats_url)))?;
+    let tokens = TokenIssuer::new(
+        &config.jwt_secret,
+        config.access_token_ttl,
+        config.refresh_token_ttl,
+    );
+    let presence = NatsPresence::start(
+        bus.client(),
+        &config.nats_prefix,
+        PresenceSettings {
+            ttl: config.gateway.presence_ttl,
+        },
+    )
+    .await
+    .context("opening the presence bucket in NATS")?;
+    let state = GatewayState::start(GatewayParts {
+        store: store.clone(),
+        tokens,
+        bus: Arc::new(bus),
+        presence: Arc::new(presence),
+        settings: config.gateway,
+        registry: chatboard_core::metrics::MetricRegistry::new(),
+    })
+    .await
+    .context("starting the gateway")?;
+    let app = crate::router(state.clone()).merge(crate::health_router(state.clone()));
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (CHATBOARD_ADDR)", config.addr))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "gateway listening on ws://{addr}/ws/rooms/{{room_id}}/");
+    println!("ChatBoard gateway is running at ws://{addr}/");
+    let draining = state.clone();
+    axum::serve(listener.tap_io(crate::no_delay), app)
+        .with_graceful_shutdown(async move {
+            chatboard_core::shutdown::signal().await;
+            // Close every socket with 1012 so clients reconnect to another replica.
+            draining.shut_down(DRAIN_TIMEOUT).await;
+        })
+        .await?;
+    store.close().await;
+    Ok(())
+}
