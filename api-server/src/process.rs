@@ -15,9 +15,10 @@ struct Cli {
     command: Option<Command>,
 }
 
+/// What to do: the api-server's and the single node's subcommands.
 #[derive(Subcommand)]
-enum Command {
-    /// Serve the API (the default).
+pub enum Command {
+    /// Serve (the default).
     Serve,
     /// Apply database migrations and exit.
     Migrate,

@@ -11,9 +11,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use api_server::process::Command;
 use chatboard_core::config::{Config, Env};
 use chatboard_core::presence::LocalPresence;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
 /// ChatBoard, single node. Configuration comes from the environment; see README.md.
 #[derive(Parser)]
@@ -21,14 +22,6 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the platform (the default).
-    Serve,
-    /// Apply database migrations and exit.
-    Migrate,
 }
 
 #[tokio::main]

@@ -157,6 +157,26 @@ fn alert_rules() -> Vec<Rule> {
     file.groups.into_iter().flat_map(|g| g.rules).collect()
 }
 
+/// Records why `promql` (the chart's `expr` at `place`, made plain PromQL) is wrong, if it is:
+/// it does not parse, names no metric, or names one nobody exports.
+fn check_expr(
+    place: &str,
+    expr: &str,
+    promql: &str,
+    known: &BTreeSet<String>,
+    problems: &mut Vec<String>,
+) {
+    match metrics_of(promql) {
+        Err(e) => problems.push(format!("{place}: does not parse ({e}): {expr}")),
+        Ok(names) if names.is_empty() => problems.push(format!("{place}: names no metric: {expr}")),
+        Ok(names) => problems.extend(
+            names
+                .difference(known)
+                .map(|name| format!("{place}: unknown metric {name}")),
+        ),
+    }
+}
+
 #[test]
 fn every_service_exports_metrics_in_the_catalogue() {
     for (service, names) in exported() {
@@ -174,17 +194,14 @@ fn dashboard_queries_parse_and_use_exported_metrics() {
     let mut problems = Vec::new();
     let queries = all_dashboard_queries();
     for (file, title, expr) in &queries {
-        match metrics_of(&without_grafana_variables(expr)) {
-            Err(e) => problems.push(format!("{file} / {title}: does not parse ({e}): {expr}")),
-            Ok(names) if names.is_empty() => {
-                problems.push(format!("{file} / {title}: names no metric: {expr}"))
-            }
-            Ok(names) => problems.extend(
-                names
-                    .difference(&known)
-                    .map(|name| format!("{file} / {title}: unknown metric {name}")),
-            ),
-        }
+        let place = format!("{file} / {title}");
+        check_expr(
+            &place,
+            expr,
+            &without_grafana_variables(expr),
+            &known,
+            &mut problems,
+        );
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     let files: BTreeSet<&String> = queries.iter().map(|(file, _, _)| file).collect();
@@ -237,20 +254,8 @@ fn alert_rules_parse_and_use_exported_metrics() {
     let rules = alert_rules();
     let mut problems = Vec::new();
     for rule in &rules {
-        match metrics_of(&without_helm_actions(&rule.expr)) {
-            Err(e) => problems.push(format!(
-                "{}: does not parse ({e}): {}",
-                rule.alert, rule.expr
-            )),
-            Ok(names) if names.is_empty() => {
-                problems.push(format!("{}: names no metric", rule.alert))
-            }
-            Ok(names) => problems.extend(
-                names
-                    .difference(&known)
-                    .map(|name| format!("{}: unknown metric {name}", rule.alert)),
-            ),
-        }
+        let promql = without_helm_actions(&rule.expr);
+        check_expr(&rule.alert, &rule.expr, &promql, &known, &mut problems);
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     // What SREs were promised alerts on (the list), by the metric each needs.
