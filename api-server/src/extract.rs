@@ -10,6 +10,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Req
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
+use chatboard_core::error_code::ErrorCode;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, FieldErrors};
@@ -36,23 +37,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             })
             .unwrap_or(false);
         if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Send the body as JSON with Content-Type: application/json.",
-            ));
+            return Err(ApiError::new(ErrorCode::UnsupportedMediaType));
         }
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e: BytesRejection| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
-                        "The request body is too large.",
-                    )
+                    ApiError::new(ErrorCode::BodyTooLarge)
                 } else {
-                    ApiError::bad_request("unreadable_body", "The request body could not be read.")
+                    ApiError::new(ErrorCode::UnreadableBody)
                 }
             })?;
         parse_json(&bytes).map(ApiJson)
@@ -65,10 +58,8 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let inner = e.inner();
         if inner.is_syntax() || inner.is_eof() {
-            return ApiError::bad_request(
-                "malformed_json",
-                format!("The body is not valid JSON: {inner}."),
-            );
+            return ApiError::new(ErrorCode::MalformedJson)
+                .with_detail(format!("The body is not valid JSON: {inner}."));
         }
         let path = e.path().to_string();
         let message = inner.to_string();
@@ -86,10 +77,8 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ApiError::validation(FieldErrors::from([(field, vec![problem])]))
     })?;
     de.end().map_err(|_| {
-        ApiError::bad_request(
-            "malformed_json",
-            "The body has trailing characters after the JSON value.",
-        )
+        ApiError::new(ErrorCode::MalformedJson)
+            .with_detail("The body has trailing characters after the JSON value.")
     })?;
     Ok(value)
 }
@@ -127,7 +116,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(v)| ApiQuery(v))
-            .map_err(|e| ApiError::bad_request("invalid_query", strip_position(&e.body_text())))
+            .map_err(|e| {
+                ApiError::new(ErrorCode::InvalidQuery).with_detail(strip_position(&e.body_text()))
+            })
     }
 }
 

@@ -11,7 +11,6 @@ pub mod rate_limit;
 pub mod request_context;
 pub mod routes;
 pub mod state;
-pub mod validate;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,13 +18,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{StatusCode, Uri};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::{middleware, Router, ServiceExt};
 use chatboard_core::bus::{Bus, BusError, LocalBus, NatsBus};
 use chatboard_core::config::{redact_url, Config, DatabaseConfig};
+use chatboard_core::error_code::ErrorCode;
 use chatboard_core::store::{self, StoreError};
 use tokio::net::TcpListener;
 use tower::Layer;
@@ -160,13 +160,7 @@ pub fn router(state: AppState) -> Router {
         // /api/docs/: its assets ship inside the binary, so the page needs no internet access.
         .merge(SwaggerUi::new("/api/docs").url("/api/schema", openapi::ApiDoc::openapi()))
         .fallback(|| async { ApiError::not_found() })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "This method is not allowed here.",
-            )
-        })
+        .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
         .with_state(state.clone());
     // A single node serves its upload files itself, behind the URLs it signs.
     let api = match &state.local_files {
@@ -231,6 +225,7 @@ pub async fn serve_with(
         loop {
             tick.tick().await;
             limits_state.limits.forget_idle();
+            limits_state.chat.forget_idle();
         }
     });
     let service = tower::util::MapRequestLayer::new(strip_trailing_slash as fn(Request) -> Request)

@@ -12,7 +12,6 @@ pub struct Metrics {
     rate_limited: IntCounterVec,
     page_cache_hits: IntCounter,
     page_cache_misses: IntCounter,
-    bus_publish_failures: IntCounter,
 }
 
 /// Latency buckets in seconds, from 1 ms to 10 s.
@@ -58,11 +57,6 @@ impl Metrics {
             &["result"],
         )?;
         registry.register(&page_cache)?;
-        let bus_publish_failures = IntCounter::new(
-            "chatboard_bus_publish_failures_total",
-            "Committed changes whose announcement on the bus failed (live delivery delayed).",
-        )?;
-        registry.register(&bus_publish_failures)?;
         registry.register(&requests)?;
         registry.register(&duration)?;
         registry.register(&in_flight)?;
@@ -75,7 +69,6 @@ impl Metrics {
             rate_limited,
             page_cache_hits: page_cache.with_label_values(&["hit"]),
             page_cache_misses: page_cache.with_label_values(&["miss"]),
-            bus_publish_failures,
         })
     }
 
@@ -104,11 +97,6 @@ impl Metrics {
         } else {
             self.page_cache_misses.inc();
         }
-    }
-
-    /// Counts a failed bus publish.
-    pub fn bus_publish_failed(&self) {
-        self.bus_publish_failures.inc();
     }
 
     /// The registry, so services embedded in the same process (the single-node gateway) can add

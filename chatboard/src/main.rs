@@ -63,13 +63,12 @@ async fn single_node() -> anyhow::Result<()> {
         "ChatBoard is running at http://{addr}/  (API docs: http://{addr}/api/docs/, data: {})",
         data_dir.display()
     );
-    // The gateway shares the API's store and in-process bus, and its port; the worker's digest
-    // job reads the gateway's presence (who is offline).
+    // The gateway shares the API's actions (store, in-process bus, posting limits) and its port;
+    // the worker's digest job reads the gateway's presence (who is offline).
     let presence: Arc<dyn chatboard_core::presence::Presence> = Arc::new(LocalPresence::new());
     let gateway = gateway::GatewayState::start(gateway::GatewayParts {
-        store: state.store.clone(),
+        chat: state.chat.clone(),
         tokens: state.tokens.clone(),
-        bus: state.bus.clone(),
         presence: presence.clone(),
         settings: config.gateway,
         registry: state.metrics.registry().clone(),

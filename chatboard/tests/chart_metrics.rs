@@ -35,6 +35,10 @@ fn exported() -> BTreeMap<&'static str, BTreeSet<String>> {
     let worker_registry = MetricRegistry::new();
     worker::service::WorkerMetrics::register_in(worker_registry.clone()).unwrap();
     let operator = operator::metrics::Metrics::new().unwrap();
+    // The services that run actions (the application layer) export its metric too.
+    for registry in [api.registry(), &gateway_registry, &operator.registry] {
+        chat::announce::publish_failures(registry).unwrap();
+    }
     BTreeMap::from([
         ("api-server", api.registry().series_names()),
         ("gateway", gateway_registry.series_names()),

@@ -771,6 +771,11 @@ pub struct OperatorConfig {
     pub database_url: String,
     /// `CHATBOARD_DB_MAX_CONNECTIONS`.
     pub db_max_connections: u32,
+    /// `NATS_URL`: where seat changes the operator makes (an admin demoted out of MANAGER_ONLY
+    /// rooms) are announced, so open sockets follow.
+    pub nats_url: String,
+    /// `CHATBOARD_NATS_PREFIX`.
+    pub nats_prefix: String,
     /// Watch one namespace only (`CHATBOARD_OPERATOR_NAMESPACE`); every namespace when unset.
     pub namespace: Option<String>,
     /// How often every resource is reconciled even when nothing changed, correcting drift
@@ -817,6 +822,11 @@ impl OperatorConfig {
                 });
             }
         }
+        let nats_url = nats_url(env)?.ok_or(ConfigError::Missing {
+            var: "NATS_URL",
+            reason:
+                "the operator announces the seat changes it makes through NATS (nats://host:4222)",
+        })?;
         let non_empty = |var: &str| {
             env.get(var)
                 .filter(|v| !v.trim().is_empty())
@@ -826,6 +836,8 @@ impl OperatorConfig {
             addr: listen_addr(env, defaults::OPERATOR_ADDR)?,
             database_url: database_url.to_owned(),
             db_max_connections: db_max_connections(env)?,
+            nats_url,
+            nats_prefix: nats_prefix(env)?,
             namespace: non_empty("CHATBOARD_OPERATOR_NAMESPACE"),
             resync,
             leader_election: env.flag("CHATBOARD_OPERATOR_LEADER_ELECTION", true)?,

@@ -1,10 +1,12 @@
-//! Domain events: what the outbox records next to each change, for webhooks, notifications and
-//! (later) the worker's relay. An event's id is fixed when it is written, so every consumer can
-//! de-duplicate on it however often it is delivered.
+//! Domain events: what the outbox records next to each change, for webhooks, digests and the
+//! worker's relay. Each event is a [`DomainEvent`], built in Rust from what was stored and
+//! serialized once (its `data` object is both the outbox payload and the webhook's `data`).
+//! An event's id is fixed when it is written, so every consumer can de-duplicate on it however
+//! often it is delivered.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::model::{Message, Role, Room};
 
@@ -62,102 +64,191 @@ impl EventType {
     }
 }
 
-/// An event about to be written to the outbox.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewEvent {
-    /// What happened.
-    pub event_type: EventType,
-    /// The tenant it belongs to.
-    pub org_id: i64,
-    /// The room, for room-scoped events.
-    pub room_id: Option<i64>,
-    /// The event's `data` object.
-    pub data: Value,
+/// `room.created`: the room and who was seated with its creation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomCreated {
+    /// The room as created.
+    pub room: Room,
+    /// Its first members, by id.
+    pub member_ids: Vec<i64>,
 }
 
-impl NewEvent {
-    /// `message.created`, `message.updated` or `message.deleted` carrying the message as stored.
-    pub fn message(event_type: EventType, message: &Message) -> Self {
-        Self {
-            event_type,
-            org_id: message.org,
-            room_id: Some(message.room),
-            data: json!(message),
-        }
-    }
+/// `member.invited`: an invitation to an organization (never its token).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberInvited {
+    /// The organization.
+    pub org_id: i64,
+    /// The invitation.
+    pub invite_id: i64,
+    /// The invited address.
+    pub email: String,
+    /// The role it grants.
+    pub role: Role,
+    /// Who invited; `None` when the operator did (an Organization's admins).
+    pub invited_by: Option<i64>,
+}
 
-    /// `room.created` carrying the room and its first members.
-    pub fn room_created(room: &Room, member_ids: &[i64]) -> Self {
-        Self {
-            event_type: EventType::RoomCreated,
-            org_id: room.org,
-            room_id: Some(room.id),
-            data: json!({ "room": room, "member_ids": member_ids }),
-        }
-    }
+/// `member.joined`: someone joined an organization (`room_id` null) or a room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberJoined {
+    /// The organization.
+    pub org_id: i64,
+    /// The room, for a room seat.
+    pub room_id: Option<i64>,
+    /// Who joined.
+    pub user_id: i64,
+    /// How: `join`, `room_invite`, `org_invite` or `operator`.
+    pub via: String,
+}
 
-    /// `member.invited`: an invitation to an organization (never its token); `by` is `None`
-    /// when the operator invited.
-    pub fn org_invited(
-        org_id: i64,
-        invite_id: i64,
-        email: &str,
-        role: Role,
-        by: Option<i64>,
-    ) -> Self {
-        Self {
-            event_type: EventType::MemberInvited,
-            org_id,
-            room_id: None,
-            data: json!({
-                "org_id": org_id, "invite_id": invite_id, "email": email,
-                "role": role, "invited_by": by,
-            }),
-        }
+/// `member.role_changed`: an organization member's role changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberRoleChanged {
+    /// The organization.
+    pub org_id: i64,
+    /// Whose role.
+    pub user_id: i64,
+    /// The role before.
+    pub previous_role: Role,
+    /// The role now.
+    pub role: Role,
+}
+
+/// `webhook.test`: a test delivery for one webhook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookTest {
+    /// The webhook it is for.
+    pub webhook_id: i64,
+    /// A sentence for whoever reads the delivery.
+    pub message: String,
+}
+
+/// Something that happened in a tenant. Serialized as `{"type": ..., "data": ...}`, the shape
+/// of the webhook body's `type` and `data` fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum DomainEvent {
+    /// A message was posted (the message as stored).
+    #[serde(rename = "message.created")]
+    MessageCreated(Message),
+    /// A message was edited (the message after the edit).
+    #[serde(rename = "message.updated")]
+    MessageUpdated(Message),
+    /// A message was deleted (the message as it stays: empty body, `is_deleted`).
+    #[serde(rename = "message.deleted")]
+    MessageDeleted(Message),
+    /// A room was created.
+    #[serde(rename = "room.created")]
+    RoomCreated(RoomCreated),
+    /// Someone was invited to an organization.
+    #[serde(rename = "member.invited")]
+    MemberInvited(MemberInvited),
+    /// Someone joined an organization or a room.
+    #[serde(rename = "member.joined")]
+    MemberJoined(MemberJoined),
+    /// An organization member's role changed.
+    #[serde(rename = "member.role_changed")]
+    MemberRoleChanged(MemberRoleChanged),
+    /// A test delivery for one webhook.
+    #[serde(rename = "webhook.test")]
+    WebhookTest(WebhookTest),
+}
+
+/// The sentence every test delivery carries.
+const TEST_DELIVERY_TEXT: &str = "This is a test delivery from ChatBoard.";
+
+impl DomainEvent {
+    /// `room.created` with the room's first members.
+    pub fn room_created(room: Room, member_ids: Vec<i64>) -> Self {
+        DomainEvent::RoomCreated(RoomCreated { room, member_ids })
     }
 
     /// `member.joined` for an organization (`room_id` None) or a room.
     pub fn joined(org_id: i64, room_id: Option<i64>, user_id: i64, via: &str) -> Self {
-        Self {
-            event_type: EventType::MemberJoined,
+        DomainEvent::MemberJoined(MemberJoined {
             org_id,
             room_id,
-            data: json!({ "org_id": org_id, "room_id": room_id, "user_id": user_id, "via": via }),
-        }
+            user_id,
+            via: via.to_owned(),
+        })
     }
 
     /// `member.role_changed` in an organization.
-    pub fn role_changed(org_id: i64, user_id: i64, previous: Role, role: Role) -> Self {
-        Self {
-            event_type: EventType::MemberRoleChanged,
+    pub fn role_changed(org_id: i64, user_id: i64, previous_role: Role, role: Role) -> Self {
+        DomainEvent::MemberRoleChanged(MemberRoleChanged {
             org_id,
-            room_id: None,
-            data: json!({
-                "org_id": org_id, "user_id": user_id,
-                "previous_role": previous, "role": role,
-            }),
+            user_id,
+            previous_role,
+            role,
+        })
+    }
+
+    /// `webhook.test` for one webhook.
+    pub fn webhook_test(webhook_id: i64) -> Self {
+        DomainEvent::WebhookTest(WebhookTest {
+            webhook_id,
+            message: TEST_DELIVERY_TEXT.to_owned(),
+        })
+    }
+
+    /// Its type.
+    pub fn event_type(&self) -> EventType {
+        match self {
+            DomainEvent::MessageCreated(_) => EventType::MessageCreated,
+            DomainEvent::MessageUpdated(_) => EventType::MessageUpdated,
+            DomainEvent::MessageDeleted(_) => EventType::MessageDeleted,
+            DomainEvent::RoomCreated(_) => EventType::RoomCreated,
+            DomainEvent::MemberInvited(_) => EventType::MemberInvited,
+            DomainEvent::MemberJoined(_) => EventType::MemberJoined,
+            DomainEvent::MemberRoleChanged(_) => EventType::MemberRoleChanged,
+            DomainEvent::WebhookTest(_) => EventType::WebhookTest,
         }
     }
 
-    /// `webhook.test` for one webhook of an organization.
-    pub fn webhook_test(org_id: i64, webhook_id: i64) -> Self {
-        Self {
-            event_type: EventType::WebhookTest,
-            org_id,
-            room_id: None,
-            data: json!({ "webhook_id": webhook_id, "message": "This is a test delivery from ChatBoard." }),
+    /// The room it concerns, for room-scoped events.
+    pub fn room_id(&self) -> Option<i64> {
+        match self {
+            DomainEvent::MessageCreated(m)
+            | DomainEvent::MessageUpdated(m)
+            | DomainEvent::MessageDeleted(m) => Some(m.room),
+            DomainEvent::RoomCreated(e) => Some(e.room.id),
+            DomainEvent::MemberJoined(e) => e.room_id,
+            DomainEvent::MemberInvited(_)
+            | DomainEvent::MemberRoleChanged(_)
+            | DomainEvent::WebhookTest(_) => None,
         }
+    }
+
+    /// The event's `data` object, serialized: what the outbox stores.
+    pub fn payload(&self) -> Result<String, serde_json::Error> {
+        match self {
+            DomainEvent::MessageCreated(m)
+            | DomainEvent::MessageUpdated(m)
+            | DomainEvent::MessageDeleted(m) => serde_json::to_string(m),
+            DomainEvent::RoomCreated(e) => serde_json::to_string(e),
+            DomainEvent::MemberInvited(e) => serde_json::to_string(e),
+            DomainEvent::MemberJoined(e) => serde_json::to_string(e),
+            DomainEvent::MemberRoleChanged(e) => serde_json::to_string(e),
+            DomainEvent::WebhookTest(e) => serde_json::to_string(e),
+        }
+    }
+
+    /// The event of type `event_type` whose `data` is `data` (what the outbox holds).
+    pub fn decode(event_type: &str, data: Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({ "type": event_type, "data": data }))
     }
 }
 
-/// An event as stored in the outbox.
+/// An event as stored in the outbox: the envelope (id, type, tenant, room, time) and its
+/// `data` as serialized when it was written; [`OutboxEvent::event`] reads it back typed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxEvent {
     /// Position in the outbox (increasing in insertion order).
     pub position: i64,
     /// The event's stable id (a UUID), the de-duplication key for consumers.
     pub id: String,
-    /// Wire name of the type.
+    /// Wire name of the type. Kept as written: an event of a type this release does not know
+    /// (written by a newer one during an upgrade) still reaches the webhooks that asked for it.
     #[serde(rename = "type")]
     pub event_type: String,
     /// Tenant.
@@ -168,4 +259,46 @@ pub struct OutboxEvent {
     pub data: Value,
     /// When the change happened.
     pub created_at: DateTime<Utc>,
+}
+
+impl OutboxEvent {
+    /// The event, typed; an error for a type or shape this release does not know.
+    pub fn event(&self) -> Result<DomainEvent, serde_json::Error> {
+        DomainEvent::decode(&self.event_type, self.data.clone())
+    }
+
+    /// The webhook request body: `{"id", "type", "created_at", "org_id", "data"}`.
+    pub fn webhook_body(&self) -> Result<String, serde_json::Error> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            id: &'a str,
+            #[serde(rename = "type")]
+            event_type: &'a str,
+            created_at: DateTime<Utc>,
+            org_id: i64,
+            data: &'a Value,
+        }
+        serde_json::to_string(&Body {
+            id: &self.id,
+            event_type: &self.event_type,
+            created_at: self.created_at,
+            org_id: self.org_id,
+            data: &self.data,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_reads_back_as_the_event_it_was_written_from() {
+        let event = DomainEvent::role_changed(3, 7, Role::Admin, Role::Member);
+        let data: Value = serde_json::from_str(&event.payload().unwrap()).unwrap();
+        assert_eq!(data["previous_role"], "ADMIN");
+        let back = DomainEvent::decode(event.event_type().as_str(), data).unwrap();
+        assert_eq!(back, event);
+        assert!(DomainEvent::decode("room.exploded", Value::Null).is_err());
+    }
 }

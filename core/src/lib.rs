@@ -6,10 +6,10 @@
 pub mod auth;
 pub mod bus;
 pub mod config;
+pub mod error_code;
 pub mod events;
 pub mod metrics;
 pub mod model;
-pub mod org_rate;
 pub mod presence;
 pub mod shutdown;
 pub mod store;

@@ -1,12 +1,11 @@
-//! Frames from the client: `ping`, `typing`, `read` and `message`. A message sent over the
-//! socket takes exactly the REST path: the same validation, idempotency on `client_msg_id`, the
-//! same transaction with its outbox event, the same announcement; then it is acknowledged.
-//! On the multiplexed endpoint `typing`, `read` and `message` name their `room`.
+//! Frames from the client: `ping`, `typing`, `read` and `message`. Each one is translated into
+//! the application layer's action (`chat`), the same one the REST API calls: a message sent
+//! over the socket is validated, limited, stored with its outbox event and announced exactly
+//! as a REST post is, then acknowledged. On the multiplexed endpoint `typing`, `read` and
+//! `message` name their `room`.
 
-use chatboard_core::bus::BusEvent;
-use chatboard_core::model::{message_body_problem, CLIENT_MSG_ID_MAX};
-use chatboard_core::store::{NewMessage, StoreError};
-use chrono::Utc;
+use chat::{ChatError, MessageDraft};
+use chatboard_core::error_code::ErrorCode;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -28,7 +27,10 @@ enum ClientFrame {
         room: Option<i64>,
     },
     Message {
-        body: String,
+        #[serde(default)]
+        body: Option<String>,
+        #[serde(default)]
+        file_id: Option<String>,
         #[serde(default)]
         client_msg_id: Option<String>,
         #[serde(default)]
@@ -49,50 +51,40 @@ impl Session {
                 let Some(room) = self.target_room(room).await? else {
                     return Ok(());
                 };
-                let event = BusEvent::Typing {
-                    room,
-                    user_id: self.user_id,
-                    user_email: self.user_email.clone(),
-                    is_typing,
-                };
-                self.announce(event).await;
+                let chat = self.shared.chat.clone();
+                chat.typing(self.user_id, &self.user_email, room, is_typing)
+                    .await;
                 Ok(())
             }
             ClientFrame::Read { msg_id, room } => {
                 let Some(room) = self.target_room(room).await? else {
                     return Ok(());
                 };
-                match self
-                    .shared
-                    .store
-                    .mark_read(room, self.user_id, msg_id)
-                    .await
-                {
-                    Ok(last_read_msg_id) => {
-                        let event = BusEvent::Read {
-                            room,
-                            user_id: self.user_id,
-                            last_read_msg_id,
-                        };
-                        self.announce(event).await;
-                        Ok(())
-                    }
-                    Err(StoreError::NotFound) => {
+                let chat = self.shared.chat.clone();
+                match chat.mark_read(self.user_id, room, msg_id).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.code() == ErrorCode::NotFound => {
                         self.error("not_found", "No such message in this room.")
                             .await
                     }
-                    Err(e) => self.unavailable(e).await,
+                    Err(e) => self.refused(e).await,
                 }
             }
             ClientFrame::Message {
                 body,
+                file_id,
                 client_msg_id,
                 room,
             } => {
                 let Some(room) = self.target_room(room).await? else {
                     return Ok(());
                 };
-                self.send_message(room, body, client_msg_id).await
+                let draft = MessageDraft {
+                    body,
+                    file_id,
+                    client_msg_id,
+                };
+                self.send_message(room, draft).await
             }
         }
     }
@@ -125,74 +117,53 @@ impl Session {
         Ok(Some(room))
     }
 
-    async fn send_message(
-        &mut self,
-        room: i64,
-        body: String,
-        client_msg_id: Option<String>,
-    ) -> Step {
-        if let Some(problem) = message_body_problem(&body) {
-            return self.error("invalid", &format!("body: {problem}")).await;
-        }
-        let client_msg_id = client_msg_id.map(|id| id.trim().to_owned());
-        if client_msg_id
+    async fn send_message(&mut self, room: i64, draft: MessageDraft) -> Step {
+        let client_msg_id = draft
+            .client_msg_id
             .as_deref()
-            .is_some_and(|id| id.is_empty() || id.chars().count() > CLIENT_MSG_ID_MAX)
-        {
-            let detail = format!("client_msg_id: 1 to {CLIENT_MSG_ID_MAX} characters.");
-            return self.error("invalid", &detail).await;
-        }
-        match self.shared.org_limits.check_post(room, self.user_id).await {
-            Ok(None) => {}
-            Ok(Some(wait)) => {
-                let detail = format!(
-                    "Your organization allows fewer messages a minute; try again in {} s.",
-                    wait.as_secs_f64().ceil()
-                );
-                return self.error("rate_limited", &detail).await;
-            }
-            Err(e) => return self.unavailable(e).await,
-        }
-        let new = NewMessage {
-            file: None,
-            room_id: room,
-            sender_id: self.user_id,
-            body,
-            client_msg_id: client_msg_id.clone(),
-        };
-        match self.shared.store.post_message(new, Utc::now()).await {
-            Ok((message, created)) => {
-                let id = message.id;
-                if created {
-                    self.announce(BusEvent::new_message(message)).await;
-                }
-                self.send_json(&json!({"type": "ack", "client_msg_id": client_msg_id, "id": id}))
-                    .await
+            .map(|id| id.trim().to_owned());
+        let chat = self.shared.chat.clone();
+        match chat.post_message(self.user_id, room, draft).await {
+            Ok(posted) => {
+                let ack =
+                    json!({"type": "ack", "client_msg_id": client_msg_id, "id": posted.message.id});
+                self.send_json(&ack).await
             }
             // The seat went away since the connection opened.
-            Err(StoreError::NotFound) => {
+            Err(e) if e.code() == ErrorCode::NotFound => {
                 self.seat_lost(room).await?;
                 self.error("not_found", "You are no longer a member of this room.")
                     .await
             }
-            // The organization was suspended or archived by the platform team.
-            Err(StoreError::Forbidden(code)) => {
-                self.error(code, "This organization takes no new messages now.")
-                    .await
+            Err(e) => self.refused(e).await,
+        }
+    }
+
+    /// Answers a refused action with an `error` frame carrying its code.
+    async fn refused(&mut self, e: ChatError) -> Step {
+        let detail = match &e {
+            ChatError::Invalid(fields) => fields
+                .iter()
+                .map(|(field, problems)| format!("{field}: {}", problems.join(" ")))
+                .collect::<Vec<_>>()
+                .join("; "),
+            ChatError::Refused { detail, .. } => detail.to_string(),
+            ChatError::RateLimited {
+                retry_after,
+                detail,
+            } => format!(
+                "{detail} Try again in {} s.",
+                retry_after.as_secs_f64().ceil()
+            ),
+            ChatError::Unavailable(_) | ChatError::Internal(_) => {
+                tracing::warn!(error = %e, "an action from the gateway failed");
+                "Try again shortly.".to_owned()
             }
-            Err(e) => self.unavailable(e).await,
-        }
-    }
-
-    /// Announces a committed change; a failure only delays live delivery (see the API's note).
-    async fn announce(&mut self, event: BusEvent) {
-        if let Err(e) = self.shared.bus.publish(&event).await {
-            tracing::warn!(error = %e, room_id = event.room(), "bus publish failed");
-        }
-    }
-
-    async fn unavailable(&mut self, e: StoreError) -> Step {
-        tracing::warn!(error = %e, "store call from the gateway failed");
-        self.error("unavailable", "Try again shortly.").await
+        };
+        let code = match e.code() {
+            ErrorCode::InternalError => ErrorCode::Unavailable,
+            code => code,
+        };
+        self.error(code.code(), &detail).await
     }
 }

@@ -11,7 +11,6 @@ pub mod metrics;
 pub mod process;
 pub mod session;
 
-use chatboard_core::org_rate::OrgRateLimits;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -21,8 +20,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use chat::Chat;
 use chatboard_core::auth::TokenIssuer;
-use chatboard_core::bus::{Bus, BusError};
+use chatboard_core::bus::BusError;
 use chatboard_core::config::GatewaySettings;
 use chatboard_core::presence::Presence;
 use chatboard_core::store::Store;
@@ -45,15 +45,16 @@ const WRITE_BATCH_BYTES: usize = 64 * 1024;
 
 /// What every connection shares.
 pub(crate) struct Shared {
+    /// The actions client frames translate into.
+    chat: Chat,
+    /// Reads of positions and catch-up pages (the store `chat` writes to).
     store: Arc<dyn Store>,
     tokens: TokenIssuer,
-    bus: Arc<dyn Bus>,
     presence: Arc<dyn Presence>,
     hub: Arc<Hub>,
     settings: GatewaySettings,
     metrics: GatewayMetrics,
     per_user: Mutex<HashMap<i64, u32>>,
-    org_limits: OrgRateLimits,
     shutdown: watch::Sender<bool>,
 }
 
@@ -65,12 +66,11 @@ pub struct GatewayState {
 
 /// What the gateway needs to start.
 pub struct GatewayParts {
-    /// The database the API uses.
-    pub store: Arc<dyn Store>,
+    /// The actions, over the database the API uses and the bus changes are announced on (the
+    /// gateway follows that bus).
+    pub chat: Chat,
     /// Verifies access tokens.
     pub tokens: TokenIssuer,
-    /// Where committed changes are announced.
-    pub bus: Arc<dyn Bus>,
     /// Who is online.
     pub presence: Arc<dyn Presence>,
     /// Limits and timings.
@@ -93,18 +93,18 @@ pub enum StartError {
 impl GatewayState {
     /// Subscribes to the bus and presence and builds the state.
     pub async fn start(parts: GatewayParts) -> Result<Self, StartError> {
+        let store = parts.chat.store().clone();
         let hub = Hub::start(
-            parts.bus.clone(),
+            parts.chat.bus().clone(),
             parts.presence.clone(),
-            parts.store.clone(),
+            store.clone(),
         )
         .await?;
         Ok(Self {
             shared: Arc::new(Shared {
-                org_limits: OrgRateLimits::new(parts.store.clone()),
-                store: parts.store,
+                chat: parts.chat,
+                store,
                 tokens: parts.tokens,
-                bus: parts.bus,
                 presence: parts.presence,
                 hub,
                 settings: parts.settings,
@@ -177,11 +177,11 @@ async fn ready(State(state): State<GatewayState>) -> (StatusCode, Json<serde_jso
         .await
         .ok()
         .map(|r| r.is_ok());
-    let bus = tokio::time::timeout(timeout, shared.bus.ping())
+    let bus = tokio::time::timeout(timeout, shared.chat.bus().ping())
         .await
         .ok()
         .map(|r| r.is_ok());
-    let checks = json!({"database": verdict(database), shared.bus.kind(): verdict(bus)});
+    let checks = json!({"database": verdict(database), shared.chat.bus().kind(): verdict(bus)});
     let draining = *shared.shutdown.borrow();
     if database == Some(true) && bus == Some(true) && !draining {
         (

@@ -10,6 +10,7 @@ use crate::session::DRAIN_TIMEOUT;
 use crate::{GatewayParts, GatewayState};
 use anyhow::Context;
 use axum::serve::ListenerExt;
+use chat::{Chat, ChatSettings};
 use chatboard_core::auth::TokenIssuer;
 use chatboard_core::bus::NatsBus;
 use chatboard_core::config::{redact_url, Config, Env};
@@ -42,13 +43,20 @@ pub async fn run() -> anyhow::Result<()> {
     )
     .await
     .context("opening the presence bucket in NATS")?;
+    let registry = chatboard_core::metrics::MetricRegistry::new();
+    let chat = Chat::new(
+        store.clone(),
+        Arc::new(bus),
+        ChatSettings::from_config(&config),
+        &registry,
+    )
+    .context("registering metrics")?;
     let state = GatewayState::start(GatewayParts {
-        store: store.clone(),
+        chat,
         tokens,
-        bus: Arc::new(bus),
         presence: Arc::new(presence),
         settings: config.gateway,
-        registry: chatboard_core::metrics::MetricRegistry::new(),
+        registry,
     })
     .await
     .context("starting the gateway")?;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chat::Chat;
 use chatboard_core::store::Store;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
@@ -19,19 +20,19 @@ pub struct Settings {
     /// How soon a resource waiting for something outside it (a webhook's Organization or
     /// Secret, a target's DNS name) is looked at again, besides the watches.
     pub recheck: Duration,
-    /// Lifetime of ADMIN invitations.
-    pub invite_ttl: Duration,
     /// Allow webhook targets on private addresses.
     pub allow_private_webhooks: bool,
-    /// Base of the links in invitation emails.
-    pub public_url: Option<String>,
 }
 
 /// Shared by every reconcile.
 pub struct Context {
     /// The Kubernetes API.
     pub client: Client,
-    /// The platform's database.
+    /// The actions that change seats (an Organization's admins), which announce what they
+    /// change so open sockets follow.
+    pub chat: Chat,
+    /// The platform's database (the one `chat` writes to), for what the operator writes alone:
+    /// org settings and webhooks.
     pub store: Arc<dyn Store>,
     /// Settings.
     pub settings: Settings,
@@ -50,7 +51,7 @@ impl Context {
     /// A context; Events are signed by `identity` (the pod name).
     pub fn new(
         client: Client,
-        store: Arc<dyn Store>,
+        chat: Chat,
         settings: Settings,
         metrics: Arc<Metrics>,
         identity: &str,
@@ -62,7 +63,8 @@ impl Context {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
-            store,
+            store: chat.store().clone(),
+            chat,
             settings,
             metrics,
             failures: Mutex::default(),

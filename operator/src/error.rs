@@ -10,6 +10,9 @@ pub enum Error {
     /// The database refused or could not be reached.
     #[error("database: {0}")]
     Store(#[from] chatboard_core::store::StoreError),
+    /// An action on the tenant's members failed (its store call, usually).
+    #[error("applying to the organization: {0}")]
+    Chat(#[from] chat::ChatError),
     /// A webhook target's name could not be resolved right now.
     #[error("resolving the webhook target: {0}")]
     Resolve(String),

@@ -3,10 +3,9 @@
 
 use std::sync::atomic::AtomicBool;
 
-use chatboard_core::auth::{hash_token, new_secret_token};
 use chatboard_core::model::{is_valid_email, OrgQuotas};
-use chatboard_core::store::{EmailKind, ManagedOrg, OutgoingEmail, SpecAdmin};
-use chrono::{DateTime, Utc};
+use chatboard_core::store::ManagedOrg;
+use chrono::Utc;
 use crds::{DeletionPolicy, Organization, OrganizationSpec, OrganizationStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::controller::Action;
@@ -91,14 +90,9 @@ async fn apply(org: &Organization, ctx: &Context, invalid: &AtomicBool) -> Resul
         .await;
         tracing::info!(resource = %key, org_id = applied.org_id, "organization corrected");
     }
-    let admins: Vec<SpecAdmin> = spec
-        .admins
-        .iter()
-        .map(|email| spec_admin(ctx, &spec.name, email, now))
-        .collect();
     let done = ctx
-        .store
-        .apply_org_admins(applied.org_id, admins, now)
+        .chat
+        .apply_org_admins(applied.org_id, &spec.name, &spec.admins)
         .await?;
     for email in &done.granted {
         ctx.event(org, false, "AdminGranted", format!("{email} is an ADMIN"))
@@ -145,7 +139,7 @@ async fn cleanup(org: &Organization, ctx: &Context) -> Result<Action> {
             "archived",
         ),
         DeletionPolicy::Delete => (
-            ctx.store.purge_managed_org(&key).await?,
+            ctx.chat.purge_managed_org(&key).await?,
             "deleted with all its data",
         ),
     };
@@ -216,31 +210,4 @@ fn checked_spec(spec: &OrganizationSpec) -> std::result::Result<CheckedSpec, Str
         quotas,
         suspended: spec.suspended,
     })
-}
-
-/// An admin with the invitation to send should they have no account.
-fn spec_admin(ctx: &Context, org_name: &str, email: &str, now: DateTime<Utc>) -> SpecAdmin {
-    let token = new_secret_token();
-    let expires_at = now + ctx.settings.invite_ttl;
-    let base = ctx.settings.public_url.as_deref().unwrap_or("");
-    let body = format!(
-        "Your platform team made you an ADMIN of {org_name} on ChatBoard.\n\n\
-         To accept, sign in to ChatBoard with this address (register first if you have no \
-         account) and accept the invitation:\n\n\
-         \x20   POST {base}/api/orgs/accept-invite/  {{\"token\": \"{token}\"}}\n\n\
-         Invitation token: {token}\n\n\
-         The invitation expires on {expires} UTC. If you did not expect it, ignore this email.\n",
-        expires = expires_at.format("%Y-%m-%d %H:%M"),
-    );
-    SpecAdmin {
-        email: email.to_owned(),
-        token_hash: hash_token(&token),
-        expires_at,
-        email_message: OutgoingEmail {
-            kind: EmailKind::Invitation,
-            to: email.to_owned(),
-            subject: format!("You are an admin of {org_name} on ChatBoard"),
-            body,
-        },
-    }
 }

@@ -11,6 +11,8 @@ use crate::leader::LeaderElection;
 use crate::metrics::Metrics;
 use crate::service::{router, run_while_leading, ServiceState};
 use anyhow::Context as _;
+use chat::{Chat, ChatSettings};
+use chatboard_core::bus::NatsBus;
 use chatboard_core::config::{redact_url, Env, OperatorConfig};
 use tokio::sync::watch;
 
@@ -26,17 +28,30 @@ pub async fn run() -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes API found (in-cluster service account or KUBECONFIG)")?;
+    let bus = NatsBus::connect(&config.nats_url, &config.nats_prefix)
+        .await
+        .with_context(|| format!("NATS {}", redact_url(&config.nats_url)))?;
     let metrics = Arc::new(Metrics::new()?);
+    let chat = Chat::new(
+        store.clone(),
+        Arc::new(bus),
+        ChatSettings {
+            // The operator posts no messages.
+            posts_per_minute: 0,
+            invite_ttl: config.invite_ttl,
+            public_url: config.email.public_url.clone(),
+            allow_private_webhooks: config.webhooks.allow_private,
+        },
+        &metrics.registry,
+    )?;
     let settings = Settings {
         resync: config.resync,
         recheck: std::time::Duration::from_secs(30).min(config.resync),
-        invite_ttl: config.invite_ttl,
         allow_private_webhooks: config.webhooks.allow_private,
-        public_url: config.email.public_url.clone(),
     };
     let ctx = Arc::new(Context::new(
         client.clone(),
-        store.clone(),
+        chat,
         settings,
         metrics,
         &config.identity,

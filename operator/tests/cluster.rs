@@ -94,17 +94,22 @@ async fn organization_and_webhook_on_a_real_cluster() {
     let settings = Settings {
         resync: Duration::from_secs(5),
         recheck: Duration::from_secs(1),
-        invite_ttl: Duration::from_secs(3600),
         allow_private_webhooks: true,
-        public_url: None,
     };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
+    let metrics = Arc::new(Metrics::new().unwrap());
+    let chat = chat::Chat::new(
         store.clone(),
-        settings,
-        Arc::new(Metrics::new().unwrap()),
-        "e2e",
-    ));
+        Arc::new(chatboard_core::bus::LocalBus::default()),
+        chat::ChatSettings {
+            posts_per_minute: 0,
+            invite_ttl: Duration::from_secs(3600),
+            public_url: None,
+            allow_private_webhooks: true,
+        },
+        &metrics.registry,
+    )
+    .unwrap();
+    let ctx = Arc::new(Context::new(client.clone(), chat, settings, metrics, "e2e"));
     let (stop, stopped) = watch::channel(false);
     let controllers = tokio::spawn(operator::service::run_controllers(
         ctx,

@@ -6,6 +6,7 @@ mod support;
 
 use std::time::Duration;
 
+use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::Role;
 use chatboard_core::store::StoreError;
 use chatboard_core::testing::TestEngine;
@@ -135,11 +136,11 @@ async fn lifecycle(engine: TestEngine) {
     // The REST API may not rename or delete it; drift made in the database is corrected.
     assert!(matches!(
         h.store.rename_org(org_id, "Mine now").await,
-        Err(StoreError::Conflict("managed_by_operator"))
+        Err(StoreError::Conflict(ErrorCode::ManagedByOperator))
     ));
     assert!(matches!(
         h.store.delete_org(org_id).await,
-        Err(StoreError::Conflict("managed_by_operator"))
+        Err(StoreError::Conflict(ErrorCode::ManagedByOperator))
     ));
     h.sql(&format!(
         "UPDATE orgs SET name = 'Hacked', max_members = NULL WHERE id = {org_id}"

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine as _;
+use chatboard_core::error_code::ErrorCode;
 use chatboard_core::store::{StoreError, WebhookPatch};
 use chatboard_core::testing::TestEngine;
 use chrono::Utc;
@@ -149,11 +150,11 @@ async fn owned_secret_lifecycle(engine: TestEngine) {
     };
     assert!(matches!(
         h.store.update_webhook(id, patch, Utc::now()).await,
-        Err(StoreError::Conflict("managed_by_operator"))
+        Err(StoreError::Conflict(ErrorCode::ManagedByOperator))
     ));
     assert!(matches!(
         h.store.delete_webhook(id).await,
-        Err(StoreError::Conflict("managed_by_operator"))
+        Err(StoreError::Conflict(ErrorCode::ManagedByOperator))
     ));
 
     // Rotation: a new value in the owned Secret is picked up at once (the Secret is watched).

@@ -18,7 +18,6 @@ use chrono::{DateTime, SubsecRound, Utc};
 use rand::Rng;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{CONTENT_TYPE, USER_AGENT};
-use serde_json::json;
 use std::collections::HashMap;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
@@ -354,14 +353,9 @@ impl Dispatcher {
             }
         }
         let event = &delivery.event;
-        let body = json!({
-            "id": event.id,
-            "type": event.event_type,
-            "created_at": event.created_at,
-            "org_id": event.org_id,
-            "data": event.data,
-        })
-        .to_string();
+        let body = event
+            .webhook_body()
+            .map_err(|e| format!("encoding the event failed: {e}"))?;
         let timestamp = Utc::now().timestamp();
         let response = self
             .client

@@ -11,10 +11,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chatboard_core::events::{EventType, OutboxEvent};
+use chatboard_core::events::{DomainEvent, EventType, OutboxEvent};
+use chatboard_core::model::Message;
 use chatboard_core::presence::Presence;
 use chatboard_core::store::{Store, StoreError};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tokio::sync::Notify;
 
 use crate::queue::{JobQueue, QueueError};
@@ -65,26 +66,28 @@ impl EventJobs {
     async fn run(&self, events: &[OutboxEvent]) -> Result<u64, StoreError> {
         let queued = self.store.fan_out_deliveries(events, Utc::now()).await?;
         for event in events {
-            if event.event_type == EventType::MessageCreated.as_str() {
-                self.remember_for_digests(event).await?;
+            if event.event_type != EventType::MessageCreated.as_str() {
+                continue;
+            }
+            match event.event() {
+                Ok(DomainEvent::MessageCreated(message)) => {
+                    self.remember_for_digests(&message).await?
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(event_id = %event.id, error = %e, "unreadable message.created; no digest")
+                }
             }
         }
         Ok(queued)
     }
 
     /// Puts a new message into the digests of the room's members who are offline now.
-    async fn remember_for_digests(&self, event: &OutboxEvent) -> Result<(), StoreError> {
-        let data = &event.data;
-        let (Some(message_id), Some(room_id)) = (data["id"].as_i64(), data["room"].as_i64()) else {
-            tracing::warn!(event_id = %event.id, "message.created without id or room; no digest");
-            return Ok(());
-        };
-        let sender = data["sender"].as_i64();
-        let created_at = data["created_at"]
-            .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map_or(event.created_at, |t| t.with_timezone(&Utc));
-        let recipients = self.store.digest_recipients(room_id, sender).await?;
+    async fn remember_for_digests(&self, message: &Message) -> Result<(), StoreError> {
+        let recipients = self
+            .store
+            .digest_recipients(message.room, message.sender)
+            .await?;
         if recipients.is_empty() {
             return Ok(());
         }
@@ -94,7 +97,7 @@ impl EventJobs {
             .filter(|u| !online.contains(u))
             .collect();
         self.store
-            .add_digest_items(&offline, message_id, room_id, created_at)
+            .add_digest_items(&offline, message.id, message.room, message.created_at)
             .await
     }
 }

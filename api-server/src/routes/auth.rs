@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chatboard_core::auth::{hash_password, new_token_id, verify_password};
+use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::{UnreadCount, User};
 use chatboard_core::store::{NewUser, ProfilePatch, RefreshOutcome, StoreError};
 use chrono::Utc;
@@ -14,7 +15,7 @@ use super::{blocking, present};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, AuthUser, IpRateLimited};
 use crate::state::AppState;
-use crate::validate::Validator;
+use chat::validate::Validator;
 
 /// Password length bounds, in characters.
 const PASSWORD_MIN: usize = 8;
@@ -168,13 +169,7 @@ pub async fn token(
     let user_id = match user_id {
         Some(id) if valid => id,
         // One answer for an unknown email and a wrong password, so accounts cannot be probed.
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "No active account found with the given credentials.",
-            ))
-        }
+        _ => return Err(ApiError::new(ErrorCode::InvalidCredentials)),
     };
     let family = new_token_id();
     Ok(Json(issue_pair(&state, user_id, &family, true).await?))
@@ -212,11 +207,7 @@ async fn issue_pair(
 }
 
 fn invalid_refresh() -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "token_not_valid",
-        "The refresh token is invalid or expired.",
-    )
+    ApiError::new(ErrorCode::TokenNotValid)
 }
 
 /// Exchanges a refresh token for a new pair. Each refresh token works once; presenting a used
@@ -262,11 +253,7 @@ pub async fn refresh(
                 user_id = claims.user_id,
                 "refresh token reused; its session is revoked"
             );
-            Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "token_reused",
-                "This refresh token was already used; the session has been revoked. Log in again.",
-            ))
+            Err(ApiError::new(ErrorCode::TokenReused))
         }
         RefreshOutcome::Invalid => Err(invalid_refresh()),
     }
@@ -285,12 +272,7 @@ pub async fn logout(
         .verify_refresh(body.refresh.trim())
         .ok()
         .filter(|c| c.user_id == user.id)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_refresh_token",
-                "Send a refresh token of your own login.",
-            )
-        })?;
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidRefreshToken))?;
     // Logging out twice is not an error: the outcome is the same.
     state
         .store

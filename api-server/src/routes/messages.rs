@@ -1,6 +1,8 @@
 //! `/api/rooms/{id}/messages/`: posting, cursor paging, editing and deleting messages.
 //!
-//! Every call needs a seat in the room (404 otherwise, as for the room itself).
+//! Every call needs a seat in the room (404 otherwise, as for the room itself). Posting,
+//! editing and deleting are the application layer's (`chat`); reading pages is this handler's,
+//! with its page cache.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -8,19 +10,17 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chatboard_core::bus::BusEvent;
-use chatboard_core::model::{Message, Role, UploadStatus, CLIENT_MSG_ID_MAX};
-use chatboard_core::store::{FileAttachment, NewMessage, PageCursor};
-use chrono::Utc;
+use chat::validate::Validator;
+use chat::MessageDraft;
+use chatboard_core::model::Message;
+use chatboard_core::store::PageCursor;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
 use crate::page_cache::PageKey;
-use crate::routes::rooms::{member_access, writable};
 use crate::state::AppState;
-use crate::validate::Validator;
 
 /// Page size when `limit` is absent.
 const DEFAULT_LIMIT: i64 = 50;
@@ -159,100 +159,25 @@ fn json_response(json: Bytes) -> Response {
     responses((status = 201, body = Message), (status = 200, description = "a repeated client_msg_id", body = Message),
         (status = 400, body = ErrorBody), (status = 403, description = "org_suspended or org_archived: the organization is read-only", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 413, description = "file_too_large: over the organization's uploadMaxBytes", body = ErrorBody),
-        (status = 429, description = "rate_limited: over the organization's rateLimitPerMinute (see Retry-After)", body = ErrorBody)))]
+        (status = 429, description = "rate_limited: over a posting limit, the per-user one or the organization's rateLimitPerMinute (see Retry-After)", body = ErrorBody)))]
 pub async fn post(
     user: AuthUser,
     State(state): State<AppState>,
     ApiPath(room_id): ApiPath<i64>,
     ApiJson(request): ApiJson<PostMessageRequest>,
 ) -> ApiResult<(StatusCode, Json<Message>)> {
-    let mut v = Validator::default();
-    let file = match request.file_id.as_deref() {
-        Some(id) => ready_upload_of(&state, id, user.id).await?,
-        None => None,
+    let draft = MessageDraft {
+        body: request.body,
+        file_id: request.file_id,
+        client_msg_id: request.client_msg_id,
     };
-    if request.file_id.is_some() && file.is_none() {
-        v.add("file_id", "No completed upload of yours has this id.");
-    }
-    if let Some(file) = &file {
-        check_org_upload_limit(&state, room_id, user.id, file.size).await?;
-    }
-    let raw_body = request.body.as_deref().unwrap_or("");
-    // With a file the text is optional; without one it is required.
-    let body = if file.is_some() && raw_body.trim().is_empty() {
-        String::new()
-    } else {
-        v.message_body("body", raw_body)
-    };
-    let client_msg_id = request
-        .client_msg_id
-        .as_deref()
-        .map(|id| v.text("client_msg_id", id, 1, CLIENT_MSG_ID_MAX));
-    v.finish()?;
-    if let Some(wait) = state.org_limits.check_post(room_id, user.id).await? {
-        return Err(ApiError::rate_limited(wait.as_secs_f64().ceil() as u64));
-    }
-    // Membership is checked inside the store's transaction: a non-member gets NotFound (404).
-    let (message, created) = state
-        .store
-        .post_message(
-            NewMessage {
-                room_id,
-                sender_id: user.id,
-                body,
-                client_msg_id,
-                file,
-            },
-            Utc::now(),
-        )
-        .await?;
-    let status = if created {
-        // Only a new message is news: a repeated send was announced the first time.
-        state.announce(BusEvent::new_message(message.clone())).await;
+    let posted = state.chat.post_message(user.id, room_id, draft).await?;
+    let status = if posted.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(message)))
-}
-
-/// 413 when the room's organization has a smaller upload quota than the file (uploads belong
-/// to their owner until attached, so the org's limit applies here).
-async fn check_org_upload_limit(
-    state: &AppState,
-    room_id: i64,
-    user_id: i64,
-    size: i64,
-) -> ApiResult<()> {
-    let access = member_access(state, room_id, user_id).await?;
-    let org = state.store.org_for_member(access.room.org, user_id).await?;
-    match org.and_then(|o| o.quotas.upload_max_bytes) {
-        Some(max) if size > max => Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "file_too_large",
-            format!("This organization accepts attachments of at most {max} bytes."),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// The caller's ready upload `id`, as an attachment; `None` for anything else.
-async fn ready_upload_of(
-    state: &AppState,
-    id: &str,
-    user_id: i64,
-) -> ApiResult<Option<FileAttachment>> {
-    if id.len() > 64 {
-        return Ok(None);
-    }
-    Ok(state.store.upload(id).await?.and_then(|u| {
-        (u.owner_id == user_id && u.status == UploadStatus::Ready).then_some(FileAttachment {
-            id: u.id,
-            filename: u.filename,
-            content_type: u.content_type,
-            size: u.size,
-        })
-    }))
+    Ok((status, Json(posted.message)))
 }
 
 /// Edits a message (its sender); deleted messages answer 409.
@@ -266,21 +191,10 @@ pub async fn edit(
     ApiPath((room_id, msg_id)): ApiPath<(i64, i64)>,
     ApiJson(request): ApiJson<EditMessageRequest>,
 ) -> ApiResult<Json<Message>> {
-    let mut v = Validator::default();
-    let body = v.message_body("body", &request.body);
-    v.finish()?;
-    writable(&member_access(&state, room_id, user.id).await?)?;
-    let message = existing(&state, room_id, msg_id).await?;
-    if message.sender != Some(user.id) {
-        return Err(ApiError::forbidden("Only the sender may edit a message."));
-    }
     let message = state
-        .store
-        .edit_message(room_id, msg_id, &body, Utc::now())
+        .chat
+        .edit_message(user.id, room_id, msg_id, &request.body)
         .await?;
-    state
-        .announce(BusEvent::MessageUpdated(message.clone()))
-        .await;
     Ok(Json(message))
 }
 
@@ -294,31 +208,6 @@ pub async fn delete(
     State(state): State<AppState>,
     ApiPath((room_id, msg_id)): ApiPath<(i64, i64)>,
 ) -> ApiResult<StatusCode> {
-    let access = member_access(&state, room_id, user.id).await?;
-    writable(&access)?;
-    let message = existing(&state, room_id, msg_id).await?;
-    if message.sender != Some(user.id) && access.org_role != Role::Admin {
-        return Err(ApiError::forbidden(
-            "Only the sender or an organization ADMIN may delete a message.",
-        ));
-    }
-    state
-        .store
-        .delete_message(room_id, msg_id, Utc::now())
-        .await?;
-    state
-        .announce(BusEvent::MessageDeleted {
-            id: msg_id,
-            room: room_id,
-        })
-        .await;
+    state.chat.delete_message(user.id, room_id, msg_id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn existing(state: &AppState, room_id: i64, msg_id: i64) -> ApiResult<Message> {
-    state
-        .store
-        .message(room_id, msg_id)
-        .await?
-        .ok_or_else(ApiError::not_found)
 }

@@ -6,22 +6,15 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use chatboard_core::auth::{hash_token, new_secret_token};
+use chat::InviteDraft;
 use chatboard_core::model::{OrgMember, OrgView, Role};
-use chatboard_core::store::{EmailKind, NewInvite, OutgoingEmail};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, AuthUser};
 use crate::state::AppState;
-use crate::validate::Validator;
-
-/// Longest organization name.
-const ORG_NAME_MAX: usize = 120;
-/// Longest invitation token accepted (ours are 43 characters).
-const INVITE_TOKEN_MAX: usize = 256;
 
 /// Body of `POST /api/orgs/` and `PATCH /api/orgs/{id}/`.
 #[derive(Deserialize, ToSchema)]
@@ -87,55 +80,6 @@ pub struct RoleResponse {
     role: Role,
 }
 
-/// The caller's role in `org_id`: 404 when not a member, 403 when below `needed`.
-pub(crate) async fn require_role(
-    state: &AppState,
-    org_id: i64,
-    user_id: i64,
-    needed: Role,
-) -> ApiResult<Role> {
-    let role = state
-        .store
-        .member_role(org_id, user_id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    at_least(role, needed)
-}
-
-/// As [`require_role`], for a change: also 403 when the organization is suspended or archived.
-pub(crate) async fn require_role_to_write(
-    state: &AppState,
-    org_id: i64,
-    user_id: i64,
-    needed: Role,
-) -> ApiResult<Role> {
-    let org = org_view(state, org_id, user_id).await?;
-    at_least(org.role, needed)?;
-    match (org.archived, org.suspended) {
-        (true, _) => Err(ApiError::read_only("org_archived")),
-        (false, true) => Err(ApiError::read_only("org_suspended")),
-        (false, false) => Ok(org.role),
-    }
-}
-
-fn at_least(role: Role, needed: Role) -> ApiResult<Role> {
-    if role < needed {
-        return Err(ApiError::forbidden(format!(
-            "This needs the {} role in the organization.",
-            needed.as_str()
-        )));
-    }
-    Ok(role)
-}
-
-async fn org_view(state: &AppState, org_id: i64, user_id: i64) -> ApiResult<OrgView> {
-    state
-        .store
-        .org_for_member(org_id, user_id)
-        .await?
-        .ok_or_else(ApiError::not_found)
-}
-
 /// The organizations the caller belongs to.
 #[utoipa::path(get, path = "/api/orgs/", tag = "orgs", security(("bearer" = [])),
     responses((status = 200, body = [OrgView]), (status = 401, body = ErrorBody)))]
@@ -151,11 +95,7 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<OrgRequest>,
 ) -> ApiResult<(StatusCode, Json<OrgView>)> {
-    let mut v = Validator::default();
-    let name = v.text("name", &body.name, 1, ORG_NAME_MAX);
-    v.finish()?;
-    let org = state.store.create_org(user.id, &name, Utc::now()).await?;
-    tracing::info!(org_id = org.id, user_id = user.id, "organization created");
+    let org = state.chat.create_org(user.id, &body.name).await?;
     Ok((StatusCode::CREATED, Json(org)))
 }
 
@@ -167,7 +107,7 @@ pub async fn get(
     State(state): State<AppState>,
     ApiPath(org_id): ApiPath<i64>,
 ) -> ApiResult<Json<OrgView>> {
-    Ok(Json(org_view(&state, org_id, user.id).await?))
+    Ok(Json(state.chat.org_view(org_id, user.id).await?))
 }
 
 /// Renames an organization (ADMIN). Operator-managed organizations answer 409.
@@ -179,12 +119,9 @@ pub async fn rename(
     ApiPath(org_id): ApiPath<i64>,
     ApiJson(body): ApiJson<OrgRequest>,
 ) -> ApiResult<Json<OrgView>> {
-    require_role_to_write(&state, org_id, user.id, Role::Admin).await?;
-    let mut v = Validator::default();
-    let name = v.text("name", &body.name, 1, ORG_NAME_MAX);
-    v.finish()?;
-    state.store.rename_org(org_id, &name).await?;
-    Ok(Json(org_view(&state, org_id, user.id).await?))
+    Ok(Json(
+        state.chat.rename_org(user.id, org_id, &body.name).await?,
+    ))
 }
 
 /// Deletes an organization and everything in it (ADMIN). Operator-managed organizations answer 409.
@@ -195,16 +132,7 @@ pub async fn delete(
     State(state): State<AppState>,
     ApiPath(org_id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    require_role(&state, org_id, user.id, Role::Admin).await?;
-    let mut seated = Vec::new();
-    for member in state.store.org_members(org_id).await? {
-        seated.push((member.user_id, state.seats(member.user_id).await));
-    }
-    state.store.delete_org(org_id).await?;
-    for (user_id, before) in seated {
-        state.announce_seats_lost(user_id, &before).await;
-    }
-    tracing::info!(org_id, user_id = user.id, "organization deleted");
+    state.chat.delete_org(user.id, org_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -216,8 +144,7 @@ pub async fn members(
     State(state): State<AppState>,
     ApiPath(org_id): ApiPath<i64>,
 ) -> ApiResult<Json<Vec<OrgMember>>> {
-    require_role(&state, org_id, user.id, Role::Member).await?;
-    Ok(Json(state.store.org_members(org_id).await?))
+    Ok(Json(state.chat.org_members(user.id, org_id).await?))
 }
 
 /// Invites someone by email (MANAGER or ADMIN; only an ADMIN may invite an ADMIN).
@@ -230,95 +157,21 @@ pub async fn invite(
     ApiPath(org_id): ApiPath<i64>,
     ApiJson(body): ApiJson<InviteRequest>,
 ) -> ApiResult<(StatusCode, Json<InviteCreated>)> {
-    let inviter_role = require_role(&state, org_id, user.id, Role::Manager).await?;
-    let mut v = Validator::default();
-    let email = v.email("email", &body.email);
-    v.finish()?;
-    let role = body.role.unwrap_or(Role::Member);
-    if !inviter_role.may_invite(role) {
-        return Err(ApiError::forbidden(format!(
-            "A {} cannot invite an {}.",
-            inviter_role.as_str(),
-            role.as_str()
-        )));
-    }
-    let token = new_secret_token();
-    let now = Utc::now();
-    let expires_at = now + state.config.invite_ttl;
-    let email_message =
-        invitation_email(&state, org_id, user.id, &email, role, &token, expires_at).await?;
-    let invite = state
-        .store
-        .create_invite(
-            NewInvite {
-                org_id,
-                email,
-                role,
-                token_hash: hash_token(&token),
-                invited_by: Some(user.id),
-                expires_at,
-                email_message: Some(email_message),
-            },
-            now,
-        )
-        .await?;
-    tracing::info!(
-        org_id,
-        invite_id = invite.id,
-        invited_by = user.id,
-        "invitation created"
-    );
+    let draft = InviteDraft {
+        email: body.email,
+        role: body.role,
+    };
+    let invite = state.chat.invite(user.id, org_id, draft).await?;
     Ok((
         StatusCode::CREATED,
         Json(InviteCreated {
             id: invite.id,
             email: invite.email,
             role: invite.role,
-            token,
+            token: invite.token,
             expires_at: invite.expires_at,
         }),
     ))
-}
-
-/// The invitation email: who invites, to what, and the token with how to use it.
-async fn invitation_email(
-    state: &AppState,
-    org_id: i64,
-    inviter_id: i64,
-    to: &str,
-    role: Role,
-    token: &str,
-    expires_at: DateTime<Utc>,
-) -> ApiResult<OutgoingEmail> {
-    let org = org_view(state, org_id, inviter_id).await?;
-    let inviter = state
-        .store
-        .user_by_id(inviter_id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("Unknown account."))?;
-    let full_name = format!("{} {}", inviter.first_name, inviter.last_name);
-    let (display, name) = match full_name.trim() {
-        "" => (inviter.email.clone(), inviter.email.clone()),
-        full => (full.to_owned(), format!("{full} ({})", inviter.email)),
-    };
-    let base = state.config.email.public_url.as_deref().unwrap_or("");
-    let body = format!(
-        "{name} invited you to join {org} on ChatBoard as {role}.\n\n\
-         To accept, sign in to ChatBoard with this address (register first if you have no \
-         account) and accept the invitation:\n\n\
-         \x20   POST {base}/api/orgs/accept-invite/  {{\"token\": \"{token}\"}}\n\n\
-         Invitation token: {token}\n\n\
-         The invitation expires on {expires} UTC. If you did not expect it, ignore this email.\n",
-        org = org.name,
-        role = role.as_str(),
-        expires = expires_at.format("%Y-%m-%d %H:%M"),
-    );
-    Ok(OutgoingEmail {
-        kind: EmailKind::Invitation,
-        to: to.to_owned(),
-        subject: format!("{display} invited you to {} on ChatBoard", org.name),
-        body,
-    })
 }
 
 /// Accepts an invitation addressed to the caller's email.
@@ -331,23 +184,11 @@ pub async fn accept_invite(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<AcceptRequest>,
 ) -> ApiResult<Json<AcceptResponse>> {
-    let mut v = Validator::default();
-    let token = v.text("token", &body.token, 1, INVITE_TOKEN_MAX);
-    v.finish()?;
-    let me = state
-        .store
-        .user_by_id(user.id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("Unknown account."))?;
-    let before = state.seats(user.id).await;
-    let (org_id, role) = state
-        .store
-        .accept_invite(&hash_token(&token), user.id, &me.email, Utc::now())
-        .await?;
-    // Joining the org seats the user in its PUBLIC rooms.
-    state.announce_seats_gained(user.id, &before).await;
-    tracing::info!(org_id, user_id = user.id, "invitation accepted");
-    Ok(Json(AcceptResponse { org_id, role }))
+    let joined = state.chat.accept_invite(user.id, &body.token).await?;
+    Ok(Json(AcceptResponse {
+        org_id: joined.org_id,
+        role: joined.role,
+    }))
 }
 
 /// Changes a member's role (ADMIN); the last ADMIN cannot be demoted.
@@ -360,19 +201,10 @@ pub async fn set_role(
     ApiPath((org_id, member_id)): ApiPath<(i64, i64)>,
     ApiJson(body): ApiJson<RoleRequest>,
 ) -> ApiResult<Json<RoleResponse>> {
-    require_role(&state, org_id, user.id, Role::Admin).await?;
-    let before = state.seats(member_id).await;
     state
-        .store
-        .set_member_role(org_id, member_id, body.role)
+        .chat
+        .set_member_role(user.id, org_id, member_id, body.role)
         .await?;
-    state.announce_seats_lost(member_id, &before).await;
-    tracing::info!(
-        org_id,
-        member_id,
-        role = body.role.as_str(),
-        "member role changed"
-    );
     Ok(Json(RoleResponse {
         user_id: member_id,
         role: body.role,
@@ -388,15 +220,6 @@ pub async fn remove_member(
     State(state): State<AppState>,
     ApiPath((org_id, member_id)): ApiPath<(i64, i64)>,
 ) -> ApiResult<StatusCode> {
-    let needed = if member_id == user.id {
-        Role::Member
-    } else {
-        Role::Admin
-    };
-    require_role(&state, org_id, user.id, needed).await?;
-    let before = state.seats(member_id).await;
-    state.store.remove_member(org_id, member_id).await?;
-    state.announce_seats_lost(member_id, &before).await;
-    tracing::info!(org_id, member_id, by = user.id, "member removed");
+    state.chat.remove_member(user.id, org_id, member_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

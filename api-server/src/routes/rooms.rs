@@ -8,20 +8,15 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use chatboard_core::bus::BusEvent;
-use chatboard_core::model::{AccessLevel, Role, Room, RoomMember};
-use chatboard_core::store::{JoinVia, NewRoom, RoomAccess, RoomPatch};
-use chrono::Utc;
+use chat::validate::Validator;
+use chat::{Joined, RoomDraft};
+use chatboard_core::model::{AccessLevel, Room, RoomMember};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
 use crate::state::AppState;
-use crate::validate::Validator;
-
-/// Longest room name.
-const ROOM_NAME_MAX: usize = 120;
 
 /// Body of `POST /api/rooms/`.
 #[derive(Deserialize, ToSchema)]
@@ -87,67 +82,6 @@ pub struct ReadState {
     last_read_msg_id: i64,
 }
 
-/// The room as the caller may act on it; 404 when it does not exist or is in another org.
-pub(crate) async fn room_access(
-    state: &AppState,
-    room_id: i64,
-    user_id: i64,
-) -> ApiResult<RoomAccess> {
-    state
-        .store
-        .room_access(room_id, user_id)
-        .await?
-        .ok_or_else(ApiError::not_found)
-}
-
-/// 403 when the room's organization is suspended or archived.
-pub(crate) fn writable(access: &RoomAccess) -> ApiResult<()> {
-    match access.org_read_only {
-        Some(code) => Err(ApiError::read_only(code)),
-        None => Ok(()),
-    }
-}
-
-/// The room, for someone with a seat in it; 404 otherwise.
-pub(crate) async fn member_access(
-    state: &AppState,
-    room_id: i64,
-    user_id: i64,
-) -> ApiResult<RoomAccess> {
-    let access = room_access(state, room_id, user_id).await?;
-    if !access.is_member {
-        return Err(ApiError::not_found());
-    }
-    Ok(access)
-}
-
-/// The room, for its creator or an org ADMIN: 404 for those who cannot see it, 403 for members
-/// who may not manage it.
-async fn manager_access(state: &AppState, room_id: i64, user_id: i64) -> ApiResult<RoomAccess> {
-    let access = room_access(state, room_id, user_id).await?;
-    let manages = access.org_role == Role::Admin || access.room.created_by == Some(user_id);
-    match (manages, access.is_member) {
-        (true, _) => Ok(access),
-        (false, true) => Err(ApiError::forbidden(
-            "Only the room's creator or an organization ADMIN may do this.",
-        )),
-        (false, false) => Err(ApiError::not_found()),
-    }
-}
-
-/// The caller's role in `org_id`; 404 when not a member.
-async fn org_role(state: &AppState, org_id: i64, user_id: i64) -> ApiResult<Role> {
-    state
-        .store
-        .member_role(org_id, user_id)
-        .await?
-        .ok_or_else(ApiError::not_found)
-}
-
-async fn reload(state: &AppState, room_id: i64, user_id: i64) -> ApiResult<Room> {
-    Ok(room_access(state, room_id, user_id).await?.room)
-}
-
 /// The rooms the caller is a member of, optionally of one organization.
 #[utoipa::path(get, path = "/api/rooms/", tag = "rooms", params(RoomListQuery), security(("bearer" = [])),
     responses((status = 200, body = [Room]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
@@ -174,44 +108,12 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateRoomRequest>,
 ) -> ApiResult<(StatusCode, Json<Room>)> {
-    let mut v = Validator::default();
-    let name = v.text("name", &body.name, 1, ROOM_NAME_MAX);
-    v.finish()?;
-    let role = org_role(&state, body.org, user.id).await?;
-    if role < Role::Manager {
-        return Err(ApiError::forbidden(
-            "Creating rooms needs the MANAGER or ADMIN role.",
-        ));
-    }
-    let room = state
-        .store
-        .create_room(
-            NewRoom {
-                org_id: body.org,
-                name,
-                access_level: body.access_level.unwrap_or(AccessLevel::Public),
-                created_by: user.id,
-            },
-            Utc::now(),
-        )
-        .await?;
-    // Everyone seated with the room's creation follows it on their multiplexed sockets.
-    match state.store.room_members(room.id).await {
-        Ok(members) => {
-            for member in members {
-                state.announce_seated(room.id, member.user_id).await;
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, room_id = room.id, "reading the new room's members failed")
-        }
-    }
-    tracing::info!(
-        room_id = room.id,
-        org_id = room.org,
-        user_id = user.id,
-        "room created"
-    );
+    let draft = RoomDraft {
+        org_id: body.org,
+        name: body.name,
+        access_level: body.access_level,
+    };
+    let room = state.chat.create_room(user.id, draft).await?;
     Ok((StatusCode::CREATED, Json(room)))
 }
 
@@ -225,54 +127,19 @@ pub async fn open_dm(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<DmRequest>,
 ) -> ApiResult<(StatusCode, Json<Room>)> {
-    org_role(&state, body.org, user.id).await?;
-    if body.user_id == user.id {
-        return Err(ApiError::field(
-            "user_id",
-            "A direct message needs another person.",
-        ));
-    }
-    if state
-        .store
-        .member_role(body.org, body.user_id)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::field(
-            "user_id",
-            "Not a member of this organization.",
-        ));
-    }
-    let name = dm_name(&state, user.id, body.user_id).await?;
-    let (room, created) = state
-        .store
-        .open_dm(body.org, user.id, body.user_id, &name, Utc::now())
-        .await?;
-    if created {
-        for user_id in [user.id, body.user_id] {
-            state.announce_seated(room.id, user_id).await;
-        }
-    }
-    let status = if created {
+    Ok(created_or_ok(
+        state.chat.open_dm(user.id, body.org, body.user_id).await?,
+    ))
+}
+
+/// 201 with the room when the seat (or the room) is new, 200 when it was already there.
+fn created_or_ok(joined: Joined) -> (StatusCode, Json<Room>) {
+    let status = if joined.added {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(room)))
-}
-
-/// "a@example.com & b@example.com", in user-id order, cut to the room-name limit.
-async fn dm_name(state: &AppState, a: i64, b: i64) -> ApiResult<String> {
-    let mut emails = Vec::with_capacity(2);
-    for id in [a.min(b), a.max(b)] {
-        let user = state
-            .store
-            .user_by_id(id)
-            .await?
-            .ok_or_else(ApiError::not_found)?;
-        emails.push(user.email);
-    }
-    Ok(emails.join(" & ").chars().take(ROOM_NAME_MAX).collect())
+    (status, Json(joined.room))
 }
 
 /// One room (room members).
@@ -283,7 +150,7 @@ pub async fn get(
     State(state): State<AppState>,
     ApiPath(room_id): ApiPath<i64>,
 ) -> ApiResult<Json<Room>> {
-    Ok(Json(member_access(&state, room_id, user.id).await?.room))
+    Ok(Json(state.chat.room(user.id, room_id).await?))
 }
 
 /// Renames or re-levels a room (its creator or an org ADMIN). Direct messages answer 409.
@@ -297,24 +164,11 @@ pub async fn update(
     ApiPath(room_id): ApiPath<i64>,
     ApiJson(body): ApiJson<UpdateRoomRequest>,
 ) -> ApiResult<Json<Room>> {
-    let mut v = Validator::default();
-    let name = body
-        .name
-        .as_deref()
-        .map(|n| v.text("name", n, 1, ROOM_NAME_MAX));
-    v.finish()?;
-    writable(&manager_access(&state, room_id, user.id).await?)?;
-    state
-        .store
-        .update_room(
-            room_id,
-            RoomPatch {
-                name,
-                access_level: body.access_level,
-            },
-        )
+    let room = state
+        .chat
+        .update_room(user.id, room_id, body.name.as_deref(), body.access_level)
         .await?;
-    Ok(Json(reload(&state, room_id, user.id).await?))
+    Ok(Json(room))
 }
 
 /// Deletes a room with its messages (its creator or an org ADMIN).
@@ -325,12 +179,7 @@ pub async fn delete(
     State(state): State<AppState>,
     ApiPath(room_id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    writable(&manager_access(&state, room_id, user.id).await?)?;
-    state.store.delete_room(room_id).await?;
-    state
-        .announce(BusEvent::RoomDeleted { room: room_id })
-        .await;
-    tracing::info!(room_id, user_id = user.id, "room deleted");
+    state.chat.delete_room(user.id, room_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -345,42 +194,7 @@ pub async fn join(
     State(state): State<AppState>,
     ApiPath(room_id): ApiPath<i64>,
 ) -> ApiResult<(StatusCode, Json<Room>)> {
-    let access = room_access(&state, room_id, user.id).await?;
-    if access.is_member {
-        return Ok((StatusCode::OK, Json(access.room)));
-    }
-    writable(&access)?;
-    if access.room.is_dm {
-        return Err(ApiError::forbidden_because(
-            "dm_not_joinable",
-            "Direct-message rooms cannot be joined.",
-        ));
-    }
-    match access.room.access_level {
-        AccessLevel::Private => {
-            return Err(ApiError::forbidden_because(
-                "invite_only",
-                "This room is private: its creator or an organization ADMIN can invite you.",
-            ))
-        }
-        level if !level.admits(access.org_role) => {
-            return Err(ApiError::forbidden("This room is for MANAGERs and ADMINs."))
-        }
-        _ => {}
-    }
-    let added = state
-        .store
-        .add_room_member(room_id, user.id, JoinVia::Join, Utc::now())
-        .await?;
-    if added {
-        state.announce_seated(room_id, user.id).await;
-    }
-    let status = if added {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(reload(&state, room_id, user.id).await?)))
+    Ok(created_or_ok(state.chat.join_room(user.id, room_id).await?))
 }
 
 /// Leaves a room. The two seats of a direct message are fixed (409).
@@ -391,20 +205,7 @@ pub async fn leave(
     State(state): State<AppState>,
     ApiPath(room_id): ApiPath<i64>,
 ) -> ApiResult<Json<LeftRoom>> {
-    let access = member_access(&state, room_id, user.id).await?;
-    if access.room.is_dm {
-        return Err(ApiError::conflict(
-            "dm_cannot_leave",
-            "A direct-message room always keeps its two members.",
-        ));
-    }
-    state.store.remove_room_member(room_id, user.id).await?;
-    state
-        .announce(BusEvent::MemberLeft {
-            room: room_id,
-            user_id: user.id,
-        })
-        .await;
+    state.chat.leave_room(user.id, room_id).await?;
     Ok(Json(LeftRoom {
         room_id,
         left: true,
@@ -423,40 +224,12 @@ pub async fn invite(
     ApiPath(room_id): ApiPath<i64>,
     ApiJson(body): ApiJson<RoomInviteRequest>,
 ) -> ApiResult<(StatusCode, Json<Room>)> {
-    let access = manager_access(&state, room_id, user.id).await?;
-    writable(&access)?;
-    if access.room.is_dm {
-        return Err(ApiError::conflict(
-            "dm_immutable",
-            "A direct-message room cannot take more members.",
-        ));
-    }
-    let invitee_role = state
-        .store
-        .member_role(access.room.org, body.user_id)
-        .await?
-        .ok_or_else(|| ApiError::field("user_id", "Not a member of this organization."))?;
-    if access.room.access_level == AccessLevel::ManagerOnly
-        && !AccessLevel::ManagerOnly.admits(invitee_role)
-    {
-        return Err(ApiError::field(
-            "user_id",
-            "This room is for MANAGERs and ADMINs.",
-        ));
-    }
-    let added = state
-        .store
-        .add_room_member(room_id, body.user_id, JoinVia::Invite, Utc::now())
-        .await?;
-    if added {
-        state.announce_seated(room_id, body.user_id).await;
-    }
-    let status = if added {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(reload(&state, room_id, user.id).await?)))
+    Ok(created_or_ok(
+        state
+            .chat
+            .invite_to_room(user.id, room_id, body.user_id)
+            .await?,
+    ))
 }
 
 /// The members of a room with their read pointers (room members).
@@ -467,8 +240,7 @@ pub async fn members(
     State(state): State<AppState>,
     ApiPath(room_id): ApiPath<i64>,
 ) -> ApiResult<Json<Vec<RoomMember>>> {
-    member_access(&state, room_id, user.id).await?;
-    Ok(Json(state.store.room_members(room_id).await?))
+    Ok(Json(state.chat.room_members(user.id, room_id).await?))
 }
 
 /// Marks the room read up to a message of it. Monotonic: an older id leaves the pointer where it
@@ -481,15 +253,7 @@ pub async fn mark_read(
     State(state): State<AppState>,
     ApiPath((room_id, msg_id)): ApiPath<(i64, i64)>,
 ) -> ApiResult<Json<ReadState>> {
-    member_access(&state, room_id, user.id).await?;
-    let last_read_msg_id = state.store.mark_read(room_id, user.id, msg_id).await?;
-    state
-        .announce(BusEvent::Read {
-            room: room_id,
-            user_id: user.id,
-            last_read_msg_id,
-        })
-        .await;
+    let last_read_msg_id = state.chat.mark_read(user.id, room_id, msg_id).await?;
     Ok(Json(ReadState {
         room_id,
         last_read_msg_id,

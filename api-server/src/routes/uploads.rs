@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
+use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::{Upload, UploadStatus};
 use chatboard_core::store::NewUpload;
 use chrono::{DateTime, Utc};
@@ -19,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
 use crate::state::AppState;
-use crate::validate::Validator;
+use chat::validate::Validator;
 
 /// How long a presigned upload URL works.
 const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
@@ -137,22 +138,15 @@ pub fn sanitize_filename(raw: &str) -> String {
 }
 
 fn storage(state: &AppState) -> ApiResult<&Arc<dyn ObjectStore>> {
-    state.objects.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "uploads_unavailable",
-            "File uploads are not configured on this server.",
-        )
-    })
+    state
+        .objects
+        .as_ref()
+        .ok_or_else(|| ApiError::new(ErrorCode::UploadsUnavailable))
 }
 
 fn storage_failed(e: objects::ObjectError) -> ApiError {
     tracing::error!(error = %e, "object storage failed");
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "storage_unavailable",
-        "File storage is unavailable; try again shortly.",
-    )
+    ApiError::new(ErrorCode::StorageUnavailable)
 }
 
 /// An absolute URL: local storage hands out paths, completed with the public URL or the
@@ -217,19 +211,13 @@ pub async fn presign(
     v.finish()?;
     let max = state.config.uploads.max_bytes;
     if body.size < 1 || body.size > max {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "file_too_large",
-            format!("A file must have 1 to {max} bytes."),
-        ));
+        return Err(ApiError::new(ErrorCode::FileTooLarge)
+            .with_detail(format!("A file must have 1 to {max} bytes.")));
     }
     let content_type = body.content_type.trim().to_ascii_lowercase();
     if !ALLOWED_TYPES.contains(&content_type.as_str()) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_type",
-            format!("Files of type {content_type:?} are not accepted."),
-        ));
+        return Err(ApiError::new(ErrorCode::UnsupportedType)
+            .with_detail(format!("Files of type {content_type:?} are not accepted.")));
     }
     let id = uuid::Uuid::now_v7().to_string();
     let object_key = format!("uploads/{id}");
@@ -287,27 +275,19 @@ pub async fn complete(
             .head(&upload.object_key)
             .await
             .map_err(storage_failed)?
-            .ok_or_else(|| {
-                ApiError::conflict("not_uploaded", "The file has not been uploaded yet.")
-            })?;
+            .ok_or_else(|| ApiError::new(ErrorCode::NotUploaded))?;
         if stored.size != upload.size {
-            return Err(ApiError::conflict(
-                "size_mismatch",
-                format!(
-                    "The stored file has {} bytes, not the {} declared.",
-                    stored.size, upload.size
-                ),
-            ));
+            return Err(ApiError::new(ErrorCode::SizeMismatch).with_detail(format!(
+                "The stored file has {} bytes, not the {} declared.",
+                stored.size, upload.size
+            )));
         }
         let stored_type = stored.content_type.unwrap_or_default();
         if !stored_type.eq_ignore_ascii_case(&upload.content_type) {
-            return Err(ApiError::conflict(
-                "type_mismatch",
-                format!(
-                    "The stored file is of type {stored_type:?}, not the {:?} declared.",
-                    upload.content_type
-                ),
-            ));
+            return Err(ApiError::new(ErrorCode::TypeMismatch).with_detail(format!(
+                "The stored file is of type {stored_type:?}, not the {:?} declared.",
+                upload.content_type
+            )));
         }
     }
     let now = Utc::now();
@@ -384,10 +364,6 @@ pub async fn download(
     let upload = visible_upload(&state, &id, user.id).await?;
     match view(&state, &headers, upload).await?.download_url {
         Some(url) => Ok(Redirect::temporary(&url).into_response()),
-        None => Err(ApiError::new(
-            StatusCode::GONE,
-            "upload_expired",
-            "This file has expired or was never completed.",
-        )),
+        None => Err(ApiError::new(ErrorCode::UploadExpired).with_status(StatusCode::GONE)),
     }
 }

@@ -6,23 +6,15 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use chatboard_core::auth::new_secret_token;
-use chatboard_core::events::EventType;
-use chatboard_core::model::{Role, Webhook, WebhookDelivery};
-use chatboard_core::store::{NewWebhook, WebhookPatch};
-use chatboard_core::webhook_target::{check_target, parse_target};
-use chrono::Utc;
+use chat::validate::Validator;
+use chat::WebhookDraft;
+use chatboard_core::model::{Webhook, WebhookDelivery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
-use crate::routes::orgs::{require_role, require_role_to_write};
 use crate::state::AppState;
-use crate::validate::Validator;
-
-/// Webhooks one organization may have.
-const MAX_WEBHOOKS_PER_ORG: usize = 100;
 /// Delivery log page size when `limit` is absent.
 const DEFAULT_LIMIT: i64 = 50;
 /// Largest delivery log page.
@@ -91,64 +83,6 @@ pub struct TestQueued {
     delivery_id: i64,
 }
 
-/// The event filter, validated: known names or `*` (which alone means all), no repeats.
-fn check_events(v: &mut Validator, events: &[String]) -> Vec<String> {
-    if events.is_empty() {
-        v.add("events", "Name at least one event type, or \"*\" for all.");
-        return Vec::new();
-    }
-    let mut out: Vec<String> = Vec::new();
-    for name in events {
-        let name = name.trim();
-        if name != "*" && EventType::parse(name).is_none() {
-            v.add("events", format!("Unknown event type {name:?}."));
-        } else if !out.iter().any(|e| e == name) {
-            out.push(name.to_owned());
-        }
-    }
-    if out.iter().any(|e| e == "*") {
-        return vec!["*".to_owned()];
-    }
-    out
-}
-
-/// The target URL, parsed and checked against the SSRF rules.
-async fn check_url(state: &AppState, raw: &str) -> ApiResult<String> {
-    let url = parse_target(raw).map_err(|e| ApiError::field("url", e.to_string()))?;
-    check_target(&url, state.config.webhooks.allow_private)
-        .await
-        .map_err(|e| ApiError::field("url", format!("{e}.")))?;
-    Ok(url.to_string())
-}
-
-/// What the caller means to do with a webhook.
-#[derive(PartialEq)]
-enum Access {
-    Read,
-    /// Change it, or send through it: the organization must take changes.
-    Write,
-}
-
-/// The webhook, if the caller is an ADMIN of its organization.
-async fn admin_webhook(
-    state: &AppState,
-    id: i64,
-    user_id: i64,
-    access: Access,
-) -> ApiResult<Webhook> {
-    let hook = state
-        .store
-        .webhook(id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    if access == Access::Write {
-        require_role_to_write(state, hook.org, user_id, Role::Admin).await?;
-    } else {
-        require_role(state, hook.org, user_id, Role::Admin).await?;
-    }
-    Ok(hook)
-}
-
 /// The organization's webhooks (ADMIN).
 #[utoipa::path(get, path = "/api/webhooks/", tag = "webhooks", security(("bearer" = [])), params(OrgQuery),
     responses((status = 200, body = [Webhook]), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -161,8 +95,7 @@ pub async fn list(
     let org = v.optional_id("org", query.org.as_deref());
     v.finish()?;
     let org = org.ok_or_else(|| ApiError::field("org", "This query parameter is required."))?;
-    require_role(&state, org, user.id, Role::Admin).await?;
-    Ok(Json(state.store.webhooks_of_org(org).await?))
+    Ok(Json(state.chat.webhooks(user.id, org).await?))
 }
 
 /// Creates a webhook (ADMIN); the answer carries its secret, shown only this once.
@@ -174,42 +107,18 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateWebhookRequest>,
 ) -> ApiResult<(StatusCode, Json<WebhookCreated>)> {
-    require_role_to_write(&state, body.org, user.id, Role::Admin).await?;
-    let mut v = Validator::default();
-    let events = check_events(&mut v, &body.events);
-    v.finish()?;
-    let url = check_url(&state, &body.url).await?;
-    if state.store.webhooks_of_org(body.org).await?.len() >= MAX_WEBHOOKS_PER_ORG {
-        return Err(ApiError::conflict(
-            "too_many_webhooks",
-            format!("An organization may have at most {MAX_WEBHOOKS_PER_ORG} webhooks."),
-        ));
-    }
-    let secret = format!("whsec_{}", new_secret_token());
-    let webhook = state
-        .store
-        .create_webhook(
-            NewWebhook {
-                org_id: body.org,
-                url,
-                events,
-                secret: secret.clone(),
-                is_active: body.is_active.unwrap_or(true),
-                managed: false,
-                max_attempts: None,
-            },
-            Utc::now(),
-        )
-        .await?;
-    tracing::info!(
-        org_id = webhook.org,
-        webhook_id = webhook.id,
-        user_id = user.id,
-        "webhook created"
-    );
+    let draft = WebhookDraft {
+        url: Some(body.url),
+        events: Some(body.events),
+        is_active: body.is_active,
+    };
+    let created = state.chat.create_webhook(user.id, body.org, draft).await?;
     Ok((
         StatusCode::CREATED,
-        Json(WebhookCreated { webhook, secret }),
+        Json(WebhookCreated {
+            webhook: created.webhook,
+            secret: created.secret,
+        }),
     ))
 }
 
@@ -221,9 +130,7 @@ pub async fn get(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Webhook>> {
-    Ok(Json(
-        admin_webhook(&state, id, user.id, Access::Read).await?,
-    ))
+    Ok(Json(state.chat.webhook(user.id, id).await?))
 }
 
 /// Changes a webhook (ADMIN). Operator-managed webhooks answer 409.
@@ -236,22 +143,12 @@ pub async fn update(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<UpdateWebhookRequest>,
 ) -> ApiResult<Json<Webhook>> {
-    admin_webhook(&state, id, user.id, Access::Write).await?;
-    let mut v = Validator::default();
-    let events = body.events.as_deref().map(|e| check_events(&mut v, e));
-    v.finish()?;
-    let url = match &body.url {
-        Some(raw) => Some(check_url(&state, raw).await?),
-        None => None,
-    };
-    let patch = WebhookPatch {
-        url,
-        events,
+    let draft = WebhookDraft {
+        url: body.url,
+        events: body.events,
         is_active: body.is_active,
     };
-    Ok(Json(
-        state.store.update_webhook(id, patch, Utc::now()).await?,
-    ))
+    Ok(Json(state.chat.update_webhook(user.id, id, draft).await?))
 }
 
 /// Deletes a webhook and its delivery log (ADMIN). Operator-managed webhooks answer 409.
@@ -263,9 +160,7 @@ pub async fn delete(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    admin_webhook(&state, id, user.id, Access::Write).await?;
-    state.store.delete_webhook(id).await?;
-    tracing::info!(webhook_id = id, user_id = user.id, "webhook deleted");
+    state.chat.delete_webhook(user.id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -278,15 +173,16 @@ pub async fn events(
     ApiPath(id): ApiPath<i64>,
     ApiQuery(query): ApiQuery<LogQuery>,
 ) -> ApiResult<Json<Vec<WebhookDelivery>>> {
-    admin_webhook(&state, id, user.id, Access::Read).await?;
+    // The webhook is looked up (and the caller checked) before the paging parameters.
+    state.chat.webhook(user.id, id).await?;
     let mut v = Validator::default();
     let limit = v.int_in("limit", query.limit.as_deref(), 1, MAX_LIMIT, DEFAULT_LIMIT);
     let before = v.optional_id("before", query.before.as_deref());
     v.finish()?;
     Ok(Json(
         state
-            .store
-            .webhook_deliveries(id, before, limit as u32)
+            .chat
+            .webhook_deliveries(user.id, id, before, limit as u32)
             .await?,
     ))
 }
@@ -300,13 +196,6 @@ pub async fn test(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<(StatusCode, Json<TestQueued>)> {
-    let hook = admin_webhook(&state, id, user.id, Access::Write).await?;
-    if !hook.is_active {
-        return Err(ApiError::conflict(
-            "webhook_inactive",
-            "The webhook is switched off; set is_active to true first.",
-        ));
-    }
-    let delivery_id = state.store.create_test_delivery(id, Utc::now()).await?;
+    let delivery_id = state.chat.test_webhook(user.id, id).await?;
     Ok((StatusCode::ACCEPTED, Json(TestQueued { delivery_id })))
 }

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 
+use crate::events::DomainEvent;
 use crate::model::Message;
 
 pub use local::LocalBus;
@@ -100,6 +101,24 @@ impl BusEvent {
     pub fn new_message(message: Message) -> Self {
         let seq = message.seq;
         BusEvent::Message { message, seq }
+    }
+
+    /// The live event of a domain event, for the changes clients see as they happen (new,
+    /// edited and deleted messages); `None` for the others, which only the outbox carries.
+    pub fn of(event: &DomainEvent) -> Option<Self> {
+        match event {
+            DomainEvent::MessageCreated(m) => Some(BusEvent::new_message(m.clone())),
+            DomainEvent::MessageUpdated(m) => Some(BusEvent::MessageUpdated(m.clone())),
+            DomainEvent::MessageDeleted(m) => Some(BusEvent::MessageDeleted {
+                id: m.id,
+                room: m.room,
+            }),
+            DomainEvent::RoomCreated(_)
+            | DomainEvent::MemberInvited(_)
+            | DomainEvent::MemberJoined(_)
+            | DomainEvent::MemberRoleChanged(_)
+            | DomainEvent::WebhookTest(_) => None,
+        }
     }
 
     /// Decodes an event from its JSON form, restoring the message's own `seq` (which the

@@ -11,6 +11,7 @@ mod tenant;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::error_code::ErrorCode;
 use crate::events::OutboxEvent;
 use crate::model::{
     AccessLevel, Invite, Message, OrgMember, OrgView, Role, Room, RoomMember, UnreadCount, Upload,
@@ -26,19 +27,17 @@ pub use tenant::{
 /// What a store call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A unique rule was hit; the string is the API error code (`email_taken`, ...).
+    /// A rule that needs the database to check refused the change: a unique value taken
+    /// (`email_taken`, `invite_pending`), an object owned by the operator, a quota reached,
+    /// the last ADMIN, ...
     #[error("conflict: {0}")]
-    Conflict(&'static str),
+    Conflict(ErrorCode),
     /// The object does not exist (or is not visible to the caller).
     #[error("not found")]
     NotFound,
-    /// The change would leave an organization without an admin.
-    #[error("an organization must keep at least one admin")]
-    LastAdmin,
-    /// The organization takes no changes now; the string is the API error code
-    /// (`org_suspended`, `org_archived`).
+    /// The organization takes no changes now (`org_suspended`, `org_archived`).
     #[error("forbidden: {0}")]
-    Forbidden(&'static str),
+    Forbidden(ErrorCode),
     /// The invitation was issued to another address.
     #[error("this invitation was issued to another email address")]
     InviteEmailMismatch,
@@ -97,7 +96,7 @@ pub struct ProfilePatch {
 /// Accounts.
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// Creates an account; `Conflict("email_taken")` if the email is in use.
+    /// Creates an account; `Conflict(email_taken)` if the email is in use.
     async fn create_user(&self, user: NewUser, now: DateTime<Utc>) -> StoreResult<User>;
     /// Looks an account up by id.
     async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>>;
@@ -186,14 +185,14 @@ pub trait OrgStore: Send + Sync {
     async fn org_for_member(&self, org_id: i64, user_id: i64) -> StoreResult<Option<OrgView>>;
     /// The caller's role in an organization, `None` when not a member.
     async fn member_role(&self, org_id: i64, user_id: i64) -> StoreResult<Option<Role>>;
-    /// Renames an organization (`Conflict("managed_by_operator")` for managed ones).
+    /// Renames an organization (`Conflict(managed_by_operator)` for managed ones).
     async fn rename_org(&self, org_id: i64, name: &str) -> StoreResult<()>;
-    /// Deletes an organization and everything in it (`Conflict("managed_by_operator")` for
-    /// managed ones).
-    async fn delete_org(&self, org_id: i64) -> StoreResult<()>;
+    /// Deletes an organization and everything in it (`Conflict(managed_by_operator)` for
+    /// managed ones); returns the seats that went with it.
+    async fn delete_org(&self, org_id: i64) -> StoreResult<Vec<Seat>>;
     /// The members, in joining order.
     async fn org_members(&self, org_id: i64) -> StoreResult<Vec<OrgMember>>;
-    /// Creates an invitation: `Conflict("already_member")` or `Conflict("invite_pending")`.
+    /// Creates an invitation: `Conflict(already_member)` or `Conflict(invite_pending)`.
     async fn create_invite(&self, invite: NewInvite, now: DateTime<Utc>) -> StoreResult<Invite>;
     /// Accepts an open, unexpired invitation for a user whose email must match; joining is
     /// idempotent for someone who is already a member. `NotFound` for unknown, used, revoked or
@@ -204,11 +203,33 @@ pub trait OrgStore: Send + Sync {
         user_id: i64,
         user_email: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<(i64, Role)>;
-    /// Changes a member's role (`NotFound`, `LastAdmin`).
-    async fn set_member_role(&self, org_id: i64, user_id: i64, role: Role) -> StoreResult<()>;
-    /// Removes a member (`NotFound`, `LastAdmin`).
-    async fn remove_member(&self, org_id: i64, user_id: i64) -> StoreResult<()>;
+    ) -> StoreResult<JoinedOrg>;
+    /// Changes a member's role (`NotFound`, `Conflict(last_admin)`); returns the rooms whose
+    /// seats went with the old role (MANAGER_ONLY rooms, on a demotion below MANAGER).
+    async fn set_member_role(&self, org_id: i64, user_id: i64, role: Role)
+        -> StoreResult<Vec<i64>>;
+    /// Removes a member (`NotFound`, `Conflict(last_admin)`); returns the rooms they sat in.
+    async fn remove_member(&self, org_id: i64, user_id: i64) -> StoreResult<Vec<i64>>;
+}
+
+/// A user's seat in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Seat {
+    /// The room.
+    pub room_id: i64,
+    /// Who sits there.
+    pub user_id: i64,
+}
+
+/// What accepting an invitation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinedOrg {
+    /// The organization.
+    pub org_id: i64,
+    /// The role held in it (the one they had, when they were already a member).
+    pub role: Role,
+    /// The rooms they were seated in by joining (its PUBLIC rooms).
+    pub seated: Vec<i64>,
 }
 
 /// A new room (not a direct message).
@@ -243,7 +264,7 @@ pub struct RoomAccess {
     /// Whether the user is a member of the room.
     pub is_member: bool,
     /// Why its organization takes no changes (`org_suspended`, `org_archived`), if it does not.
-    pub org_read_only: Option<&'static str>,
+    pub org_read_only: Option<ErrorCode>,
 }
 
 /// How a user came into a room, recorded in the `member.joined` event.
@@ -284,7 +305,7 @@ pub trait RoomStore: Send + Sync {
     async fn rooms_for_user(&self, user_id: i64, org_id: Option<i64>) -> StoreResult<Vec<Room>>;
     /// The room as `user_id` may see it; `None` when it does not exist or they are not in its org.
     async fn room_access(&self, room_id: i64, user_id: i64) -> StoreResult<Option<RoomAccess>>;
-    /// Changes name or access level (`Conflict("dm_immutable")` for direct messages).
+    /// Changes name or access level (`Conflict(dm_immutable)` for direct messages).
     async fn update_room(&self, room_id: i64, patch: RoomPatch) -> StoreResult<Room>;
     /// Deletes a room with its messages and read state.
     async fn delete_room(&self, room_id: i64) -> StoreResult<()>;
@@ -399,7 +420,7 @@ pub trait MessageStore: Send + Sync {
     async fn page_version(&self, room_id: i64, reader: i64) -> StoreResult<Option<PageVersion>>;
     /// One message of a room.
     async fn message(&self, room_id: i64, msg_id: i64) -> StoreResult<Option<Message>>;
-    /// Replaces the body and records `message.updated` (`Conflict("message_deleted")` once
+    /// Replaces the body and records `message.updated` (`Conflict(message_deleted)` once
     /// deleted).
     async fn edit_message(
         &self,
@@ -531,14 +552,14 @@ pub trait WebhookStore: Send + Sync {
     async fn webhooks_of_org(&self, org_id: i64) -> StoreResult<Vec<Webhook>>;
     /// One webhook.
     async fn webhook(&self, id: i64) -> StoreResult<Option<Webhook>>;
-    /// Changes a webhook (`NotFound`, `Conflict("managed_by_operator")`).
+    /// Changes a webhook (`NotFound`, `Conflict(managed_by_operator)`).
     async fn update_webhook(
         &self,
         id: i64,
         patch: WebhookPatch,
         now: DateTime<Utc>,
     ) -> StoreResult<Webhook>;
-    /// Deletes a webhook and its delivery log (`NotFound`, `Conflict("managed_by_operator")`).
+    /// Deletes a webhook and its delivery log (`NotFound`, `Conflict(managed_by_operator)`).
     async fn delete_webhook(&self, id: i64) -> StoreResult<()>;
     /// The delivery log, newest first, optionally before a delivery id.
     async fn webhook_deliveries(
@@ -746,7 +767,7 @@ pub trait UploadStore: Send + Sync {
     /// One upload.
     async fn upload(&self, id: &str) -> StoreResult<Option<Upload>>;
     /// Marks a pending upload ready until `expires_at` (a ready one stays as it is);
-    /// `Conflict("upload_expired")` once expired.
+    /// `Conflict(upload_expired)` once expired.
     async fn complete_upload(
         &self,
         id: &str,

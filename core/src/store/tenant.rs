@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{OutgoingEmail, StoreResult};
+use super::{OutgoingEmail, Seat, StoreResult};
 use crate::model::OrgQuotas;
 
 /// An organization as its custom resource describes it.
@@ -58,6 +58,11 @@ pub struct AppliedAdmins {
     pub revoked: Vec<String>,
     /// Members once the admins are in place.
     pub member_count: i64,
+    /// Seats given with the changes (a listed user who joined the organization sits in its
+    /// PUBLIC rooms).
+    pub seats_gained: Vec<Seat>,
+    /// Seats taken with the changes (a demoted admin leaves the MANAGER_ONLY rooms).
+    pub seats_lost: Vec<Seat>,
 }
 
 impl AppliedAdmins {
@@ -136,9 +141,9 @@ pub trait TenantStore: Send + Sync {
         resource_key: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<i64>>;
-    /// Deletes the organization a resource owns and everything in it. Returns its id, `None`
-    /// if there was none.
-    async fn purge_managed_org(&self, resource_key: &str) -> StoreResult<Option<i64>>;
+    /// Deletes the organization a resource owns and everything in it. Returns its id and the
+    /// seats that went with it, `None` if there was none.
+    async fn purge_managed_org(&self, resource_key: &str) -> StoreResult<Option<(i64, Vec<Seat>)>>;
     /// Creates or corrects the webhook owned by `hook.resource_key`; it is marked managed.
     async fn apply_managed_webhook(
         &self,

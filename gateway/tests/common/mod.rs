@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat::{Chat, ChatSettings};
 use chatboard_core::bus::{Bus, NatsBus};
 use chatboard_core::config::{Config, GatewaySettings, JwtSecret};
 use chatboard_core::presence::{LocalPresence, NatsPresence, Presence, PresenceSettings};
@@ -44,6 +45,7 @@ pub struct Platform {
     pub db_url: String,
     pub nats: Option<(String, String)>,
     pub settings: GatewaySettings,
+    chat_settings: ChatSettings,
     tokens: chatboard_core::auth::TokenIssuer,
     store: Arc<dyn chatboard_core::store::Store>,
     api_bus: Arc<dyn Bus>,
@@ -75,6 +77,16 @@ impl Platform {
 
     /// With `nats` (URL, subject prefix), the scale-out shape.
     pub async fn start_with(nats: Option<(String, String)>, settings: GatewaySettings) -> Self {
+        Self::start_tuned(nats, settings, |_| {}).await
+    }
+
+    /// As [`Platform::start_with`], with the configuration (of the API and the gateways)
+    /// adjusted by `tune` first.
+    pub async fn start_tuned(
+        nats: Option<(String, String)>,
+        settings: GatewaySettings,
+        tune: impl FnOnce(&mut Config),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_url = format!("sqlite://{}", dir.path().join("t.db").display());
         let secret = JwtSecret::new(b"gateway-test-secret-gateway-test-secret".to_vec()).unwrap();
@@ -83,6 +95,8 @@ impl Platform {
             config.nats_url = Some(nats_url.clone());
             config.nats_prefix = prefix.clone();
         }
+        tune(&mut config);
+        let chat_settings = ChatSettings::from_config(&config);
         let state = api_server::build_state(config).await.unwrap();
         let (tokens, store, api_bus) =
             (state.tokens.clone(), state.store.clone(), state.bus.clone());
@@ -95,7 +109,16 @@ impl Platform {
             state,
             std::future::pending(),
         ));
-        let gw = Self::gateway(&nats, &db_url, &tokens, &store, &api_bus, settings).await;
+        let gw = Self::gateway(
+            &nats,
+            &db_url,
+            &tokens,
+            &store,
+            &api_bus,
+            settings,
+            &chat_settings,
+        )
+        .await;
         Self {
             api: format!("http://{api}"),
             http: reqwest::Client::new(),
@@ -103,6 +126,7 @@ impl Platform {
             db_url,
             nats,
             settings,
+            chat_settings,
             tokens,
             store,
             api_bus,
@@ -119,6 +143,7 @@ impl Platform {
             &self.store,
             &self.api_bus,
             self.settings,
+            &self.chat_settings,
         )
         .await
     }
@@ -130,6 +155,7 @@ impl Platform {
         store: &Arc<dyn chatboard_core::store::Store>,
         api_bus: &Arc<dyn Bus>,
         settings: GatewaySettings,
+        chat_settings: &ChatSettings,
     ) -> Gateway {
         let (store, bus, presence): (_, Arc<dyn Bus>, Arc<dyn Presence>) = match nats {
             None => (
@@ -152,13 +178,14 @@ impl Platform {
                 (store, Arc::new(bus), Arc::new(presence))
             }
         };
+        let registry = chatboard_core::metrics::MetricRegistry::new();
+        let chat = Chat::new(store, bus.clone(), chat_settings.clone(), &registry).unwrap();
         let state = gateway::GatewayState::start(gateway::GatewayParts {
-            store,
+            chat,
             tokens: tokens.clone(),
-            bus: bus.clone(),
             presence: presence.clone(),
             settings,
-            registry: chatboard_core::metrics::MetricRegistry::new(),
+            registry,
         })
         .await
         .unwrap();

@@ -8,6 +8,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat::{Chat, ChatSettings};
+use chatboard_core::bus::{Bus, LocalBus};
 use chatboard_core::store::{NewUser, Store};
 use chatboard_core::testing::{TestDb, TestEngine};
 use chrono::Utc;
@@ -29,6 +31,8 @@ pub const EVENTS: &str = "events.k8s.io/v1/events";
 pub struct Harness {
     pub api: FakeApi,
     pub store: Arc<dyn Store>,
+    /// The bus the operator announces on (in-process here).
+    pub bus: Arc<dyn Bus>,
     pub ctx: Arc<Context>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -65,14 +69,25 @@ impl Harness {
         let settings = Settings {
             resync,
             recheck: Duration::from_millis(500),
-            invite_ttl: Duration::from_secs(7 * 24 * 3600),
             allow_private_webhooks: true,
-            public_url: Some("https://chat.example".into()),
         };
         let metrics = Arc::new(Metrics::new().expect("metrics"));
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
+        let chat = Chat::new(
+            store.clone(),
+            bus.clone(),
+            ChatSettings {
+                posts_per_minute: 0,
+                invite_ttl: Duration::from_secs(7 * 24 * 3600),
+                public_url: Some("https://chat.example".into()),
+                allow_private_webhooks: true,
+            },
+            &metrics.registry,
+        )
+        .expect("chat");
         let ctx = Arc::new(Context::new(
             api.client(),
-            store.clone(),
+            chat,
             settings,
             metrics,
             "operator-test",
@@ -97,6 +112,7 @@ impl Harness {
         Some(Self {
             api,
             store,
+            bus,
             ctx,
             stop,
             task,

@@ -1,7 +1,21 @@
-// The email queue and the digests of messages members missed.
+//! Email: the send queue and the digests of messages members missed.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{SqlStore, Tx, EMAIL_CLAIM_LOCK};
+use crate::store::sql::rows::placeholders;
+use crate::store::{
+    DigestLine, DueEmail, EmailKind, EmailResult, EmailStore, OutgoingEmail, StoreError,
+    StoreResult,
+};
 
 /// Queues `email` as part of `tx`.
-async fn insert_email(tx: &mut Tx<'_>, email: &OutgoingEmail, now: DateTime<Utc>) -> StoreResult<i64> {
+pub(super) async fn insert_email(
+    tx: &mut Tx<'_>,
+    email: &OutgoingEmail,
+    now: DateTime<Utc>,
+) -> StoreResult<i64> {
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO emails (kind, to_address, subject, body, status, next_attempt_at, created_at) \
          VALUES ($1, $2, $3, $4, 'pending', $5, $5) RETURNING id",
@@ -51,7 +65,10 @@ impl EmailStore for SqlStore {
                  ON CONFLICT (user_id, message_id) DO NOTHING",
                 values.join(", ")
             );
-            let mut query = sqlx::query(&sql).bind(message_id).bind(room_id).bind(created_at);
+            let mut query = sqlx::query(&sql)
+                .bind(message_id)
+                .bind(room_id)
+                .bind(created_at);
             for user in chunk {
                 query = query.bind(*user);
             }
@@ -100,9 +117,8 @@ impl EmailStore for SqlStore {
             file_name: Option<String>,
             created_at: DateTime<Utc>,
         }
-        let rows: Vec<Line> =
-            sqlx::query_as(
-                "SELECT d.message_id, r.name AS room, o.name AS org, s.first_name, s.last_name, \
+        let rows: Vec<Line> = sqlx::query_as(
+            "SELECT d.message_id, r.name AS room, o.name AS org, s.first_name, s.last_name, \
                    s.email, m.body, m.is_deleted, m.file_name, d.created_at \
                  FROM digest_items d \
                    LEFT JOIN rooms r ON r.id = d.room_id \
@@ -110,15 +126,19 @@ impl EmailStore for SqlStore {
                    LEFT JOIN messages m ON m.room_id = d.room_id AND m.id = d.message_id \
                    LEFT JOIN users s ON s.id = m.sender_id \
                  WHERE d.user_id = $1 ORDER BY d.created_at, d.message_id LIMIT $2",
-            )
-            .bind(user_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.read)
-            .await?;
+        )
+        .bind(user_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
         let lines = rows
             .into_iter()
             .map(|l| {
-                let name = format!("{} {}", l.first_name.unwrap_or_default(), l.last_name.unwrap_or_default());
+                let name = format!(
+                    "{} {}",
+                    l.first_name.unwrap_or_default(),
+                    l.last_name.unwrap_or_default()
+                );
                 let sender = match name.trim() {
                     "" => l.email.unwrap_or_else(|| "someone".to_owned()),
                     name => name.to_owned(),
@@ -130,7 +150,11 @@ impl EmailStore for SqlStore {
                     room_name: l.room.unwrap_or_else(|| "a deleted room".to_owned()),
                     org_name: l.org.unwrap_or_default(),
                     sender,
-                    body: if deleted { String::new() } else { l.body.unwrap_or_default() },
+                    body: if deleted {
+                        String::new()
+                    } else {
+                        l.body.unwrap_or_default()
+                    },
                     file_name: if deleted { None } else { l.file_name },
                     deleted,
                     created_at: l.created_at,
@@ -210,7 +234,16 @@ impl EmailStore for SqlStore {
                         )))
                     }
                 };
-                Ok(DueEmail { id, attempts, email: OutgoingEmail { kind, to, subject, body } })
+                Ok(DueEmail {
+                    id,
+                    attempts,
+                    email: OutgoingEmail {
+                        kind,
+                        to,
+                        subject,
+                        body,
+                    },
+                })
             })
             .collect()
     }
@@ -224,7 +257,10 @@ impl EmailStore for SqlStore {
     ) -> StoreResult<()> {
         let (status, error, next, sent_at) = match result {
             EmailResult::Sent => ("sent", None, None, Some(now)),
-            EmailResult::Retry { error, next_attempt_at } => ("pending", Some(error), Some(next_attempt_at), None),
+            EmailResult::Retry {
+                error,
+                next_attempt_at,
+            } => ("pending", Some(error), Some(next_attempt_at), None),
             EmailResult::Failed { error } => ("failed", Some(error), None, None),
         };
         sqlx::query(
@@ -245,9 +281,10 @@ impl EmailStore for SqlStore {
     }
 
     async fn email_backlog(&self) -> StoreResult<i64> {
-        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM emails WHERE status = 'pending'")
-            .fetch_one(&self.read)
-            .await?;
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM emails WHERE status = 'pending'")
+                .fetch_one(&self.read)
+                .await?;
         Ok(count)
     }
 }

@@ -1,4 +1,15 @@
-// Messages: posting with its event, cursor pages, edits and soft deletes.
+//! Messages: posting with its event, cursor pages, edits and soft deletes.
+
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, Utc};
+
+use super::outbox::write_event;
+use super::{SqlStore, Tx};
+use crate::error_code::ErrorCode;
+use crate::events::DomainEvent;
+use crate::model::Message;
+use crate::store::sql::rows::{is_unique_violation, MessageRow, MESSAGE_COLUMNS};
+use crate::store::{MessageStore, NewMessage, PageCursor, PageVersion, StoreError, StoreResult};
 
 /// An org's `suspended` and `archived_at`.
 type SuspendedArchived = (bool, Option<DateTime<Utc>>);
@@ -20,7 +31,8 @@ impl SqlStore {
             .bind(client_id)
             .fetch_optional(&self.write)
             .await?;
-        row.map(|r| (Message::from(r), false)).ok_or(StoreError::NotFound)
+        row.map(|r| (Message::from(r), false))
+            .ok_or(StoreError::NotFound)
     }
 
     /// Why a post was refused: its organization takes no messages (`Forbidden`), or the sender
@@ -33,15 +45,15 @@ impl SqlStore {
         .fetch_optional(&self.write)
         .await;
         match org {
-            Ok(Some((_, Some(_)))) => StoreError::Forbidden("org_archived"),
-            Ok(Some((true, None))) => StoreError::Forbidden("org_suspended"),
+            Ok(Some((_, Some(_)))) => StoreError::Forbidden(ErrorCode::OrgArchived),
+            Ok(Some((true, None))) => StoreError::Forbidden(ErrorCode::OrgSuspended),
             Ok(_) => StoreError::NotFound,
             Err(e) => e.into(),
         }
     }
 
     /// Marks every cached page of the room as possibly stale.
-    async fn bump_edit_version(tx: &mut Tx<'_>, room_id: i64) -> StoreResult<()> {
+    pub(super) async fn bump_edit_version(tx: &mut Tx<'_>, room_id: i64) -> StoreResult<()> {
         sqlx::query("UPDATE rooms SET edit_version = edit_version + 1 WHERE id = $1")
             .bind(room_id)
             .execute(&mut **tx)
@@ -49,47 +61,43 @@ impl SqlStore {
         Ok(())
     }
 
-    async fn message_in(tx: &mut Tx<'_>, room_id: i64, msg_id: i64) -> StoreResult<Option<Message>> {
+    async fn message_in(
+        tx: &mut Tx<'_>,
+        room_id: i64,
+        msg_id: i64,
+    ) -> StoreResult<Option<Message>> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND id = $2");
-        let row: Option<MessageRow> = sqlx::query_as(&sql).bind(room_id).bind(msg_id).fetch_optional(&mut **tx).await?;
+        let row: Option<MessageRow> = sqlx::query_as(&sql)
+            .bind(room_id)
+            .bind(msg_id)
+            .fetch_optional(&mut **tx)
+            .await?;
         Ok(row.map(Message::from))
     }
 }
 
 #[async_trait]
 impl MessageStore for SqlStore {
-    async fn post_message(&self, msg: NewMessage, now: DateTime<Utc>) -> StoreResult<(Message, bool)> {
-        // Timestamps are stored to the microsecond; the event payload must say the same.
+    async fn post_message(
+        &self,
+        msg: NewMessage,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Message, bool)> {
+        // Timestamps are stored to the microsecond; the event must say the same.
         let now = now.trunc_subsecs(6);
-        let template = Message {
-            id: 0,
-            room: msg.room_id,
-            org: 0,
-            sender: Some(msg.sender_id),
-            body: msg.body.clone(),
-            file: msg.file.as_ref().map(|f| {
-                crate::model::FileRef::new(f.id.clone(), f.filename.clone(), f.content_type.clone(), f.size)
-            }),
-            client_msg_id: msg.client_msg_id.clone(),
-            is_deleted: false,
-            created_at: now,
-            edited_at: None,
-            seq: 0,
-        };
-        let payload = serde_json::to_string(&template)
-            .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
-        let event_id = uuid::Uuid::new_v4().to_string();
-        let inserted = self.post_queues.submit(&self.write, &msg, payload, event_id, now).await;
+        let inserted = self.post_queues.submit(&self.write, &msg, now).await;
         match inserted {
-            Ok(Some(row)) => Ok((Message::from(row), true)),
+            Ok(Some(message)) => Ok((message, true)),
             // Not a member, or a repeated send; a retry racing the original loses on the unique
             // index and lands here too. Either way the earlier message answers, if there is one.
             Ok(None) => match self.earlier_send(&msg).await {
                 Err(StoreError::NotFound) => Err(self.why_not_posted(msg.room_id).await),
                 answer => answer,
             },
-            Err(e) if is_unique_violation(&e) => self.earlier_send(&msg).await,
-            Err(e) => Err(e.into()),
+            Err(StoreError::Database(e)) if is_unique_violation(&e) => {
+                self.earlier_send(&msg).await
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -112,17 +120,22 @@ impl MessageStore for SqlStore {
                AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) \
              ORDER BY id {order} LIMIT $3"
         );
-        let mut query = sqlx::query_as::<_, MessageRow>(&sql).bind(room_id).bind(reader).bind(i64::from(limit));
+        let mut query = sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(room_id)
+            .bind(reader)
+            .bind(i64::from(limit));
         if let Some(id) = bound {
             query = query.bind(id);
         }
         let rows = query.fetch_all(&self.read).await?;
         if rows.is_empty() {
-            let seat: Option<(i64,)> = sqlx::query_as("SELECT user_id FROM room_members WHERE room_id = $1 AND user_id = $2")
-                .bind(room_id)
-                .bind(reader)
-                .fetch_optional(&self.read)
-                .await?;
+            let seat: Option<(i64,)> = sqlx::query_as(
+                "SELECT user_id FROM room_members WHERE room_id = $1 AND user_id = $2",
+            )
+            .bind(room_id)
+            .bind(reader)
+            .fetch_optional(&self.read)
+            .await?;
             if seat.is_none() {
                 return Ok(None);
             }
@@ -139,52 +152,96 @@ impl MessageStore for SqlStore {
         .bind(reader)
         .fetch_optional(&self.read)
         .await?;
-        Ok(row.map(|(last_msg_id, edit_version, last_seq)| PageVersion { last_msg_id, edit_version, last_seq }))
+        Ok(
+            row.map(|(last_msg_id, edit_version, last_seq)| PageVersion {
+                last_msg_id,
+                edit_version,
+                last_seq,
+            }),
+        )
     }
 
     async fn message(&self, room_id: i64, msg_id: i64) -> StoreResult<Option<Message>> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND id = $2");
-        let row: Option<MessageRow> = sqlx::query_as(&sql).bind(room_id).bind(msg_id).fetch_optional(&self.read).await?;
+        let row: Option<MessageRow> = sqlx::query_as(&sql)
+            .bind(room_id)
+            .bind(msg_id)
+            .fetch_optional(&self.read)
+            .await?;
         Ok(row.map(Message::from))
     }
 
-    async fn edit_message(&self, room_id: i64, msg_id: i64, body: &str, now: DateTime<Utc>) -> StoreResult<Message> {
+    async fn edit_message(
+        &self,
+        room_id: i64,
+        msg_id: i64,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Message> {
         let mut tx = self.write.begin().await?;
         // The NOT is_deleted guard makes edit-after-delete impossible even when the two race.
         let sql = format!(
             "UPDATE messages SET body = $3, edited_at = $4 \
              WHERE room_id = $1 AND id = $2 AND NOT is_deleted RETURNING {MESSAGE_COLUMNS}"
         );
-        let row: Option<MessageRow> =
-            sqlx::query_as(&sql).bind(room_id).bind(msg_id).bind(body).bind(now).fetch_optional(&mut *tx).await?;
+        let row: Option<MessageRow> = sqlx::query_as(&sql)
+            .bind(room_id)
+            .bind(msg_id)
+            .bind(body)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(row) = row else {
             return match Self::message_in(&mut tx, room_id, msg_id).await? {
-                Some(_) => Err(StoreError::Conflict("message_deleted")),
+                Some(_) => Err(StoreError::Conflict(ErrorCode::MessageDeleted)),
                 None => Err(StoreError::NotFound),
             };
         };
         let message = Message::from(row);
         Self::bump_edit_version(&mut tx, room_id).await?;
-        write_event(&mut tx, &NewEvent::message(EventType::MessageUpdated, &message), now).await?;
+        write_event(
+            &mut tx,
+            message.org,
+            &DomainEvent::MessageUpdated(message.clone()),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(message)
     }
 
-    async fn delete_message(&self, room_id: i64, msg_id: i64, now: DateTime<Utc>) -> StoreResult<Message> {
+    async fn delete_message(
+        &self,
+        room_id: i64,
+        msg_id: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Message> {
         let mut tx = self.write.begin().await?;
         let sql = format!(
             "UPDATE messages SET body = '', is_deleted = TRUE, \
                file_id = NULL, file_name = NULL, file_type = NULL, file_size = NULL \
              WHERE room_id = $1 AND id = $2 AND NOT is_deleted RETURNING {MESSAGE_COLUMNS}"
         );
-        let row: Option<MessageRow> = sqlx::query_as(&sql).bind(room_id).bind(msg_id).fetch_optional(&mut *tx).await?;
+        let row: Option<MessageRow> = sqlx::query_as(&sql)
+            .bind(room_id)
+            .bind(msg_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(row) = row else {
             // Already deleted (the same outcome, and no second event) or not there at all.
-            return Self::message_in(&mut tx, room_id, msg_id).await?.ok_or(StoreError::NotFound);
+            return Self::message_in(&mut tx, room_id, msg_id)
+                .await?
+                .ok_or(StoreError::NotFound);
         };
         let message = Message::from(row);
         Self::bump_edit_version(&mut tx, room_id).await?;
-        write_event(&mut tx, &NewEvent::message(EventType::MessageDeleted, &message), now).await?;
+        write_event(
+            &mut tx,
+            message.org,
+            &DomainEvent::MessageDeleted(message.clone()),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(message)
     }

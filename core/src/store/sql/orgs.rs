@@ -1,8 +1,23 @@
-// Organizations, members and invitations.
+//! Organizations, members and invitations.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::email::insert_email;
+use super::outbox::write_event;
+use super::{lock_org, Db, SqlStore, Tx};
+use crate::error_code::ErrorCode;
+use crate::events::{DomainEvent, MemberInvited};
+use crate::model::{AccessLevel, Invite, OrgMember, OrgView, Role};
+use crate::store::sql::rows::{
+    free_slug, is_unique_violation, parse_role, slugify, InviteRow, OrgMemberRow, OrgViewRow,
+    ORG_VIEW_SELECT,
+};
+use crate::store::{JoinedOrg, NewInvite, OrgStore, Seat, StoreError, StoreResult};
 
 /// Inserts an organization with a free slug derived from its name; managed when a resource owns
 /// it. A slug taken by a concurrent insert fails the unique index: callers retry.
-async fn insert_org_row(
+pub(super) async fn insert_org_row(
     tx: &mut Tx<'_>,
     name: &str,
     creator: Option<i64>,
@@ -10,11 +25,12 @@ async fn insert_org_row(
     now: DateTime<Utc>,
 ) -> Result<i64, sqlx::Error> {
     let base = slugify(name);
-    let taken: Vec<(String,)> = sqlx::query_as("SELECT slug FROM orgs WHERE slug = $1 OR slug LIKE $2")
-        .bind(&base)
-        .bind(format!("{base}-%"))
-        .fetch_all(&mut **tx)
-        .await?;
+    let taken: Vec<(String,)> =
+        sqlx::query_as("SELECT slug FROM orgs WHERE slug = $1 OR slug LIKE $2")
+            .bind(&base)
+            .bind(format!("{base}-%"))
+            .fetch_all(&mut **tx)
+            .await?;
     let taken: Vec<String> = taken.into_iter().map(|(s,)| s).collect();
     let slug = free_slug(&base, &taken);
     let (org_id,): (i64,) = sqlx::query_as(
@@ -33,14 +49,18 @@ async fn insert_org_row(
 }
 
 /// An open invitation.
-struct OpenInvite {
-    id: i64,
-    role: String,
-    expires_at: DateTime<Utc>,
+pub(super) struct OpenInvite {
+    pub(super) id: i64,
+    pub(super) role: String,
+    pub(super) expires_at: DateTime<Utc>,
 }
 
 /// The open (neither accepted nor revoked) invitation for an address, if any.
-async fn open_invite(tx: &mut Tx<'_>, org_id: i64, email: &str) -> StoreResult<Option<OpenInvite>> {
+pub(super) async fn open_invite(
+    tx: &mut Tx<'_>,
+    org_id: i64,
+    email: &str,
+) -> StoreResult<Option<OpenInvite>> {
     let row: Option<(i64, String, DateTime<Utc>)> = sqlx::query_as(
         "SELECT id, role, expires_at FROM org_invites \
          WHERE org_id = $1 AND email = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
@@ -49,17 +69,29 @@ async fn open_invite(tx: &mut Tx<'_>, org_id: i64, email: &str) -> StoreResult<O
     .bind(email)
     .fetch_optional(&mut **tx)
     .await?;
-    Ok(row.map(|(id, role, expires_at)| OpenInvite { id, role, expires_at }))
+    Ok(row.map(|(id, role, expires_at)| OpenInvite {
+        id,
+        role,
+        expires_at,
+    }))
 }
 
-async fn revoke_invite(tx: &mut Tx<'_>, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
-    sqlx::query("UPDATE org_invites SET revoked_at = $2 WHERE id = $1").bind(id).bind(now).execute(&mut **tx).await?;
+pub(super) async fn revoke_invite(tx: &mut Tx<'_>, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query("UPDATE org_invites SET revoked_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
-/// Stores an invitation with its `member.invited` event and its email; `Conflict("invite_pending")`
+/// Stores an invitation with its `member.invited` event and its email; `Conflict(invite_pending)`
 /// if another is open for the address.
-async fn insert_invite(tx: &mut Tx<'_>, invite: &NewInvite, now: DateTime<Utc>) -> StoreResult<i64> {
+pub(super) async fn insert_invite(
+    tx: &mut Tx<'_>,
+    invite: &NewInvite,
+    now: DateTime<Utc>,
+) -> StoreResult<i64> {
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO org_invites (org_id, email, role, token_hash, invited_by, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -73,16 +105,27 @@ async fn insert_invite(tx: &mut Tx<'_>, invite: &NewInvite, now: DateTime<Utc>) 
     .bind(invite.expires_at)
     .fetch_one(&mut **tx)
     .await
-    .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("invite_pending") } else { e.into() })?;
-    let event = NewEvent::org_invited(invite.org_id, id, &invite.email, invite.role, invite.invited_by);
-    write_event(tx, &event, now).await?;
+    .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(ErrorCode::InvitePending) } else { e.into() })?;
+    let event = DomainEvent::MemberInvited(MemberInvited {
+        org_id: invite.org_id,
+        invite_id: id,
+        email: invite.email.clone(),
+        role: invite.role,
+        invited_by: invite.invited_by,
+    });
+    write_event(tx, invite.org_id, &event, now).await?;
     if let Some(email) = &invite.email_message {
         insert_email(tx, email, now).await?;
     }
     Ok(id)
 }
 
-async fn set_role(tx: &mut Tx<'_>, org_id: i64, user_id: i64, role: Role) -> StoreResult<()> {
+pub(super) async fn set_role(
+    tx: &mut Tx<'_>,
+    org_id: i64,
+    user_id: i64,
+    role: Role,
+) -> StoreResult<()> {
     sqlx::query("UPDATE org_members SET role = $3 WHERE org_id = $1 AND user_id = $2")
         .bind(org_id)
         .bind(user_id)
@@ -92,44 +135,62 @@ async fn set_role(tx: &mut Tx<'_>, org_id: i64, user_id: i64, role: Role) -> Sto
     Ok(())
 }
 
-async fn member_count<'e, E: sqlx::Executor<'e, Database = Db>>(db: E, org_id: i64) -> StoreResult<i64> {
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM org_members WHERE org_id = $1").bind(org_id).fetch_one(db).await?;
+pub(super) async fn member_count<'e, E: sqlx::Executor<'e, Database = Db>>(
+    db: E,
+    org_id: i64,
+) -> StoreResult<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM org_members WHERE org_id = $1")
+        .bind(org_id)
+        .fetch_one(db)
+        .await?;
     Ok(n)
 }
 
 /// An organization's limits, read under its lock.
-struct OrgGate {
+pub(super) struct OrgGate {
     max_members: Option<i32>,
     max_rooms: Option<i32>,
 }
 
 /// Locks an organization that is to change: `NotFound` if it does not exist, `Forbidden` when it
 /// is suspended or archived.
-async fn lock_writable_org(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<OrgGate> {
+pub(super) async fn lock_writable_org(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<OrgGate> {
     if !lock_org(tx, org_id).await? {
         return Err(StoreError::NotFound);
     }
-    let (suspended, archived_at, max_members, max_rooms): (bool, Option<DateTime<Utc>>, Option<i32>, Option<i32>) =
-        sqlx::query_as("SELECT suspended, archived_at, max_members, max_rooms FROM orgs WHERE id = $1")
+    let (suspended, archived_at, max_members, max_rooms): (
+        bool,
+        Option<DateTime<Utc>>,
+        Option<i32>,
+        Option<i32>,
+    ) = sqlx::query_as(
+        "SELECT suspended, archived_at, max_members, max_rooms FROM orgs WHERE id = $1",
+    )
+    .bind(org_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if archived_at.is_some() {
+        return Err(StoreError::Forbidden(ErrorCode::OrgArchived));
+    }
+    if suspended {
+        return Err(StoreError::Forbidden(ErrorCode::OrgSuspended));
+    }
+    Ok(OrgGate {
+        max_members,
+        max_rooms,
+    })
+}
+
+/// `Conflict(room_limit_reached)` when the org already has its most rooms.
+pub(super) async fn ensure_room_quota(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<()> {
+    let gate = lock_writable_org(tx, org_id).await?;
+    if let Some(max) = gate.max_rooms {
+        let (rooms,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM rooms WHERE org_id = $1")
             .bind(org_id)
             .fetch_one(&mut **tx)
             .await?;
-    if archived_at.is_some() {
-        return Err(StoreError::Forbidden("org_archived"));
-    }
-    if suspended {
-        return Err(StoreError::Forbidden("org_suspended"));
-    }
-    Ok(OrgGate { max_members, max_rooms })
-}
-
-/// `Conflict("room_limit_reached")` when the org already has its most rooms.
-async fn ensure_room_quota(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<()> {
-    let gate = lock_writable_org(tx, org_id).await?;
-    if let Some(max) = gate.max_rooms {
-        let (rooms,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM rooms WHERE org_id = $1").bind(org_id).fetch_one(&mut **tx).await?;
         if rooms >= i64::from(max) {
-            return Err(StoreError::Conflict("room_limit_reached"));
+            return Err(StoreError::Conflict(ErrorCode::RoomLimitReached));
         }
     }
     Ok(())
@@ -138,56 +199,90 @@ async fn ensure_room_quota(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<()> {
 impl SqlStore {
     async fn org_view(&self, org_id: i64, user_id: i64) -> StoreResult<Option<OrgView>> {
         let sql = format!("{ORG_VIEW_SELECT} WHERE o.id = $2");
-        let row: Option<OrgViewRow> = sqlx::query_as(&sql).bind(user_id).bind(org_id).fetch_optional(&self.read).await?;
+        let row: Option<OrgViewRow> = sqlx::query_as(&sql)
+            .bind(user_id)
+            .bind(org_id)
+            .fetch_optional(&self.read)
+            .await?;
         row.map(OrgView::try_from).transpose()
     }
 
-    async fn insert_org(&self, creator: i64, name: &str, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+    async fn insert_org(
+        &self,
+        creator: i64,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64, sqlx::Error> {
         let mut tx = self.write.begin().await?;
         let org_id = insert_org_row(&mut tx, name, Some(creator), None, now).await?;
-        sqlx::query("INSERT INTO org_members (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)")
-            .bind(org_id)
-            .bind(creator)
-            .bind(Role::Admin.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO org_members (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(org_id)
+        .bind(creator)
+        .bind(Role::Admin.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(org_id)
     }
 
-    /// Adds a member with their seats in the PUBLIC rooms and the `member.joined` event.
-    async fn add_member(tx: &mut Tx<'_>, org_id: i64, user_id: i64, role: Role, via: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query("INSERT INTO org_members (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)")
-            .bind(org_id)
-            .bind(user_id)
-            .bind(role.as_str())
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-        Self::join_public_rooms(tx, org_id, user_id, now).await?;
-        write_event(tx, &NewEvent::joined(org_id, None, user_id, via), now).await
+    /// Adds a member with their seats in the PUBLIC rooms and the `member.joined` event;
+    /// returns the rooms they were seated in.
+    pub(super) async fn add_member(
+        tx: &mut Tx<'_>,
+        org_id: i64,
+        user_id: i64,
+        role: Role,
+        via: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<i64>> {
+        sqlx::query(
+            "INSERT INTO org_members (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(org_id)
+        .bind(user_id)
+        .bind(role.as_str())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        let seated = Self::join_public_rooms(tx, org_id, user_id, now).await?;
+        write_event(
+            tx,
+            org_id,
+            &DomainEvent::joined(org_id, None, user_id, via),
+            now,
+        )
+        .await?;
+        Ok(seated)
     }
 
     /// Role of `user_id` inside a transaction.
-    async fn role_in(tx: &mut Tx<'_>, org_id: i64, user_id: i64) -> StoreResult<Option<Role>> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT role FROM org_members WHERE org_id = $1 AND user_id = $2")
-            .bind(org_id)
-            .bind(user_id)
-            .fetch_optional(&mut **tx)
-            .await?;
+    pub(super) async fn role_in(
+        tx: &mut Tx<'_>,
+        org_id: i64,
+        user_id: i64,
+    ) -> StoreResult<Option<Role>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT role FROM org_members WHERE org_id = $1 AND user_id = $2")
+                .bind(org_id)
+                .bind(user_id)
+                .fetch_optional(&mut **tx)
+                .await?;
         row.map(|(r,)| parse_role(&r)).transpose()
     }
 
     /// Fails with `LastAdmin` when `user_id` is the only ADMIN of the org.
     async fn ensure_other_admin(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<()> {
-        let (admins,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM org_members WHERE org_id = $1 AND role = $2")
-            .bind(org_id)
-            .bind(Role::Admin.as_str())
-            .fetch_one(&mut **tx)
-            .await?;
+        let (admins,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM org_members WHERE org_id = $1 AND role = $2")
+                .bind(org_id)
+                .bind(Role::Admin.as_str())
+                .fetch_one(&mut **tx)
+                .await?;
         if admins <= 1 {
-            return Err(StoreError::LastAdmin);
+            return Err(StoreError::Conflict(ErrorCode::LastAdmin));
         }
         Ok(())
     }
@@ -200,7 +295,7 @@ impl SqlStore {
             .await?;
         match row {
             None => Err(StoreError::NotFound),
-            Some((true,)) => Err(StoreError::Conflict("managed_by_operator")),
+            Some((true,)) => Err(StoreError::Conflict(ErrorCode::ManagedByOperator)),
             Some((false,)) => Ok(()),
         }
     }
@@ -208,7 +303,12 @@ impl SqlStore {
 
 #[async_trait]
 impl OrgStore for SqlStore {
-    async fn create_org(&self, creator: i64, name: &str, now: DateTime<Utc>) -> StoreResult<OrgView> {
+    async fn create_org(
+        &self,
+        creator: i64,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<OrgView> {
         // Two orgs created with the same name at once may pick the same free slug; the unique
         // index rejects one of them, which then picks again.
         let mut attempts = 0;
@@ -220,13 +320,20 @@ impl OrgStore for SqlStore {
             }
         };
         let sql = format!("{ORG_VIEW_SELECT} WHERE o.id = $2");
-        let row: OrgViewRow = sqlx::query_as(&sql).bind(creator).bind(org_id).fetch_one(&self.write).await?;
+        let row: OrgViewRow = sqlx::query_as(&sql)
+            .bind(creator)
+            .bind(org_id)
+            .fetch_one(&self.write)
+            .await?;
         OrgView::try_from(row)
     }
 
     async fn orgs_for_user(&self, user_id: i64) -> StoreResult<Vec<OrgView>> {
         let sql = format!("{ORG_VIEW_SELECT} ORDER BY o.id");
-        let rows: Vec<OrgViewRow> = sqlx::query_as(&sql).bind(user_id).fetch_all(&self.read).await?;
+        let rows: Vec<OrgViewRow> = sqlx::query_as(&sql)
+            .bind(user_id)
+            .fetch_all(&self.read)
+            .await?;
         rows.into_iter().map(OrgView::try_from).collect()
     }
 
@@ -235,33 +342,44 @@ impl OrgStore for SqlStore {
     }
 
     async fn member_role(&self, org_id: i64, user_id: i64) -> StoreResult<Option<Role>> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT role FROM org_members WHERE org_id = $1 AND user_id = $2")
-            .bind(org_id)
-            .bind(user_id)
-            .fetch_optional(&self.read)
-            .await?;
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT role FROM org_members WHERE org_id = $1 AND user_id = $2")
+                .bind(org_id)
+                .bind(user_id)
+                .fetch_optional(&self.read)
+                .await?;
         row.map(|(r,)| parse_role(&r)).transpose()
     }
 
     async fn rename_org(&self, org_id: i64, name: &str) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         Self::ensure_unmanaged(&mut tx, org_id).await?;
-        sqlx::query("UPDATE orgs SET name = $2 WHERE id = $1").bind(org_id).bind(name).execute(&mut *tx).await?;
+        sqlx::query("UPDATE orgs SET name = $2 WHERE id = $1")
+            .bind(org_id)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn delete_org(&self, org_id: i64) -> StoreResult<()> {
+    async fn delete_org(&self, org_id: i64) -> StoreResult<Vec<Seat>> {
         let mut tx = self.write.begin().await?;
         Self::ensure_unmanaged(&mut tx, org_id).await?;
+        let seats = Self::org_seats(&mut tx, org_id).await?;
         // Rooms and memberships cascade; messages carry no foreign key and go explicitly.
-        sqlx::query("DELETE FROM messages WHERE room_id IN (SELECT id FROM rooms WHERE org_id = $1)")
+        sqlx::query(
+            "DELETE FROM messages WHERE room_id IN (SELECT id FROM rooms WHERE org_id = $1)",
+        )
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM orgs WHERE id = $1")
             .bind(org_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM orgs WHERE id = $1").bind(org_id).execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(seats)
     }
 
     async fn org_members(&self, org_id: i64) -> StoreResult<Vec<OrgMember>> {
@@ -287,17 +405,25 @@ impl OrgStore for SqlStore {
         .fetch_optional(&mut *tx)
         .await?;
         if member.is_some() {
-            return Err(StoreError::Conflict("already_member"));
+            return Err(StoreError::Conflict(ErrorCode::AlreadyMember));
         }
         match open_invite(&mut tx, invite.org_id, &invite.email).await? {
-            Some(open) if open.expires_at > now => return Err(StoreError::Conflict("invite_pending")),
+            Some(open) if open.expires_at > now => {
+                return Err(StoreError::Conflict(ErrorCode::InvitePending))
+            }
             // An expired invitation no longer blocks a new one: retire it.
             Some(open) => revoke_invite(&mut tx, open.id, now).await?,
             None => {}
         }
         let id = insert_invite(&mut tx, &invite, now).await?;
         tx.commit().await?;
-        Ok(Invite { id, org_id: invite.org_id, email: invite.email, role: invite.role, expires_at: invite.expires_at })
+        Ok(Invite {
+            id,
+            org_id: invite.org_id,
+            email: invite.email,
+            role: invite.role,
+            expires_at: invite.expires_at,
+        })
     }
 
     async fn accept_invite(
@@ -306,7 +432,7 @@ impl OrgStore for SqlStore {
         user_id: i64,
         user_email: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<(i64, Role)> {
+    ) -> StoreResult<JoinedOrg> {
         let mut tx = self.write.begin().await?;
         let invite: Option<InviteRow> = sqlx::query_as(
             "SELECT id, org_id, email, role, expires_at, accepted_at, revoked_at FROM org_invites WHERE token_hash = $1",
@@ -322,18 +448,20 @@ impl OrgStore for SqlStore {
             return Err(StoreError::InviteEmailMismatch);
         }
         let gate = lock_writable_org(&mut tx, invite.org_id).await?;
-        let role = match Self::role_in(&mut tx, invite.org_id, user_id).await? {
+        let (role, seated) = match Self::role_in(&mut tx, invite.org_id, user_id).await? {
             // Already in (joined another way): keep the role they have.
-            Some(existing) => existing,
+            Some(existing) => (existing, Vec::new()),
             None => {
                 if let Some(max) = gate.max_members {
                     if member_count(&mut *tx, invite.org_id).await? >= i64::from(max) {
-                        return Err(StoreError::Conflict("member_limit_reached"));
+                        return Err(StoreError::Conflict(ErrorCode::MemberLimitReached));
                     }
                 }
                 let role = parse_role(&invite.role)?;
-                Self::add_member(&mut tx, invite.org_id, user_id, role, "org_invite", now).await?;
-                role
+                let seated =
+                    Self::add_member(&mut tx, invite.org_id, user_id, role, "org_invite", now)
+                        .await?;
+                (role, seated)
             }
         };
         sqlx::query("UPDATE org_invites SET accepted_at = $2 WHERE id = $1")
@@ -342,35 +470,56 @@ impl OrgStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok((invite.org_id, role))
+        Ok(JoinedOrg {
+            org_id: invite.org_id,
+            role,
+            seated,
+        })
     }
 
-    async fn set_member_role(&self, org_id: i64, user_id: i64, role: Role) -> StoreResult<()> {
+    async fn set_member_role(
+        &self,
+        org_id: i64,
+        user_id: i64,
+        role: Role,
+    ) -> StoreResult<Vec<i64>> {
         let mut tx = self.write.begin().await?;
         lock_writable_org(&mut tx, org_id).await?;
-        let current = Self::role_in(&mut tx, org_id, user_id).await?.ok_or(StoreError::NotFound)?;
+        let current = Self::role_in(&mut tx, org_id, user_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         if current == role {
-            return Ok(());
+            return Ok(Vec::new());
         }
         if current == Role::Admin {
             Self::ensure_other_admin(&mut tx, org_id).await?;
         }
         set_role(&mut tx, org_id, user_id, role).await?;
         // A seat in a MANAGER_ONLY room goes with the role that allowed it.
-        if !AccessLevel::ManagerOnly.admits(role) {
-            Self::leave_org_rooms(&mut tx, org_id, user_id, Some(AccessLevel::ManagerOnly)).await?;
-        }
-        write_event(&mut tx, &NewEvent::role_changed(org_id, user_id, current, role), Utc::now()).await?;
+        let left = if AccessLevel::ManagerOnly.admits(role) {
+            Vec::new()
+        } else {
+            Self::leave_org_rooms(&mut tx, org_id, user_id, Some(AccessLevel::ManagerOnly)).await?
+        };
+        write_event(
+            &mut tx,
+            org_id,
+            &DomainEvent::role_changed(org_id, user_id, current, role),
+            Utc::now(),
+        )
+        .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(left)
     }
 
-    async fn remove_member(&self, org_id: i64, user_id: i64) -> StoreResult<()> {
+    async fn remove_member(&self, org_id: i64, user_id: i64) -> StoreResult<Vec<i64>> {
         let mut tx = self.write.begin().await?;
         if !lock_org(&mut tx, org_id).await? {
             return Err(StoreError::NotFound);
         }
-        let current = Self::role_in(&mut tx, org_id, user_id).await?.ok_or(StoreError::NotFound)?;
+        let current = Self::role_in(&mut tx, org_id, user_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         if current == Role::Admin {
             Self::ensure_other_admin(&mut tx, org_id).await?;
         }
@@ -379,8 +528,8 @@ impl OrgStore for SqlStore {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        Self::leave_org_rooms(&mut tx, org_id, user_id, None).await?;
+        let left = Self::leave_org_rooms(&mut tx, org_id, user_id, None).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(left)
     }
 }

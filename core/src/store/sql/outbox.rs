@@ -1,21 +1,56 @@
-// The event outbox: rows written inside the transaction of the change they describe.
+//! The event outbox: rows written inside the transaction of the change they describe.
 
-/// Records `event` in the outbox as part of `tx`, with a fresh event id.
-async fn write_event(tx: &mut Tx<'_>, event: &NewEvent, now: DateTime<Utc>) -> StoreResult<()> {
-    let payload = serde_json::to_string(&event.data)
-        .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
-    sqlx::query(
-        "INSERT INTO outbox (event_id, event_type, org_id, room_id, payload, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(uuid::Uuid::new_v4().to_string())
-    .bind(event.event_type.as_str())
-    .bind(event.org_id)
-    .bind(event.room_id)
-    .bind(payload)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{SqlStore, Tx};
+use crate::events::{DomainEvent, OutboxEvent};
+use crate::store::sql::rows::{placeholders, OutboxRow};
+use crate::store::{OutboxStore, StoreError, StoreResult};
+
+/// Rows one outbox insert statement takes at most (six parameters each).
+const EVENTS_PER_STATEMENT: usize = 100;
+
+/// Records `event` of organization `org_id` in the outbox as part of `tx`, with a fresh event id.
+pub(super) async fn write_event(
+    tx: &mut Tx<'_>,
+    org_id: i64,
+    event: &DomainEvent,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    write_events(tx, org_id, &[(event.clone(), now)]).await
+}
+
+/// Records several events of organization `org_id`, each with the time it happened, as part of
+/// `tx`: one statement per hundred events.
+pub(super) async fn write_events(
+    tx: &mut Tx<'_>,
+    org_id: i64,
+    events: &[(DomainEvent, DateTime<Utc>)],
+) -> StoreResult<()> {
+    for chunk in events.chunks(EVENTS_PER_STATEMENT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", placeholders(i * 6 + 1, 6)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO outbox (event_id, event_type, org_id, room_id, payload, created_at) VALUES {}",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (event, at) in chunk {
+            let payload = event
+                .payload()
+                .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
+            query = query
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(event.event_type().as_str())
+                .bind(org_id)
+                .bind(event.room_id())
+                .bind(payload)
+                .bind(*at);
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -60,9 +95,10 @@ impl OutboxStore for SqlStore {
     }
 
     async fn outbox_backlog(&self) -> StoreResult<(i64, Option<DateTime<Utc>>)> {
-        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
-            .fetch_one(&self.read)
-            .await?;
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&self.read)
+                .await?;
         let oldest: Option<(DateTime<Utc>,)> = sqlx::query_as(
             "SELECT created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1",
         )

@@ -1,19 +1,27 @@
-// Group commit of posts, per room.
-//
-// A post takes its room's row lock for its statement and its commit (that is what keeps ids in
-// commit order within a room), so one room's posts are serial in the database, and each one
-// waiting for its own WAL flush caps a busy room at one flush per message. Instead, each
-// process queues posts per room and a writer task per busy room takes everything queued so far
-// and stores it in one transaction: one lock, one flush for the lot. An idle room's post goes
-// alone, through the one-statement path, so nothing waits for company.
+//! Group commit of posts, per room.
+//!
+//! A post takes its room's row lock until its commit (that is what keeps ids in commit order
+//! within a room), so one room's posts are serial in the database, and each one waiting for its
+//! own WAL flush caps a busy room at one flush per message. Instead, each process queues posts
+//! per room and a writer task per busy room takes everything queued so far and stores it in one
+//! transaction: one lock, one flush for the lot. An idle room's post goes alone, through the
+//! single-post path, so nothing waits for company.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
+
+use super::{insert_batch, insert_message, Pool};
+use crate::model::Message;
+use crate::store::{NewMessage, StoreError, StoreResult};
 
 /// One post waiting for its room's writer.
-struct PendingPost {
-    msg: NewMessage,
-    payload: String,
-    event_id: String,
-    now: DateTime<Utc>,
-    reply: tokio::sync::oneshot::Sender<Result<Option<MessageRow>, sqlx::Error>>,
+pub(super) struct PendingPost {
+    pub(super) msg: NewMessage,
+    pub(super) now: DateTime<Utc>,
+    reply: oneshot::Sender<StoreResult<Option<Message>>>,
 }
 
 /// Most posts one transaction takes; the rest wait for the next round.
@@ -21,23 +29,25 @@ const MAX_BATCH: usize = 64;
 
 /// Posts waiting, by room. A room has an entry exactly while its writer task runs.
 #[derive(Default, Clone)]
-struct PostQueues(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, Vec<PendingPost>>>>);
+pub(super) struct PostQueues(Arc<Mutex<HashMap<i64, Vec<PendingPost>>>>);
 
 impl PostQueues {
-    /// Queues a post and waits for the writer's answer: the stored row, or `None` when the
+    /// Queues a post and waits for the writer's answer: the stored message, or `None` when the
     /// sender has no seat or already used the `client_msg_id`.
-    async fn submit(
+    pub(super) async fn submit(
         &self,
         write: &Pool,
         msg: &NewMessage,
-        payload: String,
-        event_id: String,
         now: DateTime<Utc>,
-    ) -> Result<Option<MessageRow>, sqlx::Error> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let post = PendingPost { msg: msg.clone(), payload, event_id, now, reply };
+    ) -> StoreResult<Option<Message>> {
+        let (reply, answer) = oneshot::channel();
+        let post = PendingPost {
+            msg: msg.clone(),
+            now,
+            reply,
+        };
         let start_writer = {
-            let mut rooms = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut rooms = self.0.lock().unwrap_or_else(PoisonError::into_inner);
             match rooms.get_mut(&msg.room_id) {
                 Some(waiting) => {
                     waiting.push(post);
@@ -54,16 +64,23 @@ impl PostQueues {
             // client that hangs up cannot strand the posts queued behind it.
             tokio::spawn(self.clone().write_room(write.clone(), msg.room_id));
         }
-        answer.await.map_err(|_| sqlx::Error::WorkerCrashed)?
+        answer
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
     }
 
     /// Stores the room's queued posts, round after round, until none are left.
     async fn write_room(self, write: Pool, room_id: i64) {
-        let _guard = WriterGuard { queues: self.clone(), room_id };
+        let _guard = WriterGuard {
+            queues: self.clone(),
+            room_id,
+        };
         loop {
             let batch: Vec<PendingPost> = {
-                let mut rooms = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let Some(waiting) = rooms.get_mut(&room_id) else { return };
+                let mut rooms = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+                let Some(waiting) = rooms.get_mut(&room_id) else {
+                    return;
+                };
                 if waiting.is_empty() {
                     rooms.remove(&room_id);
                     return;
@@ -72,7 +89,7 @@ impl PostQueues {
                 waiting.drain(..take).collect()
             };
             if let [post] = &batch[..] {
-                let stored = insert_message(&write, &post.msg, &post.payload, &post.event_id, post.now).await;
+                let stored = insert_message(&write, &post.msg, post.now).await;
                 if let Some(post) = batch.into_iter().next() {
                     let _ = post.reply.send(stored);
                 }
@@ -87,10 +104,13 @@ impl PostQueues {
 }
 
 /// Stores a batch's posts one by one, each with its own answer.
-async fn insert_each(write: &Pool, batch: &[PendingPost]) -> Vec<Result<Option<MessageRow>, sqlx::Error>> {
+pub(super) async fn insert_each(
+    write: &Pool,
+    batch: &[PendingPost],
+) -> Vec<StoreResult<Option<Message>>> {
     let mut answers = Vec::with_capacity(batch.len());
     for post in batch {
-        answers.push(insert_message(write, &post.msg, &post.payload, &post.event_id, post.now).await);
+        answers.push(insert_message(write, &post.msg, post.now).await);
     }
     answers
 }
@@ -105,7 +125,7 @@ struct WriterGuard {
 impl Drop for WriterGuard {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let mut rooms = self.queues.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut rooms = self.queues.0.lock().unwrap_or_else(PoisonError::into_inner);
             rooms.remove(&self.room_id);
         }
     }

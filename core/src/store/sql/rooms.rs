@@ -1,10 +1,30 @@
-// Rooms, room members and read state.
+//! Rooms, room members and read state.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::orgs::ensure_room_quota;
+use super::outbox::write_event;
+use super::{SqlStore, Tx};
+use crate::error_code::ErrorCode;
+use crate::events::DomainEvent;
+use crate::model::{AccessLevel, Role, Room, RoomMember, UnreadCount};
+use crate::store::sql::rows::{
+    dm_key, is_unique_violation, placeholders, RoomAccessRow, RoomMemberRow, RoomRow, UnreadRow,
+    ROOM_COLUMNS,
+};
+use crate::store::{
+    JoinVia, NewRoom, RoomAccess, RoomPatch, RoomPosition, RoomStore, Seat, StoreError, StoreResult,
+};
 
 impl SqlStore {
     /// The room object, read inside `tx` (so it sees the transaction's own changes).
     async fn room_in(tx: &mut Tx<'_>, room_id: i64) -> StoreResult<Room> {
         let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.id = $1");
-        let row: RoomRow = sqlx::query_as(&sql).bind(room_id).fetch_one(&mut **tx).await?;
+        let row: RoomRow = sqlx::query_as(&sql)
+            .bind(room_id)
+            .fetch_one(&mut **tx)
+            .await?;
         Room::try_from(row)
     }
 
@@ -57,50 +77,73 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Seats a new org member in the org's PUBLIC rooms.
-    async fn join_public_rooms(
+    /// Seats a new org member in the org's PUBLIC rooms; returns those rooms.
+    pub(super) async fn join_public_rooms(
         tx: &mut Tx<'_>,
         org_id: i64,
         user_id: i64,
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        sqlx::query(
+    ) -> StoreResult<Vec<i64>> {
+        let rows: Vec<(i64,)> = sqlx::query_as(
             "INSERT INTO room_members (room_id, user_id, joined_at) \
              SELECT id, $2, $3 FROM rooms WHERE org_id = $1 AND access_level = $4 AND NOT is_dm \
-             ON CONFLICT DO NOTHING",
+             ON CONFLICT DO NOTHING RETURNING room_id",
         )
         .bind(org_id)
         .bind(user_id)
         .bind(now)
         .bind(AccessLevel::Public.as_str())
-        .execute(&mut **tx)
+        .fetch_all(&mut **tx)
         .await?;
-        Ok(())
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     /// Takes a user out of the org's rooms: all of them (`only_level` None), or those of one
-    /// access level.
-    async fn leave_org_rooms(
+    /// access level. Returns the rooms left.
+    pub(super) async fn leave_org_rooms(
         tx: &mut Tx<'_>,
         org_id: i64,
         user_id: i64,
         only_level: Option<AccessLevel>,
-    ) -> StoreResult<()> {
-        sqlx::query(
+    ) -> StoreResult<Vec<i64>> {
+        let rows: Vec<(i64,)> = sqlx::query_as(
             "DELETE FROM room_members WHERE user_id = $2 AND room_id IN \
-             (SELECT id FROM rooms WHERE org_id = $1 AND ($3 IS NULL OR (access_level = $3 AND NOT is_dm)))",
+             (SELECT id FROM rooms WHERE org_id = $1 AND ($3 IS NULL OR (access_level = $3 AND NOT is_dm))) \
+             RETURNING room_id",
         )
         .bind(org_id)
         .bind(user_id)
         .bind(only_level.map(AccessLevel::as_str))
-        .execute(&mut **tx)
+        .fetch_all(&mut **tx)
         .await?;
-        Ok(())
+        let mut rooms: Vec<i64> = rows.into_iter().map(|(id,)| id).collect();
+        rooms.sort_unstable();
+        Ok(rooms)
+    }
+
+    /// Every seat in the org's rooms.
+    pub(super) async fn org_seats(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<Vec<Seat>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT rm.room_id, rm.user_id FROM room_members rm JOIN rooms r ON r.id = rm.room_id \
+             WHERE r.org_id = $1 ORDER BY rm.room_id, rm.user_id",
+        )
+        .bind(org_id)
+        .fetch_all(&mut **tx)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(room_id, user_id)| Seat { room_id, user_id })
+            .collect())
     }
 
     async fn existing_dm(&self, org_id: i64, key: &str) -> StoreResult<Option<Room>> {
-        let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.org_id = $1 AND r.dm_key = $2");
-        let row: Option<RoomRow> = sqlx::query_as(&sql).bind(org_id).bind(key).fetch_optional(&self.write).await?;
+        let sql =
+            format!("SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.org_id = $1 AND r.dm_key = $2");
+        let row: Option<RoomRow> = sqlx::query_as(&sql)
+            .bind(org_id)
+            .bind(key)
+            .fetch_optional(&self.write)
+            .await?;
         row.map(Room::try_from).transpose()
     }
 
@@ -127,15 +170,21 @@ impl SqlStore {
         .fetch_one(&mut *tx)
         .await?;
         for member in [user_id, other_id] {
-            sqlx::query("INSERT INTO room_members (room_id, user_id, joined_at) VALUES ($1, $2, $3)")
-                .bind(room_id)
-                .bind(member)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO room_members (room_id, user_id, joined_at) VALUES ($1, $2, $3)",
+            )
+            .bind(room_id)
+            .bind(member)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
         let room = Self::room_in(&mut tx, room_id).await?;
-        write_event(&mut tx, &NewEvent::room_created(&room, &[user_id.min(other_id), user_id.max(other_id)]), now).await?;
+        let event = DomainEvent::room_created(
+            room.clone(),
+            vec![user_id.min(other_id), user_id.max(other_id)],
+        );
+        write_event(&mut tx, org_id, &event, now).await?;
         tx.commit().await?;
         Ok(room)
     }
@@ -157,10 +206,24 @@ impl RoomStore for SqlStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        Self::seat_initial_members(&mut tx, room_id, new.org_id, new.access_level, new.created_by, now).await?;
+        Self::seat_initial_members(
+            &mut tx,
+            room_id,
+            new.org_id,
+            new.access_level,
+            new.created_by,
+            now,
+        )
+        .await?;
         let room = Self::room_in(&mut tx, room_id).await?;
         let members = Self::member_ids_in(&mut tx, room_id).await?;
-        write_event(&mut tx, &NewEvent::room_created(&room, &members), now).await?;
+        write_event(
+            &mut tx,
+            room.org,
+            &DomainEvent::room_created(room.clone(), members),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(room)
     }
@@ -181,7 +244,10 @@ impl RoomStore for SqlStore {
             Ok(room) => Ok((room, true)),
             // Both users opened it at the same moment: the other request created it.
             Err(StoreError::Database(e)) if is_unique_violation(&e) => {
-                let room = self.existing_dm(org_id, &key).await?.ok_or(StoreError::NotFound)?;
+                let room = self
+                    .existing_dm(org_id, &key)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
                 Ok((room, false))
             }
             Err(e) => Err(e),
@@ -193,7 +259,11 @@ impl RoomStore for SqlStore {
             "SELECT {ROOM_COLUMNS} FROM room_members rm JOIN rooms r ON r.id = rm.room_id \
              WHERE rm.user_id = $1 AND ($2 IS NULL OR r.org_id = $2) ORDER BY r.id"
         );
-        let rows: Vec<RoomRow> = sqlx::query_as(&sql).bind(user_id).bind(org_id).fetch_all(&self.read).await?;
+        let rows: Vec<RoomRow> = sqlx::query_as(&sql)
+            .bind(user_id)
+            .bind(org_id)
+            .fetch_all(&self.read)
+            .await?;
         rows.into_iter().map(Room::try_from).collect()
     }
 
@@ -206,7 +276,11 @@ impl RoomStore for SqlStore {
                JOIN orgs o ON o.id = r.org_id \
              WHERE r.id = $1"
         );
-        let row: Option<RoomAccessRow> = sqlx::query_as(&sql).bind(room_id).bind(user_id).fetch_optional(&self.read).await?;
+        let row: Option<RoomAccessRow> = sqlx::query_as(&sql)
+            .bind(room_id)
+            .bind(user_id)
+            .fetch_optional(&self.read)
+            .await?;
         row.map(RoomAccess::try_from).transpose()
     }
 
@@ -218,11 +292,15 @@ impl RoomStore for SqlStore {
             .await?;
         match found {
             None => return Err(StoreError::NotFound),
-            Some((true,)) => return Err(StoreError::Conflict("dm_immutable")),
+            Some((true,)) => return Err(StoreError::Conflict(ErrorCode::DmImmutable)),
             Some((false,)) => {}
         }
         if let Some(name) = &patch.name {
-            sqlx::query("UPDATE rooms SET name = $2 WHERE id = $1").bind(room_id).bind(name).execute(&mut *tx).await?;
+            sqlx::query("UPDATE rooms SET name = $2 WHERE id = $1")
+                .bind(room_id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
         }
         if let Some(level) = patch.access_level {
             sqlx::query("UPDATE rooms SET access_level = $2 WHERE id = $1")
@@ -239,8 +317,14 @@ impl RoomStore for SqlStore {
     async fn delete_room(&self, room_id: i64) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         // Messages carry no foreign key (see the migration), so they go explicitly.
-        sqlx::query("DELETE FROM messages WHERE room_id = $1").bind(room_id).execute(&mut *tx).await?;
-        let done = sqlx::query("DELETE FROM rooms WHERE id = $1").bind(room_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM messages WHERE room_id = $1")
+            .bind(room_id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM rooms WHERE id = $1")
+            .bind(room_id)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -272,7 +356,13 @@ impl RoomStore for SqlStore {
         .rows_affected()
             > 0;
         if added {
-            write_event(&mut tx, &NewEvent::joined(org_id, Some(room_id), user_id, via.as_str()), now).await?;
+            write_event(
+                &mut tx,
+                org_id,
+                &DomainEvent::joined(org_id, Some(room_id), user_id, via.as_str()),
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(added)
@@ -313,7 +403,11 @@ impl RoomStore for SqlStore {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(room_id, last_msg_id, last_seq)| RoomPosition { room_id, last_msg_id, last_seq })
+            .map(|(room_id, last_msg_id, last_seq)| RoomPosition {
+                room_id,
+                last_msg_id,
+                last_seq,
+            })
             .collect())
     }
 
@@ -348,11 +442,12 @@ impl RoomStore for SqlStore {
     }
 
     async fn mark_read(&self, room_id: i64, user_id: i64, msg_id: i64) -> StoreResult<i64> {
-        let message: Option<(i64,)> = sqlx::query_as("SELECT seq FROM messages WHERE room_id = $1 AND id = $2")
-            .bind(room_id)
-            .bind(msg_id)
-            .fetch_optional(&self.write)
-            .await?;
+        let message: Option<(i64,)> =
+            sqlx::query_as("SELECT seq FROM messages WHERE room_id = $1 AND id = $2")
+                .bind(room_id)
+                .bind(msg_id)
+                .fetch_optional(&self.write)
+                .await?;
         let (seq,) = message.ok_or(StoreError::NotFound)?;
         // Only forwards: a late or repeated receipt for an older message changes nothing.
         sqlx::query(
@@ -365,12 +460,13 @@ impl RoomStore for SqlStore {
         .bind(seq)
         .execute(&self.write)
         .await?;
-        let now_at: Option<(Option<i64>,)> =
-            sqlx::query_as("SELECT last_read_msg_id FROM room_members WHERE room_id = $1 AND user_id = $2")
-                .bind(room_id)
-                .bind(user_id)
-                .fetch_optional(&self.write)
-                .await?;
+        let now_at: Option<(Option<i64>,)> = sqlx::query_as(
+            "SELECT last_read_msg_id FROM room_members WHERE room_id = $1 AND user_id = $2",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_optional(&self.write)
+        .await?;
         match now_at {
             Some((Some(id),)) => Ok(id),
             _ => Err(StoreError::NotFound),

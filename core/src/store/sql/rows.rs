@@ -1,7 +1,8 @@
-// Row shapes shared by both engines, and helpers that do not depend on the engine.
+//! Row shapes shared by both engines, and helpers that do not depend on the engine.
 
 use chrono::{DateTime, Utc};
 
+use crate::error_code::ErrorCode;
 use crate::events::OutboxEvent;
 use crate::model::{
     AccessLevel, DeliveryStatus, FileRef, Message, OrgMember, OrgQuotas, OrgView, Role, Room,
@@ -204,9 +205,9 @@ impl TryFrom<RoomAccessRow> for RoomAccess {
             org_role: parse_role(&r.org_role)?,
             is_member: r.is_member,
             org_read_only: if r.org_archived {
-                Some("org_archived")
+                Some(ErrorCode::OrgArchived)
             } else if r.org_suspended {
-                Some("org_suspended")
+                Some(ErrorCode::OrgSuspended)
             } else {
                 None
             },

@@ -1,4 +1,10 @@
-// Refresh-token families: rotation and reuse detection.
+//! Refresh-token families: rotation and reuse detection.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::SqlStore;
+use crate::store::{RefreshOutcome, SessionStore, StoreResult};
 
 #[async_trait]
 impl SessionStore for SqlStore {
@@ -57,12 +63,13 @@ impl SessionStore for SqlStore {
         };
         let outcome = match claimed {
             None => {
-                let known: Option<(String,)> =
-                    sqlx::query_as("SELECT jti FROM refresh_tokens WHERE jti = $1 AND family_id = $2")
-                        .bind(jti)
-                        .bind(family_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                let known: Option<(String,)> = sqlx::query_as(
+                    "SELECT jti FROM refresh_tokens WHERE jti = $1 AND family_id = $2",
+                )
+                .bind(jti)
+                .bind(family_id)
+                .fetch_optional(&mut *tx)
+                .await?;
                 if known.is_none() {
                     RefreshOutcome::Invalid
                 } else {
@@ -79,12 +86,14 @@ impl SessionStore for SqlStore {
             Some(_) if revoked_at.is_some() => RefreshOutcome::Invalid,
             Some((expires_at,)) if expires_at <= now => RefreshOutcome::Invalid,
             Some(_) => {
-                sqlx::query("INSERT INTO refresh_tokens (jti, family_id, expires_at) VALUES ($1, $2, $3)")
-                    .bind(next_jti)
-                    .bind(family_id)
-                    .bind(next_expires_at)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (jti, family_id, expires_at) VALUES ($1, $2, $3)",
+                )
+                .bind(next_jti)
+                .bind(family_id)
+                .bind(next_expires_at)
+                .execute(&mut *tx)
+                .await?;
                 RefreshOutcome::Rotated { user_id }
             }
         };
@@ -92,7 +101,12 @@ impl SessionStore for SqlStore {
         Ok(outcome)
     }
 
-    async fn revoke_session(&self, user_id: i64, family_id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+    async fn revoke_session(
+        &self,
+        user_id: i64,
+        family_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE refresh_families SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
         )

@@ -1,16 +1,26 @@
-// The store for one engine: a reader pool and a writer pool (the same pool on PostgreSQL).
+//! The store for one engine: a reader pool and a writer pool (the same pool on PostgreSQL).
+
+use async_trait::async_trait;
+
+use super::post_queue::PostQueues;
+use super::{Pool, ENGINE, MIGRATOR};
+use crate::store::{Engine, Store, StoreResult};
 
 /// The SQL store for this engine.
 pub struct SqlStore {
-    read: Pool,
-    write: Pool,
-    post_queues: PostQueues,
+    pub(super) read: Pool,
+    pub(super) write: Pool,
+    pub(super) post_queues: PostQueues,
 }
 
 impl SqlStore {
     /// Wraps the pools; reads go to `read`, transactions and writes to `write`.
     pub fn new(read: Pool, write: Pool) -> Self {
-        Self { read, write, post_queues: PostQueues::default() }
+        Self {
+            read,
+            write,
+            post_queues: PostQueues::default(),
+        }
     }
 }
 

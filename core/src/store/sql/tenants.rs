@@ -1,4 +1,21 @@
-// Organizations and webhooks owned by custom resources (the operator's side).
+//! Organizations and webhooks owned by custom resources (the operator's side).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::orgs::{
+    insert_invite, insert_org_row, member_count, open_invite, revoke_invite, set_role,
+};
+use super::outbox::write_event;
+use super::webhooks::{pause_deliveries, resume_deliveries};
+use super::{lock_org, SqlStore, Tx};
+use crate::events::DomainEvent;
+use crate::model::{AccessLevel, OrgQuotas, Role};
+use crate::store::sql::rows::{encode_events, is_unique_violation, QuotaRow};
+use crate::store::{
+    AppliedAdmins, AppliedOrg, AppliedWebhook, ManagedOrg, ManagedOrgRef, ManagedWebhook,
+    NewInvite, Seat, SpecAdmin, StoreError, StoreResult, TenantStore,
+};
 
 /// A managed webhook's current columns, to compare with what its resource says.
 #[derive(sqlx::FromRow)]
@@ -27,30 +44,50 @@ struct ManagedOrgRow {
 }
 
 async fn user_id_by_email(tx: &mut Tx<'_>, email: &str) -> StoreResult<Option<i64>> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE email = $1").bind(email).fetch_optional(&mut **tx).await?;
+    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_optional(&mut **tx)
+        .await?;
     Ok(row.map(|(id,)| id))
 }
 
 impl SqlStore {
     /// Makes one listed admin ADMIN, or invites them; says what it did.
-    async fn grant_admin(tx: &mut Tx<'_>, org_id: i64, admin: &SpecAdmin, now: DateTime<Utc>, done: &mut AppliedAdmins) -> StoreResult<()> {
+    async fn grant_admin(
+        tx: &mut Tx<'_>,
+        org_id: i64,
+        admin: &SpecAdmin,
+        now: DateTime<Utc>,
+        done: &mut AppliedAdmins,
+    ) -> StoreResult<()> {
         if let Some(user_id) = user_id_by_email(tx, &admin.email).await? {
             match Self::role_in(tx, org_id, user_id).await? {
                 Some(Role::Admin) => {}
                 Some(previous) => {
                     set_role(tx, org_id, user_id, Role::Admin).await?;
-                    write_event(tx, &NewEvent::role_changed(org_id, user_id, previous, Role::Admin), now).await?;
+                    write_event(
+                        tx,
+                        org_id,
+                        &DomainEvent::role_changed(org_id, user_id, previous, Role::Admin),
+                        now,
+                    )
+                    .await?;
                     done.granted.push(admin.email.clone());
                 }
                 None => {
-                    Self::add_member(tx, org_id, user_id, Role::Admin, "operator", now).await?;
+                    let seated =
+                        Self::add_member(tx, org_id, user_id, Role::Admin, "operator", now).await?;
+                    done.seats_gained
+                        .extend(seated.into_iter().map(|room_id| Seat { room_id, user_id }));
                     done.granted.push(admin.email.clone());
                 }
             }
             return Ok(());
         }
         match open_invite(tx, org_id, &admin.email).await? {
-            Some(open) if open.role == Role::Admin.as_str() && open.expires_at > now => return Ok(()),
+            Some(open) if open.role == Role::Admin.as_str() && open.expires_at > now => {
+                return Ok(())
+            }
             // Expired, or for a lesser role: replaced by an ADMIN invitation.
             Some(open) => revoke_invite(tx, open.id, now).await?,
             None => {}
@@ -70,17 +107,36 @@ impl SqlStore {
     }
 
     /// Takes back what the operator gave an address no longer listed.
-    async fn revoke_admin(tx: &mut Tx<'_>, org_id: i64, email: &str, now: DateTime<Utc>, done: &mut AppliedAdmins) -> StoreResult<()> {
+    async fn revoke_admin(
+        tx: &mut Tx<'_>,
+        org_id: i64,
+        email: &str,
+        now: DateTime<Utc>,
+        done: &mut AppliedAdmins,
+    ) -> StoreResult<()> {
         let mut revoked = false;
         if let Some(user_id) = user_id_by_email(tx, email).await? {
             if Self::role_in(tx, org_id, user_id).await? == Some(Role::Admin) {
                 set_role(tx, org_id, user_id, Role::Member).await?;
-                Self::leave_org_rooms(tx, org_id, user_id, Some(AccessLevel::ManagerOnly)).await?;
-                write_event(tx, &NewEvent::role_changed(org_id, user_id, Role::Admin, Role::Member), now).await?;
+                let left =
+                    Self::leave_org_rooms(tx, org_id, user_id, Some(AccessLevel::ManagerOnly))
+                        .await?;
+                done.seats_lost
+                    .extend(left.into_iter().map(|room_id| Seat { room_id, user_id }));
+                write_event(
+                    tx,
+                    org_id,
+                    &DomainEvent::role_changed(org_id, user_id, Role::Admin, Role::Member),
+                    now,
+                )
+                .await?;
                 revoked = true;
             }
         }
-        if let Some(open) = open_invite(tx, org_id, email).await?.filter(|o| o.role == Role::Admin.as_str()) {
+        if let Some(open) = open_invite(tx, org_id, email)
+            .await?
+            .filter(|o| o.role == Role::Admin.as_str())
+        {
             revoke_invite(tx, open.id, now).await?;
             revoked = true;
         }
@@ -94,7 +150,8 @@ impl SqlStore {
         let mut attempts = 0;
         loop {
             let mut tx = self.write.begin().await?;
-            let inserted = insert_org_row(&mut tx, &org.name, None, Some(&org.resource_key), now).await;
+            let inserted =
+                insert_org_row(&mut tx, &org.name, None, Some(&org.resource_key), now).await;
             match inserted {
                 Ok(org_id) => {
                     Self::write_org_settings(&mut tx, org_id, org, None).await?;
@@ -109,7 +166,12 @@ impl SqlStore {
     }
 
     /// Writes what a resource says into its org row (and takes it out of the archive).
-    async fn write_org_settings(tx: &mut Tx<'_>, org_id: i64, org: &ManagedOrg, name: Option<&str>) -> StoreResult<()> {
+    async fn write_org_settings(
+        tx: &mut Tx<'_>,
+        org_id: i64,
+        org: &ManagedOrg,
+        name: Option<&str>,
+    ) -> StoreResult<()> {
         let q = &org.quotas;
         sqlx::query(
             "UPDATE orgs SET name = COALESCE($2, name), managed = $3, suspended = $4, archived_at = NULL, \
@@ -133,7 +195,11 @@ impl SqlStore {
 
 #[async_trait]
 impl TenantStore for SqlStore {
-    async fn apply_managed_org(&self, org: ManagedOrg, now: DateTime<Utc>) -> StoreResult<AppliedOrg> {
+    async fn apply_managed_org(
+        &self,
+        org: ManagedOrg,
+        now: DateTime<Utc>,
+    ) -> StoreResult<AppliedOrg> {
         let row: Option<ManagedOrgRow> = sqlx::query_as(
             "SELECT id, name, managed, suspended, archived_at, \
                max_members, max_rooms, upload_max_bytes, retention_days, rate_limit_per_minute \
@@ -158,31 +224,47 @@ impl TenantStore for SqlStore {
                 (row.id, row.archived_at.is_some(), !in_place)
             }
         };
-        Ok(AppliedOrg { org_id, created, changed })
+        Ok(AppliedOrg {
+            org_id,
+            created,
+            changed,
+        })
     }
 
-    async fn apply_org_admins(&self, org_id: i64, admins: Vec<SpecAdmin>, now: DateTime<Utc>) -> StoreResult<AppliedAdmins> {
+    async fn apply_org_admins(
+        &self,
+        org_id: i64,
+        admins: Vec<SpecAdmin>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<AppliedAdmins> {
         let mut tx = self.write.begin().await?;
         if !lock_org(&mut tx, org_id).await? {
             return Err(StoreError::NotFound);
         }
-        let listed: Vec<(String,)> = sqlx::query_as("SELECT email FROM org_spec_admins WHERE org_id = $1 ORDER BY email")
-            .bind(org_id)
-            .fetch_all(&mut *tx)
-            .await?;
+        let listed: Vec<(String,)> =
+            sqlx::query_as("SELECT email FROM org_spec_admins WHERE org_id = $1 ORDER BY email")
+                .bind(org_id)
+                .fetch_all(&mut *tx)
+                .await?;
         let listed: Vec<String> = listed.into_iter().map(|(e,)| e).collect();
         let mut done = AppliedAdmins::default();
         for admin in &admins {
             Self::grant_admin(&mut tx, org_id, admin, now, &mut done).await?;
         }
-        for email in listed.iter().filter(|e| !admins.iter().any(|a| &a.email == *e)) {
+        for email in listed
+            .iter()
+            .filter(|e| !admins.iter().any(|a| &a.email == *e))
+        {
             Self::revoke_admin(&mut tx, org_id, email, now, &mut done).await?;
         }
         let mut wanted: Vec<&str> = admins.iter().map(|a| a.email.as_str()).collect();
         wanted.sort_unstable();
         wanted.dedup();
         if wanted != listed.iter().map(String::as_str).collect::<Vec<_>>() {
-            sqlx::query("DELETE FROM org_spec_admins WHERE org_id = $1").bind(org_id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM org_spec_admins WHERE org_id = $1")
+                .bind(org_id)
+                .execute(&mut *tx)
+                .await?;
             for email in wanted {
                 sqlx::query("INSERT INTO org_spec_admins (org_id, email) VALUES ($1, $2)")
                     .bind(org_id)
@@ -197,14 +279,22 @@ impl TenantStore for SqlStore {
     }
 
     async fn managed_org(&self, resource_key: &str) -> StoreResult<Option<ManagedOrgRef>> {
-        let row: Option<(i64, Option<DateTime<Utc>>)> = sqlx::query_as("SELECT id, archived_at FROM orgs WHERE resource_key = $1")
-            .bind(resource_key)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.map(|(org_id, archived_at)| ManagedOrgRef { org_id, archived: archived_at.is_some() }))
+        let row: Option<(i64, Option<DateTime<Utc>>)> =
+            sqlx::query_as("SELECT id, archived_at FROM orgs WHERE resource_key = $1")
+                .bind(resource_key)
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(row.map(|(org_id, archived_at)| ManagedOrgRef {
+            org_id,
+            archived: archived_at.is_some(),
+        }))
     }
 
-    async fn archive_managed_org(&self, resource_key: &str, now: DateTime<Utc>) -> StoreResult<Option<i64>> {
+    async fn archive_managed_org(
+        &self,
+        resource_key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<i64>> {
         let mut tx = self.write.begin().await?;
         let row: Option<(i64,)> = sqlx::query_as(
             "UPDATE orgs SET archived_at = COALESCE(archived_at, $2), managed = $3 WHERE resource_key = $1 RETURNING id",
@@ -216,8 +306,15 @@ impl TenantStore for SqlStore {
         .await?;
         if let Some((org_id,)) = row {
             // Its webhooks' resources are gone or going too; nothing may still point at them.
-            sqlx::query("UPDATE webhooks SET managed = $2 WHERE org_id = $1").bind(org_id).bind(false).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM org_spec_admins WHERE org_id = $1").bind(org_id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE webhooks SET managed = $2 WHERE org_id = $1")
+                .bind(org_id)
+                .bind(false)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM org_spec_admins WHERE org_id = $1")
+                .bind(org_id)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("UPDATE org_invites SET revoked_at = $2 WHERE org_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL")
                 .bind(org_id)
                 .bind(now)
@@ -228,20 +325,34 @@ impl TenantStore for SqlStore {
         Ok(row.map(|(id,)| id))
     }
 
-    async fn purge_managed_org(&self, resource_key: &str) -> StoreResult<Option<i64>> {
+    async fn purge_managed_org(&self, resource_key: &str) -> StoreResult<Option<(i64, Vec<Seat>)>> {
         let mut tx = self.write.begin().await?;
-        let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM orgs WHERE resource_key = $1").bind(resource_key).fetch_optional(&mut *tx).await?;
+        let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM orgs WHERE resource_key = $1")
+            .bind(resource_key)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some((org_id,)) = row else {
             return Ok(None);
         };
+        let seats = Self::org_seats(&mut tx, org_id).await?;
         // Rooms, memberships, webhooks and invitations cascade; messages go explicitly.
-        sqlx::query("DELETE FROM messages WHERE org_id = $1").bind(org_id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM orgs WHERE id = $1").bind(org_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM messages WHERE org_id = $1")
+            .bind(org_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM orgs WHERE id = $1")
+            .bind(org_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(Some(org_id))
+        Ok(Some((org_id, seats)))
     }
 
-    async fn apply_managed_webhook(&self, hook: ManagedWebhook, now: DateTime<Utc>) -> StoreResult<AppliedWebhook> {
+    async fn apply_managed_webhook(
+        &self,
+        hook: ManagedWebhook,
+        now: DateTime<Utc>,
+    ) -> StoreResult<AppliedWebhook> {
         let mut tx = self.write.begin().await?;
         let row: Option<ManagedWebhookRow> = sqlx::query_as(
             "SELECT id, org_id, url, events, secret, is_active, managed, max_attempts, disabled_reason \
@@ -269,13 +380,22 @@ impl TenantStore for SqlStore {
             .fetch_one(&mut *tx)
             .await?;
             tx.commit().await?;
-            return Ok(AppliedWebhook { webhook_id: id, created: true, changed: true, disabled_reason: None });
+            return Ok(AppliedWebhook {
+                webhook_id: id,
+                created: true,
+                changed: true,
+                disabled_reason: None,
+            });
         };
         // A webhook its target switched off (410) stays off until its URL changes or the
         // resource switches it off and on again: re-enabling it on every resync would only
         // collect another 410.
         let id = row.id;
-        let disabled_reason = if row.url != hook.url || !hook.active { None } else { row.disabled_reason };
+        let disabled_reason = if row.url != hook.url || !hook.active {
+            None
+        } else {
+            row.disabled_reason
+        };
         let active = hook.active && disabled_reason.is_none();
         let in_place = row.org_id == hook.org_id
             && row.url == hook.url
@@ -308,13 +428,19 @@ impl TenantStore for SqlStore {
             }
         }
         tx.commit().await?;
-        Ok(AppliedWebhook { webhook_id: id, created: false, changed: !in_place, disabled_reason })
+        Ok(AppliedWebhook {
+            webhook_id: id,
+            created: false,
+            changed: !in_place,
+            disabled_reason,
+        })
     }
 
     async fn purge_expired_messages(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
-        let orgs: Vec<(i64, i32)> = sqlx::query_as("SELECT id, retention_days FROM orgs WHERE retention_days IS NOT NULL")
-            .fetch_all(&self.read)
-            .await?;
+        let orgs: Vec<(i64, i32)> =
+            sqlx::query_as("SELECT id, retention_days FROM orgs WHERE retention_days IS NOT NULL")
+                .fetch_all(&self.read)
+                .await?;
         let mut purged: u64 = 0;
         for (org_id, days) in orgs {
             let left = u64::from(limit).saturating_sub(purged);
@@ -354,10 +480,11 @@ impl TenantStore for SqlStore {
     }
 
     async fn remove_managed_webhook(&self, resource_key: &str) -> StoreResult<Option<i64>> {
-        let row: Option<(i64,)> = sqlx::query_as("DELETE FROM webhooks WHERE resource_key = $1 RETURNING id")
-            .bind(resource_key)
-            .fetch_optional(&self.write)
-            .await?;
+        let row: Option<(i64,)> =
+            sqlx::query_as("DELETE FROM webhooks WHERE resource_key = $1 RETURNING id")
+                .bind(resource_key)
+                .fetch_optional(&self.write)
+                .await?;
         Ok(row.map(|(id,)| id))
     }
 }

@@ -1,4 +1,13 @@
-// Uploads.
+//! Uploads: what the API knows of the files clients put into object storage.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{Pool, SqlStore};
+use crate::error_code::ErrorCode;
+use crate::model::{Upload, UploadStatus};
+use crate::store::sql::rows::placeholders;
+use crate::store::{NewUpload, StoreError, StoreResult, UploadStore};
 
 /// Columns selected for an upload.
 const UPLOAD_COLUMNS: &str = "id, owner_id, filename, content_type, size, object_key, status, \
@@ -48,7 +57,10 @@ fn uploads(rows: Vec<UploadRow>) -> StoreResult<Vec<Upload>> {
 /// `UPDATE uploads SET <set> WHERE status = '<from>' AND id IN (...)`, in chunks.
 async fn update_uploads(pool: &Pool, set: &str, from: &str, ids: &[String]) -> StoreResult<()> {
     for chunk in ids.chunks(500) {
-        let sql = format!("{set} WHERE status = '{from}' AND id IN ({})", placeholders(1, chunk.len()));
+        let sql = format!(
+            "{set} WHERE status = '{from}' AND id IN ({})",
+            placeholders(1, chunk.len())
+        );
         let mut query = sqlx::query(&sql);
         for id in chunk {
             query = query.bind(id);
@@ -80,7 +92,10 @@ impl UploadStore for SqlStore {
 
     async fn upload(&self, id: &str) -> StoreResult<Option<Upload>> {
         let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = $1");
-        let row: Option<UploadRow> = sqlx::query_as(&sql).bind(id).fetch_optional(&self.read).await?;
+        let row: Option<UploadRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
         row.map(Upload::try_from).transpose()
     }
 
@@ -104,7 +119,7 @@ impl UploadStore for SqlStore {
             Some(row) => row.try_into(),
             None => match self.upload(id).await? {
                 Some(upload) if upload.status == UploadStatus::Ready => Ok(upload),
-                Some(_) => Err(StoreError::Conflict("upload_expired")),
+                Some(_) => Err(StoreError::Conflict(ErrorCode::UploadExpired)),
                 None => Err(StoreError::NotFound),
             },
         }
@@ -168,7 +183,13 @@ impl UploadStore for SqlStore {
     }
 
     async fn mark_expired(&self, ids: &[String]) -> StoreResult<()> {
-        update_uploads(&self.write, "UPDATE uploads SET status = 'expired'", "ready", ids).await
+        update_uploads(
+            &self.write,
+            "UPDATE uploads SET status = 'expired'",
+            "ready",
+            ids,
+        )
+        .await
     }
 
     async fn delete_pending_uploads(&self, ids: &[String]) -> StoreResult<()> {

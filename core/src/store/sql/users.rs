@@ -1,4 +1,13 @@
-// Accounts.
+//! Accounts.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::SqlStore;
+use crate::error_code::ErrorCode;
+use crate::model::User;
+use crate::store::sql::rows::{is_unique_violation, UserRow, UserWithHashRow, USER_COLUMNS};
+use crate::store::{NewUser, ProfilePatch, StoreError, StoreResult, UserStore};
 
 #[async_trait]
 impl UserStore for SqlStore {
@@ -15,19 +24,31 @@ impl UserStore for SqlStore {
             .bind(now)
             .fetch_one(&self.write)
             .await
-            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("email_taken") } else { e.into() })?;
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(ErrorCode::EmailTaken)
+                } else {
+                    e.into()
+                }
+            })?;
         Ok(row.into())
     }
 
     async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        let row: Option<UserRow> = sqlx::query_as(&sql).bind(id).fetch_optional(&self.read).await?;
+        let row: Option<UserRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
         Ok(row.map(User::from))
     }
 
     async fn credentials_by_email(&self, email: &str) -> StoreResult<Option<(User, String)>> {
         let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1");
-        let row: Option<UserWithHashRow> = sqlx::query_as(&sql).bind(email).fetch_optional(&self.read).await?;
+        let row: Option<UserWithHashRow> = sqlx::query_as(&sql)
+            .bind(email)
+            .fetch_optional(&self.read)
+            .await?;
         Ok(row.map(|r| (r.user.into(), r.password_hash)))
     }
 

@@ -1,4 +1,20 @@
-// Webhooks and their deliveries.
+//! Webhooks and their deliveries.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{SqlStore, Tx, CLAIM_LOCK};
+use crate::error_code::ErrorCode;
+use crate::events::{DomainEvent, OutboxEvent};
+use crate::model::{Webhook, WebhookDelivery};
+use crate::store::sql::rows::{
+    encode_events, placeholders, DeliveryRow, DueRow, WebhookRow, DELIVERY_COLUMNS, DUE_SELECT,
+    WEBHOOK_COLUMNS,
+};
+use crate::store::{
+    AttemptOutcome, AttemptResult, DueDelivery, NewWebhook, StoreError, StoreResult, WebhookPatch,
+    WebhookStore,
+};
 
 impl SqlStore {
     /// `NotFound` for a missing webhook, `Conflict` for one a custom resource owns.
@@ -9,7 +25,7 @@ impl SqlStore {
             .await?;
         match row {
             None => Err(StoreError::NotFound),
-            Some((true,)) => Err(StoreError::Conflict("managed_by_operator")),
+            Some((true,)) => Err(StoreError::Conflict(ErrorCode::ManagedByOperator)),
             Some((false,)) => Ok(()),
         }
     }
@@ -17,7 +33,7 @@ impl SqlStore {
 
 /// Parks the waiting deliveries of a webhook being switched off (no due time: claims never
 /// look at them), so that a large paused backlog costs the others nothing.
-async fn pause_deliveries(tx: &mut Tx<'_>, webhook_id: i64) -> StoreResult<()> {
+pub(super) async fn pause_deliveries(tx: &mut Tx<'_>, webhook_id: i64) -> StoreResult<()> {
     sqlx::query(
         "UPDATE webhook_deliveries SET next_attempt_at = NULL \
          WHERE webhook_id = $1 AND status IN ('pending', 'retrying')",
@@ -29,7 +45,11 @@ async fn pause_deliveries(tx: &mut Tx<'_>, webhook_id: i64) -> StoreResult<()> {
 }
 
 /// Makes the parked deliveries of a webhook switched back on due now.
-async fn resume_deliveries(tx: &mut Tx<'_>, webhook_id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+pub(super) async fn resume_deliveries(
+    tx: &mut Tx<'_>,
+    webhook_id: i64,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
     sqlx::query(
         "UPDATE webhook_deliveries SET next_attempt_at = $2 \
          WHERE webhook_id = $1 AND status IN ('pending', 'retrying') AND next_attempt_at IS NULL",
@@ -151,8 +171,9 @@ impl WebhookStore for SqlStore {
             .fetch_optional(&mut *tx)
             .await?;
         let (org_id,) = org.ok_or(StoreError::NotFound)?;
-        let event = NewEvent::webhook_test(org_id, webhook_id);
-        let payload = serde_json::to_string(&event.data)
+        let event = DomainEvent::webhook_test(webhook_id);
+        let payload = event
+            .payload()
             .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
         let event_id = uuid::Uuid::new_v4().to_string();
         // Marked as handed over from the start: it is for this webhook only, so the relay must
@@ -162,7 +183,7 @@ impl WebhookStore for SqlStore {
              VALUES ($1, $2, $3, NULL, $4, $5, $5) RETURNING id",
         )
         .bind(&event_id)
-        .bind(event.event_type.as_str())
+        .bind(event.event_type().as_str())
         .bind(org_id)
         .bind(payload)
         .bind(now)
@@ -176,7 +197,7 @@ impl WebhookStore for SqlStore {
         .bind(webhook_id)
         .bind(outbox_id)
         .bind(&event_id)
-        .bind(event.event_type.as_str())
+        .bind(event.event_type().as_str())
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
@@ -255,7 +276,10 @@ impl WebhookStore for SqlStore {
         if claimed.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!("{DUE_SELECT} ({}) ORDER BY d.id", placeholders(1, claimed.len()));
+        let sql = format!(
+            "{DUE_SELECT} ({}) ORDER BY d.id",
+            placeholders(1, claimed.len())
+        );
         let mut query = sqlx::query_as(&sql);
         for (id,) in &claimed {
             query = query.bind(*id);
@@ -317,9 +341,17 @@ impl WebhookStore for SqlStore {
                 AttemptResult::Delivered { status_code } => {
                     ("delivered", Some(*status_code), None, None, Some(now))
                 }
-                AttemptResult::Retry { status_code, error, next_attempt_at } => {
-                    ("retrying", *status_code, Some(error.clone()), Some(*next_attempt_at), None)
-                }
+                AttemptResult::Retry {
+                    status_code,
+                    error,
+                    next_attempt_at,
+                } => (
+                    "retrying",
+                    *status_code,
+                    Some(error.clone()),
+                    Some(*next_attempt_at),
+                    None,
+                ),
                 AttemptResult::Failed { status_code, error } => {
                     ("failed", *status_code, Some(error.clone()), None, None)
                 }

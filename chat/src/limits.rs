@@ -1,8 +1,11 @@
-//! The per-organization posting limit (`rateLimitPerMinute` of an Organization resource):
-//! messages one member may post per minute in that organization, over REST and WebSocket alike,
-//! on top of the global per-user request limit. Counted per process, like the other limits.
+//! Posting limits, counted per process like the other limits and applied to every post
+//! whatever its entry point (REST or WebSocket):
+//! - per user: `CHATBOARD_RATE_LIMIT_PER_USER` messages a minute (the same number as the REST
+//!   request limit, which over REST trips first, so only the socket path meets this one);
+//! - per organization (`rateLimitPerMinute` of an Organization resource): messages one member
+//!   may post per minute in that organization.
 //!
-//! Posting is the hot path, so the organization's limit is looked up once per room and kept for
+//! Posting is the hot path, so an organization's limit is looked up once per room and kept for
 //! [`CACHE_TTL`]: a changed quota applies within that time.
 
 use std::collections::HashMap;
@@ -13,7 +16,9 @@ use std::time::{Duration, Instant};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::store::{Store, StoreResult};
+use chatboard_core::store::{Store, StoreResult};
+
+use crate::error::{ChatError, ChatResult};
 
 /// How long a room's organization limit is trusted before it is read again.
 pub const CACHE_TTL: Duration = Duration::from_secs(10);
@@ -26,7 +31,7 @@ type RoomLimit = Option<(i64, u32)>;
 type OrgLimiter = (u32, Arc<DefaultKeyedRateLimiter<i64>>);
 
 /// Per-organization posting limits of one process.
-pub struct OrgRateLimits {
+struct OrgRateLimits {
     store: Arc<dyn Store>,
     rooms: Mutex<HashMap<i64, (Instant, RoomLimit)>>,
     // One limiter per organization, keyed by member; rebuilt when the quota changes.
@@ -35,7 +40,7 @@ pub struct OrgRateLimits {
 
 impl OrgRateLimits {
     /// Limits read from `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
             rooms: Mutex::default(),
@@ -45,7 +50,7 @@ impl OrgRateLimits {
 
     /// Counts one post by `user_id` in `room_id`: `Ok(None)` when allowed, `Ok(Some(wait))`
     /// when the member is over their organization's limit and may post again after `wait`.
-    pub async fn check_post(&self, room_id: i64, user_id: i64) -> StoreResult<Option<Duration>> {
+    async fn check_post(&self, room_id: i64, user_id: i64) -> StoreResult<Option<Duration>> {
         let Some((org_id, per_minute)) = self.room_limit(room_id).await? else {
             return Ok(None);
         };
@@ -99,5 +104,49 @@ impl OrgRateLimits {
         }
         rooms.insert(room_id, (now, limit));
         Ok(limit)
+    }
+}
+
+/// Both posting limits of one process.
+pub struct PostLimits {
+    per_user: Option<DefaultKeyedRateLimiter<i64>>,
+    orgs: OrgRateLimits,
+}
+
+impl PostLimits {
+    /// `per_user_per_minute` posts a minute per user (0: no limit), and the organizations'
+    /// limits as `store` has them.
+    pub fn new(store: Arc<dyn Store>, per_user_per_minute: u32) -> Self {
+        Self {
+            per_user: NonZeroU32::new(per_user_per_minute)
+                .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
+            orgs: OrgRateLimits::new(store),
+        }
+    }
+
+    /// Counts one post by `user_id` in `room_id`; `RateLimited` when over either limit.
+    pub async fn check(&self, room_id: i64, user_id: i64) -> ChatResult<()> {
+        if let Some(limiter) = &self.per_user {
+            if let Err(not_until) = limiter.check_key(&user_id) {
+                return Err(ChatError::RateLimited {
+                    retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+                    detail: "You are posting faster than this server allows.",
+                });
+            }
+        }
+        if let Some(wait) = self.orgs.check_post(room_id, user_id).await? {
+            return Err(ChatError::RateLimited {
+                retry_after: wait,
+                detail: "Your organization allows fewer messages a minute.",
+            });
+        }
+        Ok(())
+    }
+
+    /// Forgets users whose buckets are full again, so memory follows active posters only.
+    pub fn forget_idle(&self) {
+        if let Some(limiter) = &self.per_user {
+            limiter.retain_recent();
+        }
     }
 }

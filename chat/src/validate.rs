@@ -1,6 +1,9 @@
-//! Input rules shared by the handlers, collecting every problem before answering 400.
+//! Input rules shared by every action and entry point, collecting every problem before
+//! refusing (400 over REST, an `invalid` frame over WebSocket).
 
-use crate::error::{ApiError, FieldErrors};
+use chatboard_core::model::{is_valid_email, message_body_problem};
+
+use crate::error::{ChatError, ChatResult, FieldErrors};
 
 /// Collects field problems; [`Validator::finish`] turns them into one 400.
 #[derive(Default)]
@@ -41,7 +44,7 @@ impl Validator {
         let email = value.trim().to_lowercase();
         if email.chars().count() > 254 {
             self.add(field, "Must be at most 254 characters.");
-        } else if !chatboard_core::model::is_valid_email(&email) {
+        } else if !is_valid_email(&email) {
             self.add(field, "Enter a valid email address.");
         }
         email
@@ -96,18 +99,23 @@ impl Validator {
 
     /// Message text, by the rule every entry point shares; kept as written.
     pub fn message_body(&mut self, field: &str, value: &str) -> String {
-        if let Some(problem) = chatboard_core::model::message_body_problem(value) {
+        if let Some(problem) = message_body_problem(value) {
             self.add(field, problem);
         }
         value.to_owned()
     }
 
-    /// 400 with every recorded problem, or `Ok` when there were none.
-    pub fn finish(self) -> Result<(), ApiError> {
+    /// Whether nothing has been recorded so far.
+    pub fn is_clean(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// `Invalid` with every recorded problem, or `Ok` when there were none.
+    pub fn finish(self) -> ChatResult<()> {
         if self.errors.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::validation(self.errors))
+            Err(ChatError::Invalid(self.errors))
         }
     }
 }
@@ -117,12 +125,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn text_lengths_count_characters() {
+    fn every_problem_is_kept_by_field() {
         let mut v = Validator::default();
         assert_eq!(v.text("name", "  ü ", 1, 1), "ü");
         v.text("blank", "   ", 1, 10);
         v.text("long", &"x".repeat(11), 1, 10);
-        let err = v.finish().unwrap_err();
-        assert_eq!(err.status(), axum::http::StatusCode::BAD_REQUEST);
+        match v.finish() {
+            Err(ChatError::Invalid(fields)) => {
+                assert_eq!(fields.keys().collect::<Vec<_>>(), ["blank", "long"]);
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
     }
 }

@@ -1,0 +1,120 @@
+//! ChatBoard's application layer: each action a person (or the operator) can take, written
+//! once, in the order every action follows:
+//!
+//! 1. **validate** the input ([`validate::Validator`]; every problem at once),
+//! 2. **authorize** the actor (a room seat, an organization role; 404 for what they may not
+//!    see, 403 for what they may see but not do),
+//! 3. **limits** (posting rates, quotas the store checks under its locks),
+//! 4. **store** the change (its outbox event in the same transaction),
+//! 5. **announce** it on the bus for the WebSocket gateways ([`announce::Announcer`]).
+//!
+//! The REST handlers, the gateway's client frames and the operator's reconcilers call these
+//! functions and only translate: request in, action, response out. [`Chat`] is cheap to clone.
+
+mod access;
+pub mod announce;
+pub mod error;
+pub mod limits;
+mod messages;
+mod orgs;
+mod rooms;
+mod tenants;
+pub mod validate;
+mod webhooks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatboard_core::bus::Bus;
+use chatboard_core::config::Config;
+use chatboard_core::metrics::MetricRegistry;
+use chatboard_core::store::Store;
+
+use crate::announce::Announcer;
+use crate::limits::PostLimits;
+
+pub use crate::error::{ChatError, ChatResult, FieldErrors};
+pub use crate::messages::{MessageDraft, Posted};
+pub use crate::orgs::{InviteCreated, InviteDraft};
+pub use crate::rooms::{Joined, RoomDraft};
+pub use crate::tenants::AdminsApplied;
+pub use crate::webhooks::{WebhookCreated, WebhookDraft, MAX_WEBHOOKS_PER_ORG};
+
+/// What the actions need to know of the deployment.
+#[derive(Debug, Clone)]
+pub struct ChatSettings {
+    /// Messages one user may post per minute on this process; 0 = no limit
+    /// (`CHATBOARD_RATE_LIMIT_PER_USER`).
+    pub posts_per_minute: u32,
+    /// Lifetime of organization invitations (`CHATBOARD_INVITE_TTL`).
+    pub invite_ttl: Duration,
+    /// The platform's public base URL, for links in invitation emails (`CHATBOARD_PUBLIC_URL`).
+    pub public_url: Option<String>,
+    /// Webhook targets may be private addresses (`CHATBOARD_WEBHOOK_ALLOW_PRIVATE`).
+    pub allow_private_webhooks: bool,
+}
+
+impl ChatSettings {
+    /// The settings a service's configuration gives.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            posts_per_minute: config.rate_limit_per_user,
+            invite_ttl: config.invite_ttl,
+            public_url: config.email.public_url.clone(),
+            allow_private_webhooks: config.webhooks.allow_private,
+        }
+    }
+}
+
+/// The application layer of one process: every action, over the store and the bus.
+#[derive(Clone)]
+pub struct Chat(Arc<Inner>);
+
+struct Inner {
+    store: Arc<dyn Store>,
+    announcer: Announcer,
+    limits: PostLimits,
+    settings: ChatSettings,
+}
+
+impl Chat {
+    /// The actions over `store`, announcing on `bus`; the announcement failure counter is
+    /// registered in `registry` (the process's `/metrics`).
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        settings: ChatSettings,
+        registry: &MetricRegistry,
+    ) -> Result<Self, prometheus::Error> {
+        Ok(Self(Arc::new(Inner {
+            announcer: Announcer::new(bus, store.clone(), registry)?,
+            limits: PostLimits::new(store.clone(), settings.posts_per_minute),
+            store,
+            settings,
+        })))
+    }
+
+    /// The store the actions write to (for reads that need no rule of their own).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.0.store
+    }
+
+    /// The bus the actions announce on.
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        self.0.announcer.bus()
+    }
+
+    /// The settings it was built with.
+    pub fn settings(&self) -> &ChatSettings {
+        &self.0.settings
+    }
+
+    /// Forgets rate-limit state of users idle long enough to be back at a full allowance.
+    pub fn forget_idle(&self) {
+        self.0.limits.forget_idle();
+    }
+
+    fn announcer(&self) -> &Announcer {
+        &self.0.announcer
+    }
+}

@@ -1,0 +1,217 @@
+//! Messages: posting (with an attachment, idempotent on `client_msg_id`), editing, deleting,
+//! read receipts and typing.
+
+use chatboard_core::bus::BusEvent;
+use chatboard_core::error_code::ErrorCode;
+use chatboard_core::events::DomainEvent;
+use chatboard_core::model::{Message, Role, UploadStatus, CLIENT_MSG_ID_MAX};
+use chatboard_core::store::{FileAttachment, NewMessage};
+use chrono::Utc;
+use tracing::instrument;
+
+use crate::access::writable;
+use crate::error::{ChatError, ChatResult};
+use crate::validate::Validator;
+use crate::Chat;
+
+/// Longest upload id looked up (ours are UUIDs).
+const UPLOAD_ID_MAX: usize = 64;
+
+/// A message as its sender wrote it, before any check.
+#[derive(Debug, Clone, Default)]
+pub struct MessageDraft {
+    /// Text; required unless a file is attached.
+    pub body: Option<String>,
+    /// Id of a completed upload of the sender's, to attach.
+    pub file_id: Option<String>,
+    /// The sender's idempotency key: sending the same one again returns the original.
+    pub client_msg_id: Option<String>,
+}
+
+/// A posted message.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    /// The message as stored.
+    pub message: Message,
+    /// False when the sender had already posted this `client_msg_id`: nothing new was stored
+    /// or announced, and `message` is the original.
+    pub created: bool,
+}
+
+impl Chat {
+    /// Posts a message to a room the sender sits in.
+    #[instrument(skip(self, draft), err(level = "debug"))]
+    pub async fn post_message(
+        &self,
+        sender: i64,
+        room_id: i64,
+        draft: MessageDraft,
+    ) -> ChatResult<Posted> {
+        let mut v = Validator::default();
+        let file = match draft.file_id.as_deref() {
+            Some(id) => self.ready_upload_of(id, sender).await?,
+            None => None,
+        };
+        if draft.file_id.is_some() && file.is_none() {
+            v.add("file_id", "No completed upload of yours has this id.");
+        }
+        if let Some(file) = &file {
+            self.check_org_upload_limit(room_id, sender, file.size)
+                .await?;
+        }
+        let raw_body = draft.body.as_deref().unwrap_or("");
+        // With a file the text is optional; without one it is required.
+        let body = if file.is_some() && raw_body.trim().is_empty() {
+            String::new()
+        } else {
+            v.message_body("body", raw_body)
+        };
+        let client_msg_id = draft
+            .client_msg_id
+            .as_deref()
+            .map(|id| v.text("client_msg_id", id, 1, CLIENT_MSG_ID_MAX));
+        v.finish()?;
+        self.0.limits.check(room_id, sender).await?;
+        // The seat is checked inside the store's transaction: without one the answer is 404.
+        let (message, created) = self
+            .store()
+            .post_message(
+                NewMessage {
+                    room_id,
+                    sender_id: sender,
+                    body,
+                    client_msg_id,
+                    file,
+                },
+                Utc::now(),
+            )
+            .await?;
+        if created {
+            // Only a new message is news: a repeated send was announced the first time.
+            self.announcer()
+                .domain(&DomainEvent::MessageCreated(message.clone()))
+                .await;
+        }
+        Ok(Posted { message, created })
+    }
+
+    /// Replaces a message's text (its sender only); a deleted message is refused.
+    #[instrument(skip(self, body), err(level = "debug"))]
+    pub async fn edit_message(
+        &self,
+        editor: i64,
+        room_id: i64,
+        msg_id: i64,
+        body: &str,
+    ) -> ChatResult<Message> {
+        let mut v = Validator::default();
+        let body = v.message_body("body", body);
+        v.finish()?;
+        writable(&self.member_access(room_id, editor).await?)?;
+        let message = self.existing_message(room_id, msg_id).await?;
+        if message.sender != Some(editor) {
+            return Err(ChatError::denied("Only the sender may edit a message."));
+        }
+        let message = self
+            .store()
+            .edit_message(room_id, msg_id, &body, Utc::now())
+            .await?;
+        self.announcer()
+            .domain(&DomainEvent::MessageUpdated(message.clone()))
+            .await;
+        Ok(message)
+    }
+
+    /// Deletes a message (its sender or an org ADMIN): it stays, empty, marked deleted.
+    /// Deleting it again changes nothing and succeeds.
+    #[instrument(skip(self), err(level = "debug"))]
+    pub async fn delete_message(&self, actor: i64, room_id: i64, msg_id: i64) -> ChatResult<()> {
+        let access = self.member_access(room_id, actor).await?;
+        writable(&access)?;
+        let message = self.existing_message(room_id, msg_id).await?;
+        if message.sender != Some(actor) && access.org_role != Role::Admin {
+            return Err(ChatError::denied(
+                "Only the sender or an organization ADMIN may delete a message.",
+            ));
+        }
+        let message = self
+            .store()
+            .delete_message(room_id, msg_id, Utc::now())
+            .await?;
+        self.announcer()
+            .domain(&DomainEvent::MessageDeleted(message))
+            .await;
+        Ok(())
+    }
+
+    /// Moves the reader's pointer forward to `msg_id` (never back) and returns where it stands;
+    /// 404 when the message is not in the room or the reader has no seat there.
+    #[instrument(skip(self), err(level = "debug"))]
+    pub async fn mark_read(&self, reader: i64, room_id: i64, msg_id: i64) -> ChatResult<i64> {
+        let last_read_msg_id = self.store().mark_read(room_id, reader, msg_id).await?;
+        self.announcer()
+            .publish(BusEvent::Read {
+                room: room_id,
+                user_id: reader,
+                last_read_msg_id,
+            })
+            .await;
+        Ok(last_read_msg_id)
+    }
+
+    /// Tells the room's other sockets that `user_id` started or stopped typing (never stored).
+    pub async fn typing(&self, user_id: i64, user_email: &str, room_id: i64, is_typing: bool) {
+        self.announcer()
+            .publish(BusEvent::Typing {
+                room: room_id,
+                user_id,
+                user_email: user_email.to_owned(),
+                is_typing,
+            })
+            .await;
+    }
+
+    async fn existing_message(&self, room_id: i64, msg_id: i64) -> ChatResult<Message> {
+        self.store()
+            .message(room_id, msg_id)
+            .await?
+            .ok_or_else(ChatError::not_found)
+    }
+
+    /// The sender's ready upload `id`, as an attachment; `None` for anything else.
+    async fn ready_upload_of(&self, id: &str, user_id: i64) -> ChatResult<Option<FileAttachment>> {
+        if id.len() > UPLOAD_ID_MAX {
+            return Ok(None);
+        }
+        Ok(self.store().upload(id).await?.and_then(|u| {
+            (u.owner_id == user_id && u.status == UploadStatus::Ready).then_some(FileAttachment {
+                id: u.id,
+                filename: u.filename,
+                content_type: u.content_type,
+                size: u.size,
+            })
+        }))
+    }
+
+    /// 413 when the room's organization has a smaller upload quota than the file (uploads
+    /// belong to their owner until attached, so the org's limit applies here).
+    async fn check_org_upload_limit(
+        &self,
+        room_id: i64,
+        user_id: i64,
+        size: i64,
+    ) -> ChatResult<()> {
+        let access = self.member_access(room_id, user_id).await?;
+        let org = self
+            .store()
+            .org_for_member(access.room.org, user_id)
+            .await?;
+        match org.and_then(|o| o.quotas.upload_max_bytes) {
+            Some(max) if size > max => Err(ChatError::refused_because(
+                ErrorCode::FileTooLarge,
+                format!("This organization accepts attachments of at most {max} bytes."),
+            )),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Organizations: creating, renaming and deleting them, their members and roles, and
+//! invitations (with the email that carries the token).
+
+use chatboard_core::auth::{hash_token, new_secret_token};
+use chatboard_core::error_code::ErrorCode;
+use chatboard_core::model::{OrgMember, OrgView, Role};
+use chatboard_core::store::{EmailKind, JoinedOrg, NewInvite, OutgoingEmail};
+use chrono::{DateTime, Utc};
+use tracing::instrument;
+
+use crate::announce::seats_of;
+use crate::error::{ChatError, ChatResult};
+use crate::validate::Validator;
+use crate::Chat;
+
+/// Longest organization name.
+pub const ORG_NAME_MAX: usize = 120;
+/// Longest invitation token accepted (ours are 43 characters).
+const INVITE_TOKEN_MAX: usize = 256;
+
+/// An invitation as the inviter asks for it.
+#[derive(Debug, Clone)]
+pub struct InviteDraft {
+    /// Who to invite.
+    pub email: String,
+    /// The role on acceptance (default MEMBER).
+    pub role: Option<Role>,
+}
+
+/// A created invitation, with the token: the only time it is seen (it is stored hashed).
+#[derive(Debug, Clone)]
+pub struct InviteCreated {
+    /// Invitation id.
+    pub id: i64,
+    /// Invited address.
+    pub email: String,
+    /// Role granted on acceptance.
+    pub role: Role,
+    /// The secret to send to the invitee (it also went out by email).
+    pub token: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Chat {
+    /// Creates an organization; its creator becomes its ADMIN.
+    #[instrument(skip(self, name), err(level = "debug"))]
+    pub async fn create_org(&self, creator: i64, name: &str) -> ChatResult<OrgView> {
+        let mut v = Validator::default();
+        let name = v.text("name", name, 1, ORG_NAME_MAX);
+        v.finish()?;
+        let org = self.store().create_org(creator, &name, Utc::now()).await?;
+        tracing::info!(org_id = org.id, user_id = creator, "organization created");
+        Ok(org)
+    }
+
+    /// Renames an organization (ADMIN); operator-managed ones are refused.
+    #[instrument(skip(self, name), err(level = "debug"))]
+    pub async fn rename_org(&self, actor: i64, org_id: i64, name: &str) -> ChatResult<OrgView> {
+        self.require_role_to_write(org_id, actor, Role::Admin)
+            .await?;
+        let mut v = Validator::default();
+        let name = v.text("name", name, 1, ORG_NAME_MAX);
+        v.finish()?;
+        self.store().rename_org(org_id, &name).await?;
+        self.org_view(org_id, actor).await
+    }
+
+    /// Deletes an organization and everything in it (ADMIN); operator-managed ones are refused.
+    /// Every open socket stops following its rooms.
+    #[instrument(skip(self), err(level = "debug"))]
+    pub async fn delete_org(&self, actor: i64, org_id: i64) -> ChatResult<()> {
+        self.require_role(org_id, actor, Role::Admin).await?;
+        let seats = self.store().delete_org(org_id).await?;
+        self.announcer().seats_lost(&seats).await;
+        tracing::info!(org_id, user_id = actor, "organization deleted");
+        Ok(())
+    }
+
+    /// The members of an organization, for its members.
+    pub async fn org_members(&self, actor: i64, org_id: i64) -> ChatResult<Vec<OrgMember>> {
+        self.require_role(org_id, actor, Role::Member).await?;
+        Ok(self.store().org_members(org_id).await?)
+    }
+
+    /// Invites someone by email (MANAGER or ADMIN; nobody invites above their own role). The
+    /// invitation email is queued with the invitation.
+    #[instrument(skip(self, draft), err(level = "debug"))]
+    pub async fn invite(
+        &self,
+        inviter: i64,
+        org_id: i64,
+        draft: InviteDraft,
+    ) -> ChatResult<InviteCreated> {
+        let inviter_role = self.require_role(org_id, inviter, Role::Manager).await?;
+        let mut v = Validator::default();
+        let email = v.email("email", &draft.email);
+        v.finish()?;
+        let role = draft.role.unwrap_or(Role::Member);
+        if !inviter_role.may_invite(role) {
+            return Err(ChatError::denied(format!(
+                "A {} cannot invite an {}.",
+                inviter_role.as_str(),
+                role.as_str()
+            )));
+        }
+        let (token, token_hash) = new_invitation_token();
+        let now = Utc::now();
+        let expires_at = now + self.settings().invite_ttl;
+        let org = self.org_view(org_id, inviter).await?;
+        let who = self.inviter_name(inviter).await?;
+        let email_message = self.invitation_email(
+            &email,
+            &format!(
+                "{} invited you to join {} on ChatBoard as {}.",
+                who.long,
+                org.name,
+                role.as_str()
+            ),
+            format!("{} invited you to {} on ChatBoard", who.short, org.name),
+            &token,
+            expires_at,
+        );
+        let invite = self
+            .store()
+            .create_invite(
+                NewInvite {
+                    org_id,
+                    email,
+                    role,
+                    token_hash,
+                    invited_by: Some(inviter),
+                    expires_at,
+                    email_message: Some(email_message),
+                },
+                now,
+            )
+            .await?;
+        tracing::info!(
+            org_id,
+            invite_id = invite.id,
+            invited_by = inviter,
+            "invitation created"
+        );
+        Ok(InviteCreated {
+            id: invite.id,
+            email: invite.email,
+            role: invite.role,
+            token,
+            expires_at: invite.expires_at,
+        })
+    }
+
+    /// Accepts an invitation addressed to the caller's email; joining seats them in the
+    /// organization's PUBLIC rooms.
+    #[instrument(skip(self, token), err(level = "debug"))]
+    pub async fn accept_invite(&self, user_id: i64, token: &str) -> ChatResult<JoinedOrg> {
+        let mut v = Validator::default();
+        let token = v.text("token", token, 1, INVITE_TOKEN_MAX);
+        v.finish()?;
+        let me = self
+            .store()
+            .user_by_id(user_id)
+            .await?
+            .ok_or_else(unknown_account)?;
+        let joined = self
+            .store()
+            .accept_invite(&hash_token(&token), user_id, &me.email, Utc::now())
+            .await?;
+        self.announcer()
+            .seats_gained(&seats_of(user_id, &joined.seated))
+            .await;
+        tracing::info!(org_id = joined.org_id, user_id, "invitation accepted");
+        Ok(joined)
+    }
+
+    /// Changes a member's role (ADMIN); the last ADMIN cannot be demoted. A demotion below
+    /// MANAGER takes the MANAGER_ONLY seats with it.
+    #[instrument(skip(self), err(level = "debug"))]
+    pub async fn set_member_role(
+        &self,
+        actor: i64,
+        org_id: i64,
+        member: i64,
+        role: Role,
+    ) -> ChatResult<()> {
+        self.require_role(org_id, actor, Role::Admin).await?;
+        let left = self.store().set_member_role(org_id, member, role).await?;
+        self.announcer().seats_lost(&seats_of(member, &left)).await;
+        tracing::info!(
+            org_id,
+            member_id = member,
+            role = role.as_str(),
+            "member role changed"
+        );
+        Ok(())
+    }
+
+    /// Removes a member (ADMIN), or leaves (the member themself); the last ADMIN cannot go.
+    #[instrument(skip(self), err(level = "debug"))]
+    pub async fn remove_member(&self, actor: i64, org_id: i64, member: i64) -> ChatResult<()> {
+        let needed = if member == actor {
+            Role::Member
+        } else {
+            Role::Admin
+        };
+        self.require_role(org_id, actor, needed).await?;
+        let left = self.store().remove_member(org_id, member).await?;
+        self.announcer().seats_lost(&seats_of(member, &left)).await;
+        tracing::info!(org_id, member_id = member, by = actor, "member removed");
+        Ok(())
+    }
+
+    /// The invitation email: `opening` says who invites to what; then the token and how to use
+    /// it (REST today; the same token works in any client).
+    pub(crate) fn invitation_email(
+        &self,
+        to: &str,
+        opening: &str,
+        subject: String,
+        token: &str,
+        expires_at: DateTime<Utc>,
+    ) -> OutgoingEmail {
+        let base = self.settings().public_url.as_deref().unwrap_or("");
+        let body = format!(
+            "{opening}\n\n\
+             To accept, sign in to ChatBoard with this address (register first if you have no \
+             account) and accept the invitation:\n\n\
+             \x20   POST {base}/api/orgs/accept-invite/  {{\"token\": \"{token}\"}}\n\n\
+             Invitation token: {token}\n\n\
+             The invitation expires on {expires} UTC. If you did not expect it, ignore this email.\n",
+            expires = expires_at.format("%Y-%m-%d %H:%M"),
+        );
+        OutgoingEmail {
+            kind: EmailKind::Invitation,
+            to: to.to_owned(),
+            subject,
+            body,
+        }
+    }
+
+    /// How an inviter is named in the email: the full name with the address, or the address.
+    async fn inviter_name(&self, inviter: i64) -> ChatResult<InviterName> {
+        let user = self
+            .store()
+            .user_by_id(inviter)
+            .await?
+            .ok_or_else(unknown_account)?;
+        let full_name = format!("{} {}", user.first_name, user.last_name);
+        Ok(match full_name.trim() {
+            "" => InviterName {
+                short: user.email.clone(),
+                long: user.email,
+            },
+            full => InviterName {
+                short: full.to_owned(),
+                long: format!("{full} ({})", user.email),
+            },
+        })
+    }
+}
+
+/// The token's account is gone (deleted since the token was issued).
+fn unknown_account() -> ChatError {
+    ChatError::refused_because(ErrorCode::NotAuthenticated, "Unknown account.")
+}
+
+/// An inviter's name for the subject (`short`) and the body (`long`).
+struct InviterName {
+    short: String,
+    long: String,
+}
+
+/// A fresh invitation token (shown once) and its stored hash.
+pub(crate) fn new_invitation_token() -> (String, String) {
+    let token = new_secret_token();
+    let hash = hash_token(&token);
+    (token, hash)
+}

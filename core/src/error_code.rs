@@ -1,0 +1,302 @@
+//! The machine-readable error codes of the API and of WebSocket `error` frames, in one place:
+//! each with the HTTP status it answers with and the sentence shown when nothing more specific
+//! is said.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A stable error code (`code` of every error body and error frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: fields failed validation (`errors` says which and why).
+    Invalid,
+    /// 400: the body is not the JSON the endpoint expects.
+    MalformedJson,
+    /// 400: a query parameter has the wrong type.
+    InvalidQuery,
+    /// 400: the body could not be read.
+    UnreadableBody,
+    /// 400: logout with a refresh token that is not the caller's.
+    InvalidRefreshToken,
+    /// 409: a completed upload's object has another type than declared.
+    TypeMismatch,
+    /// 409: a completed upload's object has another size than declared.
+    SizeMismatch,
+    /// 409: completing an upload whose object was never put.
+    NotUploaded,
+    /// 400: a WebSocket frame that is not JSON or not a known frame.
+    InvalidFrame,
+    /// 401: no valid access token.
+    NotAuthenticated,
+    /// 401: wrong email or password.
+    InvalidCredentials,
+    /// 401: the refresh token is invalid or expired.
+    TokenNotValid,
+    /// 401: the refresh token was used before; its session is revoked.
+    TokenReused,
+    /// 403: the caller's role does not allow it.
+    PermissionDenied,
+    /// 403: the organization is suspended (read-only).
+    OrgSuspended,
+    /// 403: the organization is archived (read-only for good).
+    OrgArchived,
+    /// 403: a private room can only be entered by invitation.
+    InviteOnly,
+    /// 403: direct-message rooms cannot be joined.
+    DmNotJoinable,
+    /// 404: no such object, or one the caller may not see.
+    NotFound,
+    /// 405: the path exists but not with this method.
+    MethodNotAllowed,
+    /// 409: an account with this email exists.
+    EmailTaken,
+    /// 409: the invitee is already a member.
+    AlreadyMember,
+    /// 409: an open invitation for this address exists.
+    InvitePending,
+    /// 409: the object belongs to a custom resource of the operator.
+    ManagedByOperator,
+    /// 409: direct-message rooms cannot be renamed, re-levelled or given members.
+    DmImmutable,
+    /// 409: a direct-message room keeps its two members.
+    DmCannotLeave,
+    /// 409: the message was deleted.
+    MessageDeleted,
+    /// 409: the organization has as many members as its quota allows.
+    MemberLimitReached,
+    /// 409: the organization has as many rooms as its quota allows.
+    RoomLimitReached,
+    /// 409: the change would leave the organization without an ADMIN.
+    LastAdmin,
+    /// 409: the organization has as many webhooks as allowed.
+    TooManyWebhooks,
+    /// 409: the webhook is switched off.
+    WebhookInactive,
+    /// 409 (410 on download): the upload has expired.
+    UploadExpired,
+    /// 413: the file is larger than allowed.
+    FileTooLarge,
+    /// 413: the request body is larger than allowed.
+    BodyTooLarge,
+    /// 415: the body is not JSON.
+    UnsupportedMediaType,
+    /// 415: files of this type are not accepted.
+    UnsupportedType,
+    /// 429: too many requests or messages; see `Retry-After`.
+    RateLimited,
+    /// 500: something failed on the server (details are in its log).
+    InternalError,
+    /// 503: a dependency is unavailable.
+    Unavailable,
+    /// 503: uploads are not configured.
+    UploadsUnavailable,
+    /// 503: object storage is unavailable.
+    StorageUnavailable,
+}
+
+impl ErrorCode {
+    /// The wire name, e.g. `email_taken`.
+    pub fn code(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            Invalid => "invalid",
+            MalformedJson => "malformed_json",
+            InvalidQuery => "invalid_query",
+            UnreadableBody => "unreadable_body",
+            InvalidRefreshToken => "invalid_refresh_token",
+            TypeMismatch => "type_mismatch",
+            SizeMismatch => "size_mismatch",
+            NotUploaded => "not_uploaded",
+            InvalidFrame => "invalid_frame",
+            NotAuthenticated => "not_authenticated",
+            InvalidCredentials => "invalid_credentials",
+            TokenNotValid => "token_not_valid",
+            TokenReused => "token_reused",
+            PermissionDenied => "permission_denied",
+            OrgSuspended => "org_suspended",
+            OrgArchived => "org_archived",
+            InviteOnly => "invite_only",
+            DmNotJoinable => "dm_not_joinable",
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            EmailTaken => "email_taken",
+            AlreadyMember => "already_member",
+            InvitePending => "invite_pending",
+            ManagedByOperator => "managed_by_operator",
+            DmImmutable => "dm_immutable",
+            DmCannotLeave => "dm_cannot_leave",
+            MessageDeleted => "message_deleted",
+            MemberLimitReached => "member_limit_reached",
+            RoomLimitReached => "room_limit_reached",
+            LastAdmin => "last_admin",
+            TooManyWebhooks => "too_many_webhooks",
+            WebhookInactive => "webhook_inactive",
+            UploadExpired => "upload_expired",
+            FileTooLarge => "file_too_large",
+            BodyTooLarge => "body_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
+            UnsupportedType => "unsupported_type",
+            RateLimited => "rate_limited",
+            InternalError => "internal_error",
+            Unavailable => "unavailable",
+            UploadsUnavailable => "uploads_unavailable",
+            StorageUnavailable => "storage_unavailable",
+        }
+    }
+
+    /// The HTTP status an API error with this code answers with.
+    pub fn status(self) -> u16 {
+        use ErrorCode::*;
+        match self {
+            Invalid | MalformedJson | InvalidQuery | UnreadableBody | InvalidRefreshToken
+            | InvalidFrame => 400,
+            NotAuthenticated | InvalidCredentials | TokenNotValid | TokenReused => 401,
+            PermissionDenied | OrgSuspended | OrgArchived | InviteOnly | DmNotJoinable => 403,
+            NotFound => 404,
+            MethodNotAllowed => 405,
+            EmailTaken | AlreadyMember | InvitePending | ManagedByOperator | DmImmutable
+            | DmCannotLeave | MessageDeleted | MemberLimitReached | RoomLimitReached
+            | LastAdmin | TooManyWebhooks | WebhookInactive | UploadExpired | TypeMismatch
+            | SizeMismatch | NotUploaded => 409,
+            FileTooLarge | BodyTooLarge => 413,
+            UnsupportedMediaType | UnsupportedType => 415,
+            RateLimited => 429,
+            InternalError => 500,
+            Unavailable | UploadsUnavailable | StorageUnavailable => 503,
+        }
+    }
+
+    /// The sentence shown with the code when the caller says nothing more specific.
+    pub fn detail(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            Invalid => "The request has invalid fields.",
+            MalformedJson => "The body is not valid JSON for this endpoint.",
+            InvalidQuery => "A query parameter is invalid.",
+            UnreadableBody => "The request body could not be read.",
+            InvalidRefreshToken => "Send a refresh token of your own login.",
+            TypeMismatch => "The stored file's type differs from the one declared.",
+            SizeMismatch => "The stored file's size differs from the one declared.",
+            NotUploaded => "The file has not been uploaded yet.",
+            InvalidFrame => "The frame is not one this connection understands.",
+            NotAuthenticated => "Authentication credentials were not provided or are invalid.",
+            InvalidCredentials => "No active account found with the given credentials.",
+            TokenNotValid => "The refresh token is invalid or expired.",
+            TokenReused => {
+                "This refresh token was already used; the session has been revoked. Log in again."
+            }
+            PermissionDenied => "You do not have permission to do this.",
+            OrgSuspended => "This organization is suspended: members can read but not write.",
+            OrgArchived => "This organization is archived: it can be read but not changed.",
+            InviteOnly => {
+                "This room is private: its creator or an organization ADMIN can invite you."
+            }
+            DmNotJoinable => "Direct-message rooms cannot be joined.",
+            NotFound => "Not found.",
+            MethodNotAllowed => "This method is not allowed here.",
+            EmailTaken => "An account with this email already exists.",
+            AlreadyMember => "This person is already a member of the organization.",
+            InvitePending => "An open invitation for this email already exists.",
+            ManagedByOperator => {
+                "This object is managed by the Kubernetes operator; change its custom resource instead."
+            }
+            DmImmutable => {
+                "A direct-message room cannot be renamed, re-levelled or joined by others."
+            }
+            DmCannotLeave => "A direct-message room always keeps its two members.",
+            MessageDeleted => "The message has been deleted.",
+            MemberLimitReached => {
+                "The organization has as many members as its quota allows; ask your platform team."
+            }
+            RoomLimitReached => {
+                "The organization has as many rooms as its quota allows; ask your platform team."
+            }
+            LastAdmin => "An organization must keep at least one ADMIN.",
+            TooManyWebhooks => "The organization has as many webhooks as it may have.",
+            WebhookInactive => "The webhook is switched off; set is_active to true first.",
+            UploadExpired => "This file has expired or was never completed.",
+            FileTooLarge => "The file is larger than allowed.",
+            BodyTooLarge => "The request body is too large.",
+            UnsupportedMediaType => "Send the body as JSON with Content-Type: application/json.",
+            UnsupportedType => "Files of this type are not accepted.",
+            RateLimited => "Too many requests; slow down.",
+            InternalError => "Something went wrong on our side.",
+            Unavailable => "A dependency is unavailable; try again shortly.",
+            UploadsUnavailable => "File uploads are not configured on this server.",
+            StorageUnavailable => "File storage is unavailable; try again shortly.",
+        }
+    }
+
+    /// Every code, for documentation and tests.
+    pub const ALL: [ErrorCode; 42] = {
+        use ErrorCode::*;
+        [
+            Invalid,
+            MalformedJson,
+            InvalidQuery,
+            UnreadableBody,
+            InvalidRefreshToken,
+            TypeMismatch,
+            SizeMismatch,
+            NotUploaded,
+            InvalidFrame,
+            NotAuthenticated,
+            InvalidCredentials,
+            TokenNotValid,
+            TokenReused,
+            PermissionDenied,
+            OrgSuspended,
+            OrgArchived,
+            InviteOnly,
+            DmNotJoinable,
+            NotFound,
+            MethodNotAllowed,
+            EmailTaken,
+            AlreadyMember,
+            InvitePending,
+            ManagedByOperator,
+            DmImmutable,
+            DmCannotLeave,
+            MessageDeleted,
+            MemberLimitReached,
+            RoomLimitReached,
+            LastAdmin,
+            TooManyWebhooks,
+            WebhookInactive,
+            UploadExpired,
+            FileTooLarge,
+            BodyTooLarge,
+            UnsupportedMediaType,
+            UnsupportedType,
+            RateLimited,
+            InternalError,
+            Unavailable,
+            UploadsUnavailable,
+            StorageUnavailable,
+        ]
+    };
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_serializes_as_its_wire_name() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, code.code(), "{code:?}");
+            assert!(seen.insert(code.code()), "{code:?} twice");
+            assert!((400..600).contains(&code.status()));
+            assert!(code.detail().ends_with('.'), "{code:?}");
+        }
+    }
+}

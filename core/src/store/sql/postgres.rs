@@ -1,0 +1,246 @@
+//! PostgreSQL: the store's shared SQL (the sibling files, compiled here as submodules) and the
+//! statements that differ on this engine.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+
+use super::rows::{BatchRow, MessageRow, MESSAGE_COLUMNS};
+use crate::events::DomainEvent;
+use crate::model::Message;
+use crate::store::{Engine, NewMessage, StoreResult};
+use outbox::{write_event, write_events};
+use post_queue::{insert_each, PendingPost};
+
+type Db = sqlx::Postgres;
+type Pool = sqlx::Pool<Db>;
+type Tx<'a> = sqlx::Transaction<'a, Db>;
+
+const ENGINE: Engine = Engine::Postgres;
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+/// Claiming deliveries skips rows another worker is claiming at that moment.
+const CLAIM_LOCK: &str = "FOR UPDATE OF d SKIP LOCKED";
+/// Claiming emails skips rows another worker is claiming at that moment.
+const EMAIL_CLAIM_LOCK: &str = "FOR UPDATE SKIP LOCKED";
+
+/// Serialises membership changes of one organization (last-admin checks) across concurrent
+/// transactions.
+async fn lock_org(tx: &mut Tx<'_>, org_id: i64) -> Result<bool, sqlx::Error> {
+    let found = sqlx::query("SELECT id FROM orgs WHERE id = $1 FOR UPDATE")
+        .bind(org_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Stores a message and its `message.created` event in one transaction. The first statement
+/// takes the room's row lock, the next seq and the id (allocated under that lock, which keeps
+/// ids in commit order within the room) and inserts the message; it stores nothing when the
+/// sender is not a member, the organization takes no posts, or the sender already sent this
+/// `client_msg_id`. The event is the message as stored, built here.
+async fn insert_message(
+    write: &Pool,
+    msg: &NewMessage,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Message>> {
+    let sql = format!(
+        "WITH slot AS ( \
+           UPDATE rooms SET last_seq = last_seq + 1, \
+             last_msg_id = nextval(pg_get_serial_sequence('messages', 'id')) \
+           WHERE id = $1 \
+             AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) \
+             AND EXISTS (SELECT 1 FROM orgs o WHERE o.id = rooms.org_id \
+               AND NOT o.suspended AND o.archived_at IS NULL) \
+             AND ($4::text IS NULL OR NOT EXISTS ( \
+               SELECT 1 FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $4)) \
+           RETURNING org_id, last_seq, last_msg_id) \
+         INSERT INTO messages (id, room_id, org_id, seq, sender_id, body, client_msg_id, created_at, \
+           file_id, file_name, file_type, file_size) \
+         OVERRIDING SYSTEM VALUE \
+         SELECT last_msg_id, $1, org_id, last_seq, $2, $3, $4, $5, $6, $7, $8, $9 FROM slot \
+         RETURNING {MESSAGE_COLUMNS}"
+    );
+    let mut tx = write.begin().await?;
+    let row: Option<MessageRow> = sqlx::query_as(&sql)
+        .bind(msg.room_id)
+        .bind(msg.sender_id)
+        .bind(&msg.body)
+        .bind(&msg.client_msg_id)
+        .bind(now)
+        .bind(msg.file.as_ref().map(|f| f.id.as_str()))
+        .bind(msg.file.as_ref().map(|f| f.filename.as_str()))
+        .bind(msg.file.as_ref().map(|f| f.content_type.as_str()))
+        .bind(msg.file.as_ref().map(|f| f.size))
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let message = Message::from(row);
+    let event = DomainEvent::MessageCreated(message.clone());
+    write_event(&mut tx, message.org, &event, now).await?;
+    tx.commit().await?;
+    Ok(Some(message))
+}
+
+/// Stores several posts to one room in one transaction (see `post_queue.rs`): the room's lock
+/// first, then the posts that may go in, their ids allocated under the lock and their seqs in id
+/// order, their events, and the room's counters. One answer per post, in order: the message, or
+/// `None` for a sender without a seat or an already used `client_msg_id`.
+async fn insert_batch_atomic(
+    write: &Pool,
+    room_id: i64,
+    batch: &[PendingPost],
+) -> StoreResult<Vec<Option<Message>>> {
+    let none = || batch.iter().map(|_| None).collect::<Vec<_>>();
+    let mut tx = write.begin().await?;
+    let room: Option<(i64, i64)> =
+        sqlx::query_as("SELECT org_id, last_seq FROM rooms WHERE id = $1 FOR UPDATE")
+            .bind(room_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((org_id, last_seq)) = room else {
+        return Ok(none());
+    };
+    // A suspended or archived organization takes no posts (each then learns why alone).
+    let writable: Option<(i32,)> = sqlx::query_as(
+        "SELECT 1 FROM orgs WHERE id = $1 AND NOT suspended AND archived_at IS NULL",
+    )
+    .bind(org_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if writable.is_none() {
+        return Ok(none());
+    }
+    let senders: Vec<i64> = batch.iter().map(|p| p.msg.sender_id).collect();
+    let client_ids: Vec<Option<String>> =
+        batch.iter().map(|p| p.msg.client_msg_id.clone()).collect();
+    let allowed: Vec<(i64,)> = sqlx::query_as(
+        "SELECT t.n FROM unnest($2::bigint[], $3::text[]) \
+           WITH ORDINALITY AS t(sender_id, client_msg_id, n) \
+         WHERE EXISTS (SELECT 1 FROM room_members rm WHERE rm.room_id = $1 AND rm.user_id = t.sender_id) \
+           AND (t.client_msg_id IS NULL OR NOT EXISTS ( \
+             SELECT 1 FROM messages m WHERE m.room_id = $1 AND m.sender_id = t.sender_id \
+               AND m.client_msg_id = t.client_msg_id))",
+    )
+    .bind(room_id)
+    .bind(&senders)
+    .bind(&client_ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    // A retry queued in the same batch as its original goes no further than the original.
+    let mut seen = HashSet::new();
+    let chosen: Vec<usize> = allowed
+        .into_iter()
+        .filter_map(|(n,)| usize::try_from(n - 1).ok())
+        .filter(|&i| i < batch.len())
+        .filter(|&i| match &batch[i].msg.client_msg_id {
+            Some(id) => seen.insert((batch[i].msg.sender_id, id.clone())),
+            None => true,
+        })
+        .collect();
+    if chosen.is_empty() {
+        tx.rollback().await?;
+        return Ok(none());
+    }
+    let posts: Vec<&PendingPost> = chosen.iter().map(|&i| &batch[i]).collect();
+    let senders: Vec<i64> = posts.iter().map(|p| p.msg.sender_id).collect();
+    let client_ids: Vec<Option<String>> =
+        posts.iter().map(|p| p.msg.client_msg_id.clone()).collect();
+    let bodies: Vec<String> = posts.iter().map(|p| p.msg.body.clone()).collect();
+    let times: Vec<DateTime<Utc>> = posts.iter().map(|p| p.now).collect();
+    let sql = format!(
+        "WITH t AS MATERIALIZED ( \
+           SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id, u.* \
+           FROM unnest($4::bigint[], $5::text[], $6::text[], $7::timestamptz[]) \
+             WITH ORDINALITY AS u(sender_id, body, client_msg_id, created_at, n)), \
+         m AS ( \
+           INSERT INTO messages (id, room_id, org_id, seq, sender_id, body, client_msg_id, created_at) \
+           OVERRIDING SYSTEM VALUE \
+           SELECT t.id, $1, $2, $3 + row_number() OVER (ORDER BY t.id), t.sender_id, t.body, \
+                  t.client_msg_id, t.created_at FROM t \
+           RETURNING {MESSAGE_COLUMNS}) \
+         SELECT m.id, m.room_id, m.org_id, m.seq, m.sender_id, m.body, m.client_msg_id, \
+                m.is_deleted, m.created_at, m.edited_at, m.file_id, m.file_name, m.file_type, \
+                m.file_size, t.n FROM m JOIN t ON t.id = m.id ORDER BY m.id"
+    );
+    let rows: Vec<BatchRow> = sqlx::query_as(&sql)
+        .bind(room_id)
+        .bind(org_id)
+        .bind(last_seq)
+        .bind(&senders)
+        .bind(&bodies)
+        .bind(&client_ids)
+        .bind(&times)
+        .fetch_all(&mut *tx)
+        .await?;
+    let newest = rows.iter().map(|r| r.message.id).max();
+    sqlx::query("UPDATE rooms SET last_seq = last_seq + $2, last_msg_id = $3 WHERE id = $1")
+        .bind(room_id)
+        .bind(rows.len() as i64)
+        .bind(newest)
+        .execute(&mut *tx)
+        .await?;
+    let mut answers = none();
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        // n numbers the chosen posts from 1; map it back to the batch.
+        let Some(&i) = usize::try_from(row.n - 1).ok().and_then(|k| chosen.get(k)) else {
+            continue;
+        };
+        let message = Message::from(row.message);
+        events.push((DomainEvent::MessageCreated(message.clone()), batch[i].now));
+        answers[i] = Some(message);
+    }
+    write_events(&mut tx, org_id, &events).await?;
+    tx.commit().await?;
+    Ok(answers)
+}
+
+/// One answer per post of the batch, stored together when possible. If the transaction fails
+/// as a whole (say, a retry on another replica won a unique-index race), nothing of it was
+/// stored, and the posts go one by one so each gets its own answer.
+async fn insert_batch(
+    write: &Pool,
+    room_id: i64,
+    batch: &[PendingPost],
+) -> Vec<StoreResult<Option<Message>>> {
+    // The batched statement carries no attachments: a batch with one goes post by post.
+    if batch.iter().any(|p| p.msg.file.is_some()) {
+        return insert_each(write, batch).await;
+    }
+    match insert_batch_atomic(write, room_id, batch).await {
+        Ok(answers) => answers.into_iter().map(Ok).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, room_id, posts = batch.len(), "batched post failed; posting one by one");
+            insert_each(write, batch).await
+        }
+    }
+}
+
+#[path = "email.rs"]
+mod email;
+#[path = "messages.rs"]
+mod messages;
+#[path = "orgs.rs"]
+mod orgs;
+#[path = "outbox.rs"]
+mod outbox;
+#[path = "post_queue.rs"]
+mod post_queue;
+#[path = "rooms.rs"]
+mod rooms;
+#[path = "sessions.rs"]
+mod sessions;
+#[path = "store.rs"]
+mod store;
+#[path = "tenants.rs"]
+mod tenants;
+#[path = "uploads.rs"]
+mod uploads;
+#[path = "users.rs"]
+mod users;
+#[path = "webhooks.rs"]
+mod webhooks;
+
+pub use store::SqlStore;

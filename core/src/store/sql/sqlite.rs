@@ -1,0 +1,127 @@
+//! SQLite: the store's shared SQL (the sibling files, compiled here as submodules) and the
+//! statements that differ on this engine.
+
+use chrono::{DateTime, Utc};
+
+use super::rows::{MessageRow, MESSAGE_COLUMNS};
+use crate::events::DomainEvent;
+use crate::model::Message;
+use crate::store::{Engine, NewMessage, StoreResult};
+use outbox::write_event;
+use post_queue::{insert_each, PendingPost};
+
+type Db = sqlx::Sqlite;
+type Pool = sqlx::Pool<Db>;
+type Tx<'a> = sqlx::Transaction<'a, Db>;
+
+const ENGINE: Engine = Engine::Sqlite;
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+/// The single writer already serialises claims.
+const CLAIM_LOCK: &str = "";
+/// The single writer already serialises claims.
+const EMAIL_CLAIM_LOCK: &str = "";
+
+/// Write transactions already run one at a time on the single writer connection, so only the
+/// existence check is needed.
+async fn lock_org(tx: &mut Tx<'_>, org_id: i64) -> Result<bool, sqlx::Error> {
+    let found = sqlx::query("SELECT id FROM orgs WHERE id = $1")
+        .bind(org_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Stores a message and its `message.created` event in one transaction on the single writer
+/// connection, which already orders every write; see the PostgreSQL version for the rules.
+/// Returns nothing when the sender is not a member or already sent this `client_msg_id`.
+async fn insert_message(
+    write: &Pool,
+    msg: &NewMessage,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Message>> {
+    let mut tx = write.begin().await?;
+    let slot: Option<(i64, i64)> = sqlx::query_as(
+        "UPDATE rooms SET last_seq = last_seq + 1 \
+         WHERE id = $1 \
+           AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) \
+           AND EXISTS (SELECT 1 FROM orgs o WHERE o.id = rooms.org_id \
+             AND o.suspended = 0 AND o.archived_at IS NULL) \
+           AND ($3 IS NULL OR NOT EXISTS ( \
+             SELECT 1 FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $3)) \
+         RETURNING org_id, last_seq",
+    )
+    .bind(msg.room_id)
+    .bind(msg.sender_id)
+    .bind(&msg.client_msg_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((org_id, seq)) = slot else {
+        return Ok(None);
+    };
+    let sql = format!(
+        "INSERT INTO messages (room_id, org_id, seq, sender_id, body, client_msg_id, created_at, \
+           file_id, file_name, file_type, file_size) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {MESSAGE_COLUMNS}"
+    );
+    let row: MessageRow = sqlx::query_as(&sql)
+        .bind(msg.room_id)
+        .bind(org_id)
+        .bind(seq)
+        .bind(msg.sender_id)
+        .bind(&msg.body)
+        .bind(&msg.client_msg_id)
+        .bind(now)
+        .bind(msg.file.as_ref().map(|f| f.id.as_str()))
+        .bind(msg.file.as_ref().map(|f| f.filename.as_str()))
+        .bind(msg.file.as_ref().map(|f| f.content_type.as_str()))
+        .bind(msg.file.as_ref().map(|f| f.size))
+        .fetch_one(&mut *tx)
+        .await?;
+    let message = Message::from(row);
+    sqlx::query("UPDATE rooms SET last_msg_id = $2 WHERE id = $1")
+        .bind(msg.room_id)
+        .bind(message.id)
+        .execute(&mut *tx)
+        .await?;
+    let event = DomainEvent::MessageCreated(message.clone());
+    write_event(&mut tx, org_id, &event, now).await?;
+    tx.commit().await?;
+    Ok(Some(message))
+}
+
+/// SQLite's single writer already serialises every write, so a batch is just its posts in turn;
+/// see the PostgreSQL version for what the answers mean.
+async fn insert_batch(
+    write: &Pool,
+    _room_id: i64,
+    batch: &[PendingPost],
+) -> Vec<StoreResult<Option<Message>>> {
+    insert_each(write, batch).await
+}
+
+#[path = "email.rs"]
+mod email;
+#[path = "messages.rs"]
+mod messages;
+#[path = "orgs.rs"]
+mod orgs;
+#[path = "outbox.rs"]
+mod outbox;
+#[path = "post_queue.rs"]
+mod post_queue;
+#[path = "rooms.rs"]
+mod rooms;
+#[path = "sessions.rs"]
+mod sessions;
+#[path = "store.rs"]
+mod store;
+#[path = "tenants.rs"]
+mod tenants;
+#[path = "uploads.rs"]
+mod uploads;
+#[path = "users.rs"]
+mod users;
+#[path = "webhooks.rs"]
+mod webhooks;
+
+pub use store::SqlStore;
