@@ -6,12 +6,14 @@ mod support;
 
 use std::time::Duration;
 
+use chatboard_core::bus::{BusEvent, BusStream, Delivery};
 use chatboard_core::error_code::ErrorCode;
-use chatboard_core::model::Role;
-use chatboard_core::store::StoreError;
+use chatboard_core::model::{AccessLevel, Role};
+use chatboard_core::store::{NewRoom, StoreError};
 use chatboard_core::testing::TestEngine;
 use chrono::Utc;
 use crds::{Organization, OrganizationSpec};
+use futures::StreamExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::{eventually, ready_of, Harness, NS, ORGS};
@@ -301,9 +303,94 @@ async fn errors_are_retried_with_backoff(engine: TestEngine) {
     h.stop().await;
 }
 
+/// The next seat change on the bus: `(room, user, left)`.
+async fn next_seat_change(events: &mut BusStream) -> (i64, i64, bool) {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(20), events.next())
+            .await
+            .expect("a bus event within 20 s")
+            .expect("the subscription stays open");
+        match next {
+            Delivery::Event(BusEvent::MemberLeft { room, user_id }) => {
+                return (room, user_id, true)
+            }
+            Delivery::Event(BusEvent::MemberSeated { room, user_id, .. }) => {
+                return (room, user_id, false)
+            }
+            _ => continue,
+        }
+    }
+}
+
+/// Seats the operator gives or takes are announced, so open sockets follow: an admin dropped
+/// from the list loses the MANAGER_ONLY rooms with the role (open sockets once kept following
+/// them), and deleting the resource with the Delete policy takes every seat.
+async fn seat_changes_are_announced(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
+    let ops = h.user("ops@seats.example").await;
+    let lead = h.user("lead@seats.example").await;
+    let mut events = h.bus.subscribe().await.unwrap();
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    let spec = json!({
+        "displayName": "Seats",
+        "admins": ["ops@seats.example", "lead@seats.example"],
+        "deletionPolicy": "Delete",
+    });
+    orgs.create(&PostParams::default(), &org("seats", spec))
+        .await
+        .unwrap();
+    let obj = ready(&h, "seats", "True", 1).await;
+    let org_id = obj["status"]["orgId"].as_i64().unwrap();
+    let managers = h
+        .store
+        .create_room(
+            NewRoom {
+                org_id,
+                name: "managers".into(),
+                access_level: AccessLevel::ManagerOnly,
+                created_by: ops,
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let seated: Vec<i64> = h
+        .store
+        .room_members(managers.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.user_id)
+        .collect();
+    assert!(seated.contains(&lead), "{seated:?}");
+
+    let change = json!({"spec": {"admins": ["ops@seats.example"]}});
+    orgs.patch("seats", &PatchParams::default(), &Patch::Merge(change))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_seat_change(&mut events).await,
+        (managers.id, lead, true),
+        "the demoted admin's seat in the MANAGER_ONLY room goes, on the bus too"
+    );
+
+    orgs.delete("seats", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        next_seat_change(&mut events).await,
+        (managers.id, ops, true),
+        "purging the organization takes the seats left in it"
+    );
+    h.stop().await;
+}
+
 both_engines!(
     lifecycle,
     invalid_spec_is_not_applied,
     delete_policy_purges,
-    errors_are_retried_with_backoff
+    errors_are_retried_with_backoff,
+    seat_changes_are_announced
 );

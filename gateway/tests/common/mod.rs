@@ -178,6 +178,34 @@ impl Platform {
                 (store, Arc::new(bus), Arc::new(presence))
             }
         };
+        Self::serve_gateway(store, bus, presence, tokens, settings, chat_settings).await
+    }
+
+    /// Another gateway of the single-node shape (this platform's store and in-process bus) whose
+    /// bus is the one `wrap` makes of it: for faults on the way to the bus.
+    pub async fn gateway_with_bus(
+        &self,
+        wrap: impl FnOnce(Arc<dyn Bus>) -> Arc<dyn Bus>,
+    ) -> Gateway {
+        Self::serve_gateway(
+            self.store.clone(),
+            wrap(self.api_bus.clone()),
+            Arc::new(LocalPresence::new()),
+            &self.tokens,
+            self.settings,
+            &self.chat_settings,
+        )
+        .await
+    }
+
+    async fn serve_gateway(
+        store: Arc<dyn chatboard_core::store::Store>,
+        bus: Arc<dyn Bus>,
+        presence: Arc<dyn Presence>,
+        tokens: &chatboard_core::auth::TokenIssuer,
+        settings: GatewaySettings,
+        chat_settings: &ChatSettings,
+    ) -> Gateway {
         let registry = chatboard_core::metrics::MetricRegistry::new();
         let chat = Chat::new(store, bus.clone(), chat_settings.clone(), &registry).unwrap();
         let state = gateway::GatewayState::start(gateway::GatewayParts {

@@ -1,0 +1,181 @@
+//! A message sent over the socket takes the same action as a REST post (the application
+//! layer's): the same posting limits, the same announcement bookkeeping, the same attachments.
+//! Each test here failed while the socket path had a copy of its own.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chatboard_core::bus::{Bus, BusError, BusEvent, BusStream};
+use common::{frame, metric, Platform};
+use futures::SinkExt;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message as Ws;
+
+async fn send(socket: &mut common::Socket, frame: Value) {
+    socket
+        .send(Ws::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// The per-user posting limit (`CHATBOARD_RATE_LIMIT_PER_USER` a minute) holds over the socket
+/// as over REST: the socket once took 150 messages in 11 s with a limit of 100 a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_user_posting_limit_holds_over_the_socket() {
+    let p = Platform::start_tuned(None, common::quick_settings(), |c| {
+        c.rate_limit_per_user = 5;
+    })
+    .await;
+    let (room, _alice, bob, _org) = p.team().await;
+    let mut socket = p.connect(room, &bob.token, None).await;
+    assert_eq!(frame(&mut socket).await["type"], "connection");
+    for n in 0..6 {
+        send(
+            &mut socket,
+            json!({"type": "message", "body": format!("m{n}"), "client_msg_id": format!("c{n}")}),
+        )
+        .await;
+    }
+    let mut acks = 0;
+    let mut refused = Vec::new();
+    while acks + refused.len() < 6 {
+        let f = frame(&mut socket).await;
+        match f["type"].as_str() {
+            Some("ack") => acks += 1,
+            Some("error") => refused.push(f),
+            _ => {} // our own messages coming back live
+        }
+    }
+    assert_eq!(acks, 5, "{refused:?}");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["code"], "rate_limited", "{refused:?}");
+}
+
+/// A bus that takes subscriptions but refuses every publish.
+struct MuteBus(Arc<dyn Bus>);
+
+#[async_trait]
+impl Bus for MuteBus {
+    async fn publish(&self, _event: &BusEvent) -> Result<(), BusError> {
+        Err(BusError::Unavailable("muted for the test".into()))
+    }
+    async fn subscribe(&self) -> Result<BusStream, BusError> {
+        self.0.subscribe().await
+    }
+    async fn ping(&self) -> Result<(), BusError> {
+        self.0.ping().await
+    }
+    fn kind(&self) -> &'static str {
+        "mute"
+    }
+}
+
+/// A message whose announcement fails is still stored and acknowledged, and the failure is
+/// counted in the gateway's `chatboard_bus_publish_failures_total` (it once went uncounted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_announcement_from_the_socket_is_counted() {
+    let p = Platform::start().await;
+    let (room, alice, bob, _org) = p.team().await;
+    let gw = p.gateway_with_bus(|bus| Arc::new(MuteBus(bus))).await;
+    let mut socket = common::connect_to(&gw.ws, room, &bob.token, None).await;
+    assert_eq!(frame(&mut socket).await["type"], "connection");
+    send(
+        &mut socket,
+        json!({"type": "message", "body": "hello", "client_msg_id": "x1"}),
+    )
+    .await;
+    let ack = frame(&mut socket).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    assert_eq!(
+        metric(&gw, "chatboard_bus_publish_failures_total").await,
+        1.0
+    );
+    let page = p
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/rooms/{room}/messages/"),
+            &alice.token,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(page["results"][0]["id"], ack["id"]);
+}
+
+/// A message frame may carry a completed upload (`file_id`), as a REST post may; the socket
+/// once dropped it and stored the text alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_frame_can_attach_an_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().to_owned();
+    let p = Platform::start_tuned(None, common::quick_settings(), |c| {
+        c.uploads.local_dir = Some(files);
+    })
+    .await;
+    let (room, alice, bob, _org) = p.team().await;
+    let bytes = b"%PDF-1.7 minutes".to_vec();
+    let presigned = p
+        .call(
+            reqwest::Method::POST,
+            "/api/uploads/presign/",
+            &bob.token,
+            json!({"filename": "minutes.pdf", "content_type": "application/pdf", "size": bytes.len()}),
+        )
+        .await;
+    let put = p
+        .http
+        .put(presigned["upload_url"].as_str().unwrap())
+        .header("Content-Type", "application/pdf")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    let file_id = presigned["id"].as_str().unwrap().to_owned();
+    p.call(
+        reqwest::Method::POST,
+        &format!("/api/uploads/{file_id}/complete/"),
+        &bob.token,
+        json!({}),
+    )
+    .await;
+
+    let mut socket = p.connect(room, &bob.token, None).await;
+    assert_eq!(frame(&mut socket).await["type"], "connection");
+    send(
+        &mut socket,
+        json!({"type": "message", "body": "the minutes", "file_id": file_id}),
+    )
+    .await;
+    let (ack, _) = common::frame_of(&mut socket, "ack").await;
+    let page = p
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/rooms/{room}/messages/"),
+            &alice.token,
+            Value::Null,
+        )
+        .await;
+    let message = &page["results"][0];
+    assert_eq!(message["id"], ack["id"]);
+    assert_eq!(message["file"]["id"], file_id.as_str(), "{message}");
+    assert_eq!(message["file"]["filename"], "minutes.pdf");
+
+    // Someone else's upload cannot be attached: the same field error as over REST.
+    let mut alices = p.connect(room, &alice.token, None).await;
+    assert_eq!(frame(&mut alices).await["type"], "connection");
+    send(
+        &mut alices,
+        json!({"type": "message", "body": "mine now", "file_id": file_id}),
+    )
+    .await;
+    let (refused, _) = common::frame_of(&mut alices, "error").await;
+    assert_eq!(refused["code"], "invalid");
+    assert!(
+        refused["detail"].as_str().unwrap().starts_with("file_id:"),
+        "{refused}"
+    );
+}
