@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatboard_core::config::WebhookSettings;
-use chatboard_core::store::{AttemptOutcome, AttemptResult, DueDelivery, Store};
+use chatboard_core::store::{AttemptOutcome, AttemptResult, DueDelivery, WebhookStore};
 use chatboard_core::webhook_target::is_public;
 use chrono::{DateTime, SubsecRound, Utc};
 use rand::Rng;
@@ -73,7 +73,7 @@ impl Resolve for PublicOnlyResolver {
 
 /// Runs webhook deliveries.
 pub struct Dispatcher {
-    store: Arc<dyn Store>,
+    store: Arc<dyn WebhookStore>,
     client: reqwest::Client,
     settings: WebhookSettings,
     metrics: Arc<WorkerMetrics>,
@@ -85,7 +85,7 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// A dispatcher; `wake` is notified when new deliveries were queued in this process.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn WebhookStore>,
         settings: WebhookSettings,
         metrics: Arc<WorkerMetrics>,
         wake: Arc<Notify>,
@@ -403,7 +403,10 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
 /// Records outcomes as they come, in batches; on a database failure it keeps the batch and
 /// tries again (if it stays down, the leases lapse and the deliveries are attempted again:
 /// at-least-once).
-async fn record_outcomes(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<AttemptOutcome>) {
+async fn record_outcomes(
+    store: Arc<dyn WebhookStore>,
+    mut rx: mpsc::UnboundedReceiver<AttemptOutcome>,
+) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatboard_core::store::{DigestLine, EmailKind, OutgoingEmail, Store, StoreError};
+use chatboard_core::store::{DigestLine, EmailKind, EmailStore, OutgoingEmail, StoreError};
 use chrono::Utc;
 use tokio::sync::Notify;
 
@@ -20,7 +20,7 @@ const QUOTE_MAX: usize = 200;
 
 /// Writes due digests into the email queue.
 pub struct DigestWriter {
-    store: Arc<dyn Store>,
+    store: Arc<dyn EmailStore>,
     window: Duration,
     public_url: Option<String>,
     mailer_wake: Arc<Notify>,
@@ -29,7 +29,7 @@ pub struct DigestWriter {
 impl DigestWriter {
     /// A writer for digests gathered over `window`; `mailer_wake` hears of queued emails.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn EmailStore>,
         window: Duration,
         public_url: Option<String>,
         mailer_wake: Arc<Notify>,

@@ -14,32 +14,35 @@ use async_trait::async_trait;
 use chatboard_core::events::{DomainEvent, EventType, OutboxEvent};
 use chatboard_core::model::Message;
 use chatboard_core::presence::Presence;
-use chatboard_core::store::{Store, StoreError};
+use chatboard_core::store::{EmailStore, StoreError, WebhookStore};
 use chrono::Utc;
 use tokio::sync::Notify;
 
-use crate::queue::{JobQueue, QueueError};
+use crate::queue::{JobHandler, JobQueue, QueueError};
 use crate::service::WorkerMetrics;
 
 /// Runs the jobs of outbox events.
 pub struct EventJobs {
-    store: Arc<dyn Store>,
+    webhooks: Arc<dyn WebhookStore>,
+    email: Arc<dyn EmailStore>,
     presence: Arc<dyn Presence>,
     metrics: Arc<WorkerMetrics>,
     deliveries_queued: Arc<Notify>,
 }
 
 impl EventJobs {
-    /// A handler; `presence` tells who is online; `deliveries_queued` is notified when webhook
-    /// deliveries were added.
+    /// A handler queueing deliveries in `webhooks` and digest lines in `email`; `presence`
+    /// tells who is online; `deliveries_queued` is notified when webhook deliveries were added.
     pub fn new(
-        store: Arc<dyn Store>,
+        webhooks: Arc<dyn WebhookStore>,
+        email: Arc<dyn EmailStore>,
         presence: Arc<dyn Presence>,
         metrics: Arc<WorkerMetrics>,
         deliveries_queued: Arc<Notify>,
     ) -> Self {
         Self {
-            store,
+            webhooks,
+            email,
             presence,
             metrics,
             deliveries_queued,
@@ -47,7 +50,8 @@ impl EventJobs {
     }
 
     /// Runs the jobs of these events; on an error none of them counts as done.
-    pub async fn handle(&self, events: &[OutboxEvent]) -> Result<(), StoreError> {
+    #[tracing::instrument(skip_all, fields(events = events.len()), err(level = "warn"))]
+    async fn run_and_count(&self, events: &[OutboxEvent]) -> Result<(), StoreError> {
         let result = self.run(events).await;
         let label = if result.is_ok() { "ok" } else { "error" };
         for event in events {
@@ -64,7 +68,7 @@ impl EventJobs {
 
     /// Returns how many webhook deliveries were queued.
     async fn run(&self, events: &[OutboxEvent]) -> Result<u64, StoreError> {
-        let queued = self.store.fan_out_deliveries(events, Utc::now()).await?;
+        let queued = self.webhooks.fan_out_deliveries(events, Utc::now()).await?;
         for event in events {
             if event.event_type != EventType::MessageCreated.as_str() {
                 continue;
@@ -85,7 +89,7 @@ impl EventJobs {
     /// Puts a new message into the digests of the room's members who are offline now.
     async fn remember_for_digests(&self, message: &Message) -> Result<(), StoreError> {
         let recipients = self
-            .store
+            .email
             .digest_recipients(message.room, message.sender)
             .await?;
         if recipients.is_empty() {
@@ -96,9 +100,16 @@ impl EventJobs {
             .into_iter()
             .filter(|u| !online.contains(u))
             .collect();
-        self.store
+        self.email
             .add_digest_items(&offline, message.id, message.room, message.created_at)
             .await
+    }
+}
+
+#[async_trait]
+impl JobHandler for EventJobs {
+    async fn handle(&self, events: &[OutboxEvent]) -> Result<(), StoreError> {
+        self.run_and_count(events).await
     }
 }
 
@@ -106,7 +117,7 @@ impl EventJobs {
 #[async_trait]
 impl JobQueue for EventJobs {
     async fn enqueue(&self, events: &[OutboxEvent]) -> Result<(), QueueError> {
-        self.handle(events)
+        self.run_and_count(events)
             .await
             .map_err(|e| QueueError::Unavailable(e.to_string()))
     }

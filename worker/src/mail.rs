@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatboard_core::config::EmailSettings;
-use chatboard_core::store::{DueEmail, EmailResult, Store};
+use chatboard_core::store::{DueEmail, EmailResult, EmailStore};
 use chrono::{SubsecRound, Utc};
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
@@ -50,7 +50,7 @@ enum Outbound {
 
 /// Sends queued emails.
 pub struct Mailer {
-    store: Arc<dyn Store>,
+    store: Arc<dyn EmailStore>,
     outbound: Outbound,
     from: Mailbox,
     retry_base: Duration,
@@ -62,7 +62,7 @@ impl Mailer {
     /// A mailer per `settings`; `retry_base` is the first retry's delay; `wake` is notified when
     /// this process queued emails.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn EmailStore>,
         settings: &EmailSettings,
         retry_base: Duration,
         metrics: Arc<WorkerMetrics>,

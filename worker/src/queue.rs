@@ -6,9 +6,8 @@ use async_nats::jetstream::consumer::{self, pull};
 use async_nats::jetstream::{self, stream, AckKind};
 use async_trait::async_trait;
 use chatboard_core::events::OutboxEvent;
+use chatboard_core::store::StoreError;
 use futures::StreamExt;
-
-use crate::jobs::EventJobs;
 
 /// How long JetStream remembers event ids: a relay that crashed after publishing and before
 /// recording it re-publishes within this window without creating a second job.
@@ -43,6 +42,13 @@ pub trait JobQueue: Send + Sync {
     /// Enqueues the jobs for `events`; once this returns `Ok`, none of them will be lost. On an
     /// error some may have been enqueued; enqueuing them again is harmless.
     async fn enqueue(&self, events: &[OutboxEvent]) -> Result<(), QueueError>;
+}
+
+/// Runs the jobs of events taken from a queue.
+#[async_trait]
+pub trait JobHandler: Send + Sync {
+    /// Runs the jobs of `events`; on an error none of them counts as done (they come again).
+    async fn handle(&self, events: &[OutboxEvent]) -> Result<(), StoreError>;
 }
 
 /// A JetStream work-queue stream `<PREFIX>_JOBS` on subjects `<prefix>.jobs.<event type>`,
@@ -132,7 +138,7 @@ impl JobQueue for NatsJobQueue {
 /// again (after [`ACK_WAIT`] at the latest).
 pub async fn consume(
     queue: &NatsJobQueue,
-    jobs: &EventJobs,
+    jobs: &dyn JobHandler,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), QueueError> {
     let stream = queue
@@ -189,7 +195,10 @@ pub async fn consume(
 
 /// Handles fetched jobs together and acknowledges them; on failure they are handed back for
 /// redelivery after a pause.
-async fn run_batch(jobs: &EventJobs, messages: Vec<jetstream::Message>) -> Result<(), QueueError> {
+async fn run_batch(
+    jobs: &dyn JobHandler,
+    messages: Vec<jetstream::Message>,
+) -> Result<(), QueueError> {
     if messages.is_empty() {
         return Ok(());
     }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatboard_core::store::{Store, StoreError};
+use chatboard_core::store::{OutboxStore, StoreError};
 use chrono::Utc;
 
 use crate::queue::{JobQueue, QueueError};
@@ -27,14 +27,14 @@ pub enum RelayError {
 
 /// Moves outbox events into the job queue.
 pub struct Relay {
-    store: Arc<dyn Store>,
+    store: Arc<dyn OutboxStore>,
     queue: Arc<dyn JobQueue>,
     batch: u32,
 }
 
 impl Relay {
     /// A relay handing over up to `batch` events per round.
-    pub fn new(store: Arc<dyn Store>, queue: Arc<dyn JobQueue>, batch: u32) -> Self {
+    pub fn new(store: Arc<dyn OutboxStore>, queue: Arc<dyn JobQueue>, batch: u32) -> Self {
         Self {
             store,
             queue,

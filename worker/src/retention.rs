@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatboard_core::store::{Store, StoreError};
+use chatboard_core::store::{StoreError, TenantStore};
 use chrono::Utc;
 
 use crate::service::WorkerMetrics;
@@ -15,13 +15,13 @@ const BATCH: u32 = 1_000;
 
 /// Deletes messages past retention.
 pub struct RetentionSweeper {
-    store: Arc<dyn Store>,
+    store: Arc<dyn TenantStore>,
     metrics: Arc<WorkerMetrics>,
 }
 
 impl RetentionSweeper {
     /// A sweeper over `store`.
-    pub fn new(store: Arc<dyn Store>, metrics: Arc<WorkerMetrics>) -> Self {
+    pub fn new(store: Arc<dyn TenantStore>, metrics: Arc<WorkerMetrics>) -> Self {
         Self { store, metrics }
     }
 

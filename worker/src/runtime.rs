@@ -149,6 +149,7 @@ fn start_common(parts: Parts, running: &mut Running) -> Result<EventJobs, StartE
         }
     });
     Ok(EventJobs::new(
+        parts.store.clone(),
         parts.store,
         parts.presence,
         parts.metrics,

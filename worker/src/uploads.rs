@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatboard_core::store::{Store, StoreError};
+use chatboard_core::store::{StoreError, UploadStore};
 use chrono::Utc;
 use objects::ObjectStore;
 
@@ -17,7 +17,7 @@ const BATCH: u32 = 200;
 
 /// Deletes expired and abandoned uploads.
 pub struct UploadJanitor {
-    store: Arc<dyn Store>,
+    store: Arc<dyn UploadStore>,
     objects: Arc<dyn ObjectStore>,
     metrics: Arc<WorkerMetrics>,
 }
@@ -34,7 +34,7 @@ pub struct Swept {
 impl UploadJanitor {
     /// A janitor for uploads kept in `objects`.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn UploadStore>,
         objects: Arc<dyn ObjectStore>,
         metrics: Arc<WorkerMetrics>,
     ) -> Self {

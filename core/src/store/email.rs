@@ -1,0 +1,143 @@
+//! Email: the send queue and the digests of messages members missed.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreResult;
+
+/// What an email is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EmailKind {
+    /// An organization invitation.
+    Invitation,
+    /// A digest of messages that arrived while the recipient was offline.
+    Digest,
+}
+
+impl EmailKind {
+    /// The name stored in the database and used in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailKind::Invitation => "invitation",
+            EmailKind::Digest => "digest",
+        }
+    }
+}
+
+/// An email to queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingEmail {
+    /// What it is for.
+    pub kind: EmailKind,
+    /// Recipient address.
+    pub to: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub body: String,
+}
+
+/// A queued email claimed for sending.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueEmail {
+    /// Email id.
+    pub id: i64,
+    /// Attempts made before this one.
+    pub attempts: i32,
+    /// The email.
+    pub email: OutgoingEmail,
+}
+
+/// How sending one email went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EmailResult {
+    /// Handed to the mail server (or written out).
+    Sent,
+    /// Failed; try again at the given time.
+    Retry {
+        /// What went wrong.
+        error: String,
+        /// When to try again.
+        next_attempt_at: DateTime<Utc>,
+    },
+    /// Failed for the last time.
+    Failed {
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// One message waiting for a member's digest, with what the email shows of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DigestLine {
+    /// Message id.
+    pub message_id: i64,
+    /// Room name.
+    pub room_name: String,
+    /// Organization name.
+    pub org_name: String,
+    /// Who sent it (name, or email when the profile has none).
+    pub sender: String,
+    /// Its text (empty when deleted since).
+    pub body: String,
+    /// The name of its attached file, if any.
+    pub file_name: Option<String>,
+    /// Deleted since it was noted.
+    pub deleted: bool,
+    /// When it was sent.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Email: the queue the mailer sends from, and the digests of messages members missed.
+#[async_trait]
+pub trait EmailStore: Send + Sync {
+    /// Room members who should hear of a new message by email if offline: everyone seated
+    /// except the sender, with digest emails on.
+    async fn digest_recipients(&self, room_id: i64, sender: Option<i64>) -> StoreResult<Vec<i64>>;
+    /// Puts a message into these users' next digests (again: no change).
+    async fn add_digest_items(
+        &self,
+        user_ids: &[i64],
+        message_id: i64,
+        room_id: i64,
+        created_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Users whose oldest waiting message is from `cutoff` or before.
+    async fn due_digests(&self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<Vec<i64>>;
+    /// The user's address and up to `limit` of their waiting messages, oldest first; `None`
+    /// when the user is gone.
+    async fn digest_of(
+        &self,
+        user_id: i64,
+        limit: u32,
+    ) -> StoreResult<Option<(String, Vec<DigestLine>)>>;
+    /// Queues the digest email and removes the messages it covers, in one transaction; `false`
+    /// (and nothing done) when some of them were already taken by another digest.
+    async fn queue_digest(
+        &self,
+        user_id: i64,
+        message_ids: &[i64],
+        email: OutgoingEmail,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Queues an email.
+    async fn queue_email(&self, email: OutgoingEmail, now: DateTime<Utc>) -> StoreResult<i64>;
+    /// Claims up to `limit` emails due at `now` until `lease_until` (as for webhook deliveries).
+    async fn claim_due_emails(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<DueEmail>>;
+    /// Records how sending went (only while the claim `claimed_until` is still this one); a sent
+    /// email's body is emptied.
+    async fn record_email(
+        &self,
+        id: i64,
+        claimed_until: DateTime<Utc>,
+        result: EmailResult,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Emails waiting to be sent.
+    async fn email_backlog(&self) -> StoreResult<i64>;
+}

@@ -1,0 +1,101 @@
+//! Messages.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreResult;
+use crate::model::Message;
+
+/// A ready upload attached to a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileAttachment {
+    /// Upload id.
+    pub id: String,
+    /// Its file name.
+    pub filename: String,
+    /// Its MIME type.
+    pub content_type: String,
+    /// Its size in bytes.
+    pub size: i64,
+}
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Room.
+    pub room_id: i64,
+    /// Sender, who must be a room member.
+    pub sender_id: i64,
+    /// Validated text.
+    pub body: String,
+    /// Idempotency key.
+    pub client_msg_id: Option<String>,
+    /// An attached upload (the caller checked it is the sender's and ready).
+    pub file: Option<FileAttachment>,
+}
+
+/// Which page of a room's messages to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PageCursor {
+    /// The newest messages, newest first.
+    Newest,
+    /// Messages older than the id, newest first.
+    Before(i64),
+    /// Messages newer than the id, oldest first.
+    After(i64),
+}
+
+/// Where a room's messages stand, for telling whether a cached page is still current: new
+/// messages move `last_msg_id`, edits and deletes move `edit_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PageVersion {
+    /// Newest message id, if any.
+    pub last_msg_id: Option<i64>,
+    /// Count of edits and deletes so far.
+    pub edit_version: i64,
+    /// Seq of the newest message (0 in an empty room).
+    pub last_seq: i64,
+}
+
+/// Messages. Every call is scoped to a room; callers check membership for reads, and
+/// `post_message` checks it again inside its transaction.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Stores a message with its `message.created` event; `false` with the original when the
+    /// sender already sent this `client_msg_id` to the room. `NotFound` if not a member.
+    async fn post_message(
+        &self,
+        msg: NewMessage,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Message, bool)>;
+    /// Up to `limit` messages of a page, as `reader` sees them; `None` when the reader has no
+    /// seat in the room (or there is no such room). One query on the common path.
+    async fn list_messages(
+        &self,
+        room_id: i64,
+        reader: i64,
+        cursor: PageCursor,
+        limit: u32,
+    ) -> StoreResult<Option<Vec<Message>>>;
+    /// The room's [`PageVersion`] as `reader` may see it; `None` without a seat in the room.
+    async fn page_version(&self, room_id: i64, reader: i64) -> StoreResult<Option<PageVersion>>;
+    /// One message of a room.
+    async fn message(&self, room_id: i64, msg_id: i64) -> StoreResult<Option<Message>>;
+    /// Replaces the body and records `message.updated` (`Conflict(message_deleted)` once
+    /// deleted).
+    async fn edit_message(
+        &self,
+        room_id: i64,
+        msg_id: i64,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Message>;
+    /// Soft-deletes (empty body, `is_deleted`) and records `message.deleted`; deleting again
+    /// changes nothing and records nothing.
+    async fn delete_message(
+        &self,
+        room_id: i64,
+        msg_id: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Message>;
+}

@@ -1,0 +1,80 @@
+//! Organizations, members and invitations.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{OutgoingEmail, Seat, StoreResult};
+use crate::model::{Invite, OrgMember, OrgView, Role};
+
+/// A new invitation; the token is already hashed.
+#[derive(Debug, Clone)]
+pub struct NewInvite {
+    /// Organization.
+    pub org_id: i64,
+    /// Normalised address.
+    pub email: String,
+    /// Role granted.
+    pub role: Role,
+    /// SHA-256 of the token, hex.
+    pub token_hash: String,
+    /// Who invited (`None`: the operator, for an Organization's admins).
+    pub invited_by: Option<i64>,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+    /// The invitation email, queued in the same transaction (it carries the token).
+    pub email_message: Option<OutgoingEmail>,
+}
+
+/// Organizations, members and invitations. Every read is scoped by the caller's membership.
+#[async_trait]
+pub trait OrgStore: Send + Sync {
+    /// Creates an organization with `creator` as its ADMIN.
+    async fn create_org(
+        &self,
+        creator: i64,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<OrgView>;
+    /// The organizations `user_id` belongs to, oldest first.
+    async fn orgs_for_user(&self, user_id: i64) -> StoreResult<Vec<OrgView>>;
+    /// The organization as `user_id` sees it; `None` if it does not exist or they are not in it.
+    async fn org_for_member(&self, org_id: i64, user_id: i64) -> StoreResult<Option<OrgView>>;
+    /// The caller's role in an organization, `None` when not a member.
+    async fn member_role(&self, org_id: i64, user_id: i64) -> StoreResult<Option<Role>>;
+    /// Renames an organization (`Conflict(managed_by_operator)` for managed ones).
+    async fn rename_org(&self, org_id: i64, name: &str) -> StoreResult<()>;
+    /// Deletes an organization and everything in it (`Conflict(managed_by_operator)` for
+    /// managed ones); returns the seats that went with it.
+    async fn delete_org(&self, org_id: i64) -> StoreResult<Vec<Seat>>;
+    /// The members, in joining order.
+    async fn org_members(&self, org_id: i64) -> StoreResult<Vec<OrgMember>>;
+    /// Creates an invitation: `Conflict(already_member)` or `Conflict(invite_pending)`.
+    async fn create_invite(&self, invite: NewInvite, now: DateTime<Utc>) -> StoreResult<Invite>;
+    /// Accepts an open, unexpired invitation for a user whose email must match; joining is
+    /// idempotent for someone who is already a member. `NotFound` for unknown, used, revoked or
+    /// expired tokens.
+    async fn accept_invite(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        user_email: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<JoinedOrg>;
+    /// Changes a member's role (`NotFound`, `Conflict(last_admin)`); returns the rooms whose
+    /// seats went with the old role (MANAGER_ONLY rooms, on a demotion below MANAGER).
+    async fn set_member_role(&self, org_id: i64, user_id: i64, role: Role)
+        -> StoreResult<Vec<i64>>;
+    /// Removes a member (`NotFound`, `Conflict(last_admin)`); returns the rooms they sat in.
+    async fn remove_member(&self, org_id: i64, user_id: i64) -> StoreResult<Vec<i64>>;
+}
+
+/// What accepting an invitation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinedOrg {
+    /// The organization.
+    pub org_id: i64,
+    /// The role held in it (the one they had, when they were already a member).
+    pub role: Role,
+    /// The rooms they were seated in by joining (its PUBLIC rooms).
+    pub seated: Vec<i64>,
+}

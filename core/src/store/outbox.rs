@@ -1,0 +1,20 @@
+//! The event outbox.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreResult;
+use crate::events::OutboxEvent;
+
+/// The event outbox, read by the relay.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Events after `position`, oldest first, at most `limit`.
+    async fn outbox_after(&self, position: i64, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
+    /// Events not yet handed to the job queue, oldest first, at most `limit`.
+    async fn outbox_unpublished(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
+    /// Records that these events (by position) were handed to the job queue.
+    async fn mark_published(&self, positions: &[i64], now: DateTime<Utc>) -> StoreResult<()>;
+    /// How many events wait to be handed over, and when the oldest of them happened.
+    async fn outbox_backlog(&self) -> StoreResult<(i64, Option<DateTime<Utc>>)>;
+}

@@ -1,0 +1,130 @@
+//! Rooms, their seats and read state.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreResult;
+use crate::error_code::ErrorCode;
+use crate::model::{AccessLevel, Role, Room, RoomMember, UnreadCount};
+
+/// A user's seat in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Seat {
+    /// The room.
+    pub room_id: i64,
+    /// Who sits there.
+    pub user_id: i64,
+}
+
+/// A new room (not a direct message).
+#[derive(Debug, Clone)]
+pub struct NewRoom {
+    /// Organization.
+    pub org_id: i64,
+    /// Display name.
+    pub name: String,
+    /// Who may join.
+    pub access_level: AccessLevel,
+    /// Creator; becomes a member.
+    pub created_by: i64,
+}
+
+/// Room fields to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct RoomPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New access level (members stay; it governs who may join from now on).
+    pub access_level: Option<AccessLevel>,
+}
+
+/// A room as one user may act on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomAccess {
+    /// The room.
+    pub room: Room,
+    /// The user's role in the room's organization.
+    pub org_role: Role,
+    /// Whether the user is a member of the room.
+    pub is_member: bool,
+    /// Why its organization takes no changes (`org_suspended`, `org_archived`), if it does not.
+    pub org_read_only: Option<ErrorCode>,
+}
+
+/// How a user came into a room, recorded in the `member.joined` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinVia {
+    /// They joined themselves.
+    Join,
+    /// The creator or an org ADMIN added them.
+    Invite,
+}
+
+impl JoinVia {
+    /// Name in the event data.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JoinVia::Join => "join",
+            JoinVia::Invite => "room_invite",
+        }
+    }
+}
+
+/// Where a room stands, for a connection that starts following it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomPosition {
+    /// Room id.
+    pub room_id: i64,
+    /// Newest message id, if any.
+    pub last_msg_id: Option<i64>,
+    /// Its seq (0 in an empty room).
+    pub last_seq: i64,
+}
+
+/// Rooms, their members and read state. Callers check permissions; the store keeps the
+/// invariants (DM uniqueness, seat rules that need a transaction) and writes the events.
+#[async_trait]
+pub trait RoomStore: Send + Sync {
+    /// Creates a room, seats its first members by access level and records `room.created`.
+    async fn create_room(&self, room: NewRoom, now: DateTime<Utc>) -> StoreResult<Room>;
+    /// The direct-message room of two org members, created if needed (`true` when created).
+    async fn open_dm(
+        &self,
+        org_id: i64,
+        user_id: i64,
+        other_id: i64,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Room, bool)>;
+    /// The rooms `user_id` is a member of, optionally of one org, by id.
+    async fn rooms_for_user(&self, user_id: i64, org_id: Option<i64>) -> StoreResult<Vec<Room>>;
+    /// The room as `user_id` may see it; `None` when it does not exist or they are not in its org.
+    async fn room_access(&self, room_id: i64, user_id: i64) -> StoreResult<Option<RoomAccess>>;
+    /// Changes name or access level (`Conflict(dm_immutable)` for direct messages).
+    async fn update_room(&self, room_id: i64, patch: RoomPatch) -> StoreResult<Room>;
+    /// Deletes a room with its messages and read state.
+    async fn delete_room(&self, room_id: i64) -> StoreResult<()>;
+    /// Seats an org member in a room; `false` when they already were. Records `member.joined`.
+    async fn add_room_member(
+        &self,
+        room_id: i64,
+        user_id: i64,
+        via: JoinVia,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Removes a member; `false` when they were not one.
+    async fn remove_room_member(&self, room_id: i64, user_id: i64) -> StoreResult<bool>;
+    /// The members, in joining order.
+    async fn room_members(&self, room_id: i64) -> StoreResult<Vec<RoomMember>>;
+    /// Every room the user sits in, with its newest message (what a live connection starts from).
+    async fn room_positions(&self, user_id: i64) -> StoreResult<Vec<RoomPosition>>;
+    /// `(user id, room id)` for every seat of the given users.
+    async fn seats_of(&self, user_ids: &[i64]) -> StoreResult<Vec<(i64, i64)>>;
+    /// Ids of the other users who share a room with the user (only `room`, when given).
+    async fn room_mates(&self, user_id: i64, room: Option<i64>) -> StoreResult<Vec<i64>>;
+    /// Moves a member's read pointer forward to `msg_id` (never back) and returns where it
+    /// stands; `NotFound` when the message is not in the room or the user is not a member.
+    async fn mark_read(&self, room_id: i64, user_id: i64, msg_id: i64) -> StoreResult<i64>;
+    /// Unread counts of every room of the user, in one query whatever their number.
+    async fn unread_counts(&self, user_id: i64) -> StoreResult<Vec<UnreadCount>>;
+}

@@ -1,0 +1,50 @@
+//! Refresh-token families: rotation and reuse detection.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreResult;
+
+/// How presenting a refresh token went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The token was valid and is now used; a successor was recorded in the same family.
+    Rotated {
+        /// Whose session it is.
+        user_id: i64,
+    },
+    /// The token had been used before: its whole family is now revoked.
+    Reused,
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
+/// Refresh-token families (one per login) with rotation and reuse detection.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Records a new login family and its first refresh token.
+    async fn start_session(
+        &self,
+        user_id: i64,
+        family_id: &str,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Uses refresh token `jti` of `family_id` and records `next_jti` as its successor.
+    async fn rotate_refresh(
+        &self,
+        family_id: &str,
+        jti: &str,
+        next_jti: &str,
+        next_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<RefreshOutcome>;
+    /// Revokes a family (logout); false if it is not the user's or already revoked.
+    async fn revoke_session(
+        &self,
+        user_id: i64,
+        family_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+}

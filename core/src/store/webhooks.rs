@@ -1,0 +1,161 @@
+//! Webhooks and their deliveries.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreResult;
+use crate::events::OutboxEvent;
+use crate::model::{Webhook, WebhookDelivery};
+
+/// A new webhook; events are already validated.
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    /// Organization.
+    pub org_id: i64,
+    /// Target URL, already checked.
+    pub url: String,
+    /// Event type names, or `["*"]`.
+    pub events: Vec<String>,
+    /// The HMAC key.
+    pub secret: String,
+    /// Deliver from the start?
+    pub is_active: bool,
+    /// Owned by a custom resource.
+    pub managed: bool,
+    /// Attempts per delivery (`None`: the deployment's default).
+    pub max_attempts: Option<i32>,
+}
+
+/// Webhook fields to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookPatch {
+    /// New target URL, already checked.
+    pub url: Option<String>,
+    /// New event filter.
+    pub events: Option<Vec<String>>,
+    /// Switch delivery on or off (switching on clears `disabled_reason`).
+    pub is_active: Option<bool>,
+}
+
+/// A delivery claimed for an attempt, with what the request needs.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    /// Delivery id.
+    pub id: i64,
+    /// Webhook id.
+    pub webhook_id: i64,
+    /// Target URL.
+    pub url: String,
+    /// HMAC key.
+    pub secret: String,
+    /// Attempts made before this one.
+    pub attempts: i32,
+    /// The webhook's own attempt limit, if it has one.
+    pub max_attempts: Option<i32>,
+    /// The event to deliver.
+    pub event: OutboxEvent,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptResult {
+    /// The target answered 2xx.
+    Delivered {
+        /// Its status code.
+        status_code: i32,
+    },
+    /// Failed; try again at `next_attempt_at`.
+    Retry {
+        /// The target's status code, if it answered.
+        status_code: Option<i32>,
+        /// What went wrong.
+        error: String,
+        /// When to try again.
+        next_attempt_at: DateTime<Utc>,
+    },
+    /// Failed for the last time.
+    Failed {
+        /// The target's status code, if it answered.
+        status_code: Option<i32>,
+        /// What went wrong.
+        error: String,
+    },
+    /// The target answered 410: the delivery fails and the webhook is switched off.
+    Gone,
+}
+
+/// The outcome of one attempt, to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptOutcome {
+    /// Delivery id.
+    pub delivery_id: i64,
+    /// Its webhook.
+    pub webhook_id: i64,
+    /// The claim it was attempted under (the `lease_until` it was claimed with): an outcome
+    /// whose claim lapsed and was taken over is not recorded.
+    pub claimed_until: DateTime<Utc>,
+    /// What happened.
+    pub result: AttemptResult,
+}
+
+/// Webhooks and their deliveries. Callers check permissions and validate URLs and filters.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Creates a webhook.
+    async fn create_webhook(&self, hook: NewWebhook, now: DateTime<Utc>) -> StoreResult<Webhook>;
+    /// The organization's webhooks, oldest first.
+    async fn webhooks_of_org(&self, org_id: i64) -> StoreResult<Vec<Webhook>>;
+    /// One webhook.
+    async fn webhook(&self, id: i64) -> StoreResult<Option<Webhook>>;
+    /// Changes a webhook (`NotFound`, `Conflict(managed_by_operator)`).
+    async fn update_webhook(
+        &self,
+        id: i64,
+        patch: WebhookPatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Webhook>;
+    /// Deletes a webhook and its delivery log (`NotFound`, `Conflict(managed_by_operator)`).
+    async fn delete_webhook(&self, id: i64) -> StoreResult<()>;
+    /// The delivery log, newest first, optionally before a delivery id.
+    async fn webhook_deliveries(
+        &self,
+        webhook_id: i64,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Records a `webhook.test` event for one webhook and its delivery; returns the delivery id.
+    async fn create_test_delivery(&self, webhook_id: i64, now: DateTime<Utc>) -> StoreResult<i64>;
+    /// Queues a delivery of each event to every active webhook of its org that wants it; an
+    /// event seen again adds nothing. Returns how many deliveries were added.
+    async fn fan_out_deliveries(
+        &self,
+        events: &[OutboxEvent],
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+    /// Claims up to `limit` deliveries due at `now` (of active webhooks other than `skip`,
+    /// oldest due first) until `lease_until`: no one else claims them before then, and if no
+    /// outcome is recorded by then they are due again. A delivery whose event cannot be read is
+    /// marked failed instead of returned.
+    async fn claim_due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+        skip: &[i64],
+    ) -> StoreResult<Vec<DueDelivery>>;
+    /// Hands claimed deliveries back, due at `at` (only while the claim is still this one).
+    async fn release_deliveries(
+        &self,
+        ids: &[i64],
+        claimed_until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Records attempt outcomes (a 410 also switches its webhook off).
+    async fn record_attempts(
+        &self,
+        outcomes: &[AttemptOutcome],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Deliveries waiting for an attempt, and when the oldest of them was queued.
+    async fn delivery_backlog(&self) -> StoreResult<(i64, Option<DateTime<Utc>>)>;
+}
