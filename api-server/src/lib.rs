@@ -1,6 +1,7 @@
 //! The ChatBoard REST API as a library: [`router`] builds it around an [`AppState`], [`serve`]
 //! runs it; the `api-server` and `chatboard` binaries are thin wrappers around these.
 
+pub mod config;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -24,7 +25,7 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::{middleware, Router, ServiceExt};
 use chatboard_core::bus::{Bus, BusError, LocalBus, NatsBus};
-use chatboard_core::config::{redact_url, Config, DatabaseConfig};
+use chatboard_core::config::{redact_url, DatabaseConfig};
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::store::{self, StoreError};
 use tokio::net::TcpListener;
@@ -33,6 +34,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::config::Config;
 use crate::error::ApiError;
 pub use crate::state::AppState;
 
@@ -46,7 +48,7 @@ pub async fn migrate(database: &DatabaseConfig) -> Result<Arc<dyn store::Store>,
         url: redact_url(&database.database_url),
         source,
     };
-    let store = store::connect(&database.database_url, database.max_connections)
+    let store = store::connect(&database.database_url, database.max_connections())
         .await
         .map_err(database_error)?;
     store.migrate().await.map_err(database_error)?;
@@ -57,12 +59,14 @@ pub async fn migrate(database: &DatabaseConfig) -> Result<Arc<dyn store::Store>,
 pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let store = migrate(&config.database()).await?;
     let bus: Arc<dyn Bus> = match &config.nats_url {
-        Some(url) => Arc::new(NatsBus::connect(url, &config.nats_prefix).await.map_err(
-            |source| StartError::Bus {
-                url: redact_url(url),
-                source,
-            },
-        )?),
+        Some(url) => Arc::new(
+            NatsBus::connect(url, &config.nats.nats_prefix)
+                .await
+                .map_err(|source| StartError::Bus {
+                    url: redact_url(url),
+                    source,
+                })?,
+        ),
         None => Arc::new(LocalBus::default()),
     };
     tracing::info!(bus = bus.kind(), "bus ready");

@@ -4,19 +4,13 @@
 //! the `chatboard` binary and the Dockerfile).
 
 use anyhow::Context;
-use chatboard_core::config::{Config, DatabaseConfig, Env};
-use clap::{Parser, Subcommand};
+use chatboard_core::config::{parse, ConfigError, DatabaseConfig, Env};
+use clap::Subcommand;
 
-/// ChatBoard REST API server. Configuration comes from the environment; see README.md.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
+use crate::config::Config;
 
 /// What to do: the api-server's and the single node's subcommands.
-#[derive(Subcommand)]
+#[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve (the default).
     Serve,
@@ -25,20 +19,30 @@ pub enum Command {
 }
 
 /// Runs the `api-server` process until SIGTERM; what its binary's `main` (and the image's
-/// multi-call `chatboard` binary, when invoked as `api-server`) does.
+/// multi-call `chatboard` binary, when invoked as `api-server`) does. `api-server migrate`
+/// applies the migrations and exits; `api-server [serve]` serves.
 pub async fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    chatboard_core::telemetry::init_logging();
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let env = Env::from_process();
-    if let Some(Command::Migrate) = cli.command {
+    let first = args.first().and_then(|a| a.to_str()).map(str::to_owned);
+    if first.as_deref() == Some("migrate") {
         // Only the database: the chart's migration Job has no signing key or NATS.
-        let database = DatabaseConfig::from_env(&env).context("invalid configuration")?;
+        let database: DatabaseConfig = parse(&env, args.split_off(1))
+            .map_err(ConfigError::exit_on_command_line)
+            .context("invalid configuration")?;
+        chatboard_core::telemetry::init_logging();
         let store = crate::migrate(&database).await?;
         store.close().await;
         tracing::info!("migrations applied");
         return Ok(());
     }
-    let config = Config::for_api_server(&env).context("invalid configuration")?;
+    if first.as_deref() == Some("serve") {
+        args.remove(0);
+    }
+    let config = Config::from_env(&env, args)
+        .map_err(ConfigError::exit_on_command_line)
+        .context("invalid configuration")?;
+    chatboard_core::telemetry::init_logging();
     let state = crate::build_state(config.clone()).await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await

@@ -3,10 +3,10 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use chat::{Chat, ChatSettings};
+use crate::config::Config;
+use chat::Chat;
 use chatboard_core::auth::TokenIssuer;
 use chatboard_core::bus::Bus;
-use chatboard_core::config::Config;
 use chatboard_core::store::Store;
 use objects::local::LocalObjects;
 use objects::ObjectStore;
@@ -52,8 +52,8 @@ impl AppState {
     ) -> Result<Self, prometheus::Error> {
         let tokens = TokenIssuer::new(
             &config.jwt_secret,
-            config.access_token_ttl,
-            config.refresh_token_ttl,
+            config.tokens.access_token_ttl,
+            config.tokens.refresh_token_ttl,
         );
         let limits = RateLimits::new(config.rate_limit_per_user, config.rate_limit_per_ip);
         let (objects, local_files) = object_storage(&config);
@@ -61,7 +61,7 @@ impl AppState {
         let chat = Chat::new(
             store.clone(),
             bus.clone(),
-            ChatSettings::from_config(&config),
+            config.chat_settings(),
             metrics.registry(),
         )?;
         Ok(Self(Arc::new(Shared {

@@ -131,7 +131,7 @@ async fn changes_are_announced_on_nats() {
     let (nats_url, nats_prefix) = (url.clone(), prefix.clone());
     let app = TestApp::spawn_with(Engine::Sqlite, move |c| {
         c.nats_url = Some(nats_url);
-        c.nats_prefix = nats_prefix;
+        c.nats.nats_prefix = nats_prefix;
     })
     .await
     .unwrap();

@@ -332,8 +332,10 @@ async fn invitation_rules(engine: Engine) {
 }
 
 async fn expired_invitations_are_refused_and_can_be_reissued(engine: Engine) {
-    let Some(app) =
-        TestApp::spawn_with(engine, |c| c.invite_ttl = std::time::Duration::from_secs(1)).await
+    let Some(app) = TestApp::spawn_with(engine, |c| {
+        c.invites.invite_ttl = std::time::Duration::from_secs(1)
+    })
+    .await
     else {
         return;
     };

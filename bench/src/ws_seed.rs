@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chatboard_core::auth::TokenIssuer;
-use chatboard_core::config::{Config, Env};
+use chatboard_core::config::{stored_secret, Env, JwtSecret};
 use chatboard_core::model::{AccessLevel, Role};
 use chatboard_core::store::{NewInvite, NewRoom, NewUser, Store};
 use chrono::Utc;
@@ -31,15 +31,36 @@ pub struct WsSeeded {
     pub rooms: Vec<SeededRoom>,
 }
 
-/// Where the platform keeps its data: a single-node data directory, or the scale-out
-/// environment (`DATABASE_URL`, `CHATBOARD_JWT_SECRET`).
+/// What seeding needs of the platform: its database and its signing key.
+pub struct Config {
+    /// The platform's database.
+    pub database_url: String,
+    /// The key its tokens are signed with.
+    pub jwt_secret: JwtSecret,
+}
+
+/// Where the platform keeps its data: a single-node data directory (its SQLite database and
+/// generated key), or the scale-out environment (`DATABASE_URL`, `CHATBOARD_JWT_SECRET`).
 pub fn platform_config(data_dir: Option<&std::path::Path>) -> anyhow::Result<Config> {
     match data_dir {
-        Some(dir) => {
-            let env = Env::from_pairs([("CHATBOARD_DATA_DIR", dir.display().to_string())]);
-            Ok(Config::for_single_node(&env)?.0)
+        Some(dir) => Ok(Config {
+            database_url: format!("sqlite://{}", dir.join("chatboard.db").display()),
+            jwt_secret: stored_secret(dir)?,
+        }),
+        None => {
+            let env = Env::from_process();
+            let var = |name: &str| {
+                env.get(name)
+                    .map(str::to_owned)
+                    .with_context(|| format!("{name} must be set (or give a data directory)"))
+            };
+            let jwt_secret = JwtSecret::new(var("CHATBOARD_JWT_SECRET")?.into_bytes())
+                .map_err(|reason| anyhow::anyhow!("CHATBOARD_JWT_SECRET {reason}"))?;
+            Ok(Config {
+                database_url: var("DATABASE_URL")?,
+                jwt_secret,
+            })
         }
-        None => Ok(Config::for_api_server(&Env::from_process())?),
     }
 }
 

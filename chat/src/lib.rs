@@ -26,7 +26,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatboard_core::bus::Bus;
-use chatboard_core::config::Config;
 use chatboard_core::metrics::MetricRegistry;
 use chatboard_core::store::Store;
 
@@ -52,18 +51,6 @@ pub struct ChatSettings {
     pub public_url: Option<String>,
     /// Webhook targets may be private addresses (`CHATBOARD_WEBHOOK_ALLOW_PRIVATE`).
     pub allow_private_webhooks: bool,
-}
-
-impl ChatSettings {
-    /// The settings a service's configuration gives.
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            posts_per_minute: config.rate_limit_per_user,
-            invite_ttl: config.invite_ttl,
-            public_url: config.email.public_url.clone(),
-            allow_private_webhooks: config.webhooks.allow_private,
-        }
-    }
 }
 
 /// The application layer of one process: every action, over the store and the bus.

@@ -12,17 +12,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use api_server::process::Command;
-use chatboard_core::config::{Config, Env};
+use chatboard_core::config::{ConfigError, Env};
 use chatboard_core::presence::LocalPresence;
-use clap::Parser;
 
-/// ChatBoard, single node. Configuration comes from the environment; see README.md.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
+mod config;
+
+use config::SingleNode;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -43,11 +38,12 @@ fn invoked_as() -> Option<String> {
 
 /// The single node: API, gateway and jobs in this process.
 async fn single_node() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let node = SingleNode::from_env(&Env::from_process(), std::env::args_os().skip(1))
+        .map_err(ConfigError::exit_on_command_line)
+        .context("invalid configuration")?;
     chatboard_core::telemetry::init_logging();
-    let (config, data_dir) =
-        Config::for_single_node(&Env::from_process()).context("invalid configuration")?;
-    if let Some(Command::Migrate) = cli.command {
+    let (config, data_dir) = (node.api, node.data_dir);
+    if let Some(Command::Migrate) = node.command {
         let store = api_server::migrate(&config.database()).await?;
         store.close().await;
         tracing::info!("migrations applied");
@@ -70,7 +66,7 @@ async fn single_node() -> anyhow::Result<()> {
         chat: state.chat.clone(),
         tokens: state.tokens.clone(),
         presence: presence.clone(),
-        settings: config.gateway,
+        settings: node.gateway,
         registry: state.metrics.registry().clone(),
     })
     .await

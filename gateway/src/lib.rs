@@ -6,6 +6,7 @@
 //! connection gets every message once, in order.
 
 pub mod client_frames;
+pub mod config;
 pub mod hub;
 pub mod metrics;
 pub mod process;

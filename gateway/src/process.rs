@@ -13,30 +13,34 @@ use axum::serve::ListenerExt;
 use chat::{Chat, ChatSettings};
 use chatboard_core::auth::TokenIssuer;
 use chatboard_core::bus::NatsBus;
-use chatboard_core::config::{redact_url, Config, Env};
+use chatboard_core::config::{redact_url, ConfigError, Env};
+
+use crate::config::GatewayConfig;
 use chatboard_core::presence::{NatsPresence, PresenceSettings};
 
 /// Runs the `gateway` process until SIGTERM; what its binary's `main` (and the image's
 /// multi-call `chatboard` binary, when invoked as `gateway`) does.
 pub async fn run() -> anyhow::Result<()> {
     chatboard_core::telemetry::init_logging();
-    let config = Config::for_gateway(&Env::from_process()).context("invalid configuration")?;
+    let config = GatewayConfig::from_env(&Env::from_process(), std::env::args_os().skip(1))
+        .map_err(ConfigError::exit_on_command_line)
+        .context("invalid configuration")?;
     // Migrations are the api-server's job; the gateway only reads.
-    let store = chatboard_core::store::connect(&config.database_url, config.db_max_connections)
+    let store =
+        chatboard_core::store::connect(&config.database_url, config.pool.db_max_connections)
+            .await
+            .with_context(|| format!("database {}", redact_url(&config.database_url)))?;
+    let bus = NatsBus::connect(&config.nats_url, &config.nats.nats_prefix)
         .await
-        .with_context(|| format!("database {}", redact_url(&config.database_url)))?;
-    let nats_url = config.nats_url.clone().unwrap_or_default();
-    let bus = NatsBus::connect(&nats_url, &config.nats_prefix)
-        .await
-        .with_context(|| format!("NATS {}", redact_url(&nats_url)))?;
+        .with_context(|| format!("NATS {}", redact_url(&config.nats_url)))?;
     let tokens = TokenIssuer::new(
         &config.jwt_secret,
-        config.access_token_ttl,
-        config.refresh_token_ttl,
+        config.tokens.access_token_ttl,
+        config.tokens.refresh_token_ttl,
     );
     let presence = NatsPresence::start(
         bus.client(),
-        &config.nats_prefix,
+        &config.nats.nats_prefix,
         PresenceSettings {
             ttl: config.gateway.presence_ttl,
         },
@@ -47,7 +51,13 @@ pub async fn run() -> anyhow::Result<()> {
     let chat = Chat::new(
         store.clone(),
         Arc::new(bus),
-        ChatSettings::from_config(&config),
+        ChatSettings {
+            posts_per_minute: config.rate_limit_per_user,
+            // Sockets post, read and type; they invite nobody and register no webhook.
+            invite_ttl: Default::default(),
+            public_url: None,
+            allow_private_webhooks: false,
+        },
         &registry,
     )
     .context("registering metrics")?;

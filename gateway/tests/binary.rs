@@ -6,7 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use chatboard_core::config::{Config, JwtSecret};
+use api_server::config::Config;
+use chatboard_core::config::JwtSecret;
 
 const SECRET: &str = "gateway-binary-secret-gateway-binary-secret";
 

@@ -6,6 +6,7 @@
 //! says, writes the status only when it changed, and is re-run on every change, on a periodic
 //! resync (correcting drift) and with backoff after a failure.
 
+pub mod config;
 pub mod context;
 pub mod error;
 pub mod leader;

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::config::OperatorConfig;
 use crate::context::{Context, Settings};
 use crate::leader::LeaderElection;
 use crate::metrics::Metrics;
@@ -13,22 +14,25 @@ use crate::service::{router, run_while_leading, ServiceState};
 use anyhow::Context as _;
 use chat::{Chat, ChatSettings};
 use chatboard_core::bus::NatsBus;
-use chatboard_core::config::{redact_url, Env, OperatorConfig};
+use chatboard_core::config::{redact_url, ConfigError, Env};
 use tokio::sync::watch;
 
 /// Runs the `operator` process until SIGTERM; what its binary's `main` (and the image's
 /// multi-call `chatboard` binary, when invoked as `operator`) does.
 pub async fn run() -> anyhow::Result<()> {
     chatboard_core::telemetry::init_logging();
-    let config = OperatorConfig::from_env(&Env::from_process()).context("invalid configuration")?;
+    let config = OperatorConfig::from_env(&Env::from_process(), std::env::args_os().skip(1))
+        .map_err(ConfigError::exit_on_command_line)
+        .context("invalid configuration")?;
     // Migrations are the api-server's job.
-    let store = chatboard_core::store::connect(&config.database_url, config.db_max_connections)
-        .await
-        .with_context(|| format!("database {}", redact_url(&config.database_url)))?;
+    let store =
+        chatboard_core::store::connect(&config.database_url, config.pool.db_max_connections)
+            .await
+            .with_context(|| format!("database {}", redact_url(&config.database_url)))?;
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes API found (in-cluster service account or KUBECONFIG)")?;
-    let bus = NatsBus::connect(&config.nats_url, &config.nats_prefix)
+    let bus = NatsBus::connect(&config.nats_url, &config.nats.nats_prefix)
         .await
         .with_context(|| format!("NATS {}", redact_url(&config.nats_url)))?;
     let metrics = Arc::new(Metrics::new()?);
@@ -38,7 +42,7 @@ pub async fn run() -> anyhow::Result<()> {
         ChatSettings {
             // The operator posts no messages.
             posts_per_minute: 0,
-            invite_ttl: config.invite_ttl,
+            invite_ttl: config.invites.invite_ttl,
             public_url: config.email.public_url.clone(),
             allow_private_webhooks: config.webhooks.allow_private,
         },
@@ -54,16 +58,16 @@ pub async fn run() -> anyhow::Result<()> {
         chat,
         settings,
         metrics,
-        &config.identity,
+        &config.identity(),
     ));
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (leading_tx, leading) = watch::channel(!config.leader_election);
     let election = config.leader_election.then(|| {
         let election = LeaderElection::new(
             client,
-            &config.lease_namespace,
+            &config.lease_namespace(),
             &config.lease_name,
-            &config.identity,
+            &config.identity(),
             config.lease_ttl,
         );
         tokio::spawn(election.run(leading_tx, shutdown.clone()))
@@ -79,7 +83,7 @@ pub async fn run() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (CHATBOARD_ADDR)", config.addr))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, identity = %config.identity, namespace = ?config.namespace, "operator running");
+    tracing::info!(%addr, identity = %config.identity(), namespace = ?config.namespace, "operator running");
     println!("ChatBoard operator is running (health and metrics at http://{addr}/)");
     axum::serve(listener, router(ServiceState { ctx, leading }))
         .with_graceful_shutdown(chatboard_core::shutdown::signal())

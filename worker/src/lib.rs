@@ -3,6 +3,7 @@
 //! event id, surviving crashes and running in several replicas at once; the jobs those events
 //! cause; and the webhook dispatcher, which delivers signed requests with retries.
 
+pub mod config;
 pub mod delivery;
 pub mod digest;
 pub mod jobs;

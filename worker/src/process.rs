@@ -12,30 +12,35 @@ use crate::queue::NatsJobQueue;
 use crate::runtime::{start_scale_out, Parts, EMAIL_RETRY_BASE};
 use crate::service::{router, ServiceState, WorkerMetrics};
 use anyhow::Context;
-use chatboard_core::config::{redact_url, Env, WorkerConfig};
+use chatboard_core::config::{redact_url, ConfigError, Env};
+
+use crate::config::WorkerConfig;
 use chatboard_core::presence::{NatsPresence, PresenceSettings};
 
 /// Runs the `worker` process until SIGTERM; what its binary's `main` (and the image's
 /// multi-call `chatboard` binary, when invoked as `worker`) does.
 pub async fn run() -> anyhow::Result<()> {
     chatboard_core::telemetry::init_logging();
-    let config = WorkerConfig::from_env(&Env::from_process()).context("invalid configuration")?;
+    let config = WorkerConfig::from_env(&Env::from_process(), std::env::args_os().skip(1))
+        .map_err(ConfigError::exit_on_command_line)
+        .context("invalid configuration")?;
     // Migrations are the api-server's job.
-    let store = chatboard_core::store::connect(&config.database_url, config.db_max_connections)
-        .await
-        .with_context(|| format!("database {}", redact_url(&config.database_url)))?;
+    let store =
+        chatboard_core::store::connect(&config.database_url, config.pool.db_max_connections)
+            .await
+            .with_context(|| format!("database {}", redact_url(&config.database_url)))?;
     let nats = async_nats::ConnectOptions::new()
         .name("chatboard-worker")
         .connect(&config.nats_url)
         .await
         .with_context(|| format!("NATS {}", redact_url(&config.nats_url)))?;
-    let queue = NatsJobQueue::start(nats.clone(), &config.nats_prefix)
+    let queue = NatsJobQueue::start(nats.clone(), &config.nats.nats_prefix)
         .await
         .context("creating the job stream")?;
     // Presence tells the digest job who is offline; the worker only reads it.
     let presence = NatsPresence::start(
         nats.clone(),
-        &config.nats_prefix,
+        &config.nats.nats_prefix,
         PresenceSettings {
             ttl: config.presence_ttl,
         },

@@ -10,8 +10,9 @@
 
 use std::net::SocketAddr;
 
+use api_server::config::Config;
 use api_server::AppState;
-use chatboard_core::config::{Config, JwtSecret};
+use chatboard_core::config::JwtSecret;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

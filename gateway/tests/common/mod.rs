@@ -8,9 +8,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use api_server::config::Config;
 use chat::{Chat, ChatSettings};
 use chatboard_core::bus::{Bus, NatsBus};
-use chatboard_core::config::{Config, GatewaySettings, JwtSecret};
+use chatboard_core::config::{GatewaySettings, JwtSecret};
 use chatboard_core::presence::{LocalPresence, NatsPresence, Presence, PresenceSettings};
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -93,10 +94,10 @@ impl Platform {
         let mut config = Config::for_tests(db_url.clone(), secret);
         if let Some((nats_url, prefix)) = &nats {
             config.nats_url = Some(nats_url.clone());
-            config.nats_prefix = prefix.clone();
+            config.nats.nats_prefix = prefix.clone();
         }
         tune(&mut config);
-        let chat_settings = ChatSettings::from_config(&config);
+        let chat_settings = config.chat_settings();
         let state = api_server::build_state(config).await.unwrap();
         let (tokens, store, api_bus) =
             (state.tokens.clone(), state.store.clone(), state.bus.clone());

@@ -1,0 +1,218 @@
+//! The api-server's configuration: environment variables (or their flags; `api-server --help`
+//! lists both with their defaults). The single node reads the same one, with defaults of its
+//! own for the database and the signing key.
+
+use std::net::SocketAddr;
+
+use chat::ChatSettings;
+
+use chatboard_core::config::settings::{InviteSettings, NatsSettings, PoolSettings, TokenSettings};
+use chatboard_core::config::values;
+use chatboard_core::config::{
+    parse, ConfigError, DatabaseConfig, EmailSettings, Env, JwtSecret, UploadSettings,
+    WebhookSettings,
+};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Parser};
+
+/// Everything the API needs to run, whichever binary starts it.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "api-server",
+    version,
+    about = "ChatBoard REST API server. Every setting is an environment variable (shown with each flag); see README.md."
+)]
+pub struct Config {
+    /// HTTP listen address. Use `0.0.0.0:8080` in a container.
+    #[arg(
+        long = "addr",
+        env = "CHATBOARD_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub addr: SocketAddr,
+    /// The database, `postgres://user:pass@host:port/db` (or `sqlite://path`): the api-server
+    /// needs a database (postgres://user@host/db).
+    #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true,
+        value_parser = values::database_url)]
+    pub database_url: String,
+    /// The pool.
+    #[command(flatten)]
+    pub pool: PoolSettings,
+    /// HS256 signing key of the tokens, at least 32 bytes: all api-server replicas must sign
+    /// tokens with the same key. Changing it signs everyone out.
+    #[arg(long = "jwt-secret", env = "CHATBOARD_JWT_SECRET", hide_env_values = true,
+        value_parser = values::jwt_secret)]
+    pub jwt_secret: JwtSecret,
+    /// Token lifetimes.
+    #[command(flatten)]
+    pub tokens: TokenSettings,
+    /// Invitations.
+    #[command(flatten)]
+    pub invites: InviteSettings,
+    /// Requests per minute per signed-in user (all authenticated endpoints; also the messages
+    /// a user may post per minute); 0 disables.
+    #[arg(
+        long = "rate-limit-per-user",
+        env = "CHATBOARD_RATE_LIMIT_PER_USER",
+        default_value_t = 100
+    )]
+    pub rate_limit_per_user: u32,
+    /// Requests per minute per client IP on register, token and refresh; 0 disables.
+    #[arg(
+        long = "rate-limit-per-ip",
+        env = "CHATBOARD_RATE_LIMIT_PER_IP",
+        default_value_t = 10
+    )]
+    pub rate_limit_per_ip: u32,
+    /// Take the client IP from the last `X-Forwarded-For` hop; only behind a proxy that sets
+    /// it.
+    #[arg(long = "trust-forwarded-for", env = "CHATBOARD_TRUST_FORWARDED_FOR",
+        default_value = "false", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub trust_forwarded_for: bool,
+    /// Memory for cached message pages per process, in MiB; 0 turns the cache off.
+    #[arg(
+        long = "page-cache-mb",
+        env = "CHATBOARD_PAGE_CACHE_MB",
+        default_value_t = 64
+    )]
+    pub page_cache_mb: u32,
+    /// NATS with JetStream (`nats://host:4222`), where committed changes are announced for the
+    /// gateways; unset: the in-process bus (one process only).
+    #[arg(long = "nats-url", env = "NATS_URL", hide_env_values = true,
+        value_parser = values::nats_url)]
+    pub nats_url: Option<String>,
+    /// NATS subjects.
+    #[command(flatten)]
+    pub nats: NatsSettings,
+    /// Webhook targets.
+    #[command(flatten)]
+    pub webhooks: WebhookSettings,
+    /// Email (invitations are queued by the API; the worker sends them).
+    #[command(flatten)]
+    pub email: EmailSettings,
+    /// Uploads.
+    #[command(flatten)]
+    pub uploads: UploadSettings,
+}
+
+impl Config {
+    /// Reads the api-server's configuration from `env` and the command line `args`.
+    pub fn from_env(
+        env: &Env,
+        args: impl IntoIterator<Item = impl Into<std::ffi::OsString>>,
+    ) -> Result<Self, ConfigError> {
+        parse(env, args)
+    }
+
+    /// The database settings alone (for [`DatabaseConfig`] users such as migrations).
+    pub fn database(&self) -> DatabaseConfig {
+        DatabaseConfig {
+            database_url: self.database_url.clone(),
+            pool: self.pool,
+        }
+    }
+
+    /// What the application layer needs of it.
+    pub fn chat_settings(&self) -> ChatSettings {
+        ChatSettings {
+            posts_per_minute: self.rate_limit_per_user,
+            invite_ttl: self.invites.invite_ttl,
+            public_url: self.email.public_url.clone(),
+            allow_private_webhooks: self.webhooks.allow_private,
+        }
+    }
+
+    /// A configuration for tests and embedding: the given database, a fixed key, no rate limits.
+    pub fn for_tests(database_url: impl Into<String>, jwt_secret: JwtSecret) -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.into(),
+            pool: PoolSettings {
+                db_max_connections: 5,
+            },
+            jwt_secret,
+            tokens: TokenSettings::default(),
+            invites: InviteSettings::default(),
+            rate_limit_per_user: 0,
+            rate_limit_per_ip: 0,
+            trust_forwarded_for: false,
+            page_cache_mb: 64,
+            nats_url: None,
+            nats: NatsSettings {
+                nats_prefix: "chat".to_owned(),
+            },
+            webhooks: WebhookSettings::default(),
+            email: EmailSettings::default(),
+            uploads: UploadSettings::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_env(
+            &Env::from_pairs(pairs.iter().copied()),
+            Vec::<String>::new(),
+        )
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let err = parsed(&[
+            ("DATABASE_URL", "postgres://u@h/db"),
+            ("CHATBOARD_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("CHATBOARD_ADDR", "not-an-address"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("CHATBOARD_ADDR"), "{err}");
+    }
+
+    #[test]
+    fn api_server_requires_database_and_secret() {
+        let err = parsed(&[("X", "y")]).unwrap_err().to_string();
+        assert!(err.contains("DATABASE_URL"), "{err}");
+        let err = parsed(&[
+            ("DATABASE_URL", "postgres://u@h/db"),
+            ("CHATBOARD_JWT_SECRET", "short"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("CHATBOARD_JWT_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn zero_ttl_and_bad_flags_are_refused() {
+        let base = [
+            ("DATABASE_URL", "sqlite://x.db"),
+            ("CHATBOARD_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ];
+        for (var, value) in [
+            ("CHATBOARD_ACCESS_TOKEN_TTL", "0"),
+            ("CHATBOARD_TRUST_FORWARDED_FOR", "maybe"),
+            ("CHATBOARD_RATE_LIMIT_PER_USER", "-1"),
+            ("CHATBOARD_DB_MAX_CONNECTIONS", "0"),
+        ] {
+            let pairs: Vec<(&str, &str)> = base.iter().copied().chain([(var, value)]).collect();
+            let err = parsed(&pairs).unwrap_err().to_string();
+            assert!(err.contains(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors() {
+        let err = parsed(&[
+            ("DATABASE_URL", "mysql://u:hunter2@h/db"),
+            ("CHATBOARD_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("DATABASE_URL") && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! The single node's configuration: the api-server's, the gateway's connection settings, and a
+//! data directory that gives the database, the signing key, uploads and emails their defaults.
+
+use std::path::PathBuf;
+
+use api_server::config::Config;
+use api_server::process::Command;
+use chatboard_core::config::{
+    asks_for_help, parse_with, stored_secret, ConfigError, Env, GatewaySettings,
+};
+use clap::{CommandFactory, Parser};
+
+/// ChatBoard, single node.
+#[derive(Debug, Parser)]
+#[command(
+    name = "chatboard",
+    version,
+    about = "ChatBoard, single node: the whole platform in one process. Every setting is an environment variable (shown with each flag); see README.md."
+)]
+pub struct SingleNode {
+    /// Where the SQLite database, the generated signing key, uploads and emails live; created
+    /// if missing.
+    #[arg(
+        long = "data-dir",
+        env = "CHATBOARD_DATA_DIR",
+        default_value = "./chatboard-data"
+    )]
+    pub data_dir: PathBuf,
+    /// The API's settings.
+    #[command(flatten)]
+    pub api: Config,
+    /// The gateway's connection settings.
+    #[command(flatten)]
+    pub gateway: GatewaySettings,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+impl SingleNode {
+    /// Reads the configuration from `env` and the command line `args`; what is unset defaults
+    /// to files under the data directory, which is created if needed (with a generated signing
+    /// key kept there, so tokens stay valid across restarts).
+    pub fn from_env(
+        env: &Env,
+        args: impl IntoIterator<Item = impl Into<std::ffi::OsString>>,
+    ) -> Result<Self, ConfigError> {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        if asks_for_help(&args) {
+            // Help and the version touch no file.
+            return parse_with(command(), env, args);
+        }
+        let data_dir = PathBuf::from(env.get("CHATBOARD_DATA_DIR").unwrap_or("./chatboard-data"));
+        std::fs::create_dir_all(&data_dir).map_err(|source| ConfigError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+        let mut env = env.clone();
+        let missing = |env: &Env, var: &str| env.get(var).is_none();
+        if missing(&env, "DATABASE_URL") {
+            let url = format!("sqlite://{}", data_dir.join("chatboard.db").display());
+            env.set("DATABASE_URL", url);
+        }
+        if missing(&env, "CHATBOARD_JWT_SECRET") {
+            let key = stored_secret(&data_dir)?;
+            env.set(
+                "CHATBOARD_JWT_SECRET",
+                String::from_utf8_lossy(key.as_bytes()),
+            );
+        }
+        if missing(&env, "CHATBOARD_SMTP_URL") && missing(&env, "CHATBOARD_EMAIL_OUTBOX_DIR") {
+            env.set(
+                "CHATBOARD_EMAIL_OUTBOX_DIR",
+                data_dir.join("emails").display().to_string(),
+            );
+        }
+        if missing(&env, "CHATBOARD_S3_BUCKET") && missing(&env, "CHATBOARD_UPLOAD_DIR") {
+            env.set(
+                "CHATBOARD_UPLOAD_DIR",
+                data_dir.join("uploads").display().to_string(),
+            );
+        }
+        let mut config: Self = parse_with(command(), &env, args)?;
+        config.data_dir = data_dir;
+        Ok(config)
+    }
+}
+
+/// The command, with the single node's own defaults in its help.
+fn command() -> clap::Command {
+    SingleNode::command()
+        .mut_arg("database_url", |a| {
+            a.required(false)
+                .help("The database; default: sqlite://$CHATBOARD_DATA_DIR/chatboard.db")
+        })
+        .mut_arg("jwt_secret", |a| {
+            a.required(false).help(
+                "HS256 signing key, at least 32 bytes; default: generated into $CHATBOARD_DATA_DIR/jwt-secret",
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_node_keeps_its_generated_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::from_pairs([("CHATBOARD_DATA_DIR", dir.path().to_str().unwrap())]);
+        let first = SingleNode::from_env(&env, Vec::<String>::new()).unwrap();
+        let second = SingleNode::from_env(&env, Vec::<String>::new()).unwrap();
+        assert_eq!(
+            first.api.jwt_secret.as_bytes(),
+            second.api.jwt_secret.as_bytes()
+        );
+        assert!(first.api.database_url.starts_with("sqlite://"));
+        assert_eq!(first.data_dir, dir.path());
+    }
+}

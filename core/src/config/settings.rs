@@ -1,0 +1,408 @@
+//! Groups of settings several services read, each variable declared once with its default
+//! (services `#[command(flatten)]` the groups they need).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args};
+
+use super::values::{days, millis, nats_prefix, public_url, seconds, smtp_url};
+use super::ConfigError;
+
+/// The database pool's size (the URL is each service's own: some require it, the single node
+/// does not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct PoolSettings {
+    /// Largest database connection pool (at least 1). On SQLite this sizes the reader pool;
+    /// writes go through one connection.
+    #[arg(long = "db-max-connections", env = "CHATBOARD_DB_MAX_CONNECTIONS", default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub db_max_connections: u32,
+}
+
+/// The database alone: what `api-server migrate` needs (the Helm chart's migration Job runs
+/// before the release's other Secrets exist, so it gets no signing key and no NATS).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "api-server migrate")]
+pub struct DatabaseConfig {
+    /// The database to migrate: `postgres://user:pass@host:port/db` or `sqlite://path`;
+    /// migrations are applied to the platform's database.
+    #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true,
+        value_parser = super::values::database_url)]
+    pub database_url: String,
+    /// The pool.
+    #[command(flatten)]
+    pub pool: PoolSettings,
+}
+
+impl DatabaseConfig {
+    /// The largest pool.
+    pub fn max_connections(&self) -> u32 {
+        self.pool.db_max_connections
+    }
+}
+
+/// The NATS subject prefix (the server is each service's own: some require it).
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct NatsSettings {
+    /// First token of the NATS subjects (`chat.room.<id>`) and of the stream names
+    /// (`CHAT_ROOMS`); letters, digits, `-`, `_`. Lets several deployments share one NATS.
+    #[arg(long = "nats-prefix", env = "CHATBOARD_NATS_PREFIX", default_value = "chat",
+        value_parser = nats_prefix)]
+    pub nats_prefix: String,
+}
+
+/// Token lifetimes (the signing key is each service's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct TokenSettings {
+    /// Access token lifetime, seconds.
+    #[arg(long = "access-token-ttl", env = "CHATBOARD_ACCESS_TOKEN_TTL", default_value = "900",
+        value_parser = seconds)]
+    pub access_token_ttl: Duration,
+    /// Refresh token lifetime, seconds.
+    #[arg(long = "refresh-token-ttl", env = "CHATBOARD_REFRESH_TOKEN_TTL", default_value = "604800",
+        value_parser = seconds)]
+    pub refresh_token_ttl: Duration,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Organization invitations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct InviteSettings {
+    /// Organization invitation lifetime, seconds.
+    #[arg(long = "invite-ttl", env = "CHATBOARD_INVITE_TTL", default_value = "604800",
+        value_parser = seconds)]
+    pub invite_ttl: Duration,
+}
+
+impl Default for InviteSettings {
+    fn default() -> Self {
+        Self {
+            invite_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// How the WebSocket gateway treats connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct GatewaySettings {
+    /// Open WebSockets per user on one gateway process; the next one is closed with 4008.
+    /// 0 = no cap.
+    #[arg(
+        long = "ws-max-connections-per-user",
+        env = "CHATBOARD_WS_MAX_CONNECTIONS_PER_USER",
+        default_value_t = 16
+    )]
+    pub max_connections_per_user: u32,
+    /// Seconds between the gateway's pings; a client silent for two intervals is dropped.
+    #[arg(long = "ws-ping-interval", env = "CHATBOARD_WS_PING_INTERVAL", default_value = "30",
+        value_parser = seconds)]
+    pub ping_interval: Duration,
+    /// Scale-out shape: seconds a gateway's presence entries outlive it if it dies without
+    /// cleaning up.
+    #[arg(long = "presence-ttl", env = "CHATBOARD_PRESENCE_TTL", default_value = "60",
+        value_parser = seconds)]
+    pub presence_ttl: Duration,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            max_connections_per_user: 16,
+            ping_interval: Duration::from_secs(30),
+            presence_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How webhooks are checked and delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct WebhookSettings {
+    /// Allow webhook targets on loopback, private and link-local addresses (local use and
+    /// tests).
+    #[arg(long = "webhook-allow-private", env = "CHATBOARD_WEBHOOK_ALLOW_PRIVATE",
+        default_value = "false", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub allow_private: bool,
+    /// Attempts per webhook delivery before it is marked failed.
+    #[arg(long = "webhook-max-attempts", env = "CHATBOARD_WEBHOOK_MAX_ATTEMPTS",
+        default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attempts: u32,
+    /// Delay before the first retry, in milliseconds; each further retry doubles it, with
+    /// jitter.
+    #[arg(long = "webhook-backoff-base-ms", env = "CHATBOARD_WEBHOOK_BACKOFF_BASE_MS",
+        default_value = "30000", value_parser = millis)]
+    pub backoff_base: Duration,
+    /// Seconds a target has to answer.
+    #[arg(long = "webhook-timeout", env = "CHATBOARD_WEBHOOK_TIMEOUT", default_value = "10",
+        value_parser = seconds)]
+    pub timeout: Duration,
+    /// Webhook requests in flight at once per worker process.
+    #[arg(long = "webhook-concurrency", env = "CHATBOARD_WEBHOOK_CONCURRENCY",
+        default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            allow_private: false,
+            max_attempts: 8,
+            backoff_base: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
+            concurrency: 64,
+        }
+    }
+}
+
+/// How emails are sent and batched.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct EmailSettings {
+    /// SMTP server: `smtp://host:25`, `smtp://user:pass@host:587?tls=required` (STARTTLS) or
+    /// `smtps://user:pass@host:465`. Unset: emails are logged (and written to files when an
+    /// outbox directory is set).
+    #[arg(long = "smtp-url", env = "CHATBOARD_SMTP_URL", hide_env_values = true,
+        value_parser = smtp_url)]
+    pub smtp_url: Option<String>,
+    /// The `From` of every email.
+    #[arg(
+        long = "email-from",
+        env = "CHATBOARD_EMAIL_FROM",
+        default_value = "ChatBoard <chatboard@localhost>"
+    )]
+    pub from: String,
+    /// Seconds a member's first missed message waits before their digest goes out.
+    #[arg(long = "email-digest-window", env = "CHATBOARD_EMAIL_DIGEST_WINDOW",
+        default_value = "900", value_parser = seconds)]
+    pub digest_window: Duration,
+    /// Without SMTP, where each email is written as `<id>.eml` (the single node defaults to
+    /// `$CHATBOARD_DATA_DIR/emails`).
+    #[arg(long = "email-outbox-dir", env = "CHATBOARD_EMAIL_OUTBOX_DIR")]
+    pub outbox_dir: Option<PathBuf>,
+    /// The platform's public base URL (`https://chat.example.com`), for links in emails.
+    #[arg(long = "public-url", env = "CHATBOARD_PUBLIC_URL", value_parser = public_url)]
+    pub public_url: Option<String>,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        Self {
+            smtp_url: None,
+            from: "ChatBoard <chatboard@localhost>".to_owned(),
+            digest_window: Duration::from_secs(15 * 60),
+            outbox_dir: None,
+            public_url: None,
+        }
+    }
+}
+
+/// The upload variables as given; [`UploadArgs::settings`] checks them.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct UploadArgs {
+    /// Store uploads in this S3 bucket (any S3-compatible store); needs the two keys below.
+    #[arg(long = "s3-bucket", env = "CHATBOARD_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// Endpoint of a non-AWS store, e.g. `http://minio:9000`.
+    #[arg(long = "s3-endpoint", env = "CHATBOARD_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Region of the bucket.
+    #[arg(
+        long = "s3-region",
+        env = "CHATBOARD_S3_REGION",
+        default_value = "us-east-1"
+    )]
+    pub s3_region: String,
+    /// Access key id (required with a bucket).
+    #[arg(long = "s3-access-key-id", env = "CHATBOARD_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+    /// Secret access key (required with a bucket).
+    #[arg(
+        long = "s3-secret-access-key",
+        env = "CHATBOARD_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub s3_secret_access_key: Option<String>,
+    /// Path-style URLs (`endpoint/bucket/key`); default: on with an endpoint, else off.
+    #[arg(long = "s3-force-path-style", env = "CHATBOARD_S3_FORCE_PATH_STYLE",
+        action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub s3_force_path_style: Option<bool>,
+    /// Without S3: keep uploads in this directory, served by the API process behind signed
+    /// URLs (the single node defaults to `$CHATBOARD_DATA_DIR/uploads`).
+    #[arg(long = "upload-dir", env = "CHATBOARD_UPLOAD_DIR")]
+    pub upload_dir: Option<PathBuf>,
+    /// Largest upload, in bytes.
+    #[arg(long = "upload-max-bytes", env = "CHATBOARD_UPLOAD_MAX_BYTES",
+        default_value_t = 100 * 1024 * 1024, value_parser = clap::value_parser!(i64).range(1..))]
+    pub upload_max_bytes: i64,
+    /// Days a completed upload is kept before its file is deleted.
+    #[arg(long = "upload-retention-days", env = "CHATBOARD_UPLOAD_RETENTION_DAYS",
+        default_value = "30", value_parser = days)]
+    pub upload_retention: Duration,
+}
+
+impl UploadArgs {
+    /// The checked settings: S3 when a bucket is named (then its keys are required).
+    pub fn settings(&self) -> Result<UploadSettings, ConfigError> {
+        let s3 = match &self.s3_bucket {
+            None => None,
+            Some(bucket) => {
+                let required = |var: &'static str, value: &Option<String>| {
+                    value.clone().ok_or_else(|| ConfigError::Missing {
+                        var: var.to_owned(),
+                        reason: "S3 storage (CHATBOARD_S3_BUCKET) needs credentials".to_owned(),
+                    })
+                };
+                Some(S3Settings {
+                    bucket: bucket.clone(),
+                    force_path_style: self
+                        .s3_force_path_style
+                        .unwrap_or(self.s3_endpoint.is_some()),
+                    endpoint: self.s3_endpoint.clone(),
+                    region: self.s3_region.clone(),
+                    access_key_id: required("CHATBOARD_S3_ACCESS_KEY_ID", &self.s3_access_key_id)?,
+                    secret_access_key: required(
+                        "CHATBOARD_S3_SECRET_ACCESS_KEY",
+                        &self.s3_secret_access_key,
+                    )?,
+                })
+            }
+        };
+        Ok(UploadSettings {
+            s3,
+            local_dir: self.upload_dir.clone(),
+            max_bytes: self.upload_max_bytes,
+            retention: self.upload_retention,
+        })
+    }
+}
+
+/// An S3-compatible bucket for uploads.
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    /// Bucket; setting it selects S3.
+    pub bucket: String,
+    /// Endpoint of a non-AWS store.
+    pub endpoint: Option<String>,
+    /// Region.
+    pub region: String,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Path-style URLs.
+    pub force_path_style: bool,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("force_path_style", &self.force_path_style)
+            .finish()
+    }
+}
+
+/// Where uploads go and how long they stay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSettings {
+    /// S3 storage; takes precedence over `local_dir`.
+    pub s3: Option<S3Settings>,
+    /// A directory served by this process behind signed URLs.
+    pub local_dir: Option<PathBuf>,
+    /// Largest upload in bytes.
+    pub max_bytes: i64,
+    /// How long a completed upload is kept.
+    pub retention: Duration,
+}
+
+/// Read through [`UploadArgs`], checked as it is read.
+impl clap::FromArgMatches for UploadSettings {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        UploadArgs::from_arg_matches(matches)?
+            .settings()
+            .map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, e.to_string()))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for UploadSettings {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        UploadArgs::augment_args(cmd)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        UploadArgs::augment_args_for_update(cmd)
+    }
+}
+
+impl Default for UploadSettings {
+    fn default() -> Self {
+        Self {
+            s3: None,
+            local_dir: None,
+            max_bytes: 100 * 1024 * 1024,
+            retention: Duration::from_secs(30 * 86_400),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse, Env};
+
+    /// Every group, parsed from an empty environment.
+    #[derive(Debug, clap::Parser)]
+    struct Everything {
+        #[command(flatten)]
+        tokens: TokenSettings,
+        #[command(flatten)]
+        invites: InviteSettings,
+        #[command(flatten)]
+        gateway: GatewaySettings,
+        #[command(flatten)]
+        webhooks: WebhookSettings,
+        #[command(flatten)]
+        email: EmailSettings,
+        #[command(flatten)]
+        uploads: UploadArgs,
+    }
+
+    #[test]
+    fn defaults_in_code_are_the_documented_ones() {
+        let parsed: Everything = parse(&Env::default(), Vec::<String>::new()).unwrap();
+        assert_eq!(parsed.tokens, TokenSettings::default());
+        assert_eq!(parsed.invites, InviteSettings::default());
+        assert_eq!(parsed.gateway, GatewaySettings::default());
+        assert_eq!(parsed.webhooks, WebhookSettings::default());
+        assert_eq!(parsed.email, EmailSettings::default());
+        assert_eq!(
+            parsed.uploads.settings().unwrap(),
+            UploadSettings::default()
+        );
+    }
+
+    #[test]
+    fn a_bucket_needs_its_keys() {
+        let env = Env::from_pairs([("CHATBOARD_S3_BUCKET", "b")]);
+        let parsed: Everything = parse(&env, Vec::<String>::new()).unwrap();
+        let err = parsed.uploads.settings().unwrap_err().to_string();
+        assert!(err.contains("CHATBOARD_S3_ACCESS_KEY_ID"), "{err}");
+    }
+}
