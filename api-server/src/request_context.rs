@@ -11,6 +11,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+use tracing::Instrument;
 
 use crate::rate_limit::RateInfo;
 use crate::state::AppState;
@@ -75,7 +76,10 @@ pub async fn track_request(
     }
 
     state.metrics.in_flight().inc();
-    let mut response = next.run(request).await;
+    // Everything the request causes (its action, store calls, announcements) runs in this span.
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    let mut response = next.run(request).instrument(span).await;
     state.metrics.in_flight().dec();
 
     let headers = response.headers_mut();

@@ -41,6 +41,7 @@ impl Announcer {
     }
 
     /// Publishes one event.
+    #[tracing::instrument(level = "debug", skip_all, fields(room_id = event.room()))]
     pub async fn publish(&self, event: BusEvent) {
         if let Err(e) = self.bus.publish(&event).await {
             self.failures.inc();

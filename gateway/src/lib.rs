@@ -29,6 +29,7 @@ use chatboard_core::presence::Presence;
 use chatboard_core::store::Store;
 use serde_json::json;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::hub::Hub;
 use crate::metrics::GatewayMetrics;
@@ -363,8 +364,10 @@ async fn server_error(
 /// Runs an admitted session with the user counted as present.
 async fn serve(session: Session, replay: bool, slot: Slot) {
     let (presence, user_id) = (session.shared.presence.clone(), session.user_id);
+    // What a client frame causes (its action, store calls, announcements) runs in this span.
+    let span = tracing::info_span!("socket", user_id, room = ?session.fixed_room);
     presence.connected(user_id).await;
-    session.run(replay).await;
+    session.run(replay).instrument(span).await;
     presence.disconnected(user_id).await;
     drop(slot);
 }

@@ -56,6 +56,7 @@ pub trait Reconciled:
 }
 
 /// Reconciles one resource (the controllers call this).
+#[tracing::instrument(skip_all, fields(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace()))]
 pub async fn reconcile<K: Reconciled>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
     let key = resource_key(&*obj)?;

@@ -259,6 +259,7 @@ impl Dispatcher {
     }
 
     /// One attempt at one delivery, claimed until `claimed_until`.
+    #[tracing::instrument(skip_all, fields(delivery_id = delivery.id, webhook_id = delivery.webhook_id, event_id = %delivery.event.id))]
     async fn attempt(&self, delivery: DueDelivery, claimed_until: DateTime<Utc>) -> AttemptOutcome {
         let started = Instant::now();
         let answer = self.send(&delivery).await;

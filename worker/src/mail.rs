@@ -147,6 +147,7 @@ impl Mailer {
         }
     }
 
+    #[tracing::instrument(skip_all, fields(email_id = due.id, kind = due.email.kind.as_str()))]
     async fn send(&self, due: DueEmail) -> EmailResult {
         let email = &due.email;
         let message = due

@@ -195,6 +195,7 @@ pub async fn consume(
 
 /// Handles fetched jobs together and acknowledges them; on failure they are handed back for
 /// redelivery after a pause.
+#[tracing::instrument(skip_all, fields(jobs = messages.len()))]
 async fn run_batch(
     jobs: &dyn JobHandler,
     messages: Vec<jetstream::Message>,

@@ -43,6 +43,7 @@ impl RetentionSweeper {
 
     /// Deletes everything due now, batch by batch; returns how many messages went. Several
     /// workers sweeping at once only find less to do.
+    #[tracing::instrument(skip_all, err(level = "warn"))]
     pub async fn sweep(&self) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {

@@ -69,6 +69,7 @@ impl UploadJanitor {
 
     /// One sweep over everything due now. A file that cannot be deleted keeps its row as it is,
     /// so the next sweep tries again; several workers sweeping at once only repeat deletions.
+    #[tracing::instrument(skip_all, err(level = "warn"))]
     pub async fn sweep(&self) -> Result<Swept, StoreError> {
         let mut swept = Swept::default();
         loop {

@@ -32,6 +32,7 @@ pub(super) async fn insert_email(
 
 #[async_trait]
 impl EmailStore for SqlStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn digest_recipients(&self, room_id: i64, sender: Option<i64>) -> StoreResult<Vec<i64>> {
         let rows: Vec<(i64,)> = sqlx::query_as(
             "SELECT u.id FROM room_members m JOIN users u ON u.id = m.user_id \
@@ -45,6 +46,7 @@ impl EmailStore for SqlStore {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn add_digest_items(
         &self,
         user_ids: &[i64],
@@ -78,6 +80,7 @@ impl EmailStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn due_digests(&self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<Vec<i64>> {
         let rows: Vec<(i64,)> = sqlx::query_as(
             "SELECT user_id FROM digest_items GROUP BY user_id HAVING MIN(created_at) <= $1 \
@@ -90,6 +93,7 @@ impl EmailStore for SqlStore {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn digest_of(
         &self,
         user_id: i64,
@@ -164,6 +168,7 @@ impl EmailStore for SqlStore {
         Ok(Some((address, lines)))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn queue_digest(
         &self,
         user_id: i64,
@@ -194,6 +199,7 @@ impl EmailStore for SqlStore {
         Ok(true)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn queue_email(&self, email: OutgoingEmail, now: DateTime<Utc>) -> StoreResult<i64> {
         let mut tx = self.write.begin().await?;
         let id = insert_email(&mut tx, &email, now).await?;
@@ -201,6 +207,7 @@ impl EmailStore for SqlStore {
         Ok(id)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn claim_due_emails(
         &self,
         now: DateTime<Utc>,
@@ -248,6 +255,7 @@ impl EmailStore for SqlStore {
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn record_email(
         &self,
         id: i64,
@@ -280,6 +288,7 @@ impl EmailStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn email_backlog(&self) -> StoreResult<i64> {
         let (count,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM emails WHERE status = 'pending'")

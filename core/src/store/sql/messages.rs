@@ -78,6 +78,7 @@ impl SqlStore {
 
 #[async_trait]
 impl MessageStore for SqlStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn post_message(
         &self,
         msg: NewMessage,
@@ -101,6 +102,7 @@ impl MessageStore for SqlStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_messages(
         &self,
         room_id: i64,
@@ -143,6 +145,7 @@ impl MessageStore for SqlStore {
         Ok(Some(rows.into_iter().map(Message::from).collect()))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn page_version(&self, room_id: i64, reader: i64) -> StoreResult<Option<PageVersion>> {
         let row: Option<(Option<i64>, i64, i64)> = sqlx::query_as(
             "SELECT r.last_msg_id, r.edit_version, r.last_seq FROM rooms r WHERE r.id = $1 \
@@ -161,6 +164,7 @@ impl MessageStore for SqlStore {
         )
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn message(&self, room_id: i64, msg_id: i64) -> StoreResult<Option<Message>> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND id = $2");
         let row: Option<MessageRow> = sqlx::query_as(&sql)
@@ -171,6 +175,7 @@ impl MessageStore for SqlStore {
         Ok(row.map(Message::from))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn edit_message(
         &self,
         room_id: i64,
@@ -210,6 +215,7 @@ impl MessageStore for SqlStore {
         Ok(message)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_message(
         &self,
         room_id: i64,

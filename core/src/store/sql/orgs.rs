@@ -303,6 +303,7 @@ impl SqlStore {
 
 #[async_trait]
 impl OrgStore for SqlStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_org(
         &self,
         creator: i64,
@@ -328,6 +329,7 @@ impl OrgStore for SqlStore {
         OrgView::try_from(row)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn orgs_for_user(&self, user_id: i64) -> StoreResult<Vec<OrgView>> {
         let sql = format!("{ORG_VIEW_SELECT} ORDER BY o.id");
         let rows: Vec<OrgViewRow> = sqlx::query_as(&sql)
@@ -337,10 +339,12 @@ impl OrgStore for SqlStore {
         rows.into_iter().map(OrgView::try_from).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn org_for_member(&self, org_id: i64, user_id: i64) -> StoreResult<Option<OrgView>> {
         self.org_view(org_id, user_id).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn member_role(&self, org_id: i64, user_id: i64) -> StoreResult<Option<Role>> {
         let row: Option<(String,)> =
             sqlx::query_as("SELECT role FROM org_members WHERE org_id = $1 AND user_id = $2")
@@ -351,6 +355,7 @@ impl OrgStore for SqlStore {
         row.map(|(r,)| parse_role(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn rename_org(&self, org_id: i64, name: &str) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         Self::ensure_unmanaged(&mut tx, org_id).await?;
@@ -363,6 +368,7 @@ impl OrgStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_org(&self, org_id: i64) -> StoreResult<Vec<Seat>> {
         let mut tx = self.write.begin().await?;
         Self::ensure_unmanaged(&mut tx, org_id).await?;
@@ -382,6 +388,7 @@ impl OrgStore for SqlStore {
         Ok(seats)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn org_members(&self, org_id: i64) -> StoreResult<Vec<OrgMember>> {
         let rows: Vec<OrgMemberRow> = sqlx::query_as(
             "SELECT m.user_id, u.email, u.first_name, u.last_name, m.role, m.joined_at \
@@ -394,6 +401,7 @@ impl OrgStore for SqlStore {
         rows.into_iter().map(OrgMember::try_from).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_invite(&self, invite: NewInvite, now: DateTime<Utc>) -> StoreResult<Invite> {
         let mut tx = self.write.begin().await?;
         lock_writable_org(&mut tx, invite.org_id).await?;
@@ -426,6 +434,7 @@ impl OrgStore for SqlStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn accept_invite(
         &self,
         token_hash: &str,
@@ -477,6 +486,7 @@ impl OrgStore for SqlStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn set_member_role(
         &self,
         org_id: i64,
@@ -512,6 +522,7 @@ impl OrgStore for SqlStore {
         Ok(left)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn remove_member(&self, org_id: i64, user_id: i64) -> StoreResult<Vec<i64>> {
         let mut tx = self.write.begin().await?;
         if !lock_org(&mut tx, org_id).await? {

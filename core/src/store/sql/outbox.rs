@@ -56,6 +56,7 @@ pub(super) async fn write_events(
 
 #[async_trait]
 impl OutboxStore for SqlStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn outbox_after(&self, position: i64, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "SELECT id AS position, event_id, event_type, org_id, room_id, payload, created_at \
@@ -68,6 +69,7 @@ impl OutboxStore for SqlStore {
         rows.into_iter().map(OutboxEvent::try_from).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn outbox_unpublished(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "SELECT id AS position, event_id, event_type, org_id, room_id, payload, created_at \
@@ -79,6 +81,7 @@ impl OutboxStore for SqlStore {
         rows.into_iter().map(OutboxEvent::try_from).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn mark_published(&self, positions: &[i64], now: DateTime<Utc>) -> StoreResult<()> {
         for chunk in positions.chunks(500) {
             let sql = format!(
@@ -94,6 +97,7 @@ impl OutboxStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn outbox_backlog(&self) -> StoreResult<(i64, Option<DateTime<Utc>>)> {
         let (count,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")

@@ -192,6 +192,7 @@ impl SqlStore {
 
 #[async_trait]
 impl RoomStore for SqlStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_room(&self, new: NewRoom, now: DateTime<Utc>) -> StoreResult<Room> {
         let mut tx = self.write.begin().await?;
         ensure_room_quota(&mut tx, new.org_id).await?;
@@ -228,6 +229,7 @@ impl RoomStore for SqlStore {
         Ok(room)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn open_dm(
         &self,
         org_id: i64,
@@ -254,6 +256,7 @@ impl RoomStore for SqlStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn rooms_for_user(&self, user_id: i64, org_id: Option<i64>) -> StoreResult<Vec<Room>> {
         let sql = format!(
             "SELECT {ROOM_COLUMNS} FROM room_members rm JOIN rooms r ON r.id = rm.room_id \
@@ -267,6 +270,7 @@ impl RoomStore for SqlStore {
         rows.into_iter().map(Room::try_from).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn room_access(&self, room_id: i64, user_id: i64) -> StoreResult<Option<RoomAccess>> {
         let sql = format!(
             "SELECT {ROOM_COLUMNS}, om.role AS org_role, \
@@ -284,6 +288,7 @@ impl RoomStore for SqlStore {
         row.map(RoomAccess::try_from).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_room(&self, room_id: i64, patch: RoomPatch) -> StoreResult<Room> {
         let mut tx = self.write.begin().await?;
         let found: Option<(bool,)> = sqlx::query_as("SELECT is_dm FROM rooms WHERE id = $1")
@@ -314,6 +319,7 @@ impl RoomStore for SqlStore {
         Ok(room)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_room(&self, room_id: i64) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         // Messages carry no foreign key (see the migration), so they go explicitly.
@@ -332,6 +338,7 @@ impl RoomStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn add_room_member(
         &self,
         room_id: i64,
@@ -368,6 +375,7 @@ impl RoomStore for SqlStore {
         Ok(added)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn remove_room_member(&self, room_id: i64, user_id: i64) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")
             .bind(room_id)
@@ -377,6 +385,7 @@ impl RoomStore for SqlStore {
         Ok(done.rows_affected() > 0)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn room_members(&self, room_id: i64) -> StoreResult<Vec<RoomMember>> {
         let rows: Vec<RoomMemberRow> = sqlx::query_as(
             "SELECT rm.user_id, u.email, u.first_name, u.last_name, om.role AS org_role, \
@@ -393,6 +402,7 @@ impl RoomStore for SqlStore {
         rows.into_iter().map(RoomMember::try_from).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn room_positions(&self, user_id: i64) -> StoreResult<Vec<RoomPosition>> {
         let rows: Vec<(i64, Option<i64>, i64)> = sqlx::query_as(
             "SELECT r.id, r.last_msg_id, r.last_seq FROM room_members rm \
@@ -411,6 +421,7 @@ impl RoomStore for SqlStore {
             .collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn seats_of(&self, user_ids: &[i64]) -> StoreResult<Vec<(i64, i64)>> {
         let mut seats = Vec::new();
         // Bounded statements: engines cap the number of parameters.
@@ -428,6 +439,7 @@ impl RoomStore for SqlStore {
         Ok(seats)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn room_mates(&self, user_id: i64, room: Option<i64>) -> StoreResult<Vec<i64>> {
         let rows: Vec<(i64,)> = sqlx::query_as(
             "SELECT DISTINCT other.user_id FROM room_members mine \
@@ -441,6 +453,7 @@ impl RoomStore for SqlStore {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn mark_read(&self, room_id: i64, user_id: i64, msg_id: i64) -> StoreResult<i64> {
         let message: Option<(i64,)> =
             sqlx::query_as("SELECT seq FROM messages WHERE room_id = $1 AND id = $2")
@@ -473,6 +486,7 @@ impl RoomStore for SqlStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn unread_counts(&self, user_id: i64) -> StoreResult<Vec<UnreadCount>> {
         // One statement for any number of rooms. The room's message count and newest id come
         // from its row (`last_seq`, `last_msg_id`), so the cost per room is two index probes

@@ -8,6 +8,7 @@ use crate::store::{RefreshOutcome, SessionStore, StoreResult};
 
 #[async_trait]
 impl SessionStore for SqlStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn start_session(
         &self,
         user_id: i64,
@@ -33,6 +34,7 @@ impl SessionStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn rotate_refresh(
         &self,
         family_id: &str,
@@ -101,6 +103,7 @@ impl SessionStore for SqlStore {
         Ok(outcome)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn revoke_session(
         &self,
         user_id: i64,

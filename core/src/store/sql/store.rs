@@ -30,6 +30,7 @@ impl Store for SqlStore {
         ENGINE
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn migrate(&self) -> StoreResult<()> {
         // Migrations recorded in the database but unknown to this binary are tolerated: during a
         // rolling upgrade (or a rollback) an older release starts against a schema a newer one
@@ -44,11 +45,13 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn close(&self) {
         self.read.close().await;
         self.write.close().await;

@@ -195,6 +195,7 @@ impl SqlStore {
 
 #[async_trait]
 impl TenantStore for SqlStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn apply_managed_org(
         &self,
         org: ManagedOrg,
@@ -231,6 +232,7 @@ impl TenantStore for SqlStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn apply_org_admins(
         &self,
         org_id: i64,
@@ -278,6 +280,7 @@ impl TenantStore for SqlStore {
         Ok(done)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn managed_org(&self, resource_key: &str) -> StoreResult<Option<ManagedOrgRef>> {
         let row: Option<(i64, Option<DateTime<Utc>>)> =
             sqlx::query_as("SELECT id, archived_at FROM orgs WHERE resource_key = $1")
@@ -290,6 +293,7 @@ impl TenantStore for SqlStore {
         }))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn archive_managed_org(
         &self,
         resource_key: &str,
@@ -325,6 +329,7 @@ impl TenantStore for SqlStore {
         Ok(row.map(|(id,)| id))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn purge_managed_org(&self, resource_key: &str) -> StoreResult<Option<(i64, Vec<Seat>)>> {
         let mut tx = self.write.begin().await?;
         let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM orgs WHERE resource_key = $1")
@@ -348,6 +353,7 @@ impl TenantStore for SqlStore {
         Ok(Some((org_id, seats)))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn apply_managed_webhook(
         &self,
         hook: ManagedWebhook,
@@ -436,6 +442,7 @@ impl TenantStore for SqlStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn purge_expired_messages(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
         let orgs: Vec<(i64, i32)> =
             sqlx::query_as("SELECT id, retention_days FROM orgs WHERE retention_days IS NOT NULL")
@@ -472,6 +479,7 @@ impl TenantStore for SqlStore {
         Ok(purged)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn room_rate_limit(&self, room_id: i64) -> StoreResult<Option<(i64, Option<i32>)>> {
         Ok(sqlx::query_as("SELECT o.id, o.rate_limit_per_minute FROM rooms r JOIN orgs o ON o.id = r.org_id WHERE r.id = $1")
             .bind(room_id)
@@ -479,6 +487,7 @@ impl TenantStore for SqlStore {
             .await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn remove_managed_webhook(&self, resource_key: &str) -> StoreResult<Option<i64>> {
         let row: Option<(i64,)> =
             sqlx::query_as("DELETE FROM webhooks WHERE resource_key = $1 RETURNING id")

@@ -72,6 +72,7 @@ async fn update_uploads(pool: &Pool, set: &str, from: &str, ids: &[String]) -> S
 
 #[async_trait]
 impl UploadStore for SqlStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_upload(&self, upload: NewUpload, now: DateTime<Utc>) -> StoreResult<Upload> {
         let sql = format!(
             "INSERT INTO uploads (id, owner_id, filename, content_type, size, object_key, status, created_at) \
@@ -90,6 +91,7 @@ impl UploadStore for SqlStore {
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn upload(&self, id: &str) -> StoreResult<Option<Upload>> {
         let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = $1");
         let row: Option<UploadRow> = sqlx::query_as(&sql)
@@ -99,6 +101,7 @@ impl UploadStore for SqlStore {
         row.map(Upload::try_from).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn complete_upload(
         &self,
         id: &str,
@@ -125,6 +128,7 @@ impl UploadStore for SqlStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn uploads_of(
         &self,
         owner_id: i64,
@@ -144,6 +148,7 @@ impl UploadStore for SqlStore {
         uploads(rows)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn upload_visible_to(&self, id: &str, user_id: i64) -> StoreResult<bool> {
         let found: Option<(i64,)> = sqlx::query_as(
             "SELECT m.id FROM messages m JOIN room_members rm ON rm.room_id = m.room_id AND rm.user_id = $2 \
@@ -156,6 +161,7 @@ impl UploadStore for SqlStore {
         Ok(found.is_some())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn expired_uploads(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Upload>> {
         let sql = format!(
             "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE status = 'ready' AND expires_at <= $1 \
@@ -169,6 +175,7 @@ impl UploadStore for SqlStore {
         uploads(rows)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn stale_uploads(&self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Upload>> {
         let sql = format!(
             "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE status = 'pending' AND created_at < $1 \
@@ -182,6 +189,7 @@ impl UploadStore for SqlStore {
         uploads(rows)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn mark_expired(&self, ids: &[String]) -> StoreResult<()> {
         update_uploads(
             &self.write,
@@ -192,6 +200,7 @@ impl UploadStore for SqlStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_pending_uploads(&self, ids: &[String]) -> StoreResult<()> {
         update_uploads(&self.write, "DELETE FROM uploads", "pending", ids).await
     }

@@ -11,6 +11,7 @@ use crate::store::{NewUser, ProfilePatch, StoreError, StoreResult, UserStore};
 
 #[async_trait]
 impl UserStore for SqlStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_user(&self, user: NewUser, now: DateTime<Utc>) -> StoreResult<User> {
         let sql = format!(
             "INSERT INTO users (email, password_hash, first_name, last_name, created_at) \
@@ -34,6 +35,7 @@ impl UserStore for SqlStore {
         Ok(row.into())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
         let row: Option<UserRow> = sqlx::query_as(&sql)
@@ -43,6 +45,7 @@ impl UserStore for SqlStore {
         Ok(row.map(User::from))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn credentials_by_email(&self, email: &str) -> StoreResult<Option<(User, String)>> {
         let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1");
         let row: Option<UserWithHashRow> = sqlx::query_as(&sql)
@@ -52,6 +55,7 @@ impl UserStore for SqlStore {
         Ok(row.map(|r| (r.user.into(), r.password_hash)))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_profile(&self, id: i64, patch: ProfilePatch) -> StoreResult<User> {
         let sql = format!(
             "UPDATE users SET first_name = COALESCE($2, first_name), last_name = COALESCE($3, last_name), \

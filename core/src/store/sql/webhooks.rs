@@ -63,6 +63,7 @@ pub(super) async fn resume_deliveries(
 
 #[async_trait]
 impl WebhookStore for SqlStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_webhook(&self, hook: NewWebhook, now: DateTime<Utc>) -> StoreResult<Webhook> {
         let sql = format!(
             "INSERT INTO webhooks (org_id, url, events, secret, is_active, managed, max_attempts, \
@@ -83,6 +84,7 @@ impl WebhookStore for SqlStore {
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn webhooks_of_org(&self, org_id: i64) -> StoreResult<Vec<Webhook>> {
         let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE org_id = $1 ORDER BY id");
         let rows: Vec<WebhookRow> = sqlx::query_as(&sql)
@@ -92,6 +94,7 @@ impl WebhookStore for SqlStore {
         rows.into_iter().map(Webhook::try_from).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn webhook(&self, id: i64) -> StoreResult<Option<Webhook>> {
         let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1");
         let row: Option<WebhookRow> = sqlx::query_as(&sql)
@@ -101,6 +104,7 @@ impl WebhookStore for SqlStore {
         row.map(Webhook::try_from).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_webhook(
         &self,
         id: i64,
@@ -134,6 +138,7 @@ impl WebhookStore for SqlStore {
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_webhook(&self, id: i64) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         Self::ensure_webhook_unmanaged(&mut tx, id).await?;
@@ -145,6 +150,7 @@ impl WebhookStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn webhook_deliveries(
         &self,
         webhook_id: i64,
@@ -164,6 +170,7 @@ impl WebhookStore for SqlStore {
         rows.into_iter().map(WebhookDelivery::try_from).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_test_delivery(&self, webhook_id: i64, now: DateTime<Utc>) -> StoreResult<i64> {
         let mut tx = self.write.begin().await?;
         let org: Option<(i64,)> = sqlx::query_as("SELECT org_id FROM webhooks WHERE id = $1")
@@ -205,6 +212,7 @@ impl WebhookStore for SqlStore {
         Ok(delivery_id)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn fan_out_deliveries(
         &self,
         events: &[OutboxEvent],
@@ -238,6 +246,7 @@ impl WebhookStore for SqlStore {
         Ok(added)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn claim_due_deliveries(
         &self,
         now: DateTime<Utc>,
@@ -306,6 +315,7 @@ impl WebhookStore for SqlStore {
         Ok(due)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn release_deliveries(
         &self,
         ids: &[i64],
@@ -327,6 +337,7 @@ impl WebhookStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn record_attempts(
         &self,
         outcomes: &[AttemptOutcome],
@@ -394,6 +405,7 @@ impl WebhookStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delivery_backlog(&self) -> StoreResult<(i64, Option<DateTime<Utc>>)> {
         let (count,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
