@@ -112,22 +112,10 @@ async fn changes_are_announced_on_the_local_bus() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_are_announced_on_nats() {
-    let url = match std::env::var("NATS_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            assert!(
-                std::env::var("CHATBOARD_REQUIRE_SERVICES").map_or(true, |v| v != "1"),
-                "CHATBOARD_REQUIRE_SERVICES=1 but NATS_URL is not set"
-            );
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "note: NATS_URL is not set; NATS variants are skipped"
-            );
-            return;
-        }
+    let Some(url) = testing::nats_url() else {
+        return;
     };
-    let prefix = format!("test{}", uuid::Uuid::new_v4().simple());
+    let prefix = testing::unique_prefix();
     let (nats_url, nats_prefix) = (url.clone(), prefix.clone());
     let app = TestApp::spawn_with(Engine::Sqlite, move |c| {
         c.nats_url = Some(nats_url);

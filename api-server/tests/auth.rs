@@ -4,6 +4,8 @@
 
 mod common;
 
+use testing::both_engines;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use common::{Engine, TestApp, TEST_SECRET};

@@ -4,21 +4,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
+
+use testing::process::Service;
 
 use common::{Engine, TestDb};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-binary";
 
 fn bare_command() -> Command {
-    let dir = std::env::temp_dir();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_api-server"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(dir);
-    cmd
+    testing::process::bare_command(env!("CARGO_BIN_EXE_api-server"), &std::env::temp_dir())
 }
 
 #[test]
@@ -63,7 +58,7 @@ async fn an_older_release_migrates_and_serves_on_a_schema_a_newer_one_migrated()
     migrate(&url, &[]);
     // What a later release leaves behind: a migration this binary does not know. A rolling
     // upgrade or a rollback starts this binary on such a schema.
-    chatboard_core::testing::execute_sql(
+    testing::execute_sql(
         &url,
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
          VALUES (99990101000000, 'from a newer release', TRUE, '\\x00', 0)",
@@ -93,43 +88,16 @@ fn migrate(url: &str, extra_env: &[(&str, &str)]) {
 /// Starts `api-server`, waits until `/health/ready` answers 200, stops it with SIGTERM and
 /// asserts a clean exit.
 async fn serve_until_ready_then_stop(url: &str) {
-    let mut child = bare_command()
-        .env("DATABASE_URL", url)
+    let mut cmd = bare_command();
+    cmd.env("DATABASE_URL", url)
         .env("CHATBOARD_JWT_SECRET", SECRET)
-        .env("CHATBOARD_ADDR", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("api-server should log its address");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest
-                .trim_end_matches(['"', '}', ','])
-                .split('"')
-                .next()
-                .unwrap()
-                .to_owned();
-        }
-    };
-    let r = reqwest::get(format!("http://{addr}/health/ready"))
-        .await
-        .unwrap();
+        .env("CHATBOARD_ADDR", "127.0.0.1:0");
+    let mut server = Service::start(cmd);
+    let base = server.wait_for_address("its address");
+    let r = reqwest::get(format!("{base}/health/ready")).await.unwrap();
     let status = r.status();
     let body = r.text().await.unwrap();
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let exit = child.wait().unwrap();
+    let exit = server.stop();
     assert_eq!(status, 200, "{body}");
     assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
 }

@@ -6,6 +6,8 @@
 
 mod common;
 
+use testing::both_engines;
+
 use chatboard_core::store::EmailKind;
 use common::{Engine, TestApp};
 use reqwest::StatusCode;

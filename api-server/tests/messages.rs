@@ -5,6 +5,8 @@
 
 mod common;
 
+use testing::both_engines;
+
 use std::collections::HashSet;
 
 use common::{Engine, TestApp, TestUser};

@@ -4,6 +4,8 @@
 
 mod common;
 
+use testing::both_engines;
+
 use common::{Engine, TestApp, TestUser};
 use reqwest::StatusCode;
 use serde_json::json;

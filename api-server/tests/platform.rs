@@ -5,6 +5,8 @@
 
 mod common;
 
+use testing::both_engines;
+
 use common::{Engine, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -112,15 +114,7 @@ async fn per_user_rate_limit_with_headers(engine: Engine) {
     assert_eq!(r.headers["x-ratelimit-remaining"], "0");
     // Another user has a budget of their own.
     assert_eq!(app.get("/auth/me/", &v.access).await.status, StatusCode::OK);
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = testing::process::scrape(&app.base).await;
     assert!(
         metrics.contains("chatboard_rate_limited_total{limit=\"user\"} 1"),
         "{metrics}"

@@ -5,6 +5,8 @@
 
 mod common;
 
+use testing::both_engines;
+
 use common::{Engine, TestApp, TestUser};
 use reqwest::StatusCode;
 use serde_json::json;

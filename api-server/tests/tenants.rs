@@ -6,6 +6,8 @@
 
 mod common;
 
+use testing::both_engines;
+
 use chatboard_core::model::OrgQuotas;
 use chatboard_core::store::{EmailKind, ManagedOrg, OutgoingEmail, SpecAdmin};
 use chrono::Utc;

@@ -7,6 +7,8 @@
 
 mod common;
 
+use testing::both_engines;
+
 use common::{Engine, TestApp, TestUser};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -209,7 +211,7 @@ async fn a_file_goes_up_completes_and_comes_back(engine: Engine) {
 /// The same API on an S3-compatible server (s3s-fs): the client PUTs straight to the store with
 /// the presigned URL and headers, completion checks the stored object, downloads come from it.
 async fn uploads_work_the_same_on_s3(engine: Engine) {
-    let s3 = objects::testing::S3Server::start().await;
+    let s3 = testing::s3::S3Server::start().await;
     let settings = s3.settings.clone();
     let Some(app) = TestApp::spawn_with(engine, |c| c.uploads.s3 = Some(settings)).await else {
         return;

@@ -244,8 +244,8 @@ async fn main() -> anyhow::Result<()> {
             concurrency,
         } => {
             let engine = match engine.as_str() {
-                "sqlite" => chatboard_core::testing::TestEngine::Sqlite,
-                "postgres" => chatboard_core::testing::TestEngine::Postgres,
+                "sqlite" => testing::TestEngine::Sqlite,
+                "postgres" => testing::TestEngine::Postgres,
                 other => anyhow::bail!("--engine: sqlite or postgres, not {other}"),
             };
             webhooks::run(webhooks::Plan {

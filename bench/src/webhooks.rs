@@ -16,9 +16,9 @@ use axum::body::Bytes;
 use chatboard_core::config::WebhookSettings;
 use chatboard_core::model::AccessLevel;
 use chatboard_core::store::{NewMessage, NewRoom, NewUser, NewWebhook, Store};
-use chatboard_core::testing::{TestDb, TestEngine};
 use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
+use testing::{TestDb, TestEngine};
 
 /// What one run is asked to do.
 pub struct Plan {

@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Environment variables of one run.
@@ -29,14 +29,11 @@ fn linked_as(dir: &Path, name: &str) -> PathBuf {
 /// leaks in. Kills it after a minute: a process still running then started a server instead
 /// of refusing its configuration.
 fn run(dir: &Path, program: &Path, args: &[&str], vars: Vars) -> Output {
-    let mut child = Command::new(program)
+    let mut child = testing::process::bare_command(program, dir)
         .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("CHATBOARD_DATA_DIR", dir.join("data"))
         .env("CHATBOARD_ADDR", "127.0.0.1:0")
         .envs(vars.iter().copied())
-        .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

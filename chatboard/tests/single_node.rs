@@ -2,30 +2,26 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use testing::process::{base_url_in, scrape, Service};
 
 use serde_json::{json, Value};
 
 /// `chatboard` with only `CHATBOARD_DATA_DIR` set, run from that directory, so that neither the
 /// caller's environment (a `DATABASE_URL` of CI, say) nor a `.env` file leaks in.
 fn bare_command(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatboard"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CHATBOARD_DATA_DIR", data_dir)
-        .current_dir(data_dir);
+    let mut cmd = testing::process::bare_command(env!("CARGO_BIN_EXE_chatboard"), data_dir);
+    cmd.env("CHATBOARD_DATA_DIR", data_dir);
     cmd
 }
 
-/// A running `chatboard` process and the lines it prints.
+/// A running `chatboard` process and the address it serves.
 struct Node {
-    child: Child,
+    service: Service,
     base: String,
-    lines: mpsc::Receiver<String>,
 }
 
 impl Node {
@@ -34,53 +30,24 @@ impl Node {
     }
 
     fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Node {
-        let mut child = bare_command(data_dir)
-            .envs(env.iter().copied())
+        let mut cmd = bare_command(data_dir);
+        cmd.envs(env.iter().copied())
             .env("CHATBOARD_ADDR", "127.0.0.1:0")
             .env("CHATBOARD_RATE_LIMIT_PER_IP", "0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start chatboard");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut node = Node {
-            child,
-            base: String::new(),
-            lines,
-        };
-        let banner = node.wait_for(|l| l.starts_with("ChatBoard is running at "));
-        let url = banner.split_whitespace().nth(4).expect("url in banner");
-        node.base = url.trim_end_matches('/').to_owned();
-        node
+            .stderr(Stdio::inherit());
+        let mut service = Service::start(cmd);
+        let banner = service.wait_for("its banner", |l| l.starts_with("ChatBoard is running at "));
+        let base = base_url_in(&banner).expect("url in banner");
+        Node { service, base }
     }
 
     fn wait_for(&mut self, pred: impl Fn(&str) -> bool) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(30))
-                .expect("expected output from chatboard");
-            if pred(&line) {
-                return line;
-            }
-        }
+        self.service.wait_for("the expected line", pred)
     }
 
-    fn stop(mut self) {
+    fn stop(self) {
         // SIGTERM, as a service manager would; the process drains and exits 0.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let status = self.child.wait().expect("wait");
+        let status = self.service.stop();
         assert!(status.success(), "chatboard exited with {status}");
     }
 }
@@ -242,14 +209,7 @@ async fn one_port_serves_the_api_and_the_websocket_gateway() {
     assert_eq!(live["type"], "message");
     assert_eq!(live["id"], sent["id"]);
     // The gateway's metrics are on the same /metrics.
-    let metrics = client
-        .get(format!("{}/metrics", node.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape(&node.base).await;
     assert!(metrics.contains("chatboard_ws_connections 1"), "{metrics}");
     // SIGTERM closes open sockets with 1012 (reconnect) before the process exits.
     let stopping = tokio::task::spawn_blocking(move || node.stop());
@@ -407,14 +367,7 @@ async fn webhooks_are_delivered_signed_by_the_single_node() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(delivered, "both deliveries recorded");
-    let metrics = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape(&base).await;
     assert!(
         metrics.contains("chatboard_webhook_attempts_total{result=\"delivered\"} 2"),
         "{metrics}"

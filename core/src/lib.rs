@@ -14,6 +14,4 @@ pub mod presence;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
-#[cfg(feature = "testing")]
-pub mod testing;
 pub mod webhook_target;

@@ -32,21 +32,8 @@ impl TestBus {
                 nats: None,
             }),
             Kind::Nats => {
-                let url = match std::env::var("NATS_URL") {
-                    Ok(url) if !url.is_empty() => url,
-                    _ => {
-                        if std::env::var("CHATBOARD_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
-                            panic!("CHATBOARD_REQUIRE_SERVICES=1 but NATS_URL is not set");
-                        }
-                        use std::io::Write;
-                        let _ = writeln!(
-                            std::io::stderr(),
-                            "note: NATS_URL is not set; NATS variants are skipped"
-                        );
-                        return None;
-                    }
-                };
-                let prefix = format!("test{}", uuid::Uuid::new_v4().simple());
+                let url = testing::nats_url()?;
+                let prefix = testing::unique_prefix();
                 let nats = Arc::new(
                     NatsBus::connect(&url, &prefix)
                         .await

@@ -5,8 +5,6 @@
 
 pub mod local;
 pub mod s3;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

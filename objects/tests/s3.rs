@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use objects::s3::S3Objects;
-use objects::testing::S3Server;
 use objects::ObjectStore;
+use testing::s3::S3Server;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presigned_urls_put_and_get_exactly_what_was_signed() {

@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatboard_core::testing::{TestDb, TestEngine};
 use crds::{Organization, OrganizationSpec, Webhook, WebhookSpec};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -21,6 +20,7 @@ use kube::{CustomResourceExt, ResourceExt};
 use operator::context::{Context, Settings};
 use operator::metrics::Metrics;
 use serde_json::json;
+use testing::{TestDb, TestEngine};
 use tokio::sync::watch;
 
 /// Polls `check` every 250 ms for up to 60 s.

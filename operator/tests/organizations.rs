@@ -4,19 +4,21 @@
 
 mod support;
 
+use testing::both_engines;
+
 use std::time::Duration;
 
 use chatboard_core::bus::{BusEvent, BusStream, Delivery};
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::{AccessLevel, Role};
 use chatboard_core::store::{NewRoom, StoreError};
-use chatboard_core::testing::TestEngine;
 use chrono::Utc;
 use crds::{Organization, OrganizationSpec};
 use futures::StreamExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::{eventually, ready_of, Harness, NS, ORGS};
+use testing::TestEngine;
 
 fn org(name: &str, spec: serde_json::Value) -> Organization {
     let spec: OrganizationSpec = serde_json::from_value(spec).expect("spec");

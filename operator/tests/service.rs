@@ -5,16 +5,18 @@
 
 mod support;
 
+use testing::both_engines;
+
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use chatboard_core::testing::TestEngine;
 use crds::{Organization, OrganizationSpec, Webhook, WebhookSpec};
 use kube::api::{Api, PostParams};
 use operator::service::{router, ServiceState};
 use serde_json::json;
 use support::{eventually, ready_of, Harness, NS, ORGS};
+use testing::TestEngine;
 use tokio::sync::watch;
 use tower::ServiceExt;
 

@@ -4,13 +4,14 @@
 
 mod support;
 
+use testing::both_engines;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine as _;
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::store::{StoreError, WebhookPatch};
-use chatboard_core::testing::TestEngine;
 use chrono::Utc;
 use crds::{Organization, OrganizationSpec, Webhook, WebhookSpec};
 use k8s_openapi::api::core::v1::Secret;
@@ -18,6 +19,7 @@ use k8s_openapi::ByteString;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::{eventually, ready_of, Harness, NS, SECRETS, WEBHOOKS};
+use testing::TestEngine;
 
 fn webhook(name: &str, spec: serde_json::Value) -> Webhook {
     let spec: WebhookSpec = serde_json::from_value(spec).expect("spec");

@@ -6,22 +6,19 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chatboard_core::model::DeliveryStatus;
 
-use chatboard_core::testing::{nats_url, unique_prefix, TestDb, TestEngine};
 use common::receiver::Receiver;
 use common::{post, settle_outbox, setup, store_with_room, webhook};
+use testing::process::{base_url_in, Service};
+use testing::{nats_url, unique_prefix, TestDb, TestEngine};
 use worker::queue::NatsJobQueue;
 
 fn worker() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_worker"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    cmd
+    testing::process::bare_command(env!("CARGO_BIN_EXE_worker"), &std::env::temp_dir())
 }
 
 #[test]
@@ -57,33 +54,20 @@ async fn relays_the_outbox_and_reports_it() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut child = worker()
-        .env("DATABASE_URL", &db_url)
+    let mut cmd = worker();
+    cmd.env("DATABASE_URL", &db_url)
         .env("NATS_URL", &nats_url)
         .env("CHATBOARD_NATS_PREFIX", &prefix)
         .env("CHATBOARD_ADDR", "127.0.0.1:0")
         // Nobody listens there: readiness reports it without failing on it.
         .env("CHATBOARD_SMTP_URL", format!("smtp://{dead_smtp}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    let mut child = Service::start(cmd);
     // Logs are JSON lines on stdout too; the banner is the plain one.
-    let banner = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .find(|line| line.starts_with("ChatBoard worker is running"))
-        .expect("the banner");
-    let base = banner
-        .split("http://")
-        .nth(1)
-        .map(|rest| {
-            format!(
-                "http://{}",
-                rest.trim().trim_end_matches(')').trim_end_matches('/')
-            )
-        })
-        .expect("the banner names the address");
+    let banner = child.wait_for("its banner", |line| {
+        line.starts_with("ChatBoard worker is running")
+    });
+    let base = base_url_in(&banner).expect("the banner names the address");
 
     let mut relayed = false;
     for _ in 0..100 {
@@ -113,12 +97,7 @@ async fn relays_the_outbox_and_reports_it() {
         checks["checks"],
         serde_json::json!({"database": "ok", "nats": "ok", "smtp": "error"})
     );
-    let metrics = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = testing::process::scrape(&base).await;
     assert!(
         metrics.contains(&format!("chatboard_outbox_relayed_total {waiting}")),
         "{metrics}"
@@ -137,11 +116,7 @@ async fn relays_the_outbox_and_reports_it() {
         assert!(metrics.contains(name), "{name} missing: {metrics}");
     }
 
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let status = child.wait().unwrap();
+    let status = child.stop();
     assert!(
         status.success(),
         "the worker stops cleanly on SIGTERM: {status}"
@@ -151,9 +126,9 @@ async fn relays_the_outbox_and_reports_it() {
 }
 
 /// Starts the worker binary and returns it once it serves.
-fn start_worker(db_url: &str, nats_url: &str, prefix: &str) -> std::process::Child {
-    let mut child = worker()
-        .env("DATABASE_URL", db_url)
+fn start_worker(db_url: &str, nats_url: &str, prefix: &str) -> Service {
+    let mut cmd = worker();
+    cmd.env("DATABASE_URL", db_url)
         .env("NATS_URL", nats_url)
         .env("CHATBOARD_NATS_PREFIX", prefix)
         .env("CHATBOARD_ADDR", "127.0.0.1:0")
@@ -162,15 +137,11 @@ fn start_worker(db_url: &str, nats_url: &str, prefix: &str) -> std::process::Chi
         .env("CHATBOARD_WEBHOOK_TIMEOUT", "1")
         .env("CHATBOARD_WEBHOOK_BACKOFF_BASE_MS", "50")
         .env("CHATBOARD_WEBHOOK_CONCURRENCY", "4")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
-    assert!(lines.any(|line| line.starts_with("ChatBoard worker is running")));
-    // Keep draining its output so that it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+        .stderr(Stdio::null());
+    let mut child = Service::start(cmd);
+    child.wait_for("its banner", |line| {
+        line.starts_with("ChatBoard worker is running")
+    });
     child
 }
 
@@ -197,11 +168,10 @@ async fn a_worker_killed_mid_batch_loses_no_delivery() {
     post(&s.store, s.room, s.author, 60).await;
     let prefix = unique_prefix();
 
-    let mut first = start_worker(&db_url, &nats_url, &prefix);
+    let first = start_worker(&db_url, &nats_url, &prefix);
     rx.wait_for(Duration::from_secs(30), |got| got.len() >= 12)
         .await;
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.kill();
     let before = rx.received().len();
     let log = s.store.webhook_deliveries(hook, None, 100).await.unwrap();
     let unsettled = log
@@ -213,7 +183,7 @@ async fn a_worker_killed_mid_batch_loses_no_delivery() {
         "killed mid-batch: {before} received, {unsettled} unsettled"
     );
 
-    let mut second = start_worker(&db_url, &nats_url, &prefix);
+    let second = start_worker(&db_url, &nats_url, &prefix);
     let got = rx
         .wait_for(Duration::from_secs(60), |got| {
             got.iter()
@@ -234,11 +204,7 @@ async fn a_worker_killed_mid_batch_loses_no_delivery() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(settled, "every delivery ends delivered");
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(second.id().to_string())
-        .status();
-    assert!(second.wait().unwrap().success());
+    assert!(second.stop().success());
     let client = async_nats::connect(&nats_url).await.unwrap();
     NatsJobQueue::start(client, &prefix)
         .await

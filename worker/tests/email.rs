@@ -15,10 +15,10 @@ use chatboard_core::config::{EmailSettings, WebhookSettings};
 use chatboard_core::model::Role;
 use chatboard_core::presence::{LocalPresence, Presence};
 use chatboard_core::store::{EmailKind, NewInvite, NewUser, OutgoingEmail, ProfilePatch, Store};
-use chatboard_core::testing::smtp::SmtpSink;
-use chatboard_core::testing::{TestDb, TestEngine};
 use chrono::Utc;
 use common::{post, setup, Setup};
+use testing::smtp::SmtpSink;
+use testing::{TestDb, TestEngine};
 use worker::runtime::{start_in_process, Parts, Running};
 use worker::service::WorkerMetrics;
 

@@ -6,8 +6,8 @@ mod common;
 
 use std::sync::Arc;
 
-use chatboard_core::testing::{nats_url, unique_prefix, TestDb, TestEngine};
 use common::{post, store_with_room};
+use testing::{nats_url, unique_prefix, TestDb, TestEngine};
 use worker::queue::{JobQueue, NatsJobQueue};
 use worker::relay::Relay;
 

@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use chatboard_core::model::UploadStatus;
 use chatboard_core::store::NewUpload;
-use chatboard_core::testing::{TestDb, TestEngine};
 use chrono::{Duration, Utc};
 use common::setup;
 use objects::local::LocalObjects;
 use objects::ObjectStore;
+use testing::{TestDb, TestEngine};
 use worker::service::WorkerMetrics;
 use worker::uploads::{Swept, UploadJanitor};
 
@@ -131,7 +131,7 @@ async fn expired_files_are_deleted_from_s3() {
         return;
     };
     let s = setup(&url).await;
-    let server = objects::testing::S3Server::start().await;
+    let server = testing::s3::S3Server::start().await;
     let s3 = Arc::new(objects::s3::S3Objects::new(&server.settings));
     let now = Utc::now();
     let key = "uploads/0190-s3".to_owned();

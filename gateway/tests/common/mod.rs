@@ -11,10 +11,12 @@ use std::time::Duration;
 use api_server::config::Config;
 use chat::{Chat, ChatSettings};
 use chatboard_core::bus::{Bus, NatsBus};
-use chatboard_core::config::{GatewaySettings, JwtSecret};
+use chatboard_core::config::GatewaySettings;
 use chatboard_core::presence::{LocalPresence, NatsPresence, Presence, PresenceSettings};
 use futures::StreamExt;
 use serde_json::{json, Value};
+use testing::http::TestApp;
+use testing::TestEngine;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message as Ws;
 
@@ -40,6 +42,9 @@ impl Drop for Gateway {
 }
 
 pub struct Platform {
+    /// The API (and its HTTP fixtures).
+    pub app: TestApp,
+    /// The API's base URL.
     pub api: String,
     pub http: reqwest::Client,
     pub gw: Gateway,
@@ -47,10 +52,6 @@ pub struct Platform {
     pub nats: Option<(String, String)>,
     pub settings: GatewaySettings,
     chat_settings: ChatSettings,
-    tokens: chatboard_core::auth::TokenIssuer,
-    store: Arc<dyn chatboard_core::store::Store>,
-    api_bus: Arc<dyn Bus>,
-    _dir: tempfile::TempDir,
 }
 
 pub struct User {
@@ -59,7 +60,7 @@ pub struct User {
 }
 
 #[allow(unused_imports)] // not every test binary uses both
-pub use chatboard_core::testing::{nats_url, unique_prefix};
+pub use testing::{nats_url, unique_prefix};
 
 /// Settings for tests: quick heartbeats and presence expiry.
 pub fn quick_settings() -> GatewaySettings {
@@ -88,50 +89,36 @@ impl Platform {
         settings: GatewaySettings,
         tune: impl FnOnce(&mut Config),
     ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let db_url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let secret = JwtSecret::new(b"gateway-test-secret-gateway-test-secret".to_vec()).unwrap();
-        let mut config = Config::for_tests(db_url.clone(), secret);
-        if let Some((nats_url, prefix)) = &nats {
-            config.nats_url = Some(nats_url.clone());
-            config.nats.nats_prefix = prefix.clone();
-        }
-        tune(&mut config);
-        let chat_settings = config.chat_settings();
-        let state = api_server::build_state(config).await.unwrap();
-        let (tokens, store, api_bus) =
-            (state.tokens.clone(), state.store.clone(), state.bus.clone());
-        let api_listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
-        let api = api_listener.local_addr().unwrap();
-        tokio::spawn(api_server::serve(
-            api_listener,
-            state,
-            std::future::pending(),
-        ));
+        let on_nats = nats.clone();
+        let app = TestApp::spawn_with(TestEngine::Sqlite, move |config| {
+            if let Some((nats_url, prefix)) = on_nats {
+                config.nats_url = Some(nats_url);
+                config.nats.nats_prefix = prefix;
+            }
+            tune(config);
+        })
+        .await
+        .expect("SQLite is always there");
+        let chat_settings = app.state.config.chat_settings();
         let gw = Self::gateway(
             &nats,
-            &db_url,
-            &tokens,
-            &store,
-            &api_bus,
+            &app.db_url,
+            &app.state.tokens,
+            &app.state.store,
+            &app.state.bus,
             settings,
             &chat_settings,
         )
         .await;
         Self {
-            api: format!("http://{api}"),
-            http: reqwest::Client::new(),
+            api: app.base.clone(),
+            http: app.client.clone(),
+            db_url: app.db_url.clone(),
+            app,
             gw,
-            db_url,
             nats,
             settings,
             chat_settings,
-            tokens,
-            store,
-            api_bus,
-            _dir: dir,
         }
     }
 
@@ -140,9 +127,9 @@ impl Platform {
         Self::gateway(
             &self.nats,
             &self.db_url,
-            &self.tokens,
-            &self.store,
-            &self.api_bus,
+            &self.app.state.tokens,
+            &self.app.state.store,
+            &self.app.state.bus,
             self.settings,
             &self.chat_settings,
         )
@@ -189,10 +176,10 @@ impl Platform {
         wrap: impl FnOnce(Arc<dyn Bus>) -> Arc<dyn Bus>,
     ) -> Gateway {
         Self::serve_gateway(
-            self.store.clone(),
-            wrap(self.api_bus.clone()),
+            self.app.state.store.clone(),
+            wrap(self.app.state.bus.clone()),
             Arc::new(LocalPresence::new()),
-            &self.tokens,
+            &self.app.state.tokens,
             self.settings,
             &self.chat_settings,
         )
@@ -250,9 +237,10 @@ impl Platform {
 
     /// Runs one SQL statement on the platform's database (as the operator's writes would).
     pub async fn sql(&self, statement: &str) {
-        chatboard_core::testing::execute_sql(&self.db_url, statement).await;
+        testing::execute_sql(&self.db_url, statement).await;
     }
 
+    /// A request as `token`'s user that must succeed; its JSON body.
     pub async fn call(
         &self,
         method: reqwest::Method,
@@ -260,43 +248,18 @@ impl Platform {
         token: &str,
         body: Value,
     ) -> Value {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.api))
-            .bearer_auth(token);
-        if !body.is_null() {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.unwrap();
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
-        resp.json().await.unwrap_or(Value::Null)
+        let body = (!body.is_null()).then_some(body);
+        let r = self.app.call(method, path, Some(token), body).await;
+        assert!(r.status.is_success(), "{path}: {}", r.status);
+        r.body
     }
 
+    /// A registered, signed-in user.
     pub async fn user(&self, email: &str) -> User {
-        let body = json!({"email": email, "password": "password123"});
-        let created: Value = self
-            .http
-            .post(format!("{}/auth/register/", self.api))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let tokens: Value = self
-            .http
-            .post(format!("{}/auth/token/", self.api))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let user = self.app.user(email).await;
         User {
-            id: created["id"].as_i64().unwrap(),
-            token: tokens["access"].as_str().unwrap().to_owned(),
+            id: user.id,
+            token: user.access,
         }
     }
 
@@ -451,20 +414,7 @@ pub async fn close_code(socket: &mut Socket) -> u16 {
 
 /// A metric's value from the gateway's `/metrics` (0 when absent).
 pub async fn metric(gw: &Gateway, name_and_labels: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", gw.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            (name == name_and_labels)
-                .then(|| value.parse::<f64>().ok())
-                .flatten()
-        })
-        .unwrap_or(0.0)
+    testing::process::series(&testing::process::scrape(&gw.http).await, name_and_labels)
 }
 
 /// Runs each named `async fn(Arc<Platform>)` as two tests: on the single node and over NATS.

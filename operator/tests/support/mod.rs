@@ -11,10 +11,10 @@ use std::time::Duration;
 use chat::{Chat, ChatSettings};
 use chatboard_core::bus::{Bus, LocalBus};
 use chatboard_core::store::{NewUser, Store};
-use chatboard_core::testing::{TestDb, TestEngine};
 use chrono::Utc;
 use operator::context::{Context, Settings};
 use operator::metrics::Metrics;
+use testing::{TestDb, TestEngine};
 use tokio::sync::watch;
 
 pub use fake_api::FakeApi;
@@ -123,18 +123,12 @@ impl Harness {
 
     /// Runs one SQL statement directly, as someone editing the database by hand would.
     pub async fn sql(&self, statement: &str) {
-        chatboard_core::testing::execute_sql(&self.url, statement).await;
+        testing::execute_sql(&self.url, statement).await;
     }
 
     /// The value of a counter or gauge line of the metrics, 0 when absent.
     pub fn metric(&self, series: &str) -> f64 {
-        self.metrics()
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(series)
-                    .and_then(|rest| rest.trim().parse().ok())
-            })
-            .unwrap_or(0.0)
+        testing::process::series(&self.metrics(), series)
     }
 
     /// A registered user.
@@ -208,19 +202,4 @@ pub fn ready_of(object: &serde_json::Value) -> Option<(String, String, String)> 
                 c["message"].as_str().unwrap_or("").to_owned(),
             )
         })
-}
-
-/// Runs an async scenario on both engines.
-#[macro_export]
-macro_rules! both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(chatboard_core::testing::TestEngine::Sqlite).await; })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(chatboard_core::testing::TestEngine::Postgres).await; })*
-        }
-    };
 }

@@ -1,9 +1,6 @@
 //! An S3-compatible server for tests (s3s-fs: objects as files in a temporary directory), on a
 //! loopback port, with SigV4 authentication and one bucket.
 
-// Test helpers fail loudly by design.
-#![allow(clippy::expect_used)]
-
 use chatboard_core::config::S3Settings;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;

@@ -1,15 +1,9 @@
-//! Helpers for tests of every crate (not part of the service API): a fresh database of either
-//! engine for one test.
+//! A fresh database of either engine for one test.
 //!
 //! PostgreSQL tests read `DATABASE_URL` (a postgres:// URL of a server where the user may create
 //! databases); each test gets its own database, dropped afterwards. When it is unset the
 //! PostgreSQL variant prints a note and is skipped, unless `CHATBOARD_REQUIRE_SERVICES=1` (set
 //! by `.ci/run`), which turns the skip into a failure.
-
-// Test helpers fail loudly by design.
-#![allow(clippy::expect_used, clippy::panic)]
-
-pub mod smtp;
 
 use sqlx::Connection;
 
@@ -77,7 +71,8 @@ impl Drop for TestDb {
     }
 }
 
-fn uuid_like() -> String {
+/// 64 random bits in hex: a name no other test picks.
+pub(crate) fn uuid_like() -> String {
     use rand::Rng;
     let n: u64 = rand::thread_rng().gen();
     format!("{n:016x}")
@@ -105,22 +100,7 @@ pub async fn execute_sql(url: &str, statement: &str) {
 pub fn postgres_url() -> Option<String> {
     match std::env::var("DATABASE_URL") {
         Ok(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Some(url),
-        _ => {
-            if std::env::var("CHATBOARD_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
-                panic!("CHATBOARD_REQUIRE_SERVICES=1 but DATABASE_URL does not name a PostgreSQL server");
-            }
-            // Once per test binary, and written past the test harness's output capture so that a
-            // developer sees it without --nocapture.
-            static NOTE: std::sync::Once = std::sync::Once::new();
-            NOTE.call_once(|| {
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "note: DATABASE_URL is not a postgres:// URL; PostgreSQL variants are skipped"
-                );
-            });
-            None
-        }
+        _ => crate::skip("DATABASE_URL is not a postgres:// URL; PostgreSQL variants are skipped"),
     }
 }
 
@@ -139,28 +119,4 @@ fn with_database(url: &str, name: &str) -> String {
         Some(q) => format!("{base}/{name}?{q}"),
         None => format!("{base}/{name}"),
     }
-}
-
-/// `NATS_URL`, or `None` (with a note) on a laptop without NATS; a failure when CI requires the
-/// services (`CHATBOARD_REQUIRE_SERVICES=1`).
-pub fn nats_url() -> Option<String> {
-    match std::env::var("NATS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            if std::env::var("CHATBOARD_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
-                panic!("CHATBOARD_REQUIRE_SERVICES=1 but NATS_URL is not set");
-            }
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "note: NATS_URL is not set; NATS variants are skipped"
-            );
-            None
-        }
-    }
-}
-
-/// A NATS subject prefix (and stream/bucket name stem) no other test uses.
-pub fn unique_prefix() -> String {
-    format!("test{}{}", uuid_like(), std::process::id())
 }

@@ -1,0 +1,273 @@
+//! The API server on a loopback port, backed by a fresh database of either engine, driven over
+//! HTTP with reqwest; and the fixtures tests build on (a signed-in user, an org, a member, a
+//! room, a message).
+
+use std::net::SocketAddr;
+
+use api_server::config::Config;
+use api_server::AppState;
+use chatboard_core::config::JwtSecret;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// The key every test server signs with, so tests can forge tokens on purpose.
+pub const TEST_SECRET: &[u8] = b"test-secret-test-secret-test-secret-0123";
+
+use crate::db::{TestDb, TestEngine as Engine};
+
+/// A running API server and a client for it.
+pub struct TestApp {
+    pub base: String,
+    /// Its database.
+    pub db_url: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub engine: Engine,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _db: TestDb,
+}
+
+/// A registered, logged-in user.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: i64,
+    pub email: String,
+    pub access: String,
+    pub refresh: String,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    /// The error code of an error body.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+impl TestApp {
+    /// A server with the test defaults (no rate limits).
+    pub async fn spawn(engine: Engine) -> Option<Self> {
+        Self::spawn_with(engine, |_| {}).await
+    }
+
+    /// A server whose configuration `tune` may adjust first.
+    pub async fn spawn_with(engine: Engine, tune: impl FnOnce(&mut Config)) -> Option<Self> {
+        let (db, url) = TestDb::create(engine).await?;
+        let mut config = Config::for_tests(
+            url.clone(),
+            JwtSecret::new(TEST_SECRET.to_vec()).expect("secret"),
+        );
+        tune(&mut config);
+        let state = api_server::build_state(config).await.expect("build state");
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let serve_state = state.clone();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.await;
+            };
+            api_server::serve(listener, serve_state, shutdown)
+                .await
+                .expect("serve");
+        });
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Some(Self {
+            base: format!("http://{addr}"),
+            db_url: url,
+            client,
+            state,
+            engine,
+            shutdown: Some(tx),
+            _db: db,
+        })
+    }
+
+    /// Sends a request with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Self::read(req.send().await.expect("request")).await
+    }
+
+    /// Reads a response into a [`Reply`].
+    pub async fn read(resp: reqwest::Response) -> Reply {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Sends raw bytes with the given content type.
+    pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Reply {
+        let mut req = self
+            .client
+            .post(format!("{}{}", self.base, path))
+            .body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        Self::read(req.send().await.expect("request")).await
+    }
+
+    /// Registers `email` with a fixed password and logs in.
+    pub async fn user(&self, email: &str) -> TestUser {
+        let r = self
+            .post(
+                "/auth/register/",
+                None,
+                json!({"email": email, "password": "password123"}),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "register {email}: {}",
+            r.text
+        );
+        let id = r.body["id"].as_i64().expect("id");
+        let t = self
+            .post(
+                "/auth/token/",
+                None,
+                json!({"email": email, "password": "password123"}),
+            )
+            .await;
+        assert_eq!(t.status, StatusCode::OK, "login {email}: {}", t.text);
+        TestUser {
+            id,
+            email: email.to_owned(),
+            access: t.body["access"].as_str().expect("access").to_owned(),
+            refresh: t.body["refresh"].as_str().expect("refresh").to_owned(),
+        }
+    }
+
+    /// Creates an org owned by `owner` and returns its id.
+    pub async fn org(&self, owner: &TestUser, name: &str) -> i64 {
+        let r = self
+            .post("/api/orgs/", Some(&owner.access), json!({"name": name}))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["id"].as_i64().expect("org id")
+    }
+
+    /// Invites `member` into `org` with `role` and has them accept.
+    pub async fn join(&self, org: i64, inviter: &TestUser, member: &TestUser, role: &str) {
+        let r = self
+            .post(
+                &format!("/api/orgs/{org}/invite/"),
+                Some(&inviter.access),
+                json!({"email": member.email, "role": role}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let token = r.body["token"].as_str().expect("token").to_owned();
+        let a = self
+            .post(
+                "/api/orgs/accept-invite/",
+                Some(&member.access),
+                json!({"token": token}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    }
+
+    /// Creates a room in `org` as `by` and returns its id.
+    pub async fn room(&self, by: &TestUser, org: i64, name: &str, level: &str) -> i64 {
+        let r = self
+            .post(
+                "/api/rooms/",
+                Some(&by.access),
+                json!({"org": org, "name": name, "access_level": level}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["id"].as_i64().expect("room id")
+    }
+
+    /// Posts `body` to `room` as `by` and returns the message id.
+    pub async fn send(&self, by: &TestUser, room: i64, body: &str) -> i64 {
+        let r = self
+            .post(
+                &format!("/api/rooms/{room}/messages/"),
+                Some(&by.access),
+                json!({ "body": body }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["id"].as_i64().expect("message id")
+    }
+
+    /// Ids of the items of a JSON array under `key` ("" for the body itself).
+    pub fn ids(value: &Value, key: &str) -> Vec<i64> {
+        value
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|v| v[key].as_i64().expect("id"))
+            .collect()
+    }
+
+    /// Closes the database pools, as if the database went away.
+    pub async fn break_database(&self) {
+        self.state.store.close().await;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
