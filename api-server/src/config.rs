@@ -30,14 +30,9 @@ pub struct Config {
         default_value = "127.0.0.1:8080"
     )]
     pub addr: SocketAddr,
-    /// The database, `postgres://user:pass@host:port/db` (or `sqlite://path`): the api-server
-    /// needs a database (postgres://user@host/db).
-    #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true,
-        value_parser = values::database_url)]
-    pub database_url: String,
-    /// The pool.
+    /// The platform's database.
     #[command(flatten)]
-    pub pool: PoolSettings,
+    pub database: DatabaseConfig,
     /// HS256 signing key of the tokens, at least 32 bytes: all api-server replicas must sign
     /// tokens with the same key. Changing it signs everyone out.
     #[arg(long = "jwt-secret", env = "CHATBOARD_JWT_SECRET", hide_env_values = true,
@@ -104,14 +99,6 @@ impl Config {
         parse(env, args)
     }
 
-    /// The database settings alone (for [`DatabaseConfig`] users such as migrations).
-    pub fn database(&self) -> DatabaseConfig {
-        DatabaseConfig {
-            database_url: self.database_url.clone(),
-            pool: self.pool,
-        }
-    }
-
     /// What the application layer needs of it.
     pub fn chat_settings(&self) -> ChatSettings {
         ChatSettings {
@@ -126,9 +113,11 @@ impl Config {
     pub fn for_tests(database_url: impl Into<String>, jwt_secret: JwtSecret) -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database_url: database_url.into(),
-            pool: PoolSettings {
-                db_max_connections: 5,
+            database: DatabaseConfig {
+                database_url: database_url.into(),
+                pool: PoolSettings {
+                    db_max_connections: 5,
+                },
             },
             jwt_secret,
             tokens: TokenSettings::default(),

@@ -27,7 +27,7 @@ use axum::{middleware, Router, ServiceExt};
 use chatboard_core::bus::{Bus, BusError, LocalBus, NatsBus};
 use chatboard_core::config::{redact_url, DatabaseConfig};
 use chatboard_core::error_code::ErrorCode;
-use chatboard_core::store::{self, StoreError};
+use chatboard_core::store::{self, OpenError};
 use tokio::net::TcpListener;
 use tower::Layer;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -44,20 +44,14 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Opens the database and applies pending migrations (nothing else: the Helm chart's migration
 /// Job runs this before an install or upgrade, when NATS may not be there yet).
 pub async fn migrate(database: &DatabaseConfig) -> Result<Arc<dyn store::Store>, StartError> {
-    let database_error = |source| StartError::Database {
-        url: redact_url(&database.database_url),
-        source,
-    };
-    let store = store::connect(&database.database_url, database.max_connections())
-        .await
-        .map_err(database_error)?;
-    store.migrate().await.map_err(database_error)?;
+    let store = database.open().await?;
+    store.migrate().await.map_err(|e| database.failed(e))?;
     Ok(store)
 }
 
 /// Opens the database, applies migrations and builds the state.
 pub async fn build_state(config: Config) -> Result<AppState, StartError> {
-    let store = migrate(&config.database()).await?;
+    let store = migrate(&config.database).await?;
     let bus: Arc<dyn Bus> = match &config.nats_url {
         Some(url) => Arc::new(
             NatsBus::connect(url, &config.nats.nats_prefix)
@@ -77,13 +71,8 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The database could not be opened or migrated.
-    #[error("database {url}: {source}")]
-    Database {
-        /// The URL, without password.
-        url: String,
-        /// What failed.
-        source: StoreError,
-    },
+    #[error(transparent)]
+    Database(#[from] OpenError),
     /// The bus (NATS) could not be reached.
     #[error("NATS {url}: {source}")]
     Bus {

@@ -114,7 +114,7 @@ mod tests {
             first.api.jwt_secret.as_bytes(),
             second.api.jwt_secret.as_bytes()
         );
-        assert!(first.api.database_url.starts_with("sqlite://"));
+        assert!(first.api.database.database_url.starts_with("sqlite://"));
         assert_eq!(first.data_dir, dir.path());
     }
 }

@@ -44,7 +44,7 @@ async fn single_node() -> anyhow::Result<()> {
     chatboard_core::telemetry::init_logging();
     let (config, data_dir) = (node.api, node.data_dir);
     if let Some(Command::Migrate) = node.command {
-        let store = api_server::migrate(&config.database()).await?;
+        let store = api_server::migrate(&config.database).await?;
         store.close().await;
         tracing::info!("migrations applied");
         return Ok(());

@@ -11,6 +11,7 @@ pub mod events;
 pub mod metrics;
 pub mod model;
 pub mod presence;
+pub mod probes;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

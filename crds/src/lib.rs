@@ -230,6 +230,33 @@ pub struct WebhookStatus {
     pub conditions: Vec<Condition>,
 }
 
+/// The status fields both kinds share: the spec generation a status describes and its
+/// conditions (the operator writes them the same way for each kind).
+pub trait Conditioned {
+    /// The conditions, `Ready` among them.
+    fn conditions(&self) -> &[Condition];
+    /// Sets the generation described and the conditions.
+    fn stamp(&mut self, generation: Option<i64>, conditions: Vec<Condition>);
+}
+
+/// Implements [`Conditioned`] for statuses with `observed_generation` and `conditions` fields.
+macro_rules! conditioned {
+    ($($status:ty),*) => {$(
+        impl Conditioned for $status {
+            fn conditions(&self) -> &[Condition] {
+                &self.conditions
+            }
+
+            fn stamp(&mut self, generation: Option<i64>, conditions: Vec<Condition>) {
+                self.observed_generation = generation;
+                self.conditions = conditions;
+            }
+        }
+    )*};
+}
+
+conditioned!(OrganizationStatus, WebhookStatus);
+
 /// The chart's CRD files: (file name, contents), generated from the types above.
 pub fn manifests() -> Result<Vec<(String, String)>, serde_json::Error> {
     let mut files = Vec::new();

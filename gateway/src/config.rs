@@ -3,8 +3,10 @@
 
 use std::net::SocketAddr;
 
-use chatboard_core::config::settings::{NatsSettings, PoolSettings, TokenSettings};
-use chatboard_core::config::{parse, values, ConfigError, Env, GatewaySettings, JwtSecret};
+use chatboard_core::config::settings::{NatsSettings, TokenSettings};
+use chatboard_core::config::{
+    parse, values, ConfigError, DatabaseConfig, Env, GatewaySettings, JwtSecret,
+};
 use clap::Parser;
 
 /// What the `gateway` binary needs: the API's database and signing key, and NATS.
@@ -22,14 +24,9 @@ pub struct GatewayConfig {
         default_value = "127.0.0.1:8081"
     )]
     pub addr: SocketAddr,
-    /// The platform's database (`postgres://user:pass@host:port/db`): the gateway reads the
-    /// rooms' positions and catch-up pages from it.
-    #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true,
-        value_parser = values::database_url)]
-    pub database_url: String,
-    /// The pool.
+    /// The platform's database.
     #[command(flatten)]
-    pub pool: PoolSettings,
+    pub database: DatabaseConfig,
     /// The api-server's signing key: the gateway checks the tokens it signs.
     #[arg(long = "jwt-secret", env = "CHATBOARD_JWT_SECRET", hide_env_values = true,
         value_parser = values::jwt_secret)]

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use chat::Chat;
@@ -26,14 +26,14 @@ use chatboard_core::auth::TokenIssuer;
 use chatboard_core::bus::BusError;
 use chatboard_core::config::GatewaySettings;
 use chatboard_core::presence::Presence;
+use chatboard_core::probes::{metrics_reply, probe_routes, Health};
 use chatboard_core::store::Store;
-use serde_json::json;
 use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::hub::Hub;
 use crate::metrics::GatewayMetrics;
-use crate::session::{close, close_socket, Position, Session};
+use crate::session::{close_socket, Position, Refusal, Session};
 
 /// Largest frame a client may send.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -147,56 +147,24 @@ pub fn router(state: GatewayState) -> Router {
 /// `/health/live`, `/health/ready` (database and bus) and `/metrics`, for the gateway's own
 /// binary; in the single-node binary the API's routes answer for the whole process.
 pub fn health_router(state: GatewayState) -> Router {
-    Router::new()
-        .route(
-            "/health/live",
-            get(|| async { Json(json!({"status": "ok"})) }),
-        )
-        .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .with_state(state)
+    probe_routes(get(ready), get(metrics)).with_state(state)
 }
 
 async fn metrics(State(state): State<GatewayState>) -> Response {
-    match state.shared.metrics.render() {
-        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "metrics rendering failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
+    metrics_reply(state.shared.metrics.render())
 }
 
-async fn ready(State(state): State<GatewayState>) -> (StatusCode, Json<serde_json::Value>) {
+/// Ready when the database and the bus answer and the gateway is not draining.
+async fn ready(State(state): State<GatewayState>) -> (StatusCode, Json<Health>) {
     let shared = &state.shared;
-    let timeout = std::time::Duration::from_secs(2);
-    let verdict = |ok: Option<bool>| match ok {
-        Some(true) => "ok",
-        Some(false) => "error",
-        None => "timeout",
-    };
-    let database = tokio::time::timeout(timeout, shared.store.ping())
+    let bus = shared.chat.bus();
+    Health::checking()
+        .require("database", shared.store.ping())
         .await
-        .ok()
-        .map(|r| r.is_ok());
-    let bus = tokio::time::timeout(timeout, shared.chat.bus().ping())
+        .require(bus.kind(), bus.ping())
         .await
-        .ok()
-        .map(|r| r.is_ok());
-    let checks = json!({"database": verdict(database), shared.chat.bus().kind(): verdict(bus)});
-    let draining = *shared.shutdown.borrow();
-    if database == Some(true) && bus == Some(true) && !draining {
-        (
-            StatusCode::OK,
-            Json(json!({"status": "ok", "checks": checks})),
-        )
-    } else {
-        let status = if draining { "draining" } else { "unavailable" };
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": status, "checks": checks})),
-        )
-    }
+        .draining(*shared.shutdown.borrow())
+        .into_reply()
 }
 
 /// Frames go out at once instead of waiting for Nagle's algorithm to coalesce them.
@@ -270,39 +238,18 @@ async fn admit(
     let user_id = match token.map(|t| shared.tokens.verify_access(t)) {
         Some(Ok(claims)) => claims.user_id,
         _ => {
-            close_socket(
-                socket,
-                shared,
-                close::UNAUTHENTICATED,
-                "unauthenticated",
-                "unauthenticated",
-            )
-            .await;
+            close_socket(socket, shared, Refusal::UNAUTHENTICATED).await;
             return Err(());
         }
     };
     if *shared.shutdown.borrow() {
-        close_socket(
-            socket,
-            shared,
-            close::RESTARTING,
-            "server restarting",
-            "shutdown",
-        )
-        .await;
+        close_socket(socket, shared, Refusal::RESTARTING).await;
         return Err(());
     }
     let user_email = match shared.store.user_by_id(user_id).await {
         Ok(Some(user)) => user.email,
         Ok(None) => {
-            close_socket(
-                socket,
-                shared,
-                close::UNAUTHENTICATED,
-                "unknown account",
-                "unauthenticated",
-            )
-            .await;
+            close_socket(socket, shared, Refusal::UNKNOWN_ACCOUNT).await;
             return Err(());
         }
         Err(e) => {
@@ -325,14 +272,7 @@ async fn admit(
         }
     };
     if !admitted {
-        close_socket(
-            socket,
-            shared,
-            close::POLICY,
-            "too many connections",
-            "too_many_connections",
-        )
-        .await;
+        close_socket(socket, shared, Refusal::TOO_MANY_CONNECTIONS).await;
         return Err(());
     }
     shared.metrics.connections.inc();
@@ -351,14 +291,7 @@ async fn server_error(
     what: &'static str,
 ) {
     tracing::warn!(error = %e, "{what}");
-    close_socket(
-        socket,
-        shared,
-        close::SERVER_ERROR,
-        "try again",
-        "server_error",
-    )
-    .await;
+    close_socket(socket, shared, Refusal::SERVER_ERROR).await;
 }
 
 /// Runs an admitted session with the user counted as present.
@@ -389,24 +322,12 @@ async fn room_socket(
             return;
         };
         let Ok(room_id) = room.parse::<i64>() else {
-            return close_socket(socket, &shared, close::NO_ROOM, "no such room", "no_room").await;
+            return close_socket(socket, &shared, Refusal::NO_ROOM).await;
         };
         match shared.store.room_access(room_id, user_id).await {
             Ok(Some(access)) if access.is_member => {}
-            Ok(Some(_)) => {
-                return close_socket(
-                    socket,
-                    &shared,
-                    close::NOT_MEMBER,
-                    "not a member",
-                    "not_member",
-                )
-                .await
-            }
-            Ok(None) => {
-                return close_socket(socket, &shared, close::NO_ROOM, "no such room", "no_room")
-                    .await
-            }
+            Ok(Some(_)) => return close_socket(socket, &shared, Refusal::NOT_MEMBER).await,
+            Ok(None) => return close_socket(socket, &shared, Refusal::NO_ROOM).await,
             Err(e) => {
                 return server_error(socket, &shared, &e, "room check failed").await;
             }
@@ -415,16 +336,7 @@ async fn room_socket(
         let subscription = shared.hub.subscribe(user_id, &[room_id], false);
         let version = match shared.store.page_version(room_id, user_id).await {
             Ok(Some(version)) => version,
-            Ok(None) => {
-                return close_socket(
-                    socket,
-                    &shared,
-                    close::NOT_MEMBER,
-                    "not a member",
-                    "not_member",
-                )
-                .await
-            }
+            Ok(None) => return close_socket(socket, &shared, Refusal::NOT_MEMBER).await,
             Err(e) => {
                 return server_error(socket, &shared, &e, "reading the room's position failed")
                     .await;

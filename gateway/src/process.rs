@@ -26,10 +26,7 @@ pub async fn run() -> anyhow::Result<()> {
         .map_err(ConfigError::exit_on_command_line)
         .context("invalid configuration")?;
     // Migrations are the api-server's job; the gateway only reads.
-    let store =
-        chatboard_core::store::connect(&config.database_url, config.pool.db_max_connections)
-            .await
-            .with_context(|| format!("database {}", redact_url(&config.database_url)))?;
+    let store = config.database.open().await?;
     let bus = NatsBus::connect(&config.nats_url, &config.nats.nats_prefix)
         .await
         .with_context(|| format!("NATS {}", redact_url(&config.nats_url)))?;

@@ -66,18 +66,54 @@ pub(crate) struct Position {
     pub last_seq: Option<i64>,
 }
 
-/// Sends a close frame on a socket that has no session yet.
-pub(crate) async fn close_socket(
-    mut socket: WebSocket,
-    shared: &Shared,
+/// Why a socket is closed before its session starts: the close code, the reason the client
+/// reads, and the `reason` label of `chatboard_gateway_closed_total`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Refusal {
     code: u16,
     reason: &'static str,
-    metric: &str,
-) {
-    shared.metrics.closed(metric);
+    metric: &'static str,
+}
+
+impl Refusal {
+    /// No token, or one that does not verify.
+    pub(crate) const UNAUTHENTICATED: Self =
+        Self::new(close::UNAUTHENTICATED, "unauthenticated", "unauthenticated");
+    /// The token names an account that is gone.
+    pub(crate) const UNKNOWN_ACCOUNT: Self =
+        Self::new(close::UNAUTHENTICATED, "unknown account", "unauthenticated");
+    /// The gateway is shutting down.
+    pub(crate) const RESTARTING: Self =
+        Self::new(close::RESTARTING, "server restarting", "shutdown");
+    /// The user has as many sockets as allowed.
+    pub(crate) const TOO_MANY_CONNECTIONS: Self = Self::new(
+        close::POLICY,
+        "too many connections",
+        "too_many_connections",
+    );
+    /// The room does not exist (or is not visible to the user).
+    pub(crate) const NO_ROOM: Self = Self::new(close::NO_ROOM, "no such room", "no_room");
+    /// The user has no seat in the room.
+    pub(crate) const NOT_MEMBER: Self = Self::new(close::NOT_MEMBER, "not a member", "not_member");
+    /// A lookup failed: try again.
+    pub(crate) const SERVER_ERROR: Self =
+        Self::new(close::SERVER_ERROR, "try again", "server_error");
+
+    const fn new(code: u16, reason: &'static str, metric: &'static str) -> Self {
+        Self {
+            code,
+            reason,
+            metric,
+        }
+    }
+}
+
+/// Sends a close frame on a socket that has no session yet.
+pub(crate) async fn close_socket(mut socket: WebSocket, shared: &Shared, refusal: Refusal) {
+    shared.metrics.closed(refusal.metric);
     let frame = CloseFrame {
-        code,
-        reason: Utf8Bytes::from_static(reason),
+        code: refusal.code,
+        reason: Utf8Bytes::from_static(refusal.reason),
     };
     let _ = socket.send(WsMessage::Close(Some(frame))).await;
 }

@@ -4,8 +4,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chatboard_core::config::settings::{InviteSettings, NatsSettings, PoolSettings};
-use chatboard_core::config::{parse, values, ConfigError, EmailSettings, Env, WebhookSettings};
+use chatboard_core::config::settings::{InviteSettings, NatsSettings};
+use chatboard_core::config::{
+    parse, values, ConfigError, DatabaseConfig, EmailSettings, Env, WebhookSettings,
+};
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser};
 
@@ -24,14 +26,9 @@ pub struct OperatorConfig {
         default_value = "127.0.0.1:8083"
     )]
     pub addr: SocketAddr,
-    /// The platform's database (`postgres://user:pass@host:port/db`): the operator writes
-    /// tenant configuration into the platform's database.
-    #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true,
-        value_parser = values::database_url)]
-    pub database_url: String,
-    /// The pool.
+    /// The platform's database.
     #[command(flatten)]
-    pub pool: PoolSettings,
+    pub database: DatabaseConfig,
     /// Watch Organizations and Webhooks in this namespace only; unset: every namespace.
     #[arg(long = "namespace", env = "CHATBOARD_OPERATOR_NAMESPACE")]
     pub namespace: Option<String>,

@@ -7,7 +7,6 @@ use chatboard_core::model::{is_valid_email, OrgQuotas};
 use chatboard_core::store::ManagedOrg;
 use chrono::Utc;
 use crds::{DeletionPolicy, Organization, OrganizationSpec, OrganizationStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::controller::Action;
 
 use crate::context::{resource_key, Context};
@@ -16,21 +15,7 @@ use crate::reconciler::{refuse, write_status, Reconciled};
 use crate::status::Readiness;
 
 impl Reconciled for Organization {
-    type Status = OrganizationStatus;
     const KIND: &'static str = "Organization";
-
-    fn status(&self) -> Option<&OrganizationStatus> {
-        self.status.as_ref()
-    }
-
-    fn conditions(status: &OrganizationStatus) -> &[Condition] {
-        &status.conditions
-    }
-
-    fn stamp(status: &mut OrganizationStatus, generation: Option<i64>, conditions: Vec<Condition>) {
-        status.observed_generation = generation;
-        status.conditions = conditions;
-    }
 
     async fn apply(&self, ctx: &Context, invalid: &AtomicBool) -> Result<Action> {
         apply(self, ctx, invalid).await

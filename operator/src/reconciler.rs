@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use crds::Conditioned;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Patch, PatchParams};
+use kube::core::object::HasStatus;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Error as FinalizerError, Event as Finalize};
 use kube::{Api, Resource, ResourceExt};
@@ -27,6 +28,7 @@ pub const FINALIZER: &str = "chatboard.io/cleanup";
 /// A custom resource the operator reconciles into the database.
 pub trait Reconciled:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + HasStatus<Status: Conditioned + Clone + Default + PartialEq + Serialize + Send + Sync>
     + Clone
     + Debug
     + DeserializeOwned
@@ -35,16 +37,8 @@ pub trait Reconciled:
     + Sync
     + 'static
 {
-    /// Its status.
-    type Status: Clone + Default + PartialEq + Serialize + Send + Sync;
     /// Kind label in metrics and logs.
     const KIND: &'static str;
-    /// The status as stored, if any.
-    fn status(&self) -> Option<&Self::Status>;
-    /// The status's conditions.
-    fn conditions(status: &Self::Status) -> &[Condition];
-    /// Sets the fields every status has.
-    fn stamp(status: &mut Self::Status, generation: Option<i64>, conditions: Vec<Condition>);
     /// Brings the database in line with the spec; sets `invalid` when the spec cannot apply.
     fn apply(
         &self,
@@ -110,10 +104,9 @@ pub async fn write_status<K: Reconciled>(
     let current = obj.status().cloned().unwrap_or_default();
     let generation = obj.meta().generation;
     let mut next = status.unwrap_or_else(|| current.clone());
-    K::stamp(
-        &mut next,
+    next.stamp(
         generation,
-        with_ready(K::conditions(&current), readiness, generation),
+        with_ready(current.conditions(), readiness, generation),
     );
     if next == current {
         return Ok(false);

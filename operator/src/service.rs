@@ -4,10 +4,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use chatboard_core::probes::{metrics_reply, probe_routes};
 use crds::{Organization, Webhook};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -144,14 +145,7 @@ pub struct ServiceState {
 
 /// `/health/live`, `/health/ready` and `/metrics`.
 pub fn router(state: ServiceState) -> Router {
-    Router::new()
-        .route(
-            "/health/live",
-            get(|| async { Json(json!({"status": "ok"})) }),
-        )
-        .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .with_state(state)
+    probe_routes(get(ready), get(metrics)).with_state(state)
 }
 
 /// Ready when the database answers; standby replicas are ready too (they take over on their
@@ -169,8 +163,5 @@ async fn ready(State(state): State<ServiceState>) -> Response {
 }
 
 async fn metrics(State(state): State<ServiceState>) -> Response {
-    match state.ctx.metrics.registry.render() {
-        Ok(body) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
+    metrics_reply(state.ctx.metrics.registry.render())
 }

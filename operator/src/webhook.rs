@@ -12,7 +12,6 @@ use chatboard_core::webhook_target::{check_target, parse_target, TargetError};
 use chrono::{SecondsFormat, Utc};
 use crds::{LastDelivery, Webhook, WebhookStatus};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::ByteString;
 use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::controller::Action;
@@ -45,21 +44,7 @@ enum Step<T> {
 }
 
 impl Reconciled for Webhook {
-    type Status = WebhookStatus;
     const KIND: &'static str = "Webhook";
-
-    fn status(&self) -> Option<&WebhookStatus> {
-        self.status.as_ref()
-    }
-
-    fn conditions(status: &WebhookStatus) -> &[Condition] {
-        &status.conditions
-    }
-
-    fn stamp(status: &mut WebhookStatus, generation: Option<i64>, conditions: Vec<Condition>) {
-        status.observed_generation = generation;
-        status.conditions = conditions;
-    }
 
     async fn apply(&self, ctx: &Context, invalid: &AtomicBool) -> Result<Action> {
         apply(self, ctx, invalid).await

@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chatboard_core::config::settings::{NatsSettings, PoolSettings};
+use chatboard_core::config::settings::NatsSettings;
 use chatboard_core::config::{
-    parse, values, ConfigError, EmailSettings, Env, UploadSettings, WebhookSettings,
+    parse, values, ConfigError, DatabaseConfig, EmailSettings, Env, UploadSettings, WebhookSettings,
 };
 use clap::Parser;
 
@@ -25,14 +25,9 @@ pub struct WorkerConfig {
         default_value = "127.0.0.1:8082"
     )]
     pub addr: SocketAddr,
-    /// The platform's database (`postgres://user:pass@host:port/db`): the worker reads the
-    /// outbox from the platform's database.
-    #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true,
-        value_parser = values::database_url)]
-    pub database_url: String,
-    /// The pool.
+    /// The platform's database.
     #[command(flatten)]
-    pub pool: PoolSettings,
+    pub database: DatabaseConfig,
     /// NATS with JetStream: the worker hands jobs over through NATS JetStream
     /// (nats://host:4222).
     #[arg(long = "nats-url", env = "NATS_URL", hide_env_values = true,

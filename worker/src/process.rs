@@ -25,10 +25,7 @@ pub async fn run() -> anyhow::Result<()> {
         .map_err(ConfigError::exit_on_command_line)
         .context("invalid configuration")?;
     // Migrations are the api-server's job.
-    let store =
-        chatboard_core::store::connect(&config.database_url, config.pool.db_max_connections)
-            .await
-            .with_context(|| format!("database {}", redact_url(&config.database_url)))?;
+    let store = config.database.open().await?;
     let nats = async_nats::ConnectOptions::new()
         .name("chatboard-worker")
         .connect(&config.nats_url)

@@ -4,15 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use chatboard_core::metrics::MetricRegistry;
+use chatboard_core::probes::{metrics_reply, probe_routes, Health, CHECK_TIMEOUT};
 use chatboard_core::store::Store;
 use chrono::Utc;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
-use serde_json::json;
 
 /// The worker's metrics.
 pub struct WorkerMetrics {
@@ -210,70 +210,41 @@ pub struct ServiceState {
 
 /// `/health/live`, `/health/ready` (database and NATS) and `/metrics`.
 pub fn router(state: ServiceState) -> Router {
-    Router::new()
-        .route(
-            "/health/live",
-            get(|| async { Json(json!({"status": "ok"})) }),
-        )
-        .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .with_state(state)
+    probe_routes(get(ready), get(metrics)).with_state(state)
 }
 
-async fn ready(State(state): State<ServiceState>) -> (StatusCode, Json<serde_json::Value>) {
-    let timeout = Duration::from_secs(2);
-    let database = tokio::time::timeout(timeout, state.store.ping())
+/// Ready when the database and NATS answer; mail and upload storage are reported, never
+/// fatal (work waits in the queue while they are away).
+async fn ready(State(state): State<ServiceState>) -> (StatusCode, Json<Health>) {
+    let mut health = Health::checking()
+        .require("database", state.store.ping())
         .await
-        .is_ok_and(|r| r.is_ok());
-    let nats = tokio::time::timeout(timeout, state.nats.flush())
-        .await
-        .is_ok_and(|r| r.is_ok());
-    let verdict = |ok: bool| if ok { "ok" } else { "error" };
-    let mut checks = json!({"database": verdict(database), "nats": verdict(nats)});
-    // Mail can wait in the queue while the server is away: reported, never fatal.
+        .require("nats", state.nats.flush())
+        .await;
     if let Some(url) = &state.smtp_url {
-        checks["smtp"] = json!(verdict(smtp_reachable(url, timeout).await));
+        health = health.report("smtp", smtp_reachable(url)).await;
     }
     if let Some(objects) = &state.objects {
-        let reachable = tokio::time::timeout(timeout, objects.ping())
-            .await
-            .is_ok_and(|r| r.is_ok());
-        checks["storage"] = json!(verdict(reachable));
+        health = health.report("storage", objects.ping()).await;
     }
-    if database && nats {
-        (
-            StatusCode::OK,
-            Json(json!({"status": "ok", "checks": checks})),
-        )
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "checks": checks})),
-        )
-    }
+    health.into_reply()
 }
 
-/// Whether the SMTP server at `url` accepts a connection within `timeout`.
-async fn smtp_reachable(url: &str, timeout: Duration) -> bool {
+/// Whether the SMTP server at `url` accepts a connection.
+async fn smtp_reachable(url: &str) -> Result<(), String> {
     use lettre::{AsyncSmtpTransport, Tokio1Executor};
-    let Ok(builder) = AsyncSmtpTransport::<Tokio1Executor>::from_url(url) else {
-        return false;
-    };
-    let transport: AsyncSmtpTransport<Tokio1Executor> = builder.timeout(Some(timeout)).build();
-    matches!(
-        tokio::time::timeout(timeout, transport.test_connection()).await,
-        Ok(Ok(true))
-    )
+    let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map_err(|e| e.to_string())?;
+    let transport: AsyncSmtpTransport<Tokio1Executor> =
+        builder.timeout(Some(CHECK_TIMEOUT)).build();
+    match transport.test_connection().await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("the server did not answer".to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 async fn metrics(State(state): State<ServiceState>) -> Response {
-    match state.metrics.render() {
-        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "metrics rendering failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
+    metrics_reply(state.metrics.render())
 }
 
 /// Refreshes the backlog gauges (outbox and webhook deliveries) every `every`.

@@ -21,13 +21,14 @@ pub struct PoolSettings {
     pub db_max_connections: u32,
 }
 
-/// The database alone: what `api-server migrate` needs (the Helm chart's migration Job runs
-/// before the release's other Secrets exist, so it gets no signing key and no NATS).
+/// The platform's database and its pool: every service flattens this group, and it is all
+/// `api-server migrate` reads (the Helm chart's migration Job runs before the release's other
+/// Secrets exist, so it gets no signing key and no NATS).
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "api-server migrate")]
 pub struct DatabaseConfig {
-    /// The database to migrate: `postgres://user:pass@host:port/db` or `sqlite://path`;
-    /// migrations are applied to the platform's database.
+    /// The platform's database: `postgres://user:pass@host:port/db` (the single node and
+    /// `api-server` also take `sqlite://path`).
     #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true,
         value_parser = super::values::database_url)]
     pub database_url: String,

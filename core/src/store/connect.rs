@@ -9,6 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::sql::{postgres, sqlite};
 use super::{Store, StoreError, StoreResult};
+use crate::config::{redact_url, DatabaseConfig};
 
 /// The database engine behind a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,34 @@ impl Engine {
 
 /// How long a request may wait for a pooled connection before the store reports unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The configured database could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("database {url}: {source}")]
+pub struct OpenError {
+    /// The URL, without its password.
+    pub url: String,
+    /// What failed.
+    #[source]
+    pub source: StoreError,
+}
+
+impl DatabaseConfig {
+    /// Opens the configured database (migrations are not applied; see [`Store::migrate`]).
+    pub async fn open(&self) -> Result<Arc<dyn Store>, OpenError> {
+        connect(&self.database_url, self.max_connections())
+            .await
+            .map_err(|source| self.failed(source))
+    }
+
+    /// `source` as an error naming this database (its password hidden).
+    pub fn failed(&self, source: StoreError) -> OpenError {
+        OpenError {
+            url: redact_url(&self.database_url),
+            source,
+        }
+    }
+}
 
 /// Opens the database named by `url` with at most `max_connections` connections. Migrations are
 /// not applied here; call [`Store::migrate`].
