@@ -10,7 +10,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chat::ChatError;
 use chatboard_core::error_code::ErrorCode;
-use chatboard_core::store::StoreError;
+use chatboard_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 

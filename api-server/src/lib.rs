@@ -27,7 +27,7 @@ use axum::{middleware, Router, ServiceExt};
 use chatboard_core::bus::{Bus, BusError, LocalBus, NatsBus};
 use chatboard_core::config::{redact_url, DatabaseConfig};
 use chatboard_core::error_code::ErrorCode;
-use chatboard_core::store::{self, OpenError};
+use chatboard_store::{OpenError, Store};
 use tokio::net::TcpListener;
 use tower::Layer;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -43,9 +43,12 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Opens the database and applies pending migrations (nothing else: the Helm chart's migration
 /// Job runs this before an install or upgrade, when NATS may not be there yet).
-pub async fn migrate(database: &DatabaseConfig) -> Result<Arc<dyn store::Store>, StartError> {
-    let store = database.open().await?;
-    store.migrate().await.map_err(|e| database.failed(e))?;
+pub async fn migrate(database: &DatabaseConfig) -> Result<Arc<dyn Store>, StartError> {
+    let store = chatboard_store::open(database).await?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| OpenError::new(database, e))?;
     Ok(store)
 }
 

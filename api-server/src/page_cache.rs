@@ -10,7 +10,7 @@
 //! messages.
 
 use axum::body::Bytes;
-use chatboard_core::store::{PageCursor, PageVersion};
+use chatboard_store::{PageCursor, PageVersion};
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 

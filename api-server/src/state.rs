@@ -7,7 +7,7 @@ use crate::config::Config;
 use chat::Chat;
 use chatboard_core::auth::TokenIssuer;
 use chatboard_core::bus::Bus;
-use chatboard_core::store::Store;
+use chatboard_store::Store;
 use objects::local::LocalObjects;
 use objects::ObjectStore;
 

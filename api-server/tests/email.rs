@@ -8,7 +8,7 @@ mod common;
 
 use testing::both_engines;
 
-use chatboard_core::store::EmailKind;
+use chatboard_store::EmailKind;
 use common::{Engine, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;

@@ -9,7 +9,7 @@ mod common;
 use testing::both_engines;
 
 use chatboard_core::model::OrgQuotas;
-use chatboard_core::store::{EmailKind, ManagedOrg, OutgoingEmail, SpecAdmin};
+use chatboard_store::{EmailKind, ManagedOrg, OutgoingEmail, SpecAdmin};
 use chrono::Utc;
 use common::{Engine, TestApp, TestUser};
 use reqwest::StatusCode;

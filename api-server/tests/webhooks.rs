@@ -8,7 +8,7 @@ mod common;
 
 use testing::both_engines;
 
-use chatboard_core::store::NewWebhook;
+use chatboard_store::NewWebhook;
 use common::{Engine, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;

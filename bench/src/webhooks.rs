@@ -15,7 +15,7 @@ use anyhow::Context;
 use axum::body::Bytes;
 use chatboard_core::config::WebhookSettings;
 use chatboard_core::model::AccessLevel;
-use chatboard_core::store::{NewMessage, NewRoom, NewUser, NewWebhook, Store};
+use chatboard_store::{NewMessage, NewRoom, NewUser, NewWebhook, Store};
 use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use testing::{TestDb, TestEngine};
@@ -73,7 +73,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     let (_db, url) = TestDb::create(plan.engine)
         .await
         .context("postgres needs DATABASE_URL (a server where the user may create databases)")?;
-    let store = chatboard_core::store::connect(&url, 8).await?;
+    let store = chatboard_store::connect(&url, 8).await?;
     store.migrate().await?;
     let tally = Arc::new(Tally {
         received: AtomicU64::new(0),

@@ -10,7 +10,7 @@ use anyhow::Context;
 use chatboard_core::auth::TokenIssuer;
 use chatboard_core::config::{stored_secret, Env, JwtSecret};
 use chatboard_core::model::{AccessLevel, Role};
-use chatboard_core::store::{NewInvite, NewRoom, NewUser, Store};
+use chatboard_store::{NewInvite, NewRoom, NewUser, Store};
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -70,7 +70,7 @@ pub async fn seed(config: &Config, rooms: usize, members: usize) -> anyhow::Resu
         rooms > 0 && members > 0,
         "need at least one room and one member"
     );
-    let store = chatboard_core::store::connect(&config.database_url, 8)
+    let store = chatboard_store::connect(&config.database_url, 8)
         .await
         .context("database")?;
     store.migrate().await?;

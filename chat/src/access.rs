@@ -8,7 +8,7 @@
 
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::{OrgView, Role};
-use chatboard_core::store::RoomAccess;
+use chatboard_store::RoomAccess;
 
 use crate::error::{ChatError, ChatResult};
 use crate::Chat;

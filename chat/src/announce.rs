@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chatboard_core::bus::{Bus, BusEvent};
 use chatboard_core::events::DomainEvent;
 use chatboard_core::metrics::MetricRegistry;
-use chatboard_core::store::{Seat, Store};
+use chatboard_store::{Seat, Store};
 use prometheus::IntCounter;
 
 /// Publishes bus events and counts the ones that could not be published.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chatboard_core::error_code::ErrorCode;
-use chatboard_core::store::StoreError;
+use chatboard_store::StoreError;
 
 /// Field name -> problems, for validation failures.
 pub type FieldErrors = BTreeMap<String, Vec<String>>;

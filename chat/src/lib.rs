@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use chatboard_core::bus::Bus;
 use chatboard_core::metrics::MetricRegistry;
-use chatboard_core::store::Store;
+use chatboard_store::Store;
 
 use crate::announce::Announcer;
 use crate::limits::PostLimits;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use chatboard_core::store::{Store, StoreResult};
+use chatboard_store::{Store, StoreResult};
 
 use crate::error::{ChatError, ChatResult};
 

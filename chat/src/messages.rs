@@ -5,7 +5,7 @@ use chatboard_core::bus::BusEvent;
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::events::DomainEvent;
 use chatboard_core::model::{Message, Role, UploadStatus, CLIENT_MSG_ID_MAX};
-use chatboard_core::store::{FileAttachment, NewMessage};
+use chatboard_store::{FileAttachment, NewMessage};
 use chrono::Utc;
 use tracing::instrument;
 

@@ -4,7 +4,7 @@
 use chatboard_core::auth::{hash_token, new_secret_token};
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::{OrgMember, OrgView, Role};
-use chatboard_core::store::{EmailKind, JoinedOrg, NewInvite, OutgoingEmail};
+use chatboard_store::{EmailKind, JoinedOrg, NewInvite, OutgoingEmail};
 use chrono::{DateTime, Utc};
 use tracing::instrument;
 

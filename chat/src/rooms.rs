@@ -3,7 +3,7 @@
 use chatboard_core::bus::BusEvent;
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::{AccessLevel, Role, Room, RoomMember};
-use chatboard_core::store::{JoinVia, NewRoom, RoomPatch};
+use chatboard_store::{JoinVia, NewRoom, RoomPatch};
 use chrono::Utc;
 use tracing::instrument;
 

@@ -3,7 +3,7 @@
 //! seat and need no announcement: the operator writes those through the store directly.)
 
 use chatboard_core::model::Role;
-use chatboard_core::store::{AppliedAdmins, SpecAdmin};
+use chatboard_store::{AppliedAdmins, SpecAdmin};
 use chrono::{DateTime, Utc};
 use tracing::instrument;
 

@@ -6,8 +6,8 @@ use chatboard_core::auth::new_secret_token;
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::events::EventType;
 use chatboard_core::model::{Role, Webhook, WebhookDelivery};
-use chatboard_core::store::{NewWebhook, WebhookPatch};
 use chatboard_core::webhook_target::{check_target, parse_target};
+use chatboard_store::{NewWebhook, WebhookPatch};
 use chrono::Utc;
 use tracing::instrument;
 

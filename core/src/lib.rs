@@ -1,7 +1,10 @@
-//! Shared library of the ChatBoard services: configuration, domain types, storage and auth.
+//! Shared library of the ChatBoard services: the domain model and its events, the API's error
+//! codes, the bus and presence, tokens and passwords, configuration groups several services
+//! read, health probes and logging.
 //!
-//! Every service crate (api-server, and later gateway, worker, operator) builds on these pieces,
-//! and the single-node `chatboard` binary composes the same services, so no rule lives twice.
+//! Storage is the `chatboard-store` crate and the chat actions the `chat` crate; every service
+//! builds on these, and the single-node `chatboard` binary composes the same services, so no
+//! rule lives twice.
 
 pub mod auth;
 pub mod bus;
@@ -13,6 +16,5 @@ pub mod model;
 pub mod presence;
 pub mod probes;
 pub mod shutdown;
-pub mod store;
 pub mod telemetry;
 pub mod webhook_target;

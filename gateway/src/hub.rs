@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use axum::extract::ws::Utf8Bytes;
 use chatboard_core::bus::{Bus, BusError, BusEvent, Delivery};
 use chatboard_core::presence::{Presence, PresenceChange};
-use chatboard_core::store::Store;
+use chatboard_store::Store;
 use futures::StreamExt;
 use tokio::sync::{broadcast, mpsc};
 

@@ -27,7 +27,7 @@ use chatboard_core::bus::BusError;
 use chatboard_core::config::GatewaySettings;
 use chatboard_core::presence::Presence;
 use chatboard_core::probes::{metrics_reply, probe_routes, Health};
-use chatboard_core::store::Store;
+use chatboard_store::Store;
 use tokio::sync::watch;
 use tracing::Instrument;
 

@@ -26,7 +26,7 @@ pub async fn run() -> anyhow::Result<()> {
         .map_err(ConfigError::exit_on_command_line)
         .context("invalid configuration")?;
     // Migrations are the api-server's job; the gateway only reads.
-    let store = config.database.open().await?;
+    let store = chatboard_store::open(&config.database).await?;
     let bus = NatsBus::connect(&config.nats_url, &config.nats.nats_prefix)
         .await
         .with_context(|| format!("NATS {}", redact_url(&config.nats_url)))?;

@@ -17,7 +17,7 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use chatboard_core::bus::BusEvent;
 use chatboard_core::model::Message;
 use chatboard_core::presence::PresenceChange;
-use chatboard_core::store::PageCursor;
+use chatboard_store::PageCursor;
 use chrono::Utc;
 use futures::SinkExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};

@@ -9,7 +9,7 @@ pub enum Error {
     Kube(#[from] kube::Error),
     /// The database refused or could not be reached.
     #[error("database: {0}")]
-    Store(#[from] chatboard_core::store::StoreError),
+    Store(#[from] chatboard_store::StoreError),
     /// An action on the tenant's members failed (its store call, usually).
     #[error("applying to the organization: {0}")]
     Chat(#[from] chat::ChatError),

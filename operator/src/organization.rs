@@ -4,7 +4,7 @@
 use std::sync::atomic::AtomicBool;
 
 use chatboard_core::model::{is_valid_email, OrgQuotas};
-use chatboard_core::store::ManagedOrg;
+use chatboard_store::ManagedOrg;
 use chrono::Utc;
 use crds::{DeletionPolicy, Organization, OrganizationSpec, OrganizationStatus};
 use kube::runtime::controller::Action;

@@ -25,7 +25,7 @@ pub async fn run() -> anyhow::Result<()> {
         .map_err(ConfigError::exit_on_command_line)
         .context("invalid configuration")?;
     // Migrations are the api-server's job.
-    let store = config.database.open().await?;
+    let store = chatboard_store::open(&config.database).await?;
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes API found (in-cluster service account or KUBECONFIG)")?;

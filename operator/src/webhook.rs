@@ -7,8 +7,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use chatboard_core::auth::new_secret_token;
-use chatboard_core::store::ManagedWebhook;
 use chatboard_core::webhook_target::{check_target, parse_target, TargetError};
+use chatboard_store::ManagedWebhook;
 use chrono::{SecondsFormat, Utc};
 use crds::{LastDelivery, Webhook, WebhookStatus};
 use k8s_openapi::api::core::v1::Secret;

@@ -53,7 +53,7 @@ async fn organization_and_webhook_on_a_real_cluster() {
     let (_db, url) = TestDb::create(TestEngine::Postgres)
         .await
         .expect("DATABASE_URL names PostgreSQL");
-    let store = chatboard_core::store::connect(&url, 5).await.unwrap();
+    let store = chatboard_store::connect(&url, 5).await.unwrap();
     store.migrate().await.unwrap();
 
     // The CRDs, as the chart installs them, established before use.

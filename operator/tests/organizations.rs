@@ -11,7 +11,7 @@ use std::time::Duration;
 use chatboard_core::bus::{BusEvent, BusStream, Delivery};
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::{AccessLevel, Role};
-use chatboard_core::store::{NewRoom, StoreError};
+use chatboard_store::{NewRoom, StoreError};
 use chrono::Utc;
 use crds::{Organization, OrganizationSpec};
 use futures::StreamExt;

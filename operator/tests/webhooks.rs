@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use chatboard_core::error_code::ErrorCode;
-use chatboard_core::store::{StoreError, WebhookPatch};
+use chatboard_store::{StoreError, WebhookPatch};
 use chrono::Utc;
 use crds::{Organization, OrganizationSpec, Webhook, WebhookSpec};
 use k8s_openapi::api::core::v1::Secret;

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatboard_core::config::WebhookSettings;
-use chatboard_core::store::{AttemptOutcome, AttemptResult, DueDelivery, WebhookStore};
 use chatboard_core::webhook_target::is_public;
+use chatboard_store::{AttemptOutcome, AttemptResult, DueDelivery, WebhookStore};
 use chrono::{DateTime, SubsecRound, Utc};
 use rand::Rng;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatboard_core::store::{DigestLine, EmailKind, EmailStore, OutgoingEmail, StoreError};
+use chatboard_store::{DigestLine, EmailKind, EmailStore, OutgoingEmail, StoreError};
 use chrono::Utc;
 use tokio::sync::Notify;
 

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chatboard_core::events::{DomainEvent, EventType, OutboxEvent};
 use chatboard_core::model::Message;
 use chatboard_core::presence::Presence;
-use chatboard_core::store::{EmailStore, StoreError, WebhookStore};
+use chatboard_store::{EmailStore, StoreError, WebhookStore};
 use chrono::Utc;
 use tokio::sync::Notify;
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatboard_core::config::EmailSettings;
-use chatboard_core::store::{DueEmail, EmailResult, EmailStore};
+use chatboard_store::{DueEmail, EmailResult, EmailStore};
 use chrono::{SubsecRound, Utc};
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;

@@ -25,7 +25,7 @@ pub async fn run() -> anyhow::Result<()> {
         .map_err(ConfigError::exit_on_command_line)
         .context("invalid configuration")?;
     // Migrations are the api-server's job.
-    let store = config.database.open().await?;
+    let store = chatboard_store::open(&config.database).await?;
     let nats = async_nats::ConnectOptions::new()
         .name("chatboard-worker")
         .connect(&config.nats_url)

@@ -6,7 +6,7 @@ use async_nats::jetstream::consumer::{self, pull};
 use async_nats::jetstream::{self, stream, AckKind};
 use async_trait::async_trait;
 use chatboard_core::events::OutboxEvent;
-use chatboard_core::store::StoreError;
+use chatboard_store::StoreError;
 use futures::StreamExt;
 
 /// How long JetStream remembers event ids: a relay that crashed after publishing and before

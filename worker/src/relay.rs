@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatboard_core::store::{OutboxStore, StoreError};
+use chatboard_store::{OutboxStore, StoreError};
 use chrono::Utc;
 
 use crate::queue::{JobQueue, QueueError};

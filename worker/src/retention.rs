@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatboard_core::store::{StoreError, TenantStore};
+use chatboard_store::{StoreError, TenantStore};
 use chrono::Utc;
 
 use crate::service::WorkerMetrics;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chatboard_core::config::{EmailSettings, WebhookSettings};
 use chatboard_core::presence::Presence;
-use chatboard_core::store::Store;
+use chatboard_store::Store;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 

@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chatboard_core::metrics::MetricRegistry;
 use chatboard_core::probes::{metrics_reply, probe_routes, Health, CHECK_TIMEOUT};
-use chatboard_core::store::Store;
+use chatboard_store::Store;
 use chrono::Utc;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatboard_core::store::{StoreError, UploadStore};
+use chatboard_store::{StoreError, UploadStore};
 use chrono::Utc;
 use objects::ObjectStore;
 

@@ -14,7 +14,7 @@ use chatboard_core::auth::hash_token;
 use chatboard_core::config::{EmailSettings, WebhookSettings};
 use chatboard_core::model::Role;
 use chatboard_core::presence::{LocalPresence, Presence};
-use chatboard_core::store::{EmailKind, NewInvite, NewUser, OutgoingEmail, ProfilePatch, Store};
+use chatboard_store::{EmailKind, NewInvite, NewUser, OutgoingEmail, ProfilePatch, Store};
 use chrono::Utc;
 use common::{post, setup, Setup};
 use testing::smtp::SmtpSink;

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 
 use chatboard_core::model::UploadStatus;
-use chatboard_core::store::NewUpload;
+use chatboard_store::NewUpload;
 use chrono::{Duration, Utc};
 use common::setup;
 use objects::local::LocalObjects;

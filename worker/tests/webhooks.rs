@@ -16,7 +16,7 @@ use std::time::Duration;
 use chatboard_core::config::{EmailSettings, WebhookSettings};
 use chatboard_core::model::DeliveryStatus;
 use chatboard_core::presence::LocalPresence;
-use chatboard_core::store::Store;
+use chatboard_store::Store;
 use common::receiver::{Received, Receiver};
 use common::{post, settle_outbox, setup, webhook, Setup};
 use testing::{nats_url, unique_prefix, TestDb, TestEngine};

@@ -6,7 +6,7 @@ use axum::Json;
 use chatboard_core::auth::{hash_password, new_token_id, verify_password};
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::{UnreadCount, User};
-use chatboard_core::store::{NewUser, ProfilePatch, RefreshOutcome, StoreError};
+use chatboard_store::{NewUser, ProfilePatch, RefreshOutcome, StoreError};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

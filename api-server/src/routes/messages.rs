@@ -13,7 +13,7 @@ use axum::Json;
 use chat::validate::Validator;
 use chat::MessageDraft;
 use chatboard_core::model::Message;
-use chatboard_core::store::PageCursor;
+use chatboard_store::PageCursor;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

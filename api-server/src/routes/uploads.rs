@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::{Upload, UploadStatus};
-use chatboard_core::store::NewUpload;
+use chatboard_store::NewUpload;
 use chrono::{DateTime, Utc};
 use objects::ObjectStore;
 use serde::{Deserialize, Serialize};

@@ -140,7 +140,7 @@ impl Platform {
         nats: &Option<(String, String)>,
         db_url: &str,
         tokens: &chatboard_core::auth::TokenIssuer,
-        store: &Arc<dyn chatboard_core::store::Store>,
+        store: &Arc<dyn chatboard_store::Store>,
         api_bus: &Arc<dyn Bus>,
         settings: GatewaySettings,
         chat_settings: &ChatSettings,
@@ -152,7 +152,7 @@ impl Platform {
                 Arc::new(LocalPresence::new()),
             ),
             Some((url, prefix)) => {
-                let store = chatboard_core::store::connect(db_url, 5).await.unwrap();
+                let store = chatboard_store::connect(db_url, 5).await.unwrap();
                 let bus = NatsBus::connect(url, prefix).await.unwrap();
                 let presence = NatsPresence::start(
                     bus.client(),
@@ -187,7 +187,7 @@ impl Platform {
     }
 
     async fn serve_gateway(
-        store: Arc<dyn chatboard_core::store::Store>,
+        store: Arc<dyn chatboard_store::Store>,
         bus: Arc<dyn Bus>,
         presence: Arc<dyn Presence>,
         tokens: &chatboard_core::auth::TokenIssuer,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chat::{Chat, ChatSettings};
 use chatboard_core::bus::{Bus, LocalBus};
-use chatboard_core::store::{NewUser, Store};
+use chatboard_store::{NewUser, Store};
 use chrono::Utc;
 use operator::context::{Context, Settings};
 use operator::metrics::Metrics;
@@ -61,9 +61,7 @@ impl Harness {
         leading: Option<watch::Receiver<bool>>,
     ) -> Option<Self> {
         let (db, url) = TestDb::create(engine).await?;
-        let store = chatboard_core::store::connect(&url, 5)
-            .await
-            .expect("connect");
+        let store = chatboard_store::connect(&url, 5).await.expect("connect");
         store.migrate().await.expect("migrate");
         let api = FakeApi::start().await;
         let settings = Settings {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chatboard_core::model::AccessLevel;
-use chatboard_core::store::{NewMessage, NewRoom, NewUser, NewWebhook, Store};
+use chatboard_store::{NewMessage, NewRoom, NewUser, NewWebhook, Store};
 use chrono::Utc;
 
 pub mod receiver;
@@ -26,7 +26,7 @@ pub async fn store_with_room(url: &str) -> (Arc<dyn Store>, i64, i64) {
 
 /// A store with an organization and a room.
 pub async fn setup(url: &str) -> Setup {
-    let store = chatboard_core::store::connect(url, 4).await.unwrap();
+    let store = chatboard_store::connect(url, 4).await.unwrap();
     store.migrate().await.unwrap();
     let now = Utc::now();
     let user = store

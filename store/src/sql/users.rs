@@ -4,10 +4,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::SqlStore;
-use crate::error_code::ErrorCode;
-use crate::model::User;
-use crate::store::sql::rows::{is_unique_violation, UserRow, UserWithHashRow, USER_COLUMNS};
-use crate::store::{NewUser, ProfilePatch, StoreError, StoreResult, UserStore};
+use crate::sql::rows::{is_unique_violation, UserRow, UserWithHashRow, USER_COLUMNS};
+use crate::{NewUser, ProfilePatch, StoreError, StoreResult, UserStore};
+use chatboard_core::error_code::ErrorCode;
+use chatboard_core::model::User;
 
 #[async_trait]
 impl UserStore for SqlStore {

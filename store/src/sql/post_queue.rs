@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
 use super::{insert_batch, insert_message, Pool};
-use crate::model::Message;
-use crate::store::{NewMessage, StoreError, StoreResult};
+use crate::{NewMessage, StoreError, StoreResult};
+use chatboard_core::model::Message;
 
 /// One post waiting for its room's writer.
 pub(super) struct PendingPost {

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{SqlStore, Tx, EMAIL_CLAIM_LOCK};
-use crate::store::sql::rows::placeholders;
-use crate::store::{
+use crate::sql::rows::placeholders;
+use crate::{
     DigestLine, DueEmail, EmailKind, EmailResult, EmailStore, OutgoingEmail, StoreError,
     StoreResult,
 };

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{OutgoingEmail, Seat, StoreResult};
-use crate::model::{Invite, OrgMember, OrgView, Role};
+use chatboard_core::model::{Invite, OrgMember, OrgView, Role};
 
 /// A new invitation; the token is already hashed.
 #[derive(Debug, Clone)]

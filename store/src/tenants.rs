@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{OutgoingEmail, Seat, StoreResult};
-use crate::model::OrgQuotas;
+use chatboard_core::model::OrgQuotas;
 
 /// An organization as its custom resource describes it.
 #[derive(Debug, Clone, PartialEq)]

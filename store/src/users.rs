@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreResult;
-use crate::model::User;
+use chatboard_core::model::User;
 
 /// A new account; the password is already hashed.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::post_queue::PostQueues;
 use super::{Pool, ENGINE, MIGRATOR};
-use crate::store::{Engine, Store, StoreResult};
+use crate::{Engine, Store, StoreResult};
 
 /// The SQL store for this engine.
 pub struct SqlStore {

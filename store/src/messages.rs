@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreResult;
-use crate::model::Message;
+use chatboard_core::model::Message;
 
 /// A ready upload attached to a message.
 #[derive(Debug, Clone, PartialEq)]

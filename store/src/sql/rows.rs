@@ -2,13 +2,13 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::error_code::ErrorCode;
-use crate::events::OutboxEvent;
-use crate::model::{
+use crate::{DueDelivery, RoomAccess, StoreError};
+use chatboard_core::error_code::ErrorCode;
+use chatboard_core::events::OutboxEvent;
+use chatboard_core::model::{
     AccessLevel, DeliveryStatus, FileRef, Message, OrgMember, OrgQuotas, OrgView, Role, Room,
     RoomMember, UnreadCount, User, Webhook, WebhookDelivery,
 };
-use crate::store::{DueDelivery, RoomAccess, StoreError};
 
 /// `$first, $first+1, ...`, one placeholder per item of an `IN (...)` list.
 pub(super) fn placeholders(first: usize, count: usize) -> String {

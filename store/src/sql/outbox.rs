@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{SqlStore, Tx};
-use crate::events::{DomainEvent, OutboxEvent};
-use crate::store::sql::rows::{placeholders, OutboxRow};
-use crate::store::{OutboxStore, StoreError, StoreResult};
+use crate::sql::rows::{placeholders, OutboxRow};
+use crate::{OutboxStore, StoreError, StoreResult};
+use chatboard_core::events::{DomainEvent, OutboxEvent};
 
 /// Rows one outbox insert statement takes at most (six parameters each).
 const EVENTS_PER_STATEMENT: usize = 100;

@@ -6,16 +6,16 @@ use chrono::{DateTime, Utc};
 use super::orgs::ensure_room_quota;
 use super::outbox::write_event;
 use super::{SqlStore, Tx};
-use crate::error_code::ErrorCode;
-use crate::events::DomainEvent;
-use crate::model::{AccessLevel, Role, Room, RoomMember, UnreadCount};
-use crate::store::sql::rows::{
+use crate::sql::rows::{
     dm_key, is_unique_violation, placeholders, RoomAccessRow, RoomMemberRow, RoomRow, UnreadRow,
     ROOM_COLUMNS,
 };
-use crate::store::{
+use crate::{
     JoinVia, NewRoom, RoomAccess, RoomPatch, RoomPosition, RoomStore, Seat, StoreError, StoreResult,
 };
+use chatboard_core::error_code::ErrorCode;
+use chatboard_core::events::DomainEvent;
+use chatboard_core::model::{AccessLevel, Role, Room, RoomMember, UnreadCount};
 
 impl SqlStore {
     /// The room object, read inside `tx` (so it sees the transaction's own changes).

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreResult;
-use crate::error_code::ErrorCode;
-use crate::model::{AccessLevel, Role, Room, RoomMember, UnreadCount};
+use chatboard_core::error_code::ErrorCode;
+use chatboard_core::model::{AccessLevel, Role, Room, RoomMember, UnreadCount};
 
 /// A user's seat in a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

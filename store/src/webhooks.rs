@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreResult;
-use crate::events::OutboxEvent;
-use crate::model::{Webhook, WebhookDelivery};
+use chatboard_core::events::OutboxEvent;
+use chatboard_core::model::{Webhook, WebhookDelivery};
 
 /// A new webhook; events are already validated.
 #[derive(Debug, Clone)]

@@ -4,17 +4,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{SqlStore, Tx, CLAIM_LOCK};
-use crate::error_code::ErrorCode;
-use crate::events::{DomainEvent, OutboxEvent};
-use crate::model::{Webhook, WebhookDelivery};
-use crate::store::sql::rows::{
+use crate::sql::rows::{
     encode_events, placeholders, DeliveryRow, DueRow, WebhookRow, DELIVERY_COLUMNS, DUE_SELECT,
     WEBHOOK_COLUMNS,
 };
-use crate::store::{
+use crate::{
     AttemptOutcome, AttemptResult, DueDelivery, NewWebhook, StoreError, StoreResult, WebhookPatch,
     WebhookStore,
 };
+use chatboard_core::error_code::ErrorCode;
+use chatboard_core::events::{DomainEvent, OutboxEvent};
+use chatboard_core::model::{Webhook, WebhookDelivery};
 
 impl SqlStore {
     /// `NotFound` for a missing webhook, `Conflict` for one a custom resource owns.

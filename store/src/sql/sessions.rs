@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::SqlStore;
-use crate::store::{RefreshOutcome, SessionStore, StoreResult};
+use crate::{RefreshOutcome, SessionStore, StoreResult};
 
 #[async_trait]
 impl SessionStore for SqlStore {

@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use super::rows::{MessageRow, MESSAGE_COLUMNS};
-use crate::events::DomainEvent;
-use crate::model::Message;
-use crate::store::{Engine, NewMessage, StoreResult};
+use crate::{Engine, NewMessage, StoreResult};
+use chatboard_core::events::DomainEvent;
+use chatboard_core::model::Message;
 use outbox::write_event;
 use post_queue::{insert_each, PendingPost};
 

@@ -6,9 +6,9 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 
 use super::rows::{BatchRow, MessageRow, MESSAGE_COLUMNS};
-use crate::events::DomainEvent;
-use crate::model::Message;
-use crate::store::{Engine, NewMessage, StoreResult};
+use crate::{Engine, NewMessage, StoreResult};
+use chatboard_core::events::DomainEvent;
+use chatboard_core::model::Message;
 use outbox::{write_event, write_events};
 use post_queue::{insert_each, PendingPost};
 

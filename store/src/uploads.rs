@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreResult;
-use crate::model::Upload;
+use chatboard_core::model::Upload;
 
 /// A presigned upload to record.
 #[derive(Debug, Clone)]

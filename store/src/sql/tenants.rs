@@ -9,13 +9,13 @@ use super::orgs::{
 use super::outbox::write_event;
 use super::webhooks::{pause_deliveries, resume_deliveries};
 use super::{lock_org, SqlStore, Tx};
-use crate::events::DomainEvent;
-use crate::model::{AccessLevel, OrgQuotas, Role};
-use crate::store::sql::rows::{encode_events, is_unique_violation, QuotaRow};
-use crate::store::{
+use crate::sql::rows::{encode_events, is_unique_violation, QuotaRow};
+use crate::{
     AppliedAdmins, AppliedOrg, AppliedWebhook, ManagedOrg, ManagedOrgRef, ManagedWebhook,
     NewInvite, Seat, SpecAdmin, StoreError, StoreResult, TenantStore,
 };
+use chatboard_core::events::DomainEvent;
+use chatboard_core::model::{AccessLevel, OrgQuotas, Role};
 
 /// A managed webhook's current columns, to compare with what its resource says.
 #[derive(sqlx::FromRow)]

@@ -9,7 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::sql::{postgres, sqlite};
 use super::{Store, StoreError, StoreResult};
-use crate::config::{redact_url, DatabaseConfig};
+use chatboard_core::config::{redact_url, DatabaseConfig};
 
 /// The database engine behind a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,21 +47,21 @@ pub struct OpenError {
     pub source: StoreError,
 }
 
-impl DatabaseConfig {
-    /// Opens the configured database (migrations are not applied; see [`Store::migrate`]).
-    pub async fn open(&self) -> Result<Arc<dyn Store>, OpenError> {
-        connect(&self.database_url, self.max_connections())
-            .await
-            .map_err(|source| self.failed(source))
-    }
-
-    /// `source` as an error naming this database (its password hidden).
-    pub fn failed(&self, source: StoreError) -> OpenError {
-        OpenError {
-            url: redact_url(&self.database_url),
+impl OpenError {
+    /// `source` as an error naming `database` (its password hidden).
+    pub fn new(database: &DatabaseConfig, source: StoreError) -> Self {
+        Self {
+            url: redact_url(&database.database_url),
             source,
         }
     }
+}
+
+/// Opens the configured database (migrations are not applied; see [`Store::migrate`]).
+pub async fn open(database: &DatabaseConfig) -> Result<Arc<dyn Store>, OpenError> {
+    connect(&database.database_url, database.max_connections())
+        .await
+        .map_err(|source| OpenError::new(database, source))
 }
 
 /// Opens the database named by `url` with at most `max_connections` connections. Migrations are

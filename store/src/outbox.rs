@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreResult;
-use crate::events::OutboxEvent;
+use chatboard_core::events::OutboxEvent;
 
 /// The event outbox, read by the relay.
 #[async_trait]

@@ -4,10 +4,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{Pool, SqlStore};
-use crate::error_code::ErrorCode;
-use crate::model::{Upload, UploadStatus};
-use crate::store::sql::rows::placeholders;
-use crate::store::{NewUpload, StoreError, StoreResult, UploadStore};
+use crate::sql::rows::placeholders;
+use crate::{NewUpload, StoreError, StoreResult, UploadStore};
+use chatboard_core::error_code::ErrorCode;
+use chatboard_core::model::{Upload, UploadStatus};
 
 /// Columns selected for an upload.
 const UPLOAD_COLUMNS: &str = "id, owner_id, filename, content_type, size, object_key, status, \

@@ -1,6 +1,6 @@
 //! What a store call can fail with.
 
-use crate::error_code::ErrorCode;
+use chatboard_core::error_code::ErrorCode;
 
 /// What a store call can fail with.
 #[derive(Debug, thiserror::Error)]

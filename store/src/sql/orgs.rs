@@ -6,14 +6,14 @@ use chrono::{DateTime, Utc};
 use super::email::insert_email;
 use super::outbox::write_event;
 use super::{lock_org, Db, SqlStore, Tx};
-use crate::error_code::ErrorCode;
-use crate::events::{DomainEvent, MemberInvited};
-use crate::model::{AccessLevel, Invite, OrgMember, OrgView, Role};
-use crate::store::sql::rows::{
+use crate::sql::rows::{
     free_slug, is_unique_violation, parse_role, slugify, InviteRow, OrgMemberRow, OrgViewRow,
     ORG_VIEW_SELECT,
 };
-use crate::store::{JoinedOrg, NewInvite, OrgStore, Seat, StoreError, StoreResult};
+use crate::{JoinedOrg, NewInvite, OrgStore, Seat, StoreError, StoreResult};
+use chatboard_core::error_code::ErrorCode;
+use chatboard_core::events::{DomainEvent, MemberInvited};
+use chatboard_core::model::{AccessLevel, Invite, OrgMember, OrgView, Role};
 
 /// Inserts an organization with a free slug derived from its name; managed when a resource owns
 /// it. A slug taken by a concurrent insert fails the unique index: callers retry.

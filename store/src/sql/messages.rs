@@ -5,11 +5,11 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use super::outbox::write_event;
 use super::{SqlStore, Tx};
-use crate::error_code::ErrorCode;
-use crate::events::DomainEvent;
-use crate::model::Message;
-use crate::store::sql::rows::{is_unique_violation, MessageRow, MESSAGE_COLUMNS};
-use crate::store::{MessageStore, NewMessage, PageCursor, PageVersion, StoreError, StoreResult};
+use crate::sql::rows::{is_unique_violation, MessageRow, MESSAGE_COLUMNS};
+use crate::{MessageStore, NewMessage, PageCursor, PageVersion, StoreError, StoreResult};
+use chatboard_core::error_code::ErrorCode;
+use chatboard_core::events::DomainEvent;
+use chatboard_core::model::Message;
 
 /// An org's `suspended` and `archived_at`.
 type SuspendedArchived = (bool, Option<DateTime<Utc>>);
