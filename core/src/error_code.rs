@@ -3,11 +3,15 @@
 //! is said.
 
 use serde::Serialize;
+use strum::{IntoStaticStr, VariantArray};
 use utoipa::ToSchema;
 
 /// A stable error code (`code` of every error body and error frame).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema, IntoStaticStr, VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ErrorCode {
     /// 400: fields failed validation (`errors` says which and why).
     Invalid,
@@ -98,51 +102,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// The wire name, e.g. `email_taken`.
     pub fn code(self) -> &'static str {
-        use ErrorCode::*;
-        match self {
-            Invalid => "invalid",
-            MalformedJson => "malformed_json",
-            InvalidQuery => "invalid_query",
-            UnreadableBody => "unreadable_body",
-            InvalidRefreshToken => "invalid_refresh_token",
-            TypeMismatch => "type_mismatch",
-            SizeMismatch => "size_mismatch",
-            NotUploaded => "not_uploaded",
-            InvalidFrame => "invalid_frame",
-            NotAuthenticated => "not_authenticated",
-            InvalidCredentials => "invalid_credentials",
-            TokenNotValid => "token_not_valid",
-            TokenReused => "token_reused",
-            PermissionDenied => "permission_denied",
-            OrgSuspended => "org_suspended",
-            OrgArchived => "org_archived",
-            InviteOnly => "invite_only",
-            DmNotJoinable => "dm_not_joinable",
-            NotFound => "not_found",
-            MethodNotAllowed => "method_not_allowed",
-            EmailTaken => "email_taken",
-            AlreadyMember => "already_member",
-            InvitePending => "invite_pending",
-            ManagedByOperator => "managed_by_operator",
-            DmImmutable => "dm_immutable",
-            DmCannotLeave => "dm_cannot_leave",
-            MessageDeleted => "message_deleted",
-            MemberLimitReached => "member_limit_reached",
-            RoomLimitReached => "room_limit_reached",
-            LastAdmin => "last_admin",
-            TooManyWebhooks => "too_many_webhooks",
-            WebhookInactive => "webhook_inactive",
-            UploadExpired => "upload_expired",
-            FileTooLarge => "file_too_large",
-            BodyTooLarge => "body_too_large",
-            UnsupportedMediaType => "unsupported_media_type",
-            UnsupportedType => "unsupported_type",
-            RateLimited => "rate_limited",
-            InternalError => "internal_error",
-            Unavailable => "unavailable",
-            UploadsUnavailable => "uploads_unavailable",
-            StorageUnavailable => "storage_unavailable",
-        }
+        self.into()
     }
 
     /// The HTTP status an API error with this code answers with.
@@ -227,55 +187,6 @@ impl ErrorCode {
             StorageUnavailable => "File storage is unavailable; try again shortly.",
         }
     }
-
-    /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 42] = {
-        use ErrorCode::*;
-        [
-            Invalid,
-            MalformedJson,
-            InvalidQuery,
-            UnreadableBody,
-            InvalidRefreshToken,
-            TypeMismatch,
-            SizeMismatch,
-            NotUploaded,
-            InvalidFrame,
-            NotAuthenticated,
-            InvalidCredentials,
-            TokenNotValid,
-            TokenReused,
-            PermissionDenied,
-            OrgSuspended,
-            OrgArchived,
-            InviteOnly,
-            DmNotJoinable,
-            NotFound,
-            MethodNotAllowed,
-            EmailTaken,
-            AlreadyMember,
-            InvitePending,
-            ManagedByOperator,
-            DmImmutable,
-            DmCannotLeave,
-            MessageDeleted,
-            MemberLimitReached,
-            RoomLimitReached,
-            LastAdmin,
-            TooManyWebhooks,
-            WebhookInactive,
-            UploadExpired,
-            FileTooLarge,
-            BodyTooLarge,
-            UnsupportedMediaType,
-            UnsupportedType,
-            RateLimited,
-            InternalError,
-            Unavailable,
-            UploadsUnavailable,
-            StorageUnavailable,
-        ]
-    };
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -291,7 +202,7 @@ mod tests {
     #[test]
     fn every_code_serializes_as_its_wire_name() {
         let mut seen = std::collections::HashSet::new();
-        for code in ErrorCode::ALL {
+        for &code in ErrorCode::VARIANTS {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, code.code(), "{code:?}");
             assert!(seen.insert(code.code()), "{code:?} twice");

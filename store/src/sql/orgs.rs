@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::email::insert_email;
 use super::outbox::write_event;
-use super::{lock_org, Db, SqlStore, Tx};
+use super::{Db, SqlStore, Tx, ORG_LOCK};
 use crate::sql::rows::{
     free_slug, is_unique_violation, parse_role, slugify, InviteRow, OrgMemberRow, OrgViewRow,
     ORG_VIEW_SELECT,
@@ -14,6 +14,17 @@ use crate::{JoinedOrg, NewInvite, OrgStore, Seat, StoreError, StoreResult};
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::events::{DomainEvent, MemberInvited};
 use chatboard_core::model::{AccessLevel, Invite, OrgMember, OrgView, Role};
+
+/// Whether the organization exists, locking its row where the engine needs a lock to keep
+/// membership changes (last-admin checks) of one org from running side by side.
+pub(super) async fn lock_org(tx: &mut Tx<'_>, org_id: i64) -> Result<bool, sqlx::Error> {
+    let sql = format!("SELECT id FROM orgs WHERE id = $1{ORG_LOCK}");
+    let found = sqlx::query(&sql)
+        .bind(org_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(found.is_some())
+}
 
 /// Inserts an organization with a free slug derived from its name; managed when a resource owns
 /// it. A slug taken by a concurrent insert fails the unique index: callers retry.
@@ -372,18 +383,7 @@ impl OrgStore for SqlStore {
     async fn delete_org(&self, org_id: i64) -> StoreResult<Vec<Seat>> {
         let mut tx = self.write.begin().await?;
         Self::ensure_unmanaged(&mut tx, org_id).await?;
-        let seats = Self::org_seats(&mut tx, org_id).await?;
-        // Rooms and memberships cascade; messages carry no foreign key and go explicitly.
-        sqlx::query(
-            "DELETE FROM messages WHERE room_id IN (SELECT id FROM rooms WHERE org_id = $1)",
-        )
-        .bind(org_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM orgs WHERE id = $1")
-            .bind(org_id)
-            .execute(&mut *tx)
-            .await?;
+        let seats = Self::erase_org(&mut tx, org_id).await?;
         tx.commit().await?;
         Ok(seats)
     }

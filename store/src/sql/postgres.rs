@@ -24,14 +24,8 @@ const CLAIM_LOCK: &str = "FOR UPDATE OF d SKIP LOCKED";
 const EMAIL_CLAIM_LOCK: &str = "FOR UPDATE SKIP LOCKED";
 
 /// Serialises membership changes of one organization (last-admin checks) across concurrent
-/// transactions.
-async fn lock_org(tx: &mut Tx<'_>, org_id: i64) -> Result<bool, sqlx::Error> {
-    let found = sqlx::query("SELECT id FROM orgs WHERE id = $1 FOR UPDATE")
-        .bind(org_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(found.is_some())
-}
+/// transactions: the org's row is locked.
+const ORG_LOCK: &str = " FOR UPDATE";
 
 /// Stores a message and its `message.created` event in one transaction. The first statement
 /// takes the room's row lock, the next seq and the id (allocated under that lock, which keeps

@@ -121,8 +121,27 @@ impl SqlStore {
         Ok(rooms)
     }
 
+    /// Deletes an organization with everything in it; returns the seats it had (for the
+    /// `member.left` announcements).
+    pub(super) async fn erase_org(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<Vec<Seat>> {
+        let seats = Self::org_seats(tx, org_id).await?;
+        // Rooms, memberships, webhooks and invitations cascade; messages carry no foreign key
+        // and go explicitly (through the rooms: messages are indexed by room).
+        sqlx::query(
+            "DELETE FROM messages WHERE room_id IN (SELECT id FROM rooms WHERE org_id = $1)",
+        )
+        .bind(org_id)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("DELETE FROM orgs WHERE id = $1")
+            .bind(org_id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(seats)
+    }
+
     /// Every seat in the org's rooms.
-    pub(super) async fn org_seats(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<Vec<Seat>> {
+    async fn org_seats(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<Vec<Seat>> {
         let rows: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT rm.room_id, rm.user_id FROM room_members rm JOIN rooms r ON r.id = rm.room_id \
              WHERE r.org_id = $1 ORDER BY rm.room_id, rm.user_id",

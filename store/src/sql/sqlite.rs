@@ -21,15 +21,8 @@ const CLAIM_LOCK: &str = "";
 /// The single writer already serialises claims.
 const EMAIL_CLAIM_LOCK: &str = "";
 
-/// Write transactions already run one at a time on the single writer connection, so only the
-/// existence check is needed.
-async fn lock_org(tx: &mut Tx<'_>, org_id: i64) -> Result<bool, sqlx::Error> {
-    let found = sqlx::query("SELECT id FROM orgs WHERE id = $1")
-        .bind(org_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(found.is_some())
-}
+/// Write transactions already run one at a time on the single writer connection.
+const ORG_LOCK: &str = "";
 
 /// Stores a message and its `message.created` event in one transaction on the single writer
 /// connection, which already orders every write; see the PostgreSQL version for the rules.

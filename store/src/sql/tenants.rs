@@ -3,12 +3,13 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::orgs::lock_org;
 use super::orgs::{
     insert_invite, insert_org_row, member_count, open_invite, revoke_invite, set_role,
 };
 use super::outbox::write_event;
 use super::webhooks::{pause_deliveries, resume_deliveries};
-use super::{lock_org, SqlStore, Tx};
+use super::{SqlStore, Tx};
 use crate::sql::rows::{encode_events, is_unique_violation, QuotaRow};
 use crate::{
     AppliedAdmins, AppliedOrg, AppliedWebhook, ManagedOrg, ManagedOrgRef, ManagedWebhook,
@@ -339,16 +340,7 @@ impl TenantStore for SqlStore {
         let Some((org_id,)) = row else {
             return Ok(None);
         };
-        let seats = Self::org_seats(&mut tx, org_id).await?;
-        // Rooms, memberships, webhooks and invitations cascade; messages go explicitly.
-        sqlx::query("DELETE FROM messages WHERE org_id = $1")
-            .bind(org_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM orgs WHERE id = $1")
-            .bind(org_id)
-            .execute(&mut *tx)
-            .await?;
+        let seats = Self::erase_org(&mut tx, org_id).await?;
         tx.commit().await?;
         Ok(Some((org_id, seats)))
     }
