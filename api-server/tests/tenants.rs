@@ -21,6 +21,8 @@ both_engines!(
     messages_past_retention_are_purged,
     members_are_held_to_the_org_posting_limit,
     attachments_over_the_org_upload_limit_are_refused,
+    outsiders_learn_nothing_of_a_read_only_or_limited_org,
+    admins_cannot_remove_members_of_a_read_only_org,
 );
 
 /// A managed org (resource `tenants/<name>`) with `admin` as its ADMIN.
@@ -419,4 +421,154 @@ async fn attachments_over_the_org_upload_limit_are_refused(engine: Engine) {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
+/// Every way an outsider (a user of another organization) can touch org A's room, message and
+/// org: `(method, path, body)`.
+fn outsider_requests(
+    org: i64,
+    room: i64,
+    msg: i64,
+    member: i64,
+) -> Vec<(&'static str, String, serde_json::Value)> {
+    let messages = format!("/api/rooms/{room}/messages/");
+    vec![
+        ("POST", messages.clone(), json!({"body": "hi"})),
+        ("GET", messages.clone(), json!(null)),
+        ("PATCH", format!("{messages}{msg}/"), json!({"body": "x"})),
+        ("DELETE", format!("{messages}{msg}/"), json!(null)),
+        ("POST", format!("/api/rooms/{room}/join/"), json!({})),
+        ("POST", format!("/api/rooms/{room}/read/{msg}/"), json!({})),
+        ("GET", format!("/api/rooms/{room}/members/"), json!(null)),
+        ("PATCH", format!("/api/rooms/{room}/"), json!({"name": "x"})),
+        ("GET", format!("/api/orgs/{org}/"), json!(null)),
+        ("GET", format!("/api/orgs/{org}/members/"), json!(null)),
+        (
+            "POST",
+            format!("/api/orgs/{org}/invite/"),
+            json!({"email": "x@acme.example", "role": "MEMBER"}),
+        ),
+        (
+            "DELETE",
+            format!("/api/orgs/{org}/members/{member}/"),
+            json!(null),
+        ),
+        (
+            "POST",
+            "/api/rooms/".to_owned(),
+            json!({"org": org, "name": "x", "access_level": "PUBLIC"}),
+        ),
+    ]
+}
+
+/// A caller without a seat learns nothing about a room or its organization: not that it is
+/// suspended, archived or rate-limited. Every request answers 404, whatever A's state.
+async fn outsiders_learn_nothing_of_a_read_only_or_limited_org(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let admin = app.user("admin@acme.example").await;
+    let mallory = app.user("mallory@other.example").await;
+    app.org(&mallory, "Other").await;
+    // Every request of Mallory's about `org`'s room and message answers 404.
+    let check = |state: &'static str, org: i64, room: i64, msg: i64| {
+        let (app, mallory, admin_id) = (&app, &mallory, admin.id);
+        async move {
+            for (method, path, body) in outsider_requests(org, room, msg, admin_id) {
+                let r = match method {
+                    "GET" => app.get(&path, &mallory.access).await,
+                    "POST" => app.post(&path, Some(&mallory.access), body).await,
+                    "PATCH" => app.patch(&path, &mallory.access, body).await,
+                    _ => app.delete(&path, &mallory.access).await,
+                };
+                assert_eq!(
+                    (r.status, r.code()),
+                    (StatusCode::NOT_FOUND, "not_found"),
+                    "{state}: {method} {path}: {}",
+                    r.text
+                );
+            }
+        }
+    };
+
+    // Acme allows one message a minute, and it has been posted.
+    let limited = OrgQuotas {
+        rate_limit_per_minute: Some(1),
+        ..OrgQuotas::default()
+    };
+    let acme = managed_org(&app, &admin, "acme", limited, false).await;
+    let room = app.room(&admin, acme, "general", "PUBLIC").await;
+    let msg = app.send(&admin, room, "the only one this minute").await;
+    check("rate-limited", acme, room, msg).await;
+
+    // Beta has no limit; it is suspended, then archived.
+    let beta = managed_org(&app, &admin, "beta", OrgQuotas::default(), false).await;
+    let room = app.room(&admin, beta, "general", "PUBLIC").await;
+    let msg = app.send(&admin, room, "hello").await;
+    managed_org(&app, &admin, "beta", OrgQuotas::default(), true).await;
+    check("suspended", beta, room, msg).await;
+    app.state
+        .store
+        .archive_managed_org("tenants/beta", Utc::now())
+        .await
+        .unwrap();
+    check("archived", beta, room, msg).await;
+}
+
+/// Removing someone else is a member change, refused while the org is read-only; leaving is
+/// still allowed (README: members may leave a suspended organization).
+async fn admins_cannot_remove_members_of_a_read_only_org(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let admin = app.user("admin@acme.example").await;
+    let org = managed_org(&app, &admin, "acme", OrgQuotas::default(), false).await;
+    let bob = app.user("bob@acme.example").await;
+    let carol = app.user("carol@acme.example").await;
+    app.join(org, &admin, &bob, "MEMBER").await;
+    app.join(org, &admin, &carol, "MEMBER").await;
+    managed_org(&app, &admin, "acme", OrgQuotas::default(), true).await;
+
+    let r = app
+        .delete(
+            &format!("/api/orgs/{org}/members/{}/", bob.id),
+            &admin.access,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, "org_suspended"),
+        "{}",
+        r.text
+    );
+    let r = app
+        .get(&format!("/api/orgs/{org}/members/"), &admin.access)
+        .await;
+    assert_eq!(r.body.as_array().map(Vec::len), Some(3), "{}", r.text);
+    // Carol leaves on her own.
+    let r = app
+        .delete(
+            &format!("/api/orgs/{org}/members/{}/", carol.id),
+            &carol.access,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+
+    app.state
+        .store
+        .archive_managed_org("tenants/acme", Utc::now())
+        .await
+        .unwrap();
+    let r = app
+        .delete(
+            &format!("/api/orgs/{org}/members/{}/", bob.id),
+            &admin.access,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, "org_archived"),
+        "{}",
+        r.text
+    );
 }

@@ -71,7 +71,12 @@ impl Chat {
             .as_deref()
             .map(|id| v.text("client_msg_id", id, 1, CLIENT_MSG_ID_MAX));
         v.finish()?;
-        self.0.limits.check(room_id, sender).await?;
+        if let Err(limited) = self.0.limits.check(room_id, sender).await {
+            // A caller without a seat learns nothing about the room, not even that its
+            // organization limits posting: 404 as for any room not theirs.
+            self.member_access(room_id, sender).await?;
+            return Err(limited);
+        }
         // The seat is checked inside the store's transaction: without one the answer is 404.
         let (message, created) = self
             .store()

@@ -4,7 +4,7 @@
 use chatboard_core::auth::{hash_token, new_secret_token};
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::{OrgMember, OrgView, Role};
-use chatboard_store::{EmailKind, JoinedOrg, NewInvite, OutgoingEmail};
+use chatboard_store::{Departure, EmailKind, JoinedOrg, NewInvite, OutgoingEmail};
 use chrono::{DateTime, Utc};
 use tracing::instrument;
 
@@ -199,13 +199,13 @@ impl Chat {
     /// Removes a member (ADMIN), or leaves (the member themself); the last ADMIN cannot go.
     #[instrument(skip(self), err(level = "debug"))]
     pub async fn remove_member(&self, actor: i64, org_id: i64, member: i64) -> ChatResult<()> {
-        let needed = if member == actor {
-            Role::Member
+        let (needed, how) = if member == actor {
+            (Role::Member, Departure::Leaves)
         } else {
-            Role::Admin
+            (Role::Admin, Departure::Removed)
         };
         self.require_role(org_id, actor, needed).await?;
-        let left = self.store().remove_member(org_id, member).await?;
+        let left = self.store().remove_member(org_id, member, how).await?;
         self.announcer().seats_lost(&seats_of(member, &left)).await;
         tracing::info!(org_id, member_id = member, by = actor, "member removed");
         Ok(())

@@ -67,7 +67,8 @@ async fn reconciles_only_while_leading(engine: TestEngine) {
         (ready_of(&o)?.0 == "True").then_some(())
     })
     .await;
-    assert_eq!(h.metric("chatboard_operator_leader"), 1.0);
+    h.metric_reaches("chatboard_operator_leader", |n| n == 1.0)
+        .await;
     let (_, body) = get(&app, "/health/ready").await;
     assert!(body.contains(r#""leader":true"#), "{body}");
     let (status, metrics) = get(&app, "/metrics").await;
@@ -103,10 +104,11 @@ async fn reconciles_only_while_leading(engine: TestEngine) {
         (h.metric("chatboard_operator_leader") == 0.0).then_some(())
     })
     .await;
-    assert_eq!(
-        h.metric(r#"chatboard_operator_resources_not_ready{kind="Webhook"}"#),
-        0.0
-    );
+    h.metric_reaches(
+        r#"chatboard_operator_resources_not_ready{kind="Webhook"}"#,
+        |n| n == 0.0,
+    )
+    .await;
     h.stop().await;
 }
 

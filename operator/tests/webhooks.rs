@@ -140,10 +140,7 @@ async fn owned_secret_lifecycle(engine: TestEngine) {
             true
         )
     );
-    assert!(h
-        .event_reasons("acme-audit")
-        .iter()
-        .any(|r| r == "SecretCreated"));
+    h.event_seen("acme-audit", "SecretCreated").await;
 
     // The REST API may not change or delete it.
     let patch = WebhookPatch {
@@ -360,10 +357,11 @@ async fn secret_name_taken(engine: TestEngine) {
         .unwrap();
     state(&h, "hook", "False", "SecretConflict", 1).await;
     assert!(h.store.managed_org("tenants/acme").await.unwrap().is_some());
-    assert_eq!(
-        h.metric(r#"chatboard_operator_resources_not_ready{kind="Webhook"}"#),
-        1.0
-    );
+    h.metric_reaches(
+        r#"chatboard_operator_resources_not_ready{kind="Webhook"}"#,
+        |n| n == 1.0,
+    )
+    .await;
     h.stop().await;
 }
 

@@ -26,7 +26,7 @@ pub use connect::{connect, open, Engine, OpenError};
 pub use email::{DigestLine, DueEmail, EmailKind, EmailResult, EmailStore, OutgoingEmail};
 pub use error::{StoreError, StoreResult};
 pub use messages::{FileAttachment, MessageStore, NewMessage, PageCursor, PageVersion};
-pub use orgs::{JoinedOrg, NewInvite, OrgStore};
+pub use orgs::{Departure, JoinedOrg, NewInvite, OrgStore};
 pub use outbox::OutboxStore;
 pub use rooms::{JoinVia, NewRoom, RoomAccess, RoomPatch, RoomPosition, RoomStore, Seat};
 pub use sessions::{RefreshOutcome, SessionStore};

@@ -25,6 +25,15 @@ pub struct NewInvite {
     pub email_message: Option<OutgoingEmail>,
 }
 
+/// How a member leaves an organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// On their own: allowed while the organization is suspended or archived.
+    Leaves,
+    /// Removed by an ADMIN: a member change, refused while the organization is read-only.
+    Removed,
+}
+
 /// Organizations, members and invitations. Every read is scoped by the caller's membership.
 #[async_trait]
 pub trait OrgStore: Send + Sync {
@@ -64,8 +73,14 @@ pub trait OrgStore: Send + Sync {
     /// seats went with the old role (MANAGER_ONLY rooms, on a demotion below MANAGER).
     async fn set_member_role(&self, org_id: i64, user_id: i64, role: Role)
         -> StoreResult<Vec<i64>>;
-    /// Removes a member (`NotFound`, `Conflict(last_admin)`); returns the rooms they sat in.
-    async fn remove_member(&self, org_id: i64, user_id: i64) -> StoreResult<Vec<i64>>;
+    /// Removes a member (`NotFound`, `Conflict(last_admin)`; a removal by someone else also
+    /// `Forbidden(org_suspended | org_archived)`); returns the rooms they sat in.
+    async fn remove_member(
+        &self,
+        org_id: i64,
+        user_id: i64,
+        how: Departure,
+    ) -> StoreResult<Vec<i64>>;
 }
 
 /// What accepting an invitation did.

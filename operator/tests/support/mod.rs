@@ -129,6 +129,27 @@ impl Harness {
         testing::process::series(&self.metrics(), series)
     }
 
+    /// Waits until `series` satisfies `ok` (what a reconcile records after its status write
+    /// can come after a test has seen that status) and returns its value.
+    pub async fn metric_reaches(&self, series: &str, ok: impl Fn(f64) -> bool) -> f64 {
+        eventually(series, || async {
+            let value = self.metric(series);
+            ok(value).then_some(value)
+        })
+        .await
+    }
+
+    /// Waits until an Event with `reason` about the object `name` has been published.
+    pub async fn event_seen(&self, name: &str, reason: &str) {
+        eventually(&format!("a {reason} Event about {name}"), || async {
+            self.event_reasons(name)
+                .iter()
+                .any(|r| r == reason)
+                .then_some(())
+        })
+        .await
+    }
+
     /// A registered user.
     pub async fn user(&self, email: &str) -> i64 {
         let user = NewUser {

@@ -37,11 +37,15 @@ impl SqlStore {
 
     /// Why a post was refused: its organization takes no messages (`Forbidden`), or the sender
     /// has no seat (`NotFound`).
-    async fn why_not_posted(&self, room_id: i64) -> StoreError {
+    async fn why_not_posted(&self, room_id: i64, sender: i64) -> StoreError {
+        // Only someone seated in the room may learn its organization's state; to anyone else
+        // the room does not exist.
         let org: Result<Option<SuspendedArchived>, _> = sqlx::query_as(
-            "SELECT o.suspended, o.archived_at FROM rooms r JOIN orgs o ON o.id = r.org_id WHERE r.id = $1",
+            "SELECT o.suspended, o.archived_at FROM rooms r JOIN orgs o ON o.id = r.org_id \
+             JOIN room_members m ON m.room_id = r.id AND m.user_id = $2 WHERE r.id = $1",
         )
         .bind(room_id)
+        .bind(sender)
         .fetch_optional(&self.write)
         .await;
         match org {
@@ -92,7 +96,9 @@ impl MessageStore for SqlStore {
             // Not a member, or a repeated send; a retry racing the original loses on the unique
             // index and lands here too. Either way the earlier message answers, if there is one.
             Ok(None) => match self.earlier_send(&msg).await {
-                Err(StoreError::NotFound) => Err(self.why_not_posted(msg.room_id).await),
+                Err(StoreError::NotFound) => {
+                    Err(self.why_not_posted(msg.room_id, msg.sender_id).await)
+                }
                 answer => answer,
             },
             Err(StoreError::Database(e)) if is_unique_violation(&e) => {

@@ -10,7 +10,7 @@ use crate::sql::rows::{
     free_slug, is_unique_violation, parse_role, slugify, InviteRow, OrgMemberRow, OrgViewRow,
     ORG_VIEW_SELECT,
 };
-use crate::{JoinedOrg, NewInvite, OrgStore, Seat, StoreError, StoreResult};
+use crate::{Departure, JoinedOrg, NewInvite, OrgStore, Seat, StoreError, StoreResult};
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::events::{DomainEvent, MemberInvited};
 use chatboard_core::model::{AccessLevel, Invite, OrgMember, OrgView, Role};
@@ -523,10 +523,22 @@ impl OrgStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn remove_member(&self, org_id: i64, user_id: i64) -> StoreResult<Vec<i64>> {
+    async fn remove_member(
+        &self,
+        org_id: i64,
+        user_id: i64,
+        how: Departure,
+    ) -> StoreResult<Vec<i64>> {
         let mut tx = self.write.begin().await?;
-        if !lock_org(&mut tx, org_id).await? {
-            return Err(StoreError::NotFound);
+        match how {
+            Departure::Leaves => {
+                if !lock_org(&mut tx, org_id).await? {
+                    return Err(StoreError::NotFound);
+                }
+            }
+            Departure::Removed => {
+                lock_writable_org(&mut tx, org_id).await?;
+            }
         }
         let current = Self::role_in(&mut tx, org_id, user_id)
             .await?
