@@ -54,6 +54,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
 /// Deserialises a body, reporting which field is wrong.
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Some(field) = chat::validate::nul_field(bytes) {
+        let field = if field.is_empty() {
+            "non_field_errors".to_owned()
+        } else {
+            field
+        };
+        return Err(ApiError::validation(FieldErrors::from([(
+            field,
+            vec!["NUL characters are not allowed.".to_owned()],
+        )])));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let inner = e.inner();
@@ -98,6 +109,10 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // No id holds a control character: such a path names nothing.
+        if has_encoded_control(parts.uri.path()) {
+            return Err(ApiError::not_found());
+        }
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(v)| ApiPath(v))
@@ -113,6 +128,22 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if let Some(query) = parts.uri.query().filter(|q| has_encoded_control(q)) {
+            let fields: FieldErrors = url::form_urlencoded::parse(query.as_bytes())
+                .filter(|(key, value)| {
+                    key.contains(char::is_control) || value.contains(char::is_control)
+                })
+                .map(|(key, _)| {
+                    (
+                        key.replace(char::is_control, "?"),
+                        vec!["Control characters are not allowed.".to_owned()],
+                    )
+                })
+                .collect();
+            if !fields.is_empty() {
+                return Err(ApiError::validation(fields));
+            }
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(v)| ApiQuery(v))
@@ -120,6 +151,18 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
                 ApiError::new(ErrorCode::InvalidQuery).with_detail(strip_position(&e.body_text()))
             })
     }
+}
+
+/// Whether a URI part holds a percent-encoded control character (`%00`-`%1F`, `%7F`; raw
+/// ones never get past the HTTP parser).
+fn has_encoded_control(part: &str) -> bool {
+    part.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(
+                (w[1], w[2].to_ascii_lowercase()),
+                (b'0' | b'1', b'0'..=b'9' | b'a'..=b'f') | (b'7', b'f')
+            )
+    })
 }
 
 /// The user an access token authenticates; also counts the request against the user's rate

@@ -34,7 +34,7 @@ use crate::limits::PostLimits;
 
 pub use crate::error::{ChatError, ChatResult, FieldErrors};
 pub use crate::messages::{MessageDraft, Posted};
-pub use crate::orgs::{InviteCreated, InviteDraft};
+pub use crate::orgs::{InviteCreated, InviteDraft, ORG_NAME_MAX};
 pub use crate::rooms::{Joined, RoomDraft};
 pub use crate::tenants::AdminsApplied;
 pub use crate::webhooks::{WebhookCreated, WebhookDraft, MAX_WEBHOOKS_PER_ORG};

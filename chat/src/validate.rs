@@ -1,7 +1,9 @@
 //! Input rules shared by every action and entry point, collecting every problem before
 //! refusing (400 over REST, an `invalid` frame over WebSocket).
 
-use chatboard_core::model::{is_valid_email, message_body_problem};
+use chatboard_core::model::{is_valid_email, message_body_problem, text_problem};
+use serde_json::Value;
+use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{ChatError, ChatResult, FieldErrors};
 
@@ -20,11 +22,14 @@ impl Validator {
             .push(problem.into());
     }
 
-    /// A trimmed string of `min..=max` characters.
+    /// A trimmed line of text of `min..=max` characters, normalised (NFC); control and bidi
+    /// override characters and invisible-only text are refused.
     pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) -> String {
-        let trimmed = value.trim();
+        let trimmed: String = value.trim().nfc().collect();
         let len = trimmed.chars().count();
-        if len < min {
+        if let Some(problem) = text_problem(&trimmed) {
+            self.add(field, problem);
+        } else if len < min {
             self.add(
                 field,
                 if min == 1 {
@@ -36,7 +41,7 @@ impl Validator {
         } else if len > max {
             self.add(field, format!("Must be at most {max} characters."));
         }
-        trimmed.to_owned()
+        trimmed
     }
 
     /// A trimmed, lower-cased email address.
@@ -59,7 +64,7 @@ impl Validator {
         if url.chars().count() > max {
             self.add(field, format!("Must be at most {max} characters."));
         } else if !(url.starts_with("https://") || url.starts_with("http://"))
-            || url.contains(char::is_whitespace)
+            || url.contains(|c: char| c.is_whitespace() || c.is_control())
         {
             self.add(field, "Enter a valid http(s) URL.");
         }
@@ -120,9 +125,62 @@ impl Validator {
     }
 }
 
+/// The field of a JSON document that holds a NUL character (`"\u0000"`), as a dotted path
+/// (`name`, `items.2.title`), or `None`. No store keeps NUL (PostgreSQL refuses it in text),
+/// so every JSON input is checked for it before it is read; the scan of the raw bytes keeps
+/// the common case free.
+pub fn nul_field(json: &[u8]) -> Option<String> {
+    const ESCAPED_NUL: &[u8] = b"\\u0000";
+    if !json.windows(ESCAPED_NUL.len()).any(|w| w == ESCAPED_NUL) {
+        return None;
+    }
+    let value: Value = serde_json::from_slice(json).ok()?;
+    path_to_nul(&value)
+}
+
+fn path_to_nul(value: &Value) -> Option<String> {
+    let join = |head: &str, rest: Option<String>| match rest {
+        Some(rest) if !rest.is_empty() => format!("{head}.{rest}"),
+        _ => head.to_owned(),
+    };
+    match value {
+        Value::String(s) => s.contains('\0').then(String::new),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| path_to_nul(item).map(|rest| join(&i.to_string(), Some(rest)))),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                return Some(key.replace('\0', "\\u0000"));
+            }
+            path_to_nul(item).map(|rest| join(key, Some(rest)))
+        }),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_is_found_with_its_field() {
+        assert_eq!(nul_field(br#"{"name":"ok"}"#), None);
+        assert_eq!(
+            nul_field(br#"{"name":"a\\u0000"}"#),
+            None,
+            "an escaped backslash"
+        );
+        assert_eq!(
+            nul_field(br#"{"name":"a\u0000b"}"#).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            nul_field(br#"{"spec":{"admins":["x","\u0000"]}}"#).as_deref(),
+            Some("spec.admins.1")
+        );
+        assert_eq!(nul_field(br#""\u0000""#).as_deref(), Some(""));
+    }
 
     #[test]
     fn every_problem_is_kept_by_field() {

@@ -263,10 +263,16 @@ pub const MESSAGE_BODY_MAX: usize = 4000;
 /// Longest `client_msg_id`, in characters.
 pub const CLIENT_MSG_ID_MAX: usize = 64;
 
-/// Why a message body is refused, or `None` when it is fine: it must not be blank and may have
-/// at most [`MESSAGE_BODY_MAX`] characters. The body is stored as written.
+/// Why a message body is refused, or `None` when it is fine: it must not be blank, may have
+/// at most [`MESSAGE_BODY_MAX`] characters, and may hold no control character but tab, line
+/// feed and carriage return. The body is stored as written.
 pub fn message_body_problem(body: &str) -> Option<String> {
-    if body.trim().is_empty() {
+    if body
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        Some("Control characters are not allowed (tab and line breaks are).".to_owned())
+    } else if body.trim().is_empty() {
         Some("This field may not be blank.".to_owned())
     } else if body.chars().count() > MESSAGE_BODY_MAX {
         Some(format!("Must be at most {MESSAGE_BODY_MAX} characters."))
@@ -471,23 +477,92 @@ pub struct Upload {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// Whether `email` is an address mail can be sent to: RFC 5322 syntax, no display name, a
-/// dotted domain. Callers trim and lower-case it first.
+/// Why a line of text (a name, a title, an id) is refused, or `None`: control characters
+/// (line breaks included), bidirectional overrides, embeddings and isolates (which make text
+/// read differently from what it is), and text made only of invisible characters are.
+/// Callers normalise it (NFC) and check its length.
+pub fn text_problem(text: &str) -> Option<&'static str> {
+    if text.chars().any(char::is_control) {
+        Some("Control characters (line breaks included) are not allowed.")
+    } else if text.chars().any(is_bidi_control) {
+        Some("Bidirectional override and isolate characters are not allowed.")
+    } else if !text.is_empty() && text.chars().all(is_invisible) {
+        Some("Must contain visible characters.")
+    } else {
+        None
+    }
+}
+
+/// U+202A..U+202E (embeddings, overrides) and U+2066..U+2069 (isolates).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Whitespace and the common zero-width and format characters.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{00AD}' | '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
+                | '\u{2060}'..='\u{2064}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+                | '\u{FFA0}'
+        )
+}
+
+/// Whether `email` is an address mail can be sent to: RFC 5322 syntax with a dot-atom local
+/// part (no quoted strings), no display name, and a dotted domain name of letters, digits and
+/// hyphens (no address literal such as `[127.0.0.1]`); ASCII only, so look-alike fullwidth
+/// characters cannot make a second account for the same person. Callers trim and lower-case
+/// it first.
 pub fn is_valid_email(email: &str) -> bool {
-    // The crate checks RFC 5322 syntax; we also want a dotted domain, as mail is sent to it.
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    let atom = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
+    let dot_atom = !local.is_empty()
+        && local
+            .split('.')
+            .all(|part| !part.is_empty() && part.chars().all(atom));
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    let domain_name = domain.split('.').count() >= 2 && domain.split('.').all(label_ok);
+    if !(email.is_ascii() && dot_atom && domain_name) {
+        return false;
+    }
+    // The crate checks the rest of RFC 5322 (lengths among them).
     email_address::EmailAddress::parse_with_options(
         email,
         email_address::Options::default().without_display_text(),
     )
     .is_ok()
-        && email
-            .rsplit_once('@')
-            .is_some_and(|(_, domain)| domain.contains('.') && !domain.ends_with('.'))
 }
 
 #[cfg(test)]
 mod email_tests {
     use super::*;
+
+    #[test]
+    fn text_rules() {
+        for bad in [
+            "a\nb",
+            "a\u{0}",
+            "\u{202E}evil",
+            "\u{200B}\u{200B}",
+            "\u{3164}",
+        ] {
+            assert!(text_problem(bad).is_some(), "{bad:?}");
+        }
+        for ok in ["Acme Corp", "日本", "Zoë", "a\u{200D}b", ""] {
+            assert_eq!(text_problem(ok), None, "{ok:?}");
+        }
+        assert!(message_body_problem("line\nbreak\tand tab").is_none());
+        assert!(message_body_problem("nul\u{0}").is_some());
+    }
 
     #[test]
     fn emails() {
@@ -502,6 +577,12 @@ mod email_tests {
             "a b@c.co",
             "Name <a@b.co>",
             "a@b.co.",
+            "a@[127.0.0.1]",
+            "\"a b\"@example.com",
+            "\u{ff41}@example.com",
+            "a..b@example.com",
+            "a@-b.example.com",
+            "a@b_c.example.com",
         ] {
             assert!(!is_valid_email(bad), "{bad}");
         }

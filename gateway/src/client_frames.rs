@@ -4,7 +4,7 @@
 //! as a REST post is, then acknowledged. On the multiplexed endpoint `typing`, `read` and
 //! `message` name their `room`.
 
-use chat::{ChatError, MessageDraft};
+use chat::{ChatError, FieldErrors, MessageDraft};
 use chatboard_core::error_code::ErrorCode;
 use serde::Deserialize;
 use serde_json::json;
@@ -41,6 +41,11 @@ enum ClientFrame {
 impl Session {
     /// Answers one client frame; an `Err` ends the connection.
     pub(crate) async fn on_client_frame(&mut self, text: &str) -> Step {
+        if let Some(field) = chat::validate::nul_field(text.as_bytes()) {
+            let fields =
+                FieldErrors::from([(field, vec!["NUL characters are not allowed.".into()])]);
+            return self.refused(ChatError::Invalid(fields)).await;
+        }
         let frame = match serde_json::from_str::<ClientFrame>(text) {
             Ok(frame) => frame,
             Err(e) => return self.error("invalid_frame", &e.to_string()).await,

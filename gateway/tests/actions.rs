@@ -179,3 +179,44 @@ async fn a_message_frame_can_attach_an_upload() {
         "{refused}"
     );
 }
+
+/// A NUL character in a frame is refused as invalid input naming its field, on any engine: it
+/// once reached the store, which answered "unavailable, try again" on PostgreSQL (inviting
+/// endless retries) and stored it on SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_in_a_frame_is_refused_as_invalid() {
+    let p = Platform::start().await;
+    let (room, _alice, bob, _org) = p.team().await;
+    let mut socket = p.connect(room, &bob.token, None).await;
+    assert_eq!(frame(&mut socket).await["type"], "connection");
+    send(
+        &mut socket,
+        json!({"type": "message", "body": "a\u{0}b", "client_msg_id": "nul"}),
+    )
+    .await;
+    let f = loop {
+        let f = frame(&mut socket).await;
+        if f["type"] == "error" || f["type"] == "ack" {
+            break f;
+        }
+    };
+    assert_eq!(
+        (f["type"].as_str(), f["code"].as_str()),
+        (Some("error"), Some("invalid")),
+        "{f}"
+    );
+    assert!(f["detail"].as_str().unwrap_or("").contains("body"), "{f}");
+    // The socket stays usable.
+    send(
+        &mut socket,
+        json!({"type": "message", "body": "fine", "client_msg_id": "ok"}),
+    )
+    .await;
+    let f = loop {
+        let f = frame(&mut socket).await;
+        if f["type"] == "error" || f["type"] == "ack" {
+            break f;
+        }
+    };
+    assert_eq!(f["type"], "ack", "{f}");
+}

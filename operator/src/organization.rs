@@ -3,6 +3,8 @@
 
 use std::sync::atomic::AtomicBool;
 
+use chat::validate::Validator;
+use chat::{ChatError, ORG_NAME_MAX};
 use chatboard_core::model::{is_valid_email, OrgQuotas};
 use chatboard_store::ManagedOrg;
 use chrono::Utc;
@@ -151,9 +153,15 @@ struct CheckedSpec {
 
 /// Checks a spec; the error says what is wrong, for the Ready condition.
 fn checked_spec(spec: &OrganizationSpec) -> std::result::Result<CheckedSpec, String> {
-    let name = spec.display_name.trim();
-    if name.is_empty() || name.chars().count() > 120 {
-        return Err("spec.displayName must be 1 to 120 characters".into());
+    // The same rule as an organization name given over the API.
+    let mut v = Validator::default();
+    let name = v.text("spec.displayName", &spec.display_name, 1, ORG_NAME_MAX);
+    if let Err(ChatError::Invalid(fields)) = v.finish() {
+        let problems: Vec<String> = fields
+            .iter()
+            .map(|(field, problems)| format!("{field}: {}", problems.join(" ")))
+            .collect();
+        return Err(problems.join("; "));
     }
     let mut admins: Vec<String> = spec
         .admins
@@ -190,7 +198,7 @@ fn checked_spec(spec: &OrganizationSpec) -> std::result::Result<CheckedSpec, Str
         rate_limit_per_minute: int("rateLimitPerMinute", q.rate_limit_per_minute, 100_000)?,
     };
     Ok(CheckedSpec {
-        name: name.to_owned(),
+        name,
         admins,
         quotas,
         suspended: spec.suspended,
