@@ -192,6 +192,11 @@ impl FromRequestParts<AppState> for AuthUser {
             .tokens
             .verify_access(token)
             .map_err(|_| ApiError::unauthorized("The access token is invalid or expired."))?;
+        if !state.accounts.exists(claims.user_id).await? {
+            return Err(ApiError::unauthorized(
+                "The account this token was issued for no longer exists.",
+            ));
+        }
         let context = parts.extensions.get::<Arc<RequestContext>>().cloned();
         if let Some(ctx) = &context {
             ctx.set_user(claims.user_id);

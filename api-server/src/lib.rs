@@ -1,6 +1,7 @@
 //! The ChatBoard REST API as a library: [`router`] builds it around an [`AppState`], [`serve`]
 //! runs it; the `api-server` and `chatboard` binaries are thin wrappers around these.
 
+pub mod accounts;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -11,6 +11,7 @@ use chatboard_store::Store;
 use objects::local::LocalObjects;
 use objects::ObjectStore;
 
+use crate::accounts::KnownAccounts;
 use crate::metrics::Metrics;
 use crate::page_cache::PageCache;
 use crate::rate_limit::RateLimits;
@@ -29,6 +30,8 @@ pub struct Shared {
     pub config: Config,
     /// Request rate limits.
     pub limits: RateLimits,
+    /// Accounts recently seen to exist (tokens of removed accounts are refused).
+    pub accounts: KnownAccounts,
     /// The application layer: every action the handlers translate requests into.
     pub chat: Chat,
     /// Prometheus metrics.
@@ -66,6 +69,7 @@ impl AppState {
         )?;
         Ok(Self(Arc::new(Shared {
             chat,
+            accounts: KnownAccounts::new(store.clone()),
             store,
             tokens,
             limits,

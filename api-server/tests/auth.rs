@@ -21,6 +21,7 @@ both_engines!(
     forged_and_misused_tokens_are_refused,
     refresh_rotates_and_reuse_revokes_the_family,
     logout_revokes_the_session,
+    a_token_of_a_removed_account_is_refused,
 );
 
 async fn register_creates_normalised_accounts(engine: Engine) {
@@ -463,4 +464,42 @@ async fn logout_revokes_the_session(engine: Engine) {
             .status,
         StatusCode::OK
     );
+}
+
+/// An account removed from the database (by hand, or lost in a restore) takes its tokens with
+/// it: a still-valid access token answers 401 on reads and writes alike. It once answered 500
+/// on writes (a foreign-key error) and `200 []` on some reads.
+async fn a_token_of_a_removed_account_is_refused(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let gone = app.user("gone@example.com").await;
+    let stays = app.user("stays@example.com").await;
+    testing::execute_sql(
+        &app.db_url,
+        &format!("DELETE FROM users WHERE id = {}", gone.id),
+    )
+    .await;
+    let writes = [
+        app.post(
+            "/api/orgs/",
+            Some(&gone.access),
+            json!({"name": "Ghost Corp"}),
+        )
+        .await,
+        app.patch("/auth/me/", &gone.access, json!({"first_name": "Ghost"}))
+            .await,
+    ];
+    let reads = [
+        app.get("/api/orgs/", &gone.access).await,
+        app.get("/auth/me/unread-counts/", &gone.access).await,
+        app.get("/auth/me/", &gone.access).await,
+    ];
+    for r in writes.iter().chain(&reads) {
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+        assert!(r.text.contains("no longer exists"), "{}", r.text);
+    }
+    // Other accounts are untouched.
+    let r = app.get("/api/orgs/", &stays.access).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
