@@ -7,8 +7,7 @@ use super::email::insert_email;
 use super::outbox::write_event;
 use super::{Db, SqlStore, Tx, ORG_LOCK};
 use crate::sql::rows::{
-    free_slug, is_unique_violation, parse_role, slugify, InviteRow, OrgMemberRow, OrgViewRow,
-    ORG_VIEW_SELECT,
+    is_unique_violation, new_slug, parse_role, InviteRow, OrgMemberRow, OrgViewRow, ORG_VIEW_SELECT,
 };
 use crate::{Departure, JoinedOrg, NewInvite, OrgStore, Seat, StoreError, StoreResult};
 use chatboard_core::error_code::ErrorCode;
@@ -26,8 +25,8 @@ pub(super) async fn lock_org(tx: &mut Tx<'_>, org_id: i64) -> Result<bool, sqlx:
     Ok(found.is_some())
 }
 
-/// Inserts an organization with a free slug derived from its name; managed when a resource owns
-/// it. A slug taken by a concurrent insert fails the unique index: callers retry.
+/// Inserts an organization with a new slug ([`new_slug`]); managed when a resource owns
+/// it. A slug already taken (a one-in-a-billion draw) fails the unique index: callers retry.
 pub(super) async fn insert_org_row(
     tx: &mut Tx<'_>,
     name: &str,
@@ -35,15 +34,7 @@ pub(super) async fn insert_org_row(
     resource_key: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<i64, sqlx::Error> {
-    let base = slugify(name);
-    let taken: Vec<(String,)> =
-        sqlx::query_as("SELECT slug FROM orgs WHERE slug = $1 OR slug LIKE $2")
-            .bind(&base)
-            .bind(format!("{base}-%"))
-            .fetch_all(&mut **tx)
-            .await?;
-    let taken: Vec<String> = taken.into_iter().map(|(s,)| s).collect();
-    let slug = free_slug(&base, &taken);
+    let slug = new_slug(name);
     let (org_id,): (i64,) = sqlx::query_as(
         "INSERT INTO orgs (name, slug, managed, created_by, resource_key, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",

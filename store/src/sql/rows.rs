@@ -372,8 +372,28 @@ pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-/// A URL-safe slug: lower-case ASCII letters and digits separated by single dashes.
-pub(super) fn slugify(name: &str) -> String {
+/// Characters of a slug's random suffix.
+const SUFFIX_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+/// Length of a slug's random suffix (32^6, about a billion, per name).
+const SUFFIX_LEN: usize = 6;
+
+/// A new organization's slug: the name's ASCII letters and digits, lower-cased, words joined by
+/// single dashes (`org` when none are left), then a random suffix (`acme-corp-k3x9qd`). Every
+/// slug has a suffix, so a slug says nothing about other organizations (a clash-numbered
+/// `acme-corp-2` once told a stranger that another tenant was called Acme Corp), and choosing
+/// one costs the same however many organizations share a name. The suffix is long enough that
+/// a clash is a retry the callers already make for a unique violation, not a plan.
+pub(super) fn new_slug(name: &str) -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    let suffix: String = (0..SUFFIX_LEN)
+        .map(|_| char::from(SUFFIX_ALPHABET[rng.gen_range(0..SUFFIX_ALPHABET.len())]))
+        .collect();
+    format!("{}-{suffix}", slug_words(name))
+}
+
+/// The name's words as a URL-safe slug base of at most 50 characters.
+fn slug_words(name: &str) -> String {
     let mut slug = String::new();
     for c in name.chars() {
         if c.is_ascii_alphanumeric() {
@@ -393,30 +413,19 @@ pub(super) fn slugify(name: &str) -> String {
     }
 }
 
-/// The first of `base`, `base-2`, `base-3`, ... not among `taken`.
-pub(super) fn free_slug(base: &str, taken: &[String]) -> String {
-    if !taken.iter().any(|t| t == base) {
-        return base.to_owned();
-    }
-    (2..)
-        .map(|n| format!("{base}-{n}"))
-        .find(|candidate| !taken.contains(candidate))
-        .unwrap_or_else(|| base.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn slugs_are_url_safe() {
-        assert_eq!(slugify("  Acme Corp!! 2026 "), "acme-corp-2026");
-        assert_eq!(slugify("日本"), "org");
-        assert_eq!(
-            free_slug("acme", &["acme".into(), "acme-2".into()]),
-            "acme-3"
-        );
-        assert_eq!(free_slug("acme", &["acme-2".into()]), "acme");
+    fn slugs_are_url_safe_and_say_nothing_of_others() {
+        let slug = new_slug("  Acme Corp!! 2026 ");
+        let (base, suffix) = slug.rsplit_once('-').unwrap();
+        assert_eq!(base, "acme-corp-2026");
+        assert_eq!(suffix.len(), SUFFIX_LEN);
+        assert!(suffix.bytes().all(|b| SUFFIX_ALPHABET.contains(&b)));
+        assert!(new_slug("日本").starts_with("org-"));
+        assert_ne!(new_slug("Acme"), new_slug("Acme"));
     }
 }
 
