@@ -19,6 +19,7 @@ both_engines!(
     presign_refuses_bad_files,
     completion_checks_what_was_stored,
     uploads_are_private_until_posted,
+    a_stored_upload_is_never_replaced,
 );
 
 async fn app(engine: Engine) -> Option<(TestApp, tempfile::TempDir)> {
@@ -474,4 +475,109 @@ async fn uploads_are_private_until_posted(engine: Engine) {
         .get(&format!("/api/rooms/{room}/messages/"), &bob.access)
         .await;
     assert!(listed.body["results"][0]["file"].is_null());
+}
+
+/// Starts a PUT of `first` on `url` over a raw connection that declares `total` bytes, and
+/// leaves the rest of the body to the caller.
+async fn start_put(
+    url: &str,
+    content_type: &str,
+    total: usize,
+    first: &[u8],
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let url = url::Url::parse(url).unwrap();
+    let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let target = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    };
+    let head = format!(
+        "PUT {target} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {total}\r\nConnection: close\r\n\r\n",
+        url.host_str().unwrap()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(first).await.unwrap();
+    stream
+}
+
+/// Sends the rest of a started PUT and reads the answer's status.
+async fn finish_put(mut stream: tokio::net::TcpStream, rest: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(rest).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    text.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Files under `dir` whose name holds `part`: the uploads being written.
+fn files_being_written(dir: &std::path::Path) -> usize {
+    let mut count = 0;
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.to_string_lossy().contains(".part-") {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+/// Two PUTs on one signed URL that both pass the server's checks before either finishes:
+/// exactly one stores its bytes, the other gets 409, and the stored file is the winner's. Both
+/// once answered 200 and the second body replaced the first.
+async fn a_stored_upload_is_never_replaced(engine: Engine) {
+    let Some((app, dir)) = app(engine).await else {
+        return;
+    };
+    let ada = app.user("ada@example.com").await;
+    let p = presign(&app, &ada, "race.pdf", "application/pdf", 8).await;
+    let url = p["upload_url"].as_str().unwrap();
+    let first = start_put(url, "application/pdf", 8, b"AAAA").await;
+    let second = start_put(url, "application/pdf", 8, b"BBBB").await;
+    // Both are being written (each has its temporary file) before either is finished.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while files_being_written(dir.path()) < 2 {
+        assert!(std::time::Instant::now() < deadline, "both PUTs under way");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (a, b) = tokio::join!(finish_put(first, b"aaaa"), finish_put(second, b"bbbb"));
+    let mut statuses = [a, b];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "one wins, one is refused");
+    let winner: &[u8] = if a == 200 { b"AAAAaaaa" } else { b"BBBBbbbb" };
+
+    let id = p["id"].as_str().unwrap();
+    let done = app
+        .post(
+            &format!("/api/uploads/{id}/complete/"),
+            Some(&ada.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    let stored = app
+        .client
+        .get(done.body["download_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(stored.as_ref(), winner);
+    assert_eq!(
+        files_being_written(dir.path()),
+        0,
+        "no temporary file is left"
+    );
 }

@@ -262,6 +262,9 @@ async fn put_file(
             StatusCode::BAD_REQUEST,
             "fewer bytes than declared when the upload was presigned",
         ),
+        Err(WriteError::Exists) => {
+            refuse(StatusCode::CONFLICT, "this file has been uploaded already")
+        }
         Err(WriteError::Io(e)) => {
             tracing::error!(error = %e, key, "writing an uploaded file failed");
             refuse(
@@ -275,11 +278,15 @@ async fn put_file(
 enum WriteError {
     TooLarge,
     TooSmall,
+    /// Another PUT stored the file first.
+    Exists,
     Io(std::io::Error),
 }
 
 /// Streams the body to a temporary file of its own, which must come to exactly `limit` bytes,
-/// then moves it (and its sidecar) into place, so a reader never sees half a file.
+/// then puts it (and its sidecar) in place, so a reader never sees half a file. The file is
+/// linked into place, which fails when the name exists: of two PUTs racing on one signed URL
+/// exactly one wins, and a stored file is never replaced (a rename would silently overwrite).
 async fn write_file(
     path: &Path,
     body: Body,
@@ -290,7 +297,9 @@ async fn write_file(
     tokio::fs::create_dir_all(dir)
         .await
         .map_err(WriteError::Io)?;
-    let partial = path.with_extension(format!("part-{:016x}", rand_suffix()));
+    let suffix = rand_suffix();
+    let partial = path.with_extension(format!("part-{suffix:016x}"));
+    let partial_meta = path.with_extension(format!("meta-part-{suffix:016x}"));
     let mut file = tokio::fs::File::create(&partial)
         .await
         .map_err(WriteError::Io)?;
@@ -313,17 +322,24 @@ async fn write_file(
             content_type: content_type.to_owned(),
         })
         .map_err(|e| WriteError::Io(std::io::Error::other(e)))?;
-        tokio::fs::write(meta_path(path), meta)
+        // The sidecar first (racing writers hold the same signed type, so replacing it with
+        // the same bytes is harmless), written whole and renamed so it is never read half-done.
+        tokio::fs::write(&partial_meta, meta)
             .await
             .map_err(WriteError::Io)?;
-        tokio::fs::rename(&partial, path)
+        tokio::fs::rename(&partial_meta, meta_path(path))
             .await
-            .map_err(WriteError::Io)
+            .map_err(WriteError::Io)?;
+        match tokio::fs::hard_link(&partial, path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(WriteError::Exists),
+            Err(e) => Err(WriteError::Io(e)),
+        }
     }
     .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&partial).await;
-    }
+    // Linked or failed, the temporary names go.
+    let _ = tokio::fs::remove_file(&partial).await;
+    let _ = tokio::fs::remove_file(&partial_meta).await;
     result
 }
 
