@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 
 use chat::ChatSettings;
 
+use crate::rate_limit::RateSettings;
+
 use chatboard_core::config::settings::{InviteSettings, NatsSettings, PoolSettings, TokenSettings};
 use chatboard_core::config::values;
 use chatboard_core::config::{
@@ -59,6 +61,20 @@ pub struct Config {
         default_value_t = 10
     )]
     pub rate_limit_per_ip: u32,
+    /// Token refreshes per minute per client IP, a budget apart from register and token (a
+    /// refresh proves possession of a session, and clients behind one NAT must not starve each
+    /// other's refreshes); 0 disables.
+    #[arg(
+        long = "rate-limit-refresh-per-ip",
+        env = "CHATBOARD_RATE_LIMIT_REFRESH_PER_IP",
+        default_value_t = 60
+    )]
+    pub rate_limit_refresh_per_ip: u32,
+    /// Leading bits of an IPv6 client address that count as one client for the per-IP limits
+    /// (64: a /64, what one host or home gets); 128 counts each address.
+    #[arg(long = "rate-limit-ipv6-prefix", env = "CHATBOARD_RATE_LIMIT_IPV6_PREFIX",
+        default_value_t = 64, value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub rate_limit_ipv6_prefix: u8,
     /// Take the client IP from the last `X-Forwarded-For` hop; only behind a proxy that sets
     /// it.
     #[arg(long = "trust-forwarded-for", env = "CHATBOARD_TRUST_FORWARDED_FOR",
@@ -99,6 +115,16 @@ impl Config {
         parse(env, args)
     }
 
+    /// The request rate limits.
+    pub fn rate_settings(&self) -> RateSettings {
+        RateSettings {
+            per_user: self.rate_limit_per_user,
+            per_ip: self.rate_limit_per_ip,
+            refresh_per_ip: self.rate_limit_refresh_per_ip,
+            ipv6_prefix: self.rate_limit_ipv6_prefix,
+        }
+    }
+
     /// What the application layer needs of it.
     pub fn chat_settings(&self) -> ChatSettings {
         ChatSettings {
@@ -124,6 +150,8 @@ impl Config {
             invites: InviteSettings::default(),
             rate_limit_per_user: 0,
             rate_limit_per_ip: 0,
+            rate_limit_refresh_per_ip: 0,
+            rate_limit_ipv6_prefix: 64,
             trust_forwarded_for: false,
             page_cache_mb: 64,
             nats_url: None,

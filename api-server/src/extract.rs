@@ -225,6 +225,21 @@ impl FromRequestParts<AppState> for IpRateLimited {
     }
 }
 
+/// Counts a token refresh against the per-address refresh limit (apart from sign-ins).
+pub struct RefreshRateLimited;
+
+impl FromRequestParts<AppState> for RefreshRateLimited {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ip = client_ip(parts, state.config.trust_forwarded_for);
+        let context = parts.extensions.get::<Arc<RequestContext>>().cloned();
+        let check = state.limits.check_refresh(ip);
+        record_rate(state, context.as_deref(), "refresh", check)?;
+        Ok(RefreshRateLimited)
+    }
+}
+
 type RateCheck =
     Result<Option<crate::rate_limit::RateInfo>, (crate::rate_limit::RateInfo, ApiError)>;
 

@@ -1,8 +1,11 @@
 //! Request rate limits: per user on authenticated endpoints, per client address on the
-//! unauthenticated account endpoints (GCRA through `governor`, in memory per process).
+//! unauthenticated account endpoints, and per client address on token refresh, a budget of its
+//! own (GCRA through `governor`, in memory per process). An IPv6 client is counted by its
+//! network prefix (a /64 by default): one host holds a whole /64 and could otherwise rotate
+//! through addresses past the limit.
 
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 
 use governor::clock::{Clock, DefaultClock};
@@ -62,18 +65,52 @@ impl<K: Hash + Eq + Clone> Limit<K> {
     }
 }
 
+/// How many requests a minute each limit allows (0 disables it), and how IPv6 clients are
+/// grouped.
+#[derive(Debug, Clone, Copy)]
+pub struct RateSettings {
+    /// Per signed-in user, on every authenticated endpoint.
+    pub per_user: u32,
+    /// Per client address, on register and token.
+    pub per_ip: u32,
+    /// Per client address, on token refresh.
+    pub refresh_per_ip: u32,
+    /// Leading bits of an IPv6 address that identify one client (1 to 128).
+    pub ipv6_prefix: u8,
+}
+
 /// The limits of one process.
 pub struct RateLimits {
     per_user: Option<Limit<i64>>,
     per_ip: Option<Limit<IpAddr>>,
+    refresh_per_ip: Option<Limit<IpAddr>>,
+    ipv6_prefix: u8,
 }
 
 impl RateLimits {
-    /// Limits of `per_user` and `per_ip` requests a minute; 0 disables either.
-    pub fn new(per_user: u32, per_ip: u32) -> Self {
+    /// The limits `settings` describe.
+    pub fn new(settings: RateSettings) -> Self {
         Self {
-            per_user: Limit::new(per_user),
-            per_ip: Limit::new(per_ip),
+            per_user: Limit::new(settings.per_user),
+            per_ip: Limit::new(settings.per_ip),
+            refresh_per_ip: Limit::new(settings.refresh_per_ip),
+            ipv6_prefix: settings.ipv6_prefix.clamp(1, 128),
+        }
+    }
+
+    /// The key a client address is counted under: an IPv4 address (IPv4-mapped IPv6 included)
+    /// as it is, an IPv6 address with everything after the prefix zeroed.
+    fn client_key(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(_) => ip,
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let bits = u128::from(v6);
+                    let mask = u128::MAX << (128 - u32::from(self.ipv6_prefix));
+                    IpAddr::V6(Ipv6Addr::from(bits & mask))
+                }
+            },
         }
     }
 
@@ -85,9 +122,21 @@ impl RateLimits {
             .transpose()
     }
 
-    /// Counts one request from `ip`; `Ok(None)` when the limit is disabled.
+    /// Counts one request to register or sign in from `ip`; `Ok(None)` when the limit is
+    /// disabled.
     pub fn check_ip(&self, ip: IpAddr) -> Result<Option<RateInfo>, (RateInfo, ApiError)> {
-        self.per_ip.as_ref().map(|l| l.check(&ip)).transpose()
+        let key = self.client_key(ip);
+        self.per_ip.as_ref().map(|l| l.check(&key)).transpose()
+    }
+
+    /// Counts one token refresh from `ip`: a budget apart from sign-ins, so clients behind one
+    /// address cannot starve each other's refreshes by failing to sign in.
+    pub fn check_refresh(&self, ip: IpAddr) -> Result<Option<RateInfo>, (RateInfo, ApiError)> {
+        let key = self.client_key(ip);
+        self.refresh_per_ip
+            .as_ref()
+            .map(|l| l.check(&key))
+            .transpose()
     }
 
     /// Forgets keys whose buckets are full again, so memory follows active clients only.
@@ -95,8 +144,44 @@ impl RateLimits {
         if let Some(l) = &self.per_user {
             l.limiter.retain_recent();
         }
-        if let Some(l) = &self.per_ip {
+        for l in [&self.per_ip, &self.refresh_per_ip].into_iter().flatten() {
             l.limiter.retain_recent();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(ipv6_prefix: u8) -> RateLimits {
+        RateLimits::new(RateSettings {
+            per_user: 0,
+            per_ip: 1,
+            refresh_per_ip: 1,
+            ipv6_prefix,
+        })
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_prefix() {
+        let l = limits(64);
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::7".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(l.check_ip(a).is_ok());
+        assert!(l.check_ip(b).is_err(), "same /64");
+        assert!(l.check_ip(other).is_ok(), "another /64");
+        // Refresh has its own budget.
+        assert!(l.check_refresh(a).is_ok());
+        // A /128 prefix counts each address.
+        let l = limits(128);
+        assert!(l.check_ip(a).is_ok());
+        assert!(l.check_ip(b).is_ok());
+        // IPv4-mapped addresses count as the IPv4 address.
+        let l = limits(64);
+        assert!(l.check_ip("10.0.0.1".parse().unwrap()).is_ok());
+        assert!(l.check_ip("::ffff:10.0.0.1".parse().unwrap()).is_err());
+        assert!(l.check_ip("::ffff:10.0.0.2".parse().unwrap()).is_ok());
     }
 }

@@ -58,7 +58,7 @@ impl AppState {
             config.tokens.access_token_ttl,
             config.tokens.refresh_token_ttl,
         );
-        let limits = RateLimits::new(config.rate_limit_per_user, config.rate_limit_per_ip);
+        let limits = RateLimits::new(config.rate_settings());
         let (objects, local_files) = object_storage(&config);
         let metrics = Metrics::new()?;
         let chat = Chat::new(

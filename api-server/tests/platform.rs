@@ -20,6 +20,7 @@ both_engines!(
     schema_and_docs_page,
     unknown_routes_and_methods_use_the_error_shape,
     database_outage_is_503_without_internals,
+    refresh_has_a_budget_apart_from_sign_ins,
 );
 
 async fn every_response_carries_a_request_id(engine: Engine) {
@@ -330,5 +331,60 @@ async fn database_outage_is_503_without_internals(engine: Engine) {
         !lower.contains("sqlx") && !lower.contains("pool") && !lower.contains("select"),
         "{}",
         r.text
+    );
+}
+
+/// Token refresh has a per-address budget of its own: failed sign-ins from one address (users
+/// behind one NAT) do not starve the refreshes of those already signed in.
+async fn refresh_has_a_budget_apart_from_sign_ins(engine: Engine) {
+    let Some(app) = TestApp::spawn_with(engine, |c| {
+        c.rate_limit_per_ip = 3;
+        c.rate_limit_refresh_per_ip = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    // Registering and signing in spend the sign-in budget (3).
+    let user = app.user("ada@example.com").await;
+    let r = app
+        .post(
+            "/auth/token/",
+            None,
+            json!({"email": "ada@example.com", "password": "wrong-wrong"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = app
+        .post(
+            "/auth/token/",
+            None,
+            json!({"email": "ada@example.com", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "sign-ins are spent"
+    );
+    // Refreshing still works, twice, with limit headers of its own.
+    let mut refresh = user.refresh.clone();
+    for remaining in ["1", "0"] {
+        let r = app
+            .post("/auth/token/refresh/", None, json!({"refresh": refresh}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.headers["x-ratelimit-limit"], "2");
+        assert_eq!(r.headers["x-ratelimit-remaining"], remaining);
+        refresh = r.body["refresh"].as_str().unwrap().to_owned();
+    }
+    let r = app
+        .post("/auth/token/refresh/", None, json!({"refresh": refresh}))
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+    let metrics = testing::process::scrape(&app.base).await;
+    assert!(
+        metrics.contains("chatboard_rate_limited_total{limit=\"refresh\"} 1"),
+        "{metrics}"
     );
 }

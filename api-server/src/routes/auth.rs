@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::{blocking, present};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, AuthUser, IpRateLimited};
+use crate::extract::{ApiJson, AuthUser, IpRateLimited, RefreshRateLimited};
 use crate::state::AppState;
 use chat::validate::Validator;
 
@@ -215,7 +215,7 @@ fn invalid_refresh() -> ApiError {
 #[utoipa::path(post, path = "/auth/token/refresh/", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenPair), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn refresh(
-    _: IpRateLimited,
+    _: RefreshRateLimited,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> ApiResult<Json<TokenPair>> {
