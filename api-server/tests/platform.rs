@@ -21,6 +21,7 @@ both_engines!(
     unknown_routes_and_methods_use_the_error_shape,
     database_outage_is_503_without_internals,
     refresh_has_a_budget_apart_from_sign_ins,
+    ipv6_clients_are_counted_per_prefix,
 );
 
 async fn every_response_carries_a_request_id(engine: Engine) {
@@ -387,4 +388,38 @@ async fn refresh_has_a_budget_apart_from_sign_ins(engine: Engine) {
         metrics.contains("chatboard_rate_limited_total{limit=\"refresh\"} 1"),
         "{metrics}"
     );
+}
+
+/// An IPv6 client is counted by its /64: one host holds the whole prefix and could otherwise
+/// rotate through addresses past the sign-in limit (and make the server hash a password for
+/// each try).
+async fn ipv6_clients_are_counted_per_prefix(engine: Engine) {
+    let Some(app) = TestApp::spawn_with(engine, |c| {
+        c.rate_limit_per_ip = 1;
+        c.trust_forwarded_for = true;
+    })
+    .await
+    else {
+        return;
+    };
+    let register = |from: &'static str, n: u32| {
+        let app = &app;
+        async move {
+            app.client
+                .post(format!("{}/auth/register/", app.base))
+                .header("x-forwarded-for", from)
+                .json(&json!({"email": format!("u{n}@example.com"), "password": "password123"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(register("2001:db8:1:2::1", 1).await, StatusCode::CREATED);
+    assert_eq!(
+        register("2001:db8:1:2:ffff::9", 2).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the same /64"
+    );
+    assert_eq!(register("2001:db8:1:3::1", 3).await, StatusCode::CREATED);
 }
