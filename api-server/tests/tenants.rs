@@ -23,6 +23,7 @@ both_engines!(
     attachments_over_the_org_upload_limit_are_refused,
     outsiders_learn_nothing_of_a_read_only_or_limited_org,
     admins_cannot_remove_members_of_a_read_only_org,
+    idle_org_limiters_are_forgotten,
 );
 
 /// A managed org (resource `tenants/<name>`) with `admin` as its ADMIN.
@@ -571,4 +572,34 @@ async fn admins_cannot_remove_members_of_a_read_only_org(engine: Engine) {
         "{}",
         r.text
     );
+}
+
+/// The per-organization posting limiters are dropped once their members are back at a full
+/// allowance, so memory follows the organizations that post (the map only grew before).
+async fn idle_org_limiters_are_forgotten(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let admin = app.user("admin@acme.example").await;
+    // 100,000 a minute: one post is refilled within a millisecond.
+    let quotas = OrgQuotas {
+        rate_limit_per_minute: Some(100_000),
+        ..OrgQuotas::default()
+    };
+    let org = managed_org(&app, &admin, "acme", quotas, false).await;
+    let room = app.room(&admin, org, "general", "PUBLIC").await;
+    app.send(&admin, room, "hello").await;
+    assert_eq!(app.state.chat.org_limiters(), 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        app.state.chat.forget_idle();
+        if app.state.chat.org_limiters() == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle limiter is forgotten"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

@@ -96,9 +96,16 @@ impl Chat {
         &self.0.settings
     }
 
-    /// Forgets rate-limit state of users idle long enough to be back at a full allowance.
+    /// Forgets rate-limit state of users idle long enough to be back at a full allowance (and
+    /// of organizations with no such user left). Call it every minute or so.
     pub fn forget_idle(&self) {
         self.0.limits.forget_idle();
+    }
+
+    /// How many organizations' posting limiters this process holds (memory follows the
+    /// organizations whose members posted lately).
+    pub fn org_limiters(&self) -> usize {
+        self.0.limits.org_limiters()
     }
 
     fn announcer(&self) -> &Announcer {

@@ -55,10 +55,7 @@ impl OrgRateLimits {
             return Ok(None);
         };
         let limiter = {
-            let mut orgs = self
-                .orgs
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut orgs = self.lock_orgs();
             match orgs.get(&org_id) {
                 Some((quota, limiter)) if *quota == per_minute => limiter.clone(),
                 _ => {
@@ -75,6 +72,20 @@ impl OrgRateLimits {
             .check_key(&user_id)
             .err()
             .map(|not_until| not_until.wait_time_from(DefaultClock::default().now())))
+    }
+
+    fn lock_orgs(&self) -> std::sync::MutexGuard<'_, HashMap<i64, OrgLimiter>> {
+        self.orgs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Drops members back at a full allowance, then organizations with none left.
+    fn forget_idle(&self) {
+        self.lock_orgs().retain(|_, (_, limiter)| {
+            limiter.retain_recent();
+            !limiter.is_empty()
+        });
     }
 
     async fn room_limit(&self, room_id: i64) -> StoreResult<RoomLimit> {
@@ -107,10 +118,17 @@ impl OrgRateLimits {
     }
 }
 
-/// Both posting limits of one process.
+/// How often one user's typing state in one room is passed on: one "started" and one
+/// "stopped" per interval. Typing frames are advice to other clients; a client sending them
+/// twenty times a second over sixteen sockets into a large room would fan out unbounded.
+pub const TYPING_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Both posting limits of one process, and the typing throttle.
 pub struct PostLimits {
     per_user: Option<DefaultKeyedRateLimiter<i64>>,
     orgs: OrgRateLimits,
+    /// Keyed by (user, room, started or stopped).
+    typing: DefaultKeyedRateLimiter<(i64, i64, bool)>,
 }
 
 impl PostLimits {
@@ -121,7 +139,16 @@ impl PostLimits {
             per_user: NonZeroU32::new(per_user_per_minute)
                 .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
             orgs: OrgRateLimits::new(store),
+            typing: RateLimiter::keyed(typing_quota()),
         }
+    }
+
+    /// Whether a typing change of `user_id` in `room_id` is passed on now (one of each kind
+    /// per [`TYPING_INTERVAL`]; the rest are dropped).
+    pub fn typing_allowed(&self, user_id: i64, room_id: i64, is_typing: bool) -> bool {
+        self.typing
+            .check_key(&(user_id, room_id, is_typing))
+            .is_ok()
     }
 
     /// Counts one post by `user_id` in `room_id`; `RateLimited` when over either limit.
@@ -143,10 +170,23 @@ impl PostLimits {
         Ok(())
     }
 
-    /// Forgets users whose buckets are full again, so memory follows active posters only.
+    /// Forgets users whose buckets are full again, and organizations none of whose members
+    /// posted lately, so memory follows active posters only.
     pub fn forget_idle(&self) {
         if let Some(limiter) = &self.per_user {
             limiter.retain_recent();
         }
+        self.typing.retain_recent();
+        self.orgs.forget_idle();
     }
+
+    /// Organization limiters held now (for tests of the pruning).
+    pub fn org_limiters(&self) -> usize {
+        self.orgs.lock_orgs().len()
+    }
+}
+
+/// One change of each kind per [`TYPING_INTERVAL`].
+fn typing_quota() -> Quota {
+    Quota::with_period(TYPING_INTERVAL).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
 }

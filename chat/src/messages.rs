@@ -164,8 +164,12 @@ impl Chat {
         Ok(last_read_msg_id)
     }
 
-    /// Tells the room's other sockets that `user_id` started or stopped typing (never stored).
+    /// Tells the room's other sockets that `user_id` started or stopped typing (never stored);
+    /// repeats within [`crate::limits::TYPING_INTERVAL`] are dropped.
     pub async fn typing(&self, user_id: i64, user_email: &str, room_id: i64, is_typing: bool) {
+        if !self.0.limits.typing_allowed(user_id, room_id, is_typing) {
+            return;
+        }
         self.announcer()
             .publish(BusEvent::Typing {
                 room: room_id,

@@ -5,6 +5,7 @@
 //! the `chatboard` binary and the Dockerfile).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::session::DRAIN_TIMEOUT;
 use crate::{GatewayParts, GatewayState};
@@ -58,6 +59,15 @@ pub async fn run() -> anyhow::Result<()> {
         &registry,
     )
     .context("registering metrics")?;
+    // Posting and typing limits of idle users are dropped once a minute.
+    let janitor = chat.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            janitor.forget_idle();
+        }
+    });
     let state = GatewayState::start(GatewayParts {
         chat,
         tokens,

@@ -220,3 +220,43 @@ async fn a_nul_in_a_frame_is_refused_as_invalid() {
     };
     assert_eq!(f["type"], "ack", "{f}");
 }
+
+/// Typing frames are passed on at most once per kind (started, stopped) per two seconds per
+/// user and room: a flood of them once fanned out to every socket in the room, each one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_is_passed_on_at_most_once_per_interval() {
+    let p = Platform::start().await;
+    let (room, alice, bob, _org) = p.team().await;
+    let mut sender = p.connect(room, &alice.token, None).await;
+    assert_eq!(frame(&mut sender).await["type"], "connection");
+    let mut watcher = p.connect(room, &bob.token, None).await;
+    assert_eq!(frame(&mut watcher).await["type"], "connection");
+
+    let started = std::time::Instant::now();
+    // Fifteen: within the socket's allowance of 20 frames a second, so none is refused.
+    for _ in 0..15 {
+        send(&mut sender, json!({"type": "typing", "is_typing": true})).await;
+    }
+    // A message after the flood: once Bob sees it, every typing event before it has arrived.
+    send(
+        &mut sender,
+        json!({"type": "message", "body": "done", "client_msg_id": "end"}),
+    )
+    .await;
+    let sending = started.elapsed();
+    let mut typing = 0;
+    loop {
+        let f = frame(&mut watcher).await;
+        match f["type"].as_str() {
+            Some("typing") => typing += 1,
+            Some("message") => break,
+            _ => {}
+        }
+    }
+    // One per two seconds of sending (plus the first): a slow machine lets a few more through,
+    // never the flood.
+    let allowed =
+        1 + (sending.as_secs_f64() / chat::limits::TYPING_INTERVAL.as_secs_f64()) as usize;
+    assert!(typing >= 1, "the first typing frame is passed on");
+    assert!(typing <= allowed, "{typing} typing events in {sending:?}");
+}
