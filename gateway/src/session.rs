@@ -115,7 +115,27 @@ pub(crate) async fn close_socket(mut socket: WebSocket, shared: &Shared, refusal
         code: refusal.code,
         reason: Utf8Bytes::from_static(refusal.reason),
     };
-    let _ = socket.send(WsMessage::Close(Some(frame))).await;
+    if socket.send(WsMessage::Close(Some(frame))).await.is_ok() {
+        finish_closing(&mut socket).await;
+    }
+}
+
+/// How long a socket the server is closing keeps reading for the client's close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Finishes a closing handshake the server started: reads and discards what the client still
+/// sends until its own close frame (or [`CLOSE_GRACE`]). A socket dropped with unread data is
+/// answered by the kernel with a reset, which can destroy the close frame before the client
+/// reads it: a flooding client then saw 1006 and never learnt its 4008.
+pub(crate) async fn finish_closing(socket: &mut WebSocket) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(frame)) = socket.recv().await {
+            if matches!(frame, WsMessage::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// One authenticated connection.
@@ -225,14 +245,21 @@ impl Session {
         }
     }
 
-    /// Sends a close frame and ends.
+    /// Sends a close frame, waits for the client's, and ends.
     pub(crate) async fn close(mut self, code: u16, reason: &'static str, metric: &str) {
         self.shared.metrics.closed(metric);
+        self.send_close(code, reason).await;
+    }
+
+    /// Sends a close frame and finishes the closing handshake.
+    async fn send_close(&mut self, code: u16, reason: &'static str) {
         let frame = CloseFrame {
             code,
             reason: Utf8Bytes::from_static(reason),
         };
-        let _ = self.send(WsMessage::Close(Some(frame))).await;
+        if self.send(WsMessage::Close(Some(frame))).await.is_ok() {
+            finish_closing(&mut self.socket).await;
+        }
     }
 
     /// Sends one frame (or queues it while batching); a peer that does not take it within a
@@ -449,13 +476,8 @@ impl Session {
                 Ok(None) => return self.seat_lost(room_id).await,
                 Err(e) => {
                     tracing::warn!(error = %e, room_id, "catch-up read failed");
-                    let shared = self.shared.clone();
-                    let frame = CloseFrame {
-                        code: close::SERVER_ERROR,
-                        reason: Utf8Bytes::from_static("try again"),
-                    };
-                    shared.metrics.closed("server_error");
-                    let _ = self.send(WsMessage::Close(Some(frame))).await;
+                    self.shared.metrics.closed("server_error");
+                    self.send_close(close::SERVER_ERROR, "try again").await;
                     return Err(Ended);
                 }
             };
@@ -476,11 +498,7 @@ impl Session {
         self.subscription.leave(room_id);
         if self.fixed_room.is_some() {
             self.shared.metrics.closed("not_member");
-            let frame = CloseFrame {
-                code: close::NOT_MEMBER,
-                reason: Utf8Bytes::from_static("not a member"),
-            };
-            let _ = self.send(WsMessage::Close(Some(frame))).await;
+            self.send_close(close::NOT_MEMBER, "not a member").await;
             return Err(Ended);
         }
         Ok(())
