@@ -291,3 +291,41 @@ async fn turning_digests_off_drops_the_gathered_messages() {
     assert!(sink.mails().is_empty(), "{:#?}", sink.mails());
     running.shut_down().await;
 }
+
+/// Decided (issue 17, point 19): a digest quotes each message as it stands when the digest is
+/// written, as the room shows it: an edit made after the reader went offline is the sender's
+/// correction and is what they read, and a message deleted since is shown as deleted, its text
+/// never leaving in an email. Here the edit and the deletion come before the worker runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digests_quote_messages_as_they_stand() {
+    let Some((_db, url)) = TestDb::create(TestEngine::Sqlite).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    member(&s, "bob@example.com", "Bob").await; // offline, digests on
+    post(&s.store, s.room, s.author, 2).await;
+    let now = Utc::now();
+    let page = s
+        .store
+        .list_messages(s.room, s.author, chatboard_store::PageCursor::Newest, 10)
+        .await
+        .unwrap()
+        .unwrap();
+    let (first, second) = (page[0].id.min(page[1].id), page[0].id.max(page[1].id));
+    s.store
+        .edit_message(s.room, first, "corrected text", now)
+        .await
+        .unwrap();
+    s.store.delete_message(s.room, second, now).await.unwrap();
+
+    let sink = SmtpSink::start().await;
+    let running = start(&s.store, Arc::new(LocalPresence::new()), smtp(&sink, 1));
+    let mails = sink
+        .wait_for(Duration::from_secs(20), |m| !m.is_empty())
+        .await;
+    let body = mails[0].body();
+    assert!(body.contains(": corrected text"), "{body}");
+    assert!(!body.contains(": m0") && !body.contains(": m1"), "{body}");
+    assert!(body.contains("(deleted)"), "{body}");
+    running.shut_down().await;
+}
