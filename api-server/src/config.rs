@@ -80,6 +80,12 @@ pub struct Config {
     #[arg(long = "trust-forwarded-for", env = "CHATBOARD_TRUST_FORWARDED_FOR",
         default_value = "false", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub trust_forwarded_for: bool,
+    /// Seconds during which, after a request found the database unavailable, every other
+    /// request answers 503 at once with `Retry-After` instead of waiting for a connection;
+    /// 0 disables.
+    #[arg(long = "db-outage-hold", env = "CHATBOARD_DB_OUTAGE_HOLD", default_value = "1",
+        value_parser = values::seconds_or_zero)]
+    pub db_outage_hold: std::time::Duration,
     /// Memory for cached message pages per process, in MiB; 0 turns the cache off.
     #[arg(
         long = "page-cache-mb",
@@ -143,6 +149,7 @@ impl Config {
                 database_url: database_url.into(),
                 pool: PoolSettings {
                     db_max_connections: 5,
+                    db_acquire_timeout: PoolSettings::DEFAULT_ACQUIRE_TIMEOUT,
                 },
             },
             jwt_secret,
@@ -154,6 +161,7 @@ impl Config {
             rate_limit_ipv6_prefix: 64,
             trust_forwarded_for: false,
             page_cache_mb: 64,
+            db_outage_hold: std::time::Duration::from_secs(1),
             nats_url: None,
             nats: NatsSettings {
                 nats_prefix: "chat".to_owned(),

@@ -11,6 +11,8 @@ use axum::response::{IntoResponse, Response};
 use chat::ChatError;
 use chatboard_core::error_code::ErrorCode;
 use chatboard_store::StoreError;
+
+use crate::outage::StoreUnavailable;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -106,6 +108,12 @@ impl ApiError {
         Self::new(ErrorCode::Unavailable)
     }
 
+    /// Tells the client to try again after `secs` seconds (`Retry-After`).
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -125,6 +133,9 @@ impl IntoResponse for ApiError {
             errors: self.errors,
         };
         let mut response = (self.status, axum::Json(body)).into_response();
+        if self.code == ErrorCode::Unavailable {
+            response.extensions_mut().insert(StoreUnavailable);
+        }
         if let Some(secs) = self.retry_after_secs {
             response
                 .headers_mut()

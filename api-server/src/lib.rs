@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
+pub mod outage;
 pub mod page_cache;
 pub mod process;
 pub mod rate_limit;

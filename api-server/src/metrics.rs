@@ -10,6 +10,7 @@ pub struct Metrics {
     duration: HistogramVec,
     in_flight: IntGauge,
     rate_limited: IntCounterVec,
+    outage_refusals: IntCounter,
     page_cache_hits: IntCounter,
     page_cache_misses: IntCounter,
 }
@@ -56,6 +57,11 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let outage_refusals = IntCounter::new(
+            "chatboard_db_outage_refusals_total",
+            "Requests answered 503 at once because the database was just found down.",
+        )?;
+        registry.register(&outage_refusals)?;
         registry.register(&page_cache)?;
         registry.register(&requests)?;
         registry.register(&duration)?;
@@ -67,6 +73,7 @@ impl Metrics {
             duration,
             in_flight,
             rate_limited,
+            outage_refusals,
             page_cache_hits: page_cache.with_label_values(&["hit"]),
             page_cache_misses: page_cache.with_label_values(&["miss"]),
         })
@@ -78,6 +85,11 @@ impl Metrics {
         let labels = [method, route, status.as_str()];
         self.requests.with_label_values(&labels).inc();
         self.duration.with_label_values(&labels).observe(seconds);
+    }
+
+    /// The counter of requests refused during a known database outage.
+    pub fn outage_refusals(&self) -> IntCounter {
+        self.outage_refusals.clone()
     }
 
     /// The in-flight gauge.

@@ -10,9 +10,11 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
+use crate::error::ApiError;
+use crate::outage::StoreUnavailable;
 use crate::rate_limit::RateInfo;
 use crate::state::AppState;
 
@@ -79,7 +81,18 @@ pub async fn track_request(
     // Everything the request causes (its action, store calls, announcements) runs in this span.
     let span =
         tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
-    let mut response = next.run(request).instrument(span).await;
+    // While the database is known to be down, fail fast (probes and metrics still answer).
+    let probe = route.starts_with("/health") || route == "/metrics";
+    let refusal = if probe { None } else { state.outage.refusal() };
+    let mut response = match refusal {
+        Some(left) => ApiError::unavailable()
+            .with_retry_after(left.as_secs_f64().ceil().max(1.0) as u64)
+            .into_response(),
+        None => next.run(request).instrument(span).await,
+    };
+    if refusal.is_none() && response.extensions().get::<StoreUnavailable>().is_some() {
+        state.outage.noticed();
+    }
     state.metrics.in_flight().dec();
 
     let headers = response.headers_mut();

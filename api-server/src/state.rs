@@ -13,6 +13,7 @@ use objects::ObjectStore;
 
 use crate::accounts::KnownAccounts;
 use crate::metrics::Metrics;
+use crate::outage::DatabaseOutage;
 use crate::page_cache::PageCache;
 use crate::rate_limit::RateLimits;
 
@@ -32,6 +33,8 @@ pub struct Shared {
     pub limits: RateLimits,
     /// Accounts recently seen to exist (tokens of removed accounts are refused).
     pub accounts: KnownAccounts,
+    /// A database outage found by a recent request: the others fail fast meanwhile.
+    pub outage: DatabaseOutage,
     /// The application layer: every action the handlers translate requests into.
     pub chat: Chat,
     /// Prometheus metrics.
@@ -70,6 +73,7 @@ impl AppState {
         Ok(Self(Arc::new(Shared {
             chat,
             accounts: KnownAccounts::new(store.clone()),
+            outage: DatabaseOutage::new(config.db_outage_hold, metrics.outage_refusals()),
             store,
             tokens,
             limits,

@@ -22,6 +22,7 @@ both_engines!(
     database_outage_is_503_without_internals,
     refresh_has_a_budget_apart_from_sign_ins,
     ipv6_clients_are_counted_per_prefix,
+    a_database_outage_fails_fast,
 );
 
 async fn every_response_carries_a_request_id(engine: Engine) {
@@ -422,4 +423,42 @@ async fn ipv6_clients_are_counted_per_prefix(engine: Engine) {
         "the same /64"
     );
     assert_eq!(register("2001:db8:1:3::1", 3).await, StatusCode::CREATED);
+}
+
+/// Once a request has found the database down, the others answer 503 at once with
+/// `Retry-After` for `CHATBOARD_DB_OUTAGE_HOLD` instead of each waiting for a connection
+/// (during a 12 s outage requests once waited 5-7 s each); probes still answer.
+async fn a_database_outage_fails_fast(engine: Engine) {
+    let Some(app) = TestApp::spawn_with(engine, |c| {
+        c.db_outage_hold = std::time::Duration::from_secs(600);
+    })
+    .await
+    else {
+        return;
+    };
+    let u = app.user("alice@example.com").await;
+    app.break_database().await;
+    let first = app.get("/api/orgs/", &u.access).await;
+    assert_eq!(
+        first.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        first.text
+    );
+    // The next ones do not touch the database: refused at once, told when to come back.
+    for path in ["/api/orgs/", "/auth/me/", "/api/rooms/"] {
+        let r = app.get(path, &u.access).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+        assert_eq!(r.code(), "unavailable");
+        assert!(r.headers.contains_key("retry-after"), "{path}");
+    }
+    let metrics = testing::process::scrape(&app.base).await;
+    assert!(
+        metrics.contains("chatboard_db_outage_refusals_total 3"),
+        "{metrics}"
+    );
+    // Probes are never held off: readiness reports the database itself.
+    let ready = app.call(Method::GET, "/health/ready", None, None).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_ne!(ready.body["checks"]["database"], "ok");
 }

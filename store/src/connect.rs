@@ -9,6 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::sql::{postgres, sqlite};
 use super::{Store, StoreError, StoreResult};
+use chatboard_core::config::settings::PoolSettings;
 use chatboard_core::config::{redact_url, DatabaseConfig};
 
 /// The database engine behind a store.
@@ -33,8 +34,9 @@ impl Engine {
     }
 }
 
-/// How long a request may wait for a pooled connection before the store reports unavailable.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a write may queue for SQLite's single writer connection: waiting there is queueing
+/// behind this process's own writes, not an outage.
+const SQLITE_WRITER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The configured database could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -59,14 +61,28 @@ impl OpenError {
 
 /// Opens the configured database (migrations are not applied; see [`Store::migrate`]).
 pub async fn open(database: &DatabaseConfig) -> Result<Arc<dyn Store>, OpenError> {
-    connect(&database.database_url, database.max_connections())
-        .await
-        .map_err(|source| OpenError::new(database, source))
+    connect_with_timeout(
+        &database.database_url,
+        database.max_connections(),
+        database.pool.db_acquire_timeout,
+    )
+    .await
+    .map_err(|source| OpenError::new(database, source))
 }
 
 /// Opens the database named by `url` with at most `max_connections` connections. Migrations are
 /// not applied here; call [`Store::migrate`].
 pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
+    connect_with_timeout(url, max_connections, PoolSettings::DEFAULT_ACQUIRE_TIMEOUT).await
+}
+
+/// As [`connect`], with the time a request may wait for a pooled connection before the store
+/// reports unavailable (`CHATBOARD_DB_ACQUIRE_TIMEOUT_MS`).
+pub async fn connect_with_timeout(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> StoreResult<Arc<dyn Store>> {
     match Engine::of_url(url) {
         Some(Engine::Postgres) => {
             // JIT compilation pays off for long analytic queries, not for ours: it once turned a
@@ -75,7 +91,7 @@ pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Sto
             let options = PgConnectOptions::from_str(url)?.options([("jit", "off")]);
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .acquire_timeout(acquire_timeout)
                 .connect_with(options)
                 .await?;
             Ok(Arc::new(postgres::SqlStore::new(pool.clone(), pool)))
@@ -92,7 +108,7 @@ pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Sto
             // SQLITE_BUSY, while WAL lets the reader pool run alongside.
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
-                .acquire_timeout(ACQUIRE_TIMEOUT * 2)
+                .acquire_timeout(SQLITE_WRITER_TIMEOUT)
                 .connect_with(options.clone())
                 .await?;
             let reader = if url.contains(":memory:") {
@@ -100,7 +116,7 @@ pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Sto
             } else {
                 SqlitePoolOptions::new()
                     .max_connections(max_connections)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .acquire_timeout(acquire_timeout)
                     .connect_with(options.read_only(true))
                     .await?
             };

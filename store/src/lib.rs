@@ -22,7 +22,7 @@ mod webhooks;
 
 use async_trait::async_trait;
 
-pub use connect::{connect, open, Engine, OpenError};
+pub use connect::{connect, connect_with_timeout, open, Engine, OpenError};
 pub use email::{DigestLine, DueEmail, EmailKind, EmailResult, EmailStore, OutgoingEmail};
 pub use error::{StoreError, StoreResult};
 pub use messages::{FileAttachment, MessageStore, NewMessage, PageCursor, PageVersion};

@@ -19,6 +19,16 @@ pub struct PoolSettings {
     #[arg(long = "db-max-connections", env = "CHATBOARD_DB_MAX_CONNECTIONS", default_value_t = 10,
         value_parser = clap::value_parser!(u32).range(1..))]
     pub db_max_connections: u32,
+    /// Milliseconds a request may wait for a pooled database connection before it is answered
+    /// 503 (keep it below your clients' timeouts).
+    #[arg(long = "db-acquire-timeout-ms", env = "CHATBOARD_DB_ACQUIRE_TIMEOUT_MS",
+        default_value = "2000", value_parser = millis)]
+    pub db_acquire_timeout: Duration,
+}
+
+impl PoolSettings {
+    /// The acquire timeout's default.
+    pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 }
 
 /// The platform's database and its pool: every service flattens this group, and it is all

@@ -45,6 +45,13 @@ pub fn seconds(raw: &str) -> Result<Duration, String> {
 }
 
 /// A whole number of milliseconds (0 is taken as 1).
+pub fn seconds_or_zero(raw: &str) -> Result<Duration, String> {
+    raw.parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|e| e.to_string())
+}
+
+/// A number of milliseconds (at least 1).
 pub fn millis(raw: &str) -> Result<Duration, String> {
     raw.parse::<u64>()
         .map(|n| Duration::from_millis(n.max(1)))
