@@ -188,6 +188,8 @@ def api_server():
               f"sum({rate('chatboard_message_page_cache_total')})", "hit ratio")], "percentunit")
     b.graph("Bus publish failures",
             [(f"sum({rate('chatboard_bus_publish_failures_total')})", "failures/s")], "ops")
+    b.graph("Refused at once during a database outage",
+            [(f"sum({rate('chatboard_db_outage_refusals_total')})", "refused/s")], "reqps")
     return b
 
 
