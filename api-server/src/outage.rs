@@ -4,7 +4,7 @@
 //! `Retry-After`, instead of queueing behind the same wait. The first request after the hold
 //! tries the database again and, if it is still down, starts another hold.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
@@ -16,7 +16,10 @@ pub struct StoreUnavailable;
 /// The database outage this process knows of, if any.
 pub struct DatabaseOutage {
     hold: Duration,
-    until: Mutex<Option<Instant>>,
+    /// Every request reads this, so it is an atomic: the end of the hold, in milliseconds
+    /// since `epoch` (0: none).
+    until_ms: AtomicU64,
+    epoch: Instant,
     refused: IntCounter,
 }
 
@@ -26,7 +29,8 @@ impl DatabaseOutage {
     pub fn new(hold: Duration, refused: IntCounter) -> Self {
         Self {
             hold,
-            until: Mutex::new(None),
+            until_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
             refused,
         }
     }
@@ -34,10 +38,10 @@ impl DatabaseOutage {
     /// How long to tell a client to wait when the database is known to be down now; `None`
     /// lets the request through.
     pub fn refusal(&self) -> Option<Duration> {
-        let until = (*self.until.lock().unwrap_or_else(PoisonError::into_inner))?;
-        let left = until.checked_duration_since(Instant::now())?;
+        let until = self.until_ms.load(Ordering::Relaxed);
+        let left = until.checked_sub(self.now_ms()).filter(|&ms| ms > 0)?;
         self.refused.inc();
-        Some(left)
+        Some(Duration::from_millis(left))
     }
 
     /// A request found the store unavailable: hold the others off.
@@ -45,7 +49,12 @@ impl DatabaseOutage {
         if self.hold.is_zero() {
             return;
         }
-        *self.until.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some(Instant::now() + self.hold);
+        let hold_ms = u64::try_from(self.hold.as_millis()).unwrap_or(u64::MAX);
+        let until = self.now_ms().saturating_add(hold_ms);
+        self.until_ms.store(until, Ordering::Relaxed);
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
