@@ -11,8 +11,8 @@ use crate::rate_limit::RateSettings;
 use chatboard_core::config::settings::{InviteSettings, NatsSettings, PoolSettings, TokenSettings};
 use chatboard_core::config::values;
 use chatboard_core::config::{
-    parse, ConfigError, DatabaseConfig, EmailSettings, Env, JwtSecret, UploadSettings,
-    WebhookSettings,
+    parse, ConfigError, DatabaseConfig, EmailSettings, Env, HttpSettings, JwtSecret,
+    UploadSettings, WebhookSettings,
 };
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser};
@@ -110,6 +110,9 @@ pub struct Config {
     /// Uploads.
     #[command(flatten)]
     pub uploads: UploadSettings,
+    /// Slow, idle and greedy HTTP clients.
+    #[command(flatten)]
+    pub http: HttpSettings,
 }
 
 impl Config {
@@ -169,6 +172,7 @@ impl Config {
             webhooks: WebhookSettings::default(),
             email: EmailSettings::default(),
             uploads: UploadSettings::default(),
+            http: HttpSettings::default(),
         }
     }
 }

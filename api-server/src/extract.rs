@@ -44,6 +44,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .map_err(|e: BytesRejection| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::new(ErrorCode::BodyTooLarge)
+                } else if chatboard_core::http_server::is_body_timeout(&e) {
+                    ApiError::new(ErrorCode::RequestTimeout)
                 } else {
                     ApiError::new(ErrorCode::UnreadableBody)
                 }

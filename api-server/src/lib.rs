@@ -16,7 +16,6 @@ pub mod routes;
 pub mod state;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,8 +23,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
-use axum::{middleware, Router, ServiceExt};
+use axum::{middleware, Router};
 use chatboard_core::bus::{Bus, BusError, LocalBus, NatsBus};
 use chatboard_core::config::{redact_url, DatabaseConfig};
 use chatboard_core::error_code::ErrorCode;
@@ -226,24 +224,12 @@ pub async fn serve_with(
             limits_state.chat.forget_idle();
         }
     });
+    let http = state.config.http;
     let service = tower::util::MapRequestLayer::new(strip_trailing_slash as fn(Request) -> Request)
         .layer(router(state).merge(extra));
-    let result = axum::serve(
-        listener.tap_io(no_delay),
-        service.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let result = chatboard_core::http_server::serve(listener, service, http, shutdown).await;
     janitor.abort();
     result
-}
-
-/// Small writes (WebSocket frames, short responses) go out at once instead of waiting for
-/// Nagle's algorithm to coalesce them with later ones.
-pub fn no_delay(stream: &mut tokio::net::TcpStream) {
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

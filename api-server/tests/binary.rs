@@ -91,9 +91,11 @@ async fn serve_until_ready_then_stop(url: &str) {
     let mut cmd = bare_command();
     cmd.env("DATABASE_URL", url)
         .env("CHATBOARD_JWT_SECRET", SECRET)
-        .env("CHATBOARD_ADDR", "127.0.0.1:0");
+        .env("CHATBOARD_ADDR", "127.0.0.1:0")
+        .env("CHATBOARD_HTTP_HEADER_TIMEOUT_MS", "300");
     let mut server = Service::start(cmd);
     let base = server.wait_for_address("its address");
+    testing::slow_client::assert_half_a_head_is_hung_up_on(&base).await;
     let r = reqwest::get(format!("{base}/health/ready")).await.unwrap();
     let status = r.status();
     let body = r.text().await.unwrap();

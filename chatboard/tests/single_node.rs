@@ -166,8 +166,21 @@ fn migrate_subcommand_prepares_the_database_and_exits() {
 #[tokio::test]
 async fn one_port_serves_the_api_and_the_websocket_gateway() {
     let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
-    let node = Node::start(dir.path());
+    // A connection per request: with a 300 ms idle timeout a pooled one could be closed by
+    // the server just as the next request goes out on it.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    // Short HTTP clocks, which must not touch an open WebSocket.
+    let node = Node::start_with(
+        dir.path(),
+        &[
+            ("CHATBOARD_HTTP_HEADER_TIMEOUT_MS", "300"),
+            ("CHATBOARD_HTTP_IDLE_TIMEOUT_MS", "300"),
+        ],
+    );
+    testing::slow_client::assert_half_a_head_is_hung_up_on(&node.base).await;
     let body = json!({"email": "a@example.com", "password": "password123"});
     post(
         &client,
@@ -197,6 +210,8 @@ async fn one_port_serves_the_api_and_the_websocket_gateway() {
     let url = format!("{ws}/ws/rooms/{}/?token={access}", room["id"]);
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     assert_eq!(next(&mut socket).await["type"], "connection");
+    // Quiet for longer than the idle and header timeouts: the socket stays open.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let (status, sent) = post(
         &client,
         format!("{}/api/rooms/{}/messages/", node.base, room["id"]),

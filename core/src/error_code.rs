@@ -79,6 +79,8 @@ pub enum ErrorCode {
     WebhookInactive,
     /// 409 (410 on download): the upload has expired.
     UploadExpired,
+    /// 408: the request body stalled longer than the server waits between two pieces.
+    RequestTimeout,
     /// 413: the file is larger than allowed.
     FileTooLarge,
     /// 413: the request body is larger than allowed.
@@ -97,6 +99,8 @@ pub enum ErrorCode {
     UploadsUnavailable,
     /// 503: object storage is unavailable.
     StorageUnavailable,
+    /// 503: the client's address holds as many connections as one address may.
+    TooManyConnections,
 }
 
 impl ErrorCode {
@@ -115,6 +119,7 @@ impl ErrorCode {
             PermissionDenied | OrgSuspended | OrgArchived | InviteOnly | DmNotJoinable => 403,
             NotFound => 404,
             MethodNotAllowed => 405,
+            RequestTimeout => 408,
             EmailTaken | AlreadyMember | InvitePending | ManagedByOperator | DmImmutable
             | DmCannotLeave | MessageDeleted | MemberLimitReached | RoomLimitReached
             | LastAdmin | TooManyWebhooks | WebhookInactive | UploadExpired | TypeMismatch
@@ -123,7 +128,7 @@ impl ErrorCode {
             UnsupportedMediaType | UnsupportedType => 415,
             RateLimited => 429,
             InternalError => 500,
-            Unavailable | UploadsUnavailable | StorageUnavailable => 503,
+            Unavailable | UploadsUnavailable | StorageUnavailable | TooManyConnections => 503,
         }
     }
 
@@ -176,6 +181,7 @@ impl ErrorCode {
             TooManyWebhooks => "The organization has as many webhooks as it may have.",
             WebhookInactive => "The webhook is switched off; set is_active to true first.",
             UploadExpired => "This file has expired or was never completed.",
+            RequestTimeout => "The request body stalled; send the request again.",
             FileTooLarge => "The file is larger than allowed.",
             BodyTooLarge => "The request body is too large.",
             UnsupportedMediaType => "Send the body as JSON with Content-Type: application/json.",
@@ -185,6 +191,7 @@ impl ErrorCode {
             Unavailable => "A dependency is unavailable; try again shortly.",
             UploadsUnavailable => "File uploads are not configured on this server.",
             StorageUnavailable => "File storage is unavailable; try again shortly.",
+            TooManyConnections => "Too many connections from this address.",
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod bus;
 pub mod config;
 pub mod error_code;
 pub mod events;
+pub mod http_server;
 pub mod metrics;
 pub mod model;
 pub mod presence;

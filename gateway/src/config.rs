@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use chatboard_core::config::settings::{NatsSettings, TokenSettings};
+use chatboard_core::config::settings::{HttpSettings, NatsSettings, TokenSettings};
 use chatboard_core::config::{
     parse, values, ConfigError, DatabaseConfig, Env, GatewaySettings, JwtSecret,
 };
@@ -51,6 +51,9 @@ pub struct GatewayConfig {
     /// Connections.
     #[command(flatten)]
     pub gateway: GatewaySettings,
+    /// Slow, idle and greedy HTTP clients.
+    #[command(flatten)]
+    pub http: HttpSettings,
 }
 
 impl GatewayConfig {

@@ -167,13 +167,6 @@ async fn ready(State(state): State<GatewayState>) -> (StatusCode, Json<Health>) 
         .into_reply()
 }
 
-/// Frames go out at once instead of waiting for Nagle's algorithm to coalesce them.
-pub fn no_delay(stream: &mut tokio::net::TcpStream) {
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-    }
-}
-
 /// The subprotocol prefix that carries the token outside the URL.
 const BEARER_PROTOCOL: &str = "bearer.";
 

@@ -10,7 +10,6 @@ use std::time::Duration;
 use crate::session::DRAIN_TIMEOUT;
 use crate::{GatewayParts, GatewayState};
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use chat::{Chat, ChatSettings};
 use chatboard_core::auth::TokenIssuer;
 use chatboard_core::bus::NatsBus;
@@ -85,13 +84,12 @@ pub async fn run() -> anyhow::Result<()> {
     tracing::info!(%addr, "gateway listening on ws://{addr}/ws/rooms/{{room_id}}/");
     println!("ChatBoard gateway is running at ws://{addr}/");
     let draining = state.clone();
-    axum::serve(listener.tap_io(crate::no_delay), app)
-        .with_graceful_shutdown(async move {
-            chatboard_core::shutdown::signal().await;
-            // Close every socket with 1012 so clients reconnect to another replica.
-            draining.shut_down(DRAIN_TIMEOUT).await;
-        })
-        .await?;
+    let shutdown = async move {
+        chatboard_core::shutdown::signal().await;
+        // Close every socket with 1012 so clients reconnect to another replica.
+        draining.shut_down(DRAIN_TIMEOUT).await;
+    };
+    chatboard_core::http_server::serve(listener, app, config.http, shutdown).await?;
     store.close().await;
     Ok(())
 }

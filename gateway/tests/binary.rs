@@ -79,9 +79,11 @@ async fn serves_health_on_a_real_database_and_nats_and_stops_on_sigterm() {
         .env("NATS_URL", &nats)
         .env("CHATBOARD_NATS_PREFIX", &prefix)
         .env("CHATBOARD_ADDR", "127.0.0.1:0")
+        .env("CHATBOARD_HTTP_HEADER_TIMEOUT_MS", "300")
         .stderr(Stdio::inherit());
     let mut server = Service::start(cmd);
     let base = server.wait_for_address("its banner");
+    testing::slow_client::assert_half_a_head_is_hung_up_on(&base).await;
     let ready: serde_json::Value = reqwest::get(format!("{base}/health/ready"))
         .await
         .unwrap()

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chatboard_core::config::settings::{InviteSettings, NatsSettings};
+use chatboard_core::config::settings::{HttpSettings, InviteSettings, NatsSettings};
 use chatboard_core::config::{
     parse, values, ConfigError, DatabaseConfig, EmailSettings, Env, WebhookSettings,
 };
@@ -83,6 +83,9 @@ pub struct OperatorConfig {
     /// For the links in invitation emails (`CHATBOARD_PUBLIC_URL`).
     #[command(flatten)]
     pub email: EmailSettings,
+    /// Slow, idle and greedy HTTP clients.
+    #[command(flatten)]
+    pub http: HttpSettings,
 }
 
 impl OperatorConfig {

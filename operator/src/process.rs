@@ -82,9 +82,13 @@ pub async fn run() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, identity = %config.identity(), namespace = ?config.namespace, "operator running");
     println!("ChatBoard operator is running (health and metrics at http://{addr}/)");
-    axum::serve(listener, router(ServiceState { ctx, leading }))
-        .with_graceful_shutdown(chatboard_core::shutdown::signal())
-        .await?;
+    chatboard_core::http_server::serve(
+        listener,
+        router(ServiceState { ctx, leading }),
+        config.http,
+        chatboard_core::shutdown::signal(),
+    )
+    .await?;
     // Stop reconciling, then give the Lease up so a standby takes over at once.
     shutdown_tx.send_replace(true);
     let _ = controllers.await;

@@ -6,7 +6,8 @@
 //!   messages) tests build on;
 //! - [`process`]: service binaries started as a user would, their banners read, their
 //!   `/metrics` scraped;
-//! - [`smtp`]: an SMTP sink; [`s3`]: an S3-compatible server.
+//! - [`smtp`]: an SMTP sink; [`s3`]: an S3-compatible server;
+//! - [`slow_client`]: a client that sends half a request and waits to be hung up on.
 //!
 //! A test that needs PostgreSQL or NATS is skipped with a printed note when `DATABASE_URL` /
 //! `NATS_URL` is unset, unless `CHATBOARD_REQUIRE_SERVICES=1` (set by `.ci/run`), which turns
@@ -20,6 +21,7 @@ pub mod http;
 pub mod nats;
 pub mod process;
 pub mod s3;
+pub mod slow_client;
 pub mod smtp;
 
 pub use db::{execute_sql, postgres_url, TestDb, TestEngine};

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chatboard_core::config::settings::NatsSettings;
+use chatboard_core::config::settings::{HttpSettings, NatsSettings};
 use chatboard_core::config::{
     parse, values, ConfigError, DatabaseConfig, EmailSettings, Env, UploadSettings, WebhookSettings,
 };
@@ -45,6 +45,9 @@ pub struct WorkerConfig {
     /// Upload storage (for the expiry and cleanup jobs).
     #[command(flatten)]
     pub uploads: UploadSettings,
+    /// Slow, idle and greedy HTTP clients.
+    #[command(flatten)]
+    pub http: HttpSettings,
     /// Seconds presence entries outlive a gateway that stopped refreshing them: the worker
     /// reads presence (who is offline, for digests) and may create its bucket, so this must
     /// match the gateways' setting.

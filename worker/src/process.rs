@@ -72,9 +72,13 @@ pub async fn run() -> anyhow::Result<()> {
         smtp_url: config.email.smtp_url.clone(),
         objects: storage,
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(chatboard_core::shutdown::signal())
-        .await?;
+    chatboard_core::http_server::serve(
+        listener,
+        app,
+        config.http,
+        chatboard_core::shutdown::signal(),
+    )
+    .await?;
     // Finish the relay round and the webhook attempts in flight, then stop.
     running.shut_down().await;
     store.close().await;

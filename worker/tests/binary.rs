@@ -61,6 +61,7 @@ async fn relays_the_outbox_and_reports_it() {
         .env("CHATBOARD_ADDR", "127.0.0.1:0")
         // Nobody listens there: readiness reports it without failing on it.
         .env("CHATBOARD_SMTP_URL", format!("smtp://{dead_smtp}"))
+        .env("CHATBOARD_HTTP_HEADER_TIMEOUT_MS", "300")
         .stderr(Stdio::null());
     let mut child = Service::start(cmd);
     // Logs are JSON lines on stdout too; the banner is the plain one.
@@ -68,6 +69,7 @@ async fn relays_the_outbox_and_reports_it() {
         line.starts_with("ChatBoard worker is running")
     });
     let base = base_url_in(&banner).expect("the banner names the address");
+    testing::slow_client::assert_half_a_head_is_hung_up_on(&base).await;
 
     let mut relayed = false;
     for _ in 0..100 {

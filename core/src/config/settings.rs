@@ -135,6 +135,47 @@ impl Default for GatewaySettings {
     }
 }
 
+/// How every HTTP listener treats slow, idle and greedy clients (see
+/// [`crate::http_server`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct HttpSettings {
+    /// Milliseconds a client has, from the first byte of a request, to send the whole request
+    /// line and headers; then the connection is closed.
+    #[arg(long = "http-header-timeout-ms", env = "CHATBOARD_HTTP_HEADER_TIMEOUT_MS",
+        default_value = "10000", value_parser = millis)]
+    pub header_timeout: Duration,
+    /// Milliseconds a request body may stall between two pieces; then the request is answered
+    /// 408 and the connection closed.
+    #[arg(long = "http-body-timeout-ms", env = "CHATBOARD_HTTP_BODY_TIMEOUT_MS",
+        default_value = "30000", value_parser = millis)]
+    pub body_timeout: Duration,
+    /// Milliseconds a connection may wait, idle, for its first or next request (keep-alive);
+    /// above the 60 s upstream keep-alive of common proxies, so that they close first.
+    #[arg(long = "http-idle-timeout-ms", env = "CHATBOARD_HTTP_IDLE_TIMEOUT_MS",
+        default_value = "75000", value_parser = millis)]
+    pub idle_timeout: Duration,
+    /// Connections open at once from one client address, WebSockets included; the next one is
+    /// answered 503 and closed. 0 = no cap. Behind a proxy every connection comes from the
+    /// proxy: raise it there (the Helm chart sets 0 and leaves per-client caps to the ingress).
+    #[arg(
+        long = "http-max-connections-per-ip",
+        env = "CHATBOARD_HTTP_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 1000
+    )]
+    pub max_connections_per_ip: u32,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(75),
+            max_connections_per_ip: 1000,
+        }
+    }
+}
+
 /// How webhooks are checked and delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
 pub struct WebhookSettings {
@@ -393,6 +434,8 @@ mod tests {
         email: EmailSettings,
         #[command(flatten)]
         uploads: UploadArgs,
+        #[command(flatten)]
+        http: HttpSettings,
     }
 
     #[test]
@@ -403,6 +446,7 @@ mod tests {
         assert_eq!(parsed.gateway, GatewaySettings::default());
         assert_eq!(parsed.webhooks, WebhookSettings::default());
         assert_eq!(parsed.email, EmailSettings::default());
+        assert_eq!(parsed.http, HttpSettings::default());
         assert_eq!(
             parsed.uploads.settings().unwrap(),
             UploadSettings::default()
