@@ -258,6 +258,22 @@ async fn uploads_work_the_same_on_s3(engine: Engine) {
     assert!(download.status().is_success());
     assert_eq!(download.bytes().await.unwrap().to_vec(), bytes);
 
+    // The presigned URL still works for minutes, but the stored file cannot be swapped: the
+    // store refuses a PUT over an existing object, and what comes back is what was completed.
+    let mut swap = app.client.put(url).body(b"col1,col2\n6,6\n".to_vec());
+    for (name, value) in p["headers"].as_object().unwrap() {
+        swap = swap.header(name.as_str(), value.as_str().unwrap());
+    }
+    let swapped = swap.send().await.unwrap();
+    assert_eq!(swapped.status().as_u16(), 412, "a second PUT is refused");
+    let again = app
+        .client
+        .get(done.body["download_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.bytes().await.unwrap().to_vec(), bytes);
+
     // An object that is not what was declared (put there behind the API's back, straight into
     // the store's files) is refused on completion.
     let p = presign(&app, &ada, "big.csv", "text/csv", 100).await;

@@ -117,6 +117,9 @@ impl ObjectStore for S3Objects {
             .key(key)
             .content_type(content_type)
             .content_length(size)
+            // Signed, so the client must send it: the store refuses a PUT over an existing
+            // object, and a URL still valid after completion cannot swap the file.
+            .if_none_match("*")
             .presigned(expiry(expires)?)
             .await
             .map_err(|e| describe(&e))?;
