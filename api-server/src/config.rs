@@ -12,7 +12,7 @@ use chatboard_core::config::settings::{InviteSettings, NatsSettings, PoolSetting
 use chatboard_core::config::values;
 use chatboard_core::config::{
     parse, ConfigError, DatabaseConfig, EmailSettings, Env, HttpSettings, JwtSecret,
-    UploadSettings, WebhookSettings,
+    UploadQuotaSettings, UploadSettings, WebhookSettings,
 };
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser};
@@ -110,6 +110,9 @@ pub struct Config {
     /// Uploads.
     #[command(flatten)]
     pub uploads: UploadSettings,
+    /// Upload quotas per user and per organization.
+    #[command(flatten)]
+    pub upload_quotas: UploadQuotaSettings,
     /// Slow, idle and greedy HTTP clients.
     #[command(flatten)]
     pub http: HttpSettings,
@@ -141,6 +144,7 @@ impl Config {
             invite_ttl: self.invites.invite_ttl,
             public_url: self.email.public_url.clone(),
             allow_private_webhooks: self.webhooks.allow_private,
+            upload_quotas: self.upload_quotas,
         }
     }
 
@@ -172,6 +176,7 @@ impl Config {
             webhooks: WebhookSettings::default(),
             email: EmailSettings::default(),
             uploads: UploadSettings::default(),
+            upload_quotas: UploadQuotaSettings::default(),
             http: HttpSettings::default(),
         }
     }

@@ -8,12 +8,13 @@ mod common;
 
 use testing::both_engines;
 
+use chatboard_core::config::UploadQuotaSettings;
 use chatboard_core::model::OrgQuotas;
 use chatboard_store::{EmailKind, ManagedOrg, OutgoingEmail, SpecAdmin};
 use chrono::Utc;
-use common::{Engine, TestApp, TestUser};
+use common::{Engine, Reply, TestApp, TestUser};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 both_engines!(
     suspension_and_archiving_make_the_org_read_only,
@@ -24,6 +25,8 @@ both_engines!(
     outsiders_learn_nothing_of_a_read_only_or_limited_org,
     admins_cannot_remove_members_of_a_read_only_org,
     idle_org_limiters_are_forgotten,
+    uploads_are_held_to_user_quotas,
+    uploads_are_held_to_org_quotas,
 );
 
 /// A managed org (resource `tenants/<name>`) with `admin` as its ADMIN.
@@ -353,18 +356,28 @@ async fn members_are_held_to_the_org_posting_limit(engine: Engine) {
 
 /// Uploads `bytes` as a text file of `user`'s and returns the ready upload's id.
 async fn uploaded(app: &TestApp, user: &TestUser, bytes: &[u8]) -> String {
-    let r = app
-        .post(
-            "/api/uploads/presign/",
-            Some(&user.access),
-            json!({"filename": "a.txt", "content_type": "text/plain", "size": bytes.len()}),
-        )
-        .await;
+    let r = presign(app, user, bytes.len(), None).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let id = r.body["id"].as_str().unwrap().to_owned();
+    finish_upload(app, user, &r.body, bytes).await
+}
+
+/// `POST /api/uploads/presign/` of a text file of `size` bytes, for `org` if given.
+async fn presign(app: &TestApp, user: &TestUser, size: usize, org: Option<i64>) -> Reply {
+    let mut body = json!({"filename": "a.txt", "content_type": "text/plain", "size": size});
+    if let Some(org) = org {
+        body["org"] = json!(org);
+    }
+    app.post("/api/uploads/presign/", Some(&user.access), body)
+        .await
+}
+
+/// PUTs `bytes` to a presigned upload and completes it: its id.
+async fn finish_upload(app: &TestApp, user: &TestUser, presigned: &Value, bytes: &[u8]) -> String {
+    let r = presigned;
+    let id = r["id"].as_str().unwrap().to_owned();
     let put = app
         .client
-        .put(r.body["upload_url"].as_str().unwrap())
+        .put(r["upload_url"].as_str().unwrap())
         .header("Content-Type", "text/plain")
         .body(bytes.to_vec())
         .send()
@@ -380,6 +393,137 @@ async fn uploaded(app: &TestApp, user: &TestUser, bytes: &[u8]) -> String {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     id
+}
+
+/// An app with local uploads and `quotas` as the deployment's upload quotas.
+async fn app_with_upload_quotas(
+    engine: Engine,
+    quotas: UploadQuotaSettings,
+) -> Option<(TestApp, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let app = TestApp::spawn_with(engine, |c| {
+        c.uploads.local_dir = Some(path);
+        c.upload_quotas = quotas;
+    })
+    .await?;
+    Some((app, dir))
+}
+
+fn assert_refused(r: &Reply, status: StatusCode, code: &str) {
+    assert_eq!((r.status, r.code()), (status, code), "{}", r.text);
+}
+
+async fn uploads_are_held_to_user_quotas(engine: Engine) {
+    let quotas = UploadQuotaSettings {
+        user_pending_bytes: 100,
+        user_stored_bytes: 150,
+        ..UploadQuotaSettings::default()
+    };
+    let Some((app, _dir)) = app_with_upload_quotas(engine, quotas).await else {
+        return;
+    };
+    let ada = app.user("ada@example.com").await;
+    // Unfinished uploads: 60 bytes fit, 60 more do not, and 101 never could.
+    let first = presign(&app, &ada, 60, None).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let r = presign(&app, &ada, 60, None).await;
+    assert_refused(&r, StatusCode::CONFLICT, "upload_quota_exceeded");
+    assert!(
+        r.text.contains("100 bytes"),
+        "the detail names the quota: {}",
+        r.text
+    );
+    let r = presign(&app, &ada, 101, None).await;
+    assert_refused(&r, StatusCode::PAYLOAD_TOO_LARGE, "file_too_large");
+    // Finishing one frees the pending quota; everything held counts against the stored one.
+    finish_upload(&app, &ada, &first.body, &[b'a'; 60]).await;
+    let second = presign(&app, &ada, 60, None).await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.text);
+    finish_upload(&app, &ada, &second.body, &[b'b'; 60]).await;
+    let r = presign(&app, &ada, 60, None).await;
+    assert_refused(&r, StatusCode::CONFLICT, "upload_quota_exceeded");
+    // Another user has quotas of their own.
+    let bob = app.user("bob@example.com").await;
+    assert_eq!(
+        presign(&app, &bob, 60, None).await.status,
+        StatusCode::CREATED
+    );
+}
+
+async fn uploads_are_held_to_org_quotas(engine: Engine) {
+    let quotas = UploadQuotaSettings {
+        org_pending_bytes: 1000,
+        org_stored_bytes: 1000,
+        ..UploadQuotaSettings::default()
+    };
+    let Some((app, _dir)) = app_with_upload_quotas(engine, quotas).await else {
+        return;
+    };
+    let admin = app.user("admin@acme.example").await;
+    // The Organization's own quotas override the deployment's.
+    let limited = OrgQuotas {
+        upload_pending_bytes: Some(50),
+        upload_stored_bytes: Some(100),
+        ..OrgQuotas::default()
+    };
+    let org = managed_org(&app, &admin, "acme", limited, false).await;
+    let room = app.room(&admin, org, "general", "PUBLIC").await;
+    let r = app.get(&format!("/api/orgs/{org}/"), &admin.access).await;
+    assert_eq!(r.body["quotas"]["upload_stored_bytes"], 100);
+    // Named at presign: the org's pending and stored quotas apply at once.
+    let first = presign(&app, &admin, 40, Some(org)).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let r = presign(&app, &admin, 40, Some(org)).await;
+    assert_refused(&r, StatusCode::CONFLICT, "upload_quota_exceeded");
+    let first = finish_upload(&app, &admin, &first.body, &[b'a'; 40]).await;
+    let second = presign(&app, &admin, 40, Some(org)).await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.text);
+    finish_upload(&app, &admin, &second.body, &[b'b'; 40]).await;
+    // Not named: the file counts against the org it is first posted in, if it fits there.
+    let loose = uploaded(&app, &admin, &[b'c'; 40]).await;
+    let messages = format!("/api/rooms/{room}/messages/");
+    let r = app
+        .post(&messages, Some(&admin.access), json!({"file_id": loose}))
+        .await;
+    assert_refused(&r, StatusCode::CONFLICT, "upload_quota_exceeded");
+    let r = app
+        .post(&messages, Some(&admin.access), json!({"file_id": first}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // A file counted against one org cannot be posted in another.
+    let other = app.org(&admin, "Elsewhere").await;
+    let elsewhere = app.room(&admin, other, "general", "PUBLIC").await;
+    let r = app
+        .post(
+            &format!("/api/rooms/{elsewhere}/messages/"),
+            Some(&admin.access),
+            json!({"file_id": first}),
+        )
+        .await;
+    assert_refused(&r, StatusCode::BAD_REQUEST, "invalid");
+    assert!(r.text.contains("another organization"), "{}", r.text);
+    let r = app
+        .post(
+            &format!("/api/rooms/{elsewhere}/messages/"),
+            Some(&admin.access),
+            json!({"file_id": loose}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // An outsider cannot name the org; nobody can while it is suspended.
+    let eve = app.user("eve@example.com").await;
+    assert_refused(
+        &presign(&app, &eve, 10, Some(org)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    managed_org(&app, &admin, "acme", OrgQuotas::default(), true).await;
+    assert_refused(
+        &presign(&app, &admin, 10, Some(org)).await,
+        StatusCode::FORBIDDEN,
+        "org_suspended",
+    );
 }
 
 async fn attachments_over_the_org_upload_limit_are_refused(engine: Engine) {

@@ -19,6 +19,7 @@ mod messages;
 mod orgs;
 mod rooms;
 mod tenants;
+mod uploads;
 pub mod validate;
 mod webhooks;
 
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatboard_core::bus::Bus;
+use chatboard_core::config::UploadQuotaSettings;
 use chatboard_core::metrics::MetricRegistry;
 use chatboard_store::Store;
 
@@ -51,6 +53,8 @@ pub struct ChatSettings {
     pub public_url: Option<String>,
     /// Webhook targets may be private addresses (`CHATBOARD_WEBHOOK_ALLOW_PRIVATE`).
     pub allow_private_webhooks: bool,
+    /// Bytes of uploads per user and per organization (`CHATBOARD_UPLOAD_*_BYTES`).
+    pub upload_quotas: UploadQuotaSettings,
 }
 
 /// The application layer of one process: every action, over the store and the bus.

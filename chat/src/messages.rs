@@ -56,8 +56,10 @@ impl Chat {
             v.add("file_id", "No completed upload of yours has this id.");
         }
         if let Some(file) = &file {
-            self.check_org_upload_limit(room_id, sender, file.size)
+            let org_id = self
+                .check_org_upload_limit(room_id, sender, file.size)
                 .await?;
+            self.charge_upload(&file.id, org_id, file.size).await?;
         }
         let raw_body = draft.body.as_deref().unwrap_or("");
         // With a file the text is optional; without one it is required.
@@ -203,13 +205,14 @@ impl Chat {
     }
 
     /// 413 when the room's organization has a smaller upload quota than the file (uploads
-    /// belong to their owner until attached, so the org's limit applies here).
+    /// belong to their owner until attached, so the org's limit applies here); the org's id
+    /// otherwise.
     async fn check_org_upload_limit(
         &self,
         room_id: i64,
         user_id: i64,
         size: i64,
-    ) -> ChatResult<()> {
+    ) -> ChatResult<i64> {
         let access = self.member_access(room_id, user_id).await?;
         let org = self
             .store()
@@ -220,7 +223,7 @@ impl Chat {
                 ErrorCode::FileTooLarge,
                 format!("This organization accepts attachments of at most {max} bytes."),
             )),
-            _ => Ok(()),
+            _ => Ok(access.room.org),
         }
     }
 }

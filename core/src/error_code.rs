@@ -77,6 +77,8 @@ pub enum ErrorCode {
     TooManyWebhooks,
     /// 409: the webhook is switched off.
     WebhookInactive,
+    /// 409: the file does not fit the uploader's or the organization's upload quota.
+    UploadQuotaExceeded,
     /// 409 (410 on download): the upload has expired.
     UploadExpired,
     /// 408: the request body stalled longer than the server waits between two pieces.
@@ -122,8 +124,8 @@ impl ErrorCode {
             RequestTimeout => 408,
             EmailTaken | AlreadyMember | InvitePending | ManagedByOperator | DmImmutable
             | DmCannotLeave | MessageDeleted | MemberLimitReached | RoomLimitReached
-            | LastAdmin | TooManyWebhooks | WebhookInactive | UploadExpired | TypeMismatch
-            | SizeMismatch | NotUploaded => 409,
+            | LastAdmin | TooManyWebhooks | WebhookInactive | UploadQuotaExceeded
+            | UploadExpired | TypeMismatch | SizeMismatch | NotUploaded => 409,
             FileTooLarge | BodyTooLarge => 413,
             UnsupportedMediaType | UnsupportedType => 415,
             RateLimited => 429,
@@ -180,6 +182,7 @@ impl ErrorCode {
             LastAdmin => "An organization must keep at least one ADMIN.",
             TooManyWebhooks => "The organization has as many webhooks as it may have.",
             WebhookInactive => "The webhook is switched off; set is_active to true first.",
+            UploadQuotaExceeded => "The file does not fit the upload quota.",
             UploadExpired => "This file has expired or was never completed.",
             RequestTimeout => "The request body stalled; send the request again.",
             FileTooLarge => "The file is larger than allowed.",

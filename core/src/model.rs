@@ -105,6 +105,10 @@ pub struct OrgQuotas {
     pub max_rooms: Option<i32>,
     /// Largest attachment, in bytes.
     pub upload_max_bytes: Option<i64>,
+    /// Bytes of unfinished uploads presigned for the organization at once.
+    pub upload_pending_bytes: Option<i64>,
+    /// Bytes of uploads the organization may hold, unfinished ones included.
+    pub upload_stored_bytes: Option<i64>,
     /// Days messages are kept before the worker deletes them.
     pub retention_days: Option<i32>,
     /// Messages one member may post per minute in this organization.
@@ -467,6 +471,9 @@ pub struct Upload {
     pub size: i64,
     /// Where the bytes are in object storage.
     pub object_key: String,
+    /// The organization whose quota it counts against: named at presign, or the first one
+    /// it was posted in.
+    pub org_id: Option<i64>,
     /// Where it stands.
     pub status: UploadStatus,
     /// When it was presigned.

@@ -34,6 +34,14 @@ pub struct Quotas {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10_737_418_240_i64))]
     pub upload_max_bytes: Option<i64>,
+    /// Bytes of unfinished uploads presigned for the organization at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub upload_pending_bytes: Option<i64>,
+    /// Bytes of uploads the organization may hold (unfinished ones included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub upload_stored_bytes: Option<i64>,
     /// Days messages are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 36_500))]

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use chatboard_core::config::settings::{HttpSettings, NatsSettings, TokenSettings};
 use chatboard_core::config::{
     parse, values, ConfigError, DatabaseConfig, Env, GatewaySettings, JwtSecret,
+    UploadQuotaSettings,
 };
 use clap::Parser;
 
@@ -51,6 +52,9 @@ pub struct GatewayConfig {
     /// Connections.
     #[command(flatten)]
     pub gateway: GatewaySettings,
+    /// Upload quotas (files posted over sockets count against the room's organization).
+    #[command(flatten)]
+    pub upload_quotas: UploadQuotaSettings,
     /// Slow, idle and greedy HTTP clients.
     #[command(flatten)]
     pub http: HttpSettings,

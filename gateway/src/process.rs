@@ -54,6 +54,8 @@ pub async fn run() -> anyhow::Result<()> {
             invite_ttl: Default::default(),
             public_url: None,
             allow_private_webhooks: false,
+            // Files posted over a socket count against the room's organization.
+            upload_quotas: config.upload_quotas,
         },
         &registry,
     )

@@ -187,13 +187,16 @@ fn checked_spec(spec: &OrganizationSpec) -> std::result::Result<CheckedSpec, Str
         Some(n) => Ok(Some(n as i32)),
         None => Ok(None),
     };
+    let bytes = |field: &str, v: Option<i64>| match v {
+        Some(n) if n < 1 => Err(format!("spec.quotas.{field} must be at least 1")),
+        other => Ok(other),
+    };
     let quotas = OrgQuotas {
         max_members: int("maxMembers", q.max_members, 1_000_000)?,
         max_rooms: int("maxRooms", q.max_rooms, 1_000_000)?,
-        upload_max_bytes: match q.upload_max_bytes {
-            Some(n) if n < 1 => return Err("spec.quotas.uploadMaxBytes must be at least 1".into()),
-            other => other,
-        },
+        upload_max_bytes: bytes("uploadMaxBytes", q.upload_max_bytes)?,
+        upload_pending_bytes: bytes("uploadPendingBytes", q.upload_pending_bytes)?,
+        upload_stored_bytes: bytes("uploadStoredBytes", q.upload_stored_bytes)?,
         retention_days: int("messageRetentionDays", q.message_retention_days, 36_500)?,
         rate_limit_per_minute: int("rateLimitPerMinute", q.rate_limit_per_minute, 100_000)?,
     };

@@ -42,6 +42,7 @@ pub async fn run() -> anyhow::Result<()> {
             invite_ttl: config.invites.invite_ttl,
             public_url: config.email.public_url.clone(),
             allow_private_webhooks: config.webhooks.allow_private,
+            upload_quotas: Default::default(),
         },
         &metrics.registry,
     )?;

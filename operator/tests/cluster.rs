@@ -105,6 +105,7 @@ async fn organization_and_webhook_on_a_real_cluster() {
             invite_ttl: Duration::from_secs(3600),
             public_url: None,
             allow_private_webhooks: true,
+            upload_quotas: Default::default(),
         },
         &metrics.registry,
     )

@@ -34,7 +34,7 @@ pub use tenants::{
     AppliedAdmins, AppliedOrg, AppliedWebhook, ManagedOrg, ManagedOrgRef, ManagedWebhook,
     SpecAdmin, TenantStore,
 };
-pub use uploads::{NewUpload, UploadStore};
+pub use uploads::{NewUpload, OrgCharge, QuotaExceeded, UploadQuota, UploadStore};
 pub use users::{NewUser, ProfilePatch, UserStore};
 pub use webhooks::{
     AttemptOutcome, AttemptResult, DueDelivery, NewWebhook, WebhookPatch, WebhookStore,

@@ -4,7 +4,43 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreResult;
+use chatboard_core::config::UploadQuotaSettings;
 use chatboard_core::model::Upload;
+
+/// Which upload quota a file would break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadQuota {
+    /// The uploader's unfinished uploads.
+    UserPending,
+    /// Everything the uploader holds.
+    UserStored,
+    /// The organization's unfinished uploads.
+    OrgPending,
+    /// Everything the organization holds.
+    OrgStored,
+}
+
+/// A file that does not fit a quota: its limit and what is already used of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaExceeded {
+    /// The quota.
+    pub quota: UploadQuota,
+    /// Its limit in bytes.
+    pub limit: i64,
+    /// Bytes already counted against it.
+    pub used: i64,
+}
+
+/// What charging an upload to an organization came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrgCharge {
+    /// It counts against the organization now (or already did).
+    Charged,
+    /// It already counts against another organization.
+    OtherOrg,
+    /// It does not fit the organization's quota.
+    Exceeded(QuotaExceeded),
+}
 
 /// A presigned upload to record.
 #[derive(Debug, Clone)]
@@ -21,13 +57,30 @@ pub struct NewUpload {
     pub size: i64,
     /// Where the bytes will be in object storage.
     pub object_key: String,
+    /// The organization it counts against, when named at presign.
+    pub org_id: Option<i64>,
 }
 
 /// Uploads: what the API knows of the files clients put into object storage.
 #[async_trait]
 pub trait UploadStore: Send + Sync {
-    /// Records a presigned (pending) upload.
-    async fn create_upload(&self, upload: NewUpload, now: DateTime<Utc>) -> StoreResult<Upload>;
+    /// Records a presigned (pending) upload if it fits the uploader's quotas and, when it names
+    /// one, its organization's (whose own quotas override the deployment's); checked and
+    /// recorded in one transaction, so concurrent presigns cannot overshoot.
+    async fn create_upload(
+        &self,
+        upload: NewUpload,
+        quotas: &UploadQuotaSettings,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<Upload, QuotaExceeded>>;
+    /// Makes an upload count against `org_id` if it counts against no organization yet and
+    /// fits its stored-bytes quota (checked and recorded in one transaction).
+    async fn charge_upload_to_org(
+        &self,
+        id: &str,
+        org_id: i64,
+        quotas: &UploadQuotaSettings,
+    ) -> StoreResult<OrgCharge>;
     /// One upload.
     async fn upload(&self, id: &str) -> StoreResult<Option<Upload>>;
     /// Marks a pending upload ready until `expires_at` (a ready one stays as it is);

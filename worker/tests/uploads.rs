@@ -66,10 +66,13 @@ async fn sweeps(engine: TestEngine) {
                     content_type: "text/plain".into(),
                     size: 4,
                     object_key: key.clone(),
+                    org_id: None,
                 },
+                &Default::default(),
                 now - age,
             )
             .await
+            .unwrap()
             .unwrap();
         if let Some((at, expires)) = completed {
             s.store.complete_upload(&id, at, expires).await.unwrap();
@@ -153,10 +156,13 @@ async fn expired_files_are_deleted_from_s3() {
                 content_type: "text/plain".into(),
                 size: 4,
                 object_key: key.clone(),
+                org_id: None,
             },
+            &Default::default(),
             now - Duration::days(31),
         )
         .await
+        .unwrap()
         .unwrap();
     s.store
         .complete_upload(

@@ -73,6 +73,10 @@ pub struct PresignRequest {
     content_type: String,
     /// Its exact size in bytes: 1 to 100 MiB.
     size: i64,
+    /// The organization it is for (optional): it then counts against that organization's
+    /// upload quotas from now on; without it, from when it is first posted in one.
+    #[serde(default)]
+    org: Option<i64>,
 }
 
 /// Where to PUT the file.
@@ -195,7 +199,10 @@ async fn view(state: &AppState, headers: &HeaderMap, upload: Upload) -> ApiResul
 /// Presigns an upload: the answer says where to PUT the bytes, with which headers.
 #[utoipa::path(post, path = "/api/uploads/presign/", tag = "uploads", request_body = PresignRequest, security(("bearer" = [])),
     responses((status = 201, body = PresignResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 413, description = "size outside 1 byte to 100 MiB", body = ErrorBody), (status = 415, description = "content type not allowed", body = ErrorBody),
+        (status = 403, description = "org_suspended or org_archived: the named organization takes no changes", body = ErrorBody),
+        (status = 404, description = "not a member of the named organization", body = ErrorBody),
+        (status = 409, description = "upload_quota_exceeded: the file does not fit the caller's or the organization's upload quota", body = ErrorBody),
+        (status = 413, description = "size outside 1 byte to 100 MiB, or larger than a whole upload quota", body = ErrorBody), (status = 415, description = "content type not allowed", body = ErrorBody),
         (status = 503, description = "uploads not configured or storage down", body = ErrorBody)))]
 pub async fn presign(
     user: AuthUser,
@@ -226,18 +233,16 @@ pub async fn presign(
         .await
         .map_err(storage_failed)?;
     state
-        .store
-        .create_upload(
-            NewUpload {
-                id: id.clone(),
-                owner_id: user.id,
-                filename: sanitize_filename(&body.filename),
-                content_type,
-                size: body.size,
-                object_key,
-            },
-            Utc::now(),
-        )
+        .chat
+        .reserve_upload(NewUpload {
+            id: id.clone(),
+            owner_id: user.id,
+            filename: sanitize_filename(&body.filename),
+            content_type,
+            size: body.size,
+            object_key,
+            org_id: body.org,
+        })
         .await?;
     Ok((
         StatusCode::CREATED,

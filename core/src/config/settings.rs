@@ -336,6 +336,41 @@ impl UploadArgs {
     }
 }
 
+/// How many bytes of uploads a user and an organization may hold (0 = no limit). Unfinished
+/// uploads count as stored too: their bytes are on their way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct UploadQuotaSettings {
+    /// Bytes of unfinished uploads (presigned, not yet completed) one user may have at once.
+    #[arg(long = "upload-user-pending-bytes", env = "CHATBOARD_UPLOAD_USER_PENDING_BYTES",
+        default_value_t = 1024 * 1024 * 1024)]
+    pub user_pending_bytes: i64,
+    /// Bytes of uploads one user may hold until they expire, unfinished ones included.
+    #[arg(long = "upload-user-stored-bytes", env = "CHATBOARD_UPLOAD_USER_STORED_BYTES",
+        default_value_t = 5 * 1024 * 1024 * 1024)]
+    pub user_stored_bytes: i64,
+    /// Bytes of unfinished uploads presigned for one organization at once (its Organization's
+    /// `quotas.uploadPendingBytes` overrides it).
+    #[arg(long = "upload-org-pending-bytes", env = "CHATBOARD_UPLOAD_ORG_PENDING_BYTES",
+        default_value_t = 10 * 1024 * 1024 * 1024)]
+    pub org_pending_bytes: i64,
+    /// Bytes of uploads one organization may hold (`quotas.uploadStoredBytes` overrides it).
+    #[arg(long = "upload-org-stored-bytes", env = "CHATBOARD_UPLOAD_ORG_STORED_BYTES",
+        default_value_t = 100 * 1024 * 1024 * 1024)]
+    pub org_stored_bytes: i64,
+}
+
+impl Default for UploadQuotaSettings {
+    fn default() -> Self {
+        const GIB: i64 = 1024 * 1024 * 1024;
+        Self {
+            user_pending_bytes: GIB,
+            user_stored_bytes: 5 * GIB,
+            org_pending_bytes: 10 * GIB,
+            org_stored_bytes: 100 * GIB,
+        }
+    }
+}
+
 /// An S3-compatible bucket for uploads.
 #[derive(Clone, PartialEq, Eq)]
 pub struct S3Settings {
@@ -436,6 +471,8 @@ mod tests {
         uploads: UploadArgs,
         #[command(flatten)]
         http: HttpSettings,
+        #[command(flatten)]
+        upload_quotas: UploadQuotaSettings,
     }
 
     #[test]
@@ -447,6 +484,7 @@ mod tests {
         assert_eq!(parsed.webhooks, WebhookSettings::default());
         assert_eq!(parsed.email, EmailSettings::default());
         assert_eq!(parsed.http, HttpSettings::default());
+        assert_eq!(parsed.upload_quotas, UploadQuotaSettings::default());
         assert_eq!(
             parsed.uploads.settings().unwrap(),
             UploadSettings::default()

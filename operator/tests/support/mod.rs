@@ -79,6 +79,7 @@ impl Harness {
                 invite_ttl: Duration::from_secs(7 * 24 * 3600),
                 public_url: Some("https://chat.example".into()),
                 allow_private_webhooks: true,
+                upload_quotas: Default::default(),
             },
             &metrics.registry,
         )

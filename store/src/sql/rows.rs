@@ -57,7 +57,8 @@ pub(super) struct UserWithHashRow {
 /// The org object as a member sees it; `$1` is the member's user id.
 pub(super) const ORG_VIEW_SELECT: &str =
     "SELECT o.id, o.name, o.slug, m.role, o.managed, o.suspended, o.archived_at, \
-       o.max_members, o.max_rooms, o.upload_max_bytes, o.retention_days, o.rate_limit_per_minute, \
+       o.max_members, o.max_rooms, o.upload_max_bytes, o.upload_pending_bytes, o.upload_stored_bytes, \
+       o.retention_days, o.rate_limit_per_minute, \
        o.created_at, (SELECT COUNT(*) FROM org_members c WHERE c.org_id = o.id) AS member_count \
      FROM orgs o JOIN org_members m ON m.org_id = o.id AND m.user_id = $1";
 
@@ -82,6 +83,8 @@ pub(super) struct QuotaRow {
     max_members: Option<i32>,
     max_rooms: Option<i32>,
     upload_max_bytes: Option<i64>,
+    upload_pending_bytes: Option<i64>,
+    upload_stored_bytes: Option<i64>,
     retention_days: Option<i32>,
     rate_limit_per_minute: Option<i32>,
 }
@@ -92,6 +95,8 @@ impl From<QuotaRow> for OrgQuotas {
             max_members: r.max_members,
             max_rooms: r.max_rooms,
             upload_max_bytes: r.upload_max_bytes,
+            upload_pending_bytes: r.upload_pending_bytes,
+            upload_stored_bytes: r.upload_stored_bytes,
             retention_days: r.retention_days,
             rate_limit_per_minute: r.rate_limit_per_minute,
         }

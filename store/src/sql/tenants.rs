@@ -176,7 +176,8 @@ impl SqlStore {
         let q = &org.quotas;
         sqlx::query(
             "UPDATE orgs SET name = COALESCE($2, name), managed = $3, suspended = $4, archived_at = NULL, \
-               max_members = $5, max_rooms = $6, upload_max_bytes = $7, retention_days = $8, rate_limit_per_minute = $9 \
+               max_members = $5, max_rooms = $6, upload_max_bytes = $7, retention_days = $8, rate_limit_per_minute = $9, \
+               upload_pending_bytes = $10, upload_stored_bytes = $11 \
              WHERE id = $1",
         )
         .bind(org_id)
@@ -188,6 +189,8 @@ impl SqlStore {
         .bind(q.upload_max_bytes)
         .bind(q.retention_days)
         .bind(q.rate_limit_per_minute)
+        .bind(q.upload_pending_bytes)
+        .bind(q.upload_stored_bytes)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -204,7 +207,8 @@ impl TenantStore for SqlStore {
     ) -> StoreResult<AppliedOrg> {
         let row: Option<ManagedOrgRow> = sqlx::query_as(
             "SELECT id, name, managed, suspended, archived_at, \
-               max_members, max_rooms, upload_max_bytes, retention_days, rate_limit_per_minute \
+               max_members, max_rooms, upload_max_bytes, upload_pending_bytes, upload_stored_bytes, \
+               retention_days, rate_limit_per_minute \
              FROM orgs WHERE resource_key = $1",
         )
         .bind(&org.resource_key)

@@ -3,15 +3,18 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Pool, SqlStore};
+use super::{Pool, SqlStore, Tx, ORG_LOCK};
 use crate::sql::rows::placeholders;
-use crate::{NewUpload, StoreError, StoreResult, UploadStore};
+use crate::{
+    NewUpload, OrgCharge, QuotaExceeded, StoreError, StoreResult, UploadQuota, UploadStore,
+};
+use chatboard_core::config::UploadQuotaSettings;
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::{Upload, UploadStatus};
 
 /// Columns selected for an upload.
-const UPLOAD_COLUMNS: &str = "id, owner_id, filename, content_type, size, object_key, status, \
-     created_at, uploaded_at, expires_at";
+const UPLOAD_COLUMNS: &str = "id, owner_id, filename, content_type, size, object_key, org_id, \
+     status, created_at, uploaded_at, expires_at";
 
 #[derive(sqlx::FromRow)]
 struct UploadRow {
@@ -21,6 +24,7 @@ struct UploadRow {
     content_type: String,
     size: i64,
     object_key: String,
+    org_id: Option<i64>,
     status: String,
     created_at: DateTime<Utc>,
     uploaded_at: Option<DateTime<Utc>>,
@@ -42,6 +46,7 @@ impl TryFrom<UploadRow> for Upload {
             content_type: r.content_type,
             size: r.size,
             object_key: r.object_key,
+            org_id: r.org_id,
             status,
             created_at: r.created_at,
             uploaded_at: r.uploaded_at,
@@ -52,6 +57,43 @@ impl TryFrom<UploadRow> for Upload {
 
 fn uploads(rows: Vec<UploadRow>) -> StoreResult<Vec<Upload>> {
     rows.into_iter().map(Upload::try_from).collect()
+}
+
+/// Bytes of unfinished uploads and of all live uploads (unfinished and ready) whose `column`
+/// (`owner_id` or `org_id`) is `id`.
+async fn usage(tx: &mut Tx<'_>, column: &str, id: i64) -> StoreResult<(i64, i64)> {
+    let sql = format!(
+        "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'pending' THEN size ELSE 0 END), 0) AS BIGINT), \
+                CAST(COALESCE(SUM(size), 0) AS BIGINT) \
+         FROM uploads WHERE {column} = $1 AND status <> 'expired'"
+    );
+    Ok(sqlx::query_as(&sql).bind(id).fetch_one(&mut **tx).await?)
+}
+
+/// The organization's pending and stored limits (its own, else the deployment's), its row
+/// locked so that charges to it are counted one after the other.
+async fn org_limits(
+    tx: &mut Tx<'_>,
+    org_id: i64,
+    quotas: &UploadQuotaSettings,
+) -> StoreResult<(i64, i64)> {
+    let sql = format!(
+        "SELECT upload_pending_bytes, upload_stored_bytes FROM orgs WHERE id = $1{ORG_LOCK}"
+    );
+    let (pending, stored): (Option<i64>, Option<i64>) = sqlx::query_as(&sql)
+        .bind(org_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok((
+        pending.unwrap_or(quotas.org_pending_bytes),
+        stored.unwrap_or(quotas.org_stored_bytes),
+    ))
+}
+
+/// `Some` when `size` more bytes would take `used` past `limit` (0: no limit).
+fn exceeds(quota: UploadQuota, limit: i64, used: i64, size: i64) -> Option<QuotaExceeded> {
+    (limit > 0 && used.saturating_add(size) > limit).then_some(QuotaExceeded { quota, limit, used })
 }
 
 /// `UPDATE uploads SET <set> WHERE status = '<from>' AND id IN (...)`, in chunks.
@@ -73,10 +115,57 @@ async fn update_uploads(pool: &Pool, set: &str, from: &str, ids: &[String]) -> S
 #[async_trait]
 impl UploadStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn create_upload(&self, upload: NewUpload, now: DateTime<Utc>) -> StoreResult<Upload> {
+    async fn create_upload(
+        &self,
+        upload: NewUpload,
+        quotas: &UploadQuotaSettings,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<Upload, QuotaExceeded>> {
+        let mut tx = self.write.begin().await?;
+        // The uploader's row (and the org's) is locked, so two presigns of one user are
+        // counted one after the other.
+        let user = format!("SELECT id FROM users WHERE id = $1{ORG_LOCK}");
+        sqlx::query(&user)
+            .bind(upload.owner_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let (pending, stored) = usage(&mut tx, "owner_id", upload.owner_id).await?;
+        let mut verdict = exceeds(
+            UploadQuota::UserPending,
+            quotas.user_pending_bytes,
+            pending,
+            upload.size,
+        )
+        .or(exceeds(
+            UploadQuota::UserStored,
+            quotas.user_stored_bytes,
+            stored,
+            upload.size,
+        ));
+        if let Some(org_id) = upload.org_id {
+            let (pending_limit, stored_limit) = org_limits(&mut tx, org_id, quotas).await?;
+            let (pending, stored) = usage(&mut tx, "org_id", org_id).await?;
+            verdict = verdict
+                .or(exceeds(
+                    UploadQuota::OrgPending,
+                    pending_limit,
+                    pending,
+                    upload.size,
+                ))
+                .or(exceeds(
+                    UploadQuota::OrgStored,
+                    stored_limit,
+                    stored,
+                    upload.size,
+                ));
+        }
+        if let Some(exceeded) = verdict {
+            return Ok(Err(exceeded));
+        }
         let sql = format!(
-            "INSERT INTO uploads (id, owner_id, filename, content_type, size, object_key, status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7) RETURNING {UPLOAD_COLUMNS}"
+            "INSERT INTO uploads (id, owner_id, filename, content_type, size, object_key, org_id, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8) RETURNING {UPLOAD_COLUMNS}"
         );
         let row: UploadRow = sqlx::query_as(&sql)
             .bind(&upload.id)
@@ -85,10 +174,45 @@ impl UploadStore for SqlStore {
             .bind(&upload.content_type)
             .bind(upload.size)
             .bind(&upload.object_key)
+            .bind(upload.org_id)
             .bind(now)
-            .fetch_one(&self.write)
+            .fetch_one(&mut *tx)
             .await?;
-        row.try_into()
+        tx.commit().await?;
+        Ok(Ok(row.try_into()?))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn charge_upload_to_org(
+        &self,
+        id: &str,
+        org_id: i64,
+        quotas: &UploadQuotaSettings,
+    ) -> StoreResult<OrgCharge> {
+        let mut tx = self.write.begin().await?;
+        let (_, stored_limit) = org_limits(&mut tx, org_id, quotas).await?;
+        let upload: Option<(Option<i64>, i64)> =
+            sqlx::query_as("SELECT org_id, size FROM uploads WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (charged_to, size) = upload.ok_or(StoreError::NotFound)?;
+        match charged_to {
+            Some(other) if other != org_id => return Ok(OrgCharge::OtherOrg),
+            Some(_) => return Ok(OrgCharge::Charged),
+            None => {}
+        }
+        let (_, stored) = usage(&mut tx, "org_id", org_id).await?;
+        if let Some(exceeded) = exceeds(UploadQuota::OrgStored, stored_limit, stored, size) {
+            return Ok(OrgCharge::Exceeded(exceeded));
+        }
+        sqlx::query("UPDATE uploads SET org_id = $2 WHERE id = $1 AND org_id IS NULL")
+            .bind(id)
+            .bind(org_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(OrgCharge::Charged)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

@@ -1,0 +1,84 @@
+//! Upload quotas: bytes per user and per organization, checked when an upload is presigned
+//! and when it is first posted in an organization.
+
+use chatboard_core::error_code::ErrorCode;
+use chatboard_core::model::Upload;
+use chatboard_store::{NewUpload, OrgCharge, QuotaExceeded, UploadQuota};
+use chrono::Utc;
+use tracing::instrument;
+
+use crate::error::{ChatError, ChatResult};
+use crate::Chat;
+
+impl Chat {
+    /// Records a presigned upload within the uploader's quotas and, when `upload.org_id` names
+    /// one, within that organization's (404 when the uploader is not in it, 403 while it is
+    /// suspended or archived).
+    #[instrument(skip(self, upload), fields(owner = upload.owner_id, size = upload.size), err(level = "debug"))]
+    pub async fn reserve_upload(&self, upload: NewUpload) -> ChatResult<Upload> {
+        if let Some(org_id) = upload.org_id {
+            let org = self.org_view(org_id, upload.owner_id).await?;
+            if !org.writable() {
+                let code = if org.archived {
+                    ErrorCode::OrgArchived
+                } else {
+                    ErrorCode::OrgSuspended
+                };
+                return Err(ChatError::refused(code));
+            }
+        }
+        let size = upload.size;
+        self.store()
+            .create_upload(upload, &self.settings().upload_quotas, Utc::now())
+            .await?
+            .map_err(|exceeded| quota_error(exceeded, size))
+    }
+
+    /// Makes a file posted in `org_id` count against it, unless it already does; refused when
+    /// it counts against another organization or does not fit this one's quota.
+    pub(crate) async fn charge_upload(
+        &self,
+        upload_id: &str,
+        org_id: i64,
+        size: i64,
+    ) -> ChatResult<()> {
+        let quotas = &self.settings().upload_quotas;
+        match self
+            .store()
+            .charge_upload_to_org(upload_id, org_id, quotas)
+            .await?
+        {
+            OrgCharge::Charged => Ok(()),
+            OrgCharge::OtherOrg => Err(ChatError::field(
+                "file_id",
+                "This file was uploaded for another organization.",
+            )),
+            OrgCharge::Exceeded(exceeded) => Err(quota_error(exceeded, size)),
+        }
+    }
+}
+
+/// 413 `file_too_large` for a file that could never fit the quota, else 409
+/// `upload_quota_exceeded` saying which quota and how much of it is used.
+fn quota_error(exceeded: QuotaExceeded, size: i64) -> ChatError {
+    let QuotaExceeded { quota, limit, used } = exceeded;
+    let whose = match quota {
+        UploadQuota::UserPending => "your unfinished uploads",
+        UploadQuota::UserStored => "your uploads",
+        UploadQuota::OrgPending => "this organization's unfinished uploads",
+        UploadQuota::OrgStored => "this organization's uploads",
+    };
+    if size > limit {
+        return ChatError::refused_because(
+            ErrorCode::FileTooLarge,
+            format!("The file has {size} bytes; {whose} may hold at most {limit}."),
+        );
+    }
+    ChatError::refused_because(
+        ErrorCode::UploadQuotaExceeded,
+        format!(
+            "The quota of {whose} is {limit} bytes, {used} are used and the file has {size}: \
+             finish or let expire other uploads first."
+        ),
+    )
+}
