@@ -325,3 +325,94 @@ async fn a_nats_restart_mid_stream_loses_nothing() {
     }
     assert_eq!(multiplexed.await.unwrap(), ids, "the multiplexed one too");
 }
+
+/// Message ids of `room` read from `socket` until `ids` have all arrived (other frames are
+/// skipped), or panics after `bound`.
+async fn wait_for_messages(
+    socket: &mut Socket,
+    room: i64,
+    ids: &[i64],
+    bound: Duration,
+) -> Vec<i64> {
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    while !ids.iter().all(|id| seen.contains(id)) {
+        let left = bound.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, socket.next()).await {
+            Err(_) => panic!("only {seen:?} of {ids:?} within {bound:?}"),
+            Ok(Some(Ok(Ws::Text(text)))) => {
+                let f: Value = serde_json::from_str(text.as_str()).unwrap();
+                if f["type"] == "message" && f["room"].as_i64() == Some(room) {
+                    seen.push(f["id"].as_i64().unwrap());
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("the socket ended: {other:?}"),
+        }
+    }
+    seen
+}
+
+/// NATS restarts and nobody posts afterwards: open sockets still get every message committed
+/// while it was away (they catch up from the database when the bus reconnects), and a member
+/// removed while it was away loses the room on every socket (issue 17 points 12 and 13).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_nats_restart_sockets_catch_up_without_new_posts() {
+    let Some(mut nats) = OwnNats::start() else {
+        return;
+    };
+    let p = Platform::start_with(Some((nats.url(), unique_prefix())), quick_settings()).await;
+    let (room, alice, bob, org) = p.team().await;
+    let carol = p.user("carol@example.com").await;
+    p.join_org(org, &alice, &carol, "carol@example.com").await;
+    let mut bob_room = p.connect(room, &bob.token, None).await;
+    let mut carol_room = p.connect(room, &carol.token, None).await;
+    let mut carol_all = p.connect_all(&carol.token).await;
+    while p.gw.state.connections() < 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let first = p.post(&alice, room, "before").await;
+    for socket in [&mut bob_room, &mut carol_room, &mut carol_all] {
+        wait_for_messages(socket, room, &[first], Duration::from_secs(20)).await;
+    }
+
+    nats.kill();
+    let mut missed = Vec::new();
+    for i in 0..5 {
+        missed.push(
+            p.post(&alice, room, &format!("while NATS is down {i}"))
+                .await,
+        );
+    }
+    let removed = p
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/orgs/{org}/members/{}/", carol.id),
+            &alice.token,
+            serde_json::json!(null),
+        )
+        .await;
+    assert!(removed.is_null(), "{removed}");
+    nats.run();
+    let back = std::time::Instant::now();
+
+    // No new post: the five arrive, in order, once the gateway is reconnected.
+    let seen = wait_for_messages(&mut bob_room, room, &missed, Duration::from_secs(30)).await;
+    assert_eq!(seen, missed);
+    eprintln!("caught up {:?} after NATS came back", back.elapsed());
+    // Carol's room socket is closed as no longer a member; her multiplexed one stops
+    // following the room.
+    assert_eq!(close_code(&mut carol_room).await, 4003);
+    let after = p.post(&alice, room, "after the removal").await;
+    wait_for_messages(&mut bob_room, room, &[after], Duration::from_secs(20)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while let Ok(next) = tokio::time::timeout_at(deadline.into(), carol_all.next()).await {
+        if let Some(Ok(Ws::Text(text))) = next {
+            let f: Value = serde_json::from_str(text.as_str()).unwrap();
+            assert!(
+                !(f["type"] == "message" && f["id"].as_i64() == Some(after)),
+                "a removed member still reads the room: {f}"
+            );
+        }
+    }
+}

@@ -5,6 +5,12 @@
 //! acknowledgement is delivered once. Each subscriber reads the stream through an ordered
 //! consumer, which survives a NATS restart by resuming after the last event it saw. Typing
 //! notices are plain NATS messages on `<prefix>.typing.<room id>`: best effort, never stored.
+//!
+//! Whatever was committed while NATS was away was never announced, and the consumer resumes
+//! without an error, so every subscription also yields [`Delivery::Missed`] each time the
+//! connection comes back (and once more a moment later, for the changes other processes
+//! committed before their own connections came back): subscribers then catch up from the
+//! database without waiting for new traffic.
 
 use std::time::Duration;
 
@@ -20,6 +26,10 @@ const RETENTION: Duration = Duration::from_secs(3600);
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long JetStream remembers de-duplication keys.
 const DEDUP_WINDOW: Duration = Duration::from_secs(120);
+/// After a reconnection, when subscribers check the database a second time: other processes
+/// reconnect within about this long of us, and what they committed until then was not
+/// announced either.
+const SECOND_LOOK: Duration = Duration::from_secs(2);
 
 /// A connection to NATS with the room stream in place.
 pub struct NatsBus {
@@ -27,6 +37,8 @@ pub struct NatsBus {
     jetstream: jetstream::Context,
     prefix: String,
     stream_name: String,
+    /// Counts the connections NATS gave us (the first one included).
+    connections: tokio::sync::watch::Receiver<u64>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> BusError {
@@ -37,8 +49,18 @@ impl NatsBus {
     /// Connects to `url` and creates the stream if needed. `prefix` namespaces the subjects and
     /// the stream (`chat` in production; tests use their own).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, BusError> {
+        let (connected, connections) = tokio::sync::watch::channel(0u64);
+        let connected = std::sync::Arc::new(connected);
         let client = async_nats::ConnectOptions::new()
             .name("chatboard")
+            .event_callback(move |event| {
+                let connected = connected.clone();
+                async move {
+                    if matches!(event, async_nats::Event::Connected) {
+                        connected.send_modify(|n| *n += 1);
+                    }
+                }
+            })
             .connect(url)
             .await
             .map_err(unavailable)?;
@@ -60,6 +82,7 @@ impl NatsBus {
             jetstream,
             prefix: prefix.to_owned(),
             stream_name,
+            connections,
         })
     }
 
@@ -154,7 +177,23 @@ impl Bus for NatsBus {
             .await
             .map_err(unavailable)?
             .filter_map(|message| async move { decode(&message.payload) });
-        Ok(Box::pin(futures::stream::select(rooms, typing)))
+        // Each reconnection from now on: look at the database now and again a moment later.
+        let reconnected =
+            tokio_stream::wrappers::WatchStream::from_changes(self.connections.clone())
+                .map(|_| {
+                    tracing::info!("reconnected to NATS; subscribers catch up from the database");
+                    futures::stream::once(async { Delivery::Missed }).chain(futures::stream::once(
+                        async {
+                            tokio::time::sleep(SECOND_LOOK).await;
+                            Delivery::Missed
+                        },
+                    ))
+                })
+                .flatten();
+        Ok(Box::pin(futures::stream::select(
+            futures::stream::select(rooms, typing),
+            reconnected,
+        )))
     }
 
     async fn ping(&self) -> Result<(), BusError> {
