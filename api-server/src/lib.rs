@@ -67,8 +67,22 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         None => Arc::new(LocalBus::default()),
     };
     tracing::info!(bus = bus.kind(), "bus ready");
-    Ok(AppState::new(config, store, bus)?)
+    let state = AppState::new(config, store, bus)?;
+    // Changes a crashed process committed but never announced reach open sockets now, not
+    // with the next message of their room.
+    let chat = state.chat.clone();
+    tokio::spawn(async move {
+        match chat.reannounce_recent(REANNOUNCE_WINDOW).await {
+            Ok(n) => tracing::debug!(events = n, "recent changes announced again"),
+            Err(e) => tracing::warn!(error = %e, "announcing recent changes again failed"),
+        }
+    });
+    Ok(state)
 }
+
+/// How far back the API announces changes again at start-up: inside the bus's two-minute
+/// de-duplication window, so changes that were announced are not delivered twice.
+pub const REANNOUNCE_WINDOW: Duration = Duration::from_secs(90);
 
 /// Why the API could not start.
 #[derive(Debug, thiserror::Error)]

@@ -57,6 +57,9 @@ pub struct ChatSettings {
     pub upload_quotas: UploadQuotaSettings,
 }
 
+/// The most changes [`Chat::reannounce_recent`] announces again.
+pub const REANNOUNCE_MAX: u32 = 1000;
+
 /// The application layer of one process: every action, over the store and the bus.
 #[derive(Clone)]
 pub struct Chat(Arc<Inner>);
@@ -110,6 +113,30 @@ impl Chat {
     /// organizations whose members posted lately).
     pub fn org_limiters(&self) -> usize {
         self.0.limits.org_limiters()
+    }
+
+    /// Announces again what was committed in the last `window` (at most the newest
+    /// [`REANNOUNCE_MAX`] changes): a process that died between a commit and its announcement
+    /// left those changes unannounced, and no socket would see them until the next one. Run at
+    /// start-up. Already announced ones cost nothing: the bus drops repeats it saw within its
+    /// de-duplication window (keep `window` inside it) and gateways skip what they delivered.
+    #[tracing::instrument(skip(self))]
+    pub async fn reannounce_recent(&self, window: Duration) -> ChatResult<usize> {
+        let since = chrono::Utc::now() - chrono::Duration::from_std(window).unwrap_or_default();
+        let mut announced = 0;
+        for event in self.store().outbox_latest(REANNOUNCE_MAX).await? {
+            if event.created_at < since {
+                continue;
+            }
+            match event.event() {
+                Ok(domain) => {
+                    self.announcer().domain(&domain).await;
+                    announced += 1;
+                }
+                Err(e) => tracing::debug!(error = %e, kind = %event.event_type, "not re-announced"),
+            }
+        }
+        Ok(announced)
     }
 
     fn announcer(&self) -> &Announcer {

@@ -433,8 +433,16 @@ impl Session {
         };
         match event {
             BusEvent::Message { message, seq } => {
-                if message.id <= at.last_id || at.last_seq.is_some_and(|last| *seq <= last) {
+                if message.id <= at.last_id {
                     return Ok(()); // already delivered (replay, or a repeated announcement)
+                }
+                if *seq <= 0 {
+                    // Announced again from the outbox, which does not keep seqs: the
+                    // database has the message and its place in the room.
+                    return self.catch_up(room_id).await;
+                }
+                if at.last_seq.is_some_and(|last| *seq <= last) {
+                    return Ok(()); // already delivered
                 }
                 if at.last_seq.is_some_and(|last| *seq > last + 1) {
                     // Something committed before this one has not been announced yet: the

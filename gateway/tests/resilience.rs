@@ -416,3 +416,49 @@ async fn after_a_nats_restart_sockets_catch_up_without_new_posts() {
         }
     }
 }
+
+/// An API process dies between committing messages and announcing them; the next one to start
+/// announces them again, so open sockets get them without waiting for the room's next message
+/// (issue 17 point 13).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_a_crashed_api_never_announced_reach_sockets_when_an_api_starts() {
+    let Some(nats) = nats_url() else {
+        return;
+    };
+    let p = Platform::start_with(Some((nats, unique_prefix())), quick_settings()).await;
+    let (room, alice, bob, _) = p.team().await;
+    let mut bob_room = p.connect(room, &bob.token, None).await;
+    frame_of(&mut bob_room, "connection").await;
+    // Committed straight into the store, as by a process killed before it could announce.
+    let mut committed = Vec::new();
+    for i in 0..3 {
+        let (message, _) = p
+            .app
+            .state
+            .store
+            .post_message(
+                chatboard_store::NewMessage {
+                    room_id: room,
+                    sender_id: alice.id,
+                    body: format!("committed, never announced {i}"),
+                    client_msg_id: None,
+                    file: None,
+                },
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+        committed.push(message.id);
+    }
+    assert!(quiet(&mut bob_room).await, "nothing announced them yet");
+    // Another API process starts (the crashed one's replacement).
+    let restarted = api_server::build_state(p.app.state.config.clone())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let seen = wait_for_messages(&mut bob_room, room, &committed, Duration::from_secs(30)).await;
+    assert_eq!(seen, committed);
+    eprintln!("announced again {:?} after the start", started.elapsed());
+    restarted.store.close().await;
+    p.cleanup().await;
+}

@@ -11,6 +11,8 @@ use chatboard_core::events::OutboxEvent;
 pub trait OutboxStore: Send + Sync {
     /// Events after `position`, oldest first, at most `limit`.
     async fn outbox_after(&self, position: i64, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
+    /// The newest `limit` events, oldest first.
+    async fn outbox_latest(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
     /// Events not yet handed to the job queue, oldest first, at most `limit`.
     async fn outbox_unpublished(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
     /// Records that these events (by position) were handed to the job queue.

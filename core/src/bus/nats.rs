@@ -37,8 +37,8 @@ pub struct NatsBus {
     jetstream: jetstream::Context,
     prefix: String,
     stream_name: String,
-    /// Counts the connections NATS gave us (the first one included).
-    connections: tokio::sync::watch::Receiver<u64>,
+    /// Counts the times the connection to NATS came back.
+    reconnections: tokio::sync::watch::Receiver<u64>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> BusError {
@@ -49,15 +49,20 @@ impl NatsBus {
     /// Connects to `url` and creates the stream if needed. `prefix` namespaces the subjects and
     /// the stream (`chat` in production; tests use their own).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, BusError> {
-        let (connected, connections) = tokio::sync::watch::channel(0u64);
-        let connected = std::sync::Arc::new(connected);
+        let (reconnected, reconnections) = tokio::sync::watch::channel(0u64);
+        let reconnected = std::sync::Arc::new(reconnected);
+        let first_seen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let client = async_nats::ConnectOptions::new()
             .name("chatboard")
             .event_callback(move |event| {
-                let connected = connected.clone();
+                let reconnected = reconnected.clone();
+                let first_seen = first_seen.clone();
                 async move {
-                    if matches!(event, async_nats::Event::Connected) {
-                        connected.send_modify(|n| *n += 1);
+                    // The first connection is not a reconnection: nothing was missed yet.
+                    if matches!(event, async_nats::Event::Connected)
+                        && first_seen.swap(true, std::sync::atomic::Ordering::SeqCst)
+                    {
+                        reconnected.send_modify(|n| *n += 1);
                     }
                 }
             })
@@ -82,7 +87,7 @@ impl NatsBus {
             jetstream,
             prefix: prefix.to_owned(),
             stream_name,
-            connections,
+            reconnections,
         })
     }
 
@@ -179,7 +184,7 @@ impl Bus for NatsBus {
             .filter_map(|message| async move { decode(&message.payload) });
         // Each reconnection from now on: look at the database now and again a moment later.
         let reconnected =
-            tokio_stream::wrappers::WatchStream::from_changes(self.connections.clone())
+            tokio_stream::wrappers::WatchStream::from_changes(self.reconnections.clone())
                 .map(|_| {
                     tracing::info!("reconnected to NATS; subscribers catch up from the database");
                     futures::stream::once(async { Delivery::Missed }).chain(futures::stream::once(

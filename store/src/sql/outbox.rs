@@ -70,6 +70,23 @@ impl OutboxStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
+    async fn outbox_latest(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
+        let rows: Vec<OutboxRow> = sqlx::query_as(
+            "SELECT id AS position, event_id, event_type, org_id, room_id, payload, created_at \
+             FROM outbox ORDER BY id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        let mut events = rows
+            .into_iter()
+            .map(OutboxEvent::try_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        events.reverse();
+        Ok(events)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn outbox_unpublished(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "SELECT id AS position, event_id, event_type, org_id, room_id, payload, created_at \
