@@ -373,11 +373,10 @@ async fn presign(app: &TestApp, user: &TestUser, size: usize, org: Option<i64>) 
 
 /// PUTs `bytes` to a presigned upload and completes it: its id.
 async fn finish_upload(app: &TestApp, user: &TestUser, presigned: &Value, bytes: &[u8]) -> String {
-    let r = presigned;
-    let id = r["id"].as_str().unwrap().to_owned();
+    let id = presigned["id"].as_str().unwrap().to_owned();
     let put = app
         .client
-        .put(r["upload_url"].as_str().unwrap())
+        .put(presigned["upload_url"].as_str().unwrap())
         .header("Content-Type", "text/plain")
         .body(bytes.to_vec())
         .send()

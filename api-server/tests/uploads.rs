@@ -235,11 +235,7 @@ async fn uploads_work_the_same_on_s3(engine: Engine) {
         )
         .await;
     assert_eq!(early.code(), "not_uploaded");
-    let mut request = app.client.put(url).body(bytes.clone());
-    for (name, value) in p["headers"].as_object().unwrap() {
-        request = request.header(name.as_str(), value.as_str().unwrap());
-    }
-    let stored = request.send().await.unwrap();
+    let stored = put_as_signed(&app, &p, bytes.clone()).await;
     assert!(stored.status().is_success(), "{}", stored.status());
     let done = app
         .post(
@@ -260,11 +256,7 @@ async fn uploads_work_the_same_on_s3(engine: Engine) {
 
     // The presigned URL still works for minutes, but the stored file cannot be swapped: the
     // store refuses a PUT over an existing object, and what comes back is what was completed.
-    let mut swap = app.client.put(url).body(b"col1,col2\n6,6\n".to_vec());
-    for (name, value) in p["headers"].as_object().unwrap() {
-        swap = swap.header(name.as_str(), value.as_str().unwrap());
-    }
-    let swapped = swap.send().await.unwrap();
+    let swapped = put_as_signed(&app, &p, b"col1,col2\n6,6\n".to_vec()).await;
     assert_eq!(swapped.status().as_u16(), 412, "a second PUT is refused");
     let again = app
         .client
@@ -294,6 +286,16 @@ async fn uploads_work_the_same_on_s3(engine: Engine) {
         "{}",
         r.text
     );
+}
+
+/// PUTs `bytes` to a presigned upload with exactly the headers the presign named.
+async fn put_as_signed(app: &TestApp, presigned: &Value, bytes: Vec<u8>) -> reqwest::Response {
+    let url = presigned["upload_url"].as_str().unwrap();
+    let mut request = app.client.put(url).body(bytes);
+    for (name, value) in presigned["headers"].as_object().unwrap() {
+        request = request.header(name.as_str(), value.as_str().unwrap());
+    }
+    request.send().await.unwrap()
 }
 
 async fn presign_refuses_bad_files(engine: Engine) {
