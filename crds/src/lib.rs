@@ -61,6 +61,7 @@ pub struct Quotas {
     plural = "organizations",
     shortname = "org",
     shortname = "orgs",
+    category = "chatboard",
     namespaced,
     status = "OrganizationStatus",
     printcolumn = r#"{"name":"Org ID","type":"integer","jsonPath":".status.orgId"}"#,
@@ -104,6 +105,7 @@ pub struct OrganizationStatus {
     pub member_count: Option<i64>,
     /// Standard conditions; `Ready` says whether the spec is applied.
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
 
@@ -176,6 +178,7 @@ fn default_true() -> bool {
     plural = "webhooks",
     shortname = "cbwebhook",
     shortname = "cbwebhooks",
+    category = "chatboard",
     namespaced,
     status = "WebhookStatus",
     printcolumn = r#"{"name":"Org","type":"string","jsonPath":".spec.organizationRef.name"}"#,
@@ -235,6 +238,7 @@ pub struct WebhookStatus {
     pub last_delivery: Option<LastDelivery>,
     /// Standard conditions; `Ready` says whether the spec is applied.
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
 

@@ -29,9 +29,14 @@ pub struct OperatorConfig {
     /// The platform's database.
     #[command(flatten)]
     pub database: DatabaseConfig,
-    /// Watch Organizations and Webhooks in this namespace only; unset: every namespace.
-    #[arg(long = "namespace", env = "CHATBOARD_OPERATOR_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch Organizations and Webhooks (and their Secrets) in these namespaces only,
+    /// comma-separated; unset: every namespace (which needs cluster-wide Secret access).
+    #[arg(
+        long = "namespace",
+        env = "CHATBOARD_OPERATOR_NAMESPACE",
+        value_delimiter = ','
+    )]
+    pub namespaces: Vec<String>,
     /// Seconds after which every resource is reconciled again although nothing changed,
     /// correcting drift.
     #[arg(long = "resync", env = "CHATBOARD_OPERATOR_RESYNC", default_value = "300",
@@ -96,8 +101,15 @@ impl OperatorConfig {
     ) -> Result<Self, ConfigError> {
         let mut config: Self = parse(env, args)?;
         // A variable set to spaces counts as unset, as everywhere else.
+        config.namespaces = config
+            .namespaces
+            .iter()
+            .map(|ns| ns.trim().to_owned())
+            .filter(|ns| !ns.is_empty())
+            .collect();
+        config.namespaces.sort();
+        config.namespaces.dedup();
         for value in [
-            &mut config.namespace,
             &mut config.lease_namespace,
             &mut config.pod_name,
             &mut config.pod_namespace,

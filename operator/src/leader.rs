@@ -3,17 +3,25 @@
 //! renewal is overdue. Every write is a replace guarded by the Lease's `resourceVersion`, so of
 //! two replicas racing for it exactly one wins (the other gets 409 Conflict).
 //!
+//! "Overdue" is judged on this process's own monotonic clock, never by comparing the holder's
+//! `renewTime` with ours: a candidate notes when it saw the Lease's record change and takes over
+//! only when it has not changed for a whole lease duration since. A holder whose clock runs
+//! behind (renewTimes in the past) is not robbed, and one whose clock runs ahead does not keep
+//! the Lease past its death.
+//!
 //! (The crates we looked at either pin an older `kube` or rely on server-side-apply field
 //! ownership for the race; a replace with optimistic concurrency is the smallest correct form.)
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// One replica's candidacy for a Lease.
 pub struct LeaderElection {
@@ -21,6 +29,8 @@ pub struct LeaderElection {
     name: String,
     identity: String,
     ttl: Duration,
+    /// The Lease's record as last seen, and when (on our clock) it was first seen so.
+    observed: Mutex<Option<(LeaseSpec, Instant)>>,
 }
 
 impl LeaderElection {
@@ -31,7 +41,29 @@ impl LeaderElection {
             name: name.into(),
             identity: identity.into(),
             ttl,
+            observed: Mutex::new(None),
         }
+    }
+
+    /// Notes the record `spec` as seen now unless it is the one seen before; says whether it
+    /// has stood unchanged for longer than the duration it claims (on our clock).
+    fn expired_since_observed(&self, spec: &LeaseSpec) -> bool {
+        let now = Instant::now();
+        let Ok(mut observed) = self.observed.lock() else {
+            return false;
+        };
+        let since = match observed.as_ref() {
+            Some((seen, at)) if seen == spec => *at,
+            _ => {
+                *observed = Some((spec.clone(), now));
+                now
+            }
+        };
+        let claimed = spec
+            .lease_duration_seconds
+            .and_then(|secs| u64::try_from(secs).ok())
+            .map_or(self.ttl, Duration::from_secs);
+        now.duration_since(since) > claimed
     }
 
     /// Takes or renews the Lease if it is free, ours or overdue; says whether we hold it now.
@@ -58,12 +90,7 @@ impl LeaderElection {
         let spec = lease.spec.clone().unwrap_or_default();
         let ours = spec.holder_identity.as_deref() == Some(self.identity.as_str());
         let free = spec.holder_identity.as_deref().is_none_or(str::is_empty);
-        let overdue = match (&spec.renew_time, spec.lease_duration_seconds) {
-            (Some(renewed), Some(secs)) => {
-                renewed.0 + SignedDuration::from_secs(i64::from(secs)) < now
-            }
-            _ => true,
-        };
+        let overdue = self.expired_since_observed(&spec);
         if !(ours || free || overdue) {
             return Ok(false);
         }

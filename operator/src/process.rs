@@ -60,7 +60,9 @@ pub async fn run() -> anyhow::Result<()> {
     ));
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (leading_tx, leading) = watch::channel(!config.leader_election);
-    let election = config.leader_election.then(|| {
+    // Without election this replica leads from start to end: the sender is kept until then, so
+    // the controllers never see leadership end (a dropped sender once stopped them at once).
+    let (election, _always_leading) = if config.leader_election {
         let election = LeaderElection::new(
             client,
             &config.lease_namespace(),
@@ -68,11 +70,15 @@ pub async fn run() -> anyhow::Result<()> {
             &config.identity(),
             config.lease_ttl,
         );
-        tokio::spawn(election.run(leading_tx, shutdown.clone()))
-    });
+        let task = tokio::spawn(election.run(leading_tx, shutdown.clone()));
+        (Some(task), None)
+    } else {
+        tracing::info!("leader election is off: this replica reconciles alone");
+        (None, Some(leading_tx))
+    };
     let controllers = tokio::spawn(run_while_leading(
         ctx.clone(),
-        config.namespace.clone(),
+        config.namespaces.clone(),
         leading.clone(),
         shutdown.clone(),
     ));
@@ -81,7 +87,7 @@ pub async fn run() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (CHATBOARD_ADDR)", config.addr))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, identity = %config.identity(), namespace = ?config.namespace, "operator running");
+    tracing::info!(%addr, identity = %config.identity(), namespaces = ?config.namespaces, "operator running");
     println!("ChatBoard operator is running (health and metrics at http://{addr}/)");
     chatboard_core::http_server::serve(
         listener,

@@ -32,16 +32,36 @@ where
     }
 }
 
-/// Runs both controllers until `stop` resolves, then lets the reconciles in flight finish.
+/// Runs both controllers in each of `namespaces` (empty: one pair over every namespace) until
+/// `stop` resolves, then lets the reconciles in flight finish.
 pub async fn run_controllers(
     ctx: Arc<Context>,
-    namespace: Option<String>,
+    namespaces: Vec<String>,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let ns = namespace.as_deref();
     let (stop_tx, stop_rx) = watch::channel(false);
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    };
+    // One pair per namespace: with namespaced RBAC there is no cluster-wide list to watch.
+    let pairs = scopes
+        .into_iter()
+        .map(|ns| controllers_in(ctx.clone(), ns, stop_rx.clone()));
+    let stopper = async move {
+        stop.await;
+        stop_tx.send_replace(true);
+    };
+    tokio::join!(futures::future::join_all(pairs), stopper);
+}
+
+/// The Organization and Webhook controllers over one namespace (`None`: all), until `stop` is
+/// true.
+async fn controllers_in(ctx: Arc<Context>, namespace: Option<String>, stop: watch::Receiver<bool>) {
+    let ns = namespace.as_deref();
     let stopped = move || {
-        let mut rx = stop_rx.clone();
+        let mut rx = stop.clone();
         async move {
             let _ = rx.wait_for(|s| *s).await;
         }
@@ -95,17 +115,13 @@ pub async fn run_controllers(
                 tracing::debug!(error = %e, "Webhook controller");
             }
         });
-    let stopper = async move {
-        stop.await;
-        stop_tx.send_replace(true);
-    };
-    tokio::join!(orgs, hooks, stopper);
+    tokio::join!(orgs, hooks);
 }
 
 /// Runs the controllers whenever `leading` is true, until `shutdown` is true.
 pub async fn run_while_leading(
     ctx: Arc<Context>,
-    namespace: Option<String>,
+    namespaces: Vec<String>,
     mut leading: watch::Receiver<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -118,9 +134,15 @@ pub async fn run_while_leading(
         tracing::info!("leading: controllers started");
         let mut lost = leading.clone();
         let mut stop = shutdown.clone();
-        run_controllers(ctx.clone(), namespace.clone(), async move {
+        run_controllers(ctx.clone(), namespaces.clone(), async move {
+            // A closed leadership channel (nobody left to say otherwise) is not a lost Lease.
+            let lost = async move {
+                if lost.wait_for(|l| !*l).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
-                _ = lost.wait_for(|l| !*l) => {}
+                _ = lost => {}
                 _ = stop.wait_for(|s| *s) => {}
             }
         })

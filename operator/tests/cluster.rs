@@ -1,195 +1,480 @@
-//! Opt-in end-to-end suite against a real Kubernetes cluster (kind, k3d, ...): the CRDs are
-//! applied, both controllers run in this process against the cluster from `KUBECONFIG` and a
-//! PostgreSQL database from `DATABASE_URL`, and an Organization and a Webhook go through their
-//! life in a namespace of their own (deleted afterwards).
-//!
-//! ```sh
-//! KUBECONFIG=~/.kube/config DATABASE_URL=postgres://... cargo test -p operator --test cluster -- --ignored
-//! ```
+//! Both controllers against a real kube-apiserver (`.ci/kube/up`, see `support::cluster`): the
+//! apiserver judges the CRDs' structural schemas and validates every spec, status and finalizer
+//! write; kube-controller-manager garbage-collects what a Webhook owns. Each test works in a
+//! namespace of its own with a fresh database.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crds::{Organization, OrganizationSpec, Webhook, WebhookSpec};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use base64::Engine as _;
+use chatboard_store::Store;
+use chrono::Utc;
+use crds::{Organization, Webhook};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::{CustomResourceExt, ResourceExt};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::ResourceExt;
 use operator::context::{Context, Settings};
 use operator::metrics::Metrics;
 use serde_json::json;
+use support::cluster::{eventually, hook, is_true, org, ready, Cluster};
 use testing::{TestDb, TestEngine};
 use tokio::sync::watch;
 
-/// Polls `check` every 250 ms for up to 60 s.
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..240 {
-        if let Some(v) = check().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("timed out waiting for {what}");
+/// Both controllers of this process, watching one namespace, on a fresh SQLite database.
+struct Controllers {
+    store: Arc<dyn Store>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    _db: TestDb,
 }
 
-fn is_ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
-    conditions
-        .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True")
+impl Controllers {
+    async fn start(cluster: &Cluster, namespace: &str) -> Self {
+        let (db, url) = TestDb::create(TestEngine::Sqlite)
+            .await
+            .expect("SQLite is always there");
+        let store = chatboard_store::connect(&url, 5).await.unwrap();
+        store.migrate().await.unwrap();
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let chat = chat::Chat::new(
+            store.clone(),
+            Arc::new(chatboard_core::bus::LocalBus::default()),
+            chat::ChatSettings {
+                posts_per_minute: 0,
+                invite_ttl: Duration::from_secs(3600),
+                public_url: None,
+                allow_private_webhooks: true,
+                upload_quotas: Default::default(),
+            },
+            &metrics.registry,
+        )
+        .unwrap();
+        let settings = Settings {
+            resync: Duration::from_secs(30),
+            recheck: Duration::from_secs(1),
+            allow_private_webhooks: true,
+        };
+        let ctx = Arc::new(Context::new(
+            cluster.client.clone(),
+            chat,
+            settings,
+            metrics,
+            "cluster-test",
+        ));
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(operator::service::run_controllers(
+            ctx,
+            vec![namespace.to_owned()],
+            async move {
+                let mut stopped = stopped;
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        ));
+        Self {
+            store,
+            stop,
+            task,
+            _db: db,
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.send_replace(true);
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("the controllers stop")
+            .unwrap();
+    }
+}
+
+/// Reasons of the Events published about `name` in `namespace`.
+async fn event_reasons(cluster: &Cluster, namespace: &str, name: &str) -> Vec<String> {
+    let events: Api<Event> = Api::namespaced(cluster.client.clone(), namespace);
+    events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .filter_map(|e| e.reason)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs a Kubernetes cluster (KUBECONFIG) and PostgreSQL (DATABASE_URL)"]
-async fn organization_and_webhook_on_a_real_cluster() {
-    let client = kube::Client::try_default()
-        .await
-        .expect("a cluster from KUBECONFIG");
-    let (_db, url) = TestDb::create(TestEngine::Postgres)
-        .await
-        .expect("DATABASE_URL names PostgreSQL");
-    let store = chatboard_store::connect(&url, 5).await.unwrap();
-    store.migrate().await.unwrap();
-
-    // The CRDs, as the chart installs them, established before use.
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [Organization::crd(), Webhook::crd()] {
-        let name = crd.name_any();
-        crds.patch(
-            &name,
-            &PatchParams::apply("chatboard-e2e").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
-        wait_for(&format!("CRD {name} established"), || async {
-            let crd = crds.get(&name).await.ok()?;
-            let conditions = crd.status?.conditions?;
-            conditions
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-                .then_some(())
-        })
-        .await;
+async fn the_crds_are_served_with_their_schemas_category_and_list_types() {
+    let Some(cluster) = Cluster::connect().await else {
+        return;
+    };
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
+    for name in ["organizations.chatboard.io", "webhooks.chatboard.io"] {
+        let crd = crds.get(name).await.unwrap();
+        let conditions = crd.status.unwrap().conditions.unwrap();
+        for wanted in ["Established", "NamesAccepted"] {
+            assert!(
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == wanted && c.status == "True"),
+                "{name} not {wanted}: {conditions:?}"
+            );
+        }
+        assert_eq!(
+            crd.spec.names.categories.as_deref(),
+            Some(&["chatboard".to_owned()][..])
+        );
+        let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
+        let list = &schema["openAPIV3Schema"]["properties"]["status"]["properties"]["conditions"];
+        assert_eq!(list["x-kubernetes-list-type"], "map", "{name}");
+        assert_eq!(
+            list["x-kubernetes-list-map-keys"],
+            json!(["type"]),
+            "{name}"
+        );
     }
-    let ns = format!("chatboard-e2e-{:08x}", rand::random::<u32>());
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let namespace = Namespace {
-        metadata: ObjectMeta {
-            name: Some(ns.clone()),
-            ..ObjectMeta::default()
-        },
-        ..Namespace::default()
-    };
-    namespaces
-        .create(&PostParams::default(), &namespace)
-        .await
-        .unwrap();
 
-    let settings = Settings {
-        resync: Duration::from_secs(5),
-        recheck: Duration::from_secs(1),
-        allow_private_webhooks: true,
-    };
-    let metrics = Arc::new(Metrics::new().unwrap());
-    let chat = chat::Chat::new(
-        store.clone(),
-        Arc::new(chatboard_core::bus::LocalBus::default()),
-        chat::ChatSettings {
-            posts_per_minute: 0,
-            invite_ttl: Duration::from_secs(3600),
-            public_url: None,
-            allow_private_webhooks: true,
-            upload_quotas: Default::default(),
-        },
-        &metrics.registry,
+    // `kubectl get chatboard` lists both kinds.
+    let ns = cluster.namespace("crds").await;
+    let orgs: Api<Organization> = Api::namespaced(cluster.client.clone(), &ns);
+    orgs.create(
+        &PostParams::default(),
+        &org("acme", json!({"displayName": "Acme"})),
     )
+    .await
     .unwrap();
-    let ctx = Arc::new(Context::new(client.clone(), chat, settings, metrics, "e2e"));
-    let (stop, stopped) = watch::channel(false);
-    let controllers = tokio::spawn(operator::service::run_controllers(
-        ctx,
-        Some(ns.clone()),
-        async move {
-            let mut stopped = stopped;
-            let _ = stopped.wait_for(|s| *s).await;
-        },
-    ));
-
-    let orgs: Api<Organization> = Api::namespaced(client.clone(), &ns);
-    let spec: OrganizationSpec =
-        serde_json::from_value(json!({"displayName": "Acme", "quotas": {"maxRooms": 5}})).unwrap();
-    orgs.create(&PostParams::default(), &Organization::new("acme", spec))
+    let hooks: Api<Webhook> = Api::namespaced(cluster.client.clone(), &ns);
+    let spec = json!({"organizationRef": {"name": "acme"}, "url": "https://hooks.example/in", "events": ["*"]});
+    hooks
+        .create(&PostParams::default(), &hook("audit", spec))
         .await
         .unwrap();
-    let org_id = wait_for("Organization Ready", || async {
-        let o = orgs.get("acme").await.ok()?;
-        let status = o.status.as_ref()?;
-        is_ready(&status.conditions).then_some(status.org_id?)
-    })
-    .await;
-    let managed = store
+    let out = cluster
+        .kubectl()
+        .args(["get", "chatboard", "-n", &ns, "-o", "name"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        listed.contains("organization.chatboard.io/acme"),
+        "{listed}"
+    );
+    assert!(listed.contains("webhook.chatboard.io/audit"), "{listed}");
+    cluster.delete_namespace(&ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organization_goes_through_its_life_on_a_real_apiserver() {
+    let Some(cluster) = Cluster::connect().await else {
+        return;
+    };
+    let ns = cluster.namespace("orgs").await;
+    let op = Controllers::start(&cluster, &ns).await;
+    let orgs: Api<Organization> = Api::namespaced(cluster.client.clone(), &ns);
+    orgs.create(
+        &PostParams::default(),
+        &org(
+            "acme",
+            json!({"displayName": "Acme", "quotas": {"maxRooms": 5}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let created = ready(&orgs, "acme", "True", 1).await;
+    let org_id = created.status.unwrap().org_id.expect("orgId");
+    assert_eq!(
+        created.metadata.finalizers,
+        Some(vec!["chatboard.io/cleanup".into()])
+    );
+    let managed = op
+        .store
         .managed_org(&format!("{ns}/acme"))
         .await
         .unwrap()
         .expect("in the database");
-    assert_eq!(managed.org_id, org_id);
+    assert_eq!((managed.org_id, managed.archived), (org_id, false));
 
-    let hooks: Api<Webhook> = Api::namespaced(client.clone(), &ns);
-    let spec: WebhookSpec =
-        serde_json::from_value(json!({"organizationRef": {"name": "acme"}, "url": "http://127.0.0.1:9/h", "events": ["*"]})).unwrap();
-    hooks
-        .create(&PostParams::default(), &Webhook::new("audit", spec))
+    // What the schema forbids never reaches the operator: the apiserver answers 422.
+    let refused = orgs
+        .patch(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"quotas": {"maxRooms": 0}}})),
+        )
         .await
-        .unwrap();
-    let webhook_id = wait_for("Webhook Ready", || async {
-        let w = hooks.get("audit").await.ok()?;
-        let status = w.status.as_ref()?;
-        is_ready(&status.conditions).then_some(status.webhook_id?)
+        .expect_err("maxRooms 0 is below the schema's minimum");
+    assert!(
+        matches!(&refused, kube::Error::Api(e) if e.code == 422),
+        "{refused}"
+    );
+    let refused = orgs
+        .patch(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"admins": ["not an address"]}})),
+        )
+        .await
+        .expect_err("format: email is enforced");
+    assert!(
+        matches!(&refused, kube::Error::Api(e) if e.code == 422),
+        "{refused}"
+    );
+
+    // What only the operator can judge: Ready=False with a Warning Event, nothing applied.
+    orgs.patch(
+        "acme",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"displayName": "   "}})),
+    )
+    .await
+    .unwrap();
+    let refused = ready(&orgs, "acme", "False", 2).await;
+    let condition = refused.status.unwrap().conditions;
+    assert_eq!(condition[0].reason, "InvalidSpec");
+    eventually("an InvalidSpec Event", || async {
+        event_reasons(&cluster, &ns, "acme")
+            .await
+            .contains(&"InvalidSpec".to_owned())
+            .then_some(())
     })
     .await;
-    assert!(store
-        .webhook(webhook_id)
+
+    // A good change applies: Ready again at the new generation.
+    orgs.patch(
+        "acme",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"displayName": "Acme Corp", "suspended": true}})),
+    )
+    .await
+    .unwrap();
+    ready(&orgs, "acme", "True", 3).await;
+
+    // Deleted with Retain (the default): archived, the finalizer released.
+    orgs.delete("acme", &DeleteParams::default()).await.unwrap();
+    eventually("acme gone", || async {
+        orgs.get_opt("acme").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let archived = op.store.managed_org(&format!("{ns}/acme")).await.unwrap();
+    assert!(archived.is_some_and(|o| o.archived), "Retain archives");
+
+    // Deleted with Delete: purged.
+    orgs.create(
+        &PostParams::default(),
+        &org(
+            "gone",
+            json!({"displayName": "Gone", "deletionPolicy": "Delete"}),
+        ),
+    )
+    .await
+    .unwrap();
+    ready(&orgs, "gone", "True", 1).await;
+    orgs.delete("gone", &DeleteParams::default()).await.unwrap();
+    eventually("gone gone", || async {
+        orgs.get_opt("gone").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(op
+        .store
+        .managed_org(&format!("{ns}/gone"))
         .await
         .unwrap()
-        .is_some_and(|w| w.managed));
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let secret = secrets.get("audit-hmac").await.expect("the owned Secret");
-    assert_eq!(secret.owner_references().len(), 1);
+        .is_none());
+    op.stop().await;
+    cluster.delete_namespace(&ns).await;
+}
 
-    // Deleting releases the finalizers once the database is cleaned up.
+/// The HMAC secret the worker would sign `webhook_id`'s deliveries with.
+async fn signing_secret(store: &Arc<dyn Store>, webhook_id: i64) -> String {
+    let delivery = store
+        .create_test_delivery(webhook_id, Utc::now())
+        .await
+        .unwrap();
+    let now = Utc::now() + chrono::Duration::seconds(1);
+    let due = store
+        .claim_due_deliveries(now, now + chrono::Duration::minutes(1), 100, &[])
+        .await
+        .unwrap();
+    due.into_iter()
+        .find(|d| d.id == delivery)
+        .expect("the test delivery")
+        .secret
+}
+
+fn value_of(secret: &Secret) -> String {
+    let bytes = &secret.data.as_ref().expect("data")["secret"].0;
+    String::from_utf8(bytes.clone()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_owns_its_secret_which_is_rotated_and_garbage_collected() {
+    let Some(cluster) = Cluster::connect().await else {
+        return;
+    };
+    let ns = cluster.namespace("hooks").await;
+    let op = Controllers::start(&cluster, &ns).await;
+    let orgs: Api<Organization> = Api::namespaced(cluster.client.clone(), &ns);
+    orgs.create(
+        &PostParams::default(),
+        &org("acme", json!({"displayName": "Acme"})),
+    )
+    .await
+    .unwrap();
+    let hooks: Api<Webhook> = Api::namespaced(cluster.client.clone(), &ns);
+    let spec = json!({"organizationRef": {"name": "acme"}, "url": "http://127.0.0.1:9/h", "events": ["*"]});
+    hooks
+        .create(&PostParams::default(), &hook("audit", spec))
+        .await
+        .unwrap();
+    let webhook_id = eventually("Webhook Ready", || async {
+        let w = hooks.get("audit").await.ok()?;
+        let status = w.status.as_ref()?;
+        is_true(&status.conditions, "Ready").then_some(status.webhook_id?)
+    })
+    .await;
+
+    // The owned Secret: controller owner reference (the apiserver checks the operator may set
+    // blockOwnerDeletion), and its value is what deliveries are signed with.
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), &ns);
+    let secret = secrets.get("audit-hmac").await.expect("the owned Secret");
+    let owner = &secret.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Webhook", "audit")
+    );
+    assert_eq!(owner.controller, Some(true));
+    let first = value_of(&secret);
+    assert_eq!(signing_secret(&op.store, webhook_id).await, first);
+
+    // Rotation: a new value written into the Secret is in use at once (the Secret is watched).
+    let rotated = "rotated-secret-0123456789";
+    let data = base64::engine::general_purpose::STANDARD.encode(rotated);
+    secrets
+        .patch(
+            "audit-hmac",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"secret": data}})),
+        )
+        .await
+        .unwrap();
+    eventually("the rotated secret in use", || async {
+        (signing_secret(&op.store, webhook_id).await == rotated).then_some(())
+    })
+    .await;
+    // Deleting the Secret makes a new one with a new value.
+    secrets
+        .delete("audit-hmac", &DeleteParams::default())
+        .await
+        .unwrap();
+    let fresh = eventually("a new owned Secret", || async {
+        let s = secrets.get_opt("audit-hmac").await.ok()??;
+        let v = value_of(&s);
+        (v != rotated).then_some(v)
+    })
+    .await;
+    assert_ne!(fresh, first);
+    eventually("the new secret in use", || async {
+        (signing_secret(&op.store, webhook_id).await == fresh).then_some(())
+    })
+    .await;
+
+    // Deleting the Webhook: the row goes (finalizer), then kube-controller-manager's garbage
+    // collector deletes the Secret it owned.
     hooks
         .delete("audit", &DeleteParams::default())
         .await
         .unwrap();
-    wait_for("Webhook gone", || async {
+    eventually("the Webhook gone", || async {
         hooks.get_opt("audit").await.ok()?.is_none().then_some(())
     })
     .await;
-    assert!(store.webhook(webhook_id).await.unwrap().is_none());
+    assert!(op.store.webhook(webhook_id).await.unwrap().is_none());
+    eventually("the owned Secret garbage-collected", || async {
+        secrets
+            .get_opt("audit-hmac")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    op.stop().await;
+    cluster.delete_namespace(&ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_writers_of_status_and_finalizers_are_lived_with() {
+    let Some(cluster) = Cluster::connect().await else {
+        return;
+    };
+    let ns = cluster.namespace("writers").await;
+    let op = Controllers::start(&cluster, &ns).await;
+    let orgs: Api<Organization> = Api::namespaced(cluster.client.clone(), &ns);
+    // Another controller's finalizer is there from the start; ours is added beside it.
+    let mut acme = org("acme", json!({"displayName": "Acme"}));
+    acme.metadata.finalizers = Some(vec!["example.com/backup".into()]);
+    orgs.create(&PostParams::default(), &acme).await.unwrap();
+    let created = ready(&orgs, "acme", "True", 1).await;
+    let mut finalizers = created.metadata.finalizers.unwrap();
+    finalizers.sort();
+    assert_eq!(finalizers, ["chatboard.io/cleanup", "example.com/backup"]);
+
+    // Someone else overwrites the status (a stale copy, a hand edit): the operator puts the
+    // truth back on the change it is told of.
+    orgs.patch_status(
+        "acme",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"orgId": 999_999, "conditions": [{
+            "type": "Ready", "status": "False", "reason": "Tampered", "message": "",
+            "lastTransitionTime": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }]}})),
+    )
+    .await
+    .unwrap();
+    let fixed = ready(&orgs, "acme", "True", 1).await;
+    let org_id = op
+        .store
+        .managed_org(&format!("{ns}/acme"))
+        .await
+        .unwrap()
+        .unwrap()
+        .org_id;
+    assert_eq!(fixed.status.unwrap().org_id, Some(org_id));
+
+    // Deleting: the operator cleans up and removes only its own finalizer; the object stays
+    // until the other controller removes its one.
     orgs.delete("acme", &DeleteParams::default()).await.unwrap();
-    wait_for("Organization gone", || async {
+    eventually("our finalizer released", || async {
+        let o = orgs.get("acme").await.ok()?;
+        (o.metadata.finalizers == Some(vec!["example.com/backup".into()])).then_some(())
+    })
+    .await;
+    assert!(op
+        .store
+        .managed_org(&format!("{ns}/acme"))
+        .await
+        .unwrap()
+        .is_some_and(|o| o.archived));
+    orgs.patch(
+        "acme",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    eventually("acme gone", || async {
         orgs.get_opt("acme").await.ok()?.is_none().then_some(())
     })
     .await;
-    assert!(
-        store
-            .managed_org(&format!("{ns}/acme"))
-            .await
-            .unwrap()
-            .is_some_and(|o| o.archived),
-        "Retain archives"
-    );
-
-    stop.send_replace(true);
-    let _ = tokio::time::timeout(Duration::from_secs(10), controllers).await;
-    namespaces
-        .delete(&ns, &DeleteParams::default())
-        .await
-        .unwrap();
+    op.stop().await;
+    cluster.delete_namespace(&ns).await;
 }

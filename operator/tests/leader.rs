@@ -4,8 +4,12 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, ObjectMeta, PostParams};
 use operator::leader::LeaderElection;
 use support::FakeApi;
 
@@ -49,8 +53,93 @@ async fn a_stale_write_loses() {
     let ttl = Duration::from_secs(1);
     let (a, b) = (candidate(&api, "a", ttl), candidate(&api, "b", ttl));
     assert!(a.try_acquire_or_renew().await.unwrap());
+    assert!(!b.try_acquire_or_renew().await.unwrap());
     tokio::time::sleep(ttl + Duration::from_millis(300)).await;
-    // Both see the overdue Lease and try to take it; the resourceVersion lets one through.
+    // a renews what it holds while b takes what it has seen stand unrenewed for a whole
+    // duration; both replace the same resourceVersion, which lets one through.
     let (won_a, won_b) = tokio::join!(a.try_acquire_or_renew(), b.try_acquire_or_renew());
     assert!(won_a.unwrap() ^ won_b.unwrap());
+}
+
+/// Writes the Lease as another replica whose clock is `skew` off ours would: holder `holder`,
+/// renewed "now" by its clock, lasting one second.
+async fn renew_as(api: &FakeApi, holder: &str, skew: SignedDuration) {
+    let leases: Api<Lease> = Api::namespaced(api.client(), "ops");
+    let renewed = MicroTime(Timestamp::now() + skew);
+    let spec = LeaseSpec {
+        holder_identity: Some(holder.into()),
+        renew_time: Some(renewed.clone()),
+        acquire_time: Some(renewed),
+        lease_duration_seconds: Some(1),
+        ..LeaseSpec::default()
+    };
+    match leases.get_opt("chatboard-operator").await.unwrap() {
+        Some(mut lease) => {
+            lease.spec = Some(spec);
+            leases
+                .replace("chatboard-operator", &PostParams::default(), &lease)
+                .await
+                .unwrap();
+        }
+        None => {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some("chatboard-operator".into()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(spec),
+            };
+            leases.create(&PostParams::default(), &lease).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_holder_whose_clock_is_behind_keeps_the_lease_while_it_renews() {
+    let api = FakeApi::start().await;
+    let ttl = Duration::from_secs(1);
+    let behind = SignedDuration::from_hours(-1);
+    let standby = candidate(&api, "standby", ttl);
+    // Every renewal carries a renewTime an hour old by our clock, yet it is a renewal: for more
+    // than two lease durations the standby must keep off.
+    for round in 0..10 {
+        renew_as(&api, "holder", behind).await;
+        assert!(
+            !standby.try_acquire_or_renew().await.unwrap(),
+            "took a renewed Lease over in round {round}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Once the renewals stop, the Lease is taken over a whole duration after the last one was
+    // seen, and not before.
+    renew_as(&api, "holder", behind).await;
+    let last_seen = Instant::now();
+    assert!(!standby.try_acquire_or_renew().await.unwrap());
+    while !standby.try_acquire_or_renew().await.unwrap() {
+        assert!(
+            last_seen.elapsed() < Duration::from_secs(30),
+            "never taken over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(last_seen.elapsed() >= ttl);
+}
+
+#[tokio::test]
+async fn a_dead_holder_whose_clock_was_ahead_loses_the_lease_after_one_duration() {
+    let api = FakeApi::start().await;
+    let ttl = Duration::from_secs(1);
+    // Its last renewTime lies an hour ahead of our clock: by timestamps it would hold on for
+    // an hour after dying.
+    renew_as(&api, "holder", SignedDuration::from_hours(1)).await;
+    let standby = candidate(&api, "standby", ttl);
+    let first_seen = Instant::now();
+    while !standby.try_acquire_or_renew().await.unwrap() {
+        assert!(
+            first_seen.elapsed() < Duration::from_secs(30),
+            "a dead holder kept the Lease for 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(first_seen.elapsed() >= ttl);
 }

@@ -77,6 +77,20 @@ impl Service {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM and waits up to `grace` for the process to end: its exit status, or `None`
+    /// if it was still running then (it is killed).
+    pub fn stop_within(mut self, grace: Duration) -> Option<ExitStatus> {
+        terminate(self.child.id());
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("wait for the service") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Sends SIGTERM and waits for the process to end.
     pub fn stop(mut self) -> ExitStatus {
         terminate(self.child.id());

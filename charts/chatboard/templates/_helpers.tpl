@@ -67,6 +67,18 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
+{{- /*
+The namespaces the operator watches, as a JSON list: operator.watchNamespaces, else the release's
+namespace; ["*"] means every namespace.
+*/}}
+{{- define "chatboard.operatorNamespaces" -}}
+{{- $namespaces := .Values.operator.watchNamespaces | default (list .Release.Namespace) | uniq -}}
+{{- if and (has "*" $namespaces) (gt (len $namespaces) 1) -}}
+{{- fail "operator.watchNamespaces: \"*\" (every namespace) cannot be listed with other namespaces" -}}
+{{- end -}}
+{{- toJson $namespaces -}}
+{{- end -}}
+
 {{- define "chatboard.publicUrl" -}}
 {{- if .Values.publicUrl -}}
 {{- .Values.publicUrl -}}

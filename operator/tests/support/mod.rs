@@ -2,6 +2,7 @@
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod cluster;
 pub mod fake_api;
 
 use std::future::Future;
@@ -95,13 +96,13 @@ impl Harness {
         let task = match leading {
             Some(leading) => tokio::spawn(operator::service::run_while_leading(
                 ctx.clone(),
-                Some(NS.into()),
+                vec![NS.into()],
                 leading,
                 stopped,
             )),
             None => tokio::spawn(operator::service::run_controllers(
                 ctx.clone(),
-                Some(NS.into()),
+                vec![NS.into()],
                 async move {
                     let mut stopped = stopped;
                     let _ = stopped.wait_for(|s| *s).await;
