@@ -211,19 +211,28 @@ pub async fn ready(
 pub struct Platform {
     /// The database's URL.
     pub database_url: String,
-    nats_url: String,
+    /// NATS.
+    pub nats_url: String,
     prefix: String,
     _db: TestDb,
 }
 
 impl Platform {
-    /// A fresh one; `None` (skip) without PostgreSQL or NATS.
+    /// A fresh one, migrated; `None` (skip) without PostgreSQL or NATS.
     pub async fn start() -> Option<Self> {
-        let nats_url = nats_url()?;
-        let (db, database_url) = TestDb::create(TestEngine::Postgres).await?;
-        let store = chatboard_store::connect(&database_url, 2).await.unwrap();
+        let platform = Self::unmigrated().await?;
+        let store = chatboard_store::connect(&platform.database_url, 2)
+            .await
+            .unwrap();
         store.migrate().await.unwrap();
         store.close().await;
+        Some(platform)
+    }
+
+    /// A fresh one whose database is still empty (for a migration to fill).
+    pub async fn unmigrated() -> Option<Self> {
+        let nats_url = nats_url()?;
+        let (db, database_url) = TestDb::create(TestEngine::Postgres).await?;
         Some(Self {
             database_url,
             nats_url,
