@@ -71,6 +71,33 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// Installs the stand-in CRDs of the Prometheus Operator and KEDA and waits until they are
+/// served.
+fn apply_stand_in_crds(cluster: &Cluster) {
+    let file = repo_root().join("operator/tests/fixtures/foreign-crds.yaml");
+    let applied = cluster
+        .kubectl()
+        .args(["apply", "--server-side", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(applied.status.success(), "{}", text(&applied));
+    let established = cluster
+        .kubectl()
+        .args([
+            "wait",
+            "--for",
+            "condition=Established",
+            "--timeout",
+            "60s",
+            "-f",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(established.status.success(), "{}", text(&established));
+}
+
 /// Does what the Job controller and a kubelet would do for the chart's migration hook: waits
 /// for the Job, runs its command against the database its Secret names, marks it Complete.
 async fn run_migration_hook(cluster: &Cluster, namespace: &str) {
@@ -271,13 +298,7 @@ async fn the_chart_installs_and_its_operator_account_holds_exactly_what_it_needs
     let Some(platform) = Platform::unmigrated().await else {
         return;
     };
-    let stand_ins = cluster
-        .kubectl()
-        .args(["apply", "--server-side", "-f"])
-        .arg(repo_root().join("operator/tests/fixtures/foreign-crds.yaml"))
-        .output()
-        .unwrap();
-    assert!(stand_ins.status.success(), "{}", text(&stand_ins));
+    apply_stand_in_crds(&cluster);
     let release_ns = cluster.namespace("chart").await;
     let tenants = cluster.namespace("tenants").await;
     let elsewhere = cluster.namespace("elsewhere").await;
@@ -324,34 +345,30 @@ async fn the_chart_installs_and_its_operator_account_holds_exactly_what_it_needs
         .output()
         .unwrap();
     assert!(manifest.status.success(), "{}", text(&manifest));
-    // kubectl wants the objects of each namespace apart (the tenant Roles live elsewhere).
+    // Looked up namespace by namespace (kubectl wants them apart; the tenant Roles live in
+    // the watched namespace): every object the release holds must be there.
     let manifest = String::from_utf8_lossy(&manifest.stdout).into_owned();
+    let groups = by_namespace(&manifest, &release_ns);
+    assert_eq!(
+        groups.keys().collect::<Vec<_>>(),
+        {
+            let mut expected = vec![&release_ns, &tenants];
+            expected.sort();
+            expected
+        },
+        "the release's objects are in its namespace and the watched one"
+    );
     let mut stored = String::new();
-    for namespace in [&release_ns, &tenants] {
-        let here = format!("\n  namespace: {namespace}\n");
-        let docs: Vec<&str> = manifest
-            .split("\n---")
-            .filter(|doc| {
-                let named = doc.contains("\n  namespace: ");
-                // Objects without a namespace go to the release's.
-                doc.contains("kind:")
-                    && (doc.contains(&here) || (!named && namespace == &release_ns))
-            })
-            .collect();
-        let file = cluster.dir().join(format!("{namespace}-release.yaml"));
-        std::fs::write(&file, docs.join("\n---")).unwrap();
-        let found = cluster
-            .kubectl()
-            .args(["get", "-n", namespace, "-o", "name", "-f"])
-            .arg(&file)
-            .output()
-            .unwrap();
+    for (namespace, docs) in &groups {
+        let found = with_manifest(&cluster, namespace, docs, &["get", "-o", "name"]);
         assert!(
             found.status.success(),
             "not all of the release is stored:\n{}",
             text(&found)
         );
-        stored.push_str(&String::from_utf8_lossy(&found.stdout));
+        let names = String::from_utf8_lossy(&found.stdout).into_owned();
+        assert_eq!(names.lines().count(), docs.len(), "{names}");
+        stored.push_str(&names);
     }
     for kind in [
         "deployment.apps/",
@@ -384,15 +401,42 @@ async fn the_chart_installs_and_its_operator_account_holds_exactly_what_it_needs
     })
     .await;
 
+    // An upgrade from a release whose operator watched every namespace (a ClusterRole of that
+    // name) without saying which namespaces to watch now stops and asks.
+    let legacy = cluster
+        .kubectl()
+        .args(["create", "clusterrole", &format!("{FULLNAME}-operator")])
+        .args(["--verb", "get", "--resource", "secrets"])
+        .output()
+        .unwrap();
+    assert!(legacy.status.success(), "{}", text(&legacy));
+    let upgrade = helm_command(&helm, &cluster)
+        .args(["upgrade", RELEASE])
+        .arg(chart())
+        .args(["--namespace", &release_ns])
+        .args(["--set", &format!("database.url={}", platform.database_url)])
+        .args(["--set", &format!("nats.url={}", platform.nats_url)])
+        .output()
+        .unwrap();
+    let _ = cluster
+        .kubectl()
+        .args(["delete", "clusterrole", &format!("{FULLNAME}-operator")])
+        .output();
+    assert!(!upgrade.status.success(), "the upgrade should have stopped");
+    assert!(
+        text(&upgrade).contains("operator.watchNamespaces is unset"),
+        "{}",
+        text(&upgrade)
+    );
+
     // The operator's account: the tenant resources, their Secrets and Events in the watched
     // namespace; its Lease in the release's; nothing anywhere else.
     let account = format!("system:serviceaccount:{release_ns}:{FULLNAME}-operator");
     let tenant_rules = [
         ("organizations.chatboard.io", "", "get list watch patch"),
         ("webhooks.chatboard.io", "", "get list watch patch"),
-        ("organizations.chatboard.io/status", "", "get patch"),
-        ("webhooks.chatboard.io/status", "", "get patch"),
-        ("organizations.chatboard.io/finalizers", "", "update"),
+        ("organizations.chatboard.io/status", "", "patch"),
+        ("webhooks.chatboard.io/status", "", "patch"),
         ("webhooks.chatboard.io/finalizers", "", "update"),
         ("secrets", "", "get list watch create"),
         ("events.events.k8s.io", "", "create patch"),
@@ -449,8 +493,8 @@ async fn the_chart_installs_and_its_operator_account_holds_exactly_what_it_needs
     let pod = deployment.spec.template.spec.unwrap();
     assert_eq!(pod.automount_service_account_token, Some(true));
     assert_eq!(
-        pod.service_account_name.as_deref(),
-        Some(lease_name.as_str())
+        pod.service_account_name,
+        Some(format!("{FULLNAME}-operator"))
     );
     let pod_name = format!("{FULLNAME}-operator-7d9f8b6c5-x2x4q");
     let mut env = container_env(&cluster, &release_ns, &pod.containers[0], &pod_name).await;
@@ -504,29 +548,61 @@ fn server_dry_run(cluster: &Cluster, helm: &Path, namespace: &str, values: &[Str
         .output()
         .unwrap();
     assert!(rendered.status.success(), "{}", text(&rendered));
-    let file = cluster.dir().join(format!("{namespace}-rendered.yaml"));
-    std::fs::write(&file, &rendered.stdout).unwrap();
-    let applied = cluster
+    let rendered = String::from_utf8_lossy(&rendered.stdout).into_owned();
+    for (group, docs) in by_namespace(&rendered, namespace) {
+        let applied = with_manifest(
+            cluster,
+            &group,
+            &docs,
+            &["apply", "--dry-run=server", "--validate=strict"],
+        );
+        let said = text(&applied);
+        assert!(
+            applied.status.success(),
+            "the apiserver refused the render:\n{said}"
+        );
+        assert_eq!(
+            said.matches("(server dry run)").count(),
+            docs.len(),
+            "{said}"
+        );
+        assert!(!said.to_lowercase().contains("warning"), "{said}");
+    }
+}
+
+/// The objects of a rendered manifest by namespace: their own, or `default` for those that
+/// name none.
+fn by_namespace(manifest: &str, default: &str) -> BTreeMap<String, Vec<String>> {
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for doc in manifest.split("\n---") {
+        if !doc.lines().any(|l| l.starts_with("kind: ")) {
+            continue;
+        }
+        let namespace = doc
+            .lines()
+            .find_map(|l| l.strip_prefix("  namespace: "))
+            .map_or(default, str::trim);
+        groups
+            .entry(namespace.to_owned())
+            .or_default()
+            .push(doc.to_owned());
+    }
+    groups
+}
+
+/// Runs `kubectl <args> -n <namespace> -f <the documents>`.
+fn with_manifest(cluster: &Cluster, namespace: &str, docs: &[String], args: &[&str]) -> Output {
+    let file = cluster
+        .dir()
+        .join(format!("{namespace}-{:08x}.yaml", rand::random::<u32>()));
+    std::fs::write(&file, docs.join("\n---\n")).unwrap();
+    cluster
         .kubectl()
-        .args([
-            "apply",
-            "--dry-run=server",
-            "--validate=strict",
-            "-n",
-            namespace,
-            "-f",
-        ])
+        .args(args)
+        .args(["-n", namespace, "-f"])
         .arg(&file)
         .output()
-        .unwrap();
-    assert!(
-        applied.status.success(),
-        "the apiserver refused the render:\n{}",
-        text(&applied)
-    );
-    let said = text(&applied);
-    assert!(said.contains("(server dry run)"), "{said}");
-    assert!(!said.to_lowercase().contains("warning"), "{said}");
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -537,26 +613,26 @@ async fn every_ci_values_render_is_accepted_strictly_by_the_apiserver() {
     let Some(helm) = helm() else {
         return;
     };
-    let stand_ins = cluster
-        .kubectl()
-        .args(["apply", "--server-side", "-f"])
-        .arg(repo_root().join("operator/tests/fixtures/foreign-crds.yaml"))
-        .output()
-        .unwrap();
-    assert!(stand_ins.status.success(), "{}", text(&stand_ins));
+    apply_stand_in_crds(&cluster);
     for scenario in ["full", "keda"] {
         let namespace = cluster.namespace(scenario).await;
+        let tenants = [
+            cluster.namespace("tenants").await,
+            cluster.namespace("tenants-eu").await,
+        ];
         let values = repo_root().join(format!("charts/chatboard/ci/{scenario}-values.yaml"));
         let values = vec![
             "-f".to_owned(),
             values.display().to_string(),
-            // The namespaces these files name exist in a real cluster; here, this test's one.
+            // The namespaces these files name exist in a real cluster; here, this test's own.
             "--set".to_owned(),
-            format!("operator.watchNamespaces={{{namespace}}}"),
+            format!("operator.watchNamespaces={{{}}}", tenants.join(",")),
             "--set".to_owned(),
             format!("metrics.dashboards.namespace={namespace}"),
         ];
         server_dry_run(&cluster, &helm, &namespace, &values);
-        cluster.delete_namespace(&namespace).await;
+        for ns in std::iter::once(namespace).chain(tenants) {
+            cluster.delete_namespace(&ns).await;
+        }
     }
 }

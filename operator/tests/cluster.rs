@@ -19,14 +19,13 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
-use operator::context::{Context, Settings};
-use operator::metrics::Metrics;
 use serde_json::json;
 use support::cluster::{eventually, hook, is_true, org, ready, Cluster};
 use testing::{TestDb, TestEngine};
 use tokio::sync::watch;
 
-/// Both controllers of this process, watching one namespace, on a fresh SQLite database.
+/// Both controllers of this process, watching `namespaces`, on a fresh SQLite database. Resync
+/// is an hour away: what a test sees happen, the watches did.
 struct Controllers {
     store: Arc<dyn Store>,
     stop: watch::Sender<bool>,
@@ -35,42 +34,22 @@ struct Controllers {
 }
 
 impl Controllers {
-    async fn start(cluster: &Cluster, namespace: &str) -> Self {
+    async fn start(cluster: &Cluster, namespaces: &[&str]) -> Self {
         let (db, url) = TestDb::create(TestEngine::Sqlite)
             .await
             .expect("SQLite is always there");
         let store = chatboard_store::connect(&url, 5).await.unwrap();
         store.migrate().await.unwrap();
-        let metrics = Arc::new(Metrics::new().unwrap());
-        let chat = chat::Chat::new(
+        let ctx = support::context(
+            cluster.client.clone(),
             store.clone(),
             Arc::new(chatboard_core::bus::LocalBus::default()),
-            chat::ChatSettings {
-                posts_per_minute: 0,
-                invite_ttl: Duration::from_secs(3600),
-                public_url: None,
-                allow_private_webhooks: true,
-                upload_quotas: Default::default(),
-            },
-            &metrics.registry,
-        )
-        .unwrap();
-        let settings = Settings {
-            resync: Duration::from_secs(30),
-            recheck: Duration::from_secs(1),
-            allow_private_webhooks: true,
-        };
-        let ctx = Arc::new(Context::new(
-            cluster.client.clone(),
-            chat,
-            settings,
-            metrics,
-            "cluster-test",
-        ));
+            Duration::from_secs(3600),
+        );
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(operator::service::run_controllers(
             ctx,
-            vec![namespace.to_owned()],
+            namespaces.iter().map(|ns| ns.to_string()).collect(),
             async move {
                 let mut stopped = stopped;
                 let _ = stopped.wait_for(|s| *s).await;
@@ -178,7 +157,7 @@ async fn an_organization_goes_through_its_life_on_a_real_apiserver() {
         return;
     };
     let ns = cluster.namespace("orgs").await;
-    let op = Controllers::start(&cluster, &ns).await;
+    let op = Controllers::start(&cluster, &[&ns]).await;
     let orgs: Api<Organization> = Api::namespaced(cluster.client.clone(), &ns);
     orgs.create(
         &PostParams::default(),
@@ -321,7 +300,7 @@ async fn a_webhook_owns_its_secret_which_is_rotated_and_garbage_collected() {
         return;
     };
     let ns = cluster.namespace("hooks").await;
-    let op = Controllers::start(&cluster, &ns).await;
+    let op = Controllers::start(&cluster, &[&ns]).await;
     let orgs: Api<Organization> = Api::namespaced(cluster.client.clone(), &ns);
     orgs.create(
         &PostParams::default(),
@@ -417,7 +396,7 @@ async fn other_writers_of_status_and_finalizers_are_lived_with() {
         return;
     };
     let ns = cluster.namespace("writers").await;
-    let op = Controllers::start(&cluster, &ns).await;
+    let op = Controllers::start(&cluster, &[&ns]).await;
     let orgs: Api<Organization> = Api::namespaced(cluster.client.clone(), &ns);
     // Another controller's finalizer is there from the start; ours is added beside it.
     let mut acme = org("acme", json!({"displayName": "Acme"}));
@@ -477,4 +456,49 @@ async fn other_writers_of_status_and_finalizers_are_lived_with() {
     .await;
     op.stop().await;
     cluster.delete_namespace(&ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_watched_namespaces_are_reconciled() {
+    let Some(cluster) = Cluster::connect().await else {
+        return;
+    };
+    let (east, west, elsewhere) = (
+        cluster.namespace("east").await,
+        cluster.namespace("west").await,
+        cluster.namespace("unwatched").await,
+    );
+    let op = Controllers::start(&cluster, &[&east, &west]).await;
+    let api = |ns: &str| -> Api<Organization> { Api::namespaced(cluster.client.clone(), ns) };
+    // The unwatched one first: by the time the others are Ready it would have been too.
+    for ns in [&elsewhere, &east, &west] {
+        api(ns)
+            .create(
+                &PostParams::default(),
+                &org("acme", json!({"displayName": "Acme"})),
+            )
+            .await
+            .unwrap();
+    }
+    for ns in [&east, &west] {
+        ready(&api(ns), "acme", "True", 1).await;
+        assert!(op
+            .store
+            .managed_org(&format!("{ns}/acme"))
+            .await
+            .unwrap()
+            .is_some());
+    }
+    let untouched = api(&elsewhere).get("acme").await.unwrap();
+    assert!(untouched.status.is_none() && untouched.metadata.finalizers.is_none());
+    assert!(op
+        .store
+        .managed_org(&format!("{elsewhere}/acme"))
+        .await
+        .unwrap()
+        .is_none());
+    op.stop().await;
+    for ns in [east, west, elsewhere] {
+        cluster.delete_namespace(&ns).await;
+    }
 }

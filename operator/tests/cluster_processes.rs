@@ -26,14 +26,22 @@ async fn with_leader_election_off_it_reconciles_reports_and_stops_on_sigterm() {
         return;
     };
     let ns = cluster.namespace("solo").await;
+    let second = cluster.namespace("solo-too").await;
+    let both = format!("{ns}, {second}");
     let mut operator = platform.operator(
         &cluster.kubeconfig,
         &ns,
         "solo",
         15,
-        &[("CHATBOARD_OPERATOR_LEADER_ELECTION", "false")],
+        &[
+            ("CHATBOARD_OPERATOR_NAMESPACE", both.as_str()),
+            ("CHATBOARD_OPERATOR_LEADER_ELECTION", "false"),
+            ("CHATBOARD_HTTP_HEADER_TIMEOUT_MS", "300"),
+        ],
     );
     let base = operator.wait_for_address("the operator's banner");
+    // Its health and metrics listener hangs up on slow clients like every other service's.
+    testing::slow_client::assert_half_a_head_is_hung_up_on(&base).await;
 
     let orgs: Api<Organization> = Api::namespaced(cluster.client.clone(), &ns);
     orgs.create(
@@ -43,6 +51,15 @@ async fn with_leader_election_off_it_reconciles_reports_and_stops_on_sigterm() {
     .await
     .unwrap();
     ready(&orgs, "acme", "True", 1).await;
+    // Both namespaces of the comma-separated list are watched.
+    let more: Api<Organization> = Api::namespaced(cluster.client.clone(), &second);
+    more.create(
+        &PostParams::default(),
+        &org("acme", json!({"displayName": "Acme"})),
+    )
+    .await
+    .unwrap();
+    ready(&more, "acme", "True", 1).await;
     assert_eq!(leads(&base).await, Some(true));
     assert_eq!(
         series(&scrape(&base).await, "chatboard_operator_leader"),
@@ -66,6 +83,7 @@ async fn with_leader_election_off_it_reconciles_reports_and_stops_on_sigterm() {
         stopping.elapsed()
     );
     cluster.delete_namespace(&ns).await;
+    cluster.delete_namespace(&second).await;
 }
 
 /// Which of `replicas` (with their bases) leads, once exactly one says so.
@@ -93,7 +111,7 @@ async fn a_standby_takes_over_after_sigterm_and_after_sigkill() {
         return;
     };
     let ns = cluster.namespace("failover").await;
-    let ttl = 3;
+    let ttl = 6;
     let start = |identity: &str| -> (Service, String) {
         let mut replica = platform.operator(&cluster.kubeconfig, &ns, identity, ttl, &[]);
         let base = replica.wait_for_address("the operator's banner");
@@ -166,6 +184,16 @@ async fn a_standby_takes_over_after_sigterm_and_after_sigkill() {
     assert!(lease.lease_transitions.unwrap_or(0) >= 2, "{lease:?}");
     eprintln!(
         "failover with a {ttl} s Lease: {after_sigterm:?} after SIGTERM, {after_sigkill:?} after SIGKILL"
+    );
+    let ttl = Duration::from_secs(ttl.into());
+    // A stopped leader gives the Lease up: the standby takes it on its next try (every third of
+    // the duration), not after it expires. The bound leaves two thirds of a duration to spare.
+    assert!(after_sigterm < ttl, "took {after_sigterm:?}: no step-down?");
+    // A killed one gives nothing up: the standby waits a whole duration from the last renewal
+    // it saw, which came at most a third of a duration before the kill.
+    assert!(
+        after_sigkill >= ttl * 2 / 3,
+        "took over after {after_sigkill:?}: too soon"
     );
     assert!(c.stop_within(GRACE).is_some_and(|s| s.success()));
     cluster.delete_namespace(&ns).await;

@@ -259,7 +259,8 @@ impl Platform {
             .env("CHATBOARD_ADDR", "127.0.0.1:0")
             .env("CHATBOARD_OPERATOR_NAMESPACE", namespace)
             .env("CHATBOARD_OPERATOR_LEASE_TTL", lease_ttl.to_string())
-            .env("CHATBOARD_OPERATOR_RESYNC", "30")
+            // An hour: what a test sees happen, the watches did.
+            .env("CHATBOARD_OPERATOR_RESYNC", "3600")
             .env("POD_NAME", identity)
             .env("POD_NAMESPACE", namespace)
             .env("RUST_LOG", "info")

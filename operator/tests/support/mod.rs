@@ -65,33 +65,8 @@ impl Harness {
         let store = chatboard_store::connect(&url, 5).await.expect("connect");
         store.migrate().await.expect("migrate");
         let api = FakeApi::start().await;
-        let settings = Settings {
-            resync,
-            recheck: Duration::from_millis(500),
-            allow_private_webhooks: true,
-        };
-        let metrics = Arc::new(Metrics::new().expect("metrics"));
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
-        let chat = Chat::new(
-            store.clone(),
-            bus.clone(),
-            ChatSettings {
-                posts_per_minute: 0,
-                invite_ttl: Duration::from_secs(7 * 24 * 3600),
-                public_url: Some("https://chat.example".into()),
-                allow_private_webhooks: true,
-                upload_quotas: Default::default(),
-            },
-            &metrics.registry,
-        )
-        .expect("chat");
-        let ctx = Arc::new(Context::new(
-            api.client(),
-            chat,
-            settings,
-            metrics,
-            "operator-test",
-        ));
+        let ctx = context(api.client(), store.clone(), bus.clone(), resync);
         let (stop, stopped) = watch::channel(false);
         let task = match leading {
             Some(leading) => tokio::spawn(operator::service::run_while_leading(
@@ -190,6 +165,42 @@ impl Harness {
             .expect("controllers stop")
             .ok();
     }
+}
+
+/// The reconcilers' context as the operator builds it, on `client` and `store`, announcing on
+/// `bus`; resources are reconciled again every `resync` and waiting ones rechecked every 500 ms.
+pub fn context(
+    client: kube::Client,
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    resync: Duration,
+) -> Arc<Context> {
+    let settings = Settings {
+        resync,
+        recheck: Duration::from_millis(500),
+        allow_private_webhooks: true,
+    };
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let chat = Chat::new(
+        store,
+        bus,
+        ChatSettings {
+            posts_per_minute: 0,
+            invite_ttl: Duration::from_secs(7 * 24 * 3600),
+            public_url: Some("https://chat.example".into()),
+            allow_private_webhooks: true,
+            upload_quotas: Default::default(),
+        },
+        &metrics.registry,
+    )
+    .expect("chat");
+    Arc::new(Context::new(
+        client,
+        chat,
+        settings,
+        metrics,
+        "operator-test",
+    ))
 }
 
 /// Polls `check` until it returns `Some`, failing after 20 s with `what`.
