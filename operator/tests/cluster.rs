@@ -21,6 +21,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
 use serde_json::json;
 use support::cluster::{eventually, hook, is_true, org, ready, Cluster};
+use support::signing_secret;
 use testing::{TestDb, TestEngine};
 use tokio::sync::watch;
 
@@ -270,23 +271,6 @@ async fn an_organization_goes_through_its_life_on_a_real_apiserver() {
         .is_none());
     op.stop().await;
     cluster.delete_namespace(&ns).await;
-}
-
-/// The HMAC secret the worker would sign `webhook_id`'s deliveries with.
-async fn signing_secret(store: &Arc<dyn Store>, webhook_id: i64) -> String {
-    let delivery = store
-        .create_test_delivery(webhook_id, Utc::now())
-        .await
-        .unwrap();
-    let now = Utc::now() + chrono::Duration::seconds(1);
-    let due = store
-        .claim_due_deliveries(now, now + chrono::Duration::minutes(1), 100, &[])
-        .await
-        .unwrap();
-    due.into_iter()
-        .find(|d| d.id == delivery)
-        .expect("the test delivery")
-        .secret
 }
 
 fn value_of(secret: &Secret) -> String {

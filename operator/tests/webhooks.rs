@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::{eventually, ready_of, Harness, NS, SECRETS, WEBHOOKS};
+use support::{eventually, ready_of, signing_secret, Harness, NS, SECRETS, WEBHOOKS};
 use testing::TestEngine;
 
 fn webhook(name: &str, spec: serde_json::Value) -> Webhook {
@@ -52,25 +52,6 @@ async fn state(
         },
     )
     .await
-}
-
-/// The HMAC secret the worker would sign this webhook's deliveries with.
-async fn signing_secret(h: &Harness, webhook_id: i64) -> String {
-    let delivery = h
-        .store
-        .create_test_delivery(webhook_id, Utc::now())
-        .await
-        .unwrap();
-    let now = Utc::now() + chrono::Duration::seconds(1);
-    let due = h
-        .store
-        .claim_due_deliveries(now, now + chrono::Duration::minutes(1), 100, &[])
-        .await
-        .unwrap();
-    due.into_iter()
-        .find(|d| d.id == delivery)
-        .expect("the test delivery")
-        .secret
 }
 
 fn secret_in(object: &serde_json::Value, key: &str) -> String {
@@ -124,7 +105,7 @@ async fn owned_secret_lifecycle(engine: TestEngine) {
     );
     let value = secret_in(&secret, "secret");
     assert!(value.starts_with("whsec_"));
-    assert_eq!(signing_secret(&h, id).await, value);
+    assert_eq!(signing_secret(&h.store, id).await, value);
     let row = h.store.webhook(id).await.unwrap().expect("row");
     assert_eq!(
         (
@@ -170,7 +151,7 @@ async fn owned_secret_lifecycle(engine: TestEngine) {
         .await
         .unwrap();
     eventually("rotated secret in use", || async {
-        (signing_secret(&h, id).await == rotated).then_some(())
+        (signing_secret(&h.store, id).await == rotated).then_some(())
     })
     .await;
 
@@ -186,7 +167,7 @@ async fn owned_secret_lifecycle(engine: TestEngine) {
     let fresh = secret_in(&fresh, "secret");
     assert_ne!(fresh, rotated);
     eventually("new secret in use", || async {
-        (signing_secret(&h, id).await == fresh).then_some(())
+        (signing_secret(&h.store, id).await == fresh).then_some(())
     })
     .await;
 
@@ -280,7 +261,7 @@ async fn referenced_secret(engine: TestEngine) {
         .unwrap();
     let obj = state(&h, "audit", "True", "Reconciled", 1).await;
     let id = obj["status"]["webhookId"].as_i64().unwrap();
-    assert_eq!(signing_secret(&h, id).await, good);
+    assert_eq!(signing_secret(&h.store, id).await, good);
     assert!(
         h.api.get(SECRETS, NS, "audit-hmac").unwrap()["metadata"]["ownerReferences"].is_null(),
         "not taken over"
@@ -310,7 +291,7 @@ async fn referenced_secret(engine: TestEngine) {
         .await
         .unwrap();
     state(&h, "audit", "True", "Reconciled", 3).await;
-    assert_eq!(signing_secret(&h, id).await, good);
+    assert_eq!(signing_secret(&h.store, id).await, good);
     hooks
         .patch(
             "audit",

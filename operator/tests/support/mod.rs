@@ -203,6 +203,24 @@ pub fn context(
     ))
 }
 
+/// The HMAC secret the worker would sign `webhook_id`'s deliveries with (read by queuing a
+/// test delivery and claiming it, as the worker does).
+pub async fn signing_secret(store: &Arc<dyn Store>, webhook_id: i64) -> String {
+    let delivery = store
+        .create_test_delivery(webhook_id, Utc::now())
+        .await
+        .unwrap();
+    let now = Utc::now() + chrono::Duration::seconds(1);
+    let due = store
+        .claim_due_deliveries(now, now + chrono::Duration::minutes(1), 100, &[])
+        .await
+        .unwrap();
+    due.into_iter()
+        .find(|d| d.id == delivery)
+        .expect("the test delivery")
+        .secret
+}
+
 /// Polls `check` until it returns `Some`, failing after 20 s with `what`.
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
