@@ -12,7 +12,7 @@ use chatboard_core::config::settings::{InviteSettings, NatsSettings, PoolSetting
 use chatboard_core::config::values;
 use chatboard_core::config::{
     parse, ConfigError, DatabaseConfig, EmailSettings, Env, HttpSettings, JwtSecret,
-    UploadQuotaSettings, UploadSettings, WebhookSettings,
+    PasswordSettings, UploadQuotaSettings, UploadSettings, WebhookSettings,
 };
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser};
@@ -116,6 +116,9 @@ pub struct Config {
     /// Slow, idle and greedy HTTP clients.
     #[command(flatten)]
     pub http: HttpSettings,
+    /// Password hashes at once, and the wait for a turn.
+    #[command(flatten)]
+    pub passwords: PasswordSettings,
 }
 
 impl Config {
@@ -178,6 +181,7 @@ impl Config {
             uploads: UploadSettings::default(),
             upload_quotas: UploadQuotaSettings::default(),
             http: HttpSettings::default(),
+            passwords: PasswordSettings::default(),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use chat::Chat;
-use chatboard_core::auth::TokenIssuer;
+use chatboard_core::auth::{PasswordHashing, TokenIssuer};
 use chatboard_core::bus::Bus;
 use chatboard_store::Store;
 use objects::local::LocalObjects;
@@ -39,6 +39,8 @@ pub struct Shared {
     pub chat: Chat,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Password hashing, a bounded number at a time.
+    pub passwords: PasswordHashing,
     /// Serialised message pages.
     pub pages: PageCache,
     /// Where committed changes are announced to WebSocket gateways (the one `chat` uses).
@@ -79,6 +81,10 @@ impl AppState {
             limits,
             metrics,
             pages: PageCache::new(config.page_cache_mb),
+            passwords: PasswordHashing::new(
+                config.passwords.password_hash_concurrency,
+                config.passwords.password_hash_wait,
+            ),
             bus,
             objects,
             local_files,

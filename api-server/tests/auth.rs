@@ -503,3 +503,60 @@ async fn a_token_of_a_removed_account_is_refused(engine: Engine) {
     let r = app.get("/api/orgs/", &stays.access).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
+
+/// Password hashing runs a bounded number at a time: a sign-up or sign-in that cannot get a
+/// turn within the wait is answered 503 `server_busy` with `Retry-After`, and goes through once
+/// a turn is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_past_the_hashing_slots_wait_then_get_503() {
+    let Some(app) = TestApp::spawn_with(Engine::Sqlite, |c| {
+        c.passwords.password_hash_concurrency = 1;
+        c.passwords.password_hash_wait = std::time::Duration::from_millis(100);
+    })
+    .await
+    else {
+        return;
+    };
+    let ada = json!({"email": "ada@example.com", "password": "password123"});
+    assert_eq!(
+        app.post("/auth/register/", None, ada.clone()).await.status,
+        StatusCode::CREATED
+    );
+
+    // The only slot is taken (as by a long hash) until the test lets it go.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (taken_tx, taken) = tokio::sync::oneshot::channel();
+    let holder = tokio::spawn({
+        let passwords = app.state.passwords.clone();
+        async move {
+            passwords
+                .run(move || {
+                    let _ = taken_tx.send(());
+                    let _ = held.recv();
+                })
+                .await
+        }
+    });
+    taken.await.unwrap();
+    for (path, body) in [
+        (
+            "/auth/register/",
+            json!({"email": "bob@example.com", "password": "password123"}),
+        ),
+        ("/auth/token/", ada.clone()),
+    ] {
+        let busy = app.post(path, None, body).await;
+        assert_eq!(
+            busy.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{path}: {}",
+            busy.text
+        );
+        assert_eq!(busy.code(), "server_busy");
+        assert_eq!(busy.headers["retry-after"], "1");
+    }
+    release.send(()).unwrap();
+    holder.await.unwrap().unwrap();
+    let token = app.post("/auth/token/", None, ada).await;
+    assert_eq!(token.status, StatusCode::OK, "{}", token.text);
+}

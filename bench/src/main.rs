@@ -3,6 +3,7 @@
 //! exact commands.
 
 mod load;
+mod memory;
 mod seed;
 mod webhooks;
 mod ws_load;
@@ -126,6 +127,26 @@ enum Command {
         #[arg(long)]
         gateway_pid: Option<u32>,
     },
+    /// Resident memory of a running server (`--pid`) through a burst of sign-ups and sign-ins
+    /// and then posts into one room, and after a quiet spell. Start the server with rate limits
+    /// off (CHATBOARD_RATE_LIMIT_PER_USER=0, CHATBOARD_RATE_LIMIT_PER_IP=0).
+    Memory {
+        /// The API, http://host:port.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
+        /// The server's process id.
+        #[arg(long)]
+        pid: u32,
+        /// Accounts registered (each then signs in once).
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        /// Messages posted.
+        #[arg(long, default_value_t = 10_000)]
+        posts: usize,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
     /// Webhook delivery throughput: `webhooks` webhooks of one org pointing at a receiver in
     /// this process, `messages` messages posted through the store of a scratch database, and
     /// the worker's pipeline (in-process, or through JetStream with --nats-url) delivering them.
@@ -154,6 +175,13 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Memory {
+            api,
+            pid,
+            users,
+            posts,
+            concurrency,
+        } => memory::run(&api, pid, users, posts, concurrency).await?,
         Command::Seed {
             api,
             database_url,

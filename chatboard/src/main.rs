@@ -19,6 +19,10 @@ mod config;
 
 use config::SingleNode;
 
+/// mimalloc returns freed memory to the system shortly after a burst (glibc's arenas kept it).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match invoked_as().as_deref() {

@@ -103,6 +103,8 @@ pub enum ErrorCode {
     StorageUnavailable,
     /// 503: the client's address holds as many connections as one address may.
     TooManyConnections,
+    /// 503: every password-hashing slot stayed busy; see `Retry-After`.
+    ServerBusy,
 }
 
 impl ErrorCode {
@@ -130,7 +132,8 @@ impl ErrorCode {
             UnsupportedMediaType | UnsupportedType => 415,
             RateLimited => 429,
             InternalError => 500,
-            Unavailable | UploadsUnavailable | StorageUnavailable | TooManyConnections => 503,
+            Unavailable | UploadsUnavailable | StorageUnavailable | TooManyConnections
+            | ServerBusy => 503,
         }
     }
 
@@ -195,6 +198,7 @@ impl ErrorCode {
             UploadsUnavailable => "File uploads are not configured on this server.",
             StorageUnavailable => "File storage is unavailable; try again shortly.",
             TooManyConnections => "Too many connections from this address.",
+            ServerBusy => "The server is busy signing people in; try again shortly.",
         }
     }
 }

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use chatboard_core::auth::{hash_password, new_token_id, verify_password};
+use chatboard_core::auth::{new_token_id, HashingError};
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::{UnreadCount, User};
 use chatboard_store::{NewUser, ProfilePatch, RefreshOutcome, StoreError};
@@ -11,7 +11,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{blocking, present};
+use super::present;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, AuthUser, IpRateLimited, RefreshRateLimited};
 use crate::state::AppState;
@@ -89,7 +89,7 @@ pub struct ProfileUpdate {
 
 /// Creates an account.
 #[utoipa::path(post, path = "/auth/register/", tag = "auth", request_body = RegisterRequest,
-    responses((status = 201, body = User), (status = 400, body = ErrorBody), (status = 409, description = "email_taken", body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 201, body = User), (status = 400, body = ErrorBody), (status = 409, description = "email_taken", body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, description = "server_busy: every password-hashing slot stayed busy; see Retry-After", body = ErrorBody)))]
 pub async fn register(
     _: IpRateLimited,
     State(state): State<AppState>,
@@ -123,13 +123,11 @@ pub async fn register(
     );
     v.finish()?;
 
-    let password = body.password;
-    let password_hash = blocking(move || hash_password(&password))
-        .await?
-        .map_err(|e| {
-            tracing::error!(error = %e, "password hashing failed");
-            ApiError::internal()
-        })?;
+    let password_hash = state
+        .passwords
+        .hash(body.password)
+        .await
+        .map_err(hashing_refused)?;
     let user = state
         .store
         .create_user(
@@ -148,7 +146,7 @@ pub async fn register(
 
 /// Logs in: exchanges email and password for an access and a refresh token.
 #[utoipa::path(post, path = "/auth/token/", tag = "auth", request_body = TokenRequest,
-    responses((status = 200, body = TokenPair), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = TokenPair), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, description = "server_busy: every password-hashing slot stayed busy; see Retry-After", body = ErrorBody)))]
 pub async fn token(
     _: IpRateLimited,
     State(state): State<AppState>,
@@ -164,8 +162,11 @@ pub async fn token(
         Some((user, hash)) => (Some(user.id), Some(hash)),
         None => (None, None),
     };
-    let password = body.password;
-    let valid = blocking(move || verify_password(&password, hash.as_deref())).await?;
+    let valid = state
+        .passwords
+        .verify(body.password, hash)
+        .await
+        .map_err(hashing_refused)?;
     let user_id = match user_id {
         Some(id) if valid => id,
         // One answer for an unknown email and a wrong password, so accounts cannot be probed.
@@ -348,4 +349,16 @@ pub async fn unread_counts(
         unread_counts,
         total,
     }))
+}
+
+/// A hash that did not happen: 503 with `Retry-After` when every slot stayed busy (the client
+/// may try again in a moment), 500 when hashing itself failed.
+fn hashing_refused(e: HashingError) -> ApiError {
+    match e {
+        HashingError::Busy => ApiError::new(ErrorCode::ServerBusy).with_retry_after(1),
+        other => {
+            tracing::error!(error = %other, "password hashing failed");
+            ApiError::internal()
+        }
+    }
 }

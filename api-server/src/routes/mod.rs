@@ -19,13 +19,3 @@ where
 {
     Option::<T>::deserialize(d).map(Some)
 }
-
-/// Runs CPU-heavy work (password hashing) off the async workers.
-pub(crate) async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, crate::error::ApiError> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| {
-        tracing::error!(error = %e, "blocking task failed");
-        crate::error::ApiError::internal()
-    })
-}

@@ -18,8 +18,8 @@ use rand::RngCore;
 
 pub use parse::{asks_for_help, parse, parse_with, variables, variables_of, Variable};
 pub use settings::{
-    DatabaseConfig, EmailSettings, GatewaySettings, HttpSettings, NatsSettings, S3Settings,
-    UploadQuotaSettings, UploadSettings, WebhookSettings,
+    DatabaseConfig, EmailSettings, GatewaySettings, HttpSettings, NatsSettings, PasswordSettings,
+    S3Settings, UploadQuotaSettings, UploadSettings, WebhookSettings,
 };
 pub use values::{redact_url, JwtSecret};
 

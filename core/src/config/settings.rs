@@ -176,6 +176,34 @@ impl Default for HttpSettings {
     }
 }
 
+/// How many password hashes run at once, and how long a sign-up or sign-in waits for a turn
+/// (see [`crate::auth::PasswordHashing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct PasswordSettings {
+    /// Password hashes (argon2id, 19 MiB each) computed at once; 0: one per core. Sign-ups and
+    /// sign-ins beyond it wait their turn.
+    #[arg(
+        long = "password-hash-concurrency",
+        env = "CHATBOARD_PASSWORD_HASH_CONCURRENCY",
+        default_value_t = 0
+    )]
+    pub password_hash_concurrency: usize,
+    /// Milliseconds a sign-up or sign-in waits for a turn to hash; then it is answered 503 with
+    /// `Retry-After`.
+    #[arg(long = "password-hash-wait-ms", env = "CHATBOARD_PASSWORD_HASH_WAIT_MS",
+        default_value = "5000", value_parser = millis)]
+    pub password_hash_wait: Duration,
+}
+
+impl Default for PasswordSettings {
+    fn default() -> Self {
+        Self {
+            password_hash_concurrency: 0,
+            password_hash_wait: Duration::from_secs(5),
+        }
+    }
+}
+
 /// How webhooks are checked and delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
 pub struct WebhookSettings {
