@@ -95,6 +95,10 @@ enum Command {
         /// Connections to open.
         #[arg(long, default_value_t = 10_000)]
         connections: usize,
+        /// Number of the first connection: several generators (each under its own open-files
+        /// limit) take disjoint members and source addresses with different values.
+        #[arg(long, default_value_t = 0)]
+        first: usize,
         /// The gateway's process id, to read its memory from /proc.
         #[arg(long)]
         gateway_pid: Option<u32>,
@@ -237,12 +241,14 @@ async fn main() -> anyhow::Result<()> {
             ws,
             state,
             connections,
+            first,
             gateway_pid,
             hold,
         } => {
             let seeded: ws_seed::WsSeeded = serde_json::from_slice(&std::fs::read(&state)?)?;
             let target = ws_load::Target::new(&ws, None, gateway_pid)?;
-            ws_load::idle(&target, &seeded, connections, Duration::from_secs(hold)).await?;
+            let range = first..first + connections;
+            ws_load::idle(&target, &seeded, range, Duration::from_secs(hold)).await?;
         }
         Command::WsFanout {
             ws,

@@ -119,13 +119,15 @@ async fn greeted(socket: &mut Socket) -> anyhow::Result<()> {
     }
 }
 
-/// Holds `connections` idle authenticated connections and reports the gateway's memory.
+/// Holds the idle authenticated connections numbered `range` (member and source address follow
+/// from the number) and reports the gateway's memory.
 pub async fn idle(
     target: &Target,
     seeded: &WsSeeded,
-    connections: usize,
+    range: std::ops::Range<usize>,
     hold: Duration,
 ) -> anyhow::Result<()> {
+    let connections = range.len();
     let members: Vec<(i64, &str)> = seeded
         .rooms
         .iter()
@@ -136,7 +138,7 @@ pub async fn idle(
     let started = Instant::now();
     let (stop_tx, stop) = watch::channel(false);
     let open = Arc::new(AtomicU64::new(0));
-    let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..connections)
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(range)
         .map(|n| {
             let (room, token) = members[n % members.len()];
             let (open, mut stop) = (open.clone(), stop.clone());
