@@ -95,11 +95,7 @@ impl Target {
 
     /// The gateway's resident memory in KiB, when its pid is known.
     fn gateway_rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.gateway_pid?)).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        crate::memory::rss_kib(self.gateway_pid?).ok()
     }
 }
 
