@@ -4,6 +4,8 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use testing::process::{base_url_in, scrape, Service};
@@ -475,5 +477,120 @@ async fn uploads_are_kept_under_the_data_directory_and_served_by_the_binary() {
         .unwrap();
     assert_eq!(got.headers()["content-type"], "image/png");
     assert_eq!(got.bytes().await.unwrap().to_vec(), bytes);
+    node.stop();
+}
+
+/// Every id in a room, newest first, following `next`.
+async fn all_message_ids(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    room: &Value,
+) -> Vec<i64> {
+    let mut ids = Vec::new();
+    let mut url = format!("{base}/api/rooms/{}/messages/?limit=100", room["id"]);
+    loop {
+        let page: Value = client
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.extend(
+            page["results"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{page}"))
+                .iter()
+                .map(|m| m["id"].as_i64().unwrap()),
+        );
+        match page["next"].as_str() {
+            Some(next) if next.starts_with('/') => url = format!("{base}{next}"),
+            Some(next) => url = next.to_owned(),
+            None => return ids,
+        }
+    }
+}
+
+#[tokio::test]
+async fn posts_acknowledged_before_a_kill_9_are_all_there_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let node = Node::start_with(dir.path(), &[("CHATBOARD_RATE_LIMIT_PER_USER", "0")]);
+    let access = sign_up(&client, &node.base, "a@example.com").await;
+    let (_, org) = post(
+        &client,
+        format!("{}/api/orgs/", node.base),
+        Some(&access),
+        json!({"name": "Crash"}),
+    )
+    .await;
+    let (_, room) = post(
+        &client,
+        format!("{}/api/rooms/", node.base),
+        Some(&access),
+        json!({"org": org["id"], "name": "general"}),
+    )
+    .await;
+
+    // 32 posters at once, so that posts share group commits, killed mid-stream: every 201 is a
+    // promise that must survive; a post still in flight may land or not.
+    let url = format!("{}/api/rooms/{}/messages/", node.base, room["id"]);
+    let answered = Arc::new(AtomicUsize::new(0));
+    let posters: Vec<_> = (0..32)
+        .map(|p| {
+            let (client, url, access) = (client.clone(), url.clone(), access.clone());
+            let answered = answered.clone();
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                for i in 0.. {
+                    let body = json!({"body": format!("{p}/{i}")});
+                    let Ok(r) = client
+                        .post(&url)
+                        .bearer_auth(&access)
+                        .json(&body)
+                        .send()
+                        .await
+                    else {
+                        break;
+                    };
+                    assert_eq!(r.status().as_u16(), 201);
+                    let Ok(sent) = r.json::<Value>().await else {
+                        break;
+                    };
+                    acknowledged.push(sent["id"].as_i64().unwrap());
+                    answered.fetch_add(1, Ordering::Relaxed);
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    while answered.load(Ordering::Relaxed) < 800 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    node.service.kill();
+    let mut acknowledged = Vec::new();
+    for poster in posters {
+        acknowledged.extend(poster.await.unwrap());
+    }
+
+    let node = Node::start(dir.path());
+    let mut stored = all_message_ids(&client, &node.base, &access, &room).await;
+    acknowledged.sort_unstable();
+    stored.sort_unstable();
+    let missing: Vec<_> = acknowledged
+        .iter()
+        .filter(|id| stored.binary_search(id).is_err())
+        .collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    // Beyond those, at most the one post each poster had in flight.
+    assert!(
+        stored.len() <= acknowledged.len() + 32,
+        "{} stored, {} acknowledged",
+        stored.len(),
+        acknowledged.len()
+    );
     node.stop();
 }

@@ -1,11 +1,14 @@
-//! Group commit of posts, per room.
+//! Group commit of posts.
 //!
 //! A post takes its room's row lock until its commit (that is what keeps ids in commit order
 //! within a room), so one room's posts are serial in the database, and each one waiting for its
 //! own WAL flush caps a busy room at one flush per message. Instead, each process queues posts
-//! per room and a writer task per busy room takes everything queued so far and stores it in one
-//! transaction: one lock, one flush for the lot. An idle room's post goes alone, through the
+//! and a writer task per busy queue takes everything queued so far and stores it in one
+//! transaction: one lock, one flush for the lot. An idle queue's post goes alone, through the
 //! single-post path, so nothing waits for company.
+//!
+//! Which posts share a queue is the engine's choice (`queue_of`): PostgreSQL writes rooms in
+//! parallel, so a queue per room; SQLite has one writer for the whole database, so one queue.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
-use super::{insert_batch, insert_message, Pool};
+use super::{insert_batch, insert_message, queue_of, Pool};
 use crate::{NewMessage, StoreError, StoreResult};
 use chatboard_core::model::Message;
 
@@ -27,7 +30,8 @@ pub(super) struct PendingPost {
 /// Most posts one transaction takes; the rest wait for the next round.
 const MAX_BATCH: usize = 64;
 
-/// Posts waiting, by room. A room has an entry exactly while its writer task runs.
+/// Posts waiting, by queue (see `queue_of`). A queue has an entry exactly while its writer task
+/// runs.
 #[derive(Default, Clone)]
 pub(super) struct PostQueues(Arc<Mutex<HashMap<i64, Vec<PendingPost>>>>);
 
@@ -46,15 +50,16 @@ impl PostQueues {
             now,
             reply,
         };
+        let queue = queue_of(msg.room_id);
         let start_writer = {
-            let mut rooms = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            match rooms.get_mut(&msg.room_id) {
+            let mut queues = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            match queues.get_mut(&queue) {
                 Some(waiting) => {
                     waiting.push(post);
                     false
                 }
                 None => {
-                    rooms.insert(msg.room_id, vec![post]);
+                    queues.insert(queue, vec![post]);
                     true
                 }
             }
@@ -62,27 +67,27 @@ impl PostQueues {
         if start_writer {
             // A task of its own, so no request's latency includes other requests' batches, and a
             // client that hangs up cannot strand the posts queued behind it.
-            tokio::spawn(self.clone().write_room(write.clone(), msg.room_id));
+            tokio::spawn(self.clone().write_queue(write.clone(), queue));
         }
         answer
             .await
             .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
     }
 
-    /// Stores the room's queued posts, round after round, until none are left.
-    async fn write_room(self, write: Pool, room_id: i64) {
+    /// Stores the queue's posts, round after round, until none are left.
+    async fn write_queue(self, write: Pool, queue: i64) {
         let _guard = WriterGuard {
             queues: self.clone(),
-            room_id,
+            queue,
         };
         loop {
             let batch: Vec<PendingPost> = {
-                let mut rooms = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-                let Some(waiting) = rooms.get_mut(&room_id) else {
+                let mut queues = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+                let Some(waiting) = queues.get_mut(&queue) else {
                     return;
                 };
                 if waiting.is_empty() {
-                    rooms.remove(&room_id);
+                    queues.remove(&queue);
                     return;
                 }
                 let take = waiting.len().min(MAX_BATCH);
@@ -95,7 +100,7 @@ impl PostQueues {
                 }
                 continue;
             }
-            let answers = insert_batch(&write, room_id, &batch).await;
+            let answers = insert_batch(&write, queue, &batch).await;
             for (post, answer) in batch.into_iter().zip(answers) {
                 let _ = post.reply.send(answer);
             }
@@ -115,18 +120,18 @@ pub(super) async fn insert_each(
     answers
 }
 
-/// Should a writer task panic, its room's queue goes with it: the waiting posts get an error
-/// instead of waiting for ever, and the next post starts a new writer.
+/// Should a writer task panic, its queue goes with it: the waiting posts get an error instead of
+/// waiting for ever, and the next post starts a new writer.
 struct WriterGuard {
     queues: PostQueues,
-    room_id: i64,
+    queue: i64,
 }
 
 impl Drop for WriterGuard {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let mut rooms = self.queues.0.lock().unwrap_or_else(PoisonError::into_inner);
-            rooms.remove(&self.room_id);
+            let mut queues = self.queues.0.lock().unwrap_or_else(PoisonError::into_inner);
+            queues.remove(&self.queue);
         }
     }
 }

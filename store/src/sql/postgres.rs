@@ -191,6 +191,11 @@ async fn insert_batch_atomic(
     Ok(answers)
 }
 
+/// PostgreSQL writes rooms in parallel: a queue per room, its id the room's.
+fn queue_of(room_id: i64) -> i64 {
+    room_id
+}
+
 /// One answer per post of the batch, stored together when possible. If the transaction fails
 /// as a whole (say, a retry on another replica won a unique-index race), nothing of it was
 /// stored, and the posts go one by one so each gets its own answer.

@@ -33,6 +33,19 @@ async fn insert_message(
     now: DateTime<Utc>,
 ) -> StoreResult<Option<Message>> {
     let mut tx = write.begin().await?;
+    let stored = insert_in(&mut tx, msg, now).await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// One post inside `tx`: the room's next seq (if the sender may post and has not used this
+/// `client_msg_id`, which also sees posts earlier in the same transaction), the message, the
+/// room's newest id and the event.
+async fn insert_in(
+    tx: &mut Tx<'_>,
+    msg: &NewMessage,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Message>> {
     let slot: Option<(i64, i64)> = sqlx::query_as(
         "UPDATE rooms SET last_seq = last_seq + 1 \
          WHERE id = $1 \
@@ -46,7 +59,7 @@ async fn insert_message(
     .bind(msg.room_id)
     .bind(msg.sender_id)
     .bind(&msg.client_msg_id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     let Some((org_id, seq)) = slot else {
         return Ok(None);
@@ -68,28 +81,48 @@ async fn insert_message(
         .bind(msg.file.as_ref().map(|f| f.filename.as_str()))
         .bind(msg.file.as_ref().map(|f| f.content_type.as_str()))
         .bind(msg.file.as_ref().map(|f| f.size))
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
     let message = Message::from(row);
     sqlx::query("UPDATE rooms SET last_msg_id = $2 WHERE id = $1")
         .bind(msg.room_id)
         .bind(message.id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     let event = DomainEvent::MessageCreated(message.clone());
-    write_event(&mut tx, org_id, &event, now).await?;
-    tx.commit().await?;
+    write_event(tx, org_id, &event, now).await?;
     Ok(Some(message))
 }
 
-/// SQLite's single writer already serialises every write, so a batch is just its posts in turn;
-/// see the PostgreSQL version for what the answers mean.
+/// SQLite has one writer for the whole database, so every room's posts share one queue.
+fn queue_of(_room_id: i64) -> i64 {
+    0
+}
+
+/// Group commit: the queued posts (of any rooms) go in one transaction, in turn, so the batch
+/// costs one commit (one WAL append and its locks) instead of one per post. Should any statement
+/// fail, the whole batch is rolled back and each post tries again alone, for an answer of its own.
 async fn insert_batch(
     write: &Pool,
-    _room_id: i64,
+    _queue: i64,
     batch: &[PendingPost],
 ) -> Vec<StoreResult<Option<Message>>> {
-    insert_each(write, batch).await
+    let together = async {
+        let mut tx = write.begin().await?;
+        let mut answers = Vec::with_capacity(batch.len());
+        for post in batch {
+            answers.push(insert_in(&mut tx, &post.msg, post.now).await?);
+        }
+        tx.commit().await?;
+        StoreResult::Ok(answers)
+    };
+    match together.await {
+        Ok(answers) => answers.into_iter().map(Ok).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, posts = batch.len(), "a batch of posts failed; storing them one by one");
+            insert_each(write, batch).await
+        }
+    }
 }
 
 #[path = "email.rs"]
