@@ -139,6 +139,51 @@ pub async fn run(
     })
 }
 
+/// An open-loop run: `rate` requests per second for `length`, each sent when due whatever the
+/// earlier ones are doing, with its latency counted from that moment (so a stall shows in full
+/// instead of slowing the sender down).
+pub async fn paced(
+    seeded: &Seeded,
+    scenario: Scenario,
+    rate: f64,
+    length: Duration,
+) -> anyhow::Result<Outcome> {
+    if !rate.is_finite() || rate <= 0.0 {
+        bail!("--rate must be above zero");
+    }
+    let http = reqwest::Client::new();
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let count = (rate * length.as_secs_f64()).round() as u64;
+    // Enough distinct clients that `post-spread` still covers every room.
+    let targets: Vec<Arc<Target>> = (0..seeded.rooms.len().max(1))
+        .map(|client| Arc::new(Target::new(seeded, scenario, client)))
+        .collect();
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut requests = tokio::task::JoinSet::new();
+    for n in 0..count {
+        let due = started + interval.mul_f64(n as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let (http, errors) = (http.clone(), errors.clone());
+        let target = targets[n as usize % targets.len()].clone();
+        requests.spawn(async move {
+            if !target.send(&http, n).await {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+            due.elapsed()
+        });
+    }
+    let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    while let Some(latency) = requests.join_next().await {
+        latencies.saturating_record(latency?.as_micros() as u64);
+    }
+    Ok(Outcome {
+        latencies,
+        errors: errors.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+    })
+}
+
 /// One client's request, prepared once.
 struct Target {
     scenario: Scenario,
@@ -211,13 +256,18 @@ pub fn print_header() {
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
 }
 
+/// A row of the table; `clients` 0 stands for an open-loop (paced) run.
 pub fn print_row(scenario: Scenario, clients: usize, outcome: &Outcome) {
     let h = &outcome.latencies;
     let ms = |us: u64| us as f64 / 1000.0;
     println!(
         "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} |",
         scenario.name(),
-        clients,
+        if clients == 0 {
+            "paced".to_owned()
+        } else {
+            clients.to_string()
+        },
         h.len(),
         outcome.errors,
         h.len() as f64 / outcome.elapsed.as_secs_f64(),

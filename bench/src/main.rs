@@ -4,6 +4,7 @@
 
 mod load;
 mod memory;
+mod raw_gateway;
 mod seed;
 mod webhooks;
 mod ws_load;
@@ -25,14 +26,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Creates users, an org and rooms through the API, then bulk-loads messages with SQL
-    /// (PostgreSQL only) and writes what the load runs need to a state file.
+    /// (PostgreSQL only; without a database URL the rooms stay empty, enough for the post
+    /// scenarios on a single node) and writes what the load runs need to a state file.
     Seed {
         /// Base URL of the API, e.g. http://127.0.0.1:8080.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         api: String,
         /// The PostgreSQL database the API serves.
         #[arg(long, env = "DATABASE_URL")]
-        database_url: String,
+        database_url: Option<String>,
         /// Messages in the big room.
         #[arg(long, default_value_t = 1_000_000)]
         messages: i64,
@@ -63,6 +65,10 @@ enum Command {
         /// Length of each throughput run, seconds.
         #[arg(long, default_value_t = 15)]
         seconds: u64,
+        /// Instead of the closed-loop runs, send this many requests per second for `seconds`
+        /// (open loop: latency counts from when each request was due).
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// Creates `rooms` orgs of `members` users, each org with one PUBLIC room seating all of
     /// them, straight through the store, and writes the rooms and minted access tokens to a
@@ -131,6 +137,14 @@ enum Command {
         #[arg(long)]
         gateway_pid: Option<u32>,
     },
+    /// A minimal broadcaster speaking just enough of the gateway's protocol for `ws-fanout`
+    /// (no authentication, storage, presence or limits): the floor the gateway is measured
+    /// against. Runs until killed.
+    RawGateway {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        listen: std::net::SocketAddr,
+    },
     /// Resident memory of a running server (`--pid`) through a burst of sign-ups and sign-ins
     /// and then posts into one room, and after a quiet spell. Start the server with rate limits
     /// off (CHATBOARD_RATE_LIMIT_PER_USER=0, CHATBOARD_RATE_LIMIT_PER_IP=0).
@@ -179,6 +193,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::RawGateway { listen } => raw_gateway::serve(listen).await?,
         Command::Memory {
             api,
             pid,
@@ -194,7 +209,8 @@ async fn main() -> anyhow::Result<()> {
             per_room,
             state,
         } => {
-            let seeded = seed::seed(&api, &database_url, messages, rooms, per_room).await?;
+            let seeded =
+                seed::seed(&api, database_url.as_deref(), messages, rooms, per_room).await?;
             std::fs::write(&state, serde_json::to_vec_pretty(&seeded)?)?;
             println!("state written to {}", state.display());
         }
@@ -204,11 +220,18 @@ async fn main() -> anyhow::Result<()> {
             requests,
             concurrency,
             seconds,
+            rate,
         } => {
             let seeded: seed::Seeded = serde_json::from_slice(&std::fs::read(&state)?)?;
             let scenarios = load::Scenario::select(&scenario)?;
             load::print_header();
             for scenario in scenarios {
+                if let Some(rate) = rate {
+                    let paced =
+                        load::paced(&seeded, scenario, rate, Duration::from_secs(seconds)).await?;
+                    load::print_row(scenario, 0, &paced);
+                    continue;
+                }
                 let serial = load::run(&seeded, scenario, 1, load::Stop::After(requests)).await?;
                 load::print_row(scenario, 1, &serial);
                 let loaded = load::run(

@@ -1,0 +1,162 @@
+//! `raw-gateway`: the floor the gateway's fan-out is measured against. It speaks just enough of
+//! the gateway's protocol for `ws-fanout` (the per-room endpoint, the `connection` greeting, a
+//! `message` frame per message sent, the sender's `ack`) with nothing else: no authentication,
+//! no database, no bus, no presence, no limits, no metrics. A message frame is built once and
+//! the same bytes go to every socket of the room, one write each, so what it costs is what the
+//! WebSocket framing and the kernel cost.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::Context as _;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message as Ws, Utf8Bytes};
+
+/// Frames a room may hold for its slowest socket before that socket is dropped (the gateway's
+/// 4009); generous, so the raw server never drops where the gateway would not.
+const ROOM_BACKLOG: usize = 4096;
+
+/// The rooms, each a broadcast of ready-made frames.
+#[derive(Default)]
+struct Rooms {
+    channels: Mutex<HashMap<i64, broadcast::Sender<Utf8Bytes>>>,
+    next_id: AtomicI64,
+}
+
+impl Rooms {
+    fn channel(&self, room: i64) -> broadcast::Sender<Utf8Bytes> {
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        channels
+            .entry(room)
+            .or_insert_with(|| broadcast::channel(ROOM_BACKLOG).0)
+            .clone()
+    }
+}
+
+/// What a client's `message` frame carries.
+#[derive(Deserialize)]
+struct Sent {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    client_msg_id: Option<String>,
+}
+
+/// The message object the gateway sends, with the same fields.
+fn message_frame(id: i64, room: i64, sent: &Sent) -> String {
+    serde_json::json!({
+        "type": "message",
+        "id": id,
+        "room": room,
+        "org": 1,
+        "sender": 1,
+        "body": sent.body,
+        "file": null,
+        "client_msg_id": sent.client_msg_id,
+        "is_deleted": false,
+        "created_at": chrono::Utc::now(),
+        "edited_at": null,
+    })
+    .to_string()
+}
+
+/// Serves until killed.
+pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    println!(
+        "raw gateway at ws://{} (pid {})",
+        listener.local_addr()?,
+        std::process::id()
+    );
+    let rooms = Arc::new(Rooms::default());
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let rooms = rooms.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, &rooms).await {
+                report(&e);
+            }
+        });
+    }
+}
+
+/// Connection errors are the client's business (it reports its losses); only say what they were
+/// when asked to.
+fn report(e: &anyhow::Error) {
+    if std::env::var_os("RAW_GATEWAY_VERBOSE").is_some() {
+        eprintln!("connection: {e:#}");
+    }
+}
+
+/// The room id in `/ws/rooms/{id}/...`.
+fn room_of(path: &str) -> Option<i64> {
+    path.strip_prefix("/ws/rooms/")?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[allow(clippy::result_large_err)] // the handshake callback's error type is tungstenite's
+async fn connection(stream: TcpStream, rooms: &Rooms) -> anyhow::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut room = None;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0);
+    let socket = tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        |request: &Request, response: Response| {
+            room = room_of(request.uri().path());
+            Ok(response)
+        },
+        Some(config),
+    )
+    .await?;
+    let room = room.context("not a room's endpoint")?;
+    let (mut sink, mut stream) = socket.split();
+    let channel = rooms.channel(room);
+    let mut frames = channel.subscribe();
+    let greeting = serde_json::json!({"type": "connection", "room": room, "user_id": 1, "user_email": "raw@bench.example"});
+    sink.send(Ws::Text(greeting.to_string().into())).await?;
+    loop {
+        tokio::select! {
+            frame = frames.recv() => match frame {
+                Ok(frame) => sink.send(Ws::Text(frame)).await?,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let close = CloseFrame { code: CloseCode::from(4009), reason: "too slow".into() };
+                    sink.send(Ws::Close(Some(close))).await?;
+                    return Ok(());
+                }
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+            incoming = stream.next() => match incoming {
+                Some(Ok(Ws::Text(text))) => {
+                    let Ok(sent) = serde_json::from_str::<Sent>(text.as_str()) else { continue };
+                    if sent.kind != "message" {
+                        continue;
+                    }
+                    let id = rooms.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+                    let _ = channel.send(message_frame(id, room, &sent).into());
+                    let ack = serde_json::json!({"type": "ack", "client_msg_id": sent.client_msg_id, "id": id});
+                    sink.send(Ws::Text(ack.to_string().into())).await?;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => return Ok(()),
+            },
+        }
+    }
+}
