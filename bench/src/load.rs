@@ -140,8 +140,7 @@ pub async fn run(
 }
 
 /// An open-loop run: `rate` requests per second for `length`, each sent when due whatever the
-/// earlier ones are doing, with its latency counted from that moment (so a stall shows in full
-/// instead of slowing the sender down).
+/// earlier ones are doing (so a stall shows in full instead of slowing the sender down).
 pub async fn paced(
     seeded: &Seeded,
     scenario: Scenario,
@@ -164,13 +163,16 @@ pub async fn paced(
     for n in 0..count {
         let due = started + interval.mul_f64(n as f64);
         tokio::time::sleep_until(due.into()).await;
+        // Timed from now, not from `due`: the timer wakes up to a millisecond late, and that is
+        // the generator's delay, not the server's.
+        let begin = Instant::now();
         let (http, errors) = (http.clone(), errors.clone());
         let target = targets[n as usize % targets.len()].clone();
         requests.spawn(async move {
             if !target.send(&http, n).await {
                 errors.fetch_add(1, Ordering::Relaxed);
             }
-            due.elapsed()
+            begin.elapsed()
         });
     }
     let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;

@@ -594,3 +594,44 @@ async fn posts_acknowledged_before_a_kill_9_are_all_there_after_a_restart() {
     );
     node.stop();
 }
+
+#[tokio::test]
+async fn the_wal_reaches_the_database_file_while_the_node_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let node = Node::start_with(dir.path(), &[("CHATBOARD_RATE_LIMIT_PER_USER", "0")]);
+    let db_size = || std::fs::metadata(dir.path().join("chatboard.db")).map_or(0, |m| m.len());
+    let access = sign_up(&client, &node.base, "a@example.com").await;
+    let (_, org) = post(
+        &client,
+        format!("{}/api/orgs/", node.base),
+        Some(&access),
+        json!({"name": "Checkpoints"}),
+    )
+    .await;
+    let (_, room) = post(
+        &client,
+        format!("{}/api/rooms/", node.base),
+        Some(&access),
+        json!({"org": org["id"], "name": "general"}),
+    )
+    .await;
+    let before = db_size();
+    // Commits go to the WAL; the checkpointer, not a commit, copies them into the database file.
+    let url = format!("{}/api/rooms/{}/messages/", node.base, room["id"]);
+    let body = json!({"body": "x".repeat(1000)});
+    for _ in 0..300 {
+        let (status, _) = post(&client, url.clone(), Some(&access), body.clone()).await;
+        assert_eq!(status, 201);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while db_size() < before + 256 * 1024 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file stayed at {} bytes (it was {before})",
+            db_size()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    node.stop();
+}

@@ -4,6 +4,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::wal_checkpoint::Checkpointer;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
@@ -106,21 +107,29 @@ pub async fn connect_with_timeout(
             // SQLite allows one writer at a time. Funnelling every write transaction through a
             // single pooled connection queues writers in-process instead of failing them with
             // SQLITE_BUSY, while WAL lets the reader pool run alongside.
+            let in_memory = url.contains(":memory:");
+            // Checkpoints run beside the writer, not inside its commits (see wal_checkpoint.rs).
+            let writer_options = if in_memory {
+                options.clone()
+            } else {
+                options.clone().pragma("wal_autocheckpoint", "0")
+            };
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(SQLITE_WRITER_TIMEOUT)
-                .connect_with(options.clone())
+                .connect_with(writer_options)
                 .await?;
-            let reader = if url.contains(":memory:") {
-                writer.clone()
-            } else {
-                SqlitePoolOptions::new()
-                    .max_connections(max_connections)
-                    .acquire_timeout(acquire_timeout)
-                    .connect_with(options.read_only(true))
-                    .await?
-            };
-            Ok(Arc::new(sqlite::SqlStore::new(reader, writer)))
+            if in_memory {
+                return Ok(Arc::new(sqlite::SqlStore::new(writer.clone(), writer)));
+            }
+            let reader = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(acquire_timeout)
+                .connect_with(options.clone().read_only(true))
+                .await?;
+            let store = sqlite::SqlStore::new(reader, writer)
+                .with_checkpointer(Checkpointer::start(options));
+            Ok(Arc::new(store))
         }
         None => Err(StoreError::Database(sqlx::Error::Configuration(
             "DATABASE_URL must start with postgres:// or sqlite:".into(),

@@ -18,6 +18,7 @@ mod sql;
 mod tenants;
 mod uploads;
 mod users;
+mod wal_checkpoint;
 mod webhooks;
 
 use async_trait::async_trait;

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 
 use super::post_queue::PostQueues;
 use super::{Pool, ENGINE, MIGRATOR};
+use crate::wal_checkpoint::Checkpointer;
 use crate::{Engine, Store, StoreResult};
 
 /// The SQL store for this engine.
@@ -11,6 +12,8 @@ pub struct SqlStore {
     pub(super) read: Pool,
     pub(super) write: Pool,
     pub(super) post_queues: PostQueues,
+    /// SQLite's WAL checkpoints, stopped with the store.
+    _checkpointer: Option<Checkpointer>,
 }
 
 impl SqlStore {
@@ -20,7 +23,18 @@ impl SqlStore {
             read,
             write,
             post_queues: PostQueues::default(),
+            _checkpointer: None,
         }
+    }
+
+    /// The same store, with the task that checkpoints its WAL (SQLite).
+    #[allow(
+        dead_code,
+        reason = "compiled for both engines; only SQLite has a WAL to checkpoint"
+    )]
+    pub(crate) fn with_checkpointer(mut self, checkpointer: Checkpointer) -> Self {
+        self._checkpointer = Some(checkpointer);
+        self
     }
 }
 
