@@ -4,7 +4,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::wal_checkpoint::Checkpointer;
+use crate::wal_checkpoint::{self, Checkpointer};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
@@ -112,7 +112,10 @@ pub async fn connect_with_timeout(
             let writer_options = if in_memory {
                 options.clone()
             } else {
-                options.clone().pragma("wal_autocheckpoint", "0")
+                options.clone().pragma(
+                    "wal_autocheckpoint",
+                    wal_checkpoint::WRITER_CHECKPOINT_PAGES.to_string(),
+                )
             };
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)

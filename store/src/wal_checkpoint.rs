@@ -2,10 +2,16 @@
 //!
 //! By default SQLite copies the WAL back into the database file inside whichever commit takes the
 //! WAL past 1,000 pages, and that commit waits for the copy and two `fsync`s: tens of
-//! milliseconds, for one post and every post queued behind it. The writer connection therefore
-//! has automatic checkpoints off, and this task checkpoints from a connection of its own a few
-//! times a second, in `PASSIVE` mode (it never waits for, nor blocks, the writer or readers).
-//! It is also what syncs the WAL to disk under `synchronous=NORMAL`.
+//! milliseconds, for one post and every post queued behind it. Instead this task checkpoints from
+//! a connection of its own a few times a second, in `PASSIVE` mode: it never takes the write lock,
+//! so it neither waits for nor blocks the writer or the readers. It is also what syncs the WAL to
+//! disk under `synchronous=NORMAL`.
+//!
+//! A passive checkpoint cannot finish while writes keep coming, and SQLite only starts the WAL
+//! over once one has; so the writer keeps its own automatic checkpoint at a high mark
+//! ([`WRITER_CHECKPOINT_PAGES`]). Under sustained load a commit crossing it finishes the copy
+//! (most of the WAL is already copied by then) and the WAL starts over: the file stays bounded
+//! without a `RESTART` checkpoint, which would hold the write lock while it waits for readers.
 
 use std::time::Duration;
 
@@ -15,10 +21,8 @@ use tokio::task::JoinHandle;
 
 /// How often the WAL is checkpointed.
 const EVERY: Duration = Duration::from_millis(250);
-/// A WAL longer than this many pages (64 MiB of 4 KiB pages) after a passive checkpoint means
-/// the writer never let one finish: the next one waits for it (`RESTART`) so the file stays
-/// bounded.
-const RESTART_ABOVE_PAGES: i64 = 16_384;
+/// The writer connection's `wal_autocheckpoint`: 64 MiB of 4 KiB pages.
+pub(crate) const WRITER_CHECKPOINT_PAGES: u32 = 16_384;
 
 /// Stops the checkpoint task when dropped (with the store that owns it).
 pub(crate) struct Checkpointer(JoinHandle<()>);
@@ -61,18 +65,11 @@ async fn run(options: SqliteConnectOptions) {
     }
 }
 
-/// One passive checkpoint, and a restarting one if the WAL has grown too long.
+/// One passive checkpoint.
 #[tracing::instrument(level = "trace", skip_all)]
 async fn checkpoint(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<()> {
-    // (busy, pages in the WAL, pages copied back)
-    let (_, wal_pages, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-        .fetch_one(&mut *conn)
+    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .execute(&mut *conn)
         .await?;
-    if wal_pages > RESTART_ABOVE_PAGES {
-        tracing::info!(wal_pages, "the WAL is long: checkpointing with RESTART");
-        sqlx::query("PRAGMA wal_checkpoint(RESTART)")
-            .execute(&mut *conn)
-            .await?;
-    }
     Ok(())
 }
