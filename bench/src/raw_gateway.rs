@@ -101,19 +101,8 @@ pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let rooms = rooms.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection(stream, &rooms).await {
-                report(&e);
-            }
-        });
-    }
-}
-
-/// Connection errors are the client's business (it reports its losses); only say what they were
-/// when asked to.
-fn report(e: &anyhow::Error) {
-    if std::env::var_os("RAW_GATEWAY_VERBOSE").is_some() {
-        eprintln!("connection: {e:#}");
+        // A connection's error is the load generator's to report (as losses), not ours.
+        tokio::spawn(async move { connection(stream, &rooms).await });
     }
 }
 

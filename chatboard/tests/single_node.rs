@@ -83,6 +83,32 @@ async fn sign_up(client: &reqwest::Client, base: &str, email: &str) -> String {
     tokens["access"].as_str().unwrap().to_owned()
 }
 
+/// Creates an organization named `name` and a PUBLIC room "general" in it; returns both.
+async fn org_with_room(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    name: &str,
+) -> (Value, Value) {
+    let (status, org) = post(
+        client,
+        format!("{base}/api/orgs/"),
+        Some(token),
+        json!({"name": name}),
+    )
+    .await;
+    assert_eq!(status, 201, "{org}");
+    let (status, room) = post(
+        client,
+        format!("{base}/api/rooms/"),
+        Some(token),
+        json!({"org": org["id"], "name": "general", "access_level": "PUBLIC"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{room}");
+    (org, room)
+}
+
 #[tokio::test]
 async fn data_and_sessions_survive_a_restart_and_requests_are_logged() {
     let dir = tempfile::tempdir().unwrap();
@@ -193,21 +219,7 @@ async fn one_port_serves_the_api_and_the_websocket_gateway() {
     .await;
     let (_, tokens) = post(&client, format!("{}/auth/token/", node.base), None, body).await;
     let access = tokens["access"].as_str().unwrap().to_owned();
-    let (_, org) = post(
-        &client,
-        format!("{}/api/orgs/", node.base),
-        Some(&access),
-        json!({"name": "Live"}),
-    )
-    .await;
-    let (status, room) = post(
-        &client,
-        format!("{}/api/rooms/", node.base),
-        Some(&access),
-        json!({"org": org["id"], "name": "general"}),
-    )
-    .await;
-    assert_eq!(status, 201);
+    let (_, room) = org_with_room(&client, &node.base, &access, "Live").await;
     let ws = node.base.replace("http://", "ws://");
     let url = format!("{ws}/ws/rooms/{}/?token={access}", room["id"]);
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
@@ -287,20 +299,7 @@ async fn webhooks_are_delivered_signed_by_the_single_node() {
     let node = Node::start_with(dir.path(), &[("CHATBOARD_WEBHOOK_ALLOW_PRIVATE", "true")]);
     let base = node.base.clone();
     let access = sign_up(&client, &base, "w@example.com").await;
-    let (_, org) = post(
-        &client,
-        format!("{base}/api/orgs/"),
-        Some(&access),
-        json!({"name": "Hooks"}),
-    )
-    .await;
-    let (_, room) = post(
-        &client,
-        format!("{base}/api/rooms/"),
-        Some(&access),
-        json!({"org": org["id"], "name": "general", "access_level": "PUBLIC"}),
-    )
-    .await;
+    let (org, room) = org_with_room(&client, &base, &access, "Hooks").await;
     let (url, mut received) = webhook_receiver().await;
     let (status, hook) = post(
         &client,
@@ -520,20 +519,7 @@ async fn posts_acknowledged_before_a_kill_9_are_all_there_after_a_restart() {
     let client = reqwest::Client::new();
     let node = Node::start_with(dir.path(), &[("CHATBOARD_RATE_LIMIT_PER_USER", "0")]);
     let access = sign_up(&client, &node.base, "a@example.com").await;
-    let (_, org) = post(
-        &client,
-        format!("{}/api/orgs/", node.base),
-        Some(&access),
-        json!({"name": "Crash"}),
-    )
-    .await;
-    let (_, room) = post(
-        &client,
-        format!("{}/api/rooms/", node.base),
-        Some(&access),
-        json!({"org": org["id"], "name": "general"}),
-    )
-    .await;
+    let (_, room) = org_with_room(&client, &node.base, &access, "Crash").await;
 
     // 32 posters at once, so that posts share group commits, killed mid-stream: every 201 is a
     // promise that must survive; a post still in flight may land or not.
@@ -602,20 +588,7 @@ async fn the_wal_reaches_the_database_file_while_the_node_runs() {
     let node = Node::start_with(dir.path(), &[("CHATBOARD_RATE_LIMIT_PER_USER", "0")]);
     let db_size = || std::fs::metadata(dir.path().join("chatboard.db")).map_or(0, |m| m.len());
     let access = sign_up(&client, &node.base, "a@example.com").await;
-    let (_, org) = post(
-        &client,
-        format!("{}/api/orgs/", node.base),
-        Some(&access),
-        json!({"name": "Checkpoints"}),
-    )
-    .await;
-    let (_, room) = post(
-        &client,
-        format!("{}/api/rooms/", node.base),
-        Some(&access),
-        json!({"org": org["id"], "name": "general"}),
-    )
-    .await;
+    let (_, room) = org_with_room(&client, &node.base, &access, "Checkpoints").await;
     let before = db_size();
     // Commits go to the WAL; the checkpointer, not a commit, copies them into the database file.
     let url = format!("{}/api/rooms/{}/messages/", node.base, room["id"]);

@@ -100,7 +100,7 @@ impl PostQueues {
                 }
                 continue;
             }
-            let answers = insert_batch(&write, queue, &batch).await;
+            let answers = insert_batch(&write, &batch).await;
             for (post, answer) in batch.into_iter().zip(answers) {
                 let _ = post.reply.send(answer);
             }

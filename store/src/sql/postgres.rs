@@ -199,11 +199,11 @@ fn queue_of(room_id: i64) -> i64 {
 /// One answer per post of the batch, stored together when possible. If the transaction fails
 /// as a whole (say, a retry on another replica won a unique-index race), nothing of it was
 /// stored, and the posts go one by one so each gets its own answer.
-async fn insert_batch(
-    write: &Pool,
-    room_id: i64,
-    batch: &[PendingPost],
-) -> Vec<StoreResult<Option<Message>>> {
+async fn insert_batch(write: &Pool, batch: &[PendingPost]) -> Vec<StoreResult<Option<Message>>> {
+    // A batch is one queue's, and a queue is one room's (`queue_of`).
+    let Some(room_id) = batch.first().map(|p| p.msg.room_id) else {
+        return Vec::new();
+    };
     // The batched statement carries no attachments: a batch with one goes post by post.
     if batch.iter().any(|p| p.msg.file.is_some()) {
         return insert_each(write, batch).await;

@@ -102,11 +102,7 @@ fn queue_of(_room_id: i64) -> i64 {
 /// Group commit: the queued posts (of any rooms) go in one transaction, in turn, so the batch
 /// costs one commit (one WAL append and its locks) instead of one per post. Should any statement
 /// fail, the whole batch is rolled back and each post tries again alone, for an answer of its own.
-async fn insert_batch(
-    write: &Pool,
-    _queue: i64,
-    batch: &[PendingPost],
-) -> Vec<StoreResult<Option<Message>>> {
+async fn insert_batch(write: &Pool, batch: &[PendingPost]) -> Vec<StoreResult<Option<Message>>> {
     let together = async {
         let mut tx = write.begin().await?;
         let mut answers = Vec::with_capacity(batch.len());
