@@ -12,6 +12,9 @@ use chatboard_core::presence::{Presence, PresenceChange};
 use chatboard_store::Store;
 use futures::StreamExt;
 use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+
+use crate::reorder::RoomOrder;
 
 /// An event with its frame, encoded once for every connection that gets it.
 #[derive(Debug)]
@@ -65,9 +68,53 @@ impl Follower {
     }
 }
 
+/// One room's connections, and its messages' order on their way to them.
+#[derive(Default)]
+struct RoomFeed {
+    followers: Vec<Follower>,
+    order: RoomOrder,
+}
+
+/// The rooms that connections here follow.
+#[derive(Default)]
+struct Rooms {
+    feeds: HashMap<i64, RoomFeed>,
+    /// Rooms holding messages back behind a missing one (usually none).
+    holding: HashSet<i64>,
+}
+
+impl Rooms {
+    /// Hands `event` to the room's feed and what the feed lets out to its followers.
+    fn send(&mut self, room_id: i64, event: Arc<Outgoing>, now: Instant) {
+        let Some(RoomFeed { followers, order }) = self.feeds.get_mut(&room_id) else {
+            return; // nobody here follows the room
+        };
+        // A follower whose queue is full leaves the room and closes as too slow.
+        order.accept(event, now, |out| {
+            followers.retain(|f| f.offer(Live::Event(out.clone())))
+        });
+        self.note_holding(room_id);
+    }
+
+    /// Sends on what `room_id` holds, whatever is still missing.
+    fn release(&mut self, room_id: i64) {
+        if let Some(RoomFeed { followers, order }) = self.feeds.get_mut(&room_id) {
+            order.release_all(|out| followers.retain(|f| f.offer(Live::Event(out.clone()))));
+        }
+        self.holding.remove(&room_id);
+    }
+
+    fn note_holding(&mut self, room_id: i64) {
+        match self.feeds.get(&room_id).and_then(|f| f.order.deadline()) {
+            Some(_) => self.holding.insert(room_id),
+            None => self.holding.remove(&room_id),
+        };
+    }
+}
+
 /// Connections by room, and multiplexed connections by user.
 pub struct Hub {
-    rooms: Mutex<HashMap<i64, Vec<Follower>>>,
+    rooms: Mutex<Rooms>,
     users: Mutex<HashMap<i64, Vec<Follower>>>,
     next_id: AtomicU64,
 }
@@ -106,6 +153,14 @@ impl Subscription {
     pub fn adopt(&mut self, room_id: i64) {
         if !self.rooms.contains(&room_id) {
             self.rooms.push(room_id);
+        }
+    }
+
+    /// Tells the hub where `room_id` stood when this connection read it (after following
+    /// it), so that the room's first live messages can be put in order too.
+    pub fn starts_at(&self, room_id: i64, last_seq: i64) {
+        if let Some(feed) = self.hub.rooms().feeds.get_mut(&room_id) {
+            feed.order.start_at(last_seq);
         }
     }
 
@@ -148,7 +203,7 @@ impl Hub {
         store: Arc<dyn Store>,
     ) -> Result<Arc<Self>, BusError> {
         let hub = Arc::new(Hub {
-            rooms: Mutex::new(HashMap::new()),
+            rooms: Mutex::new(Rooms::default()),
             users: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         });
@@ -161,7 +216,7 @@ impl Hub {
         Ok(hub)
     }
 
-    fn rooms(&self) -> MutexGuard<'_, HashMap<i64, Vec<Follower>>> {
+    fn rooms(&self) -> MutexGuard<'_, Rooms> {
         self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -182,8 +237,10 @@ impl Hub {
         {
             let mut map = self.rooms();
             for room_id in rooms {
-                map.entry(*room_id)
+                map.feeds
+                    .entry(*room_id)
                     .or_default()
+                    .followers
                     .push(subscription.follower());
             }
         }
@@ -200,17 +257,18 @@ impl Hub {
 
     fn remove(&self, id: u64, room_id: i64) {
         let mut rooms = self.rooms();
-        if let Some(list) = rooms.get_mut(&room_id) {
-            list.retain(|f| f.id != id);
-            if list.is_empty() {
-                rooms.remove(&room_id);
+        if let Some(feed) = rooms.feeds.get_mut(&room_id) {
+            feed.followers.retain(|f| f.id != id);
+            if feed.followers.is_empty() {
+                rooms.feeds.remove(&room_id);
+                rooms.holding.remove(&room_id);
             }
         }
     }
 
     /// Whether any connection follows any room here.
     fn is_idle(&self) -> bool {
-        self.rooms().is_empty()
+        self.rooms().feeds.is_empty()
     }
 
     fn dispatch(&self, delivery: Delivery) {
@@ -225,7 +283,7 @@ impl Hub {
                 // stream on, so nothing announced after the seat passes them by.
                 let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
                 if let Some(list) = users.get_mut(&user_id) {
-                    let followers = rooms.entry(room).or_default();
+                    let followers = &mut rooms.feeds.entry(room).or_default().followers;
                     for f in list.iter() {
                         if !followers.iter().any(|g| g.id == f.id) {
                             followers.push(Follower {
@@ -240,9 +298,10 @@ impl Hub {
                 }
             }
             Delivery::Event(event) => {
-                let Some(list) = rooms.get_mut(&event.room()) else {
+                let room_id = event.room();
+                if !rooms.feeds.contains_key(&room_id) {
                     return; // nobody here follows the room
-                };
+                }
                 let text = match serde_json::to_string(&event) {
                     Ok(text) => Utf8Bytes::from(text),
                     Err(e) => {
@@ -250,16 +309,50 @@ impl Hub {
                         return;
                     }
                 };
-                let outgoing = Arc::new(Outgoing { event, text });
-                // A follower whose queue is full leaves the room and closes as too slow.
-                list.retain(|f| f.offer(Live::Event(outgoing.clone())));
+                rooms.send(room_id, Arc::new(Outgoing { event, text }), Instant::now());
             }
             Delivery::Missed => {
+                // What was held goes out first; the connections then fill every gap.
+                let holding: Vec<i64> = rooms.holding.iter().copied().collect();
+                for room_id in holding {
+                    rooms.release(room_id);
+                }
                 let mut told = HashSet::new();
-                for list in rooms.values_mut() {
-                    list.retain(|f| !told.insert(f.id) || f.offer(Live::Resync));
+                for feed in rooms.feeds.values_mut() {
+                    feed.followers
+                        .retain(|f| !told.insert(f.id) || f.offer(Live::Resync));
                 }
             }
+        }
+    }
+
+    /// When the earliest wait for a missing message ends, if any room is holding.
+    fn next_release(&self) -> Option<Instant> {
+        let rooms = self.rooms();
+        rooms
+            .holding
+            .iter()
+            .filter_map(|room_id| rooms.feeds.get(room_id)?.order.deadline())
+            .min()
+    }
+
+    /// Sends on what every room whose wait is over holds.
+    fn release_overdue(&self, now: Instant) {
+        let mut rooms = self.rooms();
+        let overdue: Vec<i64> = rooms
+            .holding
+            .iter()
+            .copied()
+            .filter(|room_id| {
+                rooms
+                    .feeds
+                    .get(room_id)
+                    .and_then(|f| f.order.deadline())
+                    .is_none_or(|deadline| deadline <= now)
+            })
+            .collect();
+        for room_id in overdue {
+            rooms.release(room_id);
         }
     }
 
@@ -268,8 +361,8 @@ impl Hub {
         let mut told = HashSet::new();
         let mut rooms = self.rooms();
         for room_id in room_ids {
-            if let Some(list) = rooms.get_mut(room_id) {
-                list.retain(|f| {
+            if let Some(feed) = rooms.feeds.get_mut(room_id) {
+                feed.followers.retain(|f| {
                     f.user_id == change.user_id
                         || !told.insert(f.id)
                         || f.offer(Live::Presence(change))
@@ -287,7 +380,19 @@ async fn listen(
     mut stream: chatboard_core::bus::BusStream,
 ) {
     loop {
-        while let Some(delivery) = stream.next().await {
+        loop {
+            let Some(deadline) = hub.upgrade().map(|h| h.next_release()) else {
+                return;
+            };
+            let delivery = tokio::select! {
+                delivery = stream.next() => delivery,
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    let Some(hub) = hub.upgrade() else { return };
+                    hub.release_overdue(Instant::now());
+                    continue;
+                }
+            };
+            let Some(delivery) = delivery else { break };
             let Some(hub) = hub.upgrade() else { return };
             hub.dispatch(delivery);
         }
@@ -307,6 +412,14 @@ async fn listen(
         }
         let Some(hub) = hub.upgrade() else { return };
         hub.dispatch(Delivery::Missed);
+    }
+}
+
+/// Sleeps until `deadline`; forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod hub;
 pub mod metrics;
 pub mod process;
+mod reorder;
 pub mod session;
 
 use std::collections::HashMap;
@@ -335,6 +336,7 @@ async fn room_socket(
                     .await;
             }
         };
+        subscription.starts_at(room_id, version.last_seq);
         // Without `since`, the client wants what comes next: start after the newest message as
         // it stands now. With it, the replay sets the position; if there is nothing to replay
         // the room's newest seq is the one to expect next after.
@@ -396,6 +398,7 @@ async fn user_socket(
                 .into_iter()
                 .filter(|r| rooms.contains(&r.room_id))
                 .map(|r| {
+                    subscription.starts_at(r.room_id, r.last_seq);
                     let at = Position {
                         last_id: r.last_msg_id.unwrap_or(0),
                         last_seq: Some(r.last_seq),

@@ -16,6 +16,8 @@ pub struct GatewayMetrics {
     pub deliveries: IntCounter,
     /// Commit-to-socket-write latency of live messages.
     pub fanout_seconds: Histogram,
+    /// Database reads a connection made to fill a gap in a room's live messages.
+    pub gap_catch_ups: IntCounter,
     closes: IntCounterVec,
 }
 
@@ -50,6 +52,11 @@ impl GatewayMetrics {
             )
             .buckets(FANOUT_BUCKETS.to_vec()),
         )?;
+        let gap_catch_ups = IntCounter::new(
+            "chatboard_ws_gap_catch_ups_total",
+            "Database reads connections made because a live message came ahead of one they had \
+             not received (its announcement was late beyond the reordering wait, or lost).",
+        )?;
         let closes = IntCounterVec::new(
             Opts::new(
                 "chatboard_ws_closes_total",
@@ -64,6 +71,7 @@ impl GatewayMetrics {
         registry.register(&frames_out)?;
         registry.register(&deliveries)?;
         registry.register(&fanout_seconds)?;
+        registry.register(&gap_catch_ups)?;
         registry.register(&closes)?;
         Ok(Self {
             registry,
@@ -72,6 +80,7 @@ impl GatewayMetrics {
             frames_out,
             deliveries,
             fanout_seconds,
+            gap_catch_ups,
             closes,
         })
     }

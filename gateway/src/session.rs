@@ -222,6 +222,8 @@ impl Session {
                             self.error("invalid_frame", "Frames are JSON text.").await
                         }
                         Some(Ok(WsMessage::Close(_))) | None => return,
+                        // The peer went away without a closing handshake: nothing to answer.
+                        Some(Err(e)) if peer_vanished(&e) => return,
                         // A frame over the size limit, or not WebSocket at all.
                         Some(Err(_)) => {
                             return self.close(close::POLICY, "protocol violation", "protocol").await;
@@ -447,6 +449,7 @@ impl Session {
                 if at.last_seq.is_some_and(|last| *seq > last + 1) {
                     // Something committed before this one has not been announced yet: the
                     // database has it, and the catch-up delivers this one too, in order.
+                    self.shared.metrics.gap_catch_ups.inc();
                     return self.catch_up(room_id).await;
                 }
                 self.deliver(message, Some(outgoing.text.clone())).await
@@ -540,6 +543,22 @@ impl Session {
         );
         Ok(())
     }
+}
+
+/// Whether a read failed because the peer dropped the connection (no close frame, a reset),
+/// rather than because of anything it sent.
+fn peer_vanished(error: &axum::Error) -> bool {
+    use tungstenite::error::{Error, ProtocolError};
+    let cause = std::error::Error::source(error).and_then(|e| e.downcast_ref::<Error>());
+    matches!(
+        cause,
+        Some(
+            Error::Io(_)
+                | Error::ConnectionClosed
+                | Error::AlreadyClosed
+                | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+        )
+    )
 }
 
 fn frame_limiter() -> DefaultDirectRateLimiter {

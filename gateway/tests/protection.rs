@@ -294,3 +294,27 @@ async fn a_flooding_client_always_reads_its_4008() {
         flood.abort();
     }
 }
+
+/// A client that vanishes without a closing handshake is not counted as a protocol violation
+/// (every dropped phone once was); one that sends a frame over the size limit still is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_peer_is_not_a_protocol_violation() {
+    let p = platform(quick_settings()).await;
+    let (room, _alice, bob, _org) = p.team().await;
+    let mut gone = p.connect(room, &bob.token, None).await;
+    frame(&mut gone).await;
+    drop(gone);
+    let mut rude = p.connect(room, &bob.token, None).await;
+    frame(&mut rude).await;
+    let huge = "x".repeat(gateway::MAX_FRAME_BYTES + 1);
+    let _ = rude.send(Ws::Text(huge.into())).await;
+    let settled = eventually(Duration::from_secs(5), || async {
+        metric(&p.gw, "chatboard_ws_connections").await == 0.0
+    })
+    .await;
+    assert!(settled, "both connections ended");
+    assert_eq!(
+        metric(&p.gw, r#"chatboard_ws_closes_total{reason="protocol"}"#).await,
+        1.0
+    );
+}

@@ -462,3 +462,116 @@ async fn changes_a_crashed_api_never_announced_reach_sockets_when_an_api_starts(
     restarted.store.close().await;
     p.cleanup().await;
 }
+
+/// A bus whose subscriptions deliver messages swapped in pairs (the second before the first),
+/// as concurrent announcements, or two api-server replicas, may; with `lose_first`, the first
+/// message of the first pair never arrives (its announcement failed).
+struct SwappingBus {
+    inner: Arc<dyn chatboard_core::bus::Bus>,
+    lose_first: bool,
+}
+
+#[async_trait::async_trait]
+impl chatboard_core::bus::Bus for SwappingBus {
+    async fn publish(
+        &self,
+        event: &chatboard_core::bus::BusEvent,
+    ) -> Result<(), chatboard_core::bus::BusError> {
+        self.inner.publish(event).await
+    }
+    async fn subscribe(
+        &self,
+    ) -> Result<chatboard_core::bus::BusStream, chatboard_core::bus::BusError> {
+        use chatboard_core::bus::{BusEvent, Delivery};
+        let inner = self.inner.subscribe().await?;
+        let mut lose = self.lose_first;
+        let swapped = inner
+            .scan(None::<Delivery>, move |held, delivery| {
+                let out = match delivery {
+                    Delivery::Event(BusEvent::Message { .. }) => match held.take() {
+                        None => {
+                            *held = Some(delivery);
+                            Vec::new()
+                        }
+                        Some(_) if std::mem::take(&mut lose) => vec![delivery],
+                        Some(first) => vec![delivery, first],
+                    },
+                    other => vec![other],
+                };
+                futures::future::ready(Some(futures::stream::iter(out)))
+            })
+            .flatten();
+        Ok(Box::pin(swapped))
+    }
+    async fn ping(&self) -> Result<(), chatboard_core::bus::BusError> {
+        self.inner.ping().await
+    }
+    fn kind(&self) -> &'static str {
+        "swapping"
+    }
+}
+
+/// Messages announced out of order reach sockets in order without a database read per socket:
+/// the hub waits briefly for the missing one. Each socket once read the database at every swap
+/// (`chatboard_ws_gap_catch_ups_total` counted them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_announced_out_of_order_go_out_in_order_without_database_reads() {
+    let p = Platform::start().await;
+    let (room, alice, bob, _org) = p.team().await;
+    let gw = p
+        .gateway_with_bus(|inner| {
+            Arc::new(SwappingBus {
+                inner,
+                lose_first: false,
+            })
+        })
+        .await;
+    let mut sockets = Vec::new();
+    for token in [&bob.token, &alice.token] {
+        let mut socket = connect_to(&gw.ws, room, token, None).await;
+        assert_eq!(frame(&mut socket).await["type"], "connection");
+        sockets.push(socket);
+    }
+    let mut posted = Vec::new();
+    for n in 0..6 {
+        posted.push(p.post(&alice, room, &format!("m{n}")).await);
+    }
+    for socket in &mut sockets {
+        let mut seen = Vec::new();
+        while seen.len() < posted.len() {
+            let (message, _) = frame_of(socket, "message").await;
+            seen.push(message["id"].as_i64().unwrap());
+        }
+        assert_eq!(seen, posted, "in order, once each");
+    }
+    assert_eq!(metric(&gw, "chatboard_ws_gap_catch_ups_total").await, 0.0);
+}
+
+/// A message whose announcement is lost holds the ones after it back only for the reordering
+/// wait: they go out, and each socket fills the gap from the database, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_announcement_holds_the_room_back_only_briefly() {
+    let p = Platform::start().await;
+    let (room, alice, bob, _org) = p.team().await;
+    let gw = p
+        .gateway_with_bus(|inner| {
+            Arc::new(SwappingBus {
+                inner,
+                lose_first: true,
+            })
+        })
+        .await;
+    let mut socket = connect_to(&gw.ws, room, &bob.token, None).await;
+    assert_eq!(frame(&mut socket).await["type"], "connection");
+    let posted = vec![
+        p.post(&alice, room, "lost").await,
+        p.post(&alice, room, "after").await,
+    ];
+    let mut seen = Vec::new();
+    while seen.len() < posted.len() {
+        let (message, _) = frame_of(&mut socket, "message").await;
+        seen.push(message["id"].as_i64().unwrap());
+    }
+    assert_eq!(seen, posted, "in order, once each");
+    assert_eq!(metric(&gw, "chatboard_ws_gap_catch_ups_total").await, 1.0);
+}

@@ -148,7 +148,12 @@ impl BusEvent {
     /// delivered once; `None` for events that are not worth de-duplicating.
     pub fn dedup_key(&self) -> Option<String> {
         match self {
-            BusEvent::Message { message: m, .. } => Some(format!("msg-{}-created", m.id)),
+            // With the creation time: a database recreated or restored hands ids out again.
+            BusEvent::Message { message: m, .. } => Some(format!(
+                "msg-{}-created-{}",
+                m.id,
+                m.created_at.timestamp_micros()
+            )),
             BusEvent::MessageUpdated(m) => Some(format!(
                 "msg-{}-edited-{}",
                 m.id,

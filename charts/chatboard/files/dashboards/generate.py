@@ -215,7 +215,12 @@ def gateway():
             [(f"sum by (pod) ({rate('chatboard_ws_deliveries_total')})", "{{pod}}")], "ops")
     b.graph("Fan-out latency (commit to socket write)",
             [(p(0.5, "chatboard_ws_fanout_seconds"), "p50"),
-             (p(0.99, "chatboard_ws_fanout_seconds"), "p99")], "s", w=24)
+             (p(0.99, "chatboard_ws_fanout_seconds"), "p99")], "s")
+    b.graph("Gap catch-ups (database reads for a lost or late announcement)",
+            [(f"sum by (pod) ({rate('chatboard_ws_gap_catch_ups_total')})", "{{pod}}")], "ops",
+            description="Connections reading the database because a live message came ahead of "
+                        "one they had not received. Late announcements are reordered in the "
+                        "gateway for up to 100 ms; a steady rate means publishes fail.")
     return b
 
 
