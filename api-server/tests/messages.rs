@@ -26,6 +26,7 @@ both_engines!(
     every_change_writes_its_event,
     repeated_page_reads_never_go_stale,
     concurrent_posts_keep_order_and_counts_exact,
+    concurrent_posts_over_many_rooms_keep_every_room_gapless,
     pages_without_the_cache,
 );
 
@@ -803,6 +804,85 @@ async fn concurrent_posts_keep_order_and_counts_exact(engine: Engine) {
     }
     let view = app.get(&format!("/api/rooms/{room}/"), &bob.access).await;
     assert_eq!(view.body["last_msg_id"], *posted.last().unwrap());
+}
+
+/// Posts to many rooms of two organizations at once, retries among them: each room's messages
+/// get seqs 1, 2, 3, ... in id order, the retries their originals, the rooms their counters.
+/// (PostgreSQL writers store several rooms' posts in one transaction.)
+async fn concurrent_posts_over_many_rooms_keep_every_room_gapless(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, first, alice, bob) = room_for_two(&app).await;
+    let mut rooms = vec![first];
+    for n in 0..5 {
+        rooms.push(app.room(&alice, org, &format!("room {n}"), "PUBLIC").await);
+    }
+    for &room in &rooms[1..] {
+        app.post(
+            &format!("/api/rooms/{room}/join/"),
+            Some(&bob.access),
+            Value::Null,
+        )
+        .await;
+    }
+    let dave = app.user("dave@example.com").await;
+    let other_org = app.org(&dave, "Other").await;
+    let theirs = app.room(&dave, other_org, "theirs", "PUBLIC").await;
+    let mut senders: Vec<(i64, &TestUser)> = Vec::new();
+    for &room in &rooms {
+        senders.push((room, &alice));
+        senders.push((room, &bob));
+    }
+    senders.push((theirs, &dave));
+    let app_ref = &app;
+    let mut posts = Vec::new();
+    for &(room, user) in &senders {
+        for i in 0..6 {
+            // Every third post is sent twice at once, as a client retrying would.
+            let copies = if i % 3 == 0 { 2 } else { 1 };
+            for _ in 0..copies {
+                let body =
+                    json!({"body": format!("{i}"), "client_msg_id": format!("{}-{i}", user.id)});
+                let token = user.access.clone();
+                posts.push(async move {
+                    let reply = app_ref.post(&messages_path(room), Some(&token), body).await;
+                    (room, user.id, i, reply)
+                });
+            }
+        }
+    }
+    let replies = futures::future::join_all(posts).await;
+    let mut ids: std::collections::HashMap<(i64, i64, i32), i64> = Default::default();
+    for (room, sender, i, reply) in &replies {
+        assert!(reply.status.is_success(), "{}", reply.text);
+        let id = reply.body["id"].as_i64().unwrap();
+        let first = *ids.entry((*room, *sender, *i)).or_insert(id);
+        assert_eq!(first, id, "a retry answers with its original");
+    }
+    for &room in rooms.iter().chain([&theirs]) {
+        let reader = if room == theirs { dave.id } else { bob.id };
+        let stored = app
+            .state
+            .store
+            .list_messages(room, reader, chatboard_store::PageCursor::After(0), 100)
+            .await
+            .unwrap()
+            .unwrap();
+        let seqs: Vec<i64> = stored.iter().map(|m| m.seq).collect();
+        let expected = ids.keys().filter(|(r, _, _)| *r == room).count() as i64;
+        assert_eq!(seqs, (1..=expected).collect::<Vec<_>>(), "room {room}");
+        assert!(stored.windows(2).all(|w| w[0].id < w[1].id));
+        let version = app
+            .state
+            .store
+            .page_version(room, reader)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(version.last_seq, expected);
+        assert_eq!(version.last_msg_id, stored.last().map(|m| m.id));
+    }
 }
 
 async fn pages_without_the_cache(engine: Engine) {

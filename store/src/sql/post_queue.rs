@@ -8,7 +8,9 @@
 //! single-post path, so nothing waits for company.
 //!
 //! Which posts share a queue is the engine's choice (`queue_of`): PostgreSQL writes rooms in
-//! parallel, so a queue per room; SQLite has one writer for the whole database, so one queue.
+//! parallel, so a few queues with a room always in the same one (a transaction may hold posts to
+//! several rooms: over many quiet rooms that is what fills a batch); SQLite has one writer for
+//! the whole database, so one queue.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -1,7 +1,7 @@
 //! PostgreSQL: the store's shared SQL (the sibling files, compiled here as submodules) and the
 //! statements that differ on this engine.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -77,49 +77,51 @@ async fn insert_message(
     Ok(Some(message))
 }
 
-/// Stores several posts to one room in one transaction (see `post_queue.rs`): the room's lock
-/// first, then the posts that may go in, their ids allocated under the lock and their seqs in id
-/// order, their events, and the room's counters. One answer per post, in order: the message, or
-/// `None` for a sender without a seat or an already used `client_msg_id`.
+/// Stores several posts, to one room or several, in one transaction (see `post_queue.rs`): the
+/// rooms' locks first, in id order (every writer takes them in that order, so two never wait
+/// for each other), then the posts that may go in, their ids allocated under the locks and their
+/// seqs in id order within each room, their events, and the rooms' counters. One answer per
+/// post, in order: the message, or `None` for a sender without a seat, an organization that
+/// takes no posts, or an already used `client_msg_id`.
 async fn insert_batch_atomic(
     write: &Pool,
-    room_id: i64,
     batch: &[PendingPost],
 ) -> StoreResult<Vec<Option<Message>>> {
     let none = || batch.iter().map(|_| None).collect::<Vec<_>>();
+    let mut wanted: Vec<i64> = batch.iter().map(|p| p.msg.room_id).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
     let mut tx = write.begin().await?;
-    let room: Option<(i64, i64)> =
-        sqlx::query_as("SELECT org_id, last_seq FROM rooms WHERE id = $1 FOR UPDATE")
-            .bind(room_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some((org_id, last_seq)) = room else {
-        return Ok(none());
-    };
-    // A suspended or archived organization takes no posts (each then learns why alone).
-    let writable: Option<(i32,)> = sqlx::query_as(
-        "SELECT 1 FROM orgs WHERE id = $1 AND NOT suspended AND archived_at IS NULL",
+    // Rooms of suspended or archived organizations take no posts (each post then learns why
+    // alone); their rows are not locked.
+    let open: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT r.id, r.org_id FROM rooms r JOIN orgs o ON o.id = r.org_id \
+         WHERE r.id = ANY($1) AND NOT o.suspended AND o.archived_at IS NULL \
+         ORDER BY r.id FOR UPDATE OF r",
     )
-    .bind(org_id)
-    .fetch_optional(&mut *tx)
+    .bind(&wanted)
+    .fetch_all(&mut *tx)
     .await?;
-    if writable.is_none() {
-        return Ok(none());
-    }
+    let org_of: HashMap<i64, i64> = open.into_iter().collect();
+    let open_rooms: Vec<i64> = org_of.keys().copied().collect();
+    let rooms: Vec<i64> = batch.iter().map(|p| p.msg.room_id).collect();
     let senders: Vec<i64> = batch.iter().map(|p| p.msg.sender_id).collect();
     let client_ids: Vec<Option<String>> =
         batch.iter().map(|p| p.msg.client_msg_id.clone()).collect();
     let allowed: Vec<(i64,)> = sqlx::query_as(
-        "SELECT t.n FROM unnest($2::bigint[], $3::text[]) \
-           WITH ORDINALITY AS t(sender_id, client_msg_id, n) \
-         WHERE EXISTS (SELECT 1 FROM room_members rm WHERE rm.room_id = $1 AND rm.user_id = t.sender_id) \
+        "SELECT t.n FROM unnest($1::bigint[], $2::bigint[], $3::text[]) \
+           WITH ORDINALITY AS t(room_id, sender_id, client_msg_id, n) \
+         WHERE t.room_id = ANY($4) \
+           AND EXISTS (SELECT 1 FROM room_members rm \
+             WHERE rm.room_id = t.room_id AND rm.user_id = t.sender_id) \
            AND (t.client_msg_id IS NULL OR NOT EXISTS ( \
-             SELECT 1 FROM messages m WHERE m.room_id = $1 AND m.sender_id = t.sender_id \
+             SELECT 1 FROM messages m WHERE m.room_id = t.room_id AND m.sender_id = t.sender_id \
                AND m.client_msg_id = t.client_msg_id))",
     )
-    .bind(room_id)
+    .bind(&rooms)
     .bind(&senders)
     .bind(&client_ids)
+    .bind(&open_rooms)
     .fetch_all(&mut *tx)
     .await?;
     // A retry queued in the same batch as its original goes no further than the original.
@@ -128,9 +130,12 @@ async fn insert_batch_atomic(
         .into_iter()
         .filter_map(|(n,)| usize::try_from(n - 1).ok())
         .filter(|&i| i < batch.len())
-        .filter(|&i| match &batch[i].msg.client_msg_id {
-            Some(id) => seen.insert((batch[i].msg.sender_id, id.clone())),
-            None => true,
+        .filter(|&i| {
+            let msg = &batch[i].msg;
+            match &msg.client_msg_id {
+                Some(id) => seen.insert((msg.room_id, msg.sender_id, id.clone())),
+                None => true,
+            }
         })
         .collect();
     if chosen.is_empty() {
@@ -138,6 +143,7 @@ async fn insert_batch_atomic(
         return Ok(none());
     }
     let posts: Vec<&PendingPost> = chosen.iter().map(|&i| &batch[i]).collect();
+    let rooms: Vec<i64> = posts.iter().map(|p| p.msg.room_id).collect();
     let senders: Vec<i64> = posts.iter().map(|p| p.msg.sender_id).collect();
     let client_ids: Vec<Option<String>> =
         posts.iter().map(|p| p.msg.client_msg_id.clone()).collect();
@@ -146,72 +152,93 @@ async fn insert_batch_atomic(
     let sql = format!(
         "WITH t AS MATERIALIZED ( \
            SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id, u.* \
-           FROM unnest($4::bigint[], $5::text[], $6::text[], $7::timestamptz[]) \
-             WITH ORDINALITY AS u(sender_id, body, client_msg_id, created_at, n)), \
+           FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[]) \
+             WITH ORDINALITY AS u(room_id, sender_id, body, client_msg_id, created_at, n)), \
          m AS ( \
            INSERT INTO messages (id, room_id, org_id, seq, sender_id, body, client_msg_id, created_at) \
            OVERRIDING SYSTEM VALUE \
-           SELECT t.id, $1, $2, $3 + row_number() OVER (ORDER BY t.id), t.sender_id, t.body, \
-                  t.client_msg_id, t.created_at FROM t \
+           SELECT t.id, t.room_id, r.org_id, \
+                  r.last_seq + row_number() OVER (PARTITION BY t.room_id ORDER BY t.id), \
+                  t.sender_id, t.body, t.client_msg_id, t.created_at \
+           FROM t JOIN rooms r ON r.id = t.room_id \
            RETURNING {MESSAGE_COLUMNS}) \
          SELECT m.id, m.room_id, m.org_id, m.seq, m.sender_id, m.body, m.client_msg_id, \
                 m.is_deleted, m.created_at, m.edited_at, m.file_id, m.file_name, m.file_type, \
                 m.file_size, t.n FROM m JOIN t ON t.id = m.id ORDER BY m.id"
     );
     let rows: Vec<BatchRow> = sqlx::query_as(&sql)
-        .bind(room_id)
-        .bind(org_id)
-        .bind(last_seq)
+        .bind(&rooms)
         .bind(&senders)
         .bind(&bodies)
         .bind(&client_ids)
         .bind(&times)
         .fetch_all(&mut *tx)
         .await?;
-    let newest = rows.iter().map(|r| r.message.id).max();
-    sqlx::query("UPDATE rooms SET last_seq = last_seq + $2, last_msg_id = $3 WHERE id = $1")
-        .bind(room_id)
-        .bind(rows.len() as i64)
-        .bind(newest)
-        .execute(&mut *tx)
-        .await?;
+    // Each room moves on by its posts, its newest message the last of them.
+    let mut moved: HashMap<i64, (i64, i64)> = HashMap::new();
+    for row in &rows {
+        let entry = moved.entry(row.message.room_id).or_insert((0, 0));
+        entry.0 += 1;
+        entry.1 = entry.1.max(row.message.id);
+    }
+    let (moved_rooms, (counts, newest)): (Vec<i64>, (Vec<i64>, Vec<i64>)) = moved
+        .into_iter()
+        .map(|(room, (n, id))| (room, (n, id)))
+        .unzip();
+    sqlx::query(
+        "UPDATE rooms r SET last_seq = r.last_seq + c.n, last_msg_id = c.newest \
+         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS c(room_id, n, newest) \
+         WHERE r.id = c.room_id",
+    )
+    .bind(&moved_rooms)
+    .bind(&counts)
+    .bind(&newest)
+    .execute(&mut *tx)
+    .await?;
     let mut answers = none();
-    let mut events = Vec::with_capacity(rows.len());
+    let mut events: HashMap<i64, Vec<(DomainEvent, DateTime<Utc>)>> = HashMap::new();
     for row in rows {
         // n numbers the chosen posts from 1; map it back to the batch.
         let Some(&i) = usize::try_from(row.n - 1).ok().and_then(|k| chosen.get(k)) else {
             continue;
         };
         let message = Message::from(row.message);
-        events.push((DomainEvent::MessageCreated(message.clone()), batch[i].now));
+        events
+            .entry(message.org)
+            .or_default()
+            .push((DomainEvent::MessageCreated(message.clone()), batch[i].now));
         answers[i] = Some(message);
     }
-    write_events(&mut tx, org_id, &events).await?;
+    for (org_id, events) in events {
+        write_events(&mut tx, org_id, &events).await?;
+    }
     tx.commit().await?;
     Ok(answers)
 }
 
-/// PostgreSQL writes rooms in parallel: a queue per room, its id the room's.
+/// How many writers store posts at once in each process. Posts to one room always share a
+/// queue (that keeps a room's seqs in commit order without waiting on its lock); posts to
+/// different rooms may share one too, and then one transaction, one WAL flush, takes them all:
+/// over many quiet rooms, a queue per room would commit nearly every post alone.
+const WRITE_QUEUES: i64 = 4;
+
+/// The queue of a room's posts.
 fn queue_of(room_id: i64) -> i64 {
-    room_id
+    room_id.rem_euclid(WRITE_QUEUES)
 }
 
 /// One answer per post of the batch, stored together when possible. If the transaction fails
 /// as a whole (say, a retry on another replica won a unique-index race), nothing of it was
 /// stored, and the posts go one by one so each gets its own answer.
 async fn insert_batch(write: &Pool, batch: &[PendingPost]) -> Vec<StoreResult<Option<Message>>> {
-    // A batch is one queue's, and a queue is one room's (`queue_of`).
-    let Some(room_id) = batch.first().map(|p| p.msg.room_id) else {
-        return Vec::new();
-    };
     // The batched statement carries no attachments: a batch with one goes post by post.
     if batch.iter().any(|p| p.msg.file.is_some()) {
         return insert_each(write, batch).await;
     }
-    match insert_batch_atomic(write, room_id, batch).await {
+    match insert_batch_atomic(write, batch).await {
         Ok(answers) => answers.into_iter().map(Ok).collect(),
         Err(e) => {
-            tracing::warn!(error = %e, room_id, posts = batch.len(), "batched post failed; posting one by one");
+            tracing::warn!(error = %e, posts = batch.len(), "batched post failed; posting one by one");
             insert_each(write, batch).await
         }
     }

@@ -262,7 +262,7 @@ pub(super) struct BatchRow {
 #[derive(sqlx::FromRow)]
 pub(super) struct MessageRow {
     pub id: i64,
-    room_id: i64,
+    pub room_id: i64,
     org_id: i64,
     seq: i64,
     sender_id: Option<i64>,
