@@ -181,10 +181,8 @@ async fn insert_batch_atomic(
         entry.0 += 1;
         entry.1 = entry.1.max(row.message.id);
     }
-    let (moved_rooms, (counts, newest)): (Vec<i64>, (Vec<i64>, Vec<i64>)) = moved
-        .into_iter()
-        .map(|(room, (n, id))| (room, (n, id)))
-        .unzip();
+    let (moved_rooms, (counts, newest)): (Vec<i64>, (Vec<i64>, Vec<i64>)) =
+        moved.into_iter().unzip();
     sqlx::query(
         "UPDATE rooms r SET last_seq = r.last_seq + c.n, last_msg_id = c.newest \
          FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS c(room_id, n, newest) \
