@@ -151,6 +151,19 @@ pub(crate) struct Session {
     /// While set, frames are queued in the socket's write buffer and go out with the next
     /// flush (see [`Session::on_live_batch`]).
     pub(crate) batching: bool,
+    /// Frames and deliveries not yet added to the shared counters: they are added once per
+    /// write to the network, not once per frame (the counters are contended across threads).
+    pub(crate) unsent: Tally,
+}
+
+/// Counts a connection keeps until its next flush.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    frames: u64,
+    deliveries: u64,
+    /// When the current batch's frames were written, for their fan-out latency: read once
+    /// per batch.
+    now: Option<chrono::DateTime<Utc>>,
 }
 
 impl Session {
@@ -173,13 +186,15 @@ impl Session {
             "user_id": self.user_id,
             "user_email": self.user_email,
         });
-        if self.send_json(&hello).await.is_err() || self.send_presence_snapshot().await.is_err() {
+        if self.send_json(&hello).await.is_err()
+            || Box::pin(self.send_presence_snapshot()).await.is_err()
+        {
             return;
         }
         if replay {
             let rooms: Vec<i64> = self.positions.keys().copied().collect();
             for room_id in rooms {
-                if self.catch_up(room_id).await.is_err() {
+                if Box::pin(self.catch_up(room_id)).await.is_err() {
                     return;
                 }
             }
@@ -195,11 +210,11 @@ impl Session {
                 // In this order: shutdown first, then queued events before client frames.
                 biased;
                 () = &mut shutting_down => {
-                    return self.close(close::RESTARTING, "server restarting", "shutdown").await;
+                    return Box::pin(self.close(close::RESTARTING, "server restarting", "shutdown")).await;
                 }
                 live = self.subscription.events.recv() => match live {
                     _ if self.subscription.too_slow() => {
-                        return self.close(close::TOO_SLOW, "too slow", "slow_consumer").await;
+                        return Box::pin(self.close(close::TOO_SLOW, "too slow", "slow_consumer")).await;
                     }
                     Some(live) => self.on_live_batch(live).await,
                     None => return,
@@ -210,14 +225,14 @@ impl Session {
                         Some(Ok(WsMessage::Text(text))) => {
                             self.shared.metrics.frames_in.inc();
                             if limiter.check().is_err() {
-                                return self.close(close::POLICY, "rate limit", "rate_limit").await;
+                                return Box::pin(self.close(close::POLICY, "rate limit", "rate_limit")).await;
                             }
-                            self.on_client_frame(text.as_str()).await
+                            Box::pin(self.on_client_frame(text.as_str())).await
                         }
                         Some(Ok(WsMessage::Binary(_))) => {
                             self.shared.metrics.frames_in.inc();
                             if limiter.check().is_err() {
-                                return self.close(close::POLICY, "rate limit", "rate_limit").await;
+                                return Box::pin(self.close(close::POLICY, "rate limit", "rate_limit")).await;
                             }
                             self.error("invalid_frame", "Frames are JSON text.").await
                         }
@@ -226,7 +241,7 @@ impl Session {
                         Some(Err(e)) if peer_vanished(&e) => return,
                         // A frame over the size limit, or not WebSocket at all.
                         Some(Err(_)) => {
-                            return self.close(close::POLICY, "protocol violation", "protocol").await;
+                            return Box::pin(self.close(close::POLICY, "protocol violation", "protocol")).await;
                         }
                         // Pings are answered by the library; pongs only show the peer is alive.
                         Some(Ok(_)) => Ok(()),
@@ -269,13 +284,16 @@ impl Session {
     async fn send(&mut self, frame: WsMessage) -> Step {
         let limit = self.shared.settings.ping_interval;
         let sent = if self.batching {
-            tokio::time::timeout(limit, self.socket.feed(frame)).await
+            within(limit, self.socket.feed(frame)).await
         } else {
-            tokio::time::timeout(limit, self.socket.send(frame)).await
+            within(limit, self.socket.send(frame)).await
         };
         match sent {
             Ok(Ok(())) => {
-                self.shared.metrics.frames_out.inc();
+                self.unsent.frames += 1;
+                if !self.batching {
+                    self.count_written();
+                }
                 Ok(())
             }
             Ok(Err(_)) => Err(Ended),
@@ -289,13 +307,31 @@ impl Session {
     /// Writes out whatever is queued in the socket's write buffer.
     async fn flush(&mut self) -> Step {
         let limit = self.shared.settings.ping_interval;
-        match tokio::time::timeout(limit, self.socket.flush()).await {
+        let flushed = within(limit, self.socket.flush()).await;
+        self.count_written();
+        match flushed {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Ended),
             Err(_) => {
                 self.shared.metrics.closed("slow_consumer");
                 Err(Ended)
             }
+        }
+    }
+
+    /// Adds what was written since the last time to the shared counters.
+    fn count_written(&mut self) {
+        let Tally {
+            frames,
+            deliveries,
+            now: _,
+        } = std::mem::take(&mut self.unsent);
+        let metrics = &self.shared.metrics;
+        if frames > 0 {
+            metrics.frames_out.inc_by(frames);
+        }
+        if deliveries > 0 {
+            metrics.deliveries.inc_by(deliveries);
         }
     }
 
@@ -374,8 +410,9 @@ impl Session {
                 self.send_presence(change).await
             }
             Live::Presence(_) => Ok(()),
-            Live::Seated { room, after } => self.seated(room, after).await,
-            Live::Resync => self.resync().await,
+            // Rare, and their futures are large: boxed, so an idle connection's task stays small.
+            Live::Seated { room, after } => Box::pin(self.seated(room, after)).await,
+            Live::Resync => Box::pin(self.resync()).await,
         }
     }
 
@@ -441,7 +478,7 @@ impl Session {
                 if *seq <= 0 {
                     // Announced again from the outbox, which does not keep seqs: the
                     // database has the message and its place in the room.
-                    return self.catch_up(room_id).await;
+                    return Box::pin(self.catch_up(room_id)).await;
                 }
                 if at.last_seq.is_some_and(|last| *seq <= last) {
                     return Ok(()); // already delivered
@@ -450,7 +487,7 @@ impl Session {
                     // Something committed before this one has not been announced yet: the
                     // database has it, and the catch-up delivers this one too, in order.
                     self.shared.metrics.gap_catch_ups.inc();
-                    return self.catch_up(room_id).await;
+                    return Box::pin(self.catch_up(room_id)).await;
                 }
                 self.deliver(message, Some(outgoing.text.clone())).await
             }
@@ -526,13 +563,14 @@ impl Session {
                     .await?
             }
         }
-        let metrics = &self.shared.metrics;
-        metrics.deliveries.inc();
+        self.unsent.deliveries += 1;
         if is_live {
-            let latency = (Utc::now() - message.created_at)
-                .to_std()
-                .unwrap_or_default();
-            metrics.fanout_seconds.observe(latency.as_secs_f64());
+            let now = *self.unsent.now.get_or_insert_with(Utc::now);
+            let latency = (now - message.created_at).to_std().unwrap_or_default();
+            self.shared
+                .metrics
+                .fanout_seconds
+                .observe(latency.as_secs_f64());
         }
         self.positions.insert(
             message.room,
@@ -559,6 +597,19 @@ fn peer_vanished(error: &axum::Error) -> bool {
                 | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
         )
     )
+}
+
+/// Runs `write` (a write to the socket), giving up after `limit`. Nearly every write completes
+/// at once, into the socket's buffer: the timer is only set for one that has to wait.
+async fn within<F: std::future::Future>(
+    limit: Duration,
+    write: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut write = std::pin::pin!(write);
+    match futures::poll!(write.as_mut()) {
+        std::task::Poll::Ready(done) => Ok(done),
+        std::task::Poll::Pending => tokio::time::timeout(limit, write).await,
+    }
 }
 
 fn frame_limiter() -> DefaultDirectRateLimiter {
