@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chatboard_core::metrics::MetricRegistry;
 use promql_parser::parser::{self, Expr};
@@ -24,7 +24,7 @@ const EXTERNAL_METRICS: &[(&str, &str)] = &[
 const ADAPTER_METRIC: &str = "chatboard_worker_backlog";
 
 fn chart_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/chatboard")
+    testing::repo_root().join("charts/chatboard")
 }
 
 /// Every series name each service can export, from the registries the services build.

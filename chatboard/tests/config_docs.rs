@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::Command;
 
 use chatboard_core::config::{variables, Variable};
@@ -16,9 +15,7 @@ const READ_ELSEWHERE: [&str; 2] = ["KUBECONFIG", "RUST_LOG"];
 
 /// The configuration table: variable -> its Default cell.
 fn documented() -> BTreeMap<String, String> {
-    let readme =
-        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
-            .unwrap();
+    let readme = std::fs::read_to_string(testing::repo_root().join("README.md")).unwrap();
     let section = readme
         .split("### Configuration")
         .nth(1)

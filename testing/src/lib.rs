@@ -61,3 +61,11 @@ macro_rules! both_engines {
         }
     };
 }
+
+/// The repository's root, found at run time from the package under test (cargo sets
+/// `CARGO_MANIFEST_DIR` for test processes). Not `env!`: a test binary reused from another
+/// checkout that shares the target directory would read that checkout's files.
+pub fn repo_root() -> std::path::PathBuf {
+    let package = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| ".".into());
+    std::path::PathBuf::from(package).join("..")
+}

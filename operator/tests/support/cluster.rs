@@ -142,10 +142,7 @@ impl Cluster {
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace")
-        .to_path_buf()
+    testing::repo_root()
 }
 
 /// Whether `conditions` hold `type_` with status True.
