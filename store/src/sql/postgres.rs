@@ -23,12 +23,6 @@ const CLAIM_LOCK: &str = "FOR UPDATE OF d SKIP LOCKED";
 /// Claiming emails skips rows another worker is claiming at that moment.
 const EMAIL_CLAIM_LOCK: &str = "FOR UPDATE SKIP LOCKED";
 
-/// A post whose `client_msg_id` its sender already used is refused by the unique index itself:
-/// a lookup before the insert is planned from statistics, and on a new database, before the
-/// first ANALYZE, it once scanned all of the sender's messages in the room for each post.
-const CLIENT_ID_USED: &str = "ON CONFLICT (room_id, sender_id, client_msg_id) \
-     WHERE client_msg_id IS NOT NULL DO NOTHING";
-
 /// Serialises membership changes of one organization (last-admin checks) across concurrent
 /// transactions: the org's row is locked.
 const ORG_LOCK: &str = " FOR UPDATE";
@@ -37,8 +31,7 @@ const ORG_LOCK: &str = " FOR UPDATE";
 /// takes the room's row lock, the next seq and the id (allocated under that lock, which keeps
 /// ids in commit order within the room) and inserts the message; it stores nothing when the
 /// sender is not a member, the organization takes no posts, or the sender already sent this
-/// `client_msg_id` (then the unique index refuses the row and the transaction, with the room's
-/// counters moved, is rolled back). The event is the message as stored, built here.
+/// `client_msg_id`. The event is the message as stored, built here.
 async fn insert_message(
     write: &Pool,
     msg: &NewMessage,
@@ -52,12 +45,13 @@ async fn insert_message(
              AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) \
              AND EXISTS (SELECT 1 FROM orgs o WHERE o.id = rooms.org_id \
                AND NOT o.suspended AND o.archived_at IS NULL) \
+             AND ($4::text IS NULL OR NOT EXISTS ( \
+               SELECT 1 FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $4)) \
            RETURNING org_id, last_seq, last_msg_id) \
          INSERT INTO messages (id, room_id, org_id, seq, sender_id, body, client_msg_id, created_at, \
            file_id, file_name, file_type, file_size) \
          OVERRIDING SYSTEM VALUE \
          SELECT last_msg_id, $1, org_id, last_seq, $2, $3, $4, $5, $6, $7, $8, $9 FROM slot \
-         {CLIENT_ID_USED} \
          RETURNING {MESSAGE_COLUMNS}"
     );
     let mut tx = write.begin().await?;
@@ -87,14 +81,12 @@ async fn insert_message(
 /// rooms' locks first, in id order (every writer takes them in that order, so two never wait
 /// for each other), then the posts that may go in, their ids allocated under the locks and their
 /// seqs in id order within each room, their events, and the rooms' counters. One answer per
-/// post, in order: the message, or `None` for a sender without a seat or an organization that
-/// takes no posts. If a post's `client_msg_id` was already used (a retry from an earlier
-/// batch: rare), nothing is stored and the answer is `None` as a whole: the posts then go one
-/// by one, each learning its own fate.
+/// post, in order: the message, or `None` for a sender without a seat, an organization that
+/// takes no posts, or an already used `client_msg_id`.
 async fn insert_batch_atomic(
     write: &Pool,
     batch: &[PendingPost],
-) -> StoreResult<Option<Vec<Option<Message>>>> {
+) -> StoreResult<Vec<Option<Message>>> {
     let none = || batch.iter().map(|_| None).collect::<Vec<_>>();
     let mut wanted: Vec<i64> = batch.iter().map(|p| p.msg.room_id).collect();
     wanted.sort_unstable();
@@ -121,7 +113,10 @@ async fn insert_batch_atomic(
            WITH ORDINALITY AS t(room_id, sender_id, client_msg_id, n) \
          WHERE t.room_id = ANY($4) \
            AND EXISTS (SELECT 1 FROM room_members rm \
-             WHERE rm.room_id = t.room_id AND rm.user_id = t.sender_id)",
+             WHERE rm.room_id = t.room_id AND rm.user_id = t.sender_id) \
+           AND (t.client_msg_id IS NULL OR NOT EXISTS ( \
+             SELECT 1 FROM messages m WHERE m.room_id = t.room_id AND m.sender_id = t.sender_id \
+               AND m.client_msg_id = t.client_msg_id))",
     )
     .bind(&rooms)
     .bind(&senders)
@@ -145,7 +140,7 @@ async fn insert_batch_atomic(
         .collect();
     if chosen.is_empty() {
         tx.rollback().await?;
-        return Ok(Some(none()));
+        return Ok(none());
     }
     let posts: Vec<&PendingPost> = chosen.iter().map(|&i| &batch[i]).collect();
     let rooms: Vec<i64> = posts.iter().map(|p| p.msg.room_id).collect();
@@ -166,7 +161,6 @@ async fn insert_batch_atomic(
                   r.last_seq + row_number() OVER (PARTITION BY t.room_id ORDER BY t.id), \
                   t.sender_id, t.body, t.client_msg_id, t.created_at \
            FROM t JOIN rooms r ON r.id = t.room_id \
-           {CLIENT_ID_USED} \
            RETURNING {MESSAGE_COLUMNS}) \
          SELECT m.id, m.room_id, m.org_id, m.seq, m.sender_id, m.body, m.client_msg_id, \
                 m.is_deleted, m.created_at, m.edited_at, m.file_id, m.file_name, m.file_type, \
@@ -180,11 +174,6 @@ async fn insert_batch_atomic(
         .bind(&times)
         .fetch_all(&mut *tx)
         .await?;
-    if rows.len() != posts.len() {
-        // A retry of an earlier batch's post: the seqs numbered around it would leave a gap.
-        tx.rollback().await?;
-        return Ok(None);
-    }
     // Each room moves on by its posts, its newest message the last of them.
     let mut moved: HashMap<i64, (i64, i64)> = HashMap::new();
     for row in &rows {
@@ -222,7 +211,7 @@ async fn insert_batch_atomic(
         write_events(&mut tx, org_id, &events).await?;
     }
     tx.commit().await?;
-    Ok(Some(answers))
+    Ok(answers)
 }
 
 /// How many writers store posts at once in each process. Posts to one room always share a
@@ -245,8 +234,7 @@ async fn insert_batch(write: &Pool, batch: &[PendingPost]) -> Vec<StoreResult<Op
         return insert_each(write, batch).await;
     }
     match insert_batch_atomic(write, batch).await {
-        Ok(Some(answers)) => answers.into_iter().map(Ok).collect(),
-        Ok(None) => insert_each(write, batch).await,
+        Ok(answers) => answers.into_iter().map(Ok).collect(),
         Err(e) => {
             tracing::warn!(error = %e, posts = batch.len(), "batched post failed; posting one by one");
             insert_each(write, batch).await
