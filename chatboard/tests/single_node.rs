@@ -68,6 +68,17 @@ async fn post(
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
+/// A GET as `token`'s user: the status and the JSON body.
+async fn get(client: &reqwest::Client, url: &str, token: &str) -> (u16, Value) {
+    let r = client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
 /// Registers `email` and signs in; returns the access token.
 async fn sign_up(client: &reqwest::Client, base: &str, email: &str) -> String {
     let credentials = json!({"email": email, "password": "password123"});
@@ -153,14 +164,10 @@ async fn data_and_sessions_survive_a_restart_and_requests_are_logged() {
     assert!(dir.path().join("jwt-secret").exists());
     let node = Node::start(dir.path());
     // The old access token is still valid: the signing key was kept, and so was the data.
-    let r = client
-        .get(format!("{}/api/orgs/{}/", node.base, org["id"]))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(r.json::<Value>().await.unwrap()["name"], "Persisted");
+    let url = format!("{}/api/orgs/{}/", node.base, org["id"]);
+    let (status, org) = get(&client, &url, &access).await;
+    assert_eq!(status, 200);
+    assert_eq!(org["name"], "Persisted");
     node.stop();
 }
 
@@ -360,15 +367,8 @@ async fn webhooks_are_delivered_signed_by_the_single_node() {
     // The log shows both delivered, and the metrics count them.
     let mut delivered = false;
     for _ in 0..100 {
-        let log: Value = client
-            .get(format!("{base}/api/webhooks/{}/events/", hook["id"]))
-            .bearer_auth(&access)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let url = format!("{base}/api/webhooks/{}/events/", hook["id"]);
+        let (_, log) = get(&client, &url, &access).await;
         if log
             .as_array()
             .unwrap()
@@ -489,15 +489,7 @@ async fn all_message_ids(
     let mut ids = Vec::new();
     let mut url = format!("{base}/api/rooms/{}/messages/?limit=100", room["id"]);
     loop {
-        let page: Value = client
-            .get(&url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, page) = get(client, &url, token).await;
         ids.extend(
             page["results"]
                 .as_array()

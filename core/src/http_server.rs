@@ -348,9 +348,10 @@ impl AsyncRead for GuardedStream {
                         return Poll::Pending;
                     }
                 };
-                let timer = this
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                // Gone only once upgraded, and an upgraded connection has no clock.
+                let Some(timer) = this.timer.as_mut() else {
+                    return Poll::Pending;
+                };
                 if timer.deadline() != deadline {
                     timer.as_mut().reset(deadline);
                 }

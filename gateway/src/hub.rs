@@ -83,32 +83,40 @@ struct Rooms {
     holding: HashSet<i64>,
 }
 
+/// Queues `out` for every follower; one whose queue is full leaves the room and closes as too
+/// slow.
+fn fan_out(followers: &mut Vec<Follower>, out: &Arc<Outgoing>) {
+    followers.retain(|f| f.offer(Live::Event(out.clone())));
+}
+
 impl Rooms {
     /// Hands `event` to the room's feed and what the feed lets out to its followers.
     fn send(&mut self, room_id: i64, event: Arc<Outgoing>, now: Instant) {
         let Some(RoomFeed { followers, order }) = self.feeds.get_mut(&room_id) else {
             return; // nobody here follows the room
         };
-        // A follower whose queue is full leaves the room and closes as too slow.
-        order.accept(event, now, |out| {
-            followers.retain(|f| f.offer(Live::Event(out.clone())))
-        });
-        self.note_holding(room_id);
+        order.accept(event, now, |out| fan_out(followers, &out));
+        if order.deadline().is_some() {
+            self.holding.insert(room_id);
+        } else {
+            self.holding.remove(&room_id);
+        }
     }
 
     /// Sends on what `room_id` holds, whatever is still missing.
     fn release(&mut self, room_id: i64) {
         if let Some(RoomFeed { followers, order }) = self.feeds.get_mut(&room_id) {
-            order.release_all(|out| followers.retain(|f| f.offer(Live::Event(out.clone()))));
+            order.release_all(|out| fan_out(followers, &out));
         }
         self.holding.remove(&room_id);
     }
 
-    fn note_holding(&mut self, room_id: i64) {
-        match self.feeds.get(&room_id).and_then(|f| f.order.deadline()) {
-            Some(_) => self.holding.insert(room_id),
-            None => self.holding.remove(&room_id),
-        };
+    /// When the earliest wait for a missing message ends, if any room is holding.
+    fn next_release(&self) -> Option<Instant> {
+        self.holding
+            .iter()
+            .filter_map(|room_id| self.feeds.get(room_id)?.order.deadline())
+            .min()
     }
 }
 
@@ -271,8 +279,15 @@ impl Hub {
         self.rooms().feeds.is_empty()
     }
 
-    fn dispatch(&self, delivery: Delivery) {
+    /// Hands one delivery to the connections it concerns; returns when the earliest wait for
+    /// a missing message ends, if any room is holding one back.
+    fn dispatch(&self, delivery: Delivery) -> Option<Instant> {
         let mut rooms = self.rooms();
+        self.dispatch_to(&mut rooms, delivery);
+        rooms.next_release()
+    }
+
+    fn dispatch_to(&self, rooms: &mut Rooms, delivery: Delivery) {
         match delivery {
             Delivery::Event(BusEvent::MemberSeated {
                 room,
@@ -326,18 +341,8 @@ impl Hub {
         }
     }
 
-    /// When the earliest wait for a missing message ends, if any room is holding.
-    fn next_release(&self) -> Option<Instant> {
-        let rooms = self.rooms();
-        rooms
-            .holding
-            .iter()
-            .filter_map(|room_id| rooms.feeds.get(room_id)?.order.deadline())
-            .min()
-    }
-
-    /// Sends on what every room whose wait is over holds.
-    fn release_overdue(&self, now: Instant) {
+    /// Sends on what every room whose wait is over holds; returns the next wait's end, if any.
+    fn release_overdue(&self, now: Instant) -> Option<Instant> {
         let mut rooms = self.rooms();
         let overdue: Vec<i64> = rooms
             .holding
@@ -354,6 +359,7 @@ impl Hub {
         for room_id in overdue {
             rooms.release(room_id);
         }
+        rooms.next_release()
     }
 
     /// Tells the followers of `room_ids` (once each, never the user themself) about `change`.
@@ -379,22 +385,21 @@ async fn listen(
     bus: Arc<dyn Bus>,
     mut stream: chatboard_core::bus::BusStream,
 ) {
+    // When the earliest wait for a missing message ends, if any room is holding one back.
+    let mut deadline = None;
     loop {
         loop {
-            let Some(deadline) = hub.upgrade().map(|h| h.next_release()) else {
-                return;
-            };
             let delivery = tokio::select! {
                 delivery = stream.next() => delivery,
-                () = sleep_until(deadline), if deadline.is_some() => {
+                () = sleep_until(deadline) => {
                     let Some(hub) = hub.upgrade() else { return };
-                    hub.release_overdue(Instant::now());
+                    deadline = hub.release_overdue(Instant::now());
                     continue;
                 }
             };
             let Some(delivery) = delivery else { break };
             let Some(hub) = hub.upgrade() else { return };
-            hub.dispatch(delivery);
+            deadline = hub.dispatch(delivery);
         }
         tracing::error!("bus subscription ended; subscribing again");
         loop {
@@ -411,7 +416,7 @@ async fn listen(
             }
         }
         let Some(hub) = hub.upgrade() else { return };
-        hub.dispatch(Delivery::Missed);
+        deadline = hub.dispatch(Delivery::Missed);
     }
 }
 

@@ -365,7 +365,6 @@ async fn room_socket(
             positions: HashMap::from([(room_id, position)]),
             subscription,
             batching: false,
-            unsent: Default::default(),
         };
         serve(session, since.is_some(), slot).await;
     })
@@ -420,7 +419,6 @@ async fn user_socket(
             positions,
             subscription,
             batching: false,
-            unsent: Default::default(),
         };
         serve(session, false, slot).await;
     })

@@ -44,11 +44,10 @@ impl RoomOrder {
         mut emit: impl FnMut(Arc<Outgoing>),
     ) {
         let seq = match &event.event {
-            // Re-announced from the outbox (no seq): connections consult the database anyway.
             BusEvent::Message { seq, .. } if *seq > 0 => *seq,
-            // Typing notices are about no message; they never wait.
-            BusEvent::Typing { .. } => return emit(event),
-            BusEvent::Message { .. } => return emit(event),
+            // Re-announced from the outbox (no seq: connections consult the database anyway),
+            // or a typing notice (about no message): never held.
+            BusEvent::Message { .. } | BusEvent::Typing { .. } => return emit(event),
             _ if self.held.is_empty() => return emit(event),
             _ => {
                 self.behind.push(event);

@@ -151,19 +151,6 @@ pub(crate) struct Session {
     /// While set, frames are queued in the socket's write buffer and go out with the next
     /// flush (see [`Session::on_live_batch`]).
     pub(crate) batching: bool,
-    /// Frames and deliveries not yet added to the shared counters: they are added once per
-    /// write to the network, not once per frame (the counters are contended across threads).
-    pub(crate) unsent: Tally,
-}
-
-/// Counts a connection keeps until its next flush.
-#[derive(Debug, Default)]
-pub(crate) struct Tally {
-    frames: u64,
-    deliveries: u64,
-    /// When the current batch's frames were written, for their fan-out latency: read once
-    /// per batch.
-    now: Option<chrono::DateTime<Utc>>,
 }
 
 impl Session {
@@ -284,16 +271,13 @@ impl Session {
     async fn send(&mut self, frame: WsMessage) -> Step {
         let limit = self.shared.settings.ping_interval;
         let sent = if self.batching {
-            within(limit, self.socket.feed(frame)).await
+            tokio::time::timeout(limit, self.socket.feed(frame)).await
         } else {
-            within(limit, self.socket.send(frame)).await
+            tokio::time::timeout(limit, self.socket.send(frame)).await
         };
         match sent {
             Ok(Ok(())) => {
-                self.unsent.frames += 1;
-                if !self.batching {
-                    self.count_written();
-                }
+                self.shared.metrics.frames_out.inc();
                 Ok(())
             }
             Ok(Err(_)) => Err(Ended),
@@ -307,31 +291,13 @@ impl Session {
     /// Writes out whatever is queued in the socket's write buffer.
     async fn flush(&mut self) -> Step {
         let limit = self.shared.settings.ping_interval;
-        let flushed = within(limit, self.socket.flush()).await;
-        self.count_written();
-        match flushed {
+        match tokio::time::timeout(limit, self.socket.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Ended),
             Err(_) => {
                 self.shared.metrics.closed("slow_consumer");
                 Err(Ended)
             }
-        }
-    }
-
-    /// Adds what was written since the last time to the shared counters.
-    fn count_written(&mut self) {
-        let Tally {
-            frames,
-            deliveries,
-            now: _,
-        } = std::mem::take(&mut self.unsent);
-        let metrics = &self.shared.metrics;
-        if frames > 0 {
-            metrics.frames_out.inc_by(frames);
-        }
-        if deliveries > 0 {
-            metrics.deliveries.inc_by(deliveries);
         }
     }
 
@@ -563,14 +529,13 @@ impl Session {
                     .await?
             }
         }
-        self.unsent.deliveries += 1;
+        let metrics = &self.shared.metrics;
+        metrics.deliveries.inc();
         if is_live {
-            let now = *self.unsent.now.get_or_insert_with(Utc::now);
-            let latency = (now - message.created_at).to_std().unwrap_or_default();
-            self.shared
-                .metrics
-                .fanout_seconds
-                .observe(latency.as_secs_f64());
+            let latency = (Utc::now() - message.created_at)
+                .to_std()
+                .unwrap_or_default();
+            metrics.fanout_seconds.observe(latency.as_secs_f64());
         }
         self.positions.insert(
             message.room,
@@ -597,19 +562,6 @@ fn peer_vanished(error: &axum::Error) -> bool {
                 | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
         )
     )
-}
-
-/// Runs `write` (a write to the socket), giving up after `limit`. Nearly every write completes
-/// at once, into the socket's buffer: the timer is only set for one that has to wait.
-async fn within<F: std::future::Future>(
-    limit: Duration,
-    write: F,
-) -> Result<F::Output, tokio::time::error::Elapsed> {
-    let mut write = std::pin::pin!(write);
-    match futures::poll!(write.as_mut()) {
-        std::task::Poll::Ready(done) => Ok(done),
-        std::task::Poll::Pending => tokio::time::timeout(limit, write).await,
-    }
 }
 
 fn frame_limiter() -> DefaultDirectRateLimiter {

@@ -511,6 +511,12 @@ impl chatboard_core::bus::Bus for SwappingBus {
     }
 }
 
+/// A single-node gateway whose bus swaps messages in pairs (see [`SwappingBus`]).
+async fn swapping_gateway(p: &Platform, lose_first: bool) -> Gateway {
+    p.gateway_with_bus(|inner| Arc::new(SwappingBus { inner, lose_first }))
+        .await
+}
+
 /// Messages announced out of order reach sockets in order without a database read per socket:
 /// the hub waits briefly for the missing one. Each socket once read the database at every swap
 /// (`chatboard_ws_gap_catch_ups_total` counted them).
@@ -518,14 +524,7 @@ impl chatboard_core::bus::Bus for SwappingBus {
 async fn messages_announced_out_of_order_go_out_in_order_without_database_reads() {
     let p = Platform::start().await;
     let (room, alice, bob, _org) = p.team().await;
-    let gw = p
-        .gateway_with_bus(|inner| {
-            Arc::new(SwappingBus {
-                inner,
-                lose_first: false,
-            })
-        })
-        .await;
+    let gw = swapping_gateway(&p, false).await;
     let mut sockets = Vec::new();
     for token in [&bob.token, &alice.token] {
         let mut socket = connect_to(&gw.ws, room, token, None).await;
@@ -537,11 +536,7 @@ async fn messages_announced_out_of_order_go_out_in_order_without_database_reads(
         posted.push(p.post(&alice, room, &format!("m{n}")).await);
     }
     for socket in &mut sockets {
-        let mut seen = Vec::new();
-        while seen.len() < posted.len() {
-            let (message, _) = frame_of(socket, "message").await;
-            seen.push(message["id"].as_i64().unwrap());
-        }
+        let seen = wait_for_messages(socket, room, &posted, Duration::from_secs(10)).await;
         assert_eq!(seen, posted, "in order, once each");
     }
     assert_eq!(metric(&gw, "chatboard_ws_gap_catch_ups_total").await, 0.0);
@@ -553,25 +548,14 @@ async fn messages_announced_out_of_order_go_out_in_order_without_database_reads(
 async fn a_lost_announcement_holds_the_room_back_only_briefly() {
     let p = Platform::start().await;
     let (room, alice, bob, _org) = p.team().await;
-    let gw = p
-        .gateway_with_bus(|inner| {
-            Arc::new(SwappingBus {
-                inner,
-                lose_first: true,
-            })
-        })
-        .await;
+    let gw = swapping_gateway(&p, true).await;
     let mut socket = connect_to(&gw.ws, room, &bob.token, None).await;
     assert_eq!(frame(&mut socket).await["type"], "connection");
     let posted = vec![
         p.post(&alice, room, "lost").await,
         p.post(&alice, room, "after").await,
     ];
-    let mut seen = Vec::new();
-    while seen.len() < posted.len() {
-        let (message, _) = frame_of(&mut socket, "message").await;
-        seen.push(message["id"].as_i64().unwrap());
-    }
+    let seen = wait_for_messages(&mut socket, room, &posted, Duration::from_secs(10)).await;
     assert_eq!(seen, posted, "in order, once each");
     assert_eq!(metric(&gw, "chatboard_ws_gap_catch_ups_total").await, 1.0);
 }

@@ -94,16 +94,14 @@ async fn insert_batch_atomic(
     let mut tx = write.begin().await?;
     // Rooms of suspended or archived organizations take no posts (each post then learns why
     // alone); their rows are not locked.
-    let open: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT r.id, r.org_id FROM rooms r JOIN orgs o ON o.id = r.org_id \
+    let open_rooms: Vec<i64> = sqlx::query_scalar(
+        "SELECT r.id FROM rooms r JOIN orgs o ON o.id = r.org_id \
          WHERE r.id = ANY($1) AND NOT o.suspended AND o.archived_at IS NULL \
          ORDER BY r.id FOR UPDATE OF r",
     )
     .bind(&wanted)
     .fetch_all(&mut *tx)
     .await?;
-    let org_of: HashMap<i64, i64> = open.into_iter().collect();
-    let open_rooms: Vec<i64> = org_of.keys().copied().collect();
     let rooms: Vec<i64> = batch.iter().map(|p| p.msg.room_id).collect();
     let senders: Vec<i64> = batch.iter().map(|p| p.msg.sender_id).collect();
     let client_ids: Vec<Option<String>> =
