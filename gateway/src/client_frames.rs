@@ -39,7 +39,9 @@ enum ClientFrame {
 }
 
 impl Session {
-    /// Answers one client frame; an `Err` ends the connection.
+    /// Answers one client frame; an `Err` ends the connection. What it causes (the action,
+    /// store calls, announcements) runs in the connection's span.
+    #[tracing::instrument(name = "socket", skip_all, fields(user_id = self.user_id, room = ?self.fixed_room))]
     pub(crate) async fn on_client_frame(&mut self, text: &str) -> Step {
         if let Some(field) = chat::validate::nul_field(text.as_bytes()) {
             let fields =

@@ -30,7 +30,6 @@ use chatboard_core::presence::Presence;
 use chatboard_core::probes::{metrics_reply, probe_routes, Health};
 use chatboard_store::Store;
 use tokio::sync::watch;
-use tracing::Instrument;
 
 use crate::hub::Hub;
 use crate::metrics::GatewayMetrics;
@@ -40,8 +39,10 @@ use crate::session::{close_socket, Position, Refusal, Session};
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
 /// Initial read buffer per connection; it grows for larger frames. Small, because idle
-/// connections are the common case and tungstenite's default (128 KiB) would dominate memory.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// connections are the common case (tungstenite keeps the buffer for the connection's life and
+/// its default, 128 KiB, would dominate memory) and client frames are short: a typical one
+/// fits, and a long message costs a few more reads.
+const READ_BUFFER_BYTES: usize = 512;
 
 /// Frames written out together when a connection has several waiting.
 const WRITE_BATCH_BYTES: usize = 64 * 1024;
@@ -201,7 +202,7 @@ fn prepare(
 }
 
 /// A user's connection slot on this process, given back when dropped.
-struct Slot {
+pub(crate) struct Slot {
     shared: Arc<Shared>,
     user_id: i64,
 }
@@ -288,15 +289,13 @@ async fn server_error(
     close_socket(socket, shared, Refusal::SERVER_ERROR).await;
 }
 
-/// Runs an admitted session with the user counted as present.
-async fn serve(session: Session, replay: bool, slot: Slot) {
-    let (presence, user_id) = (session.shared.presence.clone(), session.user_id);
-    // What a client frame causes (its action, store calls, announcements) runs in this span.
-    let span = tracing::info_span!("socket", user_id, room = ?session.fixed_room);
-    presence.connected(user_id).await;
-    session.run(replay).instrument(span).await;
-    presence.disconnected(user_id).await;
-    drop(slot);
+/// Runs an admitted session on a task of its own. The upgrade's task (the handshake, the
+/// admission lookups and their state) then ends, and its memory with it: an idle connection
+/// keeps only the session's own, smaller, future. The connection's work that can log (client
+/// frames, catch-up reads) opens the `socket` span for itself rather than holding one for the
+/// connection's whole life.
+fn serve(session: Session, replay: bool) {
+    tokio::spawn(Box::new(session).run(replay));
 }
 
 async fn room_socket(
@@ -365,8 +364,9 @@ async fn room_socket(
             positions: HashMap::from([(room_id, position)]),
             subscription,
             batching: false,
+            _slot: slot,
         };
-        serve(session, since.is_some(), slot).await;
+        serve(session, since.is_some());
     })
 }
 
@@ -419,7 +419,8 @@ async fn user_socket(
             positions,
             subscription,
             batching: false,
+            _slot: slot,
         };
-        serve(session, false, slot).await;
+        serve(session, false);
     })
 }

@@ -24,7 +24,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::json;
 
 use crate::hub::{Live, Outgoing, Subscription};
-use crate::Shared;
+use crate::{Shared, Slot};
 
 /// Close codes of the protocol (API.md).
 pub mod close {
@@ -151,11 +151,23 @@ pub(crate) struct Session {
     /// While set, frames are queued in the socket's write buffer and go out with the next
     /// flush (see [`Session::on_live_batch`]).
     pub(crate) batching: bool,
+    /// The user's connection slot, given back when the session ends.
+    pub(crate) _slot: Slot,
 }
 
 impl Session {
-    /// Greets, replays, then serves the connection until it ends.
-    pub(crate) async fn run(mut self, replay: bool) {
+    /// Serves the connection until it ends, with its user counted as present meanwhile.
+    /// Boxed: an `async fn` keeps a `mut self` both as its argument and as its local, so a
+    /// session by value would sit twice in every idle connection's task.
+    pub(crate) async fn run(mut self: Box<Self>, replay: bool) {
+        let presence = self.shared.presence.clone();
+        presence.connected(self.user_id).await;
+        self.converse(replay).await;
+        presence.disconnected(self.user_id).await;
+    }
+
+    /// Greets, replays, then serves frames both ways until the connection ends.
+    async fn converse(&mut self, replay: bool) {
         let mut shutdown = self.shared.shutdown.subscribe();
         // Resolves when the gateway starts shutting down (or is gone); made once, polled on
         // every turn of the loop.
@@ -173,7 +185,9 @@ impl Session {
             "user_id": self.user_id,
             "user_email": self.user_email,
         });
-        if self.send_json(&hello).await.is_err()
+        // Boxed, like the loop's branches: the future's size is that of its largest state, and
+        // an idle connection should keep only what the loop's waits need.
+        if Box::pin(self.send_json(&hello)).await.is_err()
             || Box::pin(self.send_presence_snapshot()).await.is_err()
         {
             return;
@@ -199,11 +213,13 @@ impl Session {
                 () = &mut shutting_down => {
                     return Box::pin(self.close(close::RESTARTING, "server restarting", "shutdown")).await;
                 }
-                live = self.subscription.events.recv() => match live {
+                live = self.subscription.events.recv_async() => match live.ok() {
                     _ if self.subscription.too_slow() => {
                         return Box::pin(self.close(close::TOO_SLOW, "too slow", "slow_consumer")).await;
                     }
-                    Some(live) => self.on_live_batch(live).await,
+                    // Boxed, like every branch's work: the loop's own state is what an idle
+                    // connection keeps, so it holds only the waits.
+                    Some(live) => Box::pin(self.on_live_batch(live)).await,
                     None => return,
                 },
                 incoming = self.socket.recv() => {
@@ -221,7 +237,7 @@ impl Session {
                             if limiter.check().is_err() {
                                 return Box::pin(self.close(close::POLICY, "rate limit", "rate_limit")).await;
                             }
-                            self.error("invalid_frame", "Frames are JSON text.").await
+                            Box::pin(self.error("invalid_frame", "Frames are JSON text.")).await
                         }
                         Some(Ok(WsMessage::Close(_))) | None => return,
                         // The peer went away without a closing handshake: nothing to answer.
@@ -240,7 +256,7 @@ impl Session {
                         self.shared.metrics.closed("dead_peer");
                         return;
                     }
-                    self.send(WsMessage::Ping(Default::default())).await
+                    Box::pin(self.send(WsMessage::Ping(Default::default()))).await
                 }
             };
             if step.is_err() {
@@ -250,7 +266,7 @@ impl Session {
     }
 
     /// Sends a close frame, waits for the client's, and ends.
-    pub(crate) async fn close(mut self, code: u16, reason: &'static str, metric: &str) {
+    pub(crate) async fn close(&mut self, code: u16, reason: &'static str, metric: &str) {
         self.shared.metrics.closed(metric);
         self.send_close(code, reason).await;
     }
@@ -339,6 +355,7 @@ impl Session {
     }
 
     /// Who of the user's room-mates is online now.
+    #[tracing::instrument(name = "socket", skip_all, fields(user_id = self.user_id, room = ?self.fixed_room))]
     async fn send_presence_snapshot(&mut self) -> Step {
         let mates = match self
             .shared
@@ -403,6 +420,7 @@ impl Session {
     /// Events may have been lost: catch up the rooms that moved since this connection's
     /// position (one query for all of them, so a NATS restart does not cost every connection
     /// one read per room).
+    #[tracing::instrument(name = "socket", skip_all, fields(user_id = self.user_id, room = ?self.fixed_room))]
     async fn resync(&mut self) -> Step {
         let mut rooms: Vec<i64> = self.positions.keys().copied().collect();
         if rooms.len() > 1 {
@@ -470,6 +488,7 @@ impl Session {
     }
 
     /// Delivers every stored message of the room after the connection's position, oldest first.
+    #[tracing::instrument(name = "socket", skip_all, fields(user_id = self.user_id, room = ?self.fixed_room))]
     pub(crate) async fn catch_up(&mut self, room_id: i64) -> Step {
         loop {
             let Some(at) = self.positions.get(&room_id).copied() else {
