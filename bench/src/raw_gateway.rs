@@ -120,7 +120,7 @@ async fn connection(stream: TcpStream, rooms: &Rooms) -> anyhow::Result<()> {
     stream.set_nodelay(true)?;
     let mut room = None;
     let config = WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(512) // as the gateway's
         .write_buffer_size(0);
     let socket = tokio_tungstenite::accept_hdr_async_with_config(
         stream,
