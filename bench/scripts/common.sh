@@ -1,0 +1,52 @@
+# Shared by the benchmark scripts (sourced): where the release binaries are, a scratch
+# directory, and the machine's state printed beside each run.
+set -euo pipefail
+B=${B:-${CARGO_TARGET_DIR:-target}/release}
+WORK=${WORK:-/tmp/chatboard-bench}
+mkdir -p "$WORK"
+ulimit -n 20000
+for bin in chatboard chatboard-bench; do
+  [ -x "$B/$bin" ] || { echo "missing $B/$bin: cargo build --release first" >&2; exit 1; }
+done
+# The scale-out binaries are the same executable under other names.
+ln -sf "$(realpath "$B/chatboard")" "$WORK/api-server"
+ln -sf "$(realpath "$B/chatboard")" "$WORK/gateway"
+
+# Load average and the CPU steal counter (ticks; field 8 of the `cpu` line of /proc/stat).
+machine() { echo "load $(cut -d' ' -f1-3 /proc/loadavg) steal $(awk '/^cpu /{print $9}' /proc/stat)"; }
+
+# The single node's data directory for a state file: each population has its own.
+data_of() { echo "$WORK/data-$(basename "$1" .json)"; }
+
+# A fresh single-node data directory for state file $1, seeded with `ws-seed ARGS...`.
+seed_node() {
+  local state=$1 data; shift
+  data=$(data_of "$state")
+  rm -rf "$data"; mkdir -p "$data"
+  CHATBOARD_DATA_DIR="$data" "$B/chatboard" migrate >/dev/null 2>&1
+  "$B/chatboard-bench" ws-seed --data-dir "$data" --state "$state" "$@" | tail -1
+}
+
+# Starts the single node on the data directory of state file $1 at 127.0.0.1:18080, without
+# per-user and per-IP limits; its pid is in NODE.
+start_node() {
+  CHATBOARD_DATA_DIR="$(data_of "$1")" CHATBOARD_ADDR=127.0.0.1:18080 CHATBOARD_RATE_LIMIT_PER_USER=0 \
+    CHATBOARD_RATE_LIMIT_PER_IP=0 CHATBOARD_HTTP_MAX_CONNECTIONS_PER_IP=0 RUST_LOG=${LOG:-warn} \
+    "$B/chatboard" 2>"$WORK/node.err" &
+  NODE=$!
+  sleep 3
+}
+
+# The scale-out shape's environment on database $1 (created and migrated if missing) with a
+# fresh NATS stream prefix (JetStream's de-duplication window would otherwise drop repeats).
+scale_out_env() {
+  export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$1 NATS_URL=nats://127.0.0.1:4222 \
+    CHATBOARD_JWT_SECRET=bench-secret-bench-secret-bench-secret-bench CHATBOARD_NATS_PREFIX=bench$RANDOM \
+    CHATBOARD_HTTP_MAX_CONNECTIONS_PER_IP=0 CHATBOARD_RATE_LIMIT_PER_USER=0 CHATBOARD_RATE_LIMIT_PER_IP=0 \
+    CHATBOARD_DB_MAX_CONNECTIONS=10 RUST_LOG=${LOG:-warn}
+  if ! psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1; then
+    createdb -h 127.0.0.1 -U postgres "$1"
+    "$WORK/api-server" migrate >/dev/null 2>&1
+    return 1 # new: seed it
+  fi
+}

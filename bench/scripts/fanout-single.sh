@@ -1,0 +1,24 @@
+#!/bin/bash
+# Fan-out, issue 19 point 4: the raw broadcaster, then the single node on a freshly seeded data
+# directory (100 rooms of 100), at each rate in $RATES, 65 s apart (the client's ports leave
+# TIME_WAIT). Usage: bench/scripts/fanout-single.sh   (RATES="1000 2000" by default)
+source "$(dirname "$0")/common.sh"
+"$B/chatboard-bench" raw-gateway --listen 127.0.0.1:9100 2>"$WORK/raw.err" & RAW=$!
+sleep 2
+first=1
+for rate in ${RATES:-1000 2000}; do
+  for target in raw node; do
+    [ $first = 1 ] || sleep 65; first=0
+    if [ $target = raw ]; then
+      url=ws://127.0.0.1:9100; pid=$RAW
+    else
+      seed_node "$WORK/s100.json" --rooms 100 --members 100
+      start_node "$WORK/s100.json"; url=ws://127.0.0.1:18080; pid=$NODE
+    fi
+    echo "== $target, $rate msg/s, $(machine)"
+    "$B/chatboard-bench" ws-fanout --ws $url --state "$WORK/s100.json" --rate $rate --seconds 15 --gateway-pid $pid | tail -1
+    echo "   after: $(machine)"
+    if [ $target = node ]; then kill $NODE; wait $NODE || true; fi
+  done
+done
+kill $RAW; wait $RAW || true
