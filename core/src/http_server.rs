@@ -33,13 +33,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::time::{Instant, Sleep};
 use tower::{Service, ServiceExt};
 use tower_http::timeout::TimeoutBody;
 
 use crate::config::HttpSettings;
 use crate::error_code::ErrorCode;
+use crate::shared_stream::SharedStream;
 
 /// What a connection refused for having too many siblings from its address reads: the API's
 /// error shape, written before its request is read.
@@ -108,9 +109,11 @@ where
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
         let clock = Arc::new(ConnectionClock::new());
-        let io = GuardedStream::new(stream, clock.clone(), settings, slot);
+        let stream = Arc::new(SharedStream::new(stream));
+        let io = GuardedStream::new(stream.clone(), clock.clone(), settings, slot);
         let requests = RequestService {
             inner: service.clone(),
+            socket: stream,
             clock,
             peer,
             body_timeout: settings.body_timeout,
@@ -298,7 +301,7 @@ enum ReadClock {
 /// A client's TCP stream whose reads fail with `TimedOut` once its phase's time is up, and
 /// which holds the connection's place in its address's count.
 struct GuardedStream {
-    stream: TcpStream,
+    stream: Arc<SharedStream>,
     clock: Arc<ConnectionClock>,
     settings: HttpSettings,
     /// Dropped once the connection is upgraded: a timer left armed would hold the waker of the
@@ -309,7 +312,7 @@ struct GuardedStream {
 
 impl GuardedStream {
     fn new(
-        stream: TcpStream,
+        stream: Arc<SharedStream>,
         clock: Arc<ConnectionClock>,
         settings: HttpSettings,
         slot: AddressSlot,
@@ -332,7 +335,8 @@ impl AsyncRead for GuardedStream {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+        let polled = this.stream.poll_read(cx, buf);
+        match polled {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     this.clock.bytes_arrived();
@@ -374,35 +378,29 @@ impl AsyncWrite for GuardedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        self.stream.poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        self.stream.poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        self.stream.poll_shutdown(cx)
     }
 }
+
+/// The connection's stream, in every request's extensions: after a WebSocket upgrade, its new
+/// owner may write whole frames to it from elsewhere (see [`SharedStream`]).
+#[derive(Clone, Debug)]
+pub struct ConnectionStream(pub Arc<SharedStream>);
 
 /// The router as one connection's hyper service: tells the clock about requests, bounds body
 /// stalls and hands handlers the peer address.
 #[derive(Clone)]
 struct RequestService<S> {
     inner: S,
+    socket: Arc<SharedStream>,
     clock: Arc<ConnectionClock>,
     peer: SocketAddr,
     body_timeout: Duration,
@@ -421,6 +419,9 @@ where
         let timeout = self.body_timeout;
         let mut request = request.map(|body| Body::new(TimeoutBody::new(timeout, body)));
         request.extensions_mut().insert(ConnectInfo(self.peer));
+        request
+            .extensions_mut()
+            .insert(ConnectionStream(self.socket.clone()));
         let clock = self.clock;
         let answer = self.inner.oneshot(request);
         async move {

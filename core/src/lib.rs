@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod model;
 pub mod presence;
 pub mod probes;
+pub mod shared_stream;
 pub mod shutdown;
 pub mod telemetry;
 pub mod webhook_target;

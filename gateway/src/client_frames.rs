@@ -116,7 +116,7 @@ impl Session {
                 return Ok(None);
             }
         };
-        if !self.positions.contains_key(&room) {
+        if self.position(room).is_none() {
             self.error("not_found", "No such room among this connection's rooms.")
                 .await?;
             return Ok(None);

@@ -14,6 +14,7 @@ use futures::StreamExt;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+use crate::outlet::{text_frame, Direct, Outlet};
 use crate::reorder::RoomOrder;
 
 /// An event with its frame, encoded once for every connection that gets it.
@@ -23,6 +24,8 @@ pub struct Outgoing {
     pub event: BusEvent,
     /// Its JSON text frame.
     pub text: Utf8Bytes,
+    /// A message's whole WebSocket frame, for the hub's direct writes (see `outlet`).
+    pub frame: Option<Vec<u8>>,
 }
 
 /// What a connection receives from the hub.
@@ -41,6 +44,8 @@ pub enum Live {
     },
     /// Events may have been lost on the way: catch up from the database.
     Resync,
+    /// The hub wrote part of a frame: write out the rest.
+    Flush,
 }
 
 /// Events a connection may have waiting before it counts as too slow.
@@ -52,19 +57,34 @@ struct Follower {
     user_id: i64,
     sender: flume::Sender<Live>,
     too_slow: Arc<AtomicBool>,
+    outlet: Arc<Outlet>,
 }
 
 impl Follower {
-    /// Queues `live`; false (and the connection marked too slow) when its queue is full.
+    /// Queues `live` (stopping direct writes until the session has handled it); false (and
+    /// the connection marked too slow) when its queue is full.
     fn offer(&self, live: Live) -> bool {
-        match self.sender.try_send(live) {
+        self.outlet.queue(|| match self.sender.try_send(live) {
             Ok(()) => true,
             Err(flume::TrySendError::Full(_)) => {
                 self.too_slow.store(true, Ordering::Relaxed);
                 false
             }
             Err(flume::TrySendError::Disconnected(_)) => false,
+        })
+    }
+
+    /// Hands a message to the connection: written straight into its socket when it is idle
+    /// and caught up, queued otherwise.
+    fn deliver(&self, out: &Arc<Outgoing>) -> bool {
+        if let (Some(frame), BusEvent::Message { message, seq }) = (&out.frame, &out.event) {
+            match self.outlet.deliver(message, *seq, frame) {
+                Direct::Delivered => return true,
+                Direct::Flush => return self.offer(Live::Flush),
+                Direct::Declined => {}
+            }
         }
+        self.offer(Live::Event(out.clone()))
     }
 }
 
@@ -86,7 +106,7 @@ struct Rooms {
 /// Queues `out` for every follower; one whose queue is full leaves the room and closes as too
 /// slow.
 fn fan_out(followers: &mut Vec<Follower>, out: &Arc<Outgoing>) {
-    followers.retain(|f| f.offer(Live::Event(out.clone())));
+    followers.retain(|f| f.deliver(out));
 }
 
 impl Rooms {
@@ -142,6 +162,8 @@ pub struct Subscription {
     /// rooms, or one who lost every seat): the connection lives on for presence and pings.
     /// Also what a room joined later is followed with.
     sender: flume::Sender<Live>,
+    /// Where the connection stands, shared with the hub's direct writes.
+    outlet: Arc<Outlet>,
 }
 
 impl Subscription {
@@ -178,6 +200,7 @@ impl Subscription {
             user_id: self.user_id,
             sender: self.sender.clone(),
             too_slow: self.too_slow.clone(),
+            outlet: self.outlet.clone(),
         }
     }
 }
@@ -230,7 +253,13 @@ impl Hub {
 
     /// Follows `rooms` for `user_id` from now on, with one queue for all of them. With
     /// `by_user` (the multiplexed endpoint) the connection is also told of new seats.
-    pub fn subscribe(self: &Arc<Self>, user_id: i64, rooms: &[i64], by_user: bool) -> Subscription {
+    pub(crate) fn subscribe(
+        self: &Arc<Self>,
+        user_id: i64,
+        rooms: &[i64],
+        by_user: bool,
+        outlet: Arc<Outlet>,
+    ) -> Subscription {
         // flume's bounded queue allocates nothing until events arrive (tokio's takes 1.3 KiB
         // up front), and most connections are idle.
         let (sender, events) = flume::bounded(QUEUE);
@@ -243,6 +272,7 @@ impl Hub {
             too_slow: Arc::new(AtomicBool::new(false)),
             events,
             sender,
+            outlet,
         };
         {
             let mut map = self.rooms();
@@ -308,6 +338,7 @@ impl Hub {
                                 user_id: f.user_id,
                                 sender: f.sender.clone(),
                                 too_slow: f.too_slow.clone(),
+                                outlet: f.outlet.clone(),
                             });
                         }
                     }
@@ -326,7 +357,9 @@ impl Hub {
                         return;
                     }
                 };
-                rooms.send(room_id, Arc::new(Outgoing { event, text }), Instant::now());
+                let frame = matches!(event, BusEvent::Message { .. }).then(|| text_frame(&text));
+                let out = Arc::new(Outgoing { event, text, frame });
+                rooms.send(room_id, out, Instant::now());
             }
             Delivery::Missed => {
                 // What was held goes out first; the connections then fill every gap.

@@ -9,6 +9,7 @@ pub mod client_frames;
 pub mod config;
 pub mod hub;
 pub mod metrics;
+mod outlet;
 pub mod process;
 mod reorder;
 pub mod session;
@@ -21,11 +22,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use chat::Chat;
 use chatboard_core::auth::TokenIssuer;
 use chatboard_core::bus::BusError;
 use chatboard_core::config::GatewaySettings;
+use chatboard_core::http_server::ConnectionStream;
 use chatboard_core::presence::Presence;
 use chatboard_core::probes::{metrics_reply, probe_routes, Health};
 use chatboard_store::Store;
@@ -33,6 +35,7 @@ use tokio::sync::watch;
 
 use crate::hub::Hub;
 use crate::metrics::GatewayMetrics;
+use crate::outlet::Outlet;
 use crate::session::{close_socket, Position, Refusal, Session};
 
 /// Largest frame a client may send.
@@ -289,6 +292,17 @@ async fn server_error(
     close_socket(socket, shared, Refusal::SERVER_ERROR).await;
 }
 
+/// A new connection's outlet, writing to its stream when the server shares it.
+fn outlet(shared: &Shared, stream: Option<Extension<ConnectionStream>>) -> Arc<Outlet> {
+    let metrics = &shared.metrics;
+    Arc::new(Outlet::new(
+        stream.map(|Extension(ConnectionStream(stream))| stream),
+        metrics.deliveries.clone(),
+        metrics.frames_out.clone(),
+        metrics.fanout_seconds.clone(),
+    ))
+}
+
 /// Runs an admitted session on a task of its own. The upgrade's task (the handshake, the
 /// admission lookups and their state) then ends, and its memory with it: an idle connection
 /// keeps only the session's own, smaller, future. The connection's work that can log (client
@@ -299,6 +313,7 @@ fn serve(session: Session, replay: bool) {
 }
 
 async fn room_socket(
+    stream: Option<Extension<ConnectionStream>>,
     State(state): State<GatewayState>,
     Path(room): Path<String>,
     Query(query): Query<HashMap<String, String>>,
@@ -326,7 +341,10 @@ async fn room_socket(
             }
         }
         // Follow first, then read where the room stands: nothing can fall between the two.
-        let subscription = shared.hub.subscribe(user_id, &[room_id], false);
+        let outlet = outlet(&shared, stream);
+        let subscription = shared
+            .hub
+            .subscribe(user_id, &[room_id], false, outlet.clone());
         let version = match shared.store.page_version(room_id, user_id).await {
             Ok(Some(version)) => version,
             Ok(None) => return close_socket(socket, &shared, Refusal::NOT_MEMBER).await,
@@ -355,13 +373,14 @@ async fn room_socket(
                 last_seq: Some(version.last_seq),
             },
         };
+        outlet.state().positions.insert(room_id, position);
         let session = Session {
             socket,
             shared: shared.clone(),
             user_id,
             user_email,
             fixed_room: Some(room_id),
-            positions: HashMap::from([(room_id, position)]),
+            outlet,
             subscription,
             batching: false,
             _slot: slot,
@@ -371,6 +390,7 @@ async fn room_socket(
 }
 
 async fn user_socket(
+    stream: Option<Extension<ConnectionStream>>,
     State(state): State<GatewayState>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -392,31 +412,31 @@ async fn user_socket(
         };
         // Follow first, then read where the rooms stand (rooms joined in between are picked up
         // by the next connection).
-        let subscription = shared.hub.subscribe(user_id, &rooms, true);
-        let positions = match shared.store.room_positions(user_id).await {
-            Ok(now) => now
-                .into_iter()
-                .filter(|r| rooms.contains(&r.room_id))
-                .map(|r| {
+        let outlet = outlet(&shared, stream);
+        let subscription = shared.hub.subscribe(user_id, &rooms, true, outlet.clone());
+        match shared.store.room_positions(user_id).await {
+            Ok(now) => {
+                let mut state = outlet.state();
+                for r in now.into_iter().filter(|r| rooms.contains(&r.room_id)) {
                     subscription.starts_at(r.room_id, r.last_seq);
                     let at = Position {
                         last_id: r.last_msg_id.unwrap_or(0),
                         last_seq: Some(r.last_seq),
                     };
-                    (r.room_id, at)
-                })
-                .collect(),
+                    state.positions.insert(r.room_id, at);
+                }
+            }
             Err(e) => {
                 return server_error(socket, &shared, &e, "rooms lookup failed").await;
             }
-        };
+        }
         let session = Session {
             socket,
             shared: shared.clone(),
             user_id,
             user_email,
             fixed_room: None,
-            positions,
+            outlet,
             subscription,
             batching: false,
             _slot: slot,

@@ -140,6 +140,7 @@ mod tests {
         Arc::new(Outgoing {
             event,
             text: Utf8Bytes::from_static(""),
+            frame: None,
         })
     }
 

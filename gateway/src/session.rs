@@ -8,7 +8,6 @@
 //! was committed but its announcement is late or lost, and the database, which has it, fills
 //! the gap first. So each room's messages reach the socket once each, in id order.
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +23,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::json;
 
 use crate::hub::{Live, Outgoing, Subscription};
+use crate::outlet::Outlet;
 use crate::{Shared, Slot};
 
 /// Close codes of the protocol (API.md).
@@ -146,7 +146,8 @@ pub(crate) struct Session {
     pub(crate) user_email: String,
     /// The room of a per-room connection; `None` on the multiplexed endpoint.
     pub(crate) fixed_room: Option<i64>,
-    pub(crate) positions: HashMap<i64, Position>,
+    /// Where the connection stands in each room, shared with the hub's direct writes.
+    pub(crate) outlet: Arc<Outlet>,
     pub(crate) subscription: Subscription,
     /// While set, frames are queued in the socket's write buffer and go out with the next
     /// flush (see [`Session::on_live_batch`]).
@@ -156,6 +157,20 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    /// Where the connection stands in `room_id`, if it follows it.
+    pub(crate) fn position(&self, room_id: i64) -> Option<Position> {
+        self.outlet.state().positions.get(&room_id).copied()
+    }
+
+    fn set_position(&self, room_id: i64, at: Position) {
+        self.outlet.state().positions.insert(room_id, at);
+    }
+
+    /// The rooms the connection follows.
+    fn rooms(&self) -> Vec<i64> {
+        self.outlet.state().positions.keys().copied().collect()
+    }
+
     /// Serves the connection until it ends, with its user counted as present meanwhile.
     /// Boxed: an `async fn` keeps a `mut self` both as its argument and as its local, so a
     /// session by value would sit twice in every idle connection's task.
@@ -193,7 +208,7 @@ impl Session {
             return;
         }
         if replay {
-            let rooms: Vec<i64> = self.positions.keys().copied().collect();
+            let rooms = self.rooms();
             for room_id in rooms {
                 if Box::pin(self.catch_up(room_id)).await.is_err() {
                     return;
@@ -207,22 +222,30 @@ impl Session {
         let limiter = frame_limiter();
         let mut last_heard = Instant::now();
         loop {
+            // Parked with nothing queued: the hub may write the rooms' next messages itself.
+            self.outlet.open_if(|| self.subscription.events.is_empty());
             let step = tokio::select! {
                 // In this order: shutdown first, then queued events before client frames.
                 biased;
                 () = &mut shutting_down => {
+                    self.outlet.close();
                     return Box::pin(self.close(close::RESTARTING, "server restarting", "shutdown")).await;
                 }
-                live = self.subscription.events.recv_async() => match live.ok() {
-                    _ if self.subscription.too_slow() => {
-                        return Box::pin(self.close(close::TOO_SLOW, "too slow", "slow_consumer")).await;
+                live = self.subscription.events.recv_async() => {
+                    // Awake: the hub queues from here on, and no direct write is under way.
+                    self.outlet.close();
+                    match live.ok() {
+                        _ if self.subscription.too_slow() => {
+                            return Box::pin(self.close(close::TOO_SLOW, "too slow", "slow_consumer")).await;
+                        }
+                        // Boxed, like every branch's work: the loop's own state is what an idle
+                        // connection keeps, so it holds only the waits.
+                        Some(live) => Box::pin(self.on_live_batch(live)).await,
+                        None => return,
                     }
-                    // Boxed, like every branch's work: the loop's own state is what an idle
-                    // connection keeps, so it holds only the waits.
-                    Some(live) => Box::pin(self.on_live_batch(live)).await,
-                    None => return,
-                },
+                }
                 incoming = self.socket.recv() => {
+                    self.outlet.close();
                     last_heard = Instant::now();
                     match incoming {
                         Some(Ok(WsMessage::Text(text))) => {
@@ -251,6 +274,7 @@ impl Session {
                     }
                 }
                 _ = heartbeat.tick() => {
+                    self.outlet.close();
                     let silent = last_heard.elapsed();
                     if silent >= ping_every * 2 {
                         self.shared.metrics.closed("dead_peer");
@@ -396,6 +420,8 @@ impl Session {
             // Rare, and their futures are large: boxed, so an idle connection's task stays small.
             Live::Seated { room, after } => Box::pin(self.seated(room, after)).await,
             Live::Resync => Box::pin(self.resync()).await,
+            // The batch's flush writes out what the hub left unsent.
+            Live::Flush => Ok(()),
         }
     }
 
@@ -403,11 +429,11 @@ impl Session {
     /// from the seat's point in the stream; deliver what came after `after` from the database
     /// first (live copies are then dropped by id).
     async fn seated(&mut self, room_id: i64, after: i64) -> Step {
-        if self.fixed_room.is_some() || self.positions.contains_key(&room_id) {
+        if self.fixed_room.is_some() || self.position(room_id).is_some() {
             return Ok(());
         }
         self.subscription.adopt(room_id);
-        self.positions.insert(
+        self.set_position(
             room_id,
             Position {
                 last_id: after,
@@ -422,12 +448,12 @@ impl Session {
     /// one read per room).
     #[tracing::instrument(name = "socket", skip_all, fields(user_id = self.user_id, room = ?self.fixed_room))]
     async fn resync(&mut self) -> Step {
-        let mut rooms: Vec<i64> = self.positions.keys().copied().collect();
+        let mut rooms = self.rooms();
         if rooms.len() > 1 {
             match self.shared.store.room_positions(self.user_id).await {
                 Ok(now) => {
                     let moved = |room_id: i64| {
-                        let at = self.positions.get(&room_id);
+                        let at = self.position(room_id);
                         match now.iter().find(|r| r.room_id == room_id) {
                             // Gone from the list: the seat is lost, which catch_up handles.
                             None => true,
@@ -451,7 +477,7 @@ impl Session {
     async fn on_event(&mut self, outgoing: &Outgoing) -> Step {
         let event = &outgoing.event;
         let room_id = event.room();
-        let Some(at) = self.positions.get(&room_id).copied() else {
+        let Some(at) = self.position(room_id) else {
             return Ok(()); // a room this connection stopped following
         };
         match event {
@@ -491,7 +517,7 @@ impl Session {
     #[tracing::instrument(name = "socket", skip_all, fields(user_id = self.user_id, room = ?self.fixed_room))]
     pub(crate) async fn catch_up(&mut self, room_id: i64) -> Step {
         loop {
-            let Some(at) = self.positions.get(&room_id).copied() else {
+            let Some(at) = self.position(room_id) else {
                 return Ok(());
             };
             let page = self
@@ -527,7 +553,7 @@ impl Session {
     /// The user no longer sits in the room: a per-room connection ends, a multiplexed one
     /// stops following it.
     pub(crate) async fn seat_lost(&mut self, room_id: i64) -> Step {
-        self.positions.remove(&room_id);
+        self.outlet.state().positions.remove(&room_id);
         self.subscription.leave(room_id);
         if self.fixed_room.is_some() {
             self.shared.metrics.closed("not_member");
@@ -556,7 +582,7 @@ impl Session {
                 .unwrap_or_default();
             metrics.fanout_seconds.observe(latency.as_secs_f64());
         }
-        self.positions.insert(
+        self.set_position(
             message.room,
             Position {
                 last_id: message.id,

@@ -205,6 +205,42 @@ async fn a_client_that_reads_too_slowly_is_dropped_not_buffered() {
     );
 }
 
+/// A client that stops reading while messages keep coming gets every one once it reads again:
+/// whole, in order, once. The hub writes messages straight into idle sockets; what a full socket
+/// does not take waits for the session to write it out, and what comes after queues behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_reads_late_gets_every_message_whole_and_in_order() {
+    // Heartbeats far apart: the pause in reading is not a dead or slow peer.
+    let p = platform(GatewaySettings {
+        ping_interval: Duration::from_secs(120),
+        ..quick_settings()
+    })
+    .await;
+    let (room, alice, bob, _org) = p.team().await;
+    let mut late = p.connect(room, &bob.token, None).await;
+    frame(&mut late).await;
+    // About 9.6 MB of frames, far more than the socket buffers between the gateway and a
+    // client that reads nothing hold: writes are cut short and the rest must follow whole.
+    let filler = "€".repeat(3990);
+    let mut ids = Vec::new();
+    for i in 0..800 {
+        ids.push(p.post(&alice, room, &format!("{i:04}{filler}")).await);
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let (message, _) = frame_of(&mut late, "message").await;
+        assert_eq!(
+            message["id"].as_i64(),
+            Some(*id),
+            "message {i} out of order"
+        );
+        assert_eq!(
+            message["body"].as_str(),
+            Some(format!("{i:04}{filler}").as_str())
+        );
+    }
+    assert!(quiet(&mut late).await, "no message twice");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutting_down_closes_sockets_with_1012_and_turns_new_ones_away() {
     let p = platform(quick_settings()).await;

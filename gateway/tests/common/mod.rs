@@ -211,7 +211,14 @@ impl Platform {
         let addr = listener.local_addr().unwrap();
         let app = gateway::router(state.clone()).merge(gateway::health_router(state.clone()));
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            // The server the gateway runs under: it shares each connection's stream, so the
+            // hub's direct writes are what these tests exercise.
+            let http = chatboard_core::config::HttpSettings {
+                max_connections_per_ip: 0,
+                ..Default::default()
+            };
+            let _ = chatboard_core::http_server::serve(listener, app, http, std::future::pending())
+                .await;
         });
         Gateway {
             ws: format!("ws://{addr}"),

@@ -1,0 +1,179 @@
+//! A connection's TCP stream, shared between the HTTP server that owns it and, after a
+//! WebSocket upgrade, whoever may write to the connection from elsewhere (the gateway's hub
+//! writes live messages straight into caught-up sockets instead of waking each socket's task).
+//!
+//! Writes are whole: what the socket does not take at once waits here, and goes out before
+//! anything written after it. So two writers can never interleave their bytes, whichever
+//! thread they write from.
+
+use std::io;
+use std::net::Shutdown;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::ReadBuf;
+use tokio::net::TcpStream;
+
+/// A TCP stream whose writes are whole, shareable (behind an `Arc`) by several writers.
+#[derive(Debug)]
+pub struct SharedStream {
+    stream: TcpStream,
+    /// Bytes accepted but not yet taken by the socket, oldest first.
+    unsent: Mutex<BytesMut>,
+}
+
+/// What [`SharedStream::try_send`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrySend {
+    /// The socket took it all.
+    Sent,
+    /// The socket took part of it; the rest waits here until the owner flushes the stream.
+    Partly,
+    /// Nothing was written: bytes were already waiting, the socket is full, or it failed.
+    Refused,
+}
+
+impl SharedStream {
+    /// Wraps an accepted connection.
+    pub fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            unsent: Mutex::new(BytesMut::new()),
+        }
+    }
+
+    fn unsent(&self) -> MutexGuard<'_, BytesMut> {
+        self.unsent.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes `bytes` now, without waiting, if nothing else is waiting to go out.
+    pub fn try_send(&self, bytes: &[u8]) -> TrySend {
+        let mut unsent = self.unsent();
+        if !unsent.is_empty() {
+            return TrySend::Refused;
+        }
+        match self.stream.try_write(bytes) {
+            Ok(n) if n == bytes.len() => TrySend::Sent,
+            Ok(n) => {
+                unsent.extend_from_slice(&bytes[n..]);
+                TrySend::Partly
+            }
+            Err(_) => TrySend::Refused,
+        }
+    }
+
+    /// Reads what has arrived into `buf`.
+    pub(crate) fn poll_read(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            std::task::ready!(self.stream.poll_read_ready(cx))?;
+            match self.stream.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                // The readiness was stale; `try_read` cleared it, so the next poll waits.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Writes `buf` whole after what is waiting: all of it is accepted once the waiting bytes
+    /// are out and the socket takes at least a first part (the rest then waits here).
+    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let mut unsent = self.unsent();
+        std::task::ready!(self.poll_drain(cx, &mut unsent))?;
+        loop {
+            std::task::ready!(self.stream.poll_write_ready(cx))?;
+            match self.stream.try_write(buf) {
+                Ok(n) => {
+                    unsent.extend_from_slice(&buf[n..]);
+                    return Poll::Ready(Ok(buf.len()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Writes out what is waiting.
+    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut unsent = self.unsent();
+        self.poll_drain(cx, &mut unsent)
+    }
+
+    /// Writes out what is waiting, then closes the sending direction.
+    pub(crate) fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_flush(cx))?;
+        match socket2::SockRef::from(&self.stream).shutdown(Shutdown::Write) {
+            // The peer already went away: nothing left to close.
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Poll::Ready(Ok(())),
+            done => Poll::Ready(done),
+        }
+    }
+
+    fn poll_drain(&self, cx: &mut Context<'_>, unsent: &mut BytesMut) -> Poll<io::Result<()>> {
+        while !unsent.is_empty() {
+            std::task::ready!(self.stream.poll_write_ready(cx))?;
+            match self.stream.try_write(unsent) {
+                Ok(n) => unsent.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        // A burst's buffer is not kept for the connection's life.
+        if unsent.capacity() > 0 {
+            *unsent = BytesMut::new();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use tokio::io::AsyncReadExt;
+
+    /// A frame the socket takes only in part is finished before anything written after it,
+    /// from whichever writer.
+    #[tokio::test]
+    async fn a_partly_sent_write_goes_out_whole_before_the_next() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let shared = Arc::new(SharedStream::new(server));
+        // Far more than a loopback socket takes without the peer reading.
+        let big = vec![b'a'; 32 * 1024 * 1024];
+        assert_eq!(shared.try_send(&big), TrySend::Partly);
+        assert_eq!(shared.try_send(b"c"), TrySend::Refused);
+        let writer = {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                std::future::poll_fn(|cx| shared.poll_write(cx, b"bb"))
+                    .await
+                    .unwrap();
+                std::future::poll_fn(|cx| shared.poll_flush(cx))
+                    .await
+                    .unwrap();
+                std::future::poll_fn(|cx| shared.poll_shutdown(cx))
+                    .await
+                    .unwrap();
+            })
+        };
+        let mut received = Vec::new();
+        client.read_to_end(&mut received).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(received.len(), big.len() + 2);
+        assert!(received[..big.len()].iter().all(|b| *b == b'a'));
+        assert_eq!(&received[big.len()..], b"bb");
+    }
+}
