@@ -16,6 +16,7 @@ else
   CHATBOARD_ADDR=127.0.0.1:18082 "$WORK/gateway" 2>"$WORK/gateway.err" & pid=$!
   sleep 3; api=http://127.0.0.1:18081; ws=ws://127.0.0.1:18082; pids="$api_pid $pid"
 fi
+trap 'kill $pids 2>/dev/null || true' EXIT
 for run in "e2e1.json 20" "e2e10.json 100"; do
   set -- $run
   echo "== $shape, $1 at $2 msg/s, $(machine)"

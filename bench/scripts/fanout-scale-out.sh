@@ -8,6 +8,7 @@ if ! scale_out_env bench_fanout; then
 fi
 CHATBOARD_ADDR=127.0.0.1:18082 "$WORK/gateway" 2>"$WORK/gateway.err" & GW=$!
 "$B/chatboard-bench" raw-gateway --listen 127.0.0.1:9100 2>"$WORK/raw.err" & RAW=$!
+trap 'kill $GW $RAW 2>/dev/null || true' EXIT
 sleep 3
 first=1
 for rate in ${RATES:-1000 2000}; do

@@ -3,7 +3,10 @@
 # directory (100 rooms of 100), at each rate in $RATES, 65 s apart (the client's ports leave
 # TIME_WAIT). Usage: bench/scripts/fanout-single.sh   (RATES="1000 2000" by default)
 source "$(dirname "$0")/common.sh"
+# The population (the raw server needs its state file too); seeded anew before each node run.
+seed_node "$WORK/s100.json" --rooms 100 --members 100
 "$B/chatboard-bench" raw-gateway --listen 127.0.0.1:9100 2>"$WORK/raw.err" & RAW=$!
+trap 'kill $RAW 2>/dev/null || true' EXIT
 sleep 2
 first=1
 for rate in ${RATES:-1000 2000}; do

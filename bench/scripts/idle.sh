@@ -21,6 +21,7 @@ case $what in
     sleep 2; url=ws://127.0.0.1:9100; state=$WORK/idle-node.json ;;
   *) echo "node, gateway or raw" >&2; exit 2 ;;
 esac
+trap 'kill $pid 2>/dev/null || true' EXIT
 echo "== $what, $(machine)"
 "$B/chatboard-bench" ws-idle --ws $url --state "$state" --connections 18000 --hold 10 --first "$first" --gateway-pid $pid | tail -2
 echo "   after: $(machine)"
