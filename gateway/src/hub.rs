@@ -75,10 +75,10 @@ impl Follower {
     }
 
     /// Hands a message to the connection: written straight into its socket when it is idle
-    /// and caught up, queued otherwise.
-    fn deliver(&self, out: &Arc<Outgoing>) -> bool {
+    /// and caught up (`latency`: seconds since it was posted), queued otherwise.
+    fn deliver(&self, out: &Arc<Outgoing>, latency: f64) -> bool {
         if let (Some(frame), BusEvent::Message { message, seq }) = (&out.frame, &out.event) {
-            match self.outlet.deliver(message, *seq, frame) {
+            match self.outlet.deliver(message, *seq, frame, latency) {
                 Direct::Delivered => return true,
                 Direct::Flush => return self.offer(Live::Flush),
                 Direct::Declined => {}
@@ -106,7 +106,15 @@ struct Rooms {
 /// Queues `out` for every follower; one whose queue is full leaves the room and closes as too
 /// slow.
 fn fan_out(followers: &mut Vec<Follower>, out: &Arc<Outgoing>) {
-    followers.retain(|f| f.deliver(out));
+    // The clock is read once per message, not once per socket.
+    let latency = match &out.event {
+        BusEvent::Message { message, .. } => (chrono::Utc::now() - message.created_at)
+            .to_std()
+            .unwrap_or_default()
+            .as_secs_f64(),
+        _ => 0.0,
+    };
+    followers.retain(|f| f.deliver(out, latency));
 }
 
 impl Rooms {

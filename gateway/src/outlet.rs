@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chatboard_core::model::Message;
 use chatboard_core::shared_stream::{SharedStream, TrySend};
-use chrono::Utc;
 use prometheus::{Histogram, IntCounter};
 
 use crate::session::Position;
@@ -96,9 +95,15 @@ impl Outlet {
         queue()
     }
 
-    /// Writes `frame` (the WebSocket frame of `message`, seq `seq`) if the hub may and it is
-    /// the room's next message for this connection.
-    pub(crate) fn deliver(&self, message: &Message, seq: i64, frame: &[u8]) -> Direct {
+    /// Writes `frame` (the WebSocket frame of `message`, seq `seq`, `latency` seconds after it
+    /// was posted) if the hub may and it is the room's next message for this connection.
+    pub(crate) fn deliver(
+        &self,
+        message: &Message,
+        seq: i64,
+        frame: &[u8],
+        latency: f64,
+    ) -> Direct {
         let Some(stream) = &self.stream else {
             return Direct::Declined;
         };
@@ -111,7 +116,8 @@ impl Outlet {
         if !state.open {
             return Direct::Declined;
         }
-        let Some(at) = state.positions.get(&message.room).copied() else {
+        let state = &mut *state;
+        let Some(at) = state.positions.get_mut(&message.room) else {
             return Direct::Declined;
         };
         if message.id <= at.last_id || at.last_seq.is_some_and(|last| seq <= last) {
@@ -133,20 +139,13 @@ impl Outlet {
                 return Direct::Declined;
             }
         };
-        state.positions.insert(
-            message.room,
-            Position {
-                last_id: message.id,
-                last_seq: Some(seq),
-            },
-        );
-        drop(state);
+        *at = Position {
+            last_id: message.id,
+            last_seq: Some(seq),
+        };
         self.frames_out.inc();
         self.deliveries.inc();
-        let latency = (Utc::now() - message.created_at)
-            .to_std()
-            .unwrap_or_default();
-        self.fanout_seconds.observe(latency.as_secs_f64());
+        self.fanout_seconds.observe(latency);
         outcome
     }
 }
