@@ -6,6 +6,7 @@
 //! connection gets every message once, in order.
 
 pub mod client_frames;
+mod closing;
 pub mod config;
 pub mod hub;
 pub mod metrics;
@@ -33,10 +34,11 @@ use chatboard_core::probes::{metrics_reply, probe_routes, Health};
 use chatboard_store::Store;
 use tokio::sync::watch;
 
+use crate::closing::{close_socket, Refusal};
 use crate::hub::Hub;
 use crate::metrics::GatewayMetrics;
 use crate::outlet::Outlet;
-use crate::session::{close_socket, Position, Refusal, Session};
+use crate::session::{Position, Session};
 
 /// Largest frame a client may send.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;

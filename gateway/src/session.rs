@@ -22,6 +22,7 @@ use futures::SinkExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::json;
 
+use crate::closing::finish_closing;
 use crate::hub::{Live, Outgoing, Subscription};
 use crate::outlet::Outlet;
 use crate::{Shared, Slot};
@@ -64,78 +65,6 @@ pub(crate) struct Position {
     pub last_id: i64,
     /// Its seq, once known.
     pub last_seq: Option<i64>,
-}
-
-/// Why a socket is closed before its session starts: the close code, the reason the client
-/// reads, and the `reason` label of `chatboard_gateway_closed_total`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Refusal {
-    code: u16,
-    reason: &'static str,
-    metric: &'static str,
-}
-
-impl Refusal {
-    /// No token, or one that does not verify.
-    pub(crate) const UNAUTHENTICATED: Self =
-        Self::new(close::UNAUTHENTICATED, "unauthenticated", "unauthenticated");
-    /// The token names an account that is gone.
-    pub(crate) const UNKNOWN_ACCOUNT: Self =
-        Self::new(close::UNAUTHENTICATED, "unknown account", "unauthenticated");
-    /// The gateway is shutting down.
-    pub(crate) const RESTARTING: Self =
-        Self::new(close::RESTARTING, "server restarting", "shutdown");
-    /// The user has as many sockets as allowed.
-    pub(crate) const TOO_MANY_CONNECTIONS: Self = Self::new(
-        close::POLICY,
-        "too many connections",
-        "too_many_connections",
-    );
-    /// The room does not exist (or is not visible to the user).
-    pub(crate) const NO_ROOM: Self = Self::new(close::NO_ROOM, "no such room", "no_room");
-    /// The user has no seat in the room.
-    pub(crate) const NOT_MEMBER: Self = Self::new(close::NOT_MEMBER, "not a member", "not_member");
-    /// A lookup failed: try again.
-    pub(crate) const SERVER_ERROR: Self =
-        Self::new(close::SERVER_ERROR, "try again", "server_error");
-
-    const fn new(code: u16, reason: &'static str, metric: &'static str) -> Self {
-        Self {
-            code,
-            reason,
-            metric,
-        }
-    }
-}
-
-/// Sends a close frame on a socket that has no session yet.
-pub(crate) async fn close_socket(mut socket: WebSocket, shared: &Shared, refusal: Refusal) {
-    shared.metrics.closed(refusal.metric);
-    let frame = CloseFrame {
-        code: refusal.code,
-        reason: Utf8Bytes::from_static(refusal.reason),
-    };
-    if socket.send(WsMessage::Close(Some(frame))).await.is_ok() {
-        finish_closing(&mut socket).await;
-    }
-}
-
-/// How long a socket the server is closing keeps reading for the client's close frame.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
-/// Finishes a closing handshake the server started: reads and discards what the client still
-/// sends until its own close frame (or [`CLOSE_GRACE`]). A socket dropped with unread data is
-/// answered by the kernel with a reset, which can destroy the close frame before the client
-/// reads it: a flooding client then saw 1006 and never learnt its 4008.
-pub(crate) async fn finish_closing(socket: &mut WebSocket) {
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        while let Some(Ok(frame)) = socket.recv().await {
-            if matches!(frame, WsMessage::Close(_)) {
-                break;
-            }
-        }
-    })
-    .await;
 }
 
 /// One authenticated connection.
