@@ -15,6 +15,14 @@ ln -sf "$(realpath "$B/chatboard")" "$WORK/gateway"
 # Load average and the CPU steal counter (ticks; field 8 of the `cpu` line of /proc/stat).
 machine() { echo "load $(cut -d' ' -f1-3 /proc/loadavg) steal $(awk '/^cpu /{print $9}' /proc/stat)"; }
 
+# One fan-out run: `fanout NAME URL PID STATE RATE` prints the machine's state, the result row
+# and the machine's state after.
+fanout() {
+  echo "== $1, $5 msg/s, $(machine)"
+  "$B/chatboard-bench" ws-fanout --ws "$2" --state "$4" --rate "$5" --seconds 15 --gateway-pid "$3" | tail -1
+  echo "   after: $(machine)"
+}
+
 # The single node's data directory for a state file: each population has its own.
 data_of() { echo "$WORK/data-$(basename "$1" .json)"; }
 

@@ -15,9 +15,7 @@ for rate in ${RATES:-1000 2000}; do
   for target in raw gateway; do
     [ $first = 1 ] || sleep 65; first=0
     if [ $target = raw ]; then url=ws://127.0.0.1:9100; pid=$RAW; else url=ws://127.0.0.1:18082; pid=$GW; fi
-    echo "== $target, $rate msg/s, $(machine)"
-    "$B/chatboard-bench" ws-fanout --ws $url --state "$WORK/so100.json" --rate $rate --seconds 15 --gateway-pid $pid | tail -1
-    echo "   after: $(machine)"
+    fanout $target $url $pid "$WORK/so100.json" $rate
   done
 done
 kill $GW $RAW; wait || true

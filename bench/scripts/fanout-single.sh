@@ -18,9 +18,7 @@ for rate in ${RATES:-1000 2000}; do
       seed_node "$WORK/s100.json" --rooms 100 --members 100
       start_node "$WORK/s100.json"; url=ws://127.0.0.1:18080; pid=$NODE
     fi
-    echo "== $target, $rate msg/s, $(machine)"
-    "$B/chatboard-bench" ws-fanout --ws $url --state "$WORK/s100.json" --rate $rate --seconds 15 --gateway-pid $pid | tail -1
-    echo "   after: $(machine)"
+    fanout $target $url $pid "$WORK/s100.json" $rate
     if [ $target = node ]; then kill $NODE; wait $NODE || true; fi
   done
 done

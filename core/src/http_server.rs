@@ -335,8 +335,7 @@ impl AsyncRead for GuardedStream {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        let polled = this.stream.poll_read(cx, buf);
-        match polled {
+        match this.stream.poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     this.clock.bytes_arrived();

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use crate::outlet::{text_frame, Direct, Outlet};
+use crate::outlet::{fanout_latency, text_frame, Direct, Outlet};
 use crate::reorder::RoomOrder;
 
 /// An event with its frame, encoded once for every connection that gets it.
@@ -108,10 +108,7 @@ struct Rooms {
 fn fan_out(followers: &mut Vec<Follower>, out: &Arc<Outgoing>) {
     // The clock is read once per message, not once per socket.
     let latency = match &out.event {
-        BusEvent::Message { message, .. } => (chrono::Utc::now() - message.created_at)
-            .to_std()
-            .unwrap_or_default()
-            .as_secs_f64(),
+        BusEvent::Message { message, .. } => fanout_latency(message),
         _ => 0.0,
     };
     followers.retain(|f| f.deliver(out, latency));

@@ -418,14 +418,16 @@ async fn user_socket(
         let subscription = shared.hub.subscribe(user_id, &rooms, true, outlet.clone());
         match shared.store.room_positions(user_id).await {
             Ok(now) => {
-                let mut state = outlet.state();
                 for r in now.into_iter().filter(|r| rooms.contains(&r.room_id)) {
+                    // Each under its own lock, never both: the hub takes its rooms' lock and
+                    // then an outlet's, so holding the outlet's here while `starts_at` waits for
+                    // the rooms' could deadlock with a message arriving for one of the rooms.
                     subscription.starts_at(r.room_id, r.last_seq);
                     let at = Position {
                         last_id: r.last_msg_id.unwrap_or(0),
                         last_seq: Some(r.last_seq),
                     };
-                    state.positions.insert(r.room_id, at);
+                    outlet.state().positions.insert(r.room_id, at);
                 }
             }
             Err(e) => {

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chatboard_core::model::Message;
 use chatboard_core::shared_stream::{SharedStream, TrySend};
+use chrono::Utc;
 use prometheus::{Histogram, IntCounter};
 
 use crate::session::Position;
@@ -144,10 +145,26 @@ impl Outlet {
             last_seq: Some(seq),
         };
         self.frames_out.inc();
-        self.deliveries.inc();
-        self.fanout_seconds.observe(latency);
+        self.count_delivery(Some(latency));
         outcome
     }
+
+    /// Counts a message delivered to this connection, with the seconds since it was posted
+    /// when it came live (replayed messages have no fan-out latency).
+    pub(crate) fn count_delivery(&self, latency: Option<f64>) {
+        self.deliveries.inc();
+        if let Some(latency) = latency {
+            self.fanout_seconds.observe(latency);
+        }
+    }
+}
+
+/// Seconds from a message's posting to now: its fan-out latency, as delivered now.
+pub(crate) fn fanout_latency(message: &Message) -> f64 {
+    (Utc::now() - message.created_at)
+        .to_std()
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 /// The WebSocket text frame of `text` as a server sends it (final, unmasked).

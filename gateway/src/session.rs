@@ -17,14 +17,13 @@ use chatboard_core::bus::BusEvent;
 use chatboard_core::model::Message;
 use chatboard_core::presence::PresenceChange;
 use chatboard_store::PageCursor;
-use chrono::Utc;
 use futures::SinkExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::json;
 
 use crate::closing::finish_closing;
 use crate::hub::{Live, Outgoing, Subscription};
-use crate::outlet::Outlet;
+use crate::outlet::{fanout_latency, Outlet};
 use crate::{Shared, Slot};
 
 /// Close codes of the protocol (API.md).
@@ -503,14 +502,8 @@ impl Session {
                     .await?
             }
         }
-        let metrics = &self.shared.metrics;
-        metrics.deliveries.inc();
-        if is_live {
-            let latency = (Utc::now() - message.created_at)
-                .to_std()
-                .unwrap_or_default();
-            metrics.fanout_seconds.observe(latency.as_secs_f64());
-        }
+        self.outlet
+            .count_delivery(is_live.then(|| fanout_latency(message)));
         self.set_position(
             message.room,
             Position {
