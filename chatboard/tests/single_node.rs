@@ -420,8 +420,16 @@ async fn without_smtp_invitation_emails_land_in_the_data_directory() {
     let emails = dir.path().join("emails");
     let mut written = None;
     for _ in 0..100 {
-        if let Some(entry) = std::fs::read_dir(&emails).ok().and_then(|mut d| d.next()) {
-            written = Some(std::fs::read_to_string(entry.unwrap().path()).unwrap());
+        // Only whole emails carry the `.eml` name (they are written aside, then renamed).
+        let eml = std::fs::read_dir(&emails).ok().and_then(|mut d| {
+            d.find_map(|e| {
+                e.ok()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension() == Some("eml".as_ref()))
+            })
+        });
+        if let Some(path) = eml {
+            written = Some(std::fs::read_to_string(path).unwrap());
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

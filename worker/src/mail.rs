@@ -212,12 +212,19 @@ impl Mailer {
 }
 
 /// Writes one email as `<id>.eml` (RFC 5322, as it would have been sent).
+///
+/// The bytes go to `<id>.eml.part` first and are renamed into place, so whoever
+/// watches the directory for `*.eml` never reads a half-written email.
 async fn write_file(dir: &std::path::Path, id: i64, bytes: &[u8]) -> Result<(), String> {
     tokio::fs::create_dir_all(dir)
         .await
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     let path = dir.join(format!("{id:08}.eml"));
-    tokio::fs::write(&path, bytes)
+    let part = dir.join(format!("{id:08}.eml.part"));
+    tokio::fs::write(&part, bytes)
+        .await
+        .map_err(|e| format!("{}: {e}", part.display()))?;
+    tokio::fs::rename(&part, &path)
         .await
         .map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -241,11 +241,18 @@ async fn without_smtp_emails_are_written_to_files() {
     let running = start(&s.store, Arc::new(LocalPresence::new()), settings);
     let mut written = None;
     for _ in 0..200 {
-        if let Some(entry) = std::fs::read_dir(dir.path().join("emails"))
+        // Only whole emails carry the `.eml` name (they are written aside, then renamed).
+        let eml = std::fs::read_dir(dir.path().join("emails"))
             .ok()
-            .and_then(|mut d| d.next())
-        {
-            written = Some(std::fs::read_to_string(entry.unwrap().path()).unwrap());
+            .and_then(|mut d| {
+                d.find_map(|e| {
+                    e.ok()
+                        .map(|e| e.path())
+                        .filter(|p| p.extension() == Some("eml".as_ref()))
+                })
+            });
+        if let Some(path) = eml {
+            written = Some(std::fs::read_to_string(path).unwrap());
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -307,7 +314,13 @@ async fn digests_quote_messages_as_they_stand() {
     let now = Utc::now();
     let page = s
         .store
-        .list_messages(s.room, s.author, chatboard_store::PageCursor::Newest, 10)
+        .list_messages(
+            s.room,
+            s.author,
+            chatboard_store::Timeline::All,
+            chatboard_store::PageCursor::Newest,
+            10,
+        )
         .await
         .unwrap()
         .unwrap();
