@@ -106,7 +106,7 @@ pub enum StartError {
 /// Every route of the API, with its middleware. Paths are registered without trailing slashes;
 /// [`app`] maps both spellings onto them.
 pub fn router(state: AppState) -> Router {
-    use routes::{auth, health, messages, orgs, rooms, uploads, webhooks};
+    use routes::{auth, health, messages, orgs, rooms, threads, uploads, webhooks};
     let api = Router::new()
         .route("/auth/register", post(auth::register))
         .route("/auth/token", post(auth::token))
@@ -114,6 +114,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/logout", post(auth::logout))
         .route("/auth/me", get(auth::me).patch(auth::update_me))
         .route("/auth/me/unread-counts", get(auth::unread_counts))
+        .route("/auth/me/threads", get(threads::followed))
         .route("/api/orgs", get(orgs::list).post(orgs::create))
         .route("/api/orgs/accept-invite", post(orgs::accept_invite))
         .route(
@@ -148,6 +149,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/rooms/{id}/messages/{msg_id}",
             axum::routing::patch(messages::edit).delete(messages::delete),
+        )
+        .route(
+            "/api/rooms/{id}/messages/{msg_id}/thread",
+            get(threads::page),
+        )
+        .route(
+            "/api/rooms/{id}/messages/{msg_id}/thread/follow",
+            axum::routing::put(threads::follow).delete(threads::unfollow),
+        )
+        .route(
+            "/api/rooms/{id}/messages/{msg_id}/thread/read/{reply_id}",
+            post(threads::mark_read),
         )
         .route("/api/uploads/presign", post(uploads::presign))
         .route("/api/uploads/my-uploads", get(uploads::mine))

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, health, messages, orgs, rooms, uploads, webhooks};
+use crate::routes::{auth, health, messages, orgs, rooms, threads, uploads, webhooks};
 
 /// The ChatBoard REST API.
 #[derive(OpenApi)]
@@ -21,8 +21,10 @@ use crate::routes::{auth, health, messages, orgs, rooms, uploads, webhooks};
             room, replay then live without gap or duplicate) and `GET /ws/?token=..` (all of the \
             user's rooms; frames carry `room`), served by the gateway (the same port on a single \
             node). The token may be sent as the `bearer.<JWT>` subprotocol instead. Frames \
-            (JSON text): server `connection`, `message`, `message.updated`, `message.deleted`, \
-            `typing`, `presence`, `read`, `ack`, `pong`, `error`; client `message`, `typing`, \
+            (JSON text): server `connection`, `message` (a reply carries `parent_id`), \
+            `message.updated`, `message.deleted`, `thread.updated` (a root's `reply_count`, \
+            `last_reply_at`, `repliers`), `typing`, `presence`, `read`, `ack`, `pong`, `error`; \
+            client `message` (with `parent_id` to reply), `typing`, \
             `read`, `ping`. Close codes: 4001 unauthenticated, 4003 not a member, 4004 no such \
             room, 4008 rate limit (20 frames/s), frame over 64 KiB or too many connections, \
             4009 too slow, 1012 server restarting. See README.md, 'Live events over WebSocket'."
@@ -35,6 +37,7 @@ use crate::routes::{auth, health, messages, orgs, rooms, uploads, webhooks};
         rooms::list, rooms::create, rooms::open_dm, rooms::get, rooms::update, rooms::delete,
         rooms::join, rooms::leave, rooms::invite, rooms::members, rooms::mark_read,
         messages::list, messages::post, messages::edit, messages::delete,
+        threads::page, threads::follow, threads::unfollow, threads::mark_read, threads::followed,
         webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete,
         webhooks::events, webhooks::test,
         uploads::presign, uploads::complete, uploads::mine, uploads::get, uploads::download,
@@ -46,6 +49,14 @@ use crate::routes::{auth, health, messages, orgs, rooms, uploads, webhooks};
         (name = "orgs", description = "Organizations, members and invitations"),
         (name = "rooms", description = "Rooms, direct messages, membership and read receipts"),
         (name = "messages", description = "Messages with cursor paging"),
+        (name = "threads", description = "A message may answer another of its room (`parent_id`); \
+            replying to a reply joins the root's thread. Roots carry `reply_count`, `last_reply_at` \
+            and `repliers` (the latest three distinct repliers, newest first); replies take the \
+            room's order like any message and are in the timeline unless `?threads=roots`. \
+            Replying follows the thread, and the root's author follows it at the first answer \
+            from someone else; an unfollow holds until the user follows again or replies. \
+            Deleting a root leaves its replies reachable (the root shows as deleted); deleted \
+            replies stay counted in `reply_count`."),
         (name = "uploads", description = "Files go straight to object storage: presign, PUT the bytes \
             to `upload_url` with `headers`, then complete. Uploads expire after 30 days (configurable); \
             never-completed ones are removed after 24 hours. Attach a ready upload to a message with \

@@ -10,15 +10,17 @@
 //! messages.
 
 use axum::body::Bytes;
-use chatboard_store::{PageCursor, PageVersion};
+use chatboard_store::{PageCursor, PageVersion, Timeline};
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 
-/// Which page: room, cursor and page size.
+/// Which page: room, timeline, cursor and page size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PageKey {
     /// The room.
     pub room_id: i64,
+    /// Which of its messages.
+    pub timeline: Timeline,
     /// The cursor as requested.
     pub cursor: PageCursor,
     /// The page size as requested.
@@ -138,6 +140,7 @@ mod tests {
         let cache = PageCache::new(0);
         let key = PageKey {
             room_id: 1,
+            timeline: Timeline::All,
             cursor: PageCursor::Newest,
             limit: 50,
         };

@@ -865,7 +865,13 @@ async fn concurrent_posts_over_many_rooms_keep_every_room_gapless(engine: Engine
         let stored = app
             .state
             .store
-            .list_messages(room, reader, chatboard_store::PageCursor::After(0), 100)
+            .list_messages(
+                room,
+                reader,
+                chatboard_store::Timeline::All,
+                chatboard_store::PageCursor::After(0),
+                100,
+            )
             .await
             .unwrap()
             .unwrap();

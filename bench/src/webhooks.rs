@@ -258,6 +258,7 @@ async fn post(store: &Arc<dyn Store>, room: i64, sender: i64, n: usize) -> anyho
                     sender_id: sender,
                     body: format!("webhook bench {i}"),
                     client_msg_id: None,
+                    parent_id: None,
                 },
                 Utc::now(),
             )

@@ -19,6 +19,7 @@ mod messages;
 mod orgs;
 mod rooms;
 mod tenants;
+mod threads;
 mod uploads;
 pub mod validate;
 mod webhooks;
@@ -39,6 +40,7 @@ pub use crate::messages::{MessageDraft, Posted};
 pub use crate::orgs::{InviteCreated, InviteDraft, ORG_NAME_MAX};
 pub use crate::rooms::{Joined, RoomDraft};
 pub use crate::tenants::AdminsApplied;
+pub use crate::threads::OpenedThread;
 pub use crate::webhooks::{WebhookCreated, WebhookDraft, MAX_WEBHOOKS_PER_ORG};
 
 /// What the actions need to know of the deployment.

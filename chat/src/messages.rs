@@ -26,6 +26,9 @@ pub struct MessageDraft {
     pub file_id: Option<String>,
     /// The sender's idempotency key: sending the same one again returns the original.
     pub client_msg_id: Option<String>,
+    /// The message it answers, in the same room: the reply joins that message's thread (the
+    /// thread of its root, when it is itself a reply).
+    pub parent_id: Option<i64>,
 }
 
 /// A posted message.
@@ -72,6 +75,18 @@ impl Chat {
             .client_msg_id
             .as_deref()
             .map(|id| v.text("client_msg_id", id, 1, CLIENT_MSG_ID_MAX));
+        let parent_id = match draft.parent_id {
+            Some(parent) => {
+                let root = self.thread_root_of(room_id, parent).await?;
+                if root.is_none() {
+                    // Someone without a seat learns nothing of the room's messages: 404 first.
+                    self.member_access(room_id, sender).await?;
+                    v.add("parent_id", "No message with this id in this room.");
+                }
+                root
+            }
+            None => None,
+        };
         v.finish()?;
         if let Err(limited) = self.0.limits.check(room_id, sender).await {
             // A caller without a seat learns nothing about the room, not even that its
@@ -89,6 +104,7 @@ impl Chat {
                     body,
                     client_msg_id,
                     file,
+                    parent_id,
                 },
                 Utc::now(),
             )
@@ -98,6 +114,9 @@ impl Chat {
             self.announcer()
                 .domain(&DomainEvent::MessageCreated(message.clone()))
                 .await;
+            if let Some(root) = message.parent_id {
+                self.announce_thread(room_id, root).await;
+            }
         }
         Ok(Posted { message, created })
     }

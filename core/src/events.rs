@@ -19,6 +19,8 @@ pub enum EventType {
     MessageUpdated,
     /// A message was deleted.
     MessageDeleted,
+    /// A thread's counters changed (a reply was posted).
+    ThreadUpdated,
     /// A room (or direct-message room) was created.
     RoomCreated,
     /// Someone was invited to an organization.
@@ -33,10 +35,11 @@ pub enum EventType {
 
 impl EventType {
     /// Every type, in a stable order.
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 9] = [
         EventType::MessageCreated,
         EventType::MessageUpdated,
         EventType::MessageDeleted,
+        EventType::ThreadUpdated,
         EventType::RoomCreated,
         EventType::MemberInvited,
         EventType::MemberJoined,
@@ -50,6 +53,7 @@ impl EventType {
             EventType::MessageCreated => "message.created",
             EventType::MessageUpdated => "message.updated",
             EventType::MessageDeleted => "message.deleted",
+            EventType::ThreadUpdated => "thread.updated",
             EventType::RoomCreated => "room.created",
             EventType::MemberInvited => "member.invited",
             EventType::MemberJoined => "member.joined",
@@ -61,6 +65,34 @@ impl EventType {
     /// Parses a wire name.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// `thread.updated`: where a thread stands after a reply, as its root now shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ThreadUpdated {
+    /// Room id.
+    pub room: i64,
+    /// The thread's root message.
+    pub root_id: i64,
+    /// Replies so far.
+    pub reply_count: i64,
+    /// When the newest reply was posted.
+    pub last_reply_at: Option<DateTime<Utc>>,
+    /// The latest distinct repliers, newest first (at most three).
+    pub repliers: Vec<i64>,
+}
+
+impl ThreadUpdated {
+    /// The counters a root message carries.
+    pub fn of(root: &Message) -> Self {
+        Self {
+            room: root.room,
+            root_id: root.id,
+            reply_count: root.reply_count,
+            last_reply_at: root.last_reply_at,
+            repliers: root.repliers.clone(),
+        }
     }
 }
 
@@ -137,6 +169,9 @@ pub enum DomainEvent {
     /// A message was deleted (the message as it stays: empty body, `is_deleted`).
     #[serde(rename = "message.deleted")]
     MessageDeleted(Message),
+    /// A reply moved a thread's counters.
+    #[serde(rename = "thread.updated")]
+    ThreadUpdated(ThreadUpdated),
     /// A room was created.
     #[serde(rename = "room.created")]
     RoomCreated(RoomCreated),
@@ -197,6 +232,7 @@ impl DomainEvent {
             DomainEvent::MessageCreated(_) => EventType::MessageCreated,
             DomainEvent::MessageUpdated(_) => EventType::MessageUpdated,
             DomainEvent::MessageDeleted(_) => EventType::MessageDeleted,
+            DomainEvent::ThreadUpdated(_) => EventType::ThreadUpdated,
             DomainEvent::RoomCreated(_) => EventType::RoomCreated,
             DomainEvent::MemberInvited(_) => EventType::MemberInvited,
             DomainEvent::MemberJoined(_) => EventType::MemberJoined,
@@ -211,6 +247,7 @@ impl DomainEvent {
             DomainEvent::MessageCreated(m)
             | DomainEvent::MessageUpdated(m)
             | DomainEvent::MessageDeleted(m) => Some(m.room),
+            DomainEvent::ThreadUpdated(e) => Some(e.room),
             DomainEvent::RoomCreated(e) => Some(e.room.id),
             DomainEvent::MemberJoined(e) => e.room_id,
             DomainEvent::MemberInvited(_)
@@ -225,6 +262,7 @@ impl DomainEvent {
             DomainEvent::MessageCreated(m)
             | DomainEvent::MessageUpdated(m)
             | DomainEvent::MessageDeleted(m) => serde_json::to_string(m),
+            DomainEvent::ThreadUpdated(e) => serde_json::to_string(e),
             DomainEvent::RoomCreated(e) => serde_json::to_string(e),
             DomainEvent::MemberInvited(e) => serde_json::to_string(e),
             DomainEvent::MemberJoined(e) => serde_json::to_string(e),

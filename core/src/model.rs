@@ -286,7 +286,7 @@ pub fn message_body_problem(body: &str) -> Option<String> {
 }
 
 /// A chat message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Message {
     /// Message id; increases with time within a room.
     pub id: i64,
@@ -308,6 +308,18 @@ pub struct Message {
     pub created_at: DateTime<Utc>,
     /// When it was last edited, or null.
     pub edited_at: Option<DateTime<Utc>>,
+    /// The root of the thread this message answers, or null for a message of the timeline.
+    #[serde(default)]
+    pub parent_id: Option<i64>,
+    /// How many replies the thread has (on a root; 0 on other messages).
+    #[serde(default)]
+    pub reply_count: i64,
+    /// When the newest reply was posted, or null.
+    #[serde(default)]
+    pub last_reply_at: Option<DateTime<Utc>>,
+    /// The latest distinct repliers' user ids, newest first (at most three).
+    #[serde(default)]
+    pub repliers: Vec<i64>,
     /// Position in its room (1, 2, 3, ... with no gaps, in id order). Not part of the API's
     /// message object; the bus carries it so that gateways can tell a gap from a quiet room.
     #[serde(skip)]

@@ -67,6 +67,7 @@ fn message(id: i64, room: i64) -> Message {
         created_at: Utc::now(),
         edited_at: None,
         seq: id,
+        ..Message::default()
     }
 }
 

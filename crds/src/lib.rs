@@ -124,6 +124,9 @@ pub enum WebhookEvent {
     /// A message was deleted.
     #[serde(rename = "message.deleted")]
     MessageDeleted,
+    /// A reply moved a thread's counters.
+    #[serde(rename = "thread.updated")]
+    ThreadUpdated,
     /// A room was created.
     #[serde(rename = "room.created")]
     RoomCreated,

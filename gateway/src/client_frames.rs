@@ -34,6 +34,8 @@ enum ClientFrame {
         #[serde(default)]
         client_msg_id: Option<String>,
         #[serde(default)]
+        parent_id: Option<i64>,
+        #[serde(default)]
         room: Option<i64>,
     },
 }
@@ -81,6 +83,7 @@ impl Session {
                 body,
                 file_id,
                 client_msg_id,
+                parent_id,
                 room,
             } => {
                 let Some(room) = self.target_room(room).await? else {
@@ -90,6 +93,7 @@ impl Session {
                     body,
                     file_id,
                     client_msg_id,
+                    parent_id,
                 };
                 self.send_message(room, draft).await
             }

@@ -132,6 +132,7 @@ mod tests {
             created_at: chrono::Utc::now(),
             edited_at: None,
             seq,
+            ..Message::default()
         };
         event(BusEvent::new_message(message))
     }

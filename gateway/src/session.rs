@@ -16,7 +16,7 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use chatboard_core::bus::BusEvent;
 use chatboard_core::model::Message;
 use chatboard_core::presence::PresenceChange;
-use chatboard_store::PageCursor;
+use chatboard_store::{PageCursor, Timeline};
 use futures::SinkExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::json;
@@ -454,6 +454,7 @@ impl Session {
                 .list_messages(
                     room_id,
                     self.user_id,
+                    Timeline::All,
                     PageCursor::After(at.last_id),
                     CATCH_UP_PAGE,
                 )

@@ -443,6 +443,7 @@ async fn changes_a_crashed_api_never_announced_reach_sockets_when_an_api_starts(
                     body: format!("committed, never announced {i}"),
                     client_msg_id: None,
                     file: None,
+                    parent_id: None,
                 },
                 chrono::Utc::now(),
             )

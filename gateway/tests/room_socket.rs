@@ -366,7 +366,65 @@ async fn a_lost_seat_stops_the_live_feed_at_once(p: Arc<Platform>) {
     );
 }
 
+/// A reply sent over the socket is stored as over REST, arrives as a `message` with its
+/// `parent_id`, and its root's new counters follow as `thread.updated`; a resume replays it.
+async fn replies_arrive_with_their_parent_and_move_the_root_live(p: Arc<Platform>) {
+    let (room, alice, bob, _org) = p.team().await;
+    let mut s = p.connect(room, &bob.token, None).await;
+    assert_eq!(frame(&mut s).await["type"], "connection");
+    let mut all = p.connect_all(&alice.token).await;
+    assert_eq!(frame(&mut all).await["type"], "connection");
+    let root = p.post(&alice, room, "root").await;
+    assert_eq!(frame(&mut s).await["id"].as_i64(), Some(root));
+    let reply = json!({"type": "message", "body": "re", "parent_id": root, "client_msg_id": "r1"});
+    s.send(Ws::Text(reply.to_string().into())).await.unwrap();
+    // The ack may come before or after the live frames: read until both have come.
+    let mut seen = Vec::new();
+    while !(seen.iter().any(|f: &Value| f["type"] == "ack")
+        && seen.iter().any(|f| f["type"] == "thread.updated"))
+    {
+        seen.push(any_frame(&mut s).await);
+    }
+    let ack = seen.iter().find(|f| f["type"] == "ack").unwrap();
+    let id = ack["id"].as_i64().unwrap();
+    let (thread, mut more) = frame_of(&mut all, "thread.updated").await;
+    more.push(thread);
+    assert!(
+        more.iter().any(|f| f["id"].as_i64() == Some(root)),
+        "{more:?}"
+    );
+    for frames in [seen, more] {
+        let at = |kind: &str| frames.iter().position(|f| f["type"] == kind);
+        let reply_at = frames
+            .iter()
+            .position(|f| f["type"] == "message" && f["id"].as_i64() == Some(id))
+            .unwrap_or_else(|| panic!("the reply in {frames:?}"));
+        let message = &frames[reply_at];
+        assert_eq!(message["parent_id"].as_i64(), Some(root), "{message}");
+        let thread_at = at("thread.updated").unwrap_or_else(|| panic!("{frames:?}"));
+        assert!(reply_at < thread_at, "the reply first: {frames:?}");
+        let thread = &frames[thread_at];
+        assert_eq!(thread["room"].as_i64(), Some(room), "{thread}");
+        assert_eq!(thread["root_id"].as_i64(), Some(root), "{thread}");
+        assert_eq!(thread["reply_count"], 1, "{thread}");
+        assert_eq!(thread["repliers"], json!([bob.id]), "{thread}");
+        assert!(thread["last_reply_at"].is_string(), "{thread}");
+    }
+    // A reply to a message of another room is refused, as over REST.
+    let bad = json!({"type": "message", "body": "x", "parent_id": 999_999, "client_msg_id": "r2"});
+    s.send(Ws::Text(bad.to_string().into())).await.unwrap();
+    let (error, _) = frame_of(&mut s, "error").await;
+    assert!(error.to_string().contains("parent_id"), "{error}");
+    // Resuming after the root replays the reply with its parent.
+    let mut resumed = p.connect(room, &bob.token, Some(root)).await;
+    assert_eq!(frame(&mut resumed).await["type"], "connection");
+    let replayed = frame(&mut resumed).await;
+    assert_eq!(replayed["id"].as_i64(), Some(id));
+    assert_eq!(replayed["parent_id"].as_i64(), Some(root));
+}
+
 both_shapes!(
+    replies_arrive_with_their_parent_and_move_the_root_live,
     a_lost_seat_stops_the_live_feed_at_once,
     bad_tokens_missing_rooms_and_outsiders_are_closed_with_their_codes,
     members_get_live_messages_edits_deletes_and_receipts,

@@ -16,6 +16,7 @@ mod rooms;
 mod sessions;
 mod sql;
 mod tenants;
+mod threads;
 mod uploads;
 mod users;
 mod wal_checkpoint;
@@ -26,7 +27,7 @@ use async_trait::async_trait;
 pub use connect::{connect, connect_with_timeout, open, Engine, OpenError};
 pub use email::{DigestLine, DueEmail, EmailKind, EmailResult, EmailStore, OutgoingEmail};
 pub use error::{StoreError, StoreResult};
-pub use messages::{FileAttachment, MessageStore, NewMessage, PageCursor, PageVersion};
+pub use messages::{FileAttachment, MessageStore, NewMessage, PageCursor, PageVersion, Timeline};
 pub use orgs::{Departure, JoinedOrg, NewInvite, OrgStore};
 pub use outbox::OutboxStore;
 pub use rooms::{JoinVia, NewRoom, RoomAccess, RoomPatch, RoomPosition, RoomStore, Seat};
@@ -35,6 +36,7 @@ pub use tenants::{
     AppliedAdmins, AppliedOrg, AppliedWebhook, ManagedOrg, ManagedOrgRef, ManagedWebhook,
     SpecAdmin, TenantStore,
 };
+pub use threads::{FollowedThread, ThreadFollow, ThreadStore};
 pub use uploads::{NewUpload, OrgCharge, QuotaExceeded, UploadQuota, UploadStore};
 pub use users::{NewUser, ProfilePatch, UserStore};
 pub use webhooks::{
@@ -49,6 +51,7 @@ pub trait Store:
     + OrgStore
     + RoomStore
     + MessageStore
+    + ThreadStore
     + OutboxStore
     + WebhookStore
     + EmailStore

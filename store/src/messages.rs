@@ -32,6 +32,20 @@ pub struct NewMessage {
     pub client_msg_id: Option<String>,
     /// An attached upload (the caller checked it is the sender's and ready).
     pub file: Option<FileAttachment>,
+    /// The root of the thread it answers (the caller resolved a reply to a reply to its root);
+    /// `None` for a message of the timeline.
+    pub parent_id: Option<i64>,
+}
+
+/// Which of a room's messages a page walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Timeline {
+    /// Every message, replies included (the order sockets deliver them in).
+    All,
+    /// The messages that are not replies (`?threads=roots`).
+    Roots,
+    /// The replies of one thread, by its root's id.
+    Thread(i64),
 }
 
 /// Which page of a room's messages to read.
@@ -68,12 +82,13 @@ pub trait MessageStore: Send + Sync {
         msg: NewMessage,
         now: DateTime<Utc>,
     ) -> StoreResult<(Message, bool)>;
-    /// Up to `limit` messages of a page, as `reader` sees them; `None` when the reader has no
-    /// seat in the room (or there is no such room). One query on the common path.
+    /// Up to `limit` messages of a page of `timeline`, as `reader` sees them; `None` when the
+    /// reader has no seat in the room (or there is no such room). One query on the common path.
     async fn list_messages(
         &self,
         room_id: i64,
         reader: i64,
+        timeline: Timeline,
         cursor: PageCursor,
         limit: u32,
     ) -> StoreResult<Option<Vec<Message>>>;

@@ -13,7 +13,7 @@ use axum::Json;
 use chat::validate::Validator;
 use chat::MessageDraft;
 use chatboard_core::model::Message;
-use chatboard_store::PageCursor;
+use chatboard_store::{PageCursor, Timeline};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -36,6 +36,86 @@ pub struct PageQuery {
     before: Option<String>,
     /// Messages newer than this id, oldest first.
     after: Option<String>,
+    /// `all` (default): replies included, as sockets deliver them; `roots`: no replies.
+    threads: Option<String>,
+}
+
+/// Cursor paging parameters (`limit`, `before`, `after`), for any list of messages.
+#[derive(Deserialize, IntoParams)]
+pub struct CursorQuery {
+    /// 1 to 100, default 50.
+    limit: Option<String>,
+    /// Messages older than this id, newest first.
+    before: Option<String>,
+    /// Messages newer than this id, oldest first.
+    after: Option<String>,
+}
+
+/// A page's cursor and size, validated.
+pub(crate) struct PageParams {
+    /// Where the page starts.
+    pub cursor: PageCursor,
+    /// How many messages it holds at most.
+    pub limit: usize,
+}
+
+impl PageParams {
+    /// Reads `limit`, `before` and `after` (each problem into `v`).
+    fn read(
+        v: &mut Validator,
+        limit: Option<&str>,
+        before: Option<&str>,
+        after: Option<&str>,
+    ) -> Self {
+        let limit = v.int_in("limit", limit, 1, MAX_LIMIT, DEFAULT_LIMIT);
+        let before_id = v.optional_id("before", before);
+        let after_id = v.optional_id("after", after);
+        if before.is_some() && after.is_some() {
+            v.add("after", "Use either before or after, not both.");
+        }
+        let cursor = match (before_id, after_id) {
+            (Some(id), _) => PageCursor::Before(id),
+            (_, Some(id)) => PageCursor::After(id),
+            _ => PageCursor::Newest,
+        };
+        Self {
+            cursor,
+            limit: limit as usize,
+        }
+    }
+
+    /// Cuts a page read with one row more than asked to size, and links the next one:
+    /// `{path}?{direction}={id}&limit={limit}{extra}`, or `None` at the end.
+    pub(crate) fn finish(
+        &self,
+        results: &mut Vec<Message>,
+        path: &str,
+        extra: &str,
+    ) -> Option<String> {
+        let more = results.len() > self.limit;
+        results.truncate(self.limit);
+        let last = results.last().filter(|_| more)?;
+        let direction = match self.cursor {
+            PageCursor::After(_) => "after",
+            _ => "before",
+        };
+        Some(format!(
+            "{path}?{direction}={}&limit={}{extra}",
+            last.id, self.limit
+        ))
+    }
+}
+
+impl CursorQuery {
+    /// The validated cursor and size.
+    pub(crate) fn params(&self, v: &mut Validator) -> PageParams {
+        PageParams::read(
+            v,
+            self.limit.as_deref(),
+            self.before.as_deref(),
+            self.after.as_deref(),
+        )
+    }
 }
 
 /// A page of messages.
@@ -50,6 +130,10 @@ pub struct MessagePage {
 /// Body of `POST /api/rooms/{id}/messages/`.
 #[derive(Deserialize, ToSchema)]
 pub struct PostMessageRequest {
+    /// Id of a message of the room to answer: the reply joins its thread (its root's thread
+    /// when it is itself a reply).
+    #[serde(default)]
+    parent_id: Option<i64>,
     /// Non-blank text of at most 4,000 characters (required unless `file_id` is given).
     #[serde(default)]
     body: Option<String>,
@@ -80,22 +164,26 @@ pub async fn list(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Response> {
     let mut v = Validator::default();
-    let limit = v.int_in("limit", query.limit.as_deref(), 1, MAX_LIMIT, DEFAULT_LIMIT);
-    let before = v.optional_id("before", query.before.as_deref());
-    let after = v.optional_id("after", query.after.as_deref());
-    if query.before.is_some() && query.after.is_some() {
-        v.add("after", "Use either before or after, not both.");
-    }
-    v.finish()?;
-    let cursor = match (before, after) {
-        (Some(id), _) => PageCursor::Before(id),
-        (_, Some(id)) => PageCursor::After(id),
-        _ => PageCursor::Newest,
+    let page = PageParams::read(
+        &mut v,
+        query.limit.as_deref(),
+        query.before.as_deref(),
+        query.after.as_deref(),
+    );
+    let timeline = match query.threads.as_deref() {
+        None | Some("all") => Timeline::All,
+        Some("roots") => Timeline::Roots,
+        Some(_) => {
+            v.add("threads", "Use all or roots.");
+            Timeline::All
+        }
     };
+    v.finish()?;
     let key = PageKey {
         room_id,
-        cursor,
-        limit: limit as u32,
+        timeline,
+        cursor: page.cursor,
+        limit: page.limit as u32,
     };
     // With the cache on: the seat check and the room's version in one cheap query, and the page
     // from the cache when nothing that could change it has happened since it was built. With it
@@ -116,27 +204,27 @@ pub async fn list(
         None
     };
     // One extra row says whether a next page exists without a second query.
-    let limit = limit as usize;
     let mut results = state
         .store
-        .list_messages(room_id, user.id, cursor, (limit + 1) as u32)
+        .list_messages(
+            room_id,
+            user.id,
+            timeline,
+            page.cursor,
+            (page.limit + 1) as u32,
+        )
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let more = results.len() > limit;
-    results.truncate(limit);
-    let next = match (more, results.last()) {
-        (true, Some(last)) => {
-            let direction = match cursor {
-                PageCursor::After(_) => "after",
-                _ => "before",
-            };
-            Some(format!(
-                "/api/rooms/{room_id}/messages/?{direction}={}&limit={limit}",
-                last.id
-            ))
-        }
-        _ => None,
+    let extra = if timeline == Timeline::Roots {
+        "&threads=roots"
+    } else {
+        ""
     };
+    let next = page.finish(
+        &mut results,
+        &format!("/api/rooms/{room_id}/messages/"),
+        extra,
+    );
     let json = serde_json::to_vec(&MessagePage { results, next }).map_err(|e| {
         tracing::error!(error = %e, "page serialisation failed");
         ApiError::internal()
@@ -170,6 +258,7 @@ pub async fn post(
         body: request.body,
         file_id: request.file_id,
         client_msg_id: request.client_msg_id,
+        parent_id: request.parent_id,
     };
     let posted = state.chat.post_message(user.id, room_id, draft).await?;
     let status = if posted.created {

@@ -5,6 +5,7 @@ pub mod health;
 pub mod messages;
 pub mod orgs;
 pub mod rooms;
+pub mod threads;
 pub mod uploads;
 pub mod webhooks;
 

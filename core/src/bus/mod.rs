@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 
-use crate::events::DomainEvent;
+use crate::events::{DomainEvent, ThreadUpdated};
 use crate::model::Message;
 
 pub use local::LocalBus;
@@ -45,6 +45,9 @@ pub enum BusEvent {
         /// Room id.
         room: i64,
     },
+    /// A thread's counters changed: its root's `reply_count`, `last_reply_at` and `repliers`.
+    #[serde(rename = "thread.updated")]
+    ThreadUpdated(ThreadUpdated),
     /// A member's read pointer moved.
     #[serde(rename = "read")]
     Read {
@@ -104,7 +107,7 @@ impl BusEvent {
     }
 
     /// The live event of a domain event, for the changes clients see as they happen (new,
-    /// edited and deleted messages); `None` for the others, which only the outbox carries.
+    /// edited and deleted messages, thread counters); `None` for the others, which only the outbox carries.
     pub fn of(event: &DomainEvent) -> Option<Self> {
         match event {
             DomainEvent::MessageCreated(m) => Some(BusEvent::new_message(m.clone())),
@@ -113,6 +116,7 @@ impl BusEvent {
                 id: m.id,
                 room: m.room,
             }),
+            DomainEvent::ThreadUpdated(e) => Some(BusEvent::ThreadUpdated(e.clone())),
             DomainEvent::RoomCreated(_)
             | DomainEvent::MemberInvited(_)
             | DomainEvent::MemberJoined(_)
@@ -135,6 +139,7 @@ impl BusEvent {
     pub fn room(&self) -> i64 {
         match self {
             BusEvent::Message { message: m, .. } | BusEvent::MessageUpdated(m) => m.room,
+            BusEvent::ThreadUpdated(e) => e.room,
             BusEvent::MessageDeleted { room, .. }
             | BusEvent::Read { room, .. }
             | BusEvent::Typing { room, .. }
@@ -162,6 +167,8 @@ impl BusEvent {
                     .unwrap_or_default()
             )),
             BusEvent::MessageDeleted { id, .. } => Some(format!("msg-{id}-deleted")),
+            // A thread's reply count only grows: each value is one state of the thread.
+            BusEvent::ThreadUpdated(e) => Some(format!("thread-{}-{}", e.root_id, e.reply_count)),
             BusEvent::Read {
                 room,
                 user_id,

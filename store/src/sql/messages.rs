@@ -6,7 +6,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use super::outbox::write_event;
 use super::{SqlStore, Tx};
 use crate::sql::rows::{is_unique_violation, MessageRow, MESSAGE_COLUMNS};
-use crate::{MessageStore, NewMessage, PageCursor, PageVersion, StoreError, StoreResult};
+use crate::{MessageStore, NewMessage, PageCursor, PageVersion, StoreError, StoreResult, Timeline};
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::events::DomainEvent;
 use chatboard_core::model::Message;
@@ -113,6 +113,7 @@ impl MessageStore for SqlStore {
         &self,
         room_id: i64,
         reader: i64,
+        timeline: Timeline,
         cursor: PageCursor,
         limit: u32,
     ) -> StoreResult<Option<Vec<Message>>> {
@@ -121,10 +122,17 @@ impl MessageStore for SqlStore {
             PageCursor::Before(id) => ("AND id < $4", "DESC", Some(id)),
             PageCursor::After(id) => ("AND id > $4", "ASC", Some(id)),
         };
+        // Each filter matches a partial index's predicate (`messages_roots`, `messages_thread`).
+        let (filter, root) = match timeline {
+            Timeline::All => ("", None),
+            Timeline::Roots => ("AND parent_id IS NULL", None),
+            Timeline::Thread(root) if bound.is_some() => ("AND parent_id = $5", Some(root)),
+            Timeline::Thread(root) => ("AND parent_id = $4", Some(root)),
+        };
         // The membership test rides along as a one-time filter, so a member's page is one round
         // trip; only an empty page needs a second look to tell "no messages" from "no seat".
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 {condition} \
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 {filter} {condition} \
                AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) \
              ORDER BY id {order} LIMIT $3"
         );
@@ -134,6 +142,9 @@ impl MessageStore for SqlStore {
             .bind(i64::from(limit));
         if let Some(id) = bound {
             query = query.bind(id);
+        }
+        if let Some(root) = root {
+            query = query.bind(root);
         }
         let rows = query.fetch_all(&self.read).await?;
         if rows.is_empty() {

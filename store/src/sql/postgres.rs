@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use super::rows::{BatchRow, MessageRow, MESSAGE_COLUMNS};
+use super::rows::{message_columns_of, BatchRow, MessageRow, MESSAGE_COLUMNS};
 use crate::{Engine, NewMessage, StoreResult};
 use chatboard_core::events::DomainEvent;
 use chatboard_core::model::Message;
@@ -49,9 +49,9 @@ async fn insert_message(
                SELECT 1 FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $4)) \
            RETURNING org_id, last_seq, last_msg_id) \
          INSERT INTO messages (id, room_id, org_id, seq, sender_id, body, client_msg_id, created_at, \
-           file_id, file_name, file_type, file_size) \
+           file_id, file_name, file_type, file_size, parent_id) \
          OVERRIDING SYSTEM VALUE \
-         SELECT last_msg_id, $1, org_id, last_seq, $2, $3, $4, $5, $6, $7, $8, $9 FROM slot \
+         SELECT last_msg_id, $1, org_id, last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM slot \
          RETURNING {MESSAGE_COLUMNS}"
     );
     let mut tx = write.begin().await?;
@@ -65,6 +65,7 @@ async fn insert_message(
         .bind(msg.file.as_ref().map(|f| f.filename.as_str()))
         .bind(msg.file.as_ref().map(|f| f.content_type.as_str()))
         .bind(msg.file.as_ref().map(|f| f.size))
+        .bind(msg.parent_id)
         .fetch_optional(&mut *tx)
         .await?;
     let Some(row) = row else {
@@ -73,6 +74,9 @@ async fn insert_message(
     let message = Message::from(row);
     let event = DomainEvent::MessageCreated(message.clone());
     write_event(&mut tx, message.org, &event, now).await?;
+    if let Some(thread) = threads::record_reply(&mut tx, &message, now).await? {
+        write_event(&mut tx, message.org, &thread, now).await?;
+    }
     tx.commit().await?;
     Ok(Some(message))
 }
@@ -147,22 +151,24 @@ async fn insert_batch_atomic(
         posts.iter().map(|p| p.msg.client_msg_id.clone()).collect();
     let bodies: Vec<String> = posts.iter().map(|p| p.msg.body.clone()).collect();
     let times: Vec<DateTime<Utc>> = posts.iter().map(|p| p.now).collect();
+    let parents: Vec<Option<i64>> = posts.iter().map(|p| p.msg.parent_id).collect();
+    let returned = message_columns_of("m");
     let sql = format!(
         "WITH t AS MATERIALIZED ( \
            SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id, u.* \
-           FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[]) \
-             WITH ORDINALITY AS u(room_id, sender_id, body, client_msg_id, created_at, n)), \
+           FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], \
+             $6::bigint[]) \
+             WITH ORDINALITY AS u(room_id, sender_id, body, client_msg_id, created_at, parent_id, n)), \
          m AS ( \
-           INSERT INTO messages (id, room_id, org_id, seq, sender_id, body, client_msg_id, created_at) \
+           INSERT INTO messages (id, room_id, org_id, seq, sender_id, body, client_msg_id, created_at, \
+             parent_id) \
            OVERRIDING SYSTEM VALUE \
            SELECT t.id, t.room_id, r.org_id, \
                   r.last_seq + row_number() OVER (PARTITION BY t.room_id ORDER BY t.id), \
-                  t.sender_id, t.body, t.client_msg_id, t.created_at \
+                  t.sender_id, t.body, t.client_msg_id, t.created_at, t.parent_id \
            FROM t JOIN rooms r ON r.id = t.room_id \
            RETURNING {MESSAGE_COLUMNS}) \
-         SELECT m.id, m.room_id, m.org_id, m.seq, m.sender_id, m.body, m.client_msg_id, \
-                m.is_deleted, m.created_at, m.edited_at, m.file_id, m.file_name, m.file_type, \
-                m.file_size, t.n FROM m JOIN t ON t.id = m.id ORDER BY m.id"
+         SELECT {returned}, t.n FROM m JOIN t ON t.id = m.id ORDER BY m.id"
     );
     let rows: Vec<BatchRow> = sqlx::query_as(&sql)
         .bind(&rooms)
@@ -170,6 +176,7 @@ async fn insert_batch_atomic(
         .bind(&bodies)
         .bind(&client_ids)
         .bind(&times)
+        .bind(&parents)
         .fetch_all(&mut *tx)
         .await?;
     // Each room moves on by its posts, its newest message the last of them.
@@ -199,10 +206,13 @@ async fn insert_batch_atomic(
             continue;
         };
         let message = Message::from(row.message);
-        events
-            .entry(message.org)
-            .or_default()
-            .push((DomainEvent::MessageCreated(message.clone()), batch[i].now));
+        let now = batch[i].now;
+        let org_events = events.entry(message.org).or_default();
+        org_events.push((DomainEvent::MessageCreated(message.clone()), now));
+        // Replies in id order, so each sees its root as the replies before it left it.
+        if let Some(thread) = threads::record_reply(&mut tx, &message, now).await? {
+            org_events.push((thread, now));
+        }
         answers[i] = Some(message);
     }
     for (org_id, events) in events {
@@ -258,6 +268,8 @@ mod sessions;
 mod store;
 #[path = "tenants.rs"]
 mod tenants;
+#[path = "threads.rs"]
+mod threads;
 #[path = "uploads.rs"]
 mod uploads;
 #[path = "users.rs"]

@@ -249,7 +249,42 @@ impl TryFrom<RoomMemberRow> for RoomMember {
 /// Columns of the message object.
 pub(super) const MESSAGE_COLUMNS: &str =
     "id, room_id, org_id, seq, sender_id, body, client_msg_id, is_deleted, created_at, edited_at, \
-     file_id, file_name, file_type, file_size";
+     file_id, file_name, file_type, file_size, parent_id, reply_count, last_reply_at, last_repliers";
+
+/// [`MESSAGE_COLUMNS`] of the table aliased `alias`, for queries that join it.
+pub(super) fn message_columns_of(alias: &str) -> String {
+    MESSAGE_COLUMNS
+        .split(", ")
+        .map(|column| format!("{alias}.{}", column.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Most repliers a thread root lists.
+pub(super) const REPLIERS_SHOWN: usize = 3;
+
+/// The repliers list after `replier` posted: them first, then the others, at most
+/// [`REPLIERS_SHOWN`].
+pub(super) fn repliers_after(stored: Option<&str>, replier: i64) -> String {
+    let earlier = parse_repliers(stored)
+        .into_iter()
+        .filter(|&id| id != replier);
+    std::iter::once(replier)
+        .chain(earlier)
+        .take(REPLIERS_SHOWN)
+        .map(|id| id.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The user ids of a stored repliers list (malformed entries are skipped).
+fn parse_repliers(stored: Option<&str>) -> Vec<i64> {
+    stored
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|id| id.trim().parse().ok())
+        .collect()
+}
 
 #[derive(sqlx::FromRow)]
 pub(super) struct BatchRow {
@@ -275,6 +310,10 @@ pub(super) struct MessageRow {
     file_name: Option<String>,
     file_type: Option<String>,
     file_size: Option<i64>,
+    parent_id: Option<i64>,
+    reply_count: i64,
+    last_reply_at: Option<DateTime<Utc>>,
+    last_repliers: Option<String>,
 }
 
 impl From<MessageRow> for Message {
@@ -297,6 +336,10 @@ impl From<MessageRow> for Message {
             is_deleted: r.is_deleted,
             created_at: r.created_at,
             edited_at: r.edited_at,
+            parent_id: r.parent_id,
+            reply_count: r.reply_count,
+            last_reply_at: r.last_reply_at,
+            repliers: parse_repliers(r.last_repliers.as_deref()),
             seq: r.seq,
         }
     }
@@ -431,6 +474,20 @@ mod tests {
         assert!(suffix.bytes().all(|b| SUFFIX_ALPHABET.contains(&b)));
         assert!(new_slug("日本").starts_with("org-"));
         assert_ne!(new_slug("Acme"), new_slug("Acme"));
+    }
+
+    #[test]
+    fn a_replier_moves_to_the_front_of_the_repliers_once() {
+        assert_eq!(repliers_after(None, 4), "4");
+        assert_eq!(repliers_after(Some("3,2"), 4), "4,3,2");
+        assert_eq!(repliers_after(Some("3,4,2"), 4), "4,3,2");
+        assert_eq!(repliers_after(Some("3,2,1"), 4), "4,3,2");
+        assert_eq!(parse_repliers(Some("4,x,2")), vec![4, 2]);
+        assert_eq!(
+            message_columns_of("m").split(", ").next(),
+            Some("m.id"),
+            "every column gets the alias"
+        );
     }
 }
 

@@ -40,7 +40,7 @@ async fn insert_message(
 
 /// One post inside `tx`: the room's next seq (if the sender may post and has not used this
 /// `client_msg_id`, which also sees posts earlier in the same transaction), the message, the
-/// room's newest id and the event.
+/// room's newest id and the event; for a reply, its thread's counters and follows too.
 async fn insert_in(
     tx: &mut Tx<'_>,
     msg: &NewMessage,
@@ -66,8 +66,8 @@ async fn insert_in(
     };
     let sql = format!(
         "INSERT INTO messages (room_id, org_id, seq, sender_id, body, client_msg_id, created_at, \
-           file_id, file_name, file_type, file_size) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {MESSAGE_COLUMNS}"
+           file_id, file_name, file_type, file_size, parent_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {MESSAGE_COLUMNS}"
     );
     let row: MessageRow = sqlx::query_as(&sql)
         .bind(msg.room_id)
@@ -81,6 +81,7 @@ async fn insert_in(
         .bind(msg.file.as_ref().map(|f| f.filename.as_str()))
         .bind(msg.file.as_ref().map(|f| f.content_type.as_str()))
         .bind(msg.file.as_ref().map(|f| f.size))
+        .bind(msg.parent_id)
         .fetch_one(&mut **tx)
         .await?;
     let message = Message::from(row);
@@ -91,6 +92,9 @@ async fn insert_in(
         .await?;
     let event = DomainEvent::MessageCreated(message.clone());
     write_event(tx, org_id, &event, now).await?;
+    if let Some(thread) = threads::record_reply(tx, &message, now).await? {
+        write_event(tx, org_id, &thread, now).await?;
+    }
     Ok(Some(message))
 }
 
@@ -139,6 +143,8 @@ mod sessions;
 mod store;
 #[path = "tenants.rs"]
 mod tenants;
+#[path = "threads.rs"]
+mod threads;
 #[path = "uploads.rs"]
 mod uploads;
 #[path = "users.rs"]

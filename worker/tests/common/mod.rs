@@ -109,6 +109,7 @@ pub async fn post(store: &Arc<dyn Store>, room: i64, sender: i64, n: usize) {
             sender_id: sender,
             body: format!("m{i}"),
             client_msg_id: None,
+            parent_id: None,
         };
         store.post_message(message, Utc::now()).await.unwrap();
     }
