@@ -27,6 +27,7 @@ use axum::{middleware, Router};
 use chatboard_core::bus::{Bus, BusError, LocalBus, NatsBus};
 use chatboard_core::config::{redact_url, DatabaseConfig};
 use chatboard_core::error_code::ErrorCode;
+use chatboard_core::presence::{NatsPresence, PresenceSettings};
 use chatboard_store::{OpenError, Store};
 use tokio::net::TcpListener;
 use tower::Layer;
@@ -55,19 +56,34 @@ pub async fn migrate(database: &DatabaseConfig) -> Result<Arc<dyn Store>, StartE
 /// Opens the database, applies migrations and builds the state.
 pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let store = migrate(&config.database).await?;
+    let mut presence = None;
     let bus: Arc<dyn Bus> = match &config.nats_url {
-        Some(url) => Arc::new(
-            NatsBus::connect(url, &config.nats.nats_prefix)
+        Some(url) => {
+            let failed = |source| StartError::Bus {
+                url: redact_url(url),
+                source,
+            };
+            let bus = NatsBus::connect(url, &config.nats.nats_prefix)
                 .await
-                .map_err(|source| StartError::Bus {
-                    url: redact_url(url),
-                    source,
-                })?,
-        ),
+                .map_err(failed)?;
+            // `@here` reaches who the gateways say is online; this process only reads it.
+            let online = NatsPresence::start(
+                bus.client(),
+                &config.nats.nats_prefix,
+                PresenceSettings::default(),
+            )
+            .await
+            .map_err(failed)?;
+            presence = Some(Arc::new(online));
+            Arc::new(bus)
+        }
         None => Arc::new(LocalBus::default()),
     };
     tracing::info!(bus = bus.kind(), "bus ready");
     let state = AppState::new(config, store, bus)?;
+    if let Some(presence) = presence {
+        state.chat.use_presence(presence);
+    }
     // Changes a crashed process committed but never announced reach open sockets now, not
     // with the next message of their room.
     let chat = state.chat.clone();
@@ -106,7 +122,9 @@ pub enum StartError {
 /// Every route of the API, with its middleware. Paths are registered without trailing slashes;
 /// [`app`] maps both spellings onto them.
 pub fn router(state: AppState) -> Router {
-    use routes::{auth, health, messages, orgs, rooms, threads, uploads, webhooks};
+    use routes::{
+        auth, health, mentions, messages, orgs, reactions, rooms, threads, uploads, webhooks,
+    };
     let api = Router::new()
         .route("/auth/register", post(auth::register))
         .route("/auth/token", post(auth::token))
@@ -115,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/me", get(auth::me).patch(auth::update_me))
         .route("/auth/me/unread-counts", get(auth::unread_counts))
         .route("/auth/me/threads", get(threads::followed))
+        .route("/auth/me/mentions", get(mentions::mine))
         .route("/api/orgs", get(orgs::list).post(orgs::create))
         .route("/api/orgs/accept-invite", post(orgs::accept_invite))
         .route(
@@ -149,6 +168,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/rooms/{id}/messages/{msg_id}",
             axum::routing::patch(messages::edit).delete(messages::delete),
+        )
+        .route(
+            "/api/rooms/{id}/messages/{msg_id}/reactions",
+            post(reactions::add),
+        )
+        .route(
+            "/api/rooms/{id}/messages/{msg_id}/reactions/{emoji}",
+            axum::routing::delete(reactions::remove),
         )
         .route(
             "/api/rooms/{id}/messages/{msg_id}/thread",

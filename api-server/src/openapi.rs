@@ -3,7 +3,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, health, messages, orgs, rooms, threads, uploads, webhooks};
+use crate::routes::{
+    auth, health, mentions, messages, orgs, reactions, rooms, threads, uploads, webhooks,
+};
 
 /// The ChatBoard REST API.
 #[derive(OpenApi)]
@@ -23,7 +25,8 @@ use crate::routes::{auth, health, messages, orgs, rooms, threads, uploads, webho
             node). The token may be sent as the `bearer.<JWT>` subprotocol instead. Frames \
             (JSON text): server `connection`, `message` (a reply carries `parent_id`), \
             `message.updated`, `message.deleted`, `thread.updated` (a root's `reply_count`, \
-            `last_reply_at`, `repliers`), `typing`, `presence`, `read`, `ack`, `pong`, `error`; \
+            `last_reply_at`, `repliers`), `reaction.added`, `reaction.removed`, `mention` (on `/ws/` only, to those mentioned: \
+            `{room, message}`), `typing`, `presence`, `read`, `ack`, `pong`, `error`; \
             client `message` (with `parent_id` to reply), `typing`, \
             `read`, `ping`. Close codes: 4001 unauthenticated, 4003 not a member, 4004 no such \
             room, 4008 rate limit (20 frames/s), frame over 64 KiB or too many connections, \
@@ -37,6 +40,7 @@ use crate::routes::{auth, health, messages, orgs, rooms, threads, uploads, webho
         rooms::list, rooms::create, rooms::open_dm, rooms::get, rooms::update, rooms::delete,
         rooms::join, rooms::leave, rooms::invite, rooms::members, rooms::mark_read,
         messages::list, messages::post, messages::edit, messages::delete,
+        reactions::add, reactions::remove, mentions::mine,
         threads::page, threads::follow, threads::unfollow, threads::mark_read, threads::followed,
         webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete,
         webhooks::events, webhooks::test,
@@ -49,6 +53,25 @@ use crate::routes::{auth, health, messages, orgs, rooms, threads, uploads, webho
         (name = "orgs", description = "Organizations, members and invitations"),
         (name = "rooms", description = "Rooms, direct messages, membership and read receipts"),
         (name = "messages", description = "Messages with cursor paging"),
+        (name = "reactions", description = "Emoji reactions: any member adds or removes their own; \
+            one of each emoji per person, at most 20 different emoji per message. An emoji is a \
+            Unicode emoji or a GitHub (gemoji) `:shortcode:`, stored as the emoji (so `:+1:` and 👍 \
+            are the same reaction). Messages carry `reactions: [{emoji, count, me}]` in the order \
+            each emoji was first added; `me` is the caller's own (always false in WebSocket frames, \
+            which all readers share). Frames, outbox events and webhook types: `reaction.added`, \
+            `reaction.removed` (`{room, message_id, emoji, user_id, count, at}`). Deleting a \
+            message drops its reactions."),
+        (name = "mentions", description = "`@user@example.com` mentions a member of the room by \
+            address (an `@` at the start of the text or after a space or punctuation; unknown \
+            addresses stay plain text; at most 50 per message), `@room` everyone seated in the room \
+            and `@here` those of them online when it is posted. The sender is never mentioned. \
+            Resolved when a message is posted and again when it is edited (only people an edit \
+            mentions for the first time are notified); deleting a message drops its mentions. \
+            Message objects list the members mentioned by address in `mentions`. Unread counts \
+            carry `mentions` per room; mentioned people get a `mention` frame on their `/ws/` \
+            socket and a `message.mentioned` event (one per person; a webhook type too); a \
+            mentioned member who is offline is emailed after `CHATBOARD_EMAIL_MENTION_DELAY` \
+            instead of the digest window. `GET /api/rooms/{id}/members/?q=` completes names."),
         (name = "threads", description = "A message may answer another of its room (`parent_id`); \
             replying to a reply joins the root's thread. Roots carry `reply_count`, `last_reply_at` \
             and `repliers` (the latest three distinct repliers, newest first); replies take the \

@@ -9,6 +9,8 @@
 //! built. Nothing is ever served stale, across any number of replicas, without any invalidation
 //! messages.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use chatboard_store::{PageCursor, PageVersion, Timeline};
 use quick_cache::sync::Cache;
@@ -27,11 +29,13 @@ pub struct PageKey {
     pub limit: u32,
 }
 
-/// A serialised page and the room state it was built from.
+/// A serialised page (as anyone sees it: no reaction marked as the reader's), the room state it
+/// was built from, and which of its messages have reactions.
 #[derive(Clone)]
 struct CachedPage {
     version: PageVersion,
     json: Bytes,
+    reacted: Arc<[i64]>,
 }
 
 #[derive(Clone)]
@@ -67,16 +71,24 @@ impl PageCache {
         self.pages.is_some()
     }
 
-    /// The cached page if the room has not changed in a way that could alter it since.
-    pub fn get(&self, key: &PageKey, now: PageVersion) -> Option<Bytes> {
+    /// The cached page if the room has not changed in a way that could alter it since, with
+    /// the ids of its messages that have reactions.
+    pub fn get(&self, key: &PageKey, now: PageVersion) -> Option<(Bytes, Arc<[i64]>)> {
         let page = self.pages.as_ref()?.get(key)?;
-        still_current(key.cursor, page.version, now).then_some(page.json)
+        still_current(key.cursor, page.version, now).then_some((page.json, page.reacted))
     }
 
     /// Remembers a page built after reading `version`.
-    pub fn put(&self, key: PageKey, version: PageVersion, json: Bytes) {
+    pub fn put(&self, key: PageKey, version: PageVersion, json: Bytes, reacted: Arc<[i64]>) {
         if let Some(pages) = &self.pages {
-            pages.insert(key, CachedPage { version, json });
+            pages.insert(
+                key,
+                CachedPage {
+                    version,
+                    json,
+                    reacted,
+                },
+            );
         }
     }
 }
@@ -144,7 +156,7 @@ mod tests {
             cursor: PageCursor::Newest,
             limit: 50,
         };
-        cache.put(key, v(Some(1), 0), Bytes::from_static(b"[]"));
+        cache.put(key, v(Some(1), 0), Bytes::from_static(b"[]"), Arc::from([]));
         assert!(cache.get(&key, v(Some(1), 0)).is_none());
     }
 }

@@ -512,8 +512,8 @@ async fn unread_counts_skip_own_and_deleted_messages(engine: Engine) {
     assert_eq!(
         empty["unread_counts"],
         json!([
-            {"room_id": room, "room_name": "general", "unread_count": 0, "last_read_msg_id": null, "last_msg_id": null},
-            {"room_id": quiet, "room_name": "quiet", "unread_count": 0, "last_read_msg_id": null, "last_msg_id": null},
+            {"room_id": room, "room_name": "general", "unread_count": 0, "mentions": 0, "last_read_msg_id": null, "last_msg_id": null},
+            {"room_id": quiet, "room_name": "quiet", "unread_count": 0, "mentions": 0, "last_read_msg_id": null, "last_msg_id": null},
         ])
     );
 

@@ -259,6 +259,7 @@ async fn post(store: &Arc<dyn Store>, room: i64, sender: i64, n: usize) -> anyho
                     body: format!("webhook bench {i}"),
                     client_msg_id: None,
                     parent_id: None,
+                    mentions: Default::default(),
                 },
                 Utc::now(),
             )

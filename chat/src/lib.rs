@@ -15,8 +15,10 @@ mod access;
 pub mod announce;
 pub mod error;
 pub mod limits;
+pub mod mentions;
 mod messages;
 mod orgs;
+pub mod reactions;
 mod rooms;
 mod tenants;
 mod threads;
@@ -24,12 +26,13 @@ mod uploads;
 pub mod validate;
 mod webhooks;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chatboard_core::bus::Bus;
 use chatboard_core::config::UploadQuotaSettings;
 use chatboard_core::metrics::MetricRegistry;
+use chatboard_core::presence::Presence;
 use chatboard_store::Store;
 
 use crate::announce::Announcer;
@@ -71,6 +74,8 @@ struct Inner {
     announcer: Announcer,
     limits: PostLimits,
     settings: ChatSettings,
+    /// Who is online, for `@here`; set once by a process that knows (see [`Chat::use_presence`]).
+    presence: OnceLock<Arc<dyn Presence>>,
 }
 
 impl Chat {
@@ -87,7 +92,14 @@ impl Chat {
             limits: PostLimits::new(store.clone(), settings.posts_per_minute),
             store,
             settings,
+            presence: OnceLock::new(),
         })))
+    }
+
+    /// Lets `@here` reach the members `presence` says are online. Without it (a process that
+    /// follows nobody's connections) `@here` mentions nobody. Only the first call counts.
+    pub fn use_presence(&self, presence: Arc<dyn Presence>) {
+        let _ = self.0.presence.set(presence);
     }
 
     /// The store the actions write to (for reads that need no rule of their own).

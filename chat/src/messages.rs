@@ -94,6 +94,8 @@ impl Chat {
             self.member_access(room_id, sender).await?;
             return Err(limited);
         }
+        let mentions = self.resolve_mentions(room_id, sender, &body).await?;
+        let mentioned = mentions.everyone.clone();
         // The seat is checked inside the store's transaction: without one the answer is 404.
         let (message, created) = self
             .store()
@@ -105,6 +107,7 @@ impl Chat {
                     client_msg_id,
                     file,
                     parent_id,
+                    mentions,
                 },
                 Utc::now(),
             )
@@ -117,6 +120,7 @@ impl Chat {
             if let Some(root) = message.parent_id {
                 self.announce_thread(room_id, root).await;
             }
+            self.announce_mentions(&message, mentioned).await;
         }
         Ok(Posted { message, created })
     }
@@ -138,13 +142,18 @@ impl Chat {
         if message.sender != Some(editor) {
             return Err(ChatError::denied("Only the sender may edit a message."));
         }
-        let message = self
+        let mentions = self.resolve_mentions(room_id, editor, &body).await?;
+        let (mut message, newly_mentioned) = self
             .store()
-            .edit_message(room_id, msg_id, &body, Utc::now())
+            .edit_message(room_id, msg_id, &body, &mentions, Utc::now())
             .await?;
         self.announcer()
             .domain(&DomainEvent::MessageUpdated(message.clone()))
             .await;
+        // Only those the edit mentions for the first time hear of it.
+        self.announce_mentions(&message, newly_mentioned).await;
+        self.mark_own_reactions(editor, std::slice::from_mut(&mut message))
+            .await?;
         Ok(message)
     }
 
@@ -197,6 +206,20 @@ impl Chat {
                 user_id,
                 user_email: user_email.to_owned(),
                 is_typing,
+            })
+            .await;
+    }
+
+    /// Tells the multiplexed sockets of the people `message` mentions.
+    async fn announce_mentions(&self, message: &Message, user_ids: Vec<i64>) {
+        if user_ids.is_empty() {
+            return;
+        }
+        self.announcer()
+            .publish(BusEvent::Mention {
+                room: message.room,
+                message: message.clone(),
+                user_ids,
             })
             .await;
     }

@@ -67,6 +67,8 @@ pub enum ErrorCode {
     DmCannotLeave,
     /// 409: the message was deleted.
     MessageDeleted,
+    /// 409: the message has as many distinct reactions as a message may have.
+    TooManyReactions,
     /// 409: the organization has as many members as its quota allows.
     MemberLimitReached,
     /// 409: the organization has as many rooms as its quota allows.
@@ -125,9 +127,11 @@ impl ErrorCode {
             MethodNotAllowed => 405,
             RequestTimeout => 408,
             EmailTaken | AlreadyMember | InvitePending | ManagedByOperator | DmImmutable
-            | DmCannotLeave | MessageDeleted | MemberLimitReached | RoomLimitReached
-            | LastAdmin | TooManyWebhooks | WebhookInactive | UploadQuotaExceeded
-            | UploadExpired | TypeMismatch | SizeMismatch | NotUploaded => 409,
+            | DmCannotLeave | MessageDeleted | TooManyReactions | MemberLimitReached
+            | RoomLimitReached | LastAdmin | TooManyWebhooks | WebhookInactive
+            | UploadQuotaExceeded | UploadExpired | TypeMismatch | SizeMismatch | NotUploaded => {
+                409
+            }
             FileTooLarge | BodyTooLarge => 413,
             UnsupportedMediaType | UnsupportedType => 415,
             RateLimited => 429,
@@ -176,6 +180,9 @@ impl ErrorCode {
             }
             DmCannotLeave => "A direct-message room always keeps its two members.",
             MessageDeleted => "The message has been deleted.",
+            TooManyReactions => {
+                "This message has as many different reactions as it may have; add one of those."
+            }
             MemberLimitReached => {
                 "The organization has as many members as its quota allows; ask your platform team."
             }

@@ -21,6 +21,12 @@ pub enum EventType {
     MessageDeleted,
     /// A thread's counters changed (a reply was posted).
     ThreadUpdated,
+    /// Someone added a reaction to a message.
+    ReactionAdded,
+    /// Someone removed their reaction from a message.
+    ReactionRemoved,
+    /// A message mentions someone (one event per person mentioned).
+    MessageMentioned,
     /// A room (or direct-message room) was created.
     RoomCreated,
     /// Someone was invited to an organization.
@@ -35,11 +41,14 @@ pub enum EventType {
 
 impl EventType {
     /// Every type, in a stable order.
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 12] = [
         EventType::MessageCreated,
         EventType::MessageUpdated,
         EventType::MessageDeleted,
         EventType::ThreadUpdated,
+        EventType::ReactionAdded,
+        EventType::ReactionRemoved,
+        EventType::MessageMentioned,
         EventType::RoomCreated,
         EventType::MemberInvited,
         EventType::MemberJoined,
@@ -54,6 +63,9 @@ impl EventType {
             EventType::MessageUpdated => "message.updated",
             EventType::MessageDeleted => "message.deleted",
             EventType::ThreadUpdated => "thread.updated",
+            EventType::ReactionAdded => "reaction.added",
+            EventType::ReactionRemoved => "reaction.removed",
+            EventType::MessageMentioned => "message.mentioned",
             EventType::RoomCreated => "room.created",
             EventType::MemberInvited => "member.invited",
             EventType::MemberJoined => "member.joined",
@@ -94,6 +106,33 @@ impl ThreadUpdated {
             repliers: root.repliers.clone(),
         }
     }
+}
+
+/// `reaction.added` / `reaction.removed`: one person's reaction to a message, and the count of
+/// that emoji on the message after the change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReactionChanged {
+    /// Room id.
+    pub room: i64,
+    /// The message reacted to.
+    pub message_id: i64,
+    /// The emoji (Unicode).
+    pub emoji: String,
+    /// Who added or removed it.
+    pub user_id: i64,
+    /// How many people have this emoji on the message now.
+    pub count: i64,
+    /// When it changed.
+    pub at: DateTime<Utc>,
+}
+
+/// `message.mentioned`: a message that mentions `user_id` (by address, `@room` or `@here`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MessageMentioned {
+    /// Who is mentioned.
+    pub user_id: i64,
+    /// The message as stored.
+    pub message: Message,
 }
 
 /// `room.created`: the room and who was seated with its creation.
@@ -172,6 +211,15 @@ pub enum DomainEvent {
     /// A reply moved a thread's counters.
     #[serde(rename = "thread.updated")]
     ThreadUpdated(ThreadUpdated),
+    /// A reaction was added.
+    #[serde(rename = "reaction.added")]
+    ReactionAdded(ReactionChanged),
+    /// A reaction was removed.
+    #[serde(rename = "reaction.removed")]
+    ReactionRemoved(ReactionChanged),
+    /// A message mentions someone.
+    #[serde(rename = "message.mentioned")]
+    MessageMentioned(MessageMentioned),
     /// A room was created.
     #[serde(rename = "room.created")]
     RoomCreated(RoomCreated),
@@ -233,6 +281,9 @@ impl DomainEvent {
             DomainEvent::MessageUpdated(_) => EventType::MessageUpdated,
             DomainEvent::MessageDeleted(_) => EventType::MessageDeleted,
             DomainEvent::ThreadUpdated(_) => EventType::ThreadUpdated,
+            DomainEvent::ReactionAdded(_) => EventType::ReactionAdded,
+            DomainEvent::ReactionRemoved(_) => EventType::ReactionRemoved,
+            DomainEvent::MessageMentioned(_) => EventType::MessageMentioned,
             DomainEvent::RoomCreated(_) => EventType::RoomCreated,
             DomainEvent::MemberInvited(_) => EventType::MemberInvited,
             DomainEvent::MemberJoined(_) => EventType::MemberJoined,
@@ -248,6 +299,8 @@ impl DomainEvent {
             | DomainEvent::MessageUpdated(m)
             | DomainEvent::MessageDeleted(m) => Some(m.room),
             DomainEvent::ThreadUpdated(e) => Some(e.room),
+            DomainEvent::ReactionAdded(e) | DomainEvent::ReactionRemoved(e) => Some(e.room),
+            DomainEvent::MessageMentioned(e) => Some(e.message.room),
             DomainEvent::RoomCreated(e) => Some(e.room.id),
             DomainEvent::MemberJoined(e) => e.room_id,
             DomainEvent::MemberInvited(_)
@@ -263,6 +316,10 @@ impl DomainEvent {
             | DomainEvent::MessageUpdated(m)
             | DomainEvent::MessageDeleted(m) => serde_json::to_string(m),
             DomainEvent::ThreadUpdated(e) => serde_json::to_string(e),
+            DomainEvent::ReactionAdded(e) | DomainEvent::ReactionRemoved(e) => {
+                serde_json::to_string(e)
+            }
+            DomainEvent::MessageMentioned(e) => serde_json::to_string(e),
             DomainEvent::RoomCreated(e) => serde_json::to_string(e),
             DomainEvent::MemberInvited(e) => serde_json::to_string(e),
             DomainEvent::MemberJoined(e) => serde_json::to_string(e),

@@ -320,10 +320,30 @@ pub struct Message {
     /// The latest distinct repliers' user ids, newest first (at most three).
     #[serde(default)]
     pub repliers: Vec<i64>,
+    /// Reactions, one entry per emoji in the order they were first added.
+    #[serde(default)]
+    pub reactions: Vec<ReactionCount>,
+    /// User ids of the room members the text mentions by address (`@user@example.com`), in
+    /// the order they appear; `@room` and `@here` are in the text.
+    #[serde(default)]
+    pub mentions: Vec<i64>,
     /// Position in its room (1, 2, 3, ... with no gaps, in id order). Not part of the API's
     /// message object; the bus carries it so that gateways can tell a gap from a quiet room.
     #[serde(skip)]
     pub seq: i64,
+}
+
+/// How often one emoji was added to a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReactionCount {
+    /// The emoji, as Unicode (shortcodes are stored as the emoji they name).
+    pub emoji: String,
+    /// How many people added it.
+    pub count: i64,
+    /// Whether the reader is one of them (always false in WebSocket frames, which every reader
+    /// shares; `reaction.added` and `reaction.removed` name who reacted).
+    #[serde(default)]
+    pub me: bool,
 }
 
 /// Read state and unread count of one room, for the unread-counts endpoint.
@@ -335,6 +355,8 @@ pub struct UnreadCount {
     pub room_name: String,
     /// Messages from others after the read pointer, not counting deleted ones.
     pub unread_count: i64,
+    /// How many of those mention the reader (by address, `@room` or `@here`).
+    pub mentions: i64,
     /// Newest message marked read, or null.
     pub last_read_msg_id: Option<i64>,
     /// Newest message of the room, or null.

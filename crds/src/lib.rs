@@ -127,6 +127,15 @@ pub enum WebhookEvent {
     /// A reply moved a thread's counters.
     #[serde(rename = "thread.updated")]
     ThreadUpdated,
+    /// A reaction was added.
+    #[serde(rename = "reaction.added")]
+    ReactionAdded,
+    /// A reaction was removed.
+    #[serde(rename = "reaction.removed")]
+    ReactionRemoved,
+    /// A message mentions someone (one per person).
+    #[serde(rename = "message.mentioned")]
+    MessageMentioned,
     /// A room was created.
     #[serde(rename = "room.created")]
     RoomCreated,

@@ -103,6 +103,9 @@ impl GatewayState {
     /// Subscribes to the bus and presence and builds the state.
     pub async fn start(parts: GatewayParts) -> Result<Self, StartError> {
         let store = parts.chat.store().clone();
+        // Messages posted through this process reach with `@here` who is online here (on a
+        // single node, the API shares this gateway's actions, so its posts do too).
+        parts.chat.use_presence(parts.presence.clone());
         let hub = Hub::start(
             parts.chat.bus().clone(),
             parts.presence.clone(),

@@ -431,6 +431,19 @@ impl Session {
             }
             // Typists do not hear their own typing.
             BusEvent::Typing { user_id, .. } if *user_id == self.user_id => Ok(()),
+            // A mention goes to the multiplexed sockets of those mentioned, and only to them.
+            BusEvent::Mention {
+                room,
+                message,
+                user_ids,
+            } => {
+                if self.fixed_room.is_some() || user_ids.binary_search(&self.user_id).is_err() {
+                    return Ok(());
+                }
+                let frame =
+                    serde_json::json!({"type": "mention", "room": room, "message": message});
+                self.send_json(&frame).await
+            }
             // Seat changes are for the gateway, not for clients.
             BusEvent::MemberLeft { user_id, .. } if *user_id == self.user_id => {
                 self.seat_lost(room_id).await

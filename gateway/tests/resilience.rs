@@ -444,6 +444,7 @@ async fn changes_a_crashed_api_never_announced_reach_sockets_when_an_api_starts(
                     client_msg_id: None,
                     file: None,
                     parent_id: None,
+                    mentions: Default::default(),
                 },
                 chrono::Utc::now(),
             )

@@ -423,7 +423,39 @@ async fn replies_arrive_with_their_parent_and_move_the_root_live(p: Arc<Platform
     assert_eq!(replayed["parent_id"].as_i64(), Some(root));
 }
 
+/// Reactions reach the room's sockets as `reaction.added` / `reaction.removed`, with the count.
+async fn reactions_reach_the_room_live(p: Arc<Platform>) {
+    let (room, alice, bob, _org) = p.team().await;
+    let msg = p.post(&alice, room, "vote").await;
+    let mut s = p.connect(room, &alice.token, Some(msg)).await;
+    assert_eq!(frame(&mut s).await["type"], "connection");
+    let path = format!("/api/rooms/{room}/messages/{msg}/reactions/");
+    p.call(
+        reqwest::Method::POST,
+        &path,
+        &bob.token,
+        json!({"emoji": ":+1:"}),
+    )
+    .await;
+    let (added, _) = frame_of(&mut s, "reaction.added").await;
+    assert_eq!(added["room"].as_i64(), Some(room), "{added}");
+    assert_eq!(added["message_id"].as_i64(), Some(msg), "{added}");
+    assert_eq!(added["emoji"], "👍");
+    assert_eq!(added["user_id"].as_i64(), Some(bob.id));
+    assert_eq!(added["count"], 1);
+    p.call(
+        reqwest::Method::DELETE,
+        &format!("{path}%F0%9F%91%8D/"),
+        &bob.token,
+        Value::Null,
+    )
+    .await;
+    let (removed, _) = frame_of(&mut s, "reaction.removed").await;
+    assert_eq!(removed["count"], 0, "{removed}");
+}
+
 both_shapes!(
+    reactions_reach_the_room_live,
     replies_arrive_with_their_parent_and_move_the_root_live,
     a_lost_seat_stops_the_live_feed_at_once,
     bad_tokens_missing_rooms_and_outsiders_are_closed_with_their_codes,

@@ -219,9 +219,71 @@ async fn quiet_or_collect(socket: &mut Socket, into: &mut Vec<serde_json::Value>
     }
 }
 
+/// Those a message mentions get a `mention` frame on their multiplexed socket, and nobody
+/// else: not the room's other sockets, not the sender. `@here` reaches who is online.
+async fn mentions_reach_the_mentioned_user_socket(p: Arc<Platform>) {
+    let (room, alice, bob, org) = p.team().await;
+    let carol = p.user("carol@example.com").await;
+    p.join_org(org, &alice, &carol, "carol@example.com").await;
+    let mut bobs = p.connect_all(&bob.token).await;
+    assert_eq!(frame(&mut bobs).await["type"], "connection");
+    let mut bobs_room = p.connect(room, &bob.token, None).await;
+    assert_eq!(frame(&mut bobs_room).await["type"], "connection");
+    let mut alices = p.connect_all(&alice.token).await;
+    assert_eq!(frame(&mut alices).await["type"], "connection");
+    // Posted over Alice's socket: the gateway's own actions resolve `@here`.
+    let post = json!({"type": "message", "room": room, "body": "@here and @carol@example.com: ship?", "client_msg_id": "m1"});
+    alices
+        .send(Ws::Text(post.to_string().into()))
+        .await
+        .unwrap();
+    let (mention, before) = frame_of(&mut bobs, "mention").await;
+    assert_eq!(mention["room"].as_i64(), Some(room), "{mention}");
+    assert_eq!(
+        mention["message"]["body"],
+        "@here and @carol@example.com: ship?"
+    );
+    assert_eq!(mention["message"]["mentions"], json!([carol.id]));
+    assert!(
+        before.iter().any(|f| f["type"] == "message"),
+        "the message itself comes first: {before:?}"
+    );
+    let (message, _) = frame_of(&mut bobs_room, "message").await;
+    let id = message["id"].as_i64().unwrap();
+    assert!(quiet(&mut bobs_room).await, "no mention on a room socket");
+    let (_, mut seen) = frame_of(&mut alices, "ack").await;
+    while !quiet_or_collect(&mut alices, &mut seen).await {}
+    assert!(
+        !seen.iter().any(|f| f["type"] == "mention"),
+        "never the sender: {seen:?}"
+    );
+    // Bob was online, so `@here` mentions him; Carol, offline, is mentioned by address.
+    for user in [&bob, &carol] {
+        let r = p
+            .call(
+                reqwest::Method::GET,
+                "/auth/me/mentions/",
+                &user.token,
+                serde_json::Value::Null,
+            )
+            .await;
+        assert_eq!(r["results"][0]["id"].as_i64(), Some(id), "{r}");
+    }
+    let r = p
+        .call(
+            reqwest::Method::GET,
+            "/auth/me/mentions/",
+            &alice.token,
+            serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(r["results"], json!([]));
+}
+
 both_shapes!(
     one_socket_follows_all_of_a_users_rooms,
-    presence_goes_to_room_mates
+    presence_goes_to_room_mates,
+    mentions_reach_the_mentioned_user_socket
 );
 
 /// In the scale-out shape presence crosses gateways, and a gateway that dies without saying

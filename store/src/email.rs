@@ -101,9 +101,16 @@ pub trait EmailStore: Send + Sync {
         message_id: i64,
         room_id: i64,
         created_at: DateTime<Utc>,
+        mentioned: bool,
     ) -> StoreResult<()>;
-    /// Users whose oldest waiting message is from `cutoff` or before.
-    async fn due_digests(&self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<Vec<i64>>;
+    /// Users whose oldest waiting message is from `cutoff` or before, or whose oldest waiting
+    /// mention is from `mention_cutoff` or before.
+    async fn due_digests(
+        &self,
+        cutoff: DateTime<Utc>,
+        mention_cutoff: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<i64>>;
     /// The user's address and up to `limit` of their waiting messages, oldest first; `None`
     /// when the user is gone.
     async fn digest_of(

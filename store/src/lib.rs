@@ -9,9 +9,11 @@
 mod connect;
 mod email;
 mod error;
+mod mentions;
 mod messages;
 mod orgs;
 mod outbox;
+mod reactions;
 mod rooms;
 mod sessions;
 mod sql;
@@ -27,9 +29,13 @@ use async_trait::async_trait;
 pub use connect::{connect, connect_with_timeout, open, Engine, OpenError};
 pub use email::{DigestLine, DueEmail, EmailKind, EmailResult, EmailStore, OutgoingEmail};
 pub use error::{StoreError, StoreResult};
-pub use messages::{FileAttachment, MessageStore, NewMessage, PageCursor, PageVersion, Timeline};
+pub use mentions::MentionStore;
+pub use messages::{
+    FileAttachment, Mentioned, MessageStore, NewMessage, PageCursor, PageVersion, Timeline,
+};
 pub use orgs::{Departure, JoinedOrg, NewInvite, OrgStore};
 pub use outbox::OutboxStore;
+pub use reactions::{ReactionOutcome, ReactionStore};
 pub use rooms::{JoinVia, NewRoom, RoomAccess, RoomPatch, RoomPosition, RoomStore, Seat};
 pub use sessions::{RefreshOutcome, SessionStore};
 pub use tenants::{
@@ -52,6 +58,8 @@ pub trait Store:
     + RoomStore
     + MessageStore
     + ThreadStore
+    + ReactionStore
+    + MentionStore
     + OutboxStore
     + WebhookStore
     + EmailStore

@@ -35,6 +35,18 @@ pub struct NewMessage {
     /// The root of the thread it answers (the caller resolved a reply to a reply to its root);
     /// `None` for a message of the timeline.
     pub parent_id: Option<i64>,
+    /// Who it mentions.
+    pub mentions: Mentioned,
+}
+
+/// Who a message mentions, as the caller resolved its text against the room's members.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mentioned {
+    /// Members named by address, in the order they appear.
+    pub named: Vec<i64>,
+    /// Everyone mentioned: the named and whoever `@room` or `@here` reached, sorted, without
+    /// the sender.
+    pub everyone: Vec<i64>,
 }
 
 /// Which of a room's messages a page walks.
@@ -96,15 +108,17 @@ pub trait MessageStore: Send + Sync {
     async fn page_version(&self, room_id: i64, reader: i64) -> StoreResult<Option<PageVersion>>;
     /// One message of a room.
     async fn message(&self, room_id: i64, msg_id: i64) -> StoreResult<Option<Message>>;
-    /// Replaces the body and records `message.updated` (`Conflict(message_deleted)` once
-    /// deleted).
+    /// Replaces the body and who it mentions, and records `message.updated` and a
+    /// `message.mentioned` for each person it newly mentions, who are returned with the message
+    /// (`Conflict(message_deleted)` once deleted).
     async fn edit_message(
         &self,
         room_id: i64,
         msg_id: i64,
         body: &str,
+        mentions: &Mentioned,
         now: DateTime<Utc>,
-    ) -> StoreResult<Message>;
+    ) -> StoreResult<(Message, Vec<i64>)>;
     /// Soft-deletes (empty body, `is_deleted`) and records `message.deleted`; deleting again
     /// changes nothing and records nothing.
     async fn delete_message(

@@ -22,21 +22,25 @@ const QUOTE_MAX: usize = 200;
 pub struct DigestWriter {
     store: Arc<dyn EmailStore>,
     window: Duration,
+    mention_delay: Duration,
     public_url: Option<String>,
     mailer_wake: Arc<Notify>,
 }
 
 impl DigestWriter {
-    /// A writer for digests gathered over `window`; `mailer_wake` hears of queued emails.
+    /// A writer for digests gathered over `window`, or `mention_delay` once one of their
+    /// messages mentions the member; `mailer_wake` hears of queued emails.
     pub fn new(
         store: Arc<dyn EmailStore>,
         window: Duration,
+        mention_delay: Duration,
         public_url: Option<String>,
         mailer_wake: Arc<Notify>,
     ) -> Self {
         Self {
             store,
             window,
+            mention_delay,
             public_url,
             mailer_wake,
         }
@@ -44,7 +48,8 @@ impl DigestWriter {
 
     /// Writes digests until `stop` resolves, looking a few times per window.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
-        let every = (self.window / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
+        let shortest = self.window.min(self.mention_delay);
+        let every = (shortest / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -59,10 +64,15 @@ impl DigestWriter {
 
     /// Writes the digests that are due; returns how many.
     pub async fn write_due(&self) -> Result<usize, StoreError> {
-        let window = chrono::Duration::from_std(self.window).unwrap_or(chrono::Duration::zero());
-        let cutoff = Utc::now() - window;
+        let now = Utc::now();
+        let ago = |d: Duration| now - chrono::Duration::from_std(d).unwrap_or_default();
+        let (cutoff, mention_cutoff) = (ago(self.window), ago(self.mention_delay));
         let mut written = 0;
-        for user in self.store.due_digests(cutoff, USERS_PER_ROUND).await? {
+        for user in self
+            .store
+            .due_digests(cutoff, mention_cutoff, USERS_PER_ROUND)
+            .await?
+        {
             let Some((address, lines)) = self.store.digest_of(user, MESSAGES_PER_DIGEST).await?
             else {
                 continue;

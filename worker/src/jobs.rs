@@ -69,19 +69,35 @@ impl EventJobs {
     /// Returns how many webhook deliveries were queued.
     async fn run(&self, events: &[OutboxEvent]) -> Result<u64, StoreError> {
         let queued = self.webhooks.fan_out_deliveries(events, Utc::now()).await?;
+        // Mentions of one message (an `@room` makes many) are looked at together.
+        let mut mentions: Vec<(Message, Vec<i64>)> = Vec::new();
         for event in events {
-            if event.event_type != EventType::MessageCreated.as_str() {
+            if event.event_type != EventType::MessageCreated.as_str()
+                && event.event_type != EventType::MessageMentioned.as_str()
+            {
                 continue;
             }
             match event.event() {
                 Ok(DomainEvent::MessageCreated(message)) => {
                     self.remember_for_digests(&message).await?
                 }
+                Ok(DomainEvent::MessageMentioned(mentioned)) => {
+                    match mentions
+                        .iter_mut()
+                        .find(|(m, _)| m.id == mentioned.message.id)
+                    {
+                        Some((_, users)) => users.push(mentioned.user_id),
+                        None => mentions.push((mentioned.message, vec![mentioned.user_id])),
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(event_id = %event.id, error = %e, "unreadable message.created; no digest")
+                    tracing::warn!(event_id = %event.id, error = %e, "unreadable message event; no digest")
                 }
             }
+        }
+        for (message, users) in mentions {
+            self.remember_mentions(&message, &users).await?;
         }
         Ok(queued)
     }
@@ -101,7 +117,34 @@ impl EventJobs {
             .filter(|u| !online.contains(u))
             .collect();
         self.email
-            .add_digest_items(&offline, message.id, message.room, message.created_at)
+            .add_digest_items(
+                &offline,
+                message.id,
+                message.room,
+                message.created_at,
+                false,
+            )
+            .await
+    }
+
+    /// Puts a message into the digests of the members it mentions who are offline and take
+    /// emails, marked so that their digests go out after the mention delay.
+    async fn remember_mentions(&self, message: &Message, users: &[i64]) -> Result<(), StoreError> {
+        let recipients: HashSet<i64> = self
+            .email
+            .digest_recipients(message.room, message.sender)
+            .await?
+            .into_iter()
+            .collect();
+        let wanted: Vec<i64> = users
+            .iter()
+            .copied()
+            .filter(|u| recipients.contains(u))
+            .collect();
+        let online: HashSet<i64> = self.presence.online(&wanted).into_iter().collect();
+        let offline: Vec<i64> = wanted.into_iter().filter(|u| !online.contains(u)).collect();
+        self.email
+            .add_digest_items(&offline, message.id, message.room, message.created_at, true)
             .await
     }
 }

@@ -123,6 +123,7 @@ fn start_common(parts: Parts, running: &mut Running) -> Result<EventJobs, StartE
     let digests = DigestWriter::new(
         parts.store.clone(),
         parts.email.digest_window,
+        parts.email.mention_delay,
         parts.email.public_url.clone(),
         emails_queued,
     );

@@ -79,6 +79,7 @@ fn smtp(sink: &SmtpSink, window_secs: u64) -> EmailSettings {
         smtp_url: Some(sink.url.clone()),
         from: "ChatBoard <noreply@chat.example.com>".into(),
         digest_window: Duration::from_secs(window_secs),
+        mention_delay: Duration::from_secs(window_secs),
         outbox_dir: None,
         public_url: Some("https://chat.example.com".into()),
     }
@@ -278,12 +279,22 @@ async fn turning_digests_off_drops_the_gathered_messages() {
     // Wait until the message is noted for Erin's digest, then she turns digests off.
     let far = Utc::now() + chrono::Duration::days(1);
     for _ in 0..200 {
-        if s.store.due_digests(far, 10).await.unwrap().contains(&erin) {
+        if s.store
+            .due_digests(far, far, 10)
+            .await
+            .unwrap()
+            .contains(&erin)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(s.store.due_digests(far, 10).await.unwrap().contains(&erin));
+    assert!(s
+        .store
+        .due_digests(far, far, 10)
+        .await
+        .unwrap()
+        .contains(&erin));
     s.store
         .update_profile(
             erin,
@@ -326,7 +337,7 @@ async fn digests_quote_messages_as_they_stand() {
         .unwrap();
     let (first, second) = (page[0].id.min(page[1].id), page[0].id.max(page[1].id));
     s.store
-        .edit_message(s.room, first, "corrected text", now)
+        .edit_message(s.room, first, "corrected text", &Default::default(), now)
         .await
         .unwrap();
     s.store.delete_message(s.room, second, now).await.unwrap();
@@ -340,5 +351,63 @@ async fn digests_quote_messages_as_they_stand() {
     assert!(body.contains(": corrected text"), "{body}");
     assert!(!body.contains(": m0") && !body.contains(": m1"), "{body}");
     assert!(body.contains("(deleted)"), "{body}");
+    running.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mention_sends_the_digest_before_the_window_sqlite() {
+    mention_digest(TestEngine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mention_sends_the_digest_before_the_window_postgres() {
+    mention_digest(TestEngine::Postgres).await;
+}
+
+/// With an hour's digest window and a one-second mention delay, a mentioned offline member
+/// gets their digest at once (with what else they missed), the others not yet.
+async fn mention_digest(engine: TestEngine) {
+    let Some((_db, url)) = TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let bob = member(&s, "bob@example.com", "Bob").await;
+    member(&s, "carol@example.com", "Carol").await;
+    let sink = SmtpSink::start().await;
+    let mut settings = smtp(&sink, 3600);
+    settings.mention_delay = Duration::from_secs(1);
+    post(&s.store, s.room, s.author, 1).await;
+    s.store
+        .post_message(
+            chatboard_store::NewMessage {
+                room_id: s.room,
+                sender_id: s.author,
+                body: "@bob@example.com can you look?".into(),
+                client_msg_id: None,
+                file: None,
+                parent_id: None,
+                mentions: chatboard_store::Mentioned {
+                    named: vec![bob],
+                    everyone: vec![bob],
+                },
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let running = start(&s.store, Arc::new(LocalPresence::new()), settings);
+    let mails = sink
+        .wait_for(Duration::from_secs(20), |m| !m.is_empty())
+        .await;
+    // Give mail to Carol, whose digest is an hour away, time to show up wrongly.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sink.mails().len(), 1, "{:#?}", sink.mails());
+    assert_eq!(mails[0].to, vec!["bob@example.com".to_owned()]);
+    let body = mails[0].body();
+    assert!(body.contains("can you look?"), "{body}");
+    assert!(
+        body.contains(": m0"),
+        "what else was missed goes too: {body}"
+    );
     running.shut_down().await;
 }

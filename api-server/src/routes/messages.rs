@@ -194,9 +194,22 @@ pub async fn list(
             .page_version(room_id, user.id)
             .await?
             .ok_or_else(ApiError::not_found)?;
-        if let Some(json) = state.pages.get(&key, version) {
-            state.metrics.page_cache(true);
-            return Ok(json_response(json));
+        if let Some((json, reacted)) = state.pages.get(&key, version) {
+            // The cached page says no reaction is the reader's; true unless they reacted to
+            // one of its messages, and then the page is built for them below.
+            let theirs = if reacted.is_empty() {
+                false
+            } else {
+                !state
+                    .store
+                    .reactions_by(user.id, &reacted)
+                    .await?
+                    .is_empty()
+            };
+            if !theirs {
+                state.metrics.page_cache(true);
+                return Ok(json_response(json));
+            }
         }
         state.metrics.page_cache(false);
         Some(version)
@@ -225,15 +238,32 @@ pub async fn list(
         &format!("/api/rooms/{room_id}/messages/"),
         extra,
     );
-    let json = serde_json::to_vec(&MessagePage { results, next }).map_err(|e| {
+    let mut page = MessagePage { results, next };
+    // The cache keeps the page as anyone sees it; the reader's own reactions go in afterwards.
+    let reacted: Vec<i64> = page
+        .results
+        .iter()
+        .filter(|m| !m.reactions.is_empty())
+        .map(|m| m.id)
+        .collect();
+    if let Some(version) = version {
+        state
+            .pages
+            .put(key, version, page_json(&page)?, reacted.into());
+    }
+    state
+        .chat
+        .mark_own_reactions(user.id, &mut page.results)
+        .await?;
+    Ok(json_response(page_json(&page)?))
+}
+
+fn page_json(page: &MessagePage) -> ApiResult<Bytes> {
+    let json = serde_json::to_vec(page).map_err(|e| {
         tracing::error!(error = %e, "page serialisation failed");
         ApiError::internal()
     })?;
-    let json = Bytes::from(json);
-    if let Some(version) = version {
-        state.pages.put(key, version, json.clone());
-    }
-    Ok(json_response(json))
+    Ok(Bytes::from(json))
 }
 
 fn json_response(json: Bytes) -> Response {

@@ -2,8 +2,10 @@
 
 pub mod auth;
 pub mod health;
+pub mod mentions;
 pub mod messages;
 pub mod orgs;
+pub mod reactions;
 pub mod rooms;
 pub mod threads;
 pub mod uploads;

@@ -232,15 +232,42 @@ pub async fn invite(
     ))
 }
 
-/// The members of a room with their read pointers (room members).
-#[utoipa::path(get, path = "/api/rooms/{id}/members/", tag = "rooms", params(("id" = i64, Path)), security(("bearer" = [])),
-    responses((status = 200, body = [RoomMember]), (status = 404, body = ErrorBody)))]
+/// Member lookup parameters of `GET /api/rooms/{id}/members/`.
+#[derive(Deserialize, IntoParams)]
+pub struct MemberQuery {
+    /// Only members whose address, first or last name starts with this (any case), at most
+    /// `limit` of them by address: what a client completes a mention from.
+    q: Option<String>,
+    /// With `q`: 1 to 50, default 10.
+    limit: Option<String>,
+}
+
+/// Longest member lookup prefix.
+const MEMBER_QUERY_MAX: usize = 100;
+
+/// The members of a room with their read pointers (room members); with `q`, those whose
+/// address or name starts with it.
+#[utoipa::path(get, path = "/api/rooms/{id}/members/", tag = "rooms", params(("id" = i64, Path), MemberQuery), security(("bearer" = [])),
+    responses((status = 200, body = [RoomMember]), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn members(
     user: AuthUser,
     State(state): State<AppState>,
     ApiPath(room_id): ApiPath<i64>,
+    ApiQuery(query): ApiQuery<MemberQuery>,
 ) -> ApiResult<Json<Vec<RoomMember>>> {
-    Ok(Json(state.chat.room_members(user.id, room_id).await?))
+    let Some(q) = query.q else {
+        return Ok(Json(state.chat.room_members(user.id, room_id).await?));
+    };
+    let mut v = Validator::default();
+    let limit = v.int_in("limit", query.limit.as_deref(), 1, 50, 10);
+    let q = v.text("q", &q, 0, MEMBER_QUERY_MAX);
+    v.finish()?;
+    Ok(Json(
+        state
+            .chat
+            .find_members(user.id, room_id, &q, limit as u32)
+            .await?,
+    ))
 }
 
 /// Marks the room read up to a message of it. Monotonic: an older id leaves the pointer where it

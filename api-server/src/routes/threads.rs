@@ -51,7 +51,7 @@ pub async fn page(
     let mut v = Validator::default();
     let page = query.params(&mut v);
     v.finish()?;
-    let thread = state.chat.open_thread(user.id, room_id, msg_id).await?;
+    let mut thread = state.chat.open_thread(user.id, room_id, msg_id).await?;
     let root_id = thread.root.id;
     let mut results = state
         .store
@@ -69,6 +69,11 @@ pub async fn page(
         &format!("/api/rooms/{room_id}/messages/{root_id}/thread/"),
         "",
     );
+    state.chat.mark_own_reactions(user.id, &mut results).await?;
+    state
+        .chat
+        .mark_own_reactions(user.id, std::slice::from_mut(&mut thread.root))
+        .await?;
     Ok(Json(ThreadPage {
         root: thread.root,
         following: thread.follow.following,
@@ -205,11 +210,14 @@ pub async fn followed(
         .last()
         .filter(|_| more)
         .map(|last| format!("/auth/me/threads/?before={}&limit={limit}", last.activity));
+    let mut roots: Vec<Message> = threads.iter().map(|t| t.root.clone()).collect();
+    state.chat.mark_own_reactions(user.id, &mut roots).await?;
     let results = threads
         .into_iter()
-        .map(|t| FollowedThreadView {
-            room: t.root.room,
-            root: t.root,
+        .zip(roots)
+        .map(|(t, root)| FollowedThreadView {
+            room: root.room,
+            root,
             unread_replies: t.unread_replies,
             last_read_id: t.last_read_id,
         })

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 
-use crate::events::{DomainEvent, ThreadUpdated};
+use crate::events::{DomainEvent, ReactionChanged, ThreadUpdated};
 use crate::model::Message;
 
 pub use local::LocalBus;
@@ -48,6 +48,22 @@ pub enum BusEvent {
     /// A thread's counters changed: its root's `reply_count`, `last_reply_at` and `repliers`.
     #[serde(rename = "thread.updated")]
     ThreadUpdated(ThreadUpdated),
+    /// Someone reacted to a message.
+    #[serde(rename = "reaction.added")]
+    ReactionAdded(ReactionChanged),
+    /// Someone took their reaction back.
+    #[serde(rename = "reaction.removed")]
+    ReactionRemoved(ReactionChanged),
+    /// A message mentions these users: their multiplexed sockets get a `mention` frame.
+    #[serde(rename = "mention")]
+    Mention {
+        /// Room id.
+        room: i64,
+        /// The message.
+        message: Message,
+        /// Who is mentioned, sorted.
+        user_ids: Vec<i64>,
+    },
     /// A member's read pointer moved.
     #[serde(rename = "read")]
     Read {
@@ -107,7 +123,7 @@ impl BusEvent {
     }
 
     /// The live event of a domain event, for the changes clients see as they happen (new,
-    /// edited and deleted messages, thread counters); `None` for the others, which only the outbox carries.
+    /// edited and deleted messages, thread counters, reactions); `None` for the others, which only the outbox carries.
     pub fn of(event: &DomainEvent) -> Option<Self> {
         match event {
             DomainEvent::MessageCreated(m) => Some(BusEvent::new_message(m.clone())),
@@ -117,6 +133,12 @@ impl BusEvent {
                 room: m.room,
             }),
             DomainEvent::ThreadUpdated(e) => Some(BusEvent::ThreadUpdated(e.clone())),
+            DomainEvent::ReactionAdded(e) => Some(BusEvent::ReactionAdded(e.clone())),
+            DomainEvent::ReactionRemoved(e) => Some(BusEvent::ReactionRemoved(e.clone())),
+            // The poster's process announces one `mention` for all the people a message
+            // mentions; the per-person events are for webhooks and emails, and announcing
+            // them again at start-up would repeat the frame.
+            DomainEvent::MessageMentioned(_) => None,
             DomainEvent::RoomCreated(_)
             | DomainEvent::MemberInvited(_)
             | DomainEvent::MemberJoined(_)
@@ -140,6 +162,8 @@ impl BusEvent {
         match self {
             BusEvent::Message { message: m, .. } | BusEvent::MessageUpdated(m) => m.room,
             BusEvent::ThreadUpdated(e) => e.room,
+            BusEvent::ReactionAdded(e) | BusEvent::ReactionRemoved(e) => e.room,
+            BusEvent::Mention { room, .. } => *room,
             BusEvent::MessageDeleted { room, .. }
             | BusEvent::Read { room, .. }
             | BusEvent::Typing { room, .. }
@@ -169,6 +193,35 @@ impl BusEvent {
             BusEvent::MessageDeleted { id, .. } => Some(format!("msg-{id}-deleted")),
             // A thread's reply count only grows: each value is one state of the thread.
             BusEvent::ThreadUpdated(e) => Some(format!("thread-{}-{}", e.root_id, e.reply_count)),
+            BusEvent::Mention {
+                message, user_ids, ..
+            } => Some(format!(
+                "mention-{}-{}-{}",
+                message.id,
+                message
+                    .edited_at
+                    .map(|t| t.timestamp_micros())
+                    .unwrap_or_default(),
+                user_ids.len()
+            )),
+            // With the time: the same reaction may be added, removed and added again. The emoji
+            // as code points, since the key travels as a (plain ASCII) header.
+            BusEvent::ReactionAdded(e) | BusEvent::ReactionRemoved(e) => Some(format!(
+                "reaction-{}-{}-{}-{}-{}",
+                e.message_id,
+                e.user_id,
+                e.emoji
+                    .chars()
+                    .map(|c| format!("{:x}", u32::from(c)))
+                    .collect::<Vec<_>>()
+                    .join("."),
+                if matches!(self, BusEvent::ReactionAdded(_)) {
+                    "added"
+                } else {
+                    "removed"
+                },
+                e.at.timestamp_micros()
+            )),
             BusEvent::Read {
                 room,
                 user_id,

@@ -263,6 +263,11 @@ pub struct EmailSettings {
     #[arg(long = "email-digest-window", env = "CHATBOARD_EMAIL_DIGEST_WINDOW",
         default_value = "900", value_parser = seconds)]
     pub digest_window: Duration,
+    /// Seconds a missed mention waits before the digest holding it goes out, however young the
+    /// rest of it (still one email per person).
+    #[arg(long = "email-mention-delay", env = "CHATBOARD_EMAIL_MENTION_DELAY",
+        default_value = "60", value_parser = seconds)]
+    pub mention_delay: Duration,
     /// Without SMTP, where each email is written as `<id>.eml` (the single node defaults to
     /// `$CHATBOARD_DATA_DIR/emails`).
     #[arg(long = "email-outbox-dir", env = "CHATBOARD_EMAIL_OUTBOX_DIR")]
@@ -278,6 +283,7 @@ impl Default for EmailSettings {
             smtp_url: None,
             from: "ChatBoard <chatboard@localhost>".to_owned(),
             digest_window: Duration::from_secs(15 * 60),
+            mention_delay: Duration::from_secs(60),
             outbox_dir: None,
             public_url: None,
         }

@@ -53,6 +53,7 @@ impl EmailStore for SqlStore {
         message_id: i64,
         room_id: i64,
         created_at: DateTime<Utc>,
+        mentioned: bool,
     ) -> StoreResult<()> {
         if user_ids.is_empty() {
             return Ok(());
@@ -60,17 +61,21 @@ impl EmailStore for SqlStore {
         let mut tx = self.write.begin().await?;
         for chunk in user_ids.chunks(200) {
             let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(${}, $1, $2, $3)", i + 4))
+                .map(|i| format!("(${}, $1, $2, $3, $4)", i + 5))
                 .collect();
+            // The message may already wait there (its `message.created` came first): a mention
+            // only makes it more urgent.
             let sql = format!(
-                "INSERT INTO digest_items (user_id, message_id, room_id, created_at) VALUES {} \
-                 ON CONFLICT (user_id, message_id) DO NOTHING",
+                "INSERT INTO digest_items (user_id, message_id, room_id, created_at, mentioned) \
+                 VALUES {} ON CONFLICT (user_id, message_id) DO UPDATE \
+                 SET mentioned = (digest_items.mentioned OR excluded.mentioned)",
                 values.join(", ")
             );
             let mut query = sqlx::query(&sql)
                 .bind(message_id)
                 .bind(room_id)
-                .bind(created_at);
+                .bind(created_at)
+                .bind(mentioned);
             for user in chunk {
                 query = query.bind(*user);
             }
@@ -81,13 +86,20 @@ impl EmailStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn due_digests(&self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<Vec<i64>> {
+    async fn due_digests(
+        &self,
+        cutoff: DateTime<Utc>,
+        mention_cutoff: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<i64>> {
         let rows: Vec<(i64,)> = sqlx::query_as(
-            "SELECT user_id FROM digest_items GROUP BY user_id HAVING MIN(created_at) <= $1 \
+            "SELECT user_id FROM digest_items GROUP BY user_id \
+             HAVING MIN(created_at) <= $1 OR MIN(CASE WHEN mentioned THEN created_at END) <= $3 \
              ORDER BY MIN(created_at) LIMIT $2",
         )
         .bind(cutoff)
         .bind(i64::from(limit))
+        .bind(mention_cutoff)
         .fetch_all(&self.read)
         .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())

@@ -3,10 +3,13 @@
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 
-use super::outbox::write_event;
+use super::mentions::record_mentions;
+use super::outbox::{write_event, write_events};
 use super::{SqlStore, Tx};
-use crate::sql::rows::{is_unique_violation, MessageRow, MESSAGE_COLUMNS};
-use crate::{MessageStore, NewMessage, PageCursor, PageVersion, StoreError, StoreResult, Timeline};
+use crate::sql::rows::{encode_ids, is_unique_violation, MessageRow, MESSAGE_COLUMNS};
+use crate::{
+    Mentioned, MessageStore, NewMessage, PageCursor, PageVersion, StoreError, StoreResult, Timeline,
+};
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::events::DomainEvent;
 use chatboard_core::model::Message;
@@ -198,12 +201,13 @@ impl MessageStore for SqlStore {
         room_id: i64,
         msg_id: i64,
         body: &str,
+        mentions: &Mentioned,
         now: DateTime<Utc>,
-    ) -> StoreResult<Message> {
+    ) -> StoreResult<(Message, Vec<i64>)> {
         let mut tx = self.write.begin().await?;
         // The NOT is_deleted guard makes edit-after-delete impossible even when the two race.
         let sql = format!(
-            "UPDATE messages SET body = $3, edited_at = $4 \
+            "UPDATE messages SET body = $3, edited_at = $4, mention_ids = $5 \
              WHERE room_id = $1 AND id = $2 AND NOT is_deleted RETURNING {MESSAGE_COLUMNS}"
         );
         let row: Option<MessageRow> = sqlx::query_as(&sql)
@@ -211,6 +215,7 @@ impl MessageStore for SqlStore {
             .bind(msg_id)
             .bind(body)
             .bind(now)
+            .bind(encode_ids(&mentions.named))
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else {
@@ -228,8 +233,17 @@ impl MessageStore for SqlStore {
             now,
         )
         .await?;
+        let mentioned = record_mentions(&mut tx, &message, &mentions.everyone, now).await?;
+        write_events(&mut tx, message.org, &mentioned).await?;
         tx.commit().await?;
-        Ok(message)
+        let newly = mentioned
+            .iter()
+            .filter_map(|(event, _)| match event {
+                DomainEvent::MessageMentioned(m) => Some(m.user_id),
+                _ => None,
+            })
+            .collect();
+        Ok((message, newly))
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -241,7 +255,7 @@ impl MessageStore for SqlStore {
     ) -> StoreResult<Message> {
         let mut tx = self.write.begin().await?;
         let sql = format!(
-            "UPDATE messages SET body = '', is_deleted = TRUE, \
+            "UPDATE messages SET body = '', is_deleted = TRUE, reactions = NULL, \
                file_id = NULL, file_name = NULL, file_type = NULL, file_size = NULL \
              WHERE room_id = $1 AND id = $2 AND NOT is_deleted RETURNING {MESSAGE_COLUMNS}"
         );
@@ -257,6 +271,16 @@ impl MessageStore for SqlStore {
                 .ok_or(StoreError::NotFound);
         };
         let message = Message::from(row);
+        // A deleted message keeps nothing of what it said, reactions and mentions included.
+        for dependent in [
+            "DELETE FROM reactions WHERE message_id = $1",
+            "DELETE FROM mentions WHERE message_id = $1",
+        ] {
+            sqlx::query(dependent)
+                .bind(msg_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         Self::bump_edit_version(&mut tx, room_id).await?;
         write_event(
             &mut tx,

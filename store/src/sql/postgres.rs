@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use super::rows::{message_columns_of, BatchRow, MessageRow, MESSAGE_COLUMNS};
+use super::rows::{encode_ids, message_columns_of, BatchRow, MessageRow, MESSAGE_COLUMNS};
 use crate::{Engine, NewMessage, StoreResult};
 use chatboard_core::events::DomainEvent;
 use chatboard_core::model::Message;
@@ -26,6 +26,10 @@ const EMAIL_CLAIM_LOCK: &str = "FOR UPDATE SKIP LOCKED";
 /// Serialises membership changes of one organization (last-admin checks) across concurrent
 /// transactions: the org's row is locked.
 const ORG_LOCK: &str = " FOR UPDATE";
+
+/// Serialises reactions to one message (its counts are read, changed and written back): the
+/// message's row is locked.
+const MESSAGE_LOCK: &str = " FOR UPDATE";
 
 /// Stores a message and its `message.created` event in one transaction. The first statement
 /// takes the room's row lock, the next seq and the id (allocated under that lock, which keeps
@@ -49,9 +53,10 @@ async fn insert_message(
                SELECT 1 FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $4)) \
            RETURNING org_id, last_seq, last_msg_id) \
          INSERT INTO messages (id, room_id, org_id, seq, sender_id, body, client_msg_id, created_at, \
-           file_id, file_name, file_type, file_size, parent_id) \
+           file_id, file_name, file_type, file_size, parent_id, mention_ids) \
          OVERRIDING SYSTEM VALUE \
-         SELECT last_msg_id, $1, org_id, last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM slot \
+         SELECT last_msg_id, $1, org_id, last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
+         FROM slot \
          RETURNING {MESSAGE_COLUMNS}"
     );
     let mut tx = write.begin().await?;
@@ -66,6 +71,7 @@ async fn insert_message(
         .bind(msg.file.as_ref().map(|f| f.content_type.as_str()))
         .bind(msg.file.as_ref().map(|f| f.size))
         .bind(msg.parent_id)
+        .bind(encode_ids(&msg.mentions.named))
         .fetch_optional(&mut *tx)
         .await?;
     let Some(row) = row else {
@@ -76,6 +82,11 @@ async fn insert_message(
     write_event(&mut tx, message.org, &event, now).await?;
     if let Some(thread) = threads::record_reply(&mut tx, &message, now).await? {
         write_event(&mut tx, message.org, &thread, now).await?;
+    }
+    if !msg.mentions.everyone.is_empty() {
+        let mentioned =
+            mentions::record_mentions(&mut tx, &message, &msg.mentions.everyone, now).await?;
+        write_events(&mut tx, message.org, &mentioned).await?;
     }
     tx.commit().await?;
     Ok(Some(message))
@@ -152,20 +163,25 @@ async fn insert_batch_atomic(
     let bodies: Vec<String> = posts.iter().map(|p| p.msg.body.clone()).collect();
     let times: Vec<DateTime<Utc>> = posts.iter().map(|p| p.now).collect();
     let parents: Vec<Option<i64>> = posts.iter().map(|p| p.msg.parent_id).collect();
+    let named: Vec<Option<String>> = posts
+        .iter()
+        .map(|p| encode_ids(&p.msg.mentions.named))
+        .collect();
     let returned = message_columns_of("m");
     let sql = format!(
         "WITH t AS MATERIALIZED ( \
            SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id, u.* \
            FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], \
-             $6::bigint[]) \
-             WITH ORDINALITY AS u(room_id, sender_id, body, client_msg_id, created_at, parent_id, n)), \
+             $6::bigint[], $7::text[]) \
+             WITH ORDINALITY AS u(room_id, sender_id, body, client_msg_id, created_at, parent_id, \
+               mention_ids, n)), \
          m AS ( \
            INSERT INTO messages (id, room_id, org_id, seq, sender_id, body, client_msg_id, created_at, \
-             parent_id) \
+             parent_id, mention_ids) \
            OVERRIDING SYSTEM VALUE \
            SELECT t.id, t.room_id, r.org_id, \
                   r.last_seq + row_number() OVER (PARTITION BY t.room_id ORDER BY t.id), \
-                  t.sender_id, t.body, t.client_msg_id, t.created_at, t.parent_id \
+                  t.sender_id, t.body, t.client_msg_id, t.created_at, t.parent_id, t.mention_ids \
            FROM t JOIN rooms r ON r.id = t.room_id \
            RETURNING {MESSAGE_COLUMNS}) \
          SELECT {returned}, t.n FROM m JOIN t ON t.id = m.id ORDER BY m.id"
@@ -177,6 +193,7 @@ async fn insert_batch_atomic(
         .bind(&client_ids)
         .bind(&times)
         .bind(&parents)
+        .bind(&named)
         .fetch_all(&mut *tx)
         .await?;
     // Each room moves on by its posts, its newest message the last of them.
@@ -212,6 +229,10 @@ async fn insert_batch_atomic(
         // Replies in id order, so each sees its root as the replies before it left it.
         if let Some(thread) = threads::record_reply(&mut tx, &message, now).await? {
             org_events.push((thread, now));
+        }
+        let everyone = &batch[i].msg.mentions.everyone;
+        if !everyone.is_empty() {
+            org_events.extend(mentions::record_mentions(&mut tx, &message, everyone, now).await?);
         }
         answers[i] = Some(message);
     }
@@ -252,6 +273,8 @@ async fn insert_batch(write: &Pool, batch: &[PendingPost]) -> Vec<StoreResult<Op
 
 #[path = "email.rs"]
 mod email;
+#[path = "mentions.rs"]
+mod mentions;
 #[path = "messages.rs"]
 mod messages;
 #[path = "orgs.rs"]
@@ -260,6 +283,8 @@ mod orgs;
 mod outbox;
 #[path = "post_queue.rs"]
 mod post_queue;
+#[path = "reactions.rs"]
+mod reactions;
 #[path = "rooms.rs"]
 mod rooms;
 #[path = "sessions.rs"]

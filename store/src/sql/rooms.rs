@@ -519,7 +519,9 @@ impl RoomStore for SqlStore {
                       AND o.id > COALESCE(rm.last_read_msg_id, 0)) \
                  - (SELECT COUNT(*) FROM messages d WHERE d.room_id = r.id AND d.is_deleted \
                       AND d.id > COALESCE(rm.last_read_msg_id, 0) \
-                      AND (d.sender_id IS NULL OR d.sender_id <> $1)) AS unread_count \
+                      AND (d.sender_id IS NULL OR d.sender_id <> $1)) AS unread_count, \
+               (SELECT COUNT(*) FROM mentions mn WHERE mn.user_id = $1 AND mn.room_id = r.id \
+                  AND mn.message_id > COALESCE(rm.last_read_msg_id, 0)) AS mentions \
              FROM room_members rm JOIN rooms r ON r.id = rm.room_id \
              WHERE rm.user_id = $1 ORDER BY r.id",
         )

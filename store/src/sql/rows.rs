@@ -6,8 +6,8 @@ use crate::{DueDelivery, RoomAccess, StoreError};
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::events::OutboxEvent;
 use chatboard_core::model::{
-    AccessLevel, DeliveryStatus, FileRef, Message, OrgMember, OrgQuotas, OrgView, Role, Room,
-    RoomMember, UnreadCount, User, Webhook, WebhookDelivery,
+    AccessLevel, DeliveryStatus, FileRef, Message, OrgMember, OrgQuotas, OrgView, ReactionCount,
+    Role, Room, RoomMember, UnreadCount, User, Webhook, WebhookDelivery,
 };
 
 /// `$first, $first+1, ...`, one placeholder per item of an `IN (...)` list.
@@ -249,7 +249,8 @@ impl TryFrom<RoomMemberRow> for RoomMember {
 /// Columns of the message object.
 pub(super) const MESSAGE_COLUMNS: &str =
     "id, room_id, org_id, seq, sender_id, body, client_msg_id, is_deleted, created_at, edited_at, \
-     file_id, file_name, file_type, file_size, parent_id, reply_count, last_reply_at, last_repliers";
+     file_id, file_name, file_type, file_size, parent_id, reply_count, last_reply_at, last_repliers, \
+     reactions, mention_ids";
 
 /// [`MESSAGE_COLUMNS`] of the table aliased `alias`, for queries that join it.
 pub(super) fn message_columns_of(alias: &str) -> String {
@@ -266,9 +267,7 @@ pub(super) const REPLIERS_SHOWN: usize = 3;
 /// The repliers list after `replier` posted: them first, then the others, at most
 /// [`REPLIERS_SHOWN`].
 pub(super) fn repliers_after(stored: Option<&str>, replier: i64) -> String {
-    let earlier = parse_repliers(stored)
-        .into_iter()
-        .filter(|&id| id != replier);
+    let earlier = parse_ids(stored).into_iter().filter(|&id| id != replier);
     std::iter::once(replier)
         .chain(earlier)
         .take(REPLIERS_SHOWN)
@@ -277,8 +276,38 @@ pub(super) fn repliers_after(stored: Option<&str>, replier: i64) -> String {
         .join(",")
 }
 
-/// The user ids of a stored repliers list (malformed entries are skipped).
-fn parse_repliers(stored: Option<&str>) -> Vec<i64> {
+/// The stored form of an id list (`None` when empty).
+pub(super) fn encode_ids(ids: &[i64]) -> Option<String> {
+    (!ids.is_empty()).then(|| {
+        ids.iter()
+            .map(|id| id.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+/// A message's stored reaction counts (`me` is the reader's business, filled in later); an
+/// unreadable value reads as none.
+pub(super) fn parse_reactions(stored: Option<&str>) -> Vec<ReactionCount> {
+    stored
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default()
+}
+
+/// The stored form of a message's reaction counts (without `me`).
+pub(super) fn encode_reactions(counts: &[ReactionCount]) -> Option<String> {
+    if counts.is_empty() {
+        return None;
+    }
+    let stored: Vec<serde_json::Value> = counts
+        .iter()
+        .map(|c| serde_json::json!({"emoji": c.emoji, "count": c.count}))
+        .collect();
+    Some(serde_json::Value::Array(stored).to_string())
+}
+
+/// The user ids of a stored id list (malformed entries are skipped).
+fn parse_ids(stored: Option<&str>) -> Vec<i64> {
     stored
         .unwrap_or_default()
         .split(',')
@@ -314,6 +343,8 @@ pub(super) struct MessageRow {
     reply_count: i64,
     last_reply_at: Option<DateTime<Utc>>,
     last_repliers: Option<String>,
+    reactions: Option<String>,
+    mention_ids: Option<String>,
 }
 
 impl From<MessageRow> for Message {
@@ -339,7 +370,9 @@ impl From<MessageRow> for Message {
             parent_id: r.parent_id,
             reply_count: r.reply_count,
             last_reply_at: r.last_reply_at,
-            repliers: parse_repliers(r.last_repliers.as_deref()),
+            repliers: parse_ids(r.last_repliers.as_deref()),
+            reactions: parse_reactions(r.reactions.as_deref()),
+            mentions: parse_ids(r.mention_ids.as_deref()),
             seq: r.seq,
         }
     }
@@ -350,6 +383,7 @@ pub(super) struct UnreadRow {
     room_id: i64,
     room_name: String,
     unread_count: i64,
+    mentions: i64,
     last_read_msg_id: Option<i64>,
     last_msg_id: Option<i64>,
 }
@@ -360,6 +394,7 @@ impl From<UnreadRow> for UnreadCount {
             room_id: r.room_id,
             room_name: r.room_name,
             unread_count: r.unread_count,
+            mentions: r.mentions,
             last_read_msg_id: r.last_read_msg_id,
             last_msg_id: r.last_msg_id,
         }
@@ -482,7 +517,9 @@ mod tests {
         assert_eq!(repliers_after(Some("3,2"), 4), "4,3,2");
         assert_eq!(repliers_after(Some("3,4,2"), 4), "4,3,2");
         assert_eq!(repliers_after(Some("3,2,1"), 4), "4,3,2");
-        assert_eq!(parse_repliers(Some("4,x,2")), vec![4, 2]);
+        assert_eq!(parse_ids(Some("4,x,2")), vec![4, 2]);
+        assert_eq!(encode_ids(&[4, 2]), Some("4,2".to_owned()));
+        assert_eq!(encode_ids(&[]), None);
         assert_eq!(
             message_columns_of("m").split(", ").next(),
             Some("m.id"),

@@ -3,11 +3,11 @@
 
 use chrono::{DateTime, Utc};
 
-use super::rows::{MessageRow, MESSAGE_COLUMNS};
+use super::rows::{encode_ids, MessageRow, MESSAGE_COLUMNS};
 use crate::{Engine, NewMessage, StoreResult};
 use chatboard_core::events::DomainEvent;
 use chatboard_core::model::Message;
-use outbox::write_event;
+use outbox::{write_event, write_events};
 use post_queue::{insert_each, PendingPost};
 
 type Db = sqlx::Sqlite;
@@ -23,6 +23,9 @@ const EMAIL_CLAIM_LOCK: &str = "";
 
 /// Write transactions already run one at a time on the single writer connection.
 const ORG_LOCK: &str = "";
+
+/// Write transactions already run one at a time on the single writer connection.
+const MESSAGE_LOCK: &str = "";
 
 /// Stores a message and its `message.created` event in one transaction on the single writer
 /// connection, which already orders every write; see the PostgreSQL version for the rules.
@@ -66,8 +69,8 @@ async fn insert_in(
     };
     let sql = format!(
         "INSERT INTO messages (room_id, org_id, seq, sender_id, body, client_msg_id, created_at, \
-           file_id, file_name, file_type, file_size, parent_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {MESSAGE_COLUMNS}"
+           file_id, file_name, file_type, file_size, parent_id, mention_ids) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {MESSAGE_COLUMNS}"
     );
     let row: MessageRow = sqlx::query_as(&sql)
         .bind(msg.room_id)
@@ -82,6 +85,7 @@ async fn insert_in(
         .bind(msg.file.as_ref().map(|f| f.content_type.as_str()))
         .bind(msg.file.as_ref().map(|f| f.size))
         .bind(msg.parent_id)
+        .bind(encode_ids(&msg.mentions.named))
         .fetch_one(&mut **tx)
         .await?;
     let message = Message::from(row);
@@ -94,6 +98,11 @@ async fn insert_in(
     write_event(tx, org_id, &event, now).await?;
     if let Some(thread) = threads::record_reply(tx, &message, now).await? {
         write_event(tx, org_id, &thread, now).await?;
+    }
+    if !msg.mentions.everyone.is_empty() {
+        let mentioned =
+            mentions::record_mentions(tx, &message, &msg.mentions.everyone, now).await?;
+        write_events(tx, org_id, &mentioned).await?;
     }
     Ok(Some(message))
 }
@@ -127,6 +136,8 @@ async fn insert_batch(write: &Pool, batch: &[PendingPost]) -> Vec<StoreResult<Op
 
 #[path = "email.rs"]
 mod email;
+#[path = "mentions.rs"]
+mod mentions;
 #[path = "messages.rs"]
 mod messages;
 #[path = "orgs.rs"]
@@ -135,6 +146,8 @@ mod orgs;
 mod outbox;
 #[path = "post_queue.rs"]
 mod post_queue;
+#[path = "reactions.rs"]
+mod reactions;
 #[path = "rooms.rs"]
 mod rooms;
 #[path = "sessions.rs"]

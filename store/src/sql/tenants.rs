@@ -452,6 +452,22 @@ impl TenantStore for SqlStore {
             }
             let cutoff = now - chrono::Duration::days(i64::from(days));
             let mut tx = self.write.begin().await?;
+            // What hangs off the expiring messages goes first, chosen by the same condition.
+            for dependent in [
+                "DELETE FROM reactions WHERE message_id IN",
+                "DELETE FROM thread_follows WHERE root_id IN",
+                "DELETE FROM mentions WHERE message_id IN",
+            ] {
+                sqlx::query(&format!(
+                    "{dependent} ( \
+                       SELECT id FROM messages WHERE org_id = $1 AND created_at < $2 ORDER BY id LIMIT $3)"
+                ))
+                .bind(org_id)
+                .bind(cutoff)
+                .bind(i64::try_from(left).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?;
+            }
             let rooms: Vec<(i64,)> = sqlx::query_as(
                 "DELETE FROM messages WHERE id IN ( \
                    SELECT id FROM messages WHERE org_id = $1 AND created_at < $2 ORDER BY id LIMIT $3) \

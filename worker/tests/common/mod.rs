@@ -110,6 +110,7 @@ pub async fn post(store: &Arc<dyn Store>, room: i64, sender: i64, n: usize) {
             body: format!("m{i}"),
             client_msg_id: None,
             parent_id: None,
+            mentions: Default::default(),
         };
         store.post_message(message, Utc::now()).await.unwrap();
     }

@@ -1,0 +1,274 @@
+//! Reactions: adding and removing (idempotent), counts with the reader's own marked, the emoji
+//! rules and limits, deleted messages, tenant isolation, events and cached pages. Both engines.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use testing::both_engines;
+
+use common::{Engine, TestApp, TestUser};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+both_engines!(
+    reactions_are_counted_once_per_person_and_marked_for_the_reader,
+    emoji_are_checked_and_limited,
+    deleted_messages_and_outsiders_take_no_reactions,
+    pages_show_each_reader_their_own_reactions,
+);
+
+/// An org with alice (ADMIN), bob and carol (MEMBERs) in one PUBLIC room, and a message of
+/// alice's there.
+async fn message_for_three(app: &TestApp) -> (i64, i64, TestUser, TestUser, TestUser) {
+    let alice = app.user("alice@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let carol = app.user("carol@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    app.join(org, &alice, &bob, "MEMBER").await;
+    app.join(org, &alice, &carol, "MEMBER").await;
+    let room = app.room(&alice, org, "general", "PUBLIC").await;
+    let msg = app.send(&alice, room, "ship it?").await;
+    (room, msg, alice, bob, carol)
+}
+
+fn reactions_path(room: i64, msg: i64) -> String {
+    format!("/api/rooms/{room}/messages/{msg}/reactions/")
+}
+
+async fn react(app: &TestApp, by: &TestUser, room: i64, msg: i64, emoji: &str) -> common::Reply {
+    app.post(
+        &reactions_path(room, msg),
+        Some(&by.access),
+        json!({"emoji": emoji}),
+    )
+    .await
+}
+
+async fn unreact(app: &TestApp, by: &TestUser, room: i64, msg: i64, emoji: &str) -> common::Reply {
+    let encoded: String = emoji.bytes().map(|b| format!("%{b:02X}")).collect();
+    app.delete(
+        &format!("{}{encoded}/", reactions_path(room, msg)),
+        &by.access,
+    )
+    .await
+}
+
+/// The message as `reader` sees it on the newest page.
+async fn seen_by(app: &TestApp, reader: &TestUser, room: i64, msg: i64) -> Value {
+    let page = app
+        .get(&format!("/api/rooms/{room}/messages/"), &reader.access)
+        .await;
+    page.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == msg)
+        .cloned()
+        .unwrap()
+}
+
+async fn reactions_are_counted_once_per_person_and_marked_for_the_reader(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (room, msg, alice, bob, carol) = message_for_three(&app).await;
+    let r = react(&app, &bob, room, msg, "👍").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["id"], msg);
+    assert_eq!(
+        r.body["reactions"],
+        json!([{"emoji": "👍", "count": 1, "me": true}])
+    );
+    let again = react(&app, &bob, room, msg, "👍").await;
+    assert_eq!(again.status, StatusCode::OK, "adding twice changes nothing");
+    assert_eq!(again.body["reactions"], r.body["reactions"]);
+    // A shortcode is the same reaction as its emoji.
+    let r = react(&app, &alice, room, msg, ":+1:").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(
+        r.body["reactions"],
+        json!([{"emoji": "👍", "count": 2, "me": true}])
+    );
+    react(&app, &carol, room, msg, ":tada:").await;
+    assert_eq!(
+        seen_by(&app, &carol, room, msg).await["reactions"],
+        json!([
+            {"emoji": "👍", "count": 2, "me": false},
+            {"emoji": "🎉", "count": 1, "me": true},
+        ])
+    );
+
+    let r = unreact(&app, &bob, room, msg, "👍").await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = unreact(&app, &bob, room, msg, "👍").await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "removing twice is fine");
+    let r = unreact(&app, &carol, room, msg, ":tada:").await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        seen_by(&app, &bob, room, msg).await["reactions"],
+        json!([{"emoji": "👍", "count": 1, "me": false}]),
+        "the last of an emoji takes its entry away"
+    );
+
+    // One event per change, none for the repeats.
+    let events = app.state.store.outbox_after(0, 100).await.unwrap();
+    let changes: Vec<(String, Value, Value)> = events
+        .iter()
+        .filter(|e| e.event_type.starts_with("reaction."))
+        .map(|e| {
+            (
+                e.event_type.clone(),
+                e.data["emoji"].clone(),
+                e.data["count"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            ("reaction.added".into(), json!("👍"), json!(1)),
+            ("reaction.added".into(), json!("👍"), json!(2)),
+            ("reaction.added".into(), json!("🎉"), json!(1)),
+            ("reaction.removed".into(), json!("👍"), json!(1)),
+            ("reaction.removed".into(), json!("🎉"), json!(0)),
+        ]
+    );
+    let first = events
+        .iter()
+        .find(|e| e.event_type == "reaction.added")
+        .unwrap();
+    assert_eq!(first.data["user_id"], bob.id);
+    assert_eq!(first.data["message_id"], msg);
+    assert_eq!(first.data["room"], room);
+    assert_eq!(first.room_id, Some(room));
+}
+
+async fn emoji_are_checked_and_limited(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (room, msg, _alice, bob, _carol) = message_for_three(&app).await;
+    for bad in ["", "x", ":not-a-shortcode:", "👍👍", "<script>"] {
+        let r = react(&app, &bob, room, msg, bad).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad:?}: {}", r.text);
+        assert!(r.body["errors"]["emoji"].is_array(), "{}", r.text);
+    }
+    let r = app
+        .post(&reactions_path(room, msg), Some(&bob.access), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    // Twenty different emoji, then only those.
+    let twenty = [
+        "😀", "😂", "😍", "😎", "😭", "😡", "👍", "👎", "👏", "🙏", "🔥", "🎉", "❤️", "💯", "✅",
+        "❌", "👀", "🚀", "🤔", "🙌",
+    ];
+    for emoji in twenty {
+        let r = react(&app, &bob, room, msg, emoji).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{emoji}: {}", r.text);
+    }
+    let r = react(&app, &bob, room, msg, "🍕").await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert_eq!(r.code(), "too_many_reactions");
+    let r = react(&app, &bob, room, msg, "❤").await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "❤ is ❤️, already there: {}",
+        r.text
+    );
+    let listed = seen_by(&app, &bob, room, msg).await;
+    let emoji: Vec<&str> = listed["reactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["emoji"].as_str().unwrap())
+        .collect();
+    assert_eq!(emoji, twenty, "in the order first added");
+}
+
+async fn deleted_messages_and_outsiders_take_no_reactions(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (room, msg, alice, bob, _carol) = message_for_three(&app).await;
+    react(&app, &bob, room, msg, "👍").await;
+    let mallory = app.user("mallory@example.com").await;
+    app.org(&mallory, "Elsewhere").await;
+    let r = react(&app, &mallory, room, msg, "👍").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = unreact(&app, &mallory, room, msg, "👍").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = react(&app, &bob, room, 999_999, "👍").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // A message of another room is not reachable through this one.
+    let other_room = app
+        .room(&alice, app.org(&alice, "Other").await, "x", "PUBLIC")
+        .await;
+    let elsewhere = app.send(&alice, other_room, "elsewhere").await;
+    let r = react(&app, &bob, room, elsewhere, "👍").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let r = app
+        .delete(&format!("/api/rooms/{room}/messages/{msg}/"), &alice.access)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(seen_by(&app, &bob, room, msg).await["reactions"], json!([]));
+    let r = react(&app, &bob, room, msg, "👍").await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.code(), "message_deleted");
+}
+
+async fn pages_show_each_reader_their_own_reactions(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (room, msg, alice, bob, carol) = message_for_three(&app).await;
+    let later = app.send(&alice, room, "later").await;
+    let older = format!("/api/rooms/{room}/messages/?before={later}");
+    // Cached while nothing changes...
+    app.get(&older, &carol.access).await;
+    react(&app, &bob, room, msg, "🚀").await;
+    // ...but a reaction is a change, and each reader sees their own marked.
+    for _ in 0..2 {
+        let bobs = app.get(&older, &bob.access).await;
+        assert_eq!(
+            bobs.body["results"][0]["reactions"][0]["me"], true,
+            "{}",
+            bobs.text
+        );
+        let carols = app.get(&older, &carol.access).await;
+        assert_eq!(
+            carols.body["results"][0]["reactions"][0]["me"], false,
+            "{}",
+            carols.text
+        );
+        assert_eq!(carols.body["results"][0]["reactions"][0]["count"], 1);
+    }
+    // The same in threads and in the edited message.
+    let thread = app
+        .get(
+            &format!("/api/rooms/{room}/messages/{msg}/thread/"),
+            &bob.access,
+        )
+        .await;
+    assert_eq!(
+        thread.body["root"]["reactions"][0]["me"], true,
+        "{}",
+        thread.text
+    );
+    react(&app, &alice, room, msg, "🚀").await;
+    let edited = app
+        .patch(
+            &format!("/api/rooms/{room}/messages/{msg}/"),
+            &alice.access,
+            json!({"body": "shipped"}),
+        )
+        .await;
+    assert_eq!(
+        edited.body["reactions"],
+        json!([{"emoji": "🚀", "count": 2, "me": true}]),
+        "{}",
+        edited.text
+    );
+}

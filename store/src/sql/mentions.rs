@@ -1,0 +1,172 @@
+//! Mentions: the rows written with a message (and rewritten by an edit), the member lookup, and
+//! the reader's mentions.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{SqlStore, Tx};
+use crate::sql::rows::{message_columns_of, placeholders, MessageRow, RoomMemberRow};
+use crate::{MentionStore, StoreResult};
+use chatboard_core::events::{DomainEvent, MessageMentioned};
+use chatboard_core::model::{Message, RoomMember};
+
+/// Rows one insert statement takes at most (three parameters each).
+const ROWS_PER_STATEMENT: usize = 300;
+/// Addresses one lookup statement names at most.
+const EMAILS_PER_STATEMENT: usize = 500;
+
+/// Records who `message` mentions (`everyone`), replacing what an earlier version of it
+/// mentioned, as part of `tx`; returns a `message.mentioned` event for each person not
+/// mentioned before.
+pub(super) async fn record_mentions(
+    tx: &mut Tx<'_>,
+    message: &Message,
+    everyone: &[i64],
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<(DomainEvent, DateTime<Utc>)>> {
+    let before: Vec<(i64,)> =
+        sqlx::query_as("DELETE FROM mentions WHERE message_id = $1 RETURNING user_id")
+            .bind(message.id)
+            .fetch_all(&mut **tx)
+            .await?;
+    for chunk in everyone.chunks(ROWS_PER_STATEMENT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", placeholders(i * 3 + 1, 3)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO mentions (message_id, room_id, user_id) VALUES {} ON CONFLICT DO NOTHING",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for user_id in chunk {
+            query = query.bind(message.id).bind(message.room).bind(*user_id);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(everyone
+        .iter()
+        .filter(|&&user_id| !before.iter().any(|(was,)| *was == user_id))
+        .map(|&user_id| {
+            let event = DomainEvent::MessageMentioned(MessageMentioned {
+                user_id,
+                message: message.clone(),
+            });
+            (event, now)
+        })
+        .collect())
+}
+
+/// `%` and `_` match themselves in a LIKE pattern (with `ESCAPE '\'`).
+fn like_prefix(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars().flat_map(char::to_lowercase) {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[async_trait]
+impl MentionStore for SqlStore {
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn member_ids(&self, room_id: i64) -> StoreResult<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT user_id FROM room_members WHERE room_id = $1 ORDER BY user_id",
+        )
+        .bind(room_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn members_by_email(
+        &self,
+        room_id: i64,
+        emails: &[String],
+    ) -> StoreResult<Vec<(String, i64)>> {
+        let mut found = Vec::new();
+        for chunk in emails.chunks(EMAILS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT lower(u.email), u.id FROM users u \
+                 JOIN room_members rm ON rm.user_id = u.id AND rm.room_id = $1 \
+                 WHERE lower(u.email) IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut query = sqlx::query_as::<_, (String, i64)>(&sql).bind(room_id);
+            for email in chunk {
+                query = query.bind(email);
+            }
+            found.extend(query.fetch_all(&self.read).await?);
+        }
+        Ok(found)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn search_members(
+        &self,
+        room_id: i64,
+        prefix: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<RoomMember>> {
+        let rows: Vec<RoomMemberRow> = sqlx::query_as(
+            "SELECT rm.user_id, u.email, u.first_name, u.last_name, om.role AS org_role, \
+                    rm.last_read_msg_id, rm.joined_at \
+             FROM room_members rm \
+             JOIN users u ON u.id = rm.user_id \
+             JOIN rooms r ON r.id = rm.room_id \
+             LEFT JOIN org_members om ON om.org_id = r.org_id AND om.user_id = rm.user_id \
+             WHERE rm.room_id = $1 AND (lower(u.email) LIKE $2 ESCAPE '\\' \
+               OR lower(u.first_name) LIKE $2 ESCAPE '\\' OR lower(u.last_name) LIKE $2 ESCAPE '\\') \
+             ORDER BY lower(u.email) LIMIT $3",
+        )
+        .bind(room_id)
+        .bind(like_prefix(prefix))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter().map(RoomMember::try_from).collect()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn mentions_of(
+        &self,
+        user_id: i64,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        let columns = message_columns_of("m");
+        let below = if before.is_some() {
+            "AND mn.message_id < $3"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {columns} FROM mentions mn \
+             JOIN messages m ON m.room_id = mn.room_id AND m.id = mn.message_id \
+             JOIN room_members rm ON rm.room_id = mn.room_id AND rm.user_id = mn.user_id \
+             WHERE mn.user_id = $1 {below} ORDER BY mn.message_id DESC LIMIT $2"
+        );
+        let mut query = sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(user_id)
+            .bind(i64::from(limit));
+        if let Some(before) = before {
+            query = query.bind(before);
+        }
+        let rows = query.fetch_all(&self.read).await?;
+        Ok(rows.into_iter().map(Message::from).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_match_wildcards_literally() {
+        assert_eq!(like_prefix("Ada"), "ada%");
+        assert_eq!(like_prefix("a_b%"), "a\\_b\\%%");
+    }
+}
