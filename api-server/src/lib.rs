@@ -123,7 +123,8 @@ pub enum StartError {
 /// [`app`] maps both spellings onto them.
 pub fn router(state: AppState) -> Router {
     use routes::{
-        auth, health, mentions, messages, orgs, reactions, rooms, threads, uploads, webhooks,
+        auth, health, mentions, messages, orgs, reactions, rooms, search, threads, uploads,
+        webhooks,
     };
     let api = Router::new()
         .route("/auth/register", post(auth::register))
@@ -141,6 +142,9 @@ pub fn router(state: AppState) -> Router {
             get(orgs::get).patch(orgs::rename).delete(orgs::delete),
         )
         .route("/api/orgs/{id}/members", get(orgs::members))
+        .route("/api/orgs/{id}/search", get(search::messages))
+        .route("/api/orgs/{id}/search/rooms", get(search::rooms))
+        .route("/api/orgs/{id}/search/members", get(search::members))
         .route("/api/orgs/{id}/invite", post(orgs::invite))
         .route(
             "/api/orgs/{id}/members/{user_id}/role",

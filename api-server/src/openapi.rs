@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    auth, health, mentions, messages, orgs, reactions, rooms, threads, uploads, webhooks,
+    auth, health, mentions, messages, orgs, reactions, rooms, search, threads, uploads, webhooks,
 };
 
 /// The ChatBoard REST API.
@@ -41,6 +41,7 @@ use crate::routes::{
         rooms::join, rooms::leave, rooms::invite, rooms::members, rooms::mark_read,
         messages::list, messages::post, messages::edit, messages::delete,
         reactions::add, reactions::remove, mentions::mine,
+        search::messages, search::rooms, search::members,
         threads::page, threads::follow, threads::unfollow, threads::mark_read, threads::followed,
         webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete,
         webhooks::events, webhooks::test,
@@ -61,6 +62,17 @@ use crate::routes::{
             which all readers share). Frames, outbox events and webhook types: `reaction.added`, \
             `reaction.removed` (`{room, message_id, emoji, user_id, count, at}`). Deleting a \
             message drops its reactions."),
+        (name = "search", description = "Full-text search over the messages of the organization's \
+            rooms the caller sits in (PostgreSQL: a generated tsvector with a GIN index, the \
+            'simple' configuration; SQLite: FTS5 with the unicode61 tokenizer; the same syntax and \
+            words on both). Query: every word must appear (any case, no stemming); `\"exact \
+            phrase\"`; `-word` or `-\"phrase\"` leaves out; `pre*` matches words starting with \
+            `pre`; words are runs of letters and digits (`e-mail` is the phrase `e mail`); at most \
+            10 terms. Filters: `room`, `from` (user id), `before`/`after` (a date or RFC 3339 time), \
+            `has=file`, `in=thread`. The newest 1,000 matches are ranked by relevance, newer first \
+            among equals; `snippet` is HTML-escaped text around the matches with each match in \
+            `<mark>`. Edits and deletes reach the index in their own transaction. \
+            `search/rooms/` and `search/members/` find rooms and members by name prefix."),
         (name = "mentions", description = "`@user@example.com` mentions a member of the room by \
             address (an `@` at the start of the text or after a space or punctuation; unknown \
             addresses stay plain text; at most 50 per message), `@room` everyone seated in the room \

@@ -20,6 +20,7 @@ mod messages;
 mod orgs;
 pub mod reactions;
 mod rooms;
+pub mod search;
 mod tenants;
 mod threads;
 mod uploads;

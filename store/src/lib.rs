@@ -15,6 +15,7 @@ mod orgs;
 mod outbox;
 mod reactions;
 mod rooms;
+mod search;
 mod sessions;
 mod sql;
 mod tenants;
@@ -37,6 +38,9 @@ pub use orgs::{Departure, JoinedOrg, NewInvite, OrgStore};
 pub use outbox::OutboxStore;
 pub use reactions::{ReactionOutcome, ReactionStore};
 pub use rooms::{JoinVia, NewRoom, RoomAccess, RoomPatch, RoomPosition, RoomStore, Seat};
+pub use search::{
+    MessageSearch, SearchHit, SearchStore, SearchTerm, SearchTerms, SEARCH_CANDIDATES,
+};
 pub use sessions::{RefreshOutcome, SessionStore};
 pub use tenants::{
     AppliedAdmins, AppliedOrg, AppliedWebhook, ManagedOrg, ManagedOrgRef, ManagedWebhook,
@@ -60,6 +64,7 @@ pub trait Store:
     + ThreadStore
     + ReactionStore
     + MentionStore
+    + SearchStore
     + OutboxStore
     + WebhookStore
     + EmailStore

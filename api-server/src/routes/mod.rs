@@ -7,6 +7,7 @@ pub mod messages;
 pub mod orgs;
 pub mod reactions;
 pub mod rooms;
+pub mod search;
 pub mod threads;
 pub mod uploads;
 pub mod webhooks;

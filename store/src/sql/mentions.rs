@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{SqlStore, Tx};
-use crate::sql::rows::{message_columns_of, placeholders, MessageRow, RoomMemberRow};
+use crate::sql::rows::{like_prefix, message_columns_of, placeholders, MessageRow, RoomMemberRow};
 use crate::{MentionStore, StoreResult};
 use chatboard_core::events::{DomainEvent, MessageMentioned};
 use chatboard_core::model::{Message, RoomMember};
@@ -54,19 +54,6 @@ pub(super) async fn record_mentions(
             (event, now)
         })
         .collect())
-}
-
-/// `%` and `_` match themselves in a LIKE pattern (with `ESCAPE '\'`).
-fn like_prefix(prefix: &str) -> String {
-    let mut pattern = String::with_capacity(prefix.len() + 1);
-    for c in prefix.chars().flat_map(char::to_lowercase) {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
 }
 
 #[async_trait]
@@ -157,16 +144,5 @@ impl MentionStore for SqlStore {
         }
         let rows = query.fetch_all(&self.read).await?;
         Ok(rows.into_iter().map(Message::from).collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn like_patterns_match_wildcards_literally() {
-        assert_eq!(like_prefix("Ada"), "ada%");
-        assert_eq!(like_prefix("a_b%"), "a\\_b\\%%");
     }
 }

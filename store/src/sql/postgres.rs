@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use super::rows::{encode_ids, message_columns_of, BatchRow, MessageRow, MESSAGE_COLUMNS};
-use crate::{Engine, NewMessage, StoreResult};
+use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
 use chatboard_core::events::DomainEvent;
 use chatboard_core::model::Message;
 use outbox::{write_event, write_events};
@@ -26,6 +26,41 @@ const EMAIL_CLAIM_LOCK: &str = "FOR UPDATE SKIP LOCKED";
 /// Serialises membership changes of one organization (last-admin checks) across concurrent
 /// transactions: the org's row is locked.
 const ORG_LOCK: &str = " FOR UPDATE";
+
+/// Messages are searched in place, through their generated `search_vector` column.
+const SEARCH_FROM: &str = "messages m";
+
+/// A message of `m` has every word of the query bound at `words` (see [`match_text`]).
+fn search_match(words: &str) -> String {
+    format!("m.search_vector @@ to_tsquery('simple', {words})")
+}
+
+/// How well a message of `m` matches (higher is better).
+fn search_score(words: &str) -> String {
+    format!("ts_rank(m.search_vector, to_tsquery('simple', {words}))::float8")
+}
+
+/// The query in `to_tsquery` syntax: `'word'`, `'pre':*`, `('two' <-> 'words')`, `!'not'`,
+/// all joined by `&`. Terms hold letters and digits only, so nothing needs escaping.
+fn match_text(terms: &SearchTerms) -> String {
+    fn one(term: &SearchTerm) -> String {
+        match term {
+            SearchTerm::Word(w) => format!("'{w}'"),
+            SearchTerm::Prefix(w) => format!("'{w}':*"),
+            SearchTerm::Phrase(words) => {
+                let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+                format!("({})", quoted.join(" <-> "))
+            }
+        }
+    }
+    terms
+        .include
+        .iter()
+        .map(one)
+        .chain(terms.exclude.iter().map(|t| format!("!{}", one(t))))
+        .collect::<Vec<_>>()
+        .join(" & ")
+}
 
 /// Serialises reactions to one message (its counts are read, changed and written back): the
 /// message's row is locked.
@@ -287,6 +322,8 @@ mod post_queue;
 mod reactions;
 #[path = "rooms.rs"]
 mod rooms;
+#[path = "search.rs"]
+mod search;
 #[path = "sessions.rs"]
 mod sessions;
 #[path = "store.rs"]

@@ -18,6 +18,20 @@ pub(super) fn placeholders(first: usize, count: usize) -> String {
         .join(", ")
 }
 
+/// A LIKE pattern (with `ESCAPE '\'`) for values starting with `prefix`, any case: `%`, `_`
+/// and `\` in it match themselves.
+pub(super) fn like_prefix(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars().flat_map(char::to_lowercase) {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 /// Columns selected for a user.
 pub(super) const USER_COLUMNS: &str =
     "id, email, first_name, last_name, avatar_url, email_notifications, created_at";
@@ -509,6 +523,12 @@ mod tests {
         assert!(suffix.bytes().all(|b| SUFFIX_ALPHABET.contains(&b)));
         assert!(new_slug("日本").starts_with("org-"));
         assert_ne!(new_slug("Acme"), new_slug("Acme"));
+    }
+
+    #[test]
+    fn like_patterns_match_wildcards_literally() {
+        assert_eq!(like_prefix("Ada"), "ada%");
+        assert_eq!(like_prefix("a_b%"), "a\\_b\\%%");
     }
 
     #[test]

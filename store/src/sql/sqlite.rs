@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::rows::{encode_ids, MessageRow, MESSAGE_COLUMNS};
-use crate::{Engine, NewMessage, StoreResult};
+use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
 use chatboard_core::events::DomainEvent;
 use chatboard_core::model::Message;
 use outbox::{write_event, write_events};
@@ -26,6 +26,38 @@ const ORG_LOCK: &str = "";
 
 /// Write transactions already run one at a time on the single writer connection.
 const MESSAGE_LOCK: &str = "";
+
+/// Messages are searched through the FTS5 index `messages_fts`, joined to them.
+const SEARCH_FROM: &str = "messages_fts JOIN messages m ON m.id = messages_fts.rowid";
+
+/// The index finds the query bound at `words` (see [`match_text`]).
+fn search_match(words: &str) -> String {
+    format!("messages_fts MATCH {words}")
+}
+
+/// How well a message matches (higher is better: BM25, negated as FTS5 orders it).
+fn search_score(_words: &str) -> String {
+    "(-bm25(messages_fts))".to_owned()
+}
+
+/// The query in FTS5 syntax: `"word"`, `"pre"*`, `"two words"`, the included ones together
+/// (AND), each excluded one after `NOT`. Terms hold letters and digits only.
+fn match_text(terms: &SearchTerms) -> String {
+    fn one(term: &SearchTerm) -> String {
+        match term {
+            SearchTerm::Word(w) => format!("\"{w}\""),
+            SearchTerm::Prefix(w) => format!("\"{w}\"*"),
+            SearchTerm::Phrase(words) => format!("\"{}\"", words.join(" ")),
+        }
+    }
+    let included: Vec<String> = terms.include.iter().map(one).collect();
+    let mut text = format!("({})", included.join(" "));
+    for term in &terms.exclude {
+        text.push_str(" NOT ");
+        text.push_str(&one(term));
+    }
+    text
+}
 
 /// Stores a message and its `message.created` event in one transaction on the single writer
 /// connection, which already orders every write; see the PostgreSQL version for the rules.
@@ -150,6 +182,8 @@ mod post_queue;
 mod reactions;
 #[path = "rooms.rs"]
 mod rooms;
+#[path = "search.rs"]
+mod search;
 #[path = "sessions.rs"]
 mod sessions;
 #[path = "store.rs"]

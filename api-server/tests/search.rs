@@ -1,0 +1,329 @@
+//! Search: the query syntax (words, phrases, exclusions, prefixes) on both engines alike,
+//! ranking, snippets, filters, paging, who may find what, edits and deletes reaching the index,
+//! and the quick switcher's lookups. Both engines.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::collections::HashSet;
+
+use testing::both_engines;
+
+use common::{Engine, TestApp, TestUser};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+both_engines!(
+    the_query_syntax_finds_the_same_on_both_engines,
+    results_are_ranked_snippeted_and_paged,
+    filters_narrow_the_results,
+    only_what_the_reader_may_read_is_found,
+    edits_and_deletes_reach_the_index_at_once,
+    rooms_and_members_are_found_by_prefix,
+);
+
+/// An org with alice (ADMIN) and bob (MEMBER) sharing a PUBLIC room.
+async fn team(app: &TestApp) -> (i64, i64, TestUser, TestUser) {
+    let alice = app.user("alice@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    app.join(org, &alice, &bob, "MEMBER").await;
+    let room = app.room(&alice, org, "general", "PUBLIC").await;
+    (org, room, alice, bob)
+}
+
+async fn search(app: &TestApp, user: &TestUser, org: i64, query: &str) -> common::Reply {
+    app.get(&format!("/api/orgs/{org}/search/?{query}"), &user.access)
+        .await
+}
+
+/// The ids found for `q`, in order.
+async fn found(app: &TestApp, user: &TestUser, org: i64, q: &str) -> Vec<i64> {
+    let q: String = url_encode(q);
+    let r = search(app, user, org, &format!("q={q}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.text);
+    r.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["message"]["id"].as_i64().unwrap())
+        .collect()
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn set(ids: &[i64]) -> HashSet<i64> {
+    ids.iter().copied().collect()
+}
+
+async fn the_query_syntax_finds_the_same_on_both_engines(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, bob) = team(&app).await;
+    let notes = app
+        .send(&alice, room, "Deploy the Release Notes today")
+        .await;
+    let scattered = app.send(&alice, room, "release the notes").await;
+    let staging = app.send(&bob, room, "staging deploy failed").await;
+    let deployment = app.send(&bob, room, "deployment done").await;
+    let unicode = app.send(&bob, room, "naïve Ünïcode text").await;
+    let email = app.send(&bob, room, "send the e-mail please").await;
+
+    assert_eq!(
+        set(&found(&app, &bob, org, "deploy").await),
+        set(&[notes, staging])
+    );
+    assert_eq!(
+        set(&found(&app, &bob, org, "DEPLOY").await),
+        set(&[notes, staging])
+    );
+    assert_eq!(
+        set(&found(&app, &bob, org, "deploy*").await),
+        set(&[notes, staging, deployment])
+    );
+    assert_eq!(
+        found(&app, &bob, org, "\"release notes\"").await,
+        vec![notes]
+    );
+    assert_eq!(
+        set(&found(&app, &bob, org, "release notes").await),
+        set(&[notes, scattered])
+    );
+    assert_eq!(found(&app, &bob, org, "deploy -staging").await, vec![notes]);
+    assert_eq!(
+        found(&app, &bob, org, "notes -\"release notes\"").await,
+        vec![scattered]
+    );
+    assert_eq!(found(&app, &bob, org, "ünïcode").await, vec![unicode]);
+    assert_eq!(found(&app, &bob, org, "e-mail").await, vec![email]);
+    assert!(found(&app, &bob, org, "nothing-like-this").await.is_empty());
+
+    for bad in ["", "-only", "%22%22", &"x".repeat(65)] {
+        let r = search(&app, &bob, org, &format!("q={bad}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad:?}: {}", r.text);
+        assert!(r.body["errors"]["q"].is_array(), "{}", r.text);
+    }
+}
+
+async fn results_are_ranked_snippeted_and_paged(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, _bob) = team(&app).await;
+    let rich = app.send(&alice, room, "banana banana banana banana").await;
+    let poor = app
+        .send(
+            &alice,
+            room,
+            "one banana in a long sentence about many other things here",
+        )
+        .await;
+    let (older, newer) = (
+        app.send(&alice, room, "<b>banana</b> & co").await,
+        app.send(&alice, room, "<b>banana</b> & co").await,
+    );
+    let r = search(&app, &alice, org, "q=banana").await;
+    let ids: Vec<i64> = r.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["message"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 4, "{}", r.text);
+    assert_eq!(ids[0], rich, "the most relevant first: {}", r.text);
+    let at = |id: i64| ids.iter().position(|&x| x == id).unwrap();
+    assert!(at(newer) < at(older), "equals newest first: {ids:?}");
+    assert!(at(rich) < at(poor));
+    let hit = &r.body["results"][at(newer)];
+    let snippet = hit["snippet"].as_str().unwrap();
+    assert!(snippet.contains("<mark>banana</mark>"), "{snippet}");
+    assert!(
+        snippet.contains("&lt;b&gt;") && snippet.contains("&amp;"),
+        "{snippet}"
+    );
+    assert!(hit["score"].as_f64().unwrap() > 0.0);
+
+    // Pages of one, following `next`, see each once and end.
+    let mut seen = Vec::new();
+    let mut next = Some(format!("/api/orgs/{org}/search/?q=banana&limit=1"));
+    while let Some(path) = next {
+        let page = app.get(&path, &alice.access).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text);
+        for hit in page.body["results"].as_array().unwrap() {
+            seen.push(hit["message"]["id"].as_i64().unwrap());
+        }
+        next = page.body["next"].as_str().map(str::to_owned);
+        assert!(seen.len() <= 4, "{seen:?}");
+    }
+    assert_eq!(seen, ids);
+    let r = search(&app, &alice, org, "q=banana&cursor=nonsense").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+async fn filters_narrow_the_results(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, bob) = team(&app).await;
+    let other = app.room(&alice, org, "random", "PUBLIC").await;
+    let in_general = app.send(&alice, room, "lunch plans").await;
+    let in_random = app.send(&bob, other, "lunch at noon").await;
+    let reply = app
+        .post(
+            &format!("/api/rooms/{room}/messages/"),
+            Some(&bob.access),
+            json!({"body": "lunch yes", "parent_id": in_general}),
+        )
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let ids = |r: &common::Reply| -> HashSet<i64> {
+        r.body["results"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", r.text))
+            .iter()
+            .map(|h| h["message"]["id"].as_i64().unwrap())
+            .collect()
+    };
+    let r = search(&app, &alice, org, &format!("q=lunch&room={other}")).await;
+    assert_eq!(ids(&r), set(&[in_random]));
+    let r = search(&app, &alice, org, &format!("q=lunch&from={}", bob.id)).await;
+    assert_eq!(ids(&r), set(&[in_random, reply]));
+    let r = search(&app, &alice, org, "q=lunch&in=thread").await;
+    assert_eq!(ids(&r), set(&[reply]));
+    let r = search(&app, &alice, org, "q=lunch&after=2999-01-01").await;
+    assert!(ids(&r).is_empty());
+    let r = search(&app, &alice, org, "q=lunch&before=2999-01-01T00:00:00Z").await;
+    assert_eq!(ids(&r).len(), 3);
+    let r = search(&app, &alice, org, "q=lunch&has=file").await;
+    assert!(ids(&r).is_empty(), "no attachments here");
+    for bad in [
+        "has=pdf",
+        "in=room",
+        "before=yesterday",
+        "room=x",
+        "limit=51",
+    ] {
+        let r = search(&app, &alice, org, &format!("q=lunch&{bad}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text);
+    }
+}
+
+async fn only_what_the_reader_may_read_is_found(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, bob) = team(&app).await;
+    let secret = app.room(&alice, org, "leads", "PRIVATE").await;
+    app.send(&alice, secret, "quarterly figures").await;
+    let open = app.send(&alice, room, "quarterly party").await;
+    assert_eq!(found(&app, &bob, org, "quarterly").await, vec![open]);
+    assert_eq!(found(&app, &alice, org, "quarterly").await.len(), 2);
+    let r = search(&app, &bob, org, &format!("q=quarterly&room={secret}")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Another organization's member learns nothing, not even that the org exists.
+    let mallory = app.user("mallory@example.com").await;
+    let elsewhere = app.org(&mallory, "Elsewhere").await;
+    let r = search(&app, &mallory, org, "q=quarterly").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(found(&app, &mallory, elsewhere, "quarterly")
+        .await
+        .is_empty());
+    let r = search(
+        &app,
+        &mallory,
+        elsewhere,
+        &format!("q=quarterly&room={room}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+async fn edits_and_deletes_reach_the_index_at_once(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, bob) = team(&app).await;
+    let id = app.send(&alice, room, "the old wording").await;
+    assert_eq!(found(&app, &bob, org, "old").await, vec![id]);
+    let r = app
+        .patch(
+            &format!("/api/rooms/{room}/messages/{id}/"),
+            &alice.access,
+            json!({"body": "the new wording"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(found(&app, &bob, org, "old").await.is_empty());
+    assert_eq!(found(&app, &bob, org, "new").await, vec![id]);
+    let r = app
+        .delete(&format!("/api/rooms/{room}/messages/{id}/"), &alice.access)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(found(&app, &bob, org, "wording").await.is_empty());
+}
+
+async fn rooms_and_members_are_found_by_prefix(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, _room, alice, bob) = team(&app).await;
+    app.room(&alice, org, "General Ops", "PUBLIC").await;
+    app.room(&alice, org, "gen-private", "PRIVATE").await;
+    let names = |r: &common::Reply, key: &str| -> Vec<String> {
+        r.body
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", r.text))
+            .iter()
+            .map(|v| v[key].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let r = app
+        .get(&format!("/api/orgs/{org}/search/rooms/?q=GEN"), &bob.access)
+        .await;
+    assert_eq!(
+        names(&r, "name"),
+        ["general", "General Ops"],
+        "no private room of others"
+    );
+    let r = app
+        .get(
+            &format!("/api/orgs/{org}/search/rooms/?q=gen"),
+            &alice.access,
+        )
+        .await;
+    assert_eq!(names(&r, "name").len(), 3);
+    let r = app
+        .get(
+            &format!("/api/orgs/{org}/search/members/?q=b"),
+            &alice.access,
+        )
+        .await;
+    assert_eq!(names(&r, "email"), ["bob@example.com"]);
+    let r = app
+        .get(
+            &format!("/api/orgs/{org}/search/members/?limit=1"),
+            &alice.access,
+        )
+        .await;
+    assert_eq!(names(&r, "email"), ["alice@example.com"]);
+    let mallory = app.user("mallory@example.com").await;
+    let r = app
+        .get(
+            &format!("/api/orgs/{org}/search/rooms/?q=g"),
+            &mallory.access,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let _: Value = r.body;
+}

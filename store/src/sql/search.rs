@@ -1,0 +1,202 @@
+//! Search: messages through the engine's full-text index (the engine file says how: `SEARCH_FROM`,
+//! `search_match`, `search_score`, `match_text`), rooms and members by prefix.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{match_text, search_match, search_score, Db, SqlStore, SEARCH_FROM};
+use crate::sql::rows::{
+    like_prefix, message_columns_of, MessageRow, OrgMemberRow, RoomRow, ROOM_COLUMNS,
+};
+use crate::{MessageSearch, SearchHit, SearchStore, StoreResult, SEARCH_CANDIDATES};
+use chatboard_core::model::{Message, OrgMember, Room};
+
+/// A value bound to a statement built piece by piece.
+enum Arg {
+    Int(i64),
+    Text(String),
+    Time(DateTime<Utc>),
+    Float(f64),
+}
+
+/// The values of a statement being built, numbered as they are added.
+#[derive(Default)]
+struct Args(Vec<Arg>);
+
+impl Args {
+    /// Adds a value and returns its placeholder.
+    fn add(&mut self, arg: Arg) -> String {
+        self.0.push(arg);
+        format!("${}", self.0.len())
+    }
+
+    /// Binds every value, in order.
+    fn bind<'q, O>(
+        &'q self,
+        mut query: sqlx::query::QueryAs<'q, Db, O, <Db as sqlx::Database>::Arguments<'q>>,
+    ) -> sqlx::query::QueryAs<'q, Db, O, <Db as sqlx::Database>::Arguments<'q>> {
+        for arg in &self.0 {
+            query = match arg {
+                Arg::Int(v) => query.bind(*v),
+                Arg::Text(v) => query.bind(v.as_str()),
+                Arg::Time(v) => query.bind(*v),
+                Arg::Float(v) => query.bind(*v),
+            };
+        }
+        query
+    }
+}
+
+impl SqlStore {
+    /// The page's (id, score) pairs: the newest candidates, ranked, after the cursor.
+    async fn ranked_hits(
+        &self,
+        search: &MessageSearch,
+        text: &str,
+    ) -> StoreResult<Vec<(i64, f64)>> {
+        let mut args = Args::default();
+        let org = args.add(Arg::Int(search.org_id));
+        let words = args.add(Arg::Text(text.to_owned()));
+        let reader = args.add(Arg::Int(search.reader));
+        let mut filters = String::new();
+        if let Some(room) = search.room_id {
+            filters.push_str(&format!(" AND m.room_id = {}", args.add(Arg::Int(room))));
+        }
+        if let Some(sender) = search.sender_id {
+            filters.push_str(&format!(
+                " AND m.sender_id = {}",
+                args.add(Arg::Int(sender))
+            ));
+        }
+        if let Some(before) = search.before {
+            filters.push_str(&format!(
+                " AND m.created_at < {}",
+                args.add(Arg::Time(before))
+            ));
+        }
+        if let Some(after) = search.after {
+            filters.push_str(&format!(
+                " AND m.created_at >= {}",
+                args.add(Arg::Time(after))
+            ));
+        }
+        if search.with_file {
+            filters.push_str(" AND m.file_id IS NOT NULL");
+        }
+        if search.in_thread {
+            filters.push_str(" AND m.parent_id IS NOT NULL");
+        }
+        let candidates = args.add(Arg::Int(i64::from(SEARCH_CANDIDATES)));
+        let cursor = match search.after_hit {
+            Some((score, id)) => {
+                let score = args.add(Arg::Float(score));
+                let id = args.add(Arg::Int(id));
+                format!("WHERE s.score < {score} OR (s.score = {score} AND s.id < {id})")
+            }
+            None => String::new(),
+        };
+        let limit = args.add(Arg::Int(i64::from(search.limit)));
+        let matches = search_match(&words);
+        let score = search_score(&words);
+        // The newest matches first (bounded, whatever the word's frequency), then ranked.
+        let sql = format!(
+            "WITH hits AS ( \
+               SELECT m.id, m.room_id FROM {SEARCH_FROM} \
+               WHERE {matches} AND m.org_id = {org} AND NOT m.is_deleted \
+                 AND m.room_id IN (SELECT room_id FROM room_members WHERE user_id = {reader}) \
+                 {filters} \
+               ORDER BY m.id DESC LIMIT {candidates}) \
+             SELECT s.id, s.score FROM ( \
+               SELECT m.id, {score} AS score FROM {SEARCH_FROM} \
+               JOIN hits h ON h.room_id = m.room_id AND h.id = m.id WHERE {matches}) s \
+             {cursor} ORDER BY s.score DESC, s.id DESC LIMIT {limit}"
+        );
+        let query = sqlx::query_as::<_, (i64, f64)>(&sql);
+        Ok(args.bind(query).fetch_all(&self.read).await?)
+    }
+}
+
+#[async_trait]
+impl SearchStore for SqlStore {
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn search_messages(&self, search: &MessageSearch) -> StoreResult<Vec<SearchHit>> {
+        let text = match_text(&search.terms);
+        let ranked = self.ranked_hits(search, &text).await?;
+        if ranked.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The page's messages, read by id.
+        let mut args = Args::default();
+        let org = args.add(Arg::Int(search.org_id));
+        let ids: Vec<String> = ranked
+            .iter()
+            .map(|(id, _)| args.add(Arg::Int(*id)))
+            .collect();
+        let sql = format!(
+            "SELECT {columns} FROM messages m WHERE m.org_id = {org} AND m.id IN ({ids})",
+            columns = message_columns_of("m"),
+            ids = ids.join(", "),
+        );
+        let query = sqlx::query_as::<_, MessageRow>(&sql);
+        let rows = args.bind(query).fetch_all(&self.read).await?;
+        let mut found: HashMap<i64, MessageRow> = rows.into_iter().map(|r| (r.id, r)).collect();
+        Ok(ranked
+            .into_iter()
+            .filter_map(|(id, score)| {
+                found.remove(&id).map(|row| SearchHit {
+                    message: Message::from(row),
+                    score,
+                })
+            })
+            .collect())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn find_rooms(
+        &self,
+        org_id: i64,
+        user_id: i64,
+        prefix: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Room>> {
+        let sql = format!(
+            "SELECT {ROOM_COLUMNS} FROM rooms r \
+             WHERE r.org_id = $1 AND lower(r.name) LIKE $3 ESCAPE '\\' \
+               AND ((r.access_level = 'PUBLIC' AND NOT r.is_dm) \
+                 OR EXISTS (SELECT 1 FROM room_members x WHERE x.room_id = r.id AND x.user_id = $2)) \
+             ORDER BY lower(r.name), r.id LIMIT $4"
+        );
+        let rows: Vec<RoomRow> = sqlx::query_as(&sql)
+            .bind(org_id)
+            .bind(user_id)
+            .bind(like_prefix(prefix))
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
+        rows.into_iter().map(Room::try_from).collect()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn find_org_members(
+        &self,
+        org_id: i64,
+        prefix: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<OrgMember>> {
+        let rows: Vec<OrgMemberRow> = sqlx::query_as(
+            "SELECT m.user_id, u.email, u.first_name, u.last_name, m.role, m.joined_at \
+             FROM org_members m JOIN users u ON u.id = m.user_id \
+             WHERE m.org_id = $1 AND (lower(u.email) LIKE $2 ESCAPE '\\' \
+               OR lower(u.first_name) LIKE $2 ESCAPE '\\' OR lower(u.last_name) LIKE $2 ESCAPE '\\') \
+             ORDER BY lower(u.email) LIMIT $3",
+        )
+        .bind(org_id)
+        .bind(like_prefix(prefix))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter().map(OrgMember::try_from).collect()
+    }
+}
