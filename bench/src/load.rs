@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -25,6 +25,16 @@ pub enum Scenario {
     PostSpread,
     /// The reader's unread counts over all their rooms.
     Unread,
+    /// Search for a word in every message (depth data set).
+    SearchCommon,
+    /// Search for a word in one message (depth data set).
+    SearchRare,
+    /// The newest page of a thread's replies (depth data set).
+    Thread,
+    /// The reader's mentions page (depth data set).
+    Mentions,
+    /// A reaction added to a message of the reader's rooms, a new one each time (depth).
+    React,
 }
 
 impl Scenario {
@@ -36,8 +46,22 @@ impl Scenario {
         Scenario::Unread,
     ];
 
+    /// The depth data set's scenarios (`--scenario depth`).
+    const DEPTH: [Scenario; 5] = [
+        Scenario::SearchCommon,
+        Scenario::SearchRare,
+        Scenario::Thread,
+        Scenario::Mentions,
+        Scenario::React,
+    ];
+
     fn name(self) -> &'static str {
         match self {
+            Scenario::SearchCommon => "search-common",
+            Scenario::SearchRare => "search-rare",
+            Scenario::Thread => "thread",
+            Scenario::Mentions => "mentions",
+            Scenario::React => "react",
             Scenario::ListFirst => "list-first",
             Scenario::ListDeep => "list-deep",
             Scenario::Post => "post",
@@ -51,7 +75,14 @@ impl Scenario {
         if name == "all" {
             return Ok(Self::ALL.to_vec());
         }
-        match Self::ALL.into_iter().find(|s| s.name() == name) {
+        if name == "depth" {
+            return Ok(Self::DEPTH.to_vec());
+        }
+        match Self::ALL
+            .into_iter()
+            .chain(Self::DEPTH)
+            .find(|s| s.name() == name)
+        {
             Some(s) => Ok(vec![s]),
             None => bail!("unknown scenario {name}"),
         }
@@ -100,7 +131,7 @@ pub async fn run(
     for client in 0..concurrency {
         let http = http.clone();
         let (total, sent, errors) = (total.clone(), sent.clone(), errors.clone());
-        let target = Target::new(seeded, scenario, client);
+        let target = Target::new(seeded, scenario, client)?;
         workers.push(tokio::spawn(async move {
             let mut mine = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
             let mut n: u64 = 0;
@@ -155,8 +186,8 @@ pub async fn paced(
     let count = (rate * length.as_secs_f64()).round() as u64;
     // Enough distinct clients that `post-spread` still covers every room.
     let targets: Vec<Arc<Target>> = (0..seeded.rooms.len().max(1))
-        .map(|client| Arc::new(Target::new(seeded, scenario, client)))
-        .collect();
+        .map(|client| Target::new(seeded, scenario, client).map(Arc::new))
+        .collect::<anyhow::Result<_>>()?;
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut requests = tokio::task::JoinSet::new();
@@ -192,13 +223,56 @@ struct Target {
     url: String,
     token: String,
     tag: String,
+    /// React: the client's room and its first message id, and the room's size.
+    react_room: (i64, i64, i64),
+    /// React: where in the room this client starts (so runs one after another mostly add new
+    /// reactions rather than repeat old ones).
+    react_start: i64,
 }
 
 impl Target {
-    fn new(seeded: &Seeded, scenario: Scenario, client: usize) -> Self {
+    fn new(seeded: &Seeded, scenario: Scenario, client: usize) -> anyhow::Result<Self> {
         let api = &seeded.api;
         let big = seeded.big_room;
+        let depth = || {
+            seeded
+                .depth
+                .as_ref()
+                .context("this scenario needs a state written by depth-seed")
+        };
+        let mut react_room = (0, 0, 1);
         let (url, token) = match scenario {
+            Scenario::SearchCommon | Scenario::SearchRare => {
+                let q = if scenario == Scenario::SearchCommon {
+                    "common"
+                } else {
+                    "needle"
+                };
+                (
+                    format!("{api}/api/orgs/{}/search/?q={q}", depth()?.org),
+                    &seeded.reader_token,
+                )
+            }
+            Scenario::Thread => {
+                let d = depth()?;
+                (
+                    format!(
+                        "{api}/api/rooms/{}/messages/{}/thread/?limit=50",
+                        d.thread_room, d.thread_root
+                    ),
+                    &seeded.reader_token,
+                )
+            }
+            Scenario::Mentions => (format!("{api}/auth/me/mentions/"), &seeded.reader_token),
+            Scenario::React => {
+                let d = depth()?;
+                let (room, first) = d.reader_rooms[client % d.reader_rooms.len()];
+                react_room = (room, first, d.per_room);
+                (
+                    format!("{api}/api/rooms/{room}/messages/"),
+                    &seeded.reader_token,
+                )
+            }
             Scenario::ListFirst => (
                 format!("{api}/api/rooms/{big}/messages/?limit=50"),
                 &seeded.reader_token,
@@ -226,17 +300,29 @@ impl Target {
                 &seeded.reader_token,
             ),
         };
-        Self {
+        Ok(Self {
             scenario,
             url,
             token: token.clone(),
             tag: format!("{}-{}-{client}", std::process::id(), scenario.name()),
-        }
+            react_room,
+            react_start: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |t| i64::from(t.subsec_nanos())),
+        })
     }
 
     /// Sends the n-th request; true on a 2xx answer whose body was read whole.
     async fn send(&self, http: &reqwest::Client, n: u64) -> bool {
         let request = match self.scenario {
+            Scenario::React => {
+                // Each request a message not reacted to yet by the reader (clients share a room
+                // only beyond its count of rooms, and then take other messages).
+                let (_, first, count) = self.react_room;
+                let msg = first + (self.react_start + (n as i64) * 7) % count.max(1);
+                http.post(format!("{}{msg}/reactions/", self.url))
+                    .json(&json!({"emoji": "👍"}))
+            }
             Scenario::Post | Scenario::PostSpread => http.post(&self.url).json(&json!({
                 "body": "Benchmark post: the quick brown fox jumps over the lazy dog.",
                 "client_msg_id": format!("{}-{n}", self.tag),

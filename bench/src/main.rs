@@ -2,6 +2,7 @@
 //! load, printing latency percentiles and throughput. BENCHMARKS.md records its figures and the
 //! exact commands.
 
+mod depth_seed;
 mod load;
 mod memory;
 mod raw_gateway;
@@ -48,12 +49,40 @@ enum Command {
         #[arg(long, default_value = "bench-state.json")]
         state: PathBuf,
     },
+    /// Seeds issue 20's data set (PostgreSQL only): `messages` messages over `rooms` rooms of
+    /// one org, the reader seated in `seated`, a word in every message and one in a single
+    /// message, a thread of `replies` replies, mentions of the reader; then writes the state
+    /// for the depth scenarios (search-common, search-rare, thread, mentions, react).
+    DepthSeed {
+        /// Base URL of the API.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
+        /// The PostgreSQL database the API serves.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        /// Messages in all.
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: i64,
+        /// Rooms.
+        #[arg(long, default_value_t = 200)]
+        rooms: usize,
+        /// Rooms the reader sits in.
+        #[arg(long, default_value_t = 50)]
+        seated: usize,
+        /// Replies in the thread.
+        #[arg(long, default_value_t = 500)]
+        replies: i64,
+        /// Where to write the state.
+        #[arg(long, default_value = "depth-state.json")]
+        state: PathBuf,
+    },
     /// Runs one scenario (or all) against a seeded API and prints a Markdown table row per run.
     Run {
         /// State file written by `seed`.
         #[arg(long, default_value = "bench-state.json")]
         state: PathBuf,
-        /// list-first, list-deep, post, post-spread, unread, or all.
+        /// list-first, list-deep, post, post-spread, unread, or all; with a depth-seed state
+        /// also search-common, search-rare, thread, mentions, react, or depth (those five).
         #[arg(long, default_value = "all")]
         scenario: String,
         /// Requests measured one at a time for the latency percentiles.
@@ -211,6 +240,20 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let seeded =
                 seed::seed(&api, database_url.as_deref(), messages, rooms, per_room).await?;
+            std::fs::write(&state, serde_json::to_vec_pretty(&seeded)?)?;
+            println!("state written to {}", state.display());
+        }
+        Command::DepthSeed {
+            api,
+            database_url,
+            messages,
+            rooms,
+            seated,
+            replies,
+            state,
+        } => {
+            let seeded =
+                depth_seed::seed(&api, &database_url, messages, rooms, seated, replies).await?;
             std::fs::write(&state, serde_json::to_vec_pretty(&seeded)?)?;
             println!("state written to {}", state.display());
         }

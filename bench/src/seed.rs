@@ -26,6 +26,9 @@ pub struct Seeded {
     pub deep_cursor: i64,
     /// Every room, the big one first.
     pub rooms: Vec<i64>,
+    /// The depth data set's extras (`depth-seed` only).
+    #[serde(default)]
+    pub depth: Option<crate::depth_seed::DepthSeeded>,
 }
 
 /// Unread messages left in each room for the reader.
@@ -115,6 +118,7 @@ pub async fn seed(
         big_room: room_ids[0],
         deep_cursor,
         rooms: room_ids,
+        depth: None,
     })
 }
 
@@ -198,7 +202,7 @@ async fn bulk_messages(
 }
 
 /// Registers an account and logs in: (email, access token).
-async fn account(
+pub(crate) async fn account(
     http: &reqwest::Client,
     api: &str,
     email: &str,
@@ -225,7 +229,8 @@ async fn account(
     Ok((email.to_owned(), access))
 }
 
-async fn call(
+/// One API call with a bearer token; the JSON answer, or an error for a non-2xx status.
+pub(crate) async fn call(
     http: &reqwest::Client,
     api: &str,
     method: &str,
@@ -249,6 +254,7 @@ async fn call(
     Ok(serde_json::from_str(&text)?)
 }
 
-fn id_of(value: &Value) -> anyhow::Result<i64> {
+/// The `id` of an API object.
+pub(crate) fn id_of(value: &Value) -> anyhow::Result<i64> {
     value["id"].as_i64().context("object without id")
 }

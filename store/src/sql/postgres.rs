@@ -35,9 +35,17 @@ fn search_match(words: &str) -> String {
     format!("m.search_vector @@ to_tsquery('simple', {words})")
 }
 
-/// How well a message of `m` matches (higher is better).
-fn search_score(words: &str) -> String {
-    format!("ts_rank(m.search_vector, to_tsquery('simple', {words}))::float8")
+/// What the search keeps of each candidate: its key (the rank comes after, for them only).
+fn hit_columns() -> &'static str {
+    "m.id, m.room_id"
+}
+
+/// The candidates (`hits`) with their relevance, `ts_rank` (higher is better), read by key.
+fn ranked_hits(words: &str) -> String {
+    format!(
+        "SELECT m.id, ts_rank(m.search_vector, to_tsquery('simple', {words}))::float8 AS score \
+         FROM hits h JOIN messages m ON m.room_id = h.room_id AND m.id = h.id"
+    )
 }
 
 /// The query in `to_tsquery` syntax: `'word'`, `'pre':*`, `('two' <-> 'words')`, `!'not'`,

@@ -1,12 +1,12 @@
 //! Search: messages through the engine's full-text index (the engine file says how: `SEARCH_FROM`,
-//! `search_match`, `search_score`, `match_text`), rooms and members by prefix.
+//! `search_match`, `hit_columns`, `ranked_hits`, `match_text`), rooms and members by prefix.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{match_text, search_match, search_score, Db, SqlStore, SEARCH_FROM};
+use super::{hit_columns, match_text, ranked_hits, search_match, Db, SqlStore, SEARCH_FROM};
 use crate::sql::rows::{
     like_prefix, message_columns_of, MessageRow, OrgMemberRow, RoomRow, ROOM_COLUMNS,
 };
@@ -99,18 +99,18 @@ impl SqlStore {
         };
         let limit = args.add(Arg::Int(i64::from(search.limit)));
         let matches = search_match(&words);
-        let score = search_score(&words);
-        // The newest matches first (bounded, whatever the word's frequency), then ranked.
+        let columns = hit_columns();
+        let ranked = ranked_hits(&words);
+        // The newest matches first (bounded, whatever the word's frequency: a frequent word
+        // walks the newest messages, a rare one the index), then only those are ranked.
         let sql = format!(
             "WITH hits AS ( \
-               SELECT m.id, m.room_id FROM {SEARCH_FROM} \
+               SELECT {columns} FROM {SEARCH_FROM} \
                WHERE {matches} AND m.org_id = {org} AND NOT m.is_deleted \
                  AND m.room_id IN (SELECT room_id FROM room_members WHERE user_id = {reader}) \
                  {filters} \
                ORDER BY m.id DESC LIMIT {candidates}) \
-             SELECT s.id, s.score FROM ( \
-               SELECT m.id, {score} AS score FROM {SEARCH_FROM} \
-               JOIN hits h ON h.room_id = m.room_id AND h.id = m.id WHERE {matches}) s \
+             SELECT s.id, s.score FROM ({ranked}) s \
              {cursor} ORDER BY s.score DESC, s.id DESC LIMIT {limit}"
         );
         let query = sqlx::query_as::<_, (i64, f64)>(&sql);

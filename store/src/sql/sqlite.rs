@@ -35,9 +35,15 @@ fn search_match(words: &str) -> String {
     format!("messages_fts MATCH {words}")
 }
 
-/// How well a message matches (higher is better: BM25, negated as FTS5 orders it).
-fn search_score(_words: &str) -> String {
-    "(-bm25(messages_fts))".to_owned()
+/// What the search keeps of each candidate: its key and relevance (BM25, negated as FTS5
+/// orders it, so higher is better), which only the index's own scan can compute.
+fn hit_columns() -> &'static str {
+    "m.id, m.room_id, -bm25(messages_fts) AS score"
+}
+
+/// The candidates (`hits`) with their relevance.
+fn ranked_hits(_words: &str) -> String {
+    "SELECT h.id, h.score FROM hits h".to_owned()
 }
 
 /// The query in FTS5 syntax: `"word"`, `"pre"*`, `"two words"`, the included ones together
