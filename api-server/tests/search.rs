@@ -21,6 +21,7 @@ both_engines!(
     only_what_the_reader_may_read_is_found,
     edits_and_deletes_reach_the_index_at_once,
     rooms_and_members_are_found_by_prefix,
+    a_busy_room_does_not_crowd_out_the_others,
 );
 
 /// An org with alice (ADMIN) and bob (MEMBER) sharing a PUBLIC room.
@@ -326,4 +327,30 @@ async fn rooms_and_members_are_found_by_prefix(engine: Engine) {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let _: Value = r.body;
+}
+
+/// Each room offers its newest 100 matches: an old match in a quiet room is found however many
+/// newer ones a busy room has.
+async fn a_busy_room_does_not_crowd_out_the_others(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, busy, alice, bob) = team(&app).await;
+    let quiet = app.room(&alice, org, "quiet", "PUBLIC").await;
+    let old = app.send(&bob, quiet, "ping from the quiet room").await;
+    for n in 0..120 {
+        app.send(&alice, busy, &format!("ping {n}")).await;
+    }
+    let mut seen = Vec::new();
+    let mut next = Some(format!("/api/orgs/{org}/search/?q=ping&limit=50"));
+    while let Some(path) = next {
+        let page = app.get(&path, &bob.access).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        for hit in page.body["results"].as_array().unwrap() {
+            seen.push(hit["message"]["id"].as_i64().unwrap());
+        }
+        next = page.body["next"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen.len(), 101, "100 of the busy room, 1 of the quiet one");
+    assert!(seen.contains(&old));
 }

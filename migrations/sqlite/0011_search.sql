@@ -18,5 +18,3 @@ CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages BEGIN
     INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.id, old.body);
     INSERT INTO messages_fts (rowid, body) VALUES (new.id, new.body);
 END;
-
-CREATE INDEX messages_org_recent ON messages (org_id, id);

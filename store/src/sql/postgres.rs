@@ -27,17 +27,31 @@ const EMAIL_CLAIM_LOCK: &str = "FOR UPDATE SKIP LOCKED";
 /// transactions: the org's row is locked.
 const ORG_LOCK: &str = " FOR UPDATE";
 
-/// Messages are searched in place, through their generated `search_vector` column.
-const SEARCH_FROM: &str = "messages m";
-
 /// A message of `m` has every word of the query bound at `words` (see [`match_text`]).
 fn search_match(words: &str) -> String {
     format!("m.search_vector @@ to_tsquery('simple', {words})")
 }
 
-/// What the search keeps of each candidate: its key (the rank comes after, for them only).
-fn hit_columns() -> &'static str {
-    "m.id, m.room_id"
+/// A search's candidates: room by room of the reader's (in the organization), the newest
+/// `per_room` messages of `m` in `scope` (the match and filters), then the newest `candidates`
+/// of those. Each room's part is one index walk: the (room, words) GIN index for a rare word,
+/// the room's newest messages backwards for a frequent one; the planner picks from its
+/// statistics of the word. Keys only: the rank comes after, for the candidates alone.
+fn candidate_hits(
+    scope: &str,
+    org: &str,
+    reader: &str,
+    per_room: &str,
+    candidates: &str,
+) -> String {
+    format!(
+        "SELECT x.id, x.room_id FROM room_members rm \
+         JOIN rooms r ON r.id = rm.room_id AND r.org_id = {org} \
+         CROSS JOIN LATERAL ( \
+           SELECT m.id, m.room_id FROM messages m WHERE m.room_id = rm.room_id AND {scope} \
+           ORDER BY m.id DESC LIMIT {per_room}) x \
+         WHERE rm.user_id = {reader} ORDER BY x.id DESC LIMIT {candidates}"
+    )
 }
 
 /// The candidates (`hits`) with their relevance, `ts_rank` (higher is better), read by key.

@@ -1,16 +1,18 @@
-//! Search: messages through the engine's full-text index (the engine file says how: `SEARCH_FROM`,
-//! `search_match`, `hit_columns`, `ranked_hits`, `match_text`), rooms and members by prefix.
+//! Search: messages through the engine's full-text index (the engine file says how:
+//! `search_match`, `candidate_hits`, `ranked_hits`, `match_text`), rooms and members by prefix.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{hit_columns, match_text, ranked_hits, search_match, Db, SqlStore, SEARCH_FROM};
+use super::{candidate_hits, match_text, ranked_hits, search_match, Db, SqlStore};
 use crate::sql::rows::{
     like_prefix, message_columns_of, MessageRow, OrgMemberRow, RoomRow, ROOM_COLUMNS,
 };
-use crate::{MessageSearch, SearchHit, SearchStore, StoreResult, SEARCH_CANDIDATES};
+use crate::{
+    MessageSearch, SearchHit, SearchStore, StoreResult, SEARCH_CANDIDATES, SEARCH_PER_ROOM,
+};
 use chatboard_core::model::{Message, OrgMember, Room};
 
 /// A value bound to a statement built piece by piece.
@@ -88,6 +90,7 @@ impl SqlStore {
         if search.in_thread {
             filters.push_str(" AND m.parent_id IS NOT NULL");
         }
+        let per_room = args.add(Arg::Int(i64::from(SEARCH_PER_ROOM)));
         let candidates = args.add(Arg::Int(i64::from(SEARCH_CANDIDATES)));
         let cursor = match search.after_hit {
             Some((score, id)) => {
@@ -98,22 +101,19 @@ impl SqlStore {
             None => String::new(),
         };
         let limit = args.add(Arg::Int(i64::from(search.limit)));
-        let matches = search_match(&words);
-        let columns = hit_columns();
+        let scope = format!("{} AND NOT m.is_deleted {filters}", search_match(&words));
+        let hits = candidate_hits(&scope, &org, &reader, &per_room, &candidates);
         let ranked = ranked_hits(&words);
-        // The newest matches first (bounded, whatever the word's frequency: a frequent word
-        // walks the newest messages, a rare one the index), then only those are ranked.
+        // The newest matches first (bounded by the reader's rooms, whatever the word's
+        // frequency), then only those are ranked.
         let sql = format!(
-            "WITH hits AS ( \
-               SELECT {columns} FROM {SEARCH_FROM} \
-               WHERE {matches} AND m.org_id = {org} AND NOT m.is_deleted \
-                 AND m.room_id IN (SELECT room_id FROM room_members WHERE user_id = {reader}) \
-                 {filters} \
-               ORDER BY m.id DESC LIMIT {candidates}) \
-             SELECT s.id, s.score FROM ({ranked}) s \
+            "WITH hits AS ({hits}) SELECT s.id, s.score FROM ({ranked}) s \
              {cursor} ORDER BY s.score DESC, s.id DESC LIMIT {limit}"
         );
-        let query = sqlx::query_as::<_, (i64, f64)>(&sql);
+        // Not kept prepared: planned with the words themselves each time, so the planner sees
+        // how frequent they are (an index lookup per room for a rare word, the newest messages
+        // for a frequent one). A generic plan guesses, and guessed wrong both ways.
+        let query = sqlx::query_as::<_, (i64, f64)>(&sql).persistent(false);
         Ok(args.bind(query).fetch_all(&self.read).await?)
     }
 }

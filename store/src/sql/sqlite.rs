@@ -27,18 +27,35 @@ const ORG_LOCK: &str = "";
 /// Write transactions already run one at a time on the single writer connection.
 const MESSAGE_LOCK: &str = "";
 
-/// Messages are searched through the FTS5 index `messages_fts`, joined to them.
-const SEARCH_FROM: &str = "messages_fts JOIN messages m ON m.id = messages_fts.rowid";
-
 /// The index finds the query bound at `words` (see [`match_text`]).
 fn search_match(words: &str) -> String {
     format!("messages_fts MATCH {words}")
 }
 
-/// What the search keeps of each candidate: its key and relevance (BM25, negated as FTS5
-/// orders it, so higher is better), which only the index's own scan can compute.
-fn hit_columns() -> &'static str {
-    "m.id, m.room_id, -bm25(messages_fts) AS score"
+/// A search's candidates, as on PostgreSQL: the newest `per_room` matches of each of the
+/// reader's rooms in the organization, then the newest `candidates` of those; with their
+/// relevance (BM25, negated as FTS5 orders it, so higher is better), which only the index's
+/// own scan can compute.
+fn candidate_hits(
+    scope: &str,
+    org: &str,
+    reader: &str,
+    per_room: &str,
+    candidates: &str,
+) -> String {
+    // BM25 only works in the index's own scan, not beside a window function: the matches are
+    // materialised first, then numbered within their rooms.
+    format!(
+        "WITH matched AS MATERIALIZED ( \
+           SELECT m.id, m.room_id, -bm25(messages_fts) AS score \
+           FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid \
+           WHERE {scope} AND m.org_id = {org} \
+             AND m.room_id IN (SELECT room_id FROM room_members WHERE user_id = {reader})) \
+         SELECT id, room_id, score FROM ( \
+           SELECT id, room_id, score, \
+             ROW_NUMBER() OVER (PARTITION BY room_id ORDER BY id DESC) AS nth FROM matched) \
+         WHERE nth <= {per_room} ORDER BY id DESC LIMIT {candidates}"
+    )
 }
 
 /// The candidates (`hits`) with their relevance.
