@@ -57,7 +57,8 @@ fn candidate_hits(
 /// The candidates (`hits`) with their relevance, `ts_rank` (higher is better), read by key.
 fn ranked_hits(words: &str) -> String {
     format!(
-        "SELECT m.id, ts_rank(m.search_vector, to_tsquery('simple', {words}))::float8 AS score \
+        "SELECT m.id, m.room_id, \
+           ts_rank(m.search_vector, to_tsquery('simple', {words}))::float8 AS score \
          FROM hits h JOIN messages m ON m.room_id = h.room_id AND m.id = h.id"
     )
 }

@@ -60,7 +60,7 @@ fn candidate_hits(
 
 /// The candidates (`hits`) with their relevance.
 fn ranked_hits(_words: &str) -> String {
-    "SELECT h.id, h.score FROM hits h".to_owned()
+    "SELECT h.id, h.room_id, h.score FROM hits h".to_owned()
 }
 
 /// The query in FTS5 syntax: `"word"`, `"pre"*`, `"two words"`, the included ones together
