@@ -54,8 +54,9 @@ impl Chat {
         Ok(root.id)
     }
 
-    /// Moves the reader's pointer in the thread of `root_msg` forward to `msg_id` (the root or
-    /// one of its replies) and returns where it stands; 404 when `msg_id` is not in the thread.
+    /// Moves the reader's pointer in the thread of `root_msg` (its root or any reply) forward to
+    /// `msg_id` (the root or one of its replies); returns the root's id and where the pointer
+    /// stands. 404 when `msg_id` is not in the thread.
     #[instrument(skip(self), err(level = "debug"))]
     pub async fn mark_thread_read(
         &self,
@@ -63,13 +64,14 @@ impl Chat {
         room_id: i64,
         root_msg: i64,
         msg_id: i64,
-    ) -> ChatResult<i64> {
+    ) -> ChatResult<(i64, i64)> {
         self.member_access(room_id, reader).await?;
         let root = self.thread_root(room_id, root_msg).await?;
-        Ok(self
+        let at = self
             .store()
             .mark_thread_read(room_id, root.id, reader, msg_id)
-            .await?)
+            .await?;
+        Ok((root.id, at))
     }
 
     /// The id of the thread root `msg_id` belongs to in the room, if the message is there.

@@ -138,13 +138,13 @@ pub async fn mark_read(
     State(state): State<AppState>,
     ApiPath((room_id, msg_id, reply_id)): ApiPath<(i64, i64, i64)>,
 ) -> ApiResult<Json<ThreadReadState>> {
-    let thread = state.chat.open_thread(user.id, room_id, msg_id).await?;
-    let last_read_id = state
+    // One seat check and one root lookup, in the action.
+    let (root_id, last_read_id) = state
         .chat
-        .mark_thread_read(user.id, room_id, thread.root.id, reply_id)
+        .mark_thread_read(user.id, room_id, msg_id, reply_id)
         .await?;
     Ok(Json(ThreadReadState {
-        root_id: thread.root.id,
+        root_id,
         last_read_id,
     }))
 }
