@@ -51,7 +51,7 @@ pub async fn page(
     let mut v = Validator::default();
     let page = query.params(&mut v);
     v.finish()?;
-    let mut thread = state.chat.open_thread(user.id, room_id, msg_id).await?;
+    let thread = state.chat.open_thread(user.id, room_id, msg_id).await?;
     let root_id = thread.root.id;
     let mut results = state
         .store
@@ -69,13 +69,12 @@ pub async fn page(
         &format!("/api/rooms/{room_id}/messages/{root_id}/thread/"),
         "",
     );
+    // The root and its replies marked in one lookup: the root goes last and comes back out.
+    results.push(thread.root);
     state.chat.mark_own_reactions(user.id, &mut results).await?;
-    state
-        .chat
-        .mark_own_reactions(user.id, std::slice::from_mut(&mut thread.root))
-        .await?;
+    let root = results.pop().ok_or_else(ApiError::internal)?;
     Ok(Json(ThreadPage {
-        root: thread.root,
+        root,
         following: thread.follow.following,
         last_read_id: thread.follow.last_read_id,
         results,
