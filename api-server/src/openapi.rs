@@ -69,8 +69,8 @@ use crate::routes::{
             phrase\"`; `-word` or `-\"phrase\"` leaves out; `pre*` matches words starting with \
             `pre`; words are runs of letters and digits (`e-mail` is the phrase `e mail`); at most \
             10 terms. Filters: `room`, `from` (user id), `before`/`after` (a date or RFC 3339 time), \
-            `has=file`, `in=thread`. The newest 100 matches of each of the caller's rooms (1,000 in \
-            all) are ranked by relevance, newer first among equals; `snippet` is HTML-escaped text around the matches with each match in \
+            `has=file`, `in=thread`. The newest 20 matches of each of the caller's rooms (200 in \
+            all; 200 of the room `room` names) are ranked by relevance, newer first among equals; `snippet` is HTML-escaped text around the matches with each match in \
             `<mark>`. Edits and deletes reach the index in their own transaction. \
             `search/rooms/` and `search/members/` find rooms and members by name prefix."),
         (name = "mentions", description = "`@user@example.com` mentions a member of the room by \

@@ -98,6 +98,17 @@ async fn reactions_are_counted_once_per_person_and_marked_for_the_reader(engine:
             {"emoji": "🎉", "count": 1, "me": true},
         ])
     );
+    // The reactor's answer marks every emoji of theirs, not only the one just added.
+    let r = react(&app, &alice, room, msg, "🎉").await;
+    assert_eq!(
+        r.body["reactions"],
+        json!([
+            {"emoji": "👍", "count": 2, "me": true},
+            {"emoji": "🎉", "count": 2, "me": true},
+        ])
+    );
+    let r = unreact(&app, &alice, room, msg, "🎉").await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
 
     let r = unreact(&app, &bob, room, msg, "👍").await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
@@ -130,6 +141,8 @@ async fn reactions_are_counted_once_per_person_and_marked_for_the_reader(engine:
             ("reaction.added".into(), json!("👍"), json!(1)),
             ("reaction.added".into(), json!("👍"), json!(2)),
             ("reaction.added".into(), json!("🎉"), json!(1)),
+            ("reaction.added".into(), json!("🎉"), json!(2)),
+            ("reaction.removed".into(), json!("🎉"), json!(1)),
             ("reaction.removed".into(), json!("👍"), json!(1)),
             ("reaction.removed".into(), json!("🎉"), json!(0)),
         ]

@@ -63,7 +63,7 @@ impl Chat {
         writable(&self.member_access(room_id, user_id).await?)?;
         // The event's time is the stored one, to the microsecond.
         let now = Utc::now().trunc_subsecs(6);
-        let mut outcome = if add {
+        let outcome = if add {
             self.store()
                 .add_reaction(
                     room_id,
@@ -95,8 +95,6 @@ impl Chat {
             };
             self.announcer().publish(event).await;
         }
-        self.mark_own_reactions(user_id, std::slice::from_mut(&mut outcome.message))
-            .await?;
         Ok(outcome)
     }
 

@@ -9,7 +9,8 @@ use super::StoreResult;
 /// What adding or removing a reaction did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReactionOutcome {
-    /// The message after the call, with its counts.
+    /// The message after the call, with its counts, as the reacting person sees it (`me` set
+    /// on their own emoji).
     pub message: Message,
     /// False when nothing changed (added twice, or removed what was not there).
     pub changed: bool,

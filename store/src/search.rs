@@ -64,16 +64,18 @@ pub struct SearchHit {
 }
 
 /// Most matches of one query that are ranked: the newest ones.
-pub const SEARCH_CANDIDATES: u32 = 1000;
-/// Most of those that come from one room: its newest matches. This bounds a search's work by
-/// the reader's rooms, however frequent the word and however busy the rooms they are not in.
-pub const SEARCH_PER_ROOM: u32 = 100;
+pub const SEARCH_CANDIDATES: u32 = 200;
+/// Most of those that come from one room (unless the search names the room): its newest
+/// matches. This bounds a search's work by the reader's rooms, however frequent the word and
+/// however busy the rooms they are not in.
+pub const SEARCH_PER_ROOM: u32 = 20;
 
 /// Search.
 #[async_trait]
 pub trait SearchStore: Send + Sync {
     /// A page of the messages matching `search`, best first (newer first among equals), taken
-    /// from the [`SEARCH_CANDIDATES`] newest matches, at most [`SEARCH_PER_ROOM`] of each room.
+    /// from the [`SEARCH_CANDIDATES`] newest matches, at most [`SEARCH_PER_ROOM`] of each room
+    /// (all of them from the room a search names).
     async fn search_messages(&self, search: &MessageSearch) -> StoreResult<Vec<SearchHit>>;
     /// Up to `limit` rooms of the organization `user_id` may open (seated in, or PUBLIC) whose
     /// name starts with `prefix` (any case), by name.

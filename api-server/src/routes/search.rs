@@ -64,8 +64,9 @@ pub struct SearchPage {
 }
 
 /// Searches the messages of the organization's rooms the caller sits in (deleted ones never).
-/// The newest 100 matches of each of the caller's rooms (1,000 in all) are ranked by relevance
-/// (then recency) and paged with `next`; narrow the query or its filters to reach further back.
+/// The newest 20 matches of each of the caller's rooms (200 in all; 200 of the room `room` names)
+/// are ranked by relevance (then recency) and paged with `next`; narrow the query or its filters
+/// to reach further back.
 #[utoipa::path(get, path = "/api/orgs/{id}/search/", tag = "search",
     params(("id" = i64, Path), SearchQuery), security(("bearer" = [])),
     responses((status = 200, body = SearchPage), (status = 400, body = ErrorBody),

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{SqlStore, Tx};
+use super::{Db, SqlStore, Tx};
 use crate::sql::rows::{placeholders, OutboxRow};
 use crate::{OutboxStore, StoreError, StoreResult};
 use chatboard_core::events::{DomainEvent, OutboxEvent};
@@ -21,6 +21,51 @@ pub(super) async fn write_event(
     write_events(tx, org_id, &[(event.clone(), now)]).await
 }
 
+/// An outbox row's values, in the insert's column order: `OUTBOX_COLUMNS`.
+pub(super) struct EventRow {
+    pub(super) event_id: String,
+    pub(super) event_type: &'static str,
+    pub(super) org_id: i64,
+    pub(super) room_id: Option<i64>,
+    pub(super) payload: String,
+    pub(super) created_at: DateTime<Utc>,
+}
+
+/// The outbox's columns an insert names, in [`EventRow`]'s order.
+pub(super) const OUTBOX_COLUMNS: &str =
+    "outbox (event_id, event_type, org_id, room_id, payload, created_at)";
+
+impl EventRow {
+    /// The row recording `event` of organization `org_id`, with a fresh event id.
+    pub(super) fn new(org_id: i64, event: &DomainEvent, at: DateTime<Utc>) -> StoreResult<Self> {
+        let payload = event
+            .payload()
+            .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
+        Ok(Self {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            event_type: event.event_type().as_str(),
+            org_id,
+            room_id: event.room_id(),
+            payload,
+            created_at: at,
+        })
+    }
+
+    /// Binds the row's six values, in order.
+    pub(super) fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
+    ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
+        query
+            .bind(self.event_id.as_str())
+            .bind(self.event_type)
+            .bind(self.org_id)
+            .bind(self.room_id)
+            .bind(self.payload.as_str())
+            .bind(self.created_at)
+    }
+}
+
 /// Records several events of organization `org_id`, each with the time it happened, as part of
 /// `tx`: one statement per hundred events.
 pub(super) async fn write_events(
@@ -29,25 +74,17 @@ pub(super) async fn write_events(
     events: &[(DomainEvent, DateTime<Utc>)],
 ) -> StoreResult<()> {
     for chunk in events.chunks(EVENTS_PER_STATEMENT) {
-        let rows: Vec<String> = (0..chunk.len())
+        let values: Vec<String> = (0..chunk.len())
             .map(|i| format!("({})", placeholders(i * 6 + 1, 6)))
             .collect();
-        let sql = format!(
-            "INSERT INTO outbox (event_id, event_type, org_id, room_id, payload, created_at) VALUES {}",
-            rows.join(", ")
-        );
+        let sql = format!("INSERT INTO {OUTBOX_COLUMNS} VALUES {}", values.join(", "));
+        let rows = chunk
+            .iter()
+            .map(|(event, at)| EventRow::new(org_id, event, *at))
+            .collect::<StoreResult<Vec<_>>>()?;
         let mut query = sqlx::query(&sql);
-        for (event, at) in chunk {
-            let payload = event
-                .payload()
-                .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
-            query = query
-                .bind(uuid::Uuid::new_v4().to_string())
-                .bind(event.event_type().as_str())
-                .bind(org_id)
-                .bind(event.room_id())
-                .bind(payload)
-                .bind(*at);
+        for row in &rows {
+            query = row.bind(query);
         }
         query.execute(&mut **tx).await?;
     }

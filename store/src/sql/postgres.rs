@@ -5,12 +5,15 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use super::rows::{encode_ids, message_columns_of, BatchRow, MessageRow, MESSAGE_COLUMNS};
+use super::rows::{
+    encode_ids, message_columns_of, placeholders, BatchRow, MessageRow, MESSAGE_COLUMNS,
+};
 use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
 use chatboard_core::events::DomainEvent;
 use chatboard_core::model::Message;
-use outbox::{write_event, write_events};
+use outbox::{write_event, write_events, EventRow, OUTBOX_COLUMNS};
 use post_queue::{insert_each, PendingPost};
+use reactions::ReactionChange;
 
 type Db = sqlx::Postgres;
 type Pool = sqlx::Pool<Db>;
@@ -299,6 +302,29 @@ async fn insert_batch_atomic(
     }
     tx.commit().await?;
     Ok(answers)
+}
+
+/// Writes a reaction change decided under the message's lock, in one statement: the
+/// reaction's row, the message's counts, the room's edit version (its cached pages go stale)
+/// and the event.
+async fn record_reaction(
+    tx: &mut Tx<'_>,
+    change: &ReactionChange<'_>,
+    counts: Option<String>,
+    event: &EventRow,
+) -> StoreResult<()> {
+    let (row, values) = change.row_statement();
+    let sql = format!(
+        "WITH changed AS ({row}), \
+           version AS (UPDATE rooms SET edit_version = edit_version + 1 WHERE id = $1), \
+           event AS (INSERT INTO {OUTBOX_COLUMNS} VALUES ({event})) \
+         UPDATE messages SET reactions = ${counts} WHERE room_id = $1 AND id = $2",
+        event = placeholders(values + 1, 6),
+        counts = values + 7,
+    );
+    let query = event.bind(change.bind(sqlx::query(&sql))).bind(counts);
+    query.execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// How many writers store posts at once in each process. Posts to one room always share a

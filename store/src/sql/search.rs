@@ -1,8 +1,6 @@
 //! Search: messages through the engine's full-text index (the engine file says how:
 //! `search_match`, `candidate_hits`, `ranked_hits`, `match_text`), rooms and members by prefix.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -14,6 +12,14 @@ use crate::{
     MessageSearch, SearchHit, SearchStore, StoreResult, SEARCH_CANDIDATES, SEARCH_PER_ROOM,
 };
 use chatboard_core::model::{Message, OrgMember, Room};
+
+/// A message found and its relevance.
+#[derive(sqlx::FromRow)]
+struct ScoredRow {
+    #[sqlx(flatten)]
+    message: MessageRow,
+    score: f64,
+}
 
 /// A value bound to a statement built piece by piece.
 enum Arg {
@@ -52,12 +58,9 @@ impl Args {
 }
 
 impl SqlStore {
-    /// The page's (id, room, score): the newest candidates, ranked, after the cursor.
-    async fn ranked_hits(
-        &self,
-        search: &MessageSearch,
-        text: &str,
-    ) -> StoreResult<Vec<(i64, i64, f64)>> {
+    /// The page's messages with their scores: the newest candidates, ranked, after the cursor,
+    /// read by their key (room, id; by id alone PostgreSQL has no index) in the same statement.
+    async fn ranked_page(&self, search: &MessageSearch, text: &str) -> StoreResult<Vec<ScoredRow>> {
         let mut args = Args::default();
         let org = args.add(Arg::Int(search.org_id));
         let words = args.add(Arg::Text(text.to_owned()));
@@ -90,7 +93,12 @@ impl SqlStore {
         if search.in_thread {
             filters.push_str(" AND m.parent_id IS NOT NULL");
         }
-        let per_room = args.add(Arg::Int(i64::from(SEARCH_PER_ROOM)));
+        // A search of one room takes all its candidates from that room.
+        let per_room = match search.room_id {
+            Some(_) => SEARCH_CANDIDATES,
+            None => SEARCH_PER_ROOM,
+        };
+        let per_room = args.add(Arg::Int(i64::from(per_room)));
         let candidates = args.add(Arg::Int(i64::from(SEARCH_CANDIDATES)));
         let cursor = match search.after_hit {
             Some((score, id)) => {
@@ -107,13 +115,18 @@ impl SqlStore {
         // The newest matches first (bounded by the reader's rooms, whatever the word's
         // frequency), then only those are ranked.
         let sql = format!(
-            "WITH hits AS ({hits}) SELECT s.id, s.room_id, s.score FROM ({ranked}) s \
-             {cursor} ORDER BY s.score DESC, s.id DESC LIMIT {limit}"
+            "WITH hits AS ({hits}), page AS ( \
+               SELECT s.id, s.room_id, s.score FROM ({ranked}) s \
+               {cursor} ORDER BY s.score DESC, s.id DESC LIMIT {limit}) \
+             SELECT {columns}, page.score FROM page \
+             JOIN messages m ON m.room_id = page.room_id AND m.id = page.id \
+             ORDER BY page.score DESC, page.id DESC",
+            columns = message_columns_of("m"),
         );
         // Not kept prepared: planned with the words themselves each time, so the planner sees
         // how frequent they are (an index lookup per room for a rare word, the newest messages
         // for a frequent one). A generic plan guesses, and guessed wrong both ways.
-        let query = sqlx::query_as::<_, (i64, i64, f64)>(&sql).persistent(false);
+        let query = sqlx::query_as::<_, ScoredRow>(&sql).persistent(false);
         Ok(args.bind(query).fetch_all(&self.read).await?)
     }
 }
@@ -123,37 +136,12 @@ impl SearchStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn search_messages(&self, search: &MessageSearch) -> StoreResult<Vec<SearchHit>> {
         let text = match_text(&search.terms);
-        let ranked = self.ranked_hits(search, &text).await?;
-        if ranked.is_empty() {
-            return Ok(Vec::new());
-        }
-        // The page's messages, read by their key (room, id): by id alone PostgreSQL has no
-        // index, and read the whole table (118 ms on a million messages).
-        let mut args = Args::default();
-        let mut rooms: Vec<i64> = ranked.iter().map(|(_, room, _)| *room).collect();
-        rooms.sort_unstable();
-        rooms.dedup();
-        let rooms: Vec<String> = rooms.into_iter().map(|r| args.add(Arg::Int(r))).collect();
-        let ids: Vec<String> = ranked
-            .iter()
-            .map(|(id, _, _)| args.add(Arg::Int(*id)))
-            .collect();
-        let sql = format!(
-            "SELECT {columns} FROM messages m WHERE m.room_id IN ({rooms}) AND m.id IN ({ids})",
-            columns = message_columns_of("m"),
-            rooms = rooms.join(", "),
-            ids = ids.join(", "),
-        );
-        let query = sqlx::query_as::<_, MessageRow>(&sql);
-        let rows = args.bind(query).fetch_all(&self.read).await?;
-        let mut found: HashMap<i64, MessageRow> = rows.into_iter().map(|r| (r.id, r)).collect();
-        Ok(ranked
+        let rows = self.ranked_page(search, &text).await?;
+        Ok(rows
             .into_iter()
-            .filter_map(|(id, _, score)| {
-                found.remove(&id).map(|row| SearchHit {
-                    message: Message::from(row),
-                    score,
-                })
+            .map(|row| SearchHit {
+                message: Message::from(row.message),
+                score: row.score,
             })
             .collect())
     }

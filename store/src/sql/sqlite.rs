@@ -3,12 +3,13 @@
 
 use chrono::{DateTime, Utc};
 
-use super::rows::{encode_ids, MessageRow, MESSAGE_COLUMNS};
+use super::rows::{encode_ids, placeholders, MessageRow, MESSAGE_COLUMNS};
 use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
 use chatboard_core::events::DomainEvent;
 use chatboard_core::model::Message;
-use outbox::{write_event, write_events};
+use outbox::{write_event, write_events, EventRow, OUTBOX_COLUMNS};
 use post_queue::{insert_each, PendingPost};
+use reactions::ReactionChange;
 
 type Db = sqlx::Sqlite;
 type Pool = sqlx::Pool<Db>;
@@ -160,6 +161,34 @@ async fn insert_in(
         write_events(tx, org_id, &mentioned).await?;
     }
     Ok(Some(message))
+}
+
+/// Writes a reaction change decided under the message's lock: the reaction's row, the
+/// message's counts, the room's edit version (its cached pages go stale) and the event. (SQLite
+/// has no writing `WITH`, and no round trips to save.)
+async fn record_reaction(
+    tx: &mut Tx<'_>,
+    change: &ReactionChange<'_>,
+    counts: Option<String>,
+    event: &EventRow,
+) -> StoreResult<()> {
+    change
+        .bind(sqlx::query(change.row_statement().0))
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE messages SET reactions = $3 WHERE room_id = $1 AND id = $2")
+        .bind(change.room_id)
+        .bind(change.msg_id)
+        .bind(counts)
+        .execute(&mut **tx)
+        .await?;
+    SqlStore::bump_edit_version(tx, change.room_id).await?;
+    let sql = format!(
+        "INSERT INTO {OUTBOX_COLUMNS} VALUES ({})",
+        placeholders(1, 6)
+    );
+    event.bind(sqlx::query(&sql)).execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// SQLite has one writer for the whole database, so every room's posts share one queue.
