@@ -16,6 +16,7 @@ both_engines!(
     emoji_are_checked_and_limited,
     deleted_messages_and_outsiders_take_no_reactions,
     pages_show_each_reader_their_own_reactions,
+    concurrent_reactions_keep_every_rule,
 );
 
 /// An org with alice (ADMIN), bob and carol (MEMBERs) in one PUBLIC room, and a message of
@@ -284,4 +285,123 @@ async fn pages_show_each_reader_their_own_reactions(engine: Engine) {
         "{}",
         edited.text
     );
+}
+
+/// Many reactions at once (they share transactions when they queue together): every rule holds
+/// as if they came one by one. First each of three people adds the same 12 emoji, each twice,
+/// all at the same time: one of each pair is new (201), the other finds it there (200), and the
+/// counts are the people. Then 10 new emoji at once: only 8 fit under the limit of 20.
+async fn concurrent_reactions_keep_every_rule(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (room, msg, alice, bob, carol) = message_for_three(&app).await;
+    let emoji = [
+        "😀", "😂", "😍", "😎", "😭", "😡", "👍", "👎", "👏", "🙏", "🔥", "🎉",
+    ];
+    let mut requests = Vec::new();
+    for (n, who) in [&alice, &bob, &carol].into_iter().enumerate() {
+        // Each person in a different order, so different emoji meet in the queue.
+        for e in emoji.iter().cycle().skip(n * 4).take(emoji.len()) {
+            requests.push((who, *e));
+            requests.push((who, *e));
+        }
+    }
+    let replies = futures::future::join_all(
+        requests
+            .iter()
+            .map(|(who, e)| react(&app, who, room, msg, e)),
+    )
+    .await;
+    let mut created = std::collections::HashMap::<(String, &str), usize>::new();
+    for ((who, e), r) in requests.iter().zip(&replies) {
+        assert!(
+            r.status == StatusCode::CREATED || r.status == StatusCode::OK,
+            "{} {e}: {} {}",
+            who.email,
+            r.status,
+            r.text
+        );
+        if r.status == StatusCode::CREATED {
+            *created.entry((who.email.clone(), *e)).or_default() += 1;
+        }
+    }
+    assert_eq!(created.len(), 36, "each person got each emoji: {created:?}");
+    assert!(created.values().all(|&n| n == 1), "once: {created:?}");
+
+    let extra = ["🚀", "🤔", "🙌", "💯", "✅", "❌", "👀", "🍕", "🌮", "🎸"];
+    let replies =
+        futures::future::join_all(extra.iter().map(|e| react(&app, &bob, room, msg, e))).await;
+    let added = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let refused = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CONFLICT && r.code() == "too_many_reactions")
+        .count();
+    assert_eq!((added, refused), (8, 2), "20 different emoji at most");
+
+    let seen = seen_by(&app, &carol, room, msg).await;
+    let counts = seen["reactions"].as_array().unwrap();
+    assert_eq!(counts.len(), 20, "{seen}");
+    for c in counts {
+        let expected = if emoji.contains(&c["emoji"].as_str().unwrap()) {
+            3
+        } else {
+            1
+        };
+        assert_eq!(c["count"], expected, "{c}");
+    }
+    // One event per change that happened.
+    let events = app.state.store.outbox_after(0, 500).await.unwrap();
+    let added_events = events
+        .iter()
+        .filter(|e| e.event_type == "reaction.added")
+        .count();
+    assert_eq!(added_events, 36 + 8);
+
+    // Bob takes his 👍 away and puts it back, over and over, all at once: whatever order they
+    // land in, the count, his mark, the next answer and the events agree.
+    let (app_ref, bob_ref) = (&app, &bob);
+    let flips = futures::future::join_all((0..10).map(|n| async move {
+        if n % 2 == 0 {
+            unreact(app_ref, bob_ref, room, msg, "👍").await
+        } else {
+            react(app_ref, bob_ref, room, msg, "👍").await
+        }
+    }))
+    .await;
+    assert!(flips.iter().all(|r| r.status.is_success()), "{flips:?}");
+    let seen = seen_by(&app, &bob, room, msg).await;
+    let thumbs = seen["reactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["emoji"] == "👍")
+        .cloned()
+        .unwrap();
+    let count = thumbs["count"].as_i64().unwrap();
+    let mine = thumbs["me"].as_bool().unwrap();
+    assert_eq!((count, mine), if mine { (3, true) } else { (2, false) });
+    let events = app.state.store.outbox_after(0, 500).await.unwrap();
+    let net: i64 = events
+        .iter()
+        .filter(|e| e.data["emoji"] == "👍")
+        .map(|e| {
+            if e.event_type == "reaction.added" {
+                1
+            } else {
+                -1
+            }
+        })
+        .sum();
+    assert_eq!(net, count, "the events add up to the count");
+    let again = react(&app, &bob, room, msg, "👍").await;
+    let expected = if mine {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    assert_eq!(again.status, expected, "{}", again.text);
 }

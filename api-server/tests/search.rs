@@ -248,6 +248,13 @@ async fn only_what_the_reader_may_read_is_found(engine: Engine) {
     )
     .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Someone who leaves the organization finds nothing there any more.
+    let r = app
+        .delete(&format!("/api/orgs/{org}/members/{}/", bob.id), &bob.access)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = search(&app, &bob, org, "q=quarterly").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 }
 
 async fn edits_and_deletes_reach_the_index_at_once(engine: Engine) {

@@ -5,6 +5,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use super::mentions::record_mentions;
 use super::outbox::{write_event, write_events};
+use super::post_queue::PendingPost;
 use super::{SqlStore, Tx};
 use crate::sql::rows::{encode_ids, is_unique_violation, MessageRow, MESSAGE_COLUMNS};
 use crate::{
@@ -93,7 +94,11 @@ impl MessageStore for SqlStore {
     ) -> StoreResult<(Message, bool)> {
         // Timestamps are stored to the microsecond; the event must say the same.
         let now = now.trunc_subsecs(6);
-        let inserted = self.post_queues.submit(&self.write, &msg, now).await;
+        let post = PendingPost {
+            msg: msg.clone(),
+            now,
+        };
+        let inserted = self.post_queues.submit(&self.write, post).await;
         match inserted {
             Ok(Some(message)) => Ok((message, true)),
             // Not a member, or a repeated send; a retry racing the original loses on the unique

@@ -5,15 +5,14 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use super::rows::{
-    encode_ids, message_columns_of, placeholders, BatchRow, MessageRow, MESSAGE_COLUMNS,
-};
+use super::rows::{encode_ids, message_columns_of, BatchRow, MessageRow, MESSAGE_COLUMNS};
 use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
 use chatboard_core::events::DomainEvent;
 use chatboard_core::model::Message;
-use outbox::{write_event, write_events, EventRow, OUTBOX_COLUMNS};
-use post_queue::{insert_each, PendingPost};
-use reactions::ReactionChange;
+use outbox::{write_event, write_events, OUTBOX_COLUMNS};
+use post_queue::PendingPost;
+use reactions::{own_emoji_column, LockedRow, ReactionWrites};
+use write_queue::write_each;
 
 type Db = sqlx::Postgres;
 type Pool = sqlx::Pool<Db>;
@@ -87,10 +86,6 @@ fn match_text(terms: &SearchTerms) -> String {
         .collect::<Vec<_>>()
         .join(" & ")
 }
-
-/// Serialises reactions to one message (its counts are read, changed and written back): the
-/// message's row is locked.
-const MESSAGE_LOCK: &str = " FOR UPDATE";
 
 /// Stores a message and its `message.created` event in one transaction. The first statement
 /// takes the room's row lock, the next seq and the id (allocated under that lock, which keeps
@@ -304,26 +299,104 @@ async fn insert_batch_atomic(
     Ok(answers)
 }
 
-/// Writes a reaction change decided under the message's lock, in one statement: the
-/// reaction's row, the message's counts, the room's edit version (its cached pages go stale)
-/// and the event.
-async fn record_reaction(
+/// Locks the messages a batch of reaction changes touches, in key order (so concurrent batches
+/// never wait on each other in a circle), each read with the reactor's own emoji: one row per
+/// (room, message, reactor) key that names a message.
+async fn lock_for_reactions(
     tx: &mut Tx<'_>,
-    change: &ReactionChange<'_>,
-    counts: Option<String>,
-    event: &EventRow,
-) -> StoreResult<()> {
-    let (row, values) = change.row_statement();
+    keys: &[(i64, i64, i64)],
+) -> StoreResult<Vec<LockedRow>> {
     let sql = format!(
-        "WITH changed AS ({row}), \
-           version AS (UPDATE rooms SET edit_version = edit_version + 1 WHERE id = $1), \
-           event AS (INSERT INTO {OUTBOX_COLUMNS} VALUES ({event})) \
-         UPDATE messages SET reactions = ${counts} WHERE room_id = $1 AND id = $2",
-        event = placeholders(values + 1, 6),
-        counts = values + 7,
+        "SELECT v.reactor, {columns}, {own} FROM messages m \
+         JOIN UNNEST($1::int8[], $2::int8[], $3::int8[]) AS v(room_id, id, reactor) \
+           ON m.room_id = v.room_id AND m.id = v.id \
+         ORDER BY m.room_id, m.id FOR UPDATE OF m",
+        columns = message_columns_of("m"),
+        own = own_emoji_column("v.reactor"),
     );
-    let query = event.bind(change.bind(sqlx::query(&sql))).bind(counts);
-    query.execute(&mut **tx).await?;
+    let rooms: Vec<i64> = keys.iter().map(|k| k.0).collect();
+    let ids: Vec<i64> = keys.iter().map(|k| k.1).collect();
+    let reactors: Vec<i64> = keys.iter().map(|k| k.2).collect();
+    Ok(sqlx::query_as(&sql)
+        .bind(rooms)
+        .bind(ids)
+        .bind(reactors)
+        .fetch_all(&mut **tx)
+        .await?)
+}
+
+/// Writes what a batch of reaction changes decided, in one statement whatever the batch's
+/// size: the reactions' rows, the messages' counts, the rooms' edit versions (their cached pages
+/// go stale) and the events.
+async fn record_reactions(tx: &mut Tx<'_>, writes: &ReactionWrites) -> StoreResult<()> {
+    let sql = format!(
+        "WITH added AS ( \
+           INSERT INTO reactions (room_id, message_id, emoji, user_id, created_at) \
+           SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::int8[], $5::timestamptz[]) \
+           ON CONFLICT (message_id, emoji, user_id) DO NOTHING), \
+         removed AS ( \
+           DELETE FROM reactions r \
+           USING UNNEST($6::int8[], $7::text[], $8::int8[]) AS d(message_id, emoji, user_id) \
+           WHERE r.message_id = d.message_id AND r.emoji = d.emoji AND r.user_id = d.user_id), \
+         versions AS ( \
+           UPDATE rooms SET edit_version = edit_version + 1 WHERE id = ANY($9::int8[])), \
+         events AS ( \
+           INSERT INTO {OUTBOX_COLUMNS} SELECT * FROM UNNEST($10::text[], $11::text[], \
+             $12::int8[], $13::int8[], $14::text[], $15::timestamptz[])) \
+         UPDATE messages m SET reactions = c.reactions \
+         FROM UNNEST($16::int8[], $17::int8[], $18::text[]) AS c(room_id, id, reactions) \
+         WHERE m.room_id = c.room_id AND m.id = c.id"
+    );
+    let added = &writes.added;
+    let removed = &writes.removed;
+    let events = &writes.events;
+    let counts = &writes.counts;
+    sqlx::query(&sql)
+        .bind(added.iter().map(|a| a.0).collect::<Vec<i64>>())
+        .bind(added.iter().map(|a| a.1).collect::<Vec<i64>>())
+        .bind(added.iter().map(|a| a.2.as_str()).collect::<Vec<&str>>())
+        .bind(added.iter().map(|a| a.3).collect::<Vec<i64>>())
+        .bind(added.iter().map(|a| a.4).collect::<Vec<DateTime<Utc>>>())
+        .bind(removed.iter().map(|r| r.0).collect::<Vec<i64>>())
+        .bind(removed.iter().map(|r| r.1.as_str()).collect::<Vec<&str>>())
+        .bind(removed.iter().map(|r| r.2).collect::<Vec<i64>>())
+        .bind(&writes.rooms)
+        .bind(
+            events
+                .iter()
+                .map(|e| e.event_id.as_str())
+                .collect::<Vec<&str>>(),
+        )
+        .bind(events.iter().map(|e| e.event_type).collect::<Vec<&str>>())
+        .bind(events.iter().map(|e| e.org_id).collect::<Vec<i64>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.room_id)
+                .collect::<Vec<Option<i64>>>(),
+        )
+        .bind(
+            events
+                .iter()
+                .map(|e| e.payload.as_str())
+                .collect::<Vec<&str>>(),
+        )
+        .bind(
+            events
+                .iter()
+                .map(|e| e.created_at)
+                .collect::<Vec<DateTime<Utc>>>(),
+        )
+        .bind(counts.iter().map(|c| c.0).collect::<Vec<i64>>())
+        .bind(counts.iter().map(|c| c.1).collect::<Vec<i64>>())
+        .bind(
+            counts
+                .iter()
+                .map(|c| c.2.as_deref())
+                .collect::<Vec<Option<&str>>>(),
+        )
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -344,13 +417,13 @@ fn queue_of(room_id: i64) -> i64 {
 async fn insert_batch(write: &Pool, batch: &[PendingPost]) -> Vec<StoreResult<Option<Message>>> {
     // The batched statement carries no attachments: a batch with one goes post by post.
     if batch.iter().any(|p| p.msg.file.is_some()) {
-        return insert_each(write, batch).await;
+        return write_each(write, batch).await;
     }
     match insert_batch_atomic(write, batch).await {
         Ok(answers) => answers.into_iter().map(Ok).collect(),
         Err(e) => {
             tracing::warn!(error = %e, posts = batch.len(), "batched post failed; posting one by one");
-            insert_each(write, batch).await
+            write_each(write, batch).await
         }
     }
 }
@@ -387,5 +460,7 @@ mod uploads;
 mod users;
 #[path = "webhooks.rs"]
 mod webhooks;
+#[path = "write_queue.rs"]
+mod write_queue;
 
 pub use store::SqlStore;

@@ -1,15 +1,19 @@
 //! Reactions: the rows, the counts on the message (kept under its row lock) and the events.
 //!
-//! A change is three round trips inside its transaction: lock and read the message with the
-//! reactor's own emoji, decide in Rust, then write everything (`record_reaction`, one statement
-//! on PostgreSQL).
+//! Changes are group-committed (`write_queue`): the messages of a batch are locked and read in
+//! one go with each reactor's own emoji (`lock_for_reactions`), every change is decided in Rust
+//! in turn, and all that changed is written in one go (`record_reactions`). On PostgreSQL each
+//! of those is one statement, whatever the batch's size.
+
+use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::outbox::EventRow;
-use super::{record_reaction, SqlStore, Tx, MESSAGE_LOCK};
-use crate::sql::rows::{encode_reactions, placeholders, MessageRow, MESSAGE_COLUMNS};
+use super::write_queue::{write_each, Batched};
+use super::{lock_for_reactions, queue_of, record_reactions, Pool, SqlStore, Tx};
+use crate::sql::rows::{encode_reactions, placeholders, MessageRow};
 use crate::{ReactionOutcome, ReactionStore, StoreError, StoreResult};
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::events::{DomainEvent, ReactionChanged};
@@ -18,84 +22,54 @@ use chatboard_core::model::{Message, ReactionCount};
 /// Most message ids one `reactions_by` statement names.
 const IDS_PER_STATEMENT: usize = 500;
 
-/// One person adding or removing one emoji on one message.
-pub(super) struct ReactionChange<'a> {
+/// One person adding or removing one emoji on one message: a job of the reaction queues
+/// (group-committed, see `write_queue`; queued by room like posts).
+pub(super) struct PendingReaction {
     pub(super) room_id: i64,
     pub(super) msg_id: i64,
     pub(super) user_id: i64,
-    pub(super) emoji: &'a str,
+    pub(super) emoji: String,
     pub(super) add: bool,
+    /// Most different emoji the message may carry (adding only).
+    pub(super) max_distinct: usize,
     pub(super) now: DateTime<Utc>,
 }
 
-impl ReactionChange<'_> {
-    /// The statement that adds or removes the reaction's row, and how many values it takes:
-    /// `$1` (room), `$2` (message), `$3` (emoji), `$4` (user) and `$5` (time, adding only).
-    pub(super) fn row_statement(&self) -> (&'static str, usize) {
-        if self.add {
-            (
-                "INSERT INTO reactions (room_id, message_id, emoji, user_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id, emoji, user_id) DO NOTHING",
-                5,
-            )
-        } else {
-            (
-                "DELETE FROM reactions WHERE room_id = $1 AND message_id = $2 AND emoji = $3 \
-                 AND user_id = $4",
-                4,
-            )
-        }
-    }
-
-    /// Binds [`ReactionChange::row_statement`]'s values.
-    pub(super) fn bind<'q>(
-        &'q self,
-        query: sqlx::query::Query<'q, super::Db, <super::Db as sqlx::Database>::Arguments<'q>>,
-    ) -> sqlx::query::Query<'q, super::Db, <super::Db as sqlx::Database>::Arguments<'q>> {
-        let query = query
-            .bind(self.room_id)
-            .bind(self.msg_id)
-            .bind(self.emoji)
-            .bind(self.user_id);
-        if self.add {
-            query.bind(self.now)
-        } else {
-            query
-        }
-    }
-}
-
-/// A message with the emoji one person has on it (space-separated).
+/// A message locked for reaction changes, with the emoji one reactor has on it.
 #[derive(sqlx::FromRow)]
-struct LockedRow {
+pub(super) struct LockedRow {
+    /// The reactor.
+    reactor: i64,
     #[sqlx(flatten)]
     message: MessageRow,
+    /// Their emoji on the message, space-separated.
     own: String,
 }
 
-/// The message about to be reacted to, locked until the transaction ends (PostgreSQL; the
-/// single writer already serialises SQLite), and the emoji `user_id` has on it: under the lock
-/// nobody else changes either.
-async fn lock_message(
-    tx: &mut Tx<'_>,
-    room_id: i64,
-    msg_id: i64,
-    user_id: i64,
-) -> StoreResult<(Message, Vec<String>)> {
-    let sql = format!(
-        "SELECT {MESSAGE_COLUMNS}, COALESCE((SELECT string_agg(r.emoji, ' ') FROM reactions r \
-           WHERE r.message_id = messages.id AND r.user_id = $3), '') AS own \
-         FROM messages WHERE room_id = $1 AND id = $2{MESSAGE_LOCK}"
-    );
-    let row: Option<LockedRow> = sqlx::query_as(&sql)
-        .bind(room_id)
-        .bind(msg_id)
-        .bind(user_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let row = row.ok_or(StoreError::NotFound)?;
-    let own = row.own.split_whitespace().map(str::to_owned).collect();
-    Ok((Message::from(row.message), own))
+/// The emoji `reactor` has on the message `m` (an alias of `messages`), space-separated: a
+/// column for `lock_for_reactions`.
+pub(super) fn own_emoji_column(reactor: &str) -> String {
+    format!(
+        "COALESCE((SELECT string_agg(r.emoji, ' ') FROM reactions r \
+           WHERE r.message_id = m.id AND r.user_id = {reactor}), '') AS own"
+    )
+}
+
+/// What a batch of reaction changes writes: the net effect on the rows (a reaction added and
+/// removed again within the batch writes nothing), the messages' final counts, the rooms whose
+/// cached pages go stale, and one event per change.
+#[derive(Default)]
+pub(super) struct ReactionWrites {
+    /// Rows to add: (room, message, emoji, user, time).
+    pub(super) added: Vec<(i64, i64, String, i64, DateTime<Utc>)>,
+    /// Rows to remove: (message, emoji, user).
+    pub(super) removed: Vec<(i64, String, i64)>,
+    /// The messages' new counts: (room, message, stored counts).
+    pub(super) counts: Vec<(i64, i64, Option<String>)>,
+    /// Rooms whose edit version goes up, ascending.
+    pub(super) rooms: Vec<i64>,
+    /// The events, in the order the changes were made.
+    pub(super) events: Vec<EventRow>,
 }
 
 /// The count of `emoji` among `counts` (0 when absent).
@@ -107,7 +81,7 @@ fn count_of(counts: &[ReactionCount], emoji: &str) -> i64 {
 }
 
 /// `counts` after one person added (`add`) or removed `emoji`.
-fn apply(counts: &mut Vec<ReactionCount>, emoji: &str, add: bool) {
+fn count_change(counts: &mut Vec<ReactionCount>, emoji: &str, add: bool) {
     match counts.iter_mut().find(|c| c.emoji == emoji) {
         Some(entry) if add => entry.count += 1,
         Some(entry) => entry.count -= 1,
@@ -134,56 +108,170 @@ fn outcome(mut message: Message, own: &[String], emoji: &str, changed: bool) -> 
     }
 }
 
-impl SqlStore {
-    /// Adds or removes one reaction under the message's lock (see [`ReactionStore`]); adding
-    /// refuses a deleted message and a new emoji beyond `max_distinct`.
-    async fn change_reaction(
-        &self,
-        change: ReactionChange<'_>,
-        max_distinct: usize,
-    ) -> StoreResult<ReactionOutcome> {
-        let emoji = change.emoji;
-        let mut tx = self.write.begin().await?;
-        let (mut message, mut own) =
-            lock_message(&mut tx, change.room_id, change.msg_id, change.user_id).await?;
-        if change.add {
-            if message.is_deleted {
-                return Err(StoreError::Conflict(ErrorCode::MessageDeleted));
-            }
-            let known = message.reactions.iter().any(|c| c.emoji == emoji);
-            if !known && message.reactions.len() >= max_distinct {
-                return Err(StoreError::Conflict(ErrorCode::TooManyReactions));
-            }
+/// One change against the message and the reactor's emoji as they stand (both updated): the
+/// event when it changes anything, `None` when it changes nothing (added twice, or removed what
+/// is not there), or a refusal: adding to a deleted message, or a new emoji beyond
+/// `max_distinct`.
+fn decide(
+    message: &mut Message,
+    own: &mut Vec<String>,
+    job: &PendingReaction,
+) -> StoreResult<Option<DomainEvent>> {
+    let emoji = job.emoji.as_str();
+    if job.add {
+        if message.is_deleted {
+            return Err(StoreError::Conflict(ErrorCode::MessageDeleted));
         }
-        let had = own.iter().any(|e| e == emoji);
-        if had == change.add {
-            tx.rollback().await?;
-            return Ok(outcome(message, &own, emoji, false));
+        let known = message.reactions.iter().any(|c| c.emoji == emoji);
+        if !known && message.reactions.len() >= job.max_distinct {
+            return Err(StoreError::Conflict(ErrorCode::TooManyReactions));
         }
-        apply(&mut message.reactions, emoji, change.add);
-        if change.add {
-            own.push(emoji.to_owned());
-        } else {
-            own.retain(|e| e != emoji);
-        }
-        let changed = ReactionChanged {
-            room: change.room_id,
-            message_id: change.msg_id,
-            emoji: emoji.to_owned(),
-            user_id: change.user_id,
-            count: count_of(&message.reactions, emoji),
-            at: change.now,
+    }
+    if own.iter().any(|e| e == emoji) == job.add {
+        return Ok(None);
+    }
+    count_change(&mut message.reactions, emoji, job.add);
+    if job.add {
+        own.push(emoji.to_owned());
+    } else {
+        own.retain(|e| e != emoji);
+    }
+    let changed = ReactionChanged {
+        room: job.room_id,
+        message_id: job.msg_id,
+        emoji: emoji.to_owned(),
+        user_id: job.user_id,
+        count: count_of(&message.reactions, emoji),
+        at: job.now,
+    };
+    Ok(Some(if job.add {
+        DomainEvent::ReactionAdded(changed)
+    } else {
+        DomainEvent::ReactionRemoved(changed)
+    }))
+}
+
+/// Decides and writes a batch of reaction changes inside `tx` (a batch of one for a change
+/// alone): every message locked first, each change decided in turn against what the earlier ones
+/// left, then all of it written at once. One answer per change; a refusal writes nothing and
+/// leaves the transaction usable. `Err` only when the database fails.
+async fn apply_all(
+    tx: &mut Tx<'_>,
+    jobs: &[PendingReaction],
+) -> StoreResult<Vec<StoreResult<ReactionOutcome>>> {
+    let mut keys: Vec<(i64, i64, i64)> = jobs
+        .iter()
+        .map(|j| (j.room_id, j.msg_id, j.user_id))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut messages: HashMap<i64, Message> = HashMap::new();
+    let mut own: HashMap<(i64, i64), Vec<String>> = HashMap::new();
+    for row in lock_for_reactions(tx, &keys).await? {
+        let message = Message::from(row.message);
+        own.insert(
+            (message.id, row.reactor),
+            row.own.split_whitespace().map(str::to_owned).collect(),
+        );
+        messages.entry(message.id).or_insert(message);
+    }
+    let before = own.clone();
+    let mut writes = ReactionWrites::default();
+    let mut changed_messages = BTreeSet::new();
+    let mut added_at = HashMap::new();
+    let mut answers = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        // Locked by (room, id): a message of another room is not there for this change.
+        let message = messages
+            .get_mut(&job.msg_id)
+            .filter(|m| m.room == job.room_id);
+        let (Some(message), Some(mine)) = (message, own.get_mut(&(job.msg_id, job.user_id))) else {
+            answers.push(Err(StoreError::NotFound));
+            continue;
         };
-        let event = if change.add {
-            DomainEvent::ReactionAdded(changed)
-        } else {
-            DomainEvent::ReactionRemoved(changed)
+        let answer = match decide(message, mine, job) {
+            Ok(Some(event)) => {
+                writes
+                    .events
+                    .push(EventRow::new(message.org, &event, job.now)?);
+                changed_messages.insert((message.room, message.id));
+                if job.add {
+                    added_at.insert((job.msg_id, job.user_id, job.emoji.clone()), job.now);
+                }
+                Ok(outcome(message.clone(), mine, &job.emoji, true))
+            }
+            Ok(None) => Ok(outcome(message.clone(), mine, &job.emoji, false)),
+            Err(refused) => Err(refused),
         };
-        let event = EventRow::new(message.org, &event, change.now)?;
-        let counts = encode_reactions(&message.reactions);
-        record_reaction(&mut tx, &change, counts, &event).await?;
+        answers.push(answer);
+    }
+    if writes.events.is_empty() {
+        return Ok(answers);
+    }
+    for ((msg_id, user_id), now) in &own {
+        let was = before
+            .get(&(*msg_id, *user_id))
+            .map_or(&[][..], Vec::as_slice);
+        for emoji in now.iter().filter(|e| !was.contains(e)) {
+            let key = (*msg_id, *user_id, emoji.clone());
+            let (Some(at), Some(message)) = (added_at.get(&key), messages.get(msg_id)) else {
+                continue;
+            };
+            writes
+                .added
+                .push((message.room, *msg_id, emoji.clone(), *user_id, *at));
+        }
+        for emoji in was.iter().filter(|e| !now.contains(e)) {
+            writes.removed.push((*msg_id, emoji.clone(), *user_id));
+        }
+    }
+    for (room_id, msg_id) in &changed_messages {
+        if let Some(message) = messages.get(msg_id) {
+            writes
+                .counts
+                .push((*room_id, *msg_id, encode_reactions(&message.reactions)));
+        }
+    }
+    writes.rooms = changed_messages.iter().map(|(room, _)| *room).collect();
+    writes.rooms.dedup();
+    record_reactions(tx, &writes).await?;
+    Ok(answers)
+}
+
+#[async_trait]
+impl Batched for PendingReaction {
+    type Output = ReactionOutcome;
+
+    fn queue(&self) -> i64 {
+        queue_of(self.room_id)
+    }
+
+    async fn write_one(write: &Pool, job: &Self) -> StoreResult<ReactionOutcome> {
+        let mut tx = write.begin().await?;
+        let answer = apply_all(&mut tx, std::slice::from_ref(job))
+            .await?
+            .pop()
+            .unwrap_or(Err(StoreError::NotFound))?;
         tx.commit().await?;
-        Ok(outcome(message, &own, emoji, true))
+        Ok(answer)
+    }
+
+    /// One transaction for the lot; should the database fail, nothing of it is kept and the
+    /// changes go one by one, each for an answer of its own.
+    async fn write_batch(write: &Pool, jobs: &[Self]) -> Vec<StoreResult<ReactionOutcome>> {
+        let together = async {
+            let mut tx = write.begin().await?;
+            let answers = apply_all(&mut tx, jobs).await?;
+            tx.commit().await?;
+            StoreResult::Ok(answers)
+        };
+        match together.await {
+            Ok(answers) => answers,
+            Err(e) => {
+                tracing::warn!(error = %e, reactions = jobs.len(), "a batch of reactions failed; storing them one by one");
+                write_each(write, jobs).await
+            }
+        }
     }
 }
 
@@ -199,15 +287,16 @@ impl ReactionStore for SqlStore {
         max_distinct: usize,
         now: DateTime<Utc>,
     ) -> StoreResult<ReactionOutcome> {
-        let change = ReactionChange {
+        let job = PendingReaction {
             room_id,
             msg_id,
             user_id,
-            emoji,
+            emoji: emoji.to_owned(),
             add: true,
+            max_distinct,
             now,
         };
-        self.change_reaction(change, max_distinct).await
+        self.reaction_queues.submit(&self.write, job).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -219,15 +308,16 @@ impl ReactionStore for SqlStore {
         emoji: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<ReactionOutcome> {
-        let change = ReactionChange {
+        let job = PendingReaction {
             room_id,
             msg_id,
             user_id,
-            emoji,
+            emoji: emoji.to_owned(),
             add: false,
+            max_distinct: usize::MAX,
             now,
         };
-        self.change_reaction(change, usize::MAX).await
+        self.reaction_queues.submit(&self.write, job).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

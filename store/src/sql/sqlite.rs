@@ -3,13 +3,14 @@
 
 use chrono::{DateTime, Utc};
 
-use super::rows::{encode_ids, placeholders, MessageRow, MESSAGE_COLUMNS};
+use super::rows::{encode_ids, message_columns_of, placeholders, MessageRow, MESSAGE_COLUMNS};
 use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
 use chatboard_core::events::DomainEvent;
 use chatboard_core::model::Message;
-use outbox::{write_event, write_events, EventRow, OUTBOX_COLUMNS};
-use post_queue::{insert_each, PendingPost};
-use reactions::ReactionChange;
+use outbox::{write_event, write_events, OUTBOX_COLUMNS};
+use post_queue::PendingPost;
+use reactions::{own_emoji_column, LockedRow, ReactionWrites};
+use write_queue::write_each;
 
 type Db = sqlx::Sqlite;
 type Pool = sqlx::Pool<Db>;
@@ -24,9 +25,6 @@ const EMAIL_CLAIM_LOCK: &str = "";
 
 /// Write transactions already run one at a time on the single writer connection.
 const ORG_LOCK: &str = "";
-
-/// Write transactions already run one at a time on the single writer connection.
-const MESSAGE_LOCK: &str = "";
 
 /// The index finds the query bound at `words` (see [`match_text`]).
 fn search_match(words: &str) -> String {
@@ -163,31 +161,74 @@ async fn insert_in(
     Ok(Some(message))
 }
 
-/// Writes a reaction change decided under the message's lock: the reaction's row, the
-/// message's counts, the room's edit version (its cached pages go stale) and the event. (SQLite
-/// has no writing `WITH`, and no round trips to save.)
-async fn record_reaction(
+/// Reads the messages a batch of reaction changes touches, each with the reactor's own emoji:
+/// one row per (room, message, reactor) key that names a message. (The single writer already
+/// serialises the batch with every other write.)
+async fn lock_for_reactions(
     tx: &mut Tx<'_>,
-    change: &ReactionChange<'_>,
-    counts: Option<String>,
-    event: &EventRow,
-) -> StoreResult<()> {
-    change
-        .bind(sqlx::query(change.row_statement().0))
+    keys: &[(i64, i64, i64)],
+) -> StoreResult<Vec<LockedRow>> {
+    let sql = format!(
+        "SELECT $3 AS reactor, {columns}, {own} FROM messages m WHERE m.room_id = $1 AND m.id = $2",
+        columns = message_columns_of("m"),
+        own = own_emoji_column("$3"),
+    );
+    let mut rows = Vec::with_capacity(keys.len());
+    for (room_id, msg_id, reactor) in keys {
+        let row: Option<LockedRow> = sqlx::query_as(&sql)
+            .bind(room_id)
+            .bind(msg_id)
+            .bind(reactor)
+            .fetch_optional(&mut **tx)
+            .await?;
+        rows.extend(row);
+    }
+    Ok(rows)
+}
+
+/// Writes what a batch of reaction changes decided: the reactions' rows, the messages' counts,
+/// the rooms' edit versions (their cached pages go stale) and the events. (Statement by
+/// statement: SQLite has no round trips to save.)
+async fn record_reactions(tx: &mut Tx<'_>, writes: &ReactionWrites) -> StoreResult<()> {
+    for (room_id, msg_id, emoji, user_id, at) in &writes.added {
+        sqlx::query(
+            "INSERT INTO reactions (room_id, message_id, emoji, user_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id, emoji, user_id) DO NOTHING",
+        )
+        .bind(room_id)
+        .bind(msg_id)
+        .bind(emoji)
+        .bind(user_id)
+        .bind(at)
         .execute(&mut **tx)
         .await?;
-    sqlx::query("UPDATE messages SET reactions = $3 WHERE room_id = $1 AND id = $2")
-        .bind(change.room_id)
-        .bind(change.msg_id)
-        .bind(counts)
-        .execute(&mut **tx)
-        .await?;
-    SqlStore::bump_edit_version(tx, change.room_id).await?;
+    }
+    for (msg_id, emoji, user_id) in &writes.removed {
+        sqlx::query("DELETE FROM reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3")
+            .bind(msg_id)
+            .bind(emoji)
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for (room_id, msg_id, counts) in &writes.counts {
+        sqlx::query("UPDATE messages SET reactions = $3 WHERE room_id = $1 AND id = $2")
+            .bind(room_id)
+            .bind(msg_id)
+            .bind(counts)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for room_id in &writes.rooms {
+        SqlStore::bump_edit_version(tx, *room_id).await?;
+    }
     let sql = format!(
         "INSERT INTO {OUTBOX_COLUMNS} VALUES ({})",
         placeholders(1, 6)
     );
-    event.bind(sqlx::query(&sql)).execute(&mut **tx).await?;
+    for event in &writes.events {
+        event.bind(sqlx::query(&sql)).execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -213,7 +254,7 @@ async fn insert_batch(write: &Pool, batch: &[PendingPost]) -> Vec<StoreResult<Op
         Ok(answers) => answers.into_iter().map(Ok).collect(),
         Err(e) => {
             tracing::warn!(error = %e, posts = batch.len(), "a batch of posts failed; storing them one by one");
-            insert_each(write, batch).await
+            write_each(write, batch).await
         }
     }
 }
@@ -250,5 +291,7 @@ mod uploads;
 mod users;
 #[path = "webhooks.rs"]
 mod webhooks;
+#[path = "write_queue.rs"]
+mod write_queue;
 
 pub use store::SqlStore;

@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 
-use super::post_queue::PostQueues;
+use super::post_queue::PendingPost;
+use super::reactions::PendingReaction;
+use super::write_queue::WriteQueues;
 use super::{Pool, ENGINE, MIGRATOR};
 use crate::wal_checkpoint::Checkpointer;
 use crate::{Engine, Store, StoreResult};
@@ -11,7 +13,10 @@ use crate::{Engine, Store, StoreResult};
 pub struct SqlStore {
     pub(super) read: Pool,
     pub(super) write: Pool,
-    pub(super) post_queues: PostQueues,
+    /// Posts waiting for their group commit.
+    pub(super) post_queues: WriteQueues<PendingPost>,
+    /// Reactions waiting for their group commit.
+    pub(super) reaction_queues: WriteQueues<PendingReaction>,
     /// SQLite's WAL checkpoints, stopped with the store.
     _checkpointer: Option<Checkpointer>,
 }
@@ -22,7 +27,8 @@ impl SqlStore {
         Self {
             read,
             write,
-            post_queues: PostQueues::default(),
+            post_queues: WriteQueues::default(),
+            reaction_queues: WriteQueues::default(),
             _checkpointer: None,
         }
     }
