@@ -22,6 +22,7 @@ both_engines!(
     edits_and_deletes_reach_the_index_at_once,
     rooms_and_members_are_found_by_prefix,
     a_busy_room_does_not_crowd_out_the_others,
+    frequent_words_find_the_newest_matches,
 );
 
 /// An org with alice (ADMIN) and bob (MEMBER) sharing a PUBLIC room.
@@ -373,4 +374,35 @@ async fn a_busy_room_does_not_crowd_out_the_others(engine: Engine) {
     ))
     .await;
     assert_eq!(seen.len(), 30, "a search of one room reaches past 20");
+}
+
+/// Once the engine's statistics know a word is in most messages (`ANALYZE`), PostgreSQL walks
+/// each room's newest messages for it instead of its index (its own guess for a prefix is far
+/// off): the same messages are found either way, the newest first among equals.
+async fn frequent_words_find_the_newest_matches(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, bob) = team(&app).await;
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        let word = if n % 2 == 0 { "common" } else { "component" };
+        ids.push(
+            app.send(&alice, room, &format!("a {word} thing, number {n}"))
+                .await,
+        );
+    }
+    let rare = app.send(&alice, room, "the odd one out").await;
+    testing::db::execute_sql(&app.db_url, "ANALYZE").await;
+    let newest: Vec<i64> = ids.iter().rev().take(20).copied().collect();
+    let mut found_prefix = found(&app, &bob, org, "com* thing").await;
+    assert_eq!(found_prefix.len(), 20, "the room's newest 20 matches");
+    found_prefix.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(found_prefix, newest);
+    let evens: Vec<i64> = ids.iter().step_by(2).rev().copied().collect();
+    let mut found_word = found(&app, &bob, org, "common").await;
+    found_word.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(found_word, evens);
+    assert_eq!(found(&app, &bob, org, "odd").await, vec![rare]);
+    assert!(found(&app, &bob, org, "com* -thing").await.is_empty());
 }

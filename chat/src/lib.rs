@@ -77,6 +77,8 @@ struct Inner {
     settings: ChatSettings,
     /// Who is online, for `@here`; set once by a process that knows (see [`Chat::use_presence`]).
     presence: OnceLock<Arc<dyn Presence>>,
+    /// Turns to search (see [`search::SearchSlots`]).
+    search_slots: search::SearchSlots,
 }
 
 impl Chat {
@@ -94,6 +96,7 @@ impl Chat {
             store,
             settings,
             presence: OnceLock::new(),
+            search_slots: search::SearchSlots::new(),
         })))
     }
 

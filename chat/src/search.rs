@@ -5,10 +5,14 @@
 //! `-word` or `-"phrase"` to leave out, `pre*` for words starting with `pre`. Words are runs of
 //! letters and digits, as both engines split text: `e-mail` is the phrase `e mail`.
 
+use std::time::Duration;
+
+use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::Message;
 use chatboard_core::model::{OrgMember, Room};
 use chatboard_store::{MessageSearch, SearchTerm, SearchTerms};
 use chrono::{DateTime, Utc};
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tracing::instrument;
 
 use crate::error::{ChatError, ChatResult};
@@ -188,6 +192,37 @@ fn escape_into(html: &mut String, text: &str) {
     }
 }
 
+/// How long a search waits for a turn before it is answered `server_busy` (503).
+const SEARCH_WAIT: Duration = Duration::from_secs(5);
+
+/// Turns to search, a few per core: a search holds a database connection for a few
+/// milliseconds, and for up to hundreds when its words are matched by a large share of the
+/// messages (see README, "Search"). Searches beyond the turns wait, so they never take every
+/// pooled connection from the rest of the chat.
+pub(crate) struct SearchSlots(Semaphore);
+
+impl SearchSlots {
+    /// Two turns per core the process may use.
+    pub(crate) fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self(Semaphore::new(2 * cores))
+    }
+
+    /// A turn, held until dropped; `server_busy` after [`SEARCH_WAIT`] without one.
+    async fn turn(&self) -> ChatResult<SemaphorePermit<'_>> {
+        let busy = || {
+            ChatError::refused_because(
+                ErrorCode::ServerBusy,
+                "The server is running as many searches as it can; try again shortly.",
+            )
+        };
+        tokio::time::timeout(SEARCH_WAIT, self.0.acquire())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())
+    }
+}
+
 impl Chat {
     /// The messages of an organization's rooms that `user_id` sits in matching `request`,
     /// best first; 404 for someone outside the organization or a room they do not sit in.
@@ -229,7 +264,10 @@ impl Chat {
             after_hit: request.cursor,
             limit: request.limit,
         };
-        let hits = self.store().search_messages(&search).await?;
+        let hits = {
+            let _turn = self.0.search_slots.turn().await?;
+            self.store().search_messages(&search).await?
+        };
         // Results come only from the caller's seats, and a seat in an organization's room is
         // only held by its members (leaving takes the seats), so results prove membership; an
         // empty page might be an outsider's, who gets 404. One query less for most searches.

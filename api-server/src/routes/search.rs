@@ -5,12 +5,13 @@ use axum::extract::State;
 use axum::Json;
 use chat::search::{Found, SearchRequest, MAX_QUERY};
 use chat::validate::Validator;
+use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::{Message, OrgMember, Room};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery, AuthUser};
 use crate::state::AppState;
 
@@ -70,7 +71,8 @@ pub struct SearchPage {
 #[utoipa::path(get, path = "/api/orgs/{id}/search/", tag = "search",
     params(("id" = i64, Path), SearchQuery), security(("bearer" = [])),
     responses((status = 200, body = SearchPage), (status = 400, body = ErrorBody),
-        (status = 404, description = "no such organization, not a member, or a room not theirs", body = ErrorBody)))]
+        (status = 404, description = "no such organization, not a member, or a room not theirs", body = ErrorBody),
+        (status = 503, description = "`server_busy`: as many searches running as the server allows; `Retry-After` says when to come back", body = ErrorBody)))]
 pub async fn messages(
     user: AuthUser,
     State(state): State<AppState>,
@@ -112,7 +114,20 @@ pub async fn messages(
     };
     v.finish()?;
     let limit = request.limit;
-    let hits = state.chat.search(user.id, org_id, request).await?;
+    let hits = state
+        .chat
+        .search(user.id, org_id, request)
+        .await
+        .map_err(|e| {
+            // Searches wait for a turn (a few per core); a busy server asks to come back.
+            let busy = e.code() == ErrorCode::ServerBusy;
+            let e = ApiError::from(e);
+            if busy {
+                e.with_retry_after(1)
+            } else {
+                e
+            }
+        })?;
     let next = (hits.len() as u32 == limit)
         .then(|| hits.last())
         .flatten()

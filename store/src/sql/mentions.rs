@@ -130,11 +130,18 @@ impl MentionStore for SqlStore {
         } else {
             ""
         };
+        // The page of mention keys first (newest first through `mentions_reader`, seats
+        // checked), then their messages: joined the other way round, PostgreSQL misjudged how
+        // many rows the seat check keeps and read every mention's message before sorting
+        // (15 ms instead of 0.4 with 2,500 mentions).
         let sql = format!(
-            "SELECT {columns} FROM mentions mn \
-             JOIN messages m ON m.room_id = mn.room_id AND m.id = mn.message_id \
-             JOIN room_members rm ON rm.room_id = mn.room_id AND rm.user_id = mn.user_id \
-             WHERE mn.user_id = $1 {below} ORDER BY mn.message_id DESC LIMIT $2"
+            "SELECT {columns} FROM ( \
+               SELECT mn.room_id, mn.message_id FROM mentions mn \
+               WHERE mn.user_id = $1 {below} \
+                 AND mn.room_id IN (SELECT rm.room_id FROM room_members rm WHERE rm.user_id = $1) \
+               ORDER BY mn.message_id DESC LIMIT $2) x \
+             JOIN messages m ON m.room_id = x.room_id AND m.id = x.message_id \
+             ORDER BY x.message_id DESC"
         );
         let mut query = sqlx::query_as::<_, MessageRow>(&sql)
             .bind(user_id)

@@ -109,7 +109,11 @@ impl SqlStore {
             None => String::new(),
         };
         let limit = args.add(Arg::Int(i64::from(search.limit)));
-        let scope = format!("{} AND NOT m.is_deleted {filters}", search_match(&words));
+        let walk = self.word_stats.frequent(&self.read, &search.terms).await;
+        let scope = format!(
+            "{} AND NOT m.is_deleted {filters}",
+            search_match(&words, walk)
+        );
         let hits = candidate_hits(&scope, &org, &reader, &per_room, &candidates);
         let ranked = ranked_hits(&words);
         // The newest matches first (bounded by the reader's rooms, whatever the word's

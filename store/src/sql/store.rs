@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::post_queue::PendingPost;
 use super::reactions::PendingReaction;
 use super::write_queue::WriteQueues;
-use super::{Pool, ENGINE, MIGRATOR};
+use super::{Pool, WordStats, ENGINE, MIGRATOR};
 use crate::wal_checkpoint::Checkpointer;
 use crate::{Engine, Store, StoreResult};
 
@@ -17,6 +17,8 @@ pub struct SqlStore {
     pub(super) post_queues: WriteQueues<PendingPost>,
     /// Reactions waiting for their group commit.
     pub(super) reaction_queues: WriteQueues<PendingReaction>,
+    /// How frequent words are, for searches (PostgreSQL).
+    pub(super) word_stats: WordStats,
     /// SQLite's WAL checkpoints, stopped with the store.
     _checkpointer: Option<Checkpointer>,
 }
@@ -29,6 +31,7 @@ impl SqlStore {
             write,
             post_queues: WriteQueues::default(),
             reaction_queues: WriteQueues::default(),
+            word_stats: WordStats::new(),
             _checkpointer: None,
         }
     }
