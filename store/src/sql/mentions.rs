@@ -126,26 +126,27 @@ impl MentionStore for SqlStore {
     ) -> StoreResult<Vec<Message>> {
         let columns = message_columns_of("m");
         let below = if before.is_some() {
-            "AND mn.message_id < $3"
+            "AND mn.message_id < $2"
         } else {
             ""
         };
         // The page of mention keys first (newest first through `mentions_reader`, seats
         // checked), then their messages: joined the other way round, PostgreSQL misjudged how
         // many rows the seat check keeps and read every mention's message before sorting
-        // (15 ms instead of 0.4 with 2,500 mentions).
+        // (15 ms instead of 0.4 with 2,500 mentions). The limit is written into the statement
+        // (a number, one statement per page size): as a parameter, PostgreSQL kept planning
+        // the statement anew on every call rather than trust a plan for any limit, which
+        // halved the page's throughput.
         let sql = format!(
             "SELECT {columns} FROM ( \
                SELECT mn.room_id, mn.message_id FROM mentions mn \
                WHERE mn.user_id = $1 {below} \
                  AND mn.room_id IN (SELECT rm.room_id FROM room_members rm WHERE rm.user_id = $1) \
-               ORDER BY mn.message_id DESC LIMIT $2) x \
+               ORDER BY mn.message_id DESC LIMIT {limit}) x \
              JOIN messages m ON m.room_id = x.room_id AND m.id = x.message_id \
              ORDER BY x.message_id DESC"
         );
-        let mut query = sqlx::query_as::<_, MessageRow>(&sql)
-            .bind(user_id)
-            .bind(i64::from(limit));
+        let mut query = sqlx::query_as::<_, MessageRow>(&sql).bind(user_id);
         if let Some(before) = before {
             query = query.bind(before);
         }
