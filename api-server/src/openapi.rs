@@ -67,7 +67,7 @@ use crate::routes::{
             'simple' configuration; SQLite: FTS5 with the unicode61 tokenizer; the same syntax and \
             words on both). Query: every word must appear (any case, no stemming); `\"exact \
             phrase\"`; `-word` or `-\"phrase\"` leaves out; `pre*` matches words starting with \
-            `pre`; words are runs of letters and digits (`e-mail` is the phrase `e mail`); at most \
+            `pre` (2 characters at least); words are runs of letters and digits (`e-mail` is the phrase `e mail`); at most \
             10 terms. Filters: `room`, `from` (user id), `before`/`after` (a date or RFC 3339 time), \
             `has=file`, `in=thread`. The newest 20 matches of each of the caller's rooms (200 in \
             all; 200 of the room `room` names) are ranked by relevance, newer first among equals; `snippet` is HTML-escaped text around the matches with each match in \

@@ -23,6 +23,9 @@ use crate::Chat;
 pub const MAX_TERMS: usize = 10;
 /// Longest word looked for.
 const MAX_WORD: usize = 64;
+/// Shortest prefix a `pre*` term may have: a single character starts so many different words
+/// that the index reads them all, room by room (350 ms for `1*` over a million messages).
+pub const MIN_PREFIX: usize = 2;
 /// Longest query.
 pub const MAX_QUERY: usize = 500;
 /// Words a snippet shows at most.
@@ -95,6 +98,11 @@ pub fn parse_query(q: &str) -> Result<SearchTerms, String> {
         }
         let term = match words.as_slice() {
             [] => continue,
+            [word] if prefix && word.chars().count() < MIN_PREFIX => {
+                return Err(format!(
+                    "A prefix* needs at least {MIN_PREFIX} letters or digits before the *."
+                ));
+            }
             [word] if prefix => SearchTerm::Prefix(word.clone()),
             [word] => SearchTerm::Word(word.clone()),
             _ => SearchTerm::Phrase(words),
@@ -376,5 +384,9 @@ mod tests {
         let many: String = (0..11).map(|i| format!("w{i} ")).collect();
         assert!(parse_query(&many).is_err());
         assert!(parse_query(&"x".repeat(65)).is_err());
+        // A one-letter prefix would read nearly every word of the index.
+        assert!(parse_query("a*").is_err());
+        assert!(parse_query("deploy -1*").is_err());
+        assert!(parse_query("ab*").is_ok());
     }
 }
