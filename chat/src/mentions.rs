@@ -2,7 +2,7 @@
 //! `@room` everyone seated in it, `@here` those of them online. Resolved when the message is
 //! posted or edited; the store keeps who was mentioned.
 
-use chatboard_core::model::RoomMember;
+use chatboard_core::model::{Message, RoomMember};
 use chatboard_store::Mentioned;
 
 use crate::error::ChatResult;
@@ -113,6 +113,23 @@ impl Chat {
         everyone.dedup();
         mentioned.everyone = everyone;
         Ok(mentioned)
+    }
+
+    /// A page of the messages that mention `user_id` in rooms they sit in, newest first, older
+    /// than `before` when given: at most `limit`, with whether older ones remain. Each
+    /// message's reactions show which are the reader's.
+    pub async fn mentions_of(
+        &self,
+        user_id: i64,
+        before: Option<i64>,
+        limit: usize,
+    ) -> ChatResult<(Vec<Message>, bool)> {
+        let one_more = u32::try_from(limit + 1).unwrap_or(u32::MAX);
+        let mut page = self.store().mentions_of(user_id, before, one_more).await?;
+        let more = page.len() > limit;
+        page.truncate(limit);
+        self.mark_own_reactions(user_id, &mut page).await?;
+        Ok((page, more))
     }
 
     /// Members of a room (a seat needed) whose address, first or last name starts with

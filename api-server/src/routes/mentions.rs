@@ -48,16 +48,10 @@ pub async fn mine(
     let limit = v.int_in("limit", query.limit.as_deref(), 1, MAX_LIMIT, DEFAULT_LIMIT) as usize;
     let before = v.optional_id("before", query.before.as_deref());
     v.finish()?;
-    let mut results = state
-        .store
-        .mentions_of(user.id, before, (limit + 1) as u32)
-        .await?;
-    let more = results.len() > limit;
-    results.truncate(limit);
+    let (results, more) = state.chat.mentions_of(user.id, before, limit).await?;
     let next = results
         .last()
         .filter(|_| more)
         .map(|last| format!("/auth/me/mentions/?before={}&limit={limit}", last.id));
-    state.chat.mark_own_reactions(user.id, &mut results).await?;
     Ok(Json(MentionPage { results, next }))
 }
