@@ -127,10 +127,10 @@ impl SqlStore {
              ORDER BY page.score DESC, page.id DESC",
             columns = message_columns_of("m"),
         );
-        // Not kept prepared: planned with the words themselves each time, so the planner sees
-        // how frequent they are (an index lookup per room for a rare word, the newest messages
-        // for a frequent one). A generic plan guesses, and guessed wrong both ways.
-        let query = sqlx::query_as::<_, ScoredRow>(&sql).persistent(false);
+        // Kept prepared: the choice a generic plan could get wrong (the index or each room's
+        // newest messages) is made above from the word statistics, and each choice is a
+        // statement of its own, so PostgreSQL may reuse a plan instead of planning every search.
+        let query = sqlx::query_as::<_, ScoredRow>(&sql);
         Ok(args.bind(query).fetch_all(&self.read).await?)
     }
 }
