@@ -7,12 +7,12 @@
 //! Structure goes through the API; the bulk goes straight into PostgreSQL, with seqs, room
 //! counters, thread counters and mention rows as the service keeps them.
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::seed::{account, call, id_of, Seeded};
+use crate::seed::{call, id_of, two_person_org, Seeded};
 
 /// What the depth scenarios need beyond [`Seeded`].
 #[derive(Serialize, Deserialize, Clone)]
@@ -42,54 +42,21 @@ pub async fn seed(
         bail!("need 0 < seated <= rooms and at least two messages a room");
     }
     let http = reqwest::Client::new();
-    let tag = std::process::id();
-    let reader = account(&http, api, &format!("reader-{tag}@bench.example.com")).await?;
-    let writer = account(&http, api, &format!("writer-{tag}@bench.example.com")).await?;
-    let org = id_of(
-        &call(
-            &http,
-            api,
-            "POST",
-            "/api/orgs/",
-            &reader.1,
-            json!({"name": "Depth"}),
-        )
-        .await?,
-    )?;
-    let invite = call(
-        &http,
-        api,
-        "POST",
-        &format!("/api/orgs/{org}/invite/"),
-        &reader.1,
-        // A MANAGER may create rooms: the writer makes the rooms the reader is not in.
-        json!({"email": writer.0, "role": "MANAGER"}),
-    )
-    .await?;
-    let token = invite["token"].as_str().context("invite token")?;
-    call(
-        &http,
-        api,
-        "POST",
-        "/api/orgs/accept-invite/",
-        &writer.1,
-        json!({"token": token}),
-    )
-    .await?;
+    // A MANAGER may create rooms: the writer makes the rooms the reader is not in.
+    let team = two_person_org(&http, api, "Depth", "MANAGER").await?;
+    let (org, reader_id, writer_id) = (team.org, team.reader_id, team.writer_id);
     let mut room_ids = Vec::with_capacity(rooms);
     for n in 0..rooms {
         let (by, level) = if n < seated {
-            (&reader.1, "PUBLIC")
+            (&team.reader_token, "PUBLIC")
         } else {
-            (&writer.1, "PRIVATE")
+            (&team.writer_token, "PRIVATE")
         };
         let body = json!({"org": org, "name": format!("room {n}"), "access_level": level});
         room_ids.push(id_of(
             &call(&http, api, "POST", "/api/rooms/", by, body).await?,
         )?);
     }
-    let reader_id = id_of(&call(&http, api, "GET", "/auth/me/", &reader.1, Value::Null).await?)?;
-    let writer_id = id_of(&call(&http, api, "GET", "/auth/me/", &writer.1, Value::Null).await?)?;
 
     let db = PgPoolOptions::new()
         .max_connections(2)
@@ -165,8 +132,8 @@ pub async fn seed(
     sqlx::query("VACUUM ANALYZE").execute(&db).await?;
     Ok(Seeded {
         api: api.to_owned(),
-        reader_token: reader.1,
-        writer_token: writer.1,
+        reader_token: team.reader_token,
+        writer_token: team.writer_token,
         big_room: thread_room,
         deep_cursor: thread_root + 1_000,
         rooms: reader_rooms.iter().map(|(room, _)| *room).collect(),

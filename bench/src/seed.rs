@@ -31,6 +31,65 @@ pub struct Seeded {
     pub depth: Option<crate::depth_seed::DepthSeeded>,
 }
 
+/// Two people in a new organization: the reader, who created it (its ADMIN), and the writer,
+/// invited with `writer_role` and in.
+pub struct Team {
+    /// The reader's access token.
+    pub reader_token: String,
+    /// The writer's access token.
+    pub writer_token: String,
+    /// The reader's user id.
+    pub reader_id: i64,
+    /// The writer's user id.
+    pub writer_id: i64,
+    /// The organization.
+    pub org: i64,
+}
+
+/// Registers a reader and a writer (addresses unique to this process) and puts them in a new
+/// organization named `org_name`, through the API.
+pub async fn two_person_org(
+    http: &reqwest::Client,
+    api: &str,
+    org_name: &str,
+    writer_role: &str,
+) -> anyhow::Result<Team> {
+    let tag = std::process::id();
+    let reader = account(http, api, &format!("reader-{tag}@bench.example.com")).await?;
+    let writer = account(http, api, &format!("writer-{tag}@bench.example.com")).await?;
+    let body = json!({"name": org_name});
+    let org = id_of(&call(http, api, "POST", "/api/orgs/", &reader.1, body).await?)?;
+    let invite = call(
+        http,
+        api,
+        "POST",
+        &format!("/api/orgs/{org}/invite/"),
+        &reader.1,
+        json!({"email": writer.0, "role": writer_role}),
+    )
+    .await?;
+    let token = invite["token"].as_str().context("invite token")?;
+    let accept = json!({"token": token});
+    call(
+        http,
+        api,
+        "POST",
+        "/api/orgs/accept-invite/",
+        &writer.1,
+        accept,
+    )
+    .await?;
+    let reader_id = id_of(&call(http, api, "GET", "/auth/me/", &reader.1, Value::Null).await?)?;
+    let writer_id = id_of(&call(http, api, "GET", "/auth/me/", &writer.1, Value::Null).await?)?;
+    Ok(Team {
+        reader_token: reader.1,
+        writer_token: writer.1,
+        reader_id,
+        writer_id,
+        org,
+    })
+}
+
 /// Unread messages left in each room for the reader.
 const UNREAD_PER_ROOM: i64 = 5;
 
@@ -45,39 +104,8 @@ pub async fn seed(
         bail!("need at least one room and 2,000 messages");
     }
     let http = reqwest::Client::new();
-    let tag = std::process::id();
-    let reader = account(&http, api, &format!("reader-{tag}@bench.example.com")).await?;
-    let writer = account(&http, api, &format!("writer-{tag}@bench.example.com")).await?;
-
-    let org = call(
-        &http,
-        api,
-        "POST",
-        "/api/orgs/",
-        &reader.1,
-        json!({"name": "Bench"}),
-    )
-    .await?;
-    let org_id = id_of(&org)?;
-    let invite = call(
-        &http,
-        api,
-        "POST",
-        &format!("/api/orgs/{org_id}/invite/"),
-        &reader.1,
-        json!({"email": writer.0, "role": "MEMBER"}),
-    )
-    .await?;
-    let token = invite["token"].as_str().context("invite token")?;
-    call(
-        &http,
-        api,
-        "POST",
-        "/api/orgs/accept-invite/",
-        &writer.1,
-        json!({"token": token}),
-    )
-    .await?;
+    let team = two_person_org(&http, api, "Bench", "MEMBER").await?;
+    let org_id = team.org;
 
     let mut room_ids = Vec::with_capacity(rooms);
     for n in 0..rooms {
@@ -86,14 +114,13 @@ pub async fn seed(
             api,
             "POST",
             "/api/rooms/",
-            &reader.1,
+            &team.reader_token,
             json!({"org": org_id, "name": format!("room {n}")}),
         )
         .await?;
         room_ids.push(id_of(&room)?);
     }
-    let reader_id = id_of(&call(&http, api, "GET", "/auth/me/", &reader.1, Value::Null).await?)?;
-    let writer_id = id_of(&call(&http, api, "GET", "/auth/me/", &writer.1, Value::Null).await?)?;
+    let (reader_id, writer_id) = (team.reader_id, team.writer_id);
 
     // Without the database (a single node's SQLite, say) the rooms start empty: enough for the
     // post scenarios, not for the list and unread ones.
@@ -113,8 +140,8 @@ pub async fn seed(
     };
     Ok(Seeded {
         api: api.to_owned(),
-        reader_token: reader.1,
-        writer_token: writer.1,
+        reader_token: team.reader_token,
+        writer_token: team.writer_token,
         big_room: room_ids[0],
         deep_cursor,
         rooms: room_ids,
