@@ -207,16 +207,27 @@ const SEARCH_WAIT: Duration = Duration::from_secs(5);
 /// milliseconds, and for up to hundreds when its words are matched by a large share of the
 /// messages (see README, "Search"). Searches beyond the turns wait, so they never take every
 /// pooled connection from the rest of the chat.
-pub(crate) struct SearchSlots(Semaphore);
+pub(crate) struct SearchSlots {
+    turns: Semaphore,
+    wait: Duration,
+}
 
 impl SearchSlots {
     /// Two turns per core the process may use.
     pub(crate) fn new() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Self(Semaphore::new(2 * cores))
+        Self::with(2 * cores, SEARCH_WAIT)
     }
 
-    /// A turn, held until dropped; `server_busy` after [`SEARCH_WAIT`] without one.
+    /// `turns` turns, each waited for at most `wait`.
+    fn with(turns: usize, wait: Duration) -> Self {
+        Self {
+            turns: Semaphore::new(turns),
+            wait,
+        }
+    }
+
+    /// A turn, held until dropped; `server_busy` after waiting too long for one.
     async fn turn(&self) -> ChatResult<SemaphorePermit<'_>> {
         let busy = || {
             ChatError::refused_because(
@@ -224,7 +235,7 @@ impl SearchSlots {
                 "The server is running as many searches as it can; try again shortly.",
             )
         };
-        tokio::time::timeout(SEARCH_WAIT, self.0.acquire())
+        tokio::time::timeout(self.wait, self.turns.acquire())
             .await
             .map_err(|_| busy())?
             .map_err(|_| busy())
@@ -374,6 +385,16 @@ mod tests {
         assert!(snippet.starts_with("…w54 "), "{snippet}");
         assert!(snippet.ends_with("<mark>deploy</mark> end"), "{snippet}");
         assert_eq!(snippet_html("", &terms), "");
+    }
+
+    #[tokio::test]
+    async fn searches_beyond_the_turns_wait_then_are_told_the_server_is_busy() {
+        let slots = SearchSlots::with(1, Duration::from_millis(50));
+        let first = slots.turn().await.unwrap();
+        let refused = slots.turn().await.err().unwrap();
+        assert_eq!(refused.code(), ErrorCode::ServerBusy);
+        drop(first);
+        assert!(slots.turn().await.is_ok(), "a freed turn is taken");
     }
 
     #[test]
