@@ -213,6 +213,8 @@ pub fn router(state: AppState) -> Router {
         // The schema is served at /api/schema (and /api/schema/), the bundled Swagger UI at
         // /api/docs/: its assets ship inside the binary, so the page needs no internet access.
         .merge(SwaggerUi::new("/api/docs").url("/api/schema", openapi::ApiDoc::openapi()))
+        // The browser client: its page at `/`, its files under `/assets/`.
+        .merge(web::router(state.web.clone()))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
         .with_state(state.clone());

@@ -7,6 +7,7 @@ use crate::config::Config;
 use chat::Chat;
 use chatboard_core::auth::{PasswordHashing, TokenIssuer};
 use chatboard_core::bus::Bus;
+use chatboard_core::config::UploadSettings;
 use chatboard_store::Store;
 use objects::local::LocalObjects;
 use objects::ObjectStore;
@@ -49,6 +50,8 @@ pub struct Shared {
     pub objects: Option<Arc<dyn ObjectStore>>,
     /// The same, when it is local files this process serves.
     pub local_files: Option<Arc<LocalObjects>>,
+    /// The browser client served at `/`.
+    pub web: web::WebClient,
 }
 
 impl AppState {
@@ -88,6 +91,7 @@ impl AppState {
             bus,
             objects,
             local_files,
+            web: web::WebClient::new(&object_store_origins(&config.uploads)),
             config,
         })))
     }
@@ -96,6 +100,23 @@ impl AppState {
 /// The upload storage the configuration names: S3, a local directory, or none.
 fn object_storage(config: &Config) -> (Option<Arc<dyn ObjectStore>>, Option<Arc<LocalObjects>>) {
     objects::from_settings(&config.uploads, config.jwt_secret.as_bytes())
+}
+
+/// The origins a browser talks to for uploads and downloads besides the page's own: the S3
+/// endpoint (or AWS's bucket hosts). Local files are served by this origin.
+fn object_store_origins(uploads: &UploadSettings) -> Vec<String> {
+    let Some(s3) = &uploads.s3 else {
+        return Vec::new();
+    };
+    match &s3.endpoint {
+        Some(endpoint) => url::Url::parse(endpoint)
+            .map(|url| vec![url.origin().ascii_serialization()])
+            .unwrap_or_default(),
+        None => vec![
+            format!("https://{}.s3.{}.amazonaws.com", s3.bucket, s3.region),
+            format!("https://s3.{}.amazonaws.com", s3.region),
+        ],
+    }
 }
 
 impl Deref for AppState {

@@ -148,6 +148,8 @@ impl Rooms {
 /// Connections by room, and multiplexed connections by user.
 pub struct Hub {
     rooms: Mutex<Rooms>,
+    /// Who is online: a new room-mate's followers are told when someone online gets a seat.
+    presence: Arc<dyn Presence>,
     users: Mutex<HashMap<i64, Vec<Follower>>>,
     next_id: AtomicU64,
 }
@@ -242,6 +244,7 @@ impl Hub {
             rooms: Mutex::new(Rooms::default()),
             users: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            presence: presence.clone(),
         });
         // The first subscription must work (a gateway that cannot hear anything should not
         // start); later ones are retried for as long as it takes.
@@ -348,6 +351,19 @@ impl Hub {
                         }
                     }
                     list.retain(|f| f.offer(Live::Seated { room, after }));
+                }
+                drop(users);
+                // The room's other followers learn that their new room-mate is online: they
+                // came online before sharing a room, when no change reached these connections.
+                if !self.presence.online(&[user_id]).is_empty() {
+                    let change = PresenceChange {
+                        user_id,
+                        online: true,
+                    };
+                    if let Some(feed) = rooms.feeds.get_mut(&room) {
+                        feed.followers
+                            .retain(|f| f.user_id == user_id || f.offer(Live::Presence(change)));
+                    }
                 }
             }
             Delivery::Event(event) => {

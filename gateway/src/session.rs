@@ -309,12 +309,12 @@ impl Session {
     /// Who of the user's room-mates is online now.
     #[tracing::instrument(name = "socket", skip_all, fields(user_id = self.user_id, room = ?self.fixed_room))]
     async fn send_presence_snapshot(&mut self) -> Step {
-        let mates = match self
-            .shared
-            .store
-            .room_mates(self.user_id, self.fixed_room)
-            .await
-        {
+        self.send_presence_of(self.fixed_room).await
+    }
+
+    /// Who of the user's mates in `room` (all their rooms: `None`) is online now.
+    async fn send_presence_of(&mut self, room: Option<i64>) -> Step {
+        let mates = match self.shared.store.room_mates(self.user_id, room).await {
             Ok(mates) => mates,
             Err(e) => {
                 // Presence is a courtesy: the connection works without the snapshot.
@@ -368,7 +368,9 @@ impl Session {
                 last_seq: None,
             },
         );
-        self.catch_up(room_id).await
+        self.catch_up(room_id).await?;
+        // The new room's members who are online: no change told this connection about them.
+        self.send_presence_of(Some(room_id)).await
     }
 
     /// Events may have been lost: catch up the rooms that moved since this connection's

@@ -280,9 +280,44 @@ async fn mentions_reach_the_mentioned_user_socket(p: Arc<Platform>) {
     assert_eq!(r["results"], json!([]));
 }
 
+/// Someone already online who joins an organization: they learn who of their new room-mates is
+/// online, and those room-mates learn they are (no change announced it: they came online
+/// before sharing a room).
+async fn a_new_seat_brings_presence_both_ways(p: Arc<Platform>) {
+    let (_room, alice, _bob, org) = p.team().await;
+    let carol = p.user("carol@example.com").await;
+    let mut c = p.connect_all(&carol.token).await;
+    frame(&mut c).await;
+    let mut a = p.connect_all(&alice.token).await;
+    frame(&mut a).await;
+    // Alice's snapshot is out before her pong; Carol shares no room with her yet.
+    a.send(Ws::Text(json!({"type": "ping"}).to_string().into()))
+        .await
+        .unwrap();
+    let (_, snapshot) = frame_of(&mut a, "pong").await;
+    assert!(
+        !snapshot.iter().any(|f| f["user_id"] == carol.id),
+        "{snapshot:?}"
+    );
+
+    // Carol joins: she is seated in the org's PUBLIC room with Alice.
+    p.join_org(org, &alice, &carol, "carol@example.com").await;
+    let (seen_by_carol, _) = frame_of(&mut c, "presence").await;
+    assert_eq!(
+        seen_by_carol,
+        json!({"type": "presence", "user_id": alice.id, "status": "online"})
+    );
+    let (seen_by_alice, _) = frame_of(&mut a, "presence").await;
+    assert_eq!(
+        seen_by_alice,
+        json!({"type": "presence", "user_id": carol.id, "status": "online"})
+    );
+}
+
 both_shapes!(
     one_socket_follows_all_of_a_users_rooms,
     presence_goes_to_room_mates,
+    a_new_seat_brings_presence_both_ways,
     mentions_reach_the_mentioned_user_socket
 );
 

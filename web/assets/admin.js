@@ -1,0 +1,144 @@
+// The organization page for ADMINs: members and roles, invitations, webhooks with their
+// delivery log and a test button.
+
+import { api } from './api.js';
+import { askForm, displayName, h, replace, shortTime, toast } from './dom.js';
+import { failed, showInviteLink, state } from './app.js';
+
+const ROLES = ['MEMBER', 'MANAGER', 'ADMIN'];
+const EVENTS = ['*', 'message.created', 'message.updated', 'message.deleted', 'room.created', 'member.invited', 'member.joined', 'member.role_changed'];
+
+export class AdminView {
+  constructor(org) {
+    this.org = org;
+    this.membersBox = h('div');
+    this.hooksBox = h('div');
+    this.element = h('section', { class: 'admin', 'aria-label': 'Organization settings' },
+      h('header', { class: 'room-header' },
+        h('a', { href: `#/org/${org.id}`, class: 'back', 'aria-label': 'Back to rooms' }, '‹'),
+        h('h1', {}, `${org.name} settings`)),
+      h('div', { class: 'admin-body' },
+        h('h2', {}, 'Members'), this.membersBox,
+        h('button', { onclick: () => this.invite() }, 'Invite someone'),
+        h('h2', {}, 'Webhooks'), this.hooksBox,
+        h('button', { onclick: () => this.addHook() }, 'Add a webhook')));
+  }
+
+  async mounted() {
+    await Promise.all([this.drawMembers(), this.drawHooks()]).catch(failed);
+  }
+
+  destroy() {}
+
+  async drawMembers() {
+    const members = await api('GET', `/api/orgs/${this.org.id}/members/`);
+    state.members = new Map(members.map((m) => [m.user_id, m]));
+    replace(this.membersBox, h('table', {},
+      h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Email'), h('th', {}, 'Role'), h('th', {}, h('span', { class: 'visually-hidden' }, 'Actions')))),
+      h('tbody', {}, members.map((m) => h('tr', {},
+        h('td', {}, displayName(m)),
+        h('td', {}, m.email),
+        h('td', {}, h('select', {
+          'aria-label': `Role of ${m.email}`,
+          onchange: (event) => this.setRole(m, event.target.value),
+        }, ROLES.map((role) => h('option', { value: role, selected: role === m.role }, role)))),
+        h('td', {}, h('button', { class: 'link danger', onclick: () => this.removeMember(m) }, m.user_id === state.me.id ? 'Leave' : 'Remove')))))));
+  }
+
+  async setRole(member, role) {
+    try {
+      await api('POST', `/api/orgs/${this.org.id}/members/${member.user_id}/role/`, { role });
+      toast(`${member.email} is now ${role}.`);
+    } catch (error) {
+      failed(error);
+    }
+    await this.drawMembers().catch(failed);
+  }
+
+  async removeMember(member) {
+    if (!confirm(`Remove ${member.email} from ${this.org.name}?`)) return;
+    try {
+      await api('DELETE', `/api/orgs/${this.org.id}/members/${member.user_id}/`);
+      await this.drawMembers();
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  async invite() {
+    const values = await askForm('Invite someone', [
+      { name: 'email', label: 'Email address', type: 'email' },
+      { name: 'role', label: 'Role', options: ROLES.map((r) => [r, r]) },
+    ], 'Invite');
+    if (!values) return;
+    try {
+      showInviteLink(await api('POST', `/api/orgs/${this.org.id}/invite/`, values));
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  async drawHooks() {
+    const hooks = await api('GET', `/api/webhooks/?org=${this.org.id}`);
+    replace(this.hooksBox, hooks.length === 0 ? h('p', {}, 'No webhooks yet.') : h('ul', { class: 'hooks' }, hooks.map((hook) => {
+      const log = h('div', { class: 'deliveries' });
+      return h('li', {},
+        h('div', {}, h('strong', {}, hook.url), ` · ${hook.events.join(', ')}`, hook.is_active ? '' : ' · inactive',
+          hook.managed ? ' · managed by the operator' : ''),
+        h('div', { class: 'actions' },
+          h('button', { class: 'link', onclick: () => this.test(hook, log) }, 'Send a test'),
+          h('button', { class: 'link', onclick: () => this.showLog(hook, log) }, 'Delivery log'),
+          hook.managed ? null : h('button', { class: 'link danger', onclick: () => this.removeHook(hook) }, 'Delete')),
+        log);
+    })));
+  }
+
+  async addHook() {
+    const values = await askForm('Add a webhook', [
+      { name: 'url', label: 'URL', type: 'url', placeholder: 'https://example.com/hooks/chatboard' },
+      { name: 'events', label: 'Events', options: EVENTS.map((e) => [e, e === '*' ? 'Every event' : e]) },
+    ], 'Add');
+    if (!values) return;
+    try {
+      const hook = await api('POST', '/api/webhooks/', { org: this.org.id, url: values.url, events: [values.events] });
+      toast(`Webhook added. Its signing secret, shown only now: ${hook.secret}`);
+      await this.drawHooks();
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  async removeHook(hook) {
+    if (!confirm(`Delete the webhook to ${hook.url}?`)) return;
+    try {
+      await api('DELETE', `/api/webhooks/${hook.id}/`);
+      await this.drawHooks();
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  async test(hook, log) {
+    try {
+      await api('POST', `/api/webhooks/${hook.id}/test/`);
+      toast('Test event queued.');
+      setTimeout(() => this.showLog(hook, log), 1500);
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  async showLog(hook, log) {
+    try {
+      const deliveries = await api('GET', `/api/webhooks/${hook.id}/events/?limit=20`);
+      replace(log, deliveries.length === 0 ? h('p', {}, 'No deliveries yet.') : h('table', {},
+        h('thead', {}, h('tr', {}, ['Event', 'Status', 'Attempts', 'Answer', 'When'].map((t) => h('th', {}, t)))),
+        h('tbody', {}, deliveries.map((d) => h('tr', {},
+          h('td', {}, d.event_type), h('td', {}, d.status), h('td', {}, String(d.attempts)),
+          h('td', {}, d.last_status_code ? String(d.last_status_code) : d.last_error || ''),
+          h('td', {}, shortTime(d.created_at)))))));
+    } catch (error) {
+      failed(error);
+    }
+  }
+}

@@ -1,0 +1,165 @@
+// The REST client and the session's tokens.
+//
+// Where the tokens live, and why:
+// - The access token (15 minutes) is kept in this module's memory only: nothing persists it,
+//   so it is gone with the tab.
+// - The refresh token is kept in localStorage under this origin, so a reload or a second tab
+//   stays signed in. Only scripts of this origin can read it (the browser's same-origin rule),
+//   and the page's Content-Security-Policy allows scripts from this origin only, with no
+//   inline script, which is what stands between a stored token and injected code. Refresh
+//   tokens rotate on every use; tabs take turns (a Web Lock) and always present the newest one,
+//   because presenting a used one revokes the whole family.
+
+const REFRESH_KEY = 'chatboard.refresh';
+const LOCK = 'chatboard-refresh';
+
+/** An error the API answered (or a network failure: status 0). */
+export class ApiError extends Error {
+  constructor(status, body = {}, retryAfter = null) {
+    super(body.detail || (status === 0 ? 'Cannot reach the server. Check your connection.' : `Request failed (${status}).`));
+    this.status = status;
+    this.code = body.code || (status === 0 ? 'network' : 'error');
+    this.errors = body.errors || null;
+    this.retryAfter = retryAfter;
+  }
+
+  /** The detail with each field's problems, for showing to a person. */
+  get fullMessage() {
+    if (!this.errors) return this.message;
+    const fields = Object.entries(this.errors).map(([field, problems]) => `${field}: ${[].concat(problems).join(', ')}`);
+    return `${this.message} ${fields.join('; ')}`;
+  }
+}
+
+let access = null;
+let accessExpiresAt = 0;
+
+/** Whether a refresh token is stored (the user signed in earlier in this browser). */
+export function hasSession() {
+  return localStorage.getItem(REFRESH_KEY) !== null;
+}
+
+function keep(tokens) {
+  access = tokens.access;
+  accessExpiresAt = Date.now() + (tokens.expires_in || 900) * 1000;
+  localStorage.setItem(REFRESH_KEY, tokens.refresh);
+}
+
+function forget() {
+  access = null;
+  accessExpiresAt = 0;
+  localStorage.removeItem(REFRESH_KEY);
+}
+
+async function errorOf(response) {
+  let body = {};
+  try {
+    body = await response.json();
+  } catch {
+    // Not JSON (a proxy's page): the status says enough.
+  }
+  return new ApiError(response.status, body, response.headers.get('Retry-After'));
+}
+
+async function send(method, path, body, token) {
+  const headers = {};
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (token) headers.Authorization = `Bearer ${token}`;
+  try {
+    return await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    throw new ApiError(0);
+  }
+}
+
+async function renew() {
+  const run = async () => {
+    const refresh = localStorage.getItem(REFRESH_KEY);
+    if (!refresh) throw new ApiError(401, { detail: 'Please sign in.', code: 'not_authenticated' });
+    const response = await send('POST', '/auth/token/refresh/', { refresh });
+    if (!response.ok) {
+      const error = await errorOf(response);
+      if (response.status === 401) {
+        // Only forget the token if no other tab replaced it meanwhile.
+        if (localStorage.getItem(REFRESH_KEY) === refresh) forget();
+        onSignedOut();
+      }
+      throw error;
+    }
+    keep(await response.json());
+    return access;
+  };
+  return navigator.locks ? navigator.locks.request(LOCK, run) : run();
+}
+
+let renewing = null;
+
+/** A valid access token, renewed through the refresh token when (nearly) expired. */
+export async function accessToken() {
+  if (access && Date.now() < accessExpiresAt - 30_000) return access;
+  renewing ??= renew().finally(() => { renewing = null; });
+  return renewing;
+}
+
+/** Calls the API as the signed-in user; a 401 renews the token once and retries. */
+export async function api(method, path, body) {
+  let response = await send(method, path, body, await accessToken());
+  if (response.status === 401) {
+    access = null;
+    response = await send(method, path, body, await accessToken());
+  }
+  if (!response.ok) throw await errorOf(response);
+  return response.status === 204 ? null : response.json();
+}
+
+/** Calls an endpoint that needs no token (register, sign in). */
+async function anonymous(method, path, body) {
+  const response = await send(method, path, body);
+  if (!response.ok) throw await errorOf(response);
+  return response.json();
+}
+
+/** Signs in; the tokens are kept as described above. */
+export async function signIn(email, password) {
+  keep(await anonymous('POST', '/auth/token/', { email, password }));
+}
+
+/** Registers and signs in. */
+export async function register(fields) {
+  await anonymous('POST', '/auth/register/', fields);
+  await signIn(fields.email, fields.password);
+}
+
+/** Revokes this browser's refresh family and forgets the tokens. */
+export async function signOut() {
+  const refresh = localStorage.getItem(REFRESH_KEY);
+  try {
+    if (refresh && access) await send('POST', '/auth/logout/', { refresh }, access);
+  } finally {
+    forget();
+  }
+}
+
+let signedOutHandler = () => {};
+
+/** Called when the session ends on its own (refresh token revoked or expired). */
+export function onSessionEnded(handler) {
+  signedOutHandler = handler;
+}
+
+function onSignedOut() {
+  signedOutHandler();
+}
+
+/** PUTs a file to a presigned URL, reporting progress (0..1). fetch has no upload progress. */
+export function putFile(presigned, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(presigned.method || 'PUT', presigned.upload_url);
+    for (const [name, value] of Object.entries(presigned.headers || {})) xhr.setRequestHeader(name, value);
+    xhr.upload.onprogress = (event) => event.lengthComputable && onProgress(event.loaded / event.total);
+    xhr.onload = () => (xhr.status < 300 ? resolve() : reject(new ApiError(xhr.status, { detail: `The upload failed (${xhr.status}).` })));
+    xhr.onerror = () => reject(new ApiError(0));
+    xhr.send(file);
+  });
+}

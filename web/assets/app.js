@@ -1,0 +1,393 @@
+// The application: session, routes (in the URL's hash, so the server serves one page) and the
+// shell around the room view: organization switcher, room list with unread counts, dialogs.
+
+import { api, ApiError, hasSession, onSessionEnded, signOut } from './api.js';
+import { askForm, displayName, h, replace, toast } from './dom.js';
+import { Live } from './socket.js';
+import { authPage, invitePage, newOrgPage } from './pages.js';
+import { RoomView } from './room.js';
+import { AdminView } from './admin.js';
+
+const root = document.getElementById('app');
+
+/** What the shell shows; rebuilt from the API on sign-in, org switch and reconnect. */
+export const state = {
+  me: null,
+  orgs: [],
+  org: null,
+  /** Org members by user id. */
+  members: new Map(),
+  /** Rooms the user sits in, by id. */
+  rooms: new Map(),
+  /** Per room: {unread_count, mentions, last_read_msg_id}. */
+  unread: new Map(),
+  /** User ids online now. */
+  online: new Set(),
+  live: null,
+  view: null,
+};
+
+// ---- routes ---------------------------------------------------------------------------------
+
+function route() {
+  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean);
+  return { name: parts[0] || '', parts };
+}
+
+export function go(hash) {
+  if (location.hash === hash) render();
+  else location.hash = hash;
+}
+
+window.addEventListener('hashchange', () => render());
+onSessionEnded(() => endSession('Your session ended. Please sign in again.'));
+
+async function render() {
+  const { name, parts } = route();
+  if (name === 'invite' && parts[1]) {
+    if (!state.me && !(await restore())) return authPage(root, `#/invite/${parts[1]}`, 'Sign in or register with the invited address to join.');
+    return invitePage(root, parts[1]);
+  }
+  if (name === 'register' || name === 'signin' || !state.me) {
+    if (state.me) return go('#/');
+    if (name !== 'register' && name !== 'signin' && (await restore())) return render();
+    return authPage(root, '#/', null, name === 'register');
+  }
+  if (name === 'new-org') return newOrgPage(root);
+  if (name === 'org' && parts[1]) return showOrg(Number(parts[1]), parts[2], Number(parts[3]));
+  await loadOrgs();
+  if (state.orgs.length === 0) return go('#/new-org');
+  const last = Number(localStorage.getItem('chatboard.org'));
+  const org = state.orgs.find((o) => o.id === last) || state.orgs[0];
+  return go(`#/org/${org.id}`);
+}
+
+/** Picks up a session kept from earlier (the refresh token); false when there is none. */
+async function restore() {
+  if (!hasSession()) return false;
+  try {
+    await startSession();
+    return true;
+  } catch (error) {
+    if (error.status !== 401) toast(error.message, 'error');
+    return false;
+  }
+}
+
+/** After sign-in: who am I, and the live connection. */
+export async function startSession() {
+  state.me = await api('GET', '/auth/me/');
+  state.live?.stop();
+  state.live = new Live();
+  state.live.addEventListener('frame', (event) => onFrame(event.detail));
+  state.live.addEventListener('ready', () => onReconnected());
+  state.live.addEventListener('status', (event) => showConnection(event.detail.online));
+  state.live.start();
+}
+
+function endSession(message) {
+  state.live?.stop();
+  state.view?.destroy();
+  Object.assign(state, { me: null, orgs: [], org: null, live: null, view: null });
+  state.rooms.clear();
+  state.members.clear();
+  if (message) toast(message, 'error');
+  go('#/signin');
+}
+
+export async function loadOrgs() {
+  state.orgs = await api('GET', '/api/orgs/');
+}
+
+// ---- the shell ------------------------------------------------------------------------------
+
+let shell = null;
+
+async function showOrg(orgId, section, roomId) {
+  try {
+    if (!state.org || state.org.id !== orgId || !shell) {
+      await loadOrgs();
+      const org = state.orgs.find((o) => o.id === orgId);
+      if (!org) {
+        toast('That organization does not exist or you are not a member.', 'error');
+        return go('#/');
+      }
+      state.org = org;
+      localStorage.setItem('chatboard.org', String(org.id));
+      await loadOrg();
+      shell = buildShell();
+      replace(root, shell.element);
+    }
+  } catch (error) {
+    return failed(error);
+  }
+  drawSidebar();
+  state.view?.destroy();
+  state.view = null;
+  shell.element.classList.toggle('detail-open', Boolean(section));
+  if (section === 'room' && state.rooms.has(roomId)) {
+    state.view = new RoomView(state.rooms.get(roomId));
+  } else if (section === 'admin' && state.org.role === 'ADMIN') {
+    state.view = new AdminView(state.org);
+  } else if (section) {
+    toast('That room does not exist or you have no seat in it.', 'error');
+    return go(`#/org/${orgId}`);
+  }
+  replace(shell.main, state.view ? state.view.element : h('div', { class: 'empty' },
+    h('h2', {}, state.org.name), h('p', {}, 'Pick a room, or start a direct message.')));
+  state.view?.mounted?.();
+  drawSidebar();
+}
+
+/** Members, rooms and unread counts of the current org. */
+async function loadOrg() {
+  const orgId = state.org.id;
+  const [members, rooms, counts] = await Promise.all([
+    api('GET', `/api/orgs/${orgId}/members/`),
+    api('GET', `/api/rooms/?org=${orgId}`),
+    api('GET', '/auth/me/unread-counts/'),
+  ]);
+  state.members = new Map(members.map((m) => [m.user_id, m]));
+  state.rooms = new Map(rooms.map((r) => [r.id, r]));
+  state.unread = new Map(counts.unread_counts.map((c) => [c.room_id, c]));
+}
+
+function buildShell() {
+  const sidebar = h('nav', { class: 'sidebar', 'aria-label': 'Rooms' });
+  const main = h('main', { class: 'main', id: 'main' });
+  const status = h('div', { class: 'connection', role: 'status' });
+  return { element: h('div', { class: 'shell' }, sidebar, main, status), sidebar, main, status };
+}
+
+function showConnection(online) {
+  if (!shell) return;
+  replace(shell.status, online ? '' : 'Reconnecting…');
+  shell.status.classList.toggle('down', !online);
+}
+
+/** The other person of a DM room (its name is "a@example.com & b@example.com"). */
+export function dmPartner(room) {
+  const emails = room.name.split(' & ');
+  const other = emails.find((email) => email !== state.me.email) ?? emails[0];
+  return [...state.members.values()].find((m) => m.email === other) || { email: other };
+}
+
+export function roomTitle(room) {
+  return room.is_dm ? displayName(dmPartner(room)) : `# ${room.name}`;
+}
+
+function drawSidebar() {
+  if (!shell) return;
+  const current = state.view instanceof RoomView ? state.view.room.id : null;
+  const rooms = [...state.rooms.values()].sort((a, b) => a.name.localeCompare(b.name));
+  const entry = (room) => {
+    const counts = state.unread.get(room.id) || {};
+    const unread = room.id === current ? 0 : counts.unread_count || 0;
+    const mentions = room.id === current ? 0 : counts.mentions || 0;
+    const partner = room.is_dm ? dmPartner(room) : null;
+    return h('li', {},
+      h('a', {
+        href: `#/org/${state.org.id}/room/${room.id}`,
+        class: `room-link${unread ? ' unread' : ''}`,
+        'aria-current': room.id === current ? 'page' : null,
+      },
+      partner ? h('span', {
+        class: `dot${state.online.has(partner.user_id) ? ' online' : ''}`,
+        title: state.online.has(partner.user_id) ? 'online' : 'offline',
+      }) : null,
+      h('span', { class: 'name' }, roomTitle(room)),
+      mentions ? h('span', { class: 'badge mention', title: `${mentions} mentions` }, `@${mentions}`) : null,
+      unread ? h('span', { class: 'badge', title: `${unread} unread` }, String(unread)) : null));
+  };
+  const isManager = state.org.role === 'ADMIN' || state.org.role === 'MANAGER';
+  replace(shell.sidebar,
+    h('div', { class: 'org-switch' },
+      h('label', { for: 'org-select', class: 'visually-hidden' }, 'Organization'),
+      h('select', { id: 'org-select', onchange: (e) => (e.target.value === 'new' ? go('#/new-org') : go(`#/org/${e.target.value}`)) },
+        state.orgs.map((o) => h('option', { value: o.id, selected: o.id === state.org.id }, o.name)),
+        h('option', { value: 'new' }, '+ New organization'))),
+    h('h2', {}, 'Rooms'),
+    h('ul', { class: 'rooms' }, rooms.filter((r) => !r.is_dm).map(entry)),
+    h('div', { class: 'side-actions' },
+      isManager ? h('button', { class: 'link', onclick: createRoom }, '+ New room') : null,
+      h('button', { class: 'link', onclick: browseRooms }, 'Browse rooms')),
+    h('h2', {}, 'Direct messages'),
+    h('ul', { class: 'rooms' }, rooms.filter((r) => r.is_dm).map(entry)),
+    h('div', { class: 'side-actions' }, h('button', { class: 'link', onclick: openDm }, '+ Message someone')),
+    h('div', { class: 'side-footer' },
+      isManager ? h('button', { class: 'link', onclick: invite }, 'Invite people') : null,
+      state.org.role === 'ADMIN' ? h('a', { href: `#/org/${state.org.id}/admin` }, 'Organization settings') : null,
+      h('div', { class: 'me' }, h('span', {}, displayName(state.me)),
+        h('button', { class: 'link', onclick: async () => { await signOut(); endSession(); } }, 'Sign out'))));
+}
+
+export function failed(error) {
+  toast(error instanceof ApiError ? error.fullMessage : String(error), 'error');
+}
+
+// ---- dialogs --------------------------------------------------------------------------------
+
+async function createRoom() {
+  const values = await askForm('New room', [
+    { name: 'name', label: 'Name', placeholder: 'design' },
+    { name: 'access_level', label: 'Who can join', options: [['PUBLIC', 'Everyone in the organization'], ['MANAGER_ONLY', 'Managers and admins'], ['PRIVATE', 'Invited people only']] },
+  ], 'Create');
+  if (!values) return;
+  try {
+    const room = await api('POST', '/api/rooms/', { org: state.org.id, name: values.name.trim(), access_level: values.access_level });
+    state.rooms.set(room.id, room);
+    go(`#/org/${state.org.id}/room/${room.id}`);
+  } catch (error) {
+    failed(error);
+  }
+}
+
+async function browseRooms() {
+  try {
+    const rooms = await api('GET', `/api/orgs/${state.org.id}/search/rooms/?q=&limit=50`);
+    const joinable = rooms.filter((r) => !state.rooms.has(r.id) && !r.is_dm);
+    if (joinable.length === 0) return toast('You are in every room you can join.');
+    const values = await askForm('Join a room', [
+      { name: 'room', label: 'Room', options: joinable.map((r) => [String(r.id), `# ${r.name} (${r.members_count})`]) },
+    ], 'Join');
+    if (!values) return;
+    await api('POST', `/api/rooms/${values.room}/join/`);
+    const room = await api('GET', `/api/rooms/${values.room}/`);
+    state.rooms.set(room.id, room);
+    go(`#/org/${state.org.id}/room/${room.id}`);
+  } catch (error) {
+    failed(error);
+  }
+}
+
+async function openDm() {
+  const others = [...state.members.values()].filter((m) => m.user_id !== state.me.id);
+  if (others.length === 0) return toast('Nobody else is in this organization yet. Invite someone first.');
+  const values = await askForm('Message someone', [
+    { name: 'user', label: 'Person', options: others.map((m) => [String(m.user_id), `${displayName(m)} (${m.email})${state.online.has(m.user_id) ? ' · online' : ''}`]) },
+  ], 'Open');
+  if (!values) return;
+  try {
+    const room = await api('POST', '/api/rooms/dm/', { org: state.org.id, user_id: Number(values.user) });
+    state.rooms.set(room.id, room);
+    go(`#/org/${state.org.id}/room/${room.id}`);
+  } catch (error) {
+    failed(error);
+  }
+}
+
+async function invite() {
+  const roles = state.org.role === 'ADMIN' ? [['MEMBER', 'Member'], ['MANAGER', 'Manager'], ['ADMIN', 'Admin']] : [['MEMBER', 'Member'], ['MANAGER', 'Manager']];
+  const values = await askForm('Invite someone', [
+    { name: 'email', label: 'Email address', type: 'email', placeholder: 'bob@example.com' },
+    { name: 'role', label: 'Role', options: roles },
+  ], 'Invite');
+  if (!values) return;
+  try {
+    const created = await api('POST', `/api/orgs/${state.org.id}/invite/`, values);
+    showInviteLink(created);
+  } catch (error) {
+    failed(error);
+  }
+}
+
+/** The invitation's link, shown once (the token is stored only hashed). */
+export function showInviteLink(created) {
+  const link = `${location.origin}/#/invite/${created.token}`;
+  const input = h('input', { value: link, readonly: true, 'aria-label': 'Invitation link', class: 'invite-link' });
+  const dialog = h('dialog', { class: 'dialog', 'aria-label': 'Invitation' },
+    h('h2', {}, `Invitation for ${created.email}`),
+    h('p', {}, 'An email is on its way. You can also share this link; it works once, for that address, until ',
+      new Date(created.expires_at).toLocaleDateString(), '.'),
+    input,
+    h('div', { class: 'actions' },
+      h('button', { class: 'secondary', onclick: () => navigator.clipboard?.writeText(link).then(() => toast('Link copied.')) }, 'Copy link'),
+      h('button', { onclick: () => dialog.close() }, 'Done')));
+  dialog.addEventListener('close', () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+  input.select();
+}
+
+// ---- live events ----------------------------------------------------------------------------
+
+let membersLoading = null;
+
+/** Someone the org list does not have yet (they joined after it was read): read it again. */
+function learnMembers(frame) {
+  const ids = [frame.sender, frame.user_id].filter((id) => typeof id === 'number');
+  if (!state.org || membersLoading || ids.every((id) => state.members.has(id))) return;
+  membersLoading = api('GET', `/api/orgs/${state.org.id}/members/`)
+    .then((members) => {
+      state.members = new Map(members.map((m) => [m.user_id, m]));
+      drawSidebar();
+      state.view?.namesChanged?.();
+    }, () => {})
+    .finally(() => { membersLoading = null; });
+}
+
+function onFrame(frame) {
+  learnMembers(frame);
+  switch (frame.type) {
+    case 'presence':
+      if (frame.status === 'online') state.online.add(frame.user_id);
+      else state.online.delete(frame.user_id);
+      drawSidebar();
+      break;
+    case 'message': {
+      if (!state.rooms.has(frame.room)) {
+        refreshRooms();
+        break;
+      }
+      const current = state.view instanceof RoomView && state.view.room.id === frame.room;
+      if (frame.sender !== state.me?.id && !current && !frame.parent_id) {
+        const counts = state.unread.get(frame.room) || { unread_count: 0, mentions: 0 };
+        counts.unread_count += 1;
+        state.unread.set(frame.room, counts);
+        drawSidebar();
+      }
+      break;
+    }
+    case 'mention': {
+      const current = state.view instanceof RoomView && state.view.room.id === frame.room;
+      if (!current) {
+        const counts = state.unread.get(frame.room) || { unread_count: 0, mentions: 0 };
+        counts.mentions += 1;
+        state.unread.set(frame.room, counts);
+        drawSidebar();
+      }
+      break;
+    }
+    case 'read':
+      if (frame.user_id === state.me?.id) {
+        const counts = state.unread.get(frame.room);
+        if (counts) Object.assign(counts, { unread_count: 0, mentions: 0, last_read_msg_id: frame.last_read_msg_id });
+        drawSidebar();
+      }
+      break;
+    default:
+  }
+  state.view?.onFrame?.(frame);
+}
+
+let refreshing = null;
+
+/** Re-reads the rooms and counts (a new seat, or after a reconnect). */
+async function refreshRooms() {
+  if (!state.org || refreshing) return;
+  refreshing = loadOrg().then(drawSidebar, () => {}).finally(() => { refreshing = null; });
+}
+
+function onReconnected() {
+  state.online.clear();
+  refreshRooms();
+  state.view?.onReconnected?.();
+}
+
+export function markedRead(roomId, msgId) {
+  const counts = state.unread.get(roomId);
+  if (counts) Object.assign(counts, { unread_count: 0, mentions: 0, last_read_msg_id: msgId });
+  drawSidebar();
+}
+
+render();

@@ -1,0 +1,110 @@
+// Small DOM helpers. Text always goes in through textContent, never innerHTML, so nothing a
+// user typed can become markup.
+
+/** Builds an element: h('button', {class: 'x', onclick: f}, 'Label', child). */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith('on') && typeof value === 'function') {
+      el.addEventListener(key.slice(2), value);
+    } else if (key === 'class') {
+      el.className = value;
+    } else if (key === 'dataset') {
+      Object.assign(el.dataset, value);
+    } else if (key in el && typeof value !== 'string') {
+      el[key] = value;
+    } else {
+      el.setAttribute(key, value === true ? '' : value);
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    if (Array.isArray(child)) append(el, child);
+    else el.append(child instanceof Node ? child : String(child));
+  }
+}
+
+/** Replaces an element's children. */
+export function replace(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+/** "14:05" today, "Mon 14:05" this week, "3 Dec 14:05" before. */
+export function shortTime(iso) {
+  const at = new Date(iso);
+  const now = new Date();
+  const time = at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  if (at.toDateString() === now.toDateString()) return time;
+  if (now - at < 6 * 864e5) return `${at.toLocaleDateString([], { weekday: 'short' })} ${time}`;
+  return `${at.toLocaleDateString([], { day: 'numeric', month: 'short' })} ${time}`;
+}
+
+/** A person's display name: first and last name, or the address. */
+export function displayName(person) {
+  if (!person) return 'someone';
+  const name = [person.first_name, person.last_name].filter(Boolean).join(' ').trim();
+  return name || person.email || person.user_email || `user ${person.user_id ?? person.id}`;
+}
+
+/** Human file size. */
+export function fileSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** A modal dialog with a form; resolves with the form's values, or null when cancelled. */
+export function askForm(title, fields, submitLabel = 'Save') {
+  return new Promise((resolve) => {
+    const error = h('p', { class: 'error', role: 'alert' });
+    const inputs = fields.map((field) => {
+      const id = `f-${field.name}`;
+      const control = field.options
+        ? h('select', { id, name: field.name },
+          field.options.map(([value, label]) => h('option', { value, selected: value === field.value }, label)))
+        : h('input', {
+          id, name: field.name, type: field.type || 'text', required: field.required !== false,
+          value: field.value || '', placeholder: field.placeholder || '', autocomplete: 'off',
+        });
+      return h('label', { for: id }, field.label, control);
+    });
+    const dialog = h('dialog', { class: 'dialog', 'aria-label': title });
+    const form = h('form', { method: 'dialog' },
+      h('h2', {}, title), inputs, error,
+      h('div', { class: 'actions' },
+        h('button', { type: 'button', class: 'secondary', onclick: () => dialog.close('cancel') }, 'Cancel'),
+        h('button', { type: 'submit' }, submitLabel)));
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      resolve(Object.fromEntries(new FormData(form)));
+      dialog.close('done');
+    });
+    dialog.addEventListener('close', () => {
+      if (dialog.returnValue !== 'done') resolve(null);
+      dialog.remove();
+    });
+    dialog.append(form);
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}
+
+/** Shows a short notice at the bottom of the screen. */
+export function toast(text, kind = 'info') {
+  let box = document.getElementById('toasts');
+  if (!box) {
+    box = h('div', { id: 'toasts', role: 'status', 'aria-live': 'polite' });
+    document.body.append(box);
+  }
+  const item = h('div', { class: `toast ${kind}` }, text);
+  box.append(item);
+  setTimeout(() => item.remove(), 6000);
+}

@@ -1,0 +1,527 @@
+// The message view of one room: history with infinite scroll back, live messages, sending
+// (optimistic, idempotent through client_msg_id, retried), edits, deletes, typing, read
+// receipts, uploads.
+//
+// Order and uniqueness: confirmed messages are kept by id and drawn in id order, whether they
+// come from a page, a live frame or the catch-up after a reconnect, so each shows once, in order.
+// Messages off screen are skipped by the browser's renderer (CSS content-visibility), so a long
+// history scrolls smoothly.
+
+import { api, putFile } from './api.js';
+import { displayName, fileSize, h, replace, shortTime } from './dom.js';
+import { failed, markedRead, roomTitle, state } from './app.js';
+import { fileView } from './files.js';
+
+const PAGE = 50;
+const TYPING_SEND_EVERY_MS = 3000;
+const TYPING_IDLE_MS = 4000;
+const TYPING_SHOWN_MS = 6000;
+
+function newClientId() {
+  return crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+}
+
+/** The API's `next` link as a same-origin path. */
+function pathOf(next) {
+  const url = new URL(next, location.origin);
+  return url.pathname + url.search;
+}
+
+/** Whether two copies of a message would be drawn the same (a frame and a POST's answer). */
+function sameContent(a, b) {
+  return a.body === b.body && a.edited_at === b.edited_at && a.is_deleted === b.is_deleted
+    && a.reply_count === b.reply_count && JSON.stringify(a.reactions) === JSON.stringify(b.reactions);
+}
+
+export class RoomView {
+  constructor(room) {
+    this.room = room;
+    this.messages = new Map();
+    this.ids = [];
+    this.nodes = new Map();
+    this.pending = new Map();
+    this.older = undefined;
+    this.loadingOlder = false;
+    this.typists = new Map();
+    this.readers = new Map();
+    this.myRead = state.unread.get(room.id)?.last_read_msg_id || 0;
+    this.lastTypingSent = 0;
+    this.typingTimer = null;
+    this.destroyed = false;
+    this.build();
+  }
+
+  build() {
+    const title = roomTitle(this.room);
+    this.list = h('ol', { class: 'messages' });
+    this.pendingList = h('ol', { class: 'messages pending' });
+    this.top = h('div', { class: 'history-top' });
+    this.scroller = h('div', {
+      class: 'scroller', role: 'log', tabindex: '0', 'aria-label': `Messages in ${title}`,
+      onscroll: () => this.onScroll(),
+    }, this.top, this.list, this.pendingList);
+    this.jump = h('button', { class: 'jump', hidden: true, onclick: () => this.toBottom() }, 'New messages ↓');
+    this.typingLine = h('div', { class: 'typing', 'aria-live': 'polite' });
+    this.input = h('textarea', {
+      rows: 1, placeholder: `Message ${title}`, 'aria-label': `Message ${title}`, maxlength: 4000,
+      onkeydown: (event) => this.onKey(event), oninput: () => this.onInput(),
+    });
+    this.fileInput = h('input', {
+      type: 'file', class: 'visually-hidden',
+      onchange: () => this.onFile(),
+    });
+    this.composer = h('form', { class: 'composer', onsubmit: (event) => { event.preventDefault(); this.sendTyped(); } },
+      h('label', { class: 'attach', title: 'Attach a file' },
+        h('img', { src: new URL('./attach.svg', import.meta.url).href, alt: 'Attach a file', width: 22, height: 22 }),
+        this.fileInput),
+      this.input,
+      h('button', { type: 'submit' }, 'Send'));
+    this.info = h('span', { class: 'room-info' });
+    this.element = h('section', { class: 'room', 'aria-label': title },
+      h('header', { class: 'room-header' },
+        h('a', { href: `#/org/${state.org.id}`, class: 'back', 'aria-label': 'Back to rooms' }, '‹'),
+        h('h1', {}, title), this.info),
+      this.scroller, this.jump, this.typingLine, this.composer);
+    this.visibility = () => this.markRead();
+    document.addEventListener('visibilitychange', this.visibility);
+  }
+
+  async mounted() {
+    try {
+      await Promise.all([this.loadLatest(), this.loadMembers()]);
+    } catch (error) {
+      failed(error);
+    }
+    if (matchMedia('(pointer: fine)').matches) this.input.focus();
+  }
+
+  destroy() {
+    this.destroyed = true;
+    this.sendTyping(false);
+    document.removeEventListener('visibilitychange', this.visibility);
+    clearTimeout(this.typingTimer);
+    for (const timer of this.typists.values()) clearTimeout(timer);
+  }
+
+  // ---- history ------------------------------------------------------------------------------
+
+  async loadLatest() {
+    const page = await api('GET', `/api/rooms/${this.room.id}/messages/?limit=${PAGE}`);
+    if (this.destroyed) return;
+    const started = performance.now();
+    this.insert(page.results);
+    this.older = page.next;
+    this.drawTop();
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+    window.chatboardMetrics = { ...window.chatboardMetrics, firstPageRenderMs: performance.now() - started, firstPageCount: page.results.length };
+    this.markRead();
+  }
+
+  async loadOlder() {
+    if (!this.older || this.loadingOlder) return;
+    this.loadingOlder = true;
+    this.drawTop();
+    try {
+      const page = await api('GET', pathOf(this.older));
+      const fromBottom = this.scroller.scrollHeight - this.scroller.scrollTop;
+      this.insert(page.results);
+      this.older = page.next;
+      this.scroller.scrollTop = this.scroller.scrollHeight - fromBottom;
+    } catch (error) {
+      failed(error);
+    } finally {
+      this.loadingOlder = false;
+      this.drawTop();
+    }
+  }
+
+  drawTop() {
+    replace(this.top, this.older
+      ? h('button', { class: 'link', onclick: () => this.loadOlder(), disabled: this.loadingOlder }, this.loadingOlder ? 'Loading…' : 'Load older messages')
+      : h('p', { class: 'start' }, `This is the start of ${roomTitle(this.room)}.`));
+  }
+
+  /** After a reconnect: everything after the newest message held, page by page. */
+  async onReconnected() {
+    const after = this.ids.at(-1) || 0;
+    let path = `/api/rooms/${this.room.id}/messages/?after=${after}&limit=100`;
+    try {
+      while (path && !this.destroyed) {
+        const page = await api('GET', path);
+        this.arrive(page.results);
+        path = page.next ? pathOf(page.next) : null;
+      }
+      await this.loadMembers();
+    } catch (error) {
+      failed(error);
+    }
+    for (const item of this.pending.values()) if (item.status === 'failed' && item.offline) this.post(item);
+  }
+
+  onScroll() {
+    if (this.scroller.scrollTop < 300) this.loadOlder();
+    if (this.nearBottom()) this.jump.hidden = true;
+    clearTimeout(this.readTimer);
+    this.readTimer = setTimeout(() => this.markRead(), 200);
+  }
+
+  nearBottom() {
+    return this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight < 48;
+  }
+
+  toBottom() {
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.jump.hidden = true;
+    this.markRead();
+  }
+
+  /** New messages at the end: keep the view pinned to the bottom if it was there. */
+  arrive(messages) {
+    const pinned = this.nearBottom();
+    const added = this.insert(messages);
+    if (pinned) this.scroller.scrollTop = this.scroller.scrollHeight;
+    else if (added.some((m) => m.sender !== state.me.id)) this.jump.hidden = false;
+    this.markRead();
+  }
+
+  /** Adds or updates messages, drawn in id order; returns the ones that were new. */
+  insert(messages) {
+    const added = [];
+    let changed = false;
+    for (const message of messages) {
+      if (message.room !== this.room.id) continue;
+      this.settle(message.client_msg_id, message.sender);
+      const known = this.messages.get(message.id);
+      if (known && sameContent(known, message)) continue;
+      this.messages.set(message.id, message);
+      const node = this.draw(message);
+      const old = this.nodes.get(message.id);
+      this.nodes.set(message.id, node);
+      if (known && old) {
+        old.replaceWith(node);
+        changed = true;
+        continue;
+      }
+      added.push(message);
+      const at = this.position(message.id);
+      this.ids.splice(at, 0, message.id);
+      const next = this.ids[at + 1];
+      this.list.insertBefore(node, next === undefined ? null : this.nodes.get(next));
+    }
+    if (added.length || changed) this.drawReceipts();
+    return added;
+  }
+
+  position(id) {
+    let low = 0;
+    let high = this.ids.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if (this.ids[mid] < id) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+
+  draw(message) {
+    const mine = message.sender === state.me.id;
+    const sender = state.members.get(message.sender);
+    const actions = mine && !message.is_deleted ? h('div', { class: 'msg-actions' },
+      message.body ? h('button', { class: 'link', onclick: () => this.edit(message) }, 'Edit') : null,
+      h('button', { class: 'link', onclick: () => this.remove(message) }, 'Delete')) : null;
+    return h('li', { class: `msg${mine ? ' mine' : ''}${message.is_deleted ? ' deleted' : ''}`, id: `m-${message.id}`, dataset: { id: message.id } },
+      h('div', { class: 'meta' },
+        h('span', { class: 'author' }, mine ? 'You' : displayName(sender)),
+        h('time', { datetime: message.created_at, title: new Date(message.created_at).toLocaleString() }, shortTime(message.created_at)),
+        message.edited_at && !message.is_deleted ? h('span', { class: 'edited' }, '(edited)') : null,
+        message.parent_id ? h('span', { class: 'edited' }, '↳ in a thread') : null),
+      message.is_deleted
+        ? h('div', { class: 'body' }, 'This message was deleted.')
+        : [message.body ? h('div', { class: 'body' }, message.body) : null, message.file ? fileView(message.file) : null],
+      actions);
+  }
+
+  // ---- sending ------------------------------------------------------------------------------
+
+  onKey(event) {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      this.sendTyped();
+    }
+  }
+
+  sendTyped() {
+    const body = this.input.value;
+    if (!body.trim()) return;
+    this.input.value = '';
+    this.sendTyping(false);
+    this.queue({ body });
+  }
+
+  queue(content) {
+    const item = { ...content, client_msg_id: newClientId(), status: 'sending' };
+    this.pending.set(item.client_msg_id, item);
+    this.drawPending(item);
+    this.toBottom();
+    if (item.upload) this.upload(item);
+    else this.post(item);
+  }
+
+  async post(item) {
+    item.status = 'sending';
+    item.offline = false;
+    this.drawPending(item);
+    try {
+      const message = await api('POST', `/api/rooms/${this.room.id}/messages/`, {
+        body: item.body || undefined, file_id: item.file_id, client_msg_id: item.client_msg_id,
+      });
+      this.arrive([message]);
+    } catch (error) {
+      if (!this.pending.has(item.client_msg_id)) return;
+      item.status = 'failed';
+      item.offline = error.status === 0 || error.status >= 500;
+      item.error = error.fullMessage || String(error);
+      this.drawPending(item);
+    }
+  }
+
+  /** A confirmed message replaces the optimistic copy with the same client_msg_id. */
+  settle(clientId, sender) {
+    if (!clientId || sender !== state.me.id) return;
+    const item = this.pending.get(clientId);
+    if (!item) return;
+    this.pending.delete(clientId);
+    item.node?.remove();
+    if (item.preview) URL.revokeObjectURL(item.preview);
+  }
+
+  drawPending(item) {
+    const status = item.status === 'failed'
+      ? h('div', { class: 'failed', role: 'alert' }, `Not sent: ${item.error} `,
+        h('button', { class: 'link', onclick: () => (item.upload && !item.file_id ? this.upload(item) : this.post(item)) }, 'Retry'),
+        h('button', { class: 'link', onclick: () => this.settle(item.client_msg_id, state.me.id) }, 'Discard'))
+      : h('div', { class: 'sending' }, item.progress !== undefined && item.progress < 1 ? `Uploading ${Math.round(item.progress * 100)}%` : 'Sending…');
+    const node = h('li', { class: 'msg mine pending', dataset: { client: item.client_msg_id } },
+      h('div', { class: 'meta' }, h('span', { class: 'author' }, 'You')),
+      item.body ? h('div', { class: 'body' }, item.body) : null,
+      item.preview ? h('img', { class: 'preview', src: item.preview, alt: item.upload.name }) : null,
+      item.upload && !item.preview ? h('div', { class: 'file' }, `${item.upload.name} (${fileSize(item.upload.size)})`) : null,
+      item.progress !== undefined && item.progress < 1 ? h('progress', { max: 1, value: item.progress, 'aria-label': 'Upload progress' }) : null,
+      status);
+    if (item.node) item.node.replaceWith(node);
+    else this.pendingList.append(node);
+    item.node = node;
+  }
+
+  // ---- uploads ------------------------------------------------------------------------------
+
+  onFile() {
+    const file = this.fileInput.files[0];
+    this.fileInput.value = '';
+    if (!file) return;
+    const body = this.input.value.trim();
+    this.input.value = '';
+    const preview = file.type.startsWith('image/') ? URL.createObjectURL(file) : null;
+    this.queue({ body, upload: file, preview, progress: 0 });
+  }
+
+  async upload(item) {
+    const file = item.upload;
+    item.status = 'sending';
+    try {
+      const presigned = await api('POST', '/api/uploads/presign/', {
+        filename: file.name, content_type: file.type || 'application/octet-stream', size: file.size,
+      });
+      await putFile(presigned, file, (share) => {
+        item.progress = share;
+        this.drawPending(item);
+      });
+      await api('POST', `/api/uploads/${presigned.id}/complete/`);
+      item.progress = 1;
+      item.file_id = presigned.id;
+      await this.post(item);
+    } catch (error) {
+      item.status = 'failed';
+      item.error = error.fullMessage || String(error);
+      this.drawPending(item);
+    }
+  }
+
+  // ---- edits and deletes --------------------------------------------------------------------
+
+  edit(message) {
+    const node = this.nodes.get(message.id);
+    const box = h('textarea', { class: 'edit', 'aria-label': 'Edit message', maxlength: 4000 });
+    box.value = message.body;
+    const cancel = () => this.insert([this.messages.get(message.id)]);
+    const save = async () => {
+      try {
+        const updated = await api('PATCH', `/api/rooms/${this.room.id}/messages/${message.id}/`, { body: box.value });
+        this.insert([updated]);
+      } catch (error) {
+        failed(error);
+      }
+    };
+    box.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') cancel();
+      if (event.key === 'Enter' && !event.shiftKey) {
+        event.preventDefault();
+        save();
+      }
+    });
+    node.querySelector('.body')?.replaceWith(box);
+    node.querySelector('.msg-actions')?.replaceChildren(
+      h('button', { class: 'link', onclick: save }, 'Save'),
+      h('button', { class: 'link', onclick: cancel }, 'Cancel'));
+    box.focus();
+  }
+
+  async remove(message) {
+    if (!confirm('Delete this message for everyone?')) return;
+    try {
+      await api('DELETE', `/api/rooms/${this.room.id}/messages/${message.id}/`);
+      this.insert([{ ...message, is_deleted: true, body: '', file: null }]);
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  // ---- typing, members, receipts ------------------------------------------------------------
+
+  onInput() {
+    this.input.style.height = 'auto';
+    this.input.style.height = `${Math.min(this.input.scrollHeight, 160)}px`;
+    if (!this.input.value) return this.sendTyping(false);
+    if (Date.now() - this.lastTypingSent > TYPING_SEND_EVERY_MS) this.sendTyping(true);
+    clearTimeout(this.typingTimer);
+    this.typingTimer = setTimeout(() => this.sendTyping(false), TYPING_IDLE_MS);
+  }
+
+  sendTyping(isTyping) {
+    if (!isTyping && !this.lastTypingSent) return;
+    this.lastTypingSent = isTyping ? Date.now() : 0;
+    if (!isTyping) clearTimeout(this.typingTimer);
+    state.live?.send({ type: 'typing', room: this.room.id, is_typing: isTyping });
+  }
+
+  drawTyping() {
+    const names = [...this.typists.keys()].map((id) => displayName(state.members.get(id)));
+    replace(this.typingLine, names.length === 0 ? ''
+      : names.length === 1 ? `${names[0]} is typing…`
+        : `${names.slice(0, -1).join(', ')} and ${names.at(-1)} are typing…`);
+  }
+
+  async loadMembers() {
+    const members = await api('GET', `/api/rooms/${this.room.id}/members/`);
+    this.readers = new Map(members.filter((m) => m.user_id !== state.me.id).map((m) => [m.user_id, m.last_read_msg_id || 0]));
+    this.memberIds = members.map((m) => m.user_id);
+    this.drawInfo();
+    this.drawReceipts();
+  }
+
+  drawInfo() {
+    const ids = this.memberIds || [];
+    const online = ids.filter((id) => id === state.me.id || state.online.has(id)).length;
+    replace(this.info, `${ids.length} member${ids.length === 1 ? '' : 's'} · ${online} online`);
+  }
+
+  /** "Seen by …" under the newest message each other member has read. */
+  drawReceipts() {
+    for (const old of this.list.querySelectorAll('.receipt')) old.remove();
+    const byMessage = new Map();
+    for (const [userId, readUpTo] of this.readers) {
+      // The newest message up to their pointer that someone else sent: their own say nothing.
+      let at = this.position(readUpTo + 1) - 1;
+      while (at >= 0 && this.messages.get(this.ids[at]).sender === userId) at -= 1;
+      if (!readUpTo || at < 0) continue;
+      const id = this.ids[at];
+      byMessage.set(id, [...(byMessage.get(id) || []), displayName(state.members.get(userId))]);
+    }
+    for (const [id, names] of byMessage) {
+      this.nodes.get(id)?.append(h('div', { class: 'receipt' }, `Seen by ${names.join(', ')}`));
+    }
+  }
+
+  /** Marks read up to the newest message on screen, when the page is visible. */
+  markRead() {
+    if (document.visibilityState !== 'visible' || this.destroyed || this.ids.length === 0) return;
+    const bottom = this.scroller.getBoundingClientRect().bottom;
+    let seen = 0;
+    for (let i = this.ids.length - 1; i >= 0; i -= 1) {
+      const node = this.nodes.get(this.ids[i]);
+      if (node.getBoundingClientRect().top < bottom) {
+        seen = this.ids[i];
+        break;
+      }
+    }
+    if (seen <= this.myRead) return;
+    this.myRead = seen;
+    if (!state.live?.send({ type: 'read', room: this.room.id, msg_id: seen })) {
+      api('POST', `/api/rooms/${this.room.id}/read/${seen}/`).catch(() => {});
+    }
+    markedRead(this.room.id, seen);
+  }
+
+  /** The org's member list changed: names in messages, receipts and the typing line. */
+  namesChanged() {
+    for (const message of this.messages.values()) {
+      const old = this.nodes.get(message.id);
+      const node = this.draw(message);
+      this.nodes.set(message.id, node);
+      old?.replaceWith(node);
+    }
+    this.drawReceipts();
+    this.drawTyping();
+  }
+
+  // ---- live frames --------------------------------------------------------------------------
+
+  onFrame(frame) {
+    if (frame.room !== this.room.id && frame.type !== 'presence') return;
+    const someone = frame.type === 'message' ? frame.sender : frame.user_id;
+    if (frame.type !== 'presence' && someone && this.memberIds && !this.memberIds.includes(someone)) {
+      // A new member: their seat, name and read pointer.
+      this.memberIds.push(someone);
+      this.loadMembers().catch(() => {});
+    }
+    switch (frame.type) {
+      case 'message':
+        this.arrive([frame]);
+        break;
+      case 'message.updated': {
+        const known = this.messages.get(frame.id);
+        if (known) this.insert([{ ...known, ...frame }]);
+        break;
+      }
+      case 'message.deleted': {
+        const known = this.messages.get(frame.id);
+        if (known) this.insert([{ ...known, is_deleted: true, body: '', file: null }]);
+        break;
+      }
+      case 'typing': {
+        if (frame.user_id === state.me.id) break;
+        clearTimeout(this.typists.get(frame.user_id));
+        if (frame.is_typing) {
+          this.typists.set(frame.user_id, setTimeout(() => {
+            this.typists.delete(frame.user_id);
+            this.drawTyping();
+          }, TYPING_SHOWN_MS));
+        } else {
+          this.typists.delete(frame.user_id);
+        }
+        this.drawTyping();
+        break;
+      }
+      case 'read':
+        if (frame.user_id !== state.me.id) {
+          this.readers.set(frame.user_id, frame.last_read_msg_id);
+          this.drawReceipts();
+        }
+        break;
+      case 'presence':
+        this.drawInfo();
+        break;
+      default:
+    }
+  }
+}

@@ -1,0 +1,100 @@
+// The live connection: one multiplexed WebSocket (`/ws/`) for all of the user's rooms, on this
+// origin (the single node serves it; behind the chart's Ingress, `/ws` goes to the gateways).
+//
+// The token travels as the `bearer.<JWT>` subprotocol, out of URLs and logs. The socket
+// reconnects by itself: at once after `1012` (a gateway restarting), with growing, jittered
+// waits after other drops, and with a fresh token after `4001`. Every (re)connection fires
+// `ready`, and views then fetch what they missed from the last message they hold, so every
+// message is shown once, in order.
+
+import { accessToken } from './api.js';
+
+const PING_EVERY_MS = 25_000;
+const MAX_WAIT_MS = 10_000;
+
+/** Live events as DOM events: `frame` (every frame), `ready`, `status` ({online}). */
+export class Live extends EventTarget {
+  constructor() {
+    super();
+    this.socket = null;
+    this.stopped = true;
+    this.attempts = 0;
+    this.timer = null;
+    this.pinger = null;
+    this.online = false;
+  }
+
+  start() {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearInterval(this.pinger);
+    this.socket?.close(1000);
+    this.socket = null;
+  }
+
+  async connect() {
+    if (this.stopped) return;
+    let token;
+    try {
+      token = await accessToken();
+    } catch (error) {
+      if (error.status === 401) return; // Signed out: the app shows the sign-in page.
+      this.retry();
+      return;
+    }
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const socket = new WebSocket(`${scheme}//${location.host}/ws/`, [`bearer.${token}`]);
+    this.socket = socket;
+    socket.onmessage = (event) => {
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (frame.type === 'connection') {
+        this.attempts = 0;
+        this.setOnline(true);
+        this.dispatchEvent(new CustomEvent('ready', { detail: frame }));
+      }
+      this.dispatchEvent(new CustomEvent('frame', { detail: frame }));
+    };
+    socket.onclose = (event) => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      clearInterval(this.pinger);
+      this.setOnline(false);
+      if (event.code === 4001) this.attempts = Math.max(this.attempts, 1);
+      this.retry(event.code === 1012 ? 200 : undefined);
+    };
+    clearInterval(this.pinger);
+    this.pinger = setInterval(() => this.send({ type: 'ping' }), PING_EVERY_MS);
+  }
+
+  retry(wait) {
+    if (this.stopped) return;
+    this.attempts += 1;
+    const backoff = Math.min(MAX_WAIT_MS, 500 * 2 ** Math.min(this.attempts - 1, 5));
+    const delay = wait ?? backoff * (0.5 + Math.random() / 2);
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  setOnline(online) {
+    if (this.online === online) return;
+    this.online = online;
+    this.dispatchEvent(new CustomEvent('status', { detail: { online } }));
+  }
+
+  /** Sends a frame if connected; false otherwise (the caller falls back to REST). */
+  send(frame) {
+    if (this.socket?.readyState !== WebSocket.OPEN) return false;
+    this.socket.send(JSON.stringify(frame));
+    return true;
+  }
+}

@@ -1,0 +1,151 @@
+// What the browser tests share: a single-node server of their own (fresh data directory, free
+// port, restartable), Debian's chromium started so it never reaches for the network, and
+// helpers that wait for conditions rather than for time.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+
+/** Screenshots land here; the current ones are copied to docs/screenshots by hand. */
+export const OUTPUT = process.env.CHATBOARD_E2E_OUTPUT || join(here, 'output');
+mkdirSync(OUTPUT, { recursive: true });
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** A `chatboard` single node on its own data directory; `restart()` keeps both. */
+export class Server {
+  static async start(env = {}) {
+    const binary = process.env.CHATBOARD_BIN;
+    if (!binary) throw new Error('CHATBOARD_BIN must name the chatboard binary');
+    const server = new Server(binary, await freePort(), mkdtempSync(join(tmpdir(), 'chatboard-e2e-')), env);
+    await server.launch();
+    return server;
+  }
+
+  constructor(binary, port, dataDir, env) {
+    this.binary = binary;
+    this.port = port;
+    this.dataDir = dataDir;
+    this.env = env;
+    this.url = `http://127.0.0.1:${port}`;
+    this.log = '';
+  }
+
+  async launch() {
+    this.process = spawn(this.binary, [], {
+      env: {
+        ...process.env,
+        CHATBOARD_DATA_DIR: this.dataDir,
+        CHATBOARD_ADDR: `127.0.0.1:${this.port}`,
+        RUST_LOG: 'warn',
+        ...this.env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const keep = (chunk) => { this.log = (this.log + chunk).slice(-20_000); };
+    this.process.stdout.on('data', keep);
+    this.process.stderr.on('data', keep);
+    this.exited = new Promise((resolve) => this.process.once('exit', resolve));
+    await waitFor(async () => {
+      if (this.process.exitCode !== null) throw new Error(`chatboard exited: ${this.log}`);
+      try {
+        return (await fetch(`${this.url}/health/ready`)).ok;
+      } catch {
+        return false;
+      }
+    }, 60_000, 'the server to answer');
+  }
+
+  /** SIGTERM (sockets are closed with 1012), then start again on the same port and data. */
+  async restart() {
+    await this.stop();
+    await this.launch();
+  }
+
+  async stop() {
+    if (!this.process || this.process.exitCode !== null) return;
+    this.process.kill('SIGTERM');
+    await this.exited;
+  }
+
+  /** Calls the API directly (setup and checks that are not what the test is about). */
+  async api(method, path, body, token) {
+    const headers = { 'Content-Type': 'application/json' };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const response = await fetch(this.url + path, { method, headers, body: body && JSON.stringify(body) });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  }
+
+  async signIn(email, password) {
+    return (await this.api('POST', '/auth/token/', { email, password })).access;
+  }
+}
+
+/** Debian's chromium, headless, kept off the network (no updates, no metrics, no first run). */
+export async function browser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--no-first-run', '--disable-default-apps', '--disable-sync'],
+  });
+}
+
+/** Polls `check` until it returns something truthy; fails after `ms` with `what`. */
+export async function waitFor(check, ms, what) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      last = await check();
+      if (last) return last;
+    } catch (error) {
+      last = error;
+      if (String(error).includes('exited')) throw error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last})`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+/** axe-core's serious and critical violations on the page as it is now. */
+export async function accessibilityProblems(page) {
+  // Evaluated through the DevTools protocol, which the page's CSP does not govern.
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`);
+}
+
+/** The confirmed messages' texts in a page's open room, top to bottom. */
+export async function messageTexts(page) {
+  return page.locator('ol.messages:not(.pending) .msg .body').allTextContents();
+}
+
+/** A small PNG (a 2x2 image), for the upload test. */
+export const PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==',
+  'base64',
+);
