@@ -37,14 +37,25 @@ export function replace(el, ...children) {
   return el;
 }
 
+// Formatters are built once: building one per call cost more than drawing the message.
+const TIME = new Intl.DateTimeFormat([], { hour: '2-digit', minute: '2-digit' });
+const WEEKDAY = new Intl.DateTimeFormat([], { weekday: 'short' });
+const DAY = new Intl.DateTimeFormat([], { day: 'numeric', month: 'short' });
+const FULL = new Intl.DateTimeFormat([], { dateStyle: 'full', timeStyle: 'short' });
+
 /** "14:05" today, "Mon 14:05" this week, "3 Dec 14:05" before. */
 export function shortTime(iso) {
   const at = new Date(iso);
   const now = new Date();
-  const time = at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const time = TIME.format(at);
   if (at.toDateString() === now.toDateString()) return time;
-  if (now - at < 6 * 864e5) return `${at.toLocaleDateString([], { weekday: 'short' })} ${time}`;
-  return `${at.toLocaleDateString([], { day: 'numeric', month: 'short' })} ${time}`;
+  if (now - at < 6 * 864e5) return `${WEEKDAY.format(at)} ${time}`;
+  return `${DAY.format(at)} ${time}`;
+}
+
+/** The full date and time, for a tooltip. */
+export function longTime(iso) {
+  return FULL.format(new Date(iso));
 }
 
 /** A person's display name: first and last name, or the address. */

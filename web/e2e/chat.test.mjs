@@ -46,7 +46,6 @@ test('Ada and Bob: register, invite by link, chat live, upload, survive a restar
   const ada = await adaContext.newPage();
   const bob = await bobContext.newPage();
   const errors = [];
-  if (process.env.DEBUG_E2E) bob.on('websocket', (ws) => ws.on('framereceived', (f) => console.log('bob<', f.payload)));
   for (const page of [ada, bob]) {
     page.on('pageerror', (error) => errors.push(String(error)));
     page.on('dialog', (dialog) => dialog.accept());
@@ -97,12 +96,6 @@ test('Ada and Bob: register, invite by link, chat live, upload, survive a restar
   await adaBox.press('Enter');
   await bob.getByText('Hello Bob, welcome!').waitFor();
   await waitFor(async () => !(await bob.getByText('Ada is typing…').isVisible()), 10_000, 'the typing line to clear');
-  if (process.env.DEBUG_E2E) {
-    console.log('bob visibility', await bob.evaluate(() => document.visibilityState));
-    const t = await server.signIn('ada@example.com', PASSWORD);
-    const r = await server.api('GET', '/api/rooms/', undefined, t);
-    console.log(JSON.stringify(await server.api('GET', `/api/rooms/${r[0].id}/members/`, undefined, t)));
-  }
   await ada.getByText('Seen by Bob').waitFor();
 
   // Bob answers; Ada sees it live and Bob sees her read it.

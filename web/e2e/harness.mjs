@@ -73,6 +73,23 @@ export class Server {
     }, 60_000, 'the server to answer');
   }
 
+  /** Waits until the server has finished what earlier requests set off (its outbox relay,
+   * digests): its CPU time grows by less than 2% of a core over half a second. */
+  async settled() {
+    const cpu = () => {
+      const fields = readFileSync(`/proc/${this.process.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      return Number(fields[11]) + Number(fields[12]);
+    };
+    let last = cpu();
+    await waitFor(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const now = cpu();
+      const busy = now - last;
+      last = now;
+      return busy <= 1;
+    }, 120_000, 'the server to settle');
+  }
+
   /** SIGTERM (sockets are closed with 1012), then start again on the same port and data. */
   async restart() {
     await this.stop();
@@ -149,3 +166,31 @@ export const PNG = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==',
   'base64',
 );
+
+/** Ada (ADMIN) and Bob in an org with a PUBLIC room, set up over the API. */
+export async function team(server, password) {
+  for (const [first, email] of [['Ada', 'ada@example.com'], ['Bob', 'bob@example.com']]) {
+    await server.api('POST', '/auth/register/', { email, password, first_name: first });
+  }
+  const ada = await server.signIn('ada@example.com', password);
+  const bob = await server.signIn('bob@example.com', password);
+  const org = await server.api('POST', '/api/orgs/', { name: 'Acme' }, ada);
+  const invite = await server.api('POST', `/api/orgs/${org.id}/invite/`, { email: 'bob@example.com' }, ada);
+  await server.api('POST', '/api/orgs/accept-invite/', { token: invite.token }, bob);
+  const room = await server.api('POST', '/api/rooms/', { org: org.id, name: 'general' }, ada);
+  return { ada, bob, org, room };
+}
+
+/** A page already signed in as `email`: its refresh token is put where the client keeps it. */
+export async function signedInPage(context, server, email, password) {
+  const tokens = await server.api('POST', '/auth/token/', { email, password });
+  await context.addInitScript((refresh) => {
+    if (!sessionStorage.getItem('seeded')) {
+      localStorage.setItem('chatboard.refresh', refresh);
+      sessionStorage.setItem('seeded', '1');
+    }
+  }, tokens.refresh);
+  const page = await context.newPage();
+  page.on('dialog', (dialog) => dialog.accept());
+  return page;
+}

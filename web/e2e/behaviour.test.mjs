@@ -1,0 +1,116 @@
+// What a person notices: keyboard-only use, edits and deletes reaching the other side live,
+// clear errors from the API, a new DM partner's presence, and the dark theme.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { OUTPUT, Server, accessibilityProblems, browser, messageTexts, signedInPage, team, waitFor } from './harness.mjs';
+
+const PASSWORD = 'correct horse battery';
+let server;
+let chromium;
+let setup;
+
+before(async () => {
+  server = await Server.start();
+  chromium = await browser();
+  setup = await team(server, PASSWORD);
+});
+
+after(async () => {
+  await chromium?.close();
+  await server?.stop();
+});
+
+test('signing in and chatting with the keyboard alone', async () => {
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await page.goto(server.url + '/');
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  // The first field has the focus; Tab moves on, Enter submits.
+  await page.keyboard.type('bob@example.com');
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(PASSWORD);
+  await page.keyboard.press('Enter');
+  await page.getByRole('link', { name: '# general' }).waitFor();
+
+  // Tab to the room (through the org switcher and the room list) and open it with Enter.
+  let focused = '';
+  for (let i = 0; i < 10 && focused !== '# general'; i += 1) {
+    await page.keyboard.press('Tab');
+    focused = await page.evaluate(() => document.activeElement?.textContent?.trim());
+  }
+  assert.equal(focused, '# general', 'the room link is reachable with Tab');
+  await page.keyboard.press('Enter');
+  const box = page.getByLabel('Message # general');
+  await waitFor(() => box.evaluate((el) => el === document.activeElement), 10_000, 'the composer to have the focus');
+  await page.keyboard.type('Typed without a mouse');
+  await page.keyboard.press('Enter');
+  await page.locator('ol.messages:not(.pending) .msg', { hasText: 'Typed without a mouse' }).waitFor();
+
+  // The message's actions are reachable with the keyboard: Shift+Tab back from the composer
+  // (past the attach button and Delete) to Edit.
+  for (let i = 0; i < 5 && focused !== 'Edit'; i += 1) {
+    await page.keyboard.press('Shift+Tab');
+    focused = await page.evaluate(() => document.activeElement?.textContent?.trim());
+  }
+  assert.equal(focused, 'Edit', 'Edit is reachable with Shift+Tab');
+  await page.keyboard.press('Enter');
+  await page.keyboard.press('End');
+  await page.keyboard.type(', edited');
+  await page.keyboard.press('Enter');
+  await page.getByText('Typed without a mouse, edited').waitFor();
+  await context.close();
+});
+
+test('edits and deletes reach the other person live; API errors are shown as said', async () => {
+  const adaContext = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const bobContext = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const ada = await signedInPage(adaContext, server, 'ada@example.com', PASSWORD);
+  const bob = await signedInPage(bobContext, server, 'bob@example.com', PASSWORD);
+  const roomUrl = `${server.url}/#/org/${setup.org.id}/room/${setup.room.id}`;
+  await ada.goto(roomUrl);
+  await bob.goto(roomUrl);
+  const box = ada.getByLabel('Message # general');
+  await box.fill('A message with a tpyo');
+  await box.press('Enter');
+  await bob.getByText('A message with a tpyo').waitFor();
+
+  const mine = ada.locator('ol.messages:not(.pending) .msg', { hasText: 'A message with a tpyo' });
+  await mine.hover();
+  await mine.getByRole('button', { name: 'Edit' }).click();
+  const editor = ada.getByLabel('Edit message');
+  await editor.fill('A message with a typo fixed');
+  await editor.press('Enter');
+  await bob.getByText('A message with a typo fixed').waitFor();
+  await bob.locator('.msg', { hasText: 'A message with a typo fixed' }).getByText('(edited)').waitFor();
+
+  const fixed = ada.locator('ol.messages:not(.pending) .msg', { hasText: 'A message with a typo fixed' });
+  await fixed.hover();
+  await fixed.getByRole('button', { name: 'Delete' }).click(); // the confirm() is accepted
+  await bob.getByText('This message was deleted.').waitFor();
+  assert.ok(!(await messageTexts(bob)).includes('A message with a typo fixed'));
+
+  // Over-long text: the API's own sentence reaches the person, and the text is kept to retry.
+  await box.evaluate((el) => el.removeAttribute('maxlength'));
+  await box.fill('x'.repeat(4001));
+  await box.press('Enter');
+  const failure = ada.locator('.failed');
+  await failure.waitFor();
+  assert.match(await failure.textContent(), /Not sent: .*(4000|4,000|long)/i);
+  await failure.getByRole('button', { name: 'Discard' }).click();
+  assert.equal(await ada.locator('ol.pending .msg').count(), 0);
+
+  // The dark theme follows the system.
+  await adaContext.close();
+  const dark = await chromium.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'dark' });
+  const night = await signedInPage(dark, server, 'ada@example.com', PASSWORD);
+  await night.goto(roomUrl);
+  await night.getByText('This message was deleted.').waitFor();
+  const background = await night.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  assert.equal(background, 'rgb(22, 24, 31)');
+  await night.screenshot({ path: join(OUTPUT, 'room-dark.png') });
+  assert.deepEqual(await accessibilityProblems(night), [], 'accessibility problems in the dark theme');
+  await dark.close();
+  await bobContext.close();
+});
