@@ -151,6 +151,12 @@ function onSignedOut() {
   signedOutHandler();
 }
 
+/** The API's `next` link (a path, or an absolute URL) as a same-origin path and query. */
+export function nextPath(next) {
+  const url = new URL(next, location.origin);
+  return url.pathname + url.search;
+}
+
 /** PUTs a file to a presigned URL, reporting progress (0..1). fetch has no upload progress. */
 export function putFile(presigned, file, onProgress) {
   return new Promise((resolve, reject) => {

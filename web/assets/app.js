@@ -7,6 +7,8 @@ import { Live } from './socket.js';
 import { authPage, invitePage, newOrgPage } from './pages.js';
 import { RoomView } from './room.js';
 import { AdminView } from './admin.js';
+import { MentionsView } from './mentions.js';
+import { SearchView } from './search.js';
 
 const root = document.getElementById('app');
 
@@ -54,7 +56,7 @@ async function render() {
     return authPage(root, '#/', null, name === 'register');
   }
   if (name === 'new-org') return newOrgPage(root);
-  if (name === 'org' && parts[1]) return showOrg(Number(parts[1]), parts[2], Number(parts[3]));
+  if (name === 'org' && parts[1]) return showOrg(Number(parts[1]), parts[2], parts[3]);
   await loadOrgs();
   if (state.orgs.length === 0) return go('#/new-org');
   const last = Number(localStorage.getItem('chatboard.org'));
@@ -103,7 +105,8 @@ export async function loadOrgs() {
 
 let shell = null;
 
-async function showOrg(orgId, section, roomId) {
+async function showOrg(orgId, section, detail) {
+  const roomId = Number(detail);
   try {
     if (!state.org || state.org.id !== orgId || !shell) {
       await loadOrgs();
@@ -129,6 +132,10 @@ async function showOrg(orgId, section, roomId) {
     state.view = new RoomView(state.rooms.get(roomId));
   } else if (section === 'admin' && state.org.role === 'ADMIN') {
     state.view = new AdminView(state.org);
+  } else if (section === 'mentions') {
+    state.view = new MentionsView();
+  } else if (section === 'search') {
+    state.view = new SearchView(decodeURIComponent(detail || ''));
   } else if (section) {
     toast('That room does not exist or you have no seat in it.', 'error');
     return go(`#/org/${orgId}`);
@@ -206,6 +213,10 @@ function drawSidebar() {
       h('select', { id: 'org-select', onchange: (e) => (e.target.value === 'new' ? go('#/new-org') : go(`#/org/${e.target.value}`)) },
         state.orgs.map((o) => h('option', { value: o.id, selected: o.id === state.org.id }, o.name)),
         h('option', { value: 'new' }, '+ New organization'))),
+    searchBox(),
+    h('a', { class: 'room-link', href: `#/org/${state.org.id}/mentions`, 'aria-current': state.view instanceof MentionsView ? 'page' : null },
+      h('span', { class: 'name' }, '@ Mentions'),
+      totalMentions() ? h('span', { class: 'badge mention' }, String(totalMentions())) : null),
     h('h2', {}, 'Rooms'),
     h('ul', { class: 'rooms' }, rooms.filter((r) => !r.is_dm).map(entry)),
     h('div', { class: 'side-actions' },
@@ -219,6 +230,22 @@ function drawSidebar() {
       state.org.role === 'ADMIN' ? h('a', { href: `#/org/${state.org.id}/admin` }, 'Organization settings') : null,
       h('div', { class: 'me' }, h('span', {}, displayName(state.me)),
         h('button', { class: 'link', onclick: async () => { await signOut(); endSession(); } }, 'Sign out'))));
+}
+
+function searchBox() {
+  const input = h('input', { type: 'search', 'aria-label': 'Search messages', placeholder: 'Search messages' });
+  const form = h('form', { class: 'search-form', role: 'search' }, input);
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (input.value.trim()) go(`#/org/${state.org.id}/search/${encodeURIComponent(input.value.trim())}`);
+  });
+  return form;
+}
+
+function totalMentions() {
+  let total = 0;
+  for (const [roomId, counts] of state.unread) if (state.rooms.has(roomId)) total += counts.mentions || 0;
+  return total;
 }
 
 export function failed(error) {

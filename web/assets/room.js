@@ -7,10 +7,13 @@
 // Each message is laid out once, when it arrives; scrolling then only paints what comes on
 // screen, so a long history scrolls smoothly (web/e2e/history.test.mjs measures it).
 
-import { api, putFile } from './api.js';
+import { api, nextPath, putFile } from './api.js';
 import { displayName, fileSize, h, longTime, replace, shortTime } from './dom.js';
 import { failed, markedRead, roomTitle, state } from './app.js';
 import { fileView } from './files.js';
+import { MentionCompleter, bodyWithMentions } from './mentions.js';
+import { applyReactionFrame, react, reactionChips, reactionPicker } from './reactions.js';
+import { ThreadPanel } from './thread.js';
 
 const PAGE = 50;
 const TYPING_SEND_EVERY_MS = 3000;
@@ -19,12 +22,6 @@ const TYPING_SHOWN_MS = 6000;
 
 function newClientId() {
   return crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(36).slice(2)}`;
-}
-
-/** The API's `next` link as a same-origin path. */
-function pathOf(next) {
-  const url = new URL(next, location.origin);
-  return url.pathname + url.search;
 }
 
 /** Whether two copies of a message would be drawn the same (a frame and a POST's answer). */
@@ -53,11 +50,16 @@ export class RoomView {
 
   build() {
     const title = roomTitle(this.room);
-    this.list = h('ol', { class: 'messages' });
+    this.list = h('ol', {
+      class: 'messages',
+      onmouseover: (event) => this.showActions(event.target.closest?.('li.msg')),
+      onfocusin: (event) => this.showActions(event.target.closest?.('li.msg')),
+      onkeydown: (event) => this.onListKey(event),
+    });
     this.pendingList = h('ol', { class: 'messages pending' });
     this.top = h('div', { class: 'history-top' });
     this.scroller = h('div', {
-      class: 'scroller', role: 'log', tabindex: '0', 'aria-label': `Messages in ${title}`,
+      class: 'scroller', role: 'log', 'aria-label': `Messages in ${title}`,
       onscroll: () => this.onScroll(),
     }, this.top, this.list, this.pendingList);
     this.jump = h('button', { class: 'jump', hidden: true, onclick: () => this.toBottom() }, 'New messages ↓');
@@ -76,12 +78,13 @@ export class RoomView {
         this.fileInput),
       this.input,
       h('button', { type: 'submit' }, 'Send'));
+    this.completer = new MentionCompleter(this.input, this.room.id);
     this.info = h('span', { class: 'room-info' });
     this.element = h('section', { class: 'room', 'aria-label': title },
       h('header', { class: 'room-header' },
         h('a', { href: `#/org/${state.org.id}`, class: 'back', 'aria-label': 'Back to rooms' }, '‹'),
         h('h1', {}, title), this.info),
-      this.scroller, this.jump, this.typingLine, this.composer);
+      this.scroller, this.jump, this.typingLine, this.completer.list, this.composer);
     this.visibility = () => this.markRead();
     document.addEventListener('visibilitychange', this.visibility);
   }
@@ -151,7 +154,7 @@ export class RoomView {
       while (path && !this.destroyed) {
         const page = await api('GET', path);
         this.arrive(page.results);
-        path = page.next ? pathOf(page.next) : null;
+        path = page.next ? nextPath(page.next) : null;
       }
       await this.loadMembers();
     } catch (error) {
@@ -211,6 +214,13 @@ export class RoomView {
       this.list.insertBefore(node, next === undefined ? null : this.nodes.get(next));
     }
     if (added.length || changed) this.drawReceipts();
+    // Until the reader moves among the messages, the newest is the one in the Tab order.
+    if (added.length && !this.currentChosen && this.ids.at(-1) !== this.current) {
+      const old = this.nodes.get(this.current);
+      if (old) old.tabIndex = -1;
+      this.current = this.ids.at(-1);
+      this.nodes.get(this.current).tabIndex = 0;
+    }
     return added;
   }
 
@@ -228,24 +238,101 @@ export class RoomView {
   draw(message) {
     const mine = message.sender === state.me.id;
     const sender = state.members.get(message.sender);
-    const actions = mine && !message.is_deleted ? h('div', { class: 'msg-actions' },
-      message.body ? h('button', { class: 'link', onclick: () => this.edit(message) }, 'Edit') : null,
-      h('button', { class: 'link', onclick: () => this.remove(message) }, 'Delete')) : null;
-    return h('li', { class: `msg${mine ? ' mine' : ''}${message.is_deleted ? ' deleted' : ''}`, id: `m-${message.id}`, dataset: { id: message.id } },
+    const live = !message.is_deleted;
+    const root = message.parent_id ? this.messages.get(message.parent_id) : null;
+    return h('li', {
+      class: `msg${mine ? ' mine' : ''}${message.is_deleted ? ' deleted' : ''}`, id: `m-${message.id}`,
+      dataset: { id: message.id }, tabindex: message.id === this.current ? '0' : '-1',
+    },
+      message.parent_id ? h('button', { class: 'link in-thread', onclick: () => this.openThread(message.parent_id) },
+        `↳ replied in a thread${root && root.body ? `: ${root.body.slice(0, 60)}` : ''}`) : null,
       h('div', { class: 'meta' },
         h('span', { class: 'author' }, mine ? 'You' : displayName(sender)),
         h('time', { datetime: message.created_at, title: longTime(message.created_at) }, shortTime(message.created_at)),
-        message.edited_at && !message.is_deleted ? h('span', { class: 'edited' }, '(edited)') : null,
-        message.parent_id ? h('span', { class: 'edited' }, '↳ in a thread') : null),
+        message.edited_at && live ? h('span', { class: 'edited' }, '(edited)') : null),
       message.is_deleted
         ? h('div', { class: 'body' }, 'This message was deleted.')
-        : [message.body ? h('div', { class: 'body' }, message.body) : null, message.file ? fileView(message.file) : null],
-      actions);
+        : [message.body ? h('div', { class: 'body' }, bodyWithMentions(message.body)) : null, message.file ? fileView(message.file) : null],
+      reactionChips(message, (emoji) => react(message, emoji, (reactions) => this.setReactions(message.id, reactions))),
+      message.reply_count ? h('button', { class: 'link replies', onclick: () => this.openThread(message.id) },
+        `${message.reply_count} ${message.reply_count === 1 ? 'reply' : 'replies'}`,
+        message.last_reply_at ? ` · last ${shortTime(message.last_reply_at)}` : '') : null);
+  }
+
+  /** The actions of the message under the pointer or the focus. One toolbar moves from message
+   * to message, so a page of messages costs no buttons until one is used. */
+  showActions(node) {
+    const message = this.messages.get(Number(node?.dataset.id));
+    if (!message || this.toolbarFor === message.id && node.contains(this.toolbar)) return;
+    const mine = message.sender === state.me.id;
+    const live = !message.is_deleted;
+    this.toolbarFor = message.id;
+    this.toolbar = h('div', { class: 'msg-actions' },
+      live ? h('button', { class: 'link', onclick: (event) => this.pickReaction(message, event.currentTarget) }, 'React') : null,
+      h('button', { class: 'link', onclick: () => this.openThread(message.parent_id || message.id) }, 'Reply'),
+      mine && live && message.body ? h('button', { class: 'link', onclick: () => this.edit(message) }, 'Edit') : null,
+      mine && live ? h('button', { class: 'link', onclick: () => this.remove(message) }, 'Delete') : null);
+    this.list.querySelector('.msg-actions')?.remove();
+    node.append(this.toolbar);
+  }
+
+  /** Arrow keys move between messages (one of them is in the Tab order at a time). */
+  onListKey(event) {
+    const node = event.target.closest?.('li.msg');
+    if (!node || event.target !== node) return;
+    const at = this.ids.indexOf(Number(node.dataset.id));
+    const to = { ArrowUp: at - 1, ArrowDown: at + 1, Home: 0, End: this.ids.length - 1 }[event.key];
+    if (to === undefined || to < 0 || to >= this.ids.length) return;
+    event.preventDefault();
+    this.focusMessage(this.ids[to]);
+  }
+
+  focusMessage(id) {
+    this.currentChosen = true;
+    const old = this.nodes.get(this.current);
+    if (old) old.tabIndex = -1;
+    this.current = id;
+    const node = this.nodes.get(id);
+    node.tabIndex = 0;
+    node.focus();
+  }
+
+  /** Replaces the React button with a row of emoji; picking one reacts. */
+  pickReaction(message, button) {
+    const picker = reactionPicker((emoji) => {
+      picker.replaceWith(button);
+      react(message, emoji, (reactions) => this.setReactions(message.id, reactions));
+    });
+    button.replaceWith(picker);
+    picker.querySelector('button')?.focus();
+  }
+
+  setReactions(id, reactions) {
+    const known = this.messages.get(id);
+    if (known) this.insert([{ ...known, reactions }]);
+  }
+
+  // ---- threads ------------------------------------------------------------------------------
+
+  openThread(rootId) {
+    this.thread?.element.remove();
+    this.thread = new ThreadPanel(this.room, rootId, () => this.closeThread());
+    this.element.append(this.thread.element);
+    this.element.classList.add('with-thread');
+    this.thread.open();
+  }
+
+  closeThread() {
+    this.thread?.element.remove();
+    this.thread = null;
+    this.element.classList.remove('with-thread');
+    this.input.focus();
   }
 
   // ---- sending ------------------------------------------------------------------------------
 
   onKey(event) {
+    if (this.completer.onKey(event)) return;
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       this.sendTyped();
@@ -523,7 +610,19 @@ export class RoomView {
       case 'presence':
         this.drawInfo();
         break;
+      case 'reaction.added':
+      case 'reaction.removed': {
+        const known = this.messages.get(frame.message_id);
+        if (known) this.setReactions(known.id, applyReactionFrame(known, frame, state.me.id));
+        break;
+      }
+      case 'thread.updated': {
+        const known = this.messages.get(frame.root_id);
+        if (known) this.insert([{ ...known, reply_count: frame.reply_count, last_reply_at: frame.last_reply_at, repliers: frame.repliers }]);
+        break;
+      }
       default:
     }
+    this.thread?.onFrame(frame);
   }
 }

@@ -48,13 +48,19 @@ test('signing in and chatting with the keyboard alone', async () => {
   await page.keyboard.press('Enter');
   await page.locator('ol.messages:not(.pending) .msg', { hasText: 'Typed without a mouse' }).waitFor();
 
-  // The message's actions are reachable with the keyboard: Shift+Tab back from the composer
-  // (past the attach button and Delete) to Edit.
-  for (let i = 0; i < 5 && focused !== 'Edit'; i += 1) {
-    await page.keyboard.press('Shift+Tab');
+  // The messages are one Tab stop (Shift+Tab back from the composer, past the attach button);
+  // arrow keys move among them; Tab then reaches the focused message's actions.
+  const onMessage = () => page.evaluate(() => document.activeElement?.matches('li.msg') && document.activeElement.textContent);
+  for (let i = 0; i < 4 && !(await onMessage()); i += 1) await page.keyboard.press('Shift+Tab');
+  assert.match(await onMessage() || '', /Typed without a mouse/, 'the newest message takes the focus');
+  await page.keyboard.press('ArrowUp');
+  await page.keyboard.press('ArrowDown');
+  assert.match(await onMessage() || '', /Typed without a mouse/);
+  for (let i = 0; i < 4 && focused !== 'Edit'; i += 1) {
+    await page.keyboard.press('Tab');
     focused = await page.evaluate(() => document.activeElement?.textContent?.trim());
   }
-  assert.equal(focused, 'Edit', 'Edit is reachable with Shift+Tab');
+  assert.equal(focused, 'Edit', 'Edit is reachable with Tab from the message');
   await page.keyboard.press('Enter');
   await page.keyboard.press('End');
   await page.keyboard.type(', edited');

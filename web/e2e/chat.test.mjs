@@ -5,6 +5,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OUTPUT, PNG, Server, accessibilityProblems, browser, messageTexts, waitFor } from './harness.mjs';
 
@@ -51,10 +52,24 @@ test('Ada and Bob: register, invite by link, chat live, upload, survive a restar
     page.on('dialog', (dialog) => dialog.accept());
   }
 
-  // The page itself: served with a strict policy, assets cached by version.
+  // The page itself: served with a strict policy; its first load measured over the wire.
+  const loaded = [];
+  const record = (r) => loaded.push(r);
+  ada.on('requestfinished', record);
   const response = await ada.goto(server.url + '/');
   assert.match(response.headers()['content-security-policy'], /script-src 'self'/);
   await ada.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await ada.waitForLoadState('networkidle');
+  ada.off('requestfinished', record);
+  let wire = 0;
+  for (const request of loaded) {
+    const sizes = await request.sizes();
+    wire += sizes.responseBodySize + sizes.responseHeadersSize;
+  }
+  const firstLoad = { requests: loaded.length, bytesOverTheWire: wire, urls: loaded.map((r) => new URL(r.url()).pathname) };
+  writeFileSync(join(OUTPUT, 'first-load.json'), `${JSON.stringify(firstLoad, null, 2)}\n`);
+  console.log(`first load: ${wire} bytes in ${loaded.length} requests`);
+  assert.ok(wire <= 150 * 1024, `first load ${wire} bytes`);
   await shot(ada, 'sign-in');
   await expectNoSeriousProblems(ada, 'the sign-in page');
 

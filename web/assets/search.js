@@ -1,0 +1,58 @@
+// Search over the messages of the organization's rooms the reader sits in: the API's query
+// syntax ("phrases", -exclude, prefix*), results ranked with a highlighted snippet.
+
+import { api, nextPath } from './api.js';
+import { h, replace } from './dom.js';
+import { failed, state } from './app.js';
+import { resultItem } from './mentions.js';
+
+/** The snippet's text with its <mark>s, rebuilt from parsed HTML so nothing else can pass. */
+function snippetNodes(html) {
+  const parsed = new DOMParser().parseFromString(`<body>${html}</body>`, 'text/html');
+  return [...parsed.body.childNodes].map((node) => (node.nodeName === 'MARK'
+    ? h('mark', {}, node.textContent)
+    : node.textContent));
+}
+
+export class SearchView {
+  constructor(query) {
+    this.query = query;
+    this.list = h('ol', { class: 'results', 'aria-live': 'polite' });
+    this.more = h('div', { class: 'history-top' });
+    this.input = h('input', { type: 'search', value: query, 'aria-label': 'Search messages', placeholder: 'Search: words, "a phrase", -without, pre*' });
+    const form = h('form', { class: 'search-form', role: 'search' }, this.input, h('button', { type: 'submit' }, 'Search'));
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const q = this.input.value.trim();
+      if (q) location.hash = `#/org/${state.org.id}/search/${encodeURIComponent(q)}`;
+    });
+    this.element = h('section', { class: 'room', 'aria-label': 'Search' },
+      h('header', { class: 'room-header' },
+        h('a', { href: `#/org/${state.org.id}`, class: 'back', 'aria-label': 'Back to rooms' }, '‹'),
+        h('h1', {}, 'Search')),
+      form,
+      h('div', { class: 'scroller' }, this.list, this.more));
+  }
+
+  async mounted() {
+    if (!this.query) return this.input.focus();
+    replace(this.list);
+    await this.load(`/api/orgs/${state.org.id}/search/?q=${encodeURIComponent(this.query)}&limit=20`);
+  }
+
+  async load(path) {
+    try {
+      const page = await api('GET', path);
+      if (page.results.length === 0 && !this.list.children.length) {
+        replace(this.list, h('li', { class: 'empty' }, `Nothing found for ${this.query}.`));
+      }
+      this.list.append(...page.results.map((r) => resultItem(r.message, snippetNodes(r.snippet))));
+      replace(this.more, page.next ? h('button', { class: 'link', onclick: () => this.load(nextPath(page.next)) }, 'More results') : '');
+    } catch (error) {
+      if (error.status === 400) replace(this.list, h('li', { class: 'error' }, error.fullMessage));
+      else failed(error);
+    }
+  }
+
+  destroy() {}
+}

@@ -1,0 +1,141 @@
+// A thread beside the room: its root, its replies (paged with the room's cursors, live after
+// that), a composer that answers in the thread, and the reader's pointer in it.
+
+import { api, nextPath } from './api.js';
+import { displayName, h, replace, shortTime } from './dom.js';
+import { failed, state } from './app.js';
+import { bodyWithMentions } from './mentions.js';
+
+export class ThreadPanel {
+  constructor(room, rootId, onClose) {
+    this.room = room;
+    this.rootId = rootId;
+    this.replies = new Map();
+    this.list = h('ol', { class: 'messages' });
+    this.rootBox = h('ol', { class: 'messages thread-root' });
+    this.more = h('div', { class: 'history-top' });
+    this.input = h('textarea', { rows: 1, 'aria-label': 'Reply in the thread', placeholder: 'Reply…', maxlength: 4000 });
+    this.input.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        this.send();
+      }
+    });
+    this.followButton = h('button', { class: 'link', onclick: () => this.toggleFollow() });
+    this.element = h('aside', { class: 'thread', 'aria-label': 'Thread' },
+      h('header', { class: 'room-header' },
+        h('h2', {}, 'Thread'), this.followButton,
+        h('button', { class: 'link close', 'aria-label': 'Close the thread', onclick: onClose }, '✕')),
+      h('div', { class: 'scroller' }, this.rootBox, this.more, this.list),
+      h('form', { class: 'composer', onsubmit: (event) => { event.preventDefault(); this.send(); } },
+        this.input, h('button', { type: 'submit' }, 'Reply')));
+  }
+
+  async open() {
+    try {
+      const page = await api('GET', `/api/rooms/${this.room.id}/messages/${this.rootId}/thread/?limit=50`);
+      this.rootId = page.root.id;
+      this.root = page.root;
+      this.following = page.following;
+      this.drawRoot();
+      this.add(page.results);
+      this.older = page.next;
+      this.drawMore();
+      this.markRead();
+      this.input.focus();
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  drawRoot() {
+    replace(this.rootBox, this.item(this.root));
+    replace(this.followButton, this.following ? 'Unfollow' : 'Follow');
+  }
+
+  drawMore() {
+    replace(this.more, this.older ? h('button', { class: 'link', onclick: () => this.loadOlder() }, 'Earlier replies') : '');
+  }
+
+  async loadOlder() {
+    try {
+      const page = await api('GET', nextPath(this.older));
+      this.add(page.results);
+      this.older = page.next;
+      this.drawMore();
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  item(message) {
+    return h('li', { class: 'msg', dataset: { id: message.id } },
+      h('div', { class: 'meta' },
+        h('span', { class: 'author' }, message.sender === state.me.id ? 'You' : displayName(state.members.get(message.sender))),
+        h('time', { datetime: message.created_at }, shortTime(message.created_at))),
+      h('div', { class: 'body' }, message.is_deleted ? 'This message was deleted.' : bodyWithMentions(message.body || '')));
+  }
+
+  /** Replies in id order, each once (a page, a live frame and a POST's answer may overlap). */
+  add(messages) {
+    for (const message of messages) {
+      if (message.parent_id !== this.rootId) continue;
+      const node = this.item(message);
+      const old = this.replies.get(message.id);
+      this.replies.set(message.id, { message, node });
+      if (old) {
+        old.node.replaceWith(node);
+        continue;
+      }
+      const after = [...this.replies.keys()].filter((id) => id > message.id).sort((a, b) => a - b)[0];
+      this.list.insertBefore(node, after === undefined ? null : this.replies.get(after).node);
+    }
+  }
+
+  async send() {
+    const body = this.input.value;
+    if (!body.trim()) return;
+    this.input.value = '';
+    try {
+      const reply = await api('POST', `/api/rooms/${this.room.id}/messages/`, {
+        body, parent_id: this.rootId, client_msg_id: crypto.randomUUID ? crypto.randomUUID() : String(Date.now()),
+      });
+      this.add([reply]);
+      this.following = true;
+      this.drawRoot();
+    } catch (error) {
+      this.input.value = body;
+      failed(error);
+    }
+  }
+
+  async toggleFollow() {
+    try {
+      await api(this.following ? 'DELETE' : 'PUT', `/api/rooms/${this.room.id}/messages/${this.rootId}/thread/follow/`);
+      this.following = !this.following;
+      this.drawRoot();
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  markRead() {
+    const newest = Math.max(0, ...this.replies.keys());
+    if (!newest || document.visibilityState !== 'visible') return;
+    api('POST', `/api/rooms/${this.room.id}/messages/${this.rootId}/thread/read/${newest}/`).catch(() => {});
+  }
+
+  onFrame(frame) {
+    if (frame.room !== this.room.id) return;
+    if (frame.type === 'message' && frame.parent_id === this.rootId) {
+      this.add([frame]);
+      this.markRead();
+    } else if ((frame.type === 'message.updated' || frame.type === 'message.deleted') && frame.id === this.rootId) {
+      this.root = { ...this.root, ...frame, ...(frame.type === 'message.deleted' ? { is_deleted: true, body: '' } : {}) };
+      this.drawRoot();
+    } else if ((frame.type === 'message.updated' || frame.type === 'message.deleted') && this.replies.has(frame.id)) {
+      const known = this.replies.get(frame.id).message;
+      this.add([{ ...known, ...frame, ...(frame.type === 'message.deleted' ? { is_deleted: true, body: '' } : {}) }]);
+    }
+  }
+}

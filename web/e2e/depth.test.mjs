@@ -1,0 +1,119 @@
+// Threads, reactions, mentions and search in the browser: Ada posts, Bob answers in a thread
+// and reacts, mentions Ada with the completion list; Ada sees it highlighted and on her
+// Mentions page; Bob finds the message with a phrase search that another org's member cannot.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { OUTPUT, Server, accessibilityProblems, browser, signedInPage, team } from './harness.mjs';
+
+const PASSWORD = 'correct horse battery';
+let server;
+let chromium;
+let setup;
+
+before(async () => {
+  server = await Server.start();
+  chromium = await browser();
+  setup = await team(server, PASSWORD);
+  // Carol has an organization of her own.
+  await server.api('POST', '/auth/register/', { email: 'carol@example.com', password: PASSWORD, first_name: 'Carol' });
+  const carol = await server.signIn('carol@example.com', PASSWORD);
+  await server.api('POST', '/api/orgs/', { name: 'Elsewhere' }, carol);
+});
+
+after(async () => {
+  await chromium?.close();
+  await server?.stop();
+});
+
+test('threads, reactions, mentions and search', async () => {
+  const viewport = { width: 1280, height: 800 };
+  const adaContext = await chromium.newContext({ viewport });
+  const bobContext = await chromium.newContext({ viewport });
+  const ada = await signedInPage(adaContext, server, 'ada@example.com', PASSWORD);
+  const bob = await signedInPage(bobContext, server, 'bob@example.com', PASSWORD);
+  const errors = [];
+  for (const page of [ada, bob]) page.on('pageerror', (error) => errors.push(String(error)));
+  const roomUrl = `${server.url}/#/org/${setup.org.id}/room/${setup.room.id}`;
+  await ada.goto(roomUrl);
+  await bob.goto(roomUrl);
+
+  const adaBox = ada.getByLabel('Message # general');
+  await adaBox.fill('The release notes for 2.0 are ready');
+  await adaBox.press('Enter');
+  // The root in the room's timeline (a reply there quotes it, and the thread shows it too).
+  const rootIn = (page) => page.locator('section.room > .scroller > ol.messages:not(.pending) > li.msg', { hasText: 'The release notes for 2.0 are ready', hasNotText: 'replied in a thread' });
+  const rootOnBob = rootIn(bob);
+  await rootOnBob.waitFor();
+
+  // Bob answers in a thread.
+  await rootOnBob.hover();
+  await rootOnBob.getByRole('button', { name: 'Reply' }).click();
+  const thread = bob.getByRole('complementary', { name: 'Thread' });
+  await thread.getByLabel('Reply in the thread').fill('Looks great, shipping it');
+  await thread.getByLabel('Reply in the thread').press('Enter');
+  await thread.getByText('Looks great, shipping it').waitFor();
+  await shot(bob, 'thread');
+  assert.deepEqual(await accessibilityProblems(bob), [], 'accessibility problems with the thread open');
+
+  // Ada sees the root's reply count go up, and the thread's reply.
+  const rootOnAda = rootIn(ada);
+  await rootOnAda.getByRole('button', { name: '1 reply' }).click();
+  await ada.getByRole('complementary', { name: 'Thread' }).getByText('Looks great, shipping it').waitFor();
+  await ada.getByRole('button', { name: 'Close the thread' }).click();
+
+  // Bob reacts; Ada sees the count; Ada adds the same emoji and the chip says 2, hers.
+  await rootOnBob.hover();
+  await rootOnBob.getByRole('button', { name: 'React' }).click();
+  await rootOnBob.getByRole('button', { name: 'React with 🎉' }).click();
+  await rootOnAda.getByRole('button', { name: '🎉 1 reaction' }).click();
+  await rootOnAda.getByRole('button', { name: '🎉 2 reactions, including yours' }).waitFor();
+  await rootOnBob.getByRole('button', { name: '🎉 2 reactions, including yours' }).waitFor();
+
+  // Bob mentions Ada, completing her address from "@ad".
+  const bobBox = bob.getByLabel('Message # general');
+  await bobBox.click();
+  await bobBox.pressSequentially('@ad');
+  await bob.getByRole('option', { name: /Ada <ada@example.com>/ }).waitFor();
+  await bobBox.press('Enter');
+  assert.equal(await bobBox.inputValue(), '@ada@example.com ');
+  await bobBox.pressSequentially('can you check the notes?');
+  await bobBox.press('Enter');
+  const mention = ada.locator('.msg .mention.me', { hasText: '@ada@example.com' });
+  await mention.waitFor();
+
+  // Ada's Mentions page lists it.
+  await ada.getByRole('link', { name: /Mentions/ }).click();
+  await ada.getByRole('heading', { name: 'Mentions' }).waitFor();
+  await ada.locator('.result', { hasText: 'can you check the notes?' }).waitFor();
+
+  // Bob searches for the phrase and finds the message, the words marked.
+  await bob.getByRole('search').getByLabel('Search messages').first().fill('"release notes"');
+  await bob.getByRole('search').getByLabel('Search messages').first().press('Enter');
+  const hit = bob.locator('.result', { hasText: 'for 2.0 are ready' });
+  await hit.waitFor();
+  assert.equal((await hit.locator('mark').allTextContents()).join(' ').toLowerCase(), 'release notes');
+  await shot(bob, 'search');
+  assert.deepEqual(await accessibilityProblems(bob), [], 'accessibility problems on the search page');
+
+  // Carol, in another organization, searches hers and finds nothing.
+  const carolContext = await chromium.newContext({ viewport });
+  const carol = await signedInPage(carolContext, server, 'carol@example.com', PASSWORD);
+  await carol.goto(`${server.url}/#/`);
+  await carol.getByRole('search').getByLabel('Search messages').fill('"release notes"');
+  await carol.getByRole('search').getByLabel('Search messages').press('Enter');
+  await carol.getByText('Nothing found for "release notes".').waitFor();
+  // And asking Ada's organization's search directly answers as if it did not exist.
+  const carolToken = await server.signIn('carol@example.com', PASSWORD);
+  await assert.rejects(server.api('GET', `/api/orgs/${setup.org.id}/search/?q=release`, undefined, carolToken), /404/);
+
+  assert.deepEqual(errors, [], 'no script errors');
+  await carolContext.close();
+  await adaContext.close();
+  await bobContext.close();
+});
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(OUTPUT, `${name}.png`) });
+}
