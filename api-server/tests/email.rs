@@ -106,6 +106,13 @@ async fn invitations_queue_an_email_carrying_the_token(engine: Engine) {
             email.body
         );
     }
+    // The web client's accept page, with the token.
+    let link = format!("https://chat.example.com/#/invite/{token}");
+    assert!(
+        email.body.contains(&link),
+        "{link} missing from {}",
+        email.body
+    );
     // A refused invitation queues nothing.
     let again = app
         .post(

@@ -211,8 +211,8 @@ impl Chat {
         Ok(())
     }
 
-    /// The invitation email: `opening` says who invites to what; then the token and how to use
-    /// it (REST today; the same token works in any client).
+    /// The invitation email: `opening` says who invites to what; then the web client's link
+    /// (with a public URL), the token and how to use it from any client.
     pub(crate) fn invitation_email(
         &self,
         to: &str,
@@ -222,9 +222,15 @@ impl Chat {
         expires_at: DateTime<Utc>,
     ) -> OutgoingEmail {
         let base = self.settings().public_url.as_deref().unwrap_or("");
+        // The web client's accept page, when the platform knows its public address.
+        let link = if base.is_empty() {
+            "To accept, ".to_owned()
+        } else {
+            format!("Open this link to accept in your browser:\n\n    {base}/#/invite/{token}\n\nOr, from any other client, ")
+        };
         let body = format!(
             "{opening}\n\n\
-             To accept, sign in to ChatBoard with this address (register first if you have no \
+             {link}sign in to ChatBoard with this address (register first if you have no \
              account) and accept the invitation:\n\n\
              \x20   POST {base}/api/orgs/accept-invite/  {{\"token\": \"{token}\"}}\n\n\
              Invitation token: {token}\n\n\
