@@ -92,6 +92,11 @@ async function renew() {
   return navigator.locks ? navigator.locks.request(LOCK, run) : run();
 }
 
+/** Drops the access token, so the next call renews it (the server refused it). */
+export function forgetAccessToken() {
+  access = null;
+}
+
 let renewing = null;
 
 /** A valid access token, renewed through the refresh token when (nearly) expired. */

@@ -342,8 +342,10 @@ let membersLoading = null;
 
 /** Someone the org list does not have yet (they joined after it was read): read it again. */
 function learnMembers(frame) {
+  // Only frames of this org's rooms: the socket also carries the user's other orgs.
+  if (!state.org || !state.rooms.has(frame.room)) return;
   const ids = [frame.sender, frame.user_id].filter((id) => typeof id === 'number');
-  if (!state.org || membersLoading || ids.every((id) => state.members.has(id))) return;
+  if (membersLoading || ids.every((id) => state.members.has(id))) return;
   membersLoading = api('GET', `/api/orgs/${state.org.id}/members/`)
     .then((members) => {
       state.members = new Map(members.map((m) => [m.user_id, m]));
@@ -363,7 +365,8 @@ function onFrame(frame) {
       break;
     case 'message': {
       if (!state.rooms.has(frame.room)) {
-        refreshRooms();
+        // A seat this list does not have yet (a new DM, an invitation): read the rooms again.
+        if (frame.org === state.org?.id) refreshRooms();
         break;
       }
       const current = state.view instanceof RoomView && state.view.room.id === frame.room;

@@ -7,7 +7,7 @@
 // `ready`, and views then fetch what they missed from the last message they hold, so every
 // message is shown once, in order.
 
-import { accessToken } from './api.js';
+import { accessToken, forgetAccessToken } from './api.js';
 
 const PING_EVERY_MS = 25_000;
 const MAX_WAIT_MS = 10_000;
@@ -69,7 +69,11 @@ export class Live extends EventTarget {
       this.socket = null;
       clearInterval(this.pinger);
       this.setOnline(false);
-      if (event.code === 4001) this.attempts = Math.max(this.attempts, 1);
+      if (event.code === 4001) {
+        // The token was refused (expired in transit, or keys changed): renew before retrying.
+        forgetAccessToken();
+        this.attempts = Math.max(this.attempts, 1);
+      }
       this.retry(event.code === 1012 ? 200 : undefined);
     };
     clearInterval(this.pinger);

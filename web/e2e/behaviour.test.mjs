@@ -107,6 +107,21 @@ test('edits and deletes reach the other person live; API errors are shown as sai
   await failure.getByRole('button', { name: 'Discard' }).click();
   assert.equal(await ada.locator('ol.pending .msg').count(), 0);
 
+  // Bob opens a direct message with Ada; she sees it appear with an unread count, and his
+  // presence dot.
+  await bob.getByRole('button', { name: '+ Message someone' }).click();
+  await bob.getByLabel('Person').selectOption({ label: 'Ada (ada@example.com) · online' });
+  await bob.getByRole('button', { name: 'Open' }).click();
+  const dmBox = bob.getByLabel('Message Ada');
+  await dmBox.fill('A word in private');
+  await dmBox.press('Enter');
+  const dm = ada.getByRole('link', { name: /Bob/ });
+  await dm.getByTitle('1 unread').waitFor();
+  await dm.getByTitle('online').waitFor();
+  await dm.click();
+  await ada.getByText('A word in private').waitFor();
+  await waitFor(async () => (await dm.getByTitle('1 unread').count()) === 0, 10_000, 'the DM to be read');
+
   // The dark theme follows the system.
   await adaContext.close();
   const dark = await chromium.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'dark' });

@@ -49,9 +49,13 @@ export class Server {
   }
 
   async launch() {
+    // A clean environment: the single node on its own data directory, whatever the caller's
+    // DATABASE_URL, NATS_URL or CHATBOARD_* say (CI sets them for the other suites).
+    const inherited = Object.fromEntries(['PATH', 'HOME', 'TMPDIR', 'LANG']
+      .filter((name) => process.env[name] !== undefined).map((name) => [name, process.env[name]]));
     this.process = spawn(this.binary, [], {
       env: {
-        ...process.env,
+        ...inherited,
         CHATBOARD_DATA_DIR: this.dataDir,
         CHATBOARD_ADDR: `127.0.0.1:${this.port}`,
         RUST_LOG: 'warn',
