@@ -146,6 +146,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/orgs/{id}/search/rooms", get(search::rooms))
         .route("/api/orgs/{id}/search/members", get(search::members))
         .route("/api/orgs/{id}/invite", post(orgs::invite))
+        .route("/api/orgs/{id}/invitations", get(orgs::invitations))
+        .route(
+            "/api/orgs/{id}/invitations/{invite_id}",
+            axum::routing::delete(orgs::revoke_invitation),
+        )
         .route(
             "/api/orgs/{id}/members/{user_id}/role",
             post(orgs::set_role),

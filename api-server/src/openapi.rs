@@ -35,7 +35,7 @@ use crate::routes::{
     paths(
         auth::register, auth::token, auth::refresh, auth::logout, auth::me, auth::update_me,
         auth::unread_counts,
-        orgs::list, orgs::create, orgs::get, orgs::rename, orgs::delete, orgs::members, orgs::invite,
+        orgs::list, orgs::create, orgs::get, orgs::rename, orgs::delete, orgs::members, orgs::invite, orgs::invitations, orgs::revoke_invitation,
         orgs::accept_invite, orgs::set_role, orgs::remove_member,
         rooms::list, rooms::create, rooms::open_dm, rooms::get, rooms::update, rooms::delete,
         rooms::join, rooms::leave, rooms::invite, rooms::members, rooms::mark_read,

@@ -16,6 +16,7 @@ both_engines!(
     invitation_flow,
     invitation_rules,
     expired_invitations_are_refused_and_can_be_reissued,
+    open_invitations_are_listed_and_revoked,
     role_changes_keep_an_admin,
     member_removal_and_leaving,
     other_tenants_objects_are_not_found,
@@ -376,6 +377,108 @@ async fn expired_invitations_are_refused_and_can_be_reissued(engine: Engine) {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+/// `user` accepts the invitation whose creation answered `invited`.
+async fn accept(app: &TestApp, user: &TestUser, invited: &common::Reply) -> common::Reply {
+    let token = invited.body["token"].as_str().unwrap();
+    app.post(
+        "/api/orgs/accept-invite/",
+        Some(&user.access),
+        json!({"token": token}),
+    )
+    .await
+}
+
+/// Those who send invitations see the open ones and may take them back; a revoked token no
+/// longer works; members and outsiders see nothing.
+async fn open_invitations_are_listed_and_revoked(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let alice = app.user("alice@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let carol = app.user("carol@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    let other = app.org(&carol, "Elsewhere").await;
+    let for_bob = invite(&app, org, &alice, "bob@example.com", Some("MANAGER")).await;
+    let for_dan = invite(&app, org, &alice, "dan@example.com", None).await;
+    let for_eve = invite(&app, org, &alice, "eve@example.com", Some("ADMIN")).await;
+    let carols = invite(&app, other, &carol, "zed@example.com", None).await;
+    let id = |r: &common::Reply| r.body["id"].as_i64().unwrap();
+
+    let list = app
+        .get(&format!("/api/orgs/{org}/invitations/"), &alice.access)
+        .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    let emails: Vec<&str> = list
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        emails,
+        ["eve@example.com", "dan@example.com", "bob@example.com"],
+        "newest first"
+    );
+    assert_eq!(list.body[2]["role"], "MANAGER");
+    assert!(
+        list.body[0].get("token").is_none(),
+        "tokens are shown once: {}",
+        list.text
+    );
+
+    // Bob accepts (now a MANAGER): his invitation is no longer open.
+    let a = accept(&app, &bob, &for_bob).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let list = app
+        .get(&format!("/api/orgs/{org}/invitations/"), &bob.access)
+        .await;
+    assert_eq!(
+        list.status,
+        StatusCode::OK,
+        "a MANAGER sees them: {}",
+        list.text
+    );
+    assert_eq!(list.body.as_array().unwrap().len(), 2);
+
+    // A MANAGER may revoke Dan's (MEMBER) but not Eve's (ADMIN).
+    let path = |org: i64, invite: i64| format!("/api/orgs/{org}/invitations/{invite}/");
+    let r = app.delete(&path(org, id(&for_eve)), &bob.access).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = app.delete(&path(org, id(&for_dan)), &bob.access).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = app.delete(&path(org, id(&for_dan)), &bob.access).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "revoked already");
+    // Dan's token stops working.
+    let dan = app.user("dan@example.com").await;
+    let a = accept(&app, &dan, &for_dan).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
+    // Another org's invitation, through this org: not found.
+    let r = app.delete(&path(org, id(&carols)), &alice.access).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // The ADMIN revokes Eve's; nothing is open any more.
+    let r = app.delete(&path(org, id(&for_eve)), &alice.access).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let list = app
+        .get(&format!("/api/orgs/{org}/invitations/"), &alice.access)
+        .await;
+    assert_eq!(list.body, json!([]));
+
+    // A member may not look; an outsider gets 404.
+    let frank = app.user("frank@example.com").await;
+    let invited = invite(&app, org, &alice, "frank@example.com", None).await;
+    accept(&app, &frank, &invited).await;
+    let r = app
+        .get(&format!("/api/orgs/{org}/invitations/"), &frank.access)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .get(&format!("/api/orgs/{org}/invitations/"), &carol.access)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
 async fn role_changes_keep_an_admin(engine: Engine) {

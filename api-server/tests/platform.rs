@@ -229,6 +229,8 @@ async fn schema_and_docs_page(engine: Engine) {
             "/api/orgs/{id}/",
             "/api/orgs/{id}/members/",
             "/api/orgs/{id}/invite/",
+            "/api/orgs/{id}/invitations/",
+            "/api/orgs/{id}/invitations/{invite_id}/",
             "/api/orgs/accept-invite/",
             "/api/orgs/{id}/members/{user_id}/role/",
             "/api/orgs/{id}/members/{user_id}/",

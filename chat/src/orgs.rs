@@ -3,7 +3,7 @@
 
 use chatboard_core::auth::{hash_token, new_secret_token};
 use chatboard_core::error_code::ErrorCode;
-use chatboard_core::model::{OrgMember, OrgView, Role};
+use chatboard_core::model::{Invite, OrgMember, OrgView, Role};
 use chatboard_store::{Departure, EmailKind, JoinedOrg, NewInvite, OutgoingEmail};
 use chrono::{DateTime, Utc};
 use tracing::instrument;
@@ -81,6 +81,43 @@ impl Chat {
     pub async fn org_members(&self, actor: i64, org_id: i64) -> ChatResult<Vec<OrgMember>> {
         self.require_role(org_id, actor, Role::Member).await?;
         Ok(self.store().org_members(org_id).await?)
+    }
+
+    /// The open invitations of an organization (MANAGER or ADMIN, who may send them).
+    #[instrument(skip(self), err(level = "debug"))]
+    pub async fn open_invitations(&self, actor: i64, org_id: i64) -> ChatResult<Vec<Invite>> {
+        self.require_role(org_id, actor, Role::Manager).await?;
+        Ok(self.store().open_invites(org_id, Utc::now()).await?)
+    }
+
+    /// Revokes an open invitation: whoever may send one like it (a MANAGER cannot revoke an
+    /// ADMIN's invitation to be ADMIN). Its link and token stop working.
+    #[instrument(skip(self), err(level = "debug"))]
+    pub async fn revoke_invitation(
+        &self,
+        actor: i64,
+        org_id: i64,
+        invite_id: i64,
+    ) -> ChatResult<()> {
+        let actor_role = self.require_role(org_id, actor, Role::Manager).await?;
+        let now = Utc::now();
+        let open = self.store().open_invites(org_id, now).await?;
+        let invite = open
+            .iter()
+            .find(|i| i.id == invite_id)
+            .ok_or_else(ChatError::not_found)?;
+        if !actor_role.may_invite(invite.role) {
+            return Err(ChatError::denied(format!(
+                "A {} cannot revoke an invitation to be {}.",
+                actor_role.as_str(),
+                invite.role.as_str()
+            )));
+        }
+        self.store()
+            .revoke_org_invite(org_id, invite_id, now)
+            .await?;
+        tracing::info!(org_id, invite_id, by = actor, "invitation revoked");
+        Ok(())
     }
 
     /// Invites someone by email (MANAGER or ADMIN; nobody invites above their own role). The

@@ -59,6 +59,16 @@ pub trait OrgStore: Send + Sync {
     async fn org_members(&self, org_id: i64) -> StoreResult<Vec<OrgMember>>;
     /// Creates an invitation: `Conflict(already_member)` or `Conflict(invite_pending)`.
     async fn create_invite(&self, invite: NewInvite, now: DateTime<Utc>) -> StoreResult<Invite>;
+    /// The organization's open invitations (neither accepted, revoked nor expired), newest first.
+    async fn open_invites(&self, org_id: i64, now: DateTime<Utc>) -> StoreResult<Vec<Invite>>;
+    /// Revokes one open invitation of the organization (`NotFound` when it has no such open
+    /// invitation): its token stops working.
+    async fn revoke_org_invite(
+        &self,
+        org_id: i64,
+        invite_id: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// Accepts an open, unexpired invitation for a user whose email must match; joining is
     /// idempotent for someone who is already a member. `NotFound` for unknown, used, revoked or
     /// expired tokens.

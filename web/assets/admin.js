@@ -3,7 +3,7 @@
 
 import { api } from './api.js';
 import { askForm, displayName, h, replace, shortTime, toast } from './dom.js';
-import { failed, showInviteLink, state } from './app.js';
+import { failed, paneHeader, showInviteLink, state } from './app.js';
 
 const ROLES = ['MEMBER', 'MANAGER', 'ADMIN'];
 const EVENTS = ['*', 'message.created', 'message.updated', 'message.deleted', 'room.created', 'member.invited', 'member.joined', 'member.role_changed'];
@@ -12,20 +12,20 @@ export class AdminView {
   constructor(org) {
     this.org = org;
     this.membersBox = h('div');
+    this.invitesBox = h('div');
     this.hooksBox = h('div');
     this.element = h('section', { class: 'admin', 'aria-label': 'Organization settings' },
-      h('header', { class: 'room-header' },
-        h('a', { href: `#/org/${org.id}`, class: 'back', 'aria-label': 'Back to rooms' }, '‹'),
-        h('h1', {}, `${org.name} settings`)),
+      paneHeader(`${org.name} settings`),
       h('div', { class: 'admin-body' },
         h('h2', {}, 'Members'), this.membersBox,
+        h('h2', {}, 'Open invitations'), this.invitesBox,
         h('button', { onclick: () => this.invite() }, 'Invite someone'),
         h('h2', {}, 'Webhooks'), this.hooksBox,
         h('button', { onclick: () => this.addHook() }, 'Add a webhook')));
   }
 
   async mounted() {
-    await Promise.all([this.drawMembers(), this.drawHooks()]).catch(failed);
+    await Promise.all([this.drawMembers(), this.drawInvites(), this.drawHooks()]).catch(failed);
   }
 
   destroy() {}
@@ -65,6 +65,25 @@ export class AdminView {
     }
   }
 
+  async drawInvites() {
+    const open = await api('GET', `/api/orgs/${this.org.id}/invitations/`);
+    replace(this.invitesBox, open.length === 0 ? h('p', {}, 'No open invitations.') : h('table', {},
+      h('thead', {}, h('tr', {}, h('th', {}, 'Email'), h('th', {}, 'Role'), h('th', {}, 'Expires'), h('th', {}, h('span', { class: 'visually-hidden' }, 'Actions')))),
+      h('tbody', {}, open.map((invite) => h('tr', {},
+        h('td', {}, invite.email), h('td', {}, invite.role), h('td', {}, shortTime(invite.expires_at)),
+        h('td', {}, h('button', { class: 'link danger', 'aria-label': `Revoke the invitation for ${invite.email}`, onclick: () => this.revoke(invite) }, 'Revoke')))))));
+  }
+
+  async revoke(invite) {
+    if (!confirm(`Revoke the invitation for ${invite.email}? Its link stops working.`)) return;
+    try {
+      await api('DELETE', `/api/orgs/${this.org.id}/invitations/${invite.id}/`);
+      await this.drawInvites();
+    } catch (error) {
+      failed(error);
+    }
+  }
+
   async invite() {
     const values = await askForm('Invite someone', [
       { name: 'email', label: 'Email address', type: 'email' },
@@ -73,6 +92,7 @@ export class AdminView {
     if (!values) return;
     try {
       showInviteLink(await api('POST', `/api/orgs/${this.org.id}/invite/`, values));
+      await this.drawInvites();
     } catch (error) {
       failed(error);
     }

@@ -9,6 +9,7 @@ import { RoomView } from './room.js';
 import { AdminView } from './admin.js';
 import { MentionsView } from './mentions.js';
 import { SearchView } from './search.js';
+import { FollowedThreadsView } from './thread.js';
 
 const root = document.getElementById('app');
 
@@ -56,7 +57,7 @@ async function render() {
     return authPage(root, '#/', null, name === 'register');
   }
   if (name === 'new-org') return newOrgPage(root);
-  if (name === 'org' && parts[1]) return showOrg(Number(parts[1]), parts[2], parts[3]);
+  if (name === 'org' && parts[1]) return showOrg(Number(parts[1]), parts[2], parts[3], parts[4] === 'thread' ? Number(parts[5]) : null);
   await loadOrgs();
   if (state.orgs.length === 0) return go('#/new-org');
   const last = Number(localStorage.getItem('chatboard.org'));
@@ -105,7 +106,7 @@ export async function loadOrgs() {
 
 let shell = null;
 
-async function showOrg(orgId, section, detail) {
+async function showOrg(orgId, section, detail, threadId) {
   const roomId = Number(detail);
   try {
     if (!state.org || state.org.id !== orgId || !shell) {
@@ -134,6 +135,8 @@ async function showOrg(orgId, section, detail) {
     state.view = new AdminView(state.org);
   } else if (section === 'mentions') {
     state.view = new MentionsView();
+  } else if (section === 'threads') {
+    state.view = new FollowedThreadsView();
   } else if (section === 'search') {
     state.view = new SearchView(decodeURIComponent(detail || ''));
   } else if (section) {
@@ -142,7 +145,8 @@ async function showOrg(orgId, section, detail) {
   }
   replace(shell.main, state.view ? state.view.element : h('div', { class: 'empty' },
     h('h2', {}, state.org.name), h('p', {}, 'Pick a room, or start a direct message.')));
-  state.view?.mounted?.();
+  const mounted = state.view?.mounted?.();
+  if (threadId && state.view instanceof RoomView) mounted.then(() => state.view?.openThread?.(threadId));
   drawSidebar();
 }
 
@@ -217,6 +221,8 @@ function drawSidebar() {
     h('a', { class: 'room-link', href: `#/org/${state.org.id}/mentions`, 'aria-current': state.view instanceof MentionsView ? 'page' : null },
       h('span', { class: 'name' }, '@ Mentions'),
       totalMentions() ? h('span', { class: 'badge mention' }, String(totalMentions())) : null),
+    h('a', { class: 'room-link', href: `#/org/${state.org.id}/threads`, 'aria-current': state.view instanceof FollowedThreadsView ? 'page' : null },
+      h('span', { class: 'name' }, '↳ Threads')),
     h('h2', {}, 'Rooms'),
     h('ul', { class: 'rooms' }, rooms.filter((r) => !r.is_dm).map(entry)),
     h('div', { class: 'side-actions' },
@@ -246,6 +252,13 @@ function totalMentions() {
   let total = 0;
   for (const [roomId, counts] of state.unread) if (state.rooms.has(roomId)) total += counts.mentions || 0;
   return total;
+}
+
+/** The header of a main pane: a back link (shown on phones) to the room list, the title. */
+export function paneHeader(title, ...extra) {
+  return h('header', { class: 'room-header' },
+    h('a', { href: `#/org/${state.org.id}`, class: 'back', 'aria-label': 'Back to rooms' }, '‹'),
+    h('h1', {}, title), ...extra);
 }
 
 export function failed(error) {

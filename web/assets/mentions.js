@@ -4,6 +4,7 @@
 import { api } from './api.js';
 import { displayName, h, replace, shortTime } from './dom.js';
 import { failed, roomTitle, state } from './app.js';
+import { ListView } from './listview.js';
 
 // `@room`, `@here` or `@address`, at the start or after a space or punctuation; trailing
 // sentence punctuation is not part of it (the server's rule, README "Mentions").
@@ -121,28 +122,13 @@ export class MentionCompleter {
 }
 
 /** `#/org/:id/mentions`: messages that mention the reader, newest first. */
-export class MentionsView {
+export class MentionsView extends ListView {
   constructor() {
-    this.list = h('ol', { class: 'results' });
-    this.element = h('section', { class: 'room', 'aria-label': 'Mentions' },
-      h('header', { class: 'room-header' },
-        h('a', { href: `#/org/${state.org.id}`, class: 'back', 'aria-label': 'Back to rooms' }, '‹'),
-        h('h1', {}, 'Mentions')),
-      h('div', { class: 'scroller' }, this.list));
-  }
-
-  async mounted() {
-    try {
+    super('Mentions', async () => {
       const page = await api('GET', '/auth/me/mentions/?limit=50');
-      const mine = page.results.filter((m) => state.rooms.has(m.room));
-      replace(this.list, mine.length === 0 ? h('li', { class: 'empty' }, 'Nobody has mentioned you yet.')
-        : mine.map((m) => resultItem(m, bodyWithMentions(m.body))));
-    } catch (error) {
-      failed(error);
-    }
+      return page.results.filter((m) => state.rooms.has(m.room)).map((m) => resultItem(m, bodyWithMentions(m.body)));
+    }, 'Nobody has mentioned you yet.');
   }
-
-  destroy() {}
 }
 
 /** One found message: where, who, when, and a link to its room. */

@@ -9,7 +9,7 @@
 
 import { api, nextPath, putFile } from './api.js';
 import { displayName, fileSize, h, longTime, replace, shortTime } from './dom.js';
-import { failed, markedRead, roomTitle, state } from './app.js';
+import { failed, markedRead, paneHeader, roomTitle, state } from './app.js';
 import { fileView } from './files.js';
 import { MentionCompleter, bodyWithMentions } from './mentions.js';
 import { applyReactionFrame, react, reactionChips, reactionPicker } from './reactions.js';
@@ -81,9 +81,7 @@ export class RoomView {
     this.completer = new MentionCompleter(this.input, this.room.id);
     this.info = h('span', { class: 'room-info' });
     this.element = h('section', { class: 'room', 'aria-label': title },
-      h('header', { class: 'room-header' },
-        h('a', { href: `#/org/${state.org.id}`, class: 'back', 'aria-label': 'Back to rooms' }, '‹'),
-        h('h1', {}, title), this.info),
+      paneHeader(title, this.info),
       this.scroller, this.jump, this.typingLine, this.completer.list, this.composer);
     this.visibility = () => this.markRead();
     document.addEventListener('visibilitychange', this.visibility);
@@ -114,6 +112,7 @@ export class RoomView {
     const started = performance.now();
     this.insert(page.results);
     this.older = page.next;
+    this.loaded = true;
     this.drawTop();
     const built = performance.now();
     this.scroller.scrollTop = this.scroller.scrollHeight;
@@ -148,8 +147,13 @@ export class RoomView {
 
   /** After a reconnect: everything after the newest message held, page by page. */
   async onReconnected() {
-    const after = this.ids.at(-1) || 0;
-    let path = `/api/rooms/${this.room.id}/messages/?after=${after}&limit=100`;
+    // Before the first page is in, that page brings everything; an empty room reads it again.
+    if (!this.loaded) return;
+    if (this.ids.length === 0) {
+      await this.loadLatest().catch(failed);
+      return;
+    }
+    let path = `/api/rooms/${this.room.id}/messages/?after=${this.ids.at(-1)}&limit=100`;
     try {
       while (path && !this.destroyed) {
         const page = await api('GET', path);

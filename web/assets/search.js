@@ -3,7 +3,7 @@
 
 import { api, nextPath } from './api.js';
 import { h, replace } from './dom.js';
-import { failed, state } from './app.js';
+import { failed, paneHeader, state } from './app.js';
 import { resultItem } from './mentions.js';
 
 /** The snippet's text with its <mark>s, rebuilt from parsed HTML so nothing else can pass. */
@@ -27,9 +27,7 @@ export class SearchView {
       if (q) location.hash = `#/org/${state.org.id}/search/${encodeURIComponent(q)}`;
     });
     this.element = h('section', { class: 'room', 'aria-label': 'Search' },
-      h('header', { class: 'room-header' },
-        h('a', { href: `#/org/${state.org.id}`, class: 'back', 'aria-label': 'Back to rooms' }, '‹'),
-        h('h1', {}, 'Search')),
+      paneHeader('Search'),
       form,
       h('div', { class: 'scroller' }, this.list, this.more));
   }

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { OUTPUT, Server, accessibilityProblems, browser, messageTexts, signedInPage, team, waitFor } from './harness.mjs';
+import { OUTPUT, Server, accessibilityProblems, browser, messageTexts, shownErrors, signedInPage, team, waitFor } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery';
 let server;
@@ -134,4 +134,22 @@ test('edits and deletes reach the other person live; API errors are shown as sai
   assert.deepEqual(await accessibilityProblems(night), [], 'accessibility problems in the dark theme');
   await dark.close();
   await bobContext.close();
+});
+
+test('an empty room open across a server restart catches up without an error', async () => {
+  const adaToken = await server.signIn('ada@example.com', PASSWORD);
+  const quiet = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'quiet' }, adaToken);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${quiet.id}`);
+  await page.getByText('This is the start of # quiet.').waitFor();
+  await server.restart();
+  await page.getByText('Reconnecting…').waitFor();
+  await waitFor(async () => !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to reconnect');
+  // A message posted after the restart arrives, and nothing went wrong on the way.
+  const token = await server.signIn('bob@example.com', PASSWORD);
+  await server.api('POST', `/api/rooms/${quiet.id}/messages/`, { body: 'First words in here' }, token);
+  await page.getByText('First words in here').waitFor();
+  assert.deepEqual(await shownErrors(page), []);
+  await context.close();
 });

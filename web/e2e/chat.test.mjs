@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { OUTPUT, PNG, Server, accessibilityProblems, browser, messageTexts, waitFor } from './harness.mjs';
+import { OUTPUT, PNG, Server, accessibilityProblems, browser, messageTexts, waitFor, shownErrors } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery';
 let server;
@@ -174,6 +174,7 @@ test('Ada and Bob: register, invite by link, chat live, upload, survive a restar
   await expectNoSeriousProblems(ada, 'the organization page');
 
   assert.deepEqual(errors, [], 'no script errors');
+  for (const [name, page] of [['Ada', ada], ['Bob', bob]]) assert.deepEqual(await shownErrors(page), [], `errors shown to ${name}`);
   await adaContext.close();
   await bobContext.close();
 });

@@ -4,8 +4,9 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { OUTPUT, Server, accessibilityProblems, browser, signedInPage, team } from './harness.mjs';
+import { OUTPUT, Server, accessibilityProblems, browser, signedInPage, team, waitFor, shownErrors } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery';
 let server;
@@ -13,7 +14,8 @@ let chromium;
 let setup;
 
 before(async () => {
-  server = await Server.start();
+  // Webhooks to this test's own receiver on loopback.
+  server = await Server.start({ CHATBOARD_WEBHOOK_ALLOW_PRIVATE: 'true' });
   chromium = await browser();
   setup = await team(server, PASSWORD);
   // Carol has an organization of her own.
@@ -56,6 +58,12 @@ test('threads, reactions, mentions and search', async () => {
   await thread.getByText('Looks great, shipping it').waitFor();
   await shot(bob, 'thread');
   assert.deepEqual(await accessibilityProblems(bob), [], 'accessibility problems with the thread open');
+
+  // Bob follows the thread now (he replied): his Threads page lists it and opens it.
+  await bob.getByRole('link', { name: '↳ Threads' }).click();
+  await bob.getByRole('link', { name: /The release notes for 2.0 are ready/ }).click();
+  await bob.getByRole('complementary', { name: 'Thread' }).getByText('Looks great, shipping it').waitFor();
+  await bob.getByRole('button', { name: 'Close the thread' }).click();
 
   // Ada sees the root's reply count go up, and the thread's reply.
   const rootOnAda = rootIn(ada);
@@ -108,7 +116,51 @@ test('threads, reactions, mentions and search', async () => {
   const carolToken = await server.signIn('carol@example.com', PASSWORD);
   await assert.rejects(server.api('GET', `/api/orgs/${setup.org.id}/search/?q=release`, undefined, carolToken), /404/);
 
+  // Ada's organization page: an invitation sent, listed, revoked.
+  await ada.goto(`${server.url}/#/org/${setup.org.id}/admin`);
+  await ada.getByText('No open invitations.').waitFor();
+  await ada.getByRole('button', { name: 'Invite someone' }).click();
+  await ada.getByLabel('Email address').fill('dan@example.com');
+  await ada.getByRole('button', { name: 'Invite', exact: true }).click();
+  await ada.getByRole('button', { name: 'Done' }).click();
+  await ada.getByRole('button', { name: 'Revoke the invitation for dan@example.com' }).click();
+  await ada.getByText('No open invitations.').waitFor();
+
+  // A webhook to a receiver of the test's own: added, tested, its delivery in the log.
+  const received = [];
+  const receiver = createServer((request, response) => {
+    let body = '';
+    request.on('data', (chunk) => { body += chunk; });
+    request.on('end', () => { received.push(JSON.parse(body)); response.end('ok'); });
+  });
+  await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const hookUrl = `http://127.0.0.1:${receiver.address().port}/hook`;
+  await ada.getByRole('button', { name: 'Add a webhook' }).click();
+  await ada.getByLabel('URL').fill(hookUrl);
+  await ada.getByRole('button', { name: 'Add', exact: true }).click();
+  await ada.getByText(hookUrl).waitFor();
+  await ada.getByRole('button', { name: 'Send a test' }).click();
+  await waitFor(() => received.some((event) => event.type === 'webhook.test'), 30_000, 'the test event');
+  await waitFor(async () => {
+    await ada.getByRole('button', { name: 'Delivery log' }).click();
+    return ada.getByRole('cell', { name: 'delivered' }).isVisible();
+  }, 30_000, 'the delivery in the log');
+  await shot(ada, 'organization-settings');
+  receiver.close();
+
+  // Bob leaves the room, then finds it again under "Browse rooms" and joins.
+  const bobToken = await server.signIn('bob@example.com', PASSWORD);
+  await server.api('POST', `/api/rooms/${setup.room.id}/leave/`, undefined, bobToken);
+  await bob.goto(`${server.url}/#/org/${setup.org.id}`);
+  await bob.reload();
+  await bob.getByRole('button', { name: 'Browse rooms' }).click();
+  await bob.locator('dialog select[name=room]').selectOption({ label: '# general (1)' });
+  await bob.getByRole('button', { name: 'Join' }).click();
+  await bob.getByRole('heading', { name: '# general' }).waitFor();
+  await bob.getByText('The release notes for 2.0 are ready').first().waitFor();
+
   assert.deepEqual(errors, [], 'no script errors');
+  for (const [name, page] of [['Ada', ada], ['Bob', bob]]) assert.deepEqual(await shownErrors(page), [], `errors shown to ${name}`);
   await carolContext.close();
   await adaContext.close();
   await bobContext.close();

@@ -198,3 +198,8 @@ export async function signedInPage(context, server, email, password) {
   page.on('dialog', (dialog) => dialog.accept());
   return page;
 }
+
+/** The error notices a page has shown since it loaded. */
+export async function shownErrors(page) {
+  return page.evaluate(() => window.chatboardErrors || []);
+}

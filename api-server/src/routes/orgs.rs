@@ -174,6 +174,57 @@ pub async fn invite(
     ))
 }
 
+/// An invitation still waiting to be accepted (its token is never shown again).
+#[derive(Serialize, ToSchema)]
+pub struct OpenInvitation {
+    /// Invitation id.
+    id: i64,
+    /// Invited address.
+    email: String,
+    /// Role granted on acceptance.
+    role: Role,
+    /// When it stops working.
+    expires_at: DateTime<Utc>,
+}
+
+/// The organization's open invitations, newest first (MANAGER or ADMIN).
+#[utoipa::path(get, path = "/api/orgs/{id}/invitations/", tag = "orgs", security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = [OpenInvitation]), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn invitations(
+    user: AuthUser,
+    State(state): State<AppState>,
+    ApiPath(org_id): ApiPath<i64>,
+) -> ApiResult<Json<Vec<OpenInvitation>>> {
+    let open = state.chat.open_invitations(user.id, org_id).await?;
+    Ok(Json(
+        open.into_iter()
+            .map(|i| OpenInvitation {
+                id: i.id,
+                email: i.email,
+                role: i.role,
+                expires_at: i.expires_at,
+            })
+            .collect(),
+    ))
+}
+
+/// Revokes an open invitation: its token and link stop working (MANAGER or ADMIN; only an
+/// ADMIN revokes an invitation to be ADMIN).
+#[utoipa::path(delete, path = "/api/orgs/{id}/invitations/{invite_id}/", tag = "orgs", security(("bearer" = [])),
+    params(("id" = i64, Path), ("invite_id" = i64, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, description = "no such open invitation", body = ErrorBody)))]
+pub async fn revoke_invitation(
+    user: AuthUser,
+    State(state): State<AppState>,
+    ApiPath((org_id, invite_id)): ApiPath<(i64, i64)>,
+) -> ApiResult<StatusCode> {
+    state
+        .chat
+        .revoke_invitation(user.id, org_id, invite_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Accepts an invitation addressed to the caller's email.
 #[utoipa::path(post, path = "/api/orgs/accept-invite/", tag = "orgs", request_body = AcceptRequest, security(("bearer" = [])),
     responses((status = 200, body = AcceptResponse), (status = 400, body = ErrorBody), (status = 403, description = "issued to another email", body = ErrorBody),

@@ -426,6 +426,52 @@ impl OrgStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
+    async fn open_invites(&self, org_id: i64, now: DateTime<Utc>) -> StoreResult<Vec<Invite>> {
+        let rows: Vec<InviteRow> = sqlx::query_as(
+            "SELECT id, org_id, email, role, expires_at, accepted_at, revoked_at FROM org_invites \
+             WHERE org_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $2 \
+             ORDER BY id DESC",
+        )
+        .bind(org_id)
+        .bind(now)
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(Invite {
+                    id: row.id,
+                    org_id: row.org_id,
+                    email: row.email,
+                    role: parse_role(&row.role)?,
+                    expires_at: row.expires_at,
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn revoke_org_invite(
+        &self,
+        org_id: i64,
+        invite_id: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE org_invites SET revoked_at = $3 \
+             WHERE id = $1 AND org_id = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(invite_id)
+        .bind(org_id)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn accept_invite(
         &self,
         token_hash: &str,
