@@ -66,6 +66,15 @@ test('signing in and chatting with the keyboard alone', async () => {
   await page.keyboard.type(', edited');
   await page.keyboard.press('Enter');
   await page.getByText('Typed without a mouse, edited').waitFor();
+
+  // A second organization, created from the switcher, and back to the first.
+  await page.getByLabel('Organization').selectOption({ label: '+ New organization' });
+  await page.getByLabel('Name', { exact: true }).fill('Side project');
+  await page.getByRole('button', { name: 'Create organization' }).click();
+  await page.getByRole('heading', { name: 'Side project' }).waitFor();
+  assert.equal(await page.getByRole('link', { name: '# general' }).count(), 0, "the other org's rooms are not listed");
+  await page.getByLabel('Organization').selectOption({ label: 'Acme' });
+  await page.getByRole('link', { name: '# general' }).waitFor();
   await context.close();
 });
 

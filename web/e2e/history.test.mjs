@@ -102,6 +102,17 @@ test('a 10,000-message room: fast first page, paging back in order, smooth scrol
     scrollFrameP95Ms: Number(p95.toFixed(1)),
     scrollFrameMaxMs: Number(Math.max(...frames).toFixed(1)),
   };
+  // Reading history while a message arrives: the view stays where it is (no jump), and a
+  // button offers the way down.
+  await scroller.evaluate((el) => { el.scrollTop = el.scrollHeight / 2; });
+  const before = await scroller.evaluate((el) => el.scrollTop);
+  await server.api('POST', `/api/rooms/${setup.room.id}/messages/`, { body: 'Arrived while Ada read history' }, setup.bob);
+  await page.getByRole('button', { name: 'New messages ↓' }).waitFor();
+  assert.equal(await scroller.evaluate((el) => el.scrollTop), before, 'the view did not move');
+  await page.getByRole('button', { name: 'New messages ↓' }).click();
+  await page.getByText('Arrived while Ada read history').waitFor();
+  assert.ok(await scroller.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 48), 'at the bottom');
+
   writeFileSync(join(OUTPUT, 'history-metrics.json'), `${JSON.stringify(figures, null, 2)}\n`);
   console.log(JSON.stringify(figures));
   assert.ok(median <= 16, `a page of 50 drawn in ${median} ms (median of ${renders.join(', ')})`);
