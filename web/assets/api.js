@@ -137,9 +137,17 @@ export async function register(fields) {
 
 /** Revokes this browser's refresh family and forgets the tokens. */
 export async function signOut() {
-  const refresh = localStorage.getItem(REFRESH_KEY);
   try {
-    if (refresh && access) await send('POST', '/auth/logout/', { refresh }, access);
+    // A valid access token first (renewing rotates the refresh token), then the newest refresh
+    // token, so the family really is revoked on the server.
+    const token = await accessToken();
+    const run = () => {
+      const refresh = localStorage.getItem(REFRESH_KEY);
+      return refresh ? send('POST', '/auth/logout/', { refresh }, token) : null;
+    };
+    await (navigator.locks ? navigator.locks.request(LOCK, run) : run());
+  } catch {
+    // Offline or already signed out: forgetting the tokens below still signs this browser out.
   } finally {
     forget();
   }
@@ -159,6 +167,8 @@ function onSignedOut() {
 /** The API's `next` link (a path, or an absolute URL) as a same-origin path and query. */
 export function nextPath(next) {
   const url = new URL(next, location.origin);
+  // Only this origin, and never a path a browser would read as another host ("//host/...").
+  if (url.origin !== location.origin || url.pathname.startsWith('//')) throw new ApiError(0, { detail: 'The server sent an unexpected link.' });
   return url.pathname + url.search;
 }
 

@@ -43,6 +43,10 @@ export function go(hash) {
 }
 
 window.addEventListener('hashchange', () => render());
+// Signed out in another tab: this one follows.
+window.addEventListener('storage', (event) => {
+  if (event.key === 'chatboard.refresh' && event.newValue === null && state.me) endSession('You signed out in another tab.');
+});
 onSessionEnded(() => endSession('Your session ended. Please sign in again.'));
 
 async function render() {
@@ -109,7 +113,8 @@ let shell = null;
 async function showOrg(orgId, section, detail, threadId) {
   const roomId = Number(detail);
   try {
-    if (!state.org || state.org.id !== orgId || !shell) {
+    // A new shell for another org, or after a page outside it (sign-in, new org) replaced it.
+    if (!state.org || state.org.id !== orgId || !shell || !root.contains(shell.element)) {
       await loadOrgs();
       const org = state.orgs.find((o) => o.id === orgId);
       if (!org) {
@@ -123,6 +128,7 @@ async function showOrg(orgId, section, detail, threadId) {
       replace(root, shell.element);
     }
   } catch (error) {
+    shell = null; // Half-loaded: the next visit loads the organization again.
     return failed(error);
   }
   drawSidebar();
@@ -138,7 +144,13 @@ async function showOrg(orgId, section, detail, threadId) {
   } else if (section === 'threads') {
     state.view = new FollowedThreadsView();
   } else if (section === 'search') {
-    state.view = new SearchView(decodeURIComponent(detail || ''));
+    let query = detail || '';
+    try {
+      query = decodeURIComponent(query);
+    } catch {
+      // A malformed link: search for it as written.
+    }
+    state.view = new SearchView(query);
   } else if (section) {
     toast('That room does not exist or you have no seat in it.', 'error');
     return go(`#/org/${orgId}`);
@@ -164,10 +176,18 @@ async function loadOrg() {
 }
 
 function buildShell() {
-  const sidebar = h('nav', { class: 'sidebar', 'aria-label': 'Rooms' });
+  const lists = h('div', { class: 'side-lists' });
+  const sidebar = h('nav', { class: 'sidebar', 'aria-label': 'Rooms' },
+    h('div', { class: 'org-switch' },
+      h('label', { for: 'org-select', class: 'visually-hidden' }, 'Organization'),
+      h('select', { id: 'org-select', onchange: (e) => (e.target.value === 'new' ? go('#/new-org') : go(`#/org/${e.target.value}`)) },
+        state.orgs.map((o) => h('option', { value: o.id, selected: o.id === state.org.id }, o.name)),
+        h('option', { value: 'new' }, '+ New organization'))),
+    searchBox(),
+    lists);
   const main = h('main', { class: 'main', id: 'main' });
   const status = h('div', { class: 'connection', role: 'status' });
-  return { element: h('div', { class: 'shell' }, sidebar, main, status), sidebar, main, status };
+  return { element: h('div', { class: 'shell' }, sidebar, main, status), sidebar, lists, main, status };
 }
 
 function showConnection(online) {
@@ -211,13 +231,9 @@ function drawSidebar() {
       unread ? h('span', { class: 'badge', title: `${unread} unread` }, String(unread)) : null));
   };
   const isManager = state.org.role === 'ADMIN' || state.org.role === 'MANAGER';
-  replace(shell.sidebar,
-    h('div', { class: 'org-switch' },
-      h('label', { for: 'org-select', class: 'visually-hidden' }, 'Organization'),
-      h('select', { id: 'org-select', onchange: (e) => (e.target.value === 'new' ? go('#/new-org') : go(`#/org/${e.target.value}`)) },
-        state.orgs.map((o) => h('option', { value: o.id, selected: o.id === state.org.id }, o.name)),
-        h('option', { value: 'new' }, '+ New organization'))),
-    searchBox(),
+  // The switcher and the search box are built with the shell and kept (redrawing them would
+  // take the focus and the half-typed query); the lists below follow every event.
+  replace(shell.lists,
     h('a', { class: 'room-link', href: `#/org/${state.org.id}/mentions`, 'aria-current': state.view instanceof MentionsView ? 'page' : null },
       h('span', { class: 'name' }, '@ Mentions'),
       totalMentions() ? h('span', { class: 'badge mention' }, String(totalMentions())) : null),
@@ -235,7 +251,7 @@ function drawSidebar() {
       isManager ? h('button', { class: 'link', onclick: invite }, 'Invite people') : null,
       state.org.role === 'ADMIN' ? h('a', { href: `#/org/${state.org.id}/admin` }, 'Organization settings') : null,
       h('div', { class: 'me' }, h('span', {}, displayName(state.me)),
-        h('button', { class: 'link', onclick: async () => { await signOut(); endSession(); } }, 'Sign out'))));
+        h('button', { class: 'link', onclick: () => signOut().finally(() => endSession()) }, 'Sign out'))));
 }
 
 function searchBox() {
@@ -383,7 +399,8 @@ function onFrame(frame) {
         break;
       }
       const current = state.view instanceof RoomView && state.view.room.id === frame.room;
-      if (frame.sender !== state.me?.id && !current && !frame.parent_id) {
+      // Replies count too, as the server counts them.
+      if (frame.sender !== state.me?.id && !current) {
         const counts = state.unread.get(frame.room) || { unread_count: 0, mentions: 0 };
         counts.unread_count += 1;
         state.unread.set(frame.room, counts);

@@ -8,7 +8,7 @@
 // screen, so a long history scrolls smoothly (web/e2e/history.test.mjs measures it).
 
 import { api, nextPath, putFile } from './api.js';
-import { displayName, fileSize, h, longTime, replace, shortTime } from './dom.js';
+import { displayName, fileSize, h, longTime, replace, shortTime, toast } from './dom.js';
 import { failed, markedRead, paneHeader, roomTitle, state } from './app.js';
 import { fileView } from './files.js';
 import { MentionCompleter, bodyWithMentions } from './mentions.js';
@@ -97,6 +97,9 @@ export class RoomView {
   }
 
   destroy() {
+    const unsent = [...this.pending.values()].filter((item) => item.status === 'failed').length;
+    if (unsent) toast(`${unsent} unsent message${unsent === 1 ? '' : 's'} in ${roomTitle(this.room)} discarded.`, 'error');
+    for (const item of this.pending.values()) if (item.preview) URL.revokeObjectURL(item.preview);
     this.destroyed = true;
     this.sendTyping(false);
     document.removeEventListener('visibilitychange', this.visibility);
@@ -117,6 +120,10 @@ export class RoomView {
     const built = performance.now();
     this.scroller.scrollTop = this.scroller.scrollHeight;
     window.chatboardMetrics = { ...window.chatboardMetrics, firstPageRenderMs: performance.now() - started, firstPageBuildMs: built - started, firstPageCount: page.results.length };
+    if (this.catchUpAfterLoad) {
+      this.catchUpAfterLoad = false;
+      this.onReconnected();
+    }
     this.markRead();
   }
 
@@ -147,8 +154,11 @@ export class RoomView {
 
   /** After a reconnect: everything after the newest message held, page by page. */
   async onReconnected() {
-    // Before the first page is in, that page brings everything; an empty room reads it again.
-    if (!this.loaded) return;
+    // Before the first page is in: catch up once it is (it may predate the reconnect).
+    if (!this.loaded) {
+      this.catchUpAfterLoad = true;
+      return;
+    }
     if (this.ids.length === 0) {
       await this.loadLatest().catch(failed);
       return;
@@ -203,11 +213,14 @@ export class RoomView {
       const known = this.messages.get(message.id);
       if (known && sameContent(known, message)) continue;
       this.messages.set(message.id, message);
+      if (known && this.editing === message.id) continue; // Drawn again when the edit ends.
       const node = this.draw(message);
       const old = this.nodes.get(message.id);
       this.nodes.set(message.id, node);
       if (known && old) {
+        const focused = old.contains(document.activeElement);
         old.replaceWith(node);
+        if (focused) node.focus();
         changed = true;
         continue;
       }
@@ -267,7 +280,7 @@ export class RoomView {
    * to message, so a page of messages costs no buttons until one is used. */
   showActions(node) {
     const message = this.messages.get(Number(node?.dataset.id));
-    if (!message || this.toolbarFor === message.id && node.contains(this.toolbar)) return;
+    if (!message || this.editing || (this.toolbarFor === message.id && node.contains(this.toolbar))) return;
     const mine = message.sender === state.me.id;
     const live = !message.is_deleted;
     this.toolbarFor = message.id;
@@ -446,11 +459,21 @@ export class RoomView {
     const node = this.nodes.get(message.id);
     const box = h('textarea', { class: 'edit', 'aria-label': 'Edit message', maxlength: 4000 });
     box.value = message.body;
-    const cancel = () => this.insert([this.messages.get(message.id)]);
+    const redraw = () => {
+      this.editing = null;
+      const fresh = this.draw(this.messages.get(message.id));
+      this.nodes.get(message.id).replaceWith(fresh);
+      this.nodes.set(message.id, fresh);
+      this.drawReceipts();
+      fresh.focus();
+    };
+    const cancel = redraw;
+    this.editing = message.id;
     const save = async () => {
       try {
         const updated = await api('PATCH', `/api/rooms/${this.room.id}/messages/${message.id}/`, { body: box.value });
-        this.insert([updated]);
+        this.messages.set(message.id, { ...this.messages.get(message.id), ...updated });
+        redraw();
       } catch (error) {
         failed(error);
       }
@@ -583,7 +606,8 @@ export class RoomView {
         break;
       case 'message.updated': {
         const known = this.messages.get(frame.id);
-        if (known) this.insert([{ ...known, ...frame }]);
+        // Frames mark no reaction as the reader's (one frame serves every reader): keep ours.
+        if (known) this.insert([{ ...known, ...frame, reactions: known.reactions }]);
         break;
       }
       case 'message.deleted': {

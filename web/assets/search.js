@@ -45,7 +45,13 @@ export class SearchView {
         replace(this.list, h('li', { class: 'empty' }, `Nothing found for ${this.query}.`));
       }
       this.list.append(...page.results.map((r) => resultItem(r.message, snippetNodes(r.snippet))));
-      replace(this.more, page.next ? h('button', { class: 'link', onclick: () => this.load(nextPath(page.next)) }, 'More results') : '');
+      replace(this.more, page.next ? h('button', {
+        class: 'link',
+        onclick: (event) => {
+          event.currentTarget.disabled = true; // One page at a time: a double click adds it once.
+          this.load(nextPath(page.next));
+        },
+      }, 'More results') : '');
     } catch (error) {
       if (error.status === 400) replace(this.list, h('li', { class: 'error' }, error.fullMessage));
       else failed(error);

@@ -47,6 +47,7 @@ export class Live extends EventTarget {
       this.retry();
       return;
     }
+    if (this.stopped || this.socket) return; // Stopped, or another attempt won, meanwhile.
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const socket = new WebSocket(`${scheme}//${location.host}/ws/`, [`bearer.${token}`]);
     this.socket = socket;

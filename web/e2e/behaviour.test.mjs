@@ -152,8 +152,10 @@ test('an empty room open across a server restart catches up without an error', a
   const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
   await page.goto(`${server.url}/#/org/${setup.org.id}/room/${quiet.id}`);
   await page.getByText('This is the start of # quiet.').waitFor();
-  await server.restart();
+  // Stopped, the page notices; started again, it reconnects.
+  await server.stop();
   await page.getByText('Reconnecting…').waitFor();
+  await server.launch();
   await waitFor(async () => !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to reconnect');
   // A message posted after the restart arrives, and nothing went wrong on the way.
   const token = await server.signIn('bob@example.com', PASSWORD);

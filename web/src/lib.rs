@@ -54,19 +54,24 @@ struct Asset {
     /// None only if compressing failed, which writing into memory does not.
     gzip: Option<Bytes>,
     content_type: &'static str,
+    /// Validators of the plain and the gzipped bytes: two representations, two strong tags.
     etag: HeaderValue,
+    etag_gzip: HeaderValue,
 }
 
 impl Asset {
     fn new(path: &str, plain: Vec<u8>) -> Self {
-        let digest = Sha256::digest(&plain);
-        let etag = HeaderValue::from_str(&format!("\"{}\"", &hex::encode(digest)[..20]))
-            .unwrap_or(HeaderValue::from_static("\"0\""));
+        let digest = hex::encode(Sha256::digest(&plain));
+        let tag = |suffix: &str| {
+            HeaderValue::from_str(&format!("\"{}{suffix}\"", &digest[..20]))
+                .unwrap_or(HeaderValue::from_static("\"0\""))
+        };
         Self {
             gzip: gzip(&plain).map(Bytes::from),
             plain: Bytes::from(plain),
             content_type: content_type(path),
-            etag,
+            etag: tag(""),
+            etag_gzip: tag("-gz"),
         }
     }
 }
@@ -181,15 +186,19 @@ async fn asset(
 
 /// The file, gzipped when the client accepts it, or 304 when its copy is current.
 fn send(file: &Asset, request: &HeaderMap, cache: HeaderValue) -> Response {
+    let zipped = file.gzip.as_ref().filter(|_| accepts_gzip(request));
+    let etag = if zipped.is_some() {
+        &file.etag_gzip
+    } else {
+        &file.etag
+    };
     let fresh = request
         .get(header::IF_NONE_MATCH)
-        .is_some_and(|tag| tag.as_bytes() == file.etag.as_bytes());
-    let (status, body, gzipped) = if fresh {
-        (StatusCode::NOT_MODIFIED, Body::empty(), false)
-    } else if let (Some(gzip), true) = (&file.gzip, accepts_gzip(request)) {
-        (StatusCode::OK, Body::from(gzip.clone()), true)
-    } else {
-        (StatusCode::OK, Body::from(file.plain.clone()), false)
+        .is_some_and(|tag| tag.as_bytes() == etag.as_bytes());
+    let (status, body, gzipped) = match zipped {
+        _ if fresh => (StatusCode::NOT_MODIFIED, Body::empty(), zipped.is_some()),
+        Some(gzip) => (StatusCode::OK, Body::from(gzip.clone()), true),
+        None => (StatusCode::OK, Body::from(file.plain.clone()), false),
     };
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
@@ -198,7 +207,7 @@ fn send(file: &Asset, request: &HeaderMap, cache: HeaderValue) -> Response {
         HeaderValue::from_static(file.content_type),
     );
     headers.insert(header::CACHE_CONTROL, cache);
-    headers.insert(header::ETAG, file.etag.clone());
+    headers.insert(header::ETAG, etag.clone());
     headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -210,19 +219,29 @@ fn send(file: &Asset, request: &HeaderMap, cache: HeaderValue) -> Response {
     response
 }
 
-/// Whether `Accept-Encoding` lists gzip without refusing it (`q=0`).
+/// Whether `Accept-Encoding` accepts gzip: its own entry decides (`q=0`, `q=0.0`... refuse);
+/// without one, a `*` entry does.
 fn accepts_gzip(request: &HeaderMap) -> bool {
-    request
+    let mut gzip = None;
+    let mut any = None;
+    for coding in request
         .get_all(header::ACCEPT_ENCODING)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .any(|coding| {
-            let mut parts = coding.split(';').map(str::trim);
-            let name = parts.next().unwrap_or_default();
-            let refused = parts.any(|p| p.replace(' ', "") == "q=0");
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-        })
+    {
+        let mut parts = coding.split(';').map(str::trim);
+        let name = parts.next().unwrap_or_default();
+        let weight = parts
+            .find_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+            .map_or(1.0, |q| q.trim().parse::<f32>().unwrap_or(0.0));
+        if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(weight > 0.0);
+        } else if name == "*" {
+            any = Some(weight > 0.0);
+        }
+    }
+    gzip.or(any).unwrap_or(false)
 }
 
 fn not_found() -> Response {

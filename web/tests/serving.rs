@@ -102,11 +102,15 @@ async fn versioned_assets_are_immutable_and_gzipped_when_accepted() {
     .unwrap();
     assert_eq!(unzipped, plain);
 
-    let (_, headers, _) = get(&app, &path, &[("accept-encoding", "gzip;q=0")]).await;
-    assert!(
-        headers.get(header::CONTENT_ENCODING).is_none(),
-        "q=0 refuses gzip"
-    );
+    for refusal in ["gzip;q=0", "gzip; q=0.0", "gzip;q=0, *", "identity"] {
+        let (_, headers, _) = get(&app, &path, &[("accept-encoding", refusal)]).await;
+        assert!(
+            headers.get(header::CONTENT_ENCODING).is_none(),
+            "{refusal:?} refuses gzip"
+        );
+    }
+    let (_, headers, _) = get(&app, &path, &[("accept-encoding", "*")]).await;
+    assert_eq!(headers[header::CONTENT_ENCODING], "gzip", "* takes gzip");
 }
 
 #[tokio::test]
@@ -118,6 +122,26 @@ async fn a_current_copy_gets_304_and_unknown_files_404() {
     let (status, _, body) = get(&app, &path, &[("if-none-match", &etag)]).await;
     assert_eq!(status, StatusCode::NOT_MODIFIED);
     assert!(body.is_empty());
+    // The gzipped bytes are another representation, with a tag of their own.
+    let (_, headers, _) = get(&app, &path, &[("accept-encoding", "gzip")]).await;
+    let zipped_tag = headers[header::ETAG].to_str().unwrap().to_owned();
+    assert_ne!(zipped_tag, etag);
+    let stale = [
+        ("accept-encoding", "gzip"),
+        ("if-none-match", etag.as_str()),
+    ];
+    let (status, _, _) = get(&app, &path, &stale).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the plain copy's tag does not match the gzipped one"
+    );
+    let current = [
+        ("accept-encoding", "gzip"),
+        ("if-none-match", zipped_tag.as_str()),
+    ];
+    let (status, _, _) = get(&app, &path, &current).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
 
     let (status, _, body) = get(&app, &format!("/assets/{}/nope.js", client.version()), &[]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
