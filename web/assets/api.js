@@ -164,6 +164,11 @@ function onSignedOut() {
   signedOutHandler();
 }
 
+/** A new `client_msg_id`: what makes sending a message idempotent. */
+export function newClientMsgId() {
+  return crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+}
+
 /** The API's `next` link (a path, or an absolute URL) as a same-origin path and query. */
 export function nextPath(next) {
   const url = new URL(next, location.origin);

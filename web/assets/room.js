@@ -7,7 +7,7 @@
 // Each message is laid out once, when it arrives; scrolling then only paints what comes on
 // screen, so a long history scrolls smoothly (web/e2e/history.test.mjs measures it).
 
-import { api, nextPath, putFile } from './api.js';
+import { api, newClientMsgId, nextPath, putFile } from './api.js';
 import { displayName, fileSize, h, longTime, replace, shortTime, toast } from './dom.js';
 import { failed, markedRead, paneHeader, roomTitle, state } from './app.js';
 import { fileView } from './files.js';
@@ -19,10 +19,6 @@ const PAGE = 50;
 const TYPING_SEND_EVERY_MS = 3000;
 const TYPING_IDLE_MS = 4000;
 const TYPING_SHOWN_MS = 6000;
-
-function newClientId() {
-  return crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(36).slice(2)}`;
-}
 
 /** Whether two copies of a message would be drawn the same (a frame and a POST's answer). */
 function sameContent(a, b) {
@@ -365,7 +361,7 @@ export class RoomView {
   }
 
   queue(content) {
-    const item = { ...content, client_msg_id: newClientId(), status: 'sending' };
+    const item = { ...content, client_msg_id: newClientMsgId(), status: 'sending' };
     this.pending.set(item.client_msg_id, item);
     this.drawPending(item);
     this.toBottom();

@@ -1,7 +1,7 @@
 // A thread beside the room: its root, its replies (paged with the room's cursors, live after
 // that), a composer that answers in the thread, and the reader's pointer in it.
 
-import { api, nextPath } from './api.js';
+import { api, newClientMsgId, nextPath } from './api.js';
 import { displayName, h, replace, shortTime } from './dom.js';
 import { failed, state } from './app.js';
 import { ListView } from './listview.js';
@@ -99,7 +99,7 @@ export class ThreadPanel {
     this.input.value = '';
     try {
       const reply = await api('POST', `/api/rooms/${this.room.id}/messages/`, {
-        body, parent_id: this.rootId, client_msg_id: crypto.randomUUID ? crypto.randomUUID() : String(Date.now()),
+        body, parent_id: this.rootId, client_msg_id: newClientMsgId(),
       });
       this.add([reply]);
       this.following = true;

@@ -95,19 +95,21 @@ impl WebClient {
         let version = hex::encode(hasher.finalize())[..12].to_owned();
         let prefix = format!("/assets/{version}");
         let mut files = HashMap::new();
-        let mut page = Asset::new("index.html", Vec::new());
+        let mut page = Vec::new();
         for (name, data) in raw {
             if name == "index.html" {
-                let html = String::from_utf8_lossy(&data).replace(ASSETS_PLACEHOLDER, &prefix);
-                page = Asset::new(&name, html.into_bytes());
+                page = String::from_utf8_lossy(&data)
+                    .replace(ASSETS_PLACEHOLDER, &prefix)
+                    .into_bytes();
             } else {
-                files.insert(name.clone(), Asset::new(&name, data));
+                let asset = Asset::new(&name, data);
+                files.insert(name, asset);
             }
         }
         Self {
             inner: Arc::new(Inner {
                 version,
-                page,
+                page: Asset::new("index.html", page),
                 files,
                 policy: content_security_policy(extra_origins),
             }),
