@@ -63,7 +63,7 @@ use crate::routes::{
             `reaction.removed` (`{room, message_id, emoji, user_id, count, at}`). Deleting a \
             message drops its reactions."),
         (name = "search", description = "Full-text search over the messages of the organization's \
-            rooms the caller sits in (PostgreSQL: a generated tsvector with a GIN index, the \
+            rooms the caller sits in (PostgreSQL: a tsvector with a GIN index, the \
             'simple' configuration; SQLite: FTS5 with the unicode61 tokenizer; the same syntax and \
             words on both). Query: every word must appear (any case, no stemming); `\"exact \
             phrase\"`; `-word` or `-\"phrase\"` leaves out; `pre*` matches words starting with \
@@ -71,7 +71,11 @@ use crate::routes::{
             10 terms. Filters: `room`, `from` (user id), `before`/`after` (a date or RFC 3339 time), \
             `has=file`, `in=thread`. The newest 20 matches of each of the caller's rooms (200 in \
             all; 200 of the room `room` names) are ranked by relevance, newer first among equals; `snippet` is HTML-escaped text around the matches with each match in \
-            `<mark>`. Edits and deletes reach the index in their own transaction. \
+            `<mark>`. Edits and deletes reach the index in their own transaction. On \
+            PostgreSQL a new message is indexed by the worker a moment after it is posted \
+            (about a tenth of a second while the worker keeps up); until then only searches \
+            for frequent words, which read messages directly, find it. SQLite indexes it as \
+            it is posted. \
             `search/rooms/` and `search/members/` find rooms and members by name prefix."),
         (name = "mentions", description = "`@user@example.com` mentions a member of the room by \
             address (an `@` at the start of the text or after a space or punctuation; unknown \

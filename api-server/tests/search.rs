@@ -1,6 +1,10 @@
 //! Search: the query syntax (words, phrases, exclusions, prefixes) on both engines alike,
-//! ranking, snippets, filters, paging, who may find what, edits and deletes reaching the index,
-//! and the quick switcher's lookups. Both engines.
+//! ranking, snippets, filters, paging, who may find what, new messages reaching the index
+//! through the worker (PostgreSQL) and edits and deletes reaching it at once, and the quick
+//! switcher's lookups. Both engines.
+//!
+//! Each test runs the worker's jobs in-process ([`TestJobs`]); searches wait until they have
+//! handled every event so far, unless a test says otherwise.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -9,6 +13,7 @@ mod common;
 use std::collections::HashSet;
 
 use testing::both_engines;
+use testing::jobs::{settled, TestJobs};
 
 use common::{Engine, TestApp, TestUser};
 use reqwest::StatusCode;
@@ -20,6 +25,7 @@ both_engines!(
     filters_narrow_the_results,
     only_what_the_reader_may_read_is_found,
     edits_and_deletes_reach_the_index_at_once,
+    new_messages_are_found_once_the_worker_indexed_them,
     rooms_and_members_are_found_by_prefix,
     a_busy_room_does_not_crowd_out_the_others,
     frequent_words_find_the_newest_matches,
@@ -35,15 +41,35 @@ async fn team(app: &TestApp) -> (i64, i64, TestUser, TestUser) {
     (org, room, alice, bob)
 }
 
+/// The API server with the worker's jobs beside it.
+async fn spawn(engine: Engine) -> Option<(TestApp, TestJobs)> {
+    let app = TestApp::spawn(engine).await?;
+    let jobs = TestJobs::start(app.state.store.clone());
+    Some((app, jobs))
+}
+
+/// A search, once the worker has handled every event so far.
 async fn search(app: &TestApp, user: &TestUser, org: i64, query: &str) -> common::Reply {
+    settled(&app.state.store).await;
+    search_now(app, user, org, query).await
+}
+
+/// A search, at once.
+async fn search_now(app: &TestApp, user: &TestUser, org: i64, query: &str) -> common::Reply {
     app.get(&format!("/api/orgs/{org}/search/?{query}"), &user.access)
         .await
 }
 
-/// The ids found for `q`, in order.
+/// The ids found for `q`, in order, once the worker has handled every event so far.
 async fn found(app: &TestApp, user: &TestUser, org: i64, q: &str) -> Vec<i64> {
+    settled(&app.state.store).await;
+    found_now(app, user, org, q).await
+}
+
+/// The ids found for `q` at once, in order.
+async fn found_now(app: &TestApp, user: &TestUser, org: i64, q: &str) -> Vec<i64> {
     let q: String = url_encode(q);
-    let r = search(app, user, org, &format!("q={q}")).await;
+    let r = search_now(app, user, org, &format!("q={q}")).await;
     assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.text);
     r.body["results"]
         .as_array()
@@ -67,7 +93,7 @@ fn set(ids: &[i64]) -> HashSet<i64> {
 }
 
 async fn the_query_syntax_finds_the_same_on_both_engines(engine: Engine) {
-    let Some(app) = TestApp::spawn(engine).await else {
+    let Some((app, _jobs)) = spawn(engine).await else {
         return;
     };
     let (org, room, alice, bob) = team(&app).await;
@@ -117,7 +143,7 @@ async fn the_query_syntax_finds_the_same_on_both_engines(engine: Engine) {
 }
 
 async fn results_are_ranked_snippeted_and_paged(engine: Engine) {
-    let Some(app) = TestApp::spawn(engine).await else {
+    let Some((app, _jobs)) = spawn(engine).await else {
         return;
     };
     let (org, room, alice, _bob) = team(&app).await;
@@ -172,7 +198,7 @@ async fn results_are_ranked_snippeted_and_paged(engine: Engine) {
 }
 
 async fn filters_narrow_the_results(engine: Engine) {
-    let Some(app) = TestApp::spawn(engine).await else {
+    let Some((app, _jobs)) = spawn(engine).await else {
         return;
     };
     let (org, room, alice, bob) = team(&app).await;
@@ -222,7 +248,7 @@ async fn filters_narrow_the_results(engine: Engine) {
 }
 
 async fn only_what_the_reader_may_read_is_found(engine: Engine) {
-    let Some(app) = TestApp::spawn(engine).await else {
+    let Some((app, _jobs)) = spawn(engine).await else {
         return;
     };
     let (org, room, alice, bob) = team(&app).await;
@@ -259,7 +285,7 @@ async fn only_what_the_reader_may_read_is_found(engine: Engine) {
 }
 
 async fn edits_and_deletes_reach_the_index_at_once(engine: Engine) {
-    let Some(app) = TestApp::spawn(engine).await else {
+    let Some((app, _jobs)) = spawn(engine).await else {
         return;
     };
     let (org, room, alice, bob) = team(&app).await;
@@ -273,17 +299,58 @@ async fn edits_and_deletes_reach_the_index_at_once(engine: Engine) {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(found(&app, &bob, org, "old").await.is_empty());
-    assert_eq!(found(&app, &bob, org, "new").await, vec![id]);
+    assert!(found_now(&app, &bob, org, "old").await.is_empty());
+    assert_eq!(found_now(&app, &bob, org, "new").await, vec![id]);
     let r = app
         .delete(&format!("/api/rooms/{room}/messages/{id}/"), &alice.access)
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert!(found(&app, &bob, org, "wording").await.is_empty());
+    assert!(found_now(&app, &bob, org, "wording").await.is_empty());
+}
+
+/// On PostgreSQL the worker adds new messages to the word index after their commit, many at
+/// once; SQLite indexes them in the posting transaction. A message edited or deleted before
+/// the worker gets to it is indexed (or left out) by the edit or delete itself, and the worker
+/// does not put its old words back.
+async fn new_messages_are_found_once_the_worker_indexed_them(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, bob) = team(&app).await;
+    let posted = app.send(&alice, room, "an unusual walrus").await;
+    let edited = app.send(&alice, room, "first draft").await;
+    let deleted = app.send(&alice, room, "regrettable remark").await;
+    let r = app
+        .patch(
+            &format!("/api/rooms/{room}/messages/{edited}/"),
+            &alice.access,
+            json!({"body": "final version"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .delete(
+            &format!("/api/rooms/{room}/messages/{deleted}/"),
+            &alice.access,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let before_worker = found_now(&app, &bob, org, "walrus").await;
+    match engine {
+        Engine::Postgres => assert!(before_worker.is_empty(), "no worker has run yet"),
+        Engine::Sqlite => assert_eq!(before_worker, vec![posted]),
+    }
+    assert_eq!(found_now(&app, &bob, org, "final").await, vec![edited]);
+    let jobs = TestJobs::start(app.state.store.clone());
+    jobs.settled().await;
+    assert_eq!(found_now(&app, &bob, org, "walrus").await, vec![posted]);
+    assert_eq!(found_now(&app, &bob, org, "final").await, vec![edited]);
+    assert!(found_now(&app, &bob, org, "draft").await.is_empty());
+    assert!(found_now(&app, &bob, org, "regrettable").await.is_empty());
 }
 
 async fn rooms_and_members_are_found_by_prefix(engine: Engine) {
-    let Some(app) = TestApp::spawn(engine).await else {
+    let Some((app, _jobs)) = spawn(engine).await else {
         return;
     };
     let (org, _room, alice, bob) = team(&app).await;
@@ -340,7 +407,7 @@ async fn rooms_and_members_are_found_by_prefix(engine: Engine) {
 /// Each room offers its newest 20 matches: an old match in a quiet room is found however many
 /// newer ones a busy room has. A search of one room takes all its candidates from that room.
 async fn a_busy_room_does_not_crowd_out_the_others(engine: Engine) {
-    let Some(app) = TestApp::spawn(engine).await else {
+    let Some((app, _jobs)) = spawn(engine).await else {
         return;
     };
     let (org, busy, alice, bob) = team(&app).await;
@@ -366,6 +433,7 @@ async fn a_busy_room_does_not_crowd_out_the_others(engine: Engine) {
             seen
         }
     };
+    settled(&app.state.store).await;
     let seen = all_pages(format!("/api/orgs/{org}/search/?q=ping&limit=7")).await;
     assert_eq!(seen.len(), 21, "20 of the busy room, 1 of the quiet one");
     assert!(seen.contains(&old));
@@ -380,7 +448,7 @@ async fn a_busy_room_does_not_crowd_out_the_others(engine: Engine) {
 /// each room's newest messages for it instead of its index (its own guess for a prefix is far
 /// off): the same messages are found either way, the newest first among equals.
 async fn frequent_words_find_the_newest_matches(engine: Engine) {
-    let Some(app) = TestApp::spawn(engine).await else {
+    let Some((app, _jobs)) = spawn(engine).await else {
         return;
     };
     let (org, room, alice, bob) = team(&app).await;

@@ -129,6 +129,7 @@ pub async fn seed(
         .await?;
     }
     tx.commit().await?;
+    crate::seed::fill_search_index(&db).await?;
     sqlx::query("VACUUM ANALYZE").execute(&db).await?;
     Ok(Seeded {
         api: api.to_owned(),

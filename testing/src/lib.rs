@@ -6,6 +6,7 @@
 //!   messages) tests build on;
 //! - [`process`]: service binaries started as a user would, their banners read, their
 //!   `/metrics` scraped;
+//! - [`jobs`]: the worker's event jobs in-process (search indexing on PostgreSQL);
 //! - [`smtp`]: an SMTP sink; [`s3`]: an S3-compatible server;
 //! - [`slow_client`]: a client that sends half a request and waits to be hung up on.
 //!
@@ -18,6 +19,7 @@
 
 pub mod db;
 pub mod http;
+pub mod jobs;
 pub mod nats;
 pub mod process;
 pub mod s3;

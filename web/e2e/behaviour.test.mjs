@@ -19,7 +19,7 @@ before(async () => {
 
 after(async () => {
   await chromium?.close();
-  await server?.stop();
+  await server?.close();
 });
 
 test('signing in and chatting with the keyboard alone', async () => {

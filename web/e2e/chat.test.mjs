@@ -20,7 +20,7 @@ before(async () => {
 
 after(async () => {
   await chromium?.close();
-  await server?.stop();
+  await server?.close();
 });
 
 async function shot(page, name) {

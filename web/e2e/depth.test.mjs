@@ -26,7 +26,7 @@ before(async () => {
 
 after(async () => {
   await chromium?.close();
-  await server?.stop();
+  await server?.close();
 });
 
 test('threads, reactions, mentions and search', async () => {

@@ -3,7 +3,7 @@
 // helpers that wait for conditions rather than for time.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -104,6 +104,12 @@ export class Server {
     if (!this.process || this.process.exitCode !== null) return;
     this.process.kill('SIGTERM');
     await this.exited;
+  }
+
+  /** Stops the server for good and deletes its data directory. */
+  async close() {
+    await this.stop();
+    rmSync(this.dataDir, { recursive: true, force: true });
   }
 
   /** Calls the API directly (setup and checks that are not what the test is about). */

@@ -34,7 +34,7 @@ before(async () => {
 
 after(async () => {
   await chromium?.close();
-  await server?.stop();
+  await server?.close();
 });
 
 function percentile(values, share) {

@@ -1,7 +1,9 @@
 //! The jobs an outbox event causes: queueing its webhook deliveries (the dispatcher sends them)
-//! and, for a new message, putting it into the digests of room members who are offline (the
-//! digest writer emails them). Handling an event again is harmless: a (webhook, event) pair is
-//! queued once, and a message enters a member's digest once.
+//! and, for a new message, adding it to the search index (PostgreSQL indexes messages after
+//! their commit, many at once, to keep that work out of the posting transaction) and putting it
+//! into the digests of room members who are offline (the digest writer emails them). Handling
+//! an event again is harmless: a (webhook, event) pair is queued once, a message is indexed
+//! once, and a message enters a member's digest once.
 //!
 //! The same handler runs behind the JetStream consumer (scale-out) and directly behind the
 //! relay (single node, where it stands in for the queue: events are marked handed over only
@@ -14,7 +16,7 @@ use async_trait::async_trait;
 use chatboard_core::events::{DomainEvent, EventType, OutboxEvent};
 use chatboard_core::model::Message;
 use chatboard_core::presence::Presence;
-use chatboard_store::{EmailStore, StoreError, WebhookStore};
+use chatboard_store::{EmailStore, SearchStore, StoreError, WebhookStore};
 use chrono::Utc;
 use tokio::sync::Notify;
 
@@ -25,17 +27,20 @@ use crate::service::WorkerMetrics;
 pub struct EventJobs {
     webhooks: Arc<dyn WebhookStore>,
     email: Arc<dyn EmailStore>,
+    search: Arc<dyn SearchStore>,
     presence: Arc<dyn Presence>,
     metrics: Arc<WorkerMetrics>,
     deliveries_queued: Arc<Notify>,
 }
 
 impl EventJobs {
-    /// A handler queueing deliveries in `webhooks` and digest lines in `email`; `presence`
-    /// tells who is online; `deliveries_queued` is notified when webhook deliveries were added.
+    /// A handler queueing deliveries in `webhooks` and digest lines in `email` and indexing new
+    /// messages in `search`; `presence` tells who is online; `deliveries_queued` is notified
+    /// when webhook deliveries were added.
     pub fn new(
         webhooks: Arc<dyn WebhookStore>,
         email: Arc<dyn EmailStore>,
+        search: Arc<dyn SearchStore>,
         presence: Arc<dyn Presence>,
         metrics: Arc<WorkerMetrics>,
         deliveries_queued: Arc<Notify>,
@@ -43,6 +48,7 @@ impl EventJobs {
         Self {
             webhooks,
             email,
+            search,
             presence,
             metrics,
             deliveries_queued,
@@ -71,6 +77,7 @@ impl EventJobs {
         let queued = self.webhooks.fan_out_deliveries(events, Utc::now()).await?;
         // Mentions of one message (an `@room` makes many) are looked at together.
         let mut mentions: Vec<(Message, Vec<i64>)> = Vec::new();
+        let mut created: Vec<Message> = Vec::new();
         for event in events {
             if event.event_type != EventType::MessageCreated.as_str()
                 && event.event_type != EventType::MessageMentioned.as_str()
@@ -78,9 +85,7 @@ impl EventJobs {
                 continue;
             }
             match event.event() {
-                Ok(DomainEvent::MessageCreated(message)) => {
-                    self.remember_for_digests(&message).await?
-                }
+                Ok(DomainEvent::MessageCreated(message)) => created.push(message),
                 Ok(DomainEvent::MessageMentioned(mentioned)) => {
                     match mentions
                         .iter_mut()
@@ -95,6 +100,12 @@ impl EventJobs {
                     tracing::warn!(event_id = %event.id, error = %e, "unreadable message event; no digest")
                 }
             }
+        }
+        // Indexed together, in one statement, before anything slower.
+        let keys: Vec<(i64, i64)> = created.iter().map(|m| (m.room, m.id)).collect();
+        self.search.index_new_messages(&keys).await?;
+        for message in &created {
+            self.remember_for_digests(message).await?;
         }
         for (message, users) in mentions {
             self.remember_mentions(&message, &users).await?;

@@ -151,6 +151,7 @@ fn start_common(parts: Parts, running: &mut Running) -> Result<EventJobs, StartE
     });
     Ok(EventJobs::new(
         parts.store.clone(),
+        parts.store.clone(),
         parts.store,
         parts.presence,
         parts.metrics,

@@ -6,7 +6,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use super::mentions::record_mentions;
 use super::outbox::{write_event, write_events};
 use super::post_queue::PendingPost;
-use super::{SqlStore, Tx};
+use super::{words_changed, words_removed, SqlStore, Tx};
 use crate::sql::rows::{encode_ids, is_unique_violation, MessageRow, MESSAGE_COLUMNS};
 use crate::{
     Mentioned, MessageStore, NewMessage, PageCursor, PageVersion, StoreError, StoreResult, Timeline,
@@ -230,6 +230,7 @@ impl MessageStore for SqlStore {
             };
         };
         let message = Message::from(row);
+        words_changed(&mut tx, room_id, msg_id).await?;
         Self::bump_edit_version(&mut tx, room_id).await?;
         write_event(
             &mut tx,
@@ -286,6 +287,7 @@ impl MessageStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        words_removed(&mut tx, room_id, msg_id).await?;
         Self::bump_edit_version(&mut tx, room_id).await?;
         write_event(
             &mut tx,

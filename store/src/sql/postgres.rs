@@ -31,17 +31,6 @@ const EMAIL_CLAIM_LOCK: &str = "FOR UPDATE SKIP LOCKED";
 /// transactions: the org's row is locked.
 const ORG_LOCK: &str = " FOR UPDATE";
 
-/// A message of `m` has every word of the query bound at `words` (see [`match_text`]). With
-/// `walk`, written so that no index can serve it: each room's newest messages are read
-/// backwards until enough match.
-fn search_match(words: &str, walk: bool) -> String {
-    if walk {
-        format!("(m.search_vector @@ to_tsquery('simple', {words})) IS TRUE")
-    } else {
-        format!("m.search_vector @@ to_tsquery('simple', {words})")
-    }
-}
-
 /// A share of the messages above which a query's words count as frequent: walking each room's
 /// newest messages backwards then finds its matches sooner than the GIN index.
 const FREQUENT_SHARE: f32 = 0.05;
@@ -125,25 +114,97 @@ impl WordStats {
 }
 
 /// A search's candidates: room by room of the reader's (in the organization), the newest
-/// `per_room` messages of `m` in `scope` (the match and filters), then the newest `candidates`
-/// of those. Each room's part is one index walk: the (room, words) GIN index for a rare word,
-/// the room's newest messages backwards for a frequent one; the planner picks from its
-/// statistics of the word. Keys only: the rank comes after, for the candidates alone.
+/// `per_room` messages that have every word of the query bound at `words` (see [`match_text`])
+/// and pass `filters` (on `m`, the message), then the newest `candidates` of those. Keys only:
+/// the rank comes after, for the candidates alone.
+///
+/// Each room's part is one index walk. A rare word is looked up in the (room, words) GIN index
+/// of `message_words`, which the worker fills a moment after each post. With `walk` (the words
+/// are frequent) the room's newest messages are read backwards until enough match, written so
+/// that no index can serve the match; this also finds messages the worker has not indexed yet.
 fn candidate_hits(
-    scope: &str,
+    words: &str,
+    walk: bool,
+    filters: &str,
     org: &str,
     reader: &str,
     per_room: &str,
     candidates: &str,
 ) -> String {
+    let room_part = if walk {
+        format!(
+            "SELECT m.id, m.room_id FROM messages m WHERE m.room_id = rm.room_id \
+               AND (m.search_vector @@ to_tsquery('simple', {words})) IS TRUE AND {filters} \
+             ORDER BY m.id DESC LIMIT {per_room}"
+        )
+    } else {
+        format!(
+            "SELECT m.id, m.room_id FROM message_words w \
+             JOIN messages m ON m.room_id = w.room_id AND m.id = w.message_id \
+             WHERE w.room_id = rm.room_id AND w.words @@ to_tsquery('simple', {words}) \
+               AND {filters} \
+             ORDER BY w.message_id DESC LIMIT {per_room}"
+        )
+    };
     format!(
         "SELECT x.id, x.room_id FROM room_members rm \
          JOIN rooms r ON r.id = rm.room_id AND r.org_id = {org} \
-         CROSS JOIN LATERAL ( \
-           SELECT m.id, m.room_id FROM messages m WHERE m.room_id = rm.room_id AND {scope} \
-           ORDER BY m.id DESC LIMIT {per_room}) x \
+         CROSS JOIN LATERAL ({room_part}) x \
          WHERE rm.user_id = {reader} ORDER BY x.id DESC LIMIT {candidates}"
     )
+}
+
+/// Adds new messages to `message_words` (see [`crate::SearchStore::index_new_messages`]): one
+/// statement for them all, then the GIN index's pending list is merged into it at once.
+async fn index_new(write: &Pool, messages: &[(i64, i64)]) -> StoreResult<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let rooms: Vec<i64> = messages.iter().map(|m| m.0).collect();
+    let ids: Vec<i64> = messages.iter().map(|m| m.1).collect();
+    // DO NOTHING: an edit may have indexed the message already, with newer words.
+    sqlx::query(
+        "INSERT INTO message_words (room_id, message_id, words) \
+         SELECT m.room_id, m.id, m.search_vector FROM messages m \
+         JOIN UNNEST($1::int8[], $2::int8[]) AS k(room_id, id) \
+           ON m.room_id = k.room_id AND m.id = k.id \
+         WHERE NOT m.is_deleted ORDER BY m.room_id, m.id \
+         ON CONFLICT (room_id, message_id) DO NOTHING",
+    )
+    .bind(&rooms)
+    .bind(&ids)
+    .execute(write)
+    .await?;
+    sqlx::query("SELECT gin_clean_pending_list('message_words_search'::regclass)")
+        .execute(write)
+        .await?;
+    Ok(())
+}
+
+/// An edit's new words reach the index in its own transaction; indexed now if the worker has
+/// not got to the message yet (its later insert then leaves these words alone).
+async fn words_changed(tx: &mut Tx<'_>, room_id: i64, msg_id: i64) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO message_words (room_id, message_id, words) \
+         SELECT room_id, id, search_vector FROM messages \
+         WHERE room_id = $1 AND id = $2 AND NOT is_deleted \
+         ON CONFLICT (room_id, message_id) DO UPDATE SET words = EXCLUDED.words",
+    )
+    .bind(room_id)
+    .bind(msg_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A deleted message leaves the index in its own transaction.
+async fn words_removed(tx: &mut Tx<'_>, room_id: i64, msg_id: i64) -> StoreResult<()> {
+    sqlx::query("DELETE FROM message_words WHERE room_id = $1 AND message_id = $2")
+        .bind(room_id)
+        .bind(msg_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// The candidates (`hits`) with their relevance, `ts_rank` (higher is better), read by key.
@@ -177,6 +238,16 @@ fn match_text(terms: &SearchTerms) -> String {
         .join(" & ")
 }
 
+/// Begins a transaction of the write path (posts, reactions) whose statements run on their
+/// generic plans, in the same round trip as `BEGIN`. PostgreSQL otherwise planned their
+/// statements (arrays of a batch, a CTE of several tables) again on every run, since a plan for
+/// the actual arrays looked cheaper: planning was a fifth of the database's CPU per post.
+async fn begin_write(write: &Pool) -> Result<Tx<'static>, sqlx::Error> {
+    write
+        .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
+        .await
+}
+
 /// Stores a message and its `message.created` event in one transaction. The first statement
 /// takes the room's row lock, the next seq and the id (allocated under that lock, which keeps
 /// ids in commit order within the room) and inserts the message; it stores nothing when the
@@ -205,7 +276,7 @@ async fn insert_message(
          FROM slot \
          RETURNING {MESSAGE_COLUMNS}"
     );
-    let mut tx = write.begin().await?;
+    let mut tx = begin_write(write).await?;
     let row: Option<MessageRow> = sqlx::query_as(&sql)
         .bind(msg.room_id)
         .bind(msg.sender_id)
@@ -252,7 +323,7 @@ async fn insert_batch_atomic(
     let mut wanted: Vec<i64> = batch.iter().map(|p| p.msg.room_id).collect();
     wanted.sort_unstable();
     wanted.dedup();
-    let mut tx = write.begin().await?;
+    let mut tx = begin_write(write).await?;
     // Rooms of suspended or archived organizations take no posts (each post then learns why
     // alone); their rows are not locked.
     let open_rooms: Vec<i64> = sqlx::query_scalar(
@@ -329,7 +400,11 @@ async fn insert_batch_atomic(
                   r.last_seq + row_number() OVER (PARTITION BY t.room_id ORDER BY t.id), \
                   t.sender_id, t.body, t.client_msg_id, t.created_at, t.parent_id, t.mention_ids \
            FROM t JOIN rooms r ON r.id = t.room_id \
-           RETURNING {MESSAGE_COLUMNS}) \
+           RETURNING {MESSAGE_COLUMNS}), \
+         moved AS ( \
+           UPDATE rooms r SET last_seq = r.last_seq + c.n, last_msg_id = c.newest \
+           FROM (SELECT room_id, COUNT(*) AS n, MAX(id) AS newest FROM t GROUP BY room_id) c \
+           WHERE r.id = c.room_id) \
          SELECT {returned}, t.n FROM m JOIN t ON t.id = m.id ORDER BY m.id"
     );
     let rows: Vec<BatchRow> = sqlx::query_as(&sql)
@@ -342,25 +417,6 @@ async fn insert_batch_atomic(
         .bind(&named)
         .fetch_all(&mut *tx)
         .await?;
-    // Each room moves on by its posts, its newest message the last of them.
-    let mut moved: HashMap<i64, (i64, i64)> = HashMap::new();
-    for row in &rows {
-        let entry = moved.entry(row.message.room_id).or_insert((0, 0));
-        entry.0 += 1;
-        entry.1 = entry.1.max(row.message.id);
-    }
-    let (moved_rooms, (counts, newest)): (Vec<i64>, (Vec<i64>, Vec<i64>)) =
-        moved.into_iter().unzip();
-    sqlx::query(
-        "UPDATE rooms r SET last_seq = r.last_seq + c.n, last_msg_id = c.newest \
-         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS c(room_id, n, newest) \
-         WHERE r.id = c.room_id",
-    )
-    .bind(&moved_rooms)
-    .bind(&counts)
-    .bind(&newest)
-    .execute(&mut *tx)
-    .await?;
     let mut answers = none();
     let mut events: HashMap<i64, Vec<(DomainEvent, DateTime<Utc>)>> = HashMap::new();
     for row in rows {

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{candidate_hits, match_text, ranked_hits, search_match, Db, SqlStore};
+use super::{candidate_hits, index_new, match_text, ranked_hits, Db, SqlStore};
 use crate::sql::rows::{
     like_prefix, message_columns_of, MessageRow, OrgMemberRow, RoomRow, ROOM_COLUMNS,
 };
@@ -110,11 +110,16 @@ impl SqlStore {
         };
         let limit = args.add(Arg::Int(i64::from(search.limit)));
         let walk = self.word_stats.frequent(&self.read, &search.terms).await;
-        let scope = format!(
-            "{} AND NOT m.is_deleted {filters}",
-            search_match(&words, walk)
+        let filters = format!("NOT m.is_deleted {filters}");
+        let hits = candidate_hits(
+            &words,
+            walk,
+            &filters,
+            &org,
+            &reader,
+            &per_room,
+            &candidates,
         );
-        let hits = candidate_hits(&scope, &org, &reader, &per_room, &candidates);
         let ranked = ranked_hits(&words);
         // The newest matches first (bounded by the reader's rooms, whatever the word's
         // frequency), then only those are ranked.
@@ -148,6 +153,11 @@ impl SearchStore for SqlStore {
                 score: row.score,
             })
             .collect())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(messages = messages.len()))]
+    async fn index_new_messages(&self, messages: &[(i64, i64)]) -> StoreResult<()> {
+        index_new(&self.write, messages).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

@@ -41,17 +41,14 @@ impl WordStats {
     }
 }
 
-/// The index finds the query bound at `words` (see [`match_text`]).
-fn search_match(words: &str, _walk: bool) -> String {
-    format!("messages_fts MATCH {words}")
-}
-
 /// A search's candidates, as on PostgreSQL: the newest `per_room` matches of each of the
 /// reader's rooms in the organization, then the newest `candidates` of those; with their
 /// relevance (BM25, negated as FTS5 orders it, so higher is better), which only the index's
 /// own scan can compute.
 fn candidate_hits(
-    scope: &str,
+    words: &str,
+    _walk: bool,
+    filters: &str,
     org: &str,
     reader: &str,
     per_room: &str,
@@ -63,13 +60,28 @@ fn candidate_hits(
         "WITH matched AS MATERIALIZED ( \
            SELECT m.id, m.room_id, -bm25(messages_fts) AS score \
            FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid \
-           WHERE {scope} AND m.org_id = {org} \
+           WHERE messages_fts MATCH {words} AND {filters} AND m.org_id = {org} \
              AND m.room_id IN (SELECT room_id FROM room_members WHERE user_id = {reader})) \
          SELECT id, room_id, score FROM ( \
            SELECT id, room_id, score, \
              ROW_NUMBER() OVER (PARTITION BY room_id ORDER BY id DESC) AS nth FROM matched) \
          WHERE nth <= {per_room} ORDER BY id DESC LIMIT {candidates}"
     )
+}
+
+/// Nothing to do: the FTS5 index is kept by triggers in the writing transaction.
+async fn index_new(_write: &Pool, _messages: &[(i64, i64)]) -> StoreResult<()> {
+    Ok(())
+}
+
+/// Nothing to do: a trigger keeps the FTS5 index in the edit's transaction.
+async fn words_changed(_tx: &mut Tx<'_>, _room_id: i64, _msg_id: i64) -> StoreResult<()> {
+    Ok(())
+}
+
+/// Nothing to do: a trigger keeps the FTS5 index in the delete's transaction.
+async fn words_removed(_tx: &mut Tx<'_>, _room_id: i64, _msg_id: i64) -> StoreResult<()> {
+    Ok(())
 }
 
 /// The candidates (`hits`) with their relevance.
@@ -94,6 +106,11 @@ fn match_text(terms: &SearchTerms) -> String {
         text.push_str(&one(term));
     }
     text
+}
+
+/// Begins a transaction of the write path (posts, reactions): plainly, on SQLite.
+async fn begin_write(write: &Pool) -> Result<Tx<'static>, sqlx::Error> {
+    write.begin().await
 }
 
 /// Stores a message and its `message.created` event in one transaction on the single writer
