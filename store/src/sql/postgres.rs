@@ -143,7 +143,7 @@ fn candidate_hits(
              JOIN messages m ON m.room_id = w.room_id AND m.id = w.message_id \
              WHERE w.room_id = rm.room_id AND w.words @@ to_tsquery('simple', {words}) \
                AND {filters} \
-             ORDER BY w.message_id DESC LIMIT {per_room}"
+             ORDER BY w.message_id + 0 DESC LIMIT {per_room}"
         )
     };
     format!(
@@ -152,6 +152,16 @@ fn candidate_hits(
          CROSS JOIN LATERAL ({room_part}) x \
          WHERE rm.user_id = {reader} ORDER BY x.id DESC LIMIT {candidates}"
     )
+}
+
+/// Begins the read-only transaction of a search through the GIN index (not a walk), on its
+/// statement's generic plan, in the same round trip as `BEGIN`. Planned with its words it took
+/// 0.3 ms of a 1.5 ms search, and what the words would tell the planner is decided already (a
+/// rare word; the `+ 0` in the order keeps its lookup off the key order): 16% more searches per
+/// second.
+async fn begin_index_search(read: &Pool) -> Result<Tx<'static>, sqlx::Error> {
+    read.begin_with("BEGIN READ ONLY; SET LOCAL plan_cache_mode = force_generic_plan")
+        .await
 }
 
 /// Adds new messages to `message_words` (see [`crate::SearchStore::index_new_messages`]): one

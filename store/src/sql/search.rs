@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{candidate_hits, index_new, match_text, ranked_hits, Db, SqlStore};
+use super::{begin_index_search, candidate_hits, index_new, match_text, ranked_hits, Db, SqlStore};
 use crate::sql::rows::{
     like_prefix, message_columns_of, MessageRow, OrgMemberRow, RoomRow, ROOM_COLUMNS,
 };
@@ -135,8 +135,16 @@ impl SqlStore {
         // Kept prepared: the choice a generic plan could get wrong (the index or each room's
         // newest messages) is made above from the word statistics, and each choice is a
         // statement of its own, so PostgreSQL may reuse a plan instead of planning every search.
-        let query = sqlx::query_as::<_, ScoredRow>(&sql);
-        Ok(args.bind(query).fetch_all(&self.read).await?)
+        let query = args.bind(sqlx::query_as::<_, ScoredRow>(&sql));
+        if walk {
+            // Planned with its words: a generic plan of the walk read the rooms slower (a
+            // quarter fewer searches per second).
+            return Ok(query.fetch_all(&self.read).await?);
+        }
+        let mut tx = begin_index_search(&self.read).await?;
+        let rows = query.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows)
     }
 }
 

@@ -69,6 +69,11 @@ fn candidate_hits(
     )
 }
 
+/// Begins the transaction of a search through the index: plainly, on SQLite.
+async fn begin_index_search(read: &Pool) -> Result<Tx<'static>, sqlx::Error> {
+    read.begin().await
+}
+
 /// Nothing to do: the FTS5 index is kept by triggers in the writing transaction.
 async fn index_new(_write: &Pool, _messages: &[(i64, i64)]) -> StoreResult<()> {
     Ok(())
