@@ -73,7 +73,7 @@ use crate::routes::{
             all; 200 of the room `room` names) are ranked by relevance, newer first among equals; `snippet` is HTML-escaped text around the matches with each match in \
             `<mark>`. Edits and deletes reach the index in their own transaction. On \
             PostgreSQL a new message is indexed by the worker a moment after it is posted \
-            (about a tenth of a second while the worker keeps up); until then only searches \
+            (within about a tenth of a second while the worker keeps up); until then only searches \
             for frequent words, which read messages directly, find it. SQLite indexes it as \
             it is posted. \
             `search/rooms/` and `search/members/` find rooms and members by name prefix."),
