@@ -101,7 +101,7 @@ impl EventJobs {
                 }
             }
         }
-        // Indexed together, in one statement, before anything slower.
+        // Indexed together, in one statement, before the digests' lookups.
         let keys: Vec<(i64, i64)> = created.iter().map(|m| (m.room, m.id)).collect();
         self.search.index_new_messages(&keys).await?;
         for message in &created {

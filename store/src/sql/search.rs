@@ -132,9 +132,9 @@ impl SqlStore {
              ORDER BY page.score DESC, page.id DESC",
             columns = message_columns_of("m"),
         );
-        // Kept prepared: the choice a generic plan could get wrong (the index or each room's
-        // newest messages) is made above from the word statistics, and each choice is a
-        // statement of its own, so PostgreSQL may reuse a plan instead of planning every search.
+        // Kept prepared. The choice a generic plan could get wrong (the index or each room's
+        // newest messages) is made above from the word statistics, each choice a statement of
+        // its own: the index's runs on its generic plan, the walk is planned with its words.
         let query = args.bind(sqlx::query_as::<_, ScoredRow>(&sql));
         if walk {
             // Planned with its words: a generic plan of the walk read the rooms slower (a
