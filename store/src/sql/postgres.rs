@@ -185,9 +185,16 @@ async fn index_new(write: &Pool, messages: &[(i64, i64)]) -> StoreResult<()> {
     .bind(&ids)
     .execute(write)
     .await?;
-    sqlx::query("SELECT gin_clean_pending_list('message_words_search'::regclass)")
+    // Only an optimisation: the rows are in and searches already see them in the pending list,
+    // which PostgreSQL also merges by itself (autovacuum, or when it outgrows
+    // `gin_pending_list_limit`). A failure here (say, a role that may not maintain the index)
+    // must not fail the job and hold up the webhooks and digests queued behind it.
+    if let Err(e) = sqlx::query("SELECT gin_clean_pending_list('message_words_search'::regclass)")
         .execute(write)
-        .await?;
+        .await
+    {
+        tracing::warn!(error = %e, "merging the search index's pending list failed; left to autovacuum");
+    }
     Ok(())
 }
 
