@@ -26,6 +26,7 @@ both_engines!(
     only_what_the_reader_may_read_is_found,
     edits_and_deletes_reach_the_index_at_once,
     new_messages_are_found_once_the_worker_indexed_them,
+    a_worker_role_that_does_not_own_the_index_still_indexes,
     rooms_and_members_are_found_by_prefix,
     a_busy_room_does_not_crowd_out_the_others,
     frequent_words_find_the_newest_matches,
@@ -473,4 +474,37 @@ async fn frequent_words_find_the_newest_matches(engine: Engine) {
     assert_eq!(found_word, evens);
     assert_eq!(found(&app, &bob, org, "odd").await, vec![rare]);
     assert!(found(&app, &bob, org, "com* -thing").await.is_empty());
+}
+
+/// The worker may run as a role granted the tables' rows but not their ownership, which
+/// PostgreSQL requires for merging a GIN index's pending list: the messages are still indexed,
+/// and the job (with the webhooks and digests queued behind it) does not fail.
+async fn a_worker_role_that_does_not_own_the_index_still_indexes(engine: Engine) {
+    if engine != Engine::Postgres {
+        return;
+    }
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, bob) = team(&app).await;
+    let posted = app.send(&alice, room, "an unusual walrus").await;
+    let role = format!("chatboard_worker_{}", std::process::id());
+    for statement in [
+        format!("DROP ROLE IF EXISTS {role}"),
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+        format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+    ] {
+        testing::db::execute_sql(&app.db_url, &statement).await;
+    }
+    let mut url = reqwest::Url::parse(&app.db_url).unwrap();
+    url.set_username(&role).unwrap();
+    let store = chatboard_store::connect(url.as_str(), 2).await.unwrap();
+    let jobs = TestJobs::start(store.clone());
+    jobs.settled().await;
+    assert_eq!(found_now(&app, &bob, org, "walrus").await, vec![posted]);
+    store.close().await;
+    drop(jobs);
+    testing::db::execute_sql(&app.db_url, &format!("DROP OWNED BY {role}")).await;
+    testing::db::execute_sql(&app.db_url, &format!("DROP ROLE {role}")).await;
 }
