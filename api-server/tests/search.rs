@@ -29,6 +29,8 @@ both_engines!(
     a_worker_role_that_does_not_own_the_index_still_indexes,
     rooms_and_members_are_found_by_prefix,
     a_busy_room_does_not_crowd_out_the_others,
+    a_busy_room_does_not_crowd_out_the_others_for_a_frequent_word,
+    a_reader_in_many_rooms_finds_a_frequent_word_in_each,
     frequent_words_find_the_newest_matches,
 );
 
@@ -408,6 +410,16 @@ async fn rooms_and_members_are_found_by_prefix(engine: Engine) {
 /// Each room offers its newest 20 matches: an old match in a quiet room is found however many
 /// newer ones a busy room has. A search of one room takes all its candidates from that room.
 async fn a_busy_room_does_not_crowd_out_the_others(engine: Engine) {
+    busy_and_quiet_rooms(engine, false).await;
+}
+
+/// The same once the engine's statistics know the word is in most messages (`ANALYZE`), which
+/// PostgreSQL finds by walking each room's newest messages instead of its index.
+async fn a_busy_room_does_not_crowd_out_the_others_for_a_frequent_word(engine: Engine) {
+    busy_and_quiet_rooms(engine, true).await;
+}
+
+async fn busy_and_quiet_rooms(engine: Engine, analyze: bool) {
     let Some((app, _jobs)) = spawn(engine).await else {
         return;
     };
@@ -435,6 +447,9 @@ async fn a_busy_room_does_not_crowd_out_the_others(engine: Engine) {
         }
     };
     settled(&app.state.store).await;
+    if analyze {
+        testing::db::execute_sql(&app.db_url, "ANALYZE").await;
+    }
     let seen = all_pages(format!("/api/orgs/{org}/search/?q=ping&limit=7")).await;
     assert_eq!(seen.len(), 21, "20 of the busy room, 1 of the quiet one");
     assert!(seen.contains(&old));
@@ -474,6 +489,34 @@ async fn frequent_words_find_the_newest_matches(engine: Engine) {
     assert_eq!(found_word, evens);
     assert_eq!(found(&app, &bob, org, "odd").await, vec![rare]);
     assert!(found(&app, &bob, org, "com* -thing").await.is_empty());
+}
+
+/// PostgreSQL walks a reader's first 64 rooms for a frequent word as one merge and any further
+/// ones one after the other: a match in each of 70 rooms is found.
+async fn a_reader_in_many_rooms_finds_a_frequent_word_in_each(engine: Engine) {
+    let Some((app, _jobs)) = spawn(engine).await else {
+        return;
+    };
+    let (org, _, alice, bob) = team(&app).await;
+    let mut posted = Vec::new();
+    for n in 0..70 {
+        let room = app.room(&alice, org, &format!("room {n}"), "PUBLIC").await;
+        posted.push(app.send(&bob, room, &format!("ping {n}")).await);
+    }
+    settled(&app.state.store).await;
+    testing::db::execute_sql(&app.db_url, "ANALYZE").await;
+    let mut seen = Vec::new();
+    let mut next = Some(format!("/api/orgs/{org}/search/?q=ping&limit=50"));
+    while let Some(path) = next {
+        let page = app.get(&path, &bob.access).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        for hit in page.body["results"].as_array().unwrap() {
+            seen.push(hit["message"]["id"].as_i64().unwrap());
+        }
+        next = page.body["next"].as_str().map(str::to_owned);
+    }
+    assert_eq!(set(&seen), set(&posted), "one match in each room");
+    assert_eq!(seen.len(), posted.len(), "each once");
 }
 
 /// The worker may run as a role granted the tables' rows but not their ownership, which

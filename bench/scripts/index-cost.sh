@@ -12,7 +12,7 @@ rooms=$($P -c "SELECT '{' || string_agg(id::text, ',') || '}' FROM rooms")
 n=$($P -c "SELECT count(*) FROM messages WHERE room_id = ANY('$rooms'::int8[]) AND id BETWEEN $lo AND $hi")
 sql=$(mktemp)
 for ((x = lo; x <= hi; x += 500)); do
-  echo "INSERT INTO message_words (room_id, message_id, words) SELECT m.room_id, m.id, m.search_vector FROM messages m WHERE m.room_id = ANY('$rooms'::int8[]) AND m.id >= $x AND m.id < $((x + 500)) AND NOT m.is_deleted ORDER BY m.room_id, m.id ON CONFLICT (room_id, message_id) DO NOTHING;"
+  echo "INSERT INTO message_words (room_id, message_id, org_id, words) SELECT m.room_id, m.id, m.org_id, m.search_vector FROM messages m WHERE m.room_id = ANY('$rooms'::int8[]) AND m.id >= $x AND m.id < $((x + 500)) AND NOT m.is_deleted ORDER BY m.room_id, m.id ON CONFLICT (room_id, message_id) DO NOTHING;"
   echo "SELECT gin_clean_pending_list('message_words_search'::regclass);"
 done >"$sql"
 t0=$(date +%s.%N); $P -f "$sql" >/dev/null; t1=$(date +%s.%N); rm -f "$sql"

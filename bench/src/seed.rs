@@ -149,27 +149,39 @@ pub async fn seed(
     })
 }
 
-/// Bulk-loads `messages` into the first room and `per_room` into each other, leaves the reader
-/// a few unread in each, and returns the deep-page cursor of the first room.
-/// Indexes the bulk-loaded messages as the worker would have (`message_words`, where the
-/// schema has it: older binaries, compared against in the benchmarks, index at insert).
+/// Indexes the bulk-loaded messages as the worker would have (`message_words`, in the shape the
+/// schema has: older binaries, compared against in the benchmarks, index at insert or keep no
+/// organization beside the words).
 pub async fn fill_search_index(db: &sqlx::PgPool) -> anyhow::Result<()> {
-    let (present,): (bool,) = sqlx::query_as("SELECT to_regclass('message_words') IS NOT NULL")
-        .fetch_one(db)
-        .await?;
-    if present {
-        sqlx::query(
+    let (table, with_org): (bool, bool) = sqlx::query_as(
+        "SELECT to_regclass('message_words') IS NOT NULL, EXISTS (SELECT 1 FROM \
+           information_schema.columns WHERE table_schema = current_schema() \
+           AND table_name = 'message_words' AND column_name = 'org_id')",
+    )
+    .fetch_one(db)
+    .await?;
+    let sql = match (table, with_org) {
+        (false, _) => return Ok(()),
+        (true, true) => {
+            "INSERT INTO message_words (room_id, message_id, org_id, words) \
+             SELECT room_id, id, org_id, search_vector FROM messages WHERE NOT is_deleted \
+             ON CONFLICT (room_id, message_id) DO NOTHING"
+        }
+        (true, false) => {
             "INSERT INTO message_words (room_id, message_id, words) \
              SELECT room_id, id, search_vector FROM messages WHERE NOT is_deleted \
-             ON CONFLICT (room_id, message_id) DO NOTHING",
-        )
+             ON CONFLICT (room_id, message_id) DO NOTHING"
+        }
+    };
+    sqlx::query(sql)
         .execute(db)
         .await
         .context("indexing the loaded messages")?;
-    }
     Ok(())
 }
 
+/// Bulk-loads `messages` into the first room and `per_room` into each other, leaves the reader
+/// a few unread in each, and returns the deep-page cursor of the first room.
 async fn load_messages(
     database_url: &str,
     room_ids: &[i64],

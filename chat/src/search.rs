@@ -213,10 +213,9 @@ pub(crate) struct SearchSlots {
 }
 
 impl SearchSlots {
-    /// Two turns per core the process may use.
+    /// As many turns as the store runs searches at once.
     pub(crate) fn new() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Self::with(2 * cores, SEARCH_WAIT)
+        Self::with(chatboard_store::search_concurrency(), SEARCH_WAIT)
     }
 
     /// `turns` turns, each waited for at most `wait`.

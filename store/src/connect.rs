@@ -93,9 +93,23 @@ pub async fn connect_with_timeout(
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(acquire_timeout)
-                .connect_with(options)
+                .connect_with(options.clone())
                 .await?;
-            Ok(Arc::new(postgres::SqlStore::new(pool.clone(), pool)))
+            // Searches have connections of their own, as many as the chat lets search at once,
+            // which run every statement on its generic plan: each search statement is written
+            // for one choice of index (made from the word statistics), and planning one with
+            // its words took a third of its time. One worker per statement: a generic plan's
+            // row guesses had PostgreSQL start two parallel workers for a 0.3 ms lookup.
+            let search = PgPoolOptions::new()
+                .max_connections(u32::try_from(search_concurrency()).unwrap_or(u32::MAX))
+                .acquire_timeout(acquire_timeout)
+                .connect_lazy_with(options.options([
+                    ("plan_cache_mode", "force_generic_plan"),
+                    ("max_parallel_workers_per_gather", "0"),
+                ]));
+            Ok(Arc::new(
+                postgres::SqlStore::new(pool.clone(), pool).with_search_pool(search),
+            ))
         }
         Some(Engine::Sqlite) => {
             let options = SqliteConnectOptions::from_str(url)?
@@ -138,4 +152,11 @@ pub async fn connect_with_timeout(
             "DATABASE_URL must start with postgres:// or sqlite:".into(),
         ))),
     }
+}
+
+/// How many searches a process runs at once: two per core it may use. A search keeps the
+/// database busy for a millisecond or two (hundreds for words in a large share of messages),
+/// and more at once on a small database server only share its cores more finely.
+pub fn search_concurrency() -> usize {
+    2 * std::thread::available_parallelism().map_or(1, usize::from)
 }

@@ -27,7 +27,7 @@ mod webhooks;
 
 use async_trait::async_trait;
 
-pub use connect::{connect, connect_with_timeout, open, Engine, OpenError};
+pub use connect::{connect, connect_with_timeout, open, search_concurrency, Engine, OpenError};
 pub use email::{DigestLine, DueEmail, EmailKind, EmailResult, EmailStore, OutgoingEmail};
 pub use error::{StoreError, StoreResult};
 pub use mentions::MentionStore;

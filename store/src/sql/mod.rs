@@ -11,6 +11,7 @@
 #![allow(clippy::duplicate_mod)]
 
 mod rows;
+mod word_lookup;
 
 pub mod postgres;
 pub mod sqlite;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::rows::{encode_ids, message_columns_of, BatchRow, MessageRow, MESSAGE_COLUMNS};
+use super::word_lookup::{HitParams, WordLookup, MERGED_ROOMS};
 use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
 use chatboard_core::events::DomainEvent;
 use chatboard_core::model::Message;
@@ -34,6 +35,10 @@ const ORG_LOCK: &str = " FOR UPDATE";
 /// A share of the messages above which a query's words count as frequent: walking each room's
 /// newest messages backwards then finds its matches sooner than the GIN index.
 const FREQUENT_SHARE: f32 = 0.05;
+/// A share of the messages under which a query's words count as rare: a lookup for the whole
+/// organization then reads fewer entries than one per room of the reader's (in a million
+/// messages, a thousand matches; measured even at about 600 with 50 rooms of 200).
+const RARE_SHARE: f32 = 0.001;
 /// How long the word statistics are used before they are read again.
 const WORD_STATS_TTL: Duration = Duration::from_secs(600);
 
@@ -82,10 +87,13 @@ impl WordStats {
         words
     }
 
-    /// Whether the messages with every term the query must contain are frequent (at least
-    /// [`FREQUENT_SHARE`] of them, by the statistics): then each room's newest messages are
-    /// walked, rather than leaving it to the planner.
-    pub(super) async fn frequent(&self, read: &Pool, terms: &SearchTerms) -> bool {
+    /// How a search for `terms` finds its candidates, from the share of messages that have
+    /// every term it must contain (the words taken as independent of each other, as the
+    /// planner does): at least [`FREQUENT_SHARE`], each room's newest messages are walked;
+    /// under [`RARE_SHARE`] (a word missing from the statistics counts as 0), the organization
+    /// is looked up at once; in between, room by room. A prefix is never taken for rare: the
+    /// statistics leave out many words, and a prefix can cover thousands of them.
+    pub(super) async fn lookup(&self, read: &Pool, terms: &SearchTerms) -> WordLookup {
         fn share(words: &HashMap<String, f32>, term: &SearchTerm) -> f32 {
             let word = |w: &str| words.get(w).copied().unwrap_or(0.0);
             match term {
@@ -95,73 +103,109 @@ impl WordStats {
                     .filter(|(w, _)| w.starts_with(p.as_str()))
                     .map(|(_, share)| share)
                     .sum::<f32>()
-                    .min(1.0),
+                    .clamp(RARE_SHARE, 1.0),
                 SearchTerm::Phrase(ws) => ws.iter().map(|w| word(w)).product(),
             }
         }
         if terms.include.is_empty() {
-            return false;
+            return WordLookup::RoomByRoom;
         }
-        // As the planner does: the words taken as independent of each other.
         let words = self.words(read).await;
-        terms
-            .include
-            .iter()
-            .map(|t| share(&words, t))
-            .product::<f32>()
-            >= FREQUENT_SHARE
+        let share: f32 = terms.include.iter().map(|t| share(&words, t)).product();
+        if share >= FREQUENT_SHARE {
+            WordLookup::Walk
+        } else if share < RARE_SHARE {
+            WordLookup::Organization
+        } else {
+            WordLookup::RoomByRoom
+        }
     }
 }
 
-/// A search's candidates: room by room of the reader's (in the organization), the newest
-/// `per_room` messages that have every word of the query bound at `words` (see [`match_text`])
-/// and pass `filters` (on `m`, the message), then the newest `candidates` of those. Keys only:
-/// the rank comes after, for the candidates alone.
+/// A search's candidates: of the reader's rooms in the organization, the newest messages that
+/// have every word of the query (see [`match_text`]) and pass the filters (on `m`, the
+/// message), at most `per_room` of a room, then the newest `candidates` of those; their keys
+/// and relevance (`score`, higher is better), ranked on the rows as they are read.
 ///
-/// Each room's part is one index walk. A rare word is looked up in the (room, words) GIN index
-/// of `message_words`, which the worker fills a moment after each post. With `walk` (the words
-/// are frequent) the room's newest messages are read backwards until enough match, written so
-/// that no index can serve the match; this also finds messages the worker has not indexed yet.
-fn candidate_hits(
-    words: &str,
-    walk: bool,
-    filters: &str,
-    org: &str,
-    reader: &str,
-    per_room: &str,
-    candidates: &str,
-) -> String {
-    let room_part = if walk {
-        format!(
-            "SELECT m.id, m.room_id FROM messages m WHERE m.room_id = rm.room_id \
-               AND (m.search_vector @@ to_tsquery('simple', {words})) IS TRUE AND {filters} \
-             ORDER BY m.id DESC LIMIT {per_room}"
-        )
-    } else {
-        format!(
-            "SELECT m.id, m.room_id FROM message_words w \
-             JOIN messages m ON m.room_id = w.room_id AND m.id = w.message_id \
-             WHERE w.room_id = rm.room_id AND w.words @@ to_tsquery('simple', {words}) \
-               AND {filters} \
-             ORDER BY w.message_id + 0 DESC LIMIT {per_room}"
-        )
-    };
-    format!(
-        "SELECT x.id, x.room_id FROM room_members rm \
-         JOIN rooms r ON r.id = rm.room_id AND r.org_id = {org} \
-         CROSS JOIN LATERAL ({room_part}) x \
-         WHERE rm.user_id = {reader} ORDER BY x.id DESC LIMIT {candidates}"
-    )
-}
-
-/// Begins the read-only transaction of a search through the GIN index (not a walk), on its
-/// statement's generic plan, in the same round trip as `BEGIN`. Planned with its words it took
-/// 0.3 ms of a 1.5 ms search, and what the words would tell the planner is decided already (a
-/// rare word; the `+ 0` in the order keeps its lookup off the key order): 16% more searches per
-/// second.
-async fn begin_index_search(read: &Pool) -> Result<Tx<'static>, sqlx::Error> {
-    read.begin_with("BEGIN READ ONLY; SET LOCAL plan_cache_mode = force_generic_plan")
-        .await
+/// The words are looked up in the GIN index of `message_words`, which the worker fills a
+/// moment after each post: for rare words once for the organization (every match of the
+/// organization is read, a few hundred, and those in the reader's rooms kept, then numbered
+/// within their rooms), otherwise once per room. With [`WordLookup::Walk`] (frequent words)
+/// each room's newest messages are read backwards until enough match, written so that no index
+/// can serve the match; this also finds messages the worker has not indexed yet.
+fn candidate_hits(lookup: WordLookup, p: &HitParams<'_>) -> String {
+    let HitParams {
+        words,
+        filters,
+        org,
+        reader,
+        per_room,
+        candidates,
+    } = p;
+    // Each candidate's relevance, computed on the row already read (`ts_rank`, higher is
+    // better), and the reader's rooms in the organization.
+    let rank = format!("ts_rank(m.search_vector, (SELECT to_tsquery('simple', {words})))::float8");
+    let seated = format!(
+        "room_members rm JOIN rooms r ON r.id = rm.room_id AND r.org_id = {org} \
+         WHERE rm.user_id = {reader}"
+    );
+    match lookup {
+        // `+ 0`: a lookup per room is what this statement avoids; the planner would otherwise
+        // turn the reader's rooms into one.
+        WordLookup::Organization => format!(
+            "SELECT id, room_id, score FROM ( \
+               SELECT m.id, m.room_id, {rank} AS score, \
+                 ROW_NUMBER() OVER (PARTITION BY m.room_id ORDER BY m.id DESC) AS nth \
+               FROM message_words w \
+               JOIN messages m ON m.room_id = w.room_id AND m.id = w.message_id \
+               WHERE w.org_id = {org} AND w.words @@ to_tsquery('simple', {words}) \
+                 AND w.room_id + 0 IN (SELECT rm.room_id FROM {seated}) \
+                 AND {filters}) x \
+             WHERE nth <= {per_room} ORDER BY id DESC LIMIT {candidates}"
+        ),
+        WordLookup::RoomByRoom => format!(
+            "SELECT x.id, x.room_id, x.score FROM (SELECT rm.room_id FROM {seated}) rm \
+             CROSS JOIN LATERAL ( \
+               SELECT m.id, m.room_id, {rank} AS score FROM message_words w \
+               JOIN messages m ON m.room_id = w.room_id AND m.id = w.message_id \
+               WHERE w.room_id = rm.room_id AND w.words @@ to_tsquery('simple', {words}) \
+                 AND {filters} \
+               ORDER BY w.message_id + 0 DESC LIMIT {per_room}) x \
+             ORDER BY x.id DESC LIMIT {candidates}"
+        ),
+        // Each room's walk a branch of one merge, newest first: the merge reads on in the
+        // rooms whose messages are newest and stops at `candidates`, about 250 rows for 50
+        // rooms where walking each room to its `per_room` read 1,000. The statement has
+        // MERGED_ROOMS branches (a branch past the reader's last room looks up NULL and reads
+        // nothing), and walks the rooms of a reader in more one after the other.
+        WordLookup::Walk => {
+            let walk = |room: &str| {
+                format!(
+                    "SELECT m.id, m.room_id, \
+                       ts_rank(m.search_vector, (SELECT k.q FROM k))::float8 AS score \
+                     FROM messages m WHERE m.room_id = {room} \
+                       AND (m.search_vector @@ (SELECT k.q FROM k)) IS TRUE AND {filters} \
+                     ORDER BY m.id DESC LIMIT {per_room}"
+                )
+            };
+            let mut branches: Vec<String> = (1..=MERGED_ROOMS)
+                .map(|i| format!("({})", walk(&format!("(SELECT k.rooms[{i}] FROM k)"))))
+                .collect();
+            branches.push(format!(
+                "(SELECT x.id, x.room_id, x.score FROM k, unnest(k.rooms[{}:]) AS rm(room_id) \
+                   CROSS JOIN LATERAL ({}) x ORDER BY x.id DESC)",
+                MERGED_ROOMS + 1,
+                walk("rm.room_id")
+            ));
+            format!(
+                "WITH k AS MATERIALIZED ( \
+                   SELECT array(SELECT rm.room_id FROM {seated} ORDER BY rm.room_id) AS rooms, \
+                     to_tsquery('simple', {words}) AS q) \
+                 SELECT id, room_id, score FROM ({}) u ORDER BY id DESC LIMIT {candidates}",
+                branches.join(" UNION ALL ")
+            )
+        }
+    }
 }
 
 /// Adds new messages to `message_words` (see [`crate::SearchStore::index_new_messages`]): one
@@ -174,8 +218,8 @@ async fn index_new(write: &Pool, messages: &[(i64, i64)]) -> StoreResult<()> {
     let ids: Vec<i64> = messages.iter().map(|m| m.1).collect();
     // DO NOTHING: an edit may have indexed the message already, with newer words.
     sqlx::query(
-        "INSERT INTO message_words (room_id, message_id, words) \
-         SELECT m.room_id, m.id, m.search_vector FROM messages m \
+        "INSERT INTO message_words (room_id, message_id, org_id, words) \
+         SELECT m.room_id, m.id, m.org_id, m.search_vector FROM messages m \
          JOIN UNNEST($1::int8[], $2::int8[]) AS k(room_id, id) \
            ON m.room_id = k.room_id AND m.id = k.id \
          WHERE NOT m.is_deleted ORDER BY m.room_id, m.id \
@@ -202,8 +246,8 @@ async fn index_new(write: &Pool, messages: &[(i64, i64)]) -> StoreResult<()> {
 /// not got to the message yet (its later insert then leaves these words alone).
 async fn words_changed(tx: &mut Tx<'_>, room_id: i64, msg_id: i64) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO message_words (room_id, message_id, words) \
-         SELECT room_id, id, search_vector FROM messages \
+        "INSERT INTO message_words (room_id, message_id, org_id, words) \
+         SELECT room_id, id, org_id, search_vector FROM messages \
          WHERE room_id = $1 AND id = $2 AND NOT is_deleted \
          ON CONFLICT (room_id, message_id) DO UPDATE SET words = EXCLUDED.words",
     )
@@ -222,15 +266,6 @@ async fn words_removed(tx: &mut Tx<'_>, room_id: i64, msg_id: i64) -> StoreResul
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-/// The candidates (`hits`) with their relevance, `ts_rank` (higher is better), read by key.
-fn ranked_hits(words: &str) -> String {
-    format!(
-        "SELECT m.id, m.room_id, \
-           ts_rank(m.search_vector, to_tsquery('simple', {words}))::float8 AS score \
-         FROM hits h JOIN messages m ON m.room_id = h.room_id AND m.id = h.id"
-    )
 }
 
 /// The query in `to_tsquery` syntax: `'word'`, `'pre':*`, `('two' <-> 'words')`, `!'not'`,

@@ -1,10 +1,10 @@
 //! Search: messages through the engine's full-text index (the engine file says how:
-//! `search_match`, `candidate_hits`, `ranked_hits`, `match_text`), rooms and members by prefix.
+//! `candidate_hits`, `match_text`), rooms and members by prefix.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{begin_index_search, candidate_hits, index_new, match_text, ranked_hits, Db, SqlStore};
+use super::{candidate_hits, index_new, match_text, Db, HitParams, SqlStore};
 use crate::sql::rows::{
     like_prefix, message_columns_of, MessageRow, OrgMemberRow, RoomRow, ROOM_COLUMNS,
 };
@@ -109,41 +109,38 @@ impl SqlStore {
             None => String::new(),
         };
         let limit = args.add(Arg::Int(i64::from(search.limit)));
-        let walk = self.word_stats.frequent(&self.read, &search.terms).await;
+        let lookup = self.word_stats.lookup(&self.read, &search.terms).await;
         let filters = format!("NOT m.is_deleted {filters}");
         let hits = candidate_hits(
-            &words,
-            walk,
-            &filters,
-            &org,
-            &reader,
-            &per_room,
-            &candidates,
+            lookup,
+            &HitParams {
+                words: &words,
+                filters: &filters,
+                org: &org,
+                reader: &reader,
+                per_room: &per_room,
+                candidates: &candidates,
+            },
         );
-        let ranked = ranked_hits(&words);
-        // The newest matches first (bounded by the reader's rooms, whatever the word's
-        // frequency), then only those are ranked.
+        // The newest matches with their relevance (bounded by the reader's rooms, whatever the
+        // word's frequency), then the best of only those.
         let sql = format!(
             "WITH hits AS ({hits}), page AS ( \
-               SELECT s.id, s.room_id, s.score FROM ({ranked}) s \
+               SELECT s.id, s.room_id, s.score FROM hits s \
                {cursor} ORDER BY s.score DESC, s.id DESC LIMIT {limit}) \
              SELECT {columns}, page.score FROM page \
              JOIN messages m ON m.room_id = page.room_id AND m.id = page.id \
              ORDER BY page.score DESC, page.id DESC",
             columns = message_columns_of("m"),
         );
-        // Kept prepared. The choice a generic plan could get wrong (the index or each room's
-        // newest messages) is made above from the word statistics, each choice a statement of
-        // its own: the index's runs on its generic plan, the walk is planned with its words.
-        let query = args.bind(sqlx::query_as::<_, ScoredRow>(&sql));
-        if walk {
-            // Planned with its words: a generic plan of the walk read the rooms slower (a
-            // quarter fewer searches per second).
-            return Ok(query.fetch_all(&self.read).await?);
-        }
-        let mut tx = begin_index_search(&self.read).await?;
-        let rows = query.fetch_all(&mut *tx).await?;
-        tx.commit().await?;
+        // Kept prepared, and run on its generic plan (the search pool's setting): the choice a
+        // generic plan could get wrong (the index, for the whole organization or room by room,
+        // or each room's newest messages) is made above from the word statistics, each choice a
+        // statement of its own.
+        let rows = args
+            .bind(sqlx::query_as::<_, ScoredRow>(&sql))
+            .fetch_all(&self.search)
+            .await?;
         Ok(rows)
     }
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::rows::{encode_ids, message_columns_of, placeholders, MessageRow, MESSAGE_COLUMNS};
+use super::word_lookup::{HitParams, WordLookup};
 use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
 use chatboard_core::events::DomainEvent;
 use chatboard_core::model::Message;
@@ -35,9 +36,9 @@ impl WordStats {
         Self
     }
 
-    /// Never: FTS5 always searches through its index.
-    pub(super) async fn frequent(&self, _read: &Pool, _terms: &SearchTerms) -> bool {
-        false
+    /// Always the index: FTS5 finds every word through it, rare or frequent.
+    pub(super) async fn lookup(&self, _read: &Pool, _terms: &SearchTerms) -> WordLookup {
+        WordLookup::RoomByRoom
     }
 }
 
@@ -45,15 +46,16 @@ impl WordStats {
 /// reader's rooms in the organization, then the newest `candidates` of those; with their
 /// relevance (BM25, negated as FTS5 orders it, so higher is better), which only the index's
 /// own scan can compute.
-fn candidate_hits(
-    words: &str,
-    _walk: bool,
-    filters: &str,
-    org: &str,
-    reader: &str,
-    per_room: &str,
-    candidates: &str,
-) -> String {
+fn candidate_hits(_lookup: WordLookup, p: &HitParams<'_>) -> String {
+    let HitParams {
+        words,
+        filters,
+        org,
+        reader,
+        per_room,
+        candidates,
+        ..
+    } = p;
     // BM25 only works in the index's own scan, not beside a window function: the matches are
     // materialised first, then numbered within their rooms.
     format!(
@@ -69,11 +71,6 @@ fn candidate_hits(
     )
 }
 
-/// Begins the transaction of a search through the index: plainly, on SQLite.
-async fn begin_index_search(read: &Pool) -> Result<Tx<'static>, sqlx::Error> {
-    read.begin().await
-}
-
 /// Nothing to do: the FTS5 index is kept by triggers in the writing transaction.
 async fn index_new(_write: &Pool, _messages: &[(i64, i64)]) -> StoreResult<()> {
     Ok(())
@@ -87,11 +84,6 @@ async fn words_changed(_tx: &mut Tx<'_>, _room_id: i64, _msg_id: i64) -> StoreRe
 /// Nothing to do: a trigger keeps the FTS5 index in the delete's transaction.
 async fn words_removed(_tx: &mut Tx<'_>, _room_id: i64, _msg_id: i64) -> StoreResult<()> {
     Ok(())
-}
-
-/// The candidates (`hits`) with their relevance.
-fn ranked_hits(_words: &str) -> String {
-    "SELECT h.id, h.room_id, h.score FROM hits h".to_owned()
 }
 
 /// The query in FTS5 syntax: `"word"`, `"pre"*`, `"two words"`, the included ones together

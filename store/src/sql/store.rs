@@ -1,4 +1,5 @@
-//! The store for one engine: a reader pool and a writer pool (the same pool on PostgreSQL).
+//! The store for one engine: a reader pool and a writer pool (the same pool on PostgreSQL), and
+//! the pool searches run on.
 
 use async_trait::async_trait;
 
@@ -13,6 +14,8 @@ use crate::{Engine, Store, StoreResult};
 pub struct SqlStore {
     pub(super) read: Pool,
     pub(super) write: Pool,
+    /// Searches' connections (see [`SqlStore::with_search_pool`]); the reader pool unless set.
+    pub(super) search: Pool,
     /// Posts waiting for their group commit.
     pub(super) post_queues: WriteQueues<PendingPost>,
     /// Reactions waiting for their group commit.
@@ -27,6 +30,7 @@ impl SqlStore {
     /// Wraps the pools; reads go to `read`, transactions and writes to `write`.
     pub fn new(read: Pool, write: Pool) -> Self {
         Self {
+            search: read.clone(),
             read,
             write,
             post_queues: WriteQueues::default(),
@@ -34,6 +38,18 @@ impl SqlStore {
             word_stats: WordStats::new(),
             _checkpointer: None,
         }
+    }
+
+    /// The same store, searching on connections of their own (PostgreSQL): few, so that searches
+    /// never take the chat's connections, and set up for the search statements (generic plans,
+    /// no parallel workers; see `candidate_hits`).
+    #[allow(
+        dead_code,
+        reason = "compiled for both engines; only PostgreSQL searches on a pool of its own"
+    )]
+    pub(crate) fn with_search_pool(mut self, search: Pool) -> Self {
+        self.search = search;
+        self
     }
 
     /// The same store, with the task that checkpoints its WAL (SQLite).
