@@ -491,8 +491,8 @@ async fn frequent_words_find_the_newest_matches(engine: Engine) {
     assert!(found(&app, &bob, org, "com* -thing").await.is_empty());
 }
 
-/// PostgreSQL walks a reader's first 64 rooms for a frequent word as one merge and any further
-/// ones one after the other: a match in each of 70 rooms is found.
+/// A frequent word is found in each of a reader's many rooms (70; PostgreSQL walks them one
+/// after the other, a statement that merged them walked the first 64 alone).
 async fn a_reader_in_many_rooms_finds_a_frequent_word_in_each(engine: Engine) {
     let Some((app, _jobs)) = spawn(engine).await else {
         return;

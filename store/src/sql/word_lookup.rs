@@ -29,7 +29,3 @@ pub(crate) struct HitParams<'a> {
     /// Most candidates in all.
     pub candidates: &'a str,
 }
-
-/// How many of the reader's rooms a walk merges in one pass, newest first, one branch each (see
-/// `candidate_hits`); those of a reader in more are walked one after the other.
-pub(crate) const MERGED_ROOMS: usize = 64;
