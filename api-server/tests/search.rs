@@ -31,6 +31,7 @@ both_engines!(
     a_busy_room_does_not_crowd_out_the_others,
     a_busy_room_does_not_crowd_out_the_others_for_a_frequent_word,
     a_reader_in_many_rooms_finds_a_frequent_word_in_each,
+    a_closed_store_searches_no_more,
     frequent_words_find_the_newest_matches,
 );
 
@@ -517,6 +518,37 @@ async fn a_reader_in_many_rooms_finds_a_frequent_word_in_each(engine: Engine) {
     }
     assert_eq!(set(&seen), set(&posted), "one match in each room");
     assert_eq!(seen.len(), posted.len(), "each once");
+}
+
+/// Closing the store (shutdown, or a test's outage) closes the connections searches run on too
+/// (PostgreSQL gives searches a pool of their own).
+async fn a_closed_store_searches_no_more(engine: Engine) {
+    let Some((app, _jobs)) = spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, bob) = team(&app).await;
+    app.send(&alice, room, "an unusual walrus").await;
+    let search = chatboard_store::MessageSearch {
+        org_id: org,
+        reader: bob.id,
+        terms: chatboard_store::SearchTerms {
+            include: vec![chatboard_store::SearchTerm::Word("walrus".to_owned())],
+            exclude: Vec::new(),
+        },
+        room_id: None,
+        sender_id: None,
+        before: None,
+        after: None,
+        with_file: false,
+        in_thread: false,
+        after_hit: None,
+        limit: 20,
+    };
+    settled(&app.state.store).await;
+    let found = app.state.store.search_messages(&search).await.unwrap();
+    assert_eq!(found.len(), 1);
+    app.state.store.close().await;
+    assert!(app.state.store.search_messages(&search).await.is_err());
 }
 
 /// The worker may run as a role granted the tables' rows but not their ownership, which

@@ -94,5 +94,6 @@ impl Store for SqlStore {
     async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
+        self.search.close().await;
     }
 }
