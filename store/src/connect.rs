@@ -98,8 +98,9 @@ pub async fn connect_with_timeout(
             // Searches have connections of their own, as many as the chat lets search at once,
             // which run every statement on its generic plan: each search statement is written
             // for one choice of index (made from the word statistics), and planning one with
-            // its words took a third of its time. One worker per statement: a generic plan's
-            // row guesses had PostgreSQL start two parallel workers for a 0.3 ms lookup.
+            // its words took a fifth to a third of its time. One worker per statement: a
+            // generic plan's row guesses had PostgreSQL start two parallel workers for a 0.3 ms
+            // lookup.
             let search = PgPoolOptions::new()
                 .max_connections(u32::try_from(search_concurrency()).unwrap_or(u32::MAX))
                 .acquire_timeout(acquire_timeout)

@@ -36,8 +36,9 @@ const ORG_LOCK: &str = " FOR UPDATE";
 /// newest messages backwards then finds its matches sooner than the GIN index.
 const FREQUENT_SHARE: f32 = 0.05;
 /// A share of the messages under which a query's words count as rare: a lookup for the whole
-/// organization then reads fewer entries than one per room of the reader's (in a million
-/// messages, a thousand matches; measured even at about 600 with 50 rooms of 200).
+/// organization then costs less than one per room of the reader's (in a million messages, a
+/// thousand matches). Measured with 50 rooms of 200: a word in 200 messages 1.1 ms against
+/// 2.8; one in 20,000, 242 ms against 136.
 const RARE_SHARE: f32 = 0.001;
 /// How long the word statistics are used before they are read again.
 const WORD_STATS_TTL: Duration = Duration::from_secs(600);

@@ -54,7 +54,6 @@ fn candidate_hits(_lookup: WordLookup, p: &HitParams<'_>) -> String {
         reader,
         per_room,
         candidates,
-        ..
     } = p;
     // BM25 only works in the index's own scan, not beside a window function: the matches are
     // materialised first, then numbered within their rooms.
