@@ -83,9 +83,19 @@ async fn follow(
 
 /// A multiplexed connection that stays up, collecting the ids of `room`'s messages until it has
 /// `total` (it cannot resume: it must get everything live or through the gateway's catch-up).
-async fn follow_all(gateway: String, room: i64, token: String, total: usize) -> Vec<i64> {
+/// It counts itself in `ready` once the gateway has placed it (its `connection` frame): from
+/// then on it gets every message committed, and not before, since it asks for no replay.
+async fn follow_all(
+    gateway: String,
+    room: i64,
+    token: String,
+    total: usize,
+    ready: Arc<AtomicUsize>,
+) -> Vec<i64> {
     let url = format!("{gateway}/ws/?token={token}");
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    frame_of(&mut socket, "connection").await;
+    ready.fetch_add(1, Ordering::SeqCst);
     let started = std::time::Instant::now();
     let mut seen = Vec::new();
     while seen.len() < total {
@@ -125,8 +135,9 @@ async fn post_all(
     ids
 }
 
-async fn wait_for(posted: &AtomicUsize, n: usize) {
-    while posted.load(Ordering::SeqCst) < n {
+/// Waits until `counter` reaches `n`.
+async fn wait_for(counter: &AtomicUsize, n: usize) {
+    while counter.load(Ordering::SeqCst) < n {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -269,7 +280,17 @@ async fn a_nats_restart_mid_stream_loses_nothing() {
         .into_iter()
         .map(|token| tokio::spawn(follow(vec![p.gw.ws.clone()], room, token, TOTAL)))
         .collect();
-    let multiplexed = tokio::spawn(follow_all(p.gw.ws.clone(), room, bob.token.clone(), TOTAL));
+    let ready = Arc::new(AtomicUsize::new(0));
+    let multiplexed = tokio::spawn(follow_all(
+        p.gw.ws.clone(),
+        room,
+        bob.token.clone(),
+        TOTAL,
+        ready.clone(),
+    ));
+    // The room clients replay from `since=0`, so only the multiplexed one must be in place
+    // before the first post.
+    wait_for(&ready, 1).await;
     while p.gw.state.connections() < 3 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -368,8 +389,10 @@ async fn after_a_nats_restart_sockets_catch_up_without_new_posts() {
     let mut bob_room = p.connect(room, &bob.token, None).await;
     let mut carol_room = p.connect(room, &carol.token, None).await;
     let mut carol_all = p.connect_all(&carol.token).await;
-    while p.gw.state.connections() < 3 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    // Counted as connected is not yet placed in the room: a message committed in between
+    // precedes the socket's starting point. The `connection` frame comes once it is placed.
+    for socket in [&mut bob_room, &mut carol_room, &mut carol_all] {
+        frame_of(socket, "connection").await;
     }
     let first = p.post(&alice, room, "before").await;
     for socket in [&mut bob_room, &mut carol_room, &mut carol_all] {
