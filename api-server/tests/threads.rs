@@ -21,6 +21,7 @@ both_engines!(
     a_deleted_root_keeps_its_replies_reachable,
     other_organizations_see_no_thread,
     cached_pages_show_a_root_s_new_counters,
+    a_thread_opens_only_for_a_seat_in_its_room,
 );
 
 /// An org with alice (ADMIN), bob and carol (MEMBERs) in one PUBLIC room.
@@ -495,4 +496,48 @@ async fn cached_pages_show_a_root_s_new_counters(engine: Engine) {
     let again = app.get(&older, &bob.access).await;
     assert_eq!(again.body["results"][0]["id"], root);
     assert_eq!(again.body["results"][0]["reply_count"], 1, "{}", again.text);
+}
+
+async fn a_thread_opens_only_for_a_seat_in_its_room(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let alice = app.user("alice@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    app.join(org, &alice, &bob, "MEMBER").await;
+    let general = app.room(&alice, org, "general", "PUBLIC").await;
+    let secret = app.room(&alice, org, "secret", "PRIVATE").await;
+    let hidden = app.send(&alice, secret, "between us").await;
+    // In the organization but without a seat: as if the thread were not there.
+    let r = app.get(&thread_path(secret, hidden), &bob.access).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    // Seated in both rooms, but the message is not in the room of the path.
+    let root = app.send(&alice, general, "open to all").await;
+    let r = app.get(&thread_path(secret, root), &alice.access).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    // Through a reply: the root, and the reader's standing read with it.
+    let answer = reply(&app, &bob, general, root, "seen").await["id"]
+        .as_i64()
+        .unwrap();
+    let page = app.get(&thread_path(general, answer), &bob.access).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert_eq!(page.body["root"]["id"], root);
+    assert_eq!(page.body["following"], true);
+    assert_eq!(page.body["last_read_id"], answer);
+    // Someone who never took part: not following, nothing read.
+    let carol = app.user("carol@example.com").await;
+    app.join(org, &alice, &carol, "MEMBER").await;
+    let r = app
+        .post(
+            &format!("/api/rooms/{general}/join/"),
+            Some(&carol.access),
+            json!({}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let page = app.get(&thread_path(general, root), &carol.access).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert_eq!(page.body["following"], false);
+    assert_eq!(page.body["last_read_id"], Value::Null);
 }

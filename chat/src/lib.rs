@@ -44,8 +44,8 @@ pub use crate::messages::{MessageDraft, Posted};
 pub use crate::orgs::{InviteCreated, InviteDraft, ORG_NAME_MAX};
 pub use crate::rooms::{Joined, RoomDraft};
 pub use crate::tenants::AdminsApplied;
-pub use crate::threads::OpenedThread;
 pub use crate::webhooks::{WebhookCreated, WebhookDraft, MAX_WEBHOOKS_PER_ORG};
+pub use chatboard_store::OpenedThread;
 
 /// What the actions need to know of the deployment.
 #[derive(Debug, Clone)]

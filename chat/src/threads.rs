@@ -5,20 +5,11 @@
 use chatboard_core::bus::BusEvent;
 use chatboard_core::events::ThreadUpdated;
 use chatboard_core::model::Message;
-use chatboard_store::ThreadFollow;
+use chatboard_store::OpenedThread;
 use tracing::instrument;
 
 use crate::error::{ChatError, ChatResult};
 use crate::Chat;
-
-/// A thread as its reader opens it.
-#[derive(Debug, Clone)]
-pub struct OpenedThread {
-    /// The root message, with its counters.
-    pub root: Message,
-    /// The reader's standing in it.
-    pub follow: ThreadFollow,
-}
 
 impl Chat {
     /// The thread `msg_id` belongs to (its own, or its root's for a reply), for a reader with
@@ -30,10 +21,10 @@ impl Chat {
         room_id: i64,
         msg_id: i64,
     ) -> ChatResult<OpenedThread> {
-        self.member_access(room_id, reader).await?;
-        let root = self.thread_root(room_id, msg_id).await?;
-        let follow = self.store().thread_follow(root.id, reader).await?;
-        Ok(OpenedThread { root, follow })
+        self.store()
+            .open_thread(room_id, msg_id, reader)
+            .await?
+            .ok_or_else(ChatError::not_found)
     }
 
     /// Follows or unfollows the thread of `msg_id` for `user_id` (a seat in the room needed);

@@ -47,7 +47,7 @@ pub use tenants::{
     AppliedAdmins, AppliedOrg, AppliedWebhook, ManagedOrg, ManagedOrgRef, ManagedWebhook,
     SpecAdmin, TenantStore,
 };
-pub use threads::{FollowedThread, ThreadFollow, ThreadStore};
+pub use threads::{FollowedThread, OpenedThread, ThreadFollow, ThreadStore};
 pub use uploads::{NewUpload, OrgCharge, QuotaExceeded, UploadQuota, UploadStore};
 pub use users::{NewUser, ProfilePatch, UserStore};
 pub use webhooks::{

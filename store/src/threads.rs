@@ -16,6 +16,15 @@ pub struct ThreadFollow {
     pub last_read_id: Option<i64>,
 }
 
+/// A thread as its reader opens it: the root and where the reader stands in it.
+#[derive(Debug, Clone)]
+pub struct OpenedThread {
+    /// The root message, with its counters.
+    pub root: Message,
+    /// The reader's standing in it.
+    pub follow: ThreadFollow,
+}
+
 /// A followed thread, as the reader's list of threads shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FollowedThread {
@@ -53,8 +62,15 @@ pub trait ThreadStore: Send + Sync {
         user_id: i64,
         msg_id: i64,
     ) -> StoreResult<i64>;
-    /// The user's standing in a thread (not following, nothing read, when there is no record).
-    async fn thread_follow(&self, root_id: i64, user_id: i64) -> StoreResult<ThreadFollow>;
+    /// The thread `msg_id` belongs to in `room_id` (its own, or its root's for a reply) and
+    /// `reader`'s standing in it, in one read; `None` when the reader has no seat in the room
+    /// or the message is not there.
+    async fn open_thread(
+        &self,
+        room_id: i64,
+        msg_id: i64,
+        reader: i64,
+    ) -> StoreResult<Option<OpenedThread>>;
     /// Up to `limit` threads `user_id` follows in rooms they sit in, the latest activity first,
     /// starting below `before` (an [`FollowedThread::activity`]) when given.
     async fn followed_threads(

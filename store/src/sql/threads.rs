@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{SqlStore, Tx};
 use crate::sql::rows::{message_columns_of, repliers_after, MessageRow, MESSAGE_COLUMNS};
-use crate::{FollowedThread, StoreError, StoreResult, ThreadFollow, ThreadStore};
+use crate::{FollowedThread, OpenedThread, StoreError, StoreResult, ThreadFollow, ThreadStore};
 use chatboard_core::events::{DomainEvent, ThreadUpdated};
 use chatboard_core::model::Message;
 
@@ -184,20 +184,36 @@ impl ThreadStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn thread_follow(&self, root_id: i64, user_id: i64) -> StoreResult<ThreadFollow> {
-        let row: Option<(bool, Option<i64>)> = sqlx::query_as(
-            "SELECT following, last_read_id FROM thread_follows WHERE user_id = $1 AND root_id = $2",
-        )
-        .bind(user_id)
-        .bind(root_id)
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(row
-            .map(|(following, last_read_id)| ThreadFollow {
-                following,
-                last_read_id,
-            })
-            .unwrap_or_default())
+    async fn open_thread(
+        &self,
+        room_id: i64,
+        msg_id: i64,
+        reader: i64,
+    ) -> StoreResult<Option<OpenedThread>> {
+        // The seat, the root (through the reply when `msg_id` is one) and the follow record in
+        // one statement: a thread page is read far more often than anything here changes.
+        let sql = format!(
+            "SELECT {}, f.following, f.last_read_id \
+             FROM messages x \
+               JOIN messages m ON m.room_id = x.room_id AND m.id = COALESCE(x.parent_id, x.id) \
+               LEFT JOIN thread_follows f ON f.user_id = $3 AND f.root_id = m.id \
+             WHERE x.room_id = $1 AND x.id = $2 \
+               AND EXISTS (SELECT 1 FROM room_members s WHERE s.room_id = $1 AND s.user_id = $3)",
+            message_columns_of("m")
+        );
+        let row: Option<OpenedThreadRow> = sqlx::query_as(&sql)
+            .bind(room_id)
+            .bind(msg_id)
+            .bind(reader)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|row| OpenedThread {
+            root: Message::from(row.message),
+            follow: ThreadFollow {
+                following: row.following.unwrap_or(false),
+                last_read_id: row.last_read_id,
+            },
+        }))
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -245,4 +261,13 @@ impl ThreadStore for SqlStore {
             })
             .collect())
     }
+}
+
+/// A thread's root with the reader's follow record, which may be missing.
+#[derive(sqlx::FromRow)]
+struct OpenedThreadRow {
+    #[sqlx(flatten)]
+    message: MessageRow,
+    following: Option<bool>,
+    last_read_id: Option<i64>,
 }
