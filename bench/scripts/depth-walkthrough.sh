@@ -22,11 +22,13 @@ rm -f $WORK/ada.frames $WORK/ada.frames.ready
 python3 "$(dirname "$0")/ws-listen.py" "$WS/ws/?token=$ADA" $WORK/ada.frames 3 & LISTEN=$!
 while [ ! -e $WORK/ada.frames.ready ]; do sleep 0.1; done
 say "Ada posts"
-ROOT=$(curl -s -X POST $B/api/rooms/$ROOM/messages/ -H "Authorization: Bearer $ADA" -H "$json" \
-  -d '{"body":"The quarterly launch plan is ready for review"}' | tee /dev/stderr | field id); echo
+POSTED=$(curl -s -X POST $B/api/rooms/$ROOM/messages/ -H "Authorization: Bearer $ADA" -H "$json" \
+  -d '{"body":"The quarterly launch plan is ready for review"}'); echo "$POSTED"
+ROOT=$(echo "$POSTED" | field id)
 say "Bob replies in the thread, mentioning Ada"
-REPLY=$(curl -s -X POST $B/api/rooms/$ROOM/messages/ -H "Authorization: Bearer $BOB" -H "$json" \
-  -d "{\"body\":\"Looks good @ada@example.com, one question on the budget\",\"parent_id\":$ROOT}" | tee /dev/stderr | field id); echo
+POSTED=$(curl -s -X POST $B/api/rooms/$ROOM/messages/ -H "Authorization: Bearer $BOB" -H "$json" \
+  -d "{\"body\":\"Looks good @ada@example.com, one question on the budget\",\"parent_id\":$ROOT}"); echo "$POSTED"
+REPLY=$(echo "$POSTED" | field id)
 say "Bob reacts to Ada's message"
 curl -s -X POST $B/api/rooms/$ROOM/messages/$ROOT/reactions/ -H "Authorization: Bearer $BOB" -H "$json" -d '{"emoji":":+1:"}'; echo
 say "The thread (Bob)"
