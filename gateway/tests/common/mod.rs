@@ -1,6 +1,7 @@
 //! A platform to drive as clients would: the API and one or more gateways on one database, on
 //! the in-process bus (single node) or over NATS (scale-out, each gateway with its own store,
-//! NATS connection and presence, as separate pods would have).
+//! NATS connection and presence, as separate pods would have; on PostgreSQL in the shape the
+//! `both_shapes!` tests run, on SQLite where a test starts NATS itself).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)] // tests fail loudly by design
 
@@ -89,16 +90,34 @@ impl Platform {
         settings: GatewaySettings,
         tune: impl FnOnce(&mut Config),
     ) -> Self {
+        Self::start_on(TestEngine::Sqlite, nats, settings, tune)
+            .await
+            .expect("SQLite is always there")
+    }
+
+    /// The scale-out shape as it is deployed: PostgreSQL and NATS, each gateway with its own
+    /// connections to both. `None` (with a printed note) when either is not configured.
+    pub async fn scale_out() -> Option<Self> {
+        let nats = Some((nats_url()?, unique_prefix()));
+        Self::start_on(TestEngine::Postgres, nats, quick_settings(), |_| {}).await
+    }
+
+    /// The platform on `engine`; `None` when that engine is not configured.
+    async fn start_on(
+        engine: TestEngine,
+        nats: Option<(String, String)>,
+        settings: GatewaySettings,
+        tune: impl FnOnce(&mut Config),
+    ) -> Option<Self> {
         let on_nats = nats.clone();
-        let app = TestApp::spawn_with(TestEngine::Sqlite, move |config| {
+        let app = TestApp::spawn_with(engine, move |config| {
             if let Some((nats_url, prefix)) = on_nats {
                 config.nats_url = Some(nats_url);
                 config.nats.nats_prefix = prefix;
             }
             tune(config);
         })
-        .await
-        .expect("SQLite is always there");
+        .await?;
         let chat_settings = app.state.config.chat_settings();
         let gw = Self::gateway(
             &nats,
@@ -110,7 +129,7 @@ impl Platform {
             &chat_settings,
         )
         .await;
-        Self {
+        Some(Self {
             api: app.base.clone(),
             http: app.client.clone(),
             db_url: app.db_url.clone(),
@@ -119,7 +138,7 @@ impl Platform {
             nats,
             settings,
             chat_settings,
-        }
+        })
     }
 
     /// Another gateway on the same platform (a second pod in the NATS shape).
@@ -424,7 +443,8 @@ pub async fn metric(gw: &Gateway, name_and_labels: &str) -> f64 {
     testing::process::series(&testing::process::scrape(&gw.http).await, name_and_labels)
 }
 
-/// Runs each named `async fn(Arc<Platform>)` as two tests: on the single node and over NATS.
+/// Runs each named `async fn(Arc<Platform>)` as two tests: on the single node (SQLite, the
+/// in-process bus) and in the scale-out shape (PostgreSQL and NATS).
 #[macro_export]
 macro_rules! both_shapes {
     ($($name:ident),* $(,)?) => {
@@ -437,15 +457,12 @@ macro_rules! both_shapes {
                 }
             )*
         }
-        mod nats {
+        mod scale_out {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(url) = $crate::common::nats_url() else { return };
-                    let nats = Some((url, $crate::common::unique_prefix()));
-                    let p = std::sync::Arc::new(
-                        $crate::common::Platform::start_with(nats, $crate::common::quick_settings()).await,
-                    );
+                    let Some(p) = $crate::common::Platform::scale_out().await else { return };
+                    let p = std::sync::Arc::new(p);
                     super::$name(p.clone()).await;
                     p.cleanup().await;
                 }
