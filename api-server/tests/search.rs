@@ -319,10 +319,9 @@ async fn edits_and_deletes_reach_the_index_at_once(engine: Engine) {
     assert!(found_now(&app, &bob, org, "wording").await.is_empty());
 }
 
-/// On PostgreSQL the worker adds new messages to the word index after their commit, many at
-/// once; SQLite indexes them in the posting transaction. A message edited or deleted before
-/// the worker gets to it is indexed (or left out) by the edit or delete itself, and the worker
-/// does not put its old words back.
+/// The worker adds new messages to the word index after their commit, many at once, on both
+/// engines. A message edited or deleted before the worker gets to it is indexed (or left out)
+/// by the edit or delete itself, and the worker does not put its old words back.
 async fn new_messages_are_found_once_the_worker_indexed_them(engine: Engine) {
     let Some(app) = TestApp::spawn(engine).await else {
         return;
@@ -346,11 +345,10 @@ async fn new_messages_are_found_once_the_worker_indexed_them(engine: Engine) {
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
-    let before_worker = found_now(&app, &bob, org, "walrus").await;
-    match engine {
-        Engine::Postgres => assert!(before_worker.is_empty(), "no worker has run yet"),
-        Engine::Sqlite => assert_eq!(before_worker, vec![posted]),
-    }
+    assert!(
+        found_now(&app, &bob, org, "walrus").await.is_empty(),
+        "no worker has run yet"
+    );
     assert_eq!(found_now(&app, &bob, org, "final").await, vec![edited]);
     let jobs = TestJobs::start(app.state.store.clone());
     jobs.settled().await;
@@ -358,6 +356,15 @@ async fn new_messages_are_found_once_the_worker_indexed_them(engine: Engine) {
     assert_eq!(found_now(&app, &bob, org, "final").await, vec![edited]);
     assert!(found_now(&app, &bob, org, "draft").await.is_empty());
     assert!(found_now(&app, &bob, org, "regrettable").await.is_empty());
+    if engine == Engine::Sqlite {
+        // FTS5 takes a removal's words on trust: removing words it never held would have
+        // corrupted the index, which its own check reports as an error.
+        testing::db::execute_sql(
+            &app.db_url,
+            "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')",
+        )
+        .await;
+    }
 }
 
 async fn rooms_and_members_are_found_by_prefix(engine: Engine) {

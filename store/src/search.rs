@@ -77,10 +77,10 @@ pub trait SearchStore: Send + Sync {
     /// from the [`SEARCH_CANDIDATES`] newest matches, at most [`SEARCH_PER_ROOM`] of each room
     /// (all of them from the room a search names).
     async fn search_messages(&self, search: &MessageSearch) -> StoreResult<Vec<SearchHit>>;
-    /// Adds new messages, by (room, id), to the word index searches look up, where the engine
-    /// indexes them after their commit (PostgreSQL: the worker calls this for `message.created`
-    /// events; SQLite indexes in the posting transaction, and this does nothing). Messages
-    /// already indexed, deleted or gone are skipped, so calling it again is harmless.
+    /// Adds new messages, by (room, id), to the word index searches look up, after their
+    /// commit: the worker calls this for `message.created` events, many at once (PostgreSQL's
+    /// `message_words`, SQLite's FTS5 table). Messages already indexed, deleted or gone are
+    /// skipped, so calling it again is harmless.
     async fn index_new_messages(&self, messages: &[(i64, i64)]) -> StoreResult<()>;
     /// Up to `limit` rooms of the organization `user_id` may open (seated in, or PUBLIC) whose
     /// name starts with `prefix` (any case), by name.

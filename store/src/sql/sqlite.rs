@@ -70,10 +70,30 @@ fn candidate_hits(_lookup: WordLookup, p: &HitParams<'_>) -> String {
     )
 }
 
-/// Nothing to do: the FTS5 index is kept by triggers in the writing transaction.
-async fn index_new(_write: &Pool, _messages: &[(i64, i64)]) -> StoreResult<()> {
+/// Adds new messages to the FTS5 index (see [`crate::SearchStore::index_new_messages`]), as
+/// many as a statement takes at once: one index segment for them all, where a trigger in each
+/// posting transaction made one per transaction for FTS5 to merge. Deleted messages and those
+/// already indexed (by an edit, or an earlier call) are skipped.
+async fn index_new(write: &Pool, messages: &[(i64, i64)]) -> StoreResult<()> {
+    for chunk in messages.chunks(INDEX_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO messages_fts (rowid, body) \
+             SELECT m.id, m.body FROM messages m WHERE m.id IN ({}) AND NOT m.is_deleted \
+               AND NOT EXISTS (SELECT 1 FROM messages_fts_docsize d WHERE d.id = m.id) \
+             ORDER BY m.id",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for (_, id) in chunk {
+            query = query.bind(*id);
+        }
+        query.execute(write).await?;
+    }
     Ok(())
 }
+
+/// Messages [`index_new`] names in one statement (SQLite allows 32,766 parameters).
+const INDEX_PER_STATEMENT: usize = 500;
 
 /// Nothing to do: a trigger keeps the FTS5 index in the edit's transaction.
 async fn words_changed(_tx: &mut Tx<'_>, _room_id: i64, _msg_id: i64) -> StoreResult<()> {
