@@ -509,9 +509,12 @@ async fn a_thread_opens_only_for_a_seat_in_its_room(engine: Engine) {
     let general = app.room(&alice, org, "general", "PUBLIC").await;
     let secret = app.room(&alice, org, "secret", "PRIVATE").await;
     let hidden = app.send(&alice, secret, "between us").await;
-    // In the organization but without a seat: as if the thread were not there.
+    // In the organization but without a seat: as if the thread were not there. The store's
+    // own answer too, since the page's reading of the replies checks the seat again.
     let r = app.get(&thread_path(secret, hidden), &bob.access).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    let opened = app.state.store.open_thread(secret, hidden, bob.id).await;
+    assert!(opened.unwrap().is_none(), "no seat, no thread");
     // Seated in both rooms, but the message is not in the room of the path.
     let root = app.send(&alice, general, "open to all").await;
     let r = app.get(&thread_path(secret, root), &alice.access).await;
