@@ -12,32 +12,17 @@
 source "$(dirname "$0")/common.sh"
 A=$1 BIN_B=$2 KIND=$3 SCENARIOS=$4 ROUNDS=${5:-6} SECONDS_EACH=${6:-6}
 PG="-h 127.0.0.1 -U postgres"
-steal() { awk '/^cpu /{print $9}' /proc/stat; }
-serve() { # serve NAME BINARY PORT: fresh database ab_NAME, migrated, served, seeded
-  local name=$1 bin=$2 port=$3 db=ab_$1
-  mkdir -p "$WORK/$name"; ln -sf "$(realpath "$bin")" "$WORK/$name/api-server"
-  dropdb $PG --if-exists "$db"; createdb $PG "$db"
-  export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db NATS_URL=${NATS_URL:-nats://127.0.0.1:4222} \
-    CHATBOARD_JWT_SECRET=bench-secret-bench-secret-bench-secret-0123 CHATBOARD_NATS_PREFIX=ab$RANDOM
-  "$WORK/$name/api-server" migrate >/dev/null
-  CHATBOARD_RATE_LIMIT_PER_USER=0 CHATBOARD_RATE_LIMIT_PER_IP=0 CHATBOARD_ACCESS_TOKEN_TTL=86400 \
-  CHATBOARD_HTTP_MAX_CONNECTIONS_PER_IP=0 CHATBOARD_ADDR=127.0.0.1:$port RUST_LOG=warn \
-    "$WORK/$name/api-server" serve >"$WORK/server-$name.log" 2>&1 &
-  echo $! >"$WORK/pid-$name"
-  sleep 1
-  if [ "$KIND" = depth ]; then seed=depth-seed; else seed=seed; fi
-  "$B/chatboard-bench" $seed --api "http://127.0.0.1:$port" --state "$WORK/state-$name.json" >/dev/null
-}
-serve a "$A" 18090
-serve b "$BIN_B" 18092
-trap 'kill $(cat "$WORK/pid-a" "$WORK/pid-b") 2>/dev/null; sleep 1; dropdb $PG --if-exists ab_a; dropdb $PG --if-exists ab_b' EXIT
+if [ "$KIND" = depth ]; then SEED=depth-seed; else SEED=seed; fi
+trap 'kill $(cat "$WORK/pid-ab_a" "$WORK/pid-ab_b" 2>/dev/null) 2>/dev/null; sleep 1; dropdb $PG --if-exists ab_a; dropdb $PG --if-exists ab_b' EXIT
+serve_api ab_a "$A" 18090 $SEED
+serve_api ab_b "$BIN_B" 18092 $SEED
 sleep 20 # autovacuum after the bulk load
 for s in $SCENARIOS; do
   for r in $(seq 1 "$ROUNDS"); do
     if [ $((r % 2)) -eq 1 ]; then order="a b"; else order="b a"; fi
     for v in $order; do
       s0=$(steal) l=$(cut -d' ' -f1 /proc/loadavg)
-      row=$("$B/chatboard-bench" run --state "$WORK/state-$v.json" --scenario "$s" --requests 1 \
+      row=$("$B/chatboard-bench" run --state "$WORK/state-ab_$v.json" --scenario "$s" --requests 1 \
         --seconds "$SECONDS_EACH" | grep "| $s | 32")
       echo "$v $s r$r load $l steal $(($(steal) - s0)) $row"
     done

@@ -12,6 +12,28 @@ done
 ln -sf "$(realpath "$B/chatboard")" "$WORK/api-server"
 ln -sf "$(realpath "$B/chatboard")" "$WORK/gateway"
 
+# The CPU steal counter (ticks; field 8 of the `cpu` line of /proc/stat).
+steal() { awk '/^cpu /{print $9}' /proc/stat; }
+
+# Serves BINARY as `api-server` (rate limits off, NATS at $NATS_URL) on a fresh PostgreSQL
+# database NAME at 127.0.0.1:PORT and seeds it with `chatboard-bench SEED` (`seed` or
+# `depth-seed`): the state in $WORK/state-NAME.json, the server's pid in $WORK/pid-NAME.
+#   serve_api NAME BINARY PORT SEED
+serve_api() {
+  local name=$1 bin=$2 port=$3 seed=$4 pg="-h 127.0.0.1 -U postgres"
+  mkdir -p "$WORK/$name"; ln -sf "$(realpath "$bin")" "$WORK/$name/api-server"
+  dropdb $pg --if-exists "$name"; createdb $pg "$name"
+  export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$name NATS_URL=${NATS_URL:-nats://127.0.0.1:4222} \
+    CHATBOARD_JWT_SECRET=bench-secret-bench-secret-bench-secret-0123 CHATBOARD_NATS_PREFIX=$name$RANDOM
+  "$WORK/$name/api-server" migrate >/dev/null
+  CHATBOARD_RATE_LIMIT_PER_USER=0 CHATBOARD_RATE_LIMIT_PER_IP=0 CHATBOARD_ACCESS_TOKEN_TTL=86400 \
+  CHATBOARD_HTTP_MAX_CONNECTIONS_PER_IP=0 CHATBOARD_ADDR=127.0.0.1:$port RUST_LOG=warn \
+    "$WORK/$name/api-server" serve >"$WORK/server-$name.log" 2>&1 &
+  echo $! >"$WORK/pid-$name"
+  sleep 1
+  "$B/chatboard-bench" "$seed" --api "http://127.0.0.1:$port" --state "$WORK/state-$name.json" >/dev/null
+}
+
 # Load average and the CPU steal counter (ticks; field 8 of the `cpu` line of /proc/stat).
 machine() { echo "load $(cut -d' ' -f1-3 /proc/loadavg) steal $(awk '/^cpu /{print $9}' /proc/stat)"; }
 

@@ -9,21 +9,10 @@
 # row. The database is dropped at the end.
 source "$(dirname "$0")/common.sh"
 BIN=${1:-$B/chatboard} ROUNDS=${2:-3} SECONDS_EACH=${3:-10}
-PG="-h 127.0.0.1 -U postgres" DB=depth_rates PORT=18094
-steal() { awk '/^cpu /{print $9}' /proc/stat; }
-mkdir -p "$WORK/rates"; ln -sf "$(realpath "$BIN")" "$WORK/rates/api-server"
-dropdb $PG --if-exists $DB; createdb $PG $DB
-export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB NATS_URL=${NATS_URL:-nats://127.0.0.1:4222} \
-  CHATBOARD_JWT_SECRET=bench-secret-bench-secret-bench-secret-0123 CHATBOARD_NATS_PREFIX=rates$RANDOM
-"$WORK/rates/api-server" migrate >/dev/null
-CHATBOARD_RATE_LIMIT_PER_USER=0 CHATBOARD_RATE_LIMIT_PER_IP=0 CHATBOARD_ACCESS_TOKEN_TTL=86400 \
-CHATBOARD_HTTP_MAX_CONNECTIONS_PER_IP=0 CHATBOARD_ADDR=127.0.0.1:$PORT RUST_LOG=warn \
-  "$WORK/rates/api-server" serve >"$WORK/server-rates.log" 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null; sleep 1; dropdb $PG --if-exists $DB' EXIT
-sleep 1
-STATE=$WORK/state-rates.json
-"$B/chatboard-bench" depth-seed --api "http://127.0.0.1:$PORT" --state "$STATE" >/dev/null
+PG="-h 127.0.0.1 -U postgres" DB=depth_rates
+trap 'kill $(cat "$WORK/pid-$DB" 2>/dev/null) 2>/dev/null; sleep 1; dropdb $PG --if-exists $DB' EXIT
+serve_api $DB "$BIN" 18094 depth-seed
+STATE=$WORK/state-$DB.json
 sleep 20 # autovacuum after the bulk load
 # one SCENARIO ARGS...: a run, with the machine's state beside it
 one() {
