@@ -132,8 +132,12 @@ pub async fn connect_with_timeout(
                     wal_checkpoint::WRITER_CHECKPOINT_PAGES.to_string(),
                 )
             };
+            // No ping before each use (sqlx's default): an SQLite connection is a file handle in
+            // this process and cannot have gone away, and every ping is one more round trip to
+            // the connection's thread, as costly as a statement.
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
+                .test_before_acquire(false)
                 .acquire_timeout(SQLITE_WRITER_TIMEOUT)
                 .connect_with(writer_options)
                 .await?;
@@ -142,6 +146,7 @@ pub async fn connect_with_timeout(
             }
             let reader = SqlitePoolOptions::new()
                 .max_connections(max_connections)
+                .test_before_acquire(false)
                 .acquire_timeout(acquire_timeout)
                 .connect_with(options.clone().read_only(true))
                 .await?;

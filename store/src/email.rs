@@ -1,5 +1,7 @@
 //! Email: the send queue and the digests of messages members missed.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -91,9 +93,10 @@ pub struct DigestLine {
 /// Email: the queue the mailer sends from, and the digests of messages members missed.
 #[async_trait]
 pub trait EmailStore: Send + Sync {
-    /// Room members who should hear of a new message by email if offline: everyone seated
-    /// except the sender, with digest emails on.
-    async fn digest_recipients(&self, room_id: i64, sender: Option<i64>) -> StoreResult<Vec<i64>>;
+    /// Members of each of these rooms who should hear of its new messages by email while
+    /// offline (digest emails on), in id order; a room with none is absent. One call for many
+    /// rooms: the worker asks once per batch of events, not once per message.
+    async fn digest_recipients(&self, rooms: &[i64]) -> StoreResult<HashMap<i64, Vec<i64>>>;
     /// Puts a message into these users' next digests (again: no change).
     async fn add_digest_items(
         &self,

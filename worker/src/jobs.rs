@@ -9,7 +9,7 @@
 //! relay (single node, where it stands in for the queue: events are marked handed over only
 //! after their jobs are done).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -104,59 +104,63 @@ impl EventJobs {
         // Indexed together, in one statement, before the digests' lookups.
         let keys: Vec<(i64, i64)> = created.iter().map(|m| (m.room, m.id)).collect();
         self.search.index_new_messages(&keys).await?;
+        let offline = self.offline_recipients(&created, &mentions).await?;
         for message in &created {
-            self.remember_for_digests(message).await?;
+            let users = offline.of(message, |_| true);
+            self.email
+                .add_digest_items(&users, message.id, message.room, message.created_at, false)
+                .await?;
         }
-        for (message, users) in mentions {
-            self.remember_mentions(&message, &users).await?;
+        for (message, mentioned) in &mentions {
+            let users = offline.of(message, |user| mentioned.contains(&user));
+            self.email
+                .add_digest_items(&users, message.id, message.room, message.created_at, true)
+                .await?;
         }
         Ok(queued)
     }
 
-    /// Puts a new message into the digests of the room's members who are offline now.
-    async fn remember_for_digests(&self, message: &Message) -> Result<(), StoreError> {
-        let recipients = self
-            .email
-            .digest_recipients(message.room, message.sender)
-            .await?;
-        if recipients.is_empty() {
-            return Ok(());
-        }
-        let online: HashSet<i64> = self.presence.online(&recipients).into_iter().collect();
-        let offline: Vec<i64> = recipients
-            .into_iter()
-            .filter(|u| !online.contains(u))
-            .collect();
-        self.email
-            .add_digest_items(
-                &offline,
-                message.id,
-                message.room,
-                message.created_at,
-                false,
-            )
-            .await
-    }
-
-    /// Puts a message into the digests of the members it mentions who are offline and take
-    /// emails, marked so that their digests go out after the mention delay.
-    async fn remember_mentions(&self, message: &Message, users: &[i64]) -> Result<(), StoreError> {
-        let recipients: HashSet<i64> = self
-            .email
-            .digest_recipients(message.room, message.sender)
-            .await?
-            .into_iter()
-            .collect();
-        let wanted: Vec<i64> = users
+    /// The members of these messages' rooms who take digest emails and are offline now: one
+    /// query and one presence lookup per room for the whole batch, however many messages each
+    /// room has in it (a busy room's members would otherwise be read once per message).
+    async fn offline_recipients(
+        &self,
+        created: &[Message],
+        mentions: &[(Message, Vec<i64>)],
+    ) -> Result<OfflineRecipients, StoreError> {
+        let rooms: Vec<i64> = created
             .iter()
-            .copied()
-            .filter(|u| recipients.contains(u))
+            .chain(mentions.iter().map(|(m, _)| m))
+            .map(|m| m.room)
+            .collect::<HashSet<i64>>()
+            .into_iter()
             .collect();
-        let online: HashSet<i64> = self.presence.online(&wanted).into_iter().collect();
-        let offline: Vec<i64> = wanted.into_iter().filter(|u| !online.contains(u)).collect();
-        self.email
-            .add_digest_items(&offline, message.id, message.room, message.created_at, true)
-            .await
+        if rooms.is_empty() {
+            return Ok(OfflineRecipients::default());
+        }
+        let mut by_room = self.email.digest_recipients(&rooms).await?;
+        for users in by_room.values_mut() {
+            let online: HashSet<i64> = self.presence.online(users).into_iter().collect();
+            users.retain(|u| !online.contains(u));
+        }
+        Ok(OfflineRecipients(by_room))
+    }
+}
+
+/// Offline digest recipients by room, for one batch of events.
+#[derive(Default)]
+struct OfflineRecipients(HashMap<i64, Vec<i64>>);
+
+impl OfflineRecipients {
+    /// Those of `message`'s room that `wanted` accepts, its sender excepted.
+    fn of(&self, message: &Message, wanted: impl Fn(i64) -> bool) -> Vec<i64> {
+        self.0.get(&message.room).map_or_else(Vec::new, |users| {
+            users
+                .iter()
+                .copied()
+                .filter(|&u| Some(u) != message.sender && wanted(u))
+                .collect()
+        })
     }
 }
 

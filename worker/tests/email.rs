@@ -12,9 +12,11 @@ use std::time::Duration;
 
 use chatboard_core::auth::hash_token;
 use chatboard_core::config::{EmailSettings, WebhookSettings};
-use chatboard_core::model::Role;
+use chatboard_core::model::{AccessLevel, Role};
 use chatboard_core::presence::{LocalPresence, Presence};
-use chatboard_store::{EmailKind, NewInvite, NewUser, OutgoingEmail, ProfilePatch, Store};
+use chatboard_store::{
+    EmailKind, JoinVia, NewInvite, NewRoom, NewUser, OutgoingEmail, ProfilePatch, Store,
+};
 use chrono::Utc;
 use common::{post, setup, Setup};
 use testing::smtp::SmtpSink;
@@ -169,6 +171,95 @@ async fn digests(engine: TestEngine) {
     assert_eq!(mails[1].to, vec!["bob@example.com".to_owned()]);
     running.shut_down().await;
     assert_eq!(s.store.email_backlog().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_round_over_several_rooms_notes_each_rooms_offline_members_sqlite() {
+    several_rooms(TestEngine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_round_over_several_rooms_notes_each_rooms_offline_members_postgres() {
+    several_rooms(TestEngine::Postgres).await;
+}
+
+/// The worker reads a round's recipients once per room (not per message): messages of two rooms
+/// with shared members, posted before it starts so that one round hands them all over, each go
+/// into the digests of their own room's offline members, never their sender's, and an online
+/// member's digest stays empty.
+async fn several_rooms(engine: TestEngine) {
+    let Some((_db, url)) = TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let (author, jobs) = (s.author, s.room);
+    // Everyone joining the organization is seated in the public room `jobs`.
+    let bob = member(&s, "bob@example.com", "Bob").await;
+    let eve = member(&s, "eve@example.com", "Eve").await;
+    let dan = member(&s, "dan@example.com", "Dan").await; // online
+    let ops = s
+        .store
+        .create_room(
+            NewRoom {
+                org_id: s.org,
+                name: "ops".into(),
+                access_level: AccessLevel::Private,
+                created_by: author,
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+        .id;
+    for user in [bob, dan] {
+        s.store
+            .add_room_member(ops, user, JoinVia::Invite, Utc::now())
+            .await
+            .unwrap();
+    }
+    post(&s.store, jobs, author, 2).await;
+    post(&s.store, ops, bob, 1).await;
+    post(&s.store, jobs, eve, 1).await;
+    let presence = Arc::new(LocalPresence::new());
+    presence.connected(dan).await;
+    // A long window: the lines stay in the digests for the test to read.
+    let sink = SmtpSink::start().await;
+    let running = start(&s.store, presence, smtp(&sink, 3600));
+    let mut waited = 0;
+    while !s.store.outbox_unpublished(10).await.unwrap().is_empty() {
+        assert!(waited < 2000, "the worker never handed the events over");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    running.shut_down().await;
+    let lines = |user: i64| {
+        let store = s.store.clone();
+        async move {
+            let (_, lines) = store.digest_of(user, 100).await.unwrap().unwrap();
+            lines
+                .iter()
+                .map(|l| format!("{}:{}:{}", l.room_name, l.sender, l.body))
+                .collect::<Vec<_>>()
+        }
+    };
+    let from_author = "jobs:w@example.com:m0 jobs:w@example.com:m1";
+    assert_eq!(
+        lines(author).await.join(" "),
+        "ops:Bob:m0 jobs:Eve:m0",
+        "the author: the others' messages in both rooms"
+    );
+    assert_eq!(
+        lines(bob).await.join(" "),
+        format!("{from_author} jobs:Eve:m0"),
+        "Bob: not his own message in ops"
+    );
+    assert_eq!(
+        lines(eve).await.join(" "),
+        from_author,
+        "Eve: jobs only, not her own"
+    );
+    assert!(lines(dan).await.is_empty(), "Dan is online");
+    assert!(sink.mails().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

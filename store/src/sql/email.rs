@@ -1,5 +1,7 @@
 //! Email: the send queue and the digests of messages members missed.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -9,6 +11,9 @@ use crate::{
     DigestLine, DueEmail, EmailKind, EmailResult, EmailStore, OutgoingEmail, StoreError,
     StoreResult,
 };
+
+/// Rooms whose members one query reads: the worker asks for every room of a relay round.
+const ROOMS_PER_RECIPIENTS_QUERY: usize = 200;
 
 /// Queues `email` as part of `tx`.
 pub(super) async fn insert_email(
@@ -32,18 +37,24 @@ pub(super) async fn insert_email(
 
 #[async_trait]
 impl EmailStore for SqlStore {
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn digest_recipients(&self, room_id: i64, sender: Option<i64>) -> StoreResult<Vec<i64>> {
-        let rows: Vec<(i64,)> = sqlx::query_as(
-            "SELECT u.id FROM room_members m JOIN users u ON u.id = m.user_id \
-             WHERE m.room_id = $1 AND u.email_notifications AND ($2 IS NULL OR u.id <> $2) \
-             ORDER BY u.id",
-        )
-        .bind(room_id)
-        .bind(sender)
-        .fetch_all(&self.read)
-        .await?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
+    #[tracing::instrument(level = "debug", skip_all, fields(rooms = rooms.len()))]
+    async fn digest_recipients(&self, rooms: &[i64]) -> StoreResult<HashMap<i64, Vec<i64>>> {
+        let mut by_room: HashMap<i64, Vec<i64>> = HashMap::new();
+        for chunk in rooms.chunks(ROOMS_PER_RECIPIENTS_QUERY) {
+            let sql = format!(
+                "SELECT m.room_id, u.id FROM room_members m JOIN users u ON u.id = m.user_id \
+                 WHERE m.room_id IN ({}) AND u.email_notifications ORDER BY m.room_id, u.id",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query_as::<_, (i64, i64)>(&sql);
+            for room in chunk {
+                query = query.bind(*room);
+            }
+            for (room, user) in query.fetch_all(&self.read).await? {
+                by_room.entry(room).or_default().push(user);
+            }
+        }
+        Ok(by_room)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

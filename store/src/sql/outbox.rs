@@ -73,17 +73,22 @@ pub(super) async fn write_events(
     org_id: i64,
     events: &[(DomainEvent, DateTime<Utc>)],
 ) -> StoreResult<()> {
-    for chunk in events.chunks(EVENTS_PER_STATEMENT) {
+    let rows = events
+        .iter()
+        .map(|(event, at)| EventRow::new(org_id, event, *at))
+        .collect::<StoreResult<Vec<_>>>()?;
+    write_rows(tx, &rows).await
+}
+
+/// Records outbox rows, in order, as part of `tx`: one statement per hundred rows.
+pub(super) async fn write_rows(tx: &mut Tx<'_>, rows: &[EventRow]) -> StoreResult<()> {
+    for chunk in rows.chunks(EVENTS_PER_STATEMENT) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| format!("({})", placeholders(i * 6 + 1, 6)))
             .collect();
         let sql = format!("INSERT INTO {OUTBOX_COLUMNS} VALUES {}", values.join(", "));
-        let rows = chunk
-            .iter()
-            .map(|(event, at)| EventRow::new(org_id, event, *at))
-            .collect::<StoreResult<Vec<_>>>()?;
         let mut query = sqlx::query(&sql);
-        for row in &rows {
+        for row in chunk {
             query = row.bind(query);
         }
         query.execute(&mut **tx).await?;

@@ -8,7 +8,7 @@ use super::word_lookup::{HitParams, WordLookup};
 use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
 use chatboard_core::events::DomainEvent;
 use chatboard_core::model::Message;
-use outbox::{write_event, write_events, OUTBOX_COLUMNS};
+use outbox::{write_rows, EventRow, OUTBOX_COLUMNS};
 use post_queue::PendingPost;
 use reactions::{own_emoji_column, LockedRow, ReactionWrites};
 use write_queue::write_each;
@@ -138,49 +138,43 @@ async fn insert_message(
     now: DateTime<Utc>,
 ) -> StoreResult<Option<Message>> {
     let mut tx = write.begin().await?;
-    let stored = insert_in(&mut tx, msg, now).await?;
+    let mut events = Vec::new();
+    let stored = insert_in(&mut tx, msg, now, &mut events).await?;
+    write_rows(&mut tx, &events).await?;
     tx.commit().await?;
     Ok(stored)
 }
 
-/// One post inside `tx`: the room's next seq (if the sender may post and has not used this
-/// `client_msg_id`, which also sees posts earlier in the same transaction), the message, the
-/// room's newest id and the event; for a reply, its thread's counters and follows too.
+/// One post inside `tx`: the message at its room's next seq, if the sender may post and has
+/// not used this `client_msg_id` (which also sees posts earlier in the same transaction); a
+/// trigger moves the room's position (`0013_room_position_by_trigger.sql`). For a reply, its
+/// thread's counters and follows too. The post's outbox rows are added to `events`, for the
+/// caller to write together with the rest of its transaction's: each statement is a round trip
+/// to the connection's thread, and those, not the work, were most of a post's cost.
 async fn insert_in(
     tx: &mut Tx<'_>,
     msg: &NewMessage,
     now: DateTime<Utc>,
+    events: &mut Vec<EventRow>,
 ) -> StoreResult<Option<Message>> {
-    let slot: Option<(i64, i64)> = sqlx::query_as(
-        "UPDATE rooms SET last_seq = last_seq + 1 \
-         WHERE id = $1 \
-           AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) \
-           AND EXISTS (SELECT 1 FROM orgs o WHERE o.id = rooms.org_id \
-             AND o.suspended = 0 AND o.archived_at IS NULL) \
-           AND ($3 IS NULL OR NOT EXISTS ( \
-             SELECT 1 FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $3)) \
-         RETURNING org_id, last_seq",
-    )
-    .bind(msg.room_id)
-    .bind(msg.sender_id)
-    .bind(&msg.client_msg_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some((org_id, seq)) = slot else {
-        return Ok(None);
-    };
     let sql = format!(
         "INSERT INTO messages (room_id, org_id, seq, sender_id, body, client_msg_id, created_at, \
            file_id, file_name, file_type, file_size, parent_id, mention_ids) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {MESSAGE_COLUMNS}"
+         SELECT r.id, r.org_id, r.last_seq + 1, $2, $4, $3, $5, $6, $7, $8, $9, $10, $11 \
+         FROM rooms r \
+         WHERE r.id = $1 \
+           AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) \
+           AND EXISTS (SELECT 1 FROM orgs o WHERE o.id = r.org_id \
+             AND o.suspended = 0 AND o.archived_at IS NULL) \
+           AND ($3 IS NULL OR NOT EXISTS ( \
+             SELECT 1 FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $3)) \
+         RETURNING {MESSAGE_COLUMNS}"
     );
-    let row: MessageRow = sqlx::query_as(&sql)
+    let row: Option<MessageRow> = sqlx::query_as(&sql)
         .bind(msg.room_id)
-        .bind(org_id)
-        .bind(seq)
         .bind(msg.sender_id)
-        .bind(&msg.body)
         .bind(&msg.client_msg_id)
+        .bind(&msg.body)
         .bind(now)
         .bind(msg.file.as_ref().map(|f| f.id.as_str()))
         .bind(msg.file.as_ref().map(|f| f.filename.as_str()))
@@ -188,23 +182,27 @@ async fn insert_in(
         .bind(msg.file.as_ref().map(|f| f.size))
         .bind(msg.parent_id)
         .bind(encode_ids(&msg.mentions.named))
-        .fetch_one(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
     let message = Message::from(row);
-    sqlx::query("UPDATE rooms SET last_msg_id = $2 WHERE id = $1")
-        .bind(msg.room_id)
-        .bind(message.id)
-        .execute(&mut **tx)
-        .await?;
-    let event = DomainEvent::MessageCreated(message.clone());
-    write_event(tx, org_id, &event, now).await?;
+    let org_id = message.org;
+    events.push(EventRow::new(
+        org_id,
+        &DomainEvent::MessageCreated(message.clone()),
+        now,
+    )?);
     if let Some(thread) = threads::record_reply(tx, &message, now).await? {
-        write_event(tx, org_id, &thread, now).await?;
+        events.push(EventRow::new(org_id, &thread, now)?);
     }
     if !msg.mentions.everyone.is_empty() {
         let mentioned =
             mentions::record_mentions(tx, &message, &msg.mentions.everyone, now).await?;
-        write_events(tx, org_id, &mentioned).await?;
+        for (event, at) in &mentioned {
+            events.push(EventRow::new(org_id, event, *at)?);
+        }
     }
     Ok(Some(message))
 }
@@ -292,9 +290,11 @@ async fn insert_batch(write: &Pool, batch: &[PendingPost]) -> Vec<StoreResult<Op
     let together = async {
         let mut tx = write.begin().await?;
         let mut answers = Vec::with_capacity(batch.len());
+        let mut events = Vec::new();
         for post in batch {
-            answers.push(insert_in(&mut tx, &post.msg, post.now).await?);
+            answers.push(insert_in(&mut tx, &post.msg, post.now, &mut events).await?);
         }
+        write_rows(&mut tx, &events).await?;
         tx.commit().await?;
         StoreResult::Ok(answers)
     };

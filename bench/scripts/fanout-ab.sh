@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Fan-out A/B of two single-node builds against the raw broadcaster, issue 19 point 4: 100 rooms
+# of 100, senders over WebSocket. Each directory holds a build's `chatboard` and
+# `chatboard-bench`; every round runs the raw server (B's bench binary), then A, then B, each
+# node on a data directory seeded anew, 65 s apart (the client's ports leave TIME_WAIT). The
+# ratios to compare are those within a round: the machine drifts between rounds.
+#
+#   bench/scripts/fanout-ab.sh DIR_A DIR_B [ROUNDS] [RATE]
+#
+# Each run prints the machine's state (load average, steal ticks), the result row and the
+# state after; CPU per delivery is the last column.
+A=$1 BB=$2 ROUNDS=${3:-2} RATE=${4:-1000}
+B=$BB
+source "$(dirname "$0")/common.sh"
+seed_node "$WORK/s100.json" --rooms 100 --members 100
+"$B/chatboard-bench" raw-gateway --listen 127.0.0.1:9100 2>"$WORK/raw.err" & RAW=$!
+trap 'kill $RAW 2>/dev/null || true' EXIT
+sleep 2
+first=1
+for round in $(seq 1 "$ROUNDS"); do
+  for target in raw a b; do
+    [ $first = 1 ] || sleep 65; first=0
+    if [ $target = raw ]; then
+      url=ws://127.0.0.1:9100; pid=$RAW
+    else
+      if [ $target = a ]; then dir=$A; else dir=$BB; fi
+      B=$dir seed_node "$WORK/s100.json" --rooms 100 --members 100 >/dev/null
+      B=$dir start_node "$WORK/s100.json"; url=ws://127.0.0.1:18080; pid=$NODE
+    fi
+    fanout "$target (round $round)" $url $pid "$WORK/s100.json" "$RATE"
+    if [ $target != raw ]; then kill $NODE; wait $NODE || true; fi
+  done
+done
+kill $RAW; wait $RAW || true
