@@ -35,7 +35,21 @@ serve_api() {
 }
 
 # Load average and the CPU steal counter (ticks; field 8 of the `cpu` line of /proc/stat).
-machine() { echo "load $(cut -d' ' -f1-3 /proc/loadavg) steal $(awk '/^cpu /{print $9}' /proc/stat)"; }
+machine() { echo "load $(cut -d' ' -f1-3 /proc/loadavg) steal $(steal)"; }
+
+# Starts the raw broadcaster (`chatboard-bench raw-gateway`) at 127.0.0.1:9100, its pid in RAW.
+start_raw() {
+  "$B/chatboard-bench" raw-gateway --listen 127.0.0.1:9100 2>"$WORK/raw.err" &
+  RAW=$!
+  sleep 2
+}
+
+# Call before each fan-out run: from the second on it waits 65 s, for the client's ports to
+# leave TIME_WAIT.
+next_run() {
+  [ -z "${RAN_BEFORE:-}" ] || sleep 65
+  RAN_BEFORE=1
+}
 
 # One fan-out run: `fanout NAME URL PID STATE RATE` prints the machine's state, the result row
 # and the machine's state after.

@@ -13,13 +13,11 @@ A=$1 BB=$2 ROUNDS=${3:-2} RATE=${4:-1000}
 B=$BB
 source "$(dirname "$0")/common.sh"
 seed_node "$WORK/s100.json" --rooms 100 --members 100
-"$B/chatboard-bench" raw-gateway --listen 127.0.0.1:9100 2>"$WORK/raw.err" & RAW=$!
+start_raw
 trap 'kill $RAW 2>/dev/null || true' EXIT
-sleep 2
-first=1
 for round in $(seq 1 "$ROUNDS"); do
   for target in raw a b; do
-    [ $first = 1 ] || sleep 65; first=0
+    next_run
     if [ $target = raw ]; then
       url=ws://127.0.0.1:9100; pid=$RAW
     else

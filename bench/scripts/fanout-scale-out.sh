@@ -7,13 +7,12 @@ if ! scale_out_env bench_fanout; then
   "$B/chatboard-bench" ws-seed --rooms 100 --members 100 --state "$WORK/so100.json" | tail -1
 fi
 CHATBOARD_ADDR=127.0.0.1:18082 "$WORK/gateway" 2>"$WORK/gateway.err" & GW=$!
-"$B/chatboard-bench" raw-gateway --listen 127.0.0.1:9100 2>"$WORK/raw.err" & RAW=$!
+start_raw
 trap 'kill $GW $RAW 2>/dev/null || true' EXIT
-sleep 3
-first=1
+sleep 1
 for rate in ${RATES:-1000 2000}; do
   for target in raw gateway; do
-    [ $first = 1 ] || sleep 65; first=0
+    next_run
     if [ $target = raw ]; then url=ws://127.0.0.1:9100; pid=$RAW; else url=ws://127.0.0.1:18082; pid=$GW; fi
     fanout $target $url $pid "$WORK/so100.json" $rate
   done

@@ -5,13 +5,11 @@
 source "$(dirname "$0")/common.sh"
 # The population (the raw server needs its state file too); seeded anew before each node run.
 seed_node "$WORK/s100.json" --rooms 100 --members 100
-"$B/chatboard-bench" raw-gateway --listen 127.0.0.1:9100 2>"$WORK/raw.err" & RAW=$!
+start_raw
 trap 'kill $RAW 2>/dev/null || true' EXIT
-sleep 2
-first=1
 for rate in ${RATES:-1000 2000}; do
   for target in raw node; do
-    [ $first = 1 ] || sleep 65; first=0
+    next_run
     if [ $target = raw ]; then
       url=ws://127.0.0.1:9100; pid=$RAW
     else

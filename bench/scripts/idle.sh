@@ -17,8 +17,7 @@ case $what in
     sleep 3; url=ws://127.0.0.1:18090; state=$WORK/idle-gw.json ;;
   raw)
     [ -f "$WORK/idle-node.json" ] || seed_node "$WORK/idle-node.json" --rooms 1800 --members 10
-    "$B/chatboard-bench" raw-gateway --listen 127.0.0.1:9100 2>"$WORK/raw.err" & pid=$!
-    sleep 2; url=ws://127.0.0.1:9100; state=$WORK/idle-node.json ;;
+    start_raw; pid=$RAW; url=ws://127.0.0.1:9100; state=$WORK/idle-node.json ;;
   *) echo "node, gateway or raw" >&2; exit 2 ;;
 esac
 trap 'kill $pid 2>/dev/null || true' EXIT
