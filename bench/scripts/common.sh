@@ -52,10 +52,19 @@ next_run() {
 }
 
 # One fan-out run: `fanout NAME URL PID STATE RATE` prints the machine's state, the result row
-# and the machine's state after.
+# and the machine's state after. With TIMELINE_MS set, the deliveries by send time in windows of
+# that many ms go to $WORK/timeline-NAME-RATE-N.md (N counts the runs).
 fanout() {
   echo "== $1, $5 msg/s, $(machine)"
-  "$B/chatboard-bench" ws-fanout --ws "$2" --state "$4" --rate "$5" --seconds 15 --gateway-pid "$3" | tail -1
+  local out="$WORK/fanout.out"
+  "$B/chatboard-bench" ws-fanout --ws "$2" --state "$4" --rate "$5" --seconds 15 --gateway-pid "$3" \
+    ${TIMELINE_MS:+--timeline-ms $TIMELINE_MS} >"$out"
+  # The result row is the one after the first table's header and rule.
+  awk '/^\| sent \|/{row=NR+2} NR==row' "$out"
+  if [ -n "${TIMELINE_MS:-}" ]; then
+    RUNS=$(( ${RUNS:-0} + 1 ))
+    sed -n '/^sending began at/,$p' "$out" >"$WORK/timeline-$1-$5-$RUNS.md"
+  fi
   echo "   after: $(machine)"
 }
 

@@ -7,6 +7,7 @@ mod load;
 mod memory;
 mod raw_gateway;
 mod seed;
+mod timeline;
 mod webhooks;
 mod ws_load;
 mod ws_seed;
@@ -165,6 +166,10 @@ enum Command {
         /// The gateway's process id, to read its memory from /proc.
         #[arg(long)]
         gateway_pid: Option<u32>,
+        /// Also print deliveries by send time in windows of this many milliseconds (how many,
+        /// how many over 10 ms, the worst): where in the run the tail was.
+        #[arg(long)]
+        timeline_ms: Option<u64>,
     },
     /// A minimal broadcaster speaking just enough of the gateway's protocol for `ws-fanout`
     /// (no authentication, storage, presence or limits): the floor the gateway is measured
@@ -324,6 +329,7 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             via,
             gateway_pid,
+            timeline_ms,
         } => {
             let via = match via.as_str() {
                 "ws" => ws_load::SendVia::WebSocket,
@@ -333,7 +339,15 @@ async fn main() -> anyhow::Result<()> {
             };
             let seeded: ws_seed::WsSeeded = serde_json::from_slice(&std::fs::read(&state)?)?;
             let target = ws_load::Target::new(&ws, api, gateway_pid)?;
-            ws_load::fanout(&target, &seeded, rate, seconds, via).await?;
+            ws_load::fanout(
+                &target,
+                &seeded,
+                rate,
+                seconds,
+                via,
+                timeline_ms.map(Duration::from_millis),
+            )
+            .await?;
         }
         Command::Webhooks {
             engine,

@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::timeline::Timeline;
 use crate::ws_seed::WsSeeded;
 
 type Socket = WebSocketStream<tokio::net::TcpStream>;
@@ -29,6 +30,8 @@ const QUIET: Duration = Duration::from_secs(2);
 const MAX_SETTLE: Duration = Duration::from_secs(300);
 /// Frames per second one connection may send (the gateway allows 20).
 const SEND_PER_CONNECTION: f64 = 15.0;
+/// A delivery slower than this counts as slow in the timeline.
+const SLOW: Duration = Duration::from_millis(10);
 
 /// Where the gateway listens.
 pub struct Target {
@@ -199,8 +202,18 @@ pub async fn fanout(
     rate: f64,
     seconds: u64,
     via: SendVia,
+    timeline: Option<Duration>,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(rate > 0.0, "--rate must be positive");
+    // Deliveries by send time, when asked for; messages sent late in the run may take the
+    // three seconds after it to arrive, hence the longer span.
+    let timeline = timeline.map(|window| {
+        Arc::new(Timeline::new(
+            Duration::from_secs(seconds + 1),
+            window,
+            SLOW,
+        ))
+    });
     let epoch = Instant::now();
     let (stop_tx, stop) = watch::channel(false);
     let per_room = rate / seeded.rooms.len() as f64;
@@ -255,6 +268,7 @@ pub async fn fanout(
                 stop.clone(),
                 room_latencies.clone(),
                 last_frame.clone(),
+                timeline.clone(),
             )));
         }
     }
@@ -286,6 +300,9 @@ pub async fn fanout(
     let period = Duration::from_secs_f64(senders_per_room as f64 / per_room);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
     let cpu_before = target.gateway_cpu();
+    if let Some(t) = &timeline {
+        t.begin(epoch.elapsed().as_nanos() as u64);
+    }
     // Unique per run: the same senders' ids from an earlier run would be (rightly) de-duplicated.
     let run = chrono::Utc::now().timestamp_micros();
     let mut senders = Vec::new();
@@ -378,6 +395,9 @@ pub async fn fanout(
         cpu.map(|c| format!("{:.1}", c.as_secs_f64() * 1e6 / total.max(1) as f64))
             .unwrap_or_else(|| "-".into()),
     );
+    if let Some(t) = &timeline {
+        t.print();
+    }
     Ok(())
 }
 
@@ -389,6 +409,7 @@ async fn receive(
     mut stop: watch::Receiver<bool>,
     latencies: Arc<Mutex<Histogram<u64>>>,
     last_frame: Arc<AtomicU64>,
+    timeline: Option<Arc<Timeline>>,
 ) -> u64 {
     let mut count = 0;
     let stopped = async move {
@@ -406,6 +427,10 @@ async fn receive(
                         let micros = (epoch.elapsed().as_nanos() as u64).saturating_sub(sent) / 1000;
                         let mut h = latencies.lock().unwrap_or_else(PoisonError::into_inner);
                         let _ = h.record(micros.max(1));
+                        drop(h);
+                        if let Some(t) = &timeline {
+                            t.record(sent, micros);
+                        }
                     }
                 }
                 Some(Ok(_)) => {}

@@ -462,6 +462,114 @@ async fn two_scale_out_workers_deliver_every_event() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_batch_over_two_orgs_queues_only_what_each_orgs_webhooks_want_sqlite() {
+    batch_over_two_orgs(TestEngine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_batch_over_two_orgs_queues_only_what_each_orgs_webhooks_want_postgres() {
+    batch_over_two_orgs(TestEngine::Postgres).await;
+}
+
+/// The fan-out of a batch mixing two organizations' events: each webhook gets its own
+/// organization's events of the types it names (or all, for "*"); an inactive one gets
+/// nothing, nor does the other organization's, which wants another type; the same batch again
+/// adds nothing.
+async fn batch_over_two_orgs(engine: TestEngine) {
+    let Some((_db, s)) = db(engine).await else {
+        return;
+    };
+    let now = chrono::Utc::now();
+    let other = s
+        .store
+        .create_org(s.author, "Elsewhere", now)
+        .await
+        .unwrap();
+    let other_room = s
+        .store
+        .create_room(
+            chatboard_store::NewRoom {
+                org_id: other.id,
+                name: "elsewhere".into(),
+                access_level: chatboard_core::model::AccessLevel::Public,
+                created_by: s.author,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let messages = webhook(
+        &s.store,
+        s.org,
+        "http://a.example.com/m",
+        &["message.created"],
+        "k",
+    )
+    .await;
+    let everything = webhook(&s.store, s.org, "http://a.example.com/all", &["*"], "k").await;
+    let joins = webhook(
+        &s.store,
+        s.org,
+        "http://a.example.com/j",
+        &["member.joined"],
+        "k",
+    )
+    .await;
+    let off = webhook(&s.store, s.org, "http://a.example.com/off", &["*"], "k").await;
+    let theirs = webhook(
+        &s.store,
+        other.id,
+        "http://b.example.com/j",
+        &["member.joined"],
+        "k",
+    )
+    .await;
+    s.store
+        .update_webhook(
+            off,
+            chatboard_store::WebhookPatch {
+                is_active: Some(false),
+                ..Default::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    settle_outbox(&s.store).await;
+    post(&s.store, s.room, s.author, 3).await;
+    post(&s.store, other_room.id, s.author, 2).await;
+    let events = s.store.outbox_unpublished(1000).await.unwrap();
+    assert_eq!(events.len(), 5, "{events:?}");
+    assert_eq!(
+        s.store.fan_out_deliveries(&events, now).await.unwrap(),
+        6,
+        "three messages to each of two webhooks"
+    );
+    assert_eq!(s.store.fan_out_deliveries(&events, now).await.unwrap(), 0);
+    let ours: HashSet<String> = events
+        .iter()
+        .filter(|e| e.org_id == s.org)
+        .map(|e| e.id.clone())
+        .collect();
+    for (hook, wanted) in [
+        (messages, 3),
+        (everything, 3),
+        (joins, 0),
+        (off, 0),
+        (theirs, 0),
+    ] {
+        let log = s.store.webhook_deliveries(hook, None, 100).await.unwrap();
+        let got: HashSet<String> = log.iter().map(|d| d.event_id.clone()).collect();
+        assert_eq!(got.len(), wanted, "webhook {hook}: {log:?}");
+        assert!(
+            got.is_subset(&ours),
+            "webhook {hook} got another org's events"
+        );
+        assert!(log.iter().all(|d| d.event_type == "message.created"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claims_stay_within_their_limit_and_never_overlap_sqlite() {
     concurrent_claims(TestEngine::Sqlite).await;
 }
