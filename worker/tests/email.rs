@@ -14,11 +14,9 @@ use chatboard_core::auth::hash_token;
 use chatboard_core::config::{EmailSettings, WebhookSettings};
 use chatboard_core::model::{AccessLevel, Role};
 use chatboard_core::presence::{LocalPresence, Presence};
-use chatboard_store::{
-    EmailKind, JoinVia, NewInvite, NewRoom, NewUser, OutgoingEmail, ProfilePatch, Store,
-};
+use chatboard_store::{EmailKind, JoinVia, NewInvite, NewUser, OutgoingEmail, ProfilePatch, Store};
 use chrono::Utc;
-use common::{post, setup, Setup};
+use common::{post, room, setup, Setup};
 use testing::smtp::SmtpSink;
 use testing::{TestDb, TestEngine};
 use worker::runtime::{start_in_process, Parts, Running};
@@ -197,20 +195,7 @@ async fn several_rooms(engine: TestEngine) {
     let bob = member(&s, "bob@example.com", "Bob").await;
     let eve = member(&s, "eve@example.com", "Eve").await;
     let dan = member(&s, "dan@example.com", "Dan").await; // online
-    let ops = s
-        .store
-        .create_room(
-            NewRoom {
-                org_id: s.org,
-                name: "ops".into(),
-                access_level: AccessLevel::Private,
-                created_by: author,
-            },
-            Utc::now(),
-        )
-        .await
-        .unwrap()
-        .id;
+    let ops = room(&s.store, s.org, author, "ops", AccessLevel::Private).await;
     for user in [bob, dan] {
         s.store
             .add_room_member(ops, user, JoinVia::Invite, Utc::now())

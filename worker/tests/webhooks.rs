@@ -18,7 +18,7 @@ use chatboard_core::model::DeliveryStatus;
 use chatboard_core::presence::LocalPresence;
 use chatboard_store::Store;
 use common::receiver::{Received, Receiver};
-use common::{post, settle_outbox, setup, webhook, Setup};
+use common::{post, room, settle_outbox, setup, webhook, Setup};
 use testing::{nats_url, unique_prefix, TestDb, TestEngine};
 use worker::queue::NatsJobQueue;
 use worker::runtime::{start_in_process, start_scale_out, Parts, Running};
@@ -485,19 +485,14 @@ async fn batch_over_two_orgs(engine: TestEngine) {
         .create_org(s.author, "Elsewhere", now)
         .await
         .unwrap();
-    let other_room = s
-        .store
-        .create_room(
-            chatboard_store::NewRoom {
-                org_id: other.id,
-                name: "elsewhere".into(),
-                access_level: chatboard_core::model::AccessLevel::Public,
-                created_by: s.author,
-            },
-            now,
-        )
-        .await
-        .unwrap();
+    let other_room = room(
+        &s.store,
+        other.id,
+        s.author,
+        "elsewhere",
+        chatboard_core::model::AccessLevel::Public,
+    )
+    .await;
     let messages = webhook(
         &s.store,
         s.org,
@@ -537,7 +532,7 @@ async fn batch_over_two_orgs(engine: TestEngine) {
         .unwrap();
     settle_outbox(&s.store).await;
     post(&s.store, s.room, s.author, 3).await;
-    post(&s.store, other_room.id, s.author, 2).await;
+    post(&s.store, other_room, s.author, 2).await;
     let events = s.store.outbox_unpublished(1000).await.unwrap();
     assert_eq!(events.len(), 5, "{events:?}");
     assert_eq!(

@@ -42,24 +42,36 @@ pub async fn setup(url: &str) -> Setup {
         .await
         .unwrap();
     let org = store.create_org(user.id, "Work", now).await.unwrap();
-    let room = store
-        .create_room(
-            NewRoom {
-                org_id: org.id,
-                name: "jobs".into(),
-                access_level: AccessLevel::Public,
-                created_by: user.id,
-            },
-            now,
-        )
-        .await
-        .unwrap();
+    let room = room(&store, org.id, user.id, "jobs", AccessLevel::Public).await;
     Setup {
         store,
         org: org.id,
-        room: room.id,
+        room,
         author: user.id,
     }
+}
+
+/// Creates a room named `name` in `org`, `creator` its first member; returns its id.
+pub async fn room(
+    store: &Arc<dyn Store>,
+    org: i64,
+    creator: i64,
+    name: &str,
+    access_level: AccessLevel,
+) -> i64 {
+    store
+        .create_room(
+            NewRoom {
+                org_id: org,
+                name: name.to_owned(),
+                access_level,
+                created_by: creator,
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+        .id
 }
 
 /// Hands every event written so far over (as a relay would), so that only the events a test
