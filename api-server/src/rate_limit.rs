@@ -51,7 +51,7 @@ impl<K: Hash + Eq + Clone> Limit<K> {
                 remaining: snapshot.remaining_burst_capacity(),
             }),
             Err(not_until) => {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let wait = not_until.wait_time_from(self.limiter.clock().now());
                 let info = RateInfo {
                     limit: self.per_minute,
                     remaining: 0,

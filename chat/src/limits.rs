@@ -13,7 +13,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use chatboard_store::{Store, StoreResult};
@@ -71,7 +71,7 @@ impl OrgRateLimits {
         Ok(limiter
             .check_key(&user_id)
             .err()
-            .map(|not_until| not_until.wait_time_from(DefaultClock::default().now())))
+            .map(|not_until| not_until.wait_time_from(limiter.clock().now())))
     }
 
     fn lock_orgs(&self) -> std::sync::MutexGuard<'_, HashMap<i64, OrgLimiter>> {
@@ -156,7 +156,7 @@ impl PostLimits {
         if let Some(limiter) = &self.per_user {
             if let Err(not_until) = limiter.check_key(&user_id) {
                 return Err(ChatError::RateLimited {
-                    retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+                    retry_after: not_until.wait_time_from(limiter.clock().now()),
                     detail: "You are posting faster than this server allows.",
                 });
             }

@@ -9,7 +9,7 @@
 //! the gap first. So each room's messages reach the socket once each, in id order.
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
@@ -18,6 +18,7 @@ use chatboard_core::model::Message;
 use chatboard_core::presence::PresenceChange;
 use chatboard_store::{PageCursor, Timeline};
 use futures::SinkExt;
+use governor::clock::DefaultClock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::json;
 
@@ -547,9 +548,14 @@ fn peer_vanished(error: &axum::Error) -> bool {
     )
 }
 
+/// The clock of every session's frame limiter. Making a clock tests the CPU for a usable time
+/// stamp counter (`cpuid`, which a virtual machine traps), so the process makes one and each
+/// limiter holds a copy, instead of one per connection.
+static FRAME_CLOCK: LazyLock<DefaultClock> = LazyLock::new(DefaultClock::default);
+
 fn frame_limiter() -> DefaultDirectRateLimiter {
     let rate = NonZeroU32::new(FRAMES_PER_SECOND).unwrap_or(NonZeroU32::MIN);
-    RateLimiter::direct(Quota::per_second(rate))
+    RateLimiter::direct_with_clock(Quota::per_second(rate), FRAME_CLOCK.clone())
 }
 
 /// How long a graceful shutdown waits for connections to close.
