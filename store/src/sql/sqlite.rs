@@ -132,11 +132,19 @@ async fn begin_write(write: &Pool) -> Result<Tx<'static>, sqlx::Error> {
 /// Stores a message and its `message.created` event in one transaction on the single writer
 /// connection, which already orders every write; see the PostgreSQL version for the rules.
 /// Returns nothing when the sender is not a member or already sent this `client_msg_id`.
+///
+/// A plain post (no thread, no mentions) is two round trips to the connection's thread instead
+/// of four: `BEGIN` travels with the insert and `COMMIT` with the outbox row (one statement
+/// string each). Each round trip wakes that thread and then the waiting task, and on a busy
+/// machine waits for a CPU both ways; those, more than the statements, were a post's cost.
 async fn insert_message(
     write: &Pool,
     msg: &NewMessage,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<Message>> {
+    if msg.parent_id.is_none() && msg.mentions.everyone.is_empty() {
+        return insert_plain(write, msg, now).await;
+    }
     let mut tx = write.begin().await?;
     let mut events = Vec::new();
     let stored = insert_in(&mut tx, msg, now, &mut events).await?;
@@ -145,21 +153,79 @@ async fn insert_message(
     Ok(stored)
 }
 
-/// One post inside `tx`: the message at its room's next seq, if the sender may post and has
-/// not used this `client_msg_id` (which also sees posts earlier in the same transaction); a
-/// trigger moves the room's position (`0013_room_position_by_trigger.sql`). For a reply, its
-/// thread's counters and follows too. The post's outbox rows are added to `events`, for the
-/// caller to write together with the rest of its transaction's: each statement is a round trip
-/// to the connection's thread, and those, not the work, were most of a post's cost.
-async fn insert_in(
-    tx: &mut Tx<'_>,
+/// A plain post in two round trips (see `insert_message`). The transaction is opened in SQL,
+/// so sqlx does not know of it: on an error this rolls it back itself, and should that fail or
+/// the future be dropped half-way, the connection is closed instead of going back to the pool
+/// (closing discards the transaction; the pool opens another).
+async fn insert_plain(
+    write: &Pool,
     msg: &NewMessage,
     now: DateTime<Utc>,
-    events: &mut Vec<EventRow>,
 ) -> StoreResult<Option<Message>> {
+    let mut open = OpenTransaction {
+        conn: write.acquire().await?,
+        ended: false,
+    };
+    let stored = insert_plain_in(&mut open.conn, msg, now).await;
+    // Success ends in `COMMIT`; on an error, nothing may stay open (SQLite rolls some failures
+    // back itself, so a failed `ROLLBACK` may mean nothing was left: closing is safe either way).
+    open.ended = stored.is_ok()
+        || sqlx::query("ROLLBACK")
+            .execute(&mut *open.conn)
+            .await
+            .is_ok();
+    stored
+}
+
+async fn insert_plain_in(
+    conn: &mut sqlx::SqliteConnection,
+    msg: &NewMessage,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Message>> {
+    let sql = insert_sql("BEGIN; ");
+    let row: Option<MessageRow> = bind_insert(sqlx::query_as(&sql), msg, now)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else {
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        return Ok(None);
+    };
+    let message = Message::from(row);
+    let event = EventRow::new(
+        message.org,
+        &DomainEvent::MessageCreated(message.clone()),
+        now,
+    )?;
     let sql = format!(
-        "INSERT INTO messages (room_id, org_id, seq, sender_id, body, client_msg_id, created_at, \
-           file_id, file_name, file_type, file_size, parent_id, mention_ids) \
+        "INSERT INTO {OUTBOX_COLUMNS} VALUES ({}); COMMIT",
+        placeholders(1, 6)
+    );
+    event.bind(sqlx::query(&sql)).execute(&mut *conn).await?;
+    Ok(Some(message))
+}
+
+/// A pooled connection inside a transaction that sqlx does not track: closed instead of going
+/// back to the pool unless the transaction was seen to end.
+struct OpenTransaction {
+    conn: sqlx::pool::PoolConnection<Db>,
+    ended: bool,
+}
+
+impl Drop for OpenTransaction {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// The post's insert after `prefix`: the message at its room's next seq, if the sender may post
+/// and has not used this `client_msg_id` (which also sees posts earlier in the same
+/// transaction); a trigger moves the room's position (`0013_room_position_by_trigger.sql`).
+fn insert_sql(prefix: &str) -> String {
+    format!(
+        "{prefix}INSERT INTO messages (room_id, org_id, seq, sender_id, body, client_msg_id, \
+           created_at, file_id, file_name, file_type, file_size, parent_id, mention_ids) \
          SELECT r.id, r.org_id, r.last_seq + 1, $2, $4, $3, $5, $6, $7, $8, $9, $10, $11 \
          FROM rooms r \
          WHERE r.id = $1 \
@@ -169,8 +235,16 @@ async fn insert_in(
            AND ($3 IS NULL OR NOT EXISTS ( \
              SELECT 1 FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $3)) \
          RETURNING {MESSAGE_COLUMNS}"
-    );
-    let row: Option<MessageRow> = sqlx::query_as(&sql)
+    )
+}
+
+/// Binds a post's values to [`insert_sql`]'s parameters.
+fn bind_insert<'q>(
+    query: sqlx::query::QueryAs<'q, Db, MessageRow, sqlx::sqlite::SqliteArguments<'q>>,
+    msg: &'q NewMessage,
+    now: DateTime<Utc>,
+) -> sqlx::query::QueryAs<'q, Db, MessageRow, sqlx::sqlite::SqliteArguments<'q>> {
+    query
         .bind(msg.room_id)
         .bind(msg.sender_id)
         .bind(&msg.client_msg_id)
@@ -182,6 +256,20 @@ async fn insert_in(
         .bind(msg.file.as_ref().map(|f| f.size))
         .bind(msg.parent_id)
         .bind(encode_ids(&msg.mentions.named))
+}
+
+/// One post inside `tx` ([`insert_sql`]); for a reply, its thread's counters and follows too.
+/// The post's outbox rows are added to `events`, for the caller to write together with the
+/// rest of its transaction's: each statement is a round trip to the connection's thread, and
+/// those, not the work, were most of a post's cost.
+async fn insert_in(
+    tx: &mut Tx<'_>,
+    msg: &NewMessage,
+    now: DateTime<Utc>,
+    events: &mut Vec<EventRow>,
+) -> StoreResult<Option<Message>> {
+    let sql = insert_sql("");
+    let row: Option<MessageRow> = bind_insert(sqlx::query_as(&sql), msg, now)
         .fetch_optional(&mut **tx)
         .await?;
     let Some(row) = row else {
