@@ -80,13 +80,18 @@ pub(super) async fn write_events(
     write_rows(tx, &rows).await
 }
 
+/// The insert of `rows` outbox rows, their values bound in order from `$1` (`EventRow::bind`).
+pub(super) fn insert_rows_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| format!("({})", placeholders(i * 6 + 1, 6)))
+        .collect();
+    format!("INSERT INTO {OUTBOX_COLUMNS} VALUES {}", values.join(", "))
+}
+
 /// Records outbox rows, in order, as part of `tx`: one statement per hundred rows.
 pub(super) async fn write_rows(tx: &mut Tx<'_>, rows: &[EventRow]) -> StoreResult<()> {
     for chunk in rows.chunks(EVENTS_PER_STATEMENT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("({})", placeholders(i * 6 + 1, 6)))
-            .collect();
-        let sql = format!("INSERT INTO {OUTBOX_COLUMNS} VALUES {}", values.join(", "));
+        let sql = insert_rows_sql(chunk.len());
         let mut query = sqlx::query(&sql);
         for row in chunk {
             query = row.bind(query);

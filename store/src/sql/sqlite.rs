@@ -1,6 +1,8 @@
 //! SQLite: the store's shared SQL (the sibling files, compiled here as submodules) and the
 //! statements that differ on this engine.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 
 use super::rows::{encode_ids, message_columns_of, placeholders, MessageRow, MESSAGE_COLUMNS};
@@ -8,7 +10,7 @@ use super::word_lookup::{HitParams, WordLookup};
 use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
 use chatboard_core::events::DomainEvent;
 use chatboard_core::model::Message;
-use outbox::{write_rows, EventRow, OUTBOX_COLUMNS};
+use outbox::{insert_rows_sql, write_rows, EventRow};
 use post_queue::PendingPost;
 use reactions::{own_emoji_column, LockedRow, ReactionWrites};
 use write_queue::write_each;
@@ -133,9 +135,9 @@ async fn begin_write(write: &Pool) -> Result<Tx<'static>, sqlx::Error> {
 /// connection, which already orders every write; see the PostgreSQL version for the rules.
 /// Returns nothing when the sender is not a member or already sent this `client_msg_id`.
 ///
-/// A plain post (no thread, no mentions) is two round trips to the connection's thread instead
-/// of four: `BEGIN` travels with the insert and `COMMIT` with the outbox row (one statement
-/// string each). Each round trip wakes that thread and then the waiting task, and on a busy
+/// A plain post (no thread, no mentions) is two statement round trips to the connection's
+/// thread instead of four: `BEGIN` travels with the insert and `COMMIT` with the outbox row (one
+/// statement string each); sqlx's ping when the connection goes back to the pool follows both. Each round trip wakes that thread and then the waiting task, and on a busy
 /// machine waits for a CPU both ways; those, more than the statements, were a post's cost.
 async fn insert_message(
     write: &Pool,
@@ -182,8 +184,7 @@ async fn insert_plain_in(
     msg: &NewMessage,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<Message>> {
-    let sql = insert_sql("BEGIN; ");
-    let row: Option<MessageRow> = bind_insert(sqlx::query_as(&sql), msg, now)
+    let row: Option<MessageRow> = bind_insert(sqlx::query_as(&BEGIN_AND_INSERT), msg, now)
         .fetch_optional(&mut *conn)
         .await?;
     let Some(row) = row else {
@@ -196,13 +197,18 @@ async fn insert_plain_in(
         &DomainEvent::MessageCreated(message.clone()),
         now,
     )?;
-    let sql = format!(
-        "INSERT INTO {OUTBOX_COLUMNS} VALUES ({}); COMMIT",
-        placeholders(1, 6)
-    );
-    event.bind(sqlx::query(&sql)).execute(&mut *conn).await?;
+    event
+        .bind(sqlx::query(&OUTBOX_ROW_AND_COMMIT))
+        .execute(&mut *conn)
+        .await?;
     Ok(Some(message))
 }
+
+/// A plain post's two statement strings, made once: the first opens its transaction, the second
+/// ends it.
+static BEGIN_AND_INSERT: LazyLock<String> = LazyLock::new(|| insert_sql("BEGIN; "));
+static OUTBOX_ROW_AND_COMMIT: LazyLock<String> =
+    LazyLock::new(|| format!("{}; COMMIT", insert_rows_sql(1)));
 
 /// A pooled connection inside a transaction that sqlx does not track: closed instead of going
 /// back to the pool unless the transaction was seen to end.
@@ -238,6 +244,9 @@ fn insert_sql(prefix: &str) -> String {
     )
 }
 
+/// A post's insert inside a transaction of sqlx's (`insert_in`), made once.
+static INSERT: LazyLock<String> = LazyLock::new(|| insert_sql(""));
+
 /// Binds a post's values to [`insert_sql`]'s parameters.
 fn bind_insert<'q>(
     query: sqlx::query::QueryAs<'q, Db, MessageRow, sqlx::sqlite::SqliteArguments<'q>>,
@@ -268,8 +277,7 @@ async fn insert_in(
     now: DateTime<Utc>,
     events: &mut Vec<EventRow>,
 ) -> StoreResult<Option<Message>> {
-    let sql = insert_sql("");
-    let row: Option<MessageRow> = bind_insert(sqlx::query_as(&sql), msg, now)
+    let row: Option<MessageRow> = bind_insert(sqlx::query_as(&INSERT), msg, now)
         .fetch_optional(&mut **tx)
         .await?;
     let Some(row) = row else {
@@ -356,10 +364,7 @@ async fn record_reactions(tx: &mut Tx<'_>, writes: &ReactionWrites) -> StoreResu
     for room_id in &writes.rooms {
         SqlStore::bump_edit_version(tx, *room_id).await?;
     }
-    let sql = format!(
-        "INSERT INTO {OUTBOX_COLUMNS} VALUES ({})",
-        placeholders(1, 6)
-    );
+    let sql = insert_rows_sql(1);
     for event in &writes.events {
         event.bind(sqlx::query(&sql)).execute(&mut **tx).await?;
     }
