@@ -99,6 +99,12 @@ async fn mentions_are_resolved_stored_and_counted(engine: Engine) {
     // Mentioning oneself notifies nobody.
     let own = say(&app, &bob, room, "note to self @bob@example.com").await;
     assert_eq!(own["mentions"], json!([bob.id]));
+    let event = app.state.store.outbox_latest(1).await.unwrap().remove(0);
+    assert_eq!(
+        (event.event_type.as_str(), &event.data),
+        ("message.created", &own),
+        "the event carries the message with its mention as the API shows it"
+    );
     assert_eq!(mentions_of(&app, &bob).await, vec![id]);
 
     // Reading past it clears the count; the page keeps it.

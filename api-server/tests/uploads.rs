@@ -152,6 +152,12 @@ async fn a_file_goes_up_completes_and_comes_back(engine: Engine) {
         .await;
     assert_eq!(posted.status, StatusCode::CREATED, "{}", posted.text);
     assert_eq!(posted.body["body"], "");
+    let event = app.state.store.outbox_latest(1).await.unwrap().remove(0);
+    assert_eq!(event.event_type, "message.created");
+    assert_eq!(
+        event.data, posted.body,
+        "the event carries the message and its file as the API shows them"
+    );
     assert_eq!(
         posted.body["file"],
         json!({"id": id, "filename": "Q3 report.pdf", "content_type": "application/pdf",

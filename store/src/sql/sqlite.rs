@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use super::rows::{encode_ids, message_columns_of, placeholders, MessageRow, MESSAGE_COLUMNS};
 use super::word_lookup::{HitParams, WordLookup};
 use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
-use chatboard_core::events::DomainEvent;
-use chatboard_core::model::Message;
-use outbox::{insert_rows_sql, write_rows, EventRow};
+use chatboard_core::events::{DomainEvent, EventType};
+use chatboard_core::model::{FileRef, Message};
+use outbox::{insert_rows_sql, write_rows, EventRow, OUTBOX_COLUMNS};
 use post_queue::PendingPost;
 use reactions::{own_emoji_column, LockedRow, ReactionWrites};
 use write_queue::write_each;
@@ -135,10 +135,11 @@ async fn begin_write(write: &Pool) -> Result<Tx<'static>, sqlx::Error> {
 /// connection, which already orders every write; see the PostgreSQL version for the rules.
 /// Returns nothing when the sender is not a member or already sent this `client_msg_id`.
 ///
-/// A plain post (no thread, no mentions) is two statement round trips to the connection's
-/// thread instead of four: `BEGIN` travels with the insert and `COMMIT` with the outbox row (one
-/// statement string each); sqlx's ping when the connection goes back to the pool follows both. Each round trip wakes that thread and then the waiting task, and on a busy
-/// machine waits for a CPU both ways; those, more than the statements, were a post's cost.
+/// A plain post (no thread, no mentions of others) is one statement round trip to the
+/// connection's thread instead of four: `BEGIN`, the insert, its outbox row and `COMMIT` travel
+/// as one statement string; sqlx's ping when the connection goes back to the pool follows. Each
+/// round trip wakes that thread and then the waiting task, and on a busy machine waits for a CPU
+/// both ways; those, more than the statements, were a post's cost.
 async fn insert_message(
     write: &Pool,
     msg: &NewMessage,
@@ -155,10 +156,10 @@ async fn insert_message(
     Ok(stored)
 }
 
-/// A plain post in two round trips (see `insert_message`). The transaction is opened in SQL,
+/// A plain post in one round trip (see `insert_message`). The transaction is opened in SQL,
 /// so sqlx does not know of it: on an error this rolls it back itself, and should that fail or
 /// the future be dropped half-way, the connection is closed instead of going back to the pool
-/// (closing discards the transaction; the pool opens another).
+/// (closing discards the transaction).
 async fn insert_plain(
     write: &Pool,
     msg: &NewMessage,
@@ -184,31 +185,55 @@ async fn insert_plain_in(
     msg: &NewMessage,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<Message>> {
-    let row: Option<MessageRow> = bind_insert(sqlx::query_as(&BEGIN_AND_INSERT), msg, now)
-        .fetch_optional(&mut *conn)
+    // The event is the message as it will be stored; only its id and organization are the
+    // database's to fill in (`PLAIN_POST`). Tests compare the event with the API's answer.
+    let event = EventRow::new(0, &DomainEvent::MessageCreated(as_stored(msg, now)), now)?;
+    let rows: Vec<MessageRow> = bind_insert(sqlx::query_as(&PLAIN_POST), msg, now)
+        .bind(event.event_id.as_str())
+        .bind(event.payload.as_str())
+        .fetch_all(&mut *conn)
         .await?;
-    let Some(row) = row else {
-        sqlx::query("COMMIT").execute(&mut *conn).await?;
-        return Ok(None);
-    };
-    let message = Message::from(row);
-    let event = EventRow::new(
-        message.org,
-        &DomainEvent::MessageCreated(message.clone()),
-        now,
-    )?;
-    event
-        .bind(sqlx::query(&OUTBOX_ROW_AND_COMMIT))
-        .execute(&mut *conn)
-        .await?;
-    Ok(Some(message))
+    Ok(rows.into_iter().next().map(Message::from))
 }
 
-/// A plain post's two statement strings, made once: the first opens its transaction, the second
-/// ends it.
-static BEGIN_AND_INSERT: LazyLock<String> = LazyLock::new(|| insert_sql("BEGIN; "));
-static OUTBOX_ROW_AND_COMMIT: LazyLock<String> =
-    LazyLock::new(|| format!("{}; COMMIT", insert_rows_sql(1)));
+/// A plain post's message before the database gives it its id and organization (both 0 here),
+/// as [`Message::from`] will read its row back: nothing of a thread, no reactions, the named
+/// mentions (only the sender can be named in a plain post).
+fn as_stored(msg: &NewMessage, now: DateTime<Utc>) -> Message {
+    Message {
+        room: msg.room_id,
+        sender: Some(msg.sender_id),
+        body: msg.body.clone(),
+        file: msg.file.as_ref().map(|f| {
+            FileRef::new(
+                f.id.clone(),
+                f.filename.clone(),
+                f.content_type.clone(),
+                f.size,
+            )
+        }),
+        client_msg_id: msg.client_msg_id.clone(),
+        created_at: now,
+        mentions: msg.mentions.named.clone(),
+        ..Message::default()
+    }
+}
+
+/// A plain post as one statement string: `BEGIN`, the insert ([`insert_sql`], `$1` to `$11`),
+/// the outbox row and `COMMIT`. The outbox row is written only when the insert stored a row
+/// (`changes()` counts the insert's own rows, not its trigger's), with the event id `$12` and
+/// the payload `$13` given the stored message's id and organization.
+static PLAIN_POST: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{}; \
+         INSERT INTO {OUTBOX_COLUMNS} \
+         SELECT $12, '{}', m.org_id, m.room_id, json_set($13, '$.id', m.id, '$.org', m.org_id), $5 \
+         FROM messages m WHERE changes() = 1 AND m.id = last_insert_rowid(); \
+         COMMIT",
+        insert_sql("BEGIN; "),
+        EventType::MessageCreated.as_str()
+    )
+});
 
 /// A pooled connection inside a transaction that sqlx does not track: closed instead of going
 /// back to the pool unless the transaction was seen to end.
