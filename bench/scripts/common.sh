@@ -60,7 +60,10 @@ next_run() {
 # and the machine's state after. With TIMELINE_MS set, the deliveries by send time in windows of
 # that many ms go to $WORK/timeline-NAME-RATE-N.md (N counts the runs). With SCHEDWATCH set,
 # `schedwatch.py` records the threads of the server, the load generator and PID 1 every 10 ms
-# over the sending into $WORK/sched-NAME-RATE-N.txt and prints PID 1's bursts.
+# over the sending into $WORK/sched-NAME-RATE-N.txt and prints PID 1's bursts. With THREADS set,
+# each of the server's busy threads is printed with its CPU and its voluntary context switches
+# (the times it slept and was woken) per message sent: counts that a busy machine blurs far less
+# than it blurs CPU time.
 fanout() {
   echo "== $1, $5 msg/s, $(machine)"
   local out="$WORK/fanout.out" gen
@@ -69,14 +72,25 @@ fanout() {
   "$B/chatboard-bench" ws-fanout --ws "$2" --state "$4" --rate "$5" --seconds 15 --gateway-pid "$3" \
     ${TIMELINE_MS:+--timeline-ms $TIMELINE_MS} >"$out" &
   gen=$!
-  if [ -n "${SCHEDWATCH:-}" ]; then
+  if [ -n "${SCHEDWATCH:-}${THREADS:-}" ]; then
     # Sending starts once every socket is open and the arrivals' presence notices have passed.
     while ! grep -q "sending" "$out" 2>/dev/null && kill -0 $gen 2>/dev/null; do sleep 0.05; done
+  fi
+  [ -z "${THREADS:-}" ] || thread_counters "$3" >"$WORK/threads-before"
+  if [ -n "${SCHEDWATCH:-}" ]; then
     chrt -f 50 python3 "$SCRIPTS/schedwatch.py" record "$3,$gen,1" 16 "$WORK/sched-$1-$5-$RUNS.txt"
   fi
   wait $gen
+  [ -z "${THREADS:-}" ] || thread_counters "$3" >"$WORK/threads-after"
   # The result row is the one after the first table's header and rule.
   awk '/^\| sent \|/{row=NR+2} NR==row' "$out"
+  if [ -n "${THREADS:-}" ]; then
+    # Threads that ran over 20 ms while sending; the rate times 15 s is the messages sent.
+    join "$WORK/threads-before" "$WORK/threads-after" | awk -v msgs=$(( $5 * 15 )) '{
+      ran = ($7 - $3) / 1e6; woken = $8 - $4
+      if (ran > 20) printf "   thread %s %s: %.0f ms, %.0f us and %.2f wake-ups per message\n",
+        $1, $2, ran, ran * 1000 / msgs, woken / msgs }'
+  fi
   if [ -n "${TIMELINE_MS:-}" ]; then
     sed -n '/^sending began at/,$p' "$out" >"$WORK/timeline-$1-$5-$RUNS.md"
   fi
@@ -84,6 +98,15 @@ fanout() {
     python3 "$SCRIPTS/schedwatch.py" bursts "$WORK/sched-$1-$5-$RUNS.txt" 1
   fi
   echo "   after: $(machine)"
+}
+
+# Each thread of process $1: its id, name, nanoseconds run (schedstat), voluntary and
+# involuntary context switches (status).
+thread_counters() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    echo "${t##*/} $(tr -d ' ' <"$t/comm") $(cut -d' ' -f1 "$t/schedstat") $(awk '/ctxt_switches/{printf "%s ", $2}' "$t/status")"
+  done 2>/dev/null | sort
 }
 
 # The single node's data directory for a state file: each population has its own.
