@@ -159,7 +159,7 @@ async fn insert_message(
 /// A plain post in one round trip (see `insert_message`). The transaction is opened in SQL,
 /// so sqlx does not know of it: on an error this rolls it back itself, and should that fail or
 /// the future be dropped half-way, the connection is closed instead of going back to the pool
-/// (closing discards the transaction).
+/// (closing discards the transaction; the pool opens another).
 async fn insert_plain(
     write: &Pool,
     msg: &NewMessage,
