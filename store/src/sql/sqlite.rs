@@ -139,7 +139,7 @@ async fn begin_write(write: &Pool) -> Result<Tx<'static>, sqlx::Error> {
 /// connection's thread instead of four: `BEGIN`, the insert, its outbox row and `COMMIT` travel
 /// as one statement string; sqlx's ping when the connection goes back to the pool follows. Each
 /// round trip wakes that thread and then the waiting task, and on a busy machine waits for a CPU
-/// both ways; those, more than the statements, were a post's cost.
+/// both ways (BENCHMARKS.md counts the wake-ups).
 async fn insert_message(
     write: &Pool,
     msg: &NewMessage,
