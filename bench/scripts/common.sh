@@ -87,9 +87,9 @@ fanout() {
   if [ -n "${THREADS:-}" ]; then
     # Threads that ran over 20 ms while sending; the rate times 15 s is the messages sent.
     join "$WORK/threads-before" "$WORK/threads-after" | awk -v msgs=$(( $5 * 15 )) '{
-      ran = ($7 - $3) / 1e6; woken = $8 - $4
-      if (ran > 20) printf "   thread %s %s: %.0f ms, %.0f us and %.2f wake-ups per message\n",
-        $1, $2, ran, ran * 1000 / msgs, woken / msgs }'
+      ran = ($9 - $3) / 1e6; woken = $10 - $4; user = $12 - $6; kernel = $13 - $7
+      if (ran > 20) printf "   thread %s %s: %.0f ms (%.0f%% in the kernel), %.0f us and %.2f wake-ups per message\n",
+        $1, $2, ran, 100 * kernel / (user + kernel + 1e-9), ran * 1000 / msgs, woken / msgs }'
   fi
   if [ -n "${TIMELINE_MS:-}" ]; then
     sed -n '/^sending began at/,$p' "$out" >"$WORK/timeline-$1-$5-$RUNS.md"
@@ -101,11 +101,11 @@ fanout() {
 }
 
 # Each thread of process $1: its id, name, nanoseconds run (schedstat), voluntary and
-# involuntary context switches (status).
+# involuntary context switches (status), clock ticks in user and in kernel mode (stat).
 thread_counters() {
   local t
   for t in /proc/"$1"/task/*; do
-    echo "${t##*/} $(tr -d ' ' <"$t/comm") $(cut -d' ' -f1 "$t/schedstat") $(awk '/ctxt_switches/{printf "%s ", $2}' "$t/status")"
+    echo "${t##*/} $(tr -d ' ' <"$t/comm") $(cut -d' ' -f1 "$t/schedstat") $(awk '/ctxt_switches/{printf "%s ", $2}' "$t/status")$(sed 's/.*) //' "$t/stat" | cut -d' ' -f12,13)"
   done 2>/dev/null | sort
 }
 
