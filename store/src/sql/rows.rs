@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::{DueDelivery, RoomAccess, StoreError};
+use crate::{DueDelivery, NewMessage, RoomAccess, StoreError};
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::events::OutboxEvent;
 use chatboard_core::model::{
@@ -337,7 +337,7 @@ pub(super) struct BatchRow {
     pub n: i64,
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, Default)]
 pub(super) struct MessageRow {
     pub id: i64,
     pub room_id: i64,
@@ -359,6 +359,28 @@ pub(super) struct MessageRow {
     last_repliers: Option<String>,
     reactions: Option<String>,
     mention_ids: Option<String>,
+}
+
+impl MessageRow {
+    /// The row a post will store, before the database gives it its id, organization and seq
+    /// (0 here): no edits, replies or reactions yet.
+    pub(super) fn unsaved(msg: &NewMessage, now: DateTime<Utc>) -> Self {
+        let file = msg.file.as_ref();
+        Self {
+            room_id: msg.room_id,
+            sender_id: Some(msg.sender_id),
+            body: msg.body.clone(),
+            client_msg_id: msg.client_msg_id.clone(),
+            created_at: now,
+            file_id: file.map(|f| f.id.clone()),
+            file_name: file.map(|f| f.filename.clone()),
+            file_type: file.map(|f| f.content_type.clone()),
+            file_size: file.map(|f| f.size),
+            parent_id: msg.parent_id,
+            mention_ids: encode_ids(&msg.mentions.named),
+            ..Self::default()
+        }
+    }
 }
 
 impl From<MessageRow> for Message {

@@ -9,7 +9,7 @@ use super::rows::{encode_ids, message_columns_of, placeholders, MessageRow, MESS
 use super::word_lookup::{HitParams, WordLookup};
 use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
 use chatboard_core::events::{DomainEvent, EventType};
-use chatboard_core::model::{FileRef, Message};
+use chatboard_core::model::Message;
 use outbox::{insert_rows_sql, write_rows, EventRow, OUTBOX_COLUMNS};
 use post_queue::PendingPost;
 use reactions::{own_emoji_column, LockedRow, ReactionWrites};
@@ -185,38 +185,17 @@ async fn insert_plain_in(
     msg: &NewMessage,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<Message>> {
-    // The event is the message as it will be stored; only its id and organization are the
-    // database's to fill in (`PLAIN_POST`). Tests compare the event with the API's answer.
-    let event = EventRow::new(0, &DomainEvent::MessageCreated(as_stored(msg, now)), now)?;
+    // The event is the message as reading its row back will show it; only its id and
+    // organization are the database's to fill in (`PLAIN_POST`). Tests compare the event with
+    // the API's answer.
+    let unsaved = Message::from(MessageRow::unsaved(msg, now));
+    let event = EventRow::new(0, &DomainEvent::MessageCreated(unsaved), now)?;
     let rows: Vec<MessageRow> = bind_insert(sqlx::query_as(&PLAIN_POST), msg, now)
         .bind(event.event_id.as_str())
         .bind(event.payload.as_str())
         .fetch_all(&mut *conn)
         .await?;
     Ok(rows.into_iter().next().map(Message::from))
-}
-
-/// A plain post's message before the database gives it its id and organization (both 0 here),
-/// as [`Message::from`] will read its row back: nothing of a thread, no reactions, the named
-/// mentions (only the sender can be named in a plain post).
-fn as_stored(msg: &NewMessage, now: DateTime<Utc>) -> Message {
-    Message {
-        room: msg.room_id,
-        sender: Some(msg.sender_id),
-        body: msg.body.clone(),
-        file: msg.file.as_ref().map(|f| {
-            FileRef::new(
-                f.id.clone(),
-                f.filename.clone(),
-                f.content_type.clone(),
-                f.size,
-            )
-        }),
-        client_msg_id: msg.client_msg_id.clone(),
-        created_at: now,
-        mentions: msg.mentions.named.clone(),
-        ..Message::default()
-    }
 }
 
 /// A plain post as one statement string: `BEGIN`, the insert ([`insert_sql`], `$1` to `$11`),
@@ -294,8 +273,7 @@ fn bind_insert<'q>(
 
 /// One post inside `tx` ([`insert_sql`]); for a reply, its thread's counters and follows too.
 /// The post's outbox rows are added to `events`, for the caller to write together with the
-/// rest of its transaction's: each statement is a round trip to the connection's thread, and
-/// those, not the work, were most of a post's cost.
+/// rest of its transaction's, saving each a round trip to the connection's thread.
 async fn insert_in(
     tx: &mut Tx<'_>,
     msg: &NewMessage,
