@@ -1,21 +1,30 @@
 //! The hub: this process's one subscription to the bus, fanned out to the connections that
 //! follow each room, and presence changes fanned out to the connections that share a room
 //! with the user who came or went.
+//!
+//! The rooms are split into shards (by room id), each dispatched by a task of its own. One
+//! task reading the bus hands each event to its room's shard. A message's fan-out is mostly
+//! `send` system calls, one per socket; with a single dispatching task those ran on one core
+//! at a time and every room queued behind the room being written, whereas shards let rooms
+//! fan out on every core, as a broadcaster that writes from the task that read the message
+//! does. A room stays in one shard, so its events keep their order.
+
+mod rooms;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use axum::extract::ws::Utf8Bytes;
 use chatboard_core::bus::{Bus, BusError, BusEvent, Delivery};
 use chatboard_core::presence::{Presence, PresenceChange};
 use chatboard_store::Store;
 use futures::StreamExt;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-use crate::outlet::{fanout_latency, text_frame, Direct, Outlet};
-use crate::reorder::RoomOrder;
+use crate::outlet::{text_frame, Outlet};
+use rooms::{Follower, Rooms};
 
 /// An event with its frame, encoded once for every connection that gets it.
 #[derive(Debug)]
@@ -51,103 +60,18 @@ pub enum Live {
 /// Events a connection may have waiting before it counts as too slow.
 pub const QUEUE: usize = 1024;
 
-/// One connection's entry in a room.
-struct Follower {
-    id: u64,
-    user_id: i64,
-    sender: flume::Sender<Live>,
-    too_slow: Arc<AtomicBool>,
-    outlet: Arc<Outlet>,
-}
+/// Deliveries a shard may have waiting before the bus reader waits for it (and the bus,
+/// if it fills, tells the hub it missed some).
+const SHARD_QUEUE: usize = 1024;
 
-impl Follower {
-    /// Queues `live` (stopping direct writes until the session has handled it); false (and
-    /// the connection marked too slow) when its queue is full.
-    fn offer(&self, live: Live) -> bool {
-        self.outlet.queue(|| match self.sender.try_send(live) {
-            Ok(()) => true,
-            Err(flume::TrySendError::Full(_)) => {
-                self.too_slow.store(true, Ordering::Relaxed);
-                false
-            }
-            Err(flume::TrySendError::Disconnected(_)) => false,
-        })
-    }
-
-    /// Hands a message to the connection: written straight into its socket when it is idle
-    /// and caught up (`latency`: seconds since it was posted), queued otherwise.
-    fn deliver(&self, out: &Arc<Outgoing>, latency: f64) -> bool {
-        if let (Some(frame), BusEvent::Message { message, seq }) = (&out.frame, &out.event) {
-            match self.outlet.deliver(message, *seq, frame, latency) {
-                Direct::Delivered => return true,
-                Direct::Flush => return self.offer(Live::Flush),
-                Direct::Declined => {}
-            }
-        }
-        self.offer(Live::Event(out.clone()))
-    }
-}
-
-/// One room's connections, and its messages' order on their way to them.
-#[derive(Default)]
-struct RoomFeed {
-    followers: Vec<Follower>,
-    order: RoomOrder,
-}
-
-/// The rooms that connections here follow.
-#[derive(Default)]
-struct Rooms {
-    feeds: HashMap<i64, RoomFeed>,
-    /// Rooms holding messages back behind a missing one (usually none).
-    holding: HashSet<i64>,
-}
-
-/// Queues `out` for every follower; one whose queue is full leaves the room and closes as too
-/// slow.
-fn fan_out(followers: &mut Vec<Follower>, out: &Arc<Outgoing>) {
-    // The clock is read once per message, not once per socket.
-    let latency = match &out.event {
-        BusEvent::Message { message, .. } => fanout_latency(message),
-        _ => 0.0,
-    };
-    followers.retain(|f| f.deliver(out, latency));
-}
-
-impl Rooms {
-    /// Hands `event` to the room's feed and what the feed lets out to its followers.
-    fn send(&mut self, room_id: i64, event: Arc<Outgoing>, now: Instant) {
-        let Some(RoomFeed { followers, order }) = self.feeds.get_mut(&room_id) else {
-            return; // nobody here follows the room
-        };
-        order.accept(event, now, |out| fan_out(followers, &out));
-        if order.deadline().is_some() {
-            self.holding.insert(room_id);
-        } else {
-            self.holding.remove(&room_id);
-        }
-    }
-
-    /// Sends on what `room_id` holds, whatever is still missing.
-    fn release(&mut self, room_id: i64) {
-        if let Some(RoomFeed { followers, order }) = self.feeds.get_mut(&room_id) {
-            order.release_all(|out| fan_out(followers, &out));
-        }
-        self.holding.remove(&room_id);
-    }
-
-    /// When the earliest wait for a missing message ends, if any room is holding.
-    fn next_release(&self) -> Option<Instant> {
-        self.holding
-            .iter()
-            .filter_map(|room_id| self.feeds.get(room_id)?.order.deadline())
-            .min()
-    }
-}
+/// Shards per core: more than one, so that a room's fan-out seldom waits behind another
+/// room of its own shard while a core is free.
+const SHARDS_PER_CORE: usize = 4;
 
 /// Connections by room, and multiplexed connections by user.
 pub struct Hub {
-    rooms: Mutex<Rooms>,
+    /// The rooms, by `room_id` modulo their number.
+    shards: Vec<Mutex<Rooms>>,
     /// Who is online: a new room-mate's followers are told when someone online gets a seat.
     presence: Arc<dyn Presence>,
     users: Mutex<HashMap<i64, Vec<Follower>>>,
@@ -196,7 +120,7 @@ impl Subscription {
     /// Tells the hub where `room_id` stood when this connection read it (after following
     /// it), so that the room's first live messages can be put in order too.
     pub fn starts_at(&self, room_id: i64, last_seq: i64) {
-        if let Some(feed) = self.hub.rooms().feeds.get_mut(&room_id) {
+        if let Some(feed) = self.hub.shard_of(room_id).feeds.get_mut(&room_id) {
             feed.order.start_at(last_seq);
         }
     }
@@ -240,8 +164,10 @@ impl Hub {
         presence: Arc<dyn Presence>,
         store: Arc<dyn Store>,
     ) -> Result<Arc<Self>, BusError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let count = cores * SHARDS_PER_CORE;
         let hub = Arc::new(Hub {
-            rooms: Mutex::new(Rooms::default()),
+            shards: (0..count).map(|_| Mutex::default()).collect(),
             users: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             presence: presence.clone(),
@@ -249,14 +175,28 @@ impl Hub {
         // The first subscription must work (a gateway that cannot hear anything should not
         // start); later ones are retried for as long as it takes.
         let stream = bus.subscribe().await?;
-        tokio::spawn(listen(Arc::downgrade(&hub), bus, stream));
+        let mut inboxes = Vec::with_capacity(count);
+        for index in 0..count {
+            let (inbox, deliveries) = mpsc::channel(SHARD_QUEUE);
+            inboxes.push(inbox);
+            tokio::spawn(dispatch_shard(Arc::downgrade(&hub), index, deliveries));
+        }
+        tokio::spawn(listen(Arc::downgrade(&hub), bus, stream, inboxes));
         let changes = presence.changes();
         tokio::spawn(dispatch_presence(Arc::downgrade(&hub), changes, store));
         Ok(hub)
     }
 
-    fn rooms(&self) -> MutexGuard<'_, Rooms> {
-        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The shard that `room_id` belongs to, locked.
+    fn shard_of(&self, room_id: i64) -> MutexGuard<'_, Rooms> {
+        self.shard(shard_index(room_id, self.shards.len()))
+    }
+
+    /// Shard `index`, locked.
+    fn shard(&self, index: usize) -> MutexGuard<'_, Rooms> {
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Follows `rooms` for `user_id` from now on, with one queue for all of them. With
@@ -282,15 +222,13 @@ impl Hub {
             sender,
             outlet,
         };
-        {
-            let mut map = self.rooms();
-            for room_id in rooms {
-                map.feeds
-                    .entry(*room_id)
-                    .or_default()
-                    .followers
-                    .push(subscription.follower());
-            }
+        for room_id in rooms {
+            self.shard_of(*room_id)
+                .feeds
+                .entry(*room_id)
+                .or_default()
+                .followers
+                .push(subscription.follower());
         }
         if by_user {
             self.users
@@ -304,7 +242,7 @@ impl Hub {
     }
 
     fn remove(&self, id: u64, room_id: i64) {
-        let mut rooms = self.rooms();
+        let mut rooms = self.shard_of(room_id);
         if let Some(feed) = rooms.feeds.get_mut(&room_id) {
             feed.followers.retain(|f| f.id != id);
             if feed.followers.is_empty() {
@@ -316,114 +254,83 @@ impl Hub {
 
     /// Whether any connection follows any room here.
     fn is_idle(&self) -> bool {
-        self.rooms().feeds.is_empty()
+        (0..self.shards.len()).all(|index| self.shard(index).feeds.is_empty())
     }
 
-    /// Hands one delivery to the connections it concerns; returns when the earliest wait for
-    /// a missing message ends, if any room is holding one back.
-    fn dispatch(&self, delivery: Delivery) -> Option<Instant> {
-        let mut rooms = self.rooms();
-        self.dispatch_to(&mut rooms, delivery);
-        rooms.next_release()
-    }
-
-    fn dispatch_to(&self, rooms: &mut Rooms, delivery: Delivery) {
+    /// Hands one delivery to the connections of shard `index` it concerns; returns when the
+    /// shard's earliest wait for a missing message ends, if any room is holding one back.
+    fn dispatch(&self, index: usize, delivery: Delivery) -> Option<Instant> {
+        let mut rooms = self.shard(index);
         match delivery {
             Delivery::Event(BusEvent::MemberSeated {
                 room,
                 user_id,
                 after,
-            }) => {
-                // The user's multiplexed connections follow the room from this point of the
-                // stream on, so nothing announced after the seat passes them by.
-                let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(list) = users.get_mut(&user_id) {
-                    let followers = &mut rooms.feeds.entry(room).or_default().followers;
-                    for f in list.iter() {
-                        if !followers.iter().any(|g| g.id == f.id) {
-                            followers.push(Follower {
-                                id: f.id,
-                                user_id: f.user_id,
-                                sender: f.sender.clone(),
-                                too_slow: f.too_slow.clone(),
-                                outlet: f.outlet.clone(),
-                            });
-                        }
-                    }
-                    list.retain(|f| f.offer(Live::Seated { room, after }));
-                }
-                drop(users);
-                // The room's other followers learn that their new room-mate is online: they
-                // came online before sharing a room, when no change reached these connections.
-                if !self.presence.online(&[user_id]).is_empty() {
-                    let change = PresenceChange {
-                        user_id,
-                        online: true,
-                    };
-                    if let Some(feed) = rooms.feeds.get_mut(&room) {
-                        feed.followers
-                            .retain(|f| f.user_id == user_id || f.offer(Live::Presence(change)));
-                    }
-                }
-            }
+            }) => self.seat(&mut rooms, room, user_id, after),
             Delivery::Event(event) => {
                 let room_id = event.room();
                 if !rooms.feeds.contains_key(&room_id) {
-                    return; // nobody here follows the room
+                    return rooms.next_release(); // nobody here follows the room
                 }
                 let text = match serde_json::to_string(&event) {
                     Ok(text) => Utf8Bytes::from(text),
                     Err(e) => {
                         tracing::error!(error = %e, "event encoding failed");
-                        return;
+                        return rooms.next_release();
                     }
                 };
                 let frame = matches!(event, BusEvent::Message { .. }).then(|| text_frame(&text));
                 let out = Arc::new(Outgoing { event, text, frame });
                 rooms.send(room_id, out, Instant::now());
             }
-            Delivery::Missed => {
-                // What was held goes out first; the connections then fill every gap.
-                let holding: Vec<i64> = rooms.holding.iter().copied().collect();
-                for room_id in holding {
-                    rooms.release(room_id);
+            // What was held goes out first; the connections then fill every gap. A connection
+            // with rooms in several shards is told once by each: catching up is idempotent.
+            Delivery::Missed => rooms.resync(),
+        }
+        rooms.next_release()
+    }
+
+    /// The user's multiplexed connections follow `room` from this point of the stream on, so
+    /// nothing announced after the seat passes them by.
+    fn seat(&self, rooms: &mut Rooms, room: i64, user_id: i64, after: i64) {
+        let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(list) = users.get_mut(&user_id) {
+            let followers = &mut rooms.feeds.entry(room).or_default().followers;
+            for f in list.iter() {
+                if !followers.iter().any(|g| g.id == f.id) {
+                    followers.push(f.copy());
                 }
-                let mut told = HashSet::new();
-                for feed in rooms.feeds.values_mut() {
-                    feed.followers
-                        .retain(|f| !told.insert(f.id) || f.offer(Live::Resync));
-                }
+            }
+            list.retain(|f| f.offer(Live::Seated { room, after }));
+        }
+        drop(users);
+        // The room's other followers learn that their new room-mate is online: they came
+        // online before sharing a room, when no change reached these connections.
+        if !self.presence.online(&[user_id]).is_empty() {
+            let change = PresenceChange {
+                user_id,
+                online: true,
+            };
+            if let Some(feed) = rooms.feeds.get_mut(&room) {
+                feed.followers
+                    .retain(|f| f.user_id == user_id || f.offer(Live::Presence(change)));
             }
         }
     }
 
-    /// Sends on what every room whose wait is over holds; returns the next wait's end, if any.
-    fn release_overdue(&self, now: Instant) -> Option<Instant> {
-        let mut rooms = self.rooms();
-        let overdue: Vec<i64> = rooms
-            .holding
-            .iter()
-            .copied()
-            .filter(|room_id| {
-                rooms
-                    .feeds
-                    .get(room_id)
-                    .and_then(|f| f.order.deadline())
-                    .is_none_or(|deadline| deadline <= now)
-            })
-            .collect();
-        for room_id in overdue {
-            rooms.release(room_id);
-        }
+    /// Sends on what every room of shard `index` whose wait is over holds; returns the
+    /// shard's next wait's end, if any.
+    fn release_overdue(&self, index: usize, now: Instant) -> Option<Instant> {
+        let mut rooms = self.shard(index);
+        rooms.release_overdue(now);
         rooms.next_release()
     }
 
     /// Tells the followers of `room_ids` (once each, never the user themself) about `change`.
     fn dispatch_change(&self, change: PresenceChange, room_ids: &[i64]) {
         let mut told = HashSet::new();
-        let mut rooms = self.rooms();
         for room_id in room_ids {
-            if let Some(feed) = rooms.feeds.get_mut(room_id) {
+            if let Some(feed) = self.shard_of(*room_id).feeds.get_mut(room_id) {
                 feed.followers.retain(|f| {
                     f.user_id == change.user_id
                         || !told.insert(f.id)
@@ -434,28 +341,45 @@ impl Hub {
     }
 }
 
-/// Dispatches the bus's deliveries; if the subscription ends, subscribes again and has every
-/// connection catch up on what it may have missed in between.
+/// The shard of `room_id` among `count`.
+fn shard_index(room_id: i64, count: usize) -> usize {
+    // Room ids are positive; `rem_euclid` keeps any other in range too.
+    room_id.rem_euclid(count as i64) as usize
+}
+
+/// Reads the bus and hands each delivery to its room's shard (a lost stretch to every shard);
+/// if the subscription ends, subscribes again and has every connection catch up on what it
+/// may have missed in between.
 async fn listen(
-    hub: std::sync::Weak<Hub>,
+    hub: Weak<Hub>,
     bus: Arc<dyn Bus>,
     mut stream: chatboard_core::bus::BusStream,
+    inboxes: Vec<mpsc::Sender<Delivery>>,
 ) {
-    // When the earliest wait for a missing message ends, if any room is holding one back.
-    let mut deadline = None;
-    loop {
-        loop {
-            let delivery = tokio::select! {
-                delivery = stream.next() => delivery,
-                () = sleep_until(deadline) => {
-                    let Some(hub) = hub.upgrade() else { return };
-                    deadline = hub.release_overdue(Instant::now());
-                    continue;
+    // Sending fails only once the shard's task has ended, which it does when the hub is gone.
+    let to_all = |delivery: Delivery| {
+        let inboxes = &inboxes;
+        async move {
+            for inbox in inboxes {
+                if inbox.send(delivery.clone()).await.is_err() {
+                    return false;
                 }
+            }
+            true
+        }
+    };
+    loop {
+        while let Some(delivery) = stream.next().await {
+            let handed = match delivery {
+                Delivery::Event(event) => {
+                    let inbox = &inboxes[shard_index(event.room(), inboxes.len())];
+                    inbox.send(Delivery::Event(event)).await.is_ok()
+                }
+                Delivery::Missed => to_all(Delivery::Missed).await,
             };
-            let Some(delivery) = delivery else { break };
-            let Some(hub) = hub.upgrade() else { return };
-            deadline = hub.dispatch(delivery);
+            if !handed {
+                return;
+            }
         }
         tracing::error!("bus subscription ended; subscribing again");
         loop {
@@ -471,8 +395,29 @@ async fn listen(
                 Err(e) => tracing::warn!(error = %e, "bus subscription failed; retrying"),
             }
         }
+        if !to_all(Delivery::Missed).await {
+            return;
+        }
+    }
+}
+
+/// Dispatches shard `index`'s deliveries, and lets out what its rooms held back behind a
+/// missing message once the wait for it is over.
+async fn dispatch_shard(hub: Weak<Hub>, index: usize, mut deliveries: mpsc::Receiver<Delivery>) {
+    // When the earliest wait for a missing message ends, if any room is holding one back.
+    let mut deadline = None;
+    loop {
+        let delivery = tokio::select! {
+            delivery = deliveries.recv() => delivery,
+            () = sleep_until(deadline) => {
+                let Some(hub) = hub.upgrade() else { return };
+                deadline = hub.release_overdue(index, Instant::now());
+                continue;
+            }
+        };
+        let Some(delivery) = delivery else { return };
         let Some(hub) = hub.upgrade() else { return };
-        deadline = hub.dispatch(Delivery::Missed);
+        deadline = hub.dispatch(index, delivery);
     }
 }
 

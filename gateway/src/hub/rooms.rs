@@ -1,0 +1,149 @@
+//! One shard's rooms: who follows each room here, and its messages' order on their way to them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use chatboard_core::bus::BusEvent;
+use tokio::time::Instant;
+
+use super::{Live, Outgoing};
+use crate::outlet::{fanout_latency, Direct, Outlet};
+use crate::reorder::RoomOrder;
+
+/// One connection's entry in a room.
+pub(super) struct Follower {
+    pub(super) id: u64,
+    pub(super) user_id: i64,
+    pub(super) sender: flume::Sender<Live>,
+    pub(super) too_slow: Arc<AtomicBool>,
+    pub(super) outlet: Arc<Outlet>,
+}
+
+impl Follower {
+    /// Queues `live` (stopping direct writes until the session has handled it); false (and
+    /// the connection marked too slow) when its queue is full.
+    pub(super) fn offer(&self, live: Live) -> bool {
+        self.outlet.queue(|| match self.sender.try_send(live) {
+            Ok(()) => true,
+            Err(flume::TrySendError::Full(_)) => {
+                self.too_slow.store(true, Ordering::Relaxed);
+                false
+            }
+            Err(flume::TrySendError::Disconnected(_)) => false,
+        })
+    }
+
+    /// Hands a message to the connection: written straight into its socket when it is idle
+    /// and caught up (`latency`: seconds since it was posted), queued otherwise.
+    fn deliver(&self, out: &Arc<Outgoing>, latency: f64) -> bool {
+        if let (Some(frame), BusEvent::Message { message, seq }) = (&out.frame, &out.event) {
+            match self.outlet.deliver(message, *seq, frame, latency) {
+                Direct::Delivered => return true,
+                Direct::Flush => return self.offer(Live::Flush),
+                Direct::Declined => {}
+            }
+        }
+        self.offer(Live::Event(out.clone()))
+    }
+
+    /// Another entry for the same connection (in another room's list).
+    pub(super) fn copy(&self) -> Follower {
+        Follower {
+            id: self.id,
+            user_id: self.user_id,
+            sender: self.sender.clone(),
+            too_slow: self.too_slow.clone(),
+            outlet: self.outlet.clone(),
+        }
+    }
+}
+
+/// One room's connections, and its messages' order on their way to them.
+#[derive(Default)]
+pub(super) struct RoomFeed {
+    pub(super) followers: Vec<Follower>,
+    pub(super) order: RoomOrder,
+}
+
+/// The rooms of one shard that connections here follow.
+#[derive(Default)]
+pub(super) struct Rooms {
+    pub(super) feeds: HashMap<i64, RoomFeed>,
+    /// Rooms holding messages back behind a missing one (usually none).
+    pub(super) holding: HashSet<i64>,
+}
+
+/// Queues `out` for every follower; one whose queue is full leaves the room and closes as too
+/// slow.
+fn fan_out(followers: &mut Vec<Follower>, out: &Arc<Outgoing>) {
+    // The clock is read once per message, not once per socket.
+    let latency = match &out.event {
+        BusEvent::Message { message, .. } => fanout_latency(message),
+        _ => 0.0,
+    };
+    followers.retain(|f| f.deliver(out, latency));
+}
+
+impl Rooms {
+    /// Hands `event` to the room's feed and what the feed lets out to its followers.
+    pub(super) fn send(&mut self, room_id: i64, event: Arc<Outgoing>, now: Instant) {
+        let Some(RoomFeed { followers, order }) = self.feeds.get_mut(&room_id) else {
+            return; // nobody here follows the room
+        };
+        order.accept(event, now, |out| fan_out(followers, &out));
+        if order.deadline().is_some() {
+            self.holding.insert(room_id);
+        } else {
+            self.holding.remove(&room_id);
+        }
+    }
+
+    /// Sends on what `room_id` holds, whatever is still missing.
+    pub(super) fn release(&mut self, room_id: i64) {
+        if let Some(RoomFeed { followers, order }) = self.feeds.get_mut(&room_id) {
+            order.release_all(|out| fan_out(followers, &out));
+        }
+        self.holding.remove(&room_id);
+    }
+
+    /// Sends on what every room whose wait is over holds.
+    pub(super) fn release_overdue(&mut self, now: Instant) {
+        let overdue: Vec<i64> = self
+            .holding
+            .iter()
+            .copied()
+            .filter(|room_id| {
+                self.feeds
+                    .get(room_id)
+                    .and_then(|f| f.order.deadline())
+                    .is_none_or(|deadline| deadline <= now)
+            })
+            .collect();
+        for room_id in overdue {
+            self.release(room_id);
+        }
+    }
+
+    /// When the earliest wait for a missing message ends, if any room is holding.
+    pub(super) fn next_release(&self) -> Option<Instant> {
+        self.holding
+            .iter()
+            .filter_map(|room_id| self.feeds.get(room_id)?.order.deadline())
+            .min()
+    }
+
+    /// Lets out everything held and tells every connection here (once) to catch up from the
+    /// database: events may have been lost on the way.
+    pub(super) fn resync(&mut self) {
+        let holding: Vec<i64> = self.holding.iter().copied().collect();
+        for room_id in holding {
+            self.release(room_id);
+        }
+        let mut told = HashSet::new();
+        for feed in self.feeds.values_mut() {
+            feed.followers
+                .retain(|f| !told.insert(f.id) || f.offer(Live::Resync));
+        }
+    }
+}
