@@ -81,32 +81,27 @@ pub struct Hub {
 /// A connection's place in the hub: it leaves every room when dropped.
 pub struct Subscription {
     hub: Arc<Hub>,
-    id: u64,
-    user_id: i64,
     /// Registered by user too (multiplexed): told about new seats.
     by_user: bool,
     rooms: Vec<i64>,
-    too_slow: Arc<AtomicBool>,
     /// The rooms' events, in bus order per room.
     pub events: flume::Receiver<Live>,
-    /// Keeps the queue open while the connection follows no room at all (a user without
-    /// rooms, or one who lost every seat): the connection lives on for presence and pings.
-    /// Also what a room joined later is followed with.
-    sender: flume::Sender<Live>,
-    /// Where the connection stands, shared with the hub's direct writes.
-    outlet: Arc<Outlet>,
+    /// The connection's entry, copied into each room it follows. Its queue's sender keeps the
+    /// queue open while the connection follows no room at all (a user without rooms, or one
+    /// who lost every seat): the connection lives on for presence and pings.
+    me: Follower,
 }
 
 impl Subscription {
     /// Whether the hub found the queue full: the connection must close as too slow.
     pub fn too_slow(&self) -> bool {
-        self.too_slow.load(Ordering::Relaxed)
+        self.me.too_slow.load(Ordering::Relaxed)
     }
 
     /// Stops following one room (the user lost the seat).
     pub fn leave(&mut self, room_id: i64) {
         self.rooms.retain(|r| *r != room_id);
-        self.hub.remove(self.id, room_id);
+        self.hub.remove(self.me.id, room_id);
     }
 
     /// Records a room the hub added this connection to (the user got a seat), so that it is
@@ -124,22 +119,12 @@ impl Subscription {
             feed.order.start_at(last_seq);
         }
     }
-
-    fn follower(&self) -> Follower {
-        Follower {
-            id: self.id,
-            user_id: self.user_id,
-            sender: self.sender.clone(),
-            too_slow: self.too_slow.clone(),
-            outlet: self.outlet.clone(),
-        }
-    }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
         for room_id in &self.rooms {
-            self.hub.remove(self.id, *room_id);
+            self.hub.remove(self.me.id, *room_id);
         }
         if self.by_user {
             let mut users = self
@@ -147,10 +132,10 @@ impl Drop for Subscription {
                 .users
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if let Some(list) = users.get_mut(&self.user_id) {
-                list.retain(|f| f.id != self.id);
+            if let Some(list) = users.get_mut(&self.me.user_id) {
+                list.retain(|f| f.id != self.me.id);
                 if list.is_empty() {
-                    users.remove(&self.user_id);
+                    users.remove(&self.me.user_id);
                 }
             }
         }
@@ -213,14 +198,16 @@ impl Hub {
         let (sender, events) = flume::bounded(QUEUE);
         let subscription = Subscription {
             hub: self.clone(),
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            user_id,
             by_user,
             rooms: rooms.to_vec(),
-            too_slow: Arc::new(AtomicBool::new(false)),
             events,
-            sender,
-            outlet,
+            me: Follower {
+                id: self.next_id.fetch_add(1, Ordering::Relaxed),
+                user_id,
+                sender,
+                too_slow: Arc::new(AtomicBool::new(false)),
+                outlet,
+            },
         };
         for room_id in rooms {
             self.shard_of(*room_id)
@@ -228,7 +215,7 @@ impl Hub {
                 .entry(*room_id)
                 .or_default()
                 .followers
-                .push(subscription.follower());
+                .push(subscription.me.copy());
         }
         if by_user {
             self.users
@@ -236,7 +223,7 @@ impl Hub {
                 .unwrap_or_else(PoisonError::into_inner)
                 .entry(user_id)
                 .or_default()
-                .push(subscription.follower());
+                .push(subscription.me.copy());
         }
         subscription
     }
