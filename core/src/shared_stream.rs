@@ -8,7 +8,8 @@
 
 use std::io;
 use std::net::Shutdown;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
@@ -49,18 +50,37 @@ impl SharedStream {
 
     /// Writes `bytes` now, without waiting, if nothing else is waiting to go out.
     pub fn try_send(&self, bytes: &[u8]) -> TrySend {
-        let mut unsent = self.unsent();
+        self.claim()
+            .map_or(TrySend::Refused, |claim| claim.write_now(bytes))
+    }
+
+    /// The right to write to the socket now, if nothing is waiting to go out (waiting for
+    /// another writer to finish first).
+    pub fn claim(&self) -> Option<WriteClaim<'_>> {
+        self.claim_with(self.unsent())
+    }
+
+    /// The right to write to the socket now, if nothing is waiting to go out and no other
+    /// writer is busy with the stream; held until the claim reports what the write did. Lets
+    /// a caller write to many sockets at once (one system call for all of them) and still
+    /// keep each socket's writes whole.
+    pub fn try_claim(&self) -> Result<WriteClaim<'_>, Unclaimed> {
+        let unsent = match self.unsent.try_lock() {
+            Ok(unsent) => unsent,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(Unclaimed::Busy),
+        };
+        self.claim_with(unsent).ok_or(Unclaimed::Waiting)
+    }
+
+    fn claim_with<'a>(&'a self, unsent: MutexGuard<'a, BytesMut>) -> Option<WriteClaim<'a>> {
         if !unsent.is_empty() {
-            return TrySend::Refused;
+            return None;
         }
-        match self.stream.try_write(bytes) {
-            Ok(n) if n == bytes.len() => TrySend::Sent,
-            Ok(n) => {
-                unsent.extend_from_slice(&bytes[n..]);
-                TrySend::Partly
-            }
-            Err(_) => TrySend::Refused,
-        }
+        Some(WriteClaim {
+            stream: &self.stream,
+            unsent,
+        })
     }
 
     /// Reads what has arrived into `buf`.
@@ -131,6 +151,51 @@ impl SharedStream {
             *unsent = BytesMut::new();
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+/// Why [`SharedStream::try_claim`] gave no claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unclaimed {
+    /// Another writer holds the stream for a moment.
+    Busy,
+    /// Bytes are waiting to go out: whoever owns the stream must flush them first.
+    Waiting,
+}
+
+/// The right to write to a [`SharedStream`]'s socket now (from [`SharedStream::try_claim`]):
+/// no other write to the stream can start until it reports what the write did.
+#[derive(Debug)]
+pub struct WriteClaim<'a> {
+    stream: &'a TcpStream,
+    unsent: MutexGuard<'a, BytesMut>,
+}
+
+impl WriteClaim<'_> {
+    /// The socket, to write to without waiting (it is non-blocking), then report with
+    /// [`WriteClaim::sent`].
+    pub fn socket(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
+
+    /// Writes `bytes` with a `send` of its own; what the socket does not take goes out before
+    /// anything after it.
+    pub fn write_now(self, bytes: &[u8]) -> TrySend {
+        let written = self.stream.try_write(bytes);
+        self.sent(bytes, written)
+    }
+
+    /// Records what writing `bytes` did (`written`: how many the socket took, or the error)
+    /// and ends the claim; what the socket did not take goes out before anything after it.
+    pub fn sent(mut self, bytes: &[u8], written: io::Result<usize>) -> TrySend {
+        match written {
+            Ok(n) if n >= bytes.len() => TrySend::Sent,
+            Ok(n) => {
+                self.unsent.extend_from_slice(&bytes[n..]);
+                TrySend::Partly
+            }
+            Err(_) => TrySend::Refused,
+        }
     }
 }
 

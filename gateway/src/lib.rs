@@ -110,6 +110,7 @@ impl GatewayState {
             parts.chat.bus().clone(),
             parts.presence.clone(),
             store.clone(),
+            parts.settings.io_uring,
         )
         .await?;
         Ok(Self {

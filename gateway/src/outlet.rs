@@ -11,10 +11,12 @@
 //! session's never interleave.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use chatboard_core::model::Message;
-use chatboard_core::shared_stream::{SharedStream, TrySend};
+use chatboard_core::shared_stream::{SharedStream, TrySend, Unclaimed, WriteClaim};
 use chrono::Utc;
 use prometheus::{Histogram, IntCounter};
 
@@ -105,31 +107,155 @@ impl Outlet {
         frame: &[u8],
         latency: f64,
     ) -> Direct {
+        match self.claim(message, seq, Wait::Yes) {
+            Claim::Write(write) => write.write_now(frame, latency),
+            Claim::Settled(direct) => direct,
+            Claim::Busy => Direct::Declined, // only when not waiting
+        }
+    }
+
+    /// Like [`Outlet::deliver`], but leaves the write to the caller (with the sockets of other
+    /// connections, in one system call), and answers `Busy` instead of waiting for a
+    /// connection another thread is writing to.
+    pub(crate) fn try_claim(&self, message: &Message, seq: i64) -> Claim<'_> {
+        self.claim(message, seq, Wait::No)
+    }
+
+    fn claim(&self, message: &Message, seq: i64, wait: Wait) -> Claim<'_> {
         let Some(stream) = &self.stream else {
-            return Direct::Declined;
+            return Claim::Settled(Direct::Declined);
         };
         if seq <= 0 {
             // Announced again from the outbox, which keeps no seqs: the session reads the
             // room's place from the database.
-            return Direct::Declined;
+            return Claim::Settled(Direct::Declined);
         }
-        let mut state = self.state();
+        let mut state = match wait {
+            Wait::Yes => self.state(),
+            Wait::No => match self.state.try_lock() {
+                Ok(state) => state,
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => return Claim::Busy,
+            },
+        };
         if !state.open {
-            return Direct::Declined;
+            return Claim::Settled(Direct::Declined);
         }
-        let state = &mut *state;
-        let Some(at) = state.positions.get_mut(&message.room) else {
-            return Direct::Declined;
+        let Some(at) = state.positions.get(&message.room) else {
+            return Claim::Settled(Direct::Declined);
         };
         if message.id <= at.last_id || at.last_seq.is_some_and(|last| seq <= last) {
-            return Direct::Delivered; // already delivered
+            return Claim::Settled(Direct::Delivered); // already delivered
         }
         if at.last_seq != Some(seq - 1) {
             // Something before it has not reached this connection: the session fills the gap.
             state.open = false;
-            return Direct::Declined;
+            return Claim::Settled(Direct::Declined);
         }
-        let outcome = match stream.try_send(frame) {
+        let claim = match wait {
+            Wait::Yes => stream.claim(),
+            Wait::No => match stream.try_claim() {
+                Ok(claim) => Some(claim),
+                Err(Unclaimed::Busy) => return Claim::Busy,
+                Err(Unclaimed::Waiting) => None,
+            },
+        };
+        let Some(claim) = claim else {
+            // Bytes are waiting to go out: the session writes them first.
+            state.open = false;
+            return Claim::Settled(Direct::Declined);
+        };
+        Claim::Write(DirectWrite {
+            outlet: self,
+            state,
+            claim,
+            room: message.room,
+            at: Position {
+                last_id: message.id,
+                last_seq: Some(seq),
+            },
+        })
+    }
+
+    /// Counts a message delivered to this connection, with the seconds since it was posted
+    /// when it came live (replayed messages have no fan-out latency).
+    pub(crate) fn count_delivery(&self, latency: Option<f64>) {
+        self.deliveries.inc();
+        if let Some(latency) = latency {
+            self.fanout_seconds.observe(latency);
+        }
+    }
+}
+
+/// Whether to wait for a connection another thread is busy with.
+#[derive(Clone, Copy)]
+enum Wait {
+    Yes,
+    No,
+}
+
+/// What [`Outlet::try_claim`] allows.
+pub(crate) enum Claim<'a> {
+    /// Write the frame to the socket now, then report with [`DirectWrite::finish`].
+    Write(DirectWrite<'a>),
+    /// Nothing to write: settled as this.
+    Settled(Direct),
+    /// Another thread holds the connection: deliver it later, waiting.
+    Busy,
+}
+
+/// A direct write under way: the connection's state stays locked (the session cannot start
+/// writing) until it is finished.
+pub(crate) struct DirectWrite<'a> {
+    outlet: &'a Outlet,
+    state: MutexGuard<'a, OutletState>,
+    claim: WriteClaim<'a>,
+    room: i64,
+    /// The connection's position in the room once the frame is out.
+    at: Position,
+}
+
+impl DirectWrite<'_> {
+    /// The socket to write the frame to.
+    pub(crate) fn socket(&self) -> BorrowedFd<'_> {
+        self.claim.socket()
+    }
+
+    /// Records what writing `frame` did (`written`: the bytes the socket took, or its error).
+    pub(crate) fn sent(self, frame: &[u8], written: io::Result<usize>, latency: f64) -> Direct {
+        let Self {
+            outlet,
+            state,
+            claim,
+            room,
+            at,
+        } = self;
+        let sent = claim.sent(frame, written);
+        Self::record(outlet, state, room, at, sent, latency)
+    }
+
+    /// Writes `frame` with a `send` of its own and records what it did.
+    fn write_now(self, frame: &[u8], latency: f64) -> Direct {
+        let Self {
+            outlet,
+            state,
+            claim,
+            room,
+            at,
+        } = self;
+        let sent = claim.write_now(frame);
+        Self::record(outlet, state, room, at, sent, latency)
+    }
+
+    fn record(
+        outlet: &Outlet,
+        mut state: MutexGuard<'_, OutletState>,
+        room: i64,
+        at: Position,
+        sent: TrySend,
+        latency: f64,
+    ) -> Direct {
+        let outcome = match sent {
             TrySend::Sent => Direct::Delivered,
             TrySend::Partly => {
                 state.open = false;
@@ -140,22 +266,12 @@ impl Outlet {
                 return Direct::Declined;
             }
         };
-        *at = Position {
-            last_id: message.id,
-            last_seq: Some(seq),
-        };
-        self.frames_out.inc();
-        self.count_delivery(Some(latency));
-        outcome
-    }
-
-    /// Counts a message delivered to this connection, with the seconds since it was posted
-    /// when it came live (replayed messages have no fan-out latency).
-    pub(crate) fn count_delivery(&self, latency: Option<f64>) {
-        self.deliveries.inc();
-        if let Some(latency) = latency {
-            self.fanout_seconds.observe(latency);
+        if let Some(position) = state.positions.get_mut(&room) {
+            *position = at;
         }
+        outlet.frames_out.inc();
+        outlet.count_delivery(Some(latency));
+        outcome
     }
 }
 

@@ -123,6 +123,11 @@ pub struct GatewaySettings {
     #[arg(long = "presence-ttl", env = "CHATBOARD_PRESENCE_TTL", default_value = "60",
         value_parser = seconds)]
     pub presence_ttl: Duration,
+    /// Write each live message to its room's idle sockets in one system call (io_uring) where
+    /// the kernel allows it; `false` writes them one `send` at a time.
+    #[arg(long = "ws-io-uring", env = "CHATBOARD_WS_IO_URING", default_value = "true",
+        action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub io_uring: bool,
 }
 
 impl Default for GatewaySettings {
@@ -131,6 +136,7 @@ impl Default for GatewaySettings {
             max_connections_per_user: 16,
             ping_interval: Duration::from_secs(30),
             presence_ttl: Duration::from_secs(60),
+            io_uring: true,
         }
     }
 }

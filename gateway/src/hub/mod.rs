@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use axum::extract::ws::Utf8Bytes;
+use batch_send::SendBatch;
 use chatboard_core::bus::{Bus, BusError, BusEvent, Delivery};
 use chatboard_core::presence::{Presence, PresenceChange};
 use chatboard_store::Store;
@@ -143,16 +144,27 @@ impl Drop for Subscription {
 }
 
 impl Hub {
-    /// Subscribes to the bus and to presence changes and starts dispatching.
+    /// Subscribes to the bus and to presence changes and starts dispatching; with `io_uring`,
+    /// each shard writes a message to its room's idle sockets in one system call where the
+    /// kernel allows it.
     pub async fn start(
         bus: Arc<dyn Bus>,
         presence: Arc<dyn Presence>,
         store: Arc<dyn Store>,
+        io_uring: bool,
     ) -> Result<Arc<Self>, BusError> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let count = cores * SHARDS_PER_CORE;
+        let mut batches = send_batches(io_uring, count).into_iter();
         let hub = Arc::new(Hub {
-            shards: (0..count).map(|_| Mutex::default()).collect(),
+            shards: (0..count)
+                .map(|_| {
+                    Mutex::new(Rooms {
+                        batch: batches.next(),
+                        ..Rooms::default()
+                    })
+                })
+                .collect(),
             users: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             presence: presence.clone(),
@@ -324,6 +336,22 @@ impl Hub {
                         || f.offer(Live::Presence(change))
                 });
             }
+        }
+    }
+}
+
+/// An io_uring per shard for writing messages to sockets if `wanted`; none (said once in the
+/// log) where the kernel or its sandbox refuses them: the shards then send to each socket in
+/// turn. Container runtimes' default seccomp profiles commonly block io_uring.
+fn send_batches(wanted: bool, count: usize) -> Vec<SendBatch> {
+    if !wanted {
+        return Vec::new();
+    }
+    match (0..count).map(|_| SendBatch::new()).collect() {
+        Ok(batches) => batches,
+        Err(error) => {
+            tracing::info!(%error, "io_uring unavailable: writing to each socket in turn");
+            Vec::new()
         }
     }
 }

@@ -4,11 +4,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use batch_send::SendBatch;
 use chatboard_core::bus::BusEvent;
+use chatboard_core::model::Message;
 use tokio::time::Instant;
 
 use super::{Live, Outgoing};
-use crate::outlet::{fanout_latency, Direct, Outlet};
+use crate::outlet::{fanout_latency, Claim, Direct, Outlet};
 use crate::reorder::RoomOrder;
 
 /// One connection's entry in a room.
@@ -38,13 +40,20 @@ impl Follower {
     /// and caught up (`latency`: seconds since it was posted), queued otherwise.
     fn deliver(&self, out: &Arc<Outgoing>, latency: f64) -> bool {
         if let (Some(frame), BusEvent::Message { message, seq }) = (&out.frame, &out.event) {
-            match self.outlet.deliver(message, *seq, frame, latency) {
-                Direct::Delivered => return true,
-                Direct::Flush => return self.offer(Live::Flush),
-                Direct::Declined => {}
-            }
+            let direct = self.outlet.deliver(message, *seq, frame, latency);
+            return self.settle(direct, out);
         }
         self.offer(Live::Event(out.clone()))
+    }
+
+    /// Finishes handing `out` to the connection after a direct write's attempt: queued for
+    /// the session unless it was written whole.
+    fn settle(&self, direct: Direct, out: &Arc<Outgoing>) -> bool {
+        match direct {
+            Direct::Delivered => true,
+            Direct::Flush => self.offer(Live::Flush),
+            Direct::Declined => self.offer(Live::Event(out.clone())),
+        }
     }
 
     /// Another entry for the same connection (in another room's list).
@@ -72,17 +81,67 @@ pub(super) struct Rooms {
     pub(super) feeds: HashMap<i64, RoomFeed>,
     /// Rooms holding messages back behind a missing one (usually none).
     pub(super) holding: HashSet<i64>,
+    /// Writes a message to its room's idle sockets in one system call, where io_uring is
+    /// available and enabled.
+    pub(super) batch: Option<SendBatch>,
 }
 
 /// Queues `out` for every follower; one whose queue is full leaves the room and closes as too
-/// slow.
-fn fan_out(followers: &mut Vec<Follower>, out: &Arc<Outgoing>) {
+/// slow. With `batch`, a message's frame goes to every idle socket in one system call.
+fn fan_out(followers: &mut Vec<Follower>, out: &Arc<Outgoing>, batch: Option<&mut SendBatch>) {
     // The clock is read once per message, not once per socket.
     let latency = match &out.event {
         BusEvent::Message { message, .. } => fanout_latency(message),
         _ => 0.0,
     };
+    if let (Some(batch), Some(frame), BusEvent::Message { message, seq }) =
+        (batch, &out.frame, &out.event)
+    {
+        if followers.len() > 1 {
+            let written = write_together(followers, message, *seq, frame, latency, batch);
+            let mut written = written.into_iter();
+            followers.retain(|f| match written.next().flatten() {
+                Some(direct) => f.settle(direct, out),
+                None => f.deliver(out, latency),
+            });
+            return;
+        }
+    }
     followers.retain(|f| f.deliver(out, latency));
+}
+
+/// Writes `frame` (of `message`, seq `seq`) into the sockets of every follower the hub may
+/// write to directly, all in one system call; returns what became of each follower's copy,
+/// or `None` where it is yet to be delivered (another thread held the connection).
+fn write_together(
+    followers: &[Follower],
+    message: &Message,
+    seq: i64,
+    frame: &[u8],
+    latency: f64,
+    batch: &mut SendBatch,
+) -> Vec<Option<Direct>> {
+    let mut settled = Vec::with_capacity(followers.len());
+    // Connections are claimed without waiting: this shard holds every claim until the batch is
+    // out, and waiting for one while holding others could deadlock with another shard.
+    let mut writes = Vec::with_capacity(followers.len());
+    for (index, follower) in followers.iter().enumerate() {
+        settled.push(match follower.outlet.try_claim(message, seq) {
+            Claim::Write(write) => {
+                writes.push((index, write));
+                None
+            }
+            Claim::Settled(direct) => Some(direct),
+            Claim::Busy => None,
+        });
+    }
+    let sockets: Vec<_> = writes.iter().map(|(_, write)| write.socket()).collect();
+    let outcomes = batch.send_all(frame, &sockets);
+    drop(sockets);
+    for ((index, write), written) in writes.into_iter().zip(outcomes) {
+        settled[index] = Some(write.sent(frame, written, latency));
+    }
+    settled
 }
 
 impl Rooms {
@@ -91,7 +150,8 @@ impl Rooms {
         let Some(RoomFeed { followers, order }) = self.feeds.get_mut(&room_id) else {
             return; // nobody here follows the room
         };
-        order.accept(event, now, |out| fan_out(followers, &out));
+        let batch = &mut self.batch;
+        order.accept(event, now, |out| fan_out(followers, &out, batch.as_mut()));
         if order.deadline().is_some() {
             self.holding.insert(room_id);
         } else {
@@ -102,7 +162,8 @@ impl Rooms {
     /// Sends on what `room_id` holds, whatever is still missing.
     pub(super) fn release(&mut self, room_id: i64) {
         if let Some(RoomFeed { followers, order }) = self.feeds.get_mut(&room_id) {
-            order.release_all(|out| fan_out(followers, &out));
+            let batch = &mut self.batch;
+            order.release_all(|out| fan_out(followers, &out, batch.as_mut()));
         }
         self.holding.remove(&room_id);
     }

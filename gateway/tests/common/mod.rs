@@ -69,6 +69,7 @@ pub fn quick_settings() -> GatewaySettings {
         max_connections_per_user: 16,
         ping_interval: Duration::from_secs(5),
         presence_ttl: Duration::from_secs(3),
+        io_uring: true,
     }
 }
 
