@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use super::post_queue::PendingPost;
 use super::reactions::PendingReaction;
-use super::write_queue::WriteQueues;
+use super::write_queue::{WriteQueues, WriterThread};
 use super::{Pool, WordStats, ENGINE, MIGRATOR};
 use crate::wal_checkpoint::Checkpointer;
 use crate::{Engine, Store, StoreResult};
@@ -29,12 +29,13 @@ pub struct SqlStore {
 impl SqlStore {
     /// Wraps the pools; reads go to `read`, transactions and writes to `write`.
     pub fn new(read: Pool, write: Pool) -> Self {
+        let writer = WriterThread::start("store-writer");
         Self {
             search: read.clone(),
             read,
             write,
-            post_queues: WriteQueues::default(),
-            reaction_queues: WriteQueues::default(),
+            post_queues: WriteQueues::new(&writer),
+            reaction_queues: WriteQueues::new(&writer),
             word_stats: WordStats::new(),
             _checkpointer: None,
         }
