@@ -29,13 +29,7 @@ pub struct SqlStore {
 impl SqlStore {
     /// Wraps the pools; reads go to `read`, transactions and writes to `write`.
     pub fn new(read: Pool, write: Pool) -> Self {
-        // SQLite's one writer needs it (see `WriterThread`). On PostgreSQL the writers' replies
-        // come over the network through the runtime's I/O driver either way, and four queues
-        // on one thread stored posts more slowly than on the runtime (BENCHMARKS.md).
-        let writer = match ENGINE {
-            Engine::Sqlite => WriterThread::start("store-writer"),
-            Engine::Postgres => WriterThread::none(),
-        };
+        let writer = WriterThread::start("store-writer");
         Self {
             search: read.clone(),
             read,

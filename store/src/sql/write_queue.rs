@@ -67,8 +67,8 @@ impl<J: Batched> Clone for WriteQueues<J> {
 /// reply waited for the worker to finish whatever it was running, and on a node busy fanning
 /// messages out that came to about a millisecond a statement: SQLite's single writer then
 /// stored at most ~850 posts a second while its thread was idle nine tenths of the time. Here
-/// the writer task runs as soon as its reply comes. Where the thread cannot be started (and on
-/// PostgreSQL, see `SqlStore::new`), the writer tasks run on the runtime as before.
+/// the writer task runs as soon as its reply comes. Where the thread cannot be started, the
+/// writer tasks run on the runtime as before.
 #[derive(Clone)]
 pub(super) struct WriterThread(Option<Arc<WriterRuntime>>);
 
@@ -110,11 +110,6 @@ impl WriterThread {
                 _stop: stop,
             })
         }))
-    }
-
-    /// No thread: writer tasks run on the runtime.
-    pub(super) fn none() -> Self {
-        Self(None)
     }
 
     /// Runs `task` on the writer thread (or the current runtime, without one).
