@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use super::post_queue::PendingPost;
 use super::reactions::PendingReaction;
-use super::write_queue::{WriteQueues, WriterThread};
+use super::write_queue::WriteQueues;
 use super::{Pool, WordStats, ENGINE, MIGRATOR};
 use crate::wal_checkpoint::Checkpointer;
 use crate::{Engine, Store, StoreResult};
@@ -29,13 +29,12 @@ pub struct SqlStore {
 impl SqlStore {
     /// Wraps the pools; reads go to `read`, transactions and writes to `write`.
     pub fn new(read: Pool, write: Pool) -> Self {
-        let writer = WriterThread::start("store-writer");
         Self {
             search: read.clone(),
             read,
             write,
-            post_queues: WriteQueues::new(&writer),
-            reaction_queues: WriteQueues::new(&writer),
+            post_queues: WriteQueues::default(),
+            reaction_queues: WriteQueues::default(),
             word_stats: WordStats::new(),
             _checkpointer: None,
         }

@@ -43,81 +43,18 @@ struct Waiting<J: Batched> {
     reply: oneshot::Sender<StoreResult<J::Output>>,
 }
 
-/// Jobs waiting, by queue (a queue has an entry exactly while its writer task runs), and where
-/// the writer tasks run.
-pub(super) struct WriteQueues<J: Batched>(Arc<Mutex<HashMap<i64, Vec<Waiting<J>>>>>, WriterThread);
+/// Jobs waiting, by queue. A queue has an entry exactly while its writer task runs.
+pub(super) struct WriteQueues<J: Batched>(Arc<Mutex<HashMap<i64, Vec<Waiting<J>>>>>);
 
-impl<J: Batched> WriteQueues<J> {
-    /// Queues whose writer tasks run on `writer`.
-    pub(super) fn new(writer: &WriterThread) -> Self {
-        Self(Arc::default(), writer.clone())
+impl<J: Batched> Default for WriteQueues<J> {
+    fn default() -> Self {
+        Self(Arc::default())
     }
 }
 
 impl<J: Batched> Clone for WriteQueues<J> {
     fn clone(&self) -> Self {
-        Self(self.0.clone(), self.1.clone())
-    }
-}
-
-/// A thread of the store's own on which its writer tasks run.
-///
-/// A batch is several statements, each a round trip between the writer task and the
-/// connection (on SQLite, the connection's own thread). On the runtime's worker threads each
-/// reply waited for the worker to finish whatever it was running, and on a node busy fanning
-/// messages out that came to about a millisecond a statement: SQLite's single writer then
-/// stored at most ~850 posts a second while its thread was idle nine tenths of the time. Here
-/// the writer task runs as soon as its reply comes. Where the thread cannot be started, the
-/// writer tasks run on the runtime as before.
-#[derive(Clone)]
-pub(super) struct WriterThread(Option<Arc<WriterRuntime>>);
-
-/// The writer thread's runtime, which stops when the last handle to it goes.
-struct WriterRuntime {
-    handle: tokio::runtime::Handle,
-    _stop: oneshot::Sender<()>,
-}
-
-impl WriterThread {
-    /// Starts the thread (`name`d in `top` and the like).
-    pub(super) fn start(name: &str) -> Self {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (handle_of, handle) = std::sync::mpsc::channel();
-        let started = std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                match runtime {
-                    Ok(runtime) => {
-                        let _ = handle_of.send(Some(runtime.handle().clone()));
-                        // Until the store (and every writer task, which holds a handle) is gone.
-                        let _ = runtime.block_on(stopped);
-                    }
-                    Err(_) => {
-                        let _ = handle_of.send(None);
-                    }
-                }
-            });
-        let handle = started.ok().and_then(|_| handle.recv().ok().flatten());
-        if handle.is_none() {
-            tracing::warn!("the store's writer thread did not start: writing from the runtime");
-        }
-        Self(handle.map(|handle| {
-            Arc::new(WriterRuntime {
-                handle,
-                _stop: stop,
-            })
-        }))
-    }
-
-    /// Runs `task` on the writer thread (or the current runtime, without one).
-    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        match &self.0 {
-            Some(runtime) => drop(runtime.handle.spawn(task)),
-            None => drop(tokio::spawn(task)),
-        }
+        Self(self.0.clone())
     }
 }
 
@@ -143,7 +80,7 @@ impl<J: Batched> WriteQueues<J> {
         if start_writer {
             // A task of its own, so no request's latency includes other requests' batches, and a
             // client that hangs up cannot strand the jobs queued behind it.
-            self.1.spawn(self.clone().write_queue(write.clone(), queue));
+            tokio::spawn(self.clone().write_queue(write.clone(), queue));
         }
         answer
             .await
