@@ -63,7 +63,7 @@ next_run() {
 # over the sending into $WORK/sched-NAME-RATE-N.txt and prints PID 1's bursts. With THREADS set,
 # each of the server's busy threads is printed with its CPU and its voluntary context switches
 # (the times it slept and was woken) per message sent: counts that a busy machine blurs far less
-# than it blurs CPU time.
+# than it blurs CPU time. With PROCS set, each program's CPU over the sending is printed too.
 fanout() {
   echo "== $1, $5 msg/s, $(machine)"
   local out="$WORK/fanout.out" gen
@@ -72,11 +72,16 @@ fanout() {
   "$B/chatboard-bench" ws-fanout --ws "$2" --state "$4" --rate "$5" --seconds 15 --gateway-pid "$3" \
     ${TIMELINE_MS:+--timeline-ms $TIMELINE_MS} >"$out" &
   gen=$!
-  if [ -n "${SCHEDWATCH:-}${THREADS:-}" ]; then
+  if [ -n "${SCHEDWATCH:-}${THREADS:-}${PROCS:-}" ]; then
     # Sending starts once every socket is open and the arrivals' presence notices have passed.
     while ! grep -q "sending" "$out" 2>/dev/null && kill -0 $gen 2>/dev/null; do sleep 0.05; done
   fi
   [ -z "${THREADS:-}" ] || thread_counters "$3" >"$WORK/threads-before"
+  if [ -n "${PROCS:-}" ]; then
+    # Each program's CPU over the 15 s of sending (the server's, the client's, PostgreSQL's...).
+    (program_cpu >"$WORK/procs-before"; sleep 15; program_cpu >"$WORK/procs-after") &
+    procs=$!
+  fi
   if [ -n "${SCHEDWATCH:-}" ]; then
     chrt -f 50 python3 "$SCRIPTS/schedwatch.py" record "$3,$gen,1" 16 "$WORK/sched-$1-$5-$RUNS.txt"
   fi
@@ -91,6 +96,11 @@ fanout() {
       if (ran > 20) printf "   thread %s %s: %.0f ms (%.0f%% in the kernel), %.0f us and %.2f wake-ups per message\n",
         $1, $2, ran, 100 * kernel / (user + kernel + 1e-9), ran * 1000 / msgs, woken / msgs }'
   fi
+  if [ -n "${PROCS:-}" ]; then
+    wait $procs
+    join -a2 "$WORK/procs-before" "$WORK/procs-after" | awk 'NF == 3 {d = $3 - $2} NF == 2 {d = $2}
+      d > 10 && $1 !~ /kworker/ {printf "   program %s: %.2f CPU-seconds while sending\n", $1, d / 100}'
+  fi
   if [ -n "${TIMELINE_MS:-}" ]; then
     sed -n '/^sending began at/,$p' "$out" >"$WORK/timeline-$1-$5-$RUNS.md"
   fi
@@ -98,6 +108,16 @@ fanout() {
     python3 "$SCRIPTS/schedwatch.py" bursts "$WORK/sched-$1-$5-$RUNS.txt" 1
   fi
   echo "   after: $(machine)"
+}
+
+# Clock ticks of CPU each program (by name) has used, summed over its processes.
+program_cpu() {
+  local p n s f
+  for p in /proc/[0-9]*; do
+    n=$(cat "$p/comm" 2>/dev/null) || continue
+    s=$(sed 's/.*) //' "$p/stat" 2>/dev/null) || continue
+    read -r -a f <<<"$s"; echo "$n $((f[11] + f[12]))"
+  done | awk '{a[$1] += $2} END {for (k in a) print k, a[k]}' | sort
 }
 
 # Each thread of process $1: its id, name, nanoseconds run (schedstat), voluntary and

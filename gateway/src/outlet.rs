@@ -196,7 +196,7 @@ enum Wait {
 
 /// What [`Outlet::try_claim`] allows.
 pub(crate) enum Claim<'a> {
-    /// Write the frame to the socket now, then report with [`DirectWrite::finish`].
+    /// Write the frame to the socket now, then report with [`DirectWrite::sent`].
     Write(DirectWrite<'a>),
     /// Nothing to write: settled as this.
     Settled(Direct),
