@@ -181,8 +181,14 @@ impl WriteClaim<'_> {
     /// Writes `bytes` with a `send` of its own; what the socket does not take goes out before
     /// anything after it.
     pub fn write_now(self, bytes: &[u8]) -> TrySend {
-        let written = self.stream.try_write(bytes);
+        let written = self.write(bytes);
         self.sent(bytes, written)
+    }
+
+    /// Writes `bytes` with a `send` of its own, without waiting; report it with
+    /// [`WriteClaim::sent`].
+    pub fn write(&self, bytes: &[u8]) -> io::Result<usize> {
+        self.stream.try_write(bytes)
     }
 
     /// Records what writing `bytes` did (`written`: how many the socket took, or the error)

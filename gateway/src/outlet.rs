@@ -108,7 +108,10 @@ impl Outlet {
         latency: f64,
     ) -> Direct {
         match self.claim(message, seq, Wait::Yes) {
-            Claim::Write(write) => write.write_now(frame, latency),
+            Claim::Write(write) => {
+                let written = write.claim.write(frame);
+                write.sent(frame, written, latency)
+            }
             Claim::Settled(direct) => direct,
             Claim::Busy => Direct::Declined, // only when not waiting
         }
@@ -225,37 +228,12 @@ impl DirectWrite<'_> {
     pub(crate) fn sent(self, frame: &[u8], written: io::Result<usize>, latency: f64) -> Direct {
         let Self {
             outlet,
-            state,
+            mut state,
             claim,
             room,
             at,
         } = self;
-        let sent = claim.sent(frame, written);
-        Self::record(outlet, state, room, at, sent, latency)
-    }
-
-    /// Writes `frame` with a `send` of its own and records what it did.
-    fn write_now(self, frame: &[u8], latency: f64) -> Direct {
-        let Self {
-            outlet,
-            state,
-            claim,
-            room,
-            at,
-        } = self;
-        let sent = claim.write_now(frame);
-        Self::record(outlet, state, room, at, sent, latency)
-    }
-
-    fn record(
-        outlet: &Outlet,
-        mut state: MutexGuard<'_, OutletState>,
-        room: i64,
-        at: Position,
-        sent: TrySend,
-        latency: f64,
-    ) -> Direct {
-        let outcome = match sent {
+        let outcome = match claim.sent(frame, written) {
             TrySend::Sent => Direct::Delivered,
             TrySend::Partly => {
                 state.open = false;
