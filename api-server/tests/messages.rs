@@ -860,6 +860,18 @@ async fn concurrent_posts_over_many_rooms_keep_every_room_gapless(engine: Engine
         let first = *ids.entry((*room, *sender, *i)).or_insert(id);
         assert_eq!(first, id, "a retry answers with its original");
     }
+    // Each stored message has one `message.created` event, carrying it as the API answered.
+    let events = app.state.store.outbox_after(0, 1000).await.unwrap();
+    let created: std::collections::HashMap<i64, &Value> = events
+        .iter()
+        .filter(|e| e.event_type == "message.created")
+        .map(|e| (e.data["id"].as_i64().unwrap(), &e.data))
+        .collect();
+    assert_eq!(created.len(), ids.len(), "one event per stored message");
+    for (_, _, _, reply) in &replies {
+        let id = reply.body["id"].as_i64().unwrap();
+        assert_eq!(created.get(&id), Some(&&reply.body), "message {id}");
+    }
     for &room in rooms.iter().chain([&theirs]) {
         let reader = if room == theirs { dave.id } else { bob.id };
         let stored = app

@@ -5,7 +5,9 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 
-use super::rows::{encode_ids, message_columns_of, placeholders, MessageRow, MESSAGE_COLUMNS};
+use super::rows::{
+    encode_ids, message_columns_of, placeholders, BatchRow, MessageRow, MESSAGE_COLUMNS,
+};
 use super::word_lookup::{HitParams, WordLookup};
 use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
 use chatboard_core::events::{DomainEvent, EventType};
@@ -13,7 +15,7 @@ use chatboard_core::model::Message;
 use outbox::{insert_rows_sql, write_rows, EventRow, OUTBOX_COLUMNS};
 use post_queue::PendingPost;
 use reactions::{own_emoji_column, LockedRow, ReactionWrites};
-use write_queue::write_each;
+use write_queue::{write_each, MAX_BATCH};
 
 type Db = sqlx::Sqlite;
 type Pool = sqlx::Pool<Db>;
@@ -145,7 +147,7 @@ async fn insert_message(
     msg: &NewMessage,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<Message>> {
-    if msg.parent_id.is_none() && msg.mentions.everyone.is_empty() {
+    if is_plain(msg) {
         return insert_plain(write, msg, now).await;
     }
     let mut tx = write.begin().await?;
@@ -156,28 +158,36 @@ async fn insert_message(
     Ok(stored)
 }
 
-/// A plain post in one round trip (see `insert_message`). The transaction is opened in SQL,
-/// so sqlx does not know of it: on an error this rolls it back itself, and should that fail or
-/// the future be dropped half-way, the connection is closed instead of going back to the pool
-/// (closing discards the transaction; the pool opens another).
+/// A plain post in one round trip (see `insert_message`).
 async fn insert_plain(
     write: &Pool,
     msg: &NewMessage,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<Message>> {
+    in_sql_transaction(write, async |conn| insert_plain_in(conn, msg, now).await).await
+}
+
+/// Runs `write`, whose statement string opens a transaction in SQL and ends it with `COMMIT`,
+/// on the writer connection. sqlx does not know of that transaction: on an error this rolls it
+/// back itself, and should that fail or the future be dropped half-way, the connection is closed
+/// instead of going back to the pool (closing discards the transaction; the pool opens another).
+async fn in_sql_transaction<T>(
+    pool: &Pool,
+    write: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> StoreResult<T>,
+) -> StoreResult<T> {
     let mut open = OpenTransaction {
-        conn: write.acquire().await?,
+        conn: pool.acquire().await?,
         ended: false,
     };
-    let stored = insert_plain_in(&mut open.conn, msg, now).await;
+    let done = write(&mut open.conn).await;
     // Success ends in `COMMIT`; on an error, nothing may stay open (SQLite rolls some failures
     // back itself, so a failed `ROLLBACK` may mean nothing was left: closing is safe either way).
-    open.ended = stored.is_ok()
+    open.ended = done.is_ok()
         || sqlx::query("ROLLBACK")
             .execute(&mut *open.conn)
             .await
             .is_ok();
-    stored
+    done
 }
 
 async fn insert_plain_in(
@@ -185,11 +195,7 @@ async fn insert_plain_in(
     msg: &NewMessage,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<Message>> {
-    // The event is the message as reading its row back will show it; only its id and
-    // organization are the database's to fill in (`PLAIN_POST`). Tests compare the event with
-    // the API's answer.
-    let unsaved = Message::from(MessageRow::unsaved(msg, now));
-    let event = EventRow::new(0, &DomainEvent::MessageCreated(unsaved), now)?;
+    let event = plain_post_event(msg, now)?;
     let rows: Vec<MessageRow> = bind_insert(sqlx::query_as(&PLAIN_POST), msg, now)
         .bind(event.event_id.as_str())
         .bind(event.payload.as_str())
@@ -198,21 +204,102 @@ async fn insert_plain_in(
     Ok(rows.into_iter().next().map(Message::from))
 }
 
-/// A plain post as one statement string: `BEGIN`, the insert ([`insert_sql`], `$1` to `$11`),
-/// the outbox row and `COMMIT`. The outbox row is written only when the insert stored a row
-/// (`changes()` counts the insert's own rows, not its trigger's), with the event id `$12` and
-/// the payload `$13` given the stored message's id and organization.
-static PLAIN_POST: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "{}; \
-         INSERT INTO {OUTBOX_COLUMNS} \
-         SELECT $12, '{}', m.org_id, m.room_id, json_set($13, '$.id', m.id, '$.org', m.org_id), $5 \
-         FROM messages m WHERE changes() = 1 AND m.id = last_insert_rowid(); \
-         COMMIT",
-        insert_sql("BEGIN; "),
-        EventType::MessageCreated.as_str()
-    )
+/// A plain post's `message.created` event: the message as reading its row back will show it;
+/// only its id and organization are the database's to fill in ([`plain_post_sql`]). Tests
+/// compare the event with the API's answer.
+fn plain_post_event(msg: &NewMessage, now: DateTime<Utc>) -> StoreResult<EventRow> {
+    let unsaved = Message::from(MessageRow::unsaved(msg, now));
+    EventRow::new(0, &DomainEvent::MessageCreated(unsaved), now)
+}
+
+/// Group commit of plain posts in one round trip to the connection's thread, as a single plain
+/// post is: `BEGIN`, each post's two statements and `COMMIT` travel as one statement string.
+/// Per-statement round trips made a busy writer fall behind its senders (BENCHMARKS.md, "the
+/// posting ceiling under fan-out"). The batch is padded to a power of two with posts to no room,
+/// which store nothing, so the connection prepares and caches a handful of strings.
+async fn insert_plain_batch(
+    write: &Pool,
+    batch: &[PendingPost],
+) -> StoreResult<Vec<Option<Message>>> {
+    let slots = batch.len().next_power_of_two();
+    let Some(sql) = PLAIN_BATCHES.get(slots.trailing_zeros() as usize) else {
+        let more = format!(
+            "a batch of {} posts is more than the writer takes",
+            batch.len()
+        );
+        return Err(sqlx::Error::Protocol(more).into());
+    };
+    let events = batch
+        .iter()
+        .map(|post| plain_post_event(&post.msg, post.now))
+        .collect::<StoreResult<Vec<_>>>()?;
+    let mut query = sqlx::query_as::<_, BatchRow>(sql);
+    for (post, event) in batch.iter().zip(&events) {
+        query = bind_insert(query, &post.msg, post.now)
+            .bind(event.event_id.as_str())
+            .bind(event.payload.as_str());
+    }
+    for _ in batch.len() * PLAIN_POST_PARAMS..slots * PLAIN_POST_PARAMS {
+        query = query.bind(None::<i64>);
+    }
+    let rows = in_sql_transaction(write, async |conn| Ok(query.fetch_all(conn).await?)).await?;
+    let mut answers: Vec<Option<Message>> = batch.iter().map(|_| None).collect();
+    for row in rows {
+        if let Some(answer) = usize::try_from(row.n - 1)
+            .ok()
+            .and_then(|i| answers.get_mut(i))
+        {
+            *answer = Some(Message::from(row.message));
+        }
+    }
+    Ok(answers)
+}
+
+/// The statement strings of [`insert_plain_batch`], by size: entry `k` holds `2^k` posts, up to
+/// the most a write queue's batch takes.
+static PLAIN_BATCHES: LazyLock<Vec<String>> = LazyLock::new(|| {
+    (0..=MAX_BATCH.next_power_of_two().trailing_zeros())
+        .map(|k| {
+            let posts: String = (0..1usize << k)
+                .map(|i| plain_post_sql(i * PLAIN_POST_PARAMS + 1, &format!(", {} AS n", i + 1)))
+                .collect();
+            format!("BEGIN; {posts}COMMIT")
+        })
+        .collect()
 });
+
+/// Whether a post goes by the plain path: no thread to count, no one mentioned to record.
+fn is_plain(msg: &NewMessage) -> bool {
+    msg.parent_id.is_none() && msg.mentions.everyone.is_empty()
+}
+
+/// A plain post as one statement string: `BEGIN`, the insert and its outbox row
+/// ([`plain_post_sql`], parameters `$1` to `$13`) and `COMMIT`.
+static PLAIN_POST: LazyLock<String> =
+    LazyLock::new(|| format!("BEGIN; {}COMMIT", plain_post_sql(1, "")));
+
+/// A plain post's two statements, each ended by `; `, with its parameters numbered from `first`:
+/// the insert ([`insert_sql`], `returning` added to what it returns) and the outbox row, written
+/// only when the insert stored a row (`changes()` counts the insert's own rows, not its
+/// trigger's), with the event id and the payload (the 12th and 13th parameters) given the stored
+/// message's id and organization.
+fn plain_post_sql(first: usize, returning: &str) -> String {
+    let p = |nth: usize| format!("${}", first + nth - 1);
+    format!(
+        "{}{returning}; \
+         INSERT INTO {OUTBOX_COLUMNS} \
+         SELECT {}, '{}', m.org_id, m.room_id, json_set({}, '$.id', m.id, '$.org', m.org_id), {} \
+         FROM messages m WHERE changes() = 1 AND m.id = last_insert_rowid(); ",
+        insert_sql(first),
+        p(12),
+        EventType::MessageCreated.as_str(),
+        p(13),
+        p(5),
+    )
+}
+
+/// Parameters of one post in [`plain_post_sql`].
+const PLAIN_POST_PARAMS: usize = 13;
 
 /// A pooled connection inside a transaction that sqlx does not track: closed instead of going
 /// back to the pool unless the transaction was seen to end.
@@ -229,34 +316,47 @@ impl Drop for OpenTransaction {
     }
 }
 
-/// The post's insert after `prefix`: the message at its room's next seq, if the sender may post
-/// and has not used this `client_msg_id` (which also sees posts earlier in the same
-/// transaction); a trigger moves the room's position (`0013_room_position_by_trigger.sql`).
-fn insert_sql(prefix: &str) -> String {
+/// A post's insert, its parameters numbered from `first` (`$1` to `$11` when 1): the message at
+/// its room's next seq, if the sender may post and has not used this `client_msg_id` (which also
+/// sees posts earlier in the same transaction); a trigger moves the room's position
+/// (`0013_room_position_by_trigger.sql`).
+fn insert_sql(first: usize) -> String {
+    let p = |nth: usize| format!("${}", first + nth - 1);
+    let (room, sender, client_msg_id) = (p(1), p(2), p(3));
     format!(
-        "{prefix}INSERT INTO messages (room_id, org_id, seq, sender_id, body, client_msg_id, \
+        "INSERT INTO messages (room_id, org_id, seq, sender_id, body, client_msg_id, \
            created_at, file_id, file_name, file_type, file_size, parent_id, mention_ids) \
-         SELECT r.id, r.org_id, r.last_seq + 1, $2, $4, $3, $5, $6, $7, $8, $9, $10, $11 \
+         SELECT r.id, r.org_id, r.last_seq + 1, {sender}, {}, {client_msg_id}, {}, {}, {}, {}, \
+           {}, {}, {} \
          FROM rooms r \
-         WHERE r.id = $1 \
-           AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) \
+         WHERE r.id = {room} \
+           AND EXISTS (SELECT 1 FROM room_members WHERE room_id = {room} AND user_id = {sender}) \
            AND EXISTS (SELECT 1 FROM orgs o WHERE o.id = r.org_id \
              AND o.suspended = 0 AND o.archived_at IS NULL) \
-           AND ($3 IS NULL OR NOT EXISTS ( \
-             SELECT 1 FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $3)) \
-         RETURNING {MESSAGE_COLUMNS}"
+           AND ({client_msg_id} IS NULL OR NOT EXISTS ( \
+             SELECT 1 FROM messages WHERE room_id = {room} AND sender_id = {sender} \
+               AND client_msg_id = {client_msg_id})) \
+         RETURNING {MESSAGE_COLUMNS}",
+        p(4),
+        p(5),
+        p(6),
+        p(7),
+        p(8),
+        p(9),
+        p(10),
+        p(11),
     )
 }
 
 /// A post's insert inside a transaction of sqlx's (`insert_in`), made once.
-static INSERT: LazyLock<String> = LazyLock::new(|| insert_sql(""));
+static INSERT: LazyLock<String> = LazyLock::new(|| insert_sql(1));
 
 /// Binds a post's values to [`insert_sql`]'s parameters.
-fn bind_insert<'q>(
-    query: sqlx::query::QueryAs<'q, Db, MessageRow, sqlx::sqlite::SqliteArguments<'q>>,
+fn bind_insert<'q, O>(
+    query: sqlx::query::QueryAs<'q, Db, O, sqlx::sqlite::SqliteArguments<'q>>,
     msg: &'q NewMessage,
     now: DateTime<Utc>,
-) -> sqlx::query::QueryAs<'q, Db, MessageRow, sqlx::sqlite::SqliteArguments<'q>> {
+) -> sqlx::query::QueryAs<'q, Db, O, sqlx::sqlite::SqliteArguments<'q>> {
     query
         .bind(msg.room_id)
         .bind(msg.sender_id)
@@ -380,10 +480,14 @@ fn queue_of(_room_id: i64) -> i64 {
 }
 
 /// Group commit: the queued posts (of any rooms) go in one transaction, in turn, so the batch
-/// costs one commit (one WAL append and its locks) instead of one per post. Should any statement
-/// fail, the whole batch is rolled back and each post tries again alone, for an answer of its own.
+/// costs one commit (one WAL append and its locks) instead of one per post; plain posts in one
+/// round trip ([`insert_plain_batch`]). Should any statement fail, the whole batch is rolled back
+/// and each post tries again alone, for an answer of its own.
 async fn insert_batch(write: &Pool, batch: &[PendingPost]) -> Vec<StoreResult<Option<Message>>> {
     let together = async {
+        if batch.iter().all(|post| is_plain(&post.msg)) {
+            return insert_plain_batch(write, batch).await;
+        }
         let mut tx = write.begin().await?;
         let mut answers = Vec::with_capacity(batch.len());
         let mut events = Vec::new();

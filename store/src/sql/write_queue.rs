@@ -22,7 +22,7 @@ use super::Pool;
 use crate::{StoreError, StoreResult};
 
 /// Most writes one transaction takes; the rest wait for the next round.
-const MAX_BATCH: usize = 64;
+pub(super) const MAX_BATCH: usize = 64;
 
 /// A write that may be stored together with others of its queue.
 #[async_trait]
