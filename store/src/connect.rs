@@ -118,7 +118,8 @@ pub async fn connect_with_timeout(
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
+                .foreign_keys(true)
+                .row_buffer_size(SQLITE_RESULTS_IN_FLIGHT);
             // SQLite allows one writer at a time. Funnelling every write transaction through a
             // single pooled connection queues writers in-process instead of failing them with
             // SQLITE_BUSY, while WAL lets the reader pool run alongside.
@@ -159,6 +160,13 @@ pub async fn connect_with_timeout(
         ))),
     }
 }
+
+/// Results (rows, and one per statement run) an SQLite connection's thread hands over before
+/// it waits for the task to take them. With sqlx's 50, a batch of posts (three results each)
+/// filled the channel, and from then on the thread and the task woke each other for every row:
+/// under fan-out, where the task waits behind the runtime's other work for each wake-up, a post
+/// cost a millisecond (BENCHMARKS.md). Room for the largest batch, and for a page of messages.
+const SQLITE_RESULTS_IN_FLIGHT: usize = 1024;
 
 /// How many searches a process runs at once: two per core it may use. A search keeps the
 /// database busy for a millisecond or two (hundreds for words in a large share of messages),
