@@ -862,12 +862,17 @@ async fn concurrent_posts_over_many_rooms_keep_every_room_gapless(engine: Engine
     }
     // Each stored message has one `message.created` event, carrying it as the API answered.
     let events = app.state.store.outbox_after(0, 1000).await.unwrap();
-    let created: std::collections::HashMap<i64, &Value> = events
+    let created: Vec<&Value> = events
         .iter()
         .filter(|e| e.event_type == "message.created")
-        .map(|e| (e.data["id"].as_i64().unwrap(), &e.data))
+        .map(|e| &e.data)
         .collect();
     assert_eq!(created.len(), ids.len(), "one event per stored message");
+    let created: std::collections::HashMap<i64, &Value> = created
+        .into_iter()
+        .map(|data| (data["id"].as_i64().unwrap(), data))
+        .collect();
+    assert_eq!(created.len(), ids.len(), "each for another message");
     for (_, _, _, reply) in &replies {
         let id = reply.body["id"].as_i64().unwrap();
         assert_eq!(created.get(&id), Some(&&reply.body), "message {id}");
