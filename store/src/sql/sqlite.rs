@@ -158,50 +158,16 @@ async fn insert_message(
     Ok(stored)
 }
 
-/// A plain post in one round trip (see `insert_message`).
+/// A plain post in one round trip (see `insert_message`): a batch of one.
 async fn insert_plain(
     write: &Pool,
     msg: &NewMessage,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<Message>> {
-    in_sql_transaction(write, async |conn| insert_plain_in(conn, msg, now).await).await
-}
-
-/// Runs `write`, whose statement string opens a transaction in SQL and ends it with `COMMIT`,
-/// on the writer connection. sqlx does not know of that transaction: on an error this rolls it
-/// back itself, and should that fail or the future be dropped half-way, the connection is closed
-/// instead of going back to the pool (closing discards the transaction; the pool opens another).
-async fn in_sql_transaction<T>(
-    pool: &Pool,
-    write: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> StoreResult<T>,
-) -> StoreResult<T> {
-    let mut open = OpenTransaction {
-        conn: pool.acquire().await?,
-        ended: false,
-    };
-    let done = write(&mut open.conn).await;
-    // Success ends in `COMMIT`; on an error, nothing may stay open (SQLite rolls some failures
-    // back itself, so a failed `ROLLBACK` may mean nothing was left: closing is safe either way).
-    open.ended = done.is_ok()
-        || sqlx::query("ROLLBACK")
-            .execute(&mut *open.conn)
-            .await
-            .is_ok();
-    done
-}
-
-async fn insert_plain_in(
-    conn: &mut sqlx::SqliteConnection,
-    msg: &NewMessage,
-    now: DateTime<Utc>,
-) -> StoreResult<Option<Message>> {
-    let event = plain_post_event(msg, now)?;
-    let rows: Vec<MessageRow> = bind_insert(sqlx::query_as(&PLAIN_POST), msg, now)
-        .bind(event.event_id.as_str())
-        .bind(event.payload.as_str())
-        .fetch_all(&mut *conn)
-        .await?;
-    Ok(rows.into_iter().next().map(Message::from))
+    Ok(insert_plain_posts(write, &[(msg, now)])
+        .await?
+        .pop()
+        .flatten())
 }
 
 /// A plain post's `message.created` event: the message as reading its row back will show it;
@@ -212,39 +178,55 @@ fn plain_post_event(msg: &NewMessage, now: DateTime<Utc>) -> StoreResult<EventRo
     EventRow::new(0, &DomainEvent::MessageCreated(unsaved), now)
 }
 
-/// Group commit of plain posts in one round trip to the connection's thread, as a single plain
-/// post is: `BEGIN`, each post's two statements and `COMMIT` travel as one statement string.
-/// Per-statement round trips made a busy writer fall behind its senders (BENCHMARKS.md, "the
-/// posting ceiling under fan-out"). The batch is padded to a power of two with posts to no room,
-/// which store nothing, so the connection prepares and caches a handful of strings.
-async fn insert_plain_batch(
+/// Plain posts (each with its time) in one round trip to the connection's thread: `BEGIN`, each
+/// post's two statements and `COMMIT` travel as one statement string, for a single post and for
+/// a group commit alike. Per-statement round trips made a busy writer fall behind its senders
+/// (BENCHMARKS.md, "SQLite's posts in one round trip"). The posts are padded to a power of two
+/// with posts to no room, which store nothing, so the connection prepares and caches a handful
+/// of strings.
+///
+/// The transaction is opened in SQL, so sqlx does not know of it: on an error this rolls it
+/// back itself, and should that fail or the future be dropped half-way, the connection is closed
+/// instead of going back to the pool (closing discards the transaction; the pool opens another).
+async fn insert_plain_posts(
     write: &Pool,
-    batch: &[PendingPost],
+    posts: &[(&NewMessage, DateTime<Utc>)],
 ) -> StoreResult<Vec<Option<Message>>> {
-    let slots = batch.len().next_power_of_two();
-    let Some(sql) = PLAIN_BATCHES.get(slots.trailing_zeros() as usize) else {
+    let slots = posts.len().next_power_of_two();
+    let Some(sql) = PLAIN_POSTS.get(slots.trailing_zeros() as usize) else {
         let more = format!(
             "a batch of {} posts is more than the writer takes",
-            batch.len()
+            posts.len()
         );
         return Err(sqlx::Error::Protocol(more).into());
     };
-    let events = batch
+    let events = posts
         .iter()
-        .map(|post| plain_post_event(&post.msg, post.now))
+        .map(|(msg, now)| plain_post_event(msg, *now))
         .collect::<StoreResult<Vec<_>>>()?;
     let mut query = sqlx::query_as::<_, BatchRow>(sql);
-    for (post, event) in batch.iter().zip(&events) {
-        query = bind_insert(query, &post.msg, post.now)
+    for ((msg, now), event) in posts.iter().zip(&events) {
+        query = bind_insert(query, msg, *now)
             .bind(event.event_id.as_str())
             .bind(event.payload.as_str());
     }
-    for _ in batch.len() * PLAIN_POST_PARAMS..slots * PLAIN_POST_PARAMS {
+    for _ in posts.len() * PLAIN_POST_PARAMS..slots * PLAIN_POST_PARAMS {
         query = query.bind(None::<i64>);
     }
-    let rows = in_sql_transaction(write, async |conn| Ok(query.fetch_all(conn).await?)).await?;
-    let mut answers: Vec<Option<Message>> = batch.iter().map(|_| None).collect();
-    for row in rows {
+    let mut open = OpenTransaction {
+        conn: write.acquire().await?,
+        ended: false,
+    };
+    let rows = query.fetch_all(&mut *open.conn).await;
+    // Success ends in `COMMIT`; on an error, nothing may stay open (SQLite rolls some failures
+    // back itself, so a failed `ROLLBACK` may mean nothing was left: closing is safe either way).
+    open.ended = rows.is_ok()
+        || sqlx::query("ROLLBACK")
+            .execute(&mut *open.conn)
+            .await
+            .is_ok();
+    let mut answers: Vec<Option<Message>> = posts.iter().map(|_| None).collect();
+    for row in rows? {
         if let Some(answer) = usize::try_from(row.n - 1)
             .ok()
             .and_then(|i| answers.get_mut(i))
@@ -255,14 +237,12 @@ async fn insert_plain_batch(
     Ok(answers)
 }
 
-/// The statement strings of [`insert_plain_batch`], by size: entry `k` holds `2^k` posts, up to
+/// The statement strings of [`insert_plain_posts`], by size: entry `k` holds `2^k` posts, up to
 /// the most a write queue's batch takes.
-static PLAIN_BATCHES: LazyLock<Vec<String>> = LazyLock::new(|| {
+static PLAIN_POSTS: LazyLock<Vec<String>> = LazyLock::new(|| {
     (0..=MAX_BATCH.next_power_of_two().trailing_zeros())
         .map(|k| {
-            let posts: String = (0..1usize << k)
-                .map(|i| plain_post_sql(i * PLAIN_POST_PARAMS + 1, &format!(", {} AS n", i + 1)))
-                .collect();
+            let posts: String = (1..=1usize << k).map(plain_post_sql).collect();
             format!("BEGIN; {posts}COMMIT")
         })
         .collect()
@@ -273,33 +253,34 @@ fn is_plain(msg: &NewMessage) -> bool {
     msg.parent_id.is_none() && msg.mentions.everyone.is_empty()
 }
 
-/// A plain post as one statement string: `BEGIN`, the insert and its outbox row
-/// ([`plain_post_sql`], parameters `$1` to `$13`) and `COMMIT`.
-static PLAIN_POST: LazyLock<String> =
-    LazyLock::new(|| format!("BEGIN; {}COMMIT", plain_post_sql(1, "")));
-
-/// A plain post's two statements, each ended by `; `, with its parameters numbered from `first`:
-/// the insert ([`insert_sql`], `returning` added to what it returns) and the outbox row, written
-/// only when the insert stored a row (`changes()` counts the insert's own rows, not its
-/// trigger's), with the event id and the payload (the 12th and 13th parameters) given the stored
-/// message's id and organization.
-fn plain_post_sql(first: usize, returning: &str) -> String {
-    let p = |nth: usize| format!("${}", first + nth - 1);
+/// The two statements, each ended by `; `, of the `n`th plain post of a statement string (from
+/// 1), its parameters numbered on from the posts before it: the insert ([`insert_sql`],
+/// returning also `n`) and the outbox row, written only when the insert stored a row
+/// (`changes()` counts the insert's own rows, not its trigger's), with the event id and the
+/// payload (the 12th and 13th parameters) given the stored message's id and organization.
+fn plain_post_sql(n: usize) -> String {
+    let first = (n - 1) * PLAIN_POST_PARAMS + 1;
     format!(
-        "{}{returning}; \
+        "{}, {n} AS n; \
          INSERT INTO {OUTBOX_COLUMNS} \
          SELECT {}, '{}', m.org_id, m.room_id, json_set({}, '$.id', m.id, '$.org', m.org_id), {} \
          FROM messages m WHERE changes() = 1 AND m.id = last_insert_rowid(); ",
         insert_sql(first),
-        p(12),
+        param(first, 12),
         EventType::MessageCreated.as_str(),
-        p(13),
-        p(5),
+        param(first, 13),
+        param(first, 5),
     )
 }
 
 /// Parameters of one post in [`plain_post_sql`].
 const PLAIN_POST_PARAMS: usize = 13;
+
+/// The placeholder of a statement's `nth` parameter (from 1) when its parameters are numbered
+/// from `first`.
+fn param(first: usize, nth: usize) -> String {
+    format!("${}", first + nth - 1)
+}
 
 /// A pooled connection inside a transaction that sqlx does not track: closed instead of going
 /// back to the pool unless the transaction was seen to end.
@@ -321,7 +302,7 @@ impl Drop for OpenTransaction {
 /// sees posts earlier in the same transaction); a trigger moves the room's position
 /// (`0013_room_position_by_trigger.sql`).
 fn insert_sql(first: usize) -> String {
-    let p = |nth: usize| format!("${}", first + nth - 1);
+    let p = |nth: usize| param(first, nth);
     let (room, sender, client_msg_id) = (p(1), p(2), p(3));
     format!(
         "INSERT INTO messages (room_id, org_id, seq, sender_id, body, client_msg_id, \
@@ -481,12 +462,13 @@ fn queue_of(_room_id: i64) -> i64 {
 
 /// Group commit: the queued posts (of any rooms) go in one transaction, in turn, so the batch
 /// costs one commit (one WAL append and its locks) instead of one per post; plain posts in one
-/// round trip ([`insert_plain_batch`]). Should any statement fail, the whole batch is rolled back
+/// round trip ([`insert_plain_posts`]). Should any statement fail, the whole batch is rolled back
 /// and each post tries again alone, for an answer of its own.
 async fn insert_batch(write: &Pool, batch: &[PendingPost]) -> Vec<StoreResult<Option<Message>>> {
     let together = async {
         if batch.iter().all(|post| is_plain(&post.msg)) {
-            return insert_plain_batch(write, batch).await;
+            let posts: Vec<_> = batch.iter().map(|post| (&post.msg, post.now)).collect();
+            return insert_plain_posts(write, &posts).await;
         }
         let mut tx = write.begin().await?;
         let mut answers = Vec::with_capacity(batch.len());
