@@ -28,7 +28,9 @@ use crate::routes::{
             `last_reply_at`, `repliers`), `reaction.added`, `reaction.removed`, `mention` (on `/ws/` only, to those mentioned: \
             `{room, message}`), `typing`, `presence`, `read`, `ack`, `pong`, `error`; \
             client `message` (with `parent_id` to reply), `typing`, \
-            `read`, `ping`. Close codes: 4001 unauthenticated, 4003 not a member, 4004 no such \
+            `read`, `ping`. Answers (`ack`, `pong`, `error`) follow the order of the frames \
+            they answer; up to 16 frames may await theirs (a message its commit) before the \
+            gateway stops reading. Close codes: 4001 unauthenticated, 4003 not a member, 4004 no such \
             room, 4008 rate limit (20 frames/s), frame over 64 KiB or too many connections, \
             4009 too slow, 1012 server restarting. See README.md, 'Live events over WebSocket'."
     ),

@@ -40,7 +40,7 @@ use crate::announce::Announcer;
 use crate::limits::PostLimits;
 
 pub use crate::error::{ChatError, ChatResult, FieldErrors};
-pub use crate::messages::{MessageDraft, Posted};
+pub use crate::messages::{MessageDraft, Posted, QueuedPost};
 pub use crate::orgs::{InviteCreated, InviteDraft, ORG_NAME_MAX};
 pub use crate::rooms::{Joined, RoomDraft};
 pub use crate::tenants::AdminsApplied;

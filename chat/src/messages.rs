@@ -5,7 +5,7 @@ use chatboard_core::bus::BusEvent;
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::events::DomainEvent;
 use chatboard_core::model::{Message, Role, UploadStatus, CLIENT_MSG_ID_MAX};
-use chatboard_store::{FileAttachment, NewMessage};
+use chatboard_store::{FileAttachment, NewMessage, QueuedMessage};
 use chrono::Utc;
 use tracing::instrument;
 
@@ -41,15 +41,65 @@ pub struct Posted {
     pub created: bool,
 }
 
+/// A message checked and queued for storing ([`Chat::queue_post`]); [`QueuedPost::posted`]
+/// waits for its commit and announces it.
+#[must_use = "the message is announced only once `posted` is awaited"]
+pub struct QueuedPost {
+    chat: Chat,
+    queued: QueuedMessage,
+    /// Who the message mentions, to be told once it is stored.
+    mentioned: Vec<i64>,
+}
+
+impl QueuedPost {
+    /// Waits for the message's commit and announces it (a repeated send was announced the
+    /// first time and is not again).
+    #[instrument(name = "posted", skip_all, err(level = "debug"))]
+    pub async fn posted(self) -> ChatResult<Posted> {
+        let Self {
+            chat,
+            queued,
+            mentioned,
+        } = self;
+        let (message, created) = chat.store().queued_message(queued).await?;
+        if created {
+            chat.announcer()
+                .domain(&DomainEvent::MessageCreated(message.clone()))
+                .await;
+            if let Some(root) = message.parent_id {
+                chat.announce_thread(message.room, root).await;
+            }
+            chat.announce_mentions(&message, mentioned).await;
+        }
+        Ok(Posted { message, created })
+    }
+}
+
 impl Chat {
     /// Posts a message to a room the sender sits in.
-    #[instrument(skip(self, draft), err(level = "debug"))]
     pub async fn post_message(
         &self,
         sender: i64,
         room_id: i64,
         draft: MessageDraft,
     ) -> ChatResult<Posted> {
+        self.queue_post(sender, room_id, draft)
+            .await?
+            .posted()
+            .await
+    }
+
+    /// Checks a message (validation, the sender's limits, who it mentions) and queues it for
+    /// storing: the first half of [`Chat::post_message`]. Messages queued one after another
+    /// are stored in that order, so a connection may queue its next one before the last one's
+    /// [`QueuedPost::posted`] returns. The seat is checked at the commit (404 then).
+    #[instrument(skip(self, draft), err(level = "debug"))]
+    pub async fn queue_post(
+        &self,
+        sender: i64,
+        room_id: i64,
+        draft: MessageDraft,
+    ) -> ChatResult<QueuedPost> {
         let mut v = Validator::default();
         let file = match draft.file_id.as_deref() {
             Some(id) => self.ready_upload_of(id, sender).await?,
@@ -96,33 +146,23 @@ impl Chat {
         }
         let mentions = self.resolve_mentions(room_id, sender, &body).await?;
         let mentioned = mentions.everyone.clone();
-        // The seat is checked inside the store's transaction: without one the answer is 404.
-        let (message, created) = self
-            .store()
-            .post_message(
-                NewMessage {
-                    room_id,
-                    sender_id: sender,
-                    body,
-                    client_msg_id,
-                    file,
-                    parent_id,
-                    mentions,
-                },
-                Utc::now(),
-            )
-            .await?;
-        if created {
-            // Only a new message is news: a repeated send was announced the first time.
-            self.announcer()
-                .domain(&DomainEvent::MessageCreated(message.clone()))
-                .await;
-            if let Some(root) = message.parent_id {
-                self.announce_thread(room_id, root).await;
-            }
-            self.announce_mentions(&message, mentioned).await;
-        }
-        Ok(Posted { message, created })
+        let queued = self.store().queue_message(
+            NewMessage {
+                room_id,
+                sender_id: sender,
+                body,
+                client_msg_id,
+                file,
+                parent_id,
+                mentions,
+            },
+            Utc::now(),
+        );
+        Ok(QueuedPost {
+            chat: self.clone(),
+            queued,
+            mentioned,
+        })
     }
 
     /// Replaces a message's text (its sender only); a deleted message is refused.

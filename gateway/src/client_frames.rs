@@ -1,15 +1,18 @@
 //! Frames from the client: `ping`, `typing`, `read` and `message`. Each one is translated into
 //! the application layer's action (`chat`), the same one the REST API calls: a message sent
 //! over the socket is validated, limited, stored with its outbox event and announced exactly
-//! as a REST post is, then acknowledged. On the multiplexed endpoint `typing`, `read` and
-//! `message` name their `room`.
+//! as a REST post is, then acknowledged; the connection reads on while it waits for the commit,
+//! and answers every frame in turn (see [`crate::replies`]). On the multiplexed endpoint
+//! `typing`, `read` and `message` name their `room`.
 
 use chat::{ChatError, FieldErrors, MessageDraft};
 use chatboard_core::error_code::ErrorCode;
 use serde::Deserialize;
 use serde_json::json;
+use tracing::Instrument;
 
-use crate::session::{Session, Step};
+use crate::replies::Reply;
+use crate::session::{error_frame, Session, Step};
 
 /// The frames a client may send.
 #[derive(Deserialize)]
@@ -55,7 +58,7 @@ impl Session {
             Err(e) => return self.error("invalid_frame", &e.to_string()).await,
         };
         match frame {
-            ClientFrame::Ping => self.send_json(&json!({"type": "pong"})).await,
+            ClientFrame::Ping => self.reply(Reply::Frame(json!({"type": "pong"}))).await,
             ClientFrame::Typing { is_typing, room } => {
                 let Some(room) = self.target_room(room).await? else {
                     return Ok(());
@@ -128,13 +131,53 @@ impl Session {
         Ok(Some(room))
     }
 
+    /// Checks and queues a message; its answer follows its commit (see [`crate::replies`]).
     async fn send_message(&mut self, room: i64, draft: MessageDraft) -> Step {
         let client_msg_id = draft
             .client_msg_id
             .as_deref()
             .map(|id| id.trim().to_owned());
         let chat = self.shared.chat.clone();
-        match chat.post_message(self.user_id, room, draft).await {
+        match chat.queue_post(self.user_id, room, draft).await {
+            Ok(queued) => {
+                // Awaited later, outside this frame's span: it keeps the connection's.
+                let posted = queued.posted().in_current_span();
+                self.replies.push_post(room, client_msg_id, posted);
+                Ok(())
+            }
+            Err(e) => {
+                self.reply(Reply::Posted {
+                    room,
+                    client_msg_id,
+                    result: Box::new(Err(e)),
+                })
+                .await
+            }
+        }
+    }
+
+    /// Sends an answer now, or queues it behind those still due, so answers keep the order of
+    /// the frames.
+    pub(crate) async fn reply(&mut self, reply: Reply) -> Step {
+        if self.replies.is_empty() {
+            self.send_reply(reply).await
+        } else {
+            self.replies.push_ready(reply);
+            Ok(())
+        }
+    }
+
+    /// Sends an answer that is due.
+    pub(crate) async fn send_reply(&mut self, reply: Reply) -> Step {
+        let (room, client_msg_id, result) = match reply {
+            Reply::Frame(frame) => return self.send_json(&frame).await,
+            Reply::Posted {
+                room,
+                client_msg_id,
+                result,
+            } => (room, client_msg_id, *result),
+        };
+        match result {
             Ok(posted) => {
                 let ack =
                     json!({"type": "ack", "client_msg_id": client_msg_id, "id": posted.message.id});
@@ -143,38 +186,48 @@ impl Session {
             // The seat went away since the connection opened.
             Err(e) if e.code() == ErrorCode::NotFound => {
                 self.seat_lost(room).await?;
-                self.error("not_found", "You are no longer a member of this room.")
+                self.send_error("not_found", "You are no longer a member of this room.")
                     .await
             }
-            Err(e) => self.refused(e).await,
+            Err(e) => self.send_refusal(e).await,
         }
     }
 
     /// Answers a refused action with an `error` frame carrying its code.
     async fn refused(&mut self, e: ChatError) -> Step {
-        let detail = match &e {
-            ChatError::Invalid(fields) => fields
-                .iter()
-                .map(|(field, problems)| format!("{field}: {}", problems.join(" ")))
-                .collect::<Vec<_>>()
-                .join("; "),
-            ChatError::Refused { detail, .. } => detail.to_string(),
-            ChatError::RateLimited {
-                retry_after,
-                detail,
-            } => format!(
-                "{detail} Try again in {} s.",
-                retry_after.as_secs_f64().ceil()
-            ),
-            ChatError::Unavailable(_) | ChatError::Internal(_) => {
-                tracing::warn!(error = %e, "an action from the gateway failed");
-                "Try again shortly.".to_owned()
-            }
-        };
-        let code = match e.code() {
-            ErrorCode::InternalError => ErrorCode::Unavailable,
-            code => code,
-        };
-        self.error(code.code(), &detail).await
+        self.reply(Reply::Frame(refusal(e))).await
     }
+
+    /// Sends the `error` frame of a refused action.
+    async fn send_refusal(&mut self, e: ChatError) -> Step {
+        self.send_json(&refusal(e)).await
+    }
+}
+
+/// The `error` frame answering a refused action, with its code.
+fn refusal(e: ChatError) -> serde_json::Value {
+    let detail = match &e {
+        ChatError::Invalid(fields) => fields
+            .iter()
+            .map(|(field, problems)| format!("{field}: {}", problems.join(" ")))
+            .collect::<Vec<_>>()
+            .join("; "),
+        ChatError::Refused { detail, .. } => detail.to_string(),
+        ChatError::RateLimited {
+            retry_after,
+            detail,
+        } => format!(
+            "{detail} Try again in {} s.",
+            retry_after.as_secs_f64().ceil()
+        ),
+        ChatError::Unavailable(_) | ChatError::Internal(_) => {
+            tracing::warn!(error = %e, "an action from the gateway failed");
+            "Try again shortly.".to_owned()
+        }
+    };
+    let code = match e.code() {
+        ErrorCode::InternalError => ErrorCode::Unavailable,
+        code => code,
+    };
+    error_frame(code.code(), &detail)
 }

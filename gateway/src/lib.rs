@@ -13,6 +13,7 @@ pub mod metrics;
 mod outlet;
 pub mod process;
 mod reorder;
+mod replies;
 pub mod session;
 
 use std::collections::HashMap;
@@ -38,6 +39,7 @@ use crate::closing::{close_socket, Refusal};
 use crate::hub::Hub;
 use crate::metrics::GatewayMetrics;
 use crate::outlet::Outlet;
+use crate::replies::Replies;
 use crate::session::{Position, Session};
 
 /// Largest frame a client may send.
@@ -389,6 +391,7 @@ async fn room_socket(
             outlet,
             subscription,
             batching: false,
+            replies: Replies::default(),
             _slot: slot,
         };
         serve(session, since.is_some());
@@ -447,6 +450,7 @@ async fn user_socket(
             outlet,
             subscription,
             batching: false,
+            replies: Replies::default(),
             _slot: slot,
         };
         serve(session, false);

@@ -25,6 +25,7 @@ use serde_json::json;
 use crate::closing::finish_closing;
 use crate::hub::{Live, Outgoing, Subscription};
 use crate::outlet::{fanout_latency, Outlet};
+use crate::replies::{Replies, Reply};
 use crate::{Shared, Slot};
 
 /// Close codes of the protocol (API.md).
@@ -81,6 +82,8 @@ pub(crate) struct Session {
     /// While set, frames are queued in the socket's write buffer and go out with the next
     /// flush (see [`Session::on_live_batch`]).
     pub(crate) batching: bool,
+    /// Answers due to the client's frames, oldest first.
+    pub(crate) replies: Replies,
     /// The user's connection slot, given back when the session ends.
     pub(crate) _slot: Slot,
 }
@@ -107,6 +110,11 @@ impl Session {
         let presence = self.shared.presence.clone();
         presence.connected(self.user_id).await;
         self.converse(replay).await;
+        // Messages still waiting for their commit are announced all the same; their answers
+        // have nowhere to go.
+        for reply in self.replies.drain() {
+            reply.await;
+        }
         presence.disconnected(self.user_id).await;
     }
 
@@ -158,6 +166,9 @@ impl Session {
                 biased;
                 () = &mut shutting_down => {
                     self.outlet.close();
+                    if Box::pin(self.send_replies()).await.is_err() {
+                        return;
+                    }
                     return Box::pin(self.close(close::RESTARTING, "server restarting", "shutdown")).await;
                 }
                 live = self.subscription.events.recv_async() => {
@@ -173,7 +184,12 @@ impl Session {
                         None => return,
                     }
                 }
-                incoming = self.socket.recv() => {
+                reply = self.replies.next(), if !self.replies.is_empty() => {
+                    self.outlet.close();
+                    Box::pin(self.send_reply(reply)).await
+                }
+                // While too many answers are due the frames wait in the socket.
+                incoming = self.socket.recv(), if self.replies.has_room() => {
                     self.outlet.close();
                     last_heard = Instant::now();
                     match incoming {
@@ -204,6 +220,10 @@ impl Session {
                 }
                 _ = heartbeat.tick() => {
                     self.outlet.close();
+                    if !self.replies.has_room() {
+                        // Not reading is the gateway's doing, not the client's silence.
+                        last_heard = Instant::now();
+                    }
                     let silent = last_heard.elapsed();
                     if silent >= ping_every * 2 {
                         self.shared.metrics.closed("dead_peer");
@@ -216,6 +236,15 @@ impl Session {
                 return;
             }
         }
+    }
+
+    /// Sends every answer still due, each once ready, oldest first.
+    async fn send_replies(&mut self) -> Step {
+        while !self.replies.is_empty() {
+            let reply = self.replies.next().await;
+            self.send_reply(reply).await?;
+        }
+        Ok(())
     }
 
     /// Sends a close frame, waits for the client's, and ends.
@@ -301,10 +330,14 @@ impl Session {
         self.send(WsMessage::Text(text.into())).await
     }
 
-    /// Sends an `error` frame.
+    /// Answers a client frame with an `error` frame (in turn, see [`crate::replies`]).
     pub(crate) async fn error(&mut self, code: &str, detail: &str) -> Step {
-        self.send_json(&json!({"type": "error", "code": code, "detail": detail}))
-            .await
+        self.reply(Reply::Frame(error_frame(code, detail))).await
+    }
+
+    /// Sends an `error` frame now.
+    pub(crate) async fn send_error(&mut self, code: &str, detail: &str) -> Step {
+        self.send_json(&error_frame(code, detail)).await
     }
 
     /// Who of the user's room-mates is online now.
@@ -530,6 +563,11 @@ impl Session {
         );
         Ok(())
     }
+}
+
+/// An `error` frame.
+pub(crate) fn error_frame(code: &str, detail: &str) -> serde_json::Value {
+    json!({"type": "error", "code": code, "detail": detail})
 }
 
 /// Whether a read failed because the peer dropped the connection (no close frame, a reset),

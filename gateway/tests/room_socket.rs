@@ -454,7 +454,95 @@ async fn reactions_reach_the_room_live(p: Arc<Platform>) {
     assert_eq!(removed["count"], 0, "{removed}");
 }
 
+/// A socket's messages are stored in a pipeline: while one waits for its commit the connection
+/// goes on reading and delivering (it once waited for each commit, so a sender whose commits
+/// took longer than the gap between its messages fell further behind with each one). Its
+/// messages are stored in the order sent, and every frame is answered in that order.
+async fn a_socket_goes_on_while_its_messages_wait_for_their_commit(p: Arc<Platform>) {
+    let (room, alice, bob, _org) = p.team().await;
+    let mut a = p.connect(room, &alice.token, None).await;
+    let mut b = p.connect(room, &bob.token, None).await;
+    assert_eq!(frame(&mut a).await["type"], "connection");
+    assert_eq!(frame(&mut b).await["type"], "connection");
+    let frames_in = "chatboard_ws_frames_in_total";
+    let before = metric(&p.gw, frames_in).await;
+
+    let held = testing::HeldWrites::take(&p.db_url).await;
+    for n in 1..=3 {
+        let send = json!({"type": "message", "body": format!("held {n}"), "client_msg_id": format!("h-{n}")});
+        a.send(Ws::Text(send.to_string().into())).await.unwrap();
+    }
+    let ping = json!({"type": "ping"});
+    a.send(Ws::Text(ping.to_string().into())).await.unwrap();
+    // The gateway reads all four frames, then Bob types.
+    let reading = async {
+        while metric(&p.gw, frames_in).await < before + 4.0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), reading)
+        .await
+        .expect("the frames after a message waiting for its commit are read within 10 s");
+    let typing = json!({"type": "typing", "is_typing": true});
+    b.send(Ws::Text(typing.to_string().into())).await.unwrap();
+    // Alice hears it although none of her messages is stored yet.
+    let heard = frame(&mut a).await;
+    assert_eq!(heard["type"], "typing", "{heard}");
+    assert_eq!(heard["user_id"], bob.id);
+    held.release().await;
+
+    // Then her answers, in the order of her frames, and her messages, in the order sent.
+    let mut answers = Vec::new();
+    let mut delivered = Vec::new();
+    while answers.len() < 4 || delivered.len() < 3 {
+        let f = frame(&mut a).await;
+        match f["type"].as_str() {
+            Some("ack") | Some("pong") => answers.push(f),
+            Some("message") => delivered.push((f["id"].as_i64().unwrap(), f["body"].clone())),
+            _ => panic!("unexpected {f}"),
+        }
+    }
+    let kinds: Vec<_> = answers
+        .iter()
+        .map(|f| {
+            f["client_msg_id"]
+                .as_str()
+                .unwrap_or(f["type"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(kinds, ["h-1", "h-2", "h-3", "pong"]);
+    let acked: Vec<i64> = answers[..3]
+        .iter()
+        .map(|f| f["id"].as_i64().unwrap())
+        .collect();
+    assert!(acked.windows(2).all(|w| w[0] < w[1]), "{acked:?}");
+    assert_eq!(
+        delivered,
+        acked
+            .iter()
+            .zip(1..)
+            .map(|(id, n)| (*id, json!(format!("held {n}"))))
+            .collect::<Vec<_>>()
+    );
+    let page = p
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/rooms/{room}/messages/"),
+            &bob.token,
+            Value::Null,
+        )
+        .await;
+    let stored: Vec<_> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(stored, ["held 3", "held 2", "held 1"], "newest first");
+}
+
 both_shapes!(
+    a_socket_goes_on_while_its_messages_wait_for_their_commit,
     reactions_reach_the_room_live,
     replies_arrive_with_their_parent_and_move_the_root_live,
     a_lost_seat_stops_the_live_feed_at_once,

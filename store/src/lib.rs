@@ -32,7 +32,8 @@ pub use email::{DigestLine, DueEmail, EmailKind, EmailResult, EmailStore, Outgoi
 pub use error::{StoreError, StoreResult};
 pub use mentions::MentionStore;
 pub use messages::{
-    FileAttachment, Mentioned, MessageStore, NewMessage, PageCursor, PageVersion, Timeline,
+    FileAttachment, Mentioned, MessageStore, NewMessage, PageCursor, PageVersion, QueuedMessage,
+    Timeline,
 };
 pub use orgs::{Departure, JoinedOrg, NewInvite, OrgStore};
 pub use outbox::OutboxStore;

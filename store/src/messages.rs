@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
 
 use super::StoreResult;
 use chatboard_core::model::Message;
@@ -37,6 +38,15 @@ pub struct NewMessage {
     pub parent_id: Option<i64>,
     /// Who it mentions.
     pub mentions: Mentioned,
+}
+
+/// A message queued for storing by [`MessageStore::queue_message`]; its answer comes from
+/// [`MessageStore::queued_message`].
+#[derive(Debug)]
+pub struct QueuedMessage {
+    pub(crate) msg: NewMessage,
+    /// The stored message, or `None` when nothing new was stored (no seat, a repeated send).
+    pub(crate) answer: oneshot::Receiver<StoreResult<Option<Message>>>,
 }
 
 /// Who a message mentions, as the caller resolved its text against the room's members.
@@ -93,7 +103,17 @@ pub trait MessageStore: Send + Sync {
         &self,
         msg: NewMessage,
         now: DateTime<Utc>,
-    ) -> StoreResult<(Message, bool)>;
+    ) -> StoreResult<(Message, bool)> {
+        let queued = self.queue_message(msg, now);
+        self.queued_message(queued).await
+    }
+    /// [`MessageStore::post_message`] in two steps: this one queues the message, at once, and
+    /// [`MessageStore::queued_message`] waits for its answer. Messages queued one after another
+    /// are stored in that order, so a connection can send its next message before the last
+    /// one's commit without reordering them.
+    fn queue_message(&self, msg: NewMessage, now: DateTime<Utc>) -> QueuedMessage;
+    /// The answer to a queued message, as [`MessageStore::post_message`] gives it.
+    async fn queued_message(&self, queued: QueuedMessage) -> StoreResult<(Message, bool)>;
     /// Up to `limit` messages of a page of `timeline`, as `reader` sees them; `None` when the
     /// reader has no seat in the room (or there is no such room). One query on the common path.
     async fn list_messages(

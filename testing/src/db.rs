@@ -96,6 +96,53 @@ pub async fn execute_sql(url: &str, statement: &str) {
     }
 }
 
+/// A transaction that keeps every new message from being stored until it is released: what a
+/// long commit looks like to the writers (SQLite: the database's write lock; PostgreSQL: the
+/// messages table, locked against writes).
+pub enum HeldWrites {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl HeldWrites {
+    /// Takes the lock on the database at `url`; returns once it is held.
+    pub async fn take(url: &str) -> Self {
+        if url.starts_with("postgres") {
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+            sqlx::raw_sql("BEGIN; LOCK TABLE messages IN EXCLUSIVE MODE")
+                .execute(&mut conn)
+                .await
+                .expect("lock");
+            Self::Postgres(conn)
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
+            sqlx::raw_sql("BEGIN IMMEDIATE")
+                .execute(&mut conn)
+                .await
+                .expect("lock");
+            Self::Sqlite(conn)
+        }
+    }
+
+    /// Lets the writers go on.
+    pub async fn release(self) {
+        match self {
+            Self::Postgres(mut conn) => {
+                sqlx::raw_sql("COMMIT")
+                    .execute(&mut conn)
+                    .await
+                    .expect("unlock");
+            }
+            Self::Sqlite(mut conn) => {
+                sqlx::raw_sql("COMMIT")
+                    .execute(&mut conn)
+                    .await
+                    .expect("unlock");
+            }
+        }
+    }
+}
+
 /// `DATABASE_URL` when it names PostgreSQL; otherwise skip (or fail under CI).
 pub fn postgres_url() -> Option<String> {
     match std::env::var("DATABASE_URL") {

@@ -6,10 +6,12 @@ use chrono::{DateTime, SubsecRound, Utc};
 use super::mentions::record_mentions;
 use super::outbox::{write_event, write_events};
 use super::post_queue::PendingPost;
+use super::write_queue::answer_of;
 use super::{words_changed, words_removed, SqlStore, Tx};
 use crate::sql::rows::{encode_ids, is_unique_violation, MessageRow, MESSAGE_COLUMNS};
 use crate::{
-    Mentioned, MessageStore, NewMessage, PageCursor, PageVersion, StoreError, StoreResult, Timeline,
+    Mentioned, MessageStore, NewMessage, PageCursor, PageVersion, QueuedMessage, StoreError,
+    StoreResult, Timeline,
 };
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::events::DomainEvent;
@@ -86,20 +88,23 @@ impl SqlStore {
 
 #[async_trait]
 impl MessageStore for SqlStore {
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn post_message(
-        &self,
-        msg: NewMessage,
-        now: DateTime<Utc>,
-    ) -> StoreResult<(Message, bool)> {
+    fn queue_message(&self, msg: NewMessage, now: DateTime<Utc>) -> QueuedMessage {
         // Timestamps are stored to the microsecond; the event must say the same.
         let now = now.trunc_subsecs(6);
         let post = PendingPost {
             msg: msg.clone(),
             now,
         };
-        let inserted = self.post_queues.submit(&self.write, post).await;
-        match inserted {
+        QueuedMessage {
+            msg,
+            answer: self.post_queues.queue(&self.write, post),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn queued_message(&self, queued: QueuedMessage) -> StoreResult<(Message, bool)> {
+        let QueuedMessage { msg, answer } = queued;
+        match answer_of(answer).await {
             Ok(Some(message)) => Ok((message, true)),
             // Not a member, or a repeated send; a retry racing the original loses on the unique
             // index and lands here too. Either way the earlier message answers, if there is one.

@@ -37,6 +37,16 @@ pub(super) trait Batched: Sized + Send + Sync + 'static {
     async fn write_batch(write: &Pool, jobs: &[Self]) -> Vec<StoreResult<Self::Output>>;
 }
 
+/// Where a queued job's answer arrives.
+pub(super) type Answer<T> = oneshot::Receiver<StoreResult<T>>;
+
+/// Waits for a queued job's answer.
+pub(super) async fn answer_of<T>(answer: Answer<T>) -> StoreResult<T> {
+    answer
+        .await
+        .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
+}
+
 /// A job and where its answer goes.
 struct Waiting<J: Batched> {
     job: J,
@@ -61,6 +71,12 @@ impl<J: Batched> Clone for WriteQueues<J> {
 impl<J: Batched> WriteQueues<J> {
     /// Queues a job and waits for the writer's answer.
     pub(super) async fn submit(&self, write: &Pool, job: J) -> StoreResult<J::Output> {
+        answer_of(self.queue(write, job)).await
+    }
+
+    /// Queues a job, now, and returns where its answer will arrive ([`answer_of`] waits for
+    /// it). A queue's jobs are written in the order they were queued.
+    pub(super) fn queue(&self, write: &Pool, job: J) -> Answer<J::Output> {
         let (reply, answer) = oneshot::channel();
         let queue = job.queue();
         let waiting = Waiting { job, reply };
@@ -83,8 +99,6 @@ impl<J: Batched> WriteQueues<J> {
             tokio::spawn(self.clone().write_queue(write.clone(), queue));
         }
         answer
-            .await
-            .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
     }
 
     /// Stores the queue's jobs, round after round, until none are left.

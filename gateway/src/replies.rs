@@ -1,0 +1,97 @@
+//! A connection's answers to its client frames, in the order the frames came.
+//!
+//! A message's `ack` waits for its commit, but the connection does not: it goes on reading
+//! frames and delivering events meanwhile, so one socket's messages are stored in a pipeline
+//! rather than one commit at a time (a connection waiting for each commit before reading its
+//! next frame falls behind as soon as a commit takes longer than the gap between its
+//! messages). Messages are queued for storing in the order they were read, so they are stored
+//! in that order too; answers that are ready at once (`pong`, `error`) wait behind the
+//! commits before them, so the client reads every answer in the order of its frames.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::task::Poll;
+
+use chat::{ChatResult, Posted};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
+/// Client frames answered but not yet answered back, beyond which the connection stops
+/// reading until the oldest is (its messages then wait in the socket, as TCP intends).
+pub(crate) const MAX_IN_FLIGHT: usize = 16;
+
+/// What a client frame is answered with.
+pub(crate) enum Reply {
+    /// A frame to send as it is (`pong`, `error`).
+    Frame(serde_json::Value),
+    /// How a message sent on the socket fared.
+    Posted {
+        /// Its room.
+        room: i64,
+        /// The sender's id for it, echoed in the `ack`.
+        client_msg_id: Option<String>,
+        /// The stored message, or why not (boxed: a message is much larger than a frame).
+        result: Box<ChatResult<Posted>>,
+    },
+}
+
+/// The answers due, oldest first.
+#[derive(Default)]
+pub(crate) struct Replies(VecDeque<BoxFuture<'static, Reply>>);
+
+impl Replies {
+    /// Whether every frame read so far has been answered.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether the connection may read another frame.
+    pub(crate) fn has_room(&self) -> bool {
+        self.0.len() < MAX_IN_FLIGHT
+    }
+
+    /// Queues an answer that is ready now, behind those that are not.
+    pub(crate) fn push_ready(&mut self, reply: Reply) {
+        self.0.push_back(std::future::ready(reply).boxed());
+    }
+
+    /// Queues the answer to a message whose commit is awaited by `posted`.
+    pub(crate) fn push_post(
+        &mut self,
+        room: i64,
+        client_msg_id: Option<String>,
+        posted: impl Future<Output = ChatResult<Posted>> + Send + 'static,
+    ) {
+        self.0.push_back(
+            posted
+                .map(move |result| Reply::Posted {
+                    room,
+                    client_msg_id,
+                    result: Box::new(result),
+                })
+                .boxed(),
+        );
+    }
+
+    /// The oldest answer, once it is ready; never resolves while there is none. Cancel-safe:
+    /// dropped before it resolves, it leaves the answer queued.
+    pub(crate) async fn next(&mut self) -> Reply {
+        std::future::poll_fn(|cx| match self.0.front_mut() {
+            Some(oldest) => match oldest.as_mut().poll(cx) {
+                Poll::Ready(reply) => {
+                    self.0.pop_front();
+                    Poll::Ready(reply)
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            None => Poll::Pending,
+        })
+        .await
+    }
+
+    /// Takes the answers due, oldest first, for a connection that is ending: each message's
+    /// commit is still awaited (and announced) when the caller awaits it.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = BoxFuture<'static, Reply>> {
+        std::mem::take(&mut self.0).into_iter()
+    }
+}
