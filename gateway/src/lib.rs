@@ -99,6 +99,9 @@ pub enum StartError {
     /// A metric could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The hub's shard threads could not be started.
+    #[error("hub threads: {0}")]
+    Threads(std::io::Error),
 }
 
 impl GatewayState {

@@ -2,8 +2,8 @@
 //! follow each room, and presence changes fanned out to the connections that share a room
 //! with the user who came or went.
 //!
-//! The rooms are split into shards (by room id), each dispatched by a task of its own. One
-//! task reading the bus hands each event to its room's shard. A message's fan-out is mostly
+//! The rooms are split into shards (by room id), each dispatched by a thread of its own (see
+//! `dispatch_shard`). One task reading the bus hands each event to its room's shard. A message's fan-out is mostly
 //! `send` system calls, one per socket; with a single dispatching task those ran on one core
 //! at a time and every room queued behind the room being written, whereas shards let rooms
 //! fan out on every core, as a broadcaster that writes from the task that read the message
@@ -17,14 +17,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use axum::extract::ws::Utf8Bytes;
 use batch_send::SendBatch;
-use chatboard_core::bus::{Bus, BusError, BusEvent, Delivery};
+use chatboard_core::bus::{Bus, BusEvent, Delivery};
 use chatboard_core::presence::{Presence, PresenceChange};
 use chatboard_store::Store;
 use futures::StreamExt;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::outlet::{text_frame, Outlet};
+use crate::StartError;
 use rooms::{Follower, Rooms};
 
 /// An event with its frame, encoded once for every connection that gets it.
@@ -152,7 +153,7 @@ impl Hub {
         presence: Arc<dyn Presence>,
         store: Arc<dyn Store>,
         io_uring: bool,
-    ) -> Result<Arc<Self>, BusError> {
+    ) -> Result<Arc<Self>, StartError> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let count = cores * SHARDS_PER_CORE;
         let mut batches = send_batches(io_uring, count).into_iter();
@@ -174,9 +175,13 @@ impl Hub {
         let stream = bus.subscribe().await?;
         let mut inboxes = Vec::with_capacity(count);
         for index in 0..count {
-            let (inbox, deliveries) = mpsc::channel(SHARD_QUEUE);
+            let (inbox, deliveries) = flume::bounded(SHARD_QUEUE);
             inboxes.push(inbox);
-            tokio::spawn(dispatch_shard(Arc::downgrade(&hub), index, deliveries));
+            let hub = Arc::downgrade(&hub);
+            std::thread::Builder::new()
+                .name(format!("hub-shard-{index}"))
+                .spawn(move || dispatch_shard(hub, index, deliveries))
+                .map_err(StartError::Threads)?;
         }
         tokio::spawn(listen(Arc::downgrade(&hub), bus, stream, inboxes));
         let changes = presence.changes();
@@ -369,14 +374,14 @@ async fn listen(
     hub: Weak<Hub>,
     bus: Arc<dyn Bus>,
     mut stream: chatboard_core::bus::BusStream,
-    inboxes: Vec<mpsc::Sender<Delivery>>,
+    inboxes: Vec<flume::Sender<Delivery>>,
 ) {
     // Sending fails only once the shard's task has ended, which it does when the hub is gone.
     let to_all = |delivery: Delivery| {
         let inboxes = &inboxes;
         async move {
             for inbox in inboxes {
-                if inbox.send(delivery.clone()).await.is_err() {
+                if inbox.send_async(delivery.clone()).await.is_err() {
                     return false;
                 }
             }
@@ -388,7 +393,7 @@ async fn listen(
             let handed = match delivery {
                 Delivery::Event(event) => {
                     let inbox = &inboxes[shard_index(event.room(), inboxes.len())];
-                    inbox.send(Delivery::Event(event)).await.is_ok()
+                    inbox.send_async(Delivery::Event(event)).await.is_ok()
                 }
                 Delivery::Missed => to_all(Delivery::Missed).await,
             };
@@ -417,30 +422,29 @@ async fn listen(
 }
 
 /// Dispatches shard `index`'s deliveries, and lets out what its rooms held back behind a
-/// missing message once the wait for it is over.
-async fn dispatch_shard(hub: Weak<Hub>, index: usize, mut deliveries: mpsc::Receiver<Delivery>) {
+/// missing message once the wait for it is over; ends with the hub.
+///
+/// A thread of its own, not a task: a message's fan-out is a millisecond of `send` work with
+/// nothing to await, so a shard task with a backlog kept its worker for as long as tokio's
+/// budget let it (over a hundred fan-outs), and the tasks queued behind it on that worker
+/// (sockets' frames, the store's writer, the posters it answered) waited as long. As threads,
+/// the shards and the runtime's workers share the cores by the kernel's time slices.
+fn dispatch_shard(hub: Weak<Hub>, index: usize, deliveries: flume::Receiver<Delivery>) {
     // When the earliest wait for a missing message ends, if any room is holding one back.
-    let mut deadline = None;
+    let mut deadline: Option<Instant> = None;
     loop {
-        let delivery = tokio::select! {
-            delivery = deliveries.recv() => delivery,
-            () = sleep_until(deadline) => {
-                let Some(hub) = hub.upgrade() else { return };
-                deadline = hub.release_overdue(index, Instant::now());
-                continue;
-            }
+        let next = match deadline {
+            Some(deadline) => deliveries.recv_deadline(deadline.into_std()),
+            None => deliveries
+                .recv()
+                .map_err(|_| flume::RecvTimeoutError::Disconnected),
         };
-        let Some(delivery) = delivery else { return };
         let Some(hub) = hub.upgrade() else { return };
-        deadline = hub.dispatch(index, delivery);
-    }
-}
-
-/// Sleeps until `deadline`; forever without one.
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+        deadline = match next {
+            Ok(delivery) => hub.dispatch(index, delivery),
+            Err(flume::RecvTimeoutError::Timeout) => hub.release_overdue(index, Instant::now()),
+            Err(flume::RecvTimeoutError::Disconnected) => return,
+        };
     }
 }
 
