@@ -5,16 +5,18 @@
 //! rather than one commit at a time (a connection waiting for each commit before reading its
 //! next frame falls behind as soon as a commit takes longer than the gap between its
 //! messages). Messages are queued for storing in the order they were read, so they are stored
-//! in that order too; answers that are ready at once (`pong`, `error`) wait behind the
+//! in that order too (within a room), and announced in that order by tasks of their own;
+//! answers that are ready at once (`pong`, `error`) wait behind the
 //! commits before them, so the client reads every answer in the order of its frames.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::task::Poll;
 
-use chat::{ChatResult, Posted};
+use chat::{ChatError, ChatResult, Posted};
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use tokio::sync::oneshot;
 
 /// Client frames answered but not yet answered back, beyond which the connection stops
 /// reading until the oldest is (its messages then wait in the socket, as TCP intends).
@@ -37,49 +39,71 @@ pub(crate) enum Reply {
 
 /// The answers due, oldest first.
 #[derive(Default)]
-pub(crate) struct Replies(VecDeque<BoxFuture<'static, Reply>>);
+pub(crate) struct Replies {
+    queue: VecDeque<BoxFuture<'static, Reply>>,
+    /// Resolves once the connection's latest message is announced.
+    last_announced: Option<oneshot::Receiver<()>>,
+}
 
 impl Replies {
     /// Whether every frame read so far has been answered.
     pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.queue.is_empty()
     }
 
     /// Whether the connection may read another frame.
     pub(crate) fn has_room(&self) -> bool {
-        self.0.len() < MAX_IN_FLIGHT
+        self.queue.len() < MAX_IN_FLIGHT
     }
 
     /// Queues an answer that is ready now, behind those that are not.
     pub(crate) fn push_ready(&mut self, reply: Reply) {
-        self.0.push_back(std::future::ready(reply).boxed());
+        self.queue.push_back(std::future::ready(reply).boxed());
     }
 
-    /// Queues the answer to a message whose commit is awaited by `posted`.
+    /// Queues the answer to a message whose commit (and announcement) `posted` awaits.
+    ///
+    /// `posted` runs as a task of its own, so a message is announced as soon as it is
+    /// committed, not when its connection gets round to the answer (a client that stops
+    /// reading would otherwise hold back its own messages from everyone). Each waits for the
+    /// connection's previous message to be announced first, so they are announced in order.
     pub(crate) fn push_post(
         &mut self,
         room: i64,
         client_msg_id: Option<String>,
         posted: impl Future<Output = ChatResult<Posted>> + Send + 'static,
     ) {
-        self.0.push_back(
-            posted
-                .map(move |result| Reply::Posted {
-                    room,
-                    client_msg_id,
-                    result: Box::new(result),
-                })
-                .boxed(),
+        let previous = self.last_announced.take();
+        let (announced, next) = oneshot::channel::<()>();
+        self.last_announced = Some(next);
+        let task = tokio::spawn(async move {
+            if let Some(previous) = previous {
+                // An error means the previous task ended without saying so: go on all the same.
+                let _ = previous.await;
+            }
+            let result = posted.await;
+            let _ = announced.send(());
+            result
+        });
+        self.queue.push_back(
+            task.map(move |joined| Reply::Posted {
+                room,
+                client_msg_id,
+                result: Box::new(joined.unwrap_or_else(|e| {
+                    Err(ChatError::Internal(format!("posting task failed: {e}")))
+                })),
+            })
+            .boxed(),
         );
     }
 
     /// The oldest answer, once it is ready; never resolves while there is none. Cancel-safe:
     /// dropped before it resolves, it leaves the answer queued.
     pub(crate) async fn next(&mut self) -> Reply {
-        std::future::poll_fn(|cx| match self.0.front_mut() {
+        std::future::poll_fn(|cx| match self.queue.front_mut() {
             Some(oldest) => match oldest.as_mut().poll(cx) {
                 Poll::Ready(reply) => {
-                    self.0.pop_front();
+                    self.queue.pop_front();
                     Poll::Ready(reply)
                 }
                 Poll::Pending => Poll::Pending,
@@ -92,6 +116,6 @@ impl Replies {
     /// Takes the answers due, oldest first, for a connection that is ending: each message's
     /// commit is still awaited (and announced) when the caller awaits it.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = BoxFuture<'static, Reply>> {
-        std::mem::take(&mut self.0).into_iter()
+        std::mem::take(&mut self.queue).into_iter()
     }
 }

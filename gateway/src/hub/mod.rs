@@ -445,6 +445,11 @@ fn dispatch_shard(hub: Weak<Hub>, index: usize, deliveries: flume::Receiver<Deli
             Err(flume::RecvTimeoutError::Timeout) => hub.release_overdue(index, Instant::now()),
             Err(flume::RecvTimeoutError::Disconnected) => return,
         };
+        // A receive with deliveries queued returns one even past the deadline, so a shard
+        // with a backlog would never time out: what is overdue goes out between deliveries.
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            deadline = hub.release_overdue(index, Instant::now());
+        }
     }
 }
 
