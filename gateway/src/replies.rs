@@ -112,10 +112,4 @@ impl Replies {
         })
         .await
     }
-
-    /// Takes the answers due, oldest first, for a connection that is ending: each message's
-    /// commit is still awaited (and announced) when the caller awaits it.
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = BoxFuture<'static, Reply>> {
-        std::mem::take(&mut self.queue).into_iter()
-    }
 }

@@ -109,12 +109,9 @@ impl Session {
     pub(crate) async fn run(mut self: Box<Self>, replay: bool) {
         let presence = self.shared.presence.clone();
         presence.connected(self.user_id).await;
+        // Messages still waiting for their commit are announced all the same, by their own
+        // tasks (see `replies`); their answers have nowhere to go.
         self.converse(replay).await;
-        // Messages still waiting for their commit are announced all the same; their answers
-        // have nowhere to go.
-        for reply in self.replies.drain() {
-            reply.await;
-        }
         presence.disconnected(self.user_id).await;
     }
 
