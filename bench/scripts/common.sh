@@ -42,9 +42,12 @@ serve_api() {
 # Load average and the CPU steal counter (ticks; field 8 of the `cpu` line of /proc/stat).
 machine() { echo "load $(cut -d' ' -f1-3 /proc/loadavg) steal $(steal)"; }
 
-# Starts the raw broadcaster (`chatboard-bench raw-gateway`) at 127.0.0.1:9100, its pid in RAW.
+# Starts the raw broadcaster (`chatboard-bench raw-gateway`) at 127.0.0.1:PORT (9100), its
+# fan-out FANOUT (`tasks`, `sends` or `uring`; $RAW_FANOUT, else `tasks`), its pid in RAW.
+#   start_raw [FANOUT] [PORT]
 start_raw() {
-  "$B/chatboard-bench" raw-gateway --listen 127.0.0.1:9100 2>"$WORK/raw.err" &
+  local fanout=${1:-${RAW_FANOUT:-tasks}} port=${2:-9100}
+  "$B/chatboard-bench" raw-gateway --listen 127.0.0.1:$port --fanout $fanout 2>"$WORK/raw-$fanout.err" &
   RAW=$!
   sleep 2
 }

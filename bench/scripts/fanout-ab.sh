@@ -7,26 +7,39 @@
 #
 #   bench/scripts/fanout-ab.sh DIR_A DIR_B [ROUNDS] [RATE]
 #
+# RAWS="tasks uring" runs one raw server per fan-out named (see `raw-gateway --fanout`), each
+# once per round before A and B; the default is `tasks`. B may be `-` to run A alone.
+#
 # Each run prints the machine's state (load average, steal ticks), the result row and the
 # state after; CPU per delivery is the last column.
 A=$1 BB=$2 ROUNDS=${3:-2} RATE=${4:-1000}
 B=$BB
+[ "$BB" != - ] || B=$A
 source "$(dirname "$0")/common.sh"
 seed_node "$WORK/s100.json" --rooms 100 --members 100
-start_raw
-trap 'kill $RAW 2>/dev/null || true' EXIT
+RAWS=${RAWS:-tasks}
+raw_pids=() port=9100
+for fanout in $RAWS; do
+  start_raw "$fanout" $port
+  raw_pids+=("$RAW:$port:$fanout")
+  port=$((port + 1))
+done
+trap 'for r in "${raw_pids[@]}"; do kill "${r%%:*}" 2>/dev/null || true; done' EXIT
+targets="a"
+[ "$BB" = - ] || targets="a b"
 for round in $(seq 1 "$ROUNDS"); do
-  for target in raw a b; do
+  for r in "${raw_pids[@]}"; do
     next_run
-    if [ $target = raw ]; then
-      url=ws://127.0.0.1:9100; pid=$RAW
-    else
-      if [ $target = a ]; then dir=$A; else dir=$BB; fi
-      B=$dir seed_node "$WORK/s100.json" --rooms 100 --members 100 >/dev/null
-      B=$dir start_node "$WORK/s100.json"; url=ws://127.0.0.1:18080; pid=$NODE
-    fi
-    fanout "$target (round $round)" $url $pid "$WORK/s100.json" "$RATE"
-    if [ $target != raw ]; then kill $NODE; wait $NODE || true; fi
+    pid=${r%%:*} rest=${r#*:}
+    name=raw; [ "$RAWS" = tasks ] || name="raw ${rest#*:}"
+    fanout "$name (round $round)" "ws://127.0.0.1:${rest%%:*}" "$pid" "$WORK/s100.json" "$RATE"
+  done
+  for target in $targets; do
+    next_run
+    if [ $target = a ]; then dir=$A; else dir=$BB; fi
+    B=$dir seed_node "$WORK/s100.json" --rooms 100 --members 100 >/dev/null
+    B=$dir start_node "$WORK/s100.json"
+    fanout "$target (round $round)" ws://127.0.0.1:18080 "$NODE" "$WORK/s100.json" "$RATE"
+    kill $NODE; wait $NODE || true
   done
 done
-kill $RAW; wait $RAW || true

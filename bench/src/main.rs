@@ -178,6 +178,10 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:9100")]
         listen: std::net::SocketAddr,
+        /// How a message reaches its room's sockets: a task per socket (`tasks`), or the
+        /// sender's task sending to each (`sends`) or to all in one io_uring submission (`uring`).
+        #[arg(long, value_enum, default_value = "tasks")]
+        fanout: raw_gateway::Fanout,
     },
     /// Resident memory of a running server (`--pid`) through a burst of sign-ups and sign-ins
     /// and then posts into one room, and after a quiet spell. Start the server with rate limits
@@ -227,7 +231,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::RawGateway { listen } => raw_gateway::serve(listen).await?,
+        Command::RawGateway { listen, fanout } => raw_gateway::serve(listen, fanout).await?,
         Command::Memory {
             api,
             pid,

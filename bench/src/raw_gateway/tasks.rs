@@ -1,24 +1,20 @@
-//! `raw-gateway`: the floor the gateway's fan-out is measured against. It speaks just enough of
-//! the gateway's protocol for `ws-fanout` (the per-room endpoint, the `connection` greeting, a
-//! `message` frame per message sent, the sender's `ack`) with nothing else: no authentication,
-//! no database, no bus, no presence, no limits, no metrics. A message frame is built once and
-//! the same bytes go to every socket of the room, one write each, so what it costs is what the
-//! WebSocket framing and the kernel cost.
+//! Fan-out by tasks: each socket's task reads its room's broadcast channel and writes each frame
+//! through tungstenite.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
 use futures::{SinkExt, StreamExt};
-use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message as Ws, Utf8Bytes};
+
+use super::{ack_json, greeting_json, message_json, room_of, Sent};
 
 /// Frames a room may hold for its slowest socket before that socket is dropped (the gateway's
 /// 4009). A broadcast channel allocates all its slots up front, so this is also memory per room
@@ -42,61 +38,8 @@ impl Rooms {
     }
 }
 
-/// What a client's `message` frame carries.
-#[derive(Deserialize)]
-struct Sent {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    body: String,
-    #[serde(default)]
-    client_msg_id: Option<String>,
-}
-
-/// The message object the gateway sends, with the same fields in the same order (`type` first:
-/// the load generator looks for that prefix).
-#[derive(Serialize)]
-struct MessageFrame<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    id: i64,
-    room: i64,
-    org: i64,
-    sender: i64,
-    body: &'a str,
-    file: Option<()>,
-    client_msg_id: Option<&'a str>,
-    is_deleted: bool,
-    created_at: chrono::DateTime<chrono::Utc>,
-    edited_at: Option<()>,
-}
-
-fn message_frame(id: i64, room: i64, sent: &Sent) -> anyhow::Result<String> {
-    Ok(serde_json::to_string(&MessageFrame {
-        kind: "message",
-        id,
-        room,
-        org: 1,
-        sender: 1,
-        body: &sent.body,
-        file: None,
-        client_msg_id: sent.client_msg_id.as_deref(),
-        is_deleted: false,
-        created_at: chrono::Utc::now(),
-        edited_at: None,
-    })?)
-}
-
 /// Serves until killed.
-pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    println!(
-        "raw gateway at ws://{} (pid {})",
-        listener.local_addr()?,
-        std::process::id()
-    );
+pub(super) async fn serve(listener: TcpListener) -> anyhow::Result<()> {
     let rooms = Arc::new(Rooms::default());
     loop {
         let (stream, _) = listener.accept().await?;
@@ -104,15 +47,6 @@ pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
         // A connection's error is the load generator's to report (as losses), not ours.
         tokio::spawn(async move { connection(stream, &rooms).await });
     }
-}
-
-/// The room id in `/ws/rooms/{id}/...`.
-fn room_of(path: &str) -> Option<i64> {
-    path.strip_prefix("/ws/rooms/")?
-        .split('/')
-        .next()?
-        .parse()
-        .ok()
 }
 
 #[allow(clippy::result_large_err)] // the handshake callback's error type is tungstenite's
@@ -135,8 +69,7 @@ async fn connection(stream: TcpStream, rooms: &Rooms) -> anyhow::Result<()> {
     let (mut sink, mut stream) = socket.split();
     let channel = rooms.channel(room);
     let mut frames = channel.subscribe();
-    let greeting = serde_json::json!({"type": "connection", "room": room, "user_id": 1, "user_email": "raw@bench.example"});
-    sink.send(Ws::Text(greeting.to_string().into())).await?;
+    sink.send(Ws::Text(greeting_json(room).into())).await?;
     loop {
         tokio::select! {
             frame = frames.recv() => match frame {
@@ -155,9 +88,8 @@ async fn connection(stream: TcpStream, rooms: &Rooms) -> anyhow::Result<()> {
                         continue;
                     }
                     let id = rooms.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-                    let _ = channel.send(message_frame(id, room, &sent)?.into());
-                    let ack = serde_json::json!({"type": "ack", "client_msg_id": sent.client_msg_id, "id": id});
-                    sink.send(Ws::Text(ack.to_string().into())).await?;
+                    let _ = channel.send(message_json(id, room, &sent)?.into());
+                    sink.send(Ws::Text(ack_json(&sent, id).into())).await?;
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e.into()),

@@ -1,0 +1,114 @@
+//! `raw-gateway`: the floor the gateway's fan-out is measured against. It speaks just enough of
+//! the gateway's protocol for `ws-fanout` (the per-room endpoint, the `connection` greeting, a
+//! `message` frame per message sent, the sender's `ack`) with nothing else: no authentication,
+//! no database, no bus, no presence, no limits, no metrics. A message frame is built once and
+//! the same bytes go to every socket of the room, so what it costs is what the WebSocket
+//! framing, the runtime and the kernel cost.
+//!
+//! Two ways to deliver ([`Fanout`]): a task per socket reading a room's broadcast channel and
+//! writing through tungstenite (`tasks`, the floor of every table before 2026-12-03's last
+//! session), and the sender's own task writing the frame's bytes to every socket of the room
+//! itself (`sends`: one `send` per socket, as the minimal broadcaster did; `uring`: all
+//! of them in one io_uring submission, as the gateway's shards do).
+
+mod direct;
+mod tasks;
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+
+/// How a room's message reaches its sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fanout {
+    /// A task per socket, woken through the room's broadcast channel, one write each.
+    Tasks,
+    /// The sender's task sends the frame to each socket of the room, one `send` each.
+    Sends,
+    /// The sender's task sends the frame to the room's sockets in one io_uring submission.
+    Uring,
+}
+
+/// Serves until killed.
+pub async fn serve(listen: SocketAddr, fanout: Fanout) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    println!(
+        "raw gateway at ws://{} (pid {}, fan-out by {fanout:?})",
+        listener.local_addr()?,
+        std::process::id()
+    );
+    match fanout {
+        Fanout::Tasks => tasks::serve(listener).await,
+        Fanout::Sends | Fanout::Uring => direct::serve(listener, fanout == Fanout::Uring).await,
+    }
+}
+
+/// What a client's `message` frame carries.
+#[derive(Deserialize)]
+struct Sent {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    client_msg_id: Option<String>,
+}
+
+/// The message object the gateway sends, with the same fields in the same order (`type` first:
+/// the load generator looks for that prefix).
+#[derive(Serialize)]
+struct MessageFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: i64,
+    room: i64,
+    org: i64,
+    sender: i64,
+    body: &'a str,
+    file: Option<()>,
+    client_msg_id: Option<&'a str>,
+    is_deleted: bool,
+    created_at: chrono::DateTime<chrono::Utc>,
+    edited_at: Option<()>,
+}
+
+/// The JSON of a `message` frame for message `id` of `room`.
+fn message_json(id: i64, room: i64, sent: &Sent) -> anyhow::Result<String> {
+    Ok(serde_json::to_string(&MessageFrame {
+        kind: "message",
+        id,
+        room,
+        org: 1,
+        sender: 1,
+        body: &sent.body,
+        file: None,
+        client_msg_id: sent.client_msg_id.as_deref(),
+        is_deleted: false,
+        created_at: chrono::Utc::now(),
+        edited_at: None,
+    })?)
+}
+
+/// The JSON of the greeting a room's socket gets first.
+fn greeting_json(room: i64) -> String {
+    serde_json::json!({"type": "connection", "room": room, "user_id": 1, "user_email": "raw@bench.example"})
+        .to_string()
+}
+
+/// The JSON of the answer to a sent message.
+fn ack_json(sent: &Sent, id: i64) -> String {
+    serde_json::json!({"type": "ack", "client_msg_id": sent.client_msg_id, "id": id}).to_string()
+}
+
+/// The room id in `/ws/rooms/{id}/...`.
+fn room_of(path: &str) -> Option<i64> {
+    path.strip_prefix("/ws/rooms/")?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
+}
