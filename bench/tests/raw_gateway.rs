@@ -1,0 +1,133 @@
+//! The raw broadcaster speaks the part of the gateway's protocol the fan-out benchmark uses, in
+//! each of its fan-outs: a greeting per socket, each message to every socket of its room (and
+//! no other), and an `ack` to its sender.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Long enough for a loaded machine; only reached when a frame never comes.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The server's process, killed when the test ends (however it ends).
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `raw-gateway --fanout FANOUT` on a free port; returns it with its ws:// address.
+fn start(fanout: &str) -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chatboard-bench"))
+        .args(["raw-gateway", "--listen", "127.0.0.1:0", "--fanout", fanout])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("raw-gateway starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let server = Server(child);
+    // The first line comes once it listens (or never, if it fails: then read_line ends empty).
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("stdout is readable");
+    // "raw gateway at ws://127.0.0.1:PORT (pid ..., fan-out by ...)"
+    let url = line
+        .split_whitespace()
+        .find(|word| word.starts_with("ws://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    (server, url)
+}
+
+/// The next text frame's JSON.
+async fn next_json(socket: &mut Socket) -> Value {
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .expect("a frame within the patience")
+            .expect("the socket stays open")
+            .expect("a well-formed frame");
+        if let Message::Text(text) = frame {
+            return serde_json::from_str(text.as_str()).expect("JSON");
+        }
+    }
+}
+
+/// A socket in `room`, past its greeting.
+async fn join(url: &str, room: i64) -> Socket {
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{url}/ws/rooms/{room}/"))
+        .await
+        .expect("the handshake succeeds");
+    let greeting = next_json(&mut socket).await;
+    assert_eq!(greeting["type"], "connection");
+    assert_eq!(greeting["room"], room);
+    socket
+}
+
+async fn delivers_to_the_room_and_answers_the_sender(fanout: &str) {
+    let (_server, url) = start(fanout);
+    let mut alice = join(&url, 7).await;
+    let mut bob = join(&url, 7).await;
+    let mut carol = join(&url, 8).await;
+    for (n, body) in ["first", "second"].into_iter().enumerate() {
+        let sent = json!({"type": "message", "body": body, "client_msg_id": format!("m{n}")});
+        alice
+            .send(Message::Text(sent.to_string().into()))
+            .await
+            .expect("alice sends");
+        let to_bob = next_json(&mut bob).await;
+        assert_eq!(to_bob["type"], "message");
+        assert_eq!(to_bob["body"], body);
+        assert_eq!(to_bob["room"], 7);
+        // Alice is in the room too: her own message and her answer, in either order.
+        let mut to_alice = [next_json(&mut alice).await, next_json(&mut alice).await];
+        to_alice.sort_by_key(|frame| frame["type"] == "message");
+        let [ack, own] = to_alice;
+        assert_eq!(own["type"], "message");
+        assert_eq!(own["body"], body);
+        assert_eq!(ack["type"], "ack");
+        assert_eq!(ack["client_msg_id"], format!("m{n}"));
+        assert_eq!(ack["id"], to_bob["id"]);
+    }
+    // Carol, in room 8, got nothing of room 7's: her next frames are her own message and its
+    // answer.
+    let sent = json!({"type": "message", "body": "elsewhere", "client_msg_id": "c"});
+    carol
+        .send(Message::Text(sent.to_string().into()))
+        .await
+        .expect("carol sends");
+    let mut to_carol = [next_json(&mut carol).await, next_json(&mut carol).await];
+    to_carol.sort_by_key(|frame| frame["type"] == "message");
+    let [ack, own] = to_carol;
+    assert_eq!(ack["client_msg_id"], "c");
+    assert_eq!(own["body"], "elsewhere");
+    assert_eq!(own["room"], 8);
+}
+
+#[tokio::test]
+async fn tasks_deliver_to_the_room_and_answer_the_sender() {
+    delivers_to_the_room_and_answers_the_sender("tasks").await;
+}
+
+#[tokio::test]
+async fn sends_deliver_to_the_room_and_answer_the_sender() {
+    delivers_to_the_room_and_answers_the_sender("sends").await;
+}
+
+#[tokio::test]
+async fn uring_delivers_to_the_room_and_answers_the_sender() {
+    delivers_to_the_room_and_answers_the_sender("uring").await;
+}
