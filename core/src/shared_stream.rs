@@ -84,11 +84,7 @@ impl SharedStream {
     }
 
     /// Reads what has arrived into `buf`.
-    pub(crate) fn poll_read(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         loop {
             std::task::ready!(self.stream.poll_read_ready(cx))?;
             match self.stream.try_read(buf.initialize_unfilled()) {
@@ -105,7 +101,7 @@ impl SharedStream {
 
     /// Writes `buf` whole after what is waiting: all of it is accepted once the waiting bytes
     /// are out and the socket takes at least a first part (the rest then waits here).
-    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let mut unsent = self.unsent();
         std::task::ready!(self.poll_drain(cx, &mut unsent))?;
         loop {
@@ -122,13 +118,13 @@ impl SharedStream {
     }
 
     /// Writes out what is waiting.
-    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut unsent = self.unsent();
         self.poll_drain(cx, &mut unsent)
     }
 
     /// Writes out what is waiting, then closes the sending direction.
-    pub(crate) fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         std::task::ready!(self.poll_flush(cx))?;
         match socket2::SockRef::from(&self.stream).shutdown(Shutdown::Write) {
             // The peer already went away: nothing left to close.
@@ -203,6 +199,26 @@ impl WriteClaim<'_> {
             Err(_) => TrySend::Refused,
         }
     }
+}
+
+/// The WebSocket text frame of `text` as a server sends it (final, unmasked).
+pub fn text_frame(text: &str) -> Vec<u8> {
+    let len = text.len();
+    let mut frame = Vec::with_capacity(len + 10);
+    frame.push(0x81); // FIN, text
+    match u16::try_from(len) {
+        Ok(short) if short < 126 => frame.push(short as u8),
+        Ok(medium) => {
+            frame.push(126);
+            frame.extend_from_slice(&medium.to_be_bytes());
+        }
+        Err(_) => {
+            frame.push(127);
+            frame.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(text.as_bytes());
+    frame
 }
 
 #[cfg(test)]

@@ -260,23 +260,3 @@ pub(crate) fn fanout_latency(message: &Message) -> f64 {
         .unwrap_or_default()
         .as_secs_f64()
 }
-
-/// The WebSocket text frame of `text` as a server sends it (final, unmasked).
-pub(crate) fn text_frame(text: &str) -> Vec<u8> {
-    let len = text.len();
-    let mut frame = Vec::with_capacity(len + 10);
-    frame.push(0x81); // FIN, text
-    match u16::try_from(len) {
-        Ok(short) if short < 126 => frame.push(short as u8),
-        Ok(medium) => {
-            frame.push(126);
-            frame.extend_from_slice(&medium.to_be_bytes());
-        }
-        Err(_) => {
-            frame.push(127);
-            frame.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(text.as_bytes());
-    frame
-}

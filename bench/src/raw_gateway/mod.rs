@@ -18,7 +18,11 @@ use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::WebSocketStream;
 
 /// How a room's message reaches its sockets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -102,6 +106,25 @@ fn greeting_json(room: i64) -> String {
 /// The JSON of the answer to a sent message.
 fn ack_json(sent: &Sent, id: i64) -> String {
     serde_json::json!({"type": "ack", "client_msg_id": sent.client_msg_id, "id": id}).to_string()
+}
+
+/// Accepts a client's WebSocket handshake on a room's endpoint; returns the socket and the room.
+#[allow(clippy::result_large_err)] // the handshake callback's error type is tungstenite's
+async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    config: WebSocketConfig,
+) -> anyhow::Result<(WebSocketStream<S>, i64)> {
+    let mut room = None;
+    let socket = tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        |request: &Request, response: Response| {
+            room = room_of(request.uri().path());
+            Ok(response)
+        },
+        Some(config.read_buffer_size(512)), // as the gateway's
+    )
+    .await?;
+    Ok((socket, room.context("not a room's endpoint")?))
 }
 
 /// The room id in `/ws/rooms/{id}/...`.

@@ -5,16 +5,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use anyhow::Context as _;
 use futures::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message as Ws, Utf8Bytes};
 
-use super::{ack_json, greeting_json, message_json, room_of, Sent};
+use super::{accept, ack_json, greeting_json, message_json, Sent};
 
 /// Frames a room may hold for its slowest socket before that socket is dropped (the gateway's
 /// 4009). A broadcast channel allocates all its slots up front, so this is also memory per room
@@ -49,23 +47,9 @@ pub(super) async fn serve(listener: TcpListener) -> anyhow::Result<()> {
     }
 }
 
-#[allow(clippy::result_large_err)] // the handshake callback's error type is tungstenite's
 async fn connection(stream: TcpStream, rooms: &Rooms) -> anyhow::Result<()> {
     stream.set_nodelay(true)?;
-    let mut room = None;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(512) // as the gateway's
-        .write_buffer_size(0);
-    let socket = tokio_tungstenite::accept_hdr_async_with_config(
-        stream,
-        |request: &Request, response: Response| {
-            room = room_of(request.uri().path());
-            Ok(response)
-        },
-        Some(config),
-    )
-    .await?;
-    let room = room.context("not a room's endpoint")?;
+    let (socket, room) = accept(stream, WebSocketConfig::default().write_buffer_size(0)).await?;
     let (mut sink, mut stream) = socket.split();
     let channel = rooms.channel(room);
     let mut frames = channel.subscribe();

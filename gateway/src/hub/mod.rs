@@ -19,12 +19,13 @@ use axum::extract::ws::Utf8Bytes;
 use batch_send::SendBatch;
 use chatboard_core::bus::{Bus, BusEvent, Delivery};
 use chatboard_core::presence::{Presence, PresenceChange};
+use chatboard_core::shared_stream::text_frame;
 use chatboard_store::Store;
 use futures::StreamExt;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use crate::outlet::{text_frame, Outlet};
+use crate::outlet::Outlet;
 use crate::StartError;
 use rooms::{Follower, Rooms};
 
