@@ -1,20 +1,30 @@
 #!/bin/bash
 # Fan-out, issue 19 point 4: the raw broadcaster, then the scale-out gateway (PostgreSQL, NATS;
 # senders' frames stored through it), 100 rooms of 100, at each rate in $RATES, 65 s apart.
+# RAWS="tasks sends uring" runs one raw server per fan-out named (see `raw-gateway --fanout`),
+# each before the gateway at every rate; the default is `tasks`.
 # Needs PostgreSQL and NATS on 127.0.0.1 (.ci/services-up).
 source "$(dirname "$0")/common.sh"
 if ! scale_out_env bench_fanout; then
   "$B/chatboard-bench" ws-seed --rooms 100 --members 100 --state "$WORK/so100.json" | tail -1
 fi
 CHATBOARD_ADDR=127.0.0.1:18082 "$WORK/gateway" 2>"$WORK/gateway.err" & GW=$!
-start_raw
-trap 'kill $GW $RAW 2>/dev/null || true' EXIT
+RAWS=${RAWS:-tasks}
+raw_pids=() port=9100
+for fanout in $RAWS; do
+  start_raw "$fanout" $port
+  raw_pids+=("$RAW:$port:$fanout")
+  port=$((port + 1))
+done
+trap 'kill $GW 2>/dev/null || true; for r in "${raw_pids[@]}"; do kill "${r%%:*}" 2>/dev/null || true; done' EXIT
 sleep 1
 for rate in ${RATES:-1000 2000}; do
-  for target in raw gateway; do
+  for r in "${raw_pids[@]}"; do
     next_run
-    if [ $target = raw ]; then url=ws://127.0.0.1:9100; pid=$RAW; else url=ws://127.0.0.1:18082; pid=$GW; fi
-    fanout $target $url $pid "$WORK/so100.json" $rate
+    pid=${r%%:*} rest=${r#*:}
+    name=raw; [ "$RAWS" = tasks ] || name="raw ${rest#*:}"
+    fanout "$name" "ws://127.0.0.1:${rest%%:*}" "$pid" "$WORK/so100.json" $rate
   done
+  next_run
+  fanout gateway ws://127.0.0.1:18082 $GW "$WORK/so100.json" $rate
 done
-kill $GW $RAW; wait || true

@@ -11,6 +11,7 @@ pub mod config;
 pub mod hub;
 pub mod metrics;
 mod outlet;
+mod positions;
 pub mod process;
 mod reorder;
 mod replies;

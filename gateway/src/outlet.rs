@@ -10,7 +10,6 @@
 //! event. The socket's writes are whole (`SharedStream`), so the hub's frames and the
 //! session's never interleave.
 
-use std::collections::HashMap;
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
@@ -20,6 +19,7 @@ use chatboard_core::shared_stream::{SharedStream, TrySend, Unclaimed, WriteClaim
 use chrono::Utc;
 use prometheus::{Histogram, IntCounter};
 
+use crate::positions::Positions;
 use crate::session::Position;
 
 /// One connection's positions and direct-write state.
@@ -37,7 +37,7 @@ pub(crate) struct OutletState {
     /// Whether the hub may write to the socket now: the session is parked with nothing queued.
     open: bool,
     /// Where the connection stands in each room it follows.
-    pub(crate) positions: HashMap<i64, Position>,
+    pub(crate) positions: Positions,
 }
 
 /// What became of a message offered to the outlet.
@@ -62,7 +62,7 @@ impl Outlet {
             stream,
             state: Mutex::new(OutletState {
                 open: false,
-                positions: HashMap::new(),
+                positions: Positions::default(),
             }),
             deliveries,
             frames_out,
@@ -110,7 +110,11 @@ impl Outlet {
         match self.claim(message, seq, Wait::Yes) {
             Claim::Write(write) => {
                 let written = write.claim.write(frame);
-                write.sent(frame, written, latency)
+                let direct = write.sent(frame, written);
+                if !matches!(direct, Direct::Declined) {
+                    self.count_direct(1, latency);
+                }
+                direct
             }
             Claim::Settled(direct) => direct,
             Claim::Busy => Direct::Declined, // only when not waiting
@@ -144,7 +148,7 @@ impl Outlet {
         if !state.open {
             return Claim::Settled(Direct::Declined);
         }
-        let Some(at) = state.positions.get(&message.room) else {
+        let Some(at) = state.positions.get(message.room) else {
             return Claim::Settled(Direct::Declined);
         };
         if message.id <= at.last_id || at.last_seq.is_some_and(|last| seq <= last) {
@@ -169,7 +173,6 @@ impl Outlet {
             return Claim::Settled(Direct::Declined);
         };
         Claim::Write(DirectWrite {
-            outlet: self,
             state,
             claim,
             room: message.room,
@@ -178,6 +181,23 @@ impl Outlet {
                 last_seq: Some(seq),
             },
         })
+    }
+
+    /// Counts `n` frames the hub wrote straight into sockets, each `latency` seconds after its
+    /// message was posted. Every outlet of a gateway counts into the same metrics, so a
+    /// fan-out counts once for all the sockets it wrote to: shared counters touched for every
+    /// socket cost more than the rest of the hub's own work on it.
+    pub(crate) fn count_direct(&self, n: u64, latency: f64) {
+        if n == 0 {
+            return;
+        }
+        self.frames_out.inc_by(n);
+        self.deliveries.inc_by(n);
+        let local = self.fanout_seconds.local();
+        for _ in 0..n {
+            local.observe(latency);
+        }
+        local.flush();
     }
 
     /// Counts a message delivered to this connection, with the seconds since it was posted
@@ -210,7 +230,6 @@ pub(crate) enum Claim<'a> {
 /// A direct write under way: the connection's state stays locked (the session cannot start
 /// writing) until it is finished.
 pub(crate) struct DirectWrite<'a> {
-    outlet: &'a Outlet,
     state: MutexGuard<'a, OutletState>,
     claim: WriteClaim<'a>,
     room: i64,
@@ -224,10 +243,10 @@ impl DirectWrite<'_> {
         self.claim.socket()
     }
 
-    /// Records what writing `frame` did (`written`: the bytes the socket took, or its error).
-    pub(crate) fn sent(self, frame: &[u8], written: io::Result<usize>, latency: f64) -> Direct {
+    /// Records what writing `frame` did (`written`: the bytes the socket took, or its error);
+    /// the caller counts it ([`Outlet::count_direct`]) unless it was declined.
+    pub(crate) fn sent(self, frame: &[u8], written: io::Result<usize>) -> Direct {
         let Self {
-            outlet,
             mut state,
             claim,
             room,
@@ -244,11 +263,9 @@ impl DirectWrite<'_> {
                 return Direct::Declined;
             }
         };
-        if let Some(position) = state.positions.get_mut(&room) {
+        if let Some(position) = state.positions.get_mut(room) {
             *position = at;
         }
-        outlet.frames_out.inc();
-        outlet.count_delivery(Some(latency));
         outcome
     }
 }

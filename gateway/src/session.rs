@@ -91,7 +91,7 @@ pub(crate) struct Session {
 impl Session {
     /// Where the connection stands in `room_id`, if it follows it.
     pub(crate) fn position(&self, room_id: i64) -> Option<Position> {
-        self.outlet.state().positions.get(&room_id).copied()
+        self.outlet.state().positions.get(room_id)
     }
 
     fn set_position(&self, room_id: i64, at: Position) {
@@ -100,7 +100,7 @@ impl Session {
 
     /// The rooms the connection follows.
     fn rooms(&self) -> Vec<i64> {
-        self.outlet.state().positions.keys().copied().collect()
+        self.outlet.state().positions.rooms()
     }
 
     /// Serves the connection until it ends, with its user counted as present meanwhile.
@@ -528,7 +528,7 @@ impl Session {
     /// The user no longer sits in the room: a per-room connection ends, a multiplexed one
     /// stops following it.
     pub(crate) async fn seat_lost(&mut self, room_id: i64) -> Step {
-        self.outlet.state().positions.remove(&room_id);
+        self.outlet.state().positions.remove(room_id);
         self.subscription.leave(room_id);
         if self.fixed_room.is_some() {
             self.shared.metrics.closed("not_member");

@@ -302,6 +302,38 @@ async fn metrics_count_connections_frames_deliveries_and_fanout_latency() {
     assert!(closed);
 }
 
+/// A message the hub writes to several sockets at once (one system call for the room) counts
+/// a delivery and a fan-out latency for each socket, as one written to a single socket does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_to_several_sockets_counts_each_delivery() {
+    let p = platform(quick_settings()).await;
+    let (room, alice, bob, _org) = p.team().await;
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        let mut s = p.connect(room, &bob.token, None).await;
+        frame(&mut s).await;
+        sockets.push(s);
+    }
+    for i in 0..2 {
+        p.post(&alice, room, &format!("m{i}")).await;
+        for s in &mut sockets {
+            assert_eq!(frame(s).await["type"], "message");
+        }
+    }
+    // The hub counts once the room's writes are out, which may be after a client read its frame.
+    let counted = eventually(Duration::from_secs(5), || async {
+        metric(&p.gw, "chatboard_ws_deliveries_total").await == 6.0
+            && metric(&p.gw, "chatboard_ws_fanout_seconds_count").await == 6.0
+    })
+    .await;
+    let deliveries = metric(&p.gw, "chatboard_ws_deliveries_total").await;
+    let latencies = metric(&p.gw, "chatboard_ws_fanout_seconds_count").await;
+    assert!(
+        counted,
+        "deliveries {deliveries}, latencies {latencies}, not 6"
+    );
+}
+
 /// A client that keeps flooding after its twentieth frame still reads the 4008 close: the
 /// gateway finishes the closing handshake, reading and discarding until the client's close,
 /// instead of dropping a socket with unread data (which the kernel answers with a reset, so

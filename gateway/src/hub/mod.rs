@@ -22,7 +22,7 @@ use chatboard_core::presence::{Presence, PresenceChange};
 use chatboard_core::shared_stream::text_frame;
 use chatboard_store::Store;
 use futures::StreamExt;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 use crate::outlet::Outlet;
@@ -79,6 +79,10 @@ pub struct Hub {
     presence: Arc<dyn Presence>,
     users: Mutex<HashMap<i64, Vec<Follower>>>,
     next_id: AtomicU64,
+    /// Dropped with the hub, which ends its tasks (`listen`, `dispatch_presence`) even while
+    /// the runtime and the bus live on; the shard threads end when `listen` drops their
+    /// inboxes.
+    _alive: watch::Sender<()>,
 }
 
 /// A connection's place in the hub: it leaves every room when dropped.
@@ -158,6 +162,7 @@ impl Hub {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let count = cores * SHARDS_PER_CORE;
         let mut batches = send_batches(io_uring, count).into_iter();
+        let (alive, gone) = watch::channel(());
         let hub = Arc::new(Hub {
             shards: (0..count)
                 .map(|_| {
@@ -170,6 +175,7 @@ impl Hub {
             users: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             presence: presence.clone(),
+            _alive: alive,
         });
         // The first subscription must work (a gateway that cannot hear anything should not
         // start); later ones are retried for as long as it takes.
@@ -184,9 +190,15 @@ impl Hub {
                 .spawn(move || dispatch_shard(hub, index, deliveries))
                 .map_err(StartError::Threads)?;
         }
-        tokio::spawn(listen(Arc::downgrade(&hub), bus, stream, inboxes));
+        tokio::spawn(until_dropped(
+            gone.clone(),
+            listen(Arc::downgrade(&hub), bus, stream, inboxes),
+        ));
         let changes = presence.changes();
-        tokio::spawn(dispatch_presence(Arc::downgrade(&hub), changes, store));
+        tokio::spawn(until_dropped(
+            gone,
+            dispatch_presence(Arc::downgrade(&hub), changes, store),
+        ));
         Ok(hub)
     }
 
@@ -359,6 +371,18 @@ fn send_batches(wanted: bool, count: usize) -> Vec<SendBatch> {
             tracing::info!(%error, "io_uring unavailable: writing to each socket in turn");
             Vec::new()
         }
+    }
+}
+
+/// Runs `task` until it ends or the hub that owns the sender of `alive` is dropped: a task
+/// waiting on the bus or on presence would otherwise outlive its hub for as long as they live.
+async fn until_dropped(
+    mut alive: watch::Receiver<()>,
+    task: impl std::future::Future<Output = ()>,
+) {
+    tokio::select! {
+        () = task => {}
+        _ = alive.changed() => {} // only ever an error: the hub is gone
     }
 }
 

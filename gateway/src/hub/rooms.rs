@@ -138,8 +138,16 @@ fn write_together(
     let sockets: Vec<_> = writes.iter().map(|(_, write)| write.socket()).collect();
     let outcomes = batch.send_all(frame, &sockets);
     drop(sockets);
+    let mut written_to = 0;
     for ((index, write), written) in writes.into_iter().zip(outcomes) {
-        settled[index] = Some(write.sent(frame, written, latency));
+        let direct = write.sent(frame, written);
+        if !matches!(direct, Direct::Declined) {
+            written_to += 1;
+        }
+        settled[index] = Some(direct);
+    }
+    if let Some(follower) = followers.first() {
+        follower.outlet.count_direct(written_to, latency);
     }
     settled
 }

@@ -214,17 +214,15 @@ impl Platform {
         settings: GatewaySettings,
         chat_settings: &ChatSettings,
     ) -> Gateway {
-        let registry = chatboard_core::metrics::MetricRegistry::new();
-        let chat = Chat::new(store, bus.clone(), chat_settings.clone(), &registry).unwrap();
-        let state = gateway::GatewayState::start(gateway::GatewayParts {
-            chat,
-            tokens: tokens.clone(),
-            presence: presence.clone(),
+        let state = Self::gateway_state(
+            store,
+            bus.clone(),
+            presence.clone(),
+            tokens,
             settings,
-            registry,
-        })
-        .await
-        .unwrap();
+            chat_settings,
+        )
+        .await;
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .unwrap();
@@ -248,6 +246,28 @@ impl Platform {
             presence,
             server,
         }
+    }
+
+    /// A gateway's state (its hub included) on `app`'s store and bus, served by no one.
+    pub async fn gateway_state(
+        store: Arc<dyn chatboard_store::Store>,
+        bus: Arc<dyn Bus>,
+        presence: Arc<dyn Presence>,
+        tokens: &chatboard_core::auth::TokenIssuer,
+        settings: GatewaySettings,
+        chat_settings: &ChatSettings,
+    ) -> gateway::GatewayState {
+        let registry = chatboard_core::metrics::MetricRegistry::new();
+        let chat = Chat::new(store, bus, chat_settings.clone(), &registry).unwrap();
+        gateway::GatewayState::start(gateway::GatewayParts {
+            chat,
+            tokens: tokens.clone(),
+            presence,
+            settings,
+            registry,
+        })
+        .await
+        .unwrap()
     }
 
     /// Deletes the NATS stream and presence bucket of this test.
