@@ -184,20 +184,27 @@ impl Outlet {
     }
 
     /// Counts `n` frames the hub wrote straight into sockets, each `latency` seconds after its
-    /// message was posted. Every outlet of a gateway counts into the same metrics, so a
-    /// fan-out counts once for all the sockets it wrote to: shared counters touched for every
-    /// socket cost more than the rest of the hub's own work on it.
+    /// message was posted. Every outlet of a gateway counts into the same metrics, so a room's
+    /// batch of writes (io_uring) counts once for all the sockets it wrote to: shared counters
+    /// touched for every socket cost more than the rest of the hub's own work on it.
     pub(crate) fn count_direct(&self, n: u64, latency: f64) {
-        if n == 0 {
-            return;
+        match n {
+            0 => {}
+            1 => {
+                self.frames_out.inc();
+                self.count_delivery(Some(latency));
+            }
+            _ => {
+                self.frames_out.inc_by(n);
+                self.deliveries.inc_by(n);
+                // One update of the shared histogram for all `n`, not one each.
+                let local = self.fanout_seconds.local();
+                for _ in 0..n {
+                    local.observe(latency);
+                }
+                local.flush();
+            }
         }
-        self.frames_out.inc_by(n);
-        self.deliveries.inc_by(n);
-        let local = self.fanout_seconds.local();
-        for _ in 0..n {
-            local.observe(latency);
-        }
-        local.flush();
     }
 
     /// Counts a message delivered to this connection, with the seconds since it was posted

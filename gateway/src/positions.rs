@@ -112,6 +112,10 @@ mod tests {
         positions.insert(4, at(40));
         assert_eq!(sorted(&positions), [2, 4]);
         assert_eq!(positions.get(2).map(|p| p.last_id), Some(22));
+        positions.insert(1, at(12));
+        assert_eq!(sorted(&positions), [1, 2, 4]);
+        assert_eq!(positions.get(1).map(|p| p.last_id), Some(12));
+        positions.remove(1);
         positions.remove(2);
         positions.remove(4);
         assert!(positions.rooms().is_empty());

@@ -401,7 +401,8 @@ async fn listen(
     mut stream: chatboard_core::bus::BusStream,
     inboxes: Vec<flume::Sender<Delivery>>,
 ) {
-    // Sending fails only once the shard's task has ended, which it does when the hub is gone.
+    // Sending fails only once the shard's thread has ended, which it does when the hub is gone
+    // (this task is also cancelled then, see `until_dropped`).
     let to_all = |delivery: Delivery| {
         let inboxes = &inboxes;
         async move {

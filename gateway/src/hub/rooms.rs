@@ -111,8 +111,9 @@ fn fan_out(followers: &mut Vec<Follower>, out: &Arc<Outgoing>, batch: Option<&mu
 }
 
 /// Writes `frame` (of `message`, seq `seq`) into the sockets of every follower the hub may
-/// write to directly, all in one system call; returns what became of each follower's copy,
-/// or `None` where it is yet to be delivered (another thread held the connection).
+/// write to directly, all in one system call, and counts those writes once for the room;
+/// returns what became of each follower's copy, or `None` where it is yet to be delivered
+/// (another thread held the connection).
 fn write_together(
     followers: &[Follower],
     message: &Message,

@@ -248,7 +248,7 @@ impl Platform {
         }
     }
 
-    /// A gateway's state (its hub included) on `app`'s store and bus, served by no one.
+    /// A gateway's state (its hub included) on `store` and `bus`, served by no one.
     pub async fn gateway_state(
         store: Arc<dyn chatboard_store::Store>,
         bus: Arc<dyn Bus>,
