@@ -10,6 +10,8 @@
 //! does. A room stays in one shard, so its events keep their order.
 
 mod rooms;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

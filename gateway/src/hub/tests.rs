@@ -1,0 +1,126 @@
+//! The shard loop's promise about held messages: once a room's wait for a missing message is
+//! over, what it held goes out, even while the shard never runs out of deliveries.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatboard_core::bus::{BusEvent, Delivery, LocalBus};
+use chatboard_core::model::Message;
+use chatboard_core::presence::LocalPresence;
+use prometheus::{Histogram, HistogramOpts, IntCounter};
+
+use super::{dispatch_shard, shard_index, Hub, Live};
+use crate::outlet::Outlet;
+
+/// Deliveries the feeder keeps queued: some milliseconds of the shard's work, so it never
+/// finds its queue empty while the feeder runs.
+const QUEUED: usize = 100_000;
+
+/// Message `seq` of `room`.
+fn message(room: i64, seq: i64) -> Delivery {
+    Delivery::Event(BusEvent::new_message(Message {
+        id: 100 + seq,
+        room,
+        org: 1,
+        sender: Some(1),
+        body: "x".into(),
+        seq,
+        created_at: chrono::Utc::now(),
+        ..Message::default()
+    }))
+}
+
+/// The seq of a message the connection was handed, if that is what it got.
+fn seq_of(live: &Live) -> Option<i64> {
+    match live {
+        Live::Event(out) => match &out.event {
+            BusEvent::Message { seq, .. } => Some(*seq),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A connection without a socket of its own: everything reaches it through its queue.
+fn queue_only_outlet() -> Arc<Outlet> {
+    let counter = |name: &str| IntCounter::new(name, "test").expect("a valid counter");
+    let histogram =
+        Histogram::with_opts(HistogramOpts::new("fanout", "test")).expect("a valid histogram");
+    Arc::new(Outlet::new(
+        None,
+        counter("deliveries"),
+        counter("frames"),
+        histogram,
+    ))
+}
+
+/// flume's `recv_deadline` hands over a queued delivery even past its deadline, so a shard with
+/// a backlog never times out: it must let overdue rooms out between deliveries, or a room
+/// whose missing message never comes would stay silent for as long as the load lasts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_held_message_goes_out_while_deliveries_keep_coming() {
+    let store = chatboard_store::connect("sqlite::memory:", 1)
+        .await
+        .expect("an in-memory store");
+    let hub = Hub::start(
+        Arc::new(LocalBus::default()),
+        Arc::new(LocalPresence::new()),
+        store,
+        false,
+    )
+    .await
+    .expect("the hub starts");
+    let count = hub.shards.len();
+    let room = 1;
+    // A room of the same shard that nobody follows: each of its events costs the shard a
+    // lookup, so a queue of them keeps it busy without filling any connection's queue.
+    let nobody_follows = room + count as i64;
+    let subscription = hub.subscribe(7, &[room], false, queue_only_outlet());
+
+    // A shard loop of our own, fed by a queue of our own (the hub's loop for this shard stays
+    // idle: nothing is published on its bus).
+    let (inbox, deliveries) = flume::unbounded();
+    inbox.send(message(room, 1)).expect("queued");
+    inbox.send(message(room, 3)).expect("queued"); // seq 2 is missing: held back
+    let shard = {
+        let hub = Arc::downgrade(&hub);
+        let index = shard_index(room, count);
+        std::thread::spawn(move || dispatch_shard(hub, index, deliveries))
+    };
+    let first = subscription
+        .events
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the room's first message goes out");
+    assert_eq!(seq_of(&first), Some(1));
+
+    let done = Arc::new(AtomicBool::new(false));
+    let feeder = {
+        let (inbox, done) = (inbox.clone(), done.clone());
+        let filler = Delivery::Event(BusEvent::RoomDeleted {
+            room: nobody_follows,
+        });
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if inbox.len() < QUEUED {
+                    for _ in 0..QUEUED / 10 {
+                        let _ = inbox.send(filler.clone());
+                    }
+                } else {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+    };
+    // The wait is 100 ms; the limit here is only there to end the test should it never come.
+    let released = subscription.events.recv_timeout(Duration::from_secs(20));
+    let backlog = inbox.len();
+    done.store(true, Ordering::Relaxed);
+    feeder.join().expect("the feeder ends");
+    drop(inbox);
+    shard.join().expect("the shard loop ends with its queue");
+
+    let released = released.expect("the held message went out while deliveries kept coming");
+    assert_eq!(seq_of(&released), Some(3));
+    eprintln!("released with {backlog} deliveries queued");
+}
