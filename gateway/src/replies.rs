@@ -113,3 +113,76 @@ impl Replies {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// What a posting future does once "committed": it announces `label` in `announced`.
+    fn post(
+        label: u8,
+        announced: &Arc<Mutex<Vec<u8>>>,
+        committed: oneshot::Receiver<()>,
+        told: Option<oneshot::Sender<()>>,
+    ) -> impl Future<Output = ChatResult<Posted>> + Send + 'static {
+        let announced = announced.clone();
+        async move {
+            let _ = committed.await;
+            announced.lock().unwrap().push(label);
+            if let Some(told) = told {
+                let _ = told.send(());
+            }
+            Err(ChatError::Internal("not stored in this test".into()))
+        }
+    }
+
+    /// A message is announced once committed even if its connection never takes the answer (a
+    /// client that stops reading must not hold its messages back from everyone else).
+    #[tokio::test]
+    async fn a_message_is_announced_without_its_answer_being_taken() {
+        let announced = Arc::new(Mutex::new(Vec::new()));
+        let (commit, committed) = oneshot::channel();
+        let (told, heard) = oneshot::channel();
+        let mut replies = Replies::default();
+        replies.push_post(1, None, post(1, &announced, committed, Some(told)));
+        let _ = commit.send(());
+        // Nobody calls `replies.next()`; the limit only ends the test should it never come.
+        tokio::time::timeout(Duration::from_secs(20), heard)
+            .await
+            .expect("announced without the answer being taken")
+            .expect("the posting task ran");
+        assert_eq!(*announced.lock().unwrap(), [1]);
+        assert!(!replies.is_empty(), "the answer still waits to be sent");
+    }
+
+    /// A connection's messages are announced in the order they were sent, even when a later
+    /// one is committed first.
+    #[tokio::test]
+    async fn messages_are_announced_in_the_order_sent() {
+        let announced = Arc::new(Mutex::new(Vec::new()));
+        let (commit_first, first_committed) = oneshot::channel();
+        let (commit_second, second_committed) = oneshot::channel();
+        let (told, heard) = oneshot::channel();
+        let mut replies = Replies::default();
+        replies.push_post(1, None, post(1, &announced, first_committed, None));
+        replies.push_post(1, None, post(2, &announced, second_committed, Some(told)));
+        let _ = commit_second.send(());
+        // The second is committed; it must wait for the first. Nothing may be announced
+        // meanwhile, so this wait ends by its limit (a second announced now fails the test).
+        let mut heard = heard;
+        let early = tokio::time::timeout(Duration::from_millis(200), &mut heard).await;
+        assert!(early.is_err(), "the second was announced before the first");
+        let _ = commit_first.send(());
+        tokio::time::timeout(Duration::from_secs(20), heard)
+            .await
+            .expect("the second is announced after the first")
+            .expect("the posting task ran");
+        assert_eq!(*announced.lock().unwrap(), [1, 2]);
+        for _ in 0..2 {
+            assert!(matches!(replies.next().await, Reply::Posted { .. }));
+        }
+    }
+}
