@@ -52,6 +52,36 @@ start_raw() {
   sleep 2
 }
 
+# Starts one raw broadcaster per fan-out named in RAWS ("tasks sends uring"; default `tasks`),
+# from port 9100 on, each recorded in RAW_SERVERS as PID:PORT:FANOUT. Set the trap that stops
+# them (`stop_raws`) before calling it, so that a failure half-way stops those already started.
+start_raws() {
+  RAWS=${RAWS:-tasks}
+  [ -n "${RAWS// /}" ] || { echo "RAWS names no fan-out" >&2; exit 2; }
+  local fanout port=9100
+  for fanout in $RAWS; do
+    start_raw "$fanout" $port
+    RAW_SERVERS+=("$RAW:$port:$fanout")
+    port=$((port + 1))
+  done
+}
+RAW_SERVERS=()
+
+# Stops the raw broadcasters `start_raws` started.
+stop_raws() {
+  local r
+  for r in "${RAW_SERVERS[@]}"; do kill "${r%%:*}" 2>/dev/null || true; done
+}
+
+# One fan-out run against raw server R (an entry of RAW_SERVERS) at RATE msg/s with STATE:
+# named `raw`, or `raw FANOUT` when RAWS names other fan-outs than `tasks`, then SUFFIX.
+#   fanout_raw R STATE RATE [SUFFIX]
+fanout_raw() {
+  local pid=${1%%:*} rest=${1#*:} name=raw
+  [ "$RAWS" = tasks ] || name="raw ${rest#*:}"
+  fanout "$name${4:+ $4}" "ws://127.0.0.1:${rest%%:*}" "$pid" "$2" "$3"
+}
+
 # Call before each fan-out run: from the second on it waits 65 s, for the client's ports to
 # leave TIME_WAIT.
 next_run() {

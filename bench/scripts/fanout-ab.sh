@@ -17,22 +17,14 @@ B=$BB
 [ "$BB" != - ] || B=$A
 source "$(dirname "$0")/common.sh"
 seed_node "$WORK/s100.json" --rooms 100 --members 100
-RAWS=${RAWS:-tasks}
-raw_pids=() port=9100
-for fanout in $RAWS; do
-  start_raw "$fanout" $port
-  raw_pids+=("$RAW:$port:$fanout")
-  port=$((port + 1))
-done
-trap 'for r in "${raw_pids[@]}"; do kill "${r%%:*}" 2>/dev/null || true; done' EXIT
+trap stop_raws EXIT
+start_raws
 targets="a"
 [ "$BB" = - ] || targets="a b"
 for round in $(seq 1 "$ROUNDS"); do
-  for r in "${raw_pids[@]}"; do
+  for r in "${RAW_SERVERS[@]}"; do
     next_run
-    pid=${r%%:*} rest=${r#*:}
-    name=raw; [ "$RAWS" = tasks ] || name="raw ${rest#*:}"
-    fanout "$name (round $round)" "ws://127.0.0.1:${rest%%:*}" "$pid" "$WORK/s100.json" "$RATE"
+    fanout_raw "$r" "$WORK/s100.json" "$RATE" "(round $round)"
   done
   for target in $targets; do
     next_run

@@ -8,24 +8,14 @@ source "$(dirname "$0")/common.sh"
 if ! scale_out_env bench_fanout; then
   "$B/chatboard-bench" ws-seed --rooms 100 --members 100 --state "$WORK/so100.json" | tail -1
 fi
-RAWS=${RAWS:-tasks}
-[ -n "${RAWS// /}" ] || { echo "RAWS names no fan-out" >&2; exit 2; }
 CHATBOARD_ADDR=127.0.0.1:18082 "$WORK/gateway" 2>"$WORK/gateway.err" & GW=$!
-raw_pids=() port=9100
-# Set before the raw servers start, so that a failure or ^C meanwhile stops what did start.
-trap 'kill $GW 2>/dev/null || true; for r in "${raw_pids[@]}"; do kill "${r%%:*}" 2>/dev/null || true; done' EXIT
-for fanout in $RAWS; do
-  start_raw "$fanout" $port
-  raw_pids+=("$RAW:$port:$fanout")
-  port=$((port + 1))
-done
+trap 'kill $GW 2>/dev/null || true; stop_raws' EXIT
+start_raws
 sleep 1
 for rate in ${RATES:-1000 2000}; do
-  for r in "${raw_pids[@]}"; do
+  for r in "${RAW_SERVERS[@]}"; do
     next_run
-    pid=${r%%:*} rest=${r#*:}
-    name=raw; [ "$RAWS" = tasks ] || name="raw ${rest#*:}"
-    fanout "$name" "ws://127.0.0.1:${rest%%:*}" "$pid" "$WORK/so100.json" $rate
+    fanout_raw "$r" "$WORK/so100.json" $rate
   done
   next_run
   fanout gateway ws://127.0.0.1:18082 $GW "$WORK/so100.json" $rate

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatboard_core::presence::LocalPresence;
-use common::{quick_settings, Platform};
+use common::{eventually, quick_settings, Platform};
 use testing::http::TestApp;
 use testing::TestEngine;
 
@@ -21,18 +21,6 @@ fn shard_threads() -> usize {
         .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
         .filter(|name| name.starts_with("hub-shard-"))
         .count()
-}
-
-/// Waits up to 10 s for `done`; whether it held.
-async fn eventually(done: impl Fn() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !done() {
-        if tokio::time::Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    true
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,12 +42,12 @@ async fn a_dropped_gateway_leaves_no_shard_threads_behind() {
     .await;
     // Threads take their names once running.
     assert!(
-        eventually(|| shard_threads() > 0).await,
+        eventually(Duration::from_secs(10), || async { shard_threads() > 0 }).await,
         "the gateway starts shards"
     );
     drop(gateway);
     assert!(
-        eventually(|| shard_threads() == 0).await,
+        eventually(Duration::from_secs(10), || async { shard_threads() == 0 }).await,
         "{} shard threads left after the gateway was dropped",
         shard_threads()
     );

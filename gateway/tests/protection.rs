@@ -18,22 +18,6 @@ async fn platform(settings: GatewaySettings) -> Platform {
     Platform::start_with(None, settings).await
 }
 
-/// Polls `check` until it holds or `limit` passes.
-async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_than_twenty_frames_a_second_closes_with_4008() {
     let p = platform(quick_settings()).await;
