@@ -30,7 +30,9 @@ use crate::routes::{
             client `message` (with `parent_id` to reply), `typing`, \
             `read`, `ping`. Answers (`ack`, `pong`, `error`) follow the order of the frames \
             they answer; up to 16 frames may await theirs (a message its commit) before the \
-            gateway stops reading. Close codes: 4001 unauthenticated, 4003 not a member, 4004 no such \
+            gateway stops reading. A message into a room without a seat closes a per-room \
+            socket with 4003; on `/ws/` it answers `error` `not_found`, and what the socket \
+            follows changes only with the rooms' own events. Close codes: 4001 unauthenticated, 4003 not a member, 4004 no such \
             room, 4008 rate limit (20 frames/s), frame over 64 KiB or too many connections, \
             4009 too slow, 1012 server restarting. See README.md, 'Live events over WebSocket'."
     ),

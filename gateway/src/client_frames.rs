@@ -183,9 +183,14 @@ impl Session {
                     json!({"type": "ack", "client_msg_id": client_msg_id, "id": posted.message.id});
                 self.send_json(&ack).await
             }
-            // The seat went away since the connection opened.
+            // The seat went away since the connection opened. A per-room connection ends. A
+            // multiplexed one keeps what it follows: this answer may be older than a seat taken
+            // since, and the room's own stream (`member_left`, a deletion, a resync) ends a
+            // seat in order with any new one.
             Err(e) if e.code() == ErrorCode::NotFound => {
-                self.seat_lost(room).await?;
+                if self.fixed_room.is_some() {
+                    self.seat_lost(room).await?;
+                }
                 self.send_error("not_found", "You are no longer a member of this room.")
                     .await
             }

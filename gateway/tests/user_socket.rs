@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::*;
 use futures::SinkExt;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 /// One socket follows every room of its user; frames carry their room, and client frames name it.
@@ -387,4 +387,108 @@ async fn presence_crosses_gateways_and_forgets_dead_ones() {
         "offline only once the entry expired, not at once ({waited:?})"
     );
     p.cleanup().await;
+}
+
+/// A post's answer can be older than a seat: Bob's post into a room fails because he has just
+/// left it, its answer waits behind an earlier post's, and meanwhile he joins the room again.
+/// The late `not_found` must not make his socket stop following the room he sits in again.
+/// (PostgreSQL: held row locks order the steps, the answers' order does the rest.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_refusal_does_not_unfollow_a_room_joined_since() {
+    use std::time::Duration;
+    use testing::{waiting_for_locks, HeldRows};
+    let Some(p) = Platform::scale_out().await else {
+        return;
+    };
+    let (general, alice, bob, org) = p.team().await;
+    // Posts are stored by four writers, by room id: `slow` has a writer of its own, `stuck`
+    // shares the one of `left`.
+    let left = p.room(org, &alice, "left").await;
+    let slow = p.room(org, &alice, "slow").await;
+    let mut stuck = slow;
+    while stuck % 4 != left % 4 {
+        stuck = p.room(org, &alice, "stuck").await;
+    }
+    let mut s = p.connect_all(&bob.token).await;
+    assert_eq!(frame(&mut s).await["type"], "connection");
+    let mut a = p.connect(general, &alice.token, None).await;
+    assert_eq!(frame(&mut a).await["type"], "connection");
+
+    // Bob's first post waits for its room's row; so does one of Alice's that keeps the writer
+    // of `left` busy. (Posted through the gateway: its writers are its own.)
+    let lock = |room: i64| format!("SELECT id FROM rooms WHERE id = {room} FOR NO KEY UPDATE");
+    let slow_row = HeldRows::take(&p.db_url, &lock(slow)).await;
+    let stuck_row = HeldRows::take(&p.db_url, &lock(stuck)).await;
+    let mut w = p.connect(stuck, &alice.token, None).await;
+    assert_eq!(frame(&mut w).await["type"], "connection");
+    let post = |room: Option<i64>, body: &str| {
+        let mut frame = json!({"type": "message", "body": body, "client_msg_id": body});
+        if let Some(room) = room {
+            frame["room"] = json!(room);
+        }
+        Ws::Text(frame.to_string().into())
+    };
+    s.send(post(Some(slow), "first")).await.unwrap();
+    w.send(post(None, "in the way")).await.unwrap();
+    let both_waiting = eventually(Duration::from_secs(20), || async {
+        waiting_for_locks(&p.db_url).await == 2
+    })
+    .await;
+    assert!(both_waiting, "both posts wait for their room's row");
+
+    // Bob's second post queues behind Alice's. (Frames are handled in order: once his typing
+    // is heard, the post is queued.)
+    let typing = json!({"type": "typing", "room": general, "is_typing": true});
+    s.send(post(Some(left), "second")).await.unwrap();
+    s.send(Ws::Text(typing.to_string().into())).await.unwrap();
+    frame_of(&mut a, "typing").await;
+
+    // He leaves the room; his post there then fails, its answer held behind the first's.
+    let seat = format!("/api/rooms/{left}");
+    p.call(
+        reqwest::Method::POST,
+        &format!("{seat}/leave/"),
+        &bob.token,
+        Value::Null,
+    )
+    .await;
+    stuck_row.release().await;
+    // Alice's next post is stored after his failed one, by the same writer.
+    w.send(post(None, "after it")).await.unwrap();
+    for expected in ["in the way", "after it"] {
+        assert_eq!(frame_of(&mut w, "ack").await.0["client_msg_id"], expected);
+    }
+
+    // He joins again, and his socket follows the room from then on.
+    p.call(
+        reqwest::Method::POST,
+        &format!("{seat}/join/"),
+        &bob.token,
+        Value::Null,
+    )
+    .await;
+    let back = p.post(&alice, left, "welcome back").await;
+    assert_eq!(message_in(&mut s, left).await["id"].as_i64(), Some(back));
+
+    // The first post goes through; the answers follow in the order of the frames.
+    slow_row.release().await;
+    let (ack, _) = frame_of(&mut s, "ack").await;
+    assert_eq!(ack["client_msg_id"], "first");
+    let (refused, _) = frame_of(&mut s, "error").await;
+    assert_eq!(refused["code"], "not_found", "{refused}");
+
+    // Still following: the room's next message arrives.
+    let next = p.post(&alice, left, "still here?").await;
+    assert_eq!(message_in(&mut s, left).await["id"].as_i64(), Some(next));
+    p.cleanup().await;
+}
+
+/// The next message frame of `room`, passing those of other rooms.
+async fn message_in(socket: &mut Socket, room: i64) -> Value {
+    loop {
+        let (message, _) = frame_of(socket, "message").await;
+        if message["room"].as_i64() == Some(room) {
+            return message;
+        }
+    }
 }

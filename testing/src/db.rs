@@ -143,6 +143,47 @@ impl HeldWrites {
     }
 }
 
+/// PostgreSQL rows locked by a transaction left open (`statement` runs inside it, e.g. a
+/// `SELECT ... FOR NO KEY UPDATE`): writers that lock those rows wait until it is released,
+/// while everything else goes on.
+pub struct HeldRows(sqlx::PgConnection);
+
+impl HeldRows {
+    /// Opens the transaction and runs `statement` in it; returns once the rows are held.
+    pub async fn take(url: &str, statement: &str) -> Self {
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+        sqlx::raw_sql("BEGIN")
+            .execute(&mut conn)
+            .await
+            .expect("begin");
+        sqlx::query(statement)
+            .execute(&mut conn)
+            .await
+            .expect("lock the rows");
+        Self(conn)
+    }
+
+    /// Ends the transaction: the waiting writers go on.
+    pub async fn release(mut self) {
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut self.0)
+            .await
+            .expect("unlock");
+    }
+}
+
+/// How many sessions of the PostgreSQL database at `url` wait for a lock right now.
+pub async fn waiting_for_locks(url: &str) -> i64 {
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("pg_stat_activity")
+}
+
 /// `DATABASE_URL` when it names PostgreSQL; otherwise skip (or fail under CI).
 pub fn postgres_url() -> Option<String> {
     match std::env::var("DATABASE_URL") {

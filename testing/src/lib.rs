@@ -26,7 +26,9 @@ pub mod s3;
 pub mod slow_client;
 pub mod smtp;
 
-pub use db::{execute_sql, postgres_url, HeldWrites, TestDb, TestEngine};
+pub use db::{
+    execute_sql, postgres_url, waiting_for_locks, HeldRows, HeldWrites, TestDb, TestEngine,
+};
 pub use nats::{nats_url, unique_prefix};
 
 /// Skips a test for want of a service: `None`, after a note (once per note and test binary)

@@ -395,10 +395,12 @@ pub async fn connect_to(ws: &str, room: i64, token: &str, since: Option<i64>) ->
     tokio_tungstenite::connect_async(url).await.unwrap().0
 }
 
-/// The next text frame as JSON, whatever its type.
+/// The next text frame as JSON, whatever its type. One limit for the whole wait: the server's
+/// pings (every 5 s in these tests) must not keep restarting it.
 pub async fn any_frame(socket: &mut Socket) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let next = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        let next = tokio::time::timeout_at(deadline, socket.next())
             .await
             .expect("a frame within 5 s")
             .expect("socket open")
