@@ -30,13 +30,7 @@ async fn bad_tokens_missing_rooms_and_outsiders_are_closed_with_their_codes(p: A
     let mut s = p.connect(room, &eve.token, None).await;
     assert_eq!(close_code(&mut s).await, 4004);
     // An org member without a seat is told so.
-    p.call(
-        reqwest::Method::POST,
-        &format!("/api/rooms/{room}/leave/"),
-        &bob.token,
-        Value::Null,
-    )
-    .await;
+    p.room_action(&bob, room, "leave").await;
     let mut s = p.connect(room, &bob.token, None).await;
     assert_eq!(close_code(&mut s).await, 4003);
 }
@@ -329,13 +323,7 @@ async fn a_lost_seat_stops_the_live_feed_at_once(p: Arc<Platform>) {
     frame(&mut per_room).await;
     let mut all = p.connect_all(&bob.token).await;
     frame(&mut all).await;
-    p.call(
-        reqwest::Method::POST,
-        &format!("/api/rooms/{general}/leave/"),
-        &bob.token,
-        Value::Null,
-    )
-    .await;
+    p.room_action(&bob, general, "leave").await;
     assert_eq!(close_code(&mut per_room).await, 4003);
     p.post(&alice, general, "bob is gone").await;
     let still = p.post(&alice, random, "bob is here").await;

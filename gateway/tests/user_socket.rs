@@ -396,7 +396,7 @@ async fn presence_crosses_gateways_and_forgets_dead_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_refusal_does_not_unfollow_a_room_joined_since() {
     use std::time::Duration;
-    use testing::{waiting_for_locks, HeldRows};
+    use testing::{waiting_for_locks, HeldLocks};
     let Some(p) = Platform::scale_out().await else {
         return;
     };
@@ -417,8 +417,8 @@ async fn a_late_refusal_does_not_unfollow_a_room_joined_since() {
     // Bob's first post waits for its room's row; so does one of Alice's that keeps the writer
     // of `left` busy. (Posted through the gateway: its writers are its own.)
     let lock = |room: i64| format!("SELECT id FROM rooms WHERE id = {room} FOR NO KEY UPDATE");
-    let slow_row = HeldRows::take(&p.db_url, &lock(slow)).await;
-    let stuck_row = HeldRows::take(&p.db_url, &lock(stuck)).await;
+    let slow_lock = HeldLocks::take(&p.db_url, &lock(slow)).await;
+    let stuck_lock = HeldLocks::take(&p.db_url, &lock(stuck)).await;
     let mut w = p.connect(stuck, &alice.token, None).await;
     assert_eq!(frame(&mut w).await["type"], "connection");
     let post = |room: Option<i64>, body: &str| {
@@ -444,15 +444,8 @@ async fn a_late_refusal_does_not_unfollow_a_room_joined_since() {
     frame_of(&mut a, "typing").await;
 
     // He leaves the room; his post there then fails, its answer held behind the first's.
-    let seat = format!("/api/rooms/{left}");
-    p.call(
-        reqwest::Method::POST,
-        &format!("{seat}/leave/"),
-        &bob.token,
-        Value::Null,
-    )
-    .await;
-    stuck_row.release().await;
+    p.room_action(&bob, left, "leave").await;
+    stuck_lock.release().await;
     // Alice's next post is stored after his failed one, by the same writer.
     w.send(post(None, "after it")).await.unwrap();
     for expected in ["in the way", "after it"] {
@@ -460,18 +453,12 @@ async fn a_late_refusal_does_not_unfollow_a_room_joined_since() {
     }
 
     // He joins again, and his socket follows the room from then on.
-    p.call(
-        reqwest::Method::POST,
-        &format!("{seat}/join/"),
-        &bob.token,
-        Value::Null,
-    )
-    .await;
+    p.room_action(&bob, left, "join").await;
     let back = p.post(&alice, left, "welcome back").await;
     assert_eq!(message_in(&mut s, left).await["id"].as_i64(), Some(back));
 
     // The first post goes through; the answers follow in the order of the frames.
-    slow_row.release().await;
+    slow_lock.release().await;
     let (ack, _) = frame_of(&mut s, "ack").await;
     assert_eq!(ack["client_msg_id"], "first");
     let (refused, _) = frame_of(&mut s, "error").await;

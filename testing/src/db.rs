@@ -101,19 +101,14 @@ pub async fn execute_sql(url: &str, statement: &str) {
 /// messages table, locked against writes).
 pub enum HeldWrites {
     Sqlite(sqlx::SqliteConnection),
-    Postgres(sqlx::PgConnection),
+    Postgres(HeldLocks),
 }
 
 impl HeldWrites {
     /// Takes the lock on the database at `url`; returns once it is held.
     pub async fn take(url: &str) -> Self {
         if url.starts_with("postgres") {
-            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-            sqlx::raw_sql("BEGIN; LOCK TABLE messages IN EXCLUSIVE MODE")
-                .execute(&mut conn)
-                .await
-                .expect("lock");
-            Self::Postgres(conn)
+            Self::Postgres(HeldLocks::take(url, "LOCK TABLE messages IN EXCLUSIVE MODE").await)
         } else {
             let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
             sqlx::raw_sql("BEGIN IMMEDIATE")
@@ -127,12 +122,7 @@ impl HeldWrites {
     /// Lets the writers go on.
     pub async fn release(self) {
         match self {
-            Self::Postgres(mut conn) => {
-                sqlx::raw_sql("COMMIT")
-                    .execute(&mut conn)
-                    .await
-                    .expect("unlock");
-            }
+            Self::Postgres(held) => held.release().await,
             Self::Sqlite(mut conn) => {
                 sqlx::raw_sql("COMMIT")
                     .execute(&mut conn)
@@ -143,23 +133,19 @@ impl HeldWrites {
     }
 }
 
-/// PostgreSQL rows locked by a transaction left open (`statement` runs inside it, e.g. a
-/// `SELECT ... FOR NO KEY UPDATE`): writers that lock those rows wait until it is released,
-/// while everything else goes on.
-pub struct HeldRows(sqlx::PgConnection);
+/// PostgreSQL locks held by a transaction left open (`statement` runs inside it, e.g. a
+/// `SELECT ... FOR NO KEY UPDATE` or a `LOCK TABLE`): writers that need them wait until it is
+/// released, while everything else goes on.
+pub struct HeldLocks(sqlx::PgConnection);
 
-impl HeldRows {
-    /// Opens the transaction and runs `statement` in it; returns once the rows are held.
+impl HeldLocks {
+    /// Opens the transaction and runs `statement` in it; returns once the locks are held.
     pub async fn take(url: &str, statement: &str) -> Self {
         let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-        sqlx::raw_sql("BEGIN")
+        sqlx::raw_sql(&format!("BEGIN; {statement}"))
             .execute(&mut conn)
             .await
-            .expect("begin");
-        sqlx::query(statement)
-            .execute(&mut conn)
-            .await
-            .expect("lock the rows");
+            .expect("lock");
         Self(conn)
     }
 

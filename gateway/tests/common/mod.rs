@@ -373,6 +373,13 @@ impl Platform {
             .unwrap()
     }
 
+    /// `POST /api/rooms/{room}/{action}/` as `user` (`join`, `leave`), which must succeed.
+    pub async fn room_action(&self, user: &User, room: i64, action: &str) {
+        let path = format!("/api/rooms/{room}/{action}/");
+        self.call(reqwest::Method::POST, &path, &user.token, Value::Null)
+            .await;
+    }
+
     pub async fn connect(&self, room: i64, token: &str, since: Option<i64>) -> Socket {
         connect_to(&self.gw.ws, room, token, since).await
     }
