@@ -608,3 +608,72 @@ async fn the_wal_reaches_the_database_file_while_the_node_runs() {
     }
     node.stop();
 }
+
+/// The WAL file's header: its size in bytes and its salt-1, which SQLite changes each time it
+/// starts the WAL over. `None` before the file has a header.
+fn wal_header(path: &Path) -> Option<(u64, u32)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let size = file.metadata().ok()?.len();
+    let mut header = [0u8; 32];
+    file.read_exact(&mut header).ok()?;
+    let salt = u32::from_be_bytes(header[16..20].try_into().ok()?);
+    Some((size, salt))
+}
+
+#[tokio::test]
+async fn the_wal_starts_over_under_steady_posts_long_before_the_writers_own_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let node = Node::start_with(dir.path(), &[("CHATBOARD_RATE_LIMIT_PER_USER", "0")]);
+    let access = sign_up(&client, &node.base, "a@example.com").await;
+    let (_, room) = org_with_room(&client, &node.base, &access, "Restarts").await;
+
+    // Posters that never pause, so a passive checkpoint never catches up on its own.
+    let url = format!("{}/api/rooms/{}/messages/", node.base, room["id"]);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let posters: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, url, access, stop) =
+                (client.clone(), url.clone(), access.clone(), stop.clone());
+            tokio::spawn(async move {
+                let body = json!({"body": "x".repeat(1000)});
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, _) = post(&client, url.clone(), Some(&access), body.clone()).await;
+                    assert_eq!(status, 201);
+                }
+            })
+        })
+        .collect();
+
+    // The node finishes a checkpoint on its writer's connection once the WAL passes 16 MiB (it
+    // looks every 250 ms, so the file may grow by what a quarter second writes: 14 MiB here in a
+    // debug build), and the next commit starts the WAL over. The writer's own automatic
+    // checkpoint would only do that at 64 MiB of frames, the file grown to 66 MiB.
+    let wal = dir.path().join("chatboard.db-wal");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let (mut largest, mut salt, mut restarts) = (0, None, 0);
+    while restarts < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the WAL started over {restarts} times in 120 s (largest file {largest} bytes)"
+        );
+        if let Some((size, now)) = wal_header(&wal) {
+            largest = largest.max(size);
+            if salt.is_some_and(|before| before != now) {
+                restarts += 1;
+            }
+            salt = Some(now);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for poster in posters {
+        poster.await.unwrap();
+    }
+    assert!(
+        largest < 56 << 20,
+        "the WAL file grew to {largest} bytes before starting over"
+    );
+    node.stop();
+}

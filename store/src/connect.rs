@@ -151,8 +151,8 @@ pub async fn connect_with_timeout(
                 .acquire_timeout(acquire_timeout)
                 .connect_with(options.clone().read_only(true))
                 .await?;
-            let store = sqlite::SqlStore::new(reader, writer)
-                .with_checkpointer(Checkpointer::start(options));
+            let checkpointer = Checkpointer::start(options, writer.clone());
+            let store = sqlite::SqlStore::new(reader, writer).with_checkpointer(checkpointer);
             Ok(Arc::new(store))
         }
         None => Err(StoreError::Database(sqlx::Error::Configuration(

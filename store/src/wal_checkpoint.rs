@@ -8,19 +8,26 @@
 //! disk under `synchronous=NORMAL`.
 //!
 //! A passive checkpoint cannot finish while writes keep coming, and SQLite only starts the WAL
-//! over once one has; so the writer keeps its own automatic checkpoint at a high mark
-//! ([`WRITER_CHECKPOINT_PAGES`]). Under sustained load a commit crossing it finishes the copy
-//! (most of the WAL is already copied by then) and the WAL starts over: the file stays bounded
-//! without a `RESTART` checkpoint, which would hold the write lock while it waits for readers.
+//! over once one has. So once the WAL has grown past [`FINISH_AT_FRAMES`], the task finishes the
+//! copy on the writer's own connection, between two of its transactions: nothing can be
+//! committed meanwhile, and what is left is only what arrived since the passive checkpoint just
+//! before (a few milliseconds of commits, synced and copied in about a millisecond). The next
+//! write then starts the WAL over. Before this, the writer's automatic checkpoint did that
+//! finishing step inside a commit at 64 MiB of WAL, with up to 250 ms of unsynced WAL to flush:
+//! a stall of 10 to 30 ms every second and a half under fan-out load (BENCHMARKS.md). That
+//! automatic checkpoint stays, at [`WRITER_CHECKPOINT_PAGES`], for when readers keep the finishing
+//! step from completing (a reader on an old snapshot holds back the copy).
 
 use std::time::Duration;
 
-use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use sqlx::{ConnectOptions, Connection};
 use tokio::task::JoinHandle;
 
 /// How often the WAL is checkpointed.
 const EVERY: Duration = Duration::from_millis(250);
+/// WAL frames (4 KiB pages) past which a checkpoint is finished on the writer's connection.
+const FINISH_AT_FRAMES: i64 = 4_096;
 /// The writer connection's `wal_autocheckpoint`: 64 MiB of 4 KiB pages.
 pub(crate) const WRITER_CHECKPOINT_PAGES: u32 = 16_384;
 
@@ -34,13 +41,13 @@ impl Drop for Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts checkpointing the database `options` opens.
-    pub(crate) fn start(options: SqliteConnectOptions) -> Self {
-        Self(tokio::spawn(run(options)))
+    /// Starts checkpointing the database `options` opens, whose writes go through `writer`.
+    pub(crate) fn start(options: SqliteConnectOptions, writer: SqlitePool) -> Self {
+        Self(tokio::spawn(run(options, writer)))
     }
 }
 
-async fn run(options: SqliteConnectOptions) {
+async fn run(options: SqliteConnectOptions, writer: SqlitePool) {
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut connection = None;
@@ -56,20 +63,40 @@ async fn run(options: SqliteConnectOptions) {
                 }
             },
         };
-        if let Err(e) = checkpoint(conn).await {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
-            if let Some(conn) = connection.take() {
-                let _ = conn.close().await;
+        let frames = match checkpoint(&mut *conn).await {
+            Ok(frames) => frames,
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+                if let Some(conn) = connection.take() {
+                    let _ = conn.close().await;
+                }
+                continue;
+            }
+        };
+        if frames >= FINISH_AT_FRAMES {
+            if let Err(e) = finish(&writer).await {
+                tracing::warn!(error = %e, "finishing a WAL checkpoint on the writer failed");
             }
         }
     }
 }
 
-/// One passive checkpoint.
+/// One passive checkpoint; returns the frames in the WAL.
 #[tracing::instrument(level = "trace", skip_all)]
-async fn checkpoint(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<()> {
+async fn checkpoint(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<i64> {
+    // (busy, frames in the WAL, frames copied)
+    let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(frames)
+}
+
+/// The same on the writer's connection, so that no commit lands in between and the copy
+/// completes (readers permitting): the next write starts the WAL over.
+#[tracing::instrument(level = "trace", skip_all)]
+async fn finish(writer: &SqlitePool) -> sqlx::Result<()> {
     sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-        .execute(&mut *conn)
+        .execute(writer)
         .await?;
     Ok(())
 }
