@@ -11,10 +11,10 @@
 //! over once one has. So once the WAL has grown past [`FINISH_AT_FRAMES`], the task finishes the
 //! copy on the writer's own connection, between two of its transactions: nothing can be
 //! committed meanwhile, and what is left is only what arrived since the passive checkpoint just
-//! before (a few milliseconds of commits, synced and copied in about a millisecond). The next
-//! write then starts the WAL over. Before this, the writer's automatic checkpoint did that
-//! finishing step inside a commit at 64 MiB of WAL, with up to 250 ms of unsynced WAL to flush:
-//! a stall of 10 to 30 ms every second and a half under fan-out load (BENCHMARKS.md). That
+//! before (a few milliseconds of commits: synced and copied in 3 to 6 ms under fan-out load).
+//! The next write then starts the WAL over. Before this, the writer's automatic checkpoint did
+//! that finishing step inside a commit at 64 MiB of WAL, with up to 250 ms of unsynced WAL to
+//! flush: every post in flight stalled 8 to 10 ms, every second and a half (BENCHMARKS.md). That
 //! automatic checkpoint stays, at [`WRITER_CHECKPOINT_PAGES`], for when readers keep the finishing
 //! step from completing (a reader on an old snapshot holds back the copy).
 
