@@ -513,21 +513,50 @@ async fn all_message_ids(
     }
 }
 
+/// A node without a per-user posting limit, a signed-up user, and a room of theirs to post in.
+struct PostingRoom {
+    dir: tempfile::TempDir,
+    client: reqwest::Client,
+    node: Node,
+    access: String,
+    room: Value,
+    /// The room's messages endpoint.
+    url: String,
+}
+
+impl PostingRoom {
+    async fn start(org: &str) -> PostingRoom {
+        let dir = tempfile::tempdir().unwrap();
+        let client = reqwest::Client::new();
+        let node = Node::start_with(dir.path(), &[("CHATBOARD_RATE_LIMIT_PER_USER", "0")]);
+        let access = sign_up(&client, &node.base, "a@example.com").await;
+        let (_, room) = org_with_room(&client, &node.base, &access, org).await;
+        let url = format!("{}/api/rooms/{}/messages/", node.base, room["id"]);
+        PostingRoom {
+            dir,
+            client,
+            node,
+            access,
+            room,
+            url,
+        }
+    }
+}
+
 #[tokio::test]
 async fn posts_acknowledged_before_a_kill_9_are_all_there_after_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
-    let node = Node::start_with(dir.path(), &[("CHATBOARD_RATE_LIMIT_PER_USER", "0")]);
-    let access = sign_up(&client, &node.base, "a@example.com").await;
-    let (_, room) = org_with_room(&client, &node.base, &access, "Crash").await;
+    let posting = PostingRoom::start("Crash").await;
 
     // 32 posters at once, so that posts share group commits, killed mid-stream: every 201 is a
     // promise that must survive; a post still in flight may land or not.
-    let url = format!("{}/api/rooms/{}/messages/", node.base, room["id"]);
     let answered = Arc::new(AtomicUsize::new(0));
     let posters: Vec<_> = (0..32)
         .map(|p| {
-            let (client, url, access) = (client.clone(), url.clone(), access.clone());
+            let (client, url, access) = (
+                posting.client.clone(),
+                posting.url.clone(),
+                posting.access.clone(),
+            );
             let answered = answered.clone();
             tokio::spawn(async move {
                 let mut acknowledged = Vec::new();
@@ -556,14 +585,15 @@ async fn posts_acknowledged_before_a_kill_9_are_all_there_after_a_restart() {
     while answered.load(Ordering::Relaxed) < 800 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    node.service.kill();
+    posting.node.service.kill();
     let mut acknowledged = Vec::new();
     for poster in posters {
         acknowledged.extend(poster.await.unwrap());
     }
 
-    let node = Node::start(dir.path());
-    let mut stored = all_message_ids(&client, &node.base, &access, &room).await;
+    let node = Node::start(posting.dir.path());
+    let mut stored =
+        all_message_ids(&posting.client, &node.base, &posting.access, &posting.room).await;
     acknowledged.sort_unstable();
     stored.sort_unstable();
     let missing: Vec<_> = acknowledged
@@ -583,18 +613,20 @@ async fn posts_acknowledged_before_a_kill_9_are_all_there_after_a_restart() {
 
 #[tokio::test]
 async fn the_wal_reaches_the_database_file_while_the_node_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
-    let node = Node::start_with(dir.path(), &[("CHATBOARD_RATE_LIMIT_PER_USER", "0")]);
-    let db_size = || std::fs::metadata(dir.path().join("chatboard.db")).map_or(0, |m| m.len());
-    let access = sign_up(&client, &node.base, "a@example.com").await;
-    let (_, room) = org_with_room(&client, &node.base, &access, "Checkpoints").await;
+    let posting = PostingRoom::start("Checkpoints").await;
+    let db_file = posting.dir.path().join("chatboard.db");
+    let db_size = || std::fs::metadata(&db_file).map_or(0, |m| m.len());
     let before = db_size();
     // Commits go to the WAL; the checkpointer, not a commit, copies them into the database file.
-    let url = format!("{}/api/rooms/{}/messages/", node.base, room["id"]);
     let body = json!({"body": "x".repeat(1000)});
     for _ in 0..300 {
-        let (status, _) = post(&client, url.clone(), Some(&access), body.clone()).await;
+        let (status, _) = post(
+            &posting.client,
+            posting.url.clone(),
+            Some(&posting.access),
+            body.clone(),
+        )
+        .await;
         assert_eq!(status, 201);
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -606,7 +638,7 @@ async fn the_wal_reaches_the_database_file_while_the_node_runs() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    node.stop();
+    posting.node.stop();
 }
 
 /// The WAL file's header: its size in bytes and its salt-1, which SQLite changes each time it
@@ -623,19 +655,18 @@ fn wal_header(path: &Path) -> Option<(u64, u32)> {
 
 #[tokio::test]
 async fn the_wal_starts_over_under_steady_posts_long_before_the_writers_own_mark() {
-    let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
-    let node = Node::start_with(dir.path(), &[("CHATBOARD_RATE_LIMIT_PER_USER", "0")]);
-    let access = sign_up(&client, &node.base, "a@example.com").await;
-    let (_, room) = org_with_room(&client, &node.base, &access, "Restarts").await;
+    let posting = PostingRoom::start("Restarts").await;
 
     // Posters that never pause, so a passive checkpoint never catches up on its own.
-    let url = format!("{}/api/rooms/{}/messages/", node.base, room["id"]);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let posters: Vec<_> = (0..4)
         .map(|_| {
-            let (client, url, access, stop) =
-                (client.clone(), url.clone(), access.clone(), stop.clone());
+            let (client, url, access, stop) = (
+                posting.client.clone(),
+                posting.url.clone(),
+                posting.access.clone(),
+                stop.clone(),
+            );
             tokio::spawn(async move {
                 let body = json!({"body": "x".repeat(1000)});
                 while !stop.load(Ordering::Relaxed) {
@@ -650,7 +681,7 @@ async fn the_wal_starts_over_under_steady_posts_long_before_the_writers_own_mark
     // looks every 250 ms, so the file may grow by what a quarter second writes: 14 MiB here in a
     // debug build), and the next commit starts the WAL over. The writer's own automatic
     // checkpoint would only do that at 64 MiB of frames, the file grown to 66 MiB.
-    let wal = dir.path().join("chatboard.db-wal");
+    let wal = posting.dir.path().join("chatboard.db-wal");
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let (mut largest, mut salt, mut restarts) = (0, None, 0);
     while restarts < 2 {
@@ -675,5 +706,5 @@ async fn the_wal_starts_over_under_steady_posts_long_before_the_writers_own_mark
         largest < 56 << 20,
         "the WAL file grew to {largest} bytes before starting over"
     );
-    node.stop();
+    posting.node.stop();
 }

@@ -74,29 +74,21 @@ async fn run(options: SqliteConnectOptions, writer: SqlitePool) {
             }
         };
         if frames >= FINISH_AT_FRAMES {
-            if let Err(e) = finish(&writer).await {
+            if let Err(e) = checkpoint(&writer).await {
                 tracing::warn!(error = %e, "finishing a WAL checkpoint on the writer failed");
             }
         }
     }
 }
 
-/// One passive checkpoint; returns the frames in the WAL.
+/// One passive checkpoint on `executor`; returns the frames in the WAL. Run on the writer's
+/// connection, no commit lands in between, so the copy completes (readers permitting) and the
+/// next write starts the WAL over.
 #[tracing::instrument(level = "trace", skip_all)]
-async fn checkpoint(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<i64> {
+async fn checkpoint<'c>(executor: impl sqlx::SqliteExecutor<'c>) -> sqlx::Result<i64> {
     // (busy, frames in the WAL, frames copied)
     let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-        .fetch_one(&mut *conn)
+        .fetch_one(executor)
         .await?;
     Ok(frames)
-}
-
-/// The same on the writer's connection, so that no commit lands in between and the copy
-/// completes (readers permitting): the next write starts the WAL over.
-#[tracing::instrument(level = "trace", skip_all)]
-async fn finish(writer: &SqlitePool) -> sqlx::Result<()> {
-    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-        .execute(writer)
-        .await?;
-    Ok(())
 }
