@@ -97,17 +97,24 @@ next_run() {
 # each of the server's busy threads is printed with its CPU and its voluntary context switches
 # (the times it slept and was woken) per message sent: counts that a busy machine blurs far less
 # than it blurs CPU time. With PROCS set, each program's CPU over the sending is printed too.
+# WARMUP=N sends at the same rate for N s before the 15 s measured: the row's latency, rate and
+# CPU are then of the messages sent after it (its last column is the p99 with the warm-up
+# included), and the THREADS and PROCS counters start with the measuring too. With METRICS_URL
+# (a node's or gateway's /metrics), the share of deliveries its own histogram counted late is
+# printed under the row: what is late inside the server, against what the client saw.
 fanout() {
   echo "== $1, $5 msg/s, $(machine)"
   local out="$WORK/fanout.out" gen
   RUNS=$(( ${RUNS:-0} + 1 ))
   rm -f "$out"
   "$B/chatboard-bench" ws-fanout --ws "$2" --state "$4" --rate "$5" --seconds 15 --gateway-pid "$3" \
-    ${TIMELINE_MS:+--timeline-ms $TIMELINE_MS} >"$out" &
+    --warmup-seconds "${WARMUP:-0}" ${TIMELINE_MS:+--timeline-ms $TIMELINE_MS} \
+    ${METRICS_URL:+--metrics-url $METRICS_URL} >"$out" &
   gen=$!
   if [ -n "${SCHEDWATCH:-}${THREADS:-}${PROCS:-}" ]; then
-    # Sending starts once every socket is open and the arrivals' presence notices have passed.
-    while ! grep -q "sending" "$out" 2>/dev/null && kill -0 $gen 2>/dev/null; do sleep 0.05; done
+    # Measuring starts once every socket is open, the arrivals' presence notices have passed
+    # and the warm-up's sending is over.
+    while ! grep -q "^measuring" "$out" 2>/dev/null && kill -0 $gen 2>/dev/null; do sleep 0.05; done
   fi
   [ -z "${THREADS:-}" ] || thread_counters "$3" >"$WORK/threads-before"
   if [ -n "${PROCS:-}" ]; then
@@ -122,6 +129,7 @@ fanout() {
   [ -z "${THREADS:-}" ] || thread_counters "$3" >"$WORK/threads-after"
   # The result row is the one after the first table's header and rule.
   awk '/^\| sent \|/{row=NR+2} NR==row' "$out"
+  grep "^gateway's own count" "$out" || true
   if [ -n "${THREADS:-}" ]; then
     # Threads that ran over 20 ms while sending; the rate times 15 s is the messages sent.
     join "$WORK/threads-before" "$WORK/threads-after" | awk -v msgs=$(( $5 * 15 )) '{

@@ -31,7 +31,8 @@ for round in $(seq 1 "$ROUNDS"); do
     if [ $target = a ]; then dir=$A; else dir=$BB; fi
     B=$dir seed_node "$WORK/s100.json" --rooms 100 --members 100 >/dev/null
     B=$dir start_node "$WORK/s100.json"
-    fanout "$target (round $round)" ws://127.0.0.1:18080 "$NODE" "$WORK/s100.json" "$RATE"
+    METRICS_URL=http://127.0.0.1:18080/metrics \
+      fanout "$target (round $round)" ws://127.0.0.1:18080 "$NODE" "$WORK/s100.json" "$RATE"
     kill $NODE; wait $NODE || true
   done
 done

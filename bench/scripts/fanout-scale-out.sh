@@ -18,5 +18,5 @@ for rate in ${RATES:-1000 2000}; do
     fanout_raw "$r" "$WORK/so100.json" $rate
   done
   next_run
-  fanout gateway ws://127.0.0.1:18082 $GW "$WORK/so100.json" $rate
+  METRICS_URL=http://127.0.0.1:18082/metrics fanout gateway ws://127.0.0.1:18082 $GW "$WORK/so100.json" $rate
 done

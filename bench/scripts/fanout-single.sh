@@ -16,7 +16,8 @@ for rate in ${RATES:-1000 2000}; do
       seed_node "$WORK/s100.json" --rooms 100 --members 100
       start_node "$WORK/s100.json"; url=ws://127.0.0.1:18080; pid=$NODE
     fi
-    fanout $target $url $pid "$WORK/s100.json" $rate
+    METRICS_URL=$([ $target = raw ] || echo http://127.0.0.1:18080/metrics) \
+      fanout $target $url $pid "$WORK/s100.json" $rate
     if [ $target = node ]; then kill $NODE; wait $NODE || true; fi
   done
 done

@@ -157,15 +157,23 @@ enum Command {
         /// Messages per second, over all rooms.
         #[arg(long, default_value_t = 1000.0)]
         rate: f64,
-        /// Seconds of sending.
+        /// Seconds of sending measured.
         #[arg(long, default_value_t = 20)]
         seconds: u64,
+        /// Seconds of sending before that, at the same rate, whose latency and CPU are left
+        /// out of the figures (the whole run's p99 is printed too).
+        #[arg(long, default_value_t = 0)]
+        warmup_seconds: u64,
         /// ws (message frames) or rest (POST).
         #[arg(long, default_value = "ws")]
         via: String,
         /// The gateway's process id, to read its memory from /proc.
         #[arg(long)]
         gateway_pid: Option<u32>,
+        /// The gateway's metrics (http://host:port/metrics): also print the share of
+        /// deliveries its own histogram counted as late over the measured seconds.
+        #[arg(long)]
+        metrics_url: Option<String>,
         /// Also print deliveries by send time in windows of this many milliseconds (how many,
         /// how many over 10 ms, the worst): where in the run the tail was.
         #[arg(long)]
@@ -321,7 +329,7 @@ async fn main() -> anyhow::Result<()> {
             hold,
         } => {
             let seeded: ws_seed::WsSeeded = serde_json::from_slice(&std::fs::read(&state)?)?;
-            let target = ws_load::Target::new(&ws, None, gateway_pid)?;
+            let target = ws_load::Target::new(&ws, None, gateway_pid, None)?;
             let range = first..first + connections;
             ws_load::idle(&target, &seeded, range, Duration::from_secs(hold)).await?;
         }
@@ -331,8 +339,10 @@ async fn main() -> anyhow::Result<()> {
             state,
             rate,
             seconds,
+            warmup_seconds,
             via,
             gateway_pid,
+            metrics_url,
             timeline_ms,
         } => {
             let via = match via.as_str() {
@@ -342,12 +352,13 @@ async fn main() -> anyhow::Result<()> {
                 other => anyhow::bail!("--via: ws or rest, not {other}"),
             };
             let seeded: ws_seed::WsSeeded = serde_json::from_slice(&std::fs::read(&state)?)?;
-            let target = ws_load::Target::new(&ws, api, gateway_pid)?;
+            let target = ws_load::Target::new(&ws, api, gateway_pid, metrics_url)?;
             ws_load::fanout(
                 &target,
                 &seeded,
                 rate,
                 seconds,
+                Duration::from_secs(warmup_seconds),
                 via,
                 timeline_ms.map(Duration::from_millis),
             )

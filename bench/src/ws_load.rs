@@ -42,11 +42,18 @@ pub struct Target {
     pub api: Option<String>,
     /// The gateway's process id, to read its memory.
     pub gateway_pid: Option<u32>,
+    /// The gateway's `/metrics`, to read its own count of late deliveries.
+    pub metrics: Option<String>,
 }
 
 impl Target {
     /// Resolves the gateway's address.
-    pub fn new(ws: &str, api: Option<String>, gateway_pid: Option<u32>) -> anyhow::Result<Self> {
+    pub fn new(
+        ws: &str,
+        api: Option<String>,
+        gateway_pid: Option<u32>,
+        metrics: Option<String>,
+    ) -> anyhow::Result<Self> {
         let hostport = ws
             .strip_prefix("ws://")
             .context("--ws must be ws://host:port")?
@@ -59,6 +66,33 @@ impl Target {
             addr,
             api,
             gateway_pid,
+            metrics,
+        })
+    }
+
+    /// The gateway's own fan-out histogram (a post's creation to its write on a socket): how
+    /// many live deliveries it counted in all, and within 5 and 10 ms.
+    async fn fanout_counts(&self, http: &reqwest::Client) -> Option<FanoutCounts> {
+        let text = http
+            .get(self.metrics.as_deref()?)
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let value = |prefix: &str| -> Option<u64> {
+            let line = text.lines().find(|l| l.starts_with(prefix))?;
+            line.rsplit(' ')
+                .next()?
+                .parse::<f64>()
+                .ok()
+                .map(|v| v as u64)
+        };
+        Some(FanoutCounts {
+            all: value("chatboard_ws_fanout_seconds_count ")?,
+            within_5ms: value("chatboard_ws_fanout_seconds_bucket{le=\"0.005\"} ")?,
+            within_10ms: value("chatboard_ws_fanout_seconds_bucket{le=\"0.01\"} ")?,
         })
     }
 
@@ -99,6 +133,29 @@ impl Target {
     /// The gateway's resident memory in KiB, when its pid is known.
     fn gateway_rss_kib(&self) -> Option<u64> {
         crate::memory::rss_kib(self.gateway_pid?).ok()
+    }
+}
+
+/// Counts of the gateway's fan-out histogram (see [`Target::fanout_counts`]).
+#[derive(Clone, Copy)]
+struct FanoutCounts {
+    all: u64,
+    within_5ms: u64,
+    within_10ms: u64,
+}
+
+impl FanoutCounts {
+    /// What was counted between `before` and `self`, as a line for the report.
+    fn since(self, before: Self) -> String {
+        let all = self.all.saturating_sub(before.all);
+        let share = |within: u64, was: u64| {
+            100.0 * all.saturating_sub(within.saturating_sub(was)) as f64 / all.max(1) as f64
+        };
+        format!(
+            "gateway's own count (post created to socket write): {all} deliveries, {:.2}% over 5 ms, {:.2}% over 10 ms",
+            share(self.within_5ms, before.within_5ms),
+            share(self.within_10ms, before.within_10ms),
+        )
     }
 }
 
@@ -194,13 +251,36 @@ pub enum SendVia {
     Rest,
 }
 
-/// Every member of every room connected; `rate` messages/s spread over the rooms for
-/// `seconds`; reports deliveries, losses and post-to-delivery latency.
+/// A room's post-to-delivery latencies in µs: of every delivery, and of the messages sent
+/// after the warm-up (the measured ones).
+struct RoomLatencies {
+    whole: Histogram<u64>,
+    measured: Histogram<u64>,
+}
+
+impl RoomLatencies {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            whole: Histogram::new_with_bounds(1, 600_000_000, 3)?,
+            measured: Histogram::new_with_bounds(1, 600_000_000, 3)?,
+        })
+    }
+}
+
+/// Every member of every room connected; `rate` messages/s spread over the rooms for `warmup`
+/// and then `seconds`; reports deliveries, losses and post-to-delivery latency. Latency, rate
+/// and CPU are of the messages sent after the warm-up (losses of all); the p99 of the whole
+/// run is printed beside them.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the run's parameters, as the CLI takes them"
+)]
 pub async fn fanout(
     target: &Target,
     seeded: &WsSeeded,
     rate: f64,
     seconds: u64,
+    warmup: Duration,
     via: SendVia,
     timeline: Option<Duration>,
 ) -> anyhow::Result<()> {
@@ -209,11 +289,14 @@ pub async fn fanout(
     // holds ticks that a busy machine fires late.
     let timeline = timeline.map(|window| {
         Arc::new(Timeline::new(
-            Duration::from_secs(seconds + 1),
+            warmup + Duration::from_secs(seconds + 1),
             window,
             SLOW,
         ))
     });
+    // Nanoseconds since the epoch from which sent messages count as measured; none until
+    // sending starts.
+    let measure_from = Arc::new(AtomicU64::new(u64::MAX));
     let epoch = Instant::now();
     let (stop_tx, stop) = watch::channel(false);
     let per_room = rate / seeded.rooms.len() as f64;
@@ -227,11 +310,7 @@ pub async fn fanout(
     for room in &seeded.rooms {
         // One histogram per room, shared by its receivers (one each would cost more memory
         // than the connections themselves).
-        let room_latencies = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
-            1,
-            600_000_000,
-            3,
-        )?));
+        let room_latencies = Arc::new(Mutex::new(RoomLatencies::new()?));
         histograms.push(room_latencies.clone());
         anyhow::ensure!(
             room.tokens.len() >= senders_per_room,
@@ -267,6 +346,7 @@ pub async fn fanout(
                 epoch,
                 stop.clone(),
                 room_latencies.clone(),
+                measure_from.clone(),
                 last_frame.clone(),
                 timeline.clone(),
             )));
@@ -286,22 +366,25 @@ pub async fn fanout(
         }
     }
     println!(
-        "{} connections in {} rooms open in {:.1} s, settled in {:.1} s; sending {rate} msg/s over {} for {seconds} s",
+        "{} connections in {} rooms open in {:.1} s, settled in {:.1} s; sending {rate} msg/s over {} for {:.0} s of warm-up and {seconds} s",
         receivers.len(),
         seeded.rooms.len(),
         opened.as_secs_f64(),
         settling.elapsed().as_secs_f64(),
-        if via == SendVia::Rest { "REST" } else { "WebSocket" }
+        if via == SendVia::Rest { "REST" } else { "WebSocket" },
+        warmup.as_secs_f64(),
     );
     let expected = Arc::new(AtomicU64::new(0));
     let sent = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
     let http = reqwest::Client::new();
     let period = Duration::from_secs_f64(senders_per_room as f64 / per_room);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
-    let cpu_before = target.gateway_cpu();
+    let sending_from = tokio::time::Instant::now();
+    let deadline = sending_from + warmup + Duration::from_secs(seconds);
+    let now = epoch.elapsed();
+    measure_from.store((now + warmup).as_nanos() as u64, Ordering::Relaxed);
     if let Some(t) = &timeline {
-        t.begin(epoch.elapsed().as_nanos() as u64);
+        t.begin(now.as_nanos() as u64);
     }
     // Unique per run: the same senders' ids from an earlier run would be (rightly) de-duplicated.
     let run = chrono::Utc::now().timestamp_micros();
@@ -350,6 +433,11 @@ pub async fn fanout(
             sink
         }));
     }
+    tokio::time::sleep_until(sending_from + warmup).await;
+    let cpu_before = target.gateway_cpu();
+    let counts_before = target.fanout_counts(&http).await;
+    // Scripts wait for this line to start their own counters.
+    println!("measuring for {seconds} s");
     let mut sinks = Vec::new();
     for s in senders {
         sinks.push(s.await?);
@@ -358,6 +446,10 @@ pub async fn fanout(
     let rss = target.gateway_rss_kib();
     // Let the last messages arrive.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let counts = match (counts_before, target.fanout_counts(&http).await) {
+        (Some(before), Some(after)) => Some(after.since(before)),
+        _ => None,
+    };
     let cpu = match (cpu_before, target.gateway_cpu()) {
         (Some(before), Some(after)) => Some(after.saturating_sub(before)),
         _ => None,
@@ -368,10 +460,14 @@ pub async fn fanout(
     for r in receivers {
         total += r.await?;
     }
-    let mut latencies = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let mut latencies = RoomLatencies::new()?;
     for h in &histograms {
-        latencies.add(&*h.lock().unwrap_or_else(PoisonError::into_inner))?;
+        let room = h.lock().unwrap_or_else(PoisonError::into_inner);
+        latencies.whole.add(&room.whole)?;
+        latencies.measured.add(&room.measured)?;
     }
+    let measured = latencies.measured.len();
+    let (whole, latencies) = (latencies.whole, latencies.measured);
     drop(sinks);
     let (sent, expected, failures) = (
         sent.load(Ordering::Relaxed),
@@ -379,35 +475,40 @@ pub async fn fanout(
         failures.load(Ordering::Relaxed),
     );
     println!(
-        "| sent | failed sends | deliveries expected | delivered | lost | delivered/s | p50 ms | p99 ms | max ms | gateway RSS MiB | RSS KiB/connection | gateway CPU µs/delivery |"
+        "| sent | failed sends | deliveries expected | delivered | lost | delivered/s | p50 ms | p99 ms | max ms | gateway RSS MiB | RSS KiB/connection | gateway CPU µs/delivery | p99 ms with warm-up |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {sent} | {failures} | {expected} | {total} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
+        "| {sent} | {failures} | {expected} | {total} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {:.1} |",
         expected.saturating_sub(total),
-        total as f64 / sending.as_secs_f64(),
+        measured as f64 / sending.as_secs_f64(),
         latencies.value_at_quantile(0.5) as f64 / 1000.0,
         latencies.value_at_quantile(0.99) as f64 / 1000.0,
         latencies.max() as f64 / 1000.0,
         rss.map(|k| format!("{:.0}", k as f64 / 1024.0)).unwrap_or_else(|| "-".into()),
         rss.map(|k| format!("{:.1}", k as f64 / connections.max(1) as f64))
             .unwrap_or_else(|| "-".into()),
-        cpu.map(|c| format!("{:.1}", c.as_secs_f64() * 1e6 / total.max(1) as f64))
+        cpu.map(|c| format!("{:.1}", c.as_secs_f64() * 1e6 / measured.max(1) as f64))
             .unwrap_or_else(|| "-".into()),
+        whole.value_at_quantile(0.99) as f64 / 1000.0,
     );
+    if let Some(counts) = counts {
+        println!("{counts}");
+    }
     if let Some(t) = &timeline {
         t.print();
     }
     Ok(())
 }
 
-/// Counts message frames and records their latency (from the send time in the body) until
-/// stopped; returns the count.
+/// Counts message frames and records their latency (from the send time in the body), in the
+/// measured histogram too when sent after the warm-up, until stopped; returns the count.
 async fn receive(
     mut stream: futures::stream::SplitStream<Socket>,
     epoch: Instant,
     mut stop: watch::Receiver<bool>,
-    latencies: Arc<Mutex<Histogram<u64>>>,
+    latencies: Arc<Mutex<RoomLatencies>>,
+    measure_from: Arc<AtomicU64>,
     last_frame: Arc<AtomicU64>,
     timeline: Option<Arc<Timeline>>,
 ) -> u64 {
@@ -426,7 +527,10 @@ async fn receive(
                         count += 1;
                         let micros = (epoch.elapsed().as_nanos() as u64).saturating_sub(sent) / 1000;
                         let mut h = latencies.lock().unwrap_or_else(PoisonError::into_inner);
-                        let _ = h.record(micros.max(1));
+                        let _ = h.whole.record(micros.max(1));
+                        if sent >= measure_from.load(Ordering::Relaxed) {
+                            let _ = h.measured.record(micros.max(1));
+                        }
                         drop(h);
                         if let Some(t) = &timeline {
                             t.record(sent, micros);

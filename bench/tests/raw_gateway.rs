@@ -131,3 +131,44 @@ async fn sends_deliver_to_the_room_and_answer_the_sender() {
 async fn uring_delivers_to_the_room_and_answers_the_sender() {
     delivers_to_the_room_and_answers_the_sender("uring").await;
 }
+
+/// `ws-fanout` with a warm-up: every message sent is delivered and counted as such, but the
+/// rate (and with it latency and CPU) covers only the messages sent after the warm-up.
+#[test]
+fn a_fan_out_run_leaves_its_warm_up_out_of_the_rate() {
+    let (_server, url) = start("sends");
+    let state = std::env::temp_dir().join(format!("ws-state-{}.json", std::process::id()));
+    let rooms = json!({"rooms": [
+        {"id": 1, "tokens": ["a", "b", "c"]},
+        {"id": 2, "tokens": ["d", "e", "f"]},
+    ]});
+    std::fs::write(&state, rooms.to_string()).expect("state written");
+    let run = Command::new(env!("CARGO_BIN_EXE_chatboard-bench"))
+        .args(["ws-fanout", "--ws", &url, "--rate", "20", "--seconds", "1"])
+        .args(["--warmup-seconds", "2", "--state"])
+        .arg(&state)
+        .output()
+        .expect("ws-fanout runs");
+    let _ = std::fs::remove_file(&state);
+    let report = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{report}");
+    assert!(report.contains("measuring for 1 s"), "{report}");
+    // | sent | failed sends | expected | delivered | lost | delivered/s | ...
+    let row: Vec<u64> = report
+        .lines()
+        .skip_while(|line| !line.starts_with("|---"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no result row in {report}"))
+        .split('|')
+        .skip(1)
+        .take(6)
+        .map(|cell| cell.trim().parse().expect("a number"))
+        .collect();
+    let [sent, failed, expected, delivered, lost, rate] = row[..] else {
+        panic!("short row in {report}")
+    };
+    assert!(sent > 0 && failed == 0 && lost == 0, "{report}");
+    assert_eq!((expected, delivered), (sent * 3, sent * 3), "{report}");
+    // Three seconds of sending delivered; the rate counts the last one only.
+    assert!(rate > 0 && rate < delivered, "{report}");
+}
