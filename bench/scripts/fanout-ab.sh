@@ -17,7 +17,8 @@ B=$BB
 [ "$BB" != - ] || B=$A
 source "$(dirname "$0")/common.sh"
 seed_node "$WORK/s100.json" --rooms 100 --members 100
-trap stop_raws EXIT
+# A run that fails ends the script: stop its node too, not just the raw servers.
+trap 'stop_raws; kill ${NODE:-} 2>/dev/null || true' EXIT
 start_raws
 targets="a"
 [ "$BB" = - ] || targets="a b"

@@ -6,7 +6,7 @@ source "$(dirname "$0")/common.sh"
 # The population (the raw server needs its state file too); seeded anew before each node run.
 seed_node "$WORK/s100.json" --rooms 100 --members 100
 start_raw
-trap 'kill $RAW 2>/dev/null || true' EXIT
+trap 'kill $RAW ${NODE:-} 2>/dev/null || true' EXIT
 for rate in ${RATES:-1000 2000}; do
   for target in raw node; do
     next_run
