@@ -11,13 +11,13 @@ for rate in ${RATES:-1000 2000}; do
   for target in raw node; do
     next_run
     if [ $target = raw ]; then
-      url=ws://127.0.0.1:9100; pid=$RAW
+      url=ws://127.0.0.1:9100; pid=$RAW; metrics=
     else
       seed_node "$WORK/s100.json" --rooms 100 --members 100
       start_node "$WORK/s100.json"; url=ws://127.0.0.1:18080; pid=$NODE
+      metrics=http://127.0.0.1:18080/metrics
     fi
-    METRICS_URL=$([ $target = raw ] || echo http://127.0.0.1:18080/metrics) \
-      fanout $target $url $pid "$WORK/s100.json" $rate
+    METRICS_URL=$metrics fanout $target $url $pid "$WORK/s100.json" $rate
     if [ $target = node ]; then kill $NODE; wait $NODE || true; fi
   done
 done

@@ -81,18 +81,15 @@ impl Target {
             .text()
             .await
             .ok()?;
-        let value = |prefix: &str| -> Option<u64> {
-            let line = text.lines().find(|l| l.starts_with(prefix))?;
-            line.rsplit(' ')
-                .next()?
-                .parse::<f64>()
-                .ok()
-                .map(|v| v as u64)
-        };
+        const COUNT: &str = "chatboard_ws_fanout_seconds_count";
+        if !text.contains(COUNT) {
+            return None; // not a ChatBoard gateway
+        }
+        let value = |name: &str| testing::process::series(&text, name) as u64;
         Some(FanoutCounts {
-            all: value("chatboard_ws_fanout_seconds_count ")?,
-            within_5ms: value("chatboard_ws_fanout_seconds_bucket{le=\"0.005\"} ")?,
-            within_10ms: value("chatboard_ws_fanout_seconds_bucket{le=\"0.01\"} ")?,
+            all: value(COUNT),
+            within_5ms: value("chatboard_ws_fanout_seconds_bucket{le=\"0.005\"}"),
+            within_10ms: value("chatboard_ws_fanout_seconds_bucket{le=\"0.01\"}"),
         })
     }
 

@@ -541,6 +541,35 @@ impl PostingRoom {
             url,
         }
     }
+
+    /// What a task needs to post into the room on its own.
+    fn poster(&self) -> Poster {
+        Poster {
+            client: self.client.clone(),
+            url: self.url.clone(),
+            access: self.access.clone(),
+        }
+    }
+}
+
+/// Posts into a [`PostingRoom`]'s room as its user.
+struct Poster {
+    client: reqwest::Client,
+    url: String,
+    access: String,
+}
+
+impl Poster {
+    /// Posts `body`; returns the status and the answer.
+    async fn post(&self, body: &Value) -> (u16, Value) {
+        post(
+            &self.client,
+            self.url.clone(),
+            Some(&self.access),
+            body.clone(),
+        )
+        .await
+    }
 }
 
 #[tokio::test]
@@ -552,19 +581,17 @@ async fn posts_acknowledged_before_a_kill_9_are_all_there_after_a_restart() {
     let answered = Arc::new(AtomicUsize::new(0));
     let posters: Vec<_> = (0..32)
         .map(|p| {
-            let (client, url, access) = (
-                posting.client.clone(),
-                posting.url.clone(),
-                posting.access.clone(),
-            );
+            let poster = posting.poster();
             let answered = answered.clone();
             tokio::spawn(async move {
                 let mut acknowledged = Vec::new();
                 for i in 0.. {
                     let body = json!({"body": format!("{p}/{i}")});
-                    let Ok(r) = client
-                        .post(&url)
-                        .bearer_auth(&access)
+                    // Not `Poster::post`: once the node is killed, requests fail.
+                    let Ok(r) = poster
+                        .client
+                        .post(&poster.url)
+                        .bearer_auth(&poster.access)
                         .json(&body)
                         .send()
                         .await
@@ -620,13 +647,7 @@ async fn the_wal_reaches_the_database_file_while_the_node_runs() {
     // Commits go to the WAL; the checkpointer, not a commit, copies them into the database file.
     let body = json!({"body": "x".repeat(1000)});
     for _ in 0..300 {
-        let (status, _) = post(
-            &posting.client,
-            posting.url.clone(),
-            Some(&posting.access),
-            body.clone(),
-        )
-        .await;
+        let (status, _) = posting.poster().post(&body).await;
         assert_eq!(status, 201);
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -661,16 +682,11 @@ async fn the_wal_starts_over_under_steady_posts_long_before_the_writers_own_mark
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let posters: Vec<_> = (0..4)
         .map(|_| {
-            let (client, url, access, stop) = (
-                posting.client.clone(),
-                posting.url.clone(),
-                posting.access.clone(),
-                stop.clone(),
-            );
+            let (poster, stop) = (posting.poster(), stop.clone());
             tokio::spawn(async move {
                 let body = json!({"body": "x".repeat(1000)});
                 while !stop.load(Ordering::Relaxed) {
-                    let (status, _) = post(&client, url.clone(), Some(&access), body.clone()).await;
+                    let (status, _) = poster.post(&body).await;
                     assert_eq!(status, 201);
                 }
             })
