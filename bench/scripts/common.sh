@@ -151,23 +151,28 @@ fanout() {
   echo "   after: $(machine)"
 }
 
-# Clock ticks of CPU each program (by name) has used, summed over its processes.
+# Clock ticks of CPU each program (by name) has used, summed over its processes. One `awk`
+# reads every process's files: a few processes per thread or per program (as this once was)
+# took the CPU, at the start of the measured seconds, that the server under test needed.
 program_cpu() {
-  local p n s f
-  for p in /proc/[0-9]*; do
-    n=$(cat "$p/comm" 2>/dev/null) || continue
-    s=$(sed 's/.*) //' "$p/stat" 2>/dev/null) || continue
-    read -r -a f <<<"$s"; echo "$n $((f[11] + f[12]))"
-  done | awk '{a[$1] += $2} END {for (k in a) print k, a[k]}' | sort
+  awk 'FNR == 1 { split(FILENAME, p, "/"); kind = p[4]; pid = p[3] }
+    kind == "comm" { name = $0; gsub(/ /, "", name); comm[pid] = name }
+    kind == "stat" { s = $0; sub(/.*\) /, "", s); split(s, f, " "); ticks[pid] = f[12] + f[13] }
+    END { for (id in ticks) if (id in comm) total[comm[id]] += ticks[id]
+          for (n in total) print n, total[n] }' /proc/[0-9]*/comm /proc/[0-9]*/stat 2>/dev/null | sort
 }
 
 # Each thread of process $1: its id, name, nanoseconds run (schedstat), voluntary and
-# involuntary context switches (status), clock ticks in user and in kernel mode (stat).
+# involuntary context switches (status), clock ticks in user and in kernel mode (stat). One
+# `awk` process for all of them, for the reason given above `program_cpu`.
 thread_counters() {
-  local t
-  for t in /proc/"$1"/task/*; do
-    echo "${t##*/} $(tr -d ' ' <"$t/comm") $(cut -d' ' -f1 "$t/schedstat") $(awk '/ctxt_switches/{printf "%s ", $2}' "$t/status")$(sed 's/.*) //' "$t/stat" | cut -d' ' -f12,13)"
-  done 2>/dev/null | sort
+  awk 'FNR == 1 { split(FILENAME, p, "/"); tid = p[5]; kind = p[6] }
+    kind == "comm" { name = $0; gsub(/ /, "", name); comm[tid] = name }
+    kind == "schedstat" { ran[tid] = $1 }
+    kind == "status" && /^(voluntary|nonvoluntary)_ctxt_switches/ { switches[tid] = switches[tid] " " $2 }
+    kind == "stat" { s = $0; sub(/.*\) /, "", s); split(s, f, " "); ticks[tid] = f[12] " " f[13] }
+    END { for (t in comm) print t, comm[t], ran[t] switches[t], ticks[t] }' \
+    /proc/"$1"/task/*/comm /proc/"$1"/task/*/schedstat /proc/"$1"/task/*/status /proc/"$1"/task/*/stat 2>/dev/null | sort
 }
 
 # The single node's data directory for a state file: each population has its own.
