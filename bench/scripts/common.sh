@@ -102,12 +102,13 @@ next_run() {
 # included), and the THREADS and PROCS counters start with the measuring too. With METRICS_URL
 # (a node's or gateway's /metrics), the share of deliveries its own histogram counted late is
 # printed under the row: what is late inside the server, against what the client saw.
+# CLIENT_THREADS=N runs the load generator on N tokio workers (its default is one per core).
 fanout() {
   echo "== $1, $5 msg/s, $(machine)"
   local out="$WORK/fanout.out" gen
   RUNS=$(( ${RUNS:-0} + 1 ))
   rm -f "$out"
-  "$B/chatboard-bench" ws-fanout --ws "$2" --state "$4" --rate "$5" --seconds 15 --gateway-pid "$3" \
+  env ${CLIENT_THREADS:+TOKIO_WORKER_THREADS=$CLIENT_THREADS} "$B/chatboard-bench" ws-fanout --ws "$2" --state "$4" --rate "$5" --seconds 15 --gateway-pid "$3" \
     --warmup-seconds "${WARMUP:-0}" ${TIMELINE_MS:+--timeline-ms $TIMELINE_MS} \
     ${METRICS_URL:+--metrics-url $METRICS_URL} >"$out" &
   gen=$!

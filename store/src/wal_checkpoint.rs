@@ -12,7 +12,10 @@
 //! copy on the writer's own connection, between two of its transactions: nothing can be
 //! committed meanwhile, and what is left is only what arrived since the passive checkpoint just
 //! before (a few milliseconds of commits: synced and copied in 3 to 6 ms under fan-out load).
-//! The next write then starts the WAL over. Before this, the writer's automatic checkpoint did
+//! The next write then starts the WAL over. That step still holds posts back (its three
+//! `fsync`s take 2 to 7 ms), so it waits for 64 MiB of WAL: at 1,000 posts a second, once every
+//! two seconds instead of twice a second (BENCHMARKS.md, "The writer's checkpoint stalls").
+//! Before this, the writer's automatic checkpoint did
 //! that finishing step inside a commit at 64 MiB of WAL, with up to 250 ms of unsynced WAL to
 //! flush: every post in flight stalled 8 to 10 ms, every second and a half (BENCHMARKS.md). That
 //! automatic checkpoint stays, at [`WRITER_CHECKPOINT_PAGES`], for when readers keep the finishing
@@ -26,10 +29,11 @@ use tokio::task::JoinHandle;
 
 /// How often the WAL is checkpointed.
 const EVERY: Duration = Duration::from_millis(250);
-/// WAL frames (4 KiB pages) past which a checkpoint is finished on the writer's connection.
-const FINISH_AT_FRAMES: i64 = 4_096;
-/// The writer connection's `wal_autocheckpoint`: 64 MiB of 4 KiB pages.
-pub(crate) const WRITER_CHECKPOINT_PAGES: u32 = 16_384;
+/// WAL frames (4 KiB pages) past which a checkpoint is finished on the writer's connection:
+/// 64 MiB.
+const FINISH_AT_FRAMES: i64 = 16_384;
+/// The writer connection's `wal_autocheckpoint`: 256 MiB of 4 KiB pages.
+pub(crate) const WRITER_CHECKPOINT_PAGES: u32 = 65_536;
 
 /// Stops the checkpoint task when dropped (with the store that owns it).
 pub(crate) struct Checkpointer(JoinHandle<()>);
