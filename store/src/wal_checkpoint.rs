@@ -15,11 +15,12 @@
 //! The next write then starts the WAL over. That step still holds posts back (its three
 //! `fsync`s take 2 to 7 ms), so it waits for 64 MiB of WAL: at 1,000 posts a second, once every
 //! two seconds instead of twice a second (BENCHMARKS.md, "The writer's checkpoint stalls").
-//! Before this, the writer's automatic checkpoint did
-//! that finishing step inside a commit at 64 MiB of WAL, with up to 250 ms of unsynced WAL to
-//! flush: every post in flight stalled 8 to 10 ms, every second and a half (BENCHMARKS.md). That
-//! automatic checkpoint stays, at [`WRITER_CHECKPOINT_PAGES`], for when readers keep the finishing
-//! step from completing (a reader on an old snapshot holds back the copy).
+//!
+//! Before the task, the writer's automatic checkpoint did that finishing step inside a commit,
+//! with up to 250 ms of unsynced WAL to flush: every post in flight stalled 8 to 10 ms, every
+//! second and a half (BENCHMARKS.md). That automatic checkpoint stays, at
+//! [`WRITER_CHECKPOINT_PAGES`], for when readers keep the finishing step from completing (a
+//! reader on an old snapshot holds back the copy).
 
 use std::time::Duration;
 
