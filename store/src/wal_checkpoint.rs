@@ -32,9 +32,10 @@ use tokio::task::JoinHandle;
 const EVERY: Duration = Duration::from_millis(250);
 /// WAL frames (4 KiB pages) past which a checkpoint is finished on the writer's connection:
 /// 64 MiB.
-const FINISH_AT_FRAMES: i64 = 16_384;
-/// The writer connection's `wal_autocheckpoint`: 256 MiB of 4 KiB pages.
-pub(crate) const WRITER_CHECKPOINT_PAGES: u32 = 65_536;
+const FINISH_AT_FRAMES: u32 = 16_384;
+/// The writer connection's `wal_autocheckpoint` (256 MiB of 4 KiB pages): well above
+/// [`FINISH_AT_FRAMES`], so that it only acts when the finishing step cannot.
+pub(crate) const WRITER_CHECKPOINT_PAGES: u32 = 4 * FINISH_AT_FRAMES;
 
 /// Stops the checkpoint task when dropped (with the store that owns it).
 pub(crate) struct Checkpointer(JoinHandle<()>);
@@ -78,7 +79,7 @@ async fn run(options: SqliteConnectOptions, writer: SqlitePool) {
                 continue;
             }
         };
-        if frames >= FINISH_AT_FRAMES {
+        if frames >= i64::from(FINISH_AT_FRAMES) {
             if let Err(e) = checkpoint(&writer).await {
                 tracing::warn!(error = %e, "finishing a WAL checkpoint on the writer failed");
             }
