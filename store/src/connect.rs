@@ -4,9 +4,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::sqlite_writer::SqliteWriter;
 use crate::wal_checkpoint::{self, Checkpointer};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::ConnectOptions;
 
 use super::sql::{postgres, sqlite};
 use super::{Store, StoreError, StoreResult};
@@ -136,15 +138,19 @@ pub async fn connect_with_timeout(
             // No ping before each use (sqlx's default): an SQLite connection is a file handle in
             // this process and cannot have gone away, and every ping is one more round trip to
             // the connection's thread, as costly as a statement.
-            let writer = SqlitePoolOptions::new()
-                .max_connections(1)
-                .test_before_acquire(false)
-                .acquire_timeout(SQLITE_WRITER_TIMEOUT)
-                .connect_with(writer_options)
-                .await?;
             if in_memory {
-                return Ok(Arc::new(sqlite::SqlStore::new(writer.clone(), writer)));
+                // Its one connection is the database: reads share the writer's.
+                let only = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .test_before_acquire(false)
+                    .acquire_timeout(SQLITE_WRITER_TIMEOUT)
+                    .connect_with(writer_options)
+                    .await?;
+                let writer = SqliteWriter::pooled(only.clone());
+                return Ok(Arc::new(sqlite::SqlStore::new(only, writer)));
             }
+            // The writer is held, not pooled: the pool pings each connection given back to it.
+            let writer = SqliteWriter::held(writer_options.connect().await?, SQLITE_WRITER_TIMEOUT);
             let reader = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .test_before_acquire(false)

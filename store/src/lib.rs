@@ -18,6 +18,7 @@ mod rooms;
 mod search;
 mod sessions;
 mod sql;
+mod sqlite_writer;
 mod tenants;
 mod threads;
 mod uploads;

@@ -24,9 +24,11 @@
 
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 use tokio::task::JoinHandle;
+
+use crate::sqlite_writer::SqliteWriter;
 
 /// How often the WAL is checkpointed.
 const EVERY: Duration = Duration::from_millis(250);
@@ -48,12 +50,12 @@ impl Drop for Checkpointer {
 
 impl Checkpointer {
     /// Starts checkpointing the database `options` opens, whose writes go through `writer`.
-    pub(crate) fn start(options: SqliteConnectOptions, writer: SqlitePool) -> Self {
+    pub(crate) fn start(options: SqliteConnectOptions, writer: SqliteWriter) -> Self {
         Self(tokio::spawn(run(options, writer)))
     }
 }
 
-async fn run(options: SqliteConnectOptions, writer: SqlitePool) {
+async fn run(options: SqliteConnectOptions, writer: SqliteWriter) {
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut connection = None;

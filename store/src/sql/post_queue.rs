@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::write_queue::Batched;
-use super::{insert_batch, insert_message, queue_of, Pool};
+use super::{insert_batch, insert_message, queue_of, WritePool};
 use crate::{NewMessage, StoreResult};
 use chatboard_core::model::Message;
 
@@ -24,11 +24,11 @@ impl Batched for PendingPost {
         queue_of(self.msg.room_id)
     }
 
-    async fn write_one(write: &Pool, post: &Self) -> StoreResult<Option<Message>> {
+    async fn write_one(write: &WritePool, post: &Self) -> StoreResult<Option<Message>> {
         insert_message(write, &post.msg, post.now).await
     }
 
-    async fn write_batch(write: &Pool, posts: &[Self]) -> Vec<StoreResult<Option<Message>>> {
+    async fn write_batch(write: &WritePool, posts: &[Self]) -> Vec<StoreResult<Option<Message>>> {
         insert_batch(write, posts).await
     }
 }

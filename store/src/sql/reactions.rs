@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::outbox::EventRow;
 use super::write_queue::{write_each, Batched};
-use super::{begin_write, lock_for_reactions, queue_of, record_reactions, Pool, SqlStore, Tx};
+use super::{begin_write, lock_for_reactions, queue_of, record_reactions, SqlStore, Tx, WritePool};
 use crate::sql::rows::{encode_reactions, placeholders, MessageRow};
 use crate::{ReactionOutcome, ReactionStore, StoreError, StoreResult};
 use chatboard_core::error_code::ErrorCode;
@@ -246,7 +246,7 @@ impl Batched for PendingReaction {
         queue_of(self.room_id)
     }
 
-    async fn write_one(write: &Pool, job: &Self) -> StoreResult<ReactionOutcome> {
+    async fn write_one(write: &WritePool, job: &Self) -> StoreResult<ReactionOutcome> {
         let mut tx = begin_write(write).await?;
         let answer = apply_all(&mut tx, std::slice::from_ref(job))
             .await?
@@ -258,7 +258,7 @@ impl Batched for PendingReaction {
 
     /// One transaction for the lot; should the database fail, nothing of it is kept and the
     /// changes go one by one, each for an answer of its own.
-    async fn write_batch(write: &Pool, jobs: &[Self]) -> Vec<StoreResult<ReactionOutcome>> {
+    async fn write_batch(write: &WritePool, jobs: &[Self]) -> Vec<StoreResult<ReactionOutcome>> {
         let together = async {
             let mut tx = begin_write(write).await?;
             let answers = apply_all(&mut tx, jobs).await?;

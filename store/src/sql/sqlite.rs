@@ -9,6 +9,7 @@ use super::rows::{
     encode_ids, message_columns_of, placeholders, BatchRow, MessageRow, MESSAGE_COLUMNS,
 };
 use super::word_lookup::{HitParams, WordLookup};
+use crate::sqlite_writer::WriterConn;
 use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
 use chatboard_core::events::{DomainEvent, EventType};
 use chatboard_core::model::Message;
@@ -19,7 +20,9 @@ use write_queue::{write_each, MAX_BATCH};
 
 type Db = sqlx::Sqlite;
 type Pool = sqlx::Pool<Db>;
-type Tx<'a> = sqlx::Transaction<'a, Db>;
+/// Writes go through the one writer connection, held (see `sqlite_writer`).
+type WritePool = crate::sqlite_writer::SqliteWriter;
+type Tx<'a> = crate::sqlite_writer::WriteTx;
 
 const ENGINE: Engine = Engine::Sqlite;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -78,7 +81,7 @@ fn candidate_hits(_lookup: WordLookup, p: &HitParams<'_>) -> String {
 /// many as a statement takes at once: one index segment for them all, where a trigger in each
 /// posting transaction made one per transaction for FTS5 to merge. Deleted messages and those
 /// already indexed (by an edit, or an earlier call) are skipped.
-async fn index_new(write: &Pool, messages: &[(i64, i64)]) -> StoreResult<()> {
+async fn index_new(write: &WritePool, messages: &[(i64, i64)]) -> StoreResult<()> {
     for chunk in messages.chunks(INDEX_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO messages_fts (rowid, body) \
@@ -129,7 +132,7 @@ fn match_text(terms: &SearchTerms) -> String {
 }
 
 /// Begins a transaction of the write path (posts, reactions): plainly, on SQLite.
-async fn begin_write(write: &Pool) -> Result<Tx<'static>, sqlx::Error> {
+async fn begin_write(write: &WritePool) -> Result<Tx<'static>, sqlx::Error> {
     write.begin().await
 }
 
@@ -143,7 +146,7 @@ async fn begin_write(write: &Pool) -> Result<Tx<'static>, sqlx::Error> {
 /// round trip wakes that thread and then the waiting task, and on a busy machine waits for a CPU
 /// both ways (BENCHMARKS.md counts the wake-ups).
 async fn insert_message(
-    write: &Pool,
+    write: &WritePool,
     msg: &NewMessage,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<Message>> {
@@ -160,7 +163,7 @@ async fn insert_message(
 
 /// A plain post in one round trip (see `insert_message`): a batch of one.
 async fn insert_plain(
-    write: &Pool,
+    write: &WritePool,
     msg: &NewMessage,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<Message>> {
@@ -186,10 +189,10 @@ fn plain_post_event(msg: &NewMessage, now: DateTime<Utc>) -> StoreResult<EventRo
 /// of strings.
 ///
 /// The transaction is opened in SQL, so sqlx does not know of it: on an error this rolls it
-/// back itself, and should that fail or the future be dropped half-way, the connection is closed
-/// instead of going back to the pool (closing discards the transaction; the pool opens another).
+/// back itself, and should that fail or the future be dropped half-way, the writer rolls it back
+/// before its next use (see `SqliteWriter::acquire`).
 async fn insert_plain_posts(
-    write: &Pool,
+    write: &WritePool,
     posts: &[(&NewMessage, DateTime<Utc>)],
 ) -> StoreResult<Vec<Option<Message>>> {
     let slots = posts.len().next_power_of_two();
@@ -282,17 +285,17 @@ fn param(first: usize, nth: usize) -> String {
     format!("${}", first + nth - 1)
 }
 
-/// A pooled connection inside a transaction that sqlx does not track: closed instead of going
-/// back to the pool unless the transaction was seen to end.
+/// The writer connection inside a transaction that sqlx does not track: rolled back before the
+/// connection's next use unless the transaction was seen to end.
 struct OpenTransaction {
-    conn: sqlx::pool::PoolConnection<Db>,
+    conn: WriterConn,
     ended: bool,
 }
 
 impl Drop for OpenTransaction {
     fn drop(&mut self) {
         if !self.ended {
-            self.conn.close_on_drop();
+            self.conn.roll_back_on_release();
         }
     }
 }
@@ -464,7 +467,10 @@ fn queue_of(_room_id: i64) -> i64 {
 /// costs one commit (one WAL append and its locks) instead of one per post; plain posts in one
 /// round trip ([`insert_plain_posts`]). Should any statement fail, the whole batch is rolled back
 /// and each post tries again alone, for an answer of its own.
-async fn insert_batch(write: &Pool, batch: &[PendingPost]) -> Vec<StoreResult<Option<Message>>> {
+async fn insert_batch(
+    write: &WritePool,
+    batch: &[PendingPost],
+) -> Vec<StoreResult<Option<Message>>> {
     let together = async {
         if batch.iter().all(|post| is_plain(&post.msg)) {
             let posts: Vec<_> = batch.iter().map(|post| (&post.msg, post.now)).collect();

@@ -6,14 +6,14 @@ use async_trait::async_trait;
 use super::post_queue::PendingPost;
 use super::reactions::PendingReaction;
 use super::write_queue::WriteQueues;
-use super::{Pool, WordStats, ENGINE, MIGRATOR};
+use super::{Pool, WordStats, WritePool, ENGINE, MIGRATOR};
 use crate::wal_checkpoint::Checkpointer;
 use crate::{Engine, Store, StoreResult};
 
 /// The SQL store for this engine.
 pub struct SqlStore {
     pub(super) read: Pool,
-    pub(super) write: Pool,
+    pub(super) write: WritePool,
     /// Searches' connections (see [`SqlStore::with_search_pool`]); the reader pool unless set.
     pub(super) search: Pool,
     /// Posts waiting for their group commit.
@@ -28,7 +28,7 @@ pub struct SqlStore {
 
 impl SqlStore {
     /// Wraps the pools; reads go to `read`, transactions and writes to `write`.
-    pub fn new(read: Pool, write: Pool) -> Self {
+    pub fn new(read: Pool, write: WritePool) -> Self {
         Self {
             search: read.clone(),
             read,
@@ -80,7 +80,10 @@ impl Store for SqlStore {
             locking: MIGRATOR.locking,
             no_tx: MIGRATOR.no_tx,
         };
-        migrator.run(&self.write).await?;
+        // On the writer's connection, whatever holds it on this engine (`run` takes a pool;
+        // `run_direct` is sqlx's way around `Acquire` in an async trait method).
+        let mut conn = self.write.acquire().await?;
+        migrator.run_direct(&mut *conn).await?;
         Ok(())
     }
 

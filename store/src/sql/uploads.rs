@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Pool, SqlStore, Tx, ORG_LOCK};
+use super::{SqlStore, Tx, WritePool, ORG_LOCK};
 use crate::sql::rows::placeholders;
 use crate::{
     NewUpload, OrgCharge, QuotaExceeded, StoreError, StoreResult, UploadQuota, UploadStore,
@@ -97,7 +97,12 @@ fn exceeds(quota: UploadQuota, limit: i64, used: i64, size: i64) -> Option<Quota
 }
 
 /// `UPDATE uploads SET <set> WHERE status = '<from>' AND id IN (...)`, in chunks.
-async fn update_uploads(pool: &Pool, set: &str, from: &str, ids: &[String]) -> StoreResult<()> {
+async fn update_uploads(
+    pool: &WritePool,
+    set: &str,
+    from: &str,
+    ids: &[String],
+) -> StoreResult<()> {
     for chunk in ids.chunks(500) {
         let sql = format!(
             "{set} WHERE status = '{from}' AND id IN ({})",

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
-use super::Pool;
+use super::WritePool;
 use crate::{StoreError, StoreResult};
 
 /// Most writes one transaction takes; the rest wait for the next round.
@@ -32,9 +32,9 @@ pub(super) trait Batched: Sized + Send + Sync + 'static {
     /// The queue the job waits in.
     fn queue(&self) -> i64;
     /// Stores one job alone.
-    async fn write_one(write: &Pool, job: &Self) -> StoreResult<Self::Output>;
+    async fn write_one(write: &WritePool, job: &Self) -> StoreResult<Self::Output>;
     /// Stores several jobs, together where possible: one answer per job, in order.
-    async fn write_batch(write: &Pool, jobs: &[Self]) -> Vec<StoreResult<Self::Output>>;
+    async fn write_batch(write: &WritePool, jobs: &[Self]) -> Vec<StoreResult<Self::Output>>;
 }
 
 /// Where a queued job's answer arrives.
@@ -70,13 +70,13 @@ impl<J: Batched> Clone for WriteQueues<J> {
 
 impl<J: Batched> WriteQueues<J> {
     /// Queues a job and waits for the writer's answer.
-    pub(super) async fn submit(&self, write: &Pool, job: J) -> StoreResult<J::Output> {
+    pub(super) async fn submit(&self, write: &WritePool, job: J) -> StoreResult<J::Output> {
         answer_of(self.queue(write, job)).await
     }
 
     /// Queues a job, now, and returns where its answer will arrive ([`answer_of`] waits for
     /// it). A queue's jobs are written in the order they were queued.
-    pub(super) fn queue(&self, write: &Pool, job: J) -> Answer<J::Output> {
+    pub(super) fn queue(&self, write: &WritePool, job: J) -> Answer<J::Output> {
         let (reply, answer) = oneshot::channel();
         let queue = job.queue();
         let waiting = Waiting { job, reply };
@@ -102,7 +102,7 @@ impl<J: Batched> WriteQueues<J> {
     }
 
     /// Stores the queue's jobs, round after round, until none are left.
-    async fn write_queue(self, write: Pool, queue: i64) {
+    async fn write_queue(self, write: WritePool, queue: i64) {
         let _guard = WriterGuard {
             queues: self.clone(),
             queue,
@@ -136,7 +136,7 @@ impl<J: Batched> WriteQueues<J> {
 /// Stores a batch's jobs one by one, each with its own answer: what a batch falls back to when
 /// its transaction fails as a whole.
 pub(super) async fn write_each<J: Batched>(
-    write: &Pool,
+    write: &WritePool,
     jobs: &[J],
 ) -> Vec<StoreResult<J::Output>> {
     let mut answers = Vec::with_capacity(jobs.len());
