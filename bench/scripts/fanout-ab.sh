@@ -12,11 +12,17 @@
 #
 # Each run prints the machine's state (load average, steal ticks), the result row and the
 # state after; CPU per delivery is the last column.
+#
+# MEMBERS=N seeds rooms of N instead of 100: with MEMBERS=2 (each message delivered to its sender
+# and one other socket) what the node spends is nearly all the posting side's.
 A=$1 BB=$2 ROUNDS=${3:-2} RATE=${4:-1000}
+MEMBERS=${MEMBERS:-100}
 B=$BB
 [ "$BB" != - ] || B=$A
 source "$(dirname "$0")/common.sh"
-seed_node "$WORK/s100.json" --rooms 100 --members 100
+STATE=$WORK/s100.json
+[ "$MEMBERS" = 100 ] || STATE=$WORK/s100-m$MEMBERS.json
+seed_node "$STATE" --rooms 100 --members "$MEMBERS"
 # A run that fails ends the script: stop its node too, not just the raw servers.
 trap 'stop_raws; kill ${NODE:-} 2>/dev/null || true' EXIT
 start_raws
@@ -25,15 +31,15 @@ targets="a"
 for round in $(seq 1 "$ROUNDS"); do
   for r in "${RAW_SERVERS[@]}"; do
     next_run
-    fanout_raw "$r" "$WORK/s100.json" "$RATE" "(round $round)"
+    fanout_raw "$r" "$STATE" "$RATE" "(round $round)"
   done
   for target in $targets; do
     next_run
     if [ $target = a ]; then dir=$A; else dir=$BB; fi
-    B=$dir seed_node "$WORK/s100.json" --rooms 100 --members 100 >/dev/null
-    B=$dir start_node "$WORK/s100.json"
+    B=$dir seed_node "$STATE" --rooms 100 --members "$MEMBERS" >/dev/null
+    B=$dir start_node "$STATE"
     METRICS_URL=http://127.0.0.1:18080/metrics \
-      fanout "$target (round $round)" ws://127.0.0.1:18080 "$NODE" "$WORK/s100.json" "$RATE"
+      fanout "$target (round $round)" ws://127.0.0.1:18080 "$NODE" "$STATE" "$RATE"
     kill $NODE; wait $NODE || true
   done
 done
