@@ -28,7 +28,7 @@ for v in a b; do
   env -u DATABASE_URL "$(dir $v)/chatboard-bench" seed --api http://127.0.0.1:$(port $v) --rooms 32 \
     --state "$WORK/$v/state.json" >/dev/null
 done
-for s in post post-spread; do
+for s in ${SCENARIOS:-post post-spread}; do
   for r in $(seq 1 "$ROUNDS"); do
     if [ $((r % 2)) -eq 1 ]; then order="a b"; else order="b a"; fi
     for v in $order; do

@@ -4,11 +4,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::sqlite_writer::SqliteWriter;
+use crate::sqlite_connections::SqliteConnections;
 use crate::wal_checkpoint::{self, Checkpointer};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::ConnectOptions;
 
 use super::sql::{postgres, sqlite};
 use super::{Store, StoreError, StoreResult};
@@ -123,8 +122,8 @@ pub async fn connect_with_timeout(
                 .foreign_keys(true)
                 .row_buffer_size(SQLITE_RESULTS_IN_FLIGHT);
             // SQLite allows one writer at a time. Funnelling every write transaction through a
-            // single pooled connection queues writers in-process instead of failing them with
-            // SQLITE_BUSY, while WAL lets the reader pool run alongside.
+            // single connection queues writers in-process instead of failing them with
+            // SQLITE_BUSY, while WAL lets the readers run alongside.
             let in_memory = url.contains(":memory:");
             // Checkpoints run beside the writer, not inside its commits (see wal_checkpoint.rs).
             let writer_options = if in_memory {
@@ -135,10 +134,10 @@ pub async fn connect_with_timeout(
                     wal_checkpoint::WRITER_CHECKPOINT_PAGES.to_string(),
                 )
             };
-            // No ping before each use (sqlx's default): an SQLite connection is a file handle in
-            // this process and cannot have gone away, and every ping is one more round trip to
-            // the connection's thread, as costly as a statement.
             if in_memory {
+                // No ping before each use (sqlx's default): an SQLite connection is a file
+                // handle in this process and cannot have gone away, and every ping is one more
+                // round trip to the connection's thread, as costly as a statement.
                 // Its one connection is the database: reads share the writer's.
                 let only = SqlitePoolOptions::new()
                     .max_connections(1)
@@ -146,17 +145,19 @@ pub async fn connect_with_timeout(
                     .acquire_timeout(SQLITE_WRITER_TIMEOUT)
                     .connect_with(writer_options)
                     .await?;
-                let writer = SqliteWriter::pooled(only.clone());
-                return Ok(Arc::new(sqlite::SqlStore::new(only, writer)));
+                let shared = SqliteConnections::pooled(only);
+                return Ok(Arc::new(sqlite::SqlStore::new(shared.clone(), shared)));
             }
-            // The writer is held, not pooled: the pool pings each connection given back to it.
-            let writer = SqliteWriter::held(writer_options.connect().await?, SQLITE_WRITER_TIMEOUT);
-            let reader = SqlitePoolOptions::new()
-                .max_connections(max_connections)
-                .test_before_acquire(false)
-                .acquire_timeout(acquire_timeout)
-                .connect_with(options.clone().read_only(true))
-                .await?;
+            // Held by the store, not pooled by sqlx, whose pool pings each connection given back
+            // to it: a round trip to the connection's thread after every statement.
+            let writer = SqliteConnections::open(writer_options, 1, SQLITE_WRITER_TIMEOUT).await?;
+            let max_readers = usize::try_from(max_connections).unwrap_or(usize::MAX);
+            let reader = SqliteConnections::open(
+                options.clone().read_only(true),
+                max_readers,
+                acquire_timeout,
+            )
+            .await?;
             let checkpointer = Checkpointer::start(options, writer.clone());
             let store = sqlite::SqlStore::new(reader, writer).with_checkpointer(checkpointer);
             Ok(Arc::new(store))

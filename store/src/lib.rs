@@ -18,7 +18,7 @@ mod rooms;
 mod search;
 mod sessions;
 mod sql;
-mod sqlite_writer;
+mod sqlite_connections;
 mod tenants;
 mod threads;
 mod uploads;

@@ -28,7 +28,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 use tokio::task::JoinHandle;
 
-use crate::sqlite_writer::SqliteWriter;
+use crate::sqlite_connections::SqliteConnections;
 
 /// How often the WAL is checkpointed.
 const EVERY: Duration = Duration::from_millis(250);
@@ -50,12 +50,12 @@ impl Drop for Checkpointer {
 
 impl Checkpointer {
     /// Starts checkpointing the database `options` opens, whose writes go through `writer`.
-    pub(crate) fn start(options: SqliteConnectOptions, writer: SqliteWriter) -> Self {
+    pub(crate) fn start(options: SqliteConnectOptions, writer: SqliteConnections) -> Self {
         Self(tokio::spawn(run(options, writer)))
     }
 }
 
-async fn run(options: SqliteConnectOptions, writer: SqliteWriter) {
+async fn run(options: SqliteConnectOptions, writer: SqliteConnections) {
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut connection = None;

@@ -19,7 +19,8 @@ use write_queue::write_each;
 
 type Db = sqlx::Postgres;
 type Pool = sqlx::Pool<Db>;
-/// Writes go through the same pool as reads.
+/// Reads and writes go through the same pool.
+type ReadPool = Pool;
 type WritePool = Pool;
 type Tx<'a> = sqlx::Transaction<'a, Db>;
 

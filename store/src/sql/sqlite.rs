@@ -9,7 +9,7 @@ use super::rows::{
     encode_ids, message_columns_of, placeholders, BatchRow, MessageRow, MESSAGE_COLUMNS,
 };
 use super::word_lookup::{HitParams, WordLookup};
-use crate::sqlite_writer::WriterConn;
+use crate::sqlite_connections::TakenConn;
 use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
 use chatboard_core::events::{DomainEvent, EventType};
 use chatboard_core::model::Message;
@@ -19,10 +19,11 @@ use reactions::{own_emoji_column, LockedRow, ReactionWrites};
 use write_queue::{write_each, MAX_BATCH};
 
 type Db = sqlx::Sqlite;
-type Pool = sqlx::Pool<Db>;
-/// Writes go through the one writer connection, held (see `sqlite_writer`).
-type WritePool = crate::sqlite_writer::SqliteWriter;
-type Tx<'a> = crate::sqlite_writer::WriteTx;
+/// Reads go through the reader connections, writes through the one writer connection, both held
+/// by the store (see `sqlite_connections`).
+type ReadPool = crate::sqlite_connections::SqliteConnections;
+type WritePool = crate::sqlite_connections::SqliteConnections;
+type Tx<'a> = crate::sqlite_connections::WriteTx;
 
 const ENGINE: Engine = Engine::Sqlite;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -44,7 +45,7 @@ impl WordStats {
     }
 
     /// Always the index: FTS5 finds every word through it, rare or frequent.
-    pub(super) async fn lookup(&self, _read: &Pool, _terms: &SearchTerms) -> WordLookup {
+    pub(super) async fn lookup(&self, _read: &ReadPool, _terms: &SearchTerms) -> WordLookup {
         WordLookup::RoomByRoom
     }
 }
@@ -190,7 +191,7 @@ fn plain_post_event(msg: &NewMessage, now: DateTime<Utc>) -> StoreResult<EventRo
 ///
 /// The transaction is opened in SQL, so sqlx does not know of it: on an error this rolls it
 /// back itself, and should that fail or the future be dropped half-way, the writer rolls it back
-/// before its next use (see `SqliteWriter::acquire`).
+/// before its next use (see `SqliteConnections::acquire`).
 async fn insert_plain_posts(
     write: &WritePool,
     posts: &[(&NewMessage, DateTime<Utc>)],
@@ -288,7 +289,7 @@ fn param(first: usize, nth: usize) -> String {
 /// The writer connection inside a transaction that sqlx does not track: rolled back before the
 /// connection's next use unless the transaction was seen to end.
 struct OpenTransaction {
-    conn: WriterConn,
+    conn: TakenConn,
     ended: bool,
 }
 

@@ -6,16 +6,16 @@ use async_trait::async_trait;
 use super::post_queue::PendingPost;
 use super::reactions::PendingReaction;
 use super::write_queue::WriteQueues;
-use super::{Pool, WordStats, WritePool, ENGINE, MIGRATOR};
+use super::{ReadPool, WordStats, WritePool, ENGINE, MIGRATOR};
 use crate::wal_checkpoint::Checkpointer;
 use crate::{Engine, Store, StoreResult};
 
 /// The SQL store for this engine.
 pub struct SqlStore {
-    pub(super) read: Pool,
+    pub(super) read: ReadPool,
     pub(super) write: WritePool,
     /// Searches' connections (see [`SqlStore::with_search_pool`]); the reader pool unless set.
-    pub(super) search: Pool,
+    pub(super) search: ReadPool,
     /// Posts waiting for their group commit.
     pub(super) post_queues: WriteQueues<PendingPost>,
     /// Reactions waiting for their group commit.
@@ -28,7 +28,7 @@ pub struct SqlStore {
 
 impl SqlStore {
     /// Wraps the pools; reads go to `read`, transactions and writes to `write`.
-    pub fn new(read: Pool, write: WritePool) -> Self {
+    pub fn new(read: ReadPool, write: WritePool) -> Self {
         Self {
             search: read.clone(),
             read,
@@ -47,7 +47,7 @@ impl SqlStore {
         dead_code,
         reason = "compiled for both engines; only PostgreSQL searches on a pool of its own"
     )]
-    pub(crate) fn with_search_pool(mut self, search: Pool) -> Self {
+    pub(crate) fn with_search_pool(mut self, search: ReadPool) -> Self {
         self.search = search;
         self
     }

@@ -1,15 +1,18 @@
-//! SQLite's one writer connection, held by the store instead of lent out by a pool.
+//! SQLite's connections, held by the store instead of lent out by sqlx's pool.
 //!
 //! sqlx's pool pings every connection it gets back ("test on release"), and has no switch for
-//! it. On SQLite a ping is a round trip to the connection's thread: after every write the thread
-//! woke once more, a task was spawned to wait for it, and meanwhile the only writer connection
-//! served no one (BENCHMARKS.md, "The pool's ping after every write"). SQLite takes one writer
-//! at a time anyway, so the store keeps that connection behind an async mutex: writes wait their
-//! turn in the mutex's queue as they waited in the pool's, with the same time limit.
+//! it. On SQLite a ping is a round trip to the connection's thread: after every statement that
+//! thread woke once more and a task was spawned on the runtime to wait for it, and on the one
+//! writer connection nothing else could be written meanwhile (BENCHMARKS.md, "The pool's ping
+//! after every write"). An SQLite connection is a file handle in this process and cannot go away
+//! under us, so the store keeps its own: [`SqliteConnections`] holds up to a fixed number (one
+//! for the writer, the reader pool's size for reads), each behind an async mutex, opened on first
+//! use. Callers take one in turn, with a time limit, and get the same errors as from a pool
+//! (`PoolTimedOut`; `PoolClosed` once closed).
 //!
-//! [`SqliteWriter`] runs statements like a pool (`query.execute(&writer)`) and begins
-//! transactions ([`WriteTx`], rolled back when dropped unfinished, as sqlx's are). An in-memory
-//! database is one connection that reads must share, so there the writer stays a pool.
+//! They run statements like a pool (`query.execute(&connections)`) and begin transactions
+//! ([`WriteTx`]) that roll back when dropped unfinished, as sqlx's do. An in-memory database is
+//! one connection that reads and writes must share, so there it stays an sqlx pool.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -21,93 +24,152 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::TryStreamExt;
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteQueryResult, SqliteRow, SqliteStatement};
-use sqlx::{Connection, Database, Describe, Either, Execute, Executor, Sqlite, TransactionManager};
-use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqlitePool, SqliteQueryResult, SqliteRow,
+    SqliteStatement,
+};
+use sqlx::{
+    ConnectOptions, Connection, Database, Describe, Either, Execute, Executor, Sqlite,
+    TransactionManager,
+};
+use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
-/// The store's writes on SQLite: one connection, taken in turn.
+/// Some SQLite connections of the store's own, taken one at a time by each caller.
 #[derive(Clone)]
-pub(crate) struct SqliteWriter(Source);
+pub(crate) struct SqliteConnections(Source);
 
 #[derive(Clone)]
 enum Source {
-    /// A file database's writer connection; `None` once closed.
+    /// A file database's connections.
     Held(Arc<Held>),
-    /// An in-memory database: its only connection, pooled, shared with the reads.
+    /// An in-memory database: its only connection, pooled, shared by reads and writes.
     Pooled(SqlitePool),
 }
 
-/// The held connection and what goes with it.
-pub(crate) struct Held {
-    conn: Arc<Mutex<Option<SqliteConnection>>>,
-    /// How long a write waits for the connection before the store reports it unavailable.
+/// The held connections and what goes with them.
+struct Held {
+    slots: Vec<Slot>,
+    /// One per slot: a caller with a permit finds a slot free.
+    permits: Arc<Semaphore>,
+    /// How a slot opens its connection.
+    options: SqliteConnectOptions,
+    /// How long a caller waits for a connection before the store reports it unavailable.
     acquire_timeout: Duration,
-    /// Set when a transaction opened in SQL text (unknown to sqlx) may have been left open by a
-    /// caller that went away: the next user rolls it back first.
-    dirty: AtomicBool,
+    closed: AtomicBool,
 }
 
-/// The writer connection, taken: the holder's until dropped.
-pub(crate) enum WriterConn {
-    /// The held connection, and whom it is held by.
-    Held(
-        OwnedMappedMutexGuard<Option<SqliteConnection>, SqliteConnection>,
-        Arc<Held>,
-    ),
+/// Room for one connection: `None` until first used, and again once closed.
+#[derive(Default)]
+struct Slot {
+    conn: Arc<Mutex<Option<SqliteConnection>>>,
+    /// Set when a transaction begun in SQL text (unknown to sqlx) may have been left open by a
+    /// caller that went away: the next caller rolls it back first.
+    dirty: Arc<AtomicBool>,
+}
+
+/// A connection, taken: the holder's until dropped.
+pub(crate) enum TakenConn {
+    /// A held connection.
+    Held {
+        conn: OwnedMappedMutexGuard<Option<SqliteConnection>, SqliteConnection>,
+        /// Its slot's flag for a transaction to roll back.
+        dirty: Arc<AtomicBool>,
+        /// Given back after the slot is unlocked (fields drop in order).
+        _permit: OwnedSemaphorePermit,
+    },
     /// The in-memory database's pooled connection.
     Pooled(PoolConnection<Sqlite>),
 }
 
-impl SqliteWriter {
-    /// Holds `conn` as the database's writer.
-    pub(crate) fn held(conn: SqliteConnection, acquire_timeout: Duration) -> Self {
-        Self(Source::Held(Arc::new(Held {
-            conn: Arc::new(Mutex::new(Some(conn))),
+impl SqliteConnections {
+    /// Up to `max` connections (at least one) opened with `options`; the first is opened now,
+    /// so that a database that cannot be opened fails here.
+    pub(crate) async fn open(
+        options: SqliteConnectOptions,
+        max: usize,
+        acquire_timeout: Duration,
+    ) -> Result<Self, sqlx::Error> {
+        let slots: Vec<Slot> = (0..max.max(1)).map(|_| Slot::default()).collect();
+        let first = options.connect().await?;
+        if let Some(slot) = slots.first() {
+            *slot.conn.lock().await = Some(first);
+        }
+        Ok(Self(Source::Held(Arc::new(Held {
+            permits: Arc::new(Semaphore::new(slots.len())),
+            slots,
+            options,
             acquire_timeout,
-            dirty: AtomicBool::new(false),
-        })))
+            closed: AtomicBool::new(false),
+        }))))
     }
 
-    /// Writes through `pool` (an in-memory database's only connection).
+    /// Goes through `pool` (an in-memory database's only connection).
     pub(crate) fn pooled(pool: SqlitePool) -> Self {
         Self(Source::Pooled(pool))
     }
 
-    /// Takes the connection, waiting for earlier writes; `PoolTimedOut` after the time limit,
+    /// Takes a connection, waiting for one to be free; `PoolTimedOut` after the time limit,
     /// `PoolClosed` once closed.
-    pub(crate) async fn acquire(&self) -> Result<WriterConn, sqlx::Error> {
+    pub(crate) async fn acquire(&self) -> Result<TakenConn, sqlx::Error> {
         let held = match &self.0 {
-            Source::Pooled(pool) => return Ok(WriterConn::Pooled(pool.acquire().await?)),
+            Source::Pooled(pool) => return Ok(TakenConn::Pooled(pool.acquire().await?)),
             Source::Held(held) => held,
         };
-        let guard = tokio::time::timeout(held.acquire_timeout, held.conn.clone().lock_owned())
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)?;
+        let permit =
+            tokio::time::timeout(held.acquire_timeout, held.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)?
+                .map_err(|_| sqlx::Error::PoolClosed)?;
+        if held.closed.load(Ordering::Acquire) {
+            return Err(sqlx::Error::PoolClosed);
+        }
+        // With a permit, some slot is free: slots are unlocked before their permit goes back.
+        let (slot, mut guard) = held
+            .slots
+            .iter()
+            .find_map(|slot| {
+                slot.conn
+                    .clone()
+                    .try_lock_owned()
+                    .ok()
+                    .map(|guard| (slot, guard))
+            })
+            .ok_or(sqlx::Error::PoolTimedOut)?;
+        if guard.is_none() {
+            *guard = Some(held.options.connect().await?);
+        }
         let mut conn = OwnedMutexGuard::try_map(guard, Option::as_mut)
-            .map(|conn| WriterConn::Held(conn, held.clone()))
+            .map(|conn| TakenConn::Held {
+                conn,
+                dirty: slot.dirty.clone(),
+                _permit: permit,
+            })
             .map_err(|_| sqlx::Error::PoolClosed)?;
-        if held.dirty.swap(false, Ordering::AcqRel) {
+        if slot.dirty.swap(false, Ordering::AcqRel) {
             // Fails harmlessly when the transaction had ended after all.
             let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
         }
         Ok(conn)
     }
 
-    /// Begins a transaction on the connection, which it keeps until it ends.
+    /// Begins a transaction on a connection, which it keeps until it ends.
     pub(crate) async fn begin(&self) -> Result<WriteTx, sqlx::Error> {
         let mut conn = self.acquire().await?;
         <Sqlite as Database>::TransactionManager::begin(&mut conn, None).await?;
         Ok(WriteTx { conn, open: true })
     }
 
-    /// Closes the connection once the writes before have finished; later writes fail.
+    /// Closes the connections once their holders are done; later callers fail.
     pub(crate) async fn close(&self) {
         match &self.0 {
             Source::Pooled(pool) => pool.close().await,
             Source::Held(held) => {
-                if let Some(conn) = held.conn.lock().await.take() {
-                    if let Err(error) = conn.close().await {
-                        tracing::warn!(%error, "closing the SQLite writer connection failed");
+                held.closed.store(true, Ordering::Release);
+                for slot in &held.slots {
+                    if let Some(conn) = slot.conn.lock().await.take() {
+                        if let Err(error) = conn.close().await {
+                            tracing::warn!(%error, "closing an SQLite connection failed");
+                        }
                     }
                 }
             }
@@ -115,48 +177,48 @@ impl SqliteWriter {
     }
 }
 
-impl fmt::Debug for SqliteWriter {
+impl fmt::Debug for SqliteConnections {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SqliteWriter")
+        f.write_str("SqliteConnections")
     }
 }
 
-impl WriterConn {
+impl TakenConn {
     /// Marks the connection as possibly inside a transaction begun in SQL text that its holder
-    /// is abandoning: the next [`SqliteWriter::acquire`] rolls it back. A pooled connection is
-    /// closed instead when dropped, which discards the transaction (the pool opens another).
+    /// is abandoning: the next caller to take it rolls it back. A pooled connection is closed
+    /// instead when dropped, which discards the transaction (the pool opens another).
     pub(crate) fn roll_back_on_release(&mut self) {
         match self {
-            Self::Held(_, held) => held.dirty.store(true, Ordering::Release),
+            Self::Held { dirty, .. } => dirty.store(true, Ordering::Release),
             Self::Pooled(conn) => conn.close_on_drop(),
         }
     }
 }
 
-impl Deref for WriterConn {
+impl Deref for TakenConn {
     type Target = SqliteConnection;
 
     fn deref(&self) -> &SqliteConnection {
         match self {
-            Self::Held(conn, _) => conn,
+            Self::Held { conn, .. } => conn,
             Self::Pooled(conn) => conn,
         }
     }
 }
 
-impl DerefMut for WriterConn {
+impl DerefMut for TakenConn {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
         match self {
-            Self::Held(conn, _) => conn,
+            Self::Held { conn, .. } => conn,
             Self::Pooled(conn) => conn,
         }
     }
 }
 
-/// A transaction on the writer connection: committed or rolled back explicitly, rolled back
+/// A transaction on one of the connections: committed or rolled back explicitly, rolled back
 /// (queued for the connection's next use) when dropped while open.
 pub(crate) struct WriteTx {
-    conn: WriterConn,
+    conn: TakenConn,
     open: bool,
 }
 
@@ -198,9 +260,9 @@ impl Drop for WriteTx {
     }
 }
 
-/// Statements run on the writer as on a pool: the connection is taken for each and given back
-/// after it, with no ping in between.
-impl<'w> Executor<'w> for &'_ SqliteWriter {
+/// Statements run as on a pool: a connection is taken for each and given back after it, with no
+/// ping in between.
+impl<'w> Executor<'w> for &'_ SqliteConnections {
     type Database = Sqlite;
 
     fn fetch_many<'e, 'q: 'e, E>(
@@ -211,9 +273,9 @@ impl<'w> Executor<'w> for &'_ SqliteWriter {
         'w: 'e,
         E: 'q + Execute<'q, Sqlite>,
     {
-        let writer = self.clone();
+        let connections = self.clone();
         Box::pin(async_stream::try_stream! {
-            let mut conn = writer.acquire().await?;
+            let mut conn = connections.acquire().await?;
             let mut results = conn.fetch_many(query);
             while let Some(result) = results.try_next().await? {
                 yield result;
@@ -229,8 +291,8 @@ impl<'w> Executor<'w> for &'_ SqliteWriter {
         'w: 'e,
         E: 'q + Execute<'q, Sqlite>,
     {
-        let writer = self.clone();
-        Box::pin(async move { writer.acquire().await?.fetch_optional(query).await })
+        let connections = self.clone();
+        Box::pin(async move { connections.acquire().await?.fetch_optional(query).await })
     }
 
     fn prepare_with<'e, 'q: 'e>(
@@ -241,8 +303,14 @@ impl<'w> Executor<'w> for &'_ SqliteWriter {
     where
         'w: 'e,
     {
-        let writer = self.clone();
-        Box::pin(async move { writer.acquire().await?.prepare_with(sql, parameters).await })
+        let connections = self.clone();
+        Box::pin(async move {
+            connections
+                .acquire()
+                .await?
+                .prepare_with(sql, parameters)
+                .await
+        })
     }
 
     fn describe<'e, 'q: 'e>(
@@ -252,28 +320,28 @@ impl<'w> Executor<'w> for &'_ SqliteWriter {
     where
         'w: 'e,
     {
-        let writer = self.clone();
-        Box::pin(async move { writer.acquire().await?.describe(sql).await })
+        let connections = self.clone();
+        Box::pin(async move { connections.acquire().await?.describe(sql).await })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqlx::sqlite::SqliteConnectOptions;
-    use sqlx::ConnectOptions;
 
-    /// A writer on a new database file with table `t`, and the options to open it again.
+    /// A writer (one connection) on a new database file with table `t`, and the options to open
+    /// it again.
     async fn writer(
         dir: &tempfile::TempDir,
         timeout: Duration,
-    ) -> (SqliteWriter, SqliteConnectOptions) {
+    ) -> (SqliteConnections, SqliteConnectOptions) {
         let options = SqliteConnectOptions::new()
             .filename(dir.path().join("db.sqlite"))
             .create_if_missing(true)
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
-        let conn = options.connect().await.expect("open");
-        let writer = SqliteWriter::held(conn, timeout);
+        let writer = SqliteConnections::open(options.clone(), 1, timeout)
+            .await
+            .expect("open");
         sqlx::query("CREATE TABLE t (n INTEGER)")
             .execute(&writer)
             .await
@@ -389,5 +457,41 @@ mod tests {
             .await;
         assert!(matches!(closed, Err(sqlx::Error::PoolClosed)), "{closed:?}");
         assert!(rows(&options).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn readers_take_connections_side_by_side_up_to_their_number() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (writer, options) = writer(&dir, Duration::from_secs(30)).await;
+        sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&writer)
+            .await
+            .expect("insert");
+        let readers =
+            SqliteConnections::open(options.read_only(true), 2, Duration::from_millis(100))
+                .await
+                .expect("open");
+        // Two at once, the second opened on first use; a third waits past the limit.
+        let first = readers.acquire().await.expect("first");
+        let mut second = readers.acquire().await.expect("second");
+        let read: i64 = sqlx::query_scalar("SELECT n FROM t")
+            .fetch_one(&mut *second)
+            .await
+            .expect("read");
+        assert_eq!(read, 1);
+        let third = sqlx::query_scalar::<_, i64>("SELECT n FROM t")
+            .fetch_all(&readers)
+            .await;
+        assert!(matches!(third, Err(sqlx::Error::PoolTimedOut)), "{third:?}");
+        drop(first);
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM t")
+            .fetch_all(&readers)
+            .await
+            .expect("read once one is free");
+        assert_eq!(rows, [1]);
+        let written = sqlx::query("INSERT INTO t VALUES (2)")
+            .execute(&readers)
+            .await;
+        assert!(written.is_err(), "readers are read-only");
     }
 }
