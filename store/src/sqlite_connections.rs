@@ -18,7 +18,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -33,6 +33,9 @@ use sqlx::{
     TransactionManager,
 };
 use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
+
+/// A wait for a connection this long is logged (sqlx's pool warns at the same mark).
+const SLOW_ACQUIRE: Duration = Duration::from_secs(2);
 
 /// Some SQLite connections of the store's own, taken one at a time by each caller.
 #[derive(Clone)]
@@ -115,11 +118,20 @@ impl SqliteConnections {
             Source::Pooled(pool) => return Ok(TakenConn::Pooled(pool.acquire().await?)),
             Source::Held(held) => held,
         };
+        let asked = Instant::now();
         let permit =
             tokio::time::timeout(held.acquire_timeout, held.permits.clone().acquire_owned())
                 .await
                 .map_err(|_| sqlx::Error::PoolTimedOut)?
                 .map_err(|_| sqlx::Error::PoolClosed)?;
+        let waited = asked.elapsed();
+        if waited >= SLOW_ACQUIRE {
+            // As sqlx's pool reports it: the connections are the bottleneck.
+            tracing::warn!(
+                waited_ms = waited.as_millis(),
+                "waited long for an SQLite connection"
+            );
+        }
         if held.closed.load(Ordering::Acquire) {
             return Err(sqlx::Error::PoolClosed);
         }
