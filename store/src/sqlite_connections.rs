@@ -32,7 +32,9 @@ use sqlx::{
     ConnectOptions, Connection, Database, Describe, Either, Execute, Executor, Sqlite,
     TransactionManager,
 };
-use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{
+    Mutex, OwnedMappedMutexGuard, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, TryAcquireError,
+};
 
 /// A wait for a connection this long is logged (sqlx's pool warns at the same mark).
 const SLOW_ACQUIRE: Duration = Duration::from_secs(2);
@@ -52,13 +54,12 @@ enum Source {
 /// The held connections and what goes with them.
 struct Held {
     slots: Vec<Slot>,
-    /// One per slot: a caller with a permit finds a slot free.
+    /// One per slot: a caller with a permit finds a slot free. Closed with the connections.
     permits: Arc<Semaphore>,
     /// How a slot opens its connection.
     options: SqliteConnectOptions,
     /// How long a caller waits for a connection before the store reports it unavailable.
     acquire_timeout: Duration,
-    closed: AtomicBool,
 }
 
 /// Room for one connection: `None` until first used, and again once closed.
@@ -102,7 +103,6 @@ impl SqliteConnections {
             slots,
             options,
             acquire_timeout,
-            closed: AtomicBool::new(false),
         }))))
     }
 
@@ -118,23 +118,12 @@ impl SqliteConnections {
             Source::Pooled(pool) => return Ok(TakenConn::Pooled(pool.acquire().await?)),
             Source::Held(held) => held,
         };
-        let asked = Instant::now();
-        let permit =
-            tokio::time::timeout(held.acquire_timeout, held.permits.clone().acquire_owned())
-                .await
-                .map_err(|_| sqlx::Error::PoolTimedOut)?
-                .map_err(|_| sqlx::Error::PoolClosed)?;
-        let waited = asked.elapsed();
-        if waited >= SLOW_ACQUIRE {
-            // As sqlx's pool reports it: the connections are the bottleneck.
-            tracing::warn!(
-                waited_ms = waited.as_millis(),
-                "waited long for an SQLite connection"
-            );
-        }
-        if held.closed.load(Ordering::Acquire) {
-            return Err(sqlx::Error::PoolClosed);
-        }
+        let permit = match held.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            // Every statement comes here: only one that must wait pays for a timer.
+            Err(TryAcquireError::NoPermits) => held.wait_for_permit().await?,
+            Err(TryAcquireError::Closed) => return Err(sqlx::Error::PoolClosed),
+        };
         // With a permit, some slot is free: slots are unlocked before their permit goes back.
         let (slot, mut guard) = held
             .slots
@@ -147,6 +136,11 @@ impl SqliteConnections {
                     .map(|guard| (slot, guard))
             })
             .ok_or(sqlx::Error::PoolTimedOut)?;
+        // Checked with the slot locked: `close` closes the permits before it takes any slot's
+        // connection, so a slot found open here is not taken until this caller is done.
+        if held.permits.is_closed() {
+            return Err(sqlx::Error::PoolClosed);
+        }
         if guard.is_none() {
             *guard = Some(held.options.connect().await?);
         }
@@ -176,7 +170,8 @@ impl SqliteConnections {
         match &self.0 {
             Source::Pooled(pool) => pool.close().await,
             Source::Held(held) => {
-                held.closed.store(true, Ordering::Release);
+                // Callers waiting for a connection, and those after, fail at once.
+                held.permits.close();
                 for slot in &held.slots {
                     if let Some(conn) = slot.conn.lock().await.take() {
                         if let Err(error) = conn.close().await {
@@ -186,6 +181,27 @@ impl SqliteConnections {
                 }
             }
         }
+    }
+}
+
+impl Held {
+    /// Waits for a free connection, up to the time limit; a long wait is logged.
+    async fn wait_for_permit(&self) -> Result<OwnedSemaphorePermit, sqlx::Error> {
+        let asked = Instant::now();
+        let permit =
+            tokio::time::timeout(self.acquire_timeout, self.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)?
+                .map_err(|_| sqlx::Error::PoolClosed)?;
+        let waited = asked.elapsed();
+        if waited >= SLOW_ACQUIRE {
+            // As sqlx's pool reports it: the connections are the bottleneck.
+            tracing::warn!(
+                waited_ms = waited.as_millis(),
+                "waited long for an SQLite connection"
+            );
+        }
+        Ok(permit)
     }
 }
 
@@ -361,6 +377,15 @@ mod tests {
         (writer, options)
     }
 
+    /// Writes `n` into `t`.
+    async fn insert<'c>(executor: impl sqlx::SqliteExecutor<'c>, n: i64) {
+        sqlx::query("INSERT INTO t VALUES ($1)")
+            .bind(n)
+            .execute(executor)
+            .await
+            .expect("insert");
+    }
+
     /// The rows of `t`, read on a connection of its own (what a reader sees).
     async fn rows(options: &SqliteConnectOptions) -> Vec<i64> {
         let mut reader = options.connect().await.expect("open");
@@ -375,24 +400,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let (writer, options) = writer(&dir, Duration::from_secs(5)).await;
         let mut tx = writer.begin().await.expect("begin");
-        sqlx::query("INSERT INTO t VALUES (1)")
-            .execute(&mut *tx)
-            .await
-            .expect("insert");
+        insert(&mut *tx, 1).await;
         drop(tx);
         let mut tx = writer
             .begin()
             .await
             .expect("begin after a dropped transaction");
-        sqlx::query("INSERT INTO t VALUES (2)")
-            .execute(&mut *tx)
-            .await
-            .expect("insert");
+        insert(&mut *tx, 2).await;
         tx.commit().await.expect("commit");
-        sqlx::query("INSERT INTO t VALUES (3)")
-            .execute(&writer)
-            .await
-            .expect("insert");
+        insert(&writer, 3).await;
         assert_eq!(rows(&options).await, [2, 3]);
     }
 
@@ -408,10 +424,7 @@ mod tests {
         conn.roll_back_on_release();
         drop(conn);
         // Without the rollback this would join the open transaction and never be committed.
-        sqlx::query("INSERT INTO t VALUES (2)")
-            .execute(&writer)
-            .await
-            .expect("insert");
+        insert(&writer, 2).await;
         assert_eq!(rows(&options).await, [2]);
         // And an abandoned connection whose transaction did end is no trouble either.
         let mut conn = writer.acquire().await.expect("acquire");
@@ -421,10 +434,7 @@ mod tests {
             .expect("insert");
         conn.roll_back_on_release();
         drop(conn);
-        sqlx::query("INSERT INTO t VALUES (4)")
-            .execute(&writer)
-            .await
-            .expect("insert");
+        insert(&writer, 4).await;
         assert_eq!(rows(&options).await, [2, 3, 4]);
     }
 
@@ -441,10 +451,7 @@ mod tests {
                     .await
             }
         });
-        sqlx::query("INSERT INTO t VALUES (1)")
-            .execute(&mut *held)
-            .await
-            .expect("insert");
+        insert(&mut *held, 1).await;
         held.commit().await.expect("commit");
         waiting.await.expect("task").expect("the waiting write");
         assert_eq!(rows(&options).await, [1, 2]);
@@ -475,10 +482,7 @@ mod tests {
     async fn readers_take_connections_side_by_side_up_to_their_number() {
         let dir = tempfile::tempdir().expect("dir");
         let (writer, options) = writer(&dir, Duration::from_secs(30)).await;
-        sqlx::query("INSERT INTO t VALUES (1)")
-            .execute(&writer)
-            .await
-            .expect("insert");
+        insert(&writer, 1).await;
         let readers =
             SqliteConnections::open(options.read_only(true), 2, Duration::from_millis(100))
                 .await
