@@ -479,6 +479,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_write_waiting_when_the_connections_close_fails_at_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (writer, _options) = writer(&dir, Duration::from_secs(600)).await;
+        let held = writer.acquire().await.expect("acquire");
+        let waiting = tokio::spawn({
+            let writer = writer.clone();
+            async move {
+                sqlx::query("INSERT INTO t VALUES (1)")
+                    .execute(&writer)
+                    .await
+            }
+        });
+        // Closing waits for the connection held; the waiting write must not wait with it.
+        let fails = async {
+            let waited = waiting.await.expect("task");
+            drop(held);
+            waited
+        };
+        let ((), waited) = tokio::time::timeout(Duration::from_secs(60), async {
+            tokio::join!(writer.close(), fails)
+        })
+        .await
+        .expect("the waiting write fails long before its 600 s limit");
+        assert!(matches!(waited, Err(sqlx::Error::PoolClosed)), "{waited:?}");
+    }
+
+    #[tokio::test]
     async fn readers_take_connections_side_by_side_up_to_their_number() {
         let dir = tempfile::tempdir().expect("dir");
         let (writer, options) = writer(&dir, Duration::from_secs(30)).await;
