@@ -40,6 +40,14 @@ pub struct NewMessage {
     pub mentions: Mentioned,
 }
 
+impl NewMessage {
+    /// Whether it is a plain post: no thread to count, no one mentioned to record. The engines
+    /// store those in a single statement.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.parent_id.is_none() && self.mentions.everyone.is_empty()
+    }
+}
+
 /// A message queued for storing by [`MessageStore::queue_message`]; its answer comes from
 /// [`MessageStore::queued_message`].
 #[derive(Debug)]

@@ -4,9 +4,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{Db, SqlStore, Tx};
-use crate::sql::rows::{placeholders, OutboxRow};
-use crate::{OutboxStore, StoreError, StoreResult};
+use crate::sql::rows::{placeholders, MessageRow, OutboxRow};
+use crate::{NewMessage, OutboxStore, StoreError, StoreResult};
 use chatboard_core::events::{DomainEvent, OutboxEvent};
+use chatboard_core::model::Message;
 
 /// Rows one outbox insert statement takes at most (six parameters each).
 const EVENTS_PER_STATEMENT: usize = 100;
@@ -64,6 +65,14 @@ impl EventRow {
             .bind(self.payload.as_str())
             .bind(self.created_at)
     }
+}
+
+/// A plain post's `message.created` event, written in the post's own statement: the message as
+/// reading its row back will show it; only its id and organization are the database's to fill
+/// in (each engine's plain post statement does). Tests compare the event with the API's answer.
+pub(super) fn plain_post_event(msg: &NewMessage, now: DateTime<Utc>) -> StoreResult<EventRow> {
+    let unsaved = Message::from(MessageRow::unsaved(msg, now));
+    EventRow::new(0, &DomainEvent::MessageCreated(unsaved), now)
 }
 
 /// Records several events of organization `org_id`, each with the time it happened, as part of

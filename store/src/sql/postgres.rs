@@ -1,21 +1,18 @@
 //! PostgreSQL: the store's shared SQL (the sibling files, compiled here as submodules) and the
 //! statements that differ on this engine.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use super::rows::{encode_ids, message_columns_of, BatchRow, MessageRow, MESSAGE_COLUMNS};
+use super::rows::message_columns_of;
 use super::word_lookup::{HitParams, WordLookup};
-use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
-use chatboard_core::events::DomainEvent;
-use chatboard_core::model::Message;
-use outbox::{write_event, write_events, OUTBOX_COLUMNS};
-use post_queue::PendingPost;
+use crate::{Engine, SearchTerm, SearchTerms, StoreResult};
+use outbox::OUTBOX_COLUMNS;
+use posts::{insert_batch, insert_message, queue_of};
 use reactions::{own_emoji_column, LockedRow, ReactionWrites};
-use write_queue::write_each;
 
 type Db = sqlx::Postgres;
 type Pool = sqlx::Pool<Db>;
@@ -291,203 +288,6 @@ async fn begin_write(write: &Pool) -> Result<Tx<'static>, sqlx::Error> {
         .await
 }
 
-/// Stores a message and its `message.created` event in one transaction. The first statement
-/// takes the room's row lock, the next seq and the id (allocated under that lock, which keeps
-/// ids in commit order within the room) and inserts the message; it stores nothing when the
-/// sender is not a member, the organization takes no posts, or the sender already sent this
-/// `client_msg_id`. The event is the message as stored, built here.
-async fn insert_message(
-    write: &Pool,
-    msg: &NewMessage,
-    now: DateTime<Utc>,
-) -> StoreResult<Option<Message>> {
-    let sql = format!(
-        "WITH slot AS ( \
-           UPDATE rooms SET last_seq = last_seq + 1, \
-             last_msg_id = nextval(pg_get_serial_sequence('messages', 'id')) \
-           WHERE id = $1 \
-             AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) \
-             AND EXISTS (SELECT 1 FROM orgs o WHERE o.id = rooms.org_id \
-               AND NOT o.suspended AND o.archived_at IS NULL) \
-             AND ($4::text IS NULL OR NOT EXISTS ( \
-               SELECT 1 FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $4)) \
-           RETURNING org_id, last_seq, last_msg_id) \
-         INSERT INTO messages (id, room_id, org_id, seq, sender_id, body, client_msg_id, created_at, \
-           file_id, file_name, file_type, file_size, parent_id, mention_ids) \
-         OVERRIDING SYSTEM VALUE \
-         SELECT last_msg_id, $1, org_id, last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
-         FROM slot \
-         RETURNING {MESSAGE_COLUMNS}"
-    );
-    let mut tx = begin_write(write).await?;
-    let row: Option<MessageRow> = sqlx::query_as(&sql)
-        .bind(msg.room_id)
-        .bind(msg.sender_id)
-        .bind(&msg.body)
-        .bind(&msg.client_msg_id)
-        .bind(now)
-        .bind(msg.file.as_ref().map(|f| f.id.as_str()))
-        .bind(msg.file.as_ref().map(|f| f.filename.as_str()))
-        .bind(msg.file.as_ref().map(|f| f.content_type.as_str()))
-        .bind(msg.file.as_ref().map(|f| f.size))
-        .bind(msg.parent_id)
-        .bind(encode_ids(&msg.mentions.named))
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let message = Message::from(row);
-    let event = DomainEvent::MessageCreated(message.clone());
-    write_event(&mut tx, message.org, &event, now).await?;
-    if let Some(thread) = threads::record_reply(&mut tx, &message, now).await? {
-        write_event(&mut tx, message.org, &thread, now).await?;
-    }
-    if !msg.mentions.everyone.is_empty() {
-        let mentioned =
-            mentions::record_mentions(&mut tx, &message, &msg.mentions.everyone, now).await?;
-        write_events(&mut tx, message.org, &mentioned).await?;
-    }
-    tx.commit().await?;
-    Ok(Some(message))
-}
-
-/// Stores several posts, to one room or several, in one transaction (see `post_queue.rs`): the
-/// rooms' locks first, in id order (every writer takes them in that order, so two never wait
-/// for each other), then the posts that may go in, their ids allocated under the locks and their
-/// seqs in id order within each room, their events, and the rooms' counters. One answer per
-/// post, in order: the message, or `None` for a sender without a seat, an organization that
-/// takes no posts, or an already used `client_msg_id`.
-async fn insert_batch_atomic(
-    write: &Pool,
-    batch: &[PendingPost],
-) -> StoreResult<Vec<Option<Message>>> {
-    let none = || batch.iter().map(|_| None).collect::<Vec<_>>();
-    let mut wanted: Vec<i64> = batch.iter().map(|p| p.msg.room_id).collect();
-    wanted.sort_unstable();
-    wanted.dedup();
-    let mut tx = begin_write(write).await?;
-    // Rooms of suspended or archived organizations take no posts (each post then learns why
-    // alone); their rows are not locked.
-    let open_rooms: Vec<i64> = sqlx::query_scalar(
-        "SELECT r.id FROM rooms r JOIN orgs o ON o.id = r.org_id \
-         WHERE r.id = ANY($1) AND NOT o.suspended AND o.archived_at IS NULL \
-         ORDER BY r.id FOR UPDATE OF r",
-    )
-    .bind(&wanted)
-    .fetch_all(&mut *tx)
-    .await?;
-    let rooms: Vec<i64> = batch.iter().map(|p| p.msg.room_id).collect();
-    let senders: Vec<i64> = batch.iter().map(|p| p.msg.sender_id).collect();
-    let client_ids: Vec<Option<String>> =
-        batch.iter().map(|p| p.msg.client_msg_id.clone()).collect();
-    let allowed: Vec<(i64,)> = sqlx::query_as(
-        "SELECT t.n FROM unnest($1::bigint[], $2::bigint[], $3::text[]) \
-           WITH ORDINALITY AS t(room_id, sender_id, client_msg_id, n) \
-         WHERE t.room_id = ANY($4) \
-           AND EXISTS (SELECT 1 FROM room_members rm \
-             WHERE rm.room_id = t.room_id AND rm.user_id = t.sender_id) \
-           AND (t.client_msg_id IS NULL OR NOT EXISTS ( \
-             SELECT 1 FROM messages m WHERE m.room_id = t.room_id AND m.sender_id = t.sender_id \
-               AND m.client_msg_id = t.client_msg_id))",
-    )
-    .bind(&rooms)
-    .bind(&senders)
-    .bind(&client_ids)
-    .bind(&open_rooms)
-    .fetch_all(&mut *tx)
-    .await?;
-    // A retry queued in the same batch as its original goes no further than the original.
-    let mut seen = HashSet::new();
-    let chosen: Vec<usize> = allowed
-        .into_iter()
-        .filter_map(|(n,)| usize::try_from(n - 1).ok())
-        .filter(|&i| i < batch.len())
-        .filter(|&i| {
-            let msg = &batch[i].msg;
-            match &msg.client_msg_id {
-                Some(id) => seen.insert((msg.room_id, msg.sender_id, id.clone())),
-                None => true,
-            }
-        })
-        .collect();
-    if chosen.is_empty() {
-        tx.rollback().await?;
-        return Ok(none());
-    }
-    let posts: Vec<&PendingPost> = chosen.iter().map(|&i| &batch[i]).collect();
-    let rooms: Vec<i64> = posts.iter().map(|p| p.msg.room_id).collect();
-    let senders: Vec<i64> = posts.iter().map(|p| p.msg.sender_id).collect();
-    let client_ids: Vec<Option<String>> =
-        posts.iter().map(|p| p.msg.client_msg_id.clone()).collect();
-    let bodies: Vec<String> = posts.iter().map(|p| p.msg.body.clone()).collect();
-    let times: Vec<DateTime<Utc>> = posts.iter().map(|p| p.now).collect();
-    let parents: Vec<Option<i64>> = posts.iter().map(|p| p.msg.parent_id).collect();
-    let named: Vec<Option<String>> = posts
-        .iter()
-        .map(|p| encode_ids(&p.msg.mentions.named))
-        .collect();
-    let returned = message_columns_of("m");
-    let sql = format!(
-        "WITH t AS MATERIALIZED ( \
-           SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id, u.* \
-           FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], \
-             $6::bigint[], $7::text[]) \
-             WITH ORDINALITY AS u(room_id, sender_id, body, client_msg_id, created_at, parent_id, \
-               mention_ids, n)), \
-         m AS ( \
-           INSERT INTO messages (id, room_id, org_id, seq, sender_id, body, client_msg_id, created_at, \
-             parent_id, mention_ids) \
-           OVERRIDING SYSTEM VALUE \
-           SELECT t.id, t.room_id, r.org_id, \
-                  r.last_seq + row_number() OVER (PARTITION BY t.room_id ORDER BY t.id), \
-                  t.sender_id, t.body, t.client_msg_id, t.created_at, t.parent_id, t.mention_ids \
-           FROM t JOIN rooms r ON r.id = t.room_id \
-           RETURNING {MESSAGE_COLUMNS}), \
-         moved AS ( \
-           UPDATE rooms r SET last_seq = r.last_seq + c.n, last_msg_id = c.newest \
-           FROM (SELECT room_id, COUNT(*) AS n, MAX(id) AS newest FROM t GROUP BY room_id) c \
-           WHERE r.id = c.room_id) \
-         SELECT {returned}, t.n FROM m JOIN t ON t.id = m.id ORDER BY m.id"
-    );
-    let rows: Vec<BatchRow> = sqlx::query_as(&sql)
-        .bind(&rooms)
-        .bind(&senders)
-        .bind(&bodies)
-        .bind(&client_ids)
-        .bind(&times)
-        .bind(&parents)
-        .bind(&named)
-        .fetch_all(&mut *tx)
-        .await?;
-    let mut answers = none();
-    let mut events: HashMap<i64, Vec<(DomainEvent, DateTime<Utc>)>> = HashMap::new();
-    for row in rows {
-        // n numbers the chosen posts from 1; map it back to the batch.
-        let Some(&i) = usize::try_from(row.n - 1).ok().and_then(|k| chosen.get(k)) else {
-            continue;
-        };
-        let message = Message::from(row.message);
-        let now = batch[i].now;
-        let org_events = events.entry(message.org).or_default();
-        org_events.push((DomainEvent::MessageCreated(message.clone()), now));
-        // Replies in id order, so each sees its root as the replies before it left it.
-        if let Some(thread) = threads::record_reply(&mut tx, &message, now).await? {
-            org_events.push((thread, now));
-        }
-        let everyone = &batch[i].msg.mentions.everyone;
-        if !everyone.is_empty() {
-            org_events.extend(mentions::record_mentions(&mut tx, &message, everyone, now).await?);
-        }
-        answers[i] = Some(message);
-    }
-    for (org_id, events) in events {
-        write_events(&mut tx, org_id, &events).await?;
-    }
-    tx.commit().await?;
-    Ok(answers)
-}
-
 /// Locks the messages a batch of reaction changes touches, in key order (so concurrent batches
 /// never wait on each other in a circle), each read with the reactor's own emoji: one row per
 /// (room, message, reactor) key that names a message.
@@ -589,34 +389,6 @@ async fn record_reactions(tx: &mut Tx<'_>, writes: &ReactionWrites) -> StoreResu
     Ok(())
 }
 
-/// How many writers store posts at once in each process. Posts to one room always share a
-/// queue (that keeps a room's seqs in commit order without waiting on its lock); posts to
-/// different rooms may share one too, and then one transaction, one WAL flush, takes them all:
-/// over many quiet rooms, a queue per room would commit nearly every post alone.
-const WRITE_QUEUES: i64 = 4;
-
-/// The queue of a room's posts.
-fn queue_of(room_id: i64) -> i64 {
-    room_id.rem_euclid(WRITE_QUEUES)
-}
-
-/// One answer per post of the batch, stored together when possible. If the transaction fails
-/// as a whole (say, a retry on another replica won a unique-index race), nothing of it was
-/// stored, and the posts go one by one so each gets its own answer.
-async fn insert_batch(write: &Pool, batch: &[PendingPost]) -> Vec<StoreResult<Option<Message>>> {
-    // The batched statement carries no attachments: a batch with one goes post by post.
-    if batch.iter().any(|p| p.msg.file.is_some()) {
-        return write_each(write, batch).await;
-    }
-    match insert_batch_atomic(write, batch).await {
-        Ok(answers) => answers.into_iter().map(Ok).collect(),
-        Err(e) => {
-            tracing::warn!(error = %e, posts = batch.len(), "batched post failed; posting one by one");
-            write_each(write, batch).await
-        }
-    }
-}
-
 #[path = "email.rs"]
 mod email;
 #[path = "mentions.rs"]
@@ -629,6 +401,8 @@ mod orgs;
 mod outbox;
 #[path = "post_queue.rs"]
 mod post_queue;
+#[path = "postgres_posts.rs"]
+mod posts;
 #[path = "reactions.rs"]
 mod reactions;
 #[path = "rooms.rs"]

@@ -13,7 +13,7 @@ use crate::sqlite_connections::TakenConn;
 use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
 use chatboard_core::events::{DomainEvent, EventType};
 use chatboard_core::model::Message;
-use outbox::{insert_rows_sql, write_rows, EventRow, OUTBOX_COLUMNS};
+use outbox::{insert_rows_sql, plain_post_event, write_rows, EventRow, OUTBOX_COLUMNS};
 use post_queue::PendingPost;
 use reactions::{own_emoji_column, LockedRow, ReactionWrites};
 use write_queue::{write_each, MAX_BATCH};
@@ -151,7 +151,7 @@ async fn insert_message(
     msg: &NewMessage,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<Message>> {
-    if is_plain(msg) {
+    if msg.is_plain() {
         return insert_plain(write, msg, now).await;
     }
     let mut tx = write.begin().await?;
@@ -172,14 +172,6 @@ async fn insert_plain(
         .await?
         .pop()
         .flatten())
-}
-
-/// A plain post's `message.created` event: the message as reading its row back will show it;
-/// only its id and organization are the database's to fill in ([`plain_post_sql`]). Tests
-/// compare the event with the API's answer.
-fn plain_post_event(msg: &NewMessage, now: DateTime<Utc>) -> StoreResult<EventRow> {
-    let unsaved = Message::from(MessageRow::unsaved(msg, now));
-    EventRow::new(0, &DomainEvent::MessageCreated(unsaved), now)
 }
 
 /// Plain posts (each with its time) in one round trip to the connection's thread: `BEGIN`, each
@@ -251,11 +243,6 @@ static PLAIN_POSTS: LazyLock<Vec<String>> = LazyLock::new(|| {
         })
         .collect()
 });
-
-/// Whether a post goes by the plain path: no thread to count, no one mentioned to record.
-fn is_plain(msg: &NewMessage) -> bool {
-    msg.parent_id.is_none() && msg.mentions.everyone.is_empty()
-}
 
 /// The two statements, each ended by `; `, of the `n`th plain post of a statement string (from
 /// 1), its parameters numbered on from the posts before it: the insert ([`insert_sql`],
@@ -473,7 +460,7 @@ async fn insert_batch(
     batch: &[PendingPost],
 ) -> Vec<StoreResult<Option<Message>>> {
     let together = async {
-        if batch.iter().all(|post| is_plain(&post.msg)) {
+        if batch.iter().all(|post| post.msg.is_plain()) {
             let posts: Vec<_> = batch.iter().map(|post| (&post.msg, post.now)).collect();
             return insert_plain_posts(write, &posts).await;
         }
