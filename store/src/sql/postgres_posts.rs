@@ -49,11 +49,10 @@ static PLAIN_POST: LazyLock<String> = LazyLock::new(|| {
         "{INSERT_SQL}{MESSAGE_COLUMNS}), \
          event AS ( \
            INSERT INTO {OUTBOX_COLUMNS} \
-           SELECT $12, '{}', m.org_id, m.room_id, \
-             '{{\"id\":' || m.id || ',\"room\":' || m.room_id || ',\"org\":' || m.org_id || $13, $5 \
-           FROM m) \
+           SELECT $12, '{}', m.org_id, m.room_id, {}, $5 FROM m) \
          SELECT * FROM m",
-        EventType::MessageCreated.as_str()
+        EventType::MessageCreated.as_str(),
+        payload_of("m", "$13"),
     )
 });
 
@@ -82,6 +81,33 @@ fn bind_insert<'q, O>(
 /// should it ever open otherwise; the post then takes the transaction path.
 fn payload_after_org(payload: &str, room_id: i64) -> Option<&str> {
     payload.strip_prefix(&format!("{{\"id\":0,\"room\":{room_id},\"org\":0"))
+}
+
+/// The SQL expression of a plain post's event payload: the stored message `m` (a table alias)
+/// opening it, `rest` ([`payload_after_org`]) the remainder.
+fn payload_of(m: &str, rest: &str) -> String {
+    format!(
+        "'{{\"id\":' || {m}.id || ',\"room\":' || {m}.room_id || ',\"org\":' || {m}.org_id || {rest}"
+    )
+}
+
+/// Each post's event id and payload after its organization, for a batch whose events can all be
+/// written by its insert: `None` unless every post is plain.
+fn plain_events_of(
+    posts: &[&PendingPost],
+) -> StoreResult<Option<Vec<(Option<String>, Option<String>)>>> {
+    let mut events = Vec::with_capacity(posts.len());
+    for post in posts {
+        if !post.msg.is_plain() {
+            return Ok(None);
+        }
+        let event = plain_post_event(&post.msg, post.now)?;
+        let Some(rest) = payload_after_org(&event.payload, post.msg.room_id) else {
+            return Ok(None);
+        };
+        events.push((Some(event.event_id), Some(rest.to_owned())));
+    }
+    Ok(Some(events))
 }
 
 /// A plain post and its event in one statement ([`PLAIN_POST`]).
@@ -213,14 +239,22 @@ async fn insert_batch_atomic(
         .iter()
         .map(|p| encode_ids(&p.msg.mentions.named))
         .collect();
+    // When every post is plain, their events go in the insert's statement (one round trip
+    // less); otherwise all are written after it, each message's in id order with its thread's.
+    let plain_events = plain_events_of(&posts)?;
+    let folded = plain_events.is_some();
+    let (event_ids, event_payloads): (Vec<Option<String>>, Vec<Option<String>>) = plain_events
+        .unwrap_or_else(|| posts.iter().map(|_| (None, None)).collect())
+        .into_iter()
+        .unzip();
     let returned = message_columns_of("m");
     let sql = format!(
         "WITH t AS MATERIALIZED ( \
            SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id, u.* \
            FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], \
-             $6::bigint[], $7::text[]) \
+             $6::bigint[], $7::text[], $8::text[], $9::text[]) \
              WITH ORDINALITY AS u(room_id, sender_id, body, client_msg_id, created_at, parent_id, \
-               mention_ids, n)), \
+               mention_ids, event_id, payload_after_org, n)), \
          m AS ( \
            INSERT INTO messages (id, room_id, org_id, seq, sender_id, body, client_msg_id, created_at, \
              parent_id, mention_ids) \
@@ -233,8 +267,14 @@ async fn insert_batch_atomic(
          moved AS ( \
            UPDATE rooms r SET last_seq = r.last_seq + c.n, last_msg_id = c.newest \
            FROM (SELECT room_id, COUNT(*) AS n, MAX(id) AS newest FROM t GROUP BY room_id) c \
-           WHERE r.id = c.room_id) \
-         SELECT {returned}, t.n FROM m JOIN t ON t.id = m.id ORDER BY m.id"
+           WHERE r.id = c.room_id), \
+         events AS ( \
+           INSERT INTO {OUTBOX_COLUMNS} \
+           SELECT t.event_id, '{created}', m.org_id, m.room_id, {payload}, t.created_at \
+           FROM m JOIN t ON t.id = m.id WHERE t.event_id IS NOT NULL ORDER BY m.id) \
+         SELECT {returned}, t.n FROM m JOIN t ON t.id = m.id ORDER BY m.id",
+        created = EventType::MessageCreated.as_str(),
+        payload = payload_of("m", "t.payload_after_org"),
     );
     let rows: Vec<BatchRow> = sqlx::query_as(&sql)
         .bind(&rooms)
@@ -244,6 +284,8 @@ async fn insert_batch_atomic(
         .bind(&times)
         .bind(&parents)
         .bind(&named)
+        .bind(&event_ids)
+        .bind(&event_payloads)
         .fetch_all(&mut *tx)
         .await?;
     let mut answers = none();
@@ -256,7 +298,9 @@ async fn insert_batch_atomic(
         let message = Message::from(row.message);
         let now = batch[i].now;
         let org_events = events.entry(message.org).or_default();
-        org_events.push((DomainEvent::MessageCreated(message.clone()), now));
+        if !folded {
+            org_events.push((DomainEvent::MessageCreated(message.clone()), now));
+        }
         // Replies in id order, so each sees its root as the replies before it left it.
         if let Some(thread) = threads::record_reply(&mut tx, &message, now).await? {
             org_events.push((thread, now));
@@ -268,7 +312,9 @@ async fn insert_batch_atomic(
         answers[i] = Some(message);
     }
     for (org_id, events) in events {
-        write_events(&mut tx, org_id, &events).await?;
+        if !events.is_empty() {
+            write_events(&mut tx, org_id, &events).await?;
+        }
     }
     tx.commit().await?;
     Ok(answers)
