@@ -41,7 +41,7 @@ static INSERT: LazyLock<String> =
 /// A plain post in one statement, outside any transaction (a statement is atomic by itself):
 /// [`INSERT_SQL`], and its event, written only if the message was. Before, a post was four round
 /// trips (`BEGIN`, the insert, the event, `COMMIT`), and each woke the database's backend and
-/// then the writer; in one, the database spent 250 µs per post instead of 350 (BENCHMARKS.md,
+/// then the writer; in one, the database spends about a fifth less CPU per post (BENCHMARKS.md,
 /// "PostgreSQL's posts in one statement"). `$12` is the event's id, `$13` its payload after the
 /// organization ([`payload_after_org`]).
 static PLAIN_POST: LazyLock<String> = LazyLock::new(|| {
@@ -91,23 +91,44 @@ fn payload_of(m: &str, rest: &str) -> String {
     )
 }
 
-/// Each post's event id and payload after its organization, for a batch whose events can all be
-/// written by its insert: `None` unless every post is plain.
-fn plain_events_of(
-    posts: &[&PendingPost],
-) -> StoreResult<Option<Vec<(Option<String>, Option<String>)>>> {
-    let mut events = Vec::with_capacity(posts.len());
-    for post in posts {
-        if !post.msg.is_plain() {
-            return Ok(None);
-        }
-        let event = plain_post_event(&post.msg, post.now)?;
-        let Some(rest) = payload_after_org(&event.payload, post.msg.room_id) else {
-            return Ok(None);
+/// A batch's `message.created` events for its insert statement to write, one per post: the
+/// event ids and the payloads after the organization ([`payload_after_org`]); all `None` when
+/// the events are written after the insert instead.
+struct BatchEvents {
+    ids: Vec<Option<String>>,
+    payloads_after_org: Vec<Option<String>>,
+}
+
+impl BatchEvents {
+    /// The events of `posts` if every post is plain, else all `None`; and whether they were.
+    fn of(posts: &[&PendingPost]) -> StoreResult<(Self, bool)> {
+        let mut events = Self {
+            ids: Vec::with_capacity(posts.len()),
+            payloads_after_org: Vec::with_capacity(posts.len()),
         };
-        events.push((Some(event.event_id), Some(rest.to_owned())));
+        for post in posts {
+            let rest = if post.msg.is_plain() {
+                let event = plain_post_event(&post.msg, post.now)?;
+                payload_after_org(&event.payload, post.msg.room_id)
+                    .map(|rest| (event.event_id.clone(), rest.to_owned()))
+            } else {
+                None
+            };
+            let Some((id, rest)) = rest else {
+                let none = || posts.iter().map(|_| None).collect();
+                return Ok((
+                    Self {
+                        ids: none(),
+                        payloads_after_org: none(),
+                    },
+                    false,
+                ));
+            };
+            events.ids.push(Some(id));
+            events.payloads_after_org.push(Some(rest));
+        }
+        Ok((events, true))
     }
-    Ok(Some(events))
 }
 
 /// A plain post and its event in one statement ([`PLAIN_POST`]).
@@ -241,12 +262,7 @@ async fn insert_batch_atomic(
         .collect();
     // When every post is plain, their events go in the insert's statement (one round trip
     // less); otherwise all are written after it, each message's in id order with its thread's.
-    let plain_events = plain_events_of(&posts)?;
-    let folded = plain_events.is_some();
-    let (event_ids, event_payloads): (Vec<Option<String>>, Vec<Option<String>>) = plain_events
-        .unwrap_or_else(|| posts.iter().map(|_| (None, None)).collect())
-        .into_iter()
-        .unzip();
+    let (events_in_insert, folded) = BatchEvents::of(&posts)?;
     let returned = message_columns_of("m");
     let sql = format!(
         "WITH t AS MATERIALIZED ( \
@@ -284,8 +300,8 @@ async fn insert_batch_atomic(
         .bind(&times)
         .bind(&parents)
         .bind(&named)
-        .bind(&event_ids)
-        .bind(&event_payloads)
+        .bind(&events_in_insert.ids)
+        .bind(&events_in_insert.payloads_after_org)
         .fetch_all(&mut *tx)
         .await?;
     let mut answers = none();
