@@ -138,12 +138,14 @@ async fn insert_plain(
     event: &EventRow,
     payload_after_org: &str,
 ) -> StoreResult<Option<Message>> {
-    let row: Option<MessageRow> = bind_insert(sqlx::query_as(&PLAIN_POST), msg, event.created_at)
+    // Outside a transaction the commit comes after the statement's rows: reading every response
+    // up to the end, as `fetch_all` does, makes the answer wait for it and carry its error.
+    let rows: Vec<MessageRow> = bind_insert(sqlx::query_as(&PLAIN_POST), msg, event.created_at)
         .bind(event.event_id.as_str())
         .bind(payload_after_org)
-        .fetch_optional(write)
+        .fetch_all(write)
         .await?;
-    Ok(row.map(Message::from))
+    Ok(rows.into_iter().next().map(Message::from))
 }
 
 /// Stores a message and its `message.created` event, atomically. The insert takes the room's
