@@ -30,16 +30,6 @@ both_engines!(
     pages_without_the_cache,
 );
 
-/// An org with an ADMIN (alice) and a MEMBER (bob) sharing a PUBLIC room.
-async fn room_for_two(app: &TestApp) -> (i64, i64, TestUser, TestUser) {
-    let alice = app.user("alice@example.com").await;
-    let bob = app.user("bob@example.com").await;
-    let org = app.org(&alice, "Acme").await;
-    app.join(org, &alice, &bob, "MEMBER").await;
-    let room = app.room(&alice, org, "general", "PUBLIC").await;
-    (org, room, alice, bob)
-}
-
 fn messages_path(room: i64) -> String {
     format!("/api/rooms/{room}/messages/")
 }
@@ -48,7 +38,7 @@ async fn posting_returns_the_message_object(engine: Engine) {
     let Some(app) = TestApp::spawn(engine).await else {
         return;
     };
-    let (org, room, _alice, bob) = room_for_two(&app).await;
+    let (org, room, _alice, bob) = app.room_for_two().await;
     let r = app
         .post(
             &messages_path(room),
@@ -86,7 +76,7 @@ async fn message_input_is_validated(engine: Engine) {
     let Some(app) = TestApp::spawn(engine).await else {
         return;
     };
-    let (_org, room, alice, _bob) = room_for_two(&app).await;
+    let (_org, room, alice, _bob) = app.room_for_two().await;
     let cases = [
         (json!({"body": ""}), "body"),
         (json!({"body": " \n\t "}), "body"),
@@ -134,7 +124,7 @@ async fn cursor_paging_walks_both_ways(engine: Engine) {
     let Some(app) = TestApp::spawn(engine).await else {
         return;
     };
-    let (org, room, alice, bob) = room_for_two(&app).await;
+    let (org, room, alice, bob) = app.room_for_two().await;
     // Another room's messages interleave with ours and must never show up.
     let other = app.room(&alice, org, "random", "PUBLIC").await;
     let mut ids = Vec::new();
@@ -210,7 +200,7 @@ async fn paging_parameters_are_validated(engine: Engine) {
     let Some(app) = TestApp::spawn(engine).await else {
         return;
     };
-    let (_org, room, alice, _bob) = room_for_two(&app).await;
+    let (_org, room, alice, _bob) = app.room_for_two().await;
     app.send(&alice, room, "one").await;
     for (query, field) in [
         ("limit=0", "limit"),
@@ -249,7 +239,7 @@ async fn client_msg_id_makes_sending_idempotent(engine: Engine) {
     let Some(app) = TestApp::spawn(engine).await else {
         return;
     };
-    let (org, room, alice, bob) = room_for_two(&app).await;
+    let (org, room, alice, bob) = app.room_for_two().await;
     let send = |user: &TestUser, room: i64, body: &str, cid: &str| {
         let (token, path) = (user.access.clone(), messages_path(room));
         let body = json!({"body": body, "client_msg_id": cid});
@@ -295,7 +285,7 @@ async fn edit_and_delete_rules(engine: Engine) {
     let Some(app) = TestApp::spawn(engine).await else {
         return;
     };
-    let (org, room, alice, bob) = room_for_two(&app).await;
+    let (org, room, alice, bob) = app.room_for_two().await;
     let carol = app.user("carol@example.com").await;
     app.join(org, &alice, &carol, "MANAGER").await;
     let msg = app.send(&bob, room, "draft").await;
@@ -362,7 +352,7 @@ async fn membership_is_enforced_on_every_call(engine: Engine) {
     let Some(app) = TestApp::spawn(engine).await else {
         return;
     };
-    let (org, room, alice, bob) = room_for_two(&app).await;
+    let (org, room, alice, bob) = app.room_for_two().await;
     let secret = app.room(&alice, org, "secret", "PRIVATE").await;
     let secret_msg = app.send(&alice, secret, "for alice only").await;
     let msg = app.send(&alice, room, "public").await;
@@ -442,7 +432,7 @@ async fn read_pointer_is_monotonic_and_room_checked(engine: Engine) {
     let Some(app) = TestApp::spawn(engine).await else {
         return;
     };
-    let (org, room, alice, bob) = room_for_two(&app).await;
+    let (org, room, alice, bob) = app.room_for_two().await;
     let other = app.room(&alice, org, "random", "PUBLIC").await;
     let m1 = app.send(&alice, room, "1").await;
     let m2 = app.send(&alice, room, "2").await;
@@ -496,7 +486,7 @@ async fn unread_counts_skip_own_and_deleted_messages(engine: Engine) {
     let Some(app) = TestApp::spawn(engine).await else {
         return;
     };
-    let (org, room, alice, bob) = room_for_two(&app).await;
+    let (org, room, alice, bob) = app.room_for_two().await;
     let quiet = app.room(&alice, org, "quiet", "PUBLIC").await;
     let counts = |user: &TestUser| {
         let token = user.access.clone();
@@ -674,7 +664,7 @@ async fn repeated_page_reads_never_go_stale(engine: Engine) {
     let Some(app) = TestApp::spawn(engine).await else {
         return;
     };
-    let (_org, room, alice, bob) = room_for_two(&app).await;
+    let (_org, room, alice, bob) = app.room_for_two().await;
     let mut ids = Vec::new();
     for i in 0..6 {
         ids.push(app.send(&alice, room, &format!("m{i}")).await);
@@ -747,7 +737,7 @@ async fn concurrent_posts_keep_order_and_counts_exact(engine: Engine) {
     let Some(app) = TestApp::spawn(engine).await else {
         return;
     };
-    let (_org, room, alice, bob) = room_for_two(&app).await;
+    let (_org, room, alice, bob) = app.room_for_two().await;
     let carol = app.user("carol@example.com").await;
     let org = app
         .get(&format!("/api/rooms/{room}/"), &alice.access)
@@ -813,7 +803,7 @@ async fn concurrent_posts_over_many_rooms_keep_every_room_gapless(engine: Engine
     let Some(app) = TestApp::spawn(engine).await else {
         return;
     };
-    let (org, first, alice, bob) = room_for_two(&app).await;
+    let (org, first, alice, bob) = app.room_for_two().await;
     let mut rooms = vec![first];
     for n in 0..5 {
         rooms.push(app.room(&alice, org, &format!("room {n}"), "PUBLIC").await);
@@ -912,7 +902,7 @@ async fn pages_without_the_cache(engine: Engine) {
     let Some(app) = TestApp::spawn_with(engine, |c| c.page_cache_mb = 0).await else {
         return;
     };
-    let (org, room, alice, bob) = room_for_two(&app).await;
+    let (org, room, alice, bob) = app.room_for_two().await;
     let secret = app.room(&alice, org, "secret", "PRIVATE").await;
     let a = app.send(&alice, room, "a").await;
     let b = app.send(&bob, room, "b").await;

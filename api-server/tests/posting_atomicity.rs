@@ -19,11 +19,7 @@ async fn a_post_whose_event_cannot_be_written_is_not_stored(engine: Engine) {
     let Some(app) = TestApp::spawn(engine).await else {
         return;
     };
-    let alice = app.user("alice@example.com").await;
-    let bob = app.user("bob@example.com").await;
-    let org = app.org(&alice, "Acme").await;
-    app.join(org, &alice, &bob, "MEMBER").await;
-    let room = app.room(&alice, org, "general", "PUBLIC").await;
+    let (_org, room, _alice, bob) = app.room_for_two().await;
     let (refuse, allow) = match app.engine {
         Engine::Postgres => (
             "ALTER TABLE outbox ADD CONSTRAINT no_new_messages \

@@ -416,24 +416,22 @@ mod tests {
     async fn a_transaction_begun_in_sql_and_abandoned_is_rolled_back_before_the_next_use() {
         let dir = tempfile::tempdir().expect("dir");
         let (writer, options) = writer(&dir, Duration::from_secs(5)).await;
-        let mut conn = writer.acquire().await.expect("acquire");
-        sqlx::raw_sql("BEGIN; INSERT INTO t VALUES (1)")
-            .execute(&mut *conn)
-            .await
-            .expect("insert");
-        conn.roll_back_on_release();
-        drop(conn);
+        // Runs `sql` on the writer and gives the connection back marked for a rollback, as an
+        // abandoned plain post does.
+        let abandon = |sql: &'static str| async {
+            let mut conn = writer.acquire().await.expect("acquire");
+            sqlx::raw_sql(sql)
+                .execute(&mut *conn)
+                .await
+                .expect("statements");
+            conn.roll_back_on_release();
+        };
+        abandon("BEGIN; INSERT INTO t VALUES (1)").await;
         // Without the rollback this would join the open transaction and never be committed.
         insert(&writer, 2).await;
         assert_eq!(rows(&options).await, [2]);
         // And an abandoned connection whose transaction did end is no trouble either.
-        let mut conn = writer.acquire().await.expect("acquire");
-        sqlx::raw_sql("BEGIN; INSERT INTO t VALUES (3); COMMIT")
-            .execute(&mut *conn)
-            .await
-            .expect("insert");
-        conn.roll_back_on_release();
-        drop(conn);
+        abandon("BEGIN; INSERT INTO t VALUES (3); COMMIT").await;
         insert(&writer, 4).await;
         assert_eq!(rows(&options).await, [2, 3, 4]);
     }

@@ -235,6 +235,17 @@ impl TestApp {
         r.body["id"].as_i64().expect("room id")
     }
 
+    /// An org with an ADMIN (alice) and a MEMBER (bob) sharing a PUBLIC room "general":
+    /// (org, room, alice, bob).
+    pub async fn room_for_two(&self) -> (i64, i64, TestUser, TestUser) {
+        let alice = self.user("alice@example.com").await;
+        let bob = self.user("bob@example.com").await;
+        let org = self.org(&alice, "Acme").await;
+        self.join(org, &alice, &bob, "MEMBER").await;
+        let room = self.room(&alice, org, "general", "PUBLIC").await;
+        (org, room, alice, bob)
+    }
+
     /// Posts `body` to `room` as `by` and returns the message id.
     pub async fn send(&self, by: &TestUser, room: i64, body: &str) -> i64 {
         let r = self

@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::write_queue::Batched;
-use super::{insert_batch, insert_message, queue_of, WritePool};
+use super::{insert_batch, insert_message, queue_of, Db, WritePool};
+use crate::sql::rows::encode_ids;
 use crate::{NewMessage, StoreResult};
 use chatboard_core::model::Message;
 
@@ -12,6 +13,31 @@ use chatboard_core::model::Message;
 pub(super) struct PendingPost {
     pub(super) msg: NewMessage,
     pub(super) now: DateTime<Utc>,
+}
+
+/// A query taking a post's values.
+type PostQuery<'q, O> = sqlx::query::QueryAs<'q, Db, O, <Db as sqlx::Database>::Arguments<'q>>;
+
+/// Binds a post's values to its engine's insert statement, as `$1` to `$11`: room, sender,
+/// `client_msg_id`, body, time, the attachment's id, name, type and size, the thread's root and
+/// the ids mentioned by address.
+pub(super) fn bind_insert<'q, O>(
+    query: PostQuery<'q, O>,
+    msg: &'q NewMessage,
+    now: DateTime<Utc>,
+) -> PostQuery<'q, O> {
+    query
+        .bind(msg.room_id)
+        .bind(msg.sender_id)
+        .bind(&msg.client_msg_id)
+        .bind(&msg.body)
+        .bind(now)
+        .bind(msg.file.as_ref().map(|f| f.id.as_str()))
+        .bind(msg.file.as_ref().map(|f| f.filename.as_str()))
+        .bind(msg.file.as_ref().map(|f| f.content_type.as_str()))
+        .bind(msg.file.as_ref().map(|f| f.size))
+        .bind(msg.parent_id)
+        .bind(encode_ids(&msg.mentions.named))
 }
 
 #[async_trait]

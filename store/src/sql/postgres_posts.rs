@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 
 use super::outbox::{plain_post_event, write_event, write_events, EventRow, OUTBOX_COLUMNS};
-use super::post_queue::PendingPost;
+use super::post_queue::{bind_insert, PendingPost};
 use super::write_queue::write_each;
 use super::{begin_write, mentions, threads, Pool};
 use crate::sql::rows::{encode_ids, message_columns_of, BatchRow, MessageRow, MESSAGE_COLUMNS};
@@ -23,14 +23,14 @@ const INSERT_SQL: &str = "WITH slot AS ( \
          AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) \
          AND EXISTS (SELECT 1 FROM orgs o WHERE o.id = rooms.org_id \
            AND NOT o.suspended AND o.archived_at IS NULL) \
-         AND ($4::text IS NULL OR NOT EXISTS ( \
-           SELECT 1 FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $4)) \
+         AND ($3::text IS NULL OR NOT EXISTS ( \
+           SELECT 1 FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $3)) \
        RETURNING org_id, last_seq, last_msg_id), \
      m AS ( \
        INSERT INTO messages (id, room_id, org_id, seq, sender_id, body, client_msg_id, created_at, \
          file_id, file_name, file_type, file_size, parent_id, mention_ids) \
        OVERRIDING SYSTEM VALUE \
-       SELECT last_msg_id, $1, org_id, last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
+       SELECT last_msg_id, $1, org_id, last_seq, $2, $4, $3, $5, $6, $7, $8, $9, $10, $11 \
        FROM slot \
        RETURNING ";
 
@@ -55,26 +55,6 @@ static PLAIN_POST: LazyLock<String> = LazyLock::new(|| {
         payload_of("m", "$13"),
     )
 });
-
-/// Binds a post's values to [`INSERT_SQL`]'s parameters.
-fn bind_insert<'q, O>(
-    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
-    msg: &'q NewMessage,
-    now: DateTime<Utc>,
-) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
-    query
-        .bind(msg.room_id)
-        .bind(msg.sender_id)
-        .bind(&msg.body)
-        .bind(&msg.client_msg_id)
-        .bind(now)
-        .bind(msg.file.as_ref().map(|f| f.id.as_str()))
-        .bind(msg.file.as_ref().map(|f| f.filename.as_str()))
-        .bind(msg.file.as_ref().map(|f| f.content_type.as_str()))
-        .bind(msg.file.as_ref().map(|f| f.size))
-        .bind(msg.parent_id)
-        .bind(encode_ids(&msg.mentions.named))
-}
 
 /// What a plain post's event payload (the unsaved message, id and organization 0) holds after
 /// its organization: the message serializes as `{"id":…,"room":…,"org":…` and then this. `None`
@@ -110,7 +90,8 @@ impl BatchEvents {
             let rest = if post.msg.is_plain() {
                 let event = plain_post_event(&post.msg, post.now)?;
                 payload_after_org(&event.payload, post.msg.room_id)
-                    .map(|rest| (event.event_id.clone(), rest.to_owned()))
+                    .map(str::to_owned)
+                    .map(|rest| (event.event_id, rest))
             } else {
                 None
             };

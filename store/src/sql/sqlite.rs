@@ -5,16 +5,14 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 
-use super::rows::{
-    encode_ids, message_columns_of, placeholders, BatchRow, MessageRow, MESSAGE_COLUMNS,
-};
+use super::rows::{message_columns_of, placeholders, BatchRow, MessageRow, MESSAGE_COLUMNS};
 use super::word_lookup::{HitParams, WordLookup};
 use crate::sqlite_connections::TakenConn;
 use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
 use chatboard_core::events::{DomainEvent, EventType};
 use chatboard_core::model::Message;
 use outbox::{insert_rows_sql, plain_post_event, write_rows, EventRow, OUTBOX_COLUMNS};
-use post_queue::PendingPost;
+use post_queue::{bind_insert, PendingPost};
 use reactions::{own_emoji_column, LockedRow, ReactionWrites};
 use write_queue::{write_each, MAX_BATCH};
 
@@ -143,7 +141,7 @@ async fn begin_write(write: &WritePool) -> Result<Tx<'static>, sqlx::Error> {
 ///
 /// A plain post (no thread, no mentions of others) is one statement round trip to the
 /// connection's thread instead of four: `BEGIN`, the insert, its outbox row and `COMMIT` travel
-/// as one statement string; sqlx's ping when the connection goes back to the pool follows. Each
+/// as one statement string (and no ping follows: the store holds its connections itself). Each
 /// round trip wakes that thread and then the waiting task, and on a busy machine waits for a CPU
 /// both ways (BENCHMARKS.md counts the wake-ups).
 async fn insert_message(
@@ -322,26 +320,6 @@ fn insert_sql(first: usize) -> String {
 
 /// A post's insert inside a transaction of sqlx's (`insert_in`), made once.
 static INSERT: LazyLock<String> = LazyLock::new(|| insert_sql(1));
-
-/// Binds a post's values to [`insert_sql`]'s parameters.
-fn bind_insert<'q, O>(
-    query: sqlx::query::QueryAs<'q, Db, O, sqlx::sqlite::SqliteArguments<'q>>,
-    msg: &'q NewMessage,
-    now: DateTime<Utc>,
-) -> sqlx::query::QueryAs<'q, Db, O, sqlx::sqlite::SqliteArguments<'q>> {
-    query
-        .bind(msg.room_id)
-        .bind(msg.sender_id)
-        .bind(&msg.client_msg_id)
-        .bind(&msg.body)
-        .bind(now)
-        .bind(msg.file.as_ref().map(|f| f.id.as_str()))
-        .bind(msg.file.as_ref().map(|f| f.filename.as_str()))
-        .bind(msg.file.as_ref().map(|f| f.content_type.as_str()))
-        .bind(msg.file.as_ref().map(|f| f.size))
-        .bind(msg.parent_id)
-        .bind(encode_ids(&msg.mentions.named))
-}
 
 /// One post inside `tx` ([`insert_sql`]); for a reply, its thread's counters and follows too.
 /// The post's outbox rows are added to `events`, for the caller to write together with the
