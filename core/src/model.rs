@@ -4,6 +4,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod uploads;
+mod webhooks;
+pub use uploads::{Upload, UploadStatus};
+pub use webhooks::{DeliveryStatus, Webhook, WebhookDelivery};
+
 /// A user account as the API shows it (never with a password hash).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct User {
@@ -361,161 +366,6 @@ pub struct UnreadCount {
     pub last_read_msg_id: Option<i64>,
     /// Newest message of the room, or null.
     pub last_msg_id: Option<i64>,
-}
-
-/// A webhook as the API shows it (never with its secret, except once at creation).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Webhook {
-    /// Webhook id.
-    pub id: i64,
-    /// Organization id.
-    pub org: i64,
-    /// Target URL (http or https).
-    pub url: String,
-    /// Event types delivered; `["*"]` means all.
-    pub events: Vec<String>,
-    /// Whether events are delivered.
-    pub is_active: bool,
-    /// Owned by a Webhook custom resource: the REST API may not change or delete it.
-    pub managed: bool,
-    /// Why delivery switched it off (a 410 from the target), or null.
-    pub disabled_reason: Option<String>,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it was last changed.
-    pub updated_at: DateTime<Utc>,
-}
-
-impl Webhook {
-    /// Whether events of `event_type` go to this webhook.
-    pub fn wants(&self, event_type: &str) -> bool {
-        self.events.iter().any(|e| e == "*" || e == event_type)
-    }
-}
-
-/// Where a webhook delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryStatus {
-    /// Not attempted yet.
-    Pending,
-    /// Attempted and failed; another attempt is scheduled.
-    Retrying,
-    /// The target answered 2xx.
-    Delivered,
-    /// Given up: attempts exhausted, or the target answered 410.
-    Failed,
-}
-
-impl DeliveryStatus {
-    /// The name stored in the database and shown in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Retrying => "retrying",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Failed => "failed",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            DeliveryStatus::Pending,
-            DeliveryStatus::Retrying,
-            DeliveryStatus::Delivered,
-            DeliveryStatus::Failed,
-        ]
-        .into_iter()
-        .find(|d| d.as_str() == s)
-    }
-}
-
-/// One event's delivery to one webhook, as the delivery log shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct WebhookDelivery {
-    /// Delivery id (also sent as `X-ChatBoard-Delivery`).
-    pub id: i64,
-    /// The event's id (the body's `id`).
-    pub event_id: String,
-    /// The event's type.
-    pub event_type: String,
-    /// Where it stands.
-    pub status: DeliveryStatus,
-    /// Attempts made so far.
-    pub attempts: i32,
-    /// HTTP status of the last attempt, or null when it got no answer.
-    pub last_status_code: Option<i32>,
-    /// What went wrong in the last attempt, or null.
-    pub last_error: Option<String>,
-    /// When the next attempt is due, or null once settled.
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    /// When the event was queued for this webhook.
-    pub created_at: DateTime<Utc>,
-    /// When the target accepted it, or null.
-    pub delivered_at: Option<DateTime<Utc>>,
-}
-
-/// Where an upload stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum UploadStatus {
-    /// Presigned; the client has not completed it yet.
-    Pending,
-    /// In storage with the declared size and type; may be attached to messages.
-    Ready,
-    /// Past its retention: the object is deleted.
-    Expired,
-}
-
-impl UploadStatus {
-    /// The name stored in the database and shown in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UploadStatus::Pending => "pending",
-            UploadStatus::Ready => "ready",
-            UploadStatus::Expired => "expired",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            UploadStatus::Pending,
-            UploadStatus::Ready,
-            UploadStatus::Expired,
-        ]
-        .into_iter()
-        .find(|u| u.as_str() == s)
-    }
-}
-
-/// An upload as the store holds it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Upload {
-    /// Upload id (a UUIDv7).
-    pub id: String,
-    /// Who uploaded it.
-    pub owner_id: i64,
-    /// Sanitised file name.
-    pub filename: String,
-    /// MIME type, as declared and checked.
-    pub content_type: String,
-    /// Size in bytes, as declared and checked.
-    pub size: i64,
-    /// Where the bytes are in object storage.
-    pub object_key: String,
-    /// The organization whose quota it counts against: named at presign, or the first one
-    /// it was posted in.
-    pub org_id: Option<i64>,
-    /// Where it stands.
-    pub status: UploadStatus,
-    /// When it was presigned.
-    pub created_at: DateTime<Utc>,
-    /// When it was completed.
-    pub uploaded_at: Option<DateTime<Utc>>,
-    /// When it expires (set on completion).
-    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// Why a line of text (a name, a title, an id) is refused, or `None`: control characters
