@@ -35,16 +35,6 @@ both_engines!(
     frequent_words_find_the_newest_matches,
 );
 
-/// An org with alice (ADMIN) and bob (MEMBER) sharing a PUBLIC room.
-async fn team(app: &TestApp) -> (i64, i64, TestUser, TestUser) {
-    let alice = app.user("alice@example.com").await;
-    let bob = app.user("bob@example.com").await;
-    let org = app.org(&alice, "Acme").await;
-    app.join(org, &alice, &bob, "MEMBER").await;
-    let room = app.room(&alice, org, "general", "PUBLIC").await;
-    (org, room, alice, bob)
-}
-
 /// The API server with the worker's jobs beside it.
 async fn spawn(engine: Engine) -> Option<(TestApp, TestJobs)> {
     let app = TestApp::spawn(engine).await?;
@@ -117,7 +107,7 @@ async fn the_query_syntax_finds_the_same_on_both_engines(engine: Engine) {
     let Some((app, _jobs)) = spawn(engine).await else {
         return;
     };
-    let (org, room, alice, bob) = team(&app).await;
+    let (org, room, alice, bob) = app.room_for_two().await;
     let notes = app
         .send(&alice, room, "Deploy the Release Notes today")
         .await;
@@ -167,7 +157,7 @@ async fn results_are_ranked_snippeted_and_paged(engine: Engine) {
     let Some((app, _jobs)) = spawn(engine).await else {
         return;
     };
-    let (org, room, alice, _bob) = team(&app).await;
+    let (org, room, alice, _bob) = app.room_for_two().await;
     let rich = app.send(&alice, room, "banana banana banana banana").await;
     let poor = app
         .send(
@@ -212,7 +202,7 @@ async fn filters_narrow_the_results(engine: Engine) {
     let Some((app, _jobs)) = spawn(engine).await else {
         return;
     };
-    let (org, room, alice, bob) = team(&app).await;
+    let (org, room, alice, bob) = app.room_for_two().await;
     let other = app.room(&alice, org, "random", "PUBLIC").await;
     let in_general = app.send(&alice, room, "lunch plans").await;
     let in_random = app.send(&bob, other, "lunch at noon").await;
@@ -262,7 +252,7 @@ async fn only_what_the_reader_may_read_is_found(engine: Engine) {
     let Some((app, _jobs)) = spawn(engine).await else {
         return;
     };
-    let (org, room, alice, bob) = team(&app).await;
+    let (org, room, alice, bob) = app.room_for_two().await;
     let secret = app.room(&alice, org, "leads", "PRIVATE").await;
     app.send(&alice, secret, "quarterly figures").await;
     let open = app.send(&alice, room, "quarterly party").await;
@@ -299,7 +289,7 @@ async fn edits_and_deletes_reach_the_index_at_once(engine: Engine) {
     let Some((app, _jobs)) = spawn(engine).await else {
         return;
     };
-    let (org, room, alice, bob) = team(&app).await;
+    let (org, room, alice, bob) = app.room_for_two().await;
     let id = app.send(&alice, room, "the old wording").await;
     assert_eq!(found(&app, &bob, org, "old").await, vec![id]);
     let r = app
@@ -326,7 +316,7 @@ async fn new_messages_are_found_once_the_worker_indexed_them(engine: Engine) {
     let Some(app) = TestApp::spawn(engine).await else {
         return;
     };
-    let (org, room, alice, bob) = team(&app).await;
+    let (org, room, alice, bob) = app.room_for_two().await;
     let posted = app.send(&alice, room, "an unusual walrus").await;
     let edited = app.send(&alice, room, "first draft").await;
     let deleted = app.send(&alice, room, "regrettable remark").await;
@@ -371,7 +361,7 @@ async fn rooms_and_members_are_found_by_prefix(engine: Engine) {
     let Some((app, _jobs)) = spawn(engine).await else {
         return;
     };
-    let (org, _room, alice, bob) = team(&app).await;
+    let (org, _room, alice, bob) = app.room_for_two().await;
     app.room(&alice, org, "General Ops", "PUBLIC").await;
     app.room(&alice, org, "gen-private", "PRIVATE").await;
     let names = |r: &common::Reply, key: &str| -> Vec<String> {
@@ -438,7 +428,7 @@ async fn busy_and_quiet_rooms(engine: Engine, analyze: bool) {
     let Some((app, _jobs)) = spawn(engine).await else {
         return;
     };
-    let (org, busy, alice, bob) = team(&app).await;
+    let (org, busy, alice, bob) = app.room_for_two().await;
     let quiet = app.room(&alice, org, "quiet", "PUBLIC").await;
     let old = app.send(&bob, quiet, "ping from the quiet room").await;
     for n in 0..30 {
@@ -469,7 +459,7 @@ async fn frequent_words_find_the_newest_matches(engine: Engine) {
     let Some((app, _jobs)) = spawn(engine).await else {
         return;
     };
-    let (org, room, alice, bob) = team(&app).await;
+    let (org, room, alice, bob) = app.room_for_two().await;
     let mut ids = Vec::new();
     for n in 0..30 {
         let word = if n % 2 == 0 { "common" } else { "component" };
@@ -499,7 +489,7 @@ async fn a_reader_in_many_rooms_finds_a_frequent_word_in_each(engine: Engine) {
     let Some((app, _jobs)) = spawn(engine).await else {
         return;
     };
-    let (org, _, alice, bob) = team(&app).await;
+    let (org, _, alice, bob) = app.room_for_two().await;
     let mut posted = Vec::new();
     for n in 0..70 {
         let room = app.room(&alice, org, &format!("room {n}"), "PUBLIC").await;
@@ -519,7 +509,7 @@ async fn a_closed_store_searches_no_more(engine: Engine) {
     let Some((app, _jobs)) = spawn(engine).await else {
         return;
     };
-    let (org, room, alice, bob) = team(&app).await;
+    let (org, room, alice, bob) = app.room_for_two().await;
     app.send(&alice, room, "an unusual walrus").await;
     let search = chatboard_store::MessageSearch {
         org_id: org,
@@ -554,7 +544,7 @@ async fn a_worker_role_that_does_not_own_the_index_still_indexes(engine: Engine)
     let Some(app) = TestApp::spawn(engine).await else {
         return;
     };
-    let (org, room, alice, bob) = team(&app).await;
+    let (org, room, alice, bob) = app.room_for_two().await;
     let posted = app.send(&alice, room, "an unusual walrus").await;
     let role = format!("chatboard_worker_{}", std::process::id());
     for statement in [

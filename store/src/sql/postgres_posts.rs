@@ -80,35 +80,29 @@ struct BatchEvents {
 }
 
 impl BatchEvents {
-    /// The events of `posts` if every post is plain, else all `None`; and whether they were.
-    fn of(posts: &[&PendingPost]) -> StoreResult<(Self, bool)> {
-        let mut events = Self {
-            ids: Vec::with_capacity(posts.len()),
-            payloads_after_org: Vec::with_capacity(posts.len()),
-        };
+    /// The events of `posts`, if every post is plain.
+    fn of(posts: &[&PendingPost]) -> StoreResult<Option<Self>> {
+        let mut events = Self::none(0);
         for post in posts {
-            let rest = if post.msg.is_plain() {
-                let event = plain_post_event(&post.msg, post.now)?;
-                payload_after_org(&event.payload, post.msg.room_id)
-                    .map(str::to_owned)
-                    .map(|rest| (event.event_id, rest))
-            } else {
-                None
+            if !post.msg.is_plain() {
+                return Ok(None);
+            }
+            let event = plain_post_event(&post.msg, post.now)?;
+            let Some(rest) = payload_after_org(&event.payload, post.msg.room_id) else {
+                return Ok(None);
             };
-            let Some((id, rest)) = rest else {
-                let none = || posts.iter().map(|_| None).collect();
-                return Ok((
-                    Self {
-                        ids: none(),
-                        payloads_after_org: none(),
-                    },
-                    false,
-                ));
-            };
-            events.ids.push(Some(id));
-            events.payloads_after_org.push(Some(rest));
+            events.payloads_after_org.push(Some(rest.to_owned()));
+            events.ids.push(Some(event.event_id));
         }
-        Ok((events, true))
+        Ok(Some(events))
+    }
+
+    /// No events for `count` posts: theirs are written after the insert.
+    fn none(count: usize) -> Self {
+        Self {
+            ids: vec![None; count],
+            payloads_after_org: vec![None; count],
+        }
     }
 }
 
@@ -245,7 +239,9 @@ async fn insert_batch_atomic(
         .collect();
     // When every post is plain, their events go in the insert's statement (one round trip
     // less); otherwise all are written after it, each message's in id order with its thread's.
-    let (events_in_insert, folded) = BatchEvents::of(&posts)?;
+    let events_in_insert = BatchEvents::of(&posts)?;
+    let folded = events_in_insert.is_some();
+    let events_in_insert = events_in_insert.unwrap_or_else(|| BatchEvents::none(posts.len()));
     let returned = message_columns_of("m");
     let sql = format!(
         "WITH t AS MATERIALIZED ( \
