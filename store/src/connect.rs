@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::sqlite_connections::SqliteConnections;
+use crate::sqlite_direct_writer::{DirectSettings, DirectWriter};
 use crate::wal_checkpoint::{self, Checkpointer};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -118,7 +119,7 @@ pub async fn connect_with_timeout(
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
                 .row_buffer_size(SQLITE_RESULTS_IN_FLIGHT);
             // SQLite allows one writer at a time. Funnelling every write transaction through a
@@ -150,7 +151,18 @@ pub async fn connect_with_timeout(
             }
             // Held by the store, not pooled by sqlx, whose pool pings each connection given back
             // to it: a round trip to the connection's thread after every statement.
-            let writer = SqliteConnections::open(writer_options, 1, SQLITE_WRITER_TIMEOUT).await?;
+            let writer =
+                SqliteConnections::open(writer_options.clone(), 1, SQLITE_WRITER_TIMEOUT).await?;
+            // Opened after the writer, which creates the file and puts it in WAL mode.
+            let direct = DirectWriter::open(
+                writer_options.get_filename(),
+                &DirectSettings {
+                    busy_timeout: SQLITE_BUSY_TIMEOUT,
+                    wal_autocheckpoint: wal_checkpoint::WRITER_CHECKPOINT_PAGES,
+                },
+            )
+            .map_err(|e| StoreError::Database(sqlx::Error::Configuration(e.into())))?;
+            let writer = writer.with_direct_writer(direct);
             let max_readers = usize::try_from(max_connections).unwrap_or(usize::MAX);
             let reader = SqliteConnections::open(
                 options.clone().read_only(true),
@@ -167,6 +179,9 @@ pub async fn connect_with_timeout(
         ))),
     }
 }
+
+/// How long an SQLite connection waits for a lock held by another (the checkpointer's).
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Results (rows, and one per statement run) an SQLite connection's thread hands over before
 /// it waits for the task to take them. With sqlx's 50, a batch of posts (three results each)

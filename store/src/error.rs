@@ -25,6 +25,9 @@ pub enum StoreError {
     /// Any other database failure.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// A statement SQLite's writer thread ran itself (not through sqlx) failed.
+    #[error("database error: {0}")]
+    Sqlite(#[source] rusqlite::Error),
     /// Applying the schema migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

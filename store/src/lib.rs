@@ -19,6 +19,7 @@ mod search;
 mod sessions;
 mod sql;
 mod sqlite_connections;
+mod sqlite_direct_writer;
 mod tenants;
 mod threads;
 mod uploads;

@@ -36,12 +36,19 @@ use tokio::sync::{
     Mutex, OwnedMappedMutexGuard, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, TryAcquireError,
 };
 
+use crate::sqlite_direct_writer::DirectWriter;
+
 /// A wait for a connection this long is logged (sqlx's pool warns at the same mark).
 const SLOW_ACQUIRE: Duration = Duration::from_secs(2);
 
 /// Some SQLite connections of the store's own, taken one at a time by each caller.
 #[derive(Clone)]
-pub(crate) struct SqliteConnections(Source);
+pub(crate) struct SqliteConnections {
+    source: Source,
+    /// The writer's: a connection driven on a thread of its own, for work that its holder of a
+    /// connection here may hand over (see `sqlite_direct_writer`).
+    direct: Option<DirectWriter>,
+}
 
 #[derive(Clone)]
 enum Source {
@@ -98,23 +105,43 @@ impl SqliteConnections {
         if let Some(slot) = slots.first() {
             *slot.conn.lock().await = Some(first);
         }
-        Ok(Self(Source::Held(Arc::new(Held {
-            permits: Arc::new(Semaphore::new(slots.len())),
-            slots,
-            options,
-            acquire_timeout,
-        }))))
+        Ok(Self {
+            source: Source::Held(Arc::new(Held {
+                permits: Arc::new(Semaphore::new(slots.len())),
+                slots,
+                options,
+                acquire_timeout,
+            })),
+            direct: None,
+        })
+    }
+
+    /// These connections with `direct` beside them, for their holders to hand work to.
+    pub(crate) fn with_direct_writer(self, direct: DirectWriter) -> Self {
+        Self {
+            direct: Some(direct),
+            ..self
+        }
+    }
+
+    /// The connection driven on a thread of its own, if these connections have one: only for
+    /// the holder of one of these connections (`acquire`).
+    pub(crate) fn direct_writer(&self) -> Option<&DirectWriter> {
+        self.direct.as_ref()
     }
 
     /// Goes through `pool` (an in-memory database's only connection).
     pub(crate) fn pooled(pool: SqlitePool) -> Self {
-        Self(Source::Pooled(pool))
+        Self {
+            source: Source::Pooled(pool),
+            direct: None,
+        }
     }
 
     /// Takes a connection, waiting for one to be free; `PoolTimedOut` after the time limit,
     /// `PoolClosed` once closed.
     pub(crate) async fn acquire(&self) -> Result<TakenConn, sqlx::Error> {
-        let held = match &self.0 {
+        let held = match &self.source {
             Source::Pooled(pool) => return Ok(TakenConn::Pooled(pool.acquire().await?)),
             Source::Held(held) => held,
         };
@@ -167,7 +194,7 @@ impl SqliteConnections {
 
     /// Closes the connections once their holders are done; later callers fail.
     pub(crate) async fn close(&self) {
-        match &self.0 {
+        match &self.source {
             Source::Pooled(pool) => pool.close().await,
             Source::Held(held) => {
                 // Callers waiting for a connection, and those after, fail at once.
@@ -178,6 +205,9 @@ impl SqliteConnections {
                             tracing::warn!(%error, "closing an SQLite connection failed");
                         }
                     }
+                }
+                if let Some(direct) = &self.direct {
+                    direct.close().await;
                 }
             }
         }

@@ -186,6 +186,11 @@ async fn insert_plain_posts(
     write: &WritePool,
     posts: &[(&NewMessage, DateTime<Utc>)],
 ) -> StoreResult<Vec<Option<Message>>> {
+    if let Some(direct) = write.direct_writer() {
+        // Holding the writer connection while the direct one writes: no other write runs.
+        let _turn = write.acquire().await?;
+        return direct_posts::insert(direct, posts).await;
+    }
     let slots = posts.len().next_power_of_two();
     let Some(sql) = PLAIN_POSTS.get(slots.trailing_zeros() as usize) else {
         let more = format!(
@@ -291,6 +296,11 @@ impl Drop for OpenTransaction {
 /// sees posts earlier in the same transaction); a trigger moves the room's position
 /// (`0013_room_position_by_trigger.sql`).
 fn insert_sql(first: usize) -> String {
+    insert_sql_returning(first, MESSAGE_COLUMNS)
+}
+
+/// [`insert_sql`] returning `returning` instead of the whole message.
+fn insert_sql_returning(first: usize, returning: &str) -> String {
     let p = |nth: usize| param(first, nth);
     let (room, sender, client_msg_id) = (p(1), p(2), p(3));
     format!(
@@ -306,7 +316,7 @@ fn insert_sql(first: usize) -> String {
            AND ({client_msg_id} IS NULL OR NOT EXISTS ( \
              SELECT 1 FROM messages WHERE room_id = {room} AND sender_id = {sender} \
                AND client_msg_id = {client_msg_id})) \
-         RETURNING {MESSAGE_COLUMNS}",
+         RETURNING {returning}",
         p(4),
         p(5),
         p(6),
@@ -461,6 +471,8 @@ async fn insert_batch(
     }
 }
 
+#[path = "sqlite_direct_posts.rs"]
+mod direct_posts;
 #[path = "email.rs"]
 mod email;
 #[path = "mentions.rs"]

@@ -128,6 +128,17 @@ impl MessageRow {
             ..Self::default()
         }
     }
+
+    /// An [`unsaved`](Self::unsaved) row as the database stored it: with its id, organization
+    /// and seq.
+    pub(in crate::sql) fn saved(self, id: i64, org_id: i64, seq: i64) -> Self {
+        Self {
+            id,
+            org_id,
+            seq,
+            ..self
+        }
+    }
 }
 
 impl From<MessageRow> for Message {
