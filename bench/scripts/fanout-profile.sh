@@ -9,25 +9,31 @@
 #
 #   bench/scripts/fanout-profile.sh [RATE] [OUT] [SECONDS]
 #
+# MEMBERS=N seeds rooms of N instead (2: nearly all the node does is its posting side); FREQ is
+# perf's sampling rate (499 by default).
+#
 # For readable call graphs build with line tables:
 #   CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build --release -p chatboard -p chatboard-bench
 # then, for instance, `perf report -i OUT --no-children --sort comm -g none` (samples by thread)
 # or `--comm tokio-rt-worker --children --sort sym` (what the runtime's workers ran).
 RATE=${1:-1000} OUT=${2:-$PWD/node.perf} SECONDS_PROFILED=${3:-6}
+MEMBERS=${MEMBERS:-100} FREQ=${FREQ:-499}
 source "$(dirname "$0")/common.sh"
-seed_node "$WORK/s100.json" --rooms 100 --members 100
-start_node "$WORK/s100.json"
+STATE=$WORK/s100.json
+[ "$MEMBERS" = 100 ] || STATE=$WORK/s100-m$MEMBERS.json
+seed_node "$STATE" --rooms 100 --members "$MEMBERS"
+start_node "$STATE"
 trap 'kill $NODE 2>/dev/null || true' EXIT
 out="$WORK/fanout.out"
 rm -f "$out"
-"$B/chatboard-bench" ws-fanout --ws ws://127.0.0.1:18080 --state "$WORK/s100.json" --rate "$RATE" \
+"$B/chatboard-bench" ws-fanout --ws ws://127.0.0.1:18080 --state "$STATE" --rate "$RATE" \
   --seconds 15 --gateway-pid "$NODE" >"$out" &
 gen=$!
 python3 - "$NODE" "$out" >"$WORK/phases.txt" <<'EOF' &
 import collections, os, sys, time
 pid, out = sys.argv[1], sys.argv[2]
 def group(comm):
-    for prefix, name in (("hub-shard", "shards"), ("sqlx-sqlite", "sqlite"), ("tokio-rt", "workers")):
+    for prefix, name in (("hub-shard", "shards"), ("sqlx-sqlite", "sqlite"), ("sqlite-direct", "sqlite"), ("tokio-rt", "workers")):
         if comm.startswith(prefix):
             return name
     return comm
@@ -58,7 +64,7 @@ while ! grep -q "sending" "$out" 2>/dev/null && kill -0 $gen 2>/dev/null; do sle
 if [ "${PERF:-1}" != 0 ]; then
   sleep 3
   echo "perf from $(machine)"
-  perf record -F 499 --call-graph dwarf,16384 -o "$OUT" -p "$NODE" -- sleep "$SECONDS_PROFILED" 2>&1 | tail -1
+  perf record -F "$FREQ" --call-graph dwarf,16384 -o "$OUT" -p "$NODE" -- sleep "$SECONDS_PROFILED" 2>&1 | tail -1
 fi
 wait $gen
 awk '/^\| sent \|/{print; getline; getline; print}' "$out"

@@ -128,12 +128,21 @@ impl DirectWriter {
 }
 
 /// Runs `work` in a transaction on `conn`: committed when it succeeds, rolled back when not.
+/// `BEGIN` and `COMMIT` are prepared once, like the work's statements, not parsed every time.
 pub(crate) fn in_transaction<T>(
     conn: &mut Connection,
     work: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
 ) -> Result<T, rusqlite::Error> {
-    let tx = conn.transaction()?;
-    let done = work(&tx)?;
-    tx.commit()?;
-    Ok(done)
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let done = work(conn).and_then(|done| {
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(done)
+    });
+    if done.is_err() && !conn.is_autocommit() {
+        // SQLite ends some failed transactions itself; what is left open is rolled back here.
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            tracing::warn!(error = %e, "rolling back on the SQLite writer's direct connection failed");
+        }
+    }
+    done
 }
