@@ -12,6 +12,7 @@
 //! lock. Each piece of work runs whole (a transaction begun in it ends in it), whether or not its
 //! caller still waits.
 
+use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -86,7 +87,14 @@ impl DirectWriter {
             .spawn(move || {
                 while let Ok(request) = queue.recv() {
                     match request {
-                        Request::Work(work) => work(&mut conn),
+                        Request::Work(work) => {
+                            // A panic in one piece of work fails that piece alone (its caller
+                            // sees the thread as stopped), not every write after it.
+                            let ran = panic::catch_unwind(AssertUnwindSafe(|| work(&mut conn)));
+                            if ran.is_err() && !conn.is_autocommit() {
+                                roll_back(&conn);
+                            }
+                        }
                         Request::Close(closed) => {
                             if let Err((_, e)) = conn.close() {
                                 tracing::warn!(error = %e, "closing the SQLite writer's direct connection failed");
@@ -138,11 +146,16 @@ pub(crate) fn in_transaction<T>(
         conn.prepare_cached("COMMIT")?.execute([])?;
         Ok(done)
     });
+    // SQLite ends some failed transactions itself; what is left open is rolled back here.
     if done.is_err() && !conn.is_autocommit() {
-        // SQLite ends some failed transactions itself; what is left open is rolled back here.
-        if let Err(e) = conn.execute_batch("ROLLBACK") {
-            tracing::warn!(error = %e, "rolling back on the SQLite writer's direct connection failed");
-        }
+        roll_back(conn);
     }
     done
+}
+
+/// Rolls back the transaction open on `conn`.
+fn roll_back(conn: &Connection) {
+    if let Err(e) = conn.execute_batch("ROLLBACK") {
+        tracing::warn!(error = %e, "rolling back on the SQLite writer's direct connection failed");
+    }
 }

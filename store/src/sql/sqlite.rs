@@ -172,7 +172,10 @@ async fn insert_plain(
         .flatten())
 }
 
-/// Plain posts (each with its time) in one round trip to the connection's thread: `BEGIN`, each
+/// Plain posts (each with its time) in one transaction. On a file database the writer's direct
+/// connection runs them and answers once (`direct_posts`; REST posts 1.16 to 1.25× faster in
+/// alternating runs, BENCHMARKS.md). Otherwise (an in-memory database, whose one connection is
+/// sqlx's) in one round trip to the connection's thread: `BEGIN`, each
 /// post's two statements and `COMMIT` travel as one statement string, for a single post and for
 /// a group commit alike. Per-statement round trips made a busy writer fall behind its senders
 /// (BENCHMARKS.md, "SQLite's posts in one round trip"). The posts are padded to a power of two
