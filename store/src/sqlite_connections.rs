@@ -78,6 +78,20 @@ struct Slot {
     dirty: Arc<AtomicBool>,
 }
 
+/// The direct connection's turn: a connection of these is held until dropped, so the direct
+/// one is the only writer meanwhile.
+pub(crate) struct DirectTurn<'a> {
+    _held: TakenConn,
+    direct: &'a DirectWriter,
+}
+
+impl DirectTurn<'_> {
+    /// The direct connection, to hand work to during this turn.
+    pub(crate) fn writer(&self) -> &DirectWriter {
+        self.direct
+    }
+}
+
 /// A connection, taken: the holder's until dropped.
 pub(crate) enum TakenConn {
     /// A held connection.
@@ -124,10 +138,16 @@ impl SqliteConnections {
         }
     }
 
-    /// The connection driven on a thread of its own, if these connections have one: only for
-    /// the holder of one of these connections (`acquire`).
-    pub(crate) fn direct_writer(&self) -> Option<&DirectWriter> {
-        self.direct.as_ref()
+    /// When these connections have a direct one beside them: takes a connection (waiting as
+    /// `acquire` does), so that nothing else writes while the direct one is used.
+    pub(crate) async fn direct_turn(&self) -> Result<Option<DirectTurn<'_>>, sqlx::Error> {
+        let Some(direct) = &self.direct else {
+            return Ok(None);
+        };
+        Ok(Some(DirectTurn {
+            _held: self.acquire().await?,
+            direct,
+        }))
     }
 
     /// Goes through `pool` (an in-memory database's only connection).

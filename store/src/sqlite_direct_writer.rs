@@ -6,11 +6,11 @@
 //! Work sent here instead runs to its end on this thread, through the SQLite library itself, and
 //! answers once.
 //!
-//! It writes to the same database as the store's writer connection and must only do so while
-//! its caller holds that connection (`SqliteConnections::acquire`): SQLite takes one writer at a
-//! time, and the store's rule is that writes queue in the process rather than wait on SQLite's
-//! lock. Each piece of work runs whole (a transaction begun in it ends in it), whether or not its
-//! caller still waits.
+//! It writes to the same database as the store's writer connection and is only reachable while
+//! its caller holds that connection (`SqliteConnections::direct_turn`): SQLite takes one writer
+//! at a time, and the store's rule is that writes queue in the process rather than wait on
+//! SQLite's lock. Each piece of work runs whole (a transaction begun in it ends in it), whether
+//! or not its caller still waits.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;

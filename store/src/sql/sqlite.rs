@@ -189,10 +189,8 @@ async fn insert_plain_posts(
     write: &WritePool,
     posts: &[(&NewMessage, DateTime<Utc>)],
 ) -> StoreResult<Vec<Option<Message>>> {
-    if let Some(direct) = write.direct_writer() {
-        // Holding the writer connection while the direct one writes: no other write runs.
-        let _turn = write.acquire().await?;
-        return direct_posts::insert(direct, posts).await;
+    if let Some(turn) = write.direct_turn().await? {
+        return direct_posts::insert(turn.writer(), posts).await;
     }
     let slots = posts.len().next_power_of_two();
     let Some(sql) = PLAIN_POSTS.get(slots.trailing_zeros() as usize) else {

@@ -53,8 +53,8 @@ struct StoredKeys {
     seq: i64,
 }
 
-/// Stores plain posts (each with its time) in one transaction on `direct`, whose caller must
-/// hold the writer connection; `None` for a post the sender may not make (no seat, or a
+/// Stores plain posts (each with its time) in one transaction on `direct` (during the caller's
+/// `DirectTurn`); `None` for a post the sender may not make (no seat, or a
 /// `client_msg_id` already used).
 pub(super) async fn insert(
     direct: &DirectWriter,
