@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, ToSql};
 
 use super::outbox::plain_post_event;
 use super::{insert_sql_returning, OUTBOX_COLUMNS};
-use crate::sql::rows::{encode_ids, MessageRow};
+use crate::sql::rows::MessageRow;
 use crate::sqlite_direct_writer::{in_transaction, DirectWriter};
 use crate::{NewMessage, StoreResult};
 use chatboard_core::events::EventType;
@@ -28,20 +28,12 @@ static OUTBOX: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// A plain post's values, owned, for the writer's thread.
+/// A plain post as it will be stored, with its event, owned, for the writer's thread.
 struct DirectPost {
-    room_id: i64,
-    sender_id: i64,
-    client_msg_id: Option<String>,
-    body: String,
-    /// As sqlx writes a time, so that both paths store the same text.
+    /// The row before the database gives it its id, organization and seq.
+    row: MessageRow,
+    /// Its time as sqlx writes a time, so that both paths store the same text.
     created_at: String,
-    file_id: Option<String>,
-    file_name: Option<String>,
-    file_type: Option<String>,
-    file_size: Option<i64>,
-    parent_id: Option<i64>,
-    mention_ids: Option<String>,
     event_id: String,
     payload: String,
 }
@@ -64,32 +56,23 @@ pub(super) async fn insert(
         .iter()
         .map(|(msg, now)| direct_post(msg, *now))
         .collect::<StoreResult<Vec<_>>>()?;
-    let stored = direct.run(move |conn| store(conn, &rows)).await?;
-    Ok(posts
-        .iter()
+    // The rows travel to the thread and back, to become the answers.
+    let (rows, stored) = direct
+        .run(move |conn| store(conn, &rows).map(|stored| (rows, stored)))
+        .await?;
+    Ok(rows
+        .into_iter()
         .zip(stored)
-        .map(|((msg, now), keys)| {
-            keys.map(|k| Message::from(MessageRow::unsaved(msg, *now).saved(k.id, k.org_id, k.seq)))
-        })
+        .map(|(post, keys)| keys.map(|k| Message::from(post.row.saved(k.id, k.org_id, k.seq))))
         .collect())
 }
 
-/// A post's values and its event's.
+/// A post's row and its event's.
 fn direct_post(msg: &NewMessage, now: DateTime<Utc>) -> StoreResult<DirectPost> {
     let event = plain_post_event(msg, now)?;
-    let file = msg.file.as_ref();
     Ok(DirectPost {
-        room_id: msg.room_id,
-        sender_id: msg.sender_id,
-        client_msg_id: msg.client_msg_id.clone(),
-        body: msg.body.clone(),
+        row: MessageRow::unsaved(msg, now),
         created_at: now.to_rfc3339_opts(SecondsFormat::AutoSi, false),
-        file_id: file.map(|f| f.id.clone()),
-        file_name: file.map(|f| f.filename.clone()),
-        file_type: file.map(|f| f.content_type.clone()),
-        file_size: file.map(|f| f.size),
-        parent_id: msg.parent_id,
-        mention_ids: encode_ids(&msg.mentions.named),
         event_id: event.event_id,
         payload: event.payload,
     })
@@ -103,18 +86,19 @@ fn store(conn: &mut Connection, posts: &[DirectPost]) -> rusqlite::Result<Vec<Op
         posts
             .iter()
             .map(|post| {
+                let row = &post.row;
                 let values: [(&str, &dyn ToSql); 11] = [
-                    ("$1", &post.room_id),
-                    ("$2", &post.sender_id),
-                    ("$3", &post.client_msg_id),
-                    ("$4", &post.body),
+                    ("$1", &row.room_id),
+                    ("$2", &row.sender_id),
+                    ("$3", &row.client_msg_id),
+                    ("$4", &row.body),
                     ("$5", &post.created_at),
-                    ("$6", &post.file_id),
-                    ("$7", &post.file_name),
-                    ("$8", &post.file_type),
-                    ("$9", &post.file_size),
-                    ("$10", &post.parent_id),
-                    ("$11", &post.mention_ids),
+                    ("$6", &row.file_id),
+                    ("$7", &row.file_name),
+                    ("$8", &row.file_type),
+                    ("$9", &row.file_size),
+                    ("$10", &row.parent_id),
+                    ("$11", &row.mention_ids),
                 ];
                 let keys = insert
                     .query_row(&values[..], |row| {
@@ -129,7 +113,7 @@ fn store(conn: &mut Connection, posts: &[DirectPost]) -> rusqlite::Result<Vec<Op
                     let event: [(&str, &dyn ToSql); 6] = [
                         ("$1", &post.event_id),
                         ("$2", &k.org_id),
-                        ("$3", &post.room_id),
+                        ("$3", &post.row.room_id),
                         ("$4", &post.payload),
                         ("$5", &k.id),
                         ("$6", &post.created_at),
