@@ -127,13 +127,18 @@ pub async fn connect_with_timeout(
             // SQLITE_BUSY, while WAL lets the readers run alongside.
             let in_memory = url.contains(":memory:");
             // Checkpoints run beside the writer, not inside its commits (see wal_checkpoint.rs).
+            let writer_vfs = if in_memory { None } else { wal_merging_vfs() };
             let writer_options = if in_memory {
                 options.clone()
             } else {
-                options.clone().pragma(
+                let with_checkpoints = options.clone().pragma(
                     "wal_autocheckpoint",
                     wal_checkpoint::WRITER_CHECKPOINT_PAGES.to_string(),
-                )
+                );
+                match writer_vfs {
+                    Some(vfs) => with_checkpoints.vfs(vfs),
+                    None => with_checkpoints,
+                }
             };
             if in_memory {
                 // No ping before each use (sqlx's default): an SQLite connection is a file
@@ -159,6 +164,7 @@ pub async fn connect_with_timeout(
                 &DirectSettings {
                     busy_timeout: SQLITE_BUSY_TIMEOUT,
                     wal_autocheckpoint: wal_checkpoint::WRITER_CHECKPOINT_PAGES,
+                    vfs: writer_vfs,
                 },
             )
             .map_err(|e| StoreError::Database(sqlx::Error::Configuration(e.into())))?;
@@ -177,6 +183,19 @@ pub async fn connect_with_timeout(
         None => Err(StoreError::Database(sqlx::Error::Configuration(
             "DATABASE_URL must start with postgres:// or sqlite:".into(),
         ))),
+    }
+}
+
+/// The VFS the writers open the database through: SQLite's default, except that a commit's
+/// write-ahead log frames reach the file in one write instead of two per page
+/// (`sqlite-wal-merge`). `None`, with a warning, where it cannot be registered.
+fn wal_merging_vfs() -> Option<&'static str> {
+    match sqlite_wal_merge::register() {
+        Ok(name) => Some(name),
+        Err(e) => {
+            tracing::warn!(error = %e, "writing SQLite's log through the default VFS instead");
+            None
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 /// Work for the thread: run on its connection, answering through its own channel.
@@ -40,6 +40,8 @@ pub(crate) struct DirectSettings {
     pub(crate) busy_timeout: Duration,
     /// `PRAGMA wal_autocheckpoint`, in pages.
     pub(crate) wal_autocheckpoint: u32,
+    /// The VFS to open the database through (`None`: SQLite's default).
+    pub(crate) vfs: Option<&'static str>,
 }
 
 /// Why work sent to the thread got no answer.
@@ -72,7 +74,10 @@ pub(crate) struct DirectWriter {
 impl DirectWriter {
     /// Opens the database at `path` (which must exist, in WAL mode) on a new thread.
     pub(crate) fn open(path: &Path, settings: &DirectSettings) -> Result<Self, DirectError> {
-        let mut conn = Connection::open(path)?;
+        let mut conn = match settings.vfs {
+            Some(vfs) => Connection::open_with_flags_and_vfs(path, OpenFlags::default(), vfs)?,
+            None => Connection::open(path)?,
+        };
         conn.busy_timeout(settings.busy_timeout)?;
         // `synchronous` and `foreign_keys` are the connection's own, not the file's.
         conn.execute_batch(&format!(
