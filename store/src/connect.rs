@@ -126,8 +126,8 @@ pub async fn connect_with_timeout(
             // single connection queues writers in-process instead of failing them with
             // SQLITE_BUSY, while WAL lets the readers run alongside.
             let in_memory = url.contains(":memory:");
-            // Checkpoints run beside the writer, not inside its commits (see wal_checkpoint.rs).
             let writer_vfs = if in_memory { None } else { wal_merging_vfs() };
+            // Checkpoints run beside the writer, not inside its commits (see wal_checkpoint.rs).
             let writer_options = if in_memory {
                 options.clone()
             } else {
