@@ -363,20 +363,34 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     }
 }
 
-unsafe extern "C" fn read(
-    file: *mut ffi::sqlite3_file,
-    buf: *mut c_void,
-    amount: c_int,
-    offset: ffi::sqlite3_int64,
-) -> c_int {
-    // SAFETY: SQLite calls this on a file `open` wrapped; the default method gets SQLite's
-    // own arguments.
-    unsafe {
-        after_gathered(file, |m, inner| match m.xRead {
-            Some(f) => f(inner, buf, amount, offset),
-            None => ffi::SQLITE_IOERR_READ,
-        })
-    }
+/// The methods that first write what was gathered, then call the default VFS's method with
+/// SQLite's own arguments (answering `$missing` where the default has none).
+macro_rules! after_gathered_methods {
+    ($($name:ident => $method:ident($($arg:ident: $ty:ty),*) or $missing:expr;)*) => {$(
+        unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file, $($arg: $ty),*) -> c_int {
+            // SAFETY: SQLite calls this on a file `open` wrapped, with arguments the default
+            // method takes as they are.
+            unsafe {
+                after_gathered(file, |m, inner| match m.$method {
+                    Some(f) => f(inner, $($arg),*),
+                    None => $missing,
+                })
+            }
+        }
+    )*};
+}
+
+after_gathered_methods! {
+    read => xRead(buf: *mut c_void, amount: c_int, offset: ffi::sqlite3_int64)
+        or ffi::SQLITE_IOERR_READ;
+    truncate => xTruncate(size: ffi::sqlite3_int64) or ffi::SQLITE_IOERR_TRUNCATE;
+    sync => xSync(flags: c_int) or ffi::SQLITE_IOERR_FSYNC;
+    file_size => xFileSize(size: *mut ffi::sqlite3_int64) or ffi::SQLITE_IOERR_FSTAT;
+    lock => xLock(level: c_int) or ffi::SQLITE_IOERR_LOCK;
+    unlock => xUnlock(level: c_int) or ffi::SQLITE_IOERR_UNLOCK;
+    check_reserved_lock => xCheckReservedLock(out: *mut c_int)
+        or ffi::SQLITE_IOERR_CHECKRESERVEDLOCK;
+    file_control => xFileControl(op: c_int, arg: *mut c_void) or ffi::SQLITE_NOTFOUND;
 }
 
 unsafe extern "C" fn write(
@@ -398,101 +412,33 @@ unsafe extern "C" fn write(
     wal.write(data, offset)
 }
 
-unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int64) -> c_int {
-    // SAFETY: as in `read`.
-    unsafe {
-        after_gathered(file, |m, inner| match m.xTruncate {
-            Some(f) => f(inner, size),
-            None => ffi::SQLITE_IOERR_TRUNCATE,
-        })
-    }
-}
-
-unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    // SAFETY: as in `read`.
-    unsafe {
-        after_gathered(file, |m, inner| match m.xSync {
-            Some(f) => f(inner, flags),
-            None => ffi::SQLITE_IOERR_FSYNC,
-        })
-    }
-}
-
-unsafe extern "C" fn file_size(
+/// A property of the default VFS's file (asking writes nothing), or `missing`.
+///
+/// # Safety
+/// As [`wal_of`].
+unsafe fn property(
     file: *mut ffi::sqlite3_file,
-    size: *mut ffi::sqlite3_int64,
+    method: impl FnOnce(
+        &ffi::sqlite3_io_methods,
+    ) -> Option<unsafe extern "C" fn(*mut ffi::sqlite3_file) -> c_int>,
+    missing: c_int,
 ) -> c_int {
-    // SAFETY: as in `read`.
-    unsafe {
-        after_gathered(file, |m, inner| match m.xFileSize {
-            Some(f) => f(inner, size),
-            None => ffi::SQLITE_IOERR_FSTAT,
-        })
-    }
-}
-
-unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: as in `read`.
-    unsafe {
-        after_gathered(file, |m, inner| match m.xLock {
-            Some(f) => f(inner, level),
-            None => ffi::SQLITE_IOERR_LOCK,
-        })
-    }
-}
-
-unsafe extern "C" fn unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: as in `read`.
-    unsafe {
-        after_gathered(file, |m, inner| match m.xUnlock {
-            Some(f) => f(inner, level),
-            None => ffi::SQLITE_IOERR_UNLOCK,
-        })
-    }
-}
-
-unsafe extern "C" fn check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
-    // SAFETY: as in `read`.
-    unsafe {
-        after_gathered(file, |m, inner| match m.xCheckReservedLock {
-            Some(f) => f(inner, out),
-            None => ffi::SQLITE_IOERR_CHECKRESERVEDLOCK,
-        })
-    }
-}
-
-unsafe extern "C" fn file_control(
-    file: *mut ffi::sqlite3_file,
-    op: c_int,
-    arg: *mut c_void,
-) -> c_int {
-    // SAFETY: as in `read`.
-    unsafe {
-        after_gathered(file, |m, inner| match m.xFileControl {
-            Some(f) => f(inner, op, arg),
-            None => ffi::SQLITE_NOTFOUND,
-        })
+    // SAFETY: passed on to our caller.
+    let wal = unsafe { wal_of(file) };
+    let inner = wal.inner_file();
+    match wal.inner_methods().and_then(method) {
+        // SAFETY: the default VFS's open file.
+        Some(f) => unsafe { f(inner) },
+        None => missing,
     }
 }
 
 unsafe extern "C" fn sector_size(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: as in `read`; asking the sector size writes nothing.
-    let wal = unsafe { wal_of(file) };
-    let inner = wal.inner_file();
-    match wal.inner_methods().and_then(|m| m.xSectorSize) {
-        // SAFETY: the default VFS's open file.
-        Some(f) => unsafe { f(inner) },
-        None => 4096,
-    }
+    // SAFETY: SQLite calls this on a file `open` wrapped.
+    unsafe { property(file, |m| m.xSectorSize, 4096) }
 }
 
 unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: as in `sector_size`.
-    let wal = unsafe { wal_of(file) };
-    let inner = wal.inner_file();
-    match wal.inner_methods().and_then(|m| m.xDeviceCharacteristics) {
-        // SAFETY: the default VFS's open file.
-        Some(f) => unsafe { f(inner) },
-        None => 0,
-    }
+    // SAFETY: SQLite calls this on a file `open` wrapped.
+    unsafe { property(file, |m| m.xDeviceCharacteristics, 0) }
 }

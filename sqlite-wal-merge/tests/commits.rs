@@ -2,7 +2,7 @@
 //! log starts over, after large and abandoned transactions, and after the writing process dies.
 #![allow(clippy::expect_used)] // tests fail loudly by design
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rusqlite::{params, Connection, OpenFlags};
@@ -27,12 +27,29 @@ fn plain(path: &Path) -> Connection {
     conn
 }
 
-fn create(conn: &Connection) {
-    conn.execute_batch(
+/// A new database in a directory of its own (removed when the guard is dropped), its schema
+/// created, and its writer.
+fn new_database() -> (tempfile::TempDir, PathBuf, Connection) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("chat.db");
+    let writer = merged(&path);
+    writer.execute_batch(
         "CREATE TABLE posts (id INTEGER PRIMARY KEY, room INTEGER NOT NULL, body BLOB NOT NULL);
          CREATE INDEX posts_room ON posts (room, id);",
     )
     .expect("schema");
+    (dir, path, writer)
+}
+
+/// Inserts `n` posts of 700 bytes, in rooms 0 to 4.
+fn insert_posts(conn: &Connection, n: i64) {
+    for k in 0..n {
+        conn.execute(
+            "INSERT INTO posts (room, body) VALUES (?1, ?2)",
+            params![k % 5, vec![b'y'; 700]],
+        )
+        .expect("insert");
+    }
 }
 
 /// (rows, total body length) as `conn` sees them.
@@ -52,10 +69,7 @@ fn integrity(conn: &Connection) -> String {
 
 #[test]
 fn every_commit_is_read_by_another_connection_at_once() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("chat.db");
-    let writer = merged(&path);
-    create(&writer);
+    let (_dir, path, writer) = new_database();
     let reader = plain(&path);
     let (mut rows, mut bytes) = (0i64, 0i64);
     for i in 0..600i64 {
@@ -86,36 +100,24 @@ fn every_commit_is_read_by_another_connection_at_once() {
 
 #[test]
 fn large_and_abandoned_transactions_leave_only_commits() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("chat.db");
-    let writer = merged(&path);
-    create(&writer);
+    let (_dir, path, writer) = new_database();
     // A tiny page cache: a large transaction spills frames into the log before its commit, and
     // pages it changes again are written over their frames (SQLite then rewrites checksums).
     writer
         .execute_batch("PRAGMA cache_size = 10")
         .expect("cache size");
     let reader = plain(&path);
-    let insert_many = |conn: &Connection, n: i64| {
-        for k in 0..n {
-            conn.execute(
-                "INSERT INTO posts (room, body) VALUES (?1, ?2)",
-                params![k % 5, vec![b'y'; 700]],
-            )
-            .expect("insert");
-        }
-    };
 
     let tx = writer.unchecked_transaction().expect("begin");
-    insert_many(&tx, 3000);
+    insert_posts(&tx, 3000);
     tx.rollback().expect("rollback");
     assert_eq!(totals(&reader), (0, 0));
 
     let tx = writer.unchecked_transaction().expect("begin");
-    insert_many(&tx, 2000);
+    insert_posts(&tx, 2000);
     tx.execute("UPDATE posts SET body = X'00' WHERE id % 3 = 0", [])
         .expect("update");
-    insert_many(&tx, 500);
+    insert_posts(&tx, 500);
     tx.commit().expect("commit");
     let changed: i64 = reader
         .query_row("SELECT COUNT(*) FROM posts WHERE body = X'00'", [], |r| {
@@ -163,21 +165,14 @@ fn commits_survive_the_writer_dying() {
             .execute_batch("PRAGMA cache_size = 10; PRAGMA wal_autocheckpoint = 0")
             .expect("cache size");
         let tx = writer.unchecked_transaction().expect("begin");
-        for i in 0..CHILD_LAST_POSTS {
-            tx.execute(
-                "INSERT INTO posts (room, body) VALUES (?1, ?2)",
-                params![i % 5, vec![b'w'; 700]],
-            )
-            .expect("insert");
-        }
+        insert_posts(&tx, CHILD_LAST_POSTS);
         tx.execute("UPDATE posts SET body = X'00' WHERE id % 3 = 0", [])
             .expect("update");
         tx.commit().expect("commit");
         std::process::abort();
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("chat.db");
-    create(&merged(&path));
+    let (_dir, path, writer) = new_database();
+    drop(writer);
     let status = Command::new(std::env::current_exe().expect("test binary"))
         .args(["--exact", "commits_survive_the_writer_dying", "--nocapture"])
         .env(CHILD_DB, &path)
