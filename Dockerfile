@@ -12,9 +12,9 @@ ARG RUST_VERSION=1.95
 FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 COPY . .
-# The dist profile (Cargo.toml) is release without symbols. Cache mounts keep the registry and
-# the target directory between builds; the binary is copied out in the same step because the
-# target cache is not part of the layer.
+# The dist profile (Cargo.toml) is release without symbols, with fat LTO. Cache mounts keep the
+# registry and the target directory between builds; the binary is copied out in the same step
+# because the target cache is not part of the layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
