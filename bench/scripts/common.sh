@@ -44,10 +44,16 @@ machine() { echo "load $(cut -d' ' -f1-3 /proc/loadavg) steal $(steal)"; }
 
 # Starts the raw broadcaster (`chatboard-bench raw-gateway`) at 127.0.0.1:PORT (9100), its
 # fan-out FANOUT (`tasks`, `sends` or `uring`; $RAW_FANOUT, else `tasks`), its pid in RAW.
+# FANOUT+store (`sends+store`) stores each message in a new SQLite database in $WORK first.
 #   start_raw [FANOUT] [PORT]
 start_raw() {
-  local fanout=${1:-${RAW_FANOUT:-tasks}} port=${2:-9100}
-  "$B/chatboard-bench" raw-gateway --listen 127.0.0.1:$port --fanout $fanout 2>"$WORK/raw-$fanout.err" &
+  local fanout=${1:-${RAW_FANOUT:-tasks}} port=${2:-9100} store=()
+  if [ "${fanout%+store}" != "$fanout" ]; then
+    rm -f "$WORK/raw-store-$port.db"*
+    store=(--store "$WORK/raw-store-$port.db")
+  fi
+  "$B/chatboard-bench" raw-gateway --listen 127.0.0.1:$port --fanout "${fanout%+store}" "${store[@]}" \
+    2>"$WORK/raw-$fanout.err" &
   RAW=$!
   sleep 2
 }

@@ -190,6 +190,10 @@ enum Command {
         /// sender's task sending to each (`sends`) or to all in one io_uring submission (`uring`).
         #[arg(long, value_enum, default_value = "tasks")]
         fanout: raw_gateway::Fanout,
+        /// Store each message in the SQLite database at this path before its fan-out (one
+        /// commit per message; `sends` and `uring` only): the floor with storage.
+        #[arg(long)]
+        store: Option<std::path::PathBuf>,
     },
     /// Resident memory of a running server (`--pid`) through a burst of sign-ups and sign-ins
     /// and then posts into one room, and after a quiet spell. Start the server with rate limits
@@ -239,7 +243,11 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::RawGateway { listen, fanout } => raw_gateway::serve(listen, fanout).await?,
+        Command::RawGateway {
+            listen,
+            fanout,
+            store,
+        } => raw_gateway::serve(listen, fanout, store).await?,
         Command::Memory {
             api,
             pid,

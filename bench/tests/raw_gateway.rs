@@ -31,8 +31,14 @@ impl Drop for Server {
 
 /// Starts `raw-gateway --fanout FANOUT` on a free port; returns it with its ws:// address.
 fn start(fanout: &str) -> (Server, String) {
+    start_with(&["--fanout", fanout])
+}
+
+/// Starts `raw-gateway` with these arguments on a free port; returns it with its address.
+fn start_with(args: &[&str]) -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_chatboard-bench"))
-        .args(["raw-gateway", "--listen", "127.0.0.1:0", "--fanout", fanout])
+        .args(["raw-gateway", "--listen", "127.0.0.1:0"])
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .expect("raw-gateway starts");
@@ -130,6 +136,60 @@ async fn sends_deliver_to_the_room_and_answer_the_sender() {
 #[tokio::test]
 async fn uring_delivers_to_the_room_and_answers_the_sender() {
     delivers_to_the_room_and_answers_the_sender("uring").await;
+}
+
+/// With `--store`, each message is in the database, under the id its sockets saw, by the time
+/// its sender has the answer.
+#[tokio::test]
+async fn a_store_keeps_each_message_before_the_answer() {
+    let dir = std::env::temp_dir().join(format!("raw-store-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let path = dir.join("messages.db");
+    let (_server, url) = start_with(&["--fanout", "sends", "--store", path.to_str().unwrap()]);
+    let mut alice = join(&url, 7).await;
+    let sent = json!({"type": "message", "body": "kept", "client_msg_id": "k"});
+    alice
+        .send(Message::Text(sent.to_string().into()))
+        .await
+        .expect("alice sends");
+    let frames = [next_json(&mut alice).await, next_json(&mut alice).await];
+    let ack = frames
+        .iter()
+        .find(|frame| frame["type"] == "ack")
+        .expect("an ack");
+    let id = ack["id"].as_i64().expect("an id");
+    let stored: (i64, String) = rusqlite::Connection::open(&path)
+        .expect("the store opens")
+        .query_row(
+            "SELECT room, body FROM messages WHERE id = ?",
+            [id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("the message is stored");
+    assert_eq!(stored, (7, "kept".to_owned()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The task-per-socket fan-out has no store: asking for one is refused at the start.
+#[test]
+fn a_store_needs_a_direct_fan_out() {
+    let run = Command::new(env!("CARGO_BIN_EXE_chatboard-bench"))
+        .args([
+            "raw-gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--fanout",
+            "tasks",
+        ])
+        .args(["--store", "/nonexistent/never-opened.db"])
+        .output()
+        .expect("raw-gateway runs");
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("--store needs --fanout sends or uring"),
+        "{stderr}"
+    );
 }
 
 /// `ws-fanout` with a warm-up: every message sent is delivered and counted as such, but the

@@ -25,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as Ws;
 
+use super::store::Store;
 use super::{accept, ack_json, greeting_json, message_json, Sent};
 
 thread_local! {
@@ -42,6 +43,8 @@ struct Rooms {
     next_id: AtomicI64,
     /// Sockets dropped because a send did not go through whole.
     dropped: AtomicU64,
+    /// Where messages are stored before their fan-out, if anywhere.
+    store: Option<Arc<Store>>,
 }
 
 impl Rooms {
@@ -52,12 +55,19 @@ impl Rooms {
 }
 
 /// Serves until killed.
-pub(super) async fn serve(listener: TcpListener, uring: bool) -> anyhow::Result<()> {
+pub(super) async fn serve(
+    listener: TcpListener,
+    uring: bool,
+    store: Option<Arc<Store>>,
+) -> anyhow::Result<()> {
     if uring {
         // Fail at start rather than at the first message where io_uring is refused.
         SendBatch::new().context("io_uring is not available here")?;
     }
-    let rooms = Arc::new(Rooms::default());
+    let rooms = Arc::new(Rooms {
+        store,
+        ..Rooms::default()
+    });
     loop {
         let (stream, _) = listener.accept().await?;
         let rooms = rooms.clone();
@@ -96,6 +106,9 @@ async fn read_messages(
             continue;
         }
         let id = rooms.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(store) = &rooms.store {
+            store.insert(id, room, &sent.body)?;
+        }
         let frame = text_frame(&message_json(id, room, &sent)?);
         let dropped = fan_out(&mut lock(members), &frame, uring);
         if dropped > 0 {

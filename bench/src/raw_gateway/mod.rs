@@ -9,12 +9,16 @@
 //! writing through tungstenite (`tasks`, the floor of every table before 2026-12-03's last
 //! session), and the sender's own task writing the frame's bytes to every socket of the room
 //! itself (`sends`: one `send` per socket, as the minimal broadcaster did; `uring`: all
-//! of them in one io_uring submission, as the gateway's shards do).
+//! of them in one io_uring submission, as the gateway's shards do). With `--store`, the direct
+//! fan-outs first store each message in SQLite (see [`store`]): the floor with storage.
 
 mod direct;
+mod store;
 mod tasks;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
@@ -35,19 +39,38 @@ pub enum Fanout {
     Uring,
 }
 
-/// Serves until killed.
-pub async fn serve(listen: SocketAddr, fanout: Fanout) -> anyhow::Result<()> {
+/// Serves until killed; with `store`, each message is first stored in the SQLite database at
+/// that path (the `sends` and `uring` fan-outs only).
+pub async fn serve(
+    listen: SocketAddr,
+    fanout: Fanout,
+    store: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        store.is_none() || fanout != Fanout::Tasks,
+        "--store needs --fanout sends or uring"
+    );
+    let store = store
+        .map(|path| store::Store::open(&path).map(Arc::new))
+        .transpose()?;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     println!(
-        "raw gateway at ws://{} (pid {}, fan-out by {fanout:?})",
+        "raw gateway at ws://{} (pid {}, fan-out by {fanout:?}{})",
         listener.local_addr()?,
-        std::process::id()
+        std::process::id(),
+        if store.is_some() {
+            ", messages stored"
+        } else {
+            ""
+        }
     );
     match fanout {
         Fanout::Tasks => tasks::serve(listener).await,
-        Fanout::Sends | Fanout::Uring => direct::serve(listener, fanout == Fanout::Uring).await,
+        Fanout::Sends | Fanout::Uring => {
+            direct::serve(listener, fanout == Fanout::Uring, store).await
+        }
     }
 }
 
