@@ -125,22 +125,7 @@ pub async fn connect_with_timeout(
             // SQLite allows one writer at a time. Funnelling every write transaction through a
             // single connection queues writers in-process instead of failing them with
             // SQLITE_BUSY, while WAL lets the readers run alongside.
-            let in_memory = url.contains(":memory:");
-            let writer_vfs = if in_memory { None } else { wal_merging_vfs() };
-            // Checkpoints run beside the writer, not inside its commits (see wal_checkpoint.rs).
-            let writer_options = if in_memory {
-                options.clone()
-            } else {
-                let with_checkpoints = options.clone().pragma(
-                    "wal_autocheckpoint",
-                    wal_checkpoint::WRITER_CHECKPOINT_PAGES.to_string(),
-                );
-                match writer_vfs {
-                    Some(vfs) => with_checkpoints.vfs(vfs),
-                    None => with_checkpoints,
-                }
-            };
-            if in_memory {
+            if url.contains(":memory:") {
                 // No ping before each use (sqlx's default): an SQLite connection is a file
                 // handle in this process and cannot have gone away, and every ping is one more
                 // round trip to the connection's thread, as costly as a statement.
@@ -149,10 +134,19 @@ pub async fn connect_with_timeout(
                     .max_connections(1)
                     .test_before_acquire(false)
                     .acquire_timeout(SQLITE_WRITER_TIMEOUT)
-                    .connect_with(writer_options)
+                    .connect_with(options)
                     .await?;
                 let shared = SqliteConnections::pooled(only);
                 return Ok(Arc::new(sqlite::SqlStore::new(shared.clone(), shared)));
+            }
+            // Checkpoints run beside the writer, not inside its commits (see wal_checkpoint.rs).
+            let mut writer_options = options.clone().pragma(
+                "wal_autocheckpoint",
+                wal_checkpoint::WRITER_CHECKPOINT_PAGES.to_string(),
+            );
+            let writer_vfs = wal_merging_vfs();
+            if let Some(vfs) = writer_vfs {
+                writer_options = writer_options.vfs(vfs);
             }
             // Held by the store, not pooled by sqlx, whose pool pings each connection given back
             // to it: a round trip to the connection's thread after every statement.
