@@ -34,11 +34,18 @@ fn start(fanout: &str) -> (Server, String) {
     start_with(&["--fanout", fanout])
 }
 
+/// `raw-gateway` on a free port with these arguments, not yet run.
+fn raw_gateway(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chatboard-bench"));
+    command
+        .args(["raw-gateway", "--listen", "127.0.0.1:0"])
+        .args(args);
+    command
+}
+
 /// Starts `raw-gateway` with these arguments on a free port; returns it with its address.
 fn start_with(args: &[&str]) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chatboard-bench"))
-        .args(["raw-gateway", "--listen", "127.0.0.1:0"])
-        .args(args)
+    let mut child = raw_gateway(args)
         .stdout(Stdio::piped())
         .spawn()
         .expect("raw-gateway starts");
@@ -142,9 +149,8 @@ async fn uring_delivers_to_the_room_and_answers_the_sender() {
 /// its sender has the answer.
 #[tokio::test]
 async fn a_store_keeps_each_message_before_the_answer() {
-    let dir = std::env::temp_dir().join(format!("raw-store-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a scratch directory");
-    let path = dir.join("messages.db");
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let path = dir.path().join("messages.db");
     let (_server, url) = start_with(&["--fanout", "sends", "--store", path.to_str().unwrap()]);
     let mut alice = join(&url, 7).await;
     let sent = json!({"type": "message", "body": "kept", "client_msg_id": "k"});
@@ -167,23 +173,19 @@ async fn a_store_keeps_each_message_before_the_answer() {
         )
         .expect("the message is stored");
     assert_eq!(stored, (7, "kept".to_owned()));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The task-per-socket fan-out has no store: asking for one is refused at the start.
 #[test]
 fn a_store_needs_a_direct_fan_out() {
-    let run = Command::new(env!("CARGO_BIN_EXE_chatboard-bench"))
-        .args([
-            "raw-gateway",
-            "--listen",
-            "127.0.0.1:0",
-            "--fanout",
-            "tasks",
-        ])
-        .args(["--store", "/nonexistent/never-opened.db"])
-        .output()
-        .expect("raw-gateway runs");
+    let run = raw_gateway(&[
+        "--fanout",
+        "tasks",
+        "--store",
+        "/nonexistent/never-opened.db",
+    ])
+    .output()
+    .expect("raw-gateway runs");
     assert!(!run.status.success());
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(
