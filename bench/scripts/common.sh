@@ -136,7 +136,7 @@ fanout() {
   [ -z "${THREADS:-}" ] || thread_counters "$3" >"$WORK/threads-after"
   # The result row is the one after the first table's header and rule.
   awk '/^\| sent \|/{row=NR+2} NR==row' "$out"
-  grep "^gateway's own count" "$out" || true
+  grep -E "^(gateway's own count|load generator's CPU)" "$out" || true
   if [ -n "${THREADS:-}" ]; then
     # Threads that ran over 20 ms while sending; the rate times 15 s is the messages sent.
     join "$WORK/threads-before" "$WORK/threads-after" | awk -v msgs=$(( $5 * 15 )) '{

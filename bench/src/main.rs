@@ -9,6 +9,7 @@ mod raw_gateway;
 mod seed;
 mod timeline;
 mod webhooks;
+mod ws_client;
 mod ws_load;
 mod ws_seed;
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use hdrhistogram::Histogram;
 use tokio::net::TcpSocket;
 use tokio::sync::watch;
@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::timeline::Timeline;
+use crate::ws_client;
 use crate::ws_seed::WsSeeded;
 
 type Socket = WebSocketStream<tokio::net::TcpStream>;
@@ -95,6 +96,43 @@ impl Target {
 
     /// Opens the per-room endpoint as one member, from source address number `n`.
     async fn connect(&self, room: i64, token: &str, n: usize) -> anyhow::Result<Socket> {
+        let stream = self.tcp(n).await?;
+        let url = format!("{}/ws/rooms/{room}/?token={token}", self.ws);
+        // Small buffers: the client side holds as many connections as the gateway.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let (socket, _) =
+            tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
+        Ok(socket)
+    }
+
+    /// The same with the lean client, once the server's greeting has arrived.
+    async fn connect_lean(
+        &self,
+        room: i64,
+        token: &str,
+        n: usize,
+    ) -> anyhow::Result<(ws_client::Reader, ws_client::Writer)> {
+        let stream = self.tcp(n).await?;
+        let host = self.ws.trim_start_matches("ws://");
+        let path = format!("/ws/rooms/{room}/?token={token}");
+        let (mut reader, writer) = ws_client::open(stream, host, &path).await?;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), reader.next_text()).await {
+                Ok(Ok(Some(text))) if ws_client::find(text, b"\"connection\"").is_some() => {
+                    return Ok((reader, writer))
+                }
+                Ok(Ok(Some(_))) => continue,
+                Ok(Ok(None)) => bail!("closed before the greeting"),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => bail!("no greeting within 30 s"),
+            }
+        }
+    }
+
+    /// A TCP connection to the gateway from source address number `n`.
+    async fn tcp(&self, n: usize) -> anyhow::Result<tokio::net::TcpStream> {
         let source = if self.addr.ip().is_loopback() {
             // 127.0.0.2, 127.0.0.3, ...: each its own range of ephemeral ports.
             let k = u8::try_from(2 + n / PER_SOURCE).context("too many connections")?;
@@ -106,31 +144,28 @@ impl Target {
         socket.bind(SocketAddr::from((source, 0)))?;
         let stream = socket.connect(self.addr).await?;
         stream.set_nodelay(true)?;
-        let url = format!("{}/ws/rooms/{room}/?token={token}", self.ws);
-        // Small buffers: the client side holds as many connections as the gateway.
-        let config = WebSocketConfig::default()
-            .read_buffer_size(4096)
-            .write_buffer_size(0);
-        let (socket, _) =
-            tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
-        Ok(socket)
+        Ok(stream)
     }
 
     /// CPU time the gateway process has used so far, when its pid is known.
     fn gateway_cpu(&self) -> Option<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.gateway_pid?)).ok()?;
-        // Fields after the command name (which is in parentheses and may hold spaces).
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let ticks: u64 =
-            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        // The kernel reports in USER_HZ, 100 on Linux.
-        Some(Duration::from_millis(ticks * 10))
+        process_cpu(&self.gateway_pid?.to_string())
     }
 
     /// The gateway's resident memory in KiB, when its pid is known.
     fn gateway_rss_kib(&self) -> Option<u64> {
         crate::memory::rss_kib(self.gateway_pid?).ok()
     }
+}
+
+/// CPU time process `pid` (a number or `self`) has used so far.
+fn process_cpu(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel reports in USER_HZ, 100 on Linux.
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// Counts of the gateway's fan-out histogram (see [`Target::fanout_counts`]).
@@ -314,22 +349,14 @@ pub async fn fanout(
             "room {} is too small for the rate",
             room.id
         );
-        let sockets: Vec<anyhow::Result<Socket>> =
-            futures::stream::iter(room.tokens.iter().enumerate())
-                .map(|(i, token)| {
-                    let k = n + i;
-                    async move {
-                        let mut s = target.connect(room.id, token, k).await?;
-                        greeted(&mut s).await?;
-                        Ok(s)
-                    }
-                })
-                .buffered(CONNECT_CONCURRENCY)
-                .collect()
-                .await;
+        let sockets: Vec<anyhow::Result<_>> = futures::stream::iter(room.tokens.iter().enumerate())
+            .map(|(i, token)| target.connect_lean(room.id, token, n + i))
+            .buffered(CONNECT_CONCURRENCY)
+            .collect()
+            .await;
         n += room.tokens.len();
         for (i, socket) in sockets.into_iter().enumerate() {
-            let (sink, stream) = socket?.split();
+            let (stream, sink) = socket?;
             if i < senders_per_room {
                 send_sinks.push((
                     room.id,
@@ -386,7 +413,7 @@ pub async fn fanout(
     // Unique per run: the same senders' ids from an earlier run would be (rightly) de-duplicated.
     let run = chrono::Utc::now().timestamp_micros();
     let mut senders = Vec::new();
-    for (k, (room, token, members, mut sink)) in send_sinks.into_iter().enumerate() {
+    for (k, (room, token, members, sink)) in send_sinks.into_iter().enumerate() {
         let (expected, sent, failures, http) = (
             expected.clone(),
             sent.clone(),
@@ -408,7 +435,7 @@ pub async fn fanout(
                 let ok = match (via, &api) {
                     (SendVia::WebSocket, _) => {
                         let frame = serde_json::json!({"type": "message", "body": body, "client_msg_id": format!("{run}-{k}-{i}")});
-                        sink.send(Ws::Text(frame.to_string().into())).await.is_ok()
+                        sink.send_text(&frame.to_string()).await.is_ok()
                     }
                     (SendVia::Rest, Some(api)) => http
                         .post(format!("{api}/api/rooms/{room}/messages/"))
@@ -432,6 +459,7 @@ pub async fn fanout(
     }
     tokio::time::sleep_until(sending_from + warmup).await;
     let cpu_before = target.gateway_cpu();
+    let own_cpu_before = process_cpu("self");
     let counts_before = target.fanout_counts(&http).await;
     // Scripts wait for this line to start their own counters.
     println!("measuring for {seconds} s");
@@ -448,6 +476,10 @@ pub async fn fanout(
         _ => None,
     };
     let cpu = match (cpu_before, target.gateway_cpu()) {
+        (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+        _ => None,
+    };
+    let own_cpu = match (own_cpu_before, process_cpu("self")) {
         (Some(before), Some(after)) => Some(after.saturating_sub(before)),
         _ => None,
     };
@@ -492,6 +524,13 @@ pub async fn fanout(
     if let Some(counts) = counts {
         println!("{counts}");
     }
+    if let Some(own) = own_cpu {
+        // What the client takes from the machine it shares with the gateway.
+        println!(
+            "load generator's CPU: {:.1} µs per delivery",
+            own.as_secs_f64() * 1e6 / measured.max(1) as f64
+        );
+    }
     if let Some(t) = &timeline {
         t.print();
     }
@@ -501,7 +540,7 @@ pub async fn fanout(
 /// Counts message frames and records their latency (from the send time in the body), in the
 /// measured histogram too when sent after the warm-up, until stopped; returns the count.
 async fn receive(
-    mut stream: futures::stream::SplitStream<Socket>,
+    mut stream: ws_client::Reader,
     epoch: Instant,
     mut stop: watch::Receiver<bool>,
     latencies: Arc<Mutex<RoomLatencies>>,
@@ -517,10 +556,10 @@ async fn receive(
     loop {
         tokio::select! {
             biased;
-            frame = stream.next() => match frame {
-                Some(Ok(Ws::Text(text))) => {
+            frame = stream.next_text() => match frame {
+                Ok(Some(text)) => {
                     last_frame.store(epoch.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                    if let Some(sent) = sent_at(text.as_str()) {
+                    if let Some(sent) = sent_at(text) {
                         count += 1;
                         let micros = (epoch.elapsed().as_nanos() as u64).saturating_sub(sent) / 1000;
                         let mut h = latencies.lock().unwrap_or_else(PoisonError::into_inner);
@@ -534,7 +573,6 @@ async fn receive(
                         }
                     }
                 }
-                Some(Ok(_)) => {}
                 _ => return count,
             },
             () = &mut stopped => return count,
@@ -543,14 +581,14 @@ async fn receive(
 }
 
 /// The send time carried in a message frame's body (`"body":"b<nanos>"`).
-fn sent_at(frame: &str) -> Option<u64> {
-    if !frame.starts_with("{\"type\":\"message\"") {
+fn sent_at(frame: &[u8]) -> Option<u64> {
+    if !frame.starts_with(b"{\"type\":\"message\"") {
         return None;
     }
-    let start = frame.find("\"body\":\"b")? + 9;
+    let start = ws_client::find(frame, b"\"body\":\"b")? + 9;
     let digits = &frame[start..];
-    let end = digits.find('"')?;
-    digits[..end].parse().ok()
+    let end = digits.iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
 }
 
 #[cfg(test)]
