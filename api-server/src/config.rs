@@ -160,6 +160,7 @@ impl Config {
                 pool: PoolSettings {
                     db_max_connections: 5,
                     db_acquire_timeout: PoolSettings::DEFAULT_ACQUIRE_TIMEOUT,
+                    db_write_queues: PoolSettings::DEFAULT_WRITE_QUEUES,
                 },
             },
             jwt_secret,
@@ -233,11 +234,29 @@ mod tests {
             ("CHATBOARD_TRUST_FORWARDED_FOR", "maybe"),
             ("CHATBOARD_RATE_LIMIT_PER_USER", "-1"),
             ("CHATBOARD_DB_MAX_CONNECTIONS", "0"),
+            ("CHATBOARD_DB_WRITE_QUEUES", "0"),
+            ("CHATBOARD_DB_WRITE_QUEUES", "65"),
         ] {
             let pairs: Vec<(&str, &str)> = base.iter().copied().chain([(var, value)]).collect();
             let err = parsed(&pairs).unwrap_err().to_string();
             assert!(err.contains(var), "{err}");
         }
+    }
+
+    #[test]
+    fn write_queues_default_to_one_and_may_be_raised() {
+        let base = [
+            ("DATABASE_URL", "postgres://u@h/db"),
+            ("CHATBOARD_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ];
+        let queues = |config: Config| config.database.pool.db_write_queues;
+        assert_eq!(parsed(&base).map(queues).unwrap(), 1);
+        let raised: Vec<(&str, &str)> = base
+            .iter()
+            .copied()
+            .chain([("CHATBOARD_DB_WRITE_QUEUES", "4")])
+            .collect();
+        assert_eq!(parsed(&raised).map(queues).unwrap(), 4);
     }
 
     #[test]

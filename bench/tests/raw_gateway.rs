@@ -199,7 +199,8 @@ fn a_store_needs_a_direct_fan_out() {
 #[test]
 fn a_fan_out_run_leaves_its_warm_up_out_of_the_rate() {
     let (_server, url) = start("sends");
-    let state = std::env::temp_dir().join(format!("ws-state-{}.json", std::process::id()));
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let state = scratch.path().join("ws-state.json");
     let rooms = json!({"rooms": [
         {"id": 1, "tokens": ["a", "b", "c"]},
         {"id": 2, "tokens": ["d", "e", "f"]},
@@ -211,7 +212,6 @@ fn a_fan_out_run_leaves_its_warm_up_out_of_the_rate() {
         .arg(&state)
         .output()
         .expect("ws-fanout runs");
-    let _ = std::fs::remove_file(&state);
     let report = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{report}");
     assert!(report.contains("measuring for 1 s"), "{report}");

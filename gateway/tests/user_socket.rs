@@ -401,12 +401,16 @@ async fn a_late_refusal_does_not_unfollow_a_room_joined_since() {
         return;
     };
     let (general, alice, bob, org) = p.team().await;
-    // Posts are stored by four writers, by room id: `slow` has a writer of its own, `stuck`
-    // shares the one of `left`.
+    // The gateway's posts are stored by several writers, by room id: `slow` has a writer of
+    // its own, `stuck` shares the one of `left`.
+    let queues = i64::from(common::GATEWAY_WRITE_QUEUES);
     let left = p.room(org, &alice, "left").await;
-    let slow = p.room(org, &alice, "slow").await;
+    let mut slow = p.room(org, &alice, "slow").await;
+    while slow % queues == left % queues {
+        slow = p.room(org, &alice, "slow").await;
+    }
     let mut stuck = slow;
-    while stuck % 4 != left % 4 {
+    while stuck % queues != left % queues {
         stuck = p.room(org, &alice, "stuck").await;
     }
     let mut s = p.connect_all(&bob.token).await;

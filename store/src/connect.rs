@@ -68,6 +68,7 @@ pub async fn open(database: &DatabaseConfig) -> Result<Arc<dyn Store>, OpenError
         &database.database_url,
         database.max_connections(),
         database.pool.db_acquire_timeout,
+        database.pool.db_write_queues,
     )
     .await
     .map_err(|source| OpenError::new(database, source))
@@ -76,15 +77,23 @@ pub async fn open(database: &DatabaseConfig) -> Result<Arc<dyn Store>, OpenError
 /// Opens the database named by `url` with at most `max_connections` connections. Migrations are
 /// not applied here; call [`Store::migrate`].
 pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
-    connect_with_timeout(url, max_connections, PoolSettings::DEFAULT_ACQUIRE_TIMEOUT).await
+    connect_with_timeout(
+        url,
+        max_connections,
+        PoolSettings::DEFAULT_ACQUIRE_TIMEOUT,
+        PoolSettings::DEFAULT_WRITE_QUEUES,
+    )
+    .await
 }
 
 /// As [`connect`], with the time a request may wait for a pooled connection before the store
-/// reports unavailable (`CHATBOARD_DB_ACQUIRE_TIMEOUT_MS`).
+/// reports unavailable (`CHATBOARD_DB_ACQUIRE_TIMEOUT_MS`) and, on PostgreSQL, how many write
+/// queues posts and reactions spread over (`CHATBOARD_DB_WRITE_QUEUES`).
 pub async fn connect_with_timeout(
     url: &str,
     max_connections: u32,
     acquire_timeout: Duration,
+    write_queues: u32,
 ) -> StoreResult<Arc<dyn Store>> {
     match Engine::of_url(url) {
         Some(Engine::Postgres) => {
@@ -111,7 +120,9 @@ pub async fn connect_with_timeout(
                     ("max_parallel_workers_per_gather", "0"),
                 ]));
             Ok(Arc::new(
-                postgres::SqlStore::new(pool.clone(), pool).with_search_pool(search),
+                postgres::SqlStore::new(pool.clone(), pool)
+                    .with_search_pool(search)
+                    .with_write_queues(write_queues),
             ))
         }
         Some(Engine::Sqlite) => {

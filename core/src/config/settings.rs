@@ -24,11 +24,21 @@ pub struct PoolSettings {
     #[arg(long = "db-acquire-timeout-ms", env = "CHATBOARD_DB_ACQUIRE_TIMEOUT_MS",
         default_value = "2000", value_parser = millis)]
     pub db_acquire_timeout: Duration,
+    /// PostgreSQL: how many writers store each process's posts and reactions at once, a room
+    /// always with the same one (1 to 64). One makes each commit carry the most posts; more let
+    /// rooms commit in parallel, for a database server with cores to spare. SQLite always has
+    /// one.
+    #[arg(long = "db-write-queues", env = "CHATBOARD_DB_WRITE_QUEUES",
+        default_value_t = PoolSettings::DEFAULT_WRITE_QUEUES,
+        value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub db_write_queues: u32,
 }
 
 impl PoolSettings {
     /// The acquire timeout's default.
     pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+    /// The write queues' default.
+    pub const DEFAULT_WRITE_QUEUES: u32 = 1;
 }
 
 /// The platform's database and its pool: every service flattens this group, and it is all

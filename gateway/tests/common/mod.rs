@@ -12,6 +12,7 @@ use std::time::Duration;
 use api_server::config::Config;
 use chat::{Chat, ChatSettings};
 use chatboard_core::bus::{Bus, NatsBus};
+use chatboard_core::config::settings::PoolSettings;
 use chatboard_core::config::GatewaySettings;
 use chatboard_core::presence::{LocalPresence, NatsPresence, Presence, PresenceSettings};
 use futures::StreamExt;
@@ -20,6 +21,9 @@ use testing::http::TestApp;
 use testing::TestEngine;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message as Ws;
+
+/// Write queues of the scale-out gateways' stores (`CHATBOARD_DB_WRITE_QUEUES`).
+pub const GATEWAY_WRITE_QUEUES: u32 = 4;
 
 pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -172,7 +176,16 @@ impl Platform {
                 Arc::new(LocalPresence::new()),
             ),
             Some((url, prefix)) => {
-                let store = chatboard_store::connect(db_url, 5).await.unwrap();
+                // Several writers, as a deployment may configure them (the scenarios that
+                // order posts across writers need them; the API's store has the default one).
+                let store = chatboard_store::connect_with_timeout(
+                    db_url,
+                    5,
+                    PoolSettings::DEFAULT_ACQUIRE_TIMEOUT,
+                    GATEWAY_WRITE_QUEUES,
+                )
+                .await
+                .unwrap();
                 let bus = NatsBus::connect(url, prefix).await.unwrap();
                 let presence = NatsPresence::start(
                     bus.client(),

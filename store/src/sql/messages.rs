@@ -92,6 +92,7 @@ impl MessageStore for SqlStore {
         // Timestamps are stored to the microsecond; the event must say the same.
         let now = now.trunc_subsecs(6);
         let post = PendingPost {
+            queue: self.queue_of(msg.room_id),
             msg: msg.clone(),
             now,
         };

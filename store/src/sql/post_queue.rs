@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::write_queue::Batched;
-use super::{insert_batch, insert_message, queue_of, Db, WritePool};
+use super::{insert_batch, insert_message, Db, WritePool};
 use crate::sql::rows::encode_ids;
 use crate::{NewMessage, StoreResult};
 use chatboard_core::model::Message;
@@ -13,6 +13,8 @@ use chatboard_core::model::Message;
 pub(super) struct PendingPost {
     pub(super) msg: NewMessage,
     pub(super) now: DateTime<Utc>,
+    /// Its room's write queue.
+    pub(super) queue: i64,
 }
 
 /// A query taking a post's values.
@@ -47,7 +49,7 @@ impl Batched for PendingPost {
     type Output = Option<Message>;
 
     fn queue(&self) -> i64 {
-        queue_of(self.msg.room_id)
+        self.queue
     }
 
     async fn write_one(write: &WritePool, post: &Self) -> StoreResult<Option<Message>> {

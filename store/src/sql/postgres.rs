@@ -11,7 +11,7 @@ use super::rows::message_columns_of;
 use super::word_lookup::{HitParams, WordLookup};
 use crate::{Engine, SearchTerm, SearchTerms, StoreResult};
 use outbox::OUTBOX_COLUMNS;
-use posts::{insert_batch, insert_message, queue_of};
+use posts::{insert_batch, insert_message};
 use reactions::{own_emoji_column, LockedRow, ReactionWrites};
 
 type Db = sqlx::Postgres;

@@ -315,17 +315,6 @@ async fn insert_batch_atomic(
     Ok(answers)
 }
 
-/// How many writers store posts at once in each process. Posts to one room always share a
-/// queue (that keeps a room's seqs in commit order without waiting on its lock); posts to
-/// different rooms may share one too, and then one transaction, one WAL flush, takes them all:
-/// over many quiet rooms, a queue per room would commit nearly every post alone.
-const WRITE_QUEUES: i64 = 4;
-
-/// The queue of a room's posts.
-pub(super) fn queue_of(room_id: i64) -> i64 {
-    room_id.rem_euclid(WRITE_QUEUES)
-}
-
 /// One answer per post of the batch, stored together when possible. If the transaction fails
 /// as a whole (say, a retry on another replica won a unique-index race), nothing of it was
 /// stored, and the posts go one by one so each gets its own answer.

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::outbox::EventRow;
 use super::write_queue::{write_each, Batched};
-use super::{begin_write, lock_for_reactions, queue_of, record_reactions, SqlStore, Tx, WritePool};
+use super::{begin_write, lock_for_reactions, record_reactions, SqlStore, Tx, WritePool};
 use crate::sql::rows::{encode_reactions, placeholders, MessageRow};
 use crate::{ReactionOutcome, ReactionStore, StoreError, StoreResult};
 use chatboard_core::error_code::ErrorCode;
@@ -33,6 +33,8 @@ pub(super) struct PendingReaction {
     /// Most different emoji the message may carry (adding only).
     pub(super) max_distinct: usize,
     pub(super) now: DateTime<Utc>,
+    /// Its room's write queue.
+    pub(super) queue: i64,
 }
 
 /// A message locked for reaction changes, with the emoji one reactor has on it.
@@ -243,7 +245,7 @@ impl Batched for PendingReaction {
     type Output = ReactionOutcome;
 
     fn queue(&self) -> i64 {
-        queue_of(self.room_id)
+        self.queue
     }
 
     async fn write_one(write: &WritePool, job: &Self) -> StoreResult<ReactionOutcome> {
@@ -295,6 +297,7 @@ impl ReactionStore for SqlStore {
             add: true,
             max_distinct,
             now,
+            queue: self.queue_of(room_id),
         };
         self.reaction_queues.submit(&self.write, job).await
     }
@@ -316,6 +319,7 @@ impl ReactionStore for SqlStore {
             add: false,
             max_distinct: usize::MAX,
             now,
+            queue: self.queue_of(room_id),
         };
         self.reaction_queues.submit(&self.write, job).await
     }

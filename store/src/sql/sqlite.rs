@@ -435,11 +435,6 @@ async fn record_reactions(tx: &mut Tx<'_>, writes: &ReactionWrites) -> StoreResu
     Ok(())
 }
 
-/// SQLite has one writer for the whole database, so every room's posts share one queue.
-fn queue_of(_room_id: i64) -> i64 {
-    0
-}
-
 /// Group commit: the queued posts (of any rooms) go in one transaction, in turn, so the batch
 /// costs one commit (one WAL append and its locks) instead of one per post; plain posts in one
 /// round trip ([`insert_plain_posts`]). Should any statement fail, the whole batch is rolled back

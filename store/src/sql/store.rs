@@ -20,6 +20,8 @@ pub struct SqlStore {
     pub(super) post_queues: WriteQueues<PendingPost>,
     /// Reactions waiting for their group commit.
     pub(super) reaction_queues: WriteQueues<PendingReaction>,
+    /// How many write queues posts and reactions spread over, by room (see `write_queue`).
+    write_queues: i64,
     /// How frequent words are, for searches (PostgreSQL).
     pub(super) word_stats: WordStats,
     /// SQLite's WAL checkpoints, stopped with the store.
@@ -35,6 +37,7 @@ impl SqlStore {
             write,
             post_queues: WriteQueues::default(),
             reaction_queues: WriteQueues::default(),
+            write_queues: 1,
             word_stats: WordStats::new(),
             _checkpointer: None,
         }
@@ -50,6 +53,23 @@ impl SqlStore {
     pub(crate) fn with_search_pool(mut self, search: ReadPool) -> Self {
         self.search = search;
         self
+    }
+
+    /// The same store, its posts and reactions spread over `queues` writers by room
+    /// (PostgreSQL, `CHATBOARD_DB_WRITE_QUEUES`; SQLite has one writer, so one queue).
+    #[allow(
+        dead_code,
+        reason = "compiled for both engines; only PostgreSQL writes rooms in parallel"
+    )]
+    pub(crate) fn with_write_queues(mut self, queues: u32) -> Self {
+        self.write_queues = i64::from(queues.max(1));
+        self
+    }
+
+    /// The write queue of a room's posts and reactions: always the same one, which keeps a
+    /// room's seqs in commit order without waiting on its lock.
+    pub(super) fn queue_of(&self, room_id: i64) -> i64 {
+        room_id.rem_euclid(self.write_queues)
     }
 
     /// The same store, with the task that checkpoints its WAL (SQLite).

@@ -8,9 +8,12 @@
 //! goes alone, through the single-write path, so nothing waits for company.
 //!
 //! Which writes share a queue is the job's choice ([`Batched::queue`]; for posts and reactions,
-//! the engine's `queue_of` their room): PostgreSQL writes rooms in parallel, so a few queues with
-//! a room always in the same one (a transaction may hold writes to several rooms: over many quiet
-//! rooms that is what fills a batch); SQLite has one writer for the whole database, so one queue.
+//! the store's `queue_of` their room, a room always in the same queue). A transaction may hold
+//! writes to several rooms: over many quiet rooms that is what fills a batch. SQLite has one
+//! writer for the whole database, so one queue. PostgreSQL could write rooms in parallel, and
+//! takes `CHATBOARD_DB_WRITE_QUEUES` queues (one by default: on the project's two cores, four
+//! queues committed nearly every post alone, and PostgreSQL spent a quarter to a third more CPU
+//! per post than with one; BENCHMARKS.md).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
