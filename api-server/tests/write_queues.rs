@@ -13,10 +13,10 @@ use reqwest::StatusCode;
 use serde_json::json;
 use testing::{waiting_for_locks, HeldLocks};
 
-/// With the write queues `configured` (the default if none): a post waits for its room's row (held by another transaction),
-/// then a post is made to a room of another queue (when there is one). With one queue the
-/// second waits behind the first; with more it is answered while the first still waits. Both
-/// are stored once the row is free.
+/// With the write queues `configured` (the default if none): a post waits for its room's row
+/// (held by another transaction), then a post is made to a room of another queue (when there is
+/// one). With one queue the second waits behind the first; with more it is answered while the
+/// first still waits. Both are stored once the row is free.
 async fn a_post_beside_one_that_waits(configured: Option<u32>) {
     let Some(app) = TestApp::spawn_with(Engine::Postgres, |config| {
         if let Some(queues) = configured {
@@ -27,9 +27,8 @@ async fn a_post_beside_one_that_waits(configured: Option<u32>) {
     else {
         return;
     };
-    let queues = app.state.config.database.pool.db_write_queues;
+    let queues = i64::from(app.state.config.database.pool.db_write_queues);
     let (org, first, alice, _bob) = app.room_for_two().await;
-    let queues = i64::from(queues);
     let mut second = app.room(&alice, org, "second", "PUBLIC").await;
     while queues > 1 && second % queues == first % queues {
         second = app.room(&alice, org, "second", "PUBLIC").await;
@@ -56,7 +55,7 @@ async fn a_post_beside_one_that_waits(configured: Option<u32>) {
     tokio::pin!(beside);
     let mut later = None;
     if queues > 1 {
-        // Answered while the first still waits (waiting on instead would hang here).
+        // Answered while the first still waits (behind it, this would time out).
         let reply = tokio::time::timeout(Duration::from_secs(30), &mut beside)
             .await
             .expect("a room of another queue is written while the first waits");
