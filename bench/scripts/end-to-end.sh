@@ -20,7 +20,7 @@ trap 'kill $pids 2>/dev/null || true' EXIT
 for run in "e2e1.json 20" "e2e10.json 100"; do
   set -- $run
   echo "== $shape, $1 at $2 msg/s, $(machine)"
-  "$B/chatboard-bench" ws-fanout --via rest --api $api --ws $ws --state "$WORK/$1" --rate $2 --seconds 15 --gateway-pid $pid | tail -1
+  "$B/chatboard-bench" ws-fanout --via rest --api $api --ws $ws --state "$WORK/$1" --rate $2 --seconds 15 --gateway-pid $pid | grep -E "^\| [0-9]|^load generator"
   echo "   after: $(machine)"
 done
 kill $pids; wait || true
