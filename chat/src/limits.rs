@@ -11,7 +11,9 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -127,8 +129,7 @@ pub const TYPING_INTERVAL: Duration = Duration::from_secs(2);
 pub struct PostLimits {
     per_user: Option<DefaultKeyedRateLimiter<i64>>,
     orgs: OrgRateLimits,
-    /// Keyed by (user, room, started or stopped).
-    typing: DefaultKeyedRateLimiter<(i64, i64, bool)>,
+    typing: TypingThrottle,
 }
 
 impl PostLimits {
@@ -139,16 +140,14 @@ impl PostLimits {
             per_user: NonZeroU32::new(per_user_per_minute)
                 .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
             orgs: OrgRateLimits::new(store),
-            typing: RateLimiter::keyed(typing_quota()),
+            typing: TypingThrottle::default(),
         }
     }
 
-    /// Whether a typing change of `user_id` in `room_id` is passed on now (one of each kind
-    /// per [`TYPING_INTERVAL`]; the rest are dropped).
+    /// Whether a typing change of `user_id` in `room_id` is passed on now (see
+    /// [`TypingThrottle`]).
     pub fn typing_allowed(&self, user_id: i64, room_id: i64, is_typing: bool) -> bool {
-        self.typing
-            .check_key(&(user_id, room_id, is_typing))
-            .is_ok()
+        self.typing.allowed(user_id, room_id, is_typing)
     }
 
     /// Counts one post by `user_id` in `room_id`; `RateLimited` when over either limit.
@@ -176,7 +175,7 @@ impl PostLimits {
         if let Some(limiter) = &self.per_user {
             limiter.retain_recent();
         }
-        self.typing.retain_recent();
+        self.typing.forget_idle();
         self.orgs.forget_idle();
     }
 
@@ -186,7 +185,53 @@ impl PostLimits {
     }
 }
 
-/// One change of each kind per [`TYPING_INTERVAL`].
-fn typing_quota() -> Quota {
-    Quota::with_period(TYPING_INTERVAL).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+/// Which typing changes are passed on: at most one "started" per user and room per
+/// [`TYPING_INTERVAL`], and a "stopped" only after a "started" that was passed on. So a
+/// "stopped" is never dropped while others were last told the user is typing (they would see
+/// it for good), and a client flipping between the two cannot fan out more than two events
+/// per interval.
+#[derive(Default)]
+pub struct TypingThrottle {
+    /// Per (user, room): when the last "started" was passed on, and whether the last change
+    /// passed on was "started".
+    last: Mutex<HashMap<(i64, i64), (Instant, bool)>>,
+}
+
+impl TypingThrottle {
+    /// Whether this change of `user_id` in `room_id` is passed on now; counts it if so.
+    pub fn allowed(&self, user_id: i64, room_id: i64, is_typing: bool) -> bool {
+        let now = Instant::now();
+        let mut last = self.lock();
+        let entry = last.get(&(user_id, room_id)).copied();
+        let allowed = match (is_typing, entry) {
+            (_, None) => true,
+            (true, Some((started_at, _))) => now.duration_since(started_at) >= TYPING_INTERVAL,
+            (false, Some((_, typing))) => typing,
+        };
+        if allowed {
+            let started_at = match (is_typing, entry) {
+                (false, Some((started_at, _))) => started_at,
+                // A "stopped" first: no "started" to keep apart from.
+                (false, None) => now.checked_sub(TYPING_INTERVAL).unwrap_or(now),
+                (true, _) => now,
+            };
+            last.insert((user_id, room_id), (started_at, is_typing));
+        }
+        allowed
+    }
+
+    /// Forgets users who stopped typing, or started longer than an interval ago (a "stopped"
+    /// from them is then passed on once more, which is harmless).
+    fn forget_idle(&self) {
+        let now = Instant::now();
+        self.lock().retain(|_, (started_at, typing)| {
+            *typing && now.duration_since(*started_at) < TYPING_INTERVAL
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, i64), (Instant, bool)>> {
+        self.last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }

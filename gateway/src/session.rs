@@ -482,7 +482,7 @@ impl Session {
                 self.seat_lost(room_id).await
             }
             BusEvent::MemberLeft { .. } | BusEvent::MemberSeated { .. } => Ok(()),
-            BusEvent::RoomDeleted { .. } => self.seat_lost(room_id).await,
+            BusEvent::RoomDeleted { .. } => self.room_gone(room_id).await,
             _ => self.send(WsMessage::Text(outgoing.text.clone())).await,
         }
     }
@@ -528,11 +528,29 @@ impl Session {
     /// The user no longer sits in the room: a per-room connection ends, a multiplexed one
     /// stops following it.
     pub(crate) async fn seat_lost(&mut self, room_id: i64) -> Step {
+        self.stop_following(room_id, close::NOT_MEMBER, "not_member", "not a member")
+            .await
+    }
+
+    /// The room was deleted: a per-room connection ends with "no such room", as a new
+    /// connection to it would; a multiplexed one stops following it.
+    async fn room_gone(&mut self, room_id: i64) -> Step {
+        self.stop_following(room_id, close::NO_ROOM, "no_room", "no such room")
+            .await
+    }
+
+    async fn stop_following(
+        &mut self,
+        room_id: i64,
+        code: u16,
+        reason: &str,
+        why: &'static str,
+    ) -> Step {
         self.outlet.state().positions.remove(room_id);
         self.subscription.leave(room_id);
         if self.fixed_room.is_some() {
-            self.shared.metrics.closed("not_member");
-            self.send_close(close::NOT_MEMBER, "not a member").await;
+            self.shared.metrics.closed(reason);
+            self.send_close(code, why).await;
             return Err(Ended);
         }
         Ok(())

@@ -354,6 +354,38 @@ async fn a_lost_seat_stops_the_live_feed_at_once(p: Arc<Platform>) {
     );
 }
 
+/// A deleted room is no room at all: its per-room sockets close with 4004 (what a new
+/// connection to it gets), and multiplexed sockets stop following it and go on with the rest.
+async fn a_deleted_room_closes_its_sockets_as_no_such_room(p: Arc<Platform>) {
+    let (general, alice, bob, org) = p.team().await;
+    let random = p.room(org, &alice, "random").await;
+    let mut per_room = p.connect(random, &bob.token, None).await;
+    frame(&mut per_room).await;
+    let mut all = p.connect_all(&bob.token).await;
+    frame(&mut all).await;
+    p.call(
+        reqwest::Method::DELETE,
+        &format!("/api/rooms/{random}/"),
+        &alice.token,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(close_code(&mut per_room).await, 4004);
+    let mut again = p.connect(random, &bob.token, None).await;
+    assert_eq!(
+        close_code(&mut again).await,
+        4004,
+        "the same code as a new connection"
+    );
+    let still = p.post(&alice, general, "general goes on").await;
+    let f = frame(&mut all).await;
+    assert_eq!(
+        (f["room"].as_i64(), f["id"].as_i64()),
+        (Some(general), Some(still)),
+        "{f}"
+    );
+}
+
 /// A reply sent over the socket is stored as over REST, arrives as a `message` with its
 /// `parent_id`, and its root's new counters follow as `thread.updated`; a resume replays it.
 async fn replies_arrive_with_their_parent_and_move_the_root_live(p: Arc<Platform>) {
@@ -534,6 +566,7 @@ both_shapes!(
     reactions_reach_the_room_live,
     replies_arrive_with_their_parent_and_move_the_root_live,
     a_lost_seat_stops_the_live_feed_at_once,
+    a_deleted_room_closes_its_sockets_as_no_such_room,
     bad_tokens_missing_rooms_and_outsiders_are_closed_with_their_codes,
     members_get_live_messages_edits_deletes_and_receipts,
     resuming_with_since_replays_then_goes_live_without_gap_or_duplicate,
