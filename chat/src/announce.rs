@@ -56,11 +56,13 @@ impl Announcer {
         }
     }
 
-    /// Announces that `user_id` now sits in `room`, with where the room stands, so their
-    /// multiplexed sockets follow it from there.
+    /// Announces that `user_id` now sits in `room`, with where the room stood when the seat
+    /// was taken, so their multiplexed sockets follow it from there: messages posted between
+    /// the seat's commit and this announcement reached no socket of theirs live, and the
+    /// sockets read them from the database.
     pub async fn seated(&self, room: i64, user_id: i64) {
-        let after = match self.store.page_version(room, user_id).await {
-            Ok(Some(version)) => version.last_msg_id.unwrap_or(0),
+        let start = match self.store.seat_start(room, user_id).await {
+            Ok(Some(start)) => start,
             Ok(None) => return, // no seat after all
             Err(e) => {
                 tracing::warn!(error = %e, room, "reading the room's position failed; sockets pick the room up on reconnect");
@@ -70,7 +72,8 @@ impl Announcer {
         self.publish(BusEvent::MemberSeated {
             room,
             user_id,
-            after,
+            after: start.last_msg_id.unwrap_or(0),
+            after_seq: Some(start.last_seq),
         })
         .await;
     }

@@ -377,7 +377,11 @@ impl Session {
             }
             Live::Presence(_) => Ok(()),
             // Rare, and their futures are large: boxed, so an idle connection's task stays small.
-            Live::Seated { room, after } => Box::pin(self.seated(room, after)).await,
+            Live::Seated {
+                room,
+                after,
+                after_seq,
+            } => Box::pin(self.seated(room, after, after_seq)).await,
             Live::Resync => Box::pin(self.resync()).await,
             // The batch's flush writes out what the hub left unsent.
             Live::Flush => Ok(()),
@@ -386,8 +390,10 @@ impl Session {
 
     /// A multiplexed connection's user got a seat: the hub already follows the room for it
     /// from the seat's point in the stream; deliver what came after `after` from the database
-    /// first (live copies are then dropped by id).
-    async fn seated(&mut self, room_id: i64, after: i64) -> Step {
+    /// first (live copies are then dropped by id). With `after`'s seq known, a live message
+    /// that skips ahead, or arrives before an earlier one, is seen as a gap and read from the
+    /// database, as on any other room.
+    async fn seated(&mut self, room_id: i64, after: i64, after_seq: Option<i64>) -> Step {
         if self.fixed_room.is_some() || self.position(room_id).is_some() {
             return Ok(());
         }
@@ -396,7 +402,7 @@ impl Session {
             room_id,
             Position {
                 last_id: after,
-                last_seq: None,
+                last_seq: after_seq,
             },
         );
         self.catch_up(room_id).await?;

@@ -317,7 +317,110 @@ async fn a_new_seat_brings_presence_both_ways(p: Arc<Platform>) {
     );
 }
 
+/// A PRIVATE room of Alice's in `org`, in which Bob has no seat.
+async fn private_room(p: &Platform, org: i64, alice: &User) -> i64 {
+    p.call(
+        reqwest::Method::POST,
+        "/api/rooms/",
+        &alice.token,
+        json!({"org": org, "name": "secret", "access_level": "PRIVATE"}),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// Announces, late, the seat `user_id` already has in `room`, as the API does after its commit.
+async fn announce_seat(p: &Platform, room: i64, user_id: i64) {
+    let registry = chatboard_core::metrics::MetricRegistry::new();
+    let announcer =
+        chat::announce::Announcer::new(p.gw.bus.clone(), p.app.state.store.clone(), &registry)
+            .unwrap();
+    announcer.seated(room, user_id).await;
+}
+
+/// A message stored as by a process that died before announcing it.
+async fn stored_unannounced(p: &Platform, room: i64, sender: &User, body: &str) -> i64 {
+    let (message, _) = p
+        .app
+        .state
+        .store
+        .post_message(
+            chatboard_store::NewMessage {
+                room_id: room,
+                sender_id: sender.id,
+                body: body.into(),
+                client_msg_id: None,
+                file: None,
+                parent_id: None,
+                mentions: Default::default(),
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    message.id
+}
+
+/// The ids of `room`'s message frames up to and including `last`.
+async fn messages_until(socket: &mut Socket, room: i64, last: i64) -> Vec<i64> {
+    let mut ids = Vec::new();
+    while ids.last() != Some(&last) {
+        ids.push(message_in(socket, room).await["id"].as_i64().unwrap());
+    }
+    ids
+}
+
+/// A seat is committed, then announced a moment later. A message posted in between reached no
+/// socket of the new member live (the hub did not follow the room for them yet); their
+/// multiplexed socket reads it from the database, as it reads nothing from before the seat.
+/// The announcement used to carry where the room stood when it was made, past that message.
+async fn what_is_posted_before_a_seat_is_announced_still_arrives(p: Arc<Platform>) {
+    let (_general, alice, bob, org) = p.team().await;
+    let secret = private_room(&p, org, &alice).await;
+    p.post(&alice, secret, "before bob's seat").await;
+    let mut all = p.connect_all(&bob.token).await;
+    frame(&mut all).await;
+    // Bob's seat, committed but not yet announced (as by an API slow to do it).
+    p.sql(&format!(
+        "INSERT INTO room_members (room_id, user_id, joined_at) \
+         VALUES ({secret}, {}, '2026-01-01T00:00:00Z')",
+        bob.id
+    ))
+    .await;
+    let between = p
+        .post(&alice, secret, "between the seat and its news")
+        .await;
+    announce_seat(&p, secret, bob.id).await;
+    let after = p.post(&alice, secret, "after the news").await;
+    assert_eq!(
+        messages_until(&mut all, secret, after).await,
+        [between, after]
+    );
+}
+
+/// A new room on a multiplexed socket knows where it stands in the room's seq: a message whose
+/// announcement was lost is read from the database when the next one arrives, not skipped.
+async fn a_newly_followed_room_fills_a_gap_from_the_database(p: Arc<Platform>) {
+    let (_general, alice, bob, org) = p.team().await;
+    let secret = private_room(&p, org, &alice).await;
+    let mut all = p.connect_all(&bob.token).await;
+    frame(&mut all).await;
+    p.call(
+        reqwest::Method::POST,
+        &format!("/api/rooms/{secret}/invite/"),
+        &alice.token,
+        json!({"user_id": bob.id}),
+    )
+    .await;
+    let lost = stored_unannounced(&p, secret, &alice, "its announcement was lost").await;
+    let next = p.post(&alice, secret, "the next one").await;
+    assert_eq!(messages_until(&mut all, secret, next).await, [lost, next]);
+}
+
 both_shapes!(
+    what_is_posted_before_a_seat_is_announced_still_arrives,
+    a_newly_followed_room_fills_a_gap_from_the_database,
     one_socket_follows_all_of_a_users_rooms,
     presence_goes_to_room_mates,
     a_new_seat_brings_presence_both_ways,

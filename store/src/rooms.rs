@@ -118,6 +118,9 @@ pub trait RoomStore: Send + Sync {
     async fn room_members(&self, room_id: i64) -> StoreResult<Vec<RoomMember>>;
     /// Every room the user sits in, with its newest message (what a live connection starts from).
     async fn room_positions(&self, user_id: i64) -> StoreResult<Vec<RoomPosition>>;
+    /// Where the room stood when `user_id` took their seat in it (every message after it came
+    /// later); `None` without a seat. For a seat older than this record, where it stands now.
+    async fn seat_start(&self, room_id: i64, user_id: i64) -> StoreResult<Option<RoomPosition>>;
     /// `(user id, room id)` for every seat of the given users.
     async fn seats_of(&self, user_ids: &[i64]) -> StoreResult<Vec<(i64, i64)>>;
     /// Ids of the other users who share a room with the user (only `room`, when given).

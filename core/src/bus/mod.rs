@@ -91,9 +91,13 @@ pub enum BusEvent {
         room: i64,
         /// Who got the seat.
         user_id: i64,
-        /// The room's newest message id right after the seat was given (0 if none): the
-        /// connection delivers everything after it.
+        /// The room's newest message id when the seat was taken (0 if none): the connection
+        /// delivers everything after it.
         after: i64,
+        /// That message's seq (0 if none), from which the connection tells a gap; absent from
+        /// older publishers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after_seq: Option<i64>,
     },
     /// A room was deleted: every connection stops following it. Not sent to clients.
     #[serde(rename = "room.deleted")]

@@ -55,6 +55,8 @@ pub enum Live {
         room: i64,
         /// Deliver messages after this id.
         after: i64,
+        /// Its seq, when the announcement carried it.
+        after_seq: Option<i64>,
     },
     /// Events may have been lost on the way: catch up from the database.
     Resync,
@@ -285,7 +287,8 @@ impl Hub {
                 room,
                 user_id,
                 after,
-            }) => self.seat(&mut rooms, room, user_id, after),
+                after_seq,
+            }) => self.seat(&mut rooms, room, user_id, after, after_seq),
             Delivery::Event(event) => {
                 let room_id = event.room();
                 if !rooms.feeds.contains_key(&room_id) {
@@ -311,7 +314,7 @@ impl Hub {
 
     /// The user's multiplexed connections follow `room` from this point of the stream on, so
     /// nothing announced after the seat passes them by.
-    fn seat(&self, rooms: &mut Rooms, room: i64, user_id: i64, after: i64) {
+    fn seat(&self, rooms: &mut Rooms, room: i64, user_id: i64, after: i64, after_seq: Option<i64>) {
         let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(list) = users.get_mut(&user_id) {
             let followers = &mut rooms.feeds.entry(room).or_default().followers;
@@ -320,7 +323,13 @@ impl Hub {
                     followers.push(f.copy());
                 }
             }
-            list.retain(|f| f.offer(Live::Seated { room, after }));
+            list.retain(|f| {
+                f.offer(Live::Seated {
+                    room,
+                    after,
+                    after_seq,
+                })
+            });
         }
         drop(users);
         // The room's other followers learn that their new room-mate is online: they came

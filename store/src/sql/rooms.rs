@@ -441,6 +441,25 @@ impl RoomStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
+    async fn seat_start(&self, room_id: i64, user_id: i64) -> StoreResult<Option<RoomPosition>> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT COALESCE(rm.seated_after_msg_id, r.last_msg_id, 0), \
+                    COALESCE(rm.seated_after_seq, r.last_seq) \
+             FROM room_members rm JOIN rooms r ON r.id = rm.room_id \
+             WHERE rm.room_id = $1 AND rm.user_id = $2",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|(last_msg_id, last_seq)| RoomPosition {
+            room_id,
+            last_msg_id: (last_msg_id > 0).then_some(last_msg_id),
+            last_seq,
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn seats_of(&self, user_ids: &[i64]) -> StoreResult<Vec<(i64, i64)>> {
         let mut seats = Vec::new();
         // Bounded statements: engines cap the number of parameters.
