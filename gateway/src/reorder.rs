@@ -48,6 +48,10 @@ impl RoomOrder {
             // Re-announced from the outbox (no seq: connections consult the database anyway),
             // or a typing notice (about no message): never held.
             BusEvent::Message { .. } | BusEvent::Typing { .. } => return emit(event),
+            // A seat or the room gone: at once, ahead of what is held. Behind them, a message
+            // posted after the removal would still reach the removed member's sockets; what is
+            // held may instead miss them, which a member leaving may.
+            BusEvent::MemberLeft { .. } | BusEvent::RoomDeleted { .. } => return emit(event),
             _ if self.held.is_empty() => return emit(event),
             _ => {
                 self.behind.push(event);
@@ -149,6 +153,8 @@ mod tests {
         match &out.event {
             BusEvent::Message { seq, .. } => format!("m{seq}"),
             BusEvent::MessageDeleted { id, .. } => format!("del{id}"),
+            BusEvent::MemberLeft { user_id, .. } => format!("left{user_id}"),
+            BusEvent::RoomDeleted { .. } => "gone".into(),
             _ => "other".into(),
         }
     }
@@ -172,6 +178,22 @@ mod tests {
         let out = feed(&mut order, vec![deleted, message(2)]);
         assert_eq!(out, ["m2", "m3", "m4", "del103"]);
         assert_eq!(order.deadline(), None);
+    }
+
+    /// A member removed while messages wait: the removal goes out at once, so nothing
+    /// released after it (here seq 4, posted after the removal) reaches their sockets.
+    #[test]
+    fn a_lost_seat_or_room_does_not_wait_behind_held_messages() {
+        let mut order = RoomOrder::default();
+        let left = event(BusEvent::MemberLeft {
+            room: 1,
+            user_id: 9,
+        });
+        let gone = event(BusEvent::RoomDeleted { room: 1 });
+        let out = feed(&mut order, vec![message(1), message(3), left, message(4)]);
+        assert_eq!(out, ["m1", "left9"]);
+        let out = feed(&mut order, vec![gone, message(2)]);
+        assert_eq!(out, ["gone", "m2", "m3", "m4"]);
     }
 
     #[test]
