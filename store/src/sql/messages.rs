@@ -62,7 +62,10 @@ impl SqlStore {
         }
     }
 
-    /// Marks every cached page of the room as possibly stale.
+    /// Marks every cached page of the room as possibly stale. Writes that change a message
+    /// call it before touching the message: on PostgreSQL every transaction that locks a room's
+    /// row and one of its messages takes the room first (a reply holds its room while it
+    /// updates its root), or two of them can wait on each other.
     pub(super) async fn bump_edit_version(tx: &mut Tx<'_>, room_id: i64) -> StoreResult<()> {
         sqlx::query("UPDATE rooms SET edit_version = edit_version + 1 WHERE id = $1")
             .bind(room_id)
@@ -216,6 +219,8 @@ impl MessageStore for SqlStore {
         now: DateTime<Utc>,
     ) -> StoreResult<(Message, Vec<i64>)> {
         let mut tx = self.write.begin().await?;
+        // The room's row first, as posts take it (see `bump_edit_version`).
+        Self::bump_edit_version(&mut tx, room_id).await?;
         // The NOT is_deleted guard makes edit-after-delete impossible even when the two race.
         let sql = format!(
             "UPDATE messages SET body = $3, edited_at = $4, mention_ids = $5 \
@@ -237,7 +242,6 @@ impl MessageStore for SqlStore {
         };
         let message = Message::from(row);
         words_changed(&mut tx, room_id, msg_id).await?;
-        Self::bump_edit_version(&mut tx, room_id).await?;
         write_event(
             &mut tx,
             message.org,
@@ -266,6 +270,8 @@ impl MessageStore for SqlStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Message> {
         let mut tx = self.write.begin().await?;
+        // The room's row first, as posts take it (see `bump_edit_version`).
+        Self::bump_edit_version(&mut tx, room_id).await?;
         let sql = format!(
             "UPDATE messages SET body = '', is_deleted = TRUE, reactions = NULL, \
                file_id = NULL, file_name = NULL, file_type = NULL, file_size = NULL \
@@ -294,7 +300,6 @@ impl MessageStore for SqlStore {
                 .await?;
         }
         words_removed(&mut tx, room_id, msg_id).await?;
-        Self::bump_edit_version(&mut tx, room_id).await?;
         write_event(
             &mut tx,
             message.org,

@@ -290,11 +290,20 @@ async fn begin_write(write: &Pool) -> Result<Tx<'static>, sqlx::Error> {
 
 /// Locks the messages a batch of reaction changes touches, in key order (so concurrent batches
 /// never wait on each other in a circle), each read with the reactor's own emoji: one row per
-/// (room, message, reactor) key that names a message.
+/// (room, message, reactor) key that names a message. Their rooms' rows are locked first, in id
+/// order, as posts lock them: a reply holds its room while it updates its root, so a batch
+/// holding the root and then waiting for the room would wait on it in a circle.
 async fn lock_for_reactions(
     tx: &mut Tx<'_>,
     keys: &[(i64, i64, i64)],
 ) -> StoreResult<Vec<LockedRow>> {
+    let mut rooms: Vec<i64> = keys.iter().map(|k| k.0).collect();
+    rooms.sort_unstable();
+    rooms.dedup();
+    sqlx::query("SELECT id FROM rooms WHERE id = ANY($1::int8[]) ORDER BY id FOR NO KEY UPDATE")
+        .bind(rooms)
+        .execute(&mut **tx)
+        .await?;
     let sql = format!(
         "SELECT v.reactor, {columns}, {own} FROM messages m \
          JOIN UNNEST($1::int8[], $2::int8[], $3::int8[]) AS v(room_id, id, reactor) \

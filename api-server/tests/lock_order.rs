@@ -1,0 +1,114 @@
+//! PostgreSQL: writes that touch a message and its room take the room's row first, as posts do.
+//! A reply locks its room, then updates its root's thread counters; a reaction or an edit of
+//! that root used to lock the root first and its room second, so the two could wait on each
+//! other until PostgreSQL's deadlock check aborted one of them (after a second).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Engine, TestApp};
+use serde_json::json;
+use testing::{waiting_for_locks, HeldLocks};
+
+/// Until `sessions` sessions wait for a lock, polling `pending` meanwhile so its request is
+/// sent (and failing if it is answered: it must wait for the held room).
+async fn until_waiting<F: std::future::Future<Output = testing::http::Reply>>(
+    app: &TestApp,
+    sessions: i64,
+    pending: std::pin::Pin<&mut F>,
+) {
+    let waiting = async {
+        while waiting_for_locks(&app.db_url).await < sessions {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        reply = pending => panic!("answered while its room is locked: {}", reply.text),
+        () = waiting => {}
+    }
+}
+
+/// The room is held; a reply to `root` waits for it; then `other` (a write on `root`) starts
+/// and waits too; the room is let go. Both must succeed.
+async fn reply_and_then(kind: &str) {
+    let Some(app) = TestApp::spawn(Engine::Postgres).await else {
+        return;
+    };
+    let (_org, room, alice, bob) = app.room_for_two().await;
+    let messages = format!("/api/rooms/{room}/messages/");
+    let root = app
+        .post(&messages, Some(&alice.access), json!({"body": "root"}))
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let held = HeldLocks::take(
+        &app.db_url,
+        &format!("SELECT id FROM rooms WHERE id = {room} FOR NO KEY UPDATE"),
+    )
+    .await;
+
+    let reply = app.post(
+        &messages,
+        Some(&bob.access),
+        json!({"body": "a reply", "parent_id": root}),
+    );
+    tokio::pin!(reply);
+    until_waiting(&app, 1, reply.as_mut()).await;
+
+    let root_path = format!("{messages}{root}/");
+    let other = async {
+        match kind {
+            "reaction" => {
+                app.post(
+                    &format!("{root_path}reactions/"),
+                    Some(&bob.access),
+                    json!({"emoji": "👍"}),
+                )
+                .await
+            }
+            _ => {
+                app.patch(&root_path, &alice.access, json!({"body": "root, edited"}))
+                    .await
+            }
+        }
+    };
+    tokio::pin!(other);
+    let both_waiting = async {
+        while waiting_for_locks(&app.db_url).await < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        reply = &mut reply => panic!("the reply was answered while its room is locked: {}", reply.text),
+        answer = &mut other => panic!("the {kind} was answered while the room is locked: {}", answer.text),
+        () = both_waiting => {}
+    }
+    held.release().await;
+    let (reply, other) = tokio::join!(reply, other);
+    assert!(
+        reply.status.is_success(),
+        "reply: {} {}",
+        reply.status,
+        reply.text
+    );
+    assert!(
+        other.status.is_success(),
+        "{kind}: {} {}",
+        other.status,
+        other.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reaction_to_a_root_does_not_deadlock_with_a_reply_to_it() {
+    reply_and_then("reaction").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_of_a_root_does_not_deadlock_with_a_reply_to_it() {
+    reply_and_then("edit").await;
+}
