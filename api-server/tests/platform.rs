@@ -260,6 +260,31 @@ async fn schema_and_docs_page(engine: Engine) {
         ] {
             assert!(paths.contains_key(p), "schema lacks {p}");
         }
+        // A path parameter is one the path names; paging and filters are optional queries.
+        for (path, ops) in paths {
+            for (method, op) in ops.as_object().unwrap() {
+                for param in op["parameters"].as_array().into_iter().flatten() {
+                    let name = param["name"].as_str().unwrap();
+                    if param["in"] == "path" {
+                        assert!(
+                            path.contains(&format!("{{{name}}}")),
+                            "{method} {path}: `{name}` is no path parameter"
+                        );
+                    }
+                }
+            }
+        }
+        let listing = &paths["/api/rooms/{id}/messages/"]["get"]["parameters"];
+        for name in ["limit", "before", "after", "threads"] {
+            let param = listing
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("no `{name}` in {listing}"));
+            assert_eq!(param["in"], "query", "{param}");
+            assert_ne!(param["required"], true, "{param}");
+        }
         assert!(r.body["components"]["securitySchemes"]["bearer"].is_object());
         assert!(r.body["components"]["schemas"]["ErrorBody"].is_object());
         for schema in [

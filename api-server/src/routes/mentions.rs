@@ -18,6 +18,7 @@ const MAX_LIMIT: i64 = 50;
 
 /// Paging parameters of `GET /auth/me/mentions/`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MentionsQuery {
     /// 1 to 50, default 20.
     limit: Option<String>,

@@ -29,6 +29,7 @@ const MAX_LIMIT: i64 = 100;
 
 /// Paging parameters of `GET /api/rooms/{id}/messages/`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1 to 100, default 50.
     limit: Option<String>,
@@ -42,6 +43,7 @@ pub struct PageQuery {
 
 /// Cursor paging parameters (`limit`, `before`, `after`), for any list of messages.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CursorQuery {
     /// 1 to 100, default 50.
     limit: Option<String>,

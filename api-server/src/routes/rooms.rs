@@ -59,6 +59,7 @@ pub struct RoomInviteRequest {
 
 /// Filter of `GET /api/rooms/`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RoomListQuery {
     /// Only rooms of this organization.
     org: Option<String>,
@@ -234,6 +235,7 @@ pub async fn invite(
 
 /// Member lookup parameters of `GET /api/rooms/{id}/members/`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MemberQuery {
     /// Only members whose address, first or last name starts with this (any case), at most
     /// `limit` of them by address: what a client completes a mention from.

@@ -22,6 +22,7 @@ const MAX_LIMIT: i64 = 50;
 
 /// Parameters of `GET /api/orgs/{id}/search/`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// Words to find, all of them: `"exact phrase"`, `-left_out`, `prefix*`.
     q: Option<String>,
@@ -145,6 +146,7 @@ pub async fn messages(
 
 /// Parameters of the quick switcher's lookups.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PrefixQuery {
     /// The start of a name (any case); empty for the first ones.
     q: Option<String>,

@@ -150,6 +150,7 @@ pub async fn mark_read(
 
 /// Paging parameters of `GET /auth/me/threads/`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FollowedQuery {
     /// 1 to 50, default 20.
     limit: Option<String>,

@@ -117,6 +117,7 @@ pub struct UploadView {
 
 /// Paging of my-uploads.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadsQuery {
     /// 1 to 100, default 50.
     limit: Option<String>,

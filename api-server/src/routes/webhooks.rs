@@ -22,6 +22,7 @@ const MAX_LIMIT: i64 = 100;
 
 /// `?org=` of the list.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OrgQuery {
     /// Organization id (required).
     org: Option<String>,
@@ -69,6 +70,7 @@ pub struct WebhookCreated {
 
 /// Paging of the delivery log.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// 1 to 100, default 50.
     limit: Option<String>,
