@@ -85,6 +85,18 @@ async fn all_pages(app: &TestApp, user: &TestUser, first: String, most: usize) -
             seen.push(hit["message"]["id"].as_i64().unwrap());
         }
         next = page.body["next"].as_str().map(str::to_owned);
+        assert!(
+            next.is_none() || !page.body["results"].as_array().unwrap().is_empty(),
+            "{path}: an empty page links on"
+        );
+        if next.is_some() {
+            // A page that links on is followed by one with results: the last one links nowhere.
+            let after = app.get(next.as_deref().unwrap(), &user.access).await;
+            assert!(
+                !after.body["results"].as_array().unwrap().is_empty(),
+                "{path} linked to an empty page"
+            );
+        }
         assert!(seen.len() <= most, "{seen:?}");
     }
     seen

@@ -213,6 +213,12 @@ async fn a_file_goes_up_completes_and_comes_back(engine: Engine) {
         .await;
     assert_eq!(older.body.as_array().unwrap().len(), 1);
     assert_eq!(older.body[0]["id"], id.as_str());
+    // A cursor that is no upload id is refused, not read as some place in the list.
+    let wrong = app
+        .get("/api/uploads/my-uploads/?before=xyz", &ada.access)
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text);
+    assert_eq!(wrong.body["errors"]["before"][0], "Must be an upload id.");
 }
 
 /// The same API on an S3-compatible server (s3s-fs): the client PUTs straight to the store with

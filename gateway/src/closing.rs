@@ -33,6 +33,9 @@ impl Refusal {
         "too many connections",
         "too_many_connections",
     );
+    /// `since` is not a message id: resuming from it would silently skip or repeat messages.
+    pub(crate) const BAD_SINCE: Self =
+        Self::new(close::POLICY, "since must be a message id", "protocol");
     /// The room does not exist (or is not visible to the user).
     pub(crate) const NO_ROOM: Self = Self::new(close::NO_ROOM, "no such room", "no_room");
     /// The user has no seat in the room.

@@ -333,13 +333,21 @@ async fn room_socket(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let (token, upgrade) = prepare(&query, &headers, upgrade);
-    let since = query.get("since").and_then(|s| s.parse::<i64>().ok());
+    // Absent: from now on. Present, it must be an id (0 replays the whole room).
+    let since = query
+        .get("since")
+        .map(|s| s.trim().parse::<i64>().ok().filter(|id| *id >= 0));
     let shared = state.shared;
     upgrade.on_upgrade(move |socket| async move {
         let Ok((socket, user_id, user_email, slot)) =
             admit(&shared, socket, token.as_deref()).await
         else {
             return;
+        };
+        let since = match since {
+            Some(None) => return close_socket(socket, &shared, Refusal::BAD_SINCE).await,
+            Some(Some(id)) => Some(id),
+            None => None,
         };
         let Ok(room_id) = room.parse::<i64>() else {
             return close_socket(socket, &shared, Refusal::NO_ROOM).await;

@@ -26,6 +26,15 @@ async fn bad_tokens_missing_rooms_and_outsiders_are_closed_with_their_codes(p: A
     assert_eq!(close_code(&mut s).await, 4001, "no token at all");
     let mut s = p.connect(999_999, &bob.token, None).await;
     assert_eq!(close_code(&mut s).await, 4004);
+    // A resume point that is no message id would resume nowhere in particular.
+    for since in ["abc", "-1", "1.5"] {
+        let url = format!(
+            "{}/ws/rooms/{room}/?token={}&since={since}",
+            p.gw.ws, bob.token
+        );
+        let mut s = tokio_tungstenite::connect_async(url).await.unwrap().0;
+        assert_eq!(close_code(&mut s).await, 4008, "since={since}");
+    }
     // Someone outside the org cannot even learn the room exists.
     let mut s = p.connect(room, &eve.token, None).await;
     assert_eq!(close_code(&mut s).await, 4004);

@@ -115,7 +115,13 @@ pub async fn messages(
     };
     v.finish()?;
     let limit = request.limit;
-    let hits = state
+    // One more than the page holds: whether it exists decides the `next` link, so the last
+    // page has none (a full last page would otherwise link to an empty one).
+    let request = SearchRequest {
+        limit: limit + 1,
+        ..request
+    };
+    let mut hits = state
         .chat
         .search(user.id, org_id, request)
         .await
@@ -129,7 +135,9 @@ pub async fn messages(
                 e
             }
         })?;
-    let next = (hits.len() as u32 == limit)
+    let more = hits.len() > limit as usize;
+    hits.truncate(limit as usize);
+    let next = more
         .then(|| hits.last())
         .flatten()
         .map(|last| next_link(org_id, &query, last));

@@ -317,10 +317,16 @@ pub async fn mine(
 ) -> ApiResult<Json<Vec<UploadView>>> {
     let mut v = Validator::default();
     let limit = v.int_in("limit", query.limit.as_deref(), 1, MAX_LIMIT, DEFAULT_LIMIT);
+    // Upload ids are UUIDs (version 7, so they sort by age); anything else would page
+    // somewhere arbitrary.
+    let before = query.before.as_deref().map(str::trim);
+    if before.is_some_and(|id| uuid::Uuid::try_parse(id).is_err()) {
+        v.add("before", "Must be an upload id.");
+    }
     v.finish()?;
     let uploads = state
         .store
-        .uploads_of(user.id, query.before.as_deref(), limit as u32)
+        .uploads_of(user.id, before, limit as u32)
         .await?;
     let mut out = Vec::with_capacity(uploads.len());
     for upload in uploads {
