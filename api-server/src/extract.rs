@@ -67,6 +67,17 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             vec!["NUL characters are not allowed.".to_owned()],
         )])));
     }
+    // Every body of this API is an object. serde would also read a struct from an array, by
+    // position, and word its refusals of other values in Rust's terms.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(ApiError::validation(FieldErrors::from([(
+            "non_field_errors".to_owned(),
+            vec!["The body must be a JSON object.".to_owned()],
+        )])));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let inner = e.inner();
@@ -76,9 +87,10 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
         let path = e.path().to_string();
         let message = inner.to_string();
-        // A missing field is reported at its parent; name the field itself.
+        // A missing or repeated field is reported at its parent; name the field itself.
         let field = match message
             .strip_prefix("missing field `")
+            .or_else(|| message.strip_prefix("duplicate field `"))
             .and_then(|rest| rest.split('`').next())
         {
             Some(name) if path == "." => name.to_owned(),

@@ -136,14 +136,34 @@ async fn malformed_and_oversized_bodies(engine: Engine) {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.code(), "malformed_json");
+    // A body is an object: an array is not read field by field in some order, nor is any
+    // other value, and the refusal does not speak of Rust's types.
+    for body in [
+        &br#"["a@b.co", "correct horse battery", "A", null]"#[..],
+        b" [1,2]",
+        b"42",
+        b"\"a@b.co\"",
+    ] {
+        let r = app
+            .post_raw("/auth/register/", Some("application/json"), body.to_vec())
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        assert_eq!(
+            r.body["errors"]["non_field_errors"][0], "The body must be a JSON object.",
+            "{}",
+            r.text
+        );
+    }
+    // A field given twice is named.
     let r = app
         .post_raw(
             "/auth/register/",
             Some("application/json"),
-            b"[1,2]".to_vec(),
+            br#"{"email": "a@b.co", "email": "c@d.co", "password": "password123"}"#.to_vec(),
         )
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.body["errors"]["email"].is_array(), "{}", r.text);
     let r = app
         .post_raw("/auth/register/", Some("text/plain"), b"{}".to_vec())
         .await;
