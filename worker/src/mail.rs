@@ -94,7 +94,14 @@ impl Mailer {
     /// Sends until `stop` resolves.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         if let Outbound::Log(dir) = &self.outbound {
-            tracing::info!(dir = ?dir, "no SMTP server configured (CHATBOARD_SMTP_URL): emails are logged and written to files");
+            match dir {
+                Some(dir) => {
+                    tracing::info!(dir = %dir.display(), "no SMTP server configured (CHATBOARD_SMTP_URL): emails are logged and written to files")
+                }
+                None => tracing::info!(
+                    "no SMTP server configured (CHATBOARD_SMTP_URL): emails are logged"
+                ),
+            }
         }
         tokio::pin!(stop);
         let mut pause = Duration::ZERO;
