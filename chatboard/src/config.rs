@@ -51,22 +51,11 @@ impl SingleNode {
             return parse_with(command(), env, args);
         }
         let data_dir = PathBuf::from(env.get("CHATBOARD_DATA_DIR").unwrap_or("./chatboard-data"));
-        std::fs::create_dir_all(&data_dir).map_err(|source| ConfigError::DataDir {
-            path: data_dir.clone(),
-            source,
-        })?;
         let mut env = env.clone();
         let missing = |env: &Env, var: &str| env.get(var).is_none();
         if missing(&env, "DATABASE_URL") {
             let url = format!("sqlite://{}", data_dir.join("chatboard.db").display());
             env.set("DATABASE_URL", url);
-        }
-        if missing(&env, "CHATBOARD_JWT_SECRET") {
-            let key = stored_secret(&data_dir)?;
-            env.set(
-                "CHATBOARD_JWT_SECRET",
-                String::from_utf8_lossy(key.as_bytes()),
-            );
         }
         if missing(&env, "CHATBOARD_SMTP_URL") && missing(&env, "CHATBOARD_EMAIL_OUTBOX_DIR") {
             env.set(
@@ -78,6 +67,24 @@ impl SingleNode {
             env.set(
                 "CHATBOARD_UPLOAD_DIR",
                 data_dir.join("uploads").display().to_string(),
+            );
+        }
+        if missing(&env, "CHATBOARD_JWT_SECRET") {
+            // Everything else is checked before the data directory and its key are made: a
+            // mistyped setting leaves no files behind.
+            let mut probe = env.clone();
+            probe.set("CHATBOARD_JWT_SECRET", "k".repeat(64));
+            parse_with::<Self>(command(), &probe, args.clone())?;
+        }
+        std::fs::create_dir_all(&data_dir).map_err(|source| ConfigError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+        if missing(&env, "CHATBOARD_JWT_SECRET") {
+            let key = stored_secret(&data_dir)?;
+            env.set(
+                "CHATBOARD_JWT_SECRET",
+                String::from_utf8_lossy(key.as_bytes()),
             );
         }
         let mut config: Self = parse_with(command(), &env, args)?;
@@ -116,5 +123,21 @@ mod tests {
         );
         assert!(first.api.database.database_url.starts_with("sqlite://"));
         assert_eq!(first.data_dir, dir.path());
+    }
+
+    #[test]
+    fn a_bad_setting_leaves_no_files_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let env = Env::from_pairs([
+            ("CHATBOARD_DATA_DIR", data.to_str().unwrap()),
+            ("CHATBOARD_RATE_LIMIT_PER_IP", "ten"),
+        ]);
+        let refused = SingleNode::from_env(&env, Vec::<String>::new());
+        assert!(refused.is_err());
+        assert!(
+            !data.exists(),
+            "the data directory was made for a refused setting"
+        );
     }
 }
