@@ -418,7 +418,36 @@ async fn a_newly_followed_room_fills_a_gap_from_the_database(p: Arc<Platform>) {
     assert_eq!(messages_until(&mut all, secret, next).await, [lost, next]);
 }
 
+/// A seat lost and taken again at once: the hub hears of both before the connection has
+/// handled the first, and the connection, leaving the room for the loss, must not stay out of
+/// it for the new seat.
+async fn a_seat_lost_and_taken_again_at_once_keeps_the_room_live(p: Arc<Platform>) {
+    let (general, alice, bob, _org) = p.team().await;
+    let mut all = p.connect_all(&bob.token).await;
+    frame(&mut all).await;
+    // Announced back to back, as a leave and a join a moment apart are.
+    let registry = chatboard_core::metrics::MetricRegistry::new();
+    let announcer =
+        chat::announce::Announcer::new(p.gw.bus.clone(), p.app.state.store.clone(), &registry)
+            .unwrap();
+    announcer
+        .seats_lost(&[chatboard_store::Seat {
+            room_id: general,
+            user_id: bob.id,
+        }])
+        .await;
+    announcer.seated(general, bob.id).await;
+    // The socket answers a ping once it has handled both.
+    all.send(Ws::Text(json!({"type": "ping"}).to_string().into()))
+        .await
+        .unwrap();
+    frame_of(&mut all, "pong").await;
+    let live = p.post(&alice, general, "still here").await;
+    assert_eq!(message_in(&mut all, general).await["id"], live);
+}
+
 both_shapes!(
+    a_seat_lost_and_taken_again_at_once_keeps_the_room_live,
     what_is_posted_before_a_seat_is_announced_still_arrives,
     a_newly_followed_room_fills_a_gap_from_the_database,
     one_socket_follows_all_of_a_users_rooms,

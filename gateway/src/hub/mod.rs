@@ -116,10 +116,17 @@ impl Subscription {
     }
 
     /// Records a room the hub added this connection to (the user got a seat), so that it is
-    /// left again when the connection ends.
+    /// left again when the connection ends, and puts it back in the room's feed if it is not
+    /// there: when a seat is lost and taken again before the connection hears of the loss, the
+    /// hub seats it while it still follows the room, and its leaving then takes it out.
     pub fn adopt(&mut self, room_id: i64) {
         if !self.rooms.contains(&room_id) {
             self.rooms.push(room_id);
+        }
+        let mut rooms = self.hub.shard_of(room_id);
+        let followers = &mut rooms.feeds.entry(room_id).or_default().followers;
+        if !followers.iter().any(|f| f.id == self.me.id) {
+            followers.push(self.me.copy());
         }
     }
 
