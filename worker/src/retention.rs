@@ -1,11 +1,12 @@
-//! Message retention: deletes messages older than their organization's retention period
-//! (`messageRetentionDays` of its Organization resource). Organizations without one keep
-//! everything.
+//! Retention: deletes messages older than their organization's retention period
+//! (`messageRetentionDays` of its Organization resource; organizations without one keep every
+//! message), and events of the outbox older than `CHATBOARD_OUTBOX_RETENTION_DAYS`, which would
+//! otherwise grow without end and keep the text of deleted and purged messages.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatboard_store::{StoreError, TenantStore};
+use chatboard_store::{OutboxStore, StoreError, TenantStore};
 use chrono::Utc;
 
 use crate::service::WorkerMetrics;
@@ -13,16 +14,29 @@ use crate::service::WorkerMetrics;
 /// Messages deleted per statement, so a large backlog never holds long locks.
 const BATCH: u32 = 1_000;
 
-/// Deletes messages past retention.
+/// Deletes messages and outbox events past retention.
 pub struct RetentionSweeper {
     store: Arc<dyn TenantStore>,
+    outbox: Arc<dyn OutboxStore>,
+    /// How long an outbox event is kept.
+    outbox_retention: Duration,
     metrics: Arc<WorkerMetrics>,
 }
 
 impl RetentionSweeper {
-    /// A sweeper over `store`.
-    pub fn new(store: Arc<dyn TenantStore>, metrics: Arc<WorkerMetrics>) -> Self {
-        Self { store, metrics }
+    /// A sweeper over `store` and `outbox`, keeping outbox events for `outbox_retention`.
+    pub fn new(
+        store: Arc<dyn TenantStore>,
+        outbox: Arc<dyn OutboxStore>,
+        outbox_retention: Duration,
+        metrics: Arc<WorkerMetrics>,
+    ) -> Self {
+        Self {
+            store,
+            outbox,
+            outbox_retention,
+            metrics,
+        }
     }
 
     /// Sweeps every `every` until `stop` resolves.
@@ -33,6 +47,11 @@ impl RetentionSweeper {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(messages = n, "messages past retention deleted"),
                 Err(e) => tracing::warn!(error = %e, "retention sweep failed; retrying later"),
+            }
+            match self.prune_outbox().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(events = n, "outbox events past retention deleted"),
+                Err(e) => tracing::warn!(error = %e, "outbox pruning failed; retrying later"),
             }
             tokio::select! {
                 () = &mut stop => return,
@@ -50,6 +69,25 @@ impl RetentionSweeper {
             let n = self.store.purge_expired_messages(Utc::now(), BATCH).await?;
             total += n;
             self.metrics.messages_purged.inc_by(n);
+            if n < u64::from(BATCH) {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Deletes the outbox's events past retention, batch by batch; returns how many went.
+    #[tracing::instrument(skip_all, err(level = "warn"))]
+    pub async fn prune_outbox(&self) -> Result<u64, StoreError> {
+        let retention =
+            chrono::Duration::from_std(self.outbox_retention).unwrap_or(chrono::Duration::MAX);
+        let Some(before) = Utc::now().checked_sub_signed(retention) else {
+            return Ok(0);
+        };
+        let mut total = 0;
+        loop {
+            let n = self.outbox.prune_outbox(before, BATCH).await?;
+            total += n;
+            self.metrics.outbox_pruned.inc_by(n);
             if n < u64::from(BATCH) {
                 return Ok(total);
             }

@@ -138,7 +138,12 @@ fn start_common(parts: Parts, running: &mut Running) -> Result<EventJobs, StartE
         let stop = running.stopped();
         running.spawn(janitor.run(UPLOAD_SWEEP_EVERY, stop));
     }
-    let sweeper = RetentionSweeper::new(parts.store.clone(), parts.metrics.clone());
+    let sweeper = RetentionSweeper::new(
+        parts.store.clone(),
+        parts.store.clone(),
+        parts.webhooks.outbox_retention,
+        parts.metrics.clone(),
+    );
     let stop = running.stopped();
     running.spawn(sweeper.run(RETENTION_SWEEP_EVERY, stop));
     let (store, metrics) = (parts.store.clone(), parts.metrics.clone());

@@ -49,6 +49,8 @@ pub struct WorkerMetrics {
     pub uploads_abandoned: IntCounter,
     /// Messages deleted because their organization's retention period ended.
     pub messages_purged: IntCounter,
+    /// Outbox events deleted past `CHATBOARD_OUTBOX_RETENTION_DAYS`.
+    pub outbox_pruned: IntCounter,
 }
 
 impl WorkerMetrics {
@@ -142,6 +144,10 @@ impl WorkerMetrics {
             "chatboard_messages_purged_total",
             "Messages deleted because their organization's retention period ended.",
         )?;
+        let outbox_pruned = IntCounter::new(
+            "chatboard_outbox_pruned_total",
+            "Outbox events deleted past their retention (CHATBOARD_OUTBOX_RETENTION_DAYS).",
+        )?;
         for kind in ["invitation", "digest"] {
             for result in ["sent", "retry", "failed"] {
                 emails.with_label_values(&[kind, result]);
@@ -167,6 +173,7 @@ impl WorkerMetrics {
         registry.register(&uploads_expired)?;
         registry.register(&uploads_abandoned)?;
         registry.register(&messages_purged)?;
+        registry.register(&outbox_pruned)?;
         Ok(Self {
             registry,
             outbox_backlog,
@@ -185,6 +192,7 @@ impl WorkerMetrics {
             uploads_expired,
             uploads_abandoned,
             messages_purged,
+            outbox_pruned,
         })
     }
 

@@ -32,6 +32,7 @@ fn settings() -> WebhookSettings {
         backoff_base: Duration::from_millis(50),
         timeout: Duration::from_secs(2),
         concurrency: 8,
+        ..WebhookSettings::default()
     }
 }
 

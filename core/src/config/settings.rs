@@ -245,6 +245,11 @@ pub struct WebhookSettings {
     #[arg(long = "webhook-concurrency", env = "CHATBOARD_WEBHOOK_CONCURRENCY",
         default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: u32,
+    /// Days the event outbox keeps an event once handed over (and delivered to every webhook
+    /// that wanted it); the webhooks' delivery logs reach back as far.
+    #[arg(long = "outbox-retention-days", env = "CHATBOARD_OUTBOX_RETENTION_DAYS",
+        default_value = "7", value_parser = days)]
+    pub outbox_retention: Duration,
 }
 
 impl Default for WebhookSettings {
@@ -255,6 +260,7 @@ impl Default for WebhookSettings {
             backoff_base: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
             concurrency: 64,
+            outbox_retention: Duration::from_secs(7 * 86_400),
         }
     }
 }

@@ -171,6 +171,29 @@ impl OutboxStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
+    async fn prune_outbox(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+        // The events before the first one of `before` or later, read in id order: ids grow
+        // with time, so this walks only the old rows (the ones to delete), with no index on the
+        // time, which every post would pay for.
+        let done = sqlx::query(
+            "DELETE FROM outbox WHERE id IN ( \
+               SELECT o.id FROM outbox o \
+               WHERE o.id < COALESCE( \
+                   (SELECT y.id FROM outbox y WHERE y.created_at >= $1 ORDER BY y.id LIMIT 1), \
+                   (SELECT MAX(z.id) + 1 FROM outbox z)) \
+                 AND o.published_at IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
+                                 WHERE d.outbox_id = o.id AND d.status IN ('pending', 'retrying')) \
+               ORDER BY o.id LIMIT $2)",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn outbox_backlog(&self) -> StoreResult<(i64, Option<DateTime<Utc>>)> {
         let (count,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")

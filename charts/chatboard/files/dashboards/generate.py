@@ -261,8 +261,9 @@ def worker():
     b.graph("Uploads removed",
             [(f"sum(increase(chatboard_uploads_expired_total{{{NS}}}[1h]))", "expired / h"),
              (f"sum(increase(chatboard_uploads_abandoned_total{{{NS}}}[1h]))", "abandoned / h")])
-    b.graph("Messages purged by retention",
-            [(f"sum(increase(chatboard_messages_purged_total{{{NS}}}[1h]))", "purged / h")])
+    b.graph("Deleted by retention",
+            [(f"sum(increase(chatboard_messages_purged_total{{{NS}}}[1h]))", "messages / h"),
+             (f"sum(increase(chatboard_outbox_pruned_total{{{NS}}}[1h]))", "outbox events / h")])
     return b
 
 

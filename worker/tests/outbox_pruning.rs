@@ -1,0 +1,78 @@
+//! The outbox keeps an event for `CHATBOARD_OUTBOX_RETENTION_DAYS`: older ones go once handed
+//! over and once no webhook delivery of theirs is still to be attempted (SQLite and PostgreSQL).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::sync::Arc;
+
+use chatboard_store::Store;
+use chrono::Utc;
+use common::{post, setup, webhook};
+use testing::{TestDb, TestEngine};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_events_are_pruned_on_sqlite() {
+    old_events_are_pruned(TestEngine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_events_are_pruned_on_postgres() {
+    old_events_are_pruned(TestEngine::Postgres).await;
+}
+
+/// Positions of every event left in the outbox.
+async fn left(store: &Arc<dyn Store>) -> Vec<i64> {
+    store
+        .outbox_after(0, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.position)
+        .collect()
+}
+
+async fn old_events_are_pruned(engine: TestEngine) {
+    let Some((_db, url)) = TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let store = &s.store;
+    let hook = webhook(store, s.org, "http://127.0.0.1:9/hook", &["*"], "secret").await;
+    post(store, s.room, s.author, 3).await;
+    let old = store.outbox_unpublished(1000).await.unwrap();
+    // One old event still owes its webhook a delivery.
+    let owed = old.last().unwrap().clone();
+    assert_eq!(
+        store
+            .fan_out_deliveries(std::slice::from_ref(&owed), Utc::now())
+            .await
+            .unwrap(),
+        1
+    );
+    let before = Utc::now();
+    post(store, s.room, s.author, 2).await;
+    let all = store.outbox_unpublished(1000).await.unwrap();
+    let (handed, waiting) = all.split_at(all.len() - 1);
+    let positions: Vec<i64> = handed.iter().map(|e| e.position).collect();
+    store.mark_published(&positions, Utc::now()).await.unwrap();
+    let newer_handed = handed[handed.len() - 1].position;
+    let waiting = waiting[0].position;
+
+    // Past `before`: the old events handed over and owing nothing go, oldest first.
+    let pruned = store.prune_outbox(before, 2).await.unwrap();
+    assert_eq!(pruned, 2, "at most the batch");
+    let pruned = store.prune_outbox(before, 1000).await.unwrap();
+    assert_eq!(pruned as usize, old.len() - 3);
+    assert_eq!(left(store).await, [owed.position, newer_handed, waiting]);
+    assert_eq!(store.prune_outbox(before, 1000).await.unwrap(), 0);
+
+    // Later: the newer handed-over event goes too; the one owed a delivery and the one not yet
+    // handed over stay, and the delivery log still shows the delivery.
+    let later = Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(store.prune_outbox(later, 1000).await.unwrap(), 1);
+    assert_eq!(left(store).await, [owed.position, waiting]);
+    let log = store.webhook_deliveries(hook, None, 10).await.unwrap();
+    assert_eq!(log.len(), 1);
+}
