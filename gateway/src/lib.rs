@@ -431,13 +431,31 @@ async fn user_socket(
                 return server_error(socket, &shared, &e, "rooms lookup failed").await;
             }
         };
-        // Follow first, then read where the rooms stand (rooms joined in between are picked up
-        // by the next connection).
+        // Follow first, then read where the rooms stand.
         let outlet = outlet(&shared, stream);
-        let subscription = shared.hub.subscribe(user_id, &rooms, true, outlet.clone());
-        match shared.store.room_positions(user_id).await {
+        let mut subscription = shared.hub.subscribe(user_id, &rooms, true, outlet.clone());
+        let mut now = shared.store.room_positions(user_id).await;
+        // A seat taken between the two reads was announced before the hub knew this
+        // connection: follow its room too, then read again, so it starts from a point read
+        // after following.
+        let joined: Vec<i64> = match &now {
+            Ok(now) => now
+                .iter()
+                .map(|r| r.room_id)
+                .filter(|room| !rooms.contains(room))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if !joined.is_empty() {
+            for room in &joined {
+                subscription.adopt(*room);
+            }
+            now = shared.store.room_positions(user_id).await;
+        }
+        match now {
             Ok(now) => {
-                for r in now.into_iter().filter(|r| rooms.contains(&r.room_id)) {
+                let followed = |room: &i64| rooms.contains(room) || joined.contains(room);
+                for r in now.into_iter().filter(|r| followed(&r.room_id)) {
                     // Each under its own lock, never both: the hub takes its rooms' lock and
                     // then an outlet's, so holding the outlet's here while `starts_at` waits for
                     // the rooms' could deadlock with a message arriving for one of the rooms.
