@@ -72,6 +72,16 @@ async fn suspension_and_archiving_make_the_org_read_only(engine: Engine) {
     let org = managed_org(&app, &admin, "acme", OrgQuotas::default(), false).await;
     let room = app.room(&admin, org, "general", "PUBLIC").await;
     let msg = app.send(&admin, room, "before").await;
+    let invite = app
+        .post(
+            &format!("/api/orgs/{org}/invite/"),
+            Some(&admin.access),
+            json!({"email": "early@acme.example", "role": "MEMBER"}),
+        )
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
 
     managed_org(&app, &admin, "acme", OrgQuotas::default(), true).await;
     let r = app.get(&format!("/api/orgs/{org}/"), &admin.access).await;
@@ -123,6 +133,12 @@ async fn suspension_and_archiving_make_the_org_read_only(engine: Engine) {
             "/api/webhooks/",
             Some(&admin.access),
             json!({"org": org, "url": "https://example.com/h", "events": ["*"]}),
+        )
+        .await,
+        // An invitation made before the suspension stays as it is, too.
+        app.delete(
+            &format!("/api/orgs/{org}/invitations/{invite}/"),
+            &admin.access,
         )
         .await,
     ];

@@ -2,7 +2,8 @@
 //!
 //! Visibility follows the organization: someone outside an object's organization gets 404 for
 //! it, exactly as if it did not exist. Inside, reading a room needs a seat in it; managing it
-//! needs to be its creator or an org ADMIN (who may manage a room without sitting in it); org
+//! needs to be its creator sitting in it or an org ADMIN (who may manage a room without sitting
+//! in it); org
 //! actions need a role, and a member below it gets 403. Writes to a suspended or archived
 //! organization are refused with `org_suspended` / `org_archived`.
 
@@ -39,7 +40,10 @@ impl Chat {
         user_id: i64,
     ) -> ChatResult<RoomAccess> {
         let access = self.room_access(room_id, user_id).await?;
-        let manages = access.org_role == Role::Admin || access.room.created_by == Some(user_id);
+        // A creator manages the room while they sit in it: a seat lost with a role (a MANAGER
+        // demoted out of a MANAGER_ONLY room) or with the organization takes the rights along.
+        let creates = access.room.created_by == Some(user_id) && access.is_member;
+        let manages = access.org_role == Role::Admin || creates;
         match (manages, access.is_member) {
             (true, _) => Ok(access),
             (false, true) => Err(ChatError::denied(

@@ -108,12 +108,6 @@ impl Chat {
         if draft.file_id.is_some() && file.is_none() {
             v.add("file_id", "No completed upload of yours has this id.");
         }
-        if let Some(file) = &file {
-            let org_id = self
-                .check_org_upload_limit(room_id, sender, file.size)
-                .await?;
-            self.charge_upload(&file.id, org_id, file.size).await?;
-        }
         let raw_body = draft.body.as_deref().unwrap_or("");
         // With a file the text is optional; without one it is required.
         let body = if file.is_some() && raw_body.trim().is_empty() {
@@ -143,6 +137,14 @@ impl Chat {
             // organization limits posting: 404 as for any room not theirs.
             self.member_access(room_id, sender).await?;
             return Err(limited);
+        }
+        // The file counts against the organization's quota only once the post is otherwise
+        // fine: a refused post charges nothing.
+        if let Some(file) = &file {
+            let org_id = self
+                .check_org_upload_limit(room_id, sender, file.size)
+                .await?;
+            self.charge_upload(&file.id, org_id, file.size).await?;
         }
         let mentions = self.resolve_mentions(room_id, sender, &body).await?;
         let mentioned = mentions.everyone.clone();
@@ -201,7 +203,11 @@ impl Chat {
     /// Deleting it again changes nothing and succeeds.
     #[instrument(skip(self), err(level = "debug"))]
     pub async fn delete_message(&self, actor: i64, room_id: i64, msg_id: i64) -> ChatResult<()> {
-        let access = self.member_access(room_id, actor).await?;
+        // An ADMIN moderates rooms they do not sit in; anyone else needs a seat.
+        let access = self.room_access(room_id, actor).await?;
+        if !access.is_member && access.org_role != Role::Admin {
+            return Err(ChatError::not_found());
+        }
         writable(&access)?;
         let message = self.existing_message(room_id, msg_id).await?;
         if message.sender != Some(actor) && access.org_role != Role::Admin {

@@ -99,7 +99,9 @@ impl Chat {
         org_id: i64,
         invite_id: i64,
     ) -> ChatResult<()> {
-        let actor_role = self.require_role(org_id, actor, Role::Manager).await?;
+        let actor_role = self
+            .require_role_to_write(org_id, actor, Role::Manager)
+            .await?;
         let now = Utc::now();
         let open = self.store().open_invites(org_id, now).await?;
         let invite = open

@@ -107,7 +107,21 @@ impl Chat {
             for member in [user_id, other_id] {
                 self.announcer().seated(room.id, member).await;
             }
+        } else {
+            // One of the two left the organization (losing every seat in it) and came back:
+            // the conversation is theirs again.
+            let seated = self.store().member_ids(room.id).await?;
+            for member in [user_id, other_id] {
+                if !seated.contains(&member) {
+                    self.seat(user_id, room.id, member, JoinVia::Invite).await?;
+                }
+            }
         }
+        let room = if created {
+            room
+        } else {
+            self.room_access(room.id, user_id).await?.room
+        };
         Ok(Joined {
             room,
             added: created,

@@ -7,7 +7,7 @@ use chat::search::{Found, SearchRequest, MAX_QUERY};
 use chat::validate::Validator;
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::{Message, OrgMember, Room};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -210,14 +210,22 @@ pub async fn members(
 }
 
 /// A date (`2026-12-01`, midnight UTC) or an RFC 3339 time.
+/// Years outside 1 to 9999 are refused: PostgreSQL's timestamps cannot hold every year chrono
+/// parses.
 fn moment(v: &mut Validator, field: &str, value: Option<&str>) -> Option<DateTime<Utc>> {
     let value = value?.trim();
-    if let Ok(time) = DateTime::parse_from_rfc3339(value) {
-        return Some(time.with_timezone(&Utc));
-    }
-    match NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        Ok(date) => date.and_hms_opt(0, 0, 0).map(|t| t.and_utc()),
-        Err(_) => {
+    let parsed = DateTime::parse_from_rfc3339(value)
+        .map(|time| time.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDate::parse_from_str(value, "%Y-%m-%d")
+                .ok()
+                .and_then(|date| date.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+        });
+    match parsed {
+        Some(time) if (1..=9999).contains(&time.year()) => Some(time),
+        _ => {
             v.add(field, "Use a date (2026-12-01) or an RFC 3339 time.");
             None
         }
