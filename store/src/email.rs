@@ -107,7 +107,9 @@ pub trait EmailStore: Send + Sync {
         mentioned: bool,
     ) -> StoreResult<()>;
     /// Users whose oldest waiting message is from `cutoff` or before, or whose oldest waiting
-    /// mention is from `mention_cutoff` or before.
+    /// mention is from `mention_cutoff` or before. Waiting messages of rooms their user no
+    /// longer sits in, and of users who turned emails off, are dropped first: they are never
+    /// sent.
     async fn due_digests(
         &self,
         cutoff: DateTime<Utc>,

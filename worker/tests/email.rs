@@ -386,6 +386,60 @@ async fn turning_digests_off_drops_the_gathered_messages() {
     running.shut_down().await;
 }
 
+/// A digest never carries a room's messages to someone who no longer sits in it, nor mail to
+/// someone who turned emails off after the messages were noted (a job noting them just as the
+/// user turned emails off used to put them back for the next digest).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digests_go_only_to_seated_members_who_want_them() {
+    let Some((_db, url)) = TestDb::create(TestEngine::Sqlite).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let erin = member(&s, "erin@example.com", "Erin").await;
+    let fay = member(&s, "fay@example.com", "Fay").await;
+    post(&s.store, s.room, s.author, 1).await;
+    let page = s
+        .store
+        .list_messages(
+            s.room,
+            s.author,
+            chatboard_store::Timeline::All,
+            chatboard_store::PageCursor::Newest,
+            1,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let noted = page[0].created_at;
+    // Noted for both (as the job does), then Erin loses her seat and Fay turns emails off.
+    s.store
+        .add_digest_items(&[erin, fay], page[0].id, s.room, noted, false)
+        .await
+        .unwrap();
+    assert!(s.store.remove_room_member(s.room, erin).await.unwrap());
+    s.store
+        .update_profile(
+            fay,
+            ProfilePatch {
+                email_notifications: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // The job that raced with her: it read her as a recipient before she turned emails off.
+    s.store
+        .add_digest_items(&[fay], page[0].id, s.room, noted, false)
+        .await
+        .unwrap();
+    let far = Utc::now() + chrono::Duration::days(1);
+    assert_eq!(
+        s.store.due_digests(far, far, 10).await.unwrap(),
+        Vec::<i64>::new()
+    );
+    assert!(s.store.digest_of(fay, 10).await.unwrap().is_none());
+}
+
 /// Decided (issue 17, point 19): a digest quotes each message as it stands when the digest is
 /// written, as the room shows it: an edit made after the reader went offline is the sender's
 /// correction and is what they read, and a message deleted since is shown as deleted, its text

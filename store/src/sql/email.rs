@@ -116,6 +116,16 @@ impl EmailStore for SqlStore {
         mention_cutoff: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<i64>> {
+        // Seats lost (left, removed, demoted, the room deleted) and emails turned off since the
+        // messages were noted: whatever noted them, they are not the user's to read by email.
+        sqlx::query(
+            "DELETE FROM digest_items WHERE NOT EXISTS ( \
+               SELECT 1 FROM room_members rm \
+               WHERE rm.room_id = digest_items.room_id AND rm.user_id = digest_items.user_id) \
+             OR user_id IN (SELECT id FROM users WHERE NOT email_notifications)",
+        )
+        .execute(&self.write)
+        .await?;
         let rows: Vec<(i64,)> = sqlx::query_as(
             "SELECT user_id FROM digest_items GROUP BY user_id \
              HAVING MIN(created_at) <= $1 OR MIN(CASE WHEN mentioned THEN created_at END) <= $3 \
@@ -135,15 +145,16 @@ impl EmailStore for SqlStore {
         user_id: i64,
         limit: u32,
     ) -> StoreResult<Option<(String, Vec<DigestLine>)>> {
-        let address: Option<(String,)> = sqlx::query_as("SELECT email FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(&self.read)
-            .await?;
+        let address: Option<(String,)> =
+            sqlx::query_as("SELECT email FROM users WHERE id = $1 AND email_notifications")
+                .bind(user_id)
+                .fetch_optional(&self.read)
+                .await?;
         let Some((address,)) = address else {
             return Ok(None);
         };
-        // Messages or rooms deleted since still count as seen-to (they leave the digest with
-        // it), shown without text.
+        // Messages or rooms deleted since, and rooms the user no longer sits in, still count
+        // as seen-to (they leave the digest with it), shown without text.
         #[derive(sqlx::FromRow)]
         struct Line {
             message_id: i64,
@@ -159,9 +170,12 @@ impl EmailStore for SqlStore {
         }
         let rows: Vec<Line> = sqlx::query_as(
             "SELECT d.message_id, r.name AS room, o.name AS org, s.first_name, s.last_name, \
-                   s.email, m.body, m.is_deleted, m.file_name, d.created_at \
+                   s.email, m.body, \
+                   CASE WHEN rm.user_id IS NULL THEN TRUE ELSE m.is_deleted END AS is_deleted, \
+                   m.file_name, d.created_at \
                  FROM digest_items d \
-                   LEFT JOIN rooms r ON r.id = d.room_id \
+                   LEFT JOIN room_members rm ON rm.room_id = d.room_id AND rm.user_id = d.user_id \
+                   LEFT JOIN rooms r ON r.id = d.room_id AND rm.user_id IS NOT NULL \
                    LEFT JOIN orgs o ON o.id = r.org_id \
                    LEFT JOIN messages m ON m.room_id = d.room_id AND m.id = d.message_id \
                    LEFT JOIN users s ON s.id = m.sender_id \
