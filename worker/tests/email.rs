@@ -411,6 +411,19 @@ async fn digests_go_only_to_seated_members_who_want_them() {
         .unwrap()
         .unwrap();
     let noted = page[0].created_at;
+    // A digest of Fay's already written, waiting for the mailer.
+    let waiting = OutgoingEmail {
+        kind: EmailKind::Digest,
+        to: "fay@example.com".into(),
+        subject: "1 new message".into(),
+        body: "m0".into(),
+    };
+    assert!(s
+        .store
+        .queue_digest(fay, &[], waiting, noted)
+        .await
+        .unwrap());
+    assert_eq!(s.store.email_backlog().await.unwrap(), 1);
     // Noted for both (as the job does), then Erin loses her seat and Fay turns emails off.
     s.store
         .add_digest_items(&[erin, fay], page[0].id, s.room, noted, false)
@@ -438,6 +451,11 @@ async fn digests_go_only_to_seated_members_who_want_them() {
         Vec::<i64>::new()
     );
     assert!(s.store.digest_of(fay, 10).await.unwrap().is_none());
+    assert_eq!(
+        s.store.email_backlog().await.unwrap(),
+        0,
+        "the written digest stays unsent"
+    );
 }
 
 /// Decided (issue 17, point 19): a digest quotes each message as it stands when the digest is

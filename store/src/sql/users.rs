@@ -79,6 +79,17 @@ impl UserStore for SqlStore {
                 .bind(id)
                 .execute(&self.write)
                 .await?;
+            // And a digest already written and waiting to be sent (or to be sent again) goes
+            // no further.
+            sqlx::query(
+                "UPDATE emails SET status = 'failed', next_attempt_at = NULL, \
+                   last_error = 'the recipient turned emails off' \
+                 WHERE kind = 'digest' AND status = 'pending' \
+                   AND to_address = (SELECT email FROM users WHERE id = $1)",
+            )
+            .bind(id)
+            .execute(&self.write)
+            .await?;
         }
         row.map(User::from).ok_or(StoreError::NotFound)
     }
