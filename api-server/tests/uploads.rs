@@ -213,6 +213,27 @@ async fn a_file_goes_up_completes_and_comes_back(engine: Engine) {
         .await;
     assert_eq!(older.body.as_array().unwrap().len(), 1);
     assert_eq!(older.body[0]["id"], id.as_str());
+    // An upload left pending past its day is the janitor's, whose deletion of the file it
+    // would race: completing it is refused.
+    let late = presign(&app, &ada, "late.txt", "text/plain", 4).await;
+    assert!(put(&app, &late, "text/plain", b"late".to_vec())
+        .await
+        .is_success());
+    let late_id = late["id"].as_str().unwrap();
+    testing::execute_sql(
+        &app.db_url,
+        &format!("UPDATE uploads SET created_at = '2020-01-01T00:00:00Z' WHERE id = '{late_id}'"),
+    )
+    .await;
+    let r = app
+        .post(
+            &format!("/api/uploads/{late_id}/complete/"),
+            Some(&ada.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert_eq!(r.code(), "upload_expired");
     // A cursor that is no upload id is refused, not read as some place in the list.
     let wrong = app
         .get("/api/uploads/my-uploads/?before=xyz", &ada.access)

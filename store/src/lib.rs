@@ -51,7 +51,9 @@ pub use tenants::{
     SpecAdmin, TenantStore,
 };
 pub use threads::{FollowedThread, OpenedThread, ThreadFollow, ThreadStore};
-pub use uploads::{NewUpload, OrgCharge, QuotaExceeded, UploadQuota, UploadStore};
+pub use uploads::{
+    NewUpload, OrgCharge, QuotaExceeded, UploadQuota, UploadStore, PENDING_UPLOAD_LIFETIME,
+};
 pub use users::{NewUser, ProfilePatch, UserStore};
 pub use webhooks::{
     AttemptOutcome, AttemptResult, DueDelivery, NewWebhook, WebhookPatch, WebhookStore,

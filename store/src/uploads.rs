@@ -7,6 +7,10 @@ use super::StoreResult;
 use chatboard_core::config::UploadQuotaSettings;
 use chatboard_core::model::Upload;
 
+/// How long a presigned upload may stay pending: after that the upload janitor deletes it (and
+/// any file already put), and completing it is refused, so the two never race.
+pub const PENDING_UPLOAD_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Which upload quota a file would break.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UploadQuota {

@@ -10,8 +10,9 @@ use objects::ObjectStore;
 
 use crate::service::WorkerMetrics;
 
-/// How long a presigned upload may stay pending before it is cleaned up.
-pub const PENDING_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// How long a presigned upload may stay pending before it is cleaned up (completing it is
+/// refused from then on).
+pub const PENDING_LIFETIME: Duration = chatboard_store::PENDING_UPLOAD_LIFETIME;
 /// Uploads handled per query.
 const BATCH: u32 = 200;
 

@@ -237,14 +237,19 @@ impl UploadStore for SqlStore {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<Upload> {
+        // A pending upload older than its lifetime is the janitor's: completing it could race
+        // with the deletion of its file.
+        let lifetime = chrono::Duration::from_std(crate::PENDING_UPLOAD_LIFETIME)
+            .unwrap_or(chrono::Duration::days(1));
         let sql = format!(
             "UPDATE uploads SET status = 'ready', uploaded_at = $2, expires_at = $3 \
-             WHERE id = $1 AND status = 'pending' RETURNING {UPLOAD_COLUMNS}"
+             WHERE id = $1 AND status = 'pending' AND created_at > $4 RETURNING {UPLOAD_COLUMNS}"
         );
         let row: Option<UploadRow> = sqlx::query_as(&sql)
             .bind(id)
             .bind(now)
             .bind(expires_at)
+            .bind(now - lifetime)
             .fetch_optional(&self.write)
             .await?;
         match row {
