@@ -22,8 +22,12 @@ const MAX_ATTEMPTS: i32 = 8;
 /// Emails claimed per round: few, since they are sent one after another and all of them
 /// must be sent within the lease.
 const CLAIM_BATCH: u32 = 10;
-/// How long a claim lasts: ten sends at their slowest (a 30 s timeout per SMTP step) fit.
+/// How long a claim lasts.
 const LEASE: Duration = Duration::from_secs(600);
+/// The longest one send may take, all its SMTP steps together (each has its own 30 s timeout,
+/// and a send takes up to ten): the whole batch then fits in the lease, with room to record
+/// the outcomes, so no other worker claims an email this one is still sending.
+const SEND_TIMEOUT: Duration = Duration::from_secs(LEASE.as_secs() / (CLAIM_BATCH as u64 + 2));
 /// How often to look for due emails when nothing wakes the mailer.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Longest error text kept.
@@ -181,16 +185,22 @@ impl Mailer {
         };
         let attempts = due.attempts + 1;
         let outcome = match &self.outbound {
-            Outbound::Smtp(transport) => match transport.send(message).await {
-                Ok(_) => Ok(()),
-                // A 5xx answer (unknown mailbox, refused sender) will not change on retry.
-                Err(e) if e.is_permanent() => {
-                    return EmailResult::Failed {
-                        error: truncate(&e.to_string()),
+            Outbound::Smtp(transport) => {
+                match tokio::time::timeout(SEND_TIMEOUT, transport.send(message)).await {
+                    Err(_) => Err(format!(
+                        "the mail server took longer than {} s",
+                        SEND_TIMEOUT.as_secs()
+                    )),
+                    Ok(Ok(_)) => Ok(()),
+                    // A 5xx answer (unknown mailbox, refused sender) will not change on retry.
+                    Ok(Err(e)) if e.is_permanent() => {
+                        return EmailResult::Failed {
+                            error: truncate(&e.to_string()),
+                        }
                     }
+                    Ok(Err(e)) => Err(e.to_string()),
                 }
-                Err(e) => Err(e.to_string()),
-            },
+            }
             Outbound::Log(dir) => {
                 tracing::info!(
                     email_id = due.id,
