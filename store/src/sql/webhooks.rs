@@ -245,7 +245,9 @@ impl WebhookStore for SqlStore {
             .filter(|e| hooked.contains(&e.org_id))
             .collect();
         // One statement per chunk of events, each on its own: a chunk that fails is tried
-        // again with its batch, and the conflict clause makes that harmless.
+        // again with its batch, and the conflict clause makes that harmless. An event whose
+        // outbox row is gone (a job queue that fell further behind than the outbox keeps
+        // events) is delivered to no webhook rather than failing its batch for ever.
         let mut added = 0;
         for chunk in wanted.chunks(EVENTS_PER_FAN_OUT) {
             let rows: Vec<String> = (0..chunk.len())
@@ -258,6 +260,7 @@ impl WebhookStore for SqlStore {
                    status, next_attempt_at, created_at) \
                  SELECT w.id, b.outbox_id, b.event_id, b.event_type, 'pending', $1, $1 \
                  FROM batch b JOIN webhooks w ON w.org_id = b.org_id \
+                   JOIN outbox o ON o.id = b.outbox_id \
                  WHERE w.is_active AND (w.events LIKE '%\"' || b.event_type || '\"%' \
                    OR w.events LIKE '%\"*\"%') \
                  ON CONFLICT (webhook_id, outbox_id) DO NOTHING",
