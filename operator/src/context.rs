@@ -95,22 +95,23 @@ impl Context {
         }
     }
 
-    /// How long to wait before retrying `key` after its latest failure: 2 s, doubling, ≤ 5 min.
-    pub fn backoff(&self, key: &str) -> Duration {
+    /// How long to wait before retrying `key` of `kind` after its latest failure: 2 s,
+    /// doubling, ≤ 5 min. Counted per kind: an Organization and a Webhook may share a name.
+    pub fn backoff(&self, kind: &str, key: &str) -> Duration {
         let Ok(mut failures) = self.failures.lock() else {
             return BACKOFF_MAX;
         };
-        let n = failures.entry(key.to_owned()).or_insert(0);
+        let n = failures.entry(format!("{kind}:{key}")).or_insert(0);
         *n = n.saturating_add(1);
         BACKOFF_BASE
             .saturating_mul(1 << (*n - 1).min(16))
             .min(BACKOFF_MAX)
     }
 
-    /// Forgets `key`'s failures after a successful reconcile.
-    pub fn succeeded(&self, key: &str) {
+    /// Forgets the failures of `key` of `kind` after a successful reconcile.
+    pub fn succeeded(&self, kind: &str, key: &str) {
         if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(key);
+            failures.remove(&format!("{kind}:{key}"));
         }
     }
 }

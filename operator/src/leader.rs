@@ -143,11 +143,16 @@ impl LeaderElection {
         let period = self.ttl / 3;
         let mut last_renewal: Option<tokio::time::Instant> = None;
         loop {
-            match self.try_acquire_or_renew().await {
-                Ok(true) => last_renewal = Some(tokio::time::Instant::now()),
-                Ok(false) => last_renewal = None,
-                Err(e) => {
+            // Bounded: the client sets no read timeout, and a call hanging on a lost
+            // connection would otherwise keep us leading long after a standby took the Lease.
+            match tokio::time::timeout(period, self.try_acquire_or_renew()).await {
+                Ok(Ok(true)) => last_renewal = Some(tokio::time::Instant::now()),
+                Ok(Ok(false)) => last_renewal = None,
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, lease = %self.name, "could not reach the leader Lease")
+                }
+                Err(_) => {
+                    tracing::warn!(lease = %self.name, "the leader Lease did not answer in time")
                 }
             }
             let holding = last_renewal.is_some_and(|t| t.elapsed() < period * 2);

@@ -59,6 +59,9 @@ pub async fn run() -> anyhow::Result<()> {
         &config.identity(),
     ));
     let (shutdown_tx, shutdown) = watch::channel(false);
+    // The election stops after the controllers: the Lease is given up only once no reconcile
+    // of this replica is still running, so a standby never reconciles beside one.
+    let (election_stop_tx, election_stop) = watch::channel(false);
     let (leading_tx, leading) = watch::channel(!config.leader_election);
     // Without election this replica leads from start to end: the sender is kept until then, so
     // the controllers never see leadership end (a dropped sender once stopped them at once).
@@ -70,7 +73,7 @@ pub async fn run() -> anyhow::Result<()> {
             &config.identity(),
             config.lease_ttl,
         );
-        let task = tokio::spawn(election.run(leading_tx, shutdown.clone()));
+        let task = tokio::spawn(election.run(leading_tx, election_stop));
         (Some(task), None)
     } else {
         tracing::info!("leader election is off: this replica reconciles alone");
@@ -99,6 +102,7 @@ pub async fn run() -> anyhow::Result<()> {
     // Stop reconciling, then give the Lease up so a standby takes over at once.
     shutdown_tx.send_replace(true);
     let _ = controllers.await;
+    election_stop_tx.send_replace(true);
     if let Some(election) = election {
         let _ = election.await;
     }

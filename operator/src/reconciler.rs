@@ -77,7 +77,7 @@ pub async fn reconcile<K: Reconciled>(obj: Arc<K>, ctx: Arc<Context>) -> Result<
         Ok(_) => "ok",
     };
     if outcome.is_ok() {
-        ctx.succeeded(&key);
+        ctx.succeeded(K::KIND, &key);
     }
     ctx.metrics.reconciled(K::KIND, result, started.elapsed());
     outcome
@@ -86,7 +86,7 @@ pub async fn reconcile<K: Reconciled>(obj: Arc<K>, ctx: Arc<Context>) -> Result<
 /// What to do after a failed reconcile: try again, later each time.
 pub fn error_policy<K: Reconciled>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = resource_key(&*obj).unwrap_or_default();
-    let delay = ctx.backoff(&key);
+    let delay = ctx.backoff(K::KIND, &key);
     tracing::warn!(kind = K::KIND, resource = %key, error = %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }

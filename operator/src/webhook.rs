@@ -137,6 +137,14 @@ async fn prepare(hook: &Webhook, ctx: &Context) -> Result<Step<ManagedWebhook>> 
                 Some(ctx.settings.recheck),
             ));
         }
+        // What a name resolves to can change (a record fixed, split-horizon DNS): looked at
+        // again, as an unresolvable name is.
+        Err(e @ TargetError::NotPublic { .. }) => {
+            return Ok(Step::Stop(
+                Readiness::not_ready("InvalidURL", format!("spec.url: {e}")),
+                Some(ctx.settings.recheck),
+            ));
+        }
         Err(e) => {
             return Ok(Step::Stop(
                 Readiness::not_ready("InvalidURL", format!("spec.url: {e}")),

@@ -143,3 +143,27 @@ async fn a_dead_holder_whose_clock_was_ahead_loses_the_lease_after_one_duration(
     }
     assert!(first_seen.elapsed() >= ttl);
 }
+
+/// A leader whose renewals hang (its connection to the API server lost without a reset) stops
+/// leading on its own, before a standby may take the Lease: the client has no read timeout, and
+/// a hanging call once kept it leading for as long as it hung.
+#[tokio::test]
+async fn a_leader_whose_renewals_hang_steps_down() {
+    let api = FakeApi::start().await;
+    let ttl = Duration::from_secs(3);
+    let (leading_tx, mut leading) = tokio::sync::watch::channel(false);
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(candidate(&api, "a", ttl).run(leading_tx, stop));
+    tokio::time::timeout(Duration::from_secs(30), leading.wait_for(|l| *l))
+        .await
+        .expect("leads within 30 s")
+        .unwrap();
+    api.stall(axum::http::Method::GET, "leases");
+    api.stall(axum::http::Method::PUT, "leases");
+    let stalled_at = Instant::now();
+    tokio::time::timeout(Duration::from_secs(30), leading.wait_for(|l| !*l))
+        .await
+        .expect("steps down while its renewals hang")
+        .unwrap();
+    eprintln!("stepped down {:?} after the stall", stalled_at.elapsed());
+}

@@ -42,6 +42,8 @@ struct Inner {
     history: Vec<Change>,
     /// Injected failures: (method, path fragment, remaining count).
     faults: Vec<(Method, String, u32)>,
+    /// Requests that never get an answer: (method, path fragment).
+    stalls: Vec<(Method, String)>,
     /// Requests served, as "METHOD path".
     requests: Vec<String>,
 }
@@ -109,6 +111,16 @@ impl FakeApi {
             .unwrap()
             .faults
             .push((method, fragment.into(), count));
+    }
+
+    /// From now on, requests with `method` whose path contains `fragment` are never answered
+    /// (a connection lost without a reset, a stalled server).
+    pub fn stall(&self, method: Method, fragment: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .stalls
+            .push((method, fragment.into()));
     }
 
     /// How many requests matched `method` and a path containing `fragment`.
@@ -207,6 +219,16 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_owned();
+    let stalled = {
+        let inner = api.inner.lock().unwrap();
+        inner
+            .stalls
+            .iter()
+            .any(|(m, f)| *m == method && path.contains(f.as_str()))
+    };
+    if stalled {
+        std::future::pending::<()>().await;
+    }
     {
         let mut inner = api.inner.lock().unwrap();
         inner.requests.push(format!("{method} {path}"));
