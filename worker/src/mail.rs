@@ -171,6 +171,8 @@ impl Mailer {
                     .from(self.from.clone())
                     .to(to)
                     .subject(email.subject.clone())
+                    // RFC 5322 asks for one; relays and spam filters hold its absence against us.
+                    .message_id(None)
                     .header(ContentType::TEXT_PLAIN)
                     .body(email.body.clone())
                     .map_err(|e| e.to_string())

@@ -338,6 +338,7 @@ async fn without_smtp_emails_are_written_to_files() {
     assert!(written.contains("To: gina@example.com"), "{written}");
     assert!(written.contains("Subject: You are invited"), "{written}");
     assert!(written.contains("file-token"), "{written}");
+    assert!(written.contains("Message-ID: <"), "{written}");
     running.shut_down().await;
 }
 
