@@ -115,10 +115,25 @@ pub async fn write_status<K: Reconciled>(
     api.patch_status(
         &obj.name_any(),
         &PatchParams::default(),
-        &Patch::Merge(json!({ "status": next })),
+        &Patch::Merge(json!({ "status": status_patch(&current, &next) })),
     )
     .await?;
     Ok(true)
+}
+
+/// `next` as a merge patch over `current`: a field `next` leaves out (an unset `Option` is not
+/// serialized) is sent as `null`, which removes it; left out of the patch, it would stay as it
+/// was, and every later reconcile would find the status different and patch it again.
+fn status_patch<S: serde::Serialize>(current: &S, next: &S) -> serde_json::Value {
+    let mut patch = json!(next);
+    if let (Some(fields), serde_json::Value::Object(before)) =
+        (patch.as_object_mut(), json!(current))
+    {
+        for (name, _) in before {
+            fields.entry(name).or_insert(serde_json::Value::Null);
+        }
+    }
+    patch
 }
 
 /// Not Ready for a spec that cannot apply: status, and a Warning Event the first time.

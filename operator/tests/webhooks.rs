@@ -305,6 +305,22 @@ async fn referenced_secret(engine: TestEngine) {
         (o["status"]["lastDelivery"]["status"] == "pending").then_some(())
     })
     .await;
+
+    // The delivery log emptied (its events pruned): the status no longer shows a delivery.
+    testing::execute_sql(&h.url, "DELETE FROM webhook_deliveries").await;
+    hooks
+        .patch(
+            "audit",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": "c"}}})),
+        )
+        .await
+        .unwrap();
+    eventually("lastDelivery gone", || async {
+        let o = h.api.get(WEBHOOKS, NS, "audit")?;
+        o["status"].get("lastDelivery").is_none().then_some(())
+    })
+    .await;
     h.stop().await;
 }
 
