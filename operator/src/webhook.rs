@@ -26,6 +26,8 @@ use crate::status::Readiness;
 pub const SECRET_KEY: &str = "secret";
 /// Label on the Secrets the operator creates (the controller watches only these).
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "chatboard-operator");
+/// Longest name of a Secret (a DNS subdomain).
+const SECRET_NAME_MAX: usize = 253;
 /// Shortest HMAC secret accepted from a referenced Secret.
 const SECRET_MIN: usize = 16;
 /// Longest HMAC secret accepted.
@@ -238,6 +240,19 @@ async fn signing_secret(hook: &Webhook, ctx: &Context, namespace: &str) -> Resul
         });
     }
     let name = owned_secret_name(&hook.name_any());
+    if name.len() > SECRET_NAME_MAX {
+        // The API server would refuse the Secret (422) at every retry, with nothing said.
+        return Ok(Step::Stop(
+            Readiness::not_ready(
+                "InvalidSpec",
+                format!(
+                    "the Webhook's name is too long for the signing Secret the operator makes \
+                     ({name} is over {SECRET_NAME_MAX} characters): use a shorter name, or spec.secretRef"
+                ),
+            ),
+            None,
+        ));
+    }
     let uid = hook.meta().uid.clone().unwrap_or_default();
     if let Some(secret) = secrets.get_opt(&name).await? {
         let owned = secret.owner_references().iter().any(|o| o.uid == uid);

@@ -349,14 +349,27 @@ async fn secret_name_taken(engine: TestEngine) {
     let hooks: Api<Webhook> = Api::namespaced(h.api.client(), NS);
     let spec = json!({"organizationRef": {"name": "acme"}, "url": "http://127.0.0.1:9/h", "events": ["*"]});
     hooks
-        .create(&PostParams::default(), &webhook("hook", spec))
+        .create(&PostParams::default(), &webhook("hook", spec.clone()))
         .await
         .unwrap();
     state(&h, "hook", "False", "SecretConflict", 1).await;
     assert!(h.store.managed_org("tenants/acme").await.unwrap().is_some());
+    // A name too long for the Secret the operator would make (`<name>-hmac`, at most 253
+    // characters) is said so, rather than retried against the API server's refusal.
+    let long = "h".repeat(250);
+    hooks
+        .create(&PostParams::default(), &webhook(&long, spec))
+        .await
+        .unwrap();
+    let refused = state(&h, &long, "False", "InvalidSpec", 1).await;
+    assert!(
+        ready_of(&refused).unwrap().2.contains("secretRef"),
+        "{refused}"
+    );
+    assert!(h.api.get(SECRETS, NS, &format!("{long}-hmac")).is_none());
     h.metric_reaches(
         r#"chatboard_operator_resources_not_ready{kind="Webhook"}"#,
-        |n| n == 1.0,
+        |n| n == 2.0,
     )
     .await;
     h.stop().await;
