@@ -35,8 +35,9 @@ pub struct ErrorBody {
     pub detail: String,
     /// A stable machine-readable code.
     pub code: ErrorCode,
-    /// Problems per field (validation failures only).
+    /// Problems per field (validation failures only): each field's name with its problems.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::HashMap<String, Vec<String>>>)]
     pub errors: Option<FieldErrors>,
 }
 

@@ -52,7 +52,7 @@ use crate::routes::{
         uploads::presign, uploads::complete, uploads::mine, uploads::get, uploads::download,
         health::live, health::ready, health::metrics,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &SignedInResponses),
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "orgs", description = "Organizations, members and invitations"),
@@ -131,5 +131,48 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// The answers every signed-in endpoint may give besides its own: `401` (no or a bad token) and
+/// `429` (the per-user request limit, with `Retry-After`), added where an operation does not
+/// list them already.
+struct SignedInResponses;
+
+impl Modify for SignedInResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if operation.security.as_ref().is_none_or(Vec::is_empty) {
+                    continue;
+                }
+                let responses = &mut operation.responses.responses;
+                responses.entry("401".to_owned()).or_insert_with(|| {
+                    error("`not_authenticated`: no token, or not a valid one").into()
+                });
+                responses.entry("429".to_owned()).or_insert_with(|| {
+                    error("`rate_limited`: over the per-user request limit; `Retry-After` says when to come back").into()
+                });
+            }
+        }
     }
 }

@@ -274,6 +274,22 @@ async fn schema_and_docs_page(engine: Engine) {
                 }
             }
         }
+        // Every signed-in operation says it may answer 401 and 429.
+        for (path, ops) in paths {
+            for (method, op) in ops.as_object().unwrap() {
+                if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                    for status in ["401", "429"] {
+                        assert!(
+                            op["responses"][status].is_object(),
+                            "{method} {path} lacks {status}"
+                        );
+                    }
+                }
+            }
+        }
+        // The error map is described in place, not as a Rust type's name.
+        let schemas = r.body["components"]["schemas"].as_object().unwrap();
+        assert!(!schemas.contains_key("BTreeMap"), "{:?}", schemas.keys());
         let listing = &paths["/api/rooms/{id}/messages/"]["get"]["parameters"];
         for name in ["limit", "before", "after", "threads"] {
             let param = listing
