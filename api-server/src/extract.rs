@@ -9,7 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use chatboard_core::error_code::ErrorCode;
 use serde::de::DeserializeOwned;
 
@@ -285,13 +285,7 @@ fn record_rate(
 /// trusted proxy sets it (the last hop is the one that proxy saw; earlier ones are client-made).
 fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> IpAddr {
     if trust_forwarded_for {
-        let forwarded = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|hop| hop.trim().parse().ok());
-        if let Some(ip) = forwarded {
+        if let Some(ip) = last_forwarded_hop(&parts.headers) {
             return ip;
         }
     }
@@ -303,9 +297,51 @@ fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> IpAddr {
         })
 }
 
+/// The last hop of `X-Forwarded-For`: of its last line, since a proxy may add a line of its own
+/// rather than append to the client's (HAProxy does), and with any port dropped
+/// (`1.2.3.4:5678`, `[2001:db8::1]:443`).
+fn last_forwarded_hop(headers: &HeaderMap) -> Option<IpAddr> {
+    let line = headers.get_all("x-forwarded-for").iter().next_back()?;
+    let hop = line.to_str().ok()?.rsplit(',').next()?.trim();
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_forwarded_hop_is_the_last_of_the_last_line() {
+        let mut headers = HeaderMap::new();
+        // The client's own line, then the proxy's.
+        headers.append("x-forwarded-for", "203.0.113.7".parse().unwrap());
+        headers.append(
+            "x-forwarded-for",
+            "198.51.100.1, 192.0.2.9".parse().unwrap(),
+        );
+        assert_eq!(
+            last_forwarded_hop(&headers),
+            Some("192.0.2.9".parse().unwrap())
+        );
+        for (line, ip) in [
+            ("192.0.2.9:5678", "192.0.2.9"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+            ("2001:db8::1", "2001:db8::1"),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-forwarded-for", line.parse().unwrap());
+            assert_eq!(
+                last_forwarded_hop(&headers),
+                Some(ip.parse().unwrap()),
+                "{line}"
+            );
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "not an address".parse().unwrap());
+        assert_eq!(last_forwarded_hop(&headers), None);
+    }
 
     #[derive(serde::Deserialize, Debug)]
     #[allow(dead_code)]
