@@ -31,6 +31,12 @@ export class RoomView {
     this.room = room;
     this.messages = new Map();
     this.ids = [];
+    // Every message up to this id is held: the first page, then live frames, then catch-ups.
+    // A message posted over REST is not counted (others' messages before it may be missing
+    // while the socket was down), so a catch-up starts from here, not from the newest held.
+    this.streamedTo = 0;
+    this.catchingUp = false;
+    this.loadingLatest = false;
     this.nodes = new Map();
     this.pending = new Map();
     this.older = undefined;
@@ -106,10 +112,17 @@ export class RoomView {
   // ---- history ------------------------------------------------------------------------------
 
   async loadLatest() {
-    const page = await api('GET', `/api/rooms/${this.room.id}/messages/?limit=${PAGE}`);
+    this.loadingLatest = true;
+    let page;
+    try {
+      page = await api('GET', `/api/rooms/${this.room.id}/messages/?limit=${PAGE}`);
+    } finally {
+      this.loadingLatest = false;
+    }
     if (this.destroyed) return;
     const started = performance.now();
     this.insert(page.results);
+    for (const message of page.results) this.streamedTo = Math.max(this.streamedTo, message.id);
     this.older = page.next;
     this.loaded = true;
     this.drawTop();
@@ -148,27 +161,48 @@ export class RoomView {
       : h('p', { class: 'start' }, `This is the start of ${roomTitle(this.room)}.`));
   }
 
-  /** After a reconnect: everything after the newest message held, page by page. */
+  /** After a reconnect: everything after the last message known without a gap, page by page. */
   async onReconnected() {
-    // Before the first page is in: catch up once it is (it may predate the reconnect).
     if (!this.loaded) {
-      this.catchUpAfterLoad = true;
+      // The first page is on its way: catch up once it is in (it may predate the reconnect).
+      // If it failed, load it now.
+      if (this.loadingLatest) this.catchUpAfterLoad = true;
+      else await this.loadLatest().catch(failed);
       return;
     }
-    if (this.ids.length === 0) {
+    if (this.catchingUp) {
+      this.catchUpAgain = true;
+      return;
+    }
+    if (this.streamedTo === 0) {
+      // Nothing known yet (the room was empty): whatever it holds now is new.
       await this.loadLatest().catch(failed);
       return;
     }
-    let path = `/api/rooms/${this.room.id}/messages/?after=${this.ids.at(-1)}&limit=100`;
+    this.catchingUp = true;
+    let after = this.streamedTo;
+    let path = `/api/rooms/${this.room.id}/messages/?after=${after}&limit=100`;
     try {
       while (path && !this.destroyed) {
         const page = await api('GET', path);
         this.arrive(page.results);
+        for (const message of page.results) after = Math.max(after, message.id);
+        this.streamedTo = after;
         path = page.next ? nextPath(page.next) : null;
       }
+      // Caught up; live frames since the reconnect are all held too.
+      this.streamedTo = Math.max(after, this.ids.at(-1) || 0);
       await this.loadMembers();
     } catch (error) {
       failed(error);
+      // Left with a gap: try again shortly rather than wait for the next reconnect.
+      if (!this.destroyed) setTimeout(() => this.onReconnected(), 5000);
+    } finally {
+      this.catchingUp = false;
+    }
+    if (this.catchUpAgain && !this.destroyed) {
+      this.catchUpAgain = false;
+      return this.onReconnected();
     }
     for (const item of this.pending.values()) if (item.status === 'failed' && item.offline) this.post(item);
   }
@@ -599,6 +633,8 @@ export class RoomView {
     switch (frame.type) {
       case 'message':
         this.arrive([frame]);
+        // Live frames follow each other without a gap, once any catch-up is done.
+        if (!this.catchingUp) this.streamedTo = Math.max(this.streamedTo, frame.id);
         break;
       case 'message.updated': {
         const known = this.messages.get(frame.id);

@@ -164,3 +164,47 @@ test('an empty room open across a server restart catches up without an error', a
   assert.deepEqual(await shownErrors(page), []);
   await context.close();
 });
+
+test('what others posted while the socket was down arrives, even after a send over REST', async () => {
+  const adaToken = await server.signIn('ada@example.com', PASSWORD);
+  const bobToken = await server.signIn('bob@example.com', PASSWORD);
+  const room = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'gaps' }, adaToken);
+  await server.api('POST', `/api/rooms/${room.id}/messages/`, { body: 'Before the drop' }, bobToken);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  // The socket goes through the test, which can drop it and refuse new ones while REST works.
+  let blocked = false;
+  const open = [];
+  await page.routeWebSocket(/\/ws\//, (ws) => {
+    if (blocked) {
+      ws.close({ code: 1011, reason: 'the test keeps the socket down' });
+      return;
+    }
+    ws.connectToServer();
+    open.push(ws);
+  });
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByText('Before the drop').waitFor();
+  await waitFor(async () => open.length > 0 && !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to open');
+
+  blocked = true;
+  for (const ws of open.splice(0)) await ws.close({ code: 1011, reason: 'dropped by the test' });
+  await page.getByText('Reconnecting…').waitFor();
+  for (const n of [1, 2, 3]) {
+    await server.api('POST', `/api/rooms/${room.id}/messages/`, { body: `Posted while Ada was away ${n}` }, bobToken);
+  }
+  // Ada's own message goes over REST and shows at once, newer than the three she has not got.
+  const box = page.getByLabel('Message # gaps');
+  await box.fill('Sent over REST while the socket was down');
+  await box.press('Enter');
+  await page.locator('ol.messages:not(.pending) .msg', { hasText: 'Sent over REST while the socket was down' }).waitFor();
+
+  blocked = false;
+  await waitFor(async () => !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to reconnect');
+  for (const n of [1, 2, 3]) await page.getByText(`Posted while Ada was away ${n}`).waitFor({ timeout: 20_000 });
+  const ids = await page.locator('ol.messages:not(.pending) .msg').evaluateAll((nodes) => nodes.map((n) => Number(n.dataset.id)));
+  assert.equal(ids.length, 5, 'each message once');
+  assert.deepEqual(ids, [...ids].sort((a, b) => a - b), 'in id order');
+  assert.deepEqual(await shownErrors(page), []);
+  await context.close();
+});
