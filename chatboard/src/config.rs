@@ -50,9 +50,19 @@ impl SingleNode {
             // Help and the version touch no file.
             return parse_with(command(), env, args);
         }
-        let data_dir = PathBuf::from(env.get("CHATBOARD_DATA_DIR").unwrap_or("./chatboard-data"));
-        let mut env = env.clone();
         let missing = |env: &Env, var: &str| env.get(var).is_none();
+        // Everything is checked before the data directory and its key are made (a mistyped
+        // setting leaves no files behind), and the directory is learnt as the command line
+        // and the environment give it (`--data-dir` wins over CHATBOARD_DATA_DIR).
+        let mut probe = env.clone();
+        if missing(&probe, "CHATBOARD_JWT_SECRET") {
+            probe.set("CHATBOARD_JWT_SECRET", "k".repeat(64));
+        }
+        if missing(&probe, "DATABASE_URL") {
+            probe.set("DATABASE_URL", "sqlite::memory:");
+        }
+        let data_dir = parse_with::<Self>(command(), &probe, args.clone())?.data_dir;
+        let mut env = env.clone();
         if missing(&env, "DATABASE_URL") {
             let url = format!("sqlite://{}", data_dir.join("chatboard.db").display());
             env.set("DATABASE_URL", url);
@@ -68,13 +78,6 @@ impl SingleNode {
                 "CHATBOARD_UPLOAD_DIR",
                 data_dir.join("uploads").display().to_string(),
             );
-        }
-        if missing(&env, "CHATBOARD_JWT_SECRET") {
-            // Everything else is checked before the data directory and its key are made: a
-            // mistyped setting leaves no files behind.
-            let mut probe = env.clone();
-            probe.set("CHATBOARD_JWT_SECRET", "k".repeat(64));
-            parse_with::<Self>(command(), &probe, args.clone())?;
         }
         std::fs::create_dir_all(&data_dir).map_err(|source| ConfigError::DataDir {
             path: data_dir.clone(),
@@ -123,6 +126,22 @@ mod tests {
         );
         assert!(first.api.database.database_url.starts_with("sqlite://"));
         assert_eq!(first.data_dir, dir.path());
+    }
+
+    #[test]
+    fn the_data_dir_flag_wins_over_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from_env, from_flag) = (dir.path().join("env"), dir.path().join("flag"));
+        let env = Env::from_pairs([("CHATBOARD_DATA_DIR", from_env.to_str().unwrap())]);
+        let node = SingleNode::from_env(&env, ["--data-dir", from_flag.to_str().unwrap()]).unwrap();
+        assert_eq!(node.data_dir, from_flag);
+        assert!(
+            node.api.database.database_url.contains("flag"),
+            "{}",
+            node.api.database.database_url
+        );
+        assert!(from_flag.join("jwt-secret").exists());
+        assert!(!from_env.exists());
     }
 
     #[test]
