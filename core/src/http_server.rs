@@ -130,9 +130,22 @@ where
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(SHUTDOWN_DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        // A client that stopped reading a response holds its connection open for as long as
+        // it likes: the process's own shutdown (jobs, the database) must not wait for it.
+        tracing::warn!(
+            seconds = SHUTDOWN_DRAIN.as_secs(),
+            "connections still answering at shutdown are dropped"
+        );
+    }
     Ok(())
 }
+
+/// How long a shutdown waits for requests being answered to finish.
+pub const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Waits a little after a failed accept: out of file descriptors, spinning would only make it
 /// worse; a connection reset before it was accepted needs no wait.
