@@ -201,7 +201,9 @@ pub struct PasswordSettings {
     #[arg(
         long = "password-hash-concurrency",
         env = "CHATBOARD_PASSWORD_HASH_CONCURRENCY",
-        default_value_t = 0
+        default_value_t = 0,
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::value_parser!(u16).range(0..=1024), usize::from)
     )]
     pub password_hash_concurrency: usize,
     /// Milliseconds a sign-up or sign-in waits for a turn to hash; then it is answered 503 with

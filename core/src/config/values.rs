@@ -35,36 +35,44 @@ pub fn jwt_secret(raw: &str) -> Result<JwtSecret, String> {
     JwtSecret::new(raw.as_bytes().to_vec())
 }
 
-/// A whole number of seconds, at least one.
-pub fn seconds(raw: &str) -> Result<Duration, String> {
-    match raw.parse::<u64>() {
-        Ok(0) => Err("must be at least 1 second".into()),
-        Ok(n) => Ok(Duration::from_secs(n)),
-        Err(e) => Err(e.to_string()),
+/// The longest duration any setting takes: ten years. Times are added to the clock (token and
+/// invitation expiry, retention); much beyond this the sums overflow and every request fails.
+const LONGEST: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// `n` units of `unit`, from `min` units up to [`LONGEST`].
+fn bounded(raw: &str, unit: Duration, min: u64, name: &str) -> Result<Duration, String> {
+    let n = raw.trim().parse::<u64>().map_err(|e| e.to_string())?;
+    if n < min {
+        return Err(format!("must be at least {min} {name}"));
+    }
+    let total = u128::from(n) * unit.as_millis();
+    match u64::try_from(total) {
+        Ok(ms) if total <= LONGEST.as_millis() => Ok(Duration::from_millis(ms)),
+        _ => Err(format!(
+            "must be at most {} {name} (ten years)",
+            LONGEST.as_millis() / unit.as_millis()
+        )),
     }
 }
 
-/// A whole number of milliseconds (0 is taken as 1).
-pub fn seconds_or_zero(raw: &str) -> Result<Duration, String> {
-    raw.parse::<u64>()
-        .map(Duration::from_secs)
-        .map_err(|e| e.to_string())
+/// A whole number of seconds, at least one.
+pub fn seconds(raw: &str) -> Result<Duration, String> {
+    bounded(raw, Duration::from_secs(1), 1, "seconds")
 }
 
-/// A number of milliseconds (at least 1).
+/// A whole number of seconds, 0 allowed.
+pub fn seconds_or_zero(raw: &str) -> Result<Duration, String> {
+    bounded(raw, Duration::from_secs(1), 0, "seconds")
+}
+
+/// A number of milliseconds, at least one.
 pub fn millis(raw: &str) -> Result<Duration, String> {
-    raw.parse::<u64>()
-        .map(|n| Duration::from_millis(n.max(1)))
-        .map_err(|e| e.to_string())
+    bounded(raw, Duration::from_millis(1), 1, "milliseconds")
 }
 
 /// A whole number of days, at least one.
 pub fn days(raw: &str) -> Result<Duration, String> {
-    match raw.parse::<u64>() {
-        Ok(0) => Err("must be at least 1 day".into()),
-        Ok(n) => Ok(Duration::from_secs(n * 86_400)),
-        Err(e) => Err(e.to_string()),
-    }
+    bounded(raw, Duration::from_secs(86_400), 1, "days")
 }
 
 /// `postgres://...` or `sqlite:...`.
@@ -131,5 +139,35 @@ pub fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_bounded_both_ways() {
+        assert_eq!(seconds("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(days("30"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(millis("250"), Ok(Duration::from_millis(250)));
+        assert_eq!(seconds_or_zero("0"), Ok(Duration::ZERO));
+        assert!(seconds("0").unwrap_err().contains("at least 1"));
+        assert!(millis("0").unwrap_err().contains("at least 1"));
+        assert!(days("0").is_err());
+        // Values whose sums with the clock overflow, or wrap, are refused with a reason.
+        for too_long in ["213503982334602", "10000000000000", "18446744073709551615"] {
+            assert!(
+                days(too_long).unwrap_err().contains("at most"),
+                "{too_long}"
+            );
+            assert!(
+                seconds(too_long).unwrap_err().contains("at most"),
+                "{too_long}"
+            );
+        }
+        assert!(days("3650").is_ok());
+        assert!(days("3651").is_err());
+        assert!(seconds("nine").is_err());
     }
 }
