@@ -121,7 +121,7 @@ export class AdminView {
     if (!values) return;
     try {
       const hook = await api('POST', '/api/webhooks/', { org: this.org.id, url: values.url, events: [values.events] });
-      toast(`Webhook added. Its signing secret, shown only now: ${hook.secret}`);
+      showSecret(hook);
       await this.drawHooks();
     } catch (error) {
       failed(error);
@@ -161,4 +161,21 @@ export class AdminView {
       failed(error);
     }
   }
+}
+
+/** The new webhook's signing secret, which no request returns again: kept on screen until
+ * dismissed (a notice that went away by itself lost it). */
+function showSecret(hook) {
+  const input = h('input', { value: hook.secret, readonly: true, 'aria-label': 'Signing secret', class: 'invite-link' });
+  const dialog = h('dialog', { class: 'dialog', 'aria-label': 'Webhook added' },
+    h('h2', {}, 'Webhook added'),
+    h('p', {}, 'Its deliveries are signed with this secret. Keep it now: it is shown only this once (lost, delete the webhook and add it again).'),
+    input,
+    h('div', { class: 'actions' },
+      h('button', { class: 'secondary', onclick: () => navigator.clipboard?.writeText(hook.secret).then(() => toast('Secret copied.')) }, 'Copy secret'),
+      h('button', { onclick: () => dialog.close() }, 'Done')));
+  dialog.addEventListener('close', () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+  input.select();
 }

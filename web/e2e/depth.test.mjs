@@ -139,6 +139,11 @@ test('threads, reactions, mentions and search', async () => {
   await ada.getByRole('button', { name: 'Add a webhook' }).click();
   await ada.getByLabel('URL').fill(hookUrl);
   await ada.getByRole('button', { name: 'Add', exact: true }).click();
+  // The signing secret, shown once, stays on screen until Ada is done with it.
+  const secret = ada.getByLabel('Signing secret');
+  await secret.waitFor();
+  assert.match(await secret.inputValue(), /^whsec_/);
+  await ada.getByRole('button', { name: 'Done' }).click();
   await ada.getByText(hookUrl).waitFor();
   await ada.getByRole('button', { name: 'Send a test' }).click();
   await waitFor(() => received.some((event) => event.type === 'webhook.test'), 30_000, 'the test event');
