@@ -1,7 +1,7 @@
 // The application: session, routes (in the URL's hash, so the server serves one page) and the
 // shell around the room view: organization switcher, room list with unread counts, dialogs.
 
-import { api, ApiError, hasSession, onSessionEnded, signOut } from './api.js';
+import { api, ApiError, forgetAccessToken, hasSession, onSessionEnded, signOut } from './api.js';
 import { askForm, displayName, h, replace, toast } from './dom.js';
 import { Live } from './socket.js';
 import { authPage, invitePage, newOrgPage } from './pages.js';
@@ -93,6 +93,9 @@ export async function startSession() {
 }
 
 function endSession(message) {
+  // The access token is this user's: whoever signs in next (in this tab or another) starts
+  // from their own refresh token, never from it.
+  forgetAccessToken();
   state.live?.stop();
   state.view?.destroy();
   Object.assign(state, { me: null, orgs: [], org: null, live: null, view: null });

@@ -208,3 +208,33 @@ test('what others posted while the socket was down arrives, even after a send ov
   assert.deepEqual(await shownErrors(page), []);
   await context.close();
 });
+
+test('signed out in another tab, a tab never goes on as the person who left', async () => {
+  // Two tabs of one browser: they share the stored session.
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const signIn = async (page, email) => {
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await page.getByLabel('Email address').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByLabel('Password').press('Enter');
+  };
+  const first = await context.newPage();
+  await first.goto(`${server.url}/#/org/${setup.org.id}`);
+  await signIn(first, 'ada@example.com');
+  await first.getByRole('button', { name: 'Sign out' }).waitFor();
+  const second = await context.newPage();
+  await second.goto(`${server.url}/#/org/${setup.org.id}`);
+  await second.locator('.me', { hasText: 'Ada' }).waitFor();
+
+  // Ada signs out in the first tab (the second follows); Bob signs in there.
+  await first.getByRole('button', { name: 'Sign out' }).click();
+  await second.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await signIn(first, 'bob@example.com');
+  await first.locator('.me', { hasText: 'Bob' }).waitFor();
+
+  // The second tab, opened again on a page, is Bob's, as the stored session is.
+  await second.goto(`${server.url}/#/org/${setup.org.id}`);
+  await second.locator('.me').waitFor();
+  assert.match(await second.locator('.me').innerText(), /Bob/);
+  await context.close();
+});
