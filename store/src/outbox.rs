@@ -19,8 +19,8 @@ pub trait OutboxStore: Send + Sync {
     async fn mark_published(&self, positions: &[i64], now: DateTime<Utc>) -> StoreResult<()>;
     /// How many events wait to be handed over, and when the oldest of them happened.
     async fn outbox_backlog(&self) -> StoreResult<(i64, Option<DateTime<Utc>>)>;
-    /// Deletes up to `limit` events that happened before `before`, oldest first, once handed
-    /// over and with no webhook delivery still to attempt (their delivery log entries go with
-    /// them); returns how many went.
-    async fn prune_outbox(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
+    /// Deletes the events that happened before `before` once handed over and with no webhook
+    /// delivery still to attempt (their delivery log entries go with them), `batch` per
+    /// statement, oldest first; returns how many went.
+    async fn prune_outbox(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64>;
 }

@@ -75,7 +75,7 @@ impl RetentionSweeper {
         }
     }
 
-    /// Deletes the outbox's events past retention, batch by batch; returns how many went.
+    /// Deletes the outbox's events past retention; returns how many went.
     #[tracing::instrument(skip_all, err(level = "warn"))]
     pub async fn prune_outbox(&self) -> Result<u64, StoreError> {
         let retention =
@@ -83,14 +83,8 @@ impl RetentionSweeper {
         let Some(before) = Utc::now().checked_sub_signed(retention) else {
             return Ok(0);
         };
-        let mut total = 0;
-        loop {
-            let n = self.outbox.prune_outbox(before, BATCH).await?;
-            total += n;
-            self.metrics.outbox_pruned.inc_by(n);
-            if n < u64::from(BATCH) {
-                return Ok(total);
-            }
-        }
+        let pruned = self.outbox.prune_outbox(before, BATCH).await?;
+        self.metrics.outbox_pruned.inc_by(pruned);
+        Ok(pruned)
     }
 }

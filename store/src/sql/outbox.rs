@@ -171,26 +171,40 @@ impl OutboxStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn prune_outbox(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
-        // The events before the first one of `before` or later, read in id order: ids grow
-        // with time, so this walks only the old rows (the ones to delete), with no index on the
-        // time, which every post would pay for.
-        let done = sqlx::query(
-            "DELETE FROM outbox WHERE id IN ( \
-               SELECT o.id FROM outbox o \
-               WHERE o.id < COALESCE( \
-                   (SELECT y.id FROM outbox y WHERE y.created_at >= $1 ORDER BY y.id LIMIT 1), \
-                   (SELECT MAX(z.id) + 1 FROM outbox z)) \
-                 AND o.published_at IS NOT NULL \
-                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
-                                 WHERE d.outbox_id = o.id AND d.status IN ('pending', 'retrying')) \
-               ORDER BY o.id LIMIT $2)",
+    async fn prune_outbox(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64> {
+        // The events before the first one of `before` or later: ids grow with time, so that
+        // one is found by reading the old rows in id order, once, with no index on the time
+        // (which every post would pay for); then they go `batch` at a time, oldest first.
+        let bound: Option<i64> = sqlx::query_scalar(
+            "SELECT COALESCE( \
+               (SELECT y.id FROM outbox y WHERE y.created_at >= $1 ORDER BY y.id LIMIT 1), \
+               (SELECT MAX(z.id) + 1 FROM outbox z))",
         )
         .bind(before)
-        .bind(i64::from(limit))
-        .execute(&self.write)
+        .fetch_one(&self.write)
         .await?;
-        Ok(done.rows_affected())
+        let Some(bound) = bound else {
+            return Ok(0); // an empty outbox
+        };
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM outbox WHERE id IN ( \
+                   SELECT o.id FROM outbox o \
+                   WHERE o.id < $1 AND o.published_at IS NOT NULL \
+                     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
+                                     WHERE d.outbox_id = o.id AND d.status IN ('pending', 'retrying')) \
+                   ORDER BY o.id LIMIT $2)",
+            )
+            .bind(bound)
+            .bind(i64::from(batch))
+            .execute(&self.write)
+            .await?;
+            total += done.rows_affected();
+            if done.rows_affected() < u64::from(batch) {
+                return Ok(total);
+            }
+        }
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
