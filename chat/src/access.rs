@@ -3,9 +3,8 @@
 //! Visibility follows the organization: someone outside an object's organization gets 404 for
 //! it, exactly as if it did not exist. Inside, reading a room needs a seat in it; managing it
 //! needs to be its creator sitting in it or an org ADMIN (who may manage a room without sitting
-//! in it); org
-//! actions need a role, and a member below it gets 403. Writes to a suspended or archived
-//! organization are refused with `org_suspended` / `org_archived`.
+//! in it); org actions need a role, and a member below it gets 403. Writes to a suspended or
+//! archived organization are refused with `org_suspended` / `org_archived`.
 
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::{OrgView, Role};
