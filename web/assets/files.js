@@ -5,17 +5,54 @@ import { api } from './api.js';
 import { fileSize, h } from './dom.js';
 import { failed } from './app.js';
 
-async function freshUrl(file) {
-  const upload = await api('GET', `/api/uploads/${file.id}/`);
-  return upload.download_url;
+// The URLs work five minutes: one is asked for once per file and kept a little less than that,
+// so redrawing a message (a reaction, an edit, names loaded) asks nothing of the API, whose
+// per-user request limit a room of images would otherwise use up.
+const FRESH_FOR_MS = 4 * 60 * 1000;
+const urls = new Map();
+
+function freshUrl(file, again = false) {
+  const known = urls.get(file.id);
+  if (!again && known && Date.now() - known.at < FRESH_FOR_MS) return known.url;
+  const url = api('GET', `/api/uploads/${file.id}/`).then((upload) => upload.download_url);
+  urls.set(file.id, { at: Date.now(), url });
+  url.catch(() => urls.delete(file.id));
+  return url;
 }
+
+// Images ask for their URL only when they come near the view: a page of a hundred images
+// scrolled past costs nothing, and an image shown long after its page loaded gets a URL that
+// still works.
+const nearView = typeof IntersectionObserver === 'function'
+  ? new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      if (!entry.isIntersecting) continue;
+      nearView.unobserve(entry.target);
+      entry.target.dispatchEvent(new Event('near'));
+    }
+  }, { rootMargin: '600px' })
+  : null;
 
 /** An image preview, or a download button for other files. */
 export function fileView(file) {
   const label = `${file.filename} (${fileSize(file.size)})`;
   if (file.content_type?.startsWith('image/')) {
-    const img = h('img', { class: 'preview', alt: file.filename, loading: 'lazy', width: 320, height: 200 });
-    freshUrl(file).then((url) => { img.src = url; }, () => { img.alt = `${file.filename} (unavailable)`; });
+    const img = h('img', { class: 'preview', alt: file.filename, width: 320, height: 200 });
+    const show = (again) => freshUrl(file, again)
+      .then((url) => { img.src = url; }, () => { img.alt = `${file.filename} (unavailable)`; });
+    // A URL that lapsed before the image loaded: ask once more.
+    let retried = false;
+    img.addEventListener('error', () => {
+      if (retried) return;
+      retried = true;
+      show(true);
+    });
+    if (nearView) {
+      img.addEventListener('near', () => show(false), { once: true });
+      nearView.observe(img);
+    } else {
+      show(false);
+    }
     return h('figure', { class: 'file' }, img, h('figcaption', {}, label));
   }
   return h('div', { class: 'file' }, h('button', {

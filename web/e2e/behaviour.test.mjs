@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { OUTPUT, Server, accessibilityProblems, browser, messageTexts, shownErrors, signedInPage, team, waitFor } from './harness.mjs';
+import { OUTPUT, PNG, Server, accessibilityProblems, browser, messageTexts, shownErrors, signedInPage, team, waitFor } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery';
 let server;
@@ -236,5 +236,32 @@ test('signed out in another tab, a tab never goes on as the person who left', as
   await second.goto(`${server.url}/#/org/${setup.org.id}`);
   await second.locator('.me').waitFor();
   assert.match(await second.locator('.me').innerText(), /Bob/);
+  await context.close();
+});
+
+test('an image asks the API for its address once, however often its message is redrawn', async () => {
+  const adaToken = await server.signIn('ada@example.com', PASSWORD);
+  const room = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'pictures' }, adaToken);
+  const presigned = await server.api('POST', '/api/uploads/presign/', { filename: 'dot.png', content_type: 'image/png', size: PNG.length }, adaToken);
+  const put = await fetch(presigned.upload_url, { method: 'PUT', headers: presigned.headers, body: PNG });
+  assert.ok(put.ok, `PUT ${put.status}`);
+  await server.api('POST', `/api/uploads/${presigned.id}/complete/`, {}, adaToken);
+  const message = await server.api('POST', `/api/rooms/${room.id}/messages/`, { file_id: presigned.id }, adaToken);
+
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  const asked = [];
+  page.on('request', (request) => {
+    if (new URL(request.url()).pathname === `/api/uploads/${presigned.id}/`) asked.push(request.url());
+  });
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await waitFor(() => page.locator('img.preview').evaluate((img) => img.complete && img.naturalWidth === 2), 20_000, 'the image to load');
+  // Each reaction redraws the message, its image included.
+  for (const emoji of ['👍', '🎉', '🚀']) {
+    await server.api('POST', `/api/rooms/${room.id}/messages/${message.id}/reactions/`, { emoji }, adaToken);
+    await page.locator('button.chip', { hasText: emoji }).waitFor();
+  }
+  await waitFor(() => page.locator('img.preview').evaluate((img) => img.complete && img.naturalWidth === 2), 20_000, 'the image after the redraws');
+  assert.equal(asked.length, 1, `asked ${asked.length} times`);
   await context.close();
 });
