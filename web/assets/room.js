@@ -611,6 +611,8 @@ export class RoomView {
   /** The org's member list changed: names in messages, receipts and the typing line. */
   namesChanged() {
     for (const message of this.messages.values()) {
+      // The message being edited keeps its edit box; it is drawn again when the edit ends.
+      if (this.editing === message.id) continue;
       const old = this.nodes.get(message.id);
       const node = this.draw(message);
       this.nodes.set(message.id, node);

@@ -265,3 +265,39 @@ test('an image asks the API for its address once, however often its message is r
   assert.equal(asked.length, 1, `asked ${asked.length} times`);
   await context.close();
 });
+
+test('an edit in progress survives a newcomer\'s first message', async () => {
+  const adaToken = await server.signIn('ada@example.com', PASSWORD);
+  const room = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'editing' }, adaToken);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  const box = page.getByLabel('Message # editing');
+  await box.fill('Draft to be edited');
+  await box.press('Enter');
+  const mine = page.locator('ol.messages:not(.pending) .msg', { hasText: 'Draft to be edited' });
+  await mine.hover();
+  await mine.getByRole('button', { name: 'Edit' }).click();
+  const editor = page.getByLabel('Edit message');
+  await editor.fill('Edited while someone new spoke');
+
+  // Someone who joined the organization after the page loaded posts: the names are read again
+  // and the messages drawn again, all but the one being edited.
+  await server.api('POST', '/auth/register/', { email: 'cleo@example.com', password: PASSWORD, first_name: 'Cleo' });
+  const cleo = await server.signIn('cleo@example.com', PASSWORD);
+  const invite = await server.api('POST', `/api/orgs/${setup.org.id}/invite/`, { email: 'cleo@example.com' }, adaToken);
+  await server.api('POST', '/api/orgs/accept-invite/', { token: invite.token }, cleo);
+  await server.api('POST', `/api/rooms/${room.id}/join/`, undefined, cleo);
+  await server.api('POST', `/api/rooms/${room.id}/messages/`, { body: 'Hello from Cleo' }, cleo);
+  await page.getByText('Hello from Cleo').waitFor();
+  await page.locator('.msg', { hasText: 'Hello from Cleo' }).getByText('Cleo').first().waitFor();
+
+  assert.equal(await editor.inputValue(), 'Edited while someone new spoke', 'the edit box is still there');
+  await editor.press('Enter');
+  await page.locator('ol.messages:not(.pending) .msg', { hasText: 'Edited while someone new spoke' }).waitFor();
+  // And the other messages offer their actions again.
+  const cleos = page.locator('ol.messages:not(.pending) .msg', { hasText: 'Hello from Cleo' });
+  await cleos.hover();
+  await cleos.getByRole('button', { name: 'React' }).waitFor();
+  await context.close();
+});
