@@ -129,6 +129,10 @@ async function showOrg(orgId, section, detail, threadId) {
       await loadOrg();
       shell = buildShell();
       replace(root, shell.element);
+    } else if (section === 'room' && !state.rooms.has(roomId)) {
+      // A room made (or a seat given) since the rooms were read: read them again before
+      // saying it does not exist.
+      await loadOrg();
     }
   } catch (error) {
     shell = null; // Half-loaded: the next visit loads the organization again.

@@ -301,3 +301,18 @@ test('an edit in progress survives a newcomer\'s first message', async () => {
   await cleos.getByRole('button', { name: 'React' }).waitFor();
   await context.close();
 });
+
+test('a link to a room made after the page loaded opens it', async () => {
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'bob@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${setup.org.id}`);
+  await page.getByRole('link', { name: '# general' }).waitFor();
+  // The page is no live region as a whole (it re-announced the rebuilt room list).
+  assert.equal(await page.locator('#app').getAttribute('aria-live'), null);
+  const adaToken = await server.signIn('ada@example.com', PASSWORD);
+  const fresh = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'fresh' }, adaToken);
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${fresh.id}`);
+  await page.getByRole('heading', { name: '# fresh' }).waitFor();
+  assert.deepEqual(await shownErrors(page), []);
+  await context.close();
+});
