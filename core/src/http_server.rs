@@ -177,7 +177,7 @@ impl AddressCounts {
 
     /// A slot for one more connection from `ip`, unless it already holds the cap.
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
-        let ip = ip.to_canonical();
+        let ip = address_of_host(ip);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let count = open.entry(ip).or_insert(0);
         if self.cap != 0 && *count >= self.cap {
@@ -188,6 +188,18 @@ impl AddressCounts {
             counts: self.clone(),
             ip,
         })
+    }
+}
+
+/// The address a connection is counted under: an IPv4 address (IPv4-mapped ones included) as
+/// it is, an IPv6 one by its /64, which one host is given whole and can rotate through.
+fn address_of_host(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mask = !0u128 << 64;
+            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & mask))
+        }
+        v4 => v4,
     }
 }
 
@@ -482,6 +494,19 @@ impl http_body::Body for FinishingBody {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn ipv6_connections_are_counted_by_their_64() {
+        let host = |s: &str| address_of_host(s.parse().unwrap());
+        assert_eq!(host("2001:db8:1:2:aaaa::1"), host("2001:db8:1:2:bbbb::9"));
+        assert_ne!(host("2001:db8:1:2::1"), host("2001:db8:1:3::1"));
+        assert_eq!(host("192.0.2.7"), "192.0.2.7".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            host("::ffff:192.0.2.7"),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
+    }
+
     use super::*;
 
     /// A waker that counts nothing, shared through an `Arc` whose count tells who holds it.
