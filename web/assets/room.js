@@ -192,6 +192,7 @@ export class RoomView {
       }
       // Caught up; live frames since the reconnect are all held too.
       this.streamedTo = Math.max(after, this.ids.at(-1) || 0);
+      this.thread?.catchUp();
       await this.loadMembers();
     } catch (error) {
       failed(error);

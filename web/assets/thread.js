@@ -49,6 +49,24 @@ export class ThreadPanel {
     }
   }
 
+  /** After a reconnect: the root and the newest replies as they stand now, those missed while
+   * the socket was down included. */
+  async catchUp() {
+    try {
+      const page = await api('GET', `/api/rooms/${this.room.id}/messages/${this.rootId}/thread/?limit=50`);
+      this.root = page.root;
+      this.following = page.following;
+      this.drawRoot();
+      this.add(page.results);
+      // Earlier replies from this page on (those already here are not drawn twice).
+      this.older = page.next;
+      this.drawMore();
+      this.markRead();
+    } catch (error) {
+      failed(error);
+    }
+  }
+
   drawRoot() {
     replace(this.rootBox, this.item(this.root));
     replace(this.followButton, this.following ? 'Unfollow' : 'Follow');
@@ -97,14 +115,19 @@ export class ThreadPanel {
     const body = this.input.value;
     if (!body.trim()) return;
     this.input.value = '';
+    // Sent again after a failure, the same reply keeps its id: if the first try was stored
+    // after all (the answer was lost), it is not stored twice.
+    const clientMsgId = this.unsent?.body === body ? this.unsent.id : newClientMsgId();
     try {
       const reply = await api('POST', `/api/rooms/${this.room.id}/messages/`, {
-        body, parent_id: this.rootId, client_msg_id: newClientMsgId(),
+        body, parent_id: this.rootId, client_msg_id: clientMsgId,
       });
+      this.unsent = null;
       this.add([reply]);
       this.following = true;
       this.drawRoot();
     } catch (error) {
+      this.unsent = { body, id: clientMsgId };
       this.input.value = body;
       failed(error);
     }

@@ -316,3 +316,36 @@ test('a link to a room made after the page loaded opens it', async () => {
   assert.deepEqual(await shownErrors(page), []);
   await context.close();
 });
+
+test('an open thread gets the replies posted while the socket was down', async () => {
+  const adaToken = await server.signIn('ada@example.com', PASSWORD);
+  const bobToken = await server.signIn('bob@example.com', PASSWORD);
+  const room = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'threads' }, adaToken);
+  const root = await server.api('POST', `/api/rooms/${room.id}/messages/`, { body: 'A question for the thread' }, adaToken);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  let blocked = false;
+  const open = [];
+  await page.routeWebSocket(/\/ws\//, (ws) => {
+    if (blocked) {
+      ws.close({ code: 1011, reason: 'the test keeps the socket down' });
+      return;
+    }
+    ws.connectToServer();
+    open.push(ws);
+  });
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}/thread/${root.id}`);
+  const thread = page.getByRole('complementary', { name: 'Thread' });
+  await thread.getByText('A question for the thread').waitFor();
+  await waitFor(async () => open.length > 0 && !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to open');
+
+  blocked = true;
+  for (const ws of open.splice(0)) await ws.close({ code: 1011, reason: 'dropped by the test' });
+  await page.getByText('Reconnecting…').waitFor();
+  await server.api('POST', `/api/rooms/${room.id}/messages/`, { body: 'An answer while Ada was away', parent_id: root.id }, bobToken);
+  blocked = false;
+  await waitFor(async () => !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to reconnect');
+  await thread.getByText('An answer while Ada was away').waitFor({ timeout: 20_000 });
+  assert.deepEqual(await shownErrors(page), []);
+  await context.close();
+});
