@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { OUTPUT, PNG, Server, accessibilityProblems, browser, messageTexts, shownErrors, signedInPage, team, waitFor } from './harness.mjs';
+import { OUTPUT, PNG, Server, accessibilityProblems, browser, droppableSockets, messageTexts, shownErrors, signedInPage, team, waitFor } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery';
 let server;
@@ -175,22 +175,12 @@ test('what others posted while the socket was down arrives, even after a send ov
   const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
   // The socket goes through the test, which can drop it and refuse new ones while REST works.
-  let blocked = false;
-  const open = [];
-  await page.routeWebSocket(/\/ws\//, (ws) => {
-    if (blocked) {
-      ws.close({ code: 1011, reason: 'the test keeps the socket down' });
-      return;
-    }
-    ws.connectToServer();
-    open.push(ws);
-  });
+  const sockets = await droppableSockets(page);
   await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
   await page.getByText('Before the drop').waitFor();
-  await waitFor(async () => open.length > 0 && !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to open');
+  await waitFor(async () => sockets.opened() && !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to open');
 
-  blocked = true;
-  for (const ws of open.splice(0)) await ws.close({ code: 1011, reason: 'dropped by the test' });
+  await sockets.drop();
   await page.getByText('Reconnecting…').waitFor();
   for (const n of [1, 2, 3]) {
     await server.api('POST', `/api/rooms/${room.id}/messages/`, { body: `Posted while Ada was away ${n}` }, bobToken);
@@ -201,7 +191,7 @@ test('what others posted while the socket was down arrives, even after a send ov
   await box.press('Enter');
   await page.locator('ol.messages:not(.pending) .msg', { hasText: 'Sent over REST while the socket was down' }).waitFor();
 
-  blocked = false;
+  sockets.allow();
   await waitFor(async () => !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to reconnect');
   for (const n of [1, 2, 3]) await page.getByText(`Posted while Ada was away ${n}`).waitFor({ timeout: 20_000 });
   const ids = await page.locator('ol.messages:not(.pending) .msg').evaluateAll((nodes) => nodes.map((n) => Number(n.dataset.id)));
@@ -326,26 +316,16 @@ test('an open thread gets the replies posted while the socket was down', async (
   const root = await server.api('POST', `/api/rooms/${room.id}/messages/`, { body: 'A question for the thread' }, adaToken);
   const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
-  let blocked = false;
-  const open = [];
-  await page.routeWebSocket(/\/ws\//, (ws) => {
-    if (blocked) {
-      ws.close({ code: 1011, reason: 'the test keeps the socket down' });
-      return;
-    }
-    ws.connectToServer();
-    open.push(ws);
-  });
+  const sockets = await droppableSockets(page);
   await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}/thread/${root.id}`);
   const thread = page.getByRole('complementary', { name: 'Thread' });
   await thread.getByText('A question for the thread').waitFor();
-  await waitFor(async () => open.length > 0 && !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to open');
+  await waitFor(async () => sockets.opened() && !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to open');
 
-  blocked = true;
-  for (const ws of open.splice(0)) await ws.close({ code: 1011, reason: 'dropped by the test' });
+  await sockets.drop();
   await page.getByText('Reconnecting…').waitFor();
   await server.api('POST', `/api/rooms/${room.id}/messages/`, { body: 'An answer while Ada was away', parent_id: root.id }, bobToken);
-  blocked = false;
+  sockets.allow();
   await waitFor(async () => !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to reconnect');
   await thread.getByText('An answer while Ada was away').waitFor({ timeout: 20_000 });
   assert.deepEqual(await shownErrors(page), []);

@@ -209,3 +209,29 @@ export async function signedInPage(context, server, email, password) {
 export async function shownErrors(page) {
   return page.evaluate(() => window.chatboardErrors || []);
 }
+
+/** Routes `page`'s WebSockets through the test, which can drop them and refuse new ones while
+ * the rest (REST) works: `await sockets.drop()` closes them (1011) and keeps refusing until
+ * `sockets.allow()`. Call before the page loads; `sockets.opened()` says one is open. */
+export async function droppableSockets(page) {
+  let blocked = false;
+  const open = [];
+  await page.routeWebSocket(/\/ws\//, (ws) => {
+    if (blocked) {
+      ws.close({ code: 1011, reason: 'the test keeps the socket down' });
+      return;
+    }
+    ws.connectToServer();
+    open.push(ws);
+  });
+  return {
+    opened: () => open.length > 0,
+    async drop() {
+      blocked = true;
+      for (const ws of open.splice(0)) await ws.close({ code: 1011, reason: 'dropped by the test' });
+    },
+    allow() {
+      blocked = false;
+    },
+  };
+}
