@@ -12,9 +12,11 @@ let chromium;
 let setup;
 
 before(async () => {
-  // Every test here signs in from the one address; the per-address sign-in limit (10 a
-  // minute) is not what they are about.
-  server = await Server.start({ CHATBOARD_RATE_LIMIT_PER_IP: '0' });
+  // Every test here signs in from the one address, and most as Ada, one after the other: the
+  // per-address sign-in limit (10 a minute) and the per-user request limit (100 a minute,
+  // shared by all the tests' pages and calls) are not what they are about, and a fast run
+  // could reach them.
+  server = await Server.start({ CHATBOARD_RATE_LIMIT_PER_IP: '0', CHATBOARD_RATE_LIMIT_PER_USER: '0' });
   chromium = await browser();
   setup = await team(server, PASSWORD);
 });
