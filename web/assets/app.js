@@ -406,6 +406,8 @@ function onFrame(frame) {
         break;
       }
       const current = state.view instanceof RoomView && state.view.room.id === frame.room;
+      const room = state.rooms.get(frame.room);
+      room.last_msg_id = Math.max(room.last_msg_id || 0, frame.id);
       // Replies count too, as the server counts them.
       if (frame.sender !== state.me?.id && !current) {
         const counts = state.unread.get(frame.room) || { unread_count: 0, mentions: 0 };
@@ -428,8 +430,14 @@ function onFrame(frame) {
     case 'read':
       if (frame.user_id === state.me?.id) {
         const counts = state.unread.get(frame.room);
-        if (counts) Object.assign(counts, { unread_count: 0, mentions: 0, last_read_msg_id: frame.last_read_msg_id });
-        drawSidebar();
+        const newest = state.rooms.get(frame.room)?.last_msg_id || 0;
+        if (frame.last_read_msg_id >= newest) {
+          if (counts) Object.assign(counts, { unread_count: 0, mentions: 0, last_read_msg_id: frame.last_read_msg_id });
+          drawSidebar();
+        } else {
+          // Read only so far (older history, in another tab): the server knows what is left.
+          refreshRooms();
+        }
       }
       break;
     default:

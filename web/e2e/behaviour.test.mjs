@@ -333,3 +333,24 @@ test('an open thread gets the replies posted while the socket was down', async (
   assert.deepEqual(await shownErrors(page), []);
   await context.close();
 });
+
+test('reading part of a room elsewhere leaves the rest counted unread', async () => {
+  const room = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'backlog' }, setup.ada);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${setup.org.id}`);
+  const link = page.getByRole('link', { name: /# backlog/ });
+  await link.waitFor();
+  const ids = [];
+  for (const n of [1, 2, 3]) {
+    ids.push((await server.api('POST', `/api/rooms/${room.id}/messages/`, { body: `Unread ${n}` }, setup.bob)).id);
+  }
+  await link.getByTitle('3 unread').waitFor();
+  // Ada reads the first of them elsewhere (another tab scrolled up, another device).
+  await server.api('POST', `/api/rooms/${room.id}/read/${ids[0]}/`, undefined, setup.ada);
+  await link.getByTitle('2 unread').waitFor();
+  // Reading the newest clears it.
+  await server.api('POST', `/api/rooms/${room.id}/read/${ids[2]}/`, undefined, setup.ada);
+  await waitFor(async () => (await link.locator('.badge').count()) === 0, 20_000, 'the count to clear');
+  await context.close();
+});
