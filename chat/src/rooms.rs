@@ -99,7 +99,7 @@ impl Chat {
             ));
         }
         let name = self.dm_name(user_id, other_id).await?;
-        let (room, created) = self
+        let (mut room, created) = self
             .store()
             .open_dm(org_id, user_id, other_id, &name, Utc::now())
             .await?;
@@ -113,15 +113,14 @@ impl Chat {
             let seated = self.store().member_ids(room.id).await?;
             for member in [user_id, other_id] {
                 if !seated.contains(&member) {
-                    self.seat(user_id, room.id, member, JoinVia::Invite).await?;
+                    // The room as it stands with the seat (its member count).
+                    room = self
+                        .seat(user_id, room.id, member, JoinVia::Invite)
+                        .await?
+                        .room;
                 }
             }
         }
-        let room = if created {
-            room
-        } else {
-            self.room_access(room.id, user_id).await?.room
-        };
         Ok(Joined {
             room,
             added: created,

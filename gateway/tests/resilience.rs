@@ -455,25 +455,10 @@ async fn changes_a_crashed_api_never_announced_reach_sockets_when_an_api_starts(
     // Committed straight into the store, as by a process killed before it could announce.
     let mut committed = Vec::new();
     for i in 0..3 {
-        let (message, _) = p
-            .app
-            .state
-            .store
-            .post_message(
-                chatboard_store::NewMessage {
-                    room_id: room,
-                    sender_id: alice.id,
-                    body: format!("committed, never announced {i}"),
-                    client_msg_id: None,
-                    file: None,
-                    parent_id: None,
-                    mentions: Default::default(),
-                },
-                chrono::Utc::now(),
-            )
-            .await
-            .unwrap();
-        committed.push(message.id);
+        let id = p
+            .stored_unannounced(room, &alice, &format!("committed, never announced {i}"))
+            .await;
+        committed.push(id);
     }
     assert!(quiet(&mut bob_room).await, "nothing announced them yet");
     // Another API process starts (the crashed one's replacement).

@@ -330,38 +330,6 @@ async fn private_room(p: &Platform, org: i64, alice: &User) -> i64 {
         .unwrap()
 }
 
-/// Announces, late, the seat `user_id` already has in `room`, as the API does after its commit.
-async fn announce_seat(p: &Platform, room: i64, user_id: i64) {
-    let registry = chatboard_core::metrics::MetricRegistry::new();
-    let announcer =
-        chat::announce::Announcer::new(p.gw.bus.clone(), p.app.state.store.clone(), &registry)
-            .unwrap();
-    announcer.seated(room, user_id).await;
-}
-
-/// A message stored as by a process that died before announcing it.
-async fn stored_unannounced(p: &Platform, room: i64, sender: &User, body: &str) -> i64 {
-    let (message, _) = p
-        .app
-        .state
-        .store
-        .post_message(
-            chatboard_store::NewMessage {
-                room_id: room,
-                sender_id: sender.id,
-                body: body.into(),
-                client_msg_id: None,
-                file: None,
-                parent_id: None,
-                mentions: Default::default(),
-            },
-            chrono::Utc::now(),
-        )
-        .await
-        .unwrap();
-    message.id
-}
-
 /// The ids of `room`'s message frames up to and including `last`.
 async fn messages_until(socket: &mut Socket, room: i64, last: i64) -> Vec<i64> {
     let mut ids = Vec::new();
@@ -391,7 +359,8 @@ async fn what_is_posted_before_a_seat_is_announced_still_arrives(p: Arc<Platform
     let between = p
         .post(&alice, secret, "between the seat and its news")
         .await;
-    announce_seat(&p, secret, bob.id).await;
+    // Announced late, as by an API slow to do it.
+    p.announcer().seated(secret, bob.id).await;
     let after = p.post(&alice, secret, "after the news").await;
     assert_eq!(
         messages_until(&mut all, secret, after).await,
@@ -413,7 +382,9 @@ async fn a_newly_followed_room_fills_a_gap_from_the_database(p: Arc<Platform>) {
         json!({"user_id": bob.id}),
     )
     .await;
-    let lost = stored_unannounced(&p, secret, &alice, "its announcement was lost").await;
+    let lost = p
+        .stored_unannounced(secret, &alice, "its announcement was lost")
+        .await;
     let next = p.post(&alice, secret, "the next one").await;
     assert_eq!(messages_until(&mut all, secret, next).await, [lost, next]);
 }
@@ -426,10 +397,7 @@ async fn a_seat_lost_and_taken_again_at_once_keeps_the_room_live(p: Arc<Platform
     let mut all = p.connect_all(&bob.token).await;
     frame(&mut all).await;
     // Announced back to back, as a leave and a join a moment apart are.
-    let registry = chatboard_core::metrics::MetricRegistry::new();
-    let announcer =
-        chat::announce::Announcer::new(p.gw.bus.clone(), p.app.state.store.clone(), &registry)
-            .unwrap();
+    let announcer = p.announcer();
     announcer
         .seats_lost(&[chatboard_store::Seat {
             room_id: general,

@@ -33,6 +33,18 @@ export class ThreadPanel {
   }
 
   async open() {
+    if (await this.loadNewest()) this.input.focus();
+  }
+
+  /** After a reconnect: the root and the newest replies as they stand now, those missed while
+   * the socket was down included. */
+  catchUp() {
+    return this.loadNewest();
+  }
+
+  /** The root and the newest page of replies (those already here are not drawn twice), with
+   * earlier replies from that page on; whether it worked. */
+  async loadNewest() {
     try {
       const page = await api('GET', `/api/rooms/${this.room.id}/messages/${this.rootId}/thread/?limit=50`);
       this.rootId = page.root.id;
@@ -43,27 +55,10 @@ export class ThreadPanel {
       this.older = page.next;
       this.drawMore();
       this.markRead();
-      this.input.focus();
+      return true;
     } catch (error) {
       failed(error);
-    }
-  }
-
-  /** After a reconnect: the root and the newest replies as they stand now, those missed while
-   * the socket was down included. */
-  async catchUp() {
-    try {
-      const page = await api('GET', `/api/rooms/${this.room.id}/messages/${this.rootId}/thread/?limit=50`);
-      this.root = page.root;
-      this.following = page.following;
-      this.drawRoot();
-      this.add(page.results);
-      // Earlier replies from this page on (those already here are not drawn twice).
-      this.older = page.next;
-      this.drawMore();
-      this.markRead();
-    } catch (error) {
-      failed(error);
+      return false;
     }
   }
 

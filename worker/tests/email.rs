@@ -61,6 +61,20 @@ async fn member(s: &Setup, email: &str, first_name: &str) -> i64 {
     user.id
 }
 
+/// `user_id` turns email notifications off.
+async fn turn_emails_off(s: &Setup, user_id: i64) {
+    s.store
+        .update_profile(
+            user_id,
+            ProfilePatch {
+                email_notifications: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+}
+
 fn start(store: &Arc<dyn Store>, presence: Arc<dyn Presence>, email: EmailSettings) -> Running {
     start_in_process(Parts {
         store: store.clone(),
@@ -103,16 +117,7 @@ async fn digests(engine: TestEngine) {
     member(&s, "bob@example.com", "Bob").await; // offline, digests on
     let opted_out = member(&s, "carol@example.com", "Carol").await;
     let online = member(&s, "dave@example.com", "Dave").await;
-    s.store
-        .update_profile(
-            opted_out,
-            ProfilePatch {
-                email_notifications: Some(false),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    turn_emails_off(&s, opted_out).await;
     let presence = Arc::new(LocalPresence::new());
     presence.connected(online).await;
     let sink = SmtpSink::start().await;
@@ -372,16 +377,7 @@ async fn turning_digests_off_drops_the_gathered_messages() {
         .await
         .unwrap()
         .contains(&erin));
-    s.store
-        .update_profile(
-            erin,
-            ProfilePatch {
-                email_notifications: Some(false),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    turn_emails_off(&s, erin).await;
     tokio::time::sleep(Duration::from_millis(3000)).await;
     assert!(sink.mails().is_empty(), "{:#?}", sink.mails());
     running.shut_down().await;
@@ -431,16 +427,7 @@ async fn digests_go_only_to_seated_members_who_want_them() {
         .await
         .unwrap();
     assert!(s.store.remove_room_member(s.room, erin).await.unwrap());
-    s.store
-        .update_profile(
-            fay,
-            ProfilePatch {
-                email_notifications: Some(false),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    turn_emails_off(&s, fay).await;
     // The job that raced with her: it read her as a recipient before she turned emails off.
     s.store
         .add_digest_items(&[fay], page[0].id, s.room, noted, false)

@@ -393,6 +393,37 @@ impl Platform {
             .await;
     }
 
+    /// Stores a plain message straight into the store, announcing nothing (as a process killed
+    /// between its commit and its announcement leaves it); its id.
+    pub async fn stored_unannounced(&self, room: i64, sender: &User, body: &str) -> i64 {
+        let (message, _) = self
+            .app
+            .state
+            .store
+            .post_message(
+                chatboard_store::NewMessage {
+                    room_id: room,
+                    sender_id: sender.id,
+                    body: body.into(),
+                    client_msg_id: None,
+                    file: None,
+                    parent_id: None,
+                    mentions: Default::default(),
+                },
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+        message.id
+    }
+
+    /// An announcer on the gateway's bus and the API's store, to announce as the API does.
+    pub fn announcer(&self) -> chat::announce::Announcer {
+        let registry = chatboard_core::metrics::MetricRegistry::new();
+        chat::announce::Announcer::new(self.gw.bus.clone(), self.app.state.store.clone(), &registry)
+            .unwrap()
+    }
+
     pub async fn connect(&self, room: i64, token: &str, since: Option<i64>) -> Socket {
         connect_to(&self.gw.ws, room, token, since).await
     }
