@@ -6,12 +6,22 @@
 //! (`chatboard_bus_publish_failures_total`), never turned into an error for the action.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chatboard_core::bus::{Bus, BusEvent};
 use chatboard_core::events::DomainEvent;
 use chatboard_core::metrics::MetricRegistry;
 use chatboard_store::{Seat, Store};
 use prometheus::IntCounter;
+
+/// The pauses between attempts at announcing seat losses the bus refused (about a minute).
+const LOSS_RETRY_DELAYS: [Duration; 5] = [
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+    Duration::from_secs(16),
+    Duration::from_secs(30),
+];
 
 /// Publishes bus events and counts the ones that could not be published.
 #[derive(Clone)]
@@ -41,17 +51,28 @@ impl Announcer {
     }
 
     /// Publishes one event.
-    #[tracing::instrument(level = "debug", skip_all, fields(room_id = event.room()))]
     pub async fn publish(&self, event: BusEvent) {
-        if let Err(e) = self.bus.publish(&event).await {
-            self.failures.inc();
-            tracing::warn!(error = %e, room_id = event.room(), "bus publish failed");
+        self.try_publish(event).await;
+    }
+
+    /// Publishes one event; whether the bus took it.
+    #[tracing::instrument(level = "debug", skip_all, fields(room_id = event.room()))]
+    async fn try_publish(&self, event: BusEvent) -> bool {
+        match self.bus.publish(&event).await {
+            Ok(()) => true,
+            Err(e) => {
+                self.failures.inc();
+                tracing::warn!(error = %e, room_id = event.room(), "bus publish failed");
+                false
+            }
         }
     }
 
-    /// Publishes the live event a domain event makes, if it makes one.
+    /// Publishes the live events a domain event makes, if it makes any.
     pub async fn domain(&self, event: &DomainEvent) {
-        if let Some(live) = BusEvent::of(event) {
+        if let DomainEvent::MemberLeft(left) = event {
+            self.seats_lost(&seats_of(left.user_id, &left.rooms)).await;
+        } else if let Some(live) = BusEvent::of(event) {
             self.publish(live).await;
         }
     }
@@ -85,15 +106,46 @@ impl Announcer {
         }
     }
 
-    /// Announces that these seats are gone, so open sockets stop following those rooms.
+    /// Announces that these seats are gone, so open sockets stop following those rooms. Unlike
+    /// a message, whose loss a socket notices at the next one, a lost seat's announcement is
+    /// the only thing that stops a socket: the ones the bus refused are tried again in the
+    /// background for about a minute (gateways check a loss against the database before they
+    /// act on it, so a late one cannot undo a newer seat).
     pub async fn seats_lost(&self, seats: &[Seat]) {
+        let refused = self.announce_losses(seats).await;
+        if refused.is_empty() {
+            return;
+        }
+        let again = self.clone();
+        tokio::spawn(async move {
+            let mut refused = refused;
+            for delay in LOSS_RETRY_DELAYS {
+                tokio::time::sleep(delay).await;
+                refused = again.announce_losses(&refused).await;
+                if refused.is_empty() {
+                    return;
+                }
+            }
+            tracing::warn!(
+                seats = refused.len(),
+                "seat losses never announced; those sockets stop following the rooms when they reconnect"
+            );
+        });
+    }
+
+    /// Publishes a `member.left` per seat; the seats the bus refused.
+    async fn announce_losses(&self, seats: &[Seat]) -> Vec<Seat> {
+        let mut refused = Vec::new();
         for seat in seats {
-            self.publish(BusEvent::MemberLeft {
+            let event = BusEvent::MemberLeft {
                 room: seat.room_id,
                 user_id: seat.user_id,
-            })
-            .await;
+            };
+            if !self.try_publish(event).await {
+                refused.push(*seat);
+            }
         }
+        refused
     }
 }
 

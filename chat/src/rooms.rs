@@ -8,6 +8,7 @@ use chrono::Utc;
 use tracing::instrument;
 
 use crate::access::writable;
+use crate::announce::seats_of;
 use crate::error::{ChatError, ChatResult};
 use crate::validate::Validator;
 use crate::Chat;
@@ -217,10 +218,7 @@ impl Chat {
         }
         self.store().remove_room_member(room_id, user_id).await?;
         self.announcer()
-            .publish(BusEvent::MemberLeft {
-                room: room_id,
-                user_id,
-            })
+            .seats_lost(&seats_of(user_id, &[room_id]))
             .await;
         Ok(())
     }

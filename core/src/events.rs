@@ -33,6 +33,8 @@ pub enum EventType {
     MemberInvited,
     /// Someone joined an organization or a room.
     MemberJoined,
+    /// Someone left an organization or a room, or lost their seats in it.
+    MemberLeft,
     /// An organization member's role changed.
     MemberRoleChanged,
     /// A test delivery asked for through `POST /api/webhooks/{id}/test/`.
@@ -41,7 +43,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every type, in a stable order.
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 13] = [
         EventType::MessageCreated,
         EventType::MessageUpdated,
         EventType::MessageDeleted,
@@ -52,6 +54,7 @@ impl EventType {
         EventType::RoomCreated,
         EventType::MemberInvited,
         EventType::MemberJoined,
+        EventType::MemberLeft,
         EventType::MemberRoleChanged,
         EventType::WebhookTest,
     ];
@@ -69,6 +72,7 @@ impl EventType {
             EventType::RoomCreated => "room.created",
             EventType::MemberInvited => "member.invited",
             EventType::MemberJoined => "member.joined",
+            EventType::MemberLeft => "member.left",
             EventType::MemberRoleChanged => "member.role_changed",
             EventType::WebhookTest => "webhook.test",
         }
@@ -172,6 +176,46 @@ pub struct MemberJoined {
     pub via: String,
 }
 
+/// `member.left`: someone left an organization (`room_id` null) or a room, or was taken out of
+/// it; `rooms` lists every seat that went with it, so that the sockets following those rooms for
+/// them stop, even when the change's first announcement was lost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberLeft {
+    /// The organization.
+    pub org_id: i64,
+    /// The room, for a room seat; null when they left the organization.
+    pub room_id: Option<i64>,
+    /// Who left.
+    pub user_id: i64,
+    /// The rooms whose seats went, in increasing order.
+    pub rooms: Vec<i64>,
+    /// How: `left` (by themself), `removed` (by an ADMIN) or `role_changed` (a MANAGER_ONLY
+    /// room, with the role that admitted them).
+    pub via: String,
+}
+
+/// How someone lost a seat, as `member.left` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftVia {
+    /// They left.
+    Left,
+    /// An ADMIN took them out.
+    Removed,
+    /// A new role no longer admits them to a MANAGER_ONLY room.
+    RoleChanged,
+}
+
+impl LeftVia {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeftVia::Left => "left",
+            LeftVia::Removed => "removed",
+            LeftVia::RoleChanged => "role_changed",
+        }
+    }
+}
+
 /// `member.role_changed`: an organization member's role changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberRoleChanged {
@@ -229,6 +273,9 @@ pub enum DomainEvent {
     /// Someone joined an organization or a room.
     #[serde(rename = "member.joined")]
     MemberJoined(MemberJoined),
+    /// Someone left an organization or a room.
+    #[serde(rename = "member.left")]
+    MemberLeft(MemberLeft),
     /// An organization member's role changed.
     #[serde(rename = "member.role_changed")]
     MemberRoleChanged(MemberRoleChanged),
@@ -253,6 +300,24 @@ impl DomainEvent {
             room_id,
             user_id,
             via: via.to_owned(),
+        })
+    }
+
+    /// `member.left` for an organization (`room_id` None, `rooms` the seats that went with it)
+    /// or one room.
+    pub fn left(
+        org_id: i64,
+        room_id: Option<i64>,
+        user_id: i64,
+        rooms: Vec<i64>,
+        via: LeftVia,
+    ) -> Self {
+        DomainEvent::MemberLeft(MemberLeft {
+            org_id,
+            room_id,
+            user_id,
+            rooms,
+            via: via.as_str().to_owned(),
         })
     }
 
@@ -287,6 +352,7 @@ impl DomainEvent {
             DomainEvent::RoomCreated(_) => EventType::RoomCreated,
             DomainEvent::MemberInvited(_) => EventType::MemberInvited,
             DomainEvent::MemberJoined(_) => EventType::MemberJoined,
+            DomainEvent::MemberLeft(_) => EventType::MemberLeft,
             DomainEvent::MemberRoleChanged(_) => EventType::MemberRoleChanged,
             DomainEvent::WebhookTest(_) => EventType::WebhookTest,
         }
@@ -303,6 +369,7 @@ impl DomainEvent {
             DomainEvent::MessageMentioned(e) => Some(e.message.room),
             DomainEvent::RoomCreated(e) => Some(e.room.id),
             DomainEvent::MemberJoined(e) => e.room_id,
+            DomainEvent::MemberLeft(e) => e.room_id,
             DomainEvent::MemberInvited(_)
             | DomainEvent::MemberRoleChanged(_)
             | DomainEvent::WebhookTest(_) => None,
@@ -323,6 +390,7 @@ impl DomainEvent {
             DomainEvent::RoomCreated(e) => serde_json::to_string(e),
             DomainEvent::MemberInvited(e) => serde_json::to_string(e),
             DomainEvent::MemberJoined(e) => serde_json::to_string(e),
+            DomainEvent::MemberLeft(e) => serde_json::to_string(e),
             DomainEvent::MemberRoleChanged(e) => serde_json::to_string(e),
             DomainEvent::WebhookTest(e) => serde_json::to_string(e),
         }

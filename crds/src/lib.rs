@@ -145,6 +145,9 @@ pub enum WebhookEvent {
     /// Someone joined.
     #[serde(rename = "member.joined")]
     MemberJoined,
+    /// Someone left or was taken out.
+    #[serde(rename = "member.left")]
+    MemberLeft,
     /// A member's role changed.
     #[serde(rename = "member.role_changed")]
     MemberRoleChanged,

@@ -483,9 +483,12 @@ impl Session {
                     serde_json::json!({"type": "mention", "room": room, "message": message});
                 self.send_json(&frame).await
             }
-            // Seat changes are for the gateway, not for clients.
+            // Seat changes are for the gateway, not for clients. A loss is checked against the
+            // database (the catch-up finds no seat and stops following the room): one
+            // announced again, at an API's start-up or after a refused publish, can arrive
+            // after the seat was taken anew.
             BusEvent::MemberLeft { user_id, .. } if *user_id == self.user_id => {
-                self.seat_lost(room_id).await
+                Box::pin(self.catch_up(room_id)).await
             }
             BusEvent::MemberLeft { .. } | BusEvent::MemberSeated { .. } => Ok(()),
             BusEvent::RoomDeleted { .. } => self.room_gone(room_id).await,

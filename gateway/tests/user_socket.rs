@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::*;
 use futures::SinkExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 /// One socket follows every room of its user; frames carry their room, and client frames name it.
@@ -572,14 +572,4 @@ async fn a_late_refusal_does_not_unfollow_a_room_joined_since() {
     let next = p.post(&alice, left, "still here?").await;
     assert_eq!(message_in(&mut s, left).await["id"].as_i64(), Some(next));
     p.cleanup().await;
-}
-
-/// The next message frame of `room`, passing those of other rooms.
-async fn message_in(socket: &mut Socket, room: i64) -> Value {
-    loop {
-        let (message, _) = frame_of(socket, "message").await;
-        if message["room"].as_i64() == Some(room) {
-            return message;
-        }
-    }
 }

@@ -6,7 +6,7 @@ import { askForm, displayName, h, replace, shortTime, toast } from './dom.js';
 import { failed, paneHeader, showInviteLink, state } from './app.js';
 
 const ROLES = ['MEMBER', 'MANAGER', 'ADMIN'];
-const EVENTS = ['*', 'message.created', 'message.updated', 'message.deleted', 'room.created', 'member.invited', 'member.joined', 'member.role_changed'];
+const EVENTS = ['*', 'message.created', 'message.updated', 'message.deleted', 'room.created', 'member.invited', 'member.joined', 'member.left', 'member.role_changed'];
 
 export class AdminView {
   constructor(org) {

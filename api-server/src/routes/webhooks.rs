@@ -37,7 +37,8 @@ pub struct CreateWebhookRequest {
     /// allows them.
     url: String,
     /// Event types to deliver (`message.created`, `message.updated`, `message.deleted`,
-    /// `room.created`, `member.invited`, `member.joined`, `member.role_changed`,
+    /// `thread.updated`, `reaction.added`, `reaction.removed`, `message.mentioned`,
+    /// `room.created`, `member.invited`, `member.joined`, `member.left`, `member.role_changed`,
     /// `webhook.test`), or `["*"]` for all.
     events: Vec<String>,
     /// Deliver from the start (default true).

@@ -143,6 +143,8 @@ impl BusEvent {
             // mentions; the per-person events are for webhooks and emails, and announcing
             // them again at start-up would repeat the frame.
             DomainEvent::MessageMentioned(_) => None,
+            // One per room whose seat went: the announcer publishes those (`seats_lost`).
+            DomainEvent::MemberLeft(_) => None,
             DomainEvent::RoomCreated(_)
             | DomainEvent::MemberInvited(_)
             | DomainEvent::MemberJoined(_)

@@ -512,6 +512,16 @@ pub async fn close_code(socket: &mut Socket) -> u16 {
     }
 }
 
+/// The next message frame of `room`, passing those of other rooms.
+pub async fn message_in(socket: &mut Socket, room: i64) -> Value {
+    loop {
+        let (message, _) = frame_of(socket, "message").await;
+        if message["room"].as_i64() == Some(room) {
+            return message;
+        }
+    }
+}
+
 /// A metric's value from the gateway's `/metrics` (0 when absent).
 pub async fn metric(gw: &Gateway, name_and_labels: &str) -> f64 {
     testing::process::series(&testing::process::scrape(&gw.http).await, name_and_labels)

@@ -11,7 +11,7 @@ use crate::sql::rows::{
 };
 use crate::{Departure, JoinedOrg, NewInvite, OrgStore, Seat, StoreError, StoreResult};
 use chatboard_core::error_code::ErrorCode;
-use chatboard_core::events::{DomainEvent, MemberInvited};
+use chatboard_core::events::{DomainEvent, LeftVia, MemberInvited};
 use chatboard_core::model::{AccessLevel, Invite, OrgMember, OrgView, Role};
 
 /// Whether the organization exists, locking its row where the engine needs a lock to keep
@@ -542,19 +542,20 @@ impl OrgStore for SqlStore {
             Self::ensure_other_admin(&mut tx, org_id).await?;
         }
         set_role(&mut tx, org_id, user_id, role).await?;
-        // A seat in a MANAGER_ONLY room goes with the role that allowed it.
-        let left = if AccessLevel::ManagerOnly.admits(role) {
-            Vec::new()
-        } else {
-            Self::leave_org_rooms(&mut tx, org_id, user_id, Some(AccessLevel::ManagerOnly)).await?
-        };
+        let now = Utc::now();
         write_event(
             &mut tx,
             org_id,
             &DomainEvent::role_changed(org_id, user_id, current, role),
-            Utc::now(),
+            now,
         )
         .await?;
+        // A seat in a MANAGER_ONLY room goes with the role that allowed it.
+        let left = if AccessLevel::ManagerOnly.admits(role) {
+            Vec::new()
+        } else {
+            Self::leave_manager_rooms(&mut tx, org_id, user_id, now).await?
+        };
         tx.commit().await?;
         Ok(left)
     }
@@ -589,6 +590,12 @@ impl OrgStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         let left = Self::leave_org_rooms(&mut tx, org_id, user_id, None).await?;
+        let via = match how {
+            Departure::Leaves => LeftVia::Left,
+            Departure::Removed => LeftVia::Removed,
+        };
+        let event = DomainEvent::left(org_id, None, user_id, left.clone(), via);
+        write_event(&mut tx, org_id, &event, Utc::now()).await?;
         tx.commit().await?;
         Ok(left)
     }

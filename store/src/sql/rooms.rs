@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::orgs::ensure_room_quota;
-use super::outbox::write_event;
+use super::outbox::{write_event, write_events};
 use super::{SqlStore, Tx};
 use crate::sql::rows::{
     dm_key, is_unique_violation, placeholders, RoomAccessRow, RoomMemberRow, RoomRow, UnreadRow,
@@ -14,7 +14,7 @@ use crate::{
     JoinVia, NewRoom, RoomAccess, RoomPatch, RoomPosition, RoomStore, Seat, StoreError, StoreResult,
 };
 use chatboard_core::error_code::ErrorCode;
-use chatboard_core::events::DomainEvent;
+use chatboard_core::events::{DomainEvent, LeftVia};
 use chatboard_core::model::{AccessLevel, Role, Room, RoomMember, UnreadCount};
 
 impl SqlStore {
@@ -119,6 +119,35 @@ impl SqlStore {
         let mut rooms: Vec<i64> = rows.into_iter().map(|(id,)| id).collect();
         rooms.sort_unstable();
         Ok(rooms)
+    }
+
+    /// Takes a user out of the org's MANAGER_ONLY rooms, which their new role no longer admits
+    /// them to, with one `member.left` per room; returns the rooms left.
+    pub(super) async fn leave_manager_rooms(
+        tx: &mut Tx<'_>,
+        org_id: i64,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<i64>> {
+        let left =
+            Self::leave_org_rooms(tx, org_id, user_id, Some(AccessLevel::ManagerOnly)).await?;
+        let events: Vec<_> = left
+            .iter()
+            .map(|&room| {
+                let event = DomainEvent::left(
+                    org_id,
+                    Some(room),
+                    user_id,
+                    vec![room],
+                    LeftVia::RoleChanged,
+                );
+                (event, now)
+            })
+            .collect();
+        if !events.is_empty() {
+            write_events(tx, org_id, &events).await?;
+        }
+        Ok(left)
     }
 
     /// Deletes an organization with everything in it; returns the seats it had (for the
@@ -396,12 +425,28 @@ impl RoomStore for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn remove_room_member(&self, room_id: i64, user_id: i64) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")
+        let mut tx = self.write.begin().await?;
+        let org: Option<(i64,)> = sqlx::query_as("SELECT org_id FROM rooms WHERE id = $1")
+            .bind(room_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((org_id,)) = org else {
+            return Ok(false);
+        };
+        let removed = sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")
             .bind(room_id)
             .bind(user_id)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected() > 0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        if removed {
+            let event =
+                DomainEvent::left(org_id, Some(room_id), user_id, vec![room_id], LeftVia::Left);
+            write_event(&mut tx, org_id, &event, Utc::now()).await?;
+        }
+        tx.commit().await?;
+        Ok(removed)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

@@ -16,7 +16,7 @@ use crate::{
     NewInvite, Seat, SpecAdmin, StoreError, StoreResult, TenantStore,
 };
 use chatboard_core::events::DomainEvent;
-use chatboard_core::model::{AccessLevel, OrgQuotas, Role};
+use chatboard_core::model::{OrgQuotas, Role};
 
 /// A managed webhook's current columns, to compare with what its resource says.
 #[derive(sqlx::FromRow)]
@@ -119,11 +119,6 @@ impl SqlStore {
         if let Some(user_id) = user_id_by_email(tx, email).await? {
             if Self::role_in(tx, org_id, user_id).await? == Some(Role::Admin) {
                 set_role(tx, org_id, user_id, Role::Member).await?;
-                let left =
-                    Self::leave_org_rooms(tx, org_id, user_id, Some(AccessLevel::ManagerOnly))
-                        .await?;
-                done.seats_lost
-                    .extend(left.into_iter().map(|room_id| Seat { room_id, user_id }));
                 write_event(
                     tx,
                     org_id,
@@ -131,6 +126,9 @@ impl SqlStore {
                     now,
                 )
                 .await?;
+                let left = Self::leave_manager_rooms(tx, org_id, user_id, now).await?;
+                done.seats_lost
+                    .extend(left.into_iter().map(|room_id| Seat { room_id, user_id }));
                 revoked = true;
             }
         }

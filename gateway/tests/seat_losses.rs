@@ -1,0 +1,80 @@
+//! Lost seats reach open sockets even when their first announcement does not, and an old loss
+//! announced again never undoes a newer seat. In both shapes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+
+/// As long as a restarting API looks back for changes to announce again.
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+/// Bob leaves a room and the API dies between the commit and the announcement: his open socket
+/// went on receiving the room's messages until it reconnected. The leave is in the outbox now,
+/// and the next API process announces it again at start-up.
+async fn a_leave_never_announced_is_announced_at_the_next_start(p: Arc<Platform>) {
+    let (general, alice, bob, org) = p.team().await;
+    let other = p.room(org, &alice, "other").await;
+    p.room_action(&bob, other, "join").await;
+    let mut all = p.connect_all(&bob.token).await;
+    frame(&mut all).await;
+    // The leave, committed and never announced.
+    assert!(p
+        .app
+        .state
+        .store
+        .remove_room_member(general, bob.id)
+        .await
+        .unwrap());
+    // The next API process starts.
+    p.app
+        .state
+        .chat
+        .reannounce_recent(RESTART_WINDOW)
+        .await
+        .unwrap();
+    p.post(&alice, general, "not for bob any more").await;
+    let marker = p.post(&alice, other, "for bob").await;
+    loop {
+        let (message, _) = frame_of(&mut all, "message").await;
+        assert_ne!(message["room"].as_i64(), Some(general), "{message}");
+        if message["id"].as_i64() == Some(marker) {
+            break;
+        }
+    }
+}
+
+/// Bob leaves a room and joins it again; then an API starts and announces his leave again. His
+/// socket must go on following the room: the gateway checks a loss before acting on it.
+async fn an_old_leave_announced_again_does_not_undo_a_new_seat(p: Arc<Platform>) {
+    let (general, alice, bob, _org) = p.team().await;
+    let mut all = p.connect_all(&bob.token).await;
+    frame(&mut all).await;
+    p.room_action(&bob, general, "leave").await;
+    p.room_action(&bob, general, "join").await;
+    let back = p.post(&alice, general, "welcome back").await;
+    assert_eq!(
+        message_in(&mut all, general).await["id"].as_i64(),
+        Some(back)
+    );
+    p.app
+        .state
+        .chat
+        .reannounce_recent(RESTART_WINDOW)
+        .await
+        .unwrap();
+    let next = p.post(&alice, general, "still here").await;
+    assert_eq!(
+        message_in(&mut all, general).await["id"].as_i64(),
+        Some(next)
+    );
+}
+
+both_shapes!(
+    a_leave_never_announced_is_announced_at_the_next_start,
+    an_old_leave_announced_again_does_not_undo_a_new_seat,
+);
