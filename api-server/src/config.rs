@@ -176,6 +176,7 @@ impl Config {
             nats_url: None,
             nats: NatsSettings {
                 nats_prefix: "chat".to_owned(),
+                presence_ttl: std::time::Duration::from_secs(60),
             },
             webhooks: WebhookSettings::default(),
             email: EmailSettings::default(),
@@ -257,6 +258,17 @@ mod tests {
             .chain([("CHATBOARD_DB_WRITE_QUEUES", "4")])
             .collect();
         assert_eq!(parsed(&raised).map(queues).unwrap(), 4);
+    }
+
+    #[test]
+    fn the_presence_ttl_is_read_as_the_gateways_read_it() {
+        let pairs = [
+            ("DATABASE_URL", "postgres://u@h/db"),
+            ("CHATBOARD_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("CHATBOARD_PRESENCE_TTL", "15"),
+        ];
+        let ttl = parsed(&pairs).unwrap().nats.presence_ttl;
+        assert_eq!(ttl, std::time::Duration::from_secs(15));
     }
 
     #[test]

@@ -70,7 +70,9 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
             let online = NatsPresence::start(
                 bus.client(),
                 &config.nats.nats_prefix,
-                PresenceSettings::default(),
+                PresenceSettings {
+                    ttl: config.nats.presence_ttl,
+                },
             )
             .await
             .map_err(failed)?;

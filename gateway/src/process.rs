@@ -39,7 +39,7 @@ pub async fn run() -> anyhow::Result<()> {
         bus.client(),
         &config.nats.nats_prefix,
         PresenceSettings {
-            ttl: config.gateway.presence_ttl,
+            ttl: config.nats.presence_ttl,
         },
     )
     .await

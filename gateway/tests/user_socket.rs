@@ -465,9 +465,7 @@ async fn presence_crosses_gateways_and_forgets_dead_ones() {
     let doomed = NatsPresence::start(
         bus.client(),
         &prefix,
-        PresenceSettings {
-            ttl: quick_settings().presence_ttl,
-        },
+        PresenceSettings { ttl: PRESENCE_TTL },
     )
     .await
     .unwrap();
@@ -483,7 +481,7 @@ async fn presence_crosses_gateways_and_forgets_dead_ones() {
     );
     let waited = died.elapsed();
     assert!(
-        waited >= quick_settings().presence_ttl / 2,
+        waited >= PRESENCE_TTL / 2,
         "offline only once the entry expired, not at once ({waited:?})"
     );
     p.cleanup().await;

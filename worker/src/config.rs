@@ -2,7 +2,6 @@
 //! both with their defaults). It needs the database and NATS, and no signing key.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use chatboard_core::config::settings::{HttpSettings, NatsSettings};
 use chatboard_core::config::{
@@ -48,12 +47,6 @@ pub struct WorkerConfig {
     /// Slow, idle and greedy HTTP clients.
     #[command(flatten)]
     pub http: HttpSettings,
-    /// Seconds presence entries outlive a gateway that stopped refreshing them: the worker
-    /// reads presence (who is offline, for digests) and may create its bucket, so this must
-    /// match the gateways' setting.
-    #[arg(long = "presence-ttl", env = "CHATBOARD_PRESENCE_TTL", default_value = "60",
-        value_parser = values::seconds)]
-    pub presence_ttl: Duration,
 }
 
 impl WorkerConfig {

@@ -39,7 +39,7 @@ pub async fn run() -> anyhow::Result<()> {
         nats.clone(),
         &config.nats.nats_prefix,
         PresenceSettings {
-            ttl: config.presence_ttl,
+            ttl: config.nats.presence_ttl,
         },
     )
     .await

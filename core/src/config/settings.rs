@@ -72,6 +72,12 @@ pub struct NatsSettings {
     #[arg(long = "nats-prefix", env = "CHATBOARD_NATS_PREFIX", default_value = "chat",
         value_parser = nats_prefix)]
     pub nats_prefix: String,
+    /// Seconds a process's presence entries outlive it if it dies without cleaning up (a
+    /// gateway's users stay shown online that long). Each entry carries its writer's value,
+    /// so processes configured apart still agree.
+    #[arg(long = "presence-ttl", env = "CHATBOARD_PRESENCE_TTL", default_value = "60",
+        value_parser = seconds)]
+    pub presence_ttl: Duration,
 }
 
 /// Token lifetimes (the signing key is each service's own).
@@ -128,11 +134,6 @@ pub struct GatewaySettings {
     #[arg(long = "ws-ping-interval", env = "CHATBOARD_WS_PING_INTERVAL", default_value = "30",
         value_parser = seconds)]
     pub ping_interval: Duration,
-    /// Scale-out shape: seconds a gateway's presence entries outlive it if it dies without
-    /// cleaning up.
-    #[arg(long = "presence-ttl", env = "CHATBOARD_PRESENCE_TTL", default_value = "60",
-        value_parser = seconds)]
-    pub presence_ttl: Duration,
     /// Write each live message to its room's idle sockets in one system call (io_uring) where
     /// the kernel allows it; `false` writes them one `send` at a time.
     #[arg(long = "ws-io-uring", env = "CHATBOARD_WS_IO_URING", default_value = "true",
@@ -145,7 +146,6 @@ impl Default for GatewaySettings {
         Self {
             max_connections_per_user: 16,
             ping_interval: Duration::from_secs(30),
-            presence_ttl: Duration::from_secs(60),
             io_uring: true,
         }
     }

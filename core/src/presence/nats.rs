@@ -1,10 +1,16 @@
 //! Presence across processes: a NATS KV bucket with one key per (user, process).
 //!
 //! A process puts `<user id>.<process id>` when a user's first connection to it opens, deletes
-//! it when the last one closes, and re-puts all of its keys every third of the bucket's TTL so
-//! they outlive it only while the process is alive: a process that dies without cleaning up
-//! drops out of everybody's view one TTL later. Every process watches the bucket and keeps a
-//! mirror of the other processes' keys; its own users it knows first-hand.
+//! it when the last one closes, and re-puts all of its keys every third of its TTL so they
+//! outlive it only while the process is alive: a process that dies without cleaning up drops
+//! out of everybody's view one TTL later. Every process watches the bucket and keeps a mirror
+//! of the other processes' keys; its own users it knows first-hand.
+//!
+//! An entry's value is its writer's TTL in milliseconds, and readers keep it that long: during
+//! a rolling change of `CHATBOARD_PRESENCE_TTL`, or with processes configured apart, each entry
+//! still lives as its writer refreshes it. The bucket keeps entries for the longest TTL any
+//! process has started with (a process raises it, never lowers it), so a process that starts
+//! later reads every live entry from the bucket's history.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -35,6 +41,9 @@ impl Default for PresenceSettings {
     }
 }
 
+/// The longest wait between two looks for expired entries of other processes.
+const SWEEP_PERIOD: Duration = Duration::from_secs(1);
+
 /// Keys refreshed at once.
 const REFRESH_CONCURRENCY: usize = 64;
 
@@ -43,7 +52,7 @@ const REFRESH_CONCURRENCY: usize = 64;
 struct View {
     /// This process's connections per user.
     mine: HashMap<i64, usize>,
-    /// Other processes holding a user, with when their entry was last written.
+    /// Other processes holding a user, with when their entry expires unless written again.
     others: HashMap<i64, HashMap<String, Instant>>,
 }
 
@@ -89,7 +98,8 @@ impl Shared {
     }
 
     async fn put(&self, user_id: i64) {
-        if let Err(e) = self.kv.put(self.key(user_id), "1".into()).await {
+        let lifetime = self.ttl.as_millis().to_string();
+        if let Err(e) = self.kv.put(self.key(user_id), lifetime.into()).await {
             tracing::warn!(error = %e, user_id, "presence put failed; the next refresh retries");
         }
     }
@@ -108,19 +118,26 @@ impl Shared {
         let process = process.to_owned();
         match entry.operation {
             kv::Operation::Put => {
-                // Date the entry by when it was written, so a replayed old one expires on time.
+                // Kept as long as its writer said (entries of releases before that say "1": this
+                // process's own TTL), dated by when it was written, so a replayed old one
+                // expires on time.
+                let lifetime = std::str::from_utf8(&entry.value)
+                    .ok()
+                    .and_then(|ms| ms.parse::<u64>().ok())
+                    .filter(|ms| *ms > 1)
+                    .map_or(self.ttl, Duration::from_millis);
                 let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
                 let age_ns = (i128::from(now_ns) - entry.created.unix_timestamp_nanos()).max(0);
                 let age = Duration::from_nanos(u64::try_from(age_ns).unwrap_or(u64::MAX));
-                if age >= self.ttl {
+                let Some(left) = lifetime.checked_sub(age).filter(|left| !left.is_zero()) else {
                     return;
-                }
-                let written = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+                };
+                let expires = Instant::now() + left;
                 self.update(user_id, |view| {
                     view.others
                         .entry(user_id)
                         .or_default()
-                        .insert(process, written);
+                        .insert(process, expires);
                 });
             }
             kv::Operation::Delete | kv::Operation::Purge => {
@@ -131,8 +148,7 @@ impl Shared {
 
     /// Forgets other processes' entries that were not refreshed in time.
     fn sweep(&self) {
-        let cutoff = Instant::now().checked_sub(self.ttl);
-        let Some(cutoff) = cutoff else { return };
+        let now = Instant::now();
         let stale: Vec<(i64, String)> = self
             .view()
             .others
@@ -140,7 +156,7 @@ impl Shared {
             .flat_map(|(user, processes)| {
                 processes
                     .iter()
-                    .filter(|(_, written)| **written < cutoff)
+                    .filter(|(_, expires)| **expires <= now)
                     .map(|(process, _)| (*user, process.clone()))
             })
             .collect();
@@ -205,8 +221,19 @@ impl NatsPresence {
             num_replicas: 1,
             ..Default::default()
         };
-        if let Err(create) = jetstream.get_or_create_stream(stream).await {
-            return Err(unavailable(format!("presence bucket {bucket}: {create}")));
+        let existing = match jetstream.get_or_create_stream(stream).await {
+            Ok(existing) => existing,
+            Err(create) => return Err(unavailable(format!("presence bucket {bucket}: {create}"))),
+        };
+        // Made by a process with a shorter TTL: this one's entries must not leave the
+        // bucket's history before they expire.
+        let mut config = existing.cached_info().config.clone();
+        if config.max_age < settings.ttl {
+            config.max_age = settings.ttl;
+            jetstream
+                .update_stream(config)
+                .await
+                .map_err(|e| unavailable(format!("presence bucket {bucket}: {e}")))?;
         }
         let kv = jetstream
             .get_key_value(&bucket)
@@ -224,7 +251,9 @@ impl NatsPresence {
         let period = (settings.ttl / 3).max(Duration::from_millis(200));
         let tasks = vec![
             tokio::spawn(watch(shared.clone())),
-            tokio::spawn(refresh_and_sweep(shared.clone(), period)),
+            tokio::spawn(refresh(shared.clone(), period)),
+            // Others' entries may have shorter lives than this process's own.
+            tokio::spawn(sweep(shared.clone(), period.min(SWEEP_PERIOD))),
         ];
         Ok(Self { shared, tasks })
     }
@@ -263,8 +292,8 @@ async fn watch(shared: Arc<Shared>) {
     }
 }
 
-/// Keeps this process's entries alive and drops others' that were not.
-async fn refresh_and_sweep(shared: Arc<Shared>, period: Duration) {
+/// Keeps this process's entries alive.
+async fn refresh(shared: Arc<Shared>, period: Duration) {
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -276,6 +305,15 @@ async fn refresh_and_sweep(shared: Arc<Shared>, period: Duration) {
                 async move { shared.put(user_id).await }
             })
             .await;
+    }
+}
+
+/// Drops others' entries that were not kept alive.
+async fn sweep(shared: Arc<Shared>, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
         shared.sweep();
     }
 }

@@ -67,12 +67,14 @@ pub struct User {
 #[allow(unused_imports)] // not every test binary uses both
 pub use testing::{nats_url, unique_prefix};
 
-/// Settings for tests: quick heartbeats and presence expiry.
+/// Presence entries' lifetime in tests: quick expiry.
+pub const PRESENCE_TTL: Duration = Duration::from_secs(3);
+
+/// Settings for tests: quick heartbeats.
 pub fn quick_settings() -> GatewaySettings {
     GatewaySettings {
         max_connections_per_user: 16,
         ping_interval: Duration::from_secs(5),
-        presence_ttl: Duration::from_secs(3),
         io_uring: true,
     }
 }
@@ -190,9 +192,7 @@ impl Platform {
                 let presence = NatsPresence::start(
                     bus.client(),
                     prefix,
-                    PresenceSettings {
-                        ttl: settings.presence_ttl,
-                    },
+                    PresenceSettings { ttl: PRESENCE_TTL },
                 )
                 .await
                 .unwrap();

@@ -1,0 +1,91 @@
+//! Presence across processes in NATS, when processes keep their entries for different times
+//! (`CHATBOARD_PRESENCE_TTL` set apart, or in the middle of a rolling change): every entry
+//! lives as long as its writer said, whoever reads it and whoever made the bucket. Reads
+//! `NATS_URL`; without it the tests print a note and pass, unless `CHATBOARD_REQUIRE_SERVICES=1`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::time::Duration;
+
+use chatboard_core::bus::NatsBus;
+use chatboard_core::presence::{NatsPresence, Presence, PresenceSettings};
+
+const USER: i64 = 7;
+
+/// A process of the test's deployment (its own NATS prefix) keeping entries for `ttl`.
+async fn process(url: &str, prefix: &str, ttl: Duration) -> NatsPresence {
+    let bus = NatsBus::connect(url, prefix).await.unwrap();
+    NatsPresence::start(bus.client(), prefix, PresenceSettings { ttl })
+        .await
+        .unwrap()
+}
+
+/// Polls until `user` is shown online (or offline) by `reader`; whether it came to be.
+async fn shown(reader: &NatsPresence, online: bool, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if reader.online(&[USER]).is_empty() != online {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A reader with a short TTL keeps a long-lived writer's entry as long as the writer said;
+/// a process that starts later, after the bucket was made by a short-TTL process, still reads
+/// it from the bucket's history; and a short-lived writer's entry leaves a long-TTL reader's
+/// view on the writer's time, not the reader's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_live_as_long_as_their_writer_says() {
+    let Some(url) = testing::nats_url() else {
+        return;
+    };
+    let prefix = testing::unique_prefix();
+    let short = Duration::from_secs(1);
+    // The bucket is made by a process that keeps entries 1 s.
+    let quick_reader = process(&url, &prefix, short).await;
+    // A process keeping them 60 s holds the user, then dies without cleaning up.
+    let lasting = process(&url, &prefix, Duration::from_secs(60)).await;
+    lasting.connected(USER).await;
+    assert!(shown(&quick_reader, true, Duration::from_secs(10)).await);
+    drop(lasting);
+    // Several of the reader's own TTLs later, the user is still online for it.
+    tokio::time::sleep(short * 3).await;
+    assert!(
+        !quick_reader.online(&[USER]).is_empty(),
+        "dropped on the reader's TTL, not the writer's"
+    );
+    // A process starting now reads the entry from the bucket's history.
+    let late = process(&url, &prefix, short).await;
+    assert!(
+        shown(&late, true, Duration::from_secs(10)).await,
+        "the bucket forgot an entry still alive"
+    );
+
+    // A writer keeping entries 1 s dies holding another user; a reader that keeps its own 60 s
+    // forgets it after about 1 s.
+    let slow_reader = process(&url, &prefix, Duration::from_secs(60)).await;
+    let brief = process(&url, &prefix, short).await;
+    brief.connected(USER + 1).await;
+    let other = |reader: &NatsPresence| !reader.online(&[USER + 1]).is_empty();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !other(&slow_reader) {
+        assert!(tokio::time::Instant::now() < deadline, "never shown online");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(brief);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while other(&slow_reader) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "kept on the reader's TTL, not the writer's"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    slow_reader.delete_bucket().await.unwrap();
+    let bus = NatsBus::connect(&url, &prefix).await.unwrap();
+    bus.delete_stream().await.unwrap();
+}
