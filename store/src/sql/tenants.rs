@@ -422,7 +422,7 @@ impl TenantStore for SqlStore {
             .execute(&mut *tx)
             .await?;
             if row.is_active && !active {
-                pause_deliveries(&mut tx, id).await?;
+                pause_deliveries(&mut tx, id, now).await?;
             } else if active && !row.is_active {
                 resume_deliveries(&mut tx, id, now).await?;
             }

@@ -37,16 +37,32 @@ impl SqlStore {
 }
 
 /// Parks the waiting deliveries of a webhook being switched off (no due time: claims never
-/// look at them), so that a large paused backlog costs the others nothing.
-pub(super) async fn pause_deliveries(tx: &mut Tx<'_>, webhook_id: i64) -> StoreResult<()> {
+/// look at them), so that a large paused backlog costs the others nothing. Deliveries being
+/// attempted stay claimed: their outcomes park them when they are recorded.
+pub(super) async fn pause_deliveries(
+    tx: &mut Tx<'_>,
+    webhook_id: i64,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
     sqlx::query(
-        "UPDATE webhook_deliveries SET next_attempt_at = NULL \
-         WHERE webhook_id = $1 AND status IN ('pending', 'retrying')",
+        "UPDATE webhook_deliveries SET next_attempt_at = NULL, claimed_until = NULL \
+         WHERE webhook_id = $1 AND status IN ('pending', 'retrying') \
+           AND (claimed_until IS NULL OR claimed_until <= $2)",
     )
     .bind(webhook_id)
+    .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// `next_attempt_at`'s new value `$n` for a delivery whose claim ends, unless its webhook is
+/// switched off meanwhile: then the delivery is parked.
+fn unless_paused(n: usize) -> String {
+    format!(
+        "CASE WHEN EXISTS (SELECT 1 FROM webhooks w \
+           WHERE w.id = webhook_deliveries.webhook_id AND w.is_active) THEN ${n} ELSE NULL END"
+    )
 }
 
 /// Makes the parked deliveries of a webhook switched back on due now.
@@ -135,7 +151,7 @@ impl WebhookStore for SqlStore {
             .fetch_one(&mut *tx)
             .await?;
         match patch.is_active {
-            Some(false) => pause_deliveries(&mut tx, id).await?,
+            Some(false) => pause_deliveries(&mut tx, id, now).await?,
             Some(true) => resume_deliveries(&mut tx, id, now).await?,
             None => {}
         }
@@ -302,7 +318,7 @@ impl WebhookStore for SqlStore {
                WHERE d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 AND w.is_active \
                  {skipped} \
                ORDER BY d.next_attempt_at LIMIT $3 {CLAIM_LOCK}) \
-             UPDATE webhook_deliveries SET next_attempt_at = $2 \
+             UPDATE webhook_deliveries SET next_attempt_at = $2, claimed_until = $2 \
              WHERE id IN (SELECT id FROM picked) \
                AND status IN ('pending', 'retrying') AND next_attempt_at <= $1 \
              RETURNING id"
@@ -357,8 +373,9 @@ impl WebhookStore for SqlStore {
     ) -> StoreResult<()> {
         for chunk in ids.chunks(500) {
             let sql = format!(
-                "UPDATE webhook_deliveries SET next_attempt_at = $1 \
+                "UPDATE webhook_deliveries SET next_attempt_at = {}, claimed_until = NULL \
                  WHERE next_attempt_at = $2 AND status IN ('pending', 'retrying') AND id IN ({})",
+                unless_paused(1),
                 placeholders(3, chunk.len())
             );
             let mut query = sqlx::query(&sql).bind(at).bind(claimed_until);
@@ -407,20 +424,23 @@ impl WebhookStore for SqlStore {
                     None,
                 ),
             };
-            sqlx::query(
+            let sql = format!(
                 "UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1, \
-                   last_status_code = $3, last_error = $4, next_attempt_at = $5, delivered_at = $6 \
+                   last_status_code = $3, last_error = $4, next_attempt_at = {}, \
+                   claimed_until = NULL, delivered_at = $6 \
                  WHERE id = $1 AND status IN ('pending', 'retrying') AND next_attempt_at = $7",
-            )
-            .bind(outcome.delivery_id)
-            .bind(status)
-            .bind(code)
-            .bind(error)
-            .bind(next)
-            .bind(delivered_at)
-            .bind(outcome.claimed_until)
-            .execute(&mut *tx)
-            .await?;
+                unless_paused(5)
+            );
+            sqlx::query(&sql)
+                .bind(outcome.delivery_id)
+                .bind(status)
+                .bind(code)
+                .bind(error)
+                .bind(next)
+                .bind(delivered_at)
+                .bind(outcome.claimed_until)
+                .execute(&mut *tx)
+                .await?;
             if outcome.result == AttemptResult::Gone {
                 sqlx::query(
                     "UPDATE webhooks SET is_active = FALSE, updated_at = $2, \
@@ -431,7 +451,7 @@ impl WebhookStore for SqlStore {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                pause_deliveries(&mut tx, outcome.webhook_id).await?;
+                pause_deliveries(&mut tx, outcome.webhook_id, now).await?;
             }
         }
         tx.commit().await?;
