@@ -61,14 +61,28 @@ async function errorOf(response) {
   return new ApiError(response.status, body, response.headers.get('Retry-After'));
 }
 
+// A request with no answer by then fails (and a message can be retried, with the same
+// client_msg_id) instead of showing "Sending…" for good.
+const REQUEST_TIMEOUT_MS = 30_000;
+
 async function send(method, path, body, token) {
   const headers = {};
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), REQUEST_TIMEOUT_MS);
   try {
-    return await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const response = await fetch(path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: abort.signal,
+    });
+    // The body is read under the same deadline.
+    const bytes = await response.arrayBuffer();
+    const empty = [204, 205, 304].includes(response.status);
+    return new Response(empty ? null : bytes, { status: response.status, headers: response.headers });
   } catch {
-    throw new ApiError(0);
+    throw new ApiError(0, abort.signal.aborted ? { detail: 'The server did not answer in time. Check your connection.' } : {});
+  } finally {
+    clearTimeout(timer);
   }
 }
 

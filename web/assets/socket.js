@@ -3,13 +3,16 @@
 //
 // The token travels as the `bearer.<JWT>` subprotocol, out of URLs and logs. The socket
 // reconnects by itself: at once after `1012` (a gateway restarting), with growing, jittered
-// waits after other drops, and with a fresh token after `4001`. Every (re)connection fires
-// `ready`, and views then fetch what they missed from the last message they hold, so every
-// message is shown once, in order.
+// waits after other drops, and with a fresh token after `4001`. A connection that stops
+// answering (a laptop waking up, a NAT that forgot it: no close ever arrives) is given up when
+// a ping gets no frame back within `PONG_WAIT_MS`. Every (re)connection fires `ready`, and
+// views then fetch what they missed from the last message they hold, so every message is
+// shown once, in order.
 
 import { accessToken, forgetAccessToken } from './api.js';
 
 const PING_EVERY_MS = 25_000;
+const PONG_WAIT_MS = 10_000;
 const MAX_WAIT_MS = 10_000;
 
 /** Live events as DOM events: `frame` (every frame), `ready`, `status` ({online}). */
@@ -21,6 +24,8 @@ export class Live extends EventTarget {
     this.attempts = 0;
     this.timer = null;
     this.pinger = null;
+    this.pongTimer = null;
+    this.lastFrameAt = 0;
     this.online = false;
   }
 
@@ -33,6 +38,7 @@ export class Live extends EventTarget {
     this.stopped = true;
     clearTimeout(this.timer);
     clearInterval(this.pinger);
+    clearTimeout(this.pongTimer);
     this.socket?.close(1000);
     this.socket = null;
   }
@@ -52,6 +58,7 @@ export class Live extends EventTarget {
     const socket = new WebSocket(`${scheme}//${location.host}/ws/`, [`bearer.${token}`]);
     this.socket = socket;
     socket.onmessage = (event) => {
+      this.lastFrameAt = Date.now();
       let frame;
       try {
         frame = JSON.parse(event.data);
@@ -67,18 +74,37 @@ export class Live extends EventTarget {
     };
     socket.onclose = (event) => {
       if (this.socket !== socket) return;
-      this.socket = null;
-      clearInterval(this.pinger);
-      this.setOnline(false);
       if (event.code === 4001) {
         // The token was refused (expired in transit, or keys changed): renew before retrying.
         forgetAccessToken();
         this.attempts = Math.max(this.attempts, 1);
       }
-      this.retry(event.code === 1012 ? 200 : undefined);
+      this.lost(event.code === 1012 ? 200 : undefined);
     };
     clearInterval(this.pinger);
-    this.pinger = setInterval(() => this.send({ type: 'ping' }), PING_EVERY_MS);
+    this.pinger = setInterval(() => this.ping(socket), PING_EVERY_MS);
+  }
+
+  /** Pings, and gives the connection up if nothing at all comes back in time. */
+  ping(socket) {
+    if (this.socket !== socket || !this.send({ type: 'ping' })) return;
+    const sentAt = Date.now();
+    clearTimeout(this.pongTimer);
+    this.pongTimer = setTimeout(() => {
+      if (this.socket !== socket || this.lastFrameAt >= sentAt) return;
+      // Closing a dead connection can take minutes to be confirmed: it is left behind at once.
+      socket.close(4000, 'no answer to a ping');
+      this.lost();
+    }, PONG_WAIT_MS);
+  }
+
+  /** The current connection is gone: shows it and tries again. */
+  lost(wait) {
+    this.socket = null;
+    clearInterval(this.pinger);
+    clearTimeout(this.pongTimer);
+    this.setOnline(false);
+    this.retry(wait);
   }
 
   retry(wait) {

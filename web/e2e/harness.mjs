@@ -212,26 +212,36 @@ export async function shownErrors(page) {
 
 /** Routes `page`'s WebSockets through the test, which can drop them and refuse new ones while
  * the rest (REST) works: `await sockets.drop()` closes them (1011) and keeps refusing until
- * `sockets.allow()`. Call before the page loads; `sockets.opened()` says one is open. */
+ * `sockets.allow()`; `sockets.silence()` makes the open ones a dead connection (nothing passes
+ * either way, nothing closes), while new ones work. Call before the page loads;
+ * `sockets.opened()` says how many have opened. */
 export async function droppableSockets(page) {
   let blocked = false;
+  let opened = 0;
   const open = [];
   await page.routeWebSocket(/\/ws\//, (ws) => {
     if (blocked) {
       ws.close({ code: 1011, reason: 'the test keeps the socket down' });
       return;
     }
-    ws.connectToServer();
-    open.push(ws);
+    const server = ws.connectToServer();
+    const link = { ws, silent: false };
+    ws.onMessage((frame) => link.silent || server.send(frame));
+    server.onMessage((frame) => link.silent || ws.send(frame));
+    opened += 1;
+    open.push(link);
   });
   return {
-    opened: () => open.length > 0,
+    opened: () => opened,
     async drop() {
       blocked = true;
-      for (const ws of open.splice(0)) await ws.close({ code: 1011, reason: 'dropped by the test' });
+      for (const link of open.splice(0)) await link.ws.close({ code: 1011, reason: 'dropped by the test' });
     },
     allow() {
       blocked = false;
+    },
+    silence() {
+      for (const link of open.splice(0)) link.silent = true;
     },
   };
 }

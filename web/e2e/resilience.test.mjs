@@ -1,0 +1,75 @@
+// Connections that fail without saying so: a socket that stops answering, and a request the
+// server never answers. The page's clock is Playwright's, moved forward by the tests, so the
+// client's waits (a ping every 25 s, 10 s for its answer, 30 s for a request) take no time.
+import { test, before, after } from 'node:test';
+import { Server, browser, droppableSockets, shownErrors, signedInPage, team, waitFor } from './harness.mjs';
+
+const PASSWORD = 'correct horse battery';
+let server;
+let chromium;
+let setup;
+
+before(async () => {
+  server = await Server.start({ CHATBOARD_RATE_LIMIT_PER_IP: '0', CHATBOARD_RATE_LIMIT_PER_USER: '0' });
+  chromium = await browser();
+  setup = await team(server, PASSWORD);
+});
+
+after(async () => {
+  await chromium?.close();
+  await server?.close();
+});
+
+/** Ada's page on a new room of the team, with its clock under the test's control. */
+async function adaIn(name) {
+  const room = await server.api('POST', '/api/rooms/', { org: setup.org.id, name }, setup.ada);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  await page.clock.install();
+  return { room, context, page };
+}
+
+test('a socket that stops answering is given up and opened again', async () => {
+  const { room, context, page } = await adaIn('silence');
+  const sockets = await droppableSockets(page);
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await waitFor(async () => sockets.opened() === 1 && !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to open');
+
+  // The connection goes dead: nothing passes either way, and nothing closes it.
+  sockets.silence();
+  await server.api('POST', `/api/rooms/${room.id}/messages/`, { body: 'Posted into the silence' }, setup.bob);
+  // The next ping goes unanswered.
+  await page.clock.fastForward(25_000);
+  await page.clock.fastForward(10_000);
+  await waitFor(async () => sockets.opened() === 2, 30_000, 'a new connection');
+  await page.getByText('Posted into the silence').waitFor({ timeout: 20_000 });
+  await waitFor(async () => !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to be back');
+  await context.close();
+});
+
+test('a message the server never answers fails in time and can be sent again', async () => {
+  const { room, context, page } = await adaIn('unanswered');
+  let hold = true;
+  await page.route(`**/api/rooms/${room.id}/messages/`, (route) => {
+    if (hold && route.request().method() === 'POST') return; // never answered
+    return route.fallback();
+  });
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  const box = page.getByLabel('Message # unanswered');
+  await box.fill('Into a server that says nothing');
+  await box.press('Enter');
+  await page.getByText('Sending…').waitFor();
+  await page.clock.fastForward(30_000);
+  await page.getByText('Not sent: The server did not answer in time').waitFor({ timeout: 20_000 });
+
+  hold = false;
+  await page.getByRole('button', { name: 'Retry' }).click();
+  await page.locator('ol.messages:not(.pending) .msg', { hasText: 'Into a server that says nothing' }).waitFor({ timeout: 20_000 });
+  await waitFor(async () => (await page.locator('.msg.pending').count()) === 0, 20_000, 'the pending copy to go');
+  const stored = await server.api('GET', `/api/rooms/${room.id}/messages/`, undefined, setup.ada);
+  const texts = (stored.results ?? stored).map((m) => m.body);
+  if (texts.filter((t) => t === 'Into a server that says nothing').length !== 1) throw new Error(`stored: ${JSON.stringify(texts)}`);
+  const errors = (await shownErrors(page)).filter((e) => !String(e).includes('did not answer'));
+  if (errors.length) throw new Error(`errors shown: ${errors}`);
+  await context.close();
+});
