@@ -239,7 +239,9 @@ function drawSidebar() {
   };
   const isManager = state.org.role === 'ADMIN' || state.org.role === 'MANAGER';
   // The switcher and the search box are built with the shell and kept (redrawing them would
-  // take the focus and the half-typed query); the lists below follow every event.
+  // take the focus and the half-typed query); the lists below follow every event, and the
+  // link or button that had the keyboard's focus gets it back.
+  const focused = focusKeyIn(shell.lists);
   replace(shell.lists,
     h('a', { class: 'room-link', href: `#/org/${state.org.id}/mentions`, 'aria-current': state.view instanceof MentionsView ? 'page' : null },
       h('span', { class: 'name' }, '@ Mentions'),
@@ -259,6 +261,18 @@ function drawSidebar() {
       state.org.role === 'ADMIN' ? h('a', { href: `#/org/${state.org.id}/admin` }, 'Organization settings') : null,
       h('div', { class: 'me' }, h('span', {}, displayName(state.me)),
         h('button', { class: 'link', onclick: () => signOut().finally(() => endSession()) }, 'Sign out'))));
+  if (focused) [...shell.lists.querySelectorAll('a, button')].find((el) => focusKey(el) === focused)?.focus({ preventScroll: true });
+}
+
+/** What names a link or button across redraws: its target, or its words. */
+function focusKey(el) {
+  return el.getAttribute('href') ?? `button:${el.textContent}`;
+}
+
+/** The focus key of the element that has the focus inside `container`, if one has. */
+function focusKeyIn(container) {
+  const el = document.activeElement;
+  return el && el !== container && container.contains(el) ? focusKey(el) : null;
 }
 
 function searchBox() {

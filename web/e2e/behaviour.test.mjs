@@ -354,3 +354,24 @@ test('reading part of a room elsewhere leaves the rest counted unread', async ()
   await waitFor(async () => (await link.locator('.badge').count()) === 0, 20_000, 'the count to clear');
   await context.close();
 });
+
+test('the room list keeps the keyboard focus while it is redrawn', async () => {
+  const busy = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'busy' }, setup.ada);
+  await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'calm' }, setup.ada);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${setup.org.id}`);
+  const busyLink = page.getByRole('link', { name: /# busy/ });
+  const calm = page.getByRole('link', { name: /# calm/ });
+  await calm.waitFor();
+  await waitFor(async () => !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to open');
+  // Ada is tabbing through the list; a message elsewhere redraws it under her.
+  await calm.focus();
+  await server.api('POST', `/api/rooms/${busy.id}/messages/`, { body: 'Something new' }, setup.bob);
+  await busyLink.getByTitle('1 unread').waitFor();
+  const focused = await page.evaluate(() => document.activeElement?.textContent);
+  assert.match(focused ?? '', /# calm/, 'the focus stays on the link it was on');
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: '# calm' }).waitFor();
+  await context.close();
+});
