@@ -7,11 +7,17 @@
 //   stays signed in. Only scripts of this origin can read it (the browser's same-origin rule),
 //   and the page's Content-Security-Policy allows scripts from this origin only, with no
 //   inline script, which is what stands between a stored token and injected code. Refresh
-//   tokens rotate on every use; tabs take turns (a Web Lock) and always present the newest one,
-//   because presenting a used one revokes the whole family.
+//   tokens rotate on every use; tabs take turns (a Web Lock, or where a plain-http origin has
+//   none, a lock kept in localStorage) and always present the newest one, because presenting
+//   a used one revokes the whole family.
 
 const REFRESH_KEY = 'chatboard.refresh';
 const LOCK = 'chatboard-refresh';
+const STORAGE_LOCK_KEY = 'chatboard.refresh-lock';
+// How long a tab may hold the storage lock (a tab closed while holding it frees it so), and
+// how long it lets a racing tab's claim land before it trusts its own.
+const STORAGE_LOCK_LEASE_MS = 15_000;
+const STORAGE_LOCK_SETTLE_MS = 50;
 
 /** An error the API answered (or a network failure: status 0). */
 export class ApiError extends Error {
@@ -103,7 +109,42 @@ async function renew() {
     keep(await response.json());
     return access;
   };
-  return navigator.locks ? navigator.locks.request(LOCK, run) : run();
+  return withRefreshLock(run);
+}
+
+/** Runs `run` while no other tab of this origin touches the refresh token. */
+function withRefreshLock(run) {
+  return navigator.locks ? navigator.locks.request(LOCK, run) : withStorageLock(run);
+}
+
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The Web Lock's stand-in where there is none (insecure origins): a claim in localStorage,
+ * written, left to settle, and trusted if still ours; taken over once its lease lapses. */
+async function withStorageLock(run) {
+  const me = newClientMsgId();
+  const held = () => {
+    try {
+      return JSON.parse(localStorage.getItem(STORAGE_LOCK_KEY)) || null;
+    } catch {
+      return null;
+    }
+  };
+  const giveUpAt = Date.now() + STORAGE_LOCK_LEASE_MS;
+  while (Date.now() < giveUpAt) {
+    const claim = held();
+    if (!claim || claim.until < Date.now()) {
+      localStorage.setItem(STORAGE_LOCK_KEY, JSON.stringify({ owner: me, until: Date.now() + STORAGE_LOCK_LEASE_MS }));
+      await pause(STORAGE_LOCK_SETTLE_MS);
+      if (held()?.owner === me) break;
+    }
+    await pause(STORAGE_LOCK_SETTLE_MS + Math.random() * 100);
+  }
+  try {
+    return await run();
+  } finally {
+    if (held()?.owner === me) localStorage.removeItem(STORAGE_LOCK_KEY);
+  }
 }
 
 /** Drops the access token, so the next call renews it (the server refused it). */
@@ -159,7 +200,7 @@ export async function signOut() {
       const refresh = localStorage.getItem(REFRESH_KEY);
       return refresh ? send('POST', '/auth/logout/', { refresh }, token) : null;
     };
-    await (navigator.locks ? navigator.locks.request(LOCK, run) : run());
+    await withRefreshLock(run);
   } catch {
     // Offline or already signed out: forgetting the tokens below still signs this browser out.
   } finally {

@@ -233,6 +233,42 @@ test('signed out in another tab, a tab never goes on as the person who left', as
   await context.close();
 });
 
+test('two tabs renewing at once keep the session, even where the browser has no Web Locks', async () => {
+  // A plain-http origin other than localhost has no navigator.locks; this one is made so.
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  await context.addInitScript(() => Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined }));
+  const first = await context.newPage();
+  await first.goto(`${server.url}/#/org/${setup.org.id}`);
+  await first.getByLabel('Email address').fill('ada@example.com');
+  await first.getByLabel('Password').fill(PASSWORD);
+  await first.getByLabel('Password').press('Enter');
+  await first.locator('.me', { hasText: 'Ada' }).waitFor();
+  const second = await context.newPage();
+  await second.goto(`${server.url}/#/org/${setup.org.id}`);
+  await second.locator('.me', { hasText: 'Ada' }).waitFor();
+  assert.equal(await first.evaluate(() => navigator.locks), undefined);
+
+  // Both tabs renew their access token at the same moment, as after a laptop wakes up.
+  const renew = (page) => page.evaluate(async () => {
+    const app = document.querySelector('script[type=module]').src;
+    const api = await import(new URL('./api.js', app).href);
+    api.forgetAccessToken();
+    try {
+      await api.accessToken();
+      return 'renewed';
+    } catch (error) {
+      return `failed ${error.status}`;
+    }
+  });
+  assert.deepEqual(await Promise.all([renew(first), renew(second)]), ['renewed', 'renewed']);
+  // The session lives on in both.
+  for (const page of [first, second]) {
+    await page.reload();
+    await page.locator('.me', { hasText: 'Ada' }).waitFor();
+  }
+  await context.close();
+});
+
 test('an image asks the API for its address once, however often its message is redrawn', async () => {
   const adaToken = setup.ada;
   const room = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'pictures' }, adaToken);
