@@ -241,3 +241,40 @@ async fn a_lagging_local_subscriber_is_told_it_missed_events() {
         "the four newest remain"
     );
 }
+
+/// The room stream deleted under running processes (by hand, or a NATS that came back without
+/// its storage): the next publish makes it again and goes through, the old subscription ends
+/// (the new stream numbers its events anew, which its consumer would skip), and a new one gets
+/// what follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_room_stream_is_made_again() {
+    let Some(t) = TestBus::new(Kind::Nats).await else {
+        return;
+    };
+    let nats = t.nats.clone().unwrap();
+    let mut old = t.bus.subscribe().await.unwrap();
+    nats.delete_stream().await.unwrap();
+    t.bus
+        .publish(&BusEvent::new_message(message(1, 1)))
+        .await
+        .expect("published once the stream is made again");
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match old.next().await {
+                None => return true,
+                Some(Delivery::Missed) => continue,
+                Some(Delivery::Event(e)) => panic!("from a stream that is gone: {e:?}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(ended, Ok(true), "the old subscription ends");
+    let mut new = t.bus.subscribe().await.unwrap();
+    let event = BusEvent::new_message(message(2, 1));
+    t.bus.publish(&event).await.unwrap();
+    match next(&mut new).await {
+        Delivery::Event(got) => assert_eq!(got, event),
+        Delivery::Missed => panic!("nothing missed"),
+    }
+    t.cleanup().await;
+}

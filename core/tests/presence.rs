@@ -89,3 +89,43 @@ async fn entries_live_as_long_as_their_writer_says() {
     let bus = NatsBus::connect(&url, &prefix).await.unwrap();
     bus.delete_stream().await.unwrap();
 }
+
+/// The bucket deleted under running processes (by hand, or a NATS that came back without its
+/// storage): they make it again, put their entries back and watch it anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_bucket_is_made_again() {
+    let Some(url) = testing::nats_url() else {
+        return;
+    };
+    let prefix = testing::unique_prefix();
+    let long = Duration::from_secs(60);
+    let holder = process(&url, &prefix, long).await;
+    let reader = process(&url, &prefix, long).await;
+    holder.connected(USER).await;
+    assert!(shown(&reader, true, Duration::from_secs(10)).await);
+    holder.delete_bucket().await.unwrap();
+    // A user who comes after the loss reaches the reader once the watch is back.
+    holder.connected(USER + 1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while reader.online(&[USER + 1]).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reader never watched again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A process that starts now reads both from the bucket made again (well before the 60 s
+    // refresh would have put them back).
+    let late = process(&url, &prefix, long).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while late.online(&[USER, USER + 1]).len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "entries never put back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    late.delete_bucket().await.unwrap();
+    let bus = NatsBus::connect(&url, &prefix).await.unwrap();
+    bus.delete_stream().await.unwrap();
+}

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{self, pull};
-use async_nats::jetstream::{self, stream, AckKind};
+use async_nats::jetstream::context::{ConsumerInfoErrorKind, PublishError, PublishErrorKind};
+use async_nats::jetstream::{self, stream, AckKind, ErrorCode};
 use async_trait::async_trait;
 use chatboard_core::events::OutboxEvent;
 use chatboard_store::StoreError;
@@ -64,22 +65,30 @@ impl NatsJobQueue {
     pub async fn start(client: async_nats::Client, prefix: &str) -> Result<Self, QueueError> {
         let jetstream = jetstream::new(client);
         let stream_name = format!("{}_JOBS", prefix.to_uppercase().replace(['.', '-'], "_"));
-        jetstream
+        let queue = Self {
+            jetstream,
+            prefix: prefix.to_owned(),
+            stream_name,
+        };
+        queue.ensure_stream().await?;
+        Ok(queue)
+    }
+
+    /// The stream, made if it is missing: at start-up, and whenever it went away under a
+    /// running process (deleted by hand, or a NATS that came back without its storage; the
+    /// events it held are still in the outbox, see the README's backup notes).
+    async fn ensure_stream(&self) -> Result<stream::Stream, QueueError> {
+        self.jetstream
             .get_or_create_stream(stream::Config {
-                name: stream_name.clone(),
-                subjects: vec![format!("{prefix}.jobs.>")],
+                name: self.stream_name.clone(),
+                subjects: vec![format!("{}.jobs.>", self.prefix)],
                 retention: stream::RetentionPolicy::WorkQueue,
                 duplicate_window: DEDUP_WINDOW,
                 storage: stream::StorageType::File,
                 ..Default::default()
             })
             .await
-            .map_err(unavailable)?;
-        Ok(Self {
-            jetstream,
-            prefix: prefix.to_owned(),
-            stream_name,
-        })
+            .map_err(unavailable)
     }
 
     /// Jobs waiting in the stream.
@@ -117,20 +126,37 @@ impl JobQueue for NatsJobQueue {
                 acks.push(
                     self.jetstream
                         .publish_with_headers(subject, headers, payload.into())
-                        .await
-                        .map_err(unavailable)?,
+                        .await?,
                 );
             }
             for ack in acks {
-                ack.await.map_err(unavailable)?;
+                ack.await?;
             }
-            Ok::<(), QueueError>(())
+            Ok::<(), EnqueueError>(())
         };
-        tokio::time::timeout(PUBLISH_TIMEOUT, published)
-            .await
-            .map_err(|_| unavailable("no acknowledgement from JetStream in time"))??;
-        Ok(())
+        match tokio::time::timeout(PUBLISH_TIMEOUT, published).await {
+            Err(_) => Err(unavailable("no acknowledgement from JetStream in time")),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(EnqueueError::Encode(e))) => Err(QueueError::Encode(e)),
+            Ok(Err(EnqueueError::Publish(e))) => {
+                if e.kind() == PublishErrorKind::StreamNotFound {
+                    // Made again now; the relay hands the events over again next round.
+                    tracing::warn!(stream = %self.stream_name, "the job stream is gone; making it again");
+                    self.ensure_stream().await?;
+                }
+                Err(unavailable(e))
+            }
+        }
     }
+}
+
+/// Why publishing a batch failed, typed so that a missing stream can be told apart.
+#[derive(Debug, thiserror::Error)]
+enum EnqueueError {
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
 }
 
 /// Runs the jobs in the queue: a durable pull consumer shared by every worker replica, so each
@@ -141,11 +167,7 @@ pub async fn consume(
     jobs: &dyn JobHandler,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), QueueError> {
-    let stream = queue
-        .jetstream
-        .get_stream(&queue.stream_name)
-        .await
-        .map_err(unavailable)?;
+    let stream = queue.ensure_stream().await?;
     let consumer = stream
         .get_or_create_consumer(
             CONSUMER,
@@ -176,12 +198,21 @@ pub async fn consume(
             return Err(unavailable("the job stream ended"));
         };
         let mut messages = Vec::with_capacity(chunk.len());
+        let mut hiccups = false;
         for item in chunk {
             match item {
                 Ok(message) => messages.push(message),
                 // Missed heartbeats and the like: the stream carries on by itself.
-                Err(e) => tracing::warn!(error = %e, "job consumer hiccup"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "job consumer hiccup");
+                    hiccups = true;
+                }
             }
+        }
+        // Unless the consumer is gone with its stream: then this round ends, and the next one
+        // makes both again.
+        if hiccups && consumer_gone(&consumer).await {
+            return Err(unavailable("the job consumer is gone"));
         }
         if let Err(e) = run_batch(jobs, messages).await {
             tracing::warn!(error = %e, "running jobs failed; they will be redelivered");
@@ -190,6 +221,21 @@ pub async fn consume(
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
+    }
+}
+
+/// Whether the server no longer has the consumer (or its stream); not for a connection lost.
+async fn consumer_gone(consumer: &consumer::Consumer<pull::Config>) -> bool {
+    match consumer.get_info().await {
+        Ok(_) => false,
+        Err(e) => match e.kind() {
+            ConsumerInfoErrorKind::StreamNotFound | ConsumerInfoErrorKind::NotFound => true,
+            ConsumerInfoErrorKind::JetStream(js) => matches!(
+                js.error_code(),
+                ErrorCode::CONSUMER_NOT_FOUND | ErrorCode::STREAM_NOT_FOUND
+            ),
+            _ => false,
+        },
     }
 }
 

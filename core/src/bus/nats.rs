@@ -11,10 +11,16 @@
 //! connection comes back (and once more a moment later, for the changes other processes
 //! committed before their own connections came back): subscribers then catch up from the
 //! database without waiting for new traffic.
+//!
+//! A stream deleted under running processes is made again by the next publish, and each
+//! subscription, which looks for its stream every few seconds, ends once it is gone or
+//! replaced: its subscriber subscribes again and catches up from the database.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream::context::{GetStreamErrorKind, PublishError, PublishErrorKind};
+use async_nats::jetstream::{self, consumer, stream, ErrorCode};
 use async_trait::async_trait;
 use futures::StreamExt;
 
@@ -30,6 +36,9 @@ const DEDUP_WINDOW: Duration = Duration::from_secs(120);
 /// reconnect within about this long of us, and what they committed until then was not
 /// announced either.
 const SECOND_LOOK: Duration = Duration::from_secs(2);
+
+/// How often a subscription checks that its stream is still the one it reads.
+const STREAM_LOOK: Duration = Duration::from_secs(5);
 
 /// A connection to NATS with the room stream in place.
 pub struct NatsBus {
@@ -71,24 +80,49 @@ impl NatsBus {
             .map_err(unavailable)?;
         let jetstream = jetstream::new(client.clone());
         let stream_name = format!("{}_ROOMS", prefix.to_uppercase().replace(['.', '-'], "_"));
-        jetstream
+        let bus = Self {
+            client,
+            jetstream,
+            prefix: prefix.to_owned(),
+            stream_name,
+            reconnections,
+        };
+        bus.ensure_stream().await?;
+        Ok(bus)
+    }
+
+    /// The room stream, made if it is missing: at start-up, and whenever it went away under a
+    /// running process (deleted by hand, or a NATS that came back without its storage).
+    async fn ensure_stream(&self) -> Result<stream::Stream, BusError> {
+        self.jetstream
             .get_or_create_stream(stream::Config {
-                name: stream_name.clone(),
-                subjects: vec![format!("{prefix}.room.>")],
+                name: self.stream_name.clone(),
+                subjects: vec![format!("{}.room.>", self.prefix)],
                 max_age: RETENTION,
                 duplicate_window: DEDUP_WINDOW,
                 storage: stream::StorageType::File,
                 ..Default::default()
             })
             .await
-            .map_err(unavailable)?;
-        Ok(Self {
-            client,
-            jetstream,
-            prefix: prefix.to_owned(),
-            stream_name,
-            reconnections,
-        })
+            .map_err(unavailable)
+    }
+
+    /// Publishes one stored event and waits for the stream's acknowledgement.
+    async fn publish_stored(
+        &self,
+        subject: &str,
+        event: &BusEvent,
+        payload: bytes::Bytes,
+    ) -> Result<(), PublishError> {
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(key) = event.dedup_key() {
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, key.as_str());
+        }
+        self.jetstream
+            .publish_with_headers(subject.to_owned(), headers, payload)
+            .await?
+            .await?;
+        Ok(())
     }
 
     /// The underlying connection (presence shares it).
@@ -124,19 +158,21 @@ impl Bus for NatsBus {
             return Err(BusError::Unavailable("not connected to NATS".into()));
         }
         let subject = format!("{}.room.{}", self.prefix, event.room());
-        let mut headers = async_nats::HeaderMap::new();
-        if let Some(key) = event.dedup_key() {
-            headers.insert(async_nats::header::NATS_MESSAGE_ID, key.as_str());
-        }
+        let payload = bytes::Bytes::from(payload);
         // Waiting for the stream's acknowledgement: once this returns, every subscriber will get
-        // the event, even across a NATS restart.
+        // the event, even across a NATS restart. No stream to take it: it is made again, and
+        // the event published once more.
         let published = async {
-            self.jetstream
-                .publish_with_headers(subject, headers, payload.into())
-                .await
-                .map_err(unavailable)?
-                .await
-                .map_err(unavailable)
+            match self.publish_stored(&subject, event, payload.clone()).await {
+                Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
+                    tracing::warn!(stream = %self.stream_name, "the room stream is gone; making it again");
+                    self.ensure_stream().await?;
+                    self.publish_stored(&subject, event, payload)
+                        .await
+                        .map_err(unavailable)
+                }
+                other => other.map_err(unavailable),
+            }
         };
         tokio::time::timeout(PUBLISH_TIMEOUT, published)
             .await
@@ -147,11 +183,12 @@ impl Bus for NatsBus {
     }
 
     async fn subscribe(&self) -> Result<BusStream, BusError> {
-        let stream = self
-            .jetstream
-            .get_stream(&self.stream_name)
-            .await
-            .map_err(unavailable)?;
+        let stream = self.ensure_stream().await?;
+        let read = Arc::new(StreamRead {
+            jetstream: self.jetstream.clone(),
+            name: self.stream_name.clone(),
+            created: stream.cached_info().created,
+        });
         let consumer = stream
             .create_consumer(consumer::push::OrderedConfig {
                 deliver_subject: self.client.new_inbox(),
@@ -161,27 +198,29 @@ impl Bus for NatsBus {
             })
             .await
             .map_err(unavailable)?;
+        let looks = read.clone();
         let rooms = consumer
             .messages()
             .await
             .map_err(unavailable)?
-            .filter_map(|item| async move {
-                match item {
-                    Ok(message) => decode(&message.message.payload),
-                    // The ordered consumer recreates itself after errors, but whether anything
-                    // fell through the gap is unknown: have the subscriber check the database.
-                    Err(e) => {
-                        tracing::warn!(error = %e, "bus subscription interrupted");
-                        Some(Delivery::Missed)
-                    }
-                }
-            });
+            .then(move |item| read_room_event(item, read.clone()));
+        // The consumer does not always notice its stream going (NATS 2.9 sends it nothing):
+        // the subscription also looks for itself every few seconds.
+        let first_look = tokio::time::Instant::now() + STREAM_LOOK;
+        let watchdog = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(
+            first_look,
+            STREAM_LOOK,
+        ))
+        .then(move |_| look_for_stream(looks.clone()));
+        // The consumer's own end ends the subscription too.
+        let rooms = rooms.chain(futures::stream::once(futures::future::ready(None)));
         let typing = self
             .client
             .subscribe(format!("{}.typing.>", self.prefix))
             .await
             .map_err(unavailable)?
-            .filter_map(|message| async move { decode(&message.payload) });
+            .filter_map(|message| async move { decode(&message.payload) })
+            .map(|delivery| Some(Some(delivery)));
         // Each reconnection from now on: look at the database now and again a moment later.
         let reconnected =
             tokio_stream::wrappers::WatchStream::from_changes(self.reconnections.clone())
@@ -194,11 +233,18 @@ impl Bus for NatsBus {
                         },
                     ))
                 })
-                .flatten();
-        Ok(Box::pin(futures::stream::select(
-            futures::stream::select(rooms, typing),
-            reconnected,
-        )))
+                .flatten()
+                .map(|delivery| Some(Some(delivery)));
+        // Steps: `Some(Some(delivery))`, `Some(None)` (nothing to deliver), `None` (the end: the
+        // room events stopped, so the whole subscription does and the subscriber makes another).
+        Ok(Box::pin(
+            futures::stream::select(
+                futures::stream::select(rooms, watchdog),
+                futures::stream::select(typing, reconnected),
+            )
+            .take_while(|step| futures::future::ready(step.is_some()))
+            .filter_map(|step| futures::future::ready(step.flatten())),
+        ))
     }
 
     async fn ping(&self) -> Result<(), BusError> {
@@ -214,6 +260,61 @@ impl Bus for NatsBus {
 }
 
 /// An event from its JSON; anything else is logged and skipped (it cannot be ours).
+/// The stream a subscription reads, as it was when the subscription began.
+struct StreamRead {
+    jetstream: jetstream::Context,
+    name: String,
+    created: async_nats::datetime::DateTime,
+}
+
+impl StreamRead {
+    /// Whether the stream is gone, or is another one of the same name.
+    async fn replaced(&self) -> bool {
+        let replaced = match self.jetstream.get_stream(&self.name).await {
+            Ok(stream) => stream.cached_info().created != self.created,
+            Err(e) => matches!(
+                e.kind(),
+                GetStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND
+            ),
+        };
+        if replaced {
+            tracing::warn!(stream = %self.name, "the room stream was replaced; subscription ended");
+        }
+        replaced
+    }
+}
+
+/// What the subscription makes of the room consumer's next item: `Some` delivery (if any), or
+/// `None` to end the subscription.
+async fn read_room_event(
+    item: Result<jetstream::Message, consumer::push::OrderedError>,
+    read: Arc<StreamRead>,
+) -> Option<Option<Delivery>> {
+    match item {
+        Ok(message) => Some(decode(&message.message.payload)),
+        Err(e) => {
+            tracing::warn!(error = %e, "bus subscription interrupted");
+            // A stream deleted (and perhaps made again) numbers its events anew, and the
+            // consumer, resuming after the last number it saw, would skip what the new one
+            // holds: the subscription ends, and the subscriber subscribes again.
+            if read.replaced().await {
+                return None;
+            }
+            // The ordered consumer recreates itself, but whether anything fell through the gap
+            // is unknown: have the subscriber check the database.
+            Some(Some(Delivery::Missed))
+        }
+    }
+}
+
+/// The watchdog's step: `None` ends the subscription (its stream was replaced).
+async fn look_for_stream(read: Arc<StreamRead>) -> Option<Option<Delivery>> {
+    if read.replaced().await {
+        return None;
+    }
+    Some(None)
+}
+
 fn decode(payload: &[u8]) -> Option<Delivery> {
     match BusEvent::from_json(payload) {
         Ok(event) => Some(Delivery::Event(event)),

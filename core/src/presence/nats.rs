@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, kv};
+use async_nats::jetstream::context::GetStreamErrorKind;
+use async_nats::jetstream::{self, kv, ErrorCode};
 use async_trait::async_trait;
 use futures::StreamExt;
 use rand::distributions::{Alphanumeric, DistString};
@@ -44,6 +45,9 @@ impl Default for PresenceSettings {
 /// The longest wait between two looks for expired entries of other processes.
 const SWEEP_PERIOD: Duration = Duration::from_secs(1);
 
+/// How often a process checks that its presence bucket is still there.
+const BUCKET_LOOK: Duration = Duration::from_secs(5);
+
 /// Keys refreshed at once.
 const REFRESH_CONCURRENCY: usize = 64;
 
@@ -64,6 +68,11 @@ impl View {
 
 struct Shared {
     client: async_nats::Client,
+    jetstream: jetstream::Context,
+    /// When the bucket this process watches was made (a bucket made again is another one).
+    made: Mutex<async_nats::datetime::DateTime>,
+    /// Tells the watch to start again (on a bucket made again).
+    rewatch: tokio::sync::Notify,
     bucket: String,
     kv: kv::Store,
     process: String,
@@ -205,42 +214,16 @@ impl NatsPresence {
             "{}_PRESENCE",
             prefix.to_uppercase().replace(['.', '-'], "_")
         );
-        // The bucket's stream is created directly, as the KV conventions lay it out: the
-        // client's own `create_key_value` first queries account limits in a form that servers
-        // before 2.10 do not answer.
-        let stream = jetstream::stream::Config {
-            name: format!("KV_{bucket}"),
-            subjects: vec![format!("$KV.{bucket}.>")],
-            max_messages_per_subject: 1,
-            max_age: settings.ttl,
-            storage: jetstream::stream::StorageType::File,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            discard: jetstream::stream::DiscardPolicy::New,
-            num_replicas: 1,
-            ..Default::default()
-        };
-        let existing = match jetstream.get_or_create_stream(stream).await {
-            Ok(existing) => existing,
-            Err(create) => return Err(unavailable(format!("presence bucket {bucket}: {create}"))),
-        };
-        // Made by a process with a shorter TTL: this one's entries must not leave the
-        // bucket's history before they expire.
-        let mut config = existing.cached_info().config.clone();
-        if config.max_age < settings.ttl {
-            config.max_age = settings.ttl;
-            jetstream
-                .update_stream(config)
-                .await
-                .map_err(|e| unavailable(format!("presence bucket {bucket}: {e}")))?;
-        }
+        let made = ensure_bucket(&jetstream, &bucket, settings.ttl).await?;
         let kv = jetstream
             .get_key_value(&bucket)
             .await
             .map_err(|e| unavailable(format!("presence bucket {bucket}: {e}")))?;
         let shared = Arc::new(Shared {
             client,
+            jetstream,
+            made: Mutex::new(made.cached_info().created),
+            rewatch: tokio::sync::Notify::new(),
             bucket,
             kv,
             process: Alphanumeric.sample_string(&mut rand::thread_rng(), 12),
@@ -254,6 +237,7 @@ impl NatsPresence {
             tokio::spawn(refresh(shared.clone(), period)),
             // Others' entries may have shorter lives than this process's own.
             tokio::spawn(sweep(shared.clone(), period.min(SWEEP_PERIOD))),
+            tokio::spawn(keep_bucket(shared.clone())),
         ];
         Ok(Self { shared, tasks })
     }
@@ -275,20 +259,98 @@ impl NatsPresence {
 async fn watch(shared: Arc<Shared>) {
     loop {
         match shared.kv.watch_with_history(">").await {
-            Ok(mut entries) => {
-                while let Some(entry) = entries.next().await {
-                    match entry {
-                        Ok(entry) => shared.on_entry(entry),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "presence watch failed");
-                            break;
-                        }
+            Ok(mut entries) => loop {
+                let entry = tokio::select! {
+                    entry = entries.next() => entry,
+                    () = shared.rewatch.notified() => break,
+                };
+                match entry {
+                    Some(Ok(entry)) => shared.on_entry(entry),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "presence watch failed");
+                        break;
                     }
+                    None => break,
                 }
-            }
+            },
             Err(e) => tracing::warn!(error = %e, "cannot watch the presence bucket"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The bucket's stream, made if missing (directly, as the KV conventions lay it out: the
+/// client's own `create_key_value` first queries account limits in a form that servers before
+/// 2.10 do not answer), and kept at least `ttl` long.
+async fn ensure_bucket(
+    jetstream: &jetstream::Context,
+    bucket: &str,
+    ttl: Duration,
+) -> Result<jetstream::stream::Stream, BusError> {
+    let config = jetstream::stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_age: ttl,
+        storage: jetstream::stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: jetstream::stream::DiscardPolicy::New,
+        num_replicas: 1,
+        ..Default::default()
+    };
+    let existing = jetstream
+        .get_or_create_stream(config)
+        .await
+        .map_err(|e| unavailable(format!("presence bucket {bucket}: {e}")))?;
+    // Made by a process with a shorter TTL: this one's entries must not leave the bucket's
+    // history before they expire.
+    let mut config = existing.cached_info().config.clone();
+    if config.max_age < ttl {
+        config.max_age = ttl;
+        jetstream
+            .update_stream(config)
+            .await
+            .map_err(|e| unavailable(format!("presence bucket {bucket}: {e}")))?;
+    }
+    Ok(existing)
+}
+
+/// Makes the bucket again if it went away under this process (deleted by hand, or a NATS that
+/// came back without its storage), puts this process's entries back and watches it anew: the
+/// watch does not always notice its stream going (NATS 2.9 tells it nothing).
+async fn keep_bucket(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(BUCKET_LOOK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let name = format!("KV_{}", shared.bucket);
+        let made = *shared.made.lock().unwrap_or_else(PoisonError::into_inner);
+        let same = match shared.jetstream.get_stream(&name).await {
+            Ok(stream) => stream.cached_info().created == made,
+            Err(e) => !matches!(
+                e.kind(),
+                GetStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND
+            ),
+        };
+        if same {
+            continue;
+        }
+        tracing::warn!(bucket = %shared.bucket, "the presence bucket is gone; making it again");
+        match ensure_bucket(&shared.jetstream, &shared.bucket, shared.ttl).await {
+            Ok(stream) => {
+                *shared.made.lock().unwrap_or_else(PoisonError::into_inner) =
+                    stream.cached_info().created;
+                shared.rewatch.notify_one();
+                let users: Vec<i64> = shared.view().mine.keys().copied().collect();
+                for user_id in users {
+                    shared.put(user_id).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "making the presence bucket again failed"),
+        }
     }
 }
 

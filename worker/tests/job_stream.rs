@@ -1,0 +1,89 @@
+//! The job stream deleted under running workers (by hand, or a NATS that came back without its
+//! storage): the relay's next hand-over makes it again, and the job runners make their consumer
+//! again, so jobs flow on without a restart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chatboard_core::events::OutboxEvent;
+use chatboard_store::StoreError;
+use testing::{nats_url, unique_prefix};
+use worker::queue::{consume, JobHandler, JobQueue, NatsJobQueue};
+
+/// Remembers the ids of the events it ran.
+#[derive(Default)]
+struct Ran(Mutex<Vec<String>>);
+
+#[async_trait]
+impl JobHandler for Ran {
+    async fn handle(&self, events: &[OutboxEvent]) -> Result<(), StoreError> {
+        let mut ran = self.0.lock().unwrap();
+        ran.extend(events.iter().map(|e| e.id.clone()));
+        Ok(())
+    }
+}
+
+fn event(id: &str) -> OutboxEvent {
+    OutboxEvent {
+        position: 1,
+        id: id.to_owned(),
+        event_type: "message.created".to_owned(),
+        org_id: 1,
+        room_id: Some(1),
+        data: serde_json::json!({}),
+        created_at: chrono::Utc::now(),
+    }
+}
+
+async fn ran(handler: &Ran, id: &str) -> bool {
+    for _ in 0..1200 {
+        if handler.0.lock().unwrap().iter().any(|ran| ran == id) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_job_stream_is_made_again() {
+    let Some(url) = nats_url() else { return };
+    let client = async_nats::connect(&url).await.unwrap();
+    let queue = Arc::new(NatsJobQueue::start(client, &unique_prefix()).await.unwrap());
+    let handler = Arc::new(Ran::default());
+    // Job runners as the worker runs them: a round ends on an error, the next starts a second on.
+    let runner = {
+        let (queue, handler) = (queue.clone(), handler.clone());
+        tokio::spawn(async move {
+            loop {
+                if consume(&queue, &*handler, std::future::pending::<()>())
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    queue.enqueue(&[event("before")]).await.unwrap();
+    assert!(ran(&handler, "before").await);
+
+    queue.delete().await.unwrap();
+    // The relay hands the next event over until it is taken, as it does every round.
+    let mut refused = 0;
+    while queue.enqueue(&[event("after")]).await.is_err() {
+        refused += 1;
+        assert!(refused < 5, "the stream is never made again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        ran(&handler, "after").await,
+        "the runners never got the job"
+    );
+    runner.abort();
+    queue.delete().await.unwrap();
+}
