@@ -680,8 +680,11 @@ export class RoomView {
         break;
       }
       case 'thread.updated': {
+        // Counts only grow: an older one announced again (an API restarting) is not news.
         const known = this.messages.get(frame.root_id);
-        if (known) this.insert([{ ...known, reply_count: frame.reply_count, last_reply_at: frame.last_reply_at, repliers: frame.repliers }]);
+        if (known && frame.reply_count >= (known.reply_count || 0)) {
+          this.insert([{ ...known, reply_count: frame.reply_count, last_reply_at: frame.last_reply_at, repliers: frame.repliers }]);
+        }
         break;
       }
       default:

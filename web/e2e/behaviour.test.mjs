@@ -411,3 +411,27 @@ test('the room list keeps the keyboard focus while it is redrawn', async () => {
   await page.getByRole('heading', { name: '# calm' }).waitFor();
   await context.close();
 });
+
+test('an old thread count announced again does not step the count back', async () => {
+  const room = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'counts' }, setup.ada);
+  const bob = await server.api('GET', '/auth/me/', undefined, setup.bob);
+  const posted = (body, parent) => server.api('POST', `/api/rooms/${room.id}/messages/`, { body, parent_id: parent }, setup.bob);
+  const root = await posted('The root of a busy thread');
+  const first = await posted('The first reply', root.id);
+  await posted('The second reply', root.id);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  const sockets = await droppableSockets(page);
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  const replies = page.locator('button.replies');
+  await replies.filter({ hasText: '2 replies' }).waitFor();
+  await waitFor(async () => sockets.opened() && !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to open');
+
+  // An API starting up announces again the thread as it stood after the first reply; a frame
+  // after it shows that the page has handled it.
+  sockets.inject({ type: 'thread.updated', room: room.id, root_id: root.id, reply_count: 1, last_reply_at: first.created_at, repliers: [bob.id] });
+  sockets.inject({ type: 'typing', room: room.id, user_id: bob.id, is_typing: true });
+  await page.getByText('Bob is typing…').waitFor();
+  assert.match(await replies.innerText(), /2 replies/);
+  await context.close();
+});

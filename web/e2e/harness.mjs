@@ -243,5 +243,9 @@ export async function droppableSockets(page) {
     silence() {
       for (const link of open.splice(0)) link.silent = true;
     },
+    /** Hands `frame` to the page as if the server had sent it on the open socket. */
+    inject(frame) {
+      open.at(-1)?.ws.send(JSON.stringify(frame));
+    },
   };
 }
