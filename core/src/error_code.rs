@@ -29,6 +29,8 @@ pub enum ErrorCode {
     SizeMismatch,
     /// 409: completing an upload whose object was never put.
     NotUploaded,
+    /// 409: a signed upload URL used again after its file was stored.
+    AlreadyUploaded,
     /// 400: a WebSocket frame that is not JSON or not a known frame.
     InvalidFrame,
     /// 401: no valid access token.
@@ -129,9 +131,8 @@ impl ErrorCode {
             EmailTaken | AlreadyMember | InvitePending | ManagedByOperator | DmImmutable
             | DmCannotLeave | MessageDeleted | TooManyReactions | MemberLimitReached
             | RoomLimitReached | LastAdmin | TooManyWebhooks | WebhookInactive
-            | UploadQuotaExceeded | UploadExpired | TypeMismatch | SizeMismatch | NotUploaded => {
-                409
-            }
+            | UploadQuotaExceeded | UploadExpired | TypeMismatch | SizeMismatch | NotUploaded
+            | AlreadyUploaded => 409,
             FileTooLarge | BodyTooLarge => 413,
             UnsupportedMediaType | UnsupportedType => 415,
             RateLimited => 429,
@@ -153,6 +154,7 @@ impl ErrorCode {
             TypeMismatch => "The stored file's type differs from the one declared.",
             SizeMismatch => "The stored file's size differs from the one declared.",
             NotUploaded => "The file has not been uploaded yet.",
+            AlreadyUploaded => "This file has been uploaded already.",
             InvalidFrame => "The frame is not one this connection understands.",
             NotAuthenticated => "Authentication credentials were not provided or are invalid.",
             InvalidCredentials => "No active account found with the given credentials.",

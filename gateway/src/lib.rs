@@ -8,6 +8,7 @@
 pub mod client_frames;
 mod closing;
 pub mod config;
+mod handshake;
 pub mod hub;
 pub mod metrics;
 mod outlet;
@@ -37,6 +38,7 @@ use chatboard_store::Store;
 use tokio::sync::watch;
 
 use crate::closing::{close_socket, Refusal};
+use crate::handshake::Handshake;
 use crate::hub::Hub;
 use crate::metrics::GatewayMetrics;
 use crate::outlet::Outlet;
@@ -330,7 +332,7 @@ async fn room_socket(
     Path(room): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    Handshake(upgrade): Handshake,
 ) -> Response {
     let (token, upgrade) = prepare(&query, &headers, upgrade);
     // Absent: from now on. Present, it must be an id (0 replays the whole room).
@@ -415,7 +417,7 @@ async fn user_socket(
     State(state): State<GatewayState>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    Handshake(upgrade): Handshake,
 ) -> Response {
     let (token, upgrade) = prepare(&query, &headers, upgrade);
     let shared = state.shared;

@@ -383,3 +383,24 @@ async fn a_vanished_peer_is_not_a_protocol_violation() {
         1.0
     );
 }
+
+/// A plain request on a socket path (a browser tab, a probe pointed at the wrong path) gets the
+/// API's error shape, with a code, not a line of text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_request_on_a_socket_path_gets_the_error_shape() {
+    let p = platform(quick_settings()).await;
+    for path in ["/ws/", "/ws/rooms/1/"] {
+        let r = reqwest::get(format!("{}{path}", p.gw.http)).await.unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        assert_eq!(r.headers()["content-type"], "application/json");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "invalid", "{body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("WebSocket endpoint"),
+            "{body}"
+        );
+    }
+}

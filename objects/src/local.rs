@@ -22,6 +22,7 @@ use sha2::Sha256;
 use tokio::io::AsyncWriteExt;
 
 use crate::{content_disposition, valid_key, ObjectError, ObjectInfo, ObjectStore, PresignedPut};
+use chatboard_core::error_code::ErrorCode;
 
 /// Files under a directory, behind signed URLs.
 pub struct LocalObjects {
@@ -79,20 +80,14 @@ impl LocalObjects {
         hex::encode(mac.finalize().into_bytes())
     }
 
-    fn verify(
-        &self,
-        method: &str,
-        key: &str,
-        q: &Signed,
-    ) -> Result<(), (StatusCode, &'static str)> {
+    fn verify(&self, method: &str, key: &str, q: &Signed) -> Result<(), &'static str> {
         let mut mac = hmac_with(&self.key);
         let size = q.size.map(|s| s.to_string()).unwrap_or_default();
         mac.update(format!("{method}\n{key}\n{}\n{}\n{size}", q.exp, q.v).as_bytes());
-        let given = hex::decode(&q.sig).map_err(|_| (StatusCode::FORBIDDEN, "bad signature"))?;
-        mac.verify_slice(&given)
-            .map_err(|_| (StatusCode::FORBIDDEN, "bad signature"))?;
+        let given = hex::decode(&q.sig).map_err(|_| "bad signature")?;
+        mac.verify_slice(&given).map_err(|_| "bad signature")?;
         if q.exp < chrono::Utc::now().timestamp() {
-            return Err((StatusCode::FORBIDDEN, "this link has expired"));
+            return Err("this link has expired");
         }
         Ok(())
     }
@@ -214,10 +209,12 @@ pub fn router(objects: Arc<LocalObjects>) -> Router {
         .with_state(objects)
 }
 
-fn refuse(status: StatusCode, detail: &str) -> Response {
+/// An error answer in the API's shape, with one of its codes.
+fn refuse(code: ErrorCode, detail: &str) -> Response {
+    let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (
         status,
-        Json(serde_json::json!({"detail": detail, "code": "file_url"})),
+        Json(serde_json::json!({"detail": detail, "code": code.code()})),
     )
         .into_response()
 }
@@ -229,11 +226,11 @@ async fn put_file(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err((status, why)) = objects.verify("PUT", &key, &q) {
-        return refuse(status, why);
+    if let Err(why) = objects.verify("PUT", &key, &q) {
+        return refuse(ErrorCode::PermissionDenied, why);
     }
     let Some(size) = q.size else {
-        return refuse(StatusCode::FORBIDDEN, "bad signature");
+        return refuse(ErrorCode::PermissionDenied, "bad signature");
     };
     let sent_type = headers
         .get(header::CONTENT_TYPE)
@@ -241,36 +238,37 @@ async fn put_file(
         .unwrap_or("");
     if sent_type != q.v {
         return refuse(
-            StatusCode::BAD_REQUEST,
+            ErrorCode::Invalid,
             "Content-Type must be the one declared when the upload was presigned",
         );
     }
     let Ok(path) = objects.path(&key) else {
-        return refuse(StatusCode::NOT_FOUND, "no such file");
+        return refuse(ErrorCode::NotFound, "no such file");
     };
     // An upload is written once: a stored file is never replaced (it may be attached already).
     if tokio::fs::try_exists(&path).await.unwrap_or(true) {
-        return refuse(StatusCode::CONFLICT, "this file has been uploaded already");
+        return refuse(
+            ErrorCode::AlreadyUploaded,
+            "this file has been uploaded already",
+        );
     }
     match write_file(&path, body, size, &q.v).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(WriteError::TooLarge) => refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::FileTooLarge,
             "more bytes than declared when the upload was presigned",
         ),
         Err(WriteError::TooSmall) => refuse(
-            StatusCode::BAD_REQUEST,
+            ErrorCode::Invalid,
             "fewer bytes than declared when the upload was presigned",
         ),
-        Err(WriteError::Exists) => {
-            refuse(StatusCode::CONFLICT, "this file has been uploaded already")
-        }
+        Err(WriteError::Exists) => refuse(
+            ErrorCode::AlreadyUploaded,
+            "this file has been uploaded already",
+        ),
         Err(WriteError::Io(e)) => {
             tracing::error!(error = %e, key, "writing an uploaded file failed");
-            refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the file could not be stored",
-            )
+            refuse(ErrorCode::InternalError, "the file could not be stored")
         }
     }
 }
@@ -348,15 +346,15 @@ async fn get_file(
     UrlPath(key): UrlPath<String>,
     Query(q): Query<Signed>,
 ) -> Response {
-    if let Err((status, why)) = objects.verify("GET", &key, &q) {
-        return refuse(status, why);
+    if let Err(why) = objects.verify("GET", &key, &q) {
+        return refuse(ErrorCode::PermissionDenied, why);
     }
     let Ok(path) = objects.path(&key) else {
-        return refuse(StatusCode::NOT_FOUND, "no such file");
+        return refuse(ErrorCode::NotFound, "no such file");
     };
     let file = match tokio::fs::File::open(&path).await {
         Ok(file) => file,
-        Err(_) => return refuse(StatusCode::NOT_FOUND, "no such file"),
+        Err(_) => return refuse(ErrorCode::NotFound, "no such file"),
     };
     let length = file.metadata().await.map(|m| m.len()).unwrap_or(0);
     let content_type = read_meta(&path)
