@@ -205,7 +205,7 @@ export class RoomView {
       this.catchUpAgain = false;
       return this.onReconnected();
     }
-    for (const item of this.pending.values()) if (item.status === 'failed' && item.offline) this.post(item);
+    for (const item of this.pending.values()) if (item.status === 'failed' && item.offline) this.resend(item);
   }
 
   onScroll() {
@@ -435,7 +435,7 @@ export class RoomView {
   drawPending(item) {
     const status = item.status === 'failed'
       ? h('div', { class: 'failed', role: 'alert' }, `Not sent: ${item.error} `,
-        h('button', { class: 'link', onclick: () => (item.upload && !item.file_id ? this.upload(item) : this.post(item)) }, 'Retry'),
+        h('button', { class: 'link', onclick: () => this.resend(item) }, 'Retry'),
         h('button', { class: 'link', onclick: () => this.settle(item.client_msg_id, state.me.id) }, 'Discard'))
       : h('div', { class: 'sending' }, item.progress !== undefined && item.progress < 1 ? `Uploading ${Math.round(item.progress * 100)}%` : 'Sending…');
     const node = h('li', { class: 'msg mine pending', dataset: { client: item.client_msg_id } },
@@ -462,26 +462,51 @@ export class RoomView {
     this.queue({ body, upload: file, preview, progress: 0 });
   }
 
+  /** Tries a pending item again: its upload if the file is not stored yet, else its post. */
+  resend(item) {
+    return item.upload && !item.file_id ? this.upload(item) : this.post(item);
+  }
+
+  /** Uploads the item's file and posts it. A retry goes on from the step that failed (the
+   * presigned upload, its bytes and its completion are kept), and a retry asked for twice
+   * runs once. */
   async upload(item) {
+    if (item.uploading) return;
+    item.uploading = true;
     const file = item.upload;
     item.status = 'sending';
+    item.offline = false;
+    this.drawPending(item);
     try {
-      const presigned = await api('POST', '/api/uploads/presign/', {
+      item.presigned ??= await api('POST', '/api/uploads/presign/', {
         filename: file.name, content_type: file.type || 'application/octet-stream', size: file.size,
       });
-      await putFile(presigned, file, (share) => {
-        item.progress = share;
-        this.drawPending(item);
-      });
-      await api('POST', `/api/uploads/${presigned.id}/complete/`);
+      if (!item.stored) {
+        try {
+          await putFile(item.presigned, file, (share) => {
+            item.progress = share;
+            this.drawPending(item);
+          });
+        } catch (error) {
+          // Its URL may have lapsed: the next try asks for a new one.
+          item.presigned = null;
+          throw error;
+        }
+        item.stored = true;
+      }
+      await api('POST', `/api/uploads/${item.presigned.id}/complete/`);
       item.progress = 1;
-      item.file_id = presigned.id;
-      await this.post(item);
+      item.file_id = item.presigned.id;
     } catch (error) {
       item.status = 'failed';
+      item.offline = error.status === 0 || error.status >= 500;
       item.error = error.fullMessage || String(error);
       this.drawPending(item);
+      return;
+    } finally {
+      item.uploading = false;
     }
+    await this.post(item);
   }
 
   // ---- edits and deletes --------------------------------------------------------------------

@@ -435,3 +435,34 @@ test('an old thread count announced again does not step the count back', async (
   assert.match(await replies.innerText(), /2 replies/);
   await context.close();
 });
+
+test('a failed upload is retried once, from the step that failed', async () => {
+  const room = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'retries' }, setup.ada);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  const seen = { presign: 0, put: 0, complete: 0 };
+  page.on('request', (request) => {
+    const path = new URL(request.url()).pathname;
+    if (path === '/api/uploads/presign/') seen.presign += 1;
+    else if (path.startsWith('/files/') && request.method() === 'PUT') seen.put += 1;
+    else if (path.endsWith('/complete/')) seen.complete += 1;
+  });
+  let refuse = true;
+  await page.route('**/api/uploads/*/complete/', (route) => (refuse
+    ? route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ detail: 'Try again later.', code: 'unavailable' }) })
+    : route.fallback()));
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByLabel('Message # retries').waitFor();
+  await page.locator('input[type=file]').setInputFiles({ name: 'dot.png', mimeType: 'image/png', buffer: PNG });
+  await page.getByText('Not sent: Try again later.').waitFor();
+
+  // Retry, asked for twice in a row (an impatient double click).
+  refuse = false;
+  await page.getByRole('button', { name: 'Retry' }).evaluate((button) => { button.click(); button.click(); });
+  await page.locator('ol.messages:not(.pending) .msg img.preview').waitFor({ timeout: 20_000 });
+  await waitFor(async () => (await page.locator('.msg.pending').count()) === 0, 20_000, 'the pending copy to go');
+  assert.deepEqual(seen, { presign: 1, put: 1, complete: 2 }, 'the stored file is completed again, not uploaded again');
+  const stored = await server.api('GET', `/api/rooms/${room.id}/messages/`, undefined, setup.ada);
+  assert.equal(stored.results.filter((m) => m.file).length, 1, 'posted once');
+  await context.close();
+});
