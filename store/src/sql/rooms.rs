@@ -574,13 +574,16 @@ impl RoomStore for SqlStore {
         // One statement for any number of rooms. The room's message count and newest id come
         // from its row (`last_seq`, `last_msg_id`), so the cost per room is two index probes
         // that usually find nothing: the reader's own messages after their pointer and deleted
-        // ones after it. The unread messages themselves are never scanned. Unread mentions are
+        // ones after it. The unread messages themselves are never scanned. Messages retention
+        // purged (the room's first ones, up to `purged_seq`) are not unread; those after the
+        // pointer among them are no longer there to be subtracted as the reader's or deleted. Unread mentions are
         // counted for all rooms at once (the planner reads the reader's mentions once when they
         // are few, instead of probing 500 rooms: that probe cost the query 13%).
         let rows: Vec<UnreadRow> = sqlx::query_as(
             "SELECT r.id AS room_id, r.name AS room_name, rm.last_read_msg_id, \
                r.last_msg_id, \
-               r.last_seq - rm.last_read_seq \
+               r.last_seq \
+                 - CASE WHEN rm.last_read_seq > r.purged_seq THEN rm.last_read_seq ELSE r.purged_seq END \
                  - (SELECT COUNT(*) FROM messages o WHERE o.room_id = r.id AND o.sender_id = $1 \
                       AND o.id > COALESCE(rm.last_read_msg_id, 0)) \
                  - (SELECT COUNT(*) FROM messages d WHERE d.room_id = r.id AND d.is_deleted \

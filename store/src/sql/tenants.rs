@@ -1,5 +1,7 @@
 //! Organizations and webhooks owned by custom resources (the operator's side).
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -466,25 +468,38 @@ impl TenantStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
             }
-            let rooms: Vec<(i64,)> = sqlx::query_as(
+            let gone: Vec<(i64, i64)> = sqlx::query_as(
                 "DELETE FROM messages WHERE id IN ( \
                    SELECT id FROM messages WHERE org_id = $1 AND created_at < $2 ORDER BY id LIMIT $3) \
-                 RETURNING room_id",
+                 RETURNING room_id, seq",
             )
             .bind(org_id)
             .bind(cutoff)
             .bind(i64::try_from(left).unwrap_or(i64::MAX))
             .fetch_all(&mut *tx)
             .await?;
-            purged += rooms.len() as u64;
-            let mut touched: Vec<i64> = rooms.into_iter().map(|(r,)| r).collect();
-            touched.sort_unstable();
-            touched.dedup();
+            purged += gone.len() as u64;
+            // Per room, the highest seq that went.
+            let mut touched: BTreeMap<i64, i64> = BTreeMap::new();
+            for (room_id, seq) in gone {
+                let highest = touched.entry(room_id).or_insert(seq);
+                *highest = (*highest).max(seq);
+            }
             // Cached pages of these rooms may hold what just went.
-            for room_id in touched {
-                Self::bump_edit_version(&mut tx, room_id).await?;
+            for room_id in touched.keys() {
+                Self::bump_edit_version(&mut tx, *room_id).await?;
             }
             tx.commit().await?;
+            // Unread counts start after what went. Apart from the purge: taking the rooms'
+            // rows after its message rows could deadlock with an edit, which takes the room
+            // first.
+            for (room_id, seq) in touched {
+                sqlx::query("UPDATE rooms SET purged_seq = $2 WHERE id = $1 AND purged_seq < $2")
+                    .bind(room_id)
+                    .bind(seq)
+                    .execute(&self.write)
+                    .await?;
+            }
         }
         Ok(purged)
     }
