@@ -135,12 +135,17 @@ async fn a_file_goes_up_completes_and_comes_back(engine: Engine) {
         .as_str()
         .unwrap()
         .replace("sig=", "sig=00");
-    let refused = app.client.get(forged).send().await.unwrap();
+    let refused = app.client.get(forged.as_str()).send().await.unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     // In the API's error shape, with one of its codes (the schema's enum).
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["code"], "permission_denied", "{body}");
     assert_eq!(body["detail"], "bad signature");
+    let forged: String = forged.split('?').next().unwrap().to_owned();
+    let unsigned = app.client.get(forged).send().await.unwrap();
+    assert_eq!(unsigned.status(), StatusCode::FORBIDDEN);
+    let body: serde_json::Value = unsigned.json().await.unwrap();
+    assert_eq!(body["code"], "permission_denied", "{body}");
 
     // Attached to a message: the message carries the file with its stable download link.
     let org = app.org(&ada, "Files").await;

@@ -133,6 +133,16 @@ impl Announcer {
         });
     }
 
+    /// Announces that the rooms of these seats are gone with their organization: sockets
+    /// stop following them at once (a loss of a seat is checked against the database first, a
+    /// deleted room is not: there is nothing left to check).
+    pub async fn rooms_gone(&self, seats: &[Seat]) {
+        let rooms: std::collections::BTreeSet<i64> = seats.iter().map(|s| s.room_id).collect();
+        for room in rooms {
+            self.publish(BusEvent::RoomDeleted { room }).await;
+        }
+    }
+
     /// Publishes a `member.left` per seat; the seats the bus refused.
     async fn announce_losses(&self, seats: &[Seat]) -> Vec<Seat> {
         let mut refused = Vec::new();

@@ -136,8 +136,9 @@ impl Chat {
     /// Announces again what was committed in the last `window` (at most the newest
     /// [`REANNOUNCE_MAX`] changes): a process that died between a commit and its announcement
     /// left those changes unannounced, and no socket would see them until the next one. Run at
-    /// start-up. Already announced ones cost nothing: the bus drops repeats it saw within its
-    /// de-duplication window (keep `window` inside it) and gateways skip what they delivered.
+    /// start-up. Already announced ones cost little: the bus drops repeats it saw within its
+    /// de-duplication window (keep `window` inside it), gateways skip what they delivered,
+    /// and a seat loss (never de-duplicated) costs each socket of its user one seat lookup.
     #[tracing::instrument(skip(self))]
     pub async fn reannounce_recent(&self, window: Duration) -> ChatResult<usize> {
         let since = chrono::Utc::now() - chrono::Duration::from_std(window).unwrap_or_default();

@@ -72,7 +72,7 @@ impl Chat {
     pub async fn delete_org(&self, actor: i64, org_id: i64) -> ChatResult<()> {
         self.require_role(org_id, actor, Role::Admin).await?;
         let seats = self.store().delete_org(org_id).await?;
-        self.announcer().seats_lost(&seats).await;
+        self.announcer().rooms_gone(&seats).await;
         tracing::info!(org_id, user_id = actor, "organization deleted");
         Ok(())
     }

@@ -43,7 +43,7 @@ impl Chat {
         let Some((org_id, seats)) = self.store().purge_managed_org(resource_key).await? else {
             return Ok(None);
         };
-        self.announcer().seats_lost(&seats).await;
+        self.announcer().rooms_gone(&seats).await;
         Ok(Some(org_id))
     }
 

@@ -20,12 +20,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Handshake {
         match WebSocketUpgrade::from_request_parts(parts, state).await {
             Ok(upgrade) => Ok(Handshake(upgrade)),
             Err(rejection) => {
-                let status = rejection.status();
-                let code = if status == StatusCode::METHOD_NOT_ALLOWED {
+                // 405 for another method; anything else (missing headers, a connection that
+                // cannot be upgraded) is a request this endpoint does not take.
+                let code = if rejection.status() == StatusCode::METHOD_NOT_ALLOWED {
                     ErrorCode::MethodNotAllowed
                 } else {
                     ErrorCode::Invalid
                 };
+                let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST);
                 let detail = format!(
                     "This is a WebSocket endpoint; connect with a WebSocket client ({}).",
                     rejection.body_text()

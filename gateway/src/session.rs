@@ -483,12 +483,9 @@ impl Session {
                     serde_json::json!({"type": "mention", "room": room, "message": message});
                 self.send_json(&frame).await
             }
-            // Seat changes are for the gateway, not for clients. A loss is checked against the
-            // database (the catch-up finds no seat and stops following the room): one
-            // announced again, at an API's start-up or after a refused publish, can arrive
-            // after the seat was taken anew.
+            // Seat changes are for the gateway, not for clients.
             BusEvent::MemberLeft { user_id, .. } if *user_id == self.user_id => {
-                Box::pin(self.catch_up(room_id)).await
+                self.seat_maybe_lost(room_id).await
             }
             BusEvent::MemberLeft { .. } | BusEvent::MemberSeated { .. } => Ok(()),
             BusEvent::RoomDeleted { .. } => self.room_gone(room_id).await,
@@ -530,6 +527,24 @@ impl Session {
             }
             if !full {
                 return Ok(());
+            }
+        }
+    }
+
+    /// A `member.left` for this connection's user: the room is dropped unless the database
+    /// still has the seat (one announced again, at an API's start-up or after a refused
+    /// publish, can arrive after the seat was taken anew). One lookup of the seat.
+    async fn seat_maybe_lost(&mut self, room_id: i64) -> Step {
+        match self.shared.store.seat_start(room_id, self.user_id).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => self.seat_lost(room_id).await,
+            Err(e) => {
+                // Unsure whether the seat is gone, the connection must not go on showing the
+                // room: it ends, and the client's next one reads its rooms afresh.
+                tracing::warn!(error = %e, room_id, "seat check failed");
+                self.shared.metrics.closed("server_error");
+                self.send_close(close::SERVER_ERROR, "try again").await;
+                Err(Ended)
             }
         }
     }

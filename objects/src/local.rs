@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -222,10 +223,13 @@ fn refuse(code: ErrorCode, detail: &str) -> Response {
 async fn put_file(
     State(objects): State<Arc<LocalObjects>>,
     UrlPath(key): UrlPath<String>,
-    Query(q): Query<Signed>,
+    query: Result<Query<Signed>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let Ok(Query(q)) = query else {
+        return refuse(ErrorCode::PermissionDenied, "this URL is not signed");
+    };
     if let Err(why) = objects.verify("PUT", &key, &q) {
         return refuse(ErrorCode::PermissionDenied, why);
     }
@@ -344,8 +348,11 @@ async fn write_file(
 async fn get_file(
     State(objects): State<Arc<LocalObjects>>,
     UrlPath(key): UrlPath<String>,
-    Query(q): Query<Signed>,
+    query: Result<Query<Signed>, QueryRejection>,
 ) -> Response {
+    let Ok(Query(q)) = query else {
+        return refuse(ErrorCode::PermissionDenied, "this URL is not signed");
+    };
     if let Err(why) = objects.verify("GET", &key, &q) {
         return refuse(ErrorCode::PermissionDenied, why);
     }

@@ -14,8 +14,9 @@
 const REFRESH_KEY = 'chatboard.refresh';
 const LOCK = 'chatboard-refresh';
 const STORAGE_LOCK_KEY = 'chatboard.refresh-lock';
-// How long a tab may hold the storage lock (a tab closed while holding it frees it so), and
-// how long it lets a racing tab's claim land before it trusts its own.
+// How long a claim on the storage lock lasts unless its tab renews it (a tab closed while
+// holding it frees it so), and how long a tab lets a racing tab's claim land before it trusts
+// its own.
 const STORAGE_LOCK_LEASE_MS = 15_000;
 const STORAGE_LOCK_SETTLE_MS = 50;
 
@@ -71,12 +72,15 @@ async function errorOf(response) {
 // client_msg_id) instead of showing "Sending…" for good.
 const REQUEST_TIMEOUT_MS = 30_000;
 
-async function send(method, path, body, token) {
+/** One request; with `patient`, no deadline: a refresh whose answer was given up on while the
+ * server rotated the token would leave this browser holding a used one, which the next
+ * renewal would present, revoking the session everywhere. */
+async function send(method, path, body, token, { patient = false } = {}) {
   const headers = {};
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;
   const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), REQUEST_TIMEOUT_MS);
+  const timer = patient ? null : setTimeout(() => abort.abort(), REQUEST_TIMEOUT_MS);
   try {
     const response = await fetch(path, {
       method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: abort.signal,
@@ -96,7 +100,7 @@ async function renew() {
   const run = async () => {
     const refresh = localStorage.getItem(REFRESH_KEY);
     if (!refresh) throw new ApiError(401, { detail: 'Please sign in.', code: 'not_authenticated' });
-    const response = await send('POST', '/auth/token/refresh/', { refresh });
+    const response = await send('POST', '/auth/token/refresh/', { refresh }, undefined, { patient: true });
     if (!response.ok) {
       const error = await errorOf(response);
       if (response.status === 401) {
@@ -120,7 +124,9 @@ function withRefreshLock(run) {
 const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The Web Lock's stand-in where there is none (insecure origins): a claim in localStorage,
- * written, left to settle, and trusted if still ours; taken over once its lease lapses. */
+ * written, left to settle, and trusted if still ours. The holder renews its lease while it
+ * runs (a refresh may take long); a claim whose lease lapsed (its tab closed) is taken over.
+ * Like a Web Lock, it waits as long as another tab holds it. */
 async function withStorageLock(run) {
   const me = newClientMsgId();
   const held = () => {
@@ -130,19 +136,21 @@ async function withStorageLock(run) {
       return null;
     }
   };
-  const giveUpAt = Date.now() + STORAGE_LOCK_LEASE_MS;
-  while (Date.now() < giveUpAt) {
-    const claim = held();
-    if (!claim || claim.until < Date.now()) {
-      localStorage.setItem(STORAGE_LOCK_KEY, JSON.stringify({ owner: me, until: Date.now() + STORAGE_LOCK_LEASE_MS }));
+  const claim = () => localStorage.setItem(STORAGE_LOCK_KEY, JSON.stringify({ owner: me, until: Date.now() + STORAGE_LOCK_LEASE_MS }));
+  for (;;) {
+    const current = held();
+    if (!current || current.until < Date.now()) {
+      claim();
       await pause(STORAGE_LOCK_SETTLE_MS);
       if (held()?.owner === me) break;
     }
     await pause(STORAGE_LOCK_SETTLE_MS + Math.random() * 100);
   }
+  const renewal = setInterval(() => held()?.owner === me && claim(), STORAGE_LOCK_LEASE_MS / 3);
   try {
     return await run();
   } finally {
+    clearInterval(renewal);
     if (held()?.owner === me) localStorage.removeItem(STORAGE_LOCK_KEY);
   }
 }
@@ -198,7 +206,7 @@ export async function signOut() {
     const token = await accessToken();
     const run = () => {
       const refresh = localStorage.getItem(REFRESH_KEY);
-      return refresh ? send('POST', '/auth/logout/', { refresh }, token) : null;
+      return refresh ? send('POST', '/auth/logout/', { refresh }, token, { patient: true }) : null;
     };
     await withRefreshLock(run);
   } catch {

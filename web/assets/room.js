@@ -494,7 +494,16 @@ export class RoomView {
         }
         item.stored = true;
       }
-      await api('POST', `/api/uploads/${item.presigned.id}/complete/`);
+      try {
+        await api('POST', `/api/uploads/${item.presigned.id}/complete/`);
+      } catch (error) {
+        // The stored file is gone (the upload expired, or was removed): start over.
+        if (error.status === 404 || ['not_uploaded', 'upload_expired'].includes(error.code)) {
+          item.presigned = null;
+          item.stored = false;
+        }
+        throw error;
+      }
       item.progress = 1;
       item.file_id = item.presigned.id;
     } catch (error) {

@@ -209,12 +209,14 @@ pub async fn consume(
                 }
             }
         }
-        // Unless the consumer is gone with its stream: then this round ends, and the next one
-        // makes both again.
-        if hiccups && consumer_gone(&consumer).await {
+        // Unless the consumer is gone with its stream: then this round ends (after running what
+        // did arrive: the outbox counts it handed over), and the next one makes both again.
+        let gone = hiccups && consumer_gone(&consumer).await;
+        let ran = run_batch(jobs, messages).await;
+        if gone {
             return Err(unavailable("the job consumer is gone"));
         }
-        if let Err(e) = run_batch(jobs, messages).await {
+        if let Err(e) = ran {
             tracing::warn!(error = %e, "running jobs failed; they will be redelivered");
             tokio::select! {
                 () = &mut stop => return Ok(()),

@@ -259,7 +259,6 @@ impl Bus for NatsBus {
     }
 }
 
-/// An event from its JSON; anything else is logged and skipped (it cannot be ours).
 /// The stream a subscription reads, as it was when the subscription began.
 struct StreamRead {
     jetstream: jetstream::Context,
@@ -315,6 +314,7 @@ async fn look_for_stream(read: Arc<StreamRead>) -> Option<Option<Delivery>> {
     Some(None)
 }
 
+/// An event from its JSON; anything else is logged and skipped (it cannot be ours).
 fn decode(payload: &[u8]) -> Option<Delivery> {
     match BusEvent::from_json(payload) {
         Ok(event) => Some(Delivery::Event(event)),

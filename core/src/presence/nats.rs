@@ -58,6 +58,8 @@ struct View {
     mine: HashMap<i64, usize>,
     /// Other processes holding a user, with when their entry expires unless written again.
     others: HashMap<i64, HashMap<String, Instant>>,
+    /// No entry of `others` expires before this (the sweep skips its scan until then).
+    next_expiry: Option<Instant>,
 }
 
 impl View {
@@ -147,6 +149,7 @@ impl Shared {
                         .entry(user_id)
                         .or_default()
                         .insert(process, expires);
+                    view.next_expiry = Some(view.next_expiry.map_or(expires, |e| e.min(expires)));
                 });
             }
             kv::Operation::Delete | kv::Operation::Purge => {
@@ -158,17 +161,27 @@ impl Shared {
     /// Forgets other processes' entries that were not refreshed in time.
     fn sweep(&self) {
         let now = Instant::now();
-        let stale: Vec<(i64, String)> = self
-            .view()
-            .others
-            .iter()
-            .flat_map(|(user, processes)| {
-                processes
-                    .iter()
-                    .filter(|(_, expires)| **expires <= now)
-                    .map(|(process, _)| (*user, process.clone()))
-            })
-            .collect();
+        let stale: Vec<(i64, String)> = {
+            let mut view = self.view();
+            // Entries are refreshed long before they expire: the scan, under the lock every
+            // connection takes, runs only once the earliest expiry known may have come.
+            if view.next_expiry.is_none_or(|next| next > now) {
+                return;
+            }
+            let mut next = None;
+            let mut stale = Vec::new();
+            for (user, processes) in &view.others {
+                for (process, expires) in processes {
+                    if *expires <= now {
+                        stale.push((*user, process.clone()));
+                    } else {
+                        next = Some(next.map_or(*expires, |n: Instant| n.min(*expires)));
+                    }
+                }
+            }
+            view.next_expiry = next;
+            stale
+        };
         for (user_id, process) in stale {
             self.update(user_id, |view| remove_other(view, user_id, &process));
         }
@@ -300,21 +313,33 @@ async fn ensure_bucket(
         num_replicas: 1,
         ..Default::default()
     };
-    let existing = jetstream
+    let mut stream = jetstream
         .get_or_create_stream(config)
         .await
         .map_err(|e| unavailable(format!("presence bucket {bucket}: {e}")))?;
     // Made by a process with a shorter TTL: this one's entries must not leave the bucket's
-    // history before they expire.
-    let mut config = existing.cached_info().config.clone();
-    if config.max_age < ttl {
-        config.max_age = ttl;
-        jetstream
-            .update_stream(config)
-            .await
-            .map_err(|e| unavailable(format!("presence bucket {bucket}: {e}")))?;
+    // history before they expire. (0 keeps them for ever.) Another process may be raising it
+    // at the same moment from what it read: the value is read back, and raised again while
+    // it is short. A server that refuses the change costs only late starters' view.
+    for _ in 0..3 {
+        let mut current = stream.cached_info().config.clone();
+        if current.max_age.is_zero() || current.max_age >= ttl {
+            break;
+        }
+        current.max_age = ttl;
+        if let Err(e) = jetstream.update_stream(current).await {
+            tracing::warn!(error = %e, bucket, "could not lengthen the presence bucket's history");
+            break;
+        }
+        match jetstream.get_stream(format!("KV_{bucket}")).await {
+            Ok(read_back) => stream = read_back,
+            Err(e) => {
+                tracing::warn!(error = %e, bucket, "could not read the presence bucket back");
+                break;
+            }
+        }
     }
-    Ok(existing)
+    Ok(stream)
 }
 
 /// Makes the bucket again if it went away under this process (deleted by hand, or a NATS that
