@@ -112,3 +112,68 @@ async fn a_reaction_to_a_root_does_not_deadlock_with_a_reply_to_it() {
 async fn an_edit_of_a_root_does_not_deadlock_with_a_reply_to_it() {
     reply_and_then("edit").await;
 }
+
+/// A room deleted while a reply in it waits for the room: the deletion used to delete the
+/// room's messages before taking the room, so the reply (room, then its root) and the deletion
+/// (the root, then the room) waited on each other until one was aborted, or a post that got in
+/// between was left behind without its room. Now the deletion takes the room first: the reply
+/// goes through, then the deletion, which takes the reply with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_deleted_while_a_reply_waits_leaves_nothing_behind() {
+    let Some(app) = TestApp::spawn(Engine::Postgres).await else {
+        return;
+    };
+    let (_org, room, alice, bob) = app.room_for_two().await;
+    let messages = format!("/api/rooms/{room}/messages/");
+    let root = app
+        .post(&messages, Some(&alice.access), json!({"body": "root"}))
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let held = HeldLocks::take(
+        &app.db_url,
+        &format!("SELECT id FROM rooms WHERE id = {room} FOR NO KEY UPDATE"),
+    )
+    .await;
+    let reply = app.post(
+        &messages,
+        Some(&bob.access),
+        json!({"body": "a reply", "parent_id": root}),
+    );
+    tokio::pin!(reply);
+    until_waiting(&app, 1, reply.as_mut()).await;
+    let room_path = format!("/api/rooms/{room}/");
+    let delete = app.delete(&room_path, &alice.access);
+    tokio::pin!(delete);
+    let both_waiting = async {
+        while waiting_for_locks(&app.db_url).await < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        reply = &mut reply => panic!("the reply was answered while its room is locked: {}", reply.text),
+        answer = &mut delete => panic!("the deletion was answered while the room is locked: {}", answer.text),
+        () = both_waiting => {}
+    }
+    held.release().await;
+    let (reply, delete) = tokio::join!(reply, delete);
+    assert!(
+        reply.status.is_success(),
+        "reply: {} {}",
+        reply.status,
+        reply.text
+    );
+    assert_eq!(
+        delete.status,
+        reqwest::StatusCode::NO_CONTENT,
+        "{}",
+        delete.text
+    );
+    let reply_id = reply.body["id"].as_i64().unwrap();
+    assert_eq!(
+        app.state.store.message(room, reply_id).await.unwrap(),
+        None,
+        "nothing of the room is left behind"
+    );
+}

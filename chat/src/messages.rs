@@ -185,6 +185,12 @@ impl Chat {
             return Err(ChatError::denied("Only the sender may edit a message."));
         }
         let mentions = self.resolve_mentions(room_id, editor, &body).await?;
+        if !mentions.everyone.is_empty() {
+            // An edit that mentions people notifies those it newly names: it counts against the
+            // posting limits like a post, or editing `@room` out and back in would ping the
+            // whole room as fast as requests go.
+            self.0.limits.check(room_id, editor).await?;
+        }
         let (mut message, newly_mentioned) = self
             .store()
             .edit_message(room_id, msg_id, &body, &mentions, Utc::now())

@@ -172,10 +172,19 @@ impl Chat {
         Ok(self.room_access(room_id, user_id).await?.room)
     }
 
-    /// Deletes a room with its messages (its creator or an org ADMIN).
+    /// Deletes a room with its messages (its creator or an org ADMIN). A direct message
+    /// belongs to its two people alike, and holds the other's messages: only an org ADMIN
+    /// deletes one (moderation), not whichever of the two opened it first.
     #[instrument(skip(self), err(level = "debug"))]
     pub async fn delete_room(&self, user_id: i64, room_id: i64) -> ChatResult<()> {
-        writable(&self.manager_access(room_id, user_id).await?)?;
+        let access = self.manager_access(room_id, user_id).await?;
+        writable(&access)?;
+        if access.room.is_dm && access.org_role != Role::Admin {
+            return Err(ChatError::refused_because(
+                ErrorCode::DmImmutable,
+                "Only an organization ADMIN may delete a direct-message room.",
+            ));
+        }
         self.store().delete_room(room_id).await?;
         self.announcer()
             .publish(BusEvent::RoomDeleted { room: room_id })

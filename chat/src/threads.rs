@@ -65,14 +65,22 @@ impl Chat {
         Ok((root.id, at))
     }
 
-    /// The id of the thread root `msg_id` belongs to in the room, if the message is there.
+    /// The id of the thread root `msg_id` belongs to in the room, if the message (and its
+    /// root) is there.
     pub(crate) async fn thread_root_of(
         &self,
         room_id: i64,
         msg_id: i64,
     ) -> ChatResult<Option<i64>> {
-        let message = self.store().message(room_id, msg_id).await?;
-        Ok(message.map(|m| m.parent_id.unwrap_or(m.id)))
+        let Some(message) = self.store().message(room_id, msg_id).await? else {
+            return Ok(None);
+        };
+        match message.parent_id {
+            None => Ok(Some(message.id)),
+            // A reply whose root is gone (purged by retention before roots were kept with
+            // their threads): there is no thread left to reply in.
+            Some(root) => Ok(self.store().message(room_id, root).await?.map(|r| r.id)),
+        }
     }
 
     /// The root message of the thread `msg_id` belongs to; 404 when it is not in the room.

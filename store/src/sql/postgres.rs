@@ -31,6 +31,10 @@ const EMAIL_CLAIM_LOCK: &str = "FOR UPDATE SKIP LOCKED";
 /// Serialises membership changes of one organization (last-admin checks) across concurrent
 /// transactions: the org's row is locked.
 const ORG_LOCK: &str = " FOR UPDATE";
+/// Taken on rooms about to be deleted, before their messages: a post (which takes its room's
+/// row first) either commits before or finds the room gone, and edits, replies and reactions
+/// (room, then message) never wait on the deletion in a circle.
+const ROOM_DELETE_LOCK: &str = " FOR UPDATE";
 
 /// A share of the messages above which a query's words count as frequent: walking each room's
 /// newest messages backwards then finds its matches sooner than the GIN index.

@@ -3,12 +3,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::orgs::ensure_room_quota;
+use super::orgs::{ensure_room_quota, lock_writable_org};
 use super::outbox::{write_event, write_events};
-use super::{SqlStore, Tx};
+use super::{SqlStore, Tx, ROOM_DELETE_LOCK};
 use crate::sql::rows::{
-    dm_key, is_unique_violation, placeholders, RoomAccessRow, RoomMemberRow, RoomRow, UnreadRow,
-    ROOM_COLUMNS,
+    dm_key, is_unique_violation, parse_access_level, placeholders, RoomAccessRow, RoomMemberRow,
+    RoomRow, UnreadRow, ROOM_COLUMNS,
 };
 use crate::{
     JoinVia, NewRoom, RoomAccess, RoomPatch, RoomPosition, RoomStore, Seat, StoreError, StoreResult,
@@ -153,6 +153,12 @@ impl SqlStore {
     /// Deletes an organization with everything in it; returns the seats it had (for the
     /// `member.left` announcements).
     pub(super) async fn erase_org(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<Vec<Seat>> {
+        sqlx::query(&format!(
+            "SELECT id FROM rooms WHERE org_id = $1 ORDER BY id{ROOM_DELETE_LOCK}"
+        ))
+        .bind(org_id)
+        .execute(&mut **tx)
+        .await?;
         let seats = Self::org_seats(tx, org_id).await?;
         // Rooms, memberships, webhooks and invitations cascade; messages carry no foreign key
         // and go explicitly (through the rooms: messages are indexed by room).
@@ -370,6 +376,15 @@ impl RoomStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_room(&self, room_id: i64) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
+        let sql = format!("SELECT id FROM rooms WHERE id = $1{ROOM_DELETE_LOCK}");
+        if sqlx::query(&sql)
+            .bind(room_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::NotFound);
+        }
         // Messages carry no foreign key (see the migration), so they go explicitly.
         sqlx::query("DELETE FROM messages WHERE room_id = $1")
             .bind(room_id)
@@ -395,11 +410,24 @@ impl RoomStore for SqlStore {
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let mut tx = self.write.begin().await?;
-        let room: Option<(i64,)> = sqlx::query_as("SELECT org_id FROM rooms WHERE id = $1")
-            .bind(room_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let (org_id,) = room.ok_or(StoreError::NotFound)?;
+        let room: Option<(i64, String)> =
+            sqlx::query_as("SELECT org_id, access_level FROM rooms WHERE id = $1")
+                .bind(room_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (org_id, level) = room.ok_or(StoreError::NotFound)?;
+        // The caller checked the seat against the user's role on a read; under the org's lock
+        // (which removals and role changes take) the check holds until the seat is in: a
+        // removal or demotion committed meanwhile refuses it instead of leaving a seat behind.
+        lock_writable_org(&mut tx, org_id).await?;
+        let role = Self::role_in(&mut tx, org_id, user_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        // (PRIVATE rooms take invited members of any role.)
+        let level = parse_access_level(&level)?;
+        if level == AccessLevel::ManagerOnly && !level.admits(role) {
+            return Err(StoreError::Forbidden(ErrorCode::PermissionDenied));
+        }
         let added = sqlx::query(
             "INSERT INTO room_members (room_id, user_id, joined_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
@@ -574,9 +602,9 @@ impl RoomStore for SqlStore {
         // One statement for any number of rooms. The room's message count and newest id come
         // from its row (`last_seq`, `last_msg_id`), so the cost per room is two index probes
         // that usually find nothing: the reader's own messages after their pointer and deleted
-        // ones after it. The unread messages themselves are never scanned. Messages retention
-        // purged (the room's first ones, up to `purged_seq`) are not unread; those after the
-        // pointer among them are no longer there to be subtracted as the reader's or deleted. Unread mentions are
+        // ones after it. The unread messages themselves are never scanned. Nothing up to the
+        // room's `purged_seq` (the highest seq retention purged) counts: what went is not
+        // unread, and a thread's first message kept with its younger replies is old news. Unread mentions are
         // counted for all rooms at once (the planner reads the reader's mentions once when they
         // are few, instead of probing 500 rooms: that probe cost the query 13%).
         let rows: Vec<UnreadRow> = sqlx::query_as(
@@ -585,9 +613,9 @@ impl RoomStore for SqlStore {
                r.last_seq \
                  - CASE WHEN rm.last_read_seq > r.purged_seq THEN rm.last_read_seq ELSE r.purged_seq END \
                  - (SELECT COUNT(*) FROM messages o WHERE o.room_id = r.id AND o.sender_id = $1 \
-                      AND o.id > COALESCE(rm.last_read_msg_id, 0)) \
+                      AND o.id > COALESCE(rm.last_read_msg_id, 0) AND o.seq > r.purged_seq) \
                  - (SELECT COUNT(*) FROM messages d WHERE d.room_id = r.id AND d.is_deleted \
-                      AND d.id > COALESCE(rm.last_read_msg_id, 0) \
+                      AND d.id > COALESCE(rm.last_read_msg_id, 0) AND d.seq > r.purged_seq \
                       AND (d.sender_id IS NULL OR d.sender_id <> $1)) AS unread_count, \
                COALESCE(mc.unread, 0) AS mentions \
              FROM room_members rm JOIN rooms r ON r.id = rm.room_id \

@@ -32,6 +32,8 @@ const EMAIL_CLAIM_LOCK: &str = "";
 
 /// Write transactions already run one at a time on the single writer connection.
 const ORG_LOCK: &str = "";
+/// SQLite has one writer at a time: nothing to lock.
+const ROOM_DELETE_LOCK: &str = "";
 
 /// Nothing to keep: FTS5 finds every match through its index.
 pub(super) struct WordStats;

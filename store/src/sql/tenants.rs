@@ -197,6 +197,12 @@ impl SqlStore {
     }
 }
 
+/// The messages retention takes from an org (`$1`) before a time (`$2`), oldest first, at most
+/// `$3`: a thread's first message stays while its thread has younger replies (they would be
+/// left without a root to reply to).
+const EXPIRING: &str = "SELECT id FROM messages WHERE org_id = $1 AND created_at < $2 \
+     AND (last_reply_at IS NULL OR last_reply_at < $2) ORDER BY id LIMIT $3";
+
 #[async_trait]
 impl TenantStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
@@ -451,55 +457,58 @@ impl TenantStore for SqlStore {
                 break;
             }
             let cutoff = now - chrono::Duration::days(i64::from(days));
+            let batch = i64::try_from(left).unwrap_or(i64::MAX);
             let mut tx = self.write.begin().await?;
+            // Their rooms' rows first, in id order, as posts, replies, edits and reactions take
+            // them (room, then message): taken after the messages' rows, they could wait on
+            // each other in a circle. (Cached pages of these rooms may hold what goes, too.)
+            let rooms: Vec<(i64,)> = sqlx::query_as(&format!(
+                "SELECT DISTINCT room_id FROM messages WHERE id IN ({EXPIRING}) ORDER BY room_id"
+            ))
+            .bind(org_id)
+            .bind(cutoff)
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (room_id,) in &rooms {
+                Self::bump_edit_version(&mut tx, *room_id).await?;
+            }
             // What hangs off the expiring messages goes first, chosen by the same condition.
             for dependent in [
                 "DELETE FROM reactions WHERE message_id IN",
                 "DELETE FROM thread_follows WHERE root_id IN",
                 "DELETE FROM mentions WHERE message_id IN",
             ] {
-                sqlx::query(&format!(
-                    "{dependent} ( \
-                       SELECT id FROM messages WHERE org_id = $1 AND created_at < $2 ORDER BY id LIMIT $3)"
-                ))
-                .bind(org_id)
-                .bind(cutoff)
-                .bind(i64::try_from(left).unwrap_or(i64::MAX))
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(&format!("{dependent} ({EXPIRING})"))
+                    .bind(org_id)
+                    .bind(cutoff)
+                    .bind(batch)
+                    .execute(&mut *tx)
+                    .await?;
             }
-            let gone: Vec<(i64, i64)> = sqlx::query_as(
-                "DELETE FROM messages WHERE id IN ( \
-                   SELECT id FROM messages WHERE org_id = $1 AND created_at < $2 ORDER BY id LIMIT $3) \
-                 RETURNING room_id, seq",
-            )
+            let gone: Vec<(i64, i64)> = sqlx::query_as(&format!(
+                "DELETE FROM messages WHERE id IN ({EXPIRING}) RETURNING room_id, seq"
+            ))
             .bind(org_id)
             .bind(cutoff)
-            .bind(i64::try_from(left).unwrap_or(i64::MAX))
+            .bind(batch)
             .fetch_all(&mut *tx)
             .await?;
             purged += gone.len() as u64;
-            // Per room, the highest seq that went.
-            let mut touched: BTreeMap<i64, i64> = BTreeMap::new();
+            // Unread counts start after what went: per room, the highest seq that did.
+            let mut highest: BTreeMap<i64, i64> = BTreeMap::new();
             for (room_id, seq) in gone {
-                let highest = touched.entry(room_id).or_insert(seq);
-                *highest = (*highest).max(seq);
+                let top = highest.entry(room_id).or_insert(seq);
+                *top = (*top).max(seq);
             }
-            // Cached pages of these rooms may hold what just went.
-            for room_id in touched.keys() {
-                Self::bump_edit_version(&mut tx, *room_id).await?;
-            }
-            tx.commit().await?;
-            // Unread counts start after what went. Apart from the purge: taking the rooms'
-            // rows after its message rows could deadlock with an edit, which takes the room
-            // first.
-            for (room_id, seq) in touched {
+            for (room_id, seq) in highest {
                 sqlx::query("UPDATE rooms SET purged_seq = $2 WHERE id = $1 AND purged_seq < $2")
                     .bind(room_id)
                     .bind(seq)
-                    .execute(&self.write)
+                    .execute(&mut *tx)
                     .await?;
             }
+            tx.commit().await?;
         }
         Ok(purged)
     }

@@ -1,0 +1,177 @@
+//! Rooms and their messages hold together under moves that used to leave them inconsistent:
+//! a seat given to someone no longer in the organization (a removal committed between the
+//! check and the insert), a direct message deleted by one of its two, a thread whose first
+//! message retention took, and edits that ping a room without limit.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use chatboard_store::JoinVia;
+use chrono::Utc;
+use common::{Engine, TestApp};
+use reqwest::StatusCode;
+use serde_json::json;
+use testing::both_engines;
+
+both_engines!(
+    a_seat_is_given_only_to_who_is_still_admitted,
+    a_direct_message_is_deleted_only_by_an_admin,
+    retention_keeps_a_thread_root_while_its_replies_are_young,
+    edits_that_mention_count_against_the_posting_limit,
+);
+
+/// The use cases check the role on a read; the seat's insert checks it again under the org's
+/// lock, where a removal or a demotion committed meanwhile is seen (as in a join racing them).
+async fn a_seat_is_given_only_to_who_is_still_admitted(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, bob) = app.room_for_two().await;
+    let managers = app.room(&alice, org, "managers", "MANAGER_ONLY").await;
+    let store = &app.state.store;
+    // Bob, a MEMBER, is not admitted to the MANAGER_ONLY room, whoever asks.
+    let refused = store
+        .add_room_member(managers, bob.id, JoinVia::Invite, Utc::now())
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    // Removed from the organization, he gets no seat anywhere in it.
+    let r = app
+        .delete(
+            &format!("/api/orgs/{org}/members/{}/", bob.id),
+            &alice.access,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let refused = store
+        .add_room_member(room, bob.id, JoinVia::Join, Utc::now())
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(!store
+        .room_members(room)
+        .await
+        .unwrap()
+        .iter()
+        .any(|m| m.user_id == bob.id));
+}
+
+async fn a_direct_message_is_deleted_only_by_an_admin(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, _room, alice, bob) = app.room_for_two().await;
+    // Bob opens it, so he is its creator.
+    let dm = app
+        .post(
+            "/api/rooms/dm/",
+            Some(&bob.access),
+            json!({"org": org, "user_id": alice.id}),
+        )
+        .await;
+    assert_eq!(dm.status, StatusCode::CREATED, "{}", dm.text);
+    let dm = dm.body["id"].as_i64().unwrap();
+    app.send(&alice, dm, "Alice's words, not Bob's to delete")
+        .await;
+    let r = app.delete(&format!("/api/rooms/{dm}/"), &bob.access).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "dm_immutable"),
+        "{}",
+        r.text
+    );
+    // The organization's ADMIN may (moderation).
+    let r = app
+        .delete(&format!("/api/rooms/{dm}/"), &alice.access)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+}
+
+async fn retention_keeps_a_thread_root_while_its_replies_are_young(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, bob) = app.room_for_two().await;
+    let messages = format!("/api/rooms/{room}/messages/");
+    let root = app.send(&alice, room, "an old question").await;
+    let old_alone = app.send(&alice, room, "old, with no thread").await;
+    let reply = app
+        .post(
+            &messages,
+            Some(&bob.access),
+            json!({"body": "a fresh answer", "parent_id": root}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let reply = reply.body["id"].as_i64().unwrap();
+    testing::execute_sql(
+        &app.db_url,
+        &format!("UPDATE orgs SET retention_days = 30 WHERE id = {org}"),
+    )
+    .await;
+    testing::execute_sql(
+        &app.db_url,
+        &format!("UPDATE messages SET created_at = '2020-01-01T00:00:00Z' WHERE id IN ({root}, {old_alone})"),
+    )
+    .await;
+    let purged = app
+        .state
+        .store
+        .purge_expired_messages(Utc::now(), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        purged, 1,
+        "the old message alone goes; the root stays with its young reply"
+    );
+    assert!(app.state.store.message(room, root).await.unwrap().is_some());
+    // The thread goes on: a reply to the reply lands in it.
+    let again = app
+        .post(
+            &messages,
+            Some(&alice.access),
+            json!({"body": "and more", "parent_id": reply}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.text);
+    assert_eq!(again.body["parent_id"], root);
+    // Bob's unread: Alice's reply only (the kept root is old news, his own reply is his).
+    let counts = app.get("/auth/me/unread-counts/", &bob.access).await;
+    let general = counts.body["unread_counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["room_id"] == room)
+        .cloned()
+        .unwrap();
+    assert_eq!(general["unread_count"], 1, "{general}");
+}
+
+async fn edits_that_mention_count_against_the_posting_limit(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, _bob) = app.room_for_two().await;
+    testing::execute_sql(
+        &app.db_url,
+        &format!("UPDATE orgs SET rate_limit_per_minute = 3 WHERE id = {org}"),
+    )
+    .await;
+    let id = app.send(&alice, room, "hello").await;
+    let path = format!("/api/rooms/{room}/messages/{id}/");
+    // Plain edits are not posts.
+    for n in 0..4 {
+        let r = app
+            .patch(&path, &alice.access, json!({"body": format!("hello {n}")}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    // Edits that ping the room are: two more fit in the minute, the third does not.
+    for body in ["@room look", "look @room"] {
+        let r = app.patch(&path, &alice.access, json!({"body": body})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let r = app
+        .patch(&path, &alice.access, json!({"body": "@room look again"}))
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+}
