@@ -53,6 +53,11 @@ async fn a_seat_is_given_only_to_who_is_still_admitted(engine: Engine) {
         .unwrap()
         .iter()
         .any(|m| m.user_id == bob.id));
+    // Nor a direct message with someone still there.
+    let refused = store
+        .open_dm(org, alice.id, bob.id, "alice & bob", Utc::now())
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
 }
 
 async fn a_direct_message_is_deleted_only_by_an_admin(engine: Engine) {

@@ -211,6 +211,13 @@ impl SqlStore {
     ) -> StoreResult<Room> {
         let mut tx = self.write.begin().await?;
         ensure_room_quota(&mut tx, org_id).await?;
+        // Both are still in the organization (checked on a read before; the org's lock, taken
+        // above, holds removals off until the seats are in).
+        for member in [user_id, other_id] {
+            Self::role_in(&mut tx, org_id, member)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+        }
         let (room_id,): (i64,) = sqlx::query_as(
             "INSERT INTO rooms (org_id, name, is_dm, access_level, dm_key, created_by, created_at) \
              VALUES ($1, $2, TRUE, $3, $4, $5, $6) RETURNING id",
