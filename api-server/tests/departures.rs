@@ -27,23 +27,9 @@ async fn every_departure_writes_member_left(engine: Engine) {
     let open = app.room(&alice, org, "open", "PUBLIC").await;
     let managers = app.room(&alice, org, "managers", "MANAGER_ONLY").await;
     for room in [open, managers] {
-        let r = app
-            .post(
-                &format!("/api/rooms/{room}/join/"),
-                Some(&bob.access),
-                json!({}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        app.room_action(&bob, room, "join").await;
     }
-    let r = app
-        .post(
-            &format!("/api/rooms/{open}/join/"),
-            Some(&carol.access),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    app.room_action(&carol, open, "join").await;
     let mark = store.outbox_latest(1).await.unwrap()[0].position;
     let member_left = || async {
         store
@@ -61,23 +47,9 @@ async fn every_departure_writes_member_left(engine: Engine) {
     };
 
     // Bob, demoted to MEMBER, loses the MANAGER_ONLY room.
-    let r = app
-        .post(
-            &format!("/api/orgs/{org}/members/{}/role/", bob.id),
-            Some(&alice.access),
-            json!({"role": "MEMBER"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    app.set_role(org, &alice, &bob, "MEMBER").await;
     // Carol leaves a room, then Bob is removed from the organization, then Carol leaves it.
-    let r = app
-        .post(
-            &format!("/api/rooms/{open}/leave/"),
-            Some(&carol.access),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    app.room_action(&carol, open, "leave").await;
     let seats = |user: i64| {
         let store = store.clone();
         async move {

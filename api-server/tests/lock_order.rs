@@ -31,8 +31,8 @@ async fn until_waiting<F: std::future::Future<Output = testing::http::Reply>>(
     }
 }
 
-/// The room is held; a reply to `root` waits for it; then `other` (a write on `root`) starts
-/// and waits too; the room is let go. Both must succeed.
+/// The room is held; a reply to `root` waits for it; then `other` (a write on `root`, or the
+/// room's deletion) starts and waits too; the room is let go. Both must succeed.
 async fn reply_and_then(kind: &str) {
     let Some(app) = TestApp::spawn(Engine::Postgres).await else {
         return;
@@ -60,8 +60,10 @@ async fn reply_and_then(kind: &str) {
     until_waiting(&app, 1, reply.as_mut()).await;
 
     let root_path = format!("{messages}{root}/");
+    let room_path = format!("/api/rooms/{room}/");
     let other = async {
         match kind {
+            "room deletion" => app.delete(&room_path, &alice.access).await,
             "reaction" => {
                 app.post(
                     &format!("{root_path}reactions/"),
@@ -101,6 +103,14 @@ async fn reply_and_then(kind: &str) {
         other.status,
         other.text
     );
+    if kind == "room deletion" {
+        let reply = reply.body["id"].as_i64().unwrap();
+        assert_eq!(
+            app.state.store.message(room, reply).await.unwrap(),
+            None,
+            "nothing of the room is left behind"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,60 +130,5 @@ async fn an_edit_of_a_root_does_not_deadlock_with_a_reply_to_it() {
 /// goes through, then the deletion, which takes the reply with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_deleted_while_a_reply_waits_leaves_nothing_behind() {
-    let Some(app) = TestApp::spawn(Engine::Postgres).await else {
-        return;
-    };
-    let (_org, room, alice, bob) = app.room_for_two().await;
-    let messages = format!("/api/rooms/{room}/messages/");
-    let root = app
-        .post(&messages, Some(&alice.access), json!({"body": "root"}))
-        .await
-        .body["id"]
-        .as_i64()
-        .unwrap();
-    let held = HeldLocks::take(
-        &app.db_url,
-        &format!("SELECT id FROM rooms WHERE id = {room} FOR NO KEY UPDATE"),
-    )
-    .await;
-    let reply = app.post(
-        &messages,
-        Some(&bob.access),
-        json!({"body": "a reply", "parent_id": root}),
-    );
-    tokio::pin!(reply);
-    until_waiting(&app, 1, reply.as_mut()).await;
-    let room_path = format!("/api/rooms/{room}/");
-    let delete = app.delete(&room_path, &alice.access);
-    tokio::pin!(delete);
-    let both_waiting = async {
-        while waiting_for_locks(&app.db_url).await < 2 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::select! {
-        reply = &mut reply => panic!("the reply was answered while its room is locked: {}", reply.text),
-        answer = &mut delete => panic!("the deletion was answered while the room is locked: {}", answer.text),
-        () = both_waiting => {}
-    }
-    held.release().await;
-    let (reply, delete) = tokio::join!(reply, delete);
-    assert!(
-        reply.status.is_success(),
-        "reply: {} {}",
-        reply.status,
-        reply.text
-    );
-    assert_eq!(
-        delete.status,
-        reqwest::StatusCode::NO_CONTENT,
-        "{}",
-        delete.text
-    );
-    let reply_id = reply.body["id"].as_i64().unwrap();
-    assert_eq!(
-        app.state.store.message(room, reply_id).await.unwrap(),
-        None,
-        "nothing of the room is left behind"
-    );
+    reply_and_then("room deletion").await;
 }

@@ -10,8 +10,11 @@ use std::time::Duration;
 
 use common::*;
 
-/// As long as a restarting API looks back for changes to announce again.
-const RESTART_WINDOW: Duration = Duration::from_secs(60);
+/// What a restarting API process does first: announce the last changes again.
+async fn api_restarts(p: &Platform) {
+    let window = Duration::from_secs(60);
+    p.app.state.chat.reannounce_recent(window).await.unwrap();
+}
 
 /// Bob leaves a room and the API dies between the commit and the announcement: his open socket
 /// went on receiving the room's messages until it reconnected. The leave is in the outbox now,
@@ -30,13 +33,7 @@ async fn a_leave_never_announced_is_announced_at_the_next_start(p: Arc<Platform>
         .remove_room_member(general, bob.id)
         .await
         .unwrap());
-    // The next API process starts.
-    p.app
-        .state
-        .chat
-        .reannounce_recent(RESTART_WINDOW)
-        .await
-        .unwrap();
+    api_restarts(&p).await;
     p.post(&alice, general, "not for bob any more").await;
     let marker = p.post(&alice, other, "for bob").await;
     loop {
@@ -61,12 +58,7 @@ async fn an_old_leave_announced_again_does_not_undo_a_new_seat(p: Arc<Platform>)
         message_in(&mut all, general).await["id"].as_i64(),
         Some(back)
     );
-    p.app
-        .state
-        .chat
-        .reannounce_recent(RESTART_WINDOW)
-        .await
-        .unwrap();
+    api_restarts(&p).await;
     let next = p.post(&alice, general, "still here").await;
     assert_eq!(
         message_in(&mut all, general).await["id"].as_i64(),

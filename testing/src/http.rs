@@ -246,6 +246,52 @@ impl TestApp {
         (org, room, alice, bob)
     }
 
+    /// `POST /api/rooms/{room}/{action}/` as `user` (`join`, `leave`), which must succeed.
+    pub async fn room_action(&self, user: &TestUser, room: i64, action: &str) {
+        let path = format!("/api/rooms/{room}/{action}/");
+        let r = self.post(&path, Some(&user.access), json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{action}: {}", r.text);
+    }
+
+    /// Sets `member`'s role in `org` as `admin`, which must succeed.
+    pub async fn set_role(&self, org: i64, admin: &TestUser, member: &TestUser, role: &str) {
+        let path = format!("/api/orgs/{org}/members/{}/role/", member.id);
+        let r = self
+            .post(&path, Some(&admin.access), json!({ "role": role }))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+
+    /// `user`'s unread count in `room` (`None` without a seat there).
+    pub async fn unread_in(&self, user: &TestUser, room: i64) -> Option<i64> {
+        let r = self.get("/auth/me/unread-counts/", &user.access).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.body["unread_counts"]
+            .as_array()
+            .expect("unread_counts")
+            .iter()
+            .find(|c| c["room_id"] == room)
+            .and_then(|c| c["unread_count"].as_i64())
+    }
+
+    /// Gives `org` a 30-day retention, dates `messages` back to 2020 and runs one purge, as
+    /// the worker does; how many messages went.
+    pub async fn expire(&self, org: i64, messages: &[i64]) -> u64 {
+        let retention = format!("UPDATE orgs SET retention_days = 30 WHERE id = {org}");
+        crate::execute_sql(&self.db_url, &retention).await;
+        let ids: Vec<String> = messages.iter().map(i64::to_string).collect();
+        let old = format!(
+            "UPDATE messages SET created_at = '2020-01-01T00:00:00Z' WHERE id IN ({})",
+            ids.join(", ")
+        );
+        crate::execute_sql(&self.db_url, &old).await;
+        self.state
+            .store
+            .purge_expired_messages(chrono::Utc::now(), 100)
+            .await
+            .expect("purge")
+    }
+
     /// Posts `body` to `room` as `by` and returns the message id.
     pub async fn send(&self, by: &TestUser, room: i64, body: &str) -> i64 {
         let r = self
