@@ -19,6 +19,7 @@ both_engines!(
     a_direct_message_is_deleted_only_by_an_admin,
     retention_keeps_a_thread_root_while_its_replies_are_young,
     edits_that_mention_count_against_the_posting_limit,
+    a_direct_message_opens_as_it_is_in_a_read_only_org,
 );
 
 /// The use cases check the role on a read; the seat's insert checks it again under the org's
@@ -147,13 +148,50 @@ async fn edits_that_mention_count_against_the_posting_limit(engine: Engine) {
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     }
-    // Edits that ping the room are: two more fit in the minute, the third does not.
-    for body in ["@room look", "look @room"] {
+    // Edits that ping the room anew are: two more fit in the minute (the post took one), the
+    // third does not. Fixing a typo in a message that already pings takes none.
+    for body in [
+        "@room look",
+        "plain again",
+        "@room once more",
+        "@room once more!",
+        "plain",
+    ] {
         let r = app.patch(&path, &alice.access, json!({"body": body})).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.status, StatusCode::OK, "{body}: {}", r.text);
     }
     let r = app
-        .patch(&path, &alice.access, json!({"body": "@room look again"}))
+        .patch(&path, &alice.access, json!({"body": "@room and again"}))
         .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+}
+
+/// Bob left and came back; the organization was then suspended. Alice, still seated in their
+/// direct message, opens it: she gets it as it is (no seat can be given while the org is
+/// read-only), not a refusal.
+async fn a_direct_message_opens_as_it_is_in_a_read_only_org(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, _room, alice, bob) = app.room_for_two().await;
+    let open = || {
+        app.post(
+            "/api/rooms/dm/",
+            Some(&alice.access),
+            json!({"org": org, "user_id": bob.id}),
+        )
+    };
+    assert_eq!(open().await.status, StatusCode::CREATED);
+    let r = app
+        .delete(&format!("/api/orgs/{org}/members/{}/", bob.id), &bob.access)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    app.join(org, &alice, &bob, "MEMBER").await;
+    testing::execute_sql(
+        &app.db_url,
+        &format!("UPDATE orgs SET suspended = TRUE WHERE id = {org}"),
+    )
+    .await;
+    let r = open().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }

@@ -46,6 +46,17 @@ pub enum ChatError {
 pub type ChatResult<T> = Result<T, ChatError>;
 
 impl ChatError {
+    /// Whether the refusal is the organization's being suspended or archived (read-only).
+    pub fn is_read_only_org(&self) -> bool {
+        matches!(
+            self,
+            ChatError::Refused {
+                code: ErrorCode::OrgSuspended | ErrorCode::OrgArchived,
+                ..
+            }
+        )
+    }
+
     /// A refusal with the code's own sentence.
     pub fn refused(code: ErrorCode) -> Self {
         ChatError::Refused {

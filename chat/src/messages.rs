@@ -184,12 +184,24 @@ impl Chat {
         if message.sender != Some(editor) {
             return Err(ChatError::denied("Only the sender may edit a message."));
         }
+        if message.is_deleted {
+            return Err(ChatError::refused(ErrorCode::MessageDeleted));
+        }
         let mentions = self.resolve_mentions(room_id, editor, &body).await?;
         if !mentions.everyone.is_empty() {
-            // An edit that mentions people notifies those it newly names: it counts against the
-            // posting limits like a post, or editing `@room` out and back in would ping the
-            // whole room as fast as requests go.
-            self.0.limits.check(room_id, editor).await?;
+            // An edit notifies those it newly names: such an edit counts against the posting
+            // limits like a post, or editing `@room` out and back in would ping the whole room
+            // as fast as requests go. (A typo fixed in a message that mentions is not one.)
+            let before = self
+                .resolve_mentions(room_id, editor, &message.body)
+                .await?;
+            let names_anew = mentions
+                .everyone
+                .iter()
+                .any(|id| before.everyone.binary_search(id).is_err());
+            if names_anew {
+                self.0.limits.check(room_id, editor).await?;
+            }
         }
         let (mut message, newly_mentioned) = self
             .store()

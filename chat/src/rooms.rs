@@ -114,11 +114,14 @@ impl Chat {
             let seated = self.store().member_ids(room.id).await?;
             for member in [user_id, other_id] {
                 if !seated.contains(&member) {
-                    // The room as it stands with the seat (its member count).
-                    room = self
-                        .seat(user_id, room.id, member, JoinVia::Invite)
-                        .await?
-                        .room;
+                    // The room as it stands with the seat (its member count). A read-only
+                    // organization takes no seat: the conversation opens for whoever still
+                    // sits in it, as it is.
+                    match self.seat(user_id, room.id, member, JoinVia::Invite).await {
+                        Ok(joined) => room = joined.room,
+                        Err(e) if seated.contains(&user_id) && e.is_read_only_org() => {}
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::orgs::{ensure_room_quota, lock_writable_org};
+use super::orgs::{ensure_room_quota, lock_org, lock_writable_org};
 use super::outbox::{write_event, write_events};
 use super::{SqlStore, Tx, ROOM_DELETE_LOCK};
 use crate::sql::rows::{
@@ -153,6 +153,9 @@ impl SqlStore {
     /// Deletes an organization with everything in it; returns the seats it had (for the
     /// `member.left` announcements).
     pub(super) async fn erase_org(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<Vec<Seat>> {
+        // The org's row, then its rooms', in the order every path takes them: a join or an
+        // invitation holds the org, then needs its room; a room created meanwhile waits.
+        lock_org(tx, org_id).await?;
         sqlx::query(&format!(
             "SELECT id FROM rooms WHERE org_id = $1 ORDER BY id{ROOM_DELETE_LOCK}"
         ))

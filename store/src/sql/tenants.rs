@@ -12,7 +12,7 @@ use super::orgs::{
 use super::outbox::write_event;
 use super::webhooks::{pause_deliveries, resume_deliveries};
 use super::{SqlStore, Tx};
-use crate::sql::rows::{encode_events, is_unique_violation, QuotaRow};
+use crate::sql::rows::{encode_events, is_unique_violation, placeholders, QuotaRow};
 use crate::{
     AppliedAdmins, AppliedOrg, AppliedWebhook, ManagedOrg, ManagedOrgRef, ManagedWebhook,
     NewInvite, Seat, SpecAdmin, StoreError, StoreResult, TenantStore,
@@ -473,27 +473,47 @@ impl TenantStore for SqlStore {
             for (room_id,) in &rooms {
                 Self::bump_edit_version(&mut tx, *room_id).await?;
             }
-            // What hangs off the expiring messages goes first, chosen by the same condition.
-            for dependent in [
-                "DELETE FROM reactions WHERE message_id IN",
-                "DELETE FROM thread_follows WHERE root_id IN",
-                "DELETE FROM mentions WHERE message_id IN",
-            ] {
-                sqlx::query(&format!("{dependent} ({EXPIRING})"))
-                    .bind(org_id)
-                    .bind(cutoff)
-                    .bind(batch)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let gone: Vec<(i64, i64)> = sqlx::query_as(&format!(
-                "DELETE FROM messages WHERE id IN ({EXPIRING}) RETURNING room_id, seq"
+            // The messages, chosen once now that their rooms are held (each statement reads
+            // afresh: chosen again, they could be others, in rooms not held, when another
+            // sweep ran meanwhile), and only in the rooms held.
+            let locked: Vec<i64> = rooms.into_iter().map(|(id,)| id).collect();
+            let chosen: Vec<(i64, i64)> = sqlx::query_as(&format!(
+                "SELECT id, room_id FROM messages WHERE id IN ({EXPIRING})"
             ))
             .bind(org_id)
             .bind(cutoff)
             .bind(batch)
             .fetch_all(&mut *tx)
             .await?;
+            let ids: Vec<i64> = chosen
+                .into_iter()
+                .filter(|(_, room)| locked.binary_search(room).is_ok())
+                .map(|(id, _)| id)
+                .collect();
+            let mut gone: Vec<(i64, i64)> = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(500) {
+                let list = placeholders(1, chunk.len());
+                // What hangs off the messages goes first.
+                for dependent in [
+                    "DELETE FROM reactions WHERE message_id IN",
+                    "DELETE FROM thread_follows WHERE root_id IN",
+                    "DELETE FROM mentions WHERE message_id IN",
+                ] {
+                    let sql = format!("{dependent} ({list})");
+                    let mut query = sqlx::query(&sql);
+                    for id in chunk {
+                        query = query.bind(*id);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+                let sql =
+                    format!("DELETE FROM messages WHERE id IN ({list}) RETURNING room_id, seq");
+                let mut query = sqlx::query_as::<_, (i64, i64)>(&sql);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                gone.extend(query.fetch_all(&mut *tx).await?);
+            }
             purged += gone.len() as u64;
             // Unread counts start after what went: per room, the highest seq that did.
             let mut highest: BTreeMap<i64, i64> = BTreeMap::new();
