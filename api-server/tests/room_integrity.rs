@@ -98,7 +98,9 @@ async fn retention_keeps_a_thread_root_while_its_replies_are_young(engine: Engin
     };
     let (org, room, alice, bob) = app.room_for_two().await;
     let messages = format!("/api/rooms/{room}/messages/");
-    let root = app.send(&alice, room, "an old question").await;
+    let root = app
+        .send(&alice, room, "an old question for @bob@example.com")
+        .await;
     let old_alone = app.send(&alice, room, "old, with no thread").await;
     let reply = app
         .post(
@@ -125,8 +127,18 @@ async fn retention_keeps_a_thread_root_while_its_replies_are_young(engine: Engin
         .await;
     assert_eq!(again.status, StatusCode::CREATED, "{}", again.text);
     assert_eq!(again.body["parent_id"], root);
-    // Bob's unread: Alice's reply only (the kept root is old news, his own reply is his).
+    // Bob's unread: Alice's reply only (the kept root is old news, his own reply is his), and
+    // no mention (the kept root's is old news too).
     assert_eq!(app.unread_in(&bob, room).await, Some(1));
+    let counts = app.get("/auth/me/unread-counts/", &bob.access).await;
+    let general = counts.body["unread_counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["room_id"] == room)
+        .cloned()
+        .unwrap();
+    assert_eq!(general["mentions"], 0, "{general}");
 }
 
 async fn edits_that_mention_count_against_the_posting_limit(engine: Engine) {

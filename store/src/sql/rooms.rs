@@ -613,10 +613,11 @@ impl RoomStore for SqlStore {
         // from its row (`last_seq`, `last_msg_id`), so the cost per room is two index probes
         // that usually find nothing: the reader's own messages after their pointer and deleted
         // ones after it. The unread messages themselves are never scanned. Nothing up to the
-        // room's `purged_seq` (the highest seq retention purged) counts: what went is not
-        // unread, and a thread's first message kept with its younger replies is old news. Unread mentions are
-        // counted for all rooms at once (the planner reads the reader's mentions once when they
-        // are few, instead of probing 500 rooms: that probe cost the query 13%).
+        // room's `purged_seq` (the highest seq retention purged) counts, mentions included:
+        // what went is not unread, and a thread's first message kept with its younger replies
+        // is old news. Unread mentions are counted for all rooms at once (the planner reads the
+        // reader's mentions once when they are few, instead of probing 500 rooms: that probe
+        // cost the query 13%).
         let rows: Vec<UnreadRow> = sqlx::query_as(
             "SELECT r.id AS room_id, r.name AS room_name, rm.last_read_msg_id, \
                r.last_msg_id, \
@@ -632,7 +633,10 @@ impl RoomStore for SqlStore {
              LEFT JOIN ( \
                SELECT mn.room_id, COUNT(*) AS unread FROM mentions mn \
                JOIN room_members seat ON seat.room_id = mn.room_id AND seat.user_id = mn.user_id \
+               JOIN rooms pr ON pr.id = mn.room_id \
+               JOIN messages mm ON mm.room_id = mn.room_id AND mm.id = mn.message_id \
                WHERE mn.user_id = $1 AND mn.message_id > COALESCE(seat.last_read_msg_id, 0) \
+                 AND mm.seq > pr.purged_seq \
                GROUP BY mn.room_id) mc ON mc.room_id = r.id \
              WHERE rm.user_id = $1 ORDER BY r.id",
         )
