@@ -71,6 +71,8 @@ async function errorOf(response) {
 // A request with no answer by then fails (and a message can be retried, with the same
 // client_msg_id) instead of showing "Sending…" for good.
 const REQUEST_TIMEOUT_MS = 30_000;
+// An upload that makes no progress for this long fails.
+const UPLOAD_STALL_MS = 60_000;
 
 /** One request; with `patient`, no deadline: a refresh whose answer was given up on while the
  * server rotated the token would leave this browser holding a used one, which the next
@@ -246,9 +248,25 @@ export function putFile(presigned, file, onProgress) {
     const xhr = new XMLHttpRequest();
     xhr.open(presigned.method || 'PUT', presigned.upload_url);
     for (const [name, value] of Object.entries(presigned.headers || {})) xhr.setRequestHeader(name, value);
-    xhr.upload.onprogress = (event) => event.lengthComputable && onProgress(event.loaded / event.total);
-    xhr.onload = () => (xhr.status < 300 ? resolve() : reject(new ApiError(xhr.status, { detail: `The upload failed (${xhr.status}).` })));
-    xhr.onerror = () => reject(new ApiError(0));
+    // A large file on a slow link may take long; one that makes no progress for this long (or
+    // whose answer never comes) has stalled, and fails so it can be retried.
+    let stall = null;
+    const progressed = () => {
+      clearTimeout(stall);
+      stall = setTimeout(() => xhr.abort(), UPLOAD_STALL_MS);
+    };
+    const settle = (outcome) => {
+      clearTimeout(stall);
+      outcome();
+    };
+    xhr.upload.onprogress = (event) => {
+      progressed();
+      if (event.lengthComputable) onProgress(event.loaded / event.total);
+    };
+    xhr.onload = () => settle(() => (xhr.status < 300 ? resolve() : reject(new ApiError(xhr.status, { detail: `The upload failed (${xhr.status}).` }))));
+    xhr.onerror = () => settle(() => reject(new ApiError(0)));
+    xhr.onabort = () => settle(() => reject(new ApiError(0, { detail: 'The upload stalled. Check your connection.' })));
+    progressed();
     xhr.send(file);
   });
 }

@@ -1,8 +1,9 @@
-// Connections that fail without saying so: a socket that stops answering, and a request the
-// server never answers. The page's clock is Playwright's, moved forward by the tests, so the
-// client's waits (a ping every 25 s, 10 s for its answer, 30 s for a request) take no time.
+// Connections that fail without saying so: a socket that stops answering, a request the server
+// never answers, and an upload that stalls. The page's clock is Playwright's, moved forward by
+// the tests, so the client's waits (a ping every 25 s, 10 s for its answer, 30 s for a request,
+// 60 s without upload progress) take no time.
 import { test, before, after } from 'node:test';
-import { Server, browser, droppableSockets, shownErrors, signedInPage, team, waitFor } from './harness.mjs';
+import { PNG, Server, browser, droppableSockets, shownErrors, signedInPage, team, waitFor } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery';
 let server;
@@ -71,5 +72,30 @@ test('a message the server never answers fails in time and can be sent again', a
   if (texts.filter((t) => t === 'Into a server that says nothing').length !== 1) throw new Error(`stored: ${JSON.stringify(texts)}`);
   const errors = (await shownErrors(page)).filter((e) => !String(e).includes('did not answer'));
   if (errors.length) throw new Error(`errors shown: ${errors}`);
+  await context.close();
+});
+
+test('an upload that stalls fails in time and can be sent again', async () => {
+  const { room, context, page } = await adaIn('stalled');
+  let hold = true;
+  let held = 0;
+  await page.route('**/files/**', (route) => {
+    if (hold && route.request().method() === 'PUT') {
+      held += 1;
+      return; // never answered
+    }
+    return route.fallback();
+  });
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByLabel('Message # stalled').waitFor();
+  await page.locator('input[type=file]').setInputFiles({ name: 'dot.png', mimeType: 'image/png', buffer: PNG });
+  // Once the file is on its way (not before: the presign's own deadline would fire instead).
+  await waitFor(() => held === 1, 20_000, 'the upload to start');
+  await page.clock.fastForward(61_000);
+  await page.getByText('Not sent: The upload stalled').waitFor({ timeout: 20_000 });
+
+  hold = false;
+  await page.getByRole('button', { name: 'Retry' }).click();
+  await page.locator('ol.messages:not(.pending) .msg img.preview').waitFor({ timeout: 20_000 });
   await context.close();
 });
