@@ -516,9 +516,7 @@ impl Session {
                 Ok(None) => return self.seat_lost(room_id).await,
                 Err(e) => {
                     tracing::warn!(error = %e, room_id, "catch-up read failed");
-                    self.shared.metrics.closed("server_error");
-                    self.send_close(close::SERVER_ERROR, "try again").await;
-                    return Err(Ended);
+                    return self.end_on_server_error().await;
                 }
             };
             let full = page.len() as u32 == CATCH_UP_PAGE;
@@ -542,11 +540,17 @@ impl Session {
                 // Unsure whether the seat is gone, the connection must not go on showing the
                 // room: it ends, and the client's next one reads its rooms afresh.
                 tracing::warn!(error = %e, room_id, "seat check failed");
-                self.shared.metrics.closed("server_error");
-                self.send_close(close::SERVER_ERROR, "try again").await;
-                Err(Ended)
+                self.end_on_server_error().await
             }
         }
+    }
+
+    /// The database failed the connection: it ends with 1011, and the client's next one
+    /// starts afresh.
+    async fn end_on_server_error(&mut self) -> Step {
+        self.shared.metrics.closed("server_error");
+        self.send_close(close::SERVER_ERROR, "try again").await;
+        Err(Ended)
     }
 
     /// The user no longer sits in the room: a per-room connection ends, a multiplexed one

@@ -262,8 +262,8 @@ impl TestApp {
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     }
 
-    /// `user`'s unread count in `room` (`None` without a seat there).
-    pub async fn unread_in(&self, user: &TestUser, room: i64) -> Option<i64> {
+    /// `user`'s entry for `room` in their unread counts (`None` without a seat there).
+    pub async fn unread_entry(&self, user: &TestUser, room: i64) -> Option<Value> {
         let r = self.get("/auth/me/unread-counts/", &user.access).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         r.body["unread_counts"]
@@ -271,7 +271,13 @@ impl TestApp {
             .expect("unread_counts")
             .iter()
             .find(|c| c["room_id"] == room)
-            .and_then(|c| c["unread_count"].as_i64())
+            .cloned()
+    }
+
+    /// `user`'s unread count in `room` (`None` without a seat there).
+    pub async fn unread_in(&self, user: &TestUser, room: i64) -> Option<i64> {
+        let entry = self.unread_entry(user, room).await?;
+        entry["unread_count"].as_i64()
     }
 
     /// Gives `org` a 30-day retention, dates `messages` back to 2020 and runs one purge, as

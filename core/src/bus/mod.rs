@@ -19,6 +19,7 @@ use crate::events::{DomainEvent, ReactionChanged, ThreadUpdated};
 use crate::model::Message;
 
 pub use local::LocalBus;
+pub(crate) use nats::stream_replaced;
 pub use nats::NatsBus;
 
 /// What travels on the bus: what gateways push to sockets, in the WebSocket frame shapes.

@@ -269,17 +269,27 @@ struct StreamRead {
 impl StreamRead {
     /// Whether the stream is gone, or is another one of the same name.
     async fn replaced(&self) -> bool {
-        let replaced = match self.jetstream.get_stream(&self.name).await {
-            Ok(stream) => stream.cached_info().created != self.created,
-            Err(e) => matches!(
-                e.kind(),
-                GetStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND
-            ),
-        };
+        let replaced = stream_replaced(&self.jetstream, &self.name, self.created).await;
         if replaced {
             tracing::warn!(stream = %self.name, "the room stream was replaced; subscription ended");
         }
         replaced
+    }
+}
+
+/// Whether the JetStream stream `name` is gone, or is another one than the one made at
+/// `created` (deleted and made again); not when the server cannot be asked.
+pub(crate) async fn stream_replaced(
+    jetstream: &jetstream::Context,
+    name: &str,
+    created: async_nats::datetime::DateTime,
+) -> bool {
+    match jetstream.get_stream(name).await {
+        Ok(stream) => stream.cached_info().created != created,
+        Err(e) => matches!(
+            e.kind(),
+            GetStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND
+        ),
     }
 }
 

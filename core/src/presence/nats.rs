@@ -16,8 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::context::GetStreamErrorKind;
-use async_nats::jetstream::{self, kv, ErrorCode};
+use async_nats::jetstream::{self, kv};
 use async_trait::async_trait;
 use futures::StreamExt;
 use rand::distributions::{Alphanumeric, DistString};
@@ -25,7 +24,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use super::{Presence, PresenceChange, CHANGES_QUEUE};
-use crate::bus::BusError;
+use crate::bus::{stream_replaced, BusError};
 
 /// How presence is kept in NATS.
 #[derive(Debug, Clone, Copy)]
@@ -353,14 +352,7 @@ async fn keep_bucket(shared: Arc<Shared>) {
         tick.tick().await;
         let name = format!("KV_{}", shared.bucket);
         let made = *shared.made.lock().unwrap_or_else(PoisonError::into_inner);
-        let same = match shared.jetstream.get_stream(&name).await {
-            Ok(stream) => stream.cached_info().created == made,
-            Err(e) => !matches!(
-                e.kind(),
-                GetStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND
-            ),
-        };
-        if same {
+        if !stream_replaced(&shared.jetstream, &name, made).await {
             continue;
         }
         tracing::warn!(bucket = %shared.bucket, "the presence bucket is gone; making it again");
