@@ -20,6 +20,7 @@ both_engines!(
     completion_checks_what_was_stored,
     uploads_are_private_until_posted,
     a_stored_upload_is_never_replaced,
+    a_post_refused_at_its_commit_leaves_its_file_unclaimed,
 );
 
 async fn app(engine: Engine) -> Option<(TestApp, tempfile::TempDir)> {
@@ -638,4 +639,75 @@ async fn a_stored_upload_is_never_replaced(engine: Engine) {
         0,
         "no temporary file is left"
     );
+}
+
+/// A post refused at its commit (after its checks passed and its file was charged to the
+/// organization) gives the charge back: the file can then be posted in another organization.
+/// It used to stay counted against the first one, and posting it elsewhere was refused.
+async fn a_post_refused_at_its_commit_leaves_its_file_unclaimed(engine: Engine) {
+    let Some((app, _dir)) = app(engine).await else {
+        return;
+    };
+    let ada = app.user("ada@example.com").await;
+    let first = app.org(&ada, "First").await;
+    let second = app.org(&ada, "Second").await;
+    let refused_room = app.room(&ada, first, "refused", "PUBLIC").await;
+    let other_room = app.room(&ada, second, "other", "PUBLIC").await;
+    let p = presign(&app, &ada, "plan.txt", "text/plain", 4).await;
+    let id = p["id"].as_str().unwrap();
+    assert_eq!(
+        put(&app, &p, "text/plain", b"plan".to_vec()).await,
+        StatusCode::OK
+    );
+    let done = app
+        .post(
+            &format!("/api/uploads/{id}/complete/"),
+            Some(&ada.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+
+    // The commit fails as a lost seat or a suspension would, after every check has passed.
+    let (refuse, allow) = match app.engine {
+        Engine::Postgres => (
+            format!(
+                "ALTER TABLE messages ADD CONSTRAINT not_in_refused \
+                 CHECK (room_id <> {refused_room}) NOT VALID"
+            ),
+            "ALTER TABLE messages DROP CONSTRAINT not_in_refused".to_owned(),
+        ),
+        Engine::Sqlite => (
+            format!(
+                "CREATE TRIGGER not_in_refused BEFORE INSERT ON messages \
+                 WHEN new.room_id = {refused_room} BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            ),
+            "DROP TRIGGER not_in_refused".to_owned(),
+        ),
+    };
+    testing::db::execute_sql(&app.db_url, &refuse).await;
+    let refused = app
+        .post(
+            &format!("/api/rooms/{refused_room}/messages/"),
+            Some(&ada.access),
+            json!({"file_id": id}),
+        )
+        .await;
+    assert!(
+        refused.status.is_server_error(),
+        "{} {}",
+        refused.status,
+        refused.text
+    );
+    testing::db::execute_sql(&app.db_url, &allow).await;
+
+    let elsewhere = app
+        .post(
+            &format!("/api/rooms/{other_room}/messages/"),
+            Some(&ada.access),
+            json!({"file_id": id}),
+        )
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::CREATED, "{}", elsewhere.text);
+    assert_eq!(elsewhere.body["file"]["id"], id);
 }

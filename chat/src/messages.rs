@@ -11,6 +11,7 @@ use tracing::instrument;
 
 use crate::access::writable;
 use crate::error::{ChatError, ChatResult};
+use crate::uploads::UploadCharge;
 use crate::validate::Validator;
 use crate::Chat;
 
@@ -49,6 +50,8 @@ pub struct QueuedPost {
     queued: QueuedMessage,
     /// Who the message mentions, to be told once it is stored.
     mentioned: Vec<i64>,
+    /// The charge of the message's file this post made, given back if the commit fails.
+    charge: Option<UploadCharge>,
 }
 
 impl QueuedPost {
@@ -60,8 +63,19 @@ impl QueuedPost {
             chat,
             queued,
             mentioned,
+            charge,
         } = self;
-        let (message, created) = chat.store().queued_message(queued).await?;
+        let (message, created) = match chat.store().queued_message(queued).await {
+            Ok(stored) => stored,
+            Err(err) => {
+                // Refused at the commit (the seat lost or the organization suspended since
+                // the checks, or a failure): the file must not stay counted against it.
+                if let Some(charge) = charge {
+                    chat.release_upload_charge(charge).await;
+                }
+                return Err(err.into());
+            }
+        };
         if created {
             chat.announcer()
                 .domain(&DomainEvent::MessageCreated(message.clone()))
@@ -139,14 +153,28 @@ impl Chat {
             return Err(limited);
         }
         // The file counts against the organization's quota only once the post is otherwise
-        // fine: a refused post charges nothing.
+        // fine: a refused post charges nothing (one refused later gives the charge back).
+        let mut charge = None;
         if let Some(file) = &file {
             let org_id = self
                 .check_org_upload_limit(room_id, sender, file.size)
                 .await?;
-            self.charge_upload(&file.id, org_id, file.size).await?;
+            if self.charge_upload(&file.id, org_id, file.size).await? {
+                charge = Some(UploadCharge {
+                    upload_id: file.id.clone(),
+                    org_id,
+                });
+            }
         }
-        let mentions = self.resolve_mentions(room_id, sender, &body).await?;
+        let mentions = match self.resolve_mentions(room_id, sender, &body).await {
+            Ok(mentions) => mentions,
+            Err(err) => {
+                if let Some(charge) = charge {
+                    self.release_upload_charge(charge).await;
+                }
+                return Err(err);
+            }
+        };
         let mentioned = mentions.everyone.clone();
         let queued = self.store().queue_message(
             NewMessage {
@@ -164,6 +192,7 @@ impl Chat {
             chat: self.clone(),
             queued,
             mentioned,
+            charge,
         })
     }
 

@@ -35,25 +35,46 @@ impl Chat {
     }
 
     /// Makes a file posted in `org_id` count against it, unless it already does; refused when
-    /// it counts against another organization or does not fit this one's quota.
+    /// it counts against another organization or does not fit this one's quota. `true` when
+    /// this call charged it, so that a post refused later can give the charge back.
     pub(crate) async fn charge_upload(
         &self,
         upload_id: &str,
         org_id: i64,
         size: i64,
-    ) -> ChatResult<()> {
+    ) -> ChatResult<bool> {
         let quotas = &self.settings().upload_quotas;
         match self
             .store()
             .charge_upload_to_org(upload_id, org_id, quotas)
             .await?
         {
-            OrgCharge::Charged => Ok(()),
+            OrgCharge::Charged => Ok(true),
+            OrgCharge::AlreadyCharged => Ok(false),
             OrgCharge::OtherOrg => Err(ChatError::field(
                 "file_id",
                 "This file was uploaded for another organization.",
             )),
             OrgCharge::Exceeded(exceeded) => Err(quota_error(exceeded, size)),
+        }
+    }
+}
+
+/// An upload this post charged to an organization, given back if the post is refused.
+pub(crate) struct UploadCharge {
+    /// The upload.
+    pub(crate) upload_id: String,
+    /// The organization it was charged to.
+    pub(crate) org_id: i64,
+}
+
+impl Chat {
+    /// Gives a charge back after its post was refused, so that the file can still be posted
+    /// elsewhere; a failure only leaves the file counted where it was (logged).
+    pub(crate) async fn release_upload_charge(&self, charge: UploadCharge) {
+        let UploadCharge { upload_id, org_id } = charge;
+        if let Err(err) = self.store().release_org_charge(&upload_id, org_id).await {
+            tracing::warn!(upload_id, org_id, error = %err, "could not give an upload's charge back");
         }
     }
 }

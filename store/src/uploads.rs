@@ -38,8 +38,10 @@ pub struct QuotaExceeded {
 /// What charging an upload to an organization came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrgCharge {
-    /// It counts against the organization now (or already did).
+    /// It counts against the organization from now on (it counted against none before).
     Charged,
+    /// It already counted against this organization.
+    AlreadyCharged,
     /// It already counts against another organization.
     OtherOrg,
     /// It does not fit the organization's quota.
@@ -85,6 +87,9 @@ pub trait UploadStore: Send + Sync {
         org_id: i64,
         quotas: &UploadQuotaSettings,
     ) -> StoreResult<OrgCharge>;
+    /// Undoes a [`OrgCharge::Charged`] whose post was refused: the upload counts against no
+    /// organization again, unless a message carries it (a commit whose answer was lost).
+    async fn release_org_charge(&self, id: &str, org_id: i64) -> StoreResult<()>;
     /// One upload.
     async fn upload(&self, id: &str) -> StoreResult<Option<Upload>>;
     /// Marks a pending upload ready until `expires_at` (a ready one stays as it is);

@@ -204,7 +204,7 @@ impl UploadStore for SqlStore {
         let (charged_to, size) = upload.ok_or(StoreError::NotFound)?;
         match charged_to {
             Some(other) if other != org_id => return Ok(OrgCharge::OtherOrg),
-            Some(_) => return Ok(OrgCharge::Charged),
+            Some(_) => return Ok(OrgCharge::AlreadyCharged),
             None => {}
         }
         let (_, stored) = usage(&mut tx, "org_id", org_id).await?;
@@ -218,6 +218,19 @@ impl UploadStore for SqlStore {
             .await?;
         tx.commit().await?;
         Ok(OrgCharge::Charged)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn release_org_charge(&self, id: &str, org_id: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE uploads SET org_id = NULL WHERE id = $1 AND org_id = $2 \
+             AND NOT EXISTS (SELECT 1 FROM messages WHERE file_id = $1)",
+        )
+        .bind(id)
+        .bind(org_id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
