@@ -74,6 +74,25 @@ impl SqlStore {
         Ok(())
     }
 
+    /// Refuses a change to a room whose organization has become read-only since the caller
+    /// checked it on a read: read inside the change's transaction once its room's row is held,
+    /// as a post reads it, so a suspension committed before that stops the change.
+    pub(super) async fn ensure_room_writable(tx: &mut Tx<'_>, room_id: i64) -> StoreResult<()> {
+        let org: Option<SuspendedArchived> = sqlx::query_as(
+            "SELECT o.suspended, o.archived_at FROM rooms r JOIN orgs o ON o.id = r.org_id \
+             WHERE r.id = $1",
+        )
+        .bind(room_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        match org {
+            None => Err(StoreError::NotFound),
+            Some((_, Some(_))) => Err(StoreError::Forbidden(ErrorCode::OrgArchived)),
+            Some((true, None)) => Err(StoreError::Forbidden(ErrorCode::OrgSuspended)),
+            Some((false, None)) => Ok(()),
+        }
+    }
+
     async fn message_in(
         tx: &mut Tx<'_>,
         room_id: i64,
@@ -221,10 +240,15 @@ impl MessageStore for SqlStore {
         let mut tx = self.write.begin().await?;
         // The room's row first, as posts take it (see `bump_edit_version`).
         Self::bump_edit_version(&mut tx, room_id).await?;
-        // The NOT is_deleted guard makes edit-after-delete impossible even when the two race.
+        Self::ensure_room_writable(&mut tx, room_id).await?;
+        // The NOT is_deleted guard makes edit-after-delete impossible even when the two race;
+        // the seat's, an edit by a sender removed since the caller's check.
         let sql = format!(
             "UPDATE messages SET body = $3, edited_at = $4, mention_ids = $5 \
-             WHERE room_id = $1 AND id = $2 AND NOT is_deleted RETURNING {MESSAGE_COLUMNS}"
+             WHERE room_id = $1 AND id = $2 AND NOT is_deleted \
+               AND EXISTS (SELECT 1 FROM room_members rm \
+                 WHERE rm.room_id = $1 AND rm.user_id = messages.sender_id) \
+             RETURNING {MESSAGE_COLUMNS}"
         );
         let row: Option<MessageRow> = sqlx::query_as(&sql)
             .bind(room_id)
@@ -236,8 +260,11 @@ impl MessageStore for SqlStore {
             .await?;
         let Some(row) = row else {
             return match Self::message_in(&mut tx, room_id, msg_id).await? {
-                Some(_) => Err(StoreError::Conflict(ErrorCode::MessageDeleted)),
-                None => Err(StoreError::NotFound),
+                Some(message) if message.is_deleted => {
+                    Err(StoreError::Conflict(ErrorCode::MessageDeleted))
+                }
+                // Gone, or its sender no longer sits in the room.
+                _ => Err(StoreError::NotFound),
             };
         };
         let message = Message::from(row);
@@ -272,6 +299,7 @@ impl MessageStore for SqlStore {
         let mut tx = self.write.begin().await?;
         // The room's row first, as posts take it (see `bump_edit_version`).
         Self::bump_edit_version(&mut tx, room_id).await?;
+        Self::ensure_room_writable(&mut tx, room_id).await?;
         let sql = format!(
             "UPDATE messages SET body = '', is_deleted = TRUE, reactions = NULL, \
                file_id = NULL, file_name = NULL, file_type = NULL, file_size = NULL \

@@ -46,14 +46,42 @@ pub(super) struct LockedRow {
     message: MessageRow,
     /// Their emoji on the message, space-separated.
     own: String,
+    /// Whether the reactor sits in the message's room (read under the lock: a seat lost since
+    /// the caller's check refuses the change).
+    seated: bool,
+    /// Whether the room's organization is suspended, and whether archived, likewise.
+    org_suspended: bool,
+    org_archived: bool,
 }
 
-/// The emoji `reactor` has on the message `m` (an alias of `messages`), space-separated: a
-/// column for `lock_for_reactions`.
+impl LockedRow {
+    /// Why the reactor may not change reactions here, if they may not: `None` inside for no
+    /// seat (not found), else the organization's read-only state.
+    fn refusal(&self) -> Option<Option<ErrorCode>> {
+        if !self.seated {
+            Some(None)
+        } else if self.org_archived {
+            Some(Some(ErrorCode::OrgArchived))
+        } else if self.org_suspended {
+            Some(Some(ErrorCode::OrgSuspended))
+        } else {
+            None
+        }
+    }
+}
+
+/// The emoji `reactor` has on the message `m` (an alias of `messages`), space-separated, and
+/// whether they may change them (`LockedRow::refusal`): columns for `lock_for_reactions`.
 pub(super) fn own_emoji_column(reactor: &str) -> String {
     format!(
         "COALESCE((SELECT string_agg(r.emoji, ' ') FROM reactions r \
-           WHERE r.message_id = m.id AND r.user_id = {reactor}), '') AS own"
+           WHERE r.message_id = m.id AND r.user_id = {reactor}), '') AS own, \
+         EXISTS (SELECT 1 FROM room_members rm \
+           WHERE rm.room_id = m.room_id AND rm.user_id = {reactor}) AS seated, \
+         (SELECT o.suspended FROM rooms ro JOIN orgs o ON o.id = ro.org_id \
+           WHERE ro.id = m.room_id) AS org_suspended, \
+         (SELECT o.archived_at IS NOT NULL FROM rooms ro JOIN orgs o ON o.id = ro.org_id \
+           WHERE ro.id = m.room_id) AS org_archived"
     )
 }
 
@@ -169,7 +197,11 @@ async fn apply_all(
     keys.dedup();
     let mut messages: HashMap<i64, Message> = HashMap::new();
     let mut own: HashMap<(i64, i64), Vec<String>> = HashMap::new();
+    let mut refused: HashMap<(i64, i64), Option<ErrorCode>> = HashMap::new();
     for row in lock_for_reactions(tx, &keys).await? {
+        if let Some(refusal) = row.refusal() {
+            refused.insert((row.message.id, row.reactor), refusal);
+        }
         let message = Message::from(row.message);
         own.insert(
             (message.id, row.reactor),
@@ -191,6 +223,10 @@ async fn apply_all(
             answers.push(Err(StoreError::NotFound));
             continue;
         };
+        if let Some(refusal) = refused.get(&(job.msg_id, job.user_id)) {
+            answers.push(Err(refusal.map_or(StoreError::NotFound, StoreError::Forbidden)));
+            continue;
+        }
         let answer = match decide(message, mine, job) {
             Ok(Some(event)) => {
                 writes

@@ -378,6 +378,9 @@ impl RoomStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        // The caller checked the organization on a read; one suspended since (read once the
+        // updates above hold the room's row) takes no change.
+        Self::ensure_room_writable(&mut tx, room_id).await?;
         let room = Self::room_in(&mut tx, room_id).await?;
         tx.commit().await?;
         Ok(room)

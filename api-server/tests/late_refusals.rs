@@ -1,0 +1,168 @@
+//! PostgreSQL: a change whose checks passed on a read is still refused when its organization is
+//! suspended, or its author's seat is lost, before it is written. The room's row is held so the
+//! change waits inside its transaction; the suspension (or the removal) commits meanwhile; the
+//! room is let go. Edits, deletions, reactions and room updates used to go through regardless,
+//! as posts never did (they read the organization inside their own transaction).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Engine, TestApp, TestUser};
+use reqwest::StatusCode;
+use serde_json::json;
+use testing::http::Reply;
+use testing::{waiting_for_locks, HeldLocks};
+
+/// A change to make on `room`'s message `msg` as `user`.
+#[derive(Clone, Copy, Debug)]
+enum Change {
+    Edit,
+    Delete,
+    React,
+    Rename,
+}
+
+async fn make(app: &TestApp, change: Change, user: &TestUser, room: i64, msg: i64) -> Reply {
+    let message = format!("/api/rooms/{room}/messages/{msg}/");
+    match change {
+        Change::Edit => {
+            app.patch(&message, &user.access, json!({"body": "edited late"}))
+                .await
+        }
+        Change::Delete => app.delete(&message, &user.access).await,
+        Change::React => {
+            app.post(
+                &format!("{message}reactions/"),
+                Some(&user.access),
+                json!({"emoji": "👍"}),
+            )
+            .await
+        }
+        Change::Rename => {
+            app.patch(
+                &format!("/api/rooms/{room}/"),
+                &user.access,
+                json!({"name": "renamed-late"}),
+            )
+            .await
+        }
+    }
+}
+
+/// Holds the room, starts `change`, waits until it waits for the room, runs `meanwhile`
+/// (committed while the change waits), lets the room go and returns the change's answer.
+async fn change_while(
+    app: &TestApp,
+    change: Change,
+    user: &TestUser,
+    room: i64,
+    msg: i64,
+    meanwhile: &str,
+) -> Reply {
+    let held = HeldLocks::take(
+        &app.db_url,
+        &format!("SELECT id FROM rooms WHERE id = {room} FOR NO KEY UPDATE"),
+    )
+    .await;
+    let pending = make(app, change, user, room, msg);
+    tokio::pin!(pending);
+    let waiting = async {
+        while waiting_for_locks(&app.db_url).await < 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        reply = &mut pending => panic!("{change:?} answered while its room is held: {}", reply.text),
+        () = waiting => {}
+    }
+    testing::db::execute_sql(&app.db_url, meanwhile).await;
+    held.release().await;
+    pending.await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspension_stops_a_change_already_under_way() {
+    let Some(app) = TestApp::spawn(Engine::Postgres).await else {
+        return;
+    };
+    let (org, room, alice, _bob) = app.room_for_two().await;
+    for change in [Change::Edit, Change::Delete, Change::React, Change::Rename] {
+        let msg = app.send(&alice, room, "before the suspension").await;
+        let reply = change_while(
+            &app,
+            change,
+            &alice,
+            room,
+            msg,
+            &format!("UPDATE orgs SET suspended = TRUE WHERE id = {org}"),
+        )
+        .await;
+        assert_eq!(
+            (reply.status, reply.body["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("org_suspended")),
+            "{change:?}: {}",
+            reply.text
+        );
+        testing::db::execute_sql(
+            &app.db_url,
+            &format!("UPDATE orgs SET suspended = FALSE WHERE id = {org}"),
+        )
+        .await;
+    }
+    let page = app
+        .get(&format!("/api/rooms/{room}/messages/"), &alice.access)
+        .await;
+    for message in page.body["results"].as_array().unwrap() {
+        assert_eq!(message["body"], "before the suspension", "{message}");
+        assert_eq!(message["reactions"], json!([]), "{message}");
+    }
+    let room_now = app.get(&format!("/api/rooms/{room}/"), &alice.access).await;
+    assert_eq!(room_now.body["name"], "general");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_lost_stops_an_edit_or_a_reaction_under_way() {
+    let Some(app) = TestApp::spawn(Engine::Postgres).await else {
+        return;
+    };
+    let (_org, room, alice, bob) = app.room_for_two().await;
+    for change in [Change::Edit, Change::React] {
+        let msg = app.send(&bob, room, "before the removal").await;
+        let reply = change_while(
+            &app,
+            change,
+            &bob,
+            room,
+            msg,
+            &format!(
+                "DELETE FROM room_members WHERE room_id = {room} AND user_id = {}",
+                bob.id
+            ),
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "{change:?}: {}",
+            reply.text
+        );
+        let joined = app
+            .post(
+                &format!("/api/rooms/{room}/join/"),
+                Some(&bob.access),
+                json!({}),
+            )
+            .await;
+        assert!(joined.status.is_success(), "{}", joined.text);
+    }
+    let page = app
+        .get(&format!("/api/rooms/{room}/messages/"), &alice.access)
+        .await;
+    for message in page.body["results"].as_array().unwrap() {
+        assert_eq!(message["body"], "before the removal", "{message}");
+        assert_eq!(message["reactions"], json!([]), "{message}");
+    }
+}
