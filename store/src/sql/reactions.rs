@@ -224,7 +224,9 @@ async fn apply_all(
             continue;
         };
         if let Some(refusal) = refused.get(&(job.msg_id, job.user_id)) {
-            answers.push(Err(refusal.map_or(StoreError::NotFound, StoreError::Forbidden)));
+            answers.push(Err(
+                refusal.map_or(StoreError::NotFound, StoreError::Forbidden)
+            ));
             continue;
         }
         let answer = match decide(message, mine, job) {
