@@ -26,9 +26,11 @@ use crate::routes::{
             (JSON text): server `connection`, `message` (a reply carries `parent_id`), \
             `message.updated`, `message.deleted`, `thread.updated` (a root's `reply_count`, \
             `last_reply_at`, `repliers`), `reaction.added`, `reaction.removed`, `mention` (on `/ws/` only, to those mentioned: \
-            `{room, message}`), `typing`, `presence`, `read`, `ack`, `pong`, `error`; \
+            `{room, message}`), `typing`, `presence`, `read`, `ack`, `pong`, `authenticated`, `error`; \
             client `message` (with `parent_id` to reply), `typing`, \
-            `read`, `ping`. Answers (`ack`, `pong`, `error`) follow the order of the frames \
+            `read`, `ping`, `auth` (`{token}`: a renewed access token of the same user, \
+            answered `authenticated` `{expires_at}`; a connection closes with 4001 once its \
+            token has expired, unless renewed). Answers (`ack`, `pong`, `error`) follow the order of the frames \
             they answer; up to 16 frames may await theirs (a message its commit) before the \
             gateway stops reading. A message into a room without a seat closes a per-room \
             socket with 4003; on `/ws/` it answers `error` `not_found`, and what the socket \

@@ -1,4 +1,4 @@
-//! Frames from the client: `ping`, `typing`, `read` and `message`. Each one is translated into
+//! Frames from the client: `ping`, `auth`, `typing`, `read` and `message`. Each one is translated into
 //! the application layer's action (`chat`), the same one the REST API calls: a message sent
 //! over the socket is validated, limited, stored with its outbox event and announced exactly
 //! as a REST post is, then acknowledged; the connection reads on while it waits for the commit,
@@ -12,13 +12,17 @@ use serde_json::json;
 use tracing::Instrument;
 
 use crate::replies::Reply;
-use crate::session::{error_frame, Session, Step};
+use crate::session::{close, error_frame, Ended, Session, Step};
 
 /// The frames a client may send.
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 enum ClientFrame {
     Ping,
+    /// A renewed access token of the same user, so the connection outlives the first one.
+    Auth {
+        token: String,
+    },
     Typing {
         is_typing: bool,
         #[serde(default)]
@@ -59,6 +63,7 @@ impl Session {
         };
         match frame {
             ClientFrame::Ping => self.reply(Reply::Frame(json!({"type": "pong"}))).await,
+            ClientFrame::Auth { token } => self.renew_token(&token).await,
             ClientFrame::Typing { is_typing, room } => {
                 let Some(room) = self.target_room(room).await? else {
                     return Ok(());
@@ -103,12 +108,45 @@ impl Session {
         }
     }
 
+    /// Takes a renewed access token: the connection then lasts until it expires. A token that
+    /// is not valid, or is another user's, is refused with an `error` frame and changes nothing;
+    /// an account gone since ends the connection as at the upgrade.
+    async fn renew_token(&mut self, token: &str) -> Step {
+        let not_valid = ErrorCode::TokenNotValid.code();
+        let claims = match self.shared.tokens.verify_access(token) {
+            Ok(claims) if claims.user_id == self.user_id => claims,
+            Ok(_) => return self.error(not_valid, "This token is another user's.").await,
+            Err(_) => {
+                return self
+                    .error(not_valid, "The access token is invalid or expired.")
+                    .await
+            }
+        };
+        match self.shared.store.user_by_id(self.user_id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                self.close(close::UNAUTHENTICATED, "unknown account", "unauthenticated")
+                    .await;
+                return Err(Ended);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "account lookup failed");
+                return self
+                    .error(ErrorCode::Unavailable.code(), "Try again shortly.")
+                    .await;
+            }
+        }
+        self.token_expires_at = self.token_expires_at.max(claims.exp);
+        let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0);
+        self.reply(Reply::Frame(
+            json!({"type": "authenticated", "expires_at": expires_at}),
+        ))
+        .await
+    }
+
     /// The room a frame is about: the connection's own, or the one it names (multiplexed).
     /// `None` after answering with an error frame.
-    async fn target_room(
-        &mut self,
-        named: Option<i64>,
-    ) -> Result<Option<i64>, crate::session::Ended> {
+    async fn target_room(&mut self, named: Option<i64>) -> Result<Option<i64>, Ended> {
         let room = match (self.fixed_room, named) {
             (Some(fixed), Some(named)) if fixed != named => {
                 self.error("invalid", "This connection follows another room.")

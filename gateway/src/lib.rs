@@ -241,14 +241,24 @@ impl Drop for Slot {
     }
 }
 
-/// Who the token names, with a slot under the per-user cap; `None` after closing the socket.
+/// An admitted connection: who it is, until when its token holds, and its slot.
+struct Admitted {
+    socket: WebSocket,
+    user_id: i64,
+    user_email: String,
+    /// The token's expiry, unix seconds (see [`Session::token_expires_at`]).
+    token_expires_at: i64,
+    slot: Slot,
+}
+
+/// Who the token names, with a slot under the per-user cap; `Err` after closing the socket.
 async fn admit(
     shared: &Arc<Shared>,
     socket: WebSocket,
     token: Option<&str>,
-) -> Result<(WebSocket, i64, String, Slot), ()> {
-    let user_id = match token.map(|t| shared.tokens.verify_access(t)) {
-        Some(Ok(claims)) => claims.user_id,
+) -> Result<Admitted, ()> {
+    let (user_id, token_expires_at) = match token.map(|t| shared.tokens.verify_access(t)) {
+        Some(Ok(claims)) => (claims.user_id, claims.exp),
         _ => {
             close_socket(socket, shared, Refusal::UNAUTHENTICATED).await;
             return Err(());
@@ -292,7 +302,13 @@ async fn admit(
         shared: shared.clone(),
         user_id,
     };
-    Ok((socket, user_id, user_email, slot))
+    Ok(Admitted {
+        socket,
+        user_id,
+        user_email,
+        token_expires_at,
+        slot,
+    })
 }
 
 /// Logs a failed lookup and closes with 1011 (try again).
@@ -341,8 +357,13 @@ async fn room_socket(
         .map(|s| s.trim().parse::<i64>().ok().filter(|id| *id >= 0));
     let shared = state.shared;
     upgrade.on_upgrade(move |socket| async move {
-        let Ok((socket, user_id, user_email, slot)) =
-            admit(&shared, socket, token.as_deref()).await
+        let Ok(Admitted {
+            socket,
+            user_id,
+            user_email,
+            token_expires_at,
+            slot,
+        }) = admit(&shared, socket, token.as_deref()).await
         else {
             return;
         };
@@ -401,6 +422,7 @@ async fn room_socket(
             shared: shared.clone(),
             user_id,
             user_email,
+            token_expires_at,
             fixed_room: Some(room_id),
             outlet,
             subscription,
@@ -422,8 +444,13 @@ async fn user_socket(
     let (token, upgrade) = prepare(&query, &headers, upgrade);
     let shared = state.shared;
     upgrade.on_upgrade(move |socket| async move {
-        let Ok((socket, user_id, user_email, slot)) =
-            admit(&shared, socket, token.as_deref()).await
+        let Ok(Admitted {
+            socket,
+            user_id,
+            user_email,
+            token_expires_at,
+            slot,
+        }) = admit(&shared, socket, token.as_deref()).await
         else {
             return;
         };
@@ -478,6 +505,7 @@ async fn user_socket(
             shared: shared.clone(),
             user_id,
             user_email,
+            token_expires_at,
             fixed_room: None,
             outlet,
             subscription,

@@ -74,6 +74,10 @@ pub(crate) struct Session {
     pub(crate) shared: Arc<Shared>,
     pub(crate) user_id: i64,
     pub(crate) user_email: String,
+    /// When the access token the connection authenticated with (or last renewed with an
+    /// `auth` frame) expires, unix seconds: the connection then closes with `4001`, as a
+    /// request with that token would be refused.
+    pub(crate) token_expires_at: i64,
     /// The room of a per-room connection; `None` on the multiplexed endpoint.
     pub(crate) fixed_room: Option<i64>,
     /// Where the connection stands in each room, shared with the hub's direct writes.
@@ -225,6 +229,11 @@ impl Session {
                     if silent >= ping_every * 2 {
                         self.shared.metrics.closed("dead_peer");
                         return;
+                    }
+                    // Checked with the heartbeat, which every connection has anyway: a timer
+                    // of its own would add to what each idle connection keeps.
+                    if chrono::Utc::now().timestamp() >= self.token_expires_at {
+                        return Box::pin(self.close(close::UNAUTHENTICATED, "token expired", "token_expired")).await;
                     }
                     Box::pin(self.send(WsMessage::Ping(Default::default()))).await
                 }

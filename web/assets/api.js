@@ -157,6 +157,11 @@ async function withStorageLock(run) {
   }
 }
 
+/** When the access token in hand expires, in ms since the epoch (0 without one). */
+export function accessTokenExpiresAt() {
+  return access ? accessExpiresAt : 0;
+}
+
 /** Drops the access token, so the next call renews it (the server refused it). */
 export function forgetAccessToken() {
   access = null;

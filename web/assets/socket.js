@@ -5,15 +5,22 @@
 // reconnects by itself: at once after `1012` (a gateway restarting), with growing, jittered
 // waits after other drops, and with a fresh token after `4001`. A connection that stops
 // answering (a laptop waking up, a NAT that forgot it: no close ever arrives) is given up when
-// a ping gets no frame back within `PONG_WAIT_MS`. Every (re)connection fires `ready`, and
+// a ping gets no frame back within `PONG_WAIT_MS`. The gateway closes a connection once the
+// access token it was opened with expires, so the token is renewed shortly before and handed to
+// it in an `auth` frame (a failed renewal only means reconnecting after the `4001`). Every
+// (re)connection fires `ready`, and
 // views then fetch what they missed from the last message they hold, so every message is
 // shown once, in order.
 
-import { accessToken, forgetAccessToken } from './api.js';
+import { accessToken, accessTokenExpiresAt, forgetAccessToken } from './api.js';
 
 const PING_EVERY_MS = 25_000;
 const PONG_WAIT_MS = 10_000;
 const MAX_WAIT_MS = 10_000;
+// The token is renewed this long before it expires (`accessToken` renews within 30 s of it),
+// and not more often than every `MIN_RENEW_WAIT_MS`.
+const RENEW_BEFORE_MS = 20_000;
+const MIN_RENEW_WAIT_MS = 5_000;
 
 /** Live events as DOM events: `frame` (every frame), `ready`, `status` ({online}). */
 export class Live extends EventTarget {
@@ -25,6 +32,7 @@ export class Live extends EventTarget {
     this.timer = null;
     this.pinger = null;
     this.pongTimer = null;
+    this.renewTimer = null;
     this.lastFrameAt = 0;
     this.online = false;
   }
@@ -39,6 +47,7 @@ export class Live extends EventTarget {
     clearTimeout(this.timer);
     clearInterval(this.pinger);
     clearTimeout(this.pongTimer);
+    clearTimeout(this.renewTimer);
     this.socket?.close(1000);
     this.socket = null;
   }
@@ -68,7 +77,10 @@ export class Live extends EventTarget {
       if (frame.type === 'connection') {
         this.attempts = 0;
         this.setOnline(true);
+        this.renewLater(socket);
         this.dispatchEvent(new CustomEvent('ready', { detail: frame }));
+      } else if (frame.type === 'authenticated') {
+        this.renewLater(socket);
       }
       this.dispatchEvent(new CustomEvent('frame', { detail: frame }));
     };
@@ -98,11 +110,29 @@ export class Live extends EventTarget {
     }, PONG_WAIT_MS);
   }
 
+  /** Hands the connection a renewed token shortly before the one it holds expires. */
+  renewLater(socket) {
+    clearTimeout(this.renewTimer);
+    const expiresAt = accessTokenExpiresAt();
+    if (!expiresAt) return;
+    const wait = Math.max(MIN_RENEW_WAIT_MS, expiresAt - Date.now() - RENEW_BEFORE_MS);
+    this.renewTimer = setTimeout(async () => {
+      let token;
+      try {
+        token = await accessToken();
+      } catch {
+        return; // Signed out, or offline: the connection closes with 4001 and is opened again.
+      }
+      if (this.socket === socket) this.send({ type: 'auth', token });
+    }, wait);
+  }
+
   /** The current connection is gone: shows it and tries again. */
   lost(wait) {
     this.socket = null;
     clearInterval(this.pinger);
     clearTimeout(this.pongTimer);
+    clearTimeout(this.renewTimer);
     this.setOnline(false);
     this.retry(wait);
   }

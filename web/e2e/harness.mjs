@@ -219,6 +219,7 @@ export async function droppableSockets(page) {
   let blocked = false;
   let opened = 0;
   const open = [];
+  const received = [];
   await page.routeWebSocket(/\/ws\//, (ws) => {
     if (blocked) {
       ws.close({ code: 1011, reason: 'the test keeps the socket down' });
@@ -227,12 +228,23 @@ export async function droppableSockets(page) {
     const server = ws.connectToServer();
     const link = { ws, silent: false };
     ws.onMessage((frame) => link.silent || server.send(frame));
-    server.onMessage((frame) => link.silent || ws.send(frame));
+    server.onMessage((frame) => {
+      received.push(frame);
+      return link.silent || ws.send(frame);
+    });
     opened += 1;
     open.push(link);
   });
   return {
     opened: () => opened,
+    /** Every frame the server sent on any of the page's sockets, parsed. */
+    received: () => received.map((frame) => {
+      try {
+        return JSON.parse(frame);
+      } catch {
+        return {};
+      }
+    }),
     async drop() {
       blocked = true;
       for (const link of open.splice(0)) await link.ws.close({ code: 1011, reason: 'dropped by the test' });

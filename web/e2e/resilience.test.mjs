@@ -1,5 +1,5 @@
 // Connections that fail without saying so: a socket that stops answering, a request the server
-// never answers, and an upload that stalls. The page's clock is Playwright's, moved forward by
+// never answers, and an upload that stalls; and a socket that outlives its access token. The page's clock is Playwright's, moved forward by
 // the tests, so the client's waits (a ping every 25 s, 10 s for its answer, 30 s for a request,
 // 60 s without upload progress) take no time.
 import { test, before, after } from 'node:test';
@@ -98,4 +98,38 @@ test('an upload that stalls fails in time and can be sent again', async () => {
   await page.getByRole('button', { name: 'Retry' }).click();
   await page.locator('ol.messages:not(.pending) .msg img.preview').waitFor({ timeout: 20_000 });
   await context.close();
+});
+
+test('the socket outlives its access token: the client hands it a renewed one', async () => {
+  // Tokens of 10 s and the gateway's checks every second, on a server of this test's own; the
+  // page's clock is the real one.
+  const short = await Server.start({
+    CHATBOARD_RATE_LIMIT_PER_IP: '0',
+    CHATBOARD_RATE_LIMIT_PER_USER: '0',
+    CHATBOARD_ACCESS_TOKEN_TTL: '10',
+    CHATBOARD_WS_PING_INTERVAL: '1',
+  });
+  try {
+    const crew = await team(short, PASSWORD);
+    const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await signedInPage(context, short, 'ada@example.com', PASSWORD);
+    const sockets = await droppableSockets(page);
+    await page.goto(`${short.url}/#/org/${crew.org.id}/room/${crew.room.id}`);
+    await waitFor(async () => sockets.opened() === 1 && !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to open');
+    const openedAt = Date.now();
+    // Past the first token's expiry and several of the gateway's checks after it.
+    await waitFor(
+      async () => Date.now() > openedAt + 14_000 && sockets.received().some((frame) => frame.type === 'authenticated'),
+      60_000,
+      'a renewed token taken, and the first one expired',
+    );
+    if (sockets.opened() !== 1) throw new Error(`the socket was opened ${sockets.opened()} times`);
+    const bob = await short.signIn('bob@example.com', PASSWORD);
+    await short.api('POST', `/api/rooms/${crew.room.id}/messages/`, { body: 'After the first token' }, bob);
+    await page.getByText('After the first token').waitFor({ timeout: 20_000 });
+    if (sockets.opened() !== 1) throw new Error(`the socket was opened ${sockets.opened()} times`);
+    await context.close();
+  } finally {
+    await short.close();
+  }
 });
