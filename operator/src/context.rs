@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chat::Chat;
 use chatboard_store::Store;
@@ -40,6 +40,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
+    /// When each Webhook's `lastDelivery` was last written (see [`Context::delivery_wait`]).
+    deliveries_shown: Mutex<HashMap<String, Instant>>,
 }
 
 /// First retry after a failed reconcile; doubled per further failure.
@@ -68,6 +70,7 @@ impl Context {
             settings,
             metrics,
             failures: Mutex::default(),
+            deliveries_shown: Mutex::default(),
         }
     }
 
@@ -106,6 +109,31 @@ impl Context {
         BACKOFF_BASE
             .saturating_mul(1 << (*n - 1).min(16))
             .min(BACKOFF_MAX)
+    }
+
+    /// How long the Webhook `key` must wait before its status shows a newer delivery: at most
+    /// one such write per `recheck`. Every status write is a watch event that reconciles the
+    /// Webhook again, and a busy webhook has a newer delivery each time, so without this wait
+    /// its reconciles would follow one another for as long as its events kept coming.
+    pub fn delivery_wait(&self, key: &str) -> Option<Duration> {
+        let shown = self.deliveries_shown.lock().ok()?;
+        let since = shown.get(key)?.elapsed();
+        self.settings
+            .recheck
+            .checked_sub(since)
+            .filter(|left| !left.is_zero())
+    }
+
+    /// Notes that the Webhook `key`'s status now shows its newest delivery (`false`: forgets
+    /// it, the Webhook being gone).
+    pub fn delivery_shown(&self, key: &str, shown: bool) {
+        if let Ok(mut deliveries) = self.deliveries_shown.lock() {
+            if shown {
+                deliveries.insert(key.to_owned(), Instant::now());
+            } else {
+                deliveries.remove(key);
+            }
+        }
     }
 
     /// Forgets the failures of `key` of `kind` after a successful reconcile.

@@ -101,6 +101,19 @@ async fn apply(hook: &Webhook, ctx: &Context, invalid: &AtomicBool) -> Result<Ac
                 .to_rfc3339_opts(SecondsFormat::Secs, true),
         ),
     });
+    // A newer delivery is shown at most once per `recheck` (see `Context::delivery_wait`);
+    // meanwhile the status keeps the one it shows, and the Webhook is looked at again then.
+    let shown = hook.status.as_ref().and_then(|s| s.last_delivery.clone());
+    let mut wait = None;
+    let last_delivery = if last_delivery == shown {
+        last_delivery
+    } else if let Some(left) = ctx.delivery_wait(&key) {
+        wait = Some(left);
+        shown
+    } else {
+        ctx.delivery_shown(&key, true);
+        last_delivery
+    };
     let readiness = match &applied.disabled_reason {
         Some(reason) => Readiness::not_ready(
             "DisabledByTarget",
@@ -115,7 +128,9 @@ async fn apply(hook: &Webhook, ctx: &Context, invalid: &AtomicBool) -> Result<Ac
         ..WebhookStatus::default()
     };
     write_status(hook, ctx, &readiness, Some(status)).await?;
-    Ok(Action::requeue(ctx.settings.resync))
+    Ok(Action::requeue(wait.map_or(ctx.settings.resync, |left| {
+        left.min(ctx.settings.resync)
+    })))
 }
 
 /// Everything the database row needs, or why it cannot be written yet.
@@ -338,6 +353,7 @@ fn secret_value(secret: &Secret, key: &str) -> std::result::Result<String, Strin
 /// reference).
 async fn cleanup(hook: &Webhook, ctx: &Context) -> Result<Action> {
     let key = resource_key(hook)?;
+    ctx.delivery_shown(&key, false);
     if let Some(id) = ctx.store.remove_managed_webhook(&key).await? {
         tracing::info!(resource = %key, webhook_id = id, "webhook removed");
         ctx.event(hook, false, "Deleted", format!("Webhook {id} removed"))

@@ -375,4 +375,82 @@ async fn secret_name_taken(engine: TestEngine) {
     h.stop().await;
 }
 
-both_engines!(owned_secret_lifecycle, referenced_secret, secret_name_taken);
+both_engines!(
+    owned_secret_lifecycle,
+    referenced_secret,
+    secret_name_taken,
+    a_busy_webhook_does_not_reconcile_in_a_loop
+);
+
+/// A webhook whose newest delivery changes all the time: its status shows a newer one at most
+/// once per recheck (500 ms here). Every status write is a watch event that reconciles the
+/// Webhook again, and each reconcile found a newer delivery to write, so the reconciles (and
+/// their status writes) used to follow one another for as long as deliveries kept changing.
+async fn a_busy_webhook_does_not_reconcile_in_a_loop(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
+    create_org(&h, "acme").await;
+    let hooks: Api<Webhook> = Api::namespaced(h.api.client(), NS);
+    let spec = json!({
+        "organizationRef": {"name": "acme"},
+        "url": "http://127.0.0.1:9/hook",
+        "events": ["*"],
+    });
+    hooks
+        .create(&PostParams::default(), &webhook("busy", spec))
+        .await
+        .unwrap();
+    let obj = state(&h, "busy", "True", "Reconciled", 1).await;
+    let id = obj["status"]["webhookId"].as_i64().unwrap();
+    h.store.create_test_delivery(id, Utc::now()).await.unwrap();
+
+    // For 3 s the newest delivery's answer changes as fast as the database takes it.
+    let url = h.url.clone();
+    let window = Duration::from_secs(3);
+    let changing = tokio::spawn(async move {
+        let mut session = testing::SqlSession::open(&url).await;
+        let started = std::time::Instant::now();
+        let mut code = 200;
+        while started.elapsed() < window {
+            code += 1;
+            session
+                .execute(&format!(
+                    "UPDATE webhook_deliveries SET last_status_code = {code} \
+                     WHERE id = (SELECT MAX(id) FROM webhook_deliveries)"
+                ))
+                .await;
+        }
+        code
+    });
+    // Woken once (a label) meanwhile: from then on, each status write wakes it again.
+    let before = h.api.requests("PATCH", "/webhooks/busy/status");
+    hooks
+        .patch(
+            "busy",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}})),
+        )
+        .await
+        .unwrap();
+    let last_code = changing.await.unwrap();
+    let writes = h.api.requests("PATCH", "/webhooks/busy/status") - before;
+    // One write per 500 ms, and one for the first change.
+    assert!(writes <= 8, "{writes} status writes in 3 s");
+    // It still catches up: the status ends with the last answer.
+    // Woken once more, it shows the last answer (within the 500 ms, as a write came just before).
+    hooks
+        .patch(
+            "busy",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": "c"}}})),
+        )
+        .await
+        .unwrap();
+    eventually("the last answer shown", || async {
+        let o = h.api.get(WEBHOOKS, NS, "busy")?;
+        (o["status"]["lastDelivery"]["statusCode"] == last_code).then_some(())
+    })
+    .await;
+    h.stop().await;
+}

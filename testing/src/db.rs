@@ -96,6 +96,33 @@ pub async fn execute_sql(url: &str, statement: &str) {
     }
 }
 
+/// One connection to the database at `url` kept open, for tests that run many statements in a
+/// row (a connection per statement would set their pace).
+pub enum SqlSession {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl SqlSession {
+    /// Connects to `url` (either engine).
+    pub async fn open(url: &str) -> Self {
+        if url.starts_with("postgres") {
+            Self::Postgres(sqlx::PgConnection::connect(url).await.expect("connect"))
+        } else {
+            Self::Sqlite(sqlx::SqliteConnection::connect(url).await.expect("connect"))
+        }
+    }
+
+    /// Runs one statement.
+    pub async fn execute(&mut self, statement: &str) {
+        let done = match self {
+            Self::Sqlite(conn) => sqlx::query(statement).execute(conn).await.map(drop),
+            Self::Postgres(conn) => sqlx::query(statement).execute(conn).await.map(drop),
+        };
+        done.expect("statement");
+    }
+}
+
 /// A transaction that keeps every new message from being stored until it is released: what a
 /// long commit looks like to the writers (SQLite: the database's write lock; PostgreSQL: the
 /// messages table, locked against writes).
