@@ -74,13 +74,20 @@ pub async fn check_target(url: &Url, allow_private: bool) -> Result<(), TargetEr
     if addrs.is_empty() {
         return Err(TargetError::Unresolvable(host.to_owned()));
     }
-    match addrs.into_iter().find(|ip| !is_public(*ip)) {
+    match lowest_non_public(&addrs) {
         Some(addr) => Err(TargetError::NotPublic {
             host: host.to_owned(),
             addr,
         }),
         None => Ok(()),
     }
+}
+
+/// The lowest non-public address among `addrs`: the same whatever order DNS answered in, so
+/// the refusal's message (an operator's status condition) does not change from one lookup of
+/// a round-robin name to the next.
+fn lowest_non_public(addrs: &[IpAddr]) -> Option<IpAddr> {
+    addrs.iter().copied().filter(|ip| !is_public(*ip)).min()
 }
 
 /// Whether an address is on the public internet: not loopback, private, link-local (which
@@ -153,6 +160,21 @@ mod tests {
 
     fn public(s: &str) -> bool {
         is_public(s.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)))
+    }
+
+    #[test]
+    fn the_address_named_does_not_depend_on_the_answers_order() {
+        let answers: Vec<IpAddr> = ["10.0.0.7", "8.8.8.8", "10.0.0.3", "192.168.1.1"]
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        let mut reversed = answers.clone();
+        reversed.reverse();
+        let expected = "10.0.0.3".parse().ok();
+        assert_eq!(lowest_non_public(&answers), expected);
+        assert_eq!(lowest_non_public(&reversed), expected);
+        let public: Vec<IpAddr> = "8.8.8.8".parse().into_iter().collect();
+        assert_eq!(lowest_non_public(&public), None);
     }
 
     #[test]
