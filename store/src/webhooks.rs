@@ -91,6 +91,8 @@ pub struct AttemptOutcome {
     pub delivery_id: i64,
     /// Its webhook.
     pub webhook_id: i64,
+    /// The URL it was sent to: a 410 switches the webhook off only while it still points there.
+    pub url: String,
     /// The claim it was attempted under (the `lease_until` it was claimed with): an outcome
     /// whose claim lapsed and was taken over is not recorded.
     pub claimed_until: DateTime<Utc>,

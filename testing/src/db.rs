@@ -176,6 +176,14 @@ impl HeldLocks {
         Self(conn)
     }
 
+    /// Commits the transaction: what it wrote stands, and the waiting writers go on.
+    pub async fn commit(mut self) {
+        sqlx::raw_sql("COMMIT")
+            .execute(&mut self.0)
+            .await
+            .expect("commit");
+    }
+
     /// Ends the transaction: the waiting writers go on.
     pub async fn release(mut self) {
         sqlx::raw_sql("ROLLBACK")

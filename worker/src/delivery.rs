@@ -310,6 +310,7 @@ impl Dispatcher {
         AttemptOutcome {
             delivery_id: delivery.id,
             webhook_id: delivery.webhook_id,
+            url: delivery.url,
             claimed_until,
             result,
         }

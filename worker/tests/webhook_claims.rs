@@ -1,6 +1,8 @@
 //! A delivery being attempted stays claimed while its webhook is switched off and on: nobody
 //! else attempts it meanwhile, and its outcome is recorded. An outcome that comes back while
-//! the webhook is off parks the delivery; switching it on makes it due. On both engines.
+//! the webhook is off parks the delivery; switching it on makes it due. On both engines. A 410
+//! from a URL the webhook no longer points at does not switch it off. On PostgreSQL, an outcome
+//! recorded while the webhook is being switched on leaves nothing parked.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -22,6 +24,16 @@ async fn switching_a_webhook_off_and_on_keeps_claims_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_a_webhook_off_and_on_keeps_claims_postgres() {
     switching_off_and_on_keeps_claims(TestEngine::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gone_answer_from_a_former_url_leaves_the_webhook_on_sqlite() {
+    a_gone_answer_from_a_former_url_leaves_the_webhook_on(TestEngine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gone_answer_from_a_former_url_leaves_the_webhook_on_postgres() {
+    a_gone_answer_from_a_former_url_leaves_the_webhook_on(TestEngine::Postgres).await;
 }
 
 async fn switch(store: &Arc<dyn Store>, hook: i64, on: bool) {
@@ -70,6 +82,7 @@ async fn switching_off_and_on_keeps_claims(engine: TestEngine) {
     let outcome = |delivery: &chatboard_store::DueDelivery, result| AttemptOutcome {
         delivery_id: delivery.id,
         webhook_id: hook,
+        url: delivery.url.clone(),
         claimed_until: lease,
         result,
     };
@@ -110,4 +123,143 @@ async fn switching_off_and_on_keeps_claims(engine: TestEngine) {
     let resumed = due(Utc::now()).await;
     assert_eq!(resumed.len(), 1);
     assert_eq!(resumed[0].id, claimed[1].id);
+}
+
+/// The outcome of an attempt at `delivery` under `lease`.
+fn outcome_of(
+    delivery: &chatboard_store::DueDelivery,
+    lease: chrono::DateTime<Utc>,
+    result: AttemptResult,
+) -> AttemptOutcome {
+    AttemptOutcome {
+        delivery_id: delivery.id,
+        webhook_id: delivery.webhook_id,
+        url: delivery.url.clone(),
+        claimed_until: lease,
+        result,
+    }
+}
+
+/// An attempt at the old URL answers 410 after an ADMIN moved the webhook to a new one (the
+/// usual way to retire an endpoint): the webhook stays on and the delivery goes to the new URL.
+/// It used to switch the moved webhook off.
+async fn a_gone_answer_from_a_former_url_leaves_the_webhook_on(engine: TestEngine) {
+    let Some((_db, url)) = testing::TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    settle_outbox(&s.store).await;
+    let hook = webhook(&s.store, s.org, "http://old.example.com/", &["*"], "k").await;
+    post(&s.store, s.room, s.author, 1).await;
+    let events = s.store.outbox_unpublished(10).await.unwrap();
+    let now = Utc::now();
+    s.store.fan_out_deliveries(&events, now).await.unwrap();
+    let lease = now + Duration::seconds(60);
+    let claimed = s
+        .store
+        .claim_due_deliveries(now, lease, 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+
+    let moved = WebhookPatch {
+        url: Some("http://new.example.com/".into()),
+        ..Default::default()
+    };
+    s.store
+        .update_webhook(hook, moved, Utc::now())
+        .await
+        .unwrap();
+    s.store
+        .record_attempts(
+            &[outcome_of(&claimed[0], lease, AttemptResult::Gone)],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let stored = s.store.webhook(hook).await.unwrap().unwrap();
+    assert!(stored.is_active, "switched off by its former URL's 410");
+
+    let lease = Utc::now() + Duration::seconds(60);
+    let due = s
+        .store
+        .claim_due_deliveries(Utc::now(), lease, 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1, "the delivery is due again");
+    assert_eq!(due[0].url, "http://new.example.com/");
+
+    // A 410 from the URL it points at still switches it off.
+    s.store
+        .record_attempts(
+            &[outcome_of(&due[0], lease, AttemptResult::Gone)],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let stored = s.store.webhook(hook).await.unwrap().unwrap();
+    assert!(!stored.is_active, "a 410 from its own URL switches it off");
+}
+
+/// PostgreSQL: an ADMIN switches a webhook back on while the outcome of one of its deliveries
+/// (attempted while it was off) is being recorded. The outcome used to read the webhook as off
+/// from before the switch committed and park the delivery, which the switch, having looked
+/// before, never woke: the webhook was on and the delivery waited for ever. Now recording waits
+/// for the switch, and the delivery is due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_recorded_while_the_webhook_is_switched_on_is_not_parked() {
+    let Some((_db, url)) = testing::TestDb::create(TestEngine::Postgres).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    settle_outbox(&s.store).await;
+    let hook = webhook(&s.store, s.org, "http://hooks.example.com/", &["*"], "k").await;
+    post(&s.store, s.room, s.author, 1).await;
+    let events = s.store.outbox_unpublished(10).await.unwrap();
+    let now = Utc::now();
+    s.store.fan_out_deliveries(&events, now).await.unwrap();
+    let lease = now + Duration::seconds(60);
+    let claimed = s
+        .store
+        .claim_due_deliveries(now, lease, 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    switch(&s.store, hook, false).await;
+
+    // The switch back on, as the store makes it, with its transaction still open.
+    let switching_on = testing::HeldLocks::take(
+        &url,
+        &format!(
+            "UPDATE webhooks SET is_active = TRUE, disabled_reason = NULL WHERE id = {hook}; \
+             UPDATE webhook_deliveries SET next_attempt_at = now() \
+             WHERE webhook_id = {hook} AND status IN ('pending', 'retrying') \
+               AND next_attempt_at IS NULL"
+        ),
+    )
+    .await;
+    let store = s.store.clone();
+    let retry = outcome_of(
+        &claimed[0],
+        lease,
+        AttemptResult::Retry {
+            status_code: Some(503),
+            error: "busy".into(),
+            next_attempt_at: Utc::now(),
+        },
+    );
+    let recording = tokio::spawn(async move { store.record_attempts(&[retry], Utc::now()).await });
+    // Recorded at once (as before), or waiting for the switch (as now).
+    while !recording.is_finished() && testing::waiting_for_locks(&url).await < 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    switching_on.commit().await;
+    recording.await.unwrap().unwrap();
+
+    let log = s.store.webhook_deliveries(hook, None, 10).await.unwrap();
+    assert_eq!(log[0].status, DeliveryStatus::Retrying);
+    assert!(
+        log[0].next_attempt_at.is_some(),
+        "parked under a webhook that is on"
+    );
 }

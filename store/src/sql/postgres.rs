@@ -35,6 +35,10 @@ const ORG_LOCK: &str = " FOR UPDATE";
 /// row first) either commits before or finds the room gone, and edits, replies and reactions
 /// (room, then message) never wait on the deletion in a circle.
 const ROOM_DELETE_LOCK: &str = " FOR UPDATE";
+/// Taken on webhooks whose attempts are being recorded: a webhook switched off or on meanwhile
+/// either commits first (the outcomes then see it) or waits for them (and then parks or wakes
+/// what they left), so no delivery is left parked under a webhook that is on.
+const WEBHOOK_LOCK: &str = " FOR NO KEY UPDATE";
 
 /// A share of the messages above which a query's words count as frequent: walking each room's
 /// newest messages backwards then finds its matches sooner than the GIN index.

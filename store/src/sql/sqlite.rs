@@ -34,6 +34,8 @@ const EMAIL_CLAIM_LOCK: &str = "";
 const ORG_LOCK: &str = "";
 /// SQLite has one writer at a time: nothing to lock.
 const ROOM_DELETE_LOCK: &str = "";
+/// SQLite has one writer at a time: nothing to lock.
+const WEBHOOK_LOCK: &str = "";
 
 /// Nothing to keep: FTS5 finds every match through its index.
 pub(super) struct WordStats;

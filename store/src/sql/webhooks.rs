@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{SqlStore, Tx, CLAIM_LOCK};
+use super::{SqlStore, Tx, CLAIM_LOCK, WEBHOOK_LOCK};
 use crate::sql::rows::{
     encode_events, placeholders, DeliveryRow, DueRow, WebhookRow, DELIVERY_COLUMNS, DUE_SELECT,
     WEBHOOK_COLUMNS,
@@ -63,6 +63,54 @@ fn unless_paused(n: usize) -> String {
         "CASE WHEN EXISTS (SELECT 1 FROM webhooks w \
            WHERE w.id = webhook_deliveries.webhook_id AND w.is_active) THEN ${n} ELSE NULL END"
     )
+}
+
+/// Locks the webhooks `ids` (PostgreSQL; ascending, so two callers never wait on each other)
+/// before their deliveries' outcomes are written: the outcomes then read whether each is on
+/// after any switch under way has committed.
+async fn lock_webhooks(tx: &mut Tx<'_>, mut ids: Vec<i64>) -> StoreResult<()> {
+    if WEBHOOK_LOCK.is_empty() {
+        return Ok(());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT id FROM webhooks WHERE id IN ({}) ORDER BY id{WEBHOOK_LOCK}",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Switches off the webhook whose target answered `outcome` with 410 Gone, and parks its
+/// waiting deliveries, if it is still on and still points where the attempt went; says whether
+/// it did.
+async fn switch_off_gone(
+    tx: &mut Tx<'_>,
+    outcome: &AttemptOutcome,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE webhooks SET is_active = FALSE, updated_at = $2, \
+           disabled_reason = 'the target answered 410 Gone' \
+         WHERE id = $1 AND url = $3 AND is_active",
+    )
+    .bind(outcome.webhook_id)
+    .bind(now)
+    .bind(&outcome.url)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    pause_deliveries(tx, outcome.webhook_id, now).await?;
+    Ok(true)
 }
 
 /// Makes the parked deliveries of a webhook switched back on due now.
@@ -371,6 +419,22 @@ impl WebhookStore for SqlStore {
         claimed_until: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        if !WEBHOOK_LOCK.is_empty() {
+            let mut hooks = Vec::new();
+            for chunk in ids.chunks(500) {
+                let sql = format!(
+                    "SELECT DISTINCT webhook_id FROM webhook_deliveries WHERE id IN ({})",
+                    placeholders(1, chunk.len())
+                );
+                let mut query = sqlx::query_scalar::<_, i64>(&sql);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                hooks.extend(query.fetch_all(&mut *tx).await?);
+            }
+            lock_webhooks(&mut tx, hooks).await?;
+        }
         for chunk in ids.chunks(500) {
             let sql = format!(
                 "UPDATE webhook_deliveries SET next_attempt_at = {}, claimed_until = NULL \
@@ -382,8 +446,9 @@ impl WebhookStore for SqlStore {
             for id in chunk {
                 query = query.bind(*id);
             }
-            query.execute(&self.write).await?;
+            query.execute(&mut *tx).await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -397,7 +462,13 @@ impl WebhookStore for SqlStore {
             return Ok(());
         }
         let mut tx = self.write.begin().await?;
+        lock_webhooks(&mut tx, outcomes.iter().map(|o| o.webhook_id).collect()).await?;
         for outcome in outcomes {
+            // A 410 switches the webhook off, but only while it still points where the attempt
+            // went (and is on): a webhook moved to a new URL meanwhile (its old endpoint
+            // retired with a 410) stays on, and the delivery goes to the new one.
+            let switched_off = outcome.result == AttemptResult::Gone
+                && switch_off_gone(&mut tx, outcome, now).await?;
             let (status, code, error, next, delivered_at) = match &outcome.result {
                 AttemptResult::Delivered { status_code } => {
                     ("delivered", Some(*status_code), None, None, Some(now))
@@ -416,11 +487,18 @@ impl WebhookStore for SqlStore {
                 AttemptResult::Failed { status_code, error } => {
                     ("failed", *status_code, Some(error.clone()), None, None)
                 }
-                AttemptResult::Gone => (
+                AttemptResult::Gone if switched_off => (
                     "failed",
                     Some(410),
                     Some("the target answered 410 Gone; the webhook was switched off".to_owned()),
                     None,
+                    None,
+                ),
+                AttemptResult::Gone => (
+                    "retrying",
+                    Some(410),
+                    Some("a former URL of the webhook answered 410 Gone".to_owned()),
+                    Some(now),
                     None,
                 ),
             };
@@ -441,18 +519,6 @@ impl WebhookStore for SqlStore {
                 .bind(outcome.claimed_until)
                 .execute(&mut *tx)
                 .await?;
-            if outcome.result == AttemptResult::Gone {
-                sqlx::query(
-                    "UPDATE webhooks SET is_active = FALSE, updated_at = $2, \
-                       disabled_reason = 'the target answered 410 Gone' \
-                     WHERE id = $1",
-                )
-                .bind(outcome.webhook_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                pause_deliveries(&mut tx, outcome.webhook_id, now).await?;
-            }
         }
         tx.commit().await?;
         Ok(())
