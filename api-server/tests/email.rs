@@ -16,6 +16,7 @@ use serde_json::json;
 both_engines!(
     digest_emails_can_be_switched_off,
     invitations_queue_an_email_carrying_the_token,
+    switching_digests_off_is_all_or_nothing,
 );
 
 async fn digest_emails_can_be_switched_off(engine: Engine) {
@@ -123,4 +124,31 @@ async fn invitations_queue_an_email_carrying_the_token(engine: Engine) {
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(app.state.store.email_backlog().await.unwrap(), 1);
+}
+
+/// Switching digests off also drops what was gathered for the next one and stops a digest
+/// waiting to be sent; when that part fails, the setting is not changed either. It used to be
+/// saved on its own, so a request answered 500 had switched emails off anyway (with a digest
+/// still on its way).
+async fn switching_digests_off_is_all_or_nothing(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let ada = app.user("ada@example.com").await;
+    // The email queue is out of reach (renamed away) while the setting changes.
+    testing::db::execute_sql(&app.db_url, "ALTER TABLE emails RENAME TO emails_away").await;
+    let off = app
+        .patch(
+            "/auth/me/",
+            &ada.access,
+            json!({"email_notifications": false}),
+        )
+        .await;
+    testing::db::execute_sql(&app.db_url, "ALTER TABLE emails_away RENAME TO emails").await;
+    assert!(off.status.is_server_error(), "{} {}", off.status, off.text);
+    let me = app.get("/auth/me/", &ada.access).await;
+    assert_eq!(
+        me.body["email_notifications"], true,
+        "changed by a failed request"
+    );
 }

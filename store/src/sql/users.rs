@@ -64,6 +64,8 @@ impl UserStore for SqlStore {
              WHERE id = $1 RETURNING {USER_COLUMNS}"
         );
         let set_avatar = patch.avatar_url.is_some();
+        // One transaction: the setting and what it stops stand or fall together.
+        let mut tx = self.write.begin().await?;
         let row: Option<UserRow> = sqlx::query_as(&sql)
             .bind(id)
             .bind(patch.first_name)
@@ -71,13 +73,13 @@ impl UserStore for SqlStore {
             .bind(set_avatar)
             .bind(patch.avatar_url.flatten())
             .bind(patch.email_notifications)
-            .fetch_optional(&self.write)
+            .fetch_optional(&mut *tx)
             .await?;
         if patch.email_notifications == Some(false) {
             // Turned off means off now: what was gathered for the next digest is dropped too.
             sqlx::query("DELETE FROM digest_items WHERE user_id = $1")
                 .bind(id)
-                .execute(&self.write)
+                .execute(&mut *tx)
                 .await?;
             // And a digest already written and waiting to be sent (or to be sent again) goes
             // no further.
@@ -88,9 +90,10 @@ impl UserStore for SqlStore {
                    AND to_address = (SELECT email FROM users WHERE id = $1)",
             )
             .bind(id)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
         }
+        tx.commit().await?;
         row.map(User::from).ok_or(StoreError::NotFound)
     }
 }
