@@ -47,4 +47,8 @@ pub trait SessionStore: Send + Sync {
         family_id: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
+    /// Deletes refresh tokens that expired before `before` (nobody can present them any more:
+    /// their signature says they expired), then the families left without a token, `batch`
+    /// rows per statement; returns how many rows went.
+    async fn prune_sessions(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64>;
 }

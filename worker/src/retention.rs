@@ -1,39 +1,47 @@
 //! Retention: deletes messages older than their organization's retention period
 //! (`messageRetentionDays` of its Organization resource; organizations without one keep every
-//! message), and events of the outbox older than `CHATBOARD_OUTBOX_RETENTION_DAYS`, which would
-//! otherwise grow without end and keep the text of deleted and purged messages.
+//! message), events of the outbox older than `CHATBOARD_OUTBOX_RETENTION_DAYS`, which would
+//! otherwise grow without end and keep the text of deleted and purged messages, and refresh
+//! tokens (with their login families) a day after they expired.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatboard_store::{OutboxStore, StoreError, TenantStore};
+use chatboard_store::{OutboxStore, SessionStore, StoreError, TenantStore};
 use chrono::Utc;
 
 use crate::service::WorkerMetrics;
 
 /// Messages deleted per statement, so a large backlog never holds long locks.
 const BATCH: u32 = 1_000;
+/// How long an expired refresh token is kept (its row is of no use once it expired; a day
+/// leaves room for clocks that disagree).
+const EXPIRED_SESSION_KEPT: chrono::Duration = chrono::Duration::days(1);
 
 /// Deletes messages and outbox events past retention.
 pub struct RetentionSweeper {
     store: Arc<dyn TenantStore>,
     outbox: Arc<dyn OutboxStore>,
+    sessions: Arc<dyn SessionStore>,
     /// How long an outbox event is kept.
     outbox_retention: Duration,
     metrics: Arc<WorkerMetrics>,
 }
 
 impl RetentionSweeper {
-    /// A sweeper over `store` and `outbox`, keeping outbox events for `outbox_retention`.
+    /// A sweeper over `store`, `outbox` and `sessions`, keeping outbox events for
+    /// `outbox_retention`.
     pub fn new(
         store: Arc<dyn TenantStore>,
         outbox: Arc<dyn OutboxStore>,
+        sessions: Arc<dyn SessionStore>,
         outbox_retention: Duration,
         metrics: Arc<WorkerMetrics>,
     ) -> Self {
         Self {
             store,
             outbox,
+            sessions,
             outbox_retention,
             metrics,
         }
@@ -52,6 +60,11 @@ impl RetentionSweeper {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(events = n, "outbox events past retention deleted"),
                 Err(e) => tracing::warn!(error = %e, "outbox pruning failed; retrying later"),
+            }
+            match self.prune_sessions().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "expired refresh tokens and sessions deleted"),
+                Err(e) => tracing::warn!(error = %e, "session pruning failed; retrying later"),
             }
             tokio::select! {
                 () = &mut stop => return,
@@ -73,6 +86,14 @@ impl RetentionSweeper {
                 return Ok(total);
             }
         }
+    }
+
+    /// Deletes refresh tokens expired for a day, and the login families they leave empty;
+    /// returns how many rows went.
+    #[tracing::instrument(skip_all, err(level = "warn"))]
+    pub async fn prune_sessions(&self) -> Result<u64, StoreError> {
+        let before = Utc::now() - EXPIRED_SESSION_KEPT;
+        self.sessions.prune_sessions(before, BATCH).await
     }
 
     /// Deletes the outbox's events past retention; returns how many went.

@@ -141,6 +141,7 @@ fn start_common(parts: Parts, running: &mut Running) -> Result<EventJobs, StartE
     let sweeper = RetentionSweeper::new(
         parts.store.clone(),
         parts.store.clone(),
+        parts.store.clone(),
         parts.webhooks.outbox_retention,
         parts.metrics.clone(),
     );

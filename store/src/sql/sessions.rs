@@ -120,4 +120,32 @@ impl SessionStore for SqlStore {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn prune_sessions(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64> {
+        let mut total = 0;
+        for statement in [
+            "DELETE FROM refresh_tokens WHERE jti IN ( \
+               SELECT jti FROM refresh_tokens WHERE expires_at < $1 LIMIT $2)",
+            // Started before `before` too: a family and its first token are written together,
+            // but a family younger than the cut is never a candidate anyway.
+            "DELETE FROM refresh_families WHERE id IN ( \
+               SELECT f.id FROM refresh_families f WHERE f.created_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.id) \
+               LIMIT $2)",
+        ] {
+            loop {
+                let done = sqlx::query(statement)
+                    .bind(before)
+                    .bind(i64::from(batch))
+                    .execute(&self.write)
+                    .await?;
+                total += done.rows_affected();
+                if done.rows_affected() < u64::from(batch) {
+                    break;
+                }
+            }
+        }
+        Ok(total)
+    }
 }
