@@ -96,6 +96,24 @@ pub async fn execute_sql(url: &str, statement: &str) {
     }
 }
 
+/// The first column (text) of every row `statement` returns, on the database at `url`: for
+/// tests that check what the store keeps where no interface shows it.
+pub async fn query_texts(url: &str, statement: &str) -> Vec<String> {
+    if url.starts_with("postgres") {
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+        sqlx::query_scalar(statement)
+            .fetch_all(&mut conn)
+            .await
+            .expect("query")
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
+        sqlx::query_scalar(statement)
+            .fetch_all(&mut conn)
+            .await
+            .expect("query")
+    }
+}
+
 /// One connection to the database at `url` kept open, for tests that run many statements in a
 /// row (a connection per statement would set their pace).
 pub enum SqlSession {

@@ -294,6 +294,9 @@ async fn queued_emails_are_retried_on_temporary_refusals_only() {
     assert_eq!(mails.len(), 2, "{mails:#?}");
     assert_eq!(mails[1].to, vec!["frank@example.com".to_owned()]);
     assert_eq!(s.store.email_backlog().await.unwrap(), 0);
+    // Settled, sent or not, an email keeps no body: an invitation's carries its token.
+    let bodies = testing::query_texts(&url, "SELECT body FROM emails ORDER BY id").await;
+    assert_eq!(bodies, ["", "", ""], "bodies kept after settling");
     running.shut_down().await;
 }
 

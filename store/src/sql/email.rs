@@ -324,7 +324,7 @@ impl EmailStore for SqlStore {
         sqlx::query(
             "UPDATE emails SET status = $2, attempts = attempts + 1, last_error = $3, \
                next_attempt_at = $4, sent_at = $5, \
-               body = CASE WHEN $2 = 'sent' THEN '' ELSE body END \
+               body = CASE WHEN $2 = 'pending' THEN body ELSE '' END \
              WHERE id = $1 AND status = 'pending' AND next_attempt_at = $6",
         )
         .bind(id)

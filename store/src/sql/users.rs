@@ -84,7 +84,7 @@ impl UserStore for SqlStore {
             // And a digest already written and waiting to be sent (or to be sent again) goes
             // no further.
             sqlx::query(
-                "UPDATE emails SET status = 'failed', next_attempt_at = NULL, \
+                "UPDATE emails SET status = 'failed', next_attempt_at = NULL, body = '', \
                    last_error = 'the recipient turned emails off' \
                  WHERE kind = 'digest' AND status = 'pending' \
                    AND to_address = (SELECT email FROM users WHERE id = $1)",
