@@ -402,6 +402,52 @@ both_engines!(
     lifecycle,
     invalid_spec_is_not_applied,
     delete_policy_purges,
+    an_archive_outlives_a_namesake_that_never_applied,
     errors_are_retried_with_backoff,
     seat_changes_are_announced
 );
+
+/// `acme` is deleted with Retain (archived); a new `acme` asking for Delete, whose spec is
+/// invalid, is deleted before it ever applied. It never took the archive back, so the archive
+/// stays. (Its deletion used to purge the archive, found by the resource's name alone.)
+async fn an_archive_outlives_a_namesake_that_never_applied(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
+    let ops = h.user("ops@acme.example").await;
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    let spec = json!({"displayName": "Acme", "admins": ["ops@acme.example"]});
+    orgs.create(&PostParams::default(), &org("acme", spec))
+        .await
+        .unwrap();
+    let obj = ready(&h, "acme", "True", 1).await;
+    let org_id = obj["status"]["orgId"].as_i64().unwrap();
+    orgs.delete("acme", &DeleteParams::default()).await.unwrap();
+    eventually("acme gone", || async {
+        h.api.get(ORGS, NS, "acme").is_none().then_some(())
+    })
+    .await;
+
+    let spec = json!({
+        "displayName": "Acme",
+        "admins": ["not-an-email"],
+        "deletionPolicy": "Delete",
+    });
+    orgs.create(&PostParams::default(), &org("acme", spec))
+        .await
+        .unwrap();
+    ready(&h, "acme", "False", 1).await;
+    orgs.delete("acme", &DeleteParams::default()).await.unwrap();
+    eventually("the namesake gone", || async {
+        h.api.get(ORGS, NS, "acme").is_none().then_some(())
+    })
+    .await;
+    let view = h
+        .store
+        .org_for_member(org_id, ops)
+        .await
+        .unwrap()
+        .expect("the archive is kept");
+    assert!(view.archived, "{view:?}");
+    h.stop().await;
+}

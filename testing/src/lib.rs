@@ -27,8 +27,8 @@ pub mod slow_client;
 pub mod smtp;
 
 pub use db::{
-    execute_sql, postgres_url, query_texts, waiting_for_locks, HeldLocks, HeldWrites, SqlSession, TestDb,
-    TestEngine,
+    execute_sql, postgres_url, query_texts, waiting_for_locks, HeldLocks, HeldWrites, SqlSession,
+    TestDb, TestEngine,
 };
 pub use nats::{nats_url, unique_prefix};
 

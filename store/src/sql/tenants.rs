@@ -343,10 +343,13 @@ impl TenantStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn purge_managed_org(&self, resource_key: &str) -> StoreResult<Option<(i64, Vec<Seat>)>> {
         let mut tx = self.write.begin().await?;
-        let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM orgs WHERE resource_key = $1")
-            .bind(resource_key)
-            .fetch_optional(&mut *tx)
-            .await?;
+        // An archived org is no resource's: a resource of the same name that never applied (an
+        // invalid spec, deleted at once) did not take it back, and its deletion leaves it be.
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM orgs WHERE resource_key = $1 AND archived_at IS NULL")
+                .bind(resource_key)
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some((org_id,)) = row else {
             return Ok(None);
         };
