@@ -56,6 +56,7 @@ pub async fn reconcile<K: Reconciled>(obj: Arc<K>, ctx: Arc<Context>) -> Result<
     let key = resource_key(&*obj)?;
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace_of(&*obj)?);
     let invalid = AtomicBool::new(false);
+    let target = obj.clone();
     let outcome = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             Finalize::Apply(obj) => obj.apply(&ctx, &invalid).await,
@@ -76,11 +77,38 @@ pub async fn reconcile<K: Reconciled>(obj: Arc<K>, ctx: Arc<Context>) -> Result<
         Ok(_) if invalid.load(Ordering::Relaxed) => "invalid",
         Ok(_) => "ok",
     };
+    if let Err(error) = &outcome {
+        report_failure(&*target, &ctx, error).await;
+    }
     if outcome.is_ok() {
         ctx.succeeded(K::KIND, &key);
     }
     ctx.metrics.reconciled(K::KIND, result, started.elapsed());
     outcome
+}
+
+/// Shows a failed reconcile in the resource's status (`Ready=False`, `ReconcileError`), so
+/// that `kubectl get` does not go on saying Ready while nothing is applied. The message names
+/// only what failed, never the error's details: it must read the same at each failure, or each
+/// status write (itself a change) would start the next reconcile at once, beside the backoff.
+/// A resource being deleted keeps its status; a write that fails too is only logged.
+async fn report_failure<K: Reconciled>(obj: &K, ctx: &Context, error: &Error) {
+    if obj.meta().deletion_timestamp.is_some() {
+        return;
+    }
+    let what = match error {
+        Error::Store(_) | Error::Chat(_) => "the database failed or could not be reached",
+        Error::Kube(_) | Error::Finalizer(_) => "the Kubernetes API failed",
+        Error::Resolve(_) => "the webhook target's name could not be resolved",
+        Error::Unnamed(_) => "the resource has no name or namespace",
+    };
+    let readiness = Readiness::not_ready(
+        "ReconcileError",
+        format!("{what}; retrying (see the operator's log)"),
+    );
+    if let Err(e) = write_status(obj, ctx, &readiness, None).await {
+        tracing::debug!(error = %e, "could not show the failure in the status");
+    }
 }
 
 /// What to do after a failed reconcile: try again, later each time.

@@ -280,9 +280,11 @@ async fn errors_are_retried_with_backoff(engine: TestEngine) {
     let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
         return;
     };
-    // The first two status writes fail: the reconcile errors, and is retried 2 s then 4 s later.
+    // The first three status writes fail: the reconcile errors (its status write, then the
+    // one showing the failure), is retried 2 s later and errors again (its status write fails,
+    // the failure is shown), and the status change brings the reconcile that succeeds.
     h.api
-        .fail(axum::http::Method::PATCH, "/organizations/flaky/status", 2);
+        .fail(axum::http::Method::PATCH, "/organizations/flaky/status", 3);
     let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
     orgs.create(
         &PostParams::default(),
@@ -403,6 +405,7 @@ both_engines!(
     invalid_spec_is_not_applied,
     delete_policy_purges,
     an_archive_outlives_a_namesake_that_never_applied,
+    a_failing_reconcile_shows_in_the_status,
     errors_are_retried_with_backoff,
     seat_changes_are_announced
 );
@@ -449,5 +452,43 @@ async fn an_archive_outlives_a_namesake_that_never_applied(engine: TestEngine) {
         .unwrap()
         .expect("the archive is kept");
     assert!(view.archived, "{view:?}");
+    h.stop().await;
+}
+
+/// While the database refuses the operator's writes, `Ready` says so (`ReconcileError`); once
+/// they go through again, it is `True`. It used to stay `True` through any failure.
+async fn a_failing_reconcile_shows_in_the_status(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    orgs.create(
+        &PostParams::default(),
+        &org("acme", json!({"displayName": "Acme"})),
+    )
+    .await
+    .unwrap();
+    ready(&h, "acme", "True", 1).await;
+
+    // The org table is out of reach; a spec change cannot be applied.
+    h.sql("ALTER TABLE orgs RENAME TO orgs_away").await;
+    let change = json!({"spec": {"displayName": "Acme Inc"}});
+    orgs.patch("acme", &PatchParams::default(), &Patch::Merge(change))
+        .await
+        .unwrap();
+    let obj = ready(&h, "acme", "False", 2).await;
+    let (_, reason, message) = ready_of(&obj).unwrap();
+    assert_eq!(reason, "ReconcileError");
+    assert!(message.contains("database"), "{message}");
+    h.metric_reaches(
+        r#"chatboard_operator_resources_not_ready{kind="Organization"}"#,
+        |n| n == 1.0,
+    )
+    .await;
+
+    // Back: the next retry applies the change.
+    h.sql("ALTER TABLE orgs_away RENAME TO orgs").await;
+    let obj = ready(&h, "acme", "True", 2).await;
+    assert_eq!(ready_of(&obj).unwrap().1, "Reconciled");
     h.stop().await;
 }
