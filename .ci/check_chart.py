@@ -79,6 +79,31 @@ def check_alerts(tools, env, docs, scratch):
         print("promtool test rules: ok")
 
 
+def check_operator_rollout(helm, env):
+    """Without leader election the operator's pods must never run two at once: its Deployment
+    replaces them (Recreate); with it, a rolling update keeps one running."""
+    for election, wanted in (("false", "Recreate"), ("true", "RollingUpdate")):
+        out = run(
+            [helm, "template", "chat", CHART, "--namespace", "chat", *REQUIRED,
+             "--set", "operator.enabled=true", "--set", "operator.replicas=1",
+             "--set", f"operator.leaderElection={election}"],
+            env,
+        )
+        if out is None:
+            continue
+        deployments = [
+            d for d in yaml.safe_load_all(out)
+            if d and d.get("kind") == "Deployment" and d["metadata"]["name"].endswith("-operator")
+        ]
+        strategies = [d["spec"]["strategy"]["type"] for d in deployments]
+        if strategies != [wanted]:
+            problems.append(
+                f"operator.leaderElection={election}: operator strategy {strategies}, wanted {wanted}"
+            )
+        else:
+            print(f"operator rollout with leaderElection={election}: {wanted}")
+
+
 def main():
     tools = sys.argv[1]
     helm = os.path.join(tools, "bin", "helm")
@@ -109,6 +134,7 @@ def main():
                     print(f"render {scenario} for Kubernetes {kube_version}: {len(docs)} manifests valid")
                 if scenario == ALERT_TEST_SCENARIO and kube_version == KUBE_VERSIONS[-1]:
                     check_alerts(tools, env, docs, scratch)
+        check_operator_rollout(helm, env)
         # Without the required values the chart must refuse to render, with a clear message.
         proc = subprocess.run([helm, "template", "chat", CHART], env=env, capture_output=True, text=True)
         if proc.returncode == 0 or "database" not in proc.stderr:

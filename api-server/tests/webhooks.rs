@@ -20,6 +20,7 @@ both_engines!(
     private_targets_are_refused_unless_allowed,
     managed_webhooks_cannot_be_changed_through_rest,
     test_deliveries_show_in_the_log,
+    the_webhook_limit_holds_under_concurrent_creations,
 );
 
 /// An app whose webhooks may target loopback (test receivers live there).
@@ -419,4 +420,57 @@ async fn test_deliveries_show_in_the_log(engine: Engine) {
         "{}",
         resumed.text
     );
+}
+
+/// An organization has at most 100 webhooks, also when several are created at once: the count
+/// is checked under the org's lock. (It was read before the insert, so creations at the same
+/// moment all passed it.)
+async fn the_webhook_limit_holds_under_concurrent_creations(engine: Engine) {
+    let Some(app) = app_allowing_private(engine).await else {
+        return;
+    };
+    let admin = app.user("admin@example.com").await;
+    let org = app.org(&admin, "Hooks").await;
+    for n in 0..98 {
+        app.state
+            .store
+            .create_webhook(
+                chatboard_store::NewWebhook {
+                    org_id: org,
+                    url: format!("http://127.0.0.1:9/hook/{n}"),
+                    events: vec!["*".into()],
+                    secret: "whsec_test".into(),
+                    is_active: true,
+                    managed: false,
+                    max_attempts: None,
+                },
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+    }
+    let create = |n: usize| {
+        app.post(
+            "/api/webhooks/",
+            Some(&admin.access),
+            json!({"org": org, "url": format!("http://127.0.0.1:9/more/{n}"), "events": ["*"]}),
+        )
+    };
+    let answers = futures::future::join_all((0..5).map(create)).await;
+    let created = answers
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    assert_eq!(
+        created,
+        2,
+        "{:?}",
+        answers.iter().map(|r| &r.text).collect::<Vec<_>>()
+    );
+    for refused in answers.iter().filter(|r| r.status != StatusCode::CREATED) {
+        assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+        assert_eq!(refused.body["code"], "too_many_webhooks");
+    }
+    let stored = app.state.store.webhooks_of_org(org).await.unwrap();
+    assert_eq!(stored.len(), 100);
 }

@@ -16,7 +16,7 @@ use crate::validate::Validator;
 use crate::Chat;
 
 /// Webhooks one organization may have.
-pub const MAX_WEBHOOKS_PER_ORG: usize = 100;
+pub use chatboard_store::MAX_WEBHOOKS_PER_ORG;
 
 /// A webhook as an ADMIN registers it, or the fields to change (`None` keeps a field).
 #[derive(Debug, Clone, Default)]
@@ -69,12 +69,6 @@ impl Chat {
         let url = self
             .check_url(draft.url.as_deref().unwrap_or_default())
             .await?;
-        if self.store().webhooks_of_org(org_id).await?.len() >= MAX_WEBHOOKS_PER_ORG {
-            return Err(ChatError::refused_because(
-                ErrorCode::TooManyWebhooks,
-                format!("An organization may have at most {MAX_WEBHOOKS_PER_ORG} webhooks."),
-            ));
-        }
         let secret = format!("whsec_{}", new_secret_token());
         let webhook = self
             .store()

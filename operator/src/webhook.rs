@@ -7,8 +7,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use chatboard_core::auth::new_secret_token;
+use chatboard_core::error_code::ErrorCode;
 use chatboard_core::webhook_target::{check_target, parse_target, TargetError};
-use chatboard_store::ManagedWebhook;
+use chatboard_store::{ManagedWebhook, StoreError, MAX_WEBHOOKS_PER_ORG};
 use chrono::{SecondsFormat, Utc};
 use crds::{LastDelivery, Webhook, WebhookStatus};
 use k8s_openapi::api::core::v1::Secret;
@@ -68,7 +69,24 @@ async fn apply(hook: &Webhook, ctx: &Context, invalid: &AtomicBool) -> Result<Ac
         }
     };
     let now = Utc::now();
-    let applied = ctx.store.apply_managed_webhook(prepared, now).await?;
+    let applied = match ctx.store.apply_managed_webhook(prepared, now).await {
+        Ok(applied) => applied,
+        // Room may be made (a webhook deleted): looked at again, as a missing Secret is.
+        Err(StoreError::Conflict(ErrorCode::TooManyWebhooks)) => {
+            let message = format!(
+                "the Organization already has {MAX_WEBHOOKS_PER_ORG} webhooks, the most it may have"
+            );
+            refuse(
+                hook,
+                ctx,
+                invalid,
+                Readiness::not_ready("TooManyWebhooks", message),
+            )
+            .await?;
+            return Ok(Action::requeue(ctx.settings.recheck));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if applied.created {
         ctx.event(
             hook,

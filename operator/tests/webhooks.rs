@@ -379,7 +379,8 @@ both_engines!(
     owned_secret_lifecycle,
     referenced_secret,
     secret_name_taken,
-    a_busy_webhook_does_not_reconcile_in_a_loop
+    a_busy_webhook_does_not_reconcile_in_a_loop,
+    a_webhook_beyond_the_limit_waits_for_room
 );
 
 /// A webhook whose newest delivery changes all the time: its status shows a newer one at most
@@ -452,5 +453,58 @@ async fn a_busy_webhook_does_not_reconcile_in_a_loop(engine: TestEngine) {
         (o["status"]["lastDelivery"]["statusCode"] == last_code).then_some(())
     })
     .await;
+    h.stop().await;
+}
+
+/// An Organization that already has its 100 webhooks takes no Webhook resource more: it is
+/// not Ready (`TooManyWebhooks`) until one of the others goes. (The operator used to add it
+/// anyway; only the REST API kept to the limit.)
+async fn a_webhook_beyond_the_limit_waits_for_room(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
+    create_org(&h, "acme").await;
+    let org_id = eventually("acme applied", || async {
+        let o = h.api.get(support::ORGS, NS, "acme")?;
+        o["status"]["orgId"].as_i64()
+    })
+    .await;
+    let mut ids = Vec::new();
+    for n in 0..chatboard_store::MAX_WEBHOOKS_PER_ORG {
+        let hook = h
+            .store
+            .create_webhook(
+                chatboard_store::NewWebhook {
+                    org_id,
+                    url: format!("http://127.0.0.1:9/hook/{n}"),
+                    events: vec!["*".into()],
+                    secret: "whsec_test".into(),
+                    is_active: true,
+                    managed: false,
+                    max_attempts: None,
+                },
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        ids.push(hook.id);
+    }
+    let hooks: Api<Webhook> = Api::namespaced(h.api.client(), NS);
+    let spec = json!({
+        "organizationRef": {"name": "acme"},
+        "url": "http://127.0.0.1:9/one-more",
+        "events": ["*"],
+    });
+    hooks
+        .create(&PostParams::default(), &webhook("one-more", spec))
+        .await
+        .unwrap();
+    let obj = state(&h, "one-more", "False", "TooManyWebhooks", 1).await;
+    assert!(ready_of(&obj).unwrap().2.contains("100"));
+    assert_eq!(h.store.webhooks_of_org(org_id).await.unwrap().len(), 100);
+
+    // Room made: applied at the next look.
+    h.store.delete_webhook(ids[0]).await.unwrap();
+    state(&h, "one-more", "True", "Reconciled", 1).await;
     h.stop().await;
 }

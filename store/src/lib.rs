@@ -57,6 +57,7 @@ pub use uploads::{
 pub use users::{NewUser, ProfilePatch, UserStore};
 pub use webhooks::{
     AttemptOutcome, AttemptResult, DueDelivery, NewWebhook, WebhookPatch, WebhookStore,
+    MAX_WEBHOOKS_PER_ORG,
 };
 
 /// The whole storage interface, as services hold it (`Arc<dyn Store>`).

@@ -37,6 +37,10 @@ pub struct WebhookPatch {
     pub is_active: Option<bool>,
 }
 
+/// Most webhooks one organization may have, however they were made (REST or the operator):
+/// checked under the org's lock, so concurrent creations cannot overshoot it.
+pub const MAX_WEBHOOKS_PER_ORG: i64 = 100;
+
 /// A delivery claimed for an attempt, with what the request needs.
 #[derive(Debug, Clone)]
 pub struct DueDelivery {

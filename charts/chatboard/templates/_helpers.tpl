@@ -178,7 +178,8 @@ topologySpreadConstraints:
 
 {{/*
 The Deployment of one service. Call with (dict "root" $ "component" "gateway" "values" .Values.gateway
-"serviceAccount" "name" "env" (list of extra env yaml string) "volumes" string "mounts" string).
+"serviceAccount" "name" "env" (list of extra env yaml string) "volumes" string "mounts" string
+"recreate" bool: replace pods instead of rolling, for a service that must not run twice).
 */}}
 {{- define "chatboard.deployment" -}}
 {{- $root := .root -}}
@@ -198,10 +199,15 @@ spec:
     matchLabels:
       {{- include "chatboard.selectorLabels" . | nindent 6 }}
   strategy:
+    {{- if .recreate }}
+    # The old pod goes before the new one starts: these pods must never run two at once.
+    type: Recreate
+    {{- else }}
     type: RollingUpdate
     rollingUpdate:
       maxUnavailable: 0
       maxSurge: 1
+    {{- end }}
   template:
     metadata:
       labels:

@@ -10,7 +10,7 @@ use super::orgs::{
     insert_invite, insert_org_row, member_count, open_invite, revoke_invite, set_role,
 };
 use super::outbox::write_event;
-use super::webhooks::{pause_deliveries, resume_deliveries};
+use super::webhooks::{ensure_webhook_room, pause_deliveries, resume_deliveries};
 use super::{SqlStore, Tx};
 use crate::sql::rows::{encode_events, is_unique_violation, placeholders, QuotaRow};
 use crate::{
@@ -373,6 +373,10 @@ impl TenantStore for SqlStore {
         .fetch_optional(&mut *tx)
         .await?;
         let events = encode_events(&hook.events);
+        // A new webhook, or one moved to another organization, counts against that one's limit.
+        if row.as_ref().is_none_or(|r| r.org_id != hook.org_id) {
+            ensure_webhook_room(&mut tx, hook.org_id).await?;
+        }
         let Some(row) = row else {
             let (id,): (i64,) = sqlx::query_as(
                 "INSERT INTO webhooks (org_id, url, events, secret, is_active, managed, max_attempts, resource_key, \

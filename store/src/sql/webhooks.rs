@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::orgs::lock_org;
 use super::{SqlStore, Tx, CLAIM_LOCK, WEBHOOK_LOCK};
 use crate::sql::rows::{
     encode_events, placeholders, DeliveryRow, DueRow, WebhookRow, DELIVERY_COLUMNS, DUE_SELECT,
@@ -63,6 +64,23 @@ fn unless_paused(n: usize) -> String {
         "CASE WHEN EXISTS (SELECT 1 FROM webhooks w \
            WHERE w.id = webhook_deliveries.webhook_id AND w.is_active) THEN ${n} ELSE NULL END"
     )
+}
+
+/// Locks the organization and refuses (`Conflict(too_many_webhooks)`) when it already has its
+/// most webhooks: called before one is added to it, so that two additions at once cannot both
+/// pass the count.
+pub(super) async fn ensure_webhook_room(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<()> {
+    if !lock_org(tx, org_id).await? {
+        return Err(StoreError::NotFound);
+    }
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM webhooks WHERE org_id = $1")
+        .bind(org_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    if count >= crate::MAX_WEBHOOKS_PER_ORG {
+        return Err(StoreError::Conflict(ErrorCode::TooManyWebhooks));
+    }
+    Ok(())
 }
 
 /// Locks the webhooks `ids` (PostgreSQL; ascending, so two callers never wait on each other)
@@ -139,6 +157,8 @@ impl WebhookStore for SqlStore {
                created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {WEBHOOK_COLUMNS}"
         );
+        let mut tx = self.write.begin().await?;
+        ensure_webhook_room(&mut tx, hook.org_id).await?;
         let row: WebhookRow = sqlx::query_as(&sql)
             .bind(hook.org_id)
             .bind(&hook.url)
@@ -148,8 +168,9 @@ impl WebhookStore for SqlStore {
             .bind(hook.managed)
             .bind(hook.max_attempts)
             .bind(now)
-            .fetch_one(&self.write)
+            .fetch_one(&mut *tx)
             .await?;
+        tx.commit().await?;
         row.try_into()
     }
 
