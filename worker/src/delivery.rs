@@ -32,8 +32,12 @@ const CLAIM_BATCH: usize = 256;
 const IDLE_POLL: Duration = Duration::from_millis(250);
 /// Outcomes recorded per transaction at most.
 const RECORD_BATCH: usize = 500;
-/// Tries at recording a batch of outcomes before giving it up.
-const RECORD_TRIES: u32 = 5;
+/// What a claim lasts beyond three request timeouts: time for the claim and the outcome's
+/// recording to wait for the database (SQLite's writer queue, a PostgreSQL failover).
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
+/// The recorder gives a batch up this long before its first lease ends: after that the
+/// deliveries may be attempted again, and the outcome would not be recorded anyway.
+const RECORD_GIVE_UP_BEFORE: Duration = Duration::from_secs(5);
 /// Longest error text kept in the delivery log.
 const ERROR_MAX: usize = 500;
 
@@ -111,9 +115,10 @@ impl Dispatcher {
         })
     }
 
-    /// How long a claim lasts: long enough for an attempt and the recording of its outcome.
+    /// How long a claim lasts: long enough for an attempt and the recording of its outcome,
+    /// with the database slow or briefly away.
     fn lease(&self) -> Duration {
-        self.settings.timeout * 3
+        self.settings.timeout * 3 + LEASE_MARGIN
     }
 
     /// Delivers until `stop` resolves, then lets the attempts in flight finish and records them.
@@ -418,13 +423,22 @@ async fn record_outcomes(
                 Err(_) => break,
             }
         }
+        // Tried again until shortly before the batch's first claim lapses: a database away
+        // for a while costs the outcomes nothing, where giving up would send them again.
+        let give_up_at = batch
+            .iter()
+            .map(|o| o.claimed_until)
+            .min()
+            .unwrap_or_else(Utc::now)
+            - chrono::Duration::from_std(RECORD_GIVE_UP_BEFORE).unwrap_or_default();
         let mut pause = Duration::from_millis(100);
-        for attempt in 1..=RECORD_TRIES {
+        loop {
             match store.record_attempts(&batch, Utc::now()).await {
                 Ok(()) => break,
-                Err(e) if attempt == RECORD_TRIES => {
+                Err(e) if Utc::now() + pause >= give_up_at => {
                     // Their claims lapse and they are attempted again: late, not lost.
                     tracing::error!(error = %e, outcomes = batch.len(), "recording webhook outcomes failed; giving them up");
+                    break;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, outcomes = batch.len(), "recording webhook outcomes failed; retrying");

@@ -135,7 +135,7 @@ fn start_worker(db_url: &str, nats_url: &str, prefix: &str) -> Service {
         .env("CHATBOARD_NATS_PREFIX", prefix)
         .env("CHATBOARD_ADDR", "127.0.0.1:0")
         .env("CHATBOARD_WEBHOOK_ALLOW_PRIVATE", "true")
-        // A 1 s timeout makes the claim lease 3 s, so a dead worker's claims lapse quickly.
+        // A 1 s timeout makes the claim lease 13 s, so a dead worker's claims lapse quickly.
         .env("CHATBOARD_WEBHOOK_TIMEOUT", "1")
         .env("CHATBOARD_WEBHOOK_BACKOFF_BASE_MS", "50")
         .env("CHATBOARD_WEBHOOK_CONCURRENCY", "4")

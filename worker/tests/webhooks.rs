@@ -676,3 +676,55 @@ async fn a_slow_target_cannot_take_every_slot() {
     );
     running.shut_down().await;
 }
+
+/// The database goes away while an attempt is under way, for longer than the recorder used to
+/// keep trying (about 1.5 s); once it is back, the outcome is recorded, and the target got the
+/// event once. (The recorder gave the outcome up; the claim lapsed and the event was sent
+/// again.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_waits_for_the_database_to_come_back() {
+    let Some((_db, url)) = TestDb::create(TestEngine::Sqlite).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    settle_outbox(&s.store).await;
+    let rx = Receiver::start().await;
+    rx.set_delay(Duration::from_millis(500));
+    let hook = webhook(&s.store, s.org, &rx.url("/once", "k"), &["*"], "k").await;
+    // Timeout 1 s: the claim used to last 3 s, now 13 s.
+    let running = in_process(
+        &s.store,
+        WebhookSettings {
+            timeout: Duration::from_secs(1),
+            ..settings()
+        },
+    );
+    post(&s.store, s.room, s.author, 1).await;
+    for _ in 0..500 {
+        if rx.max_in_flight() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(rx.max_in_flight() > 0, "the attempt never started");
+    // The deliveries' table is out of reach for 5 s, while the target answers.
+    testing::execute_sql(
+        &url,
+        "ALTER TABLE webhook_deliveries RENAME TO webhook_deliveries_away",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    testing::execute_sql(
+        &url,
+        "ALTER TABLE webhook_deliveries_away RENAME TO webhook_deliveries",
+    )
+    .await;
+    let log = wait_for_log(&s.store, hook, |log| {
+        log.first()
+            .is_some_and(|d| d.status == DeliveryStatus::Delivered)
+    })
+    .await;
+    assert_eq!(log[0].attempts, 1, "{log:?}");
+    assert_eq!(rx.received().len(), 1, "sent again");
+    running.shut_down().await;
+}
