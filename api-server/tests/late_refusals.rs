@@ -1,5 +1,5 @@
 //! PostgreSQL: a change whose checks passed on a read is still refused when its organization is
-//! suspended, or its author's seat is lost, before it is written. The room's row is held so the
+//! suspended, its author's seat is lost, or a moderator's role, before it is written. The room's row is held so the
 //! change waits inside its transaction; the suspension (or the removal) commits meanwhile; the
 //! room is let go. Edits, deletions, reactions and room updates used to go through regardless,
 //! as posts never did (they read the organization inside their own transaction).
@@ -124,12 +124,12 @@ async fn a_suspension_stops_a_change_already_under_way() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_seat_lost_stops_an_edit_or_a_reaction_under_way() {
+async fn a_seat_lost_stops_an_edit_a_reaction_or_a_deletion_under_way() {
     let Some(app) = TestApp::spawn(Engine::Postgres).await else {
         return;
     };
     let (_org, room, alice, bob) = app.room_for_two().await;
-    for change in [Change::Edit, Change::React] {
+    for change in [Change::Edit, Change::React, Change::Delete] {
         let msg = app.send(&bob, room, "before the removal").await;
         let reply = change_while(
             &app,
@@ -165,4 +165,30 @@ async fn a_seat_lost_stops_an_edit_or_a_reaction_under_way() {
         assert_eq!(message["body"], "before the removal", "{message}");
         assert_eq!(message["reactions"], json!([]), "{message}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demotion_stops_a_moderators_deletion_under_way() {
+    let Some(app) = TestApp::spawn(Engine::Postgres).await else {
+        return;
+    };
+    let (org, room, alice, bob) = app.room_for_two().await;
+    let msg = app.send(&bob, room, "Bob's").await;
+    let reply = change_while(
+        &app,
+        Change::Delete,
+        &alice,
+        room,
+        msg,
+        &format!(
+            "UPDATE org_members SET role = 'MEMBER' WHERE org_id = {org} AND user_id = {}",
+            alice.id
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.text);
+    let page = app
+        .get(&format!("/api/rooms/{room}/messages/"), &bob.access)
+        .await;
+    assert_eq!(page.body["results"][0]["body"], "Bob's");
 }

@@ -264,7 +264,7 @@ impl Chat {
         }
         let message = self
             .store()
-            .delete_message(room_id, msg_id, Utc::now())
+            .delete_message(room_id, msg_id, Some(actor), Utc::now())
             .await?;
         self.announcer()
             .domain(&DomainEvent::MessageDeleted(message))

@@ -479,7 +479,10 @@ async fn digests_quote_messages_as_they_stand() {
         .edit_message(s.room, first, "corrected text", &Default::default(), now)
         .await
         .unwrap();
-    s.store.delete_message(s.room, second, now).await.unwrap();
+    s.store
+        .delete_message(s.room, second, None, now)
+        .await
+        .unwrap();
 
     let sink = SmtpSink::start().await;
     let running = start(&s.store, Arc::new(LocalPresence::new()), smtp(&sink, 1));

@@ -294,27 +294,37 @@ impl MessageStore for SqlStore {
         &self,
         room_id: i64,
         msg_id: i64,
+        actor: Option<i64>,
         now: DateTime<Utc>,
     ) -> StoreResult<Message> {
         let mut tx = self.write.begin().await?;
         // The room's row first, as posts take it (see `bump_edit_version`).
         Self::bump_edit_version(&mut tx, room_id).await?;
         Self::ensure_room_writable(&mut tx, room_id).await?;
+        // The caller checked the actor on a read; a seat lost or a demotion since refuses it.
+        let allowed = "$3 IS NULL OR EXISTS (SELECT 1 FROM org_members m JOIN rooms r \
+               ON r.org_id = m.org_id WHERE r.id = $1 AND m.user_id = $3 AND m.role = 'ADMIN') \
+             OR (messages.sender_id = $3 AND EXISTS (SELECT 1 FROM room_members rm \
+               WHERE rm.room_id = $1 AND rm.user_id = $3))";
         let sql = format!(
             "UPDATE messages SET body = '', is_deleted = TRUE, reactions = NULL, \
                file_id = NULL, file_name = NULL, file_type = NULL, file_size = NULL \
-             WHERE room_id = $1 AND id = $2 AND NOT is_deleted RETURNING {MESSAGE_COLUMNS}"
+             WHERE room_id = $1 AND id = $2 AND NOT is_deleted AND ({allowed}) \
+             RETURNING {MESSAGE_COLUMNS}"
         );
         let row: Option<MessageRow> = sqlx::query_as(&sql)
             .bind(room_id)
             .bind(msg_id)
+            .bind(actor)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else {
-            // Already deleted (the same outcome, and no second event) or not there at all.
-            return Self::message_in(&mut tx, room_id, msg_id)
-                .await?
-                .ok_or(StoreError::NotFound);
+            // Already deleted (the same outcome, and no second event), not there at all, or no
+            // longer the actor's to delete.
+            return match Self::message_in(&mut tx, room_id, msg_id).await? {
+                Some(message) if message.is_deleted => Ok(message),
+                _ => Err(StoreError::NotFound),
+            };
         };
         let message = Message::from(row);
         // A deleted message keeps nothing of what it said, reactions and mentions included.
