@@ -33,6 +33,7 @@ both_engines!(
     a_reader_in_many_rooms_finds_a_frequent_word_in_each,
     a_closed_store_searches_no_more,
     frequent_words_find_the_newest_matches,
+    a_score_tells_nothing_of_other_tenants_messages,
 );
 
 /// The API server with the worker's jobs beside it.
@@ -577,4 +578,36 @@ async fn a_worker_role_that_does_not_own_the_index_still_indexes(engine: Engine)
     drop(jobs);
     testing::db::execute_sql(&app.db_url, &format!("DROP OWNED BY {role}")).await;
     testing::db::execute_sql(&app.db_url, &format!("DROP ROLE {role}")).await;
+}
+
+/// A hit's score comes from its own message alone: another organization's messages using the
+/// word leave it as it was. (On SQLite it was FTS5's BM25, which weighs a word by how many
+/// messages of the whole index hold it: a reader could watch their own message's score to
+/// learn whether other tenants wrote a word, and when.)
+async fn a_score_tells_nothing_of_other_tenants_messages(engine: Engine) {
+    let Some((app, _jobs)) = spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, _bob) = app.room_for_two().await;
+    app.send(&alice, room, "project falcon").await;
+    app.send(&alice, room, "project sparrow").await;
+    let score = |r: common::Reply| r.body["results"][0]["score"].as_f64().unwrap();
+    let before = score(search(&app, &alice, org, "q=falcon").await);
+
+    let eve = app.user("eve@example.com").await;
+    let other = app.org(&eve, "Elsewhere").await;
+    let theirs = app.room(&eve, other, "general", "PUBLIC").await;
+    for n in 0..5 {
+        app.send(&eve, theirs, &format!("falcon sighting {n}"))
+            .await;
+    }
+    let seen = search(&app, &eve, other, "q=falcon").await;
+    assert_eq!(
+        seen.body["results"].as_array().unwrap().len(),
+        5,
+        "{}",
+        seen.text
+    );
+    let after = score(search(&app, &alice, org, "q=falcon").await);
+    assert_eq!(before, after, "the score moved with another org's messages");
 }

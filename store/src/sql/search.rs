@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{candidate_hits, index_new, match_text, Db, HitParams, SqlStore};
+use super::{candidate_hits, index_new, match_text, score_words, Db, HitParams, SqlStore};
 use crate::sql::rows::{
     like_prefix, message_columns_of, MessageRow, OrgMemberRow, RoomRow, ROOM_COLUMNS,
 };
@@ -109,6 +109,10 @@ impl SqlStore {
             None => String::new(),
         };
         let limit = args.add(Arg::Int(i64::from(search.limit)));
+        let score_words: Vec<String> = score_words(&search.terms)
+            .into_iter()
+            .map(|w| args.add(Arg::Text(w)))
+            .collect();
         let lookup = self.word_stats.lookup(&self.read, &search.terms).await;
         let filters = format!("NOT m.is_deleted {filters}");
         let hits = candidate_hits(
@@ -120,6 +124,7 @@ impl SqlStore {
                 reader: &reader,
                 per_room: &per_room,
                 candidates: &candidates,
+                score_words: &score_words,
             },
         );
         // The newest matches with their relevance (bounded by the reader's rooms, whatever the

@@ -52,10 +52,24 @@ impl WordStats {
     }
 }
 
+/// The words a message's score counts (SQLite): every included word, those of phrases too.
+/// FTS5's own BM25 weighs each word by how many messages of the whole index hold it, across
+/// every organization and room, so a reader could learn from their own messages' scores
+/// whether other tenants' messages use a word; a score from the message alone tells nothing.
+fn score_words(terms: &SearchTerms) -> Vec<String> {
+    terms
+        .include
+        .iter()
+        .flat_map(|term| match term {
+            SearchTerm::Word(w) | SearchTerm::Prefix(w) => vec![w.to_lowercase()],
+            SearchTerm::Phrase(words) => words.iter().map(|w| w.to_lowercase()).collect(),
+        })
+        .collect()
+}
+
 /// A search's candidates, as on PostgreSQL: the newest `per_room` matches of each of the
 /// reader's rooms in the organization, then the newest `candidates` of those; with their
-/// relevance (BM25, negated as FTS5 orders it, so higher is better), which only the index's
-/// own scan can compute.
+/// relevance: how often the query's words occur in the message (see `score_words`).
 fn candidate_hits(_lookup: WordLookup, p: &HitParams<'_>) -> String {
     let HitParams {
         words,
@@ -64,12 +78,28 @@ fn candidate_hits(_lookup: WordLookup, p: &HitParams<'_>) -> String {
         reader,
         per_room,
         candidates,
+        score_words,
     } = p;
-    // BM25 only works in the index's own scan, not beside a window function: the matches are
-    // materialised first, then numbered within their rooms.
+    // Occurrences of each word in the lower-cased text (as a substring: `plan` counts in
+    // `plans`, as a prefix search would match it).
+    let counts: Vec<String> = score_words
+        .iter()
+        .map(|w| {
+            format!(
+                "(length(lower(m.body)) - length(replace(lower(m.body), {w}, ''))) * 1.0 \
+                 / length({w})"
+            )
+        })
+        .collect();
+    let score = if counts.is_empty() {
+        "0.0".to_owned()
+    } else {
+        counts.join(" + ")
+    };
+    // The matches are materialised first, then numbered within their rooms.
     format!(
         "WITH matched AS MATERIALIZED ( \
-           SELECT m.id, m.room_id, -bm25(messages_fts) AS score \
+           SELECT m.id, m.room_id, {score} AS score \
            FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid \
            WHERE messages_fts MATCH {words} AND {filters} AND m.org_id = {org} \
              AND m.room_id IN (SELECT room_id FROM room_members WHERE user_id = {reader})) \

@@ -28,4 +28,7 @@ pub(crate) struct HitParams<'a> {
     pub per_room: &'a str,
     /// Most candidates in all.
     pub candidates: &'a str,
+    /// The words whose occurrences make a message's score, where the engine scores that way
+    /// (SQLite; see `score_words`).
+    pub score_words: &'a [String],
 }
