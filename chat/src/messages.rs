@@ -52,6 +52,9 @@ pub struct QueuedPost {
     mentioned: Vec<i64>,
     /// The charge of the message's file this post made, given back if the commit fails.
     charge: Option<UploadCharge>,
+    /// The charge of the message's file an earlier post made, made again after the commit in
+    /// case that post failed and gave it back meanwhile.
+    relied_on: Option<UploadCharge>,
 }
 
 impl QueuedPost {
@@ -64,6 +67,7 @@ impl QueuedPost {
             queued,
             mentioned,
             charge,
+            relied_on,
         } = self;
         let (message, created) = match chat.store().queued_message(queued).await {
             Ok(stored) => stored,
@@ -76,6 +80,9 @@ impl QueuedPost {
                 return Err(err.into());
             }
         };
+        if let Some(charge) = relied_on {
+            chat.keep_upload_charged(charge).await;
+        }
         if created {
             chat.announcer()
                 .domain(&DomainEvent::MessageCreated(message.clone()))
@@ -154,16 +161,19 @@ impl Chat {
         }
         // The file counts against the organization's quota only once the post is otherwise
         // fine: a refused post charges nothing (one refused later gives the charge back).
-        let mut charge = None;
+        let (mut charge, mut relied_on) = (None, None);
         if let Some(file) = &file {
             let org_id = self
                 .check_org_upload_limit(room_id, sender, file.size)
                 .await?;
+            let this = UploadCharge {
+                upload_id: file.id.clone(),
+                org_id,
+            };
             if self.charge_upload(&file.id, org_id, file.size).await? {
-                charge = Some(UploadCharge {
-                    upload_id: file.id.clone(),
-                    org_id,
-                });
+                charge = Some(this);
+            } else {
+                relied_on = Some(this);
             }
         }
         let mentions = match self.resolve_mentions(room_id, sender, &body).await {
@@ -193,6 +203,7 @@ impl Chat {
             queued,
             mentioned,
             charge,
+            relied_on,
         })
     }
 

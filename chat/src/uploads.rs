@@ -69,6 +69,33 @@ pub(crate) struct UploadCharge {
 }
 
 impl Chat {
+    /// Makes sure a file a stored message carries still counts against the organization an
+    /// earlier post charged it to: that post may have failed and given the charge back while
+    /// this one waited for its commit. A failure is only logged.
+    pub(crate) async fn keep_upload_charged(&self, charge: UploadCharge) {
+        let UploadCharge { upload_id, org_id } = charge;
+        // Nearly always still charged: one read, no lock.
+        if let Ok(Some(upload)) = self.store().upload(&upload_id).await {
+            if upload.org_id.is_some() {
+                return;
+            }
+        }
+        let quotas = &self.settings().upload_quotas;
+        match self
+            .store()
+            .charge_upload_to_org(&upload_id, org_id, quotas)
+            .await
+        {
+            Ok(OrgCharge::Charged | OrgCharge::AlreadyCharged) => {}
+            Ok(other) => {
+                tracing::warn!(upload_id, org_id, outcome = ?other, "a posted file could not be charged again")
+            }
+            Err(err) => {
+                tracing::warn!(upload_id, org_id, error = %err, "a posted file could not be charged again")
+            }
+        }
+    }
+
     /// Gives a charge back after its post was refused, so that the file can still be posted
     /// elsewhere; a failure only leaves the file counted where it was (logged).
     pub(crate) async fn release_upload_charge(&self, charge: UploadCharge) {

@@ -211,11 +211,25 @@ impl UploadStore for SqlStore {
         if let Some(exceeded) = exceeds(UploadQuota::OrgStored, stored_limit, stored, size) {
             return Ok(OrgCharge::Exceeded(exceeded));
         }
-        sqlx::query("UPDATE uploads SET org_id = $2 WHERE id = $1 AND org_id IS NULL")
+        let done = sqlx::query("UPDATE uploads SET org_id = $2 WHERE id = $1 AND org_id IS NULL")
             .bind(id)
             .bind(org_id)
             .execute(&mut *tx)
             .await?;
+        if done.rows_affected() == 0 {
+            // Charged meanwhile by a post in another organization (it held that one's lock,
+            // not this one's): what it is charged to now decides.
+            let now: Option<i64> = sqlx::query_scalar("SELECT org_id FROM uploads WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(if now == Some(org_id) {
+                OrgCharge::AlreadyCharged
+            } else {
+                OrgCharge::OtherOrg
+            });
+        }
         tx.commit().await?;
         Ok(OrgCharge::Charged)
     }
