@@ -21,6 +21,7 @@ both_engines!(
     uploads_are_private_until_posted,
     a_stored_upload_is_never_replaced,
     a_post_refused_at_its_commit_leaves_its_file_unclaimed,
+    an_upload_is_expired_once_its_time_is_up,
 );
 
 async fn app(engine: Engine) -> Option<(TestApp, tempfile::TempDir)> {
@@ -710,4 +711,55 @@ async fn a_post_refused_at_its_commit_leaves_its_file_unclaimed(engine: Engine) 
         .await;
     assert_eq!(elsewhere.status, StatusCode::CREATED, "{}", elsewhere.text);
     assert_eq!(elsewhere.body["file"]["id"], id);
+}
+
+/// An upload whose time is up is expired at once: no download link, 410 on the download, and
+/// it cannot be attached any more. (It stayed downloadable and attachable until the worker's
+/// janitor came by, every ten minutes, or never without a worker.)
+async fn an_upload_is_expired_once_its_time_is_up(engine: Engine) {
+    let Some((app, _dir)) = app(engine).await else {
+        return;
+    };
+    let ada = app.user("ada@example.com").await;
+    let org = app.org(&ada, "Files").await;
+    let room = app.room(&ada, org, "docs", "PUBLIC").await;
+    let p = presign(&app, &ada, "old.txt", "text/plain", 3).await;
+    let id = p["id"].as_str().unwrap();
+    assert_eq!(
+        put(&app, &p, "text/plain", b"old".to_vec()).await,
+        StatusCode::OK
+    );
+    let done = app
+        .post(
+            &format!("/api/uploads/{id}/complete/"),
+            Some(&ada.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+
+    testing::db::execute_sql(
+        &app.db_url,
+        &format!("UPDATE uploads SET expires_at = '2000-01-01 00:00:00+00:00' WHERE id = '{id}'"),
+    )
+    .await;
+    let seen = app.get(&format!("/api/uploads/{id}/"), &ada.access).await;
+    assert_eq!(seen.body["status"], "expired", "{}", seen.text);
+    assert!(seen.body["download_url"].is_null(), "{}", seen.text);
+    let download = app
+        .client
+        .get(format!("{}/api/uploads/{id}/download/", app.base))
+        .bearer_auth(&ada.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), StatusCode::GONE);
+    let posted = app
+        .post(
+            &format!("/api/rooms/{room}/messages/"),
+            Some(&ada.access),
+            json!({"file_id": id}),
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::BAD_REQUEST, "{}", posted.text);
 }

@@ -122,7 +122,10 @@ async fn short_lived(p: &Platform, user: &User) -> (Polled, i64) {
         let (token, expires_at) = token_for(p, user, Duration::from_secs(secs));
         let mut socket = Polled::new(p.connect_all(&token).await);
         if let Event::Text(hello) = socket.next(Duration::from_secs(10)).await {
-            if hello["type"] == "connection" && Utc::now().timestamp() < expires_at {
+            // With a second left at least, so the test's next steps come before the expiry.
+            if hello["type"] == "connection"
+                && Utc::now().timestamp_millis() + 1_000 < expires_at * 1_000
+            {
                 return (socket, expires_at);
             }
         }
@@ -156,17 +159,17 @@ async fn an_auth_frame_renews_the_connection() {
     let p = Platform::start_with(None, brisk()).await;
     let (room, alice, bob, _org) = p.team().await;
     let (mut renewed, expires_at) = short_lived(&p, &bob).await;
-    // A second connection whose token expires no later, not renewed: its close shows the first
-    // token's expiry has passed on the gateway's clock.
-    let left = u64::try_from(expires_at - Utc::now().timestamp()).unwrap_or(0);
-    let (first_token, _) = token_for(&p, &bob, Duration::from_secs(left.max(1)));
-    let mut left_alone = Polled::new(p.connect_all(&first_token).await);
-
     let (longer, longer_expiry) = token_for(&p, &bob, Duration::from_secs(3600));
     renewed.send(json!({"type": "auth", "token": longer})).await;
     let answer = renewed.frame("authenticated").await;
     let expected = chrono::DateTime::from_timestamp(longer_expiry, 0).unwrap();
     assert_eq!(answer["expires_at"], json!(expected));
+
+    // A second connection with a token that expires no later, not renewed: its close shows the
+    // first token's expiry has passed on the gateway's clock.
+    let left = u64::try_from(expires_at - Utc::now().timestamp()).unwrap_or(0);
+    let (first_token, _) = token_for(&p, &bob, Duration::from_secs(left.max(1)));
+    let mut left_alone = Polled::new(p.connect_all(&first_token).await);
 
     assert_eq!(left_alone.closed(Duration::from_secs(60)).await.0, 4001);
     // A few of the renewed connection's own heartbeats after that, then it still takes

@@ -97,7 +97,14 @@ async fn report_failure<K: Reconciled>(obj: &K, ctx: &Context, error: &Error) {
         return;
     }
     let what = match error {
-        Error::Store(_) | Error::Chat(_) => "the database failed or could not be reached",
+        Error::Store(
+            chatboard_store::StoreError::Unavailable(_)
+            | chatboard_store::StoreError::Database(_)
+            | chatboard_store::StoreError::Sqlite(_)
+            | chatboard_store::StoreError::Migrate(_),
+        ) => "the database failed or could not be reached",
+        Error::Store(_) => "the database refused the change",
+        Error::Chat(_) => "applying the admins to the organization failed",
         Error::Kube(_) | Error::Finalizer(_) => "the Kubernetes API failed",
         Error::Resolve(_) => "the webhook target's name could not be resolved",
         Error::Unnamed(_) => "the resource has no name or namespace",

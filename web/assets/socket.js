@@ -33,6 +33,7 @@ export class Live extends EventTarget {
     this.pinger = null;
     this.pongTimer = null;
     this.renewTimer = null;
+    this.renewedExpiresAt = 0;
     this.lastFrameAt = 0;
     this.online = false;
   }
@@ -55,8 +56,10 @@ export class Live extends EventTarget {
   async connect() {
     if (this.stopped) return;
     let token;
+    let tokenExpiresAt;
     try {
       token = await accessToken();
+      tokenExpiresAt = accessTokenExpiresAt(); // the expiry of this very token (same tick)
     } catch (error) {
       if (error.status === 401) return; // Signed out: the app shows the sign-in page.
       this.retry();
@@ -77,10 +80,10 @@ export class Live extends EventTarget {
       if (frame.type === 'connection') {
         this.attempts = 0;
         this.setOnline(true);
-        this.renewLater(socket);
+        this.renewLater(socket, tokenExpiresAt);
         this.dispatchEvent(new CustomEvent('ready', { detail: frame }));
       } else if (frame.type === 'authenticated') {
-        this.renewLater(socket);
+        this.renewLater(socket, this.renewedExpiresAt);
       }
       this.dispatchEvent(new CustomEvent('frame', { detail: frame }));
     };
@@ -110,16 +113,17 @@ export class Live extends EventTarget {
     }, PONG_WAIT_MS);
   }
 
-  /** Hands the connection a renewed token shortly before the one it holds expires. */
-  renewLater(socket) {
+  /** Hands the connection a renewed token shortly before the one it holds (expiring at
+   * `expiresAt`, ms) expires. */
+  renewLater(socket, expiresAt) {
     clearTimeout(this.renewTimer);
-    const expiresAt = accessTokenExpiresAt();
     if (!expiresAt) return;
     const wait = Math.max(MIN_RENEW_WAIT_MS, expiresAt - Date.now() - RENEW_BEFORE_MS);
     this.renewTimer = setTimeout(async () => {
       let token;
       try {
         token = await accessToken();
+        this.renewedExpiresAt = accessTokenExpiresAt();
       } catch {
         return; // Signed out, or offline: the connection closes with 4001 and is opened again.
       }

@@ -10,8 +10,8 @@ use super::orgs::{
     insert_invite, insert_org_row, member_count, open_invite, revoke_invite, set_role,
 };
 use super::outbox::write_event;
-use super::webhooks::{ensure_webhook_room, pause_deliveries, resume_deliveries};
-use super::{SqlStore, Tx};
+use super::webhooks::{pause_deliveries, resume_deliveries, webhook_room_left};
+use super::{SqlStore, Tx, WEBHOOK_LOCK};
 use crate::sql::rows::{encode_events, is_unique_violation, placeholders, QuotaRow};
 use crate::{
     AppliedAdmins, AppliedOrg, AppliedWebhook, ManagedOrg, ManagedOrgRef, ManagedWebhook,
@@ -365,17 +365,24 @@ impl TenantStore for SqlStore {
         now: DateTime<Utc>,
     ) -> StoreResult<AppliedWebhook> {
         let mut tx = self.write.begin().await?;
-        let row: Option<ManagedWebhookRow> = sqlx::query_as(
+        // The organization first, then the webhook's row, held until the commit (the order
+        // deleting an org takes them in): an outcome recorded meanwhile (a 410 switching it
+        // off) then either comes before this read or waits for this write, never between.
+        if !lock_org(&mut tx, hook.org_id).await? {
+            return Err(StoreError::NotFound);
+        }
+        let sql = format!(
             "SELECT id, org_id, url, events, secret, is_active, managed, max_attempts, disabled_reason \
-             FROM webhooks WHERE resource_key = $1",
-        )
-        .bind(&hook.resource_key)
-        .fetch_optional(&mut *tx)
-        .await?;
+             FROM webhooks WHERE resource_key = $1{WEBHOOK_LOCK}"
+        );
+        let row: Option<ManagedWebhookRow> = sqlx::query_as(&sql)
+            .bind(&hook.resource_key)
+            .fetch_optional(&mut *tx)
+            .await?;
         let events = encode_events(&hook.events);
         // A new webhook, or one moved to another organization, counts against that one's limit.
         if row.as_ref().is_none_or(|r| r.org_id != hook.org_id) {
-            ensure_webhook_room(&mut tx, hook.org_id).await?;
+            webhook_room_left(&mut tx, hook.org_id).await?;
         }
         let Some(row) = row else {
             let (id,): (i64,) = sqlx::query_as(

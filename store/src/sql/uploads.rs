@@ -39,6 +39,12 @@ impl TryFrom<UploadRow> for Upload {
                 format!("upload {} status {:?}", r.id, r.status).into(),
             ))
         })?;
+        // Expired from the moment its time is up, not from when the janitor gets to it (every
+        // few minutes, and never without a worker): no download link, no new attachment.
+        let status = match (status, r.expires_at) {
+            (UploadStatus::Ready, Some(at)) if at <= chrono::Utc::now() => UploadStatus::Expired,
+            (status, _) => status,
+        };
         Ok(Upload {
             id: r.id,
             owner_id: r.owner_id,

@@ -73,6 +73,12 @@ pub(super) async fn ensure_webhook_room(tx: &mut Tx<'_>, org_id: i64) -> StoreRe
     if !lock_org(tx, org_id).await? {
         return Err(StoreError::NotFound);
     }
+    webhook_room_left(tx, org_id).await
+}
+
+/// `Conflict(too_many_webhooks)` when the organization (already locked by the caller) has its
+/// most webhooks.
+pub(super) async fn webhook_room_left(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<()> {
     let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM webhooks WHERE org_id = $1")
         .bind(org_id)
         .fetch_one(&mut **tx)
@@ -518,7 +524,11 @@ impl WebhookStore for SqlStore {
                 AttemptResult::Gone => (
                     "retrying",
                     Some(410),
-                    Some("a former URL of the webhook answered 410 Gone".to_owned()),
+                    Some(
+                        "the target answered 410 Gone after the webhook was moved to another \
+                         URL or switched off"
+                            .to_owned(),
+                    ),
                     Some(now),
                     None,
                 ),
