@@ -54,6 +54,25 @@ async fn put(app: &TestApp, presigned: &Value, content_type: &str, bytes: Vec<u8
         .status()
 }
 
+/// A completed upload of `user`'s holding `bytes` as `name` (text/plain); its id.
+async fn ready_text_upload(app: &TestApp, user: &TestUser, name: &str, bytes: &[u8]) -> String {
+    let p = presign(app, user, name, "text/plain", bytes.len()).await;
+    let id = p["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        put(app, &p, "text/plain", bytes.to_vec()).await,
+        StatusCode::OK
+    );
+    let done = app
+        .post(
+            &format!("/api/uploads/{id}/complete/"),
+            Some(&user.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    id
+}
+
 async fn a_file_goes_up_completes_and_comes_back(engine: Engine) {
     let Some((app, _dir)) = app(engine).await else {
         return;
@@ -654,20 +673,8 @@ async fn a_post_refused_at_its_commit_leaves_its_file_unclaimed(engine: Engine) 
     let second = app.org(&ada, "Second").await;
     let refused_room = app.room(&ada, first, "refused", "PUBLIC").await;
     let other_room = app.room(&ada, second, "other", "PUBLIC").await;
-    let p = presign(&app, &ada, "plan.txt", "text/plain", 4).await;
-    let id = p["id"].as_str().unwrap();
-    assert_eq!(
-        put(&app, &p, "text/plain", b"plan".to_vec()).await,
-        StatusCode::OK
-    );
-    let done = app
-        .post(
-            &format!("/api/uploads/{id}/complete/"),
-            Some(&ada.access),
-            json!({}),
-        )
-        .await;
-    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    let id = ready_text_upload(&app, &ada, "plan.txt", b"plan").await;
+    let id = id.as_str();
 
     // The commit fails as a lost seat or a suspension would, after every check has passed.
     let (refuse, allow) = match app.engine {
@@ -723,20 +730,8 @@ async fn an_upload_is_expired_once_its_time_is_up(engine: Engine) {
     let ada = app.user("ada@example.com").await;
     let org = app.org(&ada, "Files").await;
     let room = app.room(&ada, org, "docs", "PUBLIC").await;
-    let p = presign(&app, &ada, "old.txt", "text/plain", 3).await;
-    let id = p["id"].as_str().unwrap();
-    assert_eq!(
-        put(&app, &p, "text/plain", b"old".to_vec()).await,
-        StatusCode::OK
-    );
-    let done = app
-        .post(
-            &format!("/api/uploads/{id}/complete/"),
-            Some(&ada.access),
-            json!({}),
-        )
-        .await;
-    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    let id = ready_text_upload(&app, &ada, "old.txt", b"old").await;
+    let id = id.as_str();
 
     testing::db::execute_sql(
         &app.db_url,

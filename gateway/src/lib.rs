@@ -42,7 +42,6 @@ use crate::handshake::Handshake;
 use crate::hub::Hub;
 use crate::metrics::GatewayMetrics;
 use crate::outlet::Outlet;
-use crate::replies::Replies;
 use crate::session::{Position, Session};
 
 /// Largest frame a client may send.
@@ -241,14 +240,19 @@ impl Drop for Slot {
     }
 }
 
-/// An admitted connection: who it is, until when its token holds, and its slot.
+/// An admitted connection: its socket and who it is.
 struct Admitted {
     socket: WebSocket,
-    user_id: i64,
-    user_email: String,
+    identity: Identity,
+}
+
+/// Who an admitted connection is, until when its token holds, and its slot.
+pub(crate) struct Identity {
+    pub(crate) user_id: i64,
+    pub(crate) user_email: String,
     /// The token's expiry, unix seconds (see [`Session::token_expires_at`]).
-    token_expires_at: i64,
-    slot: Slot,
+    pub(crate) token_expires_at: i64,
+    pub(crate) slot: Slot,
 }
 
 /// Who the token names, with a slot under the per-user cap; `Err` after closing the socket.
@@ -304,10 +308,12 @@ async fn admit(
     };
     Ok(Admitted {
         socket,
-        user_id,
-        user_email,
-        token_expires_at,
-        slot,
+        identity: Identity {
+            user_id,
+            user_email,
+            token_expires_at,
+            slot,
+        },
     })
 }
 
@@ -357,16 +363,10 @@ async fn room_socket(
         .map(|s| s.trim().parse::<i64>().ok().filter(|id| *id >= 0));
     let shared = state.shared;
     upgrade.on_upgrade(move |socket| async move {
-        let Ok(Admitted {
-            socket,
-            user_id,
-            user_email,
-            token_expires_at,
-            slot,
-        }) = admit(&shared, socket, token.as_deref()).await
-        else {
+        let Ok(admitted) = admit(&shared, socket, token.as_deref()).await else {
             return;
         };
+        let (socket, user_id) = (admitted.socket, admitted.identity.user_id);
         let since = match since {
             Some(None) => return close_socket(socket, &shared, Refusal::BAD_SINCE).await,
             Some(Some(id)) => Some(id),
@@ -417,19 +417,15 @@ async fn room_socket(
             },
         };
         outlet.state().positions.insert(room_id, position);
-        let session = Session {
+        let identity = admitted.identity;
+        let session = Session::new(
             socket,
-            shared: shared.clone(),
-            user_id,
-            user_email,
-            token_expires_at,
-            fixed_room: Some(room_id),
+            &shared,
+            identity,
+            Some(room_id),
             outlet,
             subscription,
-            batching: false,
-            replies: Replies::default(),
-            _slot: slot,
-        };
+        );
         serve(session, since.is_some());
     })
 }
@@ -444,16 +440,10 @@ async fn user_socket(
     let (token, upgrade) = prepare(&query, &headers, upgrade);
     let shared = state.shared;
     upgrade.on_upgrade(move |socket| async move {
-        let Ok(Admitted {
-            socket,
-            user_id,
-            user_email,
-            token_expires_at,
-            slot,
-        }) = admit(&shared, socket, token.as_deref()).await
-        else {
+        let Ok(admitted) = admit(&shared, socket, token.as_deref()).await else {
             return;
         };
+        let (socket, user_id) = (admitted.socket, admitted.identity.user_id);
         let rooms = match shared.store.room_positions(user_id).await {
             Ok(rooms) => rooms.iter().map(|r| r.room_id).collect::<Vec<_>>(),
             Err(e) => {
@@ -500,19 +490,8 @@ async fn user_socket(
                 return server_error(socket, &shared, &e, "rooms lookup failed").await;
             }
         }
-        let session = Session {
-            socket,
-            shared: shared.clone(),
-            user_id,
-            user_email,
-            token_expires_at,
-            fixed_room: None,
-            outlet,
-            subscription,
-            batching: false,
-            replies: Replies::default(),
-            _slot: slot,
-        };
+        let identity = admitted.identity;
+        let session = Session::new(socket, &shared, identity, None, outlet, subscription);
         serve(session, false);
     })
 }

@@ -93,6 +93,36 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    /// The session of an admitted connection, following what `subscription` follows.
+    pub(crate) fn new(
+        socket: WebSocket,
+        shared: &Arc<Shared>,
+        identity: crate::Identity,
+        fixed_room: Option<i64>,
+        outlet: Arc<Outlet>,
+        subscription: Subscription,
+    ) -> Self {
+        let crate::Identity {
+            user_id,
+            user_email,
+            token_expires_at,
+            slot,
+        } = identity;
+        Self {
+            socket,
+            shared: shared.clone(),
+            user_id,
+            user_email,
+            token_expires_at,
+            fixed_room,
+            outlet,
+            subscription,
+            batching: false,
+            replies: Replies::default(),
+            _slot: slot,
+        }
+    }
+
     /// Where the connection stands in `room_id`, if it follows it.
     pub(crate) fn position(&self, room_id: i64) -> Option<Position> {
         self.outlet.state().positions.get(room_id)

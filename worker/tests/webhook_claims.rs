@@ -125,6 +125,37 @@ async fn switching_off_and_on_keeps_claims(engine: TestEngine) {
     assert_eq!(resumed[0].id, claimed[1].id);
 }
 
+/// A store with a webhook at `target` and the delivery of one message to it claimed: the
+/// database and its URL, the setup, the webhook, the delivery and its lease. `None` without
+/// the engine.
+async fn one_delivery_claimed(
+    engine: TestEngine,
+    target: &str,
+) -> Option<(
+    (testing::TestDb, String),
+    common::Setup,
+    i64,
+    chatboard_store::DueDelivery,
+    chrono::DateTime<Utc>,
+)> {
+    let (db, url) = testing::TestDb::create(engine).await?;
+    let s = setup(&url).await;
+    settle_outbox(&s.store).await;
+    let hook = webhook(&s.store, s.org, target, &["*"], "k").await;
+    post(&s.store, s.room, s.author, 1).await;
+    let events = s.store.outbox_unpublished(10).await.unwrap();
+    let now = Utc::now();
+    s.store.fan_out_deliveries(&events, now).await.unwrap();
+    let lease = now + Duration::seconds(60);
+    let mut claimed = s
+        .store
+        .claim_due_deliveries(now, lease, 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    Some(((db, url), s, hook, claimed.remove(0), lease))
+}
+
 /// The outcome of an attempt at `delivery` under `lease`.
 fn outcome_of(
     delivery: &chatboard_store::DueDelivery,
@@ -144,23 +175,11 @@ fn outcome_of(
 /// usual way to retire an endpoint): the webhook stays on and the delivery goes to the new URL.
 /// It used to switch the moved webhook off.
 async fn a_gone_answer_from_a_former_url_leaves_the_webhook_on(engine: TestEngine) {
-    let Some((_db, url)) = testing::TestDb::create(engine).await else {
+    let Some((_db, s, hook, claimed, lease)) =
+        one_delivery_claimed(engine, "http://old.example.com/").await
+    else {
         return;
     };
-    let s = setup(&url).await;
-    settle_outbox(&s.store).await;
-    let hook = webhook(&s.store, s.org, "http://old.example.com/", &["*"], "k").await;
-    post(&s.store, s.room, s.author, 1).await;
-    let events = s.store.outbox_unpublished(10).await.unwrap();
-    let now = Utc::now();
-    s.store.fan_out_deliveries(&events, now).await.unwrap();
-    let lease = now + Duration::seconds(60);
-    let claimed = s
-        .store
-        .claim_due_deliveries(now, lease, 10, &[])
-        .await
-        .unwrap();
-    assert_eq!(claimed.len(), 1);
 
     let moved = WebhookPatch {
         url: Some("http://new.example.com/".into()),
@@ -172,7 +191,7 @@ async fn a_gone_answer_from_a_former_url_leaves_the_webhook_on(engine: TestEngin
         .unwrap();
     s.store
         .record_attempts(
-            &[outcome_of(&claimed[0], lease, AttemptResult::Gone)],
+            &[outcome_of(&claimed, lease, AttemptResult::Gone)],
             Utc::now(),
         )
         .await
@@ -208,23 +227,11 @@ async fn a_gone_answer_from_a_former_url_leaves_the_webhook_on(engine: TestEngin
 /// for the switch, and the delivery is due.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outcome_recorded_while_the_webhook_is_switched_on_is_not_parked() {
-    let Some((_db, url)) = testing::TestDb::create(TestEngine::Postgres).await else {
+    let Some(((_db, url), s, hook, claimed, lease)) =
+        one_delivery_claimed(TestEngine::Postgres, "http://hooks.example.com/").await
+    else {
         return;
     };
-    let s = setup(&url).await;
-    settle_outbox(&s.store).await;
-    let hook = webhook(&s.store, s.org, "http://hooks.example.com/", &["*"], "k").await;
-    post(&s.store, s.room, s.author, 1).await;
-    let events = s.store.outbox_unpublished(10).await.unwrap();
-    let now = Utc::now();
-    s.store.fan_out_deliveries(&events, now).await.unwrap();
-    let lease = now + Duration::seconds(60);
-    let claimed = s
-        .store
-        .claim_due_deliveries(now, lease, 10, &[])
-        .await
-        .unwrap();
-    assert_eq!(claimed.len(), 1);
     switch(&s.store, hook, false).await;
 
     // The switch back on, as the store makes it, with its transaction still open.
@@ -240,7 +247,7 @@ async fn an_outcome_recorded_while_the_webhook_is_switched_on_is_not_parked() {
     .await;
     let store = s.store.clone();
     let retry = outcome_of(
-        &claimed[0],
+        &claimed,
         lease,
         AttemptResult::Retry {
             status_code: Some(503),
