@@ -758,3 +758,65 @@ async fn an_upload_is_expired_once_its_time_is_up(engine: Engine) {
         .await;
     assert_eq!(posted.status, StatusCode::BAD_REQUEST, "{}", posted.text);
 }
+
+/// PostgreSQL: the same file posted at once into rooms of two organizations. Each post locks
+/// its own organization to charge the file, so both read it uncharged; the second to write
+/// finds it charged to the first and is refused. (It was told "charged" all the same: the file
+/// went into both organizations' messages, counted against one.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_posted_into_two_organizations_at_once_goes_into_one() {
+    let Some((app, _dir)) = app(Engine::Postgres).await else {
+        return;
+    };
+    let ada = app.user("ada@example.com").await;
+    let first = app.org(&ada, "First").await;
+    let second = app.org(&ada, "Second").await;
+    let one = app.room(&ada, first, "one", "PUBLIC").await;
+    let two = app.room(&ada, second, "two", "PUBLIC").await;
+    let id = ready_text_upload(&app, &ada, "twice.txt", b"twice").await;
+
+    // The upload's row is held, so both charges read it uncharged and wait to write it.
+    let held = testing::HeldLocks::take(
+        &app.db_url,
+        &format!("SELECT id FROM uploads WHERE id = '{id}' FOR UPDATE"),
+    )
+    .await;
+    let post = |room: i64| {
+        let path = format!("/api/rooms/{room}/messages/");
+        let body = json!({"file_id": id});
+        let (app, ada) = (&app, &ada);
+        async move { app.post(&path, Some(&ada.access), body).await }
+    };
+    let both = futures::future::join(post(one), post(two));
+    tokio::pin!(both);
+    let waiting = async {
+        while testing::waiting_for_locks(&app.db_url).await < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        answers = &mut both => panic!("answered while the upload is held: {} {}", answers.0.text, answers.1.text),
+        () = waiting => {}
+    }
+    held.release().await;
+    let (a, b) = both.await;
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::CREATED, StatusCode::BAD_REQUEST],
+        "{} / {}",
+        a.text,
+        b.text
+    );
+    let refused = if a.status == StatusCode::BAD_REQUEST {
+        &a
+    } else {
+        &b
+    };
+    assert!(
+        refused.text.contains("another organization"),
+        "{}",
+        refused.text
+    );
+}
