@@ -133,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/token", post(auth::token))
         .route("/auth/token/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
+        .route("/auth/password", post(auth::change_password))
         .route("/auth/me", get(auth::me).patch(auth::update_me))
         .route("/auth/me/unread-counts", get(auth::unread_counts))
         .route("/auth/me/threads", get(threads::followed))

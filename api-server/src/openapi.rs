@@ -39,7 +39,7 @@ use crate::routes::{
             4009 too slow, 1012 server restarting. See README.md, 'Live events over WebSocket'."
     ),
     paths(
-        auth::register, auth::token, auth::refresh, auth::logout, auth::me, auth::update_me,
+        auth::register, auth::token, auth::refresh, auth::logout, auth::change_password, auth::me, auth::update_me,
         auth::unread_counts,
         orgs::list, orgs::create, orgs::get, orgs::rename, orgs::delete, orgs::members, orgs::invite, orgs::invitations, orgs::revoke_invitation,
         orgs::accept_invite, orgs::set_role, orgs::remove_member,

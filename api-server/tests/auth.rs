@@ -22,6 +22,7 @@ both_engines!(
     refresh_rotates_and_reuse_revokes_the_family,
     logout_revokes_the_session,
     a_token_of_a_removed_account_is_refused,
+    a_password_change_ends_every_other_login,
 );
 
 async fn register_creates_normalised_accounts(engine: Engine) {
@@ -579,4 +580,96 @@ async fn sign_ins_past_the_hashing_slots_wait_then_get_503() {
     holder.await.unwrap().unwrap();
     let token = app.post("/auth/token/", None, ada).await;
     assert_eq!(token.status, StatusCode::OK, "{}", token.text);
+}
+
+/// `POST /auth/password/` takes the current password and a new one: the old password stops
+/// working, every login's refresh token is revoked (this browser's and another's), and the
+/// answer is a new pair that works.
+async fn a_password_change_ends_every_other_login(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let u = app.user("hana@example.com").await;
+    // A second login, elsewhere.
+    let other = app
+        .post(
+            "/auth/token/",
+            None,
+            json!({"email": "hana@example.com", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.text);
+
+    let change = |current: &str, new: &str| {
+        app.post(
+            "/auth/password/",
+            Some(&u.access),
+            json!({"current_password": current, "new_password": new}),
+        )
+    };
+    let wrong = change("not-my-password", "a new secret").await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text);
+    assert!(
+        wrong.body["errors"]["current_password"].is_array(),
+        "{}",
+        wrong.text
+    );
+    let short = change("password123", "short").await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+    assert!(
+        short.body["errors"]["new_password"].is_array(),
+        "{}",
+        short.text
+    );
+    let none = app
+        .post(
+            "/auth/password/",
+            None,
+            json!({"current_password": "password123", "new_password": "a new secret"}),
+        )
+        .await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+
+    let changed = change("password123", "a new secret").await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    for refresh in [&u.refresh, other.body["refresh"].as_str().unwrap()] {
+        let r = app
+            .post("/auth/token/refresh/", None, json!({"refresh": refresh}))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNAUTHORIZED,
+            "a login survived: {}",
+            r.text
+        );
+    }
+    let fresh = app
+        .post(
+            "/auth/token/refresh/",
+            None,
+            json!({"refresh": changed.body["refresh"]}),
+        )
+        .await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.text);
+    let me = app
+        .get("/auth/me/", changed.body["access"].as_str().unwrap())
+        .await;
+    assert_eq!(me.body["email"], "hana@example.com");
+
+    let old = app
+        .post(
+            "/auth/token/",
+            None,
+            json!({"email": "hana@example.com", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    let new = app
+        .post(
+            "/auth/token/",
+            None,
+            json!({"email": "hana@example.com", "password": "a new secret"}),
+        )
+        .await;
+    assert_eq!(new.status, StatusCode::OK, "{}", new.text);
 }

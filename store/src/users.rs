@@ -43,4 +43,12 @@ pub trait UserStore: Send + Sync {
     async fn credentials_by_email(&self, email: &str) -> StoreResult<Option<(User, String)>>;
     /// Changes profile fields and returns the updated account.
     async fn update_profile(&self, id: i64, patch: ProfilePatch) -> StoreResult<User>;
+    /// Replaces the account's password hash and revokes every login family of the account, in
+    /// one transaction: no refresh token issued before survives the change.
+    async fn change_password(
+        &self,
+        id: i64,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
 }

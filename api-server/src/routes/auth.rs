@@ -69,6 +69,15 @@ pub struct TokenPair {
     expires_in: u64,
 }
 
+/// Body of `POST /auth/password/`.
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordChange {
+    /// The password in use now.
+    current_password: String,
+    /// The new one, 8 to 128 characters.
+    new_password: String,
+}
+
 /// Body of `PATCH /auth/me/`: each field optional; `avatar_url: null` or `""` clears it.
 #[derive(Deserialize, ToSchema)]
 pub struct ProfileUpdate {
@@ -97,18 +106,7 @@ pub async fn register(
 ) -> ApiResult<(StatusCode, Json<User>)> {
     let mut v = Validator::default();
     let email = v.email("email", &body.email);
-    let password_len = body.password.chars().count();
-    if password_len < PASSWORD_MIN {
-        v.add(
-            "password",
-            format!("Must be at least {PASSWORD_MIN} characters."),
-        );
-    } else if password_len > PASSWORD_MAX {
-        v.add(
-            "password",
-            format!("Must be at most {PASSWORD_MAX} characters."),
-        );
-    }
+    check_password(&mut v, "password", &body.password);
     let first_name = v.text(
         "first_name",
         body.first_name.as_deref().unwrap_or(""),
@@ -174,6 +172,70 @@ pub async fn token(
     };
     let family = new_token_id();
     Ok(Json(issue_pair(&state, user_id, &family, true).await?))
+}
+
+/// Adds a problem with a new password's length, if it has one, under `field`.
+fn check_password(v: &mut Validator, field: &str, password: &str) {
+    let len = password.chars().count();
+    if len < PASSWORD_MIN {
+        v.add(
+            field,
+            format!("Must be at least {PASSWORD_MIN} characters."),
+        );
+    } else if len > PASSWORD_MAX {
+        v.add(field, format!("Must be at most {PASSWORD_MAX} characters."));
+    }
+}
+
+/// Changes the caller's password, given the current one. Every login of the account ends (its
+/// refresh tokens are revoked; access tokens and sockets run out within their 15 minutes) and
+/// a new one starts: the answer is its token pair.
+#[utoipa::path(post, path = "/auth/password/", tag = "auth", request_body = PasswordChange, security(("bearer" = [])),
+    responses((status = 200, body = TokenPair), (status = 400, description = "invalid: `current_password` is not the password in use, or `new_password` has the wrong length", body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, description = "server_busy: every password-hashing slot stayed busy; see Retry-After", body = ErrorBody)))]
+pub async fn change_password(
+    _: IpRateLimited,
+    user: AuthUser,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> ApiResult<Json<TokenPair>> {
+    let mut v = Validator::default();
+    check_password(&mut v, "new_password", &body.new_password);
+    v.finish()?;
+    let account = current_user(&state, &user).await?;
+    let hash = if body.current_password.chars().count() > PASSWORD_MAX {
+        None
+    } else {
+        state
+            .store
+            .credentials_by_email(&account.email)
+            .await?
+            .map(|(_, hash)| hash)
+    };
+    let valid = state
+        .passwords
+        .verify(body.current_password, hash)
+        .await
+        .map_err(hashing_refused)?;
+    if !valid {
+        let mut v = Validator::default();
+        v.add("current_password", "This is not the password in use.");
+        v.finish()?;
+    }
+    let new_hash = state
+        .passwords
+        .hash(body.new_password)
+        .await
+        .map_err(hashing_refused)?;
+    state
+        .store
+        .change_password(user.id, &new_hash, Utc::now())
+        .await?;
+    tracing::info!(
+        user_id = user.id,
+        "password changed; every other login ended"
+    );
+    let family = new_token_id();
+    Ok(Json(issue_pair(&state, user.id, &family, true).await?))
 }
 
 /// Mints an access token and a refresh token of `family`; a new family is recorded when `new_family`.

@@ -96,4 +96,31 @@ impl UserStore for SqlStore {
         tx.commit().await?;
         row.map(User::from).ok_or(StoreError::NotFound)
     }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn change_password(
+        &self,
+        id: i64,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            .bind(id)
+            .bind(password_hash)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query(
+            "UPDATE refresh_families SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
