@@ -94,6 +94,15 @@ async fn apply(org: &Organization, ctx: &Context, invalid: &AtomicBool) -> Resul
         )
         .await;
     }
+    for email in &done.kept_last {
+        ctx.event(
+            org,
+            true,
+            "LastAdminKept",
+            format!("{email} is no longer listed but stays ADMIN: the organization has no other"),
+        )
+        .await;
+    }
     for email in &done.revoked {
         ctx.event(
             org,

@@ -406,6 +406,7 @@ both_engines!(
     delete_policy_purges,
     an_archive_outlives_a_namesake_that_never_applied,
     a_failing_reconcile_shows_in_the_status,
+    the_last_admin_stays_when_the_list_drops_them,
     errors_are_retried_with_backoff,
     seat_changes_are_announced
 );
@@ -490,5 +491,37 @@ async fn a_failing_reconcile_shows_in_the_status(engine: TestEngine) {
     h.sql("ALTER TABLE orgs_away RENAME TO orgs").await;
     let obj = ready(&h, "acme", "True", 2).await;
     assert_eq!(ready_of(&obj).unwrap().1, "Reconciled");
+    h.stop().await;
+}
+
+/// The list of admins emptied (or naming only people without an account yet): the org's only
+/// ADMIN stays ADMIN, with a Warning Event, as the REST API never leaves an org without one.
+/// (The operator used to demote them, leaving nobody to manage the org.)
+async fn the_last_admin_stays_when_the_list_drops_them(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
+    let ops = h.user("ops@acme.example").await;
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    orgs.create(
+        &PostParams::default(),
+        &org(
+            "acme",
+            json!({"displayName": "Acme", "admins": ["ops@acme.example"]}),
+        ),
+    )
+    .await
+    .unwrap();
+    let obj = ready(&h, "acme", "True", 1).await;
+    let org_id = obj["status"]["orgId"].as_i64().unwrap();
+
+    let change = json!({"spec": {"admins": ["newlead@acme.example"]}});
+    orgs.patch("acme", &PatchParams::default(), &Patch::Merge(change))
+        .await
+        .unwrap();
+    ready(&h, "acme", "True", 2).await;
+    let view = h.store.org_for_member(org_id, ops).await.unwrap().unwrap();
+    assert_eq!(view.role, Role::Admin, "the only ADMIN was demoted");
+    h.event_seen("acme", "LastAdminKept").await;
     h.stop().await;
 }

@@ -56,6 +56,8 @@ pub struct AppliedAdmins {
     pub invited: Vec<String>,
     /// Admins dropped from the list: demoted to MEMBER or their open invitation revoked.
     pub revoked: Vec<String>,
+    /// Admins dropped from the list but kept ADMIN: each was the organization's last one.
+    pub kept_last: Vec<String>,
     /// Members once the admins are in place.
     pub member_count: i64,
     /// Seats given with the changes (a listed user who joined the organization sits in its

@@ -276,7 +276,7 @@ impl SqlStore {
     }
 
     /// Fails with `LastAdmin` when `user_id` is the only ADMIN of the org.
-    async fn ensure_other_admin(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<()> {
+    pub(super) async fn ensure_other_admin(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<()> {
         let (admins,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM org_members WHERE org_id = $1 AND role = $2")
                 .bind(org_id)

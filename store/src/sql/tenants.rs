@@ -17,6 +17,7 @@ use crate::{
     AppliedAdmins, AppliedOrg, AppliedWebhook, ManagedOrg, ManagedOrgRef, ManagedWebhook,
     NewInvite, Seat, SpecAdmin, StoreError, StoreResult, TenantStore,
 };
+use chatboard_core::error_code::ErrorCode;
 use chatboard_core::events::DomainEvent;
 use chatboard_core::model::{OrgQuotas, Role};
 
@@ -120,6 +121,16 @@ impl SqlStore {
         let mut revoked = false;
         if let Some(user_id) = user_id_by_email(tx, email).await? {
             if Self::role_in(tx, org_id, user_id).await? == Some(Role::Admin) {
+                // The organization keeps an ADMIN, as the REST API makes sure of: the last
+                // one stays, however the list changed.
+                match Self::ensure_other_admin(tx, org_id).await {
+                    Ok(()) => {}
+                    Err(StoreError::Conflict(ErrorCode::LastAdmin)) => {
+                        done.kept_last.push(email.to_owned());
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
                 set_role(tx, org_id, user_id, Role::Member).await?;
                 write_event(
                     tx,
