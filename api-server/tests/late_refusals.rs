@@ -1,5 +1,6 @@
 //! PostgreSQL: a change whose checks passed on a read is still refused when its organization is
-//! suspended, its author's seat is lost, or a moderator's role, before it is written. The room's row is held so the
+//! suspended, its author's seat is lost, or a moderator's role, before it is written; and an
+//! invitation revoked while its acceptance waits is not accepted. The room's row is held so the
 //! change waits inside its transaction; the suspension (or the removal) commits meanwhile; the
 //! room is let go. Edits, deletions, reactions and room updates used to go through regardless,
 //! as posts never did (they read the organization inside their own transaction).
@@ -191,4 +192,63 @@ async fn a_demotion_stops_a_moderators_deletion_under_way() {
         .get(&format!("/api/rooms/{room}/messages/"), &bob.access)
         .await;
     assert_eq!(page.body["results"][0]["body"], "Bob's");
+}
+
+/// An invitation revoked while its acceptance waits for the organization's lock is not
+/// accepted: 404, and no membership. (The acceptance went on from its earlier read.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_revoked_while_accepted_lets_nobody_in() {
+    let Some(app) = TestApp::spawn(Engine::Postgres).await else {
+        return;
+    };
+    let alice = app.user("alice@example.com").await;
+    let carol = app.user("carol@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    let invite = app
+        .post(
+            &format!("/api/orgs/{org}/invite/"),
+            Some(&alice.access),
+            json!({"email": "carol@example.com"}),
+        )
+        .await;
+    assert_eq!(invite.status, StatusCode::CREATED, "{}", invite.text);
+    let token = invite.body["token"].as_str().unwrap().to_owned();
+    let invite_id = invite.body["id"].as_i64().unwrap();
+
+    let held = HeldLocks::take(
+        &app.db_url,
+        &format!("SELECT id FROM orgs WHERE id = {org} FOR UPDATE"),
+    )
+    .await;
+    let accepting = app.post(
+        "/api/orgs/accept-invite/",
+        Some(&carol.access),
+        json!({"token": token}),
+    );
+    tokio::pin!(accepting);
+    let waiting = async {
+        while waiting_for_locks(&app.db_url).await < 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        reply = &mut accepting => panic!("answered while the org is held: {}", reply.text),
+        () = waiting => {}
+    }
+    testing::db::execute_sql(
+        &app.db_url,
+        &format!("UPDATE org_invites SET revoked_at = now() WHERE id = {invite_id}"),
+    )
+    .await;
+    held.release().await;
+    let reply = accepting.await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.text);
+    let members = app
+        .get(&format!("/api/orgs/{org}/members/"), &alice.access)
+        .await;
+    assert!(
+        !members.text.contains("carol@example.com"),
+        "{}",
+        members.text
+    );
 }

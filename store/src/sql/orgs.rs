@@ -494,6 +494,19 @@ impl OrgStore for SqlStore {
             return Err(StoreError::InviteEmailMismatch);
         }
         let gate = lock_writable_org(&mut tx, invite.org_id).await?;
+        // Taken now, under the org's lock, only if still open: a revocation (or another
+        // acceptance) committed since the read above wins, and this one finds nothing.
+        let taken: Option<(i64,)> = sqlx::query_as(
+            "UPDATE org_invites SET accepted_at = $2 \
+             WHERE id = $1 AND accepted_at IS NULL AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(invite.id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if taken.is_none() {
+            return Err(StoreError::NotFound);
+        }
         let (role, seated) = match Self::role_in(&mut tx, invite.org_id, user_id).await? {
             // Already in (joined another way): keep the role they have.
             Some(existing) => (existing, Vec::new()),
@@ -510,11 +523,6 @@ impl OrgStore for SqlStore {
                 (role, seated)
             }
         };
-        sqlx::query("UPDATE org_invites SET accepted_at = $2 WHERE id = $1")
-            .bind(invite.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(JoinedOrg {
             org_id: invite.org_id,
