@@ -19,6 +19,7 @@ both_engines!(
     a_direct_message_is_deleted_only_by_an_admin,
     retention_keeps_a_thread_root_while_its_replies_are_young,
     edits_that_mention_count_against_the_posting_limit,
+    an_edit_that_pings_newcomers_counts_against_the_posting_limit,
     a_direct_message_opens_as_it_is_in_a_read_only_org,
 );
 
@@ -167,6 +168,43 @@ async fn edits_that_mention_count_against_the_posting_limit(engine: Engine) {
     }
     let r = app
         .patch(&path, &alice.access, json!({"body": "@room and again"}))
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+}
+
+/// A typo fixed in a message that pings the room pings those seated since (they were not
+/// mentioned before), so it counts against the posting limits like a post; it used to be free,
+/// re-resolving the old text compared with the new one and finding them in both.
+async fn an_edit_that_pings_newcomers_counts_against_the_posting_limit(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, _bob) = app.room_for_two().await;
+    testing::execute_sql(
+        &app.db_url,
+        &format!("UPDATE orgs SET rate_limit_per_minute = 1 WHERE id = {org}"),
+    )
+    .await;
+    let id = app.send(&alice, room, "@room hello").await;
+    let path = format!("/api/rooms/{room}/messages/{id}/");
+    // The same people: free.
+    let r = app
+        .patch(&path, &alice.access, json!({"body": "@room hello!"}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Carol sits in the room now: the next typo fix pings her, and the minute's post is spent.
+    let carol = app.user("carol@example.com").await;
+    app.join(org, &alice, &carol, "MEMBER").await;
+    let joined = app
+        .post(
+            &format!("/api/rooms/{room}/join/"),
+            Some(&carol.access),
+            json!({}),
+        )
+        .await;
+    assert!(joined.status.is_success(), "{}", joined.text);
+    let r = app
+        .patch(&path, &alice.access, json!({"body": "@room hello!!"}))
         .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
 }

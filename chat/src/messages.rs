@@ -229,16 +229,16 @@ impl Chat {
         }
         let mentions = self.resolve_mentions(room_id, editor, &body).await?;
         if !mentions.everyone.is_empty() {
-            // An edit notifies those it newly names: such an edit counts against the posting
-            // limits like a post, or editing `@room` out and back in would ping the whole room
-            // as fast as requests go. (A typo fixed in a message that mentions is not one.)
-            let before = self
-                .resolve_mentions(room_id, editor, &message.body)
-                .await?;
+            // An edit notifies those its version before did not mention (its mention rows, as
+            // the store compares them): such an edit counts against the posting limits like a
+            // post, or editing `@room` out and back in, or `@here` as people come online,
+            // would ping them as fast as requests go. (A typo fixed in a message that mentions
+            // the same people is not one.)
+            let before = self.store().mentioned_by(msg_id).await?;
             let names_anew = mentions
                 .everyone
                 .iter()
-                .any(|id| before.everyone.binary_search(id).is_err());
+                .any(|id| before.binary_search(id).is_err());
             if names_anew {
                 self.0.limits.check(room_id, editor).await?;
             }

@@ -12,6 +12,8 @@ use super::StoreResult;
 pub trait MentionStore: Send + Sync {
     /// The user ids of everyone seated in the room.
     async fn member_ids(&self, room_id: i64) -> StoreResult<Vec<i64>>;
+    /// Who the message's current version mentions (its mention rows), ascending.
+    async fn mentioned_by(&self, message_id: i64) -> StoreResult<Vec<i64>>;
     /// Which of these (lowercase) addresses belong to members of the room: (address, user id).
     async fn members_by_email(
         &self,

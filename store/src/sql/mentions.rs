@@ -69,6 +69,16 @@ impl MentionStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
+    async fn mentioned_by(&self, message_id: i64) -> StoreResult<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT user_id FROM mentions WHERE message_id = $1 ORDER BY user_id",
+        )
+        .bind(message_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn members_by_email(
         &self,
         room_id: i64,
