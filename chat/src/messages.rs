@@ -287,14 +287,18 @@ impl Chat {
     /// 404 when the message is not in the room or the reader has no seat there.
     #[instrument(skip(self), err(level = "debug"))]
     pub async fn mark_read(&self, reader: i64, room_id: i64, msg_id: i64) -> ChatResult<i64> {
-        let last_read_msg_id = self.store().mark_read(room_id, reader, msg_id).await?;
-        self.announcer()
-            .publish(BusEvent::Read {
-                room: room_id,
-                user_id: reader,
-                last_read_msg_id,
-            })
-            .await;
+        let (last_read_msg_id, moved) = self.store().mark_read(room_id, reader, msg_id).await?;
+        // A receipt that moved nothing (repeated, or for an older message) tells nobody
+        // anything: the room hears only of pointers that moved.
+        if moved {
+            self.announcer()
+                .publish(BusEvent::Read {
+                    room: room_id,
+                    user_id: reader,
+                    last_read_msg_id,
+                })
+                .await;
+        }
         Ok(last_read_msg_id)
     }
 

@@ -293,6 +293,16 @@ async fn frames_from_clients_post_type_and_read(p: Arc<Platform>) {
         frame_of(&mut b, "read").await.0,
         json!({"type": "read", "room": room, "user_id": alice.id, "last_read_msg_id": id})
     );
+    // The same receipt again moves nothing, and tells nobody.
+    a.send(Ws::Text(
+        json!({"type": "read", "msg_id": id}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    assert!(
+        quiet(&mut b).await,
+        "a receipt that moved nothing was announced"
+    );
     a.send(Ws::Text(
         json!({"type": "read", "msg_id": 999_999})
             .to_string()

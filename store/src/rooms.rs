@@ -126,8 +126,9 @@ pub trait RoomStore: Send + Sync {
     /// Ids of the other users who share a room with the user (only `room`, when given).
     async fn room_mates(&self, user_id: i64, room: Option<i64>) -> StoreResult<Vec<i64>>;
     /// Moves a member's read pointer forward to `msg_id` (never back) and returns where it
-    /// stands; `NotFound` when the message is not in the room or the user is not a member.
-    async fn mark_read(&self, room_id: i64, user_id: i64, msg_id: i64) -> StoreResult<i64>;
+    /// stands and whether it moved; `NotFound` when the message is not in the room or the user
+    /// is not a member.
+    async fn mark_read(&self, room_id: i64, user_id: i64, msg_id: i64) -> StoreResult<(i64, bool)>;
     /// Unread counts of every room of the user, in one query whatever their number.
     async fn unread_counts(&self, user_id: i64) -> StoreResult<Vec<UnreadCount>>;
 }

@@ -578,7 +578,7 @@ impl RoomStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn mark_read(&self, room_id: i64, user_id: i64, msg_id: i64) -> StoreResult<i64> {
+    async fn mark_read(&self, room_id: i64, user_id: i64, msg_id: i64) -> StoreResult<(i64, bool)> {
         let message: Option<(i64,)> =
             sqlx::query_as("SELECT seq FROM messages WHERE room_id = $1 AND id = $2")
                 .bind(room_id)
@@ -587,7 +587,7 @@ impl RoomStore for SqlStore {
                 .await?;
         let (seq,) = message.ok_or(StoreError::NotFound)?;
         // Only forwards: a late or repeated receipt for an older message changes nothing.
-        sqlx::query(
+        let moved = sqlx::query(
             "UPDATE room_members SET last_read_msg_id = $3, last_read_seq = $4 \
              WHERE room_id = $1 AND user_id = $2 AND (last_read_msg_id IS NULL OR last_read_msg_id < $3)",
         )
@@ -596,7 +596,9 @@ impl RoomStore for SqlStore {
         .bind(msg_id)
         .bind(seq)
         .execute(&self.write)
-        .await?;
+        .await?
+        .rows_affected()
+            > 0;
         let now_at: Option<(Option<i64>,)> = sqlx::query_as(
             "SELECT last_read_msg_id FROM room_members WHERE room_id = $1 AND user_id = $2",
         )
@@ -605,7 +607,7 @@ impl RoomStore for SqlStore {
         .fetch_optional(&self.write)
         .await?;
         match now_at {
-            Some((Some(id),)) => Ok(id),
+            Some((Some(id),)) => Ok((id, moved)),
             _ => Err(StoreError::NotFound),
         }
     }
