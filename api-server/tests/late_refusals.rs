@@ -252,3 +252,57 @@ async fn an_invitation_revoked_while_accepted_lets_nobody_in() {
         members.text
     );
 }
+
+/// An ADMIN removed while their own change to a member waits for the org's lock: the change is
+/// refused (403), as it would have been a moment later. (It went through on the role read
+/// before the removal.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_admin_changes_nobody() {
+    let Some(app) = TestApp::spawn(Engine::Postgres).await else {
+        return;
+    };
+    let alice = app.user("alice@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let mallory = app.user("mallory@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    app.join(org, &alice, &bob, "ADMIN").await;
+    app.join(org, &alice, &mallory, "MEMBER").await;
+
+    let held = HeldLocks::take(
+        &app.db_url,
+        &format!("SELECT id FROM orgs WHERE id = {org} FOR UPDATE"),
+    )
+    .await;
+    let role_path = format!("/api/orgs/{org}/members/{}/role/", mallory.id);
+    let promoting = app.post(&role_path, Some(&bob.access), json!({"role": "ADMIN"}));
+    tokio::pin!(promoting);
+    let waiting = async {
+        while waiting_for_locks(&app.db_url).await < 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        reply = &mut promoting => panic!("answered while the org is held: {}", reply.text),
+        () = waiting => {}
+    }
+    testing::db::execute_sql(
+        &app.db_url,
+        &format!(
+            "DELETE FROM org_members WHERE org_id = {org} AND user_id = {}",
+            bob.id
+        ),
+    )
+    .await;
+    held.release().await;
+    let reply = promoting.await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
+    let members = app
+        .get(&format!("/api/orgs/{org}/members/"), &alice.access)
+        .await;
+    let mallory_role = members.body.as_array().and_then(|all| {
+        all.iter()
+            .find(|m| m["user"]["id"] == mallory.id || m["user_id"] == mallory.id)
+            .map(|m| m["role"].clone())
+    });
+    assert_eq!(mallory_role, Some(json!("MEMBER")), "{}", members.text);
+}

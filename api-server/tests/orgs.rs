@@ -11,6 +11,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 both_engines!(
+    a_listed_admin_is_the_operators_to_change,
     create_list_get_rename_delete,
     org_names_are_validated,
     invitation_flow,
@@ -711,4 +712,44 @@ async fn other_tenants_objects_are_not_found(engine: Engine) {
             .status,
         StatusCode::NOT_FOUND
     );
+}
+
+/// An ADMIN the org's resource lists (`spec.admins`) is the operator's: demoting or removing
+/// them through the API, or their leaving, answers 409 `managed_by_operator` (the operator would
+/// make them ADMIN again at its next look, and seat them again after a removal). Others are
+/// changed as usual.
+async fn a_listed_admin_is_the_operators_to_change(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let alice = app.user("alice@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    app.join(org, &alice, &bob, "ADMIN").await;
+    testing::execute_sql(
+        &app.db_url,
+        &format!("INSERT INTO org_spec_admins (org_id, email) VALUES ({org}, 'bob@example.com')"),
+    )
+    .await;
+    let refused = [
+        app.post(
+            &format!("/api/orgs/{org}/members/{}/role/", bob.id),
+            Some(&alice.access),
+            json!({"role": "MEMBER"}),
+        )
+        .await,
+        app.delete(
+            &format!("/api/orgs/{org}/members/{}/", bob.id),
+            &alice.access,
+        )
+        .await,
+        app.delete(&format!("/api/orgs/{org}/members/{}/", bob.id), &bob.access)
+            .await,
+    ];
+    for r in refused {
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+        assert_eq!(r.body["code"], "managed_by_operator", "{}", r.text);
+    }
+    // Alice is not listed: Bob may demote her.
+    app.set_role(org, &bob, &alice, "MEMBER").await;
 }

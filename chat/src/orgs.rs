@@ -224,7 +224,10 @@ impl Chat {
         role: Role,
     ) -> ChatResult<()> {
         self.require_role(org_id, actor, Role::Admin).await?;
-        let left = self.store().set_member_role(org_id, member, role).await?;
+        let left = self
+            .store()
+            .set_member_role(org_id, member, role, actor)
+            .await?;
         self.announcer().seats_lost(&seats_of(member, &left)).await;
         tracing::info!(
             org_id,
@@ -241,7 +244,7 @@ impl Chat {
         let (needed, how) = if member == actor {
             (Role::Member, Departure::Leaves)
         } else {
-            (Role::Admin, Departure::Removed)
+            (Role::Admin, Departure::Removed { by: actor })
         };
         self.require_role(org_id, actor, needed).await?;
         let left = self.store().remove_member(org_id, member, how).await?;

@@ -30,8 +30,12 @@ pub struct NewInvite {
 pub enum Departure {
     /// On their own: allowed while the organization is suspended or archived.
     Leaves,
-    /// Removed by an ADMIN: a member change, refused while the organization is read-only.
-    Removed,
+    /// Removed by an ADMIN (`by`, checked again under the org's lock): a member change,
+    /// refused while the organization is read-only.
+    Removed {
+        /// The ADMIN removing them.
+        by: i64,
+    },
 }
 
 /// Organizations, members and invitations. Every read is scoped by the caller's membership.
@@ -79,12 +83,21 @@ pub trait OrgStore: Send + Sync {
         user_email: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<JoinedOrg>;
-    /// Changes a member's role (`NotFound`, `Conflict(last_admin)`); returns the rooms whose
-    /// seats went with the old role (MANAGER_ONLY rooms, on a demotion below MANAGER).
-    async fn set_member_role(&self, org_id: i64, user_id: i64, role: Role)
-        -> StoreResult<Vec<i64>>;
-    /// Removes a member (`NotFound`, `Conflict(last_admin)`; a removal by someone else also
-    /// `Forbidden(org_suspended | org_archived)`); returns the rooms they sat in.
+    /// Changes a member's role as `actor` (`NotFound`, `Conflict(last_admin)`; `Forbidden`
+    /// when `actor` is no longer an ADMIN under the org's lock; `Conflict(managed_by_operator)`
+    /// for an ADMIN the org's resource lists); returns the rooms whose seats went with the old
+    /// role (MANAGER_ONLY rooms, on a demotion below MANAGER).
+    async fn set_member_role(
+        &self,
+        org_id: i64,
+        user_id: i64,
+        role: Role,
+        actor: i64,
+    ) -> StoreResult<Vec<i64>>;
+    /// Removes a member (`NotFound`, `Conflict(last_admin)`, `Conflict(managed_by_operator)`
+    /// for an ADMIN the org's resource lists; a removal by someone else also
+    /// `Forbidden(org_suspended | org_archived)`, or `Forbidden` when they are no longer an
+    /// ADMIN); returns the rooms they sat in.
     async fn remove_member(
         &self,
         org_id: i64,

@@ -276,6 +276,32 @@ impl SqlStore {
     }
 
     /// Fails with `LastAdmin` when `user_id` is the only ADMIN of the org.
+    /// `Forbidden(permission_denied)` unless `actor` is (still) an ADMIN of the org: the use
+    /// case checked it on a read, and a removal or demotion may have committed since.
+    async fn ensure_still_admin(tx: &mut Tx<'_>, org_id: i64, actor: i64) -> StoreResult<()> {
+        match Self::role_in(tx, org_id, actor).await? {
+            Some(Role::Admin) => Ok(()),
+            _ => Err(StoreError::Forbidden(ErrorCode::PermissionDenied)),
+        }
+    }
+
+    /// `Conflict(managed_by_operator)` when the org's resource lists this ADMIN (`spec.admins`):
+    /// the operator would make them ADMIN again at its next look.
+    async fn ensure_not_listed(tx: &mut Tx<'_>, org_id: i64, user_id: i64) -> StoreResult<()> {
+        let listed: Option<(String,)> = sqlx::query_as(
+            "SELECT a.email FROM org_spec_admins a JOIN users u ON u.email = a.email \
+             WHERE a.org_id = $1 AND u.id = $2",
+        )
+        .bind(org_id)
+        .bind(user_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        match listed {
+            Some(_) => Err(StoreError::Conflict(ErrorCode::ManagedByOperator)),
+            None => Ok(()),
+        }
+    }
+
     pub(super) async fn ensure_other_admin(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<()> {
         let (admins,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM org_members WHERE org_id = $1 AND role = $2")
@@ -537,9 +563,11 @@ impl OrgStore for SqlStore {
         org_id: i64,
         user_id: i64,
         role: Role,
+        actor: i64,
     ) -> StoreResult<Vec<i64>> {
         let mut tx = self.write.begin().await?;
         lock_writable_org(&mut tx, org_id).await?;
+        Self::ensure_still_admin(&mut tx, org_id, actor).await?;
         let current = Self::role_in(&mut tx, org_id, user_id)
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -548,6 +576,7 @@ impl OrgStore for SqlStore {
         }
         if current == Role::Admin {
             Self::ensure_other_admin(&mut tx, org_id).await?;
+            Self::ensure_not_listed(&mut tx, org_id, user_id).await?;
         }
         set_role(&mut tx, org_id, user_id, role).await?;
         let now = Utc::now();
@@ -582,8 +611,9 @@ impl OrgStore for SqlStore {
                     return Err(StoreError::NotFound);
                 }
             }
-            Departure::Removed => {
+            Departure::Removed { by } => {
                 lock_writable_org(&mut tx, org_id).await?;
+                Self::ensure_still_admin(&mut tx, org_id, by).await?;
             }
         }
         let current = Self::role_in(&mut tx, org_id, user_id)
@@ -591,6 +621,7 @@ impl OrgStore for SqlStore {
             .ok_or(StoreError::NotFound)?;
         if current == Role::Admin {
             Self::ensure_other_admin(&mut tx, org_id).await?;
+            Self::ensure_not_listed(&mut tx, org_id, user_id).await?;
         }
         sqlx::query("DELETE FROM org_members WHERE org_id = $1 AND user_id = $2")
             .bind(org_id)
@@ -600,7 +631,7 @@ impl OrgStore for SqlStore {
         let left = Self::leave_org_rooms(&mut tx, org_id, user_id, None).await?;
         let via = match how {
             Departure::Leaves => LeftVia::Left,
-            Departure::Removed => LeftVia::Removed,
+            Departure::Removed { .. } => LeftVia::Removed,
         };
         let event = DomainEvent::left(org_id, None, user_id, left.clone(), via);
         write_event(&mut tx, org_id, &event, Utc::now()).await?;
