@@ -53,8 +53,31 @@ async fn make(app: &TestApp, change: Change, user: &TestUser, room: i64, msg: i6
     }
 }
 
-/// Holds the room, starts `change`, waits until it waits for the room, runs `meanwhile`
-/// (committed while the change waits), lets the room go and returns the change's answer.
+/// Takes the locks of `hold`, starts `pending`, waits until it waits for them, runs
+/// `meanwhile` (committed while the request waits), lets the locks go and returns the answer.
+async fn answer_after(
+    app: &TestApp,
+    hold: &str,
+    pending: impl std::future::Future<Output = Reply>,
+    meanwhile: &str,
+) -> Reply {
+    let held = HeldLocks::take(&app.db_url, hold).await;
+    tokio::pin!(pending);
+    let waiting = async {
+        while waiting_for_locks(&app.db_url).await < 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        reply = &mut pending => panic!("answered while `{hold}` is held: {}", reply.text),
+        () = waiting => {}
+    }
+    testing::db::execute_sql(&app.db_url, meanwhile).await;
+    held.release().await;
+    pending.await
+}
+
+/// `change` made while the room is held and `meanwhile` commits (see [`answer_after`]).
 async fn change_while(
     app: &TestApp,
     change: Change,
@@ -63,25 +86,8 @@ async fn change_while(
     msg: i64,
     meanwhile: &str,
 ) -> Reply {
-    let held = HeldLocks::take(
-        &app.db_url,
-        &format!("SELECT id FROM rooms WHERE id = {room} FOR NO KEY UPDATE"),
-    )
-    .await;
-    let pending = make(app, change, user, room, msg);
-    tokio::pin!(pending);
-    let waiting = async {
-        while waiting_for_locks(&app.db_url).await < 1 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::select! {
-        reply = &mut pending => panic!("{change:?} answered while its room is held: {}", reply.text),
-        () = waiting => {}
-    }
-    testing::db::execute_sql(&app.db_url, meanwhile).await;
-    held.release().await;
-    pending.await
+    let hold = format!("SELECT id FROM rooms WHERE id = {room} FOR NO KEY UPDATE");
+    answer_after(app, &hold, make(app, change, user, room, msg), meanwhile).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,33 +221,17 @@ async fn an_invitation_revoked_while_accepted_lets_nobody_in() {
     let token = invite.body["token"].as_str().unwrap().to_owned();
     let invite_id = invite.body["id"].as_i64().unwrap();
 
-    let held = HeldLocks::take(
-        &app.db_url,
+    let reply = answer_after(
+        &app,
         &format!("SELECT id FROM orgs WHERE id = {org} FOR UPDATE"),
-    )
-    .await;
-    let accepting = app.post(
-        "/api/orgs/accept-invite/",
-        Some(&carol.access),
-        json!({"token": token}),
-    );
-    tokio::pin!(accepting);
-    let waiting = async {
-        while waiting_for_locks(&app.db_url).await < 1 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::select! {
-        reply = &mut accepting => panic!("answered while the org is held: {}", reply.text),
-        () = waiting => {}
-    }
-    testing::db::execute_sql(
-        &app.db_url,
+        app.post(
+            "/api/orgs/accept-invite/",
+            Some(&carol.access),
+            json!({"token": token}),
+        ),
         &format!("UPDATE org_invites SET revoked_at = now() WHERE id = {invite_id}"),
     )
     .await;
-    held.release().await;
-    let reply = accepting.await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.text);
     let members = app
         .get(&format!("/api/orgs/{org}/members/"), &alice.access)
@@ -268,33 +258,17 @@ async fn a_removed_admin_changes_nobody() {
     app.join(org, &alice, &bob, "ADMIN").await;
     app.join(org, &alice, &mallory, "MEMBER").await;
 
-    let held = HeldLocks::take(
-        &app.db_url,
-        &format!("SELECT id FROM orgs WHERE id = {org} FOR UPDATE"),
-    )
-    .await;
     let role_path = format!("/api/orgs/{org}/members/{}/role/", mallory.id);
-    let promoting = app.post(&role_path, Some(&bob.access), json!({"role": "ADMIN"}));
-    tokio::pin!(promoting);
-    let waiting = async {
-        while waiting_for_locks(&app.db_url).await < 1 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::select! {
-        reply = &mut promoting => panic!("answered while the org is held: {}", reply.text),
-        () = waiting => {}
-    }
-    testing::db::execute_sql(
-        &app.db_url,
+    let reply = answer_after(
+        &app,
+        &format!("SELECT id FROM orgs WHERE id = {org} FOR UPDATE"),
+        app.post(&role_path, Some(&bob.access), json!({"role": "ADMIN"})),
         &format!(
             "DELETE FROM org_members WHERE org_id = {org} AND user_id = {}",
             bob.id
         ),
     )
     .await;
-    held.release().await;
-    let reply = promoting.await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
     let members = app
         .get(&format!("/api/orgs/{org}/members/"), &alice.access)

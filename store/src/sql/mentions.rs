@@ -86,10 +86,12 @@ impl MentionStore for SqlStore {
     ) -> StoreResult<Vec<(String, i64)>> {
         let mut found = Vec::new();
         for chunk in emails.chunks(EMAILS_PER_STATEMENT) {
+            // Addresses are stored lower-cased (registration normalises them), so the lookup
+            // goes through the unique index on `email` instead of every member of the room.
             let sql = format!(
-                "SELECT lower(u.email), u.id FROM users u \
+                "SELECT u.email, u.id FROM users u \
                  JOIN room_members rm ON rm.user_id = u.id AND rm.room_id = $1 \
-                 WHERE lower(u.email) IN ({})",
+                 WHERE u.email IN ({})",
                 placeholders(2, chunk.len())
             );
             let mut query = sqlx::query_as::<_, (String, i64)>(&sql).bind(room_id);
