@@ -223,6 +223,20 @@ export async function signOut() {
   }
 }
 
+/** Changes the password. Every login of the account ends on the server; this browser's goes on
+ * with the tokens of the new one (kept while no other tab renews, so none renews with a token
+ * the change revoked). Throws the `ApiError` (400 names the field at fault). */
+export async function changePassword(current, next) {
+  const token = await accessToken();
+  const run = async () => {
+    const body = { current_password: current, new_password: next };
+    const response = await send('POST', '/auth/password/', body, token, { patient: true });
+    if (!response.ok) throw await errorOf(response);
+    keep(await response.json());
+  };
+  await withRefreshLock(run);
+}
+
 let signedOutHandler = () => {};
 
 /** Called when the session ends on its own (refresh token revoked or expired). */

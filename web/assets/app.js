@@ -1,7 +1,7 @@
 // The application: session, routes (in the URL's hash, so the server serves one page) and the
 // shell around the room view: organization switcher, room list with unread counts, dialogs.
 
-import { api, ApiError, forgetAccessToken, hasSession, onSessionEnded, signOut } from './api.js';
+import { api, ApiError, changePassword, forgetAccessToken, hasSession, onSessionEnded, signOut } from './api.js';
 import { askForm, displayName, h, replace, toast } from './dom.js';
 import { Live } from './socket.js';
 import { authPage, invitePage, newOrgPage } from './pages.js';
@@ -260,6 +260,7 @@ function drawSidebar() {
       isManager ? h('button', { class: 'link', onclick: invite }, 'Invite people') : null,
       state.org.role === 'ADMIN' ? h('a', { href: `#/org/${state.org.id}/admin` }, 'Organization settings') : null,
       h('div', { class: 'me' }, h('span', {}, displayName(state.me)),
+        h('button', { class: 'link', onclick: askNewPassword }, 'Password'),
         h('button', { class: 'link', onclick: () => signOut().finally(() => endSession()) }, 'Sign out'))));
   if (focused) [...shell.lists.querySelectorAll('a, button')].find((el) => focusKey(el) === focused)?.focus({ preventScroll: true });
 }
@@ -303,6 +304,20 @@ export function failed(error) {
 }
 
 // ---- dialogs --------------------------------------------------------------------------------
+
+async function askNewPassword() {
+  const values = await askForm('Change password', [
+    { name: 'current', label: 'Current password', type: 'password' },
+    { name: 'next', label: 'New password (8 to 128 characters)', type: 'password' },
+  ], 'Change');
+  if (!values) return;
+  try {
+    await changePassword(values.current, values.next);
+    toast('Password changed. Every other session has been signed out.');
+  } catch (error) {
+    failed(error);
+  }
+}
 
 async function createRoom() {
   const values = await askForm('New room', [
