@@ -468,15 +468,15 @@ test('a failed upload is retried once, from the step that failed', async () => {
 });
 
 test('changing the password keeps this browser signed in and signs every other session out', async () => {
-  await server.api('POST', '/auth/register/', { email: 'cleo@example.com', password: PASSWORD, first_name: 'Cleo' });
-  const cleo = await server.signIn('cleo@example.com', PASSWORD);
-  const org = await server.api('POST', '/api/orgs/', { name: 'Cleo & co' }, cleo);
-  const room = await server.api('POST', '/api/rooms/', { org: org.id, name: 'desk' }, cleo);
+  await server.api('POST', '/auth/register/', { email: 'dora@example.com', password: PASSWORD, first_name: 'Dora' });
+  const dora = await server.signIn('dora@example.com', PASSWORD);
+  const org = await server.api('POST', '/api/orgs/', { name: 'Dora & co' }, dora);
+  const room = await server.api('POST', '/api/rooms/', { org: org.id, name: 'desk' }, dora);
   // Another session of hers, elsewhere.
-  const elsewhere = await server.api('POST', '/auth/token/', { email: 'cleo@example.com', password: PASSWORD });
+  const elsewhere = await server.api('POST', '/auth/token/', { email: 'dora@example.com', password: PASSWORD });
 
   const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await signedInPage(context, server, 'cleo@example.com', PASSWORD);
+  const page = await signedInPage(context, server, 'dora@example.com', PASSWORD);
   await page.goto(`${server.url}/#/org/${org.id}/room/${room.id}`);
   await page.getByRole('button', { name: 'Password' }).click();
   await page.getByLabel('Current password').fill('not my password');
@@ -495,8 +495,8 @@ test('changing the password keeps this browser signed in and signs every other s
     method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ refresh: elsewhere.refresh }),
   });
   assert.equal(refreshed.status, 401);
-  await server.signIn('cleo@example.com', 'a brand new secret');
-  await assert.rejects(server.signIn('cleo@example.com', PASSWORD));
+  await server.signIn('dora@example.com', 'a brand new secret');
+  await assert.rejects(server.signIn('dora@example.com', PASSWORD));
   // This browser goes on: after a reload it is still signed in (its new refresh token works).
   await page.reload();
   await page.getByRole('link', { name: '# desk' }).waitFor();
