@@ -275,7 +275,7 @@ impl Chat {
         }
         let message = self
             .store()
-            .delete_message(room_id, msg_id, Some(actor), Utc::now())
+            .delete_message(room_id, msg_id, actor, Utc::now())
             .await?;
         self.announcer()
             .domain(&DomainEvent::MessageDeleted(message))

@@ -148,13 +148,13 @@ pub trait MessageStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<(Message, Vec<i64>)>;
     /// Soft-deletes (empty body, `is_deleted`) and records `message.deleted`; deleting again
-    /// changes nothing and records nothing. With `actor`, checked again under the room's lock:
-    /// an ADMIN of the org, or the sender still seated in the room (`NotFound` otherwise).
+    /// changes nothing and records nothing. `actor` is checked again under the room's lock: an
+    /// ADMIN of the org, or the sender still seated in the room (`NotFound` otherwise).
     async fn delete_message(
         &self,
         room_id: i64,
         msg_id: i64,
-        actor: Option<i64>,
+        actor: i64,
         now: DateTime<Utc>,
     ) -> StoreResult<Message>;
 }

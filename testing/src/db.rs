@@ -81,19 +81,7 @@ pub(crate) fn uuid_like() -> String {
 /// Runs one SQL statement on the database at `url` (either engine), behind the store's back: for
 /// tests that make drift or set what only another service writes.
 pub async fn execute_sql(url: &str, statement: &str) {
-    if url.starts_with("postgres") {
-        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-        sqlx::query(statement)
-            .execute(&mut conn)
-            .await
-            .expect("statement");
-    } else {
-        let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
-        sqlx::query(statement)
-            .execute(&mut conn)
-            .await
-            .expect("statement");
-    }
+    SqlSession::open(url).await.execute(statement).await;
 }
 
 /// The first column (text) of every row `statement` returns, on the database at `url`: for

@@ -480,7 +480,7 @@ async fn digests_quote_messages_as_they_stand() {
         .await
         .unwrap();
     s.store
-        .delete_message(s.room, second, None, now)
+        .delete_message(s.room, second, s.author, now)
         .await
         .unwrap();
 

@@ -8,7 +8,9 @@ use super::outbox::{write_event, write_events};
 use super::post_queue::PendingPost;
 use super::write_queue::answer_of;
 use super::{words_changed, words_removed, SqlStore, Tx};
-use crate::sql::rows::{encode_ids, is_unique_violation, MessageRow, MESSAGE_COLUMNS};
+use crate::sql::rows::{
+    encode_ids, is_unique_violation, read_only_code, MessageRow, MESSAGE_COLUMNS,
+};
 use crate::{
     Mentioned, MessageStore, NewMessage, PageCursor, PageVersion, QueuedMessage, StoreError,
     StoreResult, Timeline,
@@ -55,9 +57,13 @@ impl SqlStore {
         .fetch_optional(&self.write)
         .await;
         match org {
-            Ok(Some((_, Some(_)))) => StoreError::Forbidden(ErrorCode::OrgArchived),
-            Ok(Some((true, None))) => StoreError::Forbidden(ErrorCode::OrgSuspended),
-            Ok(_) => StoreError::NotFound,
+            Ok(Some((suspended, archived_at))) => {
+                match read_only_code(suspended, archived_at.is_some()) {
+                    Some(code) => StoreError::Forbidden(code),
+                    None => StoreError::NotFound,
+                }
+            }
+            Ok(None) => StoreError::NotFound,
             Err(e) => e.into(),
         }
     }
@@ -85,11 +91,10 @@ impl SqlStore {
         .bind(room_id)
         .fetch_optional(&mut **tx)
         .await?;
-        match org {
-            None => Err(StoreError::NotFound),
-            Some((_, Some(_))) => Err(StoreError::Forbidden(ErrorCode::OrgArchived)),
-            Some((true, None)) => Err(StoreError::Forbidden(ErrorCode::OrgSuspended)),
-            Some((false, None)) => Ok(()),
+        let (suspended, archived_at) = org.ok_or(StoreError::NotFound)?;
+        match read_only_code(suspended, archived_at.is_some()) {
+            Some(code) => Err(StoreError::Forbidden(code)),
+            None => Ok(()),
         }
     }
 
@@ -294,7 +299,7 @@ impl MessageStore for SqlStore {
         &self,
         room_id: i64,
         msg_id: i64,
-        actor: Option<i64>,
+        actor: i64,
         now: DateTime<Utc>,
     ) -> StoreResult<Message> {
         let mut tx = self.write.begin().await?;
@@ -302,7 +307,7 @@ impl MessageStore for SqlStore {
         Self::bump_edit_version(&mut tx, room_id).await?;
         Self::ensure_room_writable(&mut tx, room_id).await?;
         // The caller checked the actor on a read; a seat lost or a demotion since refuses it.
-        let allowed = "$3 IS NULL OR EXISTS (SELECT 1 FROM org_members m JOIN rooms r \
+        let allowed = "EXISTS (SELECT 1 FROM org_members m JOIN rooms r \
                ON r.org_id = m.org_id WHERE r.id = $1 AND m.user_id = $3 AND m.role = 'ADMIN') \
              OR (messages.sender_id = $3 AND EXISTS (SELECT 1 FROM room_members rm \
                WHERE rm.room_id = $1 AND rm.user_id = $3))";

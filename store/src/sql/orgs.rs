@@ -7,7 +7,8 @@ use super::email::insert_email;
 use super::outbox::write_event;
 use super::{Db, SqlStore, Tx, ORG_LOCK};
 use crate::sql::rows::{
-    is_unique_violation, new_slug, parse_role, InviteRow, OrgMemberRow, OrgViewRow, ORG_VIEW_SELECT,
+    is_unique_violation, new_slug, parse_role, read_only_code, InviteRow, OrgMemberRow, OrgViewRow,
+    ORG_VIEW_SELECT,
 };
 use crate::{Departure, JoinedOrg, NewInvite, OrgStore, Seat, StoreError, StoreResult};
 use chatboard_core::error_code::ErrorCode;
@@ -171,11 +172,8 @@ pub(super) async fn lock_writable_org(tx: &mut Tx<'_>, org_id: i64) -> StoreResu
     .bind(org_id)
     .fetch_one(&mut **tx)
     .await?;
-    if archived_at.is_some() {
-        return Err(StoreError::Forbidden(ErrorCode::OrgArchived));
-    }
-    if suspended {
-        return Err(StoreError::Forbidden(ErrorCode::OrgSuspended));
+    if let Some(code) = read_only_code(suspended, archived_at.is_some()) {
+        return Err(StoreError::Forbidden(code));
     }
     Ok(OrgGate {
         max_members,

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use super::outbox::EventRow;
 use super::write_queue::{write_each, Batched};
 use super::{begin_write, lock_for_reactions, record_reactions, SqlStore, Tx, WritePool};
-use crate::sql::rows::{encode_reactions, placeholders, MessageRow};
+use crate::sql::rows::{encode_reactions, placeholders, read_only_code, MessageRow};
 use crate::{ReactionOutcome, ReactionStore, StoreError, StoreResult};
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::events::{DomainEvent, ReactionChanged};
@@ -59,14 +59,9 @@ impl LockedRow {
     /// seat (not found), else the organization's read-only state.
     fn refusal(&self) -> Option<Option<ErrorCode>> {
         if !self.seated {
-            Some(None)
-        } else if self.org_archived {
-            Some(Some(ErrorCode::OrgArchived))
-        } else if self.org_suspended {
-            Some(Some(ErrorCode::OrgSuspended))
-        } else {
-            None
+            return Some(None);
         }
+        read_only_code(self.org_suspended, self.org_archived).map(Some)
     }
 }
 

@@ -222,6 +222,18 @@ pub(super) struct RoomAccessRow {
     org_archived: bool,
 }
 
+/// Why an organization takes no writes, if it takes none: archived, else suspended. One rule
+/// for every write that checks it (room access, posts, edits, reactions, member changes).
+pub(super) fn read_only_code(suspended: bool, archived: bool) -> Option<ErrorCode> {
+    if archived {
+        Some(ErrorCode::OrgArchived)
+    } else if suspended {
+        Some(ErrorCode::OrgSuspended)
+    } else {
+        None
+    }
+}
+
 impl TryFrom<RoomAccessRow> for RoomAccess {
     type Error = StoreError;
     fn try_from(r: RoomAccessRow) -> Result<Self, StoreError> {
@@ -229,13 +241,7 @@ impl TryFrom<RoomAccessRow> for RoomAccess {
             room: Room::try_from(r.room)?,
             org_role: parse_role(&r.org_role)?,
             is_member: r.is_member,
-            org_read_only: if r.org_archived {
-                Some(ErrorCode::OrgArchived)
-            } else if r.org_suspended {
-                Some(ErrorCode::OrgSuspended)
-            } else {
-                None
-            },
+            org_read_only: read_only_code(r.org_suspended, r.org_archived),
         })
     }
 }
