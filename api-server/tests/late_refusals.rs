@@ -12,6 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Engine, TestApp, TestUser};
+use futures::FutureExt;
 use reqwest::StatusCode;
 use serde_json::json;
 use testing::http::Reply;
@@ -279,4 +280,65 @@ async fn a_removed_admin_changes_nobody() {
             .map(|m| m["role"].clone())
     });
     assert_eq!(mallory_role, Some(json!("MEMBER")), "{}", members.text);
+}
+
+/// Webhooks created, changed or deleted while a suspension commits are refused (403
+/// `org_suspended`) and leave the webhooks as they were. The organization's row is held in
+/// KEY SHARE mode: the change waits for its own lock of it, the suspension (which changes no key)
+/// does not. (They went through on the read of the org made before.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspension_stops_a_webhook_change_under_way() {
+    let Some(app) =
+        TestApp::spawn_with(Engine::Postgres, |c| c.webhooks.allow_private = true).await
+    else {
+        return;
+    };
+    let alice = app.user("alice@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    let created = app
+        .post(
+            "/api/webhooks/",
+            Some(&alice.access),
+            json!({"org": org, "url": "http://127.0.0.1:9/hook", "events": ["*"]}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let hook = format!("/api/webhooks/{}/", created.body["id"]);
+    let hold = format!("SELECT id FROM orgs WHERE id = {org} FOR KEY SHARE");
+    let suspend = format!("UPDATE orgs SET suspended = TRUE WHERE id = {org}");
+    let resume = format!("UPDATE orgs SET suspended = FALSE WHERE id = {org}");
+
+    let changes = [
+        (
+            "create",
+            app.post(
+                "/api/webhooks/",
+                Some(&alice.access),
+                json!({"org": org, "url": "http://127.0.0.1:9/another", "events": ["*"]}),
+            )
+            .boxed(),
+        ),
+        (
+            "update",
+            app.patch(&hook, &alice.access, json!({"is_active": false}))
+                .boxed(),
+        ),
+        ("delete", app.delete(&hook, &alice.access).boxed()),
+    ];
+    for (what, change) in changes {
+        let reply = answer_after(&app, &hold, change, &suspend).await;
+        assert_eq!(
+            (reply.status, reply.body["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("org_suspended")),
+            "{what}: {}",
+            reply.text
+        );
+        testing::db::execute_sql(&app.db_url, &resume).await;
+    }
+    let list = app
+        .get(&format!("/api/webhooks/?org={org}"), &alice.access)
+        .await;
+    let hooks = list.body.as_array().unwrap();
+    assert_eq!(hooks.len(), 1, "{}", list.text);
+    assert_eq!(hooks[0]["is_active"], true, "{}", list.text);
 }

@@ -107,20 +107,23 @@ pub struct AttemptOutcome {
 /// Webhooks and their deliveries. Callers check permissions and validate URLs and filters.
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
-    /// Creates a webhook.
+    /// Creates a webhook (`NotFound`, `Forbidden(org_suspended | org_archived)`,
+    /// `Conflict(too_many_webhooks)`).
     async fn create_webhook(&self, hook: NewWebhook, now: DateTime<Utc>) -> StoreResult<Webhook>;
     /// The organization's webhooks, oldest first.
     async fn webhooks_of_org(&self, org_id: i64) -> StoreResult<Vec<Webhook>>;
     /// One webhook.
     async fn webhook(&self, id: i64) -> StoreResult<Option<Webhook>>;
-    /// Changes a webhook (`NotFound`, `Conflict(managed_by_operator)`).
+    /// Changes a webhook (`NotFound`, `Forbidden(org_suspended | org_archived)`,
+    /// `Conflict(managed_by_operator)`).
     async fn update_webhook(
         &self,
         id: i64,
         patch: WebhookPatch,
         now: DateTime<Utc>,
     ) -> StoreResult<Webhook>;
-    /// Deletes a webhook and its delivery log (`NotFound`, `Conflict(managed_by_operator)`).
+    /// Deletes a webhook and its delivery log (`NotFound`,
+    /// `Forbidden(org_suspended | org_archived)`, `Conflict(managed_by_operator)`).
     async fn delete_webhook(&self, id: i64) -> StoreResult<()>;
     /// The delivery log, newest first, optionally before a delivery id.
     async fn webhook_deliveries(

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::orgs::lock_org;
+use super::orgs::lock_writable_org;
 use super::{SqlStore, Tx, CLAIM_LOCK, WEBHOOK_LOCK};
 use crate::sql::rows::{
     encode_events, placeholders, DeliveryRow, DueRow, WebhookRow, DELIVERY_COLUMNS, DUE_SELECT,
@@ -23,8 +23,17 @@ const ORGS_PER_QUERY: usize = 500;
 const EVENTS_PER_FAN_OUT: usize = 250;
 
 impl SqlStore {
-    /// `NotFound` for a missing webhook, `Conflict` for one a custom resource owns.
-    async fn ensure_webhook_unmanaged(tx: &mut Tx<'_>, id: i64) -> StoreResult<()> {
+    /// Locks the organization of webhook `id` for a change made through the API, then checks
+    /// the webhook: `NotFound` for a missing one, `Forbidden(org_suspended | org_archived)` when
+    /// the organization takes no writes (read here, so a suspension that committed after the
+    /// caller's own check still refuses the change), `Conflict` for one a custom resource owns.
+    async fn lock_changeable_webhook(tx: &mut Tx<'_>, id: i64) -> StoreResult<()> {
+        let org: Option<(i64,)> = sqlx::query_as("SELECT org_id FROM webhooks WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let (org_id,) = org.ok_or(StoreError::NotFound)?;
+        lock_writable_org(tx, org_id).await?;
         let row: Option<(bool,)> = sqlx::query_as("SELECT managed FROM webhooks WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut **tx)
@@ -66,13 +75,12 @@ fn unless_paused(n: usize) -> String {
     )
 }
 
-/// Locks the organization and refuses (`Conflict(too_many_webhooks)`) when it already has its
-/// most webhooks: called before one is added to it, so that two additions at once cannot both
+/// Locks the organization and refuses it when it takes no writes
+/// (`Forbidden(org_suspended | org_archived)`) or already has its most webhooks
+/// (`Conflict(too_many_webhooks)`): called before one is added to it, so that two additions at once cannot both
 /// pass the count.
 pub(super) async fn ensure_webhook_room(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<()> {
-    if !lock_org(tx, org_id).await? {
-        return Err(StoreError::NotFound);
-    }
+    lock_writable_org(tx, org_id).await?;
     webhook_room_left(tx, org_id).await
 }
 
@@ -208,7 +216,7 @@ impl WebhookStore for SqlStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Webhook> {
         let mut tx = self.write.begin().await?;
-        Self::ensure_webhook_unmanaged(&mut tx, id).await?;
+        Self::lock_changeable_webhook(&mut tx, id).await?;
         // Switching a webhook on forgets why delivery had switched it off.
         let sql = format!(
             "UPDATE webhooks SET url = COALESCE($2, url), events = COALESCE($3, events), \
@@ -237,7 +245,7 @@ impl WebhookStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_webhook(&self, id: i64) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
-        Self::ensure_webhook_unmanaged(&mut tx, id).await?;
+        Self::lock_changeable_webhook(&mut tx, id).await?;
         sqlx::query("DELETE FROM webhooks WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
