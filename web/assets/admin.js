@@ -3,7 +3,7 @@
 
 import { api } from './api.js';
 import { askForm, displayName, h, replace, shortTime, toast } from './dom.js';
-import { failed, paneHeader, showInviteLink, state } from './app.js';
+import { failed, ownSeatChanged, paneHeader, showInviteLink, state } from './app.js';
 
 const ROLES = ['MEMBER', 'MANAGER', 'ADMIN'];
 const EVENTS = ['*', 'message.created', 'message.updated', 'message.deleted', 'room.created', 'member.invited', 'member.joined', 'member.left', 'member.role_changed'];
@@ -49,6 +49,7 @@ export class AdminView {
     try {
       await api('POST', `/api/orgs/${this.org.id}/members/${member.user_id}/role/`, { role });
       toast(`${member.email} is now ${role}.`);
+      if (member.user_id === state.me.id) return ownSeatChanged(false);
     } catch (error) {
       failed(error);
     }
@@ -56,9 +57,14 @@ export class AdminView {
   }
 
   async removeMember(member) {
-    if (!confirm(`Remove ${member.email} from ${this.org.name}?`)) return;
+    const self = member.user_id === state.me.id;
+    if (!confirm(self ? `Leave ${this.org.name}?` : `Remove ${member.email} from ${this.org.name}?`)) return;
     try {
       await api('DELETE', `/api/orgs/${this.org.id}/members/${member.user_id}/`);
+      if (self) {
+        toast(`You left ${this.org.name}.`);
+        return ownSeatChanged(true);
+      }
       await this.drawMembers();
     } catch (error) {
       failed(error);

@@ -49,7 +49,22 @@ window.addEventListener('storage', (event) => {
 });
 onSessionEnded(() => endSession('Your session ended. Please sign in again.'));
 
+/** Shows the route; when the API cannot be reached, says so with a way to try again. */
 async function render() {
+  try {
+    await renderRoute();
+  } catch (error) {
+    shell = null;
+    const retry = h('button', { onclick: () => render() }, 'Try again');
+    replace(root, h('div', { class: 'centered' }, h('section', { class: 'card', role: 'alert', 'aria-label': 'Not loaded' },
+      h('h1', {}, 'ChatBoard could not load'),
+      h('p', {}, error instanceof ApiError ? error.fullMessage : String(error)),
+      h('div', { class: 'actions' }, retry))));
+    retry.focus();
+  }
+}
+
+async function renderRoute() {
   const { name, parts } = route();
   if (name === 'invite' && parts[1]) {
     if (!state.me && !(await restore())) return authPage(root, `#/invite/${parts[1]}`, 'Sign in or register with the invited address to join.');
@@ -57,7 +72,7 @@ async function render() {
   }
   if (name === 'register' || name === 'signin' || !state.me) {
     if (state.me) return go('#/');
-    if (name !== 'register' && name !== 'signin' && (await restore())) return render();
+    if (name !== 'register' && name !== 'signin' && (await restore())) return renderRoute();
     return authPage(root, '#/', null, name === 'register');
   }
   if (name === 'new-org') return newOrgPage(root);
@@ -69,14 +84,16 @@ async function render() {
   return go(`#/org/${org.id}`);
 }
 
-/** Picks up a session kept from earlier (the refresh token); false when there is none. */
+/** Picks up a session kept from earlier (the refresh token); false when there is none.
+ * Any failure but a refused session is thrown: the page offers to try again rather than a
+ * sign-in, which would start a second session beside the one kept. */
 async function restore() {
   if (!hasSession()) return false;
   try {
     await startSession();
     return true;
   } catch (error) {
-    if (error.status !== 401) toast(error.message, 'error');
+    if (error.status !== 401) throw error;
     return false;
   }
 }
@@ -107,6 +124,21 @@ function endSession(message) {
 
 export async function loadOrgs() {
   state.orgs = await api('GET', '/api/orgs/');
+}
+
+/** The user's own place in the current organization changed (their role, or they left it):
+ * the shell is built again from the API, so links, rooms and settings match what they may do
+ * now. */
+export function ownSeatChanged(left) {
+  const orgId = state.org?.id;
+  shell = null;
+  state.org = null;
+  if (left) {
+    localStorage.removeItem('chatboard.org');
+    go('#/');
+  } else {
+    go(`#/org/${orgId}`);
+  }
 }
 
 // ---- the shell ------------------------------------------------------------------------------
@@ -146,6 +178,9 @@ async function showOrg(orgId, section, detail, threadId) {
     state.view = new RoomView(state.rooms.get(roomId));
   } else if (section === 'admin' && state.org.role === 'ADMIN') {
     state.view = new AdminView(state.org);
+  } else if (section === 'admin') {
+    toast('Only the organization\'s admins can open its settings.', 'error');
+    return go(`#/org/${orgId}`);
   } else if (section === 'mentions') {
     state.view = new MentionsView();
   } else if (section === 'threads') {

@@ -59,7 +59,8 @@ export function invitePage(root, token) {
       try {
         const joined = await api('POST', '/api/orgs/accept-invite/', { token });
         await loadOrgs();
-        go(`#/org/${joined.org_id}`);
+        // In place of the invitation's page: its token stays out of the browser's history.
+        location.replace(`#/org/${joined.org_id}`);
       } catch (problem) {
         error.textContent = problem.status === 404
           ? 'This invitation was already used, was revoked, or has expired. Ask for a new one.'
@@ -81,6 +82,7 @@ export function invitePage(root, token) {
 /** Creating an organization (the creator becomes its ADMIN). */
 export function newOrgPage(root) {
   const error = h('p', { class: 'error', role: 'alert' });
+  const submit = h('button', { type: 'submit' }, 'Create organization');
   const form = h('form', { class: 'card', 'aria-label': 'New organization' },
     h('h1', {}, 'New organization'),
     h('p', {}, 'An organization is a team: its members, rooms and settings. You will be its admin.'),
@@ -88,15 +90,21 @@ export function newOrgPage(root) {
     error,
     h('div', { class: 'actions' },
       state.orgs.length ? h('a', { href: '#/', class: 'button secondary' }, 'Cancel') : null,
-      h('button', { type: 'submit' }, 'Create organization')));
+      submit));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
+    // A second Enter while the first is on its way would create a second organization.
+    if (submit.disabled) return;
+    submit.disabled = true;
+    error.textContent = '';
     try {
       const org = await api('POST', '/api/orgs/', { name: new FormData(form).get('name').trim() });
       await loadOrgs();
       go(`#/org/${org.id}`);
     } catch (problem) {
       error.textContent = problem.fullMessage || String(problem);
+    } finally {
+      submit.disabled = false;
     }
   });
   replace(root, h('div', { class: 'centered' }, form));

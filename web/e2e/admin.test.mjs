@@ -1,0 +1,113 @@
+// Organizations as their admins and members see them change: stepping down, leaving, pages
+// they may no longer open, a double submit, and a first load the API could not answer.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Server, browser, shownErrors, signedInPage, waitFor } from './harness.mjs';
+
+const PASSWORD = 'correct horse battery';
+let server;
+let chromium;
+
+before(async () => {
+  server = await Server.start({ CHATBOARD_RATE_LIMIT_PER_IP: '0', CHATBOARD_RATE_LIMIT_PER_USER: '0' });
+  chromium = await browser();
+});
+
+after(async () => {
+  await chromium?.close();
+  await server?.close();
+});
+
+/** Registers `email` and signs them in; returns their access token. */
+async function person(email, firstName) {
+  await server.api('POST', '/auth/register/', { email, password: PASSWORD, first_name: firstName });
+  return server.signIn(email, PASSWORD);
+}
+
+test('an admin who steps down or leaves sees the organization as they now may', async () => {
+  const eve = await person('eve@example.com', 'Eve');
+  const fay = await person('fay@example.com', 'Fay');
+  const ivy = await person('ivy@example.com', 'Ivy');
+  const org = await server.api('POST', '/api/orgs/', { name: 'Steps' }, eve);
+  // Ivy stays ADMIN: an organization keeps at least one.
+  for (const [email, token] of [['fay@example.com', fay], ['ivy@example.com', ivy]]) {
+    const invite = await server.api('POST', `/api/orgs/${org.id}/invite/`, { email, role: 'ADMIN' }, eve);
+    await server.api('POST', '/api/orgs/accept-invite/', { token: invite.token }, token);
+  }
+
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'eve@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${org.id}/admin`);
+  await page.getByRole('combobox', { name: 'Role of eve@example.com' }).selectOption('MEMBER');
+  // The shell is built again: no settings link, and the settings page is not offered.
+  await page.getByRole('heading', { name: 'Steps' }).waitFor();
+  await waitFor(async () => (await page.getByRole('link', { name: 'Organization settings' }).count()) === 0, 10_000, 'the settings link to go');
+  assert.equal(await page.getByRole('button', { name: 'Invite people' }).count(), 0);
+  await page.goto(`${server.url}/#/org/${org.id}/admin`);
+  await waitFor(async () => (await shownErrors(page)).some((e) => e.includes('admins')), 10_000, 'the refusal');
+  assert.deepEqual(await shownErrors(page), ['Only the organization\'s admins can open its settings.']);
+  assert.equal(await page.locator('section.admin').count(), 0);
+  await context.close();
+
+  // Fay leaves from the settings page: she is in no organization now, and is offered a new one.
+  const fayContext = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const fayPage = await signedInPage(fayContext, server, 'fay@example.com', PASSWORD);
+  await fayPage.goto(`${server.url}/#/org/${org.id}/admin`);
+  await fayPage.getByRole('cell', { name: 'fay@example.com' }).waitFor();
+  await fayPage.getByRole('row', { name: /fay@example\.com/ }).getByRole('button', { name: 'Leave' }).click();
+  await fayPage.getByRole('heading', { name: 'New organization' }).waitFor();
+  assert.deepEqual(await shownErrors(fayPage), []);
+  assert.deepEqual(await server.api('GET', '/api/orgs/', null, fay), []);
+  await fayContext.close();
+});
+
+test('creating an organization twice quickly creates one', async () => {
+  const gus = await person('gus@example.com', 'Gus');
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'gus@example.com', PASSWORD);
+  // The creation is held until both submits are in.
+  let releaseCreation;
+  const held = new Promise((resolve) => { releaseCreation = resolve; });
+  let creations = 0;
+  await page.route('**/api/orgs/', async (route) => {
+    if (route.request().method() === 'POST') {
+      creations += 1;
+      await held;
+    }
+    await route.continue();
+  });
+  await page.goto(`${server.url}/#/new-org`);
+  const name = page.getByRole('textbox', { name: 'Name' });
+  await name.fill('Once');
+  await name.press('Enter');
+  await waitFor(async () => creations === 1, 10_000, 'the first creation');
+  await name.press('Enter');
+  await page.getByRole('button', { name: 'Create organization' }).click({ force: true }).catch(() => {});
+  releaseCreation();
+  await page.getByRole('heading', { name: 'Once' }).waitFor();
+  assert.equal(creations, 1);
+  assert.deepEqual((await server.api('GET', '/api/orgs/', null, gus)).map((o) => o.name), ['Once']);
+  await context.close();
+});
+
+test('a first load the API cannot answer offers to try again, and keeps the session', async () => {
+  const hal = await person('hal@example.com', 'Hal');
+  const org = await server.api('POST', '/api/orgs/', { name: 'Retry' }, hal);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'hal@example.com', PASSWORD);
+  let down = true;
+  await page.route('**/auth/me/', async (route) => {
+    if (down) await route.fulfill({ status: 503, contentType: 'application/json', body: '{"detail":"Down for a moment.","code":"unavailable"}' });
+    else await route.continue();
+  });
+  await page.goto(`${server.url}/#/org/${org.id}`);
+  await page.getByRole('heading', { name: 'ChatBoard could not load' }).waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Sign in' }).count(), 0, 'no sign-in form');
+  const kept = await page.evaluate(() => localStorage.getItem('chatboard.refresh'));
+  assert.ok(kept, 'the session is kept');
+  down = false;
+  await page.getByRole('button', { name: 'Try again' }).click();
+  await page.getByRole('heading', { name: 'Retry' }).waitFor();
+  await context.close();
+});
