@@ -473,6 +473,13 @@ async fn user_socket(
         }
         match now {
             Ok(now) => {
+                // A seat lost between the reads: its room is left, or its presence would go on
+                // reaching this connection.
+                for room in rooms.iter().chain(&joined) {
+                    if !now.iter().any(|r| r.room_id == *room) {
+                        subscription.leave(*room);
+                    }
+                }
                 let followed = |room: &i64| rooms.contains(room) || joined.contains(room);
                 for r in now.into_iter().filter(|r| followed(&r.room_id)) {
                     // Each under its own lock, never both: the hub takes its rooms' lock and

@@ -454,8 +454,10 @@ impl Session {
     /// one read per room).
     #[tracing::instrument(name = "socket", skip_all, fields(user_id = self.user_id, room = ?self.fixed_room))]
     async fn resync(&mut self) -> Step {
+        self.subscription.resync_begins();
         let mut rooms = self.rooms();
-        if rooms.len() > 1 {
+        let mut unfollowed = Vec::new();
+        if self.fixed_room.is_none() {
             match self.shared.store.room_positions(self.user_id).await {
                 Ok(now) => {
                     let moved = |room_id: i64| {
@@ -467,14 +469,55 @@ impl Session {
                         }
                     };
                     rooms.retain(|room_id| moved(*room_id));
+                    unfollowed = now
+                        .iter()
+                        .map(|r| r.room_id)
+                        .filter(|room_id| self.position(*room_id).is_none())
+                        .collect();
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "resync positions read failed; reading every room")
                 }
             }
         }
+        if !unfollowed.is_empty() {
+            Box::pin(self.follow_missed_seats(&unfollowed)).await?;
+        }
         for room_id in rooms {
             self.catch_up(room_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Seats whose announcement was lost with the events: the connection follows their rooms
+    /// from where they stand, read after following them (as a new connection does), and
+    /// hears who is online there.
+    async fn follow_missed_seats(&mut self, rooms: &[i64]) -> Step {
+        for room_id in rooms {
+            self.subscription.adopt(*room_id);
+        }
+        let now = match self.shared.store.room_positions(self.user_id).await {
+            Ok(now) => now,
+            Err(e) => {
+                tracing::warn!(error = %e, "resync positions read failed");
+                return self.end_on_server_error().await;
+            }
+        };
+        for r in now.iter().filter(|r| rooms.contains(&r.room_id)) {
+            // Each under its own lock, never both (see `user_socket`).
+            self.subscription.starts_at(r.room_id, r.last_seq);
+            let at = Position {
+                last_id: r.last_msg_id.unwrap_or(0),
+                last_seq: Some(r.last_seq),
+            };
+            self.set_position(r.room_id, at);
+        }
+        for room_id in rooms {
+            if self.position(*room_id).is_some() {
+                self.send_presence_of(Some(*room_id)).await?;
+            } else {
+                self.subscription.leave(*room_id); // the seat went again meanwhile
+            }
         }
         Ok(())
     }

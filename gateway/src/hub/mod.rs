@@ -14,7 +14,7 @@ mod rooms;
 mod tests;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use axum::extract::ws::Utf8Bytes;
@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 use crate::outlet::Outlet;
 use crate::StartError;
-use rooms::{Follower, Rooms};
+use rooms::{Follower, Rooms, RESYNC_DUE, TOO_SLOW};
 
 /// An event with its frame, encoded once for every connection that gets it.
 #[derive(Debug)]
@@ -106,7 +106,13 @@ pub struct Subscription {
 impl Subscription {
     /// Whether the hub found the queue full: the connection must close as too slow.
     pub fn too_slow(&self) -> bool {
-        self.me.too_slow.load(Ordering::Relaxed)
+        self.me.flags.load(Ordering::Relaxed) & TOO_SLOW != 0
+    }
+
+    /// The connection begins the `Resync` it was handed: a loss reported from now on needs
+    /// another.
+    pub fn resync_begins(&self) {
+        self.me.flags.fetch_and(!RESYNC_DUE, Ordering::AcqRel);
     }
 
     /// Stops following one room (the user lost the seat).
@@ -141,10 +147,11 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        for room_id in &self.rooms {
-            self.hub.remove(self.me.id, *room_id);
-        }
         if self.by_user {
+            // First out of the user's list, so that no seat adds this connection to a room
+            // from now on; a seat that already did so has put its `Seated` in the queue
+            // (`Hub::seat` adds only followers it told), and rooms the connection never got
+            // to adopt are left with the others.
             let mut users = self
                 .hub
                 .users
@@ -156,6 +163,17 @@ impl Drop for Subscription {
                     users.remove(&self.me.user_id);
                 }
             }
+            drop(users);
+            for live in self.events.drain() {
+                if let Live::Seated { room, .. } = live {
+                    if !self.rooms.contains(&room) {
+                        self.rooms.push(room);
+                    }
+                }
+            }
+        }
+        for room_id in &self.rooms {
+            self.hub.remove(self.me.id, *room_id);
         }
     }
 }
@@ -246,7 +264,7 @@ impl Hub {
                 id: self.next_id.fetch_add(1, Ordering::Relaxed),
                 user_id,
                 sender,
-                too_slow: Arc::new(AtomicBool::new(false)),
+                flags: Arc::new(AtomicU8::new(0)),
                 outlet,
             },
         };
@@ -313,8 +331,18 @@ impl Hub {
                 rooms.send(room_id, out, Instant::now());
             }
             // What was held goes out first; the connections then fill every gap. A connection
-            // with rooms in several shards is told once by each: catching up is idempotent.
-            Delivery::Missed => rooms.resync(),
+            // with rooms in several shards is told once in all (see `offer_resync`). Every
+            // shard hears of the loss; the first also tells the multiplexed connections, which
+            // may have missed a seat in a room they do not follow yet, or follow none at all.
+            Delivery::Missed => {
+                rooms.resync();
+                if index == 0 {
+                    let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+                    for list in users.values_mut() {
+                        list.retain(Follower::offer_resync);
+                    }
+                }
+            }
         }
         rooms.next_release()
     }
@@ -325,20 +353,22 @@ impl Hub {
         let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(list) = users.get_mut(&user_id) {
             let followers = &mut rooms.feeds.entry(room).or_default().followers;
-            for f in list.iter() {
-                if !followers.iter().any(|g| g.id == f.id) {
-                    followers.push(f.copy());
-                }
-            }
+            // Only a connection told of the seat follows the room: its `Seated` (handled, or
+            // still queued when it ends) is how it knows to leave the room again.
             list.retain(|f| {
-                f.offer(Live::Seated {
+                let told = f.offer(Live::Seated {
                     room,
                     after,
                     after_seq,
-                })
+                });
+                if told && !followers.iter().any(|g| g.id == f.id) {
+                    followers.push(f.copy());
+                }
+                told
             });
         }
         drop(users);
+        rooms.forget_if_unfollowed(room);
         // The room's other followers learn that their new room-mate is online: they came
         // online before sharing a room, when no change reached these connections.
         if !self.presence.online(&[user_id]).is_empty() {
@@ -350,6 +380,7 @@ impl Hub {
                 feed.followers
                     .retain(|f| f.user_id == user_id || f.offer(Live::Presence(change)));
             }
+            rooms.forget_if_unfollowed(room);
         }
     }
 
@@ -365,13 +396,15 @@ impl Hub {
     fn dispatch_change(&self, change: PresenceChange, room_ids: &[i64]) {
         let mut told = HashSet::new();
         for room_id in room_ids {
-            if let Some(feed) = self.shard_of(*room_id).feeds.get_mut(room_id) {
+            let mut rooms = self.shard_of(*room_id);
+            if let Some(feed) = rooms.feeds.get_mut(room_id) {
                 feed.followers.retain(|f| {
                     f.user_id == change.user_id
                         || !told.insert(f.id)
                         || f.offer(Live::Presence(change))
                 });
             }
+            rooms.forget_if_unfollowed(*room_id);
         }
     }
 }

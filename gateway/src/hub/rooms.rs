@@ -1,7 +1,7 @@
 //! One shard's rooms: who follows each room here, and its messages' order on their way to them.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use batch_send::SendBatch;
@@ -13,12 +13,18 @@ use super::{Live, Outgoing};
 use crate::outlet::{fanout_latency, Claim, Direct, Outlet};
 use crate::reorder::RoomOrder;
 
+/// [`Follower::flags`]: the hub found the connection's queue full; it must close.
+pub(super) const TOO_SLOW: u8 = 1;
+/// [`Follower::flags`]: a `Resync` is queued and not yet begun; another would repeat it.
+pub(super) const RESYNC_DUE: u8 = 2;
+
 /// One connection's entry in a room.
 pub(super) struct Follower {
     pub(super) id: u64,
     pub(super) user_id: i64,
     pub(super) sender: flume::Sender<Live>,
-    pub(super) too_slow: Arc<AtomicBool>,
+    /// [`TOO_SLOW`] and [`RESYNC_DUE`], shared by the connection's copies in every room.
+    pub(super) flags: Arc<AtomicU8>,
     pub(super) outlet: Arc<Outlet>,
 }
 
@@ -29,11 +35,21 @@ impl Follower {
         self.outlet.queue(|| match self.sender.try_send(live) {
             Ok(()) => true,
             Err(flume::TrySendError::Full(_)) => {
-                self.too_slow.store(true, Ordering::Relaxed);
+                self.flags.fetch_or(TOO_SLOW, Ordering::Relaxed);
                 false
             }
             Err(flume::TrySendError::Disconnected(_)) => false,
         })
+    }
+
+    /// Queues a `Resync` unless one is queued already and not yet begun: a connection whose
+    /// rooms lie in several shards is told by each of them, and would read the database once
+    /// per shard. False when the queue is full.
+    pub(super) fn offer_resync(&self) -> bool {
+        if self.flags.fetch_or(RESYNC_DUE, Ordering::AcqRel) & RESYNC_DUE != 0 {
+            return true;
+        }
+        self.offer(Live::Resync)
     }
 
     /// Hands a message to the connection: written straight into its socket when it is idle
@@ -62,7 +78,7 @@ impl Follower {
             id: self.id,
             user_id: self.user_id,
             sender: self.sender.clone(),
-            too_slow: self.too_slow.clone(),
+            flags: self.flags.clone(),
             outlet: self.outlet.clone(),
         }
     }
@@ -166,6 +182,20 @@ impl Rooms {
         } else {
             self.holding.remove(&room_id);
         }
+        self.forget_if_unfollowed(room_id);
+    }
+
+    /// Drops the room's feed once it has no follower left (the last ones were closed for
+    /// being too slow, or had gone): nobody's leaving would remove it.
+    pub(super) fn forget_if_unfollowed(&mut self, room_id: i64) {
+        if self
+            .feeds
+            .get(&room_id)
+            .is_some_and(|feed| feed.followers.is_empty())
+        {
+            self.feeds.remove(&room_id);
+            self.holding.remove(&room_id);
+        }
     }
 
     /// Sends on what `room_id` holds, whatever is still missing.
@@ -175,6 +205,7 @@ impl Rooms {
             order.release_all(|out| fan_out(followers, &out, batch.as_mut()));
         }
         self.holding.remove(&room_id);
+        self.forget_if_unfollowed(room_id);
     }
 
     /// Sends on what every room whose wait is over holds.
@@ -213,7 +244,10 @@ impl Rooms {
         let mut told = HashSet::new();
         for feed in self.feeds.values_mut() {
             feed.followers
-                .retain(|f| !told.insert(f.id) || f.offer(Live::Resync));
+                .retain(|f| !told.insert(f.id) || f.offer_resync());
         }
+        self.feeds.retain(|_, feed| !feed.followers.is_empty());
+        let feeds = &self.feeds;
+        self.holding.retain(|room_id| feeds.contains_key(room_id));
     }
 }

@@ -124,3 +124,86 @@ async fn a_held_message_goes_out_while_deliveries_keep_coming() {
     assert_eq!(seq_of(&released), Some(3));
     eprintln!("released with {backlog} deliveries queued");
 }
+
+/// A hub of its own, on an in-memory store and bus.
+async fn test_hub() -> Arc<Hub> {
+    let store = chatboard_store::connect("sqlite::memory:", 1)
+        .await
+        .expect("an in-memory store");
+    Hub::start(
+        Arc::new(LocalBus::default()),
+        Arc::new(LocalPresence::new()),
+        store,
+        false,
+    )
+    .await
+    .expect("the hub starts")
+}
+
+/// The hub puts a user's multiplexed connections into a room when the user gets a seat there,
+/// before the connection hears of it. A connection that ends with the news still queued must
+/// leave that room all the same: it used to stay in the room's feed, its socket held open,
+/// until the room's next event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_connection_ending_before_it_hears_of_a_seat_leaves_that_room() {
+    let hub = test_hub().await;
+    let room = 5;
+    let subscription = hub.subscribe(7, &[], true, queue_only_outlet());
+    let seated = Delivery::Event(BusEvent::MemberSeated {
+        room,
+        user_id: 7,
+        after: 0,
+        after_seq: None,
+    });
+    hub.dispatch(shard_index(room, hub.shards.len()), seated);
+    assert!(!hub.is_idle(), "the seat put the connection in the room");
+    drop(subscription);
+    assert!(hub.is_idle(), "no room keeps the ended connection");
+}
+
+/// A connection closed for being too slow is taken out of its room by the fan-out; the room's
+/// feed goes with its last follower (it stayed, empty, for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_room_whose_last_follower_was_too_slow_is_forgotten() {
+    let hub = test_hub().await;
+    let room = 5;
+    let subscription = hub.subscribe(7, &[room], false, queue_only_outlet());
+    let index = shard_index(room, hub.shards.len());
+    for _ in 0..=super::QUEUE {
+        hub.dispatch(index, Delivery::Event(BusEvent::RoomDeleted { room }));
+    }
+    assert!(subscription.too_slow());
+    assert!(
+        hub.is_idle(),
+        "the room's feed is gone with its last follower"
+    );
+    drop(subscription);
+}
+
+/// Every shard hears of a loss on the bus. A connection with rooms in several shards is told
+/// to catch up once, not once per shard (each `Resync` reads the database); a loss reported
+/// after it began catching up is told again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_loss_asks_each_connection_to_catch_up_once() {
+    let hub = test_hub().await;
+    let count = hub.shards.len();
+    assert!(count > 1, "rooms in two shards");
+    let rooms = [1, 2];
+    let subscription = hub.subscribe(7, &rooms, true, queue_only_outlet());
+    let resyncs = |subscription: &super::Subscription| {
+        subscription
+            .events
+            .drain()
+            .filter(|live| matches!(live, Live::Resync))
+            .count()
+    };
+    for index in 0..count {
+        hub.dispatch(index, Delivery::Missed);
+    }
+    assert_eq!(resyncs(&subscription), 1);
+    subscription.resync_begins();
+    for index in 0..count {
+        hub.dispatch(index, Delivery::Missed);
+    }
+    assert_eq!(resyncs(&subscription), 1);
+}
