@@ -103,6 +103,15 @@ async fn retention_keeps_a_thread_root_while_its_replies_are_young(engine: Engin
         .send(&alice, room, "an old question for @bob@example.com")
         .await;
     let old_alone = app.send(&alice, room, "old, with no thread").await;
+    let old_reply = app
+        .post(
+            &messages,
+            Some(&bob.access),
+            json!({"body": "an old answer", "parent_id": root}),
+        )
+        .await;
+    assert_eq!(old_reply.status, StatusCode::CREATED, "{}", old_reply.text);
+    let old_reply = old_reply.body["id"].as_i64().unwrap();
     let reply = app
         .post(
             &messages,
@@ -112,12 +121,16 @@ async fn retention_keeps_a_thread_root_while_its_replies_are_young(engine: Engin
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     let reply = reply.body["id"].as_i64().unwrap();
-    let purged = app.expire(org, &[root, old_alone]).await;
+    let purged = app.expire(org, &[root, old_alone, old_reply]).await;
     assert_eq!(
-        purged, 1,
-        "the old message alone goes; the root stays with its young reply"
+        purged, 2,
+        "the old message alone and the old reply go; the root stays with its young reply"
     );
-    assert!(app.state.store.message(room, root).await.unwrap().is_some());
+    let kept = app.state.store.message(room, root).await.unwrap().unwrap();
+    assert_eq!(
+        kept.reply_count, 1,
+        "the thread counts the reply it still has"
+    );
     // The thread goes on: a reply to the reply lands in it.
     let again = app
         .post(

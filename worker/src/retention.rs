@@ -14,6 +14,10 @@ use crate::service::WorkerMetrics;
 
 /// Messages deleted per statement, so a large backlog never holds long locks.
 const BATCH: u32 = 1_000;
+/// The pause between two full batches of messages: a backlog (retention just set on an old
+/// organization) is worked through without holding the rooms', or SQLite's one writer, back
+/// to back.
+const BATCH_PAUSE: Duration = Duration::from_millis(50);
 /// How long an expired refresh token is kept (its row is of no use once it expired; a day
 /// leaves room for clocks that disagree).
 const EXPIRED_SESSION_KEPT: chrono::Duration = chrono::Duration::days(1);
@@ -85,6 +89,7 @@ impl RetentionSweeper {
             if n < u64::from(BATCH) {
                 return Ok(total);
             }
+            tokio::time::sleep(BATCH_PAUSE).await;
         }
     }
 

@@ -428,6 +428,8 @@ mod post_queue;
 mod posts;
 #[path = "reactions.rs"]
 mod reactions;
+#[path = "retention.rs"]
+mod retention;
 #[path = "rooms.rs"]
 mod rooms;
 #[path = "search.rs"]

@@ -517,6 +517,8 @@ mod outbox;
 mod post_queue;
 #[path = "reactions.rs"]
 mod reactions;
+#[path = "retention.rs"]
+mod retention;
 #[path = "rooms.rs"]
 mod rooms;
 #[path = "search.rs"]

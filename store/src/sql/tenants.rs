@@ -1,7 +1,5 @@
 //! Organizations and webhooks owned by custom resources (the operator's side).
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -12,7 +10,7 @@ use super::orgs::{
 use super::outbox::write_event;
 use super::webhooks::{pause_deliveries, resume_deliveries, webhook_room_left};
 use super::{SqlStore, Tx, WEBHOOK_LOCK};
-use crate::sql::rows::{encode_events, is_unique_violation, placeholders, QuotaRow};
+use crate::sql::rows::{encode_events, is_unique_violation, QuotaRow};
 use crate::{
     AppliedAdmins, AppliedOrg, AppliedWebhook, ManagedOrg, ManagedOrgRef, ManagedWebhook,
     NewInvite, Seat, SpecAdmin, StoreError, StoreResult, TenantStore,
@@ -207,12 +205,6 @@ impl SqlStore {
         Ok(())
     }
 }
-
-/// The messages retention takes from an org (`$1`) before a time (`$2`), oldest first, at most
-/// `$3`: a thread's first message stays while its thread has younger replies (they would be
-/// left without a root to reply to).
-const EXPIRING: &str = "SELECT id FROM messages WHERE org_id = $1 AND created_at < $2 \
-     AND (last_reply_at IS NULL OR last_reply_at < $2) ORDER BY id LIMIT $3";
 
 #[async_trait]
 impl TenantStore for SqlStore {
@@ -483,77 +475,7 @@ impl TenantStore for SqlStore {
             }
             let cutoff = now - chrono::Duration::days(i64::from(days));
             let batch = i64::try_from(left).unwrap_or(i64::MAX);
-            let mut tx = self.write.begin().await?;
-            // Their rooms' rows first, in id order, as posts, replies, edits and reactions take
-            // them (room, then message): taken after the messages' rows, they could wait on
-            // each other in a circle. (Cached pages of these rooms may hold what goes, too.)
-            let rooms: Vec<(i64,)> = sqlx::query_as(&format!(
-                "SELECT DISTINCT room_id FROM messages WHERE id IN ({EXPIRING}) ORDER BY room_id"
-            ))
-            .bind(org_id)
-            .bind(cutoff)
-            .bind(batch)
-            .fetch_all(&mut *tx)
-            .await?;
-            for (room_id,) in &rooms {
-                Self::bump_edit_version(&mut tx, *room_id).await?;
-            }
-            // The messages, chosen once now that their rooms are held (each statement reads
-            // afresh: chosen again, they could be others, in rooms not held, when another
-            // sweep ran meanwhile), and only in the rooms held.
-            let locked: Vec<i64> = rooms.into_iter().map(|(id,)| id).collect();
-            let chosen: Vec<(i64, i64)> = sqlx::query_as(&format!(
-                "SELECT id, room_id FROM messages WHERE id IN ({EXPIRING})"
-            ))
-            .bind(org_id)
-            .bind(cutoff)
-            .bind(batch)
-            .fetch_all(&mut *tx)
-            .await?;
-            let ids: Vec<i64> = chosen
-                .into_iter()
-                .filter(|(_, room)| locked.binary_search(room).is_ok())
-                .map(|(id, _)| id)
-                .collect();
-            let mut gone: Vec<(i64, i64)> = Vec::with_capacity(ids.len());
-            for chunk in ids.chunks(500) {
-                let list = placeholders(1, chunk.len());
-                // What hangs off the messages goes first.
-                for dependent in [
-                    "DELETE FROM reactions WHERE message_id IN",
-                    "DELETE FROM thread_follows WHERE root_id IN",
-                    "DELETE FROM mentions WHERE message_id IN",
-                ] {
-                    let sql = format!("{dependent} ({list})");
-                    let mut query = sqlx::query(&sql);
-                    for id in chunk {
-                        query = query.bind(*id);
-                    }
-                    query.execute(&mut *tx).await?;
-                }
-                let sql =
-                    format!("DELETE FROM messages WHERE id IN ({list}) RETURNING room_id, seq");
-                let mut query = sqlx::query_as::<_, (i64, i64)>(&sql);
-                for id in chunk {
-                    query = query.bind(*id);
-                }
-                gone.extend(query.fetch_all(&mut *tx).await?);
-            }
-            purged += gone.len() as u64;
-            // Unread counts start after what went: per room, the highest seq that did.
-            let mut highest: BTreeMap<i64, i64> = BTreeMap::new();
-            for (room_id, seq) in gone {
-                let top = highest.entry(room_id).or_insert(seq);
-                *top = (*top).max(seq);
-            }
-            for (room_id, seq) in highest {
-                sqlx::query("UPDATE rooms SET purged_seq = $2 WHERE id = $1 AND purged_seq < $2")
-                    .bind(room_id)
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
+            purged += self.purge_org_batch(org_id, cutoff, batch).await?;
         }
         Ok(purged)
     }
