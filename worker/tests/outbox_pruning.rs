@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use chatboard_store::Store;
+use chatboard_store::{Store, WebhookPatch};
 use chrono::Utc;
 use common::{post, setup, webhook};
 use testing::{TestDb, TestEngine};
@@ -20,6 +20,16 @@ async fn old_events_are_pruned_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_events_are_pruned_on_postgres() {
     old_events_are_pruned(TestEngine::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_owed_to_a_webhook_that_stays_off_are_pruned_on_sqlite() {
+    events_owed_to_a_webhook_that_stays_off_are_pruned(TestEngine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_owed_to_a_webhook_that_stays_off_are_pruned_on_postgres() {
+    events_owed_to_a_webhook_that_stays_off_are_pruned(TestEngine::Postgres).await;
 }
 
 /// Positions of every event left in the outbox.
@@ -84,4 +94,40 @@ async fn old_events_are_pruned(engine: TestEngine) {
             .unwrap(),
         0
     );
+}
+
+/// A webhook switched off (by its admin, or by a 410 from its target) parks its deliveries.
+/// Their events used to stay in the outbox, message text and all, for as long as it stayed off;
+/// past retention they go, with the parked deliveries.
+async fn events_owed_to_a_webhook_that_stays_off_are_pruned(engine: TestEngine) {
+    let Some((_db, url)) = TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let store = &s.store;
+    let hook = webhook(store, s.org, "http://127.0.0.1:9/hook", &["*"], "secret").await;
+    post(store, s.room, s.author, 2).await;
+    let events = store.outbox_unpublished(1000).await.unwrap();
+    assert_eq!(
+        store.fan_out_deliveries(&events, Utc::now()).await.unwrap() as usize,
+        events.len()
+    );
+    let positions: Vec<i64> = events.iter().map(|e| e.position).collect();
+    store.mark_published(&positions, Utc::now()).await.unwrap();
+    let off = WebhookPatch {
+        is_active: Some(false),
+        ..WebhookPatch::default()
+    };
+    store.update_webhook(hook, off, Utc::now()).await.unwrap();
+
+    let later = Utc::now() + chrono::Duration::seconds(1);
+    let all = left(store).await.len(); // the set-up's events too, all handed over
+    assert_eq!(store.prune_outbox(later, 1000).await.unwrap() as usize, all);
+    assert_eq!(left(store).await, Vec::<i64>::new());
+    // Their deliveries go with them, as those of any event pruned.
+    assert!(store
+        .webhook_deliveries(hook, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }

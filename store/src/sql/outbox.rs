@@ -187,13 +187,18 @@ impl OutboxStore for SqlStore {
             return Ok(0); // an empty outbox
         };
         let mut total = 0;
+        // A delivery still to be attempted keeps its event; one parked while its webhook is
+        // off (by its admin, or after a 410) does not: it would keep the event, message text
+        // and all, for as long as the webhook stays off. It goes with the event, as an
+        // attempt past its last would have.
         loop {
             let done = sqlx::query(
                 "DELETE FROM outbox WHERE id IN ( \
                    SELECT o.id FROM outbox o \
                    WHERE o.id < $1 AND o.published_at IS NOT NULL \
                      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
-                                     WHERE d.outbox_id = o.id AND d.status IN ('pending', 'retrying')) \
+                                     WHERE d.outbox_id = o.id AND d.status IN ('pending', 'retrying') \
+                                       AND d.next_attempt_at IS NOT NULL) \
                    ORDER BY o.id LIMIT $2)",
             )
             .bind(bound)
