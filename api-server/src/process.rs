@@ -23,7 +23,7 @@ pub enum Command {
 /// applies the migrations and exits; `api-server [serve]` serves.
 pub async fn run() -> anyhow::Result<()> {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let env = Env::from_process();
+    let env = Env::from_process().context("invalid configuration")?;
     let first = args.first().and_then(|a| a.to_str()).map(str::to_owned);
     if first.as_deref() == Some("migrate") {
         // Only the database: the chart's migration Job has no signing key or NATS.

@@ -48,7 +48,7 @@ pub fn platform_config(data_dir: Option<&std::path::Path>) -> anyhow::Result<Con
             jwt_secret: stored_secret(dir)?,
         }),
         None => {
-            let env = Env::from_process();
+            let env = Env::from_process()?;
             let var = |name: &str| {
                 env.get(name)
                     .map(str::to_owned)

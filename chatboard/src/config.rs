@@ -79,7 +79,7 @@ impl SingleNode {
                 data_dir.join("uploads").display().to_string(),
             );
         }
-        std::fs::create_dir_all(&data_dir).map_err(|source| ConfigError::DataDir {
+        create_private_dir(&data_dir).map_err(|source| ConfigError::DataDir {
             path: data_dir.clone(),
             source,
         })?;
@@ -94,6 +94,20 @@ impl SingleNode {
         config.data_dir = data_dir;
         Ok(config)
     }
+}
+
+/// Creates the data directory (and any missing parent) readable by this user alone: it holds
+/// the database (password hashes, webhook secrets), the uploads and, without SMTP, the emails
+/// with their invitation links. One that exists already is left as its owner set it.
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
 }
 
 /// The command, with the single node's own defaults in its help.
@@ -126,6 +140,20 @@ mod tests {
         );
         assert!(first.api.database.database_url.starts_with("sqlite://"));
         assert_eq!(first.data_dir, dir.path());
+    }
+
+    /// The data directory made on first start is this user's alone (it was made with the
+    /// umask's mode, commonly readable by every local user).
+    #[cfg(unix)]
+    #[test]
+    fn a_new_data_dir_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let env = Env::from_pairs([("CHATBOARD_DATA_DIR", data.to_str().unwrap())]);
+        SingleNode::from_env(&env, Vec::<String>::new()).unwrap();
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
     }
 
     #[test]

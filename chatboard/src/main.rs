@@ -42,7 +42,8 @@ fn invoked_as() -> Option<String> {
 
 /// The single node: API, gateway and jobs in this process.
 async fn single_node() -> anyhow::Result<()> {
-    let node = SingleNode::from_env(&Env::from_process(), std::env::args_os().skip(1))
+    let node = Env::from_process()
+        .and_then(|env| SingleNode::from_env(&env, std::env::args_os().skip(1)))
         .map_err(ConfigError::exit_on_command_line)
         .context("invalid configuration")?;
     chatboard_core::telemetry::init_logging();

@@ -121,3 +121,31 @@ fn under_its_own_name_it_is_the_single_node() {
         "{stdout}"
     );
 }
+
+/// The working directory's `.env` is read, and one that cannot be parsed stops start-up
+/// naming it: loading used to stop silently at the bad line, every setting after it taking
+/// its default, and the node started.
+#[test]
+fn a_malformed_env_file_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = Path::new(env!("CARGO_BIN_EXE_chatboard"));
+    std::fs::write(dir.path().join(".env"), "CHATBOARD_RATE_LIMIT_PER_IP=ten\n").unwrap();
+    let out = run(dir.path(), program, &[], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("CHATBOARD_RATE_LIMIT_PER_IP is invalid"),
+        "the .env is read: {stderr}"
+    );
+
+    std::fs::write(
+        dir.path().join(".env"),
+        "CHATBOARD_RATE_LIMIT_PER_IP=5\nthis line is not a setting\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), program, &[], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains(".env"),
+        "a malformed .env is refused: {stderr}"
+    );
+}

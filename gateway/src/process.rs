@@ -22,7 +22,8 @@ use chatboard_core::presence::{NatsPresence, PresenceSettings};
 /// multi-call `chatboard` binary, when invoked as `gateway`) does.
 pub async fn run() -> anyhow::Result<()> {
     chatboard_core::telemetry::init_logging();
-    let config = GatewayConfig::from_env(&Env::from_process(), std::env::args_os().skip(1))
+    let config = Env::from_process()
+        .and_then(|env| GatewayConfig::from_env(&env, std::env::args_os().skip(1)))
         .map_err(ConfigError::exit_on_command_line)
         .context("invalid configuration")?;
     // Migrations are the api-server's job; the gateway only reads.

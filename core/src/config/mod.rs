@@ -52,6 +52,9 @@ pub enum ConfigError {
         /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// The working directory's `.env` could not be read or parsed.
+    #[error(".env: {0}")]
+    EnvFile(String),
     /// The command line asked for help or the version, or was not understood: the message to
     /// print (`clap::Error::exit` prints it and exits with the right code).
     #[error("{0}")]
@@ -85,13 +88,19 @@ pub struct Env {
 }
 
 impl Env {
-    /// Reads the process environment, after loading `.env` from the working directory if present.
-    pub fn from_process() -> Self {
-        // A missing .env is the normal case; a malformed one is reported when variables are read.
-        let _ = dotenvy::dotenv();
-        Self {
-            vars: std::env::vars().collect(),
+    /// Reads the process environment, after loading `.env` from the working directory if
+    /// present (only there: not from a parent directory, which may belong to another project).
+    /// A `.env` that cannot be read or parsed is an error: loading stopped at its bad line, and
+    /// every setting after it would silently take its default.
+    pub fn from_process() -> Result<Self, ConfigError> {
+        match dotenvy::from_path(".env") {
+            Ok(()) => {}
+            Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ConfigError::EnvFile(e.to_string())),
         }
+        Ok(Self {
+            vars: std::env::vars().collect(),
+        })
     }
 
     /// Uses the given variables only (for tests and embedding).
