@@ -26,7 +26,9 @@ use crate::routes::{
             (JSON text): server `connection`, `message` (a reply carries `parent_id`), \
             `message.updated`, `message.deleted`, `thread.updated` (a root's `reply_count`, \
             `last_reply_at`, `repliers`), `reaction.added`, `reaction.removed`, `mention` (on `/ws/` only, to those mentioned: \
-            `{room, message}`), `typing`, `presence`, `read`, `ack`, `pong`, `authenticated`, `error`; \
+            `{room, message}`), `left` (on `/ws/` only: `{room, reason}`, the socket no longer follows \
+            the room, `not_member` for a lost seat, `no_room` for a deleted room), `typing`, \
+            `presence`, `read`, `ack`, `pong`, `authenticated`, `error`; \
             client `message` (with `parent_id` to reply), `typing`, \
             `read`, `ping`, `auth` (`{token}`: a renewed access token of the same user, \
             answered `authenticated` `{expires_at}`; a connection closes with 4001 once its \

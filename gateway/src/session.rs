@@ -663,7 +663,9 @@ impl Session {
             self.send_close(code, why).await;
             return Err(Ended);
         }
-        Ok(())
+        // The client's room list must lose it too: nothing else of the room reaches it now.
+        self.send_json(&json!({"type": "left", "room": room_id, "reason": reason}))
+            .await
     }
 
     /// Sends a message frame (`live` carries the frame the hub encoded; replayed messages are

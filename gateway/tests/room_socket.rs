@@ -344,6 +344,16 @@ async fn a_lost_seat_stops_the_live_feed_at_once(p: Arc<Platform>) {
     frame(&mut all).await;
     p.room_action(&bob, general, "leave").await;
     assert_eq!(close_code(&mut per_room).await, 4003);
+    let left = frame(&mut all).await;
+    assert_eq!(
+        (
+            left["type"].as_str(),
+            left["room"].as_i64(),
+            left["reason"].as_str()
+        ),
+        (Some("left"), Some(general), Some("not_member")),
+        "{left}"
+    );
     p.post(&alice, general, "bob is gone").await;
     let still = p.post(&alice, random, "bob is here").await;
     let f = frame(&mut all).await;
@@ -363,6 +373,12 @@ async fn a_lost_seat_stops_the_live_feed_at_once(p: Arc<Platform>) {
     .await;
     let mut again = p.connect(random, &bob.token, None).await;
     assert_eq!(close_code(&mut again).await, 4004, "outside the org now");
+    let left = frame(&mut all).await;
+    assert_eq!(
+        (left["type"].as_str(), left["room"].as_i64()),
+        (Some("left"), Some(random)),
+        "{left}"
+    );
     // The removal's announcement reaches the open socket before this post's does.
     p.post(&alice, random, "after the removal").await;
     use futures::StreamExt;
@@ -374,7 +390,8 @@ async fn a_lost_seat_stops_the_live_feed_at_once(p: Arc<Platform>) {
 }
 
 /// A deleted room is no room at all: its per-room sockets close with 4004 (what a new
-/// connection to it gets), and multiplexed sockets stop following it and go on with the rest.
+/// connection to it gets), and multiplexed sockets stop following it, say so with a `left`
+/// frame, and go on with the rest.
 async fn a_deleted_room_closes_its_sockets_as_no_such_room(p: Arc<Platform>) {
     let (general, alice, bob, org) = p.team().await;
     let random = p.room(org, &alice, "random").await;
@@ -395,6 +412,16 @@ async fn a_deleted_room_closes_its_sockets_as_no_such_room(p: Arc<Platform>) {
         close_code(&mut again).await,
         4004,
         "the same code as a new connection"
+    );
+    let left = frame(&mut all).await;
+    assert_eq!(
+        (
+            left["type"].as_str(),
+            left["room"].as_i64(),
+            left["reason"].as_str()
+        ),
+        (Some("left"), Some(random), Some("no_room")),
+        "{left}"
     );
     let still = p.post(&alice, general, "general goes on").await;
     let f = frame(&mut all).await;

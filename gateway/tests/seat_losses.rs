@@ -1,5 +1,6 @@
-//! Lost seats reach open sockets even when their first announcement does not, and an old loss
-//! announced again never undoes a newer seat. In both shapes.
+//! Lost seats reach open sockets even when their first announcement does not (a multiplexed
+//! one is told with a `left` frame), and an old loss announced again never undoes a newer
+//! seat. In both shapes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -34,6 +35,13 @@ async fn a_leave_never_announced_is_announced_at_the_next_start(p: Arc<Platform>
         .await
         .unwrap());
     api_restarts(&p).await;
+    // The client hears that the room left its list.
+    let (left, _) = frame_of(&mut all, "left").await;
+    assert_eq!(
+        (left["room"].as_i64(), left["reason"].as_str()),
+        (Some(general), Some("not_member")),
+        "{left}"
+    );
     p.post(&alice, general, "not for bob any more").await;
     let marker = p.post(&alice, other, "for bob").await;
     loop {

@@ -481,6 +481,20 @@ function onFrame(frame) {
       }
       break;
     }
+    case 'left': {
+      // The socket no longer follows the room (the seat went, or the room did): the list
+      // loses it, and a view of it closes.
+      if (!state.rooms.has(frame.room)) break;
+      const room = state.rooms.get(frame.room);
+      state.rooms.delete(frame.room);
+      state.unread.delete(frame.room);
+      if (state.view instanceof RoomView && state.view.room.id === frame.room) {
+        toast(frame.reason === 'no_room' ? `${roomTitle(room)} was deleted.` : `You no longer have a seat in ${roomTitle(room)}.`);
+        go(`#/org/${state.org.id}`);
+      }
+      drawSidebar();
+      break;
+    }
     case 'mention': {
       const current = state.view instanceof RoomView && state.view.room.id === frame.room;
       if (!current) {

@@ -111,3 +111,31 @@ test('a first load the API cannot answer offers to try again, and keeps the sess
   await page.getByRole('heading', { name: 'Retry' }).waitFor();
   await context.close();
 });
+
+test('a room whose seat goes, or which is deleted, leaves the list at once', async () => {
+  const jo = await person('jo@example.com', 'Jo');
+  const kim = await person('kim@example.com', 'Kim');
+  const org = await server.api('POST', '/api/orgs/', { name: 'Seats' }, jo);
+  const invite = await server.api('POST', `/api/orgs/${org.id}/invite/`, { email: 'kim@example.com' }, jo);
+  await server.api('POST', '/api/orgs/accept-invite/', { token: invite.token }, kim);
+  const doomed = await server.api('POST', '/api/rooms/', { org: org.id, name: 'doomed' }, jo);
+  const elsewhere = await server.api('POST', '/api/rooms/', { org: org.id, name: 'elsewhere' }, jo);
+
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'kim@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${org.id}/room/${doomed.id}`);
+  await page.getByRole('heading', { name: '# doomed' }).waitFor();
+  await page.getByRole('link', { name: '# elsewhere' }).waitFor();
+
+  // Kim leaves a room in another tab (here: the API): this page's list loses it.
+  await server.api('POST', `/api/rooms/${elsewhere.id}/leave/`, null, kim);
+  await waitFor(async () => (await page.getByRole('link', { name: '# elsewhere' }).count()) === 0, 10_000, 'the room left to go from the list');
+
+  // The room open here is deleted: the view closes and says why.
+  await server.api('DELETE', `/api/rooms/${doomed.id}/`, null, jo);
+  await page.getByText('# doomed was deleted.').waitFor();
+  await waitFor(async () => (await page.getByRole('heading', { name: '# doomed' }).count()) === 0, 10_000, 'the view to close');
+  assert.equal(await page.getByRole('link', { name: '# doomed' }).count(), 0);
+  assert.deepEqual(await shownErrors(page), []);
+  await context.close();
+});
