@@ -17,6 +17,7 @@ both_engines!(
     edits_move_mentions_and_notify_only_the_new,
     at_room_reaches_everyone_seated_and_here_those_online,
     the_member_lookup_completes_by_prefix,
+    the_mentions_page_takes_one_organization,
 );
 
 /// An org with alice (ADMIN), bob and carol (MEMBERs) in one PUBLIC room.
@@ -259,4 +260,54 @@ async fn the_member_lookup_completes_by_prefix(engine: Engine) {
     app.org(&mallory, "Elsewhere").await;
     let r = app.get(&path("b"), &mallory.access).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+/// `?org=` keeps the page to one organization's rooms, its `next` link too: a client showing
+/// one organization read a page of all of them and kept what was its own, so a busy other
+/// organization hid every mention of this one.
+async fn the_mentions_page_takes_one_organization(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let alice = app.user("alice@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let (mut orgs, mut rooms) = (Vec::new(), Vec::new());
+    for name in ["Acme", "Globex"] {
+        let org = app.org(&alice, name).await;
+        app.join(org, &alice, &bob, "MEMBER").await;
+        orgs.push(org);
+        rooms.push(app.room(&alice, org, "general", "PUBLIC").await);
+    }
+    say(&app, &alice, rooms[0], "@bob@example.com one").await;
+    say(&app, &alice, rooms[0], "@bob@example.com two").await;
+    say(&app, &alice, rooms[1], "@bob@example.com elsewhere").await;
+
+    let page = app
+        .get(
+            &format!("/auth/me/mentions/?limit=1&org={}", orgs[0]),
+            &bob.access,
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert_eq!(page.body["results"][0]["body"], "@bob@example.com two");
+    let next = page.body["next"].as_str().unwrap().to_owned();
+    assert!(next.contains(&format!("org={}", orgs[0])), "{next}");
+    let older = app.get(&next, &bob.access).await;
+    let bodies: Vec<&str> = older.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    assert_eq!(bodies, ["@bob@example.com one"]);
+    assert!(older.body["next"].is_null(), "{}", older.text);
+
+    let other = app
+        .get(&format!("/auth/me/mentions/?org={}", orgs[1]), &bob.access)
+        .await;
+    assert_eq!(TestApp::ids(&other.body["results"], "room"), vec![rooms[1]]);
+    let all = app.get("/auth/me/mentions/", &bob.access).await;
+    assert_eq!(all.body["results"].as_array().map(Vec::len), Some(3));
+    let bad = app.get("/auth/me/mentions/?org=acme", &bob.access).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
 }

@@ -22,6 +22,7 @@ both_engines!(
     other_organizations_see_no_thread,
     cached_pages_show_a_root_s_new_counters,
     a_thread_opens_only_for_a_seat_in_its_room,
+    followed_threads_take_one_organization,
 );
 
 /// An org with alice (ADMIN), bob and carol (MEMBERs) in one PUBLIC room.
@@ -543,4 +544,46 @@ async fn a_thread_opens_only_for_a_seat_in_its_room(engine: Engine) {
     assert_eq!(page.status, StatusCode::OK, "{}", page.text);
     assert_eq!(page.body["following"], false);
     assert_eq!(page.body["last_read_id"], Value::Null);
+}
+
+/// `?org=` keeps the followed threads to one organization's rooms, its `next` link too.
+async fn followed_threads_take_one_organization(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let alice = app.user("alice@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let (acme, globex) = (
+        app.org(&alice, "Acme").await,
+        app.org(&alice, "Globex").await,
+    );
+    let mut roots = Vec::new();
+    for (n, org) in [acme, acme, globex].into_iter().enumerate() {
+        if n != 1 {
+            app.join(org, &alice, &bob, "MEMBER").await;
+        }
+        let room = app.room(&alice, org, &format!("room-{n}"), "PUBLIC").await;
+        let root = app.send(&alice, room, "a question").await;
+        reply(&app, &bob, room, root, "an answer").await;
+        roots.push(root);
+    }
+    let page = app
+        .get(
+            &format!("/auth/me/threads/?limit=1&org={acme}"),
+            &bob.access,
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert_eq!(page.body["results"][0]["root"]["id"], roots[1]);
+    let next = page.body["next"].as_str().unwrap().to_owned();
+    assert!(next.contains(&format!("org={acme}")), "{next}");
+    let older = app.get(&next, &bob.access).await;
+    assert_eq!(older.body["results"][0]["root"]["id"], roots[0]);
+    assert_eq!(older.body["results"].as_array().map(Vec::len), Some(1));
+    assert!(older.body["next"].is_null(), "{}", older.text);
+    let other = app
+        .get(&format!("/auth/me/threads/?org={globex}"), &bob.access)
+        .await;
+    assert_eq!(other.body["results"].as_array().map(Vec::len), Some(1));
+    assert_eq!(other.body["results"][0]["root"]["id"], roots[2]);
 }

@@ -121,11 +121,15 @@ impl Chat {
     pub async fn mentions_of(
         &self,
         user_id: i64,
+        org: Option<i64>,
         before: Option<i64>,
         limit: usize,
     ) -> ChatResult<(Vec<Message>, bool)> {
         let one_more = u32::try_from(limit + 1).unwrap_or(u32::MAX);
-        let mut page = self.store().mentions_of(user_id, before, one_more).await?;
+        let mut page = self
+            .store()
+            .mentions_of(user_id, org, before, one_more)
+            .await?;
         let more = page.len() > limit;
         page.truncate(limit);
         self.mark_own_reactions(user_id, &mut page).await?;

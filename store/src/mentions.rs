@@ -28,11 +28,12 @@ pub trait MentionStore: Send + Sync {
         prefix: &str,
         limit: u32,
     ) -> StoreResult<Vec<RoomMember>>;
-    /// Up to `limit` messages mentioning `user_id` in rooms they sit in, newest first, older
-    /// than `before` when given.
+    /// Up to `limit` messages mentioning `user_id` in rooms they sit in (of organization `org`
+    /// when given), newest first, older than `before` when given.
     async fn mentions_of(
         &self,
         user_id: i64,
+        org: Option<i64>,
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;

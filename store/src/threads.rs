@@ -71,11 +71,13 @@ pub trait ThreadStore: Send + Sync {
         msg_id: i64,
         reader: i64,
     ) -> StoreResult<Option<OpenedThread>>;
-    /// Up to `limit` threads `user_id` follows in rooms they sit in, the latest activity first,
-    /// starting below `before` (an [`FollowedThread::activity`]) when given.
+    /// Up to `limit` threads `user_id` follows in rooms they sit in (of organization `org` when
+    /// given), the latest activity first, starting below `before` (an
+    /// [`FollowedThread::activity`]) when given.
     async fn followed_threads(
         &self,
         user_id: i64,
+        org: Option<i64>,
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<FollowedThread>>;

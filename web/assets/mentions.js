@@ -124,10 +124,8 @@ export class MentionCompleter {
 /** `#/org/:id/mentions`: messages that mention the reader, newest first. */
 export class MentionsView extends ListView {
   constructor() {
-    super('Mentions', async () => {
-      const page = await api('GET', '/auth/me/mentions/?limit=50');
-      return page.results.filter((m) => state.rooms.has(m.room)).map((m) => resultItem(m, bodyWithMentions(m.body)));
-    }, 'Nobody has mentioned you yet.');
+    super('Mentions', `/auth/me/mentions/?limit=50&org=${state.org.id}`,
+      (m) => resultItem(m, bodyWithMentions(m.body)), 'Nobody has mentioned you yet.');
   }
 }
 

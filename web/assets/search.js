@@ -53,6 +53,9 @@ export class SearchView {
         },
       }, 'More results') : '');
     } catch (error) {
+      // A failed page leaves its button for another try.
+      const more = this.more.querySelector('button');
+      if (more) more.disabled = false;
       if (error.status === 400) replace(this.list, h('li', { class: 'error' }, error.fullMessage));
       else failed(error);
     }

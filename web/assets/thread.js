@@ -162,15 +162,13 @@ export class ThreadPanel {
 /** `#/org/:id/threads`: the threads the reader follows, newest reply first, with unread counts. */
 export class FollowedThreadsView extends ListView {
   constructor() {
-    super('Threads you follow', async () => {
-      const page = await api('GET', '/auth/me/threads/?limit=50');
-      return page.results.filter((t) => state.rooms.has(t.room)).map((t) => h('li', { class: 'result' },
+    super('Threads you follow', `/auth/me/threads/?limit=50&org=${state.org.id}`, (t) => h('li', { class: 'result' },
         h('a', { href: `#/org/${state.org.id}/room/${t.room}/thread/${t.root.id}` },
           h('div', { class: 'meta' },
             h('span', { class: 'author' }, displayName(state.members.get(t.root.sender))),
             h('span', {}, `${t.root.reply_count} ${t.root.reply_count === 1 ? 'reply' : 'replies'}`),
             t.unread_replies ? h('span', { class: 'badge', title: `${t.unread_replies} unread` }, String(t.unread_replies)) : null),
-          h('div', { class: 'body' }, t.root.is_deleted ? 'This message was deleted.' : bodyWithMentions(t.root.body || '')))));
-    }, 'You follow no threads here yet. Reply in one, or follow it from its panel.');
+          h('div', { class: 'body' }, t.root.is_deleted ? 'This message was deleted.' : bodyWithMentions(t.root.body || '')))),
+    'You follow no threads here yet. Reply in one, or follow it from its panel.');
   }
 }

@@ -139,3 +139,37 @@ test('a room whose seat goes, or which is deleted, leaves the list at once', asy
   assert.deepEqual(await shownErrors(page), []);
   await context.close();
 });
+
+test('the Mentions page shows this organization\'s mentions, page by page', async () => {
+  const lee = await person('lee@example.com', 'Lee');
+  const max = await person('max@example.com', 'Max');
+  const orgs = [];
+  for (const name of ['Quiet', 'Busy']) {
+    const org = await server.api('POST', '/api/orgs/', { name }, max);
+    const invite = await server.api('POST', `/api/orgs/${org.id}/invite/`, { email: 'lee@example.com' }, max);
+    await server.api('POST', '/api/orgs/accept-invite/', { token: invite.token }, lee);
+    const room = await server.api('POST', '/api/rooms/', { org: org.id, name: 'talk' }, max);
+    orgs.push({ org, room });
+  }
+  const [quiet, busy] = orgs;
+  await server.api('POST', `/api/rooms/${quiet.room.id}/messages/`, { body: '@lee@example.com the quiet one' }, max);
+  // More mentions in the other organization than one page holds, all newer.
+  for (let n = 0; n < 51; n += 1) {
+    await server.api('POST', `/api/rooms/${busy.room.id}/messages/`, { body: `@lee@example.com busy ${n}` }, max);
+  }
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'lee@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${quiet.org.id}/mentions`);
+  await page.getByText('the quiet one').waitFor();
+  assert.equal(await page.getByText(/busy \d+/).count(), 0);
+
+  await page.goto(`${server.url}/#/org/${busy.org.id}/mentions`);
+  await page.getByText('busy 50').waitFor();
+  assert.equal(await page.locator('ol.results li').count(), 50);
+  await page.getByRole('button', { name: 'Older' }).click();
+  await page.getByText('busy 0', { exact: false }).first().waitFor();
+  await waitFor(async () => (await page.locator('ol.results li').count()) === 51, 10_000, 'the older page');
+  assert.equal(await page.getByRole('button', { name: 'Older' }).count(), 0);
+  assert.deepEqual(await shownErrors(page), []);
+  await context.close();
+});

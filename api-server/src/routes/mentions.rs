@@ -24,6 +24,8 @@ pub struct MentionsQuery {
     limit: Option<String>,
     /// Messages older than this id.
     before: Option<String>,
+    /// Only this organization's rooms.
+    org: Option<String>,
 }
 
 /// A page of messages mentioning the caller.
@@ -48,11 +50,20 @@ pub async fn mine(
     let mut v = Validator::default();
     let limit = v.int_in("limit", query.limit.as_deref(), 1, MAX_LIMIT, DEFAULT_LIMIT) as usize;
     let before = v.optional_id("before", query.before.as_deref());
+    let org = v.optional_id("org", query.org.as_deref());
     v.finish()?;
-    let (results, more) = state.chat.mentions_of(user.id, before, limit).await?;
-    let next = results
-        .last()
-        .filter(|_| more)
-        .map(|last| format!("/auth/me/mentions/?before={}&limit={limit}", last.id));
+    let (results, more) = state.chat.mentions_of(user.id, org, before, limit).await?;
+    let next = results.last().filter(|_| more).map(|last| {
+        format!(
+            "/auth/me/mentions/?before={}&limit={limit}{}",
+            last.id,
+            org_param(org)
+        )
+    });
     Ok(Json(MentionPage { results, next }))
+}
+
+/// `&org=ID` for a next link of one organization's page, or nothing.
+pub(crate) fn org_param(org: Option<i64>) -> String {
+    org.map(|id| format!("&org={id}")).unwrap_or_default()
 }

@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery, AuthUser};
+use crate::routes::mentions::org_param;
 use crate::routes::messages::CursorQuery;
 use crate::state::AppState;
 
@@ -156,6 +157,8 @@ pub struct FollowedQuery {
     limit: Option<String>,
     /// The `next` link's cursor: threads with older activity.
     before: Option<String>,
+    /// Only this organization's threads.
+    org: Option<String>,
 }
 
 /// A thread the caller follows.
@@ -199,17 +202,21 @@ pub async fn followed(
         DEFAULT_THREADS,
     ) as usize;
     let before = v.optional_id("before", query.before.as_deref());
+    let org = v.optional_id("org", query.org.as_deref());
     v.finish()?;
     let mut threads = state
         .store
-        .followed_threads(user.id, before, (limit + 1) as u32)
+        .followed_threads(user.id, org, before, (limit + 1) as u32)
         .await?;
     let more = threads.len() > limit;
     threads.truncate(limit);
-    let next = threads
-        .last()
-        .filter(|_| more)
-        .map(|last| format!("/auth/me/threads/?before={}&limit={limit}", last.activity));
+    let next = threads.last().filter(|_| more).map(|last| {
+        format!(
+            "/auth/me/threads/?before={}&limit={limit}{}",
+            last.activity,
+            org_param(org)
+        )
+    });
     let mut roots: Vec<Message> = threads.iter().map(|t| t.root.clone()).collect();
     state.chat.mark_own_reactions(user.id, &mut roots).await?;
     let results = threads

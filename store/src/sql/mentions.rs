@@ -133,6 +133,7 @@ impl MentionStore for SqlStore {
     async fn mentions_of(
         &self,
         user_id: i64,
+        org: Option<i64>,
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<Message>> {
@@ -141,6 +142,13 @@ impl MentionStore for SqlStore {
             "AND mn.message_id < $2"
         } else {
             ""
+        };
+        let in_org = match (org, before) {
+            (None, _) => String::new(),
+            (Some(_), before) => format!(
+                "AND rm.room_id IN (SELECT r.id FROM rooms r WHERE r.org_id = ${})",
+                if before.is_some() { 3 } else { 2 }
+            ),
         };
         // The page of mention keys first (newest first through `mentions_reader`, seats
         // checked), then their messages: joined the other way round, PostgreSQL misjudged how
@@ -153,7 +161,8 @@ impl MentionStore for SqlStore {
             "SELECT {columns} FROM ( \
                SELECT mn.room_id, mn.message_id FROM mentions mn \
                WHERE mn.user_id = $1 {below} \
-                 AND mn.room_id IN (SELECT rm.room_id FROM room_members rm WHERE rm.user_id = $1) \
+                 AND mn.room_id IN (SELECT rm.room_id FROM room_members rm \
+                                    WHERE rm.user_id = $1 {in_org}) \
                ORDER BY mn.message_id DESC LIMIT {limit}) x \
              JOIN messages m ON m.room_id = x.room_id AND m.id = x.message_id \
              ORDER BY x.message_id DESC"
@@ -161,6 +170,9 @@ impl MentionStore for SqlStore {
         let mut query = sqlx::query_as::<_, MessageRow>(&sql).bind(user_id);
         if let Some(before) = before {
             query = query.bind(before);
+        }
+        if let Some(org) = org {
+            query = query.bind(org);
         }
         let rows = query.fetch_all(&self.read).await?;
         Ok(rows.into_iter().map(Message::from).collect())

@@ -220,6 +220,7 @@ impl ThreadStore for SqlStore {
     async fn followed_threads(
         &self,
         user_id: i64,
+        org: Option<i64>,
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<FollowedThread>> {
@@ -228,6 +229,10 @@ impl ThreadStore for SqlStore {
             "AND COALESCE(m.last_reply_id, m.id) < $3"
         } else {
             ""
+        };
+        let in_org = match org {
+            None => String::new(),
+            Some(_) => format!("AND m.org_id = ${}", if before.is_some() { 4 } else { 3 }),
         };
         // Unread replies are counted per thread through `messages_thread`: a thread's replies
         // after the pointer, which are few once the reader keeps up.
@@ -241,7 +246,7 @@ impl ThreadStore for SqlStore {
              FROM thread_follows f \
              JOIN messages m ON m.room_id = f.room_id AND m.id = f.root_id \
              JOIN room_members rm ON rm.room_id = f.room_id AND rm.user_id = f.user_id \
-             WHERE f.user_id = $1 AND f.following {below} \
+             WHERE f.user_id = $1 AND f.following {below} {in_org} \
              ORDER BY activity DESC LIMIT $2"
         );
         let mut query = sqlx::query_as::<_, FollowedRow>(&sql)
@@ -249,6 +254,9 @@ impl ThreadStore for SqlStore {
             .bind(i64::from(limit));
         if let Some(before) = before {
             query = query.bind(before);
+        }
+        if let Some(org) = org {
+            query = query.bind(org);
         }
         let rows = query.fetch_all(&self.read).await?;
         Ok(rows
