@@ -246,7 +246,13 @@ impl Session {
                             return Box::pin(self.close(close::POLICY, "protocol violation", "protocol")).await;
                         }
                         // Pings are answered by the library; pongs only show the peer is alive.
-                        Some(Ok(_)) => Ok(()),
+                        // Both count against the frame rate: each ping costs a pong's write.
+                        Some(Ok(_)) => {
+                            if limiter.check().is_err() {
+                                return Box::pin(self.close(close::POLICY, "rate limit", "rate_limit")).await;
+                            }
+                            Ok(())
+                        }
                     }
                 }
                 _ = heartbeat.tick() => {

@@ -49,6 +49,22 @@ async fn more_than_twenty_frames_a_second_closes_with_4008() {
     );
 }
 
+/// WebSocket pings count too: each costs the gateway a pong's write, and a client flooding
+/// them was never held back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_websocket_pings_closes_with_4008() {
+    let p = platform(quick_settings()).await;
+    let (room, _alice, bob, _org) = p.team().await;
+    let mut s = p.connect(room, &bob.token, None).await;
+    frame(&mut s).await;
+    for _ in 0..100 {
+        if s.send(Ws::Ping(Default::default())).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(close_code(&mut s).await, 4008);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_over_64_kib_are_refused() {
     let p = platform(quick_settings()).await;

@@ -499,10 +499,13 @@ pub async fn quiet(socket: &mut Socket) -> bool {
 
 /// The close code the server ends with.
 pub async fn close_code(socket: &mut Socket) -> u16 {
+    // One bound for the whole wait: the gateway's heartbeat pings would otherwise keep a
+    // per-frame timeout from ever firing.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+        match tokio::time::timeout_at(deadline, socket.next())
             .await
-            .expect("a frame within 10 s")
+            .expect("the close frame within 20 s")
         {
             Some(Ok(Ws::Close(Some(frame)))) => return u16::from(frame.code),
             Some(Ok(Ws::Close(None))) => return u16::from(CloseCode::Status),
