@@ -111,10 +111,14 @@ pub trait UploadStore: Send + Sync {
     async fn upload_visible_to(&self, id: &str, user_id: i64) -> StoreResult<bool>;
     /// Ready uploads whose time is up at `now`.
     async fn expired_uploads(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Upload>>;
-    /// Pending uploads presigned before `cutoff` and never completed.
-    async fn stale_uploads(&self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Upload>>;
+    /// Gives up the pending uploads presigned before `cutoff` (never completed): they become
+    /// expired without ever having been uploaded, so completing one is refused from then on,
+    /// whatever the completing process's clock says. Returns how many.
+    async fn abandon_stale_uploads(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
+    /// Up to `limit` abandoned uploads whose objects may still exist, oldest first.
+    async fn abandoned_uploads(&self, limit: u32) -> StoreResult<Vec<Upload>>;
     /// Marks ready uploads expired (their objects are gone).
     async fn mark_expired(&self, ids: &[String]) -> StoreResult<()>;
-    /// Forgets pending uploads (their objects, if any, are gone).
-    async fn delete_pending_uploads(&self, ids: &[String]) -> StoreResult<()>;
+    /// Forgets abandoned uploads (their objects, if any, are gone).
+    async fn forget_abandoned_uploads(&self, ids: &[String]) -> StoreResult<()>;
 }

@@ -85,13 +85,14 @@ impl UploadJanitor {
         }
         let lifetime =
             chrono::Duration::from_std(PENDING_LIFETIME).unwrap_or(chrono::Duration::days(1));
+        self.store
+            .abandon_stale_uploads(Utc::now() - lifetime)
+            .await?;
+        // Also those given up by an earlier sweep whose files could not be deleted then.
         loop {
-            let stale = self
-                .store
-                .stale_uploads(Utc::now() - lifetime, BATCH)
-                .await?;
+            let stale = self.store.abandoned_uploads(BATCH).await?;
             let gone = self.delete_files(&stale).await;
-            self.store.delete_pending_uploads(&gone).await?;
+            self.store.forget_abandoned_uploads(&gone).await?;
             swept.abandoned += gone.len();
             self.metrics.uploads_abandoned.inc_by(gone.len() as u64);
             if stale.len() < BATCH as usize || gone.is_empty() {

@@ -8,8 +8,9 @@ mod common;
 
 use std::sync::Arc;
 
+use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::UploadStatus;
-use chatboard_store::NewUpload;
+use chatboard_store::{NewUpload, StoreError};
 use chrono::{Duration, Utc};
 use common::setup;
 use objects::local::LocalObjects;
@@ -120,6 +121,80 @@ async fn sweeps(engine: TestEngine) {
     assert!(objects.head(kept_key).await.unwrap().is_some());
     // Nothing left to do.
     assert_eq!(janitor.sweep().await.unwrap(), Swept::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_upload_stays_abandoned_sqlite() {
+    abandoned_stays_abandoned(TestEngine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_upload_stays_abandoned_postgres() {
+    abandoned_stays_abandoned(TestEngine::Postgres).await;
+}
+
+/// The janitor gives a stale upload up before deleting its file: completing it afterwards is
+/// refused even by a process whose clock says it is still young (it used to turn ready with
+/// its file gone), and a file that could not be deleted is deleted at a later sweep.
+async fn abandoned_stays_abandoned(engine: TestEngine) {
+    let Some((_db, url)) = TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let objects = Arc::new(LocalObjects::new(dir.path(), b"k"));
+    let presigned = Utc::now() - Duration::hours(25);
+    let id = uuid_like("stale");
+    let key = format!("uploads/{id}");
+    s.store
+        .create_upload(
+            NewUpload {
+                id: id.clone(),
+                owner_id: s.author,
+                filename: "stale.txt".into(),
+                content_type: "text/plain".into(),
+                size: 4,
+                object_key: key.clone(),
+                org_id: None,
+            },
+            &Default::default(),
+            presigned,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    // A directory where the file would be: deleting it fails.
+    std::fs::create_dir_all(dir.path().join(&key).join("stuck")).unwrap();
+    let janitor = UploadJanitor::new(
+        s.store.clone(),
+        objects.clone(),
+        Arc::new(WorkerMetrics::new().unwrap()),
+    );
+    assert_eq!(janitor.sweep().await.unwrap(), Swept::default());
+    assert_eq!(
+        s.store.upload(&id).await.unwrap().unwrap().status,
+        UploadStatus::Expired
+    );
+    // An API process whose clock runs two hours behind the worker's.
+    let lagging = presigned + Duration::hours(23);
+    assert!(matches!(
+        s.store
+            .complete_upload(&id, lagging, lagging + Duration::days(30))
+            .await,
+        Err(StoreError::Conflict(ErrorCode::UploadExpired))
+    ));
+    // The file can go now: the next sweep deletes it and forgets the upload.
+    std::fs::remove_dir_all(dir.path().join(&key)).unwrap();
+    std::fs::write(dir.path().join(&key), b"data").unwrap();
+    assert_eq!(
+        janitor.sweep().await.unwrap(),
+        Swept {
+            expired: 0,
+            abandoned: 1
+        }
+    );
+    assert!(s.store.upload(&id).await.unwrap().is_none());
+    assert!(objects.head(&key).await.unwrap().is_none());
 }
 
 /// A stable, sortable id per case.

@@ -102,16 +102,17 @@ fn exceeds(quota: UploadQuota, limit: i64, used: i64, size: i64) -> Option<Quota
     (limit > 0 && used.saturating_add(size) > limit).then_some(QuotaExceeded { quota, limit, used })
 }
 
-/// `UPDATE uploads SET <set> WHERE status = '<from>' AND id IN (...)`, in chunks.
+/// `<statement> status = '<from>' AND id IN (...)`, in chunks; `statement` ends in `WHERE`
+/// or `AND` (e.g. `UPDATE uploads SET status = 'expired' WHERE`).
 async fn update_uploads(
     pool: &WritePool,
-    set: &str,
+    statement: &str,
     from: &str,
     ids: &[String],
 ) -> StoreResult<()> {
     for chunk in ids.chunks(500) {
         let sql = format!(
-            "{set} WHERE status = '{from}' AND id IN ({})",
+            "{statement} status = '{from}' AND id IN ({})",
             placeholders(1, chunk.len())
         );
         let mut query = sqlx::query(&sql);
@@ -343,13 +344,25 @@ impl UploadStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn stale_uploads(&self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Upload>> {
+    async fn abandon_stale_uploads(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        // Given up first, its file deleted after: a completion racing the janitor finds the
+        // upload expired (409) instead of turning ready with its file gone.
+        let done = sqlx::query(
+            "UPDATE uploads SET status = 'expired' WHERE status = 'pending' AND created_at < $1",
+        )
+        .bind(cutoff)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn abandoned_uploads(&self, limit: u32) -> StoreResult<Vec<Upload>> {
         let sql = format!(
-            "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE status = 'pending' AND created_at < $1 \
-             ORDER BY created_at LIMIT $2"
+            "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE status = 'expired' AND uploaded_at IS NULL \
+             ORDER BY created_at LIMIT $1"
         );
         let rows: Vec<UploadRow> = sqlx::query_as(&sql)
-            .bind(cutoff)
             .bind(i64::from(limit))
             .fetch_all(&self.read)
             .await?;
@@ -360,7 +373,7 @@ impl UploadStore for SqlStore {
     async fn mark_expired(&self, ids: &[String]) -> StoreResult<()> {
         update_uploads(
             &self.write,
-            "UPDATE uploads SET status = 'expired'",
+            "UPDATE uploads SET status = 'expired' WHERE",
             "ready",
             ids,
         )
@@ -368,7 +381,15 @@ impl UploadStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn delete_pending_uploads(&self, ids: &[String]) -> StoreResult<()> {
-        update_uploads(&self.write, "DELETE FROM uploads", "pending", ids).await
+    async fn forget_abandoned_uploads(&self, ids: &[String]) -> StoreResult<()> {
+        // `uploaded_at` is set on completion, so an upload that expired after being used is
+        // never forgotten here: messages may name it.
+        update_uploads(
+            &self.write,
+            "DELETE FROM uploads WHERE uploaded_at IS NULL AND",
+            "expired",
+            ids,
+        )
+        .await
     }
 }
