@@ -237,6 +237,9 @@ mod tests {
             ("CHATBOARD_DB_MAX_CONNECTIONS", "0"),
             ("CHATBOARD_DB_WRITE_QUEUES", "0"),
             ("CHATBOARD_DB_WRITE_QUEUES", "65"),
+            // A negative quota read as "no limit".
+            ("CHATBOARD_UPLOAD_USER_PENDING_BYTES", "-1"),
+            ("CHATBOARD_UPLOAD_ORG_STORED_BYTES", "-5"),
         ] {
             let pairs: Vec<(&str, &str)> = base.iter().copied().chain([(var, value)]).collect();
             let err = parsed(&pairs).unwrap_err().to_string();

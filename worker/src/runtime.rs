@@ -137,6 +137,15 @@ fn start_common(parts: Parts, running: &mut Running) -> Result<EventJobs, StartE
         let janitor = UploadJanitor::new(parts.store.clone(), objects, parts.metrics.clone());
         let stop = running.stopped();
         running.spawn(janitor.run(UPLOAD_SWEEP_EVERY, stop));
+    } else {
+        // The api-server may have uploads configured while this worker has not (settings
+        // given to one and not the other): then nobody deletes expired files, and quotas fill
+        // for good. Said at start, where whoever deploys it looks.
+        tracing::info!(
+            "no upload storage configured (CHATBOARD_S3_BUCKET or CHATBOARD_UPLOAD_DIR): the \
+             upload janitor does not run; if the api-servers keep uploads, give this worker \
+             the same settings, or expired and abandoned uploads are never deleted"
+        );
     }
     let sweeper = RetentionSweeper::new(
         parts.store.clone(),

@@ -394,26 +394,27 @@ impl UploadArgs {
     }
 }
 
-/// How many bytes of uploads a user and an organization may hold (0 = no limit). Unfinished
-/// uploads count as stored too: their bytes are on their way.
+/// How many bytes of uploads a user and an organization may hold (0 = no limit; a negative
+/// number is refused rather than read as none). Unfinished uploads count as stored too: their
+/// bytes are on their way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
 pub struct UploadQuotaSettings {
     /// Bytes of unfinished uploads (presigned, not yet completed) one user may have at once.
     #[arg(long = "upload-user-pending-bytes", env = "CHATBOARD_UPLOAD_USER_PENDING_BYTES",
-        default_value_t = 1024 * 1024 * 1024)]
+        default_value_t = 1024 * 1024 * 1024, value_parser = clap::value_parser!(i64).range(0..))]
     pub user_pending_bytes: i64,
     /// Bytes of uploads one user may hold until they expire, unfinished ones included.
     #[arg(long = "upload-user-stored-bytes", env = "CHATBOARD_UPLOAD_USER_STORED_BYTES",
-        default_value_t = 5 * 1024 * 1024 * 1024)]
+        default_value_t = 5 * 1024 * 1024 * 1024, value_parser = clap::value_parser!(i64).range(0..))]
     pub user_stored_bytes: i64,
     /// Bytes of unfinished uploads presigned for one organization at once (its Organization's
     /// `quotas.uploadPendingBytes` overrides it).
     #[arg(long = "upload-org-pending-bytes", env = "CHATBOARD_UPLOAD_ORG_PENDING_BYTES",
-        default_value_t = 10 * 1024 * 1024 * 1024)]
+        default_value_t = 10 * 1024 * 1024 * 1024, value_parser = clap::value_parser!(i64).range(0..))]
     pub org_pending_bytes: i64,
     /// Bytes of uploads one organization may hold (`quotas.uploadStoredBytes` overrides it).
     #[arg(long = "upload-org-stored-bytes", env = "CHATBOARD_UPLOAD_ORG_STORED_BYTES",
-        default_value_t = 100 * 1024 * 1024 * 1024)]
+        default_value_t = 100 * 1024 * 1024 * 1024, value_parser = clap::value_parser!(i64).range(0..))]
     pub org_stored_bytes: i64,
 }
 
