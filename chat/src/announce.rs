@@ -99,6 +99,25 @@ impl Announcer {
         .await;
     }
 
+    /// Announces the seats a room was created with. They all start at the room's beginning,
+    /// so no seat is read back (a PUBLIC room of a large organization read one per member),
+    /// and the announcements go out a few at a time rather than one after another.
+    pub async fn seated_in_new_room(&self, room: i64, user_ids: &[i64]) {
+        use futures::StreamExt;
+        /// Announcements in flight at once.
+        const AT_ONCE: usize = 32;
+        futures::stream::iter(user_ids)
+            .for_each_concurrent(AT_ONCE, |user_id| {
+                self.publish(BusEvent::MemberSeated {
+                    room,
+                    user_id: *user_id,
+                    after: 0,
+                    after_seq: Some(0),
+                })
+            })
+            .await;
+    }
+
     /// Announces new seats.
     pub async fn seats_gained(&self, seats: &[Seat]) {
         for seat in seats {

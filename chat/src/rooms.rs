@@ -63,12 +63,8 @@ impl Chat {
             )
             .await?;
         // Everyone seated with the room's creation follows it on their multiplexed sockets.
-        match self.store().room_members(room.id).await {
-            Ok(members) => {
-                for member in members {
-                    self.announcer().seated(room.id, member.user_id).await;
-                }
-            }
+        match self.store().member_ids(room.id).await {
+            Ok(members) => self.announcer().seated_in_new_room(room.id, &members).await,
             Err(e) => {
                 tracing::warn!(error = %e, room_id = room.id, "reading the new room's members failed")
             }
