@@ -118,6 +118,11 @@ function endSession(message) {
   Object.assign(state, { me: null, orgs: [], org: null, live: null, view: null });
   state.rooms.clear();
   state.members.clear();
+  state.unread.clear();
+  state.online.clear();
+  // Open dialogs may show what only the person who left may see: a webhook's secret, an
+  // invitation's link.
+  for (const dialog of document.querySelectorAll('dialog')) dialog.remove();
   if (message) toast(message, 'error');
   go('#/signin');
 }

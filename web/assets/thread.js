@@ -7,6 +7,9 @@ import { failed, state } from './app.js';
 import { ListView } from './listview.js';
 import { bodyWithMentions } from './mentions.js';
 
+/** The least time between two read-pointer requests of one thread panel. */
+const READ_EVERY_MS = 2000;
+
 export class ThreadPanel {
   constructor(room, rootId, onClose) {
     this.room = room;
@@ -138,10 +141,25 @@ export class ThreadPanel {
     }
   }
 
+  /** Moves the thread's read pointer to the newest reply shown, at most once every
+   * READ_EVERY_MS: replies arriving meanwhile are read by one request at the end of the wait,
+   * so a busy thread does not spend the per-user request limit a request per reply. */
   markRead() {
     const newest = Math.max(0, ...this.replies.keys());
-    if (!newest || document.visibilityState !== 'visible') return;
-    api('POST', `/api/rooms/${this.room.id}/messages/${this.rootId}/thread/read/${newest}/`).catch(() => {});
+    if (!newest || document.visibilityState !== 'visible' || newest <= (this.readTo || 0)) return;
+    const wait = (this.readAt || 0) + READ_EVERY_MS - Date.now();
+    if (wait > 0) {
+      // A panel closed meanwhile reads nothing more.
+      this.readTimer ??= setTimeout(() => {
+        this.readTimer = null;
+        if (this.element.isConnected) this.markRead();
+      }, wait);
+      return;
+    }
+    this.readAt = Date.now();
+    this.readTo = newest;
+    api('POST', `/api/rooms/${this.room.id}/messages/${this.rootId}/thread/read/${newest}/`)
+      .catch(() => { this.readTo = 0; });
   }
 
   onFrame(frame) {

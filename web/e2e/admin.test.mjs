@@ -1,5 +1,6 @@
 // Organizations as their admins and members see them change: stepping down, leaving, pages
-// they may no longer open, a double submit, and a first load the API could not answer.
+// they may no longer open, a double submit, a first load the API could not answer, rooms that
+// go, pages of mentions, secrets left on screen, and a busy thread's read requests.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +11,9 @@ let server;
 let chromium;
 
 before(async () => {
-  server = await Server.start({ CHATBOARD_RATE_LIMIT_PER_IP: '0', CHATBOARD_RATE_LIMIT_PER_USER: '0' });
+  server = await Server.start({
+    CHATBOARD_RATE_LIMIT_PER_IP: '0', CHATBOARD_RATE_LIMIT_PER_USER: '0', CHATBOARD_WEBHOOK_ALLOW_PRIVATE: 'true',
+  });
   chromium = await browser();
 });
 
@@ -171,5 +174,71 @@ test('the Mentions page shows this organization\'s mentions, page by page', asyn
   await waitFor(async () => (await page.locator('ol.results li').count()) === 51, 10_000, 'the older page');
   assert.equal(await page.getByRole('button', { name: 'Older' }).count(), 0);
   assert.deepEqual(await shownErrors(page), []);
+  await context.close();
+});
+
+test('signing out in another tab takes a webhook secret off the screen', async () => {
+  const ned = await person('ned@example.com', 'Ned');
+  const org = await server.api('POST', '/api/orgs/', { name: 'Hooks' }, ned);
+  // Two tabs of one browser, sharing the session: signed in through the form (a seeded
+  // session would be seeded again, stale, by the second tab).
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await page.goto(`${server.url}/#/org/${org.id}/admin`);
+  await page.getByLabel('Email address').fill('ned@example.com');
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByLabel('Password').press('Enter');
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+  await page.goto(`${server.url}/#/org/${org.id}/admin`);
+  await page.getByRole('button', { name: 'Add a webhook' }).click();
+  await page.getByRole('textbox', { name: 'URL' }).fill('http://127.0.0.1:9/hook');
+  await page.getByRole('button', { name: 'Add', exact: true }).click();
+  const secret = page.getByRole('textbox', { name: 'Signing secret' });
+  await secret.waitFor();
+  assert.match(await secret.inputValue(), /^whsec_/);
+
+  const other = await context.newPage();
+  await other.goto(`${server.url}/#/org/${org.id}`);
+  await other.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  assert.equal(await page.locator('dialog').count(), 0, 'no dialog left open');
+  assert.equal(await secret.count(), 0, 'the secret is gone');
+  await context.close();
+});
+
+test('a busy thread moves its read pointer without a request per reply', async () => {
+  const ola = await person('ola@example.com', 'Ola');
+  const pat = await person('pat@example.com', 'Pat');
+  const org = await server.api('POST', '/api/orgs/', { name: 'Busy thread' }, ola);
+  const invite = await server.api('POST', `/api/orgs/${org.id}/invite/`, { email: 'pat@example.com' }, ola);
+  await server.api('POST', '/api/orgs/accept-invite/', { token: invite.token }, pat);
+  const room = await server.api('POST', '/api/rooms/', { org: org.id, name: 'talk' }, ola);
+  const root = await server.api('POST', `/api/rooms/${room.id}/messages/`, { body: 'a question' }, ola);
+  await server.api('POST', `/api/rooms/${room.id}/messages/`, { body: 'first answer', parent_id: root.id }, ola);
+  // Pat follows it, so the followed threads show Pat's pointer.
+  await server.api('PUT', `/api/rooms/${room.id}/messages/${root.id}/thread/follow/`, null, pat);
+
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'pat@example.com', PASSWORD);
+  let reads = 0;
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && request.url().includes('/thread/read/')) reads += 1;
+  });
+  await page.goto(`${server.url}/#/org/${org.id}/room/${room.id}/thread/${root.id}`);
+  const panel = page.getByRole('complementary', { name: 'Thread' });
+  await panel.getByText('first answer').waitFor();
+  await waitFor(async () => reads >= 1, 10_000, 'the first read');
+  const before = reads;
+  let last;
+  for (let n = 0; n < 10; n += 1) {
+    last = await server.api('POST', `/api/rooms/${room.id}/messages/`, { body: `answer ${n}`, parent_id: root.id }, ola);
+  }
+  await panel.getByText('answer 9').waitFor();
+  // The pointer reaches the last reply all the same.
+  await waitFor(async () => {
+    const threads = await server.api('GET', `/auth/me/threads/?org=${org.id}`, null, pat);
+    return threads.results[0]?.last_read_id === last.id;
+  }, 10_000, 'the read pointer at the last reply');
+  assert.ok(reads - before <= 2, `${reads - before} read requests for 10 replies`);
   await context.close();
 });
