@@ -6,7 +6,12 @@ import { askForm, displayName, h, replace, shortTime, toast } from './dom.js';
 import { failed, ownSeatChanged, paneHeader, showInviteLink, state } from './app.js';
 
 const ROLES = ['MEMBER', 'MANAGER', 'ADMIN'];
-const EVENTS = ['*', 'message.created', 'message.updated', 'message.deleted', 'room.created', 'member.invited', 'member.joined', 'member.left', 'member.role_changed'];
+// Every type the server accepts in a filter (`*` alone means all of them).
+const EVENTS = ['*', 'message.created', 'message.updated', 'message.deleted', 'message.mentioned',
+  'thread.updated', 'reaction.added', 'reaction.removed', 'room.created', 'member.invited',
+  'member.joined', 'member.left', 'member.role_changed'];
+/** Delivery log entries per page. */
+const LOG_PAGE = 20;
 
 export class AdminView {
   constructor(org) {
@@ -108,12 +113,18 @@ export class AdminView {
     const hooks = await api('GET', `/api/webhooks/?org=${this.org.id}`);
     replace(this.hooksBox, hooks.length === 0 ? h('p', {}, 'No webhooks yet.') : h('ul', { class: 'hooks' }, hooks.map((hook) => {
       const log = h('div', { class: 'deliveries' });
+      const off = hook.disabled_reason ? ` · off: ${hook.disabled_reason}` : ' · off';
       return h('li', {},
-        h('div', {}, h('strong', {}, hook.url), ` · ${hook.events.join(', ')}`, hook.is_active ? '' : ' · inactive',
+        h('div', {}, h('strong', {}, hook.url), ` · ${hook.events.join(', ')}`, hook.is_active ? '' : off,
           hook.managed ? ' · managed by the operator' : ''),
         h('div', { class: 'actions' },
-          h('button', { class: 'link', onclick: () => this.test(hook, log) }, 'Send a test'),
+          // The server refuses a test through a webhook that is off.
+          hook.is_active ? h('button', { class: 'link', onclick: () => this.test(hook, log) }, 'Send a test') : null,
           h('button', { class: 'link', onclick: () => this.showLog(hook, log) }, 'Delivery log'),
+          hook.managed ? null : h('button', {
+            class: 'link',
+            onclick: () => this.switchHook(hook),
+          }, hook.is_active ? 'Switch off' : 'Switch on'),
           hook.managed ? null : h('button', { class: 'link danger', onclick: () => this.removeHook(hook) }, 'Delete')),
         log);
     })));
@@ -122,12 +133,27 @@ export class AdminView {
   async addHook() {
     const values = await askForm('Add a webhook', [
       { name: 'url', label: 'URL', type: 'url', placeholder: 'https://example.com/hooks/chatboard' },
-      { name: 'events', label: 'Events', options: EVENTS.map((e) => [e, e === '*' ? 'Every event' : e]) },
+      {
+        name: 'events', label: 'Events (one or more)', multiple: true, value: ['*'],
+        options: EVENTS.map((e) => [e, e === '*' ? 'Every event' : e]),
+      },
     ], 'Add');
     if (!values) return;
     try {
-      const hook = await api('POST', '/api/webhooks/', { org: this.org.id, url: values.url, events: [values.events] });
+      const hook = await api('POST', '/api/webhooks/', { org: this.org.id, url: values.url, events: values.events });
       showSecret(hook);
+      await this.drawHooks();
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  /** Switches a webhook off (its deliveries wait) or on again (they are due at once, and why
+   * delivery had switched it off is forgotten). */
+  async switchHook(hook) {
+    try {
+      await api('PATCH', `/api/webhooks/${hook.id}/`, { is_active: !hook.is_active });
+      toast(hook.is_active ? 'Webhook switched off.' : 'Webhook switched on.');
       await this.drawHooks();
     } catch (error) {
       failed(error);
@@ -154,15 +180,32 @@ export class AdminView {
     }
   }
 
-  async showLog(hook, log) {
+  /** The delivery log, newest first, a page at a time (`before`: older than that delivery). */
+  async showLog(hook, log, before = null) {
     try {
-      const deliveries = await api('GET', `/api/webhooks/${hook.id}/events/?limit=20`);
-      replace(log, deliveries.length === 0 ? h('p', {}, 'No deliveries yet.') : h('table', {},
+      const deliveries = await api('GET', `/api/webhooks/${hook.id}/events/?limit=${LOG_PAGE}${before ? `&before=${before}` : ''}`);
+      const rows = deliveries.map((d) => h('tr', {},
+        h('td', {}, d.event_type), h('td', {}, d.status), h('td', {}, String(d.attempts)),
+        h('td', {}, d.last_status_code ? String(d.last_status_code) : d.last_error || ''),
+        h('td', {}, shortTime(d.created_at))));
+      const older = deliveries.length === LOG_PAGE
+        ? h('button', {
+          class: 'link',
+          onclick: (event) => {
+            event.currentTarget.remove();
+            this.showLog(hook, log, deliveries[deliveries.length - 1].id);
+          },
+        }, 'Older deliveries')
+        : null;
+      const body = log.querySelector('tbody');
+      if (before && body) {
+        body.append(...rows);
+        if (older) log.append(older);
+        return;
+      }
+      replace(log, deliveries.length === 0 ? h('p', {}, 'No deliveries yet.') : [h('table', {},
         h('thead', {}, h('tr', {}, ['Event', 'Status', 'Attempts', 'Answer', 'When'].map((t) => h('th', {}, t)))),
-        h('tbody', {}, deliveries.map((d) => h('tr', {},
-          h('td', {}, d.event_type), h('td', {}, d.status), h('td', {}, String(d.attempts)),
-          h('td', {}, d.last_status_code ? String(d.last_status_code) : d.last_error || ''),
-          h('td', {}, shortTime(d.created_at)))))));
+        h('tbody', {}, rows)), older]);
     } catch (error) {
       failed(error);
     }

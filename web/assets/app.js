@@ -418,6 +418,8 @@ async function invite() {
   try {
     const created = await api('POST', `/api/orgs/${state.org.id}/invite/`, values);
     showInviteLink(created);
+    // The settings page, if open, lists open invitations: this one too now.
+    await state.view?.drawInvites?.();
   } catch (error) {
     failed(error);
   }

@@ -72,15 +72,17 @@ export function fileSize(bytes) {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
-/** A modal dialog with a form; resolves with the form's values, or null when cancelled. */
+/** A modal dialog with a form; resolves with the form's values, or null when cancelled. A
+ * field with `options` is a choice (`multiple`: several, its value an array). */
 export function askForm(title, fields, submitLabel = 'Save') {
   return new Promise((resolve) => {
     const error = h('p', { class: 'error', role: 'alert' });
     const inputs = fields.map((field) => {
       const id = `f-${field.name}`;
+      const chosen = (value) => (Array.isArray(field.value) ? field.value.includes(value) : value === field.value);
       const control = field.options
-        ? h('select', { id, name: field.name },
-          field.options.map(([value, label]) => h('option', { value, selected: value === field.value }, label)))
+        ? h('select', { id, name: field.name, multiple: field.multiple, size: field.multiple ? Math.min(field.options.length, 8) : null },
+          field.options.map(([value, label]) => h('option', { value, selected: chosen(value) }, label)))
         : h('input', {
           id, name: field.name, type: field.type || 'text', required: field.required !== false,
           value: field.value || '', placeholder: field.placeholder || '', autocomplete: 'off',
@@ -95,7 +97,10 @@ export function askForm(title, fields, submitLabel = 'Save') {
         h('button', { type: 'submit' }, submitLabel)));
     form.addEventListener('submit', (event) => {
       event.preventDefault();
-      resolve(Object.fromEntries(new FormData(form)));
+      const data = new FormData(form);
+      const values = Object.fromEntries(data);
+      for (const field of fields) if (field.multiple) values[field.name] = data.getAll(field.name);
+      resolve(values);
       dialog.close('done');
     });
     dialog.addEventListener('close', () => {

@@ -190,6 +190,7 @@ test('signing out in another tab takes a webhook secret off the screen', async (
   await page.getByLabel('Password').press('Enter');
   await page.getByRole('button', { name: 'Sign out' }).waitFor();
   await page.goto(`${server.url}/#/org/${org.id}/admin`);
+  await page.getByRole('cell', { name: 'ned@example.com', exact: true }).waitFor();
   await page.getByRole('button', { name: 'Add a webhook' }).click();
   await page.getByRole('textbox', { name: 'URL' }).fill('http://127.0.0.1:9/hook');
   await page.getByRole('button', { name: 'Add', exact: true }).click();
@@ -240,5 +241,46 @@ test('a busy thread moves its read pointer without a request per reply', async (
     return threads.results[0]?.last_read_id === last.id;
   }, 10_000, 'the read pointer at the last reply');
   assert.ok(reads - before <= 2, `${reads - before} read requests for 10 replies`);
+  await context.close();
+});
+
+test('webhooks on the settings page: several events, switched off and on, the log paged; invitations listed as made', async () => {
+  const quinn = await person('quinn@example.com', 'Quinn');
+  const org = await server.api('POST', '/api/orgs/', { name: 'Hooked' }, quinn);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'quinn@example.com', PASSWORD);
+  page.on('dialog', (dialog) => dialog.accept());
+  await page.goto(`${server.url}/#/org/${org.id}/admin`);
+  await page.getByRole('cell', { name: 'quinn@example.com', exact: true }).waitFor();
+  await page.getByRole('button', { name: 'Add a webhook' }).click();
+  await page.getByRole('textbox', { name: 'URL' }).fill('http://127.0.0.1:9/hook');
+  await page.getByRole('listbox', { name: 'Events (one or more)' }).selectOption(['message.created', 'reaction.added']);
+  await page.getByRole('button', { name: 'Add', exact: true }).click();
+  await page.getByRole('button', { name: 'Done' }).click();
+  const hook = page.locator('ul.hooks li');
+  await hook.getByText('message.created, reaction.added').waitFor();
+
+  // Off: no test to send (the server would refuse it); on again: it is back.
+  await hook.getByRole('button', { name: 'Switch off' }).click();
+  await hook.getByText('· off').waitFor();
+  assert.equal(await hook.getByRole('button', { name: 'Send a test' }).count(), 0);
+  await hook.getByRole('button', { name: 'Switch on' }).click();
+  await hook.getByRole('button', { name: 'Send a test' }).waitFor();
+
+  // More deliveries than a page of the log.
+  const [{ id }] = await server.api('GET', `/api/webhooks/?org=${org.id}`, null, quinn);
+  for (let n = 0; n < 21; n += 1) await server.api('POST', `/api/webhooks/${id}/test/`, null, quinn);
+  await hook.getByRole('button', { name: 'Delivery log' }).click();
+  await waitFor(async () => (await hook.locator('tbody tr').count()) === 20, 10_000, 'the first page of the log');
+  await hook.getByRole('button', { name: 'Older deliveries' }).click();
+  await waitFor(async () => (await hook.locator('tbody tr').count()) === 21, 10_000, 'the older page');
+
+  // An invitation made from the sidebar shows in the open settings page's list.
+  await page.getByRole('button', { name: 'Invite people' }).click();
+  await page.getByRole('textbox', { name: 'Email address' }).fill('rex@example.com');
+  await page.getByRole('button', { name: 'Invite', exact: true }).click();
+  await page.getByRole('button', { name: 'Done' }).click(); // the link's dialog
+  await page.getByRole('cell', { name: 'rex@example.com', exact: true }).waitFor();
+  assert.deepEqual(await shownErrors(page), []);
   await context.close();
 });

@@ -9,6 +9,7 @@
 //! fan out on every core, as a broadcaster that writes from the task that read the message
 //! does. A room stays in one shard, so its events keep their order.
 
+mod presence;
 mod rooms;
 #[cfg(test)]
 mod tests;
@@ -24,7 +25,7 @@ use chatboard_core::presence::{Presence, PresenceChange};
 use chatboard_core::shared_stream::text_frame;
 use chatboard_store::Store;
 use futures::StreamExt;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::outlet::Outlet;
@@ -226,7 +227,7 @@ impl Hub {
         let changes = presence.changes();
         tokio::spawn(until_dropped(
             gone,
-            dispatch_presence(Arc::downgrade(&hub), changes, store),
+            presence::dispatch_presence(Arc::downgrade(&hub), changes, store),
         ));
         Ok(hub)
     }
@@ -526,61 +527,6 @@ fn dispatch_shard(hub: Weak<Hub>, index: usize, deliveries: flume::Receiver<Deli
         // with a backlog would never time out: what is overdue goes out between deliveries.
         if deadline.is_some_and(|d| d <= Instant::now()) {
             deadline = hub.release_overdue(index, Instant::now());
-        }
-    }
-}
-
-/// Presence changes go to the connections that share a room with the user. Changes come in
-/// bursts (a gateway full of clients reconnecting), so they are taken in batches with one
-/// database read for the rooms of all of them.
-async fn dispatch_presence(
-    hub: std::sync::Weak<Hub>,
-    mut changes: broadcast::Receiver<PresenceChange>,
-    store: Arc<dyn Store>,
-) {
-    const BATCH: usize = 1000;
-    loop {
-        let mut batch = Vec::new();
-        match changes.recv().await {
-            Ok(change) => batch.push(change),
-            Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                tracing::warn!(skipped, "presence changes skipped: the gateway fell behind");
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        }
-        while batch.len() < BATCH {
-            match changes.try_recv() {
-                Ok(change) => batch.push(change),
-                Err(broadcast::error::TryRecvError::Lagged(skipped)) => {
-                    tracing::warn!(skipped, "presence changes skipped: the gateway fell behind");
-                }
-                Err(_) => break,
-            }
-        }
-        let Some(hub) = hub.upgrade() else { return };
-        if hub.is_idle() {
-            continue;
-        }
-        let mut users: Vec<i64> = batch.iter().map(|c| c.user_id).collect();
-        users.sort_unstable();
-        users.dedup();
-        let seats = match store.seats_of(&users).await {
-            Ok(seats) => seats,
-            Err(e) => {
-                tracing::warn!(error = %e, "presence: rooms lookup failed");
-                continue;
-            }
-        };
-        let mut rooms_of: HashMap<i64, Vec<i64>> = HashMap::new();
-        for (user_id, room_id) in seats {
-            rooms_of.entry(user_id).or_default().push(room_id);
-        }
-        // In order, so a user who came and went within the batch ends up offline.
-        for change in batch {
-            if let Some(rooms) = rooms_of.get(&change.user_id) {
-                hub.dispatch_change(change, rooms);
-            }
         }
     }
 }

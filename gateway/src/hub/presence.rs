@@ -1,0 +1,118 @@
+//! Presence changes, fanned out to the connections that share a room with the user who came or
+//! went.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chatboard_core::presence::PresenceChange;
+use chatboard_store::Store;
+use tokio::sync::broadcast;
+
+use super::Hub;
+
+/// Presence changes go to the connections that share a room with the user. Changes come in
+/// bursts (a gateway full of clients reconnecting), so they are taken in batches with one
+/// database read for the rooms of all of them.
+pub(super) async fn dispatch_presence(
+    hub: std::sync::Weak<Hub>,
+    mut changes: broadcast::Receiver<PresenceChange>,
+    store: Arc<dyn Store>,
+) {
+    const BATCH: usize = 1000;
+    loop {
+        let mut batch = Vec::new();
+        match changes.recv().await {
+            Ok(change) => batch.push(change),
+            Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                tracing::warn!(skipped, "presence changes skipped: the gateway fell behind");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+        while batch.len() < BATCH {
+            match changes.try_recv() {
+                Ok(change) => batch.push(change),
+                Err(broadcast::error::TryRecvError::Lagged(skipped)) => {
+                    tracing::warn!(skipped, "presence changes skipped: the gateway fell behind");
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(hub) = hub.upgrade() else { return };
+        if hub.is_idle() {
+            continue;
+        }
+        let mut users: Vec<i64> = batch.iter().map(|c| c.user_id).collect();
+        users.sort_unstable();
+        users.dedup();
+        let Some(seats) = seats_with_retries(store.as_ref(), &users).await else {
+            continue;
+        };
+        let mut rooms_of: HashMap<i64, Vec<i64>> = HashMap::new();
+        for (user_id, room_id) in seats {
+            rooms_of.entry(user_id).or_default().push(room_id);
+        }
+        // In order, so a user who came and went within the batch ends up offline.
+        for change in batch {
+            if let Some(rooms) = rooms_of.get(&change.user_id) {
+                hub.dispatch_change(change, rooms);
+            }
+        }
+    }
+}
+
+/// The seats of `users`, read again after a failure (a database restarting, a pool briefly
+/// exhausted): a batch given up leaves its users shown online, or offline, to their room-mates
+/// until those reconnect. `None` after the last try (logged).
+async fn seats_with_retries(store: &dyn Store, users: &[i64]) -> Option<Vec<(i64, i64)>> {
+    const WAITS_MS: [u64; 3] = [200, 1_000, 5_000];
+    let mut waits = WAITS_MS.iter();
+    loop {
+        match store.seats_of(users).await {
+            Ok(seats) => return Some(seats),
+            Err(e) => match waits.next() {
+                Some(ms) => {
+                    tracing::warn!(error = %e, retry_in_ms = ms, "presence: rooms lookup failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(*ms)).await;
+                }
+                None => {
+                    tracing::error!(error = %e, users = users.len(), "presence: rooms lookup failed; changes dropped");
+                    return None;
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+    use std::time::Duration;
+
+    use testing::{execute_sql, TestDb, TestEngine};
+
+    use super::seats_with_retries;
+
+    /// A lookup that fails for a moment is tried again: a batch of presence changes given up at
+    /// the first failure left its users shown online (or offline) to their room-mates until
+    /// those reconnected.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rooms_lookup_failing_for_a_moment_is_tried_again() {
+        let (_db, url) = TestDb::create(TestEngine::Sqlite).await.expect("sqlite");
+        let store = chatboard_store::connect(&url, 2).await.expect("a store");
+        store.migrate().await.expect("migrated");
+        execute_sql(&url, "ALTER TABLE room_members RENAME TO room_members_away").await;
+        let back = {
+            let url = url.to_owned();
+            tokio::spawn(async move {
+                // Long after the first try, well before the last.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                execute_sql(&url, "ALTER TABLE room_members_away RENAME TO room_members").await;
+            })
+        };
+        let seats = seats_with_retries(store.as_ref(), &[1, 2]).await;
+        back.await.unwrap();
+        assert_eq!(seats, Some(Vec::new()));
+    }
+}
