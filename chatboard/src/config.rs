@@ -100,14 +100,20 @@ impl SingleNode {
 /// the database (password hashes, webhook secrets), the uploads and, without SMTP, the emails
 /// with their invitation links. One that exists already is left as its owner set it.
 fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    // Missing parents as any directory is made; the data directory alone is private.
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
     let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder.create(path)
+    match builder.create(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        other => other,
+    }
 }
 
 /// The command, with the single node's own defaults in its help.

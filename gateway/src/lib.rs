@@ -18,7 +18,7 @@ mod reorder;
 mod replies;
 pub mod session;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
@@ -475,8 +475,9 @@ async fn user_socket(
             Ok(now) => {
                 // A seat lost between the reads: its room is left, or its presence would go on
                 // reaching this connection.
+                let seated: HashSet<i64> = now.iter().map(|r| r.room_id).collect();
                 for room in rooms.iter().chain(&joined) {
-                    if !now.iter().any(|r| r.room_id == *room) {
+                    if !seated.contains(room) {
                         subscription.leave(*room);
                     }
                 }

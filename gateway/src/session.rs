@@ -28,6 +28,8 @@ use crate::outlet::{fanout_latency, Outlet};
 use crate::replies::{Replies, Reply};
 use crate::{Shared, Slot};
 
+mod seats;
+
 /// Close codes of the protocol (API.md).
 pub mod close {
     /// Missing, invalid or expired token.
@@ -205,10 +207,16 @@ impl Session {
                 live = self.subscription.events.recv_async() => {
                     // Awake: the hub queues from here on, and no direct write is under way.
                     self.outlet.close();
-                    match live.ok() {
-                        _ if self.subscription.too_slow() => {
-                            return Box::pin(self.close(close::TOO_SLOW, "too slow", "slow_consumer")).await;
+                    let live = live.ok();
+                    if self.subscription.too_slow() {
+                        // A seat taken off the queue here is the connection's to leave as it
+                        // ends (the hub already put it in the room).
+                        if let Some(Live::Seated { room, .. }) = &live {
+                            self.subscription.adopt(*room);
                         }
+                        return Box::pin(self.close(close::TOO_SLOW, "too slow", "slow_consumer")).await;
+                    }
+                    match live {
                         // Boxed, like every branch's work: the loop's own state is what an idle
                         // connection keeps, so it holds only the waits.
                         Some(live) => Box::pin(self.on_live_batch(live)).await,
@@ -433,101 +441,6 @@ impl Session {
         }
     }
 
-    /// A multiplexed connection's user got a seat: the hub already follows the room for it
-    /// from the seat's point in the stream; deliver what came after `after` from the database
-    /// first (live copies are then dropped by id). With `after`'s seq known, a live message
-    /// that skips ahead, or arrives before an earlier one, is seen as a gap and read from the
-    /// database, as on any other room.
-    async fn seated(&mut self, room_id: i64, after: i64, after_seq: Option<i64>) -> Step {
-        if self.fixed_room.is_some() || self.position(room_id).is_some() {
-            return Ok(());
-        }
-        self.subscription.adopt(room_id);
-        self.set_position(
-            room_id,
-            Position {
-                last_id: after,
-                last_seq: after_seq,
-            },
-        );
-        self.catch_up(room_id).await?;
-        // The new room's members who are online: no change told this connection about them.
-        self.send_presence_of(Some(room_id)).await
-    }
-
-    /// Events may have been lost: catch up the rooms that moved since this connection's
-    /// position (one query for all of them, so a NATS restart does not cost every connection
-    /// one read per room).
-    #[tracing::instrument(name = "socket", skip_all, fields(user_id = self.user_id, room = ?self.fixed_room))]
-    async fn resync(&mut self) -> Step {
-        self.subscription.resync_begins();
-        let mut rooms = self.rooms();
-        let mut unfollowed = Vec::new();
-        if self.fixed_room.is_none() {
-            match self.shared.store.room_positions(self.user_id).await {
-                Ok(now) => {
-                    let moved = |room_id: i64| {
-                        let at = self.position(room_id);
-                        match now.iter().find(|r| r.room_id == room_id) {
-                            // Gone from the list: the seat is lost, which catch_up handles.
-                            None => true,
-                            Some(r) => at.is_none_or(|at| r.last_msg_id.unwrap_or(0) > at.last_id),
-                        }
-                    };
-                    rooms.retain(|room_id| moved(*room_id));
-                    unfollowed = now
-                        .iter()
-                        .map(|r| r.room_id)
-                        .filter(|room_id| self.position(*room_id).is_none())
-                        .collect();
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "resync positions read failed; reading every room")
-                }
-            }
-        }
-        if !unfollowed.is_empty() {
-            Box::pin(self.follow_missed_seats(&unfollowed)).await?;
-        }
-        for room_id in rooms {
-            self.catch_up(room_id).await?;
-        }
-        Ok(())
-    }
-
-    /// Seats whose announcement was lost with the events: the connection follows their rooms
-    /// from where they stand, read after following them (as a new connection does), and
-    /// hears who is online there.
-    async fn follow_missed_seats(&mut self, rooms: &[i64]) -> Step {
-        for room_id in rooms {
-            self.subscription.adopt(*room_id);
-        }
-        let now = match self.shared.store.room_positions(self.user_id).await {
-            Ok(now) => now,
-            Err(e) => {
-                tracing::warn!(error = %e, "resync positions read failed");
-                return self.end_on_server_error().await;
-            }
-        };
-        for r in now.iter().filter(|r| rooms.contains(&r.room_id)) {
-            // Each under its own lock, never both (see `user_socket`).
-            self.subscription.starts_at(r.room_id, r.last_seq);
-            let at = Position {
-                last_id: r.last_msg_id.unwrap_or(0),
-                last_seq: Some(r.last_seq),
-            };
-            self.set_position(r.room_id, at);
-        }
-        for room_id in rooms {
-            if self.position(*room_id).is_some() {
-                self.send_presence_of(Some(*room_id)).await?;
-            } else {
-                self.subscription.leave(*room_id); // the seat went again meanwhile
-            }
-        }
-        Ok(())
-    }
-
     /// Delivers a live event, filling any gap from the database first.
     async fn on_event(&mut self, outgoing: &Outgoing) -> Step {
         let event = &outgoing.event;
@@ -617,61 +530,12 @@ impl Session {
         }
     }
 
-    /// A `member.left` for this connection's user: the room is dropped unless the database
-    /// still has the seat (one announced again, at an API's start-up or after a refused
-    /// publish, can arrive after the seat was taken anew). One lookup of the seat.
-    async fn seat_maybe_lost(&mut self, room_id: i64) -> Step {
-        match self.shared.store.seat_start(room_id, self.user_id).await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => self.seat_lost(room_id).await,
-            Err(e) => {
-                // Unsure whether the seat is gone, the connection must not go on showing the
-                // room: it ends, and the client's next one reads its rooms afresh.
-                tracing::warn!(error = %e, room_id, "seat check failed");
-                self.end_on_server_error().await
-            }
-        }
-    }
-
     /// The database failed the connection: it ends with 1011, and the client's next one
     /// starts afresh.
     async fn end_on_server_error(&mut self) -> Step {
         self.shared.metrics.closed("server_error");
         self.send_close(close::SERVER_ERROR, "try again").await;
         Err(Ended)
-    }
-
-    /// The user no longer sits in the room: a per-room connection ends, a multiplexed one
-    /// stops following it.
-    pub(crate) async fn seat_lost(&mut self, room_id: i64) -> Step {
-        self.stop_following(room_id, close::NOT_MEMBER, "not_member", "not a member")
-            .await
-    }
-
-    /// The room was deleted: a per-room connection ends with "no such room", as a new
-    /// connection to it would; a multiplexed one stops following it.
-    async fn room_gone(&mut self, room_id: i64) -> Step {
-        self.stop_following(room_id, close::NO_ROOM, "no_room", "no such room")
-            .await
-    }
-
-    async fn stop_following(
-        &mut self,
-        room_id: i64,
-        code: u16,
-        reason: &str,
-        why: &'static str,
-    ) -> Step {
-        self.outlet.state().positions.remove(room_id);
-        self.subscription.leave(room_id);
-        if self.fixed_room.is_some() {
-            self.shared.metrics.closed(reason);
-            self.send_close(code, why).await;
-            return Err(Ended);
-        }
-        // The client's room list must lose it too: nothing else of the room reaches it now.
-        self.send_json(&json!({"type": "left", "room": room_id, "reason": reason}))
-            .await
     }
 
     /// Sends a message frame (`live` carries the frame the hub encoded; replayed messages are

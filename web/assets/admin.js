@@ -6,7 +6,8 @@ import { askForm, displayName, h, replace, shortTime, toast } from './dom.js';
 import { failed, ownSeatChanged, paneHeader, showInviteLink, state } from './app.js';
 
 const ROLES = ['MEMBER', 'MANAGER', 'ADMIN'];
-// Every type the server accepts in a filter (`*` alone means all of them).
+// The event types a webhook may ask for (`*` alone means all of them; `webhook.test` is sent on
+// request, whatever the filter).
 const EVENTS = ['*', 'message.created', 'message.updated', 'message.deleted', 'message.mentioned',
   'thread.updated', 'reaction.added', 'reaction.removed', 'room.created', 'member.invited',
   'member.joined', 'member.left', 'member.role_changed'];

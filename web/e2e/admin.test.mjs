@@ -230,17 +230,20 @@ test('a busy thread moves its read pointer without a request per reply', async (
   await panel.getByText('first answer').waitFor();
   await waitFor(async () => reads >= 1, 10_000, 'the first read');
   const before = reads;
+  const started = Date.now();
   let last;
   for (let n = 0; n < 10; n += 1) {
     last = await server.api('POST', `/api/rooms/${room.id}/messages/`, { body: `answer ${n}`, parent_id: root.id }, ola);
   }
   await panel.getByText('answer 9').waitFor();
+  // At most one request per 2 s while they came, and one trailing request.
+  const allowed = Math.ceil((Date.now() - started) / 2000) + 1;
   // The pointer reaches the last reply all the same.
   await waitFor(async () => {
     const threads = await server.api('GET', `/auth/me/threads/?org=${org.id}`, null, pat);
     return threads.results[0]?.last_read_id === last.id;
   }, 10_000, 'the read pointer at the last reply');
-  assert.ok(reads - before <= 2, `${reads - before} read requests for 10 replies`);
+  assert.ok(reads - before <= Math.min(allowed, 9), `${reads - before} read requests for 10 replies (${allowed} allowed)`);
   await context.close();
 });
 

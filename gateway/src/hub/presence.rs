@@ -38,9 +38,11 @@ pub(super) async fn dispatch_presence(
                 Err(_) => break,
             }
         }
-        let Some(hub) = hub.upgrade() else { return };
-        if hub.is_idle() {
-            continue;
+        match hub.upgrade() {
+            None => return,
+            Some(hub) if hub.is_idle() => continue,
+            // Not held across the lookup: a hub dropped meanwhile is not kept alive by it.
+            Some(_) => {}
         }
         let mut users: Vec<i64> = batch.iter().map(|c| c.user_id).collect();
         users.sort_unstable();
@@ -48,6 +50,7 @@ pub(super) async fn dispatch_presence(
         let Some(seats) = seats_with_retries(store.as_ref(), &users).await else {
             continue;
         };
+        let Some(hub) = hub.upgrade() else { return };
         let mut rooms_of: HashMap<i64, Vec<i64>> = HashMap::new();
         for (user_id, room_id) in seats {
             rooms_of.entry(user_id).or_default().push(room_id);
@@ -65,7 +68,8 @@ pub(super) async fn dispatch_presence(
 /// exhausted): a batch given up leaves its users shown online, or offline, to their room-mates
 /// until those reconnect. `None` after the last try (logged).
 async fn seats_with_retries(store: &dyn Store, users: &[i64]) -> Option<Vec<(i64, i64)>> {
-    const WAITS_MS: [u64; 3] = [200, 1_000, 5_000];
+    // Short: changes queue behind the lookup meanwhile.
+    const WAITS_MS: [u64; 2] = [100, 500];
     let mut waits = WAITS_MS.iter();
     loop {
         match store.seats_of(users).await {
@@ -107,7 +111,7 @@ mod tests {
             let url = url.to_owned();
             tokio::spawn(async move {
                 // Long after the first try, well before the last.
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
                 execute_sql(&url, "ALTER TABLE room_members_away RENAME TO room_members").await;
             })
         };

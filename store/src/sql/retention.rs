@@ -17,9 +17,10 @@ use crate::StoreResult;
 
 /// The messages retention takes from an org (`$1`) before a time (`$2`), oldest first, at most
 /// `$3`, as `(room_id, id)`: a thread's first message stays while its thread has younger replies
-/// (they would be left without a root to reply to).
+/// (they would be left without a root to reply to). Ties in age go by id, so that both reads of
+/// a batch choose the same messages.
 const EXPIRING: &str = "SELECT room_id, id FROM messages WHERE org_id = $1 AND created_at < $2 \
-     AND (last_reply_at IS NULL OR last_reply_at < $2) ORDER BY created_at LIMIT $3";
+     AND (last_reply_at IS NULL OR last_reply_at < $2) ORDER BY created_at, id LIMIT $3";
 
 /// Ids deleted per statement.
 const CHUNK: usize = 500;
