@@ -30,20 +30,29 @@ export class ListView {
         replace(this.list, h('li', { class: 'empty' }, this.empty));
       }
       this.list.append(...page.results.map((result) => this.item(result)));
-      replace(this.more, page.next ? h('button', {
-        class: 'link',
-        onclick: (event) => {
-          event.currentTarget.disabled = true; // One page at a time: a double click adds it once.
-          this.load(nextPath(page.next));
-        },
-      }, 'Older') : '');
+      replace(this.more, page.next ? nextPageButton('Older', () => this.load(nextPath(page.next))) : '');
     } catch (error) {
-      // The button stays for another try.
-      const more = this.more.querySelector('button');
-      if (more) more.disabled = false;
+      enableNextPage(this.more);
       failed(error);
     }
   }
 
   destroy() {}
+}
+
+/** A button that loads the next page: one page per click (a double click adds it once). */
+export function nextPageButton(label, load) {
+  return h('button', {
+    class: 'link',
+    onclick: (event) => {
+      event.currentTarget.disabled = true;
+      load();
+    },
+  }, label);
+}
+
+/** After a page failed to load: the button in `box`, if any, may be pressed again. */
+export function enableNextPage(box) {
+  const button = box.querySelector('button');
+  if (button) button.disabled = false;
 }

@@ -5,6 +5,7 @@ import { api, nextPath } from './api.js';
 import { h, replace } from './dom.js';
 import { failed, paneHeader, state } from './app.js';
 import { resultItem } from './mentions.js';
+import { enableNextPage, nextPageButton } from './listview.js';
 
 /** The snippet's text with its <mark>s, rebuilt from parsed HTML so nothing else can pass. */
 function snippetNodes(html) {
@@ -45,17 +46,9 @@ export class SearchView {
         replace(this.list, h('li', { class: 'empty' }, `Nothing found for ${this.query}.`));
       }
       this.list.append(...page.results.map((r) => resultItem(r.message, snippetNodes(r.snippet))));
-      replace(this.more, page.next ? h('button', {
-        class: 'link',
-        onclick: (event) => {
-          event.currentTarget.disabled = true; // One page at a time: a double click adds it once.
-          this.load(nextPath(page.next));
-        },
-      }, 'More results') : '');
+      replace(this.more, page.next ? nextPageButton('More results', () => this.load(nextPath(page.next))) : '');
     } catch (error) {
-      // A failed page leaves its button for another try.
-      const more = this.more.querySelector('button');
-      if (more) more.disabled = false;
+      enableNextPage(this.more);
       if (error.status === 400) replace(this.list, h('li', { class: 'error' }, error.fullMessage));
       else failed(error);
     }

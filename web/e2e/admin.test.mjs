@@ -28,16 +28,20 @@ async function person(email, firstName) {
   return server.signIn(email, PASSWORD);
 }
 
+/** `token` (signed in as `email`) joins `org` on an invitation from `admin` as `role`. */
+async function join(org, admin, email, token, role = 'MEMBER') {
+  const invite = await server.api('POST', `/api/orgs/${org.id}/invite/`, { email, role }, admin);
+  await server.api('POST', '/api/orgs/accept-invite/', { token: invite.token }, token);
+}
+
 test('an admin who steps down or leaves sees the organization as they now may', async () => {
   const eve = await person('eve@example.com', 'Eve');
   const fay = await person('fay@example.com', 'Fay');
   const ivy = await person('ivy@example.com', 'Ivy');
   const org = await server.api('POST', '/api/orgs/', { name: 'Steps' }, eve);
   // Ivy stays ADMIN: an organization keeps at least one.
-  for (const [email, token] of [['fay@example.com', fay], ['ivy@example.com', ivy]]) {
-    const invite = await server.api('POST', `/api/orgs/${org.id}/invite/`, { email, role: 'ADMIN' }, eve);
-    await server.api('POST', '/api/orgs/accept-invite/', { token: invite.token }, token);
-  }
+  await join(org, eve, 'fay@example.com', fay, 'ADMIN');
+  await join(org, eve, 'ivy@example.com', ivy, 'ADMIN');
 
   const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await signedInPage(context, server, 'eve@example.com', PASSWORD);
@@ -119,8 +123,7 @@ test('a room whose seat goes, or which is deleted, leaves the list at once', asy
   const jo = await person('jo@example.com', 'Jo');
   const kim = await person('kim@example.com', 'Kim');
   const org = await server.api('POST', '/api/orgs/', { name: 'Seats' }, jo);
-  const invite = await server.api('POST', `/api/orgs/${org.id}/invite/`, { email: 'kim@example.com' }, jo);
-  await server.api('POST', '/api/orgs/accept-invite/', { token: invite.token }, kim);
+  await join(org, jo, 'kim@example.com', kim);
   const doomed = await server.api('POST', '/api/rooms/', { org: org.id, name: 'doomed' }, jo);
   const elsewhere = await server.api('POST', '/api/rooms/', { org: org.id, name: 'elsewhere' }, jo);
 
@@ -149,8 +152,7 @@ test('the Mentions page shows this organization\'s mentions, page by page', asyn
   const orgs = [];
   for (const name of ['Quiet', 'Busy']) {
     const org = await server.api('POST', '/api/orgs/', { name }, max);
-    const invite = await server.api('POST', `/api/orgs/${org.id}/invite/`, { email: 'lee@example.com' }, max);
-    await server.api('POST', '/api/orgs/accept-invite/', { token: invite.token }, lee);
+    await join(org, max, 'lee@example.com', lee);
     const room = await server.api('POST', '/api/rooms/', { org: org.id, name: 'talk' }, max);
     orgs.push({ org, room });
   }
@@ -211,8 +213,7 @@ test('a busy thread moves its read pointer without a request per reply', async (
   const ola = await person('ola@example.com', 'Ola');
   const pat = await person('pat@example.com', 'Pat');
   const org = await server.api('POST', '/api/orgs/', { name: 'Busy thread' }, ola);
-  const invite = await server.api('POST', `/api/orgs/${org.id}/invite/`, { email: 'pat@example.com' }, ola);
-  await server.api('POST', '/api/orgs/accept-invite/', { token: invite.token }, pat);
+  await join(org, ola, 'pat@example.com', pat);
   const room = await server.api('POST', '/api/rooms/', { org: org.id, name: 'talk' }, ola);
   const root = await server.api('POST', `/api/rooms/${room.id}/messages/`, { body: 'a question' }, ola);
   await server.api('POST', `/api/rooms/${room.id}/messages/`, { body: 'first answer', parent_id: root.id }, ola);

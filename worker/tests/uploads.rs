@@ -56,25 +56,7 @@ async fn sweeps(engine: TestEngine) {
     ];
     let mut ids = Vec::new();
     for (name, age, completed, file) in cases {
-        let id = uuid_like(name);
-        let key = format!("uploads/{id}");
-        s.store
-            .create_upload(
-                NewUpload {
-                    id: id.clone(),
-                    owner_id: s.author,
-                    filename: format!("{name}.txt"),
-                    content_type: "text/plain".into(),
-                    size: 4,
-                    object_key: key.clone(),
-                    org_id: None,
-                },
-                &Default::default(),
-                now - age,
-            )
-            .await
-            .unwrap()
-            .unwrap();
+        let (id, key) = presigned(&s, name, now - age).await;
         if let Some((at, expires)) = completed {
             s.store.complete_upload(&id, at, expires).await.unwrap();
         }
@@ -143,26 +125,8 @@ async fn abandoned_stays_abandoned(engine: TestEngine) {
     let s = setup(&url).await;
     let dir = tempfile::tempdir().unwrap();
     let objects = Arc::new(LocalObjects::new(dir.path(), b"k"));
-    let presigned = Utc::now() - Duration::hours(25);
-    let id = uuid_like("stale");
-    let key = format!("uploads/{id}");
-    s.store
-        .create_upload(
-            NewUpload {
-                id: id.clone(),
-                owner_id: s.author,
-                filename: "stale.txt".into(),
-                content_type: "text/plain".into(),
-                size: 4,
-                object_key: key.clone(),
-                org_id: None,
-            },
-            &Default::default(),
-            presigned,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let presigned_at = Utc::now() - Duration::hours(25);
+    let (id, key) = presigned(&s, "stale", presigned_at).await;
     // A directory where the file would be: deleting it fails.
     std::fs::create_dir_all(dir.path().join(&key).join("stuck")).unwrap();
     let janitor = UploadJanitor::new(
@@ -176,7 +140,7 @@ async fn abandoned_stays_abandoned(engine: TestEngine) {
         UploadStatus::Expired
     );
     // An API process whose clock runs two hours behind the worker's.
-    let lagging = presigned + Duration::hours(23);
+    let lagging = presigned_at + Duration::hours(23);
     assert!(matches!(
         s.store
             .complete_upload(&id, lagging, lagging + Duration::days(30))
@@ -195,6 +159,30 @@ async fn abandoned_stays_abandoned(engine: TestEngine) {
     );
     assert!(s.store.upload(&id).await.unwrap().is_none());
     assert!(objects.head(&key).await.unwrap().is_none());
+}
+
+/// An upload `name` of the set-up's author, presigned `at`: its id and object key.
+async fn presigned(s: &common::Setup, name: &str, at: chrono::DateTime<Utc>) -> (String, String) {
+    let id = uuid_like(name);
+    let key = format!("uploads/{id}");
+    s.store
+        .create_upload(
+            NewUpload {
+                id: id.clone(),
+                owner_id: s.author,
+                filename: format!("{name}.txt"),
+                content_type: "text/plain".into(),
+                size: 4,
+                object_key: key.clone(),
+                org_id: None,
+            },
+            &Default::default(),
+            at,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    (id, key)
 }
 
 /// A stable, sortable id per case.
