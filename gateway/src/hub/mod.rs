@@ -332,7 +332,8 @@ impl Hub {
                 rooms.send(room_id, out, Instant::now());
             }
             // What was held goes out first; the connections then fill every gap. A connection
-            // with rooms in several shards is told once in all (see `offer_resync`). Every
+            // with rooms in several shards is told once, not once per shard, unless it begins
+            // catching up before the last shard has told it (see `offer_resync`). Every
             // shard hears of the loss; the first also tells the multiplexed connections, which
             // may have missed a seat in a room they do not follow yet, or follow none at all.
             Delivery::Missed => {
