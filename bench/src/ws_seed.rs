@@ -44,7 +44,7 @@ pub struct Config {
 pub fn platform_config(data_dir: Option<&std::path::Path>) -> anyhow::Result<Config> {
     match data_dir {
         Some(dir) => Ok(Config {
-            database_url: format!("sqlite://{}", dir.join("chatboard.db").display()),
+            database_url: chatboard_core::config::sqlite_url(&dir.join("chatboard.db")),
             jwt_secret: stored_secret(dir)?,
         }),
         None => {

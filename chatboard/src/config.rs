@@ -64,7 +64,7 @@ impl SingleNode {
         let data_dir = parse_with::<Self>(command(), &probe, args.clone())?.data_dir;
         let mut env = env.clone();
         if missing(&env, "DATABASE_URL") {
-            let url = format!("sqlite://{}", data_dir.join("chatboard.db").display());
+            let url = chatboard_core::config::sqlite_url(&data_dir.join("chatboard.db"));
             env.set("DATABASE_URL", url);
         }
         if missing(&env, "CHATBOARD_SMTP_URL") && missing(&env, "CHATBOARD_EMAIL_OUTBOX_DIR") {

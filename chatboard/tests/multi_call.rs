@@ -149,3 +149,28 @@ fn a_malformed_env_file_stops_start_up() {
         "a malformed .env is refused: {stderr}"
     );
 }
+
+/// A data directory whose name holds `%`, `?` or `#` keeps its database inside it: the URL made
+/// from it escapes them (the driver decoded `%41` to `A` and took `?...` as options, so the
+/// database went to another file).
+#[test]
+fn a_data_directory_named_with_url_characters_holds_its_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data %41 #1 ?mode=ro");
+    let program = Path::new(env!("CARGO_BIN_EXE_chatboard"));
+    let out = run(
+        dir.path(),
+        program,
+        &["migrate"],
+        &[("CHATBOARD_DATA_DIR", data.to_str().unwrap())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        data.join("chatboard.db").is_file(),
+        "no database in {data:?}"
+    );
+}

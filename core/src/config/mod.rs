@@ -132,6 +132,19 @@ impl Env {
     }
 }
 
+/// The `sqlite://` URL of the database file at `path`. The driver percent-decodes a URL's path
+/// and takes what follows `?` as options, so `%`, `?` and `#` in the path are escaped: written
+/// as they are, a data directory named with them opened another file, or none.
+pub fn sqlite_url(path: &Path) -> String {
+    let escaped = path
+        .display()
+        .to_string()
+        .replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('#', "%23");
+    format!("sqlite://{escaped}")
+}
+
 /// Reads the signing key kept in the data directory, creating it on first start so that tokens
 /// stay valid across restarts.
 pub fn stored_secret(data_dir: &Path) -> Result<JwtSecret, ConfigError> {
