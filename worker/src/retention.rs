@@ -51,11 +51,12 @@ impl RetentionSweeper {
         }
     }
 
-    /// Sweeps every `every` until `stop` resolves.
-    pub async fn run(self, every: Duration, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
+    /// Sweeps every `every` until `stop` turns true. A sweep working through a backlog stops
+    /// between two of its batches, so a shutdown does not wait for the whole backlog (it could
+    /// outlast a pod's grace period, and the batch in flight be rolled back by the kill).
+    pub async fn run(self, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
-            match self.sweep().await {
+            match self.sweep_until(&stop).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(messages = n, "messages past retention deleted"),
                 Err(e) => tracing::warn!(error = %e, "retention sweep failed; retrying later"),
@@ -71,7 +72,7 @@ impl RetentionSweeper {
                 Err(e) => tracing::warn!(error = %e, "session pruning failed; retrying later"),
             }
             tokio::select! {
-                () = &mut stop => return,
+                _ = stop.wait_for(|stopped| *stopped) => return,
                 () = tokio::time::sleep(every) => {}
             }
         }
@@ -81,12 +82,21 @@ impl RetentionSweeper {
     /// workers sweeping at once only find less to do.
     #[tracing::instrument(skip_all, err(level = "warn"))]
     pub async fn sweep(&self) -> Result<u64, StoreError> {
+        self.sweep_until(&tokio::sync::watch::channel(false).1)
+            .await
+    }
+
+    /// [`Self::sweep`], ending after the batch in hand once `stop` turns true.
+    pub async fn sweep_until(
+        &self,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
             let n = self.store.purge_expired_messages(Utc::now(), BATCH).await?;
             total += n;
             self.metrics.messages_purged.inc_by(n);
-            if n < u64::from(BATCH) {
+            if n < u64::from(BATCH) || *stop.borrow() {
                 return Ok(total);
             }
             tokio::time::sleep(BATCH_PAUSE).await;

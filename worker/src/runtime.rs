@@ -154,7 +154,7 @@ fn start_common(parts: Parts, running: &mut Running) -> Result<EventJobs, StartE
         parts.webhooks.outbox_retention,
         parts.metrics.clone(),
     );
-    let stop = running.stopped();
+    let stop = running.stop.subscribe();
     running.spawn(sweeper.run(RETENTION_SWEEP_EVERY, stop));
     let (store, metrics) = (parts.store.clone(), parts.metrics.clone());
     let stop = running.stopped();

@@ -1,0 +1,73 @@
+//! A retention sweep working through a backlog ends after the batch in hand when the worker is
+//! stopped: a shutdown used to wait for the whole backlog, which could outlast a pod's grace
+//! period. Both engines.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{post, setup};
+use testing::{execute_sql, TestDb, TestEngine};
+use worker::retention::RetentionSweeper;
+use worker::service::WorkerMetrics;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_sweep_ends_after_its_batch_on_sqlite() {
+    a_stopped_sweep_ends_after_its_batch(TestEngine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_sweep_ends_after_its_batch_on_postgres() {
+    a_stopped_sweep_ends_after_its_batch(TestEngine::Postgres).await;
+}
+
+/// Messages the backlog holds: more than two batches of 1,000.
+const BACKLOG: usize = 2_500;
+
+async fn a_stopped_sweep_ends_after_its_batch(engine: TestEngine) {
+    let Some((_db, url)) = TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    post(&s.store, s.room, s.author, BACKLOG).await;
+    execute_sql(
+        &url,
+        &format!("UPDATE orgs SET retention_days = 30 WHERE id = {}", s.org),
+    )
+    .await;
+    execute_sql(
+        &url,
+        "UPDATE messages SET created_at = '2020-01-01T00:00:00Z'",
+    )
+    .await;
+    let metrics = Arc::new(WorkerMetrics::new().unwrap());
+    let sweeper = RetentionSweeper::new(
+        s.store.clone(),
+        s.store.clone(),
+        s.store.clone(),
+        Duration::from_secs(7 * 24 * 3600),
+        metrics.clone(),
+    );
+    // Stopped from the start: the sweep takes one batch and ends.
+    let (stop, stopped) = tokio::sync::watch::channel(true);
+    sweeper.run(Duration::from_secs(3600), stopped).await;
+    assert_eq!(metrics.messages_purged.get(), 1_000);
+    drop(stop);
+    // The rest goes at the next sweep.
+    assert_eq!(sweeper_left(&s).await, BACKLOG as u64 - 1_000);
+}
+
+/// What a full sweep still finds to delete.
+async fn sweeper_left(s: &common::Setup) -> u64 {
+    let sweeper = RetentionSweeper::new(
+        s.store.clone(),
+        s.store.clone(),
+        s.store.clone(),
+        Duration::from_secs(7 * 24 * 3600),
+        Arc::new(WorkerMetrics::new().unwrap()),
+    );
+    sweeper.sweep().await.unwrap()
+}
