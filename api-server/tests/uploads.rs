@@ -73,6 +73,16 @@ async fn ready_text_upload(app: &TestApp, user: &TestUser, name: &str, bytes: &[
     id
 }
 
+/// `GET /api/uploads/{id}/download/` as `user`, redirects not followed.
+async fn download_as(app: &TestApp, user: &TestUser, id: &str) -> reqwest::Response {
+    app.client
+        .get(format!("{}/api/uploads/{id}/download/", app.base))
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn a_file_goes_up_completes_and_comes_back(engine: Engine) {
     let Some((app, _dir)) = app(engine).await else {
         return;
@@ -195,13 +205,7 @@ async fn a_file_goes_up_completes_and_comes_back(engine: Engine) {
         .get(&format!("/api/rooms/{room}/messages/"), &ada.access)
         .await;
     assert_eq!(listed.body["results"][0]["file"]["id"], id.as_str());
-    let redirect = app
-        .client
-        .get(format!("{}/api/uploads/{id}/download/", app.base))
-        .bearer_auth(&ada.access)
-        .send()
-        .await
-        .unwrap();
+    let redirect = download_as(&app, &ada, &id).await;
     assert_eq!(redirect.status(), StatusCode::TEMPORARY_REDIRECT);
     let location = redirect.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(
@@ -538,13 +542,7 @@ async fn uploads_are_private_until_posted(engine: Engine) {
             .status,
         StatusCode::NOT_FOUND
     );
-    let r = app
-        .client
-        .get(format!("{}/api/uploads/{id}/download/", app.base))
-        .bearer_auth(&eve.access)
-        .send()
-        .await
-        .unwrap();
+    let r = download_as(&app, &eve, id).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // Deleting the message takes the file off it.
     let msg = posted.body["id"].as_i64().unwrap();
@@ -741,14 +739,8 @@ async fn an_upload_is_expired_once_its_time_is_up(engine: Engine) {
     let seen = app.get(&format!("/api/uploads/{id}/"), &ada.access).await;
     assert_eq!(seen.body["status"], "expired", "{}", seen.text);
     assert!(seen.body["download_url"].is_null(), "{}", seen.text);
-    let download = app
-        .client
-        .get(format!("{}/api/uploads/{id}/download/", app.base))
-        .bearer_auth(&ada.access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(download.status(), StatusCode::GONE);
+    let gone = download_as(&app, &ada, id).await;
+    assert_eq!(gone.status(), StatusCode::GONE);
     let posted = app
         .post(
             &format!("/api/rooms/{room}/messages/"),

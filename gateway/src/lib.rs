@@ -457,14 +457,16 @@ async fn user_socket(
         // A seat taken between the two reads was announced before the hub knew this
         // connection: follow its room too, then read again, so it starts from a point read
         // after following.
+        let mut followed: HashSet<i64> = rooms.iter().copied().collect();
         let joined: Vec<i64> = match &now {
             Ok(now) => now
                 .iter()
                 .map(|r| r.room_id)
-                .filter(|room| !rooms.contains(room))
+                .filter(|room| !followed.contains(room))
                 .collect(),
             Err(_) => Vec::new(),
         };
+        followed.extend(&joined);
         if !joined.is_empty() {
             for room in &joined {
                 subscription.adopt(*room);
@@ -476,13 +478,10 @@ async fn user_socket(
                 // A seat lost between the reads: its room is left, or its presence would go on
                 // reaching this connection.
                 let seated: HashSet<i64> = now.iter().map(|r| r.room_id).collect();
-                for room in rooms.iter().chain(&joined) {
-                    if !seated.contains(room) {
-                        subscription.leave(*room);
-                    }
+                for room in followed.difference(&seated) {
+                    subscription.leave(*room);
                 }
-                let followed = |room: &i64| rooms.contains(room) || joined.contains(room);
-                for r in now.into_iter().filter(|r| followed(&r.room_id)) {
+                for r in now.into_iter().filter(|r| followed.contains(&r.room_id)) {
                     // Each under its own lock, never both: the hub takes its rooms' lock and
                     // then an outlet's, so holding the outlet's here while `starts_at` waits for
                     // the rooms' could deadlock with a message arriving for one of the rooms.

@@ -59,6 +59,11 @@ impl Running {
         }
     }
 
+    /// Turns true when the worker stops: for a task that checks between steps of its work.
+    fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
     fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
         self.tasks.push(tokio::spawn(task));
     }
@@ -154,7 +159,7 @@ fn start_common(parts: Parts, running: &mut Running) -> Result<EventJobs, StartE
         parts.webhooks.outbox_retention,
         parts.metrics.clone(),
     );
-    let stop = running.stop.subscribe();
+    let stop = running.stop_signal();
     running.spawn(sweeper.run(RETENTION_SWEEP_EVERY, stop));
     let (store, metrics) = (parts.store.clone(), parts.metrics.clone());
     let stop = running.stopped();
