@@ -8,6 +8,7 @@
 mod common;
 
 use testing::both_engines;
+use testing::http::Reply;
 
 use common::{Engine, TestApp, TestUser};
 use reqwest::StatusCode;
@@ -71,6 +72,16 @@ async fn ready_text_upload(app: &TestApp, user: &TestUser, name: &str, bytes: &[
         .await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.text);
     id
+}
+
+/// Posts upload `id` into `room` as `user`, as a message of its own.
+async fn post_file(app: &TestApp, user: &TestUser, room: i64, id: &str) -> Reply {
+    app.post(
+        &format!("/api/rooms/{room}/messages/"),
+        Some(&user.access),
+        json!({"file_id": id}),
+    )
+    .await
 }
 
 /// `GET /api/uploads/{id}/download/` as `user`, redirects not followed.
@@ -181,13 +192,7 @@ async fn a_file_goes_up_completes_and_comes_back(engine: Engine) {
     // Attached to a message: the message carries the file with its stable download link.
     let org = app.org(&ada, "Files").await;
     let room = app.room(&ada, org, "docs", "PUBLIC").await;
-    let posted = app
-        .post(
-            &format!("/api/rooms/{room}/messages/"),
-            Some(&ada.access),
-            json!({"file_id": id}),
-        )
-        .await;
+    let posted = post_file(&app, &ada, room, &id).await;
     assert_eq!(posted.status, StatusCode::CREATED, "{}", posted.text);
     assert_eq!(posted.body["body"], "");
     let event = app.state.store.outbox_latest(1).await.unwrap().remove(0);
@@ -512,13 +517,7 @@ async fn uploads_are_private_until_posted(engine: Engine) {
         StatusCode::NOT_FOUND
     );
     // Bob cannot attach Ada's file either.
-    let r = app
-        .post(
-            &format!("/api/rooms/{room}/messages/"),
-            Some(&bob.access),
-            json!({"file_id": id}),
-        )
-        .await;
+    let r = post_file(&app, &bob, room, id).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
     let posted = app
@@ -741,13 +740,7 @@ async fn an_upload_is_expired_once_its_time_is_up(engine: Engine) {
     assert!(seen.body["download_url"].is_null(), "{}", seen.text);
     let gone = download_as(&app, &ada, id).await;
     assert_eq!(gone.status(), StatusCode::GONE);
-    let posted = app
-        .post(
-            &format!("/api/rooms/{room}/messages/"),
-            Some(&ada.access),
-            json!({"file_id": id}),
-        )
-        .await;
+    let posted = post_file(&app, &ada, room, id).await;
     assert_eq!(posted.status, StatusCode::BAD_REQUEST, "{}", posted.text);
 }
 
