@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::Message;
-use chatboard_core::model::{OrgMember, Room};
-use chatboard_store::{MessageSearch, SearchTerm, SearchTerms};
+use chatboard_core::model::{AccessLevel, OrgMember, Room};
+use chatboard_store::{MessageSearch, RoomLookup, SearchTerm, SearchTerms};
 use chrono::{DateTime, Utc};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tracing::instrument;
@@ -306,18 +306,28 @@ impl Chat {
             .collect())
     }
 
-    /// Rooms of the organization `user_id` may open whose name starts with `prefix`.
+    /// Rooms of the organization whose name starts with `prefix`: those `user_id` may open,
+    /// or with `joinable` those they may join and do not sit in (MANAGER_ONLY ones too for
+    /// MANAGERs and ADMINs, as joining admits them).
     pub async fn find_rooms(
         &self,
         user_id: i64,
         org_id: i64,
         prefix: &str,
+        joinable: bool,
         limit: u32,
     ) -> ChatResult<Vec<Room>> {
-        self.org_role(org_id, user_id).await?;
+        let role = self.org_role(org_id, user_id).await?;
+        let lookup = if joinable {
+            RoomLookup::Joinable {
+                manager_only: AccessLevel::ManagerOnly.admits(role),
+            }
+        } else {
+            RoomLookup::Openable
+        };
         Ok(self
             .store()
-            .find_rooms(org_id, user_id, prefix.trim(), limit)
+            .find_rooms(org_id, user_id, prefix.trim(), lookup, limit)
             .await?)
     }
 

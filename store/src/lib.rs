@@ -42,7 +42,7 @@ pub use outbox::OutboxStore;
 pub use reactions::{ReactionOutcome, ReactionStore};
 pub use rooms::{JoinVia, NewRoom, RoomAccess, RoomPatch, RoomPosition, RoomStore, Seat};
 pub use search::{
-    MessageSearch, SearchHit, SearchStore, SearchTerm, SearchTerms, SEARCH_CANDIDATES,
+    MessageSearch, RoomLookup, SearchHit, SearchStore, SearchTerm, SearchTerms, SEARCH_CANDIDATES,
     SEARCH_PER_ROOM,
 };
 pub use sessions::{RefreshOutcome, SessionStore};

@@ -27,6 +27,19 @@ pub struct SearchTerms {
     pub exclude: Vec<SearchTerm>,
 }
 
+/// Which rooms a lookup by name returns, for the user it is made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomLookup {
+    /// Rooms the user may open: seated in them, or PUBLIC (the quick switcher).
+    Openable,
+    /// Rooms the user does not sit in and may join: PUBLIC ones, and MANAGER_ONLY ones too
+    /// when `manager_only` (the user is a MANAGER or ADMIN). Never direct messages.
+    Joinable {
+        /// Whether MANAGER_ONLY rooms are included.
+        manager_only: bool,
+    },
+}
+
 /// A search of an organization's messages, as one reader may run it.
 #[derive(Debug, Clone)]
 pub struct MessageSearch {
@@ -82,13 +95,14 @@ pub trait SearchStore: Send + Sync {
     /// `message_words`, SQLite's FTS5 table). Messages already indexed, deleted or gone are
     /// skipped, so calling it again is harmless.
     async fn index_new_messages(&self, messages: &[(i64, i64)]) -> StoreResult<()>;
-    /// Up to `limit` rooms of the organization `user_id` may open (seated in, or PUBLIC) whose
-    /// name starts with `prefix` (any case), by name.
+    /// Up to `limit` rooms of the organization, of the kind `lookup` names, whose name starts
+    /// with `prefix` (any case), by name.
     async fn find_rooms(
         &self,
         org_id: i64,
         user_id: i64,
         prefix: &str,
+        lookup: RoomLookup,
         limit: u32,
     ) -> StoreResult<Vec<Room>>;
     /// Up to `limit` members of the organization whose address, first or last name starts

@@ -7,6 +7,7 @@ import { Live } from './socket.js';
 import { authPage, invitePage, newOrgPage } from './pages.js';
 import { RoomView } from './room.js';
 import { AdminView } from './admin.js';
+import { browseRooms as browse } from './browse.js';
 import { MentionsView } from './mentions.js';
 import { SearchView } from './search.js';
 import { FollowedThreadsView } from './thread.js';
@@ -376,15 +377,8 @@ async function createRoom() {
 
 async function browseRooms() {
   try {
-    const rooms = await api('GET', `/api/orgs/${state.org.id}/search/rooms/?q=&limit=50`);
-    const joinable = rooms.filter((r) => !state.rooms.has(r.id) && !r.is_dm);
-    if (joinable.length === 0) return toast('You are in every room you can join.');
-    const values = await askForm('Join a room', [
-      { name: 'room', label: 'Room', options: joinable.map((r) => [String(r.id), `# ${r.name} (${r.members_count})`]) },
-    ], 'Join');
-    if (!values) return;
-    await api('POST', `/api/rooms/${values.room}/join/`);
-    const room = await api('GET', `/api/rooms/${values.room}/`);
+    const room = await browse(state.org.id);
+    if (!room) return;
     state.rooms.set(room.id, room);
     go(`#/org/${state.org.id}/room/${room.id}`);
   } catch (error) {

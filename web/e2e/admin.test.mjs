@@ -1,6 +1,7 @@
 // Organizations as their admins and members see them change: stepping down, leaving, pages
 // they may no longer open, a double submit, a first load the API could not answer, rooms that
-// go, pages of mentions, secrets left on screen, and a busy thread's read requests.
+// go, pages of mentions, secrets left on screen, a busy thread's read requests, and browsing
+// for rooms to join.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -285,6 +286,42 @@ test('webhooks on the settings page: several events, switched off and on, the lo
   await page.getByRole('button', { name: 'Invite', exact: true }).click();
   await page.getByRole('button', { name: 'Done' }).click(); // the link's dialog
   await page.getByRole('cell', { name: 'rex@example.com', exact: true }).waitFor();
+  assert.deepEqual(await shownErrors(page), []);
+  await context.close();
+});
+
+test('Browse rooms narrows a long list by name and offers managers their rooms', async () => {
+  const sam = await person('sam@example.com', 'Sam');
+  const tia = await person('tia@example.com', 'Tia');
+  const org = await server.api('POST', '/api/orgs/', { name: 'Many rooms' }, sam);
+  await join(org, sam, 'tia@example.com', tia);
+  // 55 rooms Tia left, and one for managers created while she was a member.
+  for (let i = 1; i <= 55; i += 1) {
+    const room = await server.api('POST', '/api/rooms/', { org: org.id, name: `room-${String(i).padStart(2, '0')}` }, sam);
+    await server.api('POST', `/api/rooms/${room.id}/leave/`, undefined, tia);
+  }
+  await server.api('POST', '/api/rooms/', { org: org.id, name: 'zz-managers', access_level: 'MANAGER_ONLY' }, sam);
+  const members = await server.api('GET', `/api/orgs/${org.id}/members/`, null, sam);
+  const tiaId = members.find((m) => m.email === 'tia@example.com').user_id;
+  await server.api('POST', `/api/orgs/${org.id}/members/${tiaId}/role/`, { role: 'MANAGER' }, sam);
+
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'tia@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${org.id}`);
+  await page.getByRole('button', { name: 'Browse rooms' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Join a room' });
+  await dialog.getByText('The first 50 by name').waitFor();
+  assert.equal(await dialog.getByRole('listitem').count(), 50);
+  // Beyond the first 50: found by the start of its name.
+  await dialog.getByRole('searchbox', { name: 'Name starts with' }).fill('zz');
+  await dialog.getByRole('button', { name: 'Join # zz-managers' }).waitFor();
+  assert.equal(await dialog.getByRole('listitem').count(), 1);
+  await dialog.getByRole('searchbox', { name: 'Name starts with' }).fill('nothing');
+  await dialog.getByText('No room you can join starts with that.').waitFor();
+  await dialog.getByRole('searchbox', { name: 'Name starts with' }).fill('ZZ');
+  await dialog.getByRole('button', { name: 'Join # zz-managers' }).click();
+  await page.getByRole('heading', { name: '# zz-managers' }).waitFor();
+  assert.equal(await page.getByRole('dialog').count(), 0);
   assert.deepEqual(await shownErrors(page), []);
   await context.close();
 });

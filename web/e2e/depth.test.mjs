@@ -160,8 +160,8 @@ test('threads, reactions, mentions and search', async () => {
   await bob.goto(`${server.url}/#/org/${setup.org.id}`);
   await bob.reload();
   await bob.getByRole('button', { name: 'Browse rooms' }).click();
-  await bob.locator('dialog select[name=room]').selectOption({ label: '# general (1)' });
-  await bob.getByRole('button', { name: 'Join' }).click();
+  await bob.getByRole('dialog', { name: 'Join a room' }).getByText('# general (1)').waitFor();
+  await bob.getByRole('button', { name: 'Join # general' }).click();
   await bob.getByRole('heading', { name: '# general' }).waitFor();
   await bob.getByText('The release notes for 2.0 are ready').first().waitFor();
 

@@ -166,27 +166,67 @@ impl PrefixQuery {
     /// The prefix and the limit, checked.
     fn read(&self) -> ApiResult<(String, u32)> {
         let mut v = Validator::default();
-        let limit = v.int_in("limit", self.limit.as_deref(), 1, 50, 10) as u32;
-        let q = v.text("q", self.q.as_deref().unwrap_or_default(), 0, MAX_QUERY);
+        let (q, limit) = read_prefix(&mut v, self.q.as_deref(), self.limit.as_deref());
         v.finish()?;
         Ok((q, limit))
     }
 }
 
+/// Parameters of the rooms lookup: the quick switcher's, or "Browse rooms" with `joinable`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RoomsQuery {
+    /// The start of a name (any case); empty for the first ones.
+    q: Option<String>,
+    /// 1 to 50, default 10.
+    limit: Option<String>,
+    /// `true`: only rooms the caller does not sit in and may join (PUBLIC ones, and
+    /// MANAGER_ONLY ones for MANAGERs and ADMINs). Default `false`: rooms the caller may open.
+    joinable: Option<String>,
+}
+
+impl RoomsQuery {
+    /// The prefix, whether only joinable rooms are wanted, and the limit, checked.
+    fn read(&self) -> ApiResult<(String, bool, u32)> {
+        let mut v = Validator::default();
+        let (q, limit) = read_prefix(&mut v, self.q.as_deref(), self.limit.as_deref());
+        let joinable = match self.joinable.as_deref().map(str::trim) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                v.add("joinable", "Must be true or false.");
+                false
+            }
+        };
+        v.finish()?;
+        Ok((q, joinable, limit))
+    }
+}
+
+/// A lookup's prefix and limit (1 to 50, default 10).
+fn read_prefix(v: &mut Validator, q: Option<&str>, limit: Option<&str>) -> (String, u32) {
+    let limit = v.int_in("limit", limit, 1, 50, 10) as u32;
+    let q = v.text("q", q.unwrap_or_default(), 0, MAX_QUERY);
+    (q, limit)
+}
+
 /// Rooms of the organization the caller may open (sitting in them, or PUBLIC) whose name starts
-/// with `q`, by name.
+/// with `q`, by name; with `joinable=true`, those the caller does not sit in and may join.
 #[utoipa::path(get, path = "/api/orgs/{id}/search/rooms/", tag = "search",
-    params(("id" = i64, Path), PrefixQuery), security(("bearer" = [])),
+    params(("id" = i64, Path), RoomsQuery), security(("bearer" = [])),
     responses((status = 200, body = [Room]), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn rooms(
     user: AuthUser,
     State(state): State<AppState>,
     ApiPath(org_id): ApiPath<i64>,
-    ApiQuery(query): ApiQuery<PrefixQuery>,
+    ApiQuery(query): ApiQuery<RoomsQuery>,
 ) -> ApiResult<Json<Vec<Room>>> {
-    let (q, limit) = query.read()?;
+    let (q, joinable, limit) = query.read()?;
     Ok(Json(
-        state.chat.find_rooms(user.id, org_id, &q, limit).await?,
+        state
+            .chat
+            .find_rooms(user.id, org_id, &q, joinable, limit)
+            .await?,
     ))
 }
 

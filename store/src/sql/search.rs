@@ -9,7 +9,8 @@ use crate::sql::rows::{
     like_prefix, message_columns_of, MessageRow, OrgMemberRow, RoomRow, ROOM_COLUMNS,
 };
 use crate::{
-    MessageSearch, SearchHit, SearchStore, StoreResult, SEARCH_CANDIDATES, SEARCH_PER_ROOM,
+    MessageSearch, RoomLookup, SearchHit, SearchStore, StoreResult, SEARCH_CANDIDATES,
+    SEARCH_PER_ROOM,
 };
 use chatboard_core::model::{Message, OrgMember, Room};
 
@@ -176,13 +177,27 @@ impl SearchStore for SqlStore {
         org_id: i64,
         user_id: i64,
         prefix: &str,
+        lookup: RoomLookup,
         limit: u32,
     ) -> StoreResult<Vec<Room>> {
+        let seated =
+            "EXISTS (SELECT 1 FROM room_members x WHERE x.room_id = r.id AND x.user_id = $2)";
+        let which = match lookup {
+            RoomLookup::Openable => {
+                format!("((r.access_level = 'PUBLIC' AND NOT r.is_dm) OR {seated})")
+            }
+            RoomLookup::Joinable { manager_only } => {
+                let levels = if manager_only {
+                    "('PUBLIC', 'MANAGER_ONLY')"
+                } else {
+                    "('PUBLIC')"
+                };
+                format!("r.access_level IN {levels} AND NOT r.is_dm AND NOT {seated}")
+            }
+        };
         let sql = format!(
             "SELECT {ROOM_COLUMNS} FROM rooms r \
-             WHERE r.org_id = $1 AND lower(r.name) LIKE $3 ESCAPE '\\' \
-               AND ((r.access_level = 'PUBLIC' AND NOT r.is_dm) \
-                 OR EXISTS (SELECT 1 FROM room_members x WHERE x.room_id = r.id AND x.user_id = $2)) \
+             WHERE r.org_id = $1 AND lower(r.name) LIKE $3 ESCAPE '\\' AND {which} \
              ORDER BY lower(r.name), r.id LIMIT $4"
         );
         let rows: Vec<RoomRow> = sqlx::query_as(&sql)
