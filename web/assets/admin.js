@@ -1,5 +1,5 @@
 // The organization page for ADMINs: members and roles, invitations, webhooks with their
-// delivery log and a test button.
+// delivery log and a test button. MANAGERs, who may invite too, get its open invitations alone.
 
 import { api } from './api.js';
 import { askForm, displayName, h, replace, shortTime, toast } from './dom.js';
@@ -17,21 +17,23 @@ const LOG_PAGE = 20;
 export class AdminView {
   constructor(org) {
     this.org = org;
+    this.admin = org.role === 'ADMIN';
     this.membersBox = h('div');
     this.invitesBox = h('div');
     this.hooksBox = h('div');
-    this.element = h('section', { class: 'admin', 'aria-label': 'Organization settings' },
-      paneHeader(`${org.name} settings`),
+    this.element = h('section', { class: 'admin', 'aria-label': this.admin ? 'Organization settings' : 'Invitations' },
+      paneHeader(this.admin ? `${org.name} settings` : `${org.name} invitations`),
       h('div', { class: 'admin-body' },
-        h('h2', {}, 'Members'), this.membersBox,
+        this.admin ? [h('h2', {}, 'Members'), this.membersBox] : null,
         h('h2', {}, 'Open invitations'), this.invitesBox,
         h('button', { onclick: () => this.invite() }, 'Invite someone'),
-        h('h2', {}, 'Webhooks'), this.hooksBox,
-        h('button', { onclick: () => this.addHook() }, 'Add a webhook')));
+        this.admin ? [h('h2', {}, 'Webhooks'), this.hooksBox,
+          h('button', { onclick: () => this.addHook() }, 'Add a webhook')] : null));
   }
 
   async mounted() {
-    await Promise.all([this.drawMembers(), this.drawInvites(), this.drawHooks()]).catch(failed);
+    const parts = this.admin ? [this.drawMembers(), this.drawInvites(), this.drawHooks()] : [this.drawInvites()];
+    await Promise.all(parts).catch(failed);
   }
 
   destroy() {}
@@ -83,7 +85,10 @@ export class AdminView {
       h('thead', {}, h('tr', {}, h('th', {}, 'Email'), h('th', {}, 'Role'), h('th', {}, 'Expires'), h('th', {}, h('span', { class: 'visually-hidden' }, 'Actions')))),
       h('tbody', {}, open.map((invite) => h('tr', {},
         h('td', {}, invite.email), h('td', {}, invite.role), h('td', {}, shortTime(invite.expires_at)),
-        h('td', {}, h('button', { class: 'link danger', 'aria-label': `Revoke the invitation for ${invite.email}`, onclick: () => this.revoke(invite) }, 'Revoke')))))));
+        // A MANAGER may not revoke an invitation to be ADMIN (the API answers 403).
+        h('td', {}, this.admin || invite.role !== 'ADMIN'
+          ? h('button', { class: 'link danger', 'aria-label': `Revoke the invitation for ${invite.email}`, onclick: () => this.revoke(invite) }, 'Revoke')
+          : null))))));
   }
 
   async revoke(invite) {
@@ -99,7 +104,7 @@ export class AdminView {
   async invite() {
     const values = await askForm('Invite someone', [
       { name: 'email', label: 'Email address', type: 'email' },
-      { name: 'role', label: 'Role', options: ROLES.map((r) => [r, r]) },
+      { name: 'role', label: 'Role', options: (this.admin ? ROLES : ROLES.slice(0, 2)).map((r) => [r, r]) },
     ], 'Invite');
     if (!values) return;
     try {

@@ -182,10 +182,10 @@ async function showOrg(orgId, section, detail, threadId) {
   shell.element.classList.toggle('detail-open', Boolean(section));
   if (section === 'room' && state.rooms.has(roomId)) {
     state.view = new RoomView(state.rooms.get(roomId));
-  } else if (section === 'admin' && state.org.role === 'ADMIN') {
+  } else if (section === 'admin' && (state.org.role === 'ADMIN' || state.org.role === 'MANAGER')) {
     state.view = new AdminView(state.org);
   } else if (section === 'admin') {
-    toast('Only the organization\'s admins can open its settings.', 'error');
+    toast('Only the organization\'s admins and managers can open this page.', 'error');
     return go(`#/org/${orgId}`);
   } else if (section === 'mentions') {
     state.view = new MentionsView();
@@ -299,7 +299,8 @@ function drawSidebar() {
     h('div', { class: 'side-actions' }, h('button', { class: 'link', onclick: openDm }, '+ Message someone')),
     h('div', { class: 'side-footer' },
       isManager ? h('button', { class: 'link', onclick: invite }, 'Invite people') : null,
-      state.org.role === 'ADMIN' ? h('a', { href: `#/org/${state.org.id}/admin` }, 'Organization settings') : null,
+      // MANAGERs see the same page with the open invitations alone.
+      isManager ? h('a', { href: `#/org/${state.org.id}/admin` }, state.org.role === 'ADMIN' ? 'Organization settings' : 'Invitations') : null,
       h('div', { class: 'me' }, h('span', {}, displayName(state.me)),
         h('button', { class: 'link', onclick: askNewPassword }, 'Password'),
         h('button', { class: 'link', onclick: () => signOut().finally(() => endSession()) }, 'Sign out'))));

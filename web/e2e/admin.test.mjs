@@ -54,7 +54,7 @@ test('an admin who steps down or leaves sees the organization as they now may', 
   assert.equal(await page.getByRole('button', { name: 'Invite people' }).count(), 0);
   await page.goto(`${server.url}/#/org/${org.id}/admin`);
   await waitFor(async () => (await shownErrors(page)).some((e) => e.includes('admins')), 10_000, 'the refusal');
-  assert.deepEqual(await shownErrors(page), ['Only the organization\'s admins can open its settings.']);
+  assert.deepEqual(await shownErrors(page), ['Only the organization\'s admins and managers can open this page.']);
   assert.equal(await page.locator('section.admin').count(), 0);
   await context.close();
 
@@ -322,6 +322,41 @@ test('Browse rooms narrows a long list by name and offers managers their rooms',
   await dialog.getByRole('button', { name: 'Join # zz-managers' }).click();
   await page.getByRole('heading', { name: '# zz-managers' }).waitFor();
   assert.equal(await page.getByRole('dialog').count(), 0);
+  assert.deepEqual(await shownErrors(page), []);
+  await context.close();
+});
+
+test('a manager sees and revokes the open invitations they may', async () => {
+  const vic = await person('vic@example.com', 'Vic');
+  const uma = await person('uma@example.com', 'Uma');
+  const org = await server.api('POST', '/api/orgs/', { name: 'Invites' }, vic);
+  await join(org, vic, 'uma@example.com', uma, 'MANAGER');
+  await server.api('POST', `/api/orgs/${org.id}/invite/`, { email: 'wes@example.com', role: 'ADMIN' }, vic);
+  await server.api('POST', `/api/orgs/${org.id}/invite/`, { email: 'xan@example.com', role: 'MEMBER' }, vic);
+
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'uma@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${org.id}`);
+  await page.getByRole('link', { name: 'Invitations' }).click();
+  const section = page.getByRole('region', { name: 'Invitations' });
+  await section.getByRole('cell', { name: 'wes@example.com', exact: true }).waitFor();
+  // Members and webhooks are the admins' part of the page.
+  assert.equal(await section.getByRole('heading', { name: 'Members' }).count(), 0);
+  assert.equal(await section.getByRole('heading', { name: 'Webhooks' }).count(), 0);
+  assert.equal(await section.getByRole('button', { name: 'Revoke the invitation for wes@example.com' }).count(), 0);
+  await section.getByRole('button', { name: 'Revoke the invitation for xan@example.com' }).click();
+  await waitFor(async () => (await section.getByRole('cell', { name: 'xan@example.com', exact: true }).count()) === 0, 10_000, 'the revoked invitation to go');
+  const open = await server.api('GET', `/api/orgs/${org.id}/invitations/`, null, vic);
+  assert.deepEqual(open.map((invite) => invite.email), ['wes@example.com']);
+  // A manager invites members and managers, not admins.
+  await section.getByRole('button', { name: 'Invite someone' }).click();
+  const roles = await page.getByRole('dialog', { name: 'Invite someone' }).getByRole('combobox', { name: 'Role' })
+    .locator('option').allTextContents();
+  assert.deepEqual(roles, ['MEMBER', 'MANAGER']);
+  await page.getByRole('dialog', { name: 'Invite someone' }).getByRole('textbox', { name: 'Email address' }).fill('yan@example.com');
+  await page.getByRole('button', { name: 'Invite', exact: true }).click();
+  await page.getByRole('button', { name: 'Done' }).click();
+  await section.getByRole('cell', { name: 'yan@example.com', exact: true }).waitFor();
   assert.deepEqual(await shownErrors(page), []);
   await context.close();
 });
