@@ -23,6 +23,7 @@ both_engines!(
     logout_revokes_the_session,
     a_token_of_a_removed_account_is_refused,
     a_password_change_ends_every_other_login,
+    a_sign_in_checked_against_the_old_password_does_not_outlive_a_change,
 );
 
 async fn register_creates_normalised_accounts(engine: Engine) {
@@ -672,4 +673,75 @@ async fn a_password_change_ends_every_other_login(engine: Engine) {
         )
         .await;
     assert_eq!(new.status, StatusCode::OK, "{}", new.text);
+}
+
+/// A sign-in that checked the old password while the password was being changed gets no
+/// login: the change ended every login it found, and one recorded after it would have lived on
+/// (refreshed for good) with the old password. Here the sign-in reads the old hash, waits for
+/// the hashing slot the test holds, and the password changes meanwhile.
+async fn a_sign_in_checked_against_the_old_password_does_not_outlive_a_change(engine: Engine) {
+    let Some(app) = TestApp::spawn_with(engine, |c| {
+        c.passwords.password_hash_concurrency = 1;
+        c.passwords.password_hash_wait = std::time::Duration::from_secs(30);
+    })
+    .await
+    else {
+        return;
+    };
+    let u = app.user("ines@example.com").await;
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (taken_tx, taken) = tokio::sync::oneshot::channel();
+    let holder = tokio::spawn({
+        let passwords = app.state.passwords.clone();
+        async move {
+            passwords
+                .run(move || {
+                    let _ = taken_tx.send(());
+                    let _ = held.recv();
+                })
+                .await
+        }
+    });
+    taken.await.unwrap();
+    let sign_in = tokio::spawn({
+        let base = app.base.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/auth/token/"))
+                .json(&json!({"email": "ines@example.com", "password": "password123"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    // The sign-in has read the old hash once it waits for the slot.
+    let waiting_since = std::time::Instant::now();
+    while app.state.passwords.waiting() == 0 {
+        assert!(
+            waiting_since.elapsed() < std::time::Duration::from_secs(20),
+            "the sign-in never waited for the slot"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let new_hash = chatboard_core::auth::hash_password("another password").unwrap();
+    app.state
+        .store
+        .change_password(u.id, &new_hash, chrono::Utc::now())
+        .await
+        .unwrap();
+    release.send(()).unwrap();
+    holder.await.unwrap().unwrap();
+    let r = TestApp::read(sign_in.await.unwrap()).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    assert_eq!(r.code(), "invalid_credentials");
+    assert!(r.text.contains("changed meanwhile"), "{}", r.text);
+    // The new password signs in.
+    let r = app
+        .post(
+            "/auth/token/",
+            None,
+            json!({"email": "ines@example.com", "password": "another password"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }

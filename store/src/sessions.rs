@@ -22,15 +22,19 @@ pub enum RefreshOutcome {
 /// Refresh-token families (one per login) with rotation and reuse detection.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// Records a new login family and its first refresh token.
+    /// Records a new login family and its first refresh token, if the account's password hash
+    /// is still `credential` (the one the login was checked against); false, recording
+    /// nothing, when the password changed meanwhile. A password change revokes the families
+    /// it finds, so a login checked against the old password must not start one after it.
     async fn start_session(
         &self,
         user_id: i64,
+        credential: &str,
         family_id: &str,
         jti: &str,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     /// Uses refresh token `jti` of `family_id` and records `next_jti` as its successor.
     async fn rotate_refresh(
         &self,

@@ -48,20 +48,20 @@ async fn expired_sessions_are_pruned(engine: TestEngine) {
 
     // A sign-in of ten days ago, refreshed once, whose tokens expired three days ago.
     let old_start = now - day * 10;
-    store
-        .start_session(s.author, "old", "old-1", now - day * 3, old_start)
+    assert!(store
+        .start_session(s.author, "!", "old", "old-1", now - day * 3, old_start)
         .await
-        .unwrap();
+        .unwrap());
     let rotated = store
         .rotate_refresh("old", "old-1", "old-2", now - day * 3, old_start)
         .await
         .unwrap();
     assert_eq!(rotated, RefreshOutcome::Rotated { user_id: s.author });
     // A live one, refreshed once: its used token stays for reuse detection.
-    store
-        .start_session(s.author, "live", "live-1", now + day * 7, now)
+    assert!(store
+        .start_session(s.author, "!", "live", "live-1", now + day * 7, now)
         .await
-        .unwrap();
+        .unwrap());
     store
         .rotate_refresh("live", "live-1", "live-2", now + day * 7, now)
         .await

@@ -162,16 +162,15 @@ pub async fn token(
     };
     let valid = state
         .passwords
-        .verify(body.password, hash)
+        .verify(body.password, hash.clone())
         .await
         .map_err(hashing_refused)?;
-    let user_id = match user_id {
-        Some(id) if valid => id,
+    let (user_id, hash) = match (user_id, hash) {
+        (Some(id), Some(hash)) if valid => (id, hash),
         // One answer for an unknown email and a wrong password, so accounts cannot be probed.
         _ => return Err(ApiError::new(ErrorCode::InvalidCredentials)),
     };
-    let family = new_token_id();
-    Ok(Json(issue_pair(&state, user_id, &family, true).await?))
+    Ok(Json(start_login(&state, user_id, &hash).await?))
 }
 
 /// Adds a problem with a new password's length, if it has one, under `field`.
@@ -234,39 +233,49 @@ pub async fn change_password(
         user_id = user.id,
         "password changed; every other login ended"
     );
-    let family = new_token_id();
-    Ok(Json(issue_pair(&state, user.id, &family, true).await?))
+    Ok(Json(start_login(&state, user.id, &new_hash).await?))
 }
 
-/// Mints an access token and a refresh token of `family`; a new family is recorded when `new_family`.
-async fn issue_pair(
-    state: &AppState,
-    user_id: i64,
-    family: &str,
-    new_family: bool,
-) -> ApiResult<TokenPair> {
+/// Starts a login (a new refresh family) for an account whose password hash was `credential`
+/// when the password was checked: refused as `invalid_credentials` if the password changed
+/// since, as that change ended every login it found and this one must not outlive it.
+async fn start_login(state: &AppState, user_id: i64, credential: &str) -> ApiResult<TokenPair> {
     let now = Utc::now();
-    let signing = |e| {
-        tracing::error!(error = %e, "token signing failed");
-        ApiError::internal()
-    };
+    let family = new_token_id();
     let refresh = state
         .tokens
-        .issue_refresh(user_id, family, now)
-        .map_err(signing)?;
-    if new_family {
-        state
-            .store
-            .start_session(user_id, family, &refresh.jti, refresh.expires_at, now)
-            .await?;
+        .issue_refresh(user_id, &family, now)
+        .map_err(signing_failed)?;
+    let started = state
+        .store
+        .start_session(
+            user_id,
+            credential,
+            &family,
+            &refresh.jti,
+            refresh.expires_at,
+            now,
+        )
+        .await?;
+    if !started {
+        return Err(ApiError::new(ErrorCode::InvalidCredentials)
+            .with_detail("The password was changed meanwhile: sign in with the current one."));
     }
-    let access = state.tokens.issue_access(user_id, now).map_err(signing)?;
+    let access = state
+        .tokens
+        .issue_access(user_id, now)
+        .map_err(signing_failed)?;
     Ok(TokenPair {
         access,
         refresh: refresh.token,
         token_type: "Bearer",
         expires_in: state.tokens.access_ttl().as_secs(),
     })
+}
+
+fn signing_failed(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "token signing failed");
+    ApiError::internal()
 }
 
 fn invalid_refresh() -> ApiError {
@@ -290,20 +299,17 @@ pub async fn refresh(
     let next = state
         .tokens
         .issue_refresh(claims.user_id, &claims.fam, now)
-        .map_err(|e| {
-            tracing::error!(error = %e, "token signing failed");
-            ApiError::internal()
-        })?;
+        .map_err(signing_failed)?;
     match state
         .store
         .rotate_refresh(&claims.fam, &claims.jti, &next.jti, next.expires_at, now)
         .await?
     {
         RefreshOutcome::Rotated { user_id } => {
-            let access = state.tokens.issue_access(user_id, now).map_err(|e| {
-                tracing::error!(error = %e, "token signing failed");
-                ApiError::internal()
-            })?;
+            let access = state
+                .tokens
+                .issue_access(user_id, now)
+                .map_err(signing_failed)?;
             Ok(Json(TokenPair {
                 access,
                 refresh: next.token,

@@ -4,6 +4,7 @@
 //! others wait their turn, and one that cannot start within `wait` is refused as busy, which the
 //! API answers 503 with `Retry-After`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ pub enum HashingError {
 pub struct PasswordHashing {
     slots: Arc<Semaphore>,
     wait: Duration,
+    /// Callers waiting for a slot now.
+    waiting: Arc<AtomicUsize>,
 }
 
 impl PasswordHashing {
@@ -43,6 +46,7 @@ impl PasswordHashing {
         Self {
             slots: Arc::new(Semaphore::new(concurrency)),
             wait,
+            waiting: Arc::default(),
         }
     }
 
@@ -63,13 +67,20 @@ impl PasswordHashing {
             .await
     }
 
+    /// How many callers are waiting for a slot at this moment.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
     /// Runs `work` on a blocking thread once a slot is free, holding the slot until it ends.
     pub async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashingError> {
-        let slot = tokio::time::timeout(self.wait, self.slots.clone().acquire_owned())
-            .await
+        let waiting = Waiting::begin(&self.waiting);
+        let slot = tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await;
+        drop(waiting);
+        let slot = slot
             .map_err(|_| HashingError::Busy)?
             .map_err(|_| HashingError::Busy)?;
         tokio::task::spawn_blocking(move || {
@@ -78,6 +89,22 @@ impl PasswordHashing {
         })
         .await
         .map_err(|e| HashingError::Aborted(e.to_string()))
+    }
+}
+
+/// One caller counted as waiting until dropped (also when its request is dropped meanwhile).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn begin(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

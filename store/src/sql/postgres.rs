@@ -31,6 +31,9 @@ const EMAIL_CLAIM_LOCK: &str = "FOR UPDATE SKIP LOCKED";
 /// Serialises membership changes of one organization (last-admin checks) across concurrent
 /// transactions: the org's row is locked.
 const ORG_LOCK: &str = " FOR UPDATE";
+/// Taken on an account's row while a login is recorded against its password hash: a
+/// password change (which updates the row) waits for the login, then revokes it.
+const CREDENTIALS_LOCK: &str = " FOR SHARE";
 /// Taken on rooms about to be deleted, before their messages: a post (which takes its room's
 /// row first) either commits before or finds the room gone, and edits, replies and reactions
 /// (room, then message) never wait on the deletion in a circle.

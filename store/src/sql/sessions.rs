@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::SqlStore;
+use super::{SqlStore, CREDENTIALS_LOCK};
 use crate::{RefreshOutcome, SessionStore, StoreResult};
 
 #[async_trait]
@@ -12,12 +12,23 @@ impl SessionStore for SqlStore {
     async fn start_session(
         &self,
         user_id: i64,
+        credential: &str,
         family_id: &str,
         jti: &str,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let mut tx = self.write.begin().await?;
+        // Locked until the commit: a password change waits for this login to be recorded (and
+        // then revokes it), or commits first and this login finds the hash changed.
+        let sql = format!("SELECT password_hash FROM users WHERE id = $1{CREDENTIALS_LOCK}");
+        let current: Option<String> = sqlx::query_scalar(&sql)
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if current.as_deref() != Some(credential) {
+            return Ok(false);
+        }
         sqlx::query("INSERT INTO refresh_families (id, user_id, created_at) VALUES ($1, $2, $3)")
             .bind(family_id)
             .bind(user_id)
@@ -31,7 +42,7 @@ impl SessionStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

@@ -33,6 +33,8 @@ const EMAIL_CLAIM_LOCK: &str = "";
 /// Write transactions already run one at a time on the single writer connection.
 const ORG_LOCK: &str = "";
 /// SQLite has one writer at a time: nothing to lock.
+const CREDENTIALS_LOCK: &str = "";
+/// SQLite has one writer at a time: nothing to lock.
 const ROOM_DELETE_LOCK: &str = "";
 /// SQLite has one writer at a time: nothing to lock.
 const WEBHOOK_LOCK: &str = "";
