@@ -6,6 +6,7 @@ with a list of every problem found (not just the first).
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,26 @@ def validate(scenario, kube_version, docs):
         except kubernetes_validate.SchemaNotFoundError:
             # Every non-foreign kind we render is built in, so a missing schema is a typo.
             problems.append(f"{name}: no Kubernetes schema for {kind[0]} {kind[1]}")
+
+
+# A number as Go's float formatting writes it (1e+06): what `quote` or `toString` make of a
+# values file's large numbers, which Helm reads as floats. No setting of ours is written so.
+EXPONENT = re.compile(r"^-?[0-9.]+e[+-]?[0-9]+$")
+
+
+def check_numbers(scenario, docs):
+    """Settings handed to the services as text are whole numbers, never in exponent form."""
+    for doc in docs:
+        texts = []
+        if doc.get("kind") == "ConfigMap":
+            texts += [(k, v) for k, v in (doc.get("data") or {}).items()]
+        pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for container in pod.get("containers", []) + pod.get("initContainers", []):
+            texts += [(e["name"], e.get("value")) for e in container.get("env", [])]
+        for name, value in texts:
+            if isinstance(value, str) and EXPONENT.match(value):
+                kind = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+                problems.append(f"{scenario}: {kind} sets {name} to {value!r}, a number in exponent form")
 
 
 def check_alerts(tools, env, docs, scratch):
@@ -130,6 +151,7 @@ def main():
                 docs = [d for d in yaml.safe_load_all(out) if d]
                 before = len(problems)
                 validate(scenario, kube_version, docs)
+                check_numbers(scenario, docs)
                 if len(problems) == before:
                     print(f"render {scenario} for Kubernetes {kube_version}: {len(docs)} manifests valid")
                 if scenario == ALERT_TEST_SCENARIO and kube_version == KUBE_VERSIONS[-1]:

@@ -259,7 +259,7 @@ spec:
             - name: CHATBOARD_ADDR
               value: "0.0.0.0:{{ $v.port }}"
             - name: CHATBOARD_DB_MAX_CONNECTIONS
-              value: {{ $v.dbMaxConnections | quote }}
+              value: {{ $v.dbMaxConnections | int64 | quote }}
             - name: RUST_LOG
               value: {{ default $root.Values.logLevel $v.logLevel | quote }}
             {{- with .env }}
