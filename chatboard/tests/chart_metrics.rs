@@ -157,6 +157,13 @@ struct Rule {
 
 fn alert_rules() -> Vec<Rule> {
     let text = std::fs::read_to_string(chart_dir().join("files/alerts.yaml")).unwrap();
+    // A line that is a template action alone (`{{- if .Values.operator.enabled }}`) chooses
+    // which rules render; every rule is checked.
+    let text: String = text
+        .lines()
+        .filter(|line| !(line.trim_start().starts_with("{{-") && line.trim_end().ends_with("}}")))
+        .map(|line| format!("{line}\n"))
+        .collect();
     let file: RuleFile = serde_saphyr::from_str(&text).unwrap();
     file.groups.into_iter().flat_map(|g| g.rules).collect()
 }

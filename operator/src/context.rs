@@ -22,6 +22,17 @@ pub struct Settings {
     pub recheck: Duration,
     /// Allow webhook targets on private addresses.
     pub allow_private_webhooks: bool,
+    /// Reconciles of each kind that may run at once (each may hold a database connection).
+    pub concurrency: u16,
+}
+
+impl Settings {
+    /// When a reconciled resource is looked at again: `resync`, give or take a tenth, so that
+    /// resources reconciled together at a start do not all come back in the same instant.
+    pub fn next_resync(&self) -> Duration {
+        self.resync
+            .mul_f64(rand::Rng::gen_range(&mut rand::thread_rng(), 0.9..1.1))
+    }
 }
 
 /// Shared by every reconcile.

@@ -14,6 +14,7 @@ pub struct Metrics {
     reconciliations: IntCounterVec,
     duration: HistogramVec,
     not_ready: IntGaugeVec,
+    watch_errors: IntCounterVec,
     /// 1 while this replica leads.
     pub leader: IntGauge,
     // Which resources are not Ready, per kind, so the gauge counts each once.
@@ -48,6 +49,14 @@ impl Metrics {
             ),
             &["kind"],
         )?;
+        let watch_errors = IntCounterVec::new(
+            Opts::new(
+                "chatboard_operator_watch_errors_total",
+                "Failures to list or watch the resources a controller follows, by kind (a \
+                 missing CRD, RBAC, the API server): nothing of that kind is reconciled meanwhile.",
+            ),
+            &["kind"],
+        )?;
         let leader = IntGauge::new(
             "chatboard_operator_leader",
             "1 while this replica holds the leader Lease.",
@@ -56,8 +65,10 @@ impl Metrics {
         registry.register(&duration)?;
         registry.register(&not_ready)?;
         registry.register(&leader)?;
+        registry.register(&watch_errors)?;
         for kind in ["Organization", "Webhook"] {
             not_ready.with_label_values(&[kind]).set(0);
+            watch_errors.with_label_values(&[kind]).reset();
             for result in ["ok", "invalid", "error"] {
                 reconciliations.with_label_values(&[kind, result]).reset();
             }
@@ -67,6 +78,7 @@ impl Metrics {
             reconciliations,
             duration,
             not_ready,
+            watch_errors,
             leader,
             not_ready_keys: Mutex::default(),
         })
@@ -80,6 +92,11 @@ impl Metrics {
         self.duration
             .with_label_values(&[kind])
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts a failure of `kind`'s controller to list or watch what it follows.
+    pub fn watch_failed(&self, kind: &'static str) {
+        self.watch_errors.with_label_values(&[kind]).inc();
     }
 
     /// Forgets every resource's readiness: a replica that stops leading no longer knows it, and

@@ -123,7 +123,7 @@ async fn apply(org: &Organization, ctx: &Context, invalid: &AtomicBool) -> Resul
         ..OrganizationStatus::default()
     };
     write_status(org, ctx, &readiness, Some(status)).await?;
-    Ok(Action::requeue(ctx.settings.resync))
+    Ok(Action::requeue(ctx.settings.next_resync()))
 }
 
 /// Archives or purges the org per `deletionPolicy`.

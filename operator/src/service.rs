@@ -13,12 +13,14 @@ use crds::{Organization, Webhook};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{watcher, Controller};
+use kube::runtime::{controller, watcher, Controller};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::watch;
 
 use crate::context::Context;
+use crate::error::Error;
+use crate::reconciler::Reconciled;
 use crate::{reconciler, webhook};
 
 /// Which namespaces to watch.
@@ -70,16 +72,16 @@ async fn controllers_in(ctx: Arc<Context>, namespace: Option<String>, stop: watc
         api::<Organization>(&ctx.client, ns),
         watcher::Config::default(),
     )
+    .with_config(limits(&ctx))
     .graceful_shutdown_on(stopped())
     .run(
         reconciler::reconcile::<Organization>,
         reconciler::error_policy::<Organization>,
         ctx.clone(),
     )
-    .for_each(|outcome| async move {
-        if let Err(e) = outcome {
-            tracing::debug!(error = %e, "Organization controller");
-        }
+    .for_each(|outcome| {
+        report::<Organization, _, _>(&ctx, outcome);
+        futures::future::ready(())
     });
     let hooks = Controller::new(api::<Webhook>(&ctx.client, ns), watcher::Config::default());
     let known = hooks.store();
@@ -104,18 +106,46 @@ async fn controllers_in(ctx: Arc<Context>, namespace: Option<String>, stop: watc
                     .collect::<Vec<_>>()
             },
         )
+        .with_config(limits(&ctx))
         .graceful_shutdown_on(stopped())
         .run(
             reconciler::reconcile::<Webhook>,
             reconciler::error_policy::<Webhook>,
             ctx.clone(),
         )
-        .for_each(|outcome| async move {
-            if let Err(e) = outcome {
-                tracing::debug!(error = %e, "Webhook controller");
-            }
+        .for_each(|outcome| {
+            report::<Webhook, _, _>(&ctx, outcome);
+            futures::future::ready(())
         });
     tokio::join!(orgs, hooks);
+}
+
+/// How many reconciles of one kind run at once.
+fn limits(ctx: &Context) -> controller::Config {
+    controller::Config::default().concurrency(ctx.settings.concurrency)
+}
+
+/// Logs what a controller's stream yields besides reconciles. A failed reconcile was logged by
+/// `error_policy`, and an object gone before its turn is expected; a list or watch that fails
+/// (a missing CRD, RBAC, the API server) means nothing of the kind is reconciled meanwhile, so
+/// it is a warning and counted.
+fn report<K, T, Q>(ctx: &Context, outcome: Result<T, controller::Error<Error, Q>>)
+where
+    K: Reconciled,
+    Q: std::error::Error,
+{
+    match outcome {
+        Ok(_) => {}
+        Err(
+            e @ (controller::Error::ReconcilerFailed(..) | controller::Error::ObjectNotFound(_)),
+        ) => {
+            tracing::debug!(kind = K::KIND, error = %e, "controller");
+        }
+        Err(e) => {
+            ctx.metrics.watch_failed(K::KIND);
+            tracing::warn!(kind = K::KIND, error = %e, "cannot list or watch the resources");
+        }
+    }
 }
 
 /// Runs the controllers whenever `leading` is true, until `shutdown` is true.

@@ -146,9 +146,10 @@ async fn apply(hook: &Webhook, ctx: &Context, invalid: &AtomicBool) -> Result<Ac
         ..WebhookStatus::default()
     };
     write_status(hook, ctx, &readiness, Some(status)).await?;
-    Ok(Action::requeue(wait.map_or(ctx.settings.resync, |left| {
-        left.min(ctx.settings.resync)
-    })))
+    let resync = ctx.settings.next_resync();
+    Ok(Action::requeue(
+        wait.map_or(resync, |left| left.min(resync)),
+    ))
 }
 
 /// Everything the database row needs, or why it cannot be written yet.

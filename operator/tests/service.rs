@@ -112,4 +112,40 @@ async fn reconciles_only_while_leading(engine: TestEngine) {
     h.stop().await;
 }
 
-both_engines!(reconciles_only_while_leading);
+both_engines!(
+    reconciles_only_while_leading,
+    a_failing_watch_is_counted_and_retried
+);
+
+/// A controller that cannot list what it follows (here the Webhooks, as with a missing CRD or
+/// RBAC) reconciles nothing of that kind: each failure is counted (and logged as a warning),
+/// and the list is tried again, while the other kind goes on.
+async fn a_failing_watch_is_counted_and_retried(engine: TestEngine) {
+    let (leading_tx, leading) = watch::channel(false);
+    let Some(h) = Harness::start_following(engine, leading).await else {
+        return;
+    };
+    h.api.fail(axum::http::Method::GET, "/webhooks", 2);
+    leading_tx.send_replace(true);
+    let failures = r#"chatboard_operator_watch_errors_total{kind="Webhook"}"#;
+    h.metric_reaches(failures, |n| n >= 1.0).await;
+    // Tried again until the list went through.
+    eventually("the Webhooks listed again", || async {
+        (h.api.requests("GET", "/webhooks") >= 3).then_some(())
+    })
+    .await;
+    let spec: OrganizationSpec = serde_json::from_value(json!({"displayName": "Acme"})).unwrap();
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    orgs.create(&PostParams::default(), &Organization::new("acme", spec))
+        .await
+        .unwrap();
+    eventually("the Organization Ready", || async {
+        let o = h.api.get(ORGS, NS, "acme")?;
+        (ready_of(&o)?.0 == "True").then_some(())
+    })
+    .await;
+    assert_eq!(
+        h.metric(r#"chatboard_operator_watch_errors_total{kind="Organization"}"#),
+        0.0
+    );
+}

@@ -179,6 +179,7 @@ pub fn context(
         resync,
         recheck: Duration::from_millis(500),
         allow_private_webhooks: true,
+        concurrency: 2,
     };
     let metrics = Arc::new(Metrics::new().expect("metrics"));
     let chat = Chat::new(

@@ -287,6 +287,9 @@ def operator():
     b.graph("Not Ready by kind",
             [(f"max by (kind) (chatboard_operator_resources_not_ready{{{NS}}})", "{{kind}}")])
     b.graph("Leader by pod", [(f"max by (pod) (chatboard_operator_leader{{{NS}}})", "{{pod}}")])
+    b.graph("List and watch failures by kind",
+            [(f"sum by (kind) (increase(chatboard_operator_watch_errors_total{{{NS}}}[5m]))",
+              "{{kind}}")])
     return b
 
 
