@@ -205,19 +205,30 @@ export async function register(fields) {
   await signIn(fields.email, fields.password);
 }
 
-/** Revokes this browser's refresh family and forgets the tokens. */
+/** Revokes this browser's refresh family and forgets the tokens. Resolves with whether the
+ * server ended the session (or it had ended already); false when the server could not be told,
+ * which leaves the session valid there until its refresh token expires. */
 export async function signOut() {
-  try {
+  const attempt = (async () => {
     // A valid access token first (renewing rotates the refresh token), then the newest refresh
     // token, so the family really is revoked on the server.
     const token = await accessToken();
-    const run = () => {
+    const run = async () => {
       const refresh = localStorage.getItem(REFRESH_KEY);
-      return refresh ? send('POST', '/auth/logout/', { refresh }, token, { patient: true }) : null;
+      if (!refresh) return true;
+      // With a deadline, unlike a renewal: nothing is rotated, and a lost answer costs nothing.
+      const response = await send('POST', '/auth/logout/', { refresh }, token);
+      return response.ok;
     };
-    await withRefreshLock(run);
-  } catch {
-    // Offline or already signed out: forgetting the tokens below still signs this browser out.
+    return withRefreshLock(run);
+  })();
+  try {
+    // A renewal that never ends (a dead connection) must not keep the tokens on this device:
+    // they are forgotten below whatever happened, so giving up on it is safe.
+    return await Promise.race([attempt, pause(REQUEST_TIMEOUT_MS).then(() => false)]);
+  } catch (error) {
+    // A refresh token the server no longer takes: that session has ended already.
+    return error instanceof ApiError && error.status === 401;
   } finally {
     forget();
   }

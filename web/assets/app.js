@@ -303,7 +303,7 @@ function drawSidebar() {
       isManager ? h('a', { href: `#/org/${state.org.id}/admin` }, state.org.role === 'ADMIN' ? 'Organization settings' : 'Invitations') : null,
       h('div', { class: 'me' }, h('span', {}, displayName(state.me)),
         h('button', { class: 'link', onclick: askNewPassword }, 'Password'),
-        h('button', { class: 'link', onclick: () => signOut().finally(() => endSession()) }, 'Sign out'))));
+        h('button', { class: 'link', onclick: signOutHere }, 'Sign out'))));
   if (focused) [...shell.lists.querySelectorAll('a, button')].find((el) => focusKey(el) === focused)?.focus({ preventScroll: true });
 }
 
@@ -374,6 +374,12 @@ async function createRoom() {
   } catch (error) {
     failed(error);
   }
+}
+
+async function signOutHere() {
+  const ended = await signOut();
+  endSession(ended ? undefined : 'Signed out on this device, but the server could not be reached to end the '
+    + 'session there. Sign in and out again, or change your password, to end it now.');
 }
 
 async function browseRooms() {

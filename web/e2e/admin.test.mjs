@@ -360,3 +360,40 @@ test('a manager sees and revokes the open invitations they may', async () => {
   assert.deepEqual(await shownErrors(page), []);
   await context.close();
 });
+
+test('signing out ends the session on the server, or says that it could not', async () => {
+  const zed = await person('zed@example.com', 'Zed');
+  const org = await server.api('POST', '/api/orgs/', { name: 'Zed & co' }, zed);
+  const refreshStatus = async (refresh) => (await fetch(`${server.url}/auth/token/refresh/`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ refresh }),
+  })).status;
+  const signedIn = async () => {
+    const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await signedInPage(context, server, 'zed@example.com', PASSWORD);
+    await page.goto(`${server.url}/#/org/${org.id}`);
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    return { context, page, refresh: () => page.evaluate(() => localStorage.getItem('chatboard.refresh')) };
+  };
+
+  // The server cannot take the sign-out: this device forgets the session, and says it lives on.
+  const failing = await signedIn();
+  await failing.page.route('**/auth/logout/', (route) => route.fulfill({
+    status: 503, contentType: 'application/json', body: '{"code":"unavailable","detail":"Try again."}',
+  }));
+  const kept = await failing.refresh();
+  await failing.page.getByRole('button', { name: 'Sign out' }).click();
+  await failing.page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await waitFor(async () => (await shownErrors(failing.page)).some((e) => e.includes('could not be reached')), 10_000, 'the notice');
+  assert.equal(await failing.refresh(), null, 'forgotten on this device');
+  assert.equal(await refreshStatus(kept), 200, 'the session lives on, as the notice says');
+  await failing.context.close();
+
+  // A sign-out the server takes ends the session there, without a word.
+  const good = await signedIn();
+  const ended = await good.refresh();
+  await good.page.getByRole('button', { name: 'Sign out' }).click();
+  await good.page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  assert.equal(await refreshStatus(ended), 401);
+  assert.deepEqual(await shownErrors(good.page), []);
+  await good.context.close();
+});
