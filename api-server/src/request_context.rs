@@ -4,7 +4,7 @@
 //! record the authenticated user and the rate-limit standing in it, and the middleware reads
 //! them back once the response is ready.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -27,7 +27,7 @@ static RATE_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaini
 #[derive(Default)]
 pub struct RequestContext {
     user_id: OnceLock<i64>,
-    rate: OnceLock<RateInfo>,
+    rate: Mutex<Option<RateInfo>>,
 }
 
 impl RequestContext {
@@ -36,9 +36,17 @@ impl RequestContext {
         let _ = self.user_id.set(user_id);
     }
 
-    /// Records the rate-limit standing.
+    /// Records the standing of one rate limit the request was counted against. The headers
+    /// show the tightest: the one with the fewest requests left, which is the one that refused
+    /// the request if one did (a password change counts against the address's and the
+    /// user's limits, and a refusal by the second must not show the first's figures).
     pub fn set_rate(&self, info: RateInfo) {
-        let _ = self.rate.set(info);
+        let Ok(mut rate) = self.rate.lock() else {
+            return;
+        };
+        if rate.is_none_or(|shown| info.remaining <= shown.remaining) {
+            *rate = Some(info);
+        }
     }
 }
 
@@ -99,7 +107,8 @@ pub async fn track_request(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert(&REQUEST_ID, value);
     }
-    if let Some(rate) = context.rate.get() {
+    let rate = context.rate.lock().ok().and_then(|rate| *rate);
+    if let Some(rate) = rate {
         headers.insert(&RATE_LIMIT, HeaderValue::from(rate.limit));
         headers.insert(&RATE_REMAINING, HeaderValue::from(rate.remaining));
     }

@@ -16,6 +16,7 @@ both_engines!(
     paths_answer_with_and_without_trailing_slash,
     per_user_rate_limit_with_headers,
     per_address_rate_limit_on_account_endpoints,
+    the_headers_show_the_tightest_of_two_limits,
     health_and_metrics,
     schema_and_docs_page,
     unknown_routes_and_methods_use_the_error_shape,
@@ -122,6 +123,33 @@ async fn per_user_rate_limit_with_headers(engine: Engine) {
         metrics.contains("chatboard_rate_limited_total{limit=\"user\"} 1"),
         "{metrics}"
     );
+}
+
+/// A password change counts against the address's limit and the user's: the headers show the
+/// one with fewer requests left, and the one that refused when one did.
+async fn the_headers_show_the_tightest_of_two_limits(engine: Engine) {
+    let Some(app) = TestApp::spawn_with(engine, |c| {
+        c.rate_limit_per_ip = 1000;
+        c.rate_limit_per_user = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    let u = app.user("carla@example.com").await;
+    let change = json!({"current_password": "not the password", "new_password": "whatever123"});
+    for remaining in ["1", "0"] {
+        let r = app
+            .post("/auth/password/", Some(&u.access), change.clone())
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        assert_eq!(r.headers["x-ratelimit-limit"], "2");
+        assert_eq!(r.headers["x-ratelimit-remaining"], remaining);
+    }
+    let r = app.post("/auth/password/", Some(&u.access), change).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+    assert_eq!(r.headers["x-ratelimit-limit"], "2");
+    assert_eq!(r.headers["x-ratelimit-remaining"], "0");
 }
 
 async fn per_address_rate_limit_on_account_endpoints(engine: Engine) {
