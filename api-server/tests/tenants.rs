@@ -20,6 +20,7 @@ both_engines!(
     suspension_and_archiving_make_the_org_read_only,
     member_and_room_quotas,
     messages_past_retention_are_purged,
+    a_managed_org_is_purged_a_batch_at_a_time,
     members_are_held_to_the_org_posting_limit,
     attachments_over_the_org_upload_limit_are_refused,
     outsiders_learn_nothing_of_a_read_only_or_limited_org,
@@ -325,6 +326,75 @@ async fn messages_past_retention_are_purged(engine: Engine) {
         r.body["results"].as_array().map(Vec::len),
         Some(5),
         "org without retention keeps everything"
+    );
+}
+
+/// A `deletionPolicy: Delete` purge takes the org's messages a batch per transaction, each
+/// kept once done, then the org; other orgs keep theirs.
+async fn a_managed_org_is_purged_a_batch_at_a_time(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let admin = app.user("admin@acme.example").await;
+    let org = managed_org(&app, &admin, "acme", OrgQuotas::default(), false).await;
+    let other = managed_org(&app, &admin, "other", OrgQuotas::default(), false).await;
+    let room = app.room(&admin, org, "general", "PUBLIC").await;
+    let other_room = app.room(&admin, other, "general", "PUBLIC").await;
+    let root = app.send(&admin, room, "root").await;
+    let r = app
+        .post(
+            &format!("/api/rooms/{room}/messages/"),
+            Some(&admin.access),
+            json!({"body": "a reply", "parent_id": root}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    for i in 0..3 {
+        app.send(&admin, room, &format!("m{i}")).await;
+    }
+    app.send(&admin, other_room, "stays").await;
+    let store = &app.state.store;
+    let mut purged = Vec::new();
+    for _ in 0..4 {
+        purged.push(
+            store
+                .purge_managed_org_messages("tenants/acme", 2)
+                .await
+                .unwrap(),
+        );
+    }
+    // Oldest first, a thread's root too (retention keeps a root while its replies are young).
+    assert_eq!(purged, [2, 2, 1, 0]);
+    let r = app
+        .get(&format!("/api/rooms/{room}/messages/"), &admin.access)
+        .await;
+    assert_eq!(
+        r.body["results"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        r.text
+    );
+    assert!(store
+        .purge_managed_org("tenants/acme")
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store
+            .purge_managed_org_messages("tenants/acme", 2)
+            .await
+            .unwrap(),
+        0,
+        "no org left"
+    );
+    let r = app
+        .get(&format!("/api/rooms/{other_room}/messages/"), &admin.access)
+        .await;
+    assert_eq!(
+        r.body["results"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text
     );
 }
 

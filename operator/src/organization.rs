@@ -16,6 +16,9 @@ use crate::error::Result;
 use crate::reconciler::{refuse, write_status, Reconciled};
 use crate::status::Readiness;
 
+/// Messages a `deletionPolicy: Delete` purge deletes per transaction.
+const PURGE_BATCH: u32 = 5_000;
+
 impl Reconciled for Organization {
     const KIND: &'static str = "Organization";
 
@@ -134,10 +137,21 @@ async fn cleanup(org: &Organization, ctx: &Context) -> Result<Action> {
             ctx.store.archive_managed_org(&key, Utc::now()).await?,
             "archived",
         ),
-        DeletionPolicy::Delete => (
-            ctx.chat.purge_managed_org(&key).await?,
-            "deleted with all its data",
-        ),
+        DeletionPolicy::Delete => {
+            // The messages first, a batch per transaction: one transaction for a large
+            // organization could outlast the pod's grace period, and a rollout or a failover
+            // meanwhile would roll it all back, to start over at the next attempt.
+            while ctx
+                .store
+                .purge_managed_org_messages(&key, PURGE_BATCH)
+                .await?
+                == u64::from(PURGE_BATCH)
+            {}
+            (
+                ctx.chat.purge_managed_org(&key).await?,
+                "deleted with all its data",
+            )
+        }
     };
     if let Some(org_id) = done {
         tracing::info!(resource = %key, org_id, "organization {verb}");

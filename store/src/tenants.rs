@@ -143,6 +143,10 @@ pub trait TenantStore: Send + Sync {
         resource_key: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<i64>>;
+    /// Deletes up to `limit` messages (oldest first) of the organization a resource owns, in a
+    /// transaction of their own, and returns how many went: a large organization's purge goes
+    /// a batch at a time first, so that a restart in the middle keeps what was done.
+    async fn purge_managed_org_messages(&self, resource_key: &str, limit: u32) -> StoreResult<u64>;
     /// Deletes the organization a resource owns and everything in it. Returns its id and the
     /// seats that went with it, `None` if there was none.
     async fn purge_managed_org(&self, resource_key: &str) -> StoreResult<Option<(i64, Vec<Seat>)>>;
