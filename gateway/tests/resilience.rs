@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::*;
 use futures::StreamExt;
 use serde_json::Value;
+use testing::OwnNats;
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 /// Messages posted per test.
@@ -172,95 +173,6 @@ async fn a_gateway_shutting_down_mid_stream_loses_nothing(p: Arc<Platform>) {
 }
 
 both_shapes!(a_gateway_shutting_down_mid_stream_loses_nothing);
-
-/// A NATS server of this test's own, so it can be killed and restarted.
-struct OwnNats {
-    binary: std::path::PathBuf,
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<std::process::Child>,
-}
-
-impl OwnNats {
-    /// Starts one, or `None` (with a note) when no `nats-server` binary is installed.
-    fn start() -> Option<Self> {
-        let binary = std::env::var_os("NATS_SERVER_BIN")
-            .map(std::path::PathBuf::from)
-            .or_else(|| {
-                [
-                    "/usr/sbin/nats-server",
-                    "/usr/bin/nats-server",
-                    "/usr/local/bin/nats-server",
-                ]
-                .iter()
-                .map(std::path::PathBuf::from)
-                .find(|p| p.exists())
-            });
-        let Some(binary) = binary else {
-            assert!(
-                std::env::var("CHATBOARD_REQUIRE_SERVICES").map_or(true, |v| v != "1"),
-                "CHATBOARD_REQUIRE_SERVICES=1 but no nats-server binary (set NATS_SERVER_BIN)"
-            );
-            eprintln!("note: no nats-server binary; the NATS restart test is skipped");
-            return None;
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut nats = Self {
-            binary,
-            port,
-            dir: tempfile::tempdir().unwrap(),
-            child: None,
-        };
-        nats.run();
-        Some(nats)
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    fn run(&mut self) {
-        let child = std::process::Command::new(&self.binary)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(self.dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("nats-server did not start");
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnNats {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// NATS is killed mid-stream and comes back: clients that stay connected end up with every
 /// message exactly once, in order (what was not announced is caught up from the database).

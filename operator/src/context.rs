@@ -37,8 +37,13 @@ impl Settings {
 
 /// Shared by every reconcile.
 pub struct Context {
-    /// The Kubernetes API.
+    /// The Kubernetes API, for a reconcile's calls: each answers within
+    /// [`API_CALL_TIMEOUT`] or fails, so a reconcile never holds its resource for good on a
+    /// connection that stopped answering.
     pub client: Client,
+    /// The Kubernetes API for the controllers' watches, which wait for news as long as there
+    /// is none (they have idle timeouts of their own).
+    pub watch_client: Client,
     /// The actions that change seats (an Organization's admins), which announce what they
     /// change so open sockets follow.
     pub chat: Chat,
@@ -55,15 +60,29 @@ pub struct Context {
     deliveries_shown: Mutex<HashMap<String, Instant>>,
 }
 
+/// How long one Kubernetes API call of a reconcile may take (see [`bounded_client`]).
+pub const API_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client on `config` whose calls fail when no answer comes within `timeout` (counted from
+/// the request, not from when its pooled connection last served one).
+pub fn bounded_client(mut config: kube::Config, timeout: Duration) -> kube::Result<Client> {
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
+    config.reset_reader_on_write = true;
+    Client::try_from(config)
+}
+
 /// First retry after a failed reconcile; doubled per further failure.
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
 /// Longest wait between retries.
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 impl Context {
-    /// A context; Events are signed by `identity` (the pod name).
+    /// A context; Events are signed by `identity` (the pod name). `client` is for calls (see
+    /// [`bounded_client`]), `watch_client` for watches.
     pub fn new(
         client: Client,
+        watch_client: Client,
         chat: Chat,
         settings: Settings,
         metrics: Arc<Metrics>,
@@ -76,6 +95,7 @@ impl Context {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
+            watch_client,
             store: chat.store().clone(),
             chat,
             settings,

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use crate::config::OperatorConfig;
-use crate::context::{Context, Settings};
+use crate::context::{bounded_client, Context, Settings, API_CALL_TIMEOUT};
 use crate::leader::LeaderElection;
 use crate::metrics::Metrics;
 use crate::service::{router, run_while_leading, ServiceState};
@@ -27,9 +27,11 @@ pub async fn run() -> anyhow::Result<()> {
         .context("invalid configuration")?;
     // Migrations are the api-server's job.
     let store = chatboard_store::open(&config.database).await?;
-    let client = kube::Client::try_default()
+    let kube_config = kube::Config::infer()
         .await
         .context("no Kubernetes API found (in-cluster service account or KUBECONFIG)")?;
+    let client = kube::Client::try_from(kube_config.clone())?;
+    let calls = bounded_client(kube_config, API_CALL_TIMEOUT)?;
     let bus = NatsBus::connect(&config.nats_url, &config.nats.nats_prefix)
         .await
         .with_context(|| format!("NATS {}", redact_url(&config.nats_url)))?;
@@ -58,6 +60,7 @@ pub async fn run() -> anyhow::Result<()> {
             .max(1),
     };
     let ctx = Arc::new(Context::new(
+        calls,
         client.clone(),
         chat,
         settings,

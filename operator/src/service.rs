@@ -69,7 +69,7 @@ async fn controllers_in(ctx: Arc<Context>, namespace: Option<String>, stop: watc
         }
     };
     let orgs = Controller::new(
-        api::<Organization>(&ctx.client, ns),
+        api::<Organization>(&ctx.watch_client, ns),
         watcher::Config::default(),
     )
     .with_config(limits(&ctx))
@@ -83,17 +83,20 @@ async fn controllers_in(ctx: Arc<Context>, namespace: Option<String>, stop: watc
         report::<Organization, _, _>(&ctx, outcome);
         futures::future::ready(())
     });
-    let hooks = Controller::new(api::<Webhook>(&ctx.client, ns), watcher::Config::default());
+    let hooks = Controller::new(
+        api::<Webhook>(&ctx.watch_client, ns),
+        watcher::Config::default(),
+    );
     let known = hooks.store();
     let managed = format!("{}={}", webhook::MANAGED_BY.0, webhook::MANAGED_BY.1);
     let hooks = hooks
         .owns(
-            api::<Secret>(&ctx.client, ns),
+            api::<Secret>(&ctx.watch_client, ns),
             watcher::Config::default().labels(&managed),
         )
         // A webhook waiting for its Organization is looked at again as soon as that changes.
         .watches(
-            api::<Organization>(&ctx.client, ns),
+            api::<Organization>(&ctx.watch_client, ns),
             watcher::Config::default(),
             move |org| {
                 let namespace = org.namespace();
@@ -200,17 +203,33 @@ pub fn router(state: ServiceState) -> Router {
     probe_routes(get(ready), get(metrics)).with_state(state)
 }
 
-/// Ready when the database answers; standby replicas are ready too (they take over on their
+/// Ready when the database answers, and NATS too when the operator announces on it (seat
+/// changes of the admins it applies); standby replicas are ready too (they take over on their
 /// own), and the body says who leads.
 async fn ready(State(state): State<ServiceState>) -> Response {
     let leader = *state.leading.borrow();
-    match state.ctx.store.ping().await {
-        Ok(()) => Json(json!({"status": "ok", "database": "ok", "leader": leader})).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "database": e.to_string(), "leader": leader})),
-        )
-            .into_response(),
+    let mut body = json!({"status": "ok", "database": "ok", "leader": leader});
+    let mut ready = true;
+    if let Err(e) = state.ctx.store.ping().await {
+        ready = false;
+        body["database"] = json!(e.to_string());
+    }
+    let bus = state.ctx.chat.bus();
+    // The in-process bus (tests) cannot fail; NATS can.
+    if bus.kind() == "nats" {
+        body["nats"] = match bus.ping().await {
+            Ok(()) => json!("ok"),
+            Err(e) => {
+                ready = false;
+                json!(e.to_string())
+            }
+        };
+    }
+    if ready {
+        Json(body).into_response()
+    } else {
+        body["status"] = json!("unavailable");
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }
 }
 

@@ -43,6 +43,7 @@ impl Controllers {
         store.migrate().await.unwrap();
         let ctx = support::context(
             cluster.client.clone(),
+            cluster.client.clone(),
             store.clone(),
             Arc::new(chatboard_core::bus::LocalBus::default()),
             Duration::from_secs(3600),

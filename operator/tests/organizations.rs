@@ -309,6 +309,37 @@ async fn errors_are_retried_with_backoff(engine: TestEngine) {
     h.stop().await;
 }
 
+/// A Kubernetes API call that never gets an answer (a connection that died without a reset)
+/// fails its reconcile after the call timeout, which is then retried, instead of holding the
+/// resource (and, at a lost leadership, the controllers' shutdown) for good.
+async fn a_call_that_never_answers_fails_the_reconcile(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
+    h.api
+        .stall(axum::http::Method::PATCH, "/organizations/stuck/status");
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    orgs.create(
+        &PostParams::default(),
+        &org("stuck", json!({"displayName": "Stuck"})),
+    )
+    .await
+    .unwrap();
+    h.metric_reaches(
+        r#"chatboard_operator_reconciliations_total{kind="Organization",result="error"}"#,
+        |n| n >= 1.0,
+    )
+    .await;
+    // What could be applied was: only the status write hangs.
+    assert!(h
+        .store
+        .managed_org("tenants/stuck")
+        .await
+        .unwrap()
+        .is_some());
+    h.stop().await;
+}
+
 /// The next seat change on the bus: `(room, user, left)`.
 async fn next_seat_change(events: &mut BusStream) -> (i64, i64, bool) {
     loop {
@@ -408,6 +439,7 @@ both_engines!(
     a_failing_reconcile_shows_in_the_status,
     the_last_admin_stays_when_the_list_drops_them,
     errors_are_retried_with_backoff,
+    a_call_that_never_answers_fails_the_reconcile,
     seat_changes_are_announced
 );
 

@@ -117,6 +117,50 @@ both_engines!(
     a_failing_watch_is_counted_and_retried
 );
 
+/// The operator announces the seat changes it applies on NATS: while NATS is away it is not
+/// ready (503, the body naming NATS), and it is again once NATS is back.
+#[tokio::test]
+async fn readiness_follows_nats() {
+    let Some(mut nats) = testing::OwnNats::start() else {
+        return;
+    };
+    let (_db, url) = testing::TestDb::create(TestEngine::Sqlite)
+        .await
+        .expect("SQLite is always there");
+    let store = chatboard_store::connect(&url, 2).await.unwrap();
+    store.migrate().await.unwrap();
+    let bus = chatboard_core::bus::NatsBus::connect(&nats.url(), &testing::unique_prefix())
+        .await
+        .unwrap();
+    let api = support::FakeApi::start().await;
+    let ctx = support::context(
+        api.client(),
+        api.client(),
+        store,
+        std::sync::Arc::new(bus),
+        Duration::from_secs(60),
+    );
+    let (_leading_tx, leading) = watch::channel(true);
+    let app = router(ServiceState { ctx, leading });
+    let (status, body) = get(&app, "/health/ready").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains(r#""nats":"ok""#), "{body}");
+
+    nats.kill();
+    eventually("not ready without NATS", || async {
+        let (status, body) = get(&app, "/health/ready").await;
+        (status == StatusCode::SERVICE_UNAVAILABLE && !body.contains(r#""nats":"ok""#))
+            .then_some(())
+    })
+    .await;
+    nats.run();
+    eventually("ready with NATS back", || async {
+        let (status, _) = get(&app, "/health/ready").await;
+        (status == StatusCode::OK).then_some(())
+    })
+    .await;
+}
+
 /// A controller that cannot list what it follows (here the Webhooks, as with a missing CRD or
 /// RBAC) reconciles nothing of that kind: each failure is counted (and logged as a warning),
 /// and the list is tried again, while the other kind goes on.

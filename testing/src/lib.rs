@@ -1,7 +1,8 @@
 //! What every crate's tests share, so each fixture is written once:
 //!
 //! - [`db`]: a fresh database of either engine for one test, and [`both_engines!`];
-//! - [`nats`]: the NATS server tests use, and names no other test uses;
+//! - [`nats`]: the NATS server tests use, and names no other test uses, or a server of a
+//!   test's own to stop and start;
 //! - [`http`]: the API server on a loopback port with the HTTP fixtures (users, orgs, rooms,
 //!   messages) tests build on;
 //! - [`process`]: service binaries started as a user would, their banners read, their
@@ -30,7 +31,7 @@ pub use db::{
     execute_sql, postgres_url, query_texts, waiting_for_locks, HeldLocks, HeldWrites, SqlSession,
     TestDb, TestEngine,
 };
-pub use nats::{nats_url, unique_prefix};
+pub use nats::{nats_url, unique_prefix, OwnNats};
 
 /// Skips a test for want of a service: `None`, after a note (once per note and test binary)
 /// written past the harness's output capture so a developer sees it without `--nocapture`.

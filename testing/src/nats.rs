@@ -1,4 +1,7 @@
-//! NATS for one test: the server `NATS_URL` names, and names no other test uses.
+//! NATS for one test: the server `NATS_URL` names, and names no other test uses, or a server
+//! of its own.
+
+use std::time::Duration;
 
 /// `NATS_URL`, or `None` (with a note) on a laptop without NATS; a failure when CI requires the
 /// services (`CHATBOARD_REQUIRE_SERVICES=1`).
@@ -12,4 +15,96 @@ pub fn nats_url() -> Option<String> {
 /// A NATS subject prefix (and stream/bucket name stem) no other test uses.
 pub fn unique_prefix() -> String {
     format!("test{}{}", crate::db::uuid_like(), std::process::id())
+}
+
+/// A NATS server of one test's own, so it can be killed and restarted.
+pub struct OwnNats {
+    binary: std::path::PathBuf,
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl OwnNats {
+    /// Starts one, or `None` (with a note) when no `nats-server` binary is installed.
+    pub fn start() -> Option<Self> {
+        let binary = std::env::var_os("NATS_SERVER_BIN")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                [
+                    "/usr/sbin/nats-server",
+                    "/usr/bin/nats-server",
+                    "/usr/local/bin/nats-server",
+                ]
+                .iter()
+                .map(std::path::PathBuf::from)
+                .find(|p| p.exists())
+            });
+        let Some(binary) = binary else {
+            assert!(
+                std::env::var("CHATBOARD_REQUIRE_SERVICES").map_or(true, |v| v != "1"),
+                "CHATBOARD_REQUIRE_SERVICES=1 but no nats-server binary (set NATS_SERVER_BIN)"
+            );
+            eprintln!("note: no nats-server binary; a test of NATS going away is skipped");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut nats = Self {
+            binary,
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        nats.run();
+        Some(nats)
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again, after [`OwnNats::kill`]) and waits until it listens.
+    pub fn run(&mut self) {
+        let child = std::process::Command::new(&self.binary)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("nats-server did not start");
+    }
+
+    /// Stops the server at once, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -84,6 +84,13 @@ impl FakeApi {
         kube::Client::try_from(config).expect("client")
     }
 
+    /// A kube client talking to this server whose calls fail after `timeout` without an
+    /// answer, as the operator's reconciles make theirs.
+    pub fn bounded_client(&self, timeout: std::time::Duration) -> kube::Client {
+        let url = format!("http://{}", self.addr).parse().expect("url");
+        operator::context::bounded_client(kube::Config::new(url), timeout).expect("client")
+    }
+
     /// An object as stored, if any.
     pub fn get(&self, collection: &str, namespace: &str, name: &str) -> Option<Value> {
         let inner = self.inner.lock().unwrap();

@@ -20,6 +20,9 @@ use tokio::sync::watch;
 
 pub use fake_api::FakeApi;
 
+/// How long a reconcile's API call may take here (the operator's is 30 s).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The namespace tests put their resources in.
 pub const NS: &str = "tenants";
 /// Collections in the fake API.
@@ -66,7 +69,13 @@ impl Harness {
         store.migrate().await.expect("migrate");
         let api = FakeApi::start().await;
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
-        let ctx = context(api.client(), store.clone(), bus.clone(), resync);
+        let ctx = context(
+            api.bounded_client(CALL_TIMEOUT),
+            api.client(),
+            store.clone(),
+            bus.clone(),
+            resync,
+        );
         let (stop, stopped) = watch::channel(false);
         let task = match leading {
             Some(leading) => tokio::spawn(operator::service::run_while_leading(
@@ -167,10 +176,12 @@ impl Harness {
     }
 }
 
-/// The reconcilers' context as the operator builds it, on `client` and `store`, announcing on
-/// `bus`; resources are reconciled again every `resync` and waiting ones rechecked every 500 ms.
+/// The reconcilers' context as the operator builds it, calling the API on `client`, watching on
+/// `watch_client`, on `store`, announcing on `bus`; resources are reconciled again every
+/// `resync` and waiting ones rechecked every 500 ms.
 pub fn context(
     client: kube::Client,
+    watch_client: kube::Client,
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     resync: Duration,
@@ -197,6 +208,7 @@ pub fn context(
     .expect("chat");
     Arc::new(Context::new(
         client,
+        watch_client,
         chat,
         settings,
         metrics,
