@@ -15,21 +15,25 @@ use crate::{
 /// Rooms whose members one query reads: the worker asks for every room of a relay round.
 const ROOMS_PER_RECIPIENTS_QUERY: usize = 200;
 
-/// Queues `email` as part of `tx`.
+/// Queues `email` as part of `tx`; an invitation's email names it (`invite_id`): it goes with
+/// the invitation, and is not sent once the invitation is withdrawn (see the migration
+/// `invitation_emails`).
 pub(super) async fn insert_email(
     tx: &mut Tx<'_>,
     email: &OutgoingEmail,
+    invite_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> StoreResult<i64> {
     let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO emails (kind, to_address, subject, body, status, next_attempt_at, created_at) \
-         VALUES ($1, $2, $3, $4, 'pending', $5, $5) RETURNING id",
+        "INSERT INTO emails (kind, to_address, subject, body, status, next_attempt_at, created_at, invite_id) \
+         VALUES ($1, $2, $3, $4, 'pending', $5, $5, $6) RETURNING id",
     )
     .bind(email.kind.as_str())
     .bind(&email.to)
     .bind(&email.subject)
     .bind(&email.body)
     .bind(now)
+    .bind(invite_id)
     .fetch_one(&mut **tx)
     .await?;
     Ok(id)
@@ -244,7 +248,7 @@ impl EmailStore for SqlStore {
             tx.rollback().await?;
             return Ok(false);
         }
-        insert_email(&mut tx, &email, now).await?;
+        insert_email(&mut tx, &email, None, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -252,7 +256,7 @@ impl EmailStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn queue_email(&self, email: OutgoingEmail, now: DateTime<Utc>) -> StoreResult<i64> {
         let mut tx = self.write.begin().await?;
-        let id = insert_email(&mut tx, &email, now).await?;
+        let id = insert_email(&mut tx, &email, None, now).await?;
         tx.commit().await?;
         Ok(id)
     }

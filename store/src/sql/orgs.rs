@@ -118,7 +118,7 @@ pub(super) async fn insert_invite(
     });
     write_event(tx, invite.org_id, &event, now).await?;
     if let Some(email) = &invite.email_message {
-        insert_email(tx, email, now).await?;
+        insert_email(tx, email, Some(id), now).await?;
     }
     Ok(id)
 }
