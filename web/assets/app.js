@@ -150,9 +150,12 @@ export function ownSeatChanged(left) {
 // ---- the shell ------------------------------------------------------------------------------
 
 let shell = null;
+// Counts navigations: one that finds a newer one started while it waited gives way to it.
+let navigation = 0;
 
 async function showOrg(orgId, section, detail, threadId) {
   const roomId = Number(detail);
+  const mine = ++navigation;
   try {
     // A new shell for another org, or after a page outside it (sign-in, new org) replaced it.
     if (!state.org || state.org.id !== orgId || !shell || !root.contains(shell.element)) {
@@ -176,6 +179,7 @@ async function showOrg(orgId, section, detail, threadId) {
     shell = null; // Half-loaded: the next visit loads the organization again.
     return failed(error);
   }
+  if (mine !== navigation) return;
   drawSidebar();
   state.view?.destroy();
   state.view = null;
@@ -205,8 +209,11 @@ async function showOrg(orgId, section, detail, threadId) {
   }
   replace(shell.main, state.view ? state.view.element : h('div', { class: 'empty' },
     h('h2', {}, state.org.name), h('p', {}, 'Pick a room, or start a direct message.')));
-  const mounted = state.view?.mounted?.();
-  if (threadId && state.view instanceof RoomView) mounted.then(() => state.view?.openThread?.(threadId));
+  const view = state.view;
+  const mounted = view?.mounted?.();
+  // The thread of the room this navigation opened, once its page is in: not of another room
+  // opened meanwhile.
+  if (threadId && view instanceof RoomView) mounted.then(() => { if (state.view === view) view.openThread(threadId); });
   drawSidebar();
 }
 
@@ -534,7 +541,7 @@ function onFrame(frame) {
 let refreshing = null;
 
 /** Re-reads the rooms and counts (a new seat, or after a reconnect). */
-async function refreshRooms() {
+export async function refreshRooms() {
   if (!state.org || refreshing) return;
   refreshing = loadOrg().then(drawSidebar, () => {}).finally(() => { refreshing = null; });
 }

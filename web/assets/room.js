@@ -1,17 +1,17 @@
-// The message view of one room: history with infinite scroll back, live messages, sending
-// (optimistic, idempotent through client_msg_id, retried), edits, deletes, typing, read
-// receipts, uploads.
+// The message view of one room: history with infinite scroll back, live messages, edits,
+// deletes, typing, read receipts; what the user sends goes through its outbox (outbox.js).
 //
 // Order and uniqueness: confirmed messages are kept by id and drawn in id order, whether they
 // come from a page, a live frame or the catch-up after a reconnect, so each shows once, in order.
 // Each message is laid out once, when it arrives; scrolling then only paints what comes on
 // screen, so a long history scrolls smoothly (web/e2e/history.test.mjs measures it).
 
-import { api, newClientMsgId, nextPath, putFile } from './api.js';
-import { displayName, fileSize, h, longTime, replace, shortTime, toast } from './dom.js';
-import { failed, markedRead, paneHeader, roomTitle, state } from './app.js';
+import { api, nextPath } from './api.js';
+import { displayName, h, longTime, replace, shortTime, toast } from './dom.js';
+import { failed, markedRead, paneHeader, refreshRooms, roomTitle, state } from './app.js';
 import { fileView } from './files.js';
 import { MentionCompleter, bodyWithMentions } from './mentions.js';
+import { Outbox } from './outbox.js';
 import { applyReactionFrame, react, reactionChips, reactionPicker } from './reactions.js';
 import { ThreadPanel } from './thread.js';
 
@@ -38,7 +38,9 @@ export class RoomView {
     this.catchingUp = false;
     this.loadingLatest = false;
     this.nodes = new Map();
-    this.pending = new Map();
+    // Edits and deletions announced for a message not held yet, while a page that may hold
+    // it is on its way: applied when it comes.
+    this.early = new Map();
     this.older = undefined;
     this.loadingOlder = false;
     this.typists = new Map();
@@ -48,6 +50,10 @@ export class RoomView {
     this.typingTimer = null;
     this.destroyed = false;
     this.build();
+    this.outbox = new Outbox(room.id, this.pendingList, {
+      arrive: (messages) => this.arrive(messages),
+      toBottom: () => this.toBottom(),
+    });
   }
 
   build() {
@@ -99,9 +105,12 @@ export class RoomView {
   }
 
   destroy() {
-    const unsent = [...this.pending.values()].filter((item) => item.status === 'failed').length;
+    const unsent = this.outbox.close();
     if (unsent) toast(`${unsent} unsent message${unsent === 1 ? '' : 's'} in ${roomTitle(this.room)} discarded.`, 'error');
-    for (const item of this.pending.values()) if (item.preview) URL.revokeObjectURL(item.preview);
+    // Messages that came while the view was scrolled up were not counted in the room's badge
+    // (it was open): the server's count is the one to show now.
+    const newest = this.ids.findLast((id) => this.messages.get(id).sender !== state.me.id);
+    if (newest > this.myRead) refreshRooms();
     this.destroyed = true;
     this.sendTyping(false);
     document.removeEventListener('visibilitychange', this.visibility);
@@ -125,6 +134,7 @@ export class RoomView {
     for (const message of page.results) this.streamedTo = Math.max(this.streamedTo, message.id);
     this.older = page.next;
     this.loaded = true;
+    if (!this.catchingUp) this.early.clear();
     this.drawTop();
     const built = performance.now();
     this.scroller.scrollTop = this.scroller.scrollHeight;
@@ -163,6 +173,7 @@ export class RoomView {
 
   /** After a reconnect: everything after the last message known without a gap, page by page. */
   async onReconnected() {
+    if (this.destroyed) return;
     if (!this.loaded) {
       // The first page is on its way: catch up once it is in (it may predate the reconnect).
       // If it failed, load it now.
@@ -177,9 +188,11 @@ export class RoomView {
     if (this.streamedTo === 0) {
       // Nothing known yet (the room was empty): whatever it holds now is new.
       await this.loadLatest().catch(failed);
+      this.outbox.resendOffline();
       return;
     }
     this.catchingUp = true;
+    const before = this.streamedTo;
     let after = this.streamedTo;
     let path = `/api/rooms/${this.room.id}/messages/?after=${after}&limit=100`;
     try {
@@ -192,20 +205,28 @@ export class RoomView {
       }
       // Caught up; live frames since the reconnect are all held too.
       this.streamedTo = Math.max(after, this.ids.at(-1) || 0);
+      // Edits, deletions, reactions and replies made while the socket was down came as no
+      // frame: the page up to where the view stood is read again, and what changed is drawn.
+      const known = await api('GET', `/api/rooms/${this.room.id}/messages/?before=${before + 1}&limit=${PAGE}`);
+      if (!this.destroyed) this.insert(known.results);
       this.thread?.catchUp();
       await this.loadMembers();
+      // A read sent on a socket that was already dead never arrived: said again (the pointer
+      // only moves forward, so repeating it is harmless).
+      if (this.myRead) state.live?.send({ type: 'read', room: this.room.id, msg_id: this.myRead });
     } catch (error) {
       failed(error);
       // Left with a gap: try again shortly rather than wait for the next reconnect.
       if (!this.destroyed) setTimeout(() => this.onReconnected(), 5000);
     } finally {
       this.catchingUp = false;
+      this.early.clear();
     }
     if (this.catchUpAgain && !this.destroyed) {
       this.catchUpAgain = false;
       return this.onReconnected();
     }
-    for (const item of this.pending.values()) if (item.status === 'failed' && item.offline) this.resend(item);
+    this.outbox.resendOffline();
   }
 
   onScroll() {
@@ -238,9 +259,16 @@ export class RoomView {
   insert(messages) {
     const added = [];
     let changed = false;
-    for (const message of messages) {
+    for (let message of messages) {
       if (message.room !== this.room.id) continue;
-      this.settle(message.client_msg_id, message.sender);
+      this.outbox.settle(message.client_msg_id, message.sender);
+      const early = this.early.get(message.id);
+      if (early) {
+        this.early.delete(message.id);
+        message = early.type === 'message.deleted'
+          ? { ...message, is_deleted: true, body: '', file: null }
+          : { ...message, ...early, reactions: message.reactions };
+      }
       const known = this.messages.get(message.id);
       if (known && sameContent(known, message)) continue;
       this.messages.set(message.id, message);
@@ -349,6 +377,8 @@ export class RoomView {
   pickReaction(message, button) {
     const picker = reactionPicker((emoji) => {
       picker.replaceWith(button);
+      // The focus stays with the message (the picked emoji's button is gone with the picker).
+      button.focus();
       react(message, emoji, (reactions) => this.setReactions(message.id, reactions));
     });
     button.replaceWith(picker);
@@ -374,7 +404,8 @@ export class RoomView {
     this.thread?.element.remove();
     this.thread = null;
     this.element.classList.remove('with-thread');
-    this.input.focus();
+    // On a touch screen focusing the composer would bring the keyboard up over the room.
+    if (matchMedia('(pointer: fine)').matches) this.input.focus();
   }
 
   // ---- sending ------------------------------------------------------------------------------
@@ -392,65 +423,8 @@ export class RoomView {
     if (!body.trim()) return;
     this.input.value = '';
     this.sendTyping(false);
-    this.queue({ body });
+    this.outbox.queue({ body });
   }
-
-  queue(content) {
-    const item = { ...content, client_msg_id: newClientMsgId(), status: 'sending' };
-    this.pending.set(item.client_msg_id, item);
-    this.drawPending(item);
-    this.toBottom();
-    if (item.upload) this.upload(item);
-    else this.post(item);
-  }
-
-  async post(item) {
-    item.status = 'sending';
-    item.offline = false;
-    this.drawPending(item);
-    try {
-      const message = await api('POST', `/api/rooms/${this.room.id}/messages/`, {
-        body: item.body || undefined, file_id: item.file_id, client_msg_id: item.client_msg_id,
-      });
-      this.arrive([message]);
-    } catch (error) {
-      if (!this.pending.has(item.client_msg_id)) return;
-      item.status = 'failed';
-      item.offline = error.status === 0 || error.status >= 500;
-      item.error = error.fullMessage || String(error);
-      this.drawPending(item);
-    }
-  }
-
-  /** A confirmed message replaces the optimistic copy with the same client_msg_id. */
-  settle(clientId, sender) {
-    if (!clientId || sender !== state.me.id) return;
-    const item = this.pending.get(clientId);
-    if (!item) return;
-    this.pending.delete(clientId);
-    item.node?.remove();
-    if (item.preview) URL.revokeObjectURL(item.preview);
-  }
-
-  drawPending(item) {
-    const status = item.status === 'failed'
-      ? h('div', { class: 'failed', role: 'alert' }, `Not sent: ${item.error} `,
-        h('button', { class: 'link', onclick: () => this.resend(item) }, 'Retry'),
-        h('button', { class: 'link', onclick: () => this.settle(item.client_msg_id, state.me.id) }, 'Discard'))
-      : h('div', { class: 'sending' }, item.progress !== undefined && item.progress < 1 ? `Uploading ${Math.round(item.progress * 100)}%` : 'Sending…');
-    const node = h('li', { class: 'msg mine pending', dataset: { client: item.client_msg_id } },
-      h('div', { class: 'meta' }, h('span', { class: 'author' }, 'You')),
-      item.body ? h('div', { class: 'body' }, item.body) : null,
-      item.preview ? h('img', { class: 'preview', src: item.preview, alt: item.upload.name }) : null,
-      item.upload && !item.preview ? h('div', { class: 'file' }, `${item.upload.name} (${fileSize(item.upload.size)})`) : null,
-      item.progress !== undefined && item.progress < 1 ? h('progress', { max: 1, value: item.progress, 'aria-label': 'Upload progress' }) : null,
-      status);
-    if (item.node) item.node.replaceWith(node);
-    else this.pendingList.append(node);
-    item.node = node;
-  }
-
-  // ---- uploads ------------------------------------------------------------------------------
 
   onFile() {
     const file = this.fileInput.files[0];
@@ -459,63 +433,7 @@ export class RoomView {
     const body = this.input.value.trim();
     this.input.value = '';
     const preview = file.type.startsWith('image/') ? URL.createObjectURL(file) : null;
-    this.queue({ body, upload: file, preview, progress: 0 });
-  }
-
-  /** Tries a pending item again: its upload if the file is not stored yet, else its post. */
-  resend(item) {
-    return item.upload && !item.file_id ? this.upload(item) : this.post(item);
-  }
-
-  /** Uploads the item's file and posts it. A retry goes on from the step that failed (the
-   * presigned upload, its bytes and its completion are kept), and a retry asked for twice
-   * runs once. */
-  async upload(item) {
-    if (item.uploading) return;
-    item.uploading = true;
-    const file = item.upload;
-    item.status = 'sending';
-    item.offline = false;
-    this.drawPending(item);
-    try {
-      item.presigned ??= await api('POST', '/api/uploads/presign/', {
-        filename: file.name, content_type: file.type || 'application/octet-stream', size: file.size,
-      });
-      if (!item.stored) {
-        try {
-          await putFile(item.presigned, file, (share) => {
-            item.progress = share;
-            this.drawPending(item);
-          });
-        } catch (error) {
-          // Its URL may have lapsed: the next try asks for a new one.
-          item.presigned = null;
-          throw error;
-        }
-        item.stored = true;
-      }
-      try {
-        await api('POST', `/api/uploads/${item.presigned.id}/complete/`);
-      } catch (error) {
-        // The stored file is gone (the upload expired, or was removed): start over.
-        if (error.status === 404 || ['not_uploaded', 'upload_expired'].includes(error.code)) {
-          item.presigned = null;
-          item.stored = false;
-        }
-        throw error;
-      }
-      item.progress = 1;
-      item.file_id = item.presigned.id;
-    } catch (error) {
-      item.status = 'failed';
-      item.offline = error.status === 0 || error.status >= 500;
-      item.error = error.fullMessage || String(error);
-      this.drawPending(item);
-      return;
-    } finally {
-      item.uploading = false;
-    }
-    await this.post(item);
+    this.outbox.queue({ body, upload: file, preview, progress: 0 });
   }
 
   // ---- edits and deletes --------------------------------------------------------------------
@@ -659,6 +577,11 @@ export class RoomView {
 
   // ---- live frames --------------------------------------------------------------------------
 
+  /** Whether a page that may hold any message is on its way (the first, or a catch-up's). */
+  awaitingPage() {
+    return !this.loaded || this.catchingUp;
+  }
+
   onFrame(frame) {
     if (frame.room !== this.room.id && frame.type !== 'presence') return;
     const someone = frame.type === 'message' ? frame.sender : frame.user_id;
@@ -677,11 +600,13 @@ export class RoomView {
         const known = this.messages.get(frame.id);
         // Frames mark no reaction as the reader's (one frame serves every reader): keep ours.
         if (known) this.insert([{ ...known, ...frame, reactions: known.reactions }]);
+        else if (this.awaitingPage()) this.early.set(frame.id, frame);
         break;
       }
       case 'message.deleted': {
         const known = this.messages.get(frame.id);
         if (known) this.insert([{ ...known, is_deleted: true, body: '', file: null }]);
+        else if (this.awaitingPage()) this.early.set(frame.id, frame);
         break;
       }
       case 'typing': {

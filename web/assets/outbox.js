@@ -1,0 +1,150 @@
+// What the user sends from a room, until the server has it: an optimistic copy of each message
+// drawn at once, posted idempotently (client_msg_id), retried by hand or, when the connection
+// failed it, on its own once the connection is back; files uploaded first, a retry going on
+// from the step that failed.
+
+import { api, newClientMsgId, putFile } from './api.js';
+import { fileSize, h } from './dom.js';
+import { state } from './app.js';
+
+export class Outbox {
+  /** Pending items are drawn in `list`; `arrive(messages)` takes a confirmed message and
+   * `toBottom()` brings the newest into view. */
+  constructor(roomId, list, { arrive, toBottom }) {
+    this.roomId = roomId;
+    this.list = list;
+    this.arrive = arrive;
+    this.toBottom = toBottom;
+    this.pending = new Map();
+    this.closed = false;
+  }
+
+  /** Sends `content` ({body} or {body, upload, preview}). */
+  queue(content) {
+    const item = { ...content, client_msg_id: newClientMsgId(), status: 'sending' };
+    this.pending.set(item.client_msg_id, item);
+    this.draw(item);
+    this.toBottom();
+    if (item.upload) this.upload(item);
+    else this.post(item);
+  }
+
+  async post(item) {
+    item.status = 'sending';
+    item.offline = false;
+    this.draw(item);
+    try {
+      const message = await api('POST', `/api/rooms/${this.roomId}/messages/`, {
+        body: item.body || undefined, file_id: item.file_id, client_msg_id: item.client_msg_id,
+      });
+      this.arrive([message]);
+    } catch (error) {
+      if (!this.pending.has(item.client_msg_id)) return;
+      item.status = 'failed';
+      item.offline = error.status === 0 || error.status >= 500;
+      item.error = error.fullMessage || String(error);
+      this.draw(item);
+    }
+  }
+
+  /** A confirmed message replaces the optimistic copy with the same client_msg_id. */
+  settle(clientId, sender) {
+    if (!clientId || sender !== state.me.id) return;
+    const item = this.pending.get(clientId);
+    if (!item) return;
+    this.pending.delete(clientId);
+    item.node?.remove();
+    if (item.preview) URL.revokeObjectURL(item.preview);
+  }
+
+  draw(item) {
+    const status = item.status === 'failed'
+      ? h('div', { class: 'failed', role: 'alert' }, `Not sent: ${item.error} `,
+        h('button', { class: 'link', onclick: () => this.resend(item) }, 'Retry'),
+        h('button', { class: 'link', onclick: () => this.settle(item.client_msg_id, state.me.id) }, 'Discard'))
+      : h('div', { class: 'sending' }, item.progress !== undefined && item.progress < 1 ? `Uploading ${Math.round(item.progress * 100)}%` : 'Sending…');
+    const node = h('li', { class: 'msg mine pending', dataset: { client: item.client_msg_id } },
+      h('div', { class: 'meta' }, h('span', { class: 'author' }, 'You')),
+      item.body ? h('div', { class: 'body' }, item.body) : null,
+      item.preview ? h('img', { class: 'preview', src: item.preview, alt: item.upload.name }) : null,
+      item.upload && !item.preview ? h('div', { class: 'file' }, `${item.upload.name} (${fileSize(item.upload.size)})`) : null,
+      item.progress !== undefined && item.progress < 1 ? h('progress', { max: 1, value: item.progress, 'aria-label': 'Upload progress' }) : null,
+      status);
+    if (item.node) item.node.replaceWith(node);
+    else this.list.append(node);
+    item.node = node;
+  }
+
+  /** Tries a pending item again: its upload if the file is not stored yet, else its post. Not
+   * once the room is closed: its failed items were discarded, and the user was told so. */
+  resend(item) {
+    if (this.closed || !this.pending.has(item.client_msg_id)) return null;
+    return item.upload && !item.file_id ? this.upload(item) : this.post(item);
+  }
+
+  /** The connection is back: what it failed goes again. */
+  resendOffline() {
+    for (const item of this.pending.values()) if (item.status === 'failed' && item.offline) this.resend(item);
+  }
+
+  /** Uploads the item's file and posts it. A retry goes on from the step that failed (the
+   * presigned upload, its bytes and its completion are kept), and a retry asked for twice
+   * runs once. */
+  async upload(item) {
+    if (item.uploading) return;
+    item.uploading = true;
+    const file = item.upload;
+    item.status = 'sending';
+    item.offline = false;
+    this.draw(item);
+    try {
+      item.presigned ??= await api('POST', '/api/uploads/presign/', {
+        filename: file.name, content_type: file.type || 'application/octet-stream', size: file.size,
+      });
+      if (!item.stored) {
+        try {
+          await putFile(item.presigned, file, (share) => {
+            item.progress = share;
+            this.draw(item);
+          });
+        } catch (error) {
+          // Its URL may have lapsed: the next try asks for a new one.
+          item.presigned = null;
+          throw error;
+        }
+        item.stored = true;
+      }
+      try {
+        await api('POST', `/api/uploads/${item.presigned.id}/complete/`);
+      } catch (error) {
+        // The stored file is gone (the upload expired, or was removed): start over.
+        if (error.status === 404 || ['not_uploaded', 'upload_expired'].includes(error.code)) {
+          item.presigned = null;
+          item.stored = false;
+        }
+        throw error;
+      }
+      item.progress = 1;
+      item.file_id = item.presigned.id;
+    } catch (error) {
+      item.status = 'failed';
+      item.offline = error.status === 0 || error.status >= 500;
+      item.error = error.fullMessage || String(error);
+      this.draw(item);
+      return;
+    } finally {
+      item.uploading = false;
+    }
+    await this.post(item);
+  }
+
+  /** The room is closed: failed items are discarded (their number is returned, for the user
+   * to be told), and nothing is sent again. What is on its way goes on. */
+  close() {
+    const unsent = [...this.pending.values()].filter((item) => item.status === 'failed').length;
+    for (const item of this.pending.values()) if (item.preview) URL.revokeObjectURL(item.preview);
+    this.closed = true;
+    this.pending.clear();
+    return unsent;
+  }
+}

@@ -1,0 +1,177 @@
+// The room view across a dropped socket and quick navigation: what changed meanwhile, messages
+// that failed while offline (sent again, or not once discarded), unread counts of a room left
+// scrolled up, a thread link overtaken by another room, and the focus after a reaction.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Server, browser, droppableSockets, shownErrors, signedInPage, team, waitFor } from './harness.mjs';
+
+const PASSWORD = 'correct horse battery';
+let server;
+let chromium;
+let setup;
+
+before(async () => {
+  server = await Server.start({ CHATBOARD_RATE_LIMIT_PER_IP: '0', CHATBOARD_RATE_LIMIT_PER_USER: '0' });
+  chromium = await browser();
+  setup = await team(server, PASSWORD);
+});
+
+after(async () => {
+  await chromium?.close();
+  await server?.close();
+});
+
+const newRoom = (name) => server.api('POST', '/api/rooms/', { org: setup.org.id, name }, setup.ada);
+const post = (room, body, token = setup.bob) => server.api('POST', `/api/rooms/${room.id}/messages/`, { body }, token);
+const bodies = async (room) => (await server.api('GET', `/api/rooms/${room.id}/messages/?limit=100`, undefined, setup.ada)).results.map((m) => m.body);
+
+/** Ada's page, its socket under the test's control. */
+async function ada() {
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  const sockets = await droppableSockets(page);
+  return { context, page, sockets };
+}
+
+async function connected(page, sockets) {
+  await waitFor(async () => sockets.opened() > 0 && !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to be open');
+}
+
+test('edits, deletions and reactions made while the socket was down are shown once it is back', async () => {
+  const room = await newRoom('changes');
+  const keep = await post(room, 'Keep me');
+  const edit = await post(room, 'Edit me');
+  const gone = await post(room, 'Delete me');
+  const { context, page, sockets } = await ada();
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByText('Delete me').waitFor();
+  await connected(page, sockets);
+
+  await sockets.drop();
+  await page.getByText('Reconnecting…').waitFor();
+  await server.api('PATCH', `/api/rooms/${room.id}/messages/${edit.id}/`, { body: 'Edited while Ada was away' }, setup.bob);
+  await server.api('DELETE', `/api/rooms/${room.id}/messages/${gone.id}/`, undefined, setup.bob);
+  await server.api('POST', `/api/rooms/${room.id}/messages/${keep.id}/reactions/`, { emoji: '👍' }, setup.bob);
+  sockets.allow();
+  await connected(page, sockets);
+  await page.getByText('Edited while Ada was away').waitFor({ timeout: 20_000 });
+  await page.getByText('This message was deleted.').waitFor({ timeout: 20_000 });
+  await page.getByLabel('👍 1 reaction').waitFor({ timeout: 20_000 });
+  assert.equal(await page.getByText('Delete me').count(), 0);
+  assert.deepEqual(await shownErrors(page), []);
+  await context.close();
+});
+
+test('a message that failed offline in an empty room goes once the connection is back', async () => {
+  const room = await newRoom('empty');
+  const { context, page, sockets } = await ada();
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByText('This is the start of # empty.').waitFor();
+  await connected(page, sockets);
+
+  // The connection goes: the socket, and the post with it.
+  await sockets.drop();
+  await page.route(`**/api/rooms/${room.id}/messages/`, (route) => (route.request().method() === 'POST' ? route.abort() : route.fallback()));
+  const box = page.getByLabel('Message # empty');
+  await box.fill('Written while offline');
+  await box.press('Enter');
+  await page.getByText('Not sent:').waitFor();
+  await page.unroute(`**/api/rooms/${room.id}/messages/`);
+  sockets.allow();
+  await page.locator('ol.messages:not(.pending) .msg', { hasText: 'Written while offline' }).waitFor({ timeout: 20_000 });
+  await waitFor(async () => (await page.locator('.msg.pending').count()) === 0, 20_000, 'the pending copy to go');
+  assert.deepEqual(await bodies(room), ['Written while offline']);
+  await context.close();
+});
+
+test('a failed message discarded by leaving the room is not sent when the connection comes back', async () => {
+  const room = await newRoom('discard');
+  const elsewhere = await newRoom('elsewhere');
+  await post(room, 'Something to catch up after');
+  const { context, page, sockets } = await ada();
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByText('Something to catch up after').waitFor();
+  await connected(page, sockets);
+
+  await sockets.drop();
+  const posts = `**/api/rooms/${room.id}/messages/`;
+  await page.route(posts, (route) => (route.request().method() === 'POST' ? route.abort() : route.fallback()));
+  const box = page.getByLabel('Message # discard');
+  await box.fill('Never send me');
+  await box.press('Enter');
+  await page.getByText('Not sent:').waitFor();
+  // The catch-up after the reconnect is held while Ada leaves the room.
+  let held = null;
+  await page.route((url) => url.pathname === `/api/rooms/${room.id}/messages/` && url.searchParams.has('after'), (route) => { held = route; });
+  sockets.allow();
+  await waitFor(() => held !== null, 30_000, 'the catch-up to start');
+  await page.getByRole('link', { name: /# elsewhere/ }).click();
+  await page.getByRole('heading', { name: '# elsewhere' }).waitFor();
+  assert.deepEqual(await shownErrors(page), ['1 unsent message in # discard discarded.']);
+  await page.unroute(posts);
+  // The catch-up ends (the room's members are read last, just before failed messages would be
+  // sent again): nothing is sent.
+  const membersRead = page.waitForResponse((response) => response.url().includes(`/api/rooms/${room.id}/members/`));
+  await held.fallback();
+  await membersRead;
+  await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 500)));
+  assert.deepEqual(await bodies(room), ['Something to catch up after']);
+  assert.equal(elsewhere.name, 'elsewhere');
+  await context.close();
+});
+
+test('messages that came while the room was scrolled up are counted once it is left', async () => {
+  const room = await newRoom('scrolled');
+  for (let n = 1; n <= 40; n += 1) await post(room, `Backlog ${n}`);
+  const { context, page, sockets } = await ada();
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByText('Backlog 40').waitFor();
+  await connected(page, sockets);
+  await page.locator('.scroller').evaluate((scroller) => { scroller.scrollTop = 0; });
+  await post(room, 'Came while scrolled up 1');
+  await post(room, 'Came while scrolled up 2');
+  await page.getByRole('button', { name: 'New messages ↓' }).waitFor();
+  await page.getByRole('link', { name: /# general/ }).click();
+  await page.getByRole('heading', { name: '# general' }).waitFor();
+  await page.getByRole('link', { name: /# scrolled/ }).getByTitle('2 unread').waitFor({ timeout: 20_000 });
+  await context.close();
+});
+
+test('a thread link opens its thread in its own room, not in a room opened meanwhile', async () => {
+  const room = await newRoom('slow');
+  const other = await newRoom('quick');
+  const root = await post(room, 'A thread in the slow room');
+  const { context, page } = await ada();
+  let held = null;
+  await page.route((url) => url.pathname === `/api/rooms/${room.id}/messages/` && !url.searchParams.has('before'), (route) => { held = route; });
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}/thread/${root.id}`);
+  await waitFor(() => held !== null, 30_000, 'the slow room to be asked for');
+  await page.getByRole('link', { name: /# quick/ }).click();
+  await page.getByRole('heading', { name: '# quick' }).waitFor();
+  const answered = page.waitForResponse((response) => response.url().includes(`/api/rooms/${room.id}/messages/?limit=`));
+  await held.fallback();
+  await answered;
+  await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 500)));
+  assert.equal(await page.getByRole('complementary', { name: 'Thread' }).count(), 0);
+  assert.deepEqual(await shownErrors(page), []);
+  assert.equal(other.name, 'quick');
+  await context.close();
+});
+
+test('picking a reaction with the keyboard leaves the focus on the message', async () => {
+  const room = await newRoom('keys');
+  await post(room, 'React to me');
+  const { context, page } = await ada();
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  const message = page.locator('li.msg', { hasText: 'React to me' });
+  await message.hover();
+  await message.getByRole('button', { name: 'React' }).focus();
+  await page.keyboard.press('Enter');
+  await page.getByRole('group', { name: 'Pick a reaction' }).waitFor();
+  await page.keyboard.press('Enter');
+  await message.getByLabel(/1 reaction, including yours/).waitFor();
+  const inMessage = await page.evaluate(() => Boolean(document.activeElement?.closest('li.msg')));
+  assert.ok(inMessage, 'the focus is within the message');
+  await context.close();
+});
