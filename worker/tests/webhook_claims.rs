@@ -11,7 +11,7 @@ mod common;
 use std::sync::Arc;
 
 use chatboard_core::model::DeliveryStatus;
-use chatboard_store::{AttemptOutcome, AttemptResult, Store, WebhookPatch};
+use chatboard_store::{AttemptOutcome, AttemptResult, ManagedWebhook, Store, WebhookPatch};
 use chrono::{Duration, Utc};
 use common::{post, settle_outbox, setup, webhook};
 use testing::TestEngine;
@@ -34,6 +34,74 @@ async fn a_gone_answer_from_a_former_url_leaves_the_webhook_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gone_answer_from_a_former_url_leaves_the_webhook_on_postgres() {
     a_gone_answer_from_a_former_url_leaves_the_webhook_on(TestEngine::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_webhook_moved_to_another_org_keeps_none_of_the_old_ones_events_sqlite() {
+    moved_to_another_org(TestEngine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_webhook_moved_to_another_org_keeps_none_of_the_old_ones_events_postgres() {
+    moved_to_another_org(TestEngine::Postgres).await;
+}
+
+/// A Webhook resource pointed at another Organization: the deliveries it held of the first
+/// one's events (due, and in its log) go, rather than being signed with the new secret, sent to
+/// the new URL and shown to the new org's admins.
+async fn moved_to_another_org(engine: TestEngine) {
+    let Some((_db, url)) = testing::TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    settle_outbox(&s.store).await;
+    let globex = s
+        .store
+        .create_org(s.author, "Globex", Utc::now())
+        .await
+        .unwrap();
+    let managed = |org_id: i64, target: &str| ManagedWebhook {
+        resource_key: "tenants/hook".into(),
+        org_id,
+        url: target.into(),
+        events: vec!["*".into()],
+        secret: "a secret of sixteen bytes".into(),
+        active: true,
+        max_attempts: None,
+    };
+    let hook = s
+        .store
+        .apply_managed_webhook(managed(s.org, "http://acme.example.com/"), Utc::now())
+        .await
+        .unwrap()
+        .webhook_id;
+    post(&s.store, s.room, s.author, 2).await;
+    let events = s.store.outbox_unpublished(10).await.unwrap();
+    assert_eq!(
+        s.store
+            .fan_out_deliveries(&events, Utc::now())
+            .await
+            .unwrap(),
+        2
+    );
+    let moved = s
+        .store
+        .apply_managed_webhook(managed(globex.id, "http://globex.example.com/"), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(moved.webhook_id, hook);
+    let due = s
+        .store
+        .claim_due_deliveries(Utc::now(), Utc::now() + Duration::seconds(60), 10, &[])
+        .await
+        .unwrap();
+    assert!(due.is_empty(), "the old org's events went out: {due:?}");
+    assert!(s
+        .store
+        .webhook_deliveries(hook, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn switch(store: &Arc<dyn Store>, hook: i64, on: bool) {

@@ -462,6 +462,15 @@ impl TenantStore for SqlStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            if row.org_id != hook.org_id {
+                // Moved to another organization: what it held of the old one's events (due,
+                // parked, and its delivery log, message text included) is not the new
+                // one's to receive or to see.
+                sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if row.is_active && !active {
                 pause_deliveries(&mut tx, id, now).await?;
             } else if active && !row.is_active {
