@@ -165,6 +165,12 @@ pub trait WebhookStore: Send + Sync {
         outcomes: &[AttemptOutcome],
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
-    /// Deliveries waiting for an attempt, and when the oldest of them was queued.
-    async fn delivery_backlog(&self) -> StoreResult<(i64, Option<DateTime<Utc>>)>;
+    /// Deliveries of active webhooks due at `now` or being attempted, and since when the
+    /// longest-waiting due one has been due (`None`: none is waiting for a dispatcher). A retry
+    /// scheduled for later is not waiting yet, so a target that keeps failing does not make the
+    /// backlog look old while the dispatcher is idle.
+    async fn delivery_backlog(
+        &self,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(i64, Option<DateTime<Utc>>)>;
 }

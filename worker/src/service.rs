@@ -270,7 +270,7 @@ pub async fn watch_backlog(store: Arc<dyn Store>, metrics: Arc<WorkerMetrics>, e
             }
             Err(e) => tracing::warn!(error = %e, "reading the outbox backlog failed"),
         }
-        match store.delivery_backlog().await {
+        match store.delivery_backlog(Utc::now()).await {
             Ok((count, oldest)) => {
                 metrics.webhook_backlog.set(count);
                 metrics.webhook_oldest_age.set(age(oldest));

@@ -104,6 +104,66 @@ async fn moved_to_another_org(engine: TestEngine) {
         .is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_scheduled_for_later_is_not_backlog_yet_sqlite() {
+    retry_not_backlog(TestEngine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_scheduled_for_later_is_not_backlog_yet_postgres() {
+    retry_not_backlog(TestEngine::Postgres).await;
+}
+
+/// The backlog gauges count what is due or being attempted, and age from when it came due: a
+/// failing target's retry an hour ahead is not waiting (the dispatcher is idle), and is once
+/// its hour has come.
+async fn retry_not_backlog(engine: TestEngine) {
+    let Some((_db, url)) = testing::TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    settle_outbox(&s.store).await;
+    let hook = webhook(&s.store, s.org, "http://hooks.example.com/", &["*"], "k").await;
+    post(&s.store, s.room, s.author, 1).await;
+    let events = s.store.outbox_unpublished(10).await.unwrap();
+    let now = Utc::now();
+    s.store.fan_out_deliveries(&events, now).await.unwrap();
+    assert_eq!(s.store.delivery_backlog(now).await.unwrap().0, 1, "due");
+    let lease = now + Duration::seconds(60);
+    let claimed = s
+        .store
+        .claim_due_deliveries(now, lease, 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.store.delivery_backlog(now).await.unwrap(),
+        (1, None),
+        "being attempted, not waiting"
+    );
+    let retry_at = now + Duration::hours(1);
+    let outcome = AttemptOutcome {
+        delivery_id: claimed[0].id,
+        webhook_id: hook,
+        url: claimed[0].url.clone(),
+        claimed_until: lease,
+        result: AttemptResult::Retry {
+            status_code: Some(503),
+            error: "busy".into(),
+            next_attempt_at: retry_at,
+        },
+    };
+    s.store.record_attempts(&[outcome], now).await.unwrap();
+    assert_eq!(s.store.delivery_backlog(now).await.unwrap(), (0, None));
+    let later = retry_at + Duration::seconds(1);
+    let (count, due_since) = s.store.delivery_backlog(later).await.unwrap();
+    assert_eq!(count, 1);
+    let due_since = due_since.unwrap();
+    assert!(
+        (due_since - retry_at).num_milliseconds().abs() < 5,
+        "due since {due_since}, retry at {retry_at}"
+    );
+}
+
 async fn switch(store: &Arc<dyn Store>, hook: i64, on: bool) {
     let patch = WebhookPatch {
         is_active: Some(on),

@@ -564,17 +564,26 @@ impl WebhookStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn delivery_backlog(&self) -> StoreResult<(i64, Option<DateTime<Utc>>)> {
+    async fn delivery_backlog(
+        &self,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(i64, Option<DateTime<Utc>>)> {
+        // Claimed ones carry their lease's end as `next_attempt_at` (and `claimed_until`): in
+        // flight until then, due again after it.
         let (count,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.status IN ('pending', 'retrying') AND w.is_active",
+             WHERE d.status IN ('pending', 'retrying') AND w.is_active \
+               AND (d.next_attempt_at <= $1 OR d.claimed_until IS NOT NULL)",
         )
+        .bind(now)
         .fetch_one(&self.read)
         .await?;
         let oldest: Option<(DateTime<Utc>,)> = sqlx::query_as(
-            "SELECT MIN(d.created_at) FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.status IN ('pending', 'retrying') AND w.is_active HAVING COUNT(*) > 0",
+            "SELECT MIN(d.next_attempt_at) FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.status IN ('pending', 'retrying') AND w.is_active AND d.next_attempt_at <= $1 \
+             HAVING COUNT(*) > 0",
         )
+        .bind(now)
         .fetch_optional(&self.read)
         .await?;
         Ok((count, oldest.map(|(t,)| t)))
