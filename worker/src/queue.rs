@@ -58,6 +58,7 @@ pub struct NatsJobQueue {
     jetstream: jetstream::Context,
     prefix: String,
     stream_name: String,
+    ack_wait: Duration,
 }
 
 impl NatsJobQueue {
@@ -69,9 +70,17 @@ impl NatsJobQueue {
             jetstream,
             prefix: prefix.to_owned(),
             stream_name,
+            ack_wait: ACK_WAIT,
         };
         queue.ensure_stream().await?;
         Ok(queue)
+    }
+
+    /// The same queue whose jobs are delivered again when not acknowledged within `ack_wait`
+    /// ([`ACK_WAIT`] otherwise; tests shorten it). It applies to a consumer made from then on.
+    pub fn with_ack_wait(mut self, ack_wait: Duration) -> Self {
+        self.ack_wait = ack_wait;
+        self
     }
 
     /// The stream, made if it is missing: at start-up, and whenever it went away under a
@@ -174,7 +183,7 @@ pub async fn consume(
             pull::Config {
                 durable_name: Some(CONSUMER.to_owned()),
                 ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: ACK_WAIT,
+                ack_wait: queue.ack_wait,
                 max_ack_pending: 10_000,
                 ..Default::default()
             },
@@ -212,7 +221,7 @@ pub async fn consume(
         // Unless the consumer is gone with its stream: then this round ends (after running what
         // did arrive: the outbox counts it handed over), and the next one makes both again.
         let gone = hiccups && consumer_gone(&consumer).await;
-        let ran = run_batch(jobs, messages).await;
+        let ran = run_batch(jobs, messages, queue.ack_wait).await;
         if gone {
             return Err(unavailable("the job consumer is gone"));
         }
@@ -242,11 +251,14 @@ async fn consumer_gone(consumer: &consumer::Consumer<pull::Config>) -> bool {
 }
 
 /// Handles fetched jobs together and acknowledges them; on failure they are handed back for
-/// redelivery after a pause.
+/// redelivery after a pause. While they run they are said to be in progress every third of
+/// `ack_wait`: a batch that takes longer (mentions of everyone in large rooms) would otherwise
+/// be handed to another replica while this one still runs it.
 #[tracing::instrument(skip_all, fields(jobs = messages.len()))]
 async fn run_batch(
     jobs: &dyn JobHandler,
     messages: Vec<jetstream::Message>,
+    ack_wait: Duration,
 ) -> Result<(), QueueError> {
     if messages.is_empty() {
         return Ok(());
@@ -266,7 +278,22 @@ async fn run_batch(
             }
         }
     }
-    match jobs.handle(&events).await {
+    let handled = jobs.handle(&events);
+    tokio::pin!(handled);
+    let every = ack_wait / 3;
+    let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut handled => break outcome,
+            _ = progress.tick() => {
+                for message in &kept {
+                    // Lost, it costs at worst the redelivery this is meant to avoid.
+                    let _ = message.ack_with(AckKind::Progress).await;
+                }
+            }
+        }
+    };
+    match outcome {
         Ok(()) => {
             for message in kept {
                 message.ack().await.map_err(unavailable)?;

@@ -87,3 +87,72 @@ async fn a_deleted_job_stream_is_made_again() {
     runner.abort();
     queue.delete().await.unwrap();
 }
+
+/// Runs each event's job slowly the first time, and counts how often each ran.
+struct Slow {
+    first: Duration,
+    ran: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl JobHandler for Slow {
+    async fn handle(&self, events: &[OutboxEvent]) -> Result<(), StoreError> {
+        let first_time = self.ran.lock().unwrap().is_empty();
+        if first_time {
+            tokio::time::sleep(self.first).await;
+        }
+        let mut ran = self.ran.lock().unwrap();
+        ran.extend(events.iter().map(|e| e.id.clone()));
+        Ok(())
+    }
+}
+
+/// A batch that takes longer than the acknowledgement deadline is not handed out again while
+/// it runs: it says it is in progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_job_is_not_delivered_again_while_it_runs() {
+    let Some(url) = nats_url() else { return };
+    let client = async_nats::connect(&url).await.unwrap();
+    let queue = Arc::new(
+        NatsJobQueue::start(client, &unique_prefix())
+            .await
+            .unwrap()
+            .with_ack_wait(Duration::from_secs(2)),
+    );
+    let handler = Arc::new(Slow {
+        first: Duration::from_secs(5),
+        ran: Mutex::default(),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let runner = {
+        let (queue, handler) = (queue.clone(), handler.clone());
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = stop_rx.await;
+            };
+            consume(&queue, handler.as_ref(), stop).await
+        })
+    };
+    queue.enqueue(&[event("long")]).await.unwrap();
+    let ran_once = || handler.ran.lock().unwrap().iter().any(|id| id == "long");
+    for _ in 0..400 {
+        if ran_once() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ran_once(), "the long job never ran");
+    // Anything delivered again while it ran comes before a job queued after it.
+    queue.enqueue(&[event("after")]).await.unwrap();
+    for _ in 0..400 {
+        if handler.ran.lock().unwrap().iter().any(|id| id == "after") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ran = handler.ran.lock().unwrap().clone();
+    assert_eq!(ran, ["long", "after"]);
+    let _ = stop_tx.send(());
+    runner.await.unwrap().unwrap();
+    queue.delete().await.unwrap();
+}
