@@ -20,7 +20,7 @@ use crate::mail::{MailSetupError, Mailer};
 use crate::queue::{consume, NatsJobQueue};
 use crate::relay::Relay;
 use crate::retention::RetentionSweeper;
-use crate::service::{watch_backlog, WorkerMetrics};
+use crate::service::{watch_backlog, watch_job_backlog, WorkerMetrics};
 use crate::uploads::UploadJanitor;
 use objects::ObjectStore;
 
@@ -199,7 +199,17 @@ pub fn start_scale_out(parts: Parts, queue: Arc<NatsJobQueue>) -> Result<Running
     let jobs = start_common(parts, &mut running)?;
     let relay = Relay::new(store, queue.clone(), RELAY_BATCH);
     let stop = running.stopped();
-    running.spawn(relay.run(metrics, RELAY_IDLE, stop));
+    running.spawn(relay.run(metrics.clone(), RELAY_IDLE, stop));
+    let stop = running.stopped();
+    running.spawn({
+        let queue = queue.clone();
+        async move {
+            tokio::select! {
+                () = stop => {}
+                () = watch_job_backlog(queue, metrics, BACKLOG_EVERY) => {}
+            }
+        }
+    });
     let stop = running.stopped();
     running.spawn(async move {
         // Setting the consumer up fails only while NATS is away; keep trying until stopped.

@@ -14,6 +14,8 @@ use chatboard_store::Store;
 use chrono::Utc;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
 
+use crate::queue::NatsJobQueue;
+
 /// The worker's metrics.
 pub struct WorkerMetrics {
     registry: MetricRegistry,
@@ -21,6 +23,9 @@ pub struct WorkerMetrics {
     pub outbox_backlog: IntGauge,
     /// Age of the oldest of them, in seconds (0 when none).
     pub outbox_oldest_age: IntGauge,
+    /// Jobs in the JetStream job queue, waiting or running (scale-out; the single node's relay
+    /// runs them itself, and this stays 0).
+    pub job_backlog: IntGauge,
     /// Events handed over.
     pub relayed: IntCounter,
     /// Relay rounds that failed.
@@ -83,6 +88,10 @@ impl WorkerMetrics {
                 "Jobs run, by event type and result.",
             ),
             &["type", "result"],
+        )?;
+        let job_backlog = IntGauge::new(
+            "chatboard_job_backlog",
+            "Jobs in the JetStream job queue, waiting or running (scale-out; 0 on the single node).",
         )?;
         let webhook_backlog = IntGauge::new(
             "chatboard_webhook_backlog",
@@ -159,6 +168,7 @@ impl WorkerMetrics {
         }
         registry.register(&outbox_backlog)?;
         registry.register(&outbox_oldest_age)?;
+        registry.register(&job_backlog)?;
         registry.register(&relayed)?;
         registry.register(&relay_failures)?;
         registry.register(&jobs)?;
@@ -178,6 +188,7 @@ impl WorkerMetrics {
             registry,
             outbox_backlog,
             outbox_oldest_age,
+            job_backlog,
             relayed,
             relay_failures,
             jobs,
@@ -253,6 +264,26 @@ async fn smtp_reachable(url: &str) -> Result<(), String> {
 
 async fn metrics(State(state): State<ServiceState>) -> Response {
     metrics_reply(state.metrics.render())
+}
+
+/// Refreshes the job queue's gauge every `every`: in the scale-out shape the outbox is empty
+/// once events are handed over, and this is where jobs that the runners do not keep up with
+/// (or that fail and come again) wait.
+pub async fn watch_job_backlog(
+    queue: Arc<NatsJobQueue>,
+    metrics: Arc<WorkerMetrics>,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match queue.pending().await {
+            Ok(jobs) => metrics
+                .job_backlog
+                .set(i64::try_from(jobs).unwrap_or(i64::MAX)),
+            Err(e) => tracing::warn!(error = %e, "reading the job queue's backlog failed"),
+        }
+    }
 }
 
 /// Refreshes the backlog gauges (outbox and webhook deliveries) every `every`.

@@ -156,3 +156,31 @@ async fn a_long_job_is_not_delivered_again_while_it_runs() {
     runner.await.unwrap().unwrap();
     queue.delete().await.unwrap();
 }
+
+/// In the scale-out shape jobs wait in the queue, not in the outbox: the worker's gauge shows
+/// how many.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_job_backlog_gauge_counts_the_queue() {
+    let Some(url) = nats_url() else { return };
+    let client = async_nats::connect(&url).await.unwrap();
+    let queue = Arc::new(NatsJobQueue::start(client, &unique_prefix()).await.unwrap());
+    queue
+        .enqueue(&[event("one"), event("two"), event("three")])
+        .await
+        .unwrap();
+    let metrics = Arc::new(worker::service::WorkerMetrics::new().unwrap());
+    let watching = tokio::spawn(worker::service::watch_job_backlog(
+        queue.clone(),
+        metrics.clone(),
+        Duration::from_millis(20),
+    ));
+    for _ in 0..400 {
+        if metrics.job_backlog.get() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(metrics.job_backlog.get(), 3);
+    watching.abort();
+    queue.delete().await.unwrap();
+}

@@ -229,7 +229,9 @@ def worker():
               "Outbox relay, jobs, webhook deliveries, email, upload janitor and retention.",
               "chatboard_outbox_backlog")
     b.row("Outbox and jobs")
-    b.graph("Outbox backlog", [(f"max(chatboard_outbox_backlog{{{NS}}})", "events waiting")])
+    b.graph("Outbox and job queue backlog",
+            [(f"max(chatboard_outbox_backlog{{{NS}}})", "outbox events waiting"),
+             (f"max(chatboard_job_backlog{{{NS}}})", "jobs queued (scale-out)")])
     b.graph("Outbox oldest event age",
             [(f"max(chatboard_outbox_oldest_age_seconds{{{NS}}})", "age")], "s")
     b.graph("Relayed", [(f"sum({rate('chatboard_outbox_relayed_total')})", "relayed"),
