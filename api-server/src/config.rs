@@ -36,10 +36,16 @@ pub struct Config {
     #[command(flatten)]
     pub database: DatabaseConfig,
     /// HS256 signing key of the tokens, at least 32 bytes: all api-server replicas must sign
-    /// tokens with the same key. Changing it signs everyone out.
+    /// tokens with the same key. Changing it signs everyone out, unless the old one is kept as
+    /// `CHATBOARD_JWT_SECRET_PREVIOUS`.
     #[arg(long = "jwt-secret", env = "CHATBOARD_JWT_SECRET", hide_env_values = true,
         value_parser = values::jwt_secret)]
     pub jwt_secret: JwtSecret,
+    /// The signing key before the current one, while keys are rotated: tokens it signed are
+    /// still accepted until they expire; new ones are signed with `CHATBOARD_JWT_SECRET`.
+    #[arg(long = "jwt-secret-previous", env = "CHATBOARD_JWT_SECRET_PREVIOUS",
+        hide_env_values = true, value_parser = values::jwt_secret)]
+    pub jwt_secret_previous: Option<JwtSecret>,
     /// Token lifetimes.
     #[command(flatten)]
     pub tokens: TokenSettings,
@@ -164,6 +170,7 @@ impl Config {
                 },
             },
             jwt_secret,
+            jwt_secret_previous: None,
             tokens: TokenSettings::default(),
             invites: InviteSettings::default(),
             rate_limit_per_user: 0,

@@ -65,7 +65,8 @@ impl AppState {
             &config.jwt_secret,
             config.tokens.access_token_ttl,
             config.tokens.refresh_token_ttl,
-        );
+        )
+        .accepting_previous(config.jwt_secret_previous.as_ref());
         let limits = RateLimits::new(config.rate_settings());
         let (objects, local_files) = object_storage(&config);
         let metrics = Metrics::new()?;

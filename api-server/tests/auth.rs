@@ -24,6 +24,7 @@ both_engines!(
     a_token_of_a_removed_account_is_refused,
     a_password_change_ends_every_other_login,
     a_sign_in_checked_against_the_old_password_does_not_outlive_a_change,
+    tokens_of_the_previous_key_pass_while_keys_are_rotated,
 );
 
 async fn register_creates_normalised_accounts(engine: Engine) {
@@ -744,4 +745,65 @@ async fn a_sign_in_checked_against_the_old_password_does_not_outlive_a_change(en
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+/// With the signing key changed and the old one kept as the previous key, tokens the old key
+/// signed still work (a session refreshes onto the new key); a key never used does not.
+async fn tokens_of_the_previous_key_pass_while_keys_are_rotated(engine: Engine) {
+    const NEW_KEY: &[u8] = b"the-new-signing-key-of-at-least-32-bytes";
+    let Some(app) = TestApp::spawn_with(engine, |c| {
+        c.jwt_secret = chatboard_core::config::JwtSecret::new(NEW_KEY.to_vec()).unwrap();
+        c.jwt_secret_previous =
+            Some(chatboard_core::config::JwtSecret::new(TEST_SECRET.to_vec()).unwrap());
+    })
+    .await
+    else {
+        return;
+    };
+    let u = app.user("rota@example.com").await;
+    let now = chrono::Utc::now().timestamp();
+    let access = |key: &[u8]| {
+        sign(
+            &json!({"sub": u.id.to_string(), "user_id": u.id, "exp": now + 60, "iat": now, "jti": "x", "type": "access"}),
+            key,
+        )
+    };
+    assert_eq!(
+        app.get("/auth/me/", &access(NEW_KEY)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get("/auth/me/", &access(TEST_SECRET)).await.status,
+        StatusCode::OK
+    );
+    let stranger = b"a-key-this-deployment-never-had-0123456";
+    assert_eq!(
+        app.get("/auth/me/", &access(stranger)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // This login's refresh token as the old key would have signed it: it refreshes.
+    let payload = u.refresh.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let r = app
+        .post(
+            "/auth/token/refresh/",
+            None,
+            json!({"refresh": sign(&claims, TEST_SECRET)}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let renewed = r.body["access"].as_str().unwrap();
+    let signed_with = |key: &[u8]| {
+        jsonwebtoken::decode::<Value>(
+            renewed,
+            &jsonwebtoken::DecodingKey::from_secret(key),
+            &jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256),
+        )
+        .is_ok()
+    };
+    assert!(
+        signed_with(NEW_KEY),
+        "new tokens are signed with the new key"
+    );
+    assert!(!signed_with(TEST_SECRET));
 }

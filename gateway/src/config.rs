@@ -32,6 +32,10 @@ pub struct GatewayConfig {
     #[arg(long = "jwt-secret", env = "CHATBOARD_JWT_SECRET", hide_env_values = true,
         value_parser = values::jwt_secret)]
     pub jwt_secret: JwtSecret,
+    /// The api-server's previous signing key, while keys are rotated (as the api-server's).
+    #[arg(long = "jwt-secret-previous", env = "CHATBOARD_JWT_SECRET_PREVIOUS",
+        hide_env_values = true, value_parser = values::jwt_secret)]
+    pub jwt_secret_previous: Option<JwtSecret>,
     /// Token lifetimes (as the api-server's).
     #[command(flatten)]
     pub tokens: TokenSettings,

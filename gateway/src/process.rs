@@ -35,7 +35,8 @@ pub async fn run() -> anyhow::Result<()> {
         &config.jwt_secret,
         config.tokens.access_token_ttl,
         config.tokens.refresh_token_ttl,
-    );
+    )
+    .accepting_previous(config.jwt_secret_previous.as_ref());
     let presence = NatsPresence::start(
         bus.client(),
         &config.nats.nats_prefix,

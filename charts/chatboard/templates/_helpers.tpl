@@ -130,6 +130,13 @@ Call with (dict "name" "DATABASE_URL" "existing" .Values.database.existingSecret
 
 {{- define "chatboard.env.jwt" -}}
 {{ include "chatboard.secretEnv" (dict "name" "CHATBOARD_JWT_SECRET" "existing" .Values.auth.existingSecret "root" .) }}
+{{- if .Values.auth.existingSecret.name }}
+{{- with .Values.auth.existingSecret.previousKey }}
+{{ include "chatboard.secretEnv" (dict "name" "CHATBOARD_JWT_SECRET_PREVIOUS" "existing" $.Values.auth.existingSecret "existingKey" . "root" $) }}
+{{- end }}
+{{- else if .Values.auth.previousJwtSecret }}
+{{ include "chatboard.secretEnv" (dict "name" "CHATBOARD_JWT_SECRET_PREVIOUS" "existing" (dict) "root" .) }}
+{{- end }}
 {{- end -}}
 
 {{- define "chatboard.env.smtp" -}}

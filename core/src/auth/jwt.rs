@@ -82,11 +82,14 @@ pub enum TokenError {
     Signing(String),
 }
 
-/// Issues and checks tokens with one HMAC key.
+/// Issues and checks tokens with one HMAC key (and, while keys are rotated, checks tokens of
+/// the previous one too).
 #[derive(Clone)]
 pub struct TokenIssuer {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// The key before the current one: tokens it signed stay good until they expire.
+    previous: Option<DecodingKey>,
     validation: Validation,
     access_ttl: Duration,
     refresh_ttl: Duration,
@@ -105,9 +108,32 @@ impl TokenIssuer {
         Self {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
+            previous: None,
             validation,
             access_ttl,
             refresh_ttl,
+        }
+    }
+
+    /// The same issuer, also accepting tokens signed with `previous` (the key before the current
+    /// one): a key is changed without signing everyone out, and the old one dropped once the
+    /// tokens it signed have expired (the refresh token lifetime after the change).
+    pub fn accepting_previous(mut self, previous: Option<&JwtSecret>) -> Self {
+        self.previous = previous.map(|key| DecodingKey::from_secret(key.as_bytes()));
+        self
+    }
+
+    /// A token's claims, checked with the current key, else with the previous one.
+    fn claims_of<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
+        match decode::<T>(token, &self.decoding, &self.validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) if *e.kind() == jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                let previous = self.previous.as_ref().ok_or(TokenError::Invalid)?;
+                decode::<T>(token, previous, &self.validation)
+                    .map(|data| data.claims)
+                    .map_err(|_| TokenError::Invalid)
+            }
+            Err(_) => Err(TokenError::Invalid),
         }
     }
 
@@ -161,9 +187,7 @@ impl TokenIssuer {
 
     /// Checks an access token and returns its claims.
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        let claims: AccessClaims = decode(token, &self.decoding, &self.validation)
-            .map_err(|_| TokenError::Invalid)?
-            .claims;
+        let claims: AccessClaims = self.claims_of(token)?;
         if claims.kind != TokenKind::Access || claims.sub != claims.user_id.to_string() {
             return Err(TokenError::Invalid);
         }
@@ -173,9 +197,7 @@ impl TokenIssuer {
     /// Checks a refresh token's signature and expiry and returns its claims; whether it was
     /// already used is the store's business.
     pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
-        let claims: RefreshClaims = decode(token, &self.decoding, &self.validation)
-            .map_err(|_| TokenError::Invalid)?
-            .claims;
+        let claims: RefreshClaims = self.claims_of(token)?;
         if claims.kind != TokenKind::Refresh || claims.sub != claims.user_id.to_string() {
             return Err(TokenError::Invalid);
         }
@@ -229,6 +251,37 @@ mod tests {
         let foreign = other.issue_access(5, Utc::now()).unwrap();
         assert_eq!(
             issuer.verify_access(&foreign).unwrap_err(),
+            TokenError::Invalid
+        );
+    }
+
+    #[test]
+    fn tokens_of_the_previous_key_pass_while_it_is_kept() {
+        let old_key = JwtSecret::new(vec![8; 32]).unwrap();
+        let ttl = Duration::from_secs(900);
+        let before = TokenIssuer::new(&old_key, ttl, ttl);
+        let access = before.issue_access(5, Utc::now()).unwrap();
+        let refresh = before.issue_refresh(5, "fam", Utc::now()).unwrap();
+        // The key changed, the old one kept as previous: both still pass.
+        let rotated = issuer().accepting_previous(Some(&old_key));
+        assert_eq!(rotated.verify_access(&access).unwrap().user_id, 5);
+        assert_eq!(rotated.verify_refresh(&refresh.token).unwrap().fam, "fam");
+        // New tokens are signed with the new key alone.
+        let fresh = rotated.issue_access(6, Utc::now()).unwrap();
+        assert_eq!(
+            before.verify_access(&fresh).unwrap_err(),
+            TokenError::Invalid
+        );
+        // Expired ones of the old key do not pass, and once it is dropped none do.
+        let expired = before
+            .issue_access(5, Utc::now() - chrono::Duration::hours(1))
+            .unwrap();
+        assert_eq!(
+            rotated.verify_access(&expired).unwrap_err(),
+            TokenError::Invalid
+        );
+        assert_eq!(
+            issuer().verify_access(&access).unwrap_err(),
             TokenError::Invalid
         );
     }
