@@ -70,6 +70,12 @@ export class RoomView {
       class: 'scroller', role: 'log', 'aria-label': `Messages in ${title}`,
       onscroll: () => this.onScroll(),
     }, this.top, this.list, this.pendingList);
+    // An image that loads takes its own height: a view at the bottom stays there (no scroll
+    // event says the content grew). Load events do not bubble, so they are caught on the way in.
+    this.pinned = true;
+    this.scroller.addEventListener('load', () => {
+      if (this.pinned) this.scroller.scrollTop = this.scroller.scrollHeight;
+    }, true);
     this.jump = h('button', { class: 'jump', hidden: true, onclick: () => this.toBottom() }, 'New messages ↓');
     this.typingLine = h('div', { class: 'typing', 'aria-live': 'polite' });
     this.input = h('textarea', {
@@ -230,6 +236,7 @@ export class RoomView {
   }
 
   onScroll() {
+    this.pinned = this.nearBottom();
     if (this.scroller.scrollTop < 300) this.loadOlder();
     if (this.nearBottom()) this.jump.hidden = true;
     clearTimeout(this.readTimer);

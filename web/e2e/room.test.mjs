@@ -1,6 +1,7 @@
 // The room view across a dropped socket and quick navigation: what changed meanwhile, messages
 // that failed while offline (sent again, or not once discarded), unread counts of a room left
-// scrolled up, a thread link overtaken by another room, and the focus after a reaction.
+// scrolled up, a thread link overtaken by another room, the focus after a reaction, and an
+// image that loads at the bottom.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -173,5 +174,32 @@ test('picking a reaction with the keyboard leaves the focus on the message', asy
   await message.getByLabel(/1 reaction, including yours/).waitFor();
   const inMessage = await page.evaluate(() => Boolean(document.activeElement?.closest('li.msg')));
   assert.ok(inMessage, 'the focus is within the message');
+  await context.close();
+});
+
+test('a tall image at the end of a room keeps the view at the bottom once it loads', async () => {
+  const room = await newRoom('photos');
+  for (let n = 1; n <= 30; n += 1) await post(room, `Before the photo ${n}`);
+  const { context, page } = await ada();
+  // A 300×900 PNG, drawn by the browser.
+  const dataUrl = await page.evaluate(() => {
+    const canvas = document.createElement('canvas');
+    canvas.width = 300;
+    canvas.height = 900;
+    canvas.getContext('2d').fillRect(0, 0, 300, 900);
+    return canvas.toDataURL('image/png');
+  });
+  const png = Buffer.from(dataUrl.split(',')[1], 'base64');
+  const presigned = await server.api('POST', '/api/uploads/presign/', { filename: 'tall.png', content_type: 'image/png', size: png.length }, setup.bob);
+  const put = await fetch(presigned.upload_url, { method: 'PUT', headers: presigned.headers, body: png });
+  assert.ok(put.ok, `upload: ${put.status}`);
+  await server.api('POST', `/api/uploads/${presigned.id}/complete/`, {}, setup.bob);
+  await server.api('POST', `/api/rooms/${room.id}/messages/`, { file_id: presigned.id }, setup.bob);
+
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  const img = page.locator('li.msg img.preview');
+  await waitFor(() => img.evaluate((i) => i.complete && i.naturalHeight > 0), 20_000, 'the image to load');
+  const fromBottom = await page.locator('.scroller').evaluate((s) => s.scrollHeight - s.scrollTop - s.clientHeight);
+  assert.ok(fromBottom < 48, `${fromBottom} px from the bottom`);
   await context.close();
 });
