@@ -220,7 +220,12 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         // The schema is served at /api/schema (and /api/schema/), the bundled Swagger UI at
         // /api/docs/: its assets ship inside the binary, so the page needs no internet access.
-        .merge(SwaggerUi::new("/api/docs").url("/api/schema", openapi::ApiDoc::openapi()))
+        .merge(
+            Router::from(
+                SwaggerUi::new("/api/docs").url("/api/schema", openapi::ApiDoc::openapi()),
+            )
+            .layer(middleware::map_response(docs_headers)),
+        )
         // The browser client: its page at `/`, its files under `/assets/`.
         .merge(web::router(state.web.clone()))
         .fallback(|| async { ApiError::not_found() })
@@ -303,4 +308,30 @@ pub async fn serve_with(
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     chatboard_core::shutdown::signal().await;
+}
+
+/// The documentation page's protections, as strict as the web client's page allows: it loads
+/// only its own files (no inline script; Swagger UI sets inline styles), talks only to this
+/// origin, and is never framed, so an injected schema text cannot run or phish from it.
+async fn docs_headers(mut response: Response) -> Response {
+    use axum::http::{header, HeaderValue};
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+             img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+             form-action 'none'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
 }

@@ -346,6 +346,10 @@ async fn schema_and_docs_page(engine: Engine) {
     }
     let page = app.call(Method::GET, "/api/docs/", None, None).await;
     assert_eq!(page.status, StatusCode::OK);
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.headers["x-frame-options"], "DENY");
     assert!(page.text.contains("swagger-ui"), "{}", page.text);
     // The page's scripts are served by us, not a CDN.
     assert!(!page.text.contains("https://"), "{}", page.text);

@@ -502,3 +502,18 @@ test('changing the password keeps this browser signed in and signs every other s
   await page.getByRole('link', { name: '# desk' }).waitFor();
   await context.close();
 });
+
+test('the API documentation renders under its content security policy', async () => {
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const refused = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error' && /Content Security Policy/i.test(message.text())) refused.push(message.text());
+  });
+  const response = await page.goto(`${server.url}/api/docs/`);
+  assert.match(response.headers()['content-security-policy'] ?? '', /script-src 'self'/);
+  await page.getByText('ChatBoard', { exact: false }).first().waitFor({ timeout: 20_000 });
+  await page.locator('.opblock').first().waitFor({ timeout: 20_000 });
+  assert.deepEqual(refused, []);
+  await context.close();
+});
