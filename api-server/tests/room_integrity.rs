@@ -7,7 +7,8 @@
 
 mod common;
 
-use chatboard_store::JoinVia;
+use chatboard_core::model::AccessLevel;
+use chatboard_store::{JoinVia, NewRoom};
 use chrono::Utc;
 use common::{Engine, TestApp};
 use reqwest::StatusCode;
@@ -37,6 +38,15 @@ async fn a_seat_is_given_only_to_who_is_still_admitted(engine: Engine) {
         .add_room_member(managers, bob.id, JoinVia::Invite, Utc::now())
         .await;
     assert!(refused.is_err(), "{refused:?}");
+    // Nor does a room he creates as a MEMBER (demoted after his role was read) seat him.
+    let new_room = |name: &str| NewRoom {
+        org_id: org,
+        name: name.into(),
+        access_level: AccessLevel::ManagerOnly,
+        created_by: bob.id,
+    };
+    let refused = store.create_room(new_room("demoted"), Utc::now()).await;
+    assert!(refused.is_err(), "{refused:?}");
     // Removed from the organization, he gets no seat anywhere in it.
     let r = app
         .delete(
@@ -48,6 +58,8 @@ async fn a_seat_is_given_only_to_who_is_still_admitted(engine: Engine) {
     let refused = store
         .add_room_member(room, bob.id, JoinVia::Join, Utc::now())
         .await;
+    assert!(refused.is_err(), "{refused:?}");
+    let refused = store.create_room(new_room("removed"), Utc::now()).await;
     assert!(refused.is_err(), "{refused:?}");
     assert!(!store
         .room_members(room)
@@ -91,6 +103,41 @@ async fn a_direct_message_is_deleted_only_by_an_admin(engine: Engine) {
         .delete(&format!("/api/rooms/{dm}/"), &alice.access)
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    // The one who did not open a direct message is told the same as its opener: 409.
+    let carol = app.user("carol@example.com").await;
+    app.join(org, &alice, &carol, "MEMBER").await;
+    let dm = app
+        .post(
+            "/api/rooms/dm/",
+            Some(&carol.access),
+            json!({"org": org, "user_id": bob.id}),
+        )
+        .await;
+    assert_eq!(dm.status, StatusCode::CREATED, "{}", dm.text);
+    let dm = dm.body["id"].as_i64().unwrap();
+    let refusals = [
+        app.delete(&format!("/api/rooms/{dm}/"), &bob.access).await,
+        app.patch(
+            &format!("/api/rooms/{dm}/"),
+            &bob.access,
+            json!({"name": "ours"}),
+        )
+        .await,
+        app.post(
+            &format!("/api/rooms/{dm}/invite/"),
+            Some(&bob.access),
+            json!({"user_id": alice.id}),
+        )
+        .await,
+    ];
+    for r in refusals {
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::CONFLICT, "dm_immutable"),
+            "{}",
+            r.text
+        );
+    }
 }
 
 async fn retention_keeps_a_thread_root_while_its_replies_are_young(engine: Engine) {

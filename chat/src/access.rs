@@ -42,7 +42,10 @@ impl Chat {
         // A creator manages the room while they sit in it: a seat lost with a role (a MANAGER
         // demoted out of a MANAGER_ONLY room) or with the organization takes the rights along.
         let creates = access.room.created_by == Some(user_id) && access.is_member;
-        let manages = access.org_role == Role::Admin || creates;
+        // A direct message's two people are answered alike, whichever opened it: what they may
+        // not do to it is refused for its being a direct message (409), not for who asks.
+        let in_dm = access.room.is_dm && access.is_member;
+        let manages = access.org_role == Role::Admin || creates || in_dm;
         match (manages, access.is_member) {
             (true, _) => Ok(access),
             (false, true) => Err(ChatError::denied(

@@ -260,6 +260,15 @@ impl RoomStore for SqlStore {
     async fn create_room(&self, new: NewRoom, now: DateTime<Utc>) -> StoreResult<Room> {
         let mut tx = self.write.begin().await?;
         ensure_room_quota(&mut tx, new.org_id).await?;
+        // The caller checked the creator's role on a read; under the org's lock (which removals
+        // and role changes take) it holds until the room and its seats are in. A creator
+        // removed or demoted meanwhile would otherwise get a seat their role does not allow.
+        let role = Self::role_in(&mut tx, new.org_id, new.created_by)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if role < Role::Manager {
+            return Err(StoreError::Forbidden(ErrorCode::PermissionDenied));
+        }
         let (room_id,): (i64,) = sqlx::query_as(
             "INSERT INTO rooms (org_id, name, is_dm, access_level, created_by, created_at) \
              VALUES ($1, $2, FALSE, $3, $4, $5) RETURNING id",
