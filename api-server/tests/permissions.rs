@@ -207,6 +207,25 @@ async fn a_refused_post_does_not_charge_its_file(engine: Engine) {
         )
         .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    // A repeat of a message already sent (its client_msg_id) answers with that message, which
+    // has no file: the file stays free too.
+    let first = app
+        .post(
+            &format!("/api/rooms/{room}/messages/"),
+            Some(&alice.access),
+            json!({"body": "hi", "client_msg_id": "k"}),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let repeat = app
+        .post(
+            &format!("/api/rooms/{room}/messages/"),
+            Some(&alice.access),
+            json!({"file_id": id, "client_msg_id": "k"}),
+        )
+        .await;
+    assert_eq!(repeat.status, StatusCode::OK, "{}", repeat.text);
+    assert!(repeat.body["file"].is_null(), "{}", repeat.text);
     let posted = app
         .post(
             &format!("/api/rooms/{elsewhere}/messages/"),

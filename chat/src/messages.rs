@@ -83,6 +83,13 @@ impl QueuedPost {
         if let Some(charge) = relied_on {
             chat.keep_upload_charged(charge).await;
         }
+        // A repeat (its client_msg_id already used) answers with the message first sent; a
+        // file this request charged is not that message's, and must not stay counted.
+        if let Some(charge) =
+            charge.filter(|c| !created && message.file.as_ref().is_none_or(|f| f.id != c.upload_id))
+        {
+            chat.release_upload_charge(charge).await;
+        }
         if created {
             chat.announcer()
                 .domain(&DomainEvent::MessageCreated(message.clone()))
