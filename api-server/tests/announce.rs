@@ -140,3 +140,44 @@ async fn changes_are_announced_on_nats() {
         .await
         .unwrap();
 }
+
+/// A post whose client hangs up while it waits for its commit is stored (the write queue's
+/// task commits it) and announced all the same: open sockets hear of it. The room's row is
+/// held so that the post waits; PostgreSQL only, which can hold one row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_whose_client_hung_up_is_announced() {
+    use tokio::io::AsyncWriteExt;
+    let Some(app) = TestApp::spawn(Engine::Postgres).await else {
+        return;
+    };
+    let (_org, room, alice, _bob) = app.room_for_two().await;
+    let mut events = app.state.bus.subscribe().await.unwrap();
+    let row = format!("SELECT id FROM rooms WHERE id = {room} FOR NO KEY UPDATE");
+    let held = testing::HeldLocks::take(&app.db_url, &row).await;
+    let body = json!({"body": "said, then the line went dead"}).to_string();
+    let host = app.base.trim_start_matches("http://").to_owned();
+    let mut client = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let request = format!(
+        "POST /api/rooms/{room}/messages/ HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        alice.access,
+        body.len()
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    while testing::waiting_for_locks(&app.db_url).await < 1 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The client goes; the server drops the request's future when it sees the connection end.
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    held.release().await;
+    match next_event(&mut events).await {
+        BusEvent::Message { message, .. } => {
+            assert_eq!(
+                (message.room, message.body.as_str()),
+                (room, "said, then the line went dead")
+            );
+        }
+        other => panic!("expected the message, got {other:?}"),
+    }
+}

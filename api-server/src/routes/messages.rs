@@ -20,6 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
 use crate::page_cache::PageKey;
+use crate::routes::to_completion;
 use crate::state::AppState;
 
 /// Page size when `limit` is absent.
@@ -292,7 +293,9 @@ pub async fn post(
         client_msg_id: request.client_msg_id,
         parent_id: request.parent_id,
     };
-    let posted = state.chat.post_message(user.id, room_id, draft).await?;
+    let chat = state.chat.clone();
+    let posted =
+        to_completion(async move { Ok(chat.post_message(user.id, room_id, draft).await?) }).await?;
     let status = if posted.created {
         StatusCode::CREATED
     } else {
@@ -312,10 +315,13 @@ pub async fn edit(
     ApiPath((room_id, msg_id)): ApiPath<(i64, i64)>,
     ApiJson(request): ApiJson<EditMessageRequest>,
 ) -> ApiResult<Json<Message>> {
-    let message = state
-        .chat
-        .edit_message(user.id, room_id, msg_id, &request.body)
-        .await?;
+    let chat = state.chat.clone();
+    let message = to_completion(async move {
+        Ok(chat
+            .edit_message(user.id, room_id, msg_id, &request.body)
+            .await?)
+    })
+    .await?;
     Ok(Json(message))
 }
 
@@ -329,6 +335,7 @@ pub async fn delete(
     State(state): State<AppState>,
     ApiPath((room_id, msg_id)): ApiPath<(i64, i64)>,
 ) -> ApiResult<StatusCode> {
-    state.chat.delete_message(user.id, room_id, msg_id).await?;
+    let chat = state.chat.clone();
+    to_completion(async move { Ok(chat.delete_message(user.id, room_id, msg_id).await?) }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,7 +12,25 @@ pub mod threads;
 pub mod uploads;
 pub mod webhooks;
 
+use std::future::Future;
+
 use serde::{Deserialize, Deserializer};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Runs a change that announces itself after its commit to the end, whether or not the client
+/// waits for the answer. A client that hangs up drops its request's future; the commit goes on
+/// in the write queue's task regardless, and without this the announcement (the message frame,
+/// mentions, thread counts, reactions) would be dropped with the request, leaving a stored
+/// change that open sockets never hear of.
+pub(crate) async fn to_completion<T: Send + 'static>(
+    change: impl Future<Output = ApiResult<T>> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::spawn(change).await.map_err(|e| {
+        tracing::error!(error = %e, "a change's task failed");
+        ApiError::internal()
+    })?
+}
 
 /// For PATCH fields where `null` means "clear" and absence means "leave as is":
 /// absent -> `None`, `null` -> `Some(None)`, value -> `Some(Some(v))`.

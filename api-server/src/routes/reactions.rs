@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, AuthUser};
+use crate::routes::to_completion;
 use crate::state::AppState;
 
 /// Body of `POST .../reactions/`.
@@ -34,10 +35,13 @@ pub async fn add(
     ApiPath((room_id, msg_id)): ApiPath<(i64, i64)>,
     ApiJson(request): ApiJson<ReactionRequest>,
 ) -> ApiResult<(StatusCode, Json<Message>)> {
-    let outcome = state
-        .chat
-        .react(user.id, room_id, msg_id, &request.emoji, true)
-        .await?;
+    let chat = state.chat.clone();
+    let outcome = to_completion(async move {
+        Ok(chat
+            .react(user.id, room_id, msg_id, &request.emoji, true)
+            .await?)
+    })
+    .await?;
     let status = if outcome.changed {
         StatusCode::CREATED
     } else {
@@ -57,9 +61,8 @@ pub async fn remove(
     State(state): State<AppState>,
     ApiPath((room_id, msg_id, emoji)): ApiPath<(i64, i64, String)>,
 ) -> ApiResult<StatusCode> {
-    state
-        .chat
-        .react(user.id, room_id, msg_id, &emoji, false)
+    let chat = state.chat.clone();
+    to_completion(async move { Ok(chat.react(user.id, room_id, msg_id, &emoji, false).await?) })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
