@@ -114,6 +114,13 @@ impl Session {
     async fn renew_token(&mut self, token: &str) -> Step {
         let not_valid = ErrorCode::TokenNotValid.code();
         let claims = match self.shared.tokens.verify_access(token) {
+            // Checking allows a few seconds of clock skew; a renewal that expired, however
+            // recently, would not extend the connection, and is refused as such.
+            Ok(claims) if claims.exp <= chrono::Utc::now().timestamp() => {
+                return self
+                    .error(not_valid, "The access token is invalid or expired.")
+                    .await
+            }
             Ok(claims) if claims.user_id == self.user_id => claims,
             Ok(_) => return self.error(not_valid, "This token is another user's.").await,
             Err(_) => {

@@ -203,7 +203,12 @@ fn prepare(
     let from_protocol = offered
         .iter()
         .find_map(|p| p.strip_prefix(BEARER_PROTOCOL).map(str::to_owned));
-    let token = query.get("token").cloned().or(from_protocol);
+    // An empty `?token=` (a client that always appends it) is no token: the subprotocol's counts.
+    let token = query
+        .get("token")
+        .filter(|t| !t.trim().is_empty())
+        .cloned()
+        .or(from_protocol);
     let mut upgrade = upgrade
         .max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_FRAME_BYTES)

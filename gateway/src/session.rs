@@ -246,7 +246,13 @@ impl Session {
                             }
                             Box::pin(self.error("invalid_frame", "Frames are JSON text.")).await
                         }
-                        Some(Ok(WsMessage::Close(_))) | None => return,
+                        // The library queued the close frame answering the client's: it goes out
+                        // with a flush, which finishes the closing handshake.
+                        Some(Ok(WsMessage::Close(_))) => {
+                            let _ = Box::pin(self.socket.flush()).await;
+                            return;
+                        }
+                        None => return,
                         // The peer went away without a closing handshake: nothing to answer.
                         Some(Err(e)) if peer_vanished(&e) => return,
                         // A frame over the size limit, or not WebSocket at all.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use futures::SinkExt;
+use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
@@ -111,11 +111,12 @@ async fn members_get_live_messages_edits_deletes_and_receipts(p: Arc<Platform>) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_token_may_come_as_a_subprotocol() {
+async fn the_token_may_come_as_a_subprotocol_and_a_close_is_answered() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let p = Platform::start().await;
     let (room, _alice, bob, _org) = p.team().await;
-    let mut request = format!("{}/ws/rooms/{room}/", p.gw.ws)
+    // An empty `?token=` beside it does not hide it.
+    let mut request = format!("{}/ws/rooms/{room}/?token=", p.gw.ws)
         .into_client_request()
         .unwrap();
     request.headers_mut().insert(
@@ -128,6 +129,20 @@ async fn the_token_may_come_as_a_subprotocol() {
         format!("bearer.{}", bob.token).as_str()
     );
     assert_eq!(frame(&mut s).await["type"], "connection");
+    // The client closes: the gateway answers with its own close frame (a clean close).
+    s.send(Ws::Close(None)).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match s.next().await {
+                Some(Ok(Ws::Close(frame))) => return Some(frame),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("an answer within 10 s");
+    assert!(answer.is_some(), "the close was not answered");
 }
 
 async fn resuming_with_since_replays_then_goes_live_without_gap_or_duplicate(p: Arc<Platform>) {

@@ -195,9 +195,18 @@ async fn an_auth_frame_with_a_bad_token_changes_nothing() {
     let (_room, alice, bob, _org) = p.team().await;
     let mut socket = Polled::new(p.connect_all(&bob.token).await);
     socket.frame("connection").await;
+    // Expired two seconds ago: inside the checks' allowance for clock skew, still expired.
+    let just_expired = TokenIssuer::new(
+        &p.app.state.config.jwt_secret,
+        Duration::from_secs(58),
+        Duration::from_secs(58),
+    )
+    .issue_access(bob.id, Utc::now() - chrono::Duration::seconds(60))
+    .unwrap();
     for (token, detail) in [
         (alice.token.clone(), "another user's"),
         ("not-a-token".to_owned(), "invalid or expired"),
+        (just_expired, "invalid or expired"),
     ] {
         socket.send(json!({"type": "auth", "token": token})).await;
         let error = socket.frame("error").await;
