@@ -168,6 +168,12 @@ impl Session {
                 return Ok(None);
             }
         };
+        if self.position(room).is_none() && self.fixed_room.is_none() {
+            // A seat taken a moment ago (a join over REST) whose announcement has not reached
+            // this connection yet: followed now, from the seat's start, as its announcement
+            // would have had it (a frame naming a room without a seat costs one lookup).
+            Box::pin(self.follow_missed_seats(&[room])).await?;
+        }
         if self.position(room).is_none() {
             self.error("not_found", "No such room among this connection's rooms.")
                 .await?;

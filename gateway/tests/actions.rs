@@ -260,3 +260,79 @@ async fn typing_is_passed_on_at_most_once_per_interval() {
     assert!(typing >= 1, "the first typing frame is passed on");
     assert!(typing <= allowed, "{typing} typing events in {sending:?}");
 }
+
+/// A bus whose subscribers never hear of new seats (as when the notice is late or lost).
+struct NoSeatNews(Arc<dyn Bus>);
+
+#[async_trait]
+impl Bus for NoSeatNews {
+    async fn publish(&self, event: &BusEvent) -> Result<(), BusError> {
+        self.0.publish(event).await
+    }
+    async fn subscribe(&self) -> Result<BusStream, BusError> {
+        use futures::StreamExt;
+        let events = self.0.subscribe().await?;
+        Ok(Box::pin(events.filter(|delivery| {
+            let seat = matches!(
+                delivery,
+                chatboard_core::bus::Delivery::Event(BusEvent::MemberSeated { .. })
+            );
+            std::future::ready(!seat)
+        })))
+    }
+    async fn ping(&self) -> Result<(), BusError> {
+        self.0.ping().await
+    }
+    fn kind(&self) -> &'static str {
+        "no seat news"
+    }
+}
+
+/// On the multiplexed connection, a frame for a room just joined (over REST) is taken even
+/// before the seat's notice reaches the connection, as REST takes it: the room is followed from
+/// the seat's start. A room without a seat is still not found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_for_a_room_just_joined_is_taken() {
+    let p = Platform::start().await;
+    let (_room, alice, bob, org) = p.team().await;
+    let later = p.room(org, &alice, "later").await;
+    p.room_action(&bob, later, "leave").await;
+    let gw = p.gateway_with_bus(|bus| Arc::new(NoSeatNews(bus))).await;
+    let mut socket = tokio_tungstenite::connect_async(format!("{}/ws/?token={}", gw.ws, bob.token))
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(frame(&mut socket).await["type"], "connection");
+    send(
+        &mut socket,
+        json!({"type": "message", "room": later, "body": "not yet", "client_msg_id": "n1"}),
+    )
+    .await;
+    let refused = loop {
+        let f = frame(&mut socket).await;
+        if f["type"] == "error" {
+            break f;
+        }
+    };
+    assert_eq!(refused["code"], "not_found", "{refused}");
+    p.room_action(&bob, later, "join").await;
+    send(
+        &mut socket,
+        json!({"type": "message", "room": later, "body": "just joined", "client_msg_id": "j1"}),
+    )
+    .await;
+    let mut acked = false;
+    let mut delivered = false;
+    while !(acked && delivered) {
+        let f = frame(&mut socket).await;
+        match f["type"].as_str() {
+            Some("ack") => {
+                assert_eq!(f["client_msg_id"], "j1", "{f}");
+                acked = true;
+            }
+            Some("message") if f["body"] == "just joined" => delivered = true,
+            Some("error") => panic!("refused: {f}"),
+            _ => {}
+        }
+    }
+}

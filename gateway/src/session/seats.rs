@@ -77,7 +77,7 @@ impl Session {
     /// Seats whose announcement was lost with the events: each is followed as its
     /// announcement would have had it, from where the room stood when the seat was taken
     /// (recorded with the seat), so what was posted since comes from the database.
-    async fn follow_missed_seats(&mut self, rooms: &[i64]) -> Step {
+    pub(crate) async fn follow_missed_seats(&mut self, rooms: &[i64]) -> Step {
         for room_id in rooms {
             match self.shared.store.seat_start(*room_id, self.user_id).await {
                 Ok(Some(start)) => {
