@@ -189,9 +189,10 @@ impl Session {
         let mut heartbeat =
             tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let limiter = frame_limiter();
+        let mut allowance = FrameAllowance::new();
         let mut last_heard = Instant::now();
         loop {
+            allowance.reading(self.replies.has_room());
             // Parked with nothing queued: the hub may write the rooms' next messages itself.
             self.outlet.open_if(|| self.subscription.events.is_empty());
             let step = tokio::select! {
@@ -234,14 +235,14 @@ impl Session {
                     match incoming {
                         Some(Ok(WsMessage::Text(text))) => {
                             self.shared.metrics.frames_in.inc();
-                            if limiter.check().is_err() {
+                            if !allowance.admit() {
                                 return Box::pin(self.close(close::POLICY, "rate limit", "rate_limit")).await;
                             }
                             Box::pin(self.on_client_frame(text.as_str())).await
                         }
                         Some(Ok(WsMessage::Binary(_))) => {
                             self.shared.metrics.frames_in.inc();
-                            if limiter.check().is_err() {
+                            if !allowance.admit() {
                                 return Box::pin(self.close(close::POLICY, "rate limit", "rate_limit")).await;
                             }
                             Box::pin(self.error("invalid_frame", "Frames are JSON text.")).await
@@ -262,7 +263,7 @@ impl Session {
                         // Pings are answered by the library; pongs only show the peer is alive.
                         // Both count against the frame rate: each ping costs a pong's write.
                         Some(Ok(_)) => {
-                            if limiter.check().is_err() {
+                            if !allowance.admit() {
                                 return Box::pin(self.close(close::POLICY, "rate limit", "rate_limit")).await;
                             }
                             Ok(())
@@ -282,7 +283,9 @@ impl Session {
                     }
                     // Checked with the heartbeat, which every connection has anyway: a timer
                     // of its own would add to what each idle connection keeps.
-                    if chrono::Utc::now().timestamp() >= self.token_expires_at {
+                    // Not while reads wait for answers: an `auth` frame renewing the token may
+                    // be among the frames not read yet.
+                    if chrono::Utc::now().timestamp() >= self.token_expires_at && !allowance.paused() {
                         return Box::pin(self.close(close::UNAUTHENTICATED, "token expired", "token_expired")).await;
                     }
                     Box::pin(self.send(WsMessage::Ping(Default::default()))).await
@@ -597,6 +600,53 @@ static FRAME_CLOCK: LazyLock<DefaultClock> = LazyLock::new(DefaultClock::default
 fn frame_limiter() -> DefaultDirectRateLimiter {
     let rate = NonZeroU32::new(FRAMES_PER_SECOND).unwrap_or(NonZeroU32::MIN);
     RateLimiter::direct_with_clock(Quota::per_second(rate), FRAME_CLOCK.clone())
+}
+
+/// The frame rate a connection is held to, counted as frames are read. While the session does
+/// not read (too many answers wait for their commits), frames wait in the socket, and are read
+/// together once it reads again: the time it did not read is credited at the allowed rate, so
+/// a client that kept to the rate is not closed for the gateway's own pause.
+struct FrameAllowance {
+    limiter: DefaultDirectRateLimiter,
+    paused_since: Option<Instant>,
+    credit: u32,
+}
+
+impl FrameAllowance {
+    fn new() -> Self {
+        Self {
+            limiter: frame_limiter(),
+            paused_since: None,
+            credit: 0,
+        }
+    }
+
+    /// Notes whether the session reads frames now.
+    fn reading(&mut self, reading: bool) {
+        match (reading, self.paused_since) {
+            (false, None) => self.paused_since = Some(Instant::now()),
+            (true, Some(since)) => {
+                self.paused_since = None;
+                let owed = since.elapsed().as_secs_f64() * f64::from(FRAMES_PER_SECOND);
+                self.credit = self.credit.saturating_add(owed.ceil() as u32);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether reads wait for answers now.
+    fn paused(&self) -> bool {
+        self.paused_since.is_some()
+    }
+
+    /// Counts one frame read; false when it is over the rate.
+    fn admit(&mut self) -> bool {
+        if self.credit > 0 {
+            self.credit -= 1;
+            return true;
+        }
+        self.limiter.check().is_ok()
+    }
 }
 
 /// How long a graceful shutdown waits for connections to close.

@@ -634,3 +634,45 @@ both_shapes!(
     continuous_posting_with_random_reconnects_loses_nothing,
     frames_from_clients_post_type_and_read
 );
+
+/// While its answers wait for their commits the gateway does not read a socket's frames; a
+/// client that kept to the frame rate meanwhile is not closed as a flood once they are read
+/// together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_held_back_by_the_gateway_do_not_count_as_a_flood() {
+    let p = Platform::start().await;
+    let (room, alice, _bob, _org) = p.team().await;
+    let mut a = p.connect(room, &alice.token, None).await;
+    assert_eq!(frame(&mut a).await["type"], "connection");
+    let frames_in = "chatboard_ws_frames_in_total";
+    let before = metric(&p.gw, frames_in).await;
+    let held = testing::HeldWrites::take(&p.db_url).await;
+    for n in 1..=16 {
+        let send = json!({"type": "message", "body": format!("held {n}"), "client_msg_id": format!("h-{n}")});
+        a.send(Ws::Text(send.to_string().into())).await.unwrap();
+    }
+    let reading = async {
+        while metric(&p.gw, frames_in).await < before + 16.0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), reading)
+        .await
+        .expect("the sixteen messages are read");
+    // Ten frames a second for three seconds, half the allowed rate, while nothing is read.
+    let ping = json!({"type": "ping"}).to_string();
+    for _ in 0..30 {
+        a.send(Ws::Text(ping.clone().into())).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    held.release().await;
+    let (mut acks, mut pongs) = (0, 0);
+    while acks < 16 || pongs < 30 {
+        let f = frame(&mut a).await;
+        match f["type"].as_str() {
+            Some("ack") => acks += 1,
+            Some("pong") => pongs += 1,
+            _ => {}
+        }
+    }
+}
