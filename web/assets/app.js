@@ -170,6 +170,8 @@ async function showOrg(orgId, section, detail, threadId) {
       await loadOrg();
       shell = buildShell();
       replace(root, shell.element);
+      // The connection may have failed before there was a shell to say so.
+      if (state.live?.online === false) showConnection(false);
     } else if (section === 'room' && !state.rooms.has(roomId)) {
       // A room made (or a seat given) since the rooms were read: read them again before
       // saying it does not exist.
@@ -539,11 +541,24 @@ function onFrame(frame) {
 }
 
 let refreshing = null;
+let refreshAgain = false;
 
-/** Re-reads the rooms and counts (a new seat, or after a reconnect). */
+/** Re-reads the rooms and counts (a new seat, or after a reconnect). Asked for while a read is
+ * under way, it reads once more after it: that read may have begun before what asked for this
+ * one (a read elsewhere, a new seat), and its counts would stay. */
 export async function refreshRooms() {
-  if (!state.org || refreshing) return;
-  refreshing = loadOrg().then(drawSidebar, () => {}).finally(() => { refreshing = null; });
+  if (!state.org) return;
+  if (refreshing) {
+    refreshAgain = true;
+    return;
+  }
+  refreshing = loadOrg().then(drawSidebar, () => {}).finally(() => {
+    refreshing = null;
+    if (refreshAgain) {
+      refreshAgain = false;
+      refreshRooms();
+    }
+  });
 }
 
 function onReconnected() {

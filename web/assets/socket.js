@@ -35,7 +35,8 @@ export class Live extends EventTarget {
     this.renewTimer = null;
     this.renewedExpiresAt = 0;
     this.lastFrameAt = 0;
-    this.online = false;
+    // Unknown until the first attempt ends: a first connection that fails is news too.
+    this.online = null;
   }
 
   start() {

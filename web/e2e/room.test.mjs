@@ -1,7 +1,7 @@
 // The room view across a dropped socket and quick navigation: what changed meanwhile, messages
 // that failed while offline (sent again, or not once discarded), unread counts of a room left
 // scrolled up, a thread link overtaken by another room, the focus after a reaction, and an
-// image that loads at the bottom.
+// image that loads at the bottom; a first connection that fails.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -201,5 +201,17 @@ test('a tall image at the end of a room keeps the view at the bottom once it loa
   await waitFor(() => img.evaluate((i) => i.complete && i.naturalHeight > 0), 20_000, 'the image to load');
   const fromBottom = await page.locator('.scroller').evaluate((s) => s.scrollHeight - s.scrollTop - s.clientHeight);
   assert.ok(fromBottom < 48, `${fromBottom} px from the bottom`);
+  await context.close();
+});
+
+test('a connection that never opens says so', async () => {
+  const { context, page, sockets } = await ada();
+  // Every socket is refused from the start.
+  await sockets.drop();
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${setup.room.id}`);
+  await page.getByRole('heading', { name: '# general' }).waitFor();
+  await page.getByText('Reconnecting…').waitFor({ timeout: 20_000 });
+  sockets.allow();
+  await waitFor(async () => !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to open');
   await context.close();
 });
