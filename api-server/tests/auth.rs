@@ -547,20 +547,7 @@ async fn sign_ins_past_the_hashing_slots_wait_then_get_503() {
     );
 
     // The only slot is taken (as by a long hash) until the test lets it go.
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    let (taken_tx, taken) = tokio::sync::oneshot::channel();
-    let holder = tokio::spawn({
-        let passwords = app.state.passwords.clone();
-        async move {
-            passwords
-                .run(move || {
-                    let _ = taken_tx.send(());
-                    let _ = held.recv();
-                })
-                .await
-        }
-    });
-    taken.await.unwrap();
+    let (release, holder) = hold_the_hashing_slot(&app).await;
     for (path, body) in [
         (
             "/auth/register/",
@@ -582,6 +569,31 @@ async fn sign_ins_past_the_hashing_slots_wait_then_get_503() {
     holder.await.unwrap().unwrap();
     let token = app.post("/auth/token/", None, ada).await;
     assert_eq!(token.status, StatusCode::OK, "{}", token.text);
+}
+
+/// Takes a password-hashing slot, as a long hash would, until something is sent on (or the
+/// test drops) the returned sender; the returned task ends then.
+async fn hold_the_hashing_slot(
+    app: &TestApp,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    tokio::task::JoinHandle<Result<(), chatboard_core::auth::HashingError>>,
+) {
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (taken_tx, taken) = tokio::sync::oneshot::channel();
+    let holder = tokio::spawn({
+        let passwords = app.state.passwords.clone();
+        async move {
+            passwords
+                .run(move || {
+                    let _ = taken_tx.send(());
+                    let _ = held.recv();
+                })
+                .await
+        }
+    });
+    taken.await.unwrap();
+    (release, holder)
 }
 
 /// `POST /auth/password/` takes the current password and a new one: the old password stops
@@ -690,20 +702,7 @@ async fn a_sign_in_checked_against_the_old_password_does_not_outlive_a_change(en
         return;
     };
     let u = app.user("ines@example.com").await;
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    let (taken_tx, taken) = tokio::sync::oneshot::channel();
-    let holder = tokio::spawn({
-        let passwords = app.state.passwords.clone();
-        async move {
-            passwords
-                .run(move || {
-                    let _ = taken_tx.send(());
-                    let _ = held.recv();
-                })
-                .await
-        }
-    });
-    taken.await.unwrap();
+    let (release, holder) = hold_the_hashing_slot(&app).await;
     let sign_in = tokio::spawn({
         let base = app.base.clone();
         async move {

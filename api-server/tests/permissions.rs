@@ -107,15 +107,7 @@ async fn a_direct_message_reopens_for_someone_who_came_back(engine: Engine) {
         return;
     };
     let (org, _general, alice, bob) = app.room_for_two().await;
-    let dm = app
-        .post(
-            "/api/rooms/dm/",
-            Some(&alice.access),
-            json!({"org": org, "user_id": bob.id}),
-        )
-        .await;
-    assert_eq!(dm.status, StatusCode::CREATED, "{}", dm.text);
-    let room = dm.body["id"].as_i64().unwrap();
+    let room = app.dm(&alice, org, &bob).await;
     app.send(&alice, room, "before you left").await;
     let r = app
         .delete(&format!("/api/orgs/{org}/members/{}/", bob.id), &bob.access)

@@ -80,15 +80,7 @@ async fn a_direct_message_is_deleted_only_by_an_admin(engine: Engine) {
     };
     let (org, _room, alice, bob) = app.room_for_two().await;
     // Bob opens it, so he is its creator.
-    let dm = app
-        .post(
-            "/api/rooms/dm/",
-            Some(&bob.access),
-            json!({"org": org, "user_id": alice.id}),
-        )
-        .await;
-    assert_eq!(dm.status, StatusCode::CREATED, "{}", dm.text);
-    let dm = dm.body["id"].as_i64().unwrap();
+    let dm = app.dm(&bob, org, &alice).await;
     app.send(&alice, dm, "Alice's words, not Bob's to delete")
         .await;
     let r = app.delete(&format!("/api/rooms/{dm}/"), &bob.access).await;
@@ -106,15 +98,7 @@ async fn a_direct_message_is_deleted_only_by_an_admin(engine: Engine) {
     // The one who did not open a direct message is told the same as its opener: 409.
     let carol = app.user("carol@example.com").await;
     app.join(org, &alice, &carol, "MEMBER").await;
-    let dm = app
-        .post(
-            "/api/rooms/dm/",
-            Some(&carol.access),
-            json!({"org": org, "user_id": bob.id}),
-        )
-        .await;
-    assert_eq!(dm.status, StatusCode::CREATED, "{}", dm.text);
-    let dm = dm.body["id"].as_i64().unwrap();
+    let dm = app.dm(&carol, org, &bob).await;
     let refusals = [
         app.delete(&format!("/api/rooms/{dm}/"), &bob.access).await,
         app.patch(

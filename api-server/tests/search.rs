@@ -437,14 +437,7 @@ async fn joinable_rooms_are_those_the_caller_may_join(engine: Engine) {
     let ops = app.room(&alice, org, "Gen Ops", "PUBLIC").await;
     let managers = app.room(&alice, org, "gen-managers", "MANAGER_ONLY").await;
     app.room(&alice, org, "gen-private", "PRIVATE").await;
-    let dm = app
-        .post(
-            "/api/rooms/dm/",
-            Some(&alice.access),
-            json!({"org": org, "user_id": bob.id}),
-        )
-        .await;
-    assert_eq!(dm.status, StatusCode::CREATED, "{}", dm.text);
+    app.dm(&alice, org, &bob).await;
     app.room_action(&bob, ops, "leave").await;
     let joinable = |user: &TestUser, query: &str| {
         let path = format!("/api/orgs/{org}/search/rooms/?joinable=true&limit=50{query}");

@@ -246,6 +246,19 @@ impl TestApp {
         (org, room, alice, bob)
     }
 
+    /// The direct message `by` opens with `with` in `org` (which must be new): its id.
+    pub async fn dm(&self, by: &TestUser, org: i64, with: &TestUser) -> i64 {
+        let r = self
+            .post(
+                "/api/rooms/dm/",
+                Some(&by.access),
+                json!({"org": org, "user_id": with.id}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["id"].as_i64().expect("room id")
+    }
+
     /// `POST /api/rooms/{room}/{action}/` as `user` (`join`, `leave`), which must succeed.
     pub async fn room_action(&self, user: &TestUser, room: i64, action: &str) {
         let path = format!("/api/rooms/{room}/{action}/");

@@ -554,20 +554,12 @@ async fn mention_digest(engine: TestEngine) {
     running.shut_down().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn withdrawn_invitations_are_not_mailed_sqlite() {
-    withdrawn_invitations(TestEngine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn withdrawn_invitations_are_not_mailed_postgres() {
-    withdrawn_invitations(TestEngine::Postgres).await;
-}
+testing::both_engines!(withdrawn_invitations_are_not_mailed);
 
 /// An invitation's email is not sent once the invitation is revoked, accepted (through the
 /// link its inviter was shown), or deleted with its organization, before the worker came to
 /// it; an open invitation's email is.
-async fn withdrawn_invitations(engine: TestEngine) {
+async fn withdrawn_invitations_are_not_mailed(engine: TestEngine) {
     let Some((_db, url)) = TestDb::create(engine).await else {
         return;
     };

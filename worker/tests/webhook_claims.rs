@@ -14,42 +14,21 @@ use chatboard_core::model::DeliveryStatus;
 use chatboard_store::{AttemptOutcome, AttemptResult, ManagedWebhook, Store, WebhookPatch};
 use chrono::{Duration, Utc};
 use common::{post, settle_outbox, setup, webhook};
-use testing::TestEngine;
+use testing::{both_engines, TestEngine};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn switching_a_webhook_off_and_on_keeps_claims_sqlite() {
-    switching_off_and_on_keeps_claims(TestEngine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn switching_a_webhook_off_and_on_keeps_claims_postgres() {
-    switching_off_and_on_keeps_claims(TestEngine::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gone_answer_from_a_former_url_leaves_the_webhook_on_sqlite() {
-    a_gone_answer_from_a_former_url_leaves_the_webhook_on(TestEngine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gone_answer_from_a_former_url_leaves_the_webhook_on_postgres() {
-    a_gone_answer_from_a_former_url_leaves_the_webhook_on(TestEngine::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_managed_webhook_moved_to_another_org_keeps_none_of_the_old_ones_events_sqlite() {
-    moved_to_another_org(TestEngine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_managed_webhook_moved_to_another_org_keeps_none_of_the_old_ones_events_postgres() {
-    moved_to_another_org(TestEngine::Postgres).await;
-}
+both_engines!(
+    switching_off_and_on_keeps_claims,
+    a_gone_answer_from_a_former_url_leaves_the_webhook_on,
+    a_managed_webhook_moved_to_another_org_keeps_none_of_the_old_ones_events,
+    a_retry_scheduled_for_later_is_not_backlog_yet,
+);
 
 /// A Webhook resource pointed at another Organization: the deliveries it held of the first
 /// one's events (due, and in its log) go, rather than being signed with the new secret, sent to
 /// the new URL and shown to the new org's admins.
-async fn moved_to_another_org(engine: TestEngine) {
+async fn a_managed_webhook_moved_to_another_org_keeps_none_of_the_old_ones_events(
+    engine: TestEngine,
+) {
     let Some((_db, url)) = testing::TestDb::create(engine).await else {
         return;
     };
@@ -104,59 +83,35 @@ async fn moved_to_another_org(engine: TestEngine) {
         .is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retry_scheduled_for_later_is_not_backlog_yet_sqlite() {
-    retry_not_backlog(TestEngine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retry_scheduled_for_later_is_not_backlog_yet_postgres() {
-    retry_not_backlog(TestEngine::Postgres).await;
-}
-
 /// The backlog gauges count what is due or being attempted, and age from when it came due: a
 /// failing target's retry an hour ahead is not waiting (the dispatcher is idle), and is once
 /// its hour has come.
-async fn retry_not_backlog(engine: TestEngine) {
-    let Some((_db, url)) = testing::TestDb::create(engine).await else {
+async fn a_retry_scheduled_for_later_is_not_backlog_yet(engine: TestEngine) {
+    let Some((_db, s, _hook, claimed, lease)) =
+        one_delivery_claimed(engine, "http://hooks.example.com/").await
+    else {
         return;
     };
-    let s = setup(&url).await;
-    settle_outbox(&s.store).await;
-    let hook = webhook(&s.store, s.org, "http://hooks.example.com/", &["*"], "k").await;
-    post(&s.store, s.room, s.author, 1).await;
-    let events = s.store.outbox_unpublished(10).await.unwrap();
     let now = Utc::now();
-    s.store.fan_out_deliveries(&events, now).await.unwrap();
-    assert_eq!(s.store.delivery_backlog(now).await.unwrap().0, 1, "due");
-    let lease = now + Duration::seconds(60);
-    let claimed = s
-        .store
-        .claim_due_deliveries(now, lease, 10, &[])
-        .await
-        .unwrap();
     assert_eq!(
         s.store.delivery_backlog(now).await.unwrap(),
         (1, None),
         "being attempted, not waiting"
     );
     let retry_at = now + Duration::hours(1);
-    let outcome = AttemptOutcome {
-        delivery_id: claimed[0].id,
-        webhook_id: hook,
-        url: claimed[0].url.clone(),
-        claimed_until: lease,
-        result: AttemptResult::Retry {
-            status_code: Some(503),
-            error: "busy".into(),
-            next_attempt_at: retry_at,
-        },
+    let retry = AttemptResult::Retry {
+        status_code: Some(503),
+        error: "busy".into(),
+        next_attempt_at: retry_at,
     };
-    s.store.record_attempts(&[outcome], now).await.unwrap();
+    s.store
+        .record_attempts(&[outcome_of(&claimed, lease, retry)], now)
+        .await
+        .unwrap();
     assert_eq!(s.store.delivery_backlog(now).await.unwrap(), (0, None));
     let later = retry_at + Duration::seconds(1);
     let (count, due_since) = s.store.delivery_backlog(later).await.unwrap();
-    assert_eq!(count, 1);
+    assert_eq!(count, 1, "due once its time has come");
     let due_since = due_since.unwrap();
     assert!(
         (due_since - retry_at).num_milliseconds().abs() < 5,
