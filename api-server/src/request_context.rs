@@ -60,6 +60,22 @@ fn valid_request_id(value: &HeaderValue) -> Option<String> {
     ok.then(|| s.to_owned())
 }
 
+/// One request counted in `chatboard_http_requests_in_flight` until dropped.
+struct InFlight(prometheus::IntGauge);
+
+impl InFlight {
+    fn start(gauge: prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// The middleware; see the module docs.
 pub async fn track_request(
     State(state): State<AppState>,
@@ -85,7 +101,9 @@ pub async fn track_request(
         request.headers_mut().insert(&REQUEST_ID, value);
     }
 
-    state.metrics.in_flight().inc();
+    // Counted down however the request ends, also when its client hangs up and the request is
+    // dropped before its answer (a plain decrement after it never ran then).
+    let in_flight = InFlight::start(state.metrics.in_flight().clone());
     // Everything the request causes (its action, store calls, announcements) runs in this span.
     let span =
         tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
@@ -101,7 +119,7 @@ pub async fn track_request(
     if refusal.is_none() && response.extensions().get::<StoreUnavailable>().is_some() {
         state.outage.noticed();
     }
-    state.metrics.in_flight().dec();
+    drop(in_flight);
 
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {

@@ -167,9 +167,17 @@ async fn a_post_whose_client_hung_up_is_announced() {
     while testing::waiting_for_locks(&app.db_url).await < 1 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // The client goes; the server drops the request's future when it sees the connection end.
+    // The client goes; the server drops the request once it sees the connection end (the
+    // request no longer counts as in flight), while the post still waits for its room.
     drop(client);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let dropped = async {
+        while app.state.metrics.in_flight().get() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), dropped)
+        .await
+        .expect("the request still counted in flight 20 s after its client left");
     held.release().await;
     match next_event(&mut events).await {
         BusEvent::Message { message, .. } => {

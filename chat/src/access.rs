@@ -3,7 +3,8 @@
 //! Visibility follows the organization: someone outside an object's organization gets 404 for
 //! it, exactly as if it did not exist. Inside, reading a room needs a seat in it; managing it
 //! needs to be its creator sitting in it or an org ADMIN (who may manage a room without sitting
-//! in it); org actions need a role, and a member below it gets 403. Writes to a suspended or
+//! in it), and a direct message's two people are answered as its creator is (what they may not
+//! do to it is refused as `dm_immutable`); org actions need a role, and a member below it gets 403. Writes to a suspended or
 //! archived organization are refused with `org_suspended` / `org_archived`.
 
 use chatboard_core::error_code::ErrorCode;
@@ -31,8 +32,8 @@ impl Chat {
         Ok(access)
     }
 
-    /// The room, for its creator or an org ADMIN: 404 for those who cannot see it, 403 for
-    /// members who may not manage it.
+    /// The room, for its creator, an org ADMIN or one of a direct message's two people: 404 for
+    /// those who cannot see it, 403 for members who may not manage it.
     pub(crate) async fn manager_access(
         &self,
         room_id: i64,

@@ -172,7 +172,20 @@ impl Session {
             // A seat taken a moment ago (a join over REST) whose announcement has not reached
             // this connection yet: followed now, from the seat's start, as its announcement
             // would have had it (a frame naming a room without a seat costs one lookup).
-            Box::pin(self.follow_missed_seats(&[room])).await?;
+            match self.shared.store.seat_start(room, self.user_id).await {
+                Ok(Some(start)) => {
+                    let after = start.last_msg_id.unwrap_or(0);
+                    Box::pin(self.seated(room, after, Some(start.last_seq))).await?;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // The frame is refused; the connection goes on.
+                    tracing::warn!(error = %e, room, "seat lookup failed");
+                    self.error(ErrorCode::Unavailable.code(), "Try again shortly.")
+                        .await?;
+                    return Ok(None);
+                }
+            }
         }
         if self.position(room).is_none() {
             self.error("not_found", "No such room among this connection's rooms.")

@@ -8,8 +8,7 @@
 //! was committed but its announcement is late or lost, and the database, which has it, fills
 //! the gap first. So each room's messages reach the socket once each, in id order.
 
-use std::num::NonZeroU32;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
@@ -18,8 +17,6 @@ use chatboard_core::model::Message;
 use chatboard_core::presence::PresenceChange;
 use chatboard_store::{PageCursor, Timeline};
 use futures::SinkExt;
-use governor::clock::DefaultClock;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::json;
 
 use crate::closing::finish_closing;
@@ -28,7 +25,10 @@ use crate::outlet::{fanout_latency, Outlet};
 use crate::replies::{Replies, Reply};
 use crate::{Shared, Slot};
 
+mod allowance;
 mod seats;
+
+use allowance::FrameAllowance;
 
 /// Close codes of the protocol (API.md).
 pub mod close {
@@ -283,9 +283,11 @@ impl Session {
                     }
                     // Checked with the heartbeat, which every connection has anyway: a timer
                     // of its own would add to what each idle connection keeps.
-                    // Not while reads wait for answers: an `auth` frame renewing the token may
-                    // be among the frames not read yet.
-                    if chrono::Utc::now().timestamp() >= self.token_expires_at && !allowance.paused() {
+                    // Not while reads wait for answers (for a while): an `auth` frame renewing
+                    // the token may be among the frames not read yet.
+                    if chrono::Utc::now().timestamp() >= self.token_expires_at
+                        && !allowance.paused_within(ping_every * 2)
+                    {
                         return Box::pin(self.close(close::UNAUTHENTICATED, "token expired", "token_expired")).await;
                     }
                     Box::pin(self.send(WsMessage::Ping(Default::default()))).await
@@ -590,63 +592,6 @@ fn peer_vanished(error: &axum::Error) -> bool {
                 | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
         )
     )
-}
-
-/// The clock of every session's frame limiter. Making a clock tests the CPU for a usable time
-/// stamp counter (`cpuid`, which a virtual machine traps), so the process makes one and each
-/// limiter holds a copy, instead of one per connection.
-static FRAME_CLOCK: LazyLock<DefaultClock> = LazyLock::new(DefaultClock::default);
-
-fn frame_limiter() -> DefaultDirectRateLimiter {
-    let rate = NonZeroU32::new(FRAMES_PER_SECOND).unwrap_or(NonZeroU32::MIN);
-    RateLimiter::direct_with_clock(Quota::per_second(rate), FRAME_CLOCK.clone())
-}
-
-/// The frame rate a connection is held to, counted as frames are read. While the session does
-/// not read (too many answers wait for their commits), frames wait in the socket, and are read
-/// together once it reads again: the time it did not read is credited at the allowed rate, so
-/// a client that kept to the rate is not closed for the gateway's own pause.
-struct FrameAllowance {
-    limiter: DefaultDirectRateLimiter,
-    paused_since: Option<Instant>,
-    credit: u32,
-}
-
-impl FrameAllowance {
-    fn new() -> Self {
-        Self {
-            limiter: frame_limiter(),
-            paused_since: None,
-            credit: 0,
-        }
-    }
-
-    /// Notes whether the session reads frames now.
-    fn reading(&mut self, reading: bool) {
-        match (reading, self.paused_since) {
-            (false, None) => self.paused_since = Some(Instant::now()),
-            (true, Some(since)) => {
-                self.paused_since = None;
-                let owed = since.elapsed().as_secs_f64() * f64::from(FRAMES_PER_SECOND);
-                self.credit = self.credit.saturating_add(owed.ceil() as u32);
-            }
-            _ => {}
-        }
-    }
-
-    /// Whether reads wait for answers now.
-    fn paused(&self) -> bool {
-        self.paused_since.is_some()
-    }
-
-    /// Counts one frame read; false when it is over the rate.
-    fn admit(&mut self) -> bool {
-        if self.credit > 0 {
-            self.credit -= 1;
-            return true;
-        }
-        self.limiter.check().is_ok()
-    }
 }
 
 /// How long a graceful shutdown waits for connections to close.

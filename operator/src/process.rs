@@ -53,11 +53,17 @@ pub async fn run() -> anyhow::Result<()> {
         resync: config.resync,
         recheck: std::time::Duration::from_secs(30).min(config.resync),
         allow_private_webhooks: config.webhooks.allow_private,
-        // Two kinds share the pool: each takes half, and waits its turn past that, rather
-        // than every resource of a start or a resync queueing for a connection at once.
-        concurrency: u16::try_from(config.database.max_connections() / 2)
-            .unwrap_or(u16::MAX)
-            .max(1),
+        // Two kinds in each watched namespace share the pool: each pair of controllers takes
+        // its part, and waits its turn past that, rather than every resource of a start or a
+        // resync queueing for a connection at once.
+        concurrency: u16::try_from(
+            config.database.max_connections()
+                / u32::try_from(config.namespaces.len().max(1))
+                    .unwrap_or(u32::MAX)
+                    .saturating_mul(2),
+        )
+        .unwrap_or(u16::MAX)
+        .max(1),
     };
     let ctx = Arc::new(Context::new(
         calls,

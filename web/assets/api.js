@@ -52,7 +52,12 @@ function keep(tokens) {
   localStorage.setItem(REFRESH_KEY, tokens.refresh);
 }
 
+// Counts sign-outs: a renewal that answers after one (given up on by the sign-out) must not
+// store its tokens and sign this browser back in.
+let signOuts = 0;
+
 function forget() {
+  signOuts += 1;
   access = null;
   accessExpiresAt = 0;
   localStorage.removeItem(REFRESH_KEY);
@@ -102,7 +107,9 @@ async function renew() {
   const run = async () => {
     const refresh = localStorage.getItem(REFRESH_KEY);
     if (!refresh) throw new ApiError(401, { detail: 'Please sign in.', code: 'not_authenticated' });
+    const before = signOuts;
     const response = await send('POST', '/auth/token/refresh/', { refresh }, undefined, { patient: true });
+    if (signOuts !== before) throw new ApiError(401, { detail: 'Please sign in.', code: 'not_authenticated' });
     if (!response.ok) {
       const error = await errorOf(response);
       if (response.status === 401) {
@@ -218,7 +225,8 @@ export async function signOut() {
       if (!refresh) return true;
       // With a deadline, unlike a renewal: nothing is rotated, and a lost answer costs nothing.
       const response = await send('POST', '/auth/logout/', { refresh }, token);
-      return response.ok;
+      // 401: the session had ended already.
+      return response.ok || response.status === 401;
     };
     return withRefreshLock(run);
   })();

@@ -26,10 +26,13 @@ use crate::error::{ApiError, ApiResult};
 pub(crate) async fn to_completion<T: Send + 'static>(
     change: impl Future<Output = ApiResult<T>> + Send + 'static,
 ) -> ApiResult<T> {
-    tokio::spawn(change).await.map_err(|e| {
-        tracing::error!(error = %e, "a change's task failed");
-        ApiError::internal()
-    })?
+    // In the request's span: what the change logs keeps its request id.
+    tokio::spawn(tracing::Instrument::in_current_span(change))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "a change's task failed");
+            ApiError::internal()
+        })?
 }
 
 /// For PATCH fields where `null` means "clear" and absence means "leave as is":

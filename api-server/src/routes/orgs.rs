@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, AuthUser};
+use crate::routes::to_completion;
 use crate::state::AppState;
 
 /// Body of `POST /api/orgs/` and `PATCH /api/orgs/{id}/`.
@@ -252,10 +253,14 @@ pub async fn set_role(
     ApiPath((org_id, member_id)): ApiPath<(i64, i64)>,
     ApiJson(body): ApiJson<RoleRequest>,
 ) -> ApiResult<Json<RoleResponse>> {
-    state
-        .chat
-        .set_member_role(user.id, org_id, member_id, body.role)
-        .await?;
+    let chat = state.chat.clone();
+    let role = body.role;
+    to_completion(async move {
+        Ok(chat
+            .set_member_role(user.id, org_id, member_id, role)
+            .await?)
+    })
+    .await?;
     Ok(Json(RoleResponse {
         user_id: member_id,
         role: body.role,
@@ -271,6 +276,7 @@ pub async fn remove_member(
     State(state): State<AppState>,
     ApiPath((org_id, member_id)): ApiPath<(i64, i64)>,
 ) -> ApiResult<StatusCode> {
-    state.chat.remove_member(user.id, org_id, member_id).await?;
+    let chat = state.chat.clone();
+    to_completion(async move { Ok(chat.remove_member(user.id, org_id, member_id).await?) }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
+use crate::routes::to_completion;
 use crate::state::AppState;
 
 /// Body of `POST /api/rooms/`.
@@ -180,7 +181,8 @@ pub async fn delete(
     State(state): State<AppState>,
     ApiPath(room_id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    state.chat.delete_room(user.id, room_id).await?;
+    let chat = state.chat.clone();
+    to_completion(async move { Ok(chat.delete_room(user.id, room_id).await?) }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -195,7 +197,9 @@ pub async fn join(
     State(state): State<AppState>,
     ApiPath(room_id): ApiPath<i64>,
 ) -> ApiResult<(StatusCode, Json<Room>)> {
-    Ok(created_or_ok(state.chat.join_room(user.id, room_id).await?))
+    let chat = state.chat.clone();
+    let joined = to_completion(async move { Ok(chat.join_room(user.id, room_id).await?) }).await?;
+    Ok(created_or_ok(joined))
 }
 
 /// Leaves a room. The two seats of a direct message are fixed (409).
@@ -206,7 +210,8 @@ pub async fn leave(
     State(state): State<AppState>,
     ApiPath(room_id): ApiPath<i64>,
 ) -> ApiResult<Json<LeftRoom>> {
-    state.chat.leave_room(user.id, room_id).await?;
+    let chat = state.chat.clone();
+    to_completion(async move { Ok(chat.leave_room(user.id, room_id).await?) }).await?;
     Ok(Json(LeftRoom {
         room_id,
         left: true,
@@ -225,12 +230,13 @@ pub async fn invite(
     ApiPath(room_id): ApiPath<i64>,
     ApiJson(body): ApiJson<RoomInviteRequest>,
 ) -> ApiResult<(StatusCode, Json<Room>)> {
-    Ok(created_or_ok(
-        state
-            .chat
-            .invite_to_room(user.id, room_id, body.user_id)
-            .await?,
-    ))
+    let chat = state.chat.clone();
+    let joined =
+        to_completion(
+            async move { Ok(chat.invite_to_room(user.id, room_id, body.user_id).await?) },
+        )
+        .await?;
+    Ok(created_or_ok(joined))
 }
 
 /// Member lookup parameters of `GET /api/rooms/{id}/members/`.

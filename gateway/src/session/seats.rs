@@ -12,7 +12,7 @@ impl Session {
     /// first (live copies are then dropped by id). With `after`'s seq known, a live message
     /// that skips ahead, or arrives before an earlier one, is seen as a gap and read from the
     /// database, as on any other room.
-    pub(super) async fn seated(
+    pub(crate) async fn seated(
         &mut self,
         room_id: i64,
         after: i64,
@@ -77,7 +77,7 @@ impl Session {
     /// Seats whose announcement was lost with the events: each is followed as its
     /// announcement would have had it, from where the room stood when the seat was taken
     /// (recorded with the seat), so what was posted since comes from the database.
-    pub(crate) async fn follow_missed_seats(&mut self, rooms: &[i64]) -> Step {
+    async fn follow_missed_seats(&mut self, rooms: &[i64]) -> Step {
         for room_id in rooms {
             match self.shared.store.seat_start(*room_id, self.user_id).await {
                 Ok(Some(start)) => {
