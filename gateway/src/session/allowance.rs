@@ -49,18 +49,20 @@ impl FrameAllowance {
 
     fn reading_at(&mut self, reading: bool, now: Instant) {
         match (reading, self.paused_since) {
-            (false, None) => {
-                // A credit left from an earlier pause is not carried into this one.
-                self.credit = 0;
-                self.paused_since = Some(now);
-            }
+            // A credit left from an earlier pause stays: the frames read after it (pings
+            // answered behind the waiting acks) can fill the answers and pause reads again
+            // before the frames sent during the first pause are all read.
+            (false, None) => self.paused_since = Some(now),
             (true, Some(since)) => {
                 self.paused_since = None;
                 let paused = now.saturating_duration_since(since).as_secs_f64();
                 let owed = paused * f64::from(FRAMES_PER_SECOND);
                 // At most what a client could have sent in `MAX_CREDITED_SECS` at the rate: a
                 // long stall is no licence for a flood afterwards.
-                self.credit = (owed.ceil() as u32).min(FRAMES_PER_SECOND * MAX_CREDITED_SECS);
+                self.credit = self
+                    .credit
+                    .saturating_add(owed.ceil() as u32)
+                    .min(FRAMES_PER_SECOND * MAX_CREDITED_SECS);
             }
             _ => {}
         }
@@ -111,13 +113,18 @@ mod tests {
     }
 
     #[test]
-    fn a_new_pause_starts_without_the_last_ones_credit() {
+    fn credit_gathers_over_pauses_up_to_the_bound() {
         let start = Instant::now();
         let mut allowance = FrameAllowance::new();
-        allowance.reading_at(false, start);
-        allowance.reading_at(true, start + Duration::from_secs(10));
-        allowance.reading_at(false, start + Duration::from_secs(10));
-        allowance.reading_at(true, start + Duration::from_secs(10));
-        assert_eq!(admitted(&mut allowance, 1_000), 20, "the burst alone");
+        for n in 0..4 {
+            let at = start + Duration::from_secs(20 * n);
+            allowance.reading_at(false, at);
+            allowance.reading_at(true, at + Duration::from_secs(10));
+        }
+        // 40 s of pauses, credited up to 30 s worth, then the burst.
+        assert_eq!(
+            admitted(&mut allowance, 10_000),
+            FRAMES_PER_SECOND * MAX_CREDITED_SECS + 20
+        );
     }
 }
