@@ -251,14 +251,16 @@ impl Session {
             // multiplexed one keeps what it follows: this answer may be older than a seat taken
             // since, and the room's own stream (`member_left`, a deletion, a resync) ends a
             // seat in order with any new one.
+            // Errors answering a message carry its client_msg_id, as its ack would: frames that
+            // succeed silently (read, typing) leave the order of answers no guide.
             Err(e) if e.code() == ErrorCode::NotFound => {
                 if self.fixed_room.is_some() {
                     self.seat_lost(room).await?;
                 }
-                self.send_error("not_found", "You are no longer a member of this room.")
-                    .await
+                let frame = error_frame("not_found", "You are no longer a member of this room.");
+                self.send_json(&naming(frame, client_msg_id)).await
             }
-            Err(e) => self.send_refusal(e).await,
+            Err(e) => self.send_json(&naming(refusal(e), client_msg_id)).await,
         }
     }
 
@@ -266,11 +268,14 @@ impl Session {
     async fn refused(&mut self, e: ChatError) -> Step {
         self.reply(Reply::Frame(refusal(e))).await
     }
+}
 
-    /// Sends the `error` frame of a refused action.
-    async fn send_refusal(&mut self, e: ChatError) -> Step {
-        self.send_json(&refusal(e)).await
+/// `frame` with the `client_msg_id` of the message it answers, if it had one.
+fn naming(mut frame: serde_json::Value, client_msg_id: Option<String>) -> serde_json::Value {
+    if let Some(id) = client_msg_id {
+        frame["client_msg_id"] = json!(id);
     }
+    frame
 }
 
 /// The `error` frame answering a refused action, with its code.

@@ -396,11 +396,6 @@ impl Session {
         self.reply(Reply::Frame(error_frame(code, detail))).await
     }
 
-    /// Sends an `error` frame now.
-    pub(crate) async fn send_error(&mut self, code: &str, detail: &str) -> Step {
-        self.send_json(&error_frame(code, detail)).await
-    }
-
     /// Who of the user's room-mates is online now.
     #[tracing::instrument(name = "socket", skip_all, fields(user_id = self.user_id, room = ?self.fixed_room))]
     async fn send_presence_snapshot(&mut self) -> Step {

@@ -336,3 +336,25 @@ async fn a_frame_for_a_room_just_joined_is_taken() {
         }
     }
 }
+
+/// An error answering a message frame names the message it answers, as an ack does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_answering_a_message_names_it() {
+    let p = Platform::start().await;
+    let (room, _alice, bob, _org) = p.team().await;
+    let mut socket = p.connect(room, &bob.token, None).await;
+    assert_eq!(frame(&mut socket).await["type"], "connection");
+    send(
+        &mut socket,
+        json!({"type": "message", "body": "   ", "client_msg_id": "empty-1"}),
+    )
+    .await;
+    let error = loop {
+        let f = frame(&mut socket).await;
+        if f["type"] == "error" {
+            break f;
+        }
+    };
+    assert_eq!(error["code"], "invalid", "{error}");
+    assert_eq!(error["client_msg_id"], "empty-1", "{error}");
+}
