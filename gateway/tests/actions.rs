@@ -55,22 +55,45 @@ async fn the_per_user_posting_limit_holds_over_the_socket() {
     assert_eq!(refused[0]["code"], "rate_limited", "{refused:?}");
 }
 
-/// A bus that takes subscriptions but refuses every publish.
-struct MuteBus(Arc<dyn Bus>);
+/// A fault of the gateway's bus.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// Subscriptions work; every publish is refused.
+    Mute,
+    /// Subscribers never hear of new seats (as when the notice is late or lost).
+    NoSeatNews,
+}
+
+/// The gateway's bus with a fault.
+struct FaultyBus(Arc<dyn Bus>, Fault);
 
 #[async_trait]
-impl Bus for MuteBus {
-    async fn publish(&self, _event: &BusEvent) -> Result<(), BusError> {
-        Err(BusError::Unavailable("muted for the test".into()))
+impl Bus for FaultyBus {
+    async fn publish(&self, event: &BusEvent) -> Result<(), BusError> {
+        if self.1 == Fault::Mute {
+            return Err(BusError::Unavailable("muted for the test".into()));
+        }
+        self.0.publish(event).await
     }
     async fn subscribe(&self) -> Result<BusStream, BusError> {
-        self.0.subscribe().await
+        use futures::StreamExt;
+        let events = self.0.subscribe().await?;
+        if self.1 != Fault::NoSeatNews {
+            return Ok(events);
+        }
+        Ok(Box::pin(events.filter(|delivery| {
+            let seat = matches!(
+                delivery,
+                chatboard_core::bus::Delivery::Event(BusEvent::MemberSeated { .. })
+            );
+            std::future::ready(!seat)
+        })))
     }
     async fn ping(&self) -> Result<(), BusError> {
         self.0.ping().await
     }
     fn kind(&self) -> &'static str {
-        "mute"
+        "faulty"
     }
 }
 
@@ -80,7 +103,9 @@ impl Bus for MuteBus {
 async fn a_failed_announcement_from_the_socket_is_counted() {
     let p = Platform::start().await;
     let (room, alice, bob, _org) = p.team().await;
-    let gw = p.gateway_with_bus(|bus| Arc::new(MuteBus(bus))).await;
+    let gw = p
+        .gateway_with_bus(|bus| Arc::new(FaultyBus(bus, Fault::Mute)))
+        .await;
     let mut socket = common::connect_to(&gw.ws, room, &bob.token, None).await;
     assert_eq!(frame(&mut socket).await["type"], "connection");
     send(
@@ -261,33 +286,6 @@ async fn typing_is_passed_on_at_most_once_per_interval() {
     assert!(typing <= allowed, "{typing} typing events in {sending:?}");
 }
 
-/// A bus whose subscribers never hear of new seats (as when the notice is late or lost).
-struct NoSeatNews(Arc<dyn Bus>);
-
-#[async_trait]
-impl Bus for NoSeatNews {
-    async fn publish(&self, event: &BusEvent) -> Result<(), BusError> {
-        self.0.publish(event).await
-    }
-    async fn subscribe(&self) -> Result<BusStream, BusError> {
-        use futures::StreamExt;
-        let events = self.0.subscribe().await?;
-        Ok(Box::pin(events.filter(|delivery| {
-            let seat = matches!(
-                delivery,
-                chatboard_core::bus::Delivery::Event(BusEvent::MemberSeated { .. })
-            );
-            std::future::ready(!seat)
-        })))
-    }
-    async fn ping(&self) -> Result<(), BusError> {
-        self.0.ping().await
-    }
-    fn kind(&self) -> &'static str {
-        "no seat news"
-    }
-}
-
 /// On the multiplexed connection, a frame for a room just joined (over REST) is taken even
 /// before the seat's notice reaches the connection, as REST takes it: the room is followed from
 /// the seat's start. A room without a seat is still not found.
@@ -297,7 +295,9 @@ async fn a_frame_for_a_room_just_joined_is_taken() {
     let (_room, alice, bob, org) = p.team().await;
     let later = p.room(org, &alice, "later").await;
     p.room_action(&bob, later, "leave").await;
-    let gw = p.gateway_with_bus(|bus| Arc::new(NoSeatNews(bus))).await;
+    let gw = p
+        .gateway_with_bus(|bus| Arc::new(FaultyBus(bus, Fault::NoSeatNews)))
+        .await;
     let mut socket = tokio_tungstenite::connect_async(format!("{}/ws/?token={}", gw.ws, bob.token))
         .await
         .unwrap()

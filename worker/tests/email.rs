@@ -14,7 +14,7 @@ use chatboard_core::auth::hash_token;
 use chatboard_core::config::{EmailSettings, WebhookSettings};
 use chatboard_core::model::{AccessLevel, Role};
 use chatboard_core::presence::{LocalPresence, Presence};
-use chatboard_store::{EmailKind, JoinVia, NewInvite, NewUser, OutgoingEmail, ProfilePatch, Store};
+use chatboard_store::{EmailKind, JoinVia, NewInvite, OutgoingEmail, ProfilePatch, Store};
 use chrono::Utc;
 use common::{post, room, setup, Setup};
 use testing::smtp::SmtpSink;
@@ -25,19 +25,7 @@ use worker::service::WorkerMetrics;
 /// A new member of the setup's organization (seated in its PUBLIC room on joining).
 async fn member(s: &Setup, email: &str, first_name: &str) -> i64 {
     let now = Utc::now();
-    let user = s
-        .store
-        .create_user(
-            NewUser {
-                email: email.into(),
-                password_hash: "!".into(),
-                first_name: first_name.into(),
-                last_name: String::new(),
-            },
-            now,
-        )
-        .await
-        .unwrap();
+    let user = common::user(&s.store, email, first_name).await;
     let token = format!("t-{email}");
     s.store
         .create_invite(
@@ -55,10 +43,10 @@ async fn member(s: &Setup, email: &str, first_name: &str) -> i64 {
         .await
         .unwrap();
     s.store
-        .accept_invite(&hash_token(&token), user.id, email, now)
+        .accept_invite(&hash_token(&token), user, email, now)
         .await
         .unwrap();
-    user.id
+    user
 }
 
 /// `user_id` turns email notifications off.
@@ -593,23 +581,11 @@ async fn withdrawn_invitations_are_not_mailed(engine: TestEngine) {
         .create_invite(invite(s.org, "used@example.com"), now)
         .await
         .unwrap();
-    let used = s
-        .store
-        .create_user(
-            NewUser {
-                email: "used@example.com".into(),
-                password_hash: "!".into(),
-                first_name: String::new(),
-                last_name: String::new(),
-            },
-            now,
-        )
-        .await
-        .unwrap();
+    let used = common::user(&s.store, "used@example.com", "").await;
     s.store
         .accept_invite(
             &hash_token("t-used@example.com"),
-            used.id,
+            used,
             "used@example.com",
             now,
         )

@@ -24,30 +24,36 @@ pub async fn store_with_room(url: &str) -> (Arc<dyn Store>, i64, i64) {
     (s.store, s.room, s.author)
 }
 
+/// An account for `email` (no password that signs in); its id.
+pub async fn user(store: &Arc<dyn Store>, email: &str, first_name: &str) -> i64 {
+    store
+        .create_user(
+            NewUser {
+                email: email.into(),
+                password_hash: "!".into(),
+                first_name: first_name.into(),
+                last_name: String::new(),
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+        .id
+}
+
 /// A store with an organization and a room.
 pub async fn setup(url: &str) -> Setup {
     let store = chatboard_store::connect(url, 4).await.unwrap();
     store.migrate().await.unwrap();
     let now = Utc::now();
-    let user = store
-        .create_user(
-            NewUser {
-                email: "w@example.com".into(),
-                password_hash: "!".into(),
-                first_name: String::new(),
-                last_name: String::new(),
-            },
-            now,
-        )
-        .await
-        .unwrap();
-    let org = store.create_org(user.id, "Work", now).await.unwrap();
-    let room = room(&store, org.id, user.id, "jobs", AccessLevel::Public).await;
+    let author = user(&store, "w@example.com", "").await;
+    let org = store.create_org(author, "Work", now).await.unwrap();
+    let room = room(&store, org.id, author, "jobs", AccessLevel::Public).await;
     Setup {
         store,
         org: org.id,
         room,
-        author: user.id,
+        author,
     }
 }
 
