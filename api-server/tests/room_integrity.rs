@@ -21,6 +21,7 @@ both_engines!(
     retention_keeps_a_thread_root_while_its_replies_are_young,
     edits_that_mention_count_against_the_posting_limit,
     an_edit_that_pings_newcomers_counts_against_the_posting_limit,
+    a_resend_past_the_posting_limit_gets_its_message,
     a_direct_message_opens_as_it_is_in_a_read_only_org,
 );
 
@@ -212,6 +213,43 @@ async fn edits_that_mention_count_against_the_posting_limit(engine: Engine) {
     }
     let r = app
         .patch(&path, &alice.access, json!({"body": "@room and again"}))
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+}
+
+/// A client that lost a post's answer resends it with the same `client_msg_id`: past the
+/// posting limit it must still hear that the message was taken (it was refused 429, telling the
+/// client to send again what was already stored).
+async fn a_resend_past_the_posting_limit_gets_its_message(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, _bob) = app.room_for_two().await;
+    testing::execute_sql(
+        &app.db_url,
+        &format!("UPDATE orgs SET rate_limit_per_minute = 2 WHERE id = {org}"),
+    )
+    .await;
+    let path = format!("/api/rooms/{room}/messages/");
+    let send = |cid: &'static str| {
+        let body = json!({"body": format!("text of {cid}"), "client_msg_id": cid});
+        app.post(&path, Some(&alice.access), body)
+    };
+    let first = send("a").await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    assert_eq!(send("b").await.status, StatusCode::CREATED);
+    let third = send("c").await;
+    assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS, "{}", third.text);
+    let again = send("a").await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.body, first.body, "the original, unchanged");
+    // A key never used is a new message, still refused.
+    let r = app
+        .post(
+            &path,
+            Some(&alice.access),
+            json!({"body": "new", "client_msg_id": "never-sent"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
 }

@@ -42,12 +42,20 @@ pub struct Posted {
     pub created: bool,
 }
 
+/// What a [`QueuedPost`] waits for.
+enum Pending {
+    /// The store's commit of the message.
+    Queued(QueuedMessage),
+    /// Nothing: the sender had already posted this `client_msg_id`, and this is that message.
+    Repeat(Message),
+}
+
 /// A message checked and queued for storing ([`Chat::queue_post`]); [`QueuedPost::posted`]
 /// waits for its commit and announces it.
 #[must_use = "the message is announced only once `posted` is awaited"]
 pub struct QueuedPost {
     chat: Chat,
-    queued: QueuedMessage,
+    pending: Pending,
     /// Who the message mentions, to be told once it is stored.
     mentioned: Vec<i64>,
     /// The charge of the message's file this post made, given back if the commit fails.
@@ -64,11 +72,20 @@ impl QueuedPost {
     pub async fn posted(self) -> ChatResult<Posted> {
         let Self {
             chat,
-            queued,
+            pending,
             mentioned,
             charge,
             relied_on,
         } = self;
+        let queued = match pending {
+            Pending::Queued(queued) => queued,
+            Pending::Repeat(message) => {
+                return Ok(Posted {
+                    message,
+                    created: false,
+                })
+            }
+        };
         let (message, created) = match chat.store().queued_message(queued).await {
             Ok(stored) => stored,
             Err(err) => {
@@ -164,6 +181,20 @@ impl Chat {
             // A caller without a seat learns nothing about the room, not even that its
             // organization limits posting: 404 as for any room not theirs.
             self.member_access(room_id, sender).await?;
+            // A resend of a message already stored (a client that lost the answer) gets that
+            // message, as it would under the limit: refusing it would tell the client its
+            // message was not taken.
+            if let Some(id) = &client_msg_id {
+                if let Some(message) = self.store().sent_before(room_id, sender, id).await? {
+                    return Ok(QueuedPost {
+                        chat: self.clone(),
+                        pending: Pending::Repeat(message),
+                        mentioned: Vec::new(),
+                        charge: None,
+                        relied_on: None,
+                    });
+                }
+            }
             return Err(limited);
         }
         // The file counts against the organization's quota only once the post is otherwise
@@ -207,7 +238,7 @@ impl Chat {
         );
         Ok(QueuedPost {
             chat: self.clone(),
-            queued,
+            pending: Pending::Queued(queued),
             mentioned,
             charge,
             relied_on,

@@ -122,6 +122,14 @@ pub trait MessageStore: Send + Sync {
     fn queue_message(&self, msg: NewMessage, now: DateTime<Utc>) -> QueuedMessage;
     /// The answer to a queued message, as [`MessageStore::post_message`] gives it.
     async fn queued_message(&self, queued: QueuedMessage) -> StoreResult<(Message, bool)>;
+    /// The message `sender`, still seated in the room, already posted there with this
+    /// `client_msg_id`, if any.
+    async fn sent_before(
+        &self,
+        room_id: i64,
+        sender: i64,
+        client_msg_id: &str,
+    ) -> StoreResult<Option<Message>>;
     /// Up to `limit` messages of a page of `timeline`, as `reader` sees them; `None` when the
     /// reader has no seat in the room (or there is no such room). One query on the common path.
     async fn list_messages(

@@ -28,18 +28,9 @@ impl SqlStore {
         let Some(client_id) = &msg.client_msg_id else {
             return Err(StoreError::NotFound);
         };
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages \
-             WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $3 \
-               AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2)"
-        );
-        let row: Option<MessageRow> = sqlx::query_as(&sql)
-            .bind(msg.room_id)
-            .bind(msg.sender_id)
-            .bind(client_id)
-            .fetch_optional(&self.write)
-            .await?;
-        row.map(|r| (Message::from(r), false))
+        self.sent_before(msg.room_id, msg.sender_id, client_id)
+            .await?
+            .map(|message| (message, false))
             .ok_or(StoreError::NotFound)
     }
 
@@ -147,6 +138,28 @@ impl MessageStore for SqlStore {
             }
             Err(e) => Err(e),
         }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn sent_before(
+        &self,
+        room_id: i64,
+        sender: i64,
+        client_msg_id: &str,
+    ) -> StoreResult<Option<Message>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages \
+             WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $3 \
+               AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2)"
+        );
+        // The writer's pool: a repeat right after the original must see its commit.
+        let row: Option<MessageRow> = sqlx::query_as(&sql)
+            .bind(room_id)
+            .bind(sender)
+            .bind(client_msg_id)
+            .fetch_optional(&self.write)
+            .await?;
+        Ok(row.map(Message::from))
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
