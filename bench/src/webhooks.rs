@@ -104,7 +104,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
         presence: Arc::new(chatboard_core::presence::LocalPresence::new()),
         webhooks: settings,
         email: chatboard_core::config::EmailSettings::default(),
-        email_retry_base: worker::runtime::EMAIL_RETRY_BASE,
+        email_timing: worker::mail::EmailTiming::default(),
         objects: None,
         metrics: metrics.clone(),
     };

@@ -85,7 +85,7 @@ async fn single_node() -> anyhow::Result<()> {
         presence: presence.clone(),
         webhooks: config.webhooks,
         email: config.email.clone(),
-        email_retry_base: worker::runtime::EMAIL_RETRY_BASE,
+        email_timing: worker::mail::EmailTiming::default(),
         objects: state.objects.clone(),
         metrics: Arc::new(worker_metrics),
     })

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chatboard_core::config::{EmailSettings, WebhookSettings};
 use chatboard_core::presence::LocalPresence;
 use chatboard_store::Store;
+use worker::mail::EmailTiming;
 use worker::runtime::{start_in_process, Parts, Running};
 use worker::service::WorkerMetrics;
 
@@ -25,7 +26,7 @@ impl TestJobs {
             presence: Arc::new(LocalPresence::new()),
             webhooks: WebhookSettings::default(),
             email: EmailSettings::default(),
-            email_retry_base: Duration::from_millis(50),
+            email_timing: EmailTiming::quick(),
             objects: None,
             metrics: Arc::new(WorkerMetrics::new().expect("worker metrics")),
         })

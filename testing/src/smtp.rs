@@ -1,6 +1,7 @@
 //! An SMTP server for tests: it speaks enough of the protocol for lettre (EHLO, MAIL, RCPT,
 //! DATA, RSET, NOOP, QUIT; no TLS, no AUTH), records every message it accepts, and can be told
-//! to refuse the next recipients with a temporary (4xx) or permanent (5xx) answer.
+//! to refuse the next recipients with a temporary (4xx) or permanent (5xx) answer, or to be
+//! slow to answer the next message.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -62,6 +63,8 @@ fn decode_quoted_printable(text: &str) -> String {
 struct Shared {
     mails: Mutex<Vec<Mail>>,
     refusals: Mutex<VecDeque<&'static str>>,
+    /// How long to sit on the next message before answering it.
+    stall: Mutex<Option<Duration>>,
 }
 
 /// A running SMTP server on a loopback port.
@@ -92,6 +95,11 @@ impl SmtpSink {
     /// The next recipients are refused, in turn, with these answers (`"451 ..."`, `"550 ..."`).
     pub fn refuse_next(&self, answers: &[&'static str]) {
         self.shared.refusals.lock().expect("lock").extend(answers);
+    }
+
+    /// The next message is accepted (recorded) at once, and answered only after `pause`.
+    pub fn stall_next_message(&self, pause: Duration) {
+        *self.shared.stall.lock().expect("lock") = Some(pause);
     }
 
     /// Every message accepted so far.
@@ -189,6 +197,10 @@ async fn session(socket: TcpStream, shared: Arc<Shared>) {
                     to: std::mem::take(&mut to),
                     data,
                 });
+                let stall = shared.stall.lock().expect("lock").take();
+                if let Some(pause) = stall {
+                    tokio::time::sleep(pause).await;
+                }
                 "250 queued\r\n".into()
             }
             "RSET" => {

@@ -11,6 +11,7 @@ use chatboard_store::{DueEmail, EmailResult, EmailStore};
 use chrono::{SubsecRound, Utc};
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
+use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::Notify;
 
@@ -28,6 +29,8 @@ const LEASE: Duration = Duration::from_secs(600);
 /// and a send takes up to ten): the whole batch then fits in the lease, with room to record
 /// the outcomes, so no other worker claims an email this one is still sending.
 const SEND_TIMEOUT: Duration = Duration::from_secs(LEASE.as_secs() / (CLAIM_BATCH as u64 + 2));
+/// The delay before an email's first retry in the binaries.
+const RETRY_BASE: Duration = Duration::from_secs(30);
 /// How often to look for due emails when nothing wakes the mailer.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Longest error text kept.
@@ -44,10 +47,41 @@ pub enum MailSetupError {
     Smtp(String),
 }
 
+/// How the mailer paces its sends: [`EmailTiming::default`] in the binaries, shorter in tests.
+#[derive(Debug, Clone, Copy)]
+pub struct EmailTiming {
+    /// Delay before an email's first retry (doubling after each further failure).
+    pub retry_base: Duration,
+    /// The longest one send may take, all its SMTP steps together.
+    pub send_timeout: Duration,
+}
+
+impl EmailTiming {
+    /// Retries after 50 ms rather than 30 s, for tests.
+    pub fn quick() -> Self {
+        Self {
+            retry_base: Duration::from_millis(50),
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for EmailTiming {
+    fn default() -> Self {
+        Self {
+            retry_base: RETRY_BASE,
+            send_timeout: SEND_TIMEOUT,
+        }
+    }
+}
+
 /// Where emails go.
 enum Outbound {
-    /// An SMTP server.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// An SMTP server: its connection pool, and how to start a new one.
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        builder: AsyncSmtpTransportBuilder,
+    },
     /// The log, and files in a directory when one is set.
     Log(Option<PathBuf>),
 }
@@ -57,18 +91,18 @@ pub struct Mailer {
     store: Arc<dyn EmailStore>,
     outbound: Outbound,
     from: Mailbox,
-    retry_base: Duration,
+    timing: EmailTiming,
     metrics: Arc<WorkerMetrics>,
     wake: Arc<Notify>,
 }
 
 impl Mailer {
-    /// A mailer per `settings`; `retry_base` is the first retry's delay; `wake` is notified when
-    /// this process queued emails.
+    /// A mailer per `settings`, paced by `timing`; `wake` is notified when this process queued
+    /// emails.
     pub fn new(
         store: Arc<dyn EmailStore>,
         settings: &EmailSettings,
-        retry_base: Duration,
+        timing: EmailTiming,
         metrics: Arc<WorkerMetrics>,
         wake: Arc<Notify>,
     ) -> Result<Self, MailSetupError> {
@@ -77,26 +111,29 @@ impl Mailer {
             .parse()
             .map_err(|e: lettre::address::AddressError| MailSetupError::From(e.to_string()))?;
         let outbound = match &settings.smtp_url {
-            Some(url) => Outbound::Smtp(
-                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            Some(url) => {
+                let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| MailSetupError::Smtp(e.to_string()))?
-                    .timeout(Some(Duration::from_secs(30)))
-                    .build(),
-            ),
+                    .timeout(Some(Duration::from_secs(30)));
+                Outbound::Smtp {
+                    transport: builder.clone().build(),
+                    builder,
+                }
+            }
             None => Outbound::Log(settings.outbox_dir.clone()),
         };
         Ok(Self {
             store,
             outbound,
             from,
-            retry_base,
+            timing,
             metrics,
             wake,
         })
     }
 
     /// Sends until `stop` resolves.
-    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
         if let Outbound::Log(dir) = &self.outbound {
             match dir {
                 Some(dir) => {
@@ -159,7 +196,7 @@ impl Mailer {
     }
 
     #[tracing::instrument(skip_all, fields(email_id = due.id, kind = due.email.kind.as_str()))]
-    async fn send(&self, due: DueEmail) -> EmailResult {
+    async fn send(&mut self, due: DueEmail) -> EmailResult {
         let email = &due.email;
         let message = due
             .email
@@ -186,13 +223,22 @@ impl Mailer {
             }
         };
         let attempts = due.attempts + 1;
-        let outcome = match &self.outbound {
-            Outbound::Smtp(transport) => {
-                match tokio::time::timeout(SEND_TIMEOUT, transport.send(message)).await {
-                    Err(_) => Err(format!(
-                        "the mail server took longer than {} s",
-                        SEND_TIMEOUT.as_secs()
-                    )),
+        let send_timeout = self.timing.send_timeout;
+        let outcome = match &mut self.outbound {
+            Outbound::Smtp { transport, builder } => {
+                match tokio::time::timeout(send_timeout, transport.send(message)).await {
+                    Err(_) => {
+                        // The send was cut off between a command and its answer, and its
+                        // connection goes back to the pool as if whole: the next email on it
+                        // would read this one's late answers as its own (a stale 250 taken for
+                        // its own, a 503 failing it for good). A new pool starts clean; the old
+                        // one closes its connections once they are returned.
+                        *transport = builder.clone().build();
+                        Err(format!(
+                            "the mail server took longer than {} ms",
+                            send_timeout.as_millis()
+                        ))
+                    }
                     Ok(Ok(_)) => Ok(()),
                     // A 5xx answer (unknown mailbox, refused sender) will not change on retry.
                     Ok(Err(e)) if e.is_permanent() => {
@@ -224,7 +270,7 @@ impl Mailer {
             },
             Err(error) => EmailResult::Retry {
                 error: truncate(&error),
-                next_attempt_at: Utc::now() + backoff(self.retry_base, attempts as u32),
+                next_attempt_at: Utc::now() + backoff(self.timing.retry_base, attempts as u32),
             },
         }
     }

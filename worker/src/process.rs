@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use crate::queue::NatsJobQueue;
-use crate::runtime::{start_scale_out, Parts, EMAIL_RETRY_BASE};
+use crate::mail::EmailTiming;
+use crate::runtime::{start_scale_out, Parts};
 use crate::service::{router, ServiceState, WorkerMetrics};
 use anyhow::Context;
 use chatboard_core::config::{redact_url, ConfigError, Env};
@@ -54,7 +55,7 @@ pub async fn run() -> anyhow::Result<()> {
             presence: Arc::new(presence),
             webhooks: config.webhooks,
             email: config.email.clone(),
-            email_retry_base: EMAIL_RETRY_BASE,
+            email_timing: EmailTiming::default(),
             objects: storage.clone(),
             metrics: metrics.clone(),
         },

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use crate::delivery::{ClientError, Dispatcher};
 use crate::digest::DigestWriter;
 use crate::jobs::EventJobs;
-use crate::mail::{MailSetupError, Mailer};
+use crate::mail::{EmailTiming, MailSetupError, Mailer};
 use crate::queue::{consume, NatsJobQueue};
 use crate::relay::Relay;
 use crate::retention::RetentionSweeper;
@@ -28,8 +28,6 @@ use objects::ObjectStore;
 const RELAY_BATCH: u32 = 500;
 /// Pause between relay rounds when the outbox is empty.
 const RELAY_IDLE: Duration = Duration::from_millis(100);
-/// The delay before an email's first retry in the binaries.
-pub const EMAIL_RETRY_BASE: Duration = Duration::from_secs(30);
 /// How often expired and abandoned uploads are looked for.
 const UPLOAD_SWEEP_EVERY: Duration = Duration::from_secs(10 * 60);
 /// How often messages past their organization's retention are deleted.
@@ -88,8 +86,8 @@ pub struct Parts {
     pub webhooks: WebhookSettings,
     /// Email sending and digests.
     pub email: EmailSettings,
-    /// Delay before an email's first retry (doubling after each further failure).
-    pub email_retry_base: Duration,
+    /// How the mailer paces its sends.
+    pub email_timing: EmailTiming,
     /// Upload storage, for deleting expired and abandoned files (none: uploads are off).
     pub objects: Option<Arc<dyn ObjectStore>>,
     /// Metrics.
@@ -121,7 +119,7 @@ fn start_common(parts: Parts, running: &mut Running) -> Result<EventJobs, StartE
     let mailer = Mailer::new(
         parts.store.clone(),
         &parts.email,
-        parts.email_retry_base,
+        parts.email_timing,
         parts.metrics.clone(),
         emails_queued.clone(),
     )?;

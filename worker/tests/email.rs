@@ -1,7 +1,7 @@
-//! Email against a real SMTP server (an in-process one speaking the protocol to lettre):
-//! digests go to members who are offline when messages arrive, one per member per window,
-//! never one per message, and not to those who opted out; queued emails are retried on
-//! temporary refusals and given up on permanent ones; without SMTP they are written to files.
+//! Digests and invitation emails against a real SMTP server (an in-process one speaking the
+//! protocol to lettre): digests go to members who are offline when messages arrive, one per
+//! member per window, never one per message, and not to those who opted out. How the mailer
+//! sends is in `mailer.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatboard_core::auth::hash_token;
-use chatboard_core::config::{EmailSettings, WebhookSettings};
+use chatboard_core::config::EmailSettings;
 use chatboard_core::model::{AccessLevel, Role};
 use chatboard_core::presence::{LocalPresence, Presence};
 use chatboard_store::{EmailKind, JoinVia, NewInvite, OutgoingEmail, ProfilePatch, Store};
@@ -19,8 +19,8 @@ use chrono::Utc;
 use common::{post, room, setup, Setup};
 use testing::smtp::SmtpSink;
 use testing::{TestDb, TestEngine};
-use worker::runtime::{start_in_process, Parts, Running};
-use worker::service::WorkerMetrics;
+use worker::mail::EmailTiming;
+use worker::runtime::Running;
 
 /// A new member of the setup's organization (seated in its PUBLIC room on joining).
 async fn member(s: &Setup, email: &str, first_name: &str) -> i64 {
@@ -63,28 +63,9 @@ async fn turn_emails_off(s: &Setup, user_id: i64) {
         .unwrap();
 }
 
+/// The worker's tasks over `store`, retrying emails after 50 ms.
 fn start(store: &Arc<dyn Store>, presence: Arc<dyn Presence>, email: EmailSettings) -> Running {
-    start_in_process(Parts {
-        store: store.clone(),
-        presence,
-        webhooks: WebhookSettings::default(),
-        email,
-        email_retry_base: Duration::from_millis(50),
-        objects: None,
-        metrics: Arc::new(WorkerMetrics::new().unwrap()),
-    })
-    .unwrap()
-}
-
-fn smtp(sink: &SmtpSink, window_secs: u64) -> EmailSettings {
-    EmailSettings {
-        smtp_url: Some(sink.url.clone()),
-        from: "ChatBoard <noreply@chat.example.com>".into(),
-        digest_window: Duration::from_secs(window_secs),
-        mention_delay: Duration::from_secs(window_secs),
-        outbox_dir: None,
-        public_url: Some("https://chat.example.com".into()),
-    }
+    common::start_jobs(store, presence, email, EmailTiming::quick())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,7 +90,7 @@ async fn digests(engine: TestEngine) {
     let presence = Arc::new(LocalPresence::new());
     presence.connected(online).await;
     let sink = SmtpSink::start().await;
-    let running = start(&s.store, presence, smtp(&sink, 1));
+    let running = start(&s.store, presence, common::smtp(&sink, 1));
 
     post(&s.store, s.room, s.author, 3).await;
     sink.wait_for(Duration::from_secs(20), |m| !m.is_empty())
@@ -202,7 +183,7 @@ async fn several_rooms(engine: TestEngine) {
     presence.connected(dan).await;
     // A long window: the lines stay in the digests for the test to read.
     let sink = SmtpSink::start().await;
-    let running = start(&s.store, presence, smtp(&sink, 3600));
+    let running = start(&s.store, presence, common::smtp(&sink, 3600));
     let mut waited = 0;
     while !s.store.outbox_unpublished(10).await.unwrap().is_empty() {
         assert!(waited < 2000, "the worker never handed the events over");
@@ -240,104 +221,6 @@ async fn several_rooms(engine: TestEngine) {
     assert!(sink.mails().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queued_emails_are_retried_on_temporary_refusals_only() {
-    let Some((_db, url)) = TestDb::create(TestEngine::Sqlite).await else {
-        return;
-    };
-    let s = setup(&url).await;
-    let sink = SmtpSink::start().await;
-    sink.refuse_next(&["451 4.3.0 try again later", "451 4.3.0 still busy"]);
-    let email = |to: &str| OutgoingEmail {
-        kind: EmailKind::Invitation,
-        to: to.into(),
-        subject: "You are invited".into(),
-        body: "Invitation token: secret-token\n".into(),
-    };
-    s.store
-        .queue_email(email("eve@example.com"), Utc::now())
-        .await
-        .unwrap();
-    let running = start(&s.store, Arc::new(LocalPresence::new()), smtp(&sink, 60));
-    let mails = sink
-        .wait_for(Duration::from_secs(20), |m| !m.is_empty())
-        .await;
-    assert_eq!(mails[0].to, vec!["eve@example.com".to_owned()]);
-    assert!(mails[0].body().contains("Invitation token: secret-token"));
-
-    // A permanent refusal is not retried.
-    sink.refuse_next(&["550 5.1.1 no such mailbox"]);
-    s.store
-        .queue_email(email("nobody@example.com"), Utc::now())
-        .await
-        .unwrap();
-    s.store
-        .queue_email(email("frank@example.com"), Utc::now())
-        .await
-        .unwrap();
-    sink.wait_for(Duration::from_secs(20), |m| m.len() == 2)
-        .await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let mails = sink.mails();
-    assert_eq!(mails.len(), 2, "{mails:#?}");
-    assert_eq!(mails[1].to, vec!["frank@example.com".to_owned()]);
-    assert_eq!(s.store.email_backlog().await.unwrap(), 0);
-    // Settled, sent or not, an email keeps no body: an invitation's carries its token.
-    let bodies = testing::query_texts(&url, "SELECT body FROM emails ORDER BY id").await;
-    assert_eq!(bodies, ["", "", ""], "bodies kept after settling");
-    running.shut_down().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_smtp_emails_are_written_to_files() {
-    let Some((_db, url)) = TestDb::create(TestEngine::Sqlite).await else {
-        return;
-    };
-    let s = setup(&url).await;
-    let dir = tempfile::tempdir().unwrap();
-    let settings = EmailSettings {
-        outbox_dir: Some(dir.path().join("emails")),
-        ..EmailSettings::default()
-    };
-    s.store
-        .queue_email(
-            OutgoingEmail {
-                kind: EmailKind::Invitation,
-                to: "gina@example.com".into(),
-                subject: "You are invited".into(),
-                body: "Invitation token: file-token\n".into(),
-            },
-            Utc::now(),
-        )
-        .await
-        .unwrap();
-    let running = start(&s.store, Arc::new(LocalPresence::new()), settings);
-    let mut written = None;
-    for _ in 0..200 {
-        // Only whole emails carry the `.eml` name (they are written aside, then renamed).
-        let eml = std::fs::read_dir(dir.path().join("emails"))
-            .ok()
-            .and_then(|mut d| {
-                d.find_map(|e| {
-                    e.ok()
-                        .map(|e| e.path())
-                        .filter(|p| p.extension() == Some("eml".as_ref()))
-                })
-            });
-        if let Some(path) = eml {
-            written = Some(std::fs::read_to_string(path).unwrap());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let written = written.expect("an .eml file");
-    assert!(written.contains("To: gina@example.com"), "{written}");
-    assert!(written.contains("Subject: You are invited"), "{written}");
-    assert!(written.contains("file-token"), "{written}");
-    assert!(written.contains("Message-ID: <"), "{written}");
-    running.shut_down().await;
-}
-
 /// Turning digests off drops what was already gathered for the next one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn turning_digests_off_drops_the_gathered_messages() {
@@ -347,7 +230,7 @@ async fn turning_digests_off_drops_the_gathered_messages() {
     let s = setup(&url).await;
     let erin = member(&s, "erin@example.com", "Erin").await;
     let sink = SmtpSink::start().await;
-    let running = start(&s.store, Arc::new(LocalPresence::new()), smtp(&sink, 2));
+    let running = start(&s.store, Arc::new(LocalPresence::new()), common::smtp(&sink, 2));
     post(&s.store, s.room, s.author, 1).await;
     // Wait until the message is noted for Erin's digest, then she turns digests off.
     let far = Utc::now() + chrono::Duration::days(1);
@@ -473,7 +356,7 @@ async fn digests_quote_messages_as_they_stand() {
         .unwrap();
 
     let sink = SmtpSink::start().await;
-    let running = start(&s.store, Arc::new(LocalPresence::new()), smtp(&sink, 1));
+    let running = start(&s.store, Arc::new(LocalPresence::new()), common::smtp(&sink, 1));
     let mails = sink
         .wait_for(Duration::from_secs(20), |m| !m.is_empty())
         .await;
@@ -504,7 +387,7 @@ async fn mention_digest(engine: TestEngine) {
     let bob = member(&s, "bob@example.com", "Bob").await;
     member(&s, "carol@example.com", "Carol").await;
     let sink = SmtpSink::start().await;
-    let mut settings = smtp(&sink, 3600);
+    let mut settings = common::smtp(&sink, 3600);
     settings.mention_delay = Duration::from_secs(1);
     post(&s.store, s.room, s.author, 1).await;
     s.store
@@ -602,7 +485,7 @@ async fn withdrawn_invitations_are_not_mailed(engine: TestEngine) {
         .unwrap();
 
     let sink = SmtpSink::start().await;
-    let running = start(&s.store, Arc::new(LocalPresence::new()), smtp(&sink, 60));
+    let running = start(&s.store, Arc::new(LocalPresence::new()), common::smtp(&sink, 60));
     sink.wait_for(Duration::from_secs(20), |m| !m.is_empty())
         .await;
     // Nothing is left to send, so nothing more can arrive.

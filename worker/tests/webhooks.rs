@@ -42,7 +42,7 @@ fn parts(store: &Arc<dyn Store>, settings: WebhookSettings) -> Parts {
         presence: Arc::new(LocalPresence::new()),
         webhooks: settings,
         email: EmailSettings::default(),
-        email_retry_base: Duration::from_millis(50),
+        email_timing: EmailTiming::quick(),
         objects: None,
         metrics: Arc::new(WorkerMetrics::new().unwrap()),
     }

@@ -3,10 +3,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)] // tests fail loudly by design
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use chatboard_core::config::{EmailSettings, WebhookSettings};
 use chatboard_core::model::AccessLevel;
+use chatboard_core::presence::Presence;
 use chatboard_store::{NewMessage, NewRoom, NewUser, NewWebhook, Store};
 use chrono::Utc;
+use testing::smtp::SmtpSink;
+use worker::mail::EmailTiming;
+use worker::runtime::{start_in_process, Parts, Running};
+use worker::service::WorkerMetrics;
 
 pub mod receiver;
 
@@ -131,5 +138,36 @@ pub async fn post(store: &Arc<dyn Store>, room: i64, sender: i64, n: usize) {
             mentions: Default::default(),
         };
         store.post_message(message, Utc::now()).await.unwrap();
+    }
+}
+
+/// The single node's background tasks over `store`, with `email` sent as `timing` paces it.
+pub fn start_jobs(
+    store: &Arc<dyn Store>,
+    presence: Arc<dyn Presence>,
+    email: EmailSettings,
+    timing: EmailTiming,
+) -> Running {
+    start_in_process(Parts {
+        store: store.clone(),
+        presence,
+        webhooks: WebhookSettings::default(),
+        email,
+        email_timing: timing,
+        objects: None,
+        metrics: Arc::new(WorkerMetrics::new().unwrap()),
+    })
+    .unwrap()
+}
+
+/// Email through `sink`, with digests gathered for `window_secs`.
+pub fn smtp(sink: &SmtpSink, window_secs: u64) -> EmailSettings {
+    EmailSettings {
+        smtp_url: Some(sink.url.clone()),
+        from: "ChatBoard <noreply@chat.example.com>".into(),
+        digest_window: Duration::from_secs(window_secs),
+        mention_delay: Duration::from_secs(window_secs),
+        outbox_dir: None,
+        public_url: Some("https://chat.example.com".into()),
     }
 }

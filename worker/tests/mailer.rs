@@ -1,0 +1,183 @@
+//! The mailer against a real SMTP server (an in-process one speaking the protocol to lettre):
+//! queued emails are retried on temporary refusals and given up on permanent ones, a send cut
+//! off by its timeout leaves nothing behind for the next one, and without SMTP emails are
+//! written to files.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatboard_core::config::EmailSettings;
+use chatboard_core::presence::LocalPresence;
+use chatboard_store::{EmailKind, OutgoingEmail, Store};
+use chrono::Utc;
+use common::setup;
+use testing::smtp::SmtpSink;
+use testing::{TestDb, TestEngine};
+use worker::mail::EmailTiming;
+use worker::runtime::Running;
+
+/// The worker's tasks over `store`, retrying emails after 50 ms.
+fn start(store: &Arc<dyn Store>, email: EmailSettings) -> Running {
+    start_timed(store, email, EmailTiming::quick())
+}
+
+fn start_timed(store: &Arc<dyn Store>, email: EmailSettings, timing: EmailTiming) -> Running {
+    common::start_jobs(store, Arc::new(LocalPresence::new()), email, timing)
+}
+
+/// An invitation email to `to`, its token in the body.
+fn invitation(to: &str, token: &str) -> OutgoingEmail {
+    OutgoingEmail {
+        kind: EmailKind::Invitation,
+        to: to.into(),
+        subject: "You are invited".into(),
+        body: format!("Invitation token: {token}\n"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_emails_are_retried_on_temporary_refusals_only() {
+    let Some((_db, url)) = TestDb::create(TestEngine::Sqlite).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let sink = SmtpSink::start().await;
+    sink.refuse_next(&["451 4.3.0 try again later", "451 4.3.0 still busy"]);
+    let email = |to: &str| invitation(to, "secret-token");
+    s.store
+        .queue_email(email("eve@example.com"), Utc::now())
+        .await
+        .unwrap();
+    let running = start(&s.store, common::smtp(&sink, 60));
+    let mails = sink
+        .wait_for(Duration::from_secs(20), |m| !m.is_empty())
+        .await;
+    assert_eq!(mails[0].to, vec!["eve@example.com".to_owned()]);
+    assert!(mails[0].body().contains("Invitation token: secret-token"));
+
+    // A permanent refusal is not retried.
+    sink.refuse_next(&["550 5.1.1 no such mailbox"]);
+    s.store
+        .queue_email(email("nobody@example.com"), Utc::now())
+        .await
+        .unwrap();
+    s.store
+        .queue_email(email("frank@example.com"), Utc::now())
+        .await
+        .unwrap();
+    sink.wait_for(Duration::from_secs(20), |m| m.len() == 2)
+        .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 2, "{mails:#?}");
+    assert_eq!(mails[1].to, vec!["frank@example.com".to_owned()]);
+    assert_eq!(s.store.email_backlog().await.unwrap(), 0);
+    // Settled, sent or not, an email keeps no body: an invitation's carries its token.
+    let bodies = testing::query_texts(&url, "SELECT body FROM emails ORDER BY id").await;
+    assert_eq!(bodies, ["", "", ""], "bodies kept after settling");
+    running.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_smtp_emails_are_written_to_files() {
+    let Some((_db, url)) = TestDb::create(TestEngine::Sqlite).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = EmailSettings {
+        outbox_dir: Some(dir.path().join("emails")),
+        ..EmailSettings::default()
+    };
+    s.store
+        .queue_email(
+            invitation("gina@example.com", "file-token"),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let running = start(&s.store, settings);
+    let mut written = None;
+    for _ in 0..200 {
+        // Only whole emails carry the `.eml` name (they are written aside, then renamed).
+        let eml = std::fs::read_dir(dir.path().join("emails"))
+            .ok()
+            .and_then(|mut d| {
+                d.find_map(|e| {
+                    e.ok()
+                        .map(|e| e.path())
+                        .filter(|p| p.extension() == Some("eml".as_ref()))
+                })
+            });
+        if let Some(path) = eml {
+            written = Some(std::fs::read_to_string(path).unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let written = written.expect("an .eml file");
+    assert!(written.contains("To: gina@example.com"), "{written}");
+    assert!(written.contains("Subject: You are invited"), "{written}");
+    assert!(written.contains("file-token"), "{written}");
+    assert!(written.contains("Message-ID: <"), "{written}");
+    running.shut_down().await;
+}
+
+
+/// A send cut off by the mailer's timeout was waiting for the server's answer, and lettre put
+/// its connection back in the pool as if whole: the next email on it read that late answer (and
+/// each later one) as its own. Reported sent while the server's answers were out of step, or
+/// refused for good on an answer meant for another command. The next email now starts on a
+/// new connection: sent once, answered for itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_cut_off_by_its_timeout_leaves_its_connection_behind() {
+    let Some((_db, url)) = TestDb::create(TestEngine::Sqlite).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let sink = SmtpSink::start().await;
+    // The first email is taken and answered long after the mailer's 1 s; the one after it,
+    // claimed in the same batch, is sent straight after the first is given up on.
+    sink.stall_next_message(Duration::from_secs(4));
+    for (to, token) in [("slow@example.com", "first"), ("next@example.com", "second")] {
+        s.store
+            .queue_email(invitation(to, token), Utc::now())
+            .await
+            .unwrap();
+    }
+    let timing = EmailTiming {
+        retry_base: Duration::from_secs(60),
+        send_timeout: Duration::from_secs(1),
+    };
+    let running = start_timed(&s.store, common::smtp(&sink, 60), timing);
+    let settled = "SELECT to_address || ' ' || status || ' ' || attempts FROM emails \
+                   WHERE status <> 'pending' OR attempts > 0 ORDER BY id";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let states = loop {
+        let states = testing::query_texts(&url, settled).await;
+        if states.len() == 2 || tokio::time::Instant::now() > deadline {
+            break states;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The first waits for its retry (the server did take it: at-least-once); the second went
+    // once, on its own.
+    assert_eq!(
+        states,
+        ["slow@example.com pending 1", "next@example.com sent 1"],
+        "{:#?}",
+        sink.mails()
+    );
+    let mails = sink.mails();
+    let to_next: Vec<_> = mails
+        .iter()
+        .filter(|m| m.to == ["next@example.com"])
+        .collect();
+    assert_eq!(to_next.len(), 1, "{mails:#?}");
+    assert!(to_next[0].body().contains("Invitation token: second"));
+    running.shut_down().await;
+}
