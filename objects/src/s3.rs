@@ -176,14 +176,21 @@ impl ObjectStore for S3Objects {
 
     async fn delete(&self, key: &str) -> Result<(), ObjectError> {
         Self::check(key)?;
-        self.client
+        match self
+            .client
             .delete_object()
             .bucket(&self.bucket)
             .key(key)
             .send()
             .await
-            .map_err(|e| describe(&e))?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            // AWS answers 204 for a key that is not there; some compatible stores answer 404.
+            // Either way it is gone, as the janitor wants (most abandoned uploads never had a
+            // file).
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(()),
+            Err(e) => Err(describe(&e)),
+        }
     }
 
     async fn ping(&self) -> Result<(), ObjectError> {

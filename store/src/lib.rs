@@ -52,7 +52,8 @@ pub use tenants::{
 };
 pub use threads::{FollowedThread, OpenedThread, ThreadFollow, ThreadStore};
 pub use uploads::{
-    NewUpload, OrgCharge, QuotaExceeded, UploadQuota, UploadStore, PENDING_UPLOAD_LIFETIME,
+    NewUpload, OrgCharge, QuotaExceeded, UploadCursor, UploadQuota, UploadStore,
+    PENDING_UPLOAD_LIFETIME,
 };
 pub use users::{NewUser, ProfilePatch, UserStore};
 pub use webhooks::{

@@ -11,6 +11,11 @@ use chatboard_core::model::Upload;
 /// any file already put), and completing it is refused, so the two never race.
 pub const PENDING_UPLOAD_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
+/// Where a walk over uploads got to: the last one's time in the walk's order (its expiry, or
+/// its creation) and its id. The janitor walks on past uploads it could not clean up, which
+/// otherwise come first in every page.
+pub type UploadCursor = (DateTime<Utc>, String);
+
 /// Which upload quota a file would break.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UploadQuota {
@@ -109,14 +114,24 @@ pub trait UploadStore: Send + Sync {
     ) -> StoreResult<Vec<Upload>>;
     /// Whether the upload was posted in a room where the user has a seat.
     async fn upload_visible_to(&self, id: &str, user_id: i64) -> StoreResult<bool>;
-    /// Ready uploads whose time is up at `now`.
-    async fn expired_uploads(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Upload>>;
+    /// Up to `limit` ready uploads whose time is up at `now`, by expiry, after `after`.
+    async fn expired_uploads(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&UploadCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<Upload>>;
     /// Gives up the pending uploads presigned before `cutoff` (never completed): they become
     /// expired without ever having been uploaded, so completing one is refused from then on,
     /// whatever the completing process's clock says. Returns how many.
     async fn abandon_stale_uploads(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
-    /// Up to `limit` abandoned uploads whose objects may still exist, oldest first.
-    async fn abandoned_uploads(&self, limit: u32) -> StoreResult<Vec<Upload>>;
+    /// Up to `limit` abandoned uploads whose objects may still exist, oldest first, after
+    /// `after`.
+    async fn abandoned_uploads(
+        &self,
+        after: Option<&UploadCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<Upload>>;
     /// Marks ready uploads expired (their objects are gone).
     async fn mark_expired(&self, ids: &[String]) -> StoreResult<()>;
     /// Forgets abandoned uploads (their objects, if any, are gone).

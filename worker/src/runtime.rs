@@ -138,7 +138,7 @@ fn start_common(parts: Parts, running: &mut Running) -> Result<EventJobs, StartE
     running.spawn(digests.run(stop));
     if let Some(objects) = parts.objects.clone() {
         let janitor = UploadJanitor::new(parts.store.clone(), objects, parts.metrics.clone());
-        let stop = running.stopped();
+        let stop = running.stop_signal();
         running.spawn(janitor.run(UPLOAD_SWEEP_EVERY, stop));
     } else {
         // The api-server may have uploads configured while this worker has not (settings

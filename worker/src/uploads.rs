@@ -7,6 +7,7 @@ use std::time::Duration;
 use chatboard_store::{StoreError, UploadStore};
 use chrono::Utc;
 use objects::ObjectStore;
+use tokio::sync::watch;
 
 use crate::service::WorkerMetrics;
 
@@ -46,11 +47,11 @@ impl UploadJanitor {
         }
     }
 
-    /// Sweeps every `every` until `stop` resolves.
-    pub async fn run(self, every: Duration, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
+    /// Sweeps every `every` until `stop` turns true. A sweep working through a backlog stops
+    /// between two of its batches, so a shutdown does not wait for the whole backlog.
+    pub async fn run(self, every: Duration, mut stop: watch::Receiver<bool>) {
         loop {
-            match self.sweep().await {
+            match self.sweep_until(&stop).await {
                 Ok(swept) if swept != Swept::default() => {
                     tracing::info!(
                         expired = swept.expired,
@@ -62,40 +63,55 @@ impl UploadJanitor {
                 Err(e) => tracing::warn!(error = %e, "sweeping uploads failed; retrying later"),
             }
             tokio::select! {
-                () = &mut stop => return,
+                _ = stop.wait_for(|stopped| *stopped) => return,
                 () = tokio::time::sleep(every) => {}
             }
         }
     }
 
     /// One sweep over everything due now. A file that cannot be deleted keeps its row as it is,
-    /// so the next sweep tries again; several workers sweeping at once only repeat deletions.
+    /// so the next sweep tries again, and this one walks on past it; several workers sweeping
+    /// at once only repeat deletions.
     #[tracing::instrument(skip_all, err(level = "warn"))]
     pub async fn sweep(&self) -> Result<Swept, StoreError> {
+        self.sweep_until(&watch::channel(false).1).await
+    }
+
+    /// [`Self::sweep`], ending after the batch in hand once `stop` turns true.
+    pub async fn sweep_until(&self, stop: &watch::Receiver<bool>) -> Result<Swept, StoreError> {
         let mut swept = Swept::default();
+        let now = Utc::now();
+        let mut after = None;
         loop {
-            let due = self.store.expired_uploads(Utc::now(), BATCH).await?;
+            let due = self
+                .store
+                .expired_uploads(now, after.as_ref(), BATCH)
+                .await?;
             let gone = self.delete_files(&due).await;
             self.store.mark_expired(&gone).await?;
             swept.expired += gone.len();
             self.metrics.uploads_expired.inc_by(gone.len() as u64);
-            if due.len() < BATCH as usize || gone.is_empty() {
+            after = due.last().and_then(|u| Some((u.expires_at?, u.id.clone())));
+            if due.len() < BATCH as usize || after.is_none() || *stop.borrow() {
                 break;
             }
         }
+        if *stop.borrow() {
+            return Ok(swept);
+        }
         let lifetime =
             chrono::Duration::from_std(PENDING_LIFETIME).unwrap_or(chrono::Duration::days(1));
-        self.store
-            .abandon_stale_uploads(Utc::now() - lifetime)
-            .await?;
+        self.store.abandon_stale_uploads(now - lifetime).await?;
         // Also those given up by an earlier sweep whose files could not be deleted then.
+        let mut after = None;
         loop {
-            let stale = self.store.abandoned_uploads(BATCH).await?;
+            let stale = self.store.abandoned_uploads(after.as_ref(), BATCH).await?;
             let gone = self.delete_files(&stale).await;
             self.store.forget_abandoned_uploads(&gone).await?;
             swept.abandoned += gone.len();
             self.metrics.uploads_abandoned.inc_by(gone.len() as u64);
-            if stale.len() < BATCH as usize || gone.is_empty() {
+            after = stale.last().map(|u| (u.created_at, u.id.clone()));
+            if stale.len() < BATCH as usize || *stop.borrow() {
                 break;
             }
         }

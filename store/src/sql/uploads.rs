@@ -3,10 +3,11 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{SqlStore, Tx, WritePool, ORG_LOCK};
+use super::{ReadPool, SqlStore, Tx, WritePool, ORG_LOCK};
 use crate::sql::rows::placeholders;
 use crate::{
-    NewUpload, OrgCharge, QuotaExceeded, StoreError, StoreResult, UploadQuota, UploadStore,
+    NewUpload, OrgCharge, QuotaExceeded, StoreError, StoreResult, UploadCursor, UploadQuota,
+    UploadStore,
 };
 use chatboard_core::config::UploadQuotaSettings;
 use chatboard_core::error_code::ErrorCode;
@@ -104,6 +105,40 @@ fn exceeds(quota: UploadQuota, limit: i64, used: i64, size: i64) -> Option<Quota
 
 /// `<statement> status = '<from>' AND id IN (...)`, in chunks; `statement` ends in `WHERE`
 /// or `AND` (e.g. `UPDATE uploads SET status = 'expired' WHERE`).
+/// Up to `limit` uploads matching `filter` (which may use `$1`, bound to `now`), in the order of
+/// `by` (a time column) then id, from after `after`.
+async fn page_of_uploads(
+    pool: &ReadPool,
+    filter: &str,
+    by: &str,
+    now: Option<DateTime<Utc>>,
+    after: Option<&UploadCursor>,
+    limit: u32,
+) -> StoreResult<Vec<Upload>> {
+    let mut n = usize::from(now.is_some());
+    let mut next = || {
+        n += 1;
+        n
+    };
+    let past = match after {
+        Some(_) => format!(" AND ({by}, id) > (${}, ${})", next(), next()),
+        None => String::new(),
+    };
+    let sql = format!(
+        "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE {filter}{past} ORDER BY {by}, id LIMIT ${}",
+        next()
+    );
+    let mut query = sqlx::query_as::<_, UploadRow>(&sql);
+    if let Some(now) = now {
+        query = query.bind(now);
+    }
+    if let Some((at, id)) = after {
+        query = query.bind(*at).bind(id.as_str());
+    }
+    let rows = query.bind(i64::from(limit)).fetch_all(pool).await?;
+    uploads(rows)
+}
+
 async fn update_uploads(
     pool: &WritePool,
     statement: &str,
@@ -330,17 +365,21 @@ impl UploadStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn expired_uploads(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Upload>> {
-        let sql = format!(
-            "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE status = 'ready' AND expires_at <= $1 \
-             ORDER BY expires_at LIMIT $2"
-        );
-        let rows: Vec<UploadRow> = sqlx::query_as(&sql)
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(&self.read)
-            .await?;
-        uploads(rows)
+    async fn expired_uploads(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&UploadCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<Upload>> {
+        page_of_uploads(
+            &self.read,
+            "status = 'ready' AND expires_at <= $1",
+            "expires_at",
+            Some(now),
+            after,
+            limit,
+        )
+        .await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -357,16 +396,20 @@ impl UploadStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn abandoned_uploads(&self, limit: u32) -> StoreResult<Vec<Upload>> {
-        let sql = format!(
-            "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE status = 'expired' AND uploaded_at IS NULL \
-             ORDER BY created_at LIMIT $1"
-        );
-        let rows: Vec<UploadRow> = sqlx::query_as(&sql)
-            .bind(i64::from(limit))
-            .fetch_all(&self.read)
-            .await?;
-        uploads(rows)
+    async fn abandoned_uploads(
+        &self,
+        after: Option<&UploadCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<Upload>> {
+        page_of_uploads(
+            &self.read,
+            "status = 'expired' AND uploaded_at IS NULL",
+            "created_at",
+            None,
+            after,
+            limit,
+        )
+        .await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
