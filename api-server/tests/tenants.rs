@@ -8,13 +8,11 @@ mod common;
 
 use testing::both_engines;
 
-use chatboard_core::config::UploadQuotaSettings;
 use chatboard_core::model::OrgQuotas;
-use chatboard_store::{EmailKind, ManagedOrg, OutgoingEmail, SpecAdmin};
 use chrono::Utc;
-use common::{Engine, Reply, TestApp, TestUser};
+use common::{Engine, TestApp};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
 both_engines!(
     suspension_and_archiving_make_the_org_read_only,
@@ -22,55 +20,17 @@ both_engines!(
     messages_past_retention_are_purged,
     a_managed_org_is_purged_a_batch_at_a_time,
     members_are_held_to_the_org_posting_limit,
-    attachments_over_the_org_upload_limit_are_refused,
     outsiders_learn_nothing_of_a_read_only_or_limited_org,
     admins_cannot_remove_members_of_a_read_only_org,
     idle_org_limiters_are_forgotten,
-    uploads_are_held_to_user_quotas,
-    uploads_are_held_to_org_quotas,
 );
-
-/// A managed org (resource `tenants/<name>`) with `admin` as its ADMIN.
-async fn managed_org(
-    app: &TestApp,
-    admin: &TestUser,
-    name: &str,
-    quotas: OrgQuotas,
-    suspended: bool,
-) -> i64 {
-    let now = Utc::now();
-    let org = ManagedOrg {
-        resource_key: format!("tenants/{name}"),
-        name: name.into(),
-        quotas,
-        suspended,
-    };
-    let applied = app.state.store.apply_managed_org(org, now).await.unwrap();
-    let admin = SpecAdmin {
-        email: admin.email.clone(),
-        token_hash: "unused".into(),
-        expires_at: now,
-        email_message: OutgoingEmail {
-            kind: EmailKind::Invitation,
-            to: admin.email.clone(),
-            subject: String::new(),
-            body: String::new(),
-        },
-    };
-    app.state
-        .store
-        .apply_org_admins(applied.org_id, vec![admin], now)
-        .await
-        .unwrap();
-    applied.org_id
-}
 
 async fn suspension_and_archiving_make_the_org_read_only(engine: Engine) {
     let Some(app) = TestApp::spawn(engine).await else {
         return;
     };
     let admin = app.user("admin@acme.example").await;
-    let org = managed_org(&app, &admin, "acme", OrgQuotas::default(), false).await;
+    let org = app.managed_org(&admin, "acme", OrgQuotas::default(), false).await;
     let room = app.room(&admin, org, "general", "PUBLIC").await;
     let msg = app.send(&admin, room, "before").await;
     let invite = app
@@ -84,7 +44,7 @@ async fn suspension_and_archiving_make_the_org_read_only(engine: Engine) {
         .as_i64()
         .unwrap();
 
-    managed_org(&app, &admin, "acme", OrgQuotas::default(), true).await;
+    app.managed_org(&admin, "acme", OrgQuotas::default(), true).await;
     let r = app.get(&format!("/api/orgs/{org}/"), &admin.access).await;
     assert_eq!(
         (
@@ -153,7 +113,7 @@ async fn suspension_and_archiving_make_the_org_read_only(engine: Engine) {
     }
 
     // Lifted: writes work again.
-    managed_org(&app, &admin, "acme", OrgQuotas::default(), false).await;
+    app.managed_org(&admin, "acme", OrgQuotas::default(), false).await;
     app.send(&admin, room, "after").await;
 
     // Archived (its resource deleted with Retain): read-only, no longer managed, and deletable.
@@ -207,7 +167,7 @@ async fn member_and_room_quotas(engine: Engine) {
         max_rooms: Some(2),
         ..OrgQuotas::default()
     };
-    let org = managed_org(&app, &admin, "acme", quotas, false).await;
+    let org = app.managed_org(&admin, "acme", quotas, false).await;
     let r = app.get(&format!("/api/orgs/{org}/"), &admin.access).await;
     assert_eq!(r.body["quotas"]["max_members"], 2);
 
@@ -270,8 +230,8 @@ async fn messages_past_retention_are_purged(engine: Engine) {
         retention_days: Some(30),
         ..OrgQuotas::default()
     };
-    let kept_org = managed_org(&app, &admin, "forever", OrgQuotas::default(), false).await;
-    let org = managed_org(&app, &admin, "acme", quotas, false).await;
+    let kept_org = app.managed_org(&admin, "forever", OrgQuotas::default(), false).await;
+    let org = app.managed_org(&admin, "acme", quotas, false).await;
     let room = app.room(&admin, org, "general", "PUBLIC").await;
     let kept_room = app.room(&admin, kept_org, "general", "PUBLIC").await;
     for i in 0..5 {
@@ -336,8 +296,8 @@ async fn a_managed_org_is_purged_a_batch_at_a_time(engine: Engine) {
         return;
     };
     let admin = app.user("admin@acme.example").await;
-    let org = managed_org(&app, &admin, "acme", OrgQuotas::default(), false).await;
-    let other = managed_org(&app, &admin, "other", OrgQuotas::default(), false).await;
+    let org = app.managed_org(&admin, "acme", OrgQuotas::default(), false).await;
+    let other = app.managed_org(&admin, "other", OrgQuotas::default(), false).await;
     let room = app.room(&admin, org, "general", "PUBLIC").await;
     let other_room = app.room(&admin, other, "general", "PUBLIC").await;
     let root = app.send(&admin, room, "root").await;
@@ -407,7 +367,7 @@ async fn members_are_held_to_the_org_posting_limit(engine: Engine) {
         rate_limit_per_minute: Some(3),
         ..OrgQuotas::default()
     };
-    let org = managed_org(&app, &admin, "acme", quotas, false).await;
+    let org = app.managed_org(&admin, "acme", quotas, false).await;
     let bob = app.user("bob@acme.example").await;
     app.join(org, &admin, &bob, "MEMBER").await;
     let general = app.room(&admin, org, "general", "PUBLIC").await;
@@ -438,219 +398,6 @@ async fn members_are_held_to_the_org_posting_limit(engine: Engine) {
     let other = app.org(&admin, "Elsewhere").await;
     let elsewhere = app.room(&admin, other, "general", "PUBLIC").await;
     app.send(&admin, elsewhere, "fine").await;
-}
-
-/// Uploads `bytes` as a text file of `user`'s and returns the ready upload's id.
-async fn uploaded(app: &TestApp, user: &TestUser, bytes: &[u8]) -> String {
-    let r = presign(app, user, bytes.len(), None).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    finish_upload(app, user, &r.body, bytes).await
-}
-
-/// `POST /api/uploads/presign/` of a text file of `size` bytes, for `org` if given.
-async fn presign(app: &TestApp, user: &TestUser, size: usize, org: Option<i64>) -> Reply {
-    let mut body = json!({"filename": "a.txt", "content_type": "text/plain", "size": size});
-    if let Some(org) = org {
-        body["org"] = json!(org);
-    }
-    app.post("/api/uploads/presign/", Some(&user.access), body)
-        .await
-}
-
-/// PUTs `bytes` to a presigned upload and completes it: its id.
-async fn finish_upload(app: &TestApp, user: &TestUser, presigned: &Value, bytes: &[u8]) -> String {
-    let id = presigned["id"].as_str().unwrap().to_owned();
-    let put = app
-        .client
-        .put(presigned["upload_url"].as_str().unwrap())
-        .header("Content-Type", "text/plain")
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert!(put.status().is_success(), "{}", put.status());
-    let r = app
-        .post(
-            &format!("/api/uploads/{id}/complete/"),
-            Some(&user.access),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    id
-}
-
-/// An app with local uploads and `quotas` as the deployment's upload quotas.
-async fn app_with_upload_quotas(
-    engine: Engine,
-    quotas: UploadQuotaSettings,
-) -> Option<(TestApp, tempfile::TempDir)> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_owned();
-    let app = TestApp::spawn_with(engine, |c| {
-        c.uploads.local_dir = Some(path);
-        c.upload_quotas = quotas;
-    })
-    .await?;
-    Some((app, dir))
-}
-
-fn assert_refused(r: &Reply, status: StatusCode, code: &str) {
-    assert_eq!((r.status, r.code()), (status, code), "{}", r.text);
-}
-
-async fn uploads_are_held_to_user_quotas(engine: Engine) {
-    let quotas = UploadQuotaSettings {
-        user_pending_bytes: 100,
-        user_stored_bytes: 150,
-        ..UploadQuotaSettings::default()
-    };
-    let Some((app, _dir)) = app_with_upload_quotas(engine, quotas).await else {
-        return;
-    };
-    let ada = app.user("ada@example.com").await;
-    // Unfinished uploads: 60 bytes fit, 60 more do not, and 101 never could.
-    let first = presign(&app, &ada, 60, None).await;
-    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
-    let r = presign(&app, &ada, 60, None).await;
-    assert_refused(&r, StatusCode::CONFLICT, "upload_quota_exceeded");
-    assert!(
-        r.text.contains("100 bytes"),
-        "the detail names the quota: {}",
-        r.text
-    );
-    let r = presign(&app, &ada, 101, None).await;
-    assert_refused(&r, StatusCode::PAYLOAD_TOO_LARGE, "file_too_large");
-    // Finishing one frees the pending quota; everything held counts against the stored one.
-    finish_upload(&app, &ada, &first.body, &[b'a'; 60]).await;
-    let second = presign(&app, &ada, 60, None).await;
-    assert_eq!(second.status, StatusCode::CREATED, "{}", second.text);
-    finish_upload(&app, &ada, &second.body, &[b'b'; 60]).await;
-    let r = presign(&app, &ada, 60, None).await;
-    assert_refused(&r, StatusCode::CONFLICT, "upload_quota_exceeded");
-    // Another user has quotas of their own.
-    let bob = app.user("bob@example.com").await;
-    assert_eq!(
-        presign(&app, &bob, 60, None).await.status,
-        StatusCode::CREATED
-    );
-}
-
-async fn uploads_are_held_to_org_quotas(engine: Engine) {
-    let quotas = UploadQuotaSettings {
-        org_pending_bytes: 1000,
-        org_stored_bytes: 1000,
-        ..UploadQuotaSettings::default()
-    };
-    let Some((app, _dir)) = app_with_upload_quotas(engine, quotas).await else {
-        return;
-    };
-    let admin = app.user("admin@acme.example").await;
-    // The Organization's own quotas override the deployment's.
-    let limited = OrgQuotas {
-        upload_pending_bytes: Some(50),
-        upload_stored_bytes: Some(100),
-        ..OrgQuotas::default()
-    };
-    let org = managed_org(&app, &admin, "acme", limited, false).await;
-    let room = app.room(&admin, org, "general", "PUBLIC").await;
-    let r = app.get(&format!("/api/orgs/{org}/"), &admin.access).await;
-    assert_eq!(r.body["quotas"]["upload_stored_bytes"], 100);
-    // Named at presign: the org's pending and stored quotas apply at once.
-    let first = presign(&app, &admin, 40, Some(org)).await;
-    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
-    let r = presign(&app, &admin, 40, Some(org)).await;
-    assert_refused(&r, StatusCode::CONFLICT, "upload_quota_exceeded");
-    let first = finish_upload(&app, &admin, &first.body, &[b'a'; 40]).await;
-    let second = presign(&app, &admin, 40, Some(org)).await;
-    assert_eq!(second.status, StatusCode::CREATED, "{}", second.text);
-    finish_upload(&app, &admin, &second.body, &[b'b'; 40]).await;
-    // Not named: the file counts against the org it is first posted in, if it fits there.
-    let loose = uploaded(&app, &admin, &[b'c'; 40]).await;
-    let messages = format!("/api/rooms/{room}/messages/");
-    let r = app
-        .post(&messages, Some(&admin.access), json!({"file_id": loose}))
-        .await;
-    assert_refused(&r, StatusCode::CONFLICT, "upload_quota_exceeded");
-    let r = app
-        .post(&messages, Some(&admin.access), json!({"file_id": first}))
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    // A file counted against one org cannot be posted in another.
-    let other = app.org(&admin, "Elsewhere").await;
-    let elsewhere = app.room(&admin, other, "general", "PUBLIC").await;
-    let r = app
-        .post(
-            &format!("/api/rooms/{elsewhere}/messages/"),
-            Some(&admin.access),
-            json!({"file_id": first}),
-        )
-        .await;
-    assert_refused(&r, StatusCode::BAD_REQUEST, "invalid");
-    assert!(r.text.contains("another organization"), "{}", r.text);
-    let r = app
-        .post(
-            &format!("/api/rooms/{elsewhere}/messages/"),
-            Some(&admin.access),
-            json!({"file_id": loose}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    // An outsider cannot name the org; nobody can while it is suspended.
-    let eve = app.user("eve@example.com").await;
-    assert_refused(
-        &presign(&app, &eve, 10, Some(org)).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
-    managed_org(&app, &admin, "acme", OrgQuotas::default(), true).await;
-    assert_refused(
-        &presign(&app, &admin, 10, Some(org)).await,
-        StatusCode::FORBIDDEN,
-        "org_suspended",
-    );
-}
-
-async fn attachments_over_the_org_upload_limit_are_refused(engine: Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_owned();
-    let Some(app) = TestApp::spawn_with(engine, |c| c.uploads.local_dir = Some(path)).await else {
-        return;
-    };
-    let admin = app.user("admin@acme.example").await;
-    let quotas = OrgQuotas {
-        upload_max_bytes: Some(10),
-        ..OrgQuotas::default()
-    };
-    let org = managed_org(&app, &admin, "acme", quotas, false).await;
-    let room = app.room(&admin, org, "general", "PUBLIC").await;
-    let big = uploaded(&app, &admin, b"twenty bytes of text").await;
-    let small = uploaded(&app, &admin, b"tiny").await;
-    let messages = format!("/api/rooms/{room}/messages/");
-    let r = app
-        .post(&messages, Some(&admin.access), json!({"file_id": big}))
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::PAYLOAD_TOO_LARGE, "file_too_large"),
-        "{}",
-        r.text
-    );
-    let r = app
-        .post(&messages, Some(&admin.access), json!({"file_id": small}))
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    // The same file may go to an organization without that limit.
-    let other = app.org(&admin, "Elsewhere").await;
-    let elsewhere = app.room(&admin, other, "general", "PUBLIC").await;
-    let r = app
-        .post(
-            &format!("/api/rooms/{elsewhere}/messages/"),
-            Some(&admin.access),
-            json!({"file_id": big}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 }
 
 /// Every way an outsider (a user of another organization) can touch org A's room, message and
@@ -726,16 +473,16 @@ async fn outsiders_learn_nothing_of_a_read_only_or_limited_org(engine: Engine) {
         rate_limit_per_minute: Some(1),
         ..OrgQuotas::default()
     };
-    let acme = managed_org(&app, &admin, "acme", limited, false).await;
+    let acme = app.managed_org(&admin, "acme", limited, false).await;
     let room = app.room(&admin, acme, "general", "PUBLIC").await;
     let msg = app.send(&admin, room, "the only one this minute").await;
     check("rate-limited", acme, room, msg).await;
 
     // Beta has no limit; it is suspended, then archived.
-    let beta = managed_org(&app, &admin, "beta", OrgQuotas::default(), false).await;
+    let beta = app.managed_org(&admin, "beta", OrgQuotas::default(), false).await;
     let room = app.room(&admin, beta, "general", "PUBLIC").await;
     let msg = app.send(&admin, room, "hello").await;
-    managed_org(&app, &admin, "beta", OrgQuotas::default(), true).await;
+    app.managed_org(&admin, "beta", OrgQuotas::default(), true).await;
     check("suspended", beta, room, msg).await;
     app.state
         .store
@@ -752,12 +499,12 @@ async fn admins_cannot_remove_members_of_a_read_only_org(engine: Engine) {
         return;
     };
     let admin = app.user("admin@acme.example").await;
-    let org = managed_org(&app, &admin, "acme", OrgQuotas::default(), false).await;
+    let org = app.managed_org(&admin, "acme", OrgQuotas::default(), false).await;
     let bob = app.user("bob@acme.example").await;
     let carol = app.user("carol@acme.example").await;
     app.join(org, &admin, &bob, "MEMBER").await;
     app.join(org, &admin, &carol, "MEMBER").await;
-    managed_org(&app, &admin, "acme", OrgQuotas::default(), true).await;
+    app.managed_org(&admin, "acme", OrgQuotas::default(), true).await;
 
     let r = app
         .delete(
@@ -815,7 +562,7 @@ async fn idle_org_limiters_are_forgotten(engine: Engine) {
         rate_limit_per_minute: Some(100_000),
         ..OrgQuotas::default()
     };
-    let org = managed_org(&app, &admin, "acme", quotas, false).await;
+    let org = app.managed_org(&admin, "acme", quotas, false).await;
     let room = app.room(&admin, org, "general", "PUBLIC").await;
     app.send(&admin, room, "hello").await;
     assert_eq!(app.state.chat.org_limiters(), 1);

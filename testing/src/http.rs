@@ -7,6 +7,9 @@ use std::net::SocketAddr;
 use api_server::config::Config;
 use api_server::AppState;
 use chatboard_core::config::JwtSecret;
+use chatboard_core::model::OrgQuotas;
+use chatboard_store::{EmailKind, ManagedOrg, OutgoingEmail, SpecAdmin};
+use chrono::Utc;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -257,6 +260,47 @@ impl TestApp {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         r.body["id"].as_i64().expect("room id")
+    }
+
+    /// A managed org (resource `tenants/<name>`, as the operator applies it) with `admin` as
+    /// its ADMIN: its id.
+    pub async fn managed_org(
+        &self,
+        admin: &TestUser,
+        name: &str,
+        quotas: OrgQuotas,
+        suspended: bool,
+    ) -> i64 {
+        let now = Utc::now();
+        let org = ManagedOrg {
+            resource_key: format!("tenants/{name}"),
+            name: name.into(),
+            quotas,
+            suspended,
+        };
+        let applied = self
+            .state
+            .store
+            .apply_managed_org(org, now)
+            .await
+            .expect("apply the org");
+        let admin = SpecAdmin {
+            email: admin.email.clone(),
+            token_hash: "unused".into(),
+            expires_at: now,
+            email_message: OutgoingEmail {
+                kind: EmailKind::Invitation,
+                to: admin.email.clone(),
+                subject: String::new(),
+                body: String::new(),
+            },
+        };
+        self.state
+            .store
+            .apply_org_admins(applied.org_id, vec![admin], now)
+            .await
+            .expect("apply the org's admins");
+        applied.org_id
     }
 
     /// `POST /api/rooms/{room}/{action}/` as `user` (`join`, `leave`), which must succeed.

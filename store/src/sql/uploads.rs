@@ -7,7 +7,7 @@ use super::{ReadPool, SqlStore, Tx, WritePool, ORG_LOCK};
 use crate::sql::rows::placeholders;
 use crate::{
     NewUpload, OrgCharge, QuotaExceeded, StoreError, StoreResult, UploadCursor, UploadQuota,
-    UploadStore,
+    UploadStore, PENDING_UPLOAD_LIFETIME,
 };
 use chatboard_core::config::UploadQuotaSettings;
 use chatboard_core::error_code::ErrorCode;
@@ -67,14 +67,34 @@ fn uploads(rows: Vec<UploadRow>) -> StoreResult<Vec<Upload>> {
 }
 
 /// Bytes of unfinished uploads and of all live uploads (unfinished and ready) whose `column`
-/// (`owner_id` or `org_id`) is `id`.
-async fn usage(tx: &mut Tx<'_>, column: &str, id: i64) -> StoreResult<(i64, i64)> {
+/// (`owner_id` or `org_id`) is `id`, at `now`: an upload whose time is up counts no more,
+/// whether or not the janitor has come to it (it runs every few minutes, and not at all
+/// without a worker), as it shows as expired from then on.
+async fn usage(
+    tx: &mut Tx<'_>,
+    column: &str,
+    id: i64,
+    now: DateTime<Utc>,
+) -> StoreResult<(i64, i64)> {
     let sql = format!(
         "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'pending' THEN size ELSE 0 END), 0) AS BIGINT), \
                 CAST(COALESCE(SUM(size), 0) AS BIGINT) \
-         FROM uploads WHERE {column} = $1 AND status <> 'expired'"
+         FROM uploads WHERE {column} = $1 \
+           AND ((status = 'pending' AND created_at > $2) \
+                OR (status = 'ready' AND (expires_at IS NULL OR expires_at > $3)))"
     );
-    Ok(sqlx::query_as(&sql).bind(id).fetch_one(&mut **tx).await?)
+    Ok(sqlx::query_as(&sql)
+        .bind(id)
+        .bind(pending_since(now))
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?)
+}
+
+/// When an upload presigned `now` would have had to be to still be pending: older ones are the
+/// janitor's.
+fn pending_since(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - chrono::Duration::from_std(PENDING_UPLOAD_LIFETIME).unwrap_or(chrono::Duration::days(1))
 }
 
 /// The organization's pending and stored limits (its own, else the deployment's), its row
@@ -177,7 +197,7 @@ impl UploadStore for SqlStore {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound)?;
-        let (pending, stored) = usage(&mut tx, "owner_id", upload.owner_id).await?;
+        let (pending, stored) = usage(&mut tx, "owner_id", upload.owner_id, now).await?;
         let mut verdict = exceeds(
             UploadQuota::UserPending,
             quotas.user_pending_bytes,
@@ -192,7 +212,7 @@ impl UploadStore for SqlStore {
         ));
         if let Some(org_id) = upload.org_id {
             let (pending_limit, stored_limit) = org_limits(&mut tx, org_id, quotas).await?;
-            let (pending, stored) = usage(&mut tx, "org_id", org_id).await?;
+            let (pending, stored) = usage(&mut tx, "org_id", org_id, now).await?;
             verdict = verdict
                 .or(exceeds(
                     UploadQuota::OrgPending,
@@ -249,7 +269,7 @@ impl UploadStore for SqlStore {
             Some(_) => return Ok(OrgCharge::AlreadyCharged),
             None => {}
         }
-        let (_, stored) = usage(&mut tx, "org_id", org_id).await?;
+        let (_, stored) = usage(&mut tx, "org_id", org_id, Utc::now()).await?;
         if let Some(exceeded) = exceeds(UploadQuota::OrgStored, stored_limit, stored, size) {
             return Ok(OrgCharge::Exceeded(exceeded));
         }
@@ -308,8 +328,6 @@ impl UploadStore for SqlStore {
     ) -> StoreResult<Upload> {
         // A pending upload older than its lifetime is the janitor's: completing it could race
         // with the deletion of its file.
-        let lifetime = chrono::Duration::from_std(crate::PENDING_UPLOAD_LIFETIME)
-            .unwrap_or(chrono::Duration::days(1));
         let sql = format!(
             "UPDATE uploads SET status = 'ready', uploaded_at = $2, expires_at = $3 \
              WHERE id = $1 AND status = 'pending' AND created_at > $4 RETURNING {UPLOAD_COLUMNS}"
@@ -318,7 +336,7 @@ impl UploadStore for SqlStore {
             .bind(id)
             .bind(now)
             .bind(expires_at)
-            .bind(now - lifetime)
+            .bind(pending_since(now))
             .fetch_optional(&self.write)
             .await?;
         match row {

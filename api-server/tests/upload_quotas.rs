@@ -1,0 +1,278 @@
+//! Upload quotas as the API enforces them: the deployment's per-user and per-organization
+//! limits on unfinished and stored bytes, an Organization resource's own, and a file counted
+//! against the organization it is first posted in. Both engines.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use testing::both_engines;
+
+use chatboard_core::config::UploadQuotaSettings;
+use chatboard_core::model::OrgQuotas;
+use common::{Engine, Reply, TestApp, TestUser};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+both_engines!(
+    uploads_are_held_to_user_quotas,
+    uploads_are_held_to_org_quotas,
+    attachments_over_the_org_upload_limit_are_refused,
+    uploads_past_their_time_count_no_more,
+);
+
+/// Uploads `bytes` as a text file of `user`'s and returns the ready upload's id.
+async fn uploaded(app: &TestApp, user: &TestUser, bytes: &[u8]) -> String {
+    let r = presign(app, user, bytes.len(), None).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    finish_upload(app, user, &r.body, bytes).await
+}
+
+/// `POST /api/uploads/presign/` of a text file of `size` bytes, for `org` if given.
+async fn presign(app: &TestApp, user: &TestUser, size: usize, org: Option<i64>) -> Reply {
+    let mut body = json!({"filename": "a.txt", "content_type": "text/plain", "size": size});
+    if let Some(org) = org {
+        body["org"] = json!(org);
+    }
+    app.post("/api/uploads/presign/", Some(&user.access), body)
+        .await
+}
+
+/// PUTs `bytes` to a presigned upload and completes it: its id.
+async fn finish_upload(app: &TestApp, user: &TestUser, presigned: &Value, bytes: &[u8]) -> String {
+    let id = presigned["id"].as_str().unwrap().to_owned();
+    let put = app
+        .client
+        .put(presigned["upload_url"].as_str().unwrap())
+        .header("Content-Type", "text/plain")
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    let r = app
+        .post(
+            &format!("/api/uploads/{id}/complete/"),
+            Some(&user.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    id
+}
+
+/// An app with local uploads and `quotas` as the deployment's upload quotas.
+async fn app_with_upload_quotas(
+    engine: Engine,
+    quotas: UploadQuotaSettings,
+) -> Option<(TestApp, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let app = TestApp::spawn_with(engine, |c| {
+        c.uploads.local_dir = Some(path);
+        c.upload_quotas = quotas;
+    })
+    .await?;
+    Some((app, dir))
+}
+
+fn assert_refused(r: &Reply, status: StatusCode, code: &str) {
+    assert_eq!((r.status, r.code()), (status, code), "{}", r.text);
+}
+
+async fn uploads_are_held_to_user_quotas(engine: Engine) {
+    let quotas = UploadQuotaSettings {
+        user_pending_bytes: 100,
+        user_stored_bytes: 150,
+        ..UploadQuotaSettings::default()
+    };
+    let Some((app, _dir)) = app_with_upload_quotas(engine, quotas).await else {
+        return;
+    };
+    let ada = app.user("ada@example.com").await;
+    // Unfinished uploads: 60 bytes fit, 60 more do not, and 101 never could.
+    let first = presign(&app, &ada, 60, None).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let r = presign(&app, &ada, 60, None).await;
+    assert_refused(&r, StatusCode::CONFLICT, "upload_quota_exceeded");
+    assert!(
+        r.text.contains("100 bytes"),
+        "the detail names the quota: {}",
+        r.text
+    );
+    let r = presign(&app, &ada, 101, None).await;
+    assert_refused(&r, StatusCode::PAYLOAD_TOO_LARGE, "file_too_large");
+    // Finishing one frees the pending quota; everything held counts against the stored one.
+    finish_upload(&app, &ada, &first.body, &[b'a'; 60]).await;
+    let second = presign(&app, &ada, 60, None).await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.text);
+    finish_upload(&app, &ada, &second.body, &[b'b'; 60]).await;
+    let r = presign(&app, &ada, 60, None).await;
+    assert_refused(&r, StatusCode::CONFLICT, "upload_quota_exceeded");
+    // Another user has quotas of their own.
+    let bob = app.user("bob@example.com").await;
+    assert_eq!(
+        presign(&app, &bob, 60, None).await.status,
+        StatusCode::CREATED
+    );
+}
+
+async fn uploads_are_held_to_org_quotas(engine: Engine) {
+    let quotas = UploadQuotaSettings {
+        org_pending_bytes: 1000,
+        org_stored_bytes: 1000,
+        ..UploadQuotaSettings::default()
+    };
+    let Some((app, _dir)) = app_with_upload_quotas(engine, quotas).await else {
+        return;
+    };
+    let admin = app.user("admin@acme.example").await;
+    // The Organization's own quotas override the deployment's.
+    let limited = OrgQuotas {
+        upload_pending_bytes: Some(50),
+        upload_stored_bytes: Some(100),
+        ..OrgQuotas::default()
+    };
+    let org = app.managed_org(&admin, "acme", limited, false).await;
+    let room = app.room(&admin, org, "general", "PUBLIC").await;
+    let r = app.get(&format!("/api/orgs/{org}/"), &admin.access).await;
+    assert_eq!(r.body["quotas"]["upload_stored_bytes"], 100);
+    // Named at presign: the org's pending and stored quotas apply at once.
+    let first = presign(&app, &admin, 40, Some(org)).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let r = presign(&app, &admin, 40, Some(org)).await;
+    assert_refused(&r, StatusCode::CONFLICT, "upload_quota_exceeded");
+    let first = finish_upload(&app, &admin, &first.body, &[b'a'; 40]).await;
+    let second = presign(&app, &admin, 40, Some(org)).await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.text);
+    finish_upload(&app, &admin, &second.body, &[b'b'; 40]).await;
+    // Not named: the file counts against the org it is first posted in, if it fits there.
+    let loose = uploaded(&app, &admin, &[b'c'; 40]).await;
+    let messages = format!("/api/rooms/{room}/messages/");
+    let r = app
+        .post(&messages, Some(&admin.access), json!({"file_id": loose}))
+        .await;
+    assert_refused(&r, StatusCode::CONFLICT, "upload_quota_exceeded");
+    let r = app
+        .post(&messages, Some(&admin.access), json!({"file_id": first}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // A file counted against one org cannot be posted in another.
+    let other = app.org(&admin, "Elsewhere").await;
+    let elsewhere = app.room(&admin, other, "general", "PUBLIC").await;
+    let r = app
+        .post(
+            &format!("/api/rooms/{elsewhere}/messages/"),
+            Some(&admin.access),
+            json!({"file_id": first}),
+        )
+        .await;
+    assert_refused(&r, StatusCode::BAD_REQUEST, "invalid");
+    assert!(r.text.contains("another organization"), "{}", r.text);
+    let r = app
+        .post(
+            &format!("/api/rooms/{elsewhere}/messages/"),
+            Some(&admin.access),
+            json!({"file_id": loose}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // An outsider cannot name the org; nobody can while it is suspended.
+    let eve = app.user("eve@example.com").await;
+    assert_refused(
+        &presign(&app, &eve, 10, Some(org)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    app.managed_org(&admin, "acme", OrgQuotas::default(), true).await;
+    assert_refused(
+        &presign(&app, &admin, 10, Some(org)).await,
+        StatusCode::FORBIDDEN,
+        "org_suspended",
+    );
+}
+
+async fn attachments_over_the_org_upload_limit_are_refused(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let Some(app) = TestApp::spawn_with(engine, |c| c.uploads.local_dir = Some(path)).await else {
+        return;
+    };
+    let admin = app.user("admin@acme.example").await;
+    let quotas = OrgQuotas {
+        upload_max_bytes: Some(10),
+        ..OrgQuotas::default()
+    };
+    let org = app.managed_org(&admin, "acme", quotas, false).await;
+    let room = app.room(&admin, org, "general", "PUBLIC").await;
+    let big = uploaded(&app, &admin, b"twenty bytes of text").await;
+    let small = uploaded(&app, &admin, b"tiny").await;
+    let messages = format!("/api/rooms/{room}/messages/");
+    let r = app
+        .post(&messages, Some(&admin.access), json!({"file_id": big}))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "file_too_large"),
+        "{}",
+        r.text
+    );
+    let r = app
+        .post(&messages, Some(&admin.access), json!({"file_id": small}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // The same file may go to an organization without that limit.
+    let other = app.org(&admin, "Elsewhere").await;
+    let elsewhere = app.room(&admin, other, "general", "PUBLIC").await;
+    let r = app
+        .post(
+            &format!("/api/rooms/{elsewhere}/messages/"),
+            Some(&admin.access),
+            json!({"file_id": big}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
+
+/// An upload whose time is up shows as expired, and counts against no quota from then on: it
+/// counted until the janitor came to it (every 10 minutes, never without a worker), refusing
+/// new uploads with `upload_quota_exceeded` while the old ones were listed as expired.
+async fn uploads_past_their_time_count_no_more(engine: Engine) {
+    let quotas = UploadQuotaSettings {
+        user_stored_bytes: 100,
+        org_stored_bytes: 100,
+        ..UploadQuotaSettings::default()
+    };
+    let Some((app, _dir)) = app_with_upload_quotas(engine, quotas).await else {
+        return;
+    };
+    let ada = app.user("ada@example.com").await;
+    let org = app.org(&ada, "Files").await;
+    let room = app.room(&ada, org, "docs", "PUBLIC").await;
+    let old = uploaded(&app, &ada, &[b'a'; 80]).await;
+    let messages = format!("/api/rooms/{room}/messages/");
+    let r = app
+        .post(&messages, Some(&ada.access), json!({"file_id": old}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // Full, for the user and for the org.
+    assert_refused(
+        &presign(&app, &ada, 80, None).await,
+        StatusCode::CONFLICT,
+        "upload_quota_exceeded",
+    );
+    testing::db::execute_sql(
+        &app.db_url,
+        &format!("UPDATE uploads SET expires_at = '2000-01-01 00:00:00+00:00' WHERE id = '{old}'"),
+    )
+    .await;
+    let seen = app.get(&format!("/api/uploads/{old}/"), &ada.access).await;
+    assert_eq!(seen.body["status"], "expired", "{}", seen.text);
+    // Its bytes are free again, for the user and for the org, before any janitor.
+    let new = uploaded(&app, &ada, &[b'b'; 80]).await;
+    let r = app
+        .post(&messages, Some(&ada.access), json!({"file_id": new}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
