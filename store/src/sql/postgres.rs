@@ -216,13 +216,16 @@ async fn index_new(write: &Pool, messages: &[(i64, i64)]) -> StoreResult<()> {
     }
     let rooms: Vec<i64> = messages.iter().map(|m| m.0).collect();
     let ids: Vec<i64> = messages.iter().map(|m| m.1).collect();
-    // DO NOTHING: an edit may have indexed the message already, with newer words.
+    // DO NOTHING: an edit may have indexed the message already, with newer words. FOR SHARE:
+    // a deletion written and not yet committed is waited for, and the message then read again
+    // (left out, deleted); one coming after waits for these rows, and its removal sees them.
+    // Without it, a deletion between this read and this insert left the words in for good.
     sqlx::query(
         "INSERT INTO message_words (room_id, message_id, org_id, words) \
          SELECT m.room_id, m.id, m.org_id, m.search_vector FROM messages m \
          JOIN UNNEST($1::int8[], $2::int8[]) AS k(room_id, id) \
            ON m.room_id = k.room_id AND m.id = k.id \
-         WHERE NOT m.is_deleted ORDER BY m.room_id, m.id \
+         WHERE NOT m.is_deleted ORDER BY m.room_id, m.id FOR SHARE OF m \
          ON CONFLICT (room_id, message_id) DO NOTHING",
     )
     .bind(&rooms)
