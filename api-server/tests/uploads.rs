@@ -124,6 +124,11 @@ async fn a_file_goes_up_completes_and_comes_back(engine: Engine) {
         (early.status, early.code()),
         (StatusCode::CONFLICT, "not_uploaded")
     );
+    // Not there yet, not gone: its download says so (it said 410 upload_expired).
+    let pending = download_as(&app, &ada, &id).await;
+    assert_eq!(pending.status(), StatusCode::CONFLICT);
+    let code = pending.json::<Value>().await.unwrap()["code"].clone();
+    assert_eq!(code, "not_uploaded");
     assert_eq!(
         put(&app, &p, "application/pdf", bytes.clone()).await,
         StatusCode::OK

@@ -364,9 +364,9 @@ pub async fn get(
 }
 
 /// Redirects (307) to a fresh download URL: the stable link that message objects carry as
-/// `file.download_url` (410 once the upload has expired).
+/// `file.download_url` (409 while the upload is not completed, 410 once it has expired).
 #[utoipa::path(get, path = "/api/uploads/{id}/download/", tag = "uploads", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 307, description = "to a short-lived download URL"), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+    responses((status = 307, description = "to a short-lived download URL"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn download(
     user: AuthUser,
     State(state): State<AppState>,
@@ -374,6 +374,10 @@ pub async fn download(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
     let upload = visible_upload(&state, &id, user.id).await?;
+    // Not there yet, rather than gone for good: a client told "expired" gives the upload up.
+    if upload.status == UploadStatus::Pending {
+        return Err(ApiError::new(ErrorCode::NotUploaded).with_status(StatusCode::CONFLICT));
+    }
     match view(&state, &headers, upload).await?.download_url {
         Some(url) => Ok(Redirect::temporary(&url).into_response()),
         None => Err(ApiError::new(ErrorCode::UploadExpired).with_status(StatusCode::GONE)),
