@@ -69,6 +69,11 @@ pub trait ObjectStore: Send + Sync {
     async fn delete(&self, key: &str) -> Result<(), ObjectError>;
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<(), ObjectError>;
+    /// Removes what unfinished writes left behind, older than `age` (a process killed while it
+    /// received a file); how many. Nothing to do for a store that writes whole objects.
+    async fn remove_leftovers(&self, _age: Duration) -> Result<usize, ObjectError> {
+        Ok(0)
+    }
 }
 
 /// The storage the settings name: S3 when a bucket is set, else a local directory, else none

@@ -199,6 +199,62 @@ impl ObjectStore for LocalObjects {
             .await
             .map_err(unavailable)
     }
+
+    async fn remove_leftovers(&self, age: Duration) -> Result<usize, ObjectError> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || remove_partial_files(&root, age))
+            .await
+            .map_err(unavailable)?
+            .map_err(unavailable)
+    }
+}
+
+/// Whether a file name is one of [`write_file`]'s temporary names.
+fn is_partial(name: &str) -> bool {
+    name.contains(".part-") || name.contains(".meta-part-")
+}
+
+/// Removes the temporary files older than `age` under `root` and its directories (keys are one
+/// directory deep); how many went. A file of another process's write in progress is younger.
+fn remove_partial_files(root: &Path, age: Duration) -> std::io::Result<usize> {
+    let mut removed = 0;
+    let Ok(top) = std::fs::read_dir(root) else {
+        return Ok(0); // nothing stored yet
+    };
+    let mut dirs = vec![root.to_owned()];
+    dirs.extend(
+        top.filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path()),
+    );
+    for dir in dirs {
+        for entry in std::fs::read_dir(&dir)?.filter_map(Result::ok) {
+            let name = entry.file_name();
+            if !name.to_str().is_some_and(is_partial) {
+                continue;
+            }
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|at| at.elapsed().is_ok_and(|elapsed| elapsed >= age));
+            if old && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// A write's temporary files, removed however the write ends: also when its request is dropped
+/// halfway (the client gone, or a shutdown's drain over), which skipped the removal before.
+struct PartialFiles([PathBuf; 2]);
+
+impl Drop for PartialFiles {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// `PUT` and `GET /files/{*key}`: the signed URLs of [`LocalObjects`].
@@ -302,6 +358,8 @@ async fn write_file(
     let suffix = rand_suffix();
     let partial = path.with_extension(format!("part-{suffix:016x}"));
     let partial_meta = path.with_extension(format!("meta-part-{suffix:016x}"));
+    // Linked or failed, the temporary names go.
+    let _temporary = PartialFiles([partial.clone(), partial_meta.clone()]);
     let mut file = tokio::fs::File::create(&partial)
         .await
         .map_err(WriteError::Io)?;
@@ -339,9 +397,7 @@ async fn write_file(
         }
     }
     .await;
-    // Linked or failed, the temporary names go.
-    let _ = tokio::fs::remove_file(&partial).await;
-    let _ = tokio::fs::remove_file(&partial_meta).await;
+    drop(file);
     result
 }
 

@@ -16,6 +16,9 @@ use crate::service::WorkerMetrics;
 pub const PENDING_LIFETIME: Duration = chatboard_store::PENDING_UPLOAD_LIFETIME;
 /// Uploads handled per query.
 const BATCH: u32 = 200;
+/// How old a temporary file of a write must be to count as left behind (a write in progress
+/// touches its file as the bytes come, and a signed upload URL lasts 15 minutes).
+const LEFTOVER_AGE: Duration = Duration::from_secs(3600);
 
 /// Deletes expired and abandoned uploads.
 pub struct UploadJanitor {
@@ -114,6 +117,13 @@ impl UploadJanitor {
             if stale.len() < BATCH as usize || *stop.borrow() {
                 break;
             }
+        }
+        // What writes cut off by a crash left (the store's own; a lost file is a warning, not
+        // a failed sweep).
+        match self.objects.remove_leftovers(LEFTOVER_AGE).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, "temporary files of unfinished uploads removed"),
+            Err(e) => tracing::warn!(error = %e, "removing unfinished uploads' files failed"),
         }
         Ok(swept)
     }
