@@ -1,6 +1,6 @@
 //! Lost seats reach open sockets even when their first announcement does not (a multiplexed
-//! one is told with a `left` frame), and an old loss announced again never undoes a newer
-//! seat. In both shapes.
+//! one is told with a `left` frame), an old loss announced again never undoes a newer seat, and
+//! room-mates who share no room any more stop seeing each other online. In both shapes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -10,6 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use futures::SinkExt;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message as Ws;
 
 /// What a restarting API process does first: announce the last changes again.
 async fn api_restarts(p: &Platform) {
@@ -74,7 +77,60 @@ async fn an_old_leave_announced_again_does_not_undo_a_new_seat(p: Arc<Platform>)
     );
 }
 
+/// Alice, online, leaves the only room she shares with Bob: Bob is told she is offline. He
+/// heard nothing, and saw her online until he reconnected: her going away later did not reach
+/// him either, as presence goes to room-mates only. Carol, whom a direct message still joins to
+/// her, is told nothing.
+async fn who_leaves_the_last_shared_room_goes_offline_there(p: Arc<Platform>) {
+    let (general, alice, bob, org) = p.team().await;
+    let carol = p.user("carol@example.com").await;
+    p.join_org(org, &alice, &carol, "carol@example.com").await;
+    p.call(
+        reqwest::Method::POST,
+        "/api/rooms/dm/",
+        &alice.token,
+        json!({"org": org, "user_id": carol.id}),
+    )
+    .await;
+    let mut b = p.connect_all(&bob.token).await;
+    let mut c = p.connect_all(&carol.token).await;
+    // Their snapshots are out (they precede the answer to a ping) before Alice comes: she is
+    // announced to each once.
+    for socket in [&mut b, &mut c] {
+        socket
+            .send(Ws::Text(json!({"type": "ping"}).to_string().into()))
+            .await
+            .unwrap();
+        frame_of(socket, "pong").await;
+    }
+    let _a = p.connect_all(&alice.token).await;
+    for socket in [&mut b, &mut c] {
+        assert_eq!(presence_of(socket, alice.id).await, "online");
+    }
+    p.room_action(&alice, general, "leave").await;
+    assert_eq!(presence_of(&mut b, alice.id).await, "offline");
+    // Carol: nothing about Alice before a message posted after the leave.
+    let marker = p.post(&bob, general, "after the leave").await;
+    let (message, before) = frame_of(&mut c, "message").await;
+    assert_eq!(message["id"].as_i64(), Some(marker));
+    assert!(
+        !before.iter().any(|f| f["type"] == "presence" && f["user_id"] == alice.id),
+        "{before:?}"
+    );
+}
+
+/// The status in the next presence frame about `user_id` (others are passed over).
+async fn presence_of(socket: &mut Socket, user_id: i64) -> String {
+    loop {
+        let (change, _) = frame_of(socket, "presence").await;
+        if change["user_id"].as_i64() == Some(user_id) {
+            return change["status"].as_str().unwrap_or_default().to_owned();
+        }
+    }
+}
+
 both_shapes!(
     a_leave_never_announced_is_announced_at_the_next_start,
     an_old_leave_announced_again_does_not_undo_a_new_seat,
+    who_leaves_the_last_shared_room_goes_offline_there,
 );

@@ -222,7 +222,7 @@ impl Hub {
         }
         tokio::spawn(until_dropped(
             gone.clone(),
-            listen(Arc::downgrade(&hub), bus, stream, inboxes),
+            listen(Arc::downgrade(&hub), bus, stream, inboxes, store.clone()),
         ));
         let changes = presence.changes();
         tokio::spawn(until_dropped(
@@ -394,6 +394,31 @@ impl Hub {
         rooms.next_release()
     }
 
+    /// The users (not the one in `change`) following `room` here whom `told` picks are told of
+    /// `change`.
+    fn tell_room(&self, room: i64, change: PresenceChange, told: impl Fn(i64) -> bool) {
+        let mut rooms = self.shard_of(room);
+        if let Some(feed) = rooms.feeds.get_mut(&room) {
+            feed.followers.retain(|f| {
+                f.user_id == change.user_id || !told(f.user_id) || f.offer(Live::Presence(change))
+            });
+        }
+        rooms.forget_if_unfollowed(room);
+    }
+
+    /// The users following `room` here.
+    fn followers_of(&self, room: i64) -> Vec<i64> {
+        let rooms = self.shard_of(room);
+        let mut users: Vec<i64> = rooms
+            .feeds
+            .get(&room)
+            .map(|feed| feed.followers.iter().map(|f| f.user_id).collect())
+            .unwrap_or_default();
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+
     /// Tells the followers of `room_ids` (once each, never the user themself) about `change`.
     fn dispatch_change(&self, change: PresenceChange, room_ids: &[i64]) {
         let mut told = HashSet::new();
@@ -453,6 +478,7 @@ async fn listen(
     bus: Arc<dyn Bus>,
     mut stream: chatboard_core::bus::BusStream,
     inboxes: Vec<flume::Sender<Delivery>>,
+    store: Arc<dyn Store>,
 ) {
     // Sending fails only once the shard's thread has ended, which it does when the hub is gone
     // (this task is also cancelled then, see `until_dropped`).
@@ -471,6 +497,11 @@ async fn listen(
         while let Some(delivery) = stream.next().await {
             let handed = match delivery {
                 Delivery::Event(event) => {
+                    if let BusEvent::MemberLeft { room, user_id } = event {
+                        let departure =
+                            presence::tell_departure(hub.clone(), store.clone(), room, user_id);
+                        tokio::spawn(departure);
+                    }
                     let inbox = &inboxes[shard_index(event.room(), inboxes.len())];
                     inbox.send_async(Delivery::Event(event)).await.is_ok()
                 }

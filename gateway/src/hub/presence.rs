@@ -1,8 +1,8 @@
 //! Presence changes, fanned out to the connections that share a room with the user who came or
 //! went.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
 
 use chatboard_core::presence::PresenceChange;
 use chatboard_store::Store;
@@ -14,7 +14,7 @@ use super::Hub;
 /// bursts (a gateway full of clients reconnecting), so they are taken in batches with one
 /// database read for the rooms of all of them.
 pub(super) async fn dispatch_presence(
-    hub: std::sync::Weak<Hub>,
+    hub: Weak<Hub>,
     mut changes: broadcast::Receiver<PresenceChange>,
     store: Arc<dyn Store>,
 ) {
@@ -62,6 +62,32 @@ pub(super) async fn dispatch_presence(
             }
         }
     }
+}
+
+/// Someone left `room`: its followers here who no longer share any room with them are told
+/// they are offline, if they are online. A user's changes reach only their room-mates, so
+/// those would otherwise see them online for as long as their connections last.
+pub(super) async fn tell_departure(hub: Weak<Hub>, store: Arc<dyn Store>, room: i64, user_id: i64) {
+    let followers = match hub.upgrade() {
+        Some(hub) if !hub.presence.online(&[user_id]).is_empty() => hub.followers_of(room),
+        _ => return,
+    };
+    if followers.iter().all(|f| *f == user_id) {
+        return;
+    }
+    let mates: HashSet<i64> = match store.room_mates(user_id, None).await {
+        Ok(mates) => mates.into_iter().collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, room, user_id, "presence: a departure's room-mates lookup failed");
+            return;
+        }
+    };
+    let Some(hub) = hub.upgrade() else { return };
+    let change = PresenceChange {
+        user_id,
+        online: false,
+    };
+    hub.tell_room(room, change, |follower| !mates.contains(&follower));
 }
 
 /// The seats of `users`, read again after a failure (a database restarting, a pool briefly
