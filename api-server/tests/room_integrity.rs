@@ -239,7 +239,12 @@ async fn a_resend_past_the_posting_limit_gets_its_message(engine: Engine) {
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
     assert_eq!(send("b").await.status, StatusCode::CREATED);
     let third = send("c").await;
-    assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS, "{}", third.text);
+    assert_eq!(
+        third.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        third.text
+    );
     let again = send("a").await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.text);
     assert_eq!(again.body, first.body, "the original, unchanged");

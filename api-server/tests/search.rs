@@ -132,7 +132,11 @@ async fn the_query_syntax_finds_the_same_on_both_engines(engine: Engine) {
     let email = app.send(&bob, room, "send the e-mail please").await;
     // PostgreSQL's parser kept these whole: none of their parts was found there.
     let joined = app
-        .send(&alice, room, "ask bob@example.com: https://docs.example.com/v1.5 src/main.rs")
+        .send(
+            &alice,
+            room,
+            "ask bob@example.com: https://docs.example.com/v1.5 src/main.rs",
+        )
         .await;
 
     assert_eq!(
@@ -162,7 +166,14 @@ async fn the_query_syntax_finds_the_same_on_both_engines(engine: Engine) {
     );
     assert_eq!(found(&app, &bob, org, "ünïcode").await, vec![unicode]);
     assert_eq!(found(&app, &bob, org, "e-mail").await, vec![email]);
-    for part in ["example", "bob@example.com", "docs", "v1", "main.rs", "\"example com\""] {
+    for part in [
+        "example",
+        "bob@example.com",
+        "docs",
+        "v1",
+        "main.rs",
+        "\"example com\"",
+    ] {
         assert_eq!(found(&app, &bob, org, part).await, vec![joined], "{part}");
     }
     assert!(found(&app, &bob, org, "nothing-like-this").await.is_empty());

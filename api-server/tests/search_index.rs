@@ -7,7 +7,6 @@ mod common;
 
 use std::time::Duration;
 
-use chatboard_store::SearchStore;
 use common::{Engine, TestApp};
 
 /// The worker indexing a message whose deletion is written and not yet committed. Its read saw

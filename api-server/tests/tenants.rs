@@ -30,7 +30,9 @@ async fn suspension_and_archiving_make_the_org_read_only(engine: Engine) {
         return;
     };
     let admin = app.user("admin@acme.example").await;
-    let org = app.managed_org(&admin, "acme", OrgQuotas::default(), false).await;
+    let org = app
+        .managed_org(&admin, "acme", OrgQuotas::default(), false)
+        .await;
     let room = app.room(&admin, org, "general", "PUBLIC").await;
     let msg = app.send(&admin, room, "before").await;
     let invite = app
@@ -44,7 +46,8 @@ async fn suspension_and_archiving_make_the_org_read_only(engine: Engine) {
         .as_i64()
         .unwrap();
 
-    app.managed_org(&admin, "acme", OrgQuotas::default(), true).await;
+    app.managed_org(&admin, "acme", OrgQuotas::default(), true)
+        .await;
     let r = app.get(&format!("/api/orgs/{org}/"), &admin.access).await;
     assert_eq!(
         (
@@ -113,7 +116,8 @@ async fn suspension_and_archiving_make_the_org_read_only(engine: Engine) {
     }
 
     // Lifted: writes work again.
-    app.managed_org(&admin, "acme", OrgQuotas::default(), false).await;
+    app.managed_org(&admin, "acme", OrgQuotas::default(), false)
+        .await;
     app.send(&admin, room, "after").await;
 
     // Archived (its resource deleted with Retain): read-only, no longer managed, and deletable.
@@ -230,7 +234,9 @@ async fn messages_past_retention_are_purged(engine: Engine) {
         retention_days: Some(30),
         ..OrgQuotas::default()
     };
-    let kept_org = app.managed_org(&admin, "forever", OrgQuotas::default(), false).await;
+    let kept_org = app
+        .managed_org(&admin, "forever", OrgQuotas::default(), false)
+        .await;
     let org = app.managed_org(&admin, "acme", quotas, false).await;
     let room = app.room(&admin, org, "general", "PUBLIC").await;
     let kept_room = app.room(&admin, kept_org, "general", "PUBLIC").await;
@@ -296,8 +302,12 @@ async fn a_managed_org_is_purged_a_batch_at_a_time(engine: Engine) {
         return;
     };
     let admin = app.user("admin@acme.example").await;
-    let org = app.managed_org(&admin, "acme", OrgQuotas::default(), false).await;
-    let other = app.managed_org(&admin, "other", OrgQuotas::default(), false).await;
+    let org = app
+        .managed_org(&admin, "acme", OrgQuotas::default(), false)
+        .await;
+    let other = app
+        .managed_org(&admin, "other", OrgQuotas::default(), false)
+        .await;
     let room = app.room(&admin, org, "general", "PUBLIC").await;
     let other_room = app.room(&admin, other, "general", "PUBLIC").await;
     let root = app.send(&admin, room, "root").await;
@@ -479,10 +489,13 @@ async fn outsiders_learn_nothing_of_a_read_only_or_limited_org(engine: Engine) {
     check("rate-limited", acme, room, msg).await;
 
     // Beta has no limit; it is suspended, then archived.
-    let beta = app.managed_org(&admin, "beta", OrgQuotas::default(), false).await;
+    let beta = app
+        .managed_org(&admin, "beta", OrgQuotas::default(), false)
+        .await;
     let room = app.room(&admin, beta, "general", "PUBLIC").await;
     let msg = app.send(&admin, room, "hello").await;
-    app.managed_org(&admin, "beta", OrgQuotas::default(), true).await;
+    app.managed_org(&admin, "beta", OrgQuotas::default(), true)
+        .await;
     check("suspended", beta, room, msg).await;
     app.state
         .store
@@ -499,12 +512,15 @@ async fn admins_cannot_remove_members_of_a_read_only_org(engine: Engine) {
         return;
     };
     let admin = app.user("admin@acme.example").await;
-    let org = app.managed_org(&admin, "acme", OrgQuotas::default(), false).await;
+    let org = app
+        .managed_org(&admin, "acme", OrgQuotas::default(), false)
+        .await;
     let bob = app.user("bob@acme.example").await;
     let carol = app.user("carol@acme.example").await;
     app.join(org, &admin, &bob, "MEMBER").await;
     app.join(org, &admin, &carol, "MEMBER").await;
-    app.managed_org(&admin, "acme", OrgQuotas::default(), true).await;
+    app.managed_org(&admin, "acme", OrgQuotas::default(), true)
+        .await;
 
     let r = app
         .delete(

@@ -184,7 +184,8 @@ async fn uploads_are_held_to_org_quotas(engine: Engine) {
         StatusCode::NOT_FOUND,
         "not_found",
     );
-    app.managed_org(&admin, "acme", OrgQuotas::default(), true).await;
+    app.managed_org(&admin, "acme", OrgQuotas::default(), true)
+        .await;
     assert_refused(
         &presign(&app, &admin, 10, Some(org)).await,
         StatusCode::FORBIDDEN,
@@ -233,7 +234,6 @@ async fn attachments_over_the_org_upload_limit_are_refused(engine: Engine) {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 }
-
 
 /// An upload whose time is up shows as expired, and counts against no quota from then on: it
 /// counted until the janitor came to it (every 10 minutes, never without a worker), refusing

@@ -114,7 +114,9 @@ async fn who_leaves_the_last_shared_room_goes_offline_there(p: Arc<Platform>) {
     let (message, before) = frame_of(&mut c, "message").await;
     assert_eq!(message["id"].as_i64(), Some(marker));
     assert!(
-        !before.iter().any(|f| f["type"] == "presence" && f["user_id"] == alice.id),
+        !before
+            .iter()
+            .any(|f| f["type"] == "presence" && f["user_id"] == alice.id),
         "{before:?}"
     );
 }

@@ -8,8 +8,8 @@
 
 use std::sync::Arc;
 
-use crate::queue::NatsJobQueue;
 use crate::mail::EmailTiming;
+use crate::queue::NatsJobQueue;
 use crate::runtime::{start_scale_out, Parts};
 use crate::service::{router, ServiceState, WorkerMetrics};
 use anyhow::Context;

@@ -230,7 +230,11 @@ async fn turning_digests_off_drops_the_gathered_messages() {
     let s = setup(&url).await;
     let erin = member(&s, "erin@example.com", "Erin").await;
     let sink = SmtpSink::start().await;
-    let running = start(&s.store, Arc::new(LocalPresence::new()), common::smtp(&sink, 2));
+    let running = start(
+        &s.store,
+        Arc::new(LocalPresence::new()),
+        common::smtp(&sink, 2),
+    );
     post(&s.store, s.room, s.author, 1).await;
     // Wait until the message is noted for Erin's digest, then she turns digests off.
     let far = Utc::now() + chrono::Duration::days(1);
@@ -356,7 +360,11 @@ async fn digests_quote_messages_as_they_stand() {
         .unwrap();
 
     let sink = SmtpSink::start().await;
-    let running = start(&s.store, Arc::new(LocalPresence::new()), common::smtp(&sink, 1));
+    let running = start(
+        &s.store,
+        Arc::new(LocalPresence::new()),
+        common::smtp(&sink, 1),
+    );
     let mails = sink
         .wait_for(Duration::from_secs(20), |m| !m.is_empty())
         .await;
@@ -485,7 +493,11 @@ async fn withdrawn_invitations_are_not_mailed(engine: TestEngine) {
         .unwrap();
 
     let sink = SmtpSink::start().await;
-    let running = start(&s.store, Arc::new(LocalPresence::new()), common::smtp(&sink, 60));
+    let running = start(
+        &s.store,
+        Arc::new(LocalPresence::new()),
+        common::smtp(&sink, 60),
+    );
     sink.wait_for(Duration::from_secs(20), |m| !m.is_empty())
         .await;
     // Nothing is left to send, so nothing more can arrive.

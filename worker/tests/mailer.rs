@@ -94,10 +94,7 @@ async fn without_smtp_emails_are_written_to_files() {
         ..EmailSettings::default()
     };
     s.store
-        .queue_email(
-            invitation("gina@example.com", "file-token"),
-            Utc::now(),
-        )
+        .queue_email(invitation("gina@example.com", "file-token"), Utc::now())
         .await
         .unwrap();
     let running = start(&s.store, settings);
@@ -127,7 +124,6 @@ async fn without_smtp_emails_are_written_to_files() {
     running.shut_down().await;
 }
 
-
 /// A send cut off by the mailer's timeout was waiting for the server's answer, and lettre put
 /// its connection back in the pool as if whole: the next email on it read that late answer (and
 /// each later one) as its own. Reported sent while the server's answers were out of step, or
@@ -143,7 +139,10 @@ async fn a_send_cut_off_by_its_timeout_leaves_its_connection_behind() {
     // The first email is taken and answered long after the mailer's 1 s; the one after it,
     // claimed in the same batch, is sent straight after the first is given up on.
     sink.stall_next_message(Duration::from_secs(4));
-    for (to, token) in [("slow@example.com", "first"), ("next@example.com", "second")] {
+    for (to, token) in [
+        ("slow@example.com", "first"),
+        ("next@example.com", "second"),
+    ] {
         s.store
             .queue_email(invitation(to, token), Utc::now())
             .await

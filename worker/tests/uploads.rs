@@ -280,7 +280,10 @@ async fn files_of_writes_cut_off_are_removed() {
     std::fs::create_dir_all(&uploads).unwrap();
     let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
     let name = |n: &str| uploads.join(n);
-    for old in ["0190-a.part-00000000000000a1", "0190-a.meta-part-00000000000000a1"] {
+    for old in [
+        "0190-a.part-00000000000000a1",
+        "0190-a.meta-part-00000000000000a1",
+    ] {
         let file = std::fs::File::create(name(old)).unwrap();
         file.set_modified(two_hours_ago).unwrap();
     }

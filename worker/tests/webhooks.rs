@@ -20,6 +20,7 @@ use chatboard_store::Store;
 use common::receiver::{Received, Receiver};
 use common::{post, room, settle_outbox, setup, webhook, Setup};
 use testing::{nats_url, unique_prefix, TestDb, TestEngine};
+use worker::mail::EmailTiming;
 use worker::queue::NatsJobQueue;
 use worker::runtime::{start_in_process, start_scale_out, Parts, Running};
 use worker::service::WorkerMetrics;

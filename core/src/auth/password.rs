@@ -42,7 +42,11 @@ pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
     };
     let argon2 = Argon2::default();
     let normal = nfc(password);
-    let verifies = |candidate: &str| argon2.verify_password(candidate.as_bytes(), &parsed).is_ok();
+    let verifies = |candidate: &str| {
+        argon2
+            .verify_password(candidate.as_bytes(), &parsed)
+            .is_ok()
+    };
     // A hash made before passwords were normalized is of the password as typed then.
     let ok = verifies(&normal) || (normal != password && verifies(password));
     ok && real
@@ -77,7 +81,10 @@ mod tests {
         let (composed, decomposed) = ("caf\u{e9}", "cafe\u{301}");
         for (set, typed) in [(composed, decomposed), (decomposed, composed)] {
             let phc = hash_password(set).unwrap();
-            assert!(verify_password(typed, Some(&phc)), "set {set:?}, typed {typed:?}");
+            assert!(
+                verify_password(typed, Some(&phc)),
+                "set {set:?}, typed {typed:?}"
+            );
             assert!(verify_password(set, Some(&phc)));
             assert!(!verify_password("cafe", Some(&phc)));
         }
