@@ -62,7 +62,7 @@ impl Chat {
         let mut v = Validator::default();
         let name = v.text("name", name, 1, ORG_NAME_MAX);
         v.finish()?;
-        self.store().rename_org(org_id, &name).await?;
+        self.store().rename_org(org_id, actor, &name).await?;
         self.org_view(org_id, actor).await
     }
 
@@ -71,7 +71,7 @@ impl Chat {
     #[instrument(skip(self), err(level = "debug"))]
     pub async fn delete_org(&self, actor: i64, org_id: i64) -> ChatResult<()> {
         self.require_role(org_id, actor, Role::Admin).await?;
-        let seats = self.store().delete_org(org_id).await?;
+        let seats = self.store().delete_org(org_id, actor).await?;
         self.announcer().rooms_gone(&seats).await;
         tracing::info!(org_id, user_id = actor, "organization deleted");
         Ok(())

@@ -137,11 +137,11 @@ async fn lifecycle(engine: TestEngine) {
 
     // The REST API may not rename or delete it; drift made in the database is corrected.
     assert!(matches!(
-        h.store.rename_org(org_id, "Mine now").await,
+        h.store.rename_org(org_id, ops, "Mine now").await,
         Err(StoreError::Conflict(ErrorCode::ManagedByOperator))
     ));
     assert!(matches!(
-        h.store.delete_org(org_id).await,
+        h.store.delete_org(org_id, ops).await,
         Err(StoreError::Conflict(ErrorCode::ManagedByOperator))
     ));
     h.sql(&format!(

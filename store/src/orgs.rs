@@ -54,11 +54,13 @@ pub trait OrgStore: Send + Sync {
     async fn org_for_member(&self, org_id: i64, user_id: i64) -> StoreResult<Option<OrgView>>;
     /// The caller's role in an organization, `None` when not a member.
     async fn member_role(&self, org_id: i64, user_id: i64) -> StoreResult<Option<Role>>;
-    /// Renames an organization (`Conflict(managed_by_operator)` for managed ones).
-    async fn rename_org(&self, org_id: i64, name: &str) -> StoreResult<()>;
-    /// Deletes an organization and everything in it (`Conflict(managed_by_operator)` for
-    /// managed ones); returns the seats that went with it.
-    async fn delete_org(&self, org_id: i64) -> StoreResult<Vec<Seat>>;
+    /// Renames an organization for `actor`, checked again to be its ADMIN
+    /// (`Forbidden(permission_denied)`; `Conflict(managed_by_operator)` for managed ones).
+    async fn rename_org(&self, org_id: i64, actor: i64, name: &str) -> StoreResult<()>;
+    /// Deletes an organization and everything in it for `actor`, checked again to be its ADMIN
+    /// (`Forbidden(permission_denied)`; `Conflict(managed_by_operator)` for managed ones);
+    /// returns the seats that went with it.
+    async fn delete_org(&self, org_id: i64, actor: i64) -> StoreResult<Vec<Seat>>;
     /// The members, in joining order.
     async fn org_members(&self, org_id: i64) -> StoreResult<Vec<OrgMember>>;
     /// Creates an invitation: `Conflict(already_member)` or `Conflict(invite_pending)`.

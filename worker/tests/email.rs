@@ -486,7 +486,7 @@ async fn withdrawn_invitations_are_not_mailed(engine: TestEngine) {
         .create_invite(invite(gone_org.id, "gone@example.com"), now)
         .await
         .unwrap();
-    s.store.delete_org(gone_org.id).await.unwrap();
+    s.store.delete_org(gone_org.id, s.author).await.unwrap();
     s.store
         .create_invite(invite(s.org, "open@example.com"), now)
         .await

@@ -133,7 +133,8 @@ pub async fn delete(
     State(state): State<AppState>,
     ApiPath(org_id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    state.chat.delete_org(user.id, org_id).await?;
+    let chat = state.chat.clone();
+    to_completion(async move { Ok(chat.delete_org(user.id, org_id).await?) }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -236,7 +237,9 @@ pub async fn accept_invite(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<AcceptRequest>,
 ) -> ApiResult<Json<AcceptResponse>> {
-    let joined = state.chat.accept_invite(user.id, &body.token).await?;
+    let chat = state.chat.clone();
+    let joined = to_completion(async move { Ok(chat.accept_invite(user.id, &body.token).await?) })
+        .await?;
     Ok(Json(AcceptResponse {
         org_id: joined.org_id,
         role: joined.role,

@@ -7,8 +7,8 @@ use super::email::insert_email;
 use super::outbox::write_event;
 use super::{Db, SqlStore, Tx, ORG_LOCK};
 use crate::sql::rows::{
-    is_unique_violation, new_slug, parse_role, read_only_code, InviteRow, OrgMemberRow, OrgViewRow,
-    ORG_VIEW_SELECT,
+    is_unique_violation, new_slug, parse_role, placeholders, read_only_code, InviteRow,
+    OrgMemberRow, OrgViewRow, ORG_VIEW_SELECT,
 };
 use crate::{Departure, JoinedOrg, NewInvite, OrgStore, Seat, StoreError, StoreResult};
 use chatboard_core::error_code::ErrorCode;
@@ -85,6 +85,38 @@ pub(super) async fn revoke_invite(tx: &mut Tx<'_>, id: i64, now: DateTime<Utc>) 
         .bind(now)
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// Revokes the open invitations `inviter` made in the org that `role` (theirs now; `None` once
+/// they are gone) may not hand out. They would otherwise outlive the role that made them: a
+/// member removed or demoted could accept one at an address of theirs and be back at the role
+/// they had. Their emails go with them (see `emails.invite_id`).
+pub(super) async fn revoke_invites_beyond(
+    tx: &mut Tx<'_>,
+    org_id: i64,
+    inviter: i64,
+    role: Option<Role>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let beyond: Vec<&str> = [Role::Member, Role::Manager, Role::Admin]
+        .into_iter()
+        .filter(|invited| !role.is_some_and(|mine| mine.may_invite(*invited)))
+        .map(Role::as_str)
+        .collect();
+    if beyond.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE org_invites SET revoked_at = $3 WHERE org_id = $1 AND invited_by = $2 \
+           AND accepted_at IS NULL AND revoked_at IS NULL AND role IN ({})",
+        placeholders(4, beyond.len())
+    );
+    let mut query = sqlx::query(&sql).bind(org_id).bind(inviter).bind(now);
+    for role in beyond {
+        query = query.bind(role);
+    }
+    query.execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -314,6 +346,17 @@ impl SqlStore {
     }
 
     /// `NotFound` if the org does not exist, `Conflict` if the operator owns it.
+    /// Locks an org the REST API may change as a whole (rename, delete) for `actor`, still its
+    /// ADMIN: the use case checked the role on a read, and a demotion or removal may have
+    /// committed since (a deletion by someone just removed erased the whole org).
+    async fn lock_for_admin(tx: &mut Tx<'_>, org_id: i64, actor: i64) -> StoreResult<()> {
+        if !lock_org(tx, org_id).await? {
+            return Err(StoreError::NotFound);
+        }
+        Self::ensure_unmanaged(tx, org_id).await?;
+        Self::ensure_still_admin(tx, org_id, actor).await
+    }
+
     async fn ensure_unmanaged(tx: &mut Tx<'_>, org_id: i64) -> StoreResult<()> {
         let row: Option<(bool,)> = sqlx::query_as("SELECT managed FROM orgs WHERE id = $1")
             .bind(org_id)
@@ -382,9 +425,9 @@ impl OrgStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn rename_org(&self, org_id: i64, name: &str) -> StoreResult<()> {
+    async fn rename_org(&self, org_id: i64, actor: i64, name: &str) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
-        Self::ensure_unmanaged(&mut tx, org_id).await?;
+        Self::lock_for_admin(&mut tx, org_id, actor).await?;
         sqlx::query("UPDATE orgs SET name = $2 WHERE id = $1")
             .bind(org_id)
             .bind(name)
@@ -395,9 +438,9 @@ impl OrgStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn delete_org(&self, org_id: i64) -> StoreResult<Vec<Seat>> {
+    async fn delete_org(&self, org_id: i64, actor: i64) -> StoreResult<Vec<Seat>> {
         let mut tx = self.write.begin().await?;
-        Self::ensure_unmanaged(&mut tx, org_id).await?;
+        Self::lock_for_admin(&mut tx, org_id, actor).await?;
         let seats = Self::erase_org(&mut tx, org_id).await?;
         tx.commit().await?;
         Ok(seats)
@@ -420,6 +463,14 @@ impl OrgStore for SqlStore {
     async fn create_invite(&self, invite: NewInvite, now: DateTime<Utc>) -> StoreResult<Invite> {
         let mut tx = self.write.begin().await?;
         lock_writable_org(&mut tx, invite.org_id).await?;
+        // The use case checked the inviter's role on a read; a removal or demotion committed
+        // since would leave an invitation they may no longer make.
+        if let Some(inviter) = invite.invited_by {
+            let role = Self::role_in(&mut tx, invite.org_id, inviter).await?;
+            if !role.is_some_and(|role| role.may_invite(invite.role)) {
+                return Err(StoreError::Forbidden(ErrorCode::PermissionDenied));
+            }
+        }
         let member: Option<(i64,)> = sqlx::query_as(
             "SELECT m.user_id FROM org_members m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 AND u.email = $2",
         )
@@ -578,6 +629,7 @@ impl OrgStore for SqlStore {
         }
         set_role(&mut tx, org_id, user_id, role).await?;
         let now = Utc::now();
+        revoke_invites_beyond(&mut tx, org_id, user_id, Some(role), now).await?;
         write_event(
             &mut tx,
             org_id,
@@ -631,8 +683,10 @@ impl OrgStore for SqlStore {
             Departure::Leaves => LeftVia::Left,
             Departure::Removed { .. } => LeftVia::Removed,
         };
+        let now = Utc::now();
+        revoke_invites_beyond(&mut tx, org_id, user_id, None, now).await?;
         let event = DomainEvent::left(org_id, None, user_id, left.clone(), via);
-        write_event(&mut tx, org_id, &event, Utc::now()).await?;
+        write_event(&mut tx, org_id, &event, now).await?;
         tx.commit().await?;
         Ok(left)
     }

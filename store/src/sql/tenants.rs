@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 
 use super::orgs::lock_org;
 use super::orgs::{
-    insert_invite, insert_org_row, member_count, open_invite, revoke_invite, set_role,
+    insert_invite, insert_org_row, member_count, open_invite, revoke_invite, revoke_invites_beyond,
+    set_role,
 };
 use super::outbox::write_event;
 use super::webhooks::{pause_deliveries, resume_deliveries, webhook_room_left};
@@ -130,6 +131,7 @@ impl SqlStore {
                     Err(e) => return Err(e),
                 }
                 set_role(tx, org_id, user_id, Role::Member).await?;
+                revoke_invites_beyond(tx, org_id, user_id, Some(Role::Member), now).await?;
                 write_event(
                     tx,
                     org_id,

@@ -1,0 +1,132 @@
+//! What a member may do in an organization ends with the role that allowed it: the open
+//! invitations they made beyond their role now, and an organization's deletion or rename
+//! checked again under its lock. Both engines.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use testing::both_engines;
+
+use chatboard_core::error_code::ErrorCode;
+use chatboard_core::model::Role;
+use chatboard_store::{NewInvite, StoreError};
+use common::{Engine, Reply, TestApp, TestUser};
+use reqwest::StatusCode;
+use serde_json::json;
+
+both_engines!(
+    invitations_go_with_the_role_that_made_them,
+    an_org_is_changed_only_by_a_current_admin,
+);
+
+/// `inviter` invites `email` into `org` as `role`: the invitation's token.
+async fn invite(app: &TestApp, org: i64, inviter: &TestUser, email: &str, role: &str) -> String {
+    let r = app
+        .post(
+            &format!("/api/orgs/{org}/invite/"),
+            Some(&inviter.access),
+            json!({"email": email, "role": role}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    r.body["token"].as_str().unwrap().to_owned()
+}
+
+async fn accept(app: &TestApp, user: &TestUser, token: &str) -> Reply {
+    app.post(
+        "/api/orgs/accept-invite/",
+        Some(&user.access),
+        json!({"token": token}),
+    )
+    .await
+}
+
+/// The inviter is shown the token. A MANAGER removed from the org, or an ADMIN demoted, could
+/// accept an invitation they had made, at an address of their own, and be back at the role
+/// they had (the invitations outlived them). They are revoked with the removal or demotion;
+/// those the new role may still make stay.
+async fn invitations_go_with_the_role_that_made_them(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let alice = app.user("alice@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    let (bob, carol) = (
+        app.user("bob@example.com").await,
+        app.user("carol@example.com").await,
+    );
+    app.join(org, &alice, &bob, "MANAGER").await;
+    app.join(org, &alice, &carol, "ADMIN").await;
+    let by_bob = invite(&app, org, &bob, "bob.alt@example.com", "MANAGER").await;
+    let carol_admin = invite(&app, org, &carol, "carol.alt@example.com", "ADMIN").await;
+    let carol_member = invite(&app, org, &carol, "friend@example.com", "MEMBER").await;
+
+    let r = app
+        .delete(&format!("/api/orgs/{org}/members/{}/", bob.id), &alice.access)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = app
+        .post(
+            &format!("/api/orgs/{org}/members/{}/role/", carol.id),
+            Some(&alice.access),
+            json!({"role": "MANAGER"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    for (email, token) in [
+        ("bob.alt@example.com", &by_bob),
+        ("carol.alt@example.com", &carol_admin),
+    ] {
+        let alt = app.user(email).await;
+        let r = accept(&app, &alt, token).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{email}: {}", r.text);
+    }
+    // A MANAGER may still invite members: that one stands.
+    let friend = app.user("friend@example.com").await;
+    let r = accept(&app, &friend, &carol_member).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let open = app
+        .get(&format!("/api/orgs/{org}/invitations/"), &alice.access)
+        .await;
+    assert_eq!(open.body.as_array().map(Vec::len), Some(0), "{}", open.text);
+}
+
+/// The use case checks the actor's role on a read; the store checks it again under the org's
+/// lock, where a removal or demotion committed meanwhile is seen (a deletion by an ADMIN
+/// removed since erased the whole organization, and an invitation outlived the role it needed).
+async fn an_org_is_changed_only_by_a_current_admin(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, _room, alice, bob) = app.room_for_two().await;
+    let store = &app.state.store;
+    assert!(matches!(
+        store.rename_org(org, bob.id, "Bob's now").await,
+        Err(StoreError::Forbidden(ErrorCode::PermissionDenied))
+    ));
+    assert!(matches!(
+        store.delete_org(org, bob.id).await,
+        Err(StoreError::Forbidden(ErrorCode::PermissionDenied))
+    ));
+    // An invitation likewise: Bob may invite no one.
+    let now = chrono::Utc::now();
+    let by_bob = NewInvite {
+        org_id: org,
+        email: "eve@example.com".into(),
+        role: Role::Member,
+        token_hash: "unused".into(),
+        invited_by: Some(bob.id),
+        expires_at: now + chrono::Duration::days(1),
+        email_message: None,
+    };
+    assert!(matches!(
+        store.create_invite(by_bob, now).await,
+        Err(StoreError::Forbidden(ErrorCode::PermissionDenied))
+    ));
+    let view = app.get(&format!("/api/orgs/{org}/"), &alice.access).await;
+    assert_eq!(view.body["name"], "Acme", "{}", view.text);
+    store.rename_org(org, alice.id, "Acme 2").await.unwrap();
+    store.delete_org(org, alice.id).await.unwrap();
+}
