@@ -2,7 +2,8 @@
 //! else attempts it meanwhile, and its outcome is recorded. An outcome that comes back while
 //! the webhook is off parks the delivery; switching it on makes it due. On both engines. A 410
 //! from a URL the webhook no longer points at does not switch it off. On PostgreSQL, an outcome
-//! recorded while the webhook is being switched on leaves nothing parked.
+//! recorded while the webhook is being switched on leaves nothing parked, and an event fanned
+//! out while it is being switched off is not queued for it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -352,4 +353,33 @@ async fn an_outcome_recorded_while_the_webhook_is_switched_on_is_not_parked() {
         log[0].next_attempt_at.is_some(),
         "parked under a webhook that is on"
     );
+}
+
+/// PostgreSQL: an event fanned out while its webhook is being switched off. The fan-out read
+/// the webhook as on and queued a delivery after the switch-off had parked the others: due,
+/// never claimed while the webhook is off, and keeping its event (a message's text) past the
+/// outbox's retention for as long. The fan-out now waits for the switch-off and queues nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_fanned_out_as_its_webhook_is_switched_off_is_not_queued() {
+    let Some((_db, url)) = testing::TestDb::create(TestEngine::Postgres).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    settle_outbox(&s.store).await;
+    let hook = webhook(&s.store, s.org, "http://hooks.example.com/", &["*"], "k").await;
+    post(&s.store, s.room, s.author, 1).await;
+    let events = s.store.outbox_unpublished(10).await.unwrap();
+    let switching_off = testing::HeldLocks::take(
+        &url,
+        &format!("UPDATE webhooks SET is_active = FALSE WHERE id = {hook}"),
+    )
+    .await;
+    let store = s.store.clone();
+    let fanning = tokio::spawn(async move { store.fan_out_deliveries(&events, Utc::now()).await });
+    // Either it waits for the switch-off (as it should), or it is done already.
+    while !fanning.is_finished() && testing::waiting_for_locks(&url).await < 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    switching_off.commit().await;
+    assert_eq!(fanning.await.unwrap().unwrap(), 0, "queued for a webhook switched off");
 }

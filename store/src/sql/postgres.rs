@@ -42,6 +42,9 @@ const ROOM_DELETE_LOCK: &str = " FOR UPDATE";
 /// either commits first (the outcomes then see it) or waits for them (and then parks or wakes
 /// what they left), so no delivery is left parked under a webhook that is on.
 const WEBHOOK_LOCK: &str = " FOR NO KEY UPDATE";
+/// Taken on the webhooks an event fans out to: a webhook being switched off, or pointed at
+/// another organization, is waited for and read again, so the event is not queued for it.
+const FAN_OUT_LOCK: &str = " FOR SHARE OF w";
 
 /// A share of the messages above which a query's words count as frequent: walking each room's
 /// newest messages backwards then finds its matches sooner than the GIN index.

@@ -38,6 +38,8 @@ const CREDENTIALS_LOCK: &str = "";
 const ROOM_DELETE_LOCK: &str = "";
 /// SQLite has one writer at a time: nothing to lock.
 const WEBHOOK_LOCK: &str = "";
+/// SQLite has one writer at a time: nothing to lock.
+const FAN_OUT_LOCK: &str = "";
 
 /// Nothing to keep: FTS5 finds every match through its index.
 pub(super) struct WordStats;

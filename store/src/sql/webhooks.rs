@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::orgs::lock_writable_org;
-use super::{SqlStore, Tx, CLAIM_LOCK, WEBHOOK_LOCK};
+use super::{SqlStore, Tx, CLAIM_LOCK, FAN_OUT_LOCK, WEBHOOK_LOCK};
 use crate::sql::rows::{
     encode_events, placeholders, DeliveryRow, DueRow, WebhookRow, DELIVERY_COLUMNS, DUE_SELECT,
     WEBHOOK_COLUMNS,
@@ -361,7 +361,7 @@ impl WebhookStore for SqlStore {
                  FROM batch b JOIN webhooks w ON w.org_id = b.org_id \
                    JOIN outbox o ON o.id = b.outbox_id \
                  WHERE w.is_active AND (w.events LIKE '%\"' || b.event_type || '\"%' \
-                   OR w.events LIKE '%\"*\"%') \
+                   OR w.events LIKE '%\"*\"%'){FAN_OUT_LOCK} \
                  ON CONFLICT (webhook_id, outbox_id) DO NOTHING",
                 rows.join(", ")
             );
