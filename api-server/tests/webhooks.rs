@@ -288,13 +288,20 @@ async fn managed_webhooks_cannot_be_changed_through_rest(engine: Engine) {
         (r.status, r.body["managed"].clone()),
         (StatusCode::OK, json!(true))
     );
-    let r = app
-        .patch(&path, &admin.access, json!({"is_active": false}))
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::CONFLICT, "managed_by_operator")
-    );
+    // Whatever the change, valid or not (a bad field said 400 before the 409).
+    for change in [
+        json!({"is_active": false}),
+        json!({"events": ["bogus"]}),
+        json!({"url": "http://127.0.0.1/"}),
+    ] {
+        let r = app.patch(&path, &admin.access, change.clone()).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::CONFLICT, "managed_by_operator"),
+            "{change}: {}",
+            r.text
+        );
+    }
     let r = app.delete(&path, &admin.access).await;
     assert_eq!(
         (r.status, r.code()),

@@ -107,7 +107,12 @@ impl Chat {
         id: i64,
         draft: WebhookDraft,
     ) -> ChatResult<Webhook> {
-        self.admin_webhook(actor, id, Access::Write).await?;
+        let hook = self.admin_webhook(actor, id, Access::Write).await?;
+        // Refused as managed before its fields are looked at (a bad field said 400, where any
+        // change to it is 409); the store refuses it again under its lock.
+        if hook.managed {
+            return Err(ChatError::refused(ErrorCode::ManagedByOperator));
+        }
         let mut v = Validator::default();
         let events = draft.events.as_deref().map(|e| check_events(&mut v, e));
         v.finish()?;

@@ -22,6 +22,7 @@ both_engines!(
     a_gone_answer_from_a_former_url_leaves_the_webhook_on,
     a_managed_webhook_moved_to_another_org_keeps_none_of_the_old_ones_events,
     a_retry_scheduled_for_later_is_not_backlog_yet,
+    narrowing_the_events_drops_what_is_queued_of_the_others,
 );
 
 /// A Webhook resource pointed at another Organization: the deliveries it held of the first
@@ -118,6 +119,51 @@ async fn a_retry_scheduled_for_later_is_not_backlog_yet(engine: TestEngine) {
         (due_since - retry_at).num_milliseconds().abs() < 5,
         "due since {due_since}, retry at {retry_at}"
     );
+}
+
+/// An ADMIN narrows a webhook's events to stop messages reaching its target: what was already
+/// queued of them (retrying for up to a week, or parked while it is off) was still sent. It is
+/// given up, marked failed, and what the webhook still takes stays queued.
+async fn narrowing_the_events_drops_what_is_queued_of_the_others(engine: TestEngine) {
+    let Some((_db, url)) = testing::TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    settle_outbox(&s.store).await;
+    let hook = webhook(&s.store, s.org, "http://hooks.example.com/", &["*"], "k").await;
+    post(&s.store, s.room, s.author, 2).await;
+    let events = s.store.outbox_unpublished(10).await.unwrap();
+    assert_eq!(
+        s.store
+            .fan_out_deliveries(&events, Utc::now())
+            .await
+            .unwrap(),
+        2
+    );
+    let narrow = |events: &[&str]| WebhookPatch {
+        events: Some(events.iter().map(|e| e.to_string()).collect()),
+        ..Default::default()
+    };
+    let statuses = || async {
+        let log = s.store.webhook_deliveries(hook, None, 10).await.unwrap();
+        log.iter().map(|d| d.status).collect::<Vec<_>>()
+    };
+    s.store
+        .update_webhook(hook, narrow(&["message.created", "member.joined"]), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(statuses().await, [DeliveryStatus::Pending; 2]);
+    s.store
+        .update_webhook(hook, narrow(&["member.joined"]), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(statuses().await, [DeliveryStatus::Failed; 2]);
+    let due = s
+        .store
+        .claim_due_deliveries(Utc::now(), Utc::now() + Duration::seconds(60), 10, &[])
+        .await
+        .unwrap();
+    assert!(due.is_empty(), "{due:?}");
 }
 
 async fn switch(store: &Arc<dyn Store>, hook: i64, on: bool) {

@@ -9,7 +9,9 @@ use super::orgs::{
     set_role,
 };
 use super::outbox::write_event;
-use super::webhooks::{pause_deliveries, resume_deliveries, webhook_room_left};
+use super::webhooks::{
+    drop_unwanted_deliveries, pause_deliveries, resume_deliveries, webhook_room_left,
+};
 use super::{SqlStore, Tx, WEBHOOK_LOCK};
 use crate::sql::rows::{encode_events, is_unique_violation, QuotaRow};
 use crate::{
@@ -472,6 +474,8 @@ impl TenantStore for SqlStore {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
+            } else if row.events != events {
+                drop_unwanted_deliveries(&mut tx, id, &hook.events, now).await?;
             }
             if row.is_active && !active {
                 pause_deliveries(&mut tx, id, now).await?;

@@ -66,6 +66,38 @@ pub(super) async fn pause_deliveries(
     Ok(())
 }
 
+/// Gives up the queued deliveries of events the webhook no longer takes (`events`, its new
+/// filter): an admin narrowing it to stop messages reaching a third party meant the ones
+/// already queued too (up to a week of retries, or parked while it is off). One being
+/// attempted now is left to its attempt.
+pub(super) async fn drop_unwanted_deliveries(
+    tx: &mut Tx<'_>,
+    webhook_id: i64,
+    events: &[String],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    if events.iter().any(|e| e == "*") {
+        return Ok(());
+    }
+    let kept = if events.is_empty() {
+        String::new()
+    } else {
+        format!("AND event_type NOT IN ({})", placeholders(3, events.len()))
+    };
+    let sql = format!(
+        "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, \
+           claimed_until = NULL, last_error = 'no longer among the webhook''s events' \
+         WHERE webhook_id = $1 AND status IN ('pending', 'retrying') \
+           AND (claimed_until IS NULL OR claimed_until <= $2) {kept}"
+    );
+    let mut query = sqlx::query(&sql).bind(webhook_id).bind(now);
+    for event in events {
+        query = query.bind(event);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// `next_attempt_at`'s new value `$n` for a delivery whose claim ends, unless its webhook is
 /// switched off meanwhile: then the delivery is parked.
 fn unless_paused(n: usize) -> String {
@@ -233,6 +265,9 @@ impl WebhookStore for SqlStore {
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
+        if let Some(events) = &patch.events {
+            drop_unwanted_deliveries(&mut tx, id, events, now).await?;
+        }
         match patch.is_active {
             Some(false) => pause_deliveries(&mut tx, id, now).await?,
             Some(true) => resume_deliveries(&mut tx, id, now).await?,
