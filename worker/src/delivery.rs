@@ -18,9 +18,9 @@ use chrono::{DateTime, SubsecRound, Utc};
 use rand::Rng;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{CONTENT_TYPE, USER_AGENT};
-use std::collections::HashMap;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
+use crate::delivery_slots::DeliverySlots;
 use crate::service::WorkerMetrics;
 use crate::signing::signature;
 
@@ -82,8 +82,8 @@ pub struct Dispatcher {
     settings: WebhookSettings,
     metrics: Arc<WorkerMetrics>,
     wake: Arc<Notify>,
-    /// Attempts in flight per webhook.
-    in_flight: std::sync::Mutex<HashMap<i64, usize>>,
+    /// Attempts in flight per webhook and per organization.
+    slots: DeliverySlots,
 }
 
 impl Dispatcher {
@@ -108,10 +108,10 @@ impl Dispatcher {
         Ok(Self {
             store,
             client: builder.build()?,
+            slots: DeliverySlots::new(settings.concurrency as usize),
             settings,
             metrics,
             wake,
-            in_flight: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -153,7 +153,7 @@ impl Dispatcher {
             let now = Utc::now();
             // Stored to the microsecond: outcomes are recorded against this exact value.
             let lease_until = (now + this.lease()).trunc_subsecs(6);
-            let busy = this.busy_webhooks();
+            let busy = this.slots.busy_webhooks();
             let claimed = this
                 .store
                 .claim_due_deliveries(now, lease_until, permits.len() as u32, &busy)
@@ -174,9 +174,11 @@ impl Dispatcher {
             };
             let mut handed_back = Vec::new();
             for delivery in due {
-                // A webhook gets at most its share of the slots; the rest of its deliveries go
-                // back to wait, so one slow target cannot hold up every other one.
-                if !this.take_webhook_slot(delivery.webhook_id) {
+                // A webhook, and an organization, get at most their share of the slots; the
+                // rest of their deliveries go back to wait, so that neither one slow target
+                // nor one organization's can hold up every other one.
+                let (webhook, org) = (delivery.webhook_id, delivery.event.org_id);
+                if !this.slots.take(webhook, org) {
                     handed_back.push(delivery.id);
                     continue;
                 }
@@ -192,10 +194,9 @@ impl Dispatcher {
                 let this = this.clone();
                 let outcomes = outcomes_tx.clone();
                 tokio::spawn(async move {
-                    let webhook = delivery.webhook_id;
                     let outcome = this.attempt(delivery, lease_until).await;
                     let _ = outcomes.send(outcome);
-                    this.release_webhook_slot(webhook);
+                    this.slots.release(webhook, org);
                     drop::<OwnedSemaphorePermit>(permit);
                 });
             }
@@ -214,53 +215,6 @@ impl Dispatcher {
         let _ = slots.acquire_many(this.settings.concurrency).await;
         drop(outcomes_tx);
         let _ = recorder.await;
-    }
-
-    /// Slots one webhook may hold at once in this process.
-    fn per_webhook_slots(&self) -> usize {
-        (self.settings.concurrency as usize / 4).max(1)
-    }
-
-    /// Webhooks holding all the slots they may.
-    fn busy_webhooks(&self) -> Vec<i64> {
-        let cap = self.per_webhook_slots();
-        let held = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        held.iter()
-            .filter(|(_, n)| **n >= cap)
-            .map(|(w, _)| *w)
-            .collect()
-    }
-
-    /// Takes a slot for a webhook if it has one left.
-    fn take_webhook_slot(&self, webhook: i64) -> bool {
-        let cap = self.per_webhook_slots();
-        let mut held = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = held.entry(webhook).or_insert(0);
-        if *n < cap {
-            *n += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn release_webhook_slot(&self, webhook: i64) {
-        let mut held = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = held.get_mut(&webhook) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                held.remove(&webhook);
-            }
-        }
     }
 
     /// One attempt at one delivery, claimed until `claimed_until`.

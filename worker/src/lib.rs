@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod delivery;
+mod delivery_slots;
 pub mod digest;
 pub mod jobs;
 pub mod mail;

@@ -13,45 +13,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatboard_core::config::{EmailSettings, WebhookSettings};
+use chatboard_core::config::WebhookSettings;
 use chatboard_core::model::DeliveryStatus;
-use chatboard_core::presence::LocalPresence;
 use chatboard_store::Store;
 use common::receiver::{Received, Receiver};
-use common::{post, room, settle_outbox, setup, webhook, Setup};
+use common::{db, in_process, parts, post, room, settle_outbox, setup, settings, webhook};
 use testing::{nats_url, unique_prefix, TestDb, TestEngine};
-use worker::mail::EmailTiming;
 use worker::queue::NatsJobQueue;
-use worker::runtime::{start_in_process, start_scale_out, Parts, Running};
-use worker::service::WorkerMetrics;
-
-/// Fast settings: private targets allowed (the receiver is on loopback), 50 ms backoff base.
-fn settings() -> WebhookSettings {
-    WebhookSettings {
-        allow_private: true,
-        max_attempts: 8,
-        backoff_base: Duration::from_millis(50),
-        timeout: Duration::from_secs(2),
-        concurrency: 8,
-        ..WebhookSettings::default()
-    }
-}
-
-fn parts(store: &Arc<dyn Store>, settings: WebhookSettings) -> Parts {
-    Parts {
-        store: store.clone(),
-        presence: Arc::new(LocalPresence::new()),
-        webhooks: settings,
-        email: EmailSettings::default(),
-        email_timing: EmailTiming::quick(),
-        objects: None,
-        metrics: Arc::new(WorkerMetrics::new().unwrap()),
-    }
-}
-
-fn in_process(store: &Arc<dyn Store>, settings: WebhookSettings) -> Running {
-    start_in_process(parts(store, settings)).unwrap()
-}
+use worker::runtime::start_scale_out;
 
 /// Waits until `done` holds for the webhook's delivery log.
 async fn wait_for_log(
@@ -77,15 +46,6 @@ fn message_ids(got: &[Received], path: &str) -> HashSet<i64> {
         .filter(|r| r.path == path && r.event == "message.created")
         .filter_map(|r| r.body["data"]["id"].as_i64())
         .collect()
-}
-
-/// A database with a room whose setup events (room.created) are already handed over, so
-/// that only the events a test causes reach its webhooks.
-async fn db(engine: TestEngine) -> Option<(TestDb, Setup)> {
-    let (db, url) = TestDb::create(engine).await?;
-    let s = setup(&url).await;
-    settle_outbox(&s.store).await;
-    Some((db, s))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -643,42 +603,6 @@ async fn concurrent_claims(engine: TestEngine) {
         oldest, None,
         "none waits for a dispatcher: all are being attempted"
     );
-}
-
-/// A target that hangs holds a quarter of the dispatcher's slots at most; the others keep
-/// delivering at full speed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_target_cannot_take_every_slot() {
-    let Some((_db, s)) = db(TestEngine::Sqlite).await else {
-        return;
-    };
-    let slow_rx = Receiver::start().await;
-    slow_rx.set_delay(Duration::from_millis(1500));
-    let fast_rx = Receiver::start().await;
-    webhook(&s.store, s.org, &slow_rx.url("/slow", "k"), &["*"], "k").await;
-    webhook(&s.store, s.org, &fast_rx.url("/fast", "k"), &["*"], "k").await;
-    post(&s.store, s.room, s.author, 20).await;
-    let running = in_process(
-        &s.store,
-        WebhookSettings {
-            concurrency: 8,
-            timeout: Duration::from_secs(5),
-            ..settings()
-        },
-    );
-    fast_rx
-        .wait_for(Duration::from_secs(20), |got| got.len() == 20)
-        .await;
-    assert!(
-        slow_rx.max_in_flight() <= 2,
-        "slow target held {} slots",
-        slow_rx.max_in_flight()
-    );
-    assert!(
-        slow_rx.received().len() < 20,
-        "the fast target did not wait for the slow one"
-    );
-    running.shut_down().await;
 }
 
 /// The database goes away while an attempt is under way, for longer than the recorder used to

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use chatboard_core::config::{EmailSettings, WebhookSettings};
 use chatboard_core::model::AccessLevel;
-use chatboard_core::presence::Presence;
+use chatboard_core::presence::{LocalPresence, Presence};
 use chatboard_store::{NewMessage, NewRoom, NewUser, NewWebhook, Store};
 use chrono::Utc;
 use testing::smtp::SmtpSink;
+use testing::{TestDb, TestEngine};
 use worker::mail::EmailTiming;
 use worker::runtime::{start_in_process, Parts, Running};
 use worker::service::WorkerMetrics;
@@ -170,4 +171,44 @@ pub fn smtp(sink: &SmtpSink, window_secs: u64) -> EmailSettings {
         outbox_dir: None,
         public_url: Some("https://chat.example.com".into()),
     }
+}
+
+/// Fast webhook settings: private targets allowed (receivers are on loopback), 50 ms backoff
+/// base, 2 s timeout, 8 attempts in flight.
+pub fn settings() -> WebhookSettings {
+    WebhookSettings {
+        allow_private: true,
+        max_attempts: 8,
+        backoff_base: Duration::from_millis(50),
+        timeout: Duration::from_secs(2),
+        concurrency: 8,
+        ..WebhookSettings::default()
+    }
+}
+
+/// The worker's parts over `store`, delivering webhooks per `settings`.
+pub fn parts(store: &Arc<dyn Store>, settings: WebhookSettings) -> Parts {
+    Parts {
+        store: store.clone(),
+        presence: Arc::new(LocalPresence::new()),
+        webhooks: settings,
+        email: EmailSettings::default(),
+        email_timing: EmailTiming::quick(),
+        objects: None,
+        metrics: Arc::new(WorkerMetrics::new().unwrap()),
+    }
+}
+
+/// The single node's background tasks over `store`, delivering webhooks per `settings`.
+pub fn in_process(store: &Arc<dyn Store>, settings: WebhookSettings) -> Running {
+    start_in_process(parts(store, settings)).unwrap()
+}
+
+/// A database with a room whose setup events (room.created) are already handed over, so
+/// that only the events a test causes reach its webhooks.
+pub async fn db(engine: TestEngine) -> Option<(TestDb, Setup)> {
+    let (db, url) = TestDb::create(engine).await?;
+    let s = setup(&url).await;
+    settle_outbox(&s.store).await;
+    Some((db, s))
 }
