@@ -150,7 +150,7 @@ impl Config {
     pub fn chat_settings(&self) -> ChatSettings {
         ChatSettings {
             posts_per_minute: self.rate_limit_per_user,
-            invite_ttl: self.invites.invite_ttl,
+            invites: self.invites,
             public_url: self.email.public_url.clone(),
             allow_private_webhooks: self.webhooks.allow_private,
             upload_quotas: self.upload_quotas,

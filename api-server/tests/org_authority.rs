@@ -18,6 +18,7 @@ use serde_json::json;
 both_engines!(
     invitations_go_with_the_role_that_made_them,
     an_org_is_changed_only_by_a_current_admin,
+    invitations_are_limited_per_inviter_and_hour,
 );
 
 /// `inviter` invites `email` into `org` as `role`: the invitation's token.
@@ -129,4 +130,45 @@ async fn an_org_is_changed_only_by_a_current_admin(engine: Engine) {
     assert_eq!(view.body["name"], "Acme", "{}", view.text);
     store.rename_org(org, alice.id, "Acme 2").await.unwrap();
     store.delete_org(org, alice.id).await.unwrap();
+}
+
+/// Any account may make organizations and invite any address, each invitation an email with
+/// the names the account chose: unlimited, that is a spam relay. One user sends at most
+/// `CHATBOARD_INVITES_PER_HOUR`, across every organization; a revoked one still counts.
+async fn invitations_are_limited_per_inviter_and_hour(engine: Engine) {
+    let Some(app) = TestApp::spawn_with(engine, |c| c.invites.invites_per_hour = 3).await else {
+        return;
+    };
+    let alice = app.user("alice@example.com").await;
+    let (first, second) = (app.org(&alice, "One").await, app.org(&alice, "Two").await);
+    invite(&app, first, &alice, "a@example.com", "MEMBER").await;
+    invite(&app, second, &alice, "b@example.com", "MEMBER").await;
+    let open = app
+        .get(&format!("/api/orgs/{first}/invitations/"), &alice.access)
+        .await;
+    let id = open.body[0]["id"].as_i64().unwrap();
+    let r = app
+        .delete(&format!("/api/orgs/{first}/invitations/{id}/"), &alice.access)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    invite(&app, first, &alice, "a@example.com", "MEMBER").await;
+    let r = app
+        .post(
+            &format!("/api/orgs/{second}/invite/"),
+            Some(&alice.access),
+            json!({"email": "c@example.com"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        "{}",
+        r.text
+    );
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&wait), "Retry-After {wait}");
+    // Someone else has an hour of their own.
+    let bob = app.user("bob@example.com").await;
+    let his = app.org(&bob, "Bob's").await;
+    invite(&app, his, &bob, "c@example.com", "MEMBER").await;
 }

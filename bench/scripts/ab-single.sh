@@ -18,7 +18,7 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 for v in a b; do
   rm -rf "$WORK/$v"; mkdir -p "$WORK/$v"
-  CHATBOARD_DATA_DIR="$WORK/$v/data" CHATBOARD_ADDR=127.0.0.1:$(port $v) CHATBOARD_RATE_LIMIT_PER_USER=0 \
+  CHATBOARD_DATA_DIR="$WORK/$v/data" CHATBOARD_ADDR=127.0.0.1:$(port $v) CHATBOARD_RATE_LIMIT_PER_USER=0 CHATBOARD_INVITES_PER_HOUR=0 \
     CHATBOARD_RATE_LIMIT_PER_IP=0 CHATBOARD_HTTP_MAX_CONNECTIONS_PER_IP=0 RUST_LOG=warn \
     "$(dir $v)/chatboard" >"$WORK/$v/node.log" 2>&1 &
   pids+=($!)

@@ -31,7 +31,7 @@ serve_api() {
   export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$name NATS_URL=${NATS_URL:-nats://127.0.0.1:4222} \
     CHATBOARD_JWT_SECRET=bench-secret-bench-secret-bench-secret-0123 CHATBOARD_NATS_PREFIX=$name$RANDOM
   "$WORK/$name/api-server" migrate >/dev/null
-  CHATBOARD_RATE_LIMIT_PER_USER=0 CHATBOARD_RATE_LIMIT_PER_IP=0 CHATBOARD_ACCESS_TOKEN_TTL=86400 \
+  CHATBOARD_RATE_LIMIT_PER_USER=0 CHATBOARD_INVITES_PER_HOUR=0 CHATBOARD_RATE_LIMIT_PER_IP=0 CHATBOARD_ACCESS_TOKEN_TTL=86400 \
   CHATBOARD_HTTP_MAX_CONNECTIONS_PER_IP=0 CHATBOARD_ADDR=127.0.0.1:$port RUST_LOG=warn \
     "$WORK/$name/api-server" serve >"$WORK/server-$name.log" 2>&1 &
   echo $! >"$WORK/pid-$name"
@@ -197,7 +197,7 @@ seed_node() {
 # Starts the single node on the data directory of state file $1 at 127.0.0.1:18080, without
 # per-user and per-IP limits; its pid is in NODE.
 start_node() {
-  CHATBOARD_DATA_DIR="$(data_of "$1")" CHATBOARD_ADDR=127.0.0.1:18080 CHATBOARD_RATE_LIMIT_PER_USER=0 \
+  CHATBOARD_DATA_DIR="$(data_of "$1")" CHATBOARD_ADDR=127.0.0.1:18080 CHATBOARD_RATE_LIMIT_PER_USER=0 CHATBOARD_INVITES_PER_HOUR=0 \
     CHATBOARD_RATE_LIMIT_PER_IP=0 CHATBOARD_HTTP_MAX_CONNECTIONS_PER_IP=0 RUST_LOG=${LOG:-warn} \
     "$B/chatboard" 2>"$WORK/node.err" &
   NODE=$!
@@ -209,7 +209,7 @@ start_node() {
 scale_out_env() {
   export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$1 NATS_URL=nats://127.0.0.1:4222 \
     CHATBOARD_JWT_SECRET=bench-secret-bench-secret-bench-secret-bench CHATBOARD_NATS_PREFIX=bench$RANDOM \
-    CHATBOARD_HTTP_MAX_CONNECTIONS_PER_IP=0 CHATBOARD_RATE_LIMIT_PER_USER=0 CHATBOARD_RATE_LIMIT_PER_IP=0 \
+    CHATBOARD_HTTP_MAX_CONNECTIONS_PER_IP=0 CHATBOARD_RATE_LIMIT_PER_USER=0 CHATBOARD_INVITES_PER_HOUR=0 CHATBOARD_RATE_LIMIT_PER_IP=0 \
     CHATBOARD_DB_MAX_CONNECTIONS=10 RUST_LOG=${LOG:-warn}
   if ! psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1; then
     createdb -h 127.0.0.1 -U postgres "$1"

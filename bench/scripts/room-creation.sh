@@ -36,7 +36,7 @@ start() {
   rm -rf "$WORK/data"; mkdir -p "$WORK/data"
   if [ "$shape" = single ]; then
     env -u DATABASE_URL -u NATS_URL CHATBOARD_DATA_DIR="$WORK/data" CHATBOARD_ADDR=127.0.0.1:$PORT \
-      RUST_LOG=warn CHATBOARD_RATE_LIMIT_PER_IP=0 CHATBOARD_RATE_LIMIT_PER_USER=0 \
+      RUST_LOG=warn CHATBOARD_RATE_LIMIT_PER_IP=0 CHATBOARD_RATE_LIMIT_PER_USER=0 CHATBOARD_INVITES_PER_HOUR=0 \
       "$bin" >"$WORK/node.log" 2>&1 &
   else
     dropdb $PG --if-exists roomcreation; createdb $PG roomcreation
@@ -46,7 +46,7 @@ start() {
     DATABASE_URL=$db NATS_URL=${NATS_URL:-nats://127.0.0.1:4222} CHATBOARD_NATS_PREFIX=rc$RANDOM \
       CHATBOARD_JWT_SECRET=bench-secret-bench-secret-bench-secret-0123 \
       CHATBOARD_ADDR=127.0.0.1:$PORT RUST_LOG=warn CHATBOARD_RATE_LIMIT_PER_IP=0 \
-      CHATBOARD_RATE_LIMIT_PER_USER=0 "$WORK/api-server" serve >"$WORK/node.log" 2>&1 &
+      CHATBOARD_RATE_LIMIT_PER_USER=0 CHATBOARD_INVITES_PER_HOUR=0 "$WORK/api-server" serve >"$WORK/node.log" 2>&1 &
   fi
   PID=$!
   URL=http://127.0.0.1:$PORT

@@ -8,7 +8,7 @@
 source "$(dirname "$0")/common.sh"
 if [ "${1:-}" = single ]; then
   rm -rf "$WORK/lag-node"
-  CHATBOARD_DATA_DIR="$WORK/lag-node" CHATBOARD_ADDR=127.0.0.1:18095 CHATBOARD_RATE_LIMIT_PER_USER=0 \
+  CHATBOARD_DATA_DIR="$WORK/lag-node" CHATBOARD_ADDR=127.0.0.1:18095 CHATBOARD_RATE_LIMIT_PER_USER=0 CHATBOARD_INVITES_PER_HOUR=0 \
     CHATBOARD_RATE_LIMIT_PER_IP=0 RUST_LOG=warn "$B/chatboard" >"$WORK/lag-node.log" 2>&1 &
   NODE=$!
   trap 'kill $NODE' EXIT
@@ -26,7 +26,7 @@ dropdb $PG --if-exists search_lag; createdb $PG search_lag
 export DATABASE_URL=postgres://postgres@127.0.0.1:5432/search_lag NATS_URL=${NATS_URL:-nats://127.0.0.1:4222} \
   CHATBOARD_JWT_SECRET=bench-secret-bench-secret-bench-secret-0123 CHATBOARD_NATS_PREFIX=lag$RANDOM RUST_LOG=warn
 "$WORK/api-server" migrate >/dev/null
-CHATBOARD_RATE_LIMIT_PER_USER=0 CHATBOARD_RATE_LIMIT_PER_IP=0 CHATBOARD_ADDR=127.0.0.1:18095 \
+CHATBOARD_RATE_LIMIT_PER_USER=0 CHATBOARD_INVITES_PER_HOUR=0 CHATBOARD_RATE_LIMIT_PER_IP=0 CHATBOARD_ADDR=127.0.0.1:18095 \
   "$WORK/api-server" serve >"$WORK/lag-api.log" 2>&1 &
 API=$!
 CHATBOARD_ADDR=127.0.0.1:18096 "$WORK/worker" >"$WORK/lag-worker.log" 2>&1 &

@@ -31,6 +31,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chatboard_core::bus::Bus;
+use chatboard_core::config::settings::InviteSettings;
 use chatboard_core::config::UploadQuotaSettings;
 use chatboard_core::metrics::MetricRegistry;
 use chatboard_core::presence::Presence;
@@ -53,8 +54,9 @@ pub struct ChatSettings {
     /// Messages one user may post per minute on this process; 0 = no limit
     /// (`CHATBOARD_RATE_LIMIT_PER_USER`).
     pub posts_per_minute: u32,
-    /// Lifetime of organization invitations (`CHATBOARD_INVITE_TTL`).
-    pub invite_ttl: Duration,
+    /// Lifetime of organization invitations and how many one user may send an hour
+    /// (`CHATBOARD_INVITE_TTL`, `CHATBOARD_INVITES_PER_HOUR`).
+    pub invites: InviteSettings,
     /// The platform's public base URL, for links in invitation emails (`CHATBOARD_PUBLIC_URL`).
     pub public_url: Option<String>,
     /// Webhook targets may be private addresses (`CHATBOARD_WEBHOOK_ALLOW_PRIVATE`).

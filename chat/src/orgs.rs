@@ -1,6 +1,8 @@
 //! Organizations: creating, renaming and deleting them, their members and roles, and
 //! invitations (with the email that carries the token).
 
+use std::time::Duration;
+
 use chatboard_core::auth::{hash_token, new_secret_token};
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::{Invite, OrgMember, OrgView, Role};
@@ -143,9 +145,10 @@ impl Chat {
                 role.as_str()
             )));
         }
-        let (token, token_hash) = new_invitation_token();
         let now = Utc::now();
-        let expires_at = now + self.settings().invite_ttl;
+        self.check_invitation_allowance(inviter, now).await?;
+        let (token, token_hash) = new_invitation_token();
+        let expires_at = now + self.settings().invites.invite_ttl;
         let org = self.org_view(org_id, inviter).await?;
         let who = self.inviter_name(inviter).await?;
         let email_message = self.invitation_email(
@@ -187,6 +190,29 @@ impl Chat {
             role: invite.role,
             token,
             expires_at: invite.expires_at,
+        })
+    }
+
+    /// `RateLimited` once `inviter` has sent their hour's invitations (`CHATBOARD_INVITES_PER_HOUR`,
+    /// counted in the database: across every process and organization).
+    async fn check_invitation_allowance(&self, inviter: i64, now: DateTime<Utc>) -> ChatResult<()> {
+        let per_hour = self.settings().invites.invites_per_hour;
+        if per_hour == 0 {
+            return Ok(());
+        }
+        let hour = chrono::Duration::hours(1);
+        let (sent, first) = self.store().invitations_by(inviter, now - hour).await?;
+        if sent < i64::from(per_hour) {
+            return Ok(());
+        }
+        // A turn comes back when the hour's first invitation leaves the window.
+        let retry_after = first
+            .map(|first| (first + hour - now).to_std().unwrap_or_default())
+            .unwrap_or(Duration::from_secs(60))
+            .max(Duration::from_secs(1));
+        Err(ChatError::RateLimited {
+            retry_after,
+            detail: "You have sent as many invitations as this server allows in an hour.",
         })
     }
 

@@ -50,7 +50,7 @@ impl Chat {
     /// An admin with the invitation to send should they have no account.
     fn spec_admin(&self, org_name: &str, email: &str, now: DateTime<Utc>) -> SpecAdmin {
         let (token, token_hash) = new_invitation_token();
-        let expires_at = now + self.settings().invite_ttl;
+        let expires_at = now + self.settings().invites.invite_ttl;
         let email_message = self.invitation_email(
             email,
             &format!(

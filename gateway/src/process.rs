@@ -53,7 +53,7 @@ pub async fn run() -> anyhow::Result<()> {
         ChatSettings {
             posts_per_minute: config.rate_limit_per_user,
             // Sockets post, read and type; they invite nobody and register no webhook.
-            invite_ttl: Default::default(),
+            invites: Default::default(),
             public_url: None,
             allow_private_webhooks: false,
             // Files posted over a socket count against the room's organization.

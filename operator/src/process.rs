@@ -42,7 +42,7 @@ pub async fn run() -> anyhow::Result<()> {
         ChatSettings {
             // The operator posts no messages.
             posts_per_minute: 0,
-            invite_ttl: config.invites.invite_ttl,
+            invites: config.invites,
             public_url: config.email.public_url.clone(),
             allow_private_webhooks: config.webhooks.allow_private,
             upload_quotas: Default::default(),

@@ -63,6 +63,13 @@ pub trait OrgStore: Send + Sync {
     async fn delete_org(&self, org_id: i64, actor: i64) -> StoreResult<Vec<Seat>>;
     /// The members, in joining order.
     async fn org_members(&self, org_id: i64) -> StoreResult<Vec<OrgMember>>;
+    /// How many invitations `inviter` has made since `since`, in every organization, and when
+    /// the first of them was made.
+    async fn invitations_by(
+        &self,
+        inviter: i64,
+        since: DateTime<Utc>,
+    ) -> StoreResult<(i64, Option<DateTime<Utc>>)>;
     /// Creates an invitation: `Conflict(already_member)` or `Conflict(invite_pending)`.
     async fn create_invite(&self, invite: NewInvite, now: DateTime<Utc>) -> StoreResult<Invite>;
     /// The organization's open invitations (neither accepted, revoked nor expired), newest first.

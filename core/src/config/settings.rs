@@ -109,12 +109,18 @@ pub struct InviteSettings {
     #[arg(long = "invite-ttl", env = "CHATBOARD_INVITE_TTL", default_value = "604800",
         value_parser = seconds)]
     pub invite_ttl: Duration,
+    /// Invitations one user may send per hour, across every organization (0: no limit):
+    /// each queues an email carrying the organization's name and the inviter's, to any
+    /// address, so an account of one's own must not make the platform a mailer of spam.
+    #[arg(long = "invites-per-hour", env = "CHATBOARD_INVITES_PER_HOUR", default_value = "200")]
+    pub invites_per_hour: u32,
 }
 
 impl Default for InviteSettings {
     fn default() -> Self {
         Self {
             invite_ttl: Duration::from_secs(7 * 24 * 3600),
+            invites_per_hour: 200,
         }
     }
 }

@@ -198,7 +198,7 @@ pub fn context(
         bus,
         ChatSettings {
             posts_per_minute: 0,
-            invite_ttl: Duration::from_secs(7 * 24 * 3600),
+            invites: Default::default(),
             public_url: Some("https://chat.example".into()),
             allow_private_webhooks: true,
             upload_quotas: Default::default(),

@@ -460,6 +460,22 @@ impl OrgStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
+    async fn invitations_by(
+        &self,
+        inviter: i64,
+        since: DateTime<Utc>,
+    ) -> StoreResult<(i64, Option<DateTime<Utc>>)> {
+        Ok(sqlx::query_as(
+            "SELECT COUNT(*), MIN(created_at) FROM org_invites \
+             WHERE invited_by = $1 AND created_at > $2",
+        )
+        .bind(inviter)
+        .bind(since)
+        .fetch_one(&self.read)
+        .await?)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_invite(&self, invite: NewInvite, now: DateTime<Utc>) -> StoreResult<Invite> {
         let mut tx = self.write.begin().await?;
         lock_writable_org(&mut tx, invite.org_id).await?;
