@@ -64,7 +64,10 @@ async fn invitations_go_with_the_role_that_made_them(engine: Engine) {
     let carol_member = invite(&app, org, &carol, "friend@example.com", "MEMBER").await;
 
     let r = app
-        .delete(&format!("/api/orgs/{org}/members/{}/", bob.id), &alice.access)
+        .delete(
+            &format!("/api/orgs/{org}/members/{}/", bob.id),
+            &alice.access,
+        )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     let r = app
@@ -148,7 +151,10 @@ async fn invitations_are_limited_per_inviter_and_hour(engine: Engine) {
         .await;
     let id = open.body[0]["id"].as_i64().unwrap();
     let r = app
-        .delete(&format!("/api/orgs/{first}/invitations/{id}/"), &alice.access)
+        .delete(
+            &format!("/api/orgs/{first}/invitations/{id}/"),
+            &alice.access,
+        )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     invite(&app, first, &alice, "a@example.com", "MEMBER").await;

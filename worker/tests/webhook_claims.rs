@@ -149,7 +149,11 @@ async fn narrowing_the_events_drops_what_is_queued_of_the_others(engine: TestEng
         log.iter().map(|d| d.status).collect::<Vec<_>>()
     };
     s.store
-        .update_webhook(hook, narrow(&["message.created", "member.joined"]), Utc::now())
+        .update_webhook(
+            hook,
+            narrow(&["message.created", "member.joined"]),
+            Utc::now(),
+        )
         .await
         .unwrap();
     assert_eq!(statuses().await, [DeliveryStatus::Pending; 2]);
@@ -427,5 +431,9 @@ async fn an_event_fanned_out_as_its_webhook_is_switched_off_is_not_queued() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     switching_off.commit().await;
-    assert_eq!(fanning.await.unwrap().unwrap(), 0, "queued for a webhook switched off");
+    assert_eq!(
+        fanning.await.unwrap().unwrap(),
+        0,
+        "queued for a webhook switched off"
+    );
 }

@@ -51,7 +51,6 @@ async fn a_slow_target_cannot_take_every_slot() {
     running.shut_down().await;
 }
 
-
 /// An organization pointing several webhooks at a target that hangs held a quarter of the slots
 /// per webhook: with three, three quarters, and four, all of them, so every other
 /// organization's deliveries waited. One organization holds half of them at most.

@@ -17,7 +17,7 @@ use chatboard_core::config::WebhookSettings;
 use chatboard_core::model::DeliveryStatus;
 use chatboard_store::Store;
 use common::receiver::{Received, Receiver};
-use common::{db, in_process, parts, post, room, settle_outbox, setup, settings, webhook};
+use common::{db, in_process, parts, post, room, settings, settle_outbox, setup, webhook};
 use testing::{nats_url, unique_prefix, TestDb, TestEngine};
 use worker::queue::NatsJobQueue;
 use worker::runtime::start_scale_out;

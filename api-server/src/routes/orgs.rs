@@ -238,8 +238,8 @@ pub async fn accept_invite(
     ApiJson(body): ApiJson<AcceptRequest>,
 ) -> ApiResult<Json<AcceptResponse>> {
     let chat = state.chat.clone();
-    let joined = to_completion(async move { Ok(chat.accept_invite(user.id, &body.token).await?) })
-        .await?;
+    let joined =
+        to_completion(async move { Ok(chat.accept_invite(user.id, &body.token).await?) }).await?;
     Ok(Json(AcceptResponse {
         org_id: joined.org_id,
         role: joined.role,

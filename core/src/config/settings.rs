@@ -112,7 +112,11 @@ pub struct InviteSettings {
     /// Invitations one user may send per hour, across every organization (0: no limit):
     /// each queues an email carrying the organization's name and the inviter's, to any
     /// address, so an account of one's own must not make the platform a mailer of spam.
-    #[arg(long = "invites-per-hour", env = "CHATBOARD_INVITES_PER_HOUR", default_value = "200")]
+    #[arg(
+        long = "invites-per-hour",
+        env = "CHATBOARD_INVITES_PER_HOUR",
+        default_value = "200"
+    )]
     pub invites_per_hour: u32,
 }
 
