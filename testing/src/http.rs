@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use api_server::config::Config;
 use api_server::AppState;
+use chatboard_core::auth::hash_token;
 use chatboard_core::config::JwtSecret;
 use chatboard_core::model::OrgQuotas;
 use chatboard_store::{EmailKind, ManagedOrg, OutgoingEmail, SpecAdmin};
@@ -263,7 +264,7 @@ impl TestApp {
     }
 
     /// A managed org (resource `tenants/<name>`, as the operator applies it) with `admin` as
-    /// its ADMIN: its id.
+    /// its ADMIN (who accepts the invitation the operator sends): its id.
     pub async fn managed_org(
         &self,
         admin: &TestUser,
@@ -272,22 +273,24 @@ impl TestApp {
         suspended: bool,
     ) -> i64 {
         let now = Utc::now();
-        let org = ManagedOrg {
+        let org = |suspended| ManagedOrg {
             resource_key: format!("tenants/{name}"),
             name: name.into(),
-            quotas,
+            quotas: quotas.clone(),
             suspended,
         };
+        // Suspended only once the admin is in: a suspended org takes no one.
         let applied = self
             .state
             .store
-            .apply_managed_org(org, now)
+            .apply_managed_org(org(false), now)
             .await
             .expect("apply the org");
-        let admin = SpecAdmin {
+        let token = format!("spec-admin-{name}");
+        let listed = SpecAdmin {
             email: admin.email.clone(),
-            token_hash: "unused".into(),
-            expires_at: now,
+            token_hash: hash_token(&token),
+            expires_at: now + chrono::Duration::days(1),
             email_message: OutgoingEmail {
                 kind: EmailKind::Invitation,
                 to: admin.email.clone(),
@@ -297,9 +300,32 @@ impl TestApp {
         };
         self.state
             .store
-            .apply_org_admins(applied.org_id, vec![admin], now)
+            .apply_org_admins(applied.org_id, vec![listed], now)
             .await
             .expect("apply the org's admins");
+        let member = self
+            .state
+            .store
+            .member_role(applied.org_id, admin.id)
+            .await
+            .expect("the admin's role");
+        if member.is_none() {
+            let r = self
+                .post(
+                    "/api/orgs/accept-invite/",
+                    Some(&admin.access),
+                    json!({"token": token}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        }
+        if suspended {
+            self.state
+                .store
+                .apply_managed_org(org(true), now)
+                .await
+                .expect("suspend the org");
+        }
         applied.org_id
     }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chat::{Chat, ChatSettings};
 use chatboard_core::bus::{Bus, LocalBus};
+use chatboard_core::auth::hash_token;
 use chatboard_store::{NewUser, Store};
 use chrono::Utc;
 use operator::context::{Context, Settings};
@@ -106,6 +107,30 @@ impl Harness {
     }
 
     /// Runs one SQL statement directly, as someone editing the database by hand would.
+    /// `user_id` accepts the ADMIN invitation the operator emailed to `email` (the token read
+    /// from the queued email), as a listed admin who is not a member yet does.
+    pub async fn accept_admin_invitation(&self, email: &str, user_id: i64) {
+        let bodies = testing::query_texts(
+            &self.url,
+            &format!(
+                "SELECT body FROM emails WHERE to_address = '{email}' AND kind = 'invitation' \
+                 ORDER BY id DESC"
+            ),
+        )
+        .await;
+        let body = bodies.first().expect("an invitation email");
+        let token = body
+            .lines()
+            .find_map(|line| line.strip_prefix("Invitation token: "))
+            .expect("the token in the email");
+        let joined = self
+            .store
+            .accept_invite(&hash_token(token), user_id, email, Utc::now())
+            .await
+            .expect("accepted");
+        assert_eq!(joined.role, chatboard_core::model::Role::Admin);
+    }
+
     pub async fn sql(&self, statement: &str) {
         testing::execute_sql(&self.url, statement).await;
     }

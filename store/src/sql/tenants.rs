@@ -57,7 +57,10 @@ async fn user_id_by_email(tx: &mut Tx<'_>, email: &str) -> StoreResult<Option<i6
 }
 
 impl SqlStore {
-    /// Makes one listed admin ADMIN, or invites them; says what it did.
+    /// Makes one listed admin ADMIN if they are a member already, or invites them; says what it
+    /// did. An account is not proof of its address (sign-up checks none): making whoever
+    /// registered a listed address ADMIN at once let anyone who did so before its owner take
+    /// the organization. The invitation's token goes to the address.
     async fn grant_admin(
         tx: &mut Tx<'_>,
         org_id: i64,
@@ -67,7 +70,7 @@ impl SqlStore {
     ) -> StoreResult<()> {
         if let Some(user_id) = user_id_by_email(tx, &admin.email).await? {
             match Self::role_in(tx, org_id, user_id).await? {
-                Some(Role::Admin) => {}
+                Some(Role::Admin) => return Ok(()),
                 Some(previous) => {
                     set_role(tx, org_id, user_id, Role::Admin).await?;
                     write_event(
@@ -78,16 +81,10 @@ impl SqlStore {
                     )
                     .await?;
                     done.granted.push(admin.email.clone());
+                    return Ok(());
                 }
-                None => {
-                    let seated =
-                        Self::add_member(tx, org_id, user_id, Role::Admin, "operator", now).await?;
-                    done.seats_gained
-                        .extend(seated.into_iter().map(|room_id| Seat { room_id, user_id }));
-                    done.granted.push(admin.email.clone());
-                }
+                None => {}
             }
-            return Ok(());
         }
         match open_invite(tx, org_id, &admin.email).await? {
             Some(open) if open.role == Role::Admin.as_str() && open.expires_at > now => {
