@@ -93,7 +93,11 @@ async fn lifecycle(engine: TestEngine) {
         .claim_due_emails(now, now + chrono::Duration::minutes(10), 10)
         .await
         .unwrap();
-    assert_eq!(emails.len(), 1, "one invitation left, ops's accepted: {emails:?}");
+    assert_eq!(
+        emails.len(),
+        1,
+        "one invitation left, ops's accepted: {emails:?}"
+    );
     assert_eq!(emails[0].email.to, "new@acme.example");
     assert!(emails[0].email.subject.contains("Acme Corp"));
     assert!(emails[0]

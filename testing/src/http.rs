@@ -276,7 +276,7 @@ impl TestApp {
         let org = |suspended| ManagedOrg {
             resource_key: format!("tenants/{name}"),
             name: name.into(),
-            quotas: quotas.clone(),
+            quotas,
             suspended,
         };
         // Suspended only once the admin is in: a suspended org takes no one.

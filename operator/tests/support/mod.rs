@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat::{Chat, ChatSettings};
-use chatboard_core::bus::{Bus, LocalBus};
 use chatboard_core::auth::hash_token;
+use chatboard_core::bus::{Bus, LocalBus};
 use chatboard_store::{NewUser, Store};
 use chrono::Utc;
 use operator::context::{Context, Settings};
