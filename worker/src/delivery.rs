@@ -83,7 +83,7 @@ pub struct Dispatcher {
     metrics: Arc<WorkerMetrics>,
     wake: Arc<Notify>,
     /// Attempts in flight per webhook and per organization.
-    slots: DeliverySlots,
+    slots: Arc<DeliverySlots>,
 }
 
 impl Dispatcher {
@@ -108,7 +108,7 @@ impl Dispatcher {
         Ok(Self {
             store,
             client: builder.build()?,
-            slots: DeliverySlots::new(settings.concurrency as usize),
+            slots: Arc::new(DeliverySlots::new(settings.concurrency as usize)),
             settings,
             metrics,
             wake,
@@ -177,11 +177,10 @@ impl Dispatcher {
                 // A webhook, and an organization, get at most their share of the slots; the
                 // rest of their deliveries go back to wait, so that neither one slow target
                 // nor one organization's can hold up every other one.
-                let (webhook, org) = (delivery.webhook_id, delivery.event.org_id);
-                if !this.slots.take(webhook, org) {
+                let Some(slot) = this.slots.take(delivery.webhook_id, delivery.event.org_id) else {
                     handed_back.push(delivery.id);
                     continue;
-                }
+                };
                 // The store returns at most what was asked for; should it return more, the
                 // extra ones wait for a slot rather than sit claimed until their lease lapses.
                 let permit = match permits.pop() {
@@ -196,7 +195,7 @@ impl Dispatcher {
                 tokio::spawn(async move {
                     let outcome = this.attempt(delivery, lease_until).await;
                     let _ = outcomes.send(outcome);
-                    this.slots.release(webhook, org);
+                    drop(slot);
                     drop::<OwnedSemaphorePermit>(permit);
                 });
             }

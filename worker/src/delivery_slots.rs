@@ -1,9 +1,10 @@
 //! How the dispatcher's slots are shared: a webhook may hold a quarter of them at once and an
-//! organization half, so that neither one target that hangs nor one organization pointing
-//! several webhooks at such targets holds up everybody else's deliveries.
+//! organization all but a quarter, so that neither one target that hangs nor one organization
+//! pointing several webhooks at such targets holds up everybody else's deliveries, while a
+//! deployment with one organization keeps most of them.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Attempts in flight, per webhook and per organization.
 pub(crate) struct DeliverySlots {
@@ -28,7 +29,8 @@ impl DeliverySlots {
         let per_webhook = (concurrency / 4).max(1);
         Self {
             per_webhook,
-            per_org: (concurrency / 2).max(per_webhook),
+            // Whatever one organization takes, one webhook's share stays for the others.
+            per_org: concurrency.saturating_sub(per_webhook).max(per_webhook),
             held: Mutex::new(Held::default()),
         }
     }
@@ -55,9 +57,18 @@ impl DeliverySlots {
         busy.into_iter().collect()
     }
 
-    /// Takes a slot for an attempt of `webhook`'s, of `org`'s, if both have one left. A refusal
-    /// is remembered: the webhook is left out of claims while its organization is full.
-    pub(crate) fn take(&self, webhook: i64, org: i64) -> bool {
+    /// Takes a slot for an attempt of `webhook`'s, of `org`'s, if both have one left; it is
+    /// given back when the guard goes, however the attempt ends. A refusal is remembered: the
+    /// webhook is left out of claims while its organization is full.
+    pub(crate) fn take(self: &Arc<Self>, webhook: i64, org: i64) -> Option<SlotGuard> {
+        self.count_in(webhook, org).then(|| SlotGuard {
+            slots: self.clone(),
+            webhook,
+            org,
+        })
+    }
+
+    fn count_in(&self, webhook: i64, org: i64) -> bool {
         let mut held = self.held();
         held.webhooks_of.entry(org).or_default().insert(webhook);
         let of_webhook = held.by_webhook.get(&webhook).copied().unwrap_or(0);
@@ -73,8 +84,7 @@ impl DeliverySlots {
         true
     }
 
-    /// Gives back a slot [`DeliverySlots::take`] gave.
-    pub(crate) fn release(&self, webhook: i64, org: i64) {
+    fn release(&self, webhook: i64, org: i64) {
         let mut held = self.held();
         if let Some(n) = held.by_webhook.get_mut(&webhook) {
             *n = n.saturating_sub(1);
@@ -92,28 +102,46 @@ impl DeliverySlots {
     }
 }
 
+/// A slot held, given back when dropped.
+pub(crate) struct SlotGuard {
+    slots: Arc<DeliverySlots>,
+    webhook: i64,
+    org: i64,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.slots.release(self.webhook, self.org);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::DeliverySlots;
 
     #[test]
-    fn a_webhook_takes_a_quarter_and_an_organization_half() {
-        let slots = DeliverySlots::new(8);
-        // Webhook 1 of org 10: two slots, then no more.
-        assert!(slots.take(1, 10) && slots.take(1, 10));
-        assert!(!slots.take(1, 10));
-        assert_eq!(slots.busy_webhooks(), [1]);
-        // Webhook 2 of the same org: two more, then the org is full, webhook 3 too.
-        assert!(slots.take(2, 10) && slots.take(2, 10));
-        assert!(!slots.take(3, 10));
+    fn a_webhook_takes_a_quarter_and_an_organization_the_rest_but_one_share() {
+        let slots = Arc::new(DeliverySlots::new(8));
+        // Webhooks 1 to 3 of org 10: two slots each, then no more.
+        let mut held = Vec::new();
+        for webhook in [1, 1, 2, 2, 3, 3] {
+            held.push(slots.take(webhook, 10).expect("a slot"));
+        }
+        assert!(slots.take(1, 10).is_none());
+        // The org holds 6 of 8: its webhook 4 waits, another org's does not.
+        assert!(slots.take(4, 10).is_none());
         let mut busy = slots.busy_webhooks();
         busy.sort_unstable();
-        assert_eq!(busy, [1, 2, 3]);
-        // Another org is not held up.
-        assert!(slots.take(4, 20));
-        // A slot given back opens the org again.
-        slots.release(2, 10);
-        assert_eq!(slots.busy_webhooks(), [1]);
-        assert!(slots.take(3, 10));
+        assert_eq!(busy, [1, 2, 3, 4]);
+        let other = slots.take(5, 20).expect("another org's slot");
+        // A slot given back (its guard dropped) opens the org again.
+        drop(held.pop());
+        let mut busy = slots.busy_webhooks();
+        busy.sort_unstable();
+        assert_eq!(busy, [1, 2]);
+        assert!(slots.take(4, 10).is_some());
+        drop(other);
     }
 }

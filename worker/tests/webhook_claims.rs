@@ -123,7 +123,8 @@ async fn a_retry_scheduled_for_later_is_not_backlog_yet(engine: TestEngine) {
 
 /// An ADMIN narrows a webhook's events to stop messages reaching its target: what was already
 /// queued of them (retrying for up to a week, or parked while it is off) was still sent. It is
-/// given up, marked failed, and what the webhook still takes stays queued.
+/// given up, marked failed, and what the webhook still takes stays queued; one being attempted
+/// meanwhile is given up if the attempt fails.
 async fn narrowing_the_events_drops_what_is_queued_of_the_others(engine: TestEngine) {
     let Some((_db, url)) = testing::TestDb::create(engine).await else {
         return;
@@ -131,15 +132,23 @@ async fn narrowing_the_events_drops_what_is_queued_of_the_others(engine: TestEng
     let s = setup(&url).await;
     settle_outbox(&s.store).await;
     let hook = webhook(&s.store, s.org, "http://hooks.example.com/", &["*"], "k").await;
-    post(&s.store, s.room, s.author, 2).await;
+    post(&s.store, s.room, s.author, 3).await;
     let events = s.store.outbox_unpublished(10).await.unwrap();
     assert_eq!(
         s.store
             .fan_out_deliveries(&events, Utc::now())
             .await
             .unwrap(),
-        2
+        3
     );
+    // One is being attempted.
+    let lease = Utc::now() + Duration::seconds(60);
+    let in_flight = s
+        .store
+        .claim_due_deliveries(Utc::now(), lease, 1, &[])
+        .await
+        .unwrap();
+    assert_eq!(in_flight.len(), 1);
     let narrow = |events: &[&str]| WebhookPatch {
         events: Some(events.iter().map(|e| e.to_string()).collect()),
         ..Default::default()
@@ -156,12 +165,27 @@ async fn narrowing_the_events_drops_what_is_queued_of_the_others(engine: TestEng
         )
         .await
         .unwrap();
-    assert_eq!(statuses().await, [DeliveryStatus::Pending; 2]);
+    assert_eq!(statuses().await, [DeliveryStatus::Pending; 3]);
     s.store
         .update_webhook(hook, narrow(&["member.joined"]), Utc::now())
         .await
         .unwrap();
-    assert_eq!(statuses().await, [DeliveryStatus::Failed; 2]);
+    let attempted = AttemptOutcome {
+        delivery_id: in_flight[0].id,
+        webhook_id: hook,
+        url: in_flight[0].url.clone(),
+        claimed_until: lease,
+        result: AttemptResult::Retry {
+            status_code: Some(503),
+            error: "busy".into(),
+            next_attempt_at: Utc::now(),
+        },
+    };
+    s.store
+        .record_attempts(&[attempted], Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(statuses().await, [DeliveryStatus::Failed; 3]);
     let due = s
         .store
         .claim_due_deliveries(Utc::now(), Utc::now() + Duration::seconds(60), 10, &[])

@@ -1,6 +1,6 @@
 //! Webhook delivery shares the dispatcher's slots fairly: a target that hangs holds a quarter
 //! of them at most, and one organization (however many webhooks it points at hanging targets)
-//! half, so the others keep delivering at full speed.
+//! all but a quarter, so the others keep delivering.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -52,8 +52,8 @@ async fn a_slow_target_cannot_take_every_slot() {
 }
 
 /// An organization pointing several webhooks at a target that hangs held a quarter of the slots
-/// per webhook: with three, three quarters, and four, all of them, so every other
-/// organization's deliveries waited. One organization holds half of them at most.
+/// per webhook: with four, all of them, and every other organization's deliveries waited for
+/// them to time out. One organization leaves a quarter to the others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_organization_cannot_take_every_slot() {
     let Some((_db, s)) = db(TestEngine::Sqlite).await else {
@@ -62,7 +62,7 @@ async fn one_organization_cannot_take_every_slot() {
     let slow_rx = Receiver::start().await;
     slow_rx.set_delay(Duration::from_millis(1500));
     let fast_rx = Receiver::start().await;
-    for path in ["/slow-1", "/slow-2", "/slow-3"] {
+    for path in ["/slow-1", "/slow-2", "/slow-3", "/slow-4"] {
         webhook(&s.store, s.org, &slow_rx.url(path, "k"), &["*"], "k").await;
     }
     let other = s
@@ -88,7 +88,7 @@ async fn one_organization_cannot_take_every_slot() {
         })
         .await;
     assert!(
-        slow_rx.max_in_flight() <= 4,
+        slow_rx.max_in_flight() <= 6,
         "one organization held {} of 8 slots",
         slow_rx.max_in_flight()
     );

@@ -43,7 +43,8 @@ const ROOM_DELETE_LOCK: &str = " FOR UPDATE";
 /// what they left), so no delivery is left parked under a webhook that is on.
 const WEBHOOK_LOCK: &str = " FOR NO KEY UPDATE";
 /// Taken on the webhooks an event fans out to: a webhook being switched off, or pointed at
-/// another organization, is waited for and read again, so the event is not queued for it.
+/// another organization, is waited for and read again, so the event is not queued for it. In
+/// order of id, as outcomes lock them, so that the two never wait on each other in a circle.
 const FAN_OUT_LOCK: &str = " FOR SHARE OF w";
 
 /// A share of the messages above which a query's words count as frequent: walking each room's
@@ -423,6 +424,8 @@ async fn record_reactions(tx: &mut Tx<'_>, writes: &ReactionWrites) -> StoreResu
 
 #[path = "email.rs"]
 mod email;
+#[path = "invites.rs"]
+mod invites;
 #[path = "mentions.rs"]
 mod mentions;
 #[path = "messages.rs"]
@@ -455,6 +458,8 @@ mod threads;
 mod uploads;
 #[path = "users.rs"]
 mod users;
+#[path = "webhook_queue.rs"]
+mod webhook_queue;
 #[path = "webhooks.rs"]
 mod webhooks;
 #[path = "write_queue.rs"]

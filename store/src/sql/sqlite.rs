@@ -509,6 +509,8 @@ async fn insert_batch(
 mod direct_posts;
 #[path = "email.rs"]
 mod email;
+#[path = "invites.rs"]
+mod invites;
 #[path = "mentions.rs"]
 mod mentions;
 #[path = "messages.rs"]
@@ -539,6 +541,8 @@ mod threads;
 mod uploads;
 #[path = "users.rs"]
 mod users;
+#[path = "webhook_queue.rs"]
+mod webhook_queue;
 #[path = "webhooks.rs"]
 mod webhooks;
 #[path = "write_queue.rs"]

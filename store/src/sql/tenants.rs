@@ -3,15 +3,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::invites::{insert_invite, open_invite, revoke_invite, revoke_invites_beyond};
 use super::orgs::lock_org;
-use super::orgs::{
-    insert_invite, insert_org_row, member_count, open_invite, revoke_invite, revoke_invites_beyond,
-    set_role,
-};
+use super::orgs::{insert_org_row, member_count, set_role};
 use super::outbox::write_event;
-use super::webhooks::{
-    drop_unwanted_deliveries, pause_deliveries, resume_deliveries, webhook_room_left,
-};
+use super::webhook_queue::{drop_unwanted_deliveries, pause_deliveries, resume_deliveries};
+use super::webhooks::webhook_room_left;
 use super::{SqlStore, Tx, WEBHOOK_LOCK};
 use crate::sql::rows::{encode_events, is_unique_violation, QuotaRow};
 use crate::{

@@ -4,6 +4,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::orgs::lock_writable_org;
+use super::webhook_queue::{
+    drop_unwanted_deliveries, pause_deliveries, resume_deliveries, unless_paused,
+};
 use super::{SqlStore, Tx, CLAIM_LOCK, FAN_OUT_LOCK, WEBHOOK_LOCK};
 use crate::sql::rows::{
     encode_events, placeholders, DeliveryRow, DueRow, WebhookRow, DELIVERY_COLUMNS, DUE_SELECT,
@@ -44,67 +47,6 @@ impl SqlStore {
             Some((false,)) => Ok(()),
         }
     }
-}
-
-/// Parks the waiting deliveries of a webhook being switched off (no due time: claims never
-/// look at them), so that a large paused backlog costs the others nothing. Deliveries being
-/// attempted stay claimed: their outcomes park them when they are recorded.
-pub(super) async fn pause_deliveries(
-    tx: &mut Tx<'_>,
-    webhook_id: i64,
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE webhook_deliveries SET next_attempt_at = NULL, claimed_until = NULL \
-         WHERE webhook_id = $1 AND status IN ('pending', 'retrying') \
-           AND (claimed_until IS NULL OR claimed_until <= $2)",
-    )
-    .bind(webhook_id)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Gives up the queued deliveries of events the webhook no longer takes (`events`, its new
-/// filter): an admin narrowing it to stop messages reaching a third party meant the ones
-/// already queued too (up to a week of retries, or parked while it is off). One being
-/// attempted now is left to its attempt.
-pub(super) async fn drop_unwanted_deliveries(
-    tx: &mut Tx<'_>,
-    webhook_id: i64,
-    events: &[String],
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    if events.iter().any(|e| e == "*") {
-        return Ok(());
-    }
-    let kept = if events.is_empty() {
-        String::new()
-    } else {
-        format!("AND event_type NOT IN ({})", placeholders(3, events.len()))
-    };
-    let sql = format!(
-        "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, \
-           claimed_until = NULL, last_error = 'no longer among the webhook''s events' \
-         WHERE webhook_id = $1 AND status IN ('pending', 'retrying') \
-           AND (claimed_until IS NULL OR claimed_until <= $2) {kept}"
-    );
-    let mut query = sqlx::query(&sql).bind(webhook_id).bind(now);
-    for event in events {
-        query = query.bind(event);
-    }
-    query.execute(&mut **tx).await?;
-    Ok(())
-}
-
-/// `next_attempt_at`'s new value `$n` for a delivery whose claim ends, unless its webhook is
-/// switched off meanwhile: then the delivery is parked.
-fn unless_paused(n: usize) -> String {
-    format!(
-        "CASE WHEN EXISTS (SELECT 1 FROM webhooks w \
-           WHERE w.id = webhook_deliveries.webhook_id AND w.is_active) THEN ${n} ELSE NULL END"
-    )
 }
 
 /// Locks the organization and refuses it when it takes no writes
@@ -175,23 +117,6 @@ async fn switch_off_gone(
     }
     pause_deliveries(tx, outcome.webhook_id, now).await?;
     Ok(true)
-}
-
-/// Makes the parked deliveries of a webhook switched back on due now.
-pub(super) async fn resume_deliveries(
-    tx: &mut Tx<'_>,
-    webhook_id: i64,
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE webhook_deliveries SET next_attempt_at = $2 \
-         WHERE webhook_id = $1 AND status IN ('pending', 'retrying') AND next_attempt_at IS NULL",
-    )
-    .bind(webhook_id)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 #[async_trait]
@@ -396,7 +321,7 @@ impl WebhookStore for SqlStore {
                  FROM batch b JOIN webhooks w ON w.org_id = b.org_id \
                    JOIN outbox o ON o.id = b.outbox_id \
                  WHERE w.is_active AND (w.events LIKE '%\"' || b.event_type || '\"%' \
-                   OR w.events LIKE '%\"*\"%'){FAN_OUT_LOCK} \
+                   OR w.events LIKE '%\"*\"%') ORDER BY w.id{FAN_OUT_LOCK} \
                  ON CONFLICT (webhook_id, outbox_id) DO NOTHING",
                 rows.join(", ")
             );
@@ -593,6 +518,21 @@ impl WebhookStore for SqlStore {
                 .bind(outcome.claimed_until)
                 .execute(&mut *tx)
                 .await?;
+            if status == "retrying" {
+                // Its webhook may have been narrowed to other events while it was attempted:
+                // then it is given up, as the queued ones were (`drop_unwanted_deliveries`).
+                sqlx::query(
+                    "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, \
+                       last_error = 'no longer among the webhook''s events' \
+                     WHERE id = $1 AND status = 'retrying' AND NOT EXISTS ( \
+                       SELECT 1 FROM webhooks w WHERE w.id = webhook_deliveries.webhook_id \
+                         AND (w.events LIKE '%\"' || webhook_deliveries.event_type || '\"%' \
+                           OR w.events LIKE '%\"*\"%'))",
+                )
+                .bind(outcome.delivery_id)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(())

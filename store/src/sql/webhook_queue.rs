@@ -1,0 +1,87 @@
+//! What happens to a webhook's queued deliveries when the webhook changes: parked while it is
+//! switched off, due again when it is switched on, given up when its events no longer include
+//! theirs.
+
+use chrono::{DateTime, Utc};
+
+use super::Tx;
+use crate::sql::rows::placeholders;
+use crate::StoreResult;
+
+/// Parks the waiting deliveries of a webhook being switched off (no due time: claims never
+/// look at them), so that a large paused backlog costs the others nothing. Deliveries being
+/// attempted stay claimed: their outcomes park them when they are recorded.
+pub(super) async fn pause_deliveries(
+    tx: &mut Tx<'_>,
+    webhook_id: i64,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE webhook_deliveries SET next_attempt_at = NULL, claimed_until = NULL \
+         WHERE webhook_id = $1 AND status IN ('pending', 'retrying') \
+           AND (claimed_until IS NULL OR claimed_until <= $2)",
+    )
+    .bind(webhook_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Gives up the queued deliveries of events the webhook no longer takes (`events`, its new
+/// filter): an admin narrowing it to stop messages reaching a third party meant the ones
+/// already queued too (up to a week of retries, or parked while it is off). One being
+/// attempted now is left to its attempt.
+pub(super) async fn drop_unwanted_deliveries(
+    tx: &mut Tx<'_>,
+    webhook_id: i64,
+    events: &[String],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    if events.iter().any(|e| e == "*") {
+        return Ok(());
+    }
+    let kept = if events.is_empty() {
+        String::new()
+    } else {
+        format!("AND event_type NOT IN ({})", placeholders(3, events.len()))
+    };
+    let sql = format!(
+        "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, \
+           claimed_until = NULL, last_error = 'no longer among the webhook''s events' \
+         WHERE webhook_id = $1 AND status IN ('pending', 'retrying') \
+           AND (claimed_until IS NULL OR claimed_until <= $2) {kept}"
+    );
+    let mut query = sqlx::query(&sql).bind(webhook_id).bind(now);
+    for event in events {
+        query = query.bind(event);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// `next_attempt_at`'s new value `$n` for a delivery whose claim ends, unless its webhook is
+/// switched off meanwhile: then the delivery is parked.
+pub(super) fn unless_paused(n: usize) -> String {
+    format!(
+        "CASE WHEN EXISTS (SELECT 1 FROM webhooks w \
+           WHERE w.id = webhook_deliveries.webhook_id AND w.is_active) THEN ${n} ELSE NULL END"
+    )
+}
+
+/// Makes the parked deliveries of a webhook switched back on due now.
+pub(super) async fn resume_deliveries(
+    tx: &mut Tx<'_>,
+    webhook_id: i64,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE webhook_deliveries SET next_attempt_at = $2 \
+         WHERE webhook_id = $1 AND status IN ('pending', 'retrying') AND next_attempt_at IS NULL",
+    )
+    .bind(webhook_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
