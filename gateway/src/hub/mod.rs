@@ -68,6 +68,9 @@ pub enum Live {
 /// Events a connection may have waiting before it counts as too slow.
 pub const QUEUE: usize = 1024;
 
+/// Departures (room, user) waiting to be told as presence (see `presence::tell_departures`).
+const DEPARTURES_QUEUE: usize = 4096;
+
 /// Deliveries a shard may have waiting before the bus reader waits for it (and the bus,
 /// if it fills, tells the hub it missed some).
 const SHARD_QUEUE: usize = 1024;
@@ -220,9 +223,14 @@ impl Hub {
                 .spawn(move || dispatch_shard(hub, index, deliveries))
                 .map_err(StartError::Threads)?;
         }
+        let (departures, departed) = flume::bounded(DEPARTURES_QUEUE);
         tokio::spawn(until_dropped(
             gone.clone(),
-            listen(Arc::downgrade(&hub), bus, stream, inboxes, store.clone()),
+            listen(Arc::downgrade(&hub), bus, stream, inboxes, departures),
+        ));
+        tokio::spawn(until_dropped(
+            gone.clone(),
+            presence::tell_departures(Arc::downgrade(&hub), store.clone(), departed),
         ));
         let changes = presence.changes();
         tokio::spawn(until_dropped(
@@ -478,7 +486,7 @@ async fn listen(
     bus: Arc<dyn Bus>,
     mut stream: chatboard_core::bus::BusStream,
     inboxes: Vec<flume::Sender<Delivery>>,
-    store: Arc<dyn Store>,
+    departures: flume::Sender<(i64, i64)>,
 ) {
     // Sending fails only once the shard's thread has ended, which it does when the hub is gone
     // (this task is also cancelled then, see `until_dropped`).
@@ -498,9 +506,9 @@ async fn listen(
             let handed = match delivery {
                 Delivery::Event(event) => {
                     if let BusEvent::MemberLeft { room, user_id } = event {
-                        let departure =
-                            presence::tell_departure(hub.clone(), store.clone(), room, user_id);
-                        tokio::spawn(departure);
+                        // Presence is a courtesy: when they come faster than they are told,
+                        // the rest are dropped rather than held in memory.
+                        let _ = departures.try_send((room, user_id));
                     }
                     let inbox = &inboxes[shard_index(event.room(), inboxes.len())];
                     inbox.send_async(Delivery::Event(event)).await.is_ok()

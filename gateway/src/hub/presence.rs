@@ -64,21 +64,48 @@ pub(super) async fn dispatch_presence(
     }
 }
 
-/// Someone left `room`: its followers here who no longer share any room with them are told
-/// they are offline, if they are online. A user's changes reach only their room-mates, so
-/// those would otherwise see them online for as long as their connections last.
-pub(super) async fn tell_departure(hub: Weak<Hub>, store: Arc<dyn Store>, room: i64, user_id: i64) {
-    let followers = match hub.upgrade() {
-        Some(hub) if !hub.presence.online(&[user_id]).is_empty() => hub.followers_of(room),
+/// Tells departures (room, user), a batch at a time: someone online who left a room is shown
+/// offline to its followers here who no longer share any room with them. A user's changes reach
+/// only their room-mates, so those would otherwise see them online for as long as their
+/// connections last. One room-mates lookup per user who left, whatever number of rooms (leaving
+/// an organization brings one departure per room of it), one batch after the other.
+pub(super) async fn tell_departures(
+    hub: Weak<Hub>,
+    store: Arc<dyn Store>,
+    departures: flume::Receiver<(i64, i64)>,
+) {
+    const BATCH: usize = 1000;
+    while let Ok(first) = departures.recv_async().await {
+        let mut rooms_left: HashMap<i64, Vec<i64>> = HashMap::new();
+        let mut taken = 0;
+        for (room, user_id) in std::iter::once(first).chain(departures.try_iter()) {
+            rooms_left.entry(user_id).or_default().push(room);
+            taken += 1;
+            if taken == BATCH {
+                break;
+            }
+        }
+        for (user_id, rooms) in rooms_left {
+            tell_departure(&hub, store.as_ref(), user_id, &rooms).await;
+        }
+    }
+}
+
+/// [`tell_departures`] for one user who left `rooms`.
+async fn tell_departure(hub: &Weak<Hub>, store: &dyn Store, user_id: i64, rooms: &[i64]) {
+    let followed = match hub.upgrade() {
+        Some(hub) if !hub.presence.online(&[user_id]).is_empty() => rooms
+            .iter()
+            .any(|room| hub.followers_of(*room).iter().any(|f| *f != user_id)),
         _ => return,
     };
-    if followers.iter().all(|f| *f == user_id) {
+    if !followed {
         return;
     }
     let mates: HashSet<i64> = match store.room_mates(user_id, None).await {
         Ok(mates) => mates.into_iter().collect(),
         Err(e) => {
-            tracing::warn!(error = %e, room, user_id, "presence: a departure's room-mates lookup failed");
+            tracing::warn!(error = %e, user_id, "presence: a departure's room-mates lookup failed");
             return;
         }
     };
@@ -87,7 +114,9 @@ pub(super) async fn tell_departure(hub: Weak<Hub>, store: Arc<dyn Store>, room: 
         user_id,
         online: false,
     };
-    hub.tell_room(room, change, |follower| !mates.contains(&follower));
+    for room in rooms {
+        hub.tell_room(*room, change, |follower| !mates.contains(&follower));
+    }
 }
 
 /// The seats of `users`, read again after a failure (a database restarting, a pool briefly
