@@ -198,7 +198,8 @@ enum Command {
     },
     /// Resident memory of a running server (`--pid`) through a burst of sign-ups and sign-ins
     /// and then posts into one room, and after a quiet spell. Start the server with rate limits
-    /// off (CHATBOARD_RATE_LIMIT_PER_USER=0, CHATBOARD_RATE_LIMIT_PER_IP=0).
+    /// off (CHATBOARD_RATE_LIMIT_PER_USER=0, CHATBOARD_RATE_LIMIT_PER_IP=0,
+    /// CHATBOARD_INVITES_PER_HOUR=0).
     Memory {
         /// The API, http://host:port.
         #[arg(long, default_value = "http://127.0.0.1:8080")]

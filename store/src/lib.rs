@@ -52,7 +52,7 @@ pub use tenants::{
 };
 pub use threads::{FollowedThread, OpenedThread, ThreadFollow, ThreadStore};
 pub use uploads::{
-    NewUpload, OrgCharge, QuotaExceeded, UploadCursor, UploadQuota, UploadStore,
+    pending_since, NewUpload, OrgCharge, QuotaExceeded, UploadCursor, UploadQuota, UploadStore,
     PENDING_UPLOAD_LIFETIME,
 };
 pub use users::{NewUser, ProfilePatch, UserStore};

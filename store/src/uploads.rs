@@ -11,6 +11,12 @@ use chatboard_core::model::Upload;
 /// any file already put), and completing it is refused, so the two never race.
 pub const PENDING_UPLOAD_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
+/// When an upload presigned at `now` would have had to be presigned to still be pending: older
+/// unfinished ones are expired, and the janitor's.
+pub fn pending_since(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - chrono::Duration::from_std(PENDING_UPLOAD_LIFETIME).unwrap_or(chrono::Duration::days(1))
+}
+
 /// Where a walk over uploads got to: the last one's time in the walk's order (its expiry, or
 /// its creation) and its id. The janitor walks on past uploads it could not clean up, which
 /// otherwise come first in every page.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatboard_store::{StoreError, UploadStore};
+use chatboard_store::{pending_since, StoreError, UploadStore};
 use chrono::Utc;
 use objects::ObjectStore;
 use tokio::sync::watch;
@@ -102,9 +102,7 @@ impl UploadJanitor {
         if *stop.borrow() {
             return Ok(swept);
         }
-        let lifetime =
-            chrono::Duration::from_std(PENDING_LIFETIME).unwrap_or(chrono::Duration::days(1));
-        self.store.abandon_stale_uploads(now - lifetime).await?;
+        self.store.abandon_stale_uploads(pending_since(now)).await?;
         // Also those given up by an earlier sweep whose files could not be deleted then.
         let mut after = None;
         loop {

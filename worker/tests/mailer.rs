@@ -136,9 +136,10 @@ async fn a_send_cut_off_by_its_timeout_leaves_its_connection_behind() {
     };
     let s = setup(&url).await;
     let sink = SmtpSink::start().await;
-    // The first email is taken and answered long after the mailer's 1 s; the one after it,
-    // claimed in the same batch, is sent straight after the first is given up on.
-    sink.stall_next_message(Duration::from_secs(4));
+    // The first email is taken and answered long after the mailer's 5 s; the one after it,
+    // claimed in the same batch, is sent straight after the first is given up on (5 s: a
+    // healthy send is never that slow, however busy the machine).
+    sink.stall_next_message(Duration::from_secs(15));
     for (to, token) in [
         ("slow@example.com", "first"),
         ("next@example.com", "second"),
@@ -150,7 +151,7 @@ async fn a_send_cut_off_by_its_timeout_leaves_its_connection_behind() {
     }
     let timing = EmailTiming {
         retry_base: Duration::from_secs(60),
-        send_timeout: Duration::from_secs(1),
+        send_timeout: Duration::from_secs(5),
     };
     let running = start_timed(&s.store, common::smtp(&sink, 60), timing);
     let settled = "SELECT to_address || ' ' || status || ' ' || attempts FROM emails \

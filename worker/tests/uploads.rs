@@ -127,6 +127,12 @@ async fn abandoned_stays_abandoned(engine: TestEngine) {
     let objects = Arc::new(LocalObjects::new(dir.path(), b"k"));
     let presigned_at = Utc::now() - Duration::hours(25);
     let (id, key) = presigned(&s, "stale", presigned_at).await;
+    // Expired from the moment it can no longer be completed, before any sweep (it showed
+    // pending until the janitor came, and its download said 409 not_uploaded).
+    assert_eq!(
+        s.store.upload(&id).await.unwrap().unwrap().status,
+        UploadStatus::Expired
+    );
     // A directory where the file would be: deleting it fails.
     std::fs::create_dir_all(dir.path().join(&key).join("stuck")).unwrap();
     let janitor = UploadJanitor::new(

@@ -106,7 +106,6 @@ impl Harness {
         })
     }
 
-    /// Runs one SQL statement directly, as someone editing the database by hand would.
     /// `user_id` accepts the ADMIN invitation the operator emailed to `email` (the token read
     /// from the queued email), as a listed admin who is not a member yet does.
     pub async fn accept_admin_invitation(&self, email: &str, user_id: i64) {
@@ -131,6 +130,7 @@ impl Harness {
         assert_eq!(joined.role, chatboard_core::model::Role::Admin);
     }
 
+    /// Runs one SQL statement directly, as someone editing the database by hand would.
     pub async fn sql(&self, statement: &str) {
         testing::execute_sql(&self.url, statement).await;
     }

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use super::{ReadPool, SqlStore, Tx, WritePool, ORG_LOCK};
 use crate::sql::rows::placeholders;
 use crate::{
-    NewUpload, OrgCharge, QuotaExceeded, StoreError, StoreResult, UploadCursor, UploadQuota,
-    UploadStore, PENDING_UPLOAD_LIFETIME,
+    pending_since, NewUpload, OrgCharge, QuotaExceeded, StoreError, StoreResult, UploadCursor,
+    UploadQuota, UploadStore,
 };
 use chatboard_core::config::UploadQuotaSettings;
 use chatboard_core::error_code::ErrorCode;
@@ -42,8 +42,13 @@ impl TryFrom<UploadRow> for Upload {
         })?;
         // Expired from the moment its time is up, not from when the janitor gets to it (every
         // few minutes, and never without a worker): no download link, no new attachment.
+        // Likewise an unfinished one past its lifetime: it can no longer be completed.
+        let now = chrono::Utc::now();
         let status = match (status, r.expires_at) {
-            (UploadStatus::Ready, Some(at)) if at <= chrono::Utc::now() => UploadStatus::Expired,
+            (UploadStatus::Ready, Some(at)) if at <= now => UploadStatus::Expired,
+            (UploadStatus::Pending, _) if r.created_at <= pending_since(now) => {
+                UploadStatus::Expired
+            }
             (status, _) => status,
         };
         Ok(Upload {
@@ -91,12 +96,6 @@ async fn usage(
         .await?)
 }
 
-/// When an upload presigned `now` would have had to be to still be pending: older ones are the
-/// janitor's.
-fn pending_since(now: DateTime<Utc>) -> DateTime<Utc> {
-    now - chrono::Duration::from_std(PENDING_UPLOAD_LIFETIME).unwrap_or(chrono::Duration::days(1))
-}
-
 /// The organization's pending and stored limits (its own, else the deployment's), its row
 /// locked so that charges to it are counted one after the other.
 async fn org_limits(
@@ -123,8 +122,6 @@ fn exceeds(quota: UploadQuota, limit: i64, used: i64, size: i64) -> Option<Quota
     (limit > 0 && used.saturating_add(size) > limit).then_some(QuotaExceeded { quota, limit, used })
 }
 
-/// `<statement> status = '<from>' AND id IN (...)`, in chunks; `statement` ends in `WHERE`
-/// or `AND` (e.g. `UPDATE uploads SET status = 'expired' WHERE`).
 /// Up to `limit` uploads matching `filter` (which may use `$1`, bound to `now`), in the order of
 /// `by` (a time column) then id, from after `after`.
 async fn page_of_uploads(
@@ -159,6 +156,8 @@ async fn page_of_uploads(
     uploads(rows)
 }
 
+/// `<statement> status = '<from>' AND id IN (...)`, in chunks; `statement` ends in `WHERE`
+/// or `AND` (e.g. `UPDATE uploads SET status = 'expired' WHERE`).
 async fn update_uploads(
     pool: &WritePool,
     statement: &str,
