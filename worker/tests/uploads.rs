@@ -19,17 +19,7 @@ use testing::{TestDb, TestEngine};
 use worker::service::WorkerMetrics;
 use worker::uploads::{Swept, UploadJanitor};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expired_and_abandoned_uploads_are_swept_sqlite() {
-    sweeps(TestEngine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expired_and_abandoned_uploads_are_swept_postgres() {
-    sweeps(TestEngine::Postgres).await;
-}
-
-async fn sweeps(engine: TestEngine) {
+async fn expired_and_abandoned_uploads_are_swept(engine: TestEngine) {
     let Some((_db, url)) = TestDb::create(engine).await else {
         return;
     };
@@ -67,11 +57,7 @@ async fn sweeps(engine: TestEngine) {
         }
         ids.push((id, key));
     }
-    let janitor = UploadJanitor::new(
-        s.store.clone(),
-        objects.clone(),
-        Arc::new(WorkerMetrics::new().unwrap()),
-    );
+    let janitor = janitor(&s, objects.clone());
     assert_eq!(
         janitor.sweep().await.unwrap(),
         Swept {
@@ -105,20 +91,10 @@ async fn sweeps(engine: TestEngine) {
     assert_eq!(janitor.sweep().await.unwrap(), Swept::default());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_abandoned_upload_stays_abandoned_sqlite() {
-    abandoned_stays_abandoned(TestEngine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_abandoned_upload_stays_abandoned_postgres() {
-    abandoned_stays_abandoned(TestEngine::Postgres).await;
-}
-
 /// The janitor gives a stale upload up before deleting its file: completing it afterwards is
 /// refused even by a process whose clock says it is still young (it used to turn ready with
 /// its file gone), and a file that could not be deleted is deleted at a later sweep.
-async fn abandoned_stays_abandoned(engine: TestEngine) {
+async fn an_abandoned_upload_stays_abandoned(engine: TestEngine) {
     let Some((_db, url)) = TestDb::create(engine).await else {
         return;
     };
@@ -135,11 +111,7 @@ async fn abandoned_stays_abandoned(engine: TestEngine) {
     );
     // A directory where the file would be: deleting it fails.
     std::fs::create_dir_all(dir.path().join(&key).join("stuck")).unwrap();
-    let janitor = UploadJanitor::new(
-        s.store.clone(),
-        objects.clone(),
-        Arc::new(WorkerMetrics::new().unwrap()),
-    );
+    let janitor = janitor(&s, objects.clone());
     assert_eq!(janitor.sweep().await.unwrap(), Swept::default());
     assert_eq!(
         s.store.upload(&id).await.unwrap().unwrap().status,
@@ -165,16 +137,6 @@ async fn abandoned_stays_abandoned(engine: TestEngine) {
     );
     assert!(s.store.upload(&id).await.unwrap().is_none());
     assert!(objects.head(&key).await.unwrap().is_none());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn undeletable_files_hold_nothing_up_sqlite() {
-    undeletable_files_hold_nothing_up(TestEngine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn undeletable_files_hold_nothing_up_postgres() {
-    undeletable_files_hold_nothing_up(TestEngine::Postgres).await;
 }
 
 /// Uploads whose files cannot be deleted (a bucket policy refusing deletes, files restored as
@@ -216,11 +178,7 @@ async fn undeletable_files_hold_nothing_up(engine: TestEngine) {
         }
         (last_expired, last_abandoned) = (Some(expired), Some(abandoned));
     }
-    let janitor = UploadJanitor::new(
-        s.store.clone(),
-        objects.clone(),
-        Arc::new(WorkerMetrics::new().unwrap()),
-    );
+    let janitor = janitor(&s, objects.clone());
     assert_eq!(
         janitor.sweep().await.unwrap(),
         Swept {
@@ -254,11 +212,7 @@ async fn a_sweep_ends_between_batches_when_stopping() {
             .await
             .unwrap();
     }
-    let janitor = UploadJanitor::new(
-        s.store.clone(),
-        objects,
-        Arc::new(WorkerMetrics::new().unwrap()),
-    );
+    let janitor = janitor(&s, objects);
     let stopping = tokio::sync::watch::channel(true).1;
     assert_eq!(
         janitor.sweep_until(&stopping).await.unwrap(),
@@ -297,11 +251,7 @@ async fn files_of_writes_cut_off_are_removed() {
     std::fs::write(name("0190-b.part-00000000000000b2"), b"half").unwrap();
     let stored = std::fs::File::create(name("0190-c")).unwrap();
     stored.set_modified(two_hours_ago).unwrap();
-    let janitor = UploadJanitor::new(
-        s.store.clone(),
-        objects,
-        Arc::new(WorkerMetrics::new().unwrap()),
-    );
+    let janitor = janitor(&s, objects);
     janitor.sweep().await.unwrap();
     let mut left: Vec<String> = std::fs::read_dir(&uploads)
         .unwrap()
@@ -309,6 +259,21 @@ async fn files_of_writes_cut_off_are_removed() {
         .collect();
     left.sort();
     assert_eq!(left, ["0190-b.part-00000000000000b2", "0190-c"]);
+}
+
+testing::both_engines!(
+    expired_and_abandoned_uploads_are_swept,
+    an_abandoned_upload_stays_abandoned,
+    undeletable_files_hold_nothing_up,
+);
+
+/// The janitor of the set-up's uploads, kept in `objects`.
+fn janitor(s: &common::Setup, objects: Arc<dyn ObjectStore>) -> UploadJanitor {
+    UploadJanitor::new(
+        s.store.clone(),
+        objects,
+        Arc::new(WorkerMetrics::new().unwrap()),
+    )
 }
 
 /// An upload `name` of the set-up's author, presigned `at`: its id and object key.
@@ -385,11 +350,7 @@ async fn expired_files_are_deleted_from_s3() {
         )
         .await
         .unwrap();
-    let janitor = UploadJanitor::new(
-        s.store.clone(),
-        s3.clone(),
-        Arc::new(WorkerMetrics::new().unwrap()),
-    );
+    let janitor = janitor(&s, s3.clone());
     assert_eq!(
         janitor.sweep().await.unwrap(),
         Swept {

@@ -11,10 +11,11 @@ mod common;
 
 use std::sync::Arc;
 
+use chatboard_core::events::OutboxEvent;
 use chatboard_core::model::DeliveryStatus;
 use chatboard_store::{AttemptOutcome, AttemptResult, ManagedWebhook, Store, WebhookPatch};
 use chrono::{Duration, Utc};
-use common::{post, settle_outbox, setup, webhook};
+use common::{db, post, settle_outbox, setup, webhook, Setup};
 use testing::{both_engines, TestEngine};
 
 both_engines!(
@@ -126,14 +127,11 @@ async fn a_retry_scheduled_for_later_is_not_backlog_yet(engine: TestEngine) {
 /// given up, marked failed, and what the webhook still takes stays queued; one being attempted
 /// meanwhile is given up if the attempt fails.
 async fn narrowing_the_events_drops_what_is_queued_of_the_others(engine: TestEngine) {
-    let Some((_db, url)) = testing::TestDb::create(engine).await else {
+    let Some((_db, s)) = db(engine).await else {
         return;
     };
-    let s = setup(&url).await;
-    settle_outbox(&s.store).await;
-    let hook = webhook(&s.store, s.org, "http://hooks.example.com/", &["*"], "k").await;
-    post(&s.store, s.room, s.author, 3).await;
-    let events = s.store.outbox_unpublished(10).await.unwrap();
+    let hook = hooked(&s).await;
+    let events = posted(&s, 3).await;
     assert_eq!(
         s.store
             .fan_out_deliveries(&events, Utc::now())
@@ -194,6 +192,17 @@ async fn narrowing_the_events_drops_what_is_queued_of_the_others(engine: TestEng
     assert!(due.is_empty(), "{due:?}");
 }
 
+/// A webhook of the set-up's org taking every event.
+async fn hooked(s: &Setup) -> i64 {
+    webhook(&s.store, s.org, "http://hooks.example.com/", &["*"], "k").await
+}
+
+/// `n` messages posted into the set-up's room: their events, not handed over yet.
+async fn posted(s: &Setup, n: usize) -> Vec<OutboxEvent> {
+    post(&s.store, s.room, s.author, n).await;
+    s.store.outbox_unpublished(10).await.unwrap()
+}
+
 async fn switch(store: &Arc<dyn Store>, hook: i64, on: bool) {
     let patch = WebhookPatch {
         is_active: Some(on),
@@ -203,14 +212,11 @@ async fn switch(store: &Arc<dyn Store>, hook: i64, on: bool) {
 }
 
 async fn switching_off_and_on_keeps_claims(engine: TestEngine) {
-    let Some((_db, url)) = testing::TestDb::create(engine).await else {
+    let Some((_db, s)) = db(engine).await else {
         return;
     };
-    let s = setup(&url).await;
-    settle_outbox(&s.store).await;
-    let hook = webhook(&s.store, s.org, "http://hooks.example.com/", &["*"], "k").await;
-    post(&s.store, s.room, s.author, 2).await;
-    let events = s.store.outbox_unpublished(10).await.unwrap();
+    let hook = hooked(&s).await;
+    let events = posted(&s, 2).await;
     let now = Utc::now();
     assert_eq!(s.store.fan_out_deliveries(&events, now).await.unwrap(), 2);
 
@@ -440,9 +446,8 @@ async fn an_event_fanned_out_as_its_webhook_is_switched_off_is_not_queued() {
     };
     let s = setup(&url).await;
     settle_outbox(&s.store).await;
-    let hook = webhook(&s.store, s.org, "http://hooks.example.com/", &["*"], "k").await;
-    post(&s.store, s.room, s.author, 1).await;
-    let events = s.store.outbox_unpublished(10).await.unwrap();
+    let hook = hooked(&s).await;
+    let events = posted(&s, 1).await;
     let switching_off = testing::HeldLocks::take(
         &url,
         &format!("UPDATE webhooks SET is_active = FALSE WHERE id = {hook}"),
