@@ -65,7 +65,7 @@ impl Session {
             ClientFrame::Ping => self.reply(Reply::Frame(json!({"type": "pong"}))).await,
             ClientFrame::Auth { token } => self.renew_token(&token).await,
             ClientFrame::Typing { is_typing, room } => {
-                let Some(room) = self.target_room(room).await? else {
+                let Some(room) = self.target_room(room, None).await? else {
                     return Ok(());
                 };
                 let chat = self.shared.chat.clone();
@@ -74,7 +74,7 @@ impl Session {
                 Ok(())
             }
             ClientFrame::Read { msg_id, room } => {
-                let Some(room) = self.target_room(room).await? else {
+                let Some(room) = self.target_room(room, None).await? else {
                     return Ok(());
                 };
                 let chat = self.shared.chat.clone();
@@ -94,7 +94,7 @@ impl Session {
                 parent_id,
                 room,
             } => {
-                let Some(room) = self.target_room(room).await? else {
+                let Some(room) = self.target_room(room, client_msg_id.as_deref()).await? else {
                     return Ok(());
                 };
                 let draft = MessageDraft {
@@ -152,19 +152,28 @@ impl Session {
     }
 
     /// The room a frame is about: the connection's own, or the one it names (multiplexed).
-    /// `None` after answering with an error frame.
-    async fn target_room(&mut self, named: Option<i64>) -> Result<Option<i64>, Ended> {
+    /// `None` after answering with an error frame, which carries `answering`, the
+    /// `client_msg_id` of the message the frame is, if any.
+    async fn target_room(
+        &mut self,
+        named: Option<i64>,
+        answering: Option<&str>,
+    ) -> Result<Option<i64>, Ended> {
         let room = match (self.fixed_room, named) {
             (Some(fixed), Some(named)) if fixed != named => {
-                self.error("invalid", "This connection follows another room.")
-                    .await?;
+                self.error_answering(
+                    "invalid",
+                    "This connection follows another room.",
+                    answering,
+                )
+                .await?;
                 return Ok(None);
             }
             (Some(fixed), _) => fixed,
             (None, Some(named)) => named,
             (None, None) => {
-                self.error("invalid", "room: required on the multiplexed connection.")
-                    .await?;
+                let detail = "room: required on the multiplexed connection.";
+                self.error_answering("invalid", detail, answering).await?;
                 return Ok(None);
             }
         };
@@ -181,18 +190,29 @@ impl Session {
                 Err(e) => {
                     // The frame is refused; the connection goes on.
                     tracing::warn!(error = %e, room, "seat lookup failed");
-                    self.error(ErrorCode::Unavailable.code(), "Try again shortly.")
+                    let unavailable = ErrorCode::Unavailable.code();
+                    self.error_answering(unavailable, "Try again shortly.", answering)
                         .await?;
                     return Ok(None);
                 }
             }
         }
         if self.position(room).is_none() {
-            self.error("not_found", "No such room among this connection's rooms.")
-                .await?;
+            let detail = "No such room among this connection's rooms.";
+            self.error_answering("not_found", detail, answering).await?;
             return Ok(None);
         }
         Ok(Some(room))
+    }
+
+    /// An error frame answering a frame; with the `client_msg_id` of the message it answers,
+    /// as its ack would have (trimmed, as the message's is).
+    async fn error_answering(&mut self, code: &str, detail: &str, answering: Option<&str>) -> Step {
+        let frame = naming(
+            error_frame(code, detail),
+            answering.map(|id| id.trim().to_owned()),
+        );
+        self.reply(Reply::Frame(frame)).await
     }
 
     /// Checks and queues a message; its answer follows its commit (see [`crate::replies`]).

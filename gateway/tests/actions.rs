@@ -315,6 +315,8 @@ async fn a_frame_for_a_room_just_joined_is_taken() {
         }
     };
     assert_eq!(refused["code"], "not_found", "{refused}");
+    // The refusal names the message it answers, as its ack would (it named none).
+    assert_eq!(refused["client_msg_id"], "n1", "{refused}");
     p.room_action(&bob, later, "join").await;
     send(
         &mut socket,
