@@ -407,6 +407,17 @@ async fn test_deliveries_show_in_the_log(engine: Engine) {
         (r.status, r.code()),
         (StatusCode::CONFLICT, "webhook_inactive")
     );
+    // The store checks it again under the webhook's lock: a switch-off committed after the
+    // use case read the webhook as on queues no test (it did, parked until switched on).
+    assert!(matches!(
+        app.state
+            .store
+            .create_test_delivery(id, chrono::Utc::now())
+            .await,
+        Err(chatboard_store::StoreError::Conflict(
+            chatboard_core::error_code::ErrorCode::WebhookInactive
+        ))
+    ));
     // Switched on again, they are due again.
     app.patch(
         &format!("/api/webhooks/{id}/"),

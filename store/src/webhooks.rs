@@ -133,6 +133,8 @@ pub trait WebhookStore: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<WebhookDelivery>>;
     /// Records a `webhook.test` event for one webhook and its delivery; returns the delivery id.
+    /// Checked again under their locks: `Forbidden(org_suspended | org_archived)`, and
+    /// `Conflict(webhook_inactive)` while the webhook is switched off.
     async fn create_test_delivery(&self, webhook_id: i64, now: DateTime<Utc>) -> StoreResult<i64>;
     /// Queues a delivery of each event to every active webhook of its org that wants it; an
     /// event seen again adds nothing. Returns how many deliveries were added.

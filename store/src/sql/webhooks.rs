@@ -242,6 +242,20 @@ impl WebhookStore for SqlStore {
             .fetch_optional(&mut *tx)
             .await?;
         let (org_id,) = org.ok_or(StoreError::NotFound)?;
+        // The use case checked both on a read: an organization suspended, or the webhook
+        // switched off, since then takes no test (one queued for a webhook that is off would
+        // sit parked until it is switched on, and be sent then).
+        lock_writable_org(&mut tx, org_id).await?;
+        let sql = format!("SELECT is_active FROM webhooks WHERE id = $1{WEBHOOK_LOCK}");
+        let active: Option<(bool,)> = sqlx::query_as(&sql)
+            .bind(webhook_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match active {
+            None => return Err(StoreError::NotFound),
+            Some((false,)) => return Err(StoreError::Conflict(ErrorCode::WebhookInactive)),
+            Some((true,)) => {}
+        }
         let event = DomainEvent::webhook_test(webhook_id);
         let payload = event
             .payload()
