@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use chatboard_core::bus::BusEvent;
 use chatboard_core::model::Message;
-use chatboard_core::presence::PresenceChange;
 use chatboard_store::{PageCursor, Timeline};
 use futures::SinkExt;
 use serde_json::json;
@@ -26,6 +25,7 @@ use crate::replies::{Replies, Reply};
 use crate::{Shared, Slot};
 
 mod allowance;
+mod presence;
 mod seats;
 
 use allowance::FrameAllowance;
@@ -396,38 +396,6 @@ impl Session {
         self.reply(Reply::Frame(error_frame(code, detail))).await
     }
 
-    /// Who of the user's room-mates is online now.
-    #[tracing::instrument(name = "socket", skip_all, fields(user_id = self.user_id, room = ?self.fixed_room))]
-    async fn send_presence_snapshot(&mut self) -> Step {
-        self.send_presence_of(self.fixed_room).await
-    }
-
-    /// Who of the user's mates in `room` (all their rooms: `None`) is online now.
-    async fn send_presence_of(&mut self, room: Option<i64>) -> Step {
-        let mates = match self.shared.store.room_mates(self.user_id, room).await {
-            Ok(mates) => mates,
-            Err(e) => {
-                // Presence is a courtesy: the connection works without the snapshot.
-                tracing::warn!(error = %e, "room mates lookup failed");
-                return Ok(());
-            }
-        };
-        for user_id in self.shared.presence.online(&mates) {
-            self.send_presence(PresenceChange {
-                user_id,
-                online: true,
-            })
-            .await?;
-        }
-        Ok(())
-    }
-
-    async fn send_presence(&mut self, change: PresenceChange) -> Step {
-        let status = if change.online { "online" } else { "offline" };
-        self.send_json(&json!({"type": "presence", "user_id": change.user_id, "status": status}))
-            .await
-    }
-
     async fn on_live(&mut self, live: Live) -> Step {
         match live {
             Live::Event(outgoing) => self.on_event(&outgoing).await,
@@ -442,6 +410,7 @@ impl Session {
                 after_seq,
             } => Box::pin(self.seated(room, after, after_seq)).await,
             Live::Resync => Box::pin(self.resync()).await,
+            Live::PresenceResync => Box::pin(self.send_presence_state()).await,
             // The batch's flush writes out what the hub left unsent.
             Live::Flush => Ok(()),
         }

@@ -480,6 +480,11 @@ function onFrame(frame) {
       else state.online.delete(frame.user_id);
       drawSidebar();
       break;
+    case 'presence_snapshot':
+      // The whole state again (changes were lost on the way): whoever it does not name is offline.
+      state.online = new Set(frame.online);
+      drawSidebar();
+      break;
     case 'message': {
       if (!state.rooms.has(frame.room)) {
         // A seat this list does not have yet (a new DM, an invitation): read the rooms again.

@@ -590,7 +590,7 @@ export class RoomView {
   }
 
   onFrame(frame) {
-    if (frame.room !== this.room.id && frame.type !== 'presence') return;
+    if (frame.room !== this.room.id && frame.type !== 'presence' && frame.type !== 'presence_snapshot') return;
     const someone = frame.type === 'message' ? frame.sender : frame.user_id;
     if (frame.type !== 'presence' && someone && this.memberIds && !this.memberIds.includes(someone)) {
       // A new member: their seat, name and read pointer.
@@ -637,6 +637,7 @@ export class RoomView {
         }
         break;
       case 'presence':
+      case 'presence_snapshot':
         this.drawInfo();
         break;
       case 'reaction.added':

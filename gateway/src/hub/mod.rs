@@ -61,6 +61,8 @@ pub enum Live {
     },
     /// Events may have been lost on the way: catch up from the database.
     Resync,
+    /// Presence changes may have been lost on the way: tell who is online now.
+    PresenceResync,
     /// The hub wrote part of a frame: write out the rest.
     Flush,
 }
@@ -412,6 +414,31 @@ impl Hub {
             });
         }
         rooms.forget_if_unfollowed(room);
+    }
+
+    /// Every connection here, once each.
+    fn connections(&self) -> Vec<Follower> {
+        let mut seen = HashSet::new();
+        let mut all = Vec::new();
+        for index in 0..self.shards.len() {
+            for feed in self.shard(index).feeds.values() {
+                all.extend(
+                    feed.followers
+                        .iter()
+                        .filter(|f| seen.insert(f.id))
+                        .map(Follower::copy),
+                );
+            }
+        }
+        let users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        for list in users.values() {
+            all.extend(
+                list.iter()
+                    .filter(|f| seen.insert(f.id))
+                    .map(Follower::copy),
+            );
+        }
+        all
     }
 
     /// The users following `room` here.

@@ -8,7 +8,7 @@ use chatboard_core::presence::PresenceChange;
 use chatboard_store::Store;
 use tokio::sync::broadcast;
 
-use super::Hub;
+use super::{Hub, Live};
 
 /// Presence changes go to the connections that share a room with the user. Changes come in
 /// bursts (a gateway full of clients reconnecting), so they are taken in batches with one
@@ -25,6 +25,7 @@ pub(super) async fn dispatch_presence(
             Ok(change) => batch.push(change),
             Err(broadcast::error::RecvError::Lagged(skipped)) => {
                 tracing::warn!(skipped, "presence changes skipped: the gateway fell behind");
+                tell_everyone_again(&hub);
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,
@@ -34,6 +35,7 @@ pub(super) async fn dispatch_presence(
                 Ok(change) => batch.push(change),
                 Err(broadcast::error::TryRecvError::Lagged(skipped)) => {
                     tracing::warn!(skipped, "presence changes skipped: the gateway fell behind");
+                    tell_everyone_again(&hub);
                 }
                 Err(_) => break,
             }
@@ -48,6 +50,7 @@ pub(super) async fn dispatch_presence(
         users.sort_unstable();
         users.dedup();
         let Some(seats) = seats_with_retries(store.as_ref(), &users).await else {
+            tell_everyone_again(&hub);
             continue;
         };
         let Some(hub) = hub.upgrade() else { return };
@@ -62,6 +65,26 @@ pub(super) async fn dispatch_presence(
             }
         }
     }
+}
+
+/// Changes were lost (skipped, or their batch given up): every connection is told again who
+/// is online, the whole state in one frame. A few hundred connections at a time, a pause
+/// between: each reads its room-mates, and the gateway's database pool is shared with
+/// everything else at a moment that is already a busy one.
+fn tell_everyone_again(hub: &Weak<Hub>) {
+    const AT_ONCE: usize = 200;
+    const PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+    let Some(connections) = hub.upgrade().map(|hub| hub.connections()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        for some in connections.chunks(AT_ONCE) {
+            for connection in some {
+                connection.offer(Live::PresenceResync);
+            }
+            tokio::time::sleep(PAUSE).await;
+        }
+    });
 }
 
 /// Tells departures (room, user), a batch at a time: someone online who left a room is shown

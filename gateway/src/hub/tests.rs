@@ -207,3 +207,40 @@ async fn a_loss_asks_each_connection_to_catch_up_once() {
     }
     assert_eq!(resyncs(&subscription), 1);
 }
+
+/// Presence changes whose batch is given up (the rooms lookup failing through its retries)
+/// left their users shown online, or offline, to their room-mates until those reconnected.
+/// Every connection is now told to send the whole state again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_presence_changes_bring_the_whole_state_again() {
+    use chatboard_core::presence::Presence;
+
+    let (_db, url) = testing::TestDb::create(testing::TestEngine::Sqlite)
+        .await
+        .expect("sqlite");
+    let store = chatboard_store::connect(&url, 2).await.expect("a store");
+    store.migrate().await.expect("migrated");
+    let presence = Arc::new(LocalPresence::new());
+    let hub = Hub::start(
+        Arc::new(LocalBus::default()),
+        presence.clone(),
+        store,
+        false,
+    )
+    .await
+    .expect("the hub starts");
+    let subscription = hub.subscribe(7, &[1], true, queue_only_outlet());
+    // Whom user 8's coming online concerns cannot be looked up, for longer than the retries.
+    testing::execute_sql(&url, "ALTER TABLE room_members RENAME TO room_members_away").await;
+    presence.connected(8).await;
+    let told = tokio::task::spawn_blocking(move || {
+        subscription.events.recv_timeout(Duration::from_secs(20))
+    })
+    .await
+    .expect("the wait ends");
+    assert!(
+        matches!(told, Ok(Live::PresenceResync)),
+        "told {:?}",
+        told.map(|live| std::mem::discriminant(&live))
+    );
+}
