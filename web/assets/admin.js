@@ -54,14 +54,21 @@ export class AdminView {
   }
 
   async setRole(member, role) {
+    const self = member.user_id === state.me.id;
+    // A select changes on every arrow key: giving up one's own role takes a yes.
+    if (self && !confirm(`Make yourself ${role} in ${this.org.name}? Another admin would have to undo it.`)) {
+      await this.drawMembers().catch(failed);
+      return;
+    }
     try {
       await api('POST', `/api/orgs/${this.org.id}/members/${member.user_id}/role/`, { role });
       toast(`${member.email} is now ${role}.`);
-      if (member.user_id === state.me.id) return ownSeatChanged(false);
+      if (self) return ownSeatChanged(false);
     } catch (error) {
       failed(error);
     }
-    await this.drawMembers().catch(failed);
+    // A demotion revokes the invitations the role no longer allows (README).
+    await Promise.all([this.drawMembers(), this.drawInvites()]).catch(failed);
   }
 
   async removeMember(member) {
@@ -73,7 +80,8 @@ export class AdminView {
         toast(`You left ${this.org.name}.`);
         return ownSeatChanged(true);
       }
-      await this.drawMembers();
+      // Their open invitations were revoked with them.
+      await Promise.all([this.drawMembers(), this.drawInvites()]);
     } catch (error) {
       failed(error);
     }

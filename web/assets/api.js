@@ -30,16 +30,40 @@ export class ApiError extends Error {
     this.retryAfter = retryAfter;
   }
 
-  /** The detail with each field's problems, for showing to a person. */
+  /** The detail with each field's problems, and when to try again, for showing to a person. */
   get fullMessage() {
-    if (!this.errors) return this.message;
-    const fields = Object.entries(this.errors).map(([field, problems]) => `${field}: ${[].concat(problems).join(', ')}`);
-    return `${this.message} ${fields.join('; ')}`;
+    let text = this.message;
+    if (this.errors) {
+      const fields = Object.entries(this.errors).map(([field, problems]) => `${field}: ${[].concat(problems).join(', ')}`);
+      text = `${text} ${fields.join('; ')}`;
+    }
+    const wait = Number(this.retryAfter);
+    if (wait > 0) text = `${text} Try again in ${wait >= 90 ? `${Math.ceil(wait / 60)} minutes` : `${wait} seconds`}.`;
+    return text;
   }
 }
 
 let access = null;
 let accessExpiresAt = 0;
+// Whom this tab shows: a renewal that brings another user's token (signed in from another
+// tab, which replaced the refresh token both share) must not act for them under this one's
+// name and rooms.
+let shownUser = null;
+
+/** The user this tab signed in as and shows. */
+export function signedInAs(userId) {
+  shownUser = userId;
+}
+
+/** The user an access token is for (its payload's `user_id`), or null. */
+function userOf(token) {
+  try {
+    const payload = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(atob(payload)).user_id ?? null;
+  } catch {
+    return null;
+  }
+}
 
 /** Whether a refresh token is stored (the user signed in earlier in this browser). */
 export function hasSession() {
@@ -58,6 +82,7 @@ let signOuts = 0;
 
 function forget() {
   signOuts += 1;
+  shownUser = null;
   access = null;
   accessExpiresAt = 0;
   localStorage.removeItem(REFRESH_KEY);
@@ -120,6 +145,13 @@ async function renew() {
       throw error;
     }
     keep(await response.json());
+    if (shownUser !== null && userOf(access) !== shownUser) {
+      // Another user's session now: start this tab again as them, rather than act for them
+      // while showing someone else.
+      access = null;
+      location.reload();
+      throw new ApiError(401, { detail: 'Signed in as someone else in another tab.', code: 'not_authenticated' });
+    }
     return access;
   };
   return withRefreshLock(run);

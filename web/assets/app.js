@@ -1,7 +1,7 @@
 // The application: session, routes (in the URL's hash, so the server serves one page) and the
 // shell around the room view: organization switcher, room list with unread counts, dialogs.
 
-import { api, ApiError, changePassword, forgetAccessToken, hasSession, onSessionEnded, signOut } from './api.js';
+import { api, ApiError, changePassword, forgetAccessToken, hasSession, onSessionEnded, signedInAs, signOut } from './api.js';
 import { askForm, displayName, h, replace, toast } from './dom.js';
 import { Live } from './socket.js';
 import { authPage, invitePage, newOrgPage } from './pages.js';
@@ -73,7 +73,10 @@ async function renderRoute() {
   }
   if (name === 'register' || name === 'signin' || !state.me) {
     if (state.me) return go('#/');
-    if (name !== 'register' && name !== 'signin' && (await restore())) return renderRoute();
+    // A session kept in this browser is taken up, on the sign-in page too: signing in beside
+    // it would replace its refresh token under the other tabs, which would renew as whoever
+    // signed in here while still showing their own user. Sign out first to change users.
+    if (await restore()) return name === 'register' || name === 'signin' ? go('#/') : renderRoute();
     return authPage(root, '#/', null, name === 'register');
   }
   if (name === 'new-org') return newOrgPage(root);
@@ -102,6 +105,7 @@ async function restore() {
 /** After sign-in: who am I, and the live connection. */
 export async function startSession() {
   state.me = await api('GET', '/auth/me/');
+  signedInAs(state.me.id);
   state.live?.stop();
   state.live = new Live();
   state.live.addEventListener('frame', (event) => onFrame(event.detail));
@@ -110,7 +114,7 @@ export async function startSession() {
   state.live.start();
 }
 
-function endSession(message) {
+function endSession(message, next = '#/signin') {
   // The access token is this user's: whoever signs in next (in this tab or another) starts
   // from their own refresh token, never from it.
   forgetAccessToken();
@@ -125,7 +129,7 @@ function endSession(message) {
   // invitation's link.
   for (const dialog of document.querySelectorAll('dialog')) dialog.remove();
   if (message) toast(message, 'error');
-  go('#/signin');
+  go(next);
 }
 
 export async function loadOrgs() {
@@ -160,14 +164,20 @@ async function showOrg(orgId, section, detail, threadId) {
     // A new shell for another org, or after a page outside it (sign-in, new org) replaced it.
     if (!state.org || state.org.id !== orgId || !shell || !root.contains(shell.element)) {
       await loadOrgs();
+      if (mine !== navigation) return;
       const org = state.orgs.find((o) => o.id === orgId);
       if (!org) {
         toast('That organization does not exist or you are not a member.', 'error');
         return go('#/');
       }
+      // Applied only while this is still the latest navigation: choosing organizations in
+      // quick succession (arrow keys on the switcher) must not leave an older one's rooms
+      // under a newer one's name, or an older one's shell on screen.
+      const loaded = await loadOrg(org.id);
+      if (mine !== navigation) return;
       state.org = org;
       localStorage.setItem('chatboard.org', String(org.id));
-      await loadOrg();
+      applyOrg(loaded);
       shell = buildShell();
       replace(root, shell.element);
       // The connection may have failed before there was a shell to say so.
@@ -175,7 +185,9 @@ async function showOrg(orgId, section, detail, threadId) {
     } else if (section === 'room' && !state.rooms.has(roomId)) {
       // A room made (or a seat given) since the rooms were read: read them again before
       // saying it does not exist.
-      await loadOrg();
+      const loaded = await loadOrg(orgId);
+      if (mine !== navigation) return;
+      applyOrg(loaded);
     }
   } catch (error) {
     shell = null; // Half-loaded: the next visit loads the organization again.
@@ -220,16 +232,28 @@ async function showOrg(orgId, section, detail, threadId) {
 }
 
 /** Members, rooms and unread counts of the current org. */
-async function loadOrg() {
-  const orgId = state.org.id;
+/** An organization's members, rooms and unread counts, read (see `applyOrg`). */
+async function loadOrg(orgId) {
   const [members, rooms, counts] = await Promise.all([
     api('GET', `/api/orgs/${orgId}/members/`),
     api('GET', `/api/rooms/?org=${orgId}`),
     api('GET', '/auth/me/unread-counts/'),
   ]);
-  state.members = new Map(members.map((m) => [m.user_id, m]));
-  state.rooms = new Map(rooms.map((r) => [r.id, r]));
-  state.unread = new Map(counts.unread_counts.map((c) => [c.room_id, c]));
+  return {
+    orgId,
+    members: new Map(members.map((m) => [m.user_id, m])),
+    rooms: new Map(rooms.map((r) => [r.id, r])),
+    unread: new Map(counts.unread_counts.map((c) => [c.room_id, c])),
+  };
+}
+
+/** What `loadOrg` read becomes the state, unless another organization is shown by now. */
+function applyOrg(loaded) {
+  if (state.org?.id !== loaded.orgId) return false;
+  state.members = loaded.members;
+  state.rooms = loaded.rooms;
+  state.unread = loaded.unread;
+  return true;
 }
 
 function buildShell() {
@@ -312,7 +336,7 @@ function drawSidebar() {
       isManager ? h('a', { href: `#/org/${state.org.id}/admin` }, state.org.role === 'ADMIN' ? 'Organization settings' : 'Invitations') : null,
       h('div', { class: 'me' }, h('span', {}, displayName(state.me)),
         h('button', { class: 'link', onclick: askNewPassword }, 'Password'),
-        h('button', { class: 'link', onclick: signOutHere }, 'Sign out'))));
+        h('button', { class: 'link', onclick: () => signOutHere() }, 'Sign out'))));
   if (focused) [...shell.lists.querySelectorAll('a, button')].find((el) => focusKey(el) === focused)?.focus({ preventScroll: true });
 }
 
@@ -385,10 +409,11 @@ async function createRoom() {
   }
 }
 
-async function signOutHere() {
+/** Signs out, then shows `next` (the sign-in page). */
+export async function signOutHere(next = '#/signin') {
   const ended = await signOut();
   endSession(ended ? undefined : 'Signed out on this device, but the server could not be reached to end the '
-    + 'session there. Sign in and out again, or change your password, to end it now.');
+    + 'session there. Sign in and out again, or change your password, to end it now.', next);
 }
 
 async function browseRooms() {
@@ -463,8 +488,10 @@ function learnMembers(frame) {
   if (!state.org || !state.rooms.has(frame.room)) return;
   const ids = [frame.sender, frame.user_id].filter((id) => typeof id === 'number');
   if (membersLoading || ids.every((id) => state.members.has(id))) return;
-  membersLoading = api('GET', `/api/orgs/${state.org.id}/members/`)
+  const orgId = state.org.id;
+  membersLoading = api('GET', `/api/orgs/${orgId}/members/`)
     .then((members) => {
+      if (state.org?.id !== orgId) return; // another organization is shown by now
       state.members = new Map(members.map((m) => [m.user_id, m]));
       drawSidebar();
       state.view?.namesChanged?.();
@@ -557,7 +584,7 @@ export async function refreshRooms() {
     refreshAgain = true;
     return;
   }
-  refreshing = loadOrg().then(drawSidebar, () => {}).finally(() => {
+  refreshing = loadOrg(state.org.id).then((loaded) => applyOrg(loaded) && drawSidebar(), () => {}).finally(() => {
     refreshing = null;
     if (refreshAgain) {
       refreshAgain = false;

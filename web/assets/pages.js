@@ -3,7 +3,7 @@
 
 import { api, register, signIn } from './api.js';
 import { h, replace } from './dom.js';
-import { failed, go, loadOrgs, startSession, state } from './app.js';
+import { failed, go, loadOrgs, signOutHere, startSession, state } from './app.js';
 
 function field(name, label, type = 'text', extra = {}) {
   const id = `auth-${name}`;
@@ -74,6 +74,9 @@ export function invitePage(root, token) {
     h('p', {}, `You are signed in as ${state.me.email}. The invitation must be for this address.`),
     error,
     h('div', { class: 'actions' },
+      // Signed in with another address than the invited one: out, then in with that one
+      // (the invitation's link is where the sign-in page comes back to).
+      h('button', { class: 'secondary', onclick: () => signOutHere(`#/invite/${token}`) }, 'Use another account'),
       h('a', { href: '#/', class: 'button secondary' }, 'Not now'),
       accept))));
   accept.focus();
@@ -89,7 +92,9 @@ export function newOrgPage(root) {
     field('name', 'Name', 'text', { required: true, maxlength: 120, placeholder: 'Acme' }),
     error,
     h('div', { class: 'actions' },
-      state.orgs.length ? h('a', { href: '#/', class: 'button secondary' }, 'Cancel') : null,
+      // Without an organization there is no sidebar, and so no other way out.
+      state.orgs.length ? h('a', { href: '#/', class: 'button secondary' }, 'Cancel')
+        : h('button', { type: 'button', class: 'secondary', onclick: () => signOutHere() }, 'Sign out'),
       submit));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();

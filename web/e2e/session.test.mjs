@@ -1,0 +1,64 @@
+// Sessions and accounts outside the rooms: a sign-in page opened beside a kept session, the
+// way out for someone without an organization, and a refusal that says when to try again.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Server, browser, shownErrors, signedInPage, team, waitFor } from './harness.mjs';
+
+const PASSWORD = 'correct horse battery';
+let server;
+let chromium;
+let setup;
+
+before(async () => {
+  // One invitation an hour per user, to see the refusal.
+  server = await Server.start({
+    CHATBOARD_RATE_LIMIT_PER_IP: '0', CHATBOARD_RATE_LIMIT_PER_USER: '0', CHATBOARD_INVITES_PER_HOUR: '1',
+  });
+  chromium = await browser();
+  setup = await team(server, PASSWORD);
+});
+
+after(async () => {
+  await chromium?.close();
+  await server?.close();
+});
+
+test('the sign-in page takes up the session this browser keeps, rather than start a second', async () => {
+  // Signing in there replaced the refresh token the other tabs shared: they renewed as
+  // whoever signed in, while still showing their own user.
+  const context = await chromium.newContext();
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/signin`);
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+  assert.match(page.url(), /#\/org\/\d+/);
+  assert.equal(await page.getByLabel('Password').count(), 0, 'no sign-in form');
+  await context.close();
+});
+
+test('someone without an organization can sign out', async () => {
+  await server.api('POST', '/auth/register/', { email: 'cleo@example.com', password: PASSWORD, first_name: 'Cleo' });
+  const context = await chromium.newContext();
+  const page = await signedInPage(context, server, 'cleo@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/`);
+  await page.getByRole('heading', { name: 'New organization' }).waitFor();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('Password').waitFor();
+  assert.match(page.url(), /#\/signin/);
+  await waitFor(async () => (await page.evaluate(() => localStorage.getItem('chatboard.refresh'))) === null, 10_000, 'the session forgotten');
+  await context.close();
+});
+
+test('an invitation past the hourly limit says when to try again', async () => {
+  // Ada's one invitation of the hour brought Bob in (the team's setup).
+  const context = await chromium.newContext();
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${setup.org.id}`);
+  await page.getByRole('button', { name: 'Invite people' }).click();
+  await page.getByLabel('Email address').fill('second@example.com');
+  await page.getByRole('button', { name: 'Invite', exact: true }).click();
+  await waitFor(async () => (await shownErrors(page)).length > 0, 10_000, 'the refusal shown');
+  const [shown] = await shownErrors(page);
+  assert.match(shown, /as many invitations as this server allows in an hour\. Try again in \d+ minutes\./, shown);
+  await context.close();
+});
