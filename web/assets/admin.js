@@ -2,7 +2,7 @@
 // delivery log and a test button. MANAGERs, who may invite too, get its open invitations alone.
 
 import { api } from './api.js';
-import { askForm, displayName, h, replace, shortTime, toast } from './dom.js';
+import { askForm, copyFrom, displayName, h, replace, shortTime, toast } from './dom.js';
 import { failed, ownSeatChanged, paneHeader, showInviteLink, state } from './app.js';
 
 const ROLES = ['MEMBER', 'MANAGER', 'ADMIN'];
@@ -235,7 +235,7 @@ function showSecret(hook) {
     h('p', {}, 'Its deliveries are signed with this secret. Keep it now: it is shown only this once (lost, delete the webhook and add it again).'),
     input,
     h('div', { class: 'actions' },
-      h('button', { class: 'secondary', onclick: () => navigator.clipboard?.writeText(hook.secret).then(() => toast('Secret copied.')) }, 'Copy secret'),
+      h('button', { class: 'secondary', onclick: () => copyFrom(input, 'Secret') }, 'Copy secret'),
       h('button', { onclick: () => dialog.close() }, 'Done')));
   dialog.addEventListener('close', () => dialog.remove());
   document.body.append(dialog);

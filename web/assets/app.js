@@ -2,7 +2,7 @@
 // shell around the room view: organization switcher, room list with unread counts, dialogs.
 
 import { api, ApiError, changePassword, forgetAccessToken, hasSession, onSessionEnded, signedInAs, signOut } from './api.js';
-import { askForm, displayName, h, replace, toast } from './dom.js';
+import { askForm, copyFrom, displayName, h, replace, toast } from './dom.js';
 import { Live } from './socket.js';
 import { authPage, invitePage, newOrgPage } from './pages.js';
 import { RoomView } from './room.js';
@@ -470,7 +470,7 @@ export function showInviteLink(created) {
       new Date(created.expires_at).toLocaleDateString(), '.'),
     input,
     h('div', { class: 'actions' },
-      h('button', { class: 'secondary', onclick: () => navigator.clipboard?.writeText(link).then(() => toast('Link copied.')) }, 'Copy link'),
+      h('button', { class: 'secondary', onclick: () => copyFrom(input, 'Link') }, 'Copy link'),
       h('button', { onclick: () => dialog.close() }, 'Done')));
   dialog.addEventListener('close', () => dialog.remove());
   document.body.append(dialog);

@@ -117,12 +117,28 @@ export function askForm(title, fields, submitLabel = 'Save') {
 export function toast(text, kind = 'info') {
   // Kept for the browser tests, which fail on any error shown that they did not provoke.
   if (kind === 'error') (window.chatboardErrors ??= []).push(String(text));
-  let box = document.getElementById('toasts');
+  // Inside the dialog open on top, if one is: a modal dialog hides (and mutes) what is under it.
+  const host = [...document.querySelectorAll('dialog[open]')].pop() ?? document.body;
+  let box = host.querySelector(':scope > .toasts');
   if (!box) {
-    box = h('div', { id: 'toasts', role: 'status', 'aria-live': 'polite' });
-    document.body.append(box);
+    box = h('div', { class: 'toasts', role: 'status', 'aria-live': 'polite' });
+    host.append(box);
   }
   const item = h('div', { class: `toast ${kind}` }, text);
   box.append(item);
   setTimeout(() => item.remove(), 6000);
+}
+
+/** Copies `input`'s text. Where the page may not (a plain-http origin has no clipboard API, or
+ * the browser refused), the text is selected and the person told how. */
+export async function copyFrom(input, what) {
+  try {
+    if (!navigator.clipboard) throw new Error('no clipboard here');
+    await navigator.clipboard.writeText(input.value);
+    toast(`${what} copied.`);
+  } catch {
+    input.focus();
+    input.select();
+    toast(`Press Ctrl+C (⌘C on a Mac) to copy the ${what.toLowerCase()}.`);
+  }
 }

@@ -62,3 +62,23 @@ test('an invitation past the hourly limit says when to try again', async () => {
   assert.match(shown, /as many invitations as this server allows in an hour\. Try again in \d+ minutes\./, shown);
   await context.close();
 });
+
+test('copying a link where the page may not use the clipboard says how, inside the dialog', async () => {
+  // A plain-http origin has no clipboard API: Copy did nothing, and a notice would have shown
+  // under the modal dialog, hidden.
+  await server.api('POST', '/auth/register/', { email: 'dora@example.com', password: PASSWORD, first_name: 'Dora' });
+  const dora = await server.signIn('dora@example.com', PASSWORD);
+  const org = await server.api('POST', '/api/orgs/', { name: 'Dora & Co' }, dora);
+  const context = await chromium.newContext();
+  await context.addInitScript(() => Object.defineProperty(navigator, 'clipboard', { value: undefined }));
+  const page = await signedInPage(context, server, 'dora@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${org.id}`);
+  await page.getByRole('button', { name: 'Invite people' }).click();
+  await page.getByLabel('Email address').fill('eve@example.com');
+  await page.getByRole('button', { name: 'Invite', exact: true }).click();
+  const shown = page.getByRole('dialog', { name: 'Invitation' });
+  await shown.getByRole('button', { name: 'Copy link' }).click();
+  await shown.getByText('Press Ctrl+C').waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('aria-label')), 'Invitation link');
+  await context.close();
+});
