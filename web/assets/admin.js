@@ -110,13 +110,13 @@ export class AdminView {
   }
 
   async invite() {
-    const values = await askForm('Invite someone', [
+    const created = await askForm('Invite someone', [
       { name: 'email', label: 'Email address', type: 'email' },
       { name: 'role', label: 'Role', options: (this.admin ? ROLES : ROLES.slice(0, 2)).map((r) => [r, r]) },
-    ], 'Invite');
-    if (!values) return;
+    ], 'Invite', (values) => api('POST', `/api/orgs/${this.org.id}/invite/`, values));
+    if (!created) return;
     try {
-      showInviteLink(await api('POST', `/api/orgs/${this.org.id}/invite/`, values));
+      showInviteLink(created);
       await this.drawInvites();
     } catch (error) {
       failed(error);
@@ -145,16 +145,15 @@ export class AdminView {
   }
 
   async addHook() {
-    const values = await askForm('Add a webhook', [
+    const hook = await askForm('Add a webhook', [
       { name: 'url', label: 'URL', type: 'url', placeholder: 'https://example.com/hooks/chatboard' },
       {
         name: 'events', label: 'Events (one or more)', multiple: true, value: ['*'],
         options: EVENTS.map((e) => [e, e === '*' ? 'Every event' : e]),
       },
-    ], 'Add');
-    if (!values) return;
+    ], 'Add', (values) => api('POST', '/api/webhooks/', { org: this.org.id, url: values.url, events: values.events }));
+    if (!hook) return;
     try {
-      const hook = await api('POST', '/api/webhooks/', { org: this.org.id, url: values.url, events: values.events });
       showSecret(hook);
       await this.drawHooks();
     } catch (error) {

@@ -381,17 +381,13 @@ export function failed(error) {
 // ---- dialogs --------------------------------------------------------------------------------
 
 async function askNewPassword() {
-  const values = await askForm('Change password', [
+  // A refusal (a wrong current password, a new one too short) is shown in the dialog, which
+  // stays open with what was typed.
+  const changed = await askForm('Change password', [
     { name: 'current', label: 'Current password', type: 'password' },
     { name: 'next', label: 'New password (8 to 128 characters)', type: 'password' },
-  ], 'Change');
-  if (!values) return;
-  try {
-    await changePassword(values.current, values.next);
-    toast('Password changed. Every other session has been signed out.');
-  } catch (error) {
-    failed(error);
-  }
+  ], 'Change', (values) => changePassword(values.current, values.next));
+  if (changed) toast('Password changed. Every other session has been signed out.');
 }
 
 async function createRoom() {
@@ -445,13 +441,12 @@ async function openDm() {
 
 async function invite() {
   const roles = state.org.role === 'ADMIN' ? [['MEMBER', 'Member'], ['MANAGER', 'Manager'], ['ADMIN', 'Admin']] : [['MEMBER', 'Member'], ['MANAGER', 'Manager']];
-  const values = await askForm('Invite someone', [
+  const created = await askForm('Invite someone', [
     { name: 'email', label: 'Email address', type: 'email', placeholder: 'bob@example.com' },
     { name: 'role', label: 'Role', options: roles },
-  ], 'Invite');
-  if (!values) return;
+  ], 'Invite', (values) => api('POST', `/api/orgs/${state.org.id}/invite/`, values));
+  if (!created) return;
   try {
-    const created = await api('POST', `/api/orgs/${state.org.id}/invite/`, values);
     showInviteLink(created);
     // The settings page, if open, lists open invitations: this one too now.
     await state.view?.drawInvites?.();

@@ -73,8 +73,10 @@ export function fileSize(bytes) {
 }
 
 /** A modal dialog with a form; resolves with the form's values, or null when cancelled. A
- * field with `options` is a choice (`multiple`: several, its value an array). */
-export function askForm(title, fields, submitLabel = 'Save') {
+ * field with `options` is a choice (`multiple`: several, its value an array). With `submit`,
+ * the dialog stays open while it runs (on the values) and resolves with what it returns; what
+ * it throws is shown in the dialog, which stays open with what was typed, to correct. */
+export function askForm(title, fields, submitLabel = 'Save', submit = null) {
   return new Promise((resolve) => {
     const error = h('p', { class: 'error', role: 'alert' });
     const inputs = fields.map((field) => {
@@ -90,17 +92,32 @@ export function askForm(title, fields, submitLabel = 'Save') {
       return h('label', { for: id }, field.label, control);
     });
     const dialog = h('dialog', { class: 'dialog', 'aria-label': title });
+    const send = h('button', { type: 'submit' }, submitLabel);
     const form = h('form', { method: 'dialog' },
       h('h2', {}, title), inputs, error,
       h('div', { class: 'actions' },
         h('button', { type: 'button', class: 'secondary', onclick: () => dialog.close('cancel') }, 'Cancel'),
-        h('button', { type: 'submit' }, submitLabel)));
-    form.addEventListener('submit', (event) => {
+        send));
+    form.addEventListener('submit', async (event) => {
       event.preventDefault();
+      // A second Enter while the first is on its way would send it twice.
+      if (send.disabled) return;
       const data = new FormData(form);
       const values = Object.fromEntries(data);
       for (const field of fields) if (field.multiple) values[field.name] = data.getAll(field.name);
-      resolve(values);
+      let result = values;
+      if (submit) {
+        send.disabled = true;
+        error.textContent = '';
+        try {
+          result = await submit(values);
+        } catch (problem) {
+          error.textContent = problem?.fullMessage || String(problem);
+          send.disabled = false;
+          return;
+        }
+      }
+      resolve(result ?? values);
       dialog.close('done');
     });
     dialog.addEventListener('close', () => {

@@ -482,11 +482,12 @@ test('changing the password keeps this browser signed in and signs every other s
   await page.getByLabel('Current password').fill('not my password');
   await page.getByLabel('New password (8 to 128 characters)').fill('a brand new secret');
   await page.getByRole('button', { name: 'Change' }).click();
-  await page.getByText('This is not the password in use.').waitFor();
+  // Refused in the dialog, which stays open with what was typed, to correct.
+  const dialog = page.getByRole('dialog', { name: 'Change password' });
+  await dialog.getByText('This is not the password in use.').waitFor();
+  assert.equal(await page.getByLabel('New password (8 to 128 characters)').inputValue(), 'a brand new secret');
 
-  await page.getByRole('button', { name: 'Password' }).click();
   await page.getByLabel('Current password').fill(PASSWORD);
-  await page.getByLabel('New password (8 to 128 characters)').fill('a brand new secret');
   await page.getByRole('button', { name: 'Change' }).click();
   await page.getByText('Password changed.').waitFor();
 
