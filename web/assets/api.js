@@ -145,7 +145,8 @@ async function renew() {
       throw error;
     }
     keep(await response.json());
-    if (shownUser !== null && userOf(access) !== shownUser) {
+    const renewedFor = userOf(access);
+    if (shownUser !== null && renewedFor !== null && renewedFor !== shownUser) {
       // Another user's session now: start this tab again as them, rather than act for them
       // while showing someone else.
       access = null;

@@ -231,7 +231,6 @@ async function showOrg(orgId, section, detail, threadId) {
   drawSidebar();
 }
 
-/** Members, rooms and unread counts of the current org. */
 /** An organization's members, rooms and unread counts, read (see `applyOrg`). */
 async function loadOrg(orgId) {
   const [members, rooms, counts] = await Promise.all([
