@@ -20,12 +20,15 @@ use worker::service::WorkerMetrics;
 use worker::uploads::{Swept, UploadJanitor};
 
 async fn expired_and_abandoned_uploads_are_swept(engine: TestEngine) {
-    let Some((_db, url)) = TestDb::create(engine).await else {
+    let Some(Local {
+        _db,
+        s,
+        dir,
+        objects,
+    }) = local(engine).await
+    else {
         return;
     };
-    let s = setup(&url).await;
-    let dir = tempfile::tempdir().unwrap();
-    let objects = Arc::new(LocalObjects::new(dir.path(), b"k"));
     let now = Utc::now();
     // (name, presigned how long ago, completed (when, expires), has a file)
     let cases = [
@@ -95,12 +98,15 @@ async fn expired_and_abandoned_uploads_are_swept(engine: TestEngine) {
 /// refused even by a process whose clock says it is still young (it used to turn ready with
 /// its file gone), and a file that could not be deleted is deleted at a later sweep.
 async fn an_abandoned_upload_stays_abandoned(engine: TestEngine) {
-    let Some((_db, url)) = TestDb::create(engine).await else {
+    let Some(Local {
+        _db,
+        s,
+        dir,
+        objects,
+    }) = local(engine).await
+    else {
         return;
     };
-    let s = setup(&url).await;
-    let dir = tempfile::tempdir().unwrap();
-    let objects = Arc::new(LocalObjects::new(dir.path(), b"k"));
     let presigned_at = Utc::now() - Duration::hours(25);
     let (id, key) = presigned(&s, "stale", presigned_at).await;
     // Expired from the moment it can no longer be completed, before any sweep (it showed
@@ -144,12 +150,15 @@ async fn an_abandoned_upload_stays_abandoned(engine: TestEngine) {
 /// sweep there, and nothing behind them was deleted again, expired files kept and quotas full.
 /// The sweep walks on past them.
 async fn undeletable_files_hold_nothing_up(engine: TestEngine) {
-    let Some((_db, url)) = TestDb::create(engine).await else {
+    let Some(Local {
+        _db,
+        s,
+        dir,
+        objects,
+    }) = local(engine).await
+    else {
         return;
     };
-    let s = setup(&url).await;
-    let dir = tempfile::tempdir().unwrap();
-    let objects = Arc::new(LocalObjects::new(dir.path(), b"k"));
     let now = Utc::now();
     let stuck = 200;
     let (mut last_expired, mut last_abandoned) = (None, None);
@@ -198,12 +207,12 @@ async fn undeletable_files_hold_nothing_up(engine: TestEngine) {
 /// used to work through the whole backlog, keeping a shutdown waiting past a pod's grace).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sweep_ends_between_batches_when_stopping() {
-    let Some((_db, url)) = TestDb::create(TestEngine::Sqlite).await else {
+    let Some(Local {
+        _db, s, objects, ..
+    }) = local(TestEngine::Sqlite).await
+    else {
         return;
     };
-    let s = setup(&url).await;
-    let dir = tempfile::tempdir().unwrap();
-    let objects = Arc::new(LocalObjects::new(dir.path(), b"k"));
     let now = Utc::now();
     for i in 0..201 {
         let (id, _) = presigned(&s, &format!("due-{i:03}"), now - Duration::days(31)).await;
@@ -230,12 +239,15 @@ async fn a_sweep_ends_between_batches_when_stopping() {
 /// leaves a write in progress alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_of_writes_cut_off_are_removed() {
-    let Some((_db, url)) = TestDb::create(TestEngine::Sqlite).await else {
+    let Some(Local {
+        _db,
+        s,
+        dir,
+        objects,
+    }) = local(TestEngine::Sqlite).await
+    else {
         return;
     };
-    let s = setup(&url).await;
-    let dir = tempfile::tempdir().unwrap();
-    let objects = Arc::new(LocalObjects::new(dir.path(), b"k"));
     let uploads = dir.path().join("uploads");
     std::fs::create_dir_all(&uploads).unwrap();
     let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
@@ -266,6 +278,27 @@ testing::both_engines!(
     an_abandoned_upload_stays_abandoned,
     undeletable_files_hold_nothing_up,
 );
+
+/// A database with the worker's setup, and local storage in a directory of its own.
+struct Local {
+    _db: TestDb,
+    s: common::Setup,
+    dir: tempfile::TempDir,
+    objects: Arc<LocalObjects>,
+}
+
+async fn local(engine: TestEngine) -> Option<Local> {
+    let (db, url) = TestDb::create(engine).await?;
+    let s = setup(&url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let objects = Arc::new(LocalObjects::new(dir.path(), b"k"));
+    Some(Local {
+        _db: db,
+        s,
+        dir,
+        objects,
+    })
+}
 
 /// The janitor of the set-up's uploads, kept in `objects`.
 fn janitor(s: &common::Setup, objects: Arc<dyn ObjectStore>) -> UploadJanitor {
