@@ -77,6 +77,7 @@ export function fileSize(bytes) {
  * the dialog stays open while it runs (on the values) and resolves with what it returns; what
  * it throws is shown in the dialog, which stays open with what was typed, to correct. */
 export function askForm(title, fields, submitLabel = 'Save', submit = null) {
+  const opener = document.activeElement;
   return new Promise((resolve) => {
     const error = h('p', { class: 'error', role: 'alert' });
     const inputs = fields.map((field) => {
@@ -123,11 +124,24 @@ export function askForm(title, fields, submitLabel = 'Save', submit = null) {
     dialog.addEventListener('close', () => {
       if (dialog.returnValue !== 'done') resolve(null);
       dialog.remove();
+      refocus(opener);
     });
     dialog.append(form);
     document.body.append(dialog);
     dialog.showModal();
   });
+}
+
+/** Gives the focus back to what opened a dialog. The browser does so itself, unless that element
+ * was drawn anew meanwhile (the sidebar is redrawn as counts and presence change): then to the
+ * element that took its place (the same link, or a button of the same text), rather than to
+ * the page's body. */
+function refocus(opener) {
+  if (!opener || opener === document.body || opener.isConnected) return;
+  const key = (el) => el.getAttribute('href') ?? `${el.tagName}:${el.textContent}`;
+  const wanted = key(opener);
+  const same = [...document.querySelectorAll('a[href], button')].find((el) => key(el) === wanted);
+  same?.focus();
 }
 
 /** Shows a short notice at the bottom of the screen. */

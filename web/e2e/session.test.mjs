@@ -86,3 +86,24 @@ test('copying a link where the page may not use the clipboard says how, inside t
   assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('aria-label')), 'Invitation link');
   await context.close();
 });
+
+test('closing a dialog gives the focus back to the button that opened it, drawn anew meanwhile', async () => {
+  // The sidebar is redrawn as counts change: the button that opened the dialog was replaced,
+  // and closing the dialog left the focus on the page's body.
+  const other = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'elsewhere' }, setup.ada);
+  const context = await chromium.newContext();
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${setup.room.id}`);
+  const opener = page.getByRole('button', { name: '+ Message someone' });
+  await opener.focus();
+  await page.keyboard.press('Enter');
+  const dialog = page.getByRole('dialog', { name: 'Message someone' });
+  await dialog.waitFor();
+  // A message in another room: its unread count redraws the sidebar under the dialog.
+  await server.api('POST', `/api/rooms/${other.id}/messages/`, { body: 'meanwhile' }, setup.bob);
+  await page.getByRole('link', { name: /elsewhere.*1/ }).waitFor();
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'detached' });
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), '+ Message someone');
+  await context.close();
+});
