@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chatboard_core::bus::{Bus, BusError, BusEvent, BusStream};
-use common::{frame, metric, Platform};
+use common::{frame, frame_of, metric, Platform};
 use futures::SinkExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as Ws;
@@ -175,7 +175,7 @@ async fn a_message_frame_can_attach_an_upload() {
         json!({"type": "message", "body": "the minutes", "file_id": file_id}),
     )
     .await;
-    let (ack, _) = common::frame_of(&mut socket, "ack").await;
+    let (ack, _) = frame_of(&mut socket, "ack").await;
     let page = p
         .call(
             reqwest::Method::GET,
@@ -197,7 +197,7 @@ async fn a_message_frame_can_attach_an_upload() {
         json!({"type": "message", "body": "mine now", "file_id": file_id}),
     )
     .await;
-    let (refused, _) = common::frame_of(&mut alices, "error").await;
+    let (refused, _) = frame_of(&mut alices, "error").await;
     assert_eq!(refused["code"], "invalid");
     assert!(
         refused["detail"].as_str().unwrap().starts_with("file_id:"),
@@ -308,12 +308,7 @@ async fn a_frame_for_a_room_just_joined_is_taken() {
         json!({"type": "message", "room": later, "body": "not yet", "client_msg_id": "n1"}),
     )
     .await;
-    let refused = loop {
-        let f = frame(&mut socket).await;
-        if f["type"] == "error" {
-            break f;
-        }
-    };
+    let (refused, _) = frame_of(&mut socket, "error").await;
     assert_eq!(refused["code"], "not_found", "{refused}");
     // The refusal names the message it answers, as its ack would (it named none).
     assert_eq!(refused["client_msg_id"], "n1", "{refused}");
@@ -351,12 +346,7 @@ async fn an_error_answering_a_message_names_it() {
         json!({"type": "message", "body": "   ", "client_msg_id": "empty-1"}),
     )
     .await;
-    let error = loop {
-        let f = frame(&mut socket).await;
-        if f["type"] == "error" {
-            break f;
-        }
-    };
+    let (error, _) = frame_of(&mut socket, "error").await;
     assert_eq!(error["code"], "invalid", "{error}");
     assert_eq!(error["client_msg_id"], "empty-1", "{error}");
 }

@@ -11,9 +11,6 @@ use tokio::sync::watch;
 
 use crate::service::WorkerMetrics;
 
-/// How long a presigned upload may stay pending before it is cleaned up (completing it is
-/// refused from then on).
-pub const PENDING_LIFETIME: Duration = chatboard_store::PENDING_UPLOAD_LIFETIME;
 /// Uploads handled per query.
 const BATCH: u32 = 200;
 /// How old a temporary file of a write must be to count as left behind (a write in progress

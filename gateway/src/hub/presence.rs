@@ -30,15 +30,20 @@ pub(super) async fn dispatch_presence(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
+        // Skipped changes, however often, bring one telling of the whole state per batch.
+        let mut lost = false;
         while batch.len() < BATCH {
             match changes.try_recv() {
                 Ok(change) => batch.push(change),
                 Err(broadcast::error::TryRecvError::Lagged(skipped)) => {
                     tracing::warn!(skipped, "presence changes skipped: the gateway fell behind");
-                    tell_everyone_again(&hub);
+                    lost = true;
                 }
                 Err(_) => break,
             }
+        }
+        if lost {
+            tell_everyone_again(&hub);
         }
         match hub.upgrade() {
             None => return,
