@@ -94,6 +94,9 @@ test('closing a dialog gives the focus back to the button that opened it, drawn 
   const context = await chromium.newContext();
   const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
   await page.goto(`${server.url}/#/org/${setup.org.id}/room/${setup.room.id}`);
+  // The room, once loaded, gives its composer the focus: wait for that before moving it.
+  const box = page.getByLabel(`Message # ${setup.room.name}`);
+  await waitFor(() => box.evaluate((el) => el === document.activeElement), 10_000, 'the composer to have the focus');
   const opener = page.getByRole('button', { name: '+ Message someone' });
   await opener.focus();
   await page.keyboard.press('Enter');
