@@ -9,7 +9,7 @@ mod common;
 use testing::both_engines;
 
 use chatboard_core::error_code::ErrorCode;
-use chatboard_core::model::Role;
+use chatboard_core::model::{OrgQuotas, Role};
 use chatboard_store::{NewInvite, StoreError};
 use common::{Engine, Reply, TestApp, TestUser};
 use reqwest::StatusCode;
@@ -19,6 +19,7 @@ both_engines!(
     invitations_go_with_the_role_that_made_them,
     an_org_is_changed_only_by_a_current_admin,
     invitations_are_limited_per_inviter_and_hour,
+    a_listed_member_becomes_admin_only_from_the_mailbox,
 );
 
 /// `inviter` invites `email` into `org` as `role`: the invitation's token.
@@ -177,4 +178,61 @@ async fn invitations_are_limited_per_inviter_and_hour(engine: Engine) {
     let bob = app.user("bob@example.com").await;
     let his = app.org(&bob, "Bob's").await;
     invite(&app, his, &bob, "c@example.com", "MEMBER").await;
+}
+
+/// In an operator-managed organization, a MANAGER invited an address of their own as MEMBER
+/// (the inviter sees the token), registered it and joined; once the platform team listed that
+/// address as an admin, the operator promoted the member at once: the MANAGER held an ADMIN
+/// account. A listed member now gets the operator's ADMIN invitation by email like anyone
+/// else, and only its token (sent to the mailbox alone) raises them.
+async fn a_listed_member_becomes_admin_only_from_the_mailbox(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let ops = app.user("ops@example.com").await;
+    let org = app
+        .managed_org(&ops, "acme", OrgQuotas::default(), false)
+        .await;
+    let manager = app.user("manager@example.com").await;
+    app.join(org, &ops, &manager, "MANAGER").await;
+    let own = invite(&app, org, &manager, "boss@example.com", "MEMBER").await;
+    let boss = app.user("boss@example.com").await;
+    let r = accept(&app, &boss, &own).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    let applied = app
+        .list_org_admins(
+            org,
+            &[
+                ("ops@example.com", "unused"),
+                ("boss@example.com", "mailed-token"),
+            ],
+        )
+        .await;
+    assert_eq!(applied.invited, vec!["boss@example.com".to_owned()]);
+    let role = app.state.store.member_role(org, boss.id).await.unwrap();
+    assert_eq!(role, Some(Role::Member), "promoted without the mailbox");
+    // Listing again changes nothing: the invitation is open.
+    let again = app
+        .list_org_admins(
+            org,
+            &[
+                ("ops@example.com", "unused"),
+                ("boss@example.com", "another-token"),
+            ],
+        )
+        .await;
+    assert!(!again.changed(), "{again:?}");
+
+    // Whoever reads the mailbox accepts; the member is then ADMIN, still seated as before.
+    let r = accept(&app, &boss, "mailed-token").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["role"], "ADMIN", "{}", r.text);
+    let role = app.state.store.member_role(org, boss.id).await.unwrap();
+    assert_eq!(role, Some(Role::Admin));
+    // A member at that role already keeps it: an invitation never lowers one.
+    let applied = app
+        .list_org_admins(org, &[("ops@example.com", "x"), ("boss@example.com", "y")])
+        .await;
+    assert!(!applied.changed(), "{applied:?}");
 }

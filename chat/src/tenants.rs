@@ -15,9 +15,9 @@ use crate::Chat;
 pub type AdminsApplied = AppliedAdmins;
 
 impl Chat {
-    /// Makes the listed addresses the ADMINs the operator gave (existing users promoted or
-    /// added, the others invited by email) and takes that back from addresses no longer
-    /// listed. Seats that come or go with it are announced, so open sockets follow.
+    /// Invites by email every listed address that is not ADMIN yet (accepting makes it one,
+    /// members included) and takes back what the list gave from addresses no longer on it.
+    /// Seats that go with it are announced, so open sockets follow.
     #[instrument(skip(self, admins), err(level = "debug"))]
     pub async fn apply_org_admins(
         &self,
@@ -31,7 +31,6 @@ impl Chat {
             .map(|email| self.spec_admin(org_name, email, now))
             .collect();
         let done = self.store().apply_org_admins(org_id, admins, now).await?;
-        self.announcer().seats_gained(&done.seats_gained).await;
         self.announcer().seats_lost(&done.seats_lost).await;
         Ok(done)
     }
@@ -47,7 +46,7 @@ impl Chat {
         Ok(Some(org_id))
     }
 
-    /// An admin with the invitation to send should they have no account.
+    /// An admin with the invitation to send should they not be ADMIN yet.
     fn spec_admin(&self, org_name: &str, email: &str, now: DateTime<Utc>) -> SpecAdmin {
         let (token, token_hash) = new_invitation_token();
         let expires_at = now + self.settings().invites.invite_ttl;

@@ -75,7 +75,7 @@ pub struct OrganizationSpec {
     /// The organization's name, 1 to 120 characters.
     #[schemars(length(min = 1, max = 120))]
     pub display_name: String,
-    /// Admins by email: members become ADMIN, others get an ADMIN invitation.
+    /// Admins by email: each not ADMIN yet gets an ADMIN invitation by email.
     #[serde(default)]
     #[schemars(inner(email), length(max = 100))]
     pub admins: Vec<String>,

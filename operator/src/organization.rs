@@ -84,16 +84,12 @@ async fn apply(org: &Organization, ctx: &Context, invalid: &AtomicBool) -> Resul
         .chat
         .apply_org_admins(applied.org_id, &spec.name, &spec.admins)
         .await?;
-    for email in &done.granted {
-        ctx.event(org, false, "AdminGranted", format!("{email} is an ADMIN"))
-            .await;
-    }
     for email in &done.invited {
         ctx.event(
             org,
             false,
             "AdminInvited",
-            format!("{email} has no account yet; an ADMIN invitation was sent"),
+            format!("{email} is not an ADMIN yet; an ADMIN invitation was emailed"),
         )
         .await;
     }

@@ -50,8 +50,6 @@ pub struct SpecAdmin {
 /// What applying an Organization's admins did, by email.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppliedAdmins {
-    /// Existing users made ADMIN (added to the org or promoted).
-    pub granted: Vec<String>,
     /// New ADMIN invitations sent.
     pub invited: Vec<String>,
     /// Admins dropped from the list: demoted to MEMBER or their open invitation revoked.
@@ -60,9 +58,6 @@ pub struct AppliedAdmins {
     pub kept_last: Vec<String>,
     /// Members once the admins are in place.
     pub member_count: i64,
-    /// Seats given with the changes (a listed user who joined the organization sits in its
-    /// PUBLIC rooms).
-    pub seats_gained: Vec<Seat>,
     /// Seats taken with the changes (a demoted admin leaves the MANAGER_ONLY rooms).
     pub seats_lost: Vec<Seat>,
 }
@@ -70,7 +65,7 @@ pub struct AppliedAdmins {
 impl AppliedAdmins {
     /// Whether anything changed.
     pub fn changed(&self) -> bool {
-        !(self.granted.is_empty() && self.invited.is_empty() && self.revoked.is_empty())
+        !(self.invited.is_empty() && self.revoked.is_empty())
     }
 }
 
@@ -126,8 +121,8 @@ pub trait TenantStore: Send + Sync {
         org: ManagedOrg,
         now: DateTime<Utc>,
     ) -> StoreResult<AppliedOrg>;
-    /// Makes the listed users ADMIN (or invites them) and takes back what an earlier list gave
-    /// to addresses no longer on it. `NotFound` if the org does not exist.
+    /// Invites by email the listed addresses that are not ADMIN, and takes back what an
+    /// earlier list gave to addresses no longer on it. `NotFound` if the org does not exist.
     async fn apply_org_admins(
         &self,
         org_id: i64,

@@ -8,8 +8,8 @@ use api_server::config::Config;
 use api_server::AppState;
 use chatboard_core::auth::hash_token;
 use chatboard_core::config::JwtSecret;
-use chatboard_core::model::OrgQuotas;
-use chatboard_store::{EmailKind, ManagedOrg, OutgoingEmail, SpecAdmin};
+use chatboard_core::model::{OrgQuotas, Role};
+use chatboard_store::{AppliedAdmins, EmailKind, ManagedOrg, OutgoingEmail, SpecAdmin};
 use chrono::Utc;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -287,29 +287,15 @@ impl TestApp {
             .await
             .expect("apply the org");
         let token = format!("spec-admin-{name}");
-        let listed = SpecAdmin {
-            email: admin.email.clone(),
-            token_hash: hash_token(&token),
-            expires_at: now + chrono::Duration::days(1),
-            email_message: OutgoingEmail {
-                kind: EmailKind::Invitation,
-                to: admin.email.clone(),
-                subject: String::new(),
-                body: String::new(),
-            },
-        };
-        self.state
-            .store
-            .apply_org_admins(applied.org_id, vec![listed], now)
-            .await
-            .expect("apply the org's admins");
+        self.list_org_admins(applied.org_id, &[(&admin.email, &token)])
+            .await;
         let member = self
             .state
             .store
             .member_role(applied.org_id, admin.id)
             .await
             .expect("the admin's role");
-        if member.is_none() {
+        if member != Some(Role::Admin) {
             let r = self
                 .post(
                     "/api/orgs/accept-invite/",
@@ -327,6 +313,31 @@ impl TestApp {
                 .expect("suspend the org");
         }
         applied.org_id
+    }
+
+    /// Applies an Organization's `admins` to `org` as the operator does, each address with the
+    /// token its invitation (if one is sent) carries: what that did.
+    pub async fn list_org_admins(&self, org: i64, admins: &[(&str, &str)]) -> AppliedAdmins {
+        let now = Utc::now();
+        let listed = admins
+            .iter()
+            .map(|(email, token)| SpecAdmin {
+                email: (*email).to_owned(),
+                token_hash: hash_token(token),
+                expires_at: now + chrono::Duration::days(1),
+                email_message: OutgoingEmail {
+                    kind: EmailKind::Invitation,
+                    to: (*email).to_owned(),
+                    subject: String::new(),
+                    body: String::new(),
+                },
+            })
+            .collect();
+        self.state
+            .store
+            .apply_org_admins(org, listed, now)
+            .await
+            .expect("apply the org's admins")
     }
 
     /// `POST /api/rooms/{room}/{action}/` as `user` (`join`, `leave`), which must succeed.

@@ -218,9 +218,12 @@ export async function accessToken() {
 
 /** Calls the API as the signed-in user; a 401 renews the token once and retries. */
 export async function api(method, path, body) {
-  let response = await send(method, path, body, await accessToken());
+  const token = await accessToken();
+  let response = await send(method, path, body, token);
   if (response.status === 401) {
-    access = null;
+    // Only the token refused: another request may have renewed it meanwhile, and dropping
+    // that one would renew (and rotate the refresh token) once more for nothing.
+    if (access === token) access = null;
     response = await send(method, path, body, await accessToken());
   }
   if (!response.ok) throw await errorOf(response);

@@ -178,8 +178,11 @@ async function showOrg(orgId, section, detail, threadId) {
       state.org = org;
       localStorage.setItem('chatboard.org', String(org.id));
       applyOrg(loaded);
+      // Whoever chose it on the switcher (arrow keys go on through the list) keeps it.
+      const switching = document.activeElement?.id === 'org-select';
       shell = buildShell();
       replace(root, shell.element);
+      if (switching) shell.element.querySelector('#org-select')?.focus();
       // The connection may have failed before there was a shell to say so.
       if (state.live?.online === false) showConnection(false);
     } else if (section === 'room' && !state.rooms.has(roomId)) {

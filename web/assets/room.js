@@ -94,7 +94,8 @@ export class RoomView {
       h('button', { type: 'submit' }, 'Send'));
     this.completer = new MentionCompleter(this.input, this.room.id);
     this.info = h('span', { class: 'room-info' });
-    this.element = h('section', { class: 'room', 'aria-label': title },
+    // Busy until its first page is in (assistive technology waits; so do the browser tests).
+    this.element = h('section', { class: 'room', 'aria-label': title, 'aria-busy': 'true' },
       paneHeader(title, this.info),
       this.scroller, this.jump, this.typingLine, this.completer.list, this.composer);
     this.visibility = () => this.markRead();
@@ -107,7 +108,13 @@ export class RoomView {
     } catch (error) {
       failed(error);
     }
-    if (matchMedia('(pointer: fine)').matches) this.input.focus();
+    // Unless the person moved on while the room loaded (to a button, the search box, a
+    // dialog): the focus is theirs then.
+    const here = document.activeElement;
+    const untouched = !here || here === document.body || this.element.contains(here)
+      || here.getAttribute('href')?.endsWith(`/room/${this.room.id}`);
+    if (untouched && matchMedia('(pointer: fine)').matches) this.input.focus();
+    this.element.setAttribute('aria-busy', 'false');
   }
 
   destroy() {

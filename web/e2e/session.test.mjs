@@ -110,3 +110,81 @@ test('closing a dialog gives the focus back to the button that opened it, drawn 
   assert.equal(await page.evaluate(() => document.activeElement?.textContent), '+ Message someone');
   await context.close();
 });
+
+test('a request refused with a token another request renewed meanwhile does not renew again', async () => {
+  // A 401 dropped whatever token the tab held: one renewed by another request in between too,
+  // which cost a second renewal (and refresh-token rotation) for nothing.
+  const context = await chromium.newContext();
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${setup.org.id}`);
+  await page.getByRole('button', { name: '+ Message someone' }).waitFor();
+  let renewals = 0;
+  let renewed;
+  const firstRenewal = new Promise((resolve) => { renewed = resolve; });
+  page.on('response', (response) => {
+    if (response.url().endsWith('/auth/token/refresh/') && response.ok()) {
+      renewals += 1;
+      renewed();
+    }
+  });
+  // Each probe is refused once (as an expired token is), and answered after that. The second
+  // refusal comes only once the first one's renewal is in.
+  const refused = new Set();
+  await page.route('**/api/probe/*', async (route) => {
+    const url = route.request().url();
+    if (refused.has(url)) return route.fulfill({ status: 200, contentType: 'application/json', body: '{}' });
+    refused.add(url);
+    if (url.endsWith('/b')) await firstRenewal;
+    return route.fulfill({ status: 401, contentType: 'application/json', body: '{"code":"not_authenticated","detail":"expired"}' });
+  });
+  await page.evaluate(async () => {
+    const app = document.querySelector('script[type="module"]').src;
+    const { api } = await import(new URL('api.js', app).href);
+    await Promise.all([api('GET', '/api/probe/a'), api('GET', '/api/probe/b')]);
+  });
+  assert.equal(renewals, 1, 'renewals of the access token');
+  await context.close();
+});
+
+test('choosing an organization on the switcher with the keyboard keeps the focus there', async () => {
+  // The new organization's shell replaced the switcher, and the focus went to the page's body:
+  // the next arrow key scrolled the page instead of going on through the list.
+  const second = await server.api('POST', '/api/orgs/', { name: 'Second shop' }, setup.ada);
+  const context = await chromium.newContext();
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${setup.org.id}`);
+  const switcher = page.getByLabel('Organization');
+  await switcher.focus();
+  const values = await switcher.evaluate((el) => [...el.options].map((o) => o.value));
+  const step = values.indexOf(String(second.id)) > values.indexOf(String(setup.org.id)) ? 'ArrowDown' : 'ArrowUp';
+  assert.equal(Math.abs(values.indexOf(String(second.id)) - values.indexOf(String(setup.org.id))), 1, values.join());
+  await page.keyboard.press(step);
+  await page.getByRole('heading', { name: 'Second shop' }).waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'org-select');
+  await context.close();
+});
+
+test('a room that loads slowly leaves the focus where the person moved it meanwhile', async () => {
+  // Once its messages were in, the room gave its composer the focus whatever had it by then.
+  const context = await chromium.newContext();
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${setup.org.id}`);
+  const opener = page.getByRole('button', { name: '+ Message someone' });
+  await opener.waitFor();
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  let asked = false;
+  const firstPage = (url) => url.pathname === `/api/rooms/${setup.room.id}/messages/` && url.searchParams.has('limit') && !url.searchParams.has('before') && !url.searchParams.has('after');
+  await page.route(firstPage, async (route) => {
+    asked = true;
+    await held;
+    await route.continue();
+  });
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${setup.room.id}`);
+  await waitFor(async () => asked, 10_000, 'the room to ask for its messages');
+  await opener.focus();
+  release();
+  await page.locator('section.room[aria-busy="false"]').waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), '+ Message someone');
+  await context.close();
+});

@@ -227,7 +227,8 @@ pub async fn revoke_invitation(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Accepts an invitation addressed to the caller's email.
+/// Accepts an invitation addressed to the caller's email. A caller already a member keeps their
+/// role, or takes the invitation's if higher (the operator's ADMIN invitation to a listed member).
 #[utoipa::path(post, path = "/api/orgs/accept-invite/", tag = "orgs", request_body = AcceptRequest, security(("bearer" = [])),
     responses((status = 200, body = AcceptResponse), (status = 400, body = ErrorBody), (status = 403, description = "issued to another email", body = ErrorBody),
         (status = 404, description = "unknown, used, revoked or expired", body = ErrorBody),

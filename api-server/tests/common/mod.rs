@@ -5,3 +5,6 @@
 
 pub use testing::http::{Reply, TestApp, TestUser, TEST_SECRET};
 pub use testing::{TestDb, TestEngine as Engine};
+
+#[allow(dead_code)] // each suite uses its own share of them
+pub mod uploads;

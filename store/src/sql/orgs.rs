@@ -494,8 +494,23 @@ impl OrgStore for SqlStore {
         if taken.is_none() {
             return Err(StoreError::NotFound);
         }
+        let invited = parse_role(&invite.role)?;
         let (role, seated) = match Self::role_in(&mut tx, invite.org_id, user_id).await? {
-            // Already in (joined another way): keep the role they have.
+            // Already in, at a lesser role (the operator's ADMIN invitation to a listed member,
+            // or one who joined another way meanwhile): the invitation's role, which its sender
+            // could give.
+            Some(existing) if existing < invited => {
+                set_role(&mut tx, invite.org_id, user_id, invited).await?;
+                write_event(
+                    &mut tx,
+                    invite.org_id,
+                    &DomainEvent::role_changed(invite.org_id, user_id, existing, invited),
+                    now,
+                )
+                .await?;
+                (invited, Vec::new())
+            }
+            // Already in at that role or above: keep it.
             Some(existing) => (existing, Vec::new()),
             None => {
                 if let Some(max) = gate.max_members {
@@ -503,11 +518,10 @@ impl OrgStore for SqlStore {
                         return Err(StoreError::Conflict(ErrorCode::MemberLimitReached));
                     }
                 }
-                let role = parse_role(&invite.role)?;
                 let seated =
-                    Self::add_member(&mut tx, invite.org_id, user_id, role, "org_invite", now)
+                    Self::add_member(&mut tx, invite.org_id, user_id, invited, "org_invite", now)
                         .await?;
-                (role, seated)
+                (invited, seated)
             }
         };
         tx.commit().await?;

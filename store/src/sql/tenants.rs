@@ -54,10 +54,11 @@ async fn user_id_by_email(tx: &mut Tx<'_>, email: &str) -> StoreResult<Option<i6
 }
 
 impl SqlStore {
-    /// Makes one listed admin ADMIN if they are a member already, or invites them; says what it
-    /// did. An account is not proof of its address (sign-up checks none): making whoever
-    /// registered a listed address ADMIN at once let anyone who did so before its owner take
-    /// the organization. The invitation's token goes to the address.
+    /// Invites one listed admin by email unless they are ADMIN already; says what it did.
+    /// Neither an account nor a membership is proof of its address (sign-up checks none, and
+    /// an inviter sees the token of the invitations they make): promoting whoever held a
+    /// listed address let them take the organization. The operator's invitation goes to the
+    /// mailbox alone, and accepting it raises a member to ADMIN.
     async fn grant_admin(
         tx: &mut Tx<'_>,
         org_id: i64,
@@ -66,21 +67,8 @@ impl SqlStore {
         done: &mut AppliedAdmins,
     ) -> StoreResult<()> {
         if let Some(user_id) = user_id_by_email(tx, &admin.email).await? {
-            match Self::role_in(tx, org_id, user_id).await? {
-                Some(Role::Admin) => return Ok(()),
-                Some(previous) => {
-                    set_role(tx, org_id, user_id, Role::Admin).await?;
-                    write_event(
-                        tx,
-                        org_id,
-                        &DomainEvent::role_changed(org_id, user_id, previous, Role::Admin),
-                        now,
-                    )
-                    .await?;
-                    done.granted.push(admin.email.clone());
-                    return Ok(());
-                }
-                None => {}
+            if Self::role_in(tx, org_id, user_id).await? == Some(Role::Admin) {
+                return Ok(());
             }
         }
         match open_invite(tx, org_id, &admin.email).await? {
