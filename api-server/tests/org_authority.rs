@@ -224,7 +224,7 @@ async fn a_listed_member_becomes_admin_only_from_the_mailbox(engine: Engine) {
         .await;
     assert!(!again.changed(), "{again:?}");
 
-    // Whoever reads the mailbox accepts; the member is then ADMIN, still seated as before.
+    // Whoever reads the mailbox accepts; the member is then ADMIN.
     let r = accept(&app, &boss, "mailed-token").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["role"], "ADMIN", "{}", r.text);

@@ -716,8 +716,7 @@ async fn other_tenants_objects_are_not_found(engine: Engine) {
 
 /// An ADMIN the org's resource lists (`spec.admins`) is the operator's: demoting or removing
 /// them through the API, or their leaving, answers 409 `managed_by_operator` (the operator would
-/// make them ADMIN again at its next look, and seat them again after a removal). Others are
-/// changed as usual.
+/// invite them to be ADMIN again at its next look). Others are changed as usual.
 async fn a_listed_admin_is_the_operators_to_change(engine: Engine) {
     let Some(app) = TestApp::spawn(engine).await else {
         return;

@@ -217,7 +217,7 @@ impl Chat {
     }
 
     /// Accepts an invitation addressed to the caller's email; joining seats them in the
-    /// organization's PUBLIC rooms.
+    /// organization's PUBLIC rooms, and a member already in takes its role if higher.
     #[instrument(skip(self, token), err(level = "debug"))]
     pub async fn accept_invite(&self, user_id: i64, token: &str) -> ChatResult<JoinedOrg> {
         let mut v = Validator::default();
@@ -235,7 +235,12 @@ impl Chat {
         self.announcer()
             .seats_gained(&seats_of(user_id, &joined.seated))
             .await;
-        tracing::info!(org_id = joined.org_id, user_id, "invitation accepted");
+        tracing::info!(
+            org_id = joined.org_id,
+            user_id,
+            role = joined.role.as_str(),
+            "invitation accepted"
+        );
         Ok(joined)
     }
 

@@ -82,9 +82,9 @@ pub trait OrgStore: Send + Sync {
         invite_id: i64,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
-    /// Accepts an open, unexpired invitation for a user whose email must match; joining is
-    /// idempotent for someone who is already a member. `NotFound` for unknown, used, revoked or
-    /// expired tokens.
+    /// Accepts an open, unexpired invitation for a user whose email must match. Someone already
+    /// a member keeps their role, or takes the invitation's if higher (the operator's ADMIN
+    /// invitation to a listed member). `NotFound` for unknown, used, revoked or expired tokens.
     async fn accept_invite(
         &self,
         token_hash: &str,

@@ -202,9 +202,10 @@ export function accessTokenExpiresAt() {
   return access ? accessExpiresAt : 0;
 }
 
-/** Drops the access token, so the next call renews it (the server refused it). */
-export function forgetAccessToken() {
-  access = null;
+/** Drops the access token, so the next call renews it: the one in hand, or only `refused` if
+ * named (the server refused that one; another request may have renewed it since). */
+export function forgetAccessToken(refused) {
+  if (refused === undefined || access === refused) access = null;
 }
 
 let renewing = null;
@@ -223,7 +224,7 @@ export async function api(method, path, body) {
   if (response.status === 401) {
     // Only the token refused: another request may have renewed it meanwhile, and dropping
     // that one would renew (and rotate the refresh token) once more for nothing.
-    if (access === token) access = null;
+    forgetAccessToken(token);
     response = await send(method, path, body, await accessToken());
   }
   if (!response.ok) throw await errorOf(response);

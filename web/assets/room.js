@@ -103,16 +103,20 @@ export class RoomView {
   }
 
   async mounted() {
+    // What has the focus as the room opens (the link or button that opened it, or nothing);
+    // the sidebar may draw it anew meanwhile, hence a key rather than the element.
+    const keyOf = (el) => (!el || el === document.body ? null : el.getAttribute('href') ?? `${el.tagName}:${el.textContent}`);
+    const before = keyOf(document.activeElement);
     try {
       await Promise.all([this.loadLatest(), this.loadMembers()]);
     } catch (error) {
       failed(error);
     }
+    if (this.destroyed) return;
     // Unless the person moved on while the room loaded (to a button, the search box, a
     // dialog): the focus is theirs then.
-    const here = document.activeElement;
-    const untouched = !here || here === document.body || this.element.contains(here)
-      || here.getAttribute('href')?.endsWith(`/room/${this.room.id}`);
+    const now = keyOf(document.activeElement);
+    const untouched = now === null || now === before || this.element.contains(document.activeElement);
     if (untouched && matchMedia('(pointer: fine)').matches) this.input.focus();
     this.element.setAttribute('aria-busy', 'false');
   }

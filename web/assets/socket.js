@@ -70,6 +70,8 @@ export class Live extends EventTarget {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const socket = new WebSocket(`${scheme}//${location.host}/ws/`, [`bearer.${token}`]);
     this.socket = socket;
+    // The token this connection last presented: the one a refusal is about.
+    this.presented = token;
     socket.onmessage = (event) => {
       this.lastFrameAt = Date.now();
       let frame;
@@ -92,7 +94,7 @@ export class Live extends EventTarget {
       if (this.socket !== socket) return;
       if (event.code === 4001) {
         // The token was refused (expired in transit, or keys changed): renew before retrying.
-        forgetAccessToken();
+        forgetAccessToken(this.presented);
         this.attempts = Math.max(this.attempts, 1);
       }
       this.lost(event.code === 1012 ? 200 : undefined);
@@ -128,7 +130,10 @@ export class Live extends EventTarget {
       } catch {
         return; // Signed out, or offline: the connection closes with 4001 and is opened again.
       }
-      if (this.socket === socket) this.send({ type: 'auth', token });
+      if (this.socket === socket) {
+        this.presented = token;
+        this.send({ type: 'auth', token });
+      }
     }, wait);
   }
 

@@ -107,7 +107,10 @@ test('closing a dialog gives the focus back to the button that opened it, drawn 
   await page.getByRole('link', { name: /elsewhere.*1/ }).waitFor();
   await page.keyboard.press('Escape');
   await dialog.waitFor({ state: 'detached' });
-  assert.equal(await page.evaluate(() => document.activeElement?.textContent), '+ Message someone');
+  // The dialog stops counting as one when it closes; its close event, which hands the focus
+  // back, runs a moment later.
+  const focused = () => page.evaluate(() => document.activeElement?.textContent);
+  await waitFor(async () => (await focused()) === '+ Message someone', 10_000, 'the focus back on the opener');
   await context.close();
 });
 
@@ -119,22 +122,23 @@ test('a request refused with a token another request renewed meanwhile does not 
   await page.goto(`${server.url}/#/org/${setup.org.id}`);
   await page.getByRole('button', { name: '+ Message someone' }).waitFor();
   let renewals = 0;
-  let renewed;
-  const firstRenewal = new Promise((resolve) => { renewed = resolve; });
   page.on('response', (response) => {
-    if (response.url().endsWith('/auth/token/refresh/') && response.ok()) {
-      renewals += 1;
-      renewed();
-    }
+    if (response.url().endsWith('/auth/token/refresh/') && response.ok()) renewals += 1;
   });
   // Each probe is refused once (as an expired token is), and answered after that. The second
-  // refusal comes only once the first one's renewal is in.
+  // is refused only once the first comes back with the renewed token: the renewal is over
+  // and the tab holds its token by then.
   const refused = new Set();
+  let retried;
+  const firstRetried = new Promise((resolve) => { retried = resolve; });
   await page.route('**/api/probe/*', async (route) => {
     const url = route.request().url();
-    if (refused.has(url)) return route.fulfill({ status: 200, contentType: 'application/json', body: '{}' });
+    if (refused.has(url)) {
+      if (url.endsWith('/a')) retried();
+      return route.fulfill({ status: 200, contentType: 'application/json', body: '{}' });
+    }
     refused.add(url);
-    if (url.endsWith('/b')) await firstRenewal;
+    if (url.endsWith('/b')) await firstRetried;
     return route.fulfill({ status: 401, contentType: 'application/json', body: '{"code":"not_authenticated","detail":"expired"}' });
   });
   await page.evaluate(async () => {
@@ -186,5 +190,21 @@ test('a room that loads slowly leaves the focus where the person moved it meanwh
   release();
   await page.locator('section.room[aria-busy="false"]').waitFor();
   assert.equal(await page.evaluate(() => document.activeElement?.textContent), '+ Message someone');
+  await context.close();
+});
+
+test('a direct message opened from its dialog gives its composer the focus', async () => {
+  // The dialog hands the focus back to "+ Message someone", which keeps it through the
+  // sidebar's redraws: the room, opened from there, must still take it to its composer.
+  const context = await chromium.newContext();
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${setup.org.id}`);
+  const opener = page.getByRole('button', { name: '+ Message someone' });
+  await opener.focus();
+  await page.keyboard.press('Enter');
+  const dialog = page.getByRole('dialog', { name: 'Message someone' });
+  await dialog.getByRole('button', { name: 'Open' }).click();
+  await page.locator('section.room[aria-busy="false"]').waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement?.tagName), 'TEXTAREA');
   await context.close();
 });

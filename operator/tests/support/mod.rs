@@ -107,7 +107,7 @@ impl Harness {
     }
 
     /// `user_id` accepts the ADMIN invitation the operator emailed to `email` (the token read
-    /// from the queued email), as a listed admin who is not a member yet does.
+    /// from the queued email), as a listed admin who is not ADMIN yet does.
     pub async fn accept_admin_invitation(&self, email: &str, user_id: i64) {
         let bodies = testing::query_texts(
             &self.url,

@@ -212,7 +212,7 @@ impl SqlStore {
     }
 
     /// `Conflict(managed_by_operator)` when the org's resource lists this ADMIN (`spec.admins`):
-    /// the operator would make them ADMIN again at its next look.
+    /// the operator would invite them to be ADMIN again at its next look.
     async fn ensure_not_listed(tx: &mut Tx<'_>, org_id: i64, user_id: i64) -> StoreResult<()> {
         let listed: Option<(String,)> = sqlx::query_as(
             "SELECT a.email FROM org_spec_admins a JOIN users u ON u.email = a.email \
@@ -496,9 +496,8 @@ impl OrgStore for SqlStore {
         }
         let invited = parse_role(&invite.role)?;
         let (role, seated) = match Self::role_in(&mut tx, invite.org_id, user_id).await? {
-            // Already in, at a lesser role (the operator's ADMIN invitation to a listed member,
-            // or one who joined another way meanwhile): the invitation's role, which its sender
-            // could give.
+            // Already in, at a lesser role: the operator's ADMIN invitation to a listed member
+            // (the API invites no member), its token read from the mailbox.
             Some(existing) if existing < invited => {
                 set_role(&mut tx, invite.org_id, user_id, invited).await?;
                 write_event(
