@@ -111,11 +111,7 @@ async fn apply(org: &Organization, ctx: &Context, invalid: &AtomicBool) -> Resul
         )
         .await;
     }
-    let readiness = Readiness::ready(if spec.suspended {
-        "Suspended: members can read but not write"
-    } else {
-        ""
-    });
+    let readiness = Readiness::ready(ready_message(spec.suspended, &done.awaiting));
     let status = OrganizationStatus {
         org_id: Some(applied.org_id),
         member_count: Some(done.member_count),
@@ -123,6 +119,22 @@ async fn apply(org: &Organization, ctx: &Context, invalid: &AtomicBool) -> Resul
     };
     write_status(org, ctx, &readiness, Some(status)).await?;
     Ok(Action::requeue(ctx.settings.next_resync()))
+}
+
+/// The Ready condition's message: a suspension, and the listed admins who have not accepted
+/// their ADMIN invitation yet (an organization none of them accepted has no ADMIN).
+fn ready_message(suspended: bool, awaiting: &[String]) -> String {
+    let mut parts = Vec::new();
+    if suspended {
+        parts.push("Suspended: members can read but not write".to_owned());
+    }
+    if !awaiting.is_empty() {
+        parts.push(format!(
+            "ADMIN invitation not accepted yet by {}",
+            awaiting.join(", ")
+        ));
+    }
+    parts.join("; ")
 }
 
 /// Archives or purges the org per `deletionPolicy`.

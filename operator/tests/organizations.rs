@@ -58,15 +58,25 @@ async fn lifecycle(engine: TestEngine) {
     let obj = ready(&h, "acme", "True", 1).await;
     let org_id = obj["status"]["orgId"].as_i64().expect("orgId");
     assert_eq!(obj["status"]["memberCount"], 0);
+    // The condition names who has not accepted yet: an org none of them joined has no ADMIN.
+    let (_, _, message) = ready_of(&obj).unwrap();
+    assert!(
+        message.contains("ops@acme.example") && message.contains("new@acme.example"),
+        "{message}"
+    );
     assert_eq!(
         obj["metadata"]["finalizers"],
         json!(["chatboard.io/cleanup"])
     );
     assert!(h.store.org_for_member(org_id, ops).await.unwrap().is_none());
     h.accept_admin_invitation("ops@acme.example", ops).await;
-    eventually("memberCount 1", || async {
+    eventually("memberCount 1, ops no longer awaited", || async {
         let o = h.api.get(ORGS, NS, "acme")?;
-        (o["status"]["memberCount"] == 1).then_some(())
+        let (_, _, message) = ready_of(&o)?;
+        (o["status"]["memberCount"] == 1
+            && !message.contains("ops@acme.example")
+            && message.contains("new@acme.example"))
+        .then_some(())
     })
     .await;
     let view = h

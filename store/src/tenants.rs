@@ -52,6 +52,9 @@ pub struct SpecAdmin {
 pub struct AppliedAdmins {
     /// New ADMIN invitations sent.
     pub invited: Vec<String>,
+    /// Listed addresses whose ADMIN invitation is open (sent now or before): not ADMIN until
+    /// someone accepts it from that mailbox.
+    pub awaiting: Vec<String>,
     /// Admins dropped from the list: demoted to MEMBER or their open invitation revoked.
     pub revoked: Vec<String>,
     /// Admins dropped from the list but kept ADMIN: each was the organization's last one.

@@ -73,7 +73,8 @@ impl SqlStore {
         }
         match open_invite(tx, org_id, &admin.email).await? {
             Some(open) if open.role == Role::Admin.as_str() && open.expires_at > now => {
-                return Ok(())
+                done.awaiting.push(admin.email.clone());
+                return Ok(());
             }
             // Expired, or for a lesser role: replaced by an ADMIN invitation.
             Some(open) => revoke_invite(tx, open.id, now).await?,
@@ -90,6 +91,7 @@ impl SqlStore {
         };
         insert_invite(tx, &invite, now).await?;
         done.invited.push(admin.email.clone());
+        done.awaiting.push(admin.email.clone());
         Ok(())
     }
 
