@@ -8,7 +8,7 @@ mod common;
 
 use testing::both_engines;
 
-use common::uploads::{app, download_as, post_file, presign, ready_text_upload};
+use common::uploads::{app, complete, download_as, post_file, presign, ready_text_upload};
 use common::Engine;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -99,13 +99,7 @@ async fn a_stored_upload_is_never_replaced(engine: Engine) {
     let winner: &[u8] = if a == 200 { b"AAAAaaaa" } else { b"BBBBbbbb" };
 
     let id = p["id"].as_str().unwrap();
-    let done = app
-        .post(
-            &format!("/api/uploads/{id}/complete/"),
-            Some(&ada.access),
-            json!({}),
-        )
-        .await;
+    let done = complete(&app, &ada, id).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.text);
     let stored = app
         .client

@@ -9,7 +9,7 @@ mod common;
 
 use testing::both_engines;
 
-use common::uploads::{app, download_as, post_file, presign, put};
+use common::uploads::{app, complete, download_as, post_file, presign, put};
 use common::{Engine, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -41,13 +41,7 @@ async fn a_file_goes_up_completes_and_comes_back(engine: Engine) {
         "{p}"
     );
 
-    let early = app
-        .post(
-            &format!("/api/uploads/{id}/complete/"),
-            Some(&ada.access),
-            json!({}),
-        )
-        .await;
+    let early = complete(&app, &ada, &id).await;
     assert_eq!(
         (early.status, early.code()),
         (StatusCode::CONFLICT, "not_uploaded")
@@ -62,13 +56,7 @@ async fn a_file_goes_up_completes_and_comes_back(engine: Engine) {
         StatusCode::OK
     );
 
-    let done = app
-        .post(
-            &format!("/api/uploads/{id}/complete/"),
-            Some(&ada.access),
-            json!({}),
-        )
-        .await;
+    let done = complete(&app, &ada, &id).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.text);
     assert_eq!(done.body["status"], "ready");
     assert_eq!(done.body["filename"], "Q3 report.pdf");
@@ -79,13 +67,7 @@ async fn a_file_goes_up_completes_and_comes_back(engine: Engine) {
         chrono::DateTime::parse_from_rfc3339(done.body["expires_at"].as_str().unwrap()).unwrap();
     assert_eq!((expires - uploaded).num_days(), 30);
     // Completing again changes nothing.
-    let again = app
-        .post(
-            &format!("/api/uploads/{id}/complete/"),
-            Some(&ada.access),
-            json!({}),
-        )
-        .await;
+    let again = complete(&app, &ada, &id).await;
     assert_eq!(
         (again.status, again.body["expires_at"].clone()),
         (StatusCode::OK, done.body["expires_at"].clone())
@@ -195,13 +177,7 @@ async fn a_file_goes_up_completes_and_comes_back(engine: Engine) {
         &format!("UPDATE uploads SET created_at = '2020-01-01T00:00:00Z' WHERE id = '{late_id}'"),
     )
     .await;
-    let r = app
-        .post(
-            &format!("/api/uploads/{late_id}/complete/"),
-            Some(&ada.access),
-            json!({}),
-        )
-        .await;
+    let r = complete(&app, &ada, late_id).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
     assert_eq!(r.code(), "upload_expired");
     // A cursor that is no upload id is refused, not read as some place in the list.
@@ -230,23 +206,11 @@ async fn uploads_work_the_same_on_s3(engine: Engine) {
         "{url}"
     );
     assert!(url.contains("X-Amz-Signature="), "{url}");
-    let early = app
-        .post(
-            &format!("/api/uploads/{id}/complete/"),
-            Some(&ada.access),
-            json!({}),
-        )
-        .await;
+    let early = complete(&app, &ada, id).await;
     assert_eq!(early.code(), "not_uploaded");
     let stored = put_as_signed(&app, &p, bytes.clone()).await;
     assert!(stored.status().is_success(), "{}", stored.status());
-    let done = app
-        .post(
-            &format!("/api/uploads/{id}/complete/"),
-            Some(&ada.access),
-            json!({}),
-        )
-        .await;
+    let done = complete(&app, &ada, id).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.text);
     let download = app
         .client
@@ -276,13 +240,7 @@ async fn uploads_work_the_same_on_s3(engine: Engine) {
     let object = s3.dir.path().join("uploads").join("uploads").join(id);
     std::fs::create_dir_all(object.parent().unwrap()).unwrap();
     std::fs::write(&object, b"only a few bytes").unwrap();
-    let r = app
-        .post(
-            &format!("/api/uploads/{id}/complete/"),
-            Some(&ada.access),
-            json!({}),
-        )
-        .await;
+    let r = complete(&app, &ada, id).await;
     assert_eq!(
         (r.status, r.code()),
         (StatusCode::CONFLICT, "size_mismatch"),
@@ -376,13 +334,7 @@ async fn completion_checks_what_was_stored(engine: Engine) {
         StatusCode::BAD_REQUEST
     );
     let id = p["id"].as_str().unwrap();
-    let r = app
-        .post(
-            &format!("/api/uploads/{id}/complete/"),
-            Some(&ada.access),
-            json!({}),
-        )
-        .await;
+    let r = complete(&app, &ada, id).await;
     assert_eq!(
         (r.status, r.code()),
         (StatusCode::CONFLICT, "not_uploaded"),
@@ -400,13 +352,7 @@ async fn completion_checks_what_was_stored(engine: Engine) {
     );
     // Someone else's upload is not found; a pending one cannot be attached.
     let bob = app.user("bob@example.com").await;
-    let r = app
-        .post(
-            &format!("/api/uploads/{id}/complete/"),
-            Some(&bob.access),
-            json!({}),
-        )
-        .await;
+    let r = complete(&app, &bob, id).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let org = app.org(&ada, "Files").await;
     let room = app.room(&ada, org, "docs", "PUBLIC").await;
@@ -437,12 +383,7 @@ async fn uploads_are_private_until_posted(engine: Engine) {
         put(&app, &p, "image/png", b"\x89PNG".to_vec()).await,
         StatusCode::OK
     );
-    app.post(
-        &format!("/api/uploads/{id}/complete/"),
-        Some(&ada.access),
-        json!({}),
-    )
-    .await;
+    complete(&app, &ada, id).await;
     assert_eq!(
         app.get(&format!("/api/uploads/{id}/"), &bob.access)
             .await

@@ -45,6 +45,16 @@ pub async fn put(
         .status()
 }
 
+/// `POST /api/uploads/{id}/complete/` as `user`: the answer, whatever it is.
+pub async fn complete(app: &TestApp, user: &TestUser, id: &str) -> Reply {
+    app.post(
+        &format!("/api/uploads/{id}/complete/"),
+        Some(&user.access),
+        json!({}),
+    )
+    .await
+}
+
 /// A completed upload of `user`'s holding `bytes` as `name` (text/plain); its id.
 pub async fn ready_text_upload(app: &TestApp, user: &TestUser, name: &str, bytes: &[u8]) -> String {
     let p = presign(app, user, name, "text/plain", bytes.len()).await;
@@ -53,13 +63,7 @@ pub async fn ready_text_upload(app: &TestApp, user: &TestUser, name: &str, bytes
         put(app, &p, "text/plain", bytes.to_vec()).await,
         StatusCode::OK
     );
-    let done = app
-        .post(
-            &format!("/api/uploads/{id}/complete/"),
-            Some(&user.access),
-            json!({}),
-        )
-        .await;
+    let done = complete(app, user, &id).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.text);
     id
 }
