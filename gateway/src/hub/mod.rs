@@ -25,7 +25,7 @@ use chatboard_core::presence::{Presence, PresenceChange};
 use chatboard_core::shared_stream::text_frame;
 use chatboard_store::Store;
 use futures::StreamExt;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 use crate::outlet::Outlet;
@@ -89,6 +89,9 @@ pub struct Hub {
     presence: Arc<dyn Presence>,
     users: Mutex<HashMap<i64, Vec<Follower>>>,
     next_id: AtomicU64,
+    /// Asks for every connection to be told the whole presence state again; asking while a
+    /// telling runs brings one more after it, never two at once (see `presence::resync`).
+    presence_resync: Arc<Notify>,
     /// Dropped with the hub, which ends its tasks (`listen`, `dispatch_presence`) even while
     /// the runtime and the bus live on; the shard threads end when `listen` drops their
     /// inboxes.
@@ -209,6 +212,7 @@ impl Hub {
                 .collect(),
             users: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            presence_resync: Arc::new(Notify::new()),
             presence: presence.clone(),
             _alive: alive,
         });
@@ -233,6 +237,10 @@ impl Hub {
         tokio::spawn(until_dropped(
             gone.clone(),
             presence::tell_departures(Arc::downgrade(&hub), store.clone(), departed),
+        ));
+        tokio::spawn(until_dropped(
+            gone.clone(),
+            presence::resync(Arc::downgrade(&hub), hub.presence_resync.clone()),
         ));
         let changes = presence.changes();
         tokio::spawn(until_dropped(

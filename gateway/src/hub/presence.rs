@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 
 use chatboard_core::presence::PresenceChange;
 use chatboard_store::Store;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Notify};
 
 use super::{Hub, Live};
 
@@ -72,24 +72,35 @@ pub(super) async fn dispatch_presence(
     }
 }
 
-/// Changes were lost (skipped, or their batch given up): every connection is told again who
-/// is online, the whole state in one frame. A few hundred connections at a time, a pause
-/// between: each reads its room-mates, and the gateway's database pool is shared with
-/// everything else at a moment that is already a busy one.
+/// Changes were lost (skipped, or their batch given up): every connection is to be told again
+/// who is online. Only asked here; [`resync`] does it.
 fn tell_everyone_again(hub: &Weak<Hub>) {
+    if let Some(hub) = hub.upgrade() {
+        hub.presence_resync.notify_one();
+    }
+}
+
+/// Tells every connection the whole presence state, each time it is asked to. A few hundred
+/// connections at a time, a pause between: each reads its room-mates, and the gateway's
+/// database pool is shared with everything else at a moment that is already a busy one. Asks
+/// that come while it runs make one more round after it (`Notify` keeps one permit), so a
+/// burst of lost batches never sets several rounds going at once.
+pub(super) async fn resync(hub: Weak<Hub>, asked: Arc<Notify>) {
     const AT_ONCE: usize = 200;
     const PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
-    let Some(connections) = hub.upgrade().map(|hub| hub.connections()) else {
-        return;
-    };
-    tokio::spawn(async move {
+    loop {
+        // Waits holding the `Notify` alone, not the hub, which must stay free to go.
+        asked.notified().await;
+        let Some(connections) = hub.upgrade().map(|hub| hub.connections()) else {
+            return;
+        };
         for some in connections.chunks(AT_ONCE) {
             for connection in some {
                 connection.offer(Live::PresenceResync);
             }
             tokio::time::sleep(PAUSE).await;
         }
-    });
+    }
 }
 
 /// Tells departures (room, user), a batch at a time: someone online who left a room is shown
