@@ -305,9 +305,10 @@ pub async fn serve_with(
     result
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    chatboard_core::shutdown::signal().await;
+/// Resolves on SIGINT or SIGTERM; the handlers are installed by this call (see
+/// `chatboard_core::shutdown::signal`).
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    chatboard_core::shutdown::signal()
 }
 
 /// The documentation page's protections, as strict as the web client's page allows: it loads

@@ -48,8 +48,9 @@ pub async fn run() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (CHATBOARD_ADDR)", config.addr))?;
     let addr = listener.local_addr()?;
+    let stop = crate::shutdown_signal();
     tracing::info!(%addr, "api-server listening on http://{addr}");
-    crate::serve(listener, state.clone(), crate::shutdown_signal()).await?;
+    crate::serve(listener, state.clone(), stop).await?;
     state.store.close().await;
     Ok(())
 }

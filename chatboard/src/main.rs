@@ -60,6 +60,8 @@ async fn single_node() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (CHATBOARD_ADDR)", config.addr))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %data_dir.display(), "chatboard listening");
+    // Before the banner: a SIGTERM from then on drains the node (see `shutdown::signal`).
+    let stop = api_server::shutdown_signal();
     println!(
         "ChatBoard is running at http://{addr}/  (API docs: http://{addr}/api/docs/, data: {})",
         data_dir.display()
@@ -96,7 +98,7 @@ async fn single_node() -> anyhow::Result<()> {
         state.clone(),
         gateway::router(gateway),
         async move {
-            api_server::shutdown_signal().await;
+            stop.await;
             // Close every socket with 1012 so clients reconnect after the restart.
             draining.shut_down(gateway::session::DRAIN_TIMEOUT).await;
         },

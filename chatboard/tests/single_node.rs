@@ -724,3 +724,12 @@ async fn the_wal_starts_over_under_steady_posts_long_before_the_writers_own_mark
     );
     posting.node.stop();
 }
+
+/// A SIGTERM as soon as the banner is out drains the node and exits 0. The handler used to be
+/// installed by the server's shutdown task once it first ran, which on a busy machine could be
+/// after a request had been served: the signal then killed the process outright (CI saw it).
+#[test]
+fn a_sigterm_right_after_the_banner_drains_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    Node::start(dir.path()).stop();
+}

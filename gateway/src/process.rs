@@ -86,10 +86,11 @@ pub async fn run() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (CHATBOARD_ADDR)", config.addr))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "gateway listening on ws://{addr}/ws/rooms/{{room_id}}/");
+    let stop = chatboard_core::shutdown::signal();
     println!("ChatBoard gateway is running at ws://{addr}/");
     let draining = state.clone();
     let shutdown = async move {
-        chatboard_core::shutdown::signal().await;
+        stop.await;
         // Close every socket with 1012 so clients reconnect to another replica.
         draining.shut_down(DRAIN_TIMEOUT).await;
     };

@@ -105,13 +105,14 @@ pub async fn run() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (CHATBOARD_ADDR)", config.addr))?;
     let addr = listener.local_addr()?;
+    let stop = chatboard_core::shutdown::signal();
     tracing::info!(%addr, identity = %config.identity(), namespaces = ?config.namespaces, "operator running");
     println!("ChatBoard operator is running (health and metrics at http://{addr}/)");
     chatboard_core::http_server::serve(
         listener,
         router(ServiceState { ctx, leading }),
         config.http,
-        chatboard_core::shutdown::signal(),
+        stop,
     )
     .await?;
     // Stop reconciling, then give the Lease up so a standby takes over at once.

@@ -65,6 +65,7 @@ pub async fn run() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (CHATBOARD_ADDR)", config.addr))?;
     let addr = listener.local_addr()?;
+    let stop = chatboard_core::shutdown::signal();
     tracing::info!(%addr, "worker running; health and metrics on http://{addr}/");
     println!("ChatBoard worker is running (health and metrics at http://{addr}/)");
     let app = router(ServiceState {
@@ -74,13 +75,7 @@ pub async fn run() -> anyhow::Result<()> {
         smtp_url: config.email.smtp_url.clone(),
         objects: storage,
     });
-    chatboard_core::http_server::serve(
-        listener,
-        app,
-        config.http,
-        chatboard_core::shutdown::signal(),
-    )
-    .await?;
+    chatboard_core::http_server::serve(listener, app, config.http, stop).await?;
     // Finish the relay round and the webhook attempts in flight, then stop.
     running.shut_down().await;
     store.close().await;
