@@ -1,7 +1,7 @@
 //! Search: the query syntax (words, phrases, exclusions, prefixes) on both engines alike,
 //! ranking, snippets, filters, paging, who may find what, new messages reaching the index
-//! through the worker (PostgreSQL) and edits and deletes reaching it at once, and the quick
-//! switcher's lookups. Both engines.
+//! through the worker (PostgreSQL) and edits and deletes reaching it at once. Both engines. (The
+//! quick switcher's lookups are in `lookups.rs`.)
 //!
 //! Each test runs the worker's jobs in-process ([`TestJobs`]); searches wait until they have
 //! handled every event so far, unless a test says otherwise.
@@ -27,8 +27,6 @@ both_engines!(
     edits_and_deletes_reach_the_index_at_once,
     new_messages_are_found_once_the_worker_indexed_them,
     a_worker_role_that_does_not_own_the_index_still_indexes,
-    rooms_and_members_are_found_by_prefix,
-    joinable_rooms_are_those_the_caller_may_join,
     a_busy_room_does_not_crowd_out_the_others,
     a_busy_room_does_not_crowd_out_the_others_for_a_frequent_word,
     a_reader_in_many_rooms_finds_a_frequent_word_in_each,
@@ -387,122 +385,6 @@ async fn new_messages_are_found_once_the_worker_indexed_them(engine: Engine) {
         )
         .await;
     }
-}
-
-async fn rooms_and_members_are_found_by_prefix(engine: Engine) {
-    let Some((app, _jobs)) = spawn(engine).await else {
-        return;
-    };
-    let (org, _room, alice, bob) = app.room_for_two().await;
-    app.room(&alice, org, "General Ops", "PUBLIC").await;
-    app.room(&alice, org, "gen-private", "PRIVATE").await;
-    let names = |r: &common::Reply, key: &str| -> Vec<String> {
-        r.body
-            .as_array()
-            .unwrap_or_else(|| panic!("{}", r.text))
-            .iter()
-            .map(|v| v[key].as_str().unwrap().to_owned())
-            .collect()
-    };
-    let r = app
-        .get(&format!("/api/orgs/{org}/search/rooms/?q=GEN"), &bob.access)
-        .await;
-    assert_eq!(
-        names(&r, "name"),
-        ["general", "General Ops"],
-        "no private room of others"
-    );
-    let r = app
-        .get(
-            &format!("/api/orgs/{org}/search/rooms/?q=gen"),
-            &alice.access,
-        )
-        .await;
-    assert_eq!(names(&r, "name").len(), 3);
-    let r = app
-        .get(
-            &format!("/api/orgs/{org}/search/members/?q=b"),
-            &alice.access,
-        )
-        .await;
-    assert_eq!(names(&r, "email"), ["bob@example.com"]);
-    let r = app
-        .get(
-            &format!("/api/orgs/{org}/search/members/?limit=1"),
-            &alice.access,
-        )
-        .await;
-    assert_eq!(names(&r, "email"), ["alice@example.com"]);
-    let mallory = app.user("mallory@example.com").await;
-    let r = app
-        .get(
-            &format!("/api/orgs/{org}/search/rooms/?q=g"),
-            &mallory.access,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let _: Value = r.body;
-}
-
-/// "Browse rooms" lists what the caller may join and does not sit in: a room they left, and a
-/// MANAGER_ONLY room once they are a MANAGER; never a private room, a direct message or a room
-/// they sit in. The switcher's lookup (without `joinable`) is unchanged.
-async fn joinable_rooms_are_those_the_caller_may_join(engine: Engine) {
-    let Some((app, _jobs)) = spawn(engine).await else {
-        return;
-    };
-    let (org, _general, alice, bob) = app.room_for_two().await;
-    let ops = app.room(&alice, org, "Gen Ops", "PUBLIC").await;
-    let managers = app.room(&alice, org, "gen-managers", "MANAGER_ONLY").await;
-    app.room(&alice, org, "gen-private", "PRIVATE").await;
-    app.dm(&alice, org, &bob).await;
-    app.room_action(&bob, ops, "leave").await;
-    let joinable = |user: &TestUser, query: &str| {
-        let path = format!("/api/orgs/{org}/search/rooms/?joinable=true&limit=50{query}");
-        let token = user.access.clone();
-        let app = &app;
-        async move {
-            let r = app.get(&path, &token).await;
-            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-            r.body
-                .as_array()
-                .unwrap_or_else(|| panic!("{}", r.text))
-                .iter()
-                .map(|v| v["name"].as_str().unwrap_or_default().to_owned())
-                .collect::<Vec<_>>()
-        }
-    };
-    assert_eq!(joinable(&bob, "").await, ["Gen Ops"], "a MEMBER");
-    assert_eq!(joinable(&bob, "&q=x").await, Vec::<String>::new());
-    assert_eq!(
-        joinable(&alice, "").await,
-        Vec::<String>::new(),
-        "seated in all"
-    );
-    app.set_role(org, &alice, &bob, "MANAGER").await;
-    assert_eq!(joinable(&bob, "&q=GEN").await, ["Gen Ops", "gen-managers"]);
-    let r = app
-        .post(
-            &format!("/api/rooms/{managers}/join/"),
-            Some(&bob.access),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    assert_eq!(joinable(&bob, "").await, ["Gen Ops"]);
-    // The switcher still offers every room the caller may open.
-    let r = app
-        .get(&format!("/api/orgs/{org}/search/rooms/?q=gen"), &bob.access)
-        .await;
-    assert_eq!(r.body.as_array().map(Vec::len), Some(3), "{}", r.text);
-    let r = app
-        .get(
-            &format!("/api/orgs/{org}/search/rooms/?joinable=yes"),
-            &bob.access,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
-    assert!(r.text.contains("joinable"), "{}", r.text);
 }
 
 /// Each room offers its newest 20 matches: an old match in a quiet room is found however many

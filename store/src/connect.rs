@@ -126,6 +126,7 @@ pub async fn connect_with_timeout(
             ))
         }
         Some(Engine::Sqlite) => {
+            unicode_lower();
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
@@ -201,6 +202,16 @@ fn wal_merging_vfs() -> Option<&'static str> {
             tracing::warn!(error = %e, "writing SQLite's log through the default VFS instead");
             None
         }
+    }
+}
+
+/// Gives the SQLite connections opened from here on a `lower()` for every alphabet
+/// (`sqlite-lower`), as PostgreSQL's in a UTF-8 locale: the lookups by name compare
+/// `lower(column)` with a prefix lowercased in Rust. Only warns where it cannot be registered
+/// (the lookups then fold ASCII letters alone).
+fn unicode_lower() {
+    if let Err(e) = sqlite_lower::register() {
+        tracing::warn!(error = %e, "SQLite lookups by name will fold ASCII letters only");
     }
 }
 
