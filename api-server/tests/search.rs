@@ -17,7 +17,7 @@ use testing::jobs::{settled, TestJobs};
 
 use common::{Engine, TestApp, TestUser};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
 both_engines!(
     the_query_syntax_finds_the_same_on_both_engines,
