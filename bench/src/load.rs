@@ -35,6 +35,10 @@ pub enum Scenario {
     Mentions,
     /// A reaction added to a message of the reader's rooms, a new one each time (depth).
     React,
+    /// The big room's own answer (`GET /api/rooms/{id}/`): the access check and the room.
+    Room,
+    /// The reader's rooms (`GET /api/rooms/`).
+    Rooms,
 }
 
 impl Scenario {
@@ -55,8 +59,13 @@ impl Scenario {
         Scenario::React,
     ];
 
+    /// The room reads, by name only (`room`, `rooms`).
+    const ROOM_READS: [Scenario; 2] = [Scenario::Room, Scenario::Rooms];
+
     fn name(self) -> &'static str {
         match self {
+            Scenario::Room => "room",
+            Scenario::Rooms => "rooms",
             Scenario::SearchCommon => "search-common",
             Scenario::SearchRare => "search-rare",
             Scenario::Thread => "thread",
@@ -81,6 +90,7 @@ impl Scenario {
         match Self::ALL
             .into_iter()
             .chain(Self::DEPTH)
+            .chain(Self::ROOM_READS)
             .find(|s| s.name() == name)
         {
             Some(s) => Ok(vec![s]),
@@ -299,6 +309,8 @@ impl Target {
                 format!("{api}/auth/me/unread-counts/"),
                 &seeded.reader_token,
             ),
+            Scenario::Room => (format!("{api}/api/rooms/{big}/"), &seeded.reader_token),
+            Scenario::Rooms => (format!("{api}/api/rooms/"), &seeded.reader_token),
         };
         Ok(Self {
             scenario,

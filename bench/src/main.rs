@@ -83,8 +83,9 @@ enum Command {
         /// State file written by `seed`.
         #[arg(long, default_value = "bench-state.json")]
         state: PathBuf,
-        /// list-first, list-deep, post, post-spread, unread, or all; with a depth-seed state
-        /// also search-common, search-rare, thread, mentions, react, or depth (those five).
+        /// list-first, list-deep, post, post-spread, unread, room, rooms, or all (the first
+        /// five); with a depth-seed state also search-common, search-rare, thread, mentions,
+        /// react, or depth (those five).
         #[arg(long, default_value = "all")]
         scenario: String,
         /// Requests measured one at a time for the latency percentiles.

@@ -176,10 +176,10 @@ pub(super) struct InviteRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// Columns of the room object; the member count is an index range count.
+/// Columns of the room object; the member count is kept by triggers (`room_seat_counts`).
 pub(super) const ROOM_COLUMNS: &str =
     "r.id, r.org_id, r.name, r.is_dm, r.access_level, r.created_by, r.created_at, \
-     (SELECT COUNT(*) FROM room_members c WHERE c.room_id = r.id) AS members_count, \
+     (SELECT c.seats FROM room_seat_counts c WHERE c.room_id = r.id) AS members_count, \
      r.last_msg_id";
 
 #[derive(sqlx::FromRow)]
