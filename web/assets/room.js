@@ -4,21 +4,21 @@
 // Order and uniqueness: confirmed messages are kept by id and drawn in id order, whether they
 // come from a page, a live frame or the catch-up after a reconnect, so each shows once, in order.
 // Each message is laid out once, when it arrives; scrolling then only paints what comes on
-// screen, so a long history scrolls smoothly (web/e2e/history.test.mjs measures it).
+// screen, so a long history scrolls smoothly (web/e2e/history.test.mjs measures it). Typing
+// announcements are typing.js's, the edit box edit.js's.
 
 import { api, nextPath } from './api.js';
 import { displayName, h, longTime, replace, shortTime, toast } from './dom.js';
 import { failed, markedRead, paneHeader, refreshRooms, roomTitle, state } from './app.js';
+import { editInPlace } from './edit.js';
 import { fileView } from './files.js';
 import { MentionCompleter, bodyWithMentions } from './mentions.js';
 import { Outbox } from './outbox.js';
 import { applyReactionFrame, react, reactionChips, reactionPicker } from './reactions.js';
 import { ThreadPanel } from './thread.js';
+import { Typing } from './typing.js';
 
 const PAGE = 50;
-const TYPING_SEND_EVERY_MS = 3000;
-const TYPING_IDLE_MS = 4000;
-const TYPING_SHOWN_MS = 6000;
 
 /** Whether two copies of a message would be drawn the same (a frame and a POST's answer). */
 function sameContent(a, b) {
@@ -43,11 +43,8 @@ export class RoomView {
     this.early = new Map();
     this.older = undefined;
     this.loadingOlder = false;
-    this.typists = new Map();
     this.readers = new Map();
     this.myRead = state.unread.get(room.id)?.last_read_msg_id || 0;
-    this.lastTypingSent = 0;
-    this.typingTimer = null;
     this.destroyed = false;
     this.build();
     this.outbox = new Outbox(room.id, this.pendingList, {
@@ -77,7 +74,8 @@ export class RoomView {
       if (this.pinned) this.scroller.scrollTop = this.scroller.scrollHeight;
     }, true);
     this.jump = h('button', { class: 'jump', hidden: true, onclick: () => this.toBottom() }, 'New messages ↓');
-    this.typingLine = h('div', { class: 'typing', 'aria-live': 'polite' });
+    const typingLine = h('div', { class: 'typing', 'aria-live': 'polite' });
+    this.typing = new Typing(this.room.id, typingLine);
     this.input = h('textarea', {
       rows: 1, placeholder: `Message ${title}`, 'aria-label': `Message ${title}`, maxlength: 4000,
       onkeydown: (event) => this.onKey(event), oninput: () => this.onInput(),
@@ -97,7 +95,7 @@ export class RoomView {
     // Busy until its first page is in (assistive technology waits; so do the browser tests).
     this.element = h('section', { class: 'room', 'aria-label': title, 'aria-busy': 'true' },
       paneHeader(title, this.info),
-      this.scroller, this.jump, this.typingLine, this.completer.list, this.composer);
+      this.scroller, this.jump, typingLine, this.completer.list, this.composer);
     this.visibility = () => this.markRead();
     document.addEventListener('visibilitychange', this.visibility);
   }
@@ -129,10 +127,8 @@ export class RoomView {
     const newest = this.ids.findLast((id) => this.messages.get(id).sender !== state.me.id);
     if (newest > this.myRead) refreshRooms();
     this.destroyed = true;
-    this.sendTyping(false);
+    this.typing.destroy();
     document.removeEventListener('visibilitychange', this.visibility);
-    clearTimeout(this.typingTimer);
-    for (const timer of this.typists.values()) clearTimeout(timer);
   }
 
   // ---- history ------------------------------------------------------------------------------
@@ -440,7 +436,7 @@ export class RoomView {
     const body = this.input.value;
     if (!body.trim()) return;
     this.input.value = '';
-    this.sendTyping(false);
+    this.typing.stopped();
     this.outbox.queue({ body });
   }
 
@@ -457,40 +453,27 @@ export class RoomView {
   // ---- edits and deletes --------------------------------------------------------------------
 
   edit(message) {
-    const node = this.nodes.get(message.id);
-    const box = h('textarea', { class: 'edit', 'aria-label': 'Edit message', maxlength: 4000 });
-    box.value = message.body;
-    const redraw = () => {
-      this.editing = null;
-      const fresh = this.draw(this.messages.get(message.id));
-      this.nodes.get(message.id).replaceWith(fresh);
-      this.nodes.set(message.id, fresh);
-      this.drawReceipts();
-      fresh.focus();
-    };
-    const cancel = redraw;
     this.editing = message.id;
-    const save = async () => {
-      try {
-        const updated = await api('PATCH', `/api/rooms/${this.room.id}/messages/${message.id}/`, { body: box.value });
-        this.messages.set(message.id, { ...this.messages.get(message.id), ...updated });
-        redraw();
-      } catch (error) {
-        failed(error);
-      }
-    };
-    box.addEventListener('keydown', (event) => {
-      if (event.key === 'Escape') cancel();
-      if (event.key === 'Enter' && !event.shiftKey) {
-        event.preventDefault();
-        save();
-      }
+    editInPlace(this.nodes.get(message.id), message.body, {
+      save: async (body) => {
+        try {
+          const updated = await api('PATCH', `/api/rooms/${this.room.id}/messages/${message.id}/`, { body });
+          this.messages.set(message.id, { ...this.messages.get(message.id), ...updated });
+          return true;
+        } catch (error) {
+          failed(error);
+          return false;
+        }
+      },
+      done: () => {
+        this.editing = null;
+        const fresh = this.draw(this.messages.get(message.id));
+        this.nodes.get(message.id).replaceWith(fresh);
+        this.nodes.set(message.id, fresh);
+        this.drawReceipts();
+        fresh.focus();
+      },
     });
-    node.querySelector('.body')?.replaceWith(box);
-    node.querySelector('.msg-actions')?.replaceChildren(
-      h('button', { class: 'link', onclick: save }, 'Save'),
-      h('button', { class: 'link', onclick: cancel }, 'Cancel'));
-    box.focus();
   }
 
   async remove(message) {
@@ -508,24 +491,7 @@ export class RoomView {
   onInput() {
     this.input.style.height = 'auto';
     this.input.style.height = `${Math.min(this.input.scrollHeight, 160)}px`;
-    if (!this.input.value) return this.sendTyping(false);
-    if (Date.now() - this.lastTypingSent > TYPING_SEND_EVERY_MS) this.sendTyping(true);
-    clearTimeout(this.typingTimer);
-    this.typingTimer = setTimeout(() => this.sendTyping(false), TYPING_IDLE_MS);
-  }
-
-  sendTyping(isTyping) {
-    if (!isTyping && !this.lastTypingSent) return;
-    this.lastTypingSent = isTyping ? Date.now() : 0;
-    if (!isTyping) clearTimeout(this.typingTimer);
-    state.live?.send({ type: 'typing', room: this.room.id, is_typing: isTyping });
-  }
-
-  drawTyping() {
-    const names = [...this.typists.keys()].map((id) => displayName(state.members.get(id)));
-    replace(this.typingLine, names.length === 0 ? ''
-      : names.length === 1 ? `${names[0]} is typing…`
-        : `${names.slice(0, -1).join(', ')} and ${names.at(-1)} are typing…`);
+    this.typing.typed(this.input.value !== '');
   }
 
   async loadMembers() {
@@ -590,7 +556,7 @@ export class RoomView {
       old?.replaceWith(node);
     }
     this.drawReceipts();
-    this.drawTyping();
+    this.typing.draw();
   }
 
   // ---- live frames --------------------------------------------------------------------------
@@ -627,20 +593,9 @@ export class RoomView {
         else if (this.awaitingPage()) this.early.set(frame.id, frame);
         break;
       }
-      case 'typing': {
-        if (frame.user_id === state.me.id) break;
-        clearTimeout(this.typists.get(frame.user_id));
-        if (frame.is_typing) {
-          this.typists.set(frame.user_id, setTimeout(() => {
-            this.typists.delete(frame.user_id);
-            this.drawTyping();
-          }, TYPING_SHOWN_MS));
-        } else {
-          this.typists.delete(frame.user_id);
-        }
-        this.drawTyping();
+      case 'typing':
+        this.typing.heard(frame);
         break;
-      }
       case 'read':
         if (frame.user_id !== state.me.id) {
           this.readers.set(frame.user_id, frame.last_read_msg_id);
