@@ -63,14 +63,15 @@ fn install(conn: Connection) -> rusqlite::Result<()> {
     )
 }
 
-/// `lower(x)`: text (and a blob, read as UTF-8 text) lowercased; NULL stays NULL, and a number
-/// comes back as it was (it has no case).
+/// `lower(x)`: text (and a blob, read as UTF-8 text) lowercased; NULL stays NULL. A number comes
+/// back as its text, as from SQLite's own (an integer's digits exactly; a real's as Rust writes
+/// it, where SQLite's may differ in form, e.g. `1e20` for `1.0e+20`).
 fn lower(ctx: &Context<'_>) -> rusqlite::Result<Value> {
     Ok(match ctx.get_raw(0) {
         ValueRef::Text(text) | ValueRef::Blob(text) => Value::Text(lowercase(text)),
         ValueRef::Null => Value::Null,
-        ValueRef::Integer(n) => Value::Integer(n),
-        ValueRef::Real(x) => Value::Real(x),
+        ValueRef::Integer(n) => Value::Text(n.to_string()),
+        ValueRef::Real(x) => Value::Text(format!("{x:?}")),
     })
 }
 
@@ -79,7 +80,10 @@ fn lower(ctx: &Context<'_>) -> rusqlite::Result<Value> {
 fn lowercase(text: &[u8]) -> String {
     // Most of what is compared is ASCII (addresses, most names): no case table needed.
     if text.is_ascii() {
-        return String::from_utf8_lossy(&text.to_ascii_lowercase()).into_owned();
+        return text
+            .iter()
+            .map(|&byte| char::from(byte.to_ascii_lowercase()))
+            .collect();
     }
     String::from_utf8_lossy(text)
         .chars()
