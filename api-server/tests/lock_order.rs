@@ -2,6 +2,7 @@
 //! A reply locks its room, then updates its root's thread counters; a reaction or an edit of
 //! that root used to lock the root first and its room second, so the two could wait on each
 //! other until PostgreSQL's deadlock check aborted one of them (after a second).
+//! Leaving a room takes its organization's lock before its seat, as every change of seats does.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -131,4 +132,30 @@ async fn an_edit_of_a_root_does_not_deadlock_with_a_reply_to_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_deleted_while_a_reply_waits_leaves_nothing_behind() {
     reply_and_then("room deletion").await;
+}
+
+/// Leaving a room waits for its organization's lock before it touches its seat, as every other
+/// change of seats does. The operator revoking two admins changes seats in two statements and
+/// holds the first one's seat counts meanwhile; a leave that held its seat while it waited for
+/// its room's count deadlocked with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_a_room_waits_for_its_organization_first() {
+    let Some(app) = TestApp::spawn(Engine::Postgres).await else {
+        return;
+    };
+    let (org, room, _alice, bob) = app.room_for_two().await;
+    let held = HeldLocks::take(
+        &app.db_url,
+        &format!("SELECT id FROM orgs WHERE id = {org} FOR UPDATE"),
+    )
+    .await;
+    let path = format!("/api/rooms/{room}/leave/");
+    let leave = app.post(&path, Some(&bob.access), json!({}));
+    tokio::pin!(leave);
+    until_waiting(&app, 1, leave.as_mut()).await;
+    held.release().await;
+    let left = leave.await;
+    assert!(left.status.is_success(), "{} {}", left.status, left.text);
+    let seated = app.get(&format!("/api/rooms/{room}/"), &bob.access).await;
+    assert_eq!(seated.status.as_u16(), 404, "{}", seated.text);
 }

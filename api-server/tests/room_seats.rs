@@ -85,6 +85,16 @@ async fn members_count_follows_every_change_of_seats(engine: Engine) {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(r.body["members_count"], 2, "{}", r.text);
+    // Invited again: already seated, nothing added, nothing counted.
+    let r = app
+        .post(
+            &format!("/api/rooms/{secret}/invite/"),
+            Some(&alice.access),
+            json!({"user_id": dave.id}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["members_count"], 2, "{}", r.text);
 
     // A demotion takes carol out of the MANAGER_ONLY room; a removal takes dave out of all.
     app.set_role(org, &alice, &carol, "MEMBER").await;

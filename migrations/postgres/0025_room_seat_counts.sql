@@ -6,6 +6,11 @@
 -- sender's seat, so a change of seats that went on to lock the room's row could deadlock with
 -- it. Posts never touch these rows. Each room has its row from its creation, so the seat
 -- triggers only update (an insert would check the room's key, which a post may be holding).
+-- Nothing may seat, unseat or create a room between the count below and the triggers' start
+-- (replicas of the previous version keep writing during a rolling upgrade): such a change would
+-- never be counted. Reads go on; the migration's transaction holds this until it commits.
+LOCK TABLE rooms, room_members IN SHARE ROW EXCLUSIVE MODE;
+
 CREATE TABLE room_seat_counts (
     room_id BIGINT PRIMARY KEY REFERENCES rooms (id) ON DELETE CASCADE,
     seats   BIGINT NOT NULL

@@ -483,6 +483,11 @@ impl RoomStore for SqlStore {
         let Some((org_id,)) = org else {
             return Ok(false);
         };
+        // Under the org's lock, as every other change of seats: a transaction that changes
+        // seats in several statements (the operator revoking two admins) holds the first ones'
+        // seat counts while it waits for the next seats, so a leave that held its seat while
+        // waiting for its room's count would deadlock with it.
+        lock_org(&mut tx, org_id).await?;
         let removed = sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")
             .bind(room_id)
             .bind(user_id)
