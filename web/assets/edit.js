@@ -3,17 +3,14 @@
 
 import { h } from './dom.js';
 
-/** Turns `node`'s body into a box holding `body`. `save(text)` resolves to whether the text
- * was stored (if not, the box stays open); `done()` draws the message again, after a save or a
- * cancel. */
-export function editInPlace(node, body, { save, done }) {
+/** Turns `node`'s body into a box holding `body`. `save(text)` stores the text and ends the
+ * edit (or reports a failure and leaves the box open); `cancel()` ends it unchanged. */
+export function editInPlace(node, body, { save, cancel }) {
   const box = h('textarea', { class: 'edit', 'aria-label': 'Edit message', maxlength: 4000 });
   box.value = body;
-  const saveNow = async () => {
-    if (await save(box.value)) done();
-  };
+  const saveNow = () => save(box.value);
   box.addEventListener('keydown', (event) => {
-    if (event.key === 'Escape') done();
+    if (event.key === 'Escape') cancel();
     if (event.key === 'Enter' && !event.shiftKey) {
       event.preventDefault();
       saveNow();
@@ -22,6 +19,6 @@ export function editInPlace(node, body, { save, done }) {
   node.querySelector('.body')?.replaceWith(box);
   node.querySelector('.msg-actions')?.replaceChildren(
     h('button', { class: 'link', onclick: saveNow }, 'Save'),
-    h('button', { class: 'link', onclick: done }, 'Cancel'));
+    h('button', { class: 'link', onclick: cancel }, 'Cancel'));
   box.focus();
 }

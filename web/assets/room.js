@@ -454,25 +454,25 @@ export class RoomView {
 
   edit(message) {
     this.editing = message.id;
+    const redraw = () => {
+      this.editing = null;
+      const fresh = this.draw(this.messages.get(message.id));
+      this.nodes.get(message.id).replaceWith(fresh);
+      this.nodes.set(message.id, fresh);
+      this.drawReceipts();
+      fresh.focus();
+    };
     editInPlace(this.nodes.get(message.id), message.body, {
       save: async (body) => {
         try {
           const updated = await api('PATCH', `/api/rooms/${this.room.id}/messages/${message.id}/`, { body });
           this.messages.set(message.id, { ...this.messages.get(message.id), ...updated });
-          return true;
+          redraw();
         } catch (error) {
           failed(error);
-          return false;
         }
       },
-      done: () => {
-        this.editing = null;
-        const fresh = this.draw(this.messages.get(message.id));
-        this.nodes.get(message.id).replaceWith(fresh);
-        this.nodes.set(message.id, fresh);
-        this.drawReceipts();
-        fresh.focus();
-      },
+      cancel: redraw,
     });
   }
 
