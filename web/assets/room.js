@@ -19,6 +19,11 @@ import { ThreadPanel } from './thread.js';
 import { Typing } from './typing.js';
 
 const PAGE = 50;
+// Larger rooms show their member count alone: no "Seen by" and no online count. Both need the
+// whole member list with each member's read pointer, fetched on every visit (a megabyte in a
+// room of 5,000, opened by all of them at once after a restart), and "Seen by" fifty names says
+// little anyway.
+const RECEIPTS_UP_TO = 50;
 
 /** Whether two copies of a message would be drawn the same (a frame and a POST's answer). */
 function sameContent(a, b) {
@@ -495,6 +500,10 @@ export class RoomView {
   }
 
   async loadMembers() {
+    if (this.room.members_count > RECEIPTS_UP_TO) {
+      this.drawInfo();
+      return;
+    }
     const members = await api('GET', `/api/rooms/${this.room.id}/members/`);
     this.readers = new Map(members.filter((m) => m.user_id !== state.me.id).map((m) => [m.user_id, m.last_read_msg_id || 0]));
     this.memberIds = members.map((m) => m.user_id);
@@ -503,6 +512,11 @@ export class RoomView {
   }
 
   drawInfo() {
+    if (!this.memberIds && this.room.members_count > RECEIPTS_UP_TO) {
+      const count = this.room.members_count;
+      replace(this.info, `${count.toLocaleString('en')} members`);
+      return;
+    }
     const ids = this.memberIds || [];
     const online = ids.filter((id) => id === state.me.id || state.online.has(id)).length;
     replace(this.info, `${ids.length} member${ids.length === 1 ? '' : 's'} · ${online} online`);
@@ -597,7 +611,8 @@ export class RoomView {
         this.typing.heard(frame);
         break;
       case 'read':
-        if (frame.user_id !== state.me.id) {
+        // A room without receipts (too large) keeps no read pointers.
+        if (frame.user_id !== state.me.id && this.memberIds) {
           this.readers.set(frame.user_id, frame.last_read_msg_id);
           this.drawReceipts();
         }

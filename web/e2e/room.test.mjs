@@ -1,7 +1,8 @@
 // The room view across a dropped socket and quick navigation: what changed meanwhile, messages
 // that failed while offline (sent again, or not once discarded), unread counts of a room left
 // scrolled up, a thread link overtaken by another room, the focus after a reaction, and an
-// image that loads at the bottom; a first connection that fails.
+// image that loads at the bottom; a first connection that fails; a large room without its member
+// list.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -213,5 +214,43 @@ test('a connection that never opens says so', async () => {
   await page.getByText('Reconnecting…').waitFor({ timeout: 20_000 });
   sockets.allow();
   await waitFor(async () => !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to open');
+  await context.close();
+});
+
+test('a room of more than 50 shows its member count without fetching its member list', async () => {
+  // A second organization, so that the other tests' rooms keep their two members.
+  const org = await server.api('POST', '/api/orgs/', { name: 'Big' }, setup.ada);
+  const people = Array.from({ length: 50 }, (_, i) => `member${i}@example.com`);
+  for (let i = 0; i < people.length; i += 5) {
+    await Promise.all(people.slice(i, i + 5).map(async (email) => {
+      await server.api('POST', '/auth/register/', { email, password: PASSWORD });
+      const member = await server.signIn(email, PASSWORD);
+      const invite = await server.api('POST', `/api/orgs/${org.id}/invite/`, { email }, setup.ada);
+      await server.api('POST', '/api/orgs/accept-invite/', { token: invite.token }, member);
+    }));
+  }
+  // A PUBLIC room seats every member of the organization: Ada and the 50.
+  const big = await server.api('POST', '/api/rooms/', { org: org.id, name: 'town-square' }, setup.ada);
+  assert.equal(big.members_count, 51);
+  await post(big, 'Hello everyone', setup.ada);
+
+  const { context, page } = await ada();
+  const memberLists = [];
+  page.on('request', (request) => {
+    const url = new URL(request.url());
+    if (/^\/api\/rooms\/\d+\/members\/$/.test(url.pathname) && !url.searchParams.has('q')) memberLists.push(url.pathname);
+  });
+  await page.goto(`${server.url}/#/org/${org.id}/room/${big.id}`);
+  await page.locator('section.room[aria-busy="false"]').waitFor();
+  await page.getByText('51 members', { exact: true }).waitFor();
+  assert.deepEqual(memberLists, [], 'no whole member list for a room this large');
+  assert.equal(await page.locator('.receipt').count(), 0);
+
+  // A small room still lists its members: the online count and the receipts need them.
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${setup.room.id}`);
+  await page.locator('section.room[aria-busy="false"]').waitFor();
+  await page.getByText(/2 members · \d online/).waitFor();
+  assert.deepEqual(memberLists, [`/api/rooms/${setup.room.id}/members/`]);
+  assert.deepEqual(await shownErrors(page), []);
   await context.close();
 });
