@@ -51,19 +51,22 @@ pub(super) async fn insert_org_row(
     Ok(org_id)
 }
 
-pub(super) async fn set_role(
+/// Changes a member's role from `from` to `to` and records it (`member.role_changed`).
+pub(super) async fn change_role(
     tx: &mut Tx<'_>,
     org_id: i64,
     user_id: i64,
-    role: Role,
+    (from, to): (Role, Role),
+    now: DateTime<Utc>,
 ) -> StoreResult<()> {
     sqlx::query("UPDATE org_members SET role = $3 WHERE org_id = $1 AND user_id = $2")
         .bind(org_id)
         .bind(user_id)
-        .bind(role.as_str())
+        .bind(to.as_str())
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    let event = DomainEvent::role_changed(org_id, user_id, from, to);
+    write_event(tx, org_id, &event, now).await
 }
 
 pub(super) async fn member_count<'e, E: sqlx::Executor<'e, Database = Db>>(
@@ -499,14 +502,7 @@ impl OrgStore for SqlStore {
             // Already in, at a lesser role: the operator's ADMIN invitation to a listed member
             // (the API invites no member), its token read from the mailbox.
             Some(existing) if existing < invited => {
-                set_role(&mut tx, invite.org_id, user_id, invited).await?;
-                write_event(
-                    &mut tx,
-                    invite.org_id,
-                    &DomainEvent::role_changed(invite.org_id, user_id, existing, invited),
-                    now,
-                )
-                .await?;
+                change_role(&mut tx, invite.org_id, user_id, (existing, invited), now).await?;
                 (invited, Vec::new())
             }
             // Already in at that role or above: keep it.
@@ -552,16 +548,9 @@ impl OrgStore for SqlStore {
             Self::ensure_other_admin(&mut tx, org_id).await?;
             Self::ensure_not_listed(&mut tx, org_id, user_id).await?;
         }
-        set_role(&mut tx, org_id, user_id, role).await?;
         let now = Utc::now();
+        change_role(&mut tx, org_id, user_id, (current, role), now).await?;
         revoke_invites_beyond(&mut tx, org_id, user_id, Some(role), now).await?;
-        write_event(
-            &mut tx,
-            org_id,
-            &DomainEvent::role_changed(org_id, user_id, current, role),
-            now,
-        )
-        .await?;
         // A seat in a MANAGER_ONLY room goes with the role that allowed it.
         let left = if AccessLevel::ManagerOnly.admits(role) {
             Vec::new()

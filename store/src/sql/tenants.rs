@@ -5,8 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::invites::{insert_invite, open_invite, revoke_invite, revoke_invites_beyond};
 use super::orgs::lock_org;
-use super::orgs::{insert_org_row, member_count, set_role};
-use super::outbox::write_event;
+use super::orgs::{change_role, insert_org_row, member_count};
 use super::webhook_queue::{drop_unwanted_deliveries, pause_deliveries, resume_deliveries};
 use super::webhooks::webhook_room_left;
 use super::{SqlStore, Tx, WEBHOOK_LOCK};
@@ -16,7 +15,6 @@ use crate::{
     NewInvite, Seat, SpecAdmin, StoreError, StoreResult, TenantStore,
 };
 use chatboard_core::error_code::ErrorCode;
-use chatboard_core::events::DomainEvent;
 use chatboard_core::model::{OrgQuotas, Role};
 
 /// A managed webhook's current columns, to compare with what its resource says.
@@ -116,15 +114,8 @@ impl SqlStore {
                     }
                     Err(e) => return Err(e),
                 }
-                set_role(tx, org_id, user_id, Role::Member).await?;
+                change_role(tx, org_id, user_id, (Role::Admin, Role::Member), now).await?;
                 revoke_invites_beyond(tx, org_id, user_id, Some(Role::Member), now).await?;
-                write_event(
-                    tx,
-                    org_id,
-                    &DomainEvent::role_changed(org_id, user_id, Role::Admin, Role::Member),
-                    now,
-                )
-                .await?;
                 let left = Self::leave_manager_rooms(tx, org_id, user_id, now).await?;
                 done.seats_lost
                     .extend(left.into_iter().map(|room_id| Seat { room_id, user_id }));
