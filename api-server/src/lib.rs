@@ -305,12 +305,6 @@ pub async fn serve_with(
     result
 }
 
-/// Resolves on SIGINT or SIGTERM; the handlers are installed by this call (see
-/// `chatboard_core::shutdown::signal`).
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
-    chatboard_core::shutdown::signal()
-}
-
 /// The documentation page's protections, as strict as the web client's page allows: it loads
 /// only its own files (no inline script; Swagger UI sets inline styles), talks only to this
 /// origin, and is never framed, so an injected schema text cannot run or phish from it.

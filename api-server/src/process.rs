@@ -48,7 +48,7 @@ pub async fn run() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (CHATBOARD_ADDR)", config.addr))?;
     let addr = listener.local_addr()?;
-    let stop = crate::shutdown_signal();
+    let stop = chatboard_core::shutdown::signal();
     tracing::info!(%addr, "api-server listening on http://{addr}");
     crate::serve(listener, state.clone(), stop).await?;
     state.store.close().await;

@@ -61,7 +61,7 @@ async fn single_node() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %data_dir.display(), "chatboard listening");
     // Before the banner: a SIGTERM from then on drains the node (see `shutdown::signal`).
-    let stop = api_server::shutdown_signal();
+    let stop = chatboard_core::shutdown::signal();
     println!(
         "ChatBoard is running at http://{addr}/  (API docs: http://{addr}/api/docs/, data: {})",
         data_dir.display()
