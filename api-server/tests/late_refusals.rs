@@ -64,18 +64,42 @@ async fn answer_after(
 ) -> Reply {
     let held = HeldLocks::take(&app.db_url, hold).await;
     tokio::pin!(pending);
+    until_waiting(app, hold, pending.as_mut()).await;
+    testing::db::execute_sql(&app.db_url, meanwhile).await;
+    held.release().await;
+    pending.await
+}
+
+/// Runs `write` in a transaction, starts `pending`, waits until it waits for the write's locks,
+/// commits the write and returns the answer.
+async fn answer_after_committed(
+    app: &TestApp,
+    write: &str,
+    pending: impl std::future::Future<Output = Reply>,
+) -> Reply {
+    let held = HeldLocks::take(&app.db_url, write).await;
+    tokio::pin!(pending);
+    until_waiting(app, write, pending.as_mut()).await;
+    held.commit().await;
+    pending.await
+}
+
+/// Until a session waits for a lock, failing if `pending` is answered first (it must wait for
+/// the locks of `hold`).
+async fn until_waiting<F: std::future::Future<Output = Reply>>(
+    app: &TestApp,
+    hold: &str,
+    pending: std::pin::Pin<&mut F>,
+) {
     let waiting = async {
         while waiting_for_locks(&app.db_url).await < 1 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
     tokio::select! {
-        reply = &mut pending => panic!("answered while `{hold}` is held: {}", reply.text),
+        reply = pending => panic!("answered while `{hold}` is held: {}", reply.text),
         () = waiting => {}
     }
-    testing::db::execute_sql(&app.db_url, meanwhile).await;
-    held.release().await;
-    pending.await
 }
 
 /// `change` made while the room is held and `meanwhile` commits (see [`answer_after`]).
@@ -283,9 +307,9 @@ async fn a_removed_admin_changes_nobody() {
 }
 
 /// Webhooks created, changed or deleted while a suspension commits are refused (403
-/// `org_suspended`) and leave the webhooks as they were. The organization's row is held in
-/// KEY SHARE mode: the change waits for its own lock of it, the suspension (which changes no key)
-/// does not. (They went through on the read of the org made before.)
+/// `org_suspended`) and leave the webhooks as they were. The suspension holds the
+/// organization's row until it commits; the change waits for its own lock of that row. (They
+/// went through on the read of the org made before.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspension_stops_a_webhook_change_under_way() {
     let Some(app) =
@@ -304,7 +328,6 @@ async fn a_suspension_stops_a_webhook_change_under_way() {
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     let hook = format!("/api/webhooks/{}/", created.body["id"]);
-    let hold = format!("SELECT id FROM orgs WHERE id = {org} FOR KEY SHARE");
     let suspend = format!("UPDATE orgs SET suspended = TRUE WHERE id = {org}");
     let resume = format!("UPDATE orgs SET suspended = FALSE WHERE id = {org}");
 
@@ -326,7 +349,7 @@ async fn a_suspension_stops_a_webhook_change_under_way() {
         ("delete", app.delete(&hook, &alice.access).boxed()),
     ];
     for (what, change) in changes {
-        let reply = answer_after(&app, &hold, change, &suspend).await;
+        let reply = answer_after_committed(&app, &suspend, change).await;
         assert_eq!(
             (reply.status, reply.body["code"].as_str()),
             (StatusCode::FORBIDDEN, Some("org_suspended")),

@@ -2,7 +2,8 @@
 //! A reply locks its room, then updates its root's thread counters; a reaction or an edit of
 //! that root used to lock the root first and its room second, so the two could wait on each
 //! other until PostgreSQL's deadlock check aborted one of them (after a second).
-//! Leaving a room takes its organization's lock before its seat, as every change of seats does.
+//! Leaving or deleting a room takes its organization's lock before the room's seats, as every
+//! change of seats does.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -134,28 +135,50 @@ async fn a_room_deleted_while_a_reply_waits_leaves_nothing_behind() {
     reply_and_then("room deletion").await;
 }
 
+/// Holds the room's organization, starts `change` (a change of the room's seats), which must
+/// wait for it, then lets the organization go; the change must succeed and leave Bob unseated.
+async fn waits_for_the_organization(change: &str) {
+    let Some(app) = TestApp::spawn(Engine::Postgres).await else {
+        return;
+    };
+    let (org, room, alice, bob) = app.room_for_two().await;
+    let held = HeldLocks::take(
+        &app.db_url,
+        &format!("SELECT id FROM orgs WHERE id = {org} FOR UPDATE"),
+    )
+    .await;
+    let room_path = format!("/api/rooms/{room}/");
+    let pending = async {
+        if change == "deletion" {
+            app.delete(&room_path, &alice.access).await
+        } else {
+            app.post(&format!("{room_path}leave/"), Some(&bob.access), json!({}))
+                .await
+        }
+    };
+    tokio::pin!(pending);
+    until_waiting(&app, 1, pending.as_mut()).await;
+    held.release().await;
+    let done = pending.await;
+    assert!(done.status.is_success(), "{} {}", done.status, done.text);
+    let seated = app.get(&room_path, &bob.access).await;
+    assert_eq!(seated.status.as_u16(), 404, "{}", seated.text);
+}
+
 /// Leaving a room waits for its organization's lock before it touches its seat, as every other
 /// change of seats does. The operator revoking two admins changes seats in two statements and
 /// holds the first one's seat counts meanwhile; a leave that held its seat while it waited for
 /// its room's count deadlocked with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaving_a_room_waits_for_its_organization_first() {
-    let Some(app) = TestApp::spawn(Engine::Postgres).await else {
-        return;
-    };
-    let (org, room, _alice, bob) = app.room_for_two().await;
-    let held = HeldLocks::take(
-        &app.db_url,
-        &format!("SELECT id FROM orgs WHERE id = {org} FOR UPDATE"),
-    )
-    .await;
-    let path = format!("/api/rooms/{room}/leave/");
-    let leave = app.post(&path, Some(&bob.access), json!({}));
-    tokio::pin!(leave);
-    until_waiting(&app, 1, leave.as_mut()).await;
-    held.release().await;
-    let left = leave.await;
-    assert!(left.status.is_success(), "{} {}", left.status, left.text);
-    let seated = app.get(&format!("/api/rooms/{room}/"), &bob.access).await;
-    assert_eq!(seated.status.as_u16(), 404, "{}", seated.text);
+    waits_for_the_organization("leave").await;
+}
+
+/// A room's deletion removes its seats, so it too takes the organization before the room: it
+/// took the room first, and deadlocked with the operator revoking two admins of a
+/// MANAGER_ONLY room (the operator holds the org and the first admin's seat, the deletion the
+/// room and the other seats).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_room_waits_for_its_organization_first() {
+    waits_for_the_organization("deletion").await;
 }

@@ -29,8 +29,10 @@ const CLAIM_LOCK: &str = "FOR UPDATE OF d SKIP LOCKED";
 const EMAIL_CLAIM_LOCK: &str = "FOR UPDATE SKIP LOCKED";
 
 /// Serialises membership changes of one organization (last-admin checks) across concurrent
-/// transactions: the org's row is locked.
-const ORG_LOCK: &str = " FOR UPDATE";
+/// transactions: the org's row is locked. Not `FOR UPDATE`: that also blocks the key-share
+/// check a write referring to the org makes (a reply updating its room's row twice), so a room's
+/// deletion (org, then room) and a reply (room, then that check) waited on each other.
+const ORG_LOCK: &str = " FOR NO KEY UPDATE";
 /// Taken on an account's row while a login is recorded against its password hash: a
 /// password change (which updates the row) waits for the login, then revokes it.
 const CREDENTIALS_LOCK: &str = " FOR SHARE";

@@ -398,6 +398,15 @@ impl RoomStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_room(&self, room_id: i64) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
+        let org: Option<(i64,)> = sqlx::query_as("SELECT org_id FROM rooms WHERE id = $1")
+            .bind(room_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (org_id,) = org.ok_or(StoreError::NotFound)?;
+        // The org's lock before the room's, as every change of seats takes them: the deletion
+        // removes the room's seats, and the operator revoking two admins holds the org and the
+        // first one's seats while it waits for the next; taking the room first deadlocked.
+        lock_org(&mut tx, org_id).await?;
         let sql = format!("SELECT id FROM rooms WHERE id = $1{ROOM_DELETE_LOCK}");
         if sqlx::query(&sql)
             .bind(room_id)
