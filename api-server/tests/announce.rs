@@ -90,7 +90,8 @@ async fn changes_are_announced(app: &TestApp) {
         BusEvent::Read {
             room,
             user_id: bob.id,
-            last_read_msg_id: second
+            last_read_msg_id: second,
+            reader_only: false,
         }
     );
     // Refused changes announce nothing.

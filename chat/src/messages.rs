@@ -18,6 +18,10 @@ use crate::Chat;
 /// Longest upload id looked up (ours are UUIDs).
 const UPLOAD_ID_MAX: usize = 64;
 
+/// Rooms of up to this many members hear each member's read receipts; in larger ones only the
+/// reader's own connections do (the web client shows receipts up to the same size).
+pub const READ_RECEIPTS_UP_TO: i64 = 50;
+
 /// A message as its sender wrote it, before any check.
 #[derive(Debug, Clone, Default)]
 pub struct MessageDraft {
@@ -325,19 +329,20 @@ impl Chat {
     /// 404 when the message is not in the room or the reader has no seat there.
     #[instrument(skip(self), err(level = "debug"))]
     pub async fn mark_read(&self, reader: i64, room_id: i64, msg_id: i64) -> ChatResult<i64> {
-        let (last_read_msg_id, moved) = self.store().mark_read(room_id, reader, msg_id).await?;
+        let mark = self.store().mark_read(room_id, reader, msg_id).await?;
         // A receipt that moved nothing (repeated, or for an older message) tells nobody
         // anything: the room hears only of pointers that moved.
-        if moved {
+        if mark.moved {
             self.announcer()
                 .publish(BusEvent::Read {
                     room: room_id,
                     user_id: reader,
-                    last_read_msg_id,
+                    last_read_msg_id: mark.last_read_msg_id,
+                    reader_only: mark.room_members > READ_RECEIPTS_UP_TO,
                 })
                 .await;
         }
-        Ok(last_read_msg_id)
+        Ok(mark.last_read_msg_id)
     }
 
     /// Tells the room's other sockets that `user_id` started or stopped typing (never stored);

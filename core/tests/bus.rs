@@ -156,6 +156,7 @@ async fn typing_and_read_events_travel_too(kind: Kind) {
         room: 4,
         user_id: 9,
         last_read_msg_id: 12,
+        reader_only: false,
     };
     t.bus.publish(&typing).await.unwrap();
     assert_eq!(next(&mut s).await, Delivery::Event(typing));

@@ -622,6 +622,62 @@ async fn a_socket_goes_on_while_its_messages_wait_for_their_commit(p: Arc<Platfo
     assert_eq!(stored, ["held 3", "held 2", "held 1"], "newest first");
 }
 
+/// Receipts of a room of more than fifty members reach the reader's own connections (their
+/// other devices keep their unread state) and nobody else's: every member telling every member
+/// of each message read costs the square of the room's size. In a smaller room every member
+/// hears them.
+async fn receipts_of_a_large_room_reach_only_the_readers_own_sockets(p: Arc<Platform>) {
+    let (room, alice, bob, _org) = p.team().await;
+    let mut a = p.connect(room, &alice.token, None).await;
+    let mut b = p.connect(room, &bob.token, None).await;
+    assert_eq!(frame(&mut a).await["type"], "connection");
+    assert_eq!(frame(&mut b).await["type"], "connection");
+    let read = |id: i64| {
+        let p = p.clone();
+        let token = bob.token.clone();
+        async move {
+            let path = format!("/api/rooms/{room}/read/{id}/");
+            p.call(reqwest::Method::POST, &path, &token, Value::Null)
+                .await;
+        }
+    };
+
+    let first = p.post(&alice, room, "to two").await;
+    read(first).await;
+    let heard = json!({"type": "read", "room": room, "user_id": bob.id, "last_read_msg_id": first});
+    assert_eq!(frame_of(&mut a, "read").await.0, heard, "two members");
+    assert_eq!(frame_of(&mut b, "read").await.0, heard);
+
+    // Forty-nine more seats (straight into the database: sign-ups would hash 49 passwords).
+    p.sql(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 49) \
+         INSERT INTO users (email, password_hash, created_at) \
+         SELECT 'seat' || i || '@example.com', u.password_hash, u.created_at \
+         FROM n, users u WHERE u.email = 'alice@example.com'",
+    )
+    .await;
+    p.sql(&format!(
+        "INSERT INTO room_members (room_id, user_id, joined_at) \
+         SELECT {room}, id, created_at FROM users WHERE email LIKE 'seat%@example.com'"
+    ))
+    .await;
+    let second = p.post(&alice, room, "to fifty-one").await;
+    frame_of(&mut a, "message").await;
+    frame_of(&mut b, "message").await;
+    let mut b2 = p.connect(room, &bob.token, None).await;
+    assert_eq!(frame(&mut b2).await["type"], "connection");
+    read(second).await;
+    let own = json!({"type": "read", "room": room, "user_id": bob.id,
+                     "last_read_msg_id": second, "reader_only": true});
+    assert_eq!(
+        frame_of(&mut b, "read").await.0,
+        own,
+        "the reader's sockets"
+    );
+    assert_eq!(frame_of(&mut b2, "read").await.0, own);
+    assert!(quiet(&mut a).await, "another member hears nothing of it");
+}
+
 both_shapes!(
     a_socket_goes_on_while_its_messages_wait_for_their_commit,
     reactions_reach_the_room_live,
@@ -632,7 +688,8 @@ both_shapes!(
     members_get_live_messages_edits_deletes_and_receipts,
     resuming_with_since_replays_then_goes_live_without_gap_or_duplicate,
     continuous_posting_with_random_reconnects_loses_nothing,
-    frames_from_clients_post_type_and_read
+    frames_from_clients_post_type_and_read,
+    receipts_of_a_large_room_reach_only_the_readers_own_sockets
 );
 
 /// While its answers wait for their commits the gateway does not read a socket's frames; a

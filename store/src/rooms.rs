@@ -70,6 +70,17 @@ impl JoinVia {
     }
 }
 
+/// Where a member's read pointer stands after [`RoomStore::mark_read`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadMark {
+    /// The newest message the member has read.
+    pub last_read_msg_id: i64,
+    /// Whether this call moved the pointer.
+    pub moved: bool,
+    /// How many members the room has (whom a receipt would reach).
+    pub room_members: i64,
+}
+
 /// Where a room stands, for a connection that starts following it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoomPosition {
@@ -126,9 +137,9 @@ pub trait RoomStore: Send + Sync {
     /// Ids of the other users who share a room with the user (only `room`, when given).
     async fn room_mates(&self, user_id: i64, room: Option<i64>) -> StoreResult<Vec<i64>>;
     /// Moves a member's read pointer forward to `msg_id` (never back) and returns where it
-    /// stands and whether it moved; `NotFound` when the message is not in the room or the user
-    /// is not a member.
-    async fn mark_read(&self, room_id: i64, user_id: i64, msg_id: i64) -> StoreResult<(i64, bool)>;
+    /// stands, whether it moved and the room's size; `NotFound` when the message is not in the
+    /// room or the user is not a member.
+    async fn mark_read(&self, room_id: i64, user_id: i64, msg_id: i64) -> StoreResult<ReadMark>;
     /// Unread counts of every room of the user, in one query whatever their number.
     async fn unread_counts(&self, user_id: i64) -> StoreResult<Vec<UnreadCount>>;
 }

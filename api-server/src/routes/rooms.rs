@@ -279,7 +279,8 @@ pub async fn members(
 }
 
 /// Marks the room read up to a message of it. Monotonic: an older id leaves the pointer where it
-/// is; the answer says where it stands.
+/// is; the answer says where it stands. A pointer that moved is announced as a `read` frame to
+/// the room's sockets, or only to the reader's own in a room of more than 50 members.
 #[utoipa::path(post, path = "/api/rooms/{id}/read/{msg_id}/", tag = "rooms",
     params(("id" = i64, Path), ("msg_id" = i64, Path)), security(("bearer" = [])),
     responses((status = 200, body = ReadState), (status = 404, description = "no such room, not a member, or the message is not in this room", body = ErrorBody)))]

@@ -74,6 +74,11 @@ pub enum BusEvent {
         user_id: i64,
         /// Where it stands now.
         last_read_msg_id: i64,
+        /// Only the reader's own connections hear of it (their other devices): in a room too
+        /// large for receipts, telling every member of every member's reading would cost the
+        /// square of its size. Absent (false) from older publishers, whose receipts go to all.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reader_only: bool,
     },
     /// A user no longer sits in a room (left, removed from the org, demoted out of a
     /// MANAGER_ONLY room): their open connections stop following it. Not sent to clients.
@@ -233,6 +238,7 @@ impl BusEvent {
                 room,
                 user_id,
                 last_read_msg_id,
+                ..
             } => Some(format!("read-{room}-{user_id}-{last_read_msg_id}")),
             // A seat can be lost, regained and lost again within the de-duplication window;
             // repeating one of these is harmless.

@@ -123,6 +123,16 @@ fn fan_out(followers: &mut Vec<Follower>, out: &Arc<Outgoing>, batch: Option<&mu
             return;
         }
     }
+    // A receipt of a room too large for receipts goes to the reader's own connections only.
+    if let BusEvent::Read {
+        user_id,
+        reader_only: true,
+        ..
+    } = &out.event
+    {
+        followers.retain(|f| f.user_id != *user_id || f.deliver(out, latency));
+        return;
+    }
     followers.retain(|f| f.deliver(out, latency));
 }
 

@@ -11,7 +11,8 @@ use crate::sql::rows::{
     RoomRow, UnreadRow, ROOM_COLUMNS,
 };
 use crate::{
-    JoinVia, NewRoom, RoomAccess, RoomPatch, RoomPosition, RoomStore, Seat, StoreError, StoreResult,
+    JoinVia, NewRoom, ReadMark, RoomAccess, RoomPatch, RoomPosition, RoomStore, Seat, StoreError,
+    StoreResult,
 };
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::events::{DomainEvent, LeftVia};
@@ -601,7 +602,7 @@ impl RoomStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn mark_read(&self, room_id: i64, user_id: i64, msg_id: i64) -> StoreResult<(i64, bool)> {
+    async fn mark_read(&self, room_id: i64, user_id: i64, msg_id: i64) -> StoreResult<ReadMark> {
         let message: Option<(i64,)> =
             sqlx::query_as("SELECT seq FROM messages WHERE room_id = $1 AND id = $2")
                 .bind(room_id)
@@ -622,15 +623,21 @@ impl RoomStore for SqlStore {
         .await?
         .rows_affected()
             > 0;
-        let now_at: Option<(Option<i64>,)> = sqlx::query_as(
-            "SELECT last_read_msg_id FROM room_members WHERE room_id = $1 AND user_id = $2",
+        let now_at: Option<(Option<i64>, i64)> = sqlx::query_as(
+            "SELECT m.last_read_msg_id, c.seats FROM room_members m \
+             JOIN room_seat_counts c ON c.room_id = m.room_id \
+             WHERE m.room_id = $1 AND m.user_id = $2",
         )
         .bind(room_id)
         .bind(user_id)
         .fetch_optional(&self.write)
         .await?;
         match now_at {
-            Some((Some(id),)) => Ok((id, moved)),
+            Some((Some(last_read_msg_id), room_members)) => Ok(ReadMark {
+                last_read_msg_id,
+                moved,
+                room_members,
+            }),
             _ => Err(StoreError::NotFound),
         }
     }
