@@ -365,3 +365,42 @@ async fn a_suspension_stops_a_webhook_change_under_way() {
     assert_eq!(hooks.len(), 1, "{}", list.text);
     assert_eq!(hooks[0]["is_active"], true, "{}", list.text);
 }
+
+/// A room deleted while a suspension of its organization commits is refused (403
+/// `org_suspended`) and stays, messages and all. The deletion waits for the organization's
+/// lock, which the suspension holds until it commits. (It went through on the read of the org
+/// made before.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspension_stops_a_room_deletion_under_way() {
+    let Some(app) = TestApp::spawn(Engine::Postgres).await else {
+        return;
+    };
+    let (org, room, alice, _bob) = app.room_for_two().await;
+    app.send(&alice, room, "still here").await;
+    let room_path = format!("/api/rooms/{room}/");
+    let reply = answer_after_committed(
+        &app,
+        &format!("UPDATE orgs SET suspended = TRUE WHERE id = {org}"),
+        app.delete(&room_path, &alice.access),
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("org_suspended")),
+        "{}",
+        reply.text
+    );
+    testing::db::execute_sql(
+        &app.db_url,
+        &format!("UPDATE orgs SET suspended = FALSE WHERE id = {org}"),
+    )
+    .await;
+    let page = app
+        .get(&format!("{room_path}messages/"), &alice.access)
+        .await;
+    assert_eq!(
+        page.body["results"][0]["body"], "still here",
+        "{}",
+        page.text
+    );
+}

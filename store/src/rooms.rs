@@ -113,7 +113,8 @@ pub trait RoomStore: Send + Sync {
     async fn room_access(&self, room_id: i64, user_id: i64) -> StoreResult<Option<RoomAccess>>;
     /// Changes name or access level (`Conflict(dm_immutable)` for direct messages).
     async fn update_room(&self, room_id: i64, patch: RoomPatch) -> StoreResult<Room>;
-    /// Deletes a room with its messages and read state.
+    /// Deletes a room with its messages and read state; `Forbidden` when its organization is
+    /// suspended or archived.
     async fn delete_room(&self, room_id: i64) -> StoreResult<()>;
     /// Seats an org member in a room; `false` when they already were. Records `member.joined`.
     async fn add_room_member(

@@ -407,7 +407,8 @@ impl RoomStore for SqlStore {
         // The org's lock before the room's, as every change of seats takes them: the deletion
         // removes the room's seats, and the operator revoking two admins holds the org and the
         // first one's seats while it waits for the next; taking the room first deadlocked.
-        lock_org(&mut tx, org_id).await?;
+        // Under it, an org suspended or archived since the caller's read refuses the deletion.
+        lock_writable_org(&mut tx, org_id).await?;
         let sql = format!("SELECT id FROM rooms WHERE id = $1{ROOM_DELETE_LOCK}");
         if sqlx::query(&sql)
             .bind(room_id)
