@@ -102,6 +102,22 @@ async fn until_waiting<F: std::future::Future<Output = Reply>>(
     }
 }
 
+/// Asserts that `reply` (to `what`) refused the change as the organization is suspended, then
+/// resumes the organization.
+async fn refused_as_suspended_then_resumed(app: &TestApp, org: i64, reply: &Reply, what: &str) {
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("org_suspended")),
+        "{what}: {}",
+        reply.text
+    );
+    testing::db::execute_sql(
+        &app.db_url,
+        &format!("UPDATE orgs SET suspended = FALSE WHERE id = {org}"),
+    )
+    .await;
+}
+
 /// `change` made while the room is held and `meanwhile` commits (see [`answer_after`]).
 async fn change_while(
     app: &TestApp,
@@ -132,17 +148,7 @@ async fn a_suspension_stops_a_change_already_under_way() {
             &format!("UPDATE orgs SET suspended = TRUE WHERE id = {org}"),
         )
         .await;
-        assert_eq!(
-            (reply.status, reply.body["code"].as_str()),
-            (StatusCode::FORBIDDEN, Some("org_suspended")),
-            "{change:?}: {}",
-            reply.text
-        );
-        testing::db::execute_sql(
-            &app.db_url,
-            &format!("UPDATE orgs SET suspended = FALSE WHERE id = {org}"),
-        )
-        .await;
+        refused_as_suspended_then_resumed(&app, org, &reply, &format!("{change:?}")).await;
     }
     let page = app
         .get(&format!("/api/rooms/{room}/messages/"), &alice.access)
@@ -329,7 +335,6 @@ async fn a_suspension_stops_a_webhook_change_under_way() {
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     let hook = format!("/api/webhooks/{}/", created.body["id"]);
     let suspend = format!("UPDATE orgs SET suspended = TRUE WHERE id = {org}");
-    let resume = format!("UPDATE orgs SET suspended = FALSE WHERE id = {org}");
 
     let changes = [
         (
@@ -350,13 +355,7 @@ async fn a_suspension_stops_a_webhook_change_under_way() {
     ];
     for (what, change) in changes {
         let reply = answer_after_committed(&app, &suspend, change).await;
-        assert_eq!(
-            (reply.status, reply.body["code"].as_str()),
-            (StatusCode::FORBIDDEN, Some("org_suspended")),
-            "{what}: {}",
-            reply.text
-        );
-        testing::db::execute_sql(&app.db_url, &resume).await;
+        refused_as_suspended_then_resumed(&app, org, &reply, what).await;
     }
     let list = app
         .get(&format!("/api/webhooks/?org={org}"), &alice.access)
@@ -384,17 +383,7 @@ async fn a_suspension_stops_a_room_deletion_under_way() {
         app.delete(&room_path, &alice.access),
     )
     .await;
-    assert_eq!(
-        (reply.status, reply.body["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("org_suspended")),
-        "{}",
-        reply.text
-    );
-    testing::db::execute_sql(
-        &app.db_url,
-        &format!("UPDATE orgs SET suspended = FALSE WHERE id = {org}"),
-    )
-    .await;
+    refused_as_suspended_then_resumed(&app, org, &reply, "room deletion").await;
     let page = app
         .get(&format!("{room_path}messages/"), &alice.access)
         .await;

@@ -11,6 +11,7 @@ mod timeline;
 mod webhooks;
 mod ws_client;
 mod ws_load;
+mod ws_receipts;
 mod ws_seed;
 
 use std::path::PathBuf;
@@ -181,6 +182,20 @@ enum Command {
         #[arg(long)]
         timeline_ms: Option<u64>,
     },
+    /// Connects every member of every seeded room, posts one message into each room, then has
+    /// every member mark it read at once, and prints how many `read` frames reached the sockets
+    /// and what the storm cost the gateway.
+    WsReceipts {
+        /// The gateway, ws://host:port.
+        #[arg(long, default_value = "ws://127.0.0.1:8080")]
+        ws: String,
+        /// State file written by `ws-seed`.
+        #[arg(long, default_value = "ws-state.json")]
+        state: PathBuf,
+        /// The gateway's process id, to read its CPU time from /proc.
+        #[arg(long)]
+        gateway_pid: Option<u32>,
+    },
     /// A minimal broadcaster speaking just enough of the gateway's protocol for `ws-fanout`
     /// (no authentication, storage, presence or limits): the floor the gateway is measured
     /// against. Runs until killed.
@@ -343,6 +358,15 @@ async fn main() -> anyhow::Result<()> {
             let target = ws_load::Target::new(&ws, None, gateway_pid, None)?;
             let range = first..first + connections;
             ws_load::idle(&target, &seeded, range, Duration::from_secs(hold)).await?;
+        }
+        Command::WsReceipts {
+            ws,
+            state,
+            gateway_pid,
+        } => {
+            let seeded: ws_seed::WsSeeded = serde_json::from_slice(&std::fs::read(&state)?)?;
+            let target = ws_load::Target::new(&ws, None, gateway_pid, None)?;
+            ws_receipts::storm(&target, &seeded).await?;
         }
         Command::WsFanout {
             ws,

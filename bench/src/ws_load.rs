@@ -19,7 +19,8 @@ use crate::timeline::Timeline;
 use crate::ws_client;
 use crate::ws_seed::WsSeeded;
 
-type Socket = WebSocketStream<tokio::net::TcpStream>;
+/// A client connection to the gateway.
+pub(crate) type Socket = WebSocketStream<tokio::net::TcpStream>;
 
 /// Connections per source address (the ephemeral port range holds about 28,000).
 const PER_SOURCE: usize = 20_000;
@@ -95,7 +96,7 @@ impl Target {
     }
 
     /// Opens the per-room endpoint as one member, from source address number `n`.
-    async fn connect(&self, room: i64, token: &str, n: usize) -> anyhow::Result<Socket> {
+    pub(crate) async fn connect(&self, room: i64, token: &str, n: usize) -> anyhow::Result<Socket> {
         let stream = self.tcp(n).await?;
         let url = format!("{}/ws/rooms/{room}/?token={token}", self.ws);
         // Small buffers: the client side holds as many connections as the gateway.
@@ -148,7 +149,7 @@ impl Target {
     }
 
     /// CPU time the gateway process has used so far, when its pid is known.
-    fn gateway_cpu(&self) -> Option<Duration> {
+    pub(crate) fn gateway_cpu(&self) -> Option<Duration> {
         process_cpu(&self.gateway_pid?.to_string())
     }
 
@@ -216,12 +217,7 @@ pub async fn idle(
     hold: Duration,
 ) -> anyhow::Result<()> {
     let connections = range.len();
-    let members: Vec<(i64, &str)> = seeded
-        .rooms
-        .iter()
-        .flat_map(|r| r.tokens.iter().map(move |t| (r.id, t.as_str())))
-        .collect();
-    anyhow::ensure!(!members.is_empty(), "the state has no members");
+    let members = seeded.members()?;
     let before = target.gateway_rss_kib();
     let started = Instant::now();
     let (stop_tx, stop) = watch::channel(false);

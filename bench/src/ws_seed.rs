@@ -31,6 +31,20 @@ pub struct WsSeeded {
     pub rooms: Vec<SeededRoom>,
 }
 
+impl WsSeeded {
+    /// Every member of every room as (room id, access token), room by room; an error when
+    /// there is none.
+    pub fn members(&self) -> anyhow::Result<Vec<(i64, &str)>> {
+        let members: Vec<(i64, &str)> = self
+            .rooms
+            .iter()
+            .flat_map(|r| r.tokens.iter().map(move |t| (r.id, t.as_str())))
+            .collect();
+        anyhow::ensure!(!members.is_empty(), "the state has no members");
+        Ok(members)
+    }
+}
+
 /// What seeding needs of the platform: its database and its signing key.
 pub struct Config {
     /// The platform's database.
