@@ -50,6 +50,8 @@ struct Member {
 /// Runs the storm over every seeded room and prints one report.
 pub async fn storm(target: &Target, seeded: &WsSeeded) -> anyhow::Result<()> {
     let members = seeded.members()?;
+    let connecting = Instant::now();
+    let cpu_connecting = target.gateway_cpu();
     let opened: Vec<anyhow::Result<Member>> = futures::stream::iter(members.iter().enumerate())
         .map(|(n, &(room, token))| async move {
             let mut socket = target.connect(room, token, n).await?;
@@ -85,6 +87,14 @@ pub async fn storm(target: &Target, seeded: &WsSeeded) -> anyhow::Result<()> {
     // The arrivals' presence notices and the posts' deliveries are not the storm's: they
     // arrive first.
     until_quiet(&counts.last_any, Instant::now() + MAX_WAIT).await;
+    // Less the quiet wait itself, which costs the server next to nothing.
+    let settled = connecting.elapsed().saturating_sub(QUIET);
+    println!(
+        "{} sockets opened, greeted and quiet (presence notices passed) in {:.1} s; server CPU {}",
+        members.len(),
+        settled.as_secs_f64(),
+        cpu_between(cpu_connecting, target.gateway_cpu()),
+    );
     let reads_before = counts.read_frames.load(Ordering::Relaxed);
     let cpu_before = target.gateway_cpu();
     let started = Instant::now();
@@ -115,10 +125,7 @@ pub async fn storm(target: &Target, seeded: &WsSeeded) -> anyhow::Result<()> {
         .unwrap_or_else(PoisonError::into_inner)
         .map(|at| at.duration_since(started));
     // The quiet wait's idle CPU is counted too; the gateway spends next to none of it.
-    let cpu = match (cpu_before, target.gateway_cpu()) {
-        (Some(before), Some(after)) => format!("{} ms", (after - before).as_millis()),
-        _ => "unknown (no --gateway-pid)".to_owned(),
-    };
+    let cpu = cpu_between(cpu_before, target.gateway_cpu());
     let frames = counts.read_frames.load(Ordering::Relaxed) - reads_before;
     let closed = counts.closed.load(Ordering::Relaxed);
     println!(
@@ -138,6 +145,14 @@ pub async fn storm(target: &Target, seeded: &WsSeeded) -> anyhow::Result<()> {
         let _ = writer.close().await;
     }
     Ok(())
+}
+
+/// The CPU time between two readings, for the report.
+fn cpu_between(before: Option<Duration>, after: Option<Duration>) -> String {
+    match (before, after) {
+        (Some(before), Some(after)) => format!("{} ms", after.saturating_sub(before).as_millis()),
+        _ => "unknown (no --gateway-pid)".to_owned(),
+    }
 }
 
 /// Until nothing has been stamped into `last` for [`QUIET`] (or `deadline` passes).

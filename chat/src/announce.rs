@@ -11,6 +11,7 @@ use std::time::Duration;
 use chatboard_core::bus::{Bus, BusEvent};
 use chatboard_core::events::DomainEvent;
 use chatboard_core::metrics::MetricRegistry;
+use chatboard_core::model::SMALL_ROOM_MEMBERS;
 use chatboard_store::{Seat, Store};
 use prometheus::IntCounter;
 
@@ -95,6 +96,7 @@ impl Announcer {
             user_id,
             after: start.last_msg_id.unwrap_or(0),
             after_seq: Some(start.last_seq),
+            shares_presence: start.members <= SMALL_ROOM_MEMBERS,
         })
         .await;
     }
@@ -106,6 +108,8 @@ impl Announcer {
         use futures::StreamExt;
         /// Announcements in flight at once.
         const AT_ONCE: usize = 32;
+        let shares_presence =
+            i64::try_from(user_ids.len()).unwrap_or(i64::MAX) <= SMALL_ROOM_MEMBERS;
         futures::stream::iter(user_ids)
             .for_each_concurrent(AT_ONCE, |user_id| {
                 self.publish(BusEvent::MemberSeated {
@@ -113,6 +117,7 @@ impl Announcer {
                     user_id: *user_id,
                     after: 0,
                     after_seq: Some(0),
+                    shares_presence,
                 })
             })
             .await;

@@ -41,7 +41,7 @@ use crate::announce::Announcer;
 use crate::limits::PostLimits;
 
 pub use crate::error::{ChatError, ChatResult, FieldErrors};
-pub use crate::messages::{MessageDraft, Posted, QueuedPost, READ_RECEIPTS_UP_TO};
+pub use crate::messages::{MessageDraft, Posted, QueuedPost};
 pub use crate::orgs::{InviteCreated, InviteDraft, ORG_NAME_MAX};
 pub use crate::rooms::{Joined, RoomDraft};
 pub use crate::tenants::AdminsApplied;

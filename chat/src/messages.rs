@@ -4,7 +4,7 @@
 use chatboard_core::bus::BusEvent;
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::events::DomainEvent;
-use chatboard_core::model::{Message, Role, UploadStatus, CLIENT_MSG_ID_MAX};
+use chatboard_core::model::{Message, Role, UploadStatus, CLIENT_MSG_ID_MAX, SMALL_ROOM_MEMBERS};
 use chatboard_store::{FileAttachment, NewMessage, QueuedMessage};
 use chrono::Utc;
 use tracing::instrument;
@@ -17,10 +17,6 @@ use crate::Chat;
 
 /// Longest upload id looked up (ours are UUIDs).
 const UPLOAD_ID_MAX: usize = 64;
-
-/// Rooms of up to this many members hear each member's read receipts; in larger ones only the
-/// reader's own connections do (the web client shows receipts up to the same size).
-pub const READ_RECEIPTS_UP_TO: i64 = 50;
 
 /// A message as its sender wrote it, before any check.
 #[derive(Debug, Clone, Default)]
@@ -338,7 +334,7 @@ impl Chat {
                     room: room_id,
                     user_id: reader,
                     last_read_msg_id: mark.last_read_msg_id,
-                    reader_only: mark.room_members > READ_RECEIPTS_UP_TO,
+                    reader_only: mark.room_members > SMALL_ROOM_MEMBERS,
                 })
                 .await;
         }

@@ -267,6 +267,12 @@ impl FileRef {
     }
 }
 
+/// Rooms of up to this many members carry their members' read receipts and presence to each
+/// other. In a larger room every member would hear of every other member's reading and coming
+/// and going, N² frames for N members, so it carries neither (a member's own connections still
+/// hear their receipts).
+pub const SMALL_ROOM_MEMBERS: i64 = 50;
+
 /// Longest message body, in characters (not bytes).
 pub const MESSAGE_BODY_MAX: usize = 4000;
 /// Longest `client_msg_id`, in characters.

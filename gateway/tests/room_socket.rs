@@ -648,19 +648,7 @@ async fn receipts_of_a_large_room_reach_only_the_readers_own_sockets(p: Arc<Plat
     assert_eq!(frame_of(&mut a, "read").await.0, heard, "two members");
     assert_eq!(frame_of(&mut b, "read").await.0, heard);
 
-    // Forty-nine more seats (straight into the database: sign-ups would hash 49 passwords).
-    p.sql(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 49) \
-         INSERT INTO users (email, password_hash, created_at) \
-         SELECT 'seat' || i || '@example.com', u.password_hash, u.created_at \
-         FROM n, users u WHERE u.email = 'alice@example.com'",
-    )
-    .await;
-    p.sql(&format!(
-        "INSERT INTO room_members (room_id, user_id, joined_at) \
-         SELECT {room}, id, created_at FROM users WHERE email LIKE 'seat%@example.com'"
-    ))
-    .await;
+    p.seat_more(room, 49).await;
     let second = p.post(&alice, room, "to fifty-one").await;
     frame_of(&mut a, "message").await;
     frame_of(&mut b, "message").await;

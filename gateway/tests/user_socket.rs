@@ -320,6 +320,59 @@ async fn a_new_seat_brings_presence_both_ways(p: Arc<Platform>) {
     );
 }
 
+/// A room of more than fifty members carries no presence: Alice and Bob, who share only such
+/// a room, hear nothing of each other's coming and going (each of N members would hear of all
+/// the others: N² frames when they all reconnect). Carol, who also has a direct-message room
+/// with Bob, sees him and is seen by him.
+async fn presence_stays_out_of_rooms_too_large_for_it(p: Arc<Platform>) {
+    let (room, alice, bob, org) = p.team().await;
+    let carol = p.user("carol@example.com").await;
+    p.join_org(org, &alice, &carol, "carol@example.com").await;
+    p.seat_more(room, 49).await;
+    let dm = p
+        .call(
+            reqwest::Method::POST,
+            "/api/rooms/dm/",
+            &bob.token,
+            json!({"org": org, "user_id": carol.id}),
+        )
+        .await;
+    assert!(dm["id"].is_i64(), "{dm}");
+
+    let mut b = p.connect_all(&bob.token).await;
+    frame(&mut b).await;
+    let mut a = p.connect_all(&alice.token).await;
+    frame(&mut a).await;
+    // Alice's snapshot is out before her pong: Bob is online, but not to her.
+    a.send(Ws::Text(json!({"type": "ping"}).to_string().into()))
+        .await
+        .unwrap();
+    let (_, snapshot) = frame_of(&mut a, "pong").await;
+    assert!(
+        !snapshot.iter().any(|f| f["type"] == "presence"),
+        "{snapshot:?}"
+    );
+    let mut c = p.connect_all(&carol.token).await;
+    let (seen_by_carol, _) = frame_of(&mut c, "presence").await;
+    assert_eq!(
+        seen_by_carol,
+        json!({"type": "presence", "user_id": bob.id, "status": "online"})
+    );
+    // Changes reach Bob in the order they came: Alice's arrival, had it been told him, would
+    // come before Carol's.
+    loop {
+        let heard = any_frame(&mut b).await;
+        if heard["type"] == "presence" {
+            assert_eq!(
+                heard,
+                json!({"type": "presence", "user_id": carol.id, "status": "online"}),
+                "Bob hears of Carol only"
+            );
+            break;
+        }
+    }
+}
+
 /// A PRIVATE room of Alice's in `org`, in which Bob has no seat.
 async fn private_room(p: &Platform, org: i64, alice: &User) -> i64 {
     p.call(
@@ -424,6 +477,7 @@ both_shapes!(
     one_socket_follows_all_of_a_users_rooms,
     presence_goes_to_room_mates,
     a_new_seat_brings_presence_both_ways,
+    presence_stays_out_of_rooms_too_large_for_it,
     mentions_reach_the_mentioned_user_socket
 );
 

@@ -90,6 +90,8 @@ pub struct RoomPosition {
     pub last_msg_id: Option<i64>,
     /// Its seq (0 in an empty room).
     pub last_seq: i64,
+    /// How many members the room has.
+    pub members: i64,
 }
 
 /// Rooms, their members and read state. Callers check permissions; the store keeps the
@@ -133,9 +135,11 @@ pub trait RoomStore: Send + Sync {
     /// Where the room stood when `user_id` took their seat in it (every message after it came
     /// later); `None` without a seat. For a seat older than this record, where it stands now.
     async fn seat_start(&self, room_id: i64, user_id: i64) -> StoreResult<Option<RoomPosition>>;
-    /// `(user id, room id)` for every seat of the given users.
+    /// `(user id, room id)` for every seat of the given users in a room that carries presence
+    /// (of up to [`chatboard_core::model::SMALL_ROOM_MEMBERS`] members).
     async fn seats_of(&self, user_ids: &[i64]) -> StoreResult<Vec<(i64, i64)>>;
-    /// Ids of the other users who share a room with the user (only `room`, when given).
+    /// Ids of the other users who share a room that carries presence (of up to
+    /// [`chatboard_core::model::SMALL_ROOM_MEMBERS`] members) with the user (only `room`, when given).
     async fn room_mates(&self, user_id: i64, room: Option<i64>) -> StoreResult<Vec<i64>>;
     /// Moves a member's read pointer forward to `msg_id` (never back) and returns where it
     /// stands, whether it moved and the room's size; `NotFound` when the message is not in the

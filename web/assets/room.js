@@ -22,8 +22,8 @@ const PAGE = 50;
 // Larger rooms show their member count alone: no "Seen by" and no online count. Both need the
 // whole member list with each member's read pointer, fetched on every visit (a megabyte in a
 // room of 5,000, opened by all of them at once after a restart), and "Seen by" fifty names says
-// little anyway. The server sends others' receipts only in rooms up to the same size
-// (`READ_RECEIPTS_UP_TO` in chat/src/messages.rs).
+// little anyway. The server sends others' receipts and presence only in rooms up to the same
+// size (`SMALL_ROOM_MEMBERS` in core/src/model.rs).
 const RECEIPTS_UP_TO = 50;
 
 /** Whether two copies of a message would be drawn the same (a frame and a POST's answer). */

@@ -32,6 +32,13 @@ use crate::outlet::Outlet;
 use crate::StartError;
 use rooms::{Follower, Rooms, RESYNC_DUE, TOO_SLOW};
 
+/// Where a seat announced on the bus starts, and whether its room carries presence.
+struct SeatStart {
+    after: i64,
+    after_seq: Option<i64>,
+    shares_presence: bool,
+}
+
 /// An event with its frame, encoded once for every connection that gets it.
 #[derive(Debug)]
 pub struct Outgoing {
@@ -332,7 +339,15 @@ impl Hub {
                 user_id,
                 after,
                 after_seq,
-            }) => self.seat(&mut rooms, room, user_id, after, after_seq),
+                shares_presence,
+            }) => {
+                let start = SeatStart {
+                    after,
+                    after_seq,
+                    shares_presence,
+                };
+                self.seat(&mut rooms, room, user_id, start)
+            }
             Delivery::Event(event) => {
                 let room_id = event.room();
                 if !rooms.feeds.contains_key(&room_id) {
@@ -369,7 +384,12 @@ impl Hub {
 
     /// The user's multiplexed connections follow `room` from this point of the stream on, so
     /// nothing announced after the seat passes them by.
-    fn seat(&self, rooms: &mut Rooms, room: i64, user_id: i64, after: i64, after_seq: Option<i64>) {
+    fn seat(&self, rooms: &mut Rooms, room: i64, user_id: i64, start: SeatStart) {
+        let SeatStart {
+            after,
+            after_seq,
+            shares_presence,
+        } = start;
         let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(list) = users.get_mut(&user_id) {
             let followers = &mut rooms.feeds.entry(room).or_default().followers;
@@ -390,8 +410,9 @@ impl Hub {
         drop(users);
         rooms.forget_if_unfollowed(room);
         // The room's other followers learn that their new room-mate is online: they came
-        // online before sharing a room, when no change reached these connections.
-        if !self.presence.online(&[user_id]).is_empty() {
+        // online before sharing a room, when no change reached these connections. Not in a
+        // room too large to carry presence: no later change of theirs would reach them there.
+        if shares_presence && !self.presence.online(&[user_id]).is_empty() {
             let change = PresenceChange {
                 user_id,
                 online: true,

@@ -154,6 +154,7 @@ async fn a_connection_ending_before_it_hears_of_a_seat_leaves_that_room() {
         user_id: 7,
         after: 0,
         after_seq: None,
+        shares_presence: true,
     });
     hub.dispatch(shard_index(room, hub.shards.len()), seated);
     assert!(!hub.is_idle(), "the seat put the connection in the room");

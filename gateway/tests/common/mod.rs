@@ -314,6 +314,24 @@ impl Platform {
         r.body
     }
 
+    /// Seats `count` more users (`seat1@example.com`, ...) in `room`, straight into the
+    /// database: signing them up would hash as many passwords.
+    #[allow(dead_code)] // not every test binary grows a room
+    pub async fn seat_more(&self, room: i64, count: usize) {
+        self.sql(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count}) \
+             INSERT INTO users (email, password_hash, created_at) \
+             SELECT 'seat' || i || '@example.com', u.password_hash, u.created_at \
+             FROM n, users u WHERE u.id = (SELECT MIN(id) FROM users)"
+        ))
+        .await;
+        self.sql(&format!(
+            "INSERT INTO room_members (room_id, user_id, joined_at) \
+             SELECT {room}, id, created_at FROM users WHERE email LIKE 'seat%@example.com'"
+        ))
+        .await;
+    }
+
     /// A registered, signed-in user.
     pub async fn user(&self, email: &str) -> User {
         let user = self.app.user(email).await;

@@ -16,6 +16,7 @@ use crate::{
 };
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::events::{DomainEvent, LeftVia};
+use chatboard_core::model::SMALL_ROOM_MEMBERS;
 use chatboard_core::model::{AccessLevel, Role, Room, RoomMember, UnreadCount};
 
 impl SqlStore {
@@ -534,39 +535,43 @@ impl RoomStore for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn room_positions(&self, user_id: i64) -> StoreResult<Vec<RoomPosition>> {
-        let rows: Vec<(i64, Option<i64>, i64)> = sqlx::query_as(
-            "SELECT r.id, r.last_msg_id, r.last_seq FROM room_members rm \
-             JOIN rooms r ON r.id = rm.room_id WHERE rm.user_id = $1 ORDER BY r.id",
+        let rows: Vec<(i64, Option<i64>, i64, i64)> = sqlx::query_as(
+            "SELECT r.id, r.last_msg_id, r.last_seq, COALESCE(c.seats, 0) FROM room_members rm \
+             JOIN rooms r ON r.id = rm.room_id LEFT JOIN room_seat_counts c ON c.room_id = r.id \
+             WHERE rm.user_id = $1 ORDER BY r.id",
         )
         .bind(user_id)
         .fetch_all(&self.read)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(room_id, last_msg_id, last_seq)| RoomPosition {
+            .map(|(room_id, last_msg_id, last_seq, members)| RoomPosition {
                 room_id,
                 last_msg_id,
                 last_seq,
+                members,
             })
             .collect())
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn seat_start(&self, room_id: i64, user_id: i64) -> StoreResult<Option<RoomPosition>> {
-        let row: Option<(i64, i64)> = sqlx::query_as(
+        let row: Option<(i64, i64, i64)> = sqlx::query_as(
             "SELECT COALESCE(rm.seated_after_msg_id, r.last_msg_id, 0), \
-                    COALESCE(rm.seated_after_seq, r.last_seq) \
+                    COALESCE(rm.seated_after_seq, r.last_seq), COALESCE(c.seats, 0) \
              FROM room_members rm JOIN rooms r ON r.id = rm.room_id \
+             LEFT JOIN room_seat_counts c ON c.room_id = r.id \
              WHERE rm.room_id = $1 AND rm.user_id = $2",
         )
         .bind(room_id)
         .bind(user_id)
         .fetch_optional(&self.read)
         .await?;
-        Ok(row.map(|(last_msg_id, last_seq)| RoomPosition {
+        Ok(row.map(|(last_msg_id, last_seq, members)| RoomPosition {
             room_id,
             last_msg_id: (last_msg_id > 0).then_some(last_msg_id),
             last_seq,
+            members,
         }))
     }
 
@@ -576,7 +581,9 @@ impl RoomStore for SqlStore {
         // Bounded statements: engines cap the number of parameters.
         for chunk in user_ids.chunks(500) {
             let sql = format!(
-                "SELECT user_id, room_id FROM room_members WHERE user_id IN ({})",
+                "SELECT m.user_id, m.room_id FROM room_members m \
+                 JOIN room_seat_counts c ON c.room_id = m.room_id \
+                 WHERE m.user_id IN ({}) AND c.seats <= {SMALL_ROOM_MEMBERS}",
                 placeholders(1, chunk.len())
             );
             let mut query = sqlx::query_as::<_, (i64, i64)>(&sql);
@@ -592,11 +599,13 @@ impl RoomStore for SqlStore {
     async fn room_mates(&self, user_id: i64, room: Option<i64>) -> StoreResult<Vec<i64>> {
         let rows: Vec<(i64,)> = sqlx::query_as(
             "SELECT DISTINCT other.user_id FROM room_members mine \
+             JOIN room_seat_counts c ON c.room_id = mine.room_id AND c.seats <= $3 \
              JOIN room_members other ON other.room_id = mine.room_id AND other.user_id <> mine.user_id \
              WHERE mine.user_id = $1 AND ($2 IS NULL OR mine.room_id = $2)",
         )
         .bind(user_id)
         .bind(room)
+        .bind(SMALL_ROOM_MEMBERS)
         .fetch_all(&self.read)
         .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
@@ -625,8 +634,8 @@ impl RoomStore for SqlStore {
         .rows_affected()
             > 0;
         let now_at: Option<(Option<i64>, i64)> = sqlx::query_as(
-            "SELECT m.last_read_msg_id, c.seats FROM room_members m \
-             JOIN room_seat_counts c ON c.room_id = m.room_id \
+            "SELECT m.last_read_msg_id, COALESCE(c.seats, 0) FROM room_members m \
+             LEFT JOIN room_seat_counts c ON c.room_id = m.room_id \
              WHERE m.room_id = $1 AND m.user_id = $2",
         )
         .bind(room_id)
