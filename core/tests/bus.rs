@@ -279,3 +279,33 @@ async fn a_deleted_room_stream_is_made_again() {
     }
     t.cleanup().await;
 }
+
+/// Events from publishers of the release before: a seat that does not say whether its room
+/// carries presence is taken as one that does not (told of someone in a large room, its
+/// followers would never hear them leave), and a receipt without `reader_only` goes to all.
+#[test]
+fn events_of_older_publishers_read_as_the_safe_default() {
+    let seat =
+        BusEvent::from_json(br#"{"type":"member.seated","room":3,"user_id":7,"after":0}"#).unwrap();
+    assert_eq!(
+        seat,
+        BusEvent::MemberSeated {
+            room: 3,
+            user_id: 7,
+            after: 0,
+            after_seq: None,
+            shares_presence: false,
+        }
+    );
+    let read = BusEvent::from_json(br#"{"type":"read","room":3,"user_id":7,"last_read_msg_id":9}"#)
+        .unwrap();
+    assert_eq!(
+        read,
+        BusEvent::Read {
+            room: 3,
+            user_id: 7,
+            last_read_msg_id: 9,
+            reader_only: false,
+        }
+    );
+}

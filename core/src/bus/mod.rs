@@ -22,12 +22,6 @@ pub use local::LocalBus;
 pub(crate) use nats::stream_replaced;
 pub use nats::NatsBus;
 
-/// A seat announced by a publisher that predates [`BusEvent::MemberSeated`]'s
-/// `shares_presence` carried presence, as every room did then.
-fn carries_presence() -> bool {
-    true
-}
-
 /// What travels on the bus: what gateways push to sockets, in the WebSocket frame shapes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -111,8 +105,11 @@ pub enum BusEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after_seq: Option<i64>,
         /// Whether the room carries presence ([`crate::model::SMALL_ROOM_MEMBERS`]): its other
-        /// followers then learn that the newcomer is online. Absent (true) from older publishers.
-        #[serde(default = "carries_presence")]
+        /// followers then learn that the newcomer is online. Absent (false) from older
+        /// publishers, which do not say: told of someone in a large room, its followers would
+        /// never hear them leave (their going is told through small rooms only), while one
+        /// not told in a small room hears of them at their next change.
+        #[serde(default)]
         shares_presence: bool,
     },
     /// A room was deleted: every connection stops following it. Not sent to clients.
