@@ -172,13 +172,8 @@ async fn presence_goes_to_room_mates(p: Arc<Platform>) {
     let mut outsider = p.connect_all(&stranger.token).await;
     frame(&mut outsider).await;
 
-    let mut b = p.connect_all(&bob.token).await;
-    frame(&mut b).await;
-    // Once Bob's snapshot is out (it precedes the answer to a ping), only changes follow.
-    b.send(Ws::Text(json!({"type": "ping"}).to_string().into()))
-        .await
-        .unwrap();
-    let (_, snapshot) = frame_of(&mut b, "pong").await;
+    // Once Bob's snapshot is out, only changes follow.
+    let (mut b, snapshot) = greeted_with_snapshot(&p, &bob.token).await;
     assert!(snapshot.is_empty(), "nobody else online yet: {snapshot:?}");
     let mut a = p.connect_all(&alice.token).await;
     let (hello, before) = frame_of(&mut a, "connection").await;
@@ -210,6 +205,19 @@ async fn presence_goes_to_room_mates(p: Arc<Platform>) {
     let mut heard = Vec::new();
     while !quiet_or_collect(&mut outsider, &mut heard).await {}
     assert!(heard.is_empty(), "{heard:?}");
+}
+
+/// `token`'s user's multiplexed socket, greeted, and the frames of its presence snapshot,
+/// which come before the answer to a ping.
+async fn greeted_with_snapshot(p: &Platform, token: &str) -> (Socket, Vec<serde_json::Value>) {
+    let mut socket = p.connect_all(token).await;
+    frame(&mut socket).await;
+    socket
+        .send(Ws::Text(json!({"type": "ping"}).to_string().into()))
+        .await
+        .unwrap();
+    let (_, snapshot) = frame_of(&mut socket, "pong").await;
+    (socket, snapshot)
 }
 
 /// Collects any text frame arriving within a short while; true once quiet.
@@ -294,13 +302,8 @@ async fn a_new_seat_brings_presence_both_ways(p: Arc<Platform>) {
     let carol = p.user("carol@example.com").await;
     let mut c = p.connect_all(&carol.token).await;
     frame(&mut c).await;
-    let mut a = p.connect_all(&alice.token).await;
-    frame(&mut a).await;
-    // Alice's snapshot is out before her pong; Carol shares no room with her yet.
-    a.send(Ws::Text(json!({"type": "ping"}).to_string().into()))
-        .await
-        .unwrap();
-    let (_, snapshot) = frame_of(&mut a, "pong").await;
+    // Carol shares no room with Alice yet.
+    let (mut a, snapshot) = greeted_with_snapshot(&p, &alice.token).await;
     assert!(
         !snapshot.iter().any(|f| f["user_id"] == carol.id),
         "{snapshot:?}"
@@ -341,13 +344,8 @@ async fn presence_stays_out_of_rooms_too_large_for_it(p: Arc<Platform>) {
 
     let mut b = p.connect_all(&bob.token).await;
     frame(&mut b).await;
-    let mut a = p.connect_all(&alice.token).await;
-    frame(&mut a).await;
-    // Alice's snapshot is out before her pong: Bob is online, but not to her.
-    a.send(Ws::Text(json!({"type": "ping"}).to_string().into()))
-        .await
-        .unwrap();
-    let (_, snapshot) = frame_of(&mut a, "pong").await;
+    // Bob is online, but not to Alice.
+    let (_a, snapshot) = greeted_with_snapshot(&p, &alice.token).await;
     assert!(
         !snapshot.iter().any(|f| f["type"] == "presence"),
         "{snapshot:?}"

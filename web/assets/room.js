@@ -75,9 +75,16 @@ export class RoomView {
     }, this.top, this.list, this.pendingList);
     // An image that loads takes its own height: a view at the bottom stays there (no scroll
     // event says the content grew). Load events do not bubble, so they are caught on the way in.
+    // The browser may lay the image out at its size before `load`, and a scroll event in
+    // between finds the view that far from the bottom and unpins it: with the image in the last
+    // message, a view within its height of the bottom was at the bottom before it grew.
     this.pinned = true;
-    this.scroller.addEventListener('load', () => {
-      if (this.pinned) this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.scroller.addEventListener('load', (event) => {
+      const messages = this.list.querySelectorAll(':scope > li.msg');
+      const last = event.target.closest?.('li.msg') === messages[messages.length - 1];
+      const grew = event.target.getBoundingClientRect?.().height || 0;
+      const fromBottom = this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight;
+      if (this.pinned || (last && fromBottom < grew + 48)) this.scroller.scrollTop = this.scroller.scrollHeight;
     }, true);
     this.jump = h('button', { class: 'jump', hidden: true, onclick: () => this.toBottom() }, 'New messages ↓');
     const typingLine = h('div', { class: 'typing', 'aria-live': 'polite' });

@@ -613,39 +613,46 @@ impl RoomStore for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn mark_read(&self, room_id: i64, user_id: i64, msg_id: i64) -> StoreResult<ReadMark> {
-        let message: Option<(i64,)> =
-            sqlx::query_as("SELECT seq FROM messages WHERE room_id = $1 AND id = $2")
-                .bind(room_id)
-                .bind(msg_id)
-                .fetch_optional(&self.write)
-                .await?;
-        let (seq,) = message.ok_or(StoreError::NotFound)?;
-        // Only forwards: a late or repeated receipt for an older message changes nothing.
-        let moved = sqlx::query(
-            "UPDATE room_members SET last_read_msg_id = $3, last_read_seq = $4 \
-             WHERE room_id = $1 AND user_id = $2 AND (last_read_msg_id IS NULL OR last_read_msg_id < $3)",
+        // A pointer moving forward, the common case, in one statement: the message's seq is
+        // read in it and the room's size comes back with the new pointer. Only forwards: a late
+        // or repeated receipt for an older message changes nothing.
+        let moved: Option<(i64, i64)> = sqlx::query_as(
+            "UPDATE room_members SET last_read_msg_id = $3, \
+               last_read_seq = (SELECT seq FROM messages WHERE room_id = $1 AND id = $3) \
+             WHERE room_id = $1 AND user_id = $2 \
+               AND (last_read_msg_id IS NULL OR last_read_msg_id < $3) \
+               AND EXISTS (SELECT 1 FROM messages WHERE room_id = $1 AND id = $3) \
+             RETURNING last_read_msg_id, \
+               COALESCE((SELECT seats FROM room_seat_counts WHERE room_id = $1), 0)",
         )
         .bind(room_id)
         .bind(user_id)
         .bind(msg_id)
-        .bind(seq)
-        .execute(&self.write)
-        .await?
-        .rows_affected()
-            > 0;
-        let now_at: Option<(Option<i64>, i64)> = sqlx::query_as(
-            "SELECT m.last_read_msg_id, COALESCE(c.seats, 0) FROM room_members m \
-             LEFT JOIN room_seat_counts c ON c.room_id = m.room_id \
+        .fetch_optional(&self.write)
+        .await?;
+        if let Some((last_read_msg_id, room_members)) = moved {
+            return Ok(ReadMark {
+                last_read_msg_id,
+                moved: true,
+                room_members,
+            });
+        }
+        // Nothing moved: the pointer was there already, or there is no such seat or message.
+        let now_at: Option<(Option<i64>, i64, bool)> = sqlx::query_as(
+            "SELECT m.last_read_msg_id, COALESCE(c.seats, 0), \
+               EXISTS (SELECT 1 FROM messages WHERE room_id = $1 AND id = $3) \
+             FROM room_members m LEFT JOIN room_seat_counts c ON c.room_id = m.room_id \
              WHERE m.room_id = $1 AND m.user_id = $2",
         )
         .bind(room_id)
         .bind(user_id)
+        .bind(msg_id)
         .fetch_optional(&self.write)
         .await?;
         match now_at {
-            Some((Some(last_read_msg_id), room_members)) => Ok(ReadMark {
+            Some((Some(last_read_msg_id), room_members, true)) => Ok(ReadMark {
                 last_read_msg_id,
-                moved,
+                moved: false,
                 room_members,
             }),
             _ => Err(StoreError::NotFound),
