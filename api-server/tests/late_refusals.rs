@@ -187,14 +187,7 @@ async fn a_seat_lost_stops_an_edit_a_reaction_or_a_deletion_under_way() {
             "{change:?}: {}",
             reply.text
         );
-        let joined = app
-            .post(
-                &format!("/api/rooms/{room}/join/"),
-                Some(&bob.access),
-                json!({}),
-            )
-            .await;
-        assert!(joined.status.is_success(), "{}", joined.text);
+        app.joined(&bob, room).await;
     }
     let page = app
         .get(&format!("/api/rooms/{room}/messages/"), &alice.access)

@@ -67,14 +67,7 @@ async fn members_count_follows_every_change_of_seats(engine: Engine) {
 
     app.room_action(&bob, general, "leave").await;
     assert_eq!(counts(&app, &alice).await[&general], 3);
-    let r = app
-        .post(
-            &format!("/api/rooms/{general}/join/"),
-            Some(&bob.access),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = app.joined(&bob, general).await;
     assert_eq!(r.body["members_count"], 4, "{}", r.text);
     // Invited twice: the second time he is seated already, and nothing more is counted.
     for status in [StatusCode::CREATED, StatusCode::OK] {

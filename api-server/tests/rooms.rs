@@ -247,14 +247,7 @@ async fn join_follows_the_access_level(engine: Engine) {
         )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "leaving twice");
-    let r = app
-        .post(
-            &format!("/api/rooms/{general}/join/"),
-            Some(&bob.access),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = app.joined(&bob, general).await;
     assert_eq!(r.body["members_count"], 3);
 
     // MANAGER_ONLY: a MEMBER may not, a MANAGER who left may come back.
@@ -272,14 +265,7 @@ async fn join_follows_the_access_level(engine: Engine) {
         json!({}),
     )
     .await;
-    let r = app
-        .post(
-            &format!("/api/rooms/{leads}/join/"),
-            Some(&mia.access),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    app.joined(&mia, leads).await;
 
     // PRIVATE: invitation only, whatever the role.
     let r = app

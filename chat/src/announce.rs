@@ -94,9 +94,9 @@ impl Announcer {
         self.publish(BusEvent::MemberSeated {
             room,
             user_id,
-            after: start.last_msg_id.unwrap_or(0),
-            after_seq: Some(start.last_seq),
-            shares_presence: start.members <= SMALL_ROOM_MEMBERS,
+            after: start.position.last_msg_id.unwrap_or(0),
+            after_seq: Some(start.position.last_seq),
+            shares_presence: start.room_members <= SMALL_ROOM_MEMBERS,
         })
         .await;
     }

@@ -183,8 +183,8 @@ impl Session {
             // would have had it (a frame naming a room without a seat costs one lookup).
             match self.shared.store.seat_start(room, self.user_id).await {
                 Ok(Some(start)) => {
-                    let after = start.last_msg_id.unwrap_or(0);
-                    Box::pin(self.seated(room, after, Some(start.last_seq))).await?;
+                    let after = start.position.last_msg_id.unwrap_or(0);
+                    Box::pin(self.seated(room, after, Some(start.position.last_seq))).await?;
                 }
                 Ok(None) => {}
                 Err(e) => {

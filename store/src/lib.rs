@@ -40,7 +40,9 @@ pub use messages::{
 pub use orgs::{Departure, JoinedOrg, NewInvite, OrgStore};
 pub use outbox::OutboxStore;
 pub use reactions::{ReactionOutcome, ReactionStore};
-pub use rooms::{JoinVia, NewRoom, ReadMark, RoomAccess, RoomPatch, RoomPosition, RoomStore, Seat};
+pub use rooms::{
+    JoinVia, NewRoom, ReadMark, RoomAccess, RoomPatch, RoomPosition, RoomStore, Seat, SeatStart,
+};
 pub use search::{
     MessageSearch, RoomLookup, SearchHit, SearchStore, SearchTerm, SearchTerms, SEARCH_CANDIDATES,
     SEARCH_PER_ROOM,

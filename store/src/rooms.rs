@@ -90,8 +90,15 @@ pub struct RoomPosition {
     pub last_msg_id: Option<i64>,
     /// Its seq (0 in an empty room).
     pub last_seq: i64,
-    /// How many members the room has.
-    pub members: i64,
+}
+
+/// Where a room stood when a member took their seat (see [`RoomStore::seat_start`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeatStart {
+    /// The room's position then.
+    pub position: RoomPosition,
+    /// How many members the room has now.
+    pub room_members: i64,
 }
 
 /// Rooms, their members and read state. Callers check permissions; the store keeps the
@@ -134,7 +141,7 @@ pub trait RoomStore: Send + Sync {
     async fn room_positions(&self, user_id: i64) -> StoreResult<Vec<RoomPosition>>;
     /// Where the room stood when `user_id` took their seat in it (every message after it came
     /// later); `None` without a seat. For a seat older than this record, where it stands now.
-    async fn seat_start(&self, room_id: i64, user_id: i64) -> StoreResult<Option<RoomPosition>>;
+    async fn seat_start(&self, room_id: i64, user_id: i64) -> StoreResult<Option<SeatStart>>;
     /// `(user id, room id)` for every seat of the given users in a room that carries presence
     /// (of up to [`chatboard_core::model::SMALL_ROOM_MEMBERS`] members).
     async fn seats_of(&self, user_ids: &[i64]) -> StoreResult<Vec<(i64, i64)>>;

@@ -347,6 +347,14 @@ impl TestApp {
         assert_eq!(r.status, StatusCode::OK, "{action}: {}", r.text);
     }
 
+    /// `user` joins `room`, which must answer `201 Created`; the answer (the room).
+    pub async fn joined(&self, user: &TestUser, room: i64) -> Reply {
+        let path = format!("/api/rooms/{room}/join/");
+        let r = self.post(&path, Some(&user.access), json!({})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "join: {}", r.text);
+        r
+    }
+
     /// Sets `member`'s role in `org` as `admin`, which must succeed.
     pub async fn set_role(&self, org: i64, admin: &TestUser, member: &TestUser, role: &str) {
         let path = format!("/api/orgs/{org}/members/{}/role/", member.id);

@@ -11,21 +11,16 @@ use std::collections::HashSet;
 use common::{db, post, room, settle_outbox, webhook};
 use testing::TestEngine;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_batch_over_two_orgs_queues_only_what_each_orgs_webhooks_want_sqlite() {
-    batch_over_two_orgs(TestEngine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_batch_over_two_orgs_queues_only_what_each_orgs_webhooks_want_postgres() {
-    batch_over_two_orgs(TestEngine::Postgres).await;
-}
+testing::both_engines!(
+    one_batch_over_two_orgs_queues_only_what_each_orgs_webhooks_want,
+    concurrent_claims_stay_within_their_limit_and_never_overlap,
+);
 
 /// The fan-out of a batch mixing two organizations' events: each webhook gets its own
 /// organization's events of the types it names (or all, for "*"); an inactive one gets
 /// nothing, nor does the other organization's, which wants another type; the same batch again
 /// adds nothing.
-async fn batch_over_two_orgs(engine: TestEngine) {
+async fn one_batch_over_two_orgs_queues_only_what_each_orgs_webhooks_want(engine: TestEngine) {
     let Some((_db, s)) = db(engine).await else {
         return;
     };
@@ -114,20 +109,10 @@ async fn batch_over_two_orgs(engine: TestEngine) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_claims_stay_within_their_limit_and_never_overlap_sqlite() {
-    concurrent_claims(TestEngine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_claims_stay_within_their_limit_and_never_overlap_postgres() {
-    concurrent_claims(TestEngine::Postgres).await;
-}
-
 /// Four claimers taking 7 at a time get every due delivery exactly once. (PostgreSQL could
 /// re-run an unmaterialised pick inside the update and claim more than asked: deliveries the
 /// dispatcher had no slot for sat claimed until their lease lapsed.)
-async fn concurrent_claims(engine: TestEngine) {
+async fn concurrent_claims_stay_within_their_limit_and_never_overlap(engine: TestEngine) {
     let Some((_db, s)) = db(engine).await else {
         return;
     };

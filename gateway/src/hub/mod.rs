@@ -32,13 +32,6 @@ use crate::outlet::Outlet;
 use crate::StartError;
 use rooms::{Follower, Rooms, RESYNC_DUE, TOO_SLOW};
 
-/// Where a seat announced on the bus starts, and whether its room carries presence.
-struct SeatStart {
-    after: i64,
-    after_seq: Option<i64>,
-    shares_presence: bool,
-}
-
 /// An event with its frame, encoded once for every connection that gets it.
 #[derive(Debug)]
 pub struct Outgoing {
@@ -340,14 +333,13 @@ impl Hub {
                 after,
                 after_seq,
                 shares_presence,
-            }) => {
-                let start = SeatStart {
-                    after,
-                    after_seq,
-                    shares_presence,
-                };
-                self.seat(&mut rooms, room, user_id, start)
-            }
+            }) => self.seat(
+                &mut rooms,
+                (room, user_id),
+                after,
+                after_seq,
+                shares_presence,
+            ),
             Delivery::Event(event) => {
                 let room_id = event.room();
                 if !rooms.feeds.contains_key(&room_id) {
@@ -384,12 +376,14 @@ impl Hub {
 
     /// The user's multiplexed connections follow `room` from this point of the stream on, so
     /// nothing announced after the seat passes them by.
-    fn seat(&self, rooms: &mut Rooms, room: i64, user_id: i64, start: SeatStart) {
-        let SeatStart {
-            after,
-            after_seq,
-            shares_presence,
-        } = start;
+    fn seat(
+        &self,
+        rooms: &mut Rooms,
+        (room, user_id): (i64, i64),
+        after: i64,
+        after_seq: Option<i64>,
+        shares_presence: bool,
+    ) {
         let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(list) = users.get_mut(&user_id) {
             let followers = &mut rooms.feeds.entry(room).or_default().followers;

@@ -81,8 +81,8 @@ impl Session {
         for room_id in rooms {
             match self.shared.store.seat_start(*room_id, self.user_id).await {
                 Ok(Some(start)) => {
-                    let after = start.last_msg_id.unwrap_or(0);
-                    Box::pin(self.seated(*room_id, after, Some(start.last_seq))).await?;
+                    let after = start.position.last_msg_id.unwrap_or(0);
+                    Box::pin(self.seated(*room_id, after, Some(start.position.last_seq))).await?;
                 }
                 Ok(None) => {} // the seat went again meanwhile
                 Err(e) => {

@@ -11,8 +11,8 @@ use crate::sql::rows::{
     RoomRow, UnreadRow, ROOM_COLUMNS,
 };
 use crate::{
-    JoinVia, NewRoom, ReadMark, RoomAccess, RoomPatch, RoomPosition, RoomStore, Seat, StoreError,
-    StoreResult,
+    JoinVia, NewRoom, ReadMark, RoomAccess, RoomPatch, RoomPosition, RoomStore, Seat, SeatStart,
+    StoreError, StoreResult,
 };
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::events::{DomainEvent, LeftVia};
@@ -535,27 +535,25 @@ impl RoomStore for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn room_positions(&self, user_id: i64) -> StoreResult<Vec<RoomPosition>> {
-        let rows: Vec<(i64, Option<i64>, i64, i64)> = sqlx::query_as(
-            "SELECT r.id, r.last_msg_id, r.last_seq, COALESCE(c.seats, 0) FROM room_members rm \
-             JOIN rooms r ON r.id = rm.room_id LEFT JOIN room_seat_counts c ON c.room_id = r.id \
-             WHERE rm.user_id = $1 ORDER BY r.id",
+        let rows: Vec<(i64, Option<i64>, i64)> = sqlx::query_as(
+            "SELECT r.id, r.last_msg_id, r.last_seq FROM room_members rm \
+             JOIN rooms r ON r.id = rm.room_id WHERE rm.user_id = $1 ORDER BY r.id",
         )
         .bind(user_id)
         .fetch_all(&self.read)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(room_id, last_msg_id, last_seq, members)| RoomPosition {
+            .map(|(room_id, last_msg_id, last_seq)| RoomPosition {
                 room_id,
                 last_msg_id,
                 last_seq,
-                members,
             })
             .collect())
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn seat_start(&self, room_id: i64, user_id: i64) -> StoreResult<Option<RoomPosition>> {
+    async fn seat_start(&self, room_id: i64, user_id: i64) -> StoreResult<Option<SeatStart>> {
         let row: Option<(i64, i64, i64)> = sqlx::query_as(
             "SELECT COALESCE(rm.seated_after_msg_id, r.last_msg_id, 0), \
                     COALESCE(rm.seated_after_seq, r.last_seq), COALESCE(c.seats, 0) \
@@ -567,11 +565,13 @@ impl RoomStore for SqlStore {
         .bind(user_id)
         .fetch_optional(&self.read)
         .await?;
-        Ok(row.map(|(last_msg_id, last_seq, members)| RoomPosition {
-            room_id,
-            last_msg_id: (last_msg_id > 0).then_some(last_msg_id),
-            last_seq,
-            members,
+        Ok(row.map(|(last_msg_id, last_seq, room_members)| SeatStart {
+            position: RoomPosition {
+                room_id,
+                last_msg_id: (last_msg_id > 0).then_some(last_msg_id),
+                last_seq,
+            },
+            room_members,
         }))
     }
 
