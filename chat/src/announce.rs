@@ -5,6 +5,7 @@
 //! delivery (sockets catch up from the database when they resume): it is logged and counted
 //! (`chatboard_bus_publish_failures_total`), never turned into an error for the action.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,6 +98,7 @@ impl Announcer {
             after: start.position.last_msg_id.unwrap_or(0),
             after_seq: Some(start.position.last_seq),
             shares_presence: start.room_members <= SMALL_ROOM_MEMBERS,
+            room_members: Some(start.room_members),
         })
         .await;
     }
@@ -108,8 +110,8 @@ impl Announcer {
         use futures::StreamExt;
         /// Announcements in flight at once.
         const AT_ONCE: usize = 32;
-        let shares_presence =
-            i64::try_from(user_ids.len()).unwrap_or(i64::MAX) <= SMALL_ROOM_MEMBERS;
+        let room_members = i64::try_from(user_ids.len()).unwrap_or(i64::MAX);
+        let shares_presence = room_members <= SMALL_ROOM_MEMBERS;
         futures::stream::iter(user_ids)
             .for_each_concurrent(AT_ONCE, |user_id| {
                 self.publish(BusEvent::MemberSeated {
@@ -118,6 +120,7 @@ impl Announcer {
                     after: 0,
                     after_seq: Some(0),
                     shares_presence,
+                    room_members: Some(room_members),
                 })
             })
             .await;
@@ -167,13 +170,26 @@ impl Announcer {
         }
     }
 
-    /// Publishes a `member.left` per seat; the seats the bus refused.
+    /// Publishes a `member.left` per seat, with its room's size now; the seats the bus
+    /// refused.
     async fn announce_losses(&self, seats: &[Seat]) -> Vec<Seat> {
+        let rooms: Vec<i64> = seats.iter().map(|s| s.room_id).collect();
+        let sizes: HashMap<i64, i64> = match self.store.room_sizes(&rooms).await {
+            Ok(sizes) => sizes.into_iter().collect(),
+            Err(e) => {
+                // The losses still go out: the sizes only spare gateways work and tell them
+                // of a room that crossed into carrying presence.
+                tracing::warn!(error = %e, "reading the rooms' sizes failed");
+                HashMap::new()
+            }
+        };
         let mut refused = Vec::new();
         for seat in seats {
             let event = BusEvent::MemberLeft {
                 room: seat.room_id,
                 user_id: seat.user_id,
+                // None for a room deleted meanwhile: read as an older publisher's loss.
+                room_members: sizes.get(&seat.room_id).copied(),
             };
             if !self.try_publish(event).await {
                 refused.push(*seat);

@@ -68,7 +68,7 @@ async fn a_refused_seat_loss_is_announced_again() {
         .expect("announced within the retries")
         .unwrap();
     match delivery {
-        Delivery::Event(BusEvent::MemberLeft { room, user_id }) => {
+        Delivery::Event(BusEvent::MemberLeft { room, user_id, .. }) => {
             assert_eq!((room, user_id), (7, 3));
         }
         other => panic!("{other:?}"),

@@ -282,7 +282,8 @@ async fn a_deleted_room_stream_is_made_again() {
 
 /// Events from publishers of the release before: a seat that does not say whether its room
 /// carries presence is taken as one that does not (told of someone in a large room, its
-/// followers would never hear them leave), and a receipt without `reader_only` goes to all.
+/// followers would never hear them leave), a seat or a loss without the room's size has none, and
+/// a receipt without `reader_only` goes to all.
 #[test]
 fn events_of_older_publishers_read_as_the_safe_default() {
     let seat =
@@ -295,6 +296,16 @@ fn events_of_older_publishers_read_as_the_safe_default() {
             after: 0,
             after_seq: None,
             shares_presence: false,
+            room_members: None,
+        }
+    );
+    let left = BusEvent::from_json(br#"{"type":"member.left","room":3,"user_id":7}"#).unwrap();
+    assert_eq!(
+        left,
+        BusEvent::MemberLeft {
+            room: 3,
+            user_id: 7,
+            room_members: None,
         }
     );
     let read = BusEvent::from_json(br#"{"type":"read","room":3,"user_id":7,"last_read_msg_id":9}"#)

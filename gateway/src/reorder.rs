@@ -188,6 +188,7 @@ mod tests {
         let left = event(BusEvent::MemberLeft {
             room: 1,
             user_id: 9,
+            room_members: None,
         });
         let gone = event(BusEvent::RoomDeleted { room: 1 });
         let out = feed(&mut order, vec![message(1), message(3), left, message(4)]);

@@ -371,6 +371,39 @@ async fn presence_stays_out_of_rooms_too_large_for_it(p: Arc<Platform>) {
     }
 }
 
+/// A room that grows past fifty members stops carrying presence, and one that shrinks back
+/// starts again: its followers are told who is online anew each time. Bob, who shares only
+/// `general` with Alice, kept her shown online after the room grew (her going would no longer
+/// reach him through it), and after it shrank back he learned of her only at his next
+/// connection.
+async fn presence_follows_a_room_across_fifty_members(p: Arc<Platform>) {
+    let (room, alice, bob, org) = p.team().await;
+    let carol = p.user("carol@example.com").await;
+    p.join_org(org, &alice, &carol, "carol@example.com").await;
+    p.room_action(&carol, room, "leave").await;
+    p.seat_more(room, 48).await; // 50 with Alice and Bob
+
+    let mut b = p.connect_all(&bob.token).await;
+    frame(&mut b).await;
+    let _a = p.connect_all(&alice.token).await;
+    let (arrived, _) = frame_of(&mut b, "presence").await;
+    assert_eq!(
+        arrived,
+        json!({"type": "presence", "user_id": alice.id, "status": "online"})
+    );
+
+    p.room_action(&carol, room, "join").await; // 51
+    let (grown, _) = frame_of(&mut b, "presence_snapshot").await;
+    assert_eq!(grown, json!({"type": "presence_snapshot", "online": []}));
+
+    p.room_action(&carol, room, "leave").await; // 50 again
+    let (shrunk, _) = frame_of(&mut b, "presence_snapshot").await;
+    assert_eq!(
+        shrunk,
+        json!({"type": "presence_snapshot", "online": [alice.id]})
+    );
+}
+
 /// A PRIVATE room of Alice's in `org`, in which Bob has no seat.
 async fn private_room(p: &Platform, org: i64, alice: &User) -> i64 {
     p.call(
@@ -476,6 +509,7 @@ both_shapes!(
     presence_goes_to_room_mates,
     a_new_seat_brings_presence_both_ways,
     presence_stays_out_of_rooms_too_large_for_it,
+    presence_follows_a_room_across_fifty_members,
     mentions_reach_the_mentioned_user_socket
 );
 

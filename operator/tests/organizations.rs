@@ -385,7 +385,7 @@ async fn next_seat_change(events: &mut BusStream) -> (i64, i64, bool) {
             .expect("a bus event within 20 s")
             .expect("the subscription stays open");
         match next {
-            Delivery::Event(BusEvent::MemberLeft { room, user_id }) => {
+            Delivery::Event(BusEvent::MemberLeft { room, user_id, .. }) => {
                 return (room, user_id, true)
             }
             Delivery::Event(BusEvent::MemberSeated { room, user_id, .. }) => {

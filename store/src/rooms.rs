@@ -145,6 +145,8 @@ pub trait RoomStore: Send + Sync {
     /// `(user id, room id)` for every seat of the given users in a room that carries presence
     /// (of up to [`chatboard_core::model::SMALL_ROOM_MEMBERS`] members).
     async fn seats_of(&self, user_ids: &[i64]) -> StoreResult<Vec<(i64, i64)>>;
+    /// `(room id, seats)` for each of the given rooms that exists.
+    async fn room_sizes(&self, room_ids: &[i64]) -> StoreResult<Vec<(i64, i64)>>;
     /// Ids of the other users who share a room that carries presence (of up to
     /// [`chatboard_core::model::SMALL_ROOM_MEMBERS`] members) with the user (only `room`, when given).
     async fn room_mates(&self, user_id: i64, room: Option<i64>) -> StoreResult<Vec<i64>>;

@@ -88,6 +88,12 @@ pub enum BusEvent {
         room: i64,
         /// Who lost the seat.
         user_id: i64,
+        /// The room's number of seats, read after the loss: gateways tell the leaver's
+        /// departure only through a room that carried presence, and tell the room's
+        /// followers everything again when it crossed into carrying it. Absent from older
+        /// publishers (the departure is told, no crossing is seen).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room_members: Option<i64>,
     },
     /// A user was given a seat: their multiplexed connections start following the room. Not
     /// sent to clients.
@@ -111,6 +117,11 @@ pub enum BusEvent {
         /// not told in a small room hears of them at their next change.
         #[serde(default)]
         shares_presence: bool,
+        /// The room's number of seats, read after the seat was taken: a room that grew out of
+        /// carrying presence has its followers told everything again (what they were told
+        /// through it no longer changes). Absent from older publishers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room_members: Option<i64>,
     },
     /// A room was deleted: every connection stops following it. Not sent to clients.
     #[serde(rename = "room.deleted")]

@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use crate::outlet::Outlet;
 use crate::StartError;
+use presence::Departure;
 use rooms::{Follower, Rooms, RESYNC_DUE, TOO_SLOW};
 
 /// An event with its frame, encoded once for every connection that gets it.
@@ -70,7 +71,7 @@ pub enum Live {
 /// Events a connection may have waiting before it counts as too slow.
 pub const QUEUE: usize = 1024;
 
-/// Departures (room, user) waiting to be told as presence (see `presence::tell_departures`).
+/// Departures waiting to be told as presence (see `presence::tell_departures`).
 const DEPARTURES_QUEUE: usize = 4096;
 
 /// Deliveries a shard may have waiting before the bus reader waits for it (and the bus,
@@ -333,13 +334,19 @@ impl Hub {
                 after,
                 after_seq,
                 shares_presence,
-            }) => self.seat(
-                &mut rooms,
-                (room, user_id),
-                after,
-                after_seq,
-                shares_presence,
-            ),
+                room_members,
+            }) => {
+                self.seat(
+                    &mut rooms,
+                    (room, user_id),
+                    after,
+                    after_seq,
+                    shares_presence,
+                );
+                if let Some(seats) = room_members {
+                    rooms.resize(room, seats, true);
+                }
+            }
             Delivery::Event(event) => {
                 let room_id = event.room();
                 if !rooms.feeds.contains_key(&room_id) {
@@ -353,8 +360,19 @@ impl Hub {
                     }
                 };
                 let frame = matches!(event, BusEvent::Message { .. }).then(|| text_frame(&text));
+                let resized = match event {
+                    BusEvent::MemberLeft {
+                        room_members: Some(seats),
+                        ..
+                    } => Some(seats),
+                    _ => None,
+                };
                 let out = Arc::new(Outgoing { event, text, frame });
                 rooms.send(room_id, out, Instant::now());
+                // After the loss itself, which the leaver's connections act on first.
+                if let Some(seats) = resized {
+                    rooms.resize(room_id, seats, false);
+                }
             }
             // What was held goes out first; the connections then fill every gap. A connection
             // with rooms in several shards is told once, not once per shard, unless it begins
@@ -427,18 +445,6 @@ impl Hub {
         rooms.next_release()
     }
 
-    /// The users (not the one in `change`) following `room` here whom `told` picks are told of
-    /// `change`.
-    fn tell_room(&self, room: i64, change: PresenceChange, told: impl Fn(i64) -> bool) {
-        let mut rooms = self.shard_of(room);
-        if let Some(feed) = rooms.feeds.get_mut(&room) {
-            feed.followers.retain(|f| {
-                f.user_id == change.user_id || !told(f.user_id) || f.offer(Live::Presence(change))
-            });
-        }
-        rooms.forget_if_unfollowed(room);
-    }
-
     /// Every connection here, once each.
     fn connections(&self) -> Vec<Follower> {
         let mut seen = HashSet::new();
@@ -477,14 +483,21 @@ impl Hub {
         users
     }
 
-    /// Tells the followers of `room_ids` (once each, never the user themself) about `change`.
-    fn dispatch_change(&self, change: PresenceChange, room_ids: &[i64]) {
+    /// Tells the connections following `room_ids` (once each, never the user themself) whose
+    /// users `concerned` picks about `change`.
+    fn dispatch_change(
+        &self,
+        change: PresenceChange,
+        room_ids: &[i64],
+        concerned: impl Fn(i64) -> bool,
+    ) {
         let mut told = HashSet::new();
         for room_id in room_ids {
             let mut rooms = self.shard_of(*room_id);
             if let Some(feed) = rooms.feeds.get_mut(room_id) {
                 feed.followers.retain(|f| {
                     f.user_id == change.user_id
+                        || !concerned(f.user_id)
                         || !told.insert(f.id)
                         || f.offer(Live::Presence(change))
                 });
@@ -536,7 +549,7 @@ async fn listen(
     bus: Arc<dyn Bus>,
     mut stream: chatboard_core::bus::BusStream,
     inboxes: Vec<flume::Sender<Delivery>>,
-    departures: flume::Sender<(i64, i64)>,
+    departures: flume::Sender<Departure>,
 ) {
     // Sending fails only once the shard's thread has ended, which it does when the hub is gone
     // (this task is also cancelled then, see `until_dropped`).
@@ -555,10 +568,19 @@ async fn listen(
         while let Some(delivery) = stream.next().await {
             let handed = match delivery {
                 Delivery::Event(event) => {
-                    if let BusEvent::MemberLeft { room, user_id } = event {
-                        // Presence is a courtesy: when they come faster than they are told,
-                        // the rest are dropped rather than held in memory.
-                        let _ = departures.try_send((room, user_id));
+                    if let BusEvent::MemberLeft {
+                        room,
+                        user_id,
+                        room_members,
+                    } = event
+                    {
+                        // Presence is a courtesy: when departures come faster than they are
+                        // told, the rest are dropped rather than held in memory.
+                        let _ = departures.try_send(Departure {
+                            room,
+                            user_id,
+                            room_members,
+                        });
                     }
                     let inbox = &inboxes[shard_index(event.room(), inboxes.len())];
                     inbox.send_async(Delivery::Event(event)).await.is_ok()

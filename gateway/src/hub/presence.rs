@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 
+use chatboard_core::model::SMALL_ROOM_MEMBERS;
 use chatboard_core::presence::PresenceChange;
 use chatboard_store::Store;
 use tokio::sync::{broadcast, Notify};
@@ -66,7 +67,7 @@ pub(super) async fn dispatch_presence(
         // In order, so a user who came and went within the batch ends up offline.
         for change in batch {
             if let Some(rooms) = rooms_of.get(&change.user_id) {
-                hub.dispatch_change(change, rooms);
+                hub.dispatch_change(change, rooms, |_| true);
             }
         }
     }
@@ -103,23 +104,43 @@ pub(super) async fn resync(hub: Weak<Hub>, asked: Arc<Notify>) {
     }
 }
 
-/// Tells departures (room, user), a batch at a time: someone online who left a room is shown
-/// offline to its followers here who no longer share any room with them. A user's changes reach
-/// only their room-mates, so those would otherwise see them online for as long as their
-/// connections last. One room-mates lookup per user who left, whatever number of rooms (leaving
-/// an organization brings one departure per room of it), one batch after the other.
+/// A seat lost, as announced on the bus.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Departure {
+    pub(super) room: i64,
+    pub(super) user_id: i64,
+    /// The room's seats after the loss, when the announcement said.
+    pub(super) room_members: Option<i64>,
+}
+
+/// Tells departures, a batch at a time: someone online who left a room that carries presence is
+/// shown offline to its followers here who no longer share such a room with them. A user's
+/// changes reach only their room-mates, so those would otherwise see them online for as long as
+/// their connections last. One room-mates lookup per user who left, whatever number of rooms
+/// (leaving an organization brings one departure per room of it), one batch after the other.
 pub(super) async fn tell_departures(
     hub: Weak<Hub>,
     store: Arc<dyn Store>,
-    departures: flume::Receiver<(i64, i64)>,
+    departures: flume::Receiver<Departure>,
 ) {
     const BATCH: usize = 1000;
     while let Ok(first) = departures.recv_async().await {
         let mut rooms_left: HashMap<i64, Vec<i64>> = HashMap::new();
         let mut taken = 0;
-        for (room, user_id) in std::iter::once(first).chain(departures.try_iter()) {
-            rooms_left.entry(user_id).or_default().push(room);
+        for departure in std::iter::once(first).chain(departures.try_iter()) {
             taken += 1;
+            // A room too large to carry presence told nobody of the leaver: nothing to take
+            // back. Its size is read after the loss; at the line, the room may have carried
+            // presence before it (concurrent seats), so the departure is told.
+            if departure
+                .room_members
+                .is_none_or(|seats| seats <= SMALL_ROOM_MEMBERS)
+            {
+                rooms_left
+                    .entry(departure.user_id)
+                    .or_default()
+                    .push(departure.room);
+            }
             if taken == BATCH {
                 break;
             }
@@ -153,9 +174,8 @@ async fn tell_departure(hub: &Weak<Hub>, store: &dyn Store, user_id: i64, rooms:
         user_id,
         online: false,
     };
-    for room in rooms {
-        hub.tell_room(*room, change, |follower| !mates.contains(&follower));
-    }
+    // Once per connection, however many of the rooms left it follows.
+    hub.dispatch_change(change, rooms, |follower| !mates.contains(&follower));
 }
 
 /// The seats of `users`, read again after a failure (a database restarting, a pool briefly

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use batch_send::SendBatch;
 use chatboard_core::bus::BusEvent;
-use chatboard_core::model::Message;
+use chatboard_core::model::{Message, SMALL_ROOM_MEMBERS};
 use tokio::time::Instant;
 
 use super::{Live, Outgoing};
@@ -89,6 +89,9 @@ impl Follower {
 pub(super) struct RoomFeed {
     pub(super) followers: Vec<Follower>,
     pub(super) order: RoomOrder,
+    /// The room's number of seats, as the last announcement of a seat taken or lost here
+    /// read it (none heard yet: unknown).
+    pub(super) seats: Option<i64>,
 }
 
 /// The rooms of one shard that connections here follow.
@@ -182,7 +185,10 @@ fn write_together(
 impl Rooms {
     /// Hands `event` to the room's feed and what the feed lets out to its followers.
     pub(super) fn send(&mut self, room_id: i64, event: Arc<Outgoing>, now: Instant) {
-        let Some(RoomFeed { followers, order }) = self.feeds.get_mut(&room_id) else {
+        let Some(RoomFeed {
+            followers, order, ..
+        }) = self.feeds.get_mut(&room_id)
+        else {
             return; // nobody here follows the room
         };
         let batch = &mut self.batch;
@@ -193,6 +199,32 @@ impl Rooms {
             self.holding.remove(&room_id);
         }
         self.forget_if_unfollowed(room_id);
+    }
+
+    /// Takes note of `room_id`'s size as an announcement read it after a seat was taken
+    /// (`grew`) or lost. When that moved the room across [`SMALL_ROOM_MEMBERS`], its followers
+    /// here are told who is online again: a room that grew out of carrying presence leaves
+    /// them showing people whose going it will not tell, and one that shrank into carrying it
+    /// never told them who was there.
+    ///
+    /// Each size is read after its own change commits, so concurrent seats may all read one
+    /// past the line: the size before, when known, tells the crossing. Unknown, a size just past
+    /// the line on the change's side counts as a crossing.
+    pub(super) fn resize(&mut self, room_id: i64, seats: i64, grew: bool) {
+        let Some(feed) = self.feeds.get_mut(&room_id) else {
+            return;
+        };
+        let small = seats <= SMALL_ROOM_MEMBERS;
+        let crossed = match feed.seats {
+            Some(before) => (before <= SMALL_ROOM_MEMBERS) != small,
+            None if grew => seats == SMALL_ROOM_MEMBERS + 1,
+            None => seats == SMALL_ROOM_MEMBERS,
+        };
+        feed.seats = Some(seats);
+        if crossed {
+            feed.followers.retain(|f| f.offer(Live::PresenceResync));
+            self.forget_if_unfollowed(room_id);
+        }
     }
 
     /// Drops the room's feed once it has no follower left (the last ones were closed for
@@ -210,7 +242,10 @@ impl Rooms {
 
     /// Sends on what `room_id` holds, whatever is still missing.
     pub(super) fn release(&mut self, room_id: i64) {
-        if let Some(RoomFeed { followers, order }) = self.feeds.get_mut(&room_id) {
+        if let Some(RoomFeed {
+            followers, order, ..
+        }) = self.feeds.get_mut(&room_id)
+        {
             let batch = &mut self.batch;
             order.release_all(|out| fan_out(followers, &out, batch.as_mut()));
         }

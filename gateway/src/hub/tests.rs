@@ -155,6 +155,7 @@ async fn a_connection_ending_before_it_hears_of_a_seat_leaves_that_room() {
         after: 0,
         after_seq: None,
         shares_presence: true,
+        room_members: None,
     });
     hub.dispatch(shard_index(room, hub.shards.len()), seated);
     assert!(!hub.is_idle(), "the seat put the connection in the room");
@@ -244,4 +245,111 @@ async fn lost_presence_changes_bring_the_whole_state_again() {
         "told {:?}",
         told.map(|live| std::mem::discriminant(&live))
     );
+}
+
+/// An announcement that `user_id` took a seat in `room`, which then had `seats`.
+fn seated(room: i64, user_id: i64, seats: i64) -> Delivery {
+    Delivery::Event(BusEvent::MemberSeated {
+        room,
+        user_id,
+        after: 0,
+        after_seq: None,
+        shares_presence: seats <= chatboard_core::model::SMALL_ROOM_MEMBERS,
+        room_members: Some(seats),
+    })
+}
+
+/// An announcement that `user_id` lost their seat in `room`, which then had `seats`.
+fn left(room: i64, user_id: i64, seats: i64) -> Delivery {
+    Delivery::Event(BusEvent::MemberLeft {
+        room,
+        user_id,
+        room_members: Some(seats),
+    })
+}
+
+/// How many times the connection was asked to tell who is online again, since last looked.
+fn presence_resyncs(subscription: &super::Subscription) -> usize {
+    subscription
+        .events
+        .drain()
+        .filter(|live| matches!(live, Live::PresenceResync))
+        .count()
+}
+
+/// A room that grows past fifty members stops carrying presence (what its followers were told
+/// through it no longer changes) and one that shrinks back starts again (nobody told them who
+/// was there): either way they are told who is online anew, and only then. Sizes are read after
+/// each change commits, so two seats at once may both read one past the line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_room_crossing_fifty_members_has_its_followers_told_who_is_online_again() {
+    let hub = test_hub().await;
+    let rooms = [5, 6, 7];
+    let subscription = hub.subscribe(70, &rooms, false, queue_only_outlet());
+    let count = hub.shards.len();
+    let told = |delivery: Delivery, room: i64| {
+        hub.dispatch(shard_index(room, count), delivery);
+        presence_resyncs(&subscription)
+    };
+    let [room, grown, shrunk] = rooms;
+    // The first size heard of a room, far from the line: no crossing.
+    assert_eq!(told(seated(room, 8, 60), room), 0);
+    assert_eq!(told(seated(room, 9, 61), room), 0);
+    assert_eq!(told(left(room, 9, 50), room), 1, "shrank to fifty");
+    assert_eq!(told(left(room, 8, 49), room), 0);
+    assert_eq!(told(seated(room, 8, 52), room), 1, "grew past fifty");
+    // The first size heard, just past the line on the change's side: a crossing.
+    assert_eq!(told(seated(grown, 8, 51), grown), 1);
+    assert_eq!(told(left(shrunk, 8, 50), shrunk), 1);
+}
+
+/// Someone leaving a room is shown offline to its followers who share no other room with them,
+/// once per connection however many rooms they left, and not through a room too large to have
+/// told anyone they were there (each of its thousands of followers was handed a frame).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn departures_are_told_through_rooms_that_carry_presence_once_per_connection() {
+    use super::presence::{tell_departures, Departure};
+    use chatboard_core::presence::Presence;
+
+    let (_db, url) = testing::TestDb::create(testing::TestEngine::Sqlite)
+        .await
+        .expect("sqlite");
+    let store = chatboard_store::connect(&url, 2).await.expect("a store");
+    store.migrate().await.expect("migrated");
+    let presence = Arc::new(LocalPresence::new());
+    let hub = Hub::start(
+        Arc::new(LocalBus::default()),
+        presence.clone(),
+        store.clone(),
+        false,
+    )
+    .await
+    .expect("the hub starts");
+    let subscription = hub.subscribe(7, &[5, 6], false, queue_only_outlet());
+    presence.connected(8).await; // sharing no room with anyone: nobody is told
+    let told = |departures: Vec<(i64, Option<i64>)>| {
+        let (queue, taken) = flume::unbounded();
+        for (room, room_members) in departures {
+            queue
+                .send(Departure {
+                    room,
+                    user_id: 8,
+                    room_members,
+                })
+                .expect("queued");
+        }
+        drop(queue);
+        let (hub, store) = (Arc::downgrade(&hub), store.clone());
+        async {
+            tell_departures(hub, store, taken).await;
+            subscription
+                .events
+                .drain()
+                .filter(|live| matches!(live, Live::Presence(change) if !change.online))
+                .count()
+        }
+    };
+    assert_eq!(told(vec![(5, Some(60))]).await, 0, "a large room");
+    assert_eq!(told(vec![(5, Some(50)), (6, Some(10))]).await, 1);
+    assert_eq!(told(vec![(5, None)]).await, 1, "an older publisher's");
 }

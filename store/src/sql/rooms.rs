@@ -576,6 +576,23 @@ impl RoomStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
+    async fn room_sizes(&self, room_ids: &[i64]) -> StoreResult<Vec<(i64, i64)>> {
+        let mut sizes = Vec::new();
+        for chunk in room_ids.chunks(500) {
+            let sql = format!(
+                "SELECT room_id, seats FROM room_seat_counts WHERE room_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query_as::<_, (i64, i64)>(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            sizes.extend(query.fetch_all(&self.read).await?);
+        }
+        Ok(sizes)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn seats_of(&self, user_ids: &[i64]) -> StoreResult<Vec<(i64, i64)>> {
         let mut seats = Vec::new();
         // Bounded statements: engines cap the number of parameters.
