@@ -508,13 +508,23 @@ export class RoomView {
   }
 
   async loadMembers() {
+    // The room list's count may be old (rooms grow and shrink while it stands): a large room's
+    // is read again, one row, before its member list is given up.
     if (this.room.members_count > RECEIPTS_UP_TO) {
-      this.drawInfo();
-      return;
+      const { members_count: count } = await api('GET', `/api/rooms/${this.room.id}/`);
+      this.room.members_count = count;
     }
-    const members = await api('GET', `/api/rooms/${this.room.id}/members/`);
-    this.readers = new Map(members.filter((m) => m.user_id !== state.me.id).map((m) => [m.user_id, m.last_read_msg_id || 0]));
-    this.memberIds = members.map((m) => m.user_id);
+    const members = this.room.members_count > RECEIPTS_UP_TO
+      ? null : await api('GET', `/api/rooms/${this.room.id}/members/`);
+    if (members) this.room.members_count = members.length;
+    if (!members || members.length > RECEIPTS_UP_TO) {
+      // Grown past it (or never under): no receipts, no online count, as the server sends none.
+      this.memberIds = null;
+      this.readers = new Map();
+    } else {
+      this.readers = new Map(members.filter((m) => m.user_id !== state.me.id).map((m) => [m.user_id, m.last_read_msg_id || 0]));
+      this.memberIds = members.map((m) => m.user_id);
+    }
     this.drawInfo();
     this.drawReceipts();
   }
