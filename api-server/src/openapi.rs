@@ -73,7 +73,7 @@ use crate::routes::{
         (name = "search", description = "Full-text search over the messages of the organization's \
             rooms the caller sits in (PostgreSQL: a tsvector with a GIN index, the \
             'simple' configuration; SQLite: FTS5 with the unicode61 tokenizer; the same syntax and \
-            words on both). Query: every word must appear (any case, no stemming); `\"exact \
+            words on both). Query: every word must appear (any case, Greek's final sigma ς as σ; no stemming); `\"exact \
             phrase\"`; `-word` or `-\"phrase\"` leaves out; `pre*` matches words starting with \
             `pre` (2 characters at least); words are runs of letters and digits (`e-mail` is the phrase `e mail`); at most \
             10 terms. Filters: `room`, `from` (user id), `before`/`after` (a date or RFC 3339 time), \

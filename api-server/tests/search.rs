@@ -163,6 +163,17 @@ async fn the_query_syntax_finds_the_same_on_both_engines(engine: Engine) {
         vec![scattered]
     );
     assert_eq!(found(&app, &bob, org, "ünïcode").await, vec![unicode]);
+    // Greek's sigma is written "ς" at the end of a word and "σ" elsewhere, and capitalized "Σ"
+    // in both places: lowercasing "ΟΔΥΣΣΕΑΣ" letter by letter ends it in "σ".
+    let lower = app.send(&bob, room, "Οδυσσεας sailed").await;
+    let upper = app.send(&bob, room, "ΟΔΥΣΣΕΑΣ SAILED").await;
+    for name in ["οδυσσεας", "ΟΔΥΣΣΕΑΣ", "οδυσσεασ", "οδυσσεα*"] {
+        assert_eq!(
+            set(&found(&app, &bob, org, name).await),
+            set(&[lower, upper]),
+            "{name}"
+        );
+    }
     assert_eq!(found(&app, &bob, org, "e-mail").await, vec![email]);
     for part in [
         "example",

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::Message;
 use chatboard_core::model::{AccessLevel, OrgMember, Room};
-use chatboard_store::{MessageSearch, RoomLookup, SearchTerm, SearchTerms};
+use chatboard_store::{search_fold, MessageSearch, RoomLookup, SearchTerm, SearchTerms};
 use chrono::{DateTime, Utc};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tracing::instrument;
@@ -91,7 +91,7 @@ pub fn parse_query(q: &str) -> Result<SearchTerms, String> {
         let words: Vec<String> = raw
             .split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
+            .map(search_fold)
             .collect();
         if words.iter().any(|w| w.chars().count() > MAX_WORD) {
             return Err(format!("Words of at most {MAX_WORD} characters."));
@@ -142,7 +142,7 @@ pub fn snippet_html(body: &str, terms: &SearchTerms) -> String {
         words.push((from, body.len()));
     }
     let matches = |word: &str| {
-        let word = word.to_lowercase();
+        let word = search_fold(word);
         terms.include.iter().any(|term| match term {
             SearchTerm::Word(w) => word == *w,
             SearchTerm::Prefix(p) => word.starts_with(p.as_str()),
@@ -394,6 +394,13 @@ mod tests {
         assert!(snippet.starts_with("…w54 "), "{snippet}");
         assert!(snippet.ends_with("<mark>deploy</mark> end"), "{snippet}");
         assert_eq!(snippet_html("", &terms), "");
+        // Greek's sigma, final or not, capital or not, is one letter to a search.
+        let terms = parse_query("ΟΔΥΣΣΕΑΣ").unwrap();
+        assert_eq!(terms.include, vec![word("οδυσσεασ")]);
+        assert_eq!(
+            snippet_html("Οδυσσεας, ΟΔΥΣΣΕΑΣ", &terms),
+            "<mark>Οδυσσεας</mark>, <mark>ΟΔΥΣΣΕΑΣ</mark>"
+        );
     }
 
     #[tokio::test]

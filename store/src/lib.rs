@@ -44,8 +44,8 @@ pub use rooms::{
     JoinVia, NewRoom, ReadMark, RoomAccess, RoomPatch, RoomPosition, RoomStore, Seat, SeatStart,
 };
 pub use search::{
-    MessageSearch, RoomLookup, SearchHit, SearchStore, SearchTerm, SearchTerms, SEARCH_CANDIDATES,
-    SEARCH_PER_ROOM,
+    search_fold, MessageSearch, RoomLookup, SearchHit, SearchStore, SearchTerm, SearchTerms,
+    SEARCH_CANDIDATES, SEARCH_PER_ROOM,
 };
 pub use sessions::{RefreshOutcome, SessionStore};
 pub use tenants::{

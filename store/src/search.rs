@@ -7,7 +7,14 @@ use chrono::{DateTime, Utc};
 
 use super::StoreResult;
 
-/// One part of a query, in words as both engines split text (lowercase letters and digits).
+/// A word as searches compare it: lowercased, and Greek's final sigma ("ς") as the other
+/// ("σ"). Lowercasing "Σ" gives either, by its place in the word or letter by letter
+/// (PostgreSQL), so words of the same letters would otherwise differ by how they were written.
+pub fn search_fold(word: &str) -> String {
+    word.to_lowercase().replace('ς', "σ")
+}
+
+/// One part of a query, in words as both engines split text (folded by [`search_fold`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SearchTerm {
     /// A whole word.

@@ -92,14 +92,15 @@ impl WordStats {
         )
         .fetch_all(read)
         .await;
-        let words = Arc::new(
-            rows.unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "reading the word statistics failed");
-                Vec::new()
-            })
-            .into_iter()
-            .collect::<HashMap<_, _>>(),
-        );
+        let mut words = HashMap::new();
+        for (word, share) in rows.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading the word statistics failed");
+            Vec::new()
+        }) {
+            // As the terms are folded: a word's two spellings, each with its own share.
+            *words.entry(crate::search_fold(&word)).or_insert(0.0) += share;
+        }
+        let words = Arc::new(words);
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((Instant::now(), words.clone()));
         words
@@ -277,20 +278,30 @@ async fn words_removed(tx: &mut Tx<'_>, room_id: i64, msg_id: i64) -> StoreResul
     Ok(())
 }
 
-/// The query in `to_tsquery` syntax: `'word'`, `'pre':*`, `('two' <-> 'words')`, `!'not'`,
-/// all joined by `&`. Terms hold letters and digits only, so nothing needs escaping.
 /// The words a message's score counts: none, `ts_rank` scores each message from its own text.
 fn score_words(_terms: &SearchTerms) -> Vec<String> {
     Vec::new()
 }
 
+/// The query in `to_tsquery` syntax: `'word'`, `'pre':*`, `('two' <-> 'words')`, `!'not'`,
+/// all joined by `&`. Terms hold letters and digits only, so nothing needs escaping.
+///
+/// Terms come folded ([`crate::search_fold`]), but the index holds words as PostgreSQL's
+/// `lower()` makes them, letter by letter: "Σ" is always "σ" and a written "ς" stays. So a
+/// term ending in "σ" is also looked for ending in "ς" (inside a word, "ς" is a misspelling).
 fn match_text(terms: &SearchTerms) -> String {
+    fn word(w: &str, suffix: &str) -> String {
+        match w.strip_suffix('σ') {
+            Some(stem) => format!("('{w}'{suffix} | '{stem}ς'{suffix})"),
+            None => format!("'{w}'{suffix}"),
+        }
+    }
     fn one(term: &SearchTerm) -> String {
         match term {
-            SearchTerm::Word(w) => format!("'{w}'"),
-            SearchTerm::Prefix(w) => format!("'{w}':*"),
+            SearchTerm::Word(w) => word(w, ""),
+            SearchTerm::Prefix(w) => word(w, ":*"),
             SearchTerm::Phrase(words) => {
-                let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+                let quoted: Vec<String> = words.iter().map(|w| word(w, "")).collect();
                 format!("({})", quoted.join(" <-> "))
             }
         }

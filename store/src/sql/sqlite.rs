@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::rows::{message_columns_of, placeholders, BatchRow, MessageRow, MESSAGE_COLUMNS};
 use super::word_lookup::{HitParams, WordLookup};
 use crate::sqlite_connections::TakenConn;
-use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
+use crate::{search_fold, Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
 use chatboard_core::events::{DomainEvent, EventType};
 use chatboard_core::model::Message;
 use outbox::{insert_rows_sql, plain_post_event, write_rows, EventRow, OUTBOX_COLUMNS};
@@ -65,8 +65,8 @@ fn score_words(terms: &SearchTerms) -> Vec<String> {
         .include
         .iter()
         .flat_map(|term| match term {
-            SearchTerm::Word(w) | SearchTerm::Prefix(w) => vec![w.to_lowercase()],
-            SearchTerm::Phrase(words) => words.iter().map(|w| w.to_lowercase()).collect(),
+            SearchTerm::Word(w) | SearchTerm::Prefix(w) => vec![search_fold(w)],
+            SearchTerm::Phrase(words) => words.iter().map(|w| search_fold(w)).collect(),
         })
         .collect()
 }
@@ -84,13 +84,14 @@ fn candidate_hits(_lookup: WordLookup, p: &HitParams<'_>) -> String {
         candidates,
         score_words,
     } = p;
-    // Occurrences of each word in the lower-cased text (as a substring: `plan` counts in
-    // `plans`, as a prefix search would match it).
+    // Occurrences of each word in the text folded as the words are (as a substring: `plan`
+    // counts in `plans`, as a prefix search would match it).
+    let folded = "replace(lower(m.body), 'ς', 'σ')";
     let counts: Vec<String> = score_words
         .iter()
         .map(|w| {
             format!(
-                "(length(lower(m.body)) - length(replace(lower(m.body), {w}, ''))) * 1.0 \
+                "(length({folded}) - length(replace({folded}, {w}, ''))) * 1.0 \
                  / length({w})"
             )
         })
