@@ -3,7 +3,7 @@
 //! with the user who came or went.
 //!
 //! The rooms are split into shards (by room id), each dispatched by a thread of its own (see
-//! `dispatch_shard`). One task reading the bus hands each event to its room's shard. A message's fan-out is mostly
+//! `stream.rs`). One task reading the bus hands each event to its room's shard. A message's fan-out is mostly
 //! `send` system calls, one per socket; with a single dispatching task those ran on one core
 //! at a time and every room queued behind the room being written, whereas shards let rooms
 //! fan out on every core, as a broadcaster that writes from the task that read the message
@@ -11,12 +11,13 @@
 
 mod presence;
 mod rooms;
+mod stream;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::extract::ws::Utf8Bytes;
 use batch_send::SendBatch;
@@ -24,14 +25,13 @@ use chatboard_core::bus::{Bus, BusEvent, Delivery};
 use chatboard_core::presence::{Presence, PresenceChange};
 use chatboard_core::shared_stream::text_frame;
 use chatboard_store::Store;
-use futures::StreamExt;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 use crate::outlet::Outlet;
 use crate::StartError;
-use presence::Departure;
 use rooms::{Follower, Rooms, RESYNC_DUE, TOO_SLOW};
+use stream::{dispatch_shard, listen};
 
 /// An event with its frame, encoded once for every connection that gets it.
 #[derive(Debug)]
@@ -539,106 +539,4 @@ async fn until_dropped(
 fn shard_index(room_id: i64, count: usize) -> usize {
     // Room ids are positive; `rem_euclid` keeps any other in range too.
     room_id.rem_euclid(count as i64) as usize
-}
-
-/// Reads the bus and hands each delivery to its room's shard (a lost stretch to every shard);
-/// if the subscription ends, subscribes again and has every connection catch up on what it
-/// may have missed in between.
-async fn listen(
-    hub: Weak<Hub>,
-    bus: Arc<dyn Bus>,
-    mut stream: chatboard_core::bus::BusStream,
-    inboxes: Vec<flume::Sender<Delivery>>,
-    departures: flume::Sender<Departure>,
-) {
-    // Sending fails only once the shard's thread has ended, which it does when the hub is gone
-    // (this task is also cancelled then, see `until_dropped`).
-    let to_all = |delivery: Delivery| {
-        let inboxes = &inboxes;
-        async move {
-            for inbox in inboxes {
-                if inbox.send_async(delivery.clone()).await.is_err() {
-                    return false;
-                }
-            }
-            true
-        }
-    };
-    loop {
-        while let Some(delivery) = stream.next().await {
-            let handed = match delivery {
-                Delivery::Event(event) => {
-                    if let BusEvent::MemberLeft {
-                        room,
-                        user_id,
-                        room_members,
-                    } = event
-                    {
-                        // Presence is a courtesy: when departures come faster than they are
-                        // told, the rest are dropped rather than held in memory.
-                        let _ = departures.try_send(Departure {
-                            room,
-                            user_id,
-                            room_members,
-                        });
-                    }
-                    let inbox = &inboxes[shard_index(event.room(), inboxes.len())];
-                    inbox.send_async(Delivery::Event(event)).await.is_ok()
-                }
-                Delivery::Missed => to_all(Delivery::Missed).await,
-            };
-            if !handed {
-                return;
-            }
-        }
-        tracing::error!("bus subscription ended; subscribing again");
-        loop {
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            if hub.strong_count() == 0 {
-                return;
-            }
-            match bus.subscribe().await {
-                Ok(again) => {
-                    stream = again;
-                    break;
-                }
-                Err(e) => tracing::warn!(error = %e, "bus subscription failed; retrying"),
-            }
-        }
-        if !to_all(Delivery::Missed).await {
-            return;
-        }
-    }
-}
-
-/// Dispatches shard `index`'s deliveries, and lets out what its rooms held back behind a
-/// missing message once the wait for it is over; ends with the hub.
-///
-/// A thread of its own, not a task: a message's fan-out is a millisecond of `send` work with
-/// nothing to await, so a shard task with a backlog kept its worker for as long as tokio's
-/// budget let it (over a hundred fan-outs), and the tasks queued behind it on that worker
-/// (sockets' frames, the store's writer, the posters it answered) waited as long. As threads,
-/// the shards and the runtime's workers share the cores by the kernel's time slices.
-fn dispatch_shard(hub: Weak<Hub>, index: usize, deliveries: flume::Receiver<Delivery>) {
-    // When the earliest wait for a missing message ends, if any room is holding one back.
-    let mut deadline: Option<Instant> = None;
-    loop {
-        let next = match deadline {
-            Some(deadline) => deliveries.recv_deadline(deadline.into_std()),
-            None => deliveries
-                .recv()
-                .map_err(|_| flume::RecvTimeoutError::Disconnected),
-        };
-        let Some(hub) = hub.upgrade() else { return };
-        deadline = match next {
-            Ok(delivery) => hub.dispatch(index, delivery),
-            Err(flume::RecvTimeoutError::Timeout) => hub.release_overdue(index, Instant::now()),
-            Err(flume::RecvTimeoutError::Disconnected) => return,
-        };
-        // A receive with deliveries queued returns one even past the deadline, so a shard
-        // with a backlog would never time out: what is overdue goes out between deliveries.
-        if deadline.is_some_and(|d| d <= Instant::now()) {
-            deadline = hub.release_overdue(index, Instant::now());
-        }
-    }
 }
