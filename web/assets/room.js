@@ -5,7 +5,8 @@
 // come from a page, a live frame or the catch-up after a reconnect, so each shows once, in order.
 // Each message is laid out once, when it arrives; scrolling then only paints what comes on
 // screen, so a long history scrolls smoothly (web/e2e/history.test.mjs measures it). Typing
-// announcements are typing.js's, the edit box edit.js's.
+// announcements are typing.js's, the edit box edit.js's, the member count and read pointers
+// roster.js's.
 
 import { api, nextPath } from './api.js';
 import { displayName, h, longTime, replace, shortTime, toast } from './dom.js';
@@ -15,16 +16,11 @@ import { fileView } from './files.js';
 import { MentionCompleter, bodyWithMentions } from './mentions.js';
 import { Outbox } from './outbox.js';
 import { applyReactionFrame, react, reactionChips, reactionPicker } from './reactions.js';
+import { Roster } from './roster.js';
 import { ThreadPanel } from './thread.js';
 import { Typing } from './typing.js';
 
 const PAGE = 50;
-// Larger rooms show their member count alone: no "Seen by" and no online count. Both need the
-// whole member list with each member's read pointer, fetched on every visit (a megabyte in a
-// room of 5,000, opened by all of them at once after a restart), and "Seen by" fifty names says
-// little anyway. The server sends others' receipts and presence only in rooms up to the same
-// size (`SMALL_ROOM_MEMBERS` in core/src/model.rs).
-const RECEIPTS_UP_TO = 50;
 
 /** Whether two copies of a message would be drawn the same (a frame and a POST's answer). */
 function sameContent(a, b) {
@@ -49,7 +45,7 @@ export class RoomView {
     this.early = new Map();
     this.older = undefined;
     this.loadingOlder = false;
-    this.readers = new Map();
+    this.roster = new Roster(room);
     this.myRead = state.unread.get(room.id)?.last_read_msg_id || 0;
     this.destroyed = false;
     this.build();
@@ -508,43 +504,20 @@ export class RoomView {
   }
 
   async loadMembers() {
-    // The room list's count may be old (rooms grow and shrink while it stands): a large room's
-    // is read again, one row, before its member list is given up.
-    if (this.room.members_count > RECEIPTS_UP_TO) {
-      const { members_count: count } = await api('GET', `/api/rooms/${this.room.id}/`);
-      this.room.members_count = count;
-    }
-    const members = this.room.members_count > RECEIPTS_UP_TO
-      ? null : await api('GET', `/api/rooms/${this.room.id}/members/`);
-    if (members) this.room.members_count = members.length;
-    if (!members || members.length > RECEIPTS_UP_TO) {
-      // Grown past it (or never under): no receipts, no online count, as the server sends none.
-      this.memberIds = null;
-      this.readers = new Map();
-    } else {
-      this.readers = new Map(members.filter((m) => m.user_id !== state.me.id).map((m) => [m.user_id, m.last_read_msg_id || 0]));
-      this.memberIds = members.map((m) => m.user_id);
-    }
+    await this.roster.load();
     this.drawInfo();
     this.drawReceipts();
   }
 
   drawInfo() {
-    if (!this.memberIds && this.room.members_count > RECEIPTS_UP_TO) {
-      const count = this.room.members_count;
-      replace(this.info, `${count.toLocaleString('en')} members`);
-      return;
-    }
-    const ids = this.memberIds || [];
-    const online = ids.filter((id) => id === state.me.id || state.online.has(id)).length;
-    replace(this.info, `${ids.length} member${ids.length === 1 ? '' : 's'} · ${online} online`);
+    replace(this.info, this.roster.info());
   }
 
   /** "Seen by …" under the newest message each other member has read. */
   drawReceipts() {
     for (const old of this.list.querySelectorAll('.receipt')) old.remove();
     const byMessage = new Map();
-    for (const [userId, readUpTo] of this.readers) {
+    for (const [userId, readUpTo] of this.roster.readers) {
       // The newest message up to their pointer that someone else sent: their own say nothing.
       let at = this.position(readUpTo + 1) - 1;
       while (at >= 0 && this.messages.get(this.ids[at]).sender === userId) at -= 1;
@@ -601,11 +574,7 @@ export class RoomView {
   onFrame(frame) {
     if (frame.room !== this.room.id && frame.type !== 'presence' && frame.type !== 'presence_snapshot') return;
     const someone = frame.type === 'message' ? frame.sender : frame.user_id;
-    if (frame.type !== 'presence' && someone && this.memberIds && !this.memberIds.includes(someone)) {
-      // A new member: their seat, name and read pointer.
-      this.memberIds.push(someone);
-      this.loadMembers().catch(() => {});
-    }
+    if (frame.type !== 'presence' && this.roster.heardFrom(someone)) this.loadMembers().catch(() => {});
     switch (frame.type) {
       case 'message':
         this.arrive([frame]);
@@ -629,11 +598,7 @@ export class RoomView {
         this.typing.heard(frame);
         break;
       case 'read':
-        // A room without receipts (too large) keeps no read pointers.
-        if (frame.user_id !== state.me.id && this.memberIds) {
-          this.readers.set(frame.user_id, frame.last_read_msg_id);
-          this.drawReceipts();
-        }
+        if (this.roster.read(frame.user_id, frame.last_read_msg_id)) this.drawReceipts();
         break;
       case 'presence':
       case 'presence_snapshot':
