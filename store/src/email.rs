@@ -97,7 +97,8 @@ pub trait EmailStore: Send + Sync {
     /// offline (digest emails on), in id order; a room with none is absent. One call for many
     /// rooms: the worker asks once per batch of events, not once per message.
     async fn digest_recipients(&self, rooms: &[i64]) -> StoreResult<HashMap<i64, Vec<i64>>>;
-    /// Puts a message into these users' next digests (again: no change).
+    /// Puts a message into these users' next digests (again: no change; nor for a user whose
+    /// digest already covered it).
     async fn add_digest_items(
         &self,
         user_ids: &[i64],
@@ -123,8 +124,9 @@ pub trait EmailStore: Send + Sync {
         user_id: i64,
         limit: u32,
     ) -> StoreResult<Option<(String, Vec<DigestLine>)>>;
-    /// Queues the digest email and removes the messages it covers, in one transaction; `false`
-    /// (and nothing done) when some of them were already taken by another digest.
+    /// Queues the digest email and removes the messages it covers, recording them as covered,
+    /// in one transaction; `false` (and nothing done) when some of them were already taken by
+    /// another digest.
     async fn queue_digest(
         &self,
         user_id: i64,

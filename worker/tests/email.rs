@@ -324,6 +324,85 @@ async fn digests_go_only_to_seated_members_who_want_them() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_noted_again_after_its_digest_is_not_mailed_twice_sqlite() {
+    noted_again(TestEngine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_noted_again_after_its_digest_is_not_mailed_twice_postgres() {
+    noted_again(TestEngine::Postgres).await;
+}
+
+/// The README's recovery after lost jobs hands the outbox's events over again; each message's
+/// event then noted it for the offline members' digests a second time, and a message whose
+/// digest had gone out was mailed again in the next one. What a digest covered is remembered
+/// for as long as the outbox keeps events.
+async fn noted_again(engine: TestEngine) {
+    let Some((_db, url)) = TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let bob = member(&s, "bob@example.com", "Bob").await;
+    post(&s.store, s.room, s.author, 2).await;
+    let page = s
+        .store
+        .list_messages(
+            s.room,
+            s.author,
+            chatboard_store::Timeline::All,
+            chatboard_store::PageCursor::Newest,
+            2,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let (newer, older) = (&page[0], &page[1]);
+    let note = |message: &chatboard_core::model::Message| {
+        let (store, id, room, at) = (
+            s.store.clone(),
+            message.id,
+            message.room,
+            message.created_at,
+        );
+        async move {
+            store
+                .add_digest_items(&[bob], id, room, at, false)
+                .await
+                .unwrap();
+        }
+    };
+    let far = Utc::now() + chrono::Duration::days(1);
+    let waiting = |store: Arc<dyn Store>| async move {
+        match store.digest_of(bob, 10).await.unwrap() {
+            Some((_, lines)) => lines.iter().map(|l| l.message_id).collect::<Vec<_>>(),
+            None => Vec::new(),
+        }
+    };
+    note(older).await;
+    let digest = OutgoingEmail {
+        kind: EmailKind::Digest,
+        to: "bob@example.com".into(),
+        subject: "1 new message".into(),
+        body: "m0".into(),
+    };
+    assert!(s
+        .store
+        .queue_digest(bob, &[older.id], digest, Utc::now())
+        .await
+        .unwrap());
+    // The events handed over again: the older message's, then the newer one's (never noted).
+    note(older).await;
+    note(newer).await;
+    assert_eq!(s.store.due_digests(far, far, 10).await.unwrap(), vec![bob]);
+    assert_eq!(waiting(s.store.clone()).await, vec![newer.id]);
+
+    // Once the outbox's events of that time are gone, so is the record.
+    s.store.prune_outbox(far, 100).await.unwrap();
+    note(older).await;
+    assert_eq!(waiting(s.store.clone()).await, vec![older.id, newer.id]);
+}
+
 /// Decided (issue 17, point 19): a digest quotes each message as it stands when the digest is
 /// written, as the room shows it: an edit made after the reader went offline is the sender's
 /// correction and is what they read, and a message deleted since is shown as deleted, its text

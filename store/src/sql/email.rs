@@ -88,14 +88,16 @@ impl EmailStore for SqlStore {
         }
         let mut tx = self.write.begin().await?;
         for chunk in user_ids.chunks(200) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(${}, $1, $2, $3, $4)", i + 5))
-                .collect();
+            let values: Vec<String> = (0..chunk.len()).map(|i| format!("(${})", i + 5)).collect();
             // The message may already wait there (its `message.created` came first): a mention
-            // only makes it more urgent.
+            // only makes it more urgent. One a digest already covered (its event handed over
+            // again) is not noted twice.
             let sql = format!(
                 "INSERT INTO digest_items (user_id, message_id, room_id, created_at, mentioned) \
-                 VALUES {} ON CONFLICT (user_id, message_id) DO UPDATE \
+                 SELECT v.column1, $1, $2, $3, $4 FROM (VALUES {}) AS v \
+                 WHERE NOT EXISTS (SELECT 1 FROM digest_sent s \
+                                   WHERE s.user_id = v.column1 AND s.message_id = $1) \
+                 ON CONFLICT (user_id, message_id) DO UPDATE \
                  SET mentioned = (digest_items.mentioned OR excluded.mentioned)",
                 values.join(", ")
             );
@@ -247,6 +249,21 @@ impl EmailStore for SqlStore {
             // Another worker wrote this digest first.
             tx.rollback().await?;
             return Ok(false);
+        }
+        for chunk in message_ids.chunks(500) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("($1, ${}, $2)", i + 3))
+                .collect();
+            let sql = format!(
+                "INSERT INTO digest_sent (user_id, message_id, sent_at) VALUES {} \
+                 ON CONFLICT (user_id, message_id) DO NOTHING",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(user_id).bind(now);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(&mut *tx).await?;
         }
         insert_email(&mut tx, &email, None, now).await?;
         tx.commit().await?;

@@ -207,6 +207,20 @@ impl OutboxStore for SqlStore {
             .await?;
             total += done.rows_affected();
             if done.rows_affected() < u64::from(batch) {
+                break;
+            }
+        }
+        // What digests covered is kept for as long as an event could be handed over again.
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM digest_sent WHERE (user_id, message_id) IN ( \
+                   SELECT user_id, message_id FROM digest_sent WHERE sent_at < $1 LIMIT $2)",
+            )
+            .bind(before)
+            .bind(i64::from(batch))
+            .execute(&self.write)
+            .await?;
+            if done.rows_affected() < u64::from(batch) {
                 return Ok(total);
             }
         }
