@@ -410,7 +410,10 @@ impl Session {
                 after_seq,
             } => Box::pin(self.seated(room, after, after_seq)).await,
             Live::Resync => Box::pin(self.resync()).await,
-            Live::PresenceResync => Box::pin(self.send_presence_state()).await,
+            Live::PresenceResync => {
+                self.subscription.presence_resync_begins();
+                Box::pin(self.send_presence_state()).await
+            }
             // The batch's flush writes out what the hub left unsent.
             Live::Flush => Ok(()),
         }

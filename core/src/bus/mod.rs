@@ -89,9 +89,10 @@ pub enum BusEvent {
         /// Who lost the seat.
         user_id: i64,
         /// The room's number of seats, read after the loss: gateways tell the leaver's
-        /// departure only through a room that carried presence, and tell the room's
-        /// followers everything again when it crossed into carrying it. Absent from older
-        /// publishers (the departure is told, no crossing is seen).
+        /// departure only through a room of up to the line (one that may have carried
+        /// presence), and tell the room's followers who is online anew when it may have
+        /// crossed the line. Absent from older publishers (the departure is told, no crossing
+        /// is seen).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room_members: Option<i64>,
     },

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 
 use crate::outlet::Outlet;
 use crate::StartError;
-use rooms::{Follower, Rooms, RESYNC_DUE, TOO_SLOW};
+use rooms::{Follower, Rooms, PRESENCE_RESYNC_DUE, RESYNC_DUE, TOO_SLOW};
 use stream::{dispatch_shard, listen};
 
 /// An event with its frame, encoded once for every connection that gets it.
@@ -93,6 +93,10 @@ pub struct Hub {
     /// Asks for every connection to be told the whole presence state again; asking while a
     /// telling runs brings one more after it, never two at once (see `presence::resync`).
     presence_resync: Arc<Notify>,
+    /// Counts the rooms whose followers were told who is online anew for crossing the line of
+    /// a room that carries presence. A change looked up before a crossing and dispatched after
+    /// it skips that room: its followers' new state was read after the change.
+    presence_epoch: AtomicU64,
     /// Dropped with the hub, which ends its tasks (`listen`, `dispatch_presence`) even while
     /// the runtime and the bus live on; the shard threads end when `listen` drops their
     /// inboxes.
@@ -123,6 +127,14 @@ impl Subscription {
     /// another.
     pub fn resync_begins(&self) {
         self.me.flags.fetch_and(!RESYNC_DUE, Ordering::AcqRel);
+    }
+
+    /// The connection begins the `PresenceResync` it was handed: a crossing from now on needs
+    /// another.
+    pub fn presence_resync_begins(&self) {
+        self.me
+            .flags
+            .fetch_and(!PRESENCE_RESYNC_DUE, Ordering::AcqRel);
     }
 
     /// Stops following one room (the user lost the seat).
@@ -214,6 +226,7 @@ impl Hub {
             users: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             presence_resync: Arc::new(Notify::new()),
+            presence_epoch: AtomicU64::new(0),
             presence: presence.clone(),
             _alive: alive,
         });
@@ -343,8 +356,8 @@ impl Hub {
                     after_seq,
                     shares_presence,
                 );
-                if let Some(seats) = room_members {
-                    rooms.resize(room, seats, true);
+                if room_members.is_some_and(|seats| rooms.resize(room, seats)) {
+                    self.resync_room_presence(&mut rooms, room);
                 }
             }
             Delivery::Event(event) => {
@@ -370,8 +383,8 @@ impl Hub {
                 let out = Arc::new(Outgoing { event, text, frame });
                 rooms.send(room_id, out, Instant::now());
                 // After the loss itself, which the leaver's connections act on first.
-                if let Some(seats) = resized {
-                    rooms.resize(room_id, seats, false);
+                if resized.is_some_and(|seats| rooms.resize(room_id, seats)) {
+                    self.resync_room_presence(&mut rooms, room_id);
                 }
             }
             // What was held goes out first; the connections then fill every gap. A connection
@@ -382,6 +395,8 @@ impl Hub {
             Delivery::Missed => {
                 rooms.resync();
                 if index == 0 {
+                    // Presence changes ride on the same announcements (seats, crossings).
+                    self.presence_resync.notify_one();
                     let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
                     for list in users.values_mut() {
                         list.retain(Follower::offer_resync);
@@ -437,6 +452,18 @@ impl Hub {
         }
     }
 
+    /// Tells the followers of `room` (in `rooms`, its shard, locked) who is online anew: it
+    /// may have crossed the line of a room that carries presence.
+    fn resync_room_presence(&self, rooms: &mut Rooms, room: i64) {
+        let epoch = self.presence_epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        rooms.resync_presence(room, epoch);
+    }
+
+    /// Where the presence epoch stands: taken before a change's rooms are looked up.
+    fn presence_epoch(&self) -> u64 {
+        self.presence_epoch.load(Ordering::SeqCst)
+    }
+
     /// Sends on what every room of shard `index` whose wait is over holds; returns the
     /// shard's next wait's end, if any.
     fn release_overdue(&self, index: usize, now: Instant) -> Option<Instant> {
@@ -484,17 +511,24 @@ impl Hub {
     }
 
     /// Tells the connections following `room_ids` (once each, never the user themself) whose
-    /// users `concerned` picks about `change`.
+    /// users `concerned` picks about `change`, looked up at presence epoch `looked_up`: a room
+    /// whose followers were told who is online anew since then is skipped (they read the state
+    /// with the change in it, and the room may no longer carry presence).
     fn dispatch_change(
         &self,
         change: PresenceChange,
         room_ids: &[i64],
+        looked_up: u64,
         concerned: impl Fn(i64) -> bool,
     ) {
         let mut told = HashSet::new();
         for room_id in room_ids {
             let mut rooms = self.shard_of(*room_id);
-            if let Some(feed) = rooms.feeds.get_mut(room_id) {
+            if let Some(feed) = rooms
+                .feeds
+                .get_mut(room_id)
+                .filter(|feed| feed.presence_resynced <= looked_up)
+            {
                 feed.followers.retain(|f| {
                     f.user_id == change.user_id
                         || !concerned(f.user_id)

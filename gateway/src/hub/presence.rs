@@ -9,7 +9,7 @@ use chatboard_core::presence::PresenceChange;
 use chatboard_store::Store;
 use tokio::sync::{broadcast, Notify};
 
-use super::{Hub, Live};
+use super::Hub;
 
 /// Presence changes go to the connections that share a room with the user. Changes come in
 /// bursts (a gateway full of clients reconnecting), so they are taken in batches with one
@@ -46,12 +46,12 @@ pub(super) async fn dispatch_presence(
         if lost {
             tell_everyone_again(&hub);
         }
-        match hub.upgrade() {
+        let looked_up = match hub.upgrade() {
             None => return,
             Some(hub) if hub.is_idle() => continue,
             // Not held across the lookup: a hub dropped meanwhile is not kept alive by it.
-            Some(_) => {}
-        }
+            Some(hub) => hub.presence_epoch(),
+        };
         let mut users: Vec<i64> = batch.iter().map(|c| c.user_id).collect();
         users.sort_unstable();
         users.dedup();
@@ -67,7 +67,7 @@ pub(super) async fn dispatch_presence(
         // In order, so a user who came and went within the batch ends up offline.
         for change in batch {
             if let Some(rooms) = rooms_of.get(&change.user_id) {
-                hub.dispatch_change(change, rooms, |_| true);
+                hub.dispatch_change(change, rooms, looked_up, |_| true);
             }
         }
     }
@@ -97,7 +97,7 @@ pub(super) async fn resync(hub: Weak<Hub>, asked: Arc<Notify>) {
         };
         for some in connections.chunks(AT_ONCE) {
             for connection in some {
-                connection.offer(Live::PresenceResync);
+                connection.offer_presence_resync();
             }
             tokio::time::sleep(PAUSE).await;
         }
@@ -111,6 +111,16 @@ pub(super) struct Departure {
     pub(super) user_id: i64,
     /// The room's seats after the loss, when the announcement said.
     pub(super) room_members: Option<i64>,
+}
+
+impl Departure {
+    /// Whether the leaver's going is to be told through the room. A room too large to carry
+    /// presence told nobody of them: nothing to take back. Its size is read after the loss; at
+    /// the line, the room may have carried presence before it, so the departure is told.
+    pub(super) fn worth_telling(&self) -> bool {
+        self.room_members
+            .is_none_or(|seats| seats <= SMALL_ROOM_MEMBERS)
+    }
 }
 
 /// Tells departures, a batch at a time: someone online who left a room that carries presence is
@@ -129,13 +139,7 @@ pub(super) async fn tell_departures(
         let mut taken = 0;
         for departure in std::iter::once(first).chain(departures.try_iter()) {
             taken += 1;
-            // A room too large to carry presence told nobody of the leaver: nothing to take
-            // back. Its size is read after the loss; at the line, the room may have carried
-            // presence before it (concurrent seats), so the departure is told.
-            if departure
-                .room_members
-                .is_none_or(|seats| seats <= SMALL_ROOM_MEMBERS)
-            {
+            if departure.worth_telling() {
                 rooms_left
                     .entry(departure.user_id)
                     .or_default()
@@ -153,15 +157,18 @@ pub(super) async fn tell_departures(
 
 /// [`tell_departures`] for one user who left `rooms`.
 async fn tell_departure(hub: &Weak<Hub>, store: &dyn Store, user_id: i64, rooms: &[i64]) {
-    let followed = match hub.upgrade() {
-        Some(hub) if !hub.presence.online(&[user_id]).is_empty() => rooms
-            .iter()
-            .any(|room| hub.followers_of(*room).iter().any(|f| *f != user_id)),
+    let looked_up = match hub.upgrade() {
+        Some(hub) if !hub.presence.online(&[user_id]).is_empty() => {
+            let followed = rooms
+                .iter()
+                .any(|room| hub.followers_of(*room).iter().any(|f| *f != user_id));
+            if !followed {
+                return;
+            }
+            hub.presence_epoch()
+        }
         _ => return,
     };
-    if !followed {
-        return;
-    }
     let mates: HashSet<i64> = match store.room_mates(user_id, None).await {
         Ok(mates) => mates.into_iter().collect(),
         Err(e) => {
@@ -174,8 +181,10 @@ async fn tell_departure(hub: &Weak<Hub>, store: &dyn Store, user_id: i64, rooms:
         user_id,
         online: false,
     };
-    // Once per connection, however many of the rooms left it follows.
-    hub.dispatch_change(change, rooms, |follower| !mates.contains(&follower));
+    // Once per connection, however many of the rooms left together it follows.
+    hub.dispatch_change(change, rooms, looked_up, |follower| {
+        !mates.contains(&follower)
+    });
 }
 
 /// The seats of `users`, read again after a failure (a database restarting, a pool briefly

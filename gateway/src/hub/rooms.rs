@@ -17,13 +17,16 @@ use crate::reorder::RoomOrder;
 pub(super) const TOO_SLOW: u8 = 1;
 /// [`Follower::flags`]: a `Resync` is queued and not yet begun; another would repeat it.
 pub(super) const RESYNC_DUE: u8 = 2;
+/// [`Follower::flags`]: a `PresenceResync` is queued and not yet begun.
+pub(super) const PRESENCE_RESYNC_DUE: u8 = 4;
 
 /// One connection's entry in a room.
 pub(super) struct Follower {
     pub(super) id: u64,
     pub(super) user_id: i64,
     pub(super) sender: flume::Sender<Live>,
-    /// [`TOO_SLOW`] and [`RESYNC_DUE`], shared by the connection's copies in every room.
+    /// [`TOO_SLOW`], [`RESYNC_DUE`] and [`PRESENCE_RESYNC_DUE`], shared by the connection's
+    /// copies in every room.
     pub(super) flags: Arc<AtomicU8>,
     pub(super) outlet: Arc<Outlet>,
 }
@@ -50,6 +53,16 @@ impl Follower {
             return true;
         }
         self.offer(Live::Resync)
+    }
+
+    /// Queues a `PresenceResync` unless one is queued already and not yet begun (a room at the
+    /// line of [`SMALL_ROOM_MEMBERS`] may cross it again and again). False when the queue is
+    /// full.
+    pub(super) fn offer_presence_resync(&self) -> bool {
+        if self.flags.fetch_or(PRESENCE_RESYNC_DUE, Ordering::AcqRel) & PRESENCE_RESYNC_DUE != 0 {
+            return true;
+        }
+        self.offer(Live::PresenceResync)
     }
 
     /// Hands a message to the connection: written straight into its socket when it is idle
@@ -92,6 +105,9 @@ pub(super) struct RoomFeed {
     /// The room's number of seats, as the last announcement of a seat taken or lost here
     /// read it (none heard yet: unknown).
     pub(super) seats: Option<i64>,
+    /// The hub's presence epoch when the room's followers were last told who is online anew
+    /// for its crossing the line (0: never).
+    pub(super) presence_resynced: u64,
 }
 
 /// The rooms of one shard that connections here follow.
@@ -201,30 +217,32 @@ impl Rooms {
         self.forget_if_unfollowed(room_id);
     }
 
-    /// Takes note of `room_id`'s size as an announcement read it after a seat was taken
-    /// (`grew`) or lost. When that moved the room across [`SMALL_ROOM_MEMBERS`], its followers
-    /// here are told who is online again: a room that grew out of carrying presence leaves
-    /// them showing people whose going it will not tell, and one that shrank into carrying it
-    /// never told them who was there.
-    ///
-    /// Each size is read after its own change commits, so concurrent seats may all read one
-    /// past the line: the size before, when known, tells the crossing. Unknown, a size just past
-    /// the line on the change's side counts as a crossing.
-    pub(super) fn resize(&mut self, room_id: i64, seats: i64, grew: bool) {
+    /// Takes note of `room_id`'s size as an announcement read it after a seat was taken or
+    /// lost; true when the room may have crossed [`SMALL_ROOM_MEMBERS`] (see
+    /// [`super::Hub::resync_room_presence`]). Sizes are read after each change commits and
+    /// announced in any order, so one seat's announcement may read a size past several changes
+    /// and arrive after a later one's: a size at the line or one past it counts as a crossing
+    /// whatever was heard before, as does a size on the other side of the line from the last
+    /// one heard.
+    pub(super) fn resize(&mut self, room_id: i64, seats: i64) -> bool {
         let Some(feed) = self.feeds.get_mut(&room_id) else {
-            return;
+            return false;
         };
-        let small = seats <= SMALL_ROOM_MEMBERS;
-        let crossed = match feed.seats {
-            Some(before) => (before <= SMALL_ROOM_MEMBERS) != small,
-            None if grew => seats == SMALL_ROOM_MEMBERS + 1,
-            None => seats == SMALL_ROOM_MEMBERS,
-        };
+        let at_the_line = seats == SMALL_ROOM_MEMBERS || seats == SMALL_ROOM_MEMBERS + 1;
+        let flipped = feed
+            .seats
+            .is_some_and(|before| (before <= SMALL_ROOM_MEMBERS) != (seats <= SMALL_ROOM_MEMBERS));
         feed.seats = Some(seats);
-        if crossed {
-            feed.followers.retain(|f| f.offer(Live::PresenceResync));
-            self.forget_if_unfollowed(room_id);
+        at_the_line || flipped
+    }
+
+    /// Tells `room_id`'s followers here who is online anew; stamps the feed with `epoch`.
+    pub(super) fn resync_presence(&mut self, room_id: i64, epoch: u64) {
+        if let Some(feed) = self.feeds.get_mut(&room_id) {
+            feed.presence_resynced = epoch;
+            feed.followers.retain(Follower::offer_presence_resync);
         }
+        self.forget_if_unfollowed(room_id);
     }
 
     /// Drops the room's feed once it has no follower left (the last ones were closed for

@@ -44,12 +44,16 @@ pub(super) async fn listen(
                     } = event
                     {
                         // Presence is a courtesy: when departures come faster than they are
-                        // told, the rest are dropped rather than held in memory.
-                        let _ = departures.try_send(Departure {
+                        // told, the rest are dropped rather than held in memory (those with
+                        // nothing to tell never take a place).
+                        let departure = Departure {
                             room,
                             user_id,
                             room_members,
-                        });
+                        };
+                        if departure.worth_telling() {
+                            let _ = departures.try_send(departure);
+                        }
                     }
                     let inbox = &inboxes[shard_index(event.room(), inboxes.len())];
                     inbox.send_async(Delivery::Event(event)).await.is_ok()

@@ -268,39 +268,110 @@ fn left(room: i64, user_id: i64, seats: i64) -> Delivery {
     })
 }
 
-/// How many times the connection was asked to tell who is online again, since last looked.
+/// How many times the connection was asked to tell who is online again, since last looked
+/// (and it began doing so: the next ask is queued again).
 fn presence_resyncs(subscription: &super::Subscription) -> usize {
-    subscription
+    let asked = subscription
         .events
         .drain()
         .filter(|live| matches!(live, Live::PresenceResync))
-        .count()
+        .count();
+    subscription.presence_resync_begins();
+    asked
 }
 
 /// A room that grows past fifty members stops carrying presence (what its followers were told
 /// through it no longer changes) and one that shrinks back starts again (nobody told them who
-/// was there): either way they are told who is online anew, and only then. Sizes are read after
-/// each change commits, so two seats at once may both read one past the line.
+/// was there): either way they are told who is online anew. Sizes are read after each change
+/// commits and announced in any order, so two seats at once may both read one past the line,
+/// and a size may arrive after a later one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_room_crossing_fifty_members_has_its_followers_told_who_is_online_again() {
     let hub = test_hub().await;
-    let rooms = [5, 6, 7];
+    let rooms = [5, 6, 7, 8];
     let subscription = hub.subscribe(70, &rooms, false, queue_only_outlet());
     let count = hub.shards.len();
     let told = |delivery: Delivery, room: i64| {
         hub.dispatch(shard_index(room, count), delivery);
         presence_resyncs(&subscription)
     };
-    let [room, grown, shrunk] = rooms;
-    // The first size heard of a room, far from the line: no crossing.
+    let [room, grown, shrunk, unordered] = rooms;
+    // Far from the line: nothing to tell.
     assert_eq!(told(seated(room, 8, 60), room), 0);
     assert_eq!(told(seated(room, 9, 61), room), 0);
     assert_eq!(told(left(room, 9, 50), room), 1, "shrank to fifty");
     assert_eq!(told(left(room, 8, 49), room), 0);
-    assert_eq!(told(seated(room, 8, 52), room), 1, "grew past fifty");
-    // The first size heard, just past the line on the change's side: a crossing.
+    assert_eq!(
+        told(seated(room, 8, 52), room),
+        1,
+        "grew past fifty at once"
+    );
+    assert_eq!(told(seated(room, 9, 53), room), 0);
+    // The first size heard, at the line.
     assert_eq!(told(seated(grown, 8, 51), grown), 1);
     assert_eq!(told(left(shrunk, 8, 50), shrunk), 1);
+    // A leave read 50 and a join read 51, announced in the other order, then another join
+    // (51 with 51 heard last): each may be a crossing.
+    assert_eq!(told(left(unordered, 8, 50), unordered), 1);
+    assert_eq!(told(seated(unordered, 9, 51), unordered), 1);
+    assert_eq!(told(seated(unordered, 10, 51), unordered), 1);
+    // Asked twice before it began: told once.
+    hub.dispatch(shard_index(grown, count), seated(grown, 11, 51));
+    assert_eq!(told(seated(grown, 12, 51), grown), 1);
+}
+
+/// A presence change whose rooms were looked up before a room crossed the line, and handed out
+/// after its followers were told who is online anew, is not told through that room: they read
+/// the state with the change in it, and the room may carry presence no more (someone told of
+/// through it would never be told gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_change_looked_up_before_a_crossing_is_not_told_through_that_room() {
+    let hub = test_hub().await;
+    let (room, other) = (5, 6);
+    let subscription = hub.subscribe(70, &[room, other], false, queue_only_outlet());
+    let changes = |subscription: &super::Subscription| {
+        subscription
+            .events
+            .drain()
+            .filter(|live| matches!(live, Live::Presence(_)))
+            .count()
+    };
+    let change = chatboard_core::presence::PresenceChange {
+        user_id: 8,
+        online: true,
+    };
+    let looked_up = hub.presence_epoch();
+    hub.dispatch(shard_index(room, hub.shards.len()), seated(room, 9, 51));
+    hub.dispatch_change(change, &[room], looked_up, |_| true);
+    assert_eq!(changes(&subscription), 0, "through the room that crossed");
+    hub.dispatch_change(change, &[other], looked_up, |_| true);
+    assert_eq!(changes(&subscription), 1, "through another room");
+    hub.dispatch_change(change, &[room], hub.presence_epoch(), |_| true);
+    assert_eq!(changes(&subscription), 1, "looked up after the crossing");
+}
+
+/// Announcements lost on the bus may have been crossings: every connection is told who is
+/// online anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_stretch_of_the_bus_brings_the_whole_presence_state_again() {
+    let hub = test_hub().await;
+    let room = 5;
+    let subscription = hub.subscribe(70, &[room], false, queue_only_outlet());
+    let count = hub.shards.len();
+    for index in 0..count {
+        hub.dispatch(index, Delivery::Missed);
+    }
+    let events = subscription.events.clone();
+    let told = tokio::task::spawn_blocking(move || loop {
+        match events.recv_timeout(Duration::from_secs(20)) {
+            Ok(Live::PresenceResync) => return true,
+            Ok(_) => continue,
+            Err(_) => return false,
+        }
+    })
+    .await
+    .expect("the wait ends");
+    assert!(told, "the whole presence state is told again");
 }
 
 /// Someone leaving a room is shown offline to its followers who share no other room with them,
