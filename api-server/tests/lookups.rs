@@ -146,12 +146,25 @@ async fn lookups_fold_case_in_every_alphabet(engine: Engine) {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Greek's final sigma: written "ς" in small letters, while "Σ" lowercases to "σ" letter by
+    // letter; a name typed whole in either finds the other.
+    let papas = app.user("papas@example.com").await;
+    app.join(org, &alice, &papas, "MEMBER").await;
+    let r = app
+        .patch("/auth/me/", &papas.access, json!({"last_name": "ΠΑΠΑΣ"}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     app.room(&alice, org, "Équipe Ωmega", "PUBLIC").await;
     app.room(&alice, org, "ÉTÉ", "PUBLIC").await;
+    app.room(&alice, org, "συναντησης", "PUBLIC").await;
     for (q, rooms) in [
         ("%C3%A9qu", vec!["Équipe Ωmega"]),             // équ
         ("%C3%89QUIPE%20%CF%89", vec!["Équipe Ωmega"]), // ÉQUIPE ω
         ("%C3%A9t%C3%A9", vec!["ÉTÉ"]),                 // été
+        (
+            "%CE%A3%CE%A5%CE%9D%CE%91%CE%9D%CE%A4%CE%97%CE%A3%CE%97%CE%A3", // ΣΥΝΑΝΤΗΣΗΣ
+            vec!["συναντησης"],
+        ),
     ] {
         let r = app
             .get(&format!("/api/orgs/{org}/search/rooms/?q={q}"), &bob.access)
@@ -184,4 +197,16 @@ async fn lookups_fold_case_in_every_alphabet(engine: Engine) {
             "mention for {q}"
         );
     }
+    let q = "%CE%A0%CE%B1%CF%80%CE%B1%CF%82"; // Παπας
+    let r = app
+        .get(
+            &format!("/api/orgs/{org}/search/members/?q={q}"),
+            &bob.access,
+        )
+        .await;
+    assert_eq!(listed(&r, "email"), ["papas@example.com"], "members");
+    let r = app
+        .get(&format!("/api/rooms/{room}/members/?q={q}"), &bob.access)
+        .await;
+    assert_eq!(listed(&r, "email"), ["papas@example.com"], "mention");
 }

@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{SqlStore, Tx};
-use crate::sql::rows::{like_prefix, message_columns_of, placeholders, MessageRow, RoomMemberRow};
+use crate::sql::rows::{
+    like_prefix, message_columns_of, placeholders, user_name_starts, MessageRow, RoomMemberRow,
+};
 use crate::{MentionStore, StoreResult};
 use chatboard_core::events::{DomainEvent, MessageMentioned};
 use chatboard_core::model::{Message, RoomMember};
@@ -110,22 +112,23 @@ impl MentionStore for SqlStore {
         prefix: &str,
         limit: u32,
     ) -> StoreResult<Vec<RoomMember>> {
-        let rows: Vec<RoomMemberRow> = sqlx::query_as(
+        let sql = format!(
             "SELECT rm.user_id, u.email, u.first_name, u.last_name, om.role AS org_role, \
                     rm.last_read_msg_id, rm.joined_at \
              FROM room_members rm \
              JOIN users u ON u.id = rm.user_id \
              JOIN rooms r ON r.id = rm.room_id \
              LEFT JOIN org_members om ON om.org_id = r.org_id AND om.user_id = rm.user_id \
-             WHERE rm.room_id = $1 AND (lower(u.email) LIKE $2 ESCAPE '\\' \
-               OR lower(u.first_name) LIKE $2 ESCAPE '\\' OR lower(u.last_name) LIKE $2 ESCAPE '\\') \
+             WHERE rm.room_id = $1 AND ({}) \
              ORDER BY lower(u.email) LIMIT $3",
-        )
-        .bind(room_id)
-        .bind(like_prefix(prefix))
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await?;
+            user_name_starts("$2")
+        );
+        let rows: Vec<RoomMemberRow> = sqlx::query_as(&sql)
+            .bind(room_id)
+            .bind(like_prefix(prefix))
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
         rows.into_iter().map(RoomMember::try_from).collect()
     }
 

@@ -288,12 +288,20 @@ fn score_words(_terms: &SearchTerms) -> Vec<String> {
 ///
 /// Terms come folded ([`crate::search_fold`]), but the index holds words as PostgreSQL's
 /// `lower()` makes them, letter by letter: "Σ" is always "σ" and a written "ς" stays. So a
-/// term ending in "σ" is also looked for ending in "ς" (inside a word, "ς" is a misspelling).
+/// term with "σ" at the end of a run of letters ("νίκοσ", "νίκοσ1") is also looked for with
+/// "ς" there, as it is written (before another letter, "ς" is a misspelling).
 fn match_text(terms: &SearchTerms) -> String {
     fn word(w: &str, suffix: &str) -> String {
-        match w.strip_suffix('σ') {
-            Some(stem) => format!("('{w}'{suffix} | '{stem}ς'{suffix})"),
-            None => format!("'{w}'{suffix}"),
+        let mut written = String::with_capacity(w.len());
+        let mut letters = w.chars().peekable();
+        while let Some(c) = letters.next() {
+            let last_letter = letters.peek().is_none_or(|next| !next.is_alphabetic());
+            written.push(if c == 'σ' && last_letter { 'ς' } else { c });
+        }
+        if written == w {
+            format!("'{w}'{suffix}")
+        } else {
+            format!("('{w}'{suffix} | '{written}'{suffix})")
         }
     }
     fn one(term: &SearchTerm) -> String {

@@ -24,18 +24,32 @@ pub(super) fn placeholders(first: usize, count: usize) -> String {
         .join(", ")
 }
 
-/// A LIKE pattern (with `ESCAPE '\'`) for values starting with `prefix`, any case: `%`, `_`
-/// and `\` in it match themselves.
+/// A LIKE pattern (with `ESCAPE '\'`) for [`folded`] values starting with `prefix`, any
+/// case: `%`, `_` and `\` in it match themselves.
 pub(super) fn like_prefix(prefix: &str) -> String {
     let mut pattern = String::with_capacity(prefix.len() + 1);
     for c in prefix.chars().flat_map(char::to_lowercase) {
         if matches!(c, '%' | '_' | '\\') {
             pattern.push('\\');
         }
-        pattern.push(c);
+        pattern.push(if c == 'ς' { 'σ' } else { c });
     }
     pattern.push('%');
     pattern
+}
+
+/// SQL: `expr` as name lookups compare it: lowercased letter by letter, Greek's final sigma as
+/// the other ("ΠΑΠΑΣ" and "Παπας" are one name).
+pub(super) fn folded(expr: &str) -> String {
+    format!("replace(lower({expr}), 'ς', 'σ')")
+}
+
+/// SQL: whether user `u`'s address, first or last name starts with the [`like_prefix`] pattern
+/// `param`.
+pub(super) fn user_name_starts(param: &str) -> String {
+    ["u.email", "u.first_name", "u.last_name"]
+        .map(|column| format!("{} LIKE {param} ESCAPE '\\'", folded(column)))
+        .join(" OR ")
 }
 
 /// Columns selected for a user.
@@ -409,6 +423,7 @@ mod tests {
     fn like_patterns_match_wildcards_literally() {
         assert_eq!(like_prefix("Ada"), "ada%");
         assert_eq!(like_prefix("a_b%"), "a\\_b\\%%");
+        assert_eq!(like_prefix("Παπας"), "παπασ%");
     }
 }
 

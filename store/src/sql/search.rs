@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 
 use super::{candidate_hits, index_new, match_text, score_words, Db, HitParams, SqlStore};
 use crate::sql::rows::{
-    like_prefix, message_columns_of, MessageRow, OrgMemberRow, RoomRow, ROOM_COLUMNS,
+    folded, like_prefix, message_columns_of, user_name_starts, MessageRow, OrgMemberRow, RoomRow,
+    ROOM_COLUMNS,
 };
 use crate::{
     MessageSearch, RoomLookup, SearchHit, SearchStore, StoreResult, SEARCH_CANDIDATES,
@@ -197,8 +198,9 @@ impl SearchStore for SqlStore {
         };
         let sql = format!(
             "SELECT {ROOM_COLUMNS} FROM rooms r \
-             WHERE r.org_id = $1 AND lower(r.name) LIKE $3 ESCAPE '\\' AND {which} \
-             ORDER BY lower(r.name), r.id LIMIT $4"
+             WHERE r.org_id = $1 AND {name} LIKE $3 ESCAPE '\\' AND {which} \
+             ORDER BY lower(r.name), r.id LIMIT $4",
+            name = folded("r.name")
         );
         let rows: Vec<RoomRow> = sqlx::query_as(&sql)
             .bind(org_id)
@@ -217,18 +219,19 @@ impl SearchStore for SqlStore {
         prefix: &str,
         limit: u32,
     ) -> StoreResult<Vec<OrgMember>> {
-        let rows: Vec<OrgMemberRow> = sqlx::query_as(
+        let sql = format!(
             "SELECT m.user_id, u.email, u.first_name, u.last_name, m.role, m.joined_at \
              FROM org_members m JOIN users u ON u.id = m.user_id \
-             WHERE m.org_id = $1 AND (lower(u.email) LIKE $2 ESCAPE '\\' \
-               OR lower(u.first_name) LIKE $2 ESCAPE '\\' OR lower(u.last_name) LIKE $2 ESCAPE '\\') \
+             WHERE m.org_id = $1 AND ({}) \
              ORDER BY lower(u.email) LIMIT $3",
-        )
-        .bind(org_id)
-        .bind(like_prefix(prefix))
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await?;
+            user_name_starts("$2")
+        );
+        let rows: Vec<OrgMemberRow> = sqlx::query_as(&sql)
+            .bind(org_id)
+            .bind(like_prefix(prefix))
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
         rows.into_iter().map(OrgMember::try_from).collect()
     }
 }
