@@ -232,7 +232,8 @@ export class RoomView {
       const known = await api('GET', `/api/rooms/${this.room.id}/messages/?before=${before + 1}&limit=${PAGE}`);
       if (!this.destroyed) this.insert(known.results);
       this.thread?.catchUp();
-      await this.loadMembers();
+      // Not a gap if it fails: the line under the room's name waits for the next read.
+      await this.loadMembers().catch(() => {});
       // A read sent on a socket that was already dead never arrived: said again (the pointer
       // only moves forward, so repeating it is harmless).
       if (this.myRead) state.live?.send({ type: 'read', room: this.room.id, msg_id: this.myRead });

@@ -19,19 +19,42 @@ export class Roster {
     this.memberIds = null;
     // Each other member's read pointer, by user id (small rooms only).
     this.readers = new Map();
+    // The read under way, and whether another is wanted after it (someone new was heard).
+    this.loading = null;
+    this.again = false;
   }
 
-  /** Reads the members again. */
-  async load() {
-    // The room list's count may be old (rooms grow and shrink while it stands): a large room's
-    // is read again, one row, before its member list is given up.
-    if (this.room.members_count > RECEIPTS_UP_TO) {
-      const { members_count: count } = await api('GET', `/api/rooms/${this.room.id}/`);
-      this.room.members_count = count;
+  /** Reads the members again: one read at a time, another after it if asked meanwhile. */
+  load() {
+    if (this.loading) {
+      this.again = true;
+      return this.loading;
     }
-    const members = this.room.members_count > RECEIPTS_UP_TO
-      ? null : await api('GET', `/api/rooms/${this.room.id}/members/`);
-    if (members) this.room.members_count = members.length;
+    this.loading = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.readOnce();
+        } while (this.again);
+      } finally {
+        this.loading = null;
+      }
+    })();
+    return this.loading;
+  }
+
+  async readOnce() {
+    let count = this.room.members_count;
+    // The room list's count may be old (rooms grow and shrink while it stands): a large room's
+    // is read again, one row, before its member list is given up (the listed one if that fails).
+    if (count > RECEIPTS_UP_TO) {
+      const fresh = await api('GET', `/api/rooms/${this.room.id}/`).catch(() => null);
+      if (fresh) count = fresh.members_count;
+    }
+    const members = count > RECEIPTS_UP_TO ? null : await api('GET', `/api/rooms/${this.room.id}/members/`);
+    if (members) count = members.length;
+    // All at once, after the reads: the view draws from these at any moment.
+    this.room.members_count = count;
     if (!members || members.length > RECEIPTS_UP_TO) {
       // Grown past it (or never under): no receipts, no online count, as the server sends none.
       this.memberIds = null;
@@ -44,10 +67,12 @@ export class Roster {
 
   /** The line under the room's name. */
   info() {
-    if (!this.memberIds && this.room.members_count > RECEIPTS_UP_TO) {
-      return `${this.room.members_count.toLocaleString('en')} members`;
+    if (!this.memberIds) {
+      // Large, or not read yet.
+      const count = this.room.members_count;
+      return `${count.toLocaleString('en')} member${count === 1 ? '' : 's'}`;
     }
-    const ids = this.memberIds || [];
+    const ids = this.memberIds;
     const online = ids.filter((id) => id === state.me.id || state.online.has(id)).length;
     return `${ids.length} member${ids.length === 1 ? '' : 's'} · ${online} online`;
   }
@@ -55,9 +80,13 @@ export class Roster {
   /** Takes note of someone heard in the room; true when they are new to it (read the members
    * again: their seat, name and read pointer). */
   heardFrom(userId) {
-    if (!userId || !this.memberIds || this.memberIds.includes(userId)) return false;
-    this.memberIds.push(userId);
-    return true;
+    if (!userId) return false;
+    if (this.loading) {
+      // The read under way may have been answered before they came: one more after it.
+      if (!this.memberIds?.includes(userId)) this.again = true;
+      return false;
+    }
+    return Boolean(this.memberIds) && !this.memberIds.includes(userId);
   }
 
   /** Takes note of another member's read pointer; true when receipts changed. */
