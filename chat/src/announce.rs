@@ -54,13 +54,13 @@ impl Announcer {
 
     /// Publishes one event.
     pub async fn publish(&self, event: BusEvent) {
-        self.try_publish(event).await;
+        self.try_publish(&event).await;
     }
 
     /// Publishes one event; whether the bus took it.
     #[tracing::instrument(level = "debug", skip_all, fields(room_id = event.room()))]
-    async fn try_publish(&self, event: BusEvent) -> bool {
-        match self.bus.publish(&event).await {
+    async fn try_publish(&self, event: &BusEvent) -> bool {
+        match self.bus.publish(event).await {
             Ok(()) => true,
             Err(e) => {
                 self.failures.inc();
@@ -139,7 +139,7 @@ impl Announcer {
     /// background for about a minute (gateways check a loss against the database before they
     /// act on it, so a late one cannot undo a newer seat).
     pub async fn seats_lost(&self, seats: &[Seat]) {
-        let refused = self.announce_losses(seats).await;
+        let refused = self.announce_all(self.losses(seats).await).await;
         if refused.is_empty() {
             return;
         }
@@ -148,7 +148,7 @@ impl Announcer {
             let mut refused = refused;
             for delay in LOSS_RETRY_DELAYS {
                 tokio::time::sleep(delay).await;
-                refused = again.announce_losses(&refused).await;
+                refused = again.announce_all(refused).await;
                 if refused.is_empty() {
                     return;
                 }
@@ -170,9 +170,9 @@ impl Announcer {
         }
     }
 
-    /// Publishes a `member.left` per seat, with its room's size now; the seats the bus
-    /// refused.
-    async fn announce_losses(&self, seats: &[Seat]) -> Vec<Seat> {
+    /// A `member.left` per seat, with its room's size now (tried again, an announcement keeps
+    /// the size it was made with).
+    async fn losses(&self, seats: &[Seat]) -> Vec<BusEvent> {
         let rooms: Vec<i64> = seats.iter().map(|s| s.room_id).collect();
         let sizes: HashMap<i64, i64> = match self.store.room_sizes(&rooms).await {
             Ok(sizes) => sizes.into_iter().collect(),
@@ -183,16 +183,23 @@ impl Announcer {
                 HashMap::new()
             }
         };
-        let mut refused = Vec::new();
-        for seat in seats {
-            let event = BusEvent::MemberLeft {
+        seats
+            .iter()
+            .map(|seat| BusEvent::MemberLeft {
                 room: seat.room_id,
                 user_id: seat.user_id,
                 // None for a room deleted meanwhile: read as an older publisher's loss.
                 room_members: sizes.get(&seat.room_id).copied(),
-            };
-            if !self.try_publish(event).await {
-                refused.push(*seat);
+            })
+            .collect()
+    }
+
+    /// Publishes these events in turn; those the bus refused.
+    async fn announce_all(&self, events: Vec<BusEvent>) -> Vec<BusEvent> {
+        let mut refused = Vec::new();
+        for event in events {
+            if !self.try_publish(&event).await {
+                refused.push(event);
             }
         }
         refused
