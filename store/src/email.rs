@@ -91,17 +91,38 @@ pub struct DigestLine {
 }
 
 /// Email: the queue the mailer sends from, and the digests of messages members missed.
+/// A user whose next digest is to hold a message, and the event (`message.created` or
+/// `message.mentioned`) that says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestNote {
+    /// The event's id ([`chatboard_core::events::OutboxEvent::id`]).
+    pub event_id: String,
+    /// The user.
+    pub user_id: i64,
+}
+
+impl DigestNote {
+    /// `user_id`, for event `event_id`.
+    pub fn new(event_id: &str, user_id: i64) -> Self {
+        Self {
+            event_id: event_id.to_owned(),
+            user_id,
+        }
+    }
+}
+
 #[async_trait]
 pub trait EmailStore: Send + Sync {
     /// Members of each of these rooms who should hear of its new messages by email while
     /// offline (digest emails on), in id order; a room with none is absent. One call for many
     /// rooms: the worker asks once per batch of events, not once per message.
     async fn digest_recipients(&self, rooms: &[i64]) -> StoreResult<HashMap<i64, Vec<i64>>>;
-    /// Puts a message into these users' next digests (again: no change; nor for a user whose
-    /// digest already covered it).
+    /// Puts a message into the next digests of the users of `notes`, each for the event that
+    /// brought it: once per event (an event handed over again notes nothing, even after its
+    /// digest went out), and a message noted already by another event stays one line.
     async fn add_digest_items(
         &self,
-        user_ids: &[i64],
+        notes: &[DigestNote],
         message_id: i64,
         room_id: i64,
         created_at: DateTime<Utc>,
@@ -124,9 +145,8 @@ pub trait EmailStore: Send + Sync {
         user_id: i64,
         limit: u32,
     ) -> StoreResult<Option<(String, Vec<DigestLine>)>>;
-    /// Queues the digest email and removes the messages it covers, recording them as covered,
-    /// in one transaction; `false` (and nothing done) when some of them were already taken by
-    /// another digest.
+    /// Queues the digest email and removes the messages it covers, in one transaction; `false`
+    /// (and nothing done) when some of them were already taken by another digest.
     async fn queue_digest(
         &self,
         user_id: i64,

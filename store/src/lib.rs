@@ -30,7 +30,9 @@ mod webhooks;
 use async_trait::async_trait;
 
 pub use connect::{connect, connect_with_timeout, open, search_concurrency, Engine, OpenError};
-pub use email::{DigestLine, DueEmail, EmailKind, EmailResult, EmailStore, OutgoingEmail};
+pub use email::{
+    DigestLine, DigestNote, DueEmail, EmailKind, EmailResult, EmailStore, OutgoingEmail,
+};
 pub use error::{StoreError, StoreResult};
 pub use mentions::MentionStore;
 pub use messages::{

@@ -21,7 +21,7 @@ pub trait OutboxStore: Send + Sync {
     async fn outbox_backlog(&self) -> StoreResult<(i64, Option<DateTime<Utc>>)>;
     /// Deletes the events that happened before `before` once handed over and with no webhook
     /// delivery still to attempt (their delivery log entries go with them), `batch` per
-    /// statement, oldest first; returns how many went. The record of the messages digests
-    /// covered before `before` goes too: no event that could note them again is left.
+    /// statement, oldest first; returns how many went. The record of which events were noted
+    /// for digests before `before` goes too: no such event is left to be handed over again.
     async fn prune_outbox(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64>;
 }

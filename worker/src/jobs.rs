@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use chatboard_core::events::{DomainEvent, EventType, OutboxEvent};
 use chatboard_core::model::Message;
 use chatboard_core::presence::Presence;
-use chatboard_store::{EmailStore, SearchStore, StoreError, WebhookStore};
+use chatboard_store::{DigestNote, EmailStore, SearchStore, StoreError, WebhookStore};
 use chrono::Utc;
 use tokio::sync::Notify;
 
@@ -75,9 +75,10 @@ impl EventJobs {
     /// Returns how many webhook deliveries were queued.
     async fn run(&self, events: &[OutboxEvent]) -> Result<u64, StoreError> {
         let queued = self.webhooks.fan_out_deliveries(events, Utc::now()).await?;
-        // Mentions of one message (an `@room` makes many) are looked at together.
-        let mut mentions: Vec<(Message, Vec<i64>)> = Vec::new();
-        let mut created: Vec<Message> = Vec::new();
+        // Mentions of one message (an `@room` makes many) are looked at together. Each user
+        // and message keeps the id of the event that brought it: a digest notes an event once.
+        let mut mentions: Vec<(Message, Vec<(i64, String)>)> = Vec::new();
+        let mut created: Vec<(Message, String)> = Vec::new();
         for event in events {
             if event.event_type != EventType::MessageCreated.as_str()
                 && event.event_type != EventType::MessageMentioned.as_str()
@@ -85,14 +86,17 @@ impl EventJobs {
                 continue;
             }
             match event.event() {
-                Ok(DomainEvent::MessageCreated(message)) => created.push(message),
+                Ok(DomainEvent::MessageCreated(message)) => {
+                    created.push((message, event.id.clone()))
+                }
                 Ok(DomainEvent::MessageMentioned(mentioned)) => {
+                    let user = (mentioned.user_id, event.id.clone());
                     match mentions
                         .iter_mut()
                         .find(|(m, _)| m.id == mentioned.message.id)
                     {
-                        Some((_, users)) => users.push(mentioned.user_id),
-                        None => mentions.push((mentioned.message, vec![mentioned.user_id])),
+                        Some((_, users)) => users.push(user),
+                        None => mentions.push((mentioned.message, vec![user])),
                     }
                 }
                 Ok(_) => {}
@@ -102,19 +106,35 @@ impl EventJobs {
             }
         }
         // Indexed together, in one statement, before the digests' lookups.
-        let keys: Vec<(i64, i64)> = created.iter().map(|m| (m.room, m.id)).collect();
+        let keys: Vec<(i64, i64)> = created.iter().map(|(m, _)| (m.room, m.id)).collect();
         self.search.index_new_messages(&keys).await?;
-        let offline = self.offline_recipients(&created, &mentions).await?;
-        for message in &created {
-            let users = offline.of(message, |_| true);
+        let offline = self
+            .offline_recipients(
+                created
+                    .iter()
+                    .map(|(m, _)| m)
+                    .chain(mentions.iter().map(|(m, _)| m)),
+            )
+            .await?;
+        for (message, event) in &created {
+            let notes: Vec<DigestNote> = offline
+                .of(message, |_| true)
+                .into_iter()
+                .map(|user_id| DigestNote::new(event, user_id))
+                .collect();
             self.email
-                .add_digest_items(&users, message.id, message.room, message.created_at, false)
+                .add_digest_items(&notes, message.id, message.room, message.created_at, false)
                 .await?;
         }
         for (message, mentioned) in &mentions {
-            let users = offline.of(message, |user| mentioned.contains(&user));
+            let offline = offline.of(message, |user| mentioned.iter().any(|(u, _)| *u == user));
+            let notes: Vec<DigestNote> = mentioned
+                .iter()
+                .filter(|(user_id, _)| offline.contains(user_id))
+                .map(|(user_id, event)| DigestNote::new(event, *user_id))
+                .collect();
             self.email
-                .add_digest_items(&users, message.id, message.room, message.created_at, true)
+                .add_digest_items(&notes, message.id, message.room, message.created_at, true)
                 .await?;
         }
         Ok(queued)
@@ -125,12 +145,9 @@ impl EventJobs {
     /// room has in it (a busy room's members would otherwise be read once per message).
     async fn offline_recipients(
         &self,
-        created: &[Message],
-        mentions: &[(Message, Vec<i64>)],
+        messages: impl Iterator<Item = &Message>,
     ) -> Result<OfflineRecipients, StoreError> {
-        let rooms: Vec<i64> = created
-            .iter()
-            .chain(mentions.iter().map(|(m, _)| m))
+        let rooms: Vec<i64> = messages
             .map(|m| m.room)
             .collect::<HashSet<i64>>()
             .into_iter()

@@ -14,7 +14,9 @@ use chatboard_core::auth::hash_token;
 use chatboard_core::config::EmailSettings;
 use chatboard_core::model::{AccessLevel, Role};
 use chatboard_core::presence::{LocalPresence, Presence};
-use chatboard_store::{EmailKind, JoinVia, NewInvite, OutgoingEmail, ProfilePatch, Store};
+use chatboard_store::{
+    DigestNote, EmailKind, JoinVia, NewInvite, OutgoingEmail, ProfilePatch, Store,
+};
 use chrono::Utc;
 use common::{post, room, setup, Setup};
 use testing::smtp::SmtpSink;
@@ -300,15 +302,22 @@ async fn digests_go_only_to_seated_members_who_want_them() {
         .unwrap());
     assert_eq!(s.store.email_backlog().await.unwrap(), 1);
     // Noted for both (as the job does), then Erin loses her seat and Fay turns emails off.
+    let created = [DigestNote::new("e1", erin), DigestNote::new("e1", fay)];
     s.store
-        .add_digest_items(&[erin, fay], page[0].id, s.room, noted, false)
+        .add_digest_items(&created, page[0].id, s.room, noted, false)
         .await
         .unwrap();
     assert!(s.store.remove_room_member(s.room, erin).await.unwrap());
     turn_emails_off(&s, fay).await;
     // The job that raced with her: it read her as a recipient before she turned emails off.
     s.store
-        .add_digest_items(&[fay], page[0].id, s.room, noted, false)
+        .add_digest_items(
+            &[DigestNote::new("e2", fay)],
+            page[0].id,
+            s.room,
+            noted,
+            false,
+        )
         .await
         .unwrap();
     let far = Utc::now() + chrono::Duration::days(1);
@@ -336,8 +345,8 @@ async fn a_message_noted_again_after_its_digest_is_not_mailed_twice_postgres() {
 
 /// The README's recovery after lost jobs hands the outbox's events over again; each message's
 /// event then noted it for the offline members' digests a second time, and a message whose
-/// digest had gone out was mailed again in the next one. What a digest covered is remembered
-/// for as long as the outbox keeps events.
+/// digest had gone out was mailed again in the next one. An event is noted once for as long
+/// as the outbox keeps events; an edit's new mention is an event of its own and is noted.
 async fn noted_again(engine: TestEngine) {
     let Some((_db, url)) = TestDb::create(engine).await else {
         return;
@@ -358,7 +367,7 @@ async fn noted_again(engine: TestEngine) {
         .unwrap()
         .unwrap();
     let (newer, older) = (&page[0], &page[1]);
-    let note = |message: &chatboard_core::model::Message| {
+    let note = |event: &'static str, message: &chatboard_core::model::Message, mention: bool| {
         let (store, id, room, at) = (
             s.store.clone(),
             message.id,
@@ -367,39 +376,47 @@ async fn noted_again(engine: TestEngine) {
         );
         async move {
             store
-                .add_digest_items(&[bob], id, room, at, false)
+                .add_digest_items(&[DigestNote::new(event, bob)], id, room, at, mention)
                 .await
                 .unwrap();
         }
     };
-    let far = Utc::now() + chrono::Duration::days(1);
     let waiting = |store: Arc<dyn Store>| async move {
         match store.digest_of(bob, 10).await.unwrap() {
             Some((_, lines)) => lines.iter().map(|l| l.message_id).collect::<Vec<_>>(),
             None => Vec::new(),
         }
     };
-    note(older).await;
-    let digest = OutgoingEmail {
-        kind: EmailKind::Digest,
-        to: "bob@example.com".into(),
-        subject: "1 new message".into(),
-        body: "m0".into(),
+    let sent = |ids: Vec<i64>| {
+        let store = s.store.clone();
+        async move {
+            let digest = OutgoingEmail {
+                kind: EmailKind::Digest,
+                to: "bob@example.com".into(),
+                subject: "a digest".into(),
+                body: "…".into(),
+            };
+            assert!(store
+                .queue_digest(bob, &ids, digest, Utc::now())
+                .await
+                .unwrap());
+        }
     };
-    assert!(s
-        .store
-        .queue_digest(bob, &[older.id], digest, Utc::now())
-        .await
-        .unwrap());
+    note("older-created", older, false).await;
+    sent(vec![older.id]).await;
     // The events handed over again: the older message's, then the newer one's (never noted).
-    note(older).await;
-    note(newer).await;
-    assert_eq!(s.store.due_digests(far, far, 10).await.unwrap(), vec![bob]);
+    note("older-created", older, false).await;
+    note("newer-created", newer, false).await;
     assert_eq!(waiting(s.store.clone()).await, vec![newer.id]);
+    sent(vec![newer.id]).await;
+    // An edit mentions Bob in the older message: that is news.
+    note("older-mentioned", older, true).await;
+    assert_eq!(waiting(s.store.clone()).await, vec![older.id]);
 
     // Once the outbox's events of that time are gone, so is the record.
+    let far = Utc::now() + chrono::Duration::days(1);
     s.store.prune_outbox(far, 100).await.unwrap();
-    note(older).await;
+    note("newer-created", newer, false).await;
     assert_eq!(waiting(s.store.clone()).await, vec![older.id, newer.id]);
 }
 

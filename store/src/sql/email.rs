@@ -1,6 +1,6 @@
 //! Email: the send queue and the digests of messages members missed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use super::{SqlStore, Tx, EMAIL_CLAIM_LOCK};
 use crate::sql::rows::placeholders;
 use crate::{
-    DigestLine, DueEmail, EmailKind, EmailResult, EmailStore, OutgoingEmail, StoreError,
-    StoreResult,
+    DigestLine, DigestNote, DueEmail, EmailKind, EmailResult, EmailStore, OutgoingEmail,
+    StoreError, StoreResult,
 };
 
 /// Rooms whose members one query reads: the worker asks for every room of a relay round.
@@ -77,27 +77,52 @@ impl EmailStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn add_digest_items(
         &self,
-        user_ids: &[i64],
+        notes: &[DigestNote],
         message_id: i64,
         room_id: i64,
         created_at: DateTime<Utc>,
         mentioned: bool,
     ) -> StoreResult<()> {
-        if user_ids.is_empty() {
+        if notes.is_empty() {
             return Ok(());
         }
+        let mut events: Vec<&str> = notes.iter().map(|n| n.event_id.as_str()).collect();
+        events.sort_unstable();
+        events.dedup();
         let mut tx = self.write.begin().await?;
+        // Each event is noted once: in the transaction of its notes, so a job that fails
+        // after it noted nothing, and one handed over again finds it taken.
+        let mut fresh: HashSet<String> = HashSet::new();
+        let now = Utc::now();
+        for chunk in events.chunks(500) {
+            let sql = format!(
+                "INSERT INTO digest_events (event_id, noted_at) VALUES {} \
+                 ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                (0..chunk.len())
+                    .map(|i| format!("(${}, $1)", i + 2))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut query = sqlx::query_scalar::<_, String>(&sql).bind(now);
+            for event in chunk {
+                query = query.bind(*event);
+            }
+            fresh.extend(query.fetch_all(&mut *tx).await?);
+        }
+        let user_ids: Vec<i64> = notes
+            .iter()
+            .filter(|n| fresh.contains(&n.event_id))
+            .map(|n| n.user_id)
+            .collect();
         for chunk in user_ids.chunks(200) {
-            let values: Vec<String> = (0..chunk.len()).map(|i| format!("(${})", i + 5)).collect();
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, $1, $2, $3, $4)", i + 5))
+                .collect();
             // The message may already wait there (its `message.created` came first): a mention
-            // only makes it more urgent. One a digest already covered (its event handed over
-            // again) is not noted twice.
+            // only makes it more urgent.
             let sql = format!(
                 "INSERT INTO digest_items (user_id, message_id, room_id, created_at, mentioned) \
-                 SELECT v.column1, $1, $2, $3, $4 FROM (VALUES {}) AS v \
-                 WHERE NOT EXISTS (SELECT 1 FROM digest_sent s \
-                                   WHERE s.user_id = v.column1 AND s.message_id = $1) \
-                 ON CONFLICT (user_id, message_id) DO UPDATE \
+                 VALUES {} ON CONFLICT (user_id, message_id) DO UPDATE \
                  SET mentioned = (digest_items.mentioned OR excluded.mentioned)",
                 values.join(", ")
             );
@@ -249,21 +274,6 @@ impl EmailStore for SqlStore {
             // Another worker wrote this digest first.
             tx.rollback().await?;
             return Ok(false);
-        }
-        for chunk in message_ids.chunks(500) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("($1, ${}, $2)", i + 3))
-                .collect();
-            let sql = format!(
-                "INSERT INTO digest_sent (user_id, message_id, sent_at) VALUES {} \
-                 ON CONFLICT (user_id, message_id) DO NOTHING",
-                values.join(", ")
-            );
-            let mut query = sqlx::query(&sql).bind(user_id).bind(now);
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            query.execute(&mut *tx).await?;
         }
         insert_email(&mut tx, &email, None, now).await?;
         tx.commit().await?;

@@ -183,38 +183,38 @@ impl OutboxStore for SqlStore {
         .bind(before)
         .fetch_one(&self.write)
         .await?;
-        let Some(bound) = bound else {
-            return Ok(0); // an empty outbox
-        };
         let mut total = 0;
         // A delivery still to be attempted keeps its event; one parked while its webhook is
         // off (by its admin, or after a 410) does not: it would keep the event, message text
         // and all, for as long as the webhook stays off. It goes with the event, as an
-        // attempt past its last would have.
-        loop {
-            let done = sqlx::query(
-                "DELETE FROM outbox WHERE id IN ( \
-                   SELECT o.id FROM outbox o \
-                   WHERE o.id < $1 AND o.published_at IS NOT NULL \
-                     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
-                                     WHERE d.outbox_id = o.id AND d.status IN ('pending', 'retrying') \
-                                       AND d.next_attempt_at IS NOT NULL) \
-                   ORDER BY o.id LIMIT $2)",
-            )
-            .bind(bound)
-            .bind(i64::from(batch))
-            .execute(&self.write)
-            .await?;
-            total += done.rows_affected();
-            if done.rows_affected() < u64::from(batch) {
-                break;
+        // attempt past its last would have. (No bound: an empty outbox.)
+        if let Some(bound) = bound {
+            loop {
+                let done = sqlx::query(
+                    "DELETE FROM outbox WHERE id IN ( \
+                       SELECT o.id FROM outbox o \
+                       WHERE o.id < $1 AND o.published_at IS NOT NULL \
+                         AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
+                                         WHERE d.outbox_id = o.id AND d.status IN ('pending', 'retrying') \
+                                           AND d.next_attempt_at IS NOT NULL) \
+                       ORDER BY o.id LIMIT $2)",
+                )
+                .bind(bound)
+                .bind(i64::from(batch))
+                .execute(&self.write)
+                .await?;
+                total += done.rows_affected();
+                if done.rows_affected() < u64::from(batch) {
+                    break;
+                }
             }
         }
-        // What digests covered is kept for as long as an event could be handed over again.
+        // Which events were noted for digests is kept for as long as one could be handed over
+        // again.
         loop {
             let done = sqlx::query(
-                "DELETE FROM digest_sent WHERE (user_id, message_id) IN ( \
-                   SELECT user_id, message_id FROM digest_sent WHERE sent_at < $1 LIMIT $2)",
+                "DELETE FROM digest_events WHERE event_id IN ( \
+                   SELECT event_id FROM digest_events WHERE noted_at < $1 LIMIT $2)",
             )
             .bind(before)
             .bind(i64::from(batch))
