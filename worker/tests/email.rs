@@ -24,6 +24,14 @@ use testing::{TestDb, TestEngine};
 use worker::mail::EmailTiming;
 use worker::runtime::Running;
 
+testing::both_engines!(
+    digests_go_to_offline_members_once_per_window,
+    one_round_over_several_rooms_notes_each_rooms_offline_members,
+    a_message_noted_again_after_its_digest_is_not_mailed_twice,
+    a_mention_sends_the_digest_before_the_window,
+    withdrawn_invitations_are_not_mailed,
+);
+
 /// A new member of the setup's organization (seated in its PUBLIC room on joining).
 async fn member(s: &Setup, email: &str, first_name: &str) -> i64 {
     let now = Utc::now();
@@ -70,17 +78,7 @@ fn start(store: &Arc<dyn Store>, presence: Arc<dyn Presence>, email: EmailSettin
     common::start_jobs(store, presence, email, EmailTiming::quick())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn digests_go_to_offline_members_once_per_window_sqlite() {
-    digests(TestEngine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn digests_go_to_offline_members_once_per_window_postgres() {
-    digests(TestEngine::Postgres).await;
-}
-
-async fn digests(engine: TestEngine) {
+async fn digests_go_to_offline_members_once_per_window(engine: TestEngine) {
     let Some((_db, url)) = TestDb::create(engine).await else {
         return;
     };
@@ -147,21 +145,11 @@ async fn digests(engine: TestEngine) {
     assert_eq!(s.store.email_backlog().await.unwrap(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_round_over_several_rooms_notes_each_rooms_offline_members_sqlite() {
-    several_rooms(TestEngine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_round_over_several_rooms_notes_each_rooms_offline_members_postgres() {
-    several_rooms(TestEngine::Postgres).await;
-}
-
 /// The worker reads a round's recipients once per room (not per message): messages of two rooms
 /// with shared members, posted before it starts so that one round hands them all over, each go
 /// into the digests of their own room's offline members, never their sender's, and an online
 /// member's digest stays empty.
-async fn several_rooms(engine: TestEngine) {
+async fn one_round_over_several_rooms_notes_each_rooms_offline_members(engine: TestEngine) {
     let Some((_db, url)) = TestDb::create(engine).await else {
         return;
     };
@@ -333,21 +321,11 @@ async fn digests_go_only_to_seated_members_who_want_them() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_noted_again_after_its_digest_is_not_mailed_twice_sqlite() {
-    noted_again(TestEngine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_noted_again_after_its_digest_is_not_mailed_twice_postgres() {
-    noted_again(TestEngine::Postgres).await;
-}
-
 /// The README's recovery after lost jobs hands the outbox's events over again; each message's
 /// event then noted it for the offline members' digests a second time, and a message whose
 /// digest had gone out was mailed again in the next one. An event is noted once for as long
 /// as the outbox keeps events; an edit's new mention is an event of its own and is noted.
-async fn noted_again(engine: TestEngine) {
+async fn a_message_noted_again_after_its_digest_is_not_mailed_twice(engine: TestEngine) {
     let Some((_db, url)) = TestDb::create(engine).await else {
         return;
     };
@@ -471,19 +449,9 @@ async fn digests_quote_messages_as_they_stand() {
     running.shut_down().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mention_sends_the_digest_before_the_window_sqlite() {
-    mention_digest(TestEngine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mention_sends_the_digest_before_the_window_postgres() {
-    mention_digest(TestEngine::Postgres).await;
-}
-
 /// With an hour's digest window and a one-second mention delay, a mentioned offline member
 /// gets their digest at once (with what else they missed), the others not yet.
-async fn mention_digest(engine: TestEngine) {
+async fn a_mention_sends_the_digest_before_the_window(engine: TestEngine) {
     let Some((_db, url)) = TestDb::create(engine).await else {
         return;
     };
@@ -528,8 +496,6 @@ async fn mention_digest(engine: TestEngine) {
     );
     running.shut_down().await;
 }
-
-testing::both_engines!(withdrawn_invitations_are_not_mailed);
 
 /// An invitation's email is not sent once the invitation is revoked, accepted (through the
 /// link its inviter was shown), or deleted with its organization, before the worker came to

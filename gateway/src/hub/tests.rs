@@ -140,6 +140,40 @@ async fn test_hub() -> Arc<Hub> {
     .expect("the hub starts")
 }
 
+/// A hub over a migrated SQLite database (kept while this lives).
+struct Migrated {
+    _db: testing::TestDb,
+    url: String,
+    store: Arc<dyn chatboard_store::Store>,
+    presence: Arc<LocalPresence>,
+    hub: Arc<Hub>,
+}
+
+/// A hub with its database, ready.
+async fn migrated() -> Migrated {
+    let (db, url) = testing::TestDb::create(testing::TestEngine::Sqlite)
+        .await
+        .expect("sqlite");
+    let store = chatboard_store::connect(&url, 2).await.expect("a store");
+    store.migrate().await.expect("migrated");
+    let presence = Arc::new(LocalPresence::new());
+    let hub = Hub::start(
+        Arc::new(LocalBus::default()),
+        presence.clone(),
+        store.clone(),
+        false,
+    )
+    .await
+    .expect("the hub starts");
+    Migrated {
+        _db: db,
+        url,
+        store,
+        presence,
+        hub,
+    }
+}
+
 /// The hub puts a user's multiplexed connections into a room when the user gets a seat there,
 /// before the connection hears of it. A connection that ends with the news still queued must
 /// leave that room all the same: it used to stay in the room's feed, its socket held open,
@@ -217,20 +251,13 @@ async fn a_loss_asks_each_connection_to_catch_up_once() {
 async fn lost_presence_changes_bring_the_whole_state_again() {
     use chatboard_core::presence::Presence;
 
-    let (_db, url) = testing::TestDb::create(testing::TestEngine::Sqlite)
-        .await
-        .expect("sqlite");
-    let store = chatboard_store::connect(&url, 2).await.expect("a store");
-    store.migrate().await.expect("migrated");
-    let presence = Arc::new(LocalPresence::new());
-    let hub = Hub::start(
-        Arc::new(LocalBus::default()),
-        presence.clone(),
-        store,
-        false,
-    )
-    .await
-    .expect("the hub starts");
+    let Migrated {
+        _db,
+        url,
+        presence,
+        hub,
+        ..
+    } = migrated().await;
     let subscription = hub.subscribe(7, &[1], true, queue_only_outlet());
     // Whom user 8's coming online concerns cannot be looked up, for longer than the retries.
     testing::execute_sql(&url, "ALTER TABLE room_members RENAME TO room_members_away").await;
@@ -382,20 +409,13 @@ async fn departures_are_told_through_rooms_that_carry_presence_once_per_connecti
     use super::presence::{tell_departures, Departure};
     use chatboard_core::presence::Presence;
 
-    let (_db, url) = testing::TestDb::create(testing::TestEngine::Sqlite)
-        .await
-        .expect("sqlite");
-    let store = chatboard_store::connect(&url, 2).await.expect("a store");
-    store.migrate().await.expect("migrated");
-    let presence = Arc::new(LocalPresence::new());
-    let hub = Hub::start(
-        Arc::new(LocalBus::default()),
-        presence.clone(),
-        store.clone(),
-        false,
-    )
-    .await
-    .expect("the hub starts");
+    let Migrated {
+        _db,
+        store,
+        presence,
+        hub,
+        ..
+    } = migrated().await;
     let subscription = hub.subscribe(7, &[5, 6], false, queue_only_outlet());
     presence.connected(8).await; // sharing no room with anyone: nobody is told
     let told = |departures: Vec<(i64, Option<i64>)>| {
