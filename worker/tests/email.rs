@@ -32,6 +32,21 @@ testing::both_engines!(
     withdrawn_invitations_are_not_mailed,
 );
 
+/// The setup room's newest `count` messages, newest first.
+async fn newest(s: &Setup, count: u32) -> Vec<chatboard_core::model::Message> {
+    s.store
+        .list_messages(
+            s.room,
+            s.author,
+            chatboard_store::Timeline::All,
+            chatboard_store::PageCursor::Newest,
+            count,
+        )
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 /// A new member of the setup's organization (seated in its PUBLIC room on joining).
 async fn member(s: &Setup, email: &str, first_name: &str) -> i64 {
     let now = Utc::now();
@@ -263,18 +278,7 @@ async fn digests_go_only_to_seated_members_who_want_them() {
     let erin = member(&s, "erin@example.com", "Erin").await;
     let fay = member(&s, "fay@example.com", "Fay").await;
     post(&s.store, s.room, s.author, 1).await;
-    let page = s
-        .store
-        .list_messages(
-            s.room,
-            s.author,
-            chatboard_store::Timeline::All,
-            chatboard_store::PageCursor::Newest,
-            1,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let page = newest(&s, 1).await;
     let noted = page[0].created_at;
     // A digest of Fay's already written, waiting for the mailer.
     let waiting = OutgoingEmail {
@@ -332,18 +336,7 @@ async fn a_message_noted_again_after_its_digest_is_not_mailed_twice(engine: Test
     let s = setup(&url).await;
     let bob = member(&s, "bob@example.com", "Bob").await;
     post(&s.store, s.room, s.author, 2).await;
-    let page = s
-        .store
-        .list_messages(
-            s.room,
-            s.author,
-            chatboard_store::Timeline::All,
-            chatboard_store::PageCursor::Newest,
-            2,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let page = newest(&s, 2).await;
     let (newer, older) = (&page[0], &page[1]);
     let note = |event: &'static str, message: &chatboard_core::model::Message, mention: bool| {
         let (store, id, room, at) = (
@@ -411,18 +404,7 @@ async fn digests_quote_messages_as_they_stand() {
     member(&s, "bob@example.com", "Bob").await; // offline, digests on
     post(&s.store, s.room, s.author, 2).await;
     let now = Utc::now();
-    let page = s
-        .store
-        .list_messages(
-            s.room,
-            s.author,
-            chatboard_store::Timeline::All,
-            chatboard_store::PageCursor::Newest,
-            10,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let page = newest(&s, 10).await;
     let (first, second) = (page[0].id.min(page[1].id), page[0].id.max(page[1].id));
     s.store
         .edit_message(s.room, first, "corrected text", &Default::default(), now)
