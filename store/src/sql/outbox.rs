@@ -211,19 +211,14 @@ impl OutboxStore for SqlStore {
         }
         // Which events were noted for digests is kept for as long as one could be handed over
         // again.
-        loop {
-            let done = sqlx::query(
-                "DELETE FROM digest_events WHERE event_id IN ( \
-                   SELECT event_id FROM digest_events WHERE noted_at < $1 LIMIT $2)",
-            )
-            .bind(before)
-            .bind(i64::from(batch))
-            .execute(&self.write)
-            .await?;
-            if done.rows_affected() < u64::from(batch) {
-                return Ok(total);
-            }
-        }
+        self.delete_older(
+            "DELETE FROM digest_events WHERE event_id IN ( \
+               SELECT event_id FROM digest_events WHERE noted_at < $1 LIMIT $2)",
+            before,
+            batch,
+        )
+        .await?;
+        Ok(total)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

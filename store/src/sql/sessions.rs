@@ -145,17 +145,7 @@ impl SessionStore for SqlStore {
                  AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.id) \
                LIMIT $2)",
         ] {
-            loop {
-                let done = sqlx::query(statement)
-                    .bind(before)
-                    .bind(i64::from(batch))
-                    .execute(&self.write)
-                    .await?;
-                total += done.rows_affected();
-                if done.rows_affected() < u64::from(batch) {
-                    break;
-                }
-            }
+            total += self.delete_older(statement, before, batch).await?;
         }
         Ok(total)
     }

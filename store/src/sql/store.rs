@@ -2,6 +2,7 @@
 //! the pool searches run on.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::post_queue::PendingPost;
 use super::reactions::PendingReaction;
@@ -70,6 +71,29 @@ impl SqlStore {
     /// room's seqs in commit order without waiting on its lock.
     pub(super) fn queue_of(&self, room_id: i64) -> i64 {
         room_id.rem_euclid(self.write_queues)
+    }
+
+    /// Runs `statement`, a deletion of at most `batch` rows older than `before` (bound as `$1`
+    /// and `$2`), until it takes fewer: old rows go a batch per transaction, never holding the
+    /// writer for long. How many went.
+    pub(super) async fn delete_older(
+        &self,
+        statement: &str,
+        before: DateTime<Utc>,
+        batch: u32,
+    ) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(statement)
+                .bind(before)
+                .bind(i64::from(batch))
+                .execute(&self.write)
+                .await?;
+            total += done.rows_affected();
+            if done.rows_affected() < u64::from(batch) {
+                return Ok(total);
+            }
+        }
     }
 
     /// The same store, with the task that checkpoints its WAL (SQLite).
