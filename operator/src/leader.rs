@@ -137,31 +137,51 @@ impl LeaderElection {
     }
 
     /// Campaigns until `shutdown` fires, telling `leading` whether we hold the Lease. Leadership
-    /// is given up when a renewal has not succeeded for two thirds of the Lease's duration, well
-    /// before another replica may take it.
+    /// lapses two thirds of the Lease's duration after the last renewal that succeeded, timed
+    /// from when that renewal was sent (the server may have written it long before its answer
+    /// came back), and on time, even while a call hangs: well before another replica may take
+    /// the Lease, whatever the calls do meanwhile.
     pub async fn run(self, leading: watch::Sender<bool>, mut shutdown: watch::Receiver<bool>) {
         let period = self.ttl / 3;
-        let mut last_renewal: Option<tokio::time::Instant> = None;
-        loop {
-            // Bounded: the client sets no read timeout, and a call hanging on a lost
-            // connection would otherwise keep us leading long after a standby took the Lease.
-            match tokio::time::timeout(period, self.try_acquire_or_renew()).await {
-                Ok(Ok(true)) => last_renewal = Some(tokio::time::Instant::now()),
-                Ok(Ok(false)) => last_renewal = None,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, lease = %self.name, "could not reach the leader Lease")
-                }
-                Err(_) => {
-                    tracing::warn!(lease = %self.name, "the leader Lease did not answer in time")
-                }
-            }
-            let holding = last_renewal.is_some_and(|t| t.elapsed() < period * 2);
+        // When leadership lapses unless a renewal succeeds first.
+        let mut lapse: Option<Instant> = None;
+        let tell = |holding: bool| {
             if *leading.borrow() != holding {
                 tracing::info!(identity = %self.identity, leading = holding, "leadership changed");
             }
             leading.send_replace(holding);
+        };
+        loop {
+            let sent = Instant::now();
+            // Bounded: the client sets no read timeout, and a call hanging on a lost
+            // connection would otherwise keep us leading long after a standby took the Lease.
+            let attempt = tokio::time::timeout(period, self.try_acquire_or_renew());
+            let outcome = tokio::select! {
+                outcome = attempt => Some(outcome),
+                () = until(lapse) => None,
+            };
+            match outcome {
+                Some(Ok(Ok(true))) => lapse = Some(sent + period * 2),
+                Some(Ok(Ok(false))) => lapse = None,
+                Some(Ok(Err(e))) => {
+                    tracing::warn!(error = %e, lease = %self.name, "could not reach the leader Lease")
+                }
+                Some(Err(_)) => {
+                    tracing::warn!(lease = %self.name, "the leader Lease did not answer in time")
+                }
+                None => lapse = None, // lapsed while the call hung
+            }
+            let holding = lapse.is_some_and(|at| Instant::now() < at);
+            if !holding {
+                lapse = None;
+            }
+            tell(holding);
             tokio::select! {
-                _ = tokio::time::sleep(period) => {}
+                () = tokio::time::sleep(period) => {}
+                () = until(lapse) => {
+                    lapse = None;
+                    tell(false);
+                }
                 _ = shutdown.wait_for(|stop| *stop) => break,
             }
         }
@@ -171,6 +191,14 @@ impl LeaderElection {
                 tracing::warn!(error = %e, "could not give the leader Lease up");
             }
         }
+    }
+}
+
+/// Resolves at `at`; never without one.
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -167,19 +167,23 @@ pub async fn run_while_leading(
         tracing::info!("leading: controllers started");
         let mut lost = leading.clone();
         let mut stop = shutdown.clone();
-        run_controllers(ctx.clone(), namespaces.clone(), async move {
-            // A closed leadership channel (nobody left to say otherwise) is not a lost Lease.
-            let lost = async move {
-                if lost.wait_for(|l| !*l).await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            };
-            tokio::select! {
-                _ = lost => {}
-                _ = stop.wait_for(|s| *s) => {}
+        // A closed leadership channel (nobody left to say otherwise) is not a lost Lease.
+        let lost = async move {
+            if lost.wait_for(|l| !*l).await.is_err() {
+                std::future::pending::<()>().await;
             }
-        })
-        .await;
+        };
+        let controllers = run_controllers(ctx.clone(), namespaces.clone(), async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+        // Shutting down, the reconciles in flight finish before the Lease is given up. Losing
+        // it, they are dropped at once: another replica may be reconciling the same objects
+        // already, and one finishing late would write an older spec over its work (a database
+        // transaction left open rolls back; the new leader reconciles everything anyway).
+        tokio::select! {
+            () = controllers => {}
+            () = lost => tracing::warn!("leadership lost: reconciles in flight dropped"),
+        }
         ctx.metrics.forget_readiness();
         ctx.metrics.leader.set(0);
         tracing::info!("controllers stopped");

@@ -167,3 +167,49 @@ async fn a_leader_whose_renewals_hang_steps_down() {
         .unwrap();
     eprintln!("stepped down {:?} after the stall", stalled_at.elapsed());
 }
+
+/// A renewal counts from when it was sent, not from when its answer came back: the server wrote
+/// it before answering, and a standby times its takeover from that write. A leader whose answers
+/// came back late (a slow network) kept leading that much longer after its last renewal, into
+/// the time a standby may take the Lease; and it stepped down only between its calls.
+#[tokio::test]
+async fn a_leader_steps_down_on_time_from_its_last_renewal_sent() {
+    let api = FakeApi::start().await;
+    let ttl = Duration::from_secs(6);
+    let period = ttl / 3;
+    let (leading_tx, mut leading) = tokio::sync::watch::channel(false);
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(candidate(&api, "a", ttl).run(leading_tx, stop));
+    tokio::time::timeout(Duration::from_secs(30), leading.wait_for(|l| *l))
+        .await
+        .expect("leads within 30 s")
+        .unwrap();
+    api.answer_late(axum::http::Method::PUT, "leases", period * 9 / 10);
+    // Two renewals answered late, then none at all.
+    let renewals = api.requests("PUT", "leases");
+    while api.requests("PUT", "leases") < renewals + 2 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    api.stall(axum::http::Method::GET, "leases");
+    api.stall(axum::http::Method::PUT, "leases");
+    tokio::time::timeout(Duration::from_secs(30), leading.wait_for(|l| !*l))
+        .await
+        .expect("steps down")
+        .unwrap();
+    let stepped_down = Timestamp::now();
+    let lease = api
+        .get(LEASES, "ops", "chatboard-operator")
+        .expect("the Lease");
+    let renewed: Timestamp = lease["spec"]["renewTime"]
+        .as_str()
+        .expect("a renewTime")
+        .parse()
+        .expect("a time");
+    // Two thirds of the duration after the last renewal was written (its renewTime is taken
+    // after it was sent), with a second's slack for this test's own wake-up.
+    let latest = renewed + SignedDuration::try_from(period * 2 + Duration::from_secs(1)).unwrap();
+    assert!(
+        stepped_down <= latest,
+        "stepped down at {stepped_down}, renewed at {renewed}: later than {latest}"
+    );
+}

@@ -193,3 +193,44 @@ async fn a_failing_watch_is_counted_and_retried(engine: TestEngine) {
         0.0
     );
 }
+
+/// Losing the Lease drops the reconciles in flight at once: a standby may already be reconciling
+/// the same objects, and one finishing late wrote an older spec over its work. Here a reconcile
+/// waits for a database lock the test holds, and the controllers used to wait for it to finish
+/// (as they still do when the operator shuts down).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_lead_drops_the_reconciles_in_flight() {
+    let (leading_tx, leading) = watch::channel(true);
+    let Some(h) = Harness::start_following(TestEngine::Postgres, leading).await else {
+        return;
+    };
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    let spec: OrganizationSpec = serde_json::from_value(json!({"displayName": "Acme"})).unwrap();
+    orgs.create(&PostParams::default(), &Organization::new("acme", spec))
+        .await
+        .unwrap();
+    eventually("Ready while leading", || async {
+        let o = h.api.get(ORGS, NS, "acme")?;
+        (ready_of(&o)?.0 == "True").then_some(())
+    })
+    .await;
+
+    let held = testing::HeldLocks::take(&h.url, "LOCK TABLE orgs IN EXCLUSIVE MODE").await;
+    let renamed = json!({"spec": {"displayName": "Acme Corp"}});
+    orgs.patch(
+        "acme",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&renamed),
+    )
+    .await
+    .unwrap();
+    eventually("the reconcile waits for the database", || async {
+        (testing::waiting_for_locks(&h.url).await > 0).then_some(())
+    })
+    .await;
+    leading_tx.send_replace(false);
+    h.metric_reaches("chatboard_operator_leader", |n| n == 0.0)
+        .await;
+    held.release().await;
+    h.stop().await;
+}

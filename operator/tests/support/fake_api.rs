@@ -44,6 +44,8 @@ struct Inner {
     faults: Vec<(Method, String, u32)>,
     /// Requests that never get an answer: (method, path fragment).
     stalls: Vec<(Method, String)>,
+    /// Requests served at once and answered late: (method, path fragment, delay).
+    late: Vec<(Method, String, std::time::Duration)>,
     /// Requests served, as "METHOD path".
     requests: Vec<String>,
 }
@@ -128,6 +130,16 @@ impl FakeApi {
             .unwrap()
             .stalls
             .push((method, fragment.into()));
+    }
+
+    /// From now on, requests with `method` whose path contains `fragment` take effect at once
+    /// and are answered after `delay` (a slow network back to the client).
+    pub fn answer_late(&self, method: Method, fragment: &str, delay: std::time::Duration) {
+        self.inner
+            .lock()
+            .unwrap()
+            .late
+            .push((method, fragment.into(), delay));
     }
 
     /// How many requests matched `method` and a path containing `fragment`.
@@ -261,7 +273,15 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    match (method.clone(), target.name.is_some()) {
+    let late = {
+        let inner = api.inner.lock().unwrap();
+        inner
+            .late
+            .iter()
+            .find(|(m, f, _)| *m == method && path.contains(f.as_str()))
+            .map(|(_, _, delay)| *delay)
+    };
+    let response = match (method.clone(), target.name.is_some()) {
         (Method::GET, false) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             watch(&api, &target, &query)
         }
@@ -272,7 +292,11 @@ async fn handle(
         (Method::PATCH, true) => patch(&api, &target, body, &content_type),
         (Method::DELETE, true) => delete(&api, &target),
         _ => status_error(405, "MethodNotAllowed", format!("{method} {path}")),
+    };
+    if let Some(delay) = late {
+        tokio::time::sleep(delay).await;
     }
+    response
 }
 
 fn key_of(target: &Target) -> Key {
