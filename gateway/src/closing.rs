@@ -33,6 +33,12 @@ impl Refusal {
         "too many connections",
         "too_many_connections",
     );
+    /// The user opened connections faster than allowed (`CHATBOARD_WS_CONNECTS_PER_MINUTE`).
+    pub(crate) const TOO_MANY_ATTEMPTS: Self = Self::new(
+        close::POLICY,
+        "too many connection attempts",
+        "connect_rate",
+    );
     /// `since` is not a message id: resuming from it would silently skip or repeat messages.
     pub(crate) const BAD_SINCE: Self =
         Self::new(close::POLICY, "since must be a message id", "protocol");

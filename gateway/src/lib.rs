@@ -5,6 +5,7 @@
 //! `bearer.<JWT>` subprotocol. See API.md for frames and close codes; [`session`] for how a
 //! connection gets every message once, in order.
 
+mod attempts;
 pub mod client_frames;
 mod closing;
 pub mod config;
@@ -68,6 +69,8 @@ pub(crate) struct Shared {
     settings: GatewaySettings,
     metrics: GatewayMetrics,
     per_user: Mutex<HashMap<i64, u32>>,
+    /// Connection attempts per user (`CHATBOARD_WS_CONNECTS_PER_MINUTE`).
+    attempts: attempts::ConnectAttempts,
     shutdown: watch::Sender<bool>,
 }
 
@@ -130,6 +133,7 @@ impl GatewayState {
                 settings: parts.settings,
                 metrics: GatewayMetrics::new(parts.registry)?,
                 per_user: Mutex::new(HashMap::new()),
+                attempts: attempts::ConnectAttempts::new(parts.settings.connects_per_minute),
                 shutdown: watch::channel(false).0,
             }),
         })
@@ -275,6 +279,11 @@ async fn admit(
     };
     if *shared.shutdown.borrow() {
         close_socket(socket, shared, Refusal::RESTARTING).await;
+        return Err(());
+    }
+    // Before any lookup: the attempts are what costs.
+    if !shared.attempts.admit(user_id) {
+        close_socket(socket, shared, Refusal::TOO_MANY_ATTEMPTS).await;
         return Err(());
     }
     let user_email = match shared.store.user_by_id(user_id).await {

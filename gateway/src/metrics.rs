@@ -61,8 +61,8 @@ impl GatewayMetrics {
             Opts::new(
                 "chatboard_ws_closes_total",
                 "Connections closed by the gateway, by reason (slow_consumer, rate_limit, \
-                 dead_peer, protocol, shutdown, too_many_connections, unauthenticated, not_member, \
-                 no_room, server_error).",
+                 dead_peer, protocol, shutdown, too_many_connections, connect_rate, \
+                 unauthenticated, not_member, no_room, server_error).",
             ),
             &["reason"],
         )?;

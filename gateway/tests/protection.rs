@@ -420,3 +420,30 @@ async fn a_plain_request_on_a_socket_path_gets_the_error_shape() {
         );
     }
 }
+
+/// Opening and closing connections in a loop is limited per user: each handshake reads the
+/// account, the rooms' positions and the room-mates, and each coming and going is told to every
+/// room-mate. Three attempts a minute here; the fourth is refused before it reads anything, and
+/// other users are not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_attempts_per_user_are_limited() {
+    let p = platform(GatewaySettings {
+        connects_per_minute: 3,
+        ..quick_settings()
+    })
+    .await;
+    let (room, alice, bob, _org) = p.team().await;
+    for _ in 0..3 {
+        let mut s = p.connect(room, &bob.token, None).await;
+        assert_eq!(frame(&mut s).await["type"], "connection");
+        s.close(None).await.unwrap();
+    }
+    let mut fourth = p.connect_all(&bob.token).await;
+    assert_eq!(close_code(&mut fourth).await, 4008);
+    assert_eq!(
+        metric(&p.gw, r#"chatboard_ws_closes_total{reason="connect_rate"}"#).await,
+        1.0
+    );
+    let mut alices = p.connect(room, &alice.token, None).await;
+    assert_eq!(frame(&mut alices).await["type"], "connection");
+}

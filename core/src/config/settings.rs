@@ -140,6 +140,15 @@ pub struct GatewaySettings {
         default_value_t = 16
     )]
     pub max_connections_per_user: u32,
+    /// Connection attempts per user per minute on one gateway process, all at once if need
+    /// be (a browser's tabs reconnecting together), then as the minute refills; the next is
+    /// closed with 4008. 0 = no limit.
+    #[arg(
+        long = "ws-connects-per-minute",
+        env = "CHATBOARD_WS_CONNECTS_PER_MINUTE",
+        default_value_t = 120
+    )]
+    pub connects_per_minute: u32,
     /// Seconds between the gateway's pings; a client silent for two intervals is dropped.
     #[arg(long = "ws-ping-interval", env = "CHATBOARD_WS_PING_INTERVAL", default_value = "30",
         value_parser = seconds)]
@@ -155,6 +164,7 @@ impl Default for GatewaySettings {
     fn default() -> Self {
         Self {
             max_connections_per_user: 16,
+            connects_per_minute: 120,
             ping_interval: Duration::from_secs(30),
             io_uring: true,
         }

@@ -74,6 +74,7 @@ pub const PRESENCE_TTL: Duration = Duration::from_secs(3);
 pub fn quick_settings() -> GatewaySettings {
     GatewaySettings {
         max_connections_per_user: 16,
+        connects_per_minute: 0,
         ping_interval: Duration::from_secs(5),
         io_uring: true,
     }
