@@ -161,14 +161,25 @@ pub async fn write_status<K: Reconciled>(
 /// was, and every later reconcile would find the status different and patch it again.
 fn status_patch<S: serde::Serialize>(current: &S, next: &S) -> serde_json::Value {
     let mut patch = json!(next);
-    if let (Some(fields), serde_json::Value::Object(before)) =
-        (patch.as_object_mut(), json!(current))
+    null_what_went(&mut patch, &json!(current));
+    patch
+}
+
+/// Sets to `null`, in `next`, each field of `before` that it lacks, in nested objects too: a
+/// merge patch merges objects field by field, so a webhook's `lastDelivery` kept the status
+/// code of an earlier delivery under a newer one that had none.
+fn null_what_went(next: &mut serde_json::Value, before: &serde_json::Value) {
+    if let (serde_json::Value::Object(fields), serde_json::Value::Object(before)) = (next, before)
     {
-        for (name, _) in before {
-            fields.entry(name).or_insert(serde_json::Value::Null);
+        for (name, old) in before {
+            match fields.get_mut(name) {
+                Some(new) => null_what_went(new, old),
+                None => {
+                    fields.insert(name.clone(), serde_json::Value::Null);
+                }
+            }
         }
     }
-    patch
 }
 
 /// Not Ready for a spec that cannot apply: status, and a Warning Event the first time.
@@ -184,4 +195,31 @@ pub async fn refuse<K: Reconciled>(
             .await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+    use serde_json::json;
+
+    use super::status_patch;
+
+    /// The patch, applied as the API server applies a merge patch, gives the new status whole:
+    /// fields gone from nested objects go too.
+    #[test]
+    fn a_status_patch_leaves_nothing_of_the_old_status_behind() {
+        let current = json!({
+            "webhookId": 7,
+            "lastDelivery": {"status": "delivered", "statusCode": 200, "at": "2026-12-06T10:00:00Z"},
+            "conditions": [{"type": "Ready", "status": "True"}],
+        });
+        let next = json!({
+            "lastDelivery": {"status": "pending"},
+            "conditions": [{"type": "Ready", "status": "False"}],
+        });
+        let mut applied = current.clone();
+        json_patch::merge(&mut applied, &status_patch(&current, &next));
+        assert_eq!(applied, next);
+    }
 }
