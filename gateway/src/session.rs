@@ -196,10 +196,7 @@ impl Session {
             // Parked with nothing queued: the hub may write the rooms' next messages itself.
             self.outlet.open_if(|| self.subscription.events.is_empty());
             let step = tokio::select! {
-                // In this order: shutdown first, then the heartbeat (ready once per interval, so it
-                // delays nothing, while behind the others a client keeping a frame always waiting
-                // kept it from ever checking the token's expiry or the peer's silence), then
-                // queued events before client frames.
+                // In this order: shutdown first, then queued events before client frames.
                 biased;
                 () = &mut shutting_down => {
                     self.outlet.close();
@@ -207,28 +204,6 @@ impl Session {
                         return;
                     }
                     return Box::pin(self.close(close::RESTARTING, "server restarting", "shutdown")).await;
-                }
-                _ = heartbeat.tick() => {
-                    self.outlet.close();
-                    if !self.replies.has_room() {
-                        // Not reading is the gateway's doing, not the client's silence.
-                        last_heard = Instant::now();
-                    }
-                    let silent = last_heard.elapsed();
-                    if silent >= ping_every * 2 {
-                        self.shared.metrics.closed("dead_peer");
-                        return;
-                    }
-                    // Checked with the heartbeat, which every connection has anyway: a timer
-                    // of its own would add to what each idle connection keeps.
-                    // Not while reads wait for answers (for a while): an `auth` frame renewing
-                    // the token may be among the frames not read yet.
-                    if chrono::Utc::now().timestamp() >= self.token_expires_at
-                        && !allowance.paused_within(ping_every * 2)
-                    {
-                        return Box::pin(self.close(close::UNAUTHENTICATED, "token expired", "token_expired")).await;
-                    }
-                    Box::pin(self.send(WsMessage::Ping(Default::default()))).await
                 }
                 live = self.subscription.events.recv_async() => {
                     // Awake: the hub queues from here on, and no direct write is under way.
@@ -294,6 +269,28 @@ impl Session {
                             Ok(())
                         }
                     }
+                }
+                _ = heartbeat.tick() => {
+                    self.outlet.close();
+                    if !self.replies.has_room() {
+                        // Not reading is the gateway's doing, not the client's silence.
+                        last_heard = Instant::now();
+                    }
+                    let silent = last_heard.elapsed();
+                    if silent >= ping_every * 2 {
+                        self.shared.metrics.closed("dead_peer");
+                        return;
+                    }
+                    // Checked with the heartbeat, which every connection has anyway: a timer
+                    // of its own would add to what each idle connection keeps.
+                    // Not while reads wait for answers (for a while): an `auth` frame renewing
+                    // the token may be among the frames not read yet.
+                    if chrono::Utc::now().timestamp() >= self.token_expires_at
+                        && !allowance.paused_within(ping_every * 2)
+                    {
+                        return Box::pin(self.close(close::UNAUTHENTICATED, "token expired", "token_expired")).await;
+                    }
+                    Box::pin(self.send(WsMessage::Ping(Default::default()))).await
                 }
             };
             if step.is_err() {
