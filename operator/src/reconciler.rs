@@ -169,8 +169,7 @@ fn status_patch<S: serde::Serialize>(current: &S, next: &S) -> serde_json::Value
 /// merge patch merges objects field by field, so a webhook's `lastDelivery` kept the status
 /// code of an earlier delivery under a newer one that had none.
 fn null_what_went(next: &mut serde_json::Value, before: &serde_json::Value) {
-    if let (serde_json::Value::Object(fields), serde_json::Value::Object(before)) = (next, before)
-    {
+    if let (serde_json::Value::Object(fields), serde_json::Value::Object(before)) = (next, before) {
         for (name, old) in before {
             match fields.get_mut(name) {
                 Some(new) => null_what_went(new, old),
