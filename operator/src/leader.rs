@@ -143,6 +143,9 @@ impl LeaderElection {
     /// the Lease, whatever the calls do meanwhile.
     pub async fn run(self, leading: watch::Sender<bool>, mut shutdown: watch::Receiver<bool>) {
         let period = self.ttl / 3;
+        // After an attempt that got no answer, the next comes sooner, so that one failed
+        // renewal (an API server restarting) costs no leadership: several fit before the lapse.
+        let retry = period / 4;
         // When leadership lapses unless a renewal succeeds first.
         let mut lapse: Option<Instant> = None;
         let tell = |holding: bool| {
@@ -159,25 +162,39 @@ impl LeaderElection {
             let outcome = tokio::select! {
                 outcome = attempt => Some(outcome),
                 () = until(lapse) => None,
+                _ = shutdown.wait_for(|stop| *stop) => break,
             };
-            match outcome {
-                Some(Ok(Ok(true))) => lapse = Some(sent + period * 2),
-                Some(Ok(Ok(false))) => lapse = None,
+            let answered = match outcome {
+                Some(Ok(Ok(true))) => {
+                    lapse = Some(sent + period * 2);
+                    true
+                }
+                Some(Ok(Ok(false))) => {
+                    lapse = None;
+                    true
+                }
                 Some(Ok(Err(e))) => {
-                    tracing::warn!(error = %e, lease = %self.name, "could not reach the leader Lease")
+                    tracing::warn!(error = %e, lease = %self.name, "could not reach the leader Lease");
+                    false
                 }
                 Some(Err(_)) => {
-                    tracing::warn!(lease = %self.name, "the leader Lease did not answer in time")
+                    tracing::warn!(lease = %self.name, "the leader Lease did not answer in time");
+                    false
                 }
-                None => lapse = None, // lapsed while the call hung
-            }
-            let holding = lapse.is_some_and(|at| Instant::now() < at);
-            if !holding {
+                None => false, // lapsed while the call hung
+            };
+            if lapse.is_some_and(|at| Instant::now() >= at) {
                 lapse = None;
             }
-            tell(holding);
+            tell(lapse.is_some());
+            // Timed from the send, so that a slow answer does not push the next renewal back.
+            let next = if answered {
+                sent + period
+            } else {
+                Instant::now() + retry
+            };
             tokio::select! {
-                () = tokio::time::sleep(period) => {}
+                () = tokio::time::sleep_until(next) => {}
                 () = until(lapse) => {
                     lapse = None;
                     tell(false);
@@ -187,8 +204,11 @@ impl LeaderElection {
         }
         if *leading.borrow() {
             leading.send_replace(false);
-            if let Err(e) = self.step_down().await {
-                tracing::warn!(error = %e, "could not give the leader Lease up");
+            // Bounded like a renewal: a hanging API server must not hold the shutdown.
+            match tokio::time::timeout(period, self.step_down()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not give the leader Lease up"),
+                Err(_) => tracing::warn!("the leader Lease did not answer in time to be given up"),
             }
         }
     }

@@ -213,3 +213,31 @@ async fn a_leader_steps_down_on_time_from_its_last_renewal_sent() {
         "stepped down at {stepped_down}, renewed at {renewed}: later than {latest}"
     );
 }
+
+/// One renewal that fails (an API server restarting) costs no leadership: the next attempt
+/// comes soon enough to renew before the lapse. It used to come a whole period later, at the
+/// lapse itself, and every such failure stopped and restarted the controllers.
+#[tokio::test]
+async fn one_failed_renewal_costs_no_leadership() {
+    let api = FakeApi::start().await;
+    let ttl = Duration::from_secs(3);
+    let (leading_tx, mut leading) = tokio::sync::watch::channel(false);
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(candidate(&api, "a", ttl).run(leading_tx, stop));
+    tokio::time::timeout(Duration::from_secs(30), leading.wait_for(|l| *l))
+        .await
+        .expect("leads within 30 s")
+        .unwrap();
+    let mut watching = leading.clone();
+    let stepped_down = tokio::spawn(async move {
+        let _ = watching.wait_for(|l| !*l).await;
+    });
+    let renewals = api.requests("PUT", "leases");
+    api.fail(axum::http::Method::PUT, "leases", 1);
+    // The failed renewal and three good ones after it.
+    while api.requests("PUT", "leases") < renewals + 4 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!stepped_down.is_finished(), "stepped down over one failure");
+    assert!(*leading.borrow());
+}
