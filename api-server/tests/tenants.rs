@@ -23,6 +23,7 @@ both_engines!(
     outsiders_learn_nothing_of_a_read_only_or_limited_org,
     admins_cannot_remove_members_of_a_read_only_org,
     idle_org_limiters_are_forgotten,
+    a_purge_cut_off_after_its_commit_still_announces_it,
 );
 
 async fn suspension_and_archiving_make_the_org_read_only(engine: Engine) {
@@ -594,4 +595,79 @@ async fn idle_org_limiters_are_forgotten(engine: Engine) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+}
+
+/// The in-process bus, each publish held until the test lets it through.
+struct Gated {
+    inner: chatboard_core::bus::LocalBus,
+    entered: tokio::sync::Notify,
+    open: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl chatboard_core::bus::Bus for Gated {
+    async fn publish(
+        &self,
+        event: &chatboard_core::bus::BusEvent,
+    ) -> Result<(), chatboard_core::bus::BusError> {
+        self.entered.notify_one();
+        let _pass = self.open.acquire().await;
+        self.inner.publish(event).await
+    }
+    async fn subscribe(
+        &self,
+    ) -> Result<chatboard_core::bus::BusStream, chatboard_core::bus::BusError> {
+        self.inner.subscribe().await
+    }
+    async fn ping(&self) -> Result<(), chatboard_core::bus::BusError> {
+        Ok(())
+    }
+    fn kind(&self) -> &'static str {
+        "gated"
+    }
+}
+
+/// The operator drops its reconciles in flight when it loses its Lease. A purge dropped after
+/// its commit, while announcing, left the org's rooms followed by every open socket (the
+/// announcement of a deleted room is the only thing that stops them, and the next leader finds
+/// nothing left to purge): the announcement now runs to its end.
+async fn a_purge_cut_off_after_its_commit_still_announces_it(engine: Engine) {
+    use chatboard_core::bus::{Bus, BusEvent, Delivery};
+    use futures::StreamExt;
+    use std::sync::Arc;
+
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let admin = app.user("admin@acme.example").await;
+    let org = app
+        .managed_org(&admin, "acme", OrgQuotas::default(), false)
+        .await;
+    let room = app.room(&admin, org, "general", "PUBLIC").await;
+    let bus = Arc::new(Gated {
+        inner: chatboard_core::bus::LocalBus::default(),
+        entered: tokio::sync::Notify::new(),
+        open: tokio::sync::Semaphore::new(0),
+    });
+    let mut heard = bus.subscribe().await.unwrap();
+    let chat = chat::Chat::new(
+        app.state.store.clone(),
+        bus.clone(),
+        app.state.config.chat_settings(),
+        &chatboard_core::metrics::MetricRegistry::new(),
+    )
+    .unwrap();
+    let purge = tokio::spawn(async move { chat.purge_managed_org("tenants/acme").await });
+    bus.entered.notified().await; // committed, announcing
+    purge.abort();
+    assert!(purge.await.unwrap_err().is_cancelled());
+    bus.open.add_permits(1000);
+    let deleted = tokio::time::timeout(std::time::Duration::from_secs(10), heard.next())
+        .await
+        .expect("announced though its caller was dropped")
+        .unwrap();
+    assert!(
+        matches!(deleted, Delivery::Event(BusEvent::RoomDeleted { room: r }) if r == room),
+        "{deleted:?}"
+    );
 }
