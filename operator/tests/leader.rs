@@ -19,6 +19,25 @@ fn candidate(api: &FakeApi, identity: &str, ttl: Duration) -> LeaderElection {
     LeaderElection::new(api.client(), "ops", "chatboard-operator", identity, ttl)
 }
 
+/// Candidate "a" campaigning (until the returned sender is dropped), once it leads: whether it
+/// leads, as it says.
+async fn leader(
+    api: &FakeApi,
+    ttl: Duration,
+) -> (
+    tokio::sync::watch::Receiver<bool>,
+    tokio::sync::watch::Sender<bool>,
+) {
+    let (leading_tx, mut leading) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(candidate(api, "a", ttl).run(leading_tx, stop));
+    tokio::time::timeout(Duration::from_secs(30), leading.wait_for(|l| *l))
+        .await
+        .expect("leads within 30 s")
+        .unwrap();
+    (leading, stop_tx)
+}
+
 #[tokio::test]
 async fn one_leader_at_a_time_and_takeover_after_expiry() {
     let api = FakeApi::start().await;
@@ -151,13 +170,7 @@ async fn a_dead_holder_whose_clock_was_ahead_loses_the_lease_after_one_duration(
 async fn a_leader_whose_renewals_hang_steps_down() {
     let api = FakeApi::start().await;
     let ttl = Duration::from_secs(3);
-    let (leading_tx, mut leading) = tokio::sync::watch::channel(false);
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(candidate(&api, "a", ttl).run(leading_tx, stop));
-    tokio::time::timeout(Duration::from_secs(30), leading.wait_for(|l| *l))
-        .await
-        .expect("leads within 30 s")
-        .unwrap();
+    let (mut leading, _stop) = leader(&api, ttl).await;
     api.stall(axum::http::Method::GET, "leases");
     api.stall(axum::http::Method::PUT, "leases");
     let stalled_at = Instant::now();
@@ -177,13 +190,7 @@ async fn a_leader_steps_down_on_time_from_its_last_renewal_sent() {
     let api = FakeApi::start().await;
     let ttl = Duration::from_secs(6);
     let period = ttl / 3;
-    let (leading_tx, mut leading) = tokio::sync::watch::channel(false);
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(candidate(&api, "a", ttl).run(leading_tx, stop));
-    tokio::time::timeout(Duration::from_secs(30), leading.wait_for(|l| *l))
-        .await
-        .expect("leads within 30 s")
-        .unwrap();
+    let (mut leading, _stop) = leader(&api, ttl).await;
     api.answer_late(axum::http::Method::PUT, "leases", period * 9 / 10);
     // Two renewals answered late, then none at all.
     let renewals = api.requests("PUT", "leases");
@@ -221,13 +228,7 @@ async fn a_leader_steps_down_on_time_from_its_last_renewal_sent() {
 async fn one_failed_renewal_costs_no_leadership() {
     let api = FakeApi::start().await;
     let ttl = Duration::from_secs(3);
-    let (leading_tx, mut leading) = tokio::sync::watch::channel(false);
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(candidate(&api, "a", ttl).run(leading_tx, stop));
-    tokio::time::timeout(Duration::from_secs(30), leading.wait_for(|l| *l))
-        .await
-        .expect("leads within 30 s")
-        .unwrap();
+    let (leading, _stop) = leader(&api, ttl).await;
     let mut watching = leading.clone();
     let stepped_down = tokio::spawn(async move {
         let _ = watching.wait_for(|l| !*l).await;
