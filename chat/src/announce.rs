@@ -137,8 +137,15 @@ impl Announcer {
     /// a message, whose loss a socket notices at the next one, a lost seat's announcement is
     /// the only thing that stops a socket: the ones the bus refused are tried again in the
     /// background for about a minute (gateways check a loss against the database before they
-    /// act on it, so a late one cannot undo a newer seat).
+    /// act on it, so a late one cannot undo a newer seat). Runs to its end even if the
+    /// caller is dropped meanwhile (see [`to_the_end`]).
     pub async fn seats_lost(&self, seats: &[Seat]) {
+        let (this, seats) = (self.clone(), seats.to_vec());
+        to_the_end(async move { this.announce_losses(&seats).await }).await;
+    }
+
+    /// [`Announcer::seats_lost`], in the caller's task.
+    async fn announce_losses(&self, seats: &[Seat]) {
         let refused = self.announce_all(self.losses(seats).await).await;
         if refused.is_empty() {
             return;
@@ -162,12 +169,17 @@ impl Announcer {
 
     /// Announces that the rooms of these seats are gone with their organization: sockets
     /// stop following them at once (a loss of a seat is checked against the database first, a
-    /// deleted room is not: there is nothing left to check).
+    /// deleted room is not: there is nothing left to check). Runs to its end even if the caller
+    /// is dropped meanwhile (see [`to_the_end`]).
     pub async fn rooms_gone(&self, seats: &[Seat]) {
         let rooms: std::collections::BTreeSet<i64> = seats.iter().map(|s| s.room_id).collect();
-        for room in rooms {
-            self.publish(BusEvent::RoomDeleted { room }).await;
-        }
+        let this = self.clone();
+        to_the_end(async move {
+            for room in rooms {
+                this.publish(BusEvent::RoomDeleted { room }).await;
+            }
+        })
+        .await;
     }
 
     /// A `member.left` per seat, with its room's size now (tried again, an announcement keeps
@@ -203,6 +215,16 @@ impl Announcer {
             }
         }
         refused
+    }
+}
+
+/// Runs `announcement` to its end even if the caller is dropped meanwhile (the operator drops
+/// its reconciles in flight when it loses its Lease): the change it announces is committed, and
+/// the announcement of a lost seat or a deleted room is the only thing that stops the sockets
+/// following it.
+async fn to_the_end(announcement: impl std::future::Future<Output = ()> + Send + 'static) {
+    if let Err(e) = tokio::spawn(announcement).await {
+        tracing::warn!(error = %e, "announcing a committed change failed");
     }
 }
 

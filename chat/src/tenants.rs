@@ -31,8 +31,7 @@ impl Chat {
             .map(|email| self.spec_admin(org_name, email, now))
             .collect();
         let done = self.store().apply_org_admins(org_id, admins, now).await?;
-        let (announcer, seats) = (self.announcer().clone(), done.seats_lost.clone());
-        to_the_end(async move { announcer.seats_lost(&seats).await }).await;
+        self.announcer().seats_lost(&done.seats_lost).await;
         Ok(done)
     }
 
@@ -43,8 +42,7 @@ impl Chat {
         let Some((org_id, seats)) = self.store().purge_managed_org(resource_key).await? else {
             return Ok(None);
         };
-        let announcer = self.announcer().clone();
-        to_the_end(async move { announcer.rooms_gone(&seats).await }).await;
+        self.announcer().rooms_gone(&seats).await;
         Ok(Some(org_id))
     }
 
@@ -68,15 +66,5 @@ impl Chat {
             expires_at,
             email_message,
         }
-    }
-}
-
-/// Runs `announcement` to its end even if the caller is dropped meanwhile: the operator drops
-/// its reconciles in flight when it loses its Lease, and a change already committed whose
-/// announcement was cut off stopped no socket (the announcement of a lost seat or a deleted
-/// room is the only thing that does; the next leader finds nothing left to do).
-async fn to_the_end(announcement: impl std::future::Future<Output = ()> + Send + 'static) {
-    if let Err(e) = tokio::spawn(announcement).await {
-        tracing::warn!(error = %e, "announcing a committed change failed");
     }
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::rows::{message_columns_of, placeholders, BatchRow, MessageRow, MESSAGE_COLUMNS};
 use super::word_lookup::{HitParams, WordLookup};
 use crate::sqlite_connections::TakenConn;
-use crate::{search_fold, Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
+use crate::{Engine, NewMessage, SearchTerm, SearchTerms, StoreResult};
 use chatboard_core::events::{DomainEvent, EventType};
 use chatboard_core::model::Message;
 use outbox::{insert_rows_sql, plain_post_event, write_rows, EventRow, OUTBOX_COLUMNS};
@@ -65,8 +65,9 @@ fn score_words(terms: &SearchTerms) -> Vec<String> {
         .include
         .iter()
         .flat_map(|term| match term {
-            SearchTerm::Word(w) | SearchTerm::Prefix(w) => vec![search_fold(w)],
-            SearchTerm::Phrase(words) => words.iter().map(|w| search_fold(w)).collect(),
+            // Folded already (see `SearchTerm`).
+            SearchTerm::Word(w) | SearchTerm::Prefix(w) => vec![w.clone()],
+            SearchTerm::Phrase(words) => words.clone(),
         })
         .collect()
 }
