@@ -492,7 +492,7 @@ impl Session {
                 .await;
             let page = match page {
                 Ok(Some(page)) => page,
-                Ok(None) => return self.seat_lost(room_id).await,
+                Ok(None) => return self.seat_or_room_lost(room_id).await,
                 Err(e) => {
                     tracing::warn!(error = %e, room_id, "catch-up read failed");
                     return self.end_on_server_error().await;

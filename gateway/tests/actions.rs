@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chatboard_core::bus::{Bus, BusError, BusEvent, BusStream};
-use common::{frame, frame_of, metric, Platform};
+use common::{close_code, frame, frame_of, metric, Platform};
 use futures::SinkExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as Ws;
@@ -62,6 +62,8 @@ enum Fault {
     Mute,
     /// Subscribers never hear of new seats (as when the notice is late or lost).
     NoSeatNews,
+    /// A room's deletion is lost on the way, and the subscriber is told events were missed.
+    LostDeletions,
 }
 
 /// The gateway's bus with a fault.
@@ -77,14 +79,21 @@ impl Bus for FaultyBus {
     }
     async fn subscribe(&self) -> Result<BusStream, BusError> {
         use futures::StreamExt;
+        use chatboard_core::bus::Delivery;
         let events = self.0.subscribe().await?;
+        if self.1 == Fault::LostDeletions {
+            return Ok(Box::pin(events.map(|delivery| match delivery {
+                Delivery::Event(BusEvent::RoomDeleted { .. }) => Delivery::Missed,
+                other => other,
+            })));
+        }
         if self.1 != Fault::NoSeatNews {
             return Ok(events);
         }
         Ok(Box::pin(events.filter(|delivery| {
             let seat = matches!(
                 delivery,
-                chatboard_core::bus::Delivery::Event(BusEvent::MemberSeated { .. })
+                Delivery::Event(BusEvent::MemberSeated { .. })
             );
             std::future::ready(!seat)
         })))
@@ -349,4 +358,26 @@ async fn an_error_answering_a_message_names_it() {
     let (error, _) = frame_of(&mut socket, "error").await;
     assert_eq!(error["code"], "invalid", "{error}");
     assert_eq!(error["client_msg_id"], "empty-1", "{error}");
+}
+
+/// A room deleted while its deletion's news was lost: the connection that follows it finds out
+/// when it catches up, and is told what a new connection would be, "no such room" (4004). It
+/// was told it had lost its seat (4003).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_deleted_unannounced_closes_its_socket_as_gone() {
+    let p = Platform::start().await;
+    let (room, alice, bob, _org) = p.team().await;
+    let gw = p
+        .gateway_with_bus(|bus| Arc::new(FaultyBus(bus, Fault::LostDeletions)))
+        .await;
+    let mut socket = common::connect_to(&gw.ws, room, &bob.token, None).await;
+    assert_eq!(frame(&mut socket).await["type"], "connection");
+    p.call(
+        reqwest::Method::DELETE,
+        &format!("/api/rooms/{room}/"),
+        &alice.token,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(close_code(&mut socket).await, 4004);
 }
