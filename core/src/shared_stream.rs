@@ -5,6 +5,10 @@
 //! Writes are whole: what the socket does not take at once waits here, and goes out before
 //! anything written after it. So two writers can never interleave their bytes, whichever
 //! thread they write from.
+//!
+//! Reads may be watched (see [`ReadWatch`]): the gateway counts a client's WebSocket frames
+//! here, below the WebSocket library, which reads fragments and control frames without
+//! telling.
 
 use std::io;
 use std::net::Shutdown;
@@ -16,12 +20,21 @@ use bytes::{Buf, BytesMut};
 use tokio::io::ReadBuf;
 use tokio::net::TcpStream;
 
+/// Sees every byte read from a [`SharedStream`], in order, once installed.
+pub trait ReadWatch: Send + std::fmt::Debug {
+    /// Looks at bytes just read; an error fails the read that brought them and ends the watch
+    /// (the reads after it, a closing handshake's, are not watched).
+    fn arrived(&mut self, bytes: &[u8]) -> io::Result<()>;
+}
+
 /// A TCP stream whose writes are whole, shareable (behind an `Arc`) by several writers.
 #[derive(Debug)]
 pub struct SharedStream {
     stream: TcpStream,
     /// Bytes accepted but not yet taken by the socket, oldest first.
     unsent: Mutex<BytesMut>,
+    /// What looks at the bytes read, if anything (only the reading task locks it).
+    watch: Mutex<Option<Box<dyn ReadWatch>>>,
 }
 
 /// What [`SharedStream::try_send`] did.
@@ -41,7 +54,13 @@ impl SharedStream {
         Self {
             stream,
             unsent: Mutex::new(BytesMut::new()),
+            watch: Mutex::new(None),
         }
+    }
+
+    /// Shows every byte read from now on to `watch` (replacing any watch before it).
+    pub fn watch_reads(&self, watch: Box<dyn ReadWatch>) {
+        *self.watch.lock().unwrap_or_else(PoisonError::into_inner) = Some(watch);
     }
 
     fn unsent(&self) -> MutexGuard<'_, BytesMut> {
@@ -89,7 +108,16 @@ impl SharedStream {
             std::task::ready!(self.stream.poll_read_ready(cx))?;
             match self.stream.try_read(buf.initialize_unfilled()) {
                 Ok(n) => {
+                    let watched = buf.filled().len();
                     buf.advance(n);
+                    let mut watch = self.watch.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Some(seen) = watch.as_mut().map(|w| w.arrived(&buf.filled()[watched..]))
+                    {
+                        if seen.is_err() {
+                            *watch = None;
+                        }
+                        seen?;
+                    }
                     return Poll::Ready(Ok(()));
                 }
                 // The readiness was stale; `try_read` cleared it, so the next poll waits.

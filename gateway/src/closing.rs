@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
+use chatboard_core::shared_stream::SharedStream;
+use tokio::io::ReadBuf;
 
 use crate::session::close;
 use crate::Shared;
@@ -67,7 +69,7 @@ pub(crate) async fn close_socket(mut socket: WebSocket, shared: &Shared, refusal
         reason: Utf8Bytes::from_static(refusal.reason),
     };
     if socket.send(WsMessage::Close(Some(frame))).await.is_ok() {
-        finish_closing(&mut socket).await;
+        finish_closing(&mut socket, None).await;
     }
 }
 
@@ -77,14 +79,41 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Finishes a closing handshake the server started: reads and discards what the client still
 /// sends until its own close frame (or [`CLOSE_GRACE`]). A socket dropped with unread data is
 /// answered by the kernel with a reset, which can destroy the close frame before the client
-/// reads it: a flooding client then saw 1006 and never learnt its 4008.
-pub(crate) async fn finish_closing(socket: &mut WebSocket) {
+/// reads it: a flooding client then saw 1006 and never learnt its 4008. Should the library
+/// fail a read meanwhile (the flood goes on past the frame meter's burst), the rest is read
+/// from `stream` itself, if there is one.
+pub(crate) async fn finish_closing(socket: &mut WebSocket, stream: Option<&SharedStream>) {
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        while let Some(Ok(frame)) = socket.recv().await {
-            if matches!(frame, WsMessage::Close(_)) {
-                break;
+        loop {
+            match socket.recv().await {
+                Some(Ok(WsMessage::Close(_))) | None => return,
+                Some(Ok(_)) => {}
+                Some(Err(_)) => return discard_until_closed(stream).await,
             }
         }
     })
     .await;
+}
+
+/// Finishes a closing handshake after the WebSocket library failed a read (a frame too large,
+/// a flood, bytes that are not WebSocket): the library reads nothing more, so what the client
+/// still sends is read from the socket itself and discarded until it closes (or
+/// [`CLOSE_GRACE`]), for the same reason as in [`finish_closing`].
+pub(crate) async fn drain_after_read_error(stream: Option<&SharedStream>) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, discard_until_closed(stream)).await;
+}
+
+/// Reads and discards until the client closes its side or the socket fails.
+async fn discard_until_closed(stream: Option<&SharedStream>) {
+    let Some(stream) = stream else {
+        return;
+    };
+    let mut discard = [0u8; 4096];
+    loop {
+        let mut buf = ReadBuf::new(&mut discard);
+        match std::future::poll_fn(|cx| stream.poll_read(cx, &mut buf)).await {
+            Ok(()) if !buf.filled().is_empty() => {}
+            _ => return,
+        }
+    }
 }

@@ -9,6 +9,7 @@ mod attempts;
 pub mod client_frames;
 mod closing;
 pub mod config;
+mod frame_meter;
 mod handshake;
 pub mod hub;
 pub mod metrics;
@@ -353,6 +354,14 @@ fn outlet(shared: &Shared, stream: Option<Extension<ConnectionStream>>) -> Arc<O
     ))
 }
 
+/// Counts the client's frames from its first (see [`frame_meter`]): before anything reads from
+/// the socket, so that the meter starts at a frame's beginning.
+fn meter_frames(stream: Option<&Extension<ConnectionStream>>) {
+    if let Some(Extension(ConnectionStream(stream))) = stream {
+        stream.watch_reads(Box::new(frame_meter::FrameMeter::new()));
+    }
+}
+
 /// Runs an admitted session on a task of its own. The upgrade's task (the handshake, the
 /// admission lookups and their state) then ends, and its memory with it: an idle connection
 /// keeps only the session's own, smaller, future. The connection's work that can log (client
@@ -377,6 +386,7 @@ async fn room_socket(
         .map(|s| s.trim().parse::<i64>().ok().filter(|id| *id >= 0));
     let shared = state.shared;
     upgrade.on_upgrade(move |socket| async move {
+        meter_frames(stream.as_ref());
         let Ok(admitted) = admit(&shared, socket, token.as_deref()).await else {
             return;
         };
@@ -454,6 +464,7 @@ async fn user_socket(
     let (token, upgrade) = prepare(&query, &headers, upgrade);
     let shared = state.shared;
     upgrade.on_upgrade(move |socket| async move {
+        meter_frames(stream.as_ref());
         let Ok(admitted) = admit(&shared, socket, token.as_deref()).await else {
             return;
         };

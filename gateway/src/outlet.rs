@@ -70,6 +70,11 @@ impl Outlet {
         }
     }
 
+    /// The connection's stream, when the server shares it.
+    pub(crate) fn stream(&self) -> Option<&SharedStream> {
+        self.stream.as_deref()
+    }
+
     /// The positions (and the direct-write state), locked.
     pub(crate) fn state(&self) -> MutexGuard<'_, OutletState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)

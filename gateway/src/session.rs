@@ -18,7 +18,7 @@ use chatboard_store::{PageCursor, Timeline};
 use futures::SinkExt;
 use serde_json::json;
 
-use crate::closing::finish_closing;
+use crate::closing::{drain_after_read_error, finish_closing};
 use crate::hub::{Live, Outgoing, Subscription};
 use crate::outlet::{fanout_latency, Outlet};
 use crate::replies::{Replies, Reply};
@@ -254,11 +254,15 @@ impl Session {
                             return;
                         }
                         None => return,
+                        // Fragments and control frames faster than any client needs.
+                        Some(Err(e)) if flooded(&e) => {
+                            return Box::pin(self.close_after_read_error("rate limit", "rate_limit")).await;
+                        }
                         // The peer went away without a closing handshake: nothing to answer.
                         Some(Err(e)) if peer_vanished(&e) => return,
                         // A frame over the size limit, or not WebSocket at all.
                         Some(Err(_)) => {
-                            return Box::pin(self.close(close::POLICY, "protocol violation", "protocol")).await;
+                            return Box::pin(self.close_after_read_error("protocol violation", "protocol")).await;
                         }
                         // Pings are answered by the library; pongs only show the peer is alive.
                         // Both count against the frame rate: each ping costs a pong's write.
@@ -314,6 +318,19 @@ impl Session {
         self.send_close(code, reason).await;
     }
 
+    /// Closes with 4008 after the WebSocket library failed a read: it reads nothing more, so
+    /// the closing handshake is finished on the socket itself.
+    async fn close_after_read_error(&mut self, reason: &'static str, metric: &str) {
+        self.shared.metrics.closed(metric);
+        let frame = CloseFrame {
+            code: close::POLICY,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        if self.send(WsMessage::Close(Some(frame))).await.is_ok() {
+            drain_after_read_error(self.outlet.stream()).await;
+        }
+    }
+
     /// Sends a close frame and finishes the closing handshake.
     async fn send_close(&mut self, code: u16, reason: &'static str) {
         let frame = CloseFrame {
@@ -321,7 +338,7 @@ impl Session {
             reason: Utf8Bytes::from_static(reason),
         };
         if self.send(WsMessage::Close(Some(frame))).await.is_ok() {
-            finish_closing(&mut self.socket).await;
+            finish_closing(&mut self.socket, self.outlet.stream()).await;
         }
     }
 
@@ -559,6 +576,13 @@ fn peer_vanished(error: &axum::Error) -> bool {
                 | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
         )
     )
+}
+
+/// Whether a read failed because the client sent frames too fast (see [`crate::frame_meter`]).
+fn flooded(error: &axum::Error) -> bool {
+    use tungstenite::error::Error;
+    let cause = std::error::Error::source(error).and_then(|e| e.downcast_ref::<Error>());
+    matches!(cause, Some(Error::Io(e)) if crate::frame_meter::is_flood(e))
 }
 
 /// How long a graceful shutdown waits for connections to close.

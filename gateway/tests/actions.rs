@@ -78,8 +78,8 @@ impl Bus for FaultyBus {
         self.0.publish(event).await
     }
     async fn subscribe(&self) -> Result<BusStream, BusError> {
-        use futures::StreamExt;
         use chatboard_core::bus::Delivery;
+        use futures::StreamExt;
         let events = self.0.subscribe().await?;
         if self.1 == Fault::LostDeletions {
             return Ok(Box::pin(events.map(|delivery| match delivery {
@@ -91,10 +91,7 @@ impl Bus for FaultyBus {
             return Ok(events);
         }
         Ok(Box::pin(events.filter(|delivery| {
-            let seat = matches!(
-                delivery,
-                Delivery::Event(BusEvent::MemberSeated { .. })
-            );
+            let seat = matches!(delivery, Delivery::Event(BusEvent::MemberSeated { .. }));
             std::future::ready(!seat)
         })))
     }

@@ -84,6 +84,28 @@ async fn frames_over_64_kib_are_refused() {
     assert_eq!(close_code(&mut s).await, 4008);
 }
 
+/// A message sent as endless empty fragments grows no larger and never completes: the
+/// frames themselves are counted, and the connection is closed as for any flood (it stayed
+/// open, never counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_empty_fragments_are_a_flood() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let p = platform(quick_settings()).await;
+    let (room, _alice, bob, _org) = p.team().await;
+    let mut s = p.connect(room, &bob.token, None).await;
+    frame(&mut s).await;
+    let first = Frame::message(b"{\"type\":".to_vec(), OpCode::Data(Data::Text), false);
+    s.send(Ws::Frame(first)).await.unwrap();
+    for _ in 0..5_000 {
+        let empty = Frame::message(Vec::new(), OpCode::Data(Data::Continue), false);
+        if s.send(Ws::Frame(empty)).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(close_code(&mut s).await, 4008);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_per_user_are_capped() {
     let p = platform(GatewaySettings {
@@ -345,22 +367,38 @@ async fn a_fan_out_to_several_sockets_counts_each_delivery() {
 /// 4-9 clients in 15 saw 1006 and no code). Fifty runs, fifty 4008s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_client_always_reads_its_4008() {
+    floods_read_their_4008(50, || Ws::Text(json!({"type": "ping"}).to_string().into())).await;
+}
+
+/// The same with floods the WebSocket library refuses in the middle of a read (a frame over
+/// the size limit; empty fragments, which only the frame meter counts and which kept the
+/// connection open before it): the library then reads no more, and the gateway reads and
+/// discards the rest from the socket itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_flooding_what_the_library_refuses_reads_its_4008() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    floods_read_their_4008(20, || Ws::Text("x".repeat(256 * 1024).into())).await;
+    floods_read_their_4008(20, || {
+        Ws::Frame(Frame::message(
+            Vec::new(),
+            OpCode::Data(Data::Continue),
+            false,
+        ))
+    })
+    .await;
+}
+
+/// Connects `runs` times; each time the client sends `flood` frames until its writes fail,
+/// reading nothing meanwhile, and must read a 4008 close.
+async fn floods_read_their_4008(runs: usize, flood: fn() -> Ws) {
     let p = platform(quick_settings()).await;
     let (room, _alice, bob, _org) = p.team().await;
-    for run in 0..50 {
+    for run in 0..runs {
         let mut s = p.connect(room, &bob.token, None).await;
         frame(&mut s).await;
         let (mut sink, mut stream) = s.split();
-        // The client floods and keeps flooding, as a misbehaving one does, until its writes
-        // fail; it reads nothing back meanwhile.
-        let flood = tokio::spawn(async move {
-            loop {
-                let ping = Ws::Text(json!({"type": "ping"}).to_string().into());
-                if sink.send(ping).await.is_err() {
-                    return;
-                }
-            }
-        });
+        let flooding = tokio::spawn(async move { while sink.send(flood()).await.is_ok() {} });
         let code = loop {
             match tokio::time::timeout(Duration::from_secs(10), stream.next())
                 .await
@@ -372,7 +410,7 @@ async fn a_flooding_client_always_reads_its_4008() {
             }
         };
         assert_eq!(code, 4008, "run {run}");
-        flood.abort();
+        flooding.abort();
     }
 }
 

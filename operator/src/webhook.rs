@@ -135,7 +135,8 @@ async fn apply(hook: &Webhook, ctx: &Context, invalid: &AtomicBool) -> Result<Ac
     let readiness = match &applied.disabled_reason {
         Some(reason) => Readiness::not_ready(
             "DisabledByTarget",
-            format!("{reason}; change the URL, or set active to false and back to true, to deliver again"),
+            // The operator must see `active` false: two edits it never saw apart count as none.
+            format!("{reason}; to deliver again change the URL, or set active to false and, once this condition says Inactive, back to true"),
         ),
         None if !hook.spec.active => Readiness::ready("Inactive: events are not delivered"),
         None => Readiness::ready(""),

@@ -111,11 +111,11 @@ impl Session {
     }
 
     /// The room's messages were refused: the seat is gone, or the room with it (its deletion's
-    /// news lost). A per-room connection is told which, as a new connection would be.
+    /// news lost). A per-room connection is told which, as the news would have told it.
     pub(super) async fn seat_or_room_lost(&mut self, room_id: i64) -> Step {
-        match self.shared.store.room_access(room_id, self.user_id).await {
-            Ok(Some(_)) => self.seat_lost(room_id).await,
-            Ok(None) => self.room_gone(room_id).await,
+        match self.shared.store.room_sizes(&[room_id]).await {
+            Ok(sizes) if sizes.is_empty() => self.room_gone(room_id).await,
+            Ok(_) => self.seat_lost(room_id).await,
             Err(e) => {
                 tracing::warn!(error = %e, room_id, "room check failed");
                 self.end_on_server_error().await
