@@ -63,6 +63,11 @@ impl SharedStream {
         *self.watch.lock().unwrap_or_else(PoisonError::into_inner) = Some(watch);
     }
 
+    /// Reads from now on are not watched.
+    pub fn unwatch_reads(&self) {
+        *self.watch.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
     fn unsent(&self) -> MutexGuard<'_, BytesMut> {
         self.unsent.lock().unwrap_or_else(PoisonError::into_inner)
     }

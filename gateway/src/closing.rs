@@ -79,10 +79,13 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Finishes a closing handshake the server started: reads and discards what the client still
 /// sends until its own close frame (or [`CLOSE_GRACE`]). A socket dropped with unread data is
 /// answered by the kernel with a reset, which can destroy the close frame before the client
-/// reads it: a flooding client then saw 1006 and never learnt its 4008. Should the library
-/// fail a read meanwhile (the flood goes on past the frame meter's burst), the rest is read
-/// from `stream` itself, if there is one.
+/// reads it: a flooding client then saw 1006 and never learnt its 4008. What the client sends
+/// now is not counted (`stream`'s frame meter, if any, is taken off); should the library fail a
+/// read all the same, the rest is read from `stream` itself.
 pub(crate) async fn finish_closing(socket: &mut WebSocket, stream: Option<&SharedStream>) {
+    if let Some(stream) = stream {
+        stream.unwatch_reads();
+    }
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
         loop {
             match socket.recv().await {
@@ -103,11 +106,14 @@ pub(crate) async fn drain_after_read_error(stream: Option<&SharedStream>) {
     let _ = tokio::time::timeout(CLOSE_GRACE, discard_until_closed(stream)).await;
 }
 
-/// Reads and discards until the client closes its side or the socket fails.
+/// Reads and discards, uncounted, until the client closes its side or the socket fails. The
+/// client's close frame is not looked for (the library knew where frames began, and it has
+/// given up): a client that waits for the server to close first is held until the grace ends.
 async fn discard_until_closed(stream: Option<&SharedStream>) {
     let Some(stream) = stream else {
         return;
     };
+    stream.unwatch_reads();
     let mut discard = [0u8; 4096];
     loop {
         let mut buf = ReadBuf::new(&mut discard);

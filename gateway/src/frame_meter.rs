@@ -7,9 +7,12 @@
 //! frame headers as the bytes go by and fails the read once a client sends frames faster than
 //! [`FRAMES_PER_SECOND`] (with a burst of [`FRAME_BURST`]); the session then closes with 4008.
 //!
-//! The meter cannot be led out of step by what a frame carries: a header claiming more than
-//! [`MAX_FRAME_BYTES`] (which the library refuses anyway) is skipped by that much at most, so
-//! every stretch of that size counts as one frame at least.
+//! The meter starts at the first byte read from the socket after the upgrade. Bytes a client
+//! sent before the handshake's answer (RFC 6455 forbids it) were read with the request and
+//! never pass it, and can leave it out of step; hyper keeps them inside the upgraded stream,
+//! out of reach. Out of step, it counts made-up headers; one claiming more than
+//! [`MAX_FRAME_BYTES`] (which the library would refuse) is skipped by that much at most, so
+//! such a client is still held to one frame per 64 KiB it sends.
 
 use std::io;
 use std::time::Instant;

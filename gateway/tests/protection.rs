@@ -370,34 +370,41 @@ async fn a_flooding_client_always_reads_its_4008() {
     floods_read_their_4008(50, || Ws::Text(json!({"type": "ping"}).to_string().into())).await;
 }
 
-/// The same with floods the WebSocket library refuses in the middle of a read (a frame over
-/// the size limit; empty fragments, which only the frame meter counts and which kept the
-/// connection open before it): the library then reads no more, and the gateway reads and
-/// discards the rest from the socket itself.
+/// The same with floods refused in the middle of a read: a frame over the size limit (by the
+/// WebSocket library), a message begun and continued by endless empty fragments (by the frame
+/// meter; the connection stayed open before it). The library then reads no more; the gateway
+/// reads and discards the rest from the socket itself, uncounted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_flooding_what_the_library_refuses_reads_its_4008() {
     use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
     use tokio_tungstenite::tungstenite::protocol::frame::Frame;
     floods_read_their_4008(20, || Ws::Text("x".repeat(256 * 1024).into())).await;
-    floods_read_their_4008(20, || {
-        Ws::Frame(Frame::message(
-            Vec::new(),
-            OpCode::Data(Data::Continue),
-            false,
-        ))
+    let mut opened = false;
+    floods_read_their_4008(20, move || {
+        // A message begun, then continued without end.
+        let (opcode, payload) = if std::mem::replace(&mut opened, true) {
+            (OpCode::Data(Data::Continue), Vec::new())
+        } else {
+            (OpCode::Data(Data::Text), b"{".to_vec())
+        };
+        Ws::Frame(Frame::message(payload, opcode, false))
     })
     .await;
 }
 
-/// Connects `runs` times; each time the client sends `flood` frames until its writes fail,
-/// reading nothing meanwhile, and must read a 4008 close.
-async fn floods_read_their_4008(runs: usize, flood: fn() -> Ws) {
+/// Connects `runs` times; each time the client sends frames made by `flood` (made anew for
+/// each connection) until its writes fail, reading nothing meanwhile, and must read a 4008.
+async fn floods_read_their_4008<F>(runs: usize, flood: F)
+where
+    F: FnMut() -> Ws + Clone + Send + 'static,
+{
     let p = platform(quick_settings()).await;
     let (room, _alice, bob, _org) = p.team().await;
     for run in 0..runs {
         let mut s = p.connect(room, &bob.token, None).await;
         frame(&mut s).await;
         let (mut sink, mut stream) = s.split();
+        let mut flood = flood.clone();
         let flooding = tokio::spawn(async move { while sink.send(flood()).await.is_ok() {} });
         let code = loop {
             match tokio::time::timeout(Duration::from_secs(10), stream.next())
