@@ -25,10 +25,16 @@ use tokio::io::AsyncWriteExt;
 use crate::{content_disposition, valid_key, ObjectError, ObjectInfo, ObjectStore, PresignedPut};
 use chatboard_core::error_code::ErrorCode;
 
+/// How long a PUT may go on past its link's expiry by default: a large file on a slow link
+/// started in time may finish, yet every write ends long before the worker gives unfinished
+/// uploads up (24 hours) and deletes what they left.
+pub const WRITE_GRACE: Duration = Duration::from_secs(60 * 60);
+
 /// Files under a directory, behind signed URLs.
 pub struct LocalObjects {
     root: PathBuf,
     key: Vec<u8>,
+    write_grace: Duration,
 }
 
 /// The sidecar next to each file.
@@ -63,7 +69,22 @@ impl LocalObjects {
         Self {
             root: root.into(),
             key: mac.finalize().into_bytes().to_vec(),
+            write_grace: WRITE_GRACE,
         }
+    }
+
+    /// The same storage, letting a PUT go on for `grace` past its link's expiry (instead of
+    /// [`WRITE_GRACE`]); one still writing then is refused and leaves no file.
+    pub fn with_write_grace(mut self, grace: Duration) -> Self {
+        self.write_grace = grace;
+        self
+    }
+
+    /// When a PUT whose link expires at `exp` (unix seconds, valid through that second) must
+    /// have its file in place.
+    fn write_deadline(&self, exp: i64) -> tokio::time::Instant {
+        let left = (exp + 1 - chrono::Utc::now().timestamp()).max(0);
+        tokio::time::Instant::now() + Duration::from_secs(left.unsigned_abs()) + self.write_grace
     }
 
     fn path(&self, key: &str) -> Result<PathBuf, ObjectError> {
@@ -312,8 +333,13 @@ async fn put_file(
             "this file has been uploaded already",
         );
     }
-    match write_file(&path, body, size, &q.v).await {
+    let deadline = objects.write_deadline(q.exp);
+    match write_file(&path, body, size, &q.v, deadline).await {
         Ok(()) => StatusCode::OK.into_response(),
+        Err(WriteError::Late) => refuse(
+            ErrorCode::UploadExpired,
+            "the file was still being sent long after its link expired; presign it again",
+        ),
         Err(WriteError::TooLarge) => refuse(
             ErrorCode::FileTooLarge,
             "more bytes than declared when the upload was presigned",
@@ -338,6 +364,8 @@ enum WriteError {
     TooSmall,
     /// Another PUT stored the file first.
     Exists,
+    /// The body was still arriving at the write's deadline.
+    Late,
     Io(std::io::Error),
 }
 
@@ -345,11 +373,14 @@ enum WriteError {
 /// then puts it (and its sidecar) in place, so a reader never sees half a file. The file is
 /// linked into place, which fails when the name exists: of two PUTs racing on one signed URL
 /// exactly one wins, and a stored file is never replaced (a rename would silently overwrite).
+/// Nothing is put in place after `deadline`: a file linked after the worker gave its upload
+/// up would stay on disk, counted nowhere.
 async fn write_file(
     path: &Path,
     body: Body,
     limit: i64,
     content_type: &str,
+    deadline: tokio::time::Instant,
 ) -> Result<(), WriteError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     tokio::fs::create_dir_all(dir)
@@ -366,17 +397,24 @@ async fn write_file(
     let mut written: i64 = 0;
     let mut stream = body.into_data_stream();
     let result = async {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| WriteError::Io(std::io::Error::other(e)))?;
-            written += chunk.len() as i64;
-            if written > limit {
-                return Err(WriteError::TooLarge);
+        let received = tokio::time::timeout_at(deadline, async {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| WriteError::Io(std::io::Error::other(e)))?;
+                written += chunk.len() as i64;
+                if written > limit {
+                    return Err(WriteError::TooLarge);
+                }
+                file.write_all(&chunk).await.map_err(WriteError::Io)?;
             }
-            file.write_all(&chunk).await.map_err(WriteError::Io)?;
-        }
-        file.flush().await.map_err(WriteError::Io)?;
+            file.flush().await.map_err(WriteError::Io)
+        })
+        .await;
+        received.map_err(|_| WriteError::Late)??;
         if written < limit {
             return Err(WriteError::TooSmall);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(WriteError::Late);
         }
         let meta = serde_json::to_vec(&Meta {
             content_type: content_type.to_owned(),

@@ -1,0 +1,102 @@
+//! The local store's signed PUT: a write still under way long after its link expired is refused
+//! and leaves no file. It used to be checked only when the request began, so a body sent
+//! slowly enough could land after the worker had given the upload up and stay on disk,
+//! counted against no quota.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use objects::local::{router, LocalObjects};
+use objects::ObjectStore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Serves `objects` on a loopback port; its address.
+async fn serve(objects: Arc<LocalObjects>) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router(objects)).await;
+    });
+    addr
+}
+
+/// PUTs `body` to `url` (a path and query) in two halves, the second after `pause`; the answer's
+/// status line.
+async fn put_in_two_halves(
+    addr: std::net::SocketAddr,
+    url: &str,
+    body: &[u8],
+    pause: Duration,
+) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PUT {url} HTTP/1.1\r\nHost: chatboard\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let (first, second) = body.split_at(body.len() / 2);
+    stream.write_all(first).await.unwrap();
+    tokio::time::sleep(pause).await;
+    // The server may have answered and closed already.
+    let _ = stream.write_all(second).await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_still_sending_past_its_deadline_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = Arc::new(LocalObjects::new(dir.path(), b"k").with_write_grace(Duration::ZERO));
+    let addr = serve(objects.clone()).await;
+    let body = b"twenty bytes of text".to_vec();
+
+    // In time: stored.
+    let put = objects
+        .presign_put(
+            "uploads/in-time",
+            "text/plain",
+            body.len() as i64,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let status = put_in_two_halves(addr, &put.url, &body, Duration::ZERO).await;
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(objects.head("uploads/in-time").await.unwrap().is_some());
+
+    // Begun in time, finished after the link's last second and the deadline after it (at most
+    // two seconds after the request began): refused, nothing stored. A request that reached the
+    // server only after its link expired (a stalled machine) is refused at once; then again.
+    let mut status = String::new();
+    for _ in 0..5 {
+        let put = objects
+            .presign_put(
+                "uploads/late",
+                "text/plain",
+                body.len() as i64,
+                Duration::from_secs(1),
+            )
+            .await
+            .unwrap();
+        status = put_in_two_halves(addr, &put.url, &body, Duration::from_millis(3_100)).await;
+        if !status.contains(" 403 ") {
+            break;
+        }
+    }
+    assert!(status.contains(" 409 "), "{status}");
+    assert_eq!(objects.head("uploads/late").await.unwrap(), None);
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("uploads"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.starts_with("late"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
