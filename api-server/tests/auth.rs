@@ -24,6 +24,7 @@ both_engines!(
     a_token_of_a_removed_account_is_refused,
     a_password_change_ends_every_other_login,
     a_sign_in_checked_against_the_old_password_does_not_outlive_a_change,
+    of_two_changes_that_checked_one_password_the_later_is_refused,
     tokens_of_the_previous_key_pass_while_keys_are_rotated,
 );
 
@@ -736,11 +737,20 @@ async fn a_sign_in_checked_against_the_old_password_does_not_outlive_a_change(en
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     let new_hash = chatboard_core::auth::hash_password("another password").unwrap();
-    app.state
+    let (_, old_hash) = app
+        .state
         .store
-        .change_password(u.id, &new_hash, chrono::Utc::now())
+        .credentials_by_email("ines@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let changed = app
+        .state
+        .store
+        .change_password(u.id, &old_hash, &new_hash, chrono::Utc::now())
         .await
         .unwrap();
+    assert!(changed);
     release.send(()).unwrap();
     holder.await.unwrap().unwrap();
     let r = TestApp::read(sign_in.await.unwrap()).await;
@@ -756,6 +766,86 @@ async fn a_sign_in_checked_against_the_old_password_does_not_outlive_a_change(en
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+/// Two password changes that both checked the same current password: the one that writes
+/// second is refused (that password is no longer in use), and the first one's password stays.
+/// The second used to write its own over the first's, so whoever changed it first (say, the
+/// owner locking out someone who knew the old password) lost the account to the other. Here
+/// the HTTP change reads the old hash and waits for the hashing slot the test holds while the
+/// other change lands.
+async fn of_two_changes_that_checked_one_password_the_later_is_refused(engine: Engine) {
+    let Some(app) = TestApp::spawn_with(engine, |c| {
+        c.passwords.password_hash_concurrency = 1;
+        c.passwords.password_hash_wait = std::time::Duration::from_secs(30);
+    })
+    .await
+    else {
+        return;
+    };
+    let u = app.user("jo@example.com").await;
+    let (_, checked) = app
+        .state
+        .store
+        .credentials_by_email("jo@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let (release, holder) = hold_the_hashing_slot(&app).await;
+    let later = tokio::spawn({
+        let base = app.base.clone();
+        let access = u.access.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/auth/password/"))
+                .bearer_auth(access)
+                .json(&json!({"current_password": "password123", "new_password": "the later one"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    let waiting_since = std::time::Instant::now();
+    while app.state.passwords.waiting() == 0 {
+        assert!(
+            waiting_since.elapsed() < std::time::Duration::from_secs(20),
+            "the change never waited for the slot"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // The first change, checked against the same password, lands meanwhile.
+    let first = chatboard_core::auth::hash_password("the first one").unwrap();
+    let changed = app
+        .state
+        .store
+        .change_password(u.id, &checked, &first, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert!(changed);
+    release.send(()).unwrap();
+    holder.await.unwrap().unwrap();
+    let r = TestApp::read(later.await.unwrap()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(
+        r.body["errors"]["current_password"].is_array(),
+        "{}",
+        r.text
+    );
+    for (password, works) in [("the first one", true), ("the later one", false)] {
+        let r = app
+            .post(
+                "/auth/token/",
+                None,
+                json!({"email": "jo@example.com", "password": password}),
+            )
+            .await;
+        let expected = if works {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        assert_eq!(r.status, expected, "{password}: {}", r.text);
+    }
 }
 
 /// With the signing key changed and the old one kept as the previous key, tokens the old key

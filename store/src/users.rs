@@ -43,12 +43,15 @@ pub trait UserStore: Send + Sync {
     async fn credentials_by_email(&self, email: &str) -> StoreResult<Option<(User, String)>>;
     /// Changes profile fields and returns the updated account.
     async fn update_profile(&self, id: i64, patch: ProfilePatch) -> StoreResult<User>;
-    /// Replaces the account's password hash and revokes every login family of the account, in
-    /// one transaction: no refresh token issued before survives the change.
+    /// Replaces the account's password hash, if it is still `checked` (the one the current
+    /// password was checked against), and revokes every login family of the account, in one
+    /// transaction: no refresh token issued before survives the change. False, and nothing
+    /// changed, when the hash is no longer `checked` (another change came first).
     async fn change_password(
         &self,
         id: i64,
+        checked: &str,
         password_hash: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
 }

@@ -212,23 +212,31 @@ pub async fn change_password(
     };
     let valid = state
         .passwords
-        .verify(body.current_password, hash)
+        .verify(body.current_password, hash.clone())
         .await
         .map_err(hashing_refused)?;
-    if !valid {
-        let mut v = Validator::default();
-        v.add("current_password", "This is not the password in use.");
-        v.finish()?;
-    }
+    let not_in_use = || {
+        ApiError::from(chat::ChatError::field(
+            "current_password",
+            "This is not the password in use.",
+        ))
+    };
+    let Some(checked) = hash.filter(|_| valid) else {
+        return Err(not_in_use());
+    };
     let new_hash = state
         .passwords
         .hash(body.new_password)
         .await
         .map_err(hashing_refused)?;
-    state
+    // Another change that came first leaves this one's current password out of use.
+    if !state
         .store
-        .change_password(user.id, &new_hash, Utc::now())
-        .await?;
+        .change_password(user.id, &checked, &new_hash, Utc::now())
+        .await?
+    {
+        return Err(not_in_use());
+    }
     tracing::info!(
         user_id = user.id,
         "password changed; every other login ended"

@@ -101,17 +101,30 @@ impl UserStore for SqlStore {
     async fn change_password(
         &self,
         id: i64,
+        checked: &str,
         password_hash: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let mut tx = self.write.begin().await?;
-        let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-            .bind(id)
-            .bind(password_hash)
-            .execute(&mut *tx)
-            .await?;
+        // Only over the hash the current password was checked against: of two changes that
+        // both checked it, the second would otherwise replace the first's password unseen.
+        let done =
+            sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1 AND password_hash = $3")
+                .bind(id)
+                .bind(password_hash)
+                .bind(checked)
+                .execute(&mut *tx)
+                .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+            let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            return if exists.is_some() {
+                Ok(false)
+            } else {
+                Err(StoreError::NotFound)
+            };
         }
         sqlx::query(
             "UPDATE refresh_families SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
@@ -121,6 +134,6 @@ impl UserStore for SqlStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 }
