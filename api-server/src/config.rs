@@ -143,6 +143,12 @@ impl Config {
             per_ip: self.rate_limit_per_ip,
             refresh_per_ip: self.rate_limit_refresh_per_ip,
             ipv6_prefix: self.rate_limit_ipv6_prefix,
+            // The per-user limit at 0 (benchmarks seeding thousands of members) lifts it too.
+            invites_per_ip_hour: if self.invites.invites_per_hour == 0 {
+                0
+            } else {
+                self.invites.invites_per_hour_per_address
+            },
         }
     }
 

@@ -239,6 +239,20 @@ impl FromRequestParts<AppState> for IpRateLimited {
     }
 }
 
+/// Counts an organization invitation against its client address's hour of invitations. No
+/// `X-RateLimit-*` headers: those describe the per-user limit of every request.
+pub struct InviteRateLimited;
+
+impl FromRequestParts<AppState> for InviteRateLimited {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ip = client_ip(parts, state.config.trust_forwarded_for);
+        record_rate(state, None, "invite", state.limits.check_invite(ip))?;
+        Ok(InviteRateLimited)
+    }
+}
+
 /// Counts a token refresh against the per-address refresh limit (apart from sign-ins).
 pub struct RefreshRateLimited;
 

@@ -27,7 +27,8 @@ pub struct RateInfo {
     pub remaining: u32,
 }
 
-/// One keyed limit of `per_minute` requests (burst of the same size, refilled evenly).
+/// One keyed limit of `per_minute` requests (burst of the same size, refilled evenly), or
+/// of as many an hour.
 struct Limit<K: Hash + Eq + Clone> {
     limiter: KeyedLimiter<K>,
     per_minute: u32,
@@ -36,12 +37,20 @@ struct Limit<K: Hash + Eq + Clone> {
 impl<K: Hash + Eq + Clone> Limit<K> {
     fn new(per_minute: u32) -> Option<Self> {
         let n = NonZeroU32::new(per_minute)?;
-        let limiter = RateLimiter::keyed(Quota::per_minute(n))
-            .with_middleware::<StateInformationMiddleware>();
-        Some(Self {
+        Some(Self::with_quota(Quota::per_minute(n), per_minute))
+    }
+
+    fn per_hour(per_hour: u32) -> Option<Self> {
+        let n = NonZeroU32::new(per_hour)?;
+        Some(Self::with_quota(Quota::per_hour(n), per_hour))
+    }
+
+    fn with_quota(quota: Quota, limit: u32) -> Self {
+        let limiter = RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>();
+        Self {
             limiter,
-            per_minute,
-        })
+            per_minute: limit,
+        }
     }
 
     fn check(&self, key: &K) -> Result<RateInfo, (RateInfo, ApiError)> {
@@ -77,6 +86,8 @@ pub struct RateSettings {
     pub refresh_per_ip: u32,
     /// Leading bits of an IPv6 address that identify one client (1 to 128).
     pub ipv6_prefix: u8,
+    /// Per client address, organization invitations an hour.
+    pub invites_per_ip_hour: u32,
 }
 
 /// The limits of one process.
@@ -84,6 +95,7 @@ pub struct RateLimits {
     per_user: Option<Limit<i64>>,
     per_ip: Option<Limit<IpAddr>>,
     refresh_per_ip: Option<Limit<IpAddr>>,
+    invites_per_ip: Option<Limit<IpAddr>>,
     ipv6_prefix: u8,
 }
 
@@ -94,6 +106,7 @@ impl RateLimits {
             per_user: Limit::new(settings.per_user),
             per_ip: Limit::new(settings.per_ip),
             refresh_per_ip: Limit::new(settings.refresh_per_ip),
+            invites_per_ip: Limit::per_hour(settings.invites_per_ip_hour),
             ipv6_prefix: settings.ipv6_prefix.clamp(1, 128),
         }
     }
@@ -139,12 +152,24 @@ impl RateLimits {
             .transpose()
     }
 
+    /// Counts one organization invitation sent from `ip`.
+    pub fn check_invite(&self, ip: IpAddr) -> Result<Option<RateInfo>, (RateInfo, ApiError)> {
+        let key = self.client_key(ip);
+        self.invites_per_ip
+            .as_ref()
+            .map(|l| l.check(&key))
+            .transpose()
+    }
+
     /// Forgets keys whose buckets are full again, so memory follows active clients only.
     pub fn forget_idle(&self) {
         if let Some(l) = &self.per_user {
             l.limiter.retain_recent();
         }
-        for l in [&self.per_ip, &self.refresh_per_ip].into_iter().flatten() {
+        for l in [&self.per_ip, &self.refresh_per_ip, &self.invites_per_ip]
+            .into_iter()
+            .flatten()
+        {
             l.limiter.retain_recent();
         }
     }
@@ -160,6 +185,7 @@ mod tests {
             per_ip: 1,
             refresh_per_ip: 1,
             ipv6_prefix,
+            invites_per_ip_hour: 0,
         })
     }
 

@@ -19,6 +19,7 @@ both_engines!(
     invitations_go_with_the_role_that_made_them,
     an_org_is_changed_only_by_a_current_admin,
     invitations_are_limited_per_inviter_and_hour,
+    invitations_are_limited_per_client_address,
     a_listed_member_becomes_admin_only_from_the_mailbox,
 );
 
@@ -178,6 +179,41 @@ async fn invitations_are_limited_per_inviter_and_hour(engine: Engine) {
     let bob = app.user("bob@example.com").await;
     let his = app.org(&bob, "Bob's").await;
     invite(&app, his, &bob, "c@example.com", "MEMBER").await;
+}
+
+/// Accounts cost nothing: each with its own hour of invitations, one client could make as
+/// many as it liked and mail on through them all. A client address sends at most
+/// `CHATBOARD_INVITES_PER_HOUR_PER_ADDRESS` an hour, whichever of its accounts sends them.
+async fn invitations_are_limited_per_client_address(engine: Engine) {
+    let Some(app) =
+        TestApp::spawn_with(engine, |c| c.invites.invites_per_hour_per_address = 2).await
+    else {
+        return;
+    };
+    let alice = app.user("alice@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let (hers, his) = (app.org(&alice, "One").await, app.org(&bob, "Two").await);
+    invite(&app, hers, &alice, "a@example.com", "MEMBER").await;
+    invite(&app, his, &bob, "b@example.com", "MEMBER").await;
+    let r = app
+        .post(
+            &format!("/api/orgs/{his}/invite/"),
+            Some(&bob.access),
+            json!({"email": "c@example.com"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        "{}",
+        r.text
+    );
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&wait), "Retry-After {wait}");
+    let open = app
+        .get(&format!("/api/orgs/{his}/invitations/"), &bob.access)
+        .await;
+    assert_eq!(open.body.as_array().map(Vec::len), Some(1), "{}", open.text);
 }
 
 /// In an operator-managed organization, a MANAGER invited an address of their own as MEMBER

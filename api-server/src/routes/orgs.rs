@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, AuthUser};
+use crate::extract::{ApiJson, ApiPath, AuthUser, InviteRateLimited};
 use crate::routes::to_completion;
 use crate::state::AppState;
 
@@ -152,9 +152,11 @@ pub async fn members(
 /// Invites someone by email (MANAGER or ADMIN; only an ADMIN may invite an ADMIN).
 #[utoipa::path(post, path = "/api/orgs/{id}/invite/", tag = "orgs", request_body = InviteRequest, security(("bearer" = [])), params(("id" = i64, Path)),
     responses((status = 201, body = InviteCreated), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "already_member or invite_pending", body = ErrorBody)))]
+        (status = 409, description = "already_member or invite_pending", body = ErrorBody),
+        (status = 429, description = "rate_limited: the inviter's or the client address's invitations for the hour are spent; see Retry-After", body = ErrorBody)))]
 pub async fn invite(
     user: AuthUser,
+    _: InviteRateLimited,
     State(state): State<AppState>,
     ApiPath(org_id): ApiPath<i64>,
     ApiJson(body): ApiJson<InviteRequest>,

@@ -118,6 +118,15 @@ pub struct InviteSettings {
         default_value = "200"
     )]
     pub invites_per_hour: u32,
+    /// Invitations one client address may send per hour on one API process, whoever sends
+    /// them (0: no limit; `invites_per_hour` at 0 lifts it too): accounts cost nothing to make,
+    /// and each has its own hour's invitations.
+    #[arg(
+        long = "invites-per-hour-per-address",
+        env = "CHATBOARD_INVITES_PER_HOUR_PER_ADDRESS",
+        default_value = "1000"
+    )]
+    pub invites_per_hour_per_address: u32,
 }
 
 impl Default for InviteSettings {
@@ -125,6 +134,7 @@ impl Default for InviteSettings {
         Self {
             invite_ttl: Duration::from_secs(7 * 24 * 3600),
             invites_per_hour: 200,
+            invites_per_hour_per_address: 1000,
         }
     }
 }
