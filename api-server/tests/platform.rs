@@ -15,6 +15,7 @@ both_engines!(
     every_response_carries_a_request_id,
     paths_answer_with_and_without_trailing_slash,
     per_user_rate_limit_with_headers,
+    a_removed_accounts_token_is_rate_limited_too,
     per_address_rate_limit_on_account_endpoints,
     the_headers_show_the_tightest_of_two_limits,
     health_and_metrics,
@@ -123,6 +124,27 @@ async fn per_user_rate_limit_with_headers(engine: Engine) {
         metrics.contains("chatboard_rate_limited_total{limit=\"user\"} 1"),
         "{metrics}"
     );
+}
+
+/// A removed account's token, still valid for its last minutes, costs a lookup per request:
+/// it counts against the user's limit like any other (it used to pass uncounted, answered
+/// 401 each time).
+async fn a_removed_accounts_token_is_rate_limited_too(engine: Engine) {
+    let Some(app) = TestApp::spawn_with(engine, |c| c.rate_limit_per_user = 2).await else {
+        return;
+    };
+    let gone = app.user("gone@example.com").await;
+    testing::execute_sql(
+        &app.db_url,
+        &format!("DELETE FROM users WHERE id = {}", gone.id),
+    )
+    .await;
+    for _ in 0..2 {
+        let r = app.get("/auth/me/", &gone.access).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    }
+    let r = app.get("/auth/me/", &gone.access).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
 }
 
 /// A password change counts against the address's limit and the user's: the headers show the
