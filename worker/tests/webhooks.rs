@@ -172,6 +172,40 @@ async fn failures_are_retried_until_the_target_accepts() {
     running.shut_down().await;
 }
 
+/// A test delivery is retried like any other, though its webhook takes no `webhook.test`
+/// events (few do): it was given up after its first failure as "no longer among the webhook's
+/// events", which a test is never among.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_delivery_is_retried_until_the_target_accepts() {
+    let Some((_db, s)) = db(TestEngine::Sqlite).await else {
+        return;
+    };
+    let rx = Receiver::start().await;
+    let hook = webhook(
+        &s.store,
+        s.org,
+        &rx.url("/flaky", "k"),
+        &["message.created"],
+        "k",
+    )
+    .await;
+    rx.script(&[503]);
+    let running = in_process(&s.store, settings());
+    s.store
+        .create_test_delivery(hook, chrono::Utc::now())
+        .await
+        .unwrap();
+    let log = wait_for_log(&s.store, hook, |log| {
+        log.first()
+            .is_some_and(|d| matches!(d.status, DeliveryStatus::Delivered | DeliveryStatus::Failed))
+    })
+    .await;
+    assert_eq!(log[0].event_type, "webhook.test");
+    assert_eq!(log[0].status, DeliveryStatus::Delivered, "{log:?}");
+    assert_eq!(log[0].attempts, 2, "{log:?}");
+    running.shut_down().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attempts_are_bounded_and_the_last_error_kept() {
     let Some((_db, s)) = db(TestEngine::Sqlite).await else {

@@ -31,7 +31,7 @@ pub(super) async fn pause_deliveries(
 /// Gives up the queued deliveries of events the webhook no longer takes (`events`, its new
 /// filter): an admin narrowing it to stop messages reaching a third party meant the ones
 /// already queued too (up to a week of retries, or parked while it is off). One being
-/// attempted now is left to its attempt.
+/// attempted now is left to its attempt, and test deliveries (asked for by name) are kept.
 pub(super) async fn drop_unwanted_deliveries(
     tx: &mut Tx<'_>,
     webhook_id: i64,
@@ -50,6 +50,7 @@ pub(super) async fn drop_unwanted_deliveries(
         "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, \
            claimed_until = NULL, last_error = 'no longer among the webhook''s events' \
          WHERE webhook_id = $1 AND status IN ('pending', 'retrying') \
+           AND event_type <> 'webhook.test' \
            AND (claimed_until IS NULL OR claimed_until <= $2) {kept}"
     );
     let mut query = sqlx::query(&sql).bind(webhook_id).bind(now);

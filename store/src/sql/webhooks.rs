@@ -534,11 +534,13 @@ impl WebhookStore for SqlStore {
                 .await?;
             if status == "retrying" {
                 // Its webhook may have been narrowed to other events while it was attempted:
-                // then it is given up, as the queued ones were (`drop_unwanted_deliveries`).
+                // then it is given up, as the queued ones were (`drop_unwanted_deliveries`). A
+                // test delivery is among no webhook's events, and is asked for by name.
                 sqlx::query(
                     "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, \
                        last_error = 'no longer among the webhook''s events' \
-                     WHERE id = $1 AND status = 'retrying' AND NOT EXISTS ( \
+                     WHERE id = $1 AND status = 'retrying' AND event_type <> 'webhook.test' \
+                       AND NOT EXISTS ( \
                        SELECT 1 FROM webhooks w WHERE w.id = webhook_deliveries.webhook_id \
                          AND (w.events LIKE '%\"' || webhook_deliveries.event_type || '\"%' \
                            OR w.events LIKE '%\"*\"%'))",
