@@ -472,6 +472,23 @@ async fn other_organizations_see_no_thread(engine: Engine) {
         )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // A body refused beside a parent that is there must not tell it apart from one that is
+    // not (it answered 400 for the one, 404 for the other).
+    for parent in [root, root + 1000] {
+        let r = app
+            .post(
+                &format!("/api/rooms/{room}/messages/"),
+                Some(&mallory.access),
+                json!({"body": " ", "parent_id": parent}),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "parent {parent}: {}",
+            r.text
+        );
+    }
     assert!(my_threads(&app, &mallory).await.is_empty());
     let page = app.get(&thread_path(room, root), &bob.access).await;
     assert_eq!(

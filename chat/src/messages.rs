@@ -166,10 +166,12 @@ impl Chat {
             .map(|id| v.text("client_msg_id", id, 1, CLIENT_MSG_ID_MAX));
         let parent_id = match draft.parent_id {
             Some(parent) => {
+                // Someone without a seat learns nothing of the room's messages, not even
+                // whether one is there (as a refused body beside a found parent once told):
+                // 404 first.
+                self.member_access(room_id, sender).await?;
                 let root = self.thread_root_of(room_id, parent).await?;
                 if root.is_none() {
-                    // Someone without a seat learns nothing of the room's messages: 404 first.
-                    self.member_access(room_id, sender).await?;
                     v.add("parent_id", "No message with this id in this room.");
                 }
                 root
