@@ -17,6 +17,7 @@ use testing::both_engines;
 
 both_engines!(
     a_seat_is_given_only_to_who_is_still_admitted,
+    a_room_made_private_takes_no_one_who_joins_by_themselves,
     a_direct_message_is_deleted_only_by_an_admin,
     retention_keeps_a_thread_root_while_its_replies_are_young,
     edits_that_mention_count_against_the_posting_limit,
@@ -73,6 +74,35 @@ async fn a_seat_is_given_only_to_who_is_still_admitted(engine: Engine) {
         .open_dm(org, alice.id, bob.id, "alice & bob", Utc::now())
         .await;
     assert!(refused.is_err(), "{refused:?}");
+}
+
+/// A join reads the room's level, then takes the seat: a room made PRIVATE in between (to
+/// close it) took the seat all the same. The seat's insert checks the level again, as it
+/// stands once the seat is in.
+async fn a_room_made_private_takes_no_one_who_joins_by_themselves(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, _room, alice, bob) = app.room_for_two().await;
+    let closed = app.room(&alice, org, "closed", "PRIVATE").await;
+    let store = &app.state.store;
+    let refused = store
+        .add_room_member(closed, bob.id, JoinVia::Join, Utc::now())
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(chatboard_store::StoreError::Forbidden(
+                chatboard_core::error_code::ErrorCode::InviteOnly
+            ))
+        ),
+        "{refused:?}"
+    );
+    // Invited, he is seated.
+    let invited = store
+        .add_room_member(closed, bob.id, JoinVia::Invite, Utc::now())
+        .await;
+    assert!(matches!(invited, Ok(true)), "{invited:?}");
 }
 
 async fn a_direct_message_is_deleted_only_by_an_admin(engine: Engine) {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::orgs::{ensure_room_quota, lock_org, lock_writable_org};
 use super::outbox::{write_event, write_events};
-use super::{SqlStore, Tx, ROOM_DELETE_LOCK};
+use super::{SqlStore, Tx, ROOM_DELETE_LOCK, ROOM_SHARE_LOCK};
 use crate::sql::rows::{
     dm_key, is_unique_violation, parse_access_level, placeholders, RoomAccessRow, RoomMemberRow,
     RoomRow, UnreadRow, ROOM_COLUMNS,
@@ -444,12 +444,11 @@ impl RoomStore for SqlStore {
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let mut tx = self.write.begin().await?;
-        let room: Option<(i64, String)> =
-            sqlx::query_as("SELECT org_id, access_level FROM rooms WHERE id = $1")
-                .bind(room_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let (org_id, level) = room.ok_or(StoreError::NotFound)?;
+        let org: Option<(i64,)> = sqlx::query_as("SELECT org_id FROM rooms WHERE id = $1")
+            .bind(room_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (org_id,) = org.ok_or(StoreError::NotFound)?;
         // The caller checked the seat against the user's role on a read; under the org's lock
         // (which removals and role changes take) the check holds until the seat is in: a
         // removal or demotion committed meanwhile refuses it instead of leaving a seat behind.
@@ -457,8 +456,22 @@ impl RoomStore for SqlStore {
         let role = Self::role_in(&mut tx, org_id, user_id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        // (PRIVATE rooms take invited members of any role.)
+        // The room's level, held until the seat is in: one made PRIVATE meanwhile (its update
+        // holds the row) takes no one who joins by themselves.
+        let sql = format!("SELECT access_level, is_dm FROM rooms WHERE id = $1{ROOM_SHARE_LOCK}");
+        let (level, is_dm): (String, bool) = sqlx::query_as(&sql)
+            .bind(room_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         let level = parse_access_level(&level)?;
+        if via == JoinVia::Join && is_dm {
+            return Err(StoreError::Forbidden(ErrorCode::DmNotJoinable));
+        }
+        if via == JoinVia::Join && level == AccessLevel::Private {
+            return Err(StoreError::Forbidden(ErrorCode::InviteOnly));
+        }
+        // (PRIVATE rooms take invited members of any role.)
         if level == AccessLevel::ManagerOnly && !level.admits(role) {
             return Err(StoreError::Forbidden(ErrorCode::PermissionDenied));
         }
