@@ -206,6 +206,64 @@ async fn a_test_delivery_is_retried_until_the_target_accepts() {
     running.shut_down().await;
 }
 
+/// A message deleted while its delivery waits for a retry is not sent after all: a deleted
+/// message keeps nothing of what it said, and the retries (for hours, with a target down)
+/// carried its text to the target long after the deletion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_deleted_before_its_delivery_is_not_sent() {
+    let Some((_db, s)) = db(TestEngine::Sqlite).await else {
+        return;
+    };
+    let rx = Receiver::start().await;
+    let hook = webhook(
+        &s.store,
+        s.org,
+        &rx.url("/down", "k"),
+        &["message.created"],
+        "k",
+    )
+    .await;
+    rx.script(&[503; 100]);
+    let running = in_process(&s.store, settings());
+    let secret = chatboard_store::NewMessage {
+        file: None,
+        room_id: s.room,
+        sender_id: s.author,
+        body: "the password is hunter2".into(),
+        client_msg_id: None,
+        parent_id: None,
+        mentions: Default::default(),
+    };
+    let (posted, _) = s
+        .store
+        .post_message(secret, chrono::Utc::now())
+        .await
+        .unwrap();
+    wait_for_log(&s.store, hook, |log| {
+        log.first().is_some_and(|d| d.attempts >= 1)
+    })
+    .await;
+    s.store
+        .delete_message(s.room, posted.id, s.author, chrono::Utc::now())
+        .await
+        .unwrap();
+    let log = wait_for_log(&s.store, hook, |log| {
+        log.first()
+            .is_some_and(|d| d.status == DeliveryStatus::Failed)
+    })
+    .await;
+    assert_eq!(
+        log[0].last_error.as_deref(),
+        Some("the message was deleted"),
+        "{log:?}"
+    );
+    assert!(
+        log[0].attempts < 8,
+        "given up before its attempts ran out: {log:?}"
+    );
+    running.shut_down().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attempts_are_bounded_and_the_last_error_kept() {
     let Some((_db, s)) = db(TestEngine::Sqlite).await else {

@@ -1,12 +1,15 @@
 //! What happens to a webhook's queued deliveries when the webhook changes: parked while it is
 //! switched off, due again when it is switched on, given up when its events no longer include
-//! theirs.
+//! theirs; and to one whose message was deleted before it went out.
 
+use std::collections::HashSet;
+
+use chatboard_core::events::{EventType, OutboxEvent};
 use chrono::{DateTime, Utc};
 
-use super::Tx;
+use super::{SqlStore, Tx};
 use crate::sql::rows::placeholders;
-use crate::StoreResult;
+use crate::{DueDelivery, StoreResult};
 
 /// Parks the waiting deliveries of a webhook being switched off (no due time: claims never
 /// look at them), so that a large paused backlog costs the others nothing. Deliveries being
@@ -85,4 +88,69 @@ pub(super) async fn resume_deliveries(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The message whose text a delivery's event carries, if it carries one.
+fn message_carried(event: &OutboxEvent) -> Option<i64> {
+    let t = event.event_type.as_str();
+    if t == EventType::MessageCreated.as_str() || t == EventType::MessageUpdated.as_str() {
+        event.data.get("id")?.as_i64()
+    } else if t == EventType::MessageMentioned.as_str() {
+        event.data.get("message")?.get("id")?.as_i64()
+    } else {
+        None
+    }
+}
+
+impl SqlStore {
+    /// Gives up the claimed deliveries whose message was deleted (or purged) since its event:
+    /// a deleted message keeps nothing of what it said, and a delivery retried for hours after
+    /// the deletion would still have carried its text to the webhook's target.
+    pub(super) async fn without_deleted_messages(
+        &self,
+        due: Vec<DueDelivery>,
+    ) -> StoreResult<Vec<DueDelivery>> {
+        let carried: Vec<i64> = due
+            .iter()
+            .filter_map(|d| message_carried(&d.event))
+            .collect();
+        if carried.is_empty() {
+            return Ok(due);
+        }
+        let mut live: HashSet<i64> = HashSet::new();
+        for chunk in carried.chunks(500) {
+            let sql = format!(
+                "SELECT id FROM messages WHERE NOT is_deleted AND id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query_as::<_, (i64,)>(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            live.extend(
+                query
+                    .fetch_all(&self.write)
+                    .await?
+                    .into_iter()
+                    .map(|(id,)| id),
+            );
+        }
+        let (kept, gone): (Vec<DueDelivery>, Vec<DueDelivery>) = due
+            .into_iter()
+            .partition(|d| message_carried(&d.event).is_none_or(|id| live.contains(&id)));
+        for chunk in gone.chunks(500) {
+            let sql = format!(
+                "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, \
+                   claimed_until = NULL, last_error = 'the message was deleted' \
+                 WHERE status IN ('pending', 'retrying') AND id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for delivery in chunk {
+                query = query.bind(delivery.id);
+            }
+            query.execute(&self.write).await?;
+        }
+        Ok(kept)
+    }
 }

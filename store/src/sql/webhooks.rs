@@ -418,7 +418,7 @@ impl WebhookStore for SqlStore {
                 }
             }
         }
-        Ok(due)
+        self.without_deleted_messages(due).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
