@@ -48,6 +48,11 @@ pub fn parse_target(raw: &str) -> Result<Url, TargetError> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(invalid("The URL may not carry credentials."));
     }
+    // As stored and sent: escaping (spaces, other alphabets) can make a short input three
+    // times as long.
+    if url.as_str().len() > URL_MAX {
+        return Err(invalid("The URL is too long."));
+    }
     Ok(url)
 }
 
@@ -230,6 +235,10 @@ mod tests {
             assert!(parse_target(bad).is_err(), "{bad} accepted");
         }
         assert!(parse_target(&format!("https://e.com/{}", "a".repeat(URL_MAX))).is_err());
+        // Short as typed, too long once escaped as it is stored.
+        let spaced = format!("https://e.com/{}", " x".repeat(900));
+        assert!(spaced.len() < URL_MAX);
+        assert!(parse_target(&spaced).is_err(), "accepted at {} escaped", URL_MAX);
     }
 
     #[tokio::test]
