@@ -118,6 +118,9 @@ export class RoomView {
       await Promise.all([this.loadLatest(), this.loadMembers()]);
     } catch (error) {
       failed(error);
+      // Without its first page the room shows only what arrives live: read it again, later
+      // each time, rather than wait for the socket's next reconnect.
+      if (!this.loaded) this.retryLatest(2000);
     }
     if (this.destroyed) return;
     // Unless the person moved on while the room loaded (to a button, the search box, a
@@ -166,6 +169,18 @@ export class RoomView {
       this.onReconnected();
     }
     this.markRead();
+  }
+
+  /** Reads the first page again after `delay` ms, and on failure later again (up to 30 s). */
+  retryLatest(delay) {
+    setTimeout(async () => {
+      if (this.destroyed || this.loaded || this.loadingLatest) return;
+      try {
+        await this.loadLatest();
+      } catch {
+        this.retryLatest(Math.min(delay * 2, 30_000));
+      }
+    }, delay);
   }
 
   async loadOlder() {
@@ -533,7 +548,9 @@ export class RoomView {
 
   /** Marks read up to the newest message on screen, when the page is visible. */
   markRead() {
-    if (document.visibilityState !== 'visible' || this.destroyed || this.ids.length === 0) return;
+    // Not before the first page is in: a message that arrived live would mark the history
+    // before it read, unseen.
+    if (document.visibilityState !== 'visible' || this.destroyed || !this.loaded || this.ids.length === 0) return;
     const bottom = this.scroller.getBoundingClientRect().bottom;
     let seen = 0;
     for (let i = this.ids.length - 1; i >= 0; i -= 1) {

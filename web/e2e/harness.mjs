@@ -220,6 +220,7 @@ export async function droppableSockets(page) {
   let opened = 0;
   const open = [];
   const received = [];
+  const sent = [];
   await page.routeWebSocket(/\/ws\//, (ws) => {
     if (blocked) {
       ws.close({ code: 1011, reason: 'the test keeps the socket down' });
@@ -227,7 +228,10 @@ export async function droppableSockets(page) {
     }
     const server = ws.connectToServer();
     const link = { ws, silent: false };
-    ws.onMessage((frame) => link.silent || server.send(frame));
+    ws.onMessage((frame) => {
+      sent.push(frame);
+      return link.silent || server.send(frame);
+    });
     server.onMessage((frame) => {
       received.push(frame);
       return link.silent || ws.send(frame);
@@ -237,6 +241,14 @@ export async function droppableSockets(page) {
   });
   return {
     opened: () => opened,
+    /** Every frame the page sent on any of its sockets, parsed, in order. */
+    sent: () => sent.map((frame) => {
+      try {
+        return JSON.parse(frame);
+      } catch {
+        return {};
+      }
+    }),
     /** Every frame the server sent on any of the page's sockets, parsed. */
     received: () => received.map((frame) => {
       try {

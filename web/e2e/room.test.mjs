@@ -140,6 +140,33 @@ test('messages that came while the room was scrolled up are counted once it is l
   await context.close();
 });
 
+test('a room whose first page failed marks nothing read and reads it again', async () => {
+  const room = await newRoom('busy start');
+  for (let n = 1; n <= 3; n += 1) await post(room, `Unread before ${n}`);
+  const { context, page, sockets } = await ada();
+  let hold = true;
+  const firstPage = (url) => url.pathname === `/api/rooms/${room.id}/messages/` && url.searchParams.has('limit')
+    && !url.searchParams.has('before') && !url.searchParams.has('after');
+  await page.route(firstPage, (route) => (hold && route.request().method() === 'GET'
+    ? route.fulfill({ status: 503, contentType: 'application/json', body: '{"detail":"Busy.","code":"server_busy"}' })
+    : route.fallback()));
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await connected(page, sockets);
+  await post(room, 'Live while the history failed');
+  await page.getByText('Live while the history failed').waitFor();
+  // A frame sent after any read the live message caused: typing.
+  await page.getByLabel('Message # busy start').fill('x');
+  await waitFor(async () => sockets.sent().some((f) => f.type === 'typing'), 20_000, 'a typing frame');
+  const frames = sockets.sent();
+  const typing = frames.findIndex((f) => f.type === 'typing');
+  assert.deepEqual(frames.slice(0, typing).filter((f) => f.type === 'read'), [], 'no read before the history was shown');
+  // Read again, later: the history comes without a reconnect.
+  hold = false;
+  await page.getByText('Unread before 1').waitFor({ timeout: 20_000 });
+  assert.equal(sockets.opened(), 1);
+  await context.close();
+});
+
 test('a thread link opens its thread in its own room, not in a room opened meanwhile', async () => {
   const room = await newRoom('slow');
   const other = await newRoom('quick');
