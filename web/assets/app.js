@@ -527,20 +527,9 @@ function onFrame(frame) {
       }
       break;
     }
-    case 'left': {
-      // The socket no longer follows the room (the seat went, or the room did): the list
-      // loses it, and a view of it closes.
-      if (!state.rooms.has(frame.room)) break;
-      const room = state.rooms.get(frame.room);
-      state.rooms.delete(frame.room);
-      state.unread.delete(frame.room);
-      if (state.view instanceof RoomView && state.view.room.id === frame.room) {
-        toast(frame.reason === 'no_room' ? `${roomTitle(room)} was deleted.` : `You no longer have a seat in ${roomTitle(room)}.`);
-        go(`#/org/${state.org.id}`);
-      }
-      drawSidebar();
+    case 'left':
+      roomLost(frame.room, frame.reason === 'no_room');
       break;
-    }
     case 'mention': {
       const current = state.view instanceof RoomView && state.view.room.id === frame.room;
       if (!current) {
@@ -571,6 +560,21 @@ function onFrame(frame) {
 
 let refreshing = null;
 let refreshAgain = false;
+
+/** The room is no longer the user's (the seat went, or the room did, `deleted`): the list
+ * loses it, and a view of it closes. Told by the socket, or found by a read the server refused
+ * (a room lost while the socket was down, which no frame tells). */
+export function roomLost(roomId, deleted) {
+  const room = state.rooms.get(roomId);
+  state.rooms.delete(roomId);
+  state.unread.delete(roomId);
+  if (state.view instanceof RoomView && state.view.room.id === roomId) {
+    const title = roomTitle(room || state.view.room);
+    toast(deleted ? `${title} was deleted.` : `You no longer have a seat in ${title}.`);
+    go(`#/org/${state.org.id}`);
+  }
+  drawSidebar();
+}
 
 /** Re-reads the rooms and counts (a new seat, or after a reconnect). Asked for while a read is
  * under way, it reads once more after it: that read may have begun before what asked for this

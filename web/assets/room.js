@@ -10,7 +10,7 @@
 
 import { api, nextPath } from './api.js';
 import { displayName, h, longTime, replace, shortTime, toast } from './dom.js';
-import { failed, markedRead, paneHeader, refreshRooms, roomTitle, state } from './app.js';
+import { failed, markedRead, paneHeader, refreshRooms, roomLost, roomTitle, state } from './app.js';
 import { editInPlace } from './edit.js';
 import { fileView } from './files.js';
 import { MentionCompleter, bodyWithMentions } from './mentions.js';
@@ -253,6 +253,12 @@ export class RoomView {
       // only moves forward, so repeating it is harmless).
       if (this.myRead) state.live?.send({ type: 'read', room: this.room.id, msg_id: this.myRead });
     } catch (error) {
+      if (error.status === 403 || error.status === 404) {
+        // The seat or the room went while the socket was down: no frame says so.
+        this.catchingUp = false;
+        roomLost(this.room.id, error.status === 404);
+        return;
+      }
       failed(error);
       // Left with a gap: try again shortly rather than wait for the next reconnect.
       if (!this.destroyed) setTimeout(() => this.onReconnected(), 5000);

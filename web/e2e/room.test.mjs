@@ -167,6 +167,23 @@ test('a room whose first page failed marks nothing read and reads it again', asy
   await context.close();
 });
 
+test('a room deleted while the socket was down closes once it is back', async () => {
+  const room = await newRoom('doomed');
+  await post(room, 'Soon gone');
+  const { context, page, sockets } = await ada();
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByText('Soon gone').waitFor();
+  await connected(page, sockets);
+  await sockets.drop();
+  await page.getByText('Reconnecting…').waitFor();
+  await server.api('DELETE', `/api/rooms/${room.id}/`, undefined, setup.ada);
+  sockets.allow();
+  // No frame tells of it: the catch-up's refused read does. It used to say so every 5 s.
+  await page.getByText(/doomed was deleted/).waitFor({ timeout: 30_000 });
+  await waitFor(async () => !page.url().includes(`/room/${room.id}`), 20_000, 'the room to close');
+  await context.close();
+});
+
 test('a thread link opens its thread in its own room, not in a room opened meanwhile', async () => {
   const room = await newRoom('slow');
   const other = await newRoom('quick');
