@@ -97,7 +97,10 @@ export class Live extends EventTarget {
         forgetAccessToken(this.presented);
         this.attempts = Math.max(this.attempts, 1);
       }
-      this.lost(event.code === 1012 ? 200 : undefined);
+      // A gateway going away: another takes over at once, so the wait is short, but spread
+      // (every client of that gateway comes at once); one that closed before its greeting
+      // (a gateway still draining, met again) counts as a failed attempt, with its growing wait.
+      this.lost(event.code === 1012 && this.attempts === 0 ? 200 + Math.random() * 800 : undefined);
     };
     clearInterval(this.pinger);
     this.pinger = setInterval(() => this.ping(socket), PING_EVERY_MS);
