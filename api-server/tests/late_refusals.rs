@@ -137,17 +137,17 @@ async fn a_suspension_stops_a_change_already_under_way() {
         return;
     };
     let (org, room, alice, _bob) = app.room_for_two().await;
+    let suspend = format!("UPDATE orgs SET suspended = TRUE WHERE id = {org}");
     for change in [Change::Edit, Change::Delete, Change::React, Change::Rename] {
         let msg = app.send(&alice, room, "before the suspension").await;
-        let reply = change_while(
-            &app,
-            change,
-            &alice,
-            room,
-            msg,
-            &format!("UPDATE orgs SET suspended = TRUE WHERE id = {org}"),
-        )
-        .await;
+        let reply = if let Change::Rename = change {
+            // A room's change takes the organization's lock first: it waits for the
+            // suspension's own, and reads the organization once that has committed.
+            let pending = make(&app, change, &alice, room, msg);
+            answer_after_committed(&app, &suspend, pending).await
+        } else {
+            change_while(&app, change, &alice, room, msg, &suspend).await
+        };
         refused_as_suspended_then_resumed(&app, org, &reply, &format!("{change:?}")).await;
     }
     let page = app
@@ -222,6 +222,70 @@ async fn a_demotion_stops_a_moderators_deletion_under_way() {
         .get(&format!("/api/rooms/{room}/messages/"), &bob.access)
         .await;
     assert_eq!(page.body["results"][0]["body"], "Bob's");
+}
+
+/// An ADMIN demoted while renaming a room, deleting it or seating someone in it (the rights
+/// checked on a read, the change waiting for the organization's lock) changes nothing: 403.
+/// Each went through from the earlier read, so an ADMIN on their way out could still erase a
+/// room and its messages, or seat someone in a PRIVATE room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demotion_stops_a_room_change_under_way() {
+    let Some(app) = TestApp::spawn(Engine::Postgres).await else {
+        return;
+    };
+    let (org, _general, alice, bob) = app.room_for_two().await;
+    let carol = app.user("carol@example.com").await;
+    app.join(org, &alice, &carol, "ADMIN").await;
+    let private = app.room(&alice, org, "secrets", "PRIVATE").await;
+    let path = format!("/api/rooms/{private}/");
+    let invite = format!("{path}invite/");
+    let changes = [
+        (
+            "rename",
+            app.patch(&path, &carol.access, json!({"name": "taken"}))
+                .boxed(),
+        ),
+        ("delete", app.delete(&path, &carol.access).boxed()),
+        (
+            "invite",
+            app.post(&invite, Some(&carol.access), json!({"user_id": bob.id}))
+                .boxed(),
+        ),
+    ];
+    for (what, change) in changes {
+        let reply = answer_after(
+            &app,
+            &format!("SELECT id FROM orgs WHERE id = {org} FOR UPDATE"),
+            change,
+            &format!(
+                "UPDATE org_members SET role = 'MEMBER' WHERE org_id = {org} AND user_id = {}",
+                carol.id
+            ),
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{what}: {}",
+            reply.text
+        );
+        testing::db::execute_sql(
+            &app.db_url,
+            &format!(
+                "UPDATE org_members SET role = 'ADMIN' WHERE org_id = {org} AND user_id = {}",
+                carol.id
+            ),
+        )
+        .await;
+    }
+    let room = app.get(&path, &alice.access).await;
+    assert_eq!(room.body["name"], "secrets", "{}", room.text);
+    let members = app.get(&format!("{path}members/"), &alice.access).await;
+    assert!(
+        !members.text.contains("bob@example.com"),
+        "{}",
+        members.text
+    );
 }
 
 /// An invitation revoked while its acceptance waits for the organization's lock is not

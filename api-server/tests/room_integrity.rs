@@ -37,7 +37,7 @@ async fn a_seat_is_given_only_to_who_is_still_admitted(engine: Engine) {
     let store = &app.state.store;
     // Bob, a MEMBER, is not admitted to the MANAGER_ONLY room, whoever asks.
     let refused = store
-        .add_room_member(managers, bob.id, JoinVia::Invite, Utc::now())
+        .add_room_member(managers, bob.id, JoinVia::Invite, None, Utc::now())
         .await;
     assert!(refused.is_err(), "{refused:?}");
     // Nor does a room he creates as a MEMBER (demoted after his role was read) seat him.
@@ -58,7 +58,7 @@ async fn a_seat_is_given_only_to_who_is_still_admitted(engine: Engine) {
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     let refused = store
-        .add_room_member(room, bob.id, JoinVia::Join, Utc::now())
+        .add_room_member(room, bob.id, JoinVia::Join, None, Utc::now())
         .await;
     assert!(refused.is_err(), "{refused:?}");
     let refused = store.create_room(new_room("removed"), Utc::now()).await;
@@ -87,7 +87,7 @@ async fn a_room_made_private_takes_no_one_who_joins_by_themselves(engine: Engine
     let closed = app.room(&alice, org, "closed", "PRIVATE").await;
     let store = &app.state.store;
     let refused = store
-        .add_room_member(closed, bob.id, JoinVia::Join, Utc::now())
+        .add_room_member(closed, bob.id, JoinVia::Join, None, Utc::now())
         .await;
     assert!(
         matches!(
@@ -100,7 +100,7 @@ async fn a_room_made_private_takes_no_one_who_joins_by_themselves(engine: Engine
     );
     // Invited, he is seated.
     let invited = store
-        .add_room_member(closed, bob.id, JoinVia::Invite, Utc::now())
+        .add_room_member(closed, bob.id, JoinVia::Invite, None, Utc::now())
         .await;
     assert!(matches!(invited, Ok(true)), "{invited:?}");
 }

@@ -113,7 +113,10 @@ impl Chat {
                     // The room as it stands with the seat (its member count). A read-only
                     // organization takes no seat: the conversation opens for whoever still
                     // sits in it, as it is.
-                    match self.seat(user_id, room.id, member, JoinVia::Invite).await {
+                    match self
+                        .seat(user_id, room.id, member, JoinVia::Invite, None)
+                        .await
+                    {
                         Ok(joined) => room = joined.room,
                         Err(e) if seated.contains(&user_id) && e.is_read_only_org() => {}
                         Err(e) => return Err(e),
@@ -166,7 +169,7 @@ impl Chat {
         v.finish()?;
         writable(&self.manager_access(room_id, user_id).await?)?;
         self.store()
-            .update_room(room_id, RoomPatch { name, access_level })
+            .update_room(room_id, user_id, RoomPatch { name, access_level })
             .await?;
         Ok(self.room_access(room_id, user_id).await?.room)
     }
@@ -184,7 +187,7 @@ impl Chat {
                 "Only an organization ADMIN may delete a direct-message room.",
             ));
         }
-        self.store().delete_room(room_id).await?;
+        self.store().delete_room(room_id, user_id).await?;
         self.announcer()
             .publish(BusEvent::RoomDeleted { room: room_id })
             .await;
@@ -214,7 +217,8 @@ impl Chat {
             }
             _ => {}
         }
-        self.seat(user_id, room_id, user_id, JoinVia::Join).await
+        self.seat(user_id, room_id, user_id, JoinVia::Join, None)
+            .await
     }
 
     /// Gives up a seat. The two seats of a direct message are fixed.
@@ -261,20 +265,24 @@ impl Chat {
                 "This room is for MANAGERs and ADMINs.",
             ));
         }
-        self.seat(user_id, room_id, invitee, JoinVia::Invite).await
+        self.seat(user_id, room_id, invitee, JoinVia::Invite, Some(user_id))
+            .await
     }
 
     /// Stores a seat of `seated` and announces it; the room as `actor` sees it afterwards.
+    /// `by`, who seats another as the room's manager, must still manage it when the seat goes
+    /// in (`None`: a join, or the seating a use case does of its own accord).
     async fn seat(
         &self,
         actor: i64,
         room_id: i64,
         seated: i64,
         via: JoinVia,
+        by: Option<i64>,
     ) -> ChatResult<Joined> {
         let added = self
             .store()
-            .add_room_member(room_id, seated, via, Utc::now())
+            .add_room_member(room_id, seated, via, by, Utc::now())
             .await?;
         if added {
             self.announcer().seated(room_id, seated).await;

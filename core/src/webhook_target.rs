@@ -238,7 +238,11 @@ mod tests {
         // Short as typed, too long once escaped as it is stored.
         let spaced = format!("https://e.com/{}", " x".repeat(900));
         assert!(spaced.len() < URL_MAX);
-        assert!(parse_target(&spaced).is_err(), "accepted at {} escaped", URL_MAX);
+        assert!(
+            parse_target(&spaced).is_err(),
+            "accepted at {} escaped",
+            URL_MAX
+        );
     }
 
     #[tokio::test]

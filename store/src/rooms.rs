@@ -120,17 +120,23 @@ pub trait RoomStore: Send + Sync {
     async fn rooms_for_user(&self, user_id: i64, org_id: Option<i64>) -> StoreResult<Vec<Room>>;
     /// The room as `user_id` may see it; `None` when it does not exist or they are not in its org.
     async fn room_access(&self, room_id: i64, user_id: i64) -> StoreResult<Option<RoomAccess>>;
-    /// Changes name or access level (`Conflict(dm_immutable)` for direct messages).
-    async fn update_room(&self, room_id: i64, patch: RoomPatch) -> StoreResult<Room>;
-    /// Deletes a room with its messages and read state; `Forbidden` when its organization is
-    /// suspended or archived.
-    async fn delete_room(&self, room_id: i64) -> StoreResult<()>;
+    /// Changes name or access level (`Conflict(dm_immutable)` for direct messages), as
+    /// `actor`, who must still manage the room (see [`RoomStore::delete_room`]).
+    async fn update_room(&self, room_id: i64, actor: i64, patch: RoomPatch) -> StoreResult<Room>;
+    /// Deletes a room with its messages and read state, as `actor`; `Forbidden` when its
+    /// organization is suspended or archived, or when `actor` no longer manages the room (an
+    /// org ADMIN, or its creator with a seat) under the organization's lock: a demotion, a
+    /// removal or a seat given up since the caller's check refuses it.
+    async fn delete_room(&self, room_id: i64, actor: i64) -> StoreResult<()>;
     /// Seats an org member in a room; `false` when they already were. Records `member.joined`.
+    /// `by`, when someone seats another, must still manage the room (as for
+    /// [`RoomStore::delete_room`]); `None` for a join or the platform's own seating.
     async fn add_room_member(
         &self,
         room_id: i64,
         user_id: i64,
         via: JoinVia,
+        by: Option<i64>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
     /// Removes a member; `false` when they were not one.

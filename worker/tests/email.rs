@@ -177,7 +177,7 @@ async fn one_round_over_several_rooms_notes_each_rooms_offline_members(engine: T
     let ops = room(&s.store, s.org, author, "ops", AccessLevel::Private).await;
     for user in [bob, dan] {
         s.store
-            .add_room_member(ops, user, JoinVia::Invite, Utc::now())
+            .add_room_member(ops, user, JoinVia::Invite, None, Utc::now())
             .await
             .unwrap();
     }

@@ -364,17 +364,22 @@ impl RoomStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn update_room(&self, room_id: i64, patch: RoomPatch) -> StoreResult<Room> {
+    async fn update_room(&self, room_id: i64, actor: i64, patch: RoomPatch) -> StoreResult<Room> {
         let mut tx = self.write.begin().await?;
-        let found: Option<(bool,)> = sqlx::query_as("SELECT is_dm FROM rooms WHERE id = $1")
-            .bind(room_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        match found {
+        let found: Option<(i64, bool)> =
+            sqlx::query_as("SELECT org_id, is_dm FROM rooms WHERE id = $1")
+                .bind(room_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let org_id = match found {
             None => return Err(StoreError::NotFound),
-            Some((true,)) => return Err(StoreError::Conflict(ErrorCode::DmImmutable)),
-            Some((false,)) => {}
-        }
+            Some((_, true)) => return Err(StoreError::Conflict(ErrorCode::DmImmutable)),
+            Some((org_id, false)) => org_id,
+        };
+        // The org's lock before the room's row, as seats take them; under it the caller's
+        // checks hold: the organization writable, the actor still managing the room.
+        lock_writable_org(&mut tx, org_id).await?;
+        ensure_manages(&mut tx, org_id, room_id, actor).await?;
         if let Some(name) = &patch.name {
             sqlx::query("UPDATE rooms SET name = $2 WHERE id = $1")
                 .bind(room_id)
@@ -389,16 +394,13 @@ impl RoomStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        // The caller checked the organization on a read; one suspended since (read once the
-        // updates above hold the room's row) takes no change.
-        Self::ensure_room_writable(&mut tx, room_id).await?;
         let room = Self::room_in(&mut tx, room_id).await?;
         tx.commit().await?;
         Ok(room)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn delete_room(&self, room_id: i64) -> StoreResult<()> {
+    async fn delete_room(&self, room_id: i64, actor: i64) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         let org: Option<(i64,)> = sqlx::query_as("SELECT org_id FROM rooms WHERE id = $1")
             .bind(room_id)
@@ -408,8 +410,10 @@ impl RoomStore for SqlStore {
         // The org's lock before the room's, as every change of seats takes them: the deletion
         // removes the room's seats, and the operator revoking two admins holds the org and the
         // first one's seats while it waits for the next; taking the room first deadlocked.
-        // Under it, an org suspended or archived since the caller's read refuses the deletion.
+        // Under it, an org suspended or archived since the caller's read refuses the deletion,
+        // and so does an actor who no longer manages the room.
         lock_writable_org(&mut tx, org_id).await?;
+        ensure_manages(&mut tx, org_id, room_id, actor).await?;
         let sql = format!("SELECT id FROM rooms WHERE id = $1{ROOM_DELETE_LOCK}");
         if sqlx::query(&sql)
             .bind(room_id)
@@ -441,6 +445,7 @@ impl RoomStore for SqlStore {
         room_id: i64,
         user_id: i64,
         via: JoinVia,
+        by: Option<i64>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let mut tx = self.write.begin().await?;
@@ -453,6 +458,9 @@ impl RoomStore for SqlStore {
         // (which removals and role changes take) the check holds until the seat is in: a
         // removal or demotion committed meanwhile refuses it instead of leaving a seat behind.
         lock_writable_org(&mut tx, org_id).await?;
+        if let Some(by) = by {
+            ensure_manages(&mut tx, org_id, room_id, by).await?;
+        }
         let role = Self::role_in(&mut tx, org_id, user_id)
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -726,5 +734,28 @@ impl RoomStore for SqlStore {
         .fetch_all(&self.read)
         .await?;
         Ok(rows.into_iter().map(UnreadCount::from).collect())
+    }
+}
+
+/// `Forbidden(permission_denied)` unless `actor` manages the room: an ADMIN of its
+/// organization, or the creator of a room that is not a direct message, seated in it. Read
+/// under the organization's lock, which demotions, removals and seat changes take.
+async fn ensure_manages(tx: &mut Tx<'_>, org_id: i64, room_id: i64, actor: i64) -> StoreResult<()> {
+    let (manages,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM org_members \
+             WHERE org_id = $1 AND user_id = $3 AND role = 'ADMIN') \
+           OR EXISTS (SELECT 1 FROM rooms r JOIN room_members rm \
+             ON rm.room_id = r.id AND rm.user_id = $3 \
+             WHERE r.id = $2 AND r.created_by = $3 AND NOT r.is_dm)",
+    )
+    .bind(org_id)
+    .bind(room_id)
+    .bind(actor)
+    .fetch_one(&mut **tx)
+    .await?;
+    if manages {
+        Ok(())
+    } else {
+        Err(StoreError::Forbidden(ErrorCode::PermissionDenied))
     }
 }
