@@ -126,7 +126,10 @@ export class ThreadPanel {
       this.drawRoot();
     } catch (error) {
       this.unsent = { body, id: clientMsgId };
-      this.input.value = body;
+      // Given back to the box, before whatever was typed since the send (up to 30 s ago):
+      // neither is lost.
+      const since = this.input.value;
+      this.input.value = since.trim() ? `${body}\n\n${since}` : body;
       failed(error);
     }
   }

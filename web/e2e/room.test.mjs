@@ -184,6 +184,33 @@ test('a room deleted while the socket was down closes once it is back', async ()
   await context.close();
 });
 
+test('a reply that fails gives its text back without losing what was typed since', async () => {
+  const room = await newRoom('reply fails');
+  await post(room, 'A root to reply to');
+  const { context, page } = await ada();
+  let answer;
+  const answered = new Promise((resolve) => { answer = resolve; });
+  await page.route(`**/api/rooms/${room.id}/messages/`, async (route) => {
+    if (route.request().method() !== 'POST') return route.fallback();
+    await answered;
+    return route.fulfill({ status: 503, contentType: 'application/json', body: '{"detail":"Busy.","code":"server_busy"}' });
+  });
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  const root = page.locator('section.room > .scroller > ol.messages:not(.pending) > li.msg', { hasText: 'A root to reply to' });
+  await root.waitFor();
+  await root.hover();
+  await root.getByRole('button', { name: 'Reply' }).click();
+  const box = page.getByRole('complementary', { name: 'Thread' }).getByLabel('Reply in the thread');
+  await box.fill('The reply that fails');
+  await box.press('Enter');
+  await waitFor(async () => (await box.inputValue()) === '', 10_000, 'the box to empty');
+  await box.fill('Typed while it was sent');
+  answer();
+  await waitFor(async () => (await box.inputValue()).includes('The reply that fails'), 20_000, 'the failed reply back in the box');
+  assert.equal(await box.inputValue(), 'The reply that fails\n\nTyped while it was sent');
+  await context.close();
+});
+
 test('a thread link opens its thread in its own room, not in a room opened meanwhile', async () => {
   const room = await newRoom('slow');
   const other = await newRoom('quick');
