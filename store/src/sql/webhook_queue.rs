@@ -90,16 +90,18 @@ pub(super) async fn resume_deliveries(
     Ok(())
 }
 
-/// The message whose text a delivery's event carries, if it carries one.
-fn message_carried(event: &OutboxEvent) -> Option<i64> {
+/// The message (room, id) whose text a delivery's event carries, if it carries one.
+fn message_carried(event: &OutboxEvent) -> Option<(i64, i64)> {
     let t = event.event_type.as_str();
-    if t == EventType::MessageCreated.as_str() || t == EventType::MessageUpdated.as_str() {
-        event.data.get("id")?.as_i64()
-    } else if t == EventType::MessageMentioned.as_str() {
-        event.data.get("message")?.get("id")?.as_i64()
-    } else {
-        None
-    }
+    let message =
+        if t == EventType::MessageCreated.as_str() || t == EventType::MessageUpdated.as_str() {
+            &event.data
+        } else if t == EventType::MessageMentioned.as_str() {
+            event.data.get("message")?
+        } else {
+            return None;
+        };
+    Some((message.get("room")?.as_i64()?, message.get("id")?.as_i64()?))
 }
 
 impl SqlStore {
@@ -110,34 +112,32 @@ impl SqlStore {
         &self,
         due: Vec<DueDelivery>,
     ) -> StoreResult<Vec<DueDelivery>> {
-        let carried: Vec<i64> = due
+        let carried: Vec<(i64, i64)> = due
             .iter()
             .filter_map(|d| message_carried(&d.event))
             .collect();
         if carried.is_empty() {
             return Ok(due);
         }
-        let mut live: HashSet<i64> = HashSet::new();
-        for chunk in carried.chunks(500) {
+        let mut live: HashSet<(i64, i64)> = HashSet::new();
+        for chunk in carried.chunks(250) {
+            // By (room, id), the messages' key (no index has the id alone), one lookup each.
+            let pairs: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(room_id = ${} AND id = ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
             let sql = format!(
-                "SELECT id FROM messages WHERE NOT is_deleted AND id IN ({})",
-                placeholders(1, chunk.len())
+                "SELECT room_id, id FROM messages WHERE NOT is_deleted AND ({})",
+                pairs.join(" OR ")
             );
-            let mut query = sqlx::query_as::<_, (i64,)>(&sql);
-            for id in chunk {
-                query = query.bind(*id);
+            let mut query = sqlx::query_as::<_, (i64, i64)>(&sql);
+            for (room, id) in chunk {
+                query = query.bind(*room).bind(*id);
             }
-            live.extend(
-                query
-                    .fetch_all(&self.write)
-                    .await?
-                    .into_iter()
-                    .map(|(id,)| id),
-            );
+            live.extend(query.fetch_all(&self.write).await?);
         }
         let (kept, gone): (Vec<DueDelivery>, Vec<DueDelivery>) = due
             .into_iter()
-            .partition(|d| message_carried(&d.event).is_none_or(|id| live.contains(&id)));
+            .partition(|d| message_carried(&d.event).is_none_or(|key| live.contains(&key)));
         for chunk in gone.chunks(500) {
             let sql = format!(
                 "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, \
