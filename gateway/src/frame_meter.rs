@@ -7,7 +7,8 @@
 //! frame headers as the bytes go by and fails the read once a client sends frames faster than
 //! [`FRAMES_PER_SECOND`] (with a burst of [`FRAME_BURST`]); the session then closes with 4008.
 //!
-//! The meter starts at the first byte read from the socket after the upgrade. Bytes a client
+//! The meter starts with the session, before anything has read from the socket after the
+//! upgrade (refusals before it read only their closing handshake, uncounted). Bytes a client
 //! sent before the handshake's answer (RFC 6455 forbids it) were read with the request and
 //! never pass it, and can leave it out of step; hyper keeps them inside the upgraded stream,
 //! out of reach. Out of step, it counts made-up headers; one claiming more than

@@ -354,20 +354,18 @@ fn outlet(shared: &Shared, stream: Option<Extension<ConnectionStream>>) -> Arc<O
     ))
 }
 
-/// Counts the client's frames from its first (see [`frame_meter`]): before anything reads from
-/// the socket, so that the meter starts at a frame's beginning.
-fn meter_frames(stream: Option<&Extension<ConnectionStream>>) {
-    if let Some(Extension(ConnectionStream(stream))) = stream {
-        stream.watch_reads(Box::new(frame_meter::FrameMeter::new()));
-    }
-}
-
 /// Runs an admitted session on a task of its own. The upgrade's task (the handshake, the
 /// admission lookups and their state) then ends, and its memory with it: an idle connection
 /// keeps only the session's own, smaller, future. The connection's work that can log (client
 /// frames, catch-up reads) opens the `socket` span for itself rather than holding one for the
 /// connection's whole life.
 fn serve(session: Session, replay: bool) {
+    // The client's frames are counted from here (see [`frame_meter`]): nothing has read from
+    // the socket yet, so the meter starts at a frame's beginning; refusals before this point
+    // end the connection and read only its closing handshake, uncounted.
+    if let Some(stream) = session.stream() {
+        stream.watch_reads(Box::new(frame_meter::FrameMeter::new()));
+    }
     tokio::spawn(Box::new(session).run(replay));
 }
 
@@ -386,7 +384,6 @@ async fn room_socket(
         .map(|s| s.trim().parse::<i64>().ok().filter(|id| *id >= 0));
     let shared = state.shared;
     upgrade.on_upgrade(move |socket| async move {
-        meter_frames(stream.as_ref());
         let Ok(admitted) = admit(&shared, socket, token.as_deref()).await else {
             return;
         };
@@ -464,7 +461,6 @@ async fn user_socket(
     let (token, upgrade) = prepare(&query, &headers, upgrade);
     let shared = state.shared;
     upgrade.on_upgrade(move |socket| async move {
-        meter_frames(stream.as_ref());
         let Ok(admitted) = admit(&shared, socket, token.as_deref()).await else {
             return;
         };

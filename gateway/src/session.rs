@@ -125,6 +125,11 @@ impl Session {
         }
     }
 
+    /// The connection's stream, when the server shares it.
+    pub(crate) fn stream(&self) -> Option<&chatboard_core::shared_stream::SharedStream> {
+        self.outlet.stream()
+    }
+
     /// Where the connection stands in `room_id`, if it follows it.
     pub(crate) fn position(&self, room_id: i64) -> Option<Position> {
         self.outlet.state().positions.get(room_id)

@@ -561,16 +561,17 @@ function onFrame(frame) {
 let refreshing = null;
 let refreshAgain = false;
 
-/** The room is no longer the user's (the seat went, or the room did, `deleted`): the list
- * loses it, and a view of it closes. Told by the socket, or found by a read the server refused
- * (a room lost while the socket was down, which no frame tells). */
+/** The room is no longer the user's: the list loses it, and a view of it closes. `deleted`
+ * says whether the room went (true) or the seat (false), when known (null: a read the server
+ * refused, for a room lost while the socket was down, which no frame tells). */
 export function roomLost(roomId, deleted) {
   const room = state.rooms.get(roomId);
   state.rooms.delete(roomId);
   state.unread.delete(roomId);
   if (state.view instanceof RoomView && state.view.room.id === roomId) {
     const title = roomTitle(room || state.view.room);
-    toast(deleted ? `${title} was deleted.` : `You no longer have a seat in ${title}.`);
+    if (deleted === null) toast(`${title} is no longer open to you: it was deleted, or your seat in it went.`);
+    else toast(deleted ? `${title} was deleted.` : `You no longer have a seat in ${title}.`);
     go(`#/org/${state.org.id}`);
   }
   drawSidebar();

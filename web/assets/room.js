@@ -171,14 +171,19 @@ export class RoomView {
     this.markRead();
   }
 
-  /** Reads the first page again after `delay` ms, and on failure later again (up to 30 s). */
+  /** Reads the first page again after `delay` ms, and on failure later again (up to 30 s),
+   * until it is in; a room no longer the user's closes instead. */
   retryLatest(delay) {
+    const next = Math.min(delay * 2, 30_000);
     setTimeout(async () => {
-      if (this.destroyed || this.loaded || this.loadingLatest) return;
+      if (this.destroyed || this.loaded) return;
+      // A read already under way (a reconnect's) may fail too: look again after it.
+      if (this.loadingLatest) return this.retryLatest(next);
       try {
         await this.loadLatest();
-      } catch {
-        this.retryLatest(Math.min(delay * 2, 30_000));
+      } catch (error) {
+        if (error.status === 403 || error.status === 404) roomLost(this.room.id, null);
+        else this.retryLatest(next);
       }
     }, delay);
   }
@@ -254,9 +259,10 @@ export class RoomView {
       if (this.myRead) state.live?.send({ type: 'read', room: this.room.id, msg_id: this.myRead });
     } catch (error) {
       if (error.status === 403 || error.status === 404) {
-        // The seat or the room went while the socket was down: no frame says so.
+        // The seat or the room went while the socket was down: no frame says so, and the
+        // answer does not say which.
         this.catchingUp = false;
-        roomLost(this.room.id, error.status === 404);
+        roomLost(this.room.id, null);
         return;
       }
       failed(error);
