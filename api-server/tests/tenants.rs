@@ -24,6 +24,7 @@ both_engines!(
     admins_cannot_remove_members_of_a_read_only_org,
     idle_org_limiters_are_forgotten,
     a_purge_cut_off_after_its_commit_still_announces_it,
+    a_room_deletion_the_bus_refused_is_announced_again,
 );
 
 async fn suspension_and_archiving_make_the_org_read_only(engine: Engine) {
@@ -665,6 +666,75 @@ async fn a_purge_cut_off_after_its_commit_still_announces_it(engine: Engine) {
     let deleted = tokio::time::timeout(std::time::Duration::from_secs(10), heard.next())
         .await
         .expect("announced though its caller was dropped")
+        .unwrap();
+    assert!(
+        matches!(deleted, Delivery::Event(BusEvent::RoomDeleted { room: r }) if r == room),
+        "{deleted:?}"
+    );
+}
+
+/// The in-process bus refusing its first publish, as NATS does while it restarts.
+struct RefusesFirst {
+    inner: chatboard_core::bus::LocalBus,
+    refused: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl chatboard_core::bus::Bus for RefusesFirst {
+    async fn publish(
+        &self,
+        event: &chatboard_core::bus::BusEvent,
+    ) -> Result<(), chatboard_core::bus::BusError> {
+        if !self.refused.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(chatboard_core::bus::BusError::Unavailable(
+                "refused for the test".into(),
+            ));
+        }
+        self.inner.publish(event).await
+    }
+    async fn subscribe(
+        &self,
+    ) -> Result<chatboard_core::bus::BusStream, chatboard_core::bus::BusError> {
+        self.inner.subscribe().await
+    }
+    async fn ping(&self) -> Result<(), chatboard_core::bus::BusError> {
+        Ok(())
+    }
+    fn kind(&self) -> &'static str {
+        "refuses-first"
+    }
+}
+
+/// A deleted room's announcement is the only thing that stops open sockets following it: one
+/// the bus refused (NATS restarting) is tried again, as a lost seat's is. It was published
+/// once, and a refusal left every socket on the room until it reconnected.
+async fn a_room_deletion_the_bus_refused_is_announced_again(engine: Engine) {
+    use chatboard_core::bus::{Bus, BusEvent, Delivery};
+    use futures::StreamExt;
+    use std::sync::Arc;
+
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let admin = app.user("admin@acme.example").await;
+    let org = app.org(&admin, "Acme").await;
+    let room = app.room(&admin, org, "doomed", "PUBLIC").await;
+    let bus = Arc::new(RefusesFirst {
+        inner: chatboard_core::bus::LocalBus::default(),
+        refused: std::sync::atomic::AtomicBool::new(false),
+    });
+    let mut heard = bus.subscribe().await.unwrap();
+    let chat = chat::Chat::new(
+        app.state.store.clone(),
+        bus.clone(),
+        app.state.config.chat_settings(),
+        &chatboard_core::metrics::MetricRegistry::new(),
+    )
+    .unwrap();
+    chat.delete_room(admin.id, room).await.unwrap();
+    let deleted = tokio::time::timeout(std::time::Duration::from_secs(20), heard.next())
+        .await
+        .expect("announced again after the refusal")
         .unwrap();
     assert!(
         matches!(deleted, Delivery::Event(BusEvent::RoomDeleted { room: r }) if r == room),

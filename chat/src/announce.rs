@@ -146,7 +146,15 @@ impl Announcer {
 
     /// [`Announcer::seats_lost`], in the caller's task.
     async fn announce_losses(&self, seats: &[Seat]) {
-        let refused = self.announce_all(self.losses(seats).await).await;
+        let losses = self.losses(seats).await;
+        self.announce_until_taken(losses, "seat losses").await;
+    }
+
+    /// Announces `events`; those the bus refuses are tried again a few times over about a
+    /// minute, from a task of their own (the caller goes on). For announcements that are the
+    /// only thing that stops sockets following a room: a lost seat, a deleted room.
+    async fn announce_until_taken(&self, events: Vec<BusEvent>, what: &'static str) {
+        let refused = self.announce_all(events).await;
         if refused.is_empty() {
             return;
         }
@@ -161,25 +169,31 @@ impl Announcer {
                 }
             }
             tracing::warn!(
-                seats = refused.len(),
-                "seat losses never announced; those sockets stop following the rooms when they reconnect"
+                events = refused.len(),
+                what,
+                "never announced; those sockets stop following the rooms when they reconnect"
             );
         });
     }
 
-    /// Announces that the rooms of these seats are gone with their organization: sockets
-    /// stop following them at once (a loss of a seat is checked against the database first, a
-    /// deleted room is not: there is nothing left to check). Runs to its end even if the caller
-    /// is dropped meanwhile (see [`to_the_end`]).
+    /// Announces that the rooms of these seats are gone with their organization (see
+    /// [`Announcer::rooms_deleted`]).
     pub async fn rooms_gone(&self, seats: &[Seat]) {
         let rooms: std::collections::BTreeSet<i64> = seats.iter().map(|s| s.room_id).collect();
+        self.rooms_deleted(rooms).await;
+    }
+
+    /// Announces that these rooms are deleted: sockets stop following them at once (a loss of
+    /// a seat is checked against the database first, a deleted room is not: there is nothing
+    /// left to check). Runs to its end even if the caller is dropped meanwhile (see
+    /// [`to_the_end`]), and what the bus refuses is tried again.
+    pub async fn rooms_deleted(&self, rooms: impl IntoIterator<Item = i64>) {
+        let events: Vec<BusEvent> = rooms
+            .into_iter()
+            .map(|room| BusEvent::RoomDeleted { room })
+            .collect();
         let this = self.clone();
-        to_the_end(async move {
-            for room in rooms {
-                this.publish(BusEvent::RoomDeleted { room }).await;
-            }
-        })
-        .await;
+        to_the_end(async move { this.announce_until_taken(events, "room deletions").await }).await;
     }
 
     /// A `member.left` per seat, with its room's size now (tried again, an announcement keeps

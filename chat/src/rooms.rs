@@ -1,6 +1,5 @@
 //! Rooms: creating them, direct messages, settings, deleting, and seats (join, leave, invite).
 
-use chatboard_core::bus::BusEvent;
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::{AccessLevel, Role, Room, RoomMember};
 use chatboard_store::{JoinVia, NewRoom, RoomPatch};
@@ -188,9 +187,7 @@ impl Chat {
             ));
         }
         self.store().delete_room(room_id, user_id).await?;
-        self.announcer()
-            .publish(BusEvent::RoomDeleted { room: room_id })
-            .await;
+        self.announcer().rooms_deleted([room_id]).await;
         tracing::info!(room_id, user_id, "room deleted");
         Ok(())
     }
