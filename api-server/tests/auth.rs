@@ -609,6 +609,18 @@ async fn hold_the_hashing_slot(
     (release, holder)
 }
 
+/// Until a request waits for the hashing slot the test holds (`who`, for the failure).
+async fn until_one_waits_for_the_slot(app: &TestApp, who: &str) {
+    let waiting_since = std::time::Instant::now();
+    while app.state.passwords.waiting() == 0 {
+        assert!(
+            waiting_since.elapsed() < std::time::Duration::from_secs(20),
+            "{who} never waited for the slot"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// `POST /auth/password/` takes the current password and a new one: the old password stops
 /// working, every login's refresh token is revoked (this browser's and another's), and the
 /// answer is a new pair that works.
@@ -728,14 +740,7 @@ async fn a_sign_in_checked_against_the_old_password_does_not_outlive_a_change(en
         }
     });
     // The sign-in has read the old hash once it waits for the slot.
-    let waiting_since = std::time::Instant::now();
-    while app.state.passwords.waiting() == 0 {
-        assert!(
-            waiting_since.elapsed() < std::time::Duration::from_secs(20),
-            "the sign-in never waited for the slot"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    until_one_waits_for_the_slot(&app, "the sign-in").await;
     let new_hash = chatboard_core::auth::hash_password("another password").unwrap();
     let (_, old_hash) = app
         .state
@@ -805,14 +810,7 @@ async fn of_two_changes_that_checked_one_password_the_later_is_refused(engine: E
                 .unwrap()
         }
     });
-    let waiting_since = std::time::Instant::now();
-    while app.state.passwords.waiting() == 0 {
-        assert!(
-            waiting_since.elapsed() < std::time::Duration::from_secs(20),
-            "the change never waited for the slot"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    until_one_waits_for_the_slot(&app, "the change").await;
     // The first change, checked against the same password, lands meanwhile.
     let first = chatboard_core::auth::hash_password("the first one").unwrap();
     let changed = app

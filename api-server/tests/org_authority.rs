@@ -137,6 +137,18 @@ async fn an_org_is_changed_only_by_a_current_admin(engine: Engine) {
     store.delete_org(org, alice.id).await.unwrap();
 }
 
+/// Asserts that `r` is `429 rate_limited`, to be tried again within the hour.
+fn refused_for_the_hour(r: &Reply) {
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        "{}",
+        r.text
+    );
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&wait), "Retry-After {wait}");
+}
+
 /// Any account may make organizations and invite any address, each invitation an email with
 /// the names the account chose: unlimited, that is a spam relay. One user sends at most
 /// `CHATBOARD_INVITES_PER_HOUR`, across every organization; a revoked one still counts.
@@ -167,14 +179,7 @@ async fn invitations_are_limited_per_inviter_and_hour(engine: Engine) {
             json!({"email": "c@example.com"}),
         )
         .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-        "{}",
-        r.text
-    );
-    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=3600).contains(&wait), "Retry-After {wait}");
+    refused_for_the_hour(&r);
     // Someone else has an hour of their own.
     let bob = app.user("bob@example.com").await;
     let his = app.org(&bob, "Bob's").await;
@@ -202,14 +207,7 @@ async fn invitations_are_limited_per_client_address(engine: Engine) {
             json!({"email": "c@example.com"}),
         )
         .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-        "{}",
-        r.text
-    );
-    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=3600).contains(&wait), "Retry-After {wait}");
+    refused_for_the_hour(&r);
     let open = app
         .get(&format!("/api/orgs/{his}/invitations/"), &bob.access)
         .await;

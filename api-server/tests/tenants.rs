@@ -598,6 +598,17 @@ async fn idle_org_limiters_are_forgotten(engine: Engine) {
     }
 }
 
+/// The application layer on `app`'s store and settings, announcing on `bus`.
+fn chat_on(app: &TestApp, bus: std::sync::Arc<dyn chatboard_core::bus::Bus>) -> chat::Chat {
+    chat::Chat::new(
+        app.state.store.clone(),
+        bus,
+        app.state.config.chat_settings(),
+        &chatboard_core::metrics::MetricRegistry::new(),
+    )
+    .unwrap()
+}
+
 /// The in-process bus, each publish held until the test lets it through.
 struct Gated {
     inner: chatboard_core::bus::LocalBus,
@@ -651,13 +662,7 @@ async fn a_purge_cut_off_after_its_commit_still_announces_it(engine: Engine) {
         open: tokio::sync::Semaphore::new(0),
     });
     let mut heard = bus.subscribe().await.unwrap();
-    let chat = chat::Chat::new(
-        app.state.store.clone(),
-        bus.clone(),
-        app.state.config.chat_settings(),
-        &chatboard_core::metrics::MetricRegistry::new(),
-    )
-    .unwrap();
+    let chat = chat_on(&app, bus.clone());
     let purge = tokio::spawn(async move { chat.purge_managed_org("tenants/acme").await });
     bus.entered.notified().await; // committed, announcing
     purge.abort();
@@ -724,13 +729,7 @@ async fn a_room_deletion_the_bus_refused_is_announced_again(engine: Engine) {
         refused: std::sync::atomic::AtomicBool::new(false),
     });
     let mut heard = bus.subscribe().await.unwrap();
-    let chat = chat::Chat::new(
-        app.state.store.clone(),
-        bus.clone(),
-        app.state.config.chat_settings(),
-        &chatboard_core::metrics::MetricRegistry::new(),
-    )
-    .unwrap();
+    let chat = chat_on(&app, bus.clone());
     chat.delete_room(admin.id, room).await.unwrap();
     let deleted = tokio::time::timeout(std::time::Duration::from_secs(20), heard.next())
         .await
