@@ -20,6 +20,7 @@ both_engines!(
     a_room_made_private_takes_no_one_who_joins_by_themselves,
     a_direct_message_is_deleted_only_by_an_admin,
     retention_keeps_a_thread_root_while_its_replies_are_young,
+    retention_takes_a_thread_root_only_after_its_replies,
     edits_that_mention_count_against_the_posting_limit,
     an_edit_that_pings_newcomers_counts_against_the_posting_limit,
     a_resend_past_the_posting_limit_gets_its_message,
@@ -208,6 +209,53 @@ async fn retention_keeps_a_thread_root_while_its_replies_are_young(engine: Engin
     let general = app.unread_entry(&bob, room).await.unwrap();
     assert_eq!(general["unread_count"], 1, "{general}");
     assert_eq!(general["mentions"], 0, "{general}");
+}
+
+/// A thread past its retention goes replies first, root last, batch by batch: the root is the
+/// oldest, and went in a batch of its own before its replies, which a sweep stopped there (a
+/// shutdown, an error) left without their thread, its page answering 404.
+async fn retention_takes_a_thread_root_only_after_its_replies(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let (org, room, alice, bob) = app.room_for_two().await;
+    let root = app.send(&alice, room, "an old question").await;
+    let reply = app
+        .post(
+            &format!("/api/rooms/{room}/messages/"),
+            Some(&bob.access),
+            json!({"body": "an old answer", "parent_id": root}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let reply = reply.body["id"].as_i64().unwrap();
+    for sql in [
+        format!("UPDATE orgs SET retention_days = 30 WHERE id = {org}"),
+        format!(
+            "UPDATE messages SET created_at = '2020-01-01T00:00:00Z' WHERE id IN ({root}, {reply})"
+        ),
+        format!("UPDATE messages SET last_reply_at = '2020-01-01T00:00:01Z' WHERE id = {root}"),
+    ] {
+        testing::execute_sql(&app.db_url, &sql).await;
+    }
+    let store = &app.state.store;
+    assert_eq!(
+        store.purge_expired_messages(Utc::now(), 1).await.unwrap(),
+        1
+    );
+    assert!(
+        store.message(room, reply).await.unwrap().is_none(),
+        "the reply first"
+    );
+    assert!(
+        store.message(room, root).await.unwrap().is_some(),
+        "the root after it"
+    );
+    assert_eq!(
+        store.purge_expired_messages(Utc::now(), 1).await.unwrap(),
+        1
+    );
+    assert!(store.message(room, root).await.unwrap().is_none());
 }
 
 async fn edits_that_mention_count_against_the_posting_limit(engine: Engine) {

@@ -17,10 +17,14 @@ use crate::StoreResult;
 
 /// The messages retention takes from an org (`$1`) before a time (`$2`), oldest first, at most
 /// `$3`, as `(room_id, id)`: a thread's first message stays while its thread has younger replies
-/// (they would be left without a root to reply to). Ties in age go by id, so that both reads of
+/// (they would be left without a root to reply to), and goes only once its replies have gone
+/// (older than it, it came first, and a sweep that stopped after its batch left the replies
+/// without their thread, whose page answered 404). Ties in age go by id, so that both reads of
 /// a batch choose the same messages.
 const EXPIRING: &str = "SELECT room_id, id FROM messages WHERE org_id = $1 AND created_at < $2 \
-     AND (last_reply_at IS NULL OR last_reply_at < $2) ORDER BY created_at, id LIMIT $3";
+     AND (last_reply_at IS NULL OR (last_reply_at < $2 AND NOT EXISTS (SELECT 1 FROM messages r \
+       WHERE r.room_id = messages.room_id AND r.parent_id = messages.id))) \
+     ORDER BY created_at, id LIMIT $3";
 
 /// Ids deleted per statement.
 const CHUNK: usize = 500;
