@@ -31,7 +31,8 @@ pub struct RateInfo {
 /// of as many an hour.
 struct Limit<K: Hash + Eq + Clone> {
     limiter: KeyedLimiter<K>,
-    per_minute: u32,
+    /// Requests allowed per period (the `X-RateLimit-Limit` header).
+    limit: u32,
 }
 
 impl<K: Hash + Eq + Clone> Limit<K> {
@@ -47,22 +48,19 @@ impl<K: Hash + Eq + Clone> Limit<K> {
 
     fn with_quota(quota: Quota, limit: u32) -> Self {
         let limiter = RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>();
-        Self {
-            limiter,
-            per_minute: limit,
-        }
+        Self { limiter, limit }
     }
 
     fn check(&self, key: &K) -> Result<RateInfo, (RateInfo, ApiError)> {
         match self.limiter.check_key(key) {
             Ok(snapshot) => Ok(RateInfo {
-                limit: self.per_minute,
+                limit: self.limit,
                 remaining: snapshot.remaining_burst_capacity(),
             }),
             Err(not_until) => {
                 let wait = not_until.wait_time_from(self.limiter.clock().now());
                 let info = RateInfo {
-                    limit: self.per_minute,
+                    limit: self.limit,
                     remaining: 0,
                 };
                 Err((

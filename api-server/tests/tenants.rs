@@ -609,11 +609,25 @@ fn chat_on(app: &TestApp, bus: std::sync::Arc<dyn chatboard_core::bus::Bus>) -> 
     .unwrap()
 }
 
-/// The in-process bus, each publish held until the test lets it through.
+/// The in-process bus under the test's control: each publish says it began, refuses while
+/// `refusals` are left (as NATS does while it restarts), then waits for a permit of `open`.
 struct Gated {
     inner: chatboard_core::bus::LocalBus,
     entered: tokio::sync::Notify,
+    refusals: std::sync::atomic::AtomicUsize,
     open: tokio::sync::Semaphore,
+}
+
+impl Gated {
+    /// Refuses the first `refusals` publishes; lets through `permits` of the others.
+    fn new(refusals: usize, permits: usize) -> Self {
+        Self {
+            inner: chatboard_core::bus::LocalBus::default(),
+            entered: tokio::sync::Notify::new(),
+            refusals: std::sync::atomic::AtomicUsize::new(refusals),
+            open: tokio::sync::Semaphore::new(permits),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -622,7 +636,16 @@ impl chatboard_core::bus::Bus for Gated {
         &self,
         event: &chatboard_core::bus::BusEvent,
     ) -> Result<(), chatboard_core::bus::BusError> {
+        use std::sync::atomic::Ordering;
         self.entered.notify_one();
+        let refused = self
+            .refusals
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if refused.is_ok() {
+            return Err(chatboard_core::bus::BusError::Unavailable(
+                "refused for the test".into(),
+            ));
+        }
         let _pass = self.open.acquire().await;
         self.inner.publish(event).await
     }
@@ -656,11 +679,7 @@ async fn a_purge_cut_off_after_its_commit_still_announces_it(engine: Engine) {
         .managed_org(&admin, "acme", OrgQuotas::default(), false)
         .await;
     let room = app.room(&admin, org, "general", "PUBLIC").await;
-    let bus = Arc::new(Gated {
-        inner: chatboard_core::bus::LocalBus::default(),
-        entered: tokio::sync::Notify::new(),
-        open: tokio::sync::Semaphore::new(0),
-    });
+    let bus = Arc::new(Gated::new(0, 0));
     let mut heard = bus.subscribe().await.unwrap();
     let chat = chat_on(&app, bus.clone());
     let purge = tokio::spawn(async move { chat.purge_managed_org("tenants/acme").await });
@@ -678,38 +697,6 @@ async fn a_purge_cut_off_after_its_commit_still_announces_it(engine: Engine) {
     );
 }
 
-/// The in-process bus refusing its first publish, as NATS does while it restarts.
-struct RefusesFirst {
-    inner: chatboard_core::bus::LocalBus,
-    refused: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl chatboard_core::bus::Bus for RefusesFirst {
-    async fn publish(
-        &self,
-        event: &chatboard_core::bus::BusEvent,
-    ) -> Result<(), chatboard_core::bus::BusError> {
-        if !self.refused.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Err(chatboard_core::bus::BusError::Unavailable(
-                "refused for the test".into(),
-            ));
-        }
-        self.inner.publish(event).await
-    }
-    async fn subscribe(
-        &self,
-    ) -> Result<chatboard_core::bus::BusStream, chatboard_core::bus::BusError> {
-        self.inner.subscribe().await
-    }
-    async fn ping(&self) -> Result<(), chatboard_core::bus::BusError> {
-        Ok(())
-    }
-    fn kind(&self) -> &'static str {
-        "refuses-first"
-    }
-}
-
 /// A deleted room's announcement is the only thing that stops open sockets following it: one
 /// the bus refused (NATS restarting) is tried again, as a lost seat's is. It was published
 /// once, and a refusal left every socket on the room until it reconnected.
@@ -724,10 +711,7 @@ async fn a_room_deletion_the_bus_refused_is_announced_again(engine: Engine) {
     let admin = app.user("admin@acme.example").await;
     let org = app.org(&admin, "Acme").await;
     let room = app.room(&admin, org, "doomed", "PUBLIC").await;
-    let bus = Arc::new(RefusesFirst {
-        inner: chatboard_core::bus::LocalBus::default(),
-        refused: std::sync::atomic::AtomicBool::new(false),
-    });
+    let bus = Arc::new(Gated::new(1, 1000));
     let mut heard = bus.subscribe().await.unwrap();
     let chat = chat_on(&app, bus.clone());
     chat.delete_room(admin.id, room).await.unwrap();

@@ -182,10 +182,17 @@ export class RoomView {
       try {
         await this.loadLatest();
       } catch (error) {
-        if (error.status === 403 || error.status === 404) roomLost(this.room.id, null);
-        else this.retryLatest(next);
+        if (!this.lostBy(error)) this.retryLatest(next);
       }
     }, delay);
+  }
+
+  /** Whether `error` says the room is no longer the user's (the seat or the room went while
+   * the socket was down: no frame says so, and the answer does not say which); it closes then. */
+  lostBy(error) {
+    if (error.status !== 403 && error.status !== 404) return false;
+    roomLost(this.room.id, null);
+    return true;
   }
 
   async loadOlder() {
@@ -258,11 +265,8 @@ export class RoomView {
       // only moves forward, so repeating it is harmless).
       if (this.myRead) state.live?.send({ type: 'read', room: this.room.id, msg_id: this.myRead });
     } catch (error) {
-      if (error.status === 403 || error.status === 404) {
-        // The seat or the room went while the socket was down: no frame says so, and the
-        // answer does not say which.
+      if (this.lostBy(error)) {
         this.catchingUp = false;
-        roomLost(this.room.id, null);
         return;
       }
       failed(error);

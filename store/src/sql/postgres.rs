@@ -40,9 +40,6 @@ const CREDENTIALS_LOCK: &str = " FOR SHARE";
 /// row first) either commits before or finds the room gone, and edits, replies and reactions
 /// (room, then message) never wait on the deletion in a circle.
 const ROOM_DELETE_LOCK: &str = " FOR UPDATE";
-/// Taken on a room whose level a new seat depends on: a change of its level (which updates
-/// the row) commits first and is seen, or waits for the seat.
-const ROOM_SHARE_LOCK: &str = " FOR SHARE";
 /// Taken on webhooks whose attempts are being recorded: a webhook switched off or on meanwhile
 /// either commits first (the outcomes then see it) or waits for them (and then parks or wakes
 /// what they left), so no delivery is left parked under a webhook that is on.

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::orgs::{ensure_room_quota, lock_org, lock_writable_org};
 use super::outbox::{write_event, write_events};
-use super::{SqlStore, Tx, ROOM_DELETE_LOCK, ROOM_SHARE_LOCK};
+use super::{SqlStore, Tx, ROOM_DELETE_LOCK};
 use crate::sql::rows::{
     dm_key, is_unique_violation, parse_access_level, placeholders, RoomAccessRow, RoomMemberRow,
     RoomRow, UnreadRow, ROOM_COLUMNS,
@@ -464,14 +464,14 @@ impl RoomStore for SqlStore {
         let role = Self::role_in(&mut tx, org_id, user_id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        // The room's level, held until the seat is in: one made PRIVATE meanwhile (its update
-        // holds the row) takes no one who joins by themselves.
-        let sql = format!("SELECT access_level, is_dm FROM rooms WHERE id = $1{ROOM_SHARE_LOCK}");
-        let (level, is_dm): (String, bool) = sqlx::query_as(&sql)
-            .bind(room_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        // The room's level, read under the org's lock, which a change of level takes first:
+        // one made PRIVATE meanwhile takes no one who joins by themselves.
+        let (level, is_dm): (String, bool) =
+            sqlx::query_as("SELECT access_level, is_dm FROM rooms WHERE id = $1")
+                .bind(room_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
         let level = parse_access_level(&level)?;
         if via == JoinVia::Join && is_dm {
             return Err(StoreError::Forbidden(ErrorCode::DmNotJoinable));

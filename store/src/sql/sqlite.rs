@@ -36,7 +36,6 @@ const ORG_LOCK: &str = "";
 const CREDENTIALS_LOCK: &str = "";
 /// SQLite has one writer at a time: nothing to lock.
 const ROOM_DELETE_LOCK: &str = "";
-const ROOM_SHARE_LOCK: &str = "";
 /// SQLite has one writer at a time: nothing to lock.
 const WEBHOOK_LOCK: &str = "";
 /// SQLite has one writer at a time: nothing to lock.
