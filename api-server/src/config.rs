@@ -76,6 +76,15 @@ pub struct Config {
         default_value_t = 60
     )]
     pub rate_limit_refresh_per_ip: u32,
+    /// Failed password checks an account may have in an hour (sign-ins naming its email and
+    /// password changes), from any number of addresses; then its password is not checked
+    /// until the hour is over. 0 disables.
+    #[arg(
+        long = "sign-in-failures-per-hour",
+        env = "CHATBOARD_SIGN_IN_FAILURES_PER_HOUR",
+        default_value_t = 20
+    )]
+    pub sign_in_failures_per_hour: u32,
     /// Leading bits of an IPv6 client address that count as one client for the per-IP limits
     /// (64: a /64, what one host or home gets); 128 counts each address.
     #[arg(long = "rate-limit-ipv6-prefix", env = "CHATBOARD_RATE_LIMIT_IPV6_PREFIX",
@@ -143,6 +152,7 @@ impl Config {
             per_ip: self.rate_limit_per_ip,
             refresh_per_ip: self.rate_limit_refresh_per_ip,
             ipv6_prefix: self.rate_limit_ipv6_prefix,
+            sign_in_failures_per_hour: self.sign_in_failures_per_hour,
             // The per-user limit at 0 (benchmarks seeding thousands of members) lifts it too.
             invites_per_ip_hour: if self.invites.invites_per_hour == 0 {
                 0
@@ -183,6 +193,7 @@ impl Config {
             rate_limit_per_ip: 0,
             rate_limit_refresh_per_ip: 0,
             rate_limit_ipv6_prefix: 64,
+            sign_in_failures_per_hour: 0,
             trust_forwarded_for: false,
             page_cache_mb: 64,
             db_outage_hold: std::time::Duration::from_secs(1),

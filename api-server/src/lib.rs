@@ -13,6 +13,7 @@ pub mod process;
 pub mod rate_limit;
 pub mod request_context;
 pub mod routes;
+pub mod sign_in_failures;
 pub mod state;
 
 use std::future::Future;

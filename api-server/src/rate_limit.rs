@@ -14,6 +14,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
 use crate::error::ApiError;
+use crate::sign_in_failures::{Attempt, SignInFailures};
 
 type KeyedLimiter<K> =
     RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
@@ -86,6 +87,8 @@ pub struct RateSettings {
     pub ipv6_prefix: u8,
     /// Per client address, organization invitations an hour.
     pub invites_per_ip_hour: u32,
+    /// Per account, failed password checks an hour.
+    pub sign_in_failures_per_hour: u32,
 }
 
 /// The limits of one process.
@@ -94,6 +97,7 @@ pub struct RateLimits {
     per_ip: Option<Limit<IpAddr>>,
     refresh_per_ip: Option<Limit<IpAddr>>,
     invites_per_ip: Option<Limit<IpAddr>>,
+    sign_in_failures: Option<SignInFailures>,
     ipv6_prefix: u8,
 }
 
@@ -105,6 +109,7 @@ impl RateLimits {
             per_ip: Limit::new(settings.per_ip),
             refresh_per_ip: Limit::new(settings.refresh_per_ip),
             invites_per_ip: Limit::per_hour(settings.invites_per_ip_hour),
+            sign_in_failures: SignInFailures::new(settings.sign_in_failures_per_hour),
             ipv6_prefix: settings.ipv6_prefix.clamp(1, 128),
         }
     }
@@ -159,8 +164,23 @@ impl RateLimits {
             .transpose()
     }
 
+    /// Starts a check of the password of the account `email` names (normalized); refused
+    /// while the account has had its hour's failures. `Ok(None)` when the limit is disabled.
+    pub fn begin_sign_in(&self, email: &str) -> Result<Option<Attempt<'_>>, ApiError> {
+        let Some(failures) = &self.sign_in_failures else {
+            return Ok(None);
+        };
+        failures
+            .begin(email)
+            .map(Some)
+            .map_err(|wait| ApiError::rate_limited(wait.as_secs_f64().ceil() as u64))
+    }
+
     /// Forgets keys whose buckets are full again, so memory follows active clients only.
     pub fn forget_idle(&self) {
+        if let Some(failures) = &self.sign_in_failures {
+            failures.forget_idle();
+        }
         if let Some(l) = &self.per_user {
             l.limiter.retain_recent();
         }
@@ -184,6 +204,7 @@ mod tests {
             refresh_per_ip: 1,
             ipv6_prefix,
             invites_per_ip_hour: 0,
+            sign_in_failures_per_hour: 0,
         })
     }
 

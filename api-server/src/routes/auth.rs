@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use super::present;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, AuthUser, IpRateLimited, RefreshRateLimited};
+use crate::sign_in_failures::Attempt;
 use crate::state::AppState;
 use chat::validate::Validator;
 
@@ -144,13 +145,14 @@ pub async fn register(
 
 /// Logs in: exchanges email and password for an access and a refresh token.
 #[utoipa::path(post, path = "/auth/token/", tag = "auth", request_body = TokenRequest,
-    responses((status = 200, body = TokenPair), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, description = "server_busy: every password-hashing slot stayed busy; see Retry-After", body = ErrorBody)))]
+    responses((status = 200, body = TokenPair), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, description = "rate_limited: this address's sign-ins a minute, or the account's wrong passwords an hour (CHATBOARD_SIGN_IN_FAILURES_PER_HOUR), are spent; see Retry-After", body = ErrorBody), (status = 503, description = "server_busy: every password-hashing slot stayed busy; see Retry-After", body = ErrorBody)))]
 pub async fn token(
     _: IpRateLimited,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<TokenPair>> {
     let email = body.email.trim().to_lowercase();
+    let attempt = begin_password_check(&state, &email)?;
     let found = if body.password.chars().count() > PASSWORD_MAX {
         None
     } else {
@@ -165,12 +167,30 @@ pub async fn token(
         .verify(body.password, hash.clone())
         .await
         .map_err(hashing_refused)?;
+    settle(attempt, valid);
     let (user_id, hash) = match (user_id, hash) {
         (Some(id), Some(hash)) if valid => (id, hash),
         // One answer for an unknown email and a wrong password, so accounts cannot be probed.
         _ => return Err(ApiError::new(ErrorCode::InvalidCredentials)),
     };
     Ok(Json(start_login(&state, user_id, &hash).await?))
+}
+
+/// Counts a check of the password of the account `email` names against its hour of failures.
+fn begin_password_check<'a>(state: &'a AppState, email: &str) -> ApiResult<Option<Attempt<'a>>> {
+    state
+        .limits
+        .begin_sign_in(email)
+        .inspect_err(|_| state.metrics.rate_limited("sign_in_failures"))
+}
+
+/// Records how a counted password check came out.
+fn settle(attempt: Option<Attempt<'_>>, valid: bool) {
+    match attempt {
+        Some(attempt) if valid => attempt.succeeded(),
+        Some(attempt) => attempt.failed(),
+        None => {}
+    }
 }
 
 /// Adds a problem with a new password's length, if it has one, under `field`.
@@ -190,7 +210,7 @@ fn check_password(v: &mut Validator, field: &str, password: &str) {
 /// refresh tokens are revoked; access tokens and sockets run out within their 15 minutes) and
 /// a new one starts: the answer is its token pair.
 #[utoipa::path(post, path = "/auth/password/", tag = "auth", request_body = PasswordChange, security(("bearer" = [])),
-    responses((status = 200, body = TokenPair), (status = 400, description = "invalid: `current_password` is not the password in use, or `new_password` has the wrong length", body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, description = "server_busy: every password-hashing slot stayed busy; see Retry-After", body = ErrorBody)))]
+    responses((status = 200, body = TokenPair), (status = 400, description = "invalid: `current_password` is not the password in use, or `new_password` has the wrong length", body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, description = "rate_limited: a request limit, or the account's wrong passwords an hour, is spent; see Retry-After", body = ErrorBody), (status = 503, description = "server_busy: every password-hashing slot stayed busy; see Retry-After", body = ErrorBody)))]
 pub async fn change_password(
     _: IpRateLimited,
     user: AuthUser,
@@ -201,6 +221,7 @@ pub async fn change_password(
     check_password(&mut v, "new_password", &body.new_password);
     v.finish()?;
     let account = current_user(&state, &user).await?;
+    let attempt = begin_password_check(&state, &account.email)?;
     let hash = if body.current_password.chars().count() > PASSWORD_MAX {
         None
     } else {
@@ -215,6 +236,7 @@ pub async fn change_password(
         .verify(body.current_password, hash.clone())
         .await
         .map_err(hashing_refused)?;
+    settle(attempt, valid);
     let not_in_use = || {
         ApiError::from(chat::ChatError::field(
             "current_password",
