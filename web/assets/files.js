@@ -15,9 +15,19 @@ function freshUrl(file, again = false) {
   const known = urls.get(file.id);
   if (!again && known && Date.now() - known.at < FRESH_FOR_MS) return known.url;
   const url = api('GET', `/api/uploads/${file.id}/`).then((upload) => upload.download_url);
+  forgetLapsed();
   urls.set(file.id, { at: Date.now(), url });
   url.catch(() => urls.delete(file.id));
   return url;
+}
+
+/** Drops the URLs too old to use, once there are a few: a tab open all day sees many files. */
+function forgetLapsed() {
+  if (urls.size < 256) return;
+  const now = Date.now();
+  for (const [id, known] of urls) {
+    if (now - known.at >= FRESH_FOR_MS) urls.delete(id);
+  }
 }
 
 // Images ask for their URL only when they come near the view: a page of a hundred images
@@ -65,4 +75,11 @@ export function fileView(file) {
       }
     },
   }, `⤓ ${label}`));
+}
+
+/** Stops watching the images under `node`, drawn anew or taken off the page: the observer would
+ * otherwise keep them, and everything they hang from, alive for as long as the tab is open. */
+export function releaseFiles(node) {
+  if (!nearView || !node) return;
+  for (const img of node.querySelectorAll('img.preview')) nearView.unobserve(img);
 }

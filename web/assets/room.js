@@ -12,7 +12,7 @@ import { api, nextPath } from './api.js';
 import { displayName, h, longTime, replace, shortTime, toast } from './dom.js';
 import { failed, markedRead, paneHeader, refreshRooms, roomLost, roomTitle, state } from './app.js';
 import { editInPlace } from './edit.js';
-import { fileView } from './files.js';
+import { fileView, releaseFiles } from './files.js';
 import { MentionCompleter, bodyWithMentions } from './mentions.js';
 import { Outbox } from './outbox.js';
 import { applyReactionFrame, react, reactionChips, reactionPicker } from './reactions.js';
@@ -21,6 +21,11 @@ import { ThreadPanel } from './thread.js';
 import { Typing } from './typing.js';
 
 const PAGE = 50;
+// A view at the bottom holds this many messages at most, then lets the oldest go down to
+// HELD_AFTER_TRIM: a room left open all day would otherwise grow without end. Scrolling back
+// pages them in again.
+const HELD_MAX = 1000;
+const HELD_AFTER_TRIM = 600;
 
 /** Whether two copies of a message would be drawn the same (a frame and a POST's answer). */
 function sameContent(a, b) {
@@ -139,6 +144,7 @@ export class RoomView {
     const newest = this.ids.findLast((id) => this.messages.get(id).sender !== state.me.id);
     if (newest > this.myRead) refreshRooms();
     this.destroyed = true;
+    releaseFiles(this.list);
     this.typing.destroy();
     document.removeEventListener('visibilitychange', this.visibility);
   }
@@ -203,7 +209,7 @@ export class RoomView {
       // Pages of 100 going back (the most the API gives): half the round trips of the first's 50.
       const page = await api('GET', `/api/rooms/${this.room.id}/messages/?before=${this.ids[0]}&limit=100`);
       const fromBottom = this.scroller.scrollHeight - this.scroller.scrollTop;
-      this.insert(page.results);
+      this.insert(page.results, { older: true });
       this.older = page.next;
       this.scroller.scrollTop = this.scroller.scrollHeight - fromBottom;
     } catch (error) {
@@ -305,18 +311,48 @@ export class RoomView {
   arrive(messages) {
     const pinned = this.nearBottom();
     const added = this.insert(messages);
-    if (pinned) this.scroller.scrollTop = this.scroller.scrollHeight;
-    else if (added.some((m) => m.sender !== state.me.id)) this.jump.hidden = false;
+    if (pinned) {
+      this.trimOldest();
+      this.scroller.scrollTop = this.scroller.scrollHeight;
+    } else if (added.some((m) => m.sender !== state.me.id)) this.jump.hidden = false;
     this.markRead();
   }
 
-  /** Adds or updates messages, drawn in id order; returns the ones that were new. */
-  insert(messages) {
+  /** Lets the oldest messages go once a view at the bottom holds HELD_MAX; not while one of
+   * them is being edited or has the focus, or while an older page is on its way. */
+  trimOldest() {
+    const drop = this.ids.length - HELD_AFTER_TRIM;
+    if (this.ids.length <= HELD_MAX || this.loadingOlder) return;
+    const keep = (id) => id === this.editing || this.nodes.get(id)?.contains(document.activeElement);
+    if (this.ids.slice(0, drop).some(keep)) return;
+    for (const id of this.ids.splice(0, drop)) {
+      const node = this.nodes.get(id);
+      releaseFiles(node);
+      node?.remove();
+      this.nodes.delete(id);
+      this.messages.delete(id);
+    }
+    if (!this.messages.has(this.current)) {
+      this.currentChosen = false;
+      this.current = this.ids.at(-1);
+      this.nodes.get(this.current).tabIndex = 0;
+    }
+    // There are older messages again, paged in from the oldest held.
+    this.older = this.older || 'trimmed';
+    this.drawTop();
+  }
+
+  /** Adds or updates messages, drawn in id order; returns the ones that were new. A message
+   * older than those held while there are older ones still to page in is left out (a page read
+   * again after a reconnect, reaching below a trimmed view) unless `older` pages them in: it
+   * would stand alone above a gap. */
+  insert(messages, { older = false } = {}) {
     const added = [];
     let changed = false;
     for (let message of messages) {
       if (message.room !== this.room.id) continue;
       this.outbox.settle(message.client_msg_id, message.sender);
+      if (!older && this.older && this.ids.length && message.id < this.ids[0]) continue;
       const early = this.early.get(message.id);
       if (early) {
         this.early.delete(message.id);
@@ -333,6 +369,7 @@ export class RoomView {
       this.nodes.set(message.id, node);
       if (known && old) {
         const focused = old.contains(document.activeElement);
+        releaseFiles(old);
         old.replaceWith(node);
         if (focused) node.focus();
         changed = true;
@@ -498,6 +535,7 @@ export class RoomView {
     const redraw = () => {
       this.editing = null;
       const fresh = this.draw(this.messages.get(message.id));
+      releaseFiles(this.nodes.get(message.id));
       this.nodes.get(message.id).replaceWith(fresh);
       this.nodes.set(message.id, fresh);
       this.drawReceipts();
@@ -592,6 +630,7 @@ export class RoomView {
       const old = this.nodes.get(message.id);
       const node = this.draw(message);
       this.nodes.set(message.id, node);
+      releaseFiles(old);
       old?.replaceWith(node);
     }
     this.drawReceipts();

@@ -2,7 +2,7 @@
 // that failed while offline (sent again, or not once discarded), unread counts of a room left
 // scrolled up, a thread link overtaken by another room, the focus after a reaction, and an
 // image that loads at the bottom; a first connection that fails; a large room without its member
-// list.
+// list; a room open at the bottom all day.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -347,5 +347,57 @@ test('a room of more than 50 shows its member count without fetching its member 
   await page.getByText('51 members', { exact: true }).waitFor();
   assert.equal(await page.locator('.receipt').count(), 0);
   assert.deepEqual(await shownErrors(page), []);
+  await context.close();
+});
+
+test('a room kept open at the bottom lets its oldest messages go, and pages them back in order', async () => {
+  const room = await newRoom('all day');
+  const { context, page, sockets } = await ada();
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByText('This is the start of').waitFor();
+  await connected(page, sockets);
+  await waitFor(() => sockets.received().some((frame) => frame.type === 'connection'), 20_000, 'the greeting');
+
+  const ids = [];
+  let next = 0;
+  const postUpTo = async (count) => {
+    const sender = async () => {
+      while (next < count) {
+        next += 1;
+        ids.push((await post(room, `Line ${next}`)).id);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, sender));
+    ids.sort((a, b) => a - b);
+  };
+  const shown = () => page.locator('ol.messages:not(.pending) .msg').evaluateAll((nodes) => nodes.map((n) => Number(n.dataset.id)));
+  const newestHeld = async (what) => {
+    await waitFor(async () => (await shown()).at(-1) === ids.at(-1), 60_000, what);
+    const held = await shown();
+    assert.ok(held.length <= 1000 && held.length >= 600, `${held.length} messages held`);
+    assert.deepEqual(held, ids.slice(-held.length), 'the newest, in order, without a gap');
+  };
+  await postUpTo(1050);
+  await newestHeld('the newest message');
+  await page.getByRole('button', { name: 'Load older messages' }).waitFor();
+
+  // A catch-up long enough to trim the view as it comes: the page read again below where the
+  // view stood is then older than all it holds, and is left out rather than drawn above a gap.
+  await sockets.drop();
+  await page.getByText('Reconnecting…').waitFor();
+  await postUpTo(2050);
+  sockets.allow();
+  await connected(page, sockets);
+  await newestHeld('the catch-up');
+  const count = ids.length;
+
+  // Scrolling back brings every one of them again, in order, none twice.
+  const scroller = page.locator('.scroller');
+  await waitFor(async () => {
+    await scroller.evaluate((el) => { el.scrollTop = 0; });
+    return (await shown()).length >= count;
+  }, 60_000, 'every message paged back in');
+  assert.deepEqual(await shown(), ids);
+  await page.getByText('This is the start of').waitFor();
   await context.close();
 });
