@@ -414,10 +414,13 @@ impl TenantStore for SqlStore {
         let disabled_reason = if row.url != hook.url || !hook.active {
             None
         } else {
-            row.disabled_reason
+            row.disabled_reason.clone()
         };
         let active = hook.active && disabled_reason.is_none();
-        let in_place = row.org_id == hook.org_id
+        // The reason counts too: switched off by the resource, a webhook its target switched
+        // off is already inactive, and only clearing the reason lets `active` back on later.
+        let in_place = row.disabled_reason == disabled_reason
+            && row.org_id == hook.org_id
             && row.url == hook.url
             && row.events == events
             && row.secret == hook.secret
