@@ -79,11 +79,11 @@ use crate::routes::{
             10 terms. Filters: `room`, `from` (user id), `before`/`after` (a date or RFC 3339 time), \
             `has=file`, `in=thread`. The newest 20 matches of each of the caller's rooms (200 in \
             all; 200 of the room `room` names) are ranked by relevance, newer first among equals; `snippet` is HTML-escaped text around the matches with each match in \
-            `<mark>`. Edits and deletes reach the index in their own transaction. On \
-            PostgreSQL a new message is indexed by the worker a moment after it is posted \
-            (within about a tenth of a second while the worker keeps up); until then only searches \
-            for frequent words, which read messages directly, find it. SQLite indexes it as \
-            it is posted. \
+            `<mark>`. Edits and deletes reach the index in their own transaction. A new message \
+            is indexed by the worker (on the single node, the one in the process) a moment after \
+            it is posted (within about a tenth of a second while the worker keeps up); until then \
+            on PostgreSQL only searches for frequent words, which read messages directly, find \
+            it, and on SQLite none. \
             `search/rooms/` and `search/members/` find rooms and members by name prefix."),
         (name = "mentions", description = "`@user@example.com` mentions a member of the room by \
             address (an `@` at the start of the text or after a space or punctuation; unknown \

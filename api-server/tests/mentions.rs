@@ -141,6 +141,18 @@ async fn mentions_are_resolved_stored_and_counted(engine: Engine) {
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(mentions_of(&app, &bob).await, vec![id]);
     assert_eq!(unread_mentions(&app, &bob, room).await, 0);
+    // The deleted message no longer says whom it named, in the room's pages either.
+    let page = app
+        .get(&format!("/api/rooms/{room}/messages/"), &bob.access)
+        .await;
+    let gone = page.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == second)
+        .expect("the deleted message is listed");
+    assert_eq!(gone["is_deleted"], true);
+    assert_eq!(gone["mentions"], json!([]), "{gone}");
 
     // Leaving the room takes its mentions off the page.
     app.post(

@@ -325,7 +325,7 @@ impl MessageStore for SqlStore {
              OR (messages.sender_id = $3 AND EXISTS (SELECT 1 FROM room_members rm \
                WHERE rm.room_id = $1 AND rm.user_id = $3))";
         let sql = format!(
-            "UPDATE messages SET body = '', is_deleted = TRUE, reactions = NULL, \
+            "UPDATE messages SET body = '', is_deleted = TRUE, reactions = NULL, mention_ids = NULL, \
                file_id = NULL, file_name = NULL, file_type = NULL, file_size = NULL \
              WHERE room_id = $1 AND id = $2 AND NOT is_deleted AND ({allowed}) \
              RETURNING {MESSAGE_COLUMNS}"
