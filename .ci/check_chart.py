@@ -82,6 +82,50 @@ def check_numbers(scenario, docs):
                 problems.append(f"{scenario}: {kind} sets {name} to {value!r}, a number in exponent form")
 
 
+# What one password hash holds (argon2id's memory cost), and what the api-server needs beside
+# its hashes (measured after a sign-in storm: BENCHMARKS.md, "Memory after a sign-in storm").
+HASH_MIB = 19
+API_BASE_MIB = 150
+MEMORY_UNITS = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "K": 1e3 / 2**20, "M": 1e6 / 2**20, "G": 1e9 / 2**20}
+
+
+def mebibytes(quantity):
+    """A Kubernetes memory quantity (512Mi, 1Gi, 600M, bytes) in MiB."""
+    text = str(quantity)
+    for suffix in sorted(MEMORY_UNITS, key=len, reverse=True):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * MEMORY_UNITS[suffix]
+    return float(text) / 2**20
+
+
+def check_hashing_memory(scenario, docs):
+    """The api-server's password hashes at once fit its memory limit beside what it needs."""
+    config = {}
+    for doc in docs:
+        if doc.get("kind") == "ConfigMap":
+            config.update(doc.get("data") or {})
+    concurrency = config.get("CHATBOARD_PASSWORD_HASH_CONCURRENCY")
+    if concurrency is None or int(concurrency) == 0:
+        problems.append(f"{scenario}: CHATBOARD_PASSWORD_HASH_CONCURRENCY unset or 0 (one per node core)")
+        return
+    limits = [
+        container.get("resources", {}).get("limits", {}).get("memory")
+        for doc in docs
+        if doc.get("kind") == "Deployment" and doc["metadata"]["name"].endswith("-api-server")
+        for container in doc["spec"]["template"]["spec"]["containers"]
+    ]
+    if not limits:
+        problems.append(f"{scenario}: no api-server Deployment rendered")
+    for limit in limits:
+        if limit is not None:
+            needed = int(concurrency) * HASH_MIB + API_BASE_MIB
+            if needed > mebibytes(limit):
+                problems.append(
+                    f"{scenario}: {concurrency} password hashes at once need about {needed} MiB; "
+                    f"the api-server's memory limit is {limit}"
+                )
+
+
 def check_alerts(tools, env, docs, scratch):
     """promtool check + unit tests on the rendered PrometheusRule."""
     rules = [d for d in docs if d.get("kind") == "PrometheusRule"]
@@ -152,6 +196,7 @@ def main():
                 before = len(problems)
                 validate(scenario, kube_version, docs)
                 check_numbers(scenario, docs)
+                check_hashing_memory(scenario, docs)
                 if len(problems) == before:
                     print(f"render {scenario} for Kubernetes {kube_version}: {len(docs)} manifests valid")
                 if scenario == ALERT_TEST_SCENARIO and kube_version == KUBE_VERSIONS[-1]:
