@@ -8,10 +8,11 @@ use testing::both_engines;
 
 use std::time::Duration;
 
+use chatboard_core::auth::hash_token;
 use chatboard_core::bus::{BusEvent, BusStream, Delivery};
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::{AccessLevel, Role};
-use chatboard_store::{NewRoom, StoreError};
+use chatboard_store::{NewInvite, NewRoom, StoreError};
 use chrono::Utc;
 use crds::{Organization, OrganizationSpec};
 use futures::StreamExt;
@@ -477,6 +478,7 @@ both_engines!(
     an_archive_outlives_a_namesake_that_never_applied,
     a_failing_reconcile_shows_in_the_status,
     the_last_admin_stays_when_the_list_drops_them,
+    an_admin_the_list_did_not_make_stays_when_unlisted,
     errors_are_retried_with_backoff,
     a_call_that_never_answers_fails_the_reconcile,
     seat_changes_are_announced
@@ -596,5 +598,73 @@ async fn the_last_admin_stays_when_the_list_drops_them(engine: TestEngine) {
     let view = h.store.org_for_member(org_id, ops).await.unwrap().unwrap();
     assert_eq!(view.role, Role::Admin, "the only ADMIN was demoted");
     h.event_seen("acme", "LastAdminKept").await;
+
+    // Kept only while the org has no other: once the new lead accepts, the next reconcile takes
+    // back what the list gave (it used to forget the address, and ops stayed ADMIN for good).
+    let newlead = h.user("newlead@acme.example").await;
+    h.accept_admin_invitation("newlead@acme.example", newlead)
+        .await;
+    let label = json!({"metadata": {"labels": {"touched": "yes"}}});
+    orgs.patch("acme", &PatchParams::default(), &Patch::Merge(label))
+        .await
+        .unwrap();
+    eventually("ops demoted once another ADMIN is there", || async {
+        let view = h.store.org_for_member(org_id, ops).await.unwrap()?;
+        (view.role == Role::Member).then_some(())
+    })
+    .await;
+    h.stop().await;
+}
+
+/// An ADMIN made through the REST API, then listed and unlisted, stays ADMIN: the list never
+/// gave them the role, so dropping them from it takes nothing back.
+async fn an_admin_the_list_did_not_make_stays_when_unlisted(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
+    let ops = h.user("ops@acme.example").await;
+    let bob = h.user("bob@acme.example").await;
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    let spec = json!({"displayName": "Acme", "admins": ["ops@acme.example"]});
+    orgs.create(&PostParams::default(), &org("acme", spec))
+        .await
+        .unwrap();
+    let obj = ready(&h, "acme", "True", 1).await;
+    let org_id = obj["status"]["orgId"].as_i64().unwrap();
+    h.accept_admin_invitation("ops@acme.example", ops).await;
+    // ops makes bob ADMIN the REST API's way: an invitation of theirs, accepted.
+    let invite = NewInvite {
+        org_id,
+        email: "bob@acme.example".into(),
+        role: Role::Admin,
+        token_hash: hash_token("bobs-token"),
+        invited_by: Some(ops),
+        expires_at: Utc::now() + chrono::Duration::days(1),
+        email_message: None,
+    };
+    h.store.create_invite(invite, Utc::now()).await.unwrap();
+    let joined = h
+        .store
+        .accept_invite(
+            &hash_token("bobs-token"),
+            bob,
+            "bob@acme.example",
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(joined.role, Role::Admin);
+    for (generation, admins) in [
+        (2, json!(["ops@acme.example", "bob@acme.example"])),
+        (3, json!(["ops@acme.example"])),
+    ] {
+        let change = json!({"spec": {"admins": admins}});
+        orgs.patch("acme", &PatchParams::default(), &Patch::Merge(change))
+            .await
+            .unwrap();
+        ready(&h, "acme", "True", generation).await;
+    }
+    let view = h.store.org_for_member(org_id, bob).await.unwrap().unwrap();
+    assert_eq!(view.role, Role::Admin, "the list took what it never gave");
     h.stop().await;
 }

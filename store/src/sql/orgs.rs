@@ -219,7 +219,7 @@ impl SqlStore {
     async fn ensure_not_listed(tx: &mut Tx<'_>, org_id: i64, user_id: i64) -> StoreResult<()> {
         let listed: Option<(String,)> = sqlx::query_as(
             "SELECT a.email FROM org_spec_admins a JOIN users u ON u.email = a.email \
-             WHERE a.org_id = $1 AND u.id = $2",
+             WHERE a.org_id = $1 AND u.id = $2 AND a.listed",
         )
         .bind(org_id)
         .bind(user_id)

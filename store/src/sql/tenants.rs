@@ -52,7 +52,8 @@ async fn user_id_by_email(tx: &mut Tx<'_>, email: &str) -> StoreResult<Option<i6
 }
 
 impl SqlStore {
-    /// Invites one listed admin by email unless they are ADMIN already; says what it did.
+    /// Invites one listed admin by email unless they are ADMIN already; says what it did, and
+    /// whether the list is what gives them the role (false: ADMIN already, another way).
     /// Neither an account nor a membership is proof of its address (sign-up checks none, and
     /// an inviter sees the token of the invitations they make): promoting whoever held a
     /// listed address let them take the organization. The operator's invitation goes to the
@@ -63,16 +64,16 @@ impl SqlStore {
         admin: &SpecAdmin,
         now: DateTime<Utc>,
         done: &mut AppliedAdmins,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         if let Some(user_id) = user_id_by_email(tx, &admin.email).await? {
             if Self::role_in(tx, org_id, user_id).await? == Some(Role::Admin) {
-                return Ok(());
+                return Ok(false);
             }
         }
         match open_invite(tx, org_id, &admin.email).await? {
             Some(open) if open.role == Role::Admin.as_str() && open.expires_at > now => {
                 done.awaiting.push(admin.email.clone());
-                return Ok(());
+                return Ok(true);
             }
             // Expired, or for a lesser role: replaced by an ADMIN invitation.
             Some(open) => revoke_invite(tx, open.id, now).await?,
@@ -90,17 +91,18 @@ impl SqlStore {
         insert_invite(tx, &invite, now).await?;
         done.invited.push(admin.email.clone());
         done.awaiting.push(admin.email.clone());
-        Ok(())
+        Ok(true)
     }
 
-    /// Takes back what the operator gave an address no longer listed.
+    /// Takes back what the operator gave an address no longer listed; false when it cannot yet
+    /// (the org's last ADMIN stays one).
     async fn revoke_admin(
         tx: &mut Tx<'_>,
         org_id: i64,
         email: &str,
         now: DateTime<Utc>,
         done: &mut AppliedAdmins,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let mut revoked = false;
         if let Some(user_id) = user_id_by_email(tx, email).await? {
             if Self::role_in(tx, org_id, user_id).await? == Some(Role::Admin) {
@@ -110,7 +112,7 @@ impl SqlStore {
                     Ok(()) => {}
                     Err(StoreError::Conflict(ErrorCode::LastAdmin)) => {
                         done.kept_last.push(email.to_owned());
-                        return Ok(());
+                        return Ok(false);
                     }
                     Err(e) => return Err(e),
                 }
@@ -132,7 +134,7 @@ impl SqlStore {
         if revoked {
             done.revoked.push(email.to_owned());
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn create_managed_org(&self, org: &ManagedOrg, now: DateTime<Utc>) -> StoreResult<i64> {
@@ -236,36 +238,53 @@ impl TenantStore for SqlStore {
         if !lock_org(&mut tx, org_id).await? {
             return Err(StoreError::NotFound);
         }
-        let listed: Vec<(String,)> =
-            sqlx::query_as("SELECT email FROM org_spec_admins WHERE org_id = $1 ORDER BY email")
+        // What the list held at the last reconcile: (email, granted, listed), by email.
+        let mut before: Vec<(String, bool, bool)> =
+            sqlx::query_as("SELECT email, granted, listed FROM org_spec_admins WHERE org_id = $1")
                 .bind(org_id)
                 .fetch_all(&mut *tx)
                 .await?;
-        let listed: Vec<String> = listed.into_iter().map(|(e,)| e).collect();
+        // In Rust's order, as `after` is sorted (the database's collation may differ).
+        before.sort_unstable();
+        let granted_before =
+            |email: &str| before.iter().any(|(e, granted, _)| e == email && *granted);
         let mut done = AppliedAdmins::default();
+        let mut after: Vec<(String, bool, bool)> = Vec::new();
         for admin in &admins {
-            Self::grant_admin(&mut tx, org_id, admin, now, &mut done).await?;
+            if after.iter().any(|(e, _, _)| *e == admin.email) {
+                continue;
+            }
+            let gives = Self::grant_admin(&mut tx, org_id, admin, now, &mut done).await?;
+            let granted = gives || granted_before(&admin.email);
+            after.push((admin.email.clone(), granted, true));
         }
-        for email in listed
-            .iter()
-            .filter(|e| !admins.iter().any(|a| &a.email == *e))
-        {
-            Self::revoke_admin(&mut tx, org_id, email, now, &mut done).await?;
+        for (email, granted, _) in &before {
+            // An address ADMIN another way when it was listed is left as it is.
+            if !*granted || admins.iter().any(|a| &a.email == email) {
+                continue;
+            }
+            if !Self::revoke_admin(&mut tx, org_id, email, now, &mut done).await? {
+                // Still the last ADMIN: kept, and demoted at a later reconcile.
+                after.push((email.clone(), true, false));
+            }
         }
-        let mut wanted: Vec<&str> = admins.iter().map(|a| a.email.as_str()).collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        if wanted != listed.iter().map(String::as_str).collect::<Vec<_>>() {
+        after.sort_unstable();
+        if after != before {
             sqlx::query("DELETE FROM org_spec_admins WHERE org_id = $1")
                 .bind(org_id)
                 .execute(&mut *tx)
                 .await?;
-            for email in wanted {
-                sqlx::query("INSERT INTO org_spec_admins (org_id, email) VALUES ($1, $2)")
-                    .bind(org_id)
-                    .bind(email)
-                    .execute(&mut *tx)
-                    .await?;
+            for (email, granted, listed) in after {
+                sqlx::query(
+                    "INSERT INTO org_spec_admins (org_id, email, granted, listed) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(org_id)
+                .bind(email)
+                .bind(granted)
+                .bind(listed)
+                .execute(&mut *tx)
+                .await?;
             }
         }
         done.member_count = member_count(&mut *tx, org_id).await?;
