@@ -128,8 +128,8 @@ pub trait EmailStore: Send + Sync {
         created_at: DateTime<Utc>,
         mentioned: bool,
     ) -> StoreResult<()>;
-    /// Users whose oldest waiting message is from `cutoff` or before, or whose oldest waiting
-    /// mention is from `mention_cutoff` or before. Waiting messages of rooms their user no
+    /// Users whose oldest waiting message was noted at `cutoff` or before, or whose oldest
+    /// waiting mention at `mention_cutoff` or before. Waiting messages of rooms their user no
     /// longer sits in, and of users who turned emails off, are dropped first: they are never
     /// sent.
     async fn due_digests(

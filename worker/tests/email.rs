@@ -14,11 +14,9 @@ use chatboard_core::auth::hash_token;
 use chatboard_core::config::EmailSettings;
 use chatboard_core::model::{AccessLevel, Role};
 use chatboard_core::presence::{LocalPresence, Presence};
-use chatboard_store::{
-    DigestNote, EmailKind, JoinVia, NewInvite, OutgoingEmail, ProfilePatch, Store,
-};
+use chatboard_store::{DigestNote, EmailKind, JoinVia, NewInvite, OutgoingEmail, Store};
 use chrono::Utc;
-use common::{post, room, setup, Setup};
+use common::{member, post, room, setup, turn_emails_off, Setup};
 use testing::smtp::SmtpSink;
 use testing::{TestDb, TestEngine};
 use worker::mail::EmailTiming;
@@ -45,47 +43,6 @@ async fn newest(s: &Setup, count: u32) -> Vec<chatboard_core::model::Message> {
         .await
         .unwrap()
         .unwrap()
-}
-
-/// A new member of the setup's organization (seated in its PUBLIC room on joining).
-async fn member(s: &Setup, email: &str, first_name: &str) -> i64 {
-    let now = Utc::now();
-    let user = common::user(&s.store, email, first_name).await;
-    let token = format!("t-{email}");
-    s.store
-        .create_invite(
-            NewInvite {
-                org_id: s.org,
-                email: email.into(),
-                role: Role::Member,
-                token_hash: hash_token(&token),
-                invited_by: Some(s.author),
-                expires_at: now + chrono::Duration::days(1),
-                email_message: None,
-            },
-            now,
-        )
-        .await
-        .unwrap();
-    s.store
-        .accept_invite(&hash_token(&token), user, email, now)
-        .await
-        .unwrap();
-    user
-}
-
-/// `user_id` turns email notifications off.
-async fn turn_emails_off(s: &Setup, user_id: i64) {
-    s.store
-        .update_profile(
-            user_id,
-            ProfilePatch {
-                email_notifications: Some(false),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
 }
 
 /// The worker's tasks over `store`, retrying emails after 50 ms.

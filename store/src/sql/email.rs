@@ -116,12 +116,12 @@ impl EmailStore for SqlStore {
             .collect();
         for chunk in user_ids.chunks(200) {
             let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(${}, $1, $2, $3, $4)", i + 5))
+                .map(|i| format!("(${}, $1, $2, $3, $4, $5)", i + 6))
                 .collect();
             // The message may already wait there (its `message.created` came first): a mention
             // only makes it more urgent.
             let sql = format!(
-                "INSERT INTO digest_items (user_id, message_id, room_id, created_at, mentioned) \
+                "INSERT INTO digest_items (user_id, message_id, room_id, created_at, mentioned, noted_at) \
                  VALUES {} ON CONFLICT (user_id, message_id) DO UPDATE \
                  SET mentioned = (digest_items.mentioned OR excluded.mentioned)",
                 values.join(", ")
@@ -130,7 +130,8 @@ impl EmailStore for SqlStore {
                 .bind(message_id)
                 .bind(room_id)
                 .bind(created_at)
-                .bind(mentioned);
+                .bind(mentioned)
+                .bind(now);
             for user in chunk {
                 query = query.bind(*user);
             }
@@ -159,8 +160,8 @@ impl EmailStore for SqlStore {
         .await?;
         let rows: Vec<(i64,)> = sqlx::query_as(
             "SELECT user_id FROM digest_items GROUP BY user_id \
-             HAVING MIN(created_at) <= $1 OR MIN(CASE WHEN mentioned THEN created_at END) <= $3 \
-             ORDER BY MIN(created_at) LIMIT $2",
+             HAVING MIN(noted_at) <= $1 OR MIN(CASE WHEN mentioned THEN noted_at END) <= $3 \
+             ORDER BY MIN(noted_at) LIMIT $2",
         )
         .bind(cutoff)
         .bind(i64::from(limit))

@@ -5,10 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chatboard_core::auth::hash_token;
 use chatboard_core::config::{EmailSettings, WebhookSettings};
 use chatboard_core::model::AccessLevel;
+use chatboard_core::model::Role;
 use chatboard_core::presence::{LocalPresence, Presence};
-use chatboard_store::{NewMessage, NewRoom, NewUser, NewWebhook, Store};
+use chatboard_store::{NewInvite, NewMessage, NewRoom, NewUser, NewWebhook, ProfilePatch, Store};
 use chrono::Utc;
 use testing::smtp::SmtpSink;
 use testing::{TestDb, TestEngine};
@@ -211,4 +213,45 @@ pub async fn db(engine: TestEngine) -> Option<(TestDb, Setup)> {
     let s = setup(&url).await;
     settle_outbox(&s.store).await;
     Some((db, s))
+}
+
+/// A new member of the setup's organization (seated in its PUBLIC room on joining).
+pub async fn member(s: &Setup, email: &str, first_name: &str) -> i64 {
+    let now = Utc::now();
+    let user = user(&s.store, email, first_name).await;
+    let token = format!("t-{email}");
+    s.store
+        .create_invite(
+            NewInvite {
+                org_id: s.org,
+                email: email.into(),
+                role: Role::Member,
+                token_hash: hash_token(&token),
+                invited_by: Some(s.author),
+                expires_at: now + chrono::Duration::days(1),
+                email_message: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    s.store
+        .accept_invite(&hash_token(&token), user, email, now)
+        .await
+        .unwrap();
+    user
+}
+
+/// `user_id` turns email notifications off.
+pub async fn turn_emails_off(s: &Setup, user_id: i64) {
+    s.store
+        .update_profile(
+            user_id,
+            ProfilePatch {
+                email_notifications: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
 }
