@@ -2,6 +2,8 @@
 //! (`CHATBOARD_PRESENCE_TTL` set apart, or in the middle of a rolling change): every entry
 //! lives as long as its writer said, whoever reads it and whoever made the bucket. Reads
 //! `NATS_URL`; without it the tests print a note and pass, unless `CHATBOARD_REQUIRE_SERVICES=1`.
+//! Also: a process answers from the whole bucket once started, and keeps others online through
+//! an outage of NATS (a server of the test's own).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -128,4 +130,71 @@ async fn a_deleted_bucket_is_made_again() {
     late.delete_bucket().await.unwrap();
     let bus = NatsBus::connect(&url, &prefix).await.unwrap();
     bus.delete_stream().await.unwrap();
+}
+
+/// A process answers only once it has read the bucket's history: asked at once after it
+/// started, it knows everyone connected elsewhere (the worker used to take them for offline
+/// and note their messages for digest emails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_answers_from_the_whole_bucket_once_started() {
+    let Some(url) = testing::nats_url() else {
+        return;
+    };
+    let prefix = testing::unique_prefix();
+    let long = Duration::from_secs(60);
+    let holder = process(&url, &prefix, long).await;
+    let users: Vec<i64> = (1..=500).collect();
+    for user in &users {
+        holder.connected(*user).await;
+    }
+    let late = process(&url, &prefix, long).await;
+    assert_eq!(
+        late.online(&users).len(),
+        users.len(),
+        "answered before reading the bucket"
+    );
+    late.delete_bucket().await.unwrap();
+    let bus = NatsBus::connect(&url, &prefix).await.unwrap();
+    bus.delete_stream().await.unwrap();
+}
+
+/// Waits until `client`'s connection is in `state`.
+async fn connection(client: &async_nats::Client, state: async_nats::connection::State) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while client.connection_state() != state {
+        assert!(tokio::time::Instant::now() < deadline, "never {state:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// NATS away for longer than the TTL: nobody could refresh, so nobody is dropped; back, the
+/// others' entries get a whole TTL to be refreshed in. (A reader used to drop them all, and
+/// until their processes refreshed after reconnecting everyone elsewhere looked offline.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_of_nats_drops_nobody() {
+    let Some(mut nats) = testing::OwnNats::start() else {
+        return;
+    };
+    let prefix = testing::unique_prefix();
+    let ttl = Duration::from_secs(2);
+    let holder = process(&nats.url(), &prefix, ttl).await;
+    let reader_bus = NatsBus::connect(&nats.url(), &prefix).await.unwrap();
+    let reader_client = reader_bus.client();
+    let reader = NatsPresence::start(reader_client.clone(), &prefix, PresenceSettings { ttl })
+        .await
+        .unwrap();
+    holder.connected(USER).await;
+    assert!(shown(&reader, true, Duration::from_secs(10)).await);
+
+    nats.kill();
+    connection(&reader_client, async_nats::connection::State::Disconnected).await;
+    // Three TTLs without a refresh.
+    tokio::time::sleep(ttl * 3).await;
+    assert!(
+        !reader.online(&[USER]).is_empty(),
+        "dropped during the outage"
+    );
+    nats.run();
+    connection(&reader_client, async_nats::connection::State::Connected).await;
+    assert!(!reader.online(&[USER]).is_empty(), "dropped on coming back");
 }

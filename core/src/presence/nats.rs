@@ -11,6 +11,12 @@
 //! still lives as its writer refreshes it. The bucket keeps entries for the longest TTL any
 //! process has started with (a process raises it, never lowers it), so a process that starts
 //! later reads every live entry from the bucket's history.
+//!
+//! Who is offline is only known from a whole view: a process starts answering once it has read
+//! the bucket's history, and while it cannot reach NATS it keeps the others' entries (they could
+//! not refresh them either) and gives them a whole TTL from its reconnection. Otherwise, after
+//! an outage longer than the TTL, everyone connected elsewhere would look offline until their
+//! processes refreshed, and the worker would note their messages for digest emails.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -50,6 +56,9 @@ const BUCKET_LOOK: Duration = Duration::from_secs(5);
 /// Keys refreshed at once.
 const REFRESH_CONCURRENCY: usize = 64;
 
+/// The longest a process starting waits for the bucket's history before it answers anyway.
+const REPLAY_WAIT: Duration = Duration::from_secs(10);
+
 /// Who is connected where, as this process knows it.
 #[derive(Default)]
 struct View {
@@ -80,6 +89,8 @@ struct Shared {
     ttl: Duration,
     view: Mutex<View>,
     changes: broadcast::Sender<PresenceChange>,
+    /// Whether the bucket's history has been read (the view holds every live entry).
+    replayed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -157,6 +168,21 @@ impl Shared {
         }
     }
 
+    /// Gives every other process's entry at least `ttl` from now: back from an outage, during
+    /// which nobody could refresh, their writers get a whole TTL to do it again.
+    fn hold_over(&self, ttl: Duration) {
+        let until = Instant::now() + ttl;
+        let mut view = self.view();
+        for processes in view.others.values_mut() {
+            for expires in processes.values_mut() {
+                *expires = (*expires).max(until);
+            }
+        }
+        if !view.others.is_empty() {
+            view.next_expiry = Some(until);
+        }
+    }
+
     /// Forgets other processes' entries that were not refreshed in time.
     fn sweep(&self) {
         let now = Instant::now();
@@ -227,6 +253,7 @@ impl NatsPresence {
             prefix.to_uppercase().replace(['.', '-'], "_")
         );
         let made = ensure_bucket(&jetstream, &bucket, settings.ttl).await?;
+        let empty = made.cached_info().state.messages == 0;
         let kv = jetstream
             .get_key_value(&bucket)
             .await
@@ -242,6 +269,7 @@ impl NatsPresence {
             ttl: settings.ttl,
             view: Mutex::new(View::default()),
             changes: broadcast::channel(CHANGES_QUEUE).0,
+            replayed: tokio::sync::watch::Sender::new(empty),
         });
         let period = (settings.ttl / 3).max(Duration::from_millis(200));
         let tasks = vec![
@@ -251,6 +279,14 @@ impl NatsPresence {
             tokio::spawn(sweep(shared.clone(), period.min(SWEEP_PERIOD))),
             tokio::spawn(keep_bucket(shared.clone())),
         ];
+        // Answering before the history is read would call everyone elsewhere offline.
+        let mut replayed = shared.replayed.subscribe();
+        if tokio::time::timeout(REPLAY_WAIT, replayed.wait_for(|done| *done))
+            .await
+            .is_err()
+        {
+            tracing::warn!(bucket = %shared.bucket, "the presence bucket's history was not read in time; answering from what was");
+        }
         Ok(Self { shared, tasks })
     }
 }
@@ -277,7 +313,14 @@ async fn watch(shared: Arc<Shared>) {
                     () = shared.rewatch.notified() => break,
                 };
                 match entry {
-                    Some(Ok(entry)) => shared.on_entry(entry),
+                    Some(Ok(entry)) => {
+                        // The last of the history (and every live entry) is 0 from the latest.
+                        let current = entry.delta == 0;
+                        shared.on_entry(entry);
+                        if current {
+                            shared.replayed.send_replace(true);
+                        }
+                    }
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "presence watch failed");
                         break;
@@ -387,12 +430,22 @@ async fn refresh(shared: Arc<Shared>, period: Duration) {
     }
 }
 
-/// Drops others' entries that were not kept alive.
+/// Drops others' entries that were not kept alive; none while NATS is out of reach (nobody
+/// can refresh then), and back, each gets a whole TTL to be refreshed.
 async fn sweep(shared: Arc<Shared>, period: Duration) {
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut away = false;
     loop {
         tick.tick().await;
+        if shared.client.connection_state() != async_nats::connection::State::Connected {
+            away = true;
+            continue;
+        }
+        if away {
+            away = false;
+            shared.hold_over(shared.ttl);
+        }
         shared.sweep();
     }
 }
