@@ -148,6 +148,14 @@ async fn reactions_are_counted_once_per_person_and_marked_for_the_reader(engine:
             ("reaction.removed".into(), json!("🎉"), json!(0)),
         ]
     );
+    // Each change numbers the message's reactions, in the order they were made.
+    let versions: Vec<Value> = events
+        .iter()
+        .filter(|e| e.event_type.starts_with("reaction."))
+        .map(|e| e.data["version"].clone())
+        .collect();
+    assert_eq!(versions, (1..=7).map(|v| json!(v)).collect::<Vec<_>>());
+    assert_eq!(seen_by(&app, &bob, room, msg).await["reactions_version"], 7);
     let first = events
         .iter()
         .find(|e| e.event_type == "reaction.added")
@@ -397,6 +405,22 @@ async fn concurrent_reactions_keep_every_rule(engine: Engine) {
         })
         .sum();
     assert_eq!(net, count, "the events add up to the count");
+    // However the changes were batched, each has a version of its own, and the newest 👍
+    // event says what the message shows: a client keeping the newest is right.
+    let mut versions: Vec<i64> = events
+        .iter()
+        .filter(|e| e.event_type.starts_with("reaction."))
+        .map(|e| e.data["version"].as_i64().unwrap())
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=versions.len() as i64).collect::<Vec<_>>());
+    let newest = events
+        .iter()
+        .filter(|e| e.data["emoji"] == "👍")
+        .max_by_key(|e| e.data["version"].as_i64())
+        .unwrap();
+    assert_eq!(newest.data["count"], count);
+    assert_eq!(seen["reactions_version"], versions.len() as i64);
     let again = react(&app, &bob, room, msg, "👍").await;
     let expected = if mine {
         StatusCode::OK

@@ -86,6 +86,7 @@ impl Chat {
                 emoji: emoji.to_owned(),
                 user_id,
                 count: outcome.count,
+                version: outcome.message.reactions_version,
                 at: now,
             };
             let event = if add {

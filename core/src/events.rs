@@ -126,6 +126,10 @@ pub struct ReactionChanged {
     pub user_id: i64,
     /// How many people have this emoji on the message now.
     pub count: i64,
+    /// The message's `reactions_version` after this change: frames of one message may arrive
+    /// in another order than their changes were made, and the higher version is the newer.
+    #[serde(default)]
+    pub version: i64,
     /// When it changed.
     pub at: DateTime<Utc>,
 }

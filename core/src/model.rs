@@ -334,6 +334,11 @@ pub struct Message {
     /// Reactions, one entry per emoji in the order they were first added.
     #[serde(default)]
     pub reactions: Vec<ReactionCount>,
+    /// Goes up by one with each reaction added or taken off: `reaction.added` and
+    /// `reaction.removed` frames carry the value their change gave it (`version`), so a frame
+    /// at or below what a client holds is older news.
+    #[serde(default)]
+    pub reactions_version: i64,
     /// User ids of the room members the text mentions by address (`@user@example.com`), in
     /// the order they appear; `@room` and `@here` are in the text.
     #[serde(default)]

@@ -1,5 +1,11 @@
 // Emoji reactions on a message: chips with counts (pressed when the reader reacted), a small
 // picker, and the live frames that change them.
+//
+// Order: each change numbers the message's reactions (`reactions_version` on the message,
+// `version` on the frame), and frames of one message may come in another order than their
+// changes were made (two people reacting at once). A message keeps the version its whole list
+// is from, and per emoji the version of the last frame applied to it; a frame no newer than
+// those is older news and changes nothing.
 
 import { api } from './api.js';
 import { h } from './dom.js';
@@ -13,17 +19,40 @@ function path(message, emoji) {
   return emoji ? `${base}${encodeURIComponent(emoji)}/` : base;
 }
 
-/** Adds or takes back the reader's `emoji`; resolves with the message's new reactions. */
+/** Adds or takes back the reader's `emoji`; resolves with the message's new reactions and
+ * the version they are from (null for a removal, which answers nothing: its frame brings it). */
 export async function toggleReaction(message, emoji) {
   const mine = (message.reactions || []).some((r) => r.emoji === emoji && r.me);
   if (mine) {
     await api('DELETE', path(message, emoji));
-    return (message.reactions || [])
+    const reactions = (message.reactions || [])
       .map((r) => (r.emoji === emoji ? { ...r, count: r.count - 1, me: false } : r))
       .filter((r) => r.count > 0);
+    return { reactions, version: null };
   }
   const updated = await api('POST', path(message), { emoji });
-  return updated.reactions;
+  return { reactions: updated.reactions, version: updated.reactions_version ?? null };
+}
+
+/** The reaction fields of `known` once a whole list of reactions (`incoming`, as the server had
+ * them at `version`) arrives: nothing changes if `known` holds a newer list, and an emoji a
+ * newer frame changed since keeps what that frame said. */
+export function mergeReactions(known, incoming, version) {
+  if (!known || (known.reactions_version || 0) > version) {
+    return known
+      ? { reactions: known.reactions, reactions_version: known.reactions_version, emojiVersions: known.emojiVersions }
+      : { reactions: incoming, reactions_version: version, emojiVersions: {} };
+  }
+  const later = Object.entries(known.emojiVersions || {}).filter(([, v]) => v > version);
+  const newer = new Set(later.map(([emoji]) => emoji));
+  return {
+    reactions: [
+      ...incoming.filter((r) => !newer.has(r.emoji)),
+      ...(known.reactions || []).filter((r) => newer.has(r.emoji)),
+    ],
+    reactions_version: version,
+    emojiVersions: Object.fromEntries(later),
+  };
 }
 
 /** The chips under a message, or nothing when it has none. */
@@ -44,9 +73,12 @@ export function reactionPicker(onPick) {
     CHOICES.map((emoji) => h('button', { class: 'link', 'aria-label': `React with ${emoji}`, onclick: () => onPick(emoji) }, emoji)));
 }
 
-/** A message's reactions after a `reaction.added` / `reaction.removed` frame. Frames carry
- * the new count and who reacted; `me` changes only when the reader did it (another tab). */
+/** A message's reaction fields after a `reaction.added` / `reaction.removed` frame, or null
+ * when the frame is older news. Frames carry the new count and who reacted; `me` changes only
+ * when the reader did it (another tab). */
 export function applyReactionFrame(message, frame, myId) {
+  const since = Math.max(message.reactions_version || 0, message.emojiVersions?.[frame.emoji] || 0);
+  if (frame.version && frame.version <= since) return null;
   const reactions = [...(message.reactions || [])];
   const at = reactions.findIndex((r) => r.emoji === frame.emoji);
   const mine = frame.user_id === myId ? frame.type === 'reaction.added' : undefined;
@@ -57,7 +89,8 @@ export function applyReactionFrame(message, frame, myId) {
   } else {
     reactions[at] = { ...reactions[at], count: frame.count, me: mine ?? reactions[at].me };
   }
-  return reactions;
+  const emojiVersions = { ...message.emojiVersions, [frame.emoji]: frame.version || 0 };
+  return { reactions, emojiVersions };
 }
 
 /** Runs a reaction change and reports failures. */

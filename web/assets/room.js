@@ -15,7 +15,7 @@ import { editInPlace } from './edit.js';
 import { fileView, releaseFiles } from './files.js';
 import { MentionCompleter, bodyWithMentions } from './mentions.js';
 import { Outbox } from './outbox.js';
-import { applyReactionFrame, react, reactionChips, reactionPicker } from './reactions.js';
+import { applyReactionFrame, mergeReactions, react, reactionChips, reactionPicker } from './reactions.js';
 import { Roster } from './roster.js';
 import { ThreadPanel } from './thread.js';
 import { Typing } from './typing.js';
@@ -358,9 +358,14 @@ export class RoomView {
         this.early.delete(message.id);
         message = early.type === 'message.deleted'
           ? { ...message, is_deleted: true, body: '', file: null }
-          : { ...message, ...early, reactions: message.reactions };
+          : { ...message, ...early, reactions: message.reactions, reactions_version: message.reactions_version };
       }
       const known = this.messages.get(message.id);
+      // A page's copy holds the reactions as of its `reactions_version`: frames newer than
+      // that, applied meanwhile, stay.
+      if (known && !('emojiVersions' in message) && message.reactions_version !== undefined) {
+        message = { ...message, ...mergeReactions(known, message.reactions || [], message.reactions_version) };
+      }
       if (known && sameContent(known, message)) continue;
       this.messages.set(message.id, message);
       if (known && this.editing === message.id) continue; // Drawn again when the edit ends.
@@ -421,7 +426,7 @@ export class RoomView {
       message.is_deleted
         ? h('div', { class: 'body' }, 'This message was deleted.')
         : [message.body ? h('div', { class: 'body' }, bodyWithMentions(message.body)) : null, message.file ? fileView(message.file) : null],
-      reactionChips(message, (emoji) => react(message, emoji, (reactions) => this.setReactions(message.id, reactions))),
+      reactionChips(message, (emoji) => react(message, emoji, (answer) => this.setReactions(message.id, answer))),
       message.reply_count ? h('button', { class: 'link replies', onclick: () => this.openThread(message.id) },
         `${message.reply_count} ${message.reply_count === 1 ? 'reply' : 'replies'}`,
         message.last_reply_at ? ` · last ${shortTime(message.last_reply_at)}` : '') : null);
@@ -471,15 +476,19 @@ export class RoomView {
       picker.replaceWith(button);
       // The focus stays with the message (the picked emoji's button is gone with the picker).
       button.focus();
-      react(message, emoji, (reactions) => this.setReactions(message.id, reactions));
+      react(message, emoji, (answer) => this.setReactions(message.id, answer));
     });
     button.replaceWith(picker);
     picker.querySelector('button')?.focus();
   }
 
-  setReactions(id, reactions) {
+  /** Shows a reaction change's answer: the reactions as of `version` (merged with what newer
+   * frames said), or as computed here (`version` null). */
+  setReactions(id, { reactions, version }) {
     const known = this.messages.get(id);
-    if (known) this.insert([{ ...known, reactions }]);
+    if (!known) return;
+    const fields = version === null ? { reactions } : mergeReactions(known, reactions, version);
+    this.insert([{ ...known, ...fields }]);
   }
 
   // ---- threads ------------------------------------------------------------------------------
@@ -657,7 +666,9 @@ export class RoomView {
       case 'message.updated': {
         const known = this.messages.get(frame.id);
         // Frames mark no reaction as the reader's (one frame serves every reader): keep ours.
-        if (known) this.insert([{ ...known, ...frame, reactions: known.reactions }]);
+        if (known) {
+          this.insert([{ ...known, ...frame, reactions: known.reactions, reactions_version: known.reactions_version, emojiVersions: known.emojiVersions }]);
+        }
         else if (this.awaitingPage()) this.early.set(frame.id, frame);
         break;
       }
@@ -680,7 +691,8 @@ export class RoomView {
       case 'reaction.added':
       case 'reaction.removed': {
         const known = this.messages.get(frame.message_id);
-        if (known) this.setReactions(known.id, applyReactionFrame(known, frame, state.me.id));
+        const next = known && applyReactionFrame(known, frame, state.me.id);
+        if (next) this.insert([{ ...known, ...next }]);
         break;
       }
       case 'thread.updated': {

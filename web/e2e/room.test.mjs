@@ -2,7 +2,7 @@
 // that failed while offline (sent again, or not once discarded), unread counts of a room left
 // scrolled up, a thread link overtaken by another room, the focus after a reaction, and an
 // image that loads at the bottom; a first connection that fails; a large room without its member
-// list; a room open at the bottom all day.
+// list; a room open at the bottom all day; reaction frames that arrive out of order.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -399,5 +399,30 @@ test('a room kept open at the bottom lets its oldest messages go, and pages them
   }, 60_000, 'every message paged back in');
   assert.deepEqual(await shown(), ids);
   await page.getByText('This is the start of').waitFor();
+  await context.close();
+});
+
+test('a reaction frame that arrives after a newer one changes nothing', async () => {
+  const room = await newRoom('reactions');
+  const message = await post(room, 'React to me');
+  const { context, page, sockets } = await ada();
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByText('React to me').waitFor();
+  await connected(page, sockets);
+  await waitFor(() => sockets.received().some((frame) => frame.type === 'connection'), 20_000, 'the greeting');
+  const reactions = `/api/rooms/${room.id}/messages/${message.id}/reactions/`;
+  await server.api('POST', reactions, { emoji: '👍' }, setup.bob);
+  await server.api('POST', reactions, { emoji: '👍' }, setup.ada);
+  const chip = page.locator(`#m-${message.id} .chip`);
+  await waitFor(async () => (await chip.textContent()) === '👍 2', 20_000, 'both reactions shown');
+  // Bob's frame again, as if it had been announced after Ada's (two requests publish in
+  // either order): it says 1, from before Ada's.
+  const first = sockets.received().find((f) => f.type === 'reaction.added' && f.count === 1);
+  assert.equal(first.version, 1);
+  sockets.inject(first);
+  // A message after it: once it shows, the frame before it was handled.
+  await post(room, 'After the late frame');
+  await page.getByText('After the late frame').waitFor();
+  assert.equal(await chip.textContent(), '👍 2');
   await context.close();
 });

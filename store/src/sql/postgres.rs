@@ -386,8 +386,9 @@ async fn record_reactions(tx: &mut Tx<'_>, writes: &ReactionWrites) -> StoreResu
          events AS ( \
            INSERT INTO {OUTBOX_COLUMNS} SELECT * FROM UNNEST($10::text[], $11::text[], \
              $12::int8[], $13::int8[], $14::text[], $15::timestamptz[])) \
-         UPDATE messages m SET reactions = c.reactions \
-         FROM UNNEST($16::int8[], $17::int8[], $18::text[]) AS c(room_id, id, reactions) \
+         UPDATE messages m SET reactions = c.reactions, reactions_version = c.version \
+         FROM UNNEST($16::int8[], $17::int8[], $18::text[], $19::int8[]) \
+           AS c(room_id, id, reactions, version) \
          WHERE m.room_id = c.room_id AND m.id = c.id"
     );
     let added = &writes.added;
@@ -438,6 +439,7 @@ async fn record_reactions(tx: &mut Tx<'_>, writes: &ReactionWrites) -> StoreResu
                 .map(|c| c.2.as_deref())
                 .collect::<Vec<Option<&str>>>(),
         )
+        .bind(counts.iter().map(|c| c.3).collect::<Vec<i64>>())
         .execute(&mut **tx)
         .await?;
     Ok(())

@@ -89,8 +89,8 @@ pub(super) struct ReactionWrites {
     pub(super) added: Vec<(i64, i64, String, i64, DateTime<Utc>)>,
     /// Rows to remove: (message, emoji, user).
     pub(super) removed: Vec<(i64, String, i64)>,
-    /// The messages' new counts: (room, message, stored counts).
-    pub(super) counts: Vec<(i64, i64, Option<String>)>,
+    /// The messages' new counts: (room, message, stored counts, reactions version).
+    pub(super) counts: Vec<(i64, i64, Option<String>, i64)>,
     /// Rooms whose edit version goes up, ascending.
     pub(super) rooms: Vec<i64>,
     /// The events, in the order the changes were made.
@@ -156,6 +156,7 @@ fn decide(
         return Ok(None);
     }
     count_change(&mut message.reactions, emoji, job.add);
+    message.reactions_version += 1;
     if job.add {
         own.push(emoji.to_owned());
     } else {
@@ -167,6 +168,7 @@ fn decide(
         emoji: emoji.to_owned(),
         user_id: job.user_id,
         count: count_of(&message.reactions, emoji),
+        version: message.reactions_version,
         at: job.now,
     };
     Ok(Some(if job.add {
@@ -262,9 +264,12 @@ async fn apply_all(
     }
     for (room_id, msg_id) in &changed_messages {
         if let Some(message) = messages.get(msg_id) {
-            writes
-                .counts
-                .push((*room_id, *msg_id, encode_reactions(&message.reactions)));
+            writes.counts.push((
+                *room_id,
+                *msg_id,
+                encode_reactions(&message.reactions),
+                message.reactions_version,
+            ));
         }
     }
     writes.rooms = changed_messages.iter().map(|(room, _)| *room).collect();

@@ -457,13 +457,17 @@ async fn record_reactions(tx: &mut Tx<'_>, writes: &ReactionWrites) -> StoreResu
             .execute(&mut **tx)
             .await?;
     }
-    for (room_id, msg_id, counts) in &writes.counts {
-        sqlx::query("UPDATE messages SET reactions = $3 WHERE room_id = $1 AND id = $2")
-            .bind(room_id)
-            .bind(msg_id)
-            .bind(counts)
-            .execute(&mut **tx)
-            .await?;
+    for (room_id, msg_id, counts, version) in &writes.counts {
+        sqlx::query(
+            "UPDATE messages SET reactions = $3, reactions_version = $4 \
+             WHERE room_id = $1 AND id = $2",
+        )
+        .bind(room_id)
+        .bind(msg_id)
+        .bind(counts)
+        .bind(version)
+        .execute(&mut **tx)
+        .await?;
     }
     for room_id in &writes.rooms {
         SqlStore::bump_edit_version(tx, *room_id).await?;

@@ -9,7 +9,7 @@ use chatboard_core::model::{FileRef, Message, ReactionCount};
 pub(in crate::sql) const MESSAGE_COLUMNS: &str =
     "id, room_id, org_id, seq, sender_id, body, client_msg_id, is_deleted, created_at, edited_at, \
      file_id, file_name, file_type, file_size, parent_id, reply_count, last_reply_at, last_repliers, \
-     reactions, mention_ids";
+     reactions, mention_ids, reactions_version";
 
 /// [`MESSAGE_COLUMNS`] of the table aliased `alias`, for queries that join it.
 pub(in crate::sql) fn message_columns_of(alias: &str) -> String {
@@ -106,6 +106,8 @@ pub(in crate::sql) struct MessageRow {
     last_repliers: Option<String>,
     reactions: Option<String>,
     pub(in crate::sql) mention_ids: Option<String>,
+    #[sqlx(default)]
+    reactions_version: i64,
 }
 
 impl MessageRow {
@@ -167,6 +169,7 @@ impl From<MessageRow> for Message {
             repliers: parse_ids(r.last_repliers.as_deref()),
             reactions: parse_reactions(r.reactions.as_deref()),
             mentions: parse_ids(r.mention_ids.as_deref()),
+            reactions_version: r.reactions_version,
             seq: r.seq,
         }
     }
