@@ -144,6 +144,26 @@ def check_alerts(tools, env, docs, scratch):
         print("promtool test rules: ok")
 
 
+def check_stable_checksums(helm, env):
+    """Two renders of the same values give the pods the same checksums: a generated signing key
+    (new at each render without a cluster to read it back from) must not roll the pods at the
+    first upgrade."""
+    annotations = []
+    for _ in range(2):
+        out = run([helm, "template", "chat", CHART, "--namespace", "chat", *REQUIRED], env)
+        if out is None:
+            return
+        annotations.append(sorted(
+            (d["metadata"]["name"], d["spec"]["template"]["metadata"]["annotations"].get("checksum/secret"))
+            for d in yaml.safe_load_all(out)
+            if d and d.get("kind") == "Deployment"
+        ))
+    if annotations[0] != annotations[1]:
+        problems.append(f"checksum/secret differs between two renders of the same values: {annotations}")
+    else:
+        print("checksum/secret: the same across renders")
+
+
 def check_operator_rollout(helm, env):
     """Without leader election the operator's pods must never run two at once: its Deployment
     replaces them (Recreate); with it, a rolling update keeps one running."""
@@ -202,6 +222,7 @@ def main():
                 if scenario == ALERT_TEST_SCENARIO and kube_version == KUBE_VERSIONS[-1]:
                     check_alerts(tools, env, docs, scratch)
         check_operator_rollout(helm, env)
+        check_stable_checksums(helm, env)
         # Without the required values the chart must refuse to render, with a clear message.
         proc = subprocess.run([helm, "template", "chat", CHART], env=env, capture_output=True, text=True)
         if proc.returncode == 0 or "database" not in proc.stderr:
