@@ -79,12 +79,14 @@ fn is_address(token: &str) -> bool {
 impl Chat {
     /// Who `body`, sent by `sender` to the room, mentions: the members it names (in order,
     /// unknown addresses ignored) and everyone it reaches (`@room`: every member; `@here`:
-    /// the members online now), never the sender.
+    /// the members online now, or those of `here_reached` still seated, for an edit that keeps
+    /// an `@here`), never the sender.
     pub(crate) async fn resolve_mentions(
         &self,
         room_id: i64,
         sender: i64,
         body: &str,
+        here_reached: Option<&[i64]>,
     ) -> ChatResult<Mentioned> {
         if !body.contains('@') {
             return Ok(Mentioned::default());
@@ -104,6 +106,9 @@ impl Chat {
             let members = self.store().member_ids(room_id).await?;
             if text.room {
                 everyone.extend(members);
+            } else if let Some(reached) = here_reached {
+                let seated: std::collections::HashSet<i64> = members.into_iter().collect();
+                everyone.extend(reached.iter().filter(|id| seated.contains(id)));
             } else if let Some(presence) = self.0.presence.get() {
                 everyone.extend(presence.online(&members));
             }

@@ -216,7 +216,7 @@ impl Chat {
                 relied_on = Some(this);
             }
         }
-        let mentions = match self.resolve_mentions(room_id, sender, &body).await {
+        let mentions = match self.resolve_mentions(room_id, sender, &body, None).await {
             Ok(mentions) => mentions,
             Err(err) => {
                 if let Some(charge) = charge {
@@ -267,14 +267,27 @@ impl Chat {
         if message.is_deleted {
             return Err(ChatError::refused(ErrorCode::MessageDeleted));
         }
-        let mentions = self.resolve_mentions(room_id, editor, &body).await?;
+        // An `@here` kept through an edit keeps whom it mentioned: fixing a typo neither takes
+        // the mention from those who went offline since (their unread mention, their mentions
+        // page) nor pings those who came online.
+        let kept_here = if crate::mentions::parse_mentions(&message.body).here {
+            Some(self.store().mentioned_by(msg_id).await?)
+        } else {
+            None
+        };
+        let mentions = self
+            .resolve_mentions(room_id, editor, &body, kept_here.as_deref())
+            .await?;
         if !mentions.everyone.is_empty() {
             // An edit notifies those its version before did not mention (its mention rows, as
             // the store compares them): such an edit counts against the posting limits like a
-            // post, or editing `@room` out and back in, or `@here` as people come online,
+            // post, or editing `@room` out and back in, or `@here` added as people come online,
             // would ping them as fast as requests go. (A typo fixed in a message that mentions
             // the same people is not one.)
-            let before = self.store().mentioned_by(msg_id).await?;
+            let before = match kept_here {
+                Some(before) => before,
+                None => self.store().mentioned_by(msg_id).await?,
+            };
             let names_anew = mentions
                 .everyone
                 .iter()

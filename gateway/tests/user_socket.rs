@@ -501,6 +501,78 @@ async fn a_seat_lost_and_taken_again_at_once_keeps_the_room_live(p: Arc<Platform
     assert_eq!(message_in(&mut all, general).await["id"], live);
 }
 
+/// An `@here` message keeps whom it mentioned through an edit: someone who went offline since
+/// keeps the mention (an edit used to take it away), and is not pinged again once back online
+/// (the next edit used to mention them anew).
+async fn an_edit_keeps_whom_here_mentioned(p: Arc<Platform>) {
+    let (room, alice, bob, _org) = p.team().await;
+    let mut bobs = p.connect_all(&bob.token).await;
+    assert_eq!(frame(&mut bobs).await["type"], "connection");
+    let mut alices = p.connect_all(&alice.token).await;
+    assert_eq!(frame(&mut alices).await["type"], "connection");
+    let post =
+        json!({"type": "message", "room": room, "body": "@here standup", "client_msg_id": "h1"});
+    alices
+        .send(Ws::Text(post.to_string().into()))
+        .await
+        .unwrap();
+    let (mention, _) = frame_of(&mut bobs, "mention").await;
+    let id = mention["message"]["id"].as_i64().unwrap();
+    let mentioned = |user: &User| {
+        let p = p.clone();
+        let token = user.token.clone();
+        async move {
+            let r = p
+                .call(
+                    reqwest::Method::GET,
+                    "/auth/me/mentions/",
+                    &token,
+                    serde_json::Value::Null,
+                )
+                .await;
+            r["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["id"].as_i64() == Some(id))
+                .count()
+        }
+    };
+    assert_eq!(mentioned(&bob).await, 1);
+
+    // Bob goes offline; Alice fixes a typo.
+    drop(bobs);
+    loop {
+        let (change, _) = frame_of(&mut alices, "presence").await;
+        if change["user_id"] == bob.id && change["status"] == "offline" {
+            break;
+        }
+    }
+    let edit = |body: &'static str| {
+        let p = p.clone();
+        let token = alice.token.clone();
+        async move {
+            p.call(
+                reqwest::Method::PATCH,
+                &format!("/api/rooms/{room}/messages/{id}/"),
+                &token,
+                json!({ "body": body }),
+            )
+            .await
+        }
+    };
+    edit("@here standup now").await;
+    assert_eq!(mentioned(&bob).await, 1, "the mention went with the typo");
+
+    // Back online, Bob is not pinged by the next edit.
+    let mut bobs = p.connect_all(&bob.token).await;
+    assert_eq!(frame(&mut bobs).await["type"], "connection");
+    edit("@here standup now!").await;
+    let (_, before) = frame_of(&mut bobs, "message.updated").await;
+    assert!(!before.iter().any(|f| f["type"] == "mention"), "{before:?}");
+    assert!(quiet(&mut bobs).await, "no mention after the edit");
+}
+
 both_shapes!(
     a_seat_lost_and_taken_again_at_once_keeps_the_room_live,
     what_is_posted_before_a_seat_is_announced_still_arrives,
@@ -510,7 +582,8 @@ both_shapes!(
     a_new_seat_brings_presence_both_ways,
     presence_stays_out_of_rooms_too_large_for_it,
     presence_follows_a_room_across_fifty_members,
-    mentions_reach_the_mentioned_user_socket
+    mentions_reach_the_mentioned_user_socket,
+    an_edit_keeps_whom_here_mentioned
 );
 
 /// In the scale-out shape presence crosses gateways, and a gateway that dies without saying
