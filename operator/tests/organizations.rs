@@ -479,6 +479,7 @@ both_engines!(
     a_failing_reconcile_shows_in_the_status,
     the_last_admin_stays_when_the_list_drops_them,
     an_admin_the_list_did_not_make_stays_when_unlisted,
+    a_role_set_through_the_api_ends_a_demotion_owed,
     errors_are_retried_with_backoff,
     a_call_that_never_answers_fails_the_reconcile,
     seat_changes_are_announced
@@ -613,6 +614,69 @@ async fn the_last_admin_stays_when_the_list_drops_them(engine: TestEngine) {
         (view.role == Role::Member).then_some(())
     })
     .await;
+    h.stop().await;
+}
+
+/// Dropped from the list while the last ADMIN, then demoted and made ADMIN again through the
+/// REST API by another ADMIN: the role is the API's now, and the demotion the operator owed is
+/// forgotten (the next reconcile used to take it).
+async fn a_role_set_through_the_api_ends_a_demotion_owed(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
+    let ops = h.user("ops@acme.example").await;
+    let bob = h.user("bob@acme.example").await;
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    let spec = json!({"displayName": "Acme", "admins": ["ops@acme.example"]});
+    orgs.create(&PostParams::default(), &org("acme", spec))
+        .await
+        .unwrap();
+    let obj = ready(&h, "acme", "True", 1).await;
+    let org_id = obj["status"]["orgId"].as_i64().unwrap();
+    h.accept_admin_invitation("ops@acme.example", ops).await;
+    let change = json!({"spec": {"admins": []}});
+    orgs.patch("acme", &PatchParams::default(), &Patch::Merge(change))
+        .await
+        .unwrap();
+    ready(&h, "acme", "True", 2).await;
+    h.event_seen("acme", "LastAdminKept").await;
+    // ops makes bob ADMIN; bob demotes ops and makes them ADMIN again.
+    let invite = NewInvite {
+        org_id,
+        email: "bob@acme.example".into(),
+        role: Role::Admin,
+        token_hash: hash_token("bobs-token"),
+        invited_by: Some(ops),
+        expires_at: Utc::now() + chrono::Duration::days(1),
+        email_message: None,
+    };
+    h.store.create_invite(invite, Utc::now()).await.unwrap();
+    h.store
+        .accept_invite(
+            &hash_token("bobs-token"),
+            bob,
+            "bob@acme.example",
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    for role in [Role::Member, Role::Admin] {
+        h.store
+            .set_member_role(org_id, ops, role, bob)
+            .await
+            .unwrap();
+    }
+    let change = json!({"spec": {"displayName": "Acme Inc"}});
+    orgs.patch("acme", &PatchParams::default(), &Patch::Merge(change))
+        .await
+        .unwrap();
+    ready(&h, "acme", "True", 3).await;
+    let view = h.store.org_for_member(org_id, ops).await.unwrap().unwrap();
+    assert_eq!(
+        view.role,
+        Role::Admin,
+        "the operator took a role the API gave"
+    );
     h.stop().await;
 }
 

@@ -551,6 +551,16 @@ impl OrgStore for SqlStore {
         let now = Utc::now();
         change_role(&mut tx, org_id, user_id, (current, role), now).await?;
         revoke_invites_beyond(&mut tx, org_id, user_id, Some(role), now).await?;
+        // A role set through the API is the API's: a demotion the operator still owed this
+        // member (dropped from its list while the org's last ADMIN) is forgotten.
+        sqlx::query(
+            "DELETE FROM org_spec_admins WHERE org_id = $1 AND NOT listed \
+               AND email = (SELECT email FROM users WHERE id = $2)",
+        )
+        .bind(org_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
         // A seat in a MANAGER_ONLY room goes with the role that allowed it.
         let left = if AccessLevel::ManagerOnly.admits(role) {
             Vec::new()
