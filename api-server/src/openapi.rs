@@ -68,7 +68,11 @@ use crate::routes::{
             are the same reaction). Messages carry `reactions: [{emoji, count, me}]` in the order \
             each emoji was first added; `me` is the caller's own (always false in WebSocket frames, \
             which all readers share). Frames, outbox events and webhook types: `reaction.added`, \
-            `reaction.removed` (`{room, message_id, emoji, user_id, count, at}`). Deleting a \
+            `reaction.removed` (`{room, message_id, emoji, user_id, count, version, at}`): \
+            `count` is the emoji's after the change, `version` the message's `reactions_version` \
+            after it (one higher per change). Frames may arrive in another order than their \
+            changes: per emoji the highest version is current, and frames at or below the \
+            `reactions_version` of a message object read later are older news. Deleting a \
             message drops its reactions."),
         (name = "search", description = "Full-text search over the messages of the organization's \
             rooms the caller sits in (PostgreSQL: a tsvector with a GIN index, the \

@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 /// limits still hold), so that a spray of made-up addresses cannot grow memory without bound.
 const ACCOUNTS_MAX: usize = 100_000;
 
+/// While the map is full, the hours that ended are looked for at most this often (a look
+/// scans every account under the lock).
+const FULL_LOOK_EVERY: Duration = Duration::from_secs(1);
+
 /// The hour over which failures count.
 const WINDOW: Duration = Duration::from_secs(3600);
 
@@ -35,7 +39,14 @@ pub struct SignInFailures {
     limit: u32,
     /// Keys accounts by a hash of their address: a fixed few bytes each, whatever is sent.
     hasher: RandomState,
-    hours: Mutex<HashMap<u64, Hour>>,
+    hours: Mutex<Hours>,
+}
+
+/// The accounts' hours, and when the ended ones were last looked for.
+#[derive(Default)]
+struct Hours {
+    by_account: HashMap<u64, Hour>,
+    looked: Option<Instant>,
 }
 
 /// One password check under way; dropped without an outcome, it is not counted.
@@ -53,7 +64,7 @@ impl SignInFailures {
         (per_hour > 0).then(|| Self {
             limit: per_hour,
             hasher: RandomState::new(),
-            hours: Mutex::new(HashMap::new()),
+            hours: Mutex::new(Hours::default()),
         })
     }
 
@@ -62,14 +73,18 @@ impl SignInFailures {
     pub fn begin(&self, email: &str) -> Result<Attempt<'_>, Duration> {
         let key = self.hasher.hash_one(email);
         let now = Instant::now();
-        let mut hours = self.lock();
-        if !hours.contains_key(&key) && hours.len() >= ACCOUNTS_MAX {
-            hours.retain(|_, hour| now.duration_since(hour.started) < WINDOW);
-            if hours.len() >= ACCOUNTS_MAX {
+        let mut guard = self.lock();
+        let Hours { by_account, looked } = &mut *guard;
+        if !by_account.contains_key(&key) && by_account.len() >= ACCOUNTS_MAX {
+            if looked.is_none_or(|at| now.duration_since(at) >= FULL_LOOK_EVERY) {
+                *looked = Some(now);
+                by_account.retain(|_, hour| now.duration_since(hour.started) < WINDOW);
+            }
+            if by_account.len() >= ACCOUNTS_MAX {
                 return Ok(self.attempt(None));
             }
         }
-        let hour = hours.entry(key).or_insert(Hour {
+        let hour = by_account.entry(key).or_insert(Hour {
             started: now,
             counted: 0,
         });
@@ -90,6 +105,7 @@ impl SignInFailures {
     pub fn forget_idle(&self) {
         let now = Instant::now();
         self.lock()
+            .by_account
             .retain(|_, hour| now.duration_since(hour.started) < WINDOW);
     }
 
@@ -101,7 +117,7 @@ impl SignInFailures {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Hour>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Hours> {
         // The map holds counts only; one left half-updated by a panic is still usable.
         self.hours.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -117,7 +133,7 @@ impl Attempt<'_> {
     pub fn succeeded(mut self) {
         self.settled = true;
         if let Some(key) = self.key {
-            self.failures.lock().remove(&key);
+            self.failures.lock().by_account.remove(&key);
         }
     }
 }
@@ -128,7 +144,7 @@ impl Drop for Attempt<'_> {
             return;
         }
         if let Some(key) = self.key {
-            if let Some(hour) = self.failures.lock().get_mut(&key) {
+            if let Some(hour) = self.failures.lock().by_account.get_mut(&key) {
                 hour.counted = hour.counted.saturating_sub(1);
             }
         }

@@ -19,19 +19,26 @@ function path(message, emoji) {
   return emoji ? `${base}${encodeURIComponent(emoji)}/` : base;
 }
 
-/** Adds or takes back the reader's `emoji`; resolves with the message's new reactions and
- * the version they are from (null for a removal, which answers nothing: its frame brings it). */
+/** Adds or takes back the reader's `emoji`. Resolves with the message's new reactions and the
+ * version they are from, or for a removal (which answers nothing) with the emoji and the
+ * version it stood at when clicked: `withoutMine` computes the rest then. */
 export async function toggleReaction(message, emoji) {
   const mine = (message.reactions || []).some((r) => r.emoji === emoji && r.me);
   if (mine) {
     await api('DELETE', path(message, emoji));
-    const reactions = (message.reactions || [])
-      .map((r) => (r.emoji === emoji ? { ...r, count: r.count - 1, me: false } : r))
-      .filter((r) => r.count > 0);
-    return { reactions, version: null };
+    return { removed: emoji, since: message.emojiVersions?.[emoji] || 0 };
   }
   const updated = await api('POST', path(message), { emoji });
-  return { reactions: updated.reactions, version: updated.reactions_version ?? null };
+  return { reactions: updated.reactions, version: updated.reactions_version ?? 0 };
+}
+
+/** `message`'s reactions with the reader's `emoji` taken off, or null when a frame about that
+ * emoji came since `since` (the click): it said more than this can work out. */
+export function withoutMine(message, emoji, since) {
+  if ((message.emojiVersions?.[emoji] || 0) !== since) return null;
+  return (message.reactions || [])
+    .map((r) => (r.emoji === emoji && r.me ? { ...r, count: r.count - 1, me: false } : r))
+    .filter((r) => r.count > 0);
 }
 
 /** The reaction fields of `known` once a whole list of reactions (`incoming`, as the server had

@@ -15,7 +15,7 @@ import { editInPlace } from './edit.js';
 import { fileView, releaseFiles } from './files.js';
 import { MentionCompleter, bodyWithMentions } from './mentions.js';
 import { Outbox } from './outbox.js';
-import { applyReactionFrame, mergeReactions, react, reactionChips, reactionPicker } from './reactions.js';
+import { applyReactionFrame, mergeReactions, react, reactionChips, reactionPicker, withoutMine } from './reactions.js';
 import { Roster } from './roster.js';
 import { ThreadPanel } from './thread.js';
 import { Typing } from './typing.js';
@@ -366,7 +366,11 @@ export class RoomView {
       if (known && !('emojiVersions' in message) && message.reactions_version !== undefined) {
         message = { ...message, ...mergeReactions(known, message.reactions || [], message.reactions_version) };
       }
-      if (known && sameContent(known, message)) continue;
+      if (known && sameContent(known, message)) {
+        // Nothing to draw, but what the copy knows of reaction versions is kept.
+        this.messages.set(message.id, message);
+        continue;
+      }
       this.messages.set(message.id, message);
       if (known && this.editing === message.id) continue; // Drawn again when the edit ends.
       const node = this.draw(message);
@@ -483,12 +487,16 @@ export class RoomView {
   }
 
   /** Shows a reaction change's answer: the reactions as of `version` (merged with what newer
-   * frames said), or as computed here (`version` null). */
-  setReactions(id, { reactions, version }) {
+   * frames said), or for a removal the reader's emoji taken off what is shown now. */
+  setReactions(id, answer) {
     const known = this.messages.get(id);
     if (!known) return;
-    const fields = version === null ? { reactions } : mergeReactions(known, reactions, version);
-    this.insert([{ ...known, ...fields }]);
+    if (answer.removed) {
+      const reactions = withoutMine(known, answer.removed, answer.since);
+      if (reactions) this.insert([{ ...known, reactions }]);
+      return;
+    }
+    this.insert([{ ...known, ...mergeReactions(known, answer.reactions, answer.version) }]);
   }
 
   // ---- threads ------------------------------------------------------------------------------

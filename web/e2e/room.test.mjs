@@ -424,5 +424,34 @@ test('a reaction frame that arrives after a newer one changes nothing', async ()
   await post(room, 'After the late frame');
   await page.getByText('After the late frame').waitFor();
   assert.equal(await chip.textContent(), '👍 2');
+
+  // A newer frame that changes nothing shown (🎉 taken off a message without one) still
+  // counts: the older one after it (🎉 added) is not news.
+  const frame = (type, emoji, count, version) => ({
+    type, room: room.id, message_id: message.id, emoji, user_id: 424242, count, version, at: new Date().toISOString(),
+  });
+  sockets.inject(frame('reaction.removed', '🎉', 0, 100));
+  sockets.inject(frame('reaction.added', '🎉', 1, 99));
+  await post(room, 'After the two frames');
+  await page.getByText('After the two frames').waitFor();
+  assert.equal(await chip.count(), 1, `only 👍: ${await chip.allTextContents()}`);
+
+  // Ada takes her 👍 back; while her request is on its way a frame says more about 👍: her
+  // answer (which says nothing) does not put back what was shown when she clicked.
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  await page.route('**/reactions/**', async (route) => {
+    if (route.request().method() === 'DELETE') await held;
+    await route.continue();
+  });
+  const answered = page.waitForResponse((r) => r.request().method() === 'DELETE');
+  await chip.click();
+  sockets.inject(frame('reaction.added', '👍', 5, 101));
+  await waitFor(async () => (await chip.textContent()) === '👍 5', 20_000, 'the newer frame shown');
+  release();
+  await answered;
+  await post(room, 'After the answer');
+  await page.getByText('After the answer').waitFor();
+  assert.equal(await chip.textContent(), '👍 5');
   await context.close();
 });

@@ -54,6 +54,9 @@ fn unavailable(e: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(e.to_string())
 }
 
+/// How often the client pings the server when nothing else goes by.
+const NATS_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl NatsBus {
     /// Connects to `url` and creates the stream if needed. `prefix` namespaces the subjects and
     /// the stream (`chat` in production; tests use their own).
@@ -63,6 +66,10 @@ impl NatsBus {
         let first_seen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let client = async_nats::ConnectOptions::new()
             .name("chatboard")
+            // A link that stops answering without closing (a partition) is found within about
+            // three intervals rather than the client's default of a few minutes: presence keeps
+            // everyone only while it knows NATS is out of reach, and its entries live 60 s.
+            .ping_interval(NATS_PING_INTERVAL)
             .event_callback(move |event| {
                 let reconnected = reconnected.clone();
                 let first_seen = first_seen.clone();

@@ -160,8 +160,9 @@ impl EmailStore for SqlStore {
         .await?;
         let rows: Vec<(i64,)> = sqlx::query_as(
             "SELECT user_id FROM digest_items GROUP BY user_id \
-             HAVING MIN(noted_at) <= $1 OR MIN(CASE WHEN mentioned THEN noted_at END) <= $3 \
-             ORDER BY MIN(noted_at) LIMIT $2",
+             HAVING MIN(COALESCE(noted_at, created_at)) <= $1 \
+               OR MIN(CASE WHEN mentioned THEN COALESCE(noted_at, created_at) END) <= $3 \
+             ORDER BY MIN(COALESCE(noted_at, created_at)) LIMIT $2",
         )
         .bind(cutoff)
         .bind(i64::from(limit))
