@@ -1,5 +1,6 @@
-//! When a digest is due: its wait counts from when its messages were noted for the member, not
-//! from when they were posted. Through the email store and the digest writer; both engines.
+//! When a digest is due (its wait counts from when its messages were noted for the member, not
+//! from when they were posted), and what it shows of a room the member left. Through the
+//! email store and the digest writer; both engines.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -10,12 +11,15 @@ use std::time::Duration;
 
 use chatboard_store::{DigestNote, EmailStore, Store};
 use chrono::Utc;
-use common::{member, setup, Setup};
+use common::{member, post, setup, Setup};
 use testing::{TestDb, TestEngine};
 use tokio::sync::Notify;
 use worker::digest::DigestWriter;
 
-testing::both_engines!(the_wait_counts_from_when_messages_are_noted,);
+testing::both_engines!(
+    the_wait_counts_from_when_messages_are_noted,
+    a_room_left_shows_nothing_of_its_messages,
+);
 
 /// A digest writer whose window (and mention delay) is `window`.
 fn writer(store: &Arc<dyn Store>, window: Duration) -> DigestWriter {
@@ -57,4 +61,42 @@ async fn the_wait_counts_from_when_messages_are_noted(engine: TestEngine) {
         writer(&s.store, Duration::ZERO).write_due().await.unwrap(),
         1
     );
+}
+
+/// A message noted for a member who then left its room: the digest line shows neither its text
+/// nor who sent it (it named the sender).
+async fn a_room_left_shows_nothing_of_its_messages(engine: TestEngine) {
+    let Some((_db, url)) = TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let bob = member(&s, "bob@example.com", "Bob").await;
+    post(&s.store, s.room, s.author, 1).await;
+    let newest = s
+        .store
+        .list_messages(
+            s.room,
+            s.author,
+            chatboard_store::Timeline::All,
+            chatboard_store::PageCursor::Newest,
+            1,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let note = DigestNote {
+        event_id: "e1".into(),
+        user_id: bob,
+    };
+    s.store
+        .add_digest_items(&[note], newest[0].id, s.room, newest[0].created_at, false)
+        .await
+        .unwrap();
+    assert!(s.store.remove_room_member(s.room, bob).await.unwrap());
+    let (_, lines) = s.store.digest_of(bob, 10).await.unwrap().unwrap();
+    assert_eq!(lines.len(), 1);
+    let line = &lines[0];
+    assert!(line.deleted && line.body.is_empty(), "{line:?}");
+    assert_eq!(line.sender, "someone", "{line:?}");
+    assert_eq!(line.room_name, "a deleted room", "{line:?}");
 }

@@ -187,7 +187,8 @@ impl EmailStore for SqlStore {
             return Ok(None);
         };
         // Messages or rooms deleted since, and rooms the user no longer sits in, still count
-        // as seen-to (they leave the digest with it), shown without text.
+        // as seen-to (they leave the digest with it), shown without text (and, for a room
+        // left, without its name or the sender's).
         #[derive(sqlx::FromRow)]
         struct Line {
             message_id: i64,
@@ -211,7 +212,7 @@ impl EmailStore for SqlStore {
                    LEFT JOIN rooms r ON r.id = d.room_id AND rm.user_id IS NOT NULL \
                    LEFT JOIN orgs o ON o.id = r.org_id \
                    LEFT JOIN messages m ON m.room_id = d.room_id AND m.id = d.message_id \
-                   LEFT JOIN users s ON s.id = m.sender_id \
+                   LEFT JOIN users s ON s.id = m.sender_id AND rm.user_id IS NOT NULL \
                  WHERE d.user_id = $1 ORDER BY d.created_at, d.message_id LIMIT $2",
         )
         .bind(user_id)
