@@ -172,6 +172,14 @@ pub trait EmailStore: Send + Sync {
         result: EmailResult,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// Hands claimed emails back unsent, due at `at` (only while the claim `claimed_until` is
+    /// still this one): a mailer stopping does not keep them for its lease.
+    async fn release_emails(
+        &self,
+        ids: &[i64],
+        claimed_until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// Emails waiting to be sent.
     async fn email_backlog(&self) -> StoreResult<i64>;
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chatboard_core::config::EmailSettings;
 use chatboard_store::{DueEmail, EmailResult, EmailStore};
 use chrono::{SubsecRound, Utc};
+use futures::FutureExt;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
@@ -146,6 +147,7 @@ impl Mailer {
         }
         tokio::pin!(stop);
         let mut pause = Duration::ZERO;
+        let mut stopping = false;
         loop {
             tokio::select! {
                 () = &mut stop => return,
@@ -172,8 +174,16 @@ impl Mailer {
             } else {
                 IDLE_POLL
             };
+            let mut unsent = Vec::new();
             for email in due {
-                // Finish the claimed batch even when asked to stop: each send is bounded.
+                // Asked to stop, the send under way finishes (it is bounded, and cutting it off
+                // could send it twice) and the rest of the batch is handed back at once: each
+                // send may take its whole timeout, longer than a pod is given to stop.
+                if stopping || (&mut stop).now_or_never().is_some() {
+                    stopping = true;
+                    unsent.push(email.id);
+                    continue;
+                }
                 let id = email.id;
                 let kind = email.email.kind.as_str();
                 let result = self.send(email).await;
@@ -191,6 +201,19 @@ impl Mailer {
                     // The claim lapses and the email is sent again: at-least-once.
                     tracing::warn!(error = %e, email_id = id, "recording an email failed");
                 }
+            }
+            if !unsent.is_empty() {
+                if let Err(e) = self
+                    .store
+                    .release_emails(&unsent, lease_until, Utc::now())
+                    .await
+                {
+                    // They wait for their lease to lapse, then go.
+                    tracing::warn!(error = %e, emails = unsent.len(), "handing emails back failed");
+                }
+            }
+            if stopping {
+                return;
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The mailer against a real SMTP server (an in-process one speaking the protocol to lettre):
 //! queued emails are retried on temporary refusals and given up on permanent ones, a send cut
-//! off by its timeout leaves nothing behind for the next one, and without SMTP emails are
-//! written to files.
+//! off by its timeout leaves nothing behind for the next one, a mailer stopping hands back what
+//! it has not started sending, and without SMTP emails are written to files.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -180,4 +180,48 @@ async fn a_send_cut_off_by_its_timeout_leaves_its_connection_behind() {
     assert_eq!(to_next.len(), 1, "{mails:#?}");
     assert!(to_next[0].body().contains("Invitation token: second"));
     running.shut_down().await;
+}
+
+/// Stopping while a slow send is under way: that send finishes, and the rest of the claimed
+/// batch is handed back at once, unsent, for another worker (it used to be sent first, each
+/// send up to its timeout, past the time a pod is given to stop; killed, the emails it had sent
+/// went again after the lease).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailer_stopping_hands_back_what_it_has_not_sent() {
+    let Some((_db, url)) = TestDb::create(TestEngine::Sqlite).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let sink = SmtpSink::start().await;
+    sink.stall_next_message(Duration::from_secs(3));
+    for n in 0..3 {
+        s.store
+            .queue_email(invitation(&format!("u{n}@example.com"), "t"), Utc::now())
+            .await
+            .unwrap();
+    }
+    let timing = EmailTiming {
+        retry_base: Duration::from_secs(60),
+        send_timeout: Duration::from_secs(30),
+    };
+    let running = start_timed(&s.store, common::smtp(&sink, 60), timing);
+    // All three claimed (a claim moves an email's next attempt to its lease's end), the first
+    // on its way.
+    let claimed = "SELECT to_address FROM emails WHERE next_attempt_at <> created_at";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while testing::query_texts(&url, claimed).await.len() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "never claimed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.shut_down().await;
+    // The send under way went (unless the stop came before it started); the rest are due
+    // now, for whoever claims next.
+    let sent: Vec<String> = sink.mails().iter().flat_map(|m| m.to.clone()).collect();
+    assert!(sent.len() <= 1, "{sent:?}");
+    let far = Utc::now() + chrono::Duration::hours(1);
+    let due = s.store.claim_due_emails(Utc::now(), far, 10).await.unwrap();
+    let mut all: Vec<String> = due.iter().map(|e| e.email.to.clone()).collect();
+    all.extend(sent);
+    all.sort();
+    assert_eq!(all, ["u0@example.com", "u1@example.com", "u2@example.com"]);
 }

@@ -339,6 +339,28 @@ impl EmailStore for SqlStore {
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(emails = ids.len()))]
+    async fn release_emails(
+        &self,
+        ids: &[i64],
+        claimed_until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "UPDATE emails SET next_attempt_at = $1 \
+                 WHERE status = 'pending' AND next_attempt_at = $2 AND id IN ({})",
+                placeholders(3, chunk.len())
+            );
+            let mut query = sqlx::query(&sql).bind(at).bind(claimed_until);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(&self.write).await?;
+        }
+        Ok(())
+    }
+
     #[tracing::instrument(level = "debug", skip_all)]
     async fn record_email(
         &self,
