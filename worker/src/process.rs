@@ -30,6 +30,8 @@ pub async fn run() -> anyhow::Result<()> {
     let store = chatboard_store::open(&config.database).await?;
     let nats = async_nats::ConnectOptions::new()
         .name("chatboard-worker")
+        // As the other services': presence notices a silent link within about 30 s.
+        .ping_interval(chatboard_core::bus::NATS_PING_INTERVAL)
         .connect(&config.nats_url)
         .await
         .with_context(|| format!("NATS {}", redact_url(&config.nats_url)))?;

@@ -54,8 +54,8 @@ fn unavailable(e: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(e.to_string())
 }
 
-/// How often the client pings the server when nothing else goes by.
-const NATS_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often a NATS client of ours pings the server when nothing else goes by.
+pub const NATS_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl NatsBus {
     /// Connects to `url` and creates the stream if needed. `prefix` namespaces the subjects and
