@@ -23,11 +23,19 @@ pub struct OwnNats {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<std::process::Child>,
+    /// A configuration file, for settings with no command-line flag.
+    config: Option<std::path::PathBuf>,
 }
 
 impl OwnNats {
     /// Starts one, or `None` (with a note) when no `nats-server` binary is installed.
     pub fn start() -> Option<Self> {
+        Self::start_configured("")
+    }
+
+    /// Starts one with `config` (nats-server's configuration format, e.g. `max_payload: 4096`)
+    /// besides the command line's settings.
+    pub fn start_configured(config: &str) -> Option<Self> {
         let binary = std::env::var_os("NATS_SERVER_BIN")
             .map(std::path::PathBuf::from)
             .or_else(|| {
@@ -58,7 +66,13 @@ impl OwnNats {
             port,
             dir: tempfile::tempdir().unwrap(),
             child: None,
+            config: None,
         };
+        if !config.is_empty() {
+            let path = nats.dir.path().join("nats.conf");
+            std::fs::write(&path, config).unwrap();
+            nats.config = Some(path);
+        }
         nats.run();
         Some(nats)
     }
@@ -70,7 +84,11 @@ impl OwnNats {
 
     /// Starts the server (again, after [`OwnNats::kill`]) and waits until it listens.
     pub fn run(&mut self) {
-        let child = std::process::Command::new(&self.binary)
+        let mut command = std::process::Command::new(&self.binary);
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        let child = command
             .args([
                 "-a",
                 "127.0.0.1",

@@ -37,7 +37,8 @@ pub async fn run() -> anyhow::Result<()> {
         .with_context(|| format!("NATS {}", redact_url(&config.nats_url)))?;
     let queue = NatsJobQueue::start(nats.clone(), &config.nats.nats_prefix)
         .await
-        .context("creating the job stream")?;
+        .context("creating the job stream")?
+        .with_outbox(store.clone());
     // Presence tells the digest job who is offline; the worker only reads it.
     let presence = NatsPresence::start(
         nats.clone(),

@@ -1,5 +1,6 @@
 //! The job queue: where the relay puts outbox events for the job runners.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{self, pull};
@@ -7,7 +8,7 @@ use async_nats::jetstream::context::{ConsumerInfoErrorKind, PublishError, Publis
 use async_nats::jetstream::{self, stream, AckKind, ErrorCode};
 use async_trait::async_trait;
 use chatboard_core::events::OutboxEvent;
-use chatboard_store::StoreError;
+use chatboard_store::{OutboxStore, StoreError};
 use futures::StreamExt;
 
 /// How long JetStream remembers event ids: a relay that crashed after publishing and before
@@ -21,6 +22,11 @@ const CONSUMER: &str = "workers";
 pub const ACK_WAIT: Duration = Duration::from_secs(30);
 /// Jobs handled together at most.
 const FETCH_BATCH: usize = 256;
+/// On a job too large for NATS, the header naming its event's outbox position: the runner reads
+/// the event from the database.
+const OUTBOX_POSITION: &str = "Chatboard-Outbox-Position";
+/// Room kept in a message for its headers and subject when telling whether it fits.
+const HEADERS_ROOM: usize = 512;
 
 /// What a queue call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -55,25 +61,37 @@ pub trait JobHandler: Send + Sync {
 /// A JetStream work-queue stream `<PREFIX>_JOBS` on subjects `<prefix>.jobs.<event type>`,
 /// de-duplicated on the event id.
 pub struct NatsJobQueue {
+    client: async_nats::Client,
     jetstream: jetstream::Context,
     prefix: String,
     stream_name: String,
     ack_wait: Duration,
+    /// Where the runners read the events of jobs too large for NATS.
+    outbox: Option<Arc<dyn OutboxStore>>,
 }
 
 impl NatsJobQueue {
     /// Creates the stream if needed.
     pub async fn start(client: async_nats::Client, prefix: &str) -> Result<Self, QueueError> {
-        let jetstream = jetstream::new(client);
+        let jetstream = jetstream::new(client.clone());
         let stream_name = format!("{}_JOBS", prefix.to_uppercase().replace(['.', '-'], "_"));
         let queue = Self {
+            client,
             jetstream,
             prefix: prefix.to_owned(),
             stream_name,
             ack_wait: ACK_WAIT,
+            outbox: None,
         };
         queue.ensure_stream().await?;
         Ok(queue)
+    }
+
+    /// The same queue whose runners read from `outbox` the events of jobs too large for NATS
+    /// (without it such a job is dropped, with an error logged).
+    pub fn with_outbox(mut self, outbox: Arc<dyn OutboxStore>) -> Self {
+        self.outbox = Some(outbox);
+        self
     }
 
     /// The same queue whose jobs are delivered again when not acknowledged within `ack_wait`
@@ -125,13 +143,23 @@ impl JobQueue for NatsJobQueue {
     async fn enqueue(&self, events: &[OutboxEvent]) -> Result<(), QueueError> {
         // Publish them all, then wait for the acknowledgements together: one round trip's
         // latency per batch instead of per event.
+        let max_payload = self.client.server_info().max_payload;
         let published = async {
             let mut acks = Vec::with_capacity(events.len());
             for event in events {
                 let subject = format!("{}.jobs.{}", self.prefix, event.event_type);
-                let payload = serde_json::to_vec(event)?;
+                let mut payload = serde_json::to_vec(event)?;
                 let mut headers = async_nats::HeaderMap::new();
                 headers.insert(async_nats::header::NATS_MESSAGE_ID, event.id.as_str());
+                if payload.len() + HEADERS_ROOM > max_payload {
+                    // Too large for the server (a room made with the members of a very large
+                    // organization): refused, it would stop every event after it. The job
+                    // carries the event without its data, and its position.
+                    headers.insert(OUTBOX_POSITION, event.position.to_string().as_str());
+                    let mut stub = event.clone();
+                    stub.data = serde_json::Value::Null;
+                    payload = serde_json::to_vec(&stub)?;
+                }
                 acks.push(
                     self.jetstream
                         .publish_with_headers(subject, headers, payload.into())
@@ -221,7 +249,7 @@ pub async fn consume(
         // Unless the consumer is gone with its stream: then this round ends (after running what
         // did arrive: the outbox counts it handed over), and the next one makes both again.
         let gone = hiccups && consumer_gone(&consumer).await;
-        let ran = run_batch(jobs, messages, queue.ack_wait).await;
+        let ran = run_batch(jobs, messages, queue).await;
         if gone {
             return Err(unavailable("the job consumer is gone"));
         }
@@ -250,6 +278,40 @@ async fn consumer_gone(consumer: &consumer::Consumer<pull::Config>) -> bool {
     }
 }
 
+/// The outbox position a job too large for NATS names, if this is one.
+fn stored_at(message: &jetstream::Message) -> Option<i64> {
+    message
+        .headers
+        .as_ref()?
+        .get(OUTBOX_POSITION)?
+        .as_str()
+        .parse()
+        .ok()
+}
+
+/// The event `stub` stands for, read from the outbox at `position`; `Ok(Err(why))` when it
+/// cannot be (no outbox given, or the event pruned meanwhile), `Err` when the database fails
+/// (the job is then run again later).
+async fn whole_event(
+    queue: &NatsJobQueue,
+    stub: OutboxEvent,
+    position: i64,
+) -> Result<Result<OutboxEvent, String>, QueueError> {
+    let Some(outbox) = &queue.outbox else {
+        return Ok(Err(
+            "a job too large for NATS, and no outbox to read it from".into(),
+        ));
+    };
+    let found = outbox
+        .outbox_after(position - 1, 1)
+        .await
+        .map_err(unavailable)?;
+    Ok(found
+        .into_iter()
+        .find(|event| event.id == stub.id)
+        .ok_or_else(|| format!("event {} is no longer in the outbox", stub.id)))
+}
+
 /// Handles fetched jobs together and acknowledges them; on failure they are handed back for
 /// redelivery after a pause. While they run they are said to be in progress every third of
 /// `ack_wait`: a batch that takes longer (mentions of everyone in large rooms) would otherwise
@@ -258,22 +320,30 @@ async fn consumer_gone(consumer: &consumer::Consumer<pull::Config>) -> bool {
 async fn run_batch(
     jobs: &dyn JobHandler,
     messages: Vec<jetstream::Message>,
-    ack_wait: Duration,
+    queue: &NatsJobQueue,
 ) -> Result<(), QueueError> {
     if messages.is_empty() {
         return Ok(());
     }
+    let ack_wait = queue.ack_wait;
     let mut events = Vec::with_capacity(messages.len());
     let mut kept = Vec::with_capacity(messages.len());
     for message in messages {
-        match serde_json::from_slice::<OutboxEvent>(&message.payload) {
+        let decoded = match serde_json::from_slice::<OutboxEvent>(&message.payload) {
+            Ok(event) => match stored_at(&message) {
+                Some(position) => whole_event(queue, event, position).await?,
+                None => Ok(event),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        match decoded {
             Ok(event) => {
                 events.push(event);
                 kept.push(message);
             }
             Err(e) => {
                 // Redelivering it would not help; drop it and say so.
-                tracing::error!(error = %e, subject = %message.subject, "dropping an undecodable job");
+                tracing::error!(error = %e, subject = %message.subject, "dropping a job that cannot be read");
                 message.ack_with(AckKind::Term).await.map_err(unavailable)?;
             }
         }
