@@ -223,6 +223,24 @@ async fn at_room_reaches_everyone_seated_and_here_those_online(engine: Engine) {
         .as_i64()
         .unwrap();
     assert!(!mentions_of(&app, &bob).await.contains(&here));
+    // An edit that keeps `@here` and drops a name drops that mention: `@here` keeps only
+    // whom it reached, not whom the message named.
+    let named = say(&app, &alice, room, "@here @bob@example.com deploy?").await["id"]
+        .as_i64()
+        .unwrap();
+    assert!(mentions_of(&app, &bob).await.contains(&named));
+    let r = app
+        .patch(
+            &format!("/api/rooms/{room}/messages/{named}/"),
+            &alice.access,
+            json!({"body": "@here deploy?"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(
+        !mentions_of(&app, &bob).await.contains(&named),
+        "kept the name dropped"
+    );
     // A member of another organization is never resolved.
     let mallory = app.user("mallory@example.com").await;
     app.org(&mallory, "Elsewhere").await;

@@ -267,11 +267,16 @@ impl Chat {
         if message.is_deleted {
             return Err(ChatError::refused(ErrorCode::MessageDeleted));
         }
-        // An `@here` kept through an edit keeps whom it mentioned: fixing a typo neither takes
+        // An `@here` kept through an edit keeps whom it reached: fixing a typo neither takes
         // the mention from those who went offline since (their unread mention, their mentions
-        // page) nor pings those who came online.
-        let kept_here = if crate::mentions::parse_mentions(&message.body).here {
-            Some(self.store().mentioned_by(msg_id).await?)
+        // page) nor pings those who came online. Whom it reached is who the message mentioned
+        // but did not name (with an `@room` too, that was everyone: `@here` is then resolved
+        // anew).
+        let before_text = crate::mentions::parse_mentions(&message.body);
+        let kept_here = if before_text.here && !before_text.room {
+            let mut reached = self.store().mentioned_by(msg_id).await?;
+            reached.retain(|id| !message.mentions.contains(id));
+            Some(reached)
         } else {
             None
         };
@@ -284,10 +289,7 @@ impl Chat {
             // post, or editing `@room` out and back in, or `@here` added as people come online,
             // would ping them as fast as requests go. (A typo fixed in a message that mentions
             // the same people is not one.)
-            let before = match kept_here {
-                Some(before) => before,
-                None => self.store().mentioned_by(msg_id).await?,
-            };
+            let before = self.store().mentioned_by(msg_id).await?;
             let names_anew = mentions
                 .everyone
                 .iter()

@@ -567,6 +567,14 @@ async fn an_edit_keeps_whom_here_mentioned(p: Arc<Platform>) {
     // Back online, Bob is not pinged by the next edit.
     let mut bobs = p.connect_all(&bob.token).await;
     assert_eq!(frame(&mut bobs).await["type"], "connection");
+    // Seen online (in the scale-out shape, through the presence every process reads) before
+    // the edit, or the edit could not have pinged him anyway.
+    loop {
+        let (change, _) = frame_of(&mut alices, "presence").await;
+        if change["user_id"] == bob.id && change["status"] == "online" {
+            break;
+        }
+    }
     edit("@here standup now!").await;
     let (_, before) = frame_of(&mut bobs, "message.updated").await;
     assert!(!before.iter().any(|f| f["type"] == "mention"), "{before:?}");
