@@ -541,18 +541,13 @@ impl OrgStore for SqlStore {
         let current = Self::role_in(&mut tx, org_id, user_id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        if current == role {
-            return Ok(Vec::new());
-        }
-        if current == Role::Admin {
+        if current == Role::Admin && role != Role::Admin {
             Self::ensure_other_admin(&mut tx, org_id).await?;
             Self::ensure_not_listed(&mut tx, org_id, user_id).await?;
         }
-        let now = Utc::now();
-        change_role(&mut tx, org_id, user_id, (current, role), now).await?;
-        revoke_invites_beyond(&mut tx, org_id, user_id, Some(role), now).await?;
-        // A role set through the API is the API's: a demotion the operator still owed this
-        // member (dropped from its list while the org's last ADMIN) is forgotten.
+        // A role set through the API, the one they have included, is the API's: a demotion
+        // the operator still owed this member (dropped from its list while the org's last
+        // ADMIN) is forgotten.
         sqlx::query(
             "DELETE FROM org_spec_admins WHERE org_id = $1 AND NOT listed \
                AND email = (SELECT email FROM users WHERE id = $2)",
@@ -561,6 +556,13 @@ impl OrgStore for SqlStore {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
+        if current == role {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let now = Utc::now();
+        change_role(&mut tx, org_id, user_id, (current, role), now).await?;
+        revoke_invites_beyond(&mut tx, org_id, user_id, Some(role), now).await?;
         // A seat in a MANAGER_ONLY room goes with the role that allowed it.
         let left = if AccessLevel::ManagerOnly.admits(role) {
             Vec::new()
