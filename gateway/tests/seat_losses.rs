@@ -121,6 +121,31 @@ async fn who_leaves_the_last_shared_room_goes_offline_there(p: Arc<Platform>) {
     );
 }
 
+/// A connection to one room hears that someone who left that room went offline there, even
+/// when its user still shares another room with them (it used to hear nothing, and showed them
+/// online until it reconnected: their going away later reached only the rooms they sat in).
+async fn a_room_socket_sees_a_leaver_go(p: Arc<Platform>) {
+    let (general, alice, _bob, org) = p.team().await;
+    let carol = p.user("carol@example.com").await;
+    p.join_org(org, &alice, &carol, "carol@example.com").await;
+    p.call(
+        reqwest::Method::POST,
+        "/api/rooms/dm/",
+        &alice.token,
+        json!({"org": org, "user_id": carol.id}),
+    )
+    .await;
+    let mut c = p.connect(general, &carol.token, None).await;
+    c.send(Ws::Text(json!({"type": "ping"}).to_string().into()))
+        .await
+        .unwrap();
+    frame_of(&mut c, "pong").await;
+    let _a = p.connect_all(&alice.token).await;
+    assert_eq!(presence_of(&mut c, alice.id).await, "online");
+    p.room_action(&alice, general, "leave").await;
+    assert_eq!(presence_of(&mut c, alice.id).await, "offline");
+}
+
 /// The status in the next presence frame about `user_id` (others are passed over).
 async fn presence_of(socket: &mut Socket, user_id: i64) -> String {
     loop {
@@ -135,4 +160,5 @@ both_shapes!(
     a_leave_never_announced_is_announced_at_the_next_start,
     an_old_leave_announced_again_does_not_undo_a_new_seat,
     who_leaves_the_last_shared_room_goes_offline_there,
+    a_room_socket_sees_a_leaver_go,
 );

@@ -296,6 +296,7 @@ impl Hub {
             me: Follower {
                 id: self.next_id.fetch_add(1, Ordering::Relaxed),
                 user_id,
+                by_user,
                 sender,
                 flags: Arc::new(AtomicU8::new(0)),
                 outlet,
@@ -510,8 +511,9 @@ impl Hub {
         users
     }
 
-    /// Tells the connections following `room_ids` (once each, never the user themself) whose
-    /// users `concerned` picks about `change`, looked up at presence epoch `looked_up`: a room
+    /// Tells the connections following `room_ids` (once each, never the user themself) that
+    /// `concerned` picks (by their user, and whether they follow all of the user's rooms) about
+    /// `change`, looked up at presence epoch `looked_up`: a room
     /// whose followers were told who is online anew since then is skipped (they read the state
     /// with the change in it, and the room may no longer carry presence).
     fn dispatch_change(
@@ -519,7 +521,7 @@ impl Hub {
         change: PresenceChange,
         room_ids: &[i64],
         looked_up: u64,
-        concerned: impl Fn(i64) -> bool,
+        concerned: impl Fn(i64, bool) -> bool,
     ) {
         let mut told = HashSet::new();
         for room_id in room_ids {
@@ -531,7 +533,7 @@ impl Hub {
             {
                 feed.followers.retain(|f| {
                     f.user_id == change.user_id
-                        || !concerned(f.user_id)
+                        || !concerned(f.user_id, f.by_user)
                         || !told.insert(f.id)
                         || f.offer(Live::Presence(change))
                 });

@@ -67,7 +67,7 @@ pub(super) async fn dispatch_presence(
         // In order, so a user who came and went within the batch ends up offline.
         for change in batch {
             if let Some(rooms) = rooms_of.get(&change.user_id) {
-                hub.dispatch_change(change, rooms, looked_up, |_| true);
+                hub.dispatch_change(change, rooms, looked_up, |_, _| true);
             }
         }
     }
@@ -181,9 +181,11 @@ async fn tell_departure(hub: &Weak<Hub>, store: &dyn Store, user_id: i64, rooms:
         user_id,
         online: false,
     };
-    // Once per connection, however many of the rooms left together it follows.
-    hub.dispatch_change(change, rooms, looked_up, |follower| {
-        !mates.contains(&follower)
+    // Once per connection, however many of the rooms left together it follows. A connection
+    // to one room is told even when its user still shares another room with the leaver: it
+    // follows only this one, and nothing else would ever tell it the leaver went away.
+    hub.dispatch_change(change, rooms, looked_up, |follower, by_user| {
+        !by_user || !mates.contains(&follower)
     });
 }
 

@@ -24,6 +24,8 @@ pub(super) const PRESENCE_RESYNC_DUE: u8 = 4;
 pub(super) struct Follower {
     pub(super) id: u64,
     pub(super) user_id: i64,
+    /// Follows every room of its user (the multiplexed endpoint), not one.
+    pub(super) by_user: bool,
     pub(super) sender: flume::Sender<Live>,
     /// [`TOO_SLOW`], [`RESYNC_DUE`] and [`PRESENCE_RESYNC_DUE`], shared by the connection's
     /// copies in every room.
@@ -90,6 +92,7 @@ impl Follower {
         Follower {
             id: self.id,
             user_id: self.user_id,
+            by_user: self.by_user,
             sender: self.sender.clone(),
             flags: self.flags.clone(),
             outlet: self.outlet.clone(),

@@ -369,11 +369,11 @@ async fn a_change_looked_up_before_a_crossing_is_not_told_through_that_room() {
     };
     let looked_up = hub.presence_epoch();
     hub.dispatch(shard_index(room, hub.shards.len()), seated(room, 9, 51));
-    hub.dispatch_change(change, &[room], looked_up, |_| true);
+    hub.dispatch_change(change, &[room], looked_up, |_, _| true);
     assert_eq!(changes(&subscription), 0, "through the room that crossed");
-    hub.dispatch_change(change, &[other], looked_up, |_| true);
+    hub.dispatch_change(change, &[other], looked_up, |_, _| true);
     assert_eq!(changes(&subscription), 1, "through another room");
-    hub.dispatch_change(change, &[room], hub.presence_epoch(), |_| true);
+    hub.dispatch_change(change, &[room], hub.presence_epoch(), |_, _| true);
     assert_eq!(changes(&subscription), 1, "looked up after the crossing");
 }
 
