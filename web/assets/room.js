@@ -430,7 +430,7 @@ export class RoomView {
       message.is_deleted
         ? h('div', { class: 'body' }, 'This message was deleted.')
         : [message.body ? h('div', { class: 'body' }, bodyWithMentions(message.body)) : null, message.file ? fileView(message.file) : null],
-      reactionChips(message, (emoji) => react(message, emoji, (answer) => this.setReactions(message.id, answer))),
+      reactionChips(message, (emoji) => react(this.messages.get(message.id) || message, emoji, (answer) => this.setReactions(message.id, answer))),
       message.reply_count ? h('button', { class: 'link replies', onclick: () => this.openThread(message.id) },
         `${message.reply_count} ${message.reply_count === 1 ? 'reply' : 'replies'}`,
         message.last_reply_at ? ` · last ${shortTime(message.last_reply_at)}` : '') : null);
@@ -480,7 +480,7 @@ export class RoomView {
       picker.replaceWith(button);
       // The focus stays with the message (the picked emoji's button is gone with the picker).
       button.focus();
-      react(message, emoji, (answer) => this.setReactions(message.id, answer));
+      react(this.messages.get(message.id) || message, emoji, (answer) => this.setReactions(message.id, answer));
     });
     button.replaceWith(picker);
     picker.querySelector('button')?.focus();

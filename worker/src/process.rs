@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+use futures::FutureExt;
+
 use crate::mail::EmailTiming;
 use crate::queue::NatsJobQueue;
 use crate::runtime::{start_scale_out, Parts};
@@ -68,7 +70,7 @@ pub async fn run() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (CHATBOARD_ADDR)", config.addr))?;
     let addr = listener.local_addr()?;
-    let stop = chatboard_core::shutdown::signal();
+    let stop = chatboard_core::shutdown::signal().shared();
     tracing::info!(%addr, "worker running; health and metrics on http://{addr}/");
     println!("ChatBoard worker is running (health and metrics at http://{addr}/)");
     let app = router(ServiceState {
@@ -78,9 +80,31 @@ pub async fn run() -> anyhow::Result<()> {
         smtp_url: config.email.smtp_url.clone(),
         objects: storage,
     });
-    chatboard_core::http_server::serve(listener, app, config.http, stop).await?;
-    // Finish the relay round and the webhook attempts in flight, then stop.
-    running.shut_down().await;
+    // On the signal the tasks stop at once, alongside the listener's drain rather than after
+    // it: the relay round, the webhook attempts and the email in flight finish, and the mailer
+    // hands back the rest of its batch, within the pod's grace.
+    let tasks = {
+        let stop = stop.clone();
+        async move {
+            stop.await;
+            running.shut_down().await;
+        }
+    };
+    let serving = chatboard_core::http_server::serve(listener, app, config.http, stop);
+    tokio::pin!(serving, tasks);
+    let mut tasks_done = false;
+    let served = tokio::select! {
+        served = &mut serving => served,
+        () = &mut tasks => {
+            tasks_done = true;
+            serving.await
+        }
+    };
+    // A listener that failed ends the process; the tasks go with it.
+    served?;
+    if !tasks_done {
+        tasks.await;
+    }
     store.close().await;
     Ok(())
 }

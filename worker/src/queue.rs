@@ -328,10 +328,27 @@ async fn run_batch(
     let ack_wait = queue.ack_wait;
     let mut events = Vec::with_capacity(messages.len());
     let mut kept = Vec::with_capacity(messages.len());
-    for message in messages {
+    let mut pending = messages.into_iter();
+    while let Some(message) = pending.next() {
         let decoded = match serde_json::from_slice::<OutboxEvent>(&message.payload) {
             Ok(event) => match stored_at(&message) {
-                Some(position) => whole_event(queue, event, position).await?,
+                Some(position) => match whole_event(queue, event, position).await {
+                    Ok(found) => found,
+                    Err(e) => {
+                        // The database failed: the whole batch comes again shortly, as when its
+                        // jobs fail, rather than after the acknowledgement deadline.
+                        let batch = kept
+                            .iter()
+                            .chain(std::iter::once(&message))
+                            .chain(pending.as_slice());
+                        for message in batch {
+                            let _ = message
+                                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                                .await;
+                        }
+                        return Err(e);
+                    }
+                },
                 None => Ok(event),
             },
             Err(e) => Err(e.to_string()),
