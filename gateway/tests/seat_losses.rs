@@ -82,16 +82,7 @@ async fn an_old_leave_announced_again_does_not_undo_a_new_seat(p: Arc<Platform>)
 /// him either, as presence goes to room-mates only. Carol, whom a direct message still joins to
 /// her, is told nothing.
 async fn who_leaves_the_last_shared_room_goes_offline_there(p: Arc<Platform>) {
-    let (general, alice, bob, org) = p.team().await;
-    let carol = p.user("carol@example.com").await;
-    p.join_org(org, &alice, &carol, "carol@example.com").await;
-    p.call(
-        reqwest::Method::POST,
-        "/api/rooms/dm/",
-        &alice.token,
-        json!({"org": org, "user_id": carol.id}),
-    )
-    .await;
+    let (general, alice, bob, carol) = team_with_a_dm(&p).await;
     let mut b = p.connect_all(&bob.token).await;
     let mut c = p.connect_all(&carol.token).await;
     // Their snapshots are out (they precede the answer to a ping) before Alice comes: she is
@@ -125,16 +116,7 @@ async fn who_leaves_the_last_shared_room_goes_offline_there(p: Arc<Platform>) {
 /// when its user still shares another room with them (it used to hear nothing, and showed them
 /// online until it reconnected: their going away later reached only the rooms they sat in).
 async fn a_room_socket_sees_a_leaver_go(p: Arc<Platform>) {
-    let (general, alice, _bob, org) = p.team().await;
-    let carol = p.user("carol@example.com").await;
-    p.join_org(org, &alice, &carol, "carol@example.com").await;
-    p.call(
-        reqwest::Method::POST,
-        "/api/rooms/dm/",
-        &alice.token,
-        json!({"org": org, "user_id": carol.id}),
-    )
-    .await;
+    let (general, alice, _bob, carol) = team_with_a_dm(&p).await;
     let mut c = p.connect(general, &carol.token, None).await;
     c.send(Ws::Text(json!({"type": "ping"}).to_string().into()))
         .await
@@ -144,6 +126,22 @@ async fn a_room_socket_sees_a_leaver_go(p: Arc<Platform>) {
     assert_eq!(presence_of(&mut c, alice.id).await, "online");
     p.room_action(&alice, general, "leave").await;
     assert_eq!(presence_of(&mut c, alice.id).await, "offline");
+}
+
+/// The team's room and its Alice and Bob, and Carol, a member of the organization whom a direct
+/// message joins to Alice.
+async fn team_with_a_dm(p: &Platform) -> (i64, User, User, User) {
+    let (general, alice, bob, org) = p.team().await;
+    let carol = p.user("carol@example.com").await;
+    p.join_org(org, &alice, &carol, "carol@example.com").await;
+    p.call(
+        reqwest::Method::POST,
+        "/api/rooms/dm/",
+        &alice.token,
+        json!({"org": org, "user_id": carol.id}),
+    )
+    .await;
+    (general, alice, bob, carol)
 }
 
 /// The status in the next presence frame about `user_id` (others are passed over).

@@ -617,14 +617,9 @@ async fn the_last_admin_stays_when_the_list_drops_them(engine: TestEngine) {
     h.stop().await;
 }
 
-/// Dropped from the list while the last ADMIN, then confirmed as ADMIN through the REST API by
-/// another ADMIN (the role they have, set again): the role is the API's now, and the demotion
-/// the operator owed is forgotten (the next reconcile used to take it; a change of role ended
-/// it, but setting the same one did not).
-async fn a_role_set_through_the_api_ends_a_demotion_owed(engine: TestEngine) {
-    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
-        return;
-    };
+/// `acme`, listing ops@acme.example as its admin, who has accepted; and bob@acme.example, an
+/// account with no seat in it: (the Organizations API, the org's id, ops, bob).
+async fn acme_led_by_ops(h: &Harness) -> (Api<Organization>, i64, i64, i64) {
     let ops = h.user("ops@acme.example").await;
     let bob = h.user("bob@acme.example").await;
     let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
@@ -632,27 +627,27 @@ async fn a_role_set_through_the_api_ends_a_demotion_owed(engine: TestEngine) {
     orgs.create(&PostParams::default(), &org("acme", spec))
         .await
         .unwrap();
-    let obj = ready(&h, "acme", "True", 1).await;
+    let obj = ready(h, "acme", "True", 1).await;
     let org_id = obj["status"]["orgId"].as_i64().unwrap();
     h.accept_admin_invitation("ops@acme.example", ops).await;
-    let change = json!({"spec": {"admins": []}});
-    orgs.patch("acme", &PatchParams::default(), &Patch::Merge(change))
-        .await
-        .unwrap();
-    ready(&h, "acme", "True", 2).await;
-    h.event_seen("acme", "LastAdminKept").await;
-    // ops makes bob ADMIN.
+    (orgs, org_id, ops, bob)
+}
+
+/// `by` makes bob@acme.example (`bob`) ADMIN the REST API's way: an invitation of theirs,
+/// accepted.
+async fn made_admin_through_the_api(h: &Harness, org_id: i64, by: i64, bob: i64) {
     let invite = NewInvite {
         org_id,
         email: "bob@acme.example".into(),
         role: Role::Admin,
         token_hash: hash_token("bobs-token"),
-        invited_by: Some(ops),
+        invited_by: Some(by),
         expires_at: Utc::now() + chrono::Duration::days(1),
         email_message: None,
     };
     h.store.create_invite(invite, Utc::now()).await.unwrap();
-    h.store
+    let joined = h
+        .store
         .accept_invite(
             &hash_token("bobs-token"),
             bob,
@@ -661,6 +656,25 @@ async fn a_role_set_through_the_api_ends_a_demotion_owed(engine: TestEngine) {
         )
         .await
         .unwrap();
+    assert_eq!(joined.role, Role::Admin);
+}
+
+/// Dropped from the list while the last ADMIN, then confirmed as ADMIN through the REST API by
+/// another ADMIN (the role they have, set again): the role is the API's now, and the demotion
+/// the operator owed is forgotten (the next reconcile used to take it; a change of role ended
+/// it, but setting the same one did not).
+async fn a_role_set_through_the_api_ends_a_demotion_owed(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
+    let (orgs, org_id, ops, bob) = acme_led_by_ops(&h).await;
+    let change = json!({"spec": {"admins": []}});
+    orgs.patch("acme", &PatchParams::default(), &Patch::Merge(change))
+        .await
+        .unwrap();
+    ready(&h, "acme", "True", 2).await;
+    h.event_seen("acme", "LastAdminKept").await;
+    made_admin_through_the_api(&h, org_id, ops, bob).await;
     // Bob confirms ops as ADMIN: the role they have, set through the API.
     h.store
         .set_member_role(org_id, ops, Role::Admin, bob)
@@ -686,38 +700,8 @@ async fn an_admin_the_list_did_not_make_stays_when_unlisted(engine: TestEngine) 
     let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
         return;
     };
-    let ops = h.user("ops@acme.example").await;
-    let bob = h.user("bob@acme.example").await;
-    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
-    let spec = json!({"displayName": "Acme", "admins": ["ops@acme.example"]});
-    orgs.create(&PostParams::default(), &org("acme", spec))
-        .await
-        .unwrap();
-    let obj = ready(&h, "acme", "True", 1).await;
-    let org_id = obj["status"]["orgId"].as_i64().unwrap();
-    h.accept_admin_invitation("ops@acme.example", ops).await;
-    // ops makes bob ADMIN the REST API's way: an invitation of theirs, accepted.
-    let invite = NewInvite {
-        org_id,
-        email: "bob@acme.example".into(),
-        role: Role::Admin,
-        token_hash: hash_token("bobs-token"),
-        invited_by: Some(ops),
-        expires_at: Utc::now() + chrono::Duration::days(1),
-        email_message: None,
-    };
-    h.store.create_invite(invite, Utc::now()).await.unwrap();
-    let joined = h
-        .store
-        .accept_invite(
-            &hash_token("bobs-token"),
-            bob,
-            "bob@acme.example",
-            Utc::now(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(joined.role, Role::Admin);
+    let (orgs, org_id, ops, bob) = acme_led_by_ops(&h).await;
+    made_admin_through_the_api(&h, org_id, ops, bob).await;
     for (generation, admins) in [
         (2, json!(["ops@acme.example", "bob@acme.example"])),
         (3, json!(["ops@acme.example"])),
