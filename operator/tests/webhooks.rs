@@ -201,45 +201,29 @@ async fn owned_secret_lifecycle(engine: TestEngine) {
 
     // Switched off by its target (a 410), it delivers again once the resource is switched off,
     // seen Inactive, and switched on, as its condition says.
+    let merge = |change: serde_json::Value| {
+        let hooks = hooks.clone();
+        async move {
+            hooks
+                .patch("acme-audit", &PatchParams::default(), &Patch::Merge(change))
+                .await
+                .unwrap();
+        }
+    };
     let active = |on: bool| json!({"spec": {"active": on}});
-    hooks
-        .patch(
-            "acme-audit",
-            &PatchParams::default(),
-            &Patch::Merge(active(true)),
-        )
-        .await
-        .unwrap();
+    merge(active(true)).await;
     state(&h, "acme-audit", "True", "Reconciled", 3).await;
     h.sql(&format!(
         "UPDATE webhooks SET is_active = FALSE, disabled_reason = 'the target answered 410 Gone' \
          WHERE id = {id}"
     ))
     .await;
-    let label = json!({"metadata": {"labels": {"touched": "again"}}});
-    hooks
-        .patch("acme-audit", &PatchParams::default(), &Patch::Merge(label))
-        .await
-        .unwrap();
+    merge(json!({"metadata": {"labels": {"touched": "again"}}})).await;
     state(&h, "acme-audit", "False", "DisabledByTarget", 3).await;
-    hooks
-        .patch(
-            "acme-audit",
-            &PatchParams::default(),
-            &Patch::Merge(active(false)),
-        )
-        .await
-        .unwrap();
+    merge(active(false)).await;
     let obj = state(&h, "acme-audit", "True", "Reconciled", 4).await;
     assert!(ready_of(&obj).unwrap().2.starts_with("Inactive"));
-    hooks
-        .patch(
-            "acme-audit",
-            &PatchParams::default(),
-            &Patch::Merge(active(true)),
-        )
-        .await
-        .unwrap();
+    merge(active(true)).await;
     state(&h, "acme-audit", "True", "Reconciled", 5).await;
     let row = h.store.webhook(id).await.unwrap().unwrap();
     assert!(row.is_active && row.disabled_reason.is_none(), "{row:?}");
