@@ -51,28 +51,43 @@ impl DigestWriter {
         let shortest = self.window.min(self.mention_delay);
         let every = (shortest / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
         tokio::pin!(stop);
+        let mut pause = every;
         loop {
             tokio::select! {
                 () = &mut stop => return,
-                () = tokio::time::sleep(every) => {}
+                () = tokio::time::sleep(pause) => {}
             }
-            if let Err(e) = self.write_due().await {
-                tracing::warn!(error = %e, "writing digests failed; retrying");
-            }
+            // A round that took as many members as it may is followed by the next at once:
+            // more may be due (a backlog drained), and each round waiting `every` capped the
+            // digests at a hundred per interval.
+            pause = match self.write_round().await {
+                Ok((_, full)) if full => Duration::ZERO,
+                Ok(_) => every,
+                Err(e) => {
+                    tracing::warn!(error = %e, "writing digests failed; retrying");
+                    every
+                }
+            };
         }
     }
 
-    /// Writes the digests that are due; returns how many.
+    /// Writes the digests that are due (a round's worth at most); returns how many.
     pub async fn write_due(&self) -> Result<usize, StoreError> {
+        Ok(self.write_round().await?.0)
+    }
+
+    /// One round: the digests written, and whether it took as many members as a round may.
+    async fn write_round(&self) -> Result<(usize, bool), StoreError> {
         let now = Utc::now();
         let ago = |d: Duration| now - chrono::Duration::from_std(d).unwrap_or_default();
         let (cutoff, mention_cutoff) = (ago(self.window), ago(self.mention_delay));
         let mut written = 0;
-        for user in self
+        let due = self
             .store
             .due_digests(cutoff, mention_cutoff, USERS_PER_ROUND)
-            .await?
-        {
+            .await?;
+        let full = due.len() >= USERS_PER_ROUND as usize;
+        for user in due {
             let Some((address, lines)) = self.store.digest_of(user, MESSAGES_PER_DIGEST).await?
             else {
                 continue;
@@ -93,7 +108,7 @@ impl DigestWriter {
         if written > 0 {
             self.mailer_wake.notify_one();
         }
-        Ok(written)
+        Ok((written, full))
     }
 }
 

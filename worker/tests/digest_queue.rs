@@ -19,6 +19,7 @@ use worker::digest::DigestWriter;
 testing::both_engines!(
     the_wait_counts_from_when_messages_are_noted,
     a_room_left_shows_nothing_of_its_messages,
+    a_backlog_goes_out_round_after_round,
 );
 
 /// A digest writer whose window (and mention delay) is `window`.
@@ -99,4 +100,39 @@ async fn a_room_left_shows_nothing_of_its_messages(engine: TestEngine) {
     assert!(line.deleted && line.body.is_empty(), "{line:?}");
     assert_eq!(line.sender, "someone", "{line:?}");
     assert_eq!(line.room_name, "a deleted room", "{line:?}");
+}
+
+/// More members due than a round takes (100): the next round follows at once rather than an
+/// interval later (the writer capped digests at a hundred per interval, however many waited).
+async fn a_backlog_goes_out_round_after_round(engine: TestEngine) {
+    let Some((_db, url)) = TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    for n in 0..150 {
+        let user = member(&s, &format!("m{n}@example.com"), "M").await;
+        note_an_hour_old_message(&s, user, &format!("e{n}")).await;
+    }
+    // Noted an hour ago, as after a long outage of the writer.
+    testing::execute_sql(&url, "UPDATE digest_items SET noted_at = created_at").await;
+    // A 20 s window: the writer looks every 5 s.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(writer(&s.store, Duration::from_secs(20)).run(async move {
+        let _ = stopped.await;
+    }));
+    let started = tokio::time::Instant::now();
+    let queued = "SELECT to_address FROM emails WHERE kind = 'digest'";
+    while testing::query_texts(&url, queued).await.len() < 150 {
+        // The first round comes after 5 s, the second straight after it; an interval later
+        // would be 10 s.
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "{} digests after {:?}",
+            testing::query_texts(&url, queued).await.len(),
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop.send(());
+    running.await.unwrap();
 }
