@@ -29,8 +29,10 @@ const WINDOW: Duration = Duration::from_secs(3600);
 struct Hour {
     /// When the first attempt of the hour started.
     started: Instant,
-    /// Attempts started this hour that did not succeed, those still running included.
-    counted: u32,
+    /// Attempts of the hour that failed.
+    failed: u32,
+    /// Attempts under way: they hold a place in the budget until they end.
+    running: u32,
 }
 
 /// The failed sign-ins of one process's accounts.
@@ -86,18 +88,20 @@ impl SignInFailures {
         }
         let hour = by_account.entry(key).or_insert(Hour {
             started: now,
-            counted: 0,
+            failed: 0,
+            running: 0,
         });
         let elapsed = now.duration_since(hour.started);
         if elapsed >= WINDOW {
-            *hour = Hour {
-                started: now,
-                counted: 0,
-            };
-        } else if hour.counted >= self.limit {
+            hour.started = now;
+            hour.failed = 0;
+        } else if hour.failed >= self.limit {
             return Err(WINDOW - elapsed);
+        } else if hour.failed + hour.running >= self.limit {
+            // Held by attempts under way, which may yet succeed or be given back: a moment.
+            return Err(Duration::from_secs(1));
         }
-        hour.counted += 1;
+        hour.running += 1;
         Ok(self.attempt(Some(key)))
     }
 
@@ -124,9 +128,15 @@ impl SignInFailures {
 }
 
 impl Attempt<'_> {
-    /// The password was wrong (or the account unknown): the attempt stays counted.
+    /// The password was wrong (or the account unknown): the attempt counts as a failure.
     pub fn failed(mut self) {
         self.settled = true;
+        if let Some(key) = self.key {
+            if let Some(hour) = self.failures.lock().by_account.get_mut(&key) {
+                hour.running = hour.running.saturating_sub(1);
+                hour.failed += 1;
+            }
+        }
     }
 
     /// The password was right: the account's failures are forgotten.
@@ -145,7 +155,7 @@ impl Drop for Attempt<'_> {
         }
         if let Some(key) = self.key {
             if let Some(hour) = self.failures.lock().by_account.get_mut(&key) {
-                hour.counted = hour.counted.saturating_sub(1);
+                hour.running = hour.running.saturating_sub(1);
             }
         }
     }
@@ -153,6 +163,8 @@ impl Drop for Attempt<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::SignInFailures;
 
     #[test]
@@ -168,6 +180,21 @@ mod tests {
             "other accounts unaffected"
         );
         assert!(SignInFailures::new(0).is_none());
+    }
+
+    #[test]
+    fn attempts_under_way_ask_for_a_moment_failures_for_the_hour() {
+        let Some(failures) = SignInFailures::new(2) else {
+            panic!("a budget of 2 is a limit");
+        };
+        let (Ok(first), Ok(second)) = (failures.begin("a@x.io"), failures.begin("a@x.io")) else {
+            panic!("two attempts fit");
+        };
+        assert_eq!(failures.begin("a@x.io").err(), Some(Duration::from_secs(1)));
+        first.failed();
+        second.failed();
+        let wait = failures.begin("a@x.io").err().unwrap_or_default();
+        assert!(wait > Duration::from_secs(3500), "{wait:?}");
     }
 
     #[test]
