@@ -141,27 +141,28 @@ impl RateLimits {
     /// Counts one request to register or sign in from `ip`; `Ok(None)` when the limit is
     /// disabled.
     pub fn check_ip(&self, ip: IpAddr) -> Result<Option<RateInfo>, (RateInfo, ApiError)> {
-        let key = self.client_key(ip);
-        self.per_ip.as_ref().map(|l| l.check(&key)).transpose()
+        self.check_address(&self.per_ip, ip)
     }
 
     /// Counts one token refresh from `ip`: a budget apart from sign-ins, so clients behind one
     /// address cannot starve each other's refreshes by failing to sign in.
     pub fn check_refresh(&self, ip: IpAddr) -> Result<Option<RateInfo>, (RateInfo, ApiError)> {
-        let key = self.client_key(ip);
-        self.refresh_per_ip
-            .as_ref()
-            .map(|l| l.check(&key))
-            .transpose()
+        self.check_address(&self.refresh_per_ip, ip)
     }
 
     /// Counts one organization invitation sent from `ip`.
     pub fn check_invite(&self, ip: IpAddr) -> Result<Option<RateInfo>, (RateInfo, ApiError)> {
+        self.check_address(&self.invites_per_ip, ip)
+    }
+
+    /// Counts one request from `ip` (by its client key) against `limit`, if it is on.
+    fn check_address(
+        &self,
+        limit: &Option<Limit<IpAddr>>,
+        ip: IpAddr,
+    ) -> Result<Option<RateInfo>, (RateInfo, ApiError)> {
         let key = self.client_key(ip);
-        self.invites_per_ip
-            .as_ref()
-            .map(|l| l.check(&key))
-            .transpose()
+        limit.as_ref().map(|l| l.check(&key)).transpose()
     }
 
     /// Starts a check of the password of the account `email` names (normalized); refused

@@ -273,13 +273,17 @@ impl Chat {
         // but did not name (with an `@room` too, that was everyone: `@here` is then resolved
         // anew).
         let before_text = crate::mentions::parse_mentions(&message.body);
-        let kept_here = if before_text.here && !before_text.room {
-            let mut reached = self.store().mentioned_by(msg_id).await?;
-            reached.retain(|id| !message.mentions.contains(id));
-            Some(reached)
-        } else {
-            None
-        };
+        // Who the version before mentions (its rows), read once for both uses below.
+        let mut before = None;
+        if before_text.here && !before_text.room {
+            before = Some(self.store().mentioned_by(msg_id).await?);
+        }
+        let kept_here: Option<Vec<i64>> = before.as_ref().map(|rows: &Vec<i64>| {
+            rows.iter()
+                .copied()
+                .filter(|id| !message.mentions.contains(id))
+                .collect()
+        });
         let mentions = self
             .resolve_mentions(room_id, editor, &body, kept_here.as_deref())
             .await?;
@@ -289,7 +293,10 @@ impl Chat {
             // post, or editing `@room` out and back in, or `@here` added as people come online,
             // would ping them as fast as requests go. (A typo fixed in a message that mentions
             // the same people is not one.)
-            let before = self.store().mentioned_by(msg_id).await?;
+            let before = match before {
+                Some(before) => before,
+                None => self.store().mentioned_by(msg_id).await?,
+            };
             let names_anew = mentions
                 .everyone
                 .iter()
