@@ -172,6 +172,22 @@ async fn failures_are_retried_until_the_target_accepts() {
     running.shut_down().await;
 }
 
+/// A receiver answering the next requests with `codes`, and a webhook of the setup's organization
+/// taking `message.created` at its `path`.
+async fn scripted_hook(s: &common::Setup, path: &str, codes: &[u16]) -> (Receiver, i64) {
+    let rx = Receiver::start().await;
+    let hook = webhook(
+        &s.store,
+        s.org,
+        &rx.url(path, "k"),
+        &["message.created"],
+        "k",
+    )
+    .await;
+    rx.script(codes);
+    (rx, hook)
+}
+
 /// A test delivery is retried like any other, though its webhook takes no `webhook.test`
 /// events (few do): it was given up after its first failure as "no longer among the webhook's
 /// events", which a test is never among.
@@ -180,16 +196,7 @@ async fn a_test_delivery_is_retried_until_the_target_accepts() {
     let Some((_db, s)) = db(TestEngine::Sqlite).await else {
         return;
     };
-    let rx = Receiver::start().await;
-    let hook = webhook(
-        &s.store,
-        s.org,
-        &rx.url("/flaky", "k"),
-        &["message.created"],
-        "k",
-    )
-    .await;
-    rx.script(&[503]);
+    let (_rx, hook) = scripted_hook(&s, "/flaky", &[503]).await;
     let running = in_process(&s.store, settings());
     s.store
         .create_test_delivery(hook, chrono::Utc::now())
@@ -214,16 +221,7 @@ async fn a_message_deleted_before_its_delivery_is_not_sent() {
     let Some((_db, s)) = db(TestEngine::Sqlite).await else {
         return;
     };
-    let rx = Receiver::start().await;
-    let hook = webhook(
-        &s.store,
-        s.org,
-        &rx.url("/down", "k"),
-        &["message.created"],
-        "k",
-    )
-    .await;
-    rx.script(&[503; 100]);
+    let (_rx, hook) = scripted_hook(&s, "/down", &[503; 100]).await;
     let running = in_process(&s.store, settings());
     let secret = chatboard_store::NewMessage {
         file: None,
@@ -468,16 +466,7 @@ async fn two_scale_out_workers_deliver_every_event() {
     let Some((_db, s)) = db(TestEngine::Postgres).await else {
         return;
     };
-    let rx = Receiver::start().await;
-    let hook = webhook(
-        &s.store,
-        s.org,
-        &rx.url("/pair", "k"),
-        &["message.created"],
-        "k",
-    )
-    .await;
-    rx.script(&[500; 5]);
+    let (rx, hook) = scripted_hook(&s, "/pair", &[500; 5]).await;
     let prefix = unique_prefix();
     let mut replicas = Vec::new();
     let mut queues = Vec::new();
