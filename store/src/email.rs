@@ -90,7 +90,18 @@ pub struct DigestLine {
     pub created_at: DateTime<Utc>,
 }
 
-/// Email: the queue the mailer sends from, and the digests of messages members missed.
+/// A queued digest email as it stands when the mailer comes to send it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueuedDigest {
+    /// Queued without its lines (before they were kept, or by an older worker): send it as
+    /// written.
+    AsWritten,
+    /// Its recipient turned emails off or is gone: not to be sent.
+    Withdrawn,
+    /// The recipient's address now, and the email's messages as they stand now, oldest first.
+    Lines(String, Vec<DigestLine>),
+}
+
 /// A user whose next digest is to hold a message, and the event (`message.created` or
 /// `message.mentioned`) that says so.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +122,7 @@ impl DigestNote {
     }
 }
 
+/// Email: the queue the mailer sends from, and the digests of messages members missed.
 #[async_trait]
 pub trait EmailStore: Send + Sync {
     /// Members of each of these rooms who should hear of its new messages by email while
@@ -145,8 +157,9 @@ pub trait EmailStore: Send + Sync {
         user_id: i64,
         limit: u32,
     ) -> StoreResult<Option<(String, Vec<DigestLine>)>>;
-    /// Queues the digest email and removes the messages it covers, in one transaction; `false`
-    /// (and nothing done) when some of them were already taken by another digest.
+    /// Queues the digest email and moves the messages it covers from the waiting ones to the
+    /// email's lines, in one transaction; `false` (and nothing done) when some of them were
+    /// already taken by another digest.
     async fn queue_digest(
         &self,
         user_id: i64,
@@ -154,6 +167,9 @@ pub trait EmailStore: Send + Sync {
         email: OutgoingEmail,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
+    /// The digest email `email_id` as it stands now, for the mailer to write again before it
+    /// sends: a message deleted since it was queued is shown as deleted.
+    async fn queued_digest(&self, email_id: i64) -> StoreResult<QueuedDigest>;
     /// Queues an email.
     async fn queue_email(&self, email: OutgoingEmail, now: DateTime<Utc>) -> StoreResult<i64>;
     /// Claims up to `limit` emails due at `now` until `lease_until` (as for webhook deliveries).
@@ -163,8 +179,8 @@ pub trait EmailStore: Send + Sync {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<DueEmail>>;
-    /// Records how sending went (only while the claim `claimed_until` is still this one); a sent
-    /// email's body is emptied.
+    /// Records how sending went (only while the claim `claimed_until` is still this one); a
+    /// settled email's body and digest lines are dropped.
     async fn record_email(
         &self,
         id: i64,

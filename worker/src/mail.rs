@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatboard_core::config::EmailSettings;
-use chatboard_store::{DueEmail, EmailResult, EmailStore};
+use chatboard_store::{DueEmail, EmailKind, EmailResult, EmailStore, QueuedDigest};
 use chrono::{SubsecRound, Utc};
 use futures::FutureExt;
 use lettre::message::header::ContentType;
@@ -17,6 +17,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::Notify;
 
 use crate::delivery::backoff;
+use crate::digest::compose;
 use crate::service::WorkerMetrics;
 
 /// Attempts per email before it is marked failed.
@@ -95,6 +96,8 @@ pub struct Mailer {
     timing: EmailTiming,
     metrics: Arc<WorkerMetrics>,
     wake: Arc<Notify>,
+    /// The web client's address, for digests written again before they are sent.
+    public_url: Option<String>,
 }
 
 impl Mailer {
@@ -130,6 +133,7 @@ impl Mailer {
             timing,
             metrics,
             wake,
+            public_url: settings.public_url.clone(),
         })
     }
 
@@ -220,6 +224,16 @@ impl Mailer {
 
     #[tracing::instrument(skip_all, fields(email_id = due.id, kind = due.email.kind.as_str()))]
     async fn send(&mut self, due: DueEmail) -> EmailResult {
+        let attempts = due.attempts + 1;
+        let due = match self.as_it_stands(due).await {
+            Ok(Some(due)) => due,
+            Ok(None) => {
+                return EmailResult::Failed {
+                    error: "the recipient turned emails off or is gone".to_owned(),
+                }
+            }
+            Err(error) => return self.after_failure(attempts, error),
+        };
         let email = &due.email;
         let message = due
             .email
@@ -245,7 +259,6 @@ impl Mailer {
                 }
             }
         };
-        let attempts = due.attempts + 1;
         let send_timeout = self.timing.send_timeout;
         let outcome = match &mut self.outbound {
             Outbound::Smtp { transport, builder } => {
@@ -288,13 +301,39 @@ impl Mailer {
         };
         match outcome {
             Ok(()) => EmailResult::Sent,
-            Err(error) if attempts >= MAX_ATTEMPTS => EmailResult::Failed {
+            Err(error) => self.after_failure(attempts, error),
+        }
+    }
+
+    /// A digest written again from its messages as they stand (one deleted since it was
+    /// queued shows as deleted, never with its text); `None` when it is not to be sent. Other
+    /// emails, and digests queued without their lines, as they are.
+    async fn as_it_stands(&self, mut due: DueEmail) -> Result<Option<DueEmail>, String> {
+        if due.email.kind != EmailKind::Digest {
+            return Ok(Some(due));
+        }
+        match self.store.queued_digest(due.id).await {
+            Ok(QueuedDigest::AsWritten) => Ok(Some(due)),
+            Ok(QueuedDigest::Withdrawn) => Ok(None),
+            Ok(QueuedDigest::Lines(address, lines)) => {
+                due.email = compose(&address, &lines, self.public_url.as_deref());
+                Ok(Some(due))
+            }
+            Err(e) => Err(format!("reading the digest's messages failed: {e}")),
+        }
+    }
+
+    /// The outcome of the `attempts`th failed attempt: another later, or none.
+    fn after_failure(&self, attempts: i32, error: String) -> EmailResult {
+        if attempts >= MAX_ATTEMPTS {
+            EmailResult::Failed {
                 error: truncate(&error),
-            },
-            Err(error) => EmailResult::Retry {
+            }
+        } else {
+            EmailResult::Retry {
                 error: truncate(&error),
                 next_attempt_at: Utc::now() + backoff(self.timing.retry_base, attempts as u32),
-            },
+            }
         }
     }
 }

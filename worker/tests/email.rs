@@ -28,6 +28,7 @@ testing::both_engines!(
     a_message_noted_again_after_its_digest_is_not_mailed_twice,
     a_mention_sends_the_digest_before_the_window,
     withdrawn_invitations_are_not_mailed,
+    a_message_deleted_while_its_digest_waits_is_not_mailed,
 );
 
 /// The setup room's newest `count` messages, newest first.
@@ -386,6 +387,62 @@ async fn digests_quote_messages_as_they_stand() {
     assert!(!body.contains(": m0") && !body.contains(": m1"), "{body}");
     assert!(body.contains("(deleted)"), "{body}");
     running.shut_down().await;
+}
+
+/// A digest written, then one of its messages deleted before the mailer came to it (the mail
+/// server down, retries): the email goes with the message shown as deleted, its text never
+/// leaving; the email was sent as written, text and all.
+async fn a_message_deleted_while_its_digest_waits_is_not_mailed(engine: TestEngine) {
+    let Some((_db, url)) = TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let bob = member(&s, "bob@example.com", "Bob").await;
+    post(&s.store, s.room, s.author, 2).await;
+    let page = newest(&s, 2).await;
+    for (i, message) in page.iter().enumerate() {
+        let note = DigestNote::new(&format!("e{i}"), bob);
+        s.store
+            .add_digest_items(&[note], message.id, s.room, message.created_at, false)
+            .await
+            .unwrap();
+    }
+    let writer = worker::digest::DigestWriter::new(
+        s.store.clone(),
+        Duration::ZERO,
+        Duration::ZERO,
+        None,
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    assert_eq!(writer.write_due().await.unwrap(), 1);
+    let deleted = page.iter().find(|m| m.body == "m1").unwrap();
+    s.store
+        .delete_message(s.room, deleted.id, s.author, Utc::now())
+        .await
+        .unwrap();
+
+    // An hour's window: the relay's own notes of the two messages stay unsent.
+    let sink = SmtpSink::start().await;
+    let running = start(
+        &s.store,
+        Arc::new(LocalPresence::new()),
+        common::smtp(&sink, 3600),
+    );
+    let mails = sink
+        .wait_for(Duration::from_secs(20), |m| !m.is_empty())
+        .await;
+    assert_eq!(mails[0].to, vec!["bob@example.com".to_owned()]);
+    let body = mails[0].body();
+    assert!(body.contains(": m0"), "{body}");
+    assert!(body.contains("(deleted)"), "{body}");
+    assert!(!body.contains(": m1"), "deleted text mailed: {body}");
+    running.shut_down().await;
+    let lines = testing::query_texts(
+        &url,
+        "SELECT CAST(email_id AS TEXT) FROM digest_email_lines",
+    )
+    .await;
+    assert!(lines.is_empty(), "lines kept after sending: {lines:?}");
 }
 
 /// With an hour's digest window and a one-second mention delay, a mentioned offline member

@@ -5,11 +5,11 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{SqlStore, Tx, EMAIL_CLAIM_LOCK};
+use super::{ReadPool, SqlStore, Tx, EMAIL_CLAIM_LOCK};
 use crate::sql::rows::placeholders;
 use crate::{
     DigestLine, DigestNote, DueEmail, EmailKind, EmailResult, EmailStore, OutgoingEmail,
-    StoreError, StoreResult,
+    QueuedDigest, StoreError, StoreResult,
 };
 
 /// Rooms whose members one query reads: the worker asks for every room of a relay round.
@@ -37,6 +37,80 @@ pub(super) async fn insert_email(
     .fetch_one(&mut **tx)
     .await?;
     Ok(id)
+}
+
+/// The digest lines of `source` (`digest_items` or `digest_email_lines`, as `d`) where `key` is
+/// `value`, up to `limit`, oldest first. Messages or rooms deleted since, and rooms the user no
+/// longer sits in, still count as seen-to (they leave the digest with it), shown without text
+/// (and, for a room left, without its name or the sender's).
+async fn digest_lines(
+    pool: &ReadPool,
+    source: &str,
+    key: &str,
+    value: i64,
+    limit: u32,
+) -> StoreResult<Vec<DigestLine>> {
+    #[derive(sqlx::FromRow)]
+    struct Line {
+        message_id: i64,
+        room: Option<String>,
+        org: Option<String>,
+        first_name: Option<String>,
+        last_name: Option<String>,
+        email: Option<String>,
+        body: Option<String>,
+        is_deleted: Option<bool>,
+        file_name: Option<String>,
+        created_at: DateTime<Utc>,
+    }
+    let sql = format!(
+        "SELECT d.message_id, r.name AS room, o.name AS org, s.first_name, s.last_name, \
+               s.email, m.body, \
+               CASE WHEN rm.user_id IS NULL THEN TRUE ELSE m.is_deleted END AS is_deleted, \
+               m.file_name, d.created_at \
+             FROM {source} \
+               LEFT JOIN room_members rm ON rm.room_id = d.room_id AND rm.user_id = d.user_id \
+               LEFT JOIN rooms r ON r.id = d.room_id AND rm.user_id IS NOT NULL \
+               LEFT JOIN orgs o ON o.id = r.org_id \
+               LEFT JOIN messages m ON m.room_id = d.room_id AND m.id = d.message_id \
+               LEFT JOIN users s ON s.id = m.sender_id AND rm.user_id IS NOT NULL \
+             WHERE {key} = $1 ORDER BY d.created_at, d.message_id LIMIT $2"
+    );
+    let rows: Vec<Line> = sqlx::query_as(&sql)
+        .bind(value)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|l| {
+            let name = format!(
+                "{} {}",
+                l.first_name.unwrap_or_default(),
+                l.last_name.unwrap_or_default()
+            );
+            let sender = match name.trim() {
+                "" => l.email.unwrap_or_else(|| "someone".to_owned()),
+                name => name.to_owned(),
+            };
+            // A message gone since (deleted, or its room deleted) counts as deleted.
+            let deleted = l.is_deleted.unwrap_or(true);
+            DigestLine {
+                message_id: l.message_id,
+                room_name: l.room.unwrap_or_else(|| "a deleted room".to_owned()),
+                org_name: l.org.unwrap_or_default(),
+                sender,
+                body: if deleted {
+                    String::new()
+                } else {
+                    l.body.unwrap_or_default()
+                },
+                file_name: if deleted { None } else { l.file_name },
+                deleted,
+                created_at: l.created_at,
+            }
+        })
+        .collect())
 }
 
 #[async_trait]
@@ -186,69 +260,7 @@ impl EmailStore for SqlStore {
         let Some((address,)) = address else {
             return Ok(None);
         };
-        // Messages or rooms deleted since, and rooms the user no longer sits in, still count
-        // as seen-to (they leave the digest with it), shown without text (and, for a room
-        // left, without its name or the sender's).
-        #[derive(sqlx::FromRow)]
-        struct Line {
-            message_id: i64,
-            room: Option<String>,
-            org: Option<String>,
-            first_name: Option<String>,
-            last_name: Option<String>,
-            email: Option<String>,
-            body: Option<String>,
-            is_deleted: Option<bool>,
-            file_name: Option<String>,
-            created_at: DateTime<Utc>,
-        }
-        let rows: Vec<Line> = sqlx::query_as(
-            "SELECT d.message_id, r.name AS room, o.name AS org, s.first_name, s.last_name, \
-                   s.email, m.body, \
-                   CASE WHEN rm.user_id IS NULL THEN TRUE ELSE m.is_deleted END AS is_deleted, \
-                   m.file_name, d.created_at \
-                 FROM digest_items d \
-                   LEFT JOIN room_members rm ON rm.room_id = d.room_id AND rm.user_id = d.user_id \
-                   LEFT JOIN rooms r ON r.id = d.room_id AND rm.user_id IS NOT NULL \
-                   LEFT JOIN orgs o ON o.id = r.org_id \
-                   LEFT JOIN messages m ON m.room_id = d.room_id AND m.id = d.message_id \
-                   LEFT JOIN users s ON s.id = m.sender_id AND rm.user_id IS NOT NULL \
-                 WHERE d.user_id = $1 ORDER BY d.created_at, d.message_id LIMIT $2",
-        )
-        .bind(user_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await?;
-        let lines = rows
-            .into_iter()
-            .map(|l| {
-                let name = format!(
-                    "{} {}",
-                    l.first_name.unwrap_or_default(),
-                    l.last_name.unwrap_or_default()
-                );
-                let sender = match name.trim() {
-                    "" => l.email.unwrap_or_else(|| "someone".to_owned()),
-                    name => name.to_owned(),
-                };
-                // A message gone since (deleted, or its room deleted) counts as deleted.
-                let deleted = l.is_deleted.unwrap_or(true);
-                DigestLine {
-                    message_id: l.message_id,
-                    room_name: l.room.unwrap_or_else(|| "a deleted room".to_owned()),
-                    org_name: l.org.unwrap_or_default(),
-                    sender,
-                    body: if deleted {
-                        String::new()
-                    } else {
-                        l.body.unwrap_or_default()
-                    },
-                    file_name: if deleted { None } else { l.file_name },
-                    deleted,
-                    created_at: l.created_at,
-                }
-            })
-            .collect();
+        let lines = digest_lines(&self.read, "digest_items d", "d.user_id", user_id, limit).await?;
         Ok(Some((address, lines)))
     }
 
@@ -261,6 +273,21 @@ impl EmailStore for SqlStore {
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let mut tx = self.write.begin().await?;
+        let email_id = insert_email(&mut tx, &email, None, now).await?;
+        // The email keeps its lines: the mailer writes it again from them before sending.
+        for chunk in message_ids.chunks(500) {
+            let sql = format!(
+                "INSERT INTO digest_email_lines (email_id, user_id, message_id, room_id, created_at) \
+                 SELECT $1, user_id, message_id, room_id, created_at FROM digest_items \
+                 WHERE user_id = $2 AND message_id IN ({})",
+                placeholders(3, chunk.len())
+            );
+            let mut query = sqlx::query(&sql).bind(email_id).bind(user_id);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(&mut *tx).await?;
+        }
         let mut taken = 0;
         for chunk in message_ids.chunks(500) {
             let sql = format!(
@@ -278,9 +305,34 @@ impl EmailStore for SqlStore {
             tx.rollback().await?;
             return Ok(false);
         }
-        insert_email(&mut tx, &email, None, now).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn queued_digest(&self, email_id: i64) -> StoreResult<QueuedDigest> {
+        let lines = digest_lines(
+            &self.read,
+            "digest_email_lines d",
+            "d.email_id",
+            email_id,
+            u32::MAX,
+        )
+        .await?;
+        if lines.is_empty() {
+            return Ok(QueuedDigest::AsWritten);
+        }
+        let address: Option<(String,)> = sqlx::query_as(
+            "SELECT u.email FROM users u WHERE u.email_notifications AND u.id = \
+               (SELECT user_id FROM digest_email_lines WHERE email_id = $1 LIMIT 1)",
+        )
+        .bind(email_id)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(match address {
+            Some((address,)) => QueuedDigest::Lines(address, lines),
+            None => QueuedDigest::Withdrawn,
+        })
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -391,6 +443,13 @@ impl EmailStore for SqlStore {
         .bind(claimed_until)
         .execute(&self.write)
         .await?;
+        if status != "pending" {
+            // Settled (by this claim or another): its lines are of no more use.
+            sqlx::query("DELETE FROM digest_email_lines WHERE email_id = $1")
+                .bind(id)
+                .execute(&self.write)
+                .await?;
+        }
         Ok(())
     }
 

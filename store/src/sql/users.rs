@@ -77,10 +77,12 @@ impl UserStore for SqlStore {
             .await?;
         if patch.email_notifications == Some(false) {
             // Turned off means off now: what was gathered for the next digest is dropped too.
-            sqlx::query("DELETE FROM digest_items WHERE user_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            for table in ["digest_items", "digest_email_lines"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             // And a digest already written and waiting to be sent (or to be sent again) goes
             // no further.
             sqlx::query(
