@@ -222,28 +222,53 @@ impl EmailStore for SqlStore {
         mention_cutoff: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<i64>> {
-        // Seats lost (left, removed, demoted, the room deleted) and emails turned off since the
-        // messages were noted: whatever noted them, they are not the user's to read by email.
-        sqlx::query(
-            "DELETE FROM digest_items WHERE NOT EXISTS ( \
-               SELECT 1 FROM room_members rm \
-               WHERE rm.room_id = digest_items.room_id AND rm.user_id = digest_items.user_id) \
-             OR user_id IN (SELECT id FROM users WHERE NOT email_notifications)",
-        )
-        .execute(&self.write)
-        .await?;
-        let rows: Vec<(i64,)> = sqlx::query_as(
-            "SELECT user_id FROM digest_items GROUP BY user_id \
-             HAVING MIN(COALESCE(noted_at, created_at)) <= $1 \
-               OR MIN(CASE WHEN mentioned THEN COALESCE(noted_at, created_at) END) <= $3 \
-             ORDER BY MIN(COALESCE(noted_at, created_at)) LIMIT $2",
-        )
-        .bind(cutoff)
-        .bind(i64::from(limit))
-        .bind(mention_cutoff)
-        .fetch_all(&self.read)
-        .await?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
+        // Only the due items are read, through the two indexes on when items were noted: the
+        // table holds every offline member's missed messages for a whole window, and a round
+        // that scanned it (SQLite: its deletion holding the writer) grew with it.
+        let due_sql = "SELECT user_id FROM ( \
+               SELECT user_id, COALESCE(noted_at, created_at) AS noted FROM digest_items \
+                 WHERE COALESCE(noted_at, created_at) <= $1 \
+               UNION ALL \
+               SELECT user_id, COALESCE(noted_at, created_at) AS noted FROM digest_items \
+                 WHERE mentioned AND COALESCE(noted_at, created_at) <= $3) due \
+             GROUP BY user_id ORDER BY MIN(noted) LIMIT $2";
+        let mut cleaned: HashSet<i64> = HashSet::new();
+        loop {
+            let due: Vec<i64> = sqlx::query_scalar(due_sql)
+                .bind(cutoff)
+                .bind(i64::from(limit))
+                .bind(mention_cutoff)
+                .fetch_all(&self.read)
+                .await?;
+            // Seats lost (left, removed, demoted, the room deleted) and emails turned off since
+            // the messages were noted: whatever noted them, they are not the user's to read by
+            // email, and a user due only through them would be due every round. Dropped for
+            // the users found due, who are then looked for again.
+            let fresh: Vec<i64> = due
+                .iter()
+                .copied()
+                .filter(|u| !cleaned.contains(u))
+                .collect();
+            if fresh.is_empty() {
+                return Ok(due);
+            }
+            let sql = format!(
+                "DELETE FROM digest_items WHERE user_id IN ({}) AND (NOT EXISTS ( \
+                   SELECT 1 FROM room_members rm \
+                   WHERE rm.room_id = digest_items.room_id AND rm.user_id = digest_items.user_id) \
+                 OR user_id IN (SELECT id FROM users WHERE NOT email_notifications))",
+                placeholders(1, fresh.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for user in &fresh {
+                query = query.bind(*user);
+            }
+            let dropped = query.execute(&self.write).await?.rows_affected();
+            if dropped == 0 {
+                return Ok(due);
+            }
+            cleaned.extend(fresh);
+        }
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
