@@ -167,6 +167,23 @@ impl Context {
         }
     }
 
+    /// Forgets what is kept about the resources of `kind` that `gone` says are gone: failure
+    /// counts, readiness, and (Webhooks) when a delivery was last shown. A resource deleted
+    /// without its cleanup (its finalizer removed by hand while the operator was down or its
+    /// cleanup failing) would otherwise count as not Ready for good.
+    pub fn forget_gone(&self, kind: &'static str, gone: &dyn Fn(&str) -> bool) {
+        if let Ok(mut failures) = self.failures.lock() {
+            let prefix = format!("{kind}:");
+            failures.retain(|entry, _| entry.strip_prefix(&prefix).is_none_or(|key| !gone(key)));
+        }
+        if kind == <crds::Webhook as crate::reconciler::Reconciled>::KIND {
+            if let Ok(mut shown) = self.deliveries_shown.lock() {
+                shown.retain(|key, _| !gone(key));
+            }
+        }
+        self.metrics.forget_gone(kind, gone);
+    }
+
     /// Forgets the failures of `key` of `kind` after a successful reconcile.
     pub fn succeeded(&self, kind: &str, key: &str) {
         if let Ok(mut failures) = self.failures.lock() {

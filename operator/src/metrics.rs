@@ -111,6 +111,19 @@ impl Metrics {
         }
     }
 
+    /// Forgets the readiness of the resources of `kind` that `gone` says are gone.
+    pub fn forget_gone(&self, kind: &'static str, gone: &dyn Fn(&str) -> bool) {
+        let Ok(mut keys) = self.not_ready_keys.lock() else {
+            return;
+        };
+        if let Some(set) = keys.get_mut(kind) {
+            set.retain(|key| !gone(key));
+            self.not_ready
+                .with_label_values(&[kind])
+                .set(set.len() as i64);
+        }
+    }
+
     /// Records whether the resource `key` of `kind` is Ready (`None`: it is gone).
     pub fn set_ready(&self, kind: &'static str, key: &str, ready: Option<bool>) {
         let Ok(mut keys) = self.not_ready_keys.lock() else {

@@ -1,5 +1,6 @@
 //! Wiring: the two controllers, leadership, and the HTTP side (health and metrics).
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -12,13 +13,13 @@ use chatboard_core::probes::{metrics_reply, probe_routes};
 use crds::{Organization, Webhook};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{controller, watcher, Controller};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::context::Context;
+use crate::context::{resource_key, Context};
 use crate::error::Error;
 use crate::reconciler::Reconciled;
 use crate::{reconciler, webhook};
@@ -71,23 +72,26 @@ async fn controllers_in(ctx: Arc<Context>, namespace: Option<String>, stop: watc
     let orgs = Controller::new(
         api::<Organization>(&ctx.watch_client, ns),
         watcher::Config::default(),
-    )
-    .with_config(limits(&ctx))
-    .graceful_shutdown_on(stopped())
-    .run(
-        reconciler::reconcile::<Organization>,
-        reconciler::error_policy::<Organization>,
-        ctx.clone(),
-    )
-    .for_each(|outcome| {
-        report::<Organization, _, _>(&ctx, outcome);
-        futures::future::ready(())
-    });
+    );
+    let org_store = orgs.store();
+    let orgs = orgs
+        .with_config(limits(&ctx))
+        .graceful_shutdown_on(stopped())
+        .run(
+            reconciler::reconcile::<Organization>,
+            reconciler::error_policy::<Organization>,
+            ctx.clone(),
+        )
+        .for_each(|outcome| {
+            report::<Organization, _, _>(&ctx, outcome);
+            futures::future::ready(())
+        });
     let hooks = Controller::new(
         api::<Webhook>(&ctx.watch_client, ns),
         watcher::Config::default(),
     );
     let known = hooks.store();
+    let hook_store = known.clone();
     let managed = format!("{}={}", webhook::MANAGED_BY.0, webhook::MANAGED_BY.1);
     let hooks = hooks
         .owns(
@@ -120,7 +124,52 @@ async fn controllers_in(ctx: Arc<Context>, namespace: Option<String>, stop: watc
             report::<Webhook, _, _>(&ctx, outcome);
             futures::future::ready(())
         });
-    tokio::join!(orgs, hooks);
+    let sweeper = forget_the_gone(ctx.clone(), namespace, org_store, hook_store, stopped());
+    tokio::join!(orgs, hooks, sweeper);
+}
+
+/// Every `recheck`, forgets what is kept about resources that are gone without their cleanup
+/// having run (see [`Context::forget_gone`]): neither a watch event nor a reconcile says so.
+async fn forget_the_gone(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    orgs: Store<Organization>,
+    hooks: Store<Webhook>,
+    stop: impl Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    // Until both lists have come, an empty store says nothing about what exists.
+    let listed = async {
+        orgs.wait_until_ready()
+            .await
+            .and(hooks.wait_until_ready().await)
+    };
+    tokio::select! {
+        () = &mut stop => return,
+        listed = listed => if listed.is_err() { return },
+    }
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(ctx.settings.recheck) => {}
+        }
+        forget_gone_of(&ctx, namespace.as_deref(), &orgs);
+        forget_gone_of(&ctx, namespace.as_deref(), &hooks);
+    }
+}
+
+/// Forgets the resources of `store`'s kind in `namespace` (`None`: all) that it no longer holds.
+fn forget_gone_of<K: Reconciled>(ctx: &Context, namespace: Option<&str>, store: &Store<K>) {
+    let present: HashSet<String> = store
+        .state()
+        .iter()
+        .filter_map(|obj| resource_key(&**obj).ok())
+        .collect();
+    let gone = |key: &str| {
+        let in_scope = namespace.is_none_or(|ns| key.split_once('/').is_some_and(|(n, _)| n == ns));
+        in_scope && !present.contains(key)
+    };
+    ctx.forget_gone(K::KIND, &gone);
 }
 
 /// How many reconciles of one kind run at once.

@@ -477,6 +477,7 @@ both_engines!(
     delete_policy_purges,
     an_archive_outlives_a_namesake_that_never_applied,
     a_failing_reconcile_shows_in_the_status,
+    a_resource_gone_without_its_cleanup_is_not_counted_as_not_ready,
     the_last_admin_stays_when_the_list_drops_them,
     an_admin_the_list_did_not_make_stays_when_unlisted,
     a_role_set_through_the_api_ends_a_demotion_owed,
@@ -484,6 +485,53 @@ both_engines!(
     a_call_that_never_answers_fails_the_reconcile,
     seat_changes_are_announced
 );
+
+/// An Organization whose reconciles fail (the database refusing) is deleted; its cleanup
+/// fails too, and an administrator removes the finalizer by hand. The object is gone without
+/// a cleanup having said so: the not-Ready gauge forgets it (it counted it for good, which
+/// kept an alert on the gauge firing).
+async fn a_resource_gone_without_its_cleanup_is_not_counted_as_not_ready(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    orgs.create(
+        &PostParams::default(),
+        &org("acme", json!({"displayName": "Acme"})),
+    )
+    .await
+    .unwrap();
+    ready(&h, "acme", "True", 1).await;
+    h.sql("ALTER TABLE orgs RENAME TO orgs_away").await;
+    let change = json!({"spec": {"displayName": "Acme Inc"}});
+    orgs.patch("acme", &PatchParams::default(), &Patch::Merge(change))
+        .await
+        .unwrap();
+    ready(&h, "acme", "False", 2).await;
+    let not_ready = r#"chatboard_operator_resources_not_ready{kind="Organization"}"#;
+    h.metric_reaches(not_ready, |n| n == 1.0).await;
+
+    orgs.delete("acme", &DeleteParams::default()).await.unwrap();
+    // The cleanup fails while the table is away: the finalizer stays.
+    let failed = r#"chatboard_operator_reconciliations_total{kind="Organization",result="error"}"#;
+    let before = h.metric(failed);
+    h.metric_reaches(failed, |n| n > before).await;
+    assert!(
+        h.api.get(ORGS, NS, "acme").is_some(),
+        "held by its finalizer"
+    );
+    let unhold = json!({"metadata": {"finalizers": null}});
+    orgs.patch("acme", &PatchParams::default(), &Patch::Merge(unhold))
+        .await
+        .unwrap();
+    eventually("acme gone", || async {
+        h.api.get(ORGS, NS, "acme").is_none().then_some(())
+    })
+    .await;
+    h.metric_reaches(not_ready, |n| n == 0.0).await;
+    h.sql("ALTER TABLE orgs_away RENAME TO orgs").await;
+    h.stop().await;
+}
 
 /// `acme` is deleted with Retain (archived); a new `acme` asking for Delete, whose spec is
 /// invalid, is deleted before it ever applied. It never took the archive back, so the archive
