@@ -13,6 +13,7 @@
 
 mod access;
 pub mod announce;
+mod erasure;
 pub mod error;
 pub mod limits;
 pub mod mentions;
@@ -40,6 +41,7 @@ use chatboard_store::Store;
 use crate::announce::Announcer;
 use crate::limits::PostLimits;
 
+pub use crate::erasure::{purge_all as purge_erased_rooms, ERASE_BATCH};
 pub use crate::error::{ChatError, ChatResult, FieldErrors};
 pub use crate::messages::{MessageDraft, Posted, QueuedPost};
 pub use crate::orgs::{InviteCreated, InviteDraft, ORG_NAME_MAX};
@@ -81,6 +83,8 @@ struct Inner {
     presence: OnceLock<Arc<dyn Presence>>,
     /// Turns to search (see [`search::SearchSlots`]).
     search_slots: search::SearchSlots,
+    /// The task purging deleted rooms' messages (see [`erasure`]).
+    erasing: Arc<erasure::Erasing>,
 }
 
 impl Chat {
@@ -99,6 +103,7 @@ impl Chat {
             settings,
             presence: OnceLock::new(),
             search_slots: search::SearchSlots::new(),
+            erasing: Arc::default(),
         })))
     }
 
@@ -162,5 +167,10 @@ impl Chat {
 
     fn announcer(&self) -> &Announcer {
         &self.0.announcer
+    }
+
+    /// Has the messages of deleted rooms purged in the background (see [`erasure`]).
+    fn purge_erased_soon(&self) {
+        self.0.erasing.start(&self.0.store);
     }
 }

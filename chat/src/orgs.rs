@@ -74,6 +74,7 @@ impl Chat {
     pub async fn delete_org(&self, actor: i64, org_id: i64) -> ChatResult<()> {
         self.require_role(org_id, actor, Role::Admin).await?;
         let seats = self.store().delete_org(org_id, actor).await?;
+        self.purge_erased_soon();
         self.announcer().rooms_gone(&seats).await;
         tracing::info!(org_id, user_id = actor, "organization deleted");
         Ok(())

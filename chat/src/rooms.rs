@@ -187,6 +187,7 @@ impl Chat {
             ));
         }
         self.store().delete_room(room_id, user_id).await?;
+        self.purge_erased_soon();
         self.announcer().rooms_deleted([room_id]).await;
         tracing::info!(room_id, user_id, "room deleted");
         Ok(())

@@ -42,6 +42,7 @@ impl Chat {
         let Some((org_id, seats)) = self.store().purge_managed_org(resource_key).await? else {
             return Ok(None);
         };
+        self.purge_erased_soon();
         self.announcer().rooms_gone(&seats).await;
         Ok(Some(org_id))
     }

@@ -59,7 +59,8 @@ pub trait OrgStore: Send + Sync {
     async fn rename_org(&self, org_id: i64, actor: i64, name: &str) -> StoreResult<()>;
     /// Deletes an organization and everything in it for `actor`, checked again to be its ADMIN
     /// (`Forbidden(permission_denied)`; `Conflict(managed_by_operator)` for managed ones);
-    /// returns the seats that went with it.
+    /// returns the seats that went with it. Its rooms' messages are left to
+    /// [`crate::TenantStore::purge_erased_messages`].
     async fn delete_org(&self, org_id: i64, actor: i64) -> StoreResult<Vec<Seat>>;
     /// The members, in joining order.
     async fn org_members(&self, org_id: i64) -> StoreResult<Vec<OrgMember>>;

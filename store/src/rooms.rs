@@ -123,7 +123,8 @@ pub trait RoomStore: Send + Sync {
     /// Changes name or access level (`Conflict(dm_immutable)` for direct messages), as
     /// `actor`, who must still manage the room (see [`RoomStore::delete_room`]).
     async fn update_room(&self, room_id: i64, actor: i64, patch: RoomPatch) -> StoreResult<Room>;
-    /// Deletes a room with its messages and read state, as `actor`; `Forbidden` when its
+    /// Deletes a room with its seats and read state, as `actor`, and leaves its messages to
+    /// [`crate::TenantStore::purge_erased_messages`] (nothing reads them meanwhile); `Forbidden` when its
     /// organization is suspended or archived, or when `actor` no longer manages the room (an
     /// org ADMIN, or its creator with a seat) under the organization's lock: a demotion, a
     /// removal or a seat given up since the caller's check refuses it.

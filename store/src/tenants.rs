@@ -163,4 +163,8 @@ pub trait TenantStore: Send + Sync {
     /// Deletes up to `limit` messages older than their organization's retention period (orgs
     /// without one keep everything); returns how many went.
     async fn purge_expired_messages(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
+    /// Deletes up to `limit` messages of one deleted room (rooms and organizations deleted
+    /// leave their messages to this, a batch per transaction), forgetting the room once none
+    /// are left; returns how many went, `None` when no deleted room has messages left.
+    async fn purge_erased_messages(&self, limit: u32) -> StoreResult<Option<u64>>;
 }

@@ -1,4 +1,5 @@
-//! Retention: deletes messages older than their organization's retention period
+//! Retention: deletes the messages of deleted rooms that are still there (see `chat`'s
+//! `erasure`), messages older than their organization's retention period
 //! (`messageRetentionDays` of its Organization resource; organizations without one keep every
 //! message), events of the outbox older than `CHATBOARD_OUTBOX_RETENTION_DAYS`, which would
 //! otherwise grow without end and keep the text of deleted and purged messages, and refresh
@@ -92,6 +93,15 @@ impl RetentionSweeper {
         stop: &tokio::sync::watch::Receiver<bool>,
     ) -> Result<u64, StoreError> {
         let mut total = 0;
+        // Deleted rooms' messages first: their deletion's own task purges them, unless its
+        // process stopped before it was done.
+        while let Some(n) = self.store.purge_erased_messages(BATCH).await? {
+            total += n;
+            if *stop.borrow() {
+                return Ok(total);
+            }
+            tokio::time::sleep(BATCH_PAUSE).await;
+        }
         loop {
             let n = self.store.purge_expired_messages(Utc::now(), BATCH).await?;
             total += n;

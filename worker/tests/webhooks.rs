@@ -218,6 +218,19 @@ async fn a_test_delivery_is_retried_until_the_target_accepts() {
 /// carried its text to the target long after the deletion.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_deleted_before_its_delivery_is_not_sent() {
+    deleted_before_delivery(false).await;
+}
+
+/// The same with the message's room deleted: its messages wait for their purge, and the
+/// delivery must not take one of them for a message still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_room_was_deleted_is_not_sent() {
+    deleted_before_delivery(true).await;
+}
+
+/// A message posted while its webhook's target is down, then deleted (or its room, when
+/// `room`): its delivery fails as deleted before its attempts run out.
+async fn deleted_before_delivery(room: bool) {
     let Some((_db, s)) = db(TestEngine::Sqlite).await else {
         return;
     };
@@ -241,10 +254,14 @@ async fn a_message_deleted_before_its_delivery_is_not_sent() {
         log.first().is_some_and(|d| d.attempts >= 1)
     })
     .await;
-    s.store
-        .delete_message(s.room, posted.id, s.author, chrono::Utc::now())
-        .await
-        .unwrap();
+    if room {
+        s.store.delete_room(s.room, s.author).await.unwrap();
+    } else {
+        s.store
+            .delete_message(s.room, posted.id, s.author, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
     let log = wait_for_log(&s.store, hook, |log| {
         log.first()
             .is_some_and(|d| d.status == DeliveryStatus::Failed)

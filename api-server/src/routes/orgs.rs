@@ -125,7 +125,8 @@ pub async fn rename(
     ))
 }
 
-/// Deletes an organization and everything in it (ADMIN). Operator-managed organizations answer 409.
+/// Deletes an organization and everything in it (ADMIN); its rooms' messages go in the
+/// background after the answer. Operator-managed organizations answer 409.
 #[utoipa::path(delete, path = "/api/orgs/{id}/", tag = "orgs", security(("bearer" = [])), params(("id" = i64, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(

@@ -173,7 +173,8 @@ pub async fn update(
     Ok(Json(room))
 }
 
-/// Deletes a room with its messages (its creator or an org ADMIN).
+/// Deletes a room with its messages (its creator or an org ADMIN); the messages go in the
+/// background after the answer, and none can be read from then on.
 #[utoipa::path(delete, path = "/api/rooms/{id}/", tag = "rooms", params(("id" = i64, Path)), security(("bearer" = [])),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(

@@ -94,7 +94,11 @@ impl SqlStore {
         room_id: i64,
         msg_id: i64,
     ) -> StoreResult<Option<Message>> {
-        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND id = $2");
+        // Not a deleted room's, whose messages wait to be purged (`erased_rooms`).
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND id = $2 \
+             AND NOT EXISTS (SELECT 1 FROM erased_rooms WHERE room_id = $1)"
+        );
         let row: Option<MessageRow> = sqlx::query_as(&sql)
             .bind(room_id)
             .bind(msg_id)
@@ -237,7 +241,11 @@ impl MessageStore for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn message(&self, room_id: i64, msg_id: i64) -> StoreResult<Option<Message>> {
-        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND id = $2");
+        // Not a deleted room's, whose messages wait to be purged (`erased_rooms`).
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND id = $2 \
+             AND NOT EXISTS (SELECT 1 FROM erased_rooms WHERE room_id = $1)"
+        );
         let row: Option<MessageRow> = sqlx::query_as(&sql)
             .bind(room_id)
             .bind(msg_id)

@@ -101,6 +101,39 @@ impl SqlStore {
     }
 }
 
+impl SqlStore {
+    /// Deletes up to `limit` messages of the deleted room noted first, in one transaction, and
+    /// forgets the room once none are left; `None` when no deleted room is left.
+    pub(super) async fn purge_erased_batch(&self, limit: i64) -> StoreResult<Option<u64>> {
+        let mut tx = self.write.begin().await?;
+        let room: Option<(i64,)> =
+            sqlx::query_as("SELECT room_id FROM erased_rooms ORDER BY erased_at, room_id LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((room_id,)) = room else {
+            return Ok(None);
+        };
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM messages WHERE room_id = $1 ORDER BY id LIMIT $2")
+                .bind(room_id)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut purged: u64 = 0;
+        for chunk in ids.chunks(CHUNK) {
+            purged += delete_messages(&mut tx, room_id, chunk).await?.len() as u64;
+        }
+        if (ids.len() as i64) < limit {
+            sqlx::query("DELETE FROM erased_rooms WHERE room_id = $1")
+                .bind(room_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(purged))
+    }
+}
+
 /// [`EXPIRING`]'s rows.
 async fn expiring(
     tx: &mut Tx<'_>,

@@ -166,11 +166,13 @@ impl SqlStore {
         .await?;
         let seats = Self::org_seats(tx, org_id).await?;
         // Rooms, memberships, webhooks and invitations cascade; messages carry no foreign key
-        // and go explicitly (through the rooms: messages are indexed by room).
+        // and go afterwards, a batch per transaction (see `erased_rooms`).
         sqlx::query(
-            "DELETE FROM messages WHERE room_id IN (SELECT id FROM rooms WHERE org_id = $1)",
+            "INSERT INTO erased_rooms (room_id, erased_at) \
+             SELECT id, $2 FROM rooms WHERE org_id = $1",
         )
         .bind(org_id)
+        .bind(Utc::now())
         .execute(&mut **tx)
         .await?;
         sqlx::query("DELETE FROM orgs WHERE id = $1")
@@ -423,9 +425,11 @@ impl RoomStore for SqlStore {
         {
             return Err(StoreError::NotFound);
         }
-        // Messages carry no foreign key (see the migration), so they go explicitly.
-        sqlx::query("DELETE FROM messages WHERE room_id = $1")
+        // Messages carry no foreign key (see the migration): they go afterwards, a batch per
+        // transaction (see `erased_rooms`).
+        sqlx::query("INSERT INTO erased_rooms (room_id, erased_at) VALUES ($1, $2)")
             .bind(room_id)
+            .bind(Utc::now())
             .execute(&mut *tx)
             .await?;
         let done = sqlx::query("DELETE FROM rooms WHERE id = $1")

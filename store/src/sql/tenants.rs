@@ -509,6 +509,11 @@ impl TenantStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
+    async fn purge_erased_messages(&self, limit: u32) -> StoreResult<Option<u64>> {
+        self.purge_erased_batch(i64::from(limit.max(1))).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn room_rate_limit(&self, room_id: i64) -> StoreResult<Option<(i64, Option<i32>)>> {
         Ok(sqlx::query_as("SELECT o.id, o.rate_limit_per_minute FROM rooms r JOIN orgs o ON o.id = r.org_id WHERE r.id = $1")
             .bind(room_id)

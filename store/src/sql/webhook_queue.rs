@@ -126,7 +126,9 @@ impl SqlStore {
                 .map(|i| format!("(room_id = ${} AND id = ${})", 2 * i + 1, 2 * i + 2))
                 .collect();
             let sql = format!(
-                "SELECT room_id, id FROM messages WHERE NOT is_deleted AND ({})",
+                // A deleted room's messages wait to be purged (`erased_rooms`): gone too.
+                "SELECT room_id, id FROM messages WHERE NOT is_deleted \
+                   AND room_id NOT IN (SELECT room_id FROM erased_rooms) AND ({})",
                 pairs.join(" OR ")
             );
             let mut query = sqlx::query_as::<_, (i64, i64)>(&sql);
