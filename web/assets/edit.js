@@ -10,6 +10,8 @@ export function editInPlace(node, body, { save, cancel }) {
   box.value = body;
   const saveNow = () => save(box.value);
   box.addEventListener('keydown', (event) => {
+    // Enter and Escape while an input method composes belong to it (picking a character).
+    if (event.isComposing) return;
     if (event.key === 'Escape') cancel();
     if (event.key === 'Enter' && !event.shiftKey) {
       event.preventDefault();

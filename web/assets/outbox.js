@@ -8,13 +8,15 @@ import { fileSize, h } from './dom.js';
 import { state } from './app.js';
 
 export class Outbox {
-  /** Pending items are drawn in `list`; `arrive(messages)` takes a confirmed message and
-   * `toBottom()` brings the newest into view. */
-  constructor(roomId, list, { arrive, toBottom }) {
+  /** Pending items are drawn in `list`; `arrive(messages)` takes a confirmed message,
+   * `toBottom()` brings the newest into view, and `lostAfterClose(item, error)` tells of an item
+   * still on its way when the room closed that then failed. */
+  constructor(roomId, list, { arrive, toBottom, lostAfterClose }) {
     this.roomId = roomId;
     this.list = list;
     this.arrive = arrive;
     this.toBottom = toBottom;
+    this.lostAfterClose = lostAfterClose;
     this.pending = new Map();
     this.closed = false;
   }
@@ -40,11 +42,22 @@ export class Outbox {
       this.arrive([message]);
     } catch (error) {
       if (!this.pending.has(item.client_msg_id)) return;
-      item.status = 'failed';
-      item.offline = error.status === 0 || error.status >= 500;
-      item.error = error.fullMessage || String(error);
-      this.draw(item);
+      this.failed(item, error);
     }
+  }
+
+  /** `item` failed: shown with Retry, or, the room closed meanwhile, told of and dropped. */
+  failed(item, error) {
+    item.error = error.fullMessage || String(error);
+    if (this.closed) {
+      this.pending.delete(item.client_msg_id);
+      if (item.preview) URL.revokeObjectURL(item.preview);
+      this.lostAfterClose?.(item, item.error);
+      return;
+    }
+    item.status = 'failed';
+    item.offline = error.status === 0 || error.status >= 500;
+    this.draw(item);
   }
 
   /** A confirmed message replaces the optimistic copy with the same client_msg_id. */
@@ -127,10 +140,7 @@ export class Outbox {
       item.progress = 1;
       item.file_id = item.presigned.id;
     } catch (error) {
-      item.status = 'failed';
-      item.offline = error.status === 0 || error.status >= 500;
-      item.error = error.fullMessage || String(error);
-      this.draw(item);
+      this.failed(item, error);
       return;
     } finally {
       item.uploading = false;
@@ -139,12 +149,17 @@ export class Outbox {
   }
 
   /** The room is closed: failed items are discarded (their number is returned, for the user
-   * to be told), and nothing is sent again. What is on its way goes on. */
+   * to be told), and nothing is sent again. What is on its way goes on, and should it fail
+   * the user is told (`lostAfterClose`). */
   close() {
-    const unsent = [...this.pending.values()].filter((item) => item.status === 'failed').length;
-    for (const item of this.pending.values()) if (item.preview) URL.revokeObjectURL(item.preview);
+    let unsent = 0;
+    for (const [id, item] of this.pending) {
+      if (item.status !== 'failed') continue;
+      unsent += 1;
+      if (item.preview) URL.revokeObjectURL(item.preview);
+      this.pending.delete(id);
+    }
     this.closed = true;
-    this.pending.clear();
     return unsent;
   }
 }

@@ -26,6 +26,8 @@ const PAGE = 50;
 // pages them in again.
 const HELD_MAX = 1000;
 const HELD_AFTER_TRIM = 600;
+// The shortest time between two reads told to the server (see `sendRead`).
+const READ_EVERY_MS = 1000;
 
 /** Whether two copies of a message would be drawn the same (a frame and a POST's answer). */
 function sameContent(a, b) {
@@ -43,6 +45,12 @@ export class RoomView {
     // while the socket was down), so a catch-up starts from here, not from the newest held.
     this.streamedTo = 0;
     this.catchingUp = false;
+    // A catch-up failed and is to be tried again: live frames meanwhile do not move
+    // `streamedTo`, or the retry would start after them and leave what it missed behind.
+    this.gapOwed = false;
+    // When a read was last told to the server, and the send waiting to tell the next.
+    this.readSentAt = 0;
+    this.readSend = null;
     this.loadingLatest = false;
     this.nodes = new Map();
     // Edits and deletions announced for a message not held yet, while a page that may hold
@@ -57,6 +65,10 @@ export class RoomView {
     this.outbox = new Outbox(room.id, this.pendingList, {
       arrive: (messages) => this.arrive(messages),
       toBottom: () => this.toBottom(),
+      lostAfterClose: (item, error) => {
+        const what = item.body ? `“${item.body.slice(0, 40)}${item.body.length > 40 ? '…' : ''}”` : item.upload?.name ?? 'A message';
+        toast(`${what} in ${roomTitle(this.room)} was not sent: ${error}`, 'error');
+      },
     });
   }
 
@@ -137,6 +149,13 @@ export class RoomView {
   }
 
   destroy() {
+    // A read waiting for its turn goes now: the view that would send it is going.
+    if (this.readSend) {
+      clearTimeout(this.readSend);
+      this.readSentAt = 0;
+      this.readSend = null;
+      this.sendRead();
+    }
     const unsent = this.outbox.close();
     if (unsent) toast(`${unsent} unsent message${unsent === 1 ? '' : 's'} in ${roomTitle(this.room)} discarded.`, 'error');
     // Messages that came while the view was scrolled up were not counted in the room's badge
@@ -260,6 +279,7 @@ export class RoomView {
       }
       // Caught up; live frames since the reconnect are all held too.
       this.streamedTo = Math.max(after, this.ids.at(-1) || 0);
+      this.gapOwed = false;
       // Edits, deletions, reactions and replies made while the socket was down came as no
       // frame: the page up to where the view stood is read again, and what changed is drawn.
       const known = await api('GET', `/api/rooms/${this.room.id}/messages/?before=${before + 1}&limit=${PAGE}`);
@@ -277,6 +297,7 @@ export class RoomView {
       }
       failed(error);
       // Left with a gap: try again shortly rather than wait for the next reconnect.
+      this.gapOwed = true;
       if (!this.destroyed) setTimeout(() => this.onReconnected(), 5000);
     } finally {
       this.catchingUp = false;
@@ -319,12 +340,17 @@ export class RoomView {
   }
 
   /** Lets the oldest messages go once a view at the bottom holds HELD_MAX; not while one of
-   * them is being edited or has the focus, or while an older page is on its way. */
+   * them is being edited, or while an older page is on its way. */
   trimOldest() {
     const drop = this.ids.length - HELD_AFTER_TRIM;
     if (this.ids.length <= HELD_MAX || this.loadingOlder) return;
-    const keep = (id) => id === this.editing || this.nodes.get(id)?.contains(document.activeElement);
-    if (this.ids.slice(0, drop).some(keep)) return;
+    const dropped = this.ids.slice(0, drop);
+    if (dropped.includes(this.editing)) return;
+    // A message clicked long ago keeps the focus (messages take it, for their keys): it moves
+    // to the composer rather than hold every message after it for the rest of the day.
+    if (dropped.some((id) => this.nodes.get(id)?.contains(document.activeElement))) {
+      this.input.focus({ preventScroll: true });
+    }
     for (const id of this.ids.splice(0, drop)) {
       const node = this.nodes.get(id);
       releaseFiles(node);
@@ -633,10 +659,26 @@ export class RoomView {
     }
     if (seen <= this.myRead) return;
     this.myRead = seen;
-    if (!state.live?.send({ type: 'read', room: this.room.id, msg_id: seen })) {
-      api('POST', `/api/rooms/${this.room.id}/read/${seen}/`).catch(() => {});
-    }
+    this.sendRead();
     markedRead(this.room.id, seen);
+  }
+
+  /** Tells the server the reader's pointer: at once, then at most once every `READ_EVERY_MS`
+   * with the newest (a busy room brings more messages a second than the gateway takes frames
+   * from a socket, 20, and closed it for the reads). */
+  sendRead() {
+    if (this.readSend) return;
+    const send = () => {
+      this.readSend = null;
+      this.readSentAt = Date.now();
+      const seen = this.myRead;
+      if (!state.live?.send({ type: 'read', room: this.room.id, msg_id: seen })) {
+        api('POST', `/api/rooms/${this.room.id}/read/${seen}/`).catch(() => {});
+      }
+    };
+    const wait = this.readSentAt + READ_EVERY_MS - Date.now();
+    if (wait <= 0) send();
+    else this.readSend = setTimeout(send, wait);
   }
 
   /** The org's member list changed: names in messages, receipts and the typing line. */
@@ -669,7 +711,7 @@ export class RoomView {
       case 'message':
         this.arrive([frame]);
         // Live frames follow each other without a gap, once any catch-up is done.
-        if (!this.catchingUp) this.streamedTo = Math.max(this.streamedTo, frame.id);
+        if (!this.catchingUp && !this.gapOwed) this.streamedTo = Math.max(this.streamedTo, frame.id);
         break;
       case 'message.updated': {
         const known = this.messages.get(frame.id);

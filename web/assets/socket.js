@@ -5,7 +5,8 @@
 // reconnects by itself: at once after `1012` (a gateway restarting), with growing, jittered
 // waits after other drops, and with a fresh token after `4001`. A connection that stops
 // answering (a laptop waking up, a NAT that forgot it: no close ever arrives) is given up when
-// a ping gets no frame back within `PONG_WAIT_MS`. The gateway closes a connection once the
+// a ping gets no frame back within `PONG_WAIT_MS`, and one never greeted within
+// `GREETING_WAIT_MS`. The gateway closes a connection once the
 // access token it was opened with expires, so the token is renewed shortly before and handed to
 // it in an `auth` frame (a failed renewal only means reconnecting after the `4001`). Every
 // (re)connection fires `ready`, and
@@ -15,6 +16,9 @@
 import { accessToken, accessTokenExpiresAt, forgetAccessToken } from './api.js';
 
 const PING_EVERY_MS = 25_000;
+// A connection not greeted within this (its upgrade never answered, a gateway hung behind the
+// ingress) is given up: pings go only on an open socket, and the browser waits minutes.
+const GREETING_WAIT_MS = 15_000;
 const PONG_WAIT_MS = 10_000;
 const MAX_WAIT_MS = 10_000;
 // The token is renewed this long before it expires (`accessToken` renews within 30 s of it),
@@ -32,6 +36,7 @@ export class Live extends EventTarget {
     this.timer = null;
     this.pinger = null;
     this.pongTimer = null;
+    this.greetingTimer = null;
     this.renewTimer = null;
     this.renewedExpiresAt = 0;
     this.lastFrameAt = 0;
@@ -49,6 +54,7 @@ export class Live extends EventTarget {
     clearTimeout(this.timer);
     clearInterval(this.pinger);
     clearTimeout(this.pongTimer);
+    clearTimeout(this.greetingTimer);
     clearTimeout(this.renewTimer);
     this.socket?.close(1000);
     this.socket = null;
@@ -72,6 +78,12 @@ export class Live extends EventTarget {
     this.socket = socket;
     // The token this connection last presented: the one a refusal is about.
     this.presented = token;
+    clearTimeout(this.greetingTimer);
+    this.greetingTimer = setTimeout(() => {
+      if (this.socket !== socket) return;
+      socket.close(4000, 'no greeting');
+      this.lost();
+    }, GREETING_WAIT_MS);
     socket.onmessage = (event) => {
       this.lastFrameAt = Date.now();
       let frame;
@@ -81,6 +93,7 @@ export class Live extends EventTarget {
         return;
       }
       if (frame.type === 'connection') {
+        clearTimeout(this.greetingTimer);
         this.attempts = 0;
         this.setOnline(true);
         this.renewLater(socket, tokenExpiresAt);
@@ -145,6 +158,7 @@ export class Live extends EventTarget {
     this.socket = null;
     clearInterval(this.pinger);
     clearTimeout(this.pongTimer);
+    clearTimeout(this.greetingTimer);
     clearTimeout(this.renewTimer);
     this.setOnline(false);
     this.retry(wait);

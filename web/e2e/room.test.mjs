@@ -2,7 +2,7 @@
 // that failed while offline (sent again, or not once discarded), unread counts of a room left
 // scrolled up, a thread link overtaken by another room, the focus after a reaction, and an
 // image that loads at the bottom; a first connection that fails; a large room without its member
-// list; a room open at the bottom all day; reaction frames that arrive out of order.
+// list; a room open at the bottom all day (a message clicked in the morning included); reaction frames that arrive out of order.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -377,6 +377,11 @@ test('a room kept open at the bottom lets its oldest messages go, and pages them
     assert.ok(held.length <= 1000 && held.length >= 600, `${held.length} messages held`);
     assert.deepEqual(held, ids.slice(-held.length), 'the newest, in order, without a gap');
   };
+  // A message clicked early keeps the focus (messages take it for their keys): the trim
+  // moves it on rather than keep every message from there on.
+  await postUpTo(10);
+  await page.getByText('Line 1', { exact: true }).click();
+  assert.ok(await page.evaluate(() => Boolean(document.activeElement?.closest('li.msg'))), 'a message has the focus');
   await postUpTo(1050);
   await newestHeld('the newest message');
   await page.getByRole('button', { name: 'Load older messages' }).waitFor();

@@ -1,0 +1,176 @@
+// The room view when things go wrong or get busy: a burst of messages read as it comes (the
+// reads must not trip the gateway's frame limit), a catch-up that fails while live messages
+// keep coming, a message still on its way when its room is left, a socket that opens and is
+// never greeted, and Enter pressed to pick a character of an input method while editing.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Server, browser, droppableSockets, shownErrors, signedInPage, team, waitFor } from './harness.mjs';
+
+const PASSWORD = 'correct horse battery';
+let server;
+let chromium;
+let setup;
+
+before(async () => {
+  server = await Server.start({ CHATBOARD_RATE_LIMIT_PER_IP: '0', CHATBOARD_RATE_LIMIT_PER_USER: '0' });
+  chromium = await browser();
+  setup = await team(server, PASSWORD);
+});
+
+after(async () => {
+  await chromium?.close();
+  await server?.close();
+});
+
+const newRoom = (name) => server.api('POST', '/api/rooms/', { org: setup.org.id, name }, setup.ada);
+const post = (room, body, token = setup.bob) => server.api('POST', `/api/rooms/${room.id}/messages/`, { body }, token);
+const roomUrl = (room) => `${server.url}/#/org/${setup.org.id}/room/${room.id}`;
+
+/** Posts `count` messages `${prefix} 1`… into `room` from eight senders at once; their ids. */
+async function burst(room, prefix, count) {
+  const ids = [];
+  let next = 0;
+  const sender = async () => {
+    while (next < count) {
+      next += 1;
+      ids.push((await post(room, `${prefix} ${next}`)).id);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, sender));
+  return ids.sort((a, b) => a - b);
+}
+
+/** Ada's page, its socket under the test's control, open on `room` and greeted. */
+async function adaIn(room) {
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  const sockets = await droppableSockets(page);
+  await page.goto(roomUrl(room));
+  await page.getByRole('heading', { name: `# ${room.name}` }).waitFor();
+  await waitFor(() => sockets.received().some((frame) => frame.type === 'connection'), 30_000, 'the greeting');
+  return { context, page, sockets };
+}
+
+const shownIds = (page) => page.locator('ol.messages:not(.pending) .msg').evaluateAll((nodes) => nodes.map((n) => Number(n.dataset.id)));
+
+test('a burst of messages read as they come keeps the socket open', async () => {
+  const room = await newRoom('busy');
+  const { context, page, sockets } = await adaIn(room);
+  // More reads than the gateway's 20 frames a second (and its burst of 20) would allow, had
+  // each message been read in a frame of its own: it closed the socket (4008) mid-burst.
+  const ids = await burst(room, 'Busy', 200);
+  await waitFor(async () => (await shownIds(page)).at(-1) === ids.at(-1), 60_000, 'the burst shown');
+  // The newest is told too, once its turn comes.
+  await waitFor(() => sockets.sent().some((f) => f.type === 'read' && f.msg_id === ids.at(-1)), 20_000, 'the last read sent');
+  const reads = sockets.sent().filter((f) => f.type === 'read').length;
+  assert.equal(sockets.opened(), 1, 'the socket was closed and opened again');
+  assert.ok(reads < 60, `${reads} read frames for ${ids.length} messages`);
+  assert.deepEqual(await shownErrors(page), []);
+  await context.close();
+});
+
+test('a catch-up that fails while live messages come leaves no gap once it is tried again', async () => {
+  const room = await newRoom('gap');
+  await post(room, 'Before the drop');
+  const { context, page, sockets } = await adaIn(room);
+  await page.getByText('Before the drop').waitFor();
+  await sockets.drop();
+  await page.getByText('Reconnecting…').waitFor();
+  const missed = await burst(room, 'Missed', 120);
+  // The catch-up's first page fails once (a busy moment: 503, or the client's rate limit).
+  let refused = false;
+  await page.route((url) => url.pathname === `/api/rooms/${room.id}/messages/` && url.searchParams.has('after'), async (route) => {
+    if (refused) return route.continue();
+    refused = true;
+    return route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ code: 'unavailable', detail: 'Busy, try again.' }) });
+  });
+  sockets.allow();
+  await waitFor(() => refused, 30_000, 'the catch-up refused');
+  // A live message before the catch-up is tried again (5 s later).
+  await post(room, 'Live after the failure');
+  await page.getByText('Live after the failure').waitFor({ timeout: 20_000 });
+  // The retry read from where the view stood, not from the live message: nothing missing.
+  await waitFor(async () => {
+    const shown = new Set(await shownIds(page));
+    return missed.every((id) => shown.has(id));
+  }, 30_000, 'every missed message shown');
+  const shown = await shownIds(page);
+  assert.deepEqual(shown, [...shown].sort((a, b) => a - b), 'in order');
+  assert.equal(new Set(shown).size, shown.length, 'none twice');
+  await context.close();
+});
+
+test('a message still on its way when its room is left says so if it then fails', async () => {
+  const room = await newRoom('left behind');
+  const other = await newRoom('elsewhere');
+  const { context, page } = await adaIn(room);
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  let arrived = false;
+  await page.route((url) => url.pathname === `/api/rooms/${room.id}/messages/`, async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    arrived = true;
+    await held;
+    return route.fulfill({ status: 500, contentType: 'application/json', body: JSON.stringify({ code: 'internal', detail: 'Something broke.' }) });
+  });
+  const box = page.getByLabel(`Message # ${room.name}`);
+  await box.fill('Sent as I left');
+  await box.press('Enter');
+  await waitFor(() => arrived, 20_000, 'the post on its way');
+  await page.goto(roomUrl(other));
+  await page.getByRole('heading', { name: `# ${other.name}` }).waitFor();
+  release();
+  // The failure had nowhere to show (the room's list was gone) and went unsaid.
+  await waitFor(async () => (await shownErrors(page)).some((e) => e.includes('Sent as I left') && e.includes('was not sent')), 20_000, 'the failure told');
+  await context.close();
+});
+
+test('a socket that opens and is never greeted is given up and opened again', async () => {
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  let attempts = 0;
+  let greeted = false;
+  // The first socket is answered by nobody (a gateway hung behind the ingress); the next ones
+  // reach the server.
+  await page.routeWebSocket(/\/ws\//, (ws) => {
+    attempts += 1;
+    if (attempts === 1) return;
+    const upstream = ws.connectToServer();
+    ws.onMessage((frame) => upstream.send(frame));
+    upstream.onMessage((frame) => {
+      if (String(frame).includes('"connection"')) greeted = true;
+      ws.send(frame);
+    });
+  });
+  const started = Date.now();
+  await page.goto(roomUrl(setup.room));
+  // Given up after 15 s, not after a ping's 25 s and its pong's 10 s.
+  await waitFor(() => greeted, 60_000, 'a second socket greeted');
+  const took = Date.now() - started;
+  assert.ok(took < 32_000, `greeted after ${took} ms`);
+  await context.close();
+});
+
+test('Enter that picks an input method candidate while editing does not save the edit', async () => {
+  const room = await newRoom('ime');
+  const mine = await post(room, 'Before the edit', setup.ada);
+  const { context, page } = await adaIn(room);
+  const message = page.locator(`#m-${mine.id}`);
+  await message.hover();
+  await message.getByRole('button', { name: 'Edit' }).click();
+  const editor = page.getByLabel('Edit message');
+  await editor.fill('Half typed');
+  await editor.evaluate((el) => {
+    for (const key of ['Enter', 'Escape']) {
+      el.dispatchEvent(new KeyboardEvent('keydown', { key, isComposing: true, bubbles: true, cancelable: true }));
+    }
+  });
+  assert.equal(await editor.count(), 1, 'the edit box is still open');
+  await editor.fill('Typed in full');
+  await editor.press('Enter');
+  await message.getByText('Typed in full').waitFor();
+  const stored = await server.api('GET', `/api/rooms/${room.id}/messages/?limit=10`, undefined, setup.ada);
+  assert.deepEqual(stored.results.map((m) => m.body), ['Typed in full']);
+  await context.close();
+});
