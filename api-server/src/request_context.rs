@@ -94,7 +94,7 @@ pub async fn track_request(
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method()).to_owned();
     let context = Arc::new(RequestContext::default());
     request.extensions_mut().insert(context.clone());
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -146,4 +146,25 @@ pub async fn track_request(
         "request"
     );
     response
+}
+
+/// A request's method as a metric label: the standard ones by name, any other `"other"`. Any
+/// token is a valid method, and each new label value is a series kept for good.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN
+        .iter()
+        .find(|known| *known == method)
+        .map_or("other", |known| known.as_str())
 }

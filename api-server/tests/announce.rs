@@ -142,26 +142,23 @@ async fn changes_are_announced_on_nats() {
         .unwrap();
 }
 
-/// A post whose client hangs up while it waits for its commit is stored (the write queue's
-/// task commits it) and announced all the same: open sockets hear of it. The room's row is
-/// held so that the post waits; PostgreSQL only, which can hold one row.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_post_whose_client_hung_up_is_announced() {
+/// Holds `row` (a locking query), sends `body` to `path` as a raw POST, waits for it to wait for
+/// the lock, then hangs up and waits for the server to drop the request; returns the lock.
+async fn hang_up_while_held(
+    app: &TestApp,
+    row: &str,
+    path: &str,
+    token: &str,
+    body: serde_json::Value,
+) -> testing::HeldLocks {
     use tokio::io::AsyncWriteExt;
-    let Some(app) = TestApp::spawn(Engine::Postgres).await else {
-        return;
-    };
-    let (_org, room, alice, _bob) = app.room_for_two().await;
-    let mut events = app.state.bus.subscribe().await.unwrap();
-    let row = format!("SELECT id FROM rooms WHERE id = {room} FOR NO KEY UPDATE");
-    let held = testing::HeldLocks::take(&app.db_url, &row).await;
-    let body = json!({"body": "said, then the line went dead"}).to_string();
+    let held = testing::HeldLocks::take(&app.db_url, row).await;
+    let body = body.to_string();
     let host = app.base.trim_start_matches("http://").to_owned();
     let mut client = tokio::net::TcpStream::connect(&host).await.unwrap();
     let request = format!(
-        "POST /api/rooms/{room}/messages/ HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\n\
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        alice.access,
         body.len()
     );
     client.write_all(request.as_bytes()).await.unwrap();
@@ -169,7 +166,7 @@ async fn a_post_whose_client_hung_up_is_announced() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // The client goes; the server drops the request once it sees the connection end (the
-    // request no longer counts as in flight), while the post still waits for its room.
+    // request no longer counts as in flight), while the change still waits for the lock.
     drop(client);
     let dropped = async {
         while app.state.metrics.in_flight().get() > 0 {
@@ -179,6 +176,56 @@ async fn a_post_whose_client_hung_up_is_announced() {
     tokio::time::timeout(Duration::from_secs(20), dropped)
         .await
         .expect("the request still counted in flight 20 s after its client left");
+    held
+}
+
+/// A room created for a client that hangs up while the creation waits for its organization is
+/// created and its seats announced all the same (the members' sockets follow it): the creation
+/// used to be dropped with the request, and with it, after its commit, the announcements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_created_for_a_client_that_hung_up_is_announced() {
+    let Some(app) = TestApp::spawn(Engine::Postgres).await else {
+        return;
+    };
+    let (org, room, alice, bob) = app.room_for_two().await;
+    let mut events = app.state.bus.subscribe().await.unwrap();
+    let row = format!("SELECT id FROM orgs WHERE id = {org} FOR NO KEY UPDATE");
+    let body = json!({"org": org, "name": "made while away"});
+    let held = hang_up_while_held(&app, &row, "/api/rooms/", &alice.access, body).await;
+    held.release().await;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
+            Ok(Some(Delivery::Event(BusEvent::MemberSeated {
+                room: seated,
+                user_id,
+                ..
+            }))) if seated != room && user_id == bob.id => break,
+            Ok(Some(_)) => continue,
+            other => panic!("expected Bob's seat in the new room, got {other:?}"),
+        }
+    }
+}
+
+/// A post whose client hangs up while it waits for its commit is stored (the write queue's
+/// task commits it) and announced all the same: open sockets hear of it. The room's row is
+/// held so that the post waits; PostgreSQL only, which can hold one row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_whose_client_hung_up_is_announced() {
+    let Some(app) = TestApp::spawn(Engine::Postgres).await else {
+        return;
+    };
+    let (_org, room, alice, _bob) = app.room_for_two().await;
+    let mut events = app.state.bus.subscribe().await.unwrap();
+    let row = format!("SELECT id FROM rooms WHERE id = {room} FOR NO KEY UPDATE");
+    let body = json!({"body": "said, then the line went dead"});
+    let held = hang_up_while_held(
+        &app,
+        &row,
+        &format!("/api/rooms/{room}/messages/"),
+        &alice.access,
+        body,
+    )
+    .await;
     held.release().await;
     match next_event(&mut events).await {
         BusEvent::Message { message, .. } => {

@@ -233,6 +233,11 @@ async fn health_and_metrics(engine: Engine) {
     let u = app.user("alice@example.com").await;
     app.get("/auth/me/", &u.access).await;
     app.get("/api/orgs/12345/", &u.access).await;
+    // Any token is a method: each made a series of its own, kept for good.
+    for made_up in ["ZZ1", "ZZ2"] {
+        let method = Method::from_bytes(made_up.as_bytes()).unwrap();
+        app.call(method, "/auth/me/", None, None).await;
+    }
     let r = app
         .client
         .get(format!("{}/metrics", app.base))
@@ -257,6 +262,11 @@ async fn health_and_metrics(engine: Engine) {
         "{text}"
     );
     assert!(text.contains(r#"chatboard_http_request_duration_seconds_bucket{method="POST",route="/auth/register",status="201",le="#));
+    assert!(!text.contains("ZZ1") && !text.contains("ZZ2"), "{text}");
+    assert!(
+        text.contains(r#"chatboard_http_requests_total{method="other","#),
+        "{text}"
+    );
     assert!(text.contains("chatboard_http_requests_in_flight"));
 }
 

@@ -165,6 +165,18 @@ async fn a_file_goes_up_completes_and_comes_back(engine: Engine) {
         .await;
     assert_eq!(older.body.as_array().unwrap().len(), 1);
     assert_eq!(older.body[0]["id"], id.as_str());
+    // The same cursor spelled otherwise (upper case, braces) pages from the same place (it
+    // was compared as text: upper case sorted before every id, braces after).
+    let p2_id = p2["id"].as_str().unwrap();
+    for spelling in [p2_id.to_uppercase(), format!("{{{p2_id}}}")] {
+        let other = app
+            .get(
+                &format!("/api/uploads/my-uploads/?limit=1&before={spelling}"),
+                &ada.access,
+            )
+            .await;
+        assert_eq!(other.body, older.body, "before={spelling}");
+    }
     // An upload left pending past its day is the janitor's, whose deletion of the file it
     // would race: completing it is refused.
     let late = presign(&app, &ada, "late.txt", "text/plain", 4).await;

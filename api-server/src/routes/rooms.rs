@@ -115,7 +115,9 @@ pub async fn create(
         name: body.name,
         access_level: body.access_level,
     };
-    let room = state.chat.create_room(user.id, draft).await?;
+    // To its end: the new room's seats are announced after its commit, member by member.
+    let chat = state.chat.clone();
+    let room = to_completion(async move { Ok(chat.create_room(user.id, draft).await?) }).await?;
     Ok((StatusCode::CREATED, Json(room)))
 }
 
@@ -129,9 +131,11 @@ pub async fn open_dm(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<DmRequest>,
 ) -> ApiResult<(StatusCode, Json<Room>)> {
-    Ok(created_or_ok(
-        state.chat.open_dm(user.id, body.org, body.user_id).await?,
-    ))
+    let chat = state.chat.clone();
+    let joined =
+        to_completion(async move { Ok(chat.open_dm(user.id, body.org, body.user_id).await?) })
+            .await?;
+    Ok(created_or_ok(joined))
 }
 
 /// 201 with the room when the seat (or the room) is new, 200 when it was already there.
@@ -290,7 +294,9 @@ pub async fn mark_read(
     State(state): State<AppState>,
     ApiPath((room_id, msg_id)): ApiPath<(i64, i64)>,
 ) -> ApiResult<Json<ReadState>> {
-    let last_read_msg_id = state.chat.mark_read(user.id, room_id, msg_id).await?;
+    let chat = state.chat.clone();
+    let last_read_msg_id =
+        to_completion(async move { Ok(chat.mark_read(user.id, room_id, msg_id).await?) }).await?;
     Ok(Json(ReadState {
         room_id,
         last_read_msg_id,

@@ -318,15 +318,22 @@ pub async fn mine(
     let mut v = Validator::default();
     let limit = v.int_in("limit", query.limit.as_deref(), 1, MAX_LIMIT, DEFAULT_LIMIT);
     // Upload ids are UUIDs (version 7, so they sort by age); anything else would page
-    // somewhere arbitrary.
-    let before = query.before.as_deref().map(str::trim);
-    if before.is_some_and(|id| uuid::Uuid::try_parse(id).is_err()) {
-        v.add("before", "Must be an upload id.");
-    }
+    // somewhere arbitrary. Compared as stored (lower case, hyphenated): another spelling of
+    // the same id (upper case, braces, a URN) compared as text would skip or repeat uploads.
+    let before = match query.before.as_deref().map(str::trim) {
+        None => None,
+        Some(id) => match uuid::Uuid::try_parse(id) {
+            Ok(id) => Some(id.hyphenated().to_string()),
+            Err(_) => {
+                v.add("before", "Must be an upload id.");
+                None
+            }
+        },
+    };
     v.finish()?;
     let uploads = state
         .store
-        .uploads_of(user.id, before, limit as u32)
+        .uploads_of(user.id, before.as_deref(), limit as u32)
         .await?;
     let mut out = Vec::with_capacity(uploads.len());
     for upload in uploads {
