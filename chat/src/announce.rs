@@ -176,13 +176,6 @@ impl Announcer {
         });
     }
 
-    /// Announces that the rooms of these seats are gone with their organization (see
-    /// [`Announcer::rooms_deleted`]).
-    pub async fn rooms_gone(&self, seats: &[Seat]) {
-        let rooms: std::collections::BTreeSet<i64> = seats.iter().map(|s| s.room_id).collect();
-        self.rooms_deleted(rooms).await;
-    }
-
     /// Announces that these rooms are deleted: sockets stop following them at once (a loss of
     /// a seat is checked against the database first, a deleted room is not: there is nothing
     /// left to check). Runs to its end even if the caller is dropped meanwhile (see

@@ -73,9 +73,9 @@ impl Chat {
     #[instrument(skip(self), err(level = "debug"))]
     pub async fn delete_org(&self, actor: i64, org_id: i64) -> ChatResult<()> {
         self.require_role(org_id, actor, Role::Admin).await?;
-        let seats = self.store().delete_org(org_id, actor).await?;
+        let rooms = self.store().delete_org(org_id, actor).await?;
         self.purge_erased_soon();
-        self.announcer().rooms_gone(&seats).await;
+        self.announcer().rooms_deleted(rooms).await;
         tracing::info!(org_id, user_id = actor, "organization deleted");
         Ok(())
     }

@@ -39,11 +39,11 @@ impl Chat {
     /// was one. Every open socket stops following its rooms.
     #[instrument(skip(self), err(level = "debug"))]
     pub async fn purge_managed_org(&self, resource_key: &str) -> ChatResult<Option<i64>> {
-        let Some((org_id, seats)) = self.store().purge_managed_org(resource_key).await? else {
+        let Some((org_id, rooms)) = self.store().purge_managed_org(resource_key).await? else {
             return Ok(None);
         };
         self.purge_erased_soon();
-        self.announcer().rooms_gone(&seats).await;
+        self.announcer().rooms_deleted(rooms).await;
         Ok(Some(org_id))
     }
 

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{OutgoingEmail, Seat, StoreResult};
+use super::{OutgoingEmail, StoreResult};
 use chatboard_core::model::{Invite, OrgMember, OrgView, Role};
 
 /// A new invitation; the token is already hashed.
@@ -59,9 +59,9 @@ pub trait OrgStore: Send + Sync {
     async fn rename_org(&self, org_id: i64, actor: i64, name: &str) -> StoreResult<()>;
     /// Deletes an organization and everything in it for `actor`, checked again to be its ADMIN
     /// (`Forbidden(permission_denied)`; `Conflict(managed_by_operator)` for managed ones);
-    /// returns the seats that went with it. Its rooms' messages are left to
+    /// returns the ids of its rooms. Their messages are left to
     /// [`crate::TenantStore::purge_erased_messages`].
-    async fn delete_org(&self, org_id: i64, actor: i64) -> StoreResult<Vec<Seat>>;
+    async fn delete_org(&self, org_id: i64, actor: i64) -> StoreResult<Vec<i64>>;
     /// The members, in joining order.
     async fn org_members(&self, org_id: i64) -> StoreResult<Vec<OrgMember>>;
     /// How many invitations `inviter` has made since `since`, in every organization, and when

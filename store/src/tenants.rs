@@ -146,8 +146,8 @@ pub trait TenantStore: Send + Sync {
     /// a batch at a time first, so that a restart in the middle keeps what was done.
     async fn purge_managed_org_messages(&self, resource_key: &str, limit: u32) -> StoreResult<u64>;
     /// Deletes the organization a resource owns and everything in it. Returns its id and the
-    /// seats that went with it, `None` if there was none.
-    async fn purge_managed_org(&self, resource_key: &str) -> StoreResult<Option<(i64, Vec<Seat>)>>;
+    /// ids of its rooms, `None` if there was none.
+    async fn purge_managed_org(&self, resource_key: &str) -> StoreResult<Option<(i64, Vec<i64>)>>;
     /// Creates or corrects the webhook owned by `hook.resource_key`; it is marked managed.
     async fn apply_managed_webhook(
         &self,

@@ -10,7 +10,7 @@ use crate::sql::rows::{
     is_unique_violation, new_slug, parse_role, read_only_code, InviteRow, OrgMemberRow, OrgViewRow,
     ORG_VIEW_SELECT,
 };
-use crate::{Departure, JoinedOrg, NewInvite, OrgStore, Seat, StoreError, StoreResult};
+use crate::{Departure, JoinedOrg, NewInvite, OrgStore, StoreError, StoreResult};
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::events::{DomainEvent, LeftVia};
 use chatboard_core::model::{AccessLevel, Invite, OrgMember, OrgView, Role};
@@ -337,12 +337,12 @@ impl OrgStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn delete_org(&self, org_id: i64, actor: i64) -> StoreResult<Vec<Seat>> {
+    async fn delete_org(&self, org_id: i64, actor: i64) -> StoreResult<Vec<i64>> {
         let mut tx = self.write.begin().await?;
         Self::lock_for_admin(&mut tx, org_id, actor).await?;
-        let seats = Self::erase_org(&mut tx, org_id).await?;
+        let rooms = Self::erase_org(&mut tx, org_id).await?;
         tx.commit().await?;
-        Ok(seats)
+        Ok(rooms)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

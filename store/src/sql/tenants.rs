@@ -358,7 +358,7 @@ impl TenantStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn purge_managed_org(&self, resource_key: &str) -> StoreResult<Option<(i64, Vec<Seat>)>> {
+    async fn purge_managed_org(&self, resource_key: &str) -> StoreResult<Option<(i64, Vec<i64>)>> {
         let mut tx = self.write.begin().await?;
         // An archived org is no resource's: a resource of the same name that never applied (an
         // invalid spec, deleted at once) did not take it back, and its deletion leaves it be.
@@ -370,9 +370,9 @@ impl TenantStore for SqlStore {
         let Some((org_id,)) = row else {
             return Ok(None);
         };
-        let seats = Self::erase_org(&mut tx, org_id).await?;
+        let rooms = Self::erase_org(&mut tx, org_id).await?;
         tx.commit().await?;
-        Ok(Some((org_id, seats)))
+        Ok(Some((org_id, rooms)))
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
