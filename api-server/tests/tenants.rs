@@ -202,6 +202,23 @@ async fn member_and_room_quotas(engine: Engine) {
         "{}",
         r.text
     );
+    // An admin the platform team lists is not counted against the limit (its ADMIN
+    // invitation was refused like any other, and the org went without the admin it was given).
+    let dana = app.user("dana@acme.example").await;
+    app.list_org_admins(
+        org,
+        &[(&admin.email, "spec-admin-acme"), (&dana.email, "spec-dana")],
+    )
+    .await;
+    let r = app
+        .post(
+            "/api/orgs/accept-invite/",
+            Some(&dana.access),
+            json!({"token": "spec-dana"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    assert_eq!(r.body["role"], "ADMIN", "{}", r.text);
 
     app.room(&admin, org, "one", "PUBLIC").await;
     let r = app

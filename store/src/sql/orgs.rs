@@ -509,7 +509,22 @@ impl OrgStore for SqlStore {
             Some(existing) => (existing, Vec::new()),
             None => {
                 if let Some(max) = gate.max_members {
-                    if member_count(&mut *tx, invite.org_id).await? >= i64::from(max) {
+                    // The admins the organization's resource lists are not counted (their
+                    // ADMIN invitations come from the operator).
+                    let listed: Option<(String,)> = if invited == Role::Admin {
+                        sqlx::query_as(
+                            "SELECT email FROM org_spec_admins WHERE org_id = $1 AND email = $2",
+                        )
+                        .bind(invite.org_id)
+                        .bind(&invite.email)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                    } else {
+                        None
+                    };
+                    if listed.is_none()
+                        && member_count(&mut *tx, invite.org_id).await? >= i64::from(max)
+                    {
                         return Err(StoreError::Conflict(ErrorCode::MemberLimitReached));
                     }
                 }
