@@ -60,6 +60,13 @@ pub struct Config {
         default_value_t = 100
     )]
     pub rate_limit_per_user: u32,
+    /// `@room` and `@here` reach nobody in a room of more members than this; 0 = no limit.
+    #[arg(
+        long = "room-mentions-max-members",
+        env = "CHATBOARD_ROOM_MENTIONS_MAX_MEMBERS",
+        default_value_t = chat::ROOM_MENTIONS_MAX_MEMBERS
+    )]
+    pub room_mentions_max_members: u32,
     /// Requests per minute per client IP on register, token and refresh; 0 disables.
     #[arg(
         long = "rate-limit-per-ip",
@@ -170,6 +177,7 @@ impl Config {
             public_url: self.email.public_url.clone(),
             allow_private_webhooks: self.webhooks.allow_private,
             upload_quotas: self.upload_quotas,
+            room_mentions_max_members: self.room_mentions_max_members,
         }
     }
 
@@ -190,6 +198,7 @@ impl Config {
             tokens: TokenSettings::default(),
             invites: InviteSettings::default(),
             rate_limit_per_user: 0,
+            room_mentions_max_members: chat::ROOM_MENTIONS_MAX_MEMBERS,
             rate_limit_per_ip: 0,
             rate_limit_refresh_per_ip: 0,
             rate_limit_ipv6_prefix: 64,

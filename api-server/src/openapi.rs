@@ -92,7 +92,9 @@ use crate::routes::{
         (name = "mentions", description = "`@user@example.com` mentions a member of the room by \
             address (an `@` at the start of the text or after a space or punctuation; unknown \
             addresses stay plain text; at most 50 per message), `@room` everyone seated in the room \
-            and `@here` those of them online when it is posted. The sender is never mentioned. \
+            and `@here` those of them online when it is posted (neither in a room of more \
+            members than `CHATBOARD_ROOM_MENTIONS_MAX_MEMBERS`, 1,000 by default). The sender is \
+            never mentioned. \
             Resolved when a message is posted and again when it is edited (only people an edit \
             mentions for the first time are notified); deleting a message drops its mentions. \
             Message objects list the members mentioned by address in `mentions`. Unread counts \

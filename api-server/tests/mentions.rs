@@ -18,6 +18,7 @@ both_engines!(
     at_room_reaches_everyone_seated_and_here_those_online,
     the_member_lookup_completes_by_prefix,
     the_mentions_page_takes_one_organization,
+    a_room_over_the_limit_takes_no_room_wide_mention,
 );
 
 /// An org with alice (ADMIN), bob and carol (MEMBERs) in one PUBLIC room.
@@ -196,6 +197,23 @@ async fn edits_move_mentions_and_notify_only_the_new(engine: Engine) {
     assert!(mentions_of(&app, &bob).await.is_empty());
     assert!(mentions_of(&app, &carol).await.is_empty());
     assert_eq!(unread_mentions(&app, &bob, room).await, 0);
+}
+
+/// In a room of more members than `CHATBOARD_ROOM_MENTIONS_MAX_MEMBERS` (2 here, 3 seated),
+/// `@room` reaches nobody: each member reached is a mention row and an event carrying the
+/// message, in the post's transaction. A member named by address still is mentioned.
+async fn a_room_over_the_limit_takes_no_room_wide_mention(engine: Engine) {
+    let Some(app) = TestApp::spawn_with(engine, |c| c.room_mentions_max_members = 2).await else {
+        return;
+    };
+    let (room, alice, bob, carol) = room_for_three(&app).await;
+    say(&app, &alice, room, "@room standup in 5").await;
+    let named = say(&app, &alice, room, "@room @bob@example.com deploy?").await["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(mentions_of(&app, &bob).await, vec![named]);
+    assert!(mentions_of(&app, &carol).await.is_empty());
+    assert_eq!(mentioned_events(&app).await, vec![(named, bob.id)]);
 }
 
 async fn at_room_reaches_everyone_seated_and_here_those_online(engine: Engine) {

@@ -207,7 +207,10 @@ async fn member_and_room_quotas(engine: Engine) {
     let dana = app.user("dana@acme.example").await;
     app.list_org_admins(
         org,
-        &[(&admin.email, "spec-admin-acme"), (&dana.email, "spec-dana")],
+        &[
+            (&admin.email, "spec-admin-acme"),
+            (&dana.email, "spec-dana"),
+        ],
     )
     .await;
     let r = app

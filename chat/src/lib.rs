@@ -65,7 +65,14 @@ pub struct ChatSettings {
     pub allow_private_webhooks: bool,
     /// Bytes of uploads per user and per organization (`CHATBOARD_UPLOAD_*_BYTES`).
     pub upload_quotas: UploadQuotaSettings,
+    /// `@room` and `@here` reach nobody in a room of more members than this; 0 = no limit
+    /// (`CHATBOARD_ROOM_MENTIONS_MAX_MEMBERS`).
+    pub room_mentions_max_members: u32,
 }
+
+/// [`ChatSettings::room_mentions_max_members`] unless configured: a mention of a whole room
+/// writes a row and an event (carrying the message) per member.
+pub const ROOM_MENTIONS_MAX_MEMBERS: u32 = 1_000;
 
 /// The most changes [`Chat::reannounce_recent`] announces again.
 pub const REANNOUNCE_MAX: u32 = 1000;

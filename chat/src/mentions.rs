@@ -80,7 +80,8 @@ impl Chat {
     /// Who `body`, sent by `sender` to the room, mentions: the members it names (in order,
     /// unknown addresses ignored) and everyone it reaches (`@room`: every member; `@here`:
     /// the members online now, or those of `here_reached` still seated, for an edit that keeps
-    /// an `@here`), never the sender.
+    /// an `@here`; neither in a room over [`ChatSettings::room_mentions_max_members`]), never
+    /// the sender.
     pub(crate) async fn resolve_mentions(
         &self,
         room_id: i64,
@@ -104,7 +105,17 @@ impl Chat {
         let mut everyone = mentioned.named.clone();
         if text.room || text.here {
             let members = self.store().member_ids(room_id).await?;
-            if text.room {
+            let max = self.settings().room_mentions_max_members;
+            if max > 0 && members.len() > max as usize {
+                // Each member reached is a mention row and an event carrying the message, all
+                // in the post's transaction: in a room of 50,000, 200 MB a post. Named members
+                // are still mentioned.
+                tracing::debug!(
+                    room_id,
+                    members = members.len(),
+                    "@room or @here in a room over the limit: reaches nobody"
+                );
+            } else if text.room {
                 everyone.extend(members);
             } else if let Some(reached) = here_reached {
                 let seated: std::collections::HashSet<i64> = members.into_iter().collect();

@@ -46,6 +46,14 @@ pub struct GatewayConfig {
         default_value_t = 100
     )]
     pub rate_limit_per_user: u32,
+    /// `@room` and `@here` in messages posted over sockets reach nobody in a room of more
+    /// members than this (as the api-server's); 0 = no limit.
+    #[arg(
+        long = "room-mentions-max-members",
+        env = "CHATBOARD_ROOM_MENTIONS_MAX_MEMBERS",
+        default_value_t = chat::ROOM_MENTIONS_MAX_MEMBERS
+    )]
+    pub room_mentions_max_members: u32,
     /// NATS with JetStream: gateways hear about new messages from NATS (nats://host:4222).
     #[arg(long = "nats-url", env = "NATS_URL", hide_env_values = true,
         value_parser = values::nats_url)]

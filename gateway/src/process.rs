@@ -58,6 +58,7 @@ pub async fn run() -> anyhow::Result<()> {
             allow_private_webhooks: false,
             // Files posted over a socket count against the room's organization.
             upload_quotas: config.upload_quotas,
+            room_mentions_max_members: config.room_mentions_max_members,
         },
         &registry,
     )

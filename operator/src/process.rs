@@ -46,6 +46,7 @@ pub async fn run() -> anyhow::Result<()> {
             public_url: config.email.public_url.clone(),
             allow_private_webhooks: config.webhooks.allow_private,
             upload_quotas: Default::default(),
+            room_mentions_max_members: chat::ROOM_MENTIONS_MAX_MEMBERS,
         },
         &metrics.registry,
     )?;

@@ -227,6 +227,7 @@ pub fn context(
             public_url: Some("https://chat.example".into()),
             allow_private_webhooks: true,
             upload_quotas: Default::default(),
+            room_mentions_max_members: chat::ROOM_MENTIONS_MAX_MEMBERS,
         },
         &metrics.registry,
     )

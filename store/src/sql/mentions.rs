@@ -45,9 +45,11 @@ pub(super) async fn record_mentions(
         }
         query.execute(&mut **tx).await?;
     }
+    // A set: an edit of a message that mentioned thousands compared each with each.
+    let before: std::collections::HashSet<i64> = before.into_iter().map(|(was,)| was).collect();
     Ok(everyone
         .iter()
-        .filter(|&&user_id| !before.iter().any(|(was,)| *was == user_id))
+        .filter(|&&user_id| !before.contains(&user_id))
         .map(|&user_id| {
             let event = DomainEvent::MessageMentioned(MessageMentioned {
                 user_id,
