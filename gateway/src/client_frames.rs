@@ -275,7 +275,20 @@ impl Session {
             // succeed silently (read, typing) leave the order of answers no guide.
             Err(e) if e.code() == ErrorCode::NotFound => {
                 if self.fixed_room.is_some() {
-                    self.seat_lost(room).await?;
+                    // Which is gone, the room or the seat, is what the connection is told
+                    // (4004 or 4003); with both there, what was not found is something else
+                    // (a reply's thread, purged meanwhile), and the connection stays.
+                    match self.shared.store.room_access(room, self.user_id).await {
+                        Ok(None) => self.room_gone(room).await?,
+                        Ok(Some(access)) if !access.is_member => self.seat_lost(room).await?,
+                        Ok(Some(_)) => {
+                            return self.send_json(&naming(refusal(e), client_msg_id)).await
+                        }
+                        Err(store) => {
+                            tracing::warn!(error = %store, room_id = room, "room check failed");
+                            return self.end_on_server_error().await;
+                        }
+                    }
                 }
                 let frame = error_frame("not_found", "You are no longer a member of this room.");
                 self.send_json(&naming(frame, client_msg_id)).await

@@ -532,7 +532,7 @@ impl Session {
 
     /// The database failed the connection: it ends with 1011, and the client's next one
     /// starts afresh.
-    async fn end_on_server_error(&mut self) -> Step {
+    pub(crate) async fn end_on_server_error(&mut self) -> Step {
         self.shared.metrics.closed("server_error");
         self.send_close(close::SERVER_ERROR, "try again").await;
         Err(Ended)

@@ -64,6 +64,8 @@ enum Fault {
     NoSeatNews,
     /// A room's deletion is lost on the way, and the subscriber is told events were missed.
     LostDeletions,
+    /// A room's deletion is lost on the way, and nobody is told.
+    SilentDeletions,
 }
 
 /// The gateway's bus with a fault.
@@ -87,12 +89,18 @@ impl Bus for FaultyBus {
                 other => other,
             })));
         }
-        if self.1 != Fault::NoSeatNews {
+        let fault = self.1;
+        if fault != Fault::NoSeatNews && fault != Fault::SilentDeletions {
             return Ok(events);
         }
-        Ok(Box::pin(events.filter(|delivery| {
-            let seat = matches!(delivery, Delivery::Event(BusEvent::MemberSeated { .. }));
-            std::future::ready(!seat)
+        Ok(Box::pin(events.filter(move |delivery| {
+            let dropped = match fault {
+                Fault::NoSeatNews => {
+                    matches!(delivery, Delivery::Event(BusEvent::MemberSeated { .. }))
+                }
+                _ => matches!(delivery, Delivery::Event(BusEvent::RoomDeleted { .. })),
+            };
+            std::future::ready(!dropped)
         })))
     }
     async fn ping(&self) -> Result<(), BusError> {
@@ -374,6 +382,33 @@ async fn a_room_deleted_unannounced_closes_its_socket_as_gone() {
         &format!("/api/rooms/{room}/"),
         &alice.token,
         Value::Null,
+    )
+    .await;
+    assert_eq!(close_code(&mut socket).await, 4004);
+}
+
+/// A room deleted whose news has not come (or never does): a message sent to it is refused as
+/// not found, and the per-room connection is told what a new connection would be, "no such
+/// room" (4004). It was told it had lost its seat (4003).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_to_a_deleted_room_closes_its_socket_as_gone() {
+    let p = Platform::start().await;
+    let (room, alice, bob, _org) = p.team().await;
+    let gw = p
+        .gateway_with_bus(|bus| Arc::new(FaultyBus(bus, Fault::SilentDeletions)))
+        .await;
+    let mut socket = common::connect_to(&gw.ws, room, &bob.token, None).await;
+    assert_eq!(frame(&mut socket).await["type"], "connection");
+    p.call(
+        reqwest::Method::DELETE,
+        &format!("/api/rooms/{room}/"),
+        &alice.token,
+        Value::Null,
+    )
+    .await;
+    send(
+        &mut socket,
+        json!({"type": "message", "body": "anyone?", "client_msg_id": "gone-1"}),
     )
     .await;
     assert_eq!(close_code(&mut socket).await, 4004);

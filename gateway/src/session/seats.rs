@@ -132,7 +132,7 @@ impl Session {
 
     /// The room was deleted: a per-room connection ends with "no such room", as a new
     /// connection to it would; a multiplexed one stops following it.
-    pub(super) async fn room_gone(&mut self, room_id: i64) -> Step {
+    pub(crate) async fn room_gone(&mut self, room_id: i64) -> Step {
         self.stop_following(room_id, close::NO_ROOM, "no_room", "no such room")
             .await
     }
