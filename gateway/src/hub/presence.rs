@@ -92,11 +92,18 @@ pub(super) async fn resync(hub: Weak<Hub>, asked: Arc<Notify>) {
     loop {
         // Waits holding the `Notify` alone, not the hub, which must stay free to go.
         asked.notified().await;
-        let Some(connections) = hub.upgrade().map(|hub| hub.connections()) else {
+        // Without their sockets: the round takes seconds over many connections, and one that
+        // ends meanwhile must close its socket then, not at the end of the round.
+        let Some(connections) = hub.upgrade().map(|hub| {
+            hub.connections()
+                .iter()
+                .map(|c| c.for_later())
+                .collect::<Vec<_>>()
+        }) else {
             return;
         };
         for some in connections.chunks(AT_ONCE) {
-            for connection in some {
+            for connection in some.iter().filter_map(|c| c.now()) {
                 connection.offer_presence_resync();
             }
             tokio::time::sleep(PAUSE).await;

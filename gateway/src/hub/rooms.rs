@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use batch_send::SendBatch;
 use chatboard_core::bus::BusEvent;
@@ -97,6 +97,43 @@ impl Follower {
             flags: self.flags.clone(),
             outlet: self.outlet.clone(),
         }
+    }
+
+    /// The connection, kept without its socket (for a round that works through every
+    /// connection over seconds: one ending meanwhile closes its socket at once).
+    pub(super) fn for_later(&self) -> LaterFollower {
+        LaterFollower {
+            id: self.id,
+            user_id: self.user_id,
+            by_user: self.by_user,
+            sender: self.sender.clone(),
+            flags: self.flags.clone(),
+            outlet: Arc::downgrade(&self.outlet),
+        }
+    }
+}
+
+/// A [`Follower`] that does not keep its connection's socket open.
+pub(super) struct LaterFollower {
+    id: u64,
+    user_id: i64,
+    by_user: bool,
+    sender: flume::Sender<Live>,
+    flags: Arc<AtomicU8>,
+    outlet: Weak<Outlet>,
+}
+
+impl LaterFollower {
+    /// The follower again, unless its connection has ended.
+    pub(super) fn now(&self) -> Option<Follower> {
+        Some(Follower {
+            id: self.id,
+            user_id: self.user_id,
+            by_user: self.by_user,
+            sender: self.sender.clone(),
+            flags: self.flags.clone(),
+            outlet: self.outlet.upgrade()?,
+        })
     }
 }
 

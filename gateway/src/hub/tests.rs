@@ -444,3 +444,37 @@ async fn departures_are_told_through_rooms_that_carry_presence_once_per_connecti
     assert_eq!(told(vec![(5, Some(50)), (6, Some(10))]).await, 1);
     assert_eq!(told(vec![(5, None)]).await, 1, "an older publisher's");
 }
+
+/// A presence resync round works through the connections a few hundred at a time, pausing
+/// between: a connection that ends meanwhile lets its socket go at once. The round held every
+/// connection (and its socket) until its end, seconds over tens of thousands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_presence_resync_round_keeps_no_ended_connection_open() {
+    let hub = test_hub().await;
+    let outlets: Vec<Arc<Outlet>> = (0..250).map(|_| queue_only_outlet()).collect();
+    let kept: Vec<std::sync::Weak<Outlet>> = outlets.iter().map(Arc::downgrade).collect();
+    let subscriptions: Vec<_> = outlets
+        .into_iter()
+        .enumerate()
+        .map(|(i, outlet)| hub.subscribe(1000 + i as i64, &[9], false, outlet))
+        .collect();
+    hub.presence_resync.notify_one();
+    // The round's first few hundred told; it pauses before the rest.
+    let told = |s: &super::Subscription| {
+        s.events
+            .try_iter()
+            .any(|live| matches!(live, Live::PresenceResync))
+    };
+    let mut waited = 0;
+    while !subscriptions.iter().any(told) {
+        assert!(waited < 20_000, "no connection told within 20 s");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        waited += 1;
+    }
+    drop(subscriptions);
+    while !hub.connections().is_empty() {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let open = kept.iter().filter(|k| k.upgrade().is_some()).count();
+    assert_eq!(open, 0, "connections ended but held by the round");
+}
