@@ -375,6 +375,8 @@ export class RoomView {
   insert(messages, { older = false } = {}) {
     const added = [];
     let changed = false;
+    // Messages whose text changed, or thread roots new here: replies quote their first words.
+    const retold = new Set();
     for (let message of messages) {
       if (message.room !== this.room.id) continue;
       this.outbox.settle(message.client_msg_id, message.sender);
@@ -387,6 +389,13 @@ export class RoomView {
           : { ...message, ...early, reactions: message.reactions, reactions_version: message.reactions_version };
       }
       const known = this.messages.get(message.id);
+      // A page read before a change that a frame has brought since must not undo it: a
+      // deletion is final, and an edit gives way only to a newer one.
+      if (known?.is_deleted && !message.is_deleted) {
+        message = { ...message, is_deleted: true, body: '', file: null };
+      } else if (known?.edited_at && !(Date.parse(message.edited_at) >= Date.parse(known.edited_at))) {
+        message = { ...message, body: known.body, edited_at: known.edited_at, mentions: known.mentions };
+      }
       // A page's copy holds the reactions as of its `reactions_version`: frames newer than
       // that, applied meanwhile, stay.
       if (known && !('emojiVersions' in message) && message.reactions_version !== undefined) {
@@ -403,6 +412,7 @@ export class RoomView {
       const old = this.nodes.get(message.id);
       this.nodes.set(message.id, node);
       if (known && old) {
+        if (known.body !== message.body || known.is_deleted !== message.is_deleted) retold.add(message.id);
         const focused = old.contains(document.activeElement);
         releaseFiles(old);
         old.replaceWith(node);
@@ -411,11 +421,14 @@ export class RoomView {
         continue;
       }
       added.push(message);
+      // A page comes newest first: its replies were drawn before their thread's first message.
+      if (message.reply_count) retold.add(message.id);
       const at = this.position(message.id);
       this.ids.splice(at, 0, message.id);
       const next = this.ids[at + 1];
       this.list.insertBefore(node, next === undefined ? null : this.nodes.get(next));
     }
+    if (retold.size) this.redrawReplies(retold);
     if (added.length || changed) this.drawReceipts();
     // Until the reader moves among the messages, the newest is the one in the Tab order.
     if (added.length && !this.currentChosen && this.ids.at(-1) !== this.current) {
@@ -425,6 +438,21 @@ export class RoomView {
       this.nodes.get(this.current).tabIndex = 0;
     }
     return added;
+  }
+
+  /** Draws again the replies held to the threads of `roots`, whose quoted words changed. */
+  redrawReplies(roots) {
+    for (const message of this.messages.values()) {
+      if (!roots.has(message.parent_id) || this.editing === message.id) continue;
+      const old = this.nodes.get(message.id);
+      if (!old) continue;
+      const node = this.draw(message);
+      this.nodes.set(message.id, node);
+      const focused = old.contains(document.activeElement);
+      releaseFiles(old);
+      old.replaceWith(node);
+      if (focused) node.focus();
+    }
   }
 
   position(id) {

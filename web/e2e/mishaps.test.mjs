@@ -1,7 +1,9 @@
 // The room view when things go wrong or get busy: a burst of messages read as it comes (the
 // reads must not trip the gateway's frame limit), a catch-up that fails while live messages
 // keep coming, a message still on its way when its room is left, a socket that opens and is
-// never greeted, and Enter pressed to pick a character of an input method while editing.
+// never greeted, Enter pressed to pick a character of an input method while editing, a page
+// read before a deletion that lands after it, and replies quoting a thread's first message
+// that changes.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -172,5 +174,52 @@ test('Enter that picks an input method candidate while editing does not save the
   await message.getByText('Typed in full').waitFor();
   const stored = await server.api('GET', `/api/rooms/${room.id}/messages/?limit=10`, undefined, setup.ada);
   assert.deepEqual(stored.results.map((m) => m.body), ['Typed in full']);
+  await context.close();
+});
+
+test('a page read before a deletion and answered after it does not bring the message back', async () => {
+  const room = await newRoom('stale page');
+  await post(room, 'Stays');
+  const doomed = await post(room, 'Deleted while the page was on its way');
+  const { context, page, sockets } = await adaIn(room);
+  await page.getByText('Deleted while the page was on its way').waitFor();
+  // The page read again after a reconnect (edits made meanwhile) is read now, answered later.
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  let fetched = false;
+  let served = false;
+  await page.route((url) => url.pathname === `/api/rooms/${room.id}/messages/` && url.searchParams.has('before'), async (route) => {
+    const response = await route.fetch();
+    fetched = true;
+    await held;
+    await route.fulfill({ response });
+    served = true;
+  });
+  await sockets.drop();
+  await page.getByText('Reconnecting…').waitFor();
+  sockets.allow();
+  await waitFor(() => fetched, 30_000, 'the page read');
+  await server.api('DELETE', `/api/rooms/${room.id}/messages/${doomed.id}/`, undefined, setup.bob);
+  await page.locator(`#m-${doomed.id}`).getByText('This message was deleted.').waitFor({ timeout: 20_000 });
+  release();
+  await waitFor(() => served, 20_000, 'the page answered');
+  await post(room, 'After the page');
+  await page.getByText('After the page').waitFor({ timeout: 20_000 });
+  assert.equal(await page.getByText('Deleted while the page was on its way').count(), 0);
+  await page.locator(`#m-${doomed.id}`).getByText('This message was deleted.').waitFor();
+  await context.close();
+});
+
+test('replies quote their thread\'s first message as it stands', async () => {
+  const room = await newRoom('quotes');
+  const root = await post(room, 'Root words');
+  await server.api('POST', `/api/rooms/${room.id}/messages/`, { body: 'A reply', parent_id: root.id }, setup.bob);
+  const { context, page } = await adaIn(room);
+  const quote = page.locator('.msg', { hasText: 'A reply' }).locator('.in-thread');
+  await waitFor(async () => (await quote.textContent())?.includes('Root words'), 20_000, 'the quote');
+  await server.api('PATCH', `/api/rooms/${room.id}/messages/${root.id}/`, { body: 'Changed root' }, setup.bob);
+  await waitFor(async () => (await quote.textContent())?.includes('Changed root'), 20_000, 'the edited quote');
+  await server.api('DELETE', `/api/rooms/${room.id}/messages/${root.id}/`, undefined, setup.bob);
+  await waitFor(async () => (await quote.textContent())?.trim() === '↳ replied in a thread', 20_000, 'the quote gone');
   await context.close();
 });
