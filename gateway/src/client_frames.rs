@@ -279,7 +279,8 @@ impl Session {
                     // (4004 or 4003); with both there, what was not found is something else
                     // (a reply's thread, purged meanwhile), and the connection stays.
                     match self.shared.store.room_access(room, self.user_id).await {
-                        Ok(None) => self.room_gone(room).await?,
+                        // No access at all: the room is gone, or the user's organization seat.
+                        Ok(None) => self.seat_or_room_lost(room).await?,
                         Ok(Some(access)) if !access.is_member => self.seat_lost(room).await?,
                         Ok(Some(_)) => {
                             return self.send_json(&naming(refusal(e), client_msg_id)).await

@@ -64,8 +64,8 @@ enum Fault {
     NoSeatNews,
     /// A room's deletion is lost on the way, and the subscriber is told events were missed.
     LostDeletions,
-    /// A room's deletion is lost on the way, and nobody is told.
-    SilentDeletions,
+    /// A room's deletion, or a seat's loss, is lost on the way, and nobody is told.
+    SilentLosses,
 }
 
 /// The gateway's bus with a fault.
@@ -90,7 +90,7 @@ impl Bus for FaultyBus {
             })));
         }
         let fault = self.1;
-        if fault != Fault::NoSeatNews && fault != Fault::SilentDeletions {
+        if fault != Fault::NoSeatNews && fault != Fault::SilentLosses {
             return Ok(events);
         }
         Ok(Box::pin(events.filter(move |delivery| {
@@ -98,7 +98,10 @@ impl Bus for FaultyBus {
                 Fault::NoSeatNews => {
                     matches!(delivery, Delivery::Event(BusEvent::MemberSeated { .. }))
                 }
-                _ => matches!(delivery, Delivery::Event(BusEvent::RoomDeleted { .. })),
+                _ => matches!(
+                    delivery,
+                    Delivery::Event(BusEvent::RoomDeleted { .. } | BusEvent::MemberLeft { .. })
+                ),
             };
             std::future::ready(!dropped)
         })))
@@ -370,20 +373,7 @@ async fn an_error_answering_a_message_names_it() {
 /// was told it had lost its seat (4003).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_deleted_unannounced_closes_its_socket_as_gone() {
-    let p = Platform::start().await;
-    let (room, alice, bob, _org) = p.team().await;
-    let gw = p
-        .gateway_with_bus(|bus| Arc::new(FaultyBus(bus, Fault::LostDeletions)))
-        .await;
-    let mut socket = common::connect_to(&gw.ws, room, &bob.token, None).await;
-    assert_eq!(frame(&mut socket).await["type"], "connection");
-    p.call(
-        reqwest::Method::DELETE,
-        &format!("/api/rooms/{room}/"),
-        &alice.token,
-        Value::Null,
-    )
-    .await;
+    let (_p, _gw, mut socket) = deleted_under(Fault::LostDeletions).await;
     assert_eq!(close_code(&mut socket).await, 4004);
 }
 
@@ -392,10 +382,48 @@ async fn a_room_deleted_unannounced_closes_its_socket_as_gone() {
 /// room" (4004). It was told it had lost its seat (4003).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_to_a_deleted_room_closes_its_socket_as_gone() {
+    let (_p, _gw, mut socket) = deleted_under(Fault::SilentLosses).await;
+    send(
+        &mut socket,
+        json!({"type": "message", "body": "anyone?", "client_msg_id": "gone-1"}),
+    )
+    .await;
+    assert_eq!(close_code(&mut socket).await, 4004);
+}
+
+/// The same with the sender removed from the organization (the room still there): "not a
+/// member" (4003), not "no such room".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_after_leaving_the_organization_closes_its_socket_as_not_a_member() {
+    let p = Platform::start().await;
+    let (room, alice, bob, org) = p.team().await;
+    let gw = p
+        .gateway_with_bus(|bus| Arc::new(FaultyBus(bus, Fault::SilentLosses)))
+        .await;
+    let mut socket = common::connect_to(&gw.ws, room, &bob.token, None).await;
+    assert_eq!(frame(&mut socket).await["type"], "connection");
+    p.call(
+        reqwest::Method::DELETE,
+        &format!("/api/orgs/{org}/members/{}/", bob.id),
+        &alice.token,
+        Value::Null,
+    )
+    .await;
+    send(
+        &mut socket,
+        json!({"type": "message", "body": "still here?", "client_msg_id": "out-1"}),
+    )
+    .await;
+    assert_eq!(close_code(&mut socket).await, 4003);
+}
+
+/// Bob's per-room socket on a gateway whose bus has `fault`, greeted, and its room then
+/// deleted through the API (with the platform and the gateway, which must outlive it).
+async fn deleted_under(fault: Fault) -> (Platform, common::Gateway, common::Socket) {
     let p = Platform::start().await;
     let (room, alice, bob, _org) = p.team().await;
     let gw = p
-        .gateway_with_bus(|bus| Arc::new(FaultyBus(bus, Fault::SilentDeletions)))
+        .gateway_with_bus(move |bus| Arc::new(FaultyBus(bus, fault)))
         .await;
     let mut socket = common::connect_to(&gw.ws, room, &bob.token, None).await;
     assert_eq!(frame(&mut socket).await["type"], "connection");
@@ -406,10 +434,5 @@ async fn a_message_to_a_deleted_room_closes_its_socket_as_gone() {
         Value::Null,
     )
     .await;
-    send(
-        &mut socket,
-        json!({"type": "message", "body": "anyone?", "client_msg_id": "gone-1"}),
-    )
-    .await;
-    assert_eq!(close_code(&mut socket).await, 4004);
+    (p, gw, socket)
 }

@@ -96,7 +96,8 @@ pub enum QueuedDigest {
     /// Queued without its lines (before they were kept, or by an older worker): send it as
     /// written.
     AsWritten,
-    /// Its recipient turned emails off or is gone: not to be sent.
+    /// Its recipient turned emails off or is gone, or it was settled meanwhile: not to be
+    /// sent.
     Withdrawn,
     /// The recipient's address now, and the email's messages as they stand now, oldest first.
     Lines(String, Vec<DigestLine>),

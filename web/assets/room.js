@@ -347,9 +347,11 @@ export class RoomView {
     const dropped = this.ids.slice(0, drop);
     if (dropped.includes(this.editing)) return;
     // A message clicked long ago keeps the focus (messages take it, for their keys): it moves
-    // to the composer rather than hold every message after it for the rest of the day.
+    // to the composer rather than hold every message after it for the rest of the day (on a
+    // touch screen it is let go instead: focusing the composer brings up the keyboard).
     if (dropped.some((id) => this.nodes.get(id)?.contains(document.activeElement))) {
-      this.input.focus({ preventScroll: true });
+      if (matchMedia('(pointer: fine)').matches) this.input.focus({ preventScroll: true });
+      else document.activeElement.blur();
     }
     for (const id of this.ids.splice(0, drop)) {
       const node = this.nodes.get(id);

@@ -80,18 +80,24 @@ test('a catch-up that fails while live messages come leaves no gap once it is tr
   await sockets.drop();
   await page.getByText('Reconnecting…').waitFor();
   const missed = await burst(room, 'Missed', 120);
-  // The catch-up's first page fails once (a busy moment: 503, or the client's rate limit).
+  // The catch-up's first page fails once (a busy moment: 503, or the client's rate limit);
+  // its retry waits until a live message has been shown.
   let refused = false;
+  let liveShown;
+  const liveSeen = new Promise((resolve) => { liveShown = resolve; });
   await page.route((url) => url.pathname === `/api/rooms/${room.id}/messages/` && url.searchParams.has('after'), async (route) => {
-    if (refused) return route.continue();
+    if (refused) {
+      await liveSeen;
+      return route.continue();
+    }
     refused = true;
     return route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ code: 'unavailable', detail: 'Busy, try again.' }) });
   });
   sockets.allow();
   await waitFor(() => refused, 30_000, 'the catch-up refused');
-  // A live message before the catch-up is tried again (5 s later).
   await post(room, 'Live after the failure');
   await page.getByText('Live after the failure').waitFor({ timeout: 20_000 });
+  liveShown();
   // The retry read from where the view stood, not from the live message: nothing missing.
   await waitFor(async () => {
     const shown = new Set(await shownIds(page));

@@ -225,14 +225,21 @@ impl Mailer {
     #[tracing::instrument(skip_all, fields(email_id = due.id, kind = due.email.kind.as_str()))]
     async fn send(&mut self, due: DueEmail) -> EmailResult {
         let attempts = due.attempts + 1;
-        let due = match self.as_it_stands(due).await {
-            Ok(Some(due)) => due,
-            Ok(None) => {
+        // The digest's read counts against the send's budget: the batch must fit its lease.
+        let started = tokio::time::Instant::now();
+        let budget = self.timing.send_timeout;
+        let due = match tokio::time::timeout(budget, self.as_it_stands(due)).await {
+            Ok(Ok(Some(due))) => due,
+            Ok(Ok(None)) => {
                 return EmailResult::Failed {
                     error: "the recipient turned emails off or is gone".to_owned(),
                 }
             }
-            Err(error) => return self.after_failure(attempts, error),
+            Ok(Err(error)) => return self.after_failure(attempts, error),
+            Err(_) => {
+                let error = "reading the digest's messages took too long".to_owned();
+                return self.after_failure(attempts, error);
+            }
         };
         let email = &due.email;
         let message = due
@@ -259,7 +266,7 @@ impl Mailer {
                 }
             }
         };
-        let send_timeout = self.timing.send_timeout;
+        let send_timeout = budget.saturating_sub(started.elapsed());
         let outcome = match &mut self.outbound {
             Outbound::Smtp { transport, builder } => {
                 match tokio::time::timeout(send_timeout, transport.send(message)).await {

@@ -29,6 +29,7 @@ testing::both_engines!(
     a_mention_sends_the_digest_before_the_window,
     withdrawn_invitations_are_not_mailed,
     a_message_deleted_while_its_digest_waits_is_not_mailed,
+    a_queued_digest_follows_its_recipient_and_its_claim,
 );
 
 /// The setup room's newest `count` messages, newest first.
@@ -443,6 +444,110 @@ async fn a_message_deleted_while_its_digest_waits_is_not_mailed(engine: TestEngi
     )
     .await;
     assert!(lines.is_empty(), "lines kept after sending: {lines:?}");
+}
+
+/// What the mailer finds of a queued digest just before sending it: withdrawn once its
+/// recipient is deleted, or turned emails off (also while a mailer held it claimed: it found
+/// no lines then and sent the text as written); its lines kept through a claim that lapsed
+/// (the late claim's record deleted them under the claim that took the email over); a digest
+/// queued without lines (an older release's) as written.
+async fn a_queued_digest_follows_its_recipient_and_its_claim(engine: TestEngine) {
+    use chatboard_store::{EmailResult, QueuedDigest};
+    use chrono::SubsecRound;
+    let Some((_db, url)) = TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let bob = member(&s, "bob@example.com", "Bob").await;
+    let carol = member(&s, "carol@example.com", "Carol").await;
+    post(&s.store, s.room, s.author, 1).await;
+    let message = &newest(&s, 1).await[0];
+    for (i, user) in [bob, carol].into_iter().enumerate() {
+        s.store
+            .add_digest_items(
+                &[DigestNote::new(&format!("e{i}"), user)],
+                message.id,
+                s.room,
+                message.created_at,
+                false,
+            )
+            .await
+            .unwrap();
+    }
+    let writer = worker::digest::DigestWriter::new(
+        s.store.clone(),
+        Duration::ZERO,
+        Duration::ZERO,
+        None,
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    assert_eq!(writer.write_due().await.unwrap(), 2);
+    let now = Utc::now().trunc_subsecs(6);
+    let ms = chrono::Duration::milliseconds;
+    let (lapsing, held) = (now + ms(1), now + ms(600_000));
+    let first = s.store.claim_due_emails(now, lapsing, 10).await.unwrap();
+    let taken = s
+        .store
+        .claim_due_emails(now + ms(2), held, 10)
+        .await
+        .unwrap();
+    assert_eq!((first.len(), taken.len()), (2, 2));
+    let email_of = |to: &str| taken.iter().find(|e| e.email.to == to).unwrap().id;
+    let (bobs, carols) = (email_of("bob@example.com"), email_of("carol@example.com"));
+    // The first claim, lapsed, records a failure: nothing is recorded, nothing deleted.
+    let failed = EmailResult::Failed {
+        error: "late".into(),
+    };
+    s.store
+        .record_email(bobs, lapsing, failed, Utc::now())
+        .await
+        .unwrap();
+    match s.store.queued_digest(bobs).await.unwrap() {
+        QueuedDigest::Lines(to, lines) => {
+            assert_eq!((to.as_str(), lines.len()), ("bob@example.com", 1));
+        }
+        other => panic!("Bob's digest as it stands: {other:?}"),
+    }
+    // Bob turns emails off while the second claim holds his digest; Carol's account goes.
+    turn_emails_off(&s, bob).await;
+    assert_eq!(
+        s.store.queued_digest(bobs).await.unwrap(),
+        QueuedDigest::Withdrawn
+    );
+    testing::execute_sql(&url, &format!("DELETE FROM users WHERE id = {carol}")).await;
+    assert_eq!(
+        s.store.queued_digest(carols).await.unwrap(),
+        QueuedDigest::Withdrawn
+    );
+    // Settled by the claim that holds it, Carol's digest leaves no lines behind.
+    s.store
+        .record_email(carols, held, EmailResult::Sent, Utc::now())
+        .await
+        .unwrap();
+    let left = testing::query_texts(
+        &url,
+        "SELECT CAST(email_id AS TEXT) FROM digest_email_lines",
+    )
+    .await;
+    assert!(left.is_empty(), "{left:?}");
+    // A digest queued without its lines goes as it was written.
+    let old = s
+        .store
+        .queue_email(
+            OutgoingEmail {
+                kind: EmailKind::Digest,
+                to: "dave@example.com".into(),
+                subject: "1 new message".into(),
+                body: "written before".into(),
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s.store.queued_digest(old).await.unwrap(),
+        QueuedDigest::AsWritten
+    );
 }
 
 /// With an hour's digest window and a one-second mention delay, a mentioned offline member

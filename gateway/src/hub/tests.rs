@@ -447,11 +447,13 @@ async fn departures_are_told_through_rooms_that_carry_presence_once_per_connecti
 
 /// A presence resync round works through the connections a few hundred at a time, pausing
 /// between: a connection that ends meanwhile lets its socket go at once. The round held every
-/// connection (and its socket) until its end, seconds over tens of thousands.
+/// connection (and its socket) until its end, seconds over tens of thousands (two here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_presence_resync_round_keeps_no_ended_connection_open() {
     let hub = test_hub().await;
-    let outlets: Vec<Arc<Outlet>> = (0..250).map(|_| queue_only_outlet()).collect();
+    // Enough that the round (200 at a time, 100 ms between) lasts seconds, and a busy
+    // machine's pauses do not let it end before the test looks.
+    let outlets: Vec<Arc<Outlet>> = (0..4_000).map(|_| queue_only_outlet()).collect();
     let kept: Vec<std::sync::Weak<Outlet>> = outlets.iter().map(Arc::downgrade).collect();
     let subscriptions: Vec<_> = outlets
         .into_iter()

@@ -112,7 +112,7 @@ impl Session {
 
     /// The room's messages were refused: the seat is gone, or the room with it (its deletion's
     /// news lost). A per-room connection is told which, as the news would have told it.
-    pub(super) async fn seat_or_room_lost(&mut self, room_id: i64) -> Step {
+    pub(crate) async fn seat_or_room_lost(&mut self, room_id: i64) -> Step {
         match self.shared.store.room_sizes(&[room_id]).await {
             Ok(sizes) if sizes.is_empty() => self.room_gone(room_id).await,
             Ok(_) => self.seat_lost(room_id).await,
@@ -132,7 +132,7 @@ impl Session {
 
     /// The room was deleted: a per-room connection ends with "no such room", as a new
     /// connection to it would; a multiplexed one stops following it.
-    pub(crate) async fn room_gone(&mut self, room_id: i64) -> Step {
+    pub(super) async fn room_gone(&mut self, room_id: i64) -> Step {
         self.stop_following(room_id, close::NO_ROOM, "no_room", "no such room")
             .await
     }

@@ -232,6 +232,24 @@ impl EmailStore for SqlStore {
                SELECT user_id, COALESCE(noted_at, created_at) AS noted FROM digest_items \
                  WHERE mentioned AND COALESCE(noted_at, created_at) <= $3) due \
              GROUP BY user_id ORDER BY MIN(noted) LIMIT $2";
+        // Lines of emails settled without their lines going along (a mailer of the release
+        // before, a process stopped between the two): looked for on a reader, deleted only
+        // when there are any.
+        let settled = "SELECT 1 FROM digest_email_lines l WHERE NOT EXISTS ( \
+               SELECT 1 FROM emails e WHERE e.id = l.email_id AND e.status = 'pending')";
+        if sqlx::query(&format!("{settled} LIMIT 1"))
+            .fetch_optional(&self.read)
+            .await?
+            .is_some()
+        {
+            sqlx::query(
+                "DELETE FROM digest_email_lines WHERE NOT EXISTS ( \
+                   SELECT 1 FROM emails e \
+                   WHERE e.id = digest_email_lines.email_id AND e.status = 'pending')",
+            )
+            .execute(&self.write)
+            .await?;
+        }
         let mut cleaned: HashSet<i64> = HashSet::new();
         loop {
             let due: Vec<i64> = sqlx::query_scalar(due_sql)
@@ -299,6 +317,11 @@ impl EmailStore for SqlStore {
     ) -> StoreResult<bool> {
         let mut tx = self.write.begin().await?;
         let email_id = insert_email(&mut tx, &email, None, now).await?;
+        sqlx::query("UPDATE emails SET digest_user_id = $2 WHERE id = $1")
+            .bind(email_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         // The email keeps its lines: the mailer writes it again from them before sending.
         for chunk in message_ids.chunks(500) {
             let sql = format!(
@@ -336,6 +359,25 @@ impl EmailStore for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn queued_digest(&self, email_id: i64) -> StoreResult<QueuedDigest> {
+        // Whose it is, and whether it is still to be sent to them: settled meanwhile (its
+        // recipient turned emails off), the user gone, or emails off, it is withdrawn.
+        let row: Option<(String, Option<i64>, Option<String>, Option<bool>)> = sqlx::query_as(
+            "SELECT e.status, e.digest_user_id, u.email, u.email_notifications \
+             FROM emails e LEFT JOIN users u ON u.id = e.digest_user_id WHERE e.id = $1",
+        )
+        .bind(email_id)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some((status, user, address, notifications)) = row else {
+            return Ok(QueuedDigest::Withdrawn);
+        };
+        if user.is_none() {
+            return Ok(QueuedDigest::AsWritten);
+        }
+        let (Some(address), Some(true), "pending") = (address, notifications, status.as_str())
+        else {
+            return Ok(QueuedDigest::Withdrawn);
+        };
         let lines = digest_lines(
             &self.read,
             "digest_email_lines d",
@@ -344,19 +386,10 @@ impl EmailStore for SqlStore {
             u32::MAX,
         )
         .await?;
-        if lines.is_empty() {
-            return Ok(QueuedDigest::AsWritten);
-        }
-        let address: Option<(String,)> = sqlx::query_as(
-            "SELECT u.email FROM users u WHERE u.email_notifications AND u.id = \
-               (SELECT user_id FROM digest_email_lines WHERE email_id = $1 LIMIT 1)",
-        )
-        .bind(email_id)
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(match address {
-            Some((address,)) => QueuedDigest::Lines(address, lines),
-            None => QueuedDigest::Withdrawn,
+        Ok(if lines.is_empty() {
+            QueuedDigest::Withdrawn
+        } else {
+            QueuedDigest::Lines(address, lines)
         })
     }
 
@@ -454,7 +487,8 @@ impl EmailStore for SqlStore {
             } => ("pending", Some(error), Some(next_attempt_at), None),
             EmailResult::Failed { error } => ("failed", Some(error), None, None),
         };
-        sqlx::query(
+        let mut tx = self.write.begin().await?;
+        let recorded = sqlx::query(
             "UPDATE emails SET status = $2, attempts = attempts + 1, last_error = $3, \
                next_attempt_at = $4, sent_at = $5, \
                body = CASE WHEN $2 = 'pending' THEN body ELSE '' END \
@@ -466,15 +500,18 @@ impl EmailStore for SqlStore {
         .bind(next)
         .bind(sent_at)
         .bind(claimed_until)
-        .execute(&self.write)
-        .await?;
-        if status != "pending" {
-            // Settled (by this claim or another): its lines are of no more use.
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if recorded > 0 && status != "pending" {
+            // Settled by this claim: its lines are of no more use. (A lapsed claim records
+            // nothing, and leaves the lines to the claim that took the email over.)
             sqlx::query("DELETE FROM digest_email_lines WHERE email_id = $1")
                 .bind(id)
-                .execute(&self.write)
+                .execute(&mut *tx)
                 .await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 
