@@ -254,6 +254,14 @@ function applyOrg(loaded) {
   if (state.org?.id !== loaded.orgId) return false;
   state.members = loaded.members;
   state.rooms = loaded.rooms;
+  // A room read here after the counts were read keeps what this tab knows of it (the read,
+  // and what came after it): the older count would stand until the next refresh.
+  for (const [roomId, counts] of loaded.unread) {
+    const local = state.unread.get(roomId);
+    if (local && (local.last_read_msg_id || 0) > (counts.last_read_msg_id || 0)) {
+      Object.assign(counts, { unread_count: local.unread_count, mentions: local.mentions, last_read_msg_id: local.last_read_msg_id });
+    }
+  }
   state.unread = loaded.unread;
   return true;
 }

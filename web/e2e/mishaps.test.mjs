@@ -2,8 +2,8 @@
 // reads must not trip the gateway's frame limit), a catch-up that fails while live messages
 // keep coming, a message still on its way when its room is left, a socket that opens and is
 // never greeted, Enter pressed to pick a character of an input method while editing, a page
-// read before a deletion that lands after it, and replies quoting a thread's first message
-// that changes.
+// read before a deletion that lands after it, replies quoting a thread's first message that
+// changes, and unread counts read before a room was read and answered after.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -227,5 +227,41 @@ test('replies quote their thread\'s first message as it stands', async () => {
   await waitFor(async () => (await quote.textContent())?.includes('Changed root'), 20_000, 'the edited quote');
   await server.api('DELETE', `/api/rooms/${room.id}/messages/${root.id}/`, undefined, setup.bob);
   await waitFor(async () => (await quote.textContent())?.trim() === '↳ replied in a thread', 20_000, 'the quote gone');
+  await context.close();
+});
+
+test('unread counts read before a room is read and answered after leave its badge off', async () => {
+  const here = await newRoom('staying');
+  const read = await newRoom('read meanwhile');
+  const next = await newRoom('next');
+  for (let i = 0; i < 3; i += 1) await post(read, `Unread ${i}`);
+  const { context, page, sockets } = await adaIn(here);
+  const badge = page.locator(`a[href$="/room/${read.id}"] .badge`);
+  await waitFor(async () => (await badge.textContent()) === '3', 20_000, 'three unread');
+  // The counts a reconnect reads again are read now and answered once the room was read.
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  let fetched = false;
+  let served = false;
+  await page.route('**/auth/me/unread-counts/', async (route) => {
+    const response = await route.fetch();
+    fetched = true;
+    await held;
+    await route.fulfill({ response });
+    served = true;
+  });
+  await sockets.drop();
+  await page.getByText('Reconnecting…').waitFor();
+  sockets.allow();
+  await waitFor(() => fetched, 30_000, 'the counts read');
+  await page.locator(`a[href$="/room/${read.id}"]`).click();
+  await page.getByText('Unread 2').waitFor();
+  await waitFor(() => sockets.sent().some((f) => f.type === 'read' && f.room === read.id), 20_000, 'the read told');
+  await page.locator(`a[href$="/room/${next.id}"]`).click();
+  await page.getByRole('heading', { name: `# ${next.name}` }).waitFor();
+  release();
+  await waitFor(() => served, 20_000, 'the counts answered');
+  await page.evaluate(() => new Promise((resolve) => { setTimeout(resolve, 200); }));
+  assert.equal(await badge.count(), 0, 'the room read shows unread messages again');
   await context.close();
 });
