@@ -16,9 +16,6 @@ use crate::error::Result;
 use crate::reconciler::{refuse, write_status, Reconciled};
 use crate::status::Readiness;
 
-/// Messages a `deletionPolicy: Delete` purge deletes per transaction.
-const PURGE_BATCH: u32 = 5_000;
-
 impl Reconciled for Organization {
     const KIND: &'static str = "Organization";
 
@@ -145,21 +142,14 @@ async fn cleanup(org: &Organization, ctx: &Context) -> Result<Action> {
             ctx.store.archive_managed_org(&key, Utc::now()).await?,
             "archived",
         ),
-        DeletionPolicy::Delete => {
-            // The messages first, a batch per transaction: one transaction for a large
-            // organization could outlast the pod's grace period, and a rollout or a failover
-            // meanwhile would roll it all back, to start over at the next attempt.
-            while ctx
-                .store
-                .purge_managed_org_messages(&key, PURGE_BATCH)
-                .await?
-                == u64::from(PURGE_BATCH)
-            {}
-            (
-                ctx.chat.purge_managed_org(&key).await?,
-                "deleted with all its data",
-            )
-        }
+        // One short transaction: the org, its rooms, seats and webhooks; the messages go
+        // afterwards, a batch per transaction, outside the reconcile (see `chat`'s erasure).
+        // Purged here a batch at a time, a large organization held a reconcile slot for as
+        // long as its messages took.
+        DeletionPolicy::Delete => (
+            ctx.chat.purge_managed_org(&key).await?,
+            "deleted with all its data",
+        ),
     };
     if let Some(org_id) = done {
         tracing::info!(resource = %key, org_id, "organization {verb}");

@@ -141,12 +141,9 @@ pub trait TenantStore: Send + Sync {
         resource_key: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<i64>>;
-    /// Deletes up to `limit` messages (oldest first) of the organization a resource owns, in a
-    /// transaction of their own, and returns how many went: a large organization's purge goes
-    /// a batch at a time first, so that a restart in the middle keeps what was done.
-    async fn purge_managed_org_messages(&self, resource_key: &str, limit: u32) -> StoreResult<u64>;
-    /// Deletes the organization a resource owns and everything in it. Returns its id and the
-    /// ids of its rooms, `None` if there was none.
+    /// Deletes the organization a resource owns and everything in it (its messages are left to
+    /// [`TenantStore::purge_erased_messages`]). Returns its id and the ids of its rooms, `None`
+    /// if there was none.
     async fn purge_managed_org(&self, resource_key: &str) -> StoreResult<Option<(i64, Vec<i64>)>>;
     /// Creates or corrects the webhook owned by `hook.resource_key`; it is marked managed.
     async fn apply_managed_webhook(

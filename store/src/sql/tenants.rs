@@ -342,22 +342,6 @@ impl TenantStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn purge_managed_org_messages(&self, resource_key: &str, limit: u32) -> StoreResult<u64> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT id FROM orgs WHERE resource_key = $1 AND archived_at IS NULL")
-                .bind(resource_key)
-                .fetch_optional(&self.write)
-                .await?;
-        let Some((org_id,)) = row else {
-            return Ok(0);
-        };
-        // Retention's batch, with a cutoff no message reaches: every message is past it.
-        let beyond_all = Utc::now() + chrono::Duration::days(365 * 100);
-        self.purge_org_batch(org_id, beyond_all, i64::from(limit))
-            .await
-    }
-
-    #[tracing::instrument(level = "debug", skip_all)]
     async fn purge_managed_org(&self, resource_key: &str) -> StoreResult<Option<(i64, Vec<i64>)>> {
         let mut tx = self.write.begin().await?;
         // An archived org is no resource's: a resource of the same name that never applied (an
