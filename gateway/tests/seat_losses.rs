@@ -128,6 +128,42 @@ async fn a_room_socket_sees_a_leaver_go(p: Arc<Platform>) {
     assert_eq!(presence_of(&mut c, alice.id).await, "offline");
 }
 
+/// Alice, online, is in the room again when her leave is told again (an API re-announcing its
+/// last changes, a publish retried): the room's sockets do not show her offline. They did, and
+/// nothing told them she was online again. Bob's real leave afterwards is told: departures are
+/// told in order, so Alice's would have come first.
+async fn a_leave_told_again_does_not_show_a_member_back_offline(p: Arc<Platform>) {
+    let (general, alice, bob, carol) = team_with_a_dm(&p).await;
+    let mut c = p.connect(general, &carol.token, None).await;
+    c.send(Ws::Text(json!({"type": "ping"}).to_string().into()))
+        .await
+        .unwrap();
+    frame_of(&mut c, "pong").await;
+    let _a = p.connect_all(&alice.token).await;
+    assert_eq!(presence_of(&mut c, alice.id).await, "online");
+    let _b = p.connect_all(&bob.token).await;
+    assert_eq!(presence_of(&mut c, bob.id).await, "online");
+    let again = chatboard_core::bus::BusEvent::MemberLeft {
+        room: general,
+        user_id: alice.id,
+        room_members: Some(3),
+    };
+    p.app.state.bus.publish(&again).await.unwrap();
+    p.room_action(&bob, general, "leave").await;
+    loop {
+        let (change, _) = frame_of(&mut c, "presence").await;
+        assert_ne!(
+            (change["user_id"].as_i64(), change["status"].as_str()),
+            (Some(alice.id), Some("offline")),
+            "Alice shown offline by her leave told again"
+        );
+        if change["user_id"].as_i64() == Some(bob.id) {
+            assert_eq!(change["status"], "offline");
+            break;
+        }
+    }
+}
+
 /// The team's room and its Alice and Bob, and Carol, a member of the organization whom a direct
 /// message joins to Alice.
 async fn team_with_a_dm(p: &Platform) -> (i64, User, User, User) {
@@ -159,4 +195,5 @@ both_shapes!(
     an_old_leave_announced_again_does_not_undo_a_new_seat,
     who_leaves_the_last_shared_room_goes_offline_there,
     a_room_socket_sees_a_leaver_go,
+    a_leave_told_again_does_not_show_a_member_back_offline,
 );

@@ -183,6 +183,24 @@ async fn tell_departure(hub: &Weak<Hub>, store: &dyn Store, user_id: i64, rooms:
             return;
         }
     };
+    // A leave announced again after the seat was taken anew (an API re-announcing its last
+    // changes at start, a publish retried), or told after a quick return: the user sits there
+    // now, and nothing would tell the room they are online again.
+    let seated: HashSet<i64> = match store.seats_of(&[user_id]).await {
+        Ok(seats) => seats.into_iter().map(|(_, room)| room).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, user_id, "presence: a departure's seats lookup failed");
+            return;
+        }
+    };
+    let rooms: Vec<i64> = rooms
+        .iter()
+        .copied()
+        .filter(|room| !seated.contains(room))
+        .collect();
+    if rooms.is_empty() {
+        return;
+    }
     let Some(hub) = hub.upgrade() else { return };
     let change = PresenceChange {
         user_id,
@@ -191,7 +209,7 @@ async fn tell_departure(hub: &Weak<Hub>, store: &dyn Store, user_id: i64, rooms:
     // Once per connection, however many of the rooms left together it follows. A connection
     // to one room is told even when its user still shares another room with the leaver: it
     // follows only this one, and nothing else would ever tell it the leaver went away.
-    hub.dispatch_change(change, rooms, looked_up, |follower, by_user| {
+    hub.dispatch_change(change, &rooms, looked_up, |follower, by_user| {
         !by_user || !mates.contains(&follower)
     });
 }
