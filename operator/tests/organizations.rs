@@ -301,6 +301,31 @@ async fn delete_policy_purges(engine: TestEngine) {
     let org_id = obj["status"]["orgId"].as_i64().unwrap();
     h.accept_admin_invitation("ops@gone.example", ops).await;
     assert!(h.store.org_for_member(org_id, ops).await.unwrap().is_some());
+    let room = h
+        .store
+        .create_room(
+            NewRoom {
+                org_id,
+                name: "general".into(),
+                access_level: AccessLevel::Public,
+                created_by: ops,
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let message = chatboard_store::NewMessage {
+            room_id: room.id,
+            sender_id: ops,
+            body: format!("m{i}"),
+            client_msg_id: None,
+            file: None,
+            parent_id: None,
+            mentions: Default::default(),
+        };
+        h.store.post_message(message, Utc::now()).await.unwrap();
+    }
     orgs.delete("gone", &DeleteParams::default()).await.unwrap();
     eventually("gone removed", || async {
         h.api.get(ORGS, NS, "gone").is_none().then_some(())
@@ -311,6 +336,16 @@ async fn delete_policy_purges(engine: TestEngine) {
         "purged"
     );
     assert!(h.store.managed_org("tenants/gone").await.unwrap().is_none());
+    // Its messages go after the reconcile, in the background.
+    let left = format!(
+        "SELECT CAST(COUNT(*) AS TEXT) FROM messages WHERE room_id = {} \
+         UNION ALL SELECT CAST(COUNT(*) AS TEXT) FROM erased_rooms",
+        room.id
+    );
+    eventually("its messages purged", || async {
+        (testing::query_texts(&h.url, &left).await == ["0", "0"]).then_some(())
+    })
+    .await;
     h.stop().await;
 }
 

@@ -171,6 +171,9 @@ pub trait EmailStore: Send + Sync {
     /// The digest email `email_id` as it stands now, for the mailer to write again before it
     /// sends: a message deleted since it was queued is shown as deleted.
     async fn queued_digest(&self, email_id: i64) -> StoreResult<QueuedDigest>;
+    /// Deletes the lines of digest emails settled without them going along (a mailer of an
+    /// older release, a process stopped between the two); returns how many went.
+    async fn prune_digest_lines(&self) -> StoreResult<u64>;
     /// Queues an email.
     async fn queue_email(&self, email: OutgoingEmail, now: DateTime<Utc>) -> StoreResult<i64>;
     /// Claims up to `limit` emails due at `now` until `lease_until` (as for webhook deliveries).

@@ -43,7 +43,7 @@ test('a socket that stops answering is given up and opened again', async () => {
   await page.clock.fastForward(25_000);
   await page.clock.fastForward(10_000);
   await waitFor(async () => sockets.opened() === 2, 30_000, 'a new connection');
-  await page.getByText('Posted into the silence').waitFor({ timeout: 20_000 });
+  await page.getByText('Posted into the silence').waitFor({ timeout: 60_000 });
   await waitFor(async () => !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to be back');
   await context.close();
 });

@@ -17,6 +17,8 @@ const MESSAGES_PER_DIGEST: u32 = 500;
 const LINES_SHOWN: usize = 20;
 /// Longest message text quoted.
 const QUOTE_MAX: usize = 200;
+/// How often the lines of settled digests left behind are looked for.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// Writes due digests into the email queue.
 pub struct DigestWriter {
@@ -52,6 +54,7 @@ impl DigestWriter {
         let every = (shortest / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
         tokio::pin!(stop);
         let mut pause = every;
+        let mut pruned = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 () = &mut stop => return,
@@ -60,6 +63,13 @@ impl DigestWriter {
             // A round that took as many members as it may is followed by the next at once:
             // more may be due (a backlog drained), and each round waiting `every` capped the
             // digests at a hundred per interval.
+            // Now and then, not every round: it reads the whole table of lines.
+            if pruned.elapsed() >= PRUNE_EVERY {
+                pruned = tokio::time::Instant::now();
+                if let Err(e) = self.store.prune_digest_lines().await {
+                    tracing::warn!(error = %e, "pruning settled digests' lines failed");
+                }
+            }
             pause = match self.write_round().await {
                 Ok((_, full)) if full => Duration::ZERO,
                 Ok(_) => every,

@@ -530,6 +530,28 @@ async fn a_queued_digest_follows_its_recipient_and_its_claim(engine: TestEngine)
     )
     .await;
     assert!(left.is_empty(), "{left:?}");
+    // An email settled by a mailer that leaves its lines (an older release's): they are swept.
+    post(&s.store, s.room, s.author, 1).await;
+    let dave = member(&s, "dave@example.com", "Dave").await;
+    let newer = &newest(&s, 1).await[0];
+    s.store
+        .add_digest_items(
+            &[DigestNote::new("e-dave", dave)],
+            newer.id,
+            s.room,
+            newer.created_at,
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(writer.write_due().await.unwrap(), 1);
+    testing::execute_sql(
+        &url,
+        "UPDATE emails SET status = 'sent' WHERE status = 'pending'",
+    )
+    .await;
+    assert_eq!(s.store.prune_digest_lines().await.unwrap(), 1);
+    assert_eq!(s.store.prune_digest_lines().await.unwrap(), 0);
     // A digest queued without its lines goes as it was written.
     let old = s
         .store

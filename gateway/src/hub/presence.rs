@@ -142,15 +142,18 @@ pub(super) async fn tell_departures(
 ) {
     const BATCH: usize = 1000;
     while let Ok(first) = departures.recv_async().await {
-        let mut rooms_left: HashMap<i64, Vec<i64>> = HashMap::new();
+        // Per user, in the order their first departure came: told in order.
+        let mut rooms_left: Vec<(i64, Vec<i64>)> = Vec::new();
+        let mut at: HashMap<i64, usize> = HashMap::new();
         let mut taken = 0;
         for departure in std::iter::once(first).chain(departures.try_iter()) {
             taken += 1;
             if departure.worth_telling() {
-                rooms_left
-                    .entry(departure.user_id)
-                    .or_default()
-                    .push(departure.room);
+                let i = *at.entry(departure.user_id).or_insert_with(|| {
+                    rooms_left.push((departure.user_id, Vec::new()));
+                    rooms_left.len() - 1
+                });
+                rooms_left[i].1.push(departure.room);
             }
             if taken == BATCH {
                 break;
@@ -186,13 +189,10 @@ async fn tell_departure(hub: &Weak<Hub>, store: &dyn Store, user_id: i64, rooms:
     // A leave announced again after the seat was taken anew (an API re-announcing its last
     // changes at start, a publish retried), or told after a quick return: the user sits there
     // now, and nothing would tell the room they are online again.
-    let seated: HashSet<i64> = match store.seats_of(&[user_id]).await {
-        Ok(seats) => seats.into_iter().map(|(_, room)| room).collect(),
-        Err(e) => {
-            tracing::warn!(error = %e, user_id, "presence: a departure's seats lookup failed");
-            return;
-        }
+    let Some(seats) = seats_with_retries(store, &[user_id]).await else {
+        return;
     };
+    let seated: HashSet<i64> = seats.into_iter().map(|(_, room)| room).collect();
     let rooms: Vec<i64> = rooms
         .iter()
         .copied()

@@ -232,24 +232,6 @@ impl EmailStore for SqlStore {
                SELECT user_id, COALESCE(noted_at, created_at) AS noted FROM digest_items \
                  WHERE mentioned AND COALESCE(noted_at, created_at) <= $3) due \
              GROUP BY user_id ORDER BY MIN(noted) LIMIT $2";
-        // Lines of emails settled without their lines going along (a mailer of the release
-        // before, a process stopped between the two): looked for on a reader, deleted only
-        // when there are any.
-        let settled = "SELECT 1 FROM digest_email_lines l WHERE NOT EXISTS ( \
-               SELECT 1 FROM emails e WHERE e.id = l.email_id AND e.status = 'pending')";
-        if sqlx::query(&format!("{settled} LIMIT 1"))
-            .fetch_optional(&self.read)
-            .await?
-            .is_some()
-        {
-            sqlx::query(
-                "DELETE FROM digest_email_lines WHERE NOT EXISTS ( \
-                   SELECT 1 FROM emails e \
-                   WHERE e.id = digest_email_lines.email_id AND e.status = 'pending')",
-            )
-            .execute(&self.write)
-            .await?;
-        }
         let mut cleaned: HashSet<i64> = HashSet::new();
         loop {
             let due: Vec<i64> = sqlx::query_scalar(due_sql)
@@ -361,9 +343,13 @@ impl EmailStore for SqlStore {
     async fn queued_digest(&self, email_id: i64) -> StoreResult<QueuedDigest> {
         // Whose it is, and whether it is still to be sent to them: settled meanwhile (its
         // recipient turned emails off), the user gone, or emails off, it is withdrawn.
+        // The recipient from the email, or from its lines for one queued before the column.
         let row: Option<(String, Option<i64>, Option<String>, Option<bool>)> = sqlx::query_as(
-            "SELECT e.status, e.digest_user_id, u.email, u.email_notifications \
-             FROM emails e LEFT JOIN users u ON u.id = e.digest_user_id WHERE e.id = $1",
+            "SELECT e.status, r.user_id, u.email, u.email_notifications FROM emails e \
+             CROSS JOIN (SELECT COALESCE( \
+                 (SELECT digest_user_id FROM emails WHERE id = $1), \
+                 (SELECT user_id FROM digest_email_lines WHERE email_id = $1 LIMIT 1)) AS user_id) r \
+             LEFT JOIN users u ON u.id = r.user_id WHERE e.id = $1",
         )
         .bind(email_id)
         .fetch_optional(&self.read)
@@ -391,6 +377,28 @@ impl EmailStore for SqlStore {
         } else {
             QueuedDigest::Lines(address, lines)
         })
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn prune_digest_lines(&self) -> StoreResult<u64> {
+        // Looked for on a reader, deleted only when there are any.
+        let settled = "SELECT 1 FROM digest_email_lines l WHERE NOT EXISTS ( \
+               SELECT 1 FROM emails e WHERE e.id = l.email_id AND e.status = 'pending') LIMIT 1";
+        if sqlx::query(settled)
+            .fetch_optional(&self.read)
+            .await?
+            .is_none()
+        {
+            return Ok(0);
+        }
+        Ok(sqlx::query(
+            "DELETE FROM digest_email_lines WHERE NOT EXISTS ( \
+               SELECT 1 FROM emails e \
+               WHERE e.id = digest_email_lines.email_id AND e.status = 'pending')",
+        )
+        .execute(&self.write)
+        .await?
+        .rows_affected())
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
