@@ -529,20 +529,7 @@ async fn a_resource_gone_without_its_cleanup_is_not_counted_as_not_ready(engine:
     let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
         return;
     };
-    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
-    orgs.create(
-        &PostParams::default(),
-        &org("acme", json!({"displayName": "Acme"})),
-    )
-    .await
-    .unwrap();
-    ready(&h, "acme", "True", 1).await;
-    h.sql("ALTER TABLE orgs RENAME TO orgs_away").await;
-    let change = json!({"spec": {"displayName": "Acme Inc"}});
-    orgs.patch("acme", &PatchParams::default(), &Patch::Merge(change))
-        .await
-        .unwrap();
-    ready(&h, "acme", "False", 2).await;
+    let orgs = acme_failing(&h).await;
     let not_ready = r#"chatboard_operator_resources_not_ready{kind="Organization"}"#;
     h.metric_reaches(not_ready, |n| n == 1.0).await;
 
@@ -614,12 +601,9 @@ async fn an_archive_outlives_a_namesake_that_never_applied(engine: TestEngine) {
     h.stop().await;
 }
 
-/// While the database refuses the operator's writes, `Ready` says so (`ReconcileError`); once
-/// they go through again, it is `True`. It used to stay `True` through any failure.
-async fn a_failing_reconcile_shows_in_the_status(engine: TestEngine) {
-    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
-        return;
-    };
+/// `acme`, Ready, then its org table out of reach (renamed `orgs_away`) and a spec change
+/// that cannot apply: its Ready turns False at generation 2.
+async fn acme_failing(h: &Harness) -> Api<Organization> {
     let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
     orgs.create(
         &PostParams::default(),
@@ -627,14 +611,23 @@ async fn a_failing_reconcile_shows_in_the_status(engine: TestEngine) {
     )
     .await
     .unwrap();
-    ready(&h, "acme", "True", 1).await;
-
-    // The org table is out of reach; a spec change cannot be applied.
+    ready(h, "acme", "True", 1).await;
     h.sql("ALTER TABLE orgs RENAME TO orgs_away").await;
     let change = json!({"spec": {"displayName": "Acme Inc"}});
     orgs.patch("acme", &PatchParams::default(), &Patch::Merge(change))
         .await
         .unwrap();
+    ready(h, "acme", "False", 2).await;
+    orgs
+}
+
+/// While the database refuses the operator's writes, `Ready` says so (`ReconcileError`); once
+/// they go through again, it is `True`. It used to stay `True` through any failure.
+async fn a_failing_reconcile_shows_in_the_status(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
+    acme_failing(&h).await;
     let obj = ready(&h, "acme", "False", 2).await;
     let (_, reason, message) = ready_of(&obj).unwrap();
     assert_eq!(reason, "ReconcileError");

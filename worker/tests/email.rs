@@ -47,6 +47,21 @@ async fn newest(s: &Setup, count: u32) -> Vec<chatboard_core::model::Message> {
         .unwrap()
 }
 
+/// The worker's tasks over the setup's store, digests gathered for `window_secs`, sending to
+/// an SMTP server of the test's; once mail came, what came.
+async fn first_mails(s: &Setup, window_secs: u64) -> (Running, Vec<testing::smtp::Mail>) {
+    let sink = SmtpSink::start().await;
+    let running = start(
+        &s.store,
+        Arc::new(LocalPresence::new()),
+        common::smtp(&sink, window_secs),
+    );
+    let mails = sink
+        .wait_for(Duration::from_secs(20), |m| !m.is_empty())
+        .await;
+    (running, mails)
+}
+
 /// The worker's tasks over `store`, retrying emails after 50 ms.
 fn start(store: &Arc<dyn Store>, presence: Arc<dyn Presence>, email: EmailSettings) -> Running {
     common::start_jobs(store, presence, email, EmailTiming::quick())
@@ -374,15 +389,7 @@ async fn digests_quote_messages_as_they_stand() {
         .await
         .unwrap();
 
-    let sink = SmtpSink::start().await;
-    let running = start(
-        &s.store,
-        Arc::new(LocalPresence::new()),
-        common::smtp(&sink, 1),
-    );
-    let mails = sink
-        .wait_for(Duration::from_secs(20), |m| !m.is_empty())
-        .await;
+    let (running, mails) = first_mails(&s, 1).await;
     let body = mails[0].body();
     assert!(body.contains(": corrected text"), "{body}");
     assert!(!body.contains(": m0") && !body.contains(": m1"), "{body}");
@@ -423,15 +430,7 @@ async fn a_message_deleted_while_its_digest_waits_is_not_mailed(engine: TestEngi
         .unwrap();
 
     // An hour's window: the relay's own notes of the two messages stay unsent.
-    let sink = SmtpSink::start().await;
-    let running = start(
-        &s.store,
-        Arc::new(LocalPresence::new()),
-        common::smtp(&sink, 3600),
-    );
-    let mails = sink
-        .wait_for(Duration::from_secs(20), |m| !m.is_empty())
-        .await;
+    let (running, mails) = first_mails(&s, 3600).await;
     assert_eq!(mails[0].to, vec!["bob@example.com".to_owned()]);
     let body = mails[0].body();
     assert!(body.contains(": m0"), "{body}");
