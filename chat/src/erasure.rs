@@ -11,7 +11,7 @@ use std::time::Duration;
 use chatboard_store::Store;
 
 /// Messages deleted per transaction.
-pub const ERASE_BATCH: u32 = 1_000;
+const ERASE_BATCH: u32 = 1_000;
 /// The pause between two batches: other writers (SQLite has one connection for them) take
 /// their turns.
 const ERASE_PAUSE: Duration = Duration::from_millis(20);
@@ -54,7 +54,7 @@ impl Erasing {
 /// Deletes erased rooms' messages a batch at a time until none are left (or the database
 /// fails: the worker's sweeps finish the job); returns how many went.
 #[tracing::instrument(skip_all)]
-pub async fn purge_all(store: &Arc<dyn Store>) -> u64 {
+async fn purge_all(store: &Arc<dyn Store>) -> u64 {
     let mut total = 0;
     loop {
         match store.purge_erased_messages(ERASE_BATCH).await {

@@ -41,7 +41,6 @@ use chatboard_store::Store;
 use crate::announce::Announcer;
 use crate::limits::PostLimits;
 
-pub use crate::erasure::{purge_all as purge_erased_rooms, ERASE_BATCH};
 pub use crate::error::{ChatError, ChatResult, FieldErrors};
 pub use crate::messages::{MessageDraft, Posted, QueuedPost};
 pub use crate::orgs::{InviteCreated, InviteDraft, ORG_NAME_MAX};

@@ -117,13 +117,7 @@ async fn who_leaves_the_last_shared_room_goes_offline_there(p: Arc<Platform>) {
 /// online until it reconnected: their going away later reached only the rooms they sat in).
 async fn a_room_socket_sees_a_leaver_go(p: Arc<Platform>) {
     let (general, alice, _bob, carol) = team_with_a_dm(&p).await;
-    let mut c = p.connect(general, &carol.token, None).await;
-    c.send(Ws::Text(json!({"type": "ping"}).to_string().into()))
-        .await
-        .unwrap();
-    frame_of(&mut c, "pong").await;
-    let _a = p.connect_all(&alice.token).await;
-    assert_eq!(presence_of(&mut c, alice.id).await, "online");
+    let (mut c, _a) = watching_come_online(&p, general, &carol, &alice).await;
     p.room_action(&alice, general, "leave").await;
     assert_eq!(presence_of(&mut c, alice.id).await, "offline");
 }
@@ -134,13 +128,7 @@ async fn a_room_socket_sees_a_leaver_go(p: Arc<Platform>) {
 /// told in order, so Alice's would have come first.
 async fn a_leave_told_again_does_not_show_a_member_back_offline(p: Arc<Platform>) {
     let (general, alice, bob, carol) = team_with_a_dm(&p).await;
-    let mut c = p.connect(general, &carol.token, None).await;
-    c.send(Ws::Text(json!({"type": "ping"}).to_string().into()))
-        .await
-        .unwrap();
-    frame_of(&mut c, "pong").await;
-    let _a = p.connect_all(&alice.token).await;
-    assert_eq!(presence_of(&mut c, alice.id).await, "online");
+    let (mut c, _a) = watching_come_online(&p, general, &carol, &alice).await;
     let _b = p.connect_all(&bob.token).await;
     assert_eq!(presence_of(&mut c, bob.id).await, "online");
     let again = chatboard_core::bus::BusEvent::MemberLeft {
@@ -162,6 +150,25 @@ async fn a_leave_told_again_does_not_show_a_member_back_offline(p: Arc<Platform>
             break;
         }
     }
+}
+
+/// `watcher`'s connection to `room`, its snapshot out (it precedes the answer to a ping), and
+/// `who` then connected to all their rooms, which `watcher` is told; both sockets.
+async fn watching_come_online(
+    p: &Platform,
+    room: i64,
+    watcher: &User,
+    who: &User,
+) -> (Socket, Socket) {
+    let mut socket = p.connect(room, &watcher.token, None).await;
+    socket
+        .send(Ws::Text(json!({"type": "ping"}).to_string().into()))
+        .await
+        .unwrap();
+    frame_of(&mut socket, "pong").await;
+    let theirs = p.connect_all(&who.token).await;
+    assert_eq!(presence_of(&mut socket, who.id).await, "online");
+    (socket, theirs)
 }
 
 /// The team's room and its Alice and Bob, and Carol, a member of the organization whom a direct

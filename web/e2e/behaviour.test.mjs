@@ -4,27 +4,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { OUTPUT, PNG, Server, accessibilityProblems, browser, droppableSockets, messageTexts, shownErrors, signedInPage, team, waitFor } from './harness.mjs';
+import { accessibilityProblems, droppableSockets, messageTexts, OUTPUT, PASSWORD, PNG, shownErrors, signedInPage, startTeam, stopTeam, waitFor } from './harness.mjs';
 
-const PASSWORD = 'correct horse battery';
 let server;
 let chromium;
 let setup;
 
-before(async () => {
-  // Every test here signs in from the one address, and most as Ada, one after the other: the
-  // per-address sign-in limit (10 a minute) and the per-user request limit (100 a minute,
-  // shared by all the tests' pages and calls) are not what they are about, and a fast run
-  // could reach them.
-  server = await Server.start({ CHATBOARD_RATE_LIMIT_PER_IP: '0', CHATBOARD_RATE_LIMIT_PER_USER: '0' });
-  chromium = await browser();
-  setup = await team(server, PASSWORD);
-});
-
-after(async () => {
-  await chromium?.close();
-  await server?.close();
-});
+before(async () => ({ server, chromium, setup } = await startTeam()));
+after(() => stopTeam({ server, chromium }));
 
 test('signing in and chatting with the keyboard alone', async () => {
   const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });

@@ -177,6 +177,32 @@ export const PNG = Buffer.from(
   'base64',
 );
 
+/** The password of the team `startTeam` sets up. */
+export const PASSWORD = 'correct horse battery';
+
+/** What most files start before their tests: a server without the per-address and per-user
+ * limits (every test signs in from one address, and most as Ada, one after the other: those
+ * limits are not what they are about, and a fast run could reach them), the browser, and the
+ * team (`team`, with `PASSWORD`). A part that fails to start stops those started before it. */
+export async function startTeam() {
+  const server = await Server.start({ CHATBOARD_RATE_LIMIT_PER_IP: '0', CHATBOARD_RATE_LIMIT_PER_USER: '0' });
+  let chromiumBrowser;
+  try {
+    chromiumBrowser = await browser();
+    return { server, chromium: chromiumBrowser, setup: await team(server, PASSWORD) };
+  } catch (error) {
+    await chromiumBrowser?.close();
+    await server.close();
+    throw error;
+  }
+}
+
+/** Stops what `startTeam` started. */
+export async function stopTeam({ server, chromium: chromiumBrowser }) {
+  await chromiumBrowser?.close();
+  await server?.close();
+}
+
 /** Ada (ADMIN) and Bob in an org with a PUBLIC room, set up over the API. */
 export async function team(server, password) {
   for (const [first, email] of [['Ada', 'ada@example.com'], ['Bob', 'bob@example.com']]) {

@@ -7,23 +7,14 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Server, browser, droppableSockets, shownErrors, signedInPage, team, waitFor } from './harness.mjs';
+import { droppableSockets, PASSWORD, shownErrors, signedInPage, startTeam, stopTeam, waitFor } from './harness.mjs';
 
-const PASSWORD = 'correct horse battery';
 let server;
 let chromium;
 let setup;
 
-before(async () => {
-  server = await Server.start({ CHATBOARD_RATE_LIMIT_PER_IP: '0', CHATBOARD_RATE_LIMIT_PER_USER: '0' });
-  chromium = await browser();
-  setup = await team(server, PASSWORD);
-});
-
-after(async () => {
-  await chromium?.close();
-  await server?.close();
-});
+before(async () => ({ server, chromium, setup } = await startTeam()));
+after(() => stopTeam({ server, chromium }));
 
 const newRoom = (name) => server.api('POST', '/api/rooms/', { org: setup.org.id, name }, setup.ada);
 const post = (room, body, token = setup.bob) => server.api('POST', `/api/rooms/${room.id}/messages/`, { body }, token);

@@ -3,23 +3,14 @@
 // the tests, so the client's waits (a ping every 25 s, 10 s for its answer, 30 s for a request,
 // 60 s without upload progress) take no time.
 import { test, before, after } from 'node:test';
-import { PNG, Server, browser, droppableSockets, shownErrors, signedInPage, team, waitFor } from './harness.mjs';
+import { droppableSockets, PASSWORD, PNG, Server, shownErrors, signedInPage, startTeam, stopTeam, team, waitFor } from './harness.mjs';
 
-const PASSWORD = 'correct horse battery';
 let server;
 let chromium;
 let setup;
 
-before(async () => {
-  server = await Server.start({ CHATBOARD_RATE_LIMIT_PER_IP: '0', CHATBOARD_RATE_LIMIT_PER_USER: '0' });
-  chromium = await browser();
-  setup = await team(server, PASSWORD);
-});
-
-after(async () => {
-  await chromium?.close();
-  await server?.close();
-});
+before(async () => ({ server, chromium, setup } = await startTeam()));
+after(() => stopTeam({ server, chromium }));
 
 /** Ada's page on a new room of the team, with its clock under the test's control. */
 async function adaIn(name) {

@@ -6,27 +6,18 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use chatboard_store::{DigestNote, EmailStore, Store};
+use chatboard_store::DigestNote;
 use chrono::Utc;
-use common::{member, post, setup, Setup};
+use common::{digest_writer as writer, member, post, setup, Setup};
 use testing::{TestDb, TestEngine};
-use tokio::sync::Notify;
-use worker::digest::DigestWriter;
 
 testing::both_engines!(
     the_wait_counts_from_when_messages_are_noted,
     a_room_left_shows_nothing_of_its_messages,
     a_backlog_goes_out_round_after_round,
 );
-
-/// A digest writer whose window (and mention delay) is `window`.
-fn writer(store: &Arc<dyn Store>, window: Duration) -> DigestWriter {
-    let store: Arc<dyn EmailStore> = store.clone();
-    DigestWriter::new(store, window, window, None, Arc::new(Notify::new()))
-}
 
 /// Notes for `user` a message of the setup's room posted an hour ago, as a job catching up
 /// on old events would.

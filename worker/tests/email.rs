@@ -409,19 +409,9 @@ async fn a_message_deleted_while_its_digest_waits_is_not_mailed(engine: TestEngi
     post(&s.store, s.room, s.author, 2).await;
     let page = newest(&s, 2).await;
     for (i, message) in page.iter().enumerate() {
-        let note = DigestNote::new(&format!("e{i}"), bob);
-        s.store
-            .add_digest_items(&[note], message.id, s.room, message.created_at, false)
-            .await
-            .unwrap();
+        common::note_for_digest(&s, bob, message, &format!("e{i}")).await;
     }
-    let writer = worker::digest::DigestWriter::new(
-        s.store.clone(),
-        Duration::ZERO,
-        Duration::ZERO,
-        None,
-        Arc::new(tokio::sync::Notify::new()),
-    );
+    let writer = common::digest_writer(&s.store, Duration::ZERO);
     assert_eq!(writer.write_due().await.unwrap(), 1);
     let deleted = page.iter().find(|m| m.body == "m1").unwrap();
     s.store
@@ -462,24 +452,9 @@ async fn a_queued_digest_follows_its_recipient_and_its_claim(engine: TestEngine)
     post(&s.store, s.room, s.author, 1).await;
     let message = &newest(&s, 1).await[0];
     for (i, user) in [bob, carol].into_iter().enumerate() {
-        s.store
-            .add_digest_items(
-                &[DigestNote::new(&format!("e{i}"), user)],
-                message.id,
-                s.room,
-                message.created_at,
-                false,
-            )
-            .await
-            .unwrap();
+        common::note_for_digest(&s, user, message, &format!("e{i}")).await;
     }
-    let writer = worker::digest::DigestWriter::new(
-        s.store.clone(),
-        Duration::ZERO,
-        Duration::ZERO,
-        None,
-        Arc::new(tokio::sync::Notify::new()),
-    );
+    let writer = common::digest_writer(&s.store, Duration::ZERO);
     assert_eq!(writer.write_due().await.unwrap(), 2);
     let now = Utc::now().trunc_subsecs(6);
     let ms = chrono::Duration::milliseconds;
@@ -533,16 +508,7 @@ async fn a_queued_digest_follows_its_recipient_and_its_claim(engine: TestEngine)
     post(&s.store, s.room, s.author, 1).await;
     let dave = member(&s, "dave@example.com", "Dave").await;
     let newer = &newest(&s, 1).await[0];
-    s.store
-        .add_digest_items(
-            &[DigestNote::new("e-dave", dave)],
-            newer.id,
-            s.room,
-            newer.created_at,
-            false,
-        )
-        .await
-        .unwrap();
+    common::note_for_digest(&s, dave, newer, "e-dave").await;
     assert_eq!(writer.write_due().await.unwrap(), 1);
     testing::execute_sql(
         &url,

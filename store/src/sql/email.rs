@@ -15,18 +15,35 @@ use crate::{
 /// Rooms whose members one query reads: the worker asks for every room of a relay round.
 const ROOMS_PER_RECIPIENTS_QUERY: usize = 200;
 
-/// Queues `email` as part of `tx`; an invitation's email names it (`invite_id`): it goes with
-/// the invitation, and is not sent once the invitation is withdrawn (see the migration
-/// `invitation_emails`).
+/// What a queued email belongs to.
+#[derive(Clone, Copy)]
+pub(super) enum EmailOwner {
+    /// Nothing: sent as written.
+    Nobody,
+    /// An invitation: the email goes with it, and is not sent once it is withdrawn (see the
+    /// migration `invitation_emails`).
+    Invite(i64),
+    /// A user's digest: written again before it is sent, withdrawn once they are gone or turned
+    /// emails off (see the migration `digest_email_user`).
+    Digest(i64),
+}
+
+/// Queues `email`, belonging to `owner`, as part of `tx`.
 pub(super) async fn insert_email(
     tx: &mut Tx<'_>,
     email: &OutgoingEmail,
-    invite_id: Option<i64>,
+    owner: EmailOwner,
     now: DateTime<Utc>,
 ) -> StoreResult<i64> {
+    let (invite_id, digest_user_id) = match owner {
+        EmailOwner::Nobody => (None, None),
+        EmailOwner::Invite(id) => (Some(id), None),
+        EmailOwner::Digest(user) => (None, Some(user)),
+    };
     let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO emails (kind, to_address, subject, body, status, next_attempt_at, created_at, invite_id) \
-         VALUES ($1, $2, $3, $4, 'pending', $5, $5, $6) RETURNING id",
+        "INSERT INTO emails (kind, to_address, subject, body, status, next_attempt_at, created_at, \
+           invite_id, digest_user_id) \
+         VALUES ($1, $2, $3, $4, 'pending', $5, $5, $6, $7) RETURNING id",
     )
     .bind(email.kind.as_str())
     .bind(&email.to)
@@ -34,6 +51,7 @@ pub(super) async fn insert_email(
     .bind(&email.body)
     .bind(now)
     .bind(invite_id)
+    .bind(digest_user_id)
     .fetch_one(&mut **tx)
     .await?;
     Ok(id)
@@ -298,12 +316,7 @@ impl EmailStore for SqlStore {
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let mut tx = self.write.begin().await?;
-        let email_id = insert_email(&mut tx, &email, None, now).await?;
-        sqlx::query("UPDATE emails SET digest_user_id = $2 WHERE id = $1")
-            .bind(email_id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        let email_id = insert_email(&mut tx, &email, EmailOwner::Digest(user_id), now).await?;
         // The email keeps its lines: the mailer writes it again from them before sending.
         for chunk in message_ids.chunks(500) {
             let sql = format!(
@@ -345,11 +358,12 @@ impl EmailStore for SqlStore {
         // recipient turned emails off), the user gone, or emails off, it is withdrawn.
         // The recipient from the email, or from its lines for one queued before the column.
         let row: Option<(String, Option<i64>, Option<String>, Option<bool>)> = sqlx::query_as(
-            "SELECT e.status, r.user_id, u.email, u.email_notifications FROM emails e \
-             CROSS JOIN (SELECT COALESCE( \
-                 (SELECT digest_user_id FROM emails WHERE id = $1), \
-                 (SELECT user_id FROM digest_email_lines WHERE email_id = $1 LIMIT 1)) AS user_id) r \
-             LEFT JOIN users u ON u.id = r.user_id WHERE e.id = $1",
+            "SELECT r.status, r.user_id, u.email, u.email_notifications FROM ( \
+               SELECT e.status, COALESCE(e.digest_user_id, \
+                 (SELECT l.user_id FROM digest_email_lines l WHERE l.email_id = e.id LIMIT 1)) \
+                 AS user_id \
+               FROM emails e WHERE e.id = $1) r \
+             LEFT JOIN users u ON u.id = r.user_id",
         )
         .bind(email_id)
         .fetch_optional(&self.read)
@@ -404,7 +418,7 @@ impl EmailStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn queue_email(&self, email: OutgoingEmail, now: DateTime<Utc>) -> StoreResult<i64> {
         let mut tx = self.write.begin().await?;
-        let id = insert_email(&mut tx, &email, None, now).await?;
+        let id = insert_email(&mut tx, &email, EmailOwner::Nobody, now).await?;
         tx.commit().await?;
         Ok(id)
     }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::email::insert_email;
+use super::email::{insert_email, EmailOwner};
 use super::outbox::write_event;
 use super::Tx;
 use crate::sql::rows::{is_unique_violation, placeholders};
@@ -111,7 +111,7 @@ pub(super) async fn insert_invite(
     });
     write_event(tx, invite.org_id, &event, now).await?;
     if let Some(email) = &invite.email_message {
-        insert_email(tx, email, Some(id), now).await?;
+        insert_email(tx, email, EmailOwner::Invite(id), now).await?;
     }
     Ok(id)
 }

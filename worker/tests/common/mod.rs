@@ -255,3 +255,24 @@ pub async fn turn_emails_off(s: &Setup, user_id: i64) {
         .await
         .unwrap();
 }
+
+/// A digest writer over `store` whose window (and mention delay) is `window`.
+pub fn digest_writer(store: &Arc<dyn Store>, window: Duration) -> worker::digest::DigestWriter {
+    let store: Arc<dyn chatboard_store::EmailStore> = store.clone();
+    let wake = Arc::new(tokio::sync::Notify::new());
+    worker::digest::DigestWriter::new(store, window, window, None, wake)
+}
+
+/// Notes `message` for `user`'s next digest, for the event `event`.
+pub async fn note_for_digest(
+    s: &Setup,
+    user: i64,
+    message: &chatboard_core::model::Message,
+    event: &str,
+) {
+    let note = chatboard_store::DigestNote::new(event, user);
+    s.store
+        .add_digest_items(&[note], message.id, s.room, message.created_at, false)
+        .await
+        .unwrap();
+}
