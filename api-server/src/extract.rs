@@ -241,17 +241,27 @@ impl FromRequestParts<AppState> for IpRateLimited {
     }
 }
 
-/// Counts an organization invitation against its client address's hour of invitations. No
+/// The client address an organization invitation is counted under. Counted by
+/// [`InviteAddress::charge`] once the invitation has passed its checks: a refused one (bad
+/// address, no permission, the inviter's own hour spent) costs the address nothing. No
 /// `X-RateLimit-*` headers: those describe the per-user limit of every request.
-pub struct InviteRateLimited;
+pub struct InviteAddress(IpAddr);
 
-impl FromRequestParts<AppState> for InviteRateLimited {
+impl FromRequestParts<AppState> for InviteAddress {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let ip = client_ip(parts, state.config.trust_forwarded_for);
-        record_rate(state, None, "invite", state.limits.check_invite(ip))?;
-        Ok(InviteRateLimited)
+        Ok(InviteAddress(client_ip(
+            parts,
+            state.config.trust_forwarded_for,
+        )))
+    }
+}
+
+impl InviteAddress {
+    /// Counts one invitation against the address's hour; refused once it is spent.
+    pub fn charge(&self, state: &AppState) -> Result<(), ApiError> {
+        record_rate(state, None, "invite", state.limits.check_invite(self.0))
     }
 }
 

@@ -20,6 +20,7 @@ both_engines!(
     an_org_is_changed_only_by_a_current_admin,
     invitations_are_limited_per_inviter_and_hour,
     invitations_are_limited_per_client_address,
+    a_refused_invitation_costs_the_address_nothing,
     a_listed_member_becomes_admin_only_from_the_mailbox,
 );
 
@@ -212,6 +213,53 @@ async fn invitations_are_limited_per_client_address(engine: Engine) {
         .get(&format!("/api/orgs/{his}/invitations/"), &bob.access)
         .await;
     assert_eq!(open.body.as_array().map(Vec::len), Some(1), "{}", open.text);
+}
+
+/// The client address's hour counts invitations sent, not attempts: a mistyped address, a role
+/// above the inviter's or an organization they cannot invite to is refused for what it is and
+/// leaves the hour as it was (each used to spend one).
+async fn a_refused_invitation_costs_the_address_nothing(engine: Engine) {
+    let Some(app) =
+        TestApp::spawn_with(engine, |c| c.invites.invites_per_hour_per_address = 2).await
+    else {
+        return;
+    };
+    let alice = app.user("alice@example.com").await;
+    let org = app.org(&alice, "One").await;
+    let manager = app.user("manager@example.com").await;
+    let token = invite(&app, org, &alice, "manager@example.com", "MANAGER").await;
+    assert_eq!(accept(&app, &manager, &token).await.status, StatusCode::OK);
+    let attempts = [
+        (&alice, org, json!({"email": "not an address"}), "invalid"),
+        (
+            &manager,
+            org,
+            json!({"email": "x@example.com", "role": "ADMIN"}),
+            "permission_denied",
+        ),
+        (
+            &manager,
+            org + 1000,
+            json!({"email": "y@example.com"}),
+            "not_found",
+        ),
+    ];
+    for (who, org, body, code) in attempts {
+        let r = app
+            .post(&format!("/api/orgs/{org}/invite/"), Some(&who.access), body)
+            .await;
+        assert_eq!(r.code(), code, "{}", r.text);
+    }
+    // The hour's second invitation: the first went to the manager.
+    invite(&app, org, &manager, "b@example.com", "MEMBER").await;
+    let r = app
+        .post(
+            &format!("/api/orgs/{org}/invite/"),
+            Some(&alice.access),
+            json!({"email": "c@example.com"}),
+        )
+        .await;
+    refused_for_the_hour(&r);
 }
 
 /// In an operator-managed organization, a MANAGER invited an address of their own as MEMBER

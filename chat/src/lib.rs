@@ -43,7 +43,7 @@ use crate::limits::PostLimits;
 
 pub use crate::error::{ChatError, ChatResult, FieldErrors};
 pub use crate::messages::{MessageDraft, Posted, QueuedPost};
-pub use crate::orgs::{InviteCreated, InviteDraft, ORG_NAME_MAX};
+pub use crate::orgs::{CheckedInvite, InviteCreated, InviteDraft, ORG_NAME_MAX};
 pub use crate::rooms::{Joined, RoomDraft};
 pub use crate::tenants::AdminsApplied;
 pub use crate::webhooks::{WebhookCreated, WebhookDraft, MAX_WEBHOOKS_PER_ORG};

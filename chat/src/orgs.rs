@@ -29,6 +29,16 @@ pub struct InviteDraft {
     pub role: Option<Role>,
 }
 
+/// An invitation that passed its checks, not created yet (see [`Chat::check_invite`]).
+#[derive(Debug)]
+pub struct CheckedInvite {
+    inviter: i64,
+    org_id: i64,
+    email: String,
+    role: Role,
+    now: DateTime<Utc>,
+}
+
 /// A created invitation, with the token: the only time it is seen (it is stored hashed).
 #[derive(Debug, Clone)]
 pub struct InviteCreated {
@@ -125,15 +135,17 @@ impl Chat {
         Ok(())
     }
 
-    /// Invites someone by email (MANAGER or ADMIN; nobody invites above their own role). The
-    /// invitation email is queued with the invitation.
+    /// Checks an invitation by email: MANAGER or ADMIN, nobody invites above their own role,
+    /// a valid address, the inviter's hour not spent. [`Chat::send_invite`] then creates it;
+    /// apart so that an entry point with a budget of its own charges only invitations that
+    /// passed (a refused one costs the client address nothing).
     #[instrument(skip(self, draft), err(level = "debug"))]
-    pub async fn invite(
+    pub async fn check_invite(
         &self,
         inviter: i64,
         org_id: i64,
         draft: InviteDraft,
-    ) -> ChatResult<InviteCreated> {
+    ) -> ChatResult<CheckedInvite> {
         let inviter_role = self.require_role(org_id, inviter, Role::Manager).await?;
         let mut v = Validator::default();
         let email = v.email("email", &draft.email);
@@ -148,6 +160,26 @@ impl Chat {
         }
         let now = Utc::now();
         self.check_invitation_allowance(inviter, now).await?;
+        Ok(CheckedInvite {
+            inviter,
+            org_id,
+            email,
+            role,
+            now,
+        })
+    }
+
+    /// Creates an invitation [`Chat::check_invite`] passed, with its email queued in the same
+    /// transaction.
+    #[instrument(skip(self, checked), fields(org_id = checked.org_id), err(level = "debug"))]
+    pub async fn send_invite(&self, checked: CheckedInvite) -> ChatResult<InviteCreated> {
+        let CheckedInvite {
+            inviter,
+            org_id,
+            email,
+            role,
+            now,
+        } = checked;
         let (token, token_hash) = new_invitation_token();
         let expires_at = now + self.settings().invites.invite_ttl;
         let org = self.org_view(org_id, inviter).await?;

@@ -145,8 +145,9 @@ pub trait WebhookStore: Send + Sync {
     ) -> StoreResult<u64>;
     /// Claims up to `limit` deliveries due at `now` (of active webhooks other than `skip`,
     /// oldest due first) until `lease_until`: no one else claims them before then, and if no
-    /// outcome is recorded by then they are due again. A delivery whose event cannot be read is
-    /// marked failed instead of returned.
+    /// outcome is recorded by then they are due again. A delivery whose event cannot be read, or
+    /// whose message is gone, is marked failed instead of returned, and another takes its
+    /// place: fewer than `limit` means that no more are due.
     async fn claim_due_deliveries(
         &self,
         now: DateTime<Utc>,

@@ -24,6 +24,7 @@ both_engines!(
     a_managed_webhook_moved_to_another_org_keeps_none_of_the_old_ones_events,
     a_retry_scheduled_for_later_is_not_backlog_yet,
     narrowing_the_events_drops_what_is_queued_of_the_others,
+    a_claim_is_filled_past_the_deliveries_of_deleted_messages,
 );
 
 /// A Webhook resource pointed at another Organization: the deliveries it held of the first
@@ -190,6 +191,54 @@ async fn narrowing_the_events_drops_what_is_queued_of_the_others(engine: TestEng
         .await
         .unwrap();
     assert!(due.is_empty(), "{due:?}");
+}
+
+/// A claim returns as many deliveries as it was asked for while that many are due, even when
+/// some of those it picked carried messages deleted since (marked failed, not returned): the
+/// dispatcher reads a short claim as "nothing more is due" and waits before the next. It came
+/// back short, and the deliveries behind waited a poll interval for nothing.
+async fn a_claim_is_filled_past_the_deliveries_of_deleted_messages(engine: TestEngine) {
+    let Some((_db, s)) = db(engine).await else {
+        return;
+    };
+    hooked(&s).await;
+    let events = posted(&s, 4).await;
+    // The first two are due first, and their messages are deleted.
+    let first = Utc::now() - Duration::seconds(10);
+    s.store
+        .fan_out_deliveries(&events[..2], first)
+        .await
+        .unwrap();
+    s.store
+        .fan_out_deliveries(&events[2..], first + Duration::seconds(1))
+        .await
+        .unwrap();
+    let page = s
+        .store
+        .list_messages(
+            s.room,
+            s.author,
+            chatboard_store::Timeline::All,
+            chatboard_store::PageCursor::Newest,
+            10,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ids: Vec<i64> = page.iter().map(|m| m.id).collect();
+    ids.sort_unstable();
+    for id in &ids[..2] {
+        s.store
+            .delete_message(s.room, *id, s.author, Utc::now())
+            .await
+            .unwrap();
+    }
+    let claimed = s
+        .store
+        .claim_due_deliveries(Utc::now(), Utc::now() + Duration::seconds(60), 2, &[])
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2, "{claimed:?}");
 }
 
 /// A webhook of the set-up's org taking every event.

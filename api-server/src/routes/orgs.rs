@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, AuthUser, InviteRateLimited};
+use crate::extract::{ApiJson, ApiPath, AuthUser, InviteAddress};
 use crate::routes::to_completion;
 use crate::state::AppState;
 
@@ -157,7 +157,7 @@ pub async fn members(
         (status = 429, description = "rate_limited: the inviter's or the client address's invitations for the hour are spent; see Retry-After", body = ErrorBody)))]
 pub async fn invite(
     user: AuthUser,
-    _: InviteRateLimited,
+    address: InviteAddress,
     State(state): State<AppState>,
     ApiPath(org_id): ApiPath<i64>,
     ApiJson(body): ApiJson<InviteRequest>,
@@ -166,7 +166,9 @@ pub async fn invite(
         email: body.email,
         role: body.role,
     };
-    let invite = state.chat.invite(user.id, org_id, draft).await?;
+    let checked = state.chat.check_invite(user.id, org_id, draft).await?;
+    address.charge(&state)?;
+    let invite = state.chat.send_invite(checked).await?;
     Ok((
         StatusCode::CREATED,
         Json(InviteCreated {

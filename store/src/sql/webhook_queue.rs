@@ -1,14 +1,14 @@
 //! What happens to a webhook's queued deliveries when the webhook changes: parked while it is
 //! switched off, due again when it is switched on, given up when its events no longer include
-//! theirs; and to one whose message was deleted before it went out.
+//! theirs; and to one whose message was deleted before it went out. Claims of due ones.
 
 use std::collections::HashSet;
 
 use chatboard_core::events::{EventType, OutboxEvent};
 use chrono::{DateTime, Utc};
 
-use super::{SqlStore, Tx};
-use crate::sql::rows::placeholders;
+use super::{SqlStore, Tx, CLAIM_LOCK};
+use crate::sql::rows::{placeholders, DueRow, DUE_SELECT};
 use crate::{DueDelivery, StoreResult};
 
 /// Parks the waiting deliveries of a webhook being switched off (no due time: claims never
@@ -105,6 +105,76 @@ fn message_carried(event: &OutboxEvent) -> Option<(i64, i64)> {
 }
 
 impl SqlStore {
+    /// One claim of up to `limit` deliveries: how many were claimed, and those returned (the
+    /// ones whose event cannot be read or whose message is gone are marked failed instead).
+    pub(super) async fn claim_some(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+        skip: &[i64],
+    ) -> StoreResult<(usize, Vec<DueDelivery>)> {
+        // The pick is materialised so that it runs once: re-run inside the update (PostgreSQL
+        // may re-scan a plain subquery), SKIP LOCKED could pick other rows and claim more than
+        // `limit`. The outer conditions repeat the inner ones so that a claim racing another
+        // one takes only what is still due.
+        let skipped = if skip.is_empty() {
+            String::new()
+        } else {
+            format!("AND d.webhook_id NOT IN ({})", placeholders(4, skip.len()))
+        };
+        let sql = format!(
+            "WITH picked AS MATERIALIZED ( \
+               SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+               WHERE d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 AND w.is_active \
+                 {skipped} \
+               ORDER BY d.next_attempt_at LIMIT $3 {CLAIM_LOCK}) \
+             UPDATE webhook_deliveries SET next_attempt_at = $2, claimed_until = $2 \
+             WHERE id IN (SELECT id FROM picked) \
+               AND status IN ('pending', 'retrying') AND next_attempt_at <= $1 \
+             RETURNING id"
+        );
+        let mut query = sqlx::query_as(&sql)
+            .bind(now)
+            .bind(lease_until)
+            .bind(i64::from(limit));
+        for webhook in skip {
+            query = query.bind(*webhook);
+        }
+        let claimed: Vec<(i64,)> = query.fetch_all(&self.write).await?;
+        if claimed.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let sql = format!(
+            "{DUE_SELECT} ({}) ORDER BY d.id",
+            placeholders(1, claimed.len())
+        );
+        let mut query = sqlx::query_as(&sql);
+        for (id,) in &claimed {
+            query = query.bind(*id);
+        }
+        let rows: Vec<DueRow> = query.fetch_all(&self.write).await?;
+        let mut due = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id = row.id();
+            match DueDelivery::try_from(row) {
+                Ok(delivery) => due.push(delivery),
+                // One unreadable event must not hold back the others claimed with it.
+                Err(e) => {
+                    tracing::error!(error = %e, delivery_id = id, "undeliverable event; delivery marked failed");
+                    sqlx::query(
+                        "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, \
+                           last_error = 'the event could not be read' WHERE id = $1",
+                    )
+                    .bind(id)
+                    .execute(&self.write)
+                    .await?;
+                }
+            }
+        }
+        Ok((claimed.len(), self.without_deleted_messages(due).await?))
+    }
+
     /// Gives up the claimed deliveries whose message was deleted (or purged) since its event:
     /// a deleted message keeps nothing of what it said, and a delivery retried for hours after
     /// the deletion would still have carried its text to the webhook's target.

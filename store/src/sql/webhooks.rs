@@ -7,10 +7,9 @@ use super::orgs::lock_writable_org;
 use super::webhook_queue::{
     drop_unwanted_deliveries, pause_deliveries, resume_deliveries, unless_paused,
 };
-use super::{SqlStore, Tx, CLAIM_LOCK, FAN_OUT_LOCK, WEBHOOK_LOCK};
+use super::{SqlStore, Tx, FAN_OUT_LOCK, WEBHOOK_LOCK};
 use crate::sql::rows::{
-    encode_events, placeholders, DeliveryRow, DueRow, WebhookRow, DELIVERY_COLUMNS, DUE_SELECT,
-    WEBHOOK_COLUMNS,
+    encode_events, placeholders, DeliveryRow, WebhookRow, DELIVERY_COLUMNS, WEBHOOK_COLUMNS,
 };
 use crate::{
     AttemptOutcome, AttemptResult, DueDelivery, NewWebhook, StoreError, StoreResult, WebhookPatch,
@@ -360,65 +359,29 @@ impl WebhookStore for SqlStore {
         limit: u32,
         skip: &[i64],
     ) -> StoreResult<Vec<DueDelivery>> {
-        // The pick is materialised so that it runs once: re-run inside the update (PostgreSQL
-        // may re-scan a plain subquery), SKIP LOCKED could pick other rows and claim more than
-        // `limit`. The outer conditions repeat the inner ones so that a claim racing another
-        // one takes only what is still due.
-        let skipped = if skip.is_empty() {
-            String::new()
-        } else {
-            format!("AND d.webhook_id NOT IN ({})", placeholders(4, skip.len()))
-        };
-        let sql = format!(
-            "WITH picked AS MATERIALIZED ( \
-               SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-               WHERE d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 AND w.is_active \
-                 {skipped} \
-               ORDER BY d.next_attempt_at LIMIT $3 {CLAIM_LOCK}) \
-             UPDATE webhook_deliveries SET next_attempt_at = $2, claimed_until = $2 \
-             WHERE id IN (SELECT id FROM picked) \
-               AND status IN ('pending', 'retrying') AND next_attempt_at <= $1 \
-             RETURNING id"
-        );
-        let mut query = sqlx::query_as(&sql)
-            .bind(now)
-            .bind(lease_until)
-            .bind(i64::from(limit));
-        for webhook in skip {
-            query = query.bind(*webhook);
-        }
-        let claimed: Vec<(i64,)> = query.fetch_all(&self.write).await?;
-        if claimed.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "{DUE_SELECT} ({}) ORDER BY d.id",
-            placeholders(1, claimed.len())
-        );
-        let mut query = sqlx::query_as(&sql);
-        for (id,) in &claimed {
-            query = query.bind(*id);
-        }
-        let rows: Vec<DueRow> = query.fetch_all(&self.write).await?;
-        let mut due = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id = row.id();
-            match DueDelivery::try_from(row) {
-                Ok(delivery) => due.push(delivery),
-                // One unreadable event must not hold back the others claimed with it.
-                Err(e) => {
-                    tracing::error!(error = %e, delivery_id = id, "undeliverable event; delivery marked failed");
-                    sqlx::query(
-                        "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, \
-                           last_error = 'the event could not be read' WHERE id = $1",
-                    )
-                    .bind(id)
-                    .execute(&self.write)
-                    .await?;
+        // Those dropped (marked failed) make room for more: a short answer tells the
+        // dispatcher that nothing more is due, and it would wait a poll interval.
+        let mut due = Vec::new();
+        loop {
+            let wanted = limit.saturating_sub(due.len() as u32);
+            if wanted == 0 {
+                return Ok(due);
+            }
+            let (claimed, kept) = match self.claim_some(now, lease_until, wanted, skip).await {
+                Ok(some) => some,
+                // Those in hand go out; the error comes back with the next claim if it lasts.
+                Err(e) if !due.is_empty() => {
+                    tracing::warn!(error = %e, "claiming more webhook deliveries failed");
+                    return Ok(due);
                 }
+                Err(e) => return Err(e),
+            };
+            let dropped = claimed > kept.len();
+            due.extend(kept);
+            if !dropped || claimed < wanted as usize {
+                return Ok(due);
             }
         }
-        self.without_deleted_messages(due).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
