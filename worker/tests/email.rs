@@ -1,7 +1,7 @@
-//! Digests and invitation emails against a real SMTP server (an in-process one speaking the
-//! protocol to lettre): digests go to members who are offline when messages arrive, one per
-//! member per window, never one per message, and not to those who opted out. How the mailer
-//! sends is in `mailer.rs`.
+//! Digests against a real SMTP server (an in-process one speaking the protocol to lettre):
+//! digests go to members who are offline when messages arrive, one per member per window, never
+//! one per message, and not to those who opted out. How the mailer sends is in `mailer.rs`,
+//! invitation emails in `invitation_email.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -10,11 +10,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatboard_core::auth::hash_token;
 use chatboard_core::config::EmailSettings;
-use chatboard_core::model::{AccessLevel, Role};
+use chatboard_core::model::AccessLevel;
 use chatboard_core::presence::{LocalPresence, Presence};
-use chatboard_store::{DigestNote, EmailKind, JoinVia, NewInvite, OutgoingEmail, Store};
+use chatboard_store::{DigestNote, EmailKind, JoinVia, OutgoingEmail, Store};
 use chrono::Utc;
 use common::{member, post, room, setup, turn_emails_off, Setup};
 use testing::smtp::SmtpSink;
@@ -27,7 +26,6 @@ testing::both_engines!(
     one_round_over_several_rooms_notes_each_rooms_offline_members,
     a_message_noted_again_after_its_digest_is_not_mailed_twice,
     a_mention_sends_the_digest_before_the_window,
-    withdrawn_invitations_are_not_mailed,
     a_message_deleted_while_its_digest_waits_is_not_mailed,
     a_queued_digest_follows_its_recipient_and_its_claim,
 );
@@ -581,98 +579,6 @@ async fn a_mention_sends_the_digest_before_the_window(engine: TestEngine) {
     assert!(
         body.contains(": m0"),
         "what else was missed goes too: {body}"
-    );
-    running.shut_down().await;
-}
-
-/// An invitation's email is not sent once the invitation is revoked, accepted (through the
-/// link its inviter was shown), or deleted with its organization, before the worker came to
-/// it; an open invitation's email is.
-async fn withdrawn_invitations_are_not_mailed(engine: TestEngine) {
-    let Some((_db, url)) = TestDb::create(engine).await else {
-        return;
-    };
-    let s = setup(&url).await;
-    let now = Utc::now();
-    let gone_org = s.store.create_org(s.author, "Gone", now).await.unwrap();
-    let invite = |org_id: i64, to: &str| NewInvite {
-        org_id,
-        email: to.into(),
-        role: Role::Member,
-        token_hash: hash_token(&format!("t-{to}")),
-        invited_by: Some(s.author),
-        expires_at: now + chrono::Duration::days(1),
-        email_message: Some(OutgoingEmail {
-            kind: EmailKind::Invitation,
-            to: to.into(),
-            subject: "You are invited".into(),
-            body: format!("Invitation token: t-{to}\n"),
-        }),
-    };
-    let revoked = s
-        .store
-        .create_invite(invite(s.org, "revoked@example.com"), now)
-        .await
-        .unwrap();
-    s.store
-        .revoke_org_invite(s.org, revoked.id, now)
-        .await
-        .unwrap();
-    s.store
-        .create_invite(invite(s.org, "used@example.com"), now)
-        .await
-        .unwrap();
-    let used = common::user(&s.store, "used@example.com", "").await;
-    s.store
-        .accept_invite(
-            &hash_token("t-used@example.com"),
-            used,
-            "used@example.com",
-            now,
-        )
-        .await
-        .unwrap();
-    s.store
-        .create_invite(invite(gone_org.id, "gone@example.com"), now)
-        .await
-        .unwrap();
-    s.store.delete_org(gone_org.id, s.author).await.unwrap();
-    s.store
-        .create_invite(invite(s.org, "open@example.com"), now)
-        .await
-        .unwrap();
-
-    let sink = SmtpSink::start().await;
-    let running = start(
-        &s.store,
-        Arc::new(LocalPresence::new()),
-        common::smtp(&sink, 60),
-    );
-    sink.wait_for(Duration::from_secs(20), |m| !m.is_empty())
-        .await;
-    // Nothing is left to send, so nothing more can arrive.
-    for _ in 0..400 {
-        if s.store.email_backlog().await.unwrap() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(s.store.email_backlog().await.unwrap(), 0);
-    let to: Vec<Vec<String>> = sink.mails().into_iter().map(|m| m.to).collect();
-    assert_eq!(to, [vec!["open@example.com".to_owned()]]);
-    // The withdrawn ones are settled without their token; the deleted org's is gone.
-    let rows = testing::query_texts(
-        &url,
-        "SELECT to_address || ' ' || status || ' ' || body FROM emails ORDER BY id",
-    )
-    .await;
-    assert_eq!(
-        rows,
-        [
-            "revoked@example.com failed ",
-            "used@example.com failed ",
-            "open@example.com sent ",
-        ]
     );
     running.shut_down().await;
 }
