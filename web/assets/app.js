@@ -10,6 +10,7 @@ import { AdminView } from './admin.js';
 import { browseRooms as browse } from './browse.js';
 import { MentionsView } from './mentions.js';
 import { SearchView } from './search.js';
+import { countUnread, takeCounts, whileCountsRead } from './unread.js';
 import { FollowedThreadsView } from './thread.js';
 
 const root = document.getElementById('app');
@@ -236,11 +237,11 @@ async function showOrg(orgId, section, detail, threadId) {
 
 /** An organization's members, rooms and unread counts, read (see `applyOrg`). */
 async function loadOrg(orgId) {
-  const [members, rooms, counts] = await Promise.all([
+  const [members, rooms, counts] = await whileCountsRead(Promise.all([
     api('GET', `/api/orgs/${orgId}/members/`),
     api('GET', `/api/rooms/?org=${orgId}`),
     api('GET', '/auth/me/unread-counts/'),
-  ]);
+  ]));
   return {
     orgId,
     members: new Map(members.map((m) => [m.user_id, m])),
@@ -254,15 +255,7 @@ function applyOrg(loaded) {
   if (state.org?.id !== loaded.orgId) return false;
   state.members = loaded.members;
   state.rooms = loaded.rooms;
-  // A room read here after the counts were read keeps what this tab knows of it (the read,
-  // and what came after it): the older count would stand until the next refresh.
-  for (const [roomId, counts] of loaded.unread) {
-    const local = state.unread.get(roomId);
-    if (local && (local.last_read_msg_id || 0) > (counts.last_read_msg_id || 0)) {
-      Object.assign(counts, { unread_count: local.unread_count, mentions: local.mentions, last_read_msg_id: local.last_read_msg_id });
-    }
-  }
-  state.unread = loaded.unread;
+  takeCounts(loaded.unread);
   return true;
 }
 
@@ -528,9 +521,7 @@ function onFrame(frame) {
       room.last_msg_id = Math.max(room.last_msg_id || 0, frame.id);
       // Replies count too, as the server counts them.
       if (frame.sender !== state.me?.id && !current) {
-        const counts = state.unread.get(frame.room) || { unread_count: 0, mentions: 0 };
-        counts.unread_count += 1;
-        state.unread.set(frame.room, counts);
+        countUnread(frame, false);
         drawSidebar();
       }
       break;
@@ -541,9 +532,7 @@ function onFrame(frame) {
     case 'mention': {
       const current = state.view instanceof RoomView && state.view.room.id === frame.room;
       if (!current) {
-        const counts = state.unread.get(frame.room) || { unread_count: 0, mentions: 0 };
-        counts.mentions += 1;
-        state.unread.set(frame.room, counts);
+        countUnread(frame, true);
         drawSidebar();
       }
       break;

@@ -3,7 +3,8 @@
 // keep coming, a message still on its way when its room is left, a socket that opens and is
 // never greeted, Enter pressed to pick a character of an input method while editing, a page
 // read before a deletion that lands after it, replies quoting a thread's first message that
-// changes, and unread counts read before a room was read and answered after.
+// changes, unread counts read before a room was read and answered after, and unread counts read
+// before a message came and answered after.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -265,5 +266,42 @@ test('unread counts read before a room is read and answered after leave its badg
   const markerBadge = page.locator(`a[href$="/room/${marker.id}"] .badge`);
   await waitFor(async () => (await markerBadge.count()) === 1 && (await markerBadge.textContent()) === '7', 20_000, 'the answer applied');
   assert.equal(await badge.count(), 0, 'the room read shows unread messages again');
+  await context.close();
+});
+
+test('a message counted while the counts are read is still counted once they are in', async () => {
+  const here = await newRoom('open one');
+  const other = await newRoom('elsewhere');
+  const marker = await newRoom('marker two');
+  const { context, page, sockets } = await adaIn(here);
+  // The counts a reconnect reads again are read now, and answered after a message came.
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  let fetched = false;
+  let served = false;
+  await page.route('**/auth/me/unread-counts/', async (route) => {
+    const response = await route.fetch();
+    const counts = await response.json();
+    counts.unread_counts.push({ room_id: marker.id, unread_count: 5, mentions: 0, last_read_msg_id: 0 });
+    fetched = true;
+    await held;
+    await route.fulfill({ response, json: counts });
+    served = true;
+  });
+  await sockets.drop();
+  await page.getByText('Reconnecting…').waitFor();
+  sockets.allow();
+  await waitFor(() => fetched, 30_000, 'the counts read');
+  const { id } = await post(other, 'While the counts were read');
+  await waitFor(() => sockets.received().some((f) => f.type === 'message' && f.id === id), 20_000, 'the frame');
+  release();
+  await waitFor(() => served, 20_000, 'the counts answered');
+  const markerBadge = page.locator(`a[href$="/room/${marker.id}"] .badge`);
+  await waitFor(async () => (await markerBadge.count()) === 1 && (await markerBadge.textContent()) === '5', 20_000, 'the answer applied');
+  const badge = page.locator(`a[href$="/room/${other.id}"] .badge`);
+  assert.equal(await badge.count() && await badge.textContent(), '1', 'the message counted from its frame');
+  // Counted once: the next one makes two.
+  await post(other, 'After the counts');
+  await waitFor(async () => (await badge.textContent()) === '2', 20_000, 'two unread');
   await context.close();
 });
