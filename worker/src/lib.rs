@@ -16,4 +16,5 @@ pub mod retention;
 pub mod runtime;
 pub mod service;
 pub mod signing;
+mod smtp_refusal;
 pub mod uploads;

@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 use crate::delivery::backoff;
 use crate::digest::compose;
 use crate::service::WorkerMetrics;
+use crate::smtp_refusal::refused_for_good;
 
 /// Attempts per email before it is marked failed.
 const MAX_ATTEMPTS: i32 = 8;
@@ -283,8 +284,15 @@ impl Mailer {
                         ))
                     }
                     Ok(Ok(_)) => Ok(()),
-                    // A 5xx answer (unknown mailbox, refused sender) will not change on retry.
-                    Ok(Err(e)) if e.is_permanent() => {
+                    // A 5xx answer refusing the recipient or the message will not change on
+                    // retry; one refusing the sender (a bad password, a policy) may, and would
+                    // fail every email alike meanwhile.
+                    Ok(Err(e))
+                        if e.is_permanent()
+                            && e.status().is_some_and(|code| {
+                                refused_for_good(u16::from(code), &e.to_string())
+                            }) =>
+                    {
                         return EmailResult::Failed {
                             error: truncate(&e.to_string()),
                         }

@@ -1,7 +1,8 @@
 //! The mailer against a real SMTP server (an in-process one speaking the protocol to lettre):
-//! queued emails are retried on temporary refusals and given up on permanent ones, a send cut
-//! off by its timeout leaves nothing behind for the next one, a mailer stopping hands back what
-//! it has not started sending, and without SMTP emails are written to files.
+//! queued emails are retried on temporary refusals and on refusals of the sender, and given up
+//! on when the recipient or the message is refused for good; a send cut off by its timeout
+//! leaves nothing behind for the next one, a mailer stopping hands back what it has not started
+//! sending, and without SMTP emails are written to files.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -79,6 +80,32 @@ async fn queued_emails_are_retried_on_temporary_refusals_only() {
     // Settled, sent or not, an email keeps no body: an invitation's carries its token.
     let bodies = testing::query_texts(&url, "SELECT body FROM emails ORDER BY id").await;
     assert_eq!(bodies, ["", "", ""], "bodies kept after settling");
+    running.shut_down().await;
+}
+
+/// A refusal of the sender rather than of the email (a wrong or rotated SMTP password, a
+/// relay policy) is retried: given up on as permanent, it failed every email queued while it
+/// lasted, for good, tokens and digests gone with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_of_the_sender_is_retried() {
+    let Some((_db, url)) = TestDb::create(TestEngine::Sqlite).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let sink = SmtpSink::start().await;
+    sink.refuse_next(&[
+        "535 5.7.8 authentication credentials invalid",
+        "550 5.7.1 relaying denied",
+    ]);
+    s.store
+        .queue_email(invitation("grace@example.com", "her-token"), Utc::now())
+        .await
+        .unwrap();
+    let running = start(&s.store, common::smtp(&sink, 60));
+    let mails = sink
+        .wait_for(Duration::from_secs(20), |m| !m.is_empty())
+        .await;
+    assert_eq!(mails[0].to, vec!["grace@example.com".to_owned()]);
     running.shut_down().await;
 }
 
