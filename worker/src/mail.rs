@@ -38,6 +38,8 @@ const RETRY_BASE: Duration = Duration::from_secs(30);
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Longest error text kept.
 const ERROR_MAX: usize = 500;
+/// Recording an email's outcome is given up this long before its claim lapses.
+const RECORD_GIVE_UP_BEFORE: Duration = Duration::from_secs(5);
 
 /// Why the mailer could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -198,13 +200,28 @@ impl Mailer {
                     EmailResult::Failed { .. } => "failed",
                 };
                 self.metrics.emails.with_label_values(&[kind, label]).inc();
-                if let Err(e) = self
-                    .store
-                    .record_email(id, lease_until, result, Utc::now())
-                    .await
-                {
-                    // The claim lapses and the email is sent again: at-least-once.
-                    tracing::warn!(error = %e, email_id = id, "recording an email failed");
+                // Tried again while the claim holds: given up, the claim lapses and the email
+                // is sent again (at-least-once), a second invitation or digest for a database
+                // away a moment. A mailer asked to stop tries once more, at most.
+                let give_up_at = lease_until
+                    - chrono::Duration::from_std(RECORD_GIVE_UP_BEFORE).unwrap_or_default();
+                let mut pause = Duration::from_millis(100);
+                loop {
+                    let recorded = self
+                        .store
+                        .record_email(id, lease_until, result.clone(), Utc::now())
+                        .await;
+                    let Err(e) = recorded else { break };
+                    if stopping || Utc::now() + pause >= give_up_at {
+                        tracing::error!(error = %e, email_id = id, "recording an email failed; it goes again once its claim lapses");
+                        break;
+                    }
+                    tracing::warn!(error = %e, email_id = id, "recording an email failed; retrying");
+                    tokio::select! {
+                        () = &mut stop => stopping = true,
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(5));
                 }
             }
             if !unsent.is_empty() {

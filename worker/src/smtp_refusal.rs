@@ -35,7 +35,10 @@ fn enhanced_status(text: &str) -> Option<(u16, u16, u16)> {
             let class = parts.next()?.parse().ok()?;
             let subject = parts.next()?.parse().ok()?;
             let detail = parts.next()?.parse().ok()?;
-            (parts.next().is_none() && matches!(class, 2 | 4 | 5) && subject < 1000 && detail < 1000)
+            (parts.next().is_none()
+                && matches!(class, 2 | 4 | 5)
+                && subject < 1000
+                && detail < 1000)
                 .then_some((class, subject, detail))
         })
 }
@@ -55,13 +58,19 @@ mod tests {
 
     #[test]
     fn the_sender_refused_is_retried() {
-        assert!(!refused_for_good(535, "5.7.8 authentication credentials invalid"));
+        assert!(!refused_for_good(
+            535,
+            "5.7.8 authentication credentials invalid"
+        ));
         assert!(!refused_for_good(530, "5.7.0 authentication required"));
         assert!(!refused_for_good(535, "authentication failed"));
         assert!(!refused_for_good(550, "5.7.1 relaying denied"));
         assert!(!refused_for_good(554, "5.7.1 client host blocked"));
         assert!(!refused_for_good(554, "no SMTP service here"));
         assert!(!refused_for_good(552, "5.2.2 mailbox full"));
-        assert!(!refused_for_good(550, "5.4.1 recipient address rejected: access denied"));
+        assert!(!refused_for_good(
+            550,
+            "5.4.1 recipient address rejected: access denied"
+        ));
     }
 }

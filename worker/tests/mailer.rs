@@ -1,8 +1,9 @@
 //! The mailer against a real SMTP server (an in-process one speaking the protocol to lettre):
 //! queued emails are retried on temporary refusals and on refusals of the sender, and given up
 //! on when the recipient or the message is refused for good; a send cut off by its timeout
-//! leaves nothing behind for the next one, a mailer stopping hands back what it has not started
-//! sending, and without SMTP emails are written to files.
+//! leaves nothing behind for the next one, an outcome the database refuses for a while is
+//! recorded later rather than the email sent twice, a mailer stopping hands back what it has not
+//! started sending, and without SMTP emails are written to files.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -106,6 +107,43 @@ async fn a_refusal_of_the_sender_is_retried() {
         .wait_for(Duration::from_secs(20), |m| !m.is_empty())
         .await;
     assert_eq!(mails[0].to, vec!["grace@example.com".to_owned()]);
+    running.shut_down().await;
+}
+
+/// An email sent whose outcome the database did not take at once is recorded once it does,
+/// not sent again: the failed write was only logged, and the email went again when its claim
+/// lapsed (ten minutes on), a second invitation for a database away a moment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_the_database_refused_at_first_is_recorded_later() {
+    let Some((_db, url)) = TestDb::create(TestEngine::Sqlite).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    // The database refuses to record an email as sent, until the test lets it.
+    testing::execute_sql(
+        &url,
+        "CREATE TRIGGER refuse_sent BEFORE UPDATE OF status ON emails \
+         WHEN NEW.status = 'sent' BEGIN SELECT RAISE(ABORT, 'not now'); END",
+    )
+    .await;
+    s.store
+        .queue_email(invitation("heidi@example.com", "her-token"), Utc::now())
+        .await
+        .unwrap();
+    let sink = SmtpSink::start().await;
+    let running = start(&s.store, common::smtp(&sink, 60));
+    sink.wait_for(Duration::from_secs(20), |m| !m.is_empty())
+        .await;
+    testing::execute_sql(&url, "DROP TRIGGER refuse_sent").await;
+    let status = || testing::query_texts(&url, "SELECT status FROM emails");
+    for _ in 0..800 {
+        if status().await == ["sent"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(status().await, ["sent"]);
+    assert_eq!(sink.mails().len(), 1);
     running.shut_down().await;
 }
 
