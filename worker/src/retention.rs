@@ -62,20 +62,31 @@ impl RetentionSweeper {
                 Ok(n) => tracing::info!(messages = n, "messages past retention deleted"),
                 Err(e) => tracing::warn!(error = %e, "retention sweep failed; retrying later"),
             }
-            match self.prune_outbox().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(events = n, "outbox events past retention deleted"),
-                Err(e) => tracing::warn!(error = %e, "outbox pruning failed; retrying later"),
-            }
-            match self.prune_sessions().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(rows = n, "expired refresh tokens and sessions deleted"),
-                Err(e) => tracing::warn!(error = %e, "session pruning failed; retrying later"),
+            // Given up where they are when the worker stops (each batch is a statement of its
+            // own, done or not): a large backlog would outlast the grace period too.
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|stopped| *stopped) => return,
+                () = self.prune() => {}
             }
             tokio::select! {
                 _ = stop.wait_for(|stopped| *stopped) => return,
                 () = tokio::time::sleep(every) => {}
             }
+        }
+    }
+
+    /// Prunes the outbox and the sessions, saying what went.
+    async fn prune(&self) {
+        match self.prune_outbox().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "outbox events past retention deleted"),
+            Err(e) => tracing::warn!(error = %e, "outbox pruning failed; retrying later"),
+        }
+        match self.prune_sessions().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "expired refresh tokens and sessions deleted"),
+            Err(e) => tracing::warn!(error = %e, "session pruning failed; retrying later"),
         }
     }
 

@@ -1,6 +1,6 @@
 //! A retention sweep working through a backlog ends after the batch in hand when the worker is
-//! stopped: a shutdown used to wait for the whole backlog, which could outlast a pod's grace
-//! period. Both engines.
+//! stopped, and the outbox's pruning is not begun: a shutdown used to wait for the whole
+//! backlog, which could outlast a pod's grace period. Both engines.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -43,6 +43,13 @@ async fn a_stopped_sweep_ends_after_its_batch(engine: TestEngine) {
         "UPDATE messages SET created_at = '2020-01-01T00:00:00Z'",
     )
     .await;
+    // Their events are past the outbox's retention too.
+    execute_sql(
+        &url,
+        "UPDATE outbox SET created_at = '2020-01-01T00:00:00Z', \
+           published_at = '2020-01-01T00:00:00Z'",
+    )
+    .await;
     let metrics = Arc::new(WorkerMetrics::new().unwrap());
     let sweeper = RetentionSweeper::new(
         s.store.clone(),
@@ -55,6 +62,8 @@ async fn a_stopped_sweep_ends_after_its_batch(engine: TestEngine) {
     let (stop, stopped) = tokio::sync::watch::channel(true);
     sweeper.run(Duration::from_secs(3600), stopped).await;
     assert_eq!(metrics.messages_purged.get(), 1_000);
+    // Nor does it begin pruning the outbox's backlog.
+    assert_eq!(metrics.outbox_pruned.get(), 0);
     drop(stop);
     // The rest goes at the next sweep.
     assert_eq!(sweeper_left(&s).await, BACKLOG as u64 - 1_000);
