@@ -8,7 +8,8 @@ mod common;
 
 use testing::both_engines;
 
-use chatboard_core::model::OrgQuotas;
+use chatboard_core::model::{OrgQuotas, Role};
+use chatboard_store::ManagedOrg;
 use chrono::Utc;
 use common::{Engine, TestApp};
 use reqwest::StatusCode;
@@ -25,7 +26,59 @@ both_engines!(
     idle_org_limiters_are_forgotten,
     a_purge_cut_off_after_its_commit_still_announces_it,
     a_room_deletion_the_bus_refused_is_announced_again,
+    an_org_taken_back_takes_back_what_its_list_gave,
 );
+
+/// An Organization deleted under Retain and created again takes its org back with what its
+/// admin list gave: an address dropped from the list afterwards loses the ADMIN role the list
+/// gave it. The archiving forgot the list's grants, so the role stayed for good.
+async fn an_org_taken_back_takes_back_what_its_list_gave(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let ops = app.user("ops@example.com").await;
+    let org = app
+        .managed_org(&ops, "acme", OrgQuotas::default(), false)
+        .await;
+    let boss = app.user("boss@example.com").await;
+    let both = [("ops@example.com", "a"), ("boss@example.com", "b")];
+    app.list_org_admins(org, &both).await;
+    let r = app
+        .post(
+            "/api/orgs/accept-invite/",
+            Some(&boss.access),
+            json!({"token": "b"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let role = || async { app.state.store.member_role(org, boss.id).await.unwrap() };
+    assert_eq!(role().await, Some(Role::Admin));
+
+    // Deleted under Retain, then applied again with the same list: taken back.
+    app.state
+        .store
+        .archive_managed_org("tenants/acme", Utc::now())
+        .await
+        .unwrap();
+    let acme = ManagedOrg {
+        resource_key: "tenants/acme".into(),
+        name: "acme".into(),
+        quotas: OrgQuotas::default(),
+        suspended: false,
+    };
+    let applied = app
+        .state
+        .store
+        .apply_managed_org(acme, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(applied.org_id, org);
+    app.list_org_admins(org, &both).await;
+    assert_eq!(role().await, Some(Role::Admin));
+    // Dropped from the list: the role it gave goes.
+    app.list_org_admins(org, &[("ops@example.com", "a")]).await;
+    assert_eq!(role().await, Some(Role::Member));
+}
 
 async fn suspension_and_archiving_make_the_org_read_only(engine: Engine) {
     let Some(app) = TestApp::spawn(engine).await else {

@@ -327,7 +327,15 @@ impl TenantStore for SqlStore {
                 .bind(false)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM org_spec_admins WHERE org_id = $1")
+            // Nobody is listed any more, but what the list gave is remembered: a resource
+            // taking the org back takes back, once an address is dropped from its list, the
+            // role the list gave it (forgotten, that role would look given another way).
+            sqlx::query("UPDATE org_spec_admins SET listed = $2 WHERE org_id = $1")
+                .bind(org_id)
+                .bind(false)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM org_spec_admins WHERE org_id = $1 AND NOT granted")
                 .bind(org_id)
                 .execute(&mut *tx)
                 .await?;
