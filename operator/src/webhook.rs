@@ -64,6 +64,26 @@ async fn apply(hook: &Webhook, ctx: &Context, invalid: &AtomicBool) -> Result<Ac
     let prepared = match prepare(hook, ctx).await? {
         Step::Go(prepared) => prepared,
         Step::Stop(readiness, recheck) => {
+            // Whatever else keeps the spec from being applied, being switched off is applied:
+            // it is how a target gone bad (or a leaked secret) is stopped at once.
+            if !hook.spec.active {
+                if let Some(id) = ctx
+                    .store
+                    .switch_off_managed_webhook(&key, Utc::now())
+                    .await?
+                {
+                    ctx.event(
+                        hook,
+                        false,
+                        "Deactivated",
+                        format!(
+                            "Webhook {id} is switched off; the rest of the spec is not applied yet"
+                        ),
+                    )
+                    .await;
+                    tracing::info!(resource = %key, webhook_id = id, "webhook switched off");
+                }
+            }
             refuse(hook, ctx, invalid, readiness).await?;
             return Ok(recheck.map_or_else(Action::await_change, Action::requeue));
         }

@@ -409,8 +409,43 @@ both_engines!(
     referenced_secret,
     secret_name_taken,
     a_busy_webhook_does_not_reconcile_in_a_loop,
-    a_webhook_beyond_the_limit_waits_for_room
+    a_webhook_beyond_the_limit_waits_for_room,
+    switching_off_is_applied_whatever_else_is_wrong
 );
+
+/// A Webhook switched off in the same change that makes its spec unusable (here a URL with
+/// credentials; as well a target that stopped resolving or a Secret deleted) is switched off:
+/// the rest of the spec waited for the problem to go, and the webhook went on delivering.
+async fn switching_off_is_applied_whatever_else_is_wrong(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
+    create_org(&h, "acme").await;
+    let hooks: Api<Webhook> = Api::namespaced(h.api.client(), NS);
+    let spec = json!({
+        "organizationRef": {"name": "acme"},
+        "url": "http://127.0.0.1:9/hook",
+        "events": ["*"],
+    });
+    hooks
+        .create(&PostParams::default(), &webhook("audit", spec))
+        .await
+        .unwrap();
+    let obj = state(&h, "audit", "True", "Reconciled", 1).await;
+    let id = obj["status"]["webhookId"].as_i64().unwrap();
+    assert!(h.store.webhook(id).await.unwrap().unwrap().is_active);
+
+    let change = json!({"spec": {"url": "http://user:pw@127.0.0.1/x", "active": false}});
+    hooks
+        .patch("audit", &PatchParams::default(), &Patch::Merge(change))
+        .await
+        .unwrap();
+    state(&h, "audit", "False", "InvalidURL", 2).await;
+    let stored = h.store.webhook(id).await.unwrap().unwrap();
+    assert!(!stored.is_active, "still delivering");
+    assert_eq!(stored.url, "http://127.0.0.1:9/hook", "the rest waits");
+    h.stop().await;
+}
 
 /// A webhook whose newest delivery changes all the time: its status shows a newer one at most
 /// once per recheck (500 ms here). Every status write is a watch event that reconciles the

@@ -151,6 +151,14 @@ pub trait TenantStore: Send + Sync {
         hook: ManagedWebhook,
         now: DateTime<Utc>,
     ) -> StoreResult<AppliedWebhook>;
+    /// Switches off the webhook a resource owns, as `active: false` in an apply does; returns
+    /// its id if it was on. For a spec that cannot be applied otherwise: switching off is
+    /// applied whatever else is wrong with it.
+    async fn switch_off_managed_webhook(
+        &self,
+        resource_key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<i64>>;
     /// Deletes the webhook a resource owns, with its delivery log. Returns its id, `None` if
     /// there was none.
     async fn remove_managed_webhook(&self, resource_key: &str) -> StoreResult<Option<i64>>;

@@ -514,6 +514,52 @@ impl TenantStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
+    async fn switch_off_managed_webhook(
+        &self,
+        resource_key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<i64>> {
+        let found: Option<(i64, i64)> =
+            sqlx::query_as("SELECT id, org_id FROM webhooks WHERE resource_key = $1")
+                .bind(resource_key)
+                .fetch_optional(&self.read)
+                .await?;
+        let Some((id, org_id)) = found else {
+            return Ok(None);
+        };
+        let mut tx = self.write.begin().await?;
+        // In the order `apply_managed_webhook` takes them: the organization, then the row.
+        if !lock_org(&mut tx, org_id).await? {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT is_active FROM webhooks WHERE id = $1 AND resource_key = $2{WEBHOOK_LOCK}"
+        );
+        let active: Option<(bool,)> = sqlx::query_as(&sql)
+            .bind(id)
+            .bind(resource_key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if active != Some((true,)) {
+            return Ok(None);
+        }
+        // Switched off by its resource, a reason its target gave (a 410) is cleared, as in an
+        // apply: switching it on again later is what re-enables it.
+        sqlx::query(
+            "UPDATE webhooks SET is_active = $2, disabled_reason = NULL, updated_at = $3 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(false)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        pause_deliveries(&mut tx, id, now).await?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn remove_managed_webhook(&self, resource_key: &str) -> StoreResult<Option<i64>> {
         let row: Option<(i64,)> =
             sqlx::query_as("DELETE FROM webhooks WHERE resource_key = $1 RETURNING id")
