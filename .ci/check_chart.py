@@ -189,6 +189,21 @@ def check_operator_rollout(helm, env):
             print(f"operator rollout with leaderElection={election}: {wanted}")
 
 
+def check_unready_eviction(scenario, kube_version, docs):
+    """Disruption budgets let unready pods go (a drain must not wait for the database), where
+    the cluster knows the field (1.27 on)."""
+    wanted = None if kube_version == KUBE_VERSIONS[0] else "AlwaysAllow"
+    for doc in docs:
+        if doc.get("kind") != "PodDisruptionBudget":
+            continue
+        policy = doc["spec"].get("unhealthyPodEvictionPolicy")
+        if policy != wanted:
+            problems.append(
+                f"{scenario}@{kube_version}: PodDisruptionBudget/{doc['metadata']['name']} "
+                f"unhealthyPodEvictionPolicy {policy}, wanted {wanted}"
+            )
+
+
 def main():
     tools = sys.argv[1]
     helm = os.path.join(tools, "bin", "helm")
@@ -217,6 +232,7 @@ def main():
                 validate(scenario, kube_version, docs)
                 check_numbers(scenario, docs)
                 check_hashing_memory(scenario, docs)
+                check_unready_eviction(scenario, kube_version, docs)
                 if len(problems) == before:
                     print(f"render {scenario} for Kubernetes {kube_version}: {len(docs)} manifests valid")
                 if scenario == ALERT_TEST_SCENARIO and kube_version == KUBE_VERSIONS[-1]:

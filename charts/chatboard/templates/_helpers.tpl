@@ -366,6 +366,11 @@ metadata:
     {{- include "chatboard.componentLabels" . | nindent 4 }}
 spec:
   maxUnavailable: {{ .values.pdb.maxUnavailable }}
+  {{- if semverCompare ">=1.27.0-0" .root.Capabilities.KubeVersion.Version }}
+  # A pod that is not Ready (every one of them, while the database is away) may still be
+  # evicted: with the default policy a node drain would wait for the database to come back.
+  unhealthyPodEvictionPolicy: AlwaysAllow
+  {{- end }}
   selector:
     matchLabels:
       {{- include "chatboard.selectorLabels" . | nindent 6 }}
