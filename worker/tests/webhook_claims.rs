@@ -25,6 +25,7 @@ both_engines!(
     a_retry_scheduled_for_later_is_not_backlog_yet,
     narrowing_the_events_drops_what_is_queued_of_the_others,
     a_claim_is_filled_past_the_deliveries_of_deleted_messages,
+    a_claim_skipping_busy_webhooks_takes_the_others_oldest_first,
 );
 
 /// A Webhook resource pointed at another Organization: the deliveries it held of the first
@@ -239,6 +240,52 @@ async fn a_claim_is_filled_past_the_deliveries_of_deleted_messages(engine: TestE
         .await
         .unwrap();
     assert_eq!(claimed.len(), 2, "{claimed:?}");
+}
+
+/// A claim that skips webhooks busy with all their slots takes the other active webhooks'
+/// deliveries, oldest due first, as many as asked; the skipped ones stay for a later claim.
+/// (Read webhook by webhook: see migration `webhook_deliveries_due_by_webhook`.)
+async fn a_claim_skipping_busy_webhooks_takes_the_others_oldest_first(engine: TestEngine) {
+    let Some((_db, s)) = db(engine).await else {
+        return;
+    };
+    let busy = webhook(&s.store, s.org, "http://busy.example.com/", &["*"], "k").await;
+    let other = webhook(&s.store, s.org, "http://other.example.com/", &["*"], "k").await;
+    let off = webhook(&s.store, s.org, "http://off.example.com/", &["*"], "k").await;
+    let events = posted(&s, 3).await;
+    // Due a second apart, oldest first: each event queued for all three webhooks.
+    let start = Utc::now() - Duration::seconds(10);
+    for (i, event) in events.iter().enumerate() {
+        let at = start + Duration::seconds(i as i64);
+        s.store
+            .fan_out_deliveries(std::slice::from_ref(event), at)
+            .await
+            .unwrap();
+    }
+    switch(&s.store, off, false).await;
+    let claim = |limit: u32, skip: Vec<i64>| {
+        let store = s.store.clone();
+        async move {
+            let due = store
+                .claim_due_deliveries(Utc::now(), Utc::now() + Duration::seconds(60), limit, &skip)
+                .await
+                .unwrap();
+            due.iter()
+                .map(|d| (d.webhook_id, d.event.id.clone()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let first = claim(2, vec![busy]).await;
+    let ids = |hook: i64, range: std::ops::Range<usize>| {
+        events[range]
+            .iter()
+            .map(|e| (hook, e.id.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(first, ids(other, 0..2));
+    assert_eq!(claim(10, vec![busy]).await, ids(other, 2..3));
+    assert_eq!(claim(10, vec![busy]).await, []);
+    assert_eq!(claim(10, vec![]).await, ids(busy, 0..3));
 }
 
 /// A webhook of the set-up's org taking every event.

@@ -25,6 +25,12 @@ const ENGINE: Engine = Engine::Postgres;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 /// Claiming deliveries skips rows another worker is claiming at that moment.
 const CLAIM_LOCK: &str = "FOR UPDATE OF d SKIP LOCKED";
+/// Each webhook (`w`) with its oldest due deliveries (`d`, up to `$3` of them due at `$1`, none
+/// another worker is claiming), read from the (webhook, due time) index.
+const DUE_PER_WEBHOOK: &str = "webhooks w CROSS JOIN LATERAL ( \
+       SELECT x.id, x.next_attempt_at FROM webhook_deliveries x \
+       WHERE x.webhook_id = w.id AND x.status IN ('pending', 'retrying') AND x.next_attempt_at <= $1 \
+       ORDER BY x.next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) d";
 /// Claiming emails skips rows another worker is claiming at that moment.
 const EMAIL_CLAIM_LOCK: &str = "FOR UPDATE SKIP LOCKED";
 

@@ -27,6 +27,12 @@ const ENGINE: Engine = Engine::Sqlite;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 /// The single writer already serialises claims.
 const CLAIM_LOCK: &str = "";
+/// Each webhook (`w`) with its oldest due deliveries (`d`, up to `$3` of them due at `$1`),
+/// read from the (webhook, due time) index.
+const DUE_PER_WEBHOOK: &str = "webhooks w JOIN webhook_deliveries d ON d.id IN ( \
+       SELECT x.id FROM webhook_deliveries x \
+       WHERE x.webhook_id = w.id AND x.status IN ('pending', 'retrying') AND x.next_attempt_at <= $1 \
+       ORDER BY x.next_attempt_at LIMIT $3)";
 /// The single writer already serialises claims.
 const EMAIL_CLAIM_LOCK: &str = "";
 

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use chatboard_core::events::{EventType, OutboxEvent};
 use chrono::{DateTime, Utc};
 
-use super::{SqlStore, Tx, CLAIM_LOCK};
+use super::{SqlStore, Tx, CLAIM_LOCK, DUE_PER_WEBHOOK};
 use crate::sql::rows::{placeholders, DueRow, DUE_SELECT};
 use crate::{DueDelivery, StoreResult};
 
@@ -118,17 +118,25 @@ impl SqlStore {
         // may re-scan a plain subquery), SKIP LOCKED could pick other rows and claim more than
         // `limit`. The outer conditions repeat the inner ones so that a claim racing another
         // one takes only what is still due.
-        let skipped = if skip.is_empty() {
-            String::new()
+        // With webhooks to skip (busy with all their slots), each other one's oldest due are
+        // read from the (webhook, due time) index: walking the due order instead read past
+        // every row of the busy ones, a slow target's whole backlog, at every claim.
+        let pick = if skip.is_empty() {
+            format!(
+                "SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+                 WHERE d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 AND w.is_active \
+                 ORDER BY d.next_attempt_at LIMIT $3 {CLAIM_LOCK}"
+            )
         } else {
-            format!("AND d.webhook_id NOT IN ({})", placeholders(4, skip.len()))
+            format!(
+                "SELECT d.id FROM {DUE_PER_WEBHOOK} \
+                 WHERE w.is_active AND w.id NOT IN ({}) \
+                 ORDER BY d.next_attempt_at LIMIT $3",
+                placeholders(4, skip.len())
+            )
         };
         let sql = format!(
-            "WITH picked AS MATERIALIZED ( \
-               SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-               WHERE d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 AND w.is_active \
-                 {skipped} \
-               ORDER BY d.next_attempt_at LIMIT $3 {CLAIM_LOCK}) \
+            "WITH picked AS MATERIALIZED ({pick}) \
              UPDATE webhook_deliveries SET next_attempt_at = $2, claimed_until = $2 \
              WHERE id IN (SELECT id FROM picked) \
                AND status IN ('pending', 'retrying') AND next_attempt_at <= $1 \
