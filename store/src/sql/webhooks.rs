@@ -523,11 +523,14 @@ impl WebhookStore for SqlStore {
         now: DateTime<Utc>,
     ) -> StoreResult<(i64, Option<DateTime<Utc>>)> {
         // Claimed ones carry their lease's end as `next_attempt_at` (and `claimed_until`): in
-        // flight until then, due again after it.
+        // flight until then, due again after it. Counted apart, each from its own index: one
+        // condition with both read every waiting delivery, parked ones included.
         let (count,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.status IN ('pending', 'retrying') AND w.is_active \
-               AND (d.next_attempt_at <= $1 OR d.claimed_until IS NOT NULL)",
+            "SELECT (SELECT COUNT(*) FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+                 WHERE d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 AND w.is_active) \
+               + (SELECT COUNT(*) FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+                 WHERE d.claimed_until IS NOT NULL AND d.status IN ('pending', 'retrying') \
+                   AND d.next_attempt_at > $1 AND w.is_active)",
         )
         .bind(now)
         .fetch_one(&self.read)
