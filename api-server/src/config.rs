@@ -67,7 +67,7 @@ pub struct Config {
         default_value_t = chat::ROOM_MENTIONS_MAX_MEMBERS
     )]
     pub room_mentions_max_members: u32,
-    /// Requests per minute per client IP on register, token and refresh; 0 disables.
+    /// Requests per minute per client IP on register, token and password changes; 0 disables.
     #[arg(
         long = "rate-limit-per-ip",
         env = "CHATBOARD_RATE_LIMIT_PER_IP",

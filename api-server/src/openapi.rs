@@ -17,7 +17,9 @@ use crate::routes::{
             errors are `{detail, code, errors?}`; authenticated endpoints take \
             `Authorization: Bearer <access token>` and are limited per user \
             (`X-RateLimit-Limit`, `X-RateLimit-Remaining`, `Retry-After` on 429); register, \
-            token and refresh are limited per client address; bodies over 1 MiB answer 413; \
+            token and password changes are limited per client address, token refresh by a \
+            per-address budget of its own; bodies over 1 MiB answer 413; while the database \
+            cannot be reached requests answer 503 `unavailable` with `Retry-After`; \
             every response carries `X-Request-Id`.\n\n\
             Live events: WebSockets at `GET /ws/rooms/{room_id}/?token=..[&since=msg_id]` (one \
             room, replay then live without gap or duplicate) and `GET /ws/?token=..` (all of the \
@@ -181,6 +183,9 @@ impl Modify for SignedInResponses {
                 });
                 responses.entry("429".to_owned()).or_insert_with(|| {
                     error("`rate_limited`: over the per-user request limit; `Retry-After` says when to come back").into()
+                });
+                responses.entry("503".to_owned()).or_insert_with(|| {
+                    error("`unavailable`: the database cannot be reached for now; `Retry-After` says when to try again").into()
                 });
             }
         }

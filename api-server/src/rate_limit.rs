@@ -79,7 +79,7 @@ impl<K: Hash + Eq + Clone> Limit<K> {
 pub struct RateSettings {
     /// Per signed-in user, on every authenticated endpoint.
     pub per_user: u32,
-    /// Per client address, on register and token.
+    /// Per client address, on register, token and password changes.
     pub per_ip: u32,
     /// Per client address, on token refresh.
     pub refresh_per_ip: u32,

@@ -334,11 +334,11 @@ async fn schema_and_docs_page(engine: Engine) {
                 }
             }
         }
-        // Every signed-in operation says it may answer 401 and 429.
+        // Every signed-in operation says it may answer 401, 429 and 503 (the database away).
         for (path, ops) in paths {
             for (method, op) in ops.as_object().unwrap() {
                 if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
-                    for status in ["401", "429"] {
+                    for status in ["401", "429", "503"] {
                         assert!(
                             op["responses"][status].is_object(),
                             "{method} {path} lacks {status}"
@@ -346,6 +346,18 @@ async fn schema_and_docs_page(engine: Engine) {
                     }
                 }
             }
+        }
+        // Refusals the handlers can give, as the README describes them.
+        for (path, method, status) in [
+            ("/api/rooms/{id}/messages/", "post", "409"),
+            ("/api/rooms/dm/", "post", "403"),
+            ("/api/rooms/dm/", "post", "409"),
+            ("/api/rooms/{id}/", "delete", "409"),
+        ] {
+            assert!(
+                paths[path][method]["responses"][status].is_object(),
+                "{method} {path} lacks {status}"
+            );
         }
         // The error map is described in place, not as a Rust type's name.
         let schemas = r.body["components"]["schemas"].as_object().unwrap();

@@ -279,7 +279,8 @@ fn json_response(json: Bytes) -> Response {
     params(("id" = i64, Path)), security(("bearer" = [])),
     responses((status = 201, body = Message), (status = 200, description = "a repeated client_msg_id", body = Message),
         (status = 400, body = ErrorBody), (status = 403, description = "org_suspended or org_archived: the organization is read-only", body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 413, description = "file_too_large: over the organization's uploadMaxBytes", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "upload_quota_exceeded: the attached file does not fit the organization's upload quota", body = ErrorBody),
+        (status = 413, description = "file_too_large: over the organization's uploadMaxBytes", body = ErrorBody),
         (status = 429, description = "rate_limited: over a posting limit, the per-user one or the organization's rateLimitPerMinute (see Retry-After)", body = ErrorBody)))]
 pub async fn post(
     user: AuthUser,

@@ -125,7 +125,9 @@ pub async fn create(
 /// 200 with the existing one otherwise.
 #[utoipa::path(post, path = "/api/rooms/dm/", tag = "rooms", request_body = DmRequest, security(("bearer" = [])),
     responses((status = 201, body = Room), (status = 200, body = Room), (status = 400, body = ErrorBody),
-        (status = 404, description = "not a member of that organization", body = ErrorBody)))]
+        (status = 403, description = "org_suspended or org_archived: the organization is read-only", body = ErrorBody),
+        (status = 404, description = "not a member of that organization", body = ErrorBody),
+        (status = 409, description = "room_limit_reached: the organization has its maxRooms (direct messages count)", body = ErrorBody)))]
 pub async fn open_dm(
     user: AuthUser,
     State(state): State<AppState>,
@@ -180,7 +182,8 @@ pub async fn update(
 /// Deletes a room with its messages (its creator or an org ADMIN); the messages go in the
 /// background after the answer, and none can be read from then on.
 #[utoipa::path(delete, path = "/api/rooms/{id}/", tag = "rooms", params(("id" = i64, Path)), security(("bearer" = [])),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "dm_immutable: only an org ADMIN deletes a direct-message room", body = ErrorBody)))]
 pub async fn delete(
     user: AuthUser,
     State(state): State<AppState>,

@@ -268,7 +268,8 @@ async fn own_upload(state: &AppState, id: &str, user_id: i64) -> ApiResult<Uploa
 /// Completes an upload once storage holds the file with the declared size and type.
 #[utoipa::path(post, path = "/api/uploads/{id}/complete/", tag = "uploads", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = UploadView), (status = 404, body = ErrorBody),
-        (status = 409, description = "not_uploaded, size_mismatch, type_mismatch or upload_expired", body = ErrorBody)))]
+        (status = 409, description = "not_uploaded, size_mismatch, type_mismatch or upload_expired", body = ErrorBody),
+        (status = 503, description = "uploads_unavailable or storage_unavailable: uploads are off, or the object store cannot be reached", body = ErrorBody)))]
 pub async fn complete(
     user: AuthUser,
     State(state): State<AppState>,
@@ -308,7 +309,8 @@ pub async fn complete(
 
 /// The caller's uploads, newest first.
 #[utoipa::path(get, path = "/api/uploads/my-uploads/", tag = "uploads", security(("bearer" = [])), params(UploadsQuery),
-    responses((status = 200, body = [UploadView]), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = [UploadView]), (status = 400, body = ErrorBody),
+        (status = 503, description = "uploads_unavailable or storage_unavailable: uploads are off, or the object store cannot be reached", body = ErrorBody)))]
 pub async fn mine(
     user: AuthUser,
     State(state): State<AppState>,
@@ -359,7 +361,8 @@ async fn visible_upload(state: &AppState, id: &str, user_id: i64) -> ApiResult<U
 /// One upload with a fresh short-lived download URL (uploader, or a member of a room where it
 /// was posted).
 #[utoipa::path(get, path = "/api/uploads/{id}/", tag = "uploads", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = UploadView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = UploadView), (status = 404, body = ErrorBody),
+        (status = 503, description = "uploads_unavailable or storage_unavailable: uploads are off, or the object store cannot be reached", body = ErrorBody)))]
 pub async fn get(
     user: AuthUser,
     State(state): State<AppState>,
@@ -373,7 +376,8 @@ pub async fn get(
 /// Redirects (307) to a fresh download URL: the stable link that message objects carry as
 /// `file.download_url` (409 while the upload is not completed, 410 once it has expired).
 #[utoipa::path(get, path = "/api/uploads/{id}/download/", tag = "uploads", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 307, description = "to a short-lived download URL"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
+    responses((status = 307, description = "to a short-lived download URL"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody),
+        (status = 503, description = "uploads_unavailable or storage_unavailable: uploads are off, or the object store cannot be reached", body = ErrorBody)))]
 pub async fn download(
     user: AuthUser,
     State(state): State<AppState>,
