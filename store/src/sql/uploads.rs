@@ -74,7 +74,8 @@ fn uploads(rows: Vec<UploadRow>) -> StoreResult<Vec<Upload>> {
 /// Bytes of unfinished uploads and of all live uploads (unfinished and ready) whose `column`
 /// (`owner_id` or `org_id`) is `id`, at `now`: an upload whose time is up counts no more,
 /// whether or not the janitor has come to it (it runs every few minutes, and not at all
-/// without a worker), as it shows as expired from then on.
+/// without a worker), as it shows as expired from then on. Read through the live uploads'
+/// indexes (the status condition is spelled out for them), not the whole history.
 async fn usage(
     tx: &mut Tx<'_>,
     column: &str,
@@ -84,7 +85,7 @@ async fn usage(
     let sql = format!(
         "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'pending' THEN size ELSE 0 END), 0) AS BIGINT), \
                 CAST(COALESCE(SUM(size), 0) AS BIGINT) \
-         FROM uploads WHERE {column} = $1 \
+         FROM uploads WHERE {column} = $1 AND status IN ('pending', 'ready') \
            AND ((status = 'pending' AND created_at > $2) \
                 OR (status = 'ready' AND (expires_at IS NULL OR expires_at > $3)))"
     );
