@@ -19,7 +19,7 @@ WITH RECURSIVE m(z) AS (SELECT 1 UNION ALL SELECT z+1 FROM m WHERE z < $messages
 INSERT INTO messages (room_id, org_id, seq, sender_id, body, created_at)
   SELECT 1 + (z % 2), 1, z, z % 50, 'hello there, message number ' || z || ' with some words',
     '2026-12-06T20:00:00Z' FROM m;
-INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages;
+INSERT INTO messages_fts (rowid, body, org_id) SELECT id, body, org_id FROM messages;
 SQL
 cp "$db" "$dir/copy.db"
 echo "== one transaction: room 1's $((messages / 2)) messages"

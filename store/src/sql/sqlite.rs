@@ -108,12 +108,14 @@ fn candidate_hits(_lookup: WordLookup, p: &HitParams<'_>) -> String {
     } else {
         counts.join(" + ")
     };
-    // The matches are materialised first, then numbered within their rooms.
+    // The matches are materialised first, then numbered within their rooms. FTS5 looks only
+    // at the organization's messages (its column of the index), the words only at the bodies.
     format!(
         "WITH matched AS MATERIALIZED ( \
            SELECT m.id, m.room_id, {score} AS score \
            FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid \
-           WHERE messages_fts MATCH {words} AND {filters} AND m.org_id = {org} \
+           WHERE messages_fts MATCH ('org_id : ' || {org} || ' AND body : (' || {words} || ')') \
+             AND {filters} AND m.org_id = {org} \
              AND m.room_id IN (SELECT room_id FROM room_members WHERE user_id = {reader})) \
          SELECT id, room_id, score FROM ( \
            SELECT id, room_id, score, \
@@ -129,8 +131,8 @@ fn candidate_hits(_lookup: WordLookup, p: &HitParams<'_>) -> String {
 async fn index_new(write: &WritePool, messages: &[(i64, i64)]) -> StoreResult<()> {
     for chunk in messages.chunks(INDEX_PER_STATEMENT) {
         let sql = format!(
-            "INSERT INTO messages_fts (rowid, body) \
-             SELECT m.id, m.body FROM messages m WHERE m.id IN ({}) AND NOT m.is_deleted \
+            "INSERT INTO messages_fts (rowid, body, org_id) \
+             SELECT m.id, m.body, m.org_id FROM messages m WHERE m.id IN ({}) AND NOT m.is_deleted \
                AND NOT EXISTS (SELECT 1 FROM messages_fts_docsize d WHERE d.id = m.id) \
              ORDER BY m.id",
             placeholders(1, chunk.len())
