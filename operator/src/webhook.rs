@@ -244,7 +244,21 @@ async fn prepare(hook: &Webhook, ctx: &Context) -> Result<Step<ManagedWebhook>> 
     let org_key = format!("{namespace}/{}", spec.organization_ref.name);
     let org_id = match ctx.store.managed_org(&org_key).await? {
         Some(org) if !org.archived => org.org_id,
-        _ => {
+        // Its webhooks stay as they were (an archived org's members may still leave, and its
+        // ADMIN delete it): they are said to be, not "not in place".
+        Some(_) => {
+            let message = format!(
+                "Organization {} is archived (its resource was deleted with deletionPolicy Retain): \
+                 a webhook this resource made stays as it was, delivering, until an Organization of \
+                 that name takes the org back; set active to false to stop it",
+                spec.organization_ref.name
+            );
+            return Ok(Step::Stop(
+                Readiness::not_ready("OrganizationArchived", message),
+                Some(ctx.settings.recheck),
+            ));
+        }
+        None => {
             let message = format!(
                 "Organization {} is not (yet) in place in namespace {namespace}",
                 spec.organization_ref.name

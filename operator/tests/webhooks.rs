@@ -410,8 +410,47 @@ both_engines!(
     secret_name_taken,
     a_busy_webhook_does_not_reconcile_in_a_loop,
     a_webhook_beyond_the_limit_waits_for_room,
-    switching_off_is_applied_whatever_else_is_wrong
+    switching_off_is_applied_whatever_else_is_wrong,
+    an_archived_orgs_webhook_says_so_and_can_be_switched_off
 );
+
+/// The Organization deleted under Retain, its org archived: the Webhook says so, rather than
+/// that the organization is not in place (its webhook goes on delivering, as an archived org
+/// still has events: members leaving, its deletion), and switching it off still works.
+async fn an_archived_orgs_webhook_says_so_and_can_be_switched_off(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
+    create_org(&h, "acme").await;
+    let hooks: Api<Webhook> = Api::namespaced(h.api.client(), NS);
+    let spec = json!({
+        "organizationRef": {"name": "acme"},
+        "url": "http://127.0.0.1:9/hook",
+        "events": ["*"],
+    });
+    hooks
+        .create(&PostParams::default(), &webhook("audit", spec))
+        .await
+        .unwrap();
+    let obj = state(&h, "audit", "True", "Reconciled", 1).await;
+    let id = obj["status"]["webhookId"].as_i64().unwrap();
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    orgs.delete("acme", &DeleteParams::default()).await.unwrap();
+    let obj = state(&h, "audit", "False", "OrganizationArchived", 1).await;
+    assert!(ready_of(&obj).unwrap().2.contains("archived"));
+    assert!(h.store.webhook(id).await.unwrap().unwrap().is_active);
+    hooks
+        .patch(
+            "audit",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"active": false}})),
+        )
+        .await
+        .unwrap();
+    state(&h, "audit", "False", "OrganizationArchived", 2).await;
+    assert!(!h.store.webhook(id).await.unwrap().unwrap().is_active);
+    h.stop().await;
+}
 
 /// A Webhook switched off in the same change that makes its spec unusable (here a URL with
 /// credentials; as well a target that stopped resolving or a Secret deleted) is switched off:
