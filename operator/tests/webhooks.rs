@@ -54,6 +54,24 @@ async fn state(
     .await
 }
 
+/// Organization `acme` and a Webhook `name` of it delivering everything to a closed port, once
+/// Ready: the Webhooks' API and the webhook's id.
+async fn ready_webhook(h: &Harness, name: &str) -> (Api<Webhook>, i64) {
+    create_org(h, "acme").await;
+    let hooks: Api<Webhook> = Api::namespaced(h.api.client(), NS);
+    let spec = json!({
+        "organizationRef": {"name": "acme"},
+        "url": "http://127.0.0.1:9/hook",
+        "events": ["*"],
+    });
+    hooks
+        .create(&PostParams::default(), &webhook(name, spec))
+        .await
+        .unwrap();
+    let obj = state(h, name, "True", "Reconciled", 1).await;
+    (hooks, obj["status"]["webhookId"].as_i64().unwrap())
+}
+
 fn secret_in(object: &serde_json::Value, key: &str) -> String {
     let encoded = object["data"][key].as_str().expect("data");
     String::from_utf8(
@@ -421,19 +439,7 @@ async fn an_archived_orgs_webhook_says_so_and_can_be_switched_off(engine: TestEn
     let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
         return;
     };
-    create_org(&h, "acme").await;
-    let hooks: Api<Webhook> = Api::namespaced(h.api.client(), NS);
-    let spec = json!({
-        "organizationRef": {"name": "acme"},
-        "url": "http://127.0.0.1:9/hook",
-        "events": ["*"],
-    });
-    hooks
-        .create(&PostParams::default(), &webhook("audit", spec))
-        .await
-        .unwrap();
-    let obj = state(&h, "audit", "True", "Reconciled", 1).await;
-    let id = obj["status"]["webhookId"].as_i64().unwrap();
+    let (hooks, id) = ready_webhook(&h, "audit").await;
     let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
     orgs.delete("acme", &DeleteParams::default()).await.unwrap();
     let obj = state(&h, "audit", "False", "OrganizationArchived", 1).await;
@@ -459,19 +465,7 @@ async fn switching_off_is_applied_whatever_else_is_wrong(engine: TestEngine) {
     let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
         return;
     };
-    create_org(&h, "acme").await;
-    let hooks: Api<Webhook> = Api::namespaced(h.api.client(), NS);
-    let spec = json!({
-        "organizationRef": {"name": "acme"},
-        "url": "http://127.0.0.1:9/hook",
-        "events": ["*"],
-    });
-    hooks
-        .create(&PostParams::default(), &webhook("audit", spec))
-        .await
-        .unwrap();
-    let obj = state(&h, "audit", "True", "Reconciled", 1).await;
-    let id = obj["status"]["webhookId"].as_i64().unwrap();
+    let (hooks, id) = ready_webhook(&h, "audit").await;
     assert!(h.store.webhook(id).await.unwrap().unwrap().is_active);
 
     let change = json!({"spec": {"url": "http://user:pw@127.0.0.1/x", "active": false}});
@@ -494,19 +488,7 @@ async fn a_busy_webhook_does_not_reconcile_in_a_loop(engine: TestEngine) {
     let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
         return;
     };
-    create_org(&h, "acme").await;
-    let hooks: Api<Webhook> = Api::namespaced(h.api.client(), NS);
-    let spec = json!({
-        "organizationRef": {"name": "acme"},
-        "url": "http://127.0.0.1:9/hook",
-        "events": ["*"],
-    });
-    hooks
-        .create(&PostParams::default(), &webhook("busy", spec))
-        .await
-        .unwrap();
-    let obj = state(&h, "busy", "True", "Reconciled", 1).await;
-    let id = obj["status"]["webhookId"].as_i64().unwrap();
+    let (hooks, id) = ready_webhook(&h, "busy").await;
     h.store.create_test_delivery(id, Utc::now()).await.unwrap();
 
     // For 3 s the newest delivery's answer changes as fast as the database takes it.

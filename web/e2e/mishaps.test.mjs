@@ -228,6 +228,37 @@ test('replies quote their thread\'s first message as it stands', async () => {
   await context.close();
 });
 
+/** Holds the unread counts a reconnect of `sockets` reads again: read from the server at once,
+ * answered when `answer()` is called, with a count of `marked` for room `marker` that no frame
+ * brings, to see the answer applied (`applied()`). */
+async function heldCounts(page, sockets, marker, marked) {
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  let fetched = false;
+  let served = false;
+  await page.route('**/auth/me/unread-counts/', async (route) => {
+    const response = await route.fetch();
+    const counts = await response.json();
+    counts.unread_counts.push({ room_id: marker.id, unread_count: marked, mentions: 0, last_read_msg_id: 0 });
+    fetched = true;
+    await held;
+    await route.fulfill({ response, json: counts });
+    served = true;
+  });
+  await sockets.drop();
+  await page.getByText('Reconnecting…').waitFor();
+  sockets.allow();
+  await waitFor(() => fetched, 30_000, 'the counts read');
+  return {
+    answer: release,
+    applied: async () => {
+      await waitFor(() => served, 20_000, 'the counts answered');
+      const badge = page.locator(`a[href$="/room/${marker.id}"] .badge`);
+      await waitFor(async () => (await badge.count()) === 1 && (await badge.textContent()) === String(marked), 20_000, 'the answer applied');
+    },
+  };
+}
+
 test('unread counts read before a room is read and answered after leave its badge off', async () => {
   const here = await newRoom('staying');
   const read = await newRoom('read meanwhile');
@@ -238,33 +269,14 @@ test('unread counts read before a room is read and answered after leave its badg
   const badge = page.locator(`a[href$="/room/${read.id}"] .badge`);
   await waitFor(async () => (await badge.textContent()) === '3', 20_000, 'three unread');
   // The counts a reconnect reads again are read now and answered once the room was read.
-  let release;
-  const held = new Promise((resolve) => { release = resolve; });
-  let fetched = false;
-  let served = false;
-  await page.route('**/auth/me/unread-counts/', async (route) => {
-    const response = await route.fetch();
-    // A count no frame brings, for the test to see the answer applied.
-    const counts = await response.json();
-    counts.unread_counts.push({ room_id: marker.id, unread_count: 7, mentions: 0, last_read_msg_id: 0 });
-    fetched = true;
-    await held;
-    await route.fulfill({ response, json: counts });
-    served = true;
-  });
-  await sockets.drop();
-  await page.getByText('Reconnecting…').waitFor();
-  sockets.allow();
-  await waitFor(() => fetched, 30_000, 'the counts read');
+  const counts = await heldCounts(page, sockets, marker, 7);
   await page.locator(`a[href$="/room/${read.id}"]`).click();
   await page.getByText('Unread 2').waitFor();
   await waitFor(() => sockets.sent().some((f) => f.type === 'read' && f.room === read.id), 20_000, 'the read told');
   await page.locator(`a[href$="/room/${next.id}"]`).click();
   await page.getByRole('heading', { name: `# ${next.name}` }).waitFor();
-  release();
-  await waitFor(() => served, 20_000, 'the counts answered');
-  const markerBadge = page.locator(`a[href$="/room/${marker.id}"] .badge`);
-  await waitFor(async () => (await markerBadge.count()) === 1 && (await markerBadge.textContent()) === '7', 20_000, 'the answer applied');
+  counts.answer();
+  await counts.applied();
   assert.equal(await badge.count(), 0, 'the room read shows unread messages again');
   await context.close();
 });
@@ -275,29 +287,11 @@ test('a message counted while the counts are read is still counted once they are
   const marker = await newRoom('marker two');
   const { context, page, sockets } = await adaIn(here);
   // The counts a reconnect reads again are read now, and answered after a message came.
-  let release;
-  const held = new Promise((resolve) => { release = resolve; });
-  let fetched = false;
-  let served = false;
-  await page.route('**/auth/me/unread-counts/', async (route) => {
-    const response = await route.fetch();
-    const counts = await response.json();
-    counts.unread_counts.push({ room_id: marker.id, unread_count: 5, mentions: 0, last_read_msg_id: 0 });
-    fetched = true;
-    await held;
-    await route.fulfill({ response, json: counts });
-    served = true;
-  });
-  await sockets.drop();
-  await page.getByText('Reconnecting…').waitFor();
-  sockets.allow();
-  await waitFor(() => fetched, 30_000, 'the counts read');
+  const counts = await heldCounts(page, sockets, marker, 5);
   const { id } = await post(other, 'While the counts were read');
   await waitFor(() => sockets.received().some((f) => f.type === 'message' && f.id === id), 20_000, 'the frame');
-  release();
-  await waitFor(() => served, 20_000, 'the counts answered');
-  const markerBadge = page.locator(`a[href$="/room/${marker.id}"] .badge`);
-  await waitFor(async () => (await markerBadge.count()) === 1 && (await markerBadge.textContent()) === '5', 20_000, 'the answer applied');
+  counts.answer();
+  await counts.applied();
   const badge = page.locator(`a[href$="/room/${other.id}"] .badge`);
   assert.equal(await badge.count() && await badge.textContent(), '1', 'the message counted from its frame');
   // Counted once: the next one makes two.
