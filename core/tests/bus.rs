@@ -320,3 +320,28 @@ fn events_of_older_publishers_read_as_the_safe_default() {
         }
     );
 }
+
+/// Typing notices while NATS is away are refused at once: the client stops draining its queue
+/// of commands while it reconnects, and once that was full (2,048 commands) a typing notice's
+/// publish waited for the whole outage, holding the gateway's socket that sent it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_while_nats_is_away_never_waits() {
+    let Some(mut nats) = testing::OwnNats::start() else {
+        return;
+    };
+    let bus = NatsBus::connect(&nats.url(), &testing::unique_prefix())
+        .await
+        .unwrap();
+    nats.kill();
+    // Until the client has noticed, a notice may still be taken.
+    let typing = BusEvent::Typing {
+        room: 4,
+        user_id: 9,
+        user_email: "t@example.com".into(),
+        is_typing: true,
+    };
+    for sent in 0..3_000 {
+        let answered = tokio::time::timeout(Duration::from_secs(5), bus.publish(&typing)).await;
+        assert!(answered.is_ok(), "notice {sent} waited for NATS");
+    }
+}

@@ -151,18 +151,23 @@ impl NatsBus {
 impl Bus for NatsBus {
     async fn publish(&self, event: &BusEvent) -> Result<(), BusError> {
         let payload = serde_json::to_vec(event)?;
-        if event.is_ephemeral() {
-            let subject = format!("{}.typing.{}", self.prefix, event.room());
-            return self
-                .client
-                .publish(subject, payload.into())
-                .await
-                .map_err(unavailable);
-        }
         // While NATS is away, fail at once rather than hold the request that made the change:
-        // the change is stored, and subscribers catch up from the database.
+        // the change is stored, and subscribers catch up from the database. A typing notice is
+        // dropped: the client's queue of commands is not drained meanwhile, and once it is full
+        // a publish waited for the whole outage, holding the socket that sent the notice.
         if self.client.connection_state() != async_nats::connection::State::Connected {
             return Err(BusError::Unavailable("not connected to NATS".into()));
+        }
+        if event.is_ephemeral() {
+            let subject = format!("{}.typing.{}", self.prefix, event.room());
+            // Connected a moment ago is no promise: bounded all the same.
+            return tokio::time::timeout(
+                PUBLISH_TIMEOUT,
+                self.client.publish(subject, payload.into()),
+            )
+            .await
+            .map_err(|_| BusError::Unavailable("NATS took no typing notice in time".into()))?
+            .map_err(unavailable);
         }
         let subject = format!("{}.room.{}", self.prefix, event.room());
         let payload = bytes::Bytes::from(payload);
