@@ -345,3 +345,49 @@ async fn typing_while_nats_is_away_never_waits() {
         assert!(answered.is_ok(), "notice {sent} waited for NATS");
     }
 }
+
+/// A subscription that saw no event before NATS restarted gets nothing of what the stream held
+/// when it began: its consumer, made again with no event seen to resume after, started from the
+/// stream's first event and replayed the whole hour (mentions and edits told again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_before_the_first_event_replays_nothing_older() {
+    let Some(mut nats) = testing::OwnNats::start() else {
+        return;
+    };
+    let bus = NatsBus::connect(&nats.url(), &testing::unique_prefix())
+        .await
+        .unwrap();
+    for id in 1..=3 {
+        bus.publish(&BusEvent::new_message(message(id, 7)))
+            .await
+            .unwrap();
+    }
+    let mut s = bus.subscribe().await.unwrap();
+    nats.kill();
+    nats.run();
+    // Once the bus is back (the publish goes through), one new event.
+    let new = BusEvent::new_message(message(4, 7));
+    let mut published = false;
+    for _ in 0..400 {
+        if bus.publish(&new).await.is_ok() {
+            published = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(published, "NATS did not come back");
+    loop {
+        // The consumer is made again once the client notices (its heartbeats): seconds.
+        let delivery = tokio::time::timeout(Duration::from_secs(60), s.next())
+            .await
+            .expect("a delivery within 60 s")
+            .expect("the subscription goes on");
+        match delivery {
+            Delivery::Missed => continue,
+            event => {
+                assert_eq!(event, Delivery::Event(new), "an older event replayed");
+                break;
+            }
+        }
+    }
+}

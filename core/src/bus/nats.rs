@@ -200,6 +200,7 @@ impl Bus for NatsBus {
             jetstream: self.jetstream.clone(),
             name: self.stream_name.clone(),
             created: stream.cached_info().created,
+            before: stream.cached_info().state.last_sequence,
         });
         let consumer = stream
             .create_consumer(consumer::push::OrderedConfig {
@@ -276,6 +277,11 @@ struct StreamRead {
     jetstream: jetstream::Context,
     name: String,
     created: async_nats::datetime::DateTime,
+    /// The stream's last event when the subscription began: none up to it is news. The ordered
+    /// consumer, made again after a reconnection before it saw an event, starts from the
+    /// stream's first (it resumes after the last it saw, and had seen none), which would replay
+    /// the stream's whole hour: `mention` frames, edits, reactions, told again.
+    before: u64,
 }
 
 impl StreamRead {
@@ -312,7 +318,10 @@ async fn read_room_event(
     read: Arc<StreamRead>,
 ) -> Option<Option<Delivery>> {
     match item {
-        Ok(message) => Some(decode(&message.message.payload)),
+        Ok(message) => match message.info() {
+            Ok(info) if info.stream_sequence <= read.before => Some(None),
+            _ => Some(decode(&message.message.payload)),
+        },
         Err(e) => {
             tracing::warn!(error = %e, "bus subscription interrupted");
             // A stream deleted (and perhaps made again) numbers its events anew, and the
