@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatboard_core::bus::{Bus, BusEvent, BusStream, Delivery, LocalBus, NatsBus};
+use chatboard_core::bus::{Bus, BusError, BusEvent, BusStream, Delivery, LocalBus, NatsBus};
 use chatboard_core::model::Message;
 use chrono::Utc;
 use futures::StreamExt;
@@ -390,4 +390,24 @@ async fn a_restart_before_the_first_event_replays_nothing_older() {
             }
         }
     }
+}
+
+/// Two deployments sharing a NATS whose prefixes differ only in `-` against `_` (or in letter
+/// case) would share their streams: the second is refused, saying why, where it read the
+/// first one's events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefixes_that_name_the_same_stream_are_refused() {
+    let Some(url) = testing::nats_url() else {
+        return;
+    };
+    let unique = testing::unique_prefix();
+    let first = NatsBus::connect(&url, &format!("{unique}-a"))
+        .await
+        .unwrap();
+    let refused = NatsBus::connect(&url, &format!("{unique}_a")).await;
+    let Err(BusError::Conflict(why)) = refused else {
+        panic!("the second deployment was let in");
+    };
+    assert!(why.contains("CHATBOARD_NATS_PREFIX"), "{why}");
+    first.delete_stream().await.unwrap();
 }

@@ -37,6 +37,9 @@ pub enum QueueError {
     /// The event could not be encoded.
     #[error("job encoding: {0}")]
     Encode(#[from] serde_json::Error),
+    /// NATS holds another deployment's job stream under the name this one's prefix gives.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 fn unavailable(e: impl std::fmt::Display) -> QueueError {
@@ -105,17 +108,31 @@ impl NatsJobQueue {
     /// running process (deleted by hand, or a NATS that came back without its storage; the
     /// events it held are still in the outbox, see the README's backup notes).
     async fn ensure_stream(&self) -> Result<stream::Stream, QueueError> {
-        self.jetstream
+        let subjects = vec![format!("{}.jobs.>", self.prefix)];
+        let stream = self
+            .jetstream
             .get_or_create_stream(stream::Config {
                 name: self.stream_name.clone(),
-                subjects: vec![format!("{}.jobs.>", self.prefix)],
+                subjects: subjects.clone(),
                 retention: stream::RetentionPolicy::WorkQueue,
                 duplicate_window: DEDUP_WINDOW,
                 storage: stream::StorageType::File,
                 ..Default::default()
             })
             .await
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        // Another deployment's, under the same name (see the room stream's check): its workers
+        // would take our jobs and ours theirs.
+        let theirs = &stream.cached_info().config.subjects;
+        if *theirs != subjects {
+            return Err(QueueError::Conflict(format!(
+                "NATS stream {} carries {theirs:?}, not {subjects:?}: another deployment's prefix \
+                 names the same streams; choose a CHATBOARD_NATS_PREFIX that differs from it by \
+                 more than letter case or '-' against '_'",
+                self.stream_name
+            )));
+        }
+        Ok(stream)
     }
 
     /// Jobs waiting in the stream.

@@ -1,6 +1,7 @@
 //! The job stream deleted under running workers (by hand, or a NATS that came back without its
 //! storage): the relay's next hand-over makes it again, and the job runners make their consumer
-//! again, so jobs flow on without a restart.
+//! again, so jobs flow on without a restart. Another deployment's stream under our name is
+//! refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -11,7 +12,7 @@ use async_trait::async_trait;
 use chatboard_core::events::OutboxEvent;
 use chatboard_store::StoreError;
 use testing::{nats_url, unique_prefix};
-use worker::queue::{consume, JobHandler, JobQueue, NatsJobQueue};
+use worker::queue::{consume, JobHandler, JobQueue, NatsJobQueue, QueueError};
 
 /// Remembers the ids of the events it ran.
 #[derive(Default)]
@@ -183,4 +184,23 @@ async fn the_job_backlog_gauge_counts_the_queue() {
     assert_eq!(metrics.job_backlog.get(), 3);
     watching.abort();
     queue.delete().await.unwrap();
+}
+
+/// Two deployments whose prefixes differ only in `-` against `_` (or letter case) would share
+/// one job stream, each one's workers taking the other's jobs: the second is refused, saying
+/// why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_naming_another_deployments_stream_is_refused() {
+    let Some(url) = nats_url() else { return };
+    let client = async_nats::connect(&url).await.unwrap();
+    let unique = unique_prefix();
+    let first = NatsJobQueue::start(client.clone(), &format!("{unique}-a"))
+        .await
+        .unwrap();
+    let refused = NatsJobQueue::start(client, &format!("{unique}_a")).await;
+    let Err(QueueError::Conflict(why)) = refused else {
+        panic!("the second deployment was let in");
+    };
+    assert!(why.contains("CHATBOARD_NATS_PREFIX"), "{why}");
+    first.delete().await.unwrap();
 }

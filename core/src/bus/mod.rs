@@ -298,6 +298,9 @@ pub enum BusError {
     /// An event could not be encoded.
     #[error("bus event encoding: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The bus holds another deployment's stream under the name this one's prefix gives.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// Publish and subscribe, whatever carries the events.

@@ -101,17 +101,32 @@ impl NatsBus {
     /// The room stream, made if it is missing: at start-up, and whenever it went away under a
     /// running process (deleted by hand, or a NATS that came back without its storage).
     async fn ensure_stream(&self) -> Result<stream::Stream, BusError> {
-        self.jetstream
+        let subjects = vec![format!("{}.room.>", self.prefix)];
+        let stream = self
+            .jetstream
             .get_or_create_stream(stream::Config {
                 name: self.stream_name.clone(),
-                subjects: vec![format!("{}.room.>", self.prefix)],
+                subjects: subjects.clone(),
                 max_age: RETENTION,
                 duplicate_window: DEDUP_WINDOW,
                 storage: stream::StorageType::File,
                 ..Default::default()
             })
             .await
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        // Prefixes that differ only in case, or in `-` against `_`, name the same streams: a
+        // stream of another deployment found under our name would have us read its events (and
+        // its workers take our jobs). Refused, with what to do.
+        let theirs = &stream.cached_info().config.subjects;
+        if *theirs != subjects {
+            return Err(BusError::Conflict(format!(
+                "NATS stream {} carries {theirs:?}, not {subjects:?}: another deployment's prefix \
+                 names the same streams; choose a CHATBOARD_NATS_PREFIX that differs from it by \
+                 more than letter case or '-' against '_'",
+                self.stream_name
+            )));
+        }
+        Ok(stream)
     }
 
     /// Publishes one stored event and waits for the stream's acknowledgement.
