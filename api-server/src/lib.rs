@@ -58,6 +58,7 @@ pub async fn migrate(database: &DatabaseConfig) -> Result<Arc<dyn Store>, StartE
 pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let store = migrate(&config.database).await?;
     let mut presence = None;
+    let mut reconnections = None;
     let bus: Arc<dyn Bus> = match &config.nats_url {
         Some(url) => {
             let failed = |source| StartError::Bus {
@@ -78,6 +79,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
             .await
             .map_err(failed)?;
             presence = Some(Arc::new(online));
+            reconnections = Some(bus.reconnections());
             Arc::new(bus)
         }
         None => Arc::new(LocalBus::default()),
@@ -90,14 +92,35 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     // Changes a crashed process committed but never announced reach open sockets now, not
     // with the next message of their room.
     let chat = state.chat.clone();
-    tokio::spawn(async move {
-        match chat.reannounce_recent(REANNOUNCE_WINDOW).await {
-            Ok(n) => tracing::debug!(events = n, "recent changes announced again"),
-            Err(e) => tracing::warn!(error = %e, "announcing recent changes again failed"),
-        }
-    });
+    tokio::spawn(async move { reannounce(&chat).await });
+    // So do those whose announcements failed while NATS was away: the gateways read the
+    // database when their own connections come back, which may be before this one's (what is
+    // committed in between was announced to nobody), or never (only this link dropped). Edits,
+    // deletions and reactions are not found that way at all. Again a moment later, once
+    // JetStream takes publishes after a restart.
+    if let Some(mut reconnections) = reconnections {
+        let chat = state.chat.clone();
+        tokio::spawn(async move {
+            while reconnections.changed().await.is_ok() {
+                reannounce(&chat).await;
+                tokio::time::sleep(REANNOUNCE_AGAIN_AFTER).await;
+                reannounce(&chat).await;
+            }
+        });
+    }
     Ok(state)
 }
+
+/// Announces again what was committed in the last [`REANNOUNCE_WINDOW`], saying how it went.
+async fn reannounce(chat: &chat::Chat) {
+    match chat.reannounce_recent(REANNOUNCE_WINDOW).await {
+        Ok(n) => tracing::debug!(events = n, "recent changes announced again"),
+        Err(e) => tracing::warn!(error = %e, "announcing recent changes again failed"),
+    }
+}
+
+/// After NATS comes back, when recent changes are announced a second time.
+const REANNOUNCE_AGAIN_AFTER: Duration = Duration::from_secs(3);
 
 /// How far back the API announces changes again at start-up: inside the bus's two-minute
 /// de-duplication window, so changes that were announced are not delivered twice.

@@ -352,6 +352,49 @@ async fn after_a_nats_restart_sockets_catch_up_without_new_posts() {
     }
 }
 
+/// An edit made while NATS is away reaches open sockets once it is back, with nothing posted
+/// after it: the catch-up from the database finds new messages only, and the edit's failed
+/// announcement was never made again (the API announces recent changes again when its own
+/// connection comes back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_made_while_nats_is_away_reaches_open_sockets() {
+    let Some(mut nats) = OwnNats::start() else {
+        return;
+    };
+    let p = Platform::start_with(Some((nats.url(), unique_prefix())), quick_settings()).await;
+    let (room, alice, bob, _org) = p.team().await;
+    let mut bob_room = p.connect(room, &bob.token, None).await;
+    frame_of(&mut bob_room, "connection").await;
+    let id = p.post(&alice, room, "befor").await;
+    wait_for_messages(&mut bob_room, room, &[id], Duration::from_secs(20)).await;
+
+    nats.kill();
+    let edited = p
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/rooms/{room}/messages/{id}/"),
+            &alice.token,
+            serde_json::json!({"body": "before"}),
+        )
+        .await;
+    assert_eq!(edited["body"], "before", "{edited}");
+    nats.run();
+    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let next = tokio::time::timeout(left, bob_room.next())
+            .await
+            .expect("the edit within 45 s of NATS coming back");
+        if let Some(Ok(Ws::Text(text))) = next {
+            let f: Value = serde_json::from_str(text.as_str()).unwrap();
+            if f["type"] == "message.updated" && f["id"].as_i64() == Some(id) {
+                assert_eq!(f["body"], "before", "{f}");
+                break;
+            }
+        }
+    }
+}
+
 /// An API process dies between committing messages and announcing them; the next one to start
 /// announces them again, so open sockets get them without waiting for the room's next message
 /// (issue 17 point 13).

@@ -152,6 +152,11 @@ impl NatsBus {
         self.client.clone()
     }
 
+    /// Changes each time the connection to NATS comes back (not at the first connection).
+    pub fn reconnections(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reconnections.clone()
+    }
+
     /// Deletes the stream (tests clean up after themselves with it).
     pub async fn delete_stream(&self) -> Result<(), BusError> {
         self.jetstream
