@@ -190,41 +190,67 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            ApiError::unauthorized("Authentication credentials were not provided.")
+        authenticated(parts, state, true).await
+    }
+}
+
+/// The user an access token authenticates, not counted against the per-user limit: logging out
+/// and changing the password stay possible while someone else spends that limit with a stolen
+/// token (the owner could not end the thief's login otherwise). Each has limits of its own.
+pub struct UnmeteredUser(pub AuthUser);
+
+impl FromRequestParts<AppState> for UnmeteredUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(UnmeteredUser(authenticated(parts, state, false).await?))
+    }
+}
+
+/// The user the request's access token authenticates, counted against the user's rate limit
+/// when `metered`.
+async fn authenticated(
+    parts: &mut Parts,
+    state: &AppState,
+    metered: bool,
+) -> Result<AuthUser, ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("Authentication credentials were not provided."))?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or_else(|| {
+            ApiError::unauthorized("Use the header Authorization: Bearer <access token>.")
         })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or_else(|| {
-                ApiError::unauthorized("Use the header Authorization: Bearer <access token>.")
-            })?;
-        let claims = state
-            .tokens
-            .verify_access(token)
-            .map_err(|_| ApiError::unauthorized("The access token is invalid or expired."))?;
-        let context = parts.extensions.get::<Arc<RequestContext>>().cloned();
-        if let Some(ctx) = &context {
-            ctx.set_user(claims.user_id);
-        }
-        // Counted before the account is looked up: a removed account's token (valid for its
-        // last minutes) costs a database read each time, as it is never remembered.
+    let claims = state
+        .tokens
+        .verify_access(token)
+        .map_err(|_| ApiError::unauthorized("The access token is invalid or expired."))?;
+    let context = parts.extensions.get::<Arc<RequestContext>>().cloned();
+    if let Some(ctx) = &context {
+        ctx.set_user(claims.user_id);
+    }
+    // Counted before the account is looked up: a removed account's token (valid for its
+    // last minutes) costs a database read each time, as it is never remembered.
+    if metered {
         record_rate(
             state,
             context.as_deref(),
             "user",
             state.limits.check_user(claims.user_id),
         )?;
-        if !state.accounts.exists(claims.user_id).await? {
-            return Err(ApiError::unauthorized(
-                "The account this token was issued for no longer exists.",
-            ));
-        }
-        Ok(AuthUser { id: claims.user_id })
     }
+    if !state.accounts.exists(claims.user_id).await? {
+        return Err(ApiError::unauthorized(
+            "The account this token was issued for no longer exists.",
+        ));
+    }
+    Ok(AuthUser { id: claims.user_id })
 }
 
 /// Counts a request against the per-address limit of the account endpoints.

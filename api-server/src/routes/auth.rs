@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::present;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, AuthUser, IpRateLimited, RefreshRateLimited};
+use crate::extract::{ApiJson, AuthUser, IpRateLimited, RefreshRateLimited, UnmeteredUser};
 use crate::sign_in_failures::Attempt;
 use crate::state::AppState;
 use chat::validate::Validator;
@@ -213,7 +213,7 @@ fn check_password(v: &mut Validator, field: &str, password: &str) {
     responses((status = 200, body = TokenPair), (status = 400, description = "invalid: `current_password` is not the password in use, or `new_password` has the wrong length", body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, description = "rate_limited: a request limit, or the account's wrong passwords an hour, is spent; see Retry-After", body = ErrorBody), (status = 503, description = "server_busy: every password-hashing slot stayed busy; see Retry-After", body = ErrorBody)))]
 pub async fn change_password(
     _: IpRateLimited,
-    user: AuthUser,
+    UnmeteredUser(user): UnmeteredUser,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<PasswordChange>,
 ) -> ApiResult<Json<TokenPair>> {
@@ -362,7 +362,7 @@ pub async fn refresh(
 #[utoipa::path(post, path = "/auth/logout/", tag = "auth", request_body = RefreshRequest, security(("bearer" = [])),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn logout(
-    user: AuthUser,
+    UnmeteredUser(user): UnmeteredUser,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> ApiResult<StatusCode> {
