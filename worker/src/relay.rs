@@ -46,7 +46,12 @@ impl Relay {
     /// round is marked; the next round hands the same events over again, which the queue
     /// absorbs.
     pub async fn relay_once(&self) -> Result<usize, RelayError> {
-        let events = self.store.outbox_unpublished(self.batch).await?;
+        self.relay_up_to(self.batch).await
+    }
+
+    /// One round of at most `batch` events.
+    async fn relay_up_to(&self, batch: u32) -> Result<usize, RelayError> {
+        let events = self.store.outbox_unpublished(batch).await?;
         if events.is_empty() {
             return Ok(0);
         }
@@ -57,7 +62,10 @@ impl Relay {
     }
 
     /// Relays until `stop` resolves: back to back while there is a backlog, every `idle`
-    /// otherwise, backing off after failures.
+    /// otherwise, backing off after failures. A failed round's batch is halved for the next
+    /// (and grows back as rounds succeed): a batch too heavy to hand over within the queue's
+    /// time (large events) was tried again whole, round after round, and held every event
+    /// behind it.
     pub async fn run(
         self,
         metrics: Arc<WorkerMetrics>,
@@ -66,20 +74,23 @@ impl Relay {
     ) {
         tokio::pin!(stop);
         let mut pause = idle;
+        let mut batch = self.batch;
         loop {
-            match self.relay_once().await {
+            match self.relay_up_to(batch).await {
                 Ok(n) => {
                     metrics.relayed.inc_by(n as u64);
-                    pause = if n >= self.batch as usize {
+                    pause = if n >= batch as usize {
                         Duration::ZERO
                     } else {
                         idle
                     };
+                    batch = batch.saturating_mul(2).min(self.batch);
                 }
                 Err(e) => {
                     metrics.relay_failures.inc();
-                    tracing::warn!(error = %e, "outbox relay round failed; retrying");
+                    tracing::warn!(error = %e, batch, "outbox relay round failed; retrying");
                     pause = (pause * 2).clamp(idle, Duration::from_secs(30));
+                    batch = (batch / 2).max(1);
                 }
             }
             tokio::select! {

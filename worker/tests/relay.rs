@@ -1,4 +1,5 @@
-//! The outbox relay against a real store (SQLite and PostgreSQL) and a real JetStream.
+//! The outbox relay against a real store (SQLite and PostgreSQL) and a real JetStream; and a
+//! batch too heavy for the queue to take in time split until it goes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -79,5 +80,65 @@ async fn every_event_becomes_exactly_one_job(engine: TestEngine) {
     assert_eq!(queue.pending().await.unwrap(), waiting as u64 + 35);
     assert_eq!(store.outbox_backlog().await.unwrap().0, 0);
     queue.delete().await.unwrap();
+    store.close().await;
+}
+
+/// Refuses (as a timeout would) any batch of more than `most` events; takes the others.
+struct SmallBatchesOnly {
+    most: usize,
+    taken: std::sync::Mutex<usize>,
+}
+
+#[async_trait::async_trait]
+impl JobQueue for SmallBatchesOnly {
+    async fn enqueue(
+        &self,
+        events: &[chatboard_core::events::OutboxEvent],
+    ) -> Result<(), worker::queue::QueueError> {
+        if events.len() > self.most {
+            return Err(worker::queue::QueueError::Unavailable(
+                "no acknowledgement in time".into(),
+            ));
+        }
+        *self.taken.lock().unwrap() += events.len();
+        Ok(())
+    }
+}
+
+/// A batch too heavy to hand over in time (large events) does not hold the outbox back: the
+/// relay tries smaller ones. It tried the same whole batch again, round after round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_too_heavy_to_hand_over_is_split() {
+    let Some((_db, db_url)) = TestDb::create(TestEngine::Sqlite).await else {
+        return;
+    };
+    let (store, room, author) = store_with_room(&db_url).await;
+    post(&store, room, author, 20).await;
+    let queue = Arc::new(SmallBatchesOnly {
+        most: 3,
+        taken: std::sync::Mutex::new(0),
+    });
+    let relay = Relay::new(store.clone(), queue.clone(), 16);
+    let metrics = Arc::new(worker::service::WorkerMetrics::new().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(
+        relay.run(metrics, std::time::Duration::from_millis(10), async {
+            let _ = stopped.await;
+        }),
+    );
+    for _ in 0..600 {
+        if store.outbox_backlog().await.unwrap().0 == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        store.outbox_backlog().await.unwrap().0,
+        0,
+        "the outbox held back"
+    );
+    assert!(*queue.taken.lock().unwrap() >= 21);
+    let _ = stop.send(());
+    running.await.unwrap();
     store.close().await;
 }
