@@ -235,6 +235,11 @@ pub async fn consume(
         )
         .await
         .map_err(unavailable)?;
+    // The server's: a consumer made earlier (another release, a test) keeps its own, and
+    // progress told by ours would come too late for it.
+    let ack_wait = Some(consumer.cached_info().config.ack_wait)
+        .filter(|wait| !wait.is_zero())
+        .unwrap_or(queue.ack_wait);
     // A continuous pull: jobs are handled as soon as they arrive, together with whatever else
     // is already waiting (up to a batch), instead of waiting for a batch to fill.
     let mut incoming = consumer
@@ -266,7 +271,7 @@ pub async fn consume(
         // Unless the consumer is gone with its stream: then this round ends (after running what
         // did arrive: the outbox counts it handed over), and the next one makes both again.
         let gone = hiccups && consumer_gone(&consumer).await;
-        let ran = run_batch(jobs, messages, queue).await;
+        let ran = run_batch(jobs, messages, queue, ack_wait).await;
         if gone {
             return Err(unavailable("the job consumer is gone"));
         }
@@ -331,18 +336,18 @@ async fn whole_event(
 
 /// Handles fetched jobs together and acknowledges them; on failure they are handed back for
 /// redelivery after a pause. While they run they are said to be in progress every third of
-/// `ack_wait`: a batch that takes longer (mentions of everyone in large rooms) would otherwise
+/// `ack_wait` (the consumer's, on the server): a batch that takes longer (mentions of everyone in large rooms) would otherwise
 /// be handed to another replica while this one still runs it.
 #[tracing::instrument(skip_all, fields(jobs = messages.len()))]
 async fn run_batch(
     jobs: &dyn JobHandler,
     messages: Vec<jetstream::Message>,
     queue: &NatsJobQueue,
+    ack_wait: Duration,
 ) -> Result<(), QueueError> {
     if messages.is_empty() {
         return Ok(());
     }
-    let ack_wait = queue.ack_wait;
     let mut events = Vec::with_capacity(messages.len());
     let mut kept = Vec::with_capacity(messages.len());
     let mut pending = messages.into_iter();

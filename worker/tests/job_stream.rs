@@ -112,13 +112,34 @@ impl JobHandler for Slow {
 /// it runs: it says it is in progress.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_job_is_not_delivered_again_while_it_runs() {
+    a_long_job_runs_once(Duration::from_secs(2), Duration::from_secs(2)).await;
+}
+
+/// The same when the consumer was made with a shorter acknowledgement wait than the worker's
+/// own (by an earlier release): the consumer keeps its wait, and progress told at a third of
+/// the worker's came too late, so the job was handed to another replica while it ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_job_runs_once_under_a_consumer_made_with_a_shorter_wait() {
+    a_long_job_runs_once(Duration::from_secs(2), Duration::from_secs(60)).await;
+}
+
+/// A job taking 5 s runs once, on a consumer made by a worker waiting `made_with` for
+/// acknowledgements and run by one waiting `run_with`.
+async fn a_long_job_runs_once(made_with: Duration, run_with: Duration) {
     let Some(url) = nats_url() else { return };
     let client = async_nats::connect(&url).await.unwrap();
+    let prefix = unique_prefix();
+    let maker = NatsJobQueue::start(client.clone(), &prefix)
+        .await
+        .unwrap()
+        .with_ack_wait(made_with);
+    // Made, and at once stopped.
+    consume(&maker, &Ran::default(), async {}).await.unwrap();
     let queue = Arc::new(
-        NatsJobQueue::start(client, &unique_prefix())
+        NatsJobQueue::start(client, &prefix)
             .await
             .unwrap()
-            .with_ack_wait(Duration::from_secs(2)),
+            .with_ack_wait(run_with),
     );
     let handler = Arc::new(Slow {
         first: Duration::from_secs(5),
