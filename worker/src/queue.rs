@@ -121,16 +121,9 @@ impl NatsJobQueue {
             })
             .await
             .map_err(unavailable)?;
-        // Another deployment's, under the same name (see the room stream's check): its workers
-        // would take our jobs and ours theirs.
-        let theirs = &stream.cached_info().config.subjects;
-        if *theirs != subjects {
-            return Err(QueueError::Conflict(format!(
-                "NATS stream {} carries {theirs:?}, not {subjects:?}: another deployment's prefix \
-                 names the same streams; choose a CHATBOARD_NATS_PREFIX that differs from it by \
-                 more than letter case or '-' against '_'",
-                self.stream_name
-            )));
+        // Another deployment's, under the same name: its workers would take our jobs.
+        if let Some(conflict) = chatboard_core::bus::foreign_stream(&stream, &subjects) {
+            return Err(QueueError::Conflict(conflict));
         }
         Ok(stream)
     }

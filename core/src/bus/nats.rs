@@ -114,17 +114,8 @@ impl NatsBus {
             })
             .await
             .map_err(unavailable)?;
-        // Prefixes that differ only in case, or in `-` against `_`, name the same streams: a
-        // stream of another deployment found under our name would have us read its events (and
-        // its workers take our jobs). Refused, with what to do.
-        let theirs = &stream.cached_info().config.subjects;
-        if *theirs != subjects {
-            return Err(BusError::Conflict(format!(
-                "NATS stream {} carries {theirs:?}, not {subjects:?}: another deployment's prefix \
-                 names the same streams; choose a CHATBOARD_NATS_PREFIX that differs from it by \
-                 more than letter case or '-' against '_'",
-                self.stream_name
-            )));
+        if let Some(conflict) = foreign_stream(&stream, &subjects) {
+            return Err(BusError::Conflict(conflict));
         }
         Ok(stream)
     }
@@ -290,6 +281,23 @@ impl Bus for NatsBus {
     fn kind(&self) -> &'static str {
         "nats"
     }
+}
+
+/// Why `stream`, found under the name our prefix gives, is another deployment's (it carries
+/// other subjects than `ours`), or `None` when it is ours. Prefixes that differ only in case,
+/// or in `-` against `_`, name the same streams: reading another's would have us deliver its
+/// events (and its workers take our jobs).
+pub fn foreign_stream(stream: &stream::Stream, ours: &[String]) -> Option<String> {
+    let info = stream.cached_info();
+    let theirs = &info.config.subjects;
+    (theirs.as_slice() != ours).then(|| {
+        format!(
+            "NATS stream {} carries {theirs:?}, not {ours:?}: another deployment's prefix names \
+             the same streams; choose a CHATBOARD_NATS_PREFIX that differs from it by more than \
+             letter case or '-' against '_'",
+            info.config.name
+        )
+    })
 }
 
 /// The stream a subscription reads, as it was when the subscription began.
