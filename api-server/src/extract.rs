@@ -196,7 +196,9 @@ impl FromRequestParts<AppState> for AuthUser {
 
 /// The user an access token authenticates, not counted against the per-user limit: logging out
 /// and changing the password stay possible while someone else spends that limit with a stolen
-/// token (the owner could not end the thief's login otherwise). Each has limits of its own.
+/// token (the owner could not end the thief's login otherwise). Each is limited per client
+/// address instead (logout with the refresh budget, the password change with the account
+/// endpoints').
 pub struct UnmeteredUser(pub AuthUser);
 
 impl FromRequestParts<AppState> for UnmeteredUser {

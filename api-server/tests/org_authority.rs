@@ -215,9 +215,9 @@ async fn invitations_are_limited_per_client_address(engine: Engine) {
     assert_eq!(open.body.as_array().map(Vec::len), Some(1), "{}", open.text);
 }
 
-/// The client address's hour counts invitations sent, not attempts: a mistyped address, a role
-/// above the inviter's or an organization they cannot invite to is refused for what it is and
-/// leaves the hour as it was (each used to spend one).
+/// The client address's hour counts invitations sent, not attempts: a mistyped address, a
+/// suspended organization, a role above the inviter's or an organization they cannot invite to
+/// is refused for what it is and leaves the hour as it was (each used to spend one).
 async fn a_refused_invitation_costs_the_address_nothing(engine: Engine) {
     let Some(app) =
         TestApp::spawn_with(engine, |c| c.invites.invites_per_hour_per_address = 2).await
@@ -229,8 +229,17 @@ async fn a_refused_invitation_costs_the_address_nothing(engine: Engine) {
     let manager = app.user("manager@example.com").await;
     let token = invite(&app, org, &alice, "manager@example.com", "MANAGER").await;
     assert_eq!(accept(&app, &manager, &token).await.status, StatusCode::OK);
+    let frozen = app
+        .managed_org(&alice, "frozen", OrgQuotas::default(), true)
+        .await;
     let attempts = [
         (&alice, org, json!({"email": "not an address"}), "invalid"),
+        (
+            &alice,
+            frozen,
+            json!({"email": "z@example.com"}),
+            "org_suspended",
+        ),
         (
             &manager,
             org,

@@ -146,7 +146,11 @@ impl Chat {
         org_id: i64,
         draft: InviteDraft,
     ) -> ChatResult<CheckedInvite> {
-        let inviter_role = self.require_role(org_id, inviter, Role::Manager).await?;
+        // A suspended or archived organization takes no invitation: refused here, before an
+        // entry point charges for it.
+        let inviter_role = self
+            .require_role_to_write(org_id, inviter, Role::Manager)
+            .await?;
         let mut v = Validator::default();
         let email = v.email("email", &draft.email);
         v.finish()?;

@@ -1,4 +1,3 @@
--- no-transaction
 -- The organization's live uploads, for its upload quota; see 0037.
-CREATE INDEX CONCURRENTLY IF NOT EXISTS uploads_live_by_org ON uploads (org_id)
+CREATE INDEX uploads_live_by_org ON uploads (org_id)
     WHERE status IN ('pending', 'ready');

@@ -191,6 +191,13 @@ impl Mailer {
                     unsent.push(email.id);
                     continue;
                 }
+                // Nor is one sent that might outlast the claim (slow sends, or an outcome the
+                // database kept refusing): the claim lapsing mid-send, another claim would
+                // send it again. Handed back, it goes with the next claim.
+                if lease_until - Utc::now() < self.send_fits_in() {
+                    unsent.push(email.id);
+                    continue;
+                }
                 let id = email.id;
                 let kind = email.email.kind.as_str();
                 let result = self.send(email).await;
@@ -238,6 +245,12 @@ impl Mailer {
                 return;
             }
         }
+    }
+
+    /// The claim time one more send needs: its timeout, and the outcome's recording.
+    fn send_fits_in(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.timing.send_timeout + RECORD_GIVE_UP_BEFORE)
+            .unwrap_or(chrono::Duration::MAX)
     }
 
     #[tracing::instrument(skip_all, fields(email_id = due.id, kind = due.email.kind.as_str()))]

@@ -93,20 +93,24 @@ async fn queued_emails_are_retried_unless_refused_for_good() {
 
 /// An email sent whose outcome the database did not take at once is recorded once it does,
 /// not sent again: the failed write was only logged, and the email went again when its claim
-/// lapsed (ten minutes on), a second invitation for a database away a moment.
+/// lapsed (ten minutes on), a second invitation for a database away a moment. On PostgreSQL,
+/// whose sequences count the refusals (a sequence does not roll back with its transaction).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outcome_the_database_refused_at_first_is_recorded_later() {
-    let Some((_db, url)) = TestDb::create(TestEngine::Sqlite).await else {
+    let Some((_db, url)) = TestDb::create(TestEngine::Postgres).await else {
         return;
     };
     let s = setup(&url).await;
     // The database refuses to record an email as sent, until the test lets it.
-    testing::execute_sql(
-        &url,
-        "CREATE TRIGGER refuse_sent BEFORE UPDATE OF status ON emails \
-         WHEN NEW.status = 'sent' BEGIN SELECT RAISE(ABORT, 'not now'); END",
-    )
-    .await;
+    for statement in [
+        "CREATE SEQUENCE refusals",
+        "CREATE FUNCTION refuse_sent() RETURNS trigger AS $$ \
+         BEGIN PERFORM nextval('refusals'); RAISE EXCEPTION 'not now'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse_sent BEFORE UPDATE OF status ON emails FOR EACH ROW \
+         WHEN (NEW.status = 'sent') EXECUTE FUNCTION refuse_sent()",
+    ] {
+        testing::execute_sql(&url, statement).await;
+    }
     s.store
         .queue_email(invitation("heidi@example.com", "her-token"), Utc::now())
         .await
@@ -115,7 +119,16 @@ async fn an_outcome_the_database_refused_at_first_is_recorded_later() {
     let running = start(&s.store, common::smtp(&sink, 60));
     sink.wait_for(Duration::from_secs(20), |m| !m.is_empty())
         .await;
-    testing::execute_sql(&url, "DROP TRIGGER refuse_sent").await;
+    // Let it be only once the recording was refused at least once.
+    let refused = || testing::query_texts(&url, "SELECT is_called::text FROM refusals");
+    for _ in 0..800 {
+        if refused().await == ["true"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(refused().await, ["true"], "the recording was never refused");
+    testing::execute_sql(&url, "DROP TRIGGER refuse_sent ON emails").await;
     let status = || testing::query_texts(&url, "SELECT status FROM emails");
     for _ in 0..800 {
         if status().await == ["sent"] {

@@ -362,6 +362,7 @@ pub async fn refresh(
 #[utoipa::path(post, path = "/auth/logout/", tag = "auth", request_body = RefreshRequest, security(("bearer" = [])),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn logout(
+    _: RefreshRateLimited,
     UnmeteredUser(user): UnmeteredUser,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshRequest>,

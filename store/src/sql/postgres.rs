@@ -25,12 +25,15 @@ const ENGINE: Engine = Engine::Postgres;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 /// Claiming deliveries skips rows another worker is claiming at that moment.
 const CLAIM_LOCK: &str = "FOR UPDATE OF d SKIP LOCKED";
-/// Each webhook (`w`) with its oldest due deliveries (`d`, up to `$3` of them due at `$1`, none
-/// another worker is claiming), read from the (webhook, due time) index.
+/// Each webhook (`w`) with its oldest due deliveries (`d`, up to `$3` of them due at `$1`),
+/// read from the (webhook, due time) index. Not locked here: only the claim's final pick is
+/// (see `PICKED_LOCK`), not up to `$3` rows of every webhook.
 const DUE_PER_WEBHOOK: &str = "webhooks w CROSS JOIN LATERAL ( \
        SELECT x.id, x.next_attempt_at FROM webhook_deliveries x \
        WHERE x.webhook_id = w.id AND x.status IN ('pending', 'retrying') AND x.next_attempt_at <= $1 \
-       ORDER BY x.next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) d";
+       ORDER BY x.next_attempt_at LIMIT $3) d";
+/// A claim's final pick skips rows another worker is claiming at that moment.
+const PICKED_LOCK: &str = "FOR UPDATE SKIP LOCKED";
 /// Claiming emails skips rows another worker is claiming at that moment.
 const EMAIL_CLAIM_LOCK: &str = "FOR UPDATE SKIP LOCKED";
 

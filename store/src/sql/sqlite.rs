@@ -34,6 +34,8 @@ const DUE_PER_WEBHOOK: &str = "webhooks w JOIN webhook_deliveries d ON d.id IN (
        WHERE x.webhook_id = w.id AND x.status IN ('pending', 'retrying') AND x.next_attempt_at <= $1 \
        ORDER BY x.next_attempt_at LIMIT $3)";
 /// The single writer already serialises claims.
+const PICKED_LOCK: &str = "";
+/// The single writer already serialises claims.
 const EMAIL_CLAIM_LOCK: &str = "";
 
 /// Write transactions already run one at a time on the single writer connection.

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use chatboard_core::events::{EventType, OutboxEvent};
 use chrono::{DateTime, Utc};
 
-use super::{SqlStore, Tx, CLAIM_LOCK, DUE_PER_WEBHOOK};
+use super::{SqlStore, Tx, CLAIM_LOCK, DUE_PER_WEBHOOK, PICKED_LOCK};
 use crate::sql::rows::{placeholders, DueRow, DUE_SELECT};
 use crate::{DueDelivery, StoreResult};
 
@@ -129,9 +129,10 @@ impl SqlStore {
             )
         } else {
             format!(
-                "SELECT d.id FROM {DUE_PER_WEBHOOK} \
-                 WHERE w.is_active AND w.id NOT IN ({}) \
-                 ORDER BY d.next_attempt_at LIMIT $3",
+                "SELECT id FROM webhook_deliveries WHERE id IN ( \
+                   SELECT d.id FROM {DUE_PER_WEBHOOK} \
+                   WHERE w.is_active AND w.id NOT IN ({}) \
+                   ORDER BY d.next_attempt_at LIMIT $3) {PICKED_LOCK}",
                 placeholders(4, skip.len())
             )
         };
