@@ -66,6 +66,7 @@ impl AppState {
             config.tokens.access_token_ttl,
             config.tokens.refresh_token_ttl,
         )
+        .with_session_max_age(config.tokens.session_max_age)
         .accepting_previous(config.jwt_secret_previous.as_ref());
         let limits = RateLimits::new(config.rate_settings());
         let (objects, local_files) = object_storage(&config);

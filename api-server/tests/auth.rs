@@ -26,7 +26,43 @@ both_engines!(
     a_sign_in_checked_against_the_old_password_does_not_outlive_a_change,
     of_two_changes_that_checked_one_password_the_later_is_refused,
     tokens_of_the_previous_key_pass_while_keys_are_rotated,
+    a_login_ends_at_the_sessions_maximum_age,
 );
+
+/// A login ends `CHATBOARD_SESSION_MAX_AGE` after its sign-in however often it is renewed: a
+/// refresh token copied from a device and renewed within each token's lifetime kept its login
+/// for good. Its tokens never outlive the login; past it the refresh is refused.
+async fn a_login_ends_at_the_sessions_maximum_age(engine: Engine) {
+    let Some(app) = TestApp::spawn_with(engine, |c| {
+        c.tokens.session_max_age = std::time::Duration::from_secs(2);
+    })
+    .await
+    else {
+        return;
+    };
+    let signed_in = std::time::Instant::now();
+    let u = app.user("mara@example.com").await;
+    let claims = app
+        .state
+        .tokens
+        .verify_refresh(&u.refresh)
+        .expect("a refresh token");
+    assert!(
+        claims.exp <= chrono::Utc::now().timestamp() + 2,
+        "{claims:?}"
+    );
+    // Waited out: the login is over, whatever its refresh token's own lifetime.
+    tokio::time::sleep(std::time::Duration::from_secs(3).saturating_sub(signed_in.elapsed())).await;
+    let r = app
+        .post("/auth/token/refresh/", None, json!({"refresh": u.refresh}))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNAUTHORIZED, "token_not_valid"),
+        "{}",
+        r.text
+    );
+}
 
 async fn register_creates_normalised_accounts(engine: Engine) {
     let Some(app) = TestApp::spawn(engine).await else {

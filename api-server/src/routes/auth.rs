@@ -326,10 +326,12 @@ pub async fn refresh(
         .verify_refresh(body.refresh.trim())
         .map_err(|_| invalid_refresh())?;
     let now = Utc::now();
+    // A login past the session's maximum age is over: sign in again.
     let next = state
         .tokens
-        .issue_refresh(claims.user_id, &claims.fam, now)
-        .map_err(signing_failed)?;
+        .renew_refresh(&claims, now)
+        .map_err(signing_failed)?
+        .ok_or_else(invalid_refresh)?;
     match state
         .store
         .rotate_refresh(&claims.fam, &claims.jti, &next.jti, next.expires_at, now)

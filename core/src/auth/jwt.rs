@@ -55,6 +55,11 @@ pub struct RefreshClaims {
     pub jti: String,
     /// The login family this token belongs to.
     pub fam: String,
+    /// When its login began (the sign-in), unix seconds: no token of the login outlives the
+    /// session's maximum age from then. Absent from tokens issued before it was written down:
+    /// their issue time stands in for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
     /// Always `refresh`.
     #[serde(rename = "type")]
     pub kind: TokenKind,
@@ -93,6 +98,9 @@ pub struct TokenIssuer {
     validation: Validation,
     access_ttl: Duration,
     refresh_ttl: Duration,
+    /// How long a login lasts from its sign-in, however often it is renewed (`None`: as long as
+    /// it is renewed within each refresh token's lifetime).
+    session_max_age: Option<Duration>,
 }
 
 impl TokenIssuer {
@@ -112,7 +120,14 @@ impl TokenIssuer {
             validation,
             access_ttl,
             refresh_ttl,
+            session_max_age: None,
         }
+    }
+
+    /// The same issuer, ending every login `max_age` after its sign-in (zero: never).
+    pub fn with_session_max_age(mut self, max_age: Duration) -> Self {
+        self.session_max_age = (!max_age.is_zero()).then_some(max_age);
+        self
     }
 
     /// The same issuer, also accepting tokens signed with `previous` (the key before the current
@@ -156,15 +171,47 @@ impl TokenIssuer {
             .map_err(|e| TokenError::Signing(e.to_string()))
     }
 
-    /// Mints a refresh token of login family `family`.
+    /// Mints the first refresh token of login family `family`, which begins `now`.
     pub fn issue_refresh(
         &self,
         user_id: i64,
         family: &str,
         now: DateTime<Utc>,
     ) -> Result<IssuedRefresh, TokenError> {
+        self.refresh_token(user_id, family, now.timestamp(), now)
+    }
+
+    /// Mints the successor of refresh token `claims` (checked already), or `None` when its
+    /// login has reached the session's maximum age: a stolen token renewed again and again
+    /// would otherwise keep a login for good.
+    pub fn renew_refresh(
+        &self,
+        claims: &RefreshClaims,
+        now: DateTime<Utc>,
+    ) -> Result<Option<IssuedRefresh>, TokenError> {
+        let began = claims.auth_time.unwrap_or(claims.iat);
+        if let Some(max_age) = self.session_max_age {
+            if began + secs(max_age) <= now.timestamp() {
+                return Ok(None);
+            }
+        }
+        self.refresh_token(claims.user_id, &claims.fam, began, now)
+            .map(Some)
+    }
+
+    /// A refresh token of `family`, whose login began at `began` (unix seconds).
+    fn refresh_token(
+        &self,
+        user_id: i64,
+        family: &str,
+        began: i64,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedRefresh, TokenError> {
         let jti = new_token_id();
-        let exp = now.timestamp() + secs(self.refresh_ttl);
+        let mut exp = now.timestamp() + secs(self.refresh_ttl);
+        if let Some(max_age) = self.session_max_age {
+            exp = exp.min(began + secs(max_age));
+        }
         let claims = RefreshClaims {
             sub: user_id.to_string(),
             user_id,
@@ -172,6 +219,7 @@ impl TokenIssuer {
             exp,
             jti: jti.clone(),
             fam: family.to_owned(),
+            auth_time: Some(began),
             kind: TokenKind::Refresh,
         };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -234,6 +282,37 @@ mod tests {
             issuer.verify_refresh(&access).unwrap_err(),
             TokenError::Invalid
         );
+    }
+
+    #[test]
+    fn a_login_ends_at_the_sessions_maximum_age_however_renewed() {
+        let secret = JwtSecret::new(vec![7; 32]).unwrap();
+        let issuer = TokenIssuer::new(
+            &secret,
+            Duration::from_secs(900),
+            Duration::from_secs(3 * 3600),
+        )
+        .with_session_max_age(Duration::from_secs(7200));
+        let began = Utc::now() - chrono::Duration::minutes(90);
+        let first = issuer.issue_refresh(5, "fam", began).unwrap();
+        let claims = issuer.verify_refresh(&first.token).unwrap();
+        // Renewed now: a refresh token's three hours are cut to the half hour the login has left.
+        let next = issuer.renew_refresh(&claims, Utc::now()).unwrap().unwrap();
+        let left = next.expires_at - Utc::now();
+        assert!(left <= chrono::Duration::minutes(30), "{left}");
+        assert_eq!(
+            issuer.verify_refresh(&next.token).unwrap().auth_time,
+            Some(began.timestamp())
+        );
+        // Past the maximum age nothing is renewed.
+        let late = Utc::now() + chrono::Duration::minutes(31);
+        assert!(issuer.renew_refresh(&claims, late).unwrap().is_none());
+        // A token from before the login's start was written down counts from its issue time.
+        let legacy = RefreshClaims {
+            auth_time: None,
+            ..claims
+        };
+        assert!(issuer.renew_refresh(&legacy, late).unwrap().is_none());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args};
 
-use super::values::{days, millis, nats_prefix, public_url, seconds, smtp_url};
+use super::values::{days, millis, nats_prefix, public_url, seconds, seconds_or_zero, smtp_url};
 use super::ConfigError;
 
 /// The database pool's size (the URL is each service's own: some require it, the single node
@@ -91,6 +91,11 @@ pub struct TokenSettings {
     #[arg(long = "refresh-token-ttl", env = "CHATBOARD_REFRESH_TOKEN_TTL", default_value = "604800",
         value_parser = seconds)]
     pub refresh_token_ttl: Duration,
+    /// How long a login lasts from its sign-in however often it is renewed, seconds; 0: as long
+    /// as it is renewed within each refresh token's lifetime.
+    #[arg(long = "session-max-age", env = "CHATBOARD_SESSION_MAX_AGE", default_value = "2592000",
+        value_parser = seconds_or_zero)]
+    pub session_max_age: Duration,
 }
 
 impl Default for TokenSettings {
@@ -98,6 +103,7 @@ impl Default for TokenSettings {
         Self {
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
+            session_max_age: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
