@@ -64,18 +64,7 @@ async fn a_room_left_shows_nothing_of_its_messages(engine: TestEngine) {
     let s = setup(&url).await;
     let bob = member(&s, "bob@example.com", "Bob").await;
     post(&s.store, s.room, s.author, 1).await;
-    let newest = s
-        .store
-        .list_messages(
-            s.room,
-            s.author,
-            chatboard_store::Timeline::All,
-            chatboard_store::PageCursor::Newest,
-            1,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let newest = common::newest(&s, 1).await;
     let note = DigestNote {
         event_id: "e1".into(),
         user_id: bob,

@@ -15,7 +15,7 @@ use chatboard_core::model::AccessLevel;
 use chatboard_core::presence::{LocalPresence, Presence};
 use chatboard_store::{DigestNote, EmailKind, JoinVia, OutgoingEmail, Store};
 use chrono::Utc;
-use common::{member, post, room, setup, turn_emails_off, Setup};
+use common::{member, newest, post, room, setup, turn_emails_off, Setup};
 use testing::smtp::SmtpSink;
 use testing::{TestDb, TestEngine};
 use worker::mail::EmailTiming;
@@ -29,21 +29,6 @@ testing::both_engines!(
     a_message_deleted_while_its_digest_waits_is_not_mailed,
     a_queued_digest_follows_its_recipient_and_its_claim,
 );
-
-/// The setup room's newest `count` messages, newest first.
-async fn newest(s: &Setup, count: u32) -> Vec<chatboard_core::model::Message> {
-    s.store
-        .list_messages(
-            s.room,
-            s.author,
-            chatboard_store::Timeline::All,
-            chatboard_store::PageCursor::Newest,
-            count,
-        )
-        .await
-        .unwrap()
-        .unwrap()
-}
 
 /// The worker's tasks over the setup's store, digests gathered for `window_secs`, sending to
 /// an SMTP server of the test's; once mail came, what came.

@@ -214,18 +214,7 @@ async fn a_claim_is_filled_past_the_deliveries_of_deleted_messages(engine: TestE
         .fan_out_deliveries(&events[2..], first + Duration::seconds(1))
         .await
         .unwrap();
-    let page = s
-        .store
-        .list_messages(
-            s.room,
-            s.author,
-            chatboard_store::Timeline::All,
-            chatboard_store::PageCursor::Newest,
-            10,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let page = common::newest(&s, 10).await;
     let mut ids: Vec<i64> = page.iter().map(|m| m.id).collect();
     ids.sort_unstable();
     for id in &ids[..2] {

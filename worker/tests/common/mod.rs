@@ -276,3 +276,18 @@ pub async fn note_for_digest(
         .await
         .unwrap();
 }
+
+/// The setup room's newest `count` messages, newest first.
+pub async fn newest(s: &Setup, count: u32) -> Vec<chatboard_core::model::Message> {
+    s.store
+        .list_messages(
+            s.room,
+            s.author,
+            chatboard_store::Timeline::All,
+            chatboard_store::PageCursor::Newest,
+            count,
+        )
+        .await
+        .unwrap()
+        .unwrap()
+}
