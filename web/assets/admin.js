@@ -46,16 +46,29 @@ export class AdminView {
       h('tbody', {}, members.map((m) => h('tr', {},
         h('td', {}, displayName(m)),
         h('td', {}, m.email),
-        h('td', {}, h('select', {
-          'aria-label': `Role of ${m.email}`,
-          onchange: (event) => this.setRole(m, event.target.value),
-        }, ROLES.map((role) => h('option', { value: role, selected: role === m.role }, role)))),
+        h('td', {}, this.roleChooser(m)),
         h('td', {}, h('button', { class: 'link danger', onclick: () => this.removeMember(m) }, m.user_id === state.me.id ? 'Leave' : 'Remove')))))));
+  }
+
+  /** A member's role menu and the button that applies it: a select changes on every arrow
+   * key, so choosing is not yet changing (a keyboard would pass through every role between). */
+  roleChooser(member) {
+    const select = h('select', {
+      'aria-label': `Role of ${member.email}`,
+      onchange: () => { apply.disabled = select.value === member.role; },
+    }, ROLES.map((role) => h('option', { value: role, selected: role === member.role }, role)));
+    const apply = h('button', {
+      class: 'link',
+      disabled: true,
+      'aria-label': `Change the role of ${member.email}`,
+      onclick: () => this.setRole(member, select.value),
+    }, 'Change');
+    return [select, ' ', apply];
   }
 
   async setRole(member, role) {
     const self = member.user_id === state.me.id;
-    // A select changes on every arrow key: giving up one's own role takes a yes.
+    // Giving up one's own role takes a yes.
     if (self && !confirm(`Make yourself ${role} in ${this.org.name}? Another admin would have to undo it.`)) {
       await this.drawMembers().catch(failed);
       return;
@@ -69,6 +82,8 @@ export class AdminView {
     }
     // A demotion revokes the invitations the role no longer allows (README).
     await Promise.all([this.drawMembers(), this.drawInvites()]).catch(failed);
+    // The table is drawn anew: the focus goes back to the member's menu, not to the page.
+    [...this.membersBox.querySelectorAll('select')].find((menu) => menu.getAttribute('aria-label') === `Role of ${member.email}`)?.focus();
   }
 
   async removeMember(member) {

@@ -195,7 +195,12 @@ async function showOrg(orgId, section, detail, threadId) {
     }
   } catch (error) {
     shell = null; // Half-loaded: the next visit loads the organization again.
-    return failed(error);
+    // Overtaken by another navigation, or the session ended (the sign-in page is up): nothing
+    // to say here.
+    if (mine !== navigation || !state.me) return;
+    // The page says it could not load, with a way to try again (a toast alone left an empty
+    // page, or a previous organization's shell no longer kept up to date).
+    throw error;
   }
   if (mine !== navigation) return;
   drawSidebar();

@@ -160,9 +160,10 @@ export class RoomHistory {
       this.streamedTo = Math.max(after, this.ids.at(-1) || 0);
       this.gapOwed = false;
       // Edits, deletions, reactions and replies made while the socket was down came as no
-      // frame: the page up to where the view stood is read again, and what changed is drawn.
-      const known = await api('GET', `/api/rooms/${this.room.id}/messages/?before=${before + 1}&limit=${PAGE}`);
-      if (!this.destroyed) this.insert(known.results);
+      // frame: what the view held up to where it stood is read again, newest first, and what
+      // changed is drawn (a deleted message must not stay on screen because it was not among
+      // the newest).
+      await this.readHeldAgain(before);
       this.thread?.catchUp();
       // Not a gap if it fails: the line under the room's name waits for the next read.
       await this.loadMembers().catch(() => {});
@@ -187,6 +188,21 @@ export class RoomHistory {
       return this.onReconnected();
     }
     this.outbox.resendOffline();
+  }
+
+  /** Reads again, in pages of 100 going back from `upTo`, the messages held down to the oldest
+   * (at most HELD_MAX of them), drawing what changed. */
+  async readHeldAgain(upTo) {
+    let cursor = upTo + 1;
+    let read = 0;
+    while (!this.destroyed && this.ids.length && cursor > this.ids[0] && read < HELD_MAX) {
+      const page = await api('GET', `/api/rooms/${this.room.id}/messages/?before=${cursor}&limit=100`);
+      if (this.destroyed) return;
+      this.insert(page.results);
+      read += page.results.length;
+      if (!page.next || !page.results.length) return;
+      cursor = page.results.at(-1).id;
+    }
   }
 
   /** Lets the oldest messages go once a view at the bottom holds HELD_MAX; not while one of

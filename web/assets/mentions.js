@@ -35,6 +35,8 @@ export class MentionCompleter {
     this.roomId = roomId;
     this.options = [];
     this.active = 0;
+    // Counts lookups (and closings), so that only the latest answer is shown.
+    this.lookups = 0;
     this.list = h('ul', { class: 'completions', role: 'listbox', id: `mentions-${roomId}`, hidden: true });
     input.setAttribute('aria-autocomplete', 'list');
     input.setAttribute('aria-controls', this.list.id);
@@ -53,11 +55,16 @@ export class MentionCompleter {
     clearTimeout(this.timer);
     const token = this.token();
     if (!token) return this.close();
+    const asked = ++this.lookups;
     this.timer = setTimeout(async () => {
       try {
         const found = token.prefix
           ? await api('GET', `/api/rooms/${this.roomId}/members/?q=${encodeURIComponent(token.prefix)}&limit=6`)
           : [];
+        // Answers may come out of order: one for an older prefix, or for a word since sent or
+        // left, would offer (and Enter would pick) someone the reader is no longer typing.
+        const now = this.token();
+        if (asked !== this.lookups || now?.prefix !== token.prefix || now.start !== token.start) return;
         const everyone = ['room', 'here'].filter((word) => word.startsWith(token.prefix.toLowerCase()))
           .map((word) => ({ insert: word, label: word === 'room' ? '@room: everyone in the room' : '@here: everyone online' }));
         this.show([
@@ -83,6 +90,7 @@ export class MentionCompleter {
   }
 
   close() {
+    this.lookups += 1;
     this.options = [];
     this.list.hidden = true;
     this.input.removeAttribute('aria-activedescendant');

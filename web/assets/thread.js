@@ -40,9 +40,23 @@ export class ThreadPanel {
   }
 
   /** After a reconnect: the root and the newest replies as they stand now, those missed while
-   * the socket was down included. */
-  catchUp() {
-    return this.loadNewest();
+   * the socket was down included, and the earlier replies held read again (one may have been
+   * edited or deleted meanwhile). */
+  async catchUp() {
+    const oldestHeld = Math.min(...this.replies.keys());
+    if (!(await this.loadNewest())) return;
+    let reached = this.newestPageFrom;
+    try {
+      for (let pages = 0; this.older && reached > oldestHeld && pages < 20; pages += 1) {
+        const page = await api('GET', nextPath(this.older));
+        this.add(page.results);
+        for (const reply of page.results) reached = Math.min(reached, reply.id);
+        this.older = page.next;
+      }
+    } catch (error) {
+      failed(error);
+    }
+    this.drawMore();
   }
 
   /** The root and the newest page of replies (those already here are not drawn twice), with
@@ -55,6 +69,7 @@ export class ThreadPanel {
       this.following = page.following;
       this.drawRoot();
       this.add(page.results);
+      this.newestPageFrom = Math.min(...page.results.map((reply) => reply.id));
       this.older = page.next;
       this.drawMore();
       this.markRead();

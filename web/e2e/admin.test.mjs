@@ -1,5 +1,7 @@
-// Organizations as their admins and members see them change: stepping down, leaving, pages
-// they may no longer open, a double submit, a first load the API could not answer, rooms that
+// Organizations as their admins and members see them change: stepping down, leaving, a role
+// chosen with the keyboard, pages
+// they may no longer open, a double submit, a first load the API could not answer (the session,
+// or the organization's counts), rooms that
 // go, pages of mentions, secrets left on screen, a busy thread's read requests, and browsing
 // for rooms to join.
 
@@ -48,6 +50,7 @@ test('an admin who steps down or leaves sees the organization as they now may', 
   const page = await signedInPage(context, server, 'eve@example.com', PASSWORD);
   await page.goto(`${server.url}/#/org/${org.id}/admin`);
   await page.getByRole('combobox', { name: 'Role of eve@example.com' }).selectOption('MEMBER');
+  await page.getByRole('button', { name: 'Change the role of eve@example.com' }).click();
   // The shell is built again: no settings link, and the settings page is not offered.
   await page.getByRole('heading', { name: 'Steps' }).waitFor();
   await waitFor(async () => (await page.getByRole('link', { name: 'Organization settings' }).count()) === 0, 10_000, 'the settings link to go');
@@ -62,12 +65,39 @@ test('an admin who steps down or leaves sees the organization as they now may', 
   const fayContext = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
   const fayPage = await signedInPage(fayContext, server, 'fay@example.com', PASSWORD);
   await fayPage.goto(`${server.url}/#/org/${org.id}/admin`);
-  await fayPage.getByRole('cell', { name: 'fay@example.com' }).waitFor();
+  await fayPage.getByRole('cell', { name: 'fay@example.com', exact: true }).waitFor();
   await fayPage.getByRole('row', { name: /fay@example\.com/ }).getByRole('button', { name: 'Leave' }).click();
   await fayPage.getByRole('heading', { name: 'New organization' }).waitFor();
   assert.deepEqual(await shownErrors(fayPage), []);
   assert.deepEqual(await server.api('GET', '/api/orgs/', null, fay), []);
   await fayContext.close();
+});
+
+test('choosing a role with the arrow keys changes nothing until it is applied, and the focus stays on the menu', async () => {
+  const kim = await person('kim@example.com', 'Kim');
+  const lou = await person('lou@example.com', 'Lou');
+  const org = await server.api('POST', '/api/orgs/', { name: 'Keys' }, kim);
+  await join(org, kim, 'lou@example.com', lou);
+  const louRole = async () => (await server.api('GET', `/api/orgs/${org.id}/members/`, null, kim)).find((m) => m.email === 'lou@example.com').role;
+
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'kim@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${org.id}/admin`);
+  const menu = page.getByRole('combobox', { name: 'Role of lou@example.com' });
+  await menu.focus();
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await menu.inputValue(), 'ADMIN');
+  // Nothing was sent on the way: Lou is still a member.
+  assert.equal(await louRole(), 'MEMBER');
+  await page.keyboard.press('ArrowUp');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Enter');
+  await waitFor(async () => (await louRole()) === 'MANAGER', 10_000, 'the role to change');
+  await waitFor(() => page.evaluate(() => document.activeElement?.getAttribute('aria-label') === 'Role of lou@example.com'), 10_000, 'the focus back on the menu');
+  assert.equal(await page.getByRole('combobox', { name: 'Role of lou@example.com' }).inputValue(), 'MANAGER');
+  assert.deepEqual(await shownErrors(page), []);
+  await context.close();
 });
 
 test('creating an organization twice quickly creates one', async () => {
@@ -117,6 +147,24 @@ test('a first load the API cannot answer offers to try again, and keeps the sess
   down = false;
   await page.getByRole('button', { name: 'Try again' }).click();
   await page.getByRole('heading', { name: 'Retry' }).waitFor();
+  await context.close();
+});
+
+test('an organization whose rooms or counts cannot be read offers to try again, not an empty page', async () => {
+  const ida = await person('ida@example.com', 'Ida');
+  const org = await server.api('POST', '/api/orgs/', { name: 'Counts' }, ida);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ida@example.com', PASSWORD);
+  let down = true;
+  await page.route('**/auth/me/unread-counts/', async (route) => {
+    if (down) await route.fulfill({ status: 503, contentType: 'application/json', body: '{"detail":"Down for a moment.","code":"unavailable"}' });
+    else await route.continue();
+  });
+  await page.goto(`${server.url}/#/org/${org.id}`);
+  await page.getByRole('heading', { name: 'ChatBoard could not load' }).waitFor();
+  down = false;
+  await page.getByRole('button', { name: 'Try again' }).click();
+  await page.getByRole('heading', { name: 'Counts' }).waitFor();
   await context.close();
 });
 

@@ -1,8 +1,10 @@
-// The room view across a dropped socket and quick navigation: what changed meanwhile, messages
-// that failed while offline (sent again, or not once discarded), unread counts of a room left
-// scrolled up, a thread link overtaken by another room, the focus after a reaction, and an
-// image that loads at the bottom; a first connection that fails; a large room without its member
-// list; a room open at the bottom all day (a message clicked in the morning included); reaction frames that arrive out of order.
+// The room view across a dropped socket and quick navigation: what changed meanwhile (also far
+// below the newest page), messages that failed while offline (sent again, or not once
+// discarded), unread counts of a room left scrolled up, a thread link overtaken by another room,
+// the focus after a reaction, and an image that loads at the bottom; a first connection that
+// fails; a large room without its member list; a room open at the bottom all day (a message
+// clicked in the morning included); reaction frames that arrive out of order; @-completions
+// answered out of order.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -52,6 +54,32 @@ test('edits, deletions and reactions made while the socket was down are shown on
   await page.getByText('This message was deleted.').waitFor({ timeout: 20_000 });
   await page.getByLabel('👍 1 reaction').waitFor({ timeout: 20_000 });
   assert.equal(await page.getByText('Delete me').count(), 0);
+  assert.deepEqual(await shownErrors(page), []);
+  await context.close();
+});
+
+test('a deletion and an edit made while the socket was down reach messages held beyond the newest page', async () => {
+  const room = await newRoom('long view');
+  const early = [];
+  for (let i = 1; i <= 30; i += 1) early.push(await post(room, `Early ${i}`));
+  const { context, page, sockets } = await ada();
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByText('Early 30', { exact: true }).waitFor();
+  await connected(page, sockets);
+  // Forty more while the room is open: the view holds seventy, the first ones far below the
+  // newest fifty.
+  for (let i = 1; i <= 40; i += 1) await post(room, `Later ${i}`);
+  await page.getByText('Later 40', { exact: true }).waitFor();
+
+  await sockets.drop();
+  await page.getByText('Reconnecting…').waitFor();
+  await server.api('DELETE', `/api/rooms/${room.id}/messages/${early[1].id}/`, undefined, setup.bob);
+  await server.api('PATCH', `/api/rooms/${room.id}/messages/${early[2].id}/`, { body: 'Early 3, edited while Ada was away' }, setup.bob);
+  sockets.allow();
+  await connected(page, sockets);
+  await page.getByText('Early 3, edited while Ada was away').waitFor({ timeout: 20_000 });
+  await waitFor(async () => (await page.getByText('Early 2', { exact: true }).count()) === 0, 20_000, 'the deleted message to go');
+  await page.getByText('This message was deleted.').waitFor();
   assert.deepEqual(await shownErrors(page), []);
   await context.close();
 });
@@ -449,5 +477,35 @@ test('a reaction frame that arrives after a newer one changes nothing', async ()
   await post(room, 'After the answer');
   await page.getByText('After the answer').waitFor();
   assert.equal(await chip.textContent(), '👍 5');
+  await context.close();
+});
+
+test('a late answer for an earlier @prefix does not replace the completions of the one typed since', async () => {
+  const room = await newRoom('completions');
+  const { context, page } = await ada();
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByText('This is the start of').waitFor();
+  // The answer for "@b" comes last, and names someone the reader is no longer typing.
+  let asked = false;
+  await page.route((url) => url.pathname.endsWith('/members/') && url.searchParams.get('q') === 'b', async (route) => {
+    asked = true;
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await route.fulfill({
+      status: 200, contentType: 'application/json',
+      body: JSON.stringify([{ user_id: 999999, email: 'stale@example.com', first_name: 'Stale', last_name: '', role: 'MEMBER' }]),
+    });
+  });
+  const box = page.getByLabel('Message # completions');
+  await box.click();
+  await box.pressSequentially('@b');
+  await waitFor(() => asked, 10_000, 'the lookup for "@b"');
+  await box.pressSequentially('o');
+  await page.getByRole('option', { name: /Bob <bob@example.com>/ }).waitFor();
+  // The late answer has come, and the page has had its turn to handle it.
+  await waitFor(() => page.evaluate(() => performance.getEntriesByType('resource').some((e) => e.name.includes('members/?q=b&'))), 10_000, 'the answer for "@b"');
+  await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 100)));
+  assert.equal(await page.getByRole('option', { name: /Stale/ }).count(), 0);
+  await box.press('Enter');
+  assert.equal(await box.inputValue(), '@bob@example.com ');
   await context.close();
 });
