@@ -82,17 +82,61 @@ impl Announcer {
     /// Announces that `user_id` now sits in `room`, with where the room stood when the seat
     /// was taken, so their multiplexed sockets follow it from there: messages posted between
     /// the seat's commit and this announcement reached no socket of theirs live, and the
-    /// sockets read them from the database.
+    /// sockets read them from the database. Like a loss, a seat's announcement is the only
+    /// thing that makes an open socket follow the room: what the bus refuses is tried again.
     pub async fn seated(&self, room: i64, user_id: i64) {
+        self.seats_gained(&[Seat {
+            room_id: room,
+            user_id,
+        }])
+        .await;
+    }
+
+    /// Announces the seats a room was created with. They all start at the room's beginning,
+    /// so no seat is read back (a PUBLIC room of a large organization read one per member).
+    pub async fn seated_in_new_room(&self, room: i64, user_ids: &[i64]) {
+        let room_members = i64::try_from(user_ids.len()).unwrap_or(i64::MAX);
+        let events = user_ids
+            .iter()
+            .map(|&user_id| BusEvent::MemberSeated {
+                room,
+                user_id,
+                after: 0,
+                after_seq: Some(0),
+                shares_presence: room_members <= SMALL_ROOM_MEMBERS,
+                room_members: Some(room_members),
+            })
+            .collect();
+        let this = self.clone();
+        to_the_end(async move { this.announce_until_taken(events, "seats").await }).await;
+    }
+
+    /// Announces new seats (see [`Announcer::seated`]).
+    pub async fn seats_gained(&self, seats: &[Seat]) {
+        let (this, seats) = (self.clone(), seats.to_vec());
+        to_the_end(async move {
+            let mut events = Vec::with_capacity(seats.len());
+            for seat in &seats {
+                if let Some(event) = this.seat_event(seat.room_id, seat.user_id).await {
+                    events.push(event);
+                }
+            }
+            this.announce_until_taken(events, "seats").await;
+        })
+        .await;
+    }
+
+    /// A `member.seated` for a seat, with where it began; none without a seat (gone since).
+    async fn seat_event(&self, room: i64, user_id: i64) -> Option<BusEvent> {
         let start = match self.store.seat_start(room, user_id).await {
             Ok(Some(start)) => start,
-            Ok(None) => return, // no seat after all
+            Ok(None) => return None, // no seat after all
             Err(e) => {
                 tracing::warn!(error = %e, room, "reading the room's position failed; sockets pick the room up on reconnect");
-                return;
+                return None;
             }
         };
-        self.publish(BusEvent::MemberSeated {
+        Some(BusEvent::MemberSeated {
             room,
             user_id,
             after: start.position.last_msg_id.unwrap_or(0),
@@ -100,36 +144,31 @@ impl Announcer {
             shares_presence: start.room_members <= SMALL_ROOM_MEMBERS,
             room_members: Some(start.room_members),
         })
-        .await;
     }
 
-    /// Announces the seats a room was created with. They all start at the room's beginning,
-    /// so no seat is read back (a PUBLIC room of a large organization read one per member),
-    /// and the announcements go out a few at a time rather than one after another.
-    pub async fn seated_in_new_room(&self, room: i64, user_ids: &[i64]) {
-        use futures::StreamExt;
-        /// Announcements in flight at once.
-        const AT_ONCE: usize = 32;
-        let room_members = i64::try_from(user_ids.len()).unwrap_or(i64::MAX);
-        let shares_presence = room_members <= SMALL_ROOM_MEMBERS;
-        futures::stream::iter(user_ids)
-            .for_each_concurrent(AT_ONCE, |user_id| {
-                self.publish(BusEvent::MemberSeated {
-                    room,
-                    user_id: *user_id,
-                    after: 0,
-                    after_seq: Some(0),
-                    shares_presence,
-                    room_members: Some(room_members),
-                })
-            })
-            .await;
-    }
-
-    /// Announces new seats.
-    pub async fn seats_gained(&self, seats: &[Seat]) {
-        for seat in seats {
-            self.seated(seat.room_id, seat.user_id).await;
+    /// Announces a change again, as at start-up (see `Chat::reannounce_recent`): what
+    /// [`Announcer::domain`] publishes, and the seats a join or a room's creation gave.
+    pub async fn again(&self, event: &DomainEvent) {
+        match event {
+            DomainEvent::MemberJoined(joined) => match joined.room_id {
+                Some(room) => self.seated(room, joined.user_id).await,
+                // Joining an organization seats its PUBLIC rooms, which the event does not
+                // list: every seat of the user is announced (sockets skip rooms they follow).
+                None => match self.store.room_positions(joined.user_id).await {
+                    Ok(rooms) => {
+                        let rooms: Vec<i64> = rooms.iter().map(|r| r.room_id).collect();
+                        self.seats_gained(&seats_of(joined.user_id, &rooms)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the seats of a join failed; not announced again")
+                    }
+                },
+            },
+            DomainEvent::RoomCreated(created) => {
+                self.seated_in_new_room(created.room.id, &created.member_ids)
+                    .await
+            }
+            other => self.domain(other).await,
         }
     }
 
@@ -213,15 +252,18 @@ impl Announcer {
             .collect()
     }
 
-    /// Publishes these events in turn; those the bus refused.
+    /// Publishes these events, a few at a time (a PUBLIC room of a large organization seats
+    /// thousands); those the bus refused.
     async fn announce_all(&self, events: Vec<BusEvent>) -> Vec<BusEvent> {
-        let mut refused = Vec::new();
-        for event in events {
-            if !self.try_publish(&event).await {
-                refused.push(event);
-            }
-        }
-        refused
+        use futures::StreamExt;
+        /// Announcements in flight at once.
+        const AT_ONCE: usize = 32;
+        futures::stream::iter(events)
+            .map(|event| async move { (!self.try_publish(&event).await).then_some(event) })
+            .buffer_unordered(AT_ONCE)
+            .filter_map(std::future::ready)
+            .collect()
+            .await
     }
 }
 

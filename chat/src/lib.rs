@@ -162,7 +162,7 @@ impl Chat {
             }
             match event.event() {
                 Ok(domain) => {
-                    self.announcer().domain(&domain).await;
+                    self.announcer().again(&domain).await;
                     announced += 1;
                 }
                 Err(e) => tracing::debug!(error = %e, kind = %event.event_type, "not re-announced"),

@@ -120,8 +120,8 @@ impl OrgRateLimits {
     }
 }
 
-/// How often one user's typing state in one room is passed on: one "started" and one
-/// "stopped" per interval. Typing frames are advice to other clients; a client sending them
+/// How often one user's typing state in one room is passed on: one "started" per interval
+/// while typing on, a few more each after a "stopped" (see [`TypingThrottle`]). Typing frames are advice to other clients; a client sending them
 /// twenty times a second over sixteen sockets into a large room would fan out unbounded.
 pub const TYPING_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -185,16 +185,30 @@ impl PostLimits {
     }
 }
 
-/// Which typing changes are passed on: at most one "started" per user and room per
-/// [`TYPING_INTERVAL`], and a "stopped" only after a "started" that was passed on. So a
-/// "stopped" is never dropped while others were last told the user is typing (they would see
-/// it for good), and a client flipping between the two cannot fan out more than two events
-/// per interval.
+/// Which typing changes are passed on: a "started" once per [`TYPING_INTERVAL`] while the user
+/// is typing, and again after a "stopped" up to [`TYPING_STARTS_PER_INTERVAL`] times in an
+/// interval (someone sending a message and typing the next one at once is typing again); a
+/// "stopped" only after a "started" that was passed on. So a "stopped" is never dropped while
+/// others were last told the user is typing (they would see it for good), and a client flipping
+/// between the two cannot fan out more than twice that many events per interval.
 #[derive(Default)]
 pub struct TypingThrottle {
-    /// Per (user, room): when the last "started" was passed on, and whether the last change
-    /// passed on was "started".
-    last: Mutex<HashMap<(i64, i64), (Instant, bool)>>,
+    /// Per (user, room): what was passed on lately.
+    last: Mutex<HashMap<(i64, i64), Typist>>,
+}
+
+/// "started" passed on per user and room in one [`TYPING_INTERVAL`], each after a "stopped".
+pub const TYPING_STARTS_PER_INTERVAL: u8 = 3;
+
+/// What a user's typing in a room last passed on.
+#[derive(Clone, Copy)]
+struct Typist {
+    /// When the interval began: at a "started" passed on after the previous interval ended.
+    since: Instant,
+    /// The "started" passed on since then.
+    starts: u8,
+    /// Whether the last change passed on was "started".
+    typing: bool,
 }
 
 impl TypingThrottle {
@@ -203,33 +217,45 @@ impl TypingThrottle {
         let now = Instant::now();
         let mut last = self.lock();
         let entry = last.get(&(user_id, room_id)).copied();
-        let allowed = match (is_typing, entry) {
-            (_, None) => true,
-            (true, Some((started_at, _))) => now.duration_since(started_at) >= TYPING_INTERVAL,
-            (false, Some((_, typing))) => typing,
+        let next = match (is_typing, entry) {
+            (true, Some(t)) if now.duration_since(t.since) < TYPING_INTERVAL => {
+                (!t.typing && t.starts < TYPING_STARTS_PER_INTERVAL).then_some(Typist {
+                    starts: t.starts + 1,
+                    typing: true,
+                    ..t
+                })
+            }
+            (true, _) => Some(Typist {
+                since: now,
+                starts: 1,
+                typing: true,
+            }),
+            (false, Some(t)) => t.typing.then_some(Typist { typing: false, ..t }),
+            // A "stopped" first: no "started" to keep apart from.
+            (false, None) => Some(Typist {
+                since: now.checked_sub(TYPING_INTERVAL).unwrap_or(now),
+                starts: 0,
+                typing: false,
+            }),
         };
-        if allowed {
-            let started_at = match (is_typing, entry) {
-                (false, Some((started_at, _))) => started_at,
-                // A "stopped" first: no "started" to keep apart from.
-                (false, None) => now.checked_sub(TYPING_INTERVAL).unwrap_or(now),
-                (true, _) => now,
-            };
-            last.insert((user_id, room_id), (started_at, is_typing));
+        match next {
+            Some(typist) => {
+                last.insert((user_id, room_id), typist);
+                true
+            }
+            None => false,
         }
-        allowed
     }
 
     /// Forgets users who stopped typing, or started longer than an interval ago (a "stopped"
     /// from them is then passed on once more, which is harmless).
     fn forget_idle(&self) {
         let now = Instant::now();
-        self.lock().retain(|_, (started_at, typing)| {
-            *typing && now.duration_since(*started_at) < TYPING_INTERVAL
-        });
+        self.lock()
+            .retain(|_, t| t.typing && now.duration_since(t.since) < TYPING_INTERVAL);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, i64), (Instant, bool)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, i64), Typist>> {
         self.last
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -1,5 +1,6 @@
-//! A seat loss the bus refuses is announced again in the background: the loss's announcement
-//! is the only thing that stops a removed member's open sockets.
+//! A seat loss or a new seat the bus refuses is announced again in the background: the loss's
+//! announcement is the only thing that stops a removed member's open sockets, the seat's the
+//! only thing that makes them follow a room.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -78,4 +79,33 @@ async fn a_refused_seat_loss_is_announced_again() {
         0,
         "refused twice first"
     );
+}
+
+/// A room's first seats announced while the bus refused: the member's open sockets never
+/// followed the room until they reconnected.
+#[tokio::test]
+async fn a_refused_seat_is_announced_again() {
+    let store = chatboard_store::connect("sqlite::memory:", 1)
+        .await
+        .unwrap();
+    let bus = Arc::new(Flaky {
+        inner: LocalBus::default(),
+        refusals: AtomicUsize::new(2),
+    });
+    let mut heard = bus.subscribe().await.unwrap();
+    let registry = MetricRegistry::new();
+    let announcer = Announcer::new(bus.clone(), store, &registry).unwrap();
+    tokio::time::pause();
+    announcer.seated_in_new_room(7, &[3]).await;
+    let delivery = tokio::time::timeout(Duration::from_secs(120), heard.next())
+        .await
+        .expect("announced within the retries")
+        .unwrap();
+    match delivery {
+        Delivery::Event(BusEvent::MemberSeated { room, user_id, .. }) => {
+            assert_eq!((room, user_id), (7, 3));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(bus.refusals.load(Ordering::SeqCst), 0);
 }

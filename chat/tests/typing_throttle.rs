@@ -1,7 +1,8 @@
-//! The typing throttle: a flood is cut to one "started" per interval, and a "stopped" after a
-//! "started" that got through is never dropped (others would see the user typing for good).
+//! The typing throttle: a flood is cut to one "started" per interval (a few more, each after a
+//! "stopped"), and a "stopped" after a "started" that got through is never dropped (others
+//! would see the user typing for good).
 
-use chat::limits::{TypingThrottle, TYPING_INTERVAL};
+use chat::limits::{TypingThrottle, TYPING_INTERVAL, TYPING_STARTS_PER_INTERVAL};
 use std::time::Duration;
 
 const USER: i64 = 7;
@@ -38,8 +39,25 @@ async fn stopped_after_a_passed_started_is_never_dropped() {
     );
 }
 
+/// Typing, sending the message at 0.5 s and typing the next at 1 s: the second "started" was
+/// dropped (one per interval), and others saw the user stopped while they typed.
 #[tokio::test(start_paused = true)]
-async fn flipping_cannot_fan_out_more_than_two_per_interval() {
+async fn typing_again_soon_after_stopping_is_passed_on() {
+    let throttle = TypingThrottle::default();
+    assert!(throttle.allowed(USER, ROOM, true));
+    tokio::time::advance(Duration::from_millis(500)).await;
+    assert!(throttle.allowed(USER, ROOM, false));
+    tokio::time::advance(Duration::from_millis(500)).await;
+    assert!(
+        throttle.allowed(USER, ROOM, true),
+        "typing again after a stop must be heard"
+    );
+    // While it goes on, a repeated "started" says nothing new.
+    assert!(!throttle.allowed(USER, ROOM, true));
+}
+
+#[tokio::test(start_paused = true)]
+async fn flipping_cannot_fan_out_more_than_a_few_pairs_per_interval() {
     let throttle = TypingThrottle::default();
     let mut passed = 0;
     for i in 0..20 {
@@ -48,8 +66,8 @@ async fn flipping_cannot_fan_out_more_than_two_per_interval() {
         }
         tokio::time::advance(Duration::from_millis(50)).await;
     }
-    // One second of flipping: the first "started" and the "stopped" after it.
-    assert_eq!(passed, 2);
+    // One second of flipping: the first "started"s of the interval, each with its "stopped".
+    assert_eq!(passed, 2 * usize::from(TYPING_STARTS_PER_INTERVAL));
     // A repeated "stopped" says nothing new.
     assert!(!throttle.allowed(USER, ROOM, false));
 }

@@ -263,7 +263,7 @@ async fn a_nul_in_a_frame_is_refused_as_invalid() {
     assert_eq!(f["type"], "ack", "{f}");
 }
 
-/// Typing frames are passed on at most once per kind (started, stopped) per two seconds per
+/// A repeated "started" typing frame is passed on at most once per two seconds per
 /// user and room: a flood of them once fanned out to every socket in the room, each one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typing_is_passed_on_at_most_once_per_interval() {

@@ -1,6 +1,7 @@
 //! Lost seats reach open sockets even when their first announcement does not (a multiplexed
-//! one is told with a `left` frame), an old loss announced again never undoes a newer seat, and
-//! room-mates who share no room any more stop seeing each other online. In both shapes.
+//! one is told with a `left` frame), and so do new ones (it follows the room); an old loss
+//! announced again never undoes a newer seat, and room-mates who share no room any more stop
+//! seeing each other online. In both shapes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -54,6 +55,45 @@ async fn a_leave_never_announced_is_announced_at_the_next_start(p: Arc<Platform>
             break;
         }
     }
+}
+
+/// Bob is given a seat and the API dies between the commit and the announcement: his open
+/// socket never followed the room (nothing but the seat's announcement adds a room to it), and
+/// missed all of it until he reconnected. The seat is announced again at the next start.
+async fn a_seat_never_announced_is_announced_at_the_next_start(p: Arc<Platform>) {
+    let (_general, alice, bob, org) = p.team().await;
+    let other = p
+        .call(
+            reqwest::Method::POST,
+            "/api/rooms/",
+            &alice.token,
+            json!({"org": org, "name": "private", "access_level": "PRIVATE"}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let mut all = p.connect_all(&bob.token).await;
+    frame(&mut all).await;
+    // The seat, committed and never announced.
+    assert!(p
+        .app
+        .state
+        .store
+        .add_room_member(
+            other,
+            bob.id,
+            chatboard_store::JoinVia::Invite,
+            Some(alice.id),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap());
+    api_restarts(&p).await;
+    let marker = p.post(&alice, other, "for bob now").await;
+    assert_eq!(
+        message_in(&mut all, other).await["id"].as_i64(),
+        Some(marker)
+    );
 }
 
 /// Bob leaves a room and joins it again; then an API starts and announces his leave again. His
@@ -199,6 +239,7 @@ async fn presence_of(socket: &mut Socket, user_id: i64) -> String {
 
 both_shapes!(
     a_leave_never_announced_is_announced_at_the_next_start,
+    a_seat_never_announced_is_announced_at_the_next_start,
     an_old_leave_announced_again_does_not_undo_a_new_seat,
     who_leaves_the_last_shared_room_goes_offline_there,
     a_room_socket_sees_a_leaver_go,
