@@ -101,7 +101,11 @@ impl AppState {
 
 /// The upload storage the configuration names: S3, a local directory, or none.
 fn object_storage(config: &Config) -> (Option<Arc<dyn ObjectStore>>, Option<Arc<LocalObjects>>) {
-    objects::from_settings(&config.uploads, config.jwt_secret.as_bytes())
+    objects::from_settings(
+        &config.uploads,
+        config.jwt_secret.as_bytes(),
+        config.jwt_secret_previous.as_ref().map(|s| s.as_bytes()),
+    )
 }
 
 /// The origins a browser talks to for uploads and downloads besides the page's own: the S3

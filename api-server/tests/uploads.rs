@@ -20,6 +20,7 @@ both_engines!(
     presign_refuses_bad_files,
     completion_checks_what_was_stored,
     uploads_are_private_until_posted,
+    file_names_hide_nothing_and_download_as_written,
 );
 
 async fn a_file_goes_up_completes_and_comes_back(engine: Engine) {
@@ -83,7 +84,7 @@ async fn a_file_goes_up_completes_and_comes_back(engine: Engine) {
     assert_eq!(download.headers()["content-type"], "application/pdf");
     assert_eq!(
         download.headers()["content-disposition"],
-        "attachment; filename=\"Q3 report.pdf\""
+        "attachment; filename=\"Q3 report.pdf\"; filename*=UTF-8''Q3%20report.pdf"
     );
     assert_eq!(download.bytes().await.unwrap().to_vec(), bytes);
 
@@ -437,4 +438,54 @@ async fn uploads_are_private_until_posted(engine: Engine) {
         .get(&format!("/api/rooms/{room}/messages/"), &bob.access)
         .await;
     assert!(listed.body["results"][0]["file"].is_null());
+}
+
+/// A name's invisible characters are dropped: `invoice\u{202E}fdp.exe` showed in the room as
+/// "invoiceexe.pdf" (the override reverses what follows it) and was saved as `invoice_fdp.exe`.
+/// A name in another script downloads as written (it was saved as `__.pdf`), on local storage
+/// and on S3.
+async fn file_names_hide_nothing_and_download_as_written(engine: Engine) {
+    let s3 = testing::s3::S3Server::start().await;
+    let settings = s3.settings.clone();
+    let Some((local, _dir)) = app(engine).await else {
+        return;
+    };
+    let Some(on_s3) = TestApp::spawn_with(engine, |c| c.uploads.s3 = Some(settings)).await else {
+        return;
+    };
+    for (app, signed) in [(&local, false), (&on_s3, true)] {
+        let ada = app.user("ada@example.com").await;
+        let bytes = b"%PDF-1.7".to_vec();
+        for (name, stored, disposition) in [
+            (
+                "invoice\u{202E}fdp.exe",
+                "invoicefdp.exe",
+                "attachment; filename=\"invoicefdp.exe\"; filename*=UTF-8''invoicefdp.exe",
+            ),
+            (
+                "\u{5831}\u{544A}.pdf",
+                "\u{5831}\u{544A}.pdf",
+                "attachment; filename=\"__.pdf\"; filename*=UTF-8''%E5%A0%B1%E5%91%8A.pdf",
+            ),
+        ] {
+            let p = presign(app, &ada, name, "application/pdf", bytes.len()).await;
+            let id = p["id"].as_str().unwrap().to_owned();
+            let status = if signed {
+                put_as_signed(app, &p, bytes.clone()).await.status()
+            } else {
+                put(app, &p, "application/pdf", bytes.clone()).await
+            };
+            assert!(status.is_success(), "{status}");
+            let done = complete(app, &ada, &id).await;
+            assert_eq!(done.body["filename"], stored, "{}", done.text);
+            let download = app
+                .client
+                .get(done.body["download_url"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap();
+            assert!(download.status().is_success());
+            assert_eq!(download.headers()["content-disposition"], disposition);
+        }
+    }
 }

@@ -78,17 +78,19 @@ pub trait ObjectStore: Send + Sync {
 
 /// The storage the settings name: S3 when a bucket is set, else a local directory, else none
 /// (uploads are off). The local store is also returned on its own, for serving its URLs; its
-/// URLs are signed with a key derived from `secret`.
+/// URLs are signed with a key derived from `secret` (and accepted from `previous_secret` too).
 pub fn from_settings(
     settings: &UploadSettings,
     secret: &[u8],
+    previous_secret: Option<&[u8]>,
 ) -> (Option<Arc<dyn ObjectStore>>, Option<Arc<LocalObjects>>) {
     if let Some(s3) = &settings.s3 {
         return (Some(Arc::new(s3::S3Objects::new(s3))), None);
     }
     match &settings.local_dir {
         Some(dir) => {
-            let local = Arc::new(LocalObjects::new(dir, secret));
+            let local =
+                Arc::new(LocalObjects::new(dir, secret).accepting_previous(previous_secret));
             (Some(local.clone()), Some(local))
         }
         None => (None, None),
@@ -107,8 +109,24 @@ pub fn valid_key(key: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'))
 }
 
-/// `attachment; filename="..."` with anything unsafe in a header replaced.
+/// `attachment; filename="..."; filename*=UTF-8''...`: the first with anything unsafe in a
+/// header replaced (for clients without RFC 6266), the second the name as it is, so that a
+/// name in another script is saved as written rather than as underscores.
 pub fn content_disposition(filename: &str) -> String {
+    /// What RFC 5987 lets stand unencoded in `filename*` (its `attr-char`).
+    const NOT_ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'!')
+        .remove(b'#')
+        .remove(b'$')
+        .remove(b'&')
+        .remove(b'+')
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'^')
+        .remove(b'_')
+        .remove(b'`')
+        .remove(b'|')
+        .remove(b'~');
     let safe: String = filename
         .chars()
         .map(|c| {
@@ -119,5 +137,6 @@ pub fn content_disposition(filename: &str) -> String {
             }
         })
         .collect();
-    format!("attachment; filename=\"{safe}\"")
+    let exact = percent_encoding::utf8_percent_encode(filename, NOT_ATTR_CHAR);
+    format!("attachment; filename=\"{safe}\"; filename*=UTF-8''{exact}")
 }

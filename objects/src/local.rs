@@ -34,6 +34,8 @@ pub const WRITE_GRACE: Duration = Duration::from_secs(60 * 60);
 pub struct LocalObjects {
     root: PathBuf,
     key: Vec<u8>,
+    /// The key derived from the signing secret before a rotation, still accepted.
+    previous: Option<Vec<u8>>,
     write_grace: Duration,
 }
 
@@ -63,14 +65,20 @@ fn unavailable(e: impl std::fmt::Display) -> ObjectError {
 impl LocalObjects {
     /// Storage under `root`, signing URLs with a key derived from `secret`.
     pub fn new(root: impl Into<PathBuf>, secret: &[u8]) -> Self {
-        // A key of its own, so that a file URL signature can never pass for anything else.
-        let mut mac = hmac_with(secret);
-        mac.update(b"chatboard local object URLs");
         Self {
             root: root.into(),
-            key: mac.finalize().into_bytes().to_vec(),
+            key: url_key(secret),
+            previous: None,
             write_grace: WRITE_GRACE,
         }
+    }
+
+    /// The same storage, also accepting URLs signed from `previous` (the signing secret before
+    /// a rotation): links handed out by a replica not rolled yet, or minutes before the
+    /// rollout, keep working through it, as the tokens signed with it do.
+    pub fn accepting_previous(mut self, previous: Option<&[u8]>) -> Self {
+        self.previous = previous.map(url_key);
+        self
     }
 
     /// The same storage, letting a PUT go on for `grace` past its link's expiry (instead of
@@ -103,11 +111,17 @@ impl LocalObjects {
     }
 
     fn verify(&self, method: &str, key: &str, q: &Signed) -> Result<(), &'static str> {
-        let mut mac = hmac_with(&self.key);
         let size = q.size.map(|s| s.to_string()).unwrap_or_default();
-        mac.update(format!("{method}\n{key}\n{}\n{}\n{size}", q.exp, q.v).as_bytes());
+        let signed = format!("{method}\n{key}\n{}\n{}\n{size}", q.exp, q.v);
         let given = hex::decode(&q.sig).map_err(|_| "bad signature")?;
-        mac.verify_slice(&given).map_err(|_| "bad signature")?;
+        let matches = |url_key: &Vec<u8>| {
+            let mut mac = hmac_with(url_key);
+            mac.update(signed.as_bytes());
+            mac.verify_slice(&given).is_ok()
+        };
+        if !matches(&self.key) && !self.previous.as_ref().is_some_and(matches) {
+            return Err("bad signature");
+        }
         if q.exp < chrono::Utc::now().timestamp() {
             return Err("this link has expired");
         }
@@ -136,6 +150,14 @@ fn rand_suffix() -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     hasher.finish()
+}
+
+/// The key URLs are signed with, derived from the signing secret: a key of its own, so that a
+/// file URL's signature can never pass for anything else.
+fn url_key(secret: &[u8]) -> Vec<u8> {
+    let mut mac = hmac_with(secret);
+    mac.update(b"chatboard local object URLs");
+    mac.finalize().into_bytes().to_vec()
 }
 
 fn hmac_with(key: &[u8]) -> Hmac<Sha256> {

@@ -100,3 +100,39 @@ async fn a_put_still_sending_past_its_deadline_leaves_no_file() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A rotation of the signing secret (the old one kept as the previous): a link signed before it,
+/// or by a replica not rolled yet, still works on a replica that signs with the new secret,
+/// as tokens do; a link from a secret it never had does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_signed_with_the_previous_secret_pass_during_a_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = LocalObjects::new(dir.path(), b"the old secret");
+    let stranger = LocalObjects::new(dir.path(), b"a secret never used here");
+    let rotated = Arc::new(
+        LocalObjects::new(dir.path(), b"the new secret")
+            .accepting_previous(Some(b"the old secret")),
+    );
+    let addr = serve(rotated.clone()).await;
+    let body = b"twenty bytes of text".to_vec();
+    let len = body.len() as i64;
+    let by_old = old
+        .presign_put("uploads/old", "text/plain", len, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let status = put_in_two_halves(addr, &by_old.url, &body, Duration::ZERO).await;
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(rotated.head("uploads/old").await.unwrap().is_some());
+    let by_stranger = stranger
+        .presign_put(
+            "uploads/stranger",
+            "text/plain",
+            len,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let status = put_in_two_halves(addr, &by_stranger.url, &body, Duration::ZERO).await;
+    assert!(status.contains(" 403 "), "{status}");
+    assert!(rotated.head("uploads/stranger").await.unwrap().is_none());
+}

@@ -53,7 +53,7 @@ pub async fn run() -> anyhow::Result<()> {
     .context("opening the presence bucket")?;
     let metrics = Arc::new(WorkerMetrics::new()?);
     // The worker deletes files; it never signs URLs, so it needs no signing key.
-    let storage = objects::from_settings(&config.uploads, &[]).0;
+    let storage = objects::from_settings(&config.uploads, &[], None).0;
     let running = start_scale_out(
         Parts {
             store: store.clone(),

@@ -67,7 +67,8 @@ pub const ALLOWED_TYPES: &[&str] = &[
 /// Body of `POST /api/uploads/presign/`.
 #[derive(Deserialize, ToSchema)]
 pub struct PresignRequest {
-    /// The file's name (path parts and control characters are dropped).
+    /// The file's name (path parts, control characters and invisible formatting ones such as
+    /// direction overrides are dropped).
     filename: String,
     /// Its MIME type, from the allowlist.
     content_type: String,
@@ -125,13 +126,13 @@ pub struct UploadsQuery {
     before: Option<String>,
 }
 
-/// The file name as stored: the last path part, without control characters, at most 255
-/// characters, never empty.
+/// The file name as stored: the last path part, without control characters or invisible
+/// formatting ones, at most 255 characters, never empty.
 pub fn sanitize_filename(raw: &str) -> String {
     let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = last
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !invisible_format(*c))
         .take(FILENAME_MAX)
         .collect();
     let trimmed = cleaned.trim().trim_start_matches('.').trim();
@@ -140,6 +141,15 @@ pub fn sanitize_filename(raw: &str) -> String {
     } else {
         trimmed.to_owned()
     }
+}
+
+/// Characters that change how the text around them is shown without showing themselves:
+/// direction overrides and isolates (`invoice\u{202E}fdp.exe` shows as "invoiceexe.pdf"),
+/// zero-width characters and joiners, and the byte-order mark.
+fn invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
 fn storage(state: &AppState) -> ApiResult<&Arc<dyn ObjectStore>> {
