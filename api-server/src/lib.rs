@@ -227,7 +227,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/uploads/presign", post(uploads::presign))
         .route("/api/uploads/my-uploads", get(uploads::mine))
-        .route("/api/uploads/{id}", get(uploads::get))
+        .route(
+            "/api/uploads/{id}",
+            get(uploads::get).delete(uploads::cancel),
+        )
         .route("/api/uploads/{id}/complete", post(uploads::complete))
         .route("/api/uploads/{id}/download", get(uploads::download))
         .route("/api/webhooks", get(webhooks::list).post(webhooks::create))

@@ -55,7 +55,7 @@ use crate::routes::{
         threads::page, threads::follow, threads::unfollow, threads::mark_read, threads::followed,
         webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete,
         webhooks::events, webhooks::test,
-        uploads::presign, uploads::complete, uploads::mine, uploads::get, uploads::download,
+        uploads::presign, uploads::complete, uploads::cancel, uploads::mine, uploads::get, uploads::download,
         health::live, health::ready, health::metrics,
     ),
     modifiers(&BearerAuth, &SignedInResponses),

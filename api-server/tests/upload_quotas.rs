@@ -1,6 +1,7 @@
 //! Upload quotas as the API enforces them: the deployment's per-user and per-organization
 //! limits on unfinished and stored bytes, an Organization resource's own, and a file counted
-//! against the organization it is first posted in. Both engines.
+//! against the organization it is first posted in; an unfinished upload given up by its client.
+//! Both engines.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -19,6 +20,7 @@ both_engines!(
     uploads_are_held_to_org_quotas,
     attachments_over_the_org_upload_limit_are_refused,
     uploads_past_their_time_count_no_more,
+    an_upload_given_up_counts_no_more,
 );
 
 /// Uploads `bytes` as a text file of `user`'s and returns the ready upload's id.
@@ -275,4 +277,57 @@ async fn uploads_past_their_time_count_no_more(engine: Engine) {
         .post(&messages, Some(&ada.access), json!({"file_id": new}))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
+/// An upload its client gives up (a PUT that failed on a flaky link, to be tried again with a
+/// new one) stops counting at once: each retry reserved its size anew for a day, and after a
+/// few the user could upload nothing until the next day. Completing a given-up upload is
+/// refused; a completed one cannot be given up; another's is not found.
+async fn an_upload_given_up_counts_no_more(engine: Engine) {
+    let quotas = UploadQuotaSettings {
+        user_pending_bytes: 100,
+        ..UploadQuotaSettings::default()
+    };
+    let Some((app, _dir)) = app_with_upload_quotas(engine, quotas).await else {
+        return;
+    };
+    let ada = app.user("ada@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let failed = presign(&app, &ada, 60, None).await;
+    assert_eq!(failed.status, StatusCode::CREATED, "{}", failed.text);
+    let id = failed.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/uploads/{id}/");
+    assert_refused(
+        &presign(&app, &ada, 60, None).await,
+        StatusCode::CONFLICT,
+        "upload_quota_exceeded",
+    );
+    assert_eq!(
+        app.delete(&path, &bob.access).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.delete(&path, &ada.access).await.status,
+        StatusCode::NO_CONTENT
+    );
+    // Again: nothing changes.
+    assert_eq!(
+        app.delete(&path, &ada.access).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let retry = presign(&app, &ada, 60, None).await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.text);
+    let r = app
+        .post(
+            &format!("/api/uploads/{id}/complete/"),
+            Some(&ada.access),
+            json!({}),
+        )
+        .await;
+    assert_refused(&r, StatusCode::CONFLICT, "upload_expired");
+    let done = finish_upload(&app, &ada, &retry.body, &[b'a'; 60]).await;
+    let r = app
+        .delete(&format!("/api/uploads/{done}/"), &ada.access)
+        .await;
+    assert_refused(&r, StatusCode::CONFLICT, "already_uploaded");
 }

@@ -131,10 +131,16 @@ pub trait UploadStore: Send + Sync {
     /// expired without ever having been uploaded, so completing one is refused from then on,
     /// whatever the completing process's clock says. Returns how many.
     async fn abandon_stale_uploads(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
-    /// Up to `limit` abandoned uploads whose objects may still exist, oldest first, after
-    /// `after`.
+    /// Gives up `id`, a pending upload of `owner_id`, at their request: it no longer counts
+    /// against any quota and cannot be completed; a file put for it goes with the abandoned
+    /// uploads. Whether it was pending and theirs.
+    async fn cancel_upload(&self, id: &str, owner_id: i64) -> StoreResult<bool>;
+    /// Up to `limit` abandoned uploads presigned before `cutoff` whose objects may still exist,
+    /// oldest first, after `after`. (One given up sooner, at its uploader's request, waits
+    /// until then: a PUT may still be writing its file.)
     async fn abandoned_uploads(
         &self,
+        cutoff: DateTime<Utc>,
         after: Option<&UploadCursor>,
         limit: u32,
     ) -> StoreResult<Vec<Upload>>;

@@ -51,6 +51,7 @@ export class Outbox {
     item.error = error.fullMessage || String(error);
     if (this.closed) {
       this.pending.delete(item.client_msg_id);
+      if (!item.file_id) giveUp(item);
       if (item.preview) URL.revokeObjectURL(item.preview);
       this.lostAfterClose?.(item, item.error);
       return;
@@ -122,7 +123,7 @@ export class Outbox {
           });
         } catch (error) {
           // Its URL may have lapsed: the next try asks for a new one.
-          item.presigned = null;
+          giveUp(item);
           throw error;
         }
         item.stored = true;
@@ -132,7 +133,7 @@ export class Outbox {
       } catch (error) {
         // The stored file is gone (the upload expired, or was removed): start over.
         if (error.status === 404 || ['not_uploaded', 'upload_expired'].includes(error.code)) {
-          item.presigned = null;
+          giveUp(item);
           item.stored = false;
         }
         throw error;
@@ -156,10 +157,20 @@ export class Outbox {
     for (const [id, item] of this.pending) {
       if (item.status !== 'failed') continue;
       unsent += 1;
+      if (!item.file_id) giveUp(item);
       if (item.preview) URL.revokeObjectURL(item.preview);
       this.pending.delete(id);
     }
     this.closed = true;
     return unsent;
   }
+}
+
+/** Forgets the item's presigned upload and gives it up on the server (best effort): an
+ * unfinished upload would count against the user's upload quota for a day, and each retry
+ * asks for a new one. */
+function giveUp(item) {
+  const presigned = item.presigned;
+  item.presigned = null;
+  if (presigned) api('DELETE', `/api/uploads/${presigned.id}/`).catch(() => {});
 }

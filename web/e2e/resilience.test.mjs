@@ -79,11 +79,16 @@ test('an upload that stalls fails in time and can be sent again', async () => {
   });
   await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
   await page.getByLabel('Message # stalled').waitFor();
-  await page.locator('input[type=file]').setInputFiles({ name: 'dot.png', mimeType: 'image/png', buffer: PNG });
+  await page.locator('input[type=file]').setInputFiles({ name: 'stalled.png', mimeType: 'image/png', buffer: PNG });
   // Once the file is on its way (not before: the presign's own deadline would fire instead).
   await waitFor(() => held === 1, 20_000, 'the upload to start');
   await page.clock.fastForward(61_000);
   await page.getByText('Not sent: The upload stalled').waitFor({ timeout: 20_000 });
+  // The stalled upload is given up on the server: it no longer holds the user's upload quota
+  // (for a day, and the retry asks for another).
+  const statuses = async () => (await server.api('GET', '/api/uploads/my-uploads/', undefined, setup.ada))
+    .filter((u) => u.filename === 'stalled.png').map((u) => u.status);
+  await waitFor(async () => (await statuses()).join() === 'expired', 20_000, 'the stalled upload to be given up');
 
   hold = false;
   await page.getByRole('button', { name: 'Retry' }).click();

@@ -60,6 +60,11 @@ async fn expired_and_abandoned_uploads_are_swept(engine: TestEngine) {
         }
         ids.push((id, key));
     }
+    // Given up by its client an hour ago, with a file put for it: kept until no PUT could be
+    // writing it any more (a day, as an unfinished upload), only not counted meanwhile.
+    let (given_up, given_up_key) = presigned(&s, "given-up", now - Duration::hours(1)).await;
+    std::fs::write(dir.path().join(&given_up_key), b"data").unwrap();
+    assert!(s.store.cancel_upload(&given_up, s.author).await.unwrap());
     let janitor = janitor(&s, objects.clone());
     assert_eq!(
         janitor.sweep().await.unwrap(),
@@ -68,6 +73,11 @@ async fn expired_and_abandoned_uploads_are_swept(engine: TestEngine) {
             abandoned: 1
         }
     );
+    assert_eq!(
+        s.store.upload(&given_up).await.unwrap().unwrap().status,
+        UploadStatus::Expired
+    );
+    assert!(objects.head(&given_up_key).await.unwrap().is_some());
 
     let [(abandoned, abandoned_key), (pending, _), (expired, expired_key), (kept, kept_key)] =
         &ids[..]

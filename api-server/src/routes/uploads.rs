@@ -317,6 +317,35 @@ pub async fn complete(
     Ok(Json(view(&state, &headers, ready).await?))
 }
 
+/// Gives up one of the caller's unfinished uploads (a failed attempt the client will not
+/// complete): its bytes stop counting against the upload quotas at once, rather than for the
+/// day an unfinished upload is kept, and completing it is refused from then on. Its file, if
+/// one lands, is deleted with the abandoned uploads. Giving up one given up already changes
+/// nothing.
+#[utoipa::path(delete, path = "/api/uploads/{id}/", tag = "uploads", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204, description = "given up"), (status = 404, body = ErrorBody),
+        (status = 409, description = "already_uploaded: a completed upload stays until its retention ends", body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(user_id = user.id))]
+pub async fn cancel(
+    user: AuthUser,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    let upload = own_upload(&state, &id, user.id).await?;
+    match upload.status {
+        UploadStatus::Ready => Err(ApiError::new(ErrorCode::AlreadyUploaded)
+            .with_detail("A completed upload stays until its retention ends.")),
+        UploadStatus::Pending if !state.store.cancel_upload(&id, user.id).await? => {
+            // Completed (or given up) meanwhile: say what it is now.
+            match own_upload(&state, &id, user.id).await?.status {
+                UploadStatus::Ready => Err(ApiError::new(ErrorCode::AlreadyUploaded)),
+                _ => Ok(StatusCode::NO_CONTENT),
+            }
+        }
+        _ => Ok(StatusCode::NO_CONTENT),
+    }
+}
+
 /// The caller's uploads, newest first.
 #[utoipa::path(get, path = "/api/uploads/my-uploads/", tag = "uploads", security(("bearer" = [])), params(UploadsQuery),
     responses((status = 200, body = [UploadView]), (status = 400, body = ErrorBody),

@@ -416,18 +416,32 @@ impl UploadStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn abandoned_uploads(
         &self,
+        cutoff: DateTime<Utc>,
         after: Option<&UploadCursor>,
         limit: u32,
     ) -> StoreResult<Vec<Upload>> {
         page_of_uploads(
             &self.read,
-            "status = 'expired' AND uploaded_at IS NULL",
+            "status = 'expired' AND uploaded_at IS NULL AND created_at < $1",
             "created_at",
-            None,
+            Some(cutoff),
             after,
             limit,
         )
         .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn cancel_upload(&self, id: &str, owner_id: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE uploads SET status = 'expired' \
+             WHERE id = $1 AND owner_id = $2 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(owner_id)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
