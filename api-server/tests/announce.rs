@@ -1,5 +1,6 @@
 //! Committed changes are announced on the bus, on the in-process bus and on NATS JetStream
-//! (`NATS_URL`; skipped with a note without it, a failure under `CHATBOARD_REQUIRE_SERVICES=1`).
+//! (`NATS_URL`; skipped with a note without it, a failure under `CHATBOARD_REQUIRE_SERVICES=1`);
+//! an api-server stays ready while NATS is away.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -140,6 +141,60 @@ async fn changes_are_announced_on_nats() {
         .delete_stream()
         .await
         .unwrap();
+}
+
+/// NATS goes away: the api-server stays ready (saying so in `checks.nats`) and goes on taking
+/// posts. Its readiness failed on NATS, so an outage took every api-server out of its Service
+/// and answered 503 at the Ingress, where the README promises that posting carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_stays_ready_while_nats_is_away() {
+    let Some(mut nats) = testing::OwnNats::start() else {
+        return;
+    };
+    let nats_url = nats.url();
+    let app = TestApp::spawn_with(Engine::Sqlite, move |c| {
+        c.nats_url = Some(nats_url);
+        c.nats.nats_prefix = testing::unique_prefix();
+    })
+    .await
+    .unwrap();
+    let ada = app.user("ada@example.com").await;
+    let org = app
+        .post("/api/orgs/", Some(&ada.access), json!({"name": "Away"}))
+        .await;
+    let room = app
+        .post(
+            "/api/rooms/",
+            Some(&ada.access),
+            json!({"org": org.body["id"], "name": "general"}),
+        )
+        .await;
+    let path = format!("/api/rooms/{}/messages/", room.body["id"]);
+    nats.kill();
+    let mut ready = app
+        .call(reqwest::Method::GET, "/health/ready", None, None)
+        .await;
+    // The client notices the lost connection on its own time: wait for the check to say so.
+    for _ in 0..200 {
+        if ready.body["checks"]["nats"] != "ok" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        ready = app
+            .call(reqwest::Method::GET, "/health/ready", None, None)
+            .await;
+    }
+    assert_ne!(ready.body["checks"]["nats"], "ok", "{}", ready.text);
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
+    assert_eq!(ready.body["checks"]["database"], "ok");
+    let posted = app
+        .post(
+            &path,
+            Some(&ada.access),
+            json!({"body": "while NATS is away"}),
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::CREATED, "{}", posted.text);
 }
 
 /// Holds `row` (a locking query), sends `body` to `path` as a raw POST, waits for it to wait for

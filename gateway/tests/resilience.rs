@@ -221,12 +221,15 @@ async fn a_nats_restart_mid_stream_loses_nothing() {
     // everything before it that was never announced is filled in from the database.
     let http = reqwest::Client::new();
     for _ in 0..200 {
-        let ready = http
+        let ready: serde_json::Value = http
             .get(format!("{}/health/ready", p.api))
             .send()
             .await
+            .unwrap()
+            .json()
+            .await
             .unwrap();
-        if ready.status().is_success() {
+        if ready["checks"]["nats"] == "ok" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
