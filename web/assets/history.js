@@ -18,6 +18,10 @@ export const PAGE = 50;
 // pages them in again.
 const HELD_MAX = 1000;
 const HELD_AFTER_TRIM = 600;
+// The pages of 100 a catch-up reads at most: a view further behind (a tab woken after a
+// weekend) starts over from the newest page, with the rest behind "Load older messages",
+// rather than read the whole gap (hundreds of requests, the user's own limit spent on them).
+const CATCH_UP_PAGES = 20;
 
 /** Whether two copies of a message would be drawn the same (a frame and a POST's answer). */
 function sameContent(a, b) {
@@ -148,22 +152,29 @@ export class RoomHistory {
     const before = this.streamedTo;
     let after = this.streamedTo;
     let path = `/api/rooms/${this.room.id}/messages/?after=${after}&limit=100`;
+    let pages = 0;
     try {
-      while (path && !this.destroyed) {
+      // (A message being edited is not let go: the catch-up then reads the whole gap.)
+      while (path && !this.destroyed && (pages < CATCH_UP_PAGES || this.editing)) {
         const page = await api('GET', path);
+        pages += 1;
         this.arrive(page.results);
         for (const message of page.results) after = Math.max(after, message.id);
         this.streamedTo = after;
         path = page.next ? nextPath(page.next) : null;
       }
-      // Caught up; live frames since the reconnect are all held too.
-      this.streamedTo = Math.max(after, this.ids.at(-1) || 0);
-      this.gapOwed = false;
-      // Edits, deletions, reactions and replies made while the socket was down came as no
-      // frame: what the view held up to where it stood is read again, newest first, and what
-      // changed is drawn (a deleted message must not stay on screen because it was not among
-      // the newest).
-      await this.readHeldAgain(before);
+      if (path && !this.destroyed) {
+        await this.startOver();
+      } else {
+        // Caught up; live frames since the reconnect are all held too.
+        this.streamedTo = Math.max(after, this.ids.at(-1) || 0);
+        this.gapOwed = false;
+        // Edits, deletions, reactions and replies made while the socket was down came as no
+        // frame: what the view held up to where it stood is read again, newest first, and
+        // what changed is drawn (a deleted message must not stay on screen because it was not
+        // among the newest).
+        await this.readHeldAgain(before);
+      }
       this.thread?.catchUp();
       // Not a gap if it fails: the line under the room's name waits for the next read.
       await this.loadMembers().catch(() => {});
@@ -176,9 +187,11 @@ export class RoomHistory {
         return;
       }
       failed(error);
-      // Left with a gap: try again shortly rather than wait for the next reconnect.
+      // Left with a gap: try again shortly rather than wait for the next reconnect (not before
+      // a limit that refused it says).
       this.gapOwed = true;
-      if (!this.destroyed) setTimeout(() => this.onReconnected(), 5000);
+      const wait = Math.max(5000, (Number(error.retryAfter) || 0) * 1000);
+      if (!this.destroyed) setTimeout(() => this.onReconnected(), wait);
     } finally {
       this.catchingUp = false;
       this.early.clear();
@@ -188,6 +201,28 @@ export class RoomHistory {
       return this.onReconnected();
     }
     this.outbox.resendOffline();
+  }
+
+  /** Lets every held message go and reads the newest page, as when the room opened. */
+  async startOver() {
+    if (this.ids.some((id) => this.nodes.get(id)?.contains(document.activeElement))) {
+      if (matchMedia('(pointer: fine)').matches) this.input.focus({ preventScroll: true });
+      else document.activeElement.blur();
+    }
+    for (const id of this.ids) {
+      const node = this.nodes.get(id);
+      releaseFiles(node);
+      node?.remove();
+    }
+    this.ids = [];
+    this.nodes.clear();
+    this.messages.clear();
+    this.current = undefined;
+    this.currentChosen = false;
+    this.streamedTo = 0;
+    this.older = undefined;
+    this.gapOwed = false;
+    await this.loadLatest();
   }
 
   /** Reads again, in pages of 100 going back from `upTo`, the messages held down to the oldest

@@ -74,14 +74,14 @@ test('an admin who steps down or leaves sees the organization as they now may', 
 });
 
 test('choosing a role with the arrow keys changes nothing until it is applied, and the focus stays on the menu', async () => {
-  const kim = await person('kim@example.com', 'Kim');
+  const kit = await person('kit@example.com', 'Kit');
   const lou = await person('lou@example.com', 'Lou');
-  const org = await server.api('POST', '/api/orgs/', { name: 'Keys' }, kim);
-  await join(org, kim, 'lou@example.com', lou);
-  const louRole = async () => (await server.api('GET', `/api/orgs/${org.id}/members/`, null, kim)).find((m) => m.email === 'lou@example.com').role;
+  const org = await server.api('POST', '/api/orgs/', { name: 'Keys' }, kit);
+  await join(org, kit, 'lou@example.com', lou);
+  const louRole = async () => (await server.api('GET', `/api/orgs/${org.id}/members/`, null, kit)).find((m) => m.email === 'lou@example.com').role;
 
   const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await signedInPage(context, server, 'kim@example.com', PASSWORD);
+  const page = await signedInPage(context, server, 'kit@example.com', PASSWORD);
   await page.goto(`${server.url}/#/org/${org.id}/admin`);
   const menu = page.getByRole('combobox', { name: 'Role of lou@example.com' });
   await menu.focus();

@@ -3,8 +3,8 @@
 // discarded), unread counts of a room left scrolled up, a thread link overtaken by another room,
 // the focus after a reaction, and an image that loads at the bottom; a first connection that
 // fails; a large room without its member list; a room open at the bottom all day (a message
-// clicked in the morning included); reaction frames that arrive out of order; @-completions
-// answered out of order.
+// clicked in the morning included), or far behind after a long disconnect; reaction frames that
+// arrive out of order; @-completions answered out of order.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -423,6 +423,45 @@ test('a room kept open at the bottom lets its oldest messages go, and pages them
   }, 60_000, 'every message paged back in');
   assert.deepEqual(await shown(), ids);
   await page.getByText('This is the start of').waitFor();
+  await context.close();
+});
+
+test('a view far behind after a long disconnect starts over from the newest page instead of reading the whole gap', async () => {
+  const room = await newRoom('weekend');
+  await post(room, 'Before the weekend');
+  const { context, page, sockets } = await ada();
+  let caughtUp = 0;
+  page.on('request', (request) => {
+    const url = new URL(request.url());
+    if (url.pathname === `/api/rooms/${room.id}/messages/` && url.searchParams.has('after')) caughtUp += 1;
+  });
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByText('Before the weekend').waitFor();
+  await connected(page, sockets);
+
+  await sockets.drop();
+  await page.getByText('Reconnecting…').waitFor();
+  caughtUp = 0;
+  let next = 0;
+  let newest = 0;
+  const sender = async () => {
+    while (next < 2500) {
+      next += 1;
+      const { id } = await post(room, `Weekend ${next}`);
+      newest = Math.max(newest, id);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, sender));
+  sockets.allow();
+  await connected(page, sockets);
+  const shown = () => page.locator('ol.messages:not(.pending) .msg').evaluateAll((nodes) => nodes.map((n) => Number(n.dataset.id)));
+  await waitFor(async () => (await shown()).at(-1) === newest, 60_000, 'the newest message');
+  const held = await shown();
+  assert.ok(held.length <= 100, `${held.length} messages held`);
+  assert.ok(caughtUp <= 20, `${caughtUp} catch-up requests`);
+  assert.equal(await page.getByText('Before the weekend').count(), 0);
+  await page.getByRole('button', { name: 'Load older messages' }).waitFor();
+  assert.deepEqual(await shownErrors(page), []);
   await context.close();
 });
 
