@@ -20,7 +20,7 @@ both_engines!(
     uploads_are_held_to_org_quotas,
     attachments_over_the_org_upload_limit_are_refused,
     uploads_past_their_time_count_no_more,
-    an_upload_given_up_counts_no_more,
+    an_upload_given_up_counts_until_its_link_can_no_longer_write,
 );
 
 /// Uploads `bytes` as a text file of `user`'s and returns the ready upload's id.
@@ -280,10 +280,12 @@ async fn uploads_past_their_time_count_no_more(engine: Engine) {
 }
 
 /// An upload its client gives up (a PUT that failed on a flaky link, to be tried again with a
-/// new one) stops counting at once: each retry reserved its size anew for a day, and after a
-/// few the user could upload nothing until the next day. Completing a given-up upload is
-/// refused; a completed one cannot be given up; another's is not found.
-async fn an_upload_given_up_counts_no_more(engine: Engine) {
+/// new one) cannot be completed, and stops counting once its link can no longer write: each
+/// retry reserved its size anew for a day, and after a few the user could upload nothing until
+/// the next day. Until then its bytes count (its link still takes a file: freeing them at once
+/// let a file in past every quota). A completed upload cannot be given up; another's is not
+/// found.
+async fn an_upload_given_up_counts_until_its_link_can_no_longer_write(engine: Engine) {
     let quotas = UploadQuotaSettings {
         user_pending_bytes: 100,
         ..UploadQuotaSettings::default()
@@ -297,11 +299,6 @@ async fn an_upload_given_up_counts_no_more(engine: Engine) {
     assert_eq!(failed.status, StatusCode::CREATED, "{}", failed.text);
     let id = failed.body["id"].as_str().unwrap().to_owned();
     let path = format!("/api/uploads/{id}/");
-    assert_refused(
-        &presign(&app, &ada, 60, None).await,
-        StatusCode::CONFLICT,
-        "upload_quota_exceeded",
-    );
     assert_eq!(
         app.delete(&path, &bob.access).await.status,
         StatusCode::NOT_FOUND
@@ -315,8 +312,8 @@ async fn an_upload_given_up_counts_no_more(engine: Engine) {
         app.delete(&path, &ada.access).await.status,
         StatusCode::NO_CONTENT
     );
-    let retry = presign(&app, &ada, 60, None).await;
-    assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.text);
+    let shown = app.get(&path, &ada.access).await;
+    assert_eq!(shown.body["status"], "expired", "{}", shown.text);
     let r = app
         .post(
             &format!("/api/uploads/{id}/complete/"),
@@ -325,6 +322,20 @@ async fn an_upload_given_up_counts_no_more(engine: Engine) {
         )
         .await;
     assert_refused(&r, StatusCode::CONFLICT, "upload_expired");
+    // Its link may still be writing a file: its bytes still count.
+    assert_refused(
+        &presign(&app, &ada, 60, None).await,
+        StatusCode::CONFLICT,
+        "upload_quota_exceeded",
+    );
+    // Once the link can no longer write, they count no more.
+    testing::execute_sql(
+        &app.db_url,
+        &format!("UPDATE uploads SET expires_at = '2020-01-01T00:00:00Z' WHERE id = '{id}'"),
+    )
+    .await;
+    let retry = presign(&app, &ada, 60, None).await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.text);
     let done = finish_upload(&app, &ada, &retry.body, &[b'a'; 60]).await;
     let r = app
         .delete(&format!("/api/uploads/{done}/"), &ada.access)

@@ -127,20 +127,30 @@ pub trait UploadStore: Send + Sync {
         after: Option<&UploadCursor>,
         limit: u32,
     ) -> StoreResult<Vec<Upload>>;
-    /// Gives up the pending uploads presigned before `cutoff` (never completed): they become
-    /// expired without ever having been uploaded, so completing one is refused from then on,
-    /// whatever the completing process's clock says. Returns how many.
-    async fn abandon_stale_uploads(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
-    /// Gives up `id`, a pending upload of `owner_id`, at their request: it no longer counts
-    /// against any quota and cannot be completed; a file put for it goes with the abandoned
-    /// uploads. Whether it was pending and theirs.
-    async fn cancel_upload(&self, id: &str, owner_id: i64) -> StoreResult<bool>;
-    /// Up to `limit` abandoned uploads presigned before `cutoff` whose objects may still exist,
-    /// oldest first, after `after`. (One given up sooner, at its uploader's request, waits
-    /// until then: a PUT may still be writing its file.)
-    async fn abandoned_uploads(
+    /// Gives up the pending uploads presigned before `cutoff` (never completed), and those
+    /// their uploaders gave up whose time has come by `now`: they become expired without ever
+    /// having been uploaded, so completing one is refused from then on, whatever the completing
+    /// process's clock says. Returns how many.
+    async fn abandon_stale_uploads(
         &self,
         cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+    /// Gives up `id`, a pending upload of `owner_id`, at their request: it shows as expired
+    /// and cannot be completed from now on, and counts against the quotas until
+    /// `counts_until` (when its link can no longer write: a file may still be arriving until
+    /// then, and must not go uncounted), after which the janitor deletes it with the
+    /// abandoned uploads. Whether it was pending, not given up already, and theirs.
+    async fn cancel_upload(
+        &self,
+        id: &str,
+        owner_id: i64,
+        counts_until: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Up to `limit` abandoned uploads whose objects may still exist, oldest first, after
+    /// `after`.
+    async fn abandoned_uploads(
+        &self,
         after: Option<&UploadCursor>,
         limit: u32,
     ) -> StoreResult<Vec<Upload>>;

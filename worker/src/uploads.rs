@@ -99,15 +99,13 @@ impl UploadJanitor {
         if *stop.borrow() {
             return Ok(swept);
         }
-        let stale_since = pending_since(now);
-        self.store.abandon_stale_uploads(stale_since).await?;
+        self.store
+            .abandon_stale_uploads(pending_since(now), now)
+            .await?;
         // Also those given up by an earlier sweep whose files could not be deleted then.
         let mut after = None;
         loop {
-            let stale = self
-                .store
-                .abandoned_uploads(stale_since, after.as_ref(), BATCH)
-                .await?;
+            let stale = self.store.abandoned_uploads(after.as_ref(), BATCH).await?;
             let gone = self.delete_files(&stale).await;
             self.store.forget_abandoned_uploads(&gone).await?;
             swept.abandoned += gone.len();

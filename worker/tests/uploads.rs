@@ -60,24 +60,40 @@ async fn expired_and_abandoned_uploads_are_swept(engine: TestEngine) {
         }
         ids.push((id, key));
     }
-    // Given up by its client an hour ago, with a file put for it: kept until no PUT could be
-    // writing it any more (a day, as an unfinished upload), only not counted meanwhile.
-    let (given_up, given_up_key) = presigned(&s, "given-up", now - Duration::hours(1)).await;
-    std::fs::write(dir.path().join(&given_up_key), b"data").unwrap();
-    assert!(s.store.cancel_upload(&given_up, s.author).await.unwrap());
+    // Given up by their client, each with a file put for it and counted until its link could
+    // no longer write (75 minutes after its presign): the one presigned an hour ago is kept
+    // until then, the one presigned two hours ago is swept like an abandoned one.
+    let mut given_up = Vec::new();
+    for (name, age) in [("given-up-lately", 1), ("given-up-long-ago", 2)] {
+        let presigned_at = now - Duration::hours(age);
+        let (id, key) = presigned(&s, name, presigned_at).await;
+        std::fs::write(dir.path().join(&key), b"data").unwrap();
+        let counts_until = presigned_at + Duration::minutes(75);
+        assert!(s
+            .store
+            .cancel_upload(&id, s.author, counts_until)
+            .await
+            .unwrap());
+        given_up.push((id, key));
+    }
     let janitor = janitor(&s, objects.clone());
     assert_eq!(
         janitor.sweep().await.unwrap(),
         Swept {
             expired: 1,
-            abandoned: 1
+            abandoned: 2
         }
     );
+    let [(lately, lately_key), (long_ago, long_ago_key)] = &given_up[..] else {
+        unreachable!()
+    };
     assert_eq!(
-        s.store.upload(&given_up).await.unwrap().unwrap().status,
+        s.store.upload(lately).await.unwrap().unwrap().status,
         UploadStatus::Expired
     );
-    assert!(objects.head(&given_up_key).await.unwrap().is_some());
+    assert!(objects.head(lately_key).await.unwrap().is_some());
+    assert!(s.store.upload(long_ago).await.unwrap().is_none());
+    assert!(objects.head(long_ago_key).await.unwrap().is_none());
 
     let [(abandoned, abandoned_key), (pending, _), (expired, expired_key), (kept, kept_key)] =
         &ids[..]

@@ -318,10 +318,11 @@ pub async fn complete(
 }
 
 /// Gives up one of the caller's unfinished uploads (a failed attempt the client will not
-/// complete): its bytes stop counting against the upload quotas at once, rather than for the
-/// day an unfinished upload is kept, and completing it is refused from then on. Its file, if
-/// one lands, is deleted with the abandoned uploads. Giving up one given up already changes
-/// nothing.
+/// complete): completing it is refused from then on, and its bytes stop counting against the
+/// upload quotas once its link can no longer write a file (the link's 15 minutes and the hour
+/// a write begun in time may go on: bytes still arriving must be counted), rather than after
+/// the day an unfinished upload is kept. A file that lands anyway is deleted then. Giving up
+/// one given up already changes nothing.
 #[utoipa::path(delete, path = "/api/uploads/{id}/", tag = "uploads", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 204, description = "given up"), (status = 404, body = ErrorBody),
         (status = 409, description = "already_uploaded: a completed upload stays until its retention ends", body = ErrorBody)))]
@@ -332,10 +333,18 @@ pub async fn cancel(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let upload = own_upload(&state, &id, user.id).await?;
+    let counts_until = upload.created_at
+        + chrono::Duration::from_std(UPLOAD_URL_TTL + objects::local::WRITE_GRACE)
+            .unwrap_or(chrono::Duration::hours(2));
     match upload.status {
         UploadStatus::Ready => Err(ApiError::new(ErrorCode::AlreadyUploaded)
             .with_detail("A completed upload stays until its retention ends.")),
-        UploadStatus::Pending if !state.store.cancel_upload(&id, user.id).await? => {
+        UploadStatus::Pending
+            if !state
+                .store
+                .cancel_upload(&id, user.id, counts_until)
+                .await? =>
+        {
             // Completed (or given up) meanwhile: say what it is now.
             match own_upload(&state, &id, user.id).await?.status {
                 UploadStatus::Ready => Err(ApiError::new(ErrorCode::AlreadyUploaded)),

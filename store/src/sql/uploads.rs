@@ -44,12 +44,14 @@ impl TryFrom<UploadRow> for Upload {
         // few minutes, and never without a worker): no download link, no new attachment.
         // Likewise an unfinished one past its lifetime: it can no longer be completed.
         let now = chrono::Utc::now();
-        let status = match (status, r.expires_at) {
-            (UploadStatus::Ready, Some(at)) if at <= now => UploadStatus::Expired,
+        let (status, expires_at) = match (status, r.expires_at) {
+            (UploadStatus::Ready, Some(at)) if at <= now => (UploadStatus::Expired, r.expires_at),
             (UploadStatus::Pending, _) if r.created_at <= pending_since(now) => {
-                UploadStatus::Expired
+                (UploadStatus::Expired, None)
             }
-            (status, _) => status,
+            // Given up by its uploader (its time is when it stops counting, see `cancel_upload`).
+            (UploadStatus::Pending, Some(_)) => (UploadStatus::Expired, None),
+            (status, _) => (status, r.expires_at),
         };
         Ok(Upload {
             id: r.id,
@@ -62,7 +64,7 @@ impl TryFrom<UploadRow> for Upload {
             status,
             created_at: r.created_at,
             uploaded_at: r.uploaded_at,
-            expires_at: r.expires_at,
+            expires_at,
         })
     }
 }
@@ -86,7 +88,7 @@ async fn usage(
         "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'pending' THEN size ELSE 0 END), 0) AS BIGINT), \
                 CAST(COALESCE(SUM(size), 0) AS BIGINT) \
          FROM uploads WHERE {column} = $1 AND status IN ('pending', 'ready') \
-           AND ((status = 'pending' AND created_at > $2) \
+           AND ((status = 'pending' AND created_at > $2 AND (expires_at IS NULL OR expires_at > $3)) \
                 OR (status = 'ready' AND (expires_at IS NULL OR expires_at > $3)))"
     );
     Ok(sqlx::query_as(&sql)
@@ -330,7 +332,8 @@ impl UploadStore for SqlStore {
         // with the deletion of its file.
         let sql = format!(
             "UPDATE uploads SET status = 'ready', uploaded_at = $2, expires_at = $3 \
-             WHERE id = $1 AND status = 'pending' AND created_at > $4 RETURNING {UPLOAD_COLUMNS}"
+             WHERE id = $1 AND status = 'pending' AND expires_at IS NULL AND created_at > $4 \
+             RETURNING {UPLOAD_COLUMNS}"
         );
         let row: Option<UploadRow> = sqlx::query_as(&sql)
             .bind(id)
@@ -401,13 +404,19 @@ impl UploadStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn abandon_stale_uploads(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+    async fn abandon_stale_uploads(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
         // Given up first, its file deleted after: a completion racing the janitor finds the
         // upload expired (409) instead of turning ready with its file gone.
         let done = sqlx::query(
-            "UPDATE uploads SET status = 'expired' WHERE status = 'pending' AND created_at < $1",
+            "UPDATE uploads SET status = 'expired' \
+             WHERE status = 'pending' AND (created_at < $1 OR expires_at <= $2)",
         )
         .bind(cutoff)
+        .bind(now)
         .execute(&self.write)
         .await?;
         Ok(done.rows_affected())
@@ -416,15 +425,14 @@ impl UploadStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn abandoned_uploads(
         &self,
-        cutoff: DateTime<Utc>,
         after: Option<&UploadCursor>,
         limit: u32,
     ) -> StoreResult<Vec<Upload>> {
         page_of_uploads(
             &self.read,
-            "status = 'expired' AND uploaded_at IS NULL AND created_at < $1",
+            "status = 'expired' AND uploaded_at IS NULL",
             "created_at",
-            Some(cutoff),
+            None,
             after,
             limit,
         )
@@ -432,13 +440,21 @@ impl UploadStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn cancel_upload(&self, id: &str, owner_id: i64) -> StoreResult<bool> {
+    async fn cancel_upload(
+        &self,
+        id: &str,
+        owner_id: i64,
+        counts_until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        // Still pending for the janitor, which gives it up once that time has come; its time,
+        // set, is what says it was given up (a pending upload has none until completed).
         let done = sqlx::query(
-            "UPDATE uploads SET status = 'expired' \
-             WHERE id = $1 AND owner_id = $2 AND status = 'pending'",
+            "UPDATE uploads SET expires_at = $3 \
+             WHERE id = $1 AND owner_id = $2 AND status = 'pending' AND expires_at IS NULL",
         )
         .bind(id)
         .bind(owner_id)
+        .bind(counts_until)
         .execute(&self.write)
         .await?;
         Ok(done.rows_affected() > 0)
