@@ -236,8 +236,26 @@ async fn private_targets_are_refused_unless_allowed(engine: Engine) {
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{url}: {}", r.text);
         let problem = r.body["errors"]["url"][0].as_str().unwrap_or_default();
-        assert!(problem.contains("non-public"), "{url}: {problem}");
+        // In the same words whatever the address or name: saying where an internal name
+        // resolves mapped the internal network for anyone.
+        assert_eq!(
+            problem, "The host is not a public internet address, or does not resolve.",
+            "{url}"
+        );
     }
+    let r = app
+        .post(
+            "/api/webhooks/",
+            Some(&admin.access),
+            json!({"org": org, "url": "http://no-such-name.invalid/", "events": ["*"]}),
+        )
+        .await;
+    assert_eq!(
+        r.body["errors"]["url"][0],
+        "The host is not a public internet address, or does not resolve.",
+        "{}",
+        r.text
+    );
     // Public addresses pass (no request is made at creation).
     let r = app
         .post(

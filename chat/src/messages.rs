@@ -335,6 +335,11 @@ impl Chat {
                 "Only the sender or an organization ADMIN may delete a message.",
             ));
         }
+        if message.is_deleted {
+            // The same outcome, and nothing to announce again (the store writes no second
+            // event either).
+            return Ok(());
+        }
         let message = self
             .store()
             .delete_message(room_id, msg_id, actor, Utc::now())

@@ -6,7 +6,7 @@ use chatboard_core::auth::new_secret_token;
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::events::EventType;
 use chatboard_core::model::{Role, Webhook, WebhookDelivery};
-use chatboard_core::webhook_target::{check_target, parse_target};
+use chatboard_core::webhook_target::{check_target, parse_target, TargetError};
 use chatboard_store::{NewWebhook, WebhookPatch};
 use chrono::Utc;
 use tracing::instrument;
@@ -176,12 +176,26 @@ impl Chat {
         Ok(hook)
     }
 
-    /// The target URL, parsed and checked against the SSRF rules.
+    /// The target URL, parsed and checked against the SSRF rules. A host refused for where
+    /// it resolves (or for not resolving) is refused in the same words whatever the reason:
+    /// saying which name resolves, and to which private address, mapped the internal network
+    /// (cluster services, the company's DNS) for anyone able to create an organization. The
+    /// reason goes to the log.
     async fn check_url(&self, raw: &str) -> ChatResult<String> {
         let url = parse_target(raw).map_err(|e| ChatError::field("url", e.to_string()))?;
-        check_target(&url, self.settings().allow_private_webhooks)
-            .await
-            .map_err(|e| ChatError::field("url", format!("{e}.")))?;
+        if let Err(e) = check_target(&url, self.settings().allow_private_webhooks).await {
+            return Err(match e {
+                TargetError::Invalid(why) => ChatError::field("url", why),
+                TargetError::Unresolvable(_) | TargetError::NotPublic { .. } => {
+                    tracing::info!(reason = %e, "webhook target refused");
+                    ChatError::field(
+                        "url",
+                        "The host is not a public internet address, or does not resolve."
+                            .to_owned(),
+                    )
+                }
+            });
+        }
         Ok(url.to_string())
     }
 }
