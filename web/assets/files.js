@@ -69,7 +69,10 @@ export function fileView(file) {
     class: 'link',
     onclick: async () => {
       try {
-        window.open(await freshUrl(file), '_blank', 'noopener');
+        // The file comes as an attachment: going to its URL saves it and leaves the page as it
+        // is. (A window opened once the URL had come, seconds later on a busy server, no longer
+        // counted as the user's click and was blocked as a pop-up, without a word.)
+        window.location.assign(await freshUrl(file));
       } catch (error) {
         failed(error);
       }

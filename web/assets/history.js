@@ -16,7 +16,7 @@ export const PAGE = 50;
 // A view at the bottom holds this many messages at most, then lets the oldest go down to
 // HELD_AFTER_TRIM: a room left open all day would otherwise grow without end. Scrolling back
 // pages them in again.
-const HELD_MAX = 1000;
+export const HELD_MAX = 1000;
 const HELD_AFTER_TRIM = 600;
 // The pages of 100 a catch-up reads at most: a view further behind (a tab woken after a
 // weekend) starts over from the newest page, with the rest behind "Load older messages",
@@ -122,10 +122,24 @@ export class RoomHistory {
     }
   }
 
+  /** The button that pages older messages in, or the room's start once all are in. The button
+   * stays one element while it pages (a button replaced, or disabled, while focused dropped the
+   * keyboard's focus to the top of the page); at the start the focus goes to the oldest message. */
   drawTop() {
-    replace(this.top, this.older
-      ? h('button', { class: 'link', onclick: () => this.loadOlder(), disabled: this.loadingOlder }, this.loadingOlder ? 'Loading…' : 'Load older messages')
-      : h('p', { class: 'start' }, `This is the start of ${roomTitle(this.room)}.`));
+    let button = this.top.querySelector('button');
+    if (!this.older) {
+      const focused = button && button === document.activeElement;
+      replace(this.top, h('p', { class: 'start' }, `This is the start of ${roomTitle(this.room)}.`));
+      if (focused) this.nodes.get(this.ids[0])?.focus({ preventScroll: true });
+      return;
+    }
+    if (!button) {
+      button = h('button', { class: 'link', onclick: () => this.loadOlder() });
+      replace(this.top, button);
+    }
+    button.textContent = this.loadingOlder ? 'Loading…' : 'Load older messages';
+    if (this.loadingOlder) button.setAttribute('aria-busy', 'true');
+    else button.removeAttribute('aria-busy');
   }
 
   /** After a reconnect: everything after the last message known without a gap, page by page. */
@@ -219,6 +233,7 @@ export class RoomHistory {
     this.messages.clear();
     this.current = undefined;
     this.currentChosen = false;
+    this.behind = false;
     this.streamedTo = 0;
     this.older = undefined;
     this.gapOwed = false;

@@ -11,7 +11,7 @@ import { displayName, h, longTime, replace, shortTime, toast } from './dom.js';
 import { failed, markedRead, paneHeader, refreshRooms, roomTitle, state } from './app.js';
 import { editInPlace } from './edit.js';
 import { fileView, releaseFiles } from './files.js';
-import { RoomHistory } from './history.js';
+import { HELD_MAX, RoomHistory } from './history.js';
 import { MentionCompleter, bodyWithMentions } from './mentions.js';
 import { Outbox } from './outbox.js';
 import { applyReactionFrame, mergeReactions, react, reactionChips, reactionPicker, withoutMine } from './reactions.js';
@@ -140,6 +140,11 @@ export class RoomView extends RoomHistory {
 
   onScroll() {
     this.pinned = this.nearBottom();
+    // Down where the messages that waited would be: the newest page, as when the room opened.
+    if (this.pinned && this.behind) {
+      this.startOver().catch(failed);
+      return;
+    }
     if (this.scroller.scrollTop < 300) this.loadOlder();
     if (this.nearBottom()) this.jump.hidden = true;
     clearTimeout(this.readTimer);
@@ -151,14 +156,27 @@ export class RoomView extends RoomHistory {
   }
 
   toBottom() {
+    if (this.behind) {
+      this.startOver().catch(failed);
+      this.jump.hidden = true;
+      return;
+    }
     this.scroller.scrollTop = this.scroller.scrollHeight;
     this.jump.hidden = true;
     this.markRead();
   }
 
-  /** New messages at the end: keep the view pinned to the bottom if it was there. */
+  /** New messages at the end: keep the view pinned to the bottom if it was there. A view
+   * scrolled up that holds HELD_MAX already lets newer ones wait (one left a little above the
+   * bottom all day held every message); they come with the newest page once the reader goes
+   * down (see `behind`). */
   arrive(messages) {
     const pinned = this.nearBottom();
+    if (!pinned && (this.behind || this.ids.length >= HELD_MAX)) {
+      this.behind = true;
+      if (messages.some((m) => m.sender !== state.me.id)) this.jump.hidden = false;
+      return;
+    }
     const added = this.insert(messages);
     if (pinned) {
       this.trimOldest();

@@ -5,7 +5,7 @@ import { api, nextPath } from './api.js';
 import { h, replace } from './dom.js';
 import { failed, paneHeader, state } from './app.js';
 import { resultItem } from './mentions.js';
-import { enableNextPage, nextPageButton } from './listview.js';
+import { enableNextPage, firstLink, showNextPage } from './listview.js';
 
 /** The snippet's text with its <mark>s, rebuilt from parsed HTML so nothing else can pass. */
 function snippetNodes(html) {
@@ -45,8 +45,9 @@ export class SearchView {
       if (page.results.length === 0 && !this.list.children.length) {
         replace(this.list, h('li', { class: 'empty' }, `Nothing found for ${this.query}.`));
       }
-      this.list.append(...page.results.map((r) => resultItem(r.message, snippetNodes(r.snippet))));
-      replace(this.more, page.next ? nextPageButton('More results', () => this.load(nextPath(page.next))) : '');
+      const items = page.results.map((r) => resultItem(r.message, snippetNodes(r.snippet)));
+      this.list.append(...items);
+      showNextPage(this.more, 'More results', page.next && (() => this.load(nextPath(page.next))), firstLink(items));
     } catch (error) {
       enableNextPage(this.more);
       if (error.status === 400) replace(this.list, h('li', { class: 'error' }, error.fullMessage));

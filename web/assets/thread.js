@@ -4,7 +4,7 @@
 import { api, newClientMsgId, nextPath } from './api.js';
 import { displayName, h, replace, shortTime } from './dom.js';
 import { failed, state } from './app.js';
-import { ListView } from './listview.js';
+import { enableNextPage, ListView, showNextPage } from './listview.js';
 import { bodyWithMentions } from './mentions.js';
 
 /** The least time between two read-pointer requests of one thread panel. */
@@ -86,7 +86,10 @@ export class ThreadPanel {
   }
 
   drawMore() {
-    replace(this.more, this.older ? h('button', { class: 'link', onclick: () => this.loadOlder() }, 'Earlier replies') : '');
+    // Where a keyboard paging back goes on from once the replies end: the earliest.
+    const earliest = this.list.querySelector('li');
+    if (earliest) earliest.tabIndex = -1;
+    showNextPage(this.more, 'Earlier replies', this.older && (() => this.loadOlder()), earliest);
   }
 
   async loadOlder() {
@@ -96,6 +99,7 @@ export class ThreadPanel {
       this.older = page.next;
       this.drawMore();
     } catch (error) {
+      enableNextPage(this.more);
       failed(error);
     }
   }

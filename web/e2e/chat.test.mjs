@@ -169,7 +169,7 @@ test('Ada and Bob: register, invite by link, chat live, upload, survive a restar
 
   // Ada's organization page: members, invitations, webhooks.
   await ada.getByRole('link', { name: 'Organization settings' }).click();
-  await ada.getByRole('cell', { name: 'bob@example.com' }).waitFor();
+  await ada.getByRole('cell', { name: 'bob@example.com', exact: true }).waitFor();
   await shot(ada, 'organization-settings');
   await expectNoSeriousProblems(ada, 'the organization page');
 

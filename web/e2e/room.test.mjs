@@ -3,8 +3,9 @@
 // discarded), unread counts of a room left scrolled up, a thread link overtaken by another room,
 // the focus after a reaction, and an image that loads at the bottom; a first connection that
 // fails; a large room without its member list; a room open at the bottom all day (a message
-// clicked in the morning included), or far behind after a long disconnect; reaction frames that
-// arrive out of order; @-completions answered out of order.
+// clicked in the morning included), or a little above it, or far behind after a long
+// disconnect; reaction frames that arrive out of order; @-completions answered out of order;
+// paging back with the keyboard; a file's slow link.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -461,6 +462,101 @@ test('a view far behind after a long disconnect starts over from the newest page
   assert.ok(caughtUp <= 20, `${caughtUp} catch-up requests`);
   assert.equal(await page.getByText('Before the weekend').count(), 0);
   await page.getByRole('button', { name: 'Load older messages' }).waitFor();
+  assert.deepEqual(await shownErrors(page), []);
+  await context.close();
+});
+
+test('paging back with the keyboard keeps the focus on the button, then on the oldest message', async () => {
+  const room = await newRoom('paging');
+  // Three pages: the newest 50, then 100, then the last 70.
+  for (let i = 1; i <= 220; i += 1) await post(room, `Page line ${i}`);
+  const { context, page } = await ada();
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByText('Page line 220', { exact: true }).waitFor();
+  const button = page.getByRole('button', { name: 'Load older messages' });
+  await button.focus();
+  const focused = () => page.evaluate(() => document.activeElement?.textContent);
+  await page.keyboard.press('Enter');
+  await page.getByText('Page line 71', { exact: true }).waitFor();
+  await waitFor(async () => (await focused()) === 'Load older messages', 10_000, 'the focus on the button');
+  // The last page: the button gives way to the room's start, and the focus goes to the oldest.
+  await page.keyboard.press('Enter');
+  await page.getByText('This is the start of').waitFor();
+  await waitFor(async () => /Page line 1(?!\d)/.test((await focused()) ?? ''), 10_000, 'the focus on the oldest message');
+  assert.deepEqual(await shownErrors(page), []);
+  await context.close();
+});
+
+test('a file is saved from the page even when its link takes seconds to come', async () => {
+  const room = await newRoom('files');
+  const text = Buffer.from('notes for the meeting\n');
+  const presigned = await server.api('POST', '/api/uploads/presign/', { filename: 'notes.txt', content_type: 'text/plain', size: text.length }, setup.bob);
+  const put = await fetch(presigned.upload_url.startsWith('http') ? presigned.upload_url : `${server.url}${presigned.upload_url}`, { method: 'PUT', headers: presigned.headers, body: text });
+  assert.equal(put.status, 200);
+  await server.api('POST', `/api/uploads/${presigned.id}/complete/`, {}, setup.bob);
+  await server.api('POST', `/api/rooms/${room.id}/messages/`, { file_id: presigned.id }, setup.bob);
+  const { context, page } = await ada();
+  // No window is opened for it: one opened once the link's answer had come (late here) was no
+  // longer the user's doing, and a pop-up blocker refused it without a word.
+  let windows = 0;
+  context.on('page', () => { windows += 1; });
+  // A pop-up blocker, as browsers have them: a window opened once the click's activation has
+  // lapsed (5 s in Chromium, 1 s in Safari) is refused. Headless Chromium blocks nothing.
+  await page.addInitScript(() => {
+    const open = window.open.bind(window);
+    window.open = (...args) => (navigator.userActivation.isActive ? open(...args) : null);
+  });
+  await page.route(`**/api/uploads/${presigned.id}/`, async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, 6000));
+    await route.fallback();
+  });
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  const downloaded = page.waitForEvent('download', { timeout: 30_000 });
+  await page.getByRole('button', { name: /notes\.txt/ }).click();
+  const download = await downloaded;
+  assert.equal(download.suggestedFilename(), 'notes.txt');
+  assert.equal(windows, 0, 'no window opened');
+  assert.match(page.url(), new RegExp(`/room/${room.id}$`));
+  assert.deepEqual(await shownErrors(page), []);
+  await context.close();
+});
+
+test('a room left open a little above the bottom holds no more than it may, and shows the newest once the reader goes down', async () => {
+  const room = await newRoom('scrolled up');
+  for (let i = 1; i <= 60; i += 1) await post(room, `Early line ${i}`);
+  const { context, page, sockets } = await ada();
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByText('Early line 60', { exact: true }).waitFor();
+  await connected(page, sockets);
+  const scroller = page.locator('.scroller').first();
+  await scroller.evaluate((el) => { el.scrollTop = el.scrollHeight - el.clientHeight - 200; });
+  const reading = page.getByText('Early line 55', { exact: true });
+  await reading.waitFor();
+  const readingAt = async () => (await reading.boundingBox())?.y;
+  const before = await readingAt();
+
+  let next = 0;
+  let newest = 0;
+  const sender = async () => {
+    while (next < 2500) {
+      next += 1;
+      const { id } = await post(room, `Later line ${next}`);
+      newest = Math.max(newest, id);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, sender));
+  const shown = () => page.locator('ol.messages:not(.pending) .msg').evaluateAll((nodes) => nodes.map((n) => Number(n.dataset.id)));
+  // Every message has reached the page (the last one posted is a frame it has had).
+  await page.getByRole('button', { name: 'New messages ↓' }).waitFor();
+  await waitFor(async () => sockets.received().some((frame) => frame.type === 'message' && frame.id === newest), 60_000, 'the last frame');
+  const held = await shown();
+  assert.ok(held.length <= 1000, `${held.length} messages held`);
+  // The message being read stays in place.
+  assert.equal(await readingAt(), before);
+  // Going down brings the newest.
+  await page.getByRole('button', { name: 'New messages ↓' }).click();
+  await waitFor(async () => (await shown()).at(-1) === newest, 30_000, 'the newest message');
+  assert.ok((await shown()).length <= 1000);
   assert.deepEqual(await shownErrors(page), []);
   await context.close();
 });
