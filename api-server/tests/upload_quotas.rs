@@ -21,6 +21,7 @@ both_engines!(
     attachments_over_the_org_upload_limit_are_refused,
     uploads_past_their_time_count_no_more,
     an_upload_given_up_counts_until_its_link_can_no_longer_write,
+    an_upload_given_up_on_s3_counts_for_the_day,
 );
 
 /// Uploads `bytes` as a text file of `user`'s and returns the ready upload's id.
@@ -341,4 +342,46 @@ async fn an_upload_given_up_counts_until_its_link_can_no_longer_write(engine: En
         .delete(&format!("/api/uploads/{done}/"), &ada.access)
         .await;
     assert_refused(&r, StatusCode::CONFLICT, "already_uploaded");
+}
+
+/// On S3 a given-up upload counts for the day an unfinished upload is kept: S3 checks a link
+/// only when a PUT begins, so one begun in time may land long after. (It was freed after the
+/// local store's 75 minutes, which let a slow PUT land uncounted.)
+async fn an_upload_given_up_on_s3_counts_for_the_day(engine: Engine) {
+    let s3 = testing::s3::S3Server::start().await;
+    let settings = s3.settings.clone();
+    let Some(app) = TestApp::spawn_with(engine, move |c| {
+        c.uploads.s3 = Some(settings);
+        c.upload_quotas = UploadQuotaSettings {
+            user_pending_bytes: 100,
+            ..UploadQuotaSettings::default()
+        };
+    })
+    .await
+    else {
+        return;
+    };
+    let ada = app.user("ada@example.com").await;
+    let failed = presign(&app, &ada, 60, None).await;
+    assert_eq!(failed.status, StatusCode::CREATED, "{}", failed.text);
+    let id = failed.body["id"].as_str().unwrap().to_owned();
+    // Presigned two hours ago: past the local store's 75 minutes, well within the day.
+    let two_hours_ago = (chrono::Utc::now() - chrono::Duration::hours(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
+    testing::execute_sql(
+        &app.db_url,
+        &format!("UPDATE uploads SET created_at = '{two_hours_ago}' WHERE id = '{id}'"),
+    )
+    .await;
+    assert_eq!(
+        app.delete(&format!("/api/uploads/{id}/"), &ada.access)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_refused(
+        &presign(&app, &ada, 60, None).await,
+        StatusCode::CONFLICT,
+        "upload_quota_exceeded",
+    );
 }

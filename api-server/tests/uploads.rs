@@ -9,7 +9,7 @@ mod common;
 
 use testing::both_engines;
 
-use common::uploads::{app, complete, download_as, post_file, presign, put};
+use common::uploads::{app, complete, download_as, fetch_download, post_file, presign, put};
 use common::{Engine, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -74,12 +74,7 @@ async fn a_file_goes_up_completes_and_comes_back(engine: Engine) {
         (StatusCode::OK, done.body["expires_at"].clone())
     );
 
-    let download = app
-        .client
-        .get(done.body["download_url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let download = fetch_download(&app, &done.body).await;
     assert_eq!(download.status(), StatusCode::OK);
     assert_eq!(download.headers()["content-type"], "application/pdf");
     assert_eq!(
@@ -225,12 +220,7 @@ async fn uploads_work_the_same_on_s3(engine: Engine) {
     assert!(stored.status().is_success(), "{}", stored.status());
     let done = complete(&app, &ada, id).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.text);
-    let download = app
-        .client
-        .get(done.body["download_url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let download = fetch_download(&app, &done.body).await;
     assert!(download.status().is_success());
     assert_eq!(download.bytes().await.unwrap().to_vec(), bytes);
 
@@ -238,12 +228,7 @@ async fn uploads_work_the_same_on_s3(engine: Engine) {
     // store refuses a PUT over an existing object, and what comes back is what was completed.
     let swapped = put_as_signed(&app, &p, b"col1,col2\n6,6\n".to_vec()).await;
     assert_eq!(swapped.status().as_u16(), 412, "a second PUT is refused");
-    let again = app
-        .client
-        .get(done.body["download_url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let again = fetch_download(&app, &done.body).await;
     assert_eq!(again.bytes().await.unwrap().to_vec(), bytes);
 
     // An object that is not what was declared (put there behind the API's back, straight into
@@ -478,12 +463,7 @@ async fn file_names_hide_nothing_and_download_as_written(engine: Engine) {
             assert!(status.is_success(), "{status}");
             let done = complete(app, &ada, &id).await;
             assert_eq!(done.body["filename"], stored, "{}", done.text);
-            let download = app
-                .client
-                .get(done.body["download_url"].as_str().unwrap())
-                .send()
-                .await
-                .unwrap();
+            let download = fetch_download(app, &done.body).await;
             assert!(download.status().is_success());
             assert_eq!(download.headers()["content-disposition"], disposition);
         }

@@ -164,8 +164,10 @@ impl Announcer {
                     }
                 },
             },
+            // Read back seat by seat (not as at the creation): a member gone since must not be
+            // announced as seated, or shown online to the room.
             DomainEvent::RoomCreated(created) => {
-                self.seated_in_new_room(created.room.id, &created.member_ids)
+                self.seats_gained(&seats_of_room(created.room.id, &created.member_ids))
                     .await
             }
             other => self.domain(other).await,
@@ -286,6 +288,14 @@ pub fn publish_failures(registry: &MetricRegistry) -> Result<IntCounter, prometh
     )?;
     registry.register(&failures)?;
     Ok(failures)
+}
+
+/// The seats of these users in one room.
+fn seats_of_room(room_id: i64, user_ids: &[i64]) -> Vec<Seat> {
+    user_ids
+        .iter()
+        .map(|&user_id| Seat { room_id, user_id })
+        .collect()
 }
 
 /// The seats of one user in these rooms.

@@ -44,8 +44,8 @@ impl Bus for Flaky {
     }
 }
 
-#[tokio::test]
-async fn a_refused_seat_loss_is_announced_again() {
+/// An announcer on a bus that refuses its first two publishes, and what the bus carries.
+async fn refusing_twice() -> (Arc<Flaky>, BusStream, Announcer) {
     let store = chatboard_store::connect("sqlite::memory:", 1)
         .await
         .unwrap();
@@ -53,9 +53,15 @@ async fn a_refused_seat_loss_is_announced_again() {
         inner: LocalBus::default(),
         refusals: AtomicUsize::new(2),
     });
-    let mut heard = bus.subscribe().await.unwrap();
+    let heard = bus.subscribe().await.unwrap();
     let registry = MetricRegistry::new();
     let announcer = Announcer::new(bus.clone(), store, &registry).unwrap();
+    (bus, heard, announcer)
+}
+
+#[tokio::test]
+async fn a_refused_seat_loss_is_announced_again() {
+    let (bus, mut heard, announcer) = refusing_twice().await;
     // The retries' waits pass at once on the test's clock.
     tokio::time::pause();
     announcer
@@ -85,16 +91,7 @@ async fn a_refused_seat_loss_is_announced_again() {
 /// followed the room until they reconnected.
 #[tokio::test]
 async fn a_refused_seat_is_announced_again() {
-    let store = chatboard_store::connect("sqlite::memory:", 1)
-        .await
-        .unwrap();
-    let bus = Arc::new(Flaky {
-        inner: LocalBus::default(),
-        refusals: AtomicUsize::new(2),
-    });
-    let mut heard = bus.subscribe().await.unwrap();
-    let registry = MetricRegistry::new();
-    let announcer = Announcer::new(bus.clone(), store, &registry).unwrap();
+    let (bus, mut heard, announcer) = refusing_twice().await;
     tokio::time::pause();
     announcer.seated_in_new_room(7, &[3]).await;
     let delivery = tokio::time::timeout(Duration::from_secs(120), heard.next())

@@ -2,7 +2,7 @@
 // cannot send, so the client asks the API for the upload's fresh short-lived URL and shows that.
 
 import { api } from './api.js';
-import { fileSize, h } from './dom.js';
+import { fileSize, h, toast } from './dom.js';
 import { failed } from './app.js';
 
 // The URLs work five minutes: one is asked for once per file and kept a little less than that,
@@ -72,7 +72,9 @@ export function fileView(file) {
         // The file comes as an attachment: going to its URL saves it and leaves the page as it
         // is. (A window opened once the URL had come, seconds later on a busy server, no longer
         // counted as the user's click and was blocked as a pop-up, without a word.)
-        window.location.assign(await freshUrl(file));
+        const url = await freshUrl(file);
+        if (url) window.location.assign(url);
+        else toast(`${file.filename} has expired: files are kept for a limited time.`, 'error');
       } catch (error) {
         failed(error);
       }

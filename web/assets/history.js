@@ -51,6 +51,9 @@ export class RoomHistory {
     this.older = undefined;
     this.loadingOlder = false;
     this.destroyed = false;
+    // Counts the view's fresh starts (`startOver`): a page asked for before one belongs to the
+    // history let go, and is dropped when it comes.
+    this.generation = 0;
   }
 
   async loadLatest() {
@@ -62,6 +65,11 @@ export class RoomHistory {
       this.loadingLatest = false;
     }
     if (this.destroyed) return;
+    this.showLatest(page);
+  }
+
+  /** Draws the newest page as the view's history from there on. */
+  showLatest(page) {
     const started = performance.now();
     this.insert(page.results);
     for (const message of page.results) this.streamedTo = Math.max(this.streamedTo, message.id);
@@ -107,9 +115,11 @@ export class RoomHistory {
     if (!this.older || this.loadingOlder) return;
     this.loadingOlder = true;
     this.drawTop();
+    const generation = this.generation;
     try {
       // Pages of 100 going back (the most the API gives): half the round trips of the first's 50.
       const page = await api('GET', `/api/rooms/${this.room.id}/messages/?before=${this.ids[0]}&limit=100`);
+      if (generation !== this.generation) return;
       const fromBottom = this.scroller.scrollHeight - this.scroller.scrollTop;
       this.insert(page.results, { older: true });
       this.older = page.next;
@@ -217,8 +227,12 @@ export class RoomHistory {
     this.outbox.resendOffline();
   }
 
-  /** Lets every held message go and reads the newest page, as when the room opened. */
+  /** Reads the newest page and lets every held message go for it, as when the room opened
+   * (once it has come: a view emptied first stayed empty when the page failed). */
   async startOver() {
+    const generation = ++this.generation;
+    const page = await api('GET', `/api/rooms/${this.room.id}/messages/?limit=${PAGE}`);
+    if (this.destroyed || generation !== this.generation) return;
     if (this.ids.some((id) => this.nodes.get(id)?.contains(document.activeElement))) {
       if (matchMedia('(pointer: fine)').matches) this.input.focus({ preventScroll: true });
       else document.activeElement.blur();
@@ -237,17 +251,18 @@ export class RoomHistory {
     this.streamedTo = 0;
     this.older = undefined;
     this.gapOwed = false;
-    await this.loadLatest();
+    this.showLatest(page);
   }
 
   /** Reads again, in pages of 100 going back from `upTo`, the messages held down to the oldest
    * (at most HELD_MAX of them), drawing what changed. */
   async readHeldAgain(upTo) {
+    const generation = this.generation;
     let cursor = upTo + 1;
     let read = 0;
     while (!this.destroyed && this.ids.length && cursor > this.ids[0] && read < HELD_MAX) {
       const page = await api('GET', `/api/rooms/${this.room.id}/messages/?before=${cursor}&limit=100`);
-      if (this.destroyed) return;
+      if (this.destroyed || generation !== this.generation) return;
       this.insert(page.results);
       read += page.results.length;
       if (!page.next || !page.results.length) return;

@@ -130,7 +130,7 @@ export class RoomView extends RoomHistory {
     // Messages that came while the view was scrolled up were not counted in the room's badge
     // (it was open): the server's count is the one to show now.
     const newest = this.ids.findLast((id) => this.messages.get(id).sender !== state.me.id);
-    if (newest > this.myRead) refreshRooms();
+    if (newest > this.myRead || this.behind) refreshRooms();
     this.destroyed = true;
     releaseFiles(this.list);
     this.typing.destroy();
@@ -140,8 +140,9 @@ export class RoomView extends RoomHistory {
 
   onScroll() {
     this.pinned = this.nearBottom();
-    // Down where the messages that waited would be: the newest page, as when the room opened.
-    if (this.pinned && this.behind) {
+    // Down where the messages that waited would be: the newest page, as when the room opened
+    // (not while a message is being edited, or a catch-up is under way: they come later).
+    if (this.pinned && this.behind && !this.editing && !this.catchingUp) {
       this.startOver().catch(failed);
       return;
     }
@@ -156,9 +157,9 @@ export class RoomView extends RoomHistory {
   }
 
   toBottom() {
-    if (this.behind) {
+    if (this.behind && !this.editing && !this.catchingUp) {
+      // The button goes once the newest page is in (at the bottom); if it fails, it stays.
       this.startOver().catch(failed);
-      this.jump.hidden = true;
       return;
     }
     this.scroller.scrollTop = this.scroller.scrollHeight;
@@ -174,6 +175,8 @@ export class RoomView extends RoomHistory {
     const pinned = this.nearBottom();
     if (!pinned && (this.behind || this.ids.length >= HELD_MAX)) {
       this.behind = true;
+      // Not drawn, but one of the reader's own is confirmed all the same.
+      for (const m of messages) this.outbox.settle(m.client_msg_id, m.sender);
       if (messages.some((m) => m.sender !== state.me.id)) this.jump.hidden = false;
       return;
     }

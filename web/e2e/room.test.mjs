@@ -5,7 +5,7 @@
 // fails; a large room without its member list; a room open at the bottom all day (a message
 // clicked in the morning included), or a little above it, or far behind after a long
 // disconnect; reaction frames that arrive out of order; @-completions answered out of order;
-// paging back with the keyboard; a file's slow link.
+// paging back with the keyboard; a file's slow link, or one past its retention.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -553,11 +553,40 @@ test('a room left open a little above the bottom holds no more than it may, and 
   assert.ok(held.length <= 1000, `${held.length} messages held`);
   // The message being read stays in place.
   assert.equal(await readingAt(), before);
-  // Going down brings the newest.
+  // Going down brings the newest; the first try fails, and the view keeps what it held.
+  let refused = 0;
+  await page.route((url) => url.pathname === `/api/rooms/${room.id}/messages/` && url.search === '?limit=50', async (route) => {
+    if (refused > 0) return route.fallback();
+    refused += 1;
+    return route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ detail: 'Try again later.', code: 'unavailable' }) });
+  });
+  await page.getByRole('button', { name: 'New messages ↓' }).click();
+  await waitFor(async () => (await shownErrors(page)).length > 0, 20_000, 'the failure to be told');
+  assert.equal((await shown()).length, held.length, 'the view keeps what it held');
+  assert.equal(await readingAt(), before);
   await page.getByRole('button', { name: 'New messages ↓' }).click();
   await waitFor(async () => (await shown()).at(-1) === newest, 30_000, 'the newest message');
   assert.ok((await shown()).length <= 1000);
-  assert.deepEqual(await shownErrors(page), []);
+  await context.close();
+});
+
+test('a file past its retention says so, and the page stays', async () => {
+  const room = await newRoom('old files');
+  const text = Buffer.from('minutes of a meeting long ago\n');
+  const presigned = await server.api('POST', '/api/uploads/presign/', { filename: 'old.txt', content_type: 'text/plain', size: text.length }, setup.bob);
+  const put = await fetch(presigned.upload_url.startsWith('http') ? presigned.upload_url : `${server.url}${presigned.upload_url}`, { method: 'PUT', headers: presigned.headers, body: text });
+  assert.equal(put.status, 200);
+  const done = await server.api('POST', `/api/uploads/${presigned.id}/complete/`, {}, setup.bob);
+  await server.api('POST', `/api/rooms/${room.id}/messages/`, { file_id: presigned.id }, setup.bob);
+  const { context, page } = await ada();
+  // As the API answers for a file whose time is up: no link.
+  await page.route(`**/api/uploads/${presigned.id}/`, (route) => route.fulfill({
+    status: 200, contentType: 'application/json', body: JSON.stringify({ ...done, status: 'expired', download_url: null }),
+  }));
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByRole('button', { name: /old\.txt/ }).click();
+  await waitFor(async () => (await shownErrors(page)).some((e) => e.includes('has expired')), 10_000, 'the notice');
+  assert.match(page.url(), new RegExp(`/room/${room.id}$`));
   await context.close();
 });
 

@@ -319,9 +319,10 @@ pub async fn complete(
 
 /// Gives up one of the caller's unfinished uploads (a failed attempt the client will not
 /// complete): completing it is refused from then on, and its bytes stop counting against the
-/// upload quotas once its link can no longer write a file (the link's 15 minutes and the hour
-/// a write begun in time may go on: bytes still arriving must be counted), rather than after
-/// the day an unfinished upload is kept. A file that lands anyway is deleted then. Giving up
+/// upload quotas once its link can no longer write a file (bytes still arriving must be
+/// counted): on local storage after the link's 15 minutes and the hour a write begun in time
+/// may go on, rather than after the day an unfinished upload is kept; on S3, which checks a
+/// link only when a PUT begins, after that day. A file that lands anyway is deleted then. Giving up
 /// one given up already changes nothing.
 #[utoipa::path(delete, path = "/api/uploads/{id}/", tag = "uploads", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 204, description = "given up"), (status = 404, body = ErrorBody),
@@ -333,9 +334,16 @@ pub async fn cancel(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let upload = own_upload(&state, &id, user.id).await?;
+    // The local store refuses a write that goes on past its link's hour of grace; S3 checks a
+    // link only when a PUT begins, so a PUT begun in time may land at any time after, and its
+    // bytes count for the day an unfinished upload is kept.
+    let writable_for = if state.local_files.is_some() {
+        UPLOAD_URL_TTL + objects::local::WRITE_GRACE
+    } else {
+        chatboard_store::PENDING_UPLOAD_LIFETIME
+    };
     let counts_until = upload.created_at
-        + chrono::Duration::from_std(UPLOAD_URL_TTL + objects::local::WRITE_GRACE)
-            .unwrap_or(chrono::Duration::hours(2));
+        + chrono::Duration::from_std(writable_for).unwrap_or(chrono::Duration::days(1));
     match upload.status {
         UploadStatus::Ready => Err(ApiError::new(ErrorCode::AlreadyUploaded)
             .with_detail("A completed upload stays until its retention ends.")),

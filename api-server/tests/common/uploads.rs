@@ -87,3 +87,12 @@ pub async fn download_as(app: &TestApp, user: &TestUser, id: &str) -> reqwest::R
         .await
         .unwrap()
 }
+
+/// GETs an upload view's `download_url` (a signed link straight to the file).
+pub async fn fetch_download(app: &TestApp, upload: &Value) -> reqwest::Response {
+    app.client
+        .get(upload["download_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+}
