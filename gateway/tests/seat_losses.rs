@@ -62,16 +62,7 @@ async fn a_leave_never_announced_is_announced_at_the_next_start(p: Arc<Platform>
 /// missed all of it until he reconnected. The seat is announced again at the next start.
 async fn a_seat_never_announced_is_announced_at_the_next_start(p: Arc<Platform>) {
     let (_general, alice, bob, org) = p.team().await;
-    let other = p
-        .call(
-            reqwest::Method::POST,
-            "/api/rooms/",
-            &alice.token,
-            json!({"org": org, "name": "private", "access_level": "PRIVATE"}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
+    let other = p.private_room(org, &alice, "private").await;
     let mut all = p.connect_all(&bob.token).await;
     frame(&mut all).await;
     // The seat, committed and never announced.

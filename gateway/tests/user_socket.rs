@@ -108,16 +108,7 @@ async fn one_socket_follows_all_of_a_users_rooms(p: Arc<Platform>) {
     // Rooms that come later are followed from then on: a new PUBLIC room seats Bob, and so
     // does an invitation to a PRIVATE one.
     let later = p.room(org, &alice, "later").await;
-    let private = p
-        .call(
-            reqwest::Method::POST,
-            "/api/rooms/",
-            &alice.token,
-            json!({"org": org, "name": "private", "access_level": "PRIVATE"}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
+    let private = p.private_room(org, &alice, "private").await;
     p.call(
         reqwest::Method::POST,
         &format!("/api/rooms/{private}/invite/"),
@@ -406,15 +397,7 @@ async fn presence_follows_a_room_across_fifty_members(p: Arc<Platform>) {
 
 /// A PRIVATE room of Alice's in `org`, in which Bob has no seat.
 async fn private_room(p: &Platform, org: i64, alice: &User) -> i64 {
-    p.call(
-        reqwest::Method::POST,
-        "/api/rooms/",
-        &alice.token,
-        json!({"org": org, "name": "secret", "access_level": "PRIVATE"}),
-    )
-    .await["id"]
-        .as_i64()
-        .unwrap()
+    p.private_room(org, alice, "secret").await
 }
 
 /// The ids of `room`'s message frames up to and including `last`.

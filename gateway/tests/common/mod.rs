@@ -393,6 +393,19 @@ impl Platform {
             .unwrap()
     }
 
+    /// A PRIVATE room (its creator alone sits in it).
+    pub async fn private_room(&self, org: i64, creator: &User, name: &str) -> i64 {
+        self.call(
+            reqwest::Method::POST,
+            "/api/rooms/",
+            &creator.token,
+            json!({"org": org, "name": name, "access_level": "PRIVATE"}),
+        )
+        .await["id"]
+            .as_i64()
+            .unwrap()
+    }
+
     pub async fn post(&self, user: &User, room: i64, body: &str) -> i64 {
         self.call(
             reqwest::Method::POST,
