@@ -220,10 +220,17 @@ test('the Mentions page shows this organization\'s mentions, page by page', asyn
   await page.goto(`${server.url}/#/org/${busy.org.id}/mentions`);
   await page.getByText('busy 50').waitFor();
   assert.equal(await page.locator('ol.results li').count(), 50);
-  await page.getByRole('button', { name: 'Older' }).click();
+  // With the keyboard: once the last page is in, the focus goes on from its first result
+  // (it fell to the top of the page with the button).
+  await page.getByRole('button', { name: 'Older' }).focus();
+  await page.keyboard.press('Enter');
   await page.getByText('busy 0', { exact: false }).first().waitFor();
   await waitFor(async () => (await page.locator('ol.results li').count()) === 51, 10_000, 'the older page');
   assert.equal(await page.getByRole('button', { name: 'Older' }).count(), 0);
+  await waitFor(() => page.evaluate(() => {
+    const focused = document.activeElement;
+    return Boolean(focused?.closest('ol.results li')) && focused.textContent.includes('busy 0');
+  }), 10_000, 'the focus on the older page');
   assert.deepEqual(await shownErrors(page), []);
   await context.close();
 });

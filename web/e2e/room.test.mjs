@@ -482,7 +482,10 @@ test('paging back with the keyboard keeps the focus on the button, then on the o
   // The last page: the button gives way to the room's start, and the focus goes to the oldest.
   await page.keyboard.press('Enter');
   await page.getByText('This is the start of').waitFor();
-  await waitFor(async () => /Page line 1(?!\d)/.test((await focused()) ?? ''), 10_000, 'the focus on the oldest message');
+  await waitFor(() => page.evaluate(() => {
+    const message = document.activeElement?.closest('li.msg');
+    return Boolean(message) && /Page line 1(?!\d)/.test(message.textContent);
+  }), 10_000, 'the focus on the oldest message');
   assert.deepEqual(await shownErrors(page), []);
   await context.close();
 });
