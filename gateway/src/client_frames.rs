@@ -77,9 +77,16 @@ impl Session {
                 let Some(room) = self.target_room(room, None).await? else {
                     return Ok(());
                 };
+                if self.read_pointer(room).is_some_and(|at| msg_id <= at) {
+                    self.shared.metrics.stale_reads.inc();
+                    return Ok(());
+                }
                 let chat = self.shared.chat.clone();
                 match chat.mark_read(self.user_id, room, msg_id).await {
-                    Ok(_) => Ok(()),
+                    Ok(at) => {
+                        self.reads.insert(room, at);
+                        Ok(())
+                    }
                     Err(e) if e.code() == ErrorCode::NotFound => {
                         self.error("not_found", "No such message in this room.")
                             .await

@@ -18,6 +18,8 @@ pub struct GatewayMetrics {
     pub fanout_seconds: Histogram,
     /// Database reads a connection made to fill a gap in a room's live messages.
     pub gap_catch_ups: IntCounter,
+    /// `read` frames that could not move the reader's pointer, answered without the database.
+    pub stale_reads: IntCounter,
     closes: IntCounterVec,
 }
 
@@ -57,6 +59,11 @@ impl GatewayMetrics {
             "Database reads connections made because a live message came ahead of one they had \
              not received (its announcement was late beyond the reordering wait, or lost).",
         )?;
+        let stale_reads = IntCounter::new(
+            "chatboard_ws_stale_reads_total",
+            "Read receipts at or below where the connection knows the reader's pointer to be \
+             (repeated, or late), answered without the database.",
+        )?;
         let closes = IntCounterVec::new(
             Opts::new(
                 "chatboard_ws_closes_total",
@@ -72,6 +79,7 @@ impl GatewayMetrics {
         registry.register(&deliveries)?;
         registry.register(&fanout_seconds)?;
         registry.register(&gap_catch_ups)?;
+        registry.register(&stale_reads)?;
         registry.register(&closes)?;
         Ok(Self {
             registry,
@@ -81,6 +89,7 @@ impl GatewayMetrics {
             deliveries,
             fanout_seconds,
             gap_catch_ups,
+            stale_reads,
             closes,
         })
     }

@@ -92,6 +92,11 @@ pub(crate) struct Session {
     pub(crate) replies: Replies,
     /// The user's connection slot, given back when the session ends.
     pub(crate) _slot: Slot,
+    /// The reader's pointer in each room this connection sent a receipt for, as the database
+    /// last answered: a receipt at or below it cannot move it, and is answered without the
+    /// database (a client may send 20 frames a second on each of 16 sockets, and every receipt
+    /// took the writer). It allocates nothing until the first receipt.
+    pub(crate) reads: std::collections::HashMap<i64, i64>,
 }
 
 impl Session {
@@ -122,12 +127,23 @@ impl Session {
             batching: false,
             replies: Replies::default(),
             _slot: slot,
+            reads: std::collections::HashMap::new(),
         }
     }
 
     /// The connection's stream, when the server shares it.
     pub(crate) fn stream(&self) -> Option<&chatboard_core::shared_stream::SharedStream> {
         self.outlet.stream()
+    }
+
+    /// The reader's pointer in `room_id` as the database last answered this connection.
+    pub(crate) fn read_pointer(&self, room_id: i64) -> Option<i64> {
+        self.reads.get(&room_id).copied()
+    }
+
+    /// Forgets the reader's pointer in `room_id`: a seat lost and taken again starts a new one.
+    pub(crate) fn forget_read(&mut self, room_id: i64) {
+        self.reads.remove(&room_id);
     }
 
     /// Where the connection stands in `room_id`, if it follows it.

@@ -308,7 +308,9 @@ async fn frames_from_clients_post_type_and_read(p: Arc<Platform>) {
         frame_of(&mut b, "read").await.0,
         json!({"type": "read", "room": room, "user_id": alice.id, "last_read_msg_id": id})
     );
-    // The same receipt again moves nothing, and tells nobody.
+    // The same receipt again moves nothing, and tells nobody; it is answered without the
+    // database (receipts sent in a loop each took the database's writer).
+    let stale_before = metric(&p.gw, "chatboard_ws_stale_reads_total").await;
     a.send(Ws::Text(
         json!({"type": "read", "msg_id": id}).to_string().into(),
     ))
@@ -317,6 +319,13 @@ async fn frames_from_clients_post_type_and_read(p: Arc<Platform>) {
     assert!(
         quiet(&mut b).await,
         "a receipt that moved nothing was announced"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            metric(&p.gw, "chatboard_ws_stale_reads_total").await == stale_before + 1.0
+        })
+        .await,
+        "the repeated receipt went to the database"
     );
     a.send(Ws::Text(
         json!({"type": "read", "msg_id": 999_999})

@@ -22,6 +22,7 @@ impl Session {
             return Ok(());
         }
         self.subscription.adopt(room_id);
+        self.forget_read(room_id);
         self.set_position(
             room_id,
             Position {
@@ -145,6 +146,7 @@ impl Session {
         why: &'static str,
     ) -> Step {
         self.outlet.state().positions.remove(room_id);
+        self.forget_read(room_id);
         self.subscription.leave(room_id);
         if self.fixed_room.is_some() {
             self.shared.metrics.closed(reason);

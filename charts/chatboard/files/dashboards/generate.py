@@ -210,7 +210,8 @@ def gateway():
             "ops", stack=True)
     b.row("Traffic")
     b.graph("Frames", [(f"sum({rate('chatboard_ws_frames_in_total')})", "in"),
-                       (f"sum({rate('chatboard_ws_frames_out_total')})", "out")], "ops")
+                       (f"sum({rate('chatboard_ws_frames_out_total')})", "out"),
+                       (f"sum({rate('chatboard_ws_stale_reads_total')})", "receipts answered without the database")], "ops")
     b.graph("Message deliveries per pod",
             [(f"sum by (pod) ({rate('chatboard_ws_deliveries_total')})", "{{pod}}")], "ops")
     b.graph("Fan-out latency (commit to socket write)",
