@@ -291,7 +291,7 @@ pub fn publish_failures(registry: &MetricRegistry) -> Result<IntCounter, prometh
 }
 
 /// The seats of these users in one room.
-fn seats_of_room(room_id: i64, user_ids: &[i64]) -> Vec<Seat> {
+pub fn seats_of_room(room_id: i64, user_ids: &[i64]) -> Vec<Seat> {
     user_ids
         .iter()
         .map(|&user_id| Seat { room_id, user_id })

@@ -7,7 +7,7 @@ use chrono::Utc;
 use tracing::instrument;
 
 use crate::access::writable;
-use crate::announce::seats_of;
+use crate::announce::{seats_of, seats_of_room};
 use crate::error::{ChatError, ChatResult};
 use crate::validate::Validator;
 use crate::Chat;
@@ -100,9 +100,9 @@ impl Chat {
             .open_dm(org_id, user_id, other_id, &name, Utc::now())
             .await?;
         if created {
-            for member in [user_id, other_id] {
-                self.announcer().seated(room.id, member).await;
-            }
+            self.announcer()
+                .seats_gained(&seats_of_room(room.id, &[user_id, other_id]))
+                .await;
         } else {
             // One of the two left the organization (losing every seat in it) and came back:
             // the conversation is theirs again.

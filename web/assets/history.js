@@ -56,11 +56,16 @@ export class RoomHistory {
     this.generation = 0;
   }
 
+  /** The room's newest page, as the API gives it. */
+  latestPage() {
+    return api('GET', `/api/rooms/${this.room.id}/messages/?limit=${PAGE}`);
+  }
+
   async loadLatest() {
     this.loadingLatest = true;
     let page;
     try {
-      page = await api('GET', `/api/rooms/${this.room.id}/messages/?limit=${PAGE}`);
+      page = await this.latestPage();
     } finally {
       this.loadingLatest = false;
     }
@@ -231,18 +236,9 @@ export class RoomHistory {
    * (once it has come: a view emptied first stayed empty when the page failed). */
   async startOver() {
     const generation = ++this.generation;
-    const page = await api('GET', `/api/rooms/${this.room.id}/messages/?limit=${PAGE}`);
+    const page = await this.latestPage();
     if (this.destroyed || generation !== this.generation) return;
-    if (this.ids.some((id) => this.nodes.get(id)?.contains(document.activeElement))) {
-      if (matchMedia('(pointer: fine)').matches) this.input.focus({ preventScroll: true });
-      else document.activeElement.blur();
-    }
-    for (const id of this.ids) {
-      const node = this.nodes.get(id);
-      releaseFiles(node);
-      node?.remove();
-    }
-    this.ids = [];
+    this.letGo(this.ids.splice(0));
     this.nodes.clear();
     this.messages.clear();
     this.current = undefined;
@@ -277,20 +273,7 @@ export class RoomHistory {
     if (this.ids.length <= HELD_MAX || this.loadingOlder) return;
     const dropped = this.ids.slice(0, drop);
     if (dropped.includes(this.editing)) return;
-    // A message clicked long ago keeps the focus (messages take it, for their keys): it moves
-    // to the composer rather than hold every message after it for the rest of the day (on a
-    // touch screen it is let go instead: focusing the composer brings up the keyboard).
-    if (dropped.some((id) => this.nodes.get(id)?.contains(document.activeElement))) {
-      if (matchMedia('(pointer: fine)').matches) this.input.focus({ preventScroll: true });
-      else document.activeElement.blur();
-    }
-    for (const id of this.ids.splice(0, drop)) {
-      const node = this.nodes.get(id);
-      releaseFiles(node);
-      node?.remove();
-      this.nodes.delete(id);
-      this.messages.delete(id);
-    }
+    this.letGo(this.ids.splice(0, drop));
     if (!this.messages.has(this.current)) {
       this.currentChosen = false;
       this.current = this.ids.at(-1);
@@ -299,6 +282,24 @@ export class RoomHistory {
     // There are older messages again, paged in from the oldest held.
     this.older = this.older || 'trimmed';
     this.drawTop();
+  }
+
+  /** Takes the messages `ids` (already out of `this.ids`) off the page and out of memory. A
+   * message clicked long ago keeps the focus (messages take it, for their keys): it moves to
+   * the composer rather than hold every message after it for the rest of the day (on a touch
+   * screen it is let go instead: focusing the composer brings up the keyboard). */
+  letGo(ids) {
+    if (ids.some((id) => this.nodes.get(id)?.contains(document.activeElement))) {
+      if (matchMedia('(pointer: fine)').matches) this.input.focus({ preventScroll: true });
+      else document.activeElement.blur();
+    }
+    for (const id of ids) {
+      const node = this.nodes.get(id);
+      releaseFiles(node);
+      node?.remove();
+      this.nodes.delete(id);
+      this.messages.delete(id);
+    }
   }
 
   /** Adds or updates messages, drawn in id order; returns the ones that were new. A message

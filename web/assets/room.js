@@ -140,12 +140,8 @@ export class RoomView extends RoomHistory {
 
   onScroll() {
     this.pinned = this.nearBottom();
-    // Down where the messages that waited would be: the newest page, as when the room opened
-    // (not while a message is being edited, or a catch-up is under way: they come later).
-    if (this.pinned && this.behind && !this.editing && !this.catchingUp) {
-      this.startOver().catch(failed);
-      return;
-    }
+    // Down where the messages that waited would be: the newest page, as when the room opened.
+    if (this.pinned && this.startOverIfBehind()) return;
     if (this.scroller.scrollTop < 300) this.loadOlder();
     if (this.nearBottom()) this.jump.hidden = true;
     clearTimeout(this.readTimer);
@@ -157,14 +153,19 @@ export class RoomView extends RoomHistory {
   }
 
   toBottom() {
-    if (this.behind && !this.editing && !this.catchingUp) {
-      // The button goes once the newest page is in (at the bottom); if it fails, it stays.
-      this.startOver().catch(failed);
-      return;
-    }
+    // The button goes once the newest page is in (at the bottom); if it fails, it stays.
+    if (this.startOverIfBehind()) return;
     this.scroller.scrollTop = this.scroller.scrollHeight;
     this.jump.hidden = true;
     this.markRead();
+  }
+
+  /** Starts over from the newest page if messages wait behind the view (see `arrive`), not
+   * while a message is being edited or a catch-up runs (they come later); whether it did. */
+  startOverIfBehind() {
+    if (!this.behind || this.editing || this.catchingUp) return false;
+    this.startOver().catch(failed);
+    return true;
   }
 
   /** New messages at the end: keep the view pinned to the bottom if it was there. A view
