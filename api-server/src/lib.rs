@@ -149,7 +149,7 @@ pub enum StartError {
 /// [`app`] maps both spellings onto them.
 pub fn router(state: AppState) -> Router {
     use routes::{
-        auth, health, mentions, messages, orgs, reactions, rooms, search, threads, uploads,
+        auth, email, health, mentions, messages, orgs, reactions, rooms, search, threads, uploads,
         webhooks,
     };
     let api = Router::new()
@@ -162,6 +162,10 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/me/unread-counts", get(auth::unread_counts))
         .route("/auth/me/threads", get(threads::followed))
         .route("/auth/me/mentions", get(mentions::mine))
+        .route(
+            "/api/email/unsubscribe",
+            get(email::page).post(email::unsubscribe),
+        )
         .route("/api/orgs", get(orgs::list).post(orgs::create))
         .route("/api/orgs/accept-invite", post(orgs::accept_invite))
         .route(

@@ -4,7 +4,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    auth, health, mentions, messages, orgs, reactions, rooms, search, threads, uploads, webhooks,
+    auth, email, health, mentions, messages, orgs, reactions, rooms, search, threads, uploads,
+    webhooks,
 };
 
 /// The ChatBoard REST API.
@@ -44,7 +45,7 @@ use crate::routes::{
     ),
     paths(
         auth::register, auth::token, auth::refresh, auth::logout, auth::change_password, auth::me, auth::update_me,
-        auth::unread_counts,
+        auth::unread_counts, email::page, email::unsubscribe,
         orgs::list, orgs::create, orgs::get, orgs::rename, orgs::delete, orgs::members, orgs::invite, orgs::invitations, orgs::revoke_invitation,
         orgs::accept_invite, orgs::set_role, orgs::remove_member,
         rooms::list, rooms::create, rooms::open_dm, rooms::get, rooms::update, rooms::delete,

@@ -1,5 +1,6 @@
-//! Email from the API's side: the digest opt-out on `PATCH /auth/me/`, and the invitation
-//! email queued with the invitation (sending is the worker's; see worker/tests/email.rs).
+//! Email from the API's side: the digest opt-out on `PATCH /auth/me/` and by a digest's
+//! unsubscribe link, and the invitation email queued with the invitation (sending is the
+//! worker's; see worker/tests/email.rs).
 //! Both engines.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
@@ -15,6 +16,7 @@ use serde_json::json;
 
 both_engines!(
     digest_emails_can_be_switched_off,
+    a_digests_unsubscribe_link_turns_digests_off,
     invitations_queue_an_email_carrying_the_token,
     switching_digests_off_is_all_or_nothing,
 );
@@ -52,6 +54,94 @@ async fn digest_emails_can_be_switched_off(engine: Engine) {
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+}
+
+/// The link in a digest (see worker/tests/email.rs for the email itself) shows a page when
+/// opened, and turns the recipient's digests off, and only theirs, when posted to: by its
+/// page's button (an empty form) or by a mail client's one-click unsubscribe (RFC 8058).
+async fn a_digests_unsubscribe_link_turns_digests_off(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let ada = app.user("ada@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let token_of = |id| {
+        let store = app.state.store.clone();
+        async move {
+            let (recipient, _) = store.digest_of(id, 1).await.unwrap().unwrap();
+            recipient.unsubscribe_token.unwrap()
+        }
+    };
+    let (ada_token, bob_token) = (token_of(ada.id).await, token_of(bob.id).await);
+    assert_ne!(ada_token, bob_token);
+    assert_eq!(token_of(ada.id).await, ada_token, "one token per user");
+    let link = format!("/api/email/unsubscribe/?token={ada_token}");
+    let notifications = |user: &common::TestUser| {
+        let token = user.access.clone();
+        let app = &app;
+        async move { app.get("/auth/me/", &token).await.body["email_notifications"].clone() }
+    };
+
+    // Opening the link (as a mail scanner does) changes nothing.
+    let page = app.call(reqwest::Method::GET, &link, None, None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(
+        page.text.contains("<form method=\"post\">"),
+        "{}",
+        page.text
+    );
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert_eq!(notifications(&ada).await, true);
+
+    // A mail client's one-click unsubscribe.
+    let form = Some("application/x-www-form-urlencoded");
+    let one_click = b"List-Unsubscribe=One-Click".to_vec();
+    let done = app.post_raw(&link, form, one_click.clone()).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert!(
+        done.text.contains("Email notifications are off"),
+        "{}",
+        done.text
+    );
+    assert_eq!(notifications(&ada).await, false);
+    assert_eq!(notifications(&bob).await, true, "only the link's owner");
+    // Used again (the page's button after the client's button): the same answer.
+    let again = app.post_raw(&link, form, Vec::new()).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+
+    // Links no account has: a page that says so, whatever their shape.
+    let unknown = "A".repeat(43);
+    for query in [
+        format!("token={unknown}"),
+        "token=short".into(),
+        String::new(),
+    ] {
+        let path = format!("/api/email/unsubscribe/?{query}");
+        let refused = app.post_raw(&path, form, one_click.clone()).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::NOT_FOUND,
+            "{query}: {}",
+            refused.text
+        );
+        assert!(refused.text.contains("not valid"), "{}", refused.text);
+        // Opened, a link of the wrong shape says so at once; one of the right shape is not
+        // looked up before its button is pressed.
+        let page = app.call(reqwest::Method::GET, &path, None, None).await;
+        let shaped = query.len() == "token=".len() + 43;
+        let expected = if shaped {
+            StatusCode::OK
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        assert_eq!(page.status, expected, "{query}: {}", page.text);
+    }
+    assert_eq!(notifications(&bob).await, true);
 }
 
 async fn invitations_queue_an_email_carrying_the_token(engine: Engine) {

@@ -99,8 +99,18 @@ pub enum QueuedDigest {
     /// Its recipient turned emails off or is gone, or it was settled meanwhile: not to be
     /// sent.
     Withdrawn,
-    /// The recipient's address now, and the email's messages as they stand now, oldest first.
-    Lines(String, Vec<DigestLine>),
+    /// The recipient now, and the email's messages as they stand now, oldest first.
+    Lines(DigestRecipient, Vec<DigestLine>),
+}
+
+/// Who a digest goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestRecipient {
+    /// Their address.
+    pub address: String,
+    /// The token of their unsubscribe link ([`crate::UserStore::unsubscribe`]); `None` for a
+    /// digest queued before the user had one.
+    pub unsubscribe_token: Option<String>,
 }
 
 /// A user whose next digest is to hold a message, and the event (`message.created` or
@@ -151,13 +161,14 @@ pub trait EmailStore: Send + Sync {
         mention_cutoff: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<i64>>;
-    /// The user's address and up to `limit` of their waiting messages, oldest first; `None`
-    /// when the user is gone.
+    /// The user as a digest's recipient (given an unsubscribe token if they had none) and up
+    /// to `limit` of their waiting messages, oldest first; `None` when the user is gone or has
+    /// emails off.
     async fn digest_of(
         &self,
         user_id: i64,
         limit: u32,
-    ) -> StoreResult<Option<(String, Vec<DigestLine>)>>;
+    ) -> StoreResult<Option<(DigestRecipient, Vec<DigestLine>)>>;
     /// Queues the digest email and moves the messages it covers from the waiting ones to the
     /// email's lines, in one transaction; `false` (and nothing done) when some of them were
     /// already taken by another digest.

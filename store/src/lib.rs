@@ -31,8 +31,8 @@ use async_trait::async_trait;
 
 pub use connect::{connect, connect_with_timeout, open, search_concurrency, Engine, OpenError};
 pub use email::{
-    DigestLine, DigestNote, DueEmail, EmailKind, EmailResult, EmailStore, OutgoingEmail,
-    QueuedDigest,
+    DigestLine, DigestNote, DigestRecipient, DueEmail, EmailKind, EmailResult, EmailStore,
+    OutgoingEmail, QueuedDigest,
 };
 pub use error::{StoreError, StoreResult};
 pub use mentions::MentionStore;

@@ -54,4 +54,7 @@ pub trait UserStore: Send + Sync {
         password_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
+    /// Turns digest emails off for the account whose unsubscribe token (the link in its
+    /// digests) is `token`, as `update_profile` does; `false` when no account has it.
+    async fn unsubscribe(&self, token: &str) -> StoreResult<bool>;
 }

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatboard_store::{DigestLine, EmailKind, EmailStore, OutgoingEmail, StoreError};
+use chatboard_store::{
+    DigestLine, DigestRecipient, EmailKind, EmailStore, OutgoingEmail, StoreError,
+};
 use chrono::Utc;
 use tokio::sync::Notify;
 
@@ -98,7 +100,7 @@ impl DigestWriter {
             .await?;
         let full = due.len() >= USERS_PER_ROUND as usize;
         for user in due {
-            let Some((address, lines)) = self.store.digest_of(user, MESSAGES_PER_DIGEST).await?
+            let Some((recipient, lines)) = self.store.digest_of(user, MESSAGES_PER_DIGEST).await?
             else {
                 continue;
             };
@@ -106,7 +108,7 @@ impl DigestWriter {
                 continue;
             }
             let ids: Vec<i64> = lines.iter().map(|l| l.message_id).collect();
-            let email = compose(&address, &lines, self.public_url.as_deref());
+            let email = compose(&recipient, &lines, self.public_url.as_deref());
             if self
                 .store
                 .queue_digest(user, &ids, email, Utc::now())
@@ -122,8 +124,20 @@ impl DigestWriter {
     }
 }
 
+/// The link that turns `recipient`'s digests off without signing in: for the email's text and
+/// its `List-Unsubscribe` header. `None` without a public URL or a token.
+pub fn unsubscribe_url(recipient: &DigestRecipient, public_url: Option<&str>) -> Option<String> {
+    let (url, token) = (public_url?, recipient.unsubscribe_token.as_deref()?);
+    // The token is URL-safe base64: it goes into the query as it is.
+    Some(format!("{url}/api/email/unsubscribe/?token={token}"))
+}
+
 /// The digest email for `lines` (oldest first), grouped by room.
-pub fn compose(to: &str, lines: &[DigestLine], public_url: Option<&str>) -> OutgoingEmail {
+pub fn compose(
+    recipient: &DigestRecipient,
+    lines: &[DigestLine],
+    public_url: Option<&str>,
+) -> OutgoingEmail {
     let count = lines.len();
     let noun = if count == 1 { "message" } else { "messages" };
     let first_org = lines.first().map(|l| l.org_name.as_str()).unwrap_or("");
@@ -173,13 +187,15 @@ pub fn compose(to: &str, lines: &[DigestLine], public_url: Option<&str>) -> Outg
     if let Some(url) = public_url {
         body.push_str(&format!("\nOpen ChatBoard: {url}/\n"));
     }
-    body.push_str(
-        "\nYou get this digest because email notifications are on for your account. To turn \
-         them off: PATCH /auth/me/ with {\"email_notifications\": false}.\n",
-    );
+    body.push_str("\nYou get this digest because email notifications are on for your account. ");
+    match unsubscribe_url(recipient, public_url) {
+        Some(link) => body.push_str(&format!("To turn them off: {link}\n")),
+        None => body
+            .push_str("To turn them off: PATCH /auth/me/ with {\"email_notifications\": false}.\n"),
+    }
     OutgoingEmail {
         kind: EmailKind::Digest,
-        to: to.to_owned(),
+        to: recipient.address.clone(),
         subject,
         body,
     }
@@ -202,6 +218,13 @@ mod tests {
         }
     }
 
+    fn bob(token: Option<&str>) -> DigestRecipient {
+        DigestRecipient {
+            address: "bob@example.com".into(),
+            unsubscribe_token: token.map(str::to_owned),
+        }
+    }
+
     #[test]
     fn groups_by_room_and_counts_what_it_does_not_show() {
         let mut lines = vec![
@@ -209,7 +232,7 @@ mod tests {
             line(2, "random", ""),
             line(3, "general", "again"),
         ];
-        let email = compose("bob@example.com", &lines, Some("https://chat.example.com"));
+        let email = compose(&bob(None), &lines, Some("https://chat.example.com"));
         assert_eq!(email.subject, "3 new messages in Acme on ChatBoard");
         assert!(
             email.body.contains("#general (Acme)\n  Ada Lovelace at "),
@@ -223,12 +246,35 @@ mod tests {
         let mut with_file = line(9, "general", "");
         with_file.deleted = false;
         with_file.file_name = Some("q3.pdf".into());
-        let email = compose("bob@example.com", &[with_file], None);
+        let email = compose(&bob(None), &[with_file], None);
         assert_eq!(email.subject, "1 new message in Acme on ChatBoard");
         assert!(email.body.contains(": [file: q3.pdf]"), "{}", email.body);
         lines.extend((4..30).map(|i| line(i, "general", "more")));
-        let email = compose("bob@example.com", &lines, None);
+        let email = compose(&bob(None), &lines, None);
         assert!(email.body.contains("…and 9 more."), "{}", email.body);
         assert_eq!(email.body.matches(": more").count(), 17);
+    }
+
+    #[test]
+    fn the_way_out_is_a_link_when_there_is_one() {
+        let lines = [line(1, "general", "hello")];
+        let email = compose(
+            &bob(Some("tok-en_1")),
+            &lines,
+            Some("https://chat.example.com"),
+        );
+        assert!(
+            email
+                .body
+                .contains("off: https://chat.example.com/api/email/unsubscribe/?token=tok-en_1\n"),
+            "{}",
+            email.body
+        );
+        // Without a public URL there is no link to give, and without a token no link to make.
+        for (token, url) in [(Some("t"), None), (None, Some("https://chat.example.com"))] {
+            let email = compose(&bob(token), &lines, url);
+            assert!(email.body.contains("PATCH /auth/me/"), "{}", email.body);
+            assert!(!email.body.contains("unsubscribe"), "{}", email.body);
+        }
     }
 }

@@ -10,14 +10,14 @@ use chatboard_core::config::EmailSettings;
 use chatboard_store::{DueEmail, EmailKind, EmailResult, EmailStore, QueuedDigest};
 use chrono::{SubsecRound, Utc};
 use futures::FutureExt;
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::Notify;
 
 use crate::delivery::backoff;
-use crate::digest::compose;
+use crate::digest::{compose, unsubscribe_url};
 use crate::service::WorkerMetrics;
 use crate::smtp_refusal::refused_for_good;
 
@@ -259,8 +259,8 @@ impl Mailer {
         // The digest's read counts against the send's budget: the batch must fit its lease.
         let started = tokio::time::Instant::now();
         let budget = self.timing.send_timeout;
-        let due = match tokio::time::timeout(budget, self.as_it_stands(due)).await {
-            Ok(Ok(Some(due))) => due,
+        let (due, unsubscribe) = match tokio::time::timeout(budget, self.as_it_stands(due)).await {
+            Ok(Ok(Some(written))) => written,
             Ok(Ok(None)) => {
                 return EmailResult::Failed {
                     error: "the recipient turned emails off or is gone".to_owned(),
@@ -279,15 +279,22 @@ impl Mailer {
             .parse::<Mailbox>()
             .map_err(|e| e.to_string())
             .and_then(|to| {
-                Message::builder()
+                let builder = Message::builder()
                     .from(self.from.clone())
                     .to(to)
                     .subject(email.subject.clone())
                     // RFC 5322 asks for one; relays and spam filters hold its absence against us.
                     .message_id(None)
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(email.body.clone())
-                    .map_err(|e| e.to_string())
+                    .header(ContentType::TEXT_PLAIN);
+                let builder = match unsubscribe {
+                    // RFC 2369 and 8058: mail clients offer the link as an unsubscribe button
+                    // (large senders must, for Gmail and Yahoo).
+                    Some(url) => builder
+                        .header(ListUnsubscribe(url))
+                        .header(ListUnsubscribePost),
+                    None => builder,
+                };
+                builder.body(email.body.clone()).map_err(|e| e.to_string())
             });
         let message = match message {
             Ok(m) => m,
@@ -351,18 +358,19 @@ impl Mailer {
     }
 
     /// A digest written again from its messages as they stand (one deleted since it was
-    /// queued shows as deleted, never with its text); `None` when it is not to be sent. Other
-    /// emails, and digests queued without their lines, as they are.
-    async fn as_it_stands(&self, mut due: DueEmail) -> Result<Option<DueEmail>, String> {
+    /// queued shows as deleted, never with its text), with its unsubscribe link; `None` when it
+    /// is not to be sent. Other emails, and digests queued without their lines, as they are.
+    async fn as_it_stands(&self, mut due: DueEmail) -> Result<Option<Written>, String> {
         if due.email.kind != EmailKind::Digest {
-            return Ok(Some(due));
+            return Ok(Some((due, None)));
         }
         match self.store.queued_digest(due.id).await {
-            Ok(QueuedDigest::AsWritten) => Ok(Some(due)),
+            Ok(QueuedDigest::AsWritten) => Ok(Some((due, None))),
             Ok(QueuedDigest::Withdrawn) => Ok(None),
-            Ok(QueuedDigest::Lines(address, lines)) => {
-                due.email = compose(&address, &lines, self.public_url.as_deref());
-                Ok(Some(due))
+            Ok(QueuedDigest::Lines(recipient, lines)) => {
+                let public_url = self.public_url.as_deref();
+                due.email = compose(&recipient, &lines, public_url);
+                Ok(Some((due, unsubscribe_url(&recipient, public_url))))
             }
             Err(e) => Err(format!("reading the digest's messages failed: {e}")),
         }
@@ -380,6 +388,47 @@ impl Mailer {
                 next_attempt_at: Utc::now() + backoff(self.timing.retry_base, attempts as u32),
             }
         }
+    }
+}
+
+/// An email as it is to be sent, and the link of its `List-Unsubscribe` header, if it has one.
+type Written = (DueEmail, Option<String>);
+
+/// The `List-Unsubscribe` header: the link (`<https://…>`) that turns the emails off.
+#[derive(Debug, Clone)]
+struct ListUnsubscribe(String);
+
+impl Header for ListUnsubscribe {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let url = s.trim().trim_start_matches('<').trim_end_matches('>');
+        Ok(Self(url.to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), format!("<{}>", self.0))
+    }
+}
+
+/// The `List-Unsubscribe-Post` header (RFC 8058): the link works with a single POST, without
+/// a page to confirm on, so mail clients may follow it for the user.
+#[derive(Debug, Clone)]
+struct ListUnsubscribePost;
+
+impl Header for ListUnsubscribePost {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe-Post")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "List-Unsubscribe=One-Click".to_owned())
     }
 }
 

@@ -86,13 +86,22 @@ async fn digests_go_to_offline_members_once_per_window(engine: TestEngine) {
         ": m2",
         "#jobs (Work)",
         "https://chat.example.com/",
-        "email_notifications",
     ] {
         assert!(body.contains(text), "{text} missing from {body}");
     }
     assert!(
         !body.contains("Bob"),
         "the digest does not quote the reader: {body}"
+    );
+    // The way out is a link, in the text and in the headers mail clients make a button of.
+    let link = unsubscribe_link(&body);
+    assert_eq!(
+        digest.header("List-Unsubscribe").as_deref(),
+        Some(format!("<{link}>").as_str())
+    );
+    assert_eq!(
+        digest.header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
     );
 
     // The next messages make the next digest, not a resend of the first.
@@ -113,8 +122,23 @@ async fn digests_go_to_offline_members_once_per_window(engine: TestEngine) {
         mails[1].body()
     );
     assert_eq!(mails[1].to, vec!["bob@example.com".to_owned()]);
+    // Bob's link stays the same from one digest to the next, and turns his digests off.
+    assert_eq!(unsubscribe_link(&mails[1].body()), link);
     running.shut_down().await;
     assert_eq!(s.store.email_backlog().await.unwrap(), 0);
+    let token = link.rsplit_once("?token=").map(|(_, t)| t).unwrap();
+    assert!(!s.store.unsubscribe("not-a-token").await.unwrap());
+    assert!(s.store.unsubscribe(token).await.unwrap());
+    let bob = s.store.credentials_by_email("bob@example.com").await;
+    assert!(!bob.unwrap().unwrap().0.email_notifications);
+}
+
+/// The unsubscribe link a digest's text gives.
+fn unsubscribe_link(body: &str) -> String {
+    let start = body
+        .find("https://chat.example.com/api/email/unsubscribe/?token=")
+        .unwrap_or_else(|| panic!("no unsubscribe link in {body}"));
+    body[start..].split_whitespace().next().unwrap().to_owned()
 }
 
 /// The worker reads a round's recipients once per room (not per message): messages of two rooms
@@ -461,7 +485,7 @@ async fn a_queued_digest_follows_its_recipient_and_its_claim(engine: TestEngine)
         .unwrap();
     match s.store.queued_digest(bobs).await.unwrap() {
         QueuedDigest::Lines(to, lines) => {
-            assert_eq!((to.as_str(), lines.len()), ("bob@example.com", 1));
+            assert_eq!((to.address.as_str(), lines.len()), ("bob@example.com", 1));
         }
         other => panic!("Bob's digest as it stands: {other:?}"),
     }

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per area of the API.
 
 pub mod auth;
+pub mod email;
 pub mod health;
 pub mod mentions;
 pub mod messages;

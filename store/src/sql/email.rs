@@ -8,9 +8,10 @@ use chrono::{DateTime, Utc};
 use super::{ReadPool, SqlStore, Tx, EMAIL_CLAIM_LOCK};
 use crate::sql::rows::placeholders;
 use crate::{
-    DigestLine, DigestNote, DueEmail, EmailKind, EmailResult, EmailStore, OutgoingEmail,
-    QueuedDigest, StoreError, StoreResult,
+    DigestLine, DigestNote, DigestRecipient, DueEmail, EmailKind, EmailResult, EmailStore,
+    OutgoingEmail, QueuedDigest, StoreError, StoreResult,
 };
+use chatboard_core::auth::new_secret_token;
 
 /// Rooms whose members one query reads: the worker asks for every room of a relay round.
 const ROOMS_PER_RECIPIENTS_QUERY: usize = 200;
@@ -294,17 +295,25 @@ impl EmailStore for SqlStore {
         &self,
         user_id: i64,
         limit: u32,
-    ) -> StoreResult<Option<(String, Vec<DigestLine>)>> {
-        let address: Option<(String,)> =
-            sqlx::query_as("SELECT email FROM users WHERE id = $1 AND email_notifications")
-                .bind(user_id)
-                .fetch_optional(&self.read)
-                .await?;
-        let Some((address,)) = address else {
+    ) -> StoreResult<Option<(DigestRecipient, Vec<DigestLine>)>> {
+        // The token is made with the first digest: users who never get one never need it.
+        let recipient: Option<(String, Option<String>)> = sqlx::query_as(
+            "UPDATE users SET email_token = COALESCE(email_token, $2) \
+             WHERE id = $1 AND email_notifications RETURNING email, email_token",
+        )
+        .bind(user_id)
+        .bind(new_secret_token())
+        .fetch_optional(&self.write)
+        .await?;
+        let Some((address, unsubscribe_token)) = recipient else {
             return Ok(None);
         };
+        let recipient = DigestRecipient {
+            address,
+            unsubscribe_token,
+        };
         let lines = digest_lines(&self.read, "digest_items d", "d.user_id", user_id, limit).await?;
-        Ok(Some((address, lines)))
+        Ok(Some((recipient, lines)))
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -357,8 +366,15 @@ impl EmailStore for SqlStore {
         // Whose it is, and whether it is still to be sent to them: settled meanwhile (its
         // recipient turned emails off), the user gone, or emails off, it is withdrawn.
         // The recipient from the email, or from its lines for one queued before the column.
-        let row: Option<(String, Option<i64>, Option<String>, Option<bool>)> = sqlx::query_as(
-            "SELECT r.status, r.user_id, u.email, u.email_notifications FROM ( \
+        type Row = (
+            String,
+            Option<i64>,
+            Option<String>,
+            Option<bool>,
+            Option<String>,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT r.status, r.user_id, u.email, u.email_notifications, u.email_token FROM ( \
                SELECT e.status, COALESCE(e.digest_user_id, \
                  (SELECT l.user_id FROM digest_email_lines l WHERE l.email_id = e.id LIMIT 1)) \
                  AS user_id \
@@ -368,7 +384,7 @@ impl EmailStore for SqlStore {
         .bind(email_id)
         .fetch_optional(&self.read)
         .await?;
-        let Some((status, user, address, notifications)) = row else {
+        let Some((status, user, address, notifications, unsubscribe_token)) = row else {
             return Ok(QueuedDigest::Withdrawn);
         };
         if user.is_none() {
@@ -389,7 +405,11 @@ impl EmailStore for SqlStore {
         Ok(if lines.is_empty() {
             QueuedDigest::Withdrawn
         } else {
-            QueuedDigest::Lines(address, lines)
+            let recipient = DigestRecipient {
+                address,
+                unsubscribe_token,
+            };
+            QueuedDigest::Lines(recipient, lines)
         })
     }
 

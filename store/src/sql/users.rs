@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::SqlStore;
+use super::{SqlStore, Tx};
 use crate::sql::rows::{is_unique_violation, UserRow, UserWithHashRow, USER_COLUMNS};
 use crate::{NewUser, ProfilePatch, StoreError, StoreResult, UserStore};
 use chatboard_core::error_code::ErrorCode;
@@ -76,24 +76,7 @@ impl UserStore for SqlStore {
             .fetch_optional(&mut *tx)
             .await?;
         if patch.email_notifications == Some(false) {
-            // Turned off means off now: what was gathered for the next digest is dropped too.
-            for table in ["digest_items", "digest_email_lines"] {
-                sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            // And a digest already written and waiting to be sent (or to be sent again) goes
-            // no further.
-            sqlx::query(
-                "UPDATE emails SET status = 'failed', next_attempt_at = NULL, body = '', \
-                   last_error = 'the recipient turned emails off' \
-                 WHERE kind = 'digest' AND status = 'pending' \
-                   AND to_address = (SELECT email FROM users WHERE id = $1)",
-            )
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+            stop_emails(&mut tx, id).await?;
         }
         tx.commit().await?;
         row.map(User::from).ok_or(StoreError::NotFound)
@@ -138,4 +121,41 @@ impl UserStore for SqlStore {
         tx.commit().await?;
         Ok(true)
     }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn unsubscribe(&self, token: &str) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        let user: Option<(i64,)> = sqlx::query_as(
+            "UPDATE users SET email_notifications = FALSE WHERE email_token = $1 RETURNING id",
+        )
+        .bind(token)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((id,)) = user {
+            stop_emails(&mut tx, id).await?;
+        }
+        tx.commit().await?;
+        Ok(user.is_some())
+    }
+}
+
+/// What turning digest emails off stops at once, in the caller's transaction: what was gathered
+/// for the next digest, and a digest already written and waiting to be sent (or sent again).
+async fn stop_emails(tx: &mut Tx<'_>, id: i64) -> StoreResult<()> {
+    for table in ["digest_items", "digest_email_lines"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query(
+        "UPDATE emails SET status = 'failed', next_attempt_at = NULL, body = '', \
+           last_error = 'the recipient turned emails off' \
+         WHERE kind = 'digest' AND status = 'pending' \
+           AND to_address = (SELECT email FROM users WHERE id = $1)",
+    )
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
