@@ -255,8 +255,9 @@ async fn authenticated(
     Ok(AuthUser { id: claims.user_id })
 }
 
-/// Counts a request against the per-address limit of the account endpoints.
-pub struct IpRateLimited;
+/// Counts a request against the per-address limit of the account endpoints; holds the client's
+/// address.
+pub struct IpRateLimited(pub IpAddr);
 
 impl FromRequestParts<AppState> for IpRateLimited {
     type Rejection = ApiError;
@@ -265,7 +266,7 @@ impl FromRequestParts<AppState> for IpRateLimited {
         let ip = client_ip(parts, state.config.trust_forwarded_for);
         let context = parts.extensions.get::<Arc<RequestContext>>().cloned();
         record_rate(state, context.as_deref(), "ip", state.limits.check_ip(ip))?;
-        Ok(IpRateLimited)
+        Ok(IpRateLimited(ip))
     }
 }
 

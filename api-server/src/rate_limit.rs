@@ -98,6 +98,9 @@ pub struct RateLimits {
     refresh_per_ip: Option<Limit<IpAddr>>,
     invites_per_ip: Option<Limit<IpAddr>>,
     sign_in_failures: Option<SignInFailures>,
+    /// Wrong current passwords on password changes: an hour of their own, so that failed
+    /// sign-ins (which anyone may send) never keep the owner from changing the password.
+    password_change_failures: Option<SignInFailures>,
     ipv6_prefix: u8,
 }
 
@@ -110,6 +113,7 @@ impl RateLimits {
             refresh_per_ip: Limit::new(settings.refresh_per_ip),
             invites_per_ip: Limit::per_hour(settings.invites_per_ip_hour),
             sign_in_failures: SignInFailures::new(settings.sign_in_failures_per_hour),
+            password_change_failures: SignInFailures::new(settings.sign_in_failures_per_hour),
             ipv6_prefix: settings.ipv6_prefix.clamp(1, 128),
         }
     }
@@ -165,21 +169,44 @@ impl RateLimits {
         limit.as_ref().map(|l| l.check(&key)).transpose()
     }
 
-    /// Starts a check of the password of the account `email` names (normalized); refused
-    /// while the account has had its hour's failures. `Ok(None)` when the limit is disabled.
-    pub fn begin_sign_in(&self, email: &str) -> Result<Option<Attempt<'_>>, ApiError> {
-        let Some(failures) = &self.sign_in_failures else {
+    /// Starts a check of the password of the account `email` names (normalized), from `ip`;
+    /// refused while that address, or every address the account has not signed in from, has
+    /// had the account's hour of failures. `Ok(None)` when the limit is disabled.
+    pub fn begin_sign_in(&self, email: &str, ip: IpAddr) -> Result<Option<Attempt<'_>>, ApiError> {
+        self.begin_check(&self.sign_in_failures, email, ip)
+    }
+
+    /// Starts a check of the current password of `user_id`, who asks to change it from `ip`,
+    /// counted as sign-ins are on an hour of its own.
+    pub fn begin_password_change(
+        &self,
+        user_id: i64,
+        ip: IpAddr,
+    ) -> Result<Option<Attempt<'_>>, ApiError> {
+        self.begin_check(&self.password_change_failures, &user_id.to_string(), ip)
+    }
+
+    fn begin_check<'a>(
+        &self,
+        failures: &'a Option<SignInFailures>,
+        account: &str,
+        ip: IpAddr,
+    ) -> Result<Option<Attempt<'a>>, ApiError> {
+        let Some(failures) = failures else {
             return Ok(None);
         };
         failures
-            .begin(email)
+            .begin(account, self.client_key(ip))
             .map(Some)
             .map_err(|wait| ApiError::rate_limited(wait.as_secs_f64().ceil() as u64))
     }
 
     /// Forgets keys whose buckets are full again, so memory follows active clients only.
     pub fn forget_idle(&self) {
-        if let Some(failures) = &self.sign_in_failures {
+        for failures in [&self.sign_in_failures, &self.password_change_failures]
+            .into_iter()
+            .flatten()
+        {
             failures.forget_idle();
         }
         if let Some(l) = &self.per_user {

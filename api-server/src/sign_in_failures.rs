@@ -1,6 +1,12 @@
-//! Failed password checks per account: past a budget an hour, the account's password is not
-//! checked again until its hour is over. The per-address limits slow one client down; this
-//! slows down guessing one account's password from many addresses at once.
+//! Failed password checks: past a budget an hour, a password is not checked again until the
+//! hour is over. The per-address request limits slow one client down; these slow down guessing
+//! one account's password, from one address or from many at once.
+//!
+//! Failures are counted twice: per account and client address (the budget), and per account
+//! from every address (five budgets). Past the first, that address is refused for the account;
+//! past the second, every address is, save those that signed in to the account in the last 30
+//! days: so one annoyed client cannot keep the owner out, and a flood from many addresses keeps
+//! out only addresses the owner has not used.
 //!
 //! Accounts are counted by the email address a sign-in names, whether or not an account has
 //! it, so that the refusal says nothing about which addresses have accounts. An attempt counts
@@ -9,22 +15,36 @@
 //! without an answer on the password (no hashing slot, the client gone) is not counted.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, Hash, RandomState};
+use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Accounts followed at most; beyond it new ones go uncounted until hours end (the per-address
-/// limits still hold), so that a spray of made-up addresses cannot grow memory without bound.
+/// Accounts (and as many account and address pairs, and known addresses) followed at most;
+/// beyond it new ones go uncounted until hours end (the per-address limits still hold), so
+/// that a spray of made-up addresses cannot grow memory without bound.
 const ACCOUNTS_MAX: usize = 100_000;
 
-/// While the map is full, the hours that ended are looked for at most this often (a look
-/// scans every account under the lock).
+/// While a map is full, the hours that ended are looked for at most this often (a look scans
+/// every entry under the lock).
 const FULL_LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// The hour over which failures count.
 const WINDOW: Duration = Duration::from_secs(3600);
 
-/// Failures of one account in its current hour.
+/// Failures an account may have from all addresses together, in budgets of one address.
+const ACCOUNT_BUDGETS: u32 = 5;
+
+/// How long an address that signed in to an account stays known to it.
+const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// An account, by a hash of its address: a fixed few bytes each, whatever is sent.
+type Account = u64;
+
+/// An account tried from one client address.
+type Pair = (Account, IpAddr);
+
+/// Failures of one account (or pair) in its current hour.
 #[derive(Debug, Clone, Copy)]
 struct Hour {
     /// When the first attempt of the hour started.
@@ -35,33 +55,95 @@ struct Hour {
     running: u32,
 }
 
-/// The failed sign-ins of one process's accounts.
+impl Hour {
+    /// Starts a new hour if this one is over; then refuses, with how long to wait, when
+    /// `limit` failures (or failures and attempts under way) are reached.
+    fn check(&mut self, limit: u32, now: Instant) -> Result<(), Duration> {
+        let elapsed = now.duration_since(self.started);
+        if elapsed >= WINDOW {
+            self.started = now;
+            self.failed = 0;
+        } else if self.failed >= limit {
+            return Err(WINDOW - elapsed);
+        } else if self.failed + self.running >= limit {
+            // Held by attempts under way, which may yet succeed or be given back: a moment.
+            return Err(Duration::from_secs(1));
+        }
+        Ok(())
+    }
+
+    fn is_over(&self, now: Instant) -> bool {
+        now.duration_since(self.started) >= WINDOW
+    }
+}
+
+/// The failed password checks of one process, for one kind of check.
 pub struct SignInFailures {
-    /// Failures an account may have in an hour.
+    /// Failures an account may have from one address in an hour.
     limit: u32,
-    /// Keys accounts by a hash of their address: a fixed few bytes each, whatever is sent.
     hasher: RandomState,
     hours: Mutex<Hours>,
 }
 
-/// The accounts' hours, and when the ended ones were last looked for.
+/// The hours, the known addresses, and when the ended ones were last looked for.
 #[derive(Default)]
 struct Hours {
-    by_account: HashMap<u64, Hour>,
+    by_account: HashMap<Account, Hour>,
+    by_pair: HashMap<Pair, Hour>,
+    /// When each address last signed in to each account.
+    known: HashMap<Pair, Instant>,
     looked: Option<Instant>,
+}
+
+impl Hours {
+    /// Drops what is over (hours, addresses no longer known).
+    fn forget_over(&mut self, now: Instant) {
+        self.by_account.retain(|_, hour| !hour.is_over(now));
+        self.by_pair.retain(|_, hour| !hour.is_over(now));
+        self.known
+            .retain(|_, at| now.duration_since(*at) < KNOWN_FOR);
+    }
+
+    /// Drops what is over, at most every [`FULL_LOOK_EVERY`]: called while a map is full.
+    fn look_while_full(&mut self, now: Instant) {
+        if self
+            .looked
+            .is_none_or(|at| now.duration_since(at) >= FULL_LOOK_EVERY)
+        {
+            self.looked = Some(now);
+            self.forget_over(now);
+        }
+    }
+
+    /// Whether the pair's (and its account's) hours are followed, or have room to be.
+    fn follows(&mut self, pair: &Pair, now: Instant) -> bool {
+        let room = |h: &Self| !is_full(&h.by_pair, pair) && !is_full(&h.by_account, &pair.0);
+        if !room(self) {
+            self.look_while_full(now);
+        }
+        room(self)
+    }
+}
+
+/// Whether `key` is new to `map` and the map has no room for it.
+fn is_full<K: Hash + Eq, V>(map: &HashMap<K, V>, key: &K) -> bool {
+    !map.contains_key(key) && map.len() >= ACCOUNTS_MAX
 }
 
 /// One password check under way; dropped without an outcome, it is not counted.
 #[must_use = "an attempt that is dropped is not counted"]
 pub struct Attempt<'a> {
     failures: &'a SignInFailures,
-    /// `None` when the account was not followed (the map was full).
-    key: Option<u64>,
+    /// The pair; `None` when the account was not followed (the maps were full).
+    pair: Option<Pair>,
+    /// Whether the account's hour holds a place for it.
+    counted_on_account: bool,
     settled: bool,
 }
 
 impl SignInFailures {
-    /// Allows `per_hour` failures per account an hour; `None` (no limit) for 0.
+    /// Allows `per_hour` failures per account and address an hour (five times that per
+    /// account); `None` (no limit) for 0.
     pub fn new(per_hour: u32) -> Option<Self> {
         (per_hour > 0).then(|| Self {
             limit: per_hour,
@@ -70,59 +152,63 @@ impl SignInFailures {
         })
     }
 
-    /// Starts a password check on the account of `email` (already normalized), or says how
-    /// long until its hour of failures is over.
-    pub fn begin(&self, email: &str) -> Result<Attempt<'_>, Duration> {
-        let key = self.hasher.hash_one(email);
+    /// Starts a password check on the account `account` names (an email already normalized,
+    /// or another key of one account) from the client address `client` (as the per-address
+    /// limits count it), or says how long until the hour of failures in the way is over.
+    pub fn begin(&self, account: &str, client: IpAddr) -> Result<Attempt<'_>, Duration> {
+        let account = self.hasher.hash_one(account);
+        let pair = (account, client);
         let now = Instant::now();
         let mut guard = self.lock();
-        let Hours { by_account, looked } = &mut *guard;
-        if !by_account.contains_key(&key) && by_account.len() >= ACCOUNTS_MAX {
-            if looked.is_none_or(|at| now.duration_since(at) >= FULL_LOOK_EVERY) {
-                *looked = Some(now);
-                by_account.retain(|_, hour| now.duration_since(hour.started) < WINDOW);
-            }
-            if by_account.len() >= ACCOUNTS_MAX {
-                return Ok(self.attempt(None));
-            }
+        let hours = &mut *guard;
+        if !hours.follows(&pair, now) {
+            return Ok(self.attempt(None, false));
         }
-        let hour = by_account.entry(key).or_insert(Hour {
+        let fresh = Hour {
             started: now,
             failed: 0,
             running: 0,
-        });
-        let elapsed = now.duration_since(hour.started);
-        if elapsed >= WINDOW {
-            hour.started = now;
-            hour.failed = 0;
-        } else if hour.failed >= self.limit {
-            return Err(WINDOW - elapsed);
-        } else if hour.failed + hour.running >= self.limit {
-            // Held by attempts under way, which may yet succeed or be given back: a moment.
-            return Err(Duration::from_secs(1));
+        };
+        let known = hours
+            .known
+            .get(&pair)
+            .is_some_and(|at| now.duration_since(*at) < KNOWN_FOR);
+        let pair_hour = hours.by_pair.entry(pair).or_insert(fresh);
+        pair_hour.check(self.limit, now)?;
+        let account_hour = hours.by_account.entry(account).or_insert(fresh);
+        let account_limit = self.limit.saturating_mul(ACCOUNT_BUDGETS);
+        let counted_on_account = match account_hour.check(account_limit, now) {
+            Ok(()) => {
+                account_hour.running += 1;
+                true
+            }
+            // The owner's own addresses are still checked (each within its own budget).
+            Err(_) if known => false,
+            Err(wait) => return Err(wait),
+        };
+        if let Some(hour) = hours.by_pair.get_mut(&pair) {
+            hour.running += 1;
         }
-        hour.running += 1;
-        Ok(self.attempt(Some(key)))
+        Ok(self.attempt(Some(pair), counted_on_account))
     }
 
-    /// Drops the hours that are over, so memory follows the accounts being tried.
+    /// Drops the hours that are over and the addresses no longer known, so memory follows the
+    /// accounts being tried.
     pub fn forget_idle(&self) {
-        let now = Instant::now();
-        self.lock()
-            .by_account
-            .retain(|_, hour| now.duration_since(hour.started) < WINDOW);
+        self.lock().forget_over(Instant::now());
     }
 
-    fn attempt(&self, key: Option<u64>) -> Attempt<'_> {
+    fn attempt(&self, pair: Option<Pair>, counted_on_account: bool) -> Attempt<'_> {
         Attempt {
             failures: self,
-            key,
+            pair,
+            counted_on_account,
             settled: false,
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Hours> {
-        // The map holds counts only; one left half-updated by a panic is still usable.
+        // The maps hold counts only; one left half-updated by a panic is still usable.
         self.hours.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -131,55 +217,130 @@ impl Attempt<'_> {
     /// The password was wrong (or the account unknown): the attempt counts as a failure.
     pub fn failed(mut self) {
         self.settled = true;
-        if let Some(key) = self.key {
-            if let Some(hour) = self.failures.lock().by_account.get_mut(&key) {
-                hour.running = hour.running.saturating_sub(1);
-                hour.failed += 1;
-            }
+        self.end(|hour| hour.failed += 1);
+    }
+
+    /// The password was right: the account's failures are forgotten, and the address is known
+    /// to the account from now on.
+    pub fn succeeded(mut self) {
+        self.settled = true;
+        let Some(pair) = self.pair else {
+            return;
+        };
+        let mut hours = self.failures.lock();
+        hours.by_account.remove(&pair.0);
+        hours.by_pair.remove(&pair);
+        let now = Instant::now();
+        if is_full(&hours.known, &pair) {
+            hours.look_while_full(now);
+        }
+        if !is_full(&hours.known, &pair) {
+            hours.known.insert(pair, now);
         }
     }
 
-    /// The password was right: the account's failures are forgotten.
-    pub fn succeeded(mut self) {
-        self.settled = true;
-        if let Some(key) = self.key {
-            self.failures.lock().by_account.remove(&key);
+    /// Gives back the places the attempt held, after `outcome` on each of its hours.
+    fn end(&self, outcome: impl Fn(&mut Hour)) {
+        let Some(pair) = self.pair else {
+            return;
+        };
+        let mut hours = self.failures.lock();
+        let settle = |hour: &mut Hour| {
+            hour.running = hour.running.saturating_sub(1);
+            outcome(hour);
+        };
+        if let Some(hour) = hours.by_pair.get_mut(&pair) {
+            settle(hour);
+        }
+        if let Some(hour) = hours.by_account.get_mut(&pair.0) {
+            if self.counted_on_account {
+                settle(hour);
+            } else {
+                outcome(hour);
+            }
         }
     }
 }
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
-        if self.settled {
-            return;
-        }
-        if let Some(key) = self.key {
-            if let Some(hour) = self.failures.lock().by_account.get_mut(&key) {
-                hour.running = hour.running.saturating_sub(1);
-            }
+        if !self.settled {
+            self.end(|_| {});
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
     use std::time::Duration;
 
     use super::SignInFailures;
 
+    fn from(n: u8) -> IpAddr {
+        IpAddr::from([198, 51, 100, n])
+    }
+
+    fn fail(failures: &SignInFailures, account: &str, n: u8) {
+        if let Ok(attempt) = failures.begin(account, from(n)) {
+            attempt.failed();
+        }
+    }
+
     #[test]
-    fn failures_past_the_budget_are_refused_until_a_success_forgets_them() {
+    fn failures_past_the_budget_refuse_that_address_only() {
         let Some(failures) = SignInFailures::new(2) else {
             panic!("a budget of 2 is a limit");
         };
-        failures.begin("a@x.io").map(|a| a.failed()).ok();
-        failures.begin("a@x.io").map(|a| a.failed()).ok();
-        assert!(failures.begin("a@x.io").is_err(), "third failure refused");
+        fail(&failures, "a@x.io", 1);
+        fail(&failures, "a@x.io", 1);
         assert!(
-            failures.begin("b@x.io").is_ok(),
+            failures.begin("a@x.io", from(1)).is_err(),
+            "third failure refused"
+        );
+        assert!(
+            failures.begin("b@x.io", from(1)).is_ok(),
             "other accounts unaffected"
         );
+        let Ok(owner) = failures.begin("a@x.io", from(2)) else {
+            panic!("another address is still checked");
+        };
+        owner.succeeded();
+        assert!(
+            failures.begin("a@x.io", from(1)).is_err(),
+            "its failures stand"
+        );
+        let Ok(owner) = failures.begin("a@x.io", from(2)) else {
+            panic!("the owner's address is checked");
+        };
+        owner.succeeded();
+        fail(&failures, "a@x.io", 2);
+        fail(&failures, "a@x.io", 2);
+        let Ok(owner) = failures.begin("a@x.io", from(3)) else {
+            panic!("an address of no failures is checked");
+        };
+        owner.succeeded();
         assert!(SignInFailures::new(0).is_none());
+    }
+
+    #[test]
+    fn many_addresses_spend_the_accounts_hour_save_for_addresses_it_knows() {
+        let Some(failures) = SignInFailures::new(1) else {
+            panic!("a budget of 1 is a limit");
+        };
+        let Ok(owner) = failures.begin("a@x.io", from(100)) else {
+            panic!("a first attempt is checked");
+        };
+        owner.succeeded();
+        for n in 1..=5 {
+            fail(&failures, "a@x.io", n);
+        }
+        let wait = failures.begin("a@x.io", from(6)).err().unwrap_or_default();
+        assert!(wait > Duration::from_secs(3500), "{wait:?}");
+        // The owner's address is still checked, within its own budget.
+        fail(&failures, "a@x.io", 100);
+        assert!(failures.begin("a@x.io", from(100)).is_err());
+        assert!(failures.begin("a@x.io", from(7)).is_err());
     }
 
     #[test]
@@ -187,13 +348,17 @@ mod tests {
         let Some(failures) = SignInFailures::new(2) else {
             panic!("a budget of 2 is a limit");
         };
-        let (Ok(first), Ok(second)) = (failures.begin("a@x.io"), failures.begin("a@x.io")) else {
+        let (Ok(first), Ok(second)) = (
+            failures.begin("a@x.io", from(1)),
+            failures.begin("a@x.io", from(1)),
+        ) else {
             panic!("two attempts fit");
         };
-        assert_eq!(failures.begin("a@x.io").err(), Some(Duration::from_secs(1)));
+        let moment = Some(Duration::from_secs(1));
+        assert_eq!(failures.begin("a@x.io", from(1)).err(), moment);
         first.failed();
         second.failed();
-        let wait = failures.begin("a@x.io").err().unwrap_or_default();
+        let wait = failures.begin("a@x.io", from(1)).err().unwrap_or_default();
         assert!(wait > Duration::from_secs(3500), "{wait:?}");
     }
 
@@ -202,17 +367,17 @@ mod tests {
         let Some(failures) = SignInFailures::new(1) else {
             panic!("a budget of 1 is a limit");
         };
-        let running = failures.begin("a@x.io");
+        let running = failures.begin("a@x.io", from(1));
         assert!(running.is_ok());
         assert!(
-            failures.begin("a@x.io").is_err(),
+            failures.begin("a@x.io", from(1)).is_err(),
             "a running attempt holds the budget"
         );
         drop(running);
-        let Ok(attempt) = failures.begin("a@x.io") else {
+        let Ok(attempt) = failures.begin("a@x.io", from(1)) else {
             panic!("the dropped attempt was given back");
         };
         attempt.succeeded();
-        assert!(failures.begin("a@x.io").is_ok());
+        assert!(failures.begin("a@x.io", from(1)).is_ok());
     }
 }

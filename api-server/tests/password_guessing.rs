@@ -1,5 +1,7 @@
-//! Guessing one account's password from many addresses: past its hour of failures the account's
-//! password is not checked, whoever asks. Both engines.
+//! Guessing one account's password: past an address's hour of failures on the account, that
+//! address is not checked; past the account's hour from all addresses (five times as many),
+//! only addresses that signed in to it are. Password changes count on an hour of their own.
+//! Both engines.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -12,9 +14,10 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 both_engines!(
-    failures_from_many_addresses_use_up_the_accounts_hour,
+    failures_from_one_address_keep_out_that_address_only,
+    failures_from_many_addresses_keep_out_addresses_the_account_does_not_know,
     a_success_forgets_the_accounts_failures,
-    password_changes_share_the_accounts_hour,
+    password_changes_have_an_hour_of_their_own,
 );
 
 /// Signs in as `email` with `password` from the client address `from`.
@@ -38,33 +41,43 @@ async fn app(engine: Engine) -> Option<TestApp> {
     .await
 }
 
-async fn failures_from_many_addresses_use_up_the_accounts_hour(engine: Engine) {
+/// The account's budget per address in these tests, and from all addresses together.
+const PER_ADDRESS: usize = 3;
+const PER_ACCOUNT: usize = 5 * PER_ADDRESS;
+
+/// Wrong passwords for `email`, one from each of `count` addresses starting at `203.0.113.<first>`.
+async fn guesses_from_many(app: &TestApp, email: &str, first: usize, count: usize) {
+    for n in first..first + count {
+        let r = sign_in(app, &format!("203.0.113.{n}"), email, "wrong-guess").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    }
+}
+
+/// Someone failing to sign in as another, from their own address, keeps only themselves out.
+async fn failures_from_one_address_keep_out_that_address_only(engine: Engine) {
     let Some(app) = app(engine).await else {
         return;
     };
     app.user("ada@example.com").await;
-    app.user("bob@example.com").await;
-    for n in 1..=3 {
-        let from = format!("198.51.100.{n}");
-        let r = sign_in(&app, &from, "ada@example.com", "wrong-guess").await;
+    for _ in 0..PER_ADDRESS {
+        let r = sign_in(&app, "198.51.100.1", "ada@example.com", "wrong-guess").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
     }
-    // The right password from a fourth address is not checked: the account's hour is spent.
-    let r = sign_in(&app, "198.51.100.4", " ADA@example.com", "password123").await;
+    // That address is not checked again for the hour, even with the right password.
+    let r = sign_in(&app, "198.51.100.1", " ADA@example.com", "password123").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
     assert_eq!(r.code(), "rate_limited");
     let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((3500..=3600).contains(&wait), "retry after {wait} s");
-    // Other accounts are not held up.
-    let r = sign_in(&app, "198.51.100.4", "bob@example.com", "password123").await;
+    // The owner, elsewhere, signs in.
+    let r = sign_in(&app, "198.51.100.2", "ada@example.com", "password123").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // An address with no account is counted the same way, so the refusal tells nothing.
-    for n in 1..=3 {
-        let from = format!("203.0.113.{n}");
-        let r = sign_in(&app, &from, "nobody@example.com", "wrong-guess").await;
+    for _ in 0..PER_ADDRESS {
+        let r = sign_in(&app, "198.51.100.1", "nobody@example.com", "wrong-guess").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
     }
-    let r = sign_in(&app, "203.0.113.4", "nobody@example.com", "wrong-guess").await;
+    let r = sign_in(&app, "198.51.100.1", "nobody@example.com", "wrong-guess").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
     let metrics = app
         .client
@@ -81,19 +94,44 @@ async fn failures_from_many_addresses_use_up_the_accounts_hour(engine: Engine) {
     );
 }
 
+/// Guesses spread over many addresses use up the account's hour: then only the addresses the
+/// account has signed in from are still checked.
+async fn failures_from_many_addresses_keep_out_addresses_the_account_does_not_know(engine: Engine) {
+    let Some(app) = app(engine).await else {
+        return;
+    };
+    app.user("ada@example.com").await;
+    app.user("bob@example.com").await;
+    let r = sign_in(&app, "198.51.100.7", "ada@example.com", "password123").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    guesses_from_many(&app, "ada@example.com", 1, PER_ACCOUNT).await;
+    let r = sign_in(&app, "203.0.113.200", "ada@example.com", "password123").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((3500..=3600).contains(&wait), "retry after {wait} s");
+    // The owner's usual address is still checked; other accounts are not held up.
+    let r = sign_in(&app, "198.51.100.7", "ada@example.com", "password123").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = sign_in(&app, "203.0.113.200", "bob@example.com", "password123").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
 async fn a_success_forgets_the_accounts_failures(engine: Engine) {
     let Some(app) = app(engine).await else {
         return;
     };
     app.user("ada@example.com").await;
-    for _ in 0..2 {
+    guesses_from_many(&app, "ada@example.com", 1, PER_ACCOUNT - PER_ADDRESS).await;
+    for _ in 0..PER_ADDRESS - 1 {
         let r = sign_in(&app, "198.51.100.1", "ada@example.com", "wrong-guess").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
     }
-    let r = sign_in(&app, "198.51.100.2", "ada@example.com", "password123").await;
+    let r = sign_in(&app, "198.51.100.1", "ada@example.com", "password123").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    // A whole new budget: three more failures are answered as failures.
-    for _ in 0..3 {
+    // A whole new budget, from that address and from all: as many failures again are answered
+    // as failures.
+    guesses_from_many(&app, "ada@example.com", 100, PER_ACCOUNT - PER_ADDRESS).await;
+    for _ in 0..PER_ADDRESS {
         let r = sign_in(&app, "198.51.100.1", "ada@example.com", "wrong-guess").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
     }
@@ -101,27 +139,45 @@ async fn a_success_forgets_the_accounts_failures(engine: Engine) {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
 }
 
-/// Someone holding a stolen access token cannot guess the current password faster by asking
-/// to change it: those checks spend the same hour.
-async fn password_changes_share_the_accounts_hour(engine: Engine) {
+/// Failed sign-ins, which anyone can send, never keep the owner from changing the password;
+/// someone holding a stolen access token gets an hour's budget of guesses through changes.
+async fn password_changes_have_an_hour_of_their_own(engine: Engine) {
     let Some(app) = app(engine).await else {
         return;
     };
     let u = app.user("ada@example.com").await;
+    guesses_from_many(&app, "ada@example.com", 1, PER_ACCOUNT).await;
+    for _ in 0..PER_ADDRESS {
+        let r = sign_in(&app, "127.0.0.1", "ada@example.com", "wrong-guess").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    }
     let change =
-        |current: &str| json!({"current_password": current, "new_password": "brand-new-1"});
-    for _ in 0..2 {
+        |current: &str, new: &str| json!({"current_password": current, "new_password": new});
+    let r = app
+        .post(
+            "/auth/password/",
+            Some(&u.access),
+            change("password123", "brand-new-1"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let access = r.body["access"].as_str().unwrap().to_owned();
+    for _ in 0..PER_ADDRESS {
         let r = app
-            .post("/auth/password/", Some(&u.access), change("wrong-guess"))
+            .post(
+                "/auth/password/",
+                Some(&access),
+                change("wrong-guess", "brand-new-2"),
+            )
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     }
-    let r = sign_in(&app, "198.51.100.1", "ada@example.com", "wrong-guess").await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
     let r = app
-        .post("/auth/password/", Some(&u.access), change("password123"))
+        .post(
+            "/auth/password/",
+            Some(&access),
+            change("brand-new-1", "brand-new-2"),
+        )
         .await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
-    let r = sign_in(&app, "198.51.100.2", "ada@example.com", "password123").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
 }

@@ -145,14 +145,14 @@ pub async fn register(
 
 /// Logs in: exchanges email and password for an access and a refresh token.
 #[utoipa::path(post, path = "/auth/token/", tag = "auth", request_body = TokenRequest,
-    responses((status = 200, body = TokenPair), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, description = "rate_limited: this address's sign-ins a minute, or the account's wrong passwords an hour (CHATBOARD_SIGN_IN_FAILURES_PER_HOUR), are spent; see Retry-After", body = ErrorBody), (status = 503, description = "server_busy: every password-hashing slot stayed busy; see Retry-After", body = ErrorBody)))]
+    responses((status = 200, body = TokenPair), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, description = "rate_limited: this address's sign-ins a minute, or the wrong passwords an hour of the account from this address or from every address it has not signed in from (CHATBOARD_SIGN_IN_FAILURES_PER_HOUR), are spent; see Retry-After", body = ErrorBody), (status = 503, description = "server_busy: every password-hashing slot stayed busy; see Retry-After", body = ErrorBody)))]
 pub async fn token(
-    _: IpRateLimited,
+    IpRateLimited(client): IpRateLimited,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<TokenPair>> {
     let email = body.email.trim().to_lowercase();
-    let attempt = begin_password_check(&state, &email)?;
+    let attempt = counted(&state, state.limits.begin_sign_in(&email, client))?;
     let found = if body.password.chars().count() > PASSWORD_MAX {
         None
     } else {
@@ -176,12 +176,12 @@ pub async fn token(
     Ok(Json(start_login(&state, user_id, &hash).await?))
 }
 
-/// Counts a check of the password of the account `email` names against its hour of failures.
-fn begin_password_check<'a>(state: &'a AppState, email: &str) -> ApiResult<Option<Attempt<'a>>> {
-    state
-        .limits
-        .begin_sign_in(email)
-        .inspect_err(|_| state.metrics.rate_limited("sign_in_failures"))
+/// A password check begun against its hour of failures, with a refusal counted in metrics.
+fn counted<'a>(
+    state: &AppState,
+    begun: ApiResult<Option<Attempt<'a>>>,
+) -> ApiResult<Option<Attempt<'a>>> {
+    begun.inspect_err(|_| state.metrics.rate_limited("sign_in_failures"))
 }
 
 /// Records how a counted password check came out.
@@ -210,9 +210,9 @@ fn check_password(v: &mut Validator, field: &str, password: &str) {
 /// refresh tokens are revoked; access tokens and sockets run out within their 15 minutes) and
 /// a new one starts: the answer is its token pair.
 #[utoipa::path(post, path = "/auth/password/", tag = "auth", request_body = PasswordChange, security(("bearer" = [])),
-    responses((status = 200, body = TokenPair), (status = 400, description = "invalid: `current_password` is not the password in use, or `new_password` has the wrong length", body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, description = "rate_limited: a request limit, or the account's wrong passwords an hour, is spent; see Retry-After", body = ErrorBody), (status = 503, description = "server_busy: every password-hashing slot stayed busy; see Retry-After", body = ErrorBody)))]
+    responses((status = 200, body = TokenPair), (status = 400, description = "invalid: `current_password` is not the password in use, or `new_password` has the wrong length", body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, description = "rate_limited: a request limit, or the account's wrong current passwords an hour on password changes, is spent; see Retry-After", body = ErrorBody), (status = 503, description = "server_busy: every password-hashing slot stayed busy; see Retry-After", body = ErrorBody)))]
 pub async fn change_password(
-    _: IpRateLimited,
+    IpRateLimited(client): IpRateLimited,
     UnmeteredUser(user): UnmeteredUser,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<PasswordChange>,
@@ -221,7 +221,7 @@ pub async fn change_password(
     check_password(&mut v, "new_password", &body.new_password);
     v.finish()?;
     let account = current_user(&state, &user).await?;
-    let attempt = begin_password_check(&state, &account.email)?;
+    let attempt = counted(&state, state.limits.begin_password_change(user.id, client))?;
     let hash = if body.current_password.chars().count() > PASSWORD_MAX {
         None
     } else {
