@@ -343,6 +343,7 @@ function drawSidebar() {
       // MANAGERs see the same page with the open invitations alone.
       isManager ? h('a', { href: `#/org/${state.org.id}/admin` }, state.org.role === 'ADMIN' ? 'Organization settings' : 'Invitations') : null,
       h('div', { class: 'me' }, h('span', {}, displayName(state.me)),
+        h('button', { class: 'link', onclick: editProfile }, 'Profile'),
         h('button', { class: 'link', onclick: askNewPassword }, 'Password'),
         h('button', { class: 'link', onclick: () => signOutHere() }, 'Sign out'))));
   if (focused) [...shell.lists.querySelectorAll('a, button')].find((el) => focusKey(el) === focused)?.focus({ preventScroll: true });
@@ -396,6 +397,25 @@ async function askNewPassword() {
     { name: 'next', label: 'New password (8 to 128 characters)', type: 'password' },
   ], 'Change', (values) => changePassword(values.current, values.next));
   if (changed) toast('Password changed. Every other session has been signed out.');
+}
+
+/** The caller's name and whether digest emails come (the same setting a digest's unsubscribe
+ * link turns off). */
+async function editProfile() {
+  const me = state.me;
+  const saved = await askForm('Profile', [
+    { name: 'first_name', label: 'First name', value: me.first_name, required: false, maxlength: 150 },
+    { name: 'last_name', label: 'Last name', value: me.last_name, required: false, maxlength: 150 },
+    { name: 'email_notifications', label: `Email me (${me.email}) about messages I miss while away`, type: 'checkbox', value: me.email_notifications },
+  ], 'Save', (values) => api('PATCH', '/auth/me/', {
+    first_name: values.first_name.trim(),
+    last_name: values.last_name.trim(),
+    email_notifications: values.email_notifications,
+  }));
+  if (!saved) return;
+  state.me = saved;
+  drawSidebar();
+  toast('Profile saved.');
 }
 
 async function createRoom() {

@@ -83,12 +83,18 @@ export function askForm(title, fields, submitLabel = 'Save', submit = null) {
     const inputs = fields.map((field) => {
       const id = `f-${field.name}`;
       const chosen = (value) => (Array.isArray(field.value) ? field.value.includes(value) : value === field.value);
+      // A checkbox's value is whether it is ticked; its label follows it.
+      if (field.type === 'checkbox') {
+        return h('label', { for: id, class: 'check' },
+          h('input', { id, name: field.name, type: 'checkbox', checked: Boolean(field.value) }), field.label);
+      }
       const control = field.options
         ? h('select', { id, name: field.name, multiple: field.multiple, size: field.multiple ? Math.min(field.options.length, 8) : null },
           field.options.map(([value, label]) => h('option', { value, selected: chosen(value) }, label)))
         : h('input', {
           id, name: field.name, type: field.type || 'text', required: field.required !== false,
           value: field.value || '', placeholder: field.placeholder || '', autocomplete: 'off',
+          maxlength: field.maxlength,
         });
       return h('label', { for: id }, field.label, control);
     });
@@ -105,7 +111,10 @@ export function askForm(title, fields, submitLabel = 'Save', submit = null) {
       if (send.disabled) return;
       const data = new FormData(form);
       const values = Object.fromEntries(data);
-      for (const field of fields) if (field.multiple) values[field.name] = data.getAll(field.name);
+      for (const field of fields) {
+        if (field.multiple) values[field.name] = data.getAll(field.name);
+        if (field.type === 'checkbox') values[field.name] = data.has(field.name);
+      }
       let result = values;
       if (submit) {
         send.disabled = true;

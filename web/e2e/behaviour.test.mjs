@@ -454,6 +454,40 @@ test('a failed upload is retried once, from the step that failed', async () => {
   await context.close();
 });
 
+test('the profile dialog renames the user and turns digest emails off and on', async () => {
+  // Digest emails had no switch in the client: only the API, or a digest's unsubscribe link,
+  // whose page sends people here to turn them on again.
+  await server.api('POST', '/auth/register/', { email: 'ezra@example.com', password: PASSWORD, first_name: 'Ezra' });
+  const ezra = await server.signIn('ezra@example.com', PASSWORD);
+  const org = await server.api('POST', '/api/orgs/', { name: 'Ezra & co' }, ezra);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ezra@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${org.id}`);
+  await page.getByRole('button', { name: 'Profile' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Profile' });
+  const emails = dialog.getByLabel('Email me (ezra@example.com) about messages I miss while away');
+  assert.equal(await emails.isChecked(), true, 'on by default');
+  await dialog.getByLabel('Last name').fill('  Pound ');
+  await emails.uncheck();
+  await dialog.getByRole('button', { name: 'Save' }).click();
+  await page.getByText('Profile saved.').waitFor();
+  await page.locator('.me').getByText('Ezra Pound').waitFor();
+  let me = await server.api('GET', '/auth/me/', undefined, ezra);
+  assert.equal(me.email_notifications, false);
+  assert.equal(me.last_name, 'Pound');
+
+  // Shown as saved when opened again, and turned on again from there.
+  await page.getByRole('button', { name: 'Profile' }).click();
+  assert.equal(await emails.isChecked(), false);
+  assert.equal(await dialog.getByLabel('First name').inputValue(), 'Ezra');
+  await emails.check();
+  await dialog.getByRole('button', { name: 'Save' }).click();
+  await page.getByText('Profile saved.').waitFor();
+  me = await server.api('GET', '/auth/me/', undefined, ezra);
+  assert.equal(me.email_notifications, true);
+  await context.close();
+});
+
 test('changing the password keeps this browser signed in and signs every other session out', async () => {
   await server.api('POST', '/auth/register/', { email: 'dora@example.com', password: PASSWORD, first_name: 'Dora' });
   const dora = await server.signIn('dora@example.com', PASSWORD);
