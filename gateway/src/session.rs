@@ -28,7 +28,7 @@ mod allowance;
 mod presence;
 mod seats;
 
-use allowance::FrameAllowance;
+use allowance::{FrameAllowance, OWN_WORK_CREDITED_FROM};
 
 /// Close codes of the protocol (API.md).
 pub mod close {
@@ -238,12 +238,21 @@ impl Session {
                         }
                         return Box::pin(self.close(close::TOO_SLOW, "too slow", "slow_consumer")).await;
                     }
-                    match live {
-                        // Boxed, like every branch's work: the loop's own state is what an idle
-                        // connection keeps, so it holds only the waits.
-                        Some(live) => Box::pin(self.on_live_batch(live)).await,
-                        None => return,
+                    let Some(live) = live else {
+                        return;
+                    };
+                    let began = Instant::now();
+                    // Boxed, like every branch's work: the loop's own state is what an idle
+                    // connection keeps, so it holds only the waits.
+                    let step = Box::pin(self.on_live_batch(live)).await;
+                    // Catching up from the database is the gateway's time, not the client's:
+                    // neither its frames waiting meanwhile nor its silence count against it.
+                    let busy = began.elapsed();
+                    if busy >= OWN_WORK_CREDITED_FROM {
+                        allowance.own_work(busy);
+                        last_heard = (last_heard + busy).min(Instant::now());
                     }
+                    step
                 }
                 reply = self.replies.next(), if !self.replies.is_empty() => {
                     self.outlet.close();

@@ -13,6 +13,10 @@ use super::FRAMES_PER_SECOND;
 /// The longest pause credited, in seconds of frames at the allowed rate.
 const MAX_CREDITED_SECS: u32 = 30;
 
+/// The shortest stretch of the session's own work credited: a live event's usual handling is
+/// far shorter, and a frame or two of credit for each would add up to a rate above the limit.
+pub(super) const OWN_WORK_CREDITED_FROM: Duration = Duration::from_millis(200);
+
 /// The clock of every session's frame limiter. Making a clock tests the CPU for a usable time
 /// stamp counter (`cpuid`, which a virtual machine traps), so the process makes one and each
 /// limiter holds a copy, instead of one per connection.
@@ -55,17 +59,30 @@ impl FrameAllowance {
             (false, None) => self.paused_since = Some(now),
             (true, Some(since)) => {
                 self.paused_since = None;
-                let paused = now.saturating_duration_since(since).as_secs_f64();
-                let owed = paused * f64::from(FRAMES_PER_SECOND);
-                // At most what a client could have sent in `MAX_CREDITED_SECS` at the rate: a
-                // long stall is no licence for a flood afterwards.
-                self.credit = self
-                    .credit
-                    .saturating_add(owed.ceil() as u32)
-                    .min(FRAMES_PER_SECOND * MAX_CREDITED_SECS);
+                self.credit(now.saturating_duration_since(since));
             }
             _ => {}
         }
+    }
+
+    /// Credits `busy`, time the session spent on work of its own (catching rooms up from the
+    /// database) while frames waited in the socket unread, when it is long enough to matter:
+    /// after a bus outage every connection catches up at once, and the frames its client kept
+    /// sending at the rate meanwhile would otherwise be read as a flood and closed with 4008.
+    pub(super) fn own_work(&mut self, busy: Duration) {
+        if busy >= OWN_WORK_CREDITED_FROM {
+            self.credit(busy);
+        }
+    }
+
+    fn credit(&mut self, paused: Duration) {
+        let owed = paused.as_secs_f64() * f64::from(FRAMES_PER_SECOND);
+        // At most what a client could have sent in `MAX_CREDITED_SECS` at the rate: a long
+        // stall is no licence for a flood afterwards.
+        self.credit = self
+            .credit
+            .saturating_add(owed.ceil() as u32)
+            .min(FRAMES_PER_SECOND * MAX_CREDITED_SECS);
     }
 
     /// Whether reads have waited for answers, for less than `grace`: a token's expiry is not
@@ -126,5 +143,17 @@ mod tests {
             admitted(&mut allowance, 10_000),
             FRAMES_PER_SECOND * MAX_CREDITED_SECS + 20
         );
+    }
+
+    #[test]
+    fn the_sessions_own_long_work_is_credited_its_short_work_not() {
+        let mut allowance = FrameAllowance::new();
+        for _ in 0..1_000 {
+            allowance.own_work(OWN_WORK_CREDITED_FROM / 2);
+        }
+        assert_eq!(admitted(&mut allowance, 1_000), 20, "the burst alone");
+        let mut allowance = FrameAllowance::new();
+        allowance.own_work(Duration::from_secs(3));
+        assert_eq!(admitted(&mut allowance, 1_000), 60 + 20);
     }
 }
