@@ -20,9 +20,10 @@ use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Accounts (and as many account and address pairs, and known addresses) followed at most;
-/// beyond it new ones go uncounted until hours end (the per-address limits still hold), so
-/// that a spray of made-up addresses cannot grow memory without bound.
+/// Accounts (and as many account and address pairs) followed at most; beyond it new ones go
+/// uncounted until hours end (the per-address limits still hold), so that a spray of made-up
+/// addresses cannot grow memory without bound. Accounts with known addresses are kept to as
+/// many too, the one whose last sign-in is oldest making room for a new one.
 const ACCOUNTS_MAX: usize = 100_000;
 
 /// While a map is full, the hours that ended are looked for at most this often (a look scans
@@ -37,6 +38,9 @@ const ACCOUNT_BUDGETS: u32 = 5;
 
 /// How long an address that signed in to an account stays known to it.
 const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Addresses known to one account at most: the latest to sign in.
+const KNOWN_PER_ACCOUNT: usize = 8;
 
 /// An account, by a hash of its address: a fixed few bytes each, whatever is sent.
 type Account = u64;
@@ -90,8 +94,8 @@ pub struct SignInFailures {
 struct Hours {
     by_account: HashMap<Account, Hour>,
     by_pair: HashMap<Pair, Hour>,
-    /// When each address last signed in to each account.
-    known: HashMap<Pair, Instant>,
+    /// The addresses that last signed in to each account, and when, oldest first.
+    known: HashMap<Account, Vec<(IpAddr, Instant)>>,
     looked: Option<Instant>,
 }
 
@@ -100,8 +104,10 @@ impl Hours {
     fn forget_over(&mut self, now: Instant) {
         self.by_account.retain(|_, hour| !hour.is_over(now));
         self.by_pair.retain(|_, hour| !hour.is_over(now));
-        self.known
-            .retain(|_, at| now.duration_since(*at) < KNOWN_FOR);
+        self.known.retain(|_, addresses| {
+            addresses.retain(|(_, at)| now.duration_since(*at) < KNOWN_FOR);
+            !addresses.is_empty()
+        });
     }
 
     /// Drops what is over, at most every [`FULL_LOOK_EVERY`]: called while a map is full.
@@ -112,6 +118,31 @@ impl Hours {
         {
             self.looked = Some(now);
             self.forget_over(now);
+        }
+    }
+
+    /// Notes that the pair's address signed in to its account at `now`: the account's latest
+    /// [`KNOWN_PER_ACCOUNT`] are kept, and the accounts whose last sign-in is oldest give way
+    /// once [`ACCOUNTS_MAX`] have some.
+    fn remember(&mut self, (account, client): Pair, now: Instant) {
+        if !self.known.contains_key(&account) && self.known.len() >= ACCOUNTS_MAX {
+            self.look_while_full(now);
+            if self.known.len() >= ACCOUNTS_MAX {
+                let oldest = self
+                    .known
+                    .iter()
+                    .min_by_key(|(_, addresses)| addresses.last().map(|(_, at)| *at))
+                    .map(|(account, _)| *account);
+                if let Some(oldest) = oldest {
+                    self.known.remove(&oldest);
+                }
+            }
+        }
+        let addresses = self.known.entry(account).or_default();
+        addresses.retain(|(ip, _)| *ip != client);
+        addresses.push((client, now));
+        if addresses.len() > KNOWN_PER_ACCOUNT {
+            addresses.remove(0);
         }
     }
 
@@ -169,10 +200,11 @@ impl SignInFailures {
             failed: 0,
             running: 0,
         };
-        let known = hours
-            .known
-            .get(&pair)
-            .is_some_and(|at| now.duration_since(*at) < KNOWN_FOR);
+        let known = hours.known.get(&account).is_some_and(|addresses| {
+            addresses
+                .iter()
+                .any(|(ip, at)| *ip == client && now.duration_since(*at) < KNOWN_FOR)
+        });
         let pair_hour = hours.by_pair.entry(pair).or_insert(fresh);
         pair_hour.check(self.limit, now)?;
         let account_hour = hours.by_account.entry(account).or_insert(fresh);
@@ -230,13 +262,7 @@ impl Attempt<'_> {
         let mut hours = self.failures.lock();
         hours.by_account.remove(&pair.0);
         hours.by_pair.remove(&pair);
-        let now = Instant::now();
-        if is_full(&hours.known, &pair) {
-            hours.look_while_full(now);
-        }
-        if !is_full(&hours.known, &pair) {
-            hours.known.insert(pair, now);
-        }
+        hours.remember(pair, Instant::now());
     }
 
     /// Gives back the places the attempt held, after `outcome` on each of its hours.
@@ -338,6 +364,7 @@ mod tests {
         let wait = failures.begin("a@x.io", from(6)).err().unwrap_or_default();
         assert!(wait > Duration::from_secs(3500), "{wait:?}");
         // The owner's address is still checked, within its own budget.
+        assert!(failures.begin("a@x.io", from(100)).is_ok());
         fail(&failures, "a@x.io", 100);
         assert!(failures.begin("a@x.io", from(100)).is_err());
         assert!(failures.begin("a@x.io", from(7)).is_err());

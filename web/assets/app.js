@@ -400,18 +400,26 @@ async function askNewPassword() {
 }
 
 /** The caller's name and whether digest emails come (the same setting a digest's unsubscribe
- * link turns off). */
+ * link turns off). Read afresh when opened, and only what was changed is sent: the link may
+ * have turned digests off, or another tab renamed the user, since this page loaded. */
 async function editProfile() {
-  const me = state.me;
+  let me;
+  try {
+    me = await api('GET', '/auth/me/');
+  } catch (error) {
+    return failed(error);
+  }
+  state.me = me;
   const saved = await askForm('Profile', [
     { name: 'first_name', label: 'First name', value: me.first_name, required: false, maxlength: 150 },
     { name: 'last_name', label: 'Last name', value: me.last_name, required: false, maxlength: 150 },
     { name: 'email_notifications', label: `Email me (${me.email}) about messages I miss while away`, type: 'checkbox', value: me.email_notifications },
-  ], 'Save', (values) => api('PATCH', '/auth/me/', {
-    first_name: values.first_name.trim(),
-    last_name: values.last_name.trim(),
-    email_notifications: values.email_notifications,
-  }));
+  ], 'Save', (values) => {
+    const changes = {};
+    for (const name of ['first_name', 'last_name']) if (values[name].trim() !== me[name]) changes[name] = values[name].trim();
+    if (values.email_notifications !== me.email_notifications) changes.email_notifications = values.email_notifications;
+    return Object.keys(changes).length ? api('PATCH', '/auth/me/', changes) : me;
+  });
   if (!saved) return;
   state.me = saved;
   drawSidebar();

@@ -152,6 +152,13 @@ impl Mailer {
                 ),
             }
         }
+        if self
+            .public_url
+            .as_deref()
+            .is_some_and(|url| !url.starts_with("https://"))
+        {
+            tracing::warn!("CHATBOARD_PUBLIC_URL is not https: digests' unsubscribe links go without the one-click header (RFC 8058), which mailbox providers ask of senders in bulk");
+        }
         tokio::pin!(stop);
         let mut pause = Duration::ZERO;
         let mut stopping = false;
@@ -288,10 +295,12 @@ impl Mailer {
                     .header(ContentType::TEXT_PLAIN);
                 let builder = match unsubscribe {
                     // RFC 2369 and 8058: mail clients offer the link as an unsubscribe button
-                    // (large senders must, for Gmail and Yahoo).
-                    Some(url) => builder
+                    // (large senders must, for Gmail and Yahoo). One-click is for HTTPS links
+                    // only (RFC 8058, 3.1).
+                    Some(url) if url.starts_with("https://") => builder
                         .header(ListUnsubscribe(url))
                         .header(ListUnsubscribePost),
+                    Some(url) => builder.header(ListUnsubscribe(url)),
                     None => builder,
                 };
                 builder.body(email.body.clone()).map_err(|e| e.to_string())

@@ -133,6 +133,32 @@ async fn digests_go_to_offline_members_once_per_window(engine: TestEngine) {
     assert!(!bob.unwrap().unwrap().0.email_notifications);
 }
 
+/// A plain-http public URL still gives the link (RFC 2369), but not the one-click header, which
+/// RFC 8058 allows for HTTPS links only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_click_unsubscribe_is_for_https_links_only() {
+    let Some((_db, url)) = TestDb::create(TestEngine::Sqlite).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    member(&s, "bob@example.com", "Bob").await;
+    let sink = SmtpSink::start().await;
+    let mut settings = common::smtp(&sink, 0);
+    settings.public_url = Some("http://chat.internal".into());
+    let running = start(&s.store, Arc::new(LocalPresence::new()), settings);
+    post(&s.store, s.room, s.author, 1).await;
+    let mails = sink
+        .wait_for(Duration::from_secs(20), |m| !m.is_empty())
+        .await;
+    let link = mails[0].header("List-Unsubscribe").unwrap_or_default();
+    assert!(
+        link.starts_with("<http://chat.internal/api/email/unsubscribe/?token="),
+        "{link}"
+    );
+    assert_eq!(mails[0].header("List-Unsubscribe-Post"), None);
+    running.shut_down().await;
+}
+
 /// The unsubscribe link a digest's text gives.
 fn unsubscribe_link(body: &str) -> String {
     let start = body

@@ -296,15 +296,24 @@ impl EmailStore for SqlStore {
         user_id: i64,
         limit: u32,
     ) -> StoreResult<Option<(DigestRecipient, Vec<DigestLine>)>> {
-        // The token is made with the first digest: users who never get one never need it.
-        let recipient: Option<(String, Option<String>)> = sqlx::query_as(
-            "UPDATE users SET email_token = COALESCE(email_token, $2) \
-             WHERE id = $1 AND email_notifications RETURNING email, email_token",
+        let mut recipient: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT email, email_token FROM users WHERE id = $1 AND email_notifications",
         )
         .bind(user_id)
-        .bind(new_secret_token())
-        .fetch_optional(&self.write)
+        .fetch_optional(&self.read)
         .await?;
+        // The token is made with the first digest (users who never get one never need it),
+        // and only then written: the writer is not taken for every digest.
+        if let Some((_, None)) = recipient {
+            recipient = sqlx::query_as(
+                "UPDATE users SET email_token = COALESCE(email_token, $2) \
+                 WHERE id = $1 AND email_notifications RETURNING email, email_token",
+            )
+            .bind(user_id)
+            .bind(new_secret_token())
+            .fetch_optional(&self.write)
+            .await?;
+        }
         let Some((address, unsubscribe_token)) = recipient else {
             return Ok(None);
         };
