@@ -43,6 +43,7 @@ pub async fn run() -> anyhow::Result<()> {
         .map_err(ConfigError::exit_on_command_line)
         .context("invalid configuration")?;
     chatboard_core::telemetry::init_logging();
+    chatboard_core::open_files::raise_open_files_limit();
     let state = crate::build_state(config.clone()).await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await

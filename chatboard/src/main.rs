@@ -54,6 +54,7 @@ async fn single_node() -> anyhow::Result<()> {
         tracing::info!("migrations applied");
         return Ok(());
     }
+    chatboard_core::open_files::raise_open_files_limit();
     let state = api_server::build_state(config.clone()).await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await

@@ -171,6 +171,36 @@ async fn data_and_sessions_survive_a_restart_and_requests_are_logged() {
     node.stop();
 }
 
+/// Started under the 1,024 open files container runtimes commonly give, below a higher hard
+/// limit, the node raises its own to the hard limit: otherwise about a thousand sockets would be
+/// all it could hold.
+#[test]
+fn the_open_files_limit_is_raised_to_the_hard_limit() {
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        eprintln!("skipped: no prlimit (util-linux) to start the node under a low limit");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = testing::process::bare_command("prlimit", dir.path());
+    cmd.args(["--nofile=1024:4096", "--", env!("CARGO_BIN_EXE_chatboard")])
+        .env("CHATBOARD_DATA_DIR", dir.path())
+        .env("CHATBOARD_ADDR", "127.0.0.1:0")
+        .stderr(Stdio::inherit());
+    let mut service = Service::start(cmd);
+    service.wait_for("its banner", |l| l.starts_with("ChatBoard is running at "));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", service.id())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .skip(3)
+        .take(2)
+        .collect::<Vec<_>>();
+    assert_eq!(open_files, ["4096", "4096"], "{limits}");
+    assert!(service.stop().success());
+}
+
 #[test]
 fn invalid_configuration_names_the_variable() {
     let dir = tempfile::tempdir().unwrap();

@@ -14,6 +14,7 @@ pub mod events;
 pub mod http_server;
 pub mod metrics;
 pub mod model;
+pub mod open_files;
 pub mod presence;
 pub mod probes;
 pub mod shared_stream;

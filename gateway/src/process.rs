@@ -26,6 +26,7 @@ pub async fn run() -> anyhow::Result<()> {
         .and_then(|env| GatewayConfig::from_env(&env, std::env::args_os().skip(1)))
         .map_err(ConfigError::exit_on_command_line)
         .context("invalid configuration")?;
+    chatboard_core::open_files::raise_open_files_limit();
     // Migrations are the api-server's job; the gateway only reads.
     let store = chatboard_store::open(&config.database).await?;
     let bus = NatsBus::connect(&config.nats_url, &config.nats.nats_prefix)
