@@ -64,11 +64,24 @@ impl Resolve for PublicOnlyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            // One answer whether the name does not resolve or resolves only to private
+            // addresses: the delivery log is read by organization admins, and telling the two
+            // apart would map which internal names exist (a public name of theirs can be a
+            // CNAME to any). The detail goes to the worker's log.
+            let refused = || {
+                format!("{host} is not a public internet address, or does not resolve (SSRF guard)")
+            };
+            let found: Vec<SocketAddr> = match tokio::net::lookup_host((host.as_str(), 0)).await {
+                Ok(found) => found.collect(),
+                Err(e) => {
+                    tracing::info!(host = %host, error = %e, "a webhook's host does not resolve");
+                    return Err(refused().into());
+                }
+            };
             let public: Vec<SocketAddr> = found.into_iter().filter(|a| is_public(a.ip())).collect();
             if public.is_empty() {
-                return Err(format!("{host} resolves to no public address (SSRF guard)").into());
+                tracing::info!(host = %host, "a webhook's host resolves to no public address");
+                return Err(refused().into());
             }
             Ok(Box::new(public.into_iter()) as Addrs)
         })

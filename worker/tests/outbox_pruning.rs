@@ -84,6 +84,24 @@ async fn old_events_are_pruned(engine: TestEngine) {
     let log = store.webhook_deliveries(hook, None, 10).await.unwrap();
     assert_eq!(log.len(), 1);
 
+    // A job whose position now holds another event (ids given out again after a restore of
+    // the database) reaches no webhook: deliveries are written from the row at the position,
+    // which may be another organization's.
+    let unsent = all.last().unwrap();
+    let mut other = unsent.clone();
+    other.id = "another-event".into();
+    let mut elsewhere = unsent.clone();
+    elsewhere.org_id += 1_000;
+    for stranger in [other, elsewhere] {
+        assert_eq!(
+            store
+                .fan_out_deliveries(std::slice::from_ref(&stranger), Utc::now())
+                .await
+                .unwrap(),
+            0
+        );
+    }
+
     // A job queue further behind than that hands over an event whose row is gone: it reaches
     // no webhook, and does not fail (its batch would be handed over again for ever).
     let gone = old.first().unwrap();
@@ -98,7 +116,8 @@ async fn old_events_are_pruned(engine: TestEngine) {
 
 /// A webhook switched off (by its admin, or by a 410 from its target) parks its deliveries.
 /// Their events used to stay in the outbox, message text and all, for as long as it stayed off;
-/// past retention they go, with the parked deliveries.
+/// past retention they go, with the parked deliveries, and with one whose claim lapsed as the
+/// webhook went off (never parked).
 async fn events_owed_to_a_webhook_that_stays_off_are_pruned(engine: TestEngine) {
     let Some((_db, url)) = TestDb::create(engine).await else {
         return;
@@ -114,6 +133,15 @@ async fn events_owed_to_a_webhook_that_stays_off_are_pruned(engine: TestEngine) 
     );
     let positions: Vec<i64> = events.iter().map(|e| e.position).collect();
     store.mark_published(&positions, Utc::now()).await.unwrap();
+    // One delivery is being attempted as the webhook goes off, by a worker that then dies: its
+    // claim lapses unrecorded, and it was never parked.
+    let now = Utc::now();
+    let lease = now + chrono::Duration::milliseconds(100);
+    let claimed = store
+        .claim_due_deliveries(now, lease, 1, &[])
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
     let off = WebhookPatch {
         is_active: Some(false),
         ..WebhookPatch::default()

@@ -392,6 +392,16 @@ async fn private_targets_are_refused_at_delivery() {
         "k",
     )
     .await;
+    // A name that resolves nowhere: its log reads as the private name's does, so that admins
+    // cannot tell which internal names exist (a public name of theirs may be a CNAME to one).
+    let nowhere = webhook(
+        &s.store,
+        s.org,
+        "http://no-such-host.invalid/name",
+        &["*"],
+        "k",
+    )
+    .await;
     let running = in_process(
         &s.store,
         WebhookSettings {
@@ -401,9 +411,17 @@ async fn private_targets_are_refused_at_delivery() {
         },
     );
     post(&s.store, s.room, s.author, 1).await;
+    let mut errors = Vec::new();
     for (hook, expected) in [
         (by_ip, "127.0.0.1 is not a public address"),
-        (by_name, "no public address"),
+        (
+            by_name,
+            "localhost is not a public internet address, or does not resolve",
+        ),
+        (
+            nowhere,
+            "no-such-host.invalid is not a public internet address, or does not resolve",
+        ),
     ] {
         let log = wait_for_log(&s.store, hook, |log| {
             log.first()
@@ -412,7 +430,13 @@ async fn private_targets_are_refused_at_delivery() {
         .await;
         let error = log[0].last_error.clone().unwrap();
         assert!(error.contains(expected), "{error}");
+        errors.push(error);
     }
+    assert_eq!(
+        errors[1].replace("localhost", "no-such-host.invalid"),
+        errors[2],
+        "one wording for both"
+    );
     assert!(
         rx.received().is_empty(),
         "nothing reached the private address"

@@ -187,7 +187,9 @@ impl OutboxStore for SqlStore {
         // A delivery still to be attempted keeps its event; one parked while its webhook is
         // off (by its admin, or after a 410) does not: it would keep the event, message text
         // and all, for as long as the webhook stays off. It goes with the event, as an
-        // attempt past its last would have. (No bound: an empty outbox.)
+        // attempt past its last would have. Nor does one of a webhook that is off whose claim
+        // lapsed unrecorded (a worker gone mid-attempt as it was switched off): it was never
+        // parked, and no claim looks at it again. (No bound: an empty outbox.)
         if let Some(bound) = bound {
             loop {
                 let done = sqlx::query(
@@ -195,8 +197,9 @@ impl OutboxStore for SqlStore {
                        SELECT o.id FROM outbox o \
                        WHERE o.id < $1 AND o.published_at IS NOT NULL \
                          AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
+                                         JOIN webhooks w ON w.id = d.webhook_id \
                                          WHERE d.outbox_id = o.id AND d.status IN ('pending', 'retrying') \
-                                           AND d.next_attempt_at IS NOT NULL) \
+                                           AND d.next_attempt_at IS NOT NULL AND w.is_active) \
                        ORDER BY o.id LIMIT $2)",
                 )
                 .bind(bound)

@@ -319,7 +319,10 @@ impl WebhookStore for SqlStore {
         // One statement per chunk of events, each on its own: a chunk that fails is tried
         // again with its batch, and the conflict clause makes that harmless. An event whose
         // outbox row is gone (a job queue that fell further behind than the outbox keeps
-        // events) is delivered to no webhook rather than failing its batch for ever.
+        // events) is delivered to no webhook rather than failing its batch for ever; so is
+        // one whose position now holds another event (ids given out again after a restore of
+        // the database): deliveries are written from the row at that position, which may be
+        // another organization's.
         let mut added = 0;
         for chunk in wanted.chunks(EVENTS_PER_FAN_OUT) {
             let rows: Vec<String> = (0..chunk.len())
@@ -332,7 +335,8 @@ impl WebhookStore for SqlStore {
                    status, next_attempt_at, created_at) \
                  SELECT w.id, b.outbox_id, b.event_id, b.event_type, 'pending', $1, $1 \
                  FROM batch b JOIN webhooks w ON w.org_id = b.org_id \
-                   JOIN outbox o ON o.id = b.outbox_id \
+                   JOIN outbox o ON o.id = b.outbox_id AND o.event_id = b.event_id \
+                     AND o.org_id = b.org_id \
                  WHERE w.is_active AND (w.events LIKE '%\"' || b.event_type || '\"%' \
                    OR w.events LIKE '%\"*\"%') ORDER BY w.id{FAN_OUT_LOCK} \
                  ON CONFLICT (webhook_id, outbox_id) DO NOTHING",
