@@ -279,6 +279,8 @@ fn alert_rules_parse_and_use_exported_metrics() {
         "chatboard_http_request_duration_seconds_bucket", // p99 latency
         "chatboard_ws_fanout_seconds_bucket",             // fan-out latency
         "chatboard_outbox_oldest_age_seconds",            // outbox backlog age
+        "chatboard_job_backlog",                          // jobs waiting (scale-out)
+        "chatboard_jobs_total",                           // jobs failing
         "chatboard_webhook_attempts_total",               // webhook failure ratio
         "chatboard_operator_reconciliations_total",       // reconcile errors
         "kube_pod_status_ready",                          // pods not ready
