@@ -13,7 +13,7 @@ use futures::FutureExt;
 use crate::mail::EmailTiming;
 use crate::queue::NatsJobQueue;
 use crate::runtime::{start_scale_out, Parts};
-use crate::service::{router, ServiceState, WorkerMetrics};
+use crate::service::{router, ServiceState, SmtpProbe, WorkerMetrics};
 use anyhow::Context;
 use chatboard_core::config::{redact_url, ConfigError, Env};
 
@@ -77,7 +77,7 @@ pub async fn run() -> anyhow::Result<()> {
         store: store.clone(),
         nats,
         metrics,
-        smtp_url: config.email.smtp_url.clone(),
+        smtp: config.email.smtp_url.clone().map(SmtpProbe::new),
         objects: storage,
     });
     // On the signal the tasks stop at once, alongside the listener's drain rather than after

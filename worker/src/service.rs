@@ -222,7 +222,7 @@ pub struct ServiceState {
     /// Metrics.
     pub metrics: Arc<WorkerMetrics>,
     /// The SMTP server, checked for readiness without deciding it.
-    pub smtp_url: Option<String>,
+    pub smtp: Option<SmtpProbe>,
     /// Upload storage, checked the same way.
     pub objects: Option<Arc<dyn objects::ObjectStore>>,
 }
@@ -240,13 +240,53 @@ async fn ready(State(state): State<ServiceState>) -> (StatusCode, Json<Health>) 
         .await
         .require("nats", state.nats.flush())
         .await;
-    if let Some(url) = &state.smtp_url {
-        health = health.report("smtp", smtp_reachable(url)).await;
+    if let Some(smtp) = &state.smtp {
+        health = health.report("smtp", smtp.check()).await;
     }
     if let Some(objects) = &state.objects {
         health = health.report("storage", objects.ping()).await;
     }
     health.into_reply()
+}
+
+/// How long an SMTP check's answer stands: the probe runs every few seconds, and each check
+/// connects, says hello and signs in, which mail providers throttle or block when it comes
+/// some 17,000 times a day from each pod.
+const SMTP_CHECK_STANDS: Duration = Duration::from_secs(60);
+
+/// The SMTP server's check for readiness, asked at most once a [`SMTP_CHECK_STANDS`].
+#[derive(Clone)]
+pub struct SmtpProbe {
+    url: String,
+    /// When the last check was made, and its answer. Held while checking: probes that come
+    /// meanwhile wait for its answer rather than connect too.
+    last: Arc<tokio::sync::Mutex<Option<SmtpAnswer>>>,
+}
+
+/// When an SMTP check was made, and what it found.
+type SmtpAnswer = (tokio::time::Instant, Result<(), String>);
+
+impl SmtpProbe {
+    /// A probe of the server at `url` (`CHATBOARD_SMTP_URL`).
+    pub fn new(url: String) -> Self {
+        Self {
+            url,
+            last: Arc::default(),
+        }
+    }
+
+    /// Whether the server accepted a connection, as last seen within the minute.
+    pub async fn check(&self) -> Result<(), String> {
+        let mut last = self.last.lock().await;
+        if let Some((at, answer)) = &*last {
+            if at.elapsed() < SMTP_CHECK_STANDS {
+                return answer.clone();
+            }
+        }
+        let answer = smtp_reachable(&self.url).await;
+        *last = Some((tokio::time::Instant::now(), answer.clone()));
+        answer
+    }
 }
 
 /// Whether the SMTP server at `url` accepts a connection.
@@ -312,5 +352,36 @@ pub async fn watch_backlog(store: Arc<dyn Store>, metrics: Arc<WorkerMetrics>, e
             Ok(count) => metrics.email_backlog.set(count),
             Err(e) => tracing::warn!(error = %e, "reading the email backlog failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_smtp_server_is_asked_once_a_minute_at_most() {
+        let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
+            panic!("a loopback port");
+        };
+        let Ok(addr) = listener.local_addr() else {
+            panic!("its address");
+        };
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        // A server that hangs up at once: each check fails, and each connection is counted.
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                drop(socket);
+            }
+        });
+        let probe = SmtpProbe::new(format!("smtp://{addr}"));
+        for _ in 0..5 {
+            assert!(probe.check().await.is_err());
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
     }
 }
