@@ -81,32 +81,28 @@ async fn apply(org: &Organization, ctx: &Context, invalid: &AtomicBool) -> Resul
         .chat
         .apply_org_admins(applied.org_id, &spec.name, &spec.admins)
         .await?;
-    for email in &done.invited {
-        ctx.event(
-            org,
-            false,
-            "AdminInvited",
-            format!("{email} is not an ADMIN yet; an ADMIN invitation was emailed"),
-        )
-        .await;
+    // One Event per reason, naming every address: the recorder folds Events of one reason
+    // about one object into the first, keeping its note, so one per address told of one only.
+    if !done.invited.is_empty() {
+        let note = format!(
+            "{} not ADMIN yet; an ADMIN invitation was emailed to each",
+            addresses_are(&done.invited)
+        );
+        ctx.event(org, false, "AdminInvited", note).await;
     }
-    for email in &done.kept_last {
-        ctx.event(
-            org,
-            true,
-            "LastAdminKept",
-            format!("{email} is no longer listed but stays ADMIN: the organization has no other"),
-        )
-        .await;
+    if !done.kept_last.is_empty() {
+        let note = format!(
+            "{} no longer listed but stays ADMIN: the organization has no other",
+            addresses_are(&done.kept_last)
+        );
+        ctx.event(org, true, "LastAdminKept", note).await;
     }
-    for email in &done.revoked {
-        ctx.event(
-            org,
-            false,
-            "AdminRevoked",
-            format!("{email} is no longer listed and is not an ADMIN any more"),
-        )
-        .await;
+    if !done.revoked.is_empty() {
+        let note = format!(
+            "{} no longer listed and not ADMIN any more",
+            addresses_are(&done.revoked)
+        );
+        ctx.event(org, false, "AdminRevoked", note).await;
     }
     let readiness = Readiness::ready(ready_message(spec.suspended, &done.awaiting));
     let status = OrganizationStatus {
@@ -116,6 +112,12 @@ async fn apply(org: &Organization, ctx: &Context, invalid: &AtomicBool) -> Resul
     };
     write_status(org, ctx, &readiness, Some(status)).await?;
     Ok(Action::requeue(ctx.settings.next_resync()))
+}
+
+/// "a@x is" or "a@x, b@y are": the subject of an Event's note about addresses.
+fn addresses_are(emails: &[String]) -> String {
+    let verb = if emails.len() == 1 { "is" } else { "are" };
+    format!("{} {verb}", emails.join(", "))
 }
 
 /// The Ready condition's message: a suspension, and the listed admins who have not accepted

@@ -58,32 +58,36 @@ impl Reconciled for Webhook {
     }
 }
 
+/// Whatever else keeps the spec from being applied, being switched off is applied: it is how a
+/// target gone bad (or a leaked secret) is stopped at once.
+async fn switch_off_if_asked(hook: &Webhook, ctx: &Context, key: &str) -> Result<()> {
+    if hook.spec.active {
+        return Ok(());
+    }
+    if let Some(id) = ctx
+        .store
+        .switch_off_managed_webhook(key, Utc::now())
+        .await?
+    {
+        ctx.event(
+            hook,
+            false,
+            "Deactivated",
+            format!("Webhook {id} is switched off; the rest of the spec is not applied yet"),
+        )
+        .await;
+        tracing::info!(resource = %key, webhook_id = id, "webhook switched off");
+    }
+    Ok(())
+}
+
 /// Brings the database in line with the spec; `invalid` is set when the spec cannot be applied.
 async fn apply(hook: &Webhook, ctx: &Context, invalid: &AtomicBool) -> Result<Action> {
     let key = resource_key(hook)?;
     let prepared = match prepare(hook, ctx).await? {
         Step::Go(prepared) => prepared,
         Step::Stop(readiness, recheck) => {
-            // Whatever else keeps the spec from being applied, being switched off is applied:
-            // it is how a target gone bad (or a leaked secret) is stopped at once.
-            if !hook.spec.active {
-                if let Some(id) = ctx
-                    .store
-                    .switch_off_managed_webhook(&key, Utc::now())
-                    .await?
-                {
-                    ctx.event(
-                        hook,
-                        false,
-                        "Deactivated",
-                        format!(
-                            "Webhook {id} is switched off; the rest of the spec is not applied yet"
-                        ),
-                    )
-                    .await;
-                    tracing::info!(resource = %key, webhook_id = id, "webhook switched off");
-                }
-            }
+            switch_off_if_asked(hook, ctx, &key).await?;
             refuse(hook, ctx, invalid, readiness).await?;
             return Ok(recheck.map_or_else(Action::await_change, Action::requeue));
         }
@@ -93,6 +97,8 @@ async fn apply(hook: &Webhook, ctx: &Context, invalid: &AtomicBool) -> Result<Ac
         Ok(applied) => applied,
         // Room may be made (a webhook deleted): looked at again, as a missing Secret is.
         Err(StoreError::Conflict(ErrorCode::TooManyWebhooks)) => {
+            // The move to a full Organization is refused as a whole; switching off is not.
+            switch_off_if_asked(hook, ctx, &key).await?;
             let message = format!(
                 "the Organization already has {MAX_WEBHOOKS_PER_ORG} webhooks, the most it may have"
             );

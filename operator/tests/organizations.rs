@@ -118,6 +118,13 @@ async fn lifecycle(engine: TestEngine) {
     for reason in ["Created", "AdminInvited"] {
         h.event_seen("acme", reason).await;
     }
+    // Both addresses invited at creation are told: Events of one reason in a reconcile were
+    // folded into the first one's (the recorder keys them by reason, not by note).
+    let notes = h.event_notes("acme", "AdminInvited").join("\n");
+    assert!(
+        notes.contains("ops@acme.example") && notes.contains("new@acme.example"),
+        "{notes}"
+    );
     let reasons = h.event_reasons("acme");
 
     // Re-running on an unchanged resource changes nothing: no status write, no Event, no email.

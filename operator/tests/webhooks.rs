@@ -554,6 +554,52 @@ async fn a_webhook_beyond_the_limit_waits_for_room(engine: TestEngine) {
         o["status"]["orgId"].as_i64()
     })
     .await;
+    let ids = fill_with_webhooks(&h, org_id).await;
+    let hooks: Api<Webhook> = Api::namespaced(h.api.client(), NS);
+    let spec = json!({
+        "organizationRef": {"name": "acme"},
+        "url": "http://127.0.0.1:9/one-more",
+        "events": ["*"],
+    });
+    hooks
+        .create(&PostParams::default(), &webhook("one-more", spec))
+        .await
+        .unwrap();
+    let obj = state(&h, "one-more", "False", "TooManyWebhooks", 1).await;
+    assert!(ready_of(&obj).unwrap().2.contains("100"));
+    assert_eq!(h.store.webhooks_of_org(org_id).await.unwrap().len(), 100);
+
+    // Room made: applied at the next look.
+    h.store.delete_webhook(ids[0]).await.unwrap();
+    let obj = state(&h, "one-more", "True", "Reconciled", 1).await;
+    let id = obj["status"]["webhookId"].as_i64().unwrap();
+
+    // Moved to a full Organization and switched off in one edit: the move is refused, and the
+    // switch-off is applied all the same (it is how a leaked secret is stopped at once).
+    create_org(&h, "full").await;
+    let full_id = eventually("full applied", || async {
+        let o = h.api.get(support::ORGS, NS, "full")?;
+        o["status"]["orgId"].as_i64()
+    })
+    .await;
+    fill_with_webhooks(&h, full_id).await;
+    hooks
+        .patch(
+            "one-more",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"organizationRef": {"name": "full"}, "active": false}})),
+        )
+        .await
+        .unwrap();
+    state(&h, "one-more", "False", "TooManyWebhooks", 2).await;
+    let row = h.store.webhooks_of_org(org_id).await.unwrap();
+    let row = row.iter().find(|w| w.id == id).unwrap();
+    assert!(!row.is_active, "switched off where it is");
+    h.stop().await;
+}
+
+/// Adds webhooks of its own to the organization until it has as many as it may; their ids.
+async fn fill_with_webhooks(h: &Harness, org_id: i64) -> Vec<i64> {
     let mut ids = Vec::new();
     for n in 0..chatboard_store::MAX_WEBHOOKS_PER_ORG {
         let hook = h
@@ -574,22 +620,5 @@ async fn a_webhook_beyond_the_limit_waits_for_room(engine: TestEngine) {
             .unwrap();
         ids.push(hook.id);
     }
-    let hooks: Api<Webhook> = Api::namespaced(h.api.client(), NS);
-    let spec = json!({
-        "organizationRef": {"name": "acme"},
-        "url": "http://127.0.0.1:9/one-more",
-        "events": ["*"],
-    });
-    hooks
-        .create(&PostParams::default(), &webhook("one-more", spec))
-        .await
-        .unwrap();
-    let obj = state(&h, "one-more", "False", "TooManyWebhooks", 1).await;
-    assert!(ready_of(&obj).unwrap().2.contains("100"));
-    assert_eq!(h.store.webhooks_of_org(org_id).await.unwrap().len(), 100);
-
-    // Room made: applied at the next look.
-    h.store.delete_webhook(ids[0]).await.unwrap();
-    state(&h, "one-more", "True", "Reconciled", 1).await;
-    h.stop().await;
+    ids
 }

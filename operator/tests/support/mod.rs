@@ -191,6 +191,18 @@ impl Harness {
             .collect()
     }
 
+    /// The notes of the Events about `name` for `reason`.
+    #[allow(dead_code)] // not every suite reads notes
+    pub fn event_notes(&self, name: &str, reason: &str) -> Vec<String> {
+        self.api
+            .list(EVENTS, NS)
+            .into_iter()
+            .filter(|e| e["regarding"]["name"].as_str() == Some(name))
+            .filter(|e| e["reason"].as_str() == Some(reason))
+            .filter_map(|e| e["note"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// Stops the controllers and waits for them.
     pub async fn stop(self) {
         self.stop.send_replace(true);
