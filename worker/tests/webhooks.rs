@@ -279,6 +279,67 @@ async fn deleted_before_delivery(room: bool) {
     running.shut_down().await;
 }
 
+/// A message edited while its delivery waits for a retry goes out as it stands: a secret posted
+/// by mistake and edited out is not carried to the target by the retries after the edit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_edited_before_its_delivery_is_sent_as_edited() {
+    let Some((_db, s)) = db(TestEngine::Sqlite).await else {
+        return;
+    };
+    let (rx, hook) = scripted_hook(&s, "/flaky", &[503, 503]).await;
+    let running = in_process(&s.store, settings());
+    let secret = chatboard_store::NewMessage {
+        file: None,
+        room_id: s.room,
+        sender_id: s.author,
+        body: "the password is hunter2".into(),
+        client_msg_id: None,
+        parent_id: None,
+        mentions: Default::default(),
+    };
+    let (posted, _) = s
+        .store
+        .post_message(secret, chrono::Utc::now())
+        .await
+        .unwrap();
+    wait_for_log(&s.store, hook, |log| {
+        log.first().is_some_and(|d| d.attempts >= 1)
+    })
+    .await;
+    // The worker stops while the delivery waits, so that no attempt is under way as the edit
+    // lands; a new one takes the delivery up after it.
+    running.shut_down().await;
+    let seen_before_edit = rx.received().len();
+    s.store
+        .edit_message(
+            s.room,
+            posted.id,
+            "the password is in the vault",
+            &Default::default(),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let running = in_process(&s.store, settings());
+    wait_for_log(&s.store, hook, |log| {
+        log.first()
+            .is_some_and(|d| d.status == DeliveryStatus::Delivered)
+    })
+    .await;
+    let after: Vec<_> = rx.received().into_iter().skip(seen_before_edit).collect();
+    assert!(!after.is_empty());
+    for got in &after {
+        assert_eq!(got.body["type"], "message.created", "{:?}", got.body);
+        assert_eq!(
+            got.body["data"]["body"], "the password is in the vault",
+            "{:?}",
+            got.body
+        );
+        assert!(got.body["data"]["edited_at"].is_string(), "{:?}", got.body);
+    }
+    running.shut_down().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attempts_are_bounded_and_the_last_error_kept() {
     let Some((_db, s)) = db(TestEngine::Sqlite).await else {

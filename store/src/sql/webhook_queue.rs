@@ -1,8 +1,8 @@
 //! What happens to a webhook's queued deliveries when the webhook changes: parked while it is
 //! switched off, due again when it is switched on, given up when its events no longer include
-//! theirs; and to one whose message was deleted before it went out. Claims of due ones.
+//! theirs; and to one whose message was deleted (or edited) before it went out. Claims of due ones.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use chatboard_core::events::{EventType, OutboxEvent};
 use chrono::{DateTime, Utc};
@@ -104,6 +104,31 @@ fn message_carried(event: &OutboxEvent) -> Option<(i64, i64)> {
     Some((message.get("room")?.as_i64()?, message.get("id")?.as_i64()?))
 }
 
+/// When a message was last edited, if it was.
+type Edited = Option<DateTime<Utc>>;
+
+/// A message's text as it stands, and when it was last edited.
+type Standing = (String, Edited);
+
+/// Gives the message an event carries the text (and edit time) it has now.
+fn as_it_stands(event: &mut OutboxEvent, body: &str, edited_at: Option<DateTime<Utc>>) {
+    let message = if event.event_type == EventType::MessageMentioned.as_str() {
+        event.data.get_mut("message")
+    } else {
+        Some(&mut event.data)
+    };
+    let Some(serde_json::Value::Object(message)) = message else {
+        return;
+    };
+    if message.get("body").and_then(|b| b.as_str()) == Some(body) {
+        return;
+    }
+    message.insert("body".into(), body.into());
+    if let Some(at) = edited_at {
+        message.insert("edited_at".into(), serde_json::json!(at));
+    }
+}
+
 impl SqlStore {
     /// One claim of up to `limit` deliveries: how many were claimed, and those returned (the
     /// ones whose event cannot be read or whose message is gone are marked failed instead).
@@ -186,7 +211,9 @@ impl SqlStore {
 
     /// Gives up the claimed deliveries whose message was deleted (or purged) since its event:
     /// a deleted message keeps nothing of what it said, and a delivery retried for hours after
-    /// the deletion would still have carried its text to the webhook's target.
+    /// the deletion would still have carried its text to the webhook's target. The others
+    /// carry their message's text as it stands: one edited since its event (a secret posted
+    /// by mistake and edited out) no longer sends what the edit took away.
     pub(super) async fn without_deleted_messages(
         &self,
         due: Vec<DueDelivery>,
@@ -198,7 +225,7 @@ impl SqlStore {
         if carried.is_empty() {
             return Ok(due);
         }
-        let mut live: HashSet<(i64, i64)> = HashSet::new();
+        let mut live: HashMap<(i64, i64), Standing> = HashMap::new();
         for chunk in carried.chunks(250) {
             // By (room, id), the messages' key (no index has the id alone), one lookup each.
             let pairs: Vec<String> = (0..chunk.len())
@@ -206,19 +233,30 @@ impl SqlStore {
                 .collect();
             let sql = format!(
                 // A deleted room's messages wait to be purged (`erased_rooms`): gone too.
-                "SELECT room_id, id FROM messages WHERE NOT is_deleted \
+                "SELECT room_id, id, body, edited_at FROM messages WHERE NOT is_deleted \
                    AND room_id NOT IN (SELECT room_id FROM erased_rooms) AND ({})",
                 pairs.join(" OR ")
             );
-            let mut query = sqlx::query_as::<_, (i64, i64)>(&sql);
+            let mut query = sqlx::query_as::<_, (i64, i64, String, Edited)>(&sql);
             for (room, id) in chunk {
                 query = query.bind(*room).bind(*id);
             }
-            live.extend(query.fetch_all(&self.write).await?);
+            let rows = query.fetch_all(&self.write).await?;
+            live.extend(
+                rows.into_iter()
+                    .map(|(room, id, body, edited)| ((room, id), (body, edited))),
+            );
         }
-        let (kept, gone): (Vec<DueDelivery>, Vec<DueDelivery>) = due
+        let (mut kept, gone): (Vec<DueDelivery>, Vec<DueDelivery>) = due
             .into_iter()
-            .partition(|d| message_carried(&d.event).is_none_or(|key| live.contains(&key)));
+            .partition(|d| message_carried(&d.event).is_none_or(|key| live.contains_key(&key)));
+        for delivery in &mut kept {
+            if let Some((body, edited_at)) =
+                message_carried(&delivery.event).and_then(|key| live.get(&key))
+            {
+                as_it_stands(&mut delivery.event, body, *edited_at);
+            }
+        }
         for chunk in gone.chunks(500) {
             let sql = format!(
                 "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, \
