@@ -1,7 +1,9 @@
 //! How the dispatcher's slots are shared: a webhook may hold a quarter of them at once and an
 //! organization all but a quarter, so that neither one target that hangs nor one organization
 //! pointing several webhooks at such targets holds up everybody else's deliveries, while a
-//! deployment with one organization keeps most of them.
+//! deployment with one organization keeps most of them. And a quarter stays for organizations
+//! holding few: several organizations whose targets hang (anyone may make organizations)
+//! share three quarters between them, beyond the first few slots each.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,6 +12,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub(crate) struct DeliverySlots {
     per_webhook: usize,
     per_org: usize,
+    /// Slots an organization takes whatever the others hold (an eighth).
+    own: usize,
+    /// Slots in flight beyond which only organizations holding fewer than `own` take more.
+    crowded: usize,
     held: Mutex<Held>,
 }
 
@@ -17,6 +23,8 @@ pub(crate) struct DeliverySlots {
 struct Held {
     by_webhook: HashMap<i64, usize>,
     by_org: HashMap<i64, usize>,
+    /// Slots held in all.
+    total: usize,
     /// The webhooks seen of each organization holding slots now: while the organization holds
     /// all it may, they are left out of claims (else a delivery handed back is claimed again
     /// at once, and again).
@@ -27,10 +35,13 @@ impl DeliverySlots {
     /// Shares for a dispatcher of `concurrency` slots.
     pub(crate) fn new(concurrency: usize) -> Self {
         let per_webhook = (concurrency / 4).max(1);
+        // Whatever one organization takes, one webhook's share stays for the others.
+        let per_org = concurrency.saturating_sub(per_webhook).max(per_webhook);
         Self {
             per_webhook,
-            // Whatever one organization takes, one webhook's share stays for the others.
-            per_org: concurrency.saturating_sub(per_webhook).max(per_webhook),
+            per_org,
+            own: (concurrency / 8).max(1),
+            crowded: per_org,
             held: Mutex::new(Held::default()),
         }
     }
@@ -40,7 +51,7 @@ impl DeliverySlots {
     }
 
     /// The webhooks a claim should leave out now: those holding their share, and those of
-    /// organizations holding theirs.
+    /// organizations holding theirs (or, while the slots are crowded, their own few).
     pub(crate) fn busy_webhooks(&self) -> Vec<i64> {
         let held = self.held();
         let mut busy: HashSet<i64> = held
@@ -50,7 +61,7 @@ impl DeliverySlots {
             .map(|(w, _)| *w)
             .collect();
         for (org, n) in &held.by_org {
-            if *n >= self.per_org {
+            if self.org_is_full(*n, held.total) {
                 busy.extend(held.webhooks_of.get(org).into_iter().flatten());
             }
         }
@@ -73,7 +84,7 @@ impl DeliverySlots {
         held.webhooks_of.entry(org).or_default().insert(webhook);
         let of_webhook = held.by_webhook.get(&webhook).copied().unwrap_or(0);
         let of_org = held.by_org.get(&org).copied().unwrap_or(0);
-        if of_webhook >= self.per_webhook || of_org >= self.per_org {
+        if of_webhook >= self.per_webhook || self.org_is_full(of_org, held.total) {
             if of_org == 0 {
                 held.webhooks_of.remove(&org);
             }
@@ -81,11 +92,18 @@ impl DeliverySlots {
         }
         *held.by_webhook.entry(webhook).or_insert(0) += 1;
         *held.by_org.entry(org).or_insert(0) += 1;
+        held.total += 1;
         true
+    }
+
+    /// Whether an organization holding `of_org` slots, with `total` held in all, takes no more.
+    fn org_is_full(&self, of_org: usize, total: usize) -> bool {
+        of_org >= self.per_org || (of_org >= self.own && total >= self.crowded)
     }
 
     fn release(&self, webhook: i64, org: i64) {
         let mut held = self.held();
+        held.total = held.total.saturating_sub(1);
         if let Some(n) = held.by_webhook.get_mut(&webhook) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -136,12 +154,47 @@ mod tests {
         busy.sort_unstable();
         assert_eq!(busy, [1, 2, 3, 4]);
         let other = slots.take(5, 20).expect("another org's slot");
-        // A slot given back (its guard dropped) opens the org again.
+        // Slots given back (their guards dropped) open the org again, once the last quarter
+        // is free: it stays for organizations holding few.
         drop(held.pop());
+        let mut busy = slots.busy_webhooks();
+        busy.sort_unstable();
+        assert_eq!(busy, [1, 2, 3, 4, 5], "crowded: each org keeps to its own");
+        drop(other);
         let mut busy = slots.busy_webhooks();
         busy.sort_unstable();
         assert_eq!(busy, [1, 2]);
         assert!(slots.take(4, 10).is_some());
-        drop(other);
+    }
+
+    #[test]
+    fn organizations_holding_many_leave_a_quarter_to_those_holding_few() {
+        // 64 slots: a webhook 16, an organization 48, its own 8 whatever the others hold.
+        let slots = Arc::new(DeliverySlots::new(64));
+        let mut held = Vec::new();
+        // Organization 10's three hanging webhooks take its 48.
+        for webhook in [1, 2, 3] {
+            for _ in 0..16 {
+                held.push(slots.take(webhook, 10).expect("a slot of org 10"));
+            }
+        }
+        // Organization 20's hanging webhook: the slots are crowded, so its own 8 only.
+        for _ in 0..8 {
+            held.push(slots.take(4, 20).expect("one of org 20's own"));
+        }
+        assert!(slots.take(4, 20).is_none());
+        let mut busy = slots.busy_webhooks();
+        busy.sort_unstable();
+        assert_eq!(busy, [1, 2, 3, 4]);
+        // A third organization still gets its own: 8 slots stay free.
+        for _ in 0..8 {
+            held.push(slots.take(5, 30).expect("one of org 30's own"));
+        }
+        assert!(slots.take(5, 30).is_none());
+        // Uncrowded again, an organization takes beyond its own.
+        held.truncate(16);
+        for _ in 0..16 {
+            held.push(slots.take(6, 40).expect("a slot while there is room"));
+        }
     }
 }
