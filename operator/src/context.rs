@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chat::Chat;
+use chatboard_core::auth::hash_token;
 use chatboard_store::Store;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
@@ -120,8 +121,12 @@ impl Context {
                 EventType::Normal
             },
             reason: reason.into(),
+            // Kubernetes' Events count repeats of one (type, reason, action) about an object,
+            // for six minutes, into the first, keeping its note: an action of its own per note
+            // keeps a different note (another admin invited) from being folded into an older
+            // one, while the same note repeated is still counted.
+            action: format!("Reconcile-{}", &hash_token(&note)[..8]),
             note: Some(note),
-            action: "Reconcile".into(),
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {

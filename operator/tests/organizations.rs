@@ -150,8 +150,9 @@ async fn lifecycle(engine: TestEngine) {
         .unwrap()
         .is_empty());
 
-    // Update: renamed, suspended, and the invited address dropped from the list.
-    let change = json!({"spec": {"displayName": "Acme Inc", "suspended": true, "admins": ["ops@acme.example"]}});
+    // Update: renamed, suspended, the invited address dropped from the list and another one
+    // listed.
+    let change = json!({"spec": {"displayName": "Acme Inc", "suspended": true, "admins": ["ops@acme.example", "cto@acme.example"]}});
     orgs.patch("acme", &PatchParams::default(), &Patch::Merge(change))
         .await
         .unwrap();
@@ -164,6 +165,10 @@ async fn lifecycle(engine: TestEngine) {
         (r.iter().any(|r| r == "AdminRevoked") && r.iter().any(|r| r == "Updated")).then_some(())
     })
     .await;
+    // Invited minutes after the first ones, and told in an Event of its own: Events of one
+    // reason were counted into the first one's for six minutes, its note kept.
+    let notes = h.event_notes("acme", "AdminInvited").join("\n");
+    assert!(notes.contains("cto@acme.example"), "{notes}");
 
     // The REST API may not rename or delete it; drift made in the database is corrected.
     assert!(matches!(

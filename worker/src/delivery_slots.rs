@@ -1,9 +1,10 @@
 //! How the dispatcher's slots are shared: a webhook may hold a quarter of them at once and an
 //! organization all but a quarter, so that neither one target that hangs nor one organization
 //! pointing several webhooks at such targets holds up everybody else's deliveries, while a
-//! deployment with one organization keeps most of them. And a quarter stays for organizations
-//! holding few: several organizations whose targets hang (anyone may make organizations)
-//! share three quarters between them, beyond the first few slots each.
+//! deployment with one organization keeps most of them. And the last quarter goes one slot to
+//! each organization: once three quarters are in flight, an organization holding a slot takes
+//! no more, so several organizations whose targets hang (anyone may make organizations) keep
+//! the others out only when there are more of them than a quarter of the slots.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,9 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub(crate) struct DeliverySlots {
     per_webhook: usize,
     per_org: usize,
-    /// Slots an organization takes whatever the others hold (an eighth).
-    own: usize,
-    /// Slots in flight beyond which only organizations holding fewer than `own` take more.
+    /// Slots in flight beyond which only organizations holding none take one.
     crowded: usize,
     held: Mutex<Held>,
 }
@@ -40,7 +39,6 @@ impl DeliverySlots {
         Self {
             per_webhook,
             per_org,
-            own: (concurrency / 8).max(1),
             crowded: per_org,
             held: Mutex::new(Held::default()),
         }
@@ -51,7 +49,7 @@ impl DeliverySlots {
     }
 
     /// The webhooks a claim should leave out now: those holding their share, and those of
-    /// organizations holding theirs (or, while the slots are crowded, their own few).
+    /// organizations holding theirs (or, while the slots are crowded, any).
     pub(crate) fn busy_webhooks(&self) -> Vec<i64> {
         let held = self.held();
         let mut busy: HashSet<i64> = held
@@ -98,7 +96,7 @@ impl DeliverySlots {
 
     /// Whether an organization holding `of_org` slots, with `total` held in all, takes no more.
     fn org_is_full(&self, of_org: usize, total: usize) -> bool {
-        of_org >= self.per_org || (of_org >= self.own && total >= self.crowded)
+        of_org >= self.per_org || (of_org > 0 && total >= self.crowded)
     }
 
     fn release(&self, webhook: i64, org: i64) {
@@ -168,8 +166,8 @@ mod tests {
     }
 
     #[test]
-    fn organizations_holding_many_leave_a_quarter_to_those_holding_few() {
-        // 64 slots: a webhook 16, an organization 48, its own 8 whatever the others hold.
+    fn the_last_quarter_goes_one_slot_to_each_organization() {
+        // 64 slots: a webhook 16, an organization 48; past 48 in flight, one per organization.
         let slots = Arc::new(DeliverySlots::new(64));
         let mut held = Vec::new();
         // Organization 10's three hanging webhooks take its 48.
@@ -178,23 +176,19 @@ mod tests {
                 held.push(slots.take(webhook, 10).expect("a slot of org 10"));
             }
         }
-        // Organization 20's hanging webhook: the slots are crowded, so its own 8 only.
-        for _ in 0..8 {
-            held.push(slots.take(4, 20).expect("one of org 20's own"));
+        // Fifteen more organizations with hanging targets: one slot each, then no more.
+        for org in 20..35 {
+            held.push(slots.take(org, org).expect("an organization's one slot"));
+            assert!(slots.take(org, org).is_none());
         }
-        assert!(slots.take(4, 20).is_none());
-        let mut busy = slots.busy_webhooks();
-        busy.sort_unstable();
-        assert_eq!(busy, [1, 2, 3, 4]);
-        // A third organization still gets its own: 8 slots stay free.
-        for _ in 0..8 {
-            held.push(slots.take(5, 30).expect("one of org 30's own"));
-        }
-        assert!(slots.take(5, 30).is_none());
-        // Uncrowded again, an organization takes beyond its own.
+        let busy = slots.busy_webhooks();
+        assert_eq!(busy.len(), 3 + 15, "{busy:?}");
+        // Another organization still gets its slot.
+        held.push(slots.take(40, 40).expect("the last organization's slot"));
+        // Uncrowded again, an organization takes more than one.
         held.truncate(16);
         for _ in 0..16 {
-            held.push(slots.take(6, 40).expect("a slot while there is room"));
+            held.push(slots.take(50, 50).expect("a slot while there is room"));
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The worker's HTTP side (health and metrics) and the loop that keeps its gauges current.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -162,9 +162,15 @@ impl WorkerMetrics {
                 emails.with_label_values(&[kind, result]);
             }
         }
-        // Present from the start (at 0), so that rates and ratios over them are defined.
+        // Present from the start (at 0), so that rates and ratios over them are defined: a
+        // series born at its first failure would not count that jump.
         for result in ["delivered", "retry", "failed", "gone"] {
             webhook_attempts.with_label_values(&[result]);
+        }
+        for event_type in chatboard_core::events::EventType::ALL {
+            for result in ["ok", "error"] {
+                jobs.with_label_values(&[event_type.as_str(), result]);
+            }
         }
         registry.register(&outbox_backlog)?;
         registry.register(&outbox_oldest_age)?;
@@ -254,38 +260,57 @@ async fn ready(State(state): State<ServiceState>) -> (StatusCode, Json<Health>) 
 /// some 17,000 times a day from each pod.
 const SMTP_CHECK_STANDS: Duration = Duration::from_secs(60);
 
-/// The SMTP server's check for readiness, asked at most once a [`SMTP_CHECK_STANDS`].
+/// The longest one SMTP check may take. It runs in a task of its own: the probe's own deadline
+/// (under a second) is shorter than a login to a distant server, and a check cut off there
+/// would be made again at the next probe.
+const SMTP_CHECK_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The SMTP server's check for readiness, made at most once a [`SMTP_CHECK_STANDS`], in the
+/// background: a probe answers with the latest check's answer at once.
 #[derive(Clone)]
 pub struct SmtpProbe {
-    url: String,
-    /// When the last check was made, and its answer. Held while checking: probes that come
-    /// meanwhile wait for its answer rather than connect too.
-    last: Arc<tokio::sync::Mutex<Option<SmtpAnswer>>>,
+    url: Arc<str>,
+    state: Arc<std::sync::Mutex<SmtpState>>,
 }
 
-/// When an SMTP check was made, and what it found.
-type SmtpAnswer = (tokio::time::Instant, Result<(), String>);
+/// The latest SMTP check.
+#[derive(Default)]
+struct SmtpState {
+    /// When the latest check began; `None` before the first.
+    began: Option<tokio::time::Instant>,
+    /// What the latest finished check found.
+    answer: Option<Result<(), String>>,
+}
 
 impl SmtpProbe {
     /// A probe of the server at `url` (`CHATBOARD_SMTP_URL`).
     pub fn new(url: String) -> Self {
         Self {
-            url,
-            last: Arc::default(),
+            url: url.into(),
+            state: Arc::default(),
         }
     }
 
-    /// Whether the server accepted a connection, as last seen within the minute.
+    /// The latest check's answer; starts a new check when the latest began a minute ago.
     pub async fn check(&self) -> Result<(), String> {
-        let mut last = self.last.lock().await;
-        if let Some((at, answer)) = &*last {
-            if at.elapsed() < SMTP_CHECK_STANDS {
-                return answer.clone();
-            }
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state
+            .began
+            .is_none_or(|began| began.elapsed() >= SMTP_CHECK_STANDS)
+        {
+            state.began = Some(tokio::time::Instant::now());
+            let (url, shared) = (self.url.clone(), self.state.clone());
+            tokio::spawn(async move {
+                let answer = tokio::time::timeout(SMTP_CHECK_TIMEOUT, smtp_reachable(&url))
+                    .await
+                    .unwrap_or_else(|_| Err("no answer within 15 s".to_owned()));
+                shared.lock().unwrap_or_else(PoisonError::into_inner).answer = Some(answer);
+            });
         }
-        let answer = smtp_reachable(&self.url).await;
-        *last = Some((tokio::time::Instant::now(), answer.clone()));
-        answer
+        state
+            .answer
+            .clone()
+            .unwrap_or_else(|| Err("being checked".to_owned()))
     }
 }
 
@@ -362,7 +387,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn the_smtp_server_is_asked_once_a_minute_at_most() {
+    async fn the_smtp_server_is_asked_once_a_minute_at_most_in_the_background() {
         let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
             panic!("a loopback port");
         };
@@ -379,6 +404,14 @@ mod tests {
             }
         });
         let probe = SmtpProbe::new(format!("smtp://{addr}"));
+        assert_eq!(probe.check().await, Err("being checked".to_owned()));
+        // The first check's answer comes from its task; until then the probe says so.
+        let mut answer = probe.check().await;
+        while answer == Err("being checked".to_owned()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            answer = probe.check().await;
+        }
+        assert!(answer.is_err(), "a server that hangs up: {answer:?}");
         for _ in 0..5 {
             assert!(probe.check().await.is_err());
         }

@@ -90,8 +90,20 @@ async fn old_events_are_pruned(engine: TestEngine) {
     let unsent = all.last().unwrap();
     let mut other = unsent.clone();
     other.id = "another-event".into();
+    let other_org = store
+        .create_org(s.author, "Elsewhere", Utc::now())
+        .await
+        .unwrap();
+    webhook(
+        store,
+        other_org.id,
+        "http://127.0.0.1:9/other",
+        &["*"],
+        "secret",
+    )
+    .await;
     let mut elsewhere = unsent.clone();
-    elsewhere.org_id += 1_000;
+    elsewhere.org_id = other_org.id;
     for stranger in [other, elsewhere] {
         assert_eq!(
             store
@@ -136,7 +148,7 @@ async fn events_owed_to_a_webhook_that_stays_off_are_pruned(engine: TestEngine) 
     // One delivery is being attempted as the webhook goes off, by a worker that then dies: its
     // claim lapses unrecorded, and it was never parked.
     let now = Utc::now();
-    let lease = now + chrono::Duration::milliseconds(100);
+    let lease = now + chrono::Duration::minutes(10);
     let claimed = store
         .claim_due_deliveries(now, lease, 1, &[])
         .await
@@ -146,7 +158,8 @@ async fn events_owed_to_a_webhook_that_stays_off_are_pruned(engine: TestEngine) 
         is_active: Some(false),
         ..WebhookPatch::default()
     };
-    store.update_webhook(hook, off, Utc::now()).await.unwrap();
+    // At the claim's time: the claim still holds as the webhook goes off, so it is not parked.
+    store.update_webhook(hook, off, now).await.unwrap();
 
     let later = Utc::now() + chrono::Duration::seconds(1);
     let all = left(store).await.len(); // the set-up's events too, all handed over
