@@ -228,14 +228,9 @@ async fn a_message_whose_room_was_deleted_is_not_sent() {
     deleted_before_delivery(true).await;
 }
 
-/// A message posted while its webhook's target is down, then deleted (or its room, when
-/// `room`): its delivery fails as deleted before its attempts run out.
-async fn deleted_before_delivery(room: bool) {
-    let Some((_db, s)) = db(TestEngine::Sqlite).await else {
-        return;
-    };
-    let (_rx, hook) = scripted_hook(&s, "/down", &[503; 100]).await;
-    let running = in_process(&s.store, settings());
+/// Posts a message with a secret in it, and waits until its delivery to `hook` (whose target
+/// refuses it) has been tried once.
+async fn secret_tried_once(s: &common::Setup, hook: i64) -> chatboard_core::model::Message {
     let secret = chatboard_store::NewMessage {
         file: None,
         room_id: s.room,
@@ -254,6 +249,18 @@ async fn deleted_before_delivery(room: bool) {
         log.first().is_some_and(|d| d.attempts >= 1)
     })
     .await;
+    posted
+}
+
+/// A message posted while its webhook's target is down, then deleted (or its room, when
+/// `room`): its delivery fails as deleted before its attempts run out.
+async fn deleted_before_delivery(room: bool) {
+    let Some((_db, s)) = db(TestEngine::Sqlite).await else {
+        return;
+    };
+    let (_rx, hook) = scripted_hook(&s, "/down", &[503; 100]).await;
+    let running = in_process(&s.store, settings());
+    let posted = secret_tried_once(&s, hook).await;
     if room {
         s.store.delete_room(s.room, s.author).await.unwrap();
     } else {
@@ -288,24 +295,7 @@ async fn a_message_edited_before_its_delivery_is_sent_as_edited() {
     };
     let (rx, hook) = scripted_hook(&s, "/flaky", &[503, 503]).await;
     let running = in_process(&s.store, settings());
-    let secret = chatboard_store::NewMessage {
-        file: None,
-        room_id: s.room,
-        sender_id: s.author,
-        body: "the password is hunter2".into(),
-        client_msg_id: None,
-        parent_id: None,
-        mentions: Default::default(),
-    };
-    let (posted, _) = s
-        .store
-        .post_message(secret, chrono::Utc::now())
-        .await
-        .unwrap();
-    wait_for_log(&s.store, hook, |log| {
-        log.first().is_some_and(|d| d.attempts >= 1)
-    })
-    .await;
+    let posted = secret_tried_once(&s, hook).await;
     // The worker stops while the delivery waits, so that no attempt is under way as the edit
     // lands; a new one takes the delivery up after it.
     running.shut_down().await;
