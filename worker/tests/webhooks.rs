@@ -330,6 +330,82 @@ async fn a_message_edited_before_its_delivery_is_sent_as_edited() {
     running.shut_down().await;
 }
 
+/// A mention an edit took away is not delivered after the edit: it would tell of a mention that
+/// no longer is, with text that no longer names the person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mention_edited_out_before_its_delivery_is_not_sent_on_sqlite() {
+    mention_edited_out(TestEngine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mention_edited_out_before_its_delivery_is_not_sent_on_postgres() {
+    mention_edited_out(TestEngine::Postgres).await;
+}
+
+async fn mention_edited_out(engine: TestEngine) {
+    let Some((_db, s)) = db(engine).await else {
+        return;
+    };
+    let bob = common::member(&s, "bob@example.com", "Bob").await;
+    let rx = Receiver::start().await;
+    let hook = webhook(
+        &s.store,
+        s.org,
+        &rx.url("/down", "k"),
+        &["message.mentioned"],
+        "k",
+    )
+    .await;
+    rx.script(&[503; 100]);
+    let running = in_process(&s.store, settings());
+    let mention = chatboard_store::Mentioned {
+        named: vec![bob],
+        everyone: vec![bob],
+    };
+    let message = chatboard_store::NewMessage {
+        file: None,
+        room_id: s.room,
+        sender_id: s.author,
+        body: "@bob@example.com can you look?".into(),
+        client_msg_id: None,
+        parent_id: None,
+        mentions: mention,
+    };
+    let (posted, _) = s
+        .store
+        .post_message(message, chrono::Utc::now())
+        .await
+        .unwrap();
+    wait_for_log(&s.store, hook, |log| {
+        log.first().is_some_and(|d| d.attempts >= 1)
+    })
+    .await;
+    // No attempt under way as the edit lands (see the edited-message test above).
+    running.shut_down().await;
+    s.store
+        .edit_message(
+            s.room,
+            posted.id,
+            "never mind",
+            &Default::default(),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let running = in_process(&s.store, settings());
+    let log = wait_for_log(&s.store, hook, |log| {
+        log.first()
+            .is_some_and(|d| d.status == DeliveryStatus::Failed)
+    })
+    .await;
+    assert_eq!(
+        log[0].last_error.as_deref(),
+        Some("the mention was edited out"),
+        "{log:?}"
+    );
+    running.shut_down().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attempts_are_bounded_and_the_last_error_kept() {
     let Some((_db, s)) = db(TestEngine::Sqlite).await else {

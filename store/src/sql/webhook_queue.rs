@@ -2,7 +2,7 @@
 //! switched off, due again when it is switched on, given up when its events no longer include
 //! theirs; and to one whose message was deleted (or edited) before it went out. Claims of due ones.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chatboard_core::events::{EventType, OutboxEvent};
 use chrono::{DateTime, Utc};
@@ -102,6 +102,15 @@ fn message_carried(event: &OutboxEvent) -> Option<(i64, i64)> {
             return None;
         };
     Some((message.get("room")?.as_i64()?, message.get("id")?.as_i64()?))
+}
+
+/// The (message, person) a `message.mentioned` event is about.
+fn mention_carried(event: &OutboxEvent) -> Option<(i64, i64)> {
+    if event.event_type != EventType::MessageMentioned.as_str() {
+        return None;
+    }
+    let message = event.data.get("message")?.get("id")?.as_i64()?;
+    Some((message, event.data.get("user_id")?.as_i64()?))
 }
 
 /// When a message was last edited, if it was.
@@ -247,9 +256,18 @@ impl SqlStore {
                     .map(|(room, id, body, edited)| ((room, id), (body, edited))),
             );
         }
-        let (mut kept, gone): (Vec<DueDelivery>, Vec<DueDelivery>) = due
+        let (kept, gone): (Vec<DueDelivery>, Vec<DueDelivery>) = due
             .into_iter()
             .partition(|d| message_carried(&d.event).is_none_or(|key| live.contains_key(&key)));
+        self.give_up(&gone, "the message was deleted").await?;
+        // A mention an edit took away is not sent either: it would tell the person's webhook
+        // of a mention that no longer is, with text that no longer names them.
+        let mentioned = self.still_mentioned(&kept).await?;
+        let (mut kept, unmentioned): (Vec<DueDelivery>, Vec<DueDelivery>) = kept
+            .into_iter()
+            .partition(|d| mention_carried(&d.event).is_none_or(|pair| mentioned.contains(&pair)));
+        self.give_up(&unmentioned, "the mention was edited out")
+            .await?;
         for delivery in &mut kept {
             if let Some((body, edited_at)) =
                 message_carried(&delivery.event).and_then(|key| live.get(&key))
@@ -257,19 +275,49 @@ impl SqlStore {
                 as_it_stands(&mut delivery.event, body, *edited_at);
             }
         }
+        Ok(kept)
+    }
+
+    /// Of the `message.mentioned` deliveries in `due`, the (message, person) pairs whose
+    /// mention the message still makes.
+    async fn still_mentioned(&self, due: &[DueDelivery]) -> StoreResult<HashSet<(i64, i64)>> {
+        let pairs: Vec<(i64, i64)> = due
+            .iter()
+            .filter_map(|d| mention_carried(&d.event))
+            .collect();
+        let mut found = HashSet::new();
+        for chunk in pairs.chunks(250) {
+            let wanted: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(message_id = ${} AND user_id = ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let sql = format!(
+                "SELECT message_id, user_id FROM mentions WHERE {}",
+                wanted.join(" OR ")
+            );
+            let mut query = sqlx::query_as::<_, (i64, i64)>(&sql);
+            for (message, user) in chunk {
+                query = query.bind(*message).bind(*user);
+            }
+            found.extend(query.fetch_all(&self.write).await?);
+        }
+        Ok(found)
+    }
+
+    /// Marks the claimed deliveries `gone` failed for `why`, never to be attempted.
+    async fn give_up(&self, gone: &[DueDelivery], why: &str) -> StoreResult<()> {
         for chunk in gone.chunks(500) {
             let sql = format!(
                 "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, \
-                   claimed_until = NULL, last_error = 'the message was deleted' \
+                   claimed_until = NULL, last_error = $1 \
                  WHERE status IN ('pending', 'retrying') AND id IN ({})",
-                placeholders(1, chunk.len())
+                placeholders(2, chunk.len())
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(&sql).bind(why);
             for delivery in chunk {
                 query = query.bind(delivery.id);
             }
             query.execute(&self.write).await?;
         }
-        Ok(kept)
+        Ok(())
     }
 }
