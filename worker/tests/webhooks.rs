@@ -175,15 +175,18 @@ async fn failures_are_retried_until_the_target_accepts() {
 /// A receiver answering the next requests with `codes`, and a webhook of the setup's organization
 /// taking `message.created` at its `path`.
 async fn scripted_hook(s: &common::Setup, path: &str, codes: &[u16]) -> (Receiver, i64) {
+    scripted_hook_of(s, path, &["message.created"], codes).await
+}
+
+/// [`scripted_hook`] for a webhook taking `events`.
+async fn scripted_hook_of(
+    s: &common::Setup,
+    path: &str,
+    events: &[&str],
+    codes: &[u16],
+) -> (Receiver, i64) {
     let rx = Receiver::start().await;
-    let hook = webhook(
-        &s.store,
-        s.org,
-        &rx.url(path, "k"),
-        &["message.created"],
-        "k",
-    )
-    .await;
+    let hook = webhook(&s.store, s.org, &rx.url(path, "k"), events, "k").await;
     rx.script(codes);
     (rx, hook)
 }
@@ -231,18 +234,29 @@ async fn a_message_whose_room_was_deleted_is_not_sent() {
 /// Posts a message with a secret in it, and waits until its delivery to `hook` (whose target
 /// refuses it) has been tried once.
 async fn secret_tried_once(s: &common::Setup, hook: i64) -> chatboard_core::model::Message {
-    let secret = chatboard_store::NewMessage {
+    tried_once(s, hook, "the password is hunter2", Default::default()).await
+}
+
+/// Posts `body`, mentioning `mentions`, and waits until its delivery to `hook` (whose target
+/// refuses it) has been tried once.
+async fn tried_once(
+    s: &common::Setup,
+    hook: i64,
+    body: &str,
+    mentions: chatboard_store::Mentioned,
+) -> chatboard_core::model::Message {
+    let message = chatboard_store::NewMessage {
         file: None,
         room_id: s.room,
         sender_id: s.author,
-        body: "the password is hunter2".into(),
+        body: body.into(),
         client_msg_id: None,
         parent_id: None,
-        mentions: Default::default(),
+        mentions,
     };
     let (posted, _) = s
         .store
-        .post_message(secret, chrono::Utc::now())
+        .post_message(message, chrono::Utc::now())
         .await
         .unwrap();
     wait_for_log(&s.store, hook, |log| {
@@ -250,6 +264,28 @@ async fn secret_tried_once(s: &common::Setup, hook: i64) -> chatboard_core::mode
     })
     .await;
     posted
+}
+
+/// Stops the worker, so that no attempt is under way as the edit lands, edits the message to
+/// `body` (mentioning no one), and starts a new worker, which takes the delivery up after it.
+async fn edited_while_stopped(
+    s: &common::Setup,
+    running: worker::runtime::Running,
+    message: i64,
+    body: &str,
+) -> worker::runtime::Running {
+    running.shut_down().await;
+    s.store
+        .edit_message(
+            s.room,
+            message,
+            body,
+            &Default::default(),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    in_process(&s.store, settings())
 }
 
 /// A message posted while its webhook's target is down, then deleted (or its room, when
@@ -296,21 +332,9 @@ async fn a_message_edited_before_its_delivery_is_sent_as_edited() {
     let (rx, hook) = scripted_hook(&s, "/flaky", &[503, 503]).await;
     let running = in_process(&s.store, settings());
     let posted = secret_tried_once(&s, hook).await;
-    // The worker stops while the delivery waits, so that no attempt is under way as the edit
-    // lands; a new one takes the delivery up after it.
-    running.shut_down().await;
     let seen_before_edit = rx.received().len();
-    s.store
-        .edit_message(
-            s.room,
-            posted.id,
-            "the password is in the vault",
-            &Default::default(),
-            chrono::Utc::now(),
-        )
-        .await
-        .unwrap();
-    let running = in_process(&s.store, settings());
+    let running =
+        edited_while_stopped(&s, running, posted.id, "the password is in the vault").await;
     wait_for_log(&s.store, hook, |log| {
         log.first()
             .is_some_and(|d| d.status == DeliveryStatus::Delivered)
@@ -347,52 +371,14 @@ async fn mention_edited_out(engine: TestEngine) {
         return;
     };
     let bob = common::member(&s, "bob@example.com", "Bob").await;
-    let rx = Receiver::start().await;
-    let hook = webhook(
-        &s.store,
-        s.org,
-        &rx.url("/down", "k"),
-        &["message.mentioned"],
-        "k",
-    )
-    .await;
-    rx.script(&[503; 100]);
+    let (_rx, hook) = scripted_hook_of(&s, "/down", &["message.mentioned"], &[503; 100]).await;
     let running = in_process(&s.store, settings());
     let mention = chatboard_store::Mentioned {
         named: vec![bob],
         everyone: vec![bob],
     };
-    let message = chatboard_store::NewMessage {
-        file: None,
-        room_id: s.room,
-        sender_id: s.author,
-        body: "@bob@example.com can you look?".into(),
-        client_msg_id: None,
-        parent_id: None,
-        mentions: mention,
-    };
-    let (posted, _) = s
-        .store
-        .post_message(message, chrono::Utc::now())
-        .await
-        .unwrap();
-    wait_for_log(&s.store, hook, |log| {
-        log.first().is_some_and(|d| d.attempts >= 1)
-    })
-    .await;
-    // No attempt under way as the edit lands (see the edited-message test above).
-    running.shut_down().await;
-    s.store
-        .edit_message(
-            s.room,
-            posted.id,
-            "never mind",
-            &Default::default(),
-            chrono::Utc::now(),
-        )
-        .await
-        .unwrap();
-    let running = in_process(&s.store, settings());
+    let posted = tried_once(&s, hook, "@bob@example.com can you look?", mention).await;
+    let running = edited_while_stopped(&s, running, posted.id, "never mind").await;
     let log = wait_for_log(&s.store, hook, |log| {
         log.first()
             .is_some_and(|d| d.status == DeliveryStatus::Failed)

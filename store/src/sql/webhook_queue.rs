@@ -90,17 +90,21 @@ pub(super) async fn resume_deliveries(
     Ok(())
 }
 
+/// Where in its data an event carries a message's text (a JSON pointer), if it carries one.
+fn message_pointer(event: &OutboxEvent) -> Option<&'static str> {
+    let t = event.event_type.as_str();
+    if t == EventType::MessageCreated.as_str() || t == EventType::MessageUpdated.as_str() {
+        Some("")
+    } else if t == EventType::MessageMentioned.as_str() {
+        Some("/message")
+    } else {
+        None
+    }
+}
+
 /// The message (room, id) whose text a delivery's event carries, if it carries one.
 fn message_carried(event: &OutboxEvent) -> Option<(i64, i64)> {
-    let t = event.event_type.as_str();
-    let message =
-        if t == EventType::MessageCreated.as_str() || t == EventType::MessageUpdated.as_str() {
-            &event.data
-        } else if t == EventType::MessageMentioned.as_str() {
-            event.data.get("message")?
-        } else {
-            return None;
-        };
+    let message = event.data.pointer(message_pointer(event)?)?;
     Some((message.get("room")?.as_i64()?, message.get("id")?.as_i64()?))
 }
 
@@ -120,13 +124,11 @@ type Edited = Option<DateTime<Utc>>;
 type Standing = (String, Edited);
 
 /// Gives the message an event carries the text (and edit time) it has now.
-fn as_it_stands(event: &mut OutboxEvent, body: &str, edited_at: Option<DateTime<Utc>>) {
-    let message = if event.event_type == EventType::MessageMentioned.as_str() {
-        event.data.get_mut("message")
-    } else {
-        Some(&mut event.data)
+fn as_it_stands(event: &mut OutboxEvent, body: &str, edited_at: Edited) {
+    let Some(pointer) = message_pointer(event) else {
+        return;
     };
-    let Some(serde_json::Value::Object(message)) = message else {
+    let Some(serde_json::Value::Object(message)) = event.data.pointer_mut(pointer) else {
         return;
     };
     if message.get("body").and_then(|b| b.as_str()) == Some(body) {
@@ -215,15 +217,16 @@ impl SqlStore {
                 }
             }
         }
-        Ok((claimed.len(), self.without_deleted_messages(due).await?))
+        Ok((claimed.len(), self.as_they_stand(due).await?))
     }
 
-    /// Gives up the claimed deliveries whose message was deleted (or purged) since its event:
-    /// a deleted message keeps nothing of what it said, and a delivery retried for hours after
-    /// the deletion would still have carried its text to the webhook's target. The others
-    /// carry their message's text as it stands: one edited since its event (a secret posted
-    /// by mistake and edited out) no longer sends what the edit took away.
-    pub(super) async fn without_deleted_messages(
+    /// The claimed deliveries as they stand now. Those whose message was deleted (or purged)
+    /// since their event are given up: a deleted message keeps nothing of what it said, and a
+    /// delivery retried for hours after the deletion would still have carried its text to the
+    /// webhook's target. So are mentions an edit took away. The others carry their message's
+    /// text as it stands: one edited since its event (a secret posted by mistake and edited
+    /// out) no longer sends what the edit took away.
+    pub(super) async fn as_they_stand(
         &self,
         due: Vec<DueDelivery>,
     ) -> StoreResult<Vec<DueDelivery>> {
