@@ -562,6 +562,14 @@ function onFrame(frame) {
     case 'left':
       roomLost(frame.room, frame.reason === 'no_room');
       break;
+    case 'message.deleted': {
+      // A message counted unread (or as a mention) in a room not open may be the one deleted:
+      // the server leaves deleted messages out of its counts, so they are read again.
+      const current = state.view instanceof RoomView && state.view.room.id === frame.room;
+      const counts = state.unread.get(frame.room);
+      if (!current && counts && (counts.unread_count || counts.mentions) && frame.id > (counts.last_read_msg_id || 0)) refreshRooms();
+      break;
+    }
     case 'mention': {
       const current = state.view instanceof RoomView && state.view.room.id === frame.room;
       if (!current) {
@@ -577,8 +585,10 @@ function onFrame(frame) {
         if (frame.last_read_msg_id >= newest) {
           if (counts) Object.assign(counts, { unread_count: 0, mentions: 0, last_read_msg_id: frame.last_read_msg_id });
           drawSidebar();
-        } else {
+        } else if (!(state.view instanceof RoomView && state.view.room.id === frame.room)) {
           // Read only so far (older history, in another tab): the server knows what is left.
+          // Not for the open room, whose reader sends one such read a second while scrolled
+          // up: its count is not shown, and is read again when the room is left (`destroy`).
           refreshRooms();
         }
       }

@@ -116,8 +116,11 @@ export class RoomHistory {
     return true;
   }
 
-  async loadOlder() {
+  /** Pages older messages in; after a failure, scrolling asks again only once a pause has
+   * passed (a limit's Retry-After, or 2 s doubling to 30 s), as the button may at once. */
+  async loadOlder(fromScroll = false) {
     if (!this.older || this.loadingOlder) return;
+    if (fromScroll && Date.now() < (this.olderPausedUntil || 0)) return;
     this.loadingOlder = true;
     this.drawTop();
     const generation = this.generation;
@@ -129,8 +132,12 @@ export class RoomHistory {
       this.insert(page.results, { older: true });
       this.older = page.next;
       this.scroller.scrollTop = this.scroller.scrollHeight - fromBottom;
+      this.olderPause = 0;
     } catch (error) {
+      if (this.lostBy(error)) return;
       failed(error);
+      this.olderPause = Math.min((this.olderPause || 1000) * 2, 30_000);
+      this.olderPausedUntil = Date.now() + Math.max(this.olderPause, (Number(error.retryAfter) || 0) * 1000);
     } finally {
       this.loadingOlder = false;
       this.drawTop();

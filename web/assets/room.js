@@ -142,7 +142,7 @@ export class RoomView extends RoomHistory {
     this.pinned = this.nearBottom();
     // Down where the messages that waited would be: the newest page, as when the room opened.
     if (this.pinned && this.startOverIfBehind()) return;
-    if (this.scroller.scrollTop < 300) this.loadOlder();
+    if (this.scroller.scrollTop < 300) this.loadOlder(true);
     if (this.nearBottom()) this.jump.hidden = true;
     clearTimeout(this.readTimer);
     this.readTimer = setTimeout(() => this.markRead(), 200);

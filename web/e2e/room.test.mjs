@@ -5,7 +5,8 @@
 // fails; a large room without its member list; a room open at the bottom all day (a message
 // clicked in the morning included), or a little above it, or far behind after a long
 // disconnect; reaction frames that arrive out of order; @-completions answered out of order;
-// paging back with the keyboard; a file's slow link, or one past its retention.
+// paging back with the keyboard; a file's slow link, or one past its retention; reading a busy
+// room from above its bottom; a deletion in a room not open; paging back that failed.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -674,5 +675,84 @@ test('a late answer for an earlier @prefix does not replace the completions of t
   assert.equal(await page.getByRole('option', { name: /Stale/ }).count(), 0);
   await box.press('Enter');
   assert.equal(await box.inputValue(), '@bob@example.com ');
+  await context.close();
+});
+
+test('reading a busy room from a little above its bottom does not read the room list again for each read', async () => {
+  const room = await newRoom('reading along');
+  for (let n = 1; n <= 40; n += 1) await post(room, `Earlier ${n}`);
+  const { context, page, sockets } = await ada();
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByText('Earlier 40').waitFor();
+  await connected(page, sockets);
+  await page.locator('.scroller').evaluate((scroller) => { scroller.scrollTop = 0; });
+  const later = [];
+  for (let n = 1; n <= 10; n += 1) later.push(await post(room, `Later ${n}`));
+  await page.getByRole('button', { name: 'New messages ↓' }).waitFor();
+  const listReads = [];
+  page.on('request', (request) => {
+    if (new URL(request.url()).pathname === '/auth/me/unread-counts/') listReads.push(request.url());
+  });
+  // Down to where "Later 3" is the last message on screen: the read the page sends, and the
+  // server echoes to it, stops short of the newest.
+  await page.locator('.scroller').evaluate((scroller) => {
+    const node = [...scroller.querySelectorAll('.msg')].find((n) => n.textContent.includes('Later 3'));
+    scroller.scrollTop += node.getBoundingClientRect().bottom - scroller.getBoundingClientRect().bottom;
+  });
+  await waitFor(() => sockets.received().some((f) => f.type === 'read' && f.room === room.id
+    && f.last_read_msg_id >= later[2].id && f.last_read_msg_id < later[9].id), 20_000, 'a partial read echoed');
+  // Frames come in order: once a later message is on the page, the echo was handled.
+  await post(room, 'After the read');
+  await page.getByText('After the read').waitFor({ state: 'attached' });
+  await page.evaluate(() => fetch('/health/live'));
+  assert.deepEqual(listReads, []);
+  await context.close();
+});
+
+test('a message deleted in a room not open takes back its unread count', async () => {
+  const room = await newRoom('taken back');
+  const { context, page, sockets } = await ada();
+  await page.goto(`${server.url}/#/org/${setup.org.id}`);
+  const link = page.getByRole('link', { name: /# taken back/ });
+  await link.waitFor();
+  await connected(page, sockets);
+  await post(room, 'Stays');
+  const goes = await post(room, 'Goes again');
+  await link.getByTitle('2 unread').waitFor({ timeout: 20_000 });
+  await server.api('DELETE', `/api/rooms/${room.id}/messages/${goes.id}/`, undefined, setup.bob);
+  await link.getByTitle('1 unread').waitFor({ timeout: 20_000 });
+  await context.close();
+});
+
+test('paging back that failed is not asked again by every scroll until its wait is over', async () => {
+  const room = await newRoom('paging refused');
+  for (let n = 1; n <= 60; n += 1) await post(room, `Old ${n}`);
+  const { context, page } = await ada();
+  let asked = 0;
+  await page.route((url) => url.pathname === `/api/rooms/${room.id}/messages/` && url.searchParams.has('before'), (route) => {
+    asked += 1;
+    return route.fulfill({
+      status: 429,
+      headers: { 'Retry-After': '30', 'Content-Type': 'application/json' },
+      body: JSON.stringify({ code: 'rate_limited', detail: 'Too many requests.' }),
+    });
+  });
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByText('Old 60').waitFor();
+  const scrollToTop = () => page.locator('.scroller').evaluate((scroller) => {
+    scroller.scrollTop = 0;
+    scroller.dispatchEvent(new Event('scroll'));
+  });
+  await scrollToTop();
+  await page.getByText('Too many requests. Try again in 30 seconds.').first().waitFor();
+  await page.getByRole('button', { name: 'Load older messages' }).waitFor();
+  for (let n = 0; n < 5; n += 1) {
+    await scrollToTop();
+    await page.evaluate(() => fetch('/health/live'));
+  }
+  assert.equal(asked, 1);
+  // The button still asks at once.
+  await page.getByRole('button', { name: 'Load older messages' }).click();
+  await waitFor(() => asked === 2, 20_000, 'the button to ask again');
   await context.close();
 });
