@@ -12,6 +12,7 @@ use serde_json::json;
 
 both_engines!(
     a_listed_admin_is_the_operators_to_change,
+    a_managed_org_is_refused_as_managed_whatever_the_change,
     create_list_get_rename_delete,
     org_names_are_validated,
     invitation_flow,
@@ -751,4 +752,37 @@ async fn a_listed_admin_is_the_operators_to_change(engine: Engine) {
     }
     // Alice is not listed: Bob may demote her.
     app.set_role(org, &bob, &alice, "MEMBER").await;
+}
+
+/// An organization the operator owns is renamed and deleted through its resource only: 409
+/// `managed_by_operator` for any change, a name the API would refuse included (it said 400).
+async fn a_managed_org_is_refused_as_managed_whatever_the_change(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let alice = app.user("alice@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    testing::execute_sql(
+        &app.db_url,
+        &format!("UPDATE orgs SET managed = TRUE WHERE id = {org}"),
+    )
+    .await;
+    let path = format!("/api/orgs/{org}/");
+    for name in ["Acme Two", "", &"x".repeat(500)] {
+        let r = app
+            .patch(&path, &alice.access, json!({ "name": name }))
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::CONFLICT, "managed_by_operator"),
+            "{name:?}: {}",
+            r.text
+        );
+    }
+    let r = app.delete(&path, &alice.access).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "managed_by_operator")
+    );
+    assert_eq!(app.get(&path, &alice.access).await.body["name"], "Acme");
 }

@@ -240,8 +240,15 @@ async fn results_are_ranked_snippeted_and_paged(engine: Engine) {
     // Pages of one, following `next`, see each once and end.
     let first = format!("/api/orgs/{org}/search/?q=banana&limit=1");
     assert_eq!(all_pages(&app, &alice, first, 4).await, ids);
-    let r = search(&app, &alice, org, "q=banana&cursor=nonsense").await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // Numbers that no next link carries: refused, not an empty or repeated page.
+    for cursor in ["nonsense", "NaN_1", "inf_1", "-inf_1", "0.5_0", "0.5_-3"] {
+        let r = search(&app, &alice, org, &format!("q=banana&cursor={cursor}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{cursor}: {}", r.text);
+        assert_eq!(
+            r.body["errors"]["cursor"][0],
+            "Use the cursor of a next link."
+        );
+    }
 }
 
 async fn filters_narrow_the_results(engine: Engine) {

@@ -78,19 +78,19 @@ impl Chat {
     }
 
     /// As [`Chat::require_role`], for a change: also refused while the organization is
-    /// suspended or archived.
+    /// suspended or archived. Returns the organization as the actor sees it.
     pub async fn require_role_to_write(
         &self,
         org_id: i64,
         user_id: i64,
         needed: Role,
-    ) -> ChatResult<Role> {
+    ) -> ChatResult<OrgView> {
         let org = self.org_view(org_id, user_id).await?;
         at_least(org.role, needed)?;
         match (org.archived, org.suspended) {
             (true, _) => Err(ChatError::refused(ErrorCode::OrgArchived)),
             (false, true) => Err(ChatError::refused(ErrorCode::OrgSuspended)),
-            (false, false) => Ok(org.role),
+            (false, false) => Ok(org),
         }
     }
 }

@@ -69,8 +69,14 @@ impl Chat {
     /// Renames an organization (ADMIN); operator-managed ones are refused.
     #[instrument(skip(self, name), err(level = "debug"))]
     pub async fn rename_org(&self, actor: i64, org_id: i64, name: &str) -> ChatResult<OrgView> {
-        self.require_role_to_write(org_id, actor, Role::Admin)
+        let org = self
+            .require_role_to_write(org_id, actor, Role::Admin)
             .await?;
+        // Refused as managed before the name is looked at (a bad name said 400, where any
+        // rename is 409); the store refuses it again under its lock.
+        if org.managed {
+            return Err(ChatError::refused(ErrorCode::ManagedByOperator));
+        }
         let mut v = Validator::default();
         let name = v.text("name", name, 1, ORG_NAME_MAX);
         v.finish()?;
@@ -114,7 +120,8 @@ impl Chat {
     ) -> ChatResult<()> {
         let actor_role = self
             .require_role_to_write(org_id, actor, Role::Manager)
-            .await?;
+            .await?
+            .role;
         let now = Utc::now();
         let open = self.store().open_invites(org_id, now).await?;
         let invite = open
@@ -150,7 +157,8 @@ impl Chat {
         // entry point charges for it.
         let inviter_role = self
             .require_role_to_write(org_id, inviter, Role::Manager)
-            .await?;
+            .await?
+            .role;
         let mut v = Validator::default();
         let email = v.email("email", &draft.email);
         v.finish()?;

@@ -8,10 +8,9 @@
 //! post their users' one-click unsubscribes from a few addresses of theirs, and a token of 256
 //! random bits is not guessed by asking often.
 
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::error::ApiResult;
@@ -21,14 +20,27 @@ use crate::state::AppState;
 const TOKEN_LEN: usize = 43;
 
 /// The link's query.
-#[derive(Deserialize, IntoParams)]
+#[derive(IntoParams)]
 pub struct UnsubscribeQuery {
     /// The token of the digest's recipient, as the email's link carries it.
-    #[serde(default)]
     token: String,
 }
 
 impl UnsubscribeQuery {
+    /// The query's first `token`. Read by hand: whatever else the query holds (the token
+    /// twice, a parameter a mail client added), the person who opened the link gets a page,
+    /// not the query parser's bare 400.
+    fn of(raw: Option<String>) -> Self {
+        let token = raw
+            .and_then(|raw| {
+                url::form_urlencoded::parse(raw.as_bytes())
+                    .find(|(name, _)| name == "token")
+                    .map(|(_, value)| value.into_owned())
+            })
+            .unwrap_or_default();
+        Self { token }
+    }
+
     /// The token, when it has the shape of one: anything else is not looked up.
     fn token(&self) -> Option<&str> {
         let t = self.token.trim();
@@ -45,8 +57,8 @@ impl UnsubscribeQuery {
 #[utoipa::path(get, path = "/api/email/unsubscribe/", tag = "auth", params(UnsubscribeQuery),
     responses((status = 200, description = "An HTML page with the button that turns digest emails off", content_type = "text/html"),
         (status = 404, description = "An HTML page: the link is not (or no longer) valid", content_type = "text/html")))]
-pub async fn page(Query(query): Query<UnsubscribeQuery>) -> Response {
-    if query.token().is_none() {
+pub async fn page(RawQuery(raw): RawQuery) -> Response {
+    if UnsubscribeQuery::of(raw).token().is_none() {
         return not_valid();
     }
     html(
@@ -66,8 +78,9 @@ pub async fn page(Query(query): Query<UnsubscribeQuery>) -> Response {
         (status = 404, description = "An HTML page: the link is not (or no longer) valid", content_type = "text/html")))]
 pub async fn unsubscribe(
     State(state): State<AppState>,
-    Query(query): Query<UnsubscribeQuery>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
+    let query = UnsubscribeQuery::of(raw);
     let Some(token) = query.token() else {
         return Ok(not_valid());
     };

@@ -272,10 +272,13 @@ fn moment(v: &mut Validator, field: &str, value: Option<&str>) -> Option<DateTim
     }
 }
 
-/// `score_id`, as the next link carries it.
+/// `score_id`, as the next link carries it. Only a finite score and a message id: `NaN` and
+/// the infinities parse as numbers, but no score is one, and the engines compare them apart
+/// (SQLite binds `NaN` as NULL, an empty last page; PostgreSQL ranks it above every score).
 fn parse_cursor(cursor: &str) -> Option<(f64, i64)> {
     let (score, id) = cursor.split_once('_')?;
-    Some((score.parse().ok()?, id.parse().ok()?))
+    let (score, id): (f64, i64) = (score.parse().ok()?, id.parse().ok()?);
+    (score.is_finite() && id > 0).then_some((score, id))
 }
 
 /// The link to the page after `last`: the same query and filters, with its cursor.
