@@ -28,6 +28,9 @@ testing::both_engines!(
     a_mention_sends_the_digest_before_the_window,
     a_message_deleted_while_its_digest_waits_is_not_mailed,
     a_queued_digest_follows_its_recipient_and_its_claim,
+    a_mention_deleted_before_its_digest_mails_nothing,
+    a_mention_edited_out_no_longer_hurries_the_digest,
+    a_digest_whose_every_message_was_deleted_is_withdrawn,
 );
 
 /// The worker's tasks over the setup's store, digests gathered for `window_secs`, sending to
@@ -426,8 +429,170 @@ async fn digests_quote_messages_as_they_stand() {
     let body = mails[0].body();
     assert!(body.contains(": corrected text"), "{body}");
     assert!(!body.contains(": m0") && !body.contains(": m1"), "{body}");
-    assert!(body.contains("(deleted)"), "{body}");
+    // Deleted before the digest was written: no longer news, not even as "(deleted)".
+    assert!(!body.contains("(deleted)"), "{body}");
+    assert_eq!(
+        mails[0].header("Subject").as_deref(),
+        Some("1 new message in Work on ChatBoard")
+    );
     running.shut_down().await;
+}
+
+/// A mention of an offline member, posted and deleted before the mention delay was up (an
+/// `@room` sent by mistake): no email at all; it mailed every offline member a digest of one
+/// "(deleted)" line naming the room, the sender and the time. What comes after is mailed as
+/// usual, without it.
+async fn a_mention_deleted_before_its_digest_mails_nothing(engine: TestEngine) {
+    let Some((_db, url)) = TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let bob = member(&s, "bob@example.com", "Bob").await;
+    let sink = SmtpSink::start().await;
+    let mut settings = common::smtp(&sink, 1);
+    settings.mention_delay = Duration::from_secs(1);
+    let posted = s
+        .store
+        .post_message(mention_of(&s, bob, "@room look at this"), Utc::now())
+        .await
+        .unwrap();
+    s.store
+        .delete_message(s.room, posted.0.id, s.author, Utc::now())
+        .await
+        .unwrap();
+    let running = start(&s.store, Arc::new(LocalPresence::new()), settings);
+    // Noted for Bob (its two events), then let go by the digest writer.
+    let noted = "SELECT CAST((SELECT COUNT(*) FROM digest_events) AS TEXT) || '/' || \
+                 CAST((SELECT COUNT(*) FROM digest_items) AS TEXT)";
+    until(&url, noted, "the deleted mention noted and let go", |n| {
+        n == ["2/0"]
+    })
+    .await;
+    assert!(
+        testing::query_texts(&url, "SELECT CAST(id AS TEXT) FROM emails")
+            .await
+            .is_empty(),
+        "a digest of a deleted message was written"
+    );
+    post(&s.store, s.room, s.author, 1).await;
+    let mails = sink
+        .wait_for(Duration::from_secs(20), |m| !m.is_empty())
+        .await;
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    let body = mails[0].body();
+    assert!(
+        body.contains(": m0") && !body.contains("(deleted)"),
+        "{body}"
+    );
+    running.shut_down().await;
+}
+
+/// A mention an edit took back before the mention delay was up: the message still waits for
+/// the digest window, but no longer hurries the digest (it went a minute later, for a mention
+/// the message no longer makes).
+async fn a_mention_edited_out_no_longer_hurries_the_digest(engine: TestEngine) {
+    let Some((_db, url)) = TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let bob = member(&s, "bob@example.com", "Bob").await;
+    let sink = SmtpSink::start().await;
+    let mut settings = common::smtp(&sink, 3600);
+    settings.mention_delay = Duration::from_secs(1);
+    let posted = s
+        .store
+        .post_message(mention_of(&s, bob, "@bob@example.com look"), Utc::now())
+        .await
+        .unwrap();
+    s.store
+        .edit_message(s.room, posted.0.id, "look", &Default::default(), Utc::now())
+        .await
+        .unwrap();
+    let running = start(&s.store, Arc::new(LocalPresence::new()), settings);
+    let urgency = format!(
+        "SELECT CASE WHEN mentioned THEN 'mentioned' ELSE 'waiting' END FROM digest_items \
+         WHERE user_id = {bob}"
+    );
+    let waiting = |u: &[String]| u == ["waiting"];
+    until(
+        &url,
+        &urgency,
+        "the message to stop hurrying the digest",
+        waiting,
+    )
+    .await;
+    assert!(
+        testing::query_texts(&url, "SELECT CAST(id AS TEXT) FROM emails")
+            .await
+            .is_empty(),
+        "a digest was written for a mention edited out"
+    );
+    running.shut_down().await;
+}
+
+/// A digest written, then its only message deleted before the mailer came to it: nothing is
+/// left to tell, and it is settled unsent (it went as one "(deleted)" line).
+async fn a_digest_whose_every_message_was_deleted_is_withdrawn(engine: TestEngine) {
+    let Some((_db, url)) = TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let bob = member(&s, "bob@example.com", "Bob").await;
+    post(&s.store, s.room, s.author, 1).await;
+    let page = newest(&s, 1).await;
+    common::note_for_digest(&s, bob, &page[0], "e0").await;
+    let writer = common::digest_writer(&s.store, Duration::ZERO);
+    assert_eq!(writer.write_due().await.unwrap(), 1);
+    s.store
+        .delete_message(s.room, page[0].id, s.author, Utc::now())
+        .await
+        .unwrap();
+    let sink = SmtpSink::start().await;
+    // An hour's window: the relay's own note of the message stays unsent.
+    let running = start(
+        &s.store,
+        Arc::new(LocalPresence::new()),
+        common::smtp(&sink, 3600),
+    );
+    let settled = |status: &[String]| status != ["pending"];
+    until(
+        &url,
+        "SELECT status FROM emails",
+        "the digest to be settled",
+        settled,
+    )
+    .await;
+    assert!(sink.mails().is_empty(), "{:#?}", sink.mails());
+    running.shut_down().await;
+}
+
+/// A message by the setup's author mentioning `user`.
+fn mention_of(s: &Setup, user: i64, body: &str) -> chatboard_store::NewMessage {
+    chatboard_store::NewMessage {
+        room_id: s.room,
+        sender_id: s.author,
+        body: body.into(),
+        client_msg_id: None,
+        file: None,
+        parent_id: None,
+        mentions: chatboard_store::Mentioned {
+            named: vec![user],
+            everyone: vec![user],
+        },
+    }
+}
+
+/// Waits (up to 20 s) until `done` holds for the texts `query` reads.
+async fn until(url: &str, query: &str, what: &str, done: impl Fn(&[String]) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = testing::query_texts(url, query).await;
+        if done(&now) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {now:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A digest written, then one of its messages deleted before the mailer came to it (the mail

@@ -259,10 +259,13 @@ impl EmailStore for SqlStore {
                 .bind(mention_cutoff)
                 .fetch_all(&self.read)
                 .await?;
-            // Seats lost (left, removed, demoted, the room deleted) and emails turned off since
-            // the messages were noted: whatever noted them, they are not the user's to read by
-            // email, and a user due only through them would be due every round. Dropped for
-            // the users found due, who are then looked for again.
+            // Seats lost (left, removed, demoted, the room deleted), emails turned off and
+            // messages deleted since the messages were noted: whatever noted them, they are not
+            // the user's to read by email (a deleted message is no longer news: an `@room`
+            // posted by mistake and deleted at once mailed every offline member a "(deleted)"),
+            // and a user due only through them would be due every round. A mention an edit
+            // took back no longer hurries the digest. Both for the users found due, who are
+            // then looked for again.
             let fresh: Vec<i64> = due
                 .iter()
                 .copied()
@@ -271,19 +274,30 @@ impl EmailStore for SqlStore {
             if fresh.is_empty() {
                 return Ok(due);
             }
-            let sql = format!(
-                "DELETE FROM digest_items WHERE user_id IN ({}) AND (NOT EXISTS ( \
+            let users = placeholders(1, fresh.len());
+            let dropped_sql = format!(
+                "DELETE FROM digest_items WHERE user_id IN ({users}) AND (NOT EXISTS ( \
                    SELECT 1 FROM room_members rm \
                    WHERE rm.room_id = digest_items.room_id AND rm.user_id = digest_items.user_id) \
-                 OR user_id IN (SELECT id FROM users WHERE NOT email_notifications))",
-                placeholders(1, fresh.len())
+                 OR user_id IN (SELECT id FROM users WHERE NOT email_notifications) \
+                 OR NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = digest_items.message_id \
+                   AND m.room_id = digest_items.room_id AND NOT m.is_deleted))"
             );
-            let mut query = sqlx::query(&sql);
-            for user in &fresh {
-                query = query.bind(*user);
+            let unmentioned_sql = format!(
+                "UPDATE digest_items SET mentioned = FALSE \
+                 WHERE user_id IN ({users}) AND mentioned AND NOT EXISTS ( \
+                   SELECT 1 FROM mentions mn \
+                   WHERE mn.message_id = digest_items.message_id AND mn.user_id = digest_items.user_id)"
+            );
+            let mut changed = 0;
+            for sql in [&dropped_sql, &unmentioned_sql] {
+                let mut query = sqlx::query(sql);
+                for user in &fresh {
+                    query = query.bind(*user);
+                }
+                changed += query.execute(&self.write).await?.rows_affected();
             }
-            let dropped = query.execute(&self.write).await?.rows_affected();
-            if dropped == 0 {
+            if changed == 0 {
                 return Ok(due);
             }
             cleaned.extend(fresh);
@@ -411,7 +425,8 @@ impl EmailStore for SqlStore {
             u32::MAX,
         )
         .await?;
-        Ok(if lines.is_empty() {
+        // Every message it quotes deleted since it was written: nothing is left to tell.
+        Ok(if lines.iter().all(|l| l.deleted) {
             QueuedDigest::Withdrawn
         } else {
             let recipient = DigestRecipient {
