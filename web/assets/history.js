@@ -54,6 +54,8 @@ export class RoomHistory {
     // Counts the view's fresh starts (`startOver`): a page asked for before one belongs to the
     // history let go, and is dropped when it comes.
     this.generation = 0;
+    // While `startOver` waits for its page: the room's frames that change messages.
+    this.meanwhile = null;
   }
 
   /** The room's newest page, as the API gives it. */
@@ -243,7 +245,17 @@ export class RoomHistory {
    * (once it has come: a view emptied first stayed empty when the page failed). */
   async startOver() {
     const generation = ++this.generation;
-    const page = await this.latestPage();
+    // The room's frames that come while the page is on its way: it may have been read before
+    // them, and the history they went to (or, behind, did not) is let go for it. They are
+    // played again over it.
+    const meanwhile = [];
+    this.meanwhile = meanwhile;
+    let page;
+    try {
+      page = await this.latestPage();
+    } finally {
+      if (this.meanwhile === meanwhile) this.meanwhile = null;
+    }
     if (this.destroyed || generation !== this.generation) return;
     this.letGo(this.ids.splice(0));
     this.nodes.clear();
@@ -255,6 +267,7 @@ export class RoomHistory {
     this.older = undefined;
     this.gapOwed = false;
     this.showLatest(page);
+    for (const frame of meanwhile) this.onFrame(frame, true);
   }
 
   /** Reads again, in pages of 100 going back from `upTo`, the messages held down to the oldest

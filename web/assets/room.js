@@ -21,6 +21,8 @@ import { Typing } from './typing.js';
 
 // The shortest time between two reads told to the server (see `sendRead`).
 const READ_EVERY_MS = 1000;
+/** The frames that change messages: played again over the page a fresh start reads. */
+const REPLAYED_AFTER_START_OVER = new Set(['message', 'message.updated', 'message.deleted', 'reaction.added', 'reaction.removed', 'thread.updated']);
 
 export class RoomView extends RoomHistory {
   constructor(room) {
@@ -454,8 +456,11 @@ export class RoomView extends RoomHistory {
     return !this.loaded || this.catchingUp;
   }
 
-  onFrame(frame) {
+  /** A live frame; `replayed` when `startOver` plays it again over its page (the thread
+   * view, which it does not touch, has had it). */
+  onFrame(frame, replayed = false) {
     if (frame.room !== this.room.id && frame.type !== 'presence' && frame.type !== 'presence_snapshot') return;
+    if (this.meanwhile && REPLAYED_AFTER_START_OVER.has(frame.type)) this.meanwhile.push(frame);
     const someone = frame.type === 'message' ? frame.sender : frame.user_id;
     if (frame.type !== 'presence' && this.roster.heardFrom(someone)) this.loadMembers().catch(() => {});
     switch (frame.type) {
@@ -506,6 +511,6 @@ export class RoomView extends RoomHistory {
       }
       default:
     }
-    this.thread?.onFrame(frame);
+    if (!replayed) this.thread?.onFrame(frame);
   }
 }
