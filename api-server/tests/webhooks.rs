@@ -21,6 +21,7 @@ both_engines!(
     managed_webhooks_cannot_be_changed_through_rest,
     test_deliveries_show_in_the_log,
     the_webhook_limit_holds_under_concurrent_creations,
+    a_webhook_goes_off_when_its_admin_stops_being_one,
 );
 
 /// An app whose webhooks may target loopback (test receivers live there).
@@ -295,6 +296,7 @@ async fn managed_webhooks_cannot_be_changed_through_rest(engine: Engine) {
                 is_active: true,
                 managed: true,
                 max_attempts: Some(3),
+                created_by: None,
             },
             chrono::Utc::now(),
         )
@@ -479,6 +481,7 @@ async fn the_webhook_limit_holds_under_concurrent_creations(engine: Engine) {
                     is_active: true,
                     managed: false,
                     max_attempts: None,
+                    created_by: None,
                 },
                 chrono::Utc::now(),
             )
@@ -509,4 +512,111 @@ async fn the_webhook_limit_holds_under_concurrent_creations(engine: Engine) {
     }
     let stored = app.state.store.webhooks_of_org(org).await.unwrap();
     assert_eq!(stored.len(), 100);
+}
+
+/// A webhook hears every conversation of its organization, DMs included: once the ADMIN who
+/// made it (or last switched it on) is demoted, removed or leaves, it is switched off, as their
+/// invitations are revoked, and says why. An ADMIN who switches it on again makes it theirs.
+async fn a_webhook_goes_off_when_its_admin_stops_being_one(engine: Engine) {
+    let Some(app) = app_allowing_private(engine).await else {
+        return;
+    };
+    let alice = app.user("alice@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    let hook_of = |who: &common::TestUser| {
+        let token = who.access.clone();
+        let app = &app;
+        async move {
+            let r = app
+                .post(
+                    "/api/webhooks/",
+                    Some(&token),
+                    json!({"org": org, "url": "http://127.0.0.1:9/hook", "events": ["*"]}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+            r.body["id"].as_i64().unwrap()
+        }
+    };
+    let state = |id: i64| {
+        let token = alice.access.clone();
+        let app = &app;
+        async move {
+            let r = app.get(&format!("/api/webhooks/{id}/"), &token).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            (
+                r.body["is_active"].as_bool().unwrap(),
+                r.body["created_by"].as_i64(),
+                r.body["disabled_reason"].as_str().map(str::to_owned),
+            )
+        }
+    };
+    let mine = hook_of(&alice).await;
+    let mut departures = Vec::new();
+    for (email, how) in [
+        ("demoted@example.com", "demoted"),
+        ("removed@example.com", "removed"),
+        ("leaving@example.com", "leaves"),
+    ] {
+        let admin = app.user(email).await;
+        app.join(org, &alice, &admin, "ADMIN").await;
+        let hook = hook_of(&admin).await;
+        assert_eq!(state(hook).await, (true, Some(admin.id), None));
+        match how {
+            "demoted" => app.set_role(org, &alice, &admin, "MANAGER").await,
+            "removed" => {
+                let path = format!("/api/orgs/{org}/members/{}/", admin.id);
+                let r = app.delete(&path, &alice.access).await;
+                assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+            }
+            _ => {
+                let path = format!("/api/orgs/{org}/members/{}/", admin.id);
+                let r = app.delete(&path, &admin.access).await;
+                assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+            }
+        }
+        let (active, by, why) = state(hook).await;
+        assert!(!active, "{how}: still on");
+        assert_eq!(by, Some(admin.id));
+        assert!(why.is_some_and(|w| w.contains("no longer")), "{how}");
+        departures.push(hook);
+    }
+    // Nobody else's webhook moved.
+    assert_eq!(state(mine).await, (true, Some(alice.id), None));
+    // Switched on again by an ADMIN: theirs from then on.
+    let path = format!("/api/webhooks/{}/", departures[0]);
+    let r = app
+        .patch(&path, &alice.access, json!({"is_active": true}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(state(departures[0]).await, (true, Some(alice.id), None));
+
+    // The store checks the role again under the organization's lock: a demotion that
+    // committed after the use case's own check still refuses the webhook, or the change.
+    let demoted = app.user("late@example.com").await;
+    app.join(org, &alice, &demoted, "MEMBER").await;
+    let late = NewWebhook {
+        org_id: org,
+        url: "http://127.0.0.1:9/late".into(),
+        events: vec!["*".into()],
+        secret: "whsec_late".into(),
+        is_active: true,
+        managed: false,
+        max_attempts: None,
+        created_by: Some(demoted.id),
+    };
+    let now = chrono::Utc::now();
+    assert!(matches!(
+        app.state.store.create_webhook(late, now).await,
+        Err(chatboard_store::StoreError::Forbidden(_))
+    ));
+    let patch = chatboard_store::WebhookPatch {
+        url: Some("http://127.0.0.1:9/elsewhere".into()),
+        by: Some(demoted.id),
+        ..Default::default()
+    };
+    assert!(matches!(
+        app.state.store.update_webhook(mine, patch, now).await,
+        Err(chatboard_store::StoreError::Forbidden(_))
+    ));
 }

@@ -240,6 +240,7 @@ async fn population(
                     is_active: true,
                     managed: false,
                     max_attempts: None,
+                    created_by: None,
                 },
                 now,
             )

@@ -81,6 +81,7 @@ impl Chat {
                     is_active: draft.is_active.unwrap_or(true),
                     managed: false,
                     max_attempts: None,
+                    created_by: Some(actor),
                 },
                 Utc::now(),
             )
@@ -124,6 +125,7 @@ impl Chat {
             url,
             events,
             is_active: draft.is_active,
+            by: Some(actor),
         };
         Ok(self.store().update_webhook(id, patch, Utc::now()).await?)
     }

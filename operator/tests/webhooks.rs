@@ -613,6 +613,7 @@ async fn fill_with_webhooks(h: &Harness, org_id: i64) -> Vec<i64> {
                     is_active: true,
                     managed: false,
                     max_attempts: None,
+                    created_by: None,
                 },
                 Utc::now(),
             )

@@ -24,6 +24,9 @@ pub struct NewWebhook {
     pub managed: bool,
     /// Attempts per delivery (`None`: the deployment's default).
     pub max_attempts: Option<i32>,
+    /// The ADMIN making it through the API, checked again under the organization's lock (a
+    /// demotion may have committed since the use case's check); `None` for the operator's.
+    pub created_by: Option<i64>,
 }
 
 /// Webhook fields to change; `None` leaves a field as it is.
@@ -35,6 +38,9 @@ pub struct WebhookPatch {
     pub events: Option<Vec<String>>,
     /// Switch delivery on or off (switching on clears `disabled_reason`).
     pub is_active: Option<bool>,
+    /// The ADMIN making the change through the API, checked again under the organization's
+    /// lock; switching the webhook on or changing its URL makes it theirs (`created_by`).
+    pub by: Option<i64>,
 }
 
 /// Most webhooks one organization may have, however they were made (REST or the operator):

@@ -19,8 +19,13 @@ pub struct Webhook {
     pub is_active: bool,
     /// Owned by a Webhook custom resource: the REST API may not change or delete it.
     pub managed: bool,
-    /// Why delivery switched it off (a 410 from the target), or null.
+    /// Why it was switched off other than by a change to it (a 410 from the target, its
+    /// creator no longer an ADMIN), or null.
     pub disabled_reason: Option<String>,
+    /// The ADMIN who made it through the API, or last switched it on or pointed it elsewhere:
+    /// it is switched off when they stop being an ADMIN of the organization. Null for the
+    /// operator's webhooks and those made before this was recorded.
+    pub created_by: Option<i64>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it was last changed.

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::invites::{insert_invite, open_invite, revoke_invite, revoke_invites_beyond};
 use super::outbox::write_event;
+use super::webhooks::switch_off_webhooks_of;
 use super::{Db, SqlStore, Tx, ORG_LOCK};
 use crate::sql::rows::{
     is_unique_violation, new_slug, parse_role, read_only_code, InviteRow, OrgMemberRow, OrgViewRow,
@@ -127,6 +128,23 @@ pub(super) async fn ensure_room_quota(tx: &mut Tx<'_>, org_id: i64) -> StoreResu
     Ok(())
 }
 
+/// Takes back what `user_id` had by a role they no longer have (`role`: the new one, `None`
+/// out of the organization): their invitations beyond it are revoked and, no longer an ADMIN,
+/// the webhooks they made are switched off (each hears every conversation, DMs included).
+pub(super) async fn take_back_beyond(
+    tx: &mut Tx<'_>,
+    org_id: i64,
+    user_id: i64,
+    role: Option<Role>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    revoke_invites_beyond(tx, org_id, user_id, role, now).await?;
+    if role != Some(Role::Admin) {
+        switch_off_webhooks_of(tx, org_id, user_id, now).await?;
+    }
+    Ok(())
+}
+
 impl SqlStore {
     async fn org_view(&self, org_id: i64, user_id: i64) -> StoreResult<Option<OrgView>> {
         let sql = format!("{ORG_VIEW_SELECT} WHERE o.id = $2");
@@ -207,7 +225,11 @@ impl SqlStore {
     /// Fails with `LastAdmin` when `user_id` is the only ADMIN of the org.
     /// `Forbidden(permission_denied)` unless `actor` is (still) an ADMIN of the org: the use
     /// case checked it on a read, and a removal or demotion may have committed since.
-    async fn ensure_still_admin(tx: &mut Tx<'_>, org_id: i64, actor: i64) -> StoreResult<()> {
+    pub(super) async fn ensure_still_admin(
+        tx: &mut Tx<'_>,
+        org_id: i64,
+        actor: i64,
+    ) -> StoreResult<()> {
         match Self::role_in(tx, org_id, actor).await? {
             Some(Role::Admin) => Ok(()),
             _ => Err(StoreError::Forbidden(ErrorCode::PermissionDenied)),
@@ -577,7 +599,7 @@ impl OrgStore for SqlStore {
         }
         let now = Utc::now();
         change_role(&mut tx, org_id, user_id, (current, role), now).await?;
-        revoke_invites_beyond(&mut tx, org_id, user_id, Some(role), now).await?;
+        take_back_beyond(&mut tx, org_id, user_id, Some(role), now).await?;
         // A seat in a MANAGER_ONLY room goes with the role that allowed it.
         let left = if AccessLevel::ManagerOnly.admits(role) {
             Vec::new()
@@ -625,7 +647,7 @@ impl OrgStore for SqlStore {
             Departure::Removed { .. } => LeftVia::Removed,
         };
         let now = Utc::now();
-        revoke_invites_beyond(&mut tx, org_id, user_id, None, now).await?;
+        take_back_beyond(&mut tx, org_id, user_id, None, now).await?;
         let event = DomainEvent::left(org_id, None, user_id, left.clone(), via);
         write_event(&mut tx, org_id, &event, now).await?;
         tx.commit().await?;

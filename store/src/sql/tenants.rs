@@ -3,9 +3,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::invites::{insert_invite, open_invite, revoke_invite, revoke_invites_beyond};
+use super::invites::{insert_invite, open_invite, revoke_invite};
 use super::orgs::lock_org;
-use super::orgs::{change_role, insert_org_row, member_count};
+use super::orgs::{change_role, insert_org_row, member_count, take_back_beyond};
 use super::webhook_queue::{drop_unwanted_deliveries, pause_deliveries, resume_deliveries};
 use super::webhooks::webhook_room_left;
 use super::{SqlStore, Tx, WEBHOOK_LOCK};
@@ -117,7 +117,7 @@ impl SqlStore {
                     Err(e) => return Err(e),
                 }
                 change_role(tx, org_id, user_id, (Role::Admin, Role::Member), now).await?;
-                revoke_invites_beyond(tx, org_id, user_id, Some(Role::Member), now).await?;
+                take_back_beyond(tx, org_id, user_id, Some(Role::Member), now).await?;
                 let left = Self::leave_manager_rooms(tx, org_id, user_id, now).await?;
                 done.seats_lost
                     .extend(left.into_iter().map(|room_id| Seat { room_id, user_id }));

@@ -29,7 +29,8 @@ impl SqlStore {
     /// the webhook: `NotFound` for a missing one, `Forbidden(org_suspended | org_archived)` when
     /// the organization takes no writes (read here, so a suspension that committed after the
     /// caller's own check still refuses the change), `Conflict` for one a custom resource owns.
-    async fn lock_changeable_webhook(tx: &mut Tx<'_>, id: i64) -> StoreResult<()> {
+    /// Returns its organization.
+    async fn lock_changeable_webhook(tx: &mut Tx<'_>, id: i64) -> StoreResult<i64> {
         let org: Option<(i64,)> = sqlx::query_as("SELECT org_id FROM webhooks WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut **tx)
@@ -43,9 +44,33 @@ impl SqlStore {
         match row {
             None => Err(StoreError::NotFound),
             Some((true,)) => Err(StoreError::Conflict(ErrorCode::ManagedByOperator)),
-            Some((false,)) => Ok(()),
+            Some((false,)) => Ok(org_id),
         }
     }
+}
+
+/// Switches off, with their waiting deliveries, the webhooks of `org_id` that `user_id` made
+/// (or last switched on), as they stop being one of its ADMINs.
+pub(super) async fn switch_off_webhooks_of(
+    tx: &mut Tx<'_>,
+    org_id: i64,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let switched: Vec<i64> = sqlx::query_scalar(
+        "UPDATE webhooks SET is_active = FALSE, updated_at = $3, \
+           disabled_reason = 'the ADMIN who made it (or last switched it on) is no longer one' \
+         WHERE org_id = $1 AND created_by = $2 AND is_active RETURNING id",
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(&mut **tx)
+    .await?;
+    for id in switched {
+        pause_deliveries(tx, id, now).await?;
+    }
+    Ok(())
 }
 
 /// Locks the organization and refuses it when it takes no writes
@@ -124,11 +149,14 @@ impl WebhookStore for SqlStore {
     async fn create_webhook(&self, hook: NewWebhook, now: DateTime<Utc>) -> StoreResult<Webhook> {
         let sql = format!(
             "INSERT INTO webhooks (org_id, url, events, secret, is_active, managed, max_attempts, \
-               created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {WEBHOOK_COLUMNS}"
+               created_at, updated_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING {WEBHOOK_COLUMNS}"
         );
         let mut tx = self.write.begin().await?;
         ensure_webhook_room(&mut tx, hook.org_id).await?;
+        if let Some(actor) = hook.created_by {
+            Self::ensure_still_admin(&mut tx, hook.org_id, actor).await?;
+        }
         let row: WebhookRow = sqlx::query_as(&sql)
             .bind(hook.org_id)
             .bind(&hook.url)
@@ -138,6 +166,7 @@ impl WebhookStore for SqlStore {
             .bind(hook.managed)
             .bind(hook.max_attempts)
             .bind(now)
+            .bind(hook.created_by)
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -172,12 +201,18 @@ impl WebhookStore for SqlStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Webhook> {
         let mut tx = self.write.begin().await?;
-        Self::lock_changeable_webhook(&mut tx, id).await?;
-        // Switching a webhook on forgets why delivery had switched it off.
+        let org_id = Self::lock_changeable_webhook(&mut tx, id).await?;
+        if let Some(actor) = patch.by {
+            Self::ensure_still_admin(&mut tx, org_id, actor).await?;
+        }
+        // Switching a webhook on forgets why it had been switched off. Switched on or pointed
+        // elsewhere, it is the changer's.
         let sql = format!(
             "UPDATE webhooks SET url = COALESCE($2, url), events = COALESCE($3, events), \
                is_active = COALESCE($4, is_active), \
                disabled_reason = CASE WHEN $4 THEN NULL ELSE disabled_reason END, \
+               created_by = CASE WHEN $4 OR $2 IS NOT NULL THEN COALESCE($6, created_by) \
+                 ELSE created_by END, \
                updated_at = $5 \
              WHERE id = $1 RETURNING {WEBHOOK_COLUMNS}"
         );
@@ -187,6 +222,7 @@ impl WebhookStore for SqlStore {
             .bind(patch.events.as_deref().map(encode_events))
             .bind(patch.is_active)
             .bind(now)
+            .bind(patch.by)
             .fetch_one(&mut *tx)
             .await?;
         if let Some(events) = &patch.events {

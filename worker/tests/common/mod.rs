@@ -121,6 +121,7 @@ pub async fn webhook(
                 is_active: true,
                 managed: false,
                 max_attempts: None,
+                created_by: None,
             },
             Utc::now(),
         )
