@@ -185,6 +185,9 @@ pub trait EmailStore: Send + Sync {
     /// Deletes the lines of digest emails settled without them going along (a mailer of an
     /// older release, a process stopped between the two); returns how many went.
     async fn prune_digest_lines(&self) -> StoreResult<u64>;
+    /// Deletes emails sent or given up on that were queued before `before`, `batch` per
+    /// statement, oldest first; returns how many went. Emails still to be sent stay.
+    async fn prune_settled_emails(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64>;
     /// Queues an email.
     async fn queue_email(&self, email: OutgoingEmail, now: DateTime<Utc>) -> StoreResult<i64>;
     /// Claims up to `limit` emails due at `now` until `lease_until` (as for webhook deliveries).

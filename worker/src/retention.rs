@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatboard_store::{OutboxStore, SessionStore, StoreError, TenantStore};
+use chatboard_store::{EmailStore, OutboxStore, SessionStore, StoreError, TenantStore};
 use chrono::Utc;
 
 use crate::service::WorkerMetrics;
@@ -28,18 +28,20 @@ pub struct RetentionSweeper {
     store: Arc<dyn TenantStore>,
     outbox: Arc<dyn OutboxStore>,
     sessions: Arc<dyn SessionStore>,
-    /// How long an outbox event is kept.
+    emails: Arc<dyn EmailStore>,
+    /// How long an outbox event, and a settled email, is kept.
     outbox_retention: Duration,
     metrics: Arc<WorkerMetrics>,
 }
 
 impl RetentionSweeper {
-    /// A sweeper over `store`, `outbox` and `sessions`, keeping outbox events for
-    /// `outbox_retention`.
+    /// A sweeper over `store`, `outbox`, `sessions` and `emails`, keeping outbox events and
+    /// settled emails for `outbox_retention`.
     pub fn new(
         store: Arc<dyn TenantStore>,
         outbox: Arc<dyn OutboxStore>,
         sessions: Arc<dyn SessionStore>,
+        emails: Arc<dyn EmailStore>,
         outbox_retention: Duration,
         metrics: Arc<WorkerMetrics>,
     ) -> Self {
@@ -47,6 +49,7 @@ impl RetentionSweeper {
             store,
             outbox,
             sessions,
+            emails,
             outbox_retention,
             metrics,
         }
@@ -76,12 +79,17 @@ impl RetentionSweeper {
         }
     }
 
-    /// Prunes the outbox and the sessions, saying what went.
+    /// Prunes the outbox, the settled emails and the sessions, saying what went.
     async fn prune(&self) {
         match self.prune_outbox().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(events = n, "outbox events past retention deleted"),
             Err(e) => tracing::warn!(error = %e, "outbox pruning failed; retrying later"),
+        }
+        match self.prune_emails().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(emails = n, "settled emails past retention deleted"),
+            Err(e) => tracing::warn!(error = %e, "email pruning failed; retrying later"),
         }
         match self.prune_sessions().await {
             Ok(0) => {}
@@ -135,13 +143,28 @@ impl RetentionSweeper {
     /// Deletes the outbox's events past retention; returns how many went.
     #[tracing::instrument(skip_all, err(level = "warn"))]
     pub async fn prune_outbox(&self) -> Result<u64, StoreError> {
-        let retention =
-            chrono::Duration::from_std(self.outbox_retention).unwrap_or(chrono::Duration::MAX);
-        let Some(before) = Utc::now().checked_sub_signed(retention) else {
+        let Some(before) = self.retained_since() else {
             return Ok(0);
         };
         let pruned = self.outbox.prune_outbox(before, BATCH).await?;
         self.metrics.outbox_pruned.inc_by(pruned);
         Ok(pruned)
+    }
+
+    /// Deletes emails sent or given up on past retention (their addresses and subjects, which
+    /// name organizations, stayed for good); returns how many went.
+    #[tracing::instrument(skip_all, err(level = "warn"))]
+    pub async fn prune_emails(&self) -> Result<u64, StoreError> {
+        let Some(before) = self.retained_since() else {
+            return Ok(0);
+        };
+        self.emails.prune_settled_emails(before, BATCH).await
+    }
+
+    /// Since when events and settled emails are kept (`None`: for ever).
+    fn retained_since(&self) -> Option<chrono::DateTime<Utc>> {
+        let retention =
+            chrono::Duration::from_std(self.outbox_retention).unwrap_or(chrono::Duration::MAX);
+        Utc::now().checked_sub_signed(retention)
     }
 }

@@ -154,6 +154,7 @@ fn start_common(parts: Parts, running: &mut Running) -> Result<EventJobs, StartE
         parts.store.clone(),
         parts.store.clone(),
         parts.store.clone(),
+        parts.store.clone(),
         parts.webhooks.outbox_retention,
         parts.metrics.clone(),
     );

@@ -55,6 +55,7 @@ async fn a_stopped_sweep_ends_after_its_batch(engine: TestEngine) {
         s.store.clone(),
         s.store.clone(),
         s.store.clone(),
+        s.store.clone(),
         Duration::from_secs(7 * 24 * 3600),
         metrics.clone(),
     );
@@ -72,6 +73,7 @@ async fn a_stopped_sweep_ends_after_its_batch(engine: TestEngine) {
 /// What a full sweep still finds to delete.
 async fn sweeper_left(s: &common::Setup) -> u64 {
     let sweeper = RetentionSweeper::new(
+        s.store.clone(),
         s.store.clone(),
         s.store.clone(),
         s.store.clone(),

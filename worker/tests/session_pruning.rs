@@ -32,6 +32,7 @@ fn sweeper(store: &Arc<dyn Store>) -> RetentionSweeper {
         store.clone(),
         store.clone(),
         store.clone(),
+        store.clone(),
         Duration::from_secs(7 * 24 * 3600),
         Arc::new(WorkerMetrics::new().unwrap()),
     )
