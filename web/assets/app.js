@@ -426,19 +426,18 @@ async function editProfile() {
   toast('Profile saved.');
 }
 
+/** Longest room name the API takes (`chat::rooms::ROOM_NAME_MAX`). */
+const ROOM_NAME_MAX = 120;
+
 async function createRoom() {
-  const values = await askForm('New room', [
-    { name: 'name', label: 'Name', placeholder: 'design' },
+  // A refusal (a name taken, too long) is shown in the dialog, which keeps what was typed.
+  const room = await askForm('New room', [
+    { name: 'name', label: 'Name', placeholder: 'design', maxlength: ROOM_NAME_MAX },
     { name: 'access_level', label: 'Who can join', options: [['PUBLIC', 'Everyone in the organization'], ['MANAGER_ONLY', 'Managers and admins'], ['PRIVATE', 'Invited people only']] },
-  ], 'Create');
-  if (!values) return;
-  try {
-    const room = await api('POST', '/api/rooms/', { org: state.org.id, name: values.name.trim(), access_level: values.access_level });
-    state.rooms.set(room.id, room);
-    go(`#/org/${state.org.id}/room/${room.id}`);
-  } catch (error) {
-    failed(error);
-  }
+  ], 'Create', (values) => api('POST', '/api/rooms/', { org: state.org.id, name: values.name.trim(), access_level: values.access_level }));
+  if (!room) return;
+  state.rooms.set(room.id, room);
+  go(`#/org/${state.org.id}/room/${room.id}`);
 }
 
 /** Signs out, then shows `next` (the sign-in page). */
@@ -462,17 +461,12 @@ async function browseRooms() {
 async function openDm() {
   const others = [...state.members.values()].filter((m) => m.user_id !== state.me.id);
   if (others.length === 0) return toast('Nobody else is in this organization yet. Invite someone first.');
-  const values = await askForm('Message someone', [
+  const room = await askForm('Message someone', [
     { name: 'user', label: 'Person', options: others.map((m) => [String(m.user_id), `${displayName(m)} (${m.email})${state.online.has(m.user_id) ? ' · online' : ''}`]) },
-  ], 'Open');
-  if (!values) return;
-  try {
-    const room = await api('POST', '/api/rooms/dm/', { org: state.org.id, user_id: Number(values.user) });
-    state.rooms.set(room.id, room);
-    go(`#/org/${state.org.id}/room/${room.id}`);
-  } catch (error) {
-    failed(error);
-  }
+  ], 'Open', (values) => api('POST', '/api/rooms/dm/', { org: state.org.id, user_id: Number(values.user) }));
+  if (!room) return;
+  state.rooms.set(room.id, room);
+  go(`#/org/${state.org.id}/room/${room.id}`);
 }
 
 async function invite() {

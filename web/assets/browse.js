@@ -3,7 +3,7 @@
 // narrowed by typing rather than paged.
 
 import { api } from './api.js';
-import { h, replace, toast } from './dom.js';
+import { h, refocus, replace, toast } from './dom.js';
 
 const SHOWN = 50;
 
@@ -14,6 +14,7 @@ export async function browseRooms(orgId) {
     toast('You are in every room you can join.');
     return null;
   }
+  const opener = document.activeElement;
   return new Promise((resolve) => {
     let joined = null;
     let asked = 0;
@@ -35,7 +36,7 @@ export async function browseRooms(orgId) {
         dialog.close();
       } catch (error) {
         button.disabled = false;
-        toast(error.message, 'error');
+        toast(error.fullMessage || String(error), 'error');
       }
     };
     const draw = (rooms) => {
@@ -57,13 +58,15 @@ export async function browseRooms(orgId) {
           const rooms = await joinable(orgId, filter.value.trim());
           if (mine === asked) draw(rooms);
         } catch (error) {
-          if (mine === asked) toast(error.message, 'error');
+          if (mine === asked) toast(error.fullMessage || String(error), 'error');
         }
       }, 200);
     });
     dialog.addEventListener('close', () => {
       clearTimeout(timer);
       dialog.remove();
+      // Not after a join: the room it opens takes the focus.
+      if (!joined) refocus(opener);
       resolve(joined);
     });
     draw(first);

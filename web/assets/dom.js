@@ -145,7 +145,7 @@ export function askForm(title, fields, submitLabel = 'Save', submit = null) {
  * was drawn anew meanwhile (the sidebar is redrawn as counts and presence change): then to the
  * element that took its place (the same link, or a button of the same text), rather than to
  * the page's body. */
-function refocus(opener) {
+export function refocus(opener) {
   if (!opener || opener === document.body || opener.isConnected) return;
   const key = (el) => el.getAttribute('href') ?? `${el.tagName}:${el.textContent}`;
   const wanted = key(opener);

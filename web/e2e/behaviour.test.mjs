@@ -1,5 +1,6 @@
 // What a person notices: keyboard-only use, edits and deletes reaching the other side live,
-// clear errors from the API, a new DM partner's presence, and the dark theme.
+// clear errors from the API (in the dialog that asked, which keeps what was typed), a new DM
+// partner's presence, the focus after a dialog, and the dark theme.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -543,5 +544,43 @@ test('the API documentation renders under its content security policy', async ()
   await page.getByText('ChatBoard', { exact: false }).first().waitFor({ timeout: 20_000 });
   await page.locator('.opblock').first().waitFor({ timeout: 20_000 });
   assert.deepEqual(refused, []);
+  await context.close();
+});
+
+test('a room the server refuses keeps its dialog open with what was typed, and says why', async () => {
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${setup.org.id}`);
+  await page.getByRole('button', { name: '+ New room' }).click();
+  const dialog = page.getByRole('dialog', { name: 'New room' });
+  const name = dialog.getByLabel('Name', { exact: true });
+  // Spaces pass the field's `required`; the API refuses the empty name they trim to.
+  await name.fill('   ');
+  await dialog.getByRole('button', { name: 'Create' }).click();
+  await dialog.getByRole('alert').filter({ hasText: /name/ }).waitFor();
+  assert.equal(await name.inputValue(), '   ');
+  await name.fill('kept open');
+  await dialog.getByRole('button', { name: 'Create' }).click();
+  await page.getByRole('heading', { name: '# kept open' }).waitFor();
+  assert.deepEqual(await shownErrors(page), []);
+  await context.close();
+});
+
+test('closing Browse rooms gives the focus back to its button, though the sidebar was redrawn', async () => {
+  const left = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'to browse' }, setup.ada);
+  await server.api('POST', `/api/rooms/${left.id}/leave/`, undefined, setup.ada);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${setup.org.id}`);
+  const general = page.getByRole('link', { name: /# general/ });
+  await general.waitFor();
+  await page.getByRole('button', { name: 'Browse rooms' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Join a room' });
+  await dialog.getByRole('button', { name: 'Join # to browse' }).waitFor();
+  // A message elsewhere redraws the sidebar, its buttons included, behind the dialog.
+  await server.api('POST', `/api/rooms/${setup.room.id}/messages/`, { body: 'Redraw the sidebar' }, setup.bob);
+  await general.getByTitle(/unread/).waitFor({ timeout: 20_000 });
+  await page.keyboard.press('Escape');
+  await waitFor(() => page.evaluate(() => document.activeElement?.textContent === 'Browse rooms'), 5_000, 'the focus on Browse rooms');
   await context.close();
 });
