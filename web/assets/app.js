@@ -594,6 +594,8 @@ function onFrame(frame) {
 
 let refreshing = null;
 let refreshAgain = false;
+// Rooms lost while a read of the list was on its way: that list may still have them.
+const lostMeanwhile = new Set();
 
 /** The room is no longer the user's: the list loses it, and a view of it closes. `deleted`
  * says whether the room went (true) or the seat (false), when known (null: a read the server
@@ -602,6 +604,10 @@ export function roomLost(roomId, deleted) {
   const room = state.rooms.get(roomId);
   state.rooms.delete(roomId);
   state.unread.delete(roomId);
+  if (refreshing) lostMeanwhile.add(roomId);
+  // A seat lost may be the organization lost (removed from it: its rooms go one by one, and
+  // nothing else says so): the list read again tells (see `refreshRooms`).
+  if (deleted !== true) refreshRooms();
   if (state.view instanceof RoomView && state.view.room.id === roomId) {
     const title = roomTitle(room || state.view.room);
     if (deleted === null) toast(`${title} is no longer open to you: it was deleted, or your seat in it went.`);
@@ -620,8 +626,22 @@ export async function refreshRooms() {
     refreshAgain = true;
     return;
   }
-  refreshing = loadOrg(state.org.id).then((loaded) => applyOrg(loaded) && drawSidebar(), () => {}).finally(() => {
+  const org = state.org;
+  refreshing = loadOrg(org.id).then((loaded) => {
+    for (const roomId of lostMeanwhile) {
+      loaded.rooms.delete(roomId);
+      loaded.unread.delete(roomId);
+    }
+    return applyOrg(loaded) && drawSidebar();
+  }, (error) => {
+    // No longer a member (removed, or the organization deleted): not shown any more.
+    if ((error.status === 403 || error.status === 404) && state.org?.id === org.id) {
+      toast(`${org.name} is no longer open to you.`);
+      ownSeatChanged(true);
+    }
+  }).finally(() => {
     refreshing = null;
+    lostMeanwhile.clear();
     if (refreshAgain) {
       refreshAgain = false;
       refreshRooms();

@@ -584,3 +584,23 @@ test('closing Browse rooms gives the focus back to its button, though the sideba
   await waitFor(() => page.evaluate(() => document.activeElement?.textContent === 'Browse rooms'), 5_000, 'the focus on Browse rooms');
   await context.close();
 });
+
+test('removed from an organization, the page leaves it and says so', async () => {
+  const org = await server.api('POST', '/api/orgs/', { name: 'Short stay' }, setup.bob);
+  const invite = await server.api('POST', `/api/orgs/${org.id}/invite/`, { email: 'ada@example.com' }, setup.bob);
+  await server.api('POST', '/api/orgs/accept-invite/', { token: invite.token }, setup.ada);
+  // PUBLIC: every member of the organization gets a seat.
+  await server.api('POST', '/api/rooms/', { org: org.id, name: 'brief' }, setup.bob);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  const sockets = await droppableSockets(page);
+  await page.goto(`${server.url}/#/org/${org.id}`);
+  await page.getByRole('link', { name: /# brief/ }).waitFor();
+  await waitFor(() => sockets.opened() > 0, 20_000, 'the socket');
+  const members = await server.api('GET', `/api/orgs/${org.id}/members/`, undefined, setup.bob);
+  const ada = members.find((m) => m.email === 'ada@example.com');
+  await server.api('DELETE', `/api/orgs/${org.id}/members/${ada.user_id}/`, undefined, setup.bob);
+  await page.getByText('Short stay is no longer open to you.').waitFor({ timeout: 20_000 });
+  await waitFor(() => !page.url().includes(`/org/${org.id}`), 20_000, 'the page to leave the organization');
+  await context.close();
+});
