@@ -147,9 +147,9 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The answers every signed-in endpoint may give besides its own: `401` (no or a bad token) and
-/// `429` (the per-user request limit, with `Retry-After`), added where an operation does not
-/// list them already.
+/// The answers every signed-in endpoint may give besides its own: `401` (no or a bad token),
+/// `429` (the per-user request limit, with `Retry-After`) and `503` (a database outage), added
+/// where an operation does not list them already; and `503` to every other one but the probes.
 struct SignedInResponses;
 
 impl Modify for SignedInResponses {
@@ -166,7 +166,10 @@ impl Modify for SignedInResponses {
                 )
                 .build()
         };
-        for item in openapi.paths.paths.values_mut() {
+        const OUTAGE: &str = "`unavailable`: the database cannot be reached for now; `Retry-After` says when to try again";
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            // Probes and scrapes answer during an outage; everything else may not.
+            let probe = path.starts_with("/health/") || path == "/metrics";
             let operations = [
                 &mut item.get,
                 &mut item.put,
@@ -176,6 +179,25 @@ impl Modify for SignedInResponses {
             ];
             for operation in operations.into_iter().flatten() {
                 if operation.security.as_ref().is_none_or(Vec::is_empty) {
+                    if probe {
+                        continue;
+                    }
+                    // Signing in and up, refreshing, invitations and the unsubscribe link
+                    // answer `unavailable` during an outage too (see `outage.rs`).
+                    match operation.responses.responses.get_mut("503") {
+                        Some(utoipa::openapi::RefOr::T(busy)) => {
+                            if !busy.description.contains("`unavailable`") {
+                                busy.description = format!("{}; or {OUTAGE}", busy.description);
+                            }
+                        }
+                        Some(utoipa::openapi::RefOr::Ref(_)) => {}
+                        None => {
+                            operation
+                                .responses
+                                .responses
+                                .insert("503".to_owned(), error(OUTAGE).into());
+                        }
+                    }
                     continue;
                 }
                 let responses = &mut operation.responses.responses;
@@ -185,9 +207,9 @@ impl Modify for SignedInResponses {
                 responses.entry("429".to_owned()).or_insert_with(|| {
                     error("`rate_limited`: over the per-user request limit; `Retry-After` says when to come back").into()
                 });
-                responses.entry("503".to_owned()).or_insert_with(|| {
-                    error("`unavailable`: the database cannot be reached for now; `Retry-After` says when to try again").into()
-                });
+                responses
+                    .entry("503".to_owned())
+                    .or_insert_with(|| error(OUTAGE).into());
             }
         }
     }

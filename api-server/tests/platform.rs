@@ -352,7 +352,8 @@ async fn schema_and_docs_page(engine: Engine) {
                 }
             }
         }
-        // Every signed-in operation says it may answer 401, 429 and 503 (the database away).
+        // Every signed-in operation says it may answer 401, 429 and 503 (the database away);
+        // every other one but the probes and the scrape, 503 `unavailable`.
         for (path, ops) in paths {
             for (method, op) in ops.as_object().unwrap() {
                 if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
@@ -362,6 +363,12 @@ async fn schema_and_docs_page(engine: Engine) {
                             "{method} {path} lacks {status}"
                         );
                     }
+                } else if !path.starts_with("/health/") && path != "/metrics" {
+                    let outage = op["responses"]["503"]["description"].as_str();
+                    assert!(
+                        outage.is_some_and(|d| d.contains("`unavailable`")),
+                        "{method} {path}: {outage:?}"
+                    );
                 }
             }
         }

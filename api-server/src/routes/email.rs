@@ -21,6 +21,7 @@ const TOKEN_LEN: usize = 43;
 
 /// The link's query.
 #[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UnsubscribeQuery {
     /// The token of the digest's recipient, as the email's link carries it.
     token: String,
