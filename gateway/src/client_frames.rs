@@ -52,14 +52,22 @@ impl Session {
     /// store calls, announcements) runs in the connection's span.
     #[tracing::instrument(name = "socket", skip_all, fields(user_id = self.user_id, room = ?self.fixed_room))]
     pub(crate) async fn on_client_frame(&mut self, text: &str) -> Step {
+        // Refused before it is read as a frame: a message's answer still names it, as its ack
+        // would, or a client matching answers by id would wait for it for ever.
         if let Some(field) = chat::validate::nul_field(text.as_bytes()) {
             let fields =
                 FieldErrors::from([(field, vec!["NUL characters are not allowed.".into()])]);
-            return self.refused(ChatError::Invalid(fields)).await;
+            let frame = naming(refusal(ChatError::Invalid(fields)), answered_message(text));
+            return self.reply(Reply::Frame(frame)).await;
         }
         let frame = match serde_json::from_str::<ClientFrame>(text) {
             Ok(frame) => frame,
-            Err(e) => return self.error("invalid_frame", &e.to_string()).await,
+            Err(e) => {
+                let answering = answered_message(text);
+                return self
+                    .error_answering("invalid_frame", &e.to_string(), answering.as_deref())
+                    .await;
+            }
         };
         match frame {
             ClientFrame::Ping => self.reply(Reply::Frame(json!({"type": "pong"}))).await,
@@ -309,6 +317,18 @@ impl Session {
     async fn refused(&mut self, e: ChatError) -> Step {
         self.reply(Reply::Frame(refusal(e))).await
     }
+}
+
+/// The `client_msg_id` (trimmed, as acks carry it) of a `message` frame that cannot be read as
+/// one (a field of the wrong type, a NUL), if the JSON says which.
+fn answered_message(text: &str) -> Option<String> {
+    let frame: serde_json::Value = serde_json::from_str(text).ok()?;
+    if frame["type"] != "message" {
+        return None;
+    }
+    frame["client_msg_id"]
+        .as_str()
+        .map(|id| id.trim().to_owned())
 }
 
 /// `frame` with the `client_msg_id` of the message it answers, if it had one.

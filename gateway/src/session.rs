@@ -198,6 +198,7 @@ impl Session {
         {
             return;
         }
+        let replaying = Instant::now();
         if replay {
             let rooms = self.rooms();
             for room_id in rooms {
@@ -211,6 +212,12 @@ impl Session {
             tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut allowance = FrameAllowance::new();
+        // The `since` replay is the gateway's time as a live catch-up is: frames the client
+        // sent at the allowed rate meanwhile, read at once after it, are not a flood.
+        let replayed = replaying.elapsed();
+        if replayed >= OWN_WORK_CREDITED_FROM {
+            allowance.own_work(replayed);
+        }
         let mut last_heard = Instant::now();
         loop {
             allowance.reading(self.replies.has_room());

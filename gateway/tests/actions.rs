@@ -248,6 +248,26 @@ async fn a_nul_in_a_frame_is_refused_as_invalid() {
         "{f}"
     );
     assert!(f["detail"].as_str().unwrap_or("").contains("body"), "{f}");
+    // Named, as its ack would be: a client matching answers by id settles it.
+    assert_eq!(f["client_msg_id"], "nul", "{f}");
+    // So is a message whose field has the wrong type (a room id as a string, as JavaScript
+    // easily sends it).
+    send(
+        &mut socket,
+        json!({"type": "message", "body": "typed", "parent_id": "5", "client_msg_id": " typed "}),
+    )
+    .await;
+    let f = loop {
+        let f = frame(&mut socket).await;
+        if f["type"] == "error" || f["type"] == "ack" {
+            break f;
+        }
+    };
+    assert_eq!(
+        (f["code"].as_str(), f["client_msg_id"].as_str()),
+        (Some("invalid_frame"), Some("typed")),
+        "{f}"
+    );
     // The socket stays usable.
     send(
         &mut socket,
