@@ -562,6 +562,26 @@ async fn a_webhook_goes_off_when_its_admin_stops_being_one(engine: Engine) {
         app.join(org, &alice, &admin, "ADMIN").await;
         let hook = hook_of(&admin).await;
         assert_eq!(state(hook).await, (true, Some(admin.id), None));
+        // One a resource owns now (an Organization took the org back after this ADMIN had
+        // switched it on): its resource says whether it is on.
+        let owned = app
+            .state
+            .store
+            .create_webhook(
+                NewWebhook {
+                    org_id: org,
+                    url: "http://127.0.0.1:9/owned".into(),
+                    events: vec!["*".into()],
+                    secret: "whsec_owned".into(),
+                    is_active: true,
+                    managed: true,
+                    max_attempts: None,
+                    created_by: Some(admin.id),
+                },
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
         match how {
             "demoted" => app.set_role(org, &alice, &admin, "MANAGER").await,
             "removed" => {
@@ -579,6 +599,7 @@ async fn a_webhook_goes_off_when_its_admin_stops_being_one(engine: Engine) {
         assert!(!active, "{how}: still on");
         assert_eq!(by, Some(admin.id));
         assert!(why.is_some_and(|w| w.contains("no longer")), "{how}");
+        assert!(state(owned.id).await.0, "{how}: the resource's webhook");
         departures.push(hook);
     }
     // Nobody else's webhook moved.

@@ -426,13 +426,10 @@ async function editProfile() {
   toast('Profile saved.');
 }
 
-/** Longest room name the API takes (`chat::rooms::ROOM_NAME_MAX`). */
-const ROOM_NAME_MAX = 120;
-
 async function createRoom() {
   // A refusal (a name taken, too long) is shown in the dialog, which keeps what was typed.
   const room = await askForm('New room', [
-    { name: 'name', label: 'Name', placeholder: 'design', maxlength: ROOM_NAME_MAX },
+    { name: 'name', label: 'Name', placeholder: 'design' },
     { name: 'access_level', label: 'Who can join', options: [['PUBLIC', 'Everyone in the organization'], ['MANAGER_ONLY', 'Managers and admins'], ['PRIVATE', 'Invited people only']] },
   ], 'Create', (values) => api('POST', '/api/rooms/', { org: state.org.id, name: values.name.trim(), access_level: values.access_level }));
   if (!room) return;
@@ -605,9 +602,10 @@ export function roomLost(roomId, deleted) {
   state.rooms.delete(roomId);
   state.unread.delete(roomId);
   if (refreshing) lostMeanwhile.add(roomId);
-  // A seat lost may be the organization lost (removed from it: its rooms go one by one, and
-  // nothing else says so): the list read again tells (see `refreshRooms`).
-  if (deleted !== true) refreshRooms();
+  // A seat lost in the organization shown may be the organization lost (removed from it: its
+  // rooms go one by one, and nothing else says so): the list read again tells (see
+  // `refreshRooms`). Not for a room of another organization (the socket carries them all).
+  if (room && deleted !== true) refreshRooms();
   if (state.view instanceof RoomView && state.view.room.id === roomId) {
     const title = roomTitle(room || state.view.room);
     if (deleted === null) toast(`${title} is no longer open to you: it was deleted, or your seat in it went.`);

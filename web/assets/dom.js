@@ -103,7 +103,7 @@ export function askForm(title, fields, submitLabel = 'Save', submit = null) {
     const form = h('form', { method: 'dialog' },
       h('h2', {}, title), inputs, error,
       h('div', { class: 'actions' },
-        h('button', { type: 'button', class: 'secondary', onclick: () => dialog.close('cancel') }, 'Cancel'),
+        h('button', { type: 'button', class: 'secondary', onclick: () => { if (!send.disabled) dialog.close('cancel'); } }, 'Cancel'),
         send));
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
@@ -135,6 +135,8 @@ export function askForm(title, fields, submitLabel = 'Save', submit = null) {
       dialog.remove();
       refocus(opener);
     });
+    // Not while its request is on its way: what it made (a room) would be made unseen.
+    dialog.addEventListener('cancel', (event) => { if (send.disabled) event.preventDefault(); });
     dialog.append(form);
     document.body.append(dialog);
     dialog.showModal();

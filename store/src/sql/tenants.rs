@@ -441,7 +441,7 @@ impl TenantStore for SqlStore {
         if !in_place {
             sqlx::query(
                 "UPDATE webhooks SET org_id = $2, url = $3, events = $4, secret = $5, is_active = $6, managed = $7, \
-                   max_attempts = $8, disabled_reason = $9, updated_at = $10 WHERE id = $1",
+                   max_attempts = $8, disabled_reason = $9, updated_at = $10, created_by = NULL WHERE id = $1",
             )
             .bind(id)
             .bind(hook.org_id)

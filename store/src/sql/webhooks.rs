@@ -50,7 +50,9 @@ impl SqlStore {
 }
 
 /// Switches off, with their waiting deliveries, the webhooks of `org_id` that `user_id` made
-/// (or last switched on), as they stop being one of its ADMINs.
+/// (or last switched on), as they stop being one of its ADMINs. Not one a resource owns now
+/// (taken back by an Organization after an ADMIN switched it on): its resource says whether
+/// it is on, and nothing through the API could switch it on again.
 pub(super) async fn switch_off_webhooks_of(
     tx: &mut Tx<'_>,
     org_id: i64,
@@ -60,7 +62,7 @@ pub(super) async fn switch_off_webhooks_of(
     let switched: Vec<i64> = sqlx::query_scalar(
         "UPDATE webhooks SET is_active = FALSE, updated_at = $3, \
            disabled_reason = 'the ADMIN who made it (or last switched it on) is no longer one' \
-         WHERE org_id = $1 AND created_by = $2 AND is_active RETURNING id",
+         WHERE org_id = $1 AND created_by = $2 AND is_active AND NOT managed RETURNING id",
     )
     .bind(org_id)
     .bind(user_id)
