@@ -126,7 +126,7 @@ impl Context {
             // keeps a different note (another admin invited) from being folded into an older
             // one, while the same note repeated is still counted.
             action: format!("Reconcile-{}", &hash_token(&note)[..8]),
-            note: Some(note),
+            note: Some(within_note_limit(note)),
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
@@ -216,4 +216,19 @@ pub fn resource_key<K: Resource>(obj: &K) -> crate::error::Result<String> {
 pub fn namespace_of<K: ResourceExt>(obj: &K) -> crate::error::Result<String> {
     obj.namespace()
         .ok_or(crate::error::Error::Unnamed("namespace"))
+}
+
+/// The most of an Event's note the API server takes, in bytes: a longer one is refused whole.
+pub const NOTE_MAX: usize = 1024;
+
+/// `note`, cut to [`NOTE_MAX`] bytes (at a character's edge, ending in "…") if it is longer.
+fn within_note_limit(note: String) -> String {
+    if note.len() <= NOTE_MAX {
+        return note;
+    }
+    let mut end = NOTE_MAX - '…'.len_utf8();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &note[..end])
 }

@@ -117,8 +117,28 @@ async fn apply(org: &Organization, ctx: &Context, invalid: &AtomicBool) -> Resul
 /// "a@x is" or "a@x, b@y are": the subject of an Event's note about addresses.
 fn addresses_are(emails: &[String]) -> String {
     let verb = if emails.len() == 1 { "is" } else { "are" };
-    format!("{} {verb}", emails.join(", "))
+    // As many as leave the note within what an Event takes; the rest counted (the list of
+    // those yet to accept is in the Ready condition too).
+    let mut named = String::new();
+    let mut shown = 0;
+    for email in emails {
+        if named.len() + email.len() + 2 > ADDRESSES_MAX {
+            break;
+        }
+        if shown > 0 {
+            named.push_str(", ");
+        }
+        named.push_str(email);
+        shown += 1;
+    }
+    match emails.len() - shown {
+        0 => format!("{named} {verb}"),
+        more => format!("{named} and {more} more {verb}"),
+    }
 }
+
+/// Room for addresses in an admin Event's note: the rest of its 1 KiB is its sentence.
+const ADDRESSES_MAX: usize = crate::context::NOTE_MAX - 200;
 
 /// The Ready condition's message: a suspension, and the listed admins who have not accepted
 /// their ADMIN invitation yet (an organization none of them accepted has no ADMIN).

@@ -352,9 +352,12 @@ async fn signing_secret(hook: &Webhook, ctx: &Context, namespace: &str) -> Resul
         });
     }
     let value = format!("whsec_{}", new_secret_token());
-    let owner = hook
+    let mut owner = hook
         .controller_owner_ref(&())
         .ok_or(Error::Unnamed("uid"))?;
+    // A foreground deletion of the Webhook then waits for its Secret, so a Webhook made again
+    // under the same name does not find the old one in its way (`SecretConflict`).
+    owner.block_owner_deletion = Some(true);
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(name.clone()),

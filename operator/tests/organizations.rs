@@ -530,7 +530,8 @@ both_engines!(
     a_role_set_through_the_api_ends_a_demotion_owed,
     errors_are_retried_with_backoff,
     a_call_that_never_answers_fails_the_reconcile,
-    seat_changes_are_announced
+    seat_changes_are_announced,
+    a_long_admin_list_is_told_within_an_events_limit
 );
 
 /// An Organization whose reconciles fail (the database refusing) is deleted; its cleanup
@@ -803,4 +804,32 @@ async fn an_admin_the_list_did_not_make_stays_when_unlisted(engine: TestEngine) 
     let view = h.store.org_for_member(org_id, bob).await.unwrap().unwrap();
     assert_eq!(view.role, Role::Admin, "the list took what it never gave");
     h.stop().await;
+}
+
+/// Forty admins listed at once: the AdminInvited Event names as many as its note takes (the API
+/// server refuses an Event whose note is over 1 KiB, and the operator only logged that) and
+/// counts the rest.
+async fn a_long_admin_list_is_told_within_an_events_limit(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_millis(500)).await else {
+        return;
+    };
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    let admins: Vec<String> = (0..40)
+        .map(|i| format!("administrator-number-{i:02}@large-company.example"))
+        .collect();
+    let spec = json!({"displayName": "Large", "admins": admins});
+    orgs.create(&PostParams::default(), &org("large", spec))
+        .await
+        .unwrap();
+    ready(&h, "large", "True", 1).await;
+    h.event_seen("large", "AdminInvited").await;
+    let notes = h.event_notes("large", "AdminInvited");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].len() <= 1024, "{}", notes[0].len());
+    assert!(
+        notes[0].starts_with("administrator-number-00@large-company.example, "),
+        "{}",
+        notes[0]
+    );
+    assert!(notes[0].contains(" more are not ADMIN yet"), "{}", notes[0]);
 }

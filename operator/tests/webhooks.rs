@@ -117,6 +117,12 @@ async fn owned_secret_lifecycle(engine: TestEngine) {
         obj["metadata"]["uid"]
     );
     assert_eq!(secret["metadata"]["ownerReferences"][0]["controller"], true);
+    // A foreground deletion of the Webhook waits for its Secret (what the chart's
+    // `webhooks/finalizers` rule is for).
+    assert_eq!(
+        secret["metadata"]["ownerReferences"][0]["blockOwnerDeletion"],
+        true
+    );
     assert_eq!(
         secret["metadata"]["labels"]["app.kubernetes.io/managed-by"],
         "chatboard-operator"

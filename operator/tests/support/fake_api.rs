@@ -442,6 +442,9 @@ fn create(api: &FakeApi, target: &Target, mut object: Value) -> Response {
         (None, None) => return status_error(422, "Invalid", "metadata.name is required".into()),
     };
     let key = (target.collection(), namespace.clone(), name.clone());
+    if let Some(refused) = invalid_event(&key.0, &object) {
+        return refused;
+    }
     if inner.objects.contains_key(&key) {
         return status_error(
             409,
@@ -580,8 +583,27 @@ fn patch(api: &FakeApi, target: &Target, body: Value, content_type: &str) -> Res
         // Merge, strategic merge and apply patches all merge here (no list strategies).
         json_patch::merge(&mut new, &body);
     }
+    if let Some(refused) = invalid_event(&key.0, &new) {
+        return refused;
+    }
     let new = settle(&old, new, &key.0, target.status);
     commit_update(api, &mut inner, &key, new)
+}
+
+/// The API server's refusal of an Event whose note is over 1 KiB (`NoteLengthLimit` in its
+/// Event validation), which it answers 422.
+fn invalid_event(collection: &str, object: &Value) -> Option<Response> {
+    let note = object["note"].as_str()?;
+    (collection.ends_with("/events") && note.len() > 1024).then(|| {
+        status_error(
+            422,
+            "Invalid",
+            format!(
+                "note: Too long: may not be more than 1024 bytes ({})",
+                note.len()
+            ),
+        )
+    })
 }
 
 fn delete(api: &FakeApi, target: &Target) -> Response {
