@@ -539,10 +539,27 @@ async fn stored_messages(app: &TestApp, room: i64) -> usize {
         .unwrap()
 }
 
-/// A room's deletion takes its row and seats in one short transaction and leaves its messages
-/// to go a batch per transaction (one transaction for a room of a million messages held
-/// SQLite's only writer, and every post, for seconds); nothing reads them meanwhile. Deleted
-/// through the API, they are purged in the background; other rooms keep theirs.
+/// How many reactions, mentions and thread follows of `room` the database still holds.
+async fn stored_dependents(app: &TestApp, room: i64) -> [usize; 3] {
+    let mut counts = [0; 3];
+    for (count, table) in counts
+        .iter_mut()
+        .zip(["reactions", "mentions", "thread_follows"])
+    {
+        let sql = format!("SELECT CAST(COUNT(*) AS TEXT) FROM {table} WHERE room_id = {room}");
+        *count = testing::query_texts(&app.db_url, &sql).await[0]
+            .parse()
+            .unwrap();
+    }
+    counts
+}
+
+/// A room's deletion takes its row and seats in one short transaction and leaves its messages,
+/// with their reactions, mentions and thread follows, to go a batch per transaction (one
+/// transaction for a room of a million messages held SQLite's only writer, and every post, for
+/// seconds; so did its mentions, while they went with the room's row); nothing reads them
+/// meanwhile. Deleted through the API, they are purged in the background; other rooms keep
+/// theirs.
 async fn a_deleted_rooms_messages_go_a_batch_at_a_time(engine: Engine) {
     let Some(app) = TestApp::spawn(engine).await else {
         return;
@@ -557,17 +574,44 @@ async fn a_deleted_rooms_messages_go_a_batch_at_a_time(engine: Engine) {
     }
     app.send(&bob, other, "gone too").await;
     app.send(&bob, kept, "stays").await;
+    // A reaction, an `@room` (a mention of each other member) and a reply (its thread
+    // followed by the root's author and the replier).
+    let r = app
+        .post(
+            &format!("/api/rooms/{room}/messages/{first}/reactions/"),
+            Some(&mia.access),
+            json!({"emoji": "👍"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    app.send(&mia, room, "@room all of you").await;
+    let r = app
+        .post(
+            &format!("/api/rooms/{room}/messages/"),
+            Some(&mia.access),
+            json!({"body": "a reply", "parent_id": first}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let dependents = stored_dependents(&app, room).await;
+    assert!(dependents.iter().all(|n| *n > 0), "{dependents:?}");
 
     let store = &app.state.store;
     store.delete_room(room, alice.id).await.unwrap();
-    assert_eq!(stored_messages(&app, room).await, 5, "left for the purge");
+    assert_eq!(stored_messages(&app, room).await, 7, "left for the purge");
+    assert_eq!(
+        stored_dependents(&app, room).await,
+        dependents,
+        "left for the purge with their messages"
+    );
     assert_eq!(store.message(room, first).await.unwrap(), None);
     let mut batches = Vec::new();
     while let Some(n) = store.purge_erased_messages(2).await.unwrap() {
         batches.push(n);
     }
-    assert_eq!(batches, [2, 2, 1]);
+    assert_eq!(batches, [2, 2, 2, 1]);
     assert_eq!(stored_messages(&app, room).await, 0);
+    assert_eq!(stored_dependents(&app, room).await, [0; 3]);
 
     let r = app
         .delete(&format!("/api/rooms/{other}/"), &alice.access)
