@@ -20,15 +20,20 @@ testing::both_engines!(
 );
 
 /// Notes for `user` a message of the setup's room posted an hour ago, as a job catching up
-/// on old events would.
+/// on old events would (the room's newest, posted first if there is none: a digest leaves
+/// out messages that are not there).
 async fn note_an_hour_old_message(s: &Setup, user: i64, event: &str) {
+    if common::newest(s, 1).await.is_empty() {
+        post(&s.store, s.room, s.author, 1).await;
+    }
+    let message = common::newest(s, 1).await[0].id;
     let posted = Utc::now() - chrono::Duration::hours(1);
     let note = DigestNote {
         event_id: event.into(),
         user_id: user,
     };
     s.store
-        .add_digest_items(&[note], 1_000_000, s.room, posted, false)
+        .add_digest_items(&[note], message, s.room, posted, false)
         .await
         .unwrap();
 }
