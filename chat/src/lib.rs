@@ -34,6 +34,7 @@ use std::time::Duration;
 use chatboard_core::bus::Bus;
 use chatboard_core::config::settings::InviteSettings;
 use chatboard_core::config::UploadQuotaSettings;
+use chatboard_core::events::EventType;
 use chatboard_core::metrics::MetricRegistry;
 use chatboard_core::presence::Presence;
 use chatboard_store::Store;
@@ -73,8 +74,11 @@ pub struct ChatSettings {
 /// writes a row and an event (carrying the message) per member.
 pub const ROOM_MENTIONS_MAX_MEMBERS: u32 = 1_000;
 
-/// The most changes [`Chat::reannounce_recent`] announces again.
+/// The most changes [`Chat::reannounce_recent`] announces again, seat losses aside.
 pub const REANNOUNCE_MAX: u32 = 1000;
+/// The most changes [`Chat::reannounce_recent`] reads looking for seat losses: a window busier
+/// than this is not read further back (and a warning says so).
+const REANNOUNCE_READ_MAX: usize = 100_000;
 
 /// The application layer of one process: every action, over the store and the bus.
 #[derive(Clone)]
@@ -146,20 +150,45 @@ impl Chat {
         self.0.limits.org_limiters()
     }
 
-    /// Announces again what was committed in the last `window` (at most the newest
-    /// [`REANNOUNCE_MAX`] changes): a process that died between a commit and its announcement
-    /// left those changes unannounced, and no socket would see them until the next one. Run at
-    /// start-up. Already announced ones cost little: the bus drops repeats it saw within its
-    /// de-duplication window (keep `window` inside it), gateways skip what they delivered,
-    /// and a seat loss (never de-duplicated) costs each socket of its user one seat lookup.
+    /// Announces again what was committed in the last `window`: a process that died between
+    /// a commit and its announcement left those changes unannounced, and no socket would see
+    /// them until the next one. Run at start-up. Already announced ones cost little: the bus
+    /// drops repeats it saw within its de-duplication window (keep `window` inside it),
+    /// gateways skip what they delivered, and a seat loss (never de-duplicated) costs each
+    /// socket of its user one seat lookup. At most the newest [`REANNOUNCE_MAX`] changes, and
+    /// every seat loss of the window besides: a missed one leaves a removed member's sockets
+    /// following the room, and nothing else tells them (an `@room` in a large room alone
+    /// writes a thousand changes in the meantime).
     #[tracing::instrument(skip(self))]
     pub async fn reannounce_recent(&self, window: Duration) -> ChatResult<usize> {
         let since = chrono::Utc::now() - chrono::Duration::from_std(window).unwrap_or_default();
-        let mut announced = 0;
-        for event in self.store().outbox_latest(REANNOUNCE_MAX).await? {
-            if event.created_at < since {
-                continue;
+        let mut page = self.store().outbox_latest(REANNOUNCE_MAX).await?;
+        let mut again = Vec::new();
+        let mut read = 0;
+        let mut newest_page = true;
+        loop {
+            read += page.len();
+            let full = page.len() >= REANNOUNCE_MAX as usize;
+            let oldest = page.first().map(|e| (e.position, e.created_at));
+            // Newest first, so that `again` is too; reversed below.
+            again.extend(page.into_iter().rev().filter(|e| {
+                e.created_at >= since
+                    && (newest_page || e.event_type == EventType::MemberLeft.as_str())
+            }));
+            newest_page = false;
+            match oldest {
+                Some((position, at)) if full && at >= since => {
+                    if read >= REANNOUNCE_READ_MAX {
+                        tracing::warn!(read, "the re-announcement window holds more changes than are read; older seat losses are not announced again");
+                        break;
+                    }
+                    page = self.store().outbox_before(position, REANNOUNCE_MAX).await?;
+                }
+                _ => break,
             }
+        }
+        let mut announced = 0;
+        for event in again.into_iter().rev() {
             match event.event() {
                 Ok(domain) => {
                     self.announcer().again(&domain).await;

@@ -57,6 +57,36 @@ async fn a_leave_never_announced_is_announced_at_the_next_start(p: Arc<Platform>
     }
 }
 
+/// As above, with more than a thousand changes committed after the leave before the next API
+/// process starts (an `@room` in a room of a thousand writes that many): the start-up
+/// announced only the newest thousand, and Bob's socket went on following the room.
+async fn a_leave_never_announced_behind_a_thousand_changes_is_announced_too(p: Arc<Platform>) {
+    let (general, alice, bob, org) = p.team().await;
+    let noise = p.private_room(org, &alice, "noise").await;
+    let mut all = p.connect_all(&bob.token).await;
+    frame(&mut all).await;
+    let store = &p.app.state.store;
+    assert!(store.remove_room_member(general, bob.id).await.unwrap());
+    for n in 0..1_100 {
+        let message = chatboard_store::NewMessage {
+            room_id: noise,
+            sender_id: alice.id,
+            body: format!("noise {n}"),
+            client_msg_id: None,
+            file: None,
+            parent_id: None,
+            mentions: Default::default(),
+        };
+        store
+            .post_message(message, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+    api_restarts(&p).await;
+    let (left, _) = frame_of(&mut all, "left").await;
+    assert_eq!(left["room"].as_i64(), Some(general), "{left}");
+}
+
 /// Bob is given a seat and the API dies between the commit and the announcement: his open
 /// socket never followed the room (nothing but the seat's announcement adds a room to it), and
 /// missed all of it until he reconnected. The seat is announced again at the next start.
@@ -230,6 +260,7 @@ async fn presence_of(socket: &mut Socket, user_id: i64) -> String {
 
 both_shapes!(
     a_leave_never_announced_is_announced_at_the_next_start,
+    a_leave_never_announced_behind_a_thousand_changes_is_announced_too,
     a_seat_never_announced_is_announced_at_the_next_start,
     an_old_leave_announced_again_does_not_undo_a_new_seat,
     who_leaves_the_last_shared_room_goes_offline_there,

@@ -13,6 +13,9 @@ pub trait OutboxStore: Send + Sync {
     async fn outbox_after(&self, position: i64, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
     /// The newest `limit` events, oldest first.
     async fn outbox_latest(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
+    /// The newest `limit` events before `position`, oldest first: the page before a page of
+    /// [`OutboxStore::outbox_latest`] (or of this).
+    async fn outbox_before(&self, position: i64, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
     /// Events not yet handed to the job queue, oldest first, at most `limit`.
     async fn outbox_unpublished(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
     /// Records that these events (by position) were handed to the job queue.

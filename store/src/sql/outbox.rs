@@ -143,6 +143,24 @@ impl OutboxStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
+    async fn outbox_before(&self, position: i64, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
+        let rows: Vec<OutboxRow> = sqlx::query_as(
+            "SELECT id AS position, event_id, event_type, org_id, room_id, payload, created_at \
+             FROM outbox WHERE id < $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(position)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        let mut events = rows
+            .into_iter()
+            .map(OutboxEvent::try_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        events.reverse();
+        Ok(events)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn outbox_unpublished(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "SELECT id AS position, event_id, event_type, org_id, room_id, payload, created_at \
