@@ -225,6 +225,17 @@ async fn attachments_over_the_org_upload_limit_are_refused(engine: Engine) {
         .post(&messages, Some(&admin.access), json!({"file_id": small}))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // Presigned for the organization: refused at once, as its post would be (charged to it,
+    // it could neither be posted anywhere nor given up).
+    assert_refused(
+        &presign(&app, &admin, 20, Some(org)).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "file_too_large",
+    );
+    assert_eq!(
+        presign(&app, &admin, 10, Some(org)).await.status,
+        StatusCode::CREATED
+    );
     // The same file may go to an organization without that limit.
     let other = app.org(&admin, "Elsewhere").await;
     let elsewhere = app.room(&admin, other, "general", "PUBLIC").await;

@@ -13,7 +13,7 @@ use crate::Chat;
 impl Chat {
     /// Records a presigned upload within the uploader's quotas and, when `upload.org_id` names
     /// one, within that organization's (404 when the uploader is not in it, 403 while it is
-    /// suspended or archived).
+    /// suspended or archived, 413 above its largest attachment).
     #[instrument(skip(self, upload), fields(owner = upload.owner_id, size = upload.size), err(level = "debug"))]
     pub async fn reserve_upload(&self, upload: NewUpload) -> ChatResult<Upload> {
         if let Some(org_id) = upload.org_id {
@@ -25,6 +25,14 @@ impl Chat {
                     ErrorCode::OrgSuspended
                 };
                 return Err(ChatError::refused(code));
+            }
+            // Refused now, as a post of it there would be: charged to the organization, it
+            // could neither be posted anywhere nor given up.
+            if let Some(max) = org.quotas.upload_max_bytes.filter(|max| upload.size > *max) {
+                return Err(ChatError::refused_because(
+                    ErrorCode::FileTooLarge,
+                    format!("This organization accepts attachments of at most {max} bytes."),
+                ));
             }
         }
         let size = upload.size;
