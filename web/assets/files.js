@@ -48,8 +48,10 @@ export function fileView(file) {
   const label = `${file.filename} (${fileSize(file.size)})`;
   if (file.content_type?.startsWith('image/')) {
     const img = h('img', { class: 'preview', alt: file.filename, width: 320, height: 200 });
+    const unavailable = () => { img.alt = `${file.filename} (unavailable)`; };
+    // No URL (the upload expired): unavailable, rather than a request for `/null`.
     const show = (again) => freshUrl(file, again)
-      .then((url) => { img.src = url; }, () => { img.alt = `${file.filename} (unavailable)`; });
+      .then((url) => { if (url) img.src = url; else unavailable(); }, unavailable);
     // A URL that lapsed before the image loaded: ask once more.
     let retried = false;
     img.addEventListener('error', () => {

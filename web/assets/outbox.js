@@ -71,11 +71,18 @@ export class Outbox {
     if (item.preview) URL.revokeObjectURL(item.preview);
   }
 
+  /** Drops a failed item, giving up its upload if it was not stored for good yet (it would
+   * count against the quotas until the janitor came to it). */
+  discard(item) {
+    if (!item.file_id) giveUp(item);
+    this.settle(item.client_msg_id, state.me.id);
+  }
+
   draw(item) {
     const status = item.status === 'failed'
       ? h('div', { class: 'failed', role: 'alert' }, `Not sent: ${item.error} `,
         h('button', { class: 'link', onclick: () => this.resend(item) }, 'Retry'),
-        h('button', { class: 'link', onclick: () => this.settle(item.client_msg_id, state.me.id) }, 'Discard'))
+        h('button', { class: 'link', onclick: () => this.discard(item) }, 'Discard'))
       : h('div', { class: 'sending' }, item.progress !== undefined && item.progress < 1 ? `Uploading ${Math.round(item.progress * 100)}%` : 'Sending…');
     const node = h('li', { class: 'msg mine pending', dataset: { client: item.client_msg_id } },
       h('div', { class: 'meta' }, h('span', { class: 'author' }, 'You')),
@@ -113,7 +120,7 @@ export class Outbox {
     this.draw(item);
     try {
       item.presigned ??= await api('POST', '/api/uploads/presign/', {
-        filename: file.name, content_type: file.type || 'application/octet-stream', size: file.size,
+        filename: file.name, content_type: uploadType(file), size: file.size,
       });
       if (!item.stored) {
         try {
@@ -169,6 +176,35 @@ export class Outbox {
 /** Forgets the item's presigned upload and gives it up on the server (best effort): an
  * unfinished upload would count against the user's upload quota for a day, and each retry
  * asks for a new one. */
+// The types browsers report under other names than the API's (Windows names a zip
+// `application/x-zip-compressed`, Chrome an M4A `audio/x-m4a`), and the ones they leave empty,
+// by extension: sent as reported, the API refused them (415).
+const TYPE_ALIASES = {
+  'application/x-zip-compressed': 'application/zip',
+  'application/x-zip': 'application/zip',
+  'audio/x-m4a': 'audio/mp4',
+  'audio/m4a': 'audio/mp4',
+  'audio/mp3': 'audio/mpeg',
+  'audio/x-wav': 'audio/wav',
+  'audio/wave': 'audio/wav',
+  'image/jpg': 'image/jpeg',
+  'text/x-markdown': 'text/markdown',
+};
+const TYPES_BY_EXTENSION = {
+  md: 'text/markdown', markdown: 'text/markdown', txt: 'text/plain', csv: 'text/csv',
+  zip: 'application/zip', m4a: 'audio/mp4', mp3: 'audio/mpeg', wav: 'audio/wav', ogg: 'audio/ogg',
+  pdf: 'application/pdf', png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', gif: 'image/gif',
+  webp: 'image/webp', mp4: 'video/mp4', webm: 'video/webm', mov: 'video/quicktime',
+};
+
+/** The content type to declare for `file`, in the API's names. */
+export function uploadType(file) {
+  const reported = (file.type || '').toLowerCase();
+  if (reported) return TYPE_ALIASES[reported] || reported;
+  const extension = file.name.includes('.') ? file.name.split('.').pop().toLowerCase() : '';
+  return TYPES_BY_EXTENSION[extension] || 'application/octet-stream';
+}
+
 function giveUp(item) {
   const presigned = item.presigned;
   item.presigned = null;

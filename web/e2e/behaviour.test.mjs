@@ -604,3 +604,36 @@ test('removed from an organization, the page leaves it and says so', async () =>
   await waitFor(() => !page.url().includes(`/org/${org.id}`), 20_000, 'the page to leave the organization');
   await context.close();
 });
+
+test('a zip the browser reports as application/x-zip-compressed is sent as a zip', async () => {
+  // Windows names a zip so (its registry's type), and the API takes `application/zip` only.
+  const room = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'archives' }, setup.ada);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByLabel('Message # archives').waitFor();
+  const zip = Buffer.from('PK\u0003\u0004 not much of an archive');
+  await page.locator('input[type=file]').setInputFiles({ name: 'q3.zip', mimeType: 'application/x-zip-compressed', buffer: zip });
+  await waitFor(async () => (await server.api('GET', `/api/rooms/${room.id}/messages/`, undefined, setup.ada))
+    .results.some((m) => m.file?.content_type === 'application/zip'), 20_000, 'the zip to be posted');
+  assert.deepEqual(await shownErrors(page), []);
+  await context.close();
+});
+
+test('discarding a message whose upload failed gives the upload up', async () => {
+  const room = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'given up' }, setup.ada);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  const cancelled = [];
+  page.on('request', (request) => {
+    if (request.method() === 'DELETE' && new URL(request.url()).pathname.startsWith('/api/uploads/')) cancelled.push(request.url());
+  });
+  await page.route('**/api/uploads/*/complete/', (route) => route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ detail: 'Try again later.', code: 'unavailable' }) }));
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByLabel('Message # given up').waitFor();
+  await page.locator('input[type=file]').setInputFiles({ name: 'dot.png', mimeType: 'image/png', buffer: PNG });
+  await page.getByText('Not sent: Try again later.').waitFor();
+  await page.getByRole('button', { name: 'Discard' }).click();
+  await waitFor(() => cancelled.length === 1, 20_000, 'the upload to be given up');
+  await context.close();
+});
