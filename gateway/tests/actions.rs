@@ -15,6 +15,16 @@ use futures::SinkExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
+/// The next answer to a frame sent (an `ack` or an `error`), past any other frames.
+async fn answer(socket: &mut common::Socket) -> Value {
+    loop {
+        let f = frame(socket).await;
+        if f["type"] == "error" || f["type"] == "ack" {
+            return f;
+        }
+    }
+}
+
 async fn send(socket: &mut common::Socket, frame: Value) {
     socket
         .send(Ws::Text(frame.to_string().into()))
@@ -236,12 +246,7 @@ async fn a_nul_in_a_frame_is_refused_as_invalid() {
         json!({"type": "message", "body": "a\u{0}b", "client_msg_id": "nul"}),
     )
     .await;
-    let f = loop {
-        let f = frame(&mut socket).await;
-        if f["type"] == "error" || f["type"] == "ack" {
-            break f;
-        }
-    };
+    let f = answer(&mut socket).await;
     assert_eq!(
         (f["type"].as_str(), f["code"].as_str()),
         (Some("error"), Some("invalid")),
@@ -257,12 +262,7 @@ async fn a_nul_in_a_frame_is_refused_as_invalid() {
         json!({"type": "message", "body": "typed", "parent_id": "5", "client_msg_id": " typed "}),
     )
     .await;
-    let f = loop {
-        let f = frame(&mut socket).await;
-        if f["type"] == "error" || f["type"] == "ack" {
-            break f;
-        }
-    };
+    let f = answer(&mut socket).await;
     assert_eq!(
         (f["code"].as_str(), f["client_msg_id"].as_str()),
         (Some("invalid_frame"), Some("typed")),
@@ -274,12 +274,7 @@ async fn a_nul_in_a_frame_is_refused_as_invalid() {
         json!({"type": "message", "body": "fine", "client_msg_id": "ok"}),
     )
     .await;
-    let f = loop {
-        let f = frame(&mut socket).await;
-        if f["type"] == "error" || f["type"] == "ack" {
-            break f;
-        }
-    };
+    let f = answer(&mut socket).await;
     assert_eq!(f["type"], "ack", "{f}");
 }
 

@@ -439,35 +439,16 @@ impl EmailStore for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn prune_settled_emails(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64> {
-        // As the outbox is pruned: ids grow with time, so the first email of `before` or
-        // later bounds the old ones, found once in id order without an index on the time.
-        let bound: Option<i64> = sqlx::query_scalar(
-            "SELECT COALESCE( \
-               (SELECT y.id FROM emails y WHERE y.created_at >= $1 ORDER BY y.id LIMIT 1), \
-               (SELECT MAX(z.id) + 1 FROM emails z))",
-        )
-        .bind(before)
-        .fetch_one(&self.write)
-        .await?;
-        let Some(bound) = bound else {
+        let Some(bound) = self.first_id_since("emails", before).await? else {
             return Ok(0);
         };
-        let mut total = 0;
-        loop {
-            let done = sqlx::query(
-                "DELETE FROM emails WHERE id IN ( \
-                   SELECT id FROM emails WHERE id < $1 AND status <> 'pending' \
-                   ORDER BY id LIMIT $2)",
-            )
-            .bind(bound)
-            .bind(i64::from(batch))
-            .execute(&self.write)
-            .await?;
-            total += done.rows_affected();
-            if done.rows_affected() < u64::from(batch) {
-                return Ok(total);
-            }
-        }
+        self.delete_below(
+            "DELETE FROM emails WHERE id IN ( \
+               SELECT id FROM emails WHERE id < $1 AND status <> 'pending' ORDER BY id LIMIT $2)",
+            bound,
+            batch,
+        )
+        .await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

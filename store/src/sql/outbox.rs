@@ -127,19 +127,7 @@ impl OutboxStore for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn outbox_latest(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
-        let rows: Vec<OutboxRow> = sqlx::query_as(
-            "SELECT id AS position, event_id, event_type, org_id, room_id, payload, created_at \
-             FROM outbox ORDER BY id DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await?;
-        let mut events = rows
-            .into_iter()
-            .map(OutboxEvent::try_from)
-            .collect::<StoreResult<Vec<_>>>()?;
-        events.reverse();
-        Ok(events)
+        self.outbox_before(i64::MAX, limit).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -190,27 +178,17 @@ impl OutboxStore for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn prune_outbox(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64> {
-        // The events before the first one of `before` or later: ids grow with time, so that
-        // one is found by reading the old rows in id order, once, with no index on the time
-        // (which every post would pay for); then they go `batch` at a time, oldest first.
-        let bound: Option<i64> = sqlx::query_scalar(
-            "SELECT COALESCE( \
-               (SELECT y.id FROM outbox y WHERE y.created_at >= $1 ORDER BY y.id LIMIT 1), \
-               (SELECT MAX(z.id) + 1 FROM outbox z))",
-        )
-        .bind(before)
-        .fetch_one(&self.write)
-        .await?;
+        // The events before the first one of `before` or later, `batch` at a time, oldest
+        // first. A delivery still to be attempted keeps its event; one parked while its webhook
+        // is off (by its admin, or after a 410) does not: it would keep the event, message text
+        // and all, for as long as the webhook stays off. It goes with the event, as an attempt
+        // past its last would have. Nor does one of a webhook that is off whose claim lapsed
+        // unrecorded (a worker gone mid-attempt as it was switched off): it was never parked,
+        // and no claim looks at it again. (No bound: an empty outbox.)
         let mut total = 0;
-        // A delivery still to be attempted keeps its event; one parked while its webhook is
-        // off (by its admin, or after a 410) does not: it would keep the event, message text
-        // and all, for as long as the webhook stays off. It goes with the event, as an
-        // attempt past its last would have. Nor does one of a webhook that is off whose claim
-        // lapsed unrecorded (a worker gone mid-attempt as it was switched off): it was never
-        // parked, and no claim looks at it again. (No bound: an empty outbox.)
-        if let Some(bound) = bound {
-            loop {
-                let done = sqlx::query(
+        if let Some(bound) = self.first_id_since("outbox", before).await? {
+            total = self
+                .delete_below(
                     "DELETE FROM outbox WHERE id IN ( \
                        SELECT o.id FROM outbox o \
                        WHERE o.id < $1 AND o.published_at IS NOT NULL \
@@ -219,16 +197,10 @@ impl OutboxStore for SqlStore {
                                          WHERE d.outbox_id = o.id AND d.status IN ('pending', 'retrying') \
                                            AND d.next_attempt_at IS NOT NULL AND w.is_active) \
                        ORDER BY o.id LIMIT $2)",
+                    bound,
+                    batch,
                 )
-                .bind(bound)
-                .bind(i64::from(batch))
-                .execute(&self.write)
                 .await?;
-                total += done.rows_affected();
-                if done.rows_affected() < u64::from(batch) {
-                    break;
-                }
-            }
         }
         // Which events were noted for digests is kept for as long as one could be handed over
         // again.

@@ -73,6 +73,48 @@ impl SqlStore {
         room_id.rem_euclid(self.write_queues)
     }
 
+    /// The id of `table`'s first row made at `before` or later (`created_at`), or one past its
+    /// last: ids grow with time, so it bounds the older rows. Found by reading the old rows in
+    /// id order, once, with no index on the time (which every insert would pay for). `None`
+    /// for an empty table.
+    pub(super) async fn first_id_since(
+        &self,
+        table: &str,
+        before: DateTime<Utc>,
+    ) -> StoreResult<Option<i64>> {
+        let sql = format!(
+            "SELECT COALESCE( \
+               (SELECT y.id FROM {table} y WHERE y.created_at >= $1 ORDER BY y.id LIMIT 1), \
+               (SELECT MAX(z.id) + 1 FROM {table} z))"
+        );
+        Ok(sqlx::query_scalar(&sql)
+            .bind(before)
+            .fetch_one(&self.write)
+            .await?)
+    }
+
+    /// Runs `statement`, a deletion of at most `batch` rows below the id `bound` (bound as `$1`
+    /// and `$2`), until it takes fewer, as [`SqlStore::delete_older`] does. How many went.
+    pub(super) async fn delete_below(
+        &self,
+        statement: &str,
+        bound: i64,
+        batch: u32,
+    ) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(statement)
+                .bind(bound)
+                .bind(i64::from(batch))
+                .execute(&self.write)
+                .await?;
+            total += done.rows_affected();
+            if done.rows_affected() < u64::from(batch) {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Runs `statement`, a deletion of at most `batch` rows older than `before` (bound as `$1`
     /// and `$2`), until it takes fewer: old rows go a batch per transaction, never holding the
     /// writer for long. How many went.
