@@ -442,7 +442,7 @@ impl EmailStore for SqlStore {
         let Some(bound) = self.first_id_since("emails", before).await? else {
             return Ok(0);
         };
-        self.delete_below(
+        self.delete_in_batches(
             "DELETE FROM emails WHERE id IN ( \
                SELECT id FROM emails WHERE id < $1 AND status <> 'pending' ORDER BY id LIMIT $2)",
             bound,

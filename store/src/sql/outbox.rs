@@ -188,7 +188,7 @@ impl OutboxStore for SqlStore {
         let mut total = 0;
         if let Some(bound) = self.first_id_since("outbox", before).await? {
             total = self
-                .delete_below(
+                .delete_in_batches(
                     "DELETE FROM outbox WHERE id IN ( \
                        SELECT o.id FROM outbox o \
                        WHERE o.id < $1 AND o.published_at IS NOT NULL \
@@ -204,7 +204,7 @@ impl OutboxStore for SqlStore {
         }
         // Which events were noted for digests is kept for as long as one could be handed over
         // again.
-        self.delete_older(
+        self.delete_in_batches(
             "DELETE FROM digest_events WHERE event_id IN ( \
                SELECT event_id FROM digest_events WHERE noted_at < $1 LIMIT $2)",
             before,

@@ -145,7 +145,7 @@ impl SessionStore for SqlStore {
                  AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.id) \
                LIMIT $2)",
         ] {
-            total += self.delete_older(statement, before, batch).await?;
+            total += self.delete_in_batches(statement, before, batch).await?;
         }
         Ok(total)
     }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::post_queue::PendingPost;
 use super::reactions::PendingReaction;
 use super::write_queue::WriteQueues;
-use super::{ReadPool, WordStats, WritePool, ENGINE, MIGRATOR};
+use super::{Db, ReadPool, WordStats, WritePool, ENGINE, MIGRATOR};
 use crate::wal_checkpoint::Checkpointer;
 use crate::{Engine, Store, StoreResult};
 
@@ -93,41 +93,22 @@ impl SqlStore {
             .await?)
     }
 
-    /// Runs `statement`, a deletion of at most `batch` rows below the id `bound` (bound as `$1`
-    /// and `$2`), until it takes fewer, as [`SqlStore::delete_older`] does. How many went.
-    pub(super) async fn delete_below(
+    /// Runs `statement`, a deletion of at most `batch` rows below `bound` (an id, or a time:
+    /// bound as `$1`, the batch as `$2`), until it takes fewer: old rows go a batch per
+    /// transaction, never holding the writer for long. How many went.
+    pub(super) async fn delete_in_batches<T>(
         &self,
         statement: &str,
-        bound: i64,
+        bound: T,
         batch: u32,
-    ) -> StoreResult<u64> {
+    ) -> StoreResult<u64>
+    where
+        T: for<'q> sqlx::Encode<'q, Db> + sqlx::Type<Db> + Copy + Send + 'static,
+    {
         let mut total = 0;
         loop {
             let done = sqlx::query(statement)
                 .bind(bound)
-                .bind(i64::from(batch))
-                .execute(&self.write)
-                .await?;
-            total += done.rows_affected();
-            if done.rows_affected() < u64::from(batch) {
-                return Ok(total);
-            }
-        }
-    }
-
-    /// Runs `statement`, a deletion of at most `batch` rows older than `before` (bound as `$1`
-    /// and `$2`), until it takes fewer: old rows go a batch per transaction, never holding the
-    /// writer for long. How many went.
-    pub(super) async fn delete_older(
-        &self,
-        statement: &str,
-        before: DateTime<Utc>,
-        batch: u32,
-    ) -> StoreResult<u64> {
-        let mut total = 0;
-        loop {
-            let done = sqlx::query(statement)
-                .bind(before)
                 .bind(i64::from(batch))
                 .execute(&self.write)
                 .await?;
