@@ -85,6 +85,12 @@ impl Session {
                 let Some(room) = self.target_room(room, None).await? else {
                     return Ok(());
                 };
+                // No message has such an id (below the pointer, it was taken as read already).
+                if msg_id <= 0 {
+                    return self
+                        .error("not_found", "No such message in this room.")
+                        .await;
+                }
                 if self.read_pointer(room).is_some_and(|at| msg_id <= at) {
                     self.shared.metrics.stale_reads.inc();
                     return Ok(());

@@ -327,14 +327,20 @@ async fn frames_from_clients_post_type_and_read(p: Arc<Platform>) {
         .await,
         "the repeated receipt went to the database"
     );
-    a.send(Ws::Text(
-        json!({"type": "read", "msg_id": 999_999})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
-    assert_eq!(frame_of(&mut a, "error").await.0["code"], "not_found");
+    // No message at all: answered as the REST read is, though below the pointer (which is
+    // taken as read already, without the database).
+    for msg_id in [999_999, 0, -1] {
+        a.send(Ws::Text(
+            json!({"type": "read", "msg_id": msg_id}).to_string().into(),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            frame_of(&mut a, "error").await.0["code"],
+            "not_found",
+            "{msg_id}"
+        );
+    }
 
     // A suspended organization (the operator's doing) takes no messages: an error frame says why.
     p.sql(&format!(
