@@ -11,12 +11,13 @@ export class Outbox {
   /** Pending items are drawn in `list`; `arrive(messages)` takes a confirmed message,
    * `toBottom()` brings the newest into view, and `lostAfterClose(item, error)` tells of an item
    * still on its way when the room closed that then failed. */
-  constructor(roomId, list, { arrive, toBottom, lostAfterClose }) {
+  constructor(roomId, list, { arrive, toBottom, lostAfterClose, giveBack }) {
     this.roomId = roomId;
     this.list = list;
     this.arrive = arrive;
     this.toBottom = toBottom;
     this.lostAfterClose = lostAfterClose;
+    this.giveBack = giveBack;
     this.pending = new Map();
     this.closed = false;
   }
@@ -72,9 +73,13 @@ export class Outbox {
   }
 
   /** Drops a failed item, giving up its upload if it was not stored for good yet (it would
-   * count against the quotas until the janitor came to it). */
+   * count against the quotas until the janitor came to it); the text of one whose file never
+   * got stored is given back, to be sent without it. */
   discard(item) {
-    if (!item.file_id) giveUp(item);
+    if (!item.file_id) {
+      giveUp(item);
+      if (item.upload && item.body) this.giveBack?.(item.body);
+    }
     this.settle(item.client_msg_id, state.me.id);
   }
 

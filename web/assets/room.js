@@ -40,6 +40,13 @@ export class RoomView extends RoomHistory {
         const what = item.body ? `“${item.body.slice(0, 40)}${item.body.length > 40 ? '…' : ''}”` : item.upload?.name ?? 'A message';
         toast(`${what} in ${roomTitle(this.room)} was not sent: ${error}`, 'error');
       },
+      // The text of a message discarded for its file (a type or size the API refuses, which
+      // no retry mends) goes back to an empty composer, to be sent without it.
+      giveBack: (body) => {
+        if (this.input.value) return;
+        this.input.value = body;
+        this.input.focus();
+      },
     });
   }
 

@@ -637,3 +637,19 @@ test('discarding a message whose upload failed gives the upload up', async () =>
   await waitFor(() => cancelled.length === 1, 20_000, 'the upload to be given up');
   await context.close();
 });
+
+test('discarding a message whose file the API refuses gives its text back to the composer', async () => {
+  const room = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'refused file' }, setup.ada);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  const box = page.getByLabel('Message # refused file');
+  await box.fill('Figures attached');
+  // A type no upload may have (a browser runs scripts in it).
+  await page.locator('input[type=file]').setInputFiles({ name: 'page.html', mimeType: 'text/html', buffer: Buffer.from('<p>hi</p>') });
+  await page.locator('.msg.pending .failed').waitFor();
+  assert.equal(await box.inputValue(), '');
+  await page.getByRole('button', { name: 'Discard' }).click();
+  assert.equal(await box.inputValue(), 'Figures attached');
+  await context.close();
+});
