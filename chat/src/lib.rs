@@ -162,33 +162,46 @@ impl Chat {
     #[tracing::instrument(skip(self))]
     pub async fn reannounce_recent(&self, window: Duration) -> ChatResult<usize> {
         let since = chrono::Utc::now() - chrono::Duration::from_std(window).unwrap_or_default();
-        let mut page = self.store().outbox_latest(REANNOUNCE_MAX).await?;
-        let mut again = Vec::new();
-        let mut read = 0;
-        let mut newest_page = true;
-        loop {
-            read += page.len();
-            let full = page.len() >= REANNOUNCE_MAX as usize;
-            let oldest = page.first().map(|e| (e.position, e.created_at));
-            // Newest first, so that `again` is too; reversed below.
-            again.extend(page.into_iter().rev().filter(|e| {
-                e.created_at >= since
-                    && (newest_page || e.event_type == EventType::MemberLeft.as_str())
-            }));
-            newest_page = false;
-            match oldest {
-                Some((position, at)) if full && at >= since => {
-                    if read >= REANNOUNCE_READ_MAX {
-                        tracing::warn!(read, "the re-announcement window holds more changes than are read; older seat losses are not announced again");
-                        break;
-                    }
-                    page = self.store().outbox_before(position, REANNOUNCE_MAX).await?;
-                }
-                _ => break,
+        let newest = self.store().outbox_latest(REANNOUNCE_MAX).await?;
+        let mut read = newest.len();
+        // Further back, only the seat losses: the older changes are listed by kind and time
+        // (no payloads read), and the losses among them read whole.
+        let mut losses = Vec::new();
+        let mut next = newest
+            .first()
+            .filter(|e| read >= REANNOUNCE_MAX as usize && e.created_at >= since)
+            .map(|e| e.position);
+        while let Some(before) = next {
+            if read >= REANNOUNCE_READ_MAX {
+                tracing::warn!(read, "the re-announcement window holds more changes than are read; older seat losses are not announced again");
+                break;
             }
+            let kinds = self
+                .store()
+                .outbox_kinds_before(before, REANNOUNCE_MAX)
+                .await?;
+            read += kinds.len();
+            losses.extend(
+                kinds
+                    .iter()
+                    .filter(|(_, kind, at)| {
+                        *at >= since && kind.as_str() == EventType::MemberLeft.as_str()
+                    })
+                    .map(|(position, _, _)| *position),
+            );
+            next = kinds
+                .last()
+                .filter(|(_, _, at)| kinds.len() >= REANNOUNCE_MAX as usize && *at >= since)
+                .map(|(position, _, _)| *position);
         }
+        let mut again = Vec::with_capacity(losses.len() + newest.len());
+        for position in losses.into_iter().rev() {
+            let event = self.store().outbox_after(position - 1, 1).await?;
+            again.extend(event.into_iter().filter(|e| e.position == position));
+        }
+        again.extend(newest.into_iter().filter(|e| e.created_at >= since));
         let mut announced = 0;
-        for event in again.into_iter().rev() {
+        for event in again {
             match event.event() {
                 Ok(domain) => {
                     self.announcer().again(&domain).await;

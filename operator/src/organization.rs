@@ -81,8 +81,12 @@ async fn apply(org: &Organization, ctx: &Context, invalid: &AtomicBool) -> Resul
         .chat
         .apply_org_admins(applied.org_id, &spec.name, &spec.admins)
         .await?;
-    // One Event per reason, naming every address: the recorder folds Events of one reason
-    // about one object into the first, keeping its note, so one per address told of one only.
+    // One Event per reason, naming the addresses (as many as a note takes; the log has them
+    // all): the recorder folds Events of one reason about one object into the first, keeping
+    // its note, so one per address told of one only.
+    if !(done.invited.is_empty() && done.kept_last.is_empty() && done.revoked.is_empty()) {
+        tracing::info!(resource = %key, invited = ?done.invited, kept_last = ?done.kept_last, revoked = ?done.revoked, "organization admins applied");
+    }
     if !done.invited.is_empty() {
         let note = format!(
             "{} not ADMIN yet; an ADMIN invitation was emailed to each",
@@ -117,8 +121,8 @@ async fn apply(org: &Organization, ctx: &Context, invalid: &AtomicBool) -> Resul
 /// "a@x is" or "a@x, b@y are": the subject of an Event's note about addresses.
 fn addresses_are(emails: &[String]) -> String {
     let verb = if emails.len() == 1 { "is" } else { "are" };
-    // As many as leave the note within what an Event takes; the rest counted (the list of
-    // those yet to accept is in the Ready condition too).
+    // As many as leave the note within what an Event takes; the rest counted (the operator
+    // logs them all, and the Ready condition lists those yet to accept).
     let mut named = String::new();
     let mut shown = 0;
     for email in emails {

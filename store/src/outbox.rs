@@ -16,6 +16,13 @@ pub trait OutboxStore: Send + Sync {
     /// The newest `limit` events before `position`, oldest first: the page before a page of
     /// [`OutboxStore::outbox_latest`] (or of this).
     async fn outbox_before(&self, position: i64, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
+    /// The position, type and time of the newest `limit` events before `position`, newest
+    /// first: what a look further back needs, without the events' payloads.
+    async fn outbox_kinds_before(
+        &self,
+        position: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, String, DateTime<Utc>)>>;
     /// Events not yet handed to the job queue, oldest first, at most `limit`.
     async fn outbox_unpublished(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
     /// Records that these events (by position) were handed to the job queue.

@@ -178,9 +178,6 @@ export class Outbox {
   }
 }
 
-/** Forgets the item's presigned upload and gives it up on the server (best effort): an
- * unfinished upload would count against the user's upload quota for a day, and each retry
- * asks for a new one. */
 // The types browsers report under other names than the API's (Windows names a zip
 // `application/x-zip-compressed`, Chrome an M4A `audio/x-m4a`), and the ones they leave empty,
 // by extension: sent as reported, the API refused them (415).
@@ -202,14 +199,29 @@ const TYPES_BY_EXTENSION = {
   webp: 'image/webp', mp4: 'video/mp4', webm: 'video/webm', mov: 'video/quicktime',
 };
 
-/** The content type to declare for `file`, in the API's names. */
+// The types the API takes (`ALLOWED_TYPES` in api-server/src/routes/uploads.rs).
+const ACCEPTED = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'application/pdf',
+  'text/plain', 'text/csv', 'text/markdown', 'application/msword',
+  'application/vnd.openxmlformats-officedocument.wordprocessingml.document', 'application/vnd.ms-excel',
+  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet', 'application/vnd.ms-powerpoint',
+  'application/vnd.openxmlformats-officedocument.presentationml.presentation',
+  'application/vnd.oasis.opendocument.text', 'application/vnd.oasis.opendocument.spreadsheet',
+  'application/vnd.oasis.opendocument.presentation', 'application/zip', 'audio/mpeg', 'audio/ogg',
+  'audio/wav', 'audio/webm', 'audio/mp4', 'video/mp4', 'video/webm', 'video/quicktime']);
+
+/** The content type to declare for `file`, in the API's names: the one reported (or its
+ * alias), else, reported as nothing or as a type the API does not take, its extension's. */
 export function uploadType(file) {
   const reported = (file.type || '').toLowerCase();
-  if (reported) return TYPE_ALIASES[reported] || reported;
+  const named = TYPE_ALIASES[reported] || reported;
+  if (ACCEPTED.has(named)) return named;
   const extension = file.name.includes('.') ? file.name.split('.').pop().toLowerCase() : '';
-  return TYPES_BY_EXTENSION[extension] || 'application/octet-stream';
+  return TYPES_BY_EXTENSION[extension] || named || 'application/octet-stream';
 }
 
+/** Forgets the item's presigned upload and gives it up on the server (best effort): an
+ * unfinished upload would count against the user's upload quota for a day, and each retry
+ * asks for a new one. */
 function giveUp(item) {
   const presigned = item.presigned;
   item.presigned = null;

@@ -45,6 +45,7 @@ export class RoomView extends RoomHistory {
       giveBack: (body) => {
         if (this.input.value) return;
         this.input.value = body;
+        this.onInput();
         this.input.focus();
       },
     });

@@ -149,6 +149,21 @@ impl OutboxStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
+    async fn outbox_kinds_before(
+        &self,
+        position: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, String, DateTime<Utc>)>> {
+        Ok(sqlx::query_as(
+            "SELECT id, event_type, created_at FROM outbox WHERE id < $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(position)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn outbox_unpublished(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "SELECT id AS position, event_id, event_type, org_id, room_id, payload, created_at \
