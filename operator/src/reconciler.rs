@@ -188,8 +188,19 @@ pub async fn refuse<K: Reconciled>(
     invalid: &AtomicBool,
     readiness: Readiness,
 ) -> Result<()> {
+    refuse_with(obj, ctx, invalid, readiness, None).await
+}
+
+/// As [`refuse`], with the status's other fields as `status` says (`None`: kept).
+pub async fn refuse_with<K: Reconciled>(
+    obj: &K,
+    ctx: &Context,
+    invalid: &AtomicBool,
+    readiness: Readiness,
+    status: Option<K::Status>,
+) -> Result<()> {
     invalid.store(true, Ordering::Relaxed);
-    if write_status(obj, ctx, &readiness, None).await? {
+    if write_status(obj, ctx, &readiness, status).await? {
         ctx.event(obj, true, readiness.reason, readiness.message.clone())
             .await;
     }

@@ -20,7 +20,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use crate::context::{namespace_of, resource_key, Context};
 use crate::error::{Error, Result};
-use crate::reconciler::{refuse, write_status, Reconciled};
+use crate::reconciler::{refuse, refuse_with, write_status, Reconciled};
 use crate::status::Readiness;
 
 /// The key of the HMAC secret in a Secret the operator creates.
@@ -88,7 +88,15 @@ async fn apply(hook: &Webhook, ctx: &Context, invalid: &AtomicBool) -> Result<Ac
         Step::Go(prepared) => prepared,
         Step::Stop(readiness, recheck) => {
             switch_off_if_asked(hook, ctx, &key).await?;
-            refuse(hook, ctx, invalid, readiness).await?;
+            // A webhook the status names that is gone (with its organization, purged) is
+            // named no more, nor is its last delivery.
+            let shown = hook.status.as_ref().and_then(|s| s.webhook_id);
+            let gone = match shown {
+                Some(_) => ctx.store.managed_webhook_id(&key).await?.is_none(),
+                None => false,
+            };
+            let status = gone.then(WebhookStatus::default);
+            refuse_with(hook, ctx, invalid, readiness, status).await?;
             return Ok(recheck.map_or_else(Action::await_change, Action::requeue));
         }
     };

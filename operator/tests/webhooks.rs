@@ -435,7 +435,8 @@ both_engines!(
     a_busy_webhook_does_not_reconcile_in_a_loop,
     a_webhook_beyond_the_limit_waits_for_room,
     switching_off_is_applied_whatever_else_is_wrong,
-    an_archived_orgs_webhook_says_so_and_can_be_switched_off
+    an_archived_orgs_webhook_says_so_and_can_be_switched_off,
+    a_webhook_purged_with_its_org_is_named_no_more
 );
 
 /// The Organization deleted under Retain, its org archived: the Webhook says so, rather than
@@ -461,6 +462,45 @@ async fn an_archived_orgs_webhook_says_so_and_can_be_switched_off(engine: TestEn
         .unwrap();
     state(&h, "audit", "False", "OrganizationArchived", 2).await;
     assert!(!h.store.webhook(id).await.unwrap().unwrap().is_active);
+    h.stop().await;
+}
+
+/// The Organization deleted under Delete, its org purged and the webhook with it: the Webhook
+/// says the organization is not in place, and its status no longer names the webhook that is
+/// gone, nor its last delivery (it kept `webhookId`).
+async fn a_webhook_purged_with_its_org_is_named_no_more(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(60)).await else {
+        return;
+    };
+    let (_hooks, id) = ready_webhook(&h, "audit").await;
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    orgs.patch(
+        "acme",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"deletionPolicy": "Delete"}})),
+    )
+    .await
+    .unwrap();
+    eventually("the Delete policy to be seen", || async {
+        let o = h.api.get(support::ORGS, NS, "acme")?;
+        (o["status"]["observedGeneration"] == 2).then_some(())
+    })
+    .await;
+    orgs.delete("acme", &DeleteParams::default()).await.unwrap();
+    eventually("the webhook purged with its org", || async {
+        h.store.webhook(id).await.unwrap().is_none().then_some(())
+    })
+    .await;
+    let obj = state(&h, "audit", "False", "OrganizationNotFound", 1).await;
+    let status = eventually("webhookId gone from the status", || async {
+        let o = h.api.get(WEBHOOKS, NS, "audit")?;
+        o["status"]["webhookId"]
+            .is_null()
+            .then_some(o["status"].clone())
+    })
+    .await;
+    assert!(status["lastDelivery"].is_null(), "{status}");
+    assert!(obj["status"]["conditions"].is_array());
     h.stop().await;
 }
 

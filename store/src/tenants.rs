@@ -162,6 +162,9 @@ pub trait TenantStore: Send + Sync {
     /// Deletes the webhook a resource owns, with its delivery log. Returns its id, `None` if
     /// there was none.
     async fn remove_managed_webhook(&self, resource_key: &str) -> StoreResult<Option<i64>>;
+    /// The id of the webhook a resource owns, `None` if there is none (never made, or gone
+    /// with its organization).
+    async fn managed_webhook_id(&self, resource_key: &str) -> StoreResult<Option<i64>>;
     /// A room's organization and its `rate_limit_per_minute` (`None` when the room does not
     /// exist).
     async fn room_rate_limit(&self, room_id: i64) -> StoreResult<Option<(i64, Option<i32>)>>;

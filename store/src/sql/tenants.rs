@@ -568,4 +568,14 @@ impl TenantStore for SqlStore {
                 .await?;
         Ok(row.map(|(id,)| id))
     }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn managed_webhook_id(&self, resource_key: &str) -> StoreResult<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM webhooks WHERE resource_key = $1")
+                .bind(resource_key)
+                .fetch_optional(&self.read)
+                .await?,
+        )
+    }
 }
