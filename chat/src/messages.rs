@@ -11,7 +11,7 @@ use tracing::instrument;
 
 use crate::access::writable;
 use crate::error::{ChatError, ChatResult};
-use crate::uploads::UploadCharge;
+use crate::uploads::{within_org_upload_max, UploadCharge};
 use crate::validate::Validator;
 use crate::Chat;
 
@@ -436,12 +436,9 @@ impl Chat {
             .store()
             .org_for_member(access.room.org, user_id)
             .await?;
-        match org.and_then(|o| o.quotas.upload_max_bytes) {
-            Some(max) if size > max => Err(ChatError::refused_because(
-                ErrorCode::FileTooLarge,
-                format!("This organization accepts attachments of at most {max} bytes."),
-            )),
-            _ => Ok(access.room.org),
+        if let Some(org) = org {
+            within_org_upload_max(&org.quotas, size)?;
         }
+        Ok(access.room.org)
     }
 }

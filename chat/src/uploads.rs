@@ -2,7 +2,7 @@
 //! and when it is first posted in an organization.
 
 use chatboard_core::error_code::ErrorCode;
-use chatboard_core::model::Upload;
+use chatboard_core::model::{OrgQuotas, Upload};
 use chatboard_store::{NewUpload, OrgCharge, QuotaExceeded, UploadQuota};
 use chrono::Utc;
 use tracing::instrument;
@@ -28,12 +28,7 @@ impl Chat {
             }
             // Refused now, as a post of it there would be: charged to the organization, it
             // could neither be posted anywhere nor given up.
-            if let Some(max) = org.quotas.upload_max_bytes.filter(|max| upload.size > *max) {
-                return Err(ChatError::refused_because(
-                    ErrorCode::FileTooLarge,
-                    format!("This organization accepts attachments of at most {max} bytes."),
-                ));
-            }
+            within_org_upload_max(&org.quotas, upload.size)?;
         }
         let size = upload.size;
         self.store()
@@ -137,4 +132,15 @@ fn quota_error(exceeded: QuotaExceeded, size: i64) -> ChatError {
              finish or let expire other uploads first."
         ),
     )
+}
+
+/// 413 when `size` is over the organization's largest attachment (`quotas.upload_max_bytes`).
+pub(crate) fn within_org_upload_max(quotas: &OrgQuotas, size: i64) -> ChatResult<()> {
+    match quotas.upload_max_bytes {
+        Some(max) if size > max => Err(ChatError::refused_because(
+            ErrorCode::FileTooLarge,
+            format!("This organization accepts attachments of at most {max} bytes."),
+        )),
+        _ => Ok(()),
+    }
 }

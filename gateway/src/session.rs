@@ -28,7 +28,7 @@ mod allowance;
 mod presence;
 mod seats;
 
-use allowance::{FrameAllowance, OWN_WORK_CREDITED_FROM};
+use allowance::FrameAllowance;
 
 /// Close codes of the protocol (API.md).
 pub mod close {
@@ -214,10 +214,7 @@ impl Session {
         let mut allowance = FrameAllowance::new();
         // The `since` replay is the gateway's time as a live catch-up is: frames the client
         // sent at the allowed rate meanwhile, read at once after it, are not a flood.
-        let replayed = replaying.elapsed();
-        if replayed >= OWN_WORK_CREDITED_FROM {
-            allowance.own_work(replayed);
-        }
+        allowance.own_work(replaying.elapsed());
         let mut last_heard = Instant::now();
         loop {
             allowance.reading(self.replies.has_room());
@@ -255,8 +252,7 @@ impl Session {
                     // Catching up from the database is the gateway's time, not the client's:
                     // neither its frames waiting meanwhile nor its silence count against it.
                     let busy = began.elapsed();
-                    if busy >= OWN_WORK_CREDITED_FROM {
-                        allowance.own_work(busy);
+                    if allowance.own_work(busy) {
                         last_heard = (last_heard + busy).min(Instant::now());
                     }
                     step

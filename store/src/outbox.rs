@@ -13,9 +13,6 @@ pub trait OutboxStore: Send + Sync {
     async fn outbox_after(&self, position: i64, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
     /// The newest `limit` events, oldest first.
     async fn outbox_latest(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
-    /// The newest `limit` events before `position`, oldest first: the page before a page of
-    /// [`OutboxStore::outbox_latest`] (or of this).
-    async fn outbox_before(&self, position: i64, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
     /// The position, type and time of the newest `limit` events before `position`, newest
     /// first: what a look further back needs, without the events' payloads.
     async fn outbox_kinds_before(

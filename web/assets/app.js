@@ -521,6 +521,11 @@ function learnMembers(frame) {
     .finally(() => { membersLoading = null; });
 }
 
+/** Whether room `roomId` is the one open on screen. */
+function isOpen(roomId) {
+  return state.view instanceof RoomView && state.view.room.id === roomId;
+}
+
 function onFrame(frame) {
   learnMembers(frame);
   switch (frame.type) {
@@ -540,7 +545,7 @@ function onFrame(frame) {
         if (frame.org === state.org?.id) refreshRooms();
         break;
       }
-      const current = state.view instanceof RoomView && state.view.room.id === frame.room;
+      const current = isOpen(frame.room);
       const room = state.rooms.get(frame.room);
       room.last_msg_id = Math.max(room.last_msg_id || 0, frame.id);
       // Replies count too, as the server counts them.
@@ -556,13 +561,13 @@ function onFrame(frame) {
     case 'message.deleted': {
       // A message counted unread (or as a mention) in a room not open may be the one deleted:
       // the server leaves deleted messages out of its counts, so they are read again.
-      const current = state.view instanceof RoomView && state.view.room.id === frame.room;
+      const current = isOpen(frame.room);
       const counts = state.unread.get(frame.room);
       if (!current && counts && (counts.unread_count || counts.mentions) && frame.id > (counts.last_read_msg_id || 0)) refreshRooms();
       break;
     }
     case 'mention': {
-      const current = state.view instanceof RoomView && state.view.room.id === frame.room;
+      const current = isOpen(frame.room);
       if (!current) {
         countUnread(frame, true);
         drawSidebar();
@@ -576,7 +581,7 @@ function onFrame(frame) {
         if (frame.last_read_msg_id >= newest) {
           if (counts) Object.assign(counts, { unread_count: 0, mentions: 0, last_read_msg_id: frame.last_read_msg_id });
           drawSidebar();
-        } else if (!(state.view instanceof RoomView && state.view.room.id === frame.room)) {
+        } else if (!isOpen(frame.room)) {
           // Read only so far (older history, in another tab): the server knows what is left.
           // Not for the open room, whose reader sends one such read a second while scrolled
           // up: its count is not shown, and is read again when the room is left (`destroy`).

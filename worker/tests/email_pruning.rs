@@ -6,14 +6,9 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use chatboard_store::{EmailKind, OutgoingEmail};
 use chrono::Utc;
 use testing::{TestDb, TestEngine};
-use worker::retention::RetentionSweeper;
-use worker::service::WorkerMetrics;
 
 testing::both_engines!(settled_emails_go_after_retention);
 
@@ -50,14 +45,7 @@ async fn settled_emails_go_after_retention(engine: TestEngine) {
         "UPDATE emails SET status = 'sent' WHERE to_address = 'new-sent@example.com'",
     )
     .await;
-    let sweeper = RetentionSweeper::new(
-        s.store.clone(),
-        s.store.clone(),
-        s.store.clone(),
-        s.store.clone(),
-        Duration::from_secs(7 * 24 * 3600),
-        Arc::new(WorkerMetrics::new().unwrap()),
-    );
+    let (sweeper, _) = common::sweeper(&s.store);
     assert_eq!(sweeper.prune_emails().await.unwrap(), 2);
     let left =
         testing::query_texts(&url, "SELECT to_address FROM emails ORDER BY to_address").await;

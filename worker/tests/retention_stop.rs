@@ -6,13 +6,10 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{post, setup};
 use testing::{execute_sql, TestDb, TestEngine};
-use worker::retention::RetentionSweeper;
-use worker::service::WorkerMetrics;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_sweep_ends_after_its_batch_on_sqlite() {
@@ -50,15 +47,7 @@ async fn a_stopped_sweep_ends_after_its_batch(engine: TestEngine) {
            published_at = '2020-01-01T00:00:00Z'",
     )
     .await;
-    let metrics = Arc::new(WorkerMetrics::new().unwrap());
-    let sweeper = RetentionSweeper::new(
-        s.store.clone(),
-        s.store.clone(),
-        s.store.clone(),
-        s.store.clone(),
-        Duration::from_secs(7 * 24 * 3600),
-        metrics.clone(),
-    );
+    let (sweeper, metrics) = common::sweeper(&s.store);
     // Stopped from the start: the sweep takes one batch and ends.
     let (stop, stopped) = tokio::sync::watch::channel(true);
     sweeper.run(Duration::from_secs(3600), stopped).await;
@@ -72,13 +61,5 @@ async fn a_stopped_sweep_ends_after_its_batch(engine: TestEngine) {
 
 /// What a full sweep still finds to delete.
 async fn sweeper_left(s: &common::Setup) -> u64 {
-    let sweeper = RetentionSweeper::new(
-        s.store.clone(),
-        s.store.clone(),
-        s.store.clone(),
-        s.store.clone(),
-        Duration::from_secs(7 * 24 * 3600),
-        Arc::new(WorkerMetrics::new().unwrap()),
-    );
-    sweeper.sweep().await.unwrap()
+    common::sweeper(&s.store).0.sweep().await.unwrap()
 }

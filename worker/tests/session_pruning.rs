@@ -8,14 +8,12 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chatboard_store::{RefreshOutcome, Store};
 use chrono::Utc;
 use common::setup;
 use testing::{TestDb, TestEngine};
 use worker::retention::RetentionSweeper;
-use worker::service::WorkerMetrics;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_sessions_are_pruned_on_sqlite() {
@@ -28,14 +26,7 @@ async fn expired_sessions_are_pruned_on_postgres() {
 }
 
 fn sweeper(store: &Arc<dyn Store>) -> RetentionSweeper {
-    RetentionSweeper::new(
-        store.clone(),
-        store.clone(),
-        store.clone(),
-        store.clone(),
-        Duration::from_secs(7 * 24 * 3600),
-        Arc::new(WorkerMetrics::new().unwrap()),
-    )
+    common::sweeper(store).0
 }
 
 async fn expired_sessions_are_pruned(engine: TestEngine) {

@@ -15,7 +15,7 @@ const MAX_CREDITED_SECS: u32 = 30;
 
 /// The shortest stretch of the session's own work credited: a live event's usual handling is
 /// far shorter, and a frame or two of credit for each would add up to a rate above the limit.
-pub(super) const OWN_WORK_CREDITED_FROM: Duration = Duration::from_millis(200);
+const OWN_WORK_CREDITED_FROM: Duration = Duration::from_millis(200);
 
 /// The clock of every session's frame limiter. Making a clock tests the CPU for a usable time
 /// stamp counter (`cpuid`, which a virtual machine traps), so the process makes one and each
@@ -69,10 +69,13 @@ impl FrameAllowance {
     /// database) while frames waited in the socket unread, when it is long enough to matter:
     /// after a bus outage every connection catches up at once, and the frames its client kept
     /// sending at the rate meanwhile would otherwise be read as a flood and closed with 4008.
-    pub(super) fn own_work(&mut self, busy: Duration) {
-        if busy >= OWN_WORK_CREDITED_FROM {
+    /// Says whether it was credited (the client's silence meanwhile is then the session's too).
+    pub(super) fn own_work(&mut self, busy: Duration) -> bool {
+        let credited = busy >= OWN_WORK_CREDITED_FROM;
+        if credited {
             self.credit(busy);
         }
+        credited
     }
 
     fn credit(&mut self, paused: Duration) {

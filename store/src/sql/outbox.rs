@@ -127,16 +127,10 @@ impl OutboxStore for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn outbox_latest(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
-        self.outbox_before(i64::MAX, limit).await
-    }
-
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn outbox_before(&self, position: i64, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "SELECT id AS position, event_id, event_type, org_id, room_id, payload, created_at \
-             FROM outbox WHERE id < $1 ORDER BY id DESC LIMIT $2",
+             FROM outbox ORDER BY id DESC LIMIT $1",
         )
-        .bind(position)
         .bind(i64::from(limit))
         .fetch_all(&self.read)
         .await?;

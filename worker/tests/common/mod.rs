@@ -292,3 +292,24 @@ pub async fn newest(s: &Setup, count: u32) -> Vec<chatboard_core::model::Message
         .unwrap()
         .unwrap()
 }
+
+/// The retention sweeper over `store` as the worker makes it, keeping outbox events and settled
+/// emails a week; with its metrics.
+#[allow(dead_code)] // not every test binary sweeps
+pub fn sweeper(
+    store: &Arc<dyn Store>,
+) -> (
+    worker::retention::RetentionSweeper,
+    Arc<worker::service::WorkerMetrics>,
+) {
+    let metrics = Arc::new(worker::service::WorkerMetrics::new().unwrap());
+    let sweeper = worker::retention::RetentionSweeper::new(
+        store.clone(),
+        store.clone(),
+        store.clone(),
+        store.clone(),
+        std::time::Duration::from_secs(7 * 24 * 3600),
+        metrics.clone(),
+    );
+    (sweeper, metrics)
+}
