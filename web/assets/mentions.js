@@ -41,7 +41,11 @@ export class MentionCompleter {
     input.setAttribute('aria-autocomplete', 'list');
     input.setAttribute('aria-controls', this.list.id);
     input.addEventListener('input', () => this.lookup());
-    input.addEventListener('blur', () => setTimeout(() => this.close(), 150));
+    // Closed a moment after the focus leaves (a click on an option picks first), unless it is
+    // back by then: a lookup begun meanwhile would otherwise be closed, its answer dropped.
+    input.addEventListener('blur', () => setTimeout(() => {
+      if (document.activeElement !== input) this.close();
+    }, 150));
   }
 
   /** The `@prefix` being typed at the caret, if any. */

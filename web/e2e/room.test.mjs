@@ -4,7 +4,8 @@
 // the focus after a reaction, and an image that loads at the bottom; a first connection that
 // fails; a large room without its member list; a room open at the bottom all day (a message
 // clicked in the morning included), or a little above it, or far behind after a long
-// disconnect; reaction frames that arrive out of order; @-completions answered out of order;
+// disconnect; reaction frames that arrive out of order; @-completions answered out of order, or
+// asked for just after the composer got the focus back;
 // paging back with the keyboard; a file's slow link, or one past its retention; reading a busy
 // room from above its bottom; a deletion in a room not open; paging back that failed.
 
@@ -686,6 +687,25 @@ test('a late answer for an earlier @prefix does not replace the completions of t
   await waitFor(() => page.evaluate(() => performance.getEntriesByType('resource').some((e) => e.name.includes('members/?q=b&'))), 10_000, 'the answer for "@b"');
   await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 100)));
   assert.equal(await page.getByRole('option', { name: /Stale/ }).count(), 0);
+  await box.press('Enter');
+  assert.equal(await box.inputValue(), '@bob@example.com ');
+  await context.close();
+});
+
+test('completions asked for just after the composer got the focus back are shown', async () => {
+  const room = await newRoom('refocused');
+  const { context, page } = await ada();
+  // The page's timers wait for the test: the completion's wait and the blur's go off together.
+  await page.clock.install();
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByText('This is the start of').waitFor();
+  const box = page.getByLabel('Message # refocused');
+  // Away and back at once, as after clicking a reaction or a link and then the composer.
+  await box.focus();
+  await box.evaluate((element) => { element.blur(); element.focus(); });
+  await box.pressSequentially('@b');
+  await page.clock.runFor(500);
+  await page.getByRole('option', { name: /Bob <bob@example.com>/ }).waitFor({ timeout: 10_000 });
   await box.press('Enter');
   assert.equal(await box.inputValue(), '@bob@example.com ');
   await context.close();
