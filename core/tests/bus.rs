@@ -411,3 +411,36 @@ async fn prefixes_that_name_the_same_stream_are_refused() {
     assert!(why.contains("CHATBOARD_NATS_PREFIX"), "{why}");
     first.delete_stream().await.unwrap();
 }
+
+/// A NATS that stops answering without closing the connection (frozen here; a partition, or a
+/// server stuck) is reported unreachable: the check is a round trip, not a write into the
+/// socket's buffer. Once it answers again, so does the check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_that_stops_answering_fails_the_ping() {
+    if testing::nats_url().is_none() {
+        return;
+    }
+    let Some(nats) = testing::OwnNats::start() else {
+        return;
+    };
+    let bus = NatsBus::connect(&nats.url(), &testing::unique_prefix())
+        .await
+        .unwrap();
+    bus.ping().await.expect("a server that answers");
+    nats.pause();
+    let frozen = tokio::time::timeout(Duration::from_secs(30), bus.ping()).await;
+    nats.resume();
+    assert!(
+        matches!(frozen, Ok(Err(BusError::Unavailable(_)))),
+        "a frozen server passed the check: {frozen:?}"
+    );
+    let mut answered = false;
+    for _ in 0..100 {
+        if bus.ping().await.is_ok() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered, "the check failed after the server came back");
+}

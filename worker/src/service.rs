@@ -244,7 +244,7 @@ async fn ready(State(state): State<ServiceState>) -> (StatusCode, Json<Health>) 
     let mut health = Health::checking()
         .require("database", state.store.ping())
         .await
-        .require("nats", state.nats.flush())
+        .require("nats", chatboard_core::bus::round_trip(&state.nats))
         .await;
     if let Some(smtp) = &state.smtp {
         health = health.report("smtp", smtp.check()).await;

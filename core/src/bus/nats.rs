@@ -272,14 +272,30 @@ impl Bus for NatsBus {
     }
 
     async fn ping(&self) -> Result<(), BusError> {
-        tokio::time::timeout(Duration::from_secs(2), self.client.flush())
-            .await
-            .map_err(|_| BusError::Unavailable("timeout".into()))?
-            .map_err(unavailable)
+        round_trip(&self.client).await
     }
 
     fn kind(&self) -> &'static str {
         "nats"
+    }
+}
+
+/// Whether NATS and its JetStream answer: a request for JetStream's account information and
+/// its reply, within 2 s. A flush would pass while a frozen or partitioned server leaves the
+/// connection open, since it only writes into the socket's buffer.
+pub async fn round_trip(client: &async_nats::Client) -> Result<(), BusError> {
+    let reply = tokio::time::timeout(
+        Duration::from_secs(2),
+        client.request("$JS.API.INFO", bytes::Bytes::new()),
+    )
+    .await
+    .map_err(|_| BusError::Unavailable("NATS did not answer within 2 s".into()))?
+    .map_err(unavailable)?;
+    // JetStream's API answers an error as a body with an `error` member.
+    match serde_json::from_slice::<serde_json::Value>(&reply.payload) {
+        Ok(body) if body.get("error").is_none() => Ok(()),
+        Ok(body) => Err(unavailable(format!("JetStream: {}", body["error"]))),
+        Err(e) => Err(unavailable(format!("JetStream's answer: {e}"))),
     }
 }
 
