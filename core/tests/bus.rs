@@ -444,3 +444,57 @@ async fn a_nats_that_stops_answering_fails_the_ping() {
     }
     assert!(answered, "the check failed after the server came back");
 }
+
+/// While NATS takes publishes without acknowledging them (frozen with the connection open), one
+/// publish waits its budget and the ones after it fail at once for a while, instead of each
+/// waiting the budget in turn: a request announcing many changes (the seats of a large room)
+/// is not held for as many seconds. Once NATS answers again, publishes go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_to_a_stalled_nats_fail_at_once_after_the_first() {
+    if testing::nats_url().is_none() {
+        return;
+    }
+    let Some(nats) = testing::OwnNats::start() else {
+        return;
+    };
+    let bus = NatsBus::connect(&nats.url(), &testing::unique_prefix())
+        .await
+        .unwrap();
+    bus.publish(&BusEvent::new_message(message(1, 1)))
+        .await
+        .expect("a server that answers");
+    nats.pause();
+    let started = std::time::Instant::now();
+    let mut refused = 0;
+    for id in 2..12 {
+        if bus
+            .publish(&BusEvent::new_message(message(id, 1)))
+            .await
+            .is_err()
+        {
+            refused += 1;
+        }
+    }
+    let took = started.elapsed();
+    nats.resume();
+    assert_eq!(refused, 10, "a frozen server acknowledged publishes");
+    // Ten publishes waiting the 1 s budget each would take 10 s; one budget is the least.
+    assert!(
+        took < Duration::from_secs(5),
+        "ten publishes to a frozen server took {took:?}"
+    );
+    let mut published = false;
+    for _ in 0..200 {
+        if bus
+            .publish(&BusEvent::new_message(message(20, 1)))
+            .await
+            .is_ok()
+        {
+            published = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(published, "publishes still refused after NATS came back");
+    bus.delete_stream().await.unwrap();
+}

@@ -30,6 +30,9 @@ use super::{Bus, BusError, BusEvent, BusStream, Delivery};
 const RETENTION: Duration = Duration::from_secs(3600);
 /// How long a publish waits for JetStream's acknowledgement.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
+/// After a publish ran out of [`PUBLISH_TIMEOUT`], how long publishes fail at once rather than
+/// wait it again: a request announcing many changes would otherwise wait it for each.
+const STALL_PAUSE: Duration = Duration::from_secs(5);
 /// How long JetStream remembers de-duplication keys.
 const DEDUP_WINDOW: Duration = Duration::from_secs(120);
 /// After a reconnection, when subscribers check the database a second time: other processes
@@ -48,6 +51,9 @@ pub struct NatsBus {
     stream_name: String,
     /// Counts the times the connection to NATS came back.
     reconnections: tokio::sync::watch::Receiver<u64>,
+    /// Until when publishes fail at once: set when one got no acknowledgement in time, cleared
+    /// when the connection comes back (what is announced again then must not be refused).
+    stalled_until: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> BusError {
@@ -64,6 +70,8 @@ impl NatsBus {
         let (reconnected, reconnections) = tokio::sync::watch::channel(0u64);
         let reconnected = std::sync::Arc::new(reconnected);
         let first_seen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stalled_until = Arc::new(std::sync::Mutex::new(None));
+        let stall_to_clear = Arc::clone(&stalled_until);
         let client = async_nats::ConnectOptions::new()
             .name("chatboard")
             // A link that stops answering without closing (a partition) is found within about
@@ -73,11 +81,13 @@ impl NatsBus {
             .event_callback(move |event| {
                 let reconnected = reconnected.clone();
                 let first_seen = first_seen.clone();
+                let stall_to_clear = stall_to_clear.clone();
                 async move {
                     // The first connection is not a reconnection: nothing was missed yet.
                     if matches!(event, async_nats::Event::Connected)
                         && first_seen.swap(true, std::sync::atomic::Ordering::SeqCst)
                     {
+                        *lock_stall(&stall_to_clear) = None;
                         reconnected.send_modify(|n| *n += 1);
                     }
                 }
@@ -93,6 +103,7 @@ impl NatsBus {
             prefix: prefix.to_owned(),
             stream_name,
             reconnections,
+            stalled_until,
         };
         bus.ensure_stream().await?;
         Ok(bus)
@@ -138,6 +149,51 @@ impl NatsBus {
         Ok(())
     }
 
+    /// Whether a recent publish ran out of its budget, so this one should not wait it again.
+    fn stalled(&self) -> bool {
+        let mut mark = self.stall_mark();
+        match *mark {
+            Some(until) if tokio::time::Instant::now() < until => true,
+            Some(_) => {
+                *mark = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn stall_mark(&self) -> std::sync::MutexGuard<'_, Option<tokio::time::Instant>> {
+        lock_stall(&self.stalled_until)
+    }
+
+    /// Publishes `event` (its JSON in `payload`): a typing notice as it is, a stored event
+    /// with JetStream's acknowledgement. Unbounded: the caller bounds it.
+    async fn publish_now(&self, event: &BusEvent, payload: Vec<u8>) -> Result<(), BusError> {
+        if event.is_ephemeral() {
+            let subject = format!("{}.typing.{}", self.prefix, event.room());
+            return self
+                .client
+                .publish(subject, payload.into())
+                .await
+                .map_err(unavailable);
+        }
+        let subject = format!("{}.room.{}", self.prefix, event.room());
+        let payload = bytes::Bytes::from(payload);
+        // Waiting for the stream's acknowledgement: once this returns, every subscriber will get
+        // the event, even across a NATS restart. No stream to take it: it is made again, and
+        // the event published once more.
+        match self.publish_stored(&subject, event, payload.clone()).await {
+            Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
+                tracing::warn!(stream = %self.stream_name, "the room stream is gone; making it again");
+                self.ensure_stream().await?;
+                self.publish_stored(&subject, event, payload)
+                    .await
+                    .map_err(unavailable)
+            }
+            other => other.map_err(unavailable),
+        }
+    }
+
     /// The underlying connection (presence shares it).
     pub fn client(&self) -> async_nats::Client {
         self.client.clone()
@@ -169,42 +225,22 @@ impl Bus for NatsBus {
         if self.client.connection_state() != async_nats::connection::State::Connected {
             return Err(BusError::Unavailable("not connected to NATS".into()));
         }
-        if event.is_ephemeral() {
-            let subject = format!("{}.typing.{}", self.prefix, event.room());
-            // Connected a moment ago is no promise: bounded all the same.
-            return tokio::time::timeout(
-                PUBLISH_TIMEOUT,
-                self.client.publish(subject, payload.into()),
-            )
-            .await
-            .map_err(|_| BusError::Unavailable("NATS took no typing notice in time".into()))?
-            .map_err(unavailable);
+        if self.stalled() {
+            return Err(BusError::Unavailable(
+                "NATS acknowledged nothing in time a moment ago".into(),
+            ));
         }
-        let subject = format!("{}.room.{}", self.prefix, event.room());
-        let payload = bytes::Bytes::from(payload);
-        // Waiting for the stream's acknowledgement: once this returns, every subscriber will get
-        // the event, even across a NATS restart. No stream to take it: it is made again, and
-        // the event published once more.
-        let published = async {
-            match self.publish_stored(&subject, event, payload.clone()).await {
-                Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
-                    tracing::warn!(stream = %self.stream_name, "the room stream is gone; making it again");
-                    self.ensure_stream().await?;
-                    self.publish_stored(&subject, event, payload)
-                        .await
-                        .map_err(unavailable)
-                }
-                other => other.map_err(unavailable),
+        // Connected a moment ago is no promise: bounded all the same, a typing notice too.
+        match tokio::time::timeout(PUBLISH_TIMEOUT, self.publish_now(event, payload)).await {
+            Ok(published) => published,
+            Err(_) => {
+                *self.stall_mark() = Some(tokio::time::Instant::now() + STALL_PAUSE);
+                Err(BusError::Unavailable(
+                    "no acknowledgement from NATS in time".into(),
+                ))
             }
-        };
-        tokio::time::timeout(PUBLISH_TIMEOUT, published)
-            .await
-            .map_err(|_| {
-                BusError::Unavailable("no acknowledgement from JetStream in time".into())
-            })??;
-        Ok(())
+        }
     }
-
     async fn subscribe(&self) -> Result<BusStream, BusError> {
         let stream = self.ensure_stream().await?;
         let read = Arc::new(StreamRead {
@@ -278,6 +314,14 @@ impl Bus for NatsBus {
     fn kind(&self) -> &'static str {
         "nats"
     }
+}
+
+/// The stall mark, whatever a panic left in it (an instant or none is valid either way).
+fn lock_stall(
+    mark: &std::sync::Mutex<Option<tokio::time::Instant>>,
+) -> std::sync::MutexGuard<'_, Option<tokio::time::Instant>> {
+    mark.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Whether NATS and its JetStream answer: a request for JetStream's account information and
