@@ -68,6 +68,38 @@ async fn an_older_release_migrates_and_serves_on_a_schema_a_newer_one_migrated()
     serve_until_ready_then_stop(&url).await;
 }
 
+/// While another process holds the migration lock (the migration Job of a newer release, in
+/// the middle of a long migration), a pod of this release that starts (rescheduled, or scaled
+/// up) on a schema it needs nothing more of serves at once instead of waiting for the lock.
+#[tokio::test]
+async fn a_migrated_schema_serves_while_another_holds_the_migration_lock() {
+    let Some((_db, url)) = TestDb::create(Engine::Postgres).await else {
+        return;
+    };
+    migrate(&url, &[]);
+    let mut holder = testing::SqlSession::open(&url).await;
+    holder
+        .execute(&format!(
+            "SELECT pg_advisory_lock({})",
+            migration_lock_id(&url)
+        ))
+        .await;
+    serve_until_ready_then_stop(&url).await;
+    drop(holder);
+}
+
+/// The advisory lock sqlx's migrations take on PostgreSQL: a multiple of the CRC-32 of the
+/// database's name.
+fn migration_lock_id(url: &str) -> i64 {
+    let name = url
+        .rsplit('/')
+        .next()
+        .and_then(|tail| tail.split('?').next())
+        .unwrap();
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+    0x3d32_ad9e * i64::from(crc.checksum(name.as_bytes()))
+}
+
 /// Runs `api-server migrate` on the database and asserts it succeeds.
 fn migrate(url: &str, extra_env: &[(&str, &str)]) {
     // Only what the chart's migration Job sets: the database URL, no signing key.

@@ -30,6 +30,25 @@ pub struct SqlStore {
 }
 
 impl SqlStore {
+    /// Whether every migration of this binary is recorded as applied, with its checksum (an
+    /// edited migration goes on to sqlx, which refuses it). No record table yet: not applied.
+    async fn all_migrations_applied(&self) -> bool {
+        let Ok(applied) = sqlx::query_as::<_, (i64, Vec<u8>)>(
+            "SELECT version, checksum FROM _sqlx_migrations WHERE success",
+        )
+        .fetch_all(&self.read)
+        .await
+        else {
+            return false;
+        };
+        let applied: std::collections::HashMap<i64, Vec<u8>> = applied.into_iter().collect();
+        MIGRATOR.iter().all(|migration| {
+            applied
+                .get(&migration.version)
+                .is_some_and(|checksum| checksum.as_slice() == migration.checksum.as_ref())
+        })
+    }
+
     /// Wraps the pools; reads go to `read`, transactions and writes to `write`.
     pub fn new(read: ReadPool, write: WritePool) -> Self {
         Self {
@@ -138,6 +157,12 @@ impl Store for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn migrate(&self) -> StoreResult<()> {
+        // Nothing to apply, nothing to lock: a migration Job of a newer release holds sqlx's
+        // lock (on PostgreSQL) for as long as its migration runs, and a pod of this release
+        // started meanwhile (rescheduled, scaled up) would wait for it instead of serving.
+        if self.all_migrations_applied().await {
+            return Ok(());
+        }
         // Migrations recorded in the database but unknown to this binary are tolerated: during a
         // rolling upgrade (or a rollback) an older release starts against a schema a newer one
         // has already migrated. Migrations only add, so the older code still works on it.
