@@ -17,6 +17,7 @@ testing::both_engines!(
     the_wait_counts_from_when_messages_are_noted,
     a_room_left_shows_nothing_of_its_messages,
     a_backlog_goes_out_round_after_round,
+    a_member_mentioned_twice_in_one_job_is_noted_once,
 );
 
 /// Notes for `user` a message of the setup's room posted an hour ago, as a job catching up
@@ -120,4 +121,33 @@ async fn a_backlog_goes_out_round_after_round(engine: TestEngine) {
     }
     let _ = stop.send(());
     running.await.unwrap();
+}
+
+/// A mention taken out by an edit and put back by the next one makes two `message.mentioned`
+/// events of one message for one member, which a job notes together. That is one item: on
+/// PostgreSQL the two rows in one upsert were refused, and the job failed at every attempt.
+async fn a_member_mentioned_twice_in_one_job_is_noted_once(engine: TestEngine) {
+    let Some((_db, url)) = TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let bob = member(&s, "bob@example.com", "Bob").await;
+    post(&s.store, s.room, s.author, 1).await;
+    let message = common::newest(&s, 1).await[0].clone();
+    let notes = [DigestNote::new("m1", bob), DigestNote::new("m2", bob)];
+    s.store
+        .add_digest_items(&notes, message.id, s.room, message.created_at, true)
+        .await
+        .expect("both mentions noted");
+    let far = Utc::now() + chrono::Duration::days(1);
+    assert_eq!(s.store.due_digests(far, far, 10).await.unwrap(), vec![bob]);
+    // Noted: the same events again change nothing.
+    s.store
+        .add_digest_items(&notes, message.id, s.room, message.created_at, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        writer(&s.store, Duration::ZERO).write_due().await.unwrap(),
+        1
+    );
 }

@@ -202,11 +202,15 @@ impl EmailStore for SqlStore {
             }
             fresh.extend(query.fetch_all(&mut *tx).await?);
         }
-        let user_ids: Vec<i64> = notes
+        // A member may come twice (a mention taken out by an edit and put back by the next):
+        // one row each, or PostgreSQL refuses an upsert that meets its own row again.
+        let mut user_ids: Vec<i64> = notes
             .iter()
             .filter(|n| fresh.contains(&n.event_id))
             .map(|n| n.user_id)
             .collect();
+        user_ids.sort_unstable();
+        user_ids.dedup();
         for chunk in user_ids.chunks(200) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| format!("(${}, $1, $2, $3, $4, $5)", i + 6))
