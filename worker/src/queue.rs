@@ -380,35 +380,72 @@ async fn run_batch(
             }
         }
     }
-    let handled = jobs.handle(&events);
-    tokio::pin!(handled);
-    let every = ack_wait / 3;
-    let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    let outcome = loop {
-        tokio::select! {
-            outcome = &mut handled => break outcome,
-            _ = progress.tick() => {
-                for message in &kept {
-                    // Lost, it costs at worst the redelivery this is meant to avoid.
-                    let _ = message.ack_with(AckKind::Progress).await;
-                }
-            }
-        }
-    };
-    match outcome {
+    match run_in_progress(jobs, &events, &kept, ack_wait).await {
         Ok(()) => {
             for message in kept {
                 message.ack().await.map_err(unavailable)?;
             }
             Ok(())
         }
+        Err(e) if kept.len() > 1 => {
+            // One of them may always fail (a defect, data the handler cannot take): each is run
+            // alone, so the others are done rather than failing with it at every redelivery.
+            tracing::warn!(error = %e, jobs = kept.len(), "a batch of jobs failed; running them one by one");
+            let mut failed = None;
+            for (event, message) in events.iter().zip(kept) {
+                let alone = std::slice::from_ref(&message);
+                match run_in_progress(jobs, std::slice::from_ref(event), alone, ack_wait).await {
+                    Ok(()) => message.ack().await.map_err(unavailable)?,
+                    Err(e) => {
+                        tracing::warn!(error = %e, event_id = %event.id, event_type = %event.event_type, "a job failed; it comes again later");
+                        hand_back(&message).await;
+                        failed = Some(e);
+                    }
+                }
+            }
+            failed.map_or(Ok(()), |e| Err(unavailable(e)))
+        }
         Err(e) => {
-            for message in kept {
-                let _ = message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                    .await;
+            for message in &kept {
+                hand_back(message).await;
             }
             Err(unavailable(e))
         }
     }
+}
+
+/// Runs the jobs of `events`, telling the server every third of `ack_wait` that their
+/// `messages` are in progress.
+async fn run_in_progress(
+    jobs: &dyn JobHandler,
+    events: &[OutboxEvent],
+    messages: &[jetstream::Message],
+    ack_wait: Duration,
+) -> Result<(), StoreError> {
+    let handled = jobs.handle(events);
+    tokio::pin!(handled);
+    let every = ack_wait / 3;
+    let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            outcome = &mut handled => return outcome,
+            _ = progress.tick() => {
+                for message in messages {
+                    // Lost, it costs at worst the redelivery this is meant to avoid.
+                    let _ = message.ack_with(AckKind::Progress).await;
+                }
+            }
+        }
+    }
+}
+
+/// Hands a failed job back for redelivery: after 1 s, doubling with each delivery up to
+/// 5 minutes, so a job that keeps failing costs little while one that met an outage is soon
+/// run again.
+async fn hand_back(message: &jetstream::Message) {
+    let deliveries = message.info().map_or(1, |info| info.delivered).max(1);
+    let exponent = u32::try_from(deliveries - 1).unwrap_or(u32::MAX).min(9);
+    let delay = Duration::from_secs(1 << exponent).min(Duration::from_secs(300));
+    // Lost, the job still comes back once its acknowledgement deadline passes.
+    let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
 }

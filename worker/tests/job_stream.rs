@@ -225,3 +225,68 @@ async fn a_prefix_naming_another_deployments_stream_is_refused() {
     assert!(why.contains("CHATBOARD_NATS_PREFIX"), "{why}");
     first.delete().await.unwrap();
 }
+
+/// Fails every batch that holds the event `bad`; remembers the events of the batches it ran.
+#[derive(Default)]
+struct FailsOnBad {
+    ran: Mutex<Vec<String>>,
+    refused: Mutex<usize>,
+}
+
+#[async_trait]
+impl JobHandler for FailsOnBad {
+    async fn handle(&self, events: &[OutboxEvent]) -> Result<(), StoreError> {
+        if events.iter().any(|e| e.id == "bad") {
+            *self.refused.lock().unwrap() += 1;
+            return Err(StoreError::NotFound);
+        }
+        let mut ran = self.ran.lock().unwrap();
+        ran.extend(events.iter().map(|e| e.id.clone()));
+        Ok(())
+    }
+}
+
+/// A job that always fails (a defect, or data the handler cannot take) does not hold back
+/// the jobs fetched with it: a failed batch is run again job by job, what succeeds is done,
+/// and only the failing job comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_always_fails_does_not_hold_back_the_others() {
+    let Some(url) = nats_url() else { return };
+    let client = async_nats::connect(&url).await.unwrap();
+    let queue = Arc::new(NatsJobQueue::start(client, &unique_prefix()).await.unwrap());
+    // Queued before anything consumes them, so that they are fetched together.
+    queue
+        .enqueue(&[event("first"), event("bad"), event("last")])
+        .await
+        .unwrap();
+    let handler = Arc::new(FailsOnBad::default());
+    let runner = {
+        let (queue, handler) = (queue.clone(), handler.clone());
+        tokio::spawn(async move {
+            loop {
+                let _ = consume(&queue, &*handler, std::future::pending::<()>()).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let mut done = false;
+    for _ in 0..600 {
+        let ran = handler.ran.lock().unwrap().clone();
+        if ran.contains(&"first".to_owned()) && ran.contains(&"last".to_owned()) {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = *handler.refused.lock().unwrap();
+    runner.abort();
+    queue.delete().await.unwrap();
+    assert!(done, "the good jobs never ran ({refused} failed batches)");
+    assert!(refused >= 1, "the bad job never ran");
+    // Their batch failed once, then the bad job alone (and once more, at most, while this
+    // looked): not batch after batch until a redelivery happened to part them.
+    assert!(
+        refused <= 3,
+        "the good jobs waited for {refused} failed batches"
+    );
+}
