@@ -31,6 +31,13 @@ SCENARIOS = {
     "full": ["-f", f"{CHART}/ci/full-values.yaml"],
     "keda": ["-f", f"{CHART}/ci/keda-values.yaml"],
 }
+# Values the chart must refuse to render, and a word its refusal must name.
+REFUSED = {
+    "a zero wait for a password hash (the api-server refuses it)": (
+        ["--set", "apiServer.passwordHashWaitMs=0"], "passwordHashWaitMs"),
+    "the operator on the namespace's default ServiceAccount": (
+        ["--set", "operator.serviceAccount.create=false"], "operator.serviceAccount.name"),
+}
 # tests/alerts_test.yaml expects the full-featured render as release "chat" in namespace "chat".
 ALERT_TEST_SCENARIO = "full"
 
@@ -245,6 +252,13 @@ def main():
             problems.append("rendering without database.url should fail and name the missing value")
         else:
             print("render without required values: refused")
+        for what, (values, named) in REFUSED.items():
+            proc = subprocess.run([helm, "template", "chat", CHART, *REQUIRED, *values],
+                                  env=env, capture_output=True, text=True)
+            if proc.returncode == 0 or named not in proc.stderr:
+                problems.append(f"rendering {what} should fail and name {named}: {proc.stderr[-300:]}")
+            else:
+                print(f"render {what}: refused")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

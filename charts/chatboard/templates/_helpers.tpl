@@ -59,11 +59,15 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
+{{- /* The operator's own account, never the namespace's `default`: its Role reads and writes
+Secrets, which every pod running as `default` would then be able to as well. */ -}}
 {{- define "chatboard.operatorServiceAccountName" -}}
 {{- if .Values.operator.serviceAccount.create -}}
 {{- default (printf "%s-operator" (include "chatboard.fullname" .)) .Values.operator.serviceAccount.name -}}
+{{- else if .Values.operator.serviceAccount.name -}}
+{{- .Values.operator.serviceAccount.name -}}
 {{- else -}}
-{{- default "default" .Values.operator.serviceAccount.name -}}
+{{- fail "operator.serviceAccount.create=false needs operator.serviceAccount.name: the operator's Role (Secrets included) would otherwise be bound to the namespace's default ServiceAccount" -}}
 {{- end -}}
 {{- end -}}
 
