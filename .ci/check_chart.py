@@ -211,6 +211,36 @@ def check_unready_eviction(scenario, kube_version, docs):
             )
 
 
+def check_two_namespaces(helm, env):
+    """Releases of one name in two namespaces must not claim the same object: none outside the
+    release's namespace (cluster-wide, Grafana's, a watched one) may share a name."""
+    claimed = {}
+    for namespace in ("team-a", "team-b"):
+        out = run(
+            [helm, "template", "chat", CHART, "--namespace", namespace, *REQUIRED,
+             "--set", "metrics.dashboards.enabled=true", "--set", "metrics.dashboards.namespace=monitoring",
+             "--set-json", 'operator.watchNamespaces=["*"]'],
+            env,
+        )
+        if out is None:
+            return
+        outside = set()
+        for d in yaml.safe_load_all(out):
+            if not d:
+                continue
+            where = d["metadata"].get("namespace")
+            if where is None and d["kind"] not in ("ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"):
+                where = namespace
+            if where != namespace:
+                outside.add((d["kind"], where, d["metadata"]["name"]))
+        claimed[namespace] = outside
+    shared = claimed["team-a"] & claimed["team-b"]
+    if shared:
+        problems.append(f"releases named alike in two namespaces claim the same objects: {sorted(shared)}")
+    else:
+        print(f"releases named alike in two namespaces: {len(claimed['team-a'])} objects outside each, none shared")
+
+
 def main():
     tools = sys.argv[1]
     helm = os.path.join(tools, "bin", "helm")
@@ -245,6 +275,7 @@ def main():
                 if scenario == ALERT_TEST_SCENARIO and kube_version == KUBE_VERSIONS[-1]:
                     check_alerts(tools, env, docs, scratch)
         check_operator_rollout(helm, env)
+        check_two_namespaces(helm, env)
         check_stable_checksums(helm, env)
         # Without the required values the chart must refuse to render, with a clear message.
         proc = subprocess.run([helm, "template", "chat", CHART], env=env, capture_output=True, text=True)

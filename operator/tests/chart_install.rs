@@ -401,12 +401,25 @@ async fn the_chart_installs_and_its_operator_account_holds_exactly_what_it_needs
     })
     .await;
 
-    // An upgrade from a release whose operator watched every namespace (a ClusterRole of that
-    // name) without saying which namespaces to watch now stops and asks.
+    // An upgrade from a release whose operator watched every namespace (a ClusterRole and its
+    // binding of that name, to this namespace's account) without saying which namespaces to
+    // watch now stops and asks.
     let legacy = cluster
         .kubectl()
         .args(["create", "clusterrole", &format!("{FULLNAME}-operator")])
         .args(["--verb", "get", "--resource", "secrets"])
+        .output()
+        .unwrap();
+    assert!(legacy.status.success(), "{}", text(&legacy));
+    let legacy = cluster
+        .kubectl()
+        .args([
+            "create",
+            "clusterrolebinding",
+            &format!("{FULLNAME}-operator"),
+        ])
+        .arg(format!("--clusterrole={FULLNAME}-operator"))
+        .arg(format!("--serviceaccount={release_ns}:{FULLNAME}-operator"))
         .output()
         .unwrap();
     assert!(legacy.status.success(), "{}", text(&legacy));
@@ -420,7 +433,11 @@ async fn the_chart_installs_and_its_operator_account_holds_exactly_what_it_needs
         .unwrap();
     let _ = cluster
         .kubectl()
-        .args(["delete", "clusterrole", &format!("{FULLNAME}-operator")])
+        .args([
+            "delete",
+            "clusterrole,clusterrolebinding",
+            &format!("{FULLNAME}-operator"),
+        ])
         .output();
     assert!(!upgrade.status.success(), "the upgrade should have stopped");
     assert!(
