@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use chatboard_core::auth::{new_token_id, HashingError};
+use chatboard_core::auth::{new_token_id, password_length, HashingError};
 use chatboard_core::error_code::ErrorCode;
 use chatboard_core::model::{UnreadCount, User};
 use chatboard_store::{NewUser, ProfilePatch, RefreshOutcome, StoreError};
@@ -153,7 +153,7 @@ pub async fn token(
 ) -> ApiResult<Json<TokenPair>> {
     let email = body.email.trim().to_lowercase();
     let attempt = counted(&state, state.limits.begin_sign_in(&email, client))?;
-    let found = if body.password.chars().count() > PASSWORD_MAX {
+    let found = if password_length(&body.password) > PASSWORD_MAX {
         None
     } else {
         state.store.credentials_by_email(&email).await?
@@ -195,7 +195,7 @@ fn settle(attempt: Option<Attempt<'_>>, valid: bool) {
 
 /// Adds a problem with a new password's length, if it has one, under `field`.
 fn check_password(v: &mut Validator, field: &str, password: &str) {
-    let len = password.chars().count();
+    let len = password_length(password);
     if len < PASSWORD_MIN {
         v.add(
             field,
@@ -222,7 +222,7 @@ pub async fn change_password(
     v.finish()?;
     let account = current_user(&state, &user).await?;
     let attempt = counted(&state, state.limits.begin_password_change(user.id, client))?;
-    let hash = if body.current_password.chars().count() > PASSWORD_MAX {
+    let hash = if password_length(&body.current_password) > PASSWORD_MAX {
         None
     } else {
         state
@@ -288,8 +288,9 @@ async fn start_login(state: &AppState, user_id: i64, credential: &str) -> ApiRes
         )
         .await?;
     if !started {
-        return Err(ApiError::new(ErrorCode::InvalidCredentials)
-            .with_detail("The password was changed meanwhile: sign in with the current one."));
+        // The answer to a wrong password, word for word: a different one would say that the
+        // password guessed was right until a moment ago.
+        return Err(ApiError::new(ErrorCode::InvalidCredentials));
     }
     let access = state
         .tokens

@@ -52,6 +52,12 @@ pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
     ok && real
 }
 
+/// A password's length in characters as it is compared: in normalization form C, so that an
+/// accented letter counts once however it was typed.
+pub fn password_length(password: &str) -> usize {
+    nfc(password).chars().count()
+}
+
 /// `password` in normalization form C, borrowed when it already is (the common case).
 fn nfc(password: &str) -> Cow<'_, str> {
     match is_nfc_quick(password.chars()) {
