@@ -21,8 +21,10 @@ use crate::digest::{compose, unsubscribe_url};
 use crate::service::WorkerMetrics;
 use crate::smtp_refusal::refused_for_good;
 
-/// Attempts per email before it is marked failed.
-const MAX_ATTEMPTS: i32 = 8;
+/// Attempts per email before it is marked failed: 30 s doubling to an hour between them, so
+/// 20 to 40 hours. A mail server away for hours (maintenance, an outage) delays mail rather
+/// than losing it; refusals of the recipient or the message are final at once anyway.
+const MAX_ATTEMPTS: i32 = 48;
 /// Emails claimed per round: few, since they are sent one after another and all of them
 /// must be sent within the lease.
 const CLAIM_BATCH: u32 = 10;

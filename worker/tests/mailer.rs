@@ -91,6 +91,32 @@ async fn queued_emails_are_retried_unless_refused_for_good() {
     running.shut_down().await;
 }
 
+/// A mail server away for hours (maintenance, an outage) delays mail without losing it: an
+/// email that has failed eight times already, as it had an hour or so into such an outage, is
+/// still retried on a temporary refusal, and sent once the server takes it. Eight attempts
+/// were all it had, and every email queued in an outage's first half hour was given up on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_server_away_for_hours_delays_mail_without_losing_it() {
+    let Some((_db, url)) = TestDb::create(TestEngine::Sqlite).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let sink = SmtpSink::start().await;
+    sink.refuse_next(&["421 4.3.2 service not available, closing channel"]);
+    s.store
+        .queue_email(invitation("gil@example.com", "late-token"), Utc::now())
+        .await
+        .unwrap();
+    testing::execute_sql(&url, "UPDATE emails SET attempts = 8").await;
+    let running = start(&s.store, common::smtp(&sink, 60));
+    // Its ninth retry waits 50 ms doubled eight times: 6.4 to 12.8 s.
+    let mails = sink
+        .wait_for(Duration::from_secs(60), |m| !m.is_empty())
+        .await;
+    assert_eq!(mails[0].to, vec!["gil@example.com".to_owned()]);
+    running.shut_down().await;
+}
+
 /// An email sent whose outcome the database did not take at once is recorded once it does,
 /// not sent again: the failed write was only logged, and the email went again when its claim
 /// lapsed (ten minutes on), a second invitation for a database away a moment. On PostgreSQL,
