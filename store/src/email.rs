@@ -214,6 +214,10 @@ pub trait EmailStore: Send + Sync {
         claimed_until: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// Whether the email claimed until `claimed_until` is still to be sent under that claim:
+    /// not settled meanwhile (an invitation revoked or used), nor deleted (its organization).
+    async fn email_still_claimed(&self, id: i64, claimed_until: DateTime<Utc>)
+        -> StoreResult<bool>;
     /// Emails waiting to be sent.
     async fn email_backlog(&self) -> StoreResult<i64>;
 }

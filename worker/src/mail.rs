@@ -209,6 +209,23 @@ impl Mailer {
                 }
                 let id = email.id;
                 let kind = email.email.kind.as_str();
+                // Claimed with the batch, maybe minutes ago: an invitation revoked or used since
+                // (its email settled), or gone with its organization, is not sent. A database
+                // that cannot say leaves it to be sent, as before the check.
+                match self.store.email_still_claimed(id, lease_until).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::info!(
+                            email_id = id,
+                            kind,
+                            "email withdrawn while it waited in its batch; not sent"
+                        );
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, email_id = id, "could not check the email is still to be sent; sending it")
+                    }
+                }
                 let result = self.send(email).await;
                 let label = match &result {
                     EmailResult::Sent => "sent",

@@ -1,5 +1,6 @@
 //! Invitation emails against a real SMTP server (an in-process one speaking the protocol to
-//! lettre): an invitation withdrawn before the worker came to its email is not mailed.
+//! lettre): an invitation withdrawn before the worker came to its email is not mailed, nor one
+//! withdrawn while the worker sent the emails claimed with it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -18,7 +19,10 @@ use testing::smtp::SmtpSink;
 use testing::{TestDb, TestEngine};
 use worker::mail::EmailTiming;
 
-testing::both_engines!(withdrawn_invitations_are_not_mailed);
+testing::both_engines!(
+    withdrawn_invitations_are_not_mailed,
+    an_invitation_withdrawn_after_its_email_was_claimed_is_not_mailed,
+);
 
 /// An invitation's email is not sent once the invitation is revoked, accepted (through the
 /// link its inviter was shown), or deleted with its organization, before the worker came to
@@ -111,4 +115,69 @@ async fn withdrawn_invitations_are_not_mailed(engine: TestEngine) {
         ]
     );
     running.shut_down().await;
+}
+
+/// The mailer claims a batch of emails and sends them one after another: an invitation revoked
+/// while an earlier email of its batch was being sent is not mailed either. Its email was
+/// settled by the revocation, and was sent all the same.
+async fn an_invitation_withdrawn_after_its_email_was_claimed_is_not_mailed(engine: TestEngine) {
+    let Some((_db, url)) = TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    let now = Utc::now();
+    let mut invites = Vec::new();
+    for to in ["hana@example.com", "ivo@example.com"] {
+        let invite = NewInvite {
+            org_id: s.org,
+            email: to.into(),
+            role: Role::Member,
+            token_hash: hash_token(&format!("t-{to}")),
+            invited_by: Some(s.author),
+            expires_at: now + chrono::Duration::days(1),
+            email_message: Some(OutgoingEmail {
+                kind: EmailKind::Invitation,
+                to: to.into(),
+                subject: "You are invited".into(),
+                body: format!("Invitation token: t-{to}\n"),
+            }),
+        };
+        invites.push((to, s.store.create_invite(invite, now).await.unwrap().id));
+    }
+    let sink = SmtpSink::start().await;
+    // The first email sent is taken at once and answered 3 s later: the other one, claimed
+    // with it, waits its turn meanwhile.
+    sink.stall_next_message(Duration::from_secs(3));
+    let running = common::start_jobs(
+        &s.store,
+        Arc::new(LocalPresence::new()),
+        common::smtp(&sink, 60),
+        EmailTiming::quick(),
+    );
+    let first = sink
+        .wait_for(Duration::from_secs(20), |m| !m.is_empty())
+        .await;
+    let (other, other_invite) = invites
+        .iter()
+        .find(|(to, _)| first[0].to != vec![(*to).to_owned()])
+        .copied()
+        .unwrap();
+    s.store
+        .revoke_org_invite(s.org, other_invite, Utc::now())
+        .await
+        .unwrap();
+    for _ in 0..800 {
+        if s.store.email_backlog().await.unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(s.store.email_backlog().await.unwrap(), 0);
+    running.shut_down().await;
+    let to: Vec<Vec<String>> = sink.mails().into_iter().map(|m| m.to).collect();
+    assert_eq!(
+        to,
+        [first[0].to.clone()],
+        "{other}'s revoked invitation was mailed"
+    );
 }

@@ -600,6 +600,23 @@ impl EmailStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn email_still_claimed(
+        &self,
+        id: i64,
+        claimed_until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        // The same match as `record_email`'s: a claim is its lease's end.
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM emails WHERE id = $1 AND status = 'pending' AND next_attempt_at = $2",
+        )
+        .bind(id)
+        .bind(claimed_until)
+        .fetch_optional(&self.write)
+        .await?;
+        Ok(found.is_some())
+    }
+
     async fn email_backlog(&self) -> StoreResult<i64> {
         let (count,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM emails WHERE status = 'pending'")
