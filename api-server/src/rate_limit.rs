@@ -173,17 +173,29 @@ impl RateLimits {
     /// refused while that address, or every address the account has not signed in from, has
     /// had the account's hour of failures. `Ok(None)` when the limit is disabled.
     pub fn begin_sign_in(&self, email: &str, ip: IpAddr) -> Result<Option<Attempt<'_>>, ApiError> {
-        self.begin_check(&self.sign_in_failures, email, ip)
+        self.begin_check(&self.sign_in_failures, email, ip, false)
     }
 
-    /// Starts a check of the current password of `user_id`, who asks to change it from `ip`,
-    /// counted as sign-ins are on an hour of its own.
+    /// Starts a check of the current password of `user_id` (whose address is `email`), who
+    /// asks to change it from `ip`, counted as sign-ins are on an hour of its own. Addresses
+    /// the account signs in from are known to it here too: someone holding one of its logins
+    /// cannot keep the owner from changing the password, the one way to end that login.
     pub fn begin_password_change(
         &self,
         user_id: i64,
+        email: &str,
         ip: IpAddr,
     ) -> Result<Option<Attempt<'_>>, ApiError> {
-        self.begin_check(&self.password_change_failures, &user_id.to_string(), ip)
+        let signs_in_there = self
+            .sign_in_failures
+            .as_ref()
+            .is_some_and(|failures| failures.knows(email, self.client_key(ip)));
+        self.begin_check(
+            &self.password_change_failures,
+            &user_id.to_string(),
+            ip,
+            signs_in_there,
+        )
     }
 
     fn begin_check<'a>(
@@ -191,12 +203,13 @@ impl RateLimits {
         failures: &'a Option<SignInFailures>,
         account: &str,
         ip: IpAddr,
+        vouched: bool,
     ) -> Result<Option<Attempt<'a>>, ApiError> {
         let Some(failures) = failures else {
             return Ok(None);
         };
         failures
-            .begin(account, self.client_key(ip))
+            .begin(account, self.client_key(ip), vouched)
             .map(Some)
             .map_err(|wait| ApiError::rate_limited(wait.as_secs_f64().ceil() as u64))
     }

@@ -11,8 +11,9 @@
 //! Accounts are counted by the email address a sign-in names, whether or not an account has
 //! it, so that the refusal says nothing about which addresses have accounts. An attempt counts
 //! from the moment it starts (concurrent guesses cannot all slip in before the first failure
-//! is written down); a success forgets the account's failures, and an attempt that ends
-//! without an answer on the password (no hashing slot, the client gone) is not counted.
+//! is written down); a success forgets its own address's failures (the account's hour stands),
+//! and an attempt that ends without an answer on the password (no hashing slot, the client
+//! gone) is not counted.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
@@ -183,10 +184,29 @@ impl SignInFailures {
         })
     }
 
+    /// Whether `client` signed in to the account `account` names in the last 30 days (as far
+    /// as this process saw).
+    pub fn knows(&self, account: &str, client: IpAddr) -> bool {
+        let account = self.hasher.hash_one(account);
+        let now = Instant::now();
+        self.lock().known.get(&account).is_some_and(|addresses| {
+            addresses
+                .iter()
+                .any(|(ip, at)| *ip == client && now.duration_since(*at) < KNOWN_FOR)
+        })
+    }
+
     /// Starts a password check on the account `account` names (an email already normalized,
     /// or another key of one account) from the client address `client` (as the per-address
     /// limits count it), or says how long until the hour of failures in the way is over.
-    pub fn begin(&self, account: &str, client: IpAddr) -> Result<Attempt<'_>, Duration> {
+    /// `vouched`: the address is known to the account elsewhere (password changes count the
+    /// addresses it signs in from), and is checked past the account's hour as its own are.
+    pub fn begin(
+        &self,
+        account: &str,
+        client: IpAddr,
+        vouched: bool,
+    ) -> Result<Attempt<'_>, Duration> {
         let account = self.hasher.hash_one(account);
         let pair = (account, client);
         let now = Instant::now();
@@ -200,11 +220,12 @@ impl SignInFailures {
             failed: 0,
             running: 0,
         };
-        let known = hours.known.get(&account).is_some_and(|addresses| {
-            addresses
-                .iter()
-                .any(|(ip, at)| *ip == client && now.duration_since(*at) < KNOWN_FOR)
-        });
+        let known = vouched
+            || hours.known.get(&account).is_some_and(|addresses| {
+                addresses
+                    .iter()
+                    .any(|(ip, at)| *ip == client && now.duration_since(*at) < KNOWN_FOR)
+            });
         let pair_hour = hours.by_pair.entry(pair).or_insert(fresh);
         pair_hour.check(self.limit, now)?;
         let account_hour = hours.by_account.entry(account).or_insert(fresh);
@@ -252,15 +273,21 @@ impl Attempt<'_> {
         self.end(|hour| hour.failed += 1);
     }
 
-    /// The password was right: the account's failures are forgotten, and the address is known
-    /// to the account from now on.
+    /// The password was right: the address's failures on the account are forgotten, and the
+    /// address is known to the account from now on. The account's hour stands: forgetting it
+    /// would tell whoever spent it, from addresses the account does not know, that the account
+    /// exists and its owner just signed in (their next guess answered), with a new budget.
     pub fn succeeded(mut self) {
         self.settled = true;
         let Some(pair) = self.pair else {
             return;
         };
         let mut hours = self.failures.lock();
-        hours.by_account.remove(&pair.0);
+        if let Some(hour) = hours.by_account.get_mut(&pair.0) {
+            if self.counted_on_account {
+                hour.running = hour.running.saturating_sub(1);
+            }
+        }
         hours.by_pair.remove(&pair);
         hours.remember(pair, Instant::now());
     }
@@ -308,7 +335,7 @@ mod tests {
     }
 
     fn fail(failures: &SignInFailures, account: &str, n: u8) {
-        if let Ok(attempt) = failures.begin(account, from(n)) {
+        if let Ok(attempt) = failures.begin(account, from(n), false) {
             attempt.failed();
         }
     }
@@ -321,28 +348,28 @@ mod tests {
         fail(&failures, "a@x.io", 1);
         fail(&failures, "a@x.io", 1);
         assert!(
-            failures.begin("a@x.io", from(1)).is_err(),
+            failures.begin("a@x.io", from(1), false).is_err(),
             "third failure refused"
         );
         assert!(
-            failures.begin("b@x.io", from(1)).is_ok(),
+            failures.begin("b@x.io", from(1), false).is_ok(),
             "other accounts unaffected"
         );
-        let Ok(owner) = failures.begin("a@x.io", from(2)) else {
+        let Ok(owner) = failures.begin("a@x.io", from(2), false) else {
             panic!("another address is still checked");
         };
         owner.succeeded();
         assert!(
-            failures.begin("a@x.io", from(1)).is_err(),
+            failures.begin("a@x.io", from(1), false).is_err(),
             "its failures stand"
         );
-        let Ok(owner) = failures.begin("a@x.io", from(2)) else {
+        let Ok(owner) = failures.begin("a@x.io", from(2), false) else {
             panic!("the owner's address is checked");
         };
         owner.succeeded();
         fail(&failures, "a@x.io", 2);
         fail(&failures, "a@x.io", 2);
-        let Ok(owner) = failures.begin("a@x.io", from(3)) else {
+        let Ok(owner) = failures.begin("a@x.io", from(3), false) else {
             panic!("an address of no failures is checked");
         };
         owner.succeeded();
@@ -354,20 +381,23 @@ mod tests {
         let Some(failures) = SignInFailures::new(1) else {
             panic!("a budget of 1 is a limit");
         };
-        let Ok(owner) = failures.begin("a@x.io", from(100)) else {
+        let Ok(owner) = failures.begin("a@x.io", from(100), false) else {
             panic!("a first attempt is checked");
         };
         owner.succeeded();
         for n in 1..=5 {
             fail(&failures, "a@x.io", n);
         }
-        let wait = failures.begin("a@x.io", from(6)).err().unwrap_or_default();
+        let wait = failures
+            .begin("a@x.io", from(6), false)
+            .err()
+            .unwrap_or_default();
         assert!(wait > Duration::from_secs(3500), "{wait:?}");
         // The owner's address is still checked, within its own budget.
-        assert!(failures.begin("a@x.io", from(100)).is_ok());
+        assert!(failures.begin("a@x.io", from(100), false).is_ok());
         fail(&failures, "a@x.io", 100);
-        assert!(failures.begin("a@x.io", from(100)).is_err());
-        assert!(failures.begin("a@x.io", from(7)).is_err());
+        assert!(failures.begin("a@x.io", from(100), false).is_err());
+        assert!(failures.begin("a@x.io", from(7), false).is_err());
     }
 
     #[test]
@@ -376,16 +406,19 @@ mod tests {
             panic!("a budget of 2 is a limit");
         };
         let (Ok(first), Ok(second)) = (
-            failures.begin("a@x.io", from(1)),
-            failures.begin("a@x.io", from(1)),
+            failures.begin("a@x.io", from(1), false),
+            failures.begin("a@x.io", from(1), false),
         ) else {
             panic!("two attempts fit");
         };
         let moment = Some(Duration::from_secs(1));
-        assert_eq!(failures.begin("a@x.io", from(1)).err(), moment);
+        assert_eq!(failures.begin("a@x.io", from(1), false).err(), moment);
         first.failed();
         second.failed();
-        let wait = failures.begin("a@x.io", from(1)).err().unwrap_or_default();
+        let wait = failures
+            .begin("a@x.io", from(1), false)
+            .err()
+            .unwrap_or_default();
         assert!(wait > Duration::from_secs(3500), "{wait:?}");
     }
 
@@ -394,17 +427,17 @@ mod tests {
         let Some(failures) = SignInFailures::new(1) else {
             panic!("a budget of 1 is a limit");
         };
-        let running = failures.begin("a@x.io", from(1));
+        let running = failures.begin("a@x.io", from(1), false);
         assert!(running.is_ok());
         assert!(
-            failures.begin("a@x.io", from(1)).is_err(),
+            failures.begin("a@x.io", from(1), false).is_err(),
             "a running attempt holds the budget"
         );
         drop(running);
-        let Ok(attempt) = failures.begin("a@x.io", from(1)) else {
+        let Ok(attempt) = failures.begin("a@x.io", from(1), false) else {
             panic!("the dropped attempt was given back");
         };
         attempt.succeeded();
-        assert!(failures.begin("a@x.io", from(1)).is_ok());
+        assert!(failures.begin("a@x.io", from(1), false).is_ok());
     }
 }

@@ -221,7 +221,12 @@ pub async fn change_password(
     check_password(&mut v, "new_password", &body.new_password);
     v.finish()?;
     let account = current_user(&state, &user).await?;
-    let attempt = counted(&state, state.limits.begin_password_change(user.id, client))?;
+    let attempt = counted(
+        &state,
+        state
+            .limits
+            .begin_password_change(user.id, &account.email, client),
+    )?;
     let hash = if password_length(&body.current_password) > PASSWORD_MAX {
         None
     } else {
