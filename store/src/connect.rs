@@ -225,9 +225,15 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// cost a millisecond (BENCHMARKS.md). Room for the largest batch, and for a page of messages.
 const SQLITE_RESULTS_IN_FLIGHT: usize = 1024;
 
-/// How many searches a process runs at once: two per core it may use. A search keeps the
-/// database busy for a millisecond or two (hundreds for words in a large share of messages),
-/// and more at once on a small database server only share its cores more finely.
+/// Searches a process runs at once at most, however many cores it has: each holds a
+/// connection of the search pool, and pods of an API on large nodes (32 cores, no CPU limit)
+/// would otherwise open 64 connections each beside their chat pools.
+const SEARCH_CONCURRENCY_MAX: usize = 8;
+
+/// How many searches a process runs at once: two per core it may use, at most
+/// [`SEARCH_CONCURRENCY_MAX`]. A search keeps the database busy for a millisecond or two
+/// (hundreds for words in a large share of messages), and more at once on a small database
+/// server only share its cores more finely.
 pub fn search_concurrency() -> usize {
-    2 * std::thread::available_parallelism().map_or(1, usize::from)
+    (2 * std::thread::available_parallelism().map_or(1, usize::from)).min(SEARCH_CONCURRENCY_MAX)
 }
