@@ -116,7 +116,17 @@ fn object_store_origins(uploads: &UploadSettings) -> Vec<String> {
     };
     match &s3.endpoint {
         Some(endpoint) => url::Url::parse(endpoint)
-            .map(|url| vec![url.origin().ascii_serialization()])
+            .map(|url| {
+                let mut origins = vec![url.origin().ascii_serialization()];
+                // Virtual-hosted style: the bucket is the host's first label.
+                if !s3.force_path_style {
+                    if let Some(host) = url.host_str() {
+                        let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+                        origins.push(format!("{}://{}.{host}{port}", url.scheme(), s3.bucket));
+                    }
+                }
+                origins
+            })
             .unwrap_or_default(),
         None => vec![
             format!("https://{}.s3.{}.amazonaws.com", s3.bucket, s3.region),
@@ -129,5 +139,48 @@ impl Deref for AppState {
     type Target = Shared;
     fn deref(&self) -> &Shared {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chatboard_core::config::{S3Settings, UploadSettings};
+    use objects::ObjectStore;
+
+    use super::object_store_origins;
+
+    /// The page lets the browser talk to the origin presigned upload URLs point at, whether
+    /// the store is addressed by path or by a bucket host of its endpoint (R2, Spaces, OSS).
+    #[tokio::test]
+    async fn presigned_urls_point_at_an_origin_the_page_allows() {
+        for force_path_style in [true, false] {
+            let s3 = S3Settings {
+                bucket: "files".into(),
+                endpoint: Some("https://objects.example.net:8443".into()),
+                region: "auto".into(),
+                access_key_id: "key".into(),
+                secret_access_key: "secret".into(),
+                force_path_style,
+            };
+            let put = objects::s3::S3Objects::new(&s3)
+                .presign_put(
+                    "uploads/a.png",
+                    "image/png",
+                    10,
+                    std::time::Duration::from_secs(60),
+                )
+                .await
+                .expect("presigned offline");
+            let url = url::Url::parse(&put.url).expect("a URL");
+            let origins = object_store_origins(&UploadSettings {
+                s3: Some(s3),
+                ..UploadSettings::default()
+            });
+            assert!(
+                origins.contains(&url.origin().ascii_serialization()),
+                "{} not among {origins:?}",
+                put.url
+            );
+        }
     }
 }
