@@ -211,6 +211,34 @@ def check_unready_eviction(scenario, kube_version, docs):
             )
 
 
+def check_migration_hook(scenario, docs):
+    """The migration Job runs before the release's own objects exist: the NetworkPolicy that
+    lets its pod reach the database must be a hook made before it, and its pod carries the
+    pod labels and annotations every other pod of the chart does."""
+    jobs = [d for d in docs if d["kind"] == "Job" and d["metadata"]["name"].endswith("-migrations")]
+    if not jobs:
+        return
+    job = jobs[0]
+    weight = lambda d: int(d["metadata"].get("annotations", {}).get("helm.sh/hook-weight", "0"))
+    for d in docs:
+        selects = d["kind"] == "NetworkPolicy" and d["spec"]["podSelector"].get("matchLabels", {}).get(
+            "app.kubernetes.io/component") == "migrations"
+        if not selects:
+            continue
+        hook = d["metadata"].get("annotations", {}).get("helm.sh/hook", "")
+        if "pre-install" not in hook or "pre-upgrade" not in hook or weight(d) >= weight(job):
+            problems.append(f"{scenario}: the migrations NetworkPolicy is not a hook made before the Job")
+    pod = job["spec"]["template"]["metadata"]
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    want = deployment["spec"]["template"]["metadata"]
+    for key in want.get("annotations", {}):
+        if not key.startswith("checksum/") and key not in pod.get("annotations", {}):
+            problems.append(f"{scenario}: the migration Job's pod lacks the annotation {key}")
+    for key in want.get("labels", {}):
+        if key != "app.kubernetes.io/component" and key not in pod.get("labels", {}):
+            problems.append(f"{scenario}: the migration Job's pod lacks the label {key}")
+
+
 def check_two_namespaces(helm, env):
     """Releases of one name in two namespaces must not claim the same object: none outside the
     release's namespace (cluster-wide, Grafana's, a watched one) may share a name."""
@@ -270,6 +298,7 @@ def main():
                 check_numbers(scenario, docs)
                 check_hashing_memory(scenario, docs)
                 check_unready_eviction(scenario, kube_version, docs)
+                check_migration_hook(scenario, docs)
                 if len(problems) == before:
                     print(f"render {scenario} for Kubernetes {kube_version}: {len(docs)} manifests valid")
                 if scenario == ALERT_TEST_SCENARIO and kube_version == KUBE_VERSIONS[-1]:
