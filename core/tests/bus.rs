@@ -498,3 +498,35 @@ async fn publishes_to_a_stalled_nats_fail_at_once_after_the_first() {
     assert!(published, "publishes still refused after NATS came back");
     bus.delete_stream().await.unwrap();
 }
+
+/// A NATS that requires a user and password, or a token, is reached with the ones written in
+/// `NATS_URL` (`nats://user:password@host:4222`, `nats://token@host:4222`), as the README
+/// says: the client library reads the URL's host only, and the server refused the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_the_url_are_used() {
+    if testing::nats_url().is_none() {
+        return;
+    }
+    for (config, credentials) in [
+        (
+            "authorization { user: chat, password: \"s3cret/x\" }\n",
+            "chat:s3cret%2Fx@",
+        ),
+        ("authorization { token: \"t0ken\" }\n", "t0ken@"),
+    ] {
+        let Some(nats) = testing::OwnNats::start_configured(config) else {
+            return;
+        };
+        let url = nats
+            .url()
+            .replace("nats://", &format!("nats://{credentials}"));
+        let bus = tokio::time::timeout(
+            Duration::from_secs(20),
+            NatsBus::connect(&url, &testing::unique_prefix()),
+        )
+        .await
+        .expect("connected or refused within 20 s")
+        .unwrap_or_else(|e| panic!("{credentials}: {e}"));
+        bus.ping().await.expect("a server that answers");
+    }
+}

@@ -30,10 +30,9 @@ pub async fn run() -> anyhow::Result<()> {
         .context("invalid configuration")?;
     // Migrations are the api-server's job.
     let store = chatboard_store::open(&config.database).await?;
-    let nats = async_nats::ConnectOptions::new()
+    // As the other services': the URL's credentials, and a silent link noticed within 30 s.
+    let nats = chatboard_core::bus::connect_options(&config.nats_url)
         .name("chatboard-worker")
-        // As the other services': presence notices a silent link within about 30 s.
-        .ping_interval(chatboard_core::bus::NATS_PING_INTERVAL)
         .connect(&config.nats_url)
         .await
         .with_context(|| format!("NATS {}", redact_url(&config.nats_url)))?;

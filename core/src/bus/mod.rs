@@ -20,7 +20,7 @@ use crate::model::Message;
 
 pub use local::LocalBus;
 pub(crate) use nats::stream_replaced;
-pub use nats::{foreign_stream, round_trip, NatsBus, NATS_PING_INTERVAL};
+pub use nats::{connect_options, foreign_stream, round_trip, NatsBus, NATS_PING_INTERVAL};
 
 /// What travels on the bus: what gateways push to sockets, in the WebSocket frame shapes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -63,6 +63,32 @@ fn unavailable(e: impl std::fmt::Display) -> BusError {
 /// How often a NATS client of ours pings the server when nothing else goes by.
 pub const NATS_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The options every NATS client of ours connects to `url` with: the user and password
+/// (`nats://user:password@host:4222`) or the token (`nats://token@host:4222`) the URL carries,
+/// percent-decoded (the client library reads only the URL's host, and a server requiring them
+/// refused the connection), and pings every [`NATS_PING_INTERVAL`].
+pub fn connect_options(url: &str) -> async_nats::ConnectOptions {
+    // A link that stops answering without closing (a partition) is found within about three
+    // intervals rather than the client's default of a few minutes: presence keeps everyone
+    // only while it knows NATS is out of reach, and its entries live 60 s.
+    let options = async_nats::ConnectOptions::new().ping_interval(NATS_PING_INTERVAL);
+    // Several servers are written `nats://a:4222,nats://b:4222`; the first one's are used.
+    let first = url.split(',').next().unwrap_or_default().trim();
+    let Ok(parsed) = url::Url::parse(first) else {
+        return options;
+    };
+    let decoded = |part: &str| {
+        percent_encoding::percent_decode_str(part)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    match (parsed.username(), parsed.password()) {
+        ("", _) => options,
+        (user, Some(password)) => options.user_and_password(decoded(user), decoded(password)),
+        (token, None) => options.token(decoded(token)),
+    }
+}
+
 impl NatsBus {
     /// Connects to `url` and creates the stream if needed. `prefix` namespaces the subjects and
     /// the stream (`chat` in production; tests use their own).
@@ -72,12 +98,8 @@ impl NatsBus {
         let first_seen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stalled_until = Arc::new(std::sync::Mutex::new(None));
         let stall_to_clear = Arc::clone(&stalled_until);
-        let client = async_nats::ConnectOptions::new()
+        let client = connect_options(url)
             .name("chatboard")
-            // A link that stops answering without closing (a partition) is found within about
-            // three intervals rather than the client's default of a few minutes: presence keeps
-            // everyone only while it knows NATS is out of reach, and its entries live 60 s.
-            .ping_interval(NATS_PING_INTERVAL)
             .event_callback(move |event| {
                 let reconnected = reconnected.clone();
                 let first_seen = first_seen.clone();
