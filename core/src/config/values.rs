@@ -128,17 +128,61 @@ pub fn public_url(raw: &str) -> Result<String, String> {
     }
 }
 
-/// Hides the password part of a URL before it is printed.
+/// Hides the secrets of a URL before it is printed: the password of its user (a bare user
+/// part is a token, as NATS reads it: hidden whole) and every query parameter's value, where
+/// PostgreSQL also takes a password (`?password=...`).
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let base = match (base.find("://"), base.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
-                None => url.to_owned(),
-            }
+            let userinfo = &base[scheme_end + 3..at];
+            let shown = match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => "***".to_owned(),
+            };
+            format!("{}{shown}{}", &base[..scheme_end + 3], &base[at..])
         }
-        _ => url.to_owned(),
+        _ => base.to_owned(),
+    };
+    match query {
+        Some(query) => {
+            let names: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) => format!("{name}=***"),
+                    None => pair.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", names.join("&"))
+        }
+        None => base,
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redact_url;
+
+    #[test]
+    fn no_secret_of_a_url_is_printed() {
+        for (url, shown) in [
+            (
+                "postgres://chat:s3cret@db:5432/chat",
+                "postgres://chat:***@db:5432/chat",
+            ),
+            (
+                "postgres://db/chat?user=chat&password=s3cret",
+                "postgres://db/chat?user=***&password=***",
+            ),
+            ("nats://t0ken@nats:4222", "nats://***@nats:4222"),
+            ("nats://nats:4222", "nats://nats:4222"),
+            ("sqlite:///data/chat.db", "sqlite:///data/chat.db"),
+        ] {
+            assert_eq!(redact_url(url), shown);
+        }
     }
 }
 
