@@ -88,6 +88,55 @@ async fn a_migrated_schema_serves_while_another_holds_the_migration_lock() {
     drop(holder);
 }
 
+/// A log line written while a request is handled names the request's id (and its route),
+/// so the cause of a failed request can be found from the `X-Request-Id` its client saw.
+#[tokio::test]
+async fn log_lines_carry_their_requests_id() {
+    let Some((_db, url)) = TestDb::create(Engine::Postgres).await else {
+        return;
+    };
+    migrate(&url, &[]);
+    let mut cmd = bare_command();
+    cmd.env("DATABASE_URL", &url)
+        .env("CHATBOARD_JWT_SECRET", SECRET)
+        .env("CHATBOARD_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "info");
+    let mut server = Service::start(cmd);
+    let base = server.wait_for_address("its address");
+    let client = reqwest::Client::new();
+    let account = serde_json::json!({"email": "lea@example.com", "password": "password123"});
+    let r = client
+        .post(format!("{base}/auth/register/"))
+        .json(&account)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let tokens: serde_json::Value = client
+        .post(format!("{base}/auth/token/"))
+        .json(&account)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = client
+        .post(format!("{base}/api/orgs/"))
+        .bearer_auth(tokens["access"].as_str().unwrap())
+        .header("x-request-id", "req-log-lines-1")
+        .json(&serde_json::json!({"name": "Logged"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let line = server.wait_for("the organization's creation", |l| {
+        l.contains("organization created")
+    });
+    server.stop();
+    assert!(line.contains("req-log-lines-1"), "{line}");
+}
+
 /// The advisory lock sqlx's migrations take on PostgreSQL: a multiple of the CRC-32 of the
 /// database's name.
 fn migration_lock_id(url: &str) -> i64 {

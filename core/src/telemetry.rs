@@ -9,8 +9,10 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
+        // Each line carries the spans it was written in (`spans`, outermost first): a request's
+        // id and route, a reconcile's resource, a job's event, a socket's user.
         .with_current_span(false)
-        .with_span_list(false)
+        .with_span_list(true)
         .with_target(true)
         .with_env_filter(filter)
         .try_init();
