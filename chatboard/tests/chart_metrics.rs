@@ -230,6 +230,54 @@ fn dashboard_queries_parse_and_use_exported_metrics() {
     );
 }
 
+/// Probes and scrapes are steady fast answers: a dashboard's request rates, error ratios and
+/// latencies leave them out, or a route failing every request shows as a few percent.
+#[test]
+fn request_panels_leave_probes_and_scrapes_out() {
+    let selector =
+        Regex::new(r"chatboard_http_request(s_total|_duration_seconds_bucket)\{([^}]*)\}").unwrap();
+    let mut counted = Vec::new();
+    for (file, title, expr) in all_dashboard_queries() {
+        for found in selector.captures_iter(&expr) {
+            let matchers = &found[2];
+            // Panels about the probes themselves name them.
+            if !matchers.contains("route!~\"/health/.*|/metrics\"") && !matchers.contains("route=")
+            {
+                counted.push(format!("{file} / {title}: {expr}"));
+            }
+        }
+    }
+    assert!(counted.is_empty(), "{}", counted.join("\n"));
+}
+
+/// The operator's leader count is right at one only: none reconciles nothing, and reads red.
+#[test]
+fn no_leader_reads_red() {
+    let board: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(chart_dir().join("files/dashboards/operator.json")).unwrap(),
+    )
+    .unwrap();
+    let panels = board["panels"].as_array().unwrap();
+    let leaders = panels
+        .iter()
+        .find(|p| p["title"] == "Leader replicas")
+        .expect("a leader panel");
+    let steps = leaders["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        .as_array()
+        .unwrap();
+    let colour_at = |n: f64| {
+        steps
+            .iter()
+            .filter(|s| s["value"].as_f64().is_none_or(|v| v <= n))
+            .last()
+            .unwrap()["color"]
+            .clone()
+    };
+    assert_eq!(colour_at(0.0), "red");
+    assert_eq!(colour_at(1.0), "green");
+    assert_eq!(colour_at(2.0), "red");
+}
+
 #[test]
 fn every_exported_metric_is_on_a_dashboard() {
     let mut shown = BTreeSet::new();

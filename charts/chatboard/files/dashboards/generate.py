@@ -81,8 +81,9 @@ class Board:
             "targets": self._targets(queries),
         })
 
-    def stat(self, title, expr, unit="short", w=4, h=4, thresholds=None, description=""):
-        steps = [{"color": "green", "value": None}]
+    def stat(self, title, expr, unit="short", w=4, h=4, thresholds=None, description="",
+             base="green"):
+        steps = [{"color": base, "value": None}]
         for value, color in thresholds or []:
             steps.append({"color": color, "value": value})
         self.panels.append({
@@ -125,10 +126,11 @@ def overview():
               "chatboard_http_requests_in_flight")
     req = "chatboard_http_requests_total"
     b.row("Health")
-    b.stat("API requests/s", f"sum({rate(req)})", "reqps")
-    b.stat("API 5xx ratio", f"sum({rate(req, ERRORS)}) / sum({rate(req)})",
+    b.stat("API requests/s", f"sum({rate(req, NOT_PROBES)})", "reqps")
+    b.stat("API 5xx ratio",
+           f"sum({rate(req, NOT_PROBES + ', ' + ERRORS)}) / sum({rate(req, NOT_PROBES)})",
            "percentunit", thresholds=[(0.01, "orange"), (0.05, "red")])
-    b.stat("API p99", p(0.99, "chatboard_http_request_duration_seconds"), "s",
+    b.stat("API p99", p(0.99, "chatboard_http_request_duration_seconds", extra=NOT_PROBES), "s",
            thresholds=[(0.5, "orange"), (1, "red")])
     b.stat("Open WebSockets", f"sum(chatboard_ws_connections{{{NS}}})")
     b.stat("Outbox oldest event", f"max(chatboard_outbox_oldest_age_seconds{{{NS}}})", "s",
@@ -137,10 +139,13 @@ def overview():
            thresholds=[(1, "orange")])
     b.row("API")
     b.graph("Requests by status class",
-            [(f"sum({rate(req, status_class(c))})", f"{c}xx") for c in "2345"],
+            [(f"sum({rate(req, NOT_PROBES + ', ' + status_class(c))})", f"{c}xx")
+             for c in "2345"],
             "reqps", stack=True)
-    b.graph("Latency", [(p(0.5, "chatboard_http_request_duration_seconds"), "p50"),
-                        (p(0.99, "chatboard_http_request_duration_seconds"), "p99")], "s")
+    b.graph("Latency",
+            [(p(0.5, "chatboard_http_request_duration_seconds", extra=NOT_PROBES), "p50"),
+             (p(0.99, "chatboard_http_request_duration_seconds", extra=NOT_PROBES), "p99")],
+            "s")
     b.row("Live delivery")
     b.graph("WebSockets per pod", [(f"sum by (pod) (chatboard_ws_connections{{{NS}}})",
                                     "{{pod}}")])
@@ -174,7 +179,7 @@ def api_server():
               "{{method}} {{route}}")],
             "reqps", w=24)
     b.graph("Errors by route (4xx and 5xx)",
-            [(f"sum by (route, status) ({rate(req, CLIENT_AND_SERVER_ERRORS)})",
+            [(f"sum by (route, status) ({rate(req, NOT_PROBES + ', ' + CLIENT_AND_SERVER_ERRORS)})",
               "{{status}} {{route}}")], "reqps")
     b.graph("5xx ratio", [(f"sum({rate(req, NOT_PROBES + ', ' + ERRORS)}) / "
                            f"sum({rate(req, NOT_PROBES)})", "5xx")], "percentunit")
@@ -247,9 +252,9 @@ def worker():
             [(f"sum by (type, result) ({rate('chatboard_jobs_total')})", "{{type}} {{result}}")],
             "ops")
     b.row("Webhooks")
-    b.graph("Webhook backlog", [(f"max(chatboard_webhook_backlog{{{NS}}})", "waiting"),
-                                (f"max(chatboard_webhook_backlog_oldest_age_seconds{{{NS}}})",
-                                 "oldest (s)")])
+    b.graph("Webhook backlog", [(f"max(chatboard_webhook_backlog{{{NS}}})", "waiting")], w=6)
+    b.graph("Webhook backlog oldest age",
+            [(f"max(chatboard_webhook_backlog_oldest_age_seconds{{{NS}}})", "oldest")], "s", w=6)
     b.graph("Attempts by result",
             [(f"sum by (result) ({rate('chatboard_webhook_attempts_total')})", "{{result}}")],
             "ops", stack=True)
@@ -280,8 +285,9 @@ def operator():
               "Reconciliation of Organization and Webhook resources, readiness and leadership.",
               "chatboard_operator_leader")
     b.row("Reconciliation")
+    # One leader is right; none means nothing is reconciled, two a split brain.
     b.stat("Leader replicas", f"sum(chatboard_operator_leader{{{NS}}})", w=8,
-           thresholds=[(2, "red")])
+           thresholds=[(1, "green"), (2, "red")], base="red")
     b.stat("Resources not Ready", f"sum(chatboard_operator_resources_not_ready{{{NS}}})", w=8,
            thresholds=[(1, "orange")])
     b.stat("Errors (1h)",
