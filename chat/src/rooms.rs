@@ -194,7 +194,8 @@ impl Chat {
     }
 
     /// Takes a seat. PUBLIC rooms admit any org member, MANAGER_ONLY rooms MANAGERs and ADMINs;
-    /// PRIVATE rooms and direct messages are refused.
+    /// PRIVATE rooms and direct messages are refused: 404 to whoever may not see them (a
+    /// refusal naming why would tell them the room exists), 403 to an ADMIN, who may.
     #[instrument(skip(self), err(level = "debug"))]
     pub async fn join_room(&self, user_id: i64, room_id: i64) -> ChatResult<Joined> {
         let access = self.room_access(room_id, user_id).await?;
@@ -203,6 +204,10 @@ impl Chat {
                 room: access.room,
                 added: false,
             });
+        }
+        let hidden = access.room.is_dm || access.room.access_level == AccessLevel::Private;
+        if hidden && access.org_role != Role::Admin {
+            return Err(ChatError::not_found());
         }
         writable(&access)?;
         if access.room.is_dm {

@@ -198,7 +198,7 @@ pub async fn delete(
 /// member, MANAGER_ONLY rooms MANAGERs and ADMINs; PRIVATE rooms and direct messages answer 403.
 #[utoipa::path(post, path = "/api/rooms/{id}/join/", tag = "rooms", params(("id" = i64, Path)), security(("bearer" = [])),
     responses((status = 201, body = Room), (status = 200, body = Room),
-        (status = 403, description = "permission_denied, invite_only or dm_not_joinable", body = ErrorBody),
+        (status = 403, description = "permission_denied (a MANAGER_ONLY room), or to an org ADMIN invite_only (PRIVATE) or dm_not_joinable; others get 404 for those", body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 pub async fn join(
     user: AuthUser,
