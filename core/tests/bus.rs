@@ -104,6 +104,7 @@ both_kinds!(
     typing_and_read_events_travel_too,
     a_repeated_publish_is_delivered_once,
     an_id_used_again_by_a_new_database_is_not_a_repeat,
+    a_thread_back_at_an_earlier_reply_count_is_not_a_repeat,
     subscribers_get_only_later_events,
     ping_answers,
 );
@@ -198,6 +199,33 @@ async fn an_id_used_again_by_a_new_database_is_not_a_repeat(kind: Kind) {
     t.bus.publish(&again).await.unwrap();
     assert_eq!(next(&mut s).await, Delivery::Event(before));
     assert_eq!(next(&mut s).await, Delivery::Event(again));
+    t.cleanup().await;
+}
+
+/// Retention purges a thread's oldest replies and lowers its count: the next reply brings it
+/// back to a count it had before, and is a new state of the thread all the same (its frames
+/// were dropped as repeats, and clients kept showing the old counters).
+async fn a_thread_back_at_an_earlier_reply_count_is_not_a_repeat(kind: Kind) {
+    let Some(t) = TestBus::new(kind).await else {
+        return;
+    };
+    let mut s = t.bus.subscribe().await.unwrap();
+    let at = Utc::now();
+    let thread = |replies: i64, last: chrono::DateTime<Utc>| {
+        BusEvent::ThreadUpdated(chatboard_core::events::ThreadUpdated {
+            room: 1,
+            root_id: 7,
+            reply_count: replies,
+            last_reply_at: Some(last),
+            repliers: vec![3],
+        })
+    };
+    let before = thread(3, at);
+    t.bus.publish(&before).await.unwrap();
+    let after_purge = thread(3, at + chrono::Duration::seconds(5));
+    t.bus.publish(&after_purge).await.unwrap();
+    assert_eq!(next(&mut s).await, Delivery::Event(before));
+    assert_eq!(next(&mut s).await, Delivery::Event(after_purge));
     t.cleanup().await;
 }
 

@@ -222,8 +222,16 @@ impl BusEvent {
                     .unwrap_or_default()
             )),
             BusEvent::MessageDeleted { id, .. } => Some(format!("msg-{id}-deleted")),
-            // A thread's reply count only grows: each value is one state of the thread.
-            BusEvent::ThreadUpdated(e) => Some(format!("thread-{}-{}", e.root_id, e.reply_count)),
+            // With the newest reply's time: retention lowers a thread's count, and the next
+            // reply brings it back to a count it had before.
+            BusEvent::ThreadUpdated(e) => Some(format!(
+                "thread-{}-{}-{}",
+                e.root_id,
+                e.reply_count,
+                e.last_reply_at
+                    .map(|t| t.timestamp_micros())
+                    .unwrap_or_default()
+            )),
             BusEvent::Mention {
                 message, user_ids, ..
             } => Some(format!(
