@@ -19,6 +19,7 @@ both_engines!(
     the_member_lookup_completes_by_prefix,
     the_mentions_page_takes_one_organization,
     a_room_over_the_limit_takes_no_room_wide_mention,
+    an_edit_keeps_whom_here_reached_in_a_room_grown_past_the_limit,
 );
 
 /// An org with alice (ADMIN), bob and carol (MEMBERs) in one PUBLIC room.
@@ -214,6 +215,55 @@ async fn a_room_over_the_limit_takes_no_room_wide_mention(engine: Engine) {
     assert_eq!(mentions_of(&app, &bob).await, vec![named]);
     assert!(mentions_of(&app, &carol).await.is_empty());
     assert_eq!(mentioned_events(&app).await, vec![(named, bob.id)]);
+}
+
+/// An edit that keeps `@here` keeps everyone it reached who is still seated, though the room
+/// has grown past the limit meanwhile: it adds nobody. The size was checked first, and the
+/// edit took the mention from everyone it had reached.
+async fn an_edit_keeps_whom_here_reached_in_a_room_grown_past_the_limit(engine: Engine) {
+    let Some(app) = TestApp::spawn_with(engine, |c| c.room_mentions_max_members = 3).await else {
+        return;
+    };
+    let online = std::sync::Arc::new(chatboard_core::presence::LocalPresence::new());
+    app.state.chat.use_presence(online.clone());
+    let (room, alice, bob, carol) = room_for_three(&app).await;
+    use chatboard_core::presence::Presence;
+    online.connected(bob.id).await;
+    online.connected(carol.id).await;
+    let here = say(&app, &alice, room, "@here deploy?").await["id"]
+        .as_i64()
+        .unwrap();
+    for user in [&bob, &carol] {
+        assert_eq!(mentions_of(&app, user).await, vec![here]);
+    }
+    let org = app
+        .get(&format!("/api/rooms/{room}/"), &alice.access)
+        .await
+        .body["org"]
+        .as_i64()
+        .unwrap();
+    let dan = app.user("dan@example.com").await;
+    app.join(org, &alice, &dan, "MEMBER").await;
+    let r = app
+        .post(
+            &format!("/api/rooms/{room}/join/"),
+            Some(&dan.access),
+            json!({}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let r = app
+        .patch(
+            &format!("/api/rooms/{room}/messages/{here}/"),
+            &alice.access,
+            json!({"body": "@here deploy now?"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    for user in [&bob, &carol] {
+        assert_eq!(mentions_of(&app, user).await, vec![here], "{}", user.email);
+    }
+    assert!(mentions_of(&app, &dan).await.is_empty());
 }
 
 async fn at_room_reaches_everyone_seated_and_here_those_online(engine: Engine) {

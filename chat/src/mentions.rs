@@ -80,8 +80,8 @@ impl Chat {
     /// Who `body`, sent by `sender` to the room, mentions: the members it names (in order,
     /// unknown addresses ignored) and everyone it reaches (`@room`: every member; `@here`:
     /// the members online now, or those of `here_reached` still seated, for an edit that keeps
-    /// an `@here`; neither in a room over [`ChatSettings::room_mentions_max_members`]), never
-    /// the sender.
+    /// an `@here`; in a room over [`ChatSettings::room_mentions_max_members`] only the latter,
+    /// who are nobody new), never the sender.
     pub(crate) async fn resolve_mentions(
         &self,
         room_id: i64,
@@ -106,6 +106,12 @@ impl Chat {
         if text.room || text.here {
             let members = self.store().member_ids(room_id).await?;
             let max = self.settings().room_mentions_max_members;
+            if let (true, Some(reached)) = (text.here, here_reached) {
+                // Who it reached before, still seated: nobody new, so whatever the room's size
+                // (it may have grown past the limit since).
+                let seated: std::collections::HashSet<i64> = members.iter().copied().collect();
+                everyone.extend(reached.iter().filter(|id| seated.contains(id)));
+            }
             if max > 0 && members.len() > max as usize {
                 // Each member reached is a mention row and an event carrying the message, all
                 // in the post's transaction: in a room of 50,000, 200 MB a post. Named members
@@ -117,9 +123,8 @@ impl Chat {
                 );
             } else if text.room {
                 everyone.extend(members);
-            } else if let Some(reached) = here_reached {
-                let seated: std::collections::HashSet<i64> = members.into_iter().collect();
-                everyone.extend(reached.iter().filter(|id| seated.contains(id)));
+            } else if here_reached.is_some() {
+                // Kept above.
             } else if let Some(presence) = self.0.presence.get() {
                 everyone.extend(presence.online(&members));
             }
