@@ -69,7 +69,7 @@ impl GatewayMetrics {
                 "chatboard_ws_closes_total",
                 "Connections closed by the gateway, by reason (slow_consumer, rate_limit, \
                  dead_peer, protocol, shutdown, too_many_connections, connect_rate, \
-                 unauthenticated, not_member, no_room, server_error).",
+                 unauthenticated, token_expired, not_member, no_room, server_error).",
             ),
             &["reason"],
         )?;
