@@ -164,6 +164,10 @@ impl Session {
                     .await;
             }
         }
+        // The seats, looked at again: a loss whose announcement never came (refused by the bus
+        // for longer than it is retried) would otherwise be followed for as long as renewals
+        // go on.
+        self.recheck_seats().await?;
         self.token_expires_at = self.token_expires_at.max(claims.exp);
         let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0);
         self.reply(Reply::Frame(

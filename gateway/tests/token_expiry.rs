@@ -219,3 +219,39 @@ async fn an_auth_frame_with_a_bad_token_changes_nothing() {
     socket.send(json!({"type": "ping"})).await;
     socket.frame("pong").await;
 }
+
+/// A seat lost without its news reaching the gateway (the announcement refused for longer
+/// than it is retried) is noticed at the connection's next renewal: the room is let go, and
+/// what is posted there no longer reaches the user, who could otherwise keep the connection,
+/// and the room's messages, for as long as they renewed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_lost_unannounced_is_let_go_at_the_next_renewal() {
+    let p = Platform::start_with(None, brisk()).await;
+    let (room, alice, bob, _org) = p.team().await;
+    let mut socket = Polled::new(p.connect_all(&bob.token).await);
+    socket.frame("connection").await;
+    // Taken in the database alone: no announcement.
+    assert!(p
+        .app
+        .state
+        .store
+        .remove_room_member(room, bob.id)
+        .await
+        .unwrap());
+    let (renewal, _) = token_for(&p, &bob, Duration::from_secs(3600));
+    socket.send(json!({"type": "auth", "token": renewal})).await;
+    let left = socket.frame("left").await;
+    assert_eq!(left["room"].as_i64(), Some(room), "{left}");
+    assert_eq!(left["reason"], "not_member");
+    socket.frame("authenticated").await;
+    p.post(&alice, room, "not for bob").await;
+    p.post(&alice, room, "nor this").await;
+    let mut pings = 0;
+    while pings < 3 {
+        match socket.next(Duration::from_secs(10)).await {
+            Event::Ping => pings += 1,
+            Event::Text(frame) => assert_ne!(frame["type"], "message", "{frame}"),
+            Event::Closed(code, reason) => panic!("closed: {code} {reason}"),
+        }
+    }
+}

@@ -95,6 +95,28 @@ impl Session {
         Ok(())
     }
 
+    /// Lets go of the rooms the user no longer sits in, as their `member.left` would have: one
+    /// read of the user's seats (of the one room, for a per-room connection).
+    pub(crate) async fn recheck_seats(&mut self) -> Step {
+        if let Some(room_id) = self.fixed_room {
+            return self.seat_maybe_lost(room_id).await;
+        }
+        let seated = match self.shared.store.room_positions(self.user_id).await {
+            Ok(seats) => seats.iter().map(|seat| seat.room_id).collect::<Vec<_>>(),
+            Err(e) => {
+                // Unsure, as for a loss announced: the next renewal looks again.
+                tracing::warn!(error = %e, "seat check at renewal failed");
+                return Ok(());
+            }
+        };
+        for room_id in self.rooms() {
+            if !seated.contains(&room_id) {
+                self.seat_or_room_lost(room_id).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// A `member.left` for this connection's user: the room is dropped unless the database
     /// still has the seat (one announced again, at an API's start-up or after a refused
     /// publish, can arrive after the seat was taken anew). One lookup of the seat.
