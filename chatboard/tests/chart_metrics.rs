@@ -268,8 +268,8 @@ fn no_leader_reads_red() {
     let colour_at = |n: f64| {
         steps
             .iter()
-            .filter(|s| s["value"].as_f64().is_none_or(|v| v <= n))
-            .last()
+            .rev()
+            .find(|s| s["value"].as_f64().is_none_or(|v| v <= n))
             .unwrap()["color"]
             .clone()
     };
