@@ -27,6 +27,8 @@ both_engines!(
     a_purge_cut_off_after_its_commit_still_announces_it,
     a_room_deletion_the_bus_refused_is_announced_again,
     an_org_taken_back_takes_back_what_its_list_gave,
+    the_list_does_not_adopt_an_admin_invitation_made_through_the_api,
+    an_admin_promoted_through_the_api_keeps_the_role_when_dropped_from_the_list,
 );
 
 /// An Organization deleted under Retain and created again takes its org back with what its
@@ -785,5 +787,96 @@ async fn a_room_deletion_the_bus_refused_is_announced_again(engine: Engine) {
     assert!(
         matches!(deleted, Delivery::Event(BusEvent::RoomDeleted { room: r }) if r == room),
         "{deleted:?}"
+    );
+}
+
+/// An ADMIN of a managed org revokes the operator's invitation of a listed address and invites
+/// that address as ADMIN through the API, seeing the token. The operator's next look replaces
+/// that invitation with its own (mailed to the address alone): it used to adopt it as its own,
+/// so the ADMIN could take the listed address's role, one that no other ADMIN could remove.
+async fn the_list_does_not_adopt_an_admin_invitation_made_through_the_api(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let ops = app.user("ops@example.com").await;
+    let org = app
+        .managed_org(&ops, "acme", OrgQuotas::default(), false)
+        .await;
+    let listed = [
+        ("ops@example.com", "a"),
+        ("cto@example.com", "operator-token"),
+    ];
+    app.list_org_admins(org, &listed).await;
+    let open = app
+        .get(&format!("/api/orgs/{org}/invitations/"), &ops.access)
+        .await;
+    let operators = open.body.as_array().unwrap()[0]["id"].as_i64().unwrap();
+    let r = app
+        .delete(
+            &format!("/api/orgs/{org}/invitations/{operators}/"),
+            &ops.access,
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let r = app
+        .post(
+            &format!("/api/orgs/{org}/invite/"),
+            Some(&ops.access),
+            json!({"email": "cto@example.com", "role": "ADMIN"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let seen = r.body["token"].as_str().unwrap().to_owned();
+    // The operator's next look, with a token of its own as each invitation has.
+    app.list_org_admins(org, &[listed[0], ("cto@example.com", "operator-token-2")])
+        .await;
+    let squatter = app.user("cto@example.com").await;
+    let r = app
+        .post(
+            "/api/orgs/accept-invite/",
+            Some(&squatter.access),
+            json!({"token": seen}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    let r = app
+        .post(
+            "/api/orgs/accept-invite/",
+            Some(&squatter.access),
+            json!({"token": "operator-token-2"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+/// A listed member whose operator invitation still waits is promoted through the API: the
+/// role is the API's, and dropping the address from the list leaves it (the list takes back
+/// only what it gave). It was taken back.
+async fn an_admin_promoted_through_the_api_keeps_the_role_when_dropped_from_the_list(
+    engine: Engine,
+) {
+    let Some(app) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let ops = app.user("ops@example.com").await;
+    let org = app
+        .managed_org(&ops, "acme", OrgQuotas::default(), false)
+        .await;
+    let eve = app.user("eve@example.com").await;
+    app.join(org, &ops, &eve, "MEMBER").await;
+    app.list_org_admins(org, &[("ops@example.com", "a"), ("eve@example.com", "e")])
+        .await;
+    let r = app
+        .post(
+            &format!("/api/orgs/{org}/members/{}/role/", eve.id),
+            Some(&ops.access),
+            json!({"role": "ADMIN"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.list_org_admins(org, &[("ops@example.com", "a")]).await;
+    assert_eq!(
+        app.state.store.member_role(org, eve.id).await.unwrap(),
+        Some(Role::Admin)
     );
 }

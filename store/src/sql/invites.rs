@@ -17,6 +17,8 @@ pub(super) struct OpenInvite {
     pub(super) id: i64,
     pub(super) role: String,
     pub(super) expires_at: DateTime<Utc>,
+    /// Who made it; `None` for the operator's.
+    pub(super) invited_by: Option<i64>,
 }
 
 /// The open (neither accepted nor revoked) invitation for an address, if any.
@@ -25,18 +27,19 @@ pub(super) async fn open_invite(
     org_id: i64,
     email: &str,
 ) -> StoreResult<Option<OpenInvite>> {
-    let row: Option<(i64, String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT id, role, expires_at FROM org_invites \
+    let row: Option<(i64, String, DateTime<Utc>, Option<i64>)> = sqlx::query_as(
+        "SELECT id, role, expires_at, invited_by FROM org_invites \
          WHERE org_id = $1 AND email = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
     )
     .bind(org_id)
     .bind(email)
     .fetch_optional(&mut **tx)
     .await?;
-    Ok(row.map(|(id, role, expires_at)| OpenInvite {
+    Ok(row.map(|(id, role, expires_at, invited_by)| OpenInvite {
         id,
         role,
         expires_at,
+        invited_by,
     }))
 }
 

@@ -535,10 +535,13 @@ impl OrgStore for SqlStore {
                     // ADMIN invitations come from the operator).
                     let listed: Option<(String,)> = if invited == Role::Admin {
                         sqlx::query_as(
-                            "SELECT email FROM org_spec_admins WHERE org_id = $1 AND email = $2",
+                            "SELECT a.email FROM org_spec_admins a, org_invites i \
+                             WHERE a.org_id = $1 AND a.email = $2 AND i.id = $3 \
+                               AND i.invited_by IS NULL",
                         )
                         .bind(invite.org_id)
                         .bind(&invite.email)
+                        .bind(invite.id)
                         .fetch_optional(&mut *tx)
                         .await?
                     } else {
@@ -556,6 +559,19 @@ impl OrgStore for SqlStore {
                 (invited, seated)
             }
         };
+        if role == Role::Admin {
+            // Made ADMIN by an invitation of the API's: the role is the API's, and the
+            // operator's list takes back only what it gave.
+            sqlx::query(
+                "UPDATE org_spec_admins SET granted = FALSE WHERE org_id = $1 AND email = $2 \
+                   AND EXISTS (SELECT 1 FROM org_invites WHERE id = $3 AND invited_by IS NOT NULL)",
+            )
+            .bind(invite.org_id)
+            .bind(&invite.email)
+            .bind(invite.id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(JoinedOrg {
             org_id: invite.org_id,
@@ -596,6 +612,18 @@ impl OrgStore for SqlStore {
         if current == role {
             tx.commit().await?;
             return Ok(Vec::new());
+        }
+        if role == Role::Admin {
+            // Promoted through the API while the operator's invitation waited: the role is the
+            // API's, and dropping the address from the list leaves it.
+            sqlx::query(
+                "UPDATE org_spec_admins SET granted = FALSE WHERE org_id = $1 \
+                   AND email = (SELECT email FROM users WHERE id = $2)",
+            )
+            .bind(org_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         }
         let now = Utc::now();
         change_role(&mut tx, org_id, user_id, (current, role), now).await?;

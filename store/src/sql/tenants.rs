@@ -71,11 +71,16 @@ impl SqlStore {
             }
         }
         match open_invite(tx, org_id, &admin.email).await? {
-            Some(open) if open.role == Role::Admin.as_str() && open.expires_at > now => {
+            Some(open)
+                if open.role == Role::Admin.as_str()
+                    && open.expires_at > now
+                    && open.invited_by.is_none() =>
+            {
                 done.awaiting.push(admin.email.clone());
                 return Ok(true);
             }
-            // Expired, or for a lesser role: replaced by an ADMIN invitation.
+            // Expired, for a lesser role, or made through the API (whose ADMIN saw its token,
+            // and could take the listed address with it): replaced by the operator's own.
             Some(open) => revoke_invite(tx, open.id, now).await?,
             None => {}
         }
