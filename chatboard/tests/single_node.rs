@@ -151,7 +151,10 @@ async fn data_and_sessions_survive_a_restart_and_requests_are_logged() {
     assert_eq!(status, 201);
 
     // One JSON line per request, with id, route, status, latency and user.
-    let line = node.wait_for(|l| l.contains("\"route\":\"/api/orgs\""));
+    // (Other lines of the request carry its route too, in their spans.)
+    let line = node.wait_for(|l| {
+        l.contains("\"target\":\"chatboard::request\"") && l.contains("\"route\":\"/api/orgs\"")
+    });
     let log: Value = serde_json::from_str(&line).expect("JSON log line");
     assert_eq!(log["status"], 201);
     assert_eq!(log["method"], "POST");
