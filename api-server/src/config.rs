@@ -187,11 +187,7 @@ impl Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database: DatabaseConfig {
                 database_url: database_url.into(),
-                pool: PoolSettings {
-                    db_max_connections: 5,
-                    db_acquire_timeout: PoolSettings::DEFAULT_ACQUIRE_TIMEOUT,
-                    db_write_queues: PoolSettings::DEFAULT_WRITE_QUEUES,
-                },
+                pool: PoolSettings::with_max_connections(5),
             },
             jwt_secret,
             jwt_secret_previous: None,

@@ -35,6 +35,39 @@ both_engines!(
     a_score_tells_nothing_of_other_tenants_messages,
 );
 
+/// On PostgreSQL a search statement runs for `CHATBOARD_SEARCH_TIMEOUT_MS` at most: past it
+/// the database cancels it and the search is answered `503 server_busy`, rather than holding
+/// a search connection and the database for as long as a search of most of a large
+/// organization's messages reads. Here the messages are locked, so no search can end in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_past_its_time_limit_is_stopped() {
+    let Some(app) = TestApp::spawn_with(Engine::Postgres, |c| {
+        c.database.pool.db_search_timeout = std::time::Duration::from_millis(300);
+    })
+    .await
+    else {
+        return;
+    };
+    let jobs = TestJobs::start(app.state.store.clone());
+    let (org, room, alice, bob) = app.room_for_two().await;
+    app.send(&alice, room, "a needle in the stack").await;
+    settled(&app.state.store).await;
+    let held =
+        testing::HeldLocks::take(&app.db_url, "LOCK TABLE messages IN ACCESS EXCLUSIVE MODE").await;
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        search_now(&app, &bob, org, "q=needle"),
+    )
+    .await;
+    held.release().await;
+    let r = r.expect("the search stopped within 30 s");
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(r.code(), "server_busy");
+    assert!(r.text.contains("too long"), "{}", r.text);
+    assert_eq!(found_now(&app, &bob, org, "needle").await.len(), 1);
+    drop(jobs);
+}
+
 /// The API server with the worker's jobs beside it.
 async fn spawn(engine: Engine) -> Option<(TestApp, TestJobs)> {
     let app = TestApp::spawn(engine).await?;

@@ -112,6 +112,11 @@ impl From<StoreError> for ChatError {
                 ChatError::denied("This invitation was issued to another email address.")
             }
             StoreError::Unavailable(_) => ChatError::Unavailable(e),
+            StoreError::TookTooLong(_) => ChatError::refused_because(
+                ErrorCode::ServerBusy,
+                "This took too long and was stopped; narrow it (a search: rarer words, fewer \
+                 words left out, or one room).",
+            ),
             other => ChatError::Internal(other.to_string()),
         }
     }

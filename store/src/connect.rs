@@ -64,26 +64,15 @@ impl OpenError {
 
 /// Opens the configured database (migrations are not applied; see [`Store::migrate`]).
 pub async fn open(database: &DatabaseConfig) -> Result<Arc<dyn Store>, OpenError> {
-    connect_with_timeout(
-        &database.database_url,
-        database.max_connections(),
-        database.pool.db_acquire_timeout,
-        database.pool.db_write_queues,
-    )
-    .await
-    .map_err(|source| OpenError::new(database, source))
+    connect_with(&database.database_url, &database.pool)
+        .await
+        .map_err(|source| OpenError::new(database, source))
 }
 
 /// Opens the database named by `url` with at most `max_connections` connections. Migrations are
 /// not applied here; call [`Store::migrate`].
 pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
-    connect_with_timeout(
-        url,
-        max_connections,
-        PoolSettings::DEFAULT_ACQUIRE_TIMEOUT,
-        PoolSettings::DEFAULT_WRITE_QUEUES,
-    )
-    .await
+    connect_with(url, &PoolSettings::with_max_connections(max_connections)).await
 }
 
 /// As [`connect`], with the time a request may wait for a pooled connection before the store
@@ -95,6 +84,21 @@ pub async fn connect_with_timeout(
     acquire_timeout: Duration,
     write_queues: u32,
 ) -> StoreResult<Arc<dyn Store>> {
+    let settings = PoolSettings {
+        db_acquire_timeout: acquire_timeout,
+        db_write_queues: write_queues,
+        ..PoolSettings::with_max_connections(max_connections)
+    };
+    connect_with(url, &settings).await
+}
+
+/// Opens the database named by `url` with the pool `pool` describes.
+pub async fn connect_with(url: &str, settings: &PoolSettings) -> StoreResult<Arc<dyn Store>> {
+    let (max_connections, acquire_timeout, write_queues) = (
+        settings.db_max_connections,
+        settings.db_acquire_timeout,
+        settings.db_write_queues,
+    );
     match Engine::of_url(url) {
         Some(Engine::Postgres) => {
             // JIT compilation pays off for long analytic queries, not for ours: it once turned a
@@ -112,12 +116,16 @@ pub async fn connect_with_timeout(
             // its words took a fifth to a third of its time. One worker per statement: a
             // generic plan's row guesses had PostgreSQL start two parallel workers for a 0.3 ms
             // lookup.
+            // And a time limit: a search of words in most of a large organization's messages
+            // (or filtered down to nothing) is cancelled rather than read to its end.
+            let search_timeout = settings.db_search_timeout.as_millis().max(1).to_string();
             let search = PgPoolOptions::new()
                 .max_connections(u32::try_from(search_concurrency()).unwrap_or(u32::MAX))
                 .acquire_timeout(acquire_timeout)
                 .connect_lazy_with(options.options([
                     ("plan_cache_mode", "force_generic_plan"),
                     ("max_parallel_workers_per_gather", "0"),
+                    ("statement_timeout", search_timeout.as_str()),
                 ]));
             Ok(Arc::new(
                 postgres::SqlStore::new(pool.clone(), pool)

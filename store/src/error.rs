@@ -31,6 +31,10 @@ pub enum StoreError {
     /// Applying the schema migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A statement ran past its connection's time limit and was cancelled (searches, on
+    /// PostgreSQL: `CHATBOARD_SEARCH_TIMEOUT_MS`).
+    #[error("the statement took too long: {0}")]
+    TookTooLong(#[source] sqlx::Error),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -40,6 +44,10 @@ impl From<sqlx::Error> for StoreError {
                 StoreError::Unavailable(e)
             }
             sqlx::Error::RowNotFound => StoreError::NotFound,
+            // PostgreSQL's query_canceled: a statement_timeout ran out.
+            sqlx::Error::Database(ref db) if db.code().as_deref() == Some("57014") => {
+                StoreError::TookTooLong(e)
+            }
             other => StoreError::Database(other),
         }
     }

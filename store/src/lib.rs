@@ -29,7 +29,9 @@ mod webhooks;
 
 use async_trait::async_trait;
 
-pub use connect::{connect, connect_with_timeout, open, search_concurrency, Engine, OpenError};
+pub use connect::{
+    connect, connect_with, connect_with_timeout, open, search_concurrency, Engine, OpenError,
+};
 pub use email::{
     DigestLine, DigestNote, DigestRecipient, DueEmail, EmailKind, EmailResult, EmailStore,
     OutgoingEmail, QueuedDigest,

@@ -73,7 +73,7 @@ pub struct SearchPage {
     params(("id" = i64, Path), SearchQuery), security(("bearer" = [])),
     responses((status = 200, body = SearchPage), (status = 400, body = ErrorBody),
         (status = 404, description = "no such organization, not a member, or a room not theirs", body = ErrorBody),
-        (status = 503, description = "`server_busy`: as many searches running as the server allows; `Retry-After` says when to come back", body = ErrorBody)))]
+        (status = 503, description = "`server_busy`: as many searches running as the server allows (`Retry-After` says when to come back), or, on PostgreSQL, the search ran past CHATBOARD_SEARCH_TIMEOUT_MS and was stopped (narrow it)", body = ErrorBody)))]
 pub async fn messages(
     user: AuthUser,
     State(state): State<AppState>,

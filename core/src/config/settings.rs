@@ -32,6 +32,13 @@ pub struct PoolSettings {
         default_value_t = PoolSettings::DEFAULT_WRITE_QUEUES,
         value_parser = clap::value_parser!(u32).range(1..=64))]
     pub db_write_queues: u32,
+    /// PostgreSQL: milliseconds one search statement may run before the database cancels it
+    /// and the search is answered 503 `server_busy` (a search of words in most of a large
+    /// organization's messages, or filtered down to nothing, would otherwise hold a search
+    /// connection and the database for as long as it reads).
+    #[arg(long = "search-timeout-ms", env = "CHATBOARD_SEARCH_TIMEOUT_MS",
+        default_value = "5000", value_parser = millis)]
+    pub db_search_timeout: Duration,
 }
 
 impl PoolSettings {
@@ -39,6 +46,18 @@ impl PoolSettings {
     pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
     /// The write queues' default.
     pub const DEFAULT_WRITE_QUEUES: u32 = 1;
+    /// The search statements' time limit's default.
+    pub const DEFAULT_SEARCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// The defaults, with at most `max_connections` connections.
+    pub fn with_max_connections(max_connections: u32) -> Self {
+        Self {
+            db_max_connections: max_connections,
+            db_acquire_timeout: Self::DEFAULT_ACQUIRE_TIMEOUT,
+            db_write_queues: Self::DEFAULT_WRITE_QUEUES,
+            db_search_timeout: Self::DEFAULT_SEARCH_TIMEOUT,
+        }
+    }
 }
 
 /// The platform's database and its pool: every service flattens this group, and it is all
