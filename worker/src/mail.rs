@@ -228,6 +228,8 @@ impl Mailer {
                 }
                 let result = self.send(email).await;
                 let label = match &result {
+                    // No mail server: written to the log (and a file), not sent.
+                    EmailResult::Sent if matches!(self.outbound, Outbound::Log(_)) => "logged",
                     EmailResult::Sent => "sent",
                     EmailResult::Retry { .. } => "retry",
                     EmailResult::Failed { .. } => "failed",

@@ -136,7 +136,8 @@ impl WorkerMetrics {
         let emails = IntCounterVec::new(
             Opts::new(
                 "chatboard_emails_total",
-                "Email attempts by kind (invitation, digest) and result (sent, retry, failed).",
+                "Email attempts by kind (invitation, digest) and result (sent, logged without a mail \
+                 server, retry, failed).",
             ),
             &["kind", "result"],
         )?;
