@@ -440,20 +440,25 @@ async fn prefixes_that_name_the_same_stream_are_refused() {
     first.delete_stream().await.unwrap();
 }
 
+/// A NATS server of the test's own (to freeze), and a bus on it; `None` (with a note) without
+/// NATS on this machine.
+async fn own_nats_bus() -> Option<(testing::OwnNats, NatsBus)> {
+    testing::nats_url()?;
+    let nats = testing::OwnNats::start()?;
+    let bus = NatsBus::connect(&nats.url(), &testing::unique_prefix())
+        .await
+        .unwrap();
+    Some((nats, bus))
+}
+
 /// A NATS that stops answering without closing the connection (frozen here; a partition, or a
 /// server stuck) is reported unreachable: the check is a round trip, not a write into the
 /// socket's buffer. Once it answers again, so does the check.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_that_stops_answering_fails_the_ping() {
-    if testing::nats_url().is_none() {
-        return;
-    }
-    let Some(nats) = testing::OwnNats::start() else {
+    let Some((nats, bus)) = own_nats_bus().await else {
         return;
     };
-    let bus = NatsBus::connect(&nats.url(), &testing::unique_prefix())
-        .await
-        .unwrap();
     bus.ping().await.expect("a server that answers");
     nats.pause();
     let frozen = tokio::time::timeout(Duration::from_secs(30), bus.ping()).await;
@@ -479,15 +484,9 @@ async fn a_nats_that_stops_answering_fails_the_ping() {
 /// is not held for as many seconds. Once NATS answers again, publishes go through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_to_a_stalled_nats_fail_at_once_after_the_first() {
-    if testing::nats_url().is_none() {
-        return;
-    }
-    let Some(nats) = testing::OwnNats::start() else {
+    let Some((nats, bus)) = own_nats_bus().await else {
         return;
     };
-    let bus = NatsBus::connect(&nats.url(), &testing::unique_prefix())
-        .await
-        .unwrap();
     bus.publish(&BusEvent::new_message(message(1, 1)))
         .await
         .expect("a server that answers");

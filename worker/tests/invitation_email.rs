@@ -24,6 +24,24 @@ testing::both_engines!(
     an_invitation_withdrawn_after_its_email_was_claimed_is_not_mailed,
 );
 
+/// An invitation to `org_id` for `to` by the setup's author, with its email (token `t-<to>`).
+fn invitation(s: &common::Setup, org_id: i64, to: &str) -> NewInvite {
+    NewInvite {
+        org_id,
+        email: to.into(),
+        role: Role::Member,
+        token_hash: hash_token(&format!("t-{to}")),
+        invited_by: Some(s.author),
+        expires_at: Utc::now() + chrono::Duration::days(1),
+        email_message: Some(OutgoingEmail {
+            kind: EmailKind::Invitation,
+            to: to.into(),
+            subject: "You are invited".into(),
+            body: format!("Invitation token: t-{to}\n"),
+        }),
+    }
+}
+
 /// An invitation's email is not sent once the invitation is revoked, accepted (through the
 /// link its inviter was shown), or deleted with its organization, before the worker came to
 /// it; an open invitation's email is.
@@ -34,20 +52,7 @@ async fn withdrawn_invitations_are_not_mailed(engine: TestEngine) {
     let s = setup(&url).await;
     let now = Utc::now();
     let gone_org = s.store.create_org(s.author, "Gone", now).await.unwrap();
-    let invite = |org_id: i64, to: &str| NewInvite {
-        org_id,
-        email: to.into(),
-        role: Role::Member,
-        token_hash: hash_token(&format!("t-{to}")),
-        invited_by: Some(s.author),
-        expires_at: now + chrono::Duration::days(1),
-        email_message: Some(OutgoingEmail {
-            kind: EmailKind::Invitation,
-            to: to.into(),
-            subject: "You are invited".into(),
-            body: format!("Invitation token: t-{to}\n"),
-        }),
-    };
+    let invite = |org_id: i64, to: &str| invitation(&s, org_id, to);
     let revoked = s
         .store
         .create_invite(invite(s.org, "revoked@example.com"), now)
@@ -128,20 +133,7 @@ async fn an_invitation_withdrawn_after_its_email_was_claimed_is_not_mailed(engin
     let now = Utc::now();
     let mut invites = Vec::new();
     for to in ["hana@example.com", "ivo@example.com"] {
-        let invite = NewInvite {
-            org_id: s.org,
-            email: to.into(),
-            role: Role::Member,
-            token_hash: hash_token(&format!("t-{to}")),
-            invited_by: Some(s.author),
-            expires_at: now + chrono::Duration::days(1),
-            email_message: Some(OutgoingEmail {
-                kind: EmailKind::Invitation,
-                to: to.into(),
-                subject: "You are invited".into(),
-                body: format!("Invitation token: t-{to}\n"),
-            }),
-        };
+        let invite = invitation(&s, s.org, to);
         invites.push((to, s.store.create_invite(invite, now).await.unwrap().id));
     }
     let sink = SmtpSink::start().await;
