@@ -120,9 +120,10 @@ export class RoomView extends RoomHistory {
     }
     if (this.destroyed) return;
     // Unless the person moved on while the room loaded (to a button, the search box, a
-    // dialog): the focus is theirs then.
+    // dialog, or within the room: "Load older messages" as soon as the first page showed,
+    // while the member list was still on its way): the focus is theirs then.
     const now = keyOf(document.activeElement);
-    const untouched = now === null || now === before || this.element.contains(document.activeElement);
+    const untouched = now === null || now === before || document.activeElement === this.input;
     if (untouched && matchMedia('(pointer: fine)').matches) this.input.focus();
     this.element.setAttribute('aria-busy', 'false');
   }
