@@ -879,4 +879,22 @@ async fn an_admin_promoted_through_the_api_keeps_the_role_when_dropped_from_the_
         app.state.store.member_role(org, eve.id).await.unwrap(),
         Some(Role::Admin)
     );
+    // The operator's invitation went with the promotion: demoted later through the API, eve
+    // cannot make herself ADMIN again with its token from her mailbox.
+    let r = app
+        .post(
+            &format!("/api/orgs/{org}/members/{}/role/", eve.id),
+            Some(&ops.access),
+            json!({"role": "MEMBER"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .post(
+            "/api/orgs/accept-invite/",
+            Some(&eve.access),
+            json!({"token": "e"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 }

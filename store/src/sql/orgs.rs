@@ -615,13 +615,25 @@ impl OrgStore for SqlStore {
         }
         if role == Role::Admin {
             // Promoted through the API while the operator's invitation waited: the role is the
-            // API's, and dropping the address from the list leaves it.
+            // API's, and dropping the address from the list leaves it. The operator's
+            // invitation goes (nothing would take it back once the list stops granting, and
+            // after a later demotion it would make them ADMIN again).
             sqlx::query(
                 "UPDATE org_spec_admins SET granted = FALSE WHERE org_id = $1 \
                    AND email = (SELECT email FROM users WHERE id = $2)",
             )
             .bind(org_id)
             .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE org_invites SET revoked_at = $3 WHERE org_id = $1 AND invited_by IS NULL \
+                   AND role = 'ADMIN' AND accepted_at IS NULL AND revoked_at IS NULL \
+                   AND email = (SELECT email FROM users WHERE id = $2)",
+            )
+            .bind(org_id)
+            .bind(user_id)
+            .bind(Utc::now())
             .execute(&mut *tx)
             .await?;
         }
