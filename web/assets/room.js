@@ -511,9 +511,11 @@ export class RoomView extends RoomHistory {
         break;
       }
       case 'thread.updated': {
-        // Counts only grow: an older one announced again (an API restarting) is not news.
+        // Newer is a later reply, or more of them: an older one announced again (an API
+        // restarting) is not news, but a reply after retention lowered the count is.
         const known = this.messages.get(frame.root_id);
-        if (known && frame.reply_count >= (known.reply_count || 0)) {
+        const later = frame.last_reply_at && (!known?.last_reply_at || Date.parse(frame.last_reply_at) > Date.parse(known.last_reply_at));
+        if (known && (later || frame.reply_count >= (known.reply_count || 0))) {
           this.insert([{ ...known, reply_count: frame.reply_count, last_reply_at: frame.last_reply_at, repliers: frame.repliers }]);
         }
         break;

@@ -392,13 +392,20 @@ async fn run_batch(
             // alone, so the others are done rather than failing with it at every redelivery.
             tracing::warn!(error = %e, jobs = kept.len(), "a batch of jobs failed; running them one by one");
             let mut failed = None;
-            for (event, message) in events.iter().zip(kept) {
-                let alone = std::slice::from_ref(&message);
-                match run_in_progress(jobs, std::slice::from_ref(event), alone, ack_wait).await {
-                    Ok(()) => message.ack().await.map_err(unavailable)?,
+            for (at, event) in events.iter().enumerate() {
+                // Those still to run are in progress too: their deadline must not pass while
+                // the ones before them run.
+                let waiting = &kept[at..];
+                match run_in_progress(jobs, std::slice::from_ref(event), waiting, ack_wait).await {
+                    Ok(()) => {
+                        if let Err(e) = kept[at].ack().await {
+                            // Lost, the job comes again once its deadline passes; it is done.
+                            tracing::warn!(error = %e, event_id = %event.id, "acknowledging a job failed");
+                        }
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, event_id = %event.id, event_type = %event.event_type, "a job failed; it comes again later");
-                        hand_back(&message).await;
+                        hand_back(&kept[at]).await;
                         failed = Some(e);
                     }
                 }

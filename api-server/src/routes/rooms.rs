@@ -195,7 +195,8 @@ pub async fn delete(
 }
 
 /// Joins a room: 201 when joined, 200 when already a member. PUBLIC rooms admit any org
-/// member, MANAGER_ONLY rooms MANAGERs and ADMINs; PRIVATE rooms and direct messages answer 403.
+/// member, MANAGER_ONLY rooms MANAGERs and ADMINs; PRIVATE rooms and direct messages answer
+/// 404 (403 to an org ADMIN, who sees them).
 #[utoipa::path(post, path = "/api/rooms/{id}/join/", tag = "rooms", params(("id" = i64, Path)), security(("bearer" = [])),
     responses((status = 201, body = Room), (status = 200, body = Room),
         (status = 403, description = "permission_denied (a MANAGER_ONLY room), or to an org ADMIN invite_only (PRIVATE) or dm_not_joinable; others get 404 for those", body = ErrorBody),

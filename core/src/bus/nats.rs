@@ -31,8 +31,10 @@ const RETENTION: Duration = Duration::from_secs(3600);
 /// How long a publish waits for JetStream's acknowledgement.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
 /// After a publish ran out of [`PUBLISH_TIMEOUT`], how long publishes fail at once rather than
-/// wait it again: a request announcing many changes would otherwise wait it for each.
-const STALL_PAUSE: Duration = Duration::from_secs(5);
+/// wait it again: a request announcing many changes would otherwise wait it for each. Shorter
+/// than the api-server's second re-announcement after a reconnection (3 s), which is there for
+/// a JetStream still recovering from a restart.
+const STALL_PAUSE: Duration = Duration::from_secs(2);
 /// How long JetStream remembers de-duplication keys.
 const DEDUP_WINDOW: Duration = Duration::from_secs(120);
 /// After a reconnection, when subscribers check the database a second time: other processes
@@ -51,8 +53,9 @@ pub struct NatsBus {
     stream_name: String,
     /// Counts the times the connection to NATS came back.
     reconnections: tokio::sync::watch::Receiver<u64>,
-    /// Until when publishes fail at once: set when one got no acknowledgement in time, cleared
-    /// when the connection comes back (what is announced again then must not be refused).
+    /// Until when publishes fail at once: set when one got no acknowledgement in time (on the
+    /// connection still in use), cleared when the connection comes back (what is announced
+    /// again then must not be refused).
     stalled_until: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
@@ -253,10 +256,15 @@ impl Bus for NatsBus {
             ));
         }
         // Connected a moment ago is no promise: bounded all the same, a typing notice too.
+        let connection = *self.reconnections.borrow();
         match tokio::time::timeout(PUBLISH_TIMEOUT, self.publish_now(event, payload)).await {
             Ok(published) => published,
             Err(_) => {
-                *self.stall_mark() = Some(tokio::time::Instant::now() + STALL_PAUSE);
+                // Not when the connection came back meanwhile: this publish went out on the
+                // one that was lost, and the new one is not known to stall.
+                if *self.reconnections.borrow() == connection {
+                    *self.stall_mark() = Some(tokio::time::Instant::now() + STALL_PAUSE);
+                }
                 Err(BusError::Unavailable(
                     "no acknowledgement from NATS in time".into(),
                 ))

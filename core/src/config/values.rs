@@ -132,8 +132,10 @@ pub fn public_url(raw: &str) -> Result<String, String> {
 /// part is a token, as NATS reads it: hidden whole) and every query parameter's value, where
 /// PostgreSQL also takes a password (`?password=...`).
 pub fn redact_url(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
+    // The query starts after the user part, whose password may hold a `?` of its own.
+    let after_user = url.rfind('@').map_or(0, |at| at + 1);
+    let (base, query) = match url[after_user..].find('?') {
+        Some(at) => (&url[..after_user + at], Some(&url[after_user + at + 1..])),
         None => (url, None),
     };
     let base = match (base.find("://"), base.rfind('@')) {
@@ -178,6 +180,7 @@ mod redaction_tests {
                 "postgres://db/chat?user=***&password=***",
             ),
             ("nats://t0ken@nats:4222", "nats://***@nats:4222"),
+            ("postgres://u:pa?ss@db/x", "postgres://u:***@db/x"),
             ("nats://nats:4222", "nats://nats:4222"),
             ("sqlite:///data/chat.db", "sqlite:///data/chat.db"),
         ] {

@@ -99,7 +99,15 @@ impl Session {
     /// read of the user's seats (of the one room, for a per-room connection).
     pub(crate) async fn recheck_seats(&mut self) -> Step {
         if let Some(room_id) = self.fixed_room {
-            return self.seat_maybe_lost(room_id).await;
+            return match self.shared.store.seat_start(room_id, self.user_id).await {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => self.seat_or_room_lost(room_id).await,
+                Err(e) => {
+                    // Unsure: the next renewal looks again.
+                    tracing::warn!(error = %e, room_id, "seat check at renewal failed");
+                    Ok(())
+                }
+            };
         }
         let seated = match self.shared.store.room_positions(self.user_id).await {
             Ok(seats) => seats.iter().map(|seat| seat.room_id).collect::<Vec<_>>(),

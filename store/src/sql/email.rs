@@ -600,7 +600,6 @@ impl EmailStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    #[tracing::instrument(level = "debug", skip_all)]
     async fn email_still_claimed(
         &self,
         id: i64,
@@ -617,6 +616,7 @@ impl EmailStore for SqlStore {
         Ok(found.is_some())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn email_backlog(&self) -> StoreResult<i64> {
         let (count,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM emails WHERE status = 'pending'")
