@@ -26,7 +26,14 @@ pub struct ApiError {
     detail: Cow<'static, str>,
     errors: Option<FieldErrors>,
     retry_after_secs: Option<u64>,
+    /// A limit of the action's own refused it (counted by the request's middleware).
+    action_limited: bool,
 }
+
+/// Marks a response refused by a limit of the action's own (an organization's posts a minute,
+/// an inviter's invitations an hour), for `chatboard_rate_limited_total{limit="action"}`.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionRateLimited;
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
@@ -51,6 +58,7 @@ impl ApiError {
             detail: Cow::Borrowed(code.detail()),
             errors: None,
             retry_after_secs: None,
+            action_limited: false,
         }
     }
 
@@ -137,6 +145,9 @@ impl IntoResponse for ApiError {
         if self.code == ErrorCode::Unavailable {
             response.extensions_mut().insert(StoreUnavailable);
         }
+        if self.action_limited {
+            response.extensions_mut().insert(ActionRateLimited);
+        }
         if let Some(secs) = self.retry_after_secs {
             response
                 .headers_mut()
@@ -155,7 +166,10 @@ impl From<ChatError> for ApiError {
                 retry_after,
                 detail,
             } => {
-                ApiError::rate_limited(retry_after.as_secs_f64().ceil() as u64).with_detail(detail)
+                let mut e = ApiError::rate_limited(retry_after.as_secs_f64().ceil() as u64)
+                    .with_detail(detail);
+                e.action_limited = true;
+                e
             }
             ChatError::Unavailable(source) => {
                 tracing::error!(error = %source, "database unavailable");

@@ -13,6 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
+use crate::error::ActionRateLimited;
 use crate::error::ApiError;
 use crate::outage::StoreUnavailable;
 use crate::rate_limit::RateInfo;
@@ -116,6 +117,9 @@ pub async fn track_request(
             .into_response(),
         None => next.run(request).instrument(span).await,
     };
+    if response.extensions().get::<ActionRateLimited>().is_some() {
+        state.metrics.rate_limited("action");
+    }
     if refusal.is_none() && response.extensions().get::<StoreUnavailable>().is_some() {
         state.outage.noticed();
     }

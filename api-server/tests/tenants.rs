@@ -469,6 +469,12 @@ async fn members_are_held_to_the_org_posting_limit(engine: Engine) {
         );
         assert!(r.headers.get("retry-after").is_some());
     }
+    // Counted with the other limits' refusals.
+    let metrics = testing::process::scrape(&app.base).await;
+    assert!(
+        metrics.contains("chatboard_rate_limited_total{limit=\"action\"} 2"),
+        "{metrics}"
+    );
     // Per member: Bob still may post.
     app.send(&bob, general, "hello").await;
     // Another organization's rooms are not counted against this one's limit.
