@@ -147,6 +147,15 @@ impl Hours {
         }
     }
 
+    /// Whether the pair's address signed in to its account within [`KNOWN_FOR`] of `now`.
+    fn knows(&self, (account, client): Pair, now: Instant) -> bool {
+        self.known.get(&account).is_some_and(|addresses| {
+            addresses
+                .iter()
+                .any(|(ip, at)| *ip == client && now.duration_since(*at) < KNOWN_FOR)
+        })
+    }
+
     /// Whether the pair's (and its account's) hours are followed, or have room to be.
     fn follows(&mut self, pair: &Pair, now: Instant) -> bool {
         let room = |h: &Self| !is_full(&h.by_pair, pair) && !is_full(&h.by_account, &pair.0);
@@ -188,12 +197,7 @@ impl SignInFailures {
     /// as this process saw).
     pub fn knows(&self, account: &str, client: IpAddr) -> bool {
         let account = self.hasher.hash_one(account);
-        let now = Instant::now();
-        self.lock().known.get(&account).is_some_and(|addresses| {
-            addresses
-                .iter()
-                .any(|(ip, at)| *ip == client && now.duration_since(*at) < KNOWN_FOR)
-        })
+        self.lock().knows((account, client), Instant::now())
     }
 
     /// Starts a password check on the account `account` names (an email already normalized,
@@ -220,12 +224,7 @@ impl SignInFailures {
             failed: 0,
             running: 0,
         };
-        let known = vouched
-            || hours.known.get(&account).is_some_and(|addresses| {
-                addresses
-                    .iter()
-                    .any(|(ip, at)| *ip == client && now.duration_since(*at) < KNOWN_FOR)
-            });
+        let known = vouched || hours.knows(pair, now);
         let pair_hour = hours.by_pair.entry(pair).or_insert(fresh);
         pair_hour.check(self.limit, now)?;
         let account_hour = hours.by_account.entry(account).or_insert(fresh);
@@ -282,12 +281,9 @@ impl Attempt<'_> {
         let Some(pair) = self.pair else {
             return;
         };
+        // Its places given back, as any attempt's, and no failure counted.
+        self.end(|_| {});
         let mut hours = self.failures.lock();
-        if let Some(hour) = hours.by_account.get_mut(&pair.0) {
-            if self.counted_on_account {
-                hour.running = hour.running.saturating_sub(1);
-            }
-        }
         hours.by_pair.remove(&pair);
         hours.remember(pair, Instant::now());
     }

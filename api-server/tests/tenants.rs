@@ -45,13 +45,7 @@ async fn an_org_taken_back_takes_back_what_its_list_gave(engine: Engine) {
     let boss = app.user("boss@example.com").await;
     let both = [("ops@example.com", "a"), ("boss@example.com", "b")];
     app.list_org_admins(org, &both).await;
-    let r = app
-        .post(
-            "/api/orgs/accept-invite/",
-            Some(&boss.access),
-            json!({"token": "b"}),
-        )
-        .await;
+    let r = app.accept_invite(&boss, "b").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let role = || async { app.state.store.member_role(org, boss.id).await.unwrap() };
     assert_eq!(role().await, Some(Role::Admin));
@@ -244,13 +238,7 @@ async fn member_and_room_quotas(engine: Engine) {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let token = r.body["token"].as_str().unwrap().to_owned();
-    let r = app
-        .post(
-            "/api/orgs/accept-invite/",
-            Some(&carol.access),
-            json!({"token": token}),
-        )
-        .await;
+    let r = app.accept_invite(&carol, &token).await;
     assert_eq!(
         (r.status, r.code()),
         (StatusCode::CONFLICT, "member_limit_reached"),
@@ -268,13 +256,7 @@ async fn member_and_room_quotas(engine: Engine) {
         ],
     )
     .await;
-    let r = app
-        .post(
-            "/api/orgs/accept-invite/",
-            Some(&dana.access),
-            json!({"token": "spec-dana"}),
-        )
-        .await;
+    let r = app.accept_invite(&dana, "spec-dana").await;
     assert!(r.status.is_success(), "{}", r.text);
     assert_eq!(r.body["role"], "ADMIN", "{}", r.text);
 
@@ -837,21 +819,9 @@ async fn the_list_does_not_adopt_an_admin_invitation_made_through_the_api(engine
     app.list_org_admins(org, &[listed[0], ("cto@example.com", "operator-token-2")])
         .await;
     let squatter = app.user("cto@example.com").await;
-    let r = app
-        .post(
-            "/api/orgs/accept-invite/",
-            Some(&squatter.access),
-            json!({"token": seen}),
-        )
-        .await;
+    let r = app.accept_invite(&squatter, &seen).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
-    let r = app
-        .post(
-            "/api/orgs/accept-invite/",
-            Some(&squatter.access),
-            json!({"token": "operator-token-2"}),
-        )
-        .await;
+    let r = app.accept_invite(&squatter, "operator-token-2").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 
@@ -895,12 +865,6 @@ async fn an_admin_promoted_through_the_api_keeps_the_role_when_dropped_from_the_
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let r = app
-        .post(
-            "/api/orgs/accept-invite/",
-            Some(&eve.access),
-            json!({"token": "e"}),
-        )
-        .await;
+    let r = app.accept_invite(&eve, "e").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 }

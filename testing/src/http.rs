@@ -216,14 +216,18 @@ impl TestApp {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         let token = r.body["token"].as_str().expect("token").to_owned();
-        let a = self
-            .post(
-                "/api/orgs/accept-invite/",
-                Some(&member.access),
-                json!({"token": token}),
-            )
-            .await;
+        let a = self.accept_invite(member, &token).await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    }
+
+    /// `POST /api/orgs/accept-invite/` with `token` as `user`.
+    pub async fn accept_invite(&self, user: &TestUser, token: &str) -> Reply {
+        self.post(
+            "/api/orgs/accept-invite/",
+            Some(&user.access),
+            json!({"token": token}),
+        )
+        .await
     }
 
     /// Creates a room in `org` as `by` and returns its id.
@@ -296,13 +300,7 @@ impl TestApp {
             .await
             .expect("the admin's role");
         if member != Some(Role::Admin) {
-            let r = self
-                .post(
-                    "/api/orgs/accept-invite/",
-                    Some(&admin.access),
-                    json!({"token": token}),
-                )
-                .await;
+            let r = self.accept_invite(admin, &token).await;
             assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         }
         if suspended {

@@ -176,15 +176,8 @@ impl NatsBus {
 
     /// Whether a recent publish ran out of its budget, so this one should not wait it again.
     fn stalled(&self) -> bool {
-        let mut mark = self.stall_mark();
-        match *mark {
-            Some(until) if tokio::time::Instant::now() < until => true,
-            Some(_) => {
-                *mark = None;
-                false
-            }
-            None => false,
-        }
+        let until = *self.stall_mark();
+        until.is_some_and(|until| tokio::time::Instant::now() < until)
     }
 
     fn stall_mark(&self) -> std::sync::MutexGuard<'_, Option<tokio::time::Instant>> {
@@ -271,6 +264,7 @@ impl Bus for NatsBus {
             }
         }
     }
+
     async fn subscribe(&self) -> Result<BusStream, BusError> {
         let stream = self.ensure_stream().await?;
         let read = Arc::new(StreamRead {
