@@ -369,6 +369,99 @@ async fn a_removed_admin_changes_nobody() {
     assert_eq!(mallory_role, Some(json!("MEMBER")), "{}", members.text);
 }
 
+/// An ADMIN demoted while their webhook deletion, webhook test or revocation of an ADMIN
+/// invitation waits for the organization's lock is refused (403), and the webhook and the
+/// invitation stay as they were. (All three went through on the role read before the lock.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demoted_admin_deletes_tests_and_revokes_nothing() {
+    let Some(app) =
+        TestApp::spawn_with(Engine::Postgres, |c| c.webhooks.allow_private = true).await
+    else {
+        return;
+    };
+    let alice = app.user("alice@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    app.join(org, &alice, &bob, "ADMIN").await;
+    let created = app
+        .post(
+            "/api/webhooks/",
+            Some(&alice.access),
+            json!({"org": org, "url": "http://127.0.0.1:9/hook", "events": ["*"]}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let hook = created.body["id"].as_i64().unwrap();
+    let invited = app
+        .post(
+            &format!("/api/orgs/{org}/invite/"),
+            Some(&alice.access),
+            json!({"email": "carol@example.com", "role": "ADMIN"}),
+        )
+        .await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.text);
+    let invite = invited.body["id"].as_i64().unwrap();
+
+    let demote = format!(
+        "UPDATE org_members SET role = 'MEMBER' WHERE org_id = {org} AND user_id = {}",
+        bob.id
+    );
+    let promote_again = format!(
+        "UPDATE org_members SET role = 'ADMIN' WHERE org_id = {org} AND user_id = {}",
+        bob.id
+    );
+    let hold = format!("SELECT id FROM orgs WHERE id = {org} FOR UPDATE");
+    let hook_path = format!("/api/webhooks/{hook}/");
+    let test_path = format!("/api/webhooks/{hook}/test/");
+    let invite_path = format!("/api/orgs/{org}/invitations/{invite}/");
+    let changes = [
+        ("delete", app.delete(&hook_path, &bob.access).boxed()),
+        (
+            "test",
+            app.post(&test_path, Some(&bob.access), json!({})).boxed(),
+        ),
+        ("revoke", app.delete(&invite_path, &bob.access).boxed()),
+    ];
+    for (what, change) in changes {
+        let reply = answer_after(&app, &hold, change, &demote).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{what}: {}",
+            reply.text
+        );
+        testing::db::execute_sql(&app.db_url, &promote_again).await;
+    }
+    let log = app
+        .get(&format!("/api/webhooks/{hook}/events/"), &alice.access)
+        .await;
+    assert_eq!(
+        log.status,
+        StatusCode::OK,
+        "the webhook stays: {}",
+        log.text
+    );
+    let tests = log
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["event_type"] == "webhook.test")
+        .count();
+    assert_eq!(tests, 0, "{}", log.text);
+    let open = app
+        .get(&format!("/api/orgs/{org}/invitations/"), &alice.access)
+        .await;
+    let ids: Vec<i64> = open
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["id"].as_i64())
+        .collect();
+    assert_eq!(ids, vec![invite], "{}", open.text);
+}
+
 /// Webhooks created, changed or deleted while a suspension commits are refused (403
 /// `org_suspended`) and leave the webhooks as they were. The suspension holds the
 /// organization's row until it commits; the change waits for its own lock of that row. (They

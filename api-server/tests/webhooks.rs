@@ -432,7 +432,7 @@ async fn test_deliveries_show_in_the_log(engine: Engine) {
     assert!(matches!(
         app.state
             .store
-            .create_test_delivery(id, chrono::Utc::now())
+            .create_test_delivery(id, None, chrono::Utc::now())
             .await,
         Err(chatboard_store::StoreError::Conflict(
             chatboard_core::error_code::ErrorCode::WebhookInactive

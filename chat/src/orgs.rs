@@ -136,7 +136,7 @@ impl Chat {
             )));
         }
         self.store()
-            .revoke_org_invite(org_id, invite_id, now)
+            .revoke_org_invite(org_id, invite_id, Some(actor), now)
             .await?;
         tracing::info!(org_id, invite_id, by = actor, "invitation revoked");
         Ok(())

@@ -134,7 +134,7 @@ impl Chat {
     #[instrument(skip(self), err(level = "debug"))]
     pub async fn delete_webhook(&self, actor: i64, id: i64) -> ChatResult<()> {
         self.admin_webhook(actor, id, Access::Write).await?;
-        self.store().delete_webhook(id).await?;
+        self.store().delete_webhook(id, Some(actor)).await?;
         tracing::info!(webhook_id = id, user_id = actor, "webhook deleted");
         Ok(())
     }
@@ -159,7 +159,10 @@ impl Chat {
         if !hook.is_active {
             return Err(ChatError::refused(ErrorCode::WebhookInactive));
         }
-        Ok(self.store().create_test_delivery(id, Utc::now()).await?)
+        Ok(self
+            .store()
+            .create_test_delivery(id, Some(actor), Utc::now())
+            .await?)
     }
 
     /// The webhook, if the caller is an ADMIN of its organization.

@@ -157,7 +157,7 @@ async fn owned_secret_lifecycle(engine: TestEngine) {
         Err(StoreError::Conflict(ErrorCode::ManagedByOperator))
     ));
     assert!(matches!(
-        h.store.delete_webhook(id).await,
+        h.store.delete_webhook(id, None).await,
         Err(StoreError::Conflict(ErrorCode::ManagedByOperator))
     ));
 
@@ -535,7 +535,10 @@ async fn a_busy_webhook_does_not_reconcile_in_a_loop(engine: TestEngine) {
         return;
     };
     let (hooks, id) = ready_webhook(&h, "busy").await;
-    h.store.create_test_delivery(id, Utc::now()).await.unwrap();
+    h.store
+        .create_test_delivery(id, None, Utc::now())
+        .await
+        .unwrap();
 
     // For 3 s the newest delivery's answer changes as fast as the database takes it.
     let url = h.url.clone();
@@ -616,7 +619,7 @@ async fn a_webhook_beyond_the_limit_waits_for_room(engine: TestEngine) {
     assert_eq!(h.store.webhooks_of_org(org_id).await.unwrap().len(), 100);
 
     // Room made: applied at the next look.
-    h.store.delete_webhook(ids[0]).await.unwrap();
+    h.store.delete_webhook(ids[0], None).await.unwrap();
     let obj = state(&h, "one-more", "True", "Reconciled", 1).await;
     let id = obj["status"]["webhookId"].as_i64().unwrap();
 

@@ -76,11 +76,13 @@ pub trait OrgStore: Send + Sync {
     /// The organization's open invitations (neither accepted, revoked nor expired), newest first.
     async fn open_invites(&self, org_id: i64, now: DateTime<Utc>) -> StoreResult<Vec<Invite>>;
     /// Revokes one open invitation of the organization (`NotFound` when it has no such open
-    /// invitation): its token stops working.
+    /// invitation): its token stops working. With `by`, `Forbidden(permission_denied)` unless
+    /// that user's role, read in the same statement, may still invite to the invitation's.
     async fn revoke_org_invite(
         &self,
         org_id: i64,
         invite_id: i64,
+        by: Option<i64>,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
     /// Accepts an open, unexpired invitation for a user whose email must match. Someone already

@@ -129,8 +129,9 @@ pub trait WebhookStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<Webhook>;
     /// Deletes a webhook and its delivery log (`NotFound`,
-    /// `Forbidden(org_suspended | org_archived)`, `Conflict(managed_by_operator)`).
-    async fn delete_webhook(&self, id: i64) -> StoreResult<()>;
+    /// `Forbidden(org_suspended | org_archived)`, `Conflict(managed_by_operator)`); with `by`,
+    /// `Forbidden(permission_denied)` unless that user is still an ADMIN of its organization.
+    async fn delete_webhook(&self, id: i64, by: Option<i64>) -> StoreResult<()>;
     /// The delivery log, newest first, optionally before a delivery id.
     async fn webhook_deliveries(
         &self,
@@ -140,8 +141,14 @@ pub trait WebhookStore: Send + Sync {
     ) -> StoreResult<Vec<WebhookDelivery>>;
     /// Records a `webhook.test` event for one webhook and its delivery; returns the delivery id.
     /// Checked again under their locks: `Forbidden(org_suspended | org_archived)`, and
-    /// `Conflict(webhook_inactive)` while the webhook is switched off.
-    async fn create_test_delivery(&self, webhook_id: i64, now: DateTime<Utc>) -> StoreResult<i64>;
+    /// `Conflict(webhook_inactive)` while the webhook is switched off, and with `by`,
+    /// `Forbidden(permission_denied)` unless that user is still an ADMIN of its organization.
+    async fn create_test_delivery(
+        &self,
+        webhook_id: i64,
+        by: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64>;
     /// Queues a delivery of each event to every active webhook of its org that wants it; an
     /// event seen again adds nothing. Returns how many deliveries were added.
     async fn fan_out_deliveries(
@@ -168,10 +175,14 @@ pub trait WebhookStore: Send + Sync {
         claimed_until: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> StoreResult<()>;
-    /// Records attempt outcomes (a 410 also switches its webhook off).
+    /// Records attempt outcomes (a 410 also switches its webhook off). A failed attempt marks
+    /// its webhook failing since then, unless it already was; a delivered one clears the mark.
+    /// With `switch_off_after`, a delivery given up for good switches off its webhook when it
+    /// has been failing, and unchanged, for at least that long.
     async fn record_attempts(
         &self,
         outcomes: &[AttemptOutcome],
+        switch_off_after: Option<chrono::Duration>,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
     /// Deliveries of active webhooks due at `now` or being attempted, and since when the

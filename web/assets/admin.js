@@ -143,8 +143,11 @@ export class AdminView {
     replace(this.hooksBox, hooks.length === 0 ? h('p', {}, 'No webhooks yet.') : h('ul', { class: 'hooks' }, hooks.map((hook) => {
       const log = h('div', { class: 'deliveries' });
       const off = hook.disabled_reason ? ` · off: ${hook.disabled_reason}` : ' · off';
+      // Switched off by the worker once it has failed long enough (README: webhooks).
+      const failing = hook.is_active && hook.failing_since
+        ? ` · failing since ${new Date(hook.failing_since).toLocaleString()}` : '';
       return h('li', {},
-        h('div', {}, h('strong', {}, hook.url), ` · ${hook.events.join(', ')}`, hook.is_active ? '' : off,
+        h('div', {}, h('strong', {}, hook.url), ` · ${hook.events.join(', ')}`, hook.is_active ? failing : off,
           hook.managed ? ' · managed by the operator' : ''),
         h('div', { class: 'actions' },
           // The server refuses a test through a webhook that is off.

@@ -139,7 +139,11 @@ impl Dispatcher {
         let this = Arc::new(self);
         let slots = Arc::new(Semaphore::new(this.settings.concurrency as usize));
         let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel();
-        let recorder = tokio::spawn(record_outcomes(this.store.clone(), outcomes_rx));
+        let recorder = tokio::spawn(record_outcomes(
+            this.store.clone(),
+            this.settings.switch_off_after(),
+            outcomes_rx,
+        ));
         tokio::pin!(stop);
         let mut pause = Duration::ZERO;
         loop {
@@ -378,6 +382,7 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
 /// at-least-once).
 async fn record_outcomes(
     store: Arc<dyn WebhookStore>,
+    switch_off_after: Option<chrono::Duration>,
     mut rx: mpsc::UnboundedReceiver<AttemptOutcome>,
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
@@ -399,7 +404,10 @@ async fn record_outcomes(
             - chrono::Duration::from_std(RECORD_GIVE_UP_BEFORE).unwrap_or_default();
         let mut pause = Duration::from_millis(100);
         loop {
-            match store.record_attempts(&batch, Utc::now()).await {
+            match store
+                .record_attempts(&batch, switch_off_after, Utc::now())
+                .await
+            {
                 Ok(()) => break,
                 Err(e) if Utc::now() + pause >= give_up_at => {
                     // Their claims lapse and they are attempted again: late, not lost.

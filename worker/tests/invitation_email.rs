@@ -59,7 +59,7 @@ async fn withdrawn_invitations_are_not_mailed(engine: TestEngine) {
         .await
         .unwrap();
     s.store
-        .revoke_org_invite(s.org, revoked.id, now)
+        .revoke_org_invite(s.org, revoked.id, None, now)
         .await
         .unwrap();
     s.store
@@ -155,7 +155,7 @@ async fn an_invitation_withdrawn_after_its_email_was_claimed_is_not_mailed(engin
         .copied()
         .unwrap();
     s.store
-        .revoke_org_invite(s.org, other_invite, Utc::now())
+        .revoke_org_invite(s.org, other_invite, None, Utc::now())
         .await
         .unwrap();
     for _ in 0..800 {

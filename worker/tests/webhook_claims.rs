@@ -14,7 +14,7 @@ use std::sync::Arc;
 use chatboard_core::events::OutboxEvent;
 use chatboard_core::model::DeliveryStatus;
 use chatboard_store::{AttemptOutcome, AttemptResult, ManagedWebhook, Store, WebhookPatch};
-use chrono::{Duration, Utc};
+use chrono::{Duration, SubsecRound, Utc};
 use common::{db, post, settle_outbox, setup, webhook, Setup};
 use testing::{both_engines, TestEngine};
 
@@ -26,7 +26,86 @@ both_engines!(
     narrowing_the_events_drops_what_is_queued_of_the_others,
     a_claim_is_filled_past_the_deliveries_of_deleted_messages,
     a_claim_skipping_busy_webhooks_takes_the_others_oldest_first,
+    a_webhook_failing_for_too_long_is_switched_off,
 );
+
+/// Every attempt failing since a time marks the webhook failing since then, and a delivered one
+/// clears the mark. A delivery given up for good switches the webhook off once it has failed
+/// for the limit (72 hours here), and its waiting deliveries are parked; not before, and not
+/// when a success came in between. Times are the outcomes' own, hours apart.
+async fn a_webhook_failing_for_too_long_is_switched_off(engine: TestEngine) {
+    let Some((_db, url)) = testing::TestDb::create(engine).await else {
+        return;
+    };
+    let s = setup(&url).await;
+    settle_outbox(&s.store).await;
+    let hook = webhook(&s.store, s.org, "http://down.example.com/", &["*"], "k").await;
+    post(&s.store, s.room, s.author, 5).await;
+    let events = s.store.outbox_unpublished(10).await.unwrap();
+    // Whole microseconds, as PostgreSQL keeps them.
+    let t0 = Utc::now().trunc_subsecs(6);
+    s.store.fan_out_deliveries(&events, t0).await.unwrap();
+    let lease = t0 + Duration::seconds(60);
+    let claimed = s
+        .store
+        .claim_due_deliveries(t0, lease, 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 5);
+    let limit = Some(Duration::hours(72));
+    let retry = |at: chrono::DateTime<Utc>| AttemptResult::Retry {
+        status_code: Some(503),
+        error: "down".into(),
+        next_attempt_at: at,
+    };
+    let failed = || AttemptResult::Failed {
+        status_code: Some(503),
+        error: "down".into(),
+    };
+    let record = |i: usize, result: AttemptResult, at: chrono::DateTime<Utc>| {
+        let outcome = outcome_of(&claimed[i], lease, result);
+        let store = s.store.clone();
+        async move {
+            store.record_attempts(&[outcome], limit, at).await.unwrap();
+            store.webhook(hook).await.unwrap().unwrap()
+        }
+    };
+
+    let hooked = record(0, retry(t0 + Duration::hours(100)), t0).await;
+    assert_eq!(hooked.failing_since, Some(t0));
+    let hooked = record(
+        1,
+        AttemptResult::Delivered { status_code: 200 },
+        t0 + Duration::hours(2),
+    )
+    .await;
+    assert_eq!(hooked.failing_since, None, "a delivery clears the mark");
+    let since = t0 + Duration::hours(3);
+    let hooked = record(2, retry(t0 + Duration::hours(100)), since).await;
+    assert_eq!(hooked.failing_since, Some(since));
+    // 74 hours after the first failure, 71 after the one since the success: still on.
+    let hooked = record(3, failed(), t0 + Duration::hours(74)).await;
+    assert!(hooked.is_active, "switched off 71 hours into failing");
+    assert_eq!(
+        hooked.failing_since,
+        Some(since),
+        "a later failure keeps the mark"
+    );
+
+    let hooked = record(4, failed(), since + Duration::hours(72)).await;
+    assert!(!hooked.is_active, "failing for 72 hours and on");
+    assert_eq!(
+        hooked.disabled_reason.as_deref(),
+        Some("every attempt to the target failed for 72 hours or more")
+    );
+    let later = t0 + Duration::hours(101);
+    let due = s
+        .store
+        .claim_due_deliveries(later, later + Duration::seconds(60), 10, &[])
+        .await
+        .unwrap();
+    assert!(due.is_empty(), "its retries are parked: {due:?}");
+}
 
 /// A Webhook resource pointed at another Organization: the deliveries it held of the first
 /// one's events (due, and in its log) go, rather than being signed with the new secret, sent to
@@ -110,7 +189,7 @@ async fn a_retry_scheduled_for_later_is_not_backlog_yet(engine: TestEngine) {
         next_attempt_at: retry_at,
     };
     s.store
-        .record_attempts(&[outcome_of(&claimed, lease, retry)], now)
+        .record_attempts(&[outcome_of(&claimed, lease, retry)], None, now)
         .await
         .unwrap();
     assert_eq!(s.store.delivery_backlog(now).await.unwrap(), (0, None));
@@ -182,7 +261,7 @@ async fn narrowing_the_events_drops_what_is_queued_of_the_others(engine: TestEng
         },
     };
     s.store
-        .record_attempts(&[attempted], Utc::now())
+        .record_attempts(&[attempted], None, Utc::now())
         .await
         .unwrap();
     assert_eq!(statuses().await, [DeliveryStatus::Failed; 3]);
@@ -346,7 +425,7 @@ async fn switching_off_and_on_keeps_claims(engine: TestEngine) {
         },
     );
     s.store
-        .record_attempts(&[delivered, retry], Utc::now())
+        .record_attempts(&[delivered, retry], None, Utc::now())
         .await
         .unwrap();
     let log = s.store.webhook_deliveries(hook, None, 10).await.unwrap();
@@ -441,6 +520,7 @@ async fn a_gone_answer_from_a_former_url_leaves_the_webhook_on(engine: TestEngin
     s.store
         .record_attempts(
             &[outcome_of(&claimed, lease, AttemptResult::Gone)],
+            None,
             Utc::now(),
         )
         .await
@@ -461,6 +541,7 @@ async fn a_gone_answer_from_a_former_url_leaves_the_webhook_on(engine: TestEngin
     s.store
         .record_attempts(
             &[outcome_of(&due[0], lease, AttemptResult::Gone)],
+            None,
             Utc::now(),
         )
         .await
@@ -504,7 +585,8 @@ async fn an_outcome_recorded_while_the_webhook_is_switched_on_is_not_parked() {
             next_attempt_at: Utc::now(),
         },
     );
-    let recording = tokio::spawn(async move { store.record_attempts(&[retry], Utc::now()).await });
+    let recording =
+        tokio::spawn(async move { store.record_attempts(&[retry], None, Utc::now()).await });
     // Recorded at once (as before), or waiting for the switch (as now).
     while !recording.is_finished() && testing::waiting_for_locks(&url).await < 1 {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -202,7 +202,7 @@ async fn a_test_delivery_is_retried_until_the_target_accepts() {
     let (_rx, hook) = scripted_hook(&s, "/flaky", &[503]).await;
     let running = in_process(&s.store, settings());
     s.store
-        .create_test_delivery(hook, chrono::Utc::now())
+        .create_test_delivery(hook, None, chrono::Utc::now())
         .await
         .unwrap();
     let log = wait_for_log(&s.store, hook, |log| {

@@ -7,7 +7,9 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args};
 
-use super::values::{days, millis, nats_prefix, public_url, seconds, seconds_or_zero, smtp_url};
+use super::values::{
+    days, hours_or_zero, millis, nats_prefix, public_url, seconds, seconds_or_zero, smtp_url,
+};
 use super::ConfigError;
 
 /// The database pool's size (the URL is each service's own: some require it, the single node
@@ -302,11 +304,26 @@ pub struct WebhookSettings {
     #[arg(long = "webhook-concurrency", env = "CHATBOARD_WEBHOOK_CONCURRENCY",
         default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: u32,
+    /// Hours every attempt to a webhook's target may fail (no delivery succeeding meanwhile,
+    /// nobody changing the webhook) before it is switched off, when one of its deliveries is
+    /// given up; 0 never switches one off.
+    #[arg(long = "webhook-switch-off-after-hours", env = "CHATBOARD_WEBHOOK_SWITCH_OFF_AFTER_HOURS",
+        default_value = "72", value_parser = hours_or_zero)]
+    pub switch_off_after: Duration,
     /// Days the event outbox keeps an event once handed over (and delivered to every webhook
     /// that wanted it); the webhooks' delivery logs reach back as far.
     #[arg(long = "outbox-retention-days", env = "CHATBOARD_OUTBOX_RETENTION_DAYS",
         default_value = "7", value_parser = days)]
     pub outbox_retention: Duration,
+}
+
+impl WebhookSettings {
+    /// How long a webhook may fail before it is switched off, if ever.
+    pub fn switch_off_after(&self) -> Option<chrono::Duration> {
+        (!self.switch_off_after.is_zero())
+            .then(|| chrono::Duration::from_std(self.switch_off_after).ok())
+            .flatten()
+    }
 }
 
 impl Default for WebhookSettings {
@@ -317,6 +334,7 @@ impl Default for WebhookSettings {
             backoff_base: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
             concurrency: 64,
+            switch_off_after: Duration::from_secs(72 * 3600),
             outbox_retention: Duration::from_secs(7 * 86_400),
         }
     }

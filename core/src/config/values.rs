@@ -70,6 +70,11 @@ pub fn millis(raw: &str) -> Result<Duration, String> {
     bounded(raw, Duration::from_millis(1), 1, "milliseconds")
 }
 
+/// A whole number of hours, 0 allowed.
+pub fn hours_or_zero(raw: &str) -> Result<Duration, String> {
+    bounded(raw, Duration::from_secs(3600), 0, "hours")
+}
+
 /// A whole number of days, at least one.
 pub fn days(raw: &str) -> Result<Duration, String> {
     bounded(raw, Duration::from_secs(86_400), 1, "days")

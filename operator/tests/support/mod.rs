@@ -258,7 +258,7 @@ pub fn context(
 /// test delivery and claiming it, as the worker does).
 pub async fn signing_secret(store: &Arc<dyn Store>, webhook_id: i64) -> String {
     let delivery = store
-        .create_test_delivery(webhook_id, Utc::now())
+        .create_test_delivery(webhook_id, None, Utc::now())
         .await
         .unwrap();
     let now = Utc::now() + chrono::Duration::seconds(1);

@@ -466,20 +466,35 @@ impl OrgStore for SqlStore {
         &self,
         org_id: i64,
         invite_id: i64,
+        by: Option<i64>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let done = sqlx::query(
-            "UPDATE org_invites SET revoked_at = $3 \
+        let mut tx = self.write.begin().await?;
+        // Under the organization's lock, as removals and role changes are.
+        lock_writable_org(&mut tx, org_id).await?;
+        let open: Option<(String,)> = sqlx::query_as(
+            "SELECT role FROM org_invites \
              WHERE id = $1 AND org_id = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
         )
         .bind(invite_id)
         .bind(org_id)
-        .bind(now)
-        .execute(&self.write)
+        .fetch_optional(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+        let invited = parse_role(&open.ok_or(StoreError::NotFound)?.0)?;
+        // The use case checked the role on a read; a demotion or removal may have committed
+        // since, and revoking an ADMIN's invitation is an ADMIN's to do.
+        if let Some(actor) = by {
+            let role = Self::role_in(&mut tx, org_id, actor).await?;
+            if !role.is_some_and(|r| r.may_invite(invited)) {
+                return Err(StoreError::Forbidden(ErrorCode::PermissionDenied));
+            }
         }
+        sqlx::query("UPDATE org_invites SET revoked_at = $2 WHERE id = $1")
+            .bind(invite_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -434,8 +434,8 @@ fn corrupt(what: String) -> StoreError {
 
 /// Columns selected for a webhook.
 pub(super) const WEBHOOK_COLUMNS: &str =
-    "id, org_id, url, events, is_active, managed, disabled_reason, created_by, created_at, \
-     updated_at";
+    "id, org_id, url, events, is_active, managed, disabled_reason, failing_since, created_by, \
+     created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct WebhookRow {
@@ -446,6 +446,7 @@ pub(super) struct WebhookRow {
     is_active: bool,
     managed: bool,
     disabled_reason: Option<String>,
+    failing_since: Option<DateTime<Utc>>,
     created_by: Option<i64>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -464,6 +465,7 @@ impl TryFrom<WebhookRow> for Webhook {
             is_active: r.is_active,
             managed: r.managed,
             disabled_reason: r.disabled_reason,
+            failing_since: r.failing_since,
             created_by: r.created_by,
             created_at: r.created_at,
             updated_at: r.updated_at,

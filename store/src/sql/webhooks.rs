@@ -120,6 +120,66 @@ async fn lock_webhooks(tx: &mut Tx<'_>, mut ids: Vec<i64>) -> StoreResult<()> {
     Ok(())
 }
 
+/// Marks `outcome`'s webhook failing since `now` when the attempt failed and it was not
+/// already; clears the mark when the attempt was delivered.
+async fn note_failing(
+    tx: &mut Tx<'_>,
+    outcome: &AttemptOutcome,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let sql = match outcome.result {
+        AttemptResult::Delivered { .. } => {
+            "UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL"
+        }
+        AttemptResult::Retry { .. } | AttemptResult::Failed { .. } => {
+            "UPDATE webhooks SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL"
+        }
+        // Switched off by it, or an answer of a URL the webhook has left.
+        AttemptResult::Gone => return Ok(()),
+    };
+    sqlx::query(sql)
+        .bind(outcome.webhook_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Switches off the webhook of a delivery given up for good, and parks its waiting deliveries,
+/// when every attempt to it has failed since `before` or earlier and nobody has changed it
+/// since then (a webhook pointed elsewhere or switched on again gets its full time), while it
+/// is on and points where the attempt went.
+async fn switch_off_failing(
+    tx: &mut Tx<'_>,
+    outcome: &AttemptOutcome,
+    before: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let hours = (now - before).num_hours();
+    let done = sqlx::query(
+        "UPDATE webhooks SET is_active = FALSE, updated_at = $2, disabled_reason = $5 \
+         WHERE id = $1 AND url = $3 AND is_active \
+           AND failing_since <= $4 AND updated_at <= $4",
+    )
+    .bind(outcome.webhook_id)
+    .bind(now)
+    .bind(&outcome.url)
+    .bind(before)
+    .bind(format!(
+        "every attempt to the target failed for {hours} hours or more"
+    ))
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() > 0 {
+        tracing::warn!(
+            webhook_id = outcome.webhook_id,
+            "webhook switched off: its target has failed every attempt"
+        );
+        pause_deliveries(tx, outcome.webhook_id, now).await?;
+    }
+    Ok(())
+}
+
 /// Switches off the webhook whose target answered `outcome` with 410 Gone, and parks its
 /// waiting deliveries, if it is still on and still points where the attempt went; says whether
 /// it did.
@@ -240,9 +300,12 @@ impl WebhookStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn delete_webhook(&self, id: i64) -> StoreResult<()> {
+    async fn delete_webhook(&self, id: i64, by: Option<i64>) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
-        Self::lock_changeable_webhook(&mut tx, id).await?;
+        let org_id = Self::lock_changeable_webhook(&mut tx, id).await?;
+        if let Some(actor) = by {
+            Self::ensure_still_admin(&mut tx, org_id, actor).await?;
+        }
         sqlx::query("DELETE FROM webhooks WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -272,7 +335,12 @@ impl WebhookStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn create_test_delivery(&self, webhook_id: i64, now: DateTime<Utc>) -> StoreResult<i64> {
+    async fn create_test_delivery(
+        &self,
+        webhook_id: i64,
+        by: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64> {
         let mut tx = self.write.begin().await?;
         let org: Option<(i64,)> = sqlx::query_as("SELECT org_id FROM webhooks WHERE id = $1")
             .bind(webhook_id)
@@ -283,6 +351,9 @@ impl WebhookStore for SqlStore {
         // switched off, since then takes no test (one queued for a webhook that is off would
         // sit parked until it is switched on, and be sent then).
         lock_writable_org(&mut tx, org_id).await?;
+        if let Some(actor) = by {
+            Self::ensure_still_admin(&mut tx, org_id, actor).await?;
+        }
         let sql = format!("SELECT is_active FROM webhooks WHERE id = $1{WEBHOOK_LOCK}");
         let active: Option<(bool,)> = sqlx::query_as(&sql)
             .bind(webhook_id)
@@ -470,6 +541,7 @@ impl WebhookStore for SqlStore {
     async fn record_attempts(
         &self,
         outcomes: &[AttemptOutcome],
+        switch_off_after: Option<chrono::Duration>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         if outcomes.is_empty() {
@@ -483,6 +555,11 @@ impl WebhookStore for SqlStore {
             // retired with a 410) stays on, and the delivery goes to the new one.
             let switched_off = outcome.result == AttemptResult::Gone
                 && switch_off_gone(&mut tx, outcome, now).await?;
+            note_failing(&mut tx, outcome, now).await?;
+            if let (AttemptResult::Failed { .. }, Some(after)) = (&outcome.result, switch_off_after)
+            {
+                switch_off_failing(&mut tx, outcome, now - after, now).await?;
+            }
             let (status, code, error, next, delivered_at) = match &outcome.result {
                 AttemptResult::Delivered { status_code } => {
                     ("delivered", Some(*status_code), None, None, Some(now))

@@ -1,0 +1,2 @@
+-- Since when every attempt to a webhook's target has failed; see the PostgreSQL migration.
+ALTER TABLE webhooks ADD COLUMN failing_since TEXT;
