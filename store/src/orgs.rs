@@ -77,7 +77,8 @@ pub trait OrgStore: Send + Sync {
     async fn open_invites(&self, org_id: i64, now: DateTime<Utc>) -> StoreResult<Vec<Invite>>;
     /// Revokes one open invitation of the organization (`NotFound` when it has no such open
     /// invitation): its token stops working. With `by`, `Forbidden(permission_denied)` unless
-    /// that user's role, read in the same statement, may still invite to the invitation's.
+    /// that user's role, read again under the organization's lock, may still invite to the
+    /// invitation's.
     async fn revoke_org_invite(
         &self,
         org_id: i64,

@@ -444,9 +444,13 @@ impl TenantStore for SqlStore {
             && row.managed
             && row.max_attempts == hook.max_attempts;
         if !in_place {
+            // A new target, or one switched on again, is not known to fail.
+            let new_target =
+                row.url != hook.url || row.org_id != hook.org_id || (active && !row.is_active);
             sqlx::query(
                 "UPDATE webhooks SET org_id = $2, url = $3, events = $4, secret = $5, is_active = $6, managed = $7, \
-                   max_attempts = $8, disabled_reason = $9, updated_at = $10, created_by = NULL WHERE id = $1",
+                   max_attempts = $8, disabled_reason = $9, updated_at = $10, created_by = NULL, \
+                   failing_since = CASE WHEN $11 THEN NULL ELSE failing_since END WHERE id = $1",
             )
             .bind(id)
             .bind(hook.org_id)
@@ -458,6 +462,7 @@ impl TenantStore for SqlStore {
             .bind(hook.max_attempts)
             .bind(&disabled_reason)
             .bind(now)
+            .bind(new_target)
             .execute(&mut *tx)
             .await?;
             if row.org_id != hook.org_id {

@@ -120,28 +120,77 @@ async fn lock_webhooks(tx: &mut Tx<'_>, mut ids: Vec<i64>) -> StoreResult<()> {
     Ok(())
 }
 
-/// Marks `outcome`'s webhook failing since `now` when the attempt failed and it was not
-/// already; clears the mark when the attempt was delivered.
+/// How long without a failed attempt ends a webhook's failing: a delivery that fails is tried
+/// again within the hour (the backoff's cap), so nothing was tried in between, and the next
+/// failure starts a new count rather than adding the quiet days to it.
+const FAILING_GAP_HOURS: i64 = 2;
+
+/// What a batch of outcomes says of one webhook's target, in the order they came.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TargetNote {
+    /// Only failures: failing since the first of them, or since before if it already was.
+    Failed,
+    /// The last outcome was delivered: not failing.
+    Delivered,
+    /// Failures after a delivery: failing since now.
+    FailedAfterDelivered,
+}
+
+/// Marks the outcomes' webhooks failing since `now` (unless they already were, with a failure
+/// less than [`FAILING_GAP_HOURS`] ago) or not failing, one statement per webhook and URL. An
+/// outcome of a URL the webhook no longer points at says nothing of its target.
 async fn note_failing(
     tx: &mut Tx<'_>,
-    outcome: &AttemptOutcome,
+    outcomes: &[AttemptOutcome],
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let sql = match outcome.result {
-        AttemptResult::Delivered { .. } => {
-            "UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL"
+    let mut notes: Vec<((i64, &str), TargetNote)> = Vec::new();
+    for outcome in outcomes {
+        let delivered = match outcome.result {
+            AttemptResult::Delivered { .. } => true,
+            AttemptResult::Retry { .. } | AttemptResult::Failed { .. } => false,
+            // Switched off by it, or an answer of a URL the webhook has left.
+            AttemptResult::Gone => continue,
+        };
+        let target = (outcome.webhook_id, outcome.url.as_str());
+        let next = |before: Option<TargetNote>| match (before, delivered) {
+            (_, true) => TargetNote::Delivered,
+            (None | Some(TargetNote::Failed), false) => TargetNote::Failed,
+            (Some(TargetNote::Delivered | TargetNote::FailedAfterDelivered), false) => {
+                TargetNote::FailedAfterDelivered
+            }
+        };
+        match notes.iter_mut().find(|(t, _)| *t == target) {
+            Some((_, note)) => *note = next(Some(*note)),
+            None => notes.push((target, next(None))),
         }
-        AttemptResult::Retry { .. } | AttemptResult::Failed { .. } => {
-            "UPDATE webhooks SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL"
+    }
+    for ((webhook_id, url), note) in notes {
+        let sql = match note {
+            TargetNote::Delivered => {
+                "UPDATE webhooks SET failing_since = NULL \
+                 WHERE id = $1 AND url = $2 AND failing_since IS NOT NULL"
+            }
+            TargetNote::FailedAfterDelivered => {
+                "UPDATE webhooks SET failing_since = $3, last_failed_at = $3 \
+                 WHERE id = $1 AND url = $2"
+            }
+            TargetNote::Failed => {
+                "UPDATE webhooks SET failing_since = CASE \
+                   WHEN failing_since IS NULL OR last_failed_at IS NULL OR last_failed_at < $4 \
+                   THEN $3 ELSE failing_since END, last_failed_at = $3 \
+                 WHERE id = $1 AND url = $2"
+            }
+        };
+        let mut query = sqlx::query(sql).bind(webhook_id).bind(url);
+        if note != TargetNote::Delivered {
+            query = query.bind(now);
         }
-        // Switched off by it, or an answer of a URL the webhook has left.
-        AttemptResult::Gone => return Ok(()),
-    };
-    sqlx::query(sql)
-        .bind(outcome.webhook_id)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+        if note == TargetNote::Failed {
+            query = query.bind(now - chrono::Duration::hours(FAILING_GAP_HOURS));
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -275,6 +324,7 @@ impl WebhookStore for SqlStore {
                disabled_reason = CASE WHEN $4 THEN NULL ELSE disabled_reason END, \
                created_by = CASE WHEN $4 OR $2 IS NOT NULL THEN COALESCE($6, created_by) \
                  ELSE created_by END, \
+               failing_since = CASE WHEN $4 OR $2 IS NOT NULL THEN NULL ELSE failing_since END, \
                updated_at = $5 \
              WHERE id = $1 RETURNING {WEBHOOK_COLUMNS}"
         );
@@ -549,13 +599,14 @@ impl WebhookStore for SqlStore {
         }
         let mut tx = self.write.begin().await?;
         lock_webhooks(&mut tx, outcomes.iter().map(|o| o.webhook_id).collect()).await?;
+        // Before the switch-offs, which read it: a delivery in the batch ends the failing.
+        note_failing(&mut tx, outcomes, now).await?;
         for outcome in outcomes {
             // A 410 switches the webhook off, but only while it still points where the attempt
             // went (and is on): a webhook moved to a new URL meanwhile (its old endpoint
             // retired with a 410) stays on, and the delivery goes to the new one.
             let switched_off = outcome.result == AttemptResult::Gone
                 && switch_off_gone(&mut tx, outcome, now).await?;
-            note_failing(&mut tx, outcome, now).await?;
             if let (AttemptResult::Failed { .. }, Some(after)) = (&outcome.result, switch_off_after)
             {
                 switch_off_failing(&mut tx, outcome, now - after, now).await?;
