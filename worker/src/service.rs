@@ -352,32 +352,64 @@ pub async fn watch_job_backlog(
     }
 }
 
-/// Refreshes the backlog gauges (outbox and webhook deliveries) every `every`.
+/// Refreshes the backlog gauges (outbox and webhook deliveries) every `every`. While a read
+/// fails, a count keeps its last value and an age goes on growing from the oldest item last
+/// seen: a database that stops answering mid-backlog must not freeze the age an alert watches.
 pub async fn watch_backlog(store: Arc<dyn Store>, metrics: Arc<WorkerMetrics>, every: Duration) {
-    let age = |oldest: Option<chrono::DateTime<Utc>>| {
-        oldest.map_or(0, |t| (Utc::now() - t).num_seconds().max(0))
-    };
+    let mut outbox_oldest = OldestSeen::default();
+    let mut webhook_oldest = OldestSeen::default();
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        match store.outbox_backlog().await {
+        let read = match store.outbox_backlog().await {
             Ok((count, oldest)) => {
                 metrics.outbox_backlog.set(count);
-                metrics.outbox_oldest_age.set(age(oldest));
+                Some(oldest)
             }
-            Err(e) => tracing::warn!(error = %e, "reading the outbox backlog failed"),
-        }
-        match store.delivery_backlog(Utc::now()).await {
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the outbox backlog failed");
+                None
+            }
+        };
+        metrics
+            .outbox_oldest_age
+            .set(outbox_oldest.age(read, Utc::now()));
+        let read = match store.delivery_backlog(Utc::now()).await {
             Ok((count, oldest)) => {
                 metrics.webhook_backlog.set(count);
-                metrics.webhook_oldest_age.set(age(oldest));
+                Some(oldest)
             }
-            Err(e) => tracing::warn!(error = %e, "reading the webhook backlog failed"),
-        }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the webhook backlog failed");
+                None
+            }
+        };
+        metrics
+            .webhook_oldest_age
+            .set(webhook_oldest.age(read, Utc::now()));
         match store.email_backlog().await {
             Ok(count) => metrics.email_backlog.set(count),
             Err(e) => tracing::warn!(error = %e, "reading the email backlog failed"),
         }
+    }
+}
+
+/// The oldest waiting item of a backlog as last read.
+#[derive(Default)]
+struct OldestSeen(Option<chrono::DateTime<Utc>>);
+
+impl OldestSeen {
+    /// The backlog's age in seconds at `now`, after a read that found `read` as its oldest
+    /// item (`Some(None)`: nothing waits) or failed (`None`: the last oldest seen stands).
+    fn age(
+        &mut self,
+        read: Option<Option<chrono::DateTime<Utc>>>,
+        now: chrono::DateTime<Utc>,
+    ) -> i64 {
+        if let Some(oldest) = read {
+            self.0 = oldest;
+        }
+        self.0.map_or(0, |t| (now - t).num_seconds().max(0))
     }
 }
 
@@ -386,6 +418,22 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+
+    #[test]
+    fn a_backlogs_age_grows_while_its_reads_fail() {
+        let start = Utc::now();
+        let at = |secs: i64| start + chrono::Duration::seconds(secs);
+        let mut oldest = OldestSeen::default();
+        assert_eq!(oldest.age(None, at(0)), 0, "nothing seen yet");
+        assert_eq!(oldest.age(Some(Some(at(-30))), at(0)), 30);
+        assert_eq!(
+            oldest.age(None, at(60)),
+            90,
+            "a failed read keeps the oldest seen"
+        );
+        assert_eq!(oldest.age(Some(None), at(70)), 0, "nothing waits");
+        assert_eq!(oldest.age(None, at(80)), 0);
+    }
 
     #[tokio::test]
     async fn the_smtp_server_is_asked_once_a_minute_at_most_in_the_background() {
