@@ -118,6 +118,19 @@ async fn refused_as_suspended_then_resumed(app: &TestApp, org: i64, reply: &Repl
     .await;
 }
 
+/// A webhook of `org` made by `by` (an ADMIN), every event to a local port: its id.
+async fn webhook(app: &TestApp, by: &TestUser, org: i64) -> i64 {
+    let created = app
+        .post(
+            "/api/webhooks/",
+            Some(&by.access),
+            json!({"org": org, "url": "http://127.0.0.1:9/hook", "events": ["*"]}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    created.body["id"].as_i64().expect("a webhook id")
+}
+
 /// `change` made while the room is held and `meanwhile` commits (see [`answer_after`]).
 async fn change_while(
     app: &TestApp,
@@ -383,15 +396,7 @@ async fn a_demoted_admin_deletes_tests_and_revokes_nothing() {
     let bob = app.user("bob@example.com").await;
     let org = app.org(&alice, "Acme").await;
     app.join(org, &alice, &bob, "ADMIN").await;
-    let created = app
-        .post(
-            "/api/webhooks/",
-            Some(&alice.access),
-            json!({"org": org, "url": "http://127.0.0.1:9/hook", "events": ["*"]}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-    let hook = created.body["id"].as_i64().unwrap();
+    let hook = webhook(&app, &alice, org).await;
     let invited = app
         .post(
             &format!("/api/orgs/{org}/invite/"),
@@ -475,15 +480,7 @@ async fn a_suspension_stops_a_webhook_change_under_way() {
     };
     let alice = app.user("alice@example.com").await;
     let org = app.org(&alice, "Acme").await;
-    let created = app
-        .post(
-            "/api/webhooks/",
-            Some(&alice.access),
-            json!({"org": org, "url": "http://127.0.0.1:9/hook", "events": ["*"]}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-    let hook = format!("/api/webhooks/{}/", created.body["id"]);
+    let hook = format!("/api/webhooks/{}/", webhook(&app, &alice, org).await);
     let suspend = format!("UPDATE orgs SET suspended = TRUE WHERE id = {org}");
 
     let changes = [
