@@ -205,8 +205,7 @@ impl Chat {
                 added: false,
             });
         }
-        let hidden = access.room.is_dm || access.room.access_level == AccessLevel::Private;
-        if hidden && access.org_role != Role::Admin {
+        if access.hidden() {
             return Err(ChatError::not_found());
         }
         writable(&access)?;

@@ -398,8 +398,11 @@ async fn room_socket(
         };
         match shared.store.room_access(room_id, user_id).await {
             Ok(Some(access)) if access.is_member => {}
-            Ok(Some(_)) => return close_socket(socket, &shared, Refusal::NOT_MEMBER).await,
-            Ok(None) => return close_socket(socket, &shared, Refusal::NO_ROOM).await,
+            // A PRIVATE room or DM the user may not know of is no room, as over REST.
+            Ok(Some(access)) if !access.hidden() => {
+                return close_socket(socket, &shared, Refusal::NOT_MEMBER).await
+            }
+            Ok(_) => return close_socket(socket, &shared, Refusal::NO_ROOM).await,
             Err(e) => {
                 return server_error(socket, &shared, &e, "room check failed").await;
             }

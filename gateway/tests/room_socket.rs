@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 async fn bad_tokens_missing_rooms_and_outsiders_are_closed_with_their_codes(p: Arc<Platform>) {
-    let (room, _alice, bob, _org) = p.team().await;
+    let (room, alice, bob, org) = p.team().await;
     let eve = p.user("eve@example.com").await;
 
     let mut s = p.connect(room, "not-a-token", None).await;
@@ -38,7 +38,11 @@ async fn bad_tokens_missing_rooms_and_outsiders_are_closed_with_their_codes(p: A
     // Someone outside the org cannot even learn the room exists.
     let mut s = p.connect(room, &eve.token, None).await;
     assert_eq!(close_code(&mut s).await, 4004);
-    // An org member without a seat is told so.
+    // An org member without a seat is told so, but of a PRIVATE room only that there is no
+    // such room, as over REST (4003 told anyone walking room ids which private rooms exist).
+    let private = p.private_room(org, &alice, "board").await;
+    let mut s = p.connect(private, &bob.token, None).await;
+    assert_eq!(close_code(&mut s).await, 4004, "a private room");
     p.room_action(&bob, room, "leave").await;
     let mut s = p.connect(room, &bob.token, None).await;
     assert_eq!(close_code(&mut s).await, 4003);

@@ -51,6 +51,17 @@ pub struct RoomAccess {
     pub org_read_only: Option<ErrorCode>,
 }
 
+impl RoomAccess {
+    /// Whether the room is one this user may not know of: a PRIVATE room or a direct message
+    /// they do not sit in, unless they are an ADMIN of its organization. Whoever asks about it
+    /// is answered as for a room that does not exist.
+    pub fn hidden(&self) -> bool {
+        !self.is_member
+            && (self.room.is_dm || self.room.access_level == AccessLevel::Private)
+            && self.org_role != Role::Admin
+    }
+}
+
 /// How a user came into a room, recorded in the `member.joined` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinVia {
