@@ -3,9 +3,9 @@
 //! signs with HMAC-SHA256 and checks: a PUT URL fixes the content type and the size, a GET URL
 //! the download name, and both an expiry. [`router`] serves them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -37,6 +37,35 @@ pub struct LocalObjects {
     /// The key derived from the signing secret before a rotation, still accepted.
     previous: Option<Vec<u8>>,
     write_grace: Duration,
+    /// Keys a PUT is writing now: one at a time each, so that many PUTs to one signed URL
+    /// cannot each stream up to its size into a temporary file of their own.
+    writing: Arc<Mutex<HashSet<String>>>,
+}
+
+/// A key's turn to be written, given back when dropped.
+struct Writing {
+    key: String,
+    writing: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Writing {
+    /// The key's turn, unless another PUT has it.
+    fn take(writing: &Arc<Mutex<HashSet<String>>>, key: &str) -> Option<Self> {
+        let mut keys = writing.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.insert(key.to_owned()).then(|| Self {
+            key: key.to_owned(),
+            writing: writing.clone(),
+        })
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        self.writing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
+    }
 }
 
 /// The sidecar next to each file.
@@ -70,6 +99,7 @@ impl LocalObjects {
             key: url_key(secret),
             previous: None,
             write_grace: WRITE_GRACE,
+            writing: Arc::default(),
         }
     }
 
@@ -347,6 +377,13 @@ async fn put_file(
     }
     let Ok(path) = objects.path(&key) else {
         return refuse(ErrorCode::NotFound, "no such file");
+    };
+    // One PUT at a time per key (on this process; replicas sharing the volume add one each).
+    let Some(_turn) = Writing::take(&objects.writing, &key) else {
+        return refuse(
+            ErrorCode::AlreadyUploaded,
+            "this file is being uploaded already",
+        );
     };
     // An upload is written once: a stored file is never replaced (it may be attached already).
     if tokio::fs::try_exists(&path).await.unwrap_or(true) {

@@ -136,3 +136,63 @@ async fn links_signed_with_the_previous_secret_pass_during_a_rotation() {
     assert!(status.contains(" 403 "), "{status}");
     assert!(rotated.head("uploads/stranger").await.unwrap().is_none());
 }
+
+/// Two PUTs to one signed URL at once: the second is refused (409) while the first is still
+/// sending, and the first stores the file. Each used to stream into a temporary file of its
+/// own, so many PUTs to one link could fill the disk with up to its size apiece.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_put_to_a_link_being_written_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = Arc::new(LocalObjects::new(dir.path(), b"k"));
+    let addr = serve(objects.clone()).await;
+    let body = b"twenty bytes of text".to_vec();
+    let put = objects
+        .presign_put(
+            "uploads/once",
+            "text/plain",
+            body.len() as i64,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+
+    // The first sends half its body and waits.
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PUT {} HTTP/1.1\r\nHost: chatboard\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        put.url,
+        body.len()
+    );
+    first.write_all(head.as_bytes()).await.unwrap();
+    first.write_all(&body[..10]).await.unwrap();
+    let partials = || {
+        std::fs::read_dir(dir.path().join("uploads"))
+            .map(|entries| {
+                entries
+                    .filter(|e| {
+                        e.as_ref()
+                            .is_ok_and(|e| e.file_name().to_string_lossy().contains("part-"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    // Until the server is writing it.
+    while partials() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let second = put_in_two_halves(addr, &put.url, &body, Duration::ZERO).await;
+    assert!(second.contains(" 409 "), "{second}");
+    assert_eq!(partials(), 1, "one temporary file");
+
+    first.write_all(&body[10..]).await.unwrap();
+    let mut answer = Vec::new();
+    first.read_to_end(&mut answer).await.unwrap();
+    let status = String::from_utf8_lossy(&answer);
+    assert!(status.starts_with("HTTP/1.1 200 "), "{status}");
+    assert!(objects.head("uploads/once").await.unwrap().is_some());
+    // Written: another PUT is refused as before, the file being there.
+    let again = put_in_two_halves(addr, &put.url, &body, Duration::ZERO).await;
+    assert!(again.contains(" 409 "), "{again}");
+}
