@@ -121,6 +121,39 @@ async fn a_file_goes_up_completes_and_comes_back(engine: Engine) {
         .get(&format!("/api/rooms/{room}/messages/"), &ada.access)
         .await;
     assert_eq!(listed.body["results"][0]["file"]["id"], id.as_str());
+    // A caption may be given and taken away again, as the file went up without one (an
+    // empty body was refused); a message without a file keeps needing its text.
+    let message = format!("/api/rooms/{room}/messages/{}/", posted.body["id"]);
+    let captioned = app
+        .patch(&message, &ada.access, json!({"body": "Q3"}))
+        .await;
+    assert_eq!(captioned.body["body"], "Q3", "{}", captioned.text);
+    let uncaptioned = app
+        .patch(&message, &ada.access, json!({"body": "  "}))
+        .await;
+    assert_eq!(uncaptioned.status, StatusCode::OK, "{}", uncaptioned.text);
+    assert_eq!(uncaptioned.body["body"], "");
+    assert_eq!(uncaptioned.body["file"]["id"], id.as_str());
+    let text = app
+        .post(
+            &format!("/api/rooms/{room}/messages/"),
+            Some(&ada.access),
+            json!({"body": "words"}),
+        )
+        .await;
+    let emptied = app
+        .patch(
+            &format!("/api/rooms/{room}/messages/{}/", text.body["id"]),
+            &ada.access,
+            json!({"body": ""}),
+        )
+        .await;
+    assert_eq!(emptied.status, StatusCode::BAD_REQUEST, "{}", emptied.text);
+    assert!(
+        emptied.body["errors"]["body"].is_array(),
+        "{}",
+        emptied.text
+    );
     let redirect = download_as(&app, &ada, &id).await;
     assert_eq!(redirect.status(), StatusCode::TEMPORARY_REDIRECT);
     let location = redirect.headers()["location"].to_str().unwrap().to_owned();

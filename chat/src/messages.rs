@@ -256,8 +256,16 @@ impl Chat {
         msg_id: i64,
         body: &str,
     ) -> ChatResult<Message> {
+        // A file's caption may be taken away, as a file may be posted without one; the text of
+        // a message without a file may not (checked once the message is read).
+        let raw = body;
+        let blank = raw.trim().is_empty();
         let mut v = Validator::default();
-        let body = v.message_body("body", body);
+        let body = if blank {
+            String::new()
+        } else {
+            v.message_body("body", raw)
+        };
         v.finish()?;
         writable(&self.member_access(room_id, editor).await?)?;
         let message = self.existing_message(room_id, msg_id).await?;
@@ -266,6 +274,11 @@ impl Chat {
         }
         if message.is_deleted {
             return Err(ChatError::refused(ErrorCode::MessageDeleted));
+        }
+        if blank && message.file.is_none() {
+            let mut v = Validator::default();
+            v.message_body("body", raw);
+            v.finish()?;
         }
         // An `@here` kept through an edit keeps whom it reached: fixing a typo neither takes
         // the mention from those who went offline since (their unread mention, their mentions

@@ -151,7 +151,8 @@ pub struct PostMessageRequest {
 /// Body of `PATCH /api/rooms/{id}/messages/{msg_id}/`.
 #[derive(Deserialize, ToSchema)]
 pub struct EditMessageRequest {
-    /// The new non-blank text, at most 4,000 characters.
+    /// The new text, at most 4,000 characters: non-blank, unless the message carries a file
+    /// (a blank body then takes its caption away).
     body: String,
 }
 
