@@ -288,8 +288,10 @@ impl Session {
         };
         match result {
             Ok(posted) => {
-                let ack =
-                    json!({"type": "ack", "client_msg_id": client_msg_id, "id": posted.message.id});
+                // As stored (normalised as text is), which the message frame carries too: a
+                // client matches the two by it.
+                let stored = posted.message.client_msg_id.as_deref();
+                let ack = json!({"type": "ack", "client_msg_id": stored.or(client_msg_id.as_deref()), "id": posted.message.id});
                 self.send_json(&ack).await
             }
             // The seat went away since the connection opened. A per-room connection ends. A

@@ -271,6 +271,26 @@ async fn frames_from_clients_post_type_and_read(p: Arc<Platform>) {
         quiet(&mut a).await,
         "a repeated send is not delivered again"
     );
+    // An id written decomposed is stored composed, as text is: the ack names it as the
+    // message frame does, so the client can match the two.
+    let decomposed = json!({"type": "message", "body": "accents", "client_msg_id": "e\u{301}-2"});
+    b.send(Ws::Text(decomposed.to_string().into()))
+        .await
+        .unwrap();
+    // Either may come first.
+    let (mut ack, mut m) = (Value::Null, Value::Null);
+    while ack.is_null() || m.is_null() {
+        let f = frame(&mut b).await;
+        match f["type"].as_str() {
+            Some("ack") => ack = f,
+            Some("message") => m = f,
+            _ => {}
+        }
+    }
+    assert_eq!(m["id"], ack["id"]);
+    assert_eq!(m["client_msg_id"], "\u{e9}-2");
+    assert_eq!(ack["client_msg_id"], m["client_msg_id"]);
+    frame_of(&mut a, "message").await;
     // The REST rules apply.
     for bad in [
         json!({"type": "message", "body": "   "}),
