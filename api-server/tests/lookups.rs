@@ -209,4 +209,10 @@ async fn lookups_fold_case_in_every_alphabet(engine: Engine) {
         .get(&format!("/api/rooms/{room}/members/?q={q}"), &bob.access)
         .await;
     assert_eq!(listed(&r, "email"), ["papas@example.com"], "mention");
+    // A limit without q is refused rather than ignored (the whole list was answered).
+    let r = app
+        .get(&format!("/api/rooms/{room}/members/?limit=1"), &bob.access)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.body["errors"]["limit"].is_array(), "{}", r.text);
 }

@@ -255,7 +255,7 @@ pub struct MemberQuery {
     /// Only members whose address, first or last name starts with this (any case), at most
     /// `limit` of them by address: what a client completes a mention from.
     q: Option<String>,
-    /// With `q`: 1 to 50, default 10.
+    /// With `q` only (400 without it): 1 to 50, default 10.
     limit: Option<String>,
 }
 
@@ -273,6 +273,15 @@ pub async fn members(
     ApiQuery(query): ApiQuery<MemberQuery>,
 ) -> ApiResult<Json<Vec<RoomMember>>> {
     let Some(q) = query.q else {
+        // The whole list: a limit would be silently ignored.
+        if query.limit.is_some() {
+            let mut v = Validator::default();
+            v.add(
+                "limit",
+                "Only with q: without it the whole list is answered.",
+            );
+            v.finish()?;
+        }
         return Ok(Json(state.chat.room_members(user.id, room_id).await?));
     };
     let mut v = Validator::default();
