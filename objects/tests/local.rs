@@ -196,3 +196,61 @@ async fn a_second_put_to_a_link_being_written_is_refused() {
     let again = put_in_two_halves(addr, &put.url, &body, Duration::ZERO).await;
     assert!(again.contains(" 409 "), "{again}");
 }
+
+/// Two replicas sharing the volume, each writing a PUT to the same signed URL at once: exactly
+/// one stores its bytes (the file is linked into place, which fails when it exists), the
+/// other is answered 409, and the stored file is the winner's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_writing_one_link_store_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = Arc::new(LocalObjects::new(dir.path(), b"k"));
+    let two = Arc::new(LocalObjects::new(dir.path(), b"k"));
+    let (addr_one, addr_two) = (serve(one.clone()).await, serve(two).await);
+    let put = one
+        .presign_put("uploads/shared", "text/plain", 8, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let start = |addr, first: &'static [u8]| {
+        let url = put.url.clone();
+        async move {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            let head = format!(
+                "PUT {url} HTTP/1.1\r\nHost: chatboard\r\nContent-Type: text/plain\r\nContent-Length: 8\r\nConnection: close\r\n\r\n"
+            );
+            stream.write_all(head.as_bytes()).await.unwrap();
+            stream.write_all(first).await.unwrap();
+            stream
+        }
+    };
+    let finish = |mut stream: TcpStream, rest: &'static [u8]| async move {
+        stream.write_all(rest).await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        String::from_utf8_lossy(&answer).to_string()
+    };
+    let a = start(addr_one, b"AAAA").await;
+    let b = start(addr_two, b"BBBB").await;
+    let partials = || {
+        std::fs::read_dir(dir.path().join("uploads"))
+            .map(|entries| {
+                entries
+                    .filter(|e| {
+                        e.as_ref()
+                            .is_ok_and(|e| e.file_name().to_string_lossy().contains(".part-"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    while partials() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (a, b) = tokio::join!(finish(a, b"aaaa"), finish(b, b"bbbb"));
+    let won = |answer: &str| answer.starts_with("HTTP/1.1 200 ");
+    assert!(won(&a) != won(&b), "one wins: {a} / {b}");
+    let loser = if won(&a) { &b } else { &a };
+    assert!(loser.starts_with("HTTP/1.1 409 "), "{loser}");
+    let stored = std::fs::read(dir.path().join("uploads/shared")).unwrap();
+    assert_eq!(stored, if won(&a) { b"AAAAaaaa" } else { b"BBBBbbbb" });
+    assert_eq!(partials(), 0, "no temporary file is left");
+}

@@ -317,6 +317,10 @@ pub async fn complete(
     Ok(Json(view(&state, &headers, ready).await?))
 }
 
+/// Seconds added to how long a given-up upload's file may still land: its link's last second
+/// and the replicas' clock differences.
+const LANDING_MARGIN_SECS: i64 = 30;
+
 /// Gives up one of the caller's unfinished uploads (a failed attempt the client will not
 /// complete): completing it is refused from then on, and its bytes stop counting against the
 /// upload quotas once its link can no longer write a file (bytes still arriving must be
@@ -342,8 +346,11 @@ pub async fn cancel(
     } else {
         chatboard_store::PENDING_UPLOAD_LIFETIME
     };
+    // A local link is good through its expiry's last second, and replicas' clocks differ a
+    // little: a margin, so that the janitor never forgets an upload whose file may still land.
     let counts_until = upload.created_at
-        + chrono::Duration::from_std(writable_for).unwrap_or(chrono::Duration::days(1));
+        + chrono::Duration::from_std(writable_for).unwrap_or(chrono::Duration::days(1))
+        + chrono::Duration::seconds(LANDING_MARGIN_SECS);
     match upload.status {
         UploadStatus::Ready => Err(ApiError::new(ErrorCode::AlreadyUploaded)
             .with_detail("A completed upload stays until its retention ends.")),
