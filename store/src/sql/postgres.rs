@@ -490,6 +490,8 @@ mod threads;
 mod uploads;
 #[path = "users.rs"]
 mod users;
+#[path = "webhook_outcomes.rs"]
+mod webhook_outcomes;
 #[path = "webhook_queue.rs"]
 mod webhook_queue;
 #[path = "webhooks.rs"]

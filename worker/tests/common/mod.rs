@@ -10,7 +10,10 @@ use chatboard_core::config::{EmailSettings, WebhookSettings};
 use chatboard_core::model::AccessLevel;
 use chatboard_core::model::Role;
 use chatboard_core::presence::{LocalPresence, Presence};
-use chatboard_store::{NewInvite, NewMessage, NewRoom, NewUser, NewWebhook, ProfilePatch, Store};
+use chatboard_store::{
+    AttemptOutcome, AttemptResult, NewInvite, NewMessage, NewRoom, NewUser, NewWebhook,
+    ProfilePatch, Store,
+};
 use chrono::Utc;
 use testing::smtp::SmtpSink;
 use testing::{TestDb, TestEngine};
@@ -312,4 +315,19 @@ pub fn sweeper(
         metrics.clone(),
     );
     (sweeper, metrics)
+}
+
+/// The outcome of an attempt at `delivery` under `lease`.
+pub fn outcome_of(
+    delivery: &chatboard_store::DueDelivery,
+    lease: chrono::DateTime<Utc>,
+    result: AttemptResult,
+) -> AttemptOutcome {
+    AttemptOutcome {
+        delivery_id: delivery.id,
+        webhook_id: delivery.webhook_id,
+        url: delivery.url.clone(),
+        claimed_until: lease,
+        result,
+    }
 }
