@@ -353,43 +353,51 @@ pub async fn watch_job_backlog(
 }
 
 /// Refreshes the backlog gauges (outbox and webhook deliveries) every `every`. While a read
-/// fails, a count keeps its last value and an age goes on growing from the oldest item last
-/// seen: a database that stops answering mid-backlog must not freeze the age an alert watches.
+/// fails or takes longer than `every`, a count keeps its last value and an age goes on growing
+/// from the oldest item last seen: a database that stops answering mid-backlog must not freeze
+/// the age an alert watches.
 pub async fn watch_backlog(store: Arc<dyn Store>, metrics: Arc<WorkerMetrics>, every: Duration) {
     let mut outbox_oldest = OldestSeen::default();
     let mut webhook_oldest = OldestSeen::default();
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        let read = match store.outbox_backlog().await {
-            Ok((count, oldest)) => {
-                metrics.outbox_backlog.set(count);
-                Some(oldest)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the outbox backlog failed");
-                None
-            }
-        };
+        let read = read_within(every, "outbox", store.outbox_backlog()).await;
+        if let Some((count, _)) = read {
+            metrics.outbox_backlog.set(count);
+        }
         metrics
             .outbox_oldest_age
-            .set(outbox_oldest.age(read, Utc::now()));
-        let read = match store.delivery_backlog(Utc::now()).await {
-            Ok((count, oldest)) => {
-                metrics.webhook_backlog.set(count);
-                Some(oldest)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the webhook backlog failed");
-                None
-            }
-        };
+            .set(outbox_oldest.age(read.map(|(_, oldest)| oldest), Utc::now()));
+        let read = read_within(every, "webhook", store.delivery_backlog(Utc::now())).await;
+        if let Some((count, _)) = read {
+            metrics.webhook_backlog.set(count);
+        }
         metrics
             .webhook_oldest_age
-            .set(webhook_oldest.age(read, Utc::now()));
-        match store.email_backlog().await {
-            Ok(count) => metrics.email_backlog.set(count),
-            Err(e) => tracing::warn!(error = %e, "reading the email backlog failed"),
+            .set(webhook_oldest.age(read.map(|(_, oldest)| oldest), Utc::now()));
+        if let Some(count) = read_within(every, "email", store.email_backlog()).await {
+            metrics.email_backlog.set(count);
+        }
+    }
+}
+
+/// What `read` answers within `limit`; `None` (logged) when it fails or hangs, so that one
+/// read stuck on a database that stopped answering holds up neither the others nor the ages.
+async fn read_within<T>(
+    limit: Duration,
+    backlog: &'static str,
+    read: impl std::future::Future<Output = Result<T, chatboard_store::StoreError>>,
+) -> Option<T> {
+    match tokio::time::timeout(limit, read).await {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, backlog, "reading a backlog failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(backlog, ?limit, "reading a backlog took too long");
+            None
         }
     }
 }
