@@ -31,6 +31,8 @@ pub enum ErrorCode {
     NotUploaded,
     /// 409: a signed upload URL used again after its file was stored.
     AlreadyUploaded,
+    /// 409: a signed upload URL used while another PUT to it is still sending its file.
+    UploadInProgress,
     /// 400: a WebSocket frame that is not JSON or not a known frame.
     InvalidFrame,
     /// 401: no valid access token.
@@ -132,7 +134,7 @@ impl ErrorCode {
             | DmCannotLeave | MessageDeleted | TooManyReactions | MemberLimitReached
             | RoomLimitReached | LastAdmin | TooManyWebhooks | WebhookInactive
             | UploadQuotaExceeded | UploadExpired | TypeMismatch | SizeMismatch | NotUploaded
-            | AlreadyUploaded => 409,
+            | AlreadyUploaded | UploadInProgress => 409,
             FileTooLarge | BodyTooLarge => 413,
             UnsupportedMediaType | UnsupportedType => 415,
             RateLimited => 429,
@@ -155,6 +157,7 @@ impl ErrorCode {
             SizeMismatch => "The stored file's size differs from the one declared.",
             NotUploaded => "The file has not been uploaded yet.",
             AlreadyUploaded => "This file has been uploaded already.",
+            UploadInProgress => "Another upload to this link is still sending its file.",
             InvalidFrame => "The frame is not one this connection understands.",
             NotAuthenticated => "Authentication credentials were not provided or are invalid.",
             InvalidCredentials => "No active account found with the given credentials.",

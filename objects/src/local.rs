@@ -381,8 +381,8 @@ async fn put_file(
     // One PUT at a time per key (on this process; replicas sharing the volume add one each).
     let Some(_turn) = Writing::take(&objects.writing, &key) else {
         return refuse(
-            ErrorCode::AlreadyUploaded,
-            "this file is being uploaded already",
+            ErrorCode::UploadInProgress,
+            "another PUT to this link is still sending; try again once it has ended",
         );
     };
     // An upload is written once: a stored file is never replaced (it may be attached already).
@@ -403,6 +403,10 @@ async fn put_file(
             ErrorCode::FileTooLarge,
             "more bytes than declared when the upload was presigned",
         ),
+        Err(WriteError::Stalled) => refuse(
+            ErrorCode::Invalid,
+            "no bytes arrived for a minute; send the file again",
+        ),
         Err(WriteError::TooSmall) => refuse(
             ErrorCode::Invalid,
             "fewer bytes than declared when the upload was presigned",
@@ -418,6 +422,9 @@ async fn put_file(
     }
 }
 
+/// How long a PUT may go without sending a byte before it is given up.
+const STALL_LIMIT: Duration = Duration::from_secs(60);
+
 enum WriteError {
     TooLarge,
     TooSmall,
@@ -425,6 +432,8 @@ enum WriteError {
     Exists,
     /// The body was still arriving at the write's deadline.
     Late,
+    /// No bytes came for [`STALL_LIMIT`].
+    Stalled,
     Io(std::io::Error),
 }
 
@@ -457,7 +466,12 @@ async fn write_file(
     let mut stream = body.into_data_stream();
     let result = async {
         let received = tokio::time::timeout_at(deadline, async {
-            while let Some(chunk) = stream.next().await {
+            // A sender gone without closing the connection would otherwise hold the link's
+            // one turn to be written until the deadline, an hour after its expiry.
+            while let Some(chunk) = tokio::time::timeout(STALL_LIMIT, stream.next())
+                .await
+                .map_err(|_| WriteError::Stalled)?
+            {
                 let chunk = chunk.map_err(|e| WriteError::Io(std::io::Error::other(e)))?;
                 written += chunk.len() as i64;
                 if written > limit {

@@ -178,7 +178,12 @@ async fn a_second_put_to_a_link_being_written_is_refused() {
             .unwrap_or(0)
     };
     // Until the server is writing it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while partials() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first PUT under way"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
@@ -242,7 +247,9 @@ async fn two_replicas_writing_one_link_store_one_file() {
             })
             .unwrap_or(0)
     };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while partials() < 2 {
+        assert!(std::time::Instant::now() < deadline, "both PUTs under way");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let (a, b) = tokio::join!(finish(a, b"aaaa"), finish(b, b"bbbb"));
