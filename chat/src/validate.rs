@@ -25,7 +25,7 @@ impl Validator {
     /// A trimmed line of text of `min..=max` characters, normalised (NFC); control and bidi
     /// override characters and invisible-only text are refused.
     pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) -> String {
-        let trimmed: String = value.trim().nfc().collect();
+        let trimmed = stored_text(value);
         let len = trimmed.chars().count();
         if let Some(problem) = text_problem(&trimmed) {
             self.add(field, problem);
@@ -157,6 +157,12 @@ fn path_to_nul(value: &Value) -> Option<String> {
         }),
         _ => None,
     }
+}
+
+/// Text as it is stored: trimmed and composed (NFC), as [`Validator::text`] keeps it. A
+/// message's `client_msg_id` is stored so, and answers name it in that form.
+pub fn stored_text(value: &str) -> String {
+    value.trim().nfc().collect()
 }
 
 #[cfg(test)]

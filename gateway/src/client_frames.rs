@@ -5,6 +5,7 @@
 //! and answers every frame in turn (see [`crate::replies`]). On the multiplexed endpoint
 //! `typing`, `read` and `message` name their `room`.
 
+use chat::validate::stored_text;
 use chat::{ChatError, FieldErrors, MessageDraft};
 use chatboard_core::error_code::ErrorCode;
 use serde::Deserialize;
@@ -233,19 +234,13 @@ impl Session {
     /// An error frame answering a frame; with the `client_msg_id` of the message it answers,
     /// as its ack would have (trimmed, as the message's is).
     async fn error_answering(&mut self, code: &str, detail: &str, answering: Option<&str>) -> Step {
-        let frame = naming(
-            error_frame(code, detail),
-            answering.map(|id| id.trim().to_owned()),
-        );
+        let frame = naming(error_frame(code, detail), answering.map(stored_text));
         self.reply(Reply::Frame(frame)).await
     }
 
     /// Checks and queues a message; its answer follows its commit (see [`crate::replies`]).
     async fn send_message(&mut self, room: i64, draft: MessageDraft) -> Step {
-        let client_msg_id = draft
-            .client_msg_id
-            .as_deref()
-            .map(|id| id.trim().to_owned());
+        let client_msg_id = draft.client_msg_id.as_deref().map(stored_text);
         let chat = self.shared.chat.clone();
         match chat.queue_post(self.user_id, room, draft).await {
             Ok(queued) => {
@@ -288,10 +283,10 @@ impl Session {
         };
         match result {
             Ok(posted) => {
-                // As stored (normalised as text is), which the message frame carries too: a
-                // client matches the two by it.
-                let stored = posted.message.client_msg_id.as_deref();
-                let ack = json!({"type": "ack", "client_msg_id": stored.or(client_msg_id.as_deref()), "id": posted.message.id});
+                // As stored (composed, as text is), as the message frame and the errors name
+                // it: a client matches them by it.
+                let ack =
+                    json!({"type": "ack", "client_msg_id": client_msg_id, "id": posted.message.id});
                 self.send_json(&ack).await
             }
             // The seat went away since the connection opened. A per-room connection ends. A
@@ -338,9 +333,7 @@ fn answered_message(text: &str) -> Option<String> {
     if frame["type"] != "message" {
         return None;
     }
-    frame["client_msg_id"]
-        .as_str()
-        .map(|id| id.trim().to_owned())
+    frame["client_msg_id"].as_str().map(stored_text)
 }
 
 /// `frame` with the `client_msg_id` of the message it answers, if it had one.

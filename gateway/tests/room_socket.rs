@@ -43,6 +43,32 @@ async fn bad_tokens_missing_rooms_and_outsiders_are_closed_with_their_codes(p: A
     let private = p.private_room(org, &alice, "board").await;
     let mut s = p.connect(private, &bob.token, None).await;
     assert_eq!(close_code(&mut s).await, 4004, "a private room");
+    let carol = p.user("carol@example.com").await;
+    p.join_org(org, &alice, &carol, "carol@example.com").await;
+    let dm = p
+        .call(
+            reqwest::Method::POST,
+            "/api/rooms/dm/",
+            &alice.token,
+            json!({"org": org, "user_id": carol.id}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let mut s = p.connect(dm, &bob.token, None).await;
+    assert_eq!(
+        close_code(&mut s).await,
+        4004,
+        "someone else's direct message"
+    );
+    // An org ADMIN, who may see the private room, is told only that they have no seat.
+    p.room_action(&alice, private, "leave").await;
+    let mut s = p.connect(private, &alice.token, None).await;
+    assert_eq!(
+        close_code(&mut s).await,
+        4003,
+        "an ADMIN outside a private room"
+    );
     p.room_action(&bob, room, "leave").await;
     let mut s = p.connect(room, &bob.token, None).await;
     assert_eq!(close_code(&mut s).await, 4003);
@@ -291,6 +317,13 @@ async fn frames_from_clients_post_type_and_read(p: Arc<Platform>) {
     assert_eq!(m["client_msg_id"], "\u{e9}-2");
     assert_eq!(ack["client_msg_id"], m["client_msg_id"]);
     frame_of(&mut a, "message").await;
+    let blank = json!({"type": "message", "body": "", "client_msg_id": "e\u{301}-3"});
+    b.send(Ws::Text(blank.to_string().into())).await.unwrap();
+    let (refused, _) = frame_of(&mut b, "error").await;
+    assert_eq!(
+        refused["client_msg_id"], "\u{e9}-3",
+        "an error names it so too"
+    );
     // The REST rules apply.
     for bad in [
         json!({"type": "message", "body": "   "}),
