@@ -51,6 +51,52 @@ async fn put_in_two_halves(
         .to_owned()
 }
 
+/// Starts a PUT on `url` declaring `total` bytes, sends `first` of them and leaves the rest.
+async fn start_put(addr: std::net::SocketAddr, url: &str, total: usize, first: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PUT {url} HTTP/1.1\r\nHost: chatboard\r\nContent-Type: text/plain\r\nContent-Length: {total}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(first).await.unwrap();
+    stream
+}
+
+/// Sends the rest of a started PUT; the whole answer.
+async fn finish_put(mut stream: TcpStream, rest: &[u8]) -> String {
+    stream.write_all(rest).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Waits (20 s at most) until `dir/uploads` holds `count` files being written; how many there
+/// are is [`being_written`].
+async fn until_being_written(dir: &std::path::Path, count: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while being_written(dir) < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{count} PUTs under way"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The temporary files under `dir/uploads`: PUTs being written.
+fn being_written(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir.join("uploads"))
+        .map(|entries| {
+            entries
+                .filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().contains(".part-"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_put_still_sending_past_its_deadline_leaves_no_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -156,45 +202,15 @@ async fn a_second_put_to_a_link_being_written_is_refused() {
         .await
         .unwrap();
 
-    // The first sends half its body and waits.
-    let mut first = TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "PUT {} HTTP/1.1\r\nHost: chatboard\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        put.url,
-        body.len()
-    );
-    first.write_all(head.as_bytes()).await.unwrap();
-    first.write_all(&body[..10]).await.unwrap();
-    let partials = || {
-        std::fs::read_dir(dir.path().join("uploads"))
-            .map(|entries| {
-                entries
-                    .filter(|e| {
-                        e.as_ref()
-                            .is_ok_and(|e| e.file_name().to_string_lossy().contains("part-"))
-                    })
-                    .count()
-            })
-            .unwrap_or(0)
-    };
-    // Until the server is writing it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while partials() == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first PUT under way"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // The first sends half its body and waits, until the server is writing it.
+    let first = start_put(addr, &put.url, body.len(), &body[..10]).await;
+    until_being_written(dir.path(), 1).await;
 
     let second = put_in_two_halves(addr, &put.url, &body, Duration::ZERO).await;
     assert!(second.contains(" 409 "), "{second}");
-    assert_eq!(partials(), 1, "one temporary file");
+    assert_eq!(being_written(dir.path()), 1, "one temporary file");
 
-    first.write_all(&body[10..]).await.unwrap();
-    let mut answer = Vec::new();
-    first.read_to_end(&mut answer).await.unwrap();
-    let status = String::from_utf8_lossy(&answer);
+    let status = finish_put(first, &body[10..]).await;
     assert!(status.starts_with("HTTP/1.1 200 "), "{status}");
     assert!(objects.head("uploads/once").await.unwrap().is_some());
     // Written: another PUT is refused as before, the file being there.
@@ -215,49 +231,15 @@ async fn two_replicas_writing_one_link_store_one_file() {
         .presign_put("uploads/shared", "text/plain", 8, Duration::from_secs(60))
         .await
         .unwrap();
-    let start = |addr, first: &'static [u8]| {
-        let url = put.url.clone();
-        async move {
-            let mut stream = TcpStream::connect(addr).await.unwrap();
-            let head = format!(
-                "PUT {url} HTTP/1.1\r\nHost: chatboard\r\nContent-Type: text/plain\r\nContent-Length: 8\r\nConnection: close\r\n\r\n"
-            );
-            stream.write_all(head.as_bytes()).await.unwrap();
-            stream.write_all(first).await.unwrap();
-            stream
-        }
-    };
-    let finish = |mut stream: TcpStream, rest: &'static [u8]| async move {
-        stream.write_all(rest).await.unwrap();
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await.unwrap();
-        String::from_utf8_lossy(&answer).to_string()
-    };
-    let a = start(addr_one, b"AAAA").await;
-    let b = start(addr_two, b"BBBB").await;
-    let partials = || {
-        std::fs::read_dir(dir.path().join("uploads"))
-            .map(|entries| {
-                entries
-                    .filter(|e| {
-                        e.as_ref()
-                            .is_ok_and(|e| e.file_name().to_string_lossy().contains(".part-"))
-                    })
-                    .count()
-            })
-            .unwrap_or(0)
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while partials() < 2 {
-        assert!(std::time::Instant::now() < deadline, "both PUTs under way");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let (a, b) = tokio::join!(finish(a, b"aaaa"), finish(b, b"bbbb"));
+    let a = start_put(addr_one, &put.url, 8, b"AAAA").await;
+    let b = start_put(addr_two, &put.url, 8, b"BBBB").await;
+    until_being_written(dir.path(), 2).await;
+    let (a, b) = tokio::join!(finish_put(a, b"aaaa"), finish_put(b, b"bbbb"));
     let won = |answer: &str| answer.starts_with("HTTP/1.1 200 ");
     assert!(won(&a) != won(&b), "one wins: {a} / {b}");
     let loser = if won(&a) { &b } else { &a };
     assert!(loser.starts_with("HTTP/1.1 409 "), "{loser}");
     let stored = std::fs::read(dir.path().join("uploads/shared")).unwrap();
     assert_eq!(stored, if won(&a) { b"AAAAaaaa" } else { b"BBBBbbbb" });
-    assert_eq!(partials(), 0, "no temporary file is left");
+    assert_eq!(being_written(dir.path()), 0, "no temporary file is left");
 }
