@@ -567,11 +567,20 @@ function onFrame(frame) {
       break;
     }
     case 'mention': {
+      // An edit of a message already read may mention the user: the server counts mentions
+      // only after the read pointer, and so does the badge.
       const current = isOpen(frame.room);
-      if (!current) {
+      const read = state.unread.get(frame.room)?.last_read_msg_id || 0;
+      if (!current && (frame.message?.id || 0) > read) {
         countUnread(frame, true);
         drawSidebar();
       }
+      break;
+    }
+    case 'message.updated': {
+      // An edit may have taken a mention away: a room not open that shows mentions counts again.
+      const counts = state.unread.get(frame.room);
+      if (!isOpen(frame.room) && counts?.mentions && frame.id > (counts.last_read_msg_id || 0)) refreshRooms();
       break;
     }
     case 'read':
@@ -607,10 +616,11 @@ export function roomLost(roomId, deleted) {
   state.rooms.delete(roomId);
   state.unread.delete(roomId);
   if (refreshing) lostMeanwhile.add(roomId);
-  // A seat lost in the organization shown may be the organization lost (removed from it: its
-  // rooms go one by one, and nothing else says so): the list read again tells (see
-  // `refreshRooms`). Not for a room of another organization (the socket carries them all).
-  if (room && deleted !== true) refreshRooms();
+  // A seat lost, or a room deleted, in the organization shown may be the organization lost
+  // (removed from it, or the organization deleted: its rooms go one by one, and nothing else
+  // says so): the list read again tells (see `refreshRooms`, which folds repeated calls). Not
+  // for a room of another organization (the socket carries them all).
+  if (room) refreshRooms();
   if (state.view instanceof RoomView && state.view.room.id === roomId) {
     const title = roomTitle(room || state.view.room);
     if (deleted === null) toast(`${title} is no longer open to you: it was deleted, or your seat in it went.`);

@@ -49,9 +49,20 @@ export function fileView(file) {
   if (file.content_type?.startsWith('image/')) {
     const img = h('img', { class: 'preview', alt: file.filename, width: 320, height: 200 });
     const unavailable = () => { img.alt = `${file.filename} (unavailable)`; };
-    // No URL (the upload expired): unavailable, rather than a request for `/null`.
-    const show = (again) => freshUrl(file, again)
-      .then((url) => { if (url) img.src = url; else unavailable(); }, unavailable);
+    // No URL (the upload expired) or none to be had (404): unavailable, rather than a request
+    // for `/null`. A refusal that passes (a rate limit, a busy server, the network) is asked
+    // again later, a few times, while the image is on the page.
+    let refusals = 0;
+    const show = (again) => freshUrl(file, again).then(
+      (url) => { if (url) img.src = url; else unavailable(); },
+      (error) => {
+        const passing = error?.status === 0 || error?.status === 429 || error?.status >= 500;
+        if (!passing || refusals >= 5) return unavailable();
+        refusals += 1;
+        const wait = Math.max(2000 * refusals, (Number(error.retryAfter) || 0) * 1000);
+        setTimeout(() => { if (img.isConnected) show(again); }, wait);
+      },
+    );
     // A URL that lapsed before the image loaded: ask once more.
     let retried = false;
     img.addEventListener('error', () => {

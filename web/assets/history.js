@@ -172,8 +172,9 @@ export class RoomHistory {
     if (!this.loaded) {
       // The first page is on its way: catch up once it is in (it may predate the reconnect).
       // If it failed, load it now.
+      // Once it is in, what was typed while it failed goes again.
       if (this.loadingLatest) this.catchUpAfterLoad = true;
-      else await this.loadLatest().catch(failed);
+      else await this.loadLatest().then(() => this.outbox.resendOffline(), failed);
       return;
     }
     if (this.catchingUp) {

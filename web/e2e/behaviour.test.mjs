@@ -358,6 +358,26 @@ test('an open thread gets the replies posted while the socket was down', async (
   await context.close();
 });
 
+test('a mention added to a message already read counts no mention', async () => {
+  // Bob's message, read by Ada; then Bob edits it to mention her (the edit pings her socket).
+  const room = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'read before' }, setup.ada);
+  const old = await server.api('POST', `/api/rooms/${room.id}/messages/`, { body: 'Status as of Monday' }, setup.bob);
+  await server.api('POST', `/api/rooms/${room.id}/read/${old.id}/`, undefined, setup.ada);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  const sockets = await droppableSockets(page);
+  await page.goto(`${server.url}/#/org/${setup.org.id}`);
+  const link = page.getByRole('link', { name: /# read before/ });
+  await link.waitFor();
+  await waitFor(() => sockets.opened() > 0, 20_000, 'the socket');
+  await server.api('PATCH', `/api/rooms/${room.id}/messages/${old.id}/`, { body: 'Status as of Monday, @ada@example.com' }, setup.bob);
+  // A later message in the room shows the frames have come; the server counts no mention.
+  await server.api('POST', `/api/rooms/${room.id}/messages/`, { body: 'And today' }, setup.bob);
+  await link.getByTitle('1 unread').waitFor();
+  assert.equal(await link.locator('.badge.mention').count(), 0, 'a mention of a message already read');
+  await context.close();
+});
+
 test('reading part of a room elsewhere leaves the rest counted unread', async () => {
   const room = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'backlog' }, setup.ada);
   const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
@@ -601,6 +621,24 @@ test('removed from an organization, the page leaves it and says so', async () =>
   const ada = members.find((m) => m.email === 'ada@example.com');
   await server.api('DELETE', `/api/orgs/${org.id}/members/${ada.user_id}/`, undefined, setup.bob);
   await page.getByText('Short stay is no longer open to you.').waitFor({ timeout: 20_000 });
+  await waitFor(() => !page.url().includes(`/org/${org.id}`), 20_000, 'the page to leave the organization');
+  await context.close();
+});
+
+test('an organization deleted while a member views it leaves the page', async () => {
+  const org = await server.api('POST', '/api/orgs/', { name: 'Gone soon' }, setup.bob);
+  const invite = await server.api('POST', `/api/orgs/${org.id}/invite/`, { email: 'ada@example.com' }, setup.bob);
+  await server.api('POST', '/api/orgs/accept-invite/', { token: invite.token }, setup.ada);
+  await server.api('POST', '/api/rooms/', { org: org.id, name: 'last words' }, setup.bob);
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  const sockets = await droppableSockets(page);
+  await page.goto(`${server.url}/#/org/${org.id}`);
+  await page.getByRole('link', { name: /# last words/ }).waitFor();
+  await waitFor(() => sockets.opened() > 0, 20_000, 'the socket');
+  // Its rooms go as deleted ones (`left`, no_room): the organization stayed in the switcher,
+  // and every action in it answered 404, until a reload.
+  await server.api('DELETE', `/api/orgs/${org.id}/`, undefined, setup.bob);
   await waitFor(() => !page.url().includes(`/org/${org.id}`), 20_000, 'the page to leave the organization');
   await context.close();
 });
