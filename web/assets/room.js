@@ -451,8 +451,11 @@ export class RoomView extends RoomHistory {
       const old = this.nodes.get(message.id);
       const node = this.draw(message);
       this.nodes.set(message.id, node);
+      // Focus inside a message drawn again stays on it, as when a message changes.
+      const focused = old?.contains(document.activeElement);
       releaseFiles(old);
       old?.replaceWith(node);
+      if (focused) node.focus();
     }
     this.drawReceipts();
     this.typing.draw();
