@@ -278,18 +278,19 @@ test('picking a reaction with the keyboard leaves the focus on the message', asy
 test('a newcomer\'s first message leaves the focus on the message the reader is on', async () => {
   // A frame from someone the page does not know yet makes it read the members and draw the
   // messages again, with their names: the focus used to drop to the page.
-  const room = await newRoom('newcomers');
-  await post(room, 'Focus on me');
+  // An organization of its own: the other tests' rooms keep their two members.
+  const org = await server.api('POST', '/api/orgs/', { name: 'Newcomers' }, setup.ada);
+  const room = await server.api('POST', '/api/rooms/', { org: org.id, name: 'welcome' }, setup.ada);
+  await post(room, 'Focus on me', setup.ada);
   const { context, page } = await ada();
-  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.goto(`${server.url}/#/org/${org.id}/room/${room.id}`);
   const message = page.locator('li.msg', { hasText: 'Focus on me' });
   await message.hover();
   await message.getByRole('button', { name: 'React' }).focus();
   await server.api('POST', '/auth/register/', { email: 'cleo@example.com', password: PASSWORD, first_name: 'Cleo' });
   const cleo = await server.signIn('cleo@example.com', PASSWORD);
-  const invite = await server.api('POST', `/api/orgs/${setup.org.id}/invite/`, { email: 'cleo@example.com' }, setup.ada);
+  const invite = await server.api('POST', `/api/orgs/${org.id}/invite/`, { email: 'cleo@example.com' }, setup.ada);
   await server.api('POST', '/api/orgs/accept-invite/', { token: invite.token }, cleo);
-  await server.api('POST', `/api/rooms/${room.id}/join/`, undefined, cleo);
   await post(room, 'Hello from Cleo', cleo);
   await page.locator('li.msg', { hasText: 'Hello from Cleo' }).getByText('Cleo').first().waitFor();
   const inMessage = await page.evaluate(() => document.activeElement?.closest('li.msg')?.textContent ?? null);
