@@ -92,9 +92,38 @@ impl Announcer {
         .await;
     }
 
+    /// Announces the seats a room was created with, read with one query; if that read fails,
+    /// it is made again in the background, as refused announcements are published again.
+    pub async fn seated_in_room_made(&self, room: i64) {
+        let first = self.store.member_ids(room).await;
+        let mut error = match first {
+            Ok(members) => return self.seated_in_new_room(room, &members).await,
+            Err(e) => e,
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            for delay in LOSS_RETRY_DELAYS {
+                tracing::warn!(error = %error, room_id = room, "reading the new room's members failed; read again shortly");
+                tokio::time::sleep(delay).await;
+                match this.store.member_ids(room).await {
+                    Ok(members) => return this.seated_in_new_room(room, &members).await,
+                    Err(e) => error = e,
+                }
+            }
+            tracing::warn!(error = %error, room_id = room, "the new room's members were never read; their sockets pick it up on reconnect");
+        });
+    }
+
     /// Announces the seats a room was created with. They all start at the room's beginning,
     /// so no seat is read back (a PUBLIC room of a large organization read one per member).
     pub async fn seated_in_new_room(&self, room: i64, user_ids: &[i64]) {
+        let this = self.clone();
+        let user_ids = user_ids.to_vec();
+        to_the_end(async move { this.seated_from_the_start(room, &user_ids).await }).await;
+    }
+
+    /// Announces seats of `user_ids` in `room` that begin at its start.
+    async fn seated_from_the_start(&self, room: i64, user_ids: &[i64]) {
         let room_members = i64::try_from(user_ids.len()).unwrap_or(i64::MAX);
         let events = user_ids
             .iter()
@@ -107,43 +136,70 @@ impl Announcer {
                 room_members: Some(room_members),
             })
             .collect();
-        let this = self.clone();
-        to_the_end(async move { this.announce_until_taken(events, "seats").await }).await;
+        self.announce_until_taken(events, "seats").await;
     }
 
-    /// Announces new seats (see [`Announcer::seated`]).
+    /// Announces new seats (see [`Announcer::seated`]). Seats whose start could not be read
+    /// are read again in the background, as refused announcements are published again.
     pub async fn seats_gained(&self, seats: &[Seat]) {
         let (this, seats) = (self.clone(), seats.to_vec());
         to_the_end(async move {
-            let mut events = Vec::with_capacity(seats.len());
-            for seat in &seats {
-                if let Some(event) = this.seat_event(seat.room_id, seat.user_id).await {
-                    events.push(event);
-                }
+            let unread = this.announce_seats(&seats).await;
+            if unread.is_empty() {
+                return;
             }
-            this.announce_until_taken(events, "seats").await;
+            tokio::spawn(async move {
+                let mut unread = unread;
+                for delay in LOSS_RETRY_DELAYS {
+                    tokio::time::sleep(delay).await;
+                    unread = this.announce_seats(&unread).await;
+                    if unread.is_empty() {
+                        return;
+                    }
+                }
+                tracing::warn!(
+                    seats = unread.len(),
+                    "seats never read to be announced; those sockets pick the rooms up on reconnect"
+                );
+            });
         })
         .await;
     }
 
-    /// A `member.seated` for a seat, with where it began; none without a seat (gone since).
-    async fn seat_event(&self, room: i64, user_id: i64) -> Option<BusEvent> {
+    /// Announces these seats; those whose start could not be read.
+    async fn announce_seats(&self, seats: &[Seat]) -> Vec<Seat> {
+        let mut events = Vec::with_capacity(seats.len());
+        let mut unread = Vec::new();
+        for seat in seats {
+            match self.seat_event(seat.room_id, seat.user_id).await {
+                Ok(Some(event)) => events.push(event),
+                Ok(None) => {}
+                Err(()) => unread.push(*seat),
+            }
+        }
+        self.announce_until_taken(events, "seats").await;
+        unread
+    }
+
+    /// A `member.seated` for a seat, with where it began; none without a seat (gone since);
+    /// `Err` when the seat could not be read (logged).
+    async fn seat_event(&self, room: i64, user_id: i64) -> Result<Option<BusEvent>, ()> {
         let start = match self.store.seat_start(room, user_id).await {
             Ok(Some(start)) => start,
-            Ok(None) => return None, // no seat after all
+            Ok(None) => return Ok(None), // no seat after all
             Err(e) => {
-                tracing::warn!(error = %e, room, "reading the room's position failed; sockets pick the room up on reconnect");
-                return None;
+                tracing::warn!(error = %e, room, "reading a new seat's start failed; read again shortly");
+                return Err(());
             }
         };
-        Some(BusEvent::MemberSeated {
+        Ok(Some(BusEvent::MemberSeated {
             room,
             user_id,
             after: start.position.last_msg_id.unwrap_or(0),
             after_seq: Some(start.position.last_seq),
             shares_presence: start.room_members <= SMALL_ROOM_MEMBERS,
             room_members: Some(start.room_members),
-        })
+        }))
     }
 
     /// Announces a change again, as at start-up (see `Chat::reannounce_recent`): what

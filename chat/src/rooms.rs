@@ -62,12 +62,7 @@ impl Chat {
             )
             .await?;
         // Everyone seated with the room's creation follows it on their multiplexed sockets.
-        match self.store().member_ids(room.id).await {
-            Ok(members) => self.announcer().seated_in_new_room(room.id, &members).await,
-            Err(e) => {
-                tracing::warn!(error = %e, room_id = room.id, "reading the new room's members failed")
-            }
-        }
+        self.announcer().seated_in_room_made(room.id).await;
         tracing::info!(
             room_id = room.id,
             org_id = room.org,
