@@ -6,7 +6,7 @@ import { h } from './dom.js';
 /** Turns `node`'s body into a box holding `body`. `save(text)` stores the text and ends the
  * edit (or reports a failure and leaves the box open); `cancel()` ends it unchanged. */
 export function editInPlace(node, body, { save, cancel }) {
-  const box = h('textarea', { class: 'edit', 'aria-label': 'Edit message', maxlength: 4000 });
+  const box = h('textarea', { class: 'edit', 'aria-label': 'Edit message' });
   box.value = body;
   const saveNow = () => save(box.value);
   box.addEventListener('keydown', (event) => {

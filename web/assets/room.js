@@ -82,7 +82,7 @@ export class RoomView extends RoomHistory {
     const typingLine = h('div', { class: 'typing', 'aria-live': 'polite' });
     this.typing = new Typing(this.room.id, typingLine);
     this.input = h('textarea', {
-      rows: 1, placeholder: `Message ${title}`, 'aria-label': `Message ${title}`, maxlength: 4000,
+      rows: 1, placeholder: `Message ${title}`, 'aria-label': `Message ${title}`,
       onkeydown: (event) => this.onKey(event), oninput: () => this.onInput(),
     });
     this.fileInput = h('input', {

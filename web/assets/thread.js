@@ -18,7 +18,7 @@ export class ThreadPanel {
     this.list = h('ol', { class: 'messages' });
     this.rootBox = h('ol', { class: 'messages thread-root' });
     this.more = h('div', { class: 'history-top' });
-    this.input = h('textarea', { rows: 1, 'aria-label': 'Reply in the thread', placeholder: 'Reply…', maxlength: 4000 });
+    this.input = h('textarea', { rows: 1, 'aria-label': 'Reply in the thread', placeholder: 'Reply…' });
     this.input.addEventListener('keydown', (event) => {
       if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
