@@ -212,7 +212,9 @@ export class RoomHistory {
         // frame: what the view held up to where it stood is read again, newest first, and
         // what changed is drawn (a deleted message must not stay on screen because it was not
         // among the newest).
-        await this.readHeldAgain(before);
+        // Behind (messages wait below a scrolled-up view, undrawn): from the newest drawn, or
+        // the read would draw the waiting ones into the view, past a gap.
+        await this.readHeldAgain(this.behind ? Math.min(before, this.ids.at(-1) || before) : before);
       }
       this.thread?.catchUp();
       // Not a gap if it fails: the line under the room's name waits for the next read.
