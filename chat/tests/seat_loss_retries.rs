@@ -1,6 +1,6 @@
 //! A seat loss or a new seat the bus refuses is announced again in the background: the loss's
 //! announcement is the only thing that stops a removed member's open sockets, the seat's the
-//! only thing that makes them follow a room.
+//! only thing that makes them follow a room. So is a new seat whose start could not be read.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -105,4 +105,54 @@ async fn a_refused_seat_is_announced_again() {
         other => panic!("{other:?}"),
     }
     assert_eq!(bus.refusals.load(Ordering::SeqCst), 0);
+}
+
+/// A new seat whose start could not be read (its table away for a moment, as a database that
+/// failed a query) is read again shortly and announced. It used to be dropped: the member's
+/// open sockets did not follow the room until they reconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_whose_read_failed_is_read_again_and_announced() {
+    use chatboard_core::model::AccessLevel;
+    use chatboard_store::{NewRoom, NewUser};
+    let Some((_db, url)) = testing::TestDb::create(testing::TestEngine::Sqlite).await else {
+        return;
+    };
+    let store = chatboard_store::connect(&url, 2).await.unwrap();
+    store.migrate().await.unwrap();
+    let now = chrono::Utc::now();
+    let new_user = NewUser {
+        email: "seated@example.com".into(),
+        password_hash: "!".into(),
+        first_name: String::new(),
+        last_name: String::new(),
+    };
+    let user = store.create_user(new_user, now).await.unwrap().id;
+    let org = store.create_org(user, "Work", now).await.unwrap().id;
+    let new_room = NewRoom {
+        org_id: org,
+        name: "jobs".into(),
+        access_level: AccessLevel::Public,
+        created_by: user,
+    };
+    let room = store.create_room(new_room, now).await.unwrap().id;
+    let bus = Arc::new(LocalBus::default());
+    let mut heard = bus.subscribe().await.unwrap();
+    let announcer = Announcer::new(bus, store, &MetricRegistry::new()).unwrap();
+
+    testing::db::execute_sql(&url, "ALTER TABLE room_members RENAME TO room_members_away").await;
+    // The first read fails within the call; the next comes seconds later.
+    announcer.seated(room, user).await;
+    testing::db::execute_sql(&url, "ALTER TABLE room_members_away RENAME TO room_members").await;
+    let delivery = tokio::time::timeout(Duration::from_secs(60), heard.next())
+        .await
+        .expect("announced once read again")
+        .unwrap();
+    match delivery {
+        Delivery::Event(BusEvent::MemberSeated {
+            room: r, user_id, ..
+        }) => {
+            assert_eq!((r, user_id), (room, user));
+        }
+        other => panic!("{other:?}"),
+    }
 }
