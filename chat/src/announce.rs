@@ -95,23 +95,25 @@ impl Announcer {
     /// Announces the seats a room was created with, read with one query; if that read fails,
     /// it is made again in the background, as refused announcements are published again.
     pub async fn seated_in_room_made(&self, room: i64) {
-        let first = self.store.member_ids(room).await;
-        let mut error = match first {
-            Ok(members) => return self.seated_in_new_room(room, &members).await,
-            Err(e) => e,
-        };
-        let this = self.clone();
-        tokio::spawn(async move {
-            for delay in LOSS_RETRY_DELAYS {
-                tracing::warn!(error = %error, room_id = room, "reading the new room's members failed; read again shortly");
-                tokio::time::sleep(delay).await;
-                match this.store.member_ids(room).await {
-                    Ok(members) => return this.seated_in_new_room(room, &members).await,
-                    Err(e) => error = e,
+        let unread = self.seat_new_rooms(vec![room]).await;
+        self.again_in_background(unread, "new rooms' seats", |this, rooms| async move {
+            this.seat_new_rooms(rooms).await
+        });
+    }
+
+    /// Announces the seats of these new rooms; those whose members could not be read.
+    async fn seat_new_rooms(&self, rooms: Vec<i64>) -> Vec<i64> {
+        let mut unread = Vec::new();
+        for room in rooms {
+            match self.store.member_ids(room).await {
+                Ok(members) => self.seated_in_new_room(room, &members).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, room_id = room, "reading the new room's members failed; read again shortly");
+                    unread.push(room);
                 }
             }
-            tracing::warn!(error = %error, room_id = room, "the new room's members were never read; their sockets pick it up on reconnect");
-        });
+        }
+        unread
     }
 
     /// Announces the seats a room was created with. They all start at the room's beginning,
@@ -145,22 +147,8 @@ impl Announcer {
         let (this, seats) = (self.clone(), seats.to_vec());
         to_the_end(async move {
             let unread = this.announce_seats(&seats).await;
-            if unread.is_empty() {
-                return;
-            }
-            tokio::spawn(async move {
-                let mut unread = unread;
-                for delay in LOSS_RETRY_DELAYS {
-                    tokio::time::sleep(delay).await;
-                    unread = this.announce_seats(&unread).await;
-                    if unread.is_empty() {
-                        return;
-                    }
-                }
-                tracing::warn!(
-                    seats = unread.len(),
-                    "seats never read to be announced; those sockets pick the rooms up on reconnect"
-                );
+            this.again_in_background(unread, "seat reads", |this, seats| async move {
+                this.announce_seats(&seats).await
             });
         })
         .await;
@@ -252,23 +240,41 @@ impl Announcer {
     /// only thing that stops sockets following a room: a lost seat, a deleted room.
     async fn announce_until_taken(&self, events: Vec<BusEvent>, what: &'static str) {
         let refused = self.announce_all(events).await;
-        if refused.is_empty() {
+        self.again_in_background(refused, what, |this, events| async move {
+            this.announce_all(events).await
+        });
+    }
+
+    /// Gives what a first attempt left (`pending`) to `attempt` again, from a task of its own,
+    /// after each of [`LOSS_RETRY_DELAYS`] (about a minute in all) until it leaves nothing;
+    /// what is left then is logged as `what`. For the announcements that alone make sockets
+    /// follow or stop following a room.
+    fn again_in_background<T, Attempt, Done>(
+        &self,
+        mut pending: Vec<T>,
+        what: &'static str,
+        attempt: Attempt,
+    ) where
+        T: Send + 'static,
+        Attempt: Fn(Announcer, Vec<T>) -> Done + Send + 'static,
+        Done: std::future::Future<Output = Vec<T>> + Send,
+    {
+        if pending.is_empty() {
             return;
         }
-        let again = self.clone();
+        let this = self.clone();
         tokio::spawn(async move {
-            let mut refused = refused;
             for delay in LOSS_RETRY_DELAYS {
                 tokio::time::sleep(delay).await;
-                refused = again.announce_all(refused).await;
-                if refused.is_empty() {
+                pending = attempt(this.clone(), pending).await;
+                if pending.is_empty() {
                     return;
                 }
             }
             tracing::warn!(
-                events = refused.len(),
+                left = pending.len(),
                 what,
-                "never announced; those sockets stop following the rooms when they reconnect"
+                "never announced; those sockets follow their rooms as they stand when they reconnect"
             );
         });
     }

@@ -232,7 +232,7 @@ impl Session {
     }
 
     /// An error frame answering a frame; with the `client_msg_id` of the message it answers,
-    /// as its ack would have (trimmed, as the message's is).
+    /// as its ack would have (as stored: trimmed and composed).
     async fn error_answering(&mut self, code: &str, detail: &str, answering: Option<&str>) -> Step {
         let frame = naming(error_frame(code, detail), answering.map(stored_text));
         self.reply(Reply::Frame(frame)).await
