@@ -96,3 +96,97 @@ async fn by_default_every_room_shares_one_writer() {
 async fn with_more_queues_rooms_are_written_in_parallel() {
     a_post_beside_one_that_waits(Some(4)).await;
 }
+
+/// Posts queued while the writer waits go to the database together (plain posts of several
+/// rooms, in one statement). Each is stored in the order it was queued, with the next seq of
+/// its room and an event of its own; a post without a seat is refused, and a `client_msg_id`
+/// repeated within the batch is answered with the first post.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_queued_together_are_stored_in_order() {
+    let Some(app) = TestApp::spawn(Engine::Postgres).await else {
+        return;
+    };
+    let (org, general, alice, bob) = app.room_for_two().await;
+    let private = app.room(&alice, org, "private", "PRIVATE").await;
+    let store = app.state.store.clone();
+    let post = |room: i64, sender: &testing::http::TestUser, body: &str, client: Option<&str>| {
+        store.queue_message(
+            chatboard_store::NewMessage {
+                room_id: room,
+                sender_id: sender.id,
+                body: body.into(),
+                client_msg_id: client.map(str::to_owned),
+                file: None,
+                parent_id: None,
+                mentions: Default::default(),
+            },
+            chrono::Utc::now(),
+        )
+    };
+    // The writer takes the first post and waits for its room; the rest queue behind it and go
+    // as one batch once the room is free.
+    let row = format!("SELECT id FROM rooms WHERE id = {general} FOR NO KEY UPDATE");
+    let held = HeldLocks::take(&app.db_url, &row).await;
+    let first = post(general, &alice, "first", None);
+    while waiting_for_locks(&app.db_url).await < 1 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let queued = vec![
+        post(general, &bob, "one", Some("k")),
+        post(private, &alice, "two", None),
+        post(general, &bob, "one again", Some("k")),
+        post(private, &bob, "no seat", None),
+        post(general, &alice, "three", None),
+    ];
+    held.release().await;
+    let (first, created) = store.queued_message(first).await.unwrap();
+    assert!(created);
+    let mut answers = Vec::new();
+    for queued in queued {
+        answers.push(store.queued_message(queued).await);
+    }
+    let [one, two, again, no_seat, three] = <[_; 5]>::try_from(answers).unwrap();
+    let (one, two, three) = (one.unwrap(), two.unwrap(), three.unwrap());
+    assert!(one.1 && two.1 && three.1, "each stored anew");
+    let (again, again_created) = again.unwrap();
+    assert!(!again_created);
+    assert_eq!(again.id, one.0.id, "the repeat answers the first");
+    assert!(no_seat.is_err(), "{no_seat:?}");
+
+    let ids = [first.id, one.0.id, two.0.id, three.0.id];
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "queued order: {ids:?}");
+    assert_eq!(
+        [first.seq, one.0.seq, three.0.seq],
+        [first.seq, first.seq + 1, first.seq + 2]
+    );
+    assert_eq!(two.0.seq, 1);
+    assert_eq!((one.0.body.as_str(), one.0.org), ("one", org));
+
+    // One `message.created` event per stored post, holding the message as stored.
+    let db = sqlx::PgPool::connect(&app.db_url).await.unwrap();
+    let payloads: Vec<String> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE event_type = 'message.created' \
+         AND room_id = ANY($1) ORDER BY id",
+    )
+    .bind(vec![general, private])
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let events: Vec<serde_json::Value> = payloads
+        .iter()
+        .map(|p| serde_json::from_str(p).unwrap())
+        .collect();
+    let event_ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert_eq!(event_ids, ids);
+    let two_event = &events[2];
+    assert_eq!(two_event["room"], private);
+    assert_eq!(two_event["org"], org);
+    assert_eq!(two_event["body"], "two");
+    let rooms: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT last_seq, last_msg_id FROM rooms WHERE id = ANY($1) ORDER BY id")
+            .bind(vec![general, private])
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(rooms, [(three.0.seq, three.0.id), (1, two.0.id)]);
+}

@@ -315,18 +315,136 @@ async fn insert_batch_atomic(
     Ok(answers)
 }
 
-/// One answer per post of the batch, stored together when possible. If the transaction fails
-/// as a whole (say, a retry on another replica won a unique-index race), nothing of it was
-/// stored, and the posts go one by one so each gets its own answer.
+/// A batch of plain posts in one statement outside any transaction (atomic by itself), as a
+/// plain post alone is: the rooms' locks in id order, the posts that may go in (a seat, an
+/// organization that takes posts, an unused `client_msg_id`), their ids allocated under the
+/// locks in batch order and their seqs in id order within each room, their events and the
+/// rooms' counters. The transaction it replaces took six round trips (`BEGIN` and its setting,
+/// the locks, the check, the insert, `COMMIT`), each waking the database's backend and the
+/// writer, while the queue behind it waited (BENCHMARKS.md, "A batch of posts in one statement
+/// on PostgreSQL"). `$1` to `$8`: rooms, senders, bodies, `client_msg_id`s, times, ids
+/// mentioned by address, event ids, event payloads after the organization.
+static PLAIN_BATCH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH open_rooms AS MATERIALIZED ( \
+           SELECT r.id, r.org_id, r.last_seq FROM rooms r JOIN orgs o ON o.id = r.org_id \
+           WHERE r.id = ANY($1::bigint[]) AND NOT o.suspended AND o.archived_at IS NULL \
+           ORDER BY r.id FOR UPDATE OF r), \
+         allowed AS MATERIALIZED ( \
+           SELECT u.*, o.org_id, o.last_seq \
+           FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], \
+             $6::text[], $7::text[], $8::text[]) \
+             WITH ORDINALITY AS u(room_id, sender_id, body, client_msg_id, created_at, \
+               mention_ids, event_id, payload_after_org, n) \
+           JOIN open_rooms o ON o.id = u.room_id \
+           WHERE EXISTS (SELECT 1 FROM room_members rm \
+               WHERE rm.room_id = u.room_id AND rm.user_id = u.sender_id) \
+             AND (u.client_msg_id IS NULL OR NOT EXISTS ( \
+               SELECT 1 FROM messages m WHERE m.room_id = u.room_id \
+                 AND m.sender_id = u.sender_id AND m.client_msg_id = u.client_msg_id))), \
+         t AS MATERIALIZED ( \
+           SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id, a.* \
+           FROM (SELECT * FROM allowed ORDER BY n) a), \
+         m AS ( \
+           INSERT INTO messages (id, room_id, org_id, seq, sender_id, body, client_msg_id, \
+             created_at, mention_ids) \
+           OVERRIDING SYSTEM VALUE \
+           SELECT t.id, t.room_id, t.org_id, \
+                  t.last_seq + row_number() OVER (PARTITION BY t.room_id ORDER BY t.id), \
+                  t.sender_id, t.body, t.client_msg_id, t.created_at, t.mention_ids \
+           FROM t \
+           RETURNING {MESSAGE_COLUMNS}), \
+         moved AS ( \
+           UPDATE rooms r SET last_seq = r.last_seq + c.n, last_msg_id = c.newest \
+           FROM (SELECT room_id, COUNT(*) AS n, MAX(id) AS newest FROM t GROUP BY room_id) c \
+           WHERE r.id = c.room_id), \
+         events AS ( \
+           INSERT INTO {OUTBOX_COLUMNS} \
+           SELECT t.event_id, '{created}', m.org_id, m.room_id, {payload}, t.created_at \
+           FROM m JOIN t ON t.id = m.id ORDER BY m.id) \
+         SELECT {returned}, t.n FROM m JOIN t ON t.id = m.id ORDER BY m.id",
+        created = EventType::MessageCreated.as_str(),
+        payload = payload_of("m", "t.payload_after_org"),
+        returned = message_columns_of("m"),
+    )
+});
+
+/// Stores a batch of plain posts with [`PLAIN_BATCH`], or `None` when one of them is not plain
+/// (the transaction's path then takes the batch). A post repeating the `client_msg_id` of one
+/// before it in the batch goes no further than that one: it is answered `None`, and its sender
+/// then finds the first one stored.
+async fn insert_plain_batch(
+    write: &Pool,
+    batch: &[PendingPost],
+) -> StoreResult<Option<Vec<Option<Message>>>> {
+    let mut seen = HashSet::new();
+    let chosen: Vec<usize> = (0..batch.len())
+        .filter(|&i| {
+            let msg = &batch[i].msg;
+            match &msg.client_msg_id {
+                Some(id) => seen.insert((msg.room_id, msg.sender_id, id.clone())),
+                None => true,
+            }
+        })
+        .collect();
+    let posts: Vec<&PendingPost> = chosen.iter().map(|&i| &batch[i]).collect();
+    let Some(events) = BatchEvents::of(&posts)? else {
+        return Ok(None);
+    };
+    let rooms: Vec<i64> = posts.iter().map(|p| p.msg.room_id).collect();
+    let senders: Vec<i64> = posts.iter().map(|p| p.msg.sender_id).collect();
+    let bodies: Vec<&str> = posts.iter().map(|p| p.msg.body.as_str()).collect();
+    let client_ids: Vec<Option<&str>> = posts
+        .iter()
+        .map(|p| p.msg.client_msg_id.as_deref())
+        .collect();
+    let times: Vec<DateTime<Utc>> = posts.iter().map(|p| p.now).collect();
+    let named: Vec<Option<String>> = posts
+        .iter()
+        .map(|p| encode_ids(&p.msg.mentions.named))
+        .collect();
+    // Outside a transaction the commit comes after the statement's rows: `fetch_all` reads every
+    // response up to the end, so the answer waits for the commit and carries its error.
+    let rows: Vec<BatchRow> = sqlx::query_as(&PLAIN_BATCH)
+        .bind(&rooms)
+        .bind(&senders)
+        .bind(&bodies)
+        .bind(&client_ids)
+        .bind(&times)
+        .bind(&named)
+        .bind(&events.ids)
+        .bind(&events.payloads_after_org)
+        .fetch_all(write)
+        .await?;
+    let mut answers: Vec<Option<Message>> = batch.iter().map(|_| None).collect();
+    for row in rows {
+        // n numbers the posts sent from 1; map it back to the batch.
+        let Some(&i) = usize::try_from(row.n - 1).ok().and_then(|k| chosen.get(k)) else {
+            continue;
+        };
+        answers[i] = Some(Message::from(row.message));
+    }
+    Ok(Some(answers))
+}
+
+/// One answer per post of the batch, stored together when possible: plain posts in one
+/// statement, others in one transaction. If the statement or the transaction fails as a whole
+/// (say, a retry on another replica won a unique-index race), nothing of it was stored, and
+/// the posts go one by one so each gets its own answer.
 pub(super) async fn insert_batch(
     write: &Pool,
     batch: &[PendingPost],
 ) -> Vec<StoreResult<Option<Message>>> {
-    // The batched statement carries no attachments: a batch with one goes post by post.
+    // The batched statements carry no attachments: a batch with one goes post by post.
     if batch.iter().any(|p| p.msg.file.is_some()) {
         return write_each(write, batch).await;
     }
-    match insert_batch_atomic(write, batch).await {
+    let stored = match insert_plain_batch(write, batch).await {
+        Ok(Some(answers)) => Ok(answers),
+        Ok(None) => insert_batch_atomic(write, batch).await,
+        Err(e) => Err(e),
+    };
+    match stored {
         Ok(answers) => answers.into_iter().map(Ok).collect(),
         Err(e) => {
             tracing::warn!(error = %e, posts = batch.len(), "batched post failed; posting one by one");
