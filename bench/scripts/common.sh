@@ -109,6 +109,7 @@ next_run() {
 # (a node's or gateway's /metrics), the share of deliveries its own histogram counted late is
 # printed under the row: what is late inside the server, against what the client saw.
 # CLIENT_THREADS=N runs the load generator on N tokio workers (its default is one per core).
+# SPLIT=1 also prints the measured latency split at each message's `created_at` (`--split`).
 fanout() {
   echo "== $1, $5 msg/s, $(machine)"
   local out="$WORK/fanout.out" gen
@@ -116,7 +117,7 @@ fanout() {
   rm -f "$out"
   env ${CLIENT_THREADS:+TOKIO_WORKER_THREADS=$CLIENT_THREADS} "$B/chatboard-bench" ws-fanout --ws "$2" --state "$4" --rate "$5" --seconds 15 --gateway-pid "$3" \
     --warmup-seconds "${WARMUP:-0}" ${TIMELINE_MS:+--timeline-ms $TIMELINE_MS} \
-    ${METRICS_URL:+--metrics-url $METRICS_URL} >"$out" &
+    ${METRICS_URL:+--metrics-url $METRICS_URL} ${SPLIT:+--split} >"$out" &
   gen=$!
   if [ -n "${SCHEDWATCH:-}${THREADS:-}${PROCS:-}" ]; then
     # Measuring starts once every socket is open, the arrivals' presence notices have passed
@@ -136,7 +137,7 @@ fanout() {
   [ -z "${THREADS:-}" ] || thread_counters "$3" >"$WORK/threads-after"
   # The result row is the one after the first table's header and rule.
   awk '/^\| sent \|/{row=NR+2} NR==row' "$out"
-  grep -E "^(gateway's own count|load generator's CPU)" "$out" || true
+  grep -E "^(gateway's own count|split at created_at|load generator's CPU)" "$out" || true
   if [ -n "${THREADS:-}" ]; then
     # Threads that ran over 20 ms while sending; the rate times 15 s is the messages sent.
     join "$WORK/threads-before" "$WORK/threads-after" | awk -v msgs=$(( $5 * 15 )) '{

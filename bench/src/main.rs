@@ -181,6 +181,12 @@ enum Command {
         /// how many over 10 ms, the worst): where in the run the tail was.
         #[arg(long)]
         timeline_ms: Option<u64>,
+        /// Also split each measured delivery's latency at the message's `created_at` (the
+        /// server's clock, the same machine's): before it (the sender's frame on its way in)
+        /// and after it (storing, the fan-out and the client's read). Costs the client a
+        /// timestamp parse per frame.
+        #[arg(long)]
+        split: bool,
     },
     /// Connects every member of every seeded room, posts one message into each room, then has
     /// every member mark it read at once, and prints how many `read` frames reached the sockets
@@ -379,6 +385,7 @@ async fn main() -> anyhow::Result<()> {
             gateway_pid,
             metrics_url,
             timeline_ms,
+            split,
         } => {
             let via = match via.as_str() {
                 "ws" => ws_load::SendVia::WebSocket,
@@ -396,6 +403,7 @@ async fn main() -> anyhow::Result<()> {
                 Duration::from_secs(warmup_seconds),
                 via,
                 timeline_ms.map(Duration::from_millis),
+                split,
             )
             .await?;
         }

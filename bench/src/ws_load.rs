@@ -284,15 +284,39 @@ pub enum SendVia {
 struct RoomLatencies {
     whole: Histogram<u64>,
     measured: Histogram<u64>,
+    /// With `--split`, the measured deliveries' time from the send to the message's
+    /// `created_at`, and from `created_at` to the receipt.
+    before_created: Histogram<u64>,
+    after_created: Histogram<u64>,
 }
 
 impl RoomLatencies {
     fn new() -> anyhow::Result<Self> {
+        let histogram = || Histogram::new_with_bounds(1, 600_000_000, 3);
         Ok(Self {
-            whole: Histogram::new_with_bounds(1, 600_000_000, 3)?,
-            measured: Histogram::new_with_bounds(1, 600_000_000, 3)?,
+            whole: histogram()?,
+            measured: histogram()?,
+            before_created: histogram()?,
+            after_created: histogram()?,
         })
     }
+
+    fn add(&mut self, other: &Self) -> anyhow::Result<()> {
+        self.whole.add(&other.whole)?;
+        self.measured.add(&other.measured)?;
+        self.before_created.add(&other.before_created)?;
+        self.after_created.add(&other.after_created)?;
+        Ok(())
+    }
+}
+
+/// The p50 and p99 of `h`, in ms, for a report line.
+fn p50_p99(h: &Histogram<u64>) -> String {
+    format!(
+        "p50 {:.1} ms, p99 {:.1} ms",
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0
+    )
 }
 
 /// Every member of every room connected; `rate` messages/s spread over the rooms for `warmup`
@@ -311,6 +335,7 @@ pub async fn fanout(
     warmup: Duration,
     via: SendVia,
     timeline: Option<Duration>,
+    split: bool,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(rate > 0.0, "--rate must be positive");
     // Deliveries by send time, when asked for. Sending stops at the deadline; the extra second
@@ -326,6 +351,8 @@ pub async fn fanout(
     // sending starts.
     let measure_from = Arc::new(AtomicU64::new(u64::MAX));
     let epoch = Instant::now();
+    // The epoch on the wall clock, in µs, for comparing send times with `created_at`.
+    let wall_epoch = split.then(|| chrono::Utc::now().timestamp_micros());
     let (stop_tx, stop) = watch::channel(false);
     let per_room = rate / seeded.rooms.len() as f64;
     let senders_per_room = (per_room / SEND_PER_CONNECTION).ceil().max(1.0) as usize;
@@ -363,7 +390,7 @@ pub async fn fanout(
             }
             receivers.push(tokio::spawn(receive(
                 stream,
-                epoch,
+                (epoch, wall_epoch),
                 stop.clone(),
                 room_latencies.clone(),
                 measure_from.clone(),
@@ -487,11 +514,16 @@ pub async fn fanout(
     }
     let mut latencies = RoomLatencies::new()?;
     for h in &histograms {
-        let room = h.lock().unwrap_or_else(PoisonError::into_inner);
-        latencies.whole.add(&room.whole)?;
-        latencies.measured.add(&room.measured)?;
+        latencies.add(&h.lock().unwrap_or_else(PoisonError::into_inner))?;
     }
     let measured = latencies.measured.len();
+    let split = split.then(|| {
+        format!(
+            "split at created_at: send to created_at {}; created_at to receipt {}",
+            p50_p99(&latencies.before_created),
+            p50_p99(&latencies.after_created)
+        )
+    });
     let (whole, latencies) = (latencies.whole, latencies.measured);
     drop(sinks);
     let (sent, expected, failures) = (
@@ -520,6 +552,9 @@ pub async fn fanout(
     if let Some(counts) = counts {
         println!("{counts}");
     }
+    if let Some(split) = split {
+        println!("{split}");
+    }
     if let Some(own) = own_cpu {
         // What the client takes from the machine it shares with the gateway.
         println!(
@@ -534,10 +569,12 @@ pub async fn fanout(
 }
 
 /// Counts message frames and records their latency (from the send time in the body), in the
-/// measured histogram too when sent after the warm-up, until stopped; returns the count.
+/// measured histogram too when sent after the warm-up, until stopped; returns the count. With
+/// the epoch's wall-clock time (`--split`), a measured delivery's latency is also recorded in
+/// two parts, at the message's `created_at`.
 async fn receive(
     mut stream: ws_client::Reader,
-    epoch: Instant,
+    (epoch, wall_epoch): (Instant, Option<i64>),
     mut stop: watch::Receiver<bool>,
     latencies: Arc<Mutex<RoomLatencies>>,
     measure_from: Arc<AtomicU64>,
@@ -557,11 +594,23 @@ async fn receive(
                     last_frame.store(epoch.elapsed().as_nanos() as u64, Ordering::Relaxed);
                     if let Some(sent) = sent_at(text) {
                         count += 1;
-                        let micros = (epoch.elapsed().as_nanos() as u64).saturating_sub(sent) / 1000;
+                        let now = epoch.elapsed().as_nanos() as u64;
+                        let micros = now.saturating_sub(sent) / 1000;
+                        let measured = sent >= measure_from.load(Ordering::Relaxed);
+                        // µs from the send to `created_at`, and from `created_at` on.
+                        let parts = wall_epoch.filter(|_| measured).and_then(|wall| {
+                            let created = created_at(text)? - wall;
+                            let before = u64::try_from(created - (sent / 1000) as i64).unwrap_or(0);
+                            Some((before, (now / 1000).saturating_sub(u64::try_from(created).ok()?)))
+                        });
                         let mut h = latencies.lock().unwrap_or_else(PoisonError::into_inner);
                         let _ = h.whole.record(micros.max(1));
-                        if sent >= measure_from.load(Ordering::Relaxed) {
+                        if measured {
                             let _ = h.measured.record(micros.max(1));
+                        }
+                        if let Some((before, after)) = parts {
+                            let _ = h.before_created.record(before.max(1));
+                            let _ = h.after_created.record(after.max(1));
                         }
                         drop(h);
                         if let Some(t) = &timeline {
@@ -574,6 +623,19 @@ async fn receive(
             () = &mut stopped => return count,
         }
     }
+}
+
+/// A message frame's `created_at`, in µs since the Unix epoch.
+fn created_at(frame: &[u8]) -> Option<i64> {
+    let start = ws_client::find(frame, b"\"created_at\":\"")? + 14;
+    let rest = &frame[start..];
+    let end = rest.iter().position(|&b| b == b'"')?;
+    let text = std::str::from_utf8(&rest[..end]).ok()?;
+    Some(
+        chrono::DateTime::parse_from_rfc3339(text)
+            .ok()?
+            .timestamp_micros(),
+    )
 }
 
 /// The send time carried in a message frame's body (`"body":"b<nanos>"`).
@@ -589,7 +651,14 @@ fn sent_at(frame: &[u8]) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::FanoutCounts;
+    use super::{created_at, FanoutCounts};
+
+    #[test]
+    fn a_frames_created_at_is_read_in_microseconds() {
+        let frame = br#"{"type":"message","id":7,"created_at":"2026-12-07T15:00:00.123456Z","body":"b5"}"#;
+        assert_eq!(created_at(frame), Some(1_796_655_600_123_456));
+        assert_eq!(created_at(br#"{"type":"message","body":"b5"}"#), None);
+    }
 
     #[test]
     fn the_servers_late_share_is_of_what_it_counted_between_the_two_readings() {
