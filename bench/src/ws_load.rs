@@ -655,7 +655,8 @@ mod tests {
 
     #[test]
     fn a_frames_created_at_is_read_in_microseconds() {
-        let frame = br#"{"type":"message","id":7,"created_at":"2026-12-07T15:00:00.123456Z","body":"b5"}"#;
+        let frame =
+            br#"{"type":"message","id":7,"created_at":"2026-12-07T15:00:00.123456Z","body":"b5"}"#;
         assert_eq!(created_at(frame), Some(1_796_655_600_123_456));
         assert_eq!(created_at(br#"{"type":"message","body":"b5"}"#), None);
     }

@@ -50,7 +50,8 @@ impl GatewayMetrics {
         let fanout_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "chatboard_ws_fanout_seconds",
-                "Latency from a message's commit to its write on a WebSocket, live deliveries only.",
+                "Latency from a live message's creation (queued for storing) to the start of its \
+                 room's fan-out on this gateway, per delivery.",
             )
             .buckets(FANOUT_BUCKETS.to_vec()),
         )?;
