@@ -107,16 +107,18 @@ async fn a_refused_seat_is_announced_again() {
     assert_eq!(bus.refusals.load(Ordering::SeqCst), 0);
 }
 
-/// A new seat whose start could not be read (its table away for a moment, as a database that
-/// failed a query) is read again shortly and announced. It used to be dropped: the member's
-/// open sockets did not follow the room until they reconnected.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_seat_whose_read_failed_is_read_again_and_announced() {
+/// A room of one member (its creator) in a new SQLite database: the database (kept while the
+/// test runs), its URL, the store, the room and the member.
+async fn room_of_one() -> Option<(
+    testing::TestDb,
+    String,
+    Arc<dyn chatboard_store::Store>,
+    i64,
+    i64,
+)> {
     use chatboard_core::model::AccessLevel;
     use chatboard_store::{NewRoom, NewUser};
-    let Some((_db, url)) = testing::TestDb::create(testing::TestEngine::Sqlite).await else {
-        return;
-    };
+    let (db, url) = testing::TestDb::create(testing::TestEngine::Sqlite).await?;
     let store = chatboard_store::connect(&url, 2).await.unwrap();
     store.migrate().await.unwrap();
     let now = chrono::Utc::now();
@@ -135,14 +137,21 @@ async fn a_seat_whose_read_failed_is_read_again_and_announced() {
         created_by: user,
     };
     let room = store.create_room(new_room, now).await.unwrap().id;
-    let bus = Arc::new(LocalBus::default());
-    let mut heard = bus.subscribe().await.unwrap();
-    let announcer = Announcer::new(bus, store, &MetricRegistry::new()).unwrap();
+    Some((db, url, store, room, user))
+}
 
-    testing::db::execute_sql(&url, "ALTER TABLE room_members RENAME TO room_members_away").await;
+/// Runs `announce` while the seats' table is away (its first read fails, as a database that
+/// failed a query), puts the table back, and expects `user`'s seat in `room` announced.
+async fn announced_once_read_again<F: std::future::Future<Output = ()>>(
+    url: &str,
+    heard: &mut BusStream,
+    (room, user): (i64, i64),
+    announce: F,
+) {
+    testing::db::execute_sql(url, "ALTER TABLE room_members RENAME TO room_members_away").await;
     // The first read fails within the call; the next comes seconds later.
-    announcer.seated(room, user).await;
-    testing::db::execute_sql(&url, "ALTER TABLE room_members_away RENAME TO room_members").await;
+    announce.await;
+    testing::db::execute_sql(url, "ALTER TABLE room_members_away RENAME TO room_members").await;
     let delivery = tokio::time::timeout(Duration::from_secs(60), heard.next())
         .await
         .expect("announced once read again")
@@ -155,4 +164,34 @@ async fn a_seat_whose_read_failed_is_read_again_and_announced() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// A new seat whose start could not be read (its table away for a moment, as a database that
+/// failed a query) is read again shortly and announced. It used to be dropped: the member's
+/// open sockets did not follow the room until they reconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_whose_read_failed_is_read_again_and_announced() {
+    let Some((_db, url, store, room, user)) = room_of_one().await else {
+        return;
+    };
+    let bus = Arc::new(LocalBus::default());
+    let mut heard = bus.subscribe().await.unwrap();
+    let announcer = Announcer::new(bus, store, &MetricRegistry::new()).unwrap();
+    let seated = announcer.seated(room, user);
+    announced_once_read_again(&url, &mut heard, (room, user), seated).await;
+}
+
+/// A new room whose members could not be read is read again shortly and its seats announced,
+/// as a new seat's start is: its creator's open sockets did not follow it until they
+/// reconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_room_whose_members_could_not_be_read_is_read_again() {
+    let Some((_db, url, store, room, user)) = room_of_one().await else {
+        return;
+    };
+    let bus = Arc::new(LocalBus::default());
+    let mut heard = bus.subscribe().await.unwrap();
+    let announcer = Announcer::new(bus, store, &MetricRegistry::new()).unwrap();
+    let made = announcer.seated_in_room_made(room);
+    announced_once_read_again(&url, &mut heard, (room, user), made).await;
 }
