@@ -243,3 +243,42 @@ async fn two_replicas_writing_one_link_store_one_file() {
     assert_eq!(stored, if won(&a) { b"AAAAaaaa" } else { b"BBBBbbbb" });
     assert_eq!(being_written(dir.path()), 0, "no temporary file is left");
 }
+
+/// A PUT that stops sending without closing its connection is given up after a minute of
+/// silence (400) and leaves no file, and the link can be used again at once. Before, the
+/// silent sender held the link's one turn to be written until the write deadline, an hour and
+/// more after the link's expiry.
+#[tokio::test(start_paused = true)]
+async fn a_put_that_stops_sending_is_given_up_after_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = Arc::new(LocalObjects::new(dir.path(), b"k"));
+    let addr = serve(objects.clone()).await;
+    let body = b"twenty bytes of text".to_vec();
+    let put = objects
+        .presign_put(
+            "uploads/stalled",
+            "text/plain",
+            body.len() as i64,
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let mut stalled = start_put(addr, &put.url, body.len(), &body[..10]).await;
+    // Nothing more is sent. The test's clock is paused: it moves on whenever both sides wait.
+    let mut answer = Vec::new();
+    stalled.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("no bytes arrived"), "{answer}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(60) && waited < Duration::from_secs(120),
+        "{waited:?}"
+    );
+    assert_eq!(being_written(dir.path()), 0, "no temporary file left");
+    assert_eq!(objects.head("uploads/stalled").await.unwrap(), None);
+
+    let status = put_in_two_halves(addr, &put.url, &body, Duration::ZERO).await;
+    assert!(status.contains(" 200 "), "{status}");
+}
