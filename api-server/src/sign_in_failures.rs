@@ -21,11 +21,18 @@ use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Accounts (and as many account and address pairs) followed at most; beyond it new ones go
-/// uncounted until hours end (the per-address limits still hold), so that a spray of made-up
-/// addresses cannot grow memory without bound. Accounts with known addresses are kept to as
-/// many too, the one whose last sign-in is oldest making room for a new one.
+/// Accounts (and as many account and address pairs) followed at most, so that a spray of
+/// made-up addresses cannot grow memory without bound. Once full, a new one takes the place of
+/// the one with the fewest failures among [`EVICTION_SAMPLE`] followed ones: a spray fills the
+/// maps with one failure each, and went on to leave every account it had not reached
+/// uncounted (guessed without limit from addresses enough); now an account being guessed
+/// gains places from it and keeps them. Accounts with known addresses are kept to as many too,
+/// the one whose last sign-in is oldest making room for a new one.
 const ACCOUNTS_MAX: usize = 100_000;
+
+/// How many followed hours a full map looks at for the one to drop: a bounded cost per new
+/// entry, and an entry with more failures than the spray's is kept.
+const EVICTION_SAMPLE: usize = 32;
 
 /// While a map is full, the hours that ended are looked for at most this often (a look scans
 /// every entry under the lock).
@@ -156,13 +163,18 @@ impl Hours {
         })
     }
 
-    /// Whether the pair's (and its account's) hours are followed, or have room to be.
-    fn follows(&mut self, pair: &Pair, now: Instant) -> bool {
-        let room = |h: &Self| !is_full(&h.by_pair, pair) && !is_full(&h.by_account, &pair.0);
-        if !room(self) {
+    /// Makes room for the pair's (and its account's) hours where they are new and a map is
+    /// full: the hours that ended go first, then the least spent hour of a few.
+    fn make_room(&mut self, pair: &Pair, now: Instant) {
+        if is_full(&self.by_pair, pair) || is_full(&self.by_account, &pair.0) {
             self.look_while_full(now);
         }
-        room(self)
+        if is_full(&self.by_pair, pair) {
+            drop_least_spent(&mut self.by_pair);
+        }
+        if is_full(&self.by_account, &pair.0) {
+            drop_least_spent(&mut self.by_account);
+        }
     }
 }
 
@@ -171,12 +183,31 @@ fn is_full<K: Hash + Eq, V>(map: &HashMap<K, V>, key: &K) -> bool {
     !map.contains_key(key) && map.len() >= ACCOUNTS_MAX
 }
 
+/// Drops, of the first [`EVICTION_SAMPLE`] hours of `map`, the one with the fewest failures
+/// and attempts under way (the latest started among equals: a spray that keeps coming is newer
+/// than the account it surrounds).
+fn drop_least_spent<K: Hash + Eq + Copy>(map: &mut HashMap<K, Hour>) {
+    let least = map
+        .iter()
+        .take(EVICTION_SAMPLE)
+        .min_by_key(|(_, hour)| {
+            (
+                hour.failed.saturating_add(hour.running),
+                std::cmp::Reverse(hour.started),
+            )
+        })
+        .map(|(key, _)| *key);
+    if let Some(key) = least {
+        map.remove(&key);
+    }
+}
+
 /// One password check under way; dropped without an outcome, it is not counted.
 #[must_use = "an attempt that is dropped is not counted"]
 pub struct Attempt<'a> {
     failures: &'a SignInFailures,
-    /// The pair; `None` when the account was not followed (the maps were full).
-    pair: Option<Pair>,
+    /// The account and the client's address.
+    pair: Pair,
     /// Whether the account's hour holds a place for it.
     counted_on_account: bool,
     settled: bool,
@@ -216,9 +247,7 @@ impl SignInFailures {
         let now = Instant::now();
         let mut guard = self.lock();
         let hours = &mut *guard;
-        if !hours.follows(&pair, now) {
-            return Ok(self.attempt(None, false));
-        }
+        hours.make_room(&pair, now);
         let fresh = Hour {
             started: now,
             failed: 0,
@@ -241,7 +270,7 @@ impl SignInFailures {
         if let Some(hour) = hours.by_pair.get_mut(&pair) {
             hour.running += 1;
         }
-        Ok(self.attempt(Some(pair), counted_on_account))
+        Ok(self.attempt(pair, counted_on_account))
     }
 
     /// Drops the hours that are over and the addresses no longer known, so memory follows the
@@ -250,7 +279,7 @@ impl SignInFailures {
         self.lock().forget_over(Instant::now());
     }
 
-    fn attempt(&self, pair: Option<Pair>, counted_on_account: bool) -> Attempt<'_> {
+    fn attempt(&self, pair: Pair, counted_on_account: bool) -> Attempt<'_> {
         Attempt {
             failures: self,
             pair,
@@ -278,9 +307,7 @@ impl Attempt<'_> {
     /// exists and its owner just signed in (their next guess answered), with a new budget.
     pub fn succeeded(mut self) {
         self.settled = true;
-        let Some(pair) = self.pair else {
-            return;
-        };
+        let pair = self.pair;
         // Its places given back, as any attempt's, and no failure counted.
         self.end(|_| {});
         let mut hours = self.failures.lock();
@@ -290,9 +317,7 @@ impl Attempt<'_> {
 
     /// Gives back the places the attempt held, after `outcome` on each of its hours.
     fn end(&self, outcome: impl Fn(&mut Hour)) {
-        let Some(pair) = self.pair else {
-            return;
-        };
+        let pair = self.pair;
         let mut hours = self.failures.lock();
         let settle = |hour: &mut Hour| {
             hour.running = hour.running.saturating_sub(1);
@@ -394,6 +419,44 @@ mod tests {
         fail(&failures, "a@x.io", 100);
         assert!(failures.begin("a@x.io", from(100), false).is_err());
         assert!(failures.begin("a@x.io", from(7), false).is_err());
+    }
+
+    /// The maps full of a spray of made-up addresses (one failure each, from many networks):
+    /// an account guessed next is still counted, and the spray that goes on does not push it
+    /// out. It used to go uncounted until the spray's hours ended.
+    #[test]
+    fn a_spray_that_fills_the_maps_neither_hides_nor_pushes_out_an_account() {
+        let Some(failures) = SignInFailures::new(2) else {
+            panic!("a budget of 2 is a limit");
+        };
+        let spray = |from_n: usize| {
+            for n in from_n..from_n + super::ACCOUNTS_MAX {
+                let client = IpAddr::from([203, 0, (n >> 8) as u8, n as u8]);
+                if let Ok(attempt) = failures.begin(&format!("{n}@spray.io"), client, false) {
+                    attempt.failed();
+                }
+            }
+        };
+        spray(0);
+        // Two failures from each of five addresses spend the account's hour.
+        for n in 1..=5 {
+            fail(&failures, "a@x.io", n);
+            fail(&failures, "a@x.io", n);
+            assert!(
+                failures.begin("a@x.io", from(n), false).is_err(),
+                "address {n} refused after its budget"
+            );
+        }
+        assert!(
+            failures.begin("a@x.io", from(6), false).is_err(),
+            "the account's hour spent"
+        );
+        spray(super::ACCOUNTS_MAX);
+        assert!(
+            failures.begin("a@x.io", from(7), false).is_err(),
+            "still spent after another spray"
+        );
+        assert!(failures.begin("a@x.io", from(1), false).is_err());
     }
 
     #[test]
