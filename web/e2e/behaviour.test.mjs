@@ -286,6 +286,36 @@ test('an image asks the API for its address once, however often its message is r
   await context.close();
 });
 
+test('an image whose address was refused for a moment is asked for again and shown', async () => {
+  const adaToken = setup.ada;
+  const room = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'busy-pictures' }, adaToken);
+  const presigned = await server.api('POST', '/api/uploads/presign/', { filename: 'dot.png', content_type: 'image/png', size: PNG.length }, adaToken);
+  const put = await fetch(presigned.upload_url, { method: 'PUT', headers: presigned.headers, body: PNG });
+  assert.ok(put.ok, `PUT ${put.status}`);
+  await server.api('POST', `/api/uploads/${presigned.id}/complete/`, {}, adaToken);
+  await server.api('POST', `/api/rooms/${room.id}/messages/`, { file_id: presigned.id }, adaToken);
+
+  const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  // The first two asks for the image's address meet a busy server, then a rate limit.
+  const refusals = [
+    { status: 503, body: { detail: 'Try again later.', code: 'unavailable' }, headers: {} },
+    { status: 429, body: { detail: 'Slow down.', code: 'rate_limited' }, headers: { 'Retry-After': '1' } },
+  ];
+  let asked = 0;
+  await page.route((url) => url.pathname === `/api/uploads/${presigned.id}/`, (route) => {
+    asked += 1;
+    const refusal = refusals.shift();
+    if (!refusal) return route.continue();
+    return route.fulfill({ status: refusal.status, headers: refusal.headers, contentType: 'application/json', body: JSON.stringify(refusal.body) });
+  });
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await waitFor(() => page.locator('img.preview').evaluate((img) => img.complete && img.naturalWidth === 2), 30_000, 'the image after two refusals');
+  assert.equal(asked, 3, `asked ${asked} times`);
+  assert.equal(await page.locator('img.preview').getAttribute('alt'), 'dot.png');
+  await context.close();
+});
+
 test('an edit in progress survives a newcomer\'s first message', async () => {
   const adaToken = setup.ada;
   const room = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'editing' }, adaToken);
