@@ -101,6 +101,33 @@ test('a catch-up that fails while live messages come leaves no gap once it is tr
   await context.close();
 });
 
+test('a message typed while the room\'s first page failed is sent once the page loads after a reconnect', async () => {
+  const start = await newRoom('offline start');
+  const room = await newRoom('offline typing');
+  await post(room, 'Already there');
+  const { context, page, sockets } = await adaIn(start);
+  await sockets.drop();
+  await page.getByText('Reconnecting…').waitFor();
+  // The network is gone for the room: its first page and the post fail as a dead link does.
+  let offline = true;
+  await page.route((url) => url.pathname === `/api/rooms/${room.id}/messages/`, (route) => (offline ? route.abort('internetdisconnected') : route.continue()));
+  await page.goto(roomUrl(room));
+  await page.getByRole('heading', { name: `# ${room.name}` }).waitFor();
+  const box = page.getByLabel(`Message # ${room.name}`);
+  await box.fill('Typed while offline');
+  await box.press('Enter');
+  await page.locator('ol.pending .msg', { hasText: 'Typed while offline' }).waitFor({ timeout: 20_000 });
+  await waitFor(async () => (await page.locator('ol.pending .msg', { hasText: 'Typed while offline' }).textContent()).includes('ot sent'), 20_000, 'the post failed');
+  offline = false;
+  sockets.allow();
+  // Back: the first page loads, and what was typed meanwhile goes.
+  await page.getByText('Already there').waitFor({ timeout: 30_000 });
+  await page.locator('ol.messages:not(.pending) .msg', { hasText: 'Typed while offline' }).waitFor({ timeout: 30_000 });
+  const stored = await server.api('GET', `/api/rooms/${room.id}/messages/`, undefined, setup.ada);
+  assert.deepEqual(stored.results.map((m) => m.body).filter((b) => b === 'Typed while offline'), ['Typed while offline']);
+  await context.close();
+});
+
 test('a message still on its way when its room is left says so if it then fails', async () => {
   const room = await newRoom('left behind');
   const other = await newRoom('elsewhere');
