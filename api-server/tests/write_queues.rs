@@ -97,12 +97,12 @@ async fn with_more_queues_rooms_are_written_in_parallel() {
     a_post_beside_one_that_waits(Some(4)).await;
 }
 
-/// Posts queued while the writer waits go to the database together (plain posts of several
-/// rooms, in one statement). Each is stored in the order it was queued, with the next seq of
-/// its room and an event of its own; a post without a seat is refused, and a `client_msg_id`
-/// repeated within the batch is answered with the first post.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn posts_queued_together_are_stored_in_order() {
+/// Posts queued while the writer waits go to the database together: plain posts of several
+/// rooms in one statement, or, with a reply among them, in one transaction. Each is stored in
+/// the order it was queued, with the next seq of its room and an event of its own; a post
+/// without a seat is refused, and a `client_msg_id` repeated within the batch is answered with
+/// the first post.
+async fn posts_queued_together_are_stored_in_order(with_reply: bool) {
     let Some(app) = TestApp::spawn(Engine::Postgres).await else {
         return;
     };
@@ -110,34 +110,43 @@ async fn posts_queued_together_are_stored_in_order() {
     let private = app.room(&alice, org, "private", "PRIVATE").await;
     let store = app.state.store.clone();
     let post = |room: i64, sender: &testing::http::TestUser, body: &str, client: Option<&str>| {
-        store.queue_message(
-            chatboard_store::NewMessage {
-                room_id: room,
-                sender_id: sender.id,
-                body: body.into(),
-                client_msg_id: client.map(str::to_owned),
-                file: None,
-                parent_id: None,
-                mentions: Default::default(),
-            },
-            chrono::Utc::now(),
-        )
+        chatboard_store::NewMessage {
+            room_id: room,
+            sender_id: sender.id,
+            body: body.into(),
+            client_msg_id: client.map(str::to_owned),
+            file: None,
+            parent_id: None,
+            mentions: Default::default(),
+        }
     };
+    let queue = |msg| store.queue_message(msg, chrono::Utc::now());
+    let (root, _) = store
+        .post_message(post(general, &alice, "root", None), chrono::Utc::now())
+        .await
+        .unwrap();
     // The writer takes the first post and waits for its room; the rest queue behind it and go
     // as one batch once the room is free.
     let row = format!("SELECT id FROM rooms WHERE id = {general} FOR NO KEY UPDATE");
     let held = HeldLocks::take(&app.db_url, &row).await;
-    let first = post(general, &alice, "first", None);
+    let first = queue(post(general, &alice, "first", None));
     while waiting_for_locks(&app.db_url).await < 1 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let queued = vec![
-        post(general, &bob, "one", Some("k")),
-        post(private, &alice, "two", None),
-        post(general, &bob, "one again", Some("k")),
-        post(private, &bob, "no seat", None),
-        post(general, &alice, "three", None),
+    let mut queued = vec![
+        queue(post(general, &bob, "one", Some("k"))),
+        queue(post(private, &alice, "two", None)),
+        queue(post(general, &bob, "one again", Some("k"))),
+        queue(post(private, &bob, "no seat", None)),
+        queue(post(general, &alice, "three", None)),
     ];
+    if with_reply {
+        let reply = chatboard_store::NewMessage {
+            parent_id: Some(root.id),
+            ..post(general, &bob, "a reply", None)
+        };
+        queued.push(queue(reply));
+    }
     held.release().await;
     let (first, created) = store.queued_message(first).await.unwrap();
     assert!(created);
@@ -145,6 +154,7 @@ async fn posts_queued_together_are_stored_in_order() {
     for queued in queued {
         answers.push(store.queued_message(queued).await);
     }
+    let reply = with_reply.then(|| answers.pop().unwrap().unwrap().0);
     let [one, two, again, no_seat, three] = <[_; 5]>::try_from(answers).unwrap();
     let (one, two, three) = (one.unwrap(), two.unwrap(), three.unwrap());
     assert!(one.1 && two.1 && three.1, "each stored anew");
@@ -153,12 +163,16 @@ async fn posts_queued_together_are_stored_in_order() {
     assert_eq!(again.id, one.0.id, "the repeat answers the first");
     assert!(no_seat.is_err(), "{no_seat:?}");
 
-    let ids = [first.id, one.0.id, two.0.id, three.0.id];
+    let mut ids = vec![root.id, first.id, one.0.id, two.0.id, three.0.id];
+    let mut general_last = (three.0.seq, three.0.id);
+    if let Some(reply) = &reply {
+        ids.push(reply.id);
+        assert_eq!(reply.seq, three.0.seq + 1);
+        assert_eq!(reply.parent_id, Some(root.id));
+        general_last = (reply.seq, reply.id);
+    }
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "queued order: {ids:?}");
-    assert_eq!(
-        [first.seq, one.0.seq, three.0.seq],
-        [first.seq, first.seq + 1, first.seq + 2]
-    );
+    assert_eq!([root.seq, first.seq, one.0.seq, three.0.seq], [1, 2, 3, 4]);
     assert_eq!(two.0.seq, 1);
     assert_eq!((one.0.body.as_str(), one.0.org), ("one", org));
 
@@ -178,7 +192,7 @@ async fn posts_queued_together_are_stored_in_order() {
         .collect();
     let event_ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
     assert_eq!(event_ids, ids);
-    let two_event = &events[2];
+    let two_event = &events[3];
     assert_eq!(two_event["room"], private);
     assert_eq!(two_event["org"], org);
     assert_eq!(two_event["body"], "two");
@@ -188,5 +202,17 @@ async fn posts_queued_together_are_stored_in_order() {
             .fetch_all(&db)
             .await
             .unwrap();
-    assert_eq!(rooms, [(three.0.seq, three.0.id), (1, two.0.id)]);
+    assert_eq!(rooms, [general_last, (1, two.0.id)]);
+}
+
+/// Plain posts: one statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_posts_queued_together_are_stored_in_order() {
+    posts_queued_together_are_stored_in_order(false).await;
+}
+
+/// A reply among them: one transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_queued_together_with_a_reply_are_stored_in_order() {
+    posts_queued_together_are_stored_in_order(true).await;
 }

@@ -71,18 +71,20 @@ fn payload_of(m: &str, rest: &str) -> String {
     )
 }
 
-/// A batch's `message.created` events for its insert statement to write, one per post: the
-/// event ids and the payloads after the organization ([`payload_after_org`]); all `None` when
-/// the events are written after the insert instead.
+/// A batch's `message.created` events for its statement to write ([`PLAIN_BATCH`]), one per
+/// post: the event ids and the payloads after the organization ([`payload_after_org`]).
 struct BatchEvents {
-    ids: Vec<Option<String>>,
-    payloads_after_org: Vec<Option<String>>,
+    ids: Vec<String>,
+    payloads_after_org: Vec<String>,
 }
 
 impl BatchEvents {
     /// The events of `posts`, if every post is plain.
     fn of(posts: &[&PendingPost]) -> StoreResult<Option<Self>> {
-        let mut events = Self::none(0);
+        let mut events = Self {
+            ids: Vec::with_capacity(posts.len()),
+            payloads_after_org: Vec::with_capacity(posts.len()),
+        };
         for post in posts {
             if !post.msg.is_plain() {
                 return Ok(None);
@@ -91,18 +93,10 @@ impl BatchEvents {
             let Some(rest) = payload_after_org(&event.payload, post.msg.room_id) else {
                 return Ok(None);
             };
-            events.payloads_after_org.push(Some(rest.to_owned()));
-            events.ids.push(Some(event.event_id));
+            events.payloads_after_org.push(rest.to_owned());
+            events.ids.push(event.event_id);
         }
         Ok(Some(events))
-    }
-
-    /// No events for `count` posts: theirs are written after the insert.
-    fn none(count: usize) -> Self {
-        Self {
-            ids: vec![None; count],
-            payloads_after_org: vec![None; count],
-        }
     }
 }
 
@@ -237,19 +231,16 @@ async fn insert_batch_atomic(
         .iter()
         .map(|p| encode_ids(&p.msg.mentions.named))
         .collect();
-    // When every post is plain, their events go in the insert's statement (one round trip
-    // less); otherwise all are written after it, each message's in id order with its thread's.
-    let events_in_insert = BatchEvents::of(&posts)?;
-    let folded = events_in_insert.is_some();
-    let events_in_insert = events_in_insert.unwrap_or_else(|| BatchEvents::none(posts.len()));
+    // The events are written after the insert, each message's in id order with its thread's
+    // (a batch of plain posts alone takes `PLAIN_BATCH`, its events in its statement).
     let returned = message_columns_of("m");
     let sql = format!(
         "WITH t AS MATERIALIZED ( \
            SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id, u.* \
            FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], \
-             $6::bigint[], $7::text[], $8::text[], $9::text[]) \
+             $6::bigint[], $7::text[]) \
              WITH ORDINALITY AS u(room_id, sender_id, body, client_msg_id, created_at, parent_id, \
-               mention_ids, event_id, payload_after_org, n)), \
+               mention_ids, n)), \
          m AS ( \
            INSERT INTO messages (id, room_id, org_id, seq, sender_id, body, client_msg_id, created_at, \
              parent_id, mention_ids) \
@@ -259,17 +250,8 @@ async fn insert_batch_atomic(
                   t.sender_id, t.body, t.client_msg_id, t.created_at, t.parent_id, t.mention_ids \
            FROM t JOIN rooms r ON r.id = t.room_id \
            RETURNING {MESSAGE_COLUMNS}), \
-         moved AS ( \
-           UPDATE rooms r SET last_seq = r.last_seq + c.n, last_msg_id = c.newest \
-           FROM (SELECT room_id, COUNT(*) AS n, MAX(id) AS newest FROM t GROUP BY room_id) c \
-           WHERE r.id = c.room_id), \
-         events AS ( \
-           INSERT INTO {OUTBOX_COLUMNS} \
-           SELECT t.event_id, '{created}', m.org_id, m.room_id, {payload}, t.created_at \
-           FROM m JOIN t ON t.id = m.id WHERE t.event_id IS NOT NULL ORDER BY m.id) \
+         {MOVE_ROOMS} \
          SELECT {returned}, t.n FROM m JOIN t ON t.id = m.id ORDER BY m.id",
-        created = EventType::MessageCreated.as_str(),
-        payload = payload_of("m", "t.payload_after_org"),
     );
     let rows: Vec<BatchRow> = sqlx::query_as(&sql)
         .bind(&rooms)
@@ -279,8 +261,6 @@ async fn insert_batch_atomic(
         .bind(&times)
         .bind(&parents)
         .bind(&named)
-        .bind(&events_in_insert.ids)
-        .bind(&events_in_insert.payloads_after_org)
         .fetch_all(&mut *tx)
         .await?;
     let mut answers = none();
@@ -293,9 +273,7 @@ async fn insert_batch_atomic(
         let message = Message::from(row.message);
         let now = batch[i].now;
         let org_events = events.entry(message.org).or_default();
-        if !folded {
-            org_events.push((DomainEvent::MessageCreated(message.clone()), now));
-        }
+        org_events.push((DomainEvent::MessageCreated(message.clone()), now));
         // Replies in id order, so each sees its root as the replies before it left it.
         if let Some(thread) = threads::record_reply(&mut tx, &message, now).await? {
             org_events.push((thread, now));
@@ -314,6 +292,13 @@ async fn insert_batch_atomic(
     tx.commit().await?;
     Ok(answers)
 }
+
+/// A batch statement's CTE moving each room's counters past its posts in `t` (their ids and
+/// rooms); followed by a comma.
+const MOVE_ROOMS: &str = "moved AS ( \
+       UPDATE rooms r SET last_seq = r.last_seq + c.n, last_msg_id = c.newest \
+       FROM (SELECT room_id, COUNT(*) AS n, MAX(id) AS newest FROM t GROUP BY room_id) c \
+       WHERE r.id = c.room_id),";
 
 /// A batch of plain posts in one statement outside any transaction (atomic by itself), as a
 /// plain post alone is: the rooms' locks in id order, the posts that may go in (a seat, an
@@ -354,10 +339,7 @@ static PLAIN_BATCH: LazyLock<String> = LazyLock::new(|| {
                   t.sender_id, t.body, t.client_msg_id, t.created_at, t.mention_ids \
            FROM t \
            RETURNING {MESSAGE_COLUMNS}), \
-         moved AS ( \
-           UPDATE rooms r SET last_seq = r.last_seq + c.n, last_msg_id = c.newest \
-           FROM (SELECT room_id, COUNT(*) AS n, MAX(id) AS newest FROM t GROUP BY room_id) c \
-           WHERE r.id = c.room_id), \
+         {MOVE_ROOMS} \
          events AS ( \
            INSERT INTO {OUTBOX_COLUMNS} \
            SELECT t.event_id, '{created}', m.org_id, m.room_id, {payload}, t.created_at \
