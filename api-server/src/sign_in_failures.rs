@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 /// the one with the fewest failures among [`EVICTION_SAMPLE`] followed ones: a spray fills the
 /// maps with one failure each, and went on to leave every account it had not reached
 /// uncounted (guessed without limit from addresses enough); now an account being guessed
-/// gains places from it and keeps them. Accounts with known addresses are kept to as many too,
+/// takes places from it, and keeps them while it has more failures than the spray's entries. Accounts with known addresses are kept to as many too,
 /// the one whose last sign-in is oldest making room for a new one.
 const ACCOUNTS_MAX: usize = 100_000;
 
-/// How many followed hours a full map looks at for the one to drop: a bounded cost per new
+/// How many followed hours a full map looks at for the one to drop: a small cost per new
 /// entry, and an entry with more failures than the spray's is kept.
 const EVICTION_SAMPLE: usize = 32;
 
@@ -183,19 +183,17 @@ fn is_full<K: Hash + Eq, V>(map: &HashMap<K, V>, key: &K) -> bool {
     !map.contains_key(key) && map.len() >= ACCOUNTS_MAX
 }
 
-/// Drops, of the first [`EVICTION_SAMPLE`] hours of `map`, the one with the fewest failures
-/// and attempts under way (the latest started among equals: a spray that keeps coming is newer
-/// than the account it surrounds).
+/// Drops, of the first [`EVICTION_SAMPLE`] hours `map` iterates (the front of its table, not a
+/// random sample: cheap, and a spray's entries land there as any other's), the one with the
+/// fewest failures, the oldest among equals; never one with attempts under way, whose end
+/// settles on it. With every one of those busy, nothing is dropped and the map grows by one:
+/// attempts under way are bounded by the hashing slots.
 fn drop_least_spent<K: Hash + Eq + Copy>(map: &mut HashMap<K, Hour>) {
     let least = map
         .iter()
         .take(EVICTION_SAMPLE)
-        .min_by_key(|(_, hour)| {
-            (
-                hour.failed.saturating_add(hour.running),
-                std::cmp::Reverse(hour.started),
-            )
-        })
+        .filter(|(_, hour)| hour.running == 0)
+        .min_by_key(|(_, hour)| (hour.failed, hour.started))
         .map(|(key, _)| *key);
     if let Some(key) = least {
         map.remove(&key);
@@ -457,6 +455,34 @@ mod tests {
             "still spent after another spray"
         );
         assert!(failures.begin("a@x.io", from(1), false).is_err());
+    }
+
+    /// A full map drops the least spent hour it looks at, the oldest among equals, and never
+    /// one with an attempt under way (whose end settles on it): here the attempt's fresh hour
+    /// has the fewest failures of all.
+    #[test]
+    fn the_hour_dropped_is_the_least_spent_idle_one() {
+        use super::{drop_least_spent, Hour};
+        let now = std::time::Instant::now();
+        let hour = |failed, running, age| Hour {
+            started: now - Duration::from_secs(age),
+            failed,
+            running,
+        };
+        let mut map = std::collections::HashMap::new();
+        map.insert(0u64, hour(0, 1, 0));
+        for key in 1..10u64 {
+            map.insert(key, hour(2, 0, key));
+        }
+        map.insert(10, hour(1, 0, 5));
+        map.insert(11, hour(1, 0, 50));
+        drop_least_spent(&mut map);
+        assert!(
+            map.contains_key(&0),
+            "the hour of the attempt under way stays"
+        );
+        assert!(!map.contains_key(&11), "the oldest of the least spent goes");
+        assert_eq!(map.len(), 11);
     }
 
     #[test]

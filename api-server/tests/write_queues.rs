@@ -126,9 +126,12 @@ async fn posts_queued_together_are_stored_in_order(with_reply: bool) {
         .await
         .unwrap();
     // The writer takes the first post and waits for its room; the rest queue behind it and go
-    // as one batch once the room is free.
+    // as one batch once the room is free. The batch then waits for the other room, which
+    // another writer moves on meanwhile (as a post through another replica would).
     let row = format!("SELECT id FROM rooms WHERE id = {general} FOR NO KEY UPDATE");
     let held = HeldLocks::take(&app.db_url, &row).await;
+    let moved_on = format!("UPDATE rooms SET last_seq = last_seq + 1 WHERE id = {private}");
+    let other_writer = HeldLocks::take(&app.db_url, &moved_on).await;
     let first = queue(post(general, &alice, "first", None));
     while waiting_for_locks(&app.db_url).await < 1 {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -150,6 +153,10 @@ async fn posts_queued_together_are_stored_in_order(with_reply: bool) {
     held.release().await;
     let (first, created) = store.queued_message(first).await.unwrap();
     assert!(created);
+    while waiting_for_locks(&app.db_url).await < 1 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    other_writer.commit().await;
     let mut answers = Vec::new();
     for queued in queued {
         answers.push(store.queued_message(queued).await);
@@ -173,7 +180,7 @@ async fn posts_queued_together_are_stored_in_order(with_reply: bool) {
     }
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "queued order: {ids:?}");
     assert_eq!([root.seq, first.seq, one.0.seq, three.0.seq], [1, 2, 3, 4]);
-    assert_eq!(two.0.seq, 1);
+    assert_eq!(two.0.seq, 2, "after the other writer's");
     assert_eq!((one.0.body.as_str(), one.0.org), ("one", org));
 
     // One `message.created` event per stored post, holding the message as stored.
@@ -202,7 +209,16 @@ async fn posts_queued_together_are_stored_in_order(with_reply: bool) {
             .fetch_all(&db)
             .await
             .unwrap();
-    assert_eq!(rooms, [general_last, (1, two.0.id)]);
+    assert_eq!(rooms, [general_last, (2, two.0.id)]);
+    // Stored together: one transaction (a batch that failed goes post by post, each in its own).
+    let batch: Vec<i64> = ids[2..].to_vec();
+    let transactions: i64 =
+        sqlx::query_scalar("SELECT COUNT(DISTINCT xmin::text) FROM messages WHERE id = ANY($1)")
+            .bind(&batch)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(transactions, 1, "the batch {batch:?} in one transaction");
 }
 
 /// Plain posts: one statement.

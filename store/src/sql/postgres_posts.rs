@@ -294,11 +294,11 @@ async fn insert_batch_atomic(
 }
 
 /// A batch statement's CTE moving each room's counters past its posts in `t` (their ids and
-/// rooms); followed by a comma.
+/// rooms).
 const MOVE_ROOMS: &str = "moved AS ( \
        UPDATE rooms r SET last_seq = r.last_seq + c.n, last_msg_id = c.newest \
        FROM (SELECT room_id, COUNT(*) AS n, MAX(id) AS newest FROM t GROUP BY room_id) c \
-       WHERE r.id = c.room_id),";
+       WHERE r.id = c.room_id)";
 
 /// A batch of plain posts in one statement outside any transaction (atomic by itself), as a
 /// plain post alone is: the rooms' locks in id order, the posts that may go in (a seat, an
@@ -308,7 +308,11 @@ const MOVE_ROOMS: &str = "moved AS ( \
 /// the locks, the check, the insert, `COMMIT`), each waking the database's backend and the
 /// writer, while the queue behind it waited (BENCHMARKS.md, "A batch of posts in one statement
 /// on PostgreSQL"). `$1` to `$8`: rooms, senders, bodies, `client_msg_id`s, times, ids
-/// mentioned by address, event ids, event payloads after the organization.
+/// mentioned by address, event ids, event payloads after the organization. As with a post
+/// alone ([`INSERT_SQL`]), the seats and `client_msg_id`s are read as the statement began, before
+/// it waited for the rooms: a `client_msg_id` used meanwhile by another replica fails the
+/// statement on the unique index (the posts then go one by one), and a seat lost meanwhile
+/// lets a post in, as it would have just before the loss.
 static PLAIN_BATCH: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH open_rooms AS MATERIALIZED ( \
@@ -339,7 +343,7 @@ static PLAIN_BATCH: LazyLock<String> = LazyLock::new(|| {
                   t.sender_id, t.body, t.client_msg_id, t.created_at, t.mention_ids \
            FROM t \
            RETURNING {MESSAGE_COLUMNS}), \
-         {MOVE_ROOMS} \
+         {MOVE_ROOMS}, \
          events AS ( \
            INSERT INTO {OUTBOX_COLUMNS} \
            SELECT t.event_id, '{created}', m.org_id, m.room_id, {payload}, t.created_at \
