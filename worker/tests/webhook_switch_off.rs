@@ -118,8 +118,8 @@ async fn a_webhook_failing_for_too_long_is_switched_off(engine: TestEngine) {
     assert!(hooked.is_active, "switched off 62 hours after a change");
     assert_eq!(
         hooked.failing_since,
-        Some(restart),
-        "a change of events keeps the mark"
+        Some(changed),
+        "failing since the change, from which the switch-off counts"
     );
     keep_failing(restart + Duration::hours(73), restart + Duration::hours(81)).await;
     let hooked = record(7, failed(), changed + Duration::hours(72)).await;

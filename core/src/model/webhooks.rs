@@ -22,9 +22,9 @@ pub struct Webhook {
     /// Why it was switched off other than by a change to it (a 410 from the target, every
     /// attempt failing for too long, its creator no longer an ADMIN), or null.
     pub disabled_reason: Option<String>,
-    /// Since when every attempt to its target has failed, or null (the last one succeeded, none
-    /// failed, or it was pointed elsewhere or switched on since). Past the worker's limit (72
-    /// hours by default) it is switched off.
+    /// Since when every attempt to its target has failed (or since a change to it, if later),
+    /// or null (the last one succeeded, none failed, or it was pointed elsewhere or switched on
+    /// since). Past the worker's limit (72 hours by default) it is switched off.
     pub failing_since: Option<DateTime<Utc>>,
     /// The ADMIN who made it through the API, or last switched it on or pointed it elsewhere:
     /// it is switched off when they stop being an ADMIN of the organization. Null for the

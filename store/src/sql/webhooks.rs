@@ -161,14 +161,16 @@ impl WebhookStore for SqlStore {
             Self::ensure_still_admin(&mut tx, org_id, actor).await?;
         }
         // Switching a webhook on forgets why it had been switched off. Switched on or pointed
-        // elsewhere, it is the changer's.
+        // elsewhere, it is the changer's, and not failing; changed otherwise, a failing one is
+        // failing since the change, from which the switch-off counts too.
         let sql = format!(
             "UPDATE webhooks SET url = COALESCE($2, url), events = COALESCE($3, events), \
                is_active = COALESCE($4, is_active), \
                disabled_reason = CASE WHEN $4 THEN NULL ELSE disabled_reason END, \
                created_by = CASE WHEN $4 OR $2 IS NOT NULL THEN COALESCE($6, created_by) \
                  ELSE created_by END, \
-               failing_since = CASE WHEN $4 OR $2 IS NOT NULL THEN NULL ELSE failing_since END, \
+               failing_since = CASE WHEN $4 OR $2 IS NOT NULL THEN NULL \
+                 WHEN failing_since IS NOT NULL THEN $5 END, \
                updated_at = $5 \
              WHERE id = $1 RETURNING {WEBHOOK_COLUMNS}"
         );
