@@ -100,6 +100,47 @@ impl BatchEvents {
     }
 }
 
+/// Whether `post` is the first of its batch with its room, sender and `client_msg_id` (`seen`
+/// holds those met so far): a retry queued in the same batch as its original goes no further
+/// than the original.
+fn first_of_its_send(seen: &mut HashSet<(i64, i64, String)>, post: &PendingPost) -> bool {
+    let msg = &post.msg;
+    match &msg.client_msg_id {
+        Some(id) => seen.insert((msg.room_id, msg.sender_id, id.clone())),
+        None => true,
+    }
+}
+
+/// The columns both batch statements take, one entry per post, as arrays.
+struct BatchColumns<'a> {
+    rooms: Vec<i64>,
+    senders: Vec<i64>,
+    bodies: Vec<&'a str>,
+    client_ids: Vec<Option<&'a str>>,
+    times: Vec<DateTime<Utc>>,
+    /// The ids mentioned by address, encoded as stored.
+    named: Vec<Option<String>>,
+}
+
+impl<'a> BatchColumns<'a> {
+    fn of(posts: &[&'a PendingPost]) -> Self {
+        Self {
+            rooms: posts.iter().map(|p| p.msg.room_id).collect(),
+            senders: posts.iter().map(|p| p.msg.sender_id).collect(),
+            bodies: posts.iter().map(|p| p.msg.body.as_str()).collect(),
+            client_ids: posts
+                .iter()
+                .map(|p| p.msg.client_msg_id.as_deref())
+                .collect(),
+            times: posts.iter().map(|p| p.now).collect(),
+            named: posts
+                .iter()
+                .map(|p| encode_ids(&p.msg.mentions.named))
+                .collect(),
+        }
+    }
+}
+
 /// A plain post and its event in one statement ([`PLAIN_POST`]).
 async fn insert_plain(
     write: &Pool,
@@ -207,30 +248,15 @@ async fn insert_batch_atomic(
         .into_iter()
         .filter_map(|(n,)| usize::try_from(n - 1).ok())
         .filter(|&i| i < batch.len())
-        .filter(|&i| {
-            let msg = &batch[i].msg;
-            match &msg.client_msg_id {
-                Some(id) => seen.insert((msg.room_id, msg.sender_id, id.clone())),
-                None => true,
-            }
-        })
+        .filter(|&i| first_of_its_send(&mut seen, &batch[i]))
         .collect();
     if chosen.is_empty() {
         tx.rollback().await?;
         return Ok(none());
     }
     let posts: Vec<&PendingPost> = chosen.iter().map(|&i| &batch[i]).collect();
-    let rooms: Vec<i64> = posts.iter().map(|p| p.msg.room_id).collect();
-    let senders: Vec<i64> = posts.iter().map(|p| p.msg.sender_id).collect();
-    let client_ids: Vec<Option<String>> =
-        posts.iter().map(|p| p.msg.client_msg_id.clone()).collect();
-    let bodies: Vec<String> = posts.iter().map(|p| p.msg.body.clone()).collect();
-    let times: Vec<DateTime<Utc>> = posts.iter().map(|p| p.now).collect();
+    let columns = BatchColumns::of(&posts);
     let parents: Vec<Option<i64>> = posts.iter().map(|p| p.msg.parent_id).collect();
-    let named: Vec<Option<String>> = posts
-        .iter()
-        .map(|p| encode_ids(&p.msg.mentions.named))
-        .collect();
     // The events are written after the insert, each message's in id order with its thread's
     // (a batch of plain posts alone takes `PLAIN_BATCH`, its events in its statement).
     let returned = message_columns_of("m");
@@ -254,13 +280,13 @@ async fn insert_batch_atomic(
          SELECT {returned}, t.n FROM m JOIN t ON t.id = m.id ORDER BY m.id",
     );
     let rows: Vec<BatchRow> = sqlx::query_as(&sql)
-        .bind(&rooms)
-        .bind(&senders)
-        .bind(&bodies)
-        .bind(&client_ids)
-        .bind(&times)
+        .bind(&columns.rooms)
+        .bind(&columns.senders)
+        .bind(&columns.bodies)
+        .bind(&columns.client_ids)
+        .bind(&columns.times)
         .bind(&parents)
-        .bind(&named)
+        .bind(&columns.named)
         .fetch_all(&mut *tx)
         .await?;
     let mut answers = none();
@@ -365,39 +391,22 @@ async fn insert_plain_batch(
 ) -> StoreResult<Option<Vec<Option<Message>>>> {
     let mut seen = HashSet::new();
     let chosen: Vec<usize> = (0..batch.len())
-        .filter(|&i| {
-            let msg = &batch[i].msg;
-            match &msg.client_msg_id {
-                Some(id) => seen.insert((msg.room_id, msg.sender_id, id.clone())),
-                None => true,
-            }
-        })
+        .filter(|&i| first_of_its_send(&mut seen, &batch[i]))
         .collect();
     let posts: Vec<&PendingPost> = chosen.iter().map(|&i| &batch[i]).collect();
     let Some(events) = BatchEvents::of(&posts)? else {
         return Ok(None);
     };
-    let rooms: Vec<i64> = posts.iter().map(|p| p.msg.room_id).collect();
-    let senders: Vec<i64> = posts.iter().map(|p| p.msg.sender_id).collect();
-    let bodies: Vec<&str> = posts.iter().map(|p| p.msg.body.as_str()).collect();
-    let client_ids: Vec<Option<&str>> = posts
-        .iter()
-        .map(|p| p.msg.client_msg_id.as_deref())
-        .collect();
-    let times: Vec<DateTime<Utc>> = posts.iter().map(|p| p.now).collect();
-    let named: Vec<Option<String>> = posts
-        .iter()
-        .map(|p| encode_ids(&p.msg.mentions.named))
-        .collect();
+    let columns = BatchColumns::of(&posts);
     // Outside a transaction the commit comes after the statement's rows: `fetch_all` reads every
     // response up to the end, so the answer waits for the commit and carries its error.
     let rows: Vec<BatchRow> = sqlx::query_as(&PLAIN_BATCH)
-        .bind(&rooms)
-        .bind(&senders)
-        .bind(&bodies)
-        .bind(&client_ids)
-        .bind(&times)
-        .bind(&named)
+        .bind(&columns.rooms)
+        .bind(&columns.senders)
+        .bind(&columns.bodies)
+        .bind(&columns.client_ids)
+        .bind(&columns.times)
+        .bind(&columns.named)
         .bind(&events.ids)
         .bind(&events.payloads_after_org)
         .fetch_all(write)
