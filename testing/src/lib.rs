@@ -9,7 +9,8 @@
 //!   `/metrics` scraped;
 //! - [`jobs`]: the worker's event jobs in-process (search indexing on PostgreSQL);
 //! - [`smtp`]: an SMTP sink; [`s3`]: an S3-compatible server;
-//! - [`slow_client`]: a client that sends half a request and waits to be hung up on.
+//! - [`slow_client`]: a client that sends half a request and waits to be hung up on;
+//! - [`refused_port`]: a port that refuses connections and that no other test is given.
 //!
 //! A test that needs PostgreSQL or NATS is skipped with a printed note when `DATABASE_URL` /
 //! `NATS_URL` is unset, unless `CHATBOARD_REQUIRE_SERVICES=1` (set by `.ci/run`), which turns
@@ -23,6 +24,7 @@ pub mod http;
 pub mod jobs;
 pub mod nats;
 pub mod process;
+pub mod refused_port;
 pub mod s3;
 pub mod slow_client;
 pub mod smtp;
@@ -32,6 +34,7 @@ pub use db::{
     TestDb, TestEngine,
 };
 pub use nats::{nats_url, unique_prefix, OwnNats};
+pub use refused_port::RefusedPort;
 
 /// Skips a test for want of a service: `None`, after a note (once per note and test binary)
 /// written past the harness's output capture so a developer sees it without `--nocapture`.

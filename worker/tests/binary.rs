@@ -14,7 +14,7 @@ use chatboard_core::model::DeliveryStatus;
 use common::receiver::Receiver;
 use common::{post, settle_outbox, setup, store_with_room, webhook};
 use testing::process::{base_url_in, Service};
-use testing::{nats_url, unique_prefix, TestDb, TestEngine};
+use testing::{nats_url, unique_prefix, RefusedPort, TestDb, TestEngine};
 use worker::queue::NatsJobQueue;
 
 fn worker() -> Command {
@@ -50,17 +50,14 @@ async fn relays_the_outbox_and_reports_it() {
     assert!(waiting >= 21);
 
     let prefix = unique_prefix();
-    let dead_smtp = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead_smtp = RefusedPort::new();
     let mut cmd = worker();
     cmd.env("DATABASE_URL", &db_url)
         .env("NATS_URL", &nats_url)
         .env("CHATBOARD_NATS_PREFIX", &prefix)
         .env("CHATBOARD_ADDR", "127.0.0.1:0")
         // Nobody listens there: readiness reports it without failing on it.
-        .env("CHATBOARD_SMTP_URL", format!("smtp://{dead_smtp}"))
+        .env("CHATBOARD_SMTP_URL", format!("smtp://{}", dead_smtp.addr()))
         .env("CHATBOARD_HTTP_HEADER_TIMEOUT_MS", "300")
         .stderr(Stdio::null());
     let mut child = Service::start(cmd);

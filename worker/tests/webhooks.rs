@@ -18,7 +18,7 @@ use chatboard_core::model::DeliveryStatus;
 use chatboard_store::Store;
 use common::receiver::{Received, Receiver};
 use common::{db, in_process, parts, post, settings, settle_outbox, setup, webhook};
-use testing::{nats_url, unique_prefix, TestDb, TestEngine};
+use testing::{nats_url, unique_prefix, RefusedPort, TestDb, TestEngine};
 use worker::queue::NatsJobQueue;
 use worker::runtime::start_scale_out;
 
@@ -562,11 +562,10 @@ async fn a_receiver_that_was_down_gets_everything_once_back() {
     let Some((_db, s)) = db(TestEngine::Sqlite).await else {
         return;
     };
-    // A port nobody listens on yet: connections are refused.
-    let addr = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
+    // A port nobody listens on yet, held so that no other test's server is given it:
+    // connections are refused.
+    let port = RefusedPort::new();
+    let addr = port.addr();
     let hook = webhook(
         &s.store,
         s.org,
@@ -599,7 +598,7 @@ async fn a_receiver_that_was_down_gets_everything_once_back() {
     );
     tokio::time::sleep(Duration::from_millis(800)).await;
 
-    let rx = Receiver::start_on(addr).await;
+    let rx = Receiver::start_on(port).await;
     rx.url("/back", "k");
     let got = rx
         .wait_for(Duration::from_secs(30), |got| {

@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
+use testing::RefusedPort;
 
 /// One request as received.
 #[derive(Debug, Clone)]
@@ -118,10 +118,9 @@ impl Receiver {
         Self::serve(listener).await
     }
 
-    /// Starts a receiver on `addr` (a port that was refused until now).
-    pub async fn start_on(addr: SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        Self::serve(listener).await
+    /// Starts a receiver on `port`, which refused connections until now.
+    pub async fn start_on(port: RefusedPort) -> Self {
+        Self::serve(port.listen()).await
     }
 
     async fn serve(listener: tokio::net::TcpListener) -> Self {
