@@ -79,7 +79,6 @@ async fn single_node() -> anyhow::Result<()> {
     })
     .await
     .context("cannot start the WebSocket gateway")?;
-    gateway.put_fan_out_ahead(node.gateway.fanout_priority);
     // Background jobs (webhook deliveries) run in this process, with no queue in between.
     let worker_metrics =
         worker::service::WorkerMetrics::register_in(state.metrics.registry().clone())

@@ -209,41 +209,6 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
     assert!(service.stop().success());
 }
 
-/// The threads writing messages to sockets run ahead of the rest of the node by
-/// `CHATBOARD_WS_FANOUT_PRIORITY` nice levels (5 unless set); 0 leaves every thread level.
-#[tokio::test]
-async fn the_fan_out_threads_run_ahead_of_the_rest_of_the_node() {
-    let own = testing::process::thread_niceness(std::process::id())[0].1;
-    for (setting, ahead) in [(None, 5), (Some("2"), 2), (Some("0"), 0)] {
-        let dir = tempfile::tempdir().unwrap();
-        let env: Vec<(&str, &str)> = setting
-            .map(|v| ("CHATBOARD_WS_FANOUT_PRIORITY", v))
-            .into_iter()
-            .collect();
-        let node = Node::start_with(dir.path(), &env);
-        // The banner comes before the gateway starts; an answer comes after.
-        let live = reqwest::get(format!("{}/health/live", node.base))
-            .await
-            .unwrap();
-        assert_eq!(live.status(), 200);
-        let threads = testing::process::thread_niceness(node.service.id());
-        let (fan_out, rest): (Vec<_>, Vec<_>) = threads
-            .iter()
-            .partition(|(name, _)| name.starts_with("hub-shard-"));
-        assert!(!fan_out.is_empty() && rest.len() >= 3, "{threads:?}");
-        assert!(
-            fan_out.iter().all(|(_, nice)| *nice == own),
-            "{setting:?}: {threads:?}"
-        );
-        let lowered = (own + ahead).min(19);
-        assert!(
-            rest.iter().all(|(_, nice)| *nice == lowered),
-            "{setting:?}: {threads:?}"
-        );
-        node.stop();
-    }
-}
-
 #[test]
 fn invalid_configuration_names_the_variable() {
     let dir = tempfile::tempdir().unwrap();
@@ -251,7 +216,6 @@ fn invalid_configuration_names_the_variable() {
         ("CHATBOARD_ADDR", "nonsense"),
         ("CHATBOARD_RATE_LIMIT_PER_USER", "lots"),
         ("DATABASE_URL", "mysql://x"),
-        ("CHATBOARD_WS_FANOUT_PRIORITY", "20"),
     ] {
         let out = bare_command(dir.path()).env(var, value).output().unwrap();
         assert!(!out.status.success(), "{var}={value} should stop start-up");

@@ -20,5 +20,4 @@ pub mod probes;
 pub mod shared_stream;
 pub mod shutdown;
 pub mod telemetry;
-pub mod thread_priority;
 pub mod webhook_target;

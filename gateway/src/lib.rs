@@ -140,25 +140,6 @@ impl GatewayState {
         })
     }
 
-    /// Puts the hub's fan-out threads `levels` nice levels ahead of every other thread of the
-    /// process (`CHATBOARD_WS_FANOUT_PRIORITY`; see [`chatboard_core::thread_priority`]); 0
-    /// leaves them level. For a process's entry point, once, after [`GatewayState::start`].
-    pub fn put_fan_out_ahead(&self, levels: u8) {
-        if levels == 0 {
-            return;
-        }
-        let keep = self.shared.hub.fan_out_threads();
-        match chatboard_core::thread_priority::lower_other_threads(keep, levels) {
-            Ok(lowered) => tracing::info!(
-                levels,
-                fan_out_threads = keep.len(),
-                lowered,
-                "fan-out threads put ahead of the rest of the process"
-            ),
-            Err(e) => tracing::warn!(error = %e, "the fan-out threads could not be put ahead"),
-        }
-    }
-
     /// Open connections.
     pub fn connections(&self) -> i64 {
         self.shared.metrics.connections.get()

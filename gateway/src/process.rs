@@ -82,7 +82,6 @@ pub async fn run() -> anyhow::Result<()> {
     })
     .await
     .context("starting the gateway")?;
-    state.put_fan_out_ahead(config.gateway.fanout_priority);
     let app = crate::router(state.clone()).merge(crate::health_router(state.clone()));
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await

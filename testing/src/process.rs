@@ -152,26 +152,6 @@ pub fn series(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Each thread of process `pid` by name, with its nice value.
-pub fn thread_niceness(pid: u32) -> Vec<(String, i32)> {
-    let mut threads = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let path = task.unwrap().path();
-        // A thread that ended since the listing has no files left to read.
-        let (Ok(name), Ok(stat)) = (
-            std::fs::read_to_string(path.join("comm")),
-            std::fs::read_to_string(path.join("stat")),
-        ) else {
-            continue;
-        };
-        // The nice value is field 19, the 17th after the name's closing parenthesis.
-        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-        let nice = after_name.split(' ').nth(16).unwrap().parse().unwrap();
-        threads.push((name.trim().to_owned(), nice));
-    }
-    threads
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -195,13 +195,6 @@ pub struct GatewaySettings {
     #[arg(long = "ws-io-uring", env = "CHATBOARD_WS_IO_URING", default_value = "true",
         action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub io_uring: bool,
-    /// Nice levels by which the threads writing messages to sockets run ahead of the process's
-    /// other threads (reading sockets, storing posts, answering requests), which are given
-    /// that much more niceness at start: when the cores are busy, deliveries go before new
-    /// intake. 0 = all level.
-    #[arg(long = "ws-fanout-priority", env = "CHATBOARD_WS_FANOUT_PRIORITY", default_value_t = 5,
-        value_parser = clap::value_parser!(u8).range(0..=19))]
-    pub fanout_priority: u8,
 }
 
 impl Default for GatewaySettings {
@@ -211,7 +204,6 @@ impl Default for GatewaySettings {
             connects_per_minute: 120,
             ping_interval: Duration::from_secs(30),
             io_uring: true,
-            fanout_priority: 5,
         }
     }
 }

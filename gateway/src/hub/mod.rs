@@ -17,14 +17,13 @@ mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::extract::ws::Utf8Bytes;
 use batch_send::SendBatch;
 use chatboard_core::bus::{Bus, BusEvent, Delivery};
 use chatboard_core::presence::{Presence, PresenceChange};
 use chatboard_core::shared_stream::text_frame;
-use chatboard_core::thread_priority;
 use chatboard_store::Store;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
@@ -98,8 +97,6 @@ pub struct Hub {
     /// a room that carries presence. A change looked up before a crossing and dispatched after
     /// it skips that room: its followers' new state was read after the change.
     presence_epoch: AtomicU64,
-    /// The shard threads' kernel ids, once they have started.
-    shard_threads: OnceLock<Vec<i32>>,
     /// Dropped with the hub, which ends its tasks (`listen`, `dispatch_presence`) even while
     /// the runtime and the bus live on; the shard threads end when `listen` drops their
     /// inboxes.
@@ -231,34 +228,21 @@ impl Hub {
             presence_resync: Arc::new(Notify::new()),
             presence_epoch: AtomicU64::new(0),
             presence: presence.clone(),
-            shard_threads: OnceLock::new(),
             _alive: alive,
         });
         // The first subscription must work (a gateway that cannot hear anything should not
         // start); later ones are retried for as long as it takes.
         let stream = bus.subscribe().await?;
         let mut inboxes = Vec::with_capacity(count);
-        let (thread_ids, started) = flume::bounded(count);
         for index in 0..count {
             let (inbox, deliveries) = flume::bounded(SHARD_QUEUE);
             inboxes.push(inbox);
             let hub = Arc::downgrade(&hub);
-            let thread_ids = thread_ids.clone();
             std::thread::Builder::new()
                 .name(format!("hub-shard-{index}"))
-                .spawn(move || {
-                    let _ = thread_ids.send(thread_priority::current_thread_id());
-                    drop(thread_ids);
-                    dispatch_shard(hub, index, deliveries)
-                })
+                .spawn(move || dispatch_shard(hub, index, deliveries))
                 .map_err(StartError::Threads)?;
         }
-        drop(thread_ids);
-        let mut ids = Vec::with_capacity(count);
-        while let Ok(id) = started.recv_async().await {
-            ids.push(id);
-        }
-        let _ = hub.shard_threads.set(ids);
         let (departures, departed) = flume::bounded(DEPARTURES_QUEUE);
         tokio::spawn(until_dropped(
             gone.clone(),
@@ -278,11 +262,6 @@ impl Hub {
             presence::dispatch_presence(Arc::downgrade(&hub), changes, store),
         ));
         Ok(hub)
-    }
-
-    /// The kernel ids of the threads that write messages to sockets.
-    pub fn fan_out_threads(&self) -> &[i32] {
-        self.shard_threads.get().map_or(&[], Vec::as_slice)
     }
 
     /// The shard that `room_id` belongs to, locked.
