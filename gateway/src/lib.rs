@@ -349,6 +349,7 @@ fn outlet(shared: &Shared, stream: Option<Extension<ConnectionStream>>) -> Arc<O
     Arc::new(Outlet::new(
         stream.map(|Extension(ConnectionStream(stream))| stream),
         metrics.deliveries.clone(),
+        metrics.queued_deliveries.clone(),
         metrics.frames_out.clone(),
         metrics.fanout_seconds.clone(),
     ))

@@ -14,6 +14,8 @@ pub struct GatewayMetrics {
     pub frames_out: IntCounter,
     /// Message frames delivered (live and replayed).
     pub deliveries: IntCounter,
+    /// Live message frames a connection's own task wrote, not the hub.
+    pub queued_deliveries: IntCounter,
     /// Commit-to-socket-write latency of live messages.
     pub fanout_seconds: Histogram,
     /// Database reads a connection made to fill a gap in a room's live messages.
@@ -47,6 +49,13 @@ impl GatewayMetrics {
             "chatboard_ws_deliveries_total",
             "Message frames delivered to WebSocket clients (live and replayed).",
         )?;
+        let queued_deliveries = IntCounter::new(
+            "chatboard_ws_queued_deliveries_total",
+            "Live message frames written by their connection's own task, from its queue, rather \
+             than straight into the socket by the hub: the connection was busy (writing, or \
+             behind on a room) when the message came. Their share of the live deliveries rises \
+             when clients read slowly or the gateway falls behind.",
+        )?;
         let fanout_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "chatboard_ws_fanout_seconds",
@@ -78,6 +87,7 @@ impl GatewayMetrics {
         registry.register(&frames_in)?;
         registry.register(&frames_out)?;
         registry.register(&deliveries)?;
+        registry.register(&queued_deliveries)?;
         registry.register(&fanout_seconds)?;
         registry.register(&gap_catch_ups)?;
         registry.register(&stale_reads)?;
@@ -88,6 +98,7 @@ impl GatewayMetrics {
             frames_in,
             frames_out,
             deliveries,
+            queued_deliveries,
             fanout_seconds,
             gap_catch_ups,
             stale_reads,

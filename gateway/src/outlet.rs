@@ -28,6 +28,7 @@ pub(crate) struct Outlet {
     stream: Option<Arc<SharedStream>>,
     state: Mutex<OutletState>,
     deliveries: IntCounter,
+    queued_deliveries: IntCounter,
     frames_out: IntCounter,
     fanout_seconds: Histogram,
 }
@@ -55,6 +56,7 @@ impl Outlet {
     pub(crate) fn new(
         stream: Option<Arc<SharedStream>>,
         deliveries: IntCounter,
+        queued_deliveries: IntCounter,
         frames_out: IntCounter,
         fanout_seconds: Histogram,
     ) -> Self {
@@ -65,6 +67,7 @@ impl Outlet {
                 positions: Positions::default(),
             }),
             deliveries,
+            queued_deliveries,
             frames_out,
             fanout_seconds,
         }
@@ -197,7 +200,8 @@ impl Outlet {
             0 => {}
             1 => {
                 self.frames_out.inc();
-                self.count_delivery(Some(latency));
+                self.deliveries.inc();
+                self.fanout_seconds.observe(latency);
             }
             _ => {
                 self.frames_out.inc_by(n);
@@ -212,11 +216,12 @@ impl Outlet {
         }
     }
 
-    /// Counts a message delivered to this connection, with the seconds since it was posted
-    /// when it came live (replayed messages have no fan-out latency).
+    /// Counts a message the connection's own task delivered, with the seconds since it was
+    /// posted when it came live (replayed messages have no fan-out latency).
     pub(crate) fn count_delivery(&self, latency: Option<f64>) {
         self.deliveries.inc();
         if let Some(latency) = latency {
+            self.queued_deliveries.inc();
             self.fanout_seconds.observe(latency);
         }
     }

@@ -269,6 +269,15 @@ async fn a_client_that_reads_late_gets_every_message_whole_and_in_order() {
         }
         assert!(quiet(late).await, "no message twice");
     }
+    // The messages the hub could not write into a full socket were written by the
+    // connections' own tasks, and counted as such.
+    let counted = eventually(Duration::from_secs(5), || async {
+        metric(&p.gw, "chatboard_ws_deliveries_total").await == 1600.0
+    })
+    .await;
+    assert!(counted, "1,600 deliveries");
+    let queued = metric(&p.gw, "chatboard_ws_queued_deliveries_total").await;
+    assert!((1.0..1600.0).contains(&queued), "{queued} queued");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

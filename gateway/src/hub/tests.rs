@@ -50,6 +50,7 @@ fn queue_only_outlet() -> Arc<Outlet> {
     Arc::new(Outlet::new(
         None,
         counter("deliveries"),
+        counter("queued"),
         counter("frames"),
         histogram,
     ))
