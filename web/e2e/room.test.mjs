@@ -7,7 +7,8 @@
 // disconnect; reaction frames that arrive out of order; @-completions answered out of order, or
 // asked for just after the composer got the focus back;
 // paging back with the keyboard; a file's slow link, or one past its retention; reading a busy
-// room from above its bottom; a deletion in a room not open; paging back that failed.
+// room from above its bottom; a deletion in a room not open; paging back that failed; a
+// reconnect while messages wait below a scrolled-up view.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -617,6 +618,62 @@ test('a room left open a little above the bottom holds no more than it may, and 
   await waitFor(async () => latecomer && (await shown()).at(-1) === latecomer, 30_000, 'the message posted while the page came');
   assert.ok((await shown()).includes(newest));
   assert.ok((await shown()).length <= 1000);
+  await context.close();
+});
+
+test('a reconnect while messages wait below a scrolled-up view leaves them waiting, with no gap', async () => {
+  const room = await newRoom('behind, reconnecting');
+  for (let i = 1; i <= 60; i += 1) await post(room, `First line ${i}`);
+  const { context, page, sockets } = await ada();
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByText('First line 60', { exact: true }).waitFor();
+  await connected(page, sockets);
+  const scroller = page.locator('.scroller').first();
+  await scroller.evaluate((el) => { el.scrollTop = el.scrollHeight - el.clientHeight - 200; });
+  await page.getByText('First line 55', { exact: true }).waitFor();
+  // Enough for the view to fill to what it may hold, and more to wait below it.
+  let next = 0;
+  let newest = 0;
+  const sender = async () => {
+    while (next < 1200) {
+      next += 1;
+      const { id } = await post(room, `Next line ${next}`);
+      newest = Math.max(newest, id);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, sender));
+  await page.getByRole('button', { name: 'New messages ↓' }).waitFor();
+  await waitFor(async () => sockets.received().some((frame) => frame.type === 'message' && frame.id === newest), 60_000, 'the last frame');
+  const shown = () => page.locator('ol.messages:not(.pending) .msg').evaluateAll((nodes) => nodes.map((n) => Number(n.dataset.id)));
+  const held = await shown();
+  assert.ok(held.at(-1) < newest, `the newest ${newest} waits below ${held.at(-1)}`);
+
+  await sockets.drop();
+  await page.getByText('Reconnecting…').waitFor();
+  const whileDown = await post(room, 'Posted while the socket was down');
+  // The catch-up ends by reading again what the view holds, newest first.
+  const heldReads = [];
+  page.on('response', (response) => {
+    const url = new URL(response.url());
+    if (url.pathname === `/api/rooms/${room.id}/messages/` && url.searchParams.has('before')) heldReads.push(response);
+  });
+  sockets.allow();
+  await connected(page, sockets);
+  await waitFor(() => heldReads.length > 0, 30_000, 'the held messages read again');
+  await heldReads[0].finished();
+  // Frames come in order, after the catch-up: once a later message is on the page, the read
+  // has been drawn.
+  const after = await post(room, 'After the reconnect');
+  await waitFor(() => sockets.received().some((frame) => frame.type === 'message' && frame.id === after.id), 20_000, 'its frame');
+  await page.evaluate(() => new Promise((resolve) => { setTimeout(resolve, 200); }));
+  // The waiting messages are not drawn into the view past the ones it never held.
+  assert.deepEqual(await shown(), held);
+  assert.ok(await page.getByRole('button', { name: 'New messages ↓' }).isVisible());
+  // Going down shows the newest, the one posted while the socket was down included.
+  await page.getByRole('button', { name: 'New messages ↓' }).click();
+  await page.getByText('After the reconnect', { exact: true }).waitFor({ timeout: 20_000 });
+  assert.ok((await shown()).includes(whileDown.id));
+  assert.deepEqual(await shownErrors(page), []);
   await context.close();
 });
 
