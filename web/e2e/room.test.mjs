@@ -33,6 +33,39 @@ async function ada() {
   return { context, page, sockets };
 }
 
+/** Posts "`prefix` 1" to "`prefix` `count`" from eight senders at once; answers the newest id. */
+async function postMany(room, count, prefix) {
+  let next = 0;
+  let newest = 0;
+  const sender = async () => {
+    while (next < count) {
+      next += 1;
+      const { id } = await post(room, `${prefix} ${next}`);
+      newest = Math.max(newest, id);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, sender));
+  return newest;
+}
+
+/** The ids of the messages the page's room view shows, oldest first. */
+const shownIds = (page) => page.locator('ol.messages:not(.pending) .msg').evaluateAll((nodes) => nodes.map((n) => Number(n.dataset.id)));
+
+/** A room of 60 messages ("`prefix` 1" to "`prefix` 60") open in Ada's page, scrolled 200
+ * pixels up from its bottom; `reading` is "`prefix` 55", in view. */
+async function scrolledUp(name, prefix) {
+  const room = await newRoom(name);
+  for (let i = 1; i <= 60; i += 1) await post(room, `${prefix} ${i}`);
+  const { context, page, sockets } = await ada();
+  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
+  await page.getByText(`${prefix} 60`, { exact: true }).waitFor();
+  await connected(page, sockets);
+  await page.locator('.scroller').first().evaluate((el) => { el.scrollTop = el.scrollHeight - el.clientHeight - 200; });
+  const reading = page.getByText(`${prefix} 55`, { exact: true });
+  await reading.waitFor();
+  return { room, context, page, sockets, reading };
+}
+
 async function connected(page, sockets) {
   await waitFor(async () => sockets.opened() > 0 && !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to be open');
 }
@@ -469,16 +502,7 @@ test('a view far behind after a long disconnect starts over from the newest page
   await sockets.drop();
   await page.getByText('Reconnecting…').waitFor();
   caughtUp = 0;
-  let next = 0;
-  let newest = 0;
-  const sender = async () => {
-    while (next < 2500) {
-      next += 1;
-      const { id } = await post(room, `Weekend ${next}`);
-      newest = Math.max(newest, id);
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, sender));
+  const newest = await postMany(room, 2500, 'Weekend');
   sockets.allow();
   await connected(page, sockets);
   const shown = () => page.locator('ol.messages:not(.pending) .msg').evaluateAll((nodes) => nodes.map((n) => Number(n.dataset.id)));
@@ -560,30 +584,12 @@ test('a file is saved from the page even when its link takes seconds to come', a
 });
 
 test('a room left open a little above the bottom holds no more than it may, and shows the newest once the reader goes down', async () => {
-  const room = await newRoom('scrolled up');
-  for (let i = 1; i <= 60; i += 1) await post(room, `Early line ${i}`);
-  const { context, page, sockets } = await ada();
-  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
-  await page.getByText('Early line 60', { exact: true }).waitFor();
-  await connected(page, sockets);
-  const scroller = page.locator('.scroller').first();
-  await scroller.evaluate((el) => { el.scrollTop = el.scrollHeight - el.clientHeight - 200; });
-  const reading = page.getByText('Early line 55', { exact: true });
-  await reading.waitFor();
+  const { room, context, page, sockets, reading } = await scrolledUp('scrolled up', 'Early line');
   const readingAt = async () => (await reading.boundingBox())?.y;
   const before = await readingAt();
 
-  let next = 0;
-  let newest = 0;
-  const sender = async () => {
-    while (next < 2500) {
-      next += 1;
-      const { id } = await post(room, `Later line ${next}`);
-      newest = Math.max(newest, id);
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, sender));
-  const shown = () => page.locator('ol.messages:not(.pending) .msg').evaluateAll((nodes) => nodes.map((n) => Number(n.dataset.id)));
+  const newest = await postMany(room, 2500, 'Later line');
+  const shown = () => shownIds(page);
   // Every message has reached the page (the last one posted is a frame it has had).
   await page.getByRole('button', { name: 'New messages ↓' }).waitFor();
   await waitFor(async () => sockets.received().some((frame) => frame.type === 'message' && frame.id === newest), 60_000, 'the last frame');
@@ -622,29 +628,12 @@ test('a room left open a little above the bottom holds no more than it may, and 
 });
 
 test('a reconnect while messages wait below a scrolled-up view leaves them waiting, with no gap', async () => {
-  const room = await newRoom('behind, reconnecting');
-  for (let i = 1; i <= 60; i += 1) await post(room, `First line ${i}`);
-  const { context, page, sockets } = await ada();
-  await page.goto(`${server.url}/#/org/${setup.org.id}/room/${room.id}`);
-  await page.getByText('First line 60', { exact: true }).waitFor();
-  await connected(page, sockets);
-  const scroller = page.locator('.scroller').first();
-  await scroller.evaluate((el) => { el.scrollTop = el.scrollHeight - el.clientHeight - 200; });
-  await page.getByText('First line 55', { exact: true }).waitFor();
+  const { room, context, page, sockets } = await scrolledUp('behind, reconnecting', 'First line');
   // Enough for the view to fill to what it may hold, and more to wait below it.
-  let next = 0;
-  let newest = 0;
-  const sender = async () => {
-    while (next < 1200) {
-      next += 1;
-      const { id } = await post(room, `Next line ${next}`);
-      newest = Math.max(newest, id);
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, sender));
+  const newest = await postMany(room, 1200, 'Next line');
   await page.getByRole('button', { name: 'New messages ↓' }).waitFor();
   await waitFor(async () => sockets.received().some((frame) => frame.type === 'message' && frame.id === newest), 60_000, 'the last frame');
-  const shown = () => page.locator('ol.messages:not(.pending) .msg').evaluateAll((nodes) => nodes.map((n) => Number(n.dataset.id)));
+  const shown = () => shownIds(page);
   const held = await shown();
   assert.ok(held.at(-1) < newest, `the newest ${newest} waits below ${held.at(-1)}`);
 
