@@ -92,7 +92,10 @@ impl Target {
             all: value(COUNT),
             within_5ms: value("chatboard_ws_fanout_seconds_bucket{le=\"0.005\"}"),
             within_10ms: value("chatboard_ws_fanout_seconds_bucket{le=\"0.01\"}"),
-            queued: value("chatboard_ws_queued_deliveries_total"),
+            // Builds before the counter have none: no share is printed for them.
+            queued: text
+                .contains("chatboard_ws_queued_deliveries_total")
+                .then(|| value("chatboard_ws_queued_deliveries_total")),
         })
     }
 
@@ -176,8 +179,8 @@ struct FanoutCounts {
     all: u64,
     within_5ms: u64,
     within_10ms: u64,
-    /// Of `all`, those the connections' own tasks wrote rather than the hub.
-    queued: u64,
+    /// Of `all`, those the connections' own tasks wrote rather than the hub (when counted).
+    queued: Option<u64>,
 }
 
 impl FanoutCounts {
@@ -187,11 +190,17 @@ impl FanoutCounts {
         let share = |within: u64, was: u64| {
             100.0 * all.saturating_sub(within.saturating_sub(was)) as f64 / all.max(1) as f64
         };
+        let queued = match (self.queued, before.queued) {
+            (Some(now), Some(was)) => format!(
+                ", {:.2}% written by the connections' own tasks",
+                100.0 * now.saturating_sub(was) as f64 / all.max(1) as f64
+            ),
+            _ => String::new(),
+        };
         format!(
-            "gateway's own count (post created to socket write): {all} deliveries, {:.2}% over 5 ms, {:.2}% over 10 ms, {:.2}% written by the connections' own tasks",
+            "gateway's own count (post created to socket write): {all} deliveries, {:.2}% over 5 ms, {:.2}% over 10 ms{queued}",
             share(self.within_5ms, before.within_5ms),
             share(self.within_10ms, before.within_10ms),
-            100.0 * self.queued.saturating_sub(before.queued) as f64 / all.max(1) as f64,
         )
     }
 }
@@ -671,18 +680,27 @@ mod tests {
             all: 100,
             within_5ms: 90,
             within_10ms: 95,
-            queued: 10,
+            queued: Some(10),
         };
         let after = FanoutCounts {
             all: 300,
             within_5ms: 250,
             within_10ms: 290,
-            queued: 40,
+            queued: Some(40),
         };
         // 200 deliveries between them: 160 within 5 ms, 195 within 10 ms, 30 queued.
         assert_eq!(
             after.since(before),
             "gateway's own count (post created to socket write): 200 deliveries, 20.00% over 5 ms, 2.50% over 10 ms, 15.00% written by the connections' own tasks"
+        );
+        // A build without the counter: no share.
+        let older = |counts: &FanoutCounts| FanoutCounts {
+            queued: None,
+            ..*counts
+        };
+        assert_eq!(
+            older(&after).since(older(&before)),
+            "gateway's own count (post created to socket write): 200 deliveries, 20.00% over 5 ms, 2.50% over 10 ms"
         );
     }
 }

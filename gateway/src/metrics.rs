@@ -52,9 +52,10 @@ impl GatewayMetrics {
         let queued_deliveries = IntCounter::new(
             "chatboard_ws_queued_deliveries_total",
             "Live message frames written by their connection's own task, from its queue, rather \
-             than straight into the socket by the hub: the connection was busy (writing, or \
-             behind on a room) when the message came. Their share of the live deliveries rises \
-             when clients read slowly or the gateway falls behind.",
+             than straight into the socket by the hub: the connection was busy (its task \
+             awake, or bytes of earlier frames still waiting to go out) when the message came. \
+             Their share of the live deliveries rises when clients read slowly or the gateway \
+             falls behind.",
         )?;
         let fanout_seconds = Histogram::with_opts(
             HistogramOpts::new(
