@@ -242,7 +242,11 @@ export class RoomHistory {
       return this.onReconnected();
     }
     this.outbox.resendOffline();
+    if (!this.destroyed) this.caughtUp();
   }
+
+  /** Called once a catch-up has ended: the view's turn for what waited for it. */
+  caughtUp() {}
 
   /** Reads the newest page and lets every held message go for it, as when the room opened
    * (once it has come: a view emptied first stayed empty when the page failed). */

@@ -151,8 +151,10 @@ export class RoomView extends RoomHistory {
 
   onScroll() {
     this.pinned = this.nearBottom();
-    // Down where the messages that waited would be: the newest page, as when the room opened.
+    // Down where the messages that waited would be: the newest page, as when the room opened
+    // (once the catch-up is over, if one runs).
     if (this.pinned && this.startOverIfBehind()) return;
+    if (this.pinned && this.behind && this.catchingUp) this.newestWanted = true;
     if (this.scroller.scrollTop < 300) this.loadOlder(true);
     if (this.nearBottom()) this.jump.hidden = true;
     clearTimeout(this.readTimer);
@@ -166,9 +168,22 @@ export class RoomView extends RoomHistory {
   toBottom() {
     // The button goes once the newest page is in (at the bottom); if it fails, it stays.
     if (this.startOverIfBehind()) return;
+    if (this.behind && this.catchingUp) {
+      // Below the view lie messages it does not hold: the newest page comes once the catch-up
+      // is over (see `caughtUp`); the button stays until then.
+      this.newestWanted = true;
+      return;
+    }
     this.scroller.scrollTop = this.scroller.scrollHeight;
     this.jump.hidden = true;
     this.markRead();
+  }
+
+  /** Once a catch-up is over: the newest page the reader asked for meanwhile. */
+  caughtUp() {
+    if (!this.newestWanted) return;
+    this.newestWanted = false;
+    this.startOverIfBehind();
   }
 
   /** Starts over from the newest page if messages wait behind the view (see `arrive`), not
@@ -185,7 +200,8 @@ export class RoomView extends RoomHistory {
    * down (see `behind`). */
   arrive(messages) {
     const pinned = this.nearBottom();
-    if (!pinned && (this.behind || this.ids.length >= HELD_MAX)) {
+    // Behind, nothing new is drawn even at the bottom: it would follow the view past a gap.
+    if (this.behind || (!pinned && this.ids.length >= HELD_MAX)) {
       this.behind = true;
       // Not drawn, but one of the reader's own is confirmed all the same.
       for (const m of messages) this.outbox.settle(m.client_msg_id, m.sender);

@@ -8,7 +8,7 @@
 // asked for just after the composer got the focus back;
 // paging back with the keyboard; a file's slow link, or one past its retention; reading a busy
 // room from above its bottom; a deletion in a room not open; paging back that failed; a
-// reconnect while messages wait below a scrolled-up view.
+// reconnect while messages wait below a scrolled-up view, and going down during its catch-up.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -662,6 +662,37 @@ test('a reconnect while messages wait below a scrolled-up view leaves them waiti
   await page.getByRole('button', { name: 'New messages ↓' }).click();
   await page.getByText('Posted while the socket was down', { exact: true }).waitFor({ timeout: 20_000 });
   assert.ok((await shown()).includes(whileDown.id));
+  assert.deepEqual(await shownErrors(page), []);
+  await context.close();
+});
+
+test('going down while a reconnect catches up shows the newest page once the catch-up is over', async () => {
+  const { room, context, page, sockets } = await scrolledUp('behind, going down', 'Opening line');
+  const newest = await postMany(room, 1200, 'Busy line');
+  await page.getByRole('button', { name: 'New messages ↓' }).waitFor();
+  await waitFor(async () => sockets.received().some((frame) => frame.type === 'message' && frame.id === newest), 60_000, 'the last frame');
+  await sockets.drop();
+  await page.getByText('Reconnecting…').waitFor();
+  await post(room, 'Posted while it was down');
+  // The catch-up's read of the held messages waits until the reader has gone down.
+  let release;
+  const wentDown = new Promise((resolve) => { release = resolve; });
+  let heldReads = 0;
+  await page.route((url) => url.pathname === `/api/rooms/${room.id}/messages/` && url.searchParams.has('before'), async (route) => {
+    heldReads += 1;
+    await wentDown;
+    return route.continue();
+  });
+  sockets.allow();
+  await connected(page, sockets);
+  await waitFor(() => heldReads > 0, 30_000, 'the catch-up under way');
+  await page.getByRole('button', { name: 'New messages ↓' }).click();
+  release();
+  await page.getByText('Posted while it was down', { exact: true }).waitFor({ timeout: 30_000 });
+  // The newest page, as the API lists it: nothing drawn past a gap.
+  const latest = await server.api('GET', `/api/rooms/${room.id}/messages/?limit=50`, undefined, setup.ada);
+  const expected = latest.results.map((m) => m.id).sort((a, b) => a - b);
+  assert.deepEqual((await shownIds(page)).slice(-expected.length), expected);
   assert.deepEqual(await shownErrors(page), []);
   await context.close();
 });
