@@ -66,6 +66,16 @@ async function scrolledUp(name, prefix) {
   return { room, context, page, sockets, reading };
 }
 
+/** As `scrolledUp`, then 1,200 more messages: the view fills to what it may hold and the
+ * newest (`newest`, a frame the page has had) wait below it, behind "New messages". */
+async function fullViewBehind(name, prefix) {
+  const view = await scrolledUp(name, `${prefix} early`);
+  const newest = await postMany(view.room, 1200, prefix);
+  await view.page.getByRole('button', { name: 'New messages ↓' }).waitFor();
+  await waitFor(async () => view.sockets.received().some((frame) => frame.type === 'message' && frame.id === newest), 60_000, 'the last frame');
+  return { ...view, newest };
+}
+
 async function connected(page, sockets) {
   await waitFor(async () => sockets.opened() > 0 && !(await page.getByText('Reconnecting…').isVisible()), 30_000, 'the socket to be open');
 }
@@ -628,11 +638,7 @@ test('a room left open a little above the bottom holds no more than it may, and 
 });
 
 test('a reconnect while messages wait below a scrolled-up view leaves them waiting, with no gap', async () => {
-  const { room, context, page, sockets } = await scrolledUp('behind, reconnecting', 'First line');
-  // Enough for the view to fill to what it may hold, and more to wait below it.
-  const newest = await postMany(room, 1200, 'Next line');
-  await page.getByRole('button', { name: 'New messages ↓' }).waitFor();
-  await waitFor(async () => sockets.received().some((frame) => frame.type === 'message' && frame.id === newest), 60_000, 'the last frame');
+  const { room, context, page, sockets, newest } = await fullViewBehind('behind, reconnecting', 'First line');
   const shown = () => shownIds(page);
   const held = await shown();
   // As full as a view may be: newer messages wait below it.
@@ -667,10 +673,7 @@ test('a reconnect while messages wait below a scrolled-up view leaves them waiti
 });
 
 test('going down while a reconnect catches up shows the newest page once the catch-up is over', async () => {
-  const { room, context, page, sockets } = await scrolledUp('behind, going down', 'Opening line');
-  const newest = await postMany(room, 1200, 'Busy line');
-  await page.getByRole('button', { name: 'New messages ↓' }).waitFor();
-  await waitFor(async () => sockets.received().some((frame) => frame.type === 'message' && frame.id === newest), 60_000, 'the last frame');
+  const { room, context, page, sockets } = await fullViewBehind('behind, going down', 'Opening line');
   await sockets.drop();
   await page.getByText('Reconnecting…').waitFor();
   await post(room, 'Posted while it was down');

@@ -149,17 +149,7 @@ def overview():
     b.row("Live delivery")
     b.graph("WebSockets per pod", [(f"sum by (pod) (chatboard_ws_connections{{{NS}}})",
                                     "{{pod}}")])
-    b.graph("Fan-out latency (creation to the start of the room's fan-out)",
-            [(p(0.5, "chatboard_ws_fanout_seconds"), "p50"),
-             (p(0.99, "chatboard_ws_fanout_seconds"), "p99")], "s")
-    b.graph("Live deliveries written by the connections' own tasks",
-            [(f"sum by (pod) ({rate('chatboard_ws_queued_deliveries_total')}) / "
-              f"sum by (pod) ({rate('chatboard_ws_fanout_seconds_count')})", "{{pod}}")],
-            "percentunit",
-            description="The share of live message frames a connection's own task wrote, "
-                        "because it was busy or behind, rather than the hub straight into its "
-                        "socket. Near zero on a healthy gateway; a rising share means clients "
-                        "read slowly or the gateway falls behind.")
+    fanout_panels(b)
     b.row("Background work")
     b.graph("Backlogs", [(f"max(chatboard_outbox_backlog{{{NS}}})", "outbox events"),
                          (f"max(chatboard_webhook_backlog{{{NS}}})", "webhook deliveries"),
@@ -211,6 +201,22 @@ def api_server():
     return b
 
 
+def fanout_panels(b):
+    """The fan-out's latency and the share of live deliveries its connections wrote themselves."""
+    b.graph("Fan-out latency (creation to the start of the room's fan-out)",
+            [(p(0.5, "chatboard_ws_fanout_seconds"), "p50"),
+             (p(0.99, "chatboard_ws_fanout_seconds"), "p99")], "s")
+    b.graph("Live deliveries written by the connections' own tasks",
+            [(f"sum by (pod) ({rate('chatboard_ws_queued_deliveries_total')}) / "
+              f"sum by (pod) ({rate('chatboard_ws_fanout_seconds_count')})", "{{pod}}")],
+            "percentunit",
+            description="The share of live message frames a connection's own task wrote, "
+                        "because it was busy (its task awake, or earlier frames still going "
+                        "out), rather than the hub straight into its socket. Near zero on a "
+                        "healthy gateway; a rising share means clients read slowly or the "
+                        "gateway falls behind.")
+
+
 def gateway():
     b = Board("chatboard-gateway", "ChatBoard / Gateway",
               "WebSockets: connections per pod (the autoscaling signal), frames, fan-out, closes.",
@@ -232,17 +238,7 @@ def gateway():
                        (f"sum({rate('chatboard_ws_stale_reads_total')})", "receipts answered without the database")], "ops")
     b.graph("Message deliveries per pod",
             [(f"sum by (pod) ({rate('chatboard_ws_deliveries_total')})", "{{pod}}")], "ops")
-    b.graph("Fan-out latency (creation to the start of the room's fan-out)",
-            [(p(0.5, "chatboard_ws_fanout_seconds"), "p50"),
-             (p(0.99, "chatboard_ws_fanout_seconds"), "p99")], "s")
-    b.graph("Live deliveries written by the connections' own tasks",
-            [(f"sum by (pod) ({rate('chatboard_ws_queued_deliveries_total')}) / "
-              f"sum by (pod) ({rate('chatboard_ws_fanout_seconds_count')})", "{{pod}}")],
-            "percentunit",
-            description="The share of live message frames a connection's own task wrote, "
-                        "because it was busy or behind, rather than the hub straight into its "
-                        "socket. Near zero on a healthy gateway; a rising share means clients "
-                        "read slowly or the gateway falls behind.")
+    fanout_panels(b)
     b.graph("Gap catch-ups (database reads for a lost or late announcement)",
             [(f"sum by (pod) ({rate('chatboard_ws_gap_catch_ups_total')})", "{{pod}}")], "ops",
             description="Connections reading the database because a live message came ahead of "
