@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 /// the one with the fewest failures among [`EVICTION_SAMPLE`] followed ones: a spray fills the
 /// maps with one failure each, and went on to leave every account it had not reached
 /// uncounted (guessed without limit from addresses enough); now an account being guessed
-/// takes places from it, and keeps them while it has more failures than the spray's entries. Accounts with known addresses are kept to as many too,
-/// the one whose last sign-in is oldest making room for a new one.
+/// takes places from it, and keeps them while it has more failures than the spray's entries.
+/// Accounts with known addresses are kept to as many too, the one whose last sign-in is oldest
+/// making room for a new one.
 const ACCOUNTS_MAX: usize = 100_000;
 
 /// How many followed hours a full map looks at for the one to drop: a small cost per new

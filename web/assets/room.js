@@ -154,7 +154,6 @@ export class RoomView extends RoomHistory {
     // Down where the messages that waited would be: the newest page, as when the room opened
     // (once the catch-up is over, if one runs).
     if (this.pinned && this.startOverIfBehind()) return;
-    if (this.pinned && this.behind && this.catchingUp) this.newestWanted = true;
     if (this.scroller.scrollTop < 300) this.loadOlder(true);
     if (this.nearBottom()) this.jump.hidden = true;
     clearTimeout(this.readTimer);
@@ -168,12 +167,6 @@ export class RoomView extends RoomHistory {
   toBottom() {
     // The button goes once the newest page is in (at the bottom); if it fails, it stays.
     if (this.startOverIfBehind()) return;
-    if (this.behind && this.catchingUp) {
-      // Below the view lie messages it does not hold: the newest page comes once the catch-up
-      // is over (see `caughtUp`); the button stays until then.
-      this.newestWanted = true;
-      return;
-    }
     this.scroller.scrollTop = this.scroller.scrollHeight;
     this.jump.hidden = true;
     this.markRead();
@@ -186,11 +179,13 @@ export class RoomView extends RoomHistory {
     this.startOverIfBehind();
   }
 
-  /** Starts over from the newest page if messages wait behind the view (see `arrive`), not
-   * while a message is being edited or a catch-up runs (they come later); whether it did. */
+  /** Starts over from the newest page if messages wait behind the view (see `arrive`): at
+   * once, or once a running catch-up is over (see `caughtUp`); not while a message is being
+   * edited (they come later). Whether it did or will. */
   startOverIfBehind() {
-    if (!this.behind || this.editing || this.catchingUp) return false;
-    this.startOver().catch(failed);
+    if (!this.behind || this.editing) return false;
+    if (this.catchingUp) this.newestWanted = true;
+    else this.startOver().catch(failed);
     return true;
   }
 
