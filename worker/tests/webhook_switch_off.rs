@@ -108,6 +108,13 @@ async fn a_webhook_failing_for_too_long_is_switched_off(engine: TestEngine) {
 
     // Failing throughout, but changed 10 hours in: on at 72 hours, off 72 hours after the change.
     keep_failing(restart, restart + Duration::hours(71)).await;
+    // A request that changes nothing is no change.
+    let unchanged = s
+        .store
+        .update_webhook(hook, WebhookPatch::default(), restart + Duration::hours(5))
+        .await
+        .unwrap();
+    assert_eq!(unchanged.failing_since, Some(restart), "an empty change");
     let change = WebhookPatch {
         events: Some(vec!["*".into()]),
         ..Default::default()

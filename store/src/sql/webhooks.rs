@@ -161,8 +161,9 @@ impl WebhookStore for SqlStore {
             Self::ensure_still_admin(&mut tx, org_id, actor).await?;
         }
         // Switching a webhook on forgets why it had been switched off. Switched on or pointed
-        // elsewhere, it is the changer's, and not failing; changed otherwise, a failing one is
-        // failing since the change, from which the switch-off counts too.
+        // elsewhere, it is the changer's, and not failing; otherwise changed (its events, or
+        // switched off), a failing one is failing since the change, from which the switch-off
+        // counts too; a request that changes nothing leaves it.
         let sql = format!(
             "UPDATE webhooks SET url = COALESCE($2, url), events = COALESCE($3, events), \
                is_active = COALESCE($4, is_active), \
@@ -170,7 +171,8 @@ impl WebhookStore for SqlStore {
                created_by = CASE WHEN $4 OR $2 IS NOT NULL THEN COALESCE($6, created_by) \
                  ELSE created_by END, \
                failing_since = CASE WHEN $4 OR $2 IS NOT NULL THEN NULL \
-                 WHEN failing_since IS NOT NULL THEN $5 END, \
+                 WHEN failing_since IS NOT NULL AND ($3 IS NOT NULL OR $4 IS NOT NULL) THEN $5 \
+                 ELSE failing_since END, \
                updated_at = $5 \
              WHERE id = $1 RETURNING {WEBHOOK_COLUMNS}"
         );
