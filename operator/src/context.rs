@@ -12,6 +12,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 
 use crate::metrics::Metrics;
+use crate::trigger::OwnStatus;
 
 /// Settings the reconcilers need.
 #[derive(Debug, Clone)]
@@ -59,6 +60,8 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// When each Webhook's `lastDelivery` was last written (see [`Context::delivery_wait`]).
     deliveries_shown: Mutex<HashMap<String, Instant>>,
+    /// The status last written for each resource (see [`crate::trigger`]).
+    pub own_status: OwnStatus,
 }
 
 /// How long one Kubernetes API call of a reconcile may take (see [`bounded_client`]).
@@ -103,6 +106,7 @@ impl Context {
             metrics,
             failures: Mutex::default(),
             deliveries_shown: Mutex::default(),
+            own_status: OwnStatus::default(),
         }
     }
 
@@ -148,9 +152,9 @@ impl Context {
     }
 
     /// How long the Webhook `key` must wait before its status shows a newer delivery: at most
-    /// one such write per `recheck`. Every status write is a watch event that reconciles the
-    /// Webhook again, and a busy webhook has a newer delivery each time, so without this wait
-    /// its reconciles would follow one another for as long as its events kept coming.
+    /// one such write per `recheck`. A busy webhook has a newer delivery at every reconcile,
+    /// and each status write is a request to the API server and an event for everything that
+    /// watches Webhooks (the operator's own controller ignores changes to the status alone).
     pub fn delivery_wait(&self, key: &str) -> Option<Duration> {
         let shown = self.deliveries_shown.lock().ok()?;
         let since = shown.get(key)?.elapsed();
@@ -173,7 +177,7 @@ impl Context {
     }
 
     /// Forgets what is kept about the resources of `kind` that `gone` says are gone: failure
-    /// counts, readiness, and (Webhooks) when a delivery was last shown. A resource deleted
+    /// counts, readiness, the status last written, and (Webhooks) when a delivery was last shown. A resource deleted
     /// without its cleanup (its finalizer removed by hand while the operator was down or its
     /// cleanup failing) would otherwise count as not Ready for good.
     pub fn forget_gone(&self, kind: &'static str, gone: &dyn Fn(&str) -> bool) {
@@ -186,6 +190,7 @@ impl Context {
                 shown.retain(|key, _| !gone(key));
             }
         }
+        self.own_status.forget_gone(kind, gone);
         self.metrics.forget_gone(kind, gone);
     }
 

@@ -3,8 +3,8 @@
 //! database, following `../shared/spec/CRDS.md`.
 //!
 //! Reconciles are level-triggered and idempotent: each makes the database say what the resource
-//! says, writes the status only when it changed, and is re-run on every change, on a periodic
-//! resync (correcting drift) and with backoff after a failure.
+//! says, writes the status only when it changed, and is re-run on every change (but its own
+//! status writes), on a periodic resync (correcting drift) and with backoff after a failure.
 
 pub mod config;
 pub mod context;
@@ -16,4 +16,5 @@ pub mod process;
 pub mod reconciler;
 pub mod service;
 pub mod status;
+pub mod trigger;
 pub mod webhook;

@@ -14,7 +14,7 @@ use crds::{Organization, Webhook};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{controller, watcher, Controller};
+use kube::runtime::{controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::watch;
@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use crate::context::{resource_key, Context};
 use crate::error::Error;
 use crate::reconciler::Reconciled;
+use crate::trigger::controller_of;
 use crate::{reconciler, webhook};
 
 /// Which namespaces to watch.
@@ -69,10 +70,7 @@ async fn controllers_in(ctx: Arc<Context>, namespace: Option<String>, stop: watc
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let orgs = Controller::new(
-        api::<Organization>(&ctx.watch_client, ns),
-        watcher::Config::default(),
-    );
+    let orgs = controller_of(api::<Organization>(&ctx.watch_client, ns), ctx.clone());
     let org_store = orgs.store();
     let orgs = orgs
         .with_config(limits(&ctx))
@@ -86,10 +84,7 @@ async fn controllers_in(ctx: Arc<Context>, namespace: Option<String>, stop: watc
             report::<Organization, _, _>(&ctx, outcome);
             futures::future::ready(())
         });
-    let hooks = Controller::new(
-        api::<Webhook>(&ctx.watch_client, ns),
-        watcher::Config::default(),
-    );
+    let hooks = controller_of(api::<Webhook>(&ctx.watch_client, ns), ctx.clone());
     let known = hooks.store();
     let hook_store = known.clone();
     let managed = format!("{}={}", webhook::MANAGED_BY.0, webhook::MANAGED_BY.1);

@@ -367,7 +367,8 @@ async fn errors_are_retried_with_backoff(engine: TestEngine) {
     };
     // The first three status writes fail: the reconcile errors (its status write, then the
     // one showing the failure), is retried 2 s later and errors again (its status write fails,
-    // the failure is shown), and the status change brings the reconcile that succeeds.
+    // the failure is shown), and the retry 4 s after that succeeds. (Showing the failure is a
+    // change to the status alone, which starts no reconcile of its own.)
     h.api
         .fail(axum::http::Method::PATCH, "/organizations/flaky/status", 3);
     let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
@@ -524,6 +525,7 @@ both_engines!(
     delete_policy_purges,
     an_archive_outlives_a_namesake_that_never_applied,
     a_failing_reconcile_shows_in_the_status,
+    the_first_retry_waits_for_its_backoff,
     a_resource_gone_without_its_cleanup_is_not_counted_as_not_ready,
     the_last_admin_stays_when_the_list_drops_them,
     an_admin_the_list_did_not_make_stays_when_unlisted,
@@ -655,6 +657,55 @@ async fn a_failing_reconcile_shows_in_the_status(engine: TestEngine) {
     h.sql("ALTER TABLE orgs_away RENAME TO orgs").await;
     let obj = ready(&h, "acme", "True", 2).await;
     assert_eq!(ready_of(&obj).unwrap().1, "Reconciled");
+    h.stop().await;
+}
+
+/// A failing reconcile's first retry waits for its backoff (2 s). Showing the failure in the
+/// status is a change of the resource: the operator used to take it for news and retry at once.
+async fn the_first_retry_waits_for_its_backoff(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(600)).await else {
+        return;
+    };
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    orgs.create(
+        &PostParams::default(),
+        &org("acme", json!({"displayName": "Acme"})),
+    )
+    .await
+    .unwrap();
+    ready(&h, "acme", "True", 1).await;
+    h.sql("ALTER TABLE orgs RENAME TO orgs_away").await;
+    let changed = std::time::Instant::now();
+    let change = json!({"spec": {"displayName": "Acme Inc"}});
+    orgs.patch("acme", &PatchParams::default(), &Patch::Merge(change))
+        .await
+        .unwrap();
+    let errors = r#"chatboard_operator_reconciliations_total{kind="Organization",result="error"}"#;
+    h.metric_reaches(errors, |n| n >= 1.0).await;
+    // The retry is due 2 s after the failure, itself after the change: a count read sooner
+    // than that must be the first failure's alone.
+    let mut judged = 0;
+    loop {
+        let count = h.metric(errors);
+        if changed.elapsed() >= Duration::from_millis(1900) {
+            break;
+        }
+        assert_eq!(
+            count,
+            1.0,
+            "retried {:?} after the change",
+            changed.elapsed()
+        );
+        judged += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if judged == 0 {
+        eprintln!("the machine was too slow to judge the first retry's wait");
+    }
+    // And the retry comes, and applies the change once the database is back.
+    h.metric_reaches(errors, |n| n >= 2.0).await;
+    h.sql("ALTER TABLE orgs_away RENAME TO orgs").await;
+    ready(&h, "acme", "True", 2).await;
     h.stop().await;
 }
 
