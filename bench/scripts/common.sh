@@ -120,16 +120,24 @@ next_run() {
 # (a node's or gateway's /metrics), the share of deliveries its own histogram counted late is
 # printed under the row: what is late inside the server, against what the client saw.
 # CLIENT_THREADS=N runs the load generator on N tokio workers (its default is one per core).
+# CLIENT_GROUP=1 starts it in a session, and so a scheduling group, of its own (at NICE): the
+# kernel then shares the CPU between it and the server by group, not by thread.
 # SPLIT=1 also prints the measured latency split at each message's `created_at` (`--split`).
 fanout() {
   echo "== $1, $5 msg/s, $(machine)"
   local out="$WORK/fanout.out" gen
   RUNS=$(( ${RUNS:-0} + 1 ))
   rm -f "$out"
-  env ${CLIENT_THREADS:+TOKIO_WORKER_THREADS=$CLIENT_THREADS} "$B/chatboard-bench" ws-fanout --ws "$2" --state "$4" --rate "$5" --seconds 15 --gateway-pid "$3" \
+  ${CLIENT_GROUP:+setsid} env ${CLIENT_THREADS:+TOKIO_WORKER_THREADS=$CLIENT_THREADS} "$B/chatboard-bench" ws-fanout --ws "$2" --state "$4" --rate "$5" --seconds 15 --gateway-pid "$3" \
     --warmup-seconds "${WARMUP:-0}" ${TIMELINE_MS:+--timeline-ms $TIMELINE_MS} \
     ${METRICS_URL:+--metrics-url $METRICS_URL} ${SPLIT:+--split} >"$out" &
   gen=$!
+  if [ -n "${CLIENT_GROUP:-}" ]; then
+    # Its own session, once `setsid` has made it, is its own scheduling group: give it NICE.
+    while [ "$(ps -o sid= -p $gen | tr -d ' ')" != "$gen" ] && kill -0 $gen 2>/dev/null; do sleep 0.01; done
+    [ -z "${NICE:-}" ] || echo "$NICE" >/proc/$gen/autogroup
+    echo "   load generator's group: $(cat /proc/$gen/autogroup)"
+  fi
   if [ -n "${SCHEDWATCH:-}${THREADS:-}${PROCS:-}" ]; then
     # Measuring starts once every socket is open, the arrivals' presence notices have passed
     # and the warm-up's sending is over.
