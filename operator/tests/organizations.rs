@@ -619,6 +619,14 @@ async fn an_archive_outlives_a_namesake_that_never_applied(engine: TestEngine) {
 /// `acme`, Ready, then its org table out of reach (renamed `orgs_away`) and a spec change
 /// that cannot apply: its Ready turns False at generation 2.
 async fn acme_failing(h: &Harness) -> Api<Organization> {
+    let (orgs, _) = acme_changed_out_of_reach(h).await;
+    ready(h, "acme", "False", 2).await;
+    orgs
+}
+
+/// As [`acme_failing`], without waiting for the failure: the Organizations API, and the time
+/// just before the change.
+async fn acme_changed_out_of_reach(h: &Harness) -> (Api<Organization>, std::time::Instant) {
     let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
     orgs.create(
         &PostParams::default(),
@@ -628,12 +636,12 @@ async fn acme_failing(h: &Harness) -> Api<Organization> {
     .unwrap();
     ready(h, "acme", "True", 1).await;
     h.sql("ALTER TABLE orgs RENAME TO orgs_away").await;
+    let changed = std::time::Instant::now();
     let change = json!({"spec": {"displayName": "Acme Inc"}});
     orgs.patch("acme", &PatchParams::default(), &Patch::Merge(change))
         .await
         .unwrap();
-    ready(h, "acme", "False", 2).await;
-    orgs
+    (orgs, changed)
 }
 
 /// While the database refuses the operator's writes, `Ready` says so (`ReconcileError`); once
@@ -666,20 +674,7 @@ async fn the_first_retry_waits_for_its_backoff(engine: TestEngine) {
     let Some(h) = Harness::start(engine, Duration::from_secs(600)).await else {
         return;
     };
-    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
-    orgs.create(
-        &PostParams::default(),
-        &org("acme", json!({"displayName": "Acme"})),
-    )
-    .await
-    .unwrap();
-    ready(&h, "acme", "True", 1).await;
-    h.sql("ALTER TABLE orgs RENAME TO orgs_away").await;
-    let changed = std::time::Instant::now();
-    let change = json!({"spec": {"displayName": "Acme Inc"}});
-    orgs.patch("acme", &PatchParams::default(), &Patch::Merge(change))
-        .await
-        .unwrap();
+    let (_, changed) = acme_changed_out_of_reach(&h).await;
     let errors = r#"chatboard_operator_reconciliations_total{kind="Organization",result="error"}"#;
     h.metric_reaches(errors, |n| n >= 1.0).await;
     // The retry is due 2 s after the failure, itself after the change: a count read sooner
