@@ -12,7 +12,8 @@ ulimit -n 20000
 # shares the CPU between each session's group and the tasks outside any (that agent's), and a
 # thread's niceness counts only within its group: the group this script runs in gets NICE too,
 # or the agent, at -10 against a group at 0, takes 90% of a CPU whenever it runs.
-# AUTOGROUP=0 leaves the group as it is.
+# AUTOGROUP=0 leaves the group as it is. The group is the session's: run the scripts in a
+# session of their own (`setsid bench/scripts/...`) to leave your shell's at its niceness.
 if [ -n "${NICE:-}" ]; then
   renice -n "$NICE" -p $$ >/dev/null
   if [ "${AUTOGROUP:-1}" != 0 ] && [ -w /proc/self/autogroup ]; then
@@ -128,16 +129,14 @@ fanout() {
   local out="$WORK/fanout.out" gen
   RUNS=$(( ${RUNS:-0} + 1 ))
   rm -f "$out"
-  ${CLIENT_GROUP:+setsid} env ${CLIENT_THREADS:+TOKIO_WORKER_THREADS=$CLIENT_THREADS} "$B/chatboard-bench" ws-fanout --ws "$2" --state "$4" --rate "$5" --seconds 15 --gateway-pid "$3" \
+  local launch=()
+  # In a session of its own, it sets its group's niceness itself before it starts.
+  [ -z "${CLIENT_GROUP:-}" ] ||
+    launch=(setsid -w sh -c '[ -z "$0" ] || echo "$0" >/proc/self/autogroup; exec "$@"' "${NICE:-}")
+  "${launch[@]}" env ${CLIENT_THREADS:+TOKIO_WORKER_THREADS=$CLIENT_THREADS} "$B/chatboard-bench" ws-fanout --ws "$2" --state "$4" --rate "$5" --seconds 15 --gateway-pid "$3" \
     --warmup-seconds "${WARMUP:-0}" ${TIMELINE_MS:+--timeline-ms $TIMELINE_MS} \
     ${METRICS_URL:+--metrics-url $METRICS_URL} ${SPLIT:+--split} >"$out" &
   gen=$!
-  if [ -n "${CLIENT_GROUP:-}" ]; then
-    # Its own session, once `setsid` has made it, is its own scheduling group: give it NICE.
-    while [ "$(ps -o sid= -p $gen | tr -d ' ')" != "$gen" ] && kill -0 $gen 2>/dev/null; do sleep 0.01; done
-    [ -z "${NICE:-}" ] || echo "$NICE" >/proc/$gen/autogroup
-    echo "   load generator's group: $(cat /proc/$gen/autogroup)"
-  fi
   if [ -n "${SCHEDWATCH:-}${THREADS:-}${PROCS:-}" ]; then
     # Measuring starts once every socket is open, the arrivals' presence notices have passed
     # and the warm-up's sending is over.

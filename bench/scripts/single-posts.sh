@@ -15,7 +15,11 @@ B=$1
 WORK=${WORK:-/tmp/chatboard-bench}/single-posts
 rm -rf "$WORK"; mkdir -p "$WORK"
 steal() { awk '/^cpu /{print $9}' /proc/stat; }
-[ -z "${NICE:-}" ] || renice -n "$NICE" -p $$ >/dev/null
+if [ -n "${NICE:-}" ]; then
+  renice -n "$NICE" -p $$ >/dev/null
+  # The session's scheduling group too (see common.sh): a thread's niceness counts only inside it.
+  [ "${AUTOGROUP:-1}" = 0 ] || [ ! -w /proc/self/autogroup ] || echo "$NICE" >/proc/self/autogroup
+fi
 CHATBOARD_DATA_DIR=$WORK/data CHATBOARD_ADDR=127.0.0.1:18090 CHATBOARD_RATE_LIMIT_PER_USER=0 CHATBOARD_INVITES_PER_HOUR=0 \
   CHATBOARD_RATE_LIMIT_PER_IP=0 CHATBOARD_HTTP_MAX_CONNECTIONS_PER_IP=0 RUST_LOG=warn \
   "$B/chatboard" 2>"$WORK/node.err" >/dev/null &

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use kube::runtime::reflector::{self, reflector};
 use kube::runtime::{predicates, watcher, Controller, Predicate, PredicateConfig, WatchStreamExt};
@@ -31,11 +32,17 @@ impl OwnStatus {
         }
     }
 
-    /// Whether `status` is what the operator last wrote for `kind` `key`.
+    /// Whether `status` is what the operator last wrote for `kind` `key`. The first status
+    /// seen of a resource (none, or one an earlier process wrote) is taken as its own: that
+    /// sighting starts a reconcile anyway, and otherwise, after a restart, the first status
+    /// this process wrote would look like a change made by someone else.
     fn is_own(&self, kind: &str, key: &str, status: &Value) -> bool {
-        self.0
-            .lock()
-            .is_ok_and(|own| own.get(&format!("{kind}:{key}")) == Some(status))
+        let Ok(mut own) = self.0.lock() else {
+            return false;
+        };
+        own.entry(format!("{kind}:{key}"))
+            .or_insert_with(|| status.clone())
+            == status
     }
 
     /// Forgets the resources of `kind` that `gone` says are gone.
@@ -60,18 +67,23 @@ pub fn controller_of<K: Reconciled>(api: Api<K>, ctx: Arc<Context>) -> Controlle
         .combine(predicates::finalizers)
         .combine(deleting)
         .combine(status_by_others);
+    // A resource is seen again only when it changes. Forgotten after the default hour of
+    // quiet, its next status write would pass as news, so it is kept for a month (a few
+    // hashes per resource, of those deleted meanwhile too).
+    let kept = PredicateConfig::default().ttl(Duration::from_secs(30 * 24 * 3600));
     let trigger = reflector(writer, watcher(api, watcher::Config::default()))
         .applied_objects()
-        .predicate_filter(changes, PredicateConfig::default());
+        .predicate_filter(changes, kept);
     Controller::for_stream(trigger, reader)
 }
 
-/// 0 for a status the operator wrote (or none yet), else a hash of it: only a status someone
-/// else wrote then counts as a change.
+/// 0 for the status the operator last wrote, else a hash of it: only a status someone else
+/// wrote (or removed) then counts as a change.
 fn status_by_others<K: Reconciled>(ctx: &Context, obj: &K) -> u64 {
-    let Some(status) = obj.status().and_then(|s| serde_json::to_value(s).ok()) else {
-        return 0;
-    };
+    let status = obj
+        .status()
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or_default();
     match resource_key(obj) {
         Ok(key) if ctx.own_status.is_own(K::KIND, &key, &status) => 0,
         _ => {

@@ -526,6 +526,8 @@ both_engines!(
     an_archive_outlives_a_namesake_that_never_applied,
     a_failing_reconcile_shows_in_the_status,
     the_first_retry_waits_for_its_backoff,
+    the_first_retry_waits_for_its_backoff_after_a_restart,
+    a_status_removed_by_hand_is_put_back,
     a_resource_gone_without_its_cleanup_is_not_counted_as_not_ready,
     the_last_admin_stays_when_the_list_drops_them,
     an_admin_the_list_did_not_make_stays_when_unlisted,
@@ -675,13 +677,75 @@ async fn the_first_retry_waits_for_its_backoff(engine: TestEngine) {
         return;
     };
     let (_, changed) = acme_changed_out_of_reach(&h).await;
-    let errors = r#"chatboard_operator_reconciliations_total{kind="Organization",result="error"}"#;
-    h.metric_reaches(errors, |n| n >= 1.0).await;
-    // The retry is due 2 s after the failure, itself after the change: a count read sooner
-    // than that must be the first failure's alone.
+    first_failure_alone(&h, changed).await;
+    // And the retry comes, and applies the change once the database is back.
+    h.metric_reaches(ORG_ERRORS, |n| n >= 2.0).await;
+    h.sql("ALTER TABLE orgs_away RENAME TO orgs").await;
+    ready(&h, "acme", "True", 2).await;
+    h.stop().await;
+}
+
+/// As above for an operator that finds the status an earlier one wrote (a restart, a new
+/// leader) and fails at once: its first status write is its own too, not someone else's.
+async fn the_first_retry_waits_for_its_backoff_after_a_restart(engine: TestEngine) {
+    let (leading, following) = tokio::sync::watch::channel(false);
+    let Some(h) = Harness::start_following(engine, following).await else {
+        return;
+    };
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    let mut acme = org("acme", json!({"displayName": "Acme"}));
+    acme.metadata.finalizers = Some(vec![operator::reconciler::FINALIZER.into()]);
+    orgs.create(&PostParams::default(), &acme).await.unwrap();
+    let earlier = json!({"status": {"orgId": 1, "observedGeneration": 1, "conditions": [{
+        "type": "Ready", "status": "True", "reason": "Reconciled", "message": "",
+        "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1,
+    }]}});
+    orgs.patch_status("acme", &PatchParams::default(), &Patch::Merge(earlier))
+        .await
+        .unwrap();
+    h.sql("ALTER TABLE orgs RENAME TO orgs_away").await;
+    let changed = std::time::Instant::now();
+    leading.send_replace(true);
+    ready(&h, "acme", "False", 1).await;
+    first_failure_alone(&h, changed).await;
+    h.stop().await;
+}
+
+/// A status someone else removes is a change like any other: the operator writes it again at
+/// once, not at the next resync (an hour away here).
+async fn a_status_removed_by_hand_is_put_back(engine: TestEngine) {
+    let Some(h) = Harness::start(engine, Duration::from_secs(3600)).await else {
+        return;
+    };
+    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
+    orgs.create(
+        &PostParams::default(),
+        &org("acme", json!({"displayName": "Acme"})),
+    )
+    .await
+    .unwrap();
+    let before = ready(&h, "acme", "True", 1).await;
+    let removal = json!({"status": null});
+    orgs.patch_status("acme", &PatchParams::default(), &Patch::Merge(removal))
+        .await
+        .unwrap();
+    let after = ready(&h, "acme", "True", 1).await;
+    assert_eq!(after["status"]["orgId"], before["status"]["orgId"]);
+    h.stop().await;
+}
+
+/// Failed reconciles of Organizations.
+const ORG_ERRORS: &str =
+    r#"chatboard_operator_reconciliations_total{kind="Organization",result="error"}"#;
+
+/// Waits for the first failed reconcile after `changed` and checks that no second one follows
+/// before its backoff (2 s) is over. The retry is due 2 s after the failure, itself after
+/// `changed`: a count read sooner than that must be the first failure's alone.
+async fn first_failure_alone(h: &Harness, changed: std::time::Instant) {
+    h.metric_reaches(ORG_ERRORS, |n| n >= 1.0).await;
     let mut judged = 0;
     loop {
-        let count = h.metric(errors);
+        let count = h.metric(ORG_ERRORS);
         if changed.elapsed() >= Duration::from_millis(1900) {
             break;
         }
@@ -697,11 +761,6 @@ async fn the_first_retry_waits_for_its_backoff(engine: TestEngine) {
     if judged == 0 {
         eprintln!("the machine was too slow to judge the first retry's wait");
     }
-    // And the retry comes, and applies the change once the database is back.
-    h.metric_reaches(errors, |n| n >= 2.0).await;
-    h.sql("ALTER TABLE orgs_away RENAME TO orgs").await;
-    ready(&h, "acme", "True", 2).await;
-    h.stop().await;
 }
 
 /// The list of admins emptied (or naming only people without an account yet): the org's only
