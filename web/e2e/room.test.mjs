@@ -221,6 +221,10 @@ test('a room whose first page failed marks nothing read and reads it again', asy
   // The greeting comes once the gateway follows the rooms: a message posted before it would
   // reach the page only through the page this test refuses.
   await waitFor(async () => sockets.received().some((f) => f.type === 'connection'), 20_000, 'the greeting');
+  // And the room's view is up: the socket starts with the session, before the organization's
+  // rooms are read and the view made, and a frame that came before the view would reach it
+  // only through the page refused here.
+  await page.getByLabel('Message # busy start').waitFor();
   await post(room, 'Live while the history failed');
   await page.getByText('Live while the history failed').waitFor();
   // A frame sent after any read the live message caused: typing.
