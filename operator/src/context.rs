@@ -177,14 +177,11 @@ impl Context {
     }
 
     /// Forgets what is kept about the resources of `kind` that `gone` says are gone: failure
-    /// counts, readiness, the status last written, and (Webhooks) when a delivery was last shown. A resource deleted
-    /// without its cleanup (its finalizer removed by hand while the operator was down or its
-    /// cleanup failing) would otherwise count as not Ready for good.
+    /// counts, readiness, the status last written, and (Webhooks) when a delivery was last
+    /// shown. A resource deleted without its cleanup (its finalizer removed by hand while the
+    /// operator was down or its cleanup failing) would otherwise count as not Ready for good.
     pub fn forget_gone(&self, kind: &'static str, gone: &dyn Fn(&str) -> bool) {
-        if let Ok(mut failures) = self.failures.lock() {
-            let prefix = format!("{kind}:");
-            failures.retain(|entry, _| entry.strip_prefix(&prefix).is_none_or(|key| !gone(key)));
-        }
+        forget_gone_of_kind(&self.failures, kind, gone);
         if kind == <crds::Webhook as crate::reconciler::Reconciled>::KIND {
             if let Ok(mut shown) = self.deliveries_shown.lock() {
                 shown.retain(|key, _| !gone(key));
@@ -199,6 +196,18 @@ impl Context {
         if let Ok(mut failures) = self.failures.lock() {
             failures.remove(&format!("{kind}:{key}"));
         }
+    }
+}
+
+/// Drops from `map` (keyed `<kind>:<key>`) the entries of `kind` whose key `gone` names.
+pub(crate) fn forget_gone_of_kind<V>(
+    map: &Mutex<HashMap<String, V>>,
+    kind: &str,
+    gone: &dyn Fn(&str) -> bool,
+) {
+    if let Ok(mut map) = map.lock() {
+        let prefix = format!("{kind}:");
+        map.retain(|entry, _| entry.strip_prefix(&prefix).is_none_or(|key| !gone(key)));
     }
 }
 

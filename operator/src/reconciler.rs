@@ -146,9 +146,7 @@ pub async fn write_status<K: Reconciled>(
     if next == current {
         return Ok(false);
     }
-    if let Ok(own) = serde_json::to_value(&next) {
-        ctx.own_status.note(K::KIND, &resource_key(obj)?, own);
-    }
+    ctx.own_status.note(K::KIND, &resource_key(obj)?, &next);
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace_of(obj)?);
     api.patch_status(
         &obj.name_any(),

@@ -14,43 +14,39 @@ use std::time::Duration;
 use kube::runtime::reflector::{self, reflector};
 use kube::runtime::{predicates, watcher, Controller, Predicate, PredicateConfig, WatchStreamExt};
 use kube::Api;
-use serde_json::Value;
+use serde::Serialize;
 
-use crate::context::{resource_key, Context};
+use crate::context::{forget_gone_of_kind, resource_key, Context};
 use crate::reconciler::Reconciled;
 
-/// The status the operator last wrote for each resource, to tell its own writes from others'.
+/// The status the operator last wrote for each resource (a hash of it), to tell its own
+/// writes from others'.
 #[derive(Default)]
-pub struct OwnStatus(Mutex<HashMap<String, Value>>);
+pub struct OwnStatus(Mutex<HashMap<String, u64>>);
 
 impl OwnStatus {
     /// Notes that `kind` `key`'s status is about to be written as `status` (before the write:
     /// its watch event may come before the write's answer).
-    pub fn note(&self, kind: &str, key: &str, status: Value) {
+    pub fn note<S: Serialize>(&self, kind: &str, key: &str, status: &S) {
         if let Ok(mut own) = self.0.lock() {
-            own.insert(format!("{kind}:{key}"), status);
+            own.insert(format!("{kind}:{key}"), status_hash(Some(status)));
         }
     }
 
-    /// Whether `status` is what the operator last wrote for `kind` `key`. The first status
-    /// seen of a resource (none, or one an earlier process wrote) is taken as its own: that
-    /// sighting starts a reconcile anyway, and otherwise, after a restart, the first status
-    /// this process wrote would look like a change made by someone else.
-    fn is_own(&self, kind: &str, key: &str, status: &Value) -> bool {
+    /// Whether `status` (its hash) is what the operator last wrote for `kind` `key`. The
+    /// first status seen of a resource (none, or one an earlier process wrote) is taken as its
+    /// own: that sighting starts a reconcile anyway, and otherwise, after a restart, the first
+    /// status this process wrote would look like a change made by someone else.
+    fn is_own(&self, kind: &str, key: &str, status: u64) -> bool {
         let Ok(mut own) = self.0.lock() else {
             return false;
         };
-        own.entry(format!("{kind}:{key}"))
-            .or_insert_with(|| status.clone())
-            == status
+        *own.entry(format!("{kind}:{key}")).or_insert(status) == status
     }
 
     /// Forgets the resources of `kind` that `gone` says are gone.
     pub fn forget_gone(&self, kind: &str, gone: &dyn Fn(&str) -> bool) {
-        if let Ok(mut own) = self.0.lock() {
-            let prefix = format!("{kind}:");
-            own.retain(|entry, _| entry.strip_prefix(&prefix).is_none_or(|key| !gone(key)));
-        }
+        forget_gone_of_kind(&self.0, kind, gone);
     }
 }
 
@@ -80,16 +76,19 @@ pub fn controller_of<K: Reconciled>(api: Api<K>, ctx: Arc<Context>) -> Controlle
 /// 0 for the status the operator last wrote, else a hash of it: only a status someone else
 /// wrote (or removed) then counts as a change.
 fn status_by_others<K: Reconciled>(ctx: &Context, obj: &K) -> u64 {
-    let status = obj
-        .status()
+    let status = status_hash(obj.status());
+    match resource_key(obj) {
+        Ok(key) if ctx.own_status.is_own(K::KIND, &key, status) => 0,
+        _ => status,
+    }
+}
+
+/// A hash of a status as JSON (none hashes as `null`).
+fn status_hash<S: Serialize>(status: Option<&S>) -> u64 {
+    let json = status
         .and_then(|s| serde_json::to_value(s).ok())
         .unwrap_or_default();
-    match resource_key(obj) {
-        Ok(key) if ctx.own_status.is_own(K::KIND, &key, &status) => 0,
-        _ => {
-            let mut hasher = DefaultHasher::new();
-            status.to_string().hash(&mut hasher);
-            hasher.finish()
-        }
-    }
+    let mut hasher = DefaultHasher::new();
+    json.to_string().hash(&mut hasher);
+    hasher.finish()
 }

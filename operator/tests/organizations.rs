@@ -626,9 +626,8 @@ async fn acme_failing(h: &Harness) -> Api<Organization> {
     orgs
 }
 
-/// As [`acme_failing`], without waiting for the failure: the Organizations API, and the time
-/// just before the change.
-async fn acme_changed_out_of_reach(h: &Harness) -> (Api<Organization>, std::time::Instant) {
+/// `acme` created and Ready: the Organizations API and the stored object.
+async fn acme_ready(h: &Harness) -> (Api<Organization>, serde_json::Value) {
     let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
     orgs.create(
         &PostParams::default(),
@@ -636,7 +635,14 @@ async fn acme_changed_out_of_reach(h: &Harness) -> (Api<Organization>, std::time
     )
     .await
     .unwrap();
-    ready(h, "acme", "True", 1).await;
+    let obj = ready(h, "acme", "True", 1).await;
+    (orgs, obj)
+}
+
+/// As [`acme_failing`], without waiting for the failure: the Organizations API, and the time
+/// just before the change.
+async fn acme_changed_out_of_reach(h: &Harness) -> (Api<Organization>, std::time::Instant) {
+    let (orgs, _) = acme_ready(h).await;
     h.sql("ALTER TABLE orgs RENAME TO orgs_away").await;
     let changed = std::time::Instant::now();
     let change = json!({"spec": {"displayName": "Acme Inc"}});
@@ -717,14 +723,7 @@ async fn a_status_removed_by_hand_is_put_back(engine: TestEngine) {
     let Some(h) = Harness::start(engine, Duration::from_secs(3600)).await else {
         return;
     };
-    let orgs: Api<Organization> = Api::namespaced(h.api.client(), NS);
-    orgs.create(
-        &PostParams::default(),
-        &org("acme", json!({"displayName": "Acme"})),
-    )
-    .await
-    .unwrap();
-    let before = ready(&h, "acme", "True", 1).await;
+    let (orgs, before) = acme_ready(&h).await;
     let removal = json!({"status": null});
     orgs.patch_status("acme", &PatchParams::default(), &Patch::Merge(removal))
         .await
