@@ -81,8 +81,13 @@ async fn connection(stream: TcpStream, rooms: &Rooms, uring: bool) -> anyhow::Re
     let stream = Arc::new(SharedStream::new(stream));
     let (mut socket, room) = accept(Shared(stream.clone()), WebSocketConfig::default()).await?;
     let members = rooms.room(room);
-    send_whole(&stream, &text_frame(&greeting_json(room)))?;
-    lock(&members).push(stream.clone());
+    {
+        // Greeted and in the room at once, under the room's lock: a message fanned out in
+        // between missed a socket already greeted (the client then waited for it in vain).
+        let mut room_members = lock(&members);
+        send_whole(&stream, &text_frame(&greeting_json(room)))?;
+        room_members.push(stream.clone());
+    }
     let outcome = read_messages(&mut socket, &stream, rooms, room, &members, uring).await;
     lock(&members).retain(|member| !Arc::ptr_eq(member, &stream));
     outcome
