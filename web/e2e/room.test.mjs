@@ -737,6 +737,8 @@ test('a reaction frame that arrives after a newer one changes nothing', async ()
   await server.api('POST', reactions, { emoji: '👍' }, setup.ada);
   const chip = page.locator(`#m-${message.id} .chip`);
   await waitFor(async () => (await chip.textContent()) === '👍 2', 20_000, 'both reactions shown');
+  // Ada's frame alone says 2 (it may come first): Bob's must have come too before it is sent again.
+  await waitFor(() => sockets.received().some((f) => f.type === 'reaction.added' && f.count === 1), 20_000, "Bob's frame");
   // Bob's frame again, as if it had been announced after Ada's (two requests publish in
   // either order): it says 1, from before Ada's.
   const first = sockets.received().find((f) => f.type === 'reaction.added' && f.count === 1);
