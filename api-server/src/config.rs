@@ -206,6 +206,7 @@ impl Config {
             nats: NatsSettings {
                 nats_prefix: "chat".to_owned(),
                 presence_ttl: std::time::Duration::from_secs(60),
+                nats_replicas: None,
             },
             webhooks: WebhookSettings::default(),
             email: EmailSettings::default(),

@@ -65,15 +65,20 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
                 url: redact_url(url),
                 source,
             };
-            let bus = NatsBus::connect(url, &config.nats.nats_prefix)
-                .await
-                .map_err(failed)?;
+            let bus = NatsBus::connect_replicated(
+                url,
+                &config.nats.nats_prefix,
+                config.nats.stream_replicas(),
+            )
+            .await
+            .map_err(failed)?;
             // `@here` reaches who the gateways say is online; this process only reads it.
             let online = NatsPresence::start(
                 bus.client(),
                 &config.nats.nats_prefix,
                 PresenceSettings {
                     ttl: config.nats.presence_ttl,
+                    replicas: config.nats.stream_replicas(),
                 },
             )
             .await

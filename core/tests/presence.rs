@@ -17,9 +17,16 @@ const USER: i64 = 7;
 /// A process of the test's deployment (its own NATS prefix) keeping entries for `ttl`.
 async fn process(url: &str, prefix: &str, ttl: Duration) -> NatsPresence {
     let bus = NatsBus::connect(url, prefix).await.unwrap();
-    NatsPresence::start(bus.client(), prefix, PresenceSettings { ttl })
-        .await
-        .unwrap()
+    NatsPresence::start(
+        bus.client(),
+        prefix,
+        PresenceSettings {
+            ttl,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
 }
 
 /// Polls until `user` is shown online (or offline) by `reader`; whether it came to be.
@@ -181,9 +188,16 @@ async fn an_outage_of_nats_drops_nobody() {
     let holder = process(&nats.url(), &prefix, ttl).await;
     let reader_bus = NatsBus::connect(&nats.url(), &prefix).await.unwrap();
     let reader_client = reader_bus.client();
-    let reader = NatsPresence::start(reader_client.clone(), &prefix, PresenceSettings { ttl })
-        .await
-        .unwrap();
+    let reader = NatsPresence::start(
+        reader_client.clone(),
+        &prefix,
+        PresenceSettings {
+            ttl,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     holder.connected(USER).await;
     assert!(shown(&reader, true, Duration::from_secs(10)).await);
 

@@ -29,9 +29,13 @@ pub async fn run() -> anyhow::Result<()> {
     chatboard_core::open_files::raise_open_files_limit();
     // Migrations are the api-server's job; the gateway only reads.
     let store = chatboard_store::open(&config.database).await?;
-    let bus = NatsBus::connect(&config.nats_url, &config.nats.nats_prefix)
-        .await
-        .with_context(|| format!("NATS {}", redact_url(&config.nats_url)))?;
+    let bus = NatsBus::connect_replicated(
+        &config.nats_url,
+        &config.nats.nats_prefix,
+        config.nats.stream_replicas(),
+    )
+    .await
+    .with_context(|| format!("NATS {}", redact_url(&config.nats_url)))?;
     let tokens = TokenIssuer::new(
         &config.jwt_secret,
         config.tokens.access_token_ttl,
@@ -43,6 +47,7 @@ pub async fn run() -> anyhow::Result<()> {
         &config.nats.nats_prefix,
         PresenceSettings {
             ttl: config.nats.presence_ttl,
+            replicas: config.nats.stream_replicas(),
         },
     )
     .await

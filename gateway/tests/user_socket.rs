@@ -634,7 +634,10 @@ async fn presence_crosses_gateways_and_forgets_dead_ones() {
     let doomed = NatsPresence::start(
         bus.client(),
         &prefix,
-        PresenceSettings { ttl: PRESENCE_TTL },
+        PresenceSettings {
+            ttl: PRESENCE_TTL,
+            ..Default::default()
+        },
     )
     .await
     .unwrap();

@@ -33,7 +33,7 @@ pub use db::{
     execute_sql, postgres_url, query_texts, waiting_for_locks, HeldLocks, HeldWrites, SqlSession,
     TestDb, TestEngine,
 };
-pub use nats::{nats_url, unique_prefix, OwnNats};
+pub use nats::{nats_url, unique_prefix, NatsCluster, OwnNats};
 pub use refused_port::RefusedPort;
 
 /// Skips a test for want of a service: `None`, after a note (once per note and test binary)

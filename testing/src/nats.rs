@@ -146,3 +146,60 @@ impl Drop for OwnNats {
         self.kill();
     }
 }
+
+/// Three NATS servers of one test's own, routed to each other as one JetStream cluster, so a
+/// test can kill the one that leads a stream.
+pub struct NatsCluster {
+    servers: Vec<OwnNats>,
+}
+
+impl NatsCluster {
+    /// Starts them, or `None` (with a note) when no `nats-server` binary is installed. They
+    /// listen at once; JetStream answers only once they have elected a leader among them, a
+    /// few seconds later, so callers retry what they first ask of it.
+    pub fn start() -> Option<Self> {
+        let routes: Vec<u16> = (0..3)
+            .map(|_| {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port()
+            })
+            .collect();
+        let mut servers = Vec::with_capacity(routes.len());
+        for (index, port) in routes.iter().enumerate() {
+            let others: Vec<String> = routes
+                .iter()
+                .filter(|other| *other != port)
+                .map(|other| format!("nats://127.0.0.1:{other}"))
+                .collect();
+            let config = format!(
+                "server_name: n{index}\ncluster {{\n  name: test\n  listen: 127.0.0.1:{port}\n  \
+                 routes: [{}]\n}}\n",
+                others.join(", ")
+            );
+            servers.push(OwnNats::start_configured(&config)?);
+        }
+        Some(Self { servers })
+    }
+
+    /// Every server's URL, comma-separated: a client given them all moves to another when one
+    /// goes.
+    pub fn urls(&self) -> String {
+        self.servers
+            .iter()
+            .map(OwnNats::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Kills the server JetStream calls `name` (`n0` to `n2`), as a crash would.
+    pub fn kill(&mut self, name: &str) {
+        let index: usize = name
+            .strip_prefix('n')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no server named {name}"));
+        self.servers[index].kill();
+    }
+}

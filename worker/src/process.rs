@@ -33,19 +33,24 @@ pub async fn run() -> anyhow::Result<()> {
     // As the other services': the URL's credentials, and a silent link noticed within 30 s.
     let nats = chatboard_core::bus::connect_options(&config.nats_url)
         .name("chatboard-worker")
-        .connect(&config.nats_url)
+        .connect(chatboard_core::bus::server_list(&config.nats_url).as_slice())
         .await
         .with_context(|| format!("NATS {}", redact_url(&config.nats_url)))?;
-    let queue = NatsJobQueue::start(nats.clone(), &config.nats.nats_prefix)
-        .await
-        .context("creating the job stream")?
-        .with_outbox(store.clone());
+    let queue = NatsJobQueue::start_replicated(
+        nats.clone(),
+        &config.nats.nats_prefix,
+        config.nats.stream_replicas(),
+    )
+    .await
+    .context("creating the job stream")?
+    .with_outbox(store.clone());
     // Presence tells the digest job who is offline; the worker only reads it.
     let presence = NatsPresence::start(
         nats.clone(),
         &config.nats.nats_prefix,
         PresenceSettings {
             ttl: config.nats.presence_ttl,
+            replicas: config.nats.stream_replicas(),
         },
     )
     .await

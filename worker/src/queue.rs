@@ -7,6 +7,7 @@ use async_nats::jetstream::consumer::{self, pull};
 use async_nats::jetstream::context::{ConsumerInfoErrorKind, PublishError, PublishErrorKind};
 use async_nats::jetstream::{self, stream, AckKind, ErrorCode};
 use async_trait::async_trait;
+use chatboard_core::bus::StreamReplicas;
 use chatboard_core::events::OutboxEvent;
 use chatboard_store::{OutboxStore, StoreError};
 use futures::StreamExt;
@@ -68,6 +69,8 @@ pub struct NatsJobQueue {
     jetstream: jetstream::Context,
     prefix: String,
     stream_name: String,
+    /// The copies of the stream a cluster keeps.
+    replicas: StreamReplicas,
     ack_wait: Duration,
     /// Where the runners read the events of jobs too large for NATS.
     outbox: Option<Arc<dyn OutboxStore>>,
@@ -76,6 +79,15 @@ pub struct NatsJobQueue {
 impl NatsJobQueue {
     /// Creates the stream if needed.
     pub async fn start(client: async_nats::Client, prefix: &str) -> Result<Self, QueueError> {
+        Self::start_replicated(client, prefix, StreamReplicas::default()).await
+    }
+
+    /// As [`NatsJobQueue::start`], the stream kept in `replicas` copies.
+    pub async fn start_replicated(
+        client: async_nats::Client,
+        prefix: &str,
+        replicas: StreamReplicas,
+    ) -> Result<Self, QueueError> {
         let jetstream = jetstream::new(client.clone());
         let stream_name = format!("{}_JOBS", prefix.to_uppercase().replace(['.', '-'], "_"));
         let queue = Self {
@@ -83,6 +95,7 @@ impl NatsJobQueue {
             jetstream,
             prefix: prefix.to_owned(),
             stream_name,
+            replicas,
             ack_wait: ACK_WAIT,
             outbox: None,
         };
@@ -117,6 +130,7 @@ impl NatsJobQueue {
                 retention: stream::RetentionPolicy::WorkQueue,
                 duplicate_window: DEDUP_WINDOW,
                 storage: stream::StorageType::File,
+                num_replicas: self.replicas.for_new(),
                 ..Default::default()
             })
             .await
@@ -125,7 +139,10 @@ impl NatsJobQueue {
         if let Some(conflict) = chatboard_core::bus::foreign_stream(&stream, &subjects) {
             return Err(QueueError::Conflict(conflict));
         }
-        Ok(stream)
+        self.replicas
+            .settle(&self.jetstream, stream)
+            .await
+            .map_err(QueueError::Unavailable)
     }
 
     /// Jobs waiting in the stream.

@@ -290,3 +290,35 @@ async fn a_job_that_always_fails_does_not_hold_back_the_others() {
         "the good jobs waited for {refused} failed batches"
     );
 }
+
+#[tokio::test]
+async fn the_job_stream_is_kept_in_the_copies_asked_for() {
+    let Some(cluster) = testing::NatsCluster::start() else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let client = async_nats::connect(chatboard_core::bus::server_list(&cluster.urls()).as_slice())
+        .await
+        .unwrap();
+    let replicas = chatboard_core::bus::StreamReplicas(Some(3));
+    // JetStream answers once the three servers have elected a leader among them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let queue = loop {
+        match NatsJobQueue::start_replicated(client.clone(), &prefix, replicas).await {
+            Ok(queue) => break queue,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                eprintln!("the cluster does not take the stream yet: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("the cluster took no job stream: {e}"),
+        }
+    };
+    queue.enqueue(&[event("e-replicated")]).await.unwrap();
+    let mut stream = async_nats::jetstream::new(client)
+        .get_stream(format!("{}_JOBS", prefix.to_uppercase()))
+        .await
+        .unwrap();
+    let info = stream.info().await.unwrap();
+    assert_eq!(info.config.num_replicas, 3);
+    assert_eq!(info.state.messages, 1);
+}

@@ -8,6 +8,7 @@
 
 mod local;
 mod nats;
+mod replicas;
 
 use std::pin::Pin;
 
@@ -20,7 +21,10 @@ use crate::model::Message;
 
 pub use local::LocalBus;
 pub(crate) use nats::stream_replaced;
-pub use nats::{connect_options, foreign_stream, round_trip, NatsBus, NATS_PING_INTERVAL};
+pub use nats::{
+    connect_options, foreign_stream, round_trip, server_list, NatsBus, NATS_PING_INTERVAL,
+};
+pub use replicas::StreamReplicas;
 
 /// What travels on the bus: what gateways push to sockets, in the WebSocket frame shapes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -24,7 +24,7 @@ use async_nats::jetstream::{self, consumer, stream, ErrorCode};
 use async_trait::async_trait;
 use futures::StreamExt;
 
-use super::{Bus, BusError, BusEvent, BusStream, Delivery};
+use super::{Bus, BusError, BusEvent, BusStream, Delivery, StreamReplicas};
 
 /// How long the stream keeps events: long enough to ride out a restart; the database has the rest.
 const RETENTION: Duration = Duration::from_secs(3600);
@@ -51,6 +51,8 @@ pub struct NatsBus {
     jetstream: jetstream::Context,
     prefix: String,
     stream_name: String,
+    /// The copies of the stream a cluster keeps.
+    replicas: StreamReplicas,
     /// Counts the times the connection to NATS came back.
     reconnections: tokio::sync::watch::Receiver<u64>,
     /// Until when publishes fail at once: set when one got no acknowledgement in time (on the
@@ -92,10 +94,29 @@ pub fn connect_options(url: &str) -> async_nats::ConnectOptions {
     }
 }
 
+/// The servers `url` names: one URL, or several separated by commas
+/// (`nats://a:4222,nats://b:4222`), for the client to try in turn at start and move between
+/// later (it also learns a cluster's other servers from the one it reaches).
+pub fn server_list(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|server| !server.is_empty())
+        .collect()
+}
+
 impl NatsBus {
     /// Connects to `url` and creates the stream if needed. `prefix` namespaces the subjects and
     /// the stream (`chat` in production; tests use their own).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, BusError> {
+        Self::connect_replicated(url, prefix, StreamReplicas::default()).await
+    }
+
+    /// As [`NatsBus::connect`], the stream kept in `replicas` copies.
+    pub async fn connect_replicated(
+        url: &str,
+        prefix: &str,
+        replicas: StreamReplicas,
+    ) -> Result<Self, BusError> {
         let (reconnected, reconnections) = tokio::sync::watch::channel(0u64);
         let reconnected = std::sync::Arc::new(reconnected);
         let first_seen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -117,7 +138,7 @@ impl NatsBus {
                     }
                 }
             })
-            .connect(url)
+            .connect(server_list(url).as_slice())
             .await
             .map_err(unavailable)?;
         let jetstream = jetstream::new(client.clone());
@@ -127,6 +148,7 @@ impl NatsBus {
             jetstream,
             prefix: prefix.to_owned(),
             stream_name,
+            replicas,
             reconnections,
             stalled_until,
         };
@@ -146,6 +168,7 @@ impl NatsBus {
                 max_age: RETENTION,
                 duplicate_window: DEDUP_WINDOW,
                 storage: stream::StorageType::File,
+                num_replicas: self.replicas.for_new(),
                 ..Default::default()
             })
             .await
@@ -153,7 +176,10 @@ impl NatsBus {
         if let Some(conflict) = foreign_stream(&stream, &subjects) {
             return Err(BusError::Conflict(conflict));
         }
-        Ok(stream)
+        self.replicas
+            .settle(&self.jetstream, stream)
+            .await
+            .map_err(BusError::Unavailable)
     }
 
     /// Publishes one stored event and waits for the stream's acknowledgement.

@@ -99,6 +99,20 @@ pub struct NatsSettings {
     #[arg(long = "presence-ttl", env = "CHATBOARD_PRESENCE_TTL", default_value = "60",
         value_parser = seconds)]
     pub presence_ttl: Duration,
+    /// Copies a NATS cluster keeps of each of our streams (the room stream, the job queue, the
+    /// presence bucket), 1 to 5. Unset: made with one, existing ones left as they are; set:
+    /// made with that many, existing ones changed to it (3 on a three-node cluster, so that
+    /// losing one server stops nothing).
+    #[arg(long = "nats-replicas", env = "CHATBOARD_NATS_REPLICAS",
+        value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_replicas: Option<u8>,
+}
+
+impl NatsSettings {
+    /// The replicas asked of our streams.
+    pub fn stream_replicas(&self) -> crate::bus::StreamReplicas {
+        crate::bus::StreamReplicas(self.nats_replicas.map(usize::from))
+    }
 }
 
 /// Token lifetimes (the signing key is each service's own).

@@ -135,8 +135,28 @@ pub fn public_url(raw: &str) -> Result<String, String> {
 
 /// Hides the secrets of a URL before it is printed: the password of its user (a bare user
 /// part is a token, as NATS reads it: hidden whole) and every query parameter's value, where
-/// PostgreSQL also takes a password (`?password=...`).
+/// PostgreSQL also takes a password (`?password=...`). Several URLs separated by commas (NATS's
+/// list of servers) are each redacted; a comma not followed by another URL (PostgreSQL's hosts,
+/// `postgres://u:p@h1,h2/db`) is part of the one before.
 pub fn redact_url(url: &str) -> String {
+    let mut urls: Vec<String> = Vec::new();
+    for piece in url.split(',') {
+        match urls.last_mut() {
+            Some(current) if !piece.contains("://") => {
+                current.push(',');
+                current.push_str(piece);
+            }
+            _ => urls.push(piece.to_owned()),
+        }
+    }
+    urls.iter()
+        .map(|one| redact_one_url(one))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// [`redact_url`] of a single URL.
+fn redact_one_url(url: &str) -> String {
     // The query starts after the user part, whose password may hold a `?` of its own.
     let after_user = url.rfind('@').map_or(0, |at| at + 1);
     let (base, query) = match url[after_user..].find('?') {
@@ -187,6 +207,14 @@ mod redaction_tests {
             ("nats://t0ken@nats:4222", "nats://***@nats:4222"),
             ("postgres://u:pa?ss@db/x", "postgres://u:***@db/x"),
             ("nats://nats:4222", "nats://nats:4222"),
+            (
+                "nats://a:p1@n0:4222,nats://t0ken@n1:4222, nats://n2:4222",
+                "nats://a:***@n0:4222,nats://***@n1:4222, nats://n2:4222",
+            ),
+            (
+                "postgres://chat:s3cret@h1:5432,h2:5432/chat",
+                "postgres://chat:***@h1:5432,h2:5432/chat",
+            ),
             ("sqlite:///data/chat.db", "sqlite:///data/chat.db"),
         ] {
             assert_eq!(redact_url(url), shown);

@@ -30,19 +30,22 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use super::{Presence, PresenceChange, CHANGES_QUEUE};
-use crate::bus::{stream_replaced, BusError};
+use crate::bus::{stream_replaced, BusError, StreamReplicas};
 
 /// How presence is kept in NATS.
 #[derive(Debug, Clone, Copy)]
 pub struct PresenceSettings {
     /// How long a process's entries outlive its last refresh.
     pub ttl: Duration,
+    /// The copies of the bucket a NATS cluster keeps.
+    pub replicas: StreamReplicas,
 }
 
 impl Default for PresenceSettings {
     fn default() -> Self {
         Self {
             ttl: Duration::from_secs(60),
+            replicas: StreamReplicas::default(),
         }
     }
 }
@@ -87,6 +90,7 @@ struct Shared {
     kv: kv::Store,
     process: String,
     ttl: Duration,
+    replicas: StreamReplicas,
     view: Mutex<View>,
     changes: broadcast::Sender<PresenceChange>,
     /// Whether the bucket's history has been read (the view holds every live entry).
@@ -252,7 +256,7 @@ impl NatsPresence {
             "{}_PRESENCE",
             prefix.to_uppercase().replace(['.', '-'], "_")
         );
-        let made = ensure_bucket(&jetstream, &bucket, settings.ttl).await?;
+        let made = ensure_bucket(&jetstream, &bucket, settings.ttl, settings.replicas).await?;
         let empty = made.cached_info().state.messages == 0;
         let kv = jetstream
             .get_key_value(&bucket)
@@ -267,6 +271,7 @@ impl NatsPresence {
             kv,
             process: Alphanumeric.sample_string(&mut rand::thread_rng(), 12),
             ttl: settings.ttl,
+            replicas: settings.replicas,
             view: Mutex::new(View::default()),
             changes: broadcast::channel(CHANGES_QUEUE).0,
             replayed: tokio::sync::watch::Sender::new(empty),
@@ -336,11 +341,12 @@ async fn watch(shared: Arc<Shared>) {
 
 /// The bucket's stream, made if missing (directly, as the KV conventions lay it out: the
 /// client's own `create_key_value` first queries account limits in a form that servers before
-/// 2.10 do not answer), and kept at least `ttl` long.
+/// 2.10 do not answer), kept at least `ttl` long and in `replicas` copies.
 async fn ensure_bucket(
     jetstream: &jetstream::Context,
     bucket: &str,
     ttl: Duration,
+    replicas: StreamReplicas,
 ) -> Result<jetstream::stream::Stream, BusError> {
     let config = jetstream::stream::Config {
         name: format!("KV_{bucket}"),
@@ -352,7 +358,7 @@ async fn ensure_bucket(
         deny_delete: true,
         allow_direct: true,
         discard: jetstream::stream::DiscardPolicy::New,
-        num_replicas: 1,
+        num_replicas: replicas.for_new(),
         ..Default::default()
     };
     let mut stream = jetstream
@@ -381,7 +387,10 @@ async fn ensure_bucket(
             }
         }
     }
-    Ok(stream)
+    replicas
+        .settle(jetstream, stream)
+        .await
+        .map_err(|e| unavailable(format!("presence bucket {bucket}: {e}")))
 }
 
 /// Makes the bucket again if it went away under this process (deleted by hand, or a NATS that
@@ -399,7 +408,14 @@ async fn keep_bucket(shared: Arc<Shared>) {
             continue;
         }
         tracing::warn!(bucket = %shared.bucket, "the presence bucket is gone; making it again");
-        match ensure_bucket(&shared.jetstream, &shared.bucket, shared.ttl).await {
+        match ensure_bucket(
+            &shared.jetstream,
+            &shared.bucket,
+            shared.ttl,
+            shared.replicas,
+        )
+        .await
+        {
             Ok(stream) => {
                 *shared.made.lock().unwrap_or_else(PoisonError::into_inner) =
                     stream.cached_info().created;

@@ -193,7 +193,10 @@ impl Platform {
                 let presence = NatsPresence::start(
                     bus.client(),
                     prefix,
-                    PresenceSettings { ttl: PRESENCE_TTL },
+                    PresenceSettings {
+                        ttl: PRESENCE_TTL,
+                        ..Default::default()
+                    },
                 )
                 .await
                 .unwrap();

@@ -1,0 +1,137 @@
+//! The copies a NATS cluster keeps of our streams (`CHATBOARD_NATS_REPLICAS`), against three
+//! nats-server processes of the test's own: a room stream in three copies goes on when the
+//! server leading it dies, and the setting changes streams made before it. Without a
+//! `nats-server` binary the tests print a note and pass, unless `CHATBOARD_REQUIRE_SERVICES=1`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use chatboard_core::bus::{Bus, BusEvent, Delivery, NatsBus, StreamReplicas};
+use chatboard_core::model::Message;
+use chatboard_core::presence::{NatsPresence, PresenceSettings};
+use futures::StreamExt;
+use testing::{unique_prefix, NatsCluster};
+use tokio::time::Instant;
+
+/// How long a cluster just started, or one that lost a server, may take to answer again.
+const SETTLING: Duration = Duration::from_secs(60);
+
+/// A bus on the cluster, tried until JetStream answers (it does once the servers have elected
+/// a leader among them).
+async fn connected(urls: &str, prefix: &str, replicas: StreamReplicas) -> NatsBus {
+    let deadline = Instant::now() + SETTLING;
+    loop {
+        match NatsBus::connect_replicated(urls, prefix, replicas).await {
+            Ok(bus) => return bus,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("the cluster does not take the stream yet: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("the cluster took no stream within {SETTLING:?}: {e}"),
+        }
+    }
+}
+
+/// The stream `name` as the cluster describes it now.
+async fn described(bus: &NatsBus, name: &str) -> jetstream::stream::Info {
+    let jetstream = jetstream::new(bus.client());
+    let mut stream = jetstream.get_stream(name).await.unwrap();
+    stream.info().await.unwrap().clone()
+}
+
+fn rooms_stream(prefix: &str) -> String {
+    format!("{}_ROOMS", prefix.to_uppercase())
+}
+
+fn message(id: i64) -> Message {
+    Message {
+        id,
+        room: 1,
+        org: 1,
+        sender: Some(7),
+        body: format!("message {id}"),
+        seq: id,
+        ..Message::default()
+    }
+}
+
+#[tokio::test]
+async fn a_room_stream_in_three_copies_outlives_the_server_leading_it() {
+    let Some(mut cluster) = NatsCluster::start() else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let bus = connected(&cluster.urls(), &prefix, StreamReplicas(Some(3))).await;
+    let info = described(&bus, &rooms_stream(&prefix)).await;
+    assert_eq!(info.config.num_replicas, 3);
+    let leader = info
+        .cluster
+        .and_then(|cluster| cluster.leader)
+        .expect("the stream has a leader");
+    let mut events = bus.subscribe().await.unwrap();
+
+    cluster.kill(&leader);
+    // Refused or unanswered until the two servers left have made one of them the stream's
+    // leader; taken then. (With one copy, none is taken until the dead server is back.)
+    let event = BusEvent::new_message(message(1));
+    let deadline = Instant::now() + SETTLING;
+    loop {
+        match bus.publish(&event).await {
+            Ok(()) => break,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("not taken yet: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("no publish taken within {SETTLING:?} of losing {leader}: {e}"),
+        }
+    }
+    // The subscriber hears it (after word that it may have missed some, as after any move to
+    // another server).
+    loop {
+        match tokio::time::timeout(SETTLING, events.next()).await {
+            Ok(Some(Delivery::Event(got))) => {
+                assert_eq!(got, event);
+                break;
+            }
+            Ok(Some(Delivery::Missed)) => {}
+            Ok(None) => panic!("the subscription ended"),
+            Err(_) => panic!("the subscriber heard nothing within {SETTLING:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_setting_changes_streams_made_before_it_and_unset_leaves_them() {
+    let Some(cluster) = NatsCluster::start() else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let name = rooms_stream(&prefix);
+    let first = connected(&cluster.urls(), &prefix, StreamReplicas::default()).await;
+    assert_eq!(described(&first, &name).await.config.num_replicas, 1);
+
+    let raised = connected(&cluster.urls(), &prefix, StreamReplicas(Some(3))).await;
+    assert_eq!(described(&raised, &name).await.config.num_replicas, 3);
+    // A process without the setting (an operator raised it by hand, say) lowers nothing.
+    let unset = connected(&cluster.urls(), &prefix, StreamReplicas::default()).await;
+    assert_eq!(described(&unset, &name).await.config.num_replicas, 3);
+
+    // The presence bucket likewise.
+    let settings = |replicas| PresenceSettings {
+        replicas,
+        ..PresenceSettings::default()
+    };
+    let bucket = format!("KV_{}_PRESENCE", prefix.to_uppercase());
+    let _presence =
+        NatsPresence::start(first.client(), &prefix, settings(StreamReplicas::default()))
+            .await
+            .unwrap();
+    assert_eq!(described(&first, &bucket).await.config.num_replicas, 1);
+    let _presence =
+        NatsPresence::start(raised.client(), &prefix, settings(StreamReplicas(Some(3))))
+            .await
+            .unwrap();
+    assert_eq!(described(&raised, &bucket).await.config.num_replicas, 3);
+}
