@@ -111,7 +111,10 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     let start_pipeline = || async {
         match &plan.nats_url {
             Some(nats) => {
-                let client = async_nats::connect(nats).await?;
+                // As the services connect: credentials in the URL, several servers.
+                let client = chatboard_core::bus::connect_options(nats)
+                    .connect(chatboard_core::bus::server_list(nats).as_slice())
+                    .await?;
                 let prefix = format!("bench{}", std::process::id());
                 let queue = Arc::new(worker::queue::NatsJobQueue::start(client, &prefix).await?);
                 let running = worker::runtime::start_scale_out(parts(), queue.clone())?;

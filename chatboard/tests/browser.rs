@@ -43,7 +43,13 @@ fn web_client_in_a_browser() {
         return;
     }
     let child = Command::new("node")
-        .args(["--test", "--test-concurrency=1", "--test-timeout=300000"])
+        // TAP, which the summary below reads (newer nodes print "spec" by default).
+        .args([
+            "--test",
+            "--test-reporter=tap",
+            "--test-concurrency=1",
+            "--test-timeout=300000",
+        ])
         .current_dir(&e2e)
         .env("CHATBOARD_BIN", env!("CARGO_BIN_EXE_chatboard"))
         .env("CHROMIUM", chromium())
@@ -71,12 +77,18 @@ fn web_client_in_a_browser() {
 /// Copies node's TAP output to our stdout as it comes, and keeps each failed test's block
 /// ("not ok" to its closing "..."), so the panic repeats them at the end of a long log, where a
 /// CI summary that shows only the tail still says what failed and why.
-fn pass_through_keeping_failures(out: impl BufRead) -> Vec<String> {
+fn pass_through_keeping_failures(mut out: impl BufRead) -> Vec<String> {
     let mut failures = Vec::new();
     let mut block: Option<Failure> = None;
     let mut stdout = std::io::stdout();
-    for line in out.lines() {
-        let Ok(line) = line else { break };
+    let mut bytes = Vec::new();
+    // Read to the end whatever comes (bytes that are not UTF-8 included): node blocks on a
+    // full pipe, and the run with it.
+    while out.read_until(b'\n', &mut bytes).is_ok_and(|n| n > 0) {
+        let line = String::from_utf8_lossy(&bytes)
+            .trim_end_matches(['\n', '\r'])
+            .to_owned();
+        bytes.clear();
         // A closed or full stdout must not stop the reading: node would block on its pipe.
         let _ = writeln!(stdout, "{line}");
         let indent = line.len() - line.trim_start().len();

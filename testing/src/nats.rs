@@ -36,6 +36,11 @@ impl OwnNats {
     /// Starts one with `config` (nats-server's configuration format, e.g. `max_payload: 4096`)
     /// besides the command line's settings.
     pub fn start_configured(config: &str) -> Option<Self> {
+        Self::start_on(free_ports(1)[0], config)
+    }
+
+    /// As [`OwnNats::start_configured`], listening for clients on `port`.
+    fn start_on(port: u16, config: &str) -> Option<Self> {
         let binary = std::env::var_os("NATS_SERVER_BIN")
             .map(std::path::PathBuf::from)
             .or_else(|| {
@@ -56,11 +61,6 @@ impl OwnNats {
             eprintln!("note: no nats-server binary; a test of NATS going away is skipped");
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut nats = Self {
             binary,
             port,
@@ -158,15 +158,9 @@ impl NatsCluster {
     /// listen at once; JetStream answers only once they have elected a leader among them, a
     /// few seconds later, so callers retry what they first ask of it.
     pub fn start() -> Option<Self> {
-        let routes: Vec<u16> = (0..3)
-            .map(|_| {
-                std::net::TcpListener::bind("127.0.0.1:0")
-                    .unwrap()
-                    .local_addr()
-                    .unwrap()
-                    .port()
-            })
-            .collect();
+        // Every port at once, so that no server's client port is another's route port.
+        let ports = free_ports(6);
+        let (clients, routes) = ports.split_at(3);
         let mut servers = Vec::with_capacity(routes.len());
         for (index, port) in routes.iter().enumerate() {
             let others: Vec<String> = routes
@@ -179,7 +173,7 @@ impl NatsCluster {
                  routes: [{}]\n}}\n",
                 others.join(", ")
             );
-            servers.push(OwnNats::start_configured(&config)?);
+            servers.push(OwnNats::start_on(clients[index], &config)?);
         }
         Some(Self { servers })
     }
@@ -202,4 +196,14 @@ impl NatsCluster {
             .unwrap_or_else(|| panic!("no server named {name}"));
         self.servers[index].kill();
     }
+}
+
+/// `n` ports free at once on 127.0.0.1 (all held until each is known, so they differ).
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter()
+        .map(|listener| listener.local_addr().unwrap().port())
+        .collect()
 }

@@ -134,7 +134,7 @@ impl NatsJobQueue {
                 ..Default::default()
             })
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| unavailable(self.replicas.creation_failed(&self.stream_name, e)))?;
         // Another deployment's, under the same name: its workers would take our jobs.
         if let Some(conflict) = chatboard_core::bus::foreign_stream(&stream, &subjects) {
             return Err(QueueError::Conflict(conflict));

@@ -16,7 +16,8 @@
 //! subscription, which looks for its stream every few seconds, ends once it is gone or
 //! replaced: its subscriber subscribes again and catches up from the database.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::context::{GetStreamErrorKind, PublishError, PublishErrorKind};
@@ -42,7 +43,8 @@ const DEDUP_WINDOW: Duration = Duration::from_secs(120);
 /// announced either.
 const SECOND_LOOK: Duration = Duration::from_secs(2);
 
-/// How often a subscription checks that its stream is still the one it reads.
+/// How often a subscription checks that its stream is still the one it reads, and that what
+/// the stream holds reaches it.
 const STREAM_LOOK: Duration = Duration::from_secs(5);
 
 /// A connection to NATS with the room stream in place.
@@ -172,7 +174,7 @@ impl NatsBus {
                 ..Default::default()
             })
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| unavailable(self.replicas.creation_failed(&self.stream_name, e)))?;
         if let Some(conflict) = foreign_stream(&stream, &subjects) {
             return Err(BusError::Conflict(conflict));
         }
@@ -298,6 +300,11 @@ impl Bus for NatsBus {
             name: self.stream_name.clone(),
             created: stream.cached_info().created,
             before: stream.cached_info().state.last_sequence,
+            seen: AtomicU64::new(stream.cached_info().state.last_sequence),
+            looked: Mutex::new(Looks {
+                at: tokio::time::Instant::now(),
+                newest: [stream.cached_info().state.last_sequence; 2],
+            }),
         });
         let consumer = stream
             .create_consumer(consumer::push::OrderedConfig {
@@ -317,11 +324,11 @@ impl Bus for NatsBus {
         // The consumer does not always notice its stream going (NATS 2.9 sends it nothing):
         // the subscription also looks for itself every few seconds.
         let first_look = tokio::time::Instant::now() + STREAM_LOOK;
-        let watchdog = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(
-            first_look,
-            STREAM_LOOK,
-        ))
-        .then(move |_| look_for_stream(looks.clone()));
+        let mut looking = tokio::time::interval_at(first_look, STREAM_LOOK);
+        // After a pause in the reading, one look at once and the next a full period later.
+        looking.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let watchdog = tokio_stream::wrappers::IntervalStream::new(looking)
+            .then(move |_| look_for_stream(looks.clone()));
         // The consumer's own end ends the subscription too.
         let rooms = rooms.chain(futures::stream::once(futures::future::ready(None)));
         let typing = self
@@ -420,6 +427,17 @@ struct StreamRead {
     /// stream's first (it resumes after the last it saw, and had seen none), which would replay
     /// the stream's whole hour: `mention` frames, edits, reactions, told again.
     before: u64,
+    /// The stream's newest event the subscription has had (delivered or skipped).
+    seen: AtomicU64,
+    /// The watchdog's last two looks.
+    looked: Mutex<Looks>,
+}
+
+/// When the watchdog last looked at the stream, and its newest event then and the time before.
+struct Looks {
+    at: tokio::time::Instant,
+    /// The older first.
+    newest: [u64; 2],
 }
 
 impl StreamRead {
@@ -457,8 +475,15 @@ async fn read_room_event(
 ) -> Option<Option<Delivery>> {
     match item {
         Ok(message) => match message.info() {
-            Ok(info) if info.stream_sequence <= read.before => Some(None),
-            _ => Some(decode(&message.message.payload)),
+            Ok(info) => {
+                read.seen.fetch_max(info.stream_sequence, Ordering::Relaxed);
+                if info.stream_sequence <= read.before {
+                    Some(None)
+                } else {
+                    Some(decode(&message.message.payload))
+                }
+            }
+            Err(_) => Some(decode(&message.message.payload)),
         },
         Err(e) => {
             tracing::warn!(error = %e, "bus subscription interrupted");
@@ -475,9 +500,52 @@ async fn read_room_event(
     }
 }
 
-/// The watchdog's step: `None` ends the subscription (its stream was replaced).
+/// The watchdog's step: `None` ends the subscription, when its stream was replaced or its
+/// consumer is stuck. The ordered consumer makes itself again when its server goes (a stream's
+/// leader lost in a cluster), but notices only after two missed heartbeats and then retries
+/// every 10 s: 25 s to a minute without live events. An event the stream held two looks ago
+/// (5 to 10 s) that has not come yet says as much sooner; the subscriber subscribes again and
+/// catches up from the database.
 async fn look_for_stream(read: Arc<StreamRead>) -> Option<Option<Delivery>> {
-    if read.replaced().await {
+    let newest = match read.jetstream.get_stream(&read.name).await {
+        Ok(stream) if stream.cached_info().created != read.created => {
+            tracing::warn!(stream = %read.name, "the room stream was replaced; subscription ended");
+            return None;
+        }
+        Ok(stream) => stream.cached_info().state.last_sequence,
+        Err(e) => {
+            let gone = matches!(
+                e.kind(),
+                GetStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND
+            );
+            if gone {
+                tracing::warn!(stream = %read.name, "the room stream is gone; subscription ended");
+                return None;
+            }
+            return Some(None); // cannot be asked now: the next look will tell
+        }
+    };
+    let seen = read.seen.load(Ordering::Relaxed);
+    let mut looked = read
+        .looked
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let now = tokio::time::Instant::now();
+    // A look that comes late says the subscriber was not reading (the watchdog is polled with
+    // the events): what waits unread in the subscription is no sign of a stuck consumer.
+    let on_time = now.duration_since(looked.at) < STREAM_LOOK * 3 / 2;
+    let stuck = on_time && seen < looked.newest[0];
+    *looked = Looks {
+        at: now,
+        newest: [looked.newest[1], newest],
+    };
+    if stuck {
+        tracing::warn!(
+            stream = %read.name,
+            seen,
+            held = newest,
+            "the room stream's events stopped reaching this subscription; subscription ended"
+        );
         return None;
     }
     Some(None)

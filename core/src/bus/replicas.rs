@@ -14,7 +14,19 @@ pub struct StreamReplicas(pub Option<usize>);
 impl StreamReplicas {
     /// The replicas of a stream about to be made.
     pub fn for_new(self) -> usize {
-        self.0.unwrap_or(1)
+        self.0.unwrap_or(1).max(1)
+    }
+
+    /// Why stream `name` could not be made, saying so when the replicas asked for may be the
+    /// reason (a cluster of fewer servers, or a single server, refuses more than one).
+    pub fn creation_failed(self, name: &str, error: impl std::fmt::Display) -> String {
+        match self.0 {
+            Some(n) if n > 1 => format!(
+                "NATS stream {name}: could not make it with {n} replicas \
+                 (CHATBOARD_NATS_REPLICAS; a NATS of fewer servers refuses): {error}"
+            ),
+            _ => format!("NATS stream {name}: {error}"),
+        }
     }
 
     /// `stream` with the replicas asked for: changed if it has another count (and read back),
@@ -25,16 +37,28 @@ impl StreamReplicas {
         jetstream: &jetstream::Context,
         stream: stream::Stream,
     ) -> Result<stream::Stream, String> {
-        let Some(wanted) = self.0 else {
+        let Some(wanted) = self.0.map(|n| n.max(1)) else {
             return Ok(stream);
         };
-        let mut config = stream.cached_info().config.clone();
         // A stream made without saying holds one copy (the server reads 0 as 1).
-        let had = config.num_replicas.max(1);
+        let had = stream.cached_info().config.num_replicas.max(1);
         if had == wanted {
             return Ok(stream);
         }
-        let name = config.name.clone();
+        let name = stream.cached_info().config.name.clone();
+        // Only the replicas change: the rest of the configuration is read again just before,
+        // so that what another process changed meanwhile (the presence bucket's history) is
+        // not written back as it was.
+        let mut fresh = jetstream
+            .get_stream(&name)
+            .await
+            .map_err(|e| format!("NATS stream {name}: could not read it: {e}"))?;
+        let mut config = fresh
+            .info()
+            .await
+            .map_err(|e| format!("NATS stream {name}: could not read it: {e}"))?
+            .config
+            .clone();
         config.num_replicas = wanted;
         jetstream.update_stream(config).await.map_err(|e| {
             format!(

@@ -136,13 +136,13 @@ pub fn public_url(raw: &str) -> Result<String, String> {
 /// Hides the secrets of a URL before it is printed: the password of its user (a bare user
 /// part is a token, as NATS reads it: hidden whole) and every query parameter's value, where
 /// PostgreSQL also takes a password (`?password=...`). Several URLs separated by commas (NATS's
-/// list of servers) are each redacted; a comma not followed by another URL (PostgreSQL's hosts,
-/// `postgres://u:p@h1,h2/db`) is part of the one before.
+/// list of servers) are each redacted; a comma followed by neither a scheme nor a user part
+/// (PostgreSQL's hosts, `postgres://u:p@h1,h2/db`) is part of the URL before it.
 pub fn redact_url(url: &str) -> String {
     let mut urls: Vec<String> = Vec::new();
     for piece in url.split(',') {
         match urls.last_mut() {
-            Some(current) if !piece.contains("://") => {
+            Some(current) if !piece.contains("://") && !piece.contains('@') => {
                 current.push(',');
                 current.push_str(piece);
             }
@@ -150,7 +150,13 @@ pub fn redact_url(url: &str) -> String {
         }
     }
     urls.iter()
-        .map(|one| redact_one_url(one))
+        .map(|one| match one.contains("://") {
+            true => redact_one_url(one),
+            // A server without its scheme (NATS reads `u:p@host:4222` as `nats://...`).
+            false => redact_one_url(&format!("x://{one}"))
+                .trim_start_matches("x://")
+                .to_owned(),
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -210,6 +216,10 @@ mod redaction_tests {
             (
                 "nats://a:p1@n0:4222,nats://t0ken@n1:4222, nats://n2:4222",
                 "nats://a:***@n0:4222,nats://***@n1:4222, nats://n2:4222",
+            ),
+            (
+                "nats://n0:4222,u:p2@n1:4222",
+                "nats://n0:4222,u:***@n1:4222",
             ),
             (
                 "postgres://chat:s3cret@h1:5432,h2:5432/chat",

@@ -361,10 +361,12 @@ async fn ensure_bucket(
         num_replicas: replicas.for_new(),
         ..Default::default()
     };
-    let mut stream = jetstream
-        .get_or_create_stream(config)
-        .await
-        .map_err(|e| unavailable(format!("presence bucket {bucket}: {e}")))?;
+    let mut stream = jetstream.get_or_create_stream(config).await.map_err(|e| {
+        unavailable(format!(
+            "presence bucket {bucket}: {}",
+            replicas.creation_failed(&format!("KV_{bucket}"), e)
+        ))
+    })?;
     // Made by a process with a shorter TTL: this one's entries must not leave the bucket's
     // history before they expire. (0 keeps them for ever.) Another process may be raising it
     // at the same moment from what it read: the value is read back, and raised again while
