@@ -65,13 +65,9 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
                 url: redact_url(url),
                 source,
             };
-            let bus = NatsBus::connect_replicated(
-                url,
-                &config.nats.nats_prefix,
-                config.nats.stream_replicas(),
-            )
-            .await
-            .map_err(failed)?;
+            let bus = NatsBus::connect_with(url, &config.nats)
+                .await
+                .map_err(failed)?;
             // `@here` reaches who the gateways say is online; this process only reads it.
             let online = NatsPresence::start(
                 bus.client(),

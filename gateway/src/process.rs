@@ -29,13 +29,9 @@ pub async fn run() -> anyhow::Result<()> {
     chatboard_core::open_files::raise_open_files_limit();
     // Migrations are the api-server's job; the gateway only reads.
     let store = chatboard_store::open(&config.database).await?;
-    let bus = NatsBus::connect_replicated(
-        &config.nats_url,
-        &config.nats.nats_prefix,
-        config.nats.stream_replicas(),
-    )
-    .await
-    .with_context(|| format!("NATS {}", redact_url(&config.nats_url)))?;
+    let bus = NatsBus::connect_with(&config.nats_url, &config.nats)
+        .await
+        .with_context(|| format!("NATS {}", redact_url(&config.nats_url)))?;
     let tokens = TokenIssuer::new(
         &config.jwt_secret,
         config.tokens.access_token_ttl,

@@ -32,13 +32,9 @@ pub async fn run() -> anyhow::Result<()> {
         .context("no Kubernetes API found (in-cluster service account or KUBECONFIG)")?;
     let client = kube::Client::try_from(kube_config.clone())?;
     let calls = bounded_client(kube_config, API_CALL_TIMEOUT)?;
-    let bus = NatsBus::connect_replicated(
-        &config.nats_url,
-        &config.nats.nats_prefix,
-        config.nats.stream_replicas(),
-    )
-    .await
-    .with_context(|| format!("NATS {}", redact_url(&config.nats_url)))?;
+    let bus = NatsBus::connect_with(&config.nats_url, &config.nats)
+        .await
+        .with_context(|| format!("NATS {}", redact_url(&config.nats_url)))?;
     let metrics = Arc::new(Metrics::new()?);
     let chat = Chat::new(
         store.clone(),

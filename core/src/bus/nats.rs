@@ -26,6 +26,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 
 use super::{Bus, BusError, BusEvent, BusStream, Delivery, StreamReplicas};
+use crate::config::NatsSettings;
 
 /// How long the stream keeps events: long enough to ride out a restart; the database has the rest.
 const RETENTION: Duration = Duration::from_secs(3600);
@@ -111,6 +112,11 @@ impl NatsBus {
     /// the stream (`chat` in production; tests use their own).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, BusError> {
         Self::connect_replicated(url, prefix, StreamReplicas::default()).await
+    }
+
+    /// As [`NatsBus::connect`], with the services' NATS settings (prefix and replicas).
+    pub async fn connect_with(url: &str, settings: &NatsSettings) -> Result<Self, BusError> {
+        Self::connect_replicated(url, &settings.nats_prefix, settings.stream_replicas()).await
     }
 
     /// As [`NatsBus::connect`], the stream kept in `replicas` copies.
