@@ -78,6 +78,7 @@ export function fileSize(bytes) {
  * it throws is shown in the dialog, which stays open with what was typed, to correct. */
 export function askForm(title, fields, submitLabel = 'Save', submit = null) {
   const opener = document.activeElement;
+  let handedBack = false;
   return new Promise((resolve) => {
     const error = h('p', { class: 'error', role: 'alert' });
     const inputs = fields.map((field) => {
@@ -127,13 +128,18 @@ export function askForm(title, fields, submitLabel = 'Save', submit = null) {
           return;
         }
       }
-      resolve(result ?? values);
+      // The focus is back on the opener before the caller goes on: the close event is a task of
+      // its own, which may come after what the caller started (a room opened, which takes the
+      // focus unless the person moved it meanwhile, and took this for such a move).
       dialog.close('done');
+      refocus(opener);
+      handedBack = true;
+      resolve(result ?? values);
     });
     dialog.addEventListener('close', () => {
       if (dialog.returnValue !== 'done') resolve(null);
       dialog.remove();
-      refocus(opener);
+      if (!handedBack) refocus(opener);
     });
     // Not while its request is on its way: what it made (a room) would be made unseen.
     dialog.addEventListener('cancel', (event) => { if (send.disabled) event.preventDefault(); });

@@ -114,6 +114,27 @@ test('closing a dialog gives the focus back to the button that opened it, drawn 
   await context.close();
 });
 
+test('a direct message opened from its dialog takes the focus, the sidebar drawn anew under the dialog', async () => {
+  // The opener, replaced by a redraw, is found again by the dialog's close event, a task of
+  // its own: when the room opened first, it took the focus handed back for a move of the
+  // person's, and left its composer without it.
+  const other = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'redrawn meanwhile' }, setup.ada);
+  const context = await chromium.newContext();
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${setup.org.id}`);
+  const opener = page.getByRole('button', { name: '+ Message someone' });
+  await opener.focus();
+  await page.keyboard.press('Enter');
+  const dialog = page.getByRole('dialog', { name: 'Message someone' });
+  await dialog.waitFor();
+  await server.api('POST', `/api/rooms/${other.id}/messages/`, { body: 'meanwhile' }, setup.bob);
+  await page.getByRole('link', { name: /redrawn meanwhile.*1/ }).waitFor();
+  await dialog.getByRole('button', { name: 'Open' }).click();
+  await page.locator('section.room[aria-busy="false"]').waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement?.tagName), 'TEXTAREA');
+  await context.close();
+});
+
 test('a request refused with a token another request renewed meanwhile does not renew again', async () => {
   // A 401 dropped whatever token the tab held: one renewed by another request in between too,
   // which cost a second renewal (and refresh-token rotation) for nothing.
