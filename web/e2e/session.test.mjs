@@ -119,21 +119,30 @@ test('a direct message opened from its dialog takes the focus, the sidebar drawn
   // its own: when the room opened first, it took the focus handed back for a move of the
   // person's, and left its composer without it.
   const other = await server.api('POST', '/api/rooms/', { org: setup.org.id, name: 'redrawn meanwhile' }, setup.ada);
-  const context = await chromium.newContext();
-  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
-  await page.goto(`${server.url}/#/org/${setup.org.id}`);
-  const opener = page.getByRole('button', { name: '+ Message someone' });
-  await opener.focus();
-  await page.keyboard.press('Enter');
-  const dialog = page.getByRole('dialog', { name: 'Message someone' });
+  const { context, page, dialog } = await messageSomeoneDialog();
   await dialog.waitFor();
   await server.api('POST', `/api/rooms/${other.id}/messages/`, { body: 'meanwhile' }, setup.bob);
   await page.getByRole('link', { name: /redrawn meanwhile.*1/ }).waitFor();
+  await openedWithComposerFocused(page, dialog);
+  await context.close();
+});
+
+/** Ada's page on the organization, its "Message someone" dialog opened from the keyboard. */
+async function messageSomeoneDialog() {
+  const context = await chromium.newContext();
+  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
+  await page.goto(`${server.url}/#/org/${setup.org.id}`);
+  await page.getByRole('button', { name: '+ Message someone' }).focus();
+  await page.keyboard.press('Enter');
+  return { context, page, dialog: page.getByRole('dialog', { name: 'Message someone' }) };
+}
+
+/** Opens the dialog's direct message and checks that its composer has the focus. */
+async function openedWithComposerFocused(page, dialog) {
   await dialog.getByRole('button', { name: 'Open' }).click();
   await page.locator('section.room[aria-busy="false"]').waitFor();
   assert.equal(await page.evaluate(() => document.activeElement?.tagName), 'TEXTAREA');
-  await context.close();
-});
+}
 
 test('a request refused with a token another request renewed meanwhile does not renew again', async () => {
   // A 401 dropped whatever token the tab held: one renewed by another request in between too,
@@ -217,15 +226,7 @@ test('a room that loads slowly leaves the focus where the person moved it meanwh
 test('a direct message opened from its dialog gives its composer the focus', async () => {
   // The dialog hands the focus back to "+ Message someone", which keeps it through the
   // sidebar's redraws: the room, opened from there, must still take it to its composer.
-  const context = await chromium.newContext();
-  const page = await signedInPage(context, server, 'ada@example.com', PASSWORD);
-  await page.goto(`${server.url}/#/org/${setup.org.id}`);
-  const opener = page.getByRole('button', { name: '+ Message someone' });
-  await opener.focus();
-  await page.keyboard.press('Enter');
-  const dialog = page.getByRole('dialog', { name: 'Message someone' });
-  await dialog.getByRole('button', { name: 'Open' }).click();
-  await page.locator('section.room[aria-busy="false"]').waitFor();
-  assert.equal(await page.evaluate(() => document.activeElement?.tagName), 'TEXTAREA');
+  const { context, page, dialog } = await messageSomeoneDialog();
+  await openedWithComposerFocused(page, dialog);
   await context.close();
 });
