@@ -18,27 +18,45 @@ use tokio::time::Instant;
 /// How long a cluster just started, or one that lost a server, may take to answer again.
 const SETTLING: Duration = Duration::from_secs(60);
 
+/// What `attempt` gives, tried every 250 ms until it succeeds; a failure once `deadline` has
+/// passed, saying `what` was not done.
+async fn until_done<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    deadline: Instant,
+    what: &str,
+    mut attempt: impl FnMut() -> F,
+) -> T {
+    loop {
+        match attempt().await {
+            Ok(done) => return done,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("{what}, not yet: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("{what}: not done in time: {e}"),
+        }
+    }
+}
+
 /// A bus on the cluster, tried until JetStream answers (it does once the servers have elected
 /// a leader among them).
 async fn connected(urls: &str, prefix: &str, replicas: StreamReplicas) -> NatsBus {
-    let deadline = Instant::now() + SETTLING;
-    loop {
-        match NatsBus::connect_replicated(urls, prefix, replicas).await {
-            Ok(bus) => return bus,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("the cluster does not take the stream yet: {e}");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(e) => panic!("the cluster took no stream within {SETTLING:?}: {e}"),
-        }
-    }
+    until_done(
+        Instant::now() + SETTLING,
+        "the cluster takes the stream",
+        || NatsBus::connect_replicated(urls, prefix, replicas),
+    )
+    .await
 }
 
 /// The stream `name` as the cluster describes it now.
 async fn described(bus: &NatsBus, name: &str) -> jetstream::stream::Info {
     let jetstream = jetstream::new(bus.client());
-    let mut stream = jetstream.get_stream(name).await.unwrap();
-    stream.info().await.unwrap().clone()
+    jetstream
+        .get_stream(name)
+        .await
+        .unwrap()
+        .cached_info()
+        .clone()
 }
 
 fn rooms_stream(prefix: &str) -> String {
@@ -92,32 +110,17 @@ async fn a_room_stream_in_three_copies_outlives_the_server_leading_it() {
     'heard: loop {
         id += 1;
         let event = BusEvent::new_message(message(id));
-        loop {
-            match bus.publish(&event).await {
-                Ok(()) => break,
-                Err(e) if Instant::now() < deadline => {
-                    eprintln!("not taken yet: {e}");
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-                Err(e) => panic!("no publish taken within {SETTLING:?} of losing {leader}: {e}"),
-            }
-        }
+        until_done(deadline, "a publish taken after losing the leader", || {
+            bus.publish(&event)
+        })
+        .await;
         loop {
             match tokio::time::timeout_at(deadline, events.next()).await {
                 Ok(Some(Delivery::Event(got))) if got == event => break 'heard,
                 Ok(Some(other)) => eprintln!("heard first: {other:?}"),
                 Ok(None) => {
                     eprintln!("the subscription ended; subscribing again");
-                    events = loop {
-                        match bus.subscribe().await {
-                            Ok(events) => break events,
-                            Err(e) if Instant::now() < deadline => {
-                                eprintln!("cannot subscribe yet: {e}");
-                                tokio::time::sleep(Duration::from_millis(250)).await;
-                            }
-                            Err(e) => panic!("no subscription within {SETTLING:?}: {e}"),
-                        }
-                    };
+                    events = until_done(deadline, "a new subscription", || bus.subscribe()).await;
                     continue 'heard;
                 }
                 Err(_) => panic!("no event heard within {SETTLING:?} of losing {leader}"),

@@ -464,12 +464,39 @@ pub(crate) async fn stream_replaced(
     name: &str,
     created: async_nats::datetime::DateTime,
 ) -> bool {
+    matches!(
+        stream_now(jetstream, name, created).await,
+        StreamNow::Replaced
+    )
+}
+
+/// What a look at a stream found.
+enum StreamNow {
+    /// Gone, or another one than the one made at `created`.
+    Replaced,
+    /// The same stream, whose newest event is `newest`.
+    Same { newest: u64 },
+    /// The server could not be asked.
+    Unknown,
+}
+
+/// The JetStream stream `name` now, against the one made at `created`.
+async fn stream_now(
+    jetstream: &jetstream::Context,
+    name: &str,
+    created: async_nats::datetime::DateTime,
+) -> StreamNow {
     match jetstream.get_stream(name).await {
-        Ok(stream) => stream.cached_info().created != created,
-        Err(e) => matches!(
-            e.kind(),
-            GetStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND
-        ),
+        Ok(stream) if stream.cached_info().created != created => StreamNow::Replaced,
+        Ok(stream) => StreamNow::Same {
+            newest: stream.cached_info().state.last_sequence,
+        },
+        Err(e) => match e.kind() {
+            GetStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND => {
+                StreamNow::Replaced
+            }
+            _ => StreamNow::Unknown,
+        },
     }
 }
 
@@ -513,23 +540,13 @@ async fn read_room_event(
 /// (5 to 10 s) that has not come yet says as much sooner; the subscriber subscribes again and
 /// catches up from the database.
 async fn look_for_stream(read: Arc<StreamRead>) -> Option<Option<Delivery>> {
-    let newest = match read.jetstream.get_stream(&read.name).await {
-        Ok(stream) if stream.cached_info().created != read.created => {
+    let newest = match stream_now(&read.jetstream, &read.name, read.created).await {
+        StreamNow::Replaced => {
             tracing::warn!(stream = %read.name, "the room stream was replaced; subscription ended");
             return None;
         }
-        Ok(stream) => stream.cached_info().state.last_sequence,
-        Err(e) => {
-            let gone = matches!(
-                e.kind(),
-                GetStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND
-            );
-            if gone {
-                tracing::warn!(stream = %read.name, "the room stream is gone; subscription ended");
-                return None;
-            }
-            return Some(None); // cannot be asked now: the next look will tell
-        }
+        StreamNow::Same { newest } => newest,
+        StreamNow::Unknown => return Some(None), // the next look will tell
     };
     let seen = read.seen.load(Ordering::Relaxed);
     let mut looked = read

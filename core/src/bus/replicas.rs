@@ -49,14 +49,11 @@ impl StreamReplicas {
         // Only the replicas change: the rest of the configuration is read again just before,
         // so that what another process changed meanwhile (the presence bucket's history) is
         // not written back as it was.
-        let mut fresh = jetstream
+        let mut config = jetstream
             .get_stream(&name)
             .await
-            .map_err(|e| format!("NATS stream {name}: could not read it: {e}"))?;
-        let mut config = fresh
-            .info()
-            .await
             .map_err(|e| format!("NATS stream {name}: could not read it: {e}"))?
+            .cached_info()
             .config
             .clone();
         config.num_replicas = wanted;
