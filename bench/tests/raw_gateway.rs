@@ -1,6 +1,6 @@
 //! The raw broadcaster speaks the part of the gateway's protocol the fan-out benchmark uses, in
 //! each of its fan-outs: a greeting per socket, each message to every socket of its room (and
-//! no other), and an `ack` to its sender.
+//! no other) in a frame with the gateway's fields, and an `ack` to its sender.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use chatboard_core::bus::BusEvent;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -90,6 +91,27 @@ async fn join(url: &str, room: i64) -> Socket {
     socket
 }
 
+/// A frame's field names.
+fn keys(frame: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = frame
+        .as_object()
+        .expect("a JSON object")
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// The field names of the gateway's `message` frame (as its hub encodes a `BusEvent`).
+fn gateway_message_keys() -> Vec<String> {
+    let event = BusEvent::Message {
+        message: chatboard_core::model::Message::default(),
+        seq: 1,
+    };
+    keys(&serde_json::to_value(&event).expect("an event encodes"))
+}
+
 async fn delivers_to_the_room_and_answers_the_sender(fanout: &str) {
     let (_server, url) = start(fanout);
     let mut alice = join(&url, 7).await;
@@ -105,6 +127,11 @@ async fn delivers_to_the_room_and_answers_the_sender(fanout: &str) {
         assert_eq!(to_bob["type"], "message");
         assert_eq!(to_bob["body"], body);
         assert_eq!(to_bob["room"], 7);
+        assert_eq!(
+            keys(&to_bob),
+            gateway_message_keys(),
+            "the floor's frame carries the gateway's fields"
+        );
         // Alice is in the room too: her own message and her answer, in either order.
         let mut to_alice = [next_json(&mut alice).await, next_json(&mut alice).await];
         to_alice.sort_by_key(|frame| frame["type"] == "message");

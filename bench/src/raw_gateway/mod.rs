@@ -21,7 +21,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use serde::{Deserialize, Serialize};
+use chatboard_core::bus::BusEvent;
+use chatboard_core::model::Message;
+use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
@@ -85,38 +87,26 @@ struct Sent {
     client_msg_id: Option<String>,
 }
 
-/// The message object the gateway sends, with the same fields in the same order (`type` first:
-/// the load generator looks for that prefix).
-#[derive(Serialize)]
-struct MessageFrame<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    id: i64,
-    room: i64,
-    org: i64,
-    sender: i64,
-    body: &'a str,
-    file: Option<()>,
-    client_msg_id: Option<&'a str>,
-    is_deleted: bool,
-    created_at: chrono::DateTime<chrono::Utc>,
-    edited_at: Option<()>,
-}
-
-/// The JSON of a `message` frame for message `id` of `room`.
+/// The JSON of a `message` frame for message `id` of `room`: the gateway's own frame type
+/// (`BusEvent::Message`, encoded as the hub encodes it), so that the floor's frames carry every
+/// field the gateway's do, in the same order (`type` first: the load generator looks for that
+/// prefix), and keep doing so when the message object grows. Before 2026-12-08 the floor wrote a
+/// copy of the frame without the fields that threads, reactions and mentions added (about 130
+/// bytes fewer per frame).
 fn message_json(id: i64, room: i64, sent: &Sent) -> anyhow::Result<String> {
-    Ok(serde_json::to_string(&MessageFrame {
-        kind: "message",
+    let message = Message {
         id,
         room,
         org: 1,
-        sender: 1,
-        body: &sent.body,
-        file: None,
-        client_msg_id: sent.client_msg_id.as_deref(),
-        is_deleted: false,
+        sender: Some(1),
+        body: sent.body.clone(),
+        client_msg_id: sent.client_msg_id.clone(),
         created_at: chrono::Utc::now(),
-        edited_at: None,
+        ..Message::default()
+    };
+    Ok(serde_json::to_string(&BusEvent::Message {
+        message,
+        seq: id,
     })?)
 }
 
