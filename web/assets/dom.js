@@ -78,7 +78,6 @@ export function fileSize(bytes) {
  * it throws is shown in the dialog, which stays open with what was typed, to correct. */
 export function askForm(title, fields, submitLabel = 'Save', submit = null) {
   const opener = document.activeElement;
-  let handedBack = false;
   return new Promise((resolve) => {
     const error = h('p', { class: 'error', role: 'alert' });
     const inputs = fields.map((field) => {
@@ -133,13 +132,15 @@ export function askForm(title, fields, submitLabel = 'Save', submit = null) {
       // focus unless the person moved it meanwhile, and took this for such a move).
       dialog.close('done');
       refocus(opener);
-      handedBack = true;
       resolve(result ?? values);
     });
     dialog.addEventListener('close', () => {
-      if (dialog.returnValue !== 'done') resolve(null);
       dialog.remove();
-      if (!handedBack) refocus(opener);
+      // A dialog sent ('done') has had its answer and handed the focus back already.
+      if (dialog.returnValue !== 'done') {
+        resolve(null);
+        refocus(opener);
+      }
     });
     // Not while its request is on its way: what it made (a room) would be made unseen.
     dialog.addEventListener('cancel', (event) => { if (send.disabled) event.preventDefault(); });
